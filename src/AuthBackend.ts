@@ -1,0 +1,212 @@
+/**
+ * The backend contract: what Django calls an authentication backend, as a typed Effect service.
+ *
+ * A backend has an `id`, a Schema for the credentials it accepts, `authenticate`, `getUser` and,
+ * optionally, permission methods. It fails only with the errors of `AuthError`. A per-backend
+ * {@link Policy} says how long a call may take, how a {@link AuthError.TransportError} is retried,
+ * and whether the chain fails or moves on when the backend cannot answer.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option, Redacted } from "effect"
+ * import { AuthBackend, AuthError, Credentials } from "effect-auth"
+ *
+ * const admin = { id: "1", username: "admin", isActive: true, isSuperuser: true }
+ *
+ * // Django's docs' "SettingsBackend": one admin whose password lives in configuration
+ * export const SettingsBackend = AuthBackend.make({
+ *   id: "settings",
+ *   credentials: Credentials.UsernamePassword,
+ *   authenticate: ({ username, password }) =>
+ *     username === "admin" && Redacted.value(password) === "hunter2"
+ *       ? Effect.succeed(admin)
+ *       : Effect.fail(new AuthError.NoMatch({ backend: "settings", reason: "invalid-credentials" })),
+ *   getUser: (id) => Effect.succeed(id === admin.id ? Option.some(admin) : Option.none())
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
+import type * as Option from "effect/Option"
+import type * as Schedule from "effect/Schedule"
+import type * as Schema from "effect/Schema"
+import type * as AuthError from "./AuthError.js"
+import type { AuthRequest } from "./AuthRequest.js"
+import type { User } from "./User.js"
+
+/**
+ * What the fold does when the backend fails with a `TransportError` (after retries):
+ * `"fail"` fails the whole call with it (Django lets the exception escape); `"fallthrough"`
+ * records it and asks the next backend.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type OnTransportError = "fail" | "fallthrough"
+
+/**
+ * A backend's resilience policy. Applied by `AuthService` to every call it makes to the backend
+ * (`authenticate`, `getUser`, permission methods).
+ *
+ * @example
+ * ```ts
+ * import { Schedule } from "effect"
+ * import type { AuthBackend } from "effect-auth"
+ *
+ * const policy: AuthBackend.PolicyInput = {
+ *   timeout: "2 seconds",
+ *   retry: Schedule.exponential("50 millis").pipe(Schedule.intersect(Schedule.recurs(2))),
+ *   onTransportError: "fallthrough"
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PolicyInput {
+  /** Each try is cut after this long and becomes a `TransportError`. Default: no timeout. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Retries `TransportError`s only (never `NoMatch` or `PermissionDenied`). Default: none. */
+  readonly retry?: Schedule.Schedule<unknown, AuthError.TransportError> | undefined
+  /** Default: `"fail"`. */
+  readonly onTransportError?: OnTransportError | undefined
+}
+
+/**
+ * A {@link PolicyInput} with its defaults filled in.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Policy {
+  readonly timeout: Duration.Duration | undefined
+  readonly retry: Schedule.Schedule<unknown, AuthError.TransportError> | undefined
+  readonly onTransportError: OnTransportError
+}
+
+/**
+ * The default policy: no timeout, no retry, a `TransportError` fails the call.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultPolicy: Policy = { timeout: undefined, retry: undefined, onTransportError: "fail" }
+
+/**
+ * Fills in a policy's defaults.
+ *
+ * @example
+ * ```ts
+ * import { AuthBackend } from "effect-auth"
+ *
+ * AuthBackend.policy({ timeout: "1 second" }).onTransportError // "fail"
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const policy = (input: PolicyInput = {}, base: Policy = defaultPolicy): Policy => ({
+  timeout: input.timeout === undefined ? base.timeout : Duration.decode(input.timeout),
+  retry: input.retry ?? base.retry,
+  onTransportError: input.onTransportError ?? base.onTransportError
+})
+
+/**
+ * The backend contract. `C` is the type the credentials decode to.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AuthBackend<C = any> {
+  /** Unique in a chain; stored in sessions to find the backend again (Django's backend path). */
+  readonly id: string
+  /** Decodes the raw credentials; failure means `NoMatch("unsupported-credentials")`. */
+  readonly credentials: Schema.Schema<C, any, never>
+  readonly authenticate: (
+    credentials: C,
+    request: AuthRequest | undefined
+  ) => Effect.Effect<User, AuthError.BackendError>
+  /** Loads a user by the id this backend issued. */
+  readonly getUser: (userId: string) => Effect.Effect<Option.Option<User>, AuthError.TransportError>
+  readonly hasPerm?: (
+    user: User,
+    perm: string,
+    obj?: unknown
+  ) => Effect.Effect<boolean, AuthError.PermissionDenied | AuthError.TransportError>
+  readonly hasModulePerms?: (
+    user: User,
+    appLabel: string
+  ) => Effect.Effect<boolean, AuthError.PermissionDenied | AuthError.TransportError>
+  readonly getAllPermissions?: (
+    user: User,
+    obj?: unknown
+  ) => Effect.Effect<ReadonlySet<string>, AuthError.PermissionDenied | AuthError.TransportError>
+  readonly policy: Policy
+}
+
+/**
+ * What {@link make} takes: the contract, with an optional policy input.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<C> extends Omit<AuthBackend<C>, "policy"> {
+  readonly policy?: PolicyInput | undefined
+}
+
+/**
+ * Builds a backend, filling in its policy.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { AuthBackend, AuthError, Credentials } from "effect-auth"
+ *
+ * const Nobody = AuthBackend.make({
+ *   id: "nobody",
+ *   credentials: Credentials.Token,
+ *   authenticate: () => Effect.fail(new AuthError.NoMatch({ backend: "nobody", reason: "unknown-user" })),
+ *   getUser: () => Effect.succeed(Option.none()),
+ *   policy: { timeout: "1 second" }
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <C>(options: Options<C>): AuthBackend<C> => ({
+  ...options,
+  policy: policy(options.policy)
+})
+
+/**
+ * Replaces parts of a backend's policy, e.g. to make a library backend fall through when its
+ * directory is down.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { AuthBackend, AuthError, Credentials } from "effect-auth"
+ *
+ * const ldap = AuthBackend.make({
+ *   id: "ldap",
+ *   credentials: Credentials.UsernamePassword,
+ *   authenticate: () => Effect.fail(new AuthError.TransportError({ backend: "ldap", cause: "down" })),
+ *   getUser: () => Effect.succeed(Option.none())
+ * })
+ * const lenient = AuthBackend.withPolicy(ldap, { onTransportError: "fallthrough" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withPolicy: {
+  (input: PolicyInput): <C>(self: AuthBackend<C>) => AuthBackend<C>
+  <C>(self: AuthBackend<C>, input: PolicyInput): AuthBackend<C>
+} = dual(2, <C>(self: AuthBackend<C>, input: PolicyInput): AuthBackend<C> => ({
+  ...self,
+  policy: policy(input, self.policy)
+}))

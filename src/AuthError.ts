@@ -1,0 +1,264 @@
+/**
+ * The failure model of effect-auth.
+ *
+ * A backend fails only with {@link NoMatch} (try the next backend), {@link PermissionDenied}
+ * (stop the whole chain) or {@link TransportError} (the external system could not answer).
+ * The fold in `AuthService` turns a chain where nobody matched into {@link AuthenticationFailed},
+ * or {@link BackendUnavailable} when a backend that could not answer was skipped.
+ *
+ * Every error is a `Schema.TaggedError`: it can be matched with `Effect.catchTag`, encoded for
+ * logs and audit, and never holds a secret.
+ *
+ * @since 0.1.0
+ */
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+
+/**
+ * Why a backend did not match. `reason` is for logs and audit, never for the HTTP client.
+ *
+ * - `unsupported-credentials`: the credentials do not decode with the backend's Schema
+ * - `unknown-user`: no such user
+ * - `invalid-credentials`: wrong secret
+ * - `inactive-user`: right secret, but the user is inactive
+ * - `expired-credentials`: a token or key that is past its expiry
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { AuthError } from "effect-auth"
+ *
+ * Schema.is(AuthError.NoMatchReason)("unknown-user") // true
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const NoMatchReason = Schema.Literal(
+  "unsupported-credentials",
+  "unknown-user",
+  "invalid-credentials",
+  "inactive-user",
+  "expired-credentials"
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type NoMatchReason = typeof NoMatchReason.Type
+
+/**
+ * These credentials are not for this backend, or the user is unknown, the secret wrong or the
+ * user inactive. The fold goes on with the next backend.
+ *
+ * @example
+ * ```ts
+ * import { AuthError } from "effect-auth"
+ *
+ * const error = new AuthError.NoMatch({ backend: "ldap", reason: "unknown-user" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class NoMatch extends Schema.TaggedError<NoMatch>("effect-auth/NoMatch")("NoMatch", {
+  backend: Schema.String,
+  reason: NoMatchReason
+}) {
+  override get message(): string {
+    return `${this.backend}: ${this.reason}`
+  }
+}
+
+/**
+ * This user must not get in (locked out, denied group, disabled upstream). The fold stops at once
+ * and no later backend is asked; in permission checks it is a veto.
+ *
+ * @example
+ * ```ts
+ * import { AuthError } from "effect-auth"
+ *
+ * const error = new AuthError.PermissionDenied({ backend: "ldap", reason: "member of cn=banned" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PermissionDenied extends Schema.TaggedError<PermissionDenied>("effect-auth/PermissionDenied")(
+  "PermissionDenied",
+  {
+    backend: Schema.String,
+    reason: Schema.String
+  }
+) {
+  override get message(): string {
+    return `${this.backend}: permission denied (${this.reason})`
+  }
+}
+
+/**
+ * The external system was unreachable, timed out, answered an unexpected status or sent a body
+ * that did not decode. `cause` describes what happened; it must never hold a secret.
+ *
+ * @example
+ * ```ts
+ * import { AuthError } from "effect-auth"
+ *
+ * const error = new AuthError.TransportError({ backend: "rest", cause: "timed out after 2 seconds" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TransportError extends Schema.TaggedError<TransportError>("effect-auth/TransportError")(
+  "TransportError",
+  {
+    backend: Schema.String,
+    cause: Schema.Defect
+  }
+) {
+  override get message(): string {
+    const cause = this.cause
+    const text = Predicate.isString(cause)
+      ? cause
+      : cause instanceof Error
+      ? cause.message
+      : Predicate.hasProperty(cause, "message") && Predicate.isString(cause.message)
+      ? cause.message
+      : String(cause)
+    return `${this.backend}: ${text}`
+  }
+}
+
+/**
+ * One backend's recorded outcome in a chain where nobody matched.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Attempt = Schema.Union(NoMatch, TransportError)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Attempt = typeof Attempt.Type
+
+/**
+ * No backend matched; `attempts` lists each backend's NoMatch, in order.
+ *
+ * @example
+ * ```ts
+ * import { AuthError } from "effect-auth"
+ *
+ * const error = new AuthError.AuthenticationFailed({
+ *   attempts: [new AuthError.NoMatch({ backend: "model", reason: "invalid-credentials" })]
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class AuthenticationFailed extends Schema.TaggedError<AuthenticationFailed>(
+  "effect-auth/AuthenticationFailed"
+)("AuthenticationFailed", {
+  attempts: Schema.Array(NoMatch)
+}) {
+  override get message(): string {
+    return `no backend matched: ${this.attempts.map((a) => a.message).join("; ")}`
+  }
+}
+
+/**
+ * No backend matched, but at least one backend could not answer and was skipped under
+ * `onTransportError: "fallthrough"`: the credentials may be valid on the system that was down.
+ * HTTP maps this to 503, not 401.
+ *
+ * @example
+ * ```ts
+ * import { AuthError } from "effect-auth"
+ *
+ * const error = new AuthError.BackendUnavailable({
+ *   attempts: [new AuthError.TransportError({ backend: "ldap", cause: "connection refused" })]
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class BackendUnavailable extends Schema.TaggedError<BackendUnavailable>(
+  "effect-auth/BackendUnavailable"
+)("BackendUnavailable", {
+  attempts: Schema.Array(Attempt)
+}) {
+  override get message(): string {
+    return `no backend matched and some could not answer: ${this.attempts.map((a) => a.message).join("; ")}`
+  }
+}
+
+/**
+ * The configuration of a layer is unusable: no backends, two backends with one id, and so on.
+ * Raised when the layer is built, never per call.
+ *
+ * @example
+ * ```ts
+ * import { AuthError } from "effect-auth"
+ *
+ * const error = new AuthError.AuthConfigError({ message: "no backends configured" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class AuthConfigError extends Schema.TaggedError<AuthConfigError>("effect-auth/AuthConfigError")(
+  "AuthConfigError",
+  { message: Schema.String }
+) {}
+
+/**
+ * What a backend's `authenticate` may fail with.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type BackendError = NoMatch | PermissionDenied | TransportError
+
+/**
+ * What `AuthService.authenticate` may fail with.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AuthenticateError = AuthenticationFailed | BackendUnavailable | PermissionDenied | TransportError
+
+/**
+ * Schema of every error above, to encode them for logs or decode them from a peer.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { AuthError } from "effect-auth"
+ *
+ * const encoded = Schema.encodeSync(AuthError.AuthError)(
+ *   new AuthError.NoMatch({ backend: "model", reason: "unknown-user" })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const AuthError = Schema.Union(
+  NoMatch,
+  PermissionDenied,
+  TransportError,
+  AuthenticationFailed,
+  BackendUnavailable,
+  AuthConfigError
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type AuthError = typeof AuthError.Type

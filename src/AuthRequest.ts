@@ -1,0 +1,36 @@
+/**
+ * What a backend may know of the request that carries the credentials.
+ *
+ * Django hands every backend the `HttpRequest`; effect-auth hands it this small, transport-neutral
+ * record (the HTTP middleware fills it from `HttpServerRequest`), so backends stay testable without
+ * a server and lockouts can key on the client address.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * @example
+ * ```ts
+ * import type { AuthRequest } from "effect-auth"
+ *
+ * const request: AuthRequest.AuthRequest = {
+ *   method: "POST",
+ *   url: "/login",
+ *   remoteAddress: "127.0.0.1",
+ *   headers: { "user-agent": "curl/8" }
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AuthRequest {
+  readonly method?: string | undefined
+  readonly url?: string | undefined
+  /** The client address, as the server or a trusted proxy reports it. */
+  readonly remoteAddress?: string | undefined
+  /** Lower-case header names. Never log `authorization` or `cookie`. */
+  readonly headers?: Readonly<Record<string, string | undefined>> | undefined
+  /** The transport's own request object (`HttpServerRequest` in the HTTP middleware). */
+  readonly raw?: unknown
+}

@@ -1,0 +1,354 @@
+/**
+ * The one service an app uses: the configured backends folded, in order, into `authenticate`,
+ * `getUser` and the permission queries, the way Django walks `AUTHENTICATION_BACKENDS`.
+ *
+ * `authenticate` decodes the raw credentials with each backend's Schema in turn. The first success
+ * wins and names its backend; `NoMatch` goes on; `PermissionDenied` stops at once; a
+ * `TransportError` fails the call or, under the backend's `onTransportError: "fallthrough"`
+ * policy, is recorded and skipped. When nobody matched the call fails with `AuthenticationFailed`,
+ * or `BackendUnavailable` if a backend that could not answer was skipped.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer, Option, Redacted } from "effect"
+ * import { AuthBackend, AuthError, AuthEvents, AuthService, Credentials } from "effect-auth"
+ *
+ * const alice = { id: "1", username: "alice", isActive: true, isSuperuser: false }
+ *
+ * const Passwords = AuthBackend.make({
+ *   id: "passwords",
+ *   credentials: Credentials.UsernamePassword,
+ *   authenticate: ({ username, password }) =>
+ *     username === "alice" && Redacted.value(password) === "wonderland"
+ *       ? Effect.succeed(alice)
+ *       : Effect.fail(new AuthError.NoMatch({ backend: "passwords", reason: "invalid-credentials" })),
+ *   getUser: (id) => Effect.succeed(id === "1" ? Option.some(alice) : Option.none())
+ * })
+ *
+ * const AuthLive = AuthService.layer([Effect.succeed(Passwords)]).pipe(Layer.provide(AuthEvents.layer))
+ *
+ * const program = AuthService.authenticate({ username: "alice", password: "wonderland" }).pipe(
+ *   Effect.map(({ user, backend }) => `${user.username} via ${backend}`),
+ *   Effect.provide(AuthLive)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type * as AuthBackend from "./AuthBackend.js"
+import * as AuthError from "./AuthError.js"
+import * as AuthEvents from "./AuthEvents.js"
+import type { AuthRequest } from "./AuthRequest.js"
+import * as Credentials from "./Credentials.js"
+import { type CompiledBackend, compile } from "./internal/compiledBackend.js"
+import * as Permissions from "./Permissions.js"
+import * as UserModule from "./User.js"
+
+/**
+ * The app's user type (see `User.Register`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type User = UserModule.User
+
+/**
+ * A successful `authenticate`: the user and the id of the backend that produced it (what a session
+ * stores to find the user again).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Authenticated extends Data.TaggedClass("Authenticated")<{
+  readonly user: User
+  readonly backend: string
+}> {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** The ids of the configured backends, in order. */
+  readonly backendIds: ReadonlyArray<string>
+  /** The configured backend with this id, if any. */
+  readonly backend: (id: string) => Option.Option<AuthBackend.AuthBackend>
+  readonly authenticate: (
+    credentials: unknown,
+    request?: AuthRequest
+  ) => Effect.Effect<Authenticated, AuthError.AuthenticateError>
+  /** Asks the backend that issued the id; a backend no longer configured yields none. */
+  readonly getUser: (backendId: string, userId: string) => Effect.Effect<Option.Option<User>, AuthError.TransportError>
+  readonly hasPerm: (user: User, perm: string, obj?: unknown) => Effect.Effect<boolean, AuthError.TransportError>
+  /** True when the user has every permission in the list (and for an empty list). */
+  readonly hasPerms: (
+    user: User,
+    perms: Iterable<string>,
+    obj?: unknown
+  ) => Effect.Effect<boolean, AuthError.TransportError>
+  readonly hasModulePerms: (user: User, appLabel: string) => Effect.Effect<boolean, AuthError.TransportError>
+  readonly getAllPermissions: (
+    user: User,
+    obj?: unknown
+  ) => Effect.Effect<ReadonlySet<string>, AuthError.PermissionDenied | AuthError.TransportError>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class AuthService extends Context.Tag("effect-auth/AuthService")<AuthService, Service>() {}
+
+const isUserId = Schema.is(UserModule.UserId)
+const isAppLabel = Schema.is(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(100)))
+const isPermission = Schema.is(Schema.String.pipe(Schema.maxLength(255)))
+
+const checkBackends = (backends: ReadonlyArray<AuthBackend.AuthBackend>): Effect.Effect<void, AuthError.AuthConfigError> => {
+  if (backends.length === 0) {
+    return Effect.fail(new AuthError.AuthConfigError({ message: "AuthService needs at least one backend" }))
+  }
+  const seen = new Set<string>()
+  for (const backend of backends) {
+    if (seen.has(backend.id)) {
+      return Effect.fail(new AuthError.AuthConfigError({ message: `two backends share the id "${backend.id}"` }))
+    }
+    seen.add(backend.id)
+  }
+  return Effect.void
+}
+
+/**
+ * Builds the service from backends, in order. Fails with `AuthConfigError` when the list is empty
+ * or two backends share an id.
+ *
+ * @example
+ * ```ts
+ * import { AuthService, TestBackend } from "effect-auth"
+ *
+ * const service = AuthService.make([TestBackend.noMatch("a"), TestBackend.succeed("b", TestBackend.user("bob"))])
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  backends: ReadonlyArray<AuthBackend.AuthBackend>
+): Effect.Effect<Service, AuthError.AuthConfigError, AuthEvents.AuthEvents> =>
+  Effect.zipRight(
+    checkBackends(backends),
+    Effect.map(AuthEvents.AuthEvents, (events) => fromBackends(backends.map(compile), events))
+  )
+
+const fromBackends = (compiled: ReadonlyArray<CompiledBackend>, events: AuthEvents.Service): Service => {
+  const byId = new Map(compiled.map((backend) => [backend.id, backend]))
+  const count = compiled.length
+
+  const loginFailed = (
+    credentials: unknown,
+    request: AuthRequest | undefined,
+    error: AuthError.AuthenticationFailed | AuthError.BackendUnavailable | AuthError.PermissionDenied
+  ) =>
+    Effect.zipRight(
+      events.publish(new AuthEvents.LoginFailed({ credentials: Credentials.cleanse(credentials), request, error })),
+      Effect.fail(error)
+    )
+
+  const nobodyMatched = (
+    credentials: unknown,
+    request: AuthRequest | undefined,
+    attempts: Array<AuthError.Attempt>,
+    unavailable: boolean
+  ) =>
+    loginFailed(
+      credentials,
+      request,
+      unavailable
+        ? new AuthError.BackendUnavailable({ attempts })
+        : new AuthError.AuthenticationFailed({ attempts: attempts as Array<AuthError.NoMatch> })
+    )
+
+  // A plain recursive loop rather than Effect.gen: this is the hot path of every login.
+  const step = (
+    credentials: unknown,
+    request: AuthRequest | undefined,
+    index: number,
+    attempts: Array<AuthError.Attempt>,
+    unavailable: boolean
+  ): Effect.Effect<Authenticated, AuthError.AuthenticateError> => {
+    if (index === count) return nobodyMatched(credentials, request, attempts, unavailable)
+    const backend = compiled[index]!
+    return Effect.matchEffect(backend.authenticate(credentials, request), {
+      onSuccess: (user) => Effect.succeed(new Authenticated({ user, backend: backend.id })),
+      onFailure: (error) => {
+        switch (error._tag) {
+          case "NoMatch":
+            attempts.push(error)
+            return step(credentials, request, index + 1, attempts, unavailable)
+          case "PermissionDenied":
+            return loginFailed(credentials, request, error)
+          case "TransportError":
+            if (backend.onTransportError === "fail") return Effect.fail(error)
+            attempts.push(error)
+            return step(credentials, request, index + 1, attempts, true)
+        }
+      }
+    })
+  }
+
+  const withHasPerm = compiled.filter((b) => b.backend.hasPerm !== undefined)
+  const withModulePerms = compiled.filter((b) => b.backend.hasModulePerms !== undefined)
+  const withAllPermissions = compiled.filter((b) => b.backend.getAllPermissions !== undefined)
+
+  const hasPerm = (user: User, perm: string, obj?: unknown): Effect.Effect<boolean, AuthError.TransportError> => {
+    if (UserModule.isActiveSuperuser(user)) return Effect.succeed(true)
+    if (!isPermission(perm)) return Effect.succeed(false)
+    return Permissions.cached(
+      user,
+      `perm:${perm}`,
+      obj,
+      Permissions.firstGrant(withHasPerm, (b) => b.guard(b.backend.hasPerm!(user, perm, obj)))
+    )
+  }
+
+  const hasPerms = (user: User, perms: Iterable<string>, obj?: unknown) => {
+    const list = Array.from(perms)
+    const step = (i: number): Effect.Effect<boolean, AuthError.TransportError> =>
+      i >= list.length
+        ? Effect.succeed(true)
+        : Effect.flatMap(hasPerm(user, list[i]!, obj), (granted) => granted ? step(i + 1) : Effect.succeed(false))
+    return step(0)
+  }
+
+  const hasModulePerms = (user: User, appLabel: string): Effect.Effect<boolean, AuthError.TransportError> => {
+    if (UserModule.isActiveSuperuser(user)) return Effect.succeed(true)
+    if (!isAppLabel(appLabel)) return Effect.succeed(false)
+    return Permissions.cached(
+      user,
+      `module:${appLabel}`,
+      undefined,
+      Permissions.firstGrant(withModulePerms, (b) => b.guard(b.backend.hasModulePerms!(user, appLabel)))
+    )
+  }
+
+  const getAllPermissions = (user: User, obj?: unknown) =>
+    Permissions.cached(
+      user,
+      "all",
+      obj,
+      Permissions.union(withAllPermissions, (b) => b.guard(b.backend.getAllPermissions!(user, obj)))
+    )
+
+  return {
+    backendIds: compiled.map((b) => b.id),
+    backend: (id) => Option.map(Option.fromNullable(byId.get(id)), (b) => b.backend),
+    authenticate: (credentials, request) =>
+      Effect.withSpan(
+        Effect.suspend(() => step(credentials, request, 0, [], false)),
+        "effect-auth.authenticate",
+        { captureStackTrace: false }
+      ),
+    getUser: (backendId, userId) => {
+      const backend = byId.get(backendId)
+      return backend === undefined || !isUserId(userId) ? Effect.succeedNone : backend.getUser(userId)
+    },
+    hasPerm,
+    hasPerms,
+    hasModulePerms,
+    getAllPermissions
+  }
+}
+
+/**
+ * The `AuthService` layer over an ordered list of backends. Each backend is given as a value or
+ * as an effect that produces it, so a backend's own Tag can be passed, and a test can swap a
+ * backend by providing another layer for that Tag.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { AuthEvents, AuthService, TestBackend } from "effect-auth"
+ *
+ * const AuthLive = AuthService.layer([
+ *   TestBackend.noMatch("first"),
+ *   TestBackend.succeed("second", TestBackend.user("alice"))
+ * ]).pipe(Layer.provideMerge(AuthEvents.layer))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <R = never>(
+  backends: ReadonlyArray<AuthBackend.AuthBackend | Effect.Effect<AuthBackend.AuthBackend, never, R>>
+): Layer.Layer<AuthService, AuthError.AuthConfigError, R | AuthEvents.AuthEvents> =>
+  Layer.effect(
+    AuthService,
+    Effect.flatMap(
+      Effect.forEach(backends, (backend) => Effect.isEffect(backend) ? backend : Effect.succeed(backend)),
+      make
+    )
+  )
+
+/**
+ * Authenticates with the `AuthService` in context.
+ *
+ * @example
+ * ```ts
+ * import { AuthService } from "effect-auth"
+ *
+ * const login = AuthService.authenticate({ username: "alice", password: "wonderland" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const authenticate = (
+  credentials: unknown,
+  request?: AuthRequest
+): Effect.Effect<Authenticated, AuthError.AuthenticateError, AuthService> =>
+  Effect.flatMap(AuthService, (service) => service.authenticate(credentials, request))
+
+/**
+ * Loads a user through the backend that issued the id.
+ *
+ * @example
+ * ```ts
+ * import { AuthService } from "effect-auth"
+ *
+ * const user = AuthService.getUser("model", "42")
+ * ```
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const getUser = (
+  backendId: string,
+  userId: string
+): Effect.Effect<Option.Option<User>, AuthError.TransportError, AuthService> =>
+  Effect.flatMap(AuthService, (service) => service.getUser(backendId, userId))
+
+/**
+ * Whether the user has the permission, with the `AuthService` in context.
+ *
+ * @example
+ * ```ts
+ * import { AuthService } from "effect-auth"
+ *
+ * declare const user: AuthService.User
+ * const canPublish = AuthService.hasPerm(user, "blog.publish_post")
+ * ```
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const hasPerm = (
+  user: User,
+  perm: string,
+  obj?: unknown
+): Effect.Effect<boolean, AuthError.TransportError, AuthService> =>
+  Effect.flatMap(AuthService, (service) => service.hasPerm(user, perm, obj))

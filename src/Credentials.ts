@@ -1,0 +1,182 @@
+/**
+ * Schemas of the common kinds of credentials.
+ *
+ * A backend declares which credentials it accepts with a Schema; the fold decodes the raw
+ * credentials with it (excess keys rejected, as Django's signature check rejects unknown keyword
+ * arguments) and a decode failure means `NoMatch("unsupported-credentials")`. Secrets decode to
+ * `Redacted`, so they never print.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Credentials } from "effect-auth"
+ *
+ * const creds = Schema.decodeUnknownSync(Credentials.UsernamePassword)({
+ *   username: "alice",
+ *   password: "s3cret"
+ * })
+ * String(creds.password) // "<redacted>"
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+
+/**
+ * A secret string of 1 to `maxLength` characters that decodes to `Redacted`, from either a plain
+ * string or a value that is already `Redacted`.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Credentials } from "effect-auth"
+ *
+ * const Pin = Credentials.secret(8)
+ * Schema.decodeUnknownSync(Pin)("1234")
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const secret = (maxLength: number): Schema.Schema<Redacted.Redacted<string>, string | Redacted.Redacted<string>> => {
+  const Text = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(maxLength))
+  return Schema.Union(Schema.RedactedFromSelf(Text), Schema.Redacted(Text))
+}
+
+/**
+ * A username: 1 to 150 characters, Django's limit.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Credentials } from "effect-auth"
+ *
+ * Schema.decodeUnknownSync(Credentials.Username)("alice")
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Username = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(150))
+
+/**
+ * A password: 1 to 4096 characters, decoded to `Redacted`. The upper bound keeps a hostile client
+ * from making the server hash megabytes.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Password = secret(4096)
+
+/**
+ * Username and password, as Django's `ModelBackend` takes them.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Credentials } from "effect-auth"
+ *
+ * Schema.decodeUnknownSync(Credentials.UsernamePassword)({ username: "alice", password: "pw" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const UsernamePassword = Schema.Struct({
+  username: Username,
+  password: Password
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type UsernamePassword = typeof UsernamePassword.Type
+
+/**
+ * An opaque token (API key, bearer JWT), 1 to 8192 characters, decoded to `Redacted`.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Credentials } from "effect-auth"
+ *
+ * Schema.decodeUnknownSync(Credentials.Token)({ token: "ea_1234" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Token = Schema.Struct({
+  token: secret(8192)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Token = typeof Token.Type
+
+/**
+ * The user name a trusted reverse proxy put in a header (Django's `REMOTE_USER`).
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Credentials } from "effect-auth"
+ *
+ * Schema.decodeUnknownSync(Credentials.RemoteUser)({ remoteUser: "alice@example.com" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const RemoteUser = Schema.Struct({
+  remoteUser: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255))
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type RemoteUser = typeof RemoteUser.Type
+
+/**
+ * What Django puts in place of a sensitive credential value.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const CLEANSED_SUBSTITUTE = "********************"
+
+// Django's `SENSITIVE_CREDENTIALS` pattern, matched against the key anywhere and in any case.
+const sensitiveKey = /api|token|key|secret|password|signature/i
+
+/**
+ * Cleanses raw credentials as Django's `_clean_credentials` does before sending
+ * `user_login_failed`: the value of every key whose name contains `api`, `token`, `key`,
+ * `secret`, `password` or `signature` (in any case) is replaced by 20 stars. Other values are
+ * kept, except `Redacted` ones, which stay redacted.
+ *
+ * @example
+ * ```ts
+ * import { Credentials } from "effect-auth"
+ *
+ * Credentials.cleanse({ username: "alice", password: "pw", apiKey: "k" })
+ * // { username: "alice", password: "********************", apiKey: "********************" }
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const cleanse = (credentials: unknown): Readonly<Record<string, unknown>> => {
+  if (typeof credentials !== "object" || credentials === null || Redacted.isRedacted(credentials)) {
+    return {}
+  }
+  const out: Record<string, unknown> = {}
+  for (const key of Object.keys(credentials)) {
+    out[key] = sensitiveKey.test(key) ? CLEANSED_SUBSTITUTE : (credentials as Record<string, unknown>)[key]
+  }
+  return out
+}

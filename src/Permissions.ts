@@ -1,0 +1,193 @@
+/**
+ * Permission strings, the permission fold over the backends, and the per-request cache.
+ *
+ * Permissions are Django's `app_label.codename` strings. `AuthService.hasPerm` asks the backends
+ * in order: an active superuser has every permission without asking; the first `true` grants, a
+ * `PermissionDenied` vetoes (the answer is `false` and later backends are not asked), backends
+ * without the method are skipped, and no `true` means `false`.
+ *
+ * Within {@link withRequestCache} each answer is computed once per user object, permission and
+ * object, so a page that asks the same question twenty times asks each backend once.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type * as AuthError from "./AuthError.js"
+
+/**
+ * A permission string `app_label.codename`, at most 255 characters.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Permissions } from "effect-auth"
+ *
+ * Schema.decodeUnknownSync(Permissions.Permission)("blog.change_post")
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Permission = Schema.String.pipe(Schema.maxLength(255), Schema.pattern(/^[^.\s]+\.[^\s]+$/))
+
+/**
+ * Splits a permission string into its app label and codename (at the first dot).
+ *
+ * @example
+ * ```ts
+ * import { Permissions } from "effect-auth"
+ *
+ * Permissions.parse("blog.change_post") // Option.some({ appLabel: "blog", codename: "change_post" })
+ * Permissions.parse("nodot") // Option.none()
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const parse = (perm: string): Option.Option<{ readonly appLabel: string; readonly codename: string }> => {
+  if (!Schema.is(Permission)(perm)) return Option.none()
+  const dot = perm.indexOf(".")
+  return Option.some({ appLabel: perm.slice(0, dot), codename: perm.slice(dot + 1) })
+}
+
+/**
+ * The app label of a permission string, or none when it is not `app_label.codename`.
+ *
+ * @example
+ * ```ts
+ * import { Permissions } from "effect-auth"
+ *
+ * Permissions.appLabel("blog.change_post") // Option.some("blog")
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const appLabel = (perm: string): Option.Option<string> => Option.map(parse(perm), (p) => p.appLabel)
+
+/**
+ * The per-request answer cache. Keys are the user object (so two users with equal ids from
+ * different backends never share answers), the question, and the object of an object permission.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RequestCacheStore {
+  readonly answers: Map<unknown, Map<string, Map<unknown, unknown>>>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class RequestCache extends Context.Tag("effect-auth/Permissions/RequestCache")<RequestCache, RequestCacheStore>() {}
+
+/**
+ * Runs an effect with a fresh permission cache, as the HTTP middleware does for each request.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { AuthService, Permissions } from "effect-auth"
+ *
+ * declare const user: AuthService.User
+ * const handler = Effect.gen(function* () {
+ *   const auth = yield* AuthService.AuthService
+ *   const canEdit = yield* auth.hasPerm(user, "blog.change_post")
+ *   const canEditAgain = yield* auth.hasPerm(user, "blog.change_post") // answered from the cache
+ *   return canEdit && canEditAgain
+ * }).pipe(Permissions.withRequestCache)
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withRequestCache = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.suspend(() => Effect.provideService(self, RequestCache, { answers: new Map() }))
+
+/**
+ * Answers from the request cache when one is in scope and holds the answer; otherwise computes
+ * the answer and stores it (successes only: a failure is asked again).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const cached = <A, E>(
+  user: object,
+  question: string,
+  obj: unknown,
+  compute: Effect.Effect<A, E>
+): Effect.Effect<A, E> =>
+  Effect.flatMap(Effect.serviceOption(RequestCache), (cache) => {
+    if (Option.isNone(cache)) return compute
+    const byUser = cache.value.answers
+    let byQuestion = byUser.get(user)
+    if (byQuestion === undefined) byUser.set(user, byQuestion = new Map())
+    let byObject = byQuestion.get(question)
+    if (byObject === undefined) byQuestion.set(question, byObject = new Map())
+    if (byObject.has(obj)) return Effect.succeed(byObject.get(obj) as A)
+    const answers = byObject
+    return Effect.tap(compute, (answer) => {
+      answers.set(obj, answer)
+    })
+  })
+
+/**
+ * The "first true grants, PermissionDenied vetoes" fold over the backends that answer a question.
+ * A TransportError escapes, as an exception does in Django.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Permissions } from "effect-auth"
+ *
+ * const answer = Permissions.firstGrant([false, true], (b) => Effect.succeed(b)) // Effect.succeed(true)
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const firstGrant = <A>(
+  askers: ReadonlyArray<A>,
+  ask: (asker: A) => Effect.Effect<boolean, AuthError.PermissionDenied | AuthError.TransportError>
+): Effect.Effect<boolean, AuthError.TransportError> => {
+  const step = (i: number): Effect.Effect<boolean, AuthError.TransportError> =>
+    i >= askers.length
+      ? Effect.succeed(false)
+      : Effect.matchEffect(ask(askers[i]!), {
+        onFailure: (error) => error._tag === "PermissionDenied" ? Effect.succeed(false) : Effect.fail(error),
+        onSuccess: (granted) => granted ? Effect.succeed(true) : step(i + 1)
+      })
+  return step(0)
+}
+
+/**
+ * The union of every backend's permissions; a PermissionDenied fails the whole answer, as in
+ * Django, where only `has_perm` turns it into `False`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Permissions } from "effect-auth"
+ *
+ * const all = Permissions.union([["a.x"], ["a.y"]], (perms) => Effect.succeed(new Set(perms)))
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const union = <A>(
+  askers: ReadonlyArray<A>,
+  ask: (asker: A) => Effect.Effect<ReadonlySet<string>, AuthError.PermissionDenied | AuthError.TransportError>
+): Effect.Effect<ReadonlySet<string>, AuthError.PermissionDenied | AuthError.TransportError> =>
+  Effect.map(
+    Effect.forEach(askers, ask),
+    (sets) => {
+      const all = new Set<string>()
+      for (const set of sets) for (const perm of set) all.add(perm)
+      return all
+    }
+  )

@@ -1,0 +1,55 @@
+/**
+ * effect-auth: Django's pluggable authentication backends, rebuilt for Effect.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * @since 0.1.0
+ */
+export * as AuthBackend from "./AuthBackend.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as AuthError from "./AuthError.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as AuthEvents from "./AuthEvents.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as AuthRequest from "./AuthRequest.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as AuthService from "./AuthService.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Credentials from "./Credentials.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Permissions from "./Permissions.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as User from "./User.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TestAuth from "./testing/TestAuth.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TestBackend from "./testing/TestBackend.js"

@@ -1,0 +1,33 @@
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Schedule from "effect/Schedule"
+import type * as AuthBackend from "../AuthBackend.js"
+import * as AuthError from "../AuthError.js"
+
+const isTransportError = (error: unknown): error is AuthError.TransportError =>
+  error instanceof AuthError.TransportError
+
+/**
+ * Wraps calls to one backend in its policy: each try is cut at the timeout (becoming a
+ * TransportError), and only TransportErrors are retried. Built once per backend, so a call pays
+ * for exactly the parts of the policy that are set.
+ *
+ * @internal
+ */
+export const guard = (
+  backendId: string,
+  policy: AuthBackend.Policy
+): <A, E>(effect: Effect.Effect<A, E>) => Effect.Effect<A, E | AuthError.TransportError> => {
+  const { retry, timeout } = policy
+  const timed = timeout === undefined
+    ? <A, E>(effect: Effect.Effect<A, E>) => effect
+    : <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E | AuthError.TransportError> =>
+      Effect.timeoutFail(effect, {
+        duration: timeout,
+        onTimeout: () => new AuthError.TransportError({ backend: backendId, cause: `timed out after ${Duration.format(timeout)}` })
+      })
+  if (retry === undefined) return timed
+  // The `while` guard feeds the schedule TransportErrors only, so widening its input is sound.
+  const schedule = retry as Schedule.Schedule<unknown, unknown>
+  return (effect) => Effect.retry(timed(effect), { schedule, while: isTransportError })
+}
