@@ -15,6 +15,26 @@ import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 
 /**
+ * These errors are expected outcomes (a wrong password, a directory that is down), made on every
+ * failed login: a JavaScript stack trace says nothing useful about them and capturing one costs
+ * more than the rest of a backend attempt. The fold's spans record where an attempt ran instead.
+ */
+const withoutStackTrace = <C extends abstract new(...args: Array<any>) => object>(Base: C): C => {
+  abstract class NoStackTrace extends Base {
+    constructor(...args: Array<any>) {
+      const limit = Error.stackTraceLimit
+      Error.stackTraceLimit = 0
+      try {
+        super(...args)
+      } finally {
+        Error.stackTraceLimit = limit
+      }
+    }
+  }
+  return NoStackTrace
+}
+
+/**
  * Why a backend did not match. `reason` is for logs and audit, never for the HTTP client.
  *
  * - `unsupported-credentials`: the credentials do not decode with the backend's Schema
@@ -62,10 +82,12 @@ export type NoMatchReason = typeof NoMatchReason.Type
  * @since 0.1.0
  * @category errors
  */
-export class NoMatch extends Schema.TaggedError<NoMatch>("effect-auth/NoMatch")("NoMatch", {
-  backend: Schema.String,
-  reason: NoMatchReason
-}) {
+export class NoMatch extends withoutStackTrace(
+  Schema.TaggedError<NoMatch>("effect-auth/NoMatch")("NoMatch", {
+    backend: Schema.String,
+    reason: NoMatchReason
+  })
+) {
   override get message(): string {
     return `${this.backend}: ${this.reason}`
   }
@@ -85,12 +107,14 @@ export class NoMatch extends Schema.TaggedError<NoMatch>("effect-auth/NoMatch")(
  * @since 0.1.0
  * @category errors
  */
-export class PermissionDenied extends Schema.TaggedError<PermissionDenied>("effect-auth/PermissionDenied")(
-  "PermissionDenied",
-  {
-    backend: Schema.String,
-    reason: Schema.String
-  }
+export class PermissionDenied extends withoutStackTrace(
+  Schema.TaggedError<PermissionDenied>("effect-auth/PermissionDenied")(
+    "PermissionDenied",
+    {
+      backend: Schema.String,
+      reason: Schema.String
+    }
+  )
 ) {
   override get message(): string {
     return `${this.backend}: permission denied (${this.reason})`
@@ -111,12 +135,14 @@ export class PermissionDenied extends Schema.TaggedError<PermissionDenied>("effe
  * @since 0.1.0
  * @category errors
  */
-export class TransportError extends Schema.TaggedError<TransportError>("effect-auth/TransportError")(
-  "TransportError",
-  {
-    backend: Schema.String,
-    cause: Schema.Defect
-  }
+export class TransportError extends withoutStackTrace(
+  Schema.TaggedError<TransportError>("effect-auth/TransportError")(
+    "TransportError",
+    {
+      backend: Schema.String,
+      cause: Schema.Defect
+    }
+  )
 ) {
   override get message(): string {
     const cause = this.cause
@@ -160,11 +186,13 @@ export type Attempt = typeof Attempt.Type
  * @since 0.1.0
  * @category errors
  */
-export class AuthenticationFailed extends Schema.TaggedError<AuthenticationFailed>(
-  "effect-auth/AuthenticationFailed"
-)("AuthenticationFailed", {
-  attempts: Schema.Array(NoMatch)
-}) {
+export class AuthenticationFailed extends withoutStackTrace(
+  Schema.TaggedError<AuthenticationFailed>(
+    "effect-auth/AuthenticationFailed"
+  )("AuthenticationFailed", {
+    attempts: Schema.Array(NoMatch)
+  })
+) {
   override get message(): string {
     return `no backend matched: ${this.attempts.map((a) => a.message).join("; ")}`
   }
@@ -187,11 +215,13 @@ export class AuthenticationFailed extends Schema.TaggedError<AuthenticationFaile
  * @since 0.1.0
  * @category errors
  */
-export class BackendUnavailable extends Schema.TaggedError<BackendUnavailable>(
-  "effect-auth/BackendUnavailable"
-)("BackendUnavailable", {
-  attempts: Schema.Array(Attempt)
-}) {
+export class BackendUnavailable extends withoutStackTrace(
+  Schema.TaggedError<BackendUnavailable>(
+    "effect-auth/BackendUnavailable"
+  )("BackendUnavailable", {
+    attempts: Schema.Array(Attempt)
+  })
+) {
   override get message(): string {
     return `no backend matched and some could not answer: ${this.attempts.map((a) => a.message).join("; ")}`
   }

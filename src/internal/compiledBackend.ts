@@ -1,7 +1,8 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
 import type * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import type { AuthRequest } from "../AuthRequest.js"
@@ -45,15 +46,23 @@ export const compile = (backend: AuthBackend.AuthBackend): CompiledBackend => {
   const id = backend.id
   // Django binds credentials to the backend's signature, which rejects unknown keywords:
   // excess keys are an error here for the same reason.
-  const decode = Schema.decodeUnknown(backend.credentials, { onExcessProperty: "error", errors: "first" })
+  const options = { onExcessProperty: "error", errors: "first" } as const
+  const decodeSync = ParseResult.decodeUnknownEither(backend.credentials, options)
+  const decodeAsync = ParseResult.decodeUnknown(backend.credentials, options)
   const unsupported = new AuthError.NoMatch({ backend: id, reason: "unsupported-credentials" })
   const toUnsupported = () => unsupported
+  // Credentials Schemas are synchronous in practice: decoding them without a fiber step keeps
+  // the fold cheap; an asynchronous Schema falls back to the effectful decoder.
+  const decode = (raw: unknown): Effect.Effect<any, AuthError.NoMatch> => {
+    const result = decodeSync(raw)
+    if (Either.isRight(result)) return Effect.succeed(result.right)
+    return result.left._tag === "Forbidden" ? Effect.mapError(decodeAsync(raw), toUnsupported) : Effect.fail(unsupported)
+  }
   const guarded = guard(id, backend.policy)
   const spanName = `effect-auth.backend.${id}`
   const spanOptions = { attributes: { "auth.backend": id }, captureStackTrace: false, kind: "internal" } as const
   const attempt = (raw: unknown, request: AuthRequest | undefined): Effect.Effect<User, AuthError.BackendError> =>
-    Effect.flatMap(Effect.mapError(decode(raw), toUnsupported), (credentials) =>
-      guarded(backend.authenticate(credentials, request)))
+    Effect.flatMap(decode(raw), (credentials) => guarded(backend.authenticate(credentials, request)))
   return {
     id,
     backend,

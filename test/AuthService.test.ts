@@ -1,0 +1,339 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Effect, Exit, Fiber, Layer, Option, Schedule, Schema, TestClock } from "effect"
+import { AuthError, AuthEvents, AuthService, Credentials, TestAuth, TestBackend } from "../src/index.js"
+
+const alice = TestBackend.user("alice")
+const bob = TestBackend.user("bob")
+const creds = { username: "alice", password: "pw" }
+
+const run = (backends: ReadonlyArray<TestBackend.TestBackend>, ...credentials: [] | [unknown]) =>
+  AuthService.authenticate(credentials.length === 0 ? creds : credentials[0]).pipe(Effect.provide(TestAuth.layer(backends)))
+
+const runWithEvents = (backends: ReadonlyArray<TestBackend.TestBackend>, credentials: unknown = creds) =>
+  Effect.gen(function*() {
+    const exit = yield* Effect.exit(AuthService.authenticate(credentials))
+    const events = yield* TestAuth.events
+    return { exit, events }
+  }).pipe(Effect.provide(TestAuth.layer(backends)))
+
+const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
+  if (Exit.isSuccess(exit)) throw new Error("expected a failure")
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isNone(failure)) throw new Error(`expected a typed failure, got ${Cause.pretty(exit.cause)}`)
+  return failure.value
+}
+
+describe("AuthService.authenticate: the fold", () => {
+  it.effect("the first success wins, names its backend, and later backends never run", () =>
+    Effect.gen(function*() {
+      const a = TestBackend.noMatch("a")
+      const b = TestBackend.succeed("b", alice)
+      const c = TestBackend.succeed("c", bob)
+      const result = yield* run([a, b, c])
+      expect(result.user).toEqual(alice)
+      expect(result.backend).toBe("b")
+      expect(a.calls).toHaveLength(1)
+      expect(b.calls).toHaveLength(1)
+      expect(c.calls).toHaveLength(0)
+    }))
+
+  it.effect("NoMatch moves on; nobody matched is AuthenticationFailed listing every attempt in order", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(run([
+        TestBackend.noMatch("a", "unknown-user"),
+        TestBackend.noMatch("b", "invalid-credentials"),
+        TestBackend.noMatch("c", "inactive-user")
+      ]))
+      expect(error).toBeInstanceOf(AuthError.AuthenticationFailed)
+      const failed = error as AuthError.AuthenticationFailed
+      expect(failed.attempts.map((a) => [a.backend, a.reason])).toEqual([
+        ["a", "unknown-user"],
+        ["b", "invalid-credentials"],
+        ["c", "inactive-user"]
+      ])
+    }))
+
+  it.effect("PermissionDenied stops the chain at once", () =>
+    Effect.gen(function*() {
+      const a = TestBackend.noMatch("a")
+      const b = TestBackend.deny("b", "locked out")
+      const c = TestBackend.succeed("c", alice)
+      const error = yield* Effect.flip(run([a, b, c]))
+      expect(error).toEqual(new AuthError.PermissionDenied({ backend: "b", reason: "locked out" }))
+      expect(c.calls).toHaveLength(0)
+    }))
+
+  it.effect("credentials that do not decode are NoMatch(unsupported-credentials), and the backend is not called", () =>
+    Effect.gen(function*() {
+      const tokens = TestBackend.make("tokens", {
+        behaviour: TestBackend.Behaviour.succeed(bob),
+        credentials: Credentials.Token
+      })
+      const passwords = TestBackend.make("passwords", {
+        behaviour: TestBackend.Behaviour.succeed(alice),
+        credentials: Credentials.UsernamePassword
+      })
+      const result = yield* run([tokens, passwords])
+      expect(result.backend).toBe("passwords")
+      expect(tokens.calls).toHaveLength(0)
+
+      const error = yield* Effect.flip(run([tokens], { username: "alice", password: "x".repeat(5000) }))
+      expect((error as AuthError.AuthenticationFailed).attempts).toEqual([
+        new AuthError.NoMatch({ backend: "tokens", reason: "unsupported-credentials" })
+      ])
+    }))
+
+  it.effect("excess keys are unsupported, as Django's signature check rejects unknown keywords", () =>
+    Effect.gen(function*() {
+      const passwords = TestBackend.make("passwords", {
+        behaviour: TestBackend.Behaviour.succeed(alice),
+        credentials: Credentials.UsernamePassword
+      })
+      const error = yield* Effect.flip(run([passwords], { ...creds, otp: "123456" }))
+      expect(error._tag).toBe("AuthenticationFailed")
+      expect(passwords.calls).toHaveLength(0)
+    }))
+
+  it.effect("malformed credentials (not an object, oversized fields) are typed failures, never defects", () =>
+    Effect.gen(function*() {
+      const passwords = TestBackend.make("passwords", {
+        behaviour: TestBackend.Behaviour.succeed(alice),
+        credentials: Credentials.UsernamePassword
+      })
+      for (const raw of [null, undefined, 42, "alice:pw", [], { username: "a".repeat(151), password: "pw" }]) {
+        const exit = yield* Effect.exit(run([passwords], raw))
+        expect(failureOf(exit)._tag).toBe("AuthenticationFailed")
+      }
+    }))
+
+  it.effect("a TransportError fails the call under the default policy, and later backends never run", () =>
+    Effect.gen(function*() {
+      const c = TestBackend.succeed("c", alice)
+      const error = yield* Effect.flip(run([TestBackend.noMatch("a"), TestBackend.unavailable("b", "refused"), c]))
+      expect(error).toEqual(new AuthError.TransportError({ backend: "b", cause: "refused" }))
+      expect(c.calls).toHaveLength(0)
+    }))
+
+  it.effect("under fallthrough a TransportError is recorded and skipped; a later success still wins", () =>
+    Effect.gen(function*() {
+      const result = yield* run([
+        TestBackend.unavailable("ldap", "down", { onTransportError: "fallthrough" }),
+        TestBackend.succeed("local", alice)
+      ])
+      expect(result.backend).toBe("local")
+    }))
+
+  it.effect("nobody matched after a skipped TransportError is BackendUnavailable, attempts in order", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(run([
+        TestBackend.noMatch("a", "unknown-user"),
+        TestBackend.unavailable("ldap", "down", { onTransportError: "fallthrough" }),
+        TestBackend.noMatch("c", "invalid-credentials")
+      ]))
+      expect(error).toBeInstanceOf(AuthError.BackendUnavailable)
+      expect((error as AuthError.BackendUnavailable).attempts).toEqual([
+        new AuthError.NoMatch({ backend: "a", reason: "unknown-user" }),
+        new AuthError.TransportError({ backend: "ldap", cause: "down" }),
+        new AuthError.NoMatch({ backend: "c", reason: "invalid-credentials" })
+      ])
+    }))
+
+  it.effect("a backend can be given as its Tag and swapped by providing another layer", () =>
+    Effect.gen(function*() {
+      class Directory extends Effect.Tag("test/Directory")<Directory, TestBackend.TestBackend>() {}
+      const layer = (backend: TestBackend.TestBackend) =>
+        TestAuth.layer([Directory]).pipe(Layer.provide(Layer.succeed(Directory, backend)))
+      const first = yield* AuthService.authenticate(creds).pipe(
+        Effect.provide(layer(TestBackend.succeed("dir", alice)))
+      )
+      const second = yield* AuthService.authenticate(creds).pipe(
+        Effect.provide(layer(TestBackend.succeed("dir", bob)))
+      )
+      expect([first.user.username, second.user.username]).toEqual(["alice", "bob"])
+    }))
+})
+
+describe("AuthService: policies", () => {
+  it.effect("a backend that hangs is cut at its timeout and becomes a TransportError", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(run([TestBackend.hang("slow", { timeout: "2 seconds" })]))
+      yield* TestClock.adjust("1999 millis")
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      const error = failureOf(yield* Fiber.await(fiber))
+      expect(error).toBeInstanceOf(AuthError.TransportError)
+      expect((error as AuthError.TransportError).backend).toBe("slow")
+    }))
+
+  it.effect("a timed-out backend under fallthrough lets a later backend answer", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(run([
+        TestBackend.hang("slow", { timeout: "1 second", onTransportError: "fallthrough" }),
+        TestBackend.succeed("local", alice)
+      ]))
+      yield* TestClock.adjust("1 second")
+      const result = yield* Fiber.join(fiber)
+      expect(result.backend).toBe("local")
+    }))
+
+  it.effect("a flaky backend succeeds on retry, each retry waiting for its schedule", () =>
+    Effect.gen(function*() {
+      const flaky = TestBackend.scripted("flaky", [
+        TestBackend.Behaviour.unavailable("reset"),
+        TestBackend.Behaviour.unavailable("reset"),
+        TestBackend.Behaviour.succeed(alice)
+      ], { retry: Schedule.spaced("100 millis").pipe(Schedule.intersect(Schedule.recurs(3))) })
+      const fiber = yield* Effect.fork(run([flaky]))
+      yield* TestClock.adjust("100 millis")
+      expect(flaky.calls).toHaveLength(2)
+      yield* TestClock.adjust("100 millis")
+      const result = yield* Fiber.join(fiber)
+      expect(result.backend).toBe("flaky")
+      expect(flaky.calls).toHaveLength(3)
+    }))
+
+  it.effect("retries stop when the schedule is exhausted and the TransportError applies", () =>
+    Effect.gen(function*() {
+      const down = TestBackend.unavailable("down", "refused", { retry: Schedule.recurs(2) })
+      const error = yield* Effect.flip(run([down]))
+      expect(error._tag).toBe("TransportError")
+      expect(down.calls).toHaveLength(3)
+    }))
+
+  it.effect("a timeout counts as a TransportError for retries", () =>
+    Effect.gen(function*() {
+      const slowThenFine = TestBackend.scripted("s", [TestBackend.Behaviour.hang, TestBackend.Behaviour.succeed(alice)], {
+        timeout: "1 second",
+        retry: Schedule.recurs(1)
+      })
+      const fiber = yield* Effect.fork(run([slowThenFine]))
+      yield* TestClock.adjust("1 second")
+      const result = yield* Fiber.join(fiber)
+      expect(result.user).toEqual(alice)
+      expect(slowThenFine.calls).toHaveLength(2)
+    }))
+
+  it.effect("NoMatch and PermissionDenied are never retried", () =>
+    Effect.gen(function*() {
+      const retry = Schedule.recurs(5)
+      const noMatch = TestBackend.scripted("n", [TestBackend.Behaviour.noMatch(), TestBackend.Behaviour.succeed(alice)], { retry })
+      const denied = TestBackend.scripted("d", [TestBackend.Behaviour.deny(), TestBackend.Behaviour.succeed(alice)], { retry })
+      expect((yield* Effect.flip(run([noMatch])))._tag).toBe("AuthenticationFailed")
+      expect((yield* Effect.flip(run([denied])))._tag).toBe("PermissionDenied")
+      expect(noMatch.calls).toHaveLength(1)
+      expect(denied.calls).toHaveLength(1)
+    }))
+})
+
+describe("AuthService: LoginFailed events", () => {
+  const loginFailedCount = (events: ReadonlyArray<AuthEvents.AuthEvent>) =>
+    events.filter((e) => e._tag === "LoginFailed").length
+
+  it.effect("exactly one LoginFailed for AuthenticationFailed, BackendUnavailable and PermissionDenied", () =>
+    Effect.gen(function*() {
+      const chains = [
+        [TestBackend.noMatch("a"), TestBackend.noMatch("b")],
+        [TestBackend.unavailable("a", "down", { onTransportError: "fallthrough" }), TestBackend.noMatch("b")],
+        [TestBackend.noMatch("a"), TestBackend.deny("b")]
+      ]
+      const tags = []
+      for (const chain of chains) {
+        const { events, exit } = yield* runWithEvents(chain)
+        expect(loginFailedCount(events)).toBe(1)
+        const event = events[0] as AuthEvents.LoginFailed
+        expect(event.error).toEqual(failureOf(exit))
+        tags.push(event.error._tag)
+      }
+      expect(tags).toEqual(["AuthenticationFailed", "BackendUnavailable", "PermissionDenied"])
+    }))
+
+  it.effect("no event on success, nor when a TransportError escapes under \"fail\"", () =>
+    Effect.gen(function*() {
+      const ok = yield* runWithEvents([TestBackend.noMatch("a"), TestBackend.succeed("b", alice)])
+      expect(Exit.isSuccess(ok.exit)).toBe(true)
+      expect(ok.events).toEqual([])
+      const escaped = yield* runWithEvents([TestBackend.unavailable("a")])
+      expect(failureOf(escaped.exit)._tag).toBe("TransportError")
+      expect(escaped.events).toEqual([])
+    }))
+
+  it.effect("credentials are cleansed as Django does", () =>
+    Effect.gen(function*() {
+      const raw = {
+        username: "alice",
+        password: "hunter2",
+        API_KEY: "k",
+        accessToken: "t",
+        client_secret: "s",
+        Signature: "sig",
+        otp: "123456"
+      }
+      const { events } = yield* runWithEvents([TestBackend.noMatch("a")], raw)
+      expect((events[0] as AuthEvents.LoginFailed).credentials).toEqual({
+        username: "alice",
+        password: "********************",
+        API_KEY: "********************",
+        accessToken: "********************",
+        client_secret: "********************",
+        Signature: "********************",
+        otp: "123456"
+      })
+    }))
+
+  it.prop(
+    "cleanse replaces exactly the values of sensitive keys",
+    [Schema.Record({ key: Schema.String, value: Schema.String })],
+    ([raw]) => {
+      const cleansed = Credentials.cleanse(raw)
+      expect(Object.keys(cleansed)).toEqual(Object.keys(raw))
+      for (const key of Object.keys(raw)) {
+        const sensitive = /api|token|key|secret|password|signature/i.test(key)
+        expect(cleansed[key]).toBe(sensitive ? "********************" : raw[key])
+      }
+    }
+  )
+})
+
+describe("AuthService: configuration", () => {
+  it.effect("no backends is a typed configuration error when the layer is built", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Layer.build(TestAuth.layer([])).pipe(Effect.scoped))
+      expect(error).toBeInstanceOf(AuthError.AuthConfigError)
+    }))
+
+  it.effect("two backends with one id are a configuration error", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Layer.build(TestAuth.layer([TestBackend.noMatch("x"), TestBackend.noMatch("x")])).pipe(Effect.scoped)
+      )
+      expect(error.message).toContain("\"x\"")
+    }))
+})
+
+describe("AuthService.getUser", () => {
+  it.effect("asks the backend that issued the id; an unknown backend or a malformed id yields none", () =>
+    Effect.gen(function*() {
+      const a = TestBackend.make("a", { behaviour: TestBackend.Behaviour.noMatch(), users: [bob] })
+      const b = TestBackend.make("b", { behaviour: TestBackend.Behaviour.noMatch(), users: [alice] })
+      const auth = yield* AuthService.AuthService
+      expect(yield* auth.getUser("b", "alice")).toEqual(Option.some(alice))
+      expect(yield* auth.getUser("a", "alice")).toEqual(Option.none())
+      expect(yield* auth.getUser("a", "bob")).toEqual(Option.some(bob))
+      expect(yield* auth.getUser("removed", "alice")).toEqual(Option.none())
+      expect(yield* auth.getUser("b", "")).toEqual(Option.none())
+      expect(yield* auth.getUser("b", "x".repeat(300))).toEqual(Option.none())
+      void a
+    }).pipe(Effect.provide(TestAuth.layer([
+      TestBackend.make("a", { behaviour: TestBackend.Behaviour.noMatch(), users: [bob] }),
+      TestBackend.make("b", { behaviour: TestBackend.Behaviour.noMatch(), users: [alice] })
+    ]))))
+
+  it.effect("getUser runs under the backend's timeout", () =>
+    Effect.gen(function*() {
+      const hanging = TestBackend.make("h", { behaviour: TestBackend.Behaviour.noMatch(), policy: { timeout: "1 second" } })
+      const slow = { ...hanging, getUser: () => Effect.never }
+      const fiber = yield* Effect.fork(AuthService.getUser("h", "x").pipe(Effect.provide(TestAuth.layer([slow]))))
+      yield* TestClock.adjust("1 second")
+      expect(failureOf(yield* Fiber.await(fiber))._tag).toBe("TransportError")
+    }))
+})

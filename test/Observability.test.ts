@@ -1,0 +1,98 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Effect, Exit, Inspectable, Layer, Logger, Redacted, Schema } from "effect"
+import { AuthError, AuthService, Credentials, TestAuth, TestBackend } from "../src/index.js"
+import * as RecordingTracer from "./utils/recordingTracer.js"
+
+const password = "c0rrect-h0rse-battery-staple"
+
+describe("spans", () => {
+  it.effect("every backend attempt runs in a span named after it, with its outcome, under one authenticate span", () =>
+    Effect.gen(function*() {
+      const tracer = RecordingTracer.make()
+      yield* AuthService.authenticate({ username: "alice", password }).pipe(
+        Effect.provide(TestAuth.layer([
+          TestBackend.noMatch("a", "unknown-user"),
+          TestBackend.unavailable("b", "down", { onTransportError: "fallthrough" }),
+          TestBackend.succeed("c", TestBackend.user("alice")),
+          TestBackend.succeed("d", TestBackend.user("bob"))
+        ])),
+        Effect.provide(tracer.layer)
+      )
+      const attempts = tracer.spans.filter((s) => s.name.startsWith("effect-auth.backend."))
+      expect(attempts.map((s) => [s.name, s.attributes.get("auth.backend"), s.attributes.get("auth.outcome")])).toEqual([
+        ["effect-auth.backend.a", "a", "no-match"],
+        ["effect-auth.backend.b", "b", "transport-error"],
+        ["effect-auth.backend.c", "c", "success"]
+      ])
+      expect(attempts[0]!.attributes.get("auth.reason")).toBe("unknown-user")
+      expect(attempts.every((s) => s.parentName === "effect-auth.authenticate")).toBe(true)
+    }))
+})
+
+describe("secrets", () => {
+  it.effect("no password appears in any error, event, span or log, whatever the outcome", () =>
+    Effect.gen(function*() {
+      const rendered: Array<string> = []
+      const logs: Array<string> = []
+      const logger = Logger.make(({ cause, message }) => {
+        logs.push(Inspectable.toStringUnknown(message), Cause.pretty(cause))
+      })
+      const chains = [
+        [TestBackend.noMatch("a")],
+        [TestBackend.unavailable("a", "down", { onTransportError: "fallthrough" })],
+        [TestBackend.deny("a", "locked")],
+        [TestBackend.unavailable("a", "down")],
+        [TestBackend.passwords("a", [{ user: TestBackend.user("alice"), password: "other" }])],
+        [TestBackend.succeed("a", TestBackend.user("alice"))]
+      ]
+      const credentialSets = [
+        { username: "alice", password },
+        { username: "alice", password: Redacted.make(password) },
+        { token: password },
+        { username: "alice", password, apiKey: password, my_signature: password, Secret: password }
+      ]
+      const tracer = RecordingTracer.make()
+      for (const chain of chains) {
+        for (const credentials of credentialSets) {
+          const program = Effect.gen(function*() {
+            const exit = yield* Effect.exit(AuthService.authenticate(credentials))
+            if (Exit.isFailure(exit)) {
+              yield* Effect.logError("login failed", exit.cause)
+              const error = Cause.failureOption(exit.cause)
+              if (error._tag === "Some") {
+                rendered.push(
+                  String(error.value),
+                  JSON.stringify(error.value),
+                  Inspectable.format(error.value),
+                  JSON.stringify(Schema.encodeSync(AuthError.AuthError)(error.value as AuthError.AuthError))
+                )
+              }
+            } else {
+              yield* Effect.logInfo("logged in", exit.value)
+              rendered.push(JSON.stringify(exit.value), String(exit.value))
+            }
+            for (const event of yield* TestAuth.events) {
+              yield* Effect.logInfo("event", event)
+              rendered.push(JSON.stringify(event), String(event), Inspectable.format(event))
+            }
+          })
+          yield* program.pipe(
+            Effect.provide(TestAuth.layer(chain)),
+            Effect.provide(Layer.merge(tracer.layer, Logger.replace(Logger.defaultLogger, logger)))
+          )
+        }
+      }
+      rendered.push(...tracer.spans.map(RecordingTracer.render), ...logs)
+      expect(rendered.length).toBeGreaterThan(50)
+      for (const text of rendered) expect(text).not.toContain(password)
+      // The check itself can fail: the password is findable when it is printed.
+      expect(JSON.stringify({ password })).toContain(password)
+    }))
+
+  it("decoded secrets print as <redacted>", () => {
+    const decoded = Schema.decodeUnknownSync(Credentials.UsernamePassword)({ username: "alice", password })
+    expect(String(decoded.password)).toBe("<redacted>")
+    expect(JSON.stringify(decoded)).not.toContain(password)
+    expect(Redacted.value(decoded.password)).toBe(password)
+  })
+})

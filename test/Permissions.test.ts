@@ -1,0 +1,181 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Option } from "effect"
+import { AuthError, AuthService, Permissions, TestAuth, TestBackend } from "../src/index.js"
+
+const alice = TestBackend.user("alice")
+const root = TestBackend.user("root", { isSuperuser: true })
+const inactiveRoot = TestBackend.user("old-root", { isSuperuser: true, isActive: false })
+
+const grants = (id: string, perms: ReadonlyArray<string>, extra: Partial<TestBackend.PermissionScript> = {}) =>
+  TestBackend.make(id, {
+    behaviour: TestBackend.Behaviour.noMatch(),
+    permissions: {
+      hasPerm: (_user, perm) => perms.includes(perm),
+      hasModulePerms: (_user, app) => perms.some((p) => p.startsWith(`${app}.`)),
+      getAllPermissions: () => perms,
+      ...extra
+    }
+  })
+
+const withAuth = (backends: ReadonlyArray<TestBackend.TestBackend>) =>
+  <A, E>(f: (auth: AuthService.Service) => Effect.Effect<A, E>) =>
+    Effect.flatMap(AuthService.AuthService, f).pipe(Effect.provide(TestAuth.layer(backends)))
+
+describe("hasPerm", () => {
+  it.effect("an active superuser has every permission without asking any backend", () =>
+    Effect.gen(function*() {
+      const a = grants("a", [])
+      const answers = yield* withAuth([a])((auth) =>
+        Effect.all([auth.hasPerm(root, "blog.delete_post"), auth.hasModulePerms(root, "blog")])
+      )
+      expect(answers).toEqual([true, true])
+      expect(a.permissionCalls).toEqual([])
+    }))
+
+  it.effect("an inactive superuser is asked about like anyone else", () =>
+    Effect.gen(function*() {
+      const a = grants("a", [])
+      expect(yield* withAuth([a])((auth) => auth.hasPerm(inactiveRoot, "blog.delete_post"))).toBe(false)
+      expect(a.permissionCalls).toEqual(["blog.delete_post"])
+    }))
+
+  it.effect("the first true grants and later backends are not asked", () =>
+    Effect.gen(function*() {
+      const a = grants("a", [])
+      const b = grants("b", ["blog.add_post"])
+      const c = grants("c", ["blog.add_post"])
+      expect(yield* withAuth([a, b, c])((auth) => auth.hasPerm(alice, "blog.add_post"))).toBe(true)
+      expect([a.permissionCalls.length, b.permissionCalls.length, c.permissionCalls.length]).toEqual([1, 1, 0])
+    }))
+
+  it.effect("a PermissionDenied vetoes: the answer is false and later backends are not asked", () =>
+    Effect.gen(function*() {
+      const a = grants("a", [], { hasPerm: () => "deny" })
+      const b = grants("b", ["blog.add_post"])
+      expect(yield* withAuth([a, b])((auth) => auth.hasPerm(alice, "blog.add_post"))).toBe(false)
+      expect(b.permissionCalls).toEqual([])
+    }))
+
+  it.effect("backends without the method are skipped; no true means false", () =>
+    Effect.gen(function*() {
+      const plain = TestBackend.noMatch("plain")
+      const b = grants("b", ["blog.add_post"])
+      const answers = yield* withAuth([plain, b])((auth) =>
+        Effect.all([auth.hasPerm(alice, "blog.add_post"), auth.hasPerm(alice, "blog.delete_post")])
+      )
+      expect(answers).toEqual([true, false])
+    }))
+
+  it.effect("a TransportError from a backend escapes", () =>
+    Effect.gen(function*() {
+      const broken = TestBackend.make("broken", { behaviour: TestBackend.Behaviour.noMatch() })
+      const failing = {
+        ...broken,
+        hasPerm: () => Effect.fail(new AuthError.TransportError({ backend: "broken", cause: "down" }))
+      }
+      const error = yield* Effect.flip(
+        Effect.flatMap(AuthService.AuthService, (auth) => auth.hasPerm(alice, "a.b")).pipe(
+          Effect.provide(TestAuth.layer([failing]))
+        )
+      )
+      expect(error._tag).toBe("TransportError")
+    }))
+})
+
+describe("hasPerms, hasModulePerms, getAllPermissions", () => {
+  it.effect("hasPerms needs every permission, and an empty list is true", () =>
+    Effect.gen(function*() {
+      const a = grants("a", ["blog.add_post", "blog.change_post"])
+      const answers = yield* withAuth([a])((auth) =>
+        Effect.all([
+          auth.hasPerms(alice, []),
+          auth.hasPerms(alice, ["blog.add_post", "blog.change_post"]),
+          auth.hasPerms(alice, ["blog.add_post", "blog.delete_post"])
+        ])
+      )
+      expect(answers).toEqual([true, true, false])
+    }))
+
+  it.effect("hasModulePerms: first true grants, a veto is false", () =>
+    Effect.gen(function*() {
+      const a = grants("a", ["blog.add_post"])
+      const vetoing = grants("v", [], { hasModulePerms: () => "deny" })
+      expect(yield* withAuth([a])((auth) => auth.hasModulePerms(alice, "blog"))).toBe(true)
+      expect(yield* withAuth([a])((auth) => auth.hasModulePerms(alice, "shop"))).toBe(false)
+      expect(yield* withAuth([vetoing, a])((auth) => auth.hasModulePerms(alice, "blog"))).toBe(false)
+    }))
+
+  it.effect("getAllPermissions is the union of the backends' permissions", () =>
+    Effect.gen(function*() {
+      const all = yield* withAuth([grants("a", ["blog.add_post"]), grants("b", ["shop.buy", "blog.add_post"])])(
+        (auth) => auth.getAllPermissions(alice)
+      )
+      expect([...all].sort()).toEqual(["blog.add_post", "shop.buy"])
+    }))
+
+  it.effect("getAllPermissions lets a PermissionDenied through as a failure", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        withAuth([grants("a", ["x.y"]), grants("b", [], { getAllPermissions: () => "deny" })])((auth) =>
+          auth.getAllPermissions(alice)
+        )
+      )
+      expect(error._tag).toBe("PermissionDenied")
+    }))
+})
+
+describe("per-request cache", () => {
+  it.effect("within one request a backend is asked once per user and permission", () =>
+    Effect.gen(function*() {
+      const a = grants("a", ["blog.add_post"])
+      const bob = TestBackend.user("bob")
+      yield* withAuth([a])((auth) =>
+        Effect.gen(function*() {
+          for (let i = 0; i < 3; i++) {
+            expect(yield* auth.hasPerm(alice, "blog.add_post")).toBe(true)
+            expect(yield* auth.hasPerm(alice, "blog.delete_post")).toBe(false)
+            expect(yield* auth.hasPerm(bob, "blog.add_post")).toBe(true)
+          }
+        }).pipe(Permissions.withRequestCache)
+      )
+      expect(a.permissionCalls).toEqual(["blog.add_post", "blog.delete_post", "blog.add_post"])
+    }))
+
+  it.effect("outside a request scope, and in a new request, the backend is asked again", () =>
+    Effect.gen(function*() {
+      const a = grants("a", ["blog.add_post"])
+      yield* withAuth([a])((auth) =>
+        Effect.gen(function*() {
+          yield* auth.hasPerm(alice, "blog.add_post")
+          yield* auth.hasPerm(alice, "blog.add_post")
+          yield* Permissions.withRequestCache(auth.hasPerm(alice, "blog.add_post"))
+          yield* Permissions.withRequestCache(auth.hasPerm(alice, "blog.add_post"))
+        })
+      )
+      expect(a.permissionCalls).toHaveLength(4)
+    }))
+
+  it.effect("object permissions are cached per object", () =>
+    Effect.gen(function*() {
+      const a = grants("a", [], { hasPerm: (_u, _p, obj) => obj === "post-1" })
+      const answers = yield* withAuth([a])((auth) =>
+        Effect.all([
+          auth.hasPerm(alice, "blog.change_post", "post-1"),
+          auth.hasPerm(alice, "blog.change_post", "post-2"),
+          auth.hasPerm(alice, "blog.change_post", "post-1")
+        ]).pipe(Permissions.withRequestCache)
+      )
+      expect(answers).toEqual([true, false, true])
+      expect(a.permissionCalls).toHaveLength(2)
+    }))
+})
+
+describe("permission strings", () => {
+  it("parse splits at the first dot and rejects malformed strings", () => {
+    expect(Permissions.parse("blog.change_post")).toEqual(Option.some({ appLabel: "blog", codename: "change_post" }))
+    expect(Permissions.parse("nodot")).toEqual(Option.none())
+    expect(Permissions.parse(".x")).toEqual(Option.none())
+    expect(Permissions.parse("a.")).toEqual(Option.none())
+    expect(Permissions.parse(`a.${"x".repeat(300)}`)).toEqual(Option.none())
+  })
+})
