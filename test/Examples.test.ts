@@ -1,0 +1,20 @@
+import { describe, expect, it } from "@effect/vitest"
+import { execFile } from "node:child_process"
+import { promisify } from "node:util"
+
+const run = promisify(execFile)
+
+describe("examples", () => {
+  it("the README's quick start runs and logs the token login", async () => {
+    const { stdout } = await run("npx", ["tsx", "examples/quick-start.ts"], { timeout: 60_000 })
+    expect(stdout).toContain("bot logged in via tokens")
+  })
+
+  it("the guide's yes/no backend example runs end to end", async () => {
+    const { stdout } = await run("npx", ["tsx", "examples/yes-no-backend.ts"], { timeout: 60_000 })
+    expect(stdout).toContain("alice: logged in as alice via yes-no")
+    expect(stdout).toContain("alice: refused: AuthenticationFailed")
+    expect(stdout).toContain("mallory: refused: PermissionDenied")
+    expect(stdout).toContain("ops: logged in as ops via local")
+  })
+})
