@@ -46,7 +46,7 @@ import * as AuthError from "./AuthError.js"
 import * as AuthEvents from "./AuthEvents.js"
 import type { AuthRequest } from "./AuthRequest.js"
 import * as Credentials from "./Credentials.js"
-import { type CompiledBackend, compile } from "./internal/compiledBackend.js"
+import { type CompiledBackend, compile, DecodeCache } from "./internal/compiledBackend.js"
 import * as Permissions from "./Permissions.js"
 import * as UserModule from "./User.js"
 
@@ -175,13 +175,13 @@ const fromBackends = (compiled: ReadonlyArray<CompiledBackend>, events: AuthEven
 
   // A plain recursive loop rather than Effect.gen: this is the hot path of every login.
   const step = (
-    credentials: unknown,
+    credentials: DecodeCache,
     request: AuthRequest | undefined,
     index: number,
     attempts: Array<AuthError.Attempt>,
     unavailable: boolean
   ): Effect.Effect<Authenticated, AuthError.AuthenticateError> => {
-    if (index === count) return nobodyMatched(credentials, request, attempts, unavailable)
+    if (index === count) return nobodyMatched(credentials.raw, request, attempts, unavailable)
     const backend = compiled[index]!
     return Effect.matchEffect(backend.authenticate(credentials, request), {
       onSuccess: (user) => Effect.succeed(new Authenticated({ user, backend: backend.id })),
@@ -191,7 +191,7 @@ const fromBackends = (compiled: ReadonlyArray<CompiledBackend>, events: AuthEven
             attempts.push(error)
             return step(credentials, request, index + 1, attempts, unavailable)
           case "PermissionDenied":
-            return loginFailed(credentials, request, error)
+            return loginFailed(credentials.raw, request, error)
           case "TransportError":
             if (backend.onTransportError === "fail") return Effect.fail(error)
             attempts.push(error)
@@ -249,7 +249,7 @@ const fromBackends = (compiled: ReadonlyArray<CompiledBackend>, events: AuthEven
     backend: (id) => Option.map(Option.fromNullable(byId.get(id)), (b) => b.backend),
     authenticate: (credentials, request) =>
       Effect.withSpan(
-        Effect.suspend(() => step(credentials, request, 0, [], false)),
+        Effect.suspend(() => step(new DecodeCache(credentials), request, 0, [], false)),
         "effect-auth.authenticate",
         { captureStackTrace: false }
       ),

@@ -20,9 +20,22 @@ export interface CompiledBackend {
   readonly id: string
   readonly backend: AuthBackend.AuthBackend
   readonly onTransportError: AuthBackend.OnTransportError
-  readonly authenticate: (raw: unknown, request: AuthRequest | undefined) => Effect.Effect<User, AuthError.BackendError>
+  readonly authenticate: (credentials: DecodeCache, request: AuthRequest | undefined) => Effect.Effect<User, AuthError.BackendError>
   readonly getUser: (userId: string) => Effect.Effect<Option.Option<User>, AuthError.TransportError>
   readonly guard: <A, E>(effect: Effect.Effect<A, E>) => Effect.Effect<A, E | AuthError.TransportError>
+}
+
+/**
+ * The raw credentials of one `authenticate` call and their decodings so far, by Schema: backends
+ * that share a credentials Schema (LDAP and the model backend both take `UsernamePassword`) decode
+ * the input once per call. Decoding is pure, so sharing the result changes nothing but the cost.
+ *
+ * @internal
+ */
+export class DecodeCache {
+  readonly schemas: Array<unknown> = []
+  readonly results: Array<Either.Either<unknown, ParseResult.ParseIssue>> = []
+  constructor(readonly raw: unknown) {}
 }
 
 /** The outcome attribute of a backend attempt's span. */
@@ -53,24 +66,35 @@ export const compile = (backend: AuthBackend.AuthBackend): CompiledBackend => {
   const toUnsupported = () => unsupported
   // Credentials Schemas are synchronous in practice: decoding them without a fiber step keeps
   // the fold cheap; an asynchronous Schema falls back to the effectful decoder.
-  const decode = (raw: unknown): Effect.Effect<any, AuthError.NoMatch> => {
-    const result = decodeSync(raw)
+  const schema = backend.credentials
+  const decode = (cache: DecodeCache): Effect.Effect<any, AuthError.NoMatch> => {
+    const index = cache.schemas.indexOf(schema)
+    let result: Either.Either<unknown, ParseResult.ParseIssue>
+    if (index === -1) {
+      result = decodeSync(cache.raw)
+      cache.schemas.push(schema)
+      cache.results.push(result)
+    } else {
+      result = cache.results[index]!
+    }
     if (Either.isRight(result)) return Effect.succeed(result.right)
-    return result.left._tag === "Forbidden" ? Effect.mapError(decodeAsync(raw), toUnsupported) : Effect.fail(unsupported)
+    return result.left._tag === "Forbidden"
+      ? Effect.mapError(decodeAsync(cache.raw), toUnsupported)
+      : Effect.fail(unsupported)
   }
   const guarded = guard(id, backend.policy)
   const spanName = `effect-auth.backend.${id}`
   const spanOptions = { attributes: { "auth.backend": id }, captureStackTrace: false, kind: "internal" } as const
-  const attempt = (raw: unknown, request: AuthRequest | undefined): Effect.Effect<User, AuthError.BackendError> =>
-    Effect.flatMap(decode(raw), (credentials) => guarded(backend.authenticate(credentials, request)))
+  const attempt = (cache: DecodeCache, request: AuthRequest | undefined): Effect.Effect<User, AuthError.BackendError> =>
+    Effect.flatMap(decode(cache), (credentials) => guarded(backend.authenticate(credentials, request)))
   return {
     id,
     backend,
     onTransportError: backend.policy.onTransportError,
     guard: guarded,
-    authenticate: (raw, request) =>
+    authenticate: (cache, request) =>
       Effect.useSpan(spanName, spanOptions, (span) =>
-        Effect.onExit(Effect.withParentSpan(attempt(raw, request), span), (exit) => {
+        Effect.onExit(Effect.withParentSpan(attempt(cache, request), span), (exit) => {
           span.attribute("auth.outcome", outcomeOf(exit))
           if (Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag === "NoMatch") {
             span.attribute("auth.reason", exit.cause.error.reason)

@@ -1,0 +1,342 @@
+/**
+ * A throwaway OpenLDAP server for tests.
+ *
+ * `layer` starts the Debian `slapd` binary on a free 127.0.0.1 port with a configuration written
+ * into a fresh temp dir (mdb database, `memberof` overlay, a small directory of users and
+ * groupOfNames groups) and, when the layer's scope closes, kills the process and removes the dir.
+ * Also here: a URL nothing listens on (`deadUrl`) and a TCP server that accepts and never answers
+ * (`hangingServer`) for transport-failure tests.
+ *
+ * Polling uses plain timers on purpose: `it.layer` builds layers under the TestClock, where
+ * `Effect.sleep` would never wake up.
+ *
+ * Binaries and files can be moved with SLAPD_BIN, SLAPD_MODULE_PATH and SLAPD_SCHEMA_DIR.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import { Client } from "ldapts"
+
+export class SlapdError extends Data.TaggedError("SlapdError")<{ readonly message: string }> {}
+
+const baseDn = "dc=example,dc=org"
+const people = `ou=people,${baseDn}`
+const groupsBase = `ou=groups,${baseDn}`
+
+interface FixtureUser {
+  readonly uid: string
+  readonly dn: string
+  readonly password: string
+  readonly cn: string
+  readonly sn: string
+  readonly givenName?: string
+  readonly mail?: string
+}
+
+const user = (uid: string, dnValue: string, password: string, extra: Partial<FixtureUser> = {}, ou = people): FixtureUser => ({
+  uid,
+  dn: `uid=${dnValue},${ou}`,
+  password,
+  cn: extra.cn ?? uid,
+  sn: extra.sn ?? uid,
+  ...extra
+})
+
+/**
+ * What the test directory holds. DNs of users with special characters are escaped by hand here,
+ * so the fixture does not depend on the escaping under test.
+ */
+export const fixture = {
+  baseDn,
+  adminDn: `cn=admin,${baseDn}`,
+  adminPassword: "admin-secret",
+  serviceDn: `cn=reader,ou=services,${baseDn}`,
+  servicePassword: "reader-secret",
+  peopleDn: people,
+  groupsDn: groupsBase,
+  /** A subtree with exactly one user: a widened filter there would find that user. */
+  soloDn: `ou=solo,${baseDn}`,
+  users: {
+    // alice's password is stored as {SSHA}, the others in clear text: slapd verifies both
+    alice: user("alice", "alice", "alice-pw", { cn: "Alice Liddell", givenName: "Alice", sn: "Liddell", mail: "alice@example.org" }),
+    bob: user("bob", "bob", "bob-pw", { cn: "Bob Builder", givenName: "Bob", sn: "Builder", mail: "bob@example.org" }),
+    carol: user("carol", "carol", "carol-pw", { cn: "Carol Banned", sn: "Banned" }),
+    dave: user("dave", "dave", "dave-pw", { cn: "Dave Nogroup", sn: "Nogroup" }),
+    special: user(`#a,b+c"d\\e<f>g;h=i`, `\\#a\\,b\\+c\\"d\\\\e\\<f\\>g\\;h\\=i`, "special-pw", { cn: "Special", sn: "Special" }),
+    stars: user("a*(b)\\c", "a*(b)\\5cc", "stars-pw", { cn: "Stars", sn: "Stars" }),
+    solo: user("solo", "solo", "solo-pw", { cn: "Solo", sn: "Solo" }, `ou=solo,${baseDn}`)
+  },
+  groups: {
+    staff: `cn=staff,${groupsBase}`,
+    admins: `cn=admins,${groupsBase}`,
+    editors: `cn=editors,${groupsBase}`,
+    banned: `cn=banned,${groupsBase}`
+  }
+} as const
+
+const members: Record<keyof typeof fixture.groups, ReadonlyArray<keyof typeof fixture.users>> = {
+  staff: ["alice", "bob", "carol", "special"],
+  admins: ["alice"],
+  editors: ["bob"],
+  banned: ["carol"]
+}
+
+/** The running server: its URL plus the fixture. */
+export interface SlapdInfo {
+  readonly url: string
+  readonly port: number
+  readonly dir: string
+  readonly fixture: typeof fixture
+}
+
+export class Slapd extends Context.Tag("test/Slapd")<Slapd, SlapdInfo>() {}
+
+const ssha = (password: string): string => {
+  const salt = crypto.randomBytes(8)
+  const digest = crypto.createHash("sha1").update(password).update(salt).digest()
+  return `{SSHA}${Buffer.concat([digest, salt]).toString("base64")}`
+}
+
+const findSlapd = (): string => {
+  const candidates = [process.env.SLAPD_BIN, "/usr/sbin/slapd", "/usr/local/sbin/slapd", "/usr/libexec/slapd"]
+  for (const candidate of candidates) {
+    if (candidate !== undefined && candidate !== "" && fs.existsSync(candidate)) return candidate
+  }
+  throw new Error("slapd not found: install the Debian packages `slapd` and `ldap-utils` (or set SLAPD_BIN)")
+}
+
+const slapdConf = (dir: string): string => {
+  const schema = process.env.SLAPD_SCHEMA_DIR ?? "/etc/ldap/schema"
+  const modules = process.env.SLAPD_MODULE_PATH ?? "/usr/lib/ldap"
+  return [
+    `include ${schema}/core.schema`,
+    `include ${schema}/cosine.schema`,
+    `include ${schema}/inetorgperson.schema`,
+    `modulepath ${modules}`,
+    "moduleload back_mdb",
+    "moduleload memberof",
+    `pidfile ${dir}/slapd.pid`,
+    `argsfile ${dir}/slapd.args`,
+    "database mdb",
+    "maxsize 16777216",
+    `suffix "${baseDn}"`,
+    `rootdn "${fixture.adminDn}"`,
+    `rootpw ${fixture.adminPassword}`,
+    `directory ${dir}/db`,
+    "overlay memberof",
+    // anonymous clients may only bind: searches need a bound user, as on most real directories
+    "access to attrs=userPassword by self read by anonymous auth by * none",
+    "access to * by users read by anonymous auth by * none",
+    ""
+  ].join("\n")
+}
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.unref()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))))
+    })
+  })
+
+const canConnect = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1")
+    socket.once("connect", () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once("error", () => {
+      socket.destroy()
+      resolve(false)
+    })
+  })
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+const stop = async (child: ChildProcess): Promise<void> => {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+  child.kill("SIGTERM")
+  const done = await Promise.race([exited.then(() => true), delay(5_000).then(() => false)])
+  if (!done) {
+    child.kill("SIGKILL")
+    await exited
+  }
+}
+
+/** Starts slapd on `port`; resolves once the port answers, rejects if slapd exits first. */
+const launch = async (bin: string, conf: string, port: number): Promise<ChildProcess> => {
+  const url = `ldap://127.0.0.1:${port}/`
+  // -d keeps slapd in the foreground (so killing our child kills the server); no -u/-g: as root
+  // slapd then simply keeps running as root in the temp dir it owns
+  const child = spawn(bin, ["-f", conf, "-h", url, "-d", "0"], { stdio: ["ignore", "ignore", "pipe"] })
+  // should the test process die without closing the scope, do not leave slapd behind
+  const killOnExit = () => child.kill("SIGKILL")
+  process.once("exit", killOnExit)
+  child.once("exit", () => process.removeListener("exit", killOnExit))
+  let stderr = ""
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString("utf8")).slice(-4_000)
+  })
+  let exited = false
+  child.once("exit", () => {
+    exited = true
+  })
+  child.once("error", () => {
+    exited = true
+  })
+  const deadline = Date.now() + 15_000
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`slapd exited early (code ${child.exitCode}): ${stderr.trim()}`)
+    if (await canConnect(port)) return child
+    await delay(50)
+  }
+  await stop(child)
+  throw new Error(`slapd did not answer on port ${port} within 15s: ${stderr.trim()}`)
+}
+
+const load = async (url: string): Promise<void> => {
+  const client = new Client({ url, timeout: 10_000, connectTimeout: 5_000 })
+  try {
+    await client.bind(fixture.adminDn, fixture.adminPassword)
+    await client.add(baseDn, { objectClass: ["dcObject", "organization"], dc: "example", o: "Example" })
+    for (const ou of ["people", "groups", "services", "solo"]) {
+      await client.add(`ou=${ou},${baseDn}`, { objectClass: "organizationalUnit", ou })
+    }
+    await client.add(fixture.serviceDn, {
+      objectClass: ["organizationalRole", "simpleSecurityObject"],
+      cn: "reader",
+      userPassword: fixture.servicePassword
+    })
+    for (const [name, u] of Object.entries(fixture.users)) {
+      const entry: Record<string, string | Array<string>> = {
+        objectClass: ["inetOrgPerson"],
+        uid: u.uid,
+        cn: u.cn,
+        sn: u.sn,
+        userPassword: name === "alice" ? ssha(u.password) : u.password
+      }
+      if ("givenName" in u) entry.givenName = u.givenName
+      if ("mail" in u) entry.mail = u.mail
+      await client.add(u.dn, entry)
+    }
+    // groups last, so the memberof overlay writes memberOf into the user entries
+    for (const [name, dn] of Object.entries(fixture.groups)) {
+      await client.add(dn, {
+        objectClass: "groupOfNames",
+        cn: name,
+        member: members[name as keyof typeof members].map((m) => fixture.users[m].dn)
+      })
+    }
+  } finally {
+    await client.unbind().catch(() => undefined)
+  }
+}
+
+/**
+ * Starts slapd and loads the fixture; the scope's end stops it and deletes its files.
+ */
+export const start: Effect.Effect<SlapdInfo, SlapdError, Scope.Scope> = Effect.acquireRelease(
+  Effect.tryPromise({
+    try: async () => {
+      const bin = findSlapd()
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-auth-slapd-"))
+      try {
+        fs.mkdirSync(path.join(dir, "db"))
+        const conf = path.join(dir, "slapd.conf")
+        fs.writeFileSync(conf, slapdConf(dir))
+        let lastError: unknown
+        // another process may grab the port between freePort() and slapd's bind: try again
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const port = await freePort()
+          let child: ChildProcess
+          try {
+            child = await launch(bin, conf, port)
+          } catch (error) {
+            lastError = error
+            continue
+          }
+          const url = `ldap://127.0.0.1:${port}`
+          try {
+            await load(url)
+          } catch (error) {
+            await stop(child)
+            throw error
+          }
+          return { child, info: { url, port, dir, fixture } }
+        }
+        throw lastError
+      } catch (error) {
+        fs.rmSync(dir, { recursive: true, force: true })
+        throw error
+      }
+    },
+    catch: (error) => new SlapdError({ message: error instanceof Error ? error.message : String(error) })
+  }),
+  ({ child, info }) =>
+    Effect.promise(async () => {
+      await stop(child)
+      fs.rmSync(info.dir, { recursive: true, force: true })
+    })
+).pipe(Effect.map(({ info }) => info))
+
+/**
+ * A scoped layer with a running slapd, for `it.layer(SlapdTest.layer)`.
+ */
+export const layer: Layer.Layer<Slapd, SlapdError> = Layer.scoped(Slapd, start)
+
+/**
+ * An `ldap://` URL on 127.0.0.1 where nothing listens (a port that was free a moment ago).
+ */
+export const deadUrl: Effect.Effect<string> = Effect.promise(() => freePort()).pipe(
+  Effect.map((port) => `ldap://127.0.0.1:${port}`)
+)
+
+/**
+ * A TCP server that accepts connections and never answers; closed (with its sockets) when the
+ * scope ends. Returns its `ldap://` URL.
+ */
+export const hangingServer: Effect.Effect<string, never, Scope.Scope> = Effect.acquireRelease(
+  Effect.promise(
+    () =>
+      new Promise<{ server: net.Server; sockets: Set<net.Socket>; url: string }>((resolve, reject) => {
+        const sockets = new Set<net.Socket>()
+        const server = net.createServer((socket) => {
+          sockets.add(socket)
+          socket.on("error", () => undefined)
+          socket.on("close", () => sockets.delete(socket))
+          // read and drop whatever the client sends, answer nothing
+          socket.resume()
+        })
+        server.once("error", reject)
+        server.listen(0, "127.0.0.1", () => {
+          const address = server.address()
+          if (typeof address === "object" && address !== null) {
+            resolve({ server, sockets, url: `ldap://127.0.0.1:${address.port}` })
+          } else {
+            reject(new Error("no port"))
+          }
+        })
+      })
+  ),
+  ({ server, sockets }) =>
+    Effect.promise(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const socket of sockets) socket.destroy()
+          server.close(() => resolve())
+        })
+    )
+).pipe(Effect.map(({ url }) => url))
