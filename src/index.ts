@@ -37,6 +37,11 @@ export * as Credentials from "./Credentials.js"
 /**
  * @since 0.1.0
  */
+export * as PasswordHasher from "./PasswordHasher.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Permissions from "./Permissions.js"
 
 /**

@@ -1,0 +1,521 @@
+/**
+ * Password hashes that are byte for byte Django's.
+ *
+ * Every format Django stores is read (`pbkdf2_sha256`, `pbkdf2_sha1`, `argon2`, `bcrypt_sha256`,
+ * `bcrypt`, `scrypt`, and the legacy `md5`, `sha1`, `unsalted_md5`, `unsalted_sha1`), new hashes
+ * are written with the preferred (first) hasher, and `verify` behaves as Django's
+ * `check_password`: a missing, unusable or unknown hash still costs one run of the preferred
+ * hasher, `mustUpdate` asks for a re-hash when the algorithm or its parameters are outdated, and
+ * a wrong password on an outdated hash of the preferred algorithm pays the missing work.
+ *
+ * Hashing runs on Node's thread pool, never on the event loop, and at most `concurrency` hashes
+ * run at once, so a flood of logins queues instead of starving every other request.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { PasswordHasher } from "effect-auth"
+ *
+ * const program = Effect.gen(function*() {
+ *   const hasher = yield* PasswordHasher.PasswordHasher
+ *   const encoded = yield* hasher.hash(Redacted.make("correct horse"))
+ *   const { valid, mustUpdate } = yield* hasher.verify(Redacted.make("correct horse"), encoded)
+ *   return { encoded, valid, mustUpdate }
+ * })
+ *
+ * Effect.runPromise(Effect.provide(program, PasswordHasher.layer()))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as os from "node:os"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import type { HasherFailure } from "./internal/hashers/common.js"
+import { randomString } from "./internal/hashers/common.js"
+import { MAX_ITERATIONS } from "./internal/hashers/pbkdf2.js"
+import * as Registry from "./internal/hashers/registry.js"
+
+/**
+ * Every algorithm name Django stores as the prefix of a hash.
+ *
+ * @example
+ * ```ts
+ * import { PasswordHasher } from "effect-auth"
+ *
+ * PasswordHasher.algorithms.includes("argon2") // true
+ * ```
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const algorithms: ReadonlyArray<Algorithm> = Registry.algorithms
+
+/**
+ * An algorithm name: `pbkdf2_sha256`, `pbkdf2_sha1`, `argon2`, `bcrypt_sha256`, `bcrypt`,
+ * `scrypt`, or the verify-only `md5`, `sha1`, `unsalted_md5`, `unsalted_sha1`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Algorithm = Registry.Algorithm
+
+/**
+ * An algorithm that can write new hashes, so can be the preferred one. The legacy digests
+ * (`md5`, `sha1`, `unsalted_*`) only verify, to let old users log in once and be upgraded.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type PreferredAlgorithm = Registry.WritableAlgorithm
+
+/**
+ * The hash could not be computed or read: a malformed hash of a known algorithm, parameters the
+ * algorithm refuses, a password `bcrypt` will not take (over 72 bytes), or a password that is not
+ * a well-formed string. It never holds the password.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { PasswordHasher } from "effect-auth"
+ *
+ * const program = Effect.gen(function*() {
+ *   const hasher = yield* PasswordHasher.PasswordHasher
+ *   return yield* hasher.verify(Redacted.make("pw"), "pbkdf2_sha256$many$salt$hash")
+ * }).pipe(
+ *   Effect.catchTag("HashError", (e) => Effect.logWarning(`unreadable hash (${e.algorithm}): ${e.reason}`))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class HashError extends Schema.TaggedError<HashError>("effect-auth/HashError")("HashError", {
+  algorithm: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.algorithm}: ${this.reason}`
+  }
+}
+
+/**
+ * The answer of {@link Service.verify}. `mustUpdate` is only ever `true` together with `valid`:
+ * it then asks the caller to store `hash(password)` in place of the old hash (Django calls the
+ * `setter`), because the algorithm is not the preferred one or its parameters or salt are
+ * outdated.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface VerifyResult {
+  readonly valid: boolean
+  readonly mustUpdate: boolean
+}
+
+/**
+ * The password hasher service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** Hashes with the preferred hasher and a fresh salt (22 characters of `[a-zA-Z0-9]`; bcrypt: its own 16 bytes). */
+  readonly hash: (password: Redacted.Redacted<string>) => Effect.Effect<string, HashError>
+  /**
+   * Django's `check_password`. A missing password, or a missing, unusable (`!…`) or unknown hash,
+   * runs the preferred hasher once on a throwaway value and answers `{ valid: false }`.
+   */
+  readonly verify: (
+    password: Redacted.Redacted<string> | null | undefined,
+    encoded: string | null | undefined
+  ) => Effect.Effect<VerifyResult, HashError>
+  /** The algorithm of a stored hash, if it is one of the configured hashers (Django's `identify_hasher`). */
+  readonly identify: (encoded: string) => Option.Option<string>
+  /**
+   * Django's `is_password_usable`: `false` only for the `!` marker of {@link Service.makeUnusable}.
+   * As in Django, a missing value (`null`) counts as usable; it still never verifies.
+   */
+  readonly isUsable: (encoded: string | null | undefined) => boolean
+  /** A value that no password verifies against: `!` and 40 random characters of `[a-zA-Z0-9]`. */
+  readonly makeUnusable: () => string
+  /** The algorithm new hashes are written with. */
+  readonly preferredAlgorithm: string
+  /** The configured algorithms, the preferred one first. */
+  readonly algorithms: ReadonlyArray<string>
+}
+
+/**
+ * The password hasher.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { PasswordHasher } from "effect-auth"
+ *
+ * const setPassword = (password: Redacted.Redacted<string>) =>
+ *   Effect.flatMap(PasswordHasher.PasswordHasher, (hasher) => hasher.hash(password))
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class PasswordHasher extends Context.Tag("effect-auth/PasswordHasher")<PasswordHasher, Service>() {}
+
+const between = (min: number, max: number) => Schema.Int.pipe(Schema.between(min, max))
+
+/**
+ * The options of {@link layer}, as a Schema; every field is optional.
+ *
+ * - `hashers`: the ordered hasher list. The first writes new hashes, the rest only verify.
+ *   Default (Django's): `["pbkdf2_sha256", "pbkdf2_sha1", "argon2", "bcrypt_sha256", "scrypt"]`.
+ * - `pbkdf2.iterations`: default 1,200,000 (Django 6.0), for both PBKDF2 hashers.
+ * - `argon2`: `timeCost` 2, `memoryCost` 102,400 KiB, `parallelism` 8 (Django's), `hashLength`
+ *   32 bytes (argon2-cffi 23.1+; a Django on argon2-cffi < 23.1 wrote 16).
+ * - `bcrypt`: `rounds` 12; `longPasswords` `"reject"` (default) or `"truncate"` for plain `bcrypt`.
+ * - `scrypt`: `workFactor` (N) 16,384, `blockSize` (r) 8, `parallelism` (p) 5, `maxmem` 32 MiB.
+ * - `concurrency`: how many hashes run at once; default `os.availableParallelism()`.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { PasswordHasher } from "effect-auth"
+ *
+ * Schema.decodeUnknownSync(PasswordHasher.Options)({ hashers: ["argon2", "pbkdf2_sha256"] })
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Options = Schema.Struct({
+  hashers: Schema.optional(
+    Schema.Tuple([Schema.Literal(...Registry.writableAlgorithms)], Schema.Literal(...Registry.algorithms))
+  ),
+  pbkdf2: Schema.optional(Schema.Struct({
+    iterations: Schema.optional(between(1, MAX_ITERATIONS))
+  })),
+  argon2: Schema.optional(Schema.Struct({
+    timeCost: Schema.optional(between(1, 2 ** 32 - 1)),
+    memoryCost: Schema.optional(between(8, 4 * 1024 * 1024)),
+    parallelism: Schema.optional(between(1, 255)),
+    hashLength: Schema.optional(between(4, 1024))
+  })),
+  bcrypt: Schema.optional(Schema.Struct({
+    rounds: Schema.optional(between(4, 31)),
+    longPasswords: Schema.optional(Schema.Literal("reject", "truncate"))
+  })),
+  scrypt: Schema.optional(Schema.Struct({
+    workFactor: Schema.optional(
+      between(2, 2 ** 30).pipe(Schema.filter((n) => (n & (n - 1)) === 0, { message: () => "N must be a power of 2" }))
+    ),
+    blockSize: Schema.optional(between(1, 1024)),
+    parallelism: Schema.optional(between(1, 1024)),
+    maxmem: Schema.optional(between(0, Number.MAX_SAFE_INTEGER))
+  })),
+  concurrency: Schema.optional(between(1, 1024))
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends Schema.Schema.Type<typeof Options> {}
+
+/**
+ * Django's defaults (6.0): the hasher list, PBKDF2 iterations and every parameter.
+ *
+ * @example
+ * ```ts
+ * import { PasswordHasher } from "effect-auth"
+ *
+ * PasswordHasher.defaults.pbkdf2.iterations // 1200000
+ * ```
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaults = {
+  hashers: ["pbkdf2_sha256", "pbkdf2_sha1", "argon2", "bcrypt_sha256", "scrypt"],
+  pbkdf2: { iterations: 1_200_000 },
+  argon2: { timeCost: 2, memoryCost: 102_400, parallelism: 8, hashLength: 32 },
+  bcrypt: { rounds: 12, longPasswords: "reject" },
+  scrypt: { workFactor: 2 ** 14, blockSize: 8, parallelism: 5, maxmem: 32 * 1024 * 1024 }
+} as const
+
+const settingsFrom = (input: unknown): Either.Either<Registry.Settings, string> =>
+  Either.flatMap(
+    Either.mapLeft(Schema.decodeUnknownEither(Options)(input), (e) => ParseResult.TreeFormatter.formatErrorSync(e)),
+    (o): Either.Either<Registry.Settings, string> => {
+      const settings: Registry.Settings = {
+        hashers: o.hashers ?? defaults.hashers,
+        pbkdf2: { ...defaults.pbkdf2, ...stripUndefined(o.pbkdf2) },
+        argon2: { ...defaults.argon2, ...stripUndefined(o.argon2) },
+        bcrypt: { ...defaults.bcrypt, ...stripUndefined(o.bcrypt) },
+        scrypt: { ...defaults.scrypt, ...stripUndefined(o.scrypt) },
+        concurrency: o.concurrency ?? os.availableParallelism()
+      }
+      return settings.argon2.memoryCost < 8 * settings.argon2.parallelism
+        ? Either.left("argon2.memoryCost must be at least 8 KiB per lane (8 × parallelism)")
+        : Either.right(settings)
+    }
+  )
+
+// Spreading `{ iterations: undefined }` over the defaults would erase them.
+const stripUndefined = <A extends object>(o: A | undefined): { [K in keyof A]?: Exclude<A[K], undefined> } =>
+  o === undefined ? {} : Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as any
+
+// A stray lone surrogate would be hashed as U+FFFD by Node but refused by Python: refuse it here too.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+const isRedactedString = Schema.is(Schema.RedactedFromSelf(Schema.String))
+const isEncoded = Schema.is(Schema.NullishOr(Schema.String))
+
+const passwordBytes = (password: unknown, algorithm: string): Effect.Effect<Uint8Array, HashError> => {
+  if (!isRedactedString(password)) {
+    return Effect.fail(new HashError({ algorithm, reason: "the password must be a Redacted string" }))
+  }
+  const text = Redacted.value(password)
+  return LONE_SURROGATE.test(text)
+    ? Effect.fail(new HashError({ algorithm, reason: "the password is not well-formed Unicode" }))
+    : Effect.succeed(Buffer.from(text, "utf8"))
+}
+
+const toHashError = (e: HasherFailure) => new HashError({ algorithm: e.algorithm, reason: e.reason })
+
+const fromSettings = (settings: Registry.Settings): Effect.Effect<Service> =>
+  Effect.map(Effect.makeSemaphore(settings.concurrency), (semaphore) => {
+    const registry = Registry.makeRegistry(settings, Registry.makeRun(semaphore))
+    const preferred = registry.preferred.algorithm
+    return {
+      preferredAlgorithm: preferred,
+      algorithms: [...registry.byAlgorithm.keys()],
+      hash: (password) =>
+        passwordBytes(password, preferred).pipe(
+          Effect.flatMap((bytes) => Effect.mapError(registry.hash(bytes), toHashError)),
+          Effect.withSpan("effect-auth.password.hash", {
+            attributes: { "password.algorithm": preferred },
+            captureStackTrace: false
+          })
+        ),
+      verify: (password, encoded) => {
+        const algorithm = isEncoded(encoded) && typeof encoded === "string"
+          ? Option.getOrElse(Option.map(Registry.identify(registry.byAlgorithm, encoded), (h) => h.algorithm), () => "unknown")
+          : "unknown"
+        const checked = !isEncoded(encoded)
+          ? Effect.fail(new HashError({ algorithm, reason: "the stored hash must be a string" }))
+          : password === null || password === undefined
+          ? Effect.mapError(registry.verify(undefined, encoded), toHashError)
+          : Effect.flatMap(passwordBytes(password, algorithm), (bytes) =>
+            Effect.mapError(registry.verify(bytes, encoded), toHashError))
+        return checked.pipe(
+          Effect.map(({ mustUpdate, valid }) => ({ valid, mustUpdate: valid && mustUpdate })),
+          Effect.tap(({ mustUpdate, valid }) =>
+            Effect.annotateCurrentSpan({ "password.valid": valid, "password.must_update": mustUpdate })
+          ),
+          Effect.withSpan("effect-auth.password.verify", {
+            attributes: { "password.algorithm": algorithm },
+            captureStackTrace: false
+          })
+        )
+      },
+      identify: (encoded) =>
+        typeof encoded === "string"
+          ? Option.map(Registry.identify(registry.byAlgorithm, encoded), (h) => h.algorithm)
+          : Option.none(),
+      isUsable: (encoded) => typeof encoded !== "string" || Registry.isUsable(encoded),
+      makeUnusable: () => Registry.UNUSABLE_PREFIX + randomString(40)
+    }
+  })
+
+/**
+ * Builds the service. Options are checked against {@link Options}; options the types already
+ * forbid (a verify-only hasher first, a negative cost) are a defect, since they are a programming
+ * error rather than input.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { PasswordHasher } from "effect-auth"
+ *
+ * const program = Effect.gen(function*() {
+ *   const hasher = yield* PasswordHasher.make({ hashers: ["argon2", "pbkdf2_sha256"] })
+ *   return yield* hasher.hash(Redacted.make("correct horse"))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<Service> =>
+  Either.match(settingsFrom(options), {
+    onLeft: (message) => Effect.dieMessage(`PasswordHasher options: ${message}`),
+    onRight: fromSettings
+  })
+
+/**
+ * The service as a layer.
+ *
+ * @example
+ * ```ts
+ * import { PasswordHasher } from "effect-auth"
+ *
+ * // Argon2 for new hashes; users with Django's PBKDF2 hashes still log in and are upgraded.
+ * const HasherLive = PasswordHasher.layer({
+ *   hashers: ["argon2", "pbkdf2_sha256", "pbkdf2_sha1", "bcrypt_sha256"],
+ *   argon2: { memoryCost: 65_536 },
+ *   concurrency: 4
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<PasswordHasher> => Layer.effect(PasswordHasher, make(options))
+
+const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
+  Config.map(Config.option(config), Option.getOrUndefined)
+
+/**
+ * The options read from configuration (environment variables by default), all optional:
+ * `PASSWORD_HASHERS` (comma-separated algorithm names, preferred first),
+ * `PASSWORD_HASHER_PBKDF2_ITERATIONS`, `PASSWORD_HASHER_ARGON2_TIME_COST`,
+ * `PASSWORD_HASHER_ARGON2_MEMORY_COST`, `PASSWORD_HASHER_ARGON2_PARALLELISM`,
+ * `PASSWORD_HASHER_ARGON2_HASH_LENGTH`, `PASSWORD_HASHER_BCRYPT_ROUNDS`,
+ * `PASSWORD_HASHER_BCRYPT_LONG_PASSWORDS`, `PASSWORD_HASHER_SCRYPT_WORK_FACTOR`,
+ * `PASSWORD_HASHER_SCRYPT_BLOCK_SIZE`, `PASSWORD_HASHER_SCRYPT_PARALLELISM`,
+ * `PASSWORD_HASHER_SCRYPT_MAXMEM`, `PASSWORD_HASHER_CONCURRENCY`.
+ *
+ * @example
+ * ```ts
+ * import { ConfigProvider, Effect } from "effect"
+ * import { PasswordHasher } from "effect-auth"
+ *
+ * const options = Effect.withConfigProvider(
+ *   PasswordHasher.config,
+ *   ConfigProvider.fromJson({ PASSWORD_HASHERS: "argon2,pbkdf2_sha256" })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Options> = Config.map(
+  Config.all({
+    hashers: optional(Config.array(Config.literal(...Registry.algorithms)(), "PASSWORD_HASHERS")),
+    iterations: optional(Config.integer("PASSWORD_HASHER_PBKDF2_ITERATIONS")),
+    timeCost: optional(Config.integer("PASSWORD_HASHER_ARGON2_TIME_COST")),
+    memoryCost: optional(Config.integer("PASSWORD_HASHER_ARGON2_MEMORY_COST")),
+    argon2Parallelism: optional(Config.integer("PASSWORD_HASHER_ARGON2_PARALLELISM")),
+    hashLength: optional(Config.integer("PASSWORD_HASHER_ARGON2_HASH_LENGTH")),
+    rounds: optional(Config.integer("PASSWORD_HASHER_BCRYPT_ROUNDS")),
+    longPasswords: optional(Config.literal("reject", "truncate")("PASSWORD_HASHER_BCRYPT_LONG_PASSWORDS")),
+    workFactor: optional(Config.integer("PASSWORD_HASHER_SCRYPT_WORK_FACTOR")),
+    blockSize: optional(Config.integer("PASSWORD_HASHER_SCRYPT_BLOCK_SIZE")),
+    scryptParallelism: optional(Config.integer("PASSWORD_HASHER_SCRYPT_PARALLELISM")),
+    maxmem: optional(Config.integer("PASSWORD_HASHER_SCRYPT_MAXMEM")),
+    concurrency: optional(Config.integer("PASSWORD_HASHER_CONCURRENCY"))
+  }),
+  (c) =>
+    ({
+      hashers: c.hashers,
+      pbkdf2: { iterations: c.iterations },
+      argon2: { timeCost: c.timeCost, memoryCost: c.memoryCost, parallelism: c.argon2Parallelism, hashLength: c.hashLength },
+      bcrypt: { rounds: c.rounds, longPasswords: c.longPasswords },
+      scrypt: { workFactor: c.workFactor, blockSize: c.blockSize, parallelism: c.scryptParallelism, maxmem: c.maxmem },
+      concurrency: c.concurrency
+      // Checked against the Options schema by layerConfig, which reports a ConfigError.
+    }) as Options
+)
+
+/**
+ * The service as a layer, its options read from `Config` ({@link config} by default, or any
+ * `Config.Wrap<Options>`). Options that fail {@link Options} are a `ConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { PasswordHasher } from "effect-auth"
+ *
+ * // From PASSWORD_HASHERS, PASSWORD_HASHER_PBKDF2_ITERATIONS, ...
+ * const FromEnv = PasswordHasher.layerConfig()
+ *
+ * // Or with names of your own
+ * const Custom = PasswordHasher.layerConfig({
+ *   pbkdf2: { iterations: Config.integer("AUTH_PBKDF2_ITERATIONS") }
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Config.Config.Wrap<Options> = config
+): Layer.Layer<PasswordHasher, ConfigError.ConfigError> =>
+  Layer.effect(
+    PasswordHasher,
+    Effect.flatMap(Config.unwrap(options), (value) =>
+      Either.match(settingsFrom(value), {
+        onLeft: (message) => Effect.fail(ConfigError.InvalidData([], `PasswordHasher options: ${message}`)),
+        onRight: fromSettings
+      }))
+  )
+
+/**
+ * Cheap parameters for tests, **never for production**: every algorithm enabled
+ * (`pbkdf2_sha256` preferred), PBKDF2 at 1,000 iterations, argon2 at `t=1, m=64 KiB, p=1`,
+ * bcrypt at 4 rounds, scrypt at `N=1024, r=8, p=1`. A hash or check costs about a millisecond.
+ *
+ * @example
+ * ```ts
+ * import { PasswordHasher } from "effect-auth"
+ *
+ * const layer = PasswordHasher.layer({ ...PasswordHasher.testOptions, hashers: ["argon2", "pbkdf2_sha256"] })
+ * ```
+ *
+ * @since 0.1.0
+ * @category testing
+ */
+export const testOptions: Options = {
+  hashers: [
+    "pbkdf2_sha256",
+    "pbkdf2_sha1",
+    "argon2",
+    "bcrypt_sha256",
+    "bcrypt",
+    "scrypt",
+    "md5",
+    "sha1",
+    "unsalted_md5",
+    "unsalted_sha1"
+  ],
+  pbkdf2: { iterations: 1000 },
+  argon2: { timeCost: 1, memoryCost: 64, parallelism: 1 },
+  bcrypt: { rounds: 4 },
+  scrypt: { workFactor: 1024, blockSize: 8, parallelism: 1 }
+}
+
+/**
+ * The service with {@link testOptions}: for tests of code that logs users in, which must not
+ * spend 1.2 million PBKDF2 iterations per login. **Never use it in production.**
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { PasswordHasher } from "effect-auth"
+ *
+ * const encoded = Effect.flatMap(PasswordHasher.PasswordHasher, (h) => h.hash(Redacted.make("pw"))).pipe(
+ *   Effect.provide(PasswordHasher.layerTest)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category testing
+ */
+export const layerTest: Layer.Layer<PasswordHasher> = layer(testOptions)
