@@ -37,6 +37,16 @@ export * as Credentials from "./Credentials.js"
 /**
  * @since 0.1.0
  */
+export * as MemoryUserStore from "./MemoryUserStore.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as ModelBackend from "./backends/ModelBackend.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as PasswordHasher from "./PasswordHasher.js"
 
 /**
@@ -47,7 +57,17 @@ export * as Permissions from "./Permissions.js"
 /**
  * @since 0.1.0
  */
+export * as SqlUserStore from "./SqlUserStore.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as User from "./User.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as UserStore from "./UserStore.js"
 
 /**
  * @since 0.1.0

@@ -1,0 +1,928 @@
+/**
+ * A `UserStore` on `@effect/sql`: SQLite (the embedded default, a file or memory) or PostgreSQL.
+ *
+ * The tables have Django's shape under a configurable prefix (default `auth_`): `auth_user`,
+ * `auth_group`, `auth_permission`, `auth_user_groups`, `auth_user_user_permissions`,
+ * `auth_group_permissions`. `auth_user` has exactly Django's columns, so users can be copied
+ * between a Django site and an effect-auth service with `INSERT ... SELECT`. `auth_permission`
+ * keeps `app_label` in a column where Django points at `django_content_type`: do not run this
+ * store on the same prefix as a Django site's own tables.
+ *
+ * The schema is created by `@effect/sql`'s `Migrator` with its own bookkeeping table,
+ * `effect_<prefix>user_migrations` (`effect_auth_user_migrations` by default), so other modules'
+ * migrations in the same database (sessions, API tokens, your app) never collide with it. To run
+ * everything through one migrator instead, pass `migrate: false` and include {@link migrations}.
+ *
+ * The database enforces unique usernames: of concurrent creates of one name exactly one wins, the
+ * others fail with `UserAlreadyExists` (SQLite's and PostgreSQL's unique violations are both
+ * recognised). Any other database failure is a `UserStoreError`, never a defect.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlUserStore, UserStore } from "effect-auth"
+ *
+ * const UsersLive = SqlUserStore.layerSqlite({ filename: "./users.db" })
+ *
+ * const program = Effect.flatMap(UserStore.UserStore, (store) => store.create({ username: "alice" }))
+ * Effect.runPromise(program.pipe(Effect.provide(UsersLive)))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import type * as Statement from "@effect/sql/Statement"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Predicate from "effect/Predicate"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import { AuthConfigError } from "./AuthError.js"
+import * as internal from "./internal/userStore.js"
+import * as UserStore from "./UserStore.js"
+
+/**
+ * Where the tables live.
+ *
+ * @example
+ * ```ts
+ * import type { SqlUserStore } from "effect-auth"
+ *
+ * const options: SqlUserStore.Options = { tablePrefix: "shop_auth_" }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Prefix of every table: `[a-z_][a-z0-9_]*`, at most 30 characters. Default: `"auth_"`. */
+  readonly tablePrefix?: string | undefined
+  /** The Migrator's bookkeeping table. Default: `effect_<tablePrefix>user_migrations`. */
+  readonly migrationsTable?: string | undefined
+}
+
+/**
+ * Options of {@link layer}.
+ *
+ * @example
+ * ```ts
+ * import type { SqlUserStore } from "effect-auth"
+ *
+ * // the app's own migrator creates the tables (see `migrations`)
+ * const options: SqlUserStore.LayerOptions = { migrate: false }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LayerOptions extends Options {
+  /** Run the migrations when the layer is built. Default: `true`. */
+  readonly migrate?: boolean | undefined
+}
+
+/**
+ * Options of {@link layerSqlite}.
+ *
+ * @example
+ * ```ts
+ * import type { SqlUserStore } from "effect-auth"
+ *
+ * const options: SqlUserStore.SqliteOptions = { filename: "./data/users.db" }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SqliteOptions extends LayerOptions {
+  /** A file path, or `":memory:"` for a database that lives as long as the layer. */
+  readonly filename: string
+  /** SQLite's write-ahead log is on unless this is `true`. */
+  readonly disableWAL?: boolean | undefined
+}
+
+/**
+ * Options of {@link layerPg}.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import type { SqlUserStore } from "effect-auth"
+ *
+ * const options: SqlUserStore.PgOptions = {
+ *   url: Redacted.make("postgres://app:secret@db:5432/app"),
+ *   maxConnections: 20,
+ *   connectTimeout: "3 seconds"
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PgOptions extends LayerOptions {
+  /** `postgres://user:password@host:5432/database`; pass it `Redacted` when it holds a password. */
+  readonly url: string | Redacted.Redacted<string>
+  /** Pool size. Default: the `pg` driver's (10). */
+  readonly maxConnections?: number | undefined
+  /** Default: 5 seconds. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  readonly applicationName?: string | undefined
+  readonly ssl?: boolean | undefined
+}
+
+/**
+ * The table names for a prefix.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlUserStore } from "effect-auth"
+ *
+ * const names = Effect.map(SqlUserStore.tables({ tablePrefix: "shop_" }), (t) => [t.user, t.migrations])
+ * // ["shop_user", "effect_shop_user_migrations"]
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Tables {
+  readonly user: string
+  readonly group: string
+  readonly permission: string
+  readonly userGroups: string
+  readonly userPermissions: string
+  readonly groupPermissions: string
+  readonly migrations: string
+}
+
+const identifier = /^[a-z_][a-z0-9_]*$/
+
+/**
+ * Resolves and checks the table names; a bad prefix is an `AuthConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlUserStore } from "effect-auth"
+ *
+ * Effect.runSync(SqlUserStore.tables()).user // "auth_user"
+ * Effect.runSync(SqlUserStore.tables()).migrations // "effect_auth_user_migrations"
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const tables = (options: Options = {}): Effect.Effect<Tables, AuthConfigError> => {
+  const prefix = options.tablePrefix ?? "auth_"
+  if (!identifier.test(prefix) || prefix.length > 30) {
+    return Effect.fail(
+      new AuthConfigError({ message: `SqlUserStore: tablePrefix must match [a-z_][a-z0-9_]* (at most 30 characters)` })
+    )
+  }
+  const migrations = options.migrationsTable ?? `effect_${prefix}user_migrations`
+  if (!identifier.test(migrations) || migrations.length > 63) {
+    return Effect.fail(
+      new AuthConfigError({ message: `SqlUserStore: migrationsTable must match [a-z_][a-z0-9_]* (at most 63 characters)` })
+    )
+  }
+  return Effect.succeed({
+    user: `${prefix}user`,
+    group: `${prefix}group`,
+    permission: `${prefix}permission`,
+    userGroups: `${prefix}user_groups`,
+    userPermissions: `${prefix}user_user_permissions`,
+    groupPermissions: `${prefix}group_permissions`,
+    migrations
+  })
+}
+
+const createTables = (t: Tables) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
+    // Django's column types on each database.
+    const pk = sql.literal(pg ? "integer GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY" : "integer NOT NULL PRIMARY KEY AUTOINCREMENT")
+    const bigPk = sql.literal(pg ? "bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY" : "integer NOT NULL PRIMARY KEY AUTOINCREMENT")
+    const bool = sql.literal(pg ? "boolean" : "bool")
+    const ts = sql.literal(pg ? "timestamp with time zone" : "datetime")
+    const statements: ReadonlyArray<Statement.Statement<unknown>> = [
+      sql`CREATE TABLE ${sql(t.user)} (
+        id ${pk},
+        password varchar(128) NOT NULL,
+        last_login ${ts} NULL,
+        is_superuser ${bool} NOT NULL,
+        username varchar(150) NOT NULL UNIQUE,
+        first_name varchar(150) NOT NULL,
+        last_name varchar(150) NOT NULL,
+        email varchar(254) NOT NULL,
+        is_staff ${bool} NOT NULL,
+        is_active ${bool} NOT NULL,
+        date_joined ${ts} NOT NULL
+      )`,
+      sql`CREATE TABLE ${sql(t.group)} (
+        id ${pk},
+        name varchar(150) NOT NULL UNIQUE
+      )`,
+      sql`CREATE TABLE ${sql(t.permission)} (
+        id ${pk},
+        name varchar(255) NOT NULL,
+        app_label varchar(100) NOT NULL,
+        codename varchar(100) NOT NULL,
+        UNIQUE (app_label, codename)
+      )`,
+      sql`CREATE TABLE ${sql(t.userGroups)} (
+        id ${bigPk},
+        user_id integer NOT NULL REFERENCES ${sql(t.user)} (id) ON DELETE CASCADE,
+        group_id integer NOT NULL REFERENCES ${sql(t.group)} (id) ON DELETE CASCADE,
+        UNIQUE (user_id, group_id)
+      )`,
+      sql`CREATE INDEX ${sql(`${t.userGroups}_group_id`)} ON ${sql(t.userGroups)} (group_id)`,
+      sql`CREATE TABLE ${sql(t.userPermissions)} (
+        id ${bigPk},
+        user_id integer NOT NULL REFERENCES ${sql(t.user)} (id) ON DELETE CASCADE,
+        permission_id integer NOT NULL REFERENCES ${sql(t.permission)} (id) ON DELETE CASCADE,
+        UNIQUE (user_id, permission_id)
+      )`,
+      sql`CREATE INDEX ${sql(`${t.userPermissions}_permission_id`)} ON ${sql(t.userPermissions)} (permission_id)`,
+      sql`CREATE TABLE ${sql(t.groupPermissions)} (
+        id ${bigPk},
+        group_id integer NOT NULL REFERENCES ${sql(t.group)} (id) ON DELETE CASCADE,
+        permission_id integer NOT NULL REFERENCES ${sql(t.permission)} (id) ON DELETE CASCADE,
+        UNIQUE (group_id, permission_id)
+      )`,
+      sql`CREATE INDEX ${sql(`${t.groupPermissions}_permission_id`)} ON ${sql(t.groupPermissions)} (permission_id)`
+    ]
+    // One statement per call: SQLite prepares only the first statement of a string.
+    for (const statement of statements) yield* statement
+  })
+
+/**
+ * The store's migrations, for apps that run every module's migrations through one `Migrator`
+ * (then build the store with `layer({ migrate: false })`). Keys are `<id>_<name>`, as
+ * `Migrator.fromRecord` wants; renumber them if they clash with yours.
+ *
+ * @example
+ * ```ts
+ * import { Migrator } from "@effect/sql"
+ * import { Effect } from "effect"
+ * import { SqlUserStore } from "effect-auth"
+ *
+ * const migrate = Effect.flatMap(SqlUserStore.tables(), (tables) =>
+ *   Migrator.make({})({
+ *     // add your own migrations to this record
+ *     loader: Migrator.fromRecord({ ...SqlUserStore.migrations(tables) }),
+ *     table: "app_migrations"
+ *   }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category migrations
+ */
+export const migrations = (
+  tables: Tables
+): Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> => ({
+  "1_create_user_tables": createTables(tables)
+})
+
+const storeError = (operation: string) => (cause: unknown) => new UserStore.UserStoreError({ operation, cause })
+
+/**
+ * Runs the store's migrations with its own migrations table. Failures, including a migration
+ * that fails half-way, are a `UserStoreError`.
+ *
+ * @example
+ * ```ts
+ * import { SqliteClient } from "@effect/sql-sqlite-node"
+ * import { Effect } from "effect"
+ * import { SqlUserStore } from "effect-auth"
+ *
+ * const program = SqlUserStore.migrate().pipe(
+ *   Effect.provide(SqliteClient.layer({ filename: "./users.db" }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category migrations
+ */
+export const migrate = (
+  options: Options = {}
+): Effect.Effect<void, AuthConfigError | UserStore.UserStoreError, SqlClient.SqlClient> =>
+  Effect.flatMap(tables(options), (t) =>
+    Migrator.make({})({ loader: Migrator.fromRecord(migrations(t)), table: t.migrations }).pipe(
+      Effect.mapError(storeError("migrate")),
+      // The Migrator turns a failing migration into a defect; it is a database problem here.
+      Effect.catchAllDefect((defect) => Effect.fail(storeError("migrate")(defect))),
+      Effect.asVoid
+    ))
+
+// Rows as PostgreSQL (native types) and SQLite (0/1, ISO text) return them.
+const Bool = Schema.Union(
+  Schema.Boolean,
+  Schema.transform(Schema.Literal(0, 1), Schema.Boolean, { strict: true, decode: (n) => n === 1, encode: (b) => (b ? 1 : 0) })
+)
+// SQLite text: ours is ISO 8601 with `Z`; Django writes naive UTC (`2024-05-01 12:00:00.123456`).
+const naiveUtc = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(\.\d{1,3})?\d*$/
+const TimestampText = Schema.transformOrFail(Schema.String, Schema.ValidDateFromSelf, {
+  strict: true,
+  decode: (text, _, ast) => {
+    const naive = naiveUtc.exec(text)
+    const date = new Date(naive ? `${naive[1]}T${naive[2]}${naive[3] ?? ""}Z` : text)
+    return Number.isNaN(date.getTime())
+      ? ParseResult.fail(new ParseResult.Type(ast, text, "not a timestamp"))
+      : ParseResult.succeed(date)
+  },
+  encode: (date) => ParseResult.succeed(date.toISOString())
+})
+const Timestamp = Schema.Union(Schema.ValidDateFromSelf, TimestampText)
+const Id = Schema.Union(Schema.Number, Schema.NumberFromString)
+
+const UserRow = Schema.Struct({
+  id: Id,
+  password: Schema.String,
+  last_login: Schema.NullOr(Timestamp),
+  is_superuser: Bool,
+  username: Schema.String,
+  first_name: Schema.String,
+  last_name: Schema.String,
+  email: Schema.String,
+  is_staff: Bool,
+  is_active: Bool,
+  date_joined: Timestamp
+})
+const decodeUsers = Schema.decodeUnknown(Schema.Array(UserRow))
+
+const toStored = (row: typeof UserRow.Type): UserStore.StoredUser => ({
+  id: String(row.id),
+  username: row.username,
+  passwordHash: Redacted.make(row.password),
+  email: row.email,
+  firstName: row.first_name,
+  lastName: row.last_name,
+  isActive: row.is_active,
+  isStaff: row.is_staff,
+  isSuperuser: row.is_superuser,
+  dateJoined: row.date_joined,
+  lastLogin: Option.fromNullable(row.last_login)
+})
+
+const decodeIds = Schema.decodeUnknown(Schema.Array(Schema.Struct({ id: Id })))
+const decodePerms = Schema.decodeUnknown(Schema.Array(Schema.Struct({ app_label: Schema.String, codename: Schema.String })))
+const decodeNames = Schema.decodeUnknown(Schema.Array(Schema.Struct({ name: Schema.String })))
+
+const isUniqueViolation = (error: SqlError): boolean => {
+  const code = Predicate.hasProperty(error.cause, "code") ? error.cause.code : undefined
+  // PostgreSQL's unique_violation; better-sqlite3's extended result code.
+  return code === "23505" || code === "SQLITE_CONSTRAINT_UNIQUE"
+}
+
+/**
+ * Builds the store on the `SqlClient` in context. It does not migrate: see {@link layer} and
+ * {@link migrate}.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlUserStore } from "effect-auth"
+ *
+ * const store = SqlUserStore.make({ tablePrefix: "shop_auth_" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<UserStore.UserStore.Service, AuthConfigError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const t = yield* tables(options)
+    const sql = yield* SqlClient.SqlClient
+    const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
+    const bool = (b: boolean): boolean | number => (pg ? b : b ? 1 : 0)
+    const time = (d: Date): string => d.toISOString()
+    const T = {
+      user: sql(t.user),
+      group: sql(t.group),
+      permission: sql(t.permission),
+      userGroups: sql(t.userGroups),
+      userPermissions: sql(t.userPermissions),
+      groupPermissions: sql(t.groupPermissions)
+    }
+
+    // Every failure of the database or of a row's shape, and any defect on the way, is a
+    // UserStoreError: callers (the model backend) turn it into a TransportError.
+    const run = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
+      effect.pipe(
+        Effect.mapError((cause) =>
+          Predicate.isTagged(cause, "InvalidInput") || Predicate.isTagged(cause, "UserNotFound") ||
+            Predicate.isTagged(cause, "GroupNotFound") || Predicate.isTagged(cause, "UserAlreadyExists")
+            ? cause as Exclude<E, SqlError | ParseResult.ParseError>
+            : storeError(operation)(cause)
+        ),
+        Effect.catchAllDefect((defect) => Effect.fail(storeError(operation)(defect))),
+        Effect.withSpan(`UserStore.${operation}`)
+      )
+
+    const columns = sql.literal(
+      "u.id, u.password, u.last_login, u.is_superuser, u.username, u.first_name, u.last_name, u.email, u.is_staff, u.is_active, u.date_joined"
+    )
+    const selectUsers = (where: Statement.Fragment) =>
+      Effect.map(
+        Effect.flatMap(sql`SELECT ${columns} FROM ${T.user} u WHERE ${where} ORDER BY u.id`, decodeUsers),
+        (rows) => rows.map(toStored)
+      )
+
+    const userById = (id: number) =>
+      Effect.map(selectUsers(sql`u.id = ${id}`), (users) => Option.fromNullable(users[0]))
+
+    // The numeric id of an existing user, or UserNotFound.
+    const existing = (rawId: string) =>
+      Effect.flatMap(internal.userId(rawId), (id) =>
+        Option.isNone(id)
+          ? Effect.fail(new UserStore.UserNotFound({ userId: rawId }))
+          : Effect.flatMap(sql`SELECT id FROM ${T.user} WHERE id = ${id.value}`, decodeIds).pipe(
+            Effect.flatMap((rows) =>
+              rows.length === 0 ? Effect.fail(new UserStore.UserNotFound({ userId: rawId })) : Effect.succeed(id.value)
+            )
+          ))
+
+    // UPDATE ... RETURNING id: no row means no such user.
+    const update = (rawId: string, sets: ReadonlyArray<Statement.Fragment>) =>
+      Effect.flatMap(internal.userId(rawId), (id) =>
+        Option.isNone(id)
+          ? Effect.fail(new UserStore.UserNotFound({ userId: rawId }))
+          : sets.length === 0
+          ? Effect.asVoid(existing(rawId))
+          : Effect.flatMap(
+            sql`UPDATE ${T.user} SET ${sql.csv(sets)} WHERE id = ${id.value} RETURNING id`,
+            decodeIds
+          ).pipe(
+            Effect.flatMap((rows) =>
+              rows.length === 0 ? Effect.fail(new UserStore.UserNotFound({ userId: rawId })) : Effect.void
+            )
+          ))
+
+    const groupId = (name: string) =>
+      Effect.map(
+        Effect.flatMap(sql`SELECT id FROM ${T.group} WHERE name = ${name}`, decodeIds),
+        (rows) => Option.map(Option.fromNullable(rows[0]), (row) => row.id)
+      )
+
+    const existingGroup = (rawName: string) =>
+      Effect.flatMap(internal.groupName(rawName), (name) =>
+        Effect.flatMap(
+          groupId(name),
+          Option.match({
+            onNone: () => Effect.fail(new UserStore.GroupNotFound({ name })),
+            onSome: Effect.succeed
+          })
+        ))
+
+    const ensureGroup = (name: string) =>
+      Effect.zipRight(
+        sql`INSERT INTO ${T.group} (name) VALUES (${name}) ON CONFLICT (name) DO NOTHING`,
+        Effect.flatMap(groupId(name), (id) =>
+          Option.isSome(id)
+            ? Effect.succeed(id.value)
+            : Effect.dieMessage(`group ${name} vanished after its insert`))
+      )
+
+    const ensurePermission = (p: internal.ParsedPermission, name?: string) =>
+      Effect.zipRight(
+        sql`INSERT INTO ${T.permission} (name, app_label, codename)
+          VALUES (${name ?? p.perm}, ${p.appLabel}, ${p.codename})
+          ON CONFLICT (app_label, codename) DO NOTHING`,
+        Effect.flatMap(
+          Effect.flatMap(
+            sql`SELECT id FROM ${T.permission} WHERE app_label = ${p.appLabel} AND codename = ${p.codename}`,
+            decodeIds
+          ),
+          (rows) =>
+            rows[0] === undefined
+              ? Effect.dieMessage(`permission ${p.perm} vanished after its insert`)
+              : Effect.succeed(rows[0].id)
+        )
+      )
+
+    const permissionIds = (p: internal.ParsedPermission) =>
+      sql`SELECT id FROM ${T.permission} WHERE app_label = ${p.appLabel} AND codename = ${p.codename}`
+
+    const permSet = (statement: Statement.Statement<unknown>) =>
+      Effect.map(
+        Effect.flatMap(statement, decodePerms),
+        (rows) => new Set(rows.map((row) => `${row.app_label}.${row.codename}`)) as ReadonlySet<string>
+      )
+
+    const ifUser = <A, E, R>(rawId: string, none: A, f: (id: number) => Effect.Effect<A, E, R>) =>
+      Effect.flatMap(internal.userId(rawId), Option.match({ onNone: () => Effect.succeed(none), onSome: f }))
+
+    const service: UserStore.UserStore.Service = {
+      findByUsername: (raw) =>
+        run(
+          "findByUsername",
+          Effect.flatMap(internal.username(raw), (name) =>
+            Effect.map(selectUsers(sql`u.username = ${name}`), (users) => Option.fromNullable(users[0])))
+        ),
+      findById: (raw) =>
+        run("findById", ifUser(raw, Option.none<UserStore.StoredUser>(), userById)),
+      create: (raw) =>
+        run(
+          "create",
+          Effect.flatMap(internal.createUser(raw), (u) =>
+            sql`INSERT INTO ${T.user}
+              (password, last_login, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined)
+              VALUES (${u.passwordHash}, NULL, ${bool(u.isSuperuser)}, ${u.username}, ${u.firstName}, ${u.lastName},
+                ${u.email}, ${bool(u.isStaff)}, ${bool(u.isActive)}, ${time(u.dateJoined)})
+              RETURNING id`.pipe(
+              Effect.catchIf(isUniqueViolation, () => Effect.fail(new UserStore.UserAlreadyExists({ username: u.username }))),
+              Effect.flatMap(decodeIds),
+              Effect.flatMap((rows) =>
+                rows[0] === undefined
+                  ? Effect.dieMessage("INSERT ... RETURNING id returned no row")
+                  : Effect.succeed<UserStore.StoredUser>({
+                    id: String(rows[0].id),
+                    username: u.username,
+                    passwordHash: Redacted.make(u.passwordHash),
+                    email: u.email,
+                    firstName: u.firstName,
+                    lastName: u.lastName,
+                    isActive: u.isActive,
+                    isStaff: u.isStaff,
+                    isSuperuser: u.isSuperuser,
+                    dateJoined: u.dateJoined,
+                    lastLogin: Option.none()
+                  })
+              )
+            ))
+        ),
+      setPassword: (rawId, rawHash) =>
+        run(
+          "setPassword",
+          Effect.flatMap(internal.passwordHash(rawHash), (hash) => update(rawId, [sql`password = ${hash}`]))
+        ),
+      upgradePasswordHash: (rawId, hashes) =>
+        run(
+          "upgradePasswordHash",
+          Effect.gen(function*() {
+            const from = yield* internal.passwordHash(hashes.from, "from")
+            const to = yield* internal.passwordHash(hashes.to, "to")
+            return yield* ifUser(rawId, false, (id) =>
+              Effect.map(
+                Effect.flatMap(
+                  sql`UPDATE ${T.user} SET password = ${to} WHERE id = ${id} AND password = ${from} RETURNING id`,
+                  decodeIds
+                ),
+                (rows) => rows.length > 0
+              ))
+          })
+        ),
+      setFlags: (rawId, rawFlags) =>
+        run(
+          "setFlags",
+          Effect.flatMap(internal.flags(rawFlags), (flags) =>
+            update(rawId, [
+              ...(flags.isActive === undefined ? [] : [sql`is_active = ${bool(flags.isActive)}`]),
+              ...(flags.isStaff === undefined ? [] : [sql`is_staff = ${bool(flags.isStaff)}`]),
+              ...(flags.isSuperuser === undefined ? [] : [sql`is_superuser = ${bool(flags.isSuperuser)}`])
+            ]))
+        ),
+      updateProfile: (rawId, rawProfile) =>
+        run(
+          "updateProfile",
+          Effect.flatMap(internal.profile(rawProfile), (profile) =>
+            update(rawId, [
+              ...(profile.email === undefined ? [] : [sql`email = ${profile.email}`]),
+              ...(profile.firstName === undefined ? [] : [sql`first_name = ${profile.firstName}`]),
+              ...(profile.lastName === undefined ? [] : [sql`last_name = ${profile.lastName}`])
+            ]))
+        ),
+      setLastLogin: (rawId, rawDate) =>
+        run(
+          "setLastLogin",
+          Effect.flatMap(internal.date(rawDate), (date) => update(rawId, [sql`last_login = ${time(date)}`]))
+        ),
+      createGroup: (raw) =>
+        run(
+          "createGroup",
+          Effect.flatMap(internal.groupName(raw), (name) =>
+            Effect.map(ensureGroup(name), (id): UserStore.Group => ({ id: String(id), name })))
+        ),
+      addToGroup: (rawId, rawGroup) =>
+        run(
+          "addToGroup",
+          Effect.gen(function*() {
+            const userId = yield* existing(rawId)
+            const groupId = yield* existingGroup(rawGroup)
+            yield* sql`INSERT INTO ${T.userGroups} (user_id, group_id) VALUES (${userId}, ${groupId})
+              ON CONFLICT (user_id, group_id) DO NOTHING`
+          })
+        ),
+      removeFromGroup: (rawId, rawGroup) =>
+        run(
+          "removeFromGroup",
+          Effect.gen(function*() {
+            const name = yield* internal.groupName(rawGroup)
+            const userId = yield* existing(rawId)
+            yield* sql`DELETE FROM ${T.userGroups} WHERE user_id = ${userId}
+              AND group_id IN (SELECT id FROM ${T.group} WHERE name = ${name})`
+          })
+        ),
+      setGroups: (rawId, rawNames) =>
+        run(
+          "setGroups",
+          Effect.gen(function*() {
+            const names = internal.sortNames(new Set(yield* internal.groupNames(Array.from(rawNames))))
+            yield* sql.withTransaction(Effect.gen(function*() {
+              const userId = yield* existing(rawId)
+              const ids: Array<number> = []
+              // Sorted, so concurrent mirrors lock the group rows in one order.
+              for (const name of names) ids.push(yield* ensureGroup(name))
+              yield* ids.length === 0
+                ? sql`DELETE FROM ${T.userGroups} WHERE user_id = ${userId}`
+                : sql`DELETE FROM ${T.userGroups} WHERE user_id = ${userId} AND group_id NOT IN ${sql.in(ids)}`
+              for (const groupId of ids) {
+                yield* sql`INSERT INTO ${T.userGroups} (user_id, group_id) VALUES (${userId}, ${groupId})
+                  ON CONFLICT (user_id, group_id) DO NOTHING`
+              }
+            }))
+          })
+        ),
+      groupsOf: (rawId) =>
+        run(
+          "groupsOf",
+          ifUser(rawId, [] as ReadonlyArray<string>, (id) =>
+            Effect.map(
+              Effect.flatMap(
+                sql`SELECT g.name FROM ${T.group} g JOIN ${T.userGroups} ug ON ug.group_id = g.id
+                  WHERE ug.user_id = ${id}`,
+                decodeNames
+              ),
+              (rows) => internal.sortNames(rows.map((row) => row.name))
+            ))
+        ),
+      createPermission: (rawPerm, rawName) =>
+        run(
+          "createPermission",
+          Effect.gen(function*() {
+            const p = yield* internal.permission(rawPerm)
+            const name = rawName === undefined ? undefined : yield* internal.permissionName(rawName)
+            yield* ensurePermission(p, name)
+          })
+        ),
+      permissions: () =>
+        run("permissions", permSet(sql`SELECT app_label, codename FROM ${T.permission}`)),
+      grantPermission: (rawId, rawPerm) =>
+        run(
+          "grantPermission",
+          Effect.gen(function*() {
+            const p = yield* internal.permission(rawPerm)
+            const userId = yield* existing(rawId)
+            const permId = yield* ensurePermission(p)
+            yield* sql`INSERT INTO ${T.userPermissions} (user_id, permission_id) VALUES (${userId}, ${permId})
+              ON CONFLICT (user_id, permission_id) DO NOTHING`
+          })
+        ),
+      revokePermission: (rawId, rawPerm) =>
+        run(
+          "revokePermission",
+          Effect.gen(function*() {
+            const p = yield* internal.permission(rawPerm)
+            const userId = yield* existing(rawId)
+            yield* sql`DELETE FROM ${T.userPermissions} WHERE user_id = ${userId}
+              AND permission_id IN (${permissionIds(p)})`
+          })
+        ),
+      grantGroupPermission: (rawGroup, rawPerm) =>
+        run(
+          "grantGroupPermission",
+          Effect.gen(function*() {
+            const p = yield* internal.permission(rawPerm)
+            const groupId = yield* existingGroup(rawGroup)
+            const permId = yield* ensurePermission(p)
+            yield* sql`INSERT INTO ${T.groupPermissions} (group_id, permission_id) VALUES (${groupId}, ${permId})
+              ON CONFLICT (group_id, permission_id) DO NOTHING`
+          })
+        ),
+      revokeGroupPermission: (rawGroup, rawPerm) =>
+        run(
+          "revokeGroupPermission",
+          Effect.gen(function*() {
+            const p = yield* internal.permission(rawPerm)
+            const groupId = yield* existingGroup(rawGroup)
+            yield* sql`DELETE FROM ${T.groupPermissions} WHERE group_id = ${groupId}
+              AND permission_id IN (${permissionIds(p)})`
+          })
+        ),
+      userPermissions: (rawId) =>
+        run(
+          "userPermissions",
+          ifUser(rawId, new Set<string>() as ReadonlySet<string>, (id) =>
+            permSet(sql`SELECT p.app_label, p.codename FROM ${T.permission} p
+              JOIN ${T.userPermissions} up ON up.permission_id = p.id WHERE up.user_id = ${id}`))
+        ),
+      groupPermissions: (rawId) =>
+        run(
+          "groupPermissions",
+          ifUser(rawId, new Set<string>() as ReadonlySet<string>, (id) =>
+            permSet(sql`SELECT DISTINCT p.app_label, p.codename FROM ${T.permission} p
+              JOIN ${T.groupPermissions} gp ON gp.permission_id = p.id
+              JOIN ${T.userGroups} ug ON ug.group_id = gp.group_id
+              WHERE ug.user_id = ${id}`))
+        ),
+      withPerm: (rawPerm, rawOptions = {}) =>
+        run(
+          "withPerm",
+          Effect.gen(function*() {
+            const p = yield* internal.permission(rawPerm)
+            const options = yield* internal.withPermOptions(rawOptions)
+            const isActive = options.isActive === undefined ? true : options.isActive
+            const holders = [
+              sql`u.id IN (SELECT up.user_id FROM ${T.userPermissions} up
+                WHERE up.permission_id IN (${permissionIds(p)}))`,
+              sql`u.id IN (SELECT ug.user_id FROM ${T.userGroups} ug
+                JOIN ${T.groupPermissions} gp ON gp.group_id = ug.group_id
+                WHERE gp.permission_id IN (${permissionIds(p)}))`,
+              ...(options.includeSuperusers ?? true ? [sql`u.is_superuser = ${bool(true)}`] : [])
+            ]
+            return yield* selectUsers(
+              isActive === null ? sql.or(holders) : sql.and([sql.or(holders), sql`u.is_active = ${bool(isActive)}`])
+            )
+          })
+        ),
+      list: () => run("list", selectUsers(sql`1 = 1`))
+    }
+    return service
+  })
+
+/**
+ * The store on the `SqlClient` in context; runs the migrations first unless `migrate: false`.
+ *
+ * @example
+ * ```ts
+ * import { PgClient } from "@effect/sql-pg"
+ * import { Layer, Redacted } from "effect"
+ * import { SqlUserStore } from "effect-auth"
+ *
+ * // share one pool with the rest of the app
+ * const SqlLive = PgClient.layer({ url: Redacted.make("postgres://app@db/app") })
+ * const UsersLive = SqlUserStore.layer().pipe(Layer.provideMerge(SqlLive))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: LayerOptions = {}
+): Layer.Layer<UserStore.UserStore, AuthConfigError | UserStore.UserStoreError, SqlClient.SqlClient> =>
+  Layer.effect(
+    UserStore.UserStore,
+    Effect.zipRight(options.migrate === false ? Effect.void : migrate(options), make(options))
+  )
+
+const importFailed = (module: string) => (cause: unknown) =>
+  new UserStore.UserStoreError({ operation: `import ${module} (is it installed?)`, cause })
+
+/**
+ * The store on SQLite through `@effect/sql-sqlite-node` (imported only when this layer is
+ * built), migrated. Also provides the `SqlClient`, so other modules can share the database.
+ *
+ * @example
+ * ```ts
+ * import { SqlUserStore } from "effect-auth"
+ *
+ * const UsersLive = SqlUserStore.layerSqlite({ filename: "./data/users.db" })
+ * const TestUsers = SqlUserStore.layerSqlite({ filename: ":memory:" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSqlite = (
+  options: SqliteOptions
+): Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, AuthConfigError | UserStore.UserStoreError> =>
+  Layer.unwrapEffect(
+    Effect.map(
+      Effect.tryPromise({
+        try: () => import("@effect/sql-sqlite-node/SqliteClient"),
+        catch: importFailed("@effect/sql-sqlite-node")
+      }),
+      (Sqlite) =>
+        layer(options).pipe(
+          Layer.provideMerge(
+            Sqlite.layer({
+              filename: options.filename,
+              ...(options.disableWAL === undefined ? {} : { disableWAL: options.disableWAL })
+            })
+          ),
+          Layer.catchAll((error) =>
+            Layer.fail(
+              Predicate.isTagged(error, "AuthConfigError") || Predicate.isTagged(error, "UserStoreError")
+                ? error as AuthConfigError | UserStore.UserStoreError
+                : storeError("connect")(error)
+            )
+          )
+        )
+    )
+  )
+
+/**
+ * The store on PostgreSQL through `@effect/sql-pg` (imported only when this layer is built),
+ * migrated. Also provides the `SqlClient`. A server that cannot be reached when the layer is
+ * built is a `UserStoreError`.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { SqlUserStore } from "effect-auth"
+ *
+ * const UsersLive = SqlUserStore.layerPg({
+ *   url: Redacted.make("postgres://app:secret@db.internal:5432/app"),
+ *   maxConnections: 20
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerPg = (
+  options: PgOptions
+): Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, AuthConfigError | UserStore.UserStoreError> =>
+  Layer.unwrapEffect(
+    Effect.map(
+      Effect.tryPromise({
+        try: () => import("@effect/sql-pg/PgClient"),
+        catch: importFailed("@effect/sql-pg")
+      }),
+      (Pg) =>
+        layer(options).pipe(
+          Layer.provideMerge(
+            Pg.layer({
+              url: Redacted.isRedacted(options.url) ? options.url : Redacted.make(options.url),
+              ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+              ...(options.connectTimeout === undefined ? {} : { connectTimeout: options.connectTimeout }),
+              ...(options.applicationName === undefined ? {} : { applicationName: options.applicationName }),
+              ...(options.ssl === undefined ? {} : { ssl: options.ssl })
+            })
+          ),
+          Layer.catchAll((error) =>
+            Layer.fail(
+              Predicate.isTagged(error, "AuthConfigError") || Predicate.isTagged(error, "UserStoreError")
+                ? error as AuthConfigError | UserStore.UserStoreError
+                : storeError("connect")(error)
+            )
+          )
+        )
+    )
+  )
+
+/**
+ * {@link layerSqlite} with its options read from `Config`.
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { SqlUserStore } from "effect-auth"
+ *
+ * const UsersLive = SqlUserStore.layerSqliteConfig({
+ *   filename: Config.string("USERS_DB").pipe(Config.withDefault("./users.db"))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSqliteConfig = (
+  config: Config.Config.Wrap<SqliteOptions>
+): Layer.Layer<
+  UserStore.UserStore | SqlClient.SqlClient,
+  ConfigError.ConfigError | AuthConfigError | UserStore.UserStoreError
+> => Layer.unwrapEffect(Effect.map(Config.unwrap(config), layerSqlite))
+
+/**
+ * {@link layerPg} with its options read from `Config`; read the URL with `Config.redacted`.
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { SqlUserStore } from "effect-auth"
+ *
+ * const UsersLive = SqlUserStore.layerPgConfig({
+ *   url: Config.redacted("DATABASE_URL"),
+ *   maxConnections: Config.integer("DATABASE_POOL").pipe(Config.withDefault(10))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerPgConfig = (
+  config: Config.Config.Wrap<PgOptions>
+): Layer.Layer<
+  UserStore.UserStore | SqlClient.SqlClient,
+  ConfigError.ConfigError | AuthConfigError | UserStore.UserStoreError
+> => Layer.unwrapEffect(Effect.map(Config.unwrap(config), layerPg))

@@ -1,0 +1,527 @@
+/**
+ * Where local users live: the service the model backend reads and other backends provision into.
+ *
+ * A store keeps Django's user shape (`auth_user`): username, password hash, names, email, the
+ * active, staff and superuser flags, the join date and the last login; groups; and permissions
+ * (`app_label.codename`) granted to users directly or through their groups. Two implementations
+ * pass one test suite: `SqlUserStore` (SQLite or PostgreSQL through `@effect/sql`) and
+ * `MemoryUserStore`.
+ *
+ * Usernames are normalised with NFKC on create, as Django's `create_user` does, **and on every
+ * lookup**. Django's `get_by_natural_key` matches exactly, but its login form normalises the
+ * typed name with NFKC first (`UsernameField.to_python`); normalising in the store gives every
+ * caller that behaviour, so "ｊｏｅ" (full width) logs in as "joe". Matching is otherwise exact
+ * and case-sensitive, as on Django's PostgreSQL and SQLite backends.
+ *
+ * Every input is decoded with Schema; bad input fails with {@link InvalidInput}, a database
+ * problem with {@link UserStoreError}, never a defect.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { MemoryUserStore, UserStore } from "effect-auth"
+ *
+ * const program = Effect.gen(function*() {
+ *   const store = yield* UserStore.UserStore
+ *   const alice = yield* store.create({ username: "alice", email: "alice@EXAMPLE.com" })
+ *   yield* store.setGroups(alice.id, ["editors"])
+ *   yield* store.grantGroupPermission("editors", "blog.change_post")
+ *   return yield* store.groupPermissions(alice.id) // Set { "blog.change_post" }
+ * })
+ *
+ * Effect.runPromise(program.pipe(Effect.provide(MemoryUserStore.layer)))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as Permissions from "./Permissions.js"
+import type { BaseUser } from "./User.js"
+
+/**
+ * A user as the store keeps it. `passwordHash` is `Redacted`: it never prints, not even in logs.
+ *
+ * @example
+ * ```ts
+ * import type { UserStore } from "effect-auth"
+ *
+ * const describe = (user: UserStore.StoredUser) =>
+ *   `${user.username} <${user.email}>, joined ${user.dateJoined.toISOString()}`
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoredUser extends BaseUser {
+  /** Integer id of the row, as a string. */
+  readonly id: string
+  /** Django's encoded hash (`pbkdf2_sha256$...`, or `!...` when unusable). */
+  readonly passwordHash: Redacted.Redacted<string>
+  readonly email: string
+  readonly firstName: string
+  readonly lastName: string
+  readonly isStaff: boolean
+  readonly dateJoined: Date
+  readonly lastLogin: Option.Option<Date>
+}
+
+/**
+ * A group of users.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { UserStore } from "effect-auth"
+ *
+ * const editors = Effect.flatMap(UserStore.UserStore, (store) => store.createGroup("editors"))
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Group {
+  readonly id: string
+  readonly name: string
+}
+
+/**
+ * What {@link UserStore.Service.create} takes. Absent fields take Django's defaults: an unusable
+ * password, empty names and email, active, neither staff nor superuser, joined now.
+ *
+ * @example
+ * ```ts
+ * import type { UserStore } from "effect-auth"
+ *
+ * const input: UserStore.CreateUser = { username: "alice", email: "alice@example.com", isStaff: true }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CreateUser {
+  readonly username: string
+  /** An encoded hash from `PasswordHasher.hash`; absent means an unusable password. */
+  readonly passwordHash?: string | Redacted.Redacted<string> | undefined
+  readonly email?: string | undefined
+  readonly firstName?: string | undefined
+  readonly lastName?: string | undefined
+  readonly isActive?: boolean | undefined
+  readonly isStaff?: boolean | undefined
+  readonly isSuperuser?: boolean | undefined
+  /** For imports; default: the current time (`Clock`). */
+  readonly dateJoined?: Date | undefined
+}
+
+/**
+ * The flags {@link UserStore.Service.setFlags} changes; absent flags stay as they are.
+ *
+ * @example
+ * ```ts
+ * import type { UserStore } from "effect-auth"
+ *
+ * const promote: UserStore.Flags = { isStaff: true, isSuperuser: true }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Flags {
+  readonly isActive?: boolean | undefined
+  readonly isStaff?: boolean | undefined
+  readonly isSuperuser?: boolean | undefined
+}
+
+/**
+ * The profile fields {@link UserStore.Service.updateProfile} changes; absent fields stay as they are.
+ *
+ * @example
+ * ```ts
+ * import type { UserStore } from "effect-auth"
+ *
+ * const profile: UserStore.Profile = { firstName: "Alice", lastName: "Liddell" }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Profile {
+  readonly email?: string | undefined
+  readonly firstName?: string | undefined
+  readonly lastName?: string | undefined
+}
+
+/**
+ * Options of {@link UserStore.Service.withPerm}, Django's `with_perm`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { UserStore } from "effect-auth"
+ *
+ * // every user, active or not, who may publish, superusers left out
+ * const publishers = Effect.flatMap(UserStore.UserStore, (store) =>
+ *   store.withPerm("blog.publish_post", { isActive: null, includeSuperusers: false }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WithPermOptions {
+  /** Only users with this `isActive`; `null` means both. Default: `true`. */
+  readonly isActive?: boolean | null | undefined
+  /** Include superusers, who hold every permission. Default: `true`. */
+  readonly includeSuperusers?: boolean | undefined
+}
+
+/**
+ * A user with this username exists already (the database's unique constraint said so).
+ *
+ * @example
+ * ```ts
+ * import { UserStore } from "effect-auth"
+ *
+ * const error = new UserStore.UserAlreadyExists({ username: "alice" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UserAlreadyExists extends Schema.TaggedError<UserAlreadyExists>("effect-auth/UserAlreadyExists")(
+  "UserAlreadyExists",
+  { username: Schema.String }
+) {
+  override get message(): string {
+    return `a user named ${JSON.stringify(this.username)} exists already`
+  }
+}
+
+/**
+ * No user has this id.
+ *
+ * @example
+ * ```ts
+ * import { UserStore } from "effect-auth"
+ *
+ * const error = new UserStore.UserNotFound({ userId: "42" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UserNotFound extends Schema.TaggedError<UserNotFound>("effect-auth/UserNotFound")("UserNotFound", {
+  userId: Schema.String
+}) {
+  override get message(): string {
+    return `no user with id ${JSON.stringify(this.userId)}`
+  }
+}
+
+/**
+ * No group has this name.
+ *
+ * @example
+ * ```ts
+ * import { UserStore } from "effect-auth"
+ *
+ * const error = new UserStore.GroupNotFound({ name: "editors" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class GroupNotFound extends Schema.TaggedError<GroupNotFound>("effect-auth/GroupNotFound")("GroupNotFound", {
+  name: Schema.String
+}) {
+  override get message(): string {
+    return `no group named ${JSON.stringify(this.name)}`
+  }
+}
+
+/**
+ * An input did not decode (username too long, permission not `app_label.codename`, ...).
+ * `message` names the field and the rule; it never holds a password hash.
+ *
+ * @example
+ * ```ts
+ * import { UserStore } from "effect-auth"
+ *
+ * const error = new UserStore.InvalidInput({ field: "username", message: "must be 1 to 150 characters" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidInput extends Schema.TaggedError<InvalidInput>("effect-auth/UserStore/InvalidInput")(
+  "InvalidInput",
+  { field: Schema.String, message: Schema.String }
+) {}
+
+/**
+ * The store could not answer: database unreachable, a statement failed, a row did not decode.
+ * `cause` is the driver's error; it holds no parameter values, hence no password hash.
+ *
+ * @example
+ * ```ts
+ * import { UserStore } from "effect-auth"
+ *
+ * const error = new UserStore.UserStoreError({ operation: "findByUsername", cause: new Error("ECONNREFUSED") })
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UserStoreError extends Schema.TaggedError<UserStoreError>("effect-auth/UserStoreError")(
+  "UserStoreError",
+  { operation: Schema.String, cause: Schema.Defect }
+) {
+  override get message(): string {
+    const cause = this.cause
+    const text = cause instanceof Error ? cause.message : String(cause)
+    return `user store: ${this.operation} failed: ${text}`
+  }
+}
+
+/**
+ * The errors every store operation may fail with.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { UserStore } from "effect-auth"
+ *
+ * const users = Effect.flatMap(UserStore.UserStore, (store) => store.list()).pipe(
+ *   Effect.catchTags({ InvalidInput: () => Effect.succeed([]), UserStoreError: Effect.die })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CommonError = InvalidInput | UserStoreError
+
+/**
+ * The user store service.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { UserStore } from "effect-auth"
+ *
+ * const deactivate = (username: string) =>
+ *   Effect.gen(function*() {
+ *     const store = yield* UserStore.UserStore
+ *     const user = yield* store.findByUsername(username)
+ *     if (user._tag === "Some") yield* store.setFlags(user.value.id, { isActive: false })
+ *   })
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class UserStore extends Context.Tag("effect-auth/UserStore")<UserStore, UserStore.Service>() {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace UserStore {
+  /**
+   * What a store offers. Queries about an unknown user id answer "nothing" (none, empty);
+   * changes to an unknown user fail with {@link UserNotFound}.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Service {
+    /** NFKC-normalises `username`, then matches exactly. */
+    readonly findByUsername: (username: string) => Effect.Effect<Option.Option<StoredUser>, CommonError>
+    readonly findById: (userId: string) => Effect.Effect<Option.Option<StoredUser>, CommonError>
+    readonly create: (input: CreateUser) => Effect.Effect<StoredUser, UserAlreadyExists | CommonError>
+    readonly setPassword: (
+      userId: string,
+      passwordHash: string | Redacted.Redacted<string>
+    ) => Effect.Effect<void, UserNotFound | CommonError>
+    /**
+     * Replaces the hash only while it still equals `from` (compare-and-set): a login that
+     * upgrades an outdated hash must not undo a password change that happened meanwhile.
+     * Answers whether it replaced it.
+     */
+    readonly upgradePasswordHash: (
+      userId: string,
+      hashes: {
+        readonly from: string | Redacted.Redacted<string>
+        readonly to: string | Redacted.Redacted<string>
+      }
+    ) => Effect.Effect<boolean, CommonError>
+    readonly setFlags: (userId: string, flags: Flags) => Effect.Effect<void, UserNotFound | CommonError>
+    readonly updateProfile: (userId: string, profile: Profile) => Effect.Effect<void, UserNotFound | CommonError>
+    readonly setLastLogin: (userId: string, date: Date) => Effect.Effect<void, UserNotFound | CommonError>
+    /** Creates the group unless it exists (get-or-create, safe under concurrency); returns it. */
+    readonly createGroup: (name: string) => Effect.Effect<Group, CommonError>
+    readonly addToGroup: (userId: string, group: string) => Effect.Effect<void, UserNotFound | GroupNotFound | CommonError>
+    /** Removing a membership that does not exist is not an error. */
+    readonly removeFromGroup: (userId: string, group: string) => Effect.Effect<void, UserNotFound | CommonError>
+    /** Makes the user's groups exactly `names`, creating missing groups (mirroring a directory). */
+    readonly setGroups: (userId: string, names: Iterable<string>) => Effect.Effect<void, UserNotFound | CommonError>
+    /** Group names, sorted by code unit. */
+    readonly groupsOf: (userId: string) => Effect.Effect<ReadonlyArray<string>, CommonError>
+    /** Registers a permission (get-or-create); `name` is the human-readable label. */
+    readonly createPermission: (perm: string, name?: string) => Effect.Effect<void, CommonError>
+    /** Every permission the store knows: registered or ever granted. */
+    readonly permissions: () => Effect.Effect<ReadonlySet<string>, CommonError>
+    /** Grants (registering the permission if needed); granting twice is not an error. */
+    readonly grantPermission: (userId: string, perm: string) => Effect.Effect<void, UserNotFound | CommonError>
+    readonly revokePermission: (userId: string, perm: string) => Effect.Effect<void, UserNotFound | CommonError>
+    readonly grantGroupPermission: (group: string, perm: string) => Effect.Effect<void, GroupNotFound | CommonError>
+    readonly revokeGroupPermission: (group: string, perm: string) => Effect.Effect<void, GroupNotFound | CommonError>
+    /** Permissions granted to the user directly. */
+    readonly userPermissions: (userId: string) => Effect.Effect<ReadonlySet<string>, CommonError>
+    /** Permissions the user holds through its groups. */
+    readonly groupPermissions: (userId: string) => Effect.Effect<ReadonlySet<string>, CommonError>
+    /**
+     * Django's `UserManager.with_perm`: users holding `perm` directly or through a group, plus
+     * superusers unless `includeSuperusers: false`, filtered on `isActive` (default `true`).
+     * Sorted by id. Unlike Django, a permission the store has never seen still yields the
+     * superusers: they hold every permission, as `hasPerm` says.
+     */
+    readonly withPerm: (perm: string, options?: WithPermOptions) => Effect.Effect<ReadonlyArray<StoredUser>, CommonError>
+    /** Every user, sorted by id. */
+    readonly list: () => Effect.Effect<ReadonlyArray<StoredUser>, CommonError>
+  }
+}
+
+// Django counts `max_length` in code points (Python `len`), not UTF-16 units; NUL is refused
+// because PostgreSQL cannot store it in text.
+const text = (min: number, max: number) =>
+  Schema.String.pipe(Schema.filter((s) => {
+    if (s.includes("\u0000")) return "must not contain NUL characters"
+    const n = [...s].length
+    return (n >= min && n <= max) || `must be ${min} to ${max} characters`
+  }))
+
+/**
+ * A username as stored: 1 to 150 characters (code points, as Django counts), no NUL.
+ * Decode the NFKC-normalised name ({@link normalizeUsername}).
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { UserStore } from "effect-auth"
+ *
+ * Schema.decodeUnknownSync(UserStore.Username)("alice")
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Username = text(1, 150)
+
+/**
+ * A group name: 1 to 150 characters, no NUL (Django's `Group.name`).
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { UserStore } from "effect-auth"
+ *
+ * Schema.is(UserStore.GroupName)("editors") // true
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const GroupName = text(1, 150)
+
+/**
+ * A first or last name: up to 150 characters, no NUL.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { UserStore } from "effect-auth"
+ *
+ * Schema.is(UserStore.PersonName)("Alice") // true
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const PersonName = text(0, 150)
+
+/**
+ * An email address: up to 254 characters, no NUL. Not validated further, as Django's
+ * `create_user` does not; normalise it with {@link normalizeEmail}.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { UserStore } from "effect-auth"
+ *
+ * Schema.is(UserStore.Email)("alice@example.com") // true
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Email = text(0, 254)
+
+/**
+ * A permission as stored: `app_label.codename` (split at the first dot, see
+ * `Permissions.Permission`) with an app label and a codename of at most 100 characters each.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { UserStore } from "effect-auth"
+ *
+ * Schema.is(UserStore.StoredPermission)("blog.change_post") // true
+ * Schema.is(UserStore.StoredPermission)("change_post") // false
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const StoredPermission = Permissions.Permission.pipe(
+  Schema.filter((perm) => {
+    const dot = perm.indexOf(".")
+    return (dot <= 100 && perm.length - dot - 1 <= 100) ||
+      "app label and codename must be at most 100 characters each"
+  })
+)
+
+/**
+ * Django's `AbstractBaseUser.normalize_username`: Unicode NFKC.
+ *
+ * @example
+ * ```ts
+ * import { UserStore } from "effect-auth"
+ *
+ * UserStore.normalizeUsername("ｊｏｅ") // "joe"
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const normalizeUsername = (username: string): string => username.normalize("NFKC")
+
+/**
+ * Django's `BaseUserManager.normalize_email`: lower-cases the domain part.
+ *
+ * @example
+ * ```ts
+ * import { UserStore } from "effect-auth"
+ *
+ * UserStore.normalizeEmail("Alice@EXAMPLE.com") // "Alice@example.com"
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const normalizeEmail = (email: string): string => {
+  const trimmed = email.trim()
+  const at = trimmed.lastIndexOf("@")
+  return at < 0 ? email : `${trimmed.slice(0, at)}@${trimmed.slice(at + 1).toLowerCase()}`
+}

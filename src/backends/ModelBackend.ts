@@ -1,0 +1,265 @@
+/**
+ * Django's `ModelBackend`: usernames and passwords checked against the local `UserStore`.
+ *
+ * - Unknown user: the preferred hasher runs once on the given password (so a stranger's name
+ *   costs as long as a member's, Django #20760), then `NoMatch("unknown-user")`.
+ * - Wrong password: `NoMatch("invalid-credentials")`.
+ * - Right password, inactive user: `NoMatch("inactive-user")`, unless `allowInactive` (Django's
+ *   `AllowAllUsersModelBackend`).
+ * - Right password on a hash that `mustUpdate` (older algorithm, fewer iterations, short salt):
+ *   the password is re-hashed with the preferred hasher and saved, for inactive users too, as
+ *   Django's `check_password` setter does. The save is a compare-and-set, so a password changed
+ *   meanwhile is never overwritten; a failed save is logged and the login goes on.
+ * - A stored hash the hasher cannot read (malformed) does not match: `NoMatch("invalid-credentials")`
+ *   and a warning in the log, rather than an error page.
+ * - The store unreachable: `TransportError`, never a defect.
+ *
+ * `getUser` answers only active users (unless `allowInactive`). Permissions are the user's own
+ * and its groups'; an active superuser has them all; an inactive user has none; object
+ * permissions are not this backend's business (`false`, empty).
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { AuthEvents, AuthService, PasswordHasher, SqlUserStore } from "effect-auth"
+ * import * as ModelBackend from "effect-auth/backends/ModelBackend"
+ *
+ * const AuthLive = AuthService.layer([ModelBackend.ModelBackend]).pipe(
+ *   Layer.provideMerge(AuthEvents.layer),
+ *   Layer.provide(ModelBackend.layer()),
+ *   Layer.provide(SqlUserStore.layerSqlite({ filename: "./users.db" })),
+ *   Layer.provide(PasswordHasher.layer())
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as AuthBackend from "../AuthBackend.js"
+import * as AuthError from "../AuthError.js"
+import * as Credentials from "../Credentials.js"
+import * as PasswordHasher from "../PasswordHasher.js"
+import type { User } from "../User.js"
+import * as UserStore from "../UserStore.js"
+
+/**
+ * @example
+ * ```ts
+ * import type * as ModelBackend from "effect-auth/backends/ModelBackend"
+ *
+ * // Django's AllowAllUsersModelBackend, under its own id
+ * const options: ModelBackend.Options = { id: "all-users", allowInactive: true }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Backend id, stored in sessions. Default: `"model"`. */
+  readonly id?: string | undefined
+  /** Let inactive users log in and be loaded (Django's `AllowAllUsersModelBackend`). Default: `false`. */
+  readonly allowInactive?: boolean | undefined
+  /**
+   * Turns the stored user into the app's user type. Default: the stored user itself, which is
+   * right as long as the app has not registered its own `User` type. An app that registers a
+   * richer user (see `User.Register`) must pass this, e.g. to load its profile fields.
+   */
+  readonly toUser?: ((stored: UserStore.StoredUser) => User) | undefined
+  /** Applied by `AuthService` to every call: timeout, retry of TransportErrors, fallthrough. */
+  readonly policy?: AuthBackend.PolicyInput | undefined
+}
+
+/**
+ * The ModelBackend service: pass the Tag to `AuthService.layer([...])`, provide it with {@link layer}.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import * as ModelBackend from "effect-auth/backends/ModelBackend"
+ *
+ * const program = Effect.flatMap(ModelBackend.ModelBackend, (backend) => backend.getUser("1"))
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class ModelBackend extends Context.Tag("effect-auth/ModelBackend")<
+  ModelBackend,
+  AuthBackend.AuthBackend<Credentials.UsernamePassword>
+>() {}
+
+// Without a registered app user type, `User` is `BaseUser` and a StoredUser is one. With a
+// registered type this default is wrong, which is why `toUser` is documented as required then;
+// the cast keeps the library compiling in either world.
+const storedAsUser = (stored: UserStore.StoredUser): User => stored as unknown as User
+
+const isObjectPermission = (obj: unknown): boolean => obj !== undefined && obj !== null
+
+/**
+ * Builds the backend on the `UserStore` and `PasswordHasher` in context.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { MemoryUserStore, PasswordHasher } from "effect-auth"
+ * import * as ModelBackend from "effect-auth/backends/ModelBackend"
+ *
+ * const program = Effect.gen(function*() {
+ *   const backend = yield* ModelBackend.make({ allowInactive: true })
+ *   return yield* backend.authenticate({ username: "alice", password: Redacted.make("pw") }, undefined)
+ * }).pipe(Effect.provide(MemoryUserStore.layer), Effect.provide(PasswordHasher.layer()))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<
+  AuthBackend.AuthBackend<Credentials.UsernamePassword>,
+  never,
+  UserStore.UserStore | PasswordHasher.PasswordHasher
+> =>
+  Effect.gen(function*() {
+    const store = yield* UserStore.UserStore
+    const hasher = yield* PasswordHasher.PasswordHasher
+    const id = options.id ?? "model"
+    const allowInactive = options.allowInactive ?? false
+    const toUser = options.toUser ?? storedAsUser
+
+    const noMatch = (reason: AuthError.NoMatchReason) => new AuthError.NoMatch({ backend: id, reason })
+    const transport = (error: UserStore.UserStoreError) => new AuthError.TransportError({ backend: id, cause: error })
+    const canAuthenticate = (user: { readonly isActive: boolean }) => allowInactive || user.isActive
+
+    // A name the store refuses (a NUL, 151 characters after NFKC) belongs to nobody.
+    const findByUsername = (username: string) =>
+      store.findByUsername(username).pipe(
+        Effect.catchTags({
+          InvalidInput: () => Effect.succeedNone,
+          UserStoreError: (error) => Effect.fail(transport(error))
+        })
+      )
+
+    // Django's `check_password` setter: save the password hashed the preferred way.
+    const upgrade = (user: UserStore.StoredUser, password: Redacted.Redacted<string>) =>
+      Effect.flatMap(hasher.hash(password), (to) =>
+        store.upgradePasswordHash(user.id, { from: user.passwordHash, to: Redacted.make(to) })).pipe(
+          Effect.catchAll((error) =>
+            Effect.logWarning("ModelBackend: could not save the upgraded password hash").pipe(
+              Effect.annotateLogs({ backend: id, userId: user.id, error: error._tag, reason: error.message })
+            )
+          )
+        )
+
+    const authenticate = (credentials: Credentials.UsernamePassword) =>
+      Effect.gen(function*() {
+        const found = yield* findByUsername(credentials.username)
+        if (Option.isNone(found)) {
+          // Spend the work a real check costs (Django's `UserModel().set_password(password)`).
+          yield* Effect.ignore(hasher.hash(credentials.password))
+          return yield* noMatch("unknown-user")
+        }
+        const user = found.value
+        const result = yield* hasher.verify(credentials.password, Redacted.value(user.passwordHash)).pipe(
+          Effect.catchTag("HashError", (error) =>
+            Effect.as(
+              Effect.logWarning("ModelBackend: the stored password hash cannot be read").pipe(
+                Effect.annotateLogs({ backend: id, userId: user.id, algorithm: error.algorithm, reason: error.reason })
+              ),
+              { valid: false, mustUpdate: false }
+            ))
+        )
+        if (result.valid && result.mustUpdate) yield* upgrade(user, credentials.password)
+        if (!result.valid) return yield* noMatch("invalid-credentials")
+        if (!canAuthenticate(user)) return yield* noMatch("inactive-user")
+        return toUser(user)
+      })
+
+    const getUser = (userId: string) =>
+      store.findById(userId).pipe(
+        Effect.catchTags({
+          InvalidInput: () => Effect.succeedNone,
+          UserStoreError: (error) => Effect.fail(transport(error))
+        }),
+        Effect.map((found) => Option.map(Option.filter(found, canAuthenticate), toUser))
+      )
+
+    const storeQuery = <A>(query: Effect.Effect<A, UserStore.CommonError>, empty: A) =>
+      query.pipe(
+        Effect.catchTags({
+          // An id this store never issued (another backend's user) holds nothing here.
+          InvalidInput: () => Effect.succeed(empty),
+          UserStoreError: (error) => Effect.fail(transport(error))
+        })
+      )
+
+    const none: ReadonlySet<string> = new Set()
+
+    // Django's `_get_permissions`: nothing for inactive users or object permissions; every known
+    // permission for a superuser; otherwise the user's own and its groups'.
+    const getAllPermissions = (user: User, obj?: unknown) => {
+      if (!user.isActive || isObjectPermission(obj)) return Effect.succeed(none)
+      if (user.isSuperuser) return storeQuery(store.permissions(), none)
+      return Effect.map(
+        Effect.all([
+          storeQuery(store.userPermissions(user.id), none),
+          storeQuery(store.groupPermissions(user.id), none)
+        ]),
+        ([own, viaGroups]): ReadonlySet<string> => new Set([...own, ...viaGroups])
+      )
+    }
+
+    const hasPerm = (user: User, perm: string, obj?: unknown) => {
+      if (!user.isActive || isObjectPermission(obj)) return Effect.succeed(false)
+      if (user.isSuperuser) return Effect.succeed(true)
+      return Effect.map(getAllPermissions(user), (perms) => perms.has(perm))
+    }
+
+    const hasModulePerms = (user: User, appLabel: string) => {
+      if (!user.isActive) return Effect.succeed(false)
+      if (user.isSuperuser) return Effect.succeed(true)
+      const prefix = `${appLabel}.`
+      return Effect.map(getAllPermissions(user), (perms) => {
+        for (const perm of perms) if (perm.startsWith(prefix)) return true
+        return false
+      })
+    }
+
+    return AuthBackend.make({
+      id,
+      credentials: Credentials.UsernamePassword,
+      authenticate,
+      getUser,
+      hasPerm,
+      hasModulePerms,
+      getAllPermissions,
+      ...(options.policy === undefined ? {} : { policy: options.policy })
+    })
+  })
+
+/**
+ * The backend as a layer, on the `UserStore` and `PasswordHasher` you provide.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { PasswordHasher, SqlUserStore } from "effect-auth"
+ * import * as ModelBackend from "effect-auth/backends/ModelBackend"
+ *
+ * const ModelBackendLive = ModelBackend.layer().pipe(
+ *   Layer.provide(SqlUserStore.layerPg({ url: "postgres://app@db/app" })),
+ *   Layer.provide(PasswordHasher.layer())
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options = {}
+): Layer.Layer<ModelBackend, never, UserStore.UserStore | PasswordHasher.PasswordHasher> =>
+  Layer.effect(ModelBackend, make(options))

@@ -1,0 +1,172 @@
+// Input decoding shared by the memory and SQL user stores, so both accept and reject the same inputs.
+import { randomInt } from "node:crypto"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as UserStore from "../UserStore.js"
+import * as User from "../User.js"
+
+const decode = <A, I>(schema: Schema.Schema<A, I>, field: string) => {
+  const run = Schema.decodeUnknown(schema, { errors: "first", onExcessProperty: "error" })
+  return (value: unknown): Effect.Effect<A, UserStore.InvalidInput> =>
+    Effect.mapError(run(value), (error) =>
+      new UserStore.InvalidInput({ field, message: ParseResult.TreeFormatter.formatErrorSync(error) }))
+}
+
+/** @internal */
+export const username = (raw: unknown): Effect.Effect<string, UserStore.InvalidInput> =>
+  decodeUsername(typeof raw === "string" ? UserStore.normalizeUsername(raw) : raw)
+const decodeUsername = decode(UserStore.Username, "username")
+
+const decodeUserId = decode(User.UserId, "userId")
+
+// Store ids are SQL `integer` ids: an id that cannot be one names nobody.
+const maxId = 2_147_483_647
+
+/** @internal */
+export const userId = (raw: unknown): Effect.Effect<Option.Option<number>, UserStore.InvalidInput> =>
+  Effect.map(decodeUserId(raw), (id) => {
+    if (!/^[1-9][0-9]{0,9}$/.test(id)) return Option.none()
+    const n = Number(id)
+    return n <= maxId ? Option.some(n) : Option.none()
+  })
+
+/** @internal */
+export const groupName = decode(UserStore.GroupName, "group")
+
+/** @internal */
+export const groupNames = decode(Schema.Array(UserStore.GroupName), "groups")
+
+/** @internal */
+export interface ParsedPermission {
+  readonly perm: string
+  readonly appLabel: string
+  readonly codename: string
+}
+
+const decodePerm = decode(UserStore.StoredPermission, "permission")
+
+/** @internal */
+export const permission = (raw: unknown): Effect.Effect<ParsedPermission, UserStore.InvalidInput> =>
+  Effect.map(decodePerm(raw), (perm) => {
+    const dot = perm.indexOf(".")
+    return { perm, appLabel: perm.slice(0, dot), codename: perm.slice(dot + 1) }
+  })
+
+/** @internal */
+export const permissionName = decode(Schema.String.pipe(Schema.maxLength(255)), "name")
+
+// Checked by hand: a Schema issue would quote the actual value, and a hash must never be quoted.
+/** @internal */
+export const passwordHash = (raw: unknown, field = "passwordHash"): Effect.Effect<string, UserStore.InvalidInput> => {
+  const value = Redacted.isRedacted(raw) ? Redacted.value(raw) : raw
+  if (typeof value !== "string") {
+    return Effect.fail(new UserStore.InvalidInput({ field, message: "must be a string or a Redacted string" }))
+  }
+  if ([...value].length > 128 || value.includes("\u0000")) {
+    return Effect.fail(
+      new UserStore.InvalidInput({ field, message: "must be at most 128 characters without NUL" })
+    )
+  }
+  return Effect.succeed(value)
+}
+
+const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+/** Django's `make_password(None)`: `!` and 40 random characters, which no password verifies. @internal */
+export const unusablePassword = (): string => {
+  let out = "!"
+  for (let i = 0; i < 40; i++) out += alphabet[randomInt(alphabet.length)]
+  return out
+}
+
+const CreateUserInput = Schema.Struct({
+  username: Schema.String,
+  passwordHash: Schema.optional(Schema.Unknown),
+  email: Schema.optional(UserStore.Email),
+  firstName: Schema.optional(UserStore.PersonName),
+  lastName: Schema.optional(UserStore.PersonName),
+  isActive: Schema.optional(Schema.Boolean),
+  isStaff: Schema.optional(Schema.Boolean),
+  isSuperuser: Schema.optional(Schema.Boolean),
+  dateJoined: Schema.optional(Schema.ValidDateFromSelf)
+})
+const decodeCreate = decode(CreateUserInput, "input")
+
+/** A decoded, normalised `create` input. @internal */
+export interface NewUser {
+  readonly username: string
+  readonly passwordHash: string
+  readonly email: string
+  readonly firstName: string
+  readonly lastName: string
+  readonly isActive: boolean
+  readonly isStaff: boolean
+  readonly isSuperuser: boolean
+  readonly dateJoined: Date
+}
+
+/** @internal */
+export const createUser = (raw: unknown): Effect.Effect<NewUser, UserStore.InvalidInput> =>
+  Effect.gen(function*() {
+    const input = yield* decodeCreate(raw)
+    const name = yield* username(input.username)
+    const hash = input.passwordHash === undefined ? unusablePassword() : yield* passwordHash(input.passwordHash)
+    const dateJoined = input.dateJoined ?? new Date(yield* Clock.currentTimeMillis)
+    return {
+      username: name,
+      passwordHash: hash,
+      email: UserStore.normalizeEmail(input.email ?? ""),
+      firstName: input.firstName ?? "",
+      lastName: input.lastName ?? "",
+      isActive: input.isActive ?? true,
+      isStaff: input.isStaff ?? false,
+      isSuperuser: input.isSuperuser ?? false,
+      dateJoined
+    }
+  })
+
+/** @internal */
+export const flags = decode(
+  Schema.Struct({
+    isActive: Schema.optional(Schema.Boolean),
+    isStaff: Schema.optional(Schema.Boolean),
+    isSuperuser: Schema.optional(Schema.Boolean)
+  }),
+  "flags"
+)
+
+const decodeProfile = decode(
+  Schema.Struct({
+    email: Schema.optional(UserStore.Email),
+    firstName: Schema.optional(UserStore.PersonName),
+    lastName: Schema.optional(UserStore.PersonName)
+  }),
+  "profile"
+)
+
+/** @internal */
+export const profile = (raw: unknown) =>
+  Effect.map(decodeProfile(raw), (p) => ({
+    ...p,
+    ...(p.email === undefined ? {} : { email: UserStore.normalizeEmail(p.email) })
+  }))
+
+/** @internal */
+export const date = decode(Schema.ValidDateFromSelf, "date")
+
+/** @internal */
+export const withPermOptions = decode(
+  Schema.Struct({
+    isActive: Schema.optional(Schema.NullOr(Schema.Boolean)),
+    includeSuperusers: Schema.optional(Schema.Boolean)
+  }),
+  "options"
+)
+
+/** Code-unit order, the same on every database (SQL `ORDER BY` follows the collation). @internal */
+export const sortNames = (names: Iterable<string>): ReadonlyArray<string> =>
+  Array.from(names).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
