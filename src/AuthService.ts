@@ -35,9 +35,11 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -124,6 +126,29 @@ const checkBackends = (backends: ReadonlyArray<AuthBackend.AuthBackend>): Effect
 }
 
 /**
+ * How much `authenticate` traces:
+ *
+ * - `"attempts"` (default): a span `effect-auth.authenticate` per call and, under it, a span
+ *   `effect-auth.backend.<id>` per backend attempt with the attributes `auth.backend`,
+ *   `auth.outcome` and `auth.reason`; spans a backend makes nest under its attempt.
+ * - `"call"`: only the call's span, with the outcome and the answering backend as attributes.
+ *   Cheaper where spans are exported and a login asks many backends.
+ * - `"off"`: no spans.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Tracing = "attempts" | "call" | "off"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly tracing?: Tracing | undefined
+}
+
+/**
  * Builds the service from backends, in order. Fails with `AuthConfigError` when the list is empty
  * or two backends share an id.
  *
@@ -138,14 +163,29 @@ const checkBackends = (backends: ReadonlyArray<AuthBackend.AuthBackend>): Effect
  * @category constructors
  */
 export const make = (
-  backends: ReadonlyArray<AuthBackend.AuthBackend>
-): Effect.Effect<Service, AuthError.AuthConfigError, AuthEvents.AuthEvents> =>
-  Effect.zipRight(
+  backends: ReadonlyArray<AuthBackend.AuthBackend>,
+  options: Options = {}
+): Effect.Effect<Service, AuthError.AuthConfigError, AuthEvents.AuthEvents> => {
+  const tracing = options.tracing ?? "attempts"
+  return Effect.zipRight(
     checkBackends(backends),
-    Effect.map(AuthEvents.AuthEvents, (events) => fromBackends(backends.map(compile), events))
+    Effect.map(
+      AuthEvents.AuthEvents,
+      (events) => fromBackends(backends.map((backend) => compile(backend, tracing === "attempts")), events, tracing)
+    )
   )
+}
 
-const fromBackends = (compiled: ReadonlyArray<CompiledBackend>, events: AuthEvents.Service): Service => {
+const outcomeOf = (exit: Exit.Exit<Authenticated, AuthError.AuthenticateError>): string =>
+  Exit.isSuccess(exit)
+    ? "success"
+    : Option.match(Cause.failureOption(exit.cause), { onNone: () => "interrupted-or-defect", onSome: (e) => e._tag })
+
+const fromBackends = (
+  compiled: ReadonlyArray<CompiledBackend>,
+  events: AuthEvents.Service,
+  tracing: Tracing
+): Service => {
   const byId = new Map(compiled.map((backend) => [backend.id, backend]))
   const count = compiled.length
 
@@ -201,6 +241,8 @@ const fromBackends = (compiled: ReadonlyArray<CompiledBackend>, events: AuthEven
     })
   }
 
+  const spanOptions = { captureStackTrace: false } as const
+
   const withHasPerm = compiled.filter((b) => b.backend.hasPerm !== undefined)
   const withModulePerms = compiled.filter((b) => b.backend.hasModulePerms !== undefined)
   const withAllPermissions = compiled.filter((b) => b.backend.getAllPermissions !== undefined)
@@ -247,12 +289,25 @@ const fromBackends = (compiled: ReadonlyArray<CompiledBackend>, events: AuthEven
   return {
     backendIds: compiled.map((b) => b.id),
     backend: (id) => Option.map(Option.fromNullable(byId.get(id)), (b) => b.backend),
-    authenticate: (credentials, request) =>
-      Effect.withSpan(
-        Effect.suspend(() => step(new DecodeCache(credentials), request, 0, [], false)),
-        "effect-auth.authenticate",
-        { captureStackTrace: false }
-      ),
+    authenticate: tracing === "off"
+      ? (credentials, request) => Effect.suspend(() => step(new DecodeCache(credentials), request, 0, [], false))
+      : tracing === "attempts"
+      ? (credentials, request) =>
+        Effect.withSpan(
+          Effect.suspend(() => step(new DecodeCache(credentials), request, 0, [], false)),
+          "effect-auth.authenticate",
+          spanOptions
+        )
+      : (credentials, request) =>
+        Effect.useSpan("effect-auth.authenticate", spanOptions, (span) =>
+          Effect.onExit(
+            Effect.suspend(() => step(new DecodeCache(credentials), request, 0, [], false)),
+            (exit) => {
+              span.attribute("auth.outcome", outcomeOf(exit))
+              if (Exit.isSuccess(exit)) span.attribute("auth.backend", exit.value.backend)
+              return Effect.void
+            }
+          )),
     getUser: (backendId, userId) => {
       const backend = byId.get(backendId)
       return backend === undefined || !isUserId(userId) ? Effect.succeedNone : backend.getUser(userId)
@@ -263,6 +318,41 @@ const fromBackends = (compiled: ReadonlyArray<CompiledBackend>, events: AuthEven
     getAllPermissions
   }
 }
+
+/**
+ * A backend as `AuthService.layer` takes it: the backend itself, or an effect that produces it
+ * (its `Context.Tag`, or a constructor that needs services).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type BackendInput = AuthBackend.AuthBackend | Effect.Effect<AuthBackend.AuthBackend, never, any>
+
+/**
+ * The services the backends of a list need (their Tags and the requirements of their effects).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type BackendsContext<Backends extends ReadonlyArray<BackendInput>> = Backends[number] extends infer B
+  ? B extends Effect.Effect<any, any, infer R> ? R : never
+  : never
+
+/**
+ * Resolves a list of backends given as values or effects, in order.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const resolveBackends = <const Backends extends ReadonlyArray<BackendInput>>(
+  backends: Backends
+): Effect.Effect<ReadonlyArray<AuthBackend.AuthBackend>, never, BackendsContext<Backends>> =>
+  // The requirements are tracked by the signature; inside, each element's are erased to `any`.
+  Effect.forEach(
+    backends as ReadonlyArray<BackendInput>,
+    (backend): Effect.Effect<AuthBackend.AuthBackend, never, any> =>
+      Effect.isEffect(backend) ? backend : Effect.succeed(backend)
+  )
 
 /**
  * The `AuthService` layer over an ordered list of backends. Each backend is given as a value or
@@ -283,16 +373,11 @@ const fromBackends = (compiled: ReadonlyArray<CompiledBackend>, events: AuthEven
  * @since 0.1.0
  * @category layers
  */
-export const layer = <R = never>(
-  backends: ReadonlyArray<AuthBackend.AuthBackend | Effect.Effect<AuthBackend.AuthBackend, never, R>>
-): Layer.Layer<AuthService, AuthError.AuthConfigError, R | AuthEvents.AuthEvents> =>
-  Layer.effect(
-    AuthService,
-    Effect.flatMap(
-      Effect.forEach(backends, (backend) => Effect.isEffect(backend) ? backend : Effect.succeed(backend)),
-      make
-    )
-  )
+export const layer = <const Backends extends ReadonlyArray<BackendInput>>(
+  backends: Backends,
+  options: Options = {}
+): Layer.Layer<AuthService, AuthError.AuthConfigError, BackendsContext<Backends> | AuthEvents.AuthEvents> =>
+  Layer.effect(AuthService, Effect.flatMap(resolveBackends(backends), (resolved) => make(resolved, options)))
 
 /**
  * Authenticates with the `AuthService` in context.

@@ -57,6 +57,11 @@ export * as Permissions from "./Permissions.js"
 /**
  * @since 0.1.0
  */
+export * as Provisioning from "./Provisioning.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as SqlUserStore from "./SqlUserStore.js"
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Inspectable, Layer, Logger, Redacted, Schema } from "effect"
-import { AuthError, AuthService, Credentials, TestAuth, TestBackend } from "../src/index.js"
+import { AuthError, AuthEvents, AuthService, Credentials, TestAuth, TestBackend } from "../src/index.js"
 import * as RecordingTracer from "./utils/recordingTracer.js"
 
 const password = "c0rrect-h0rse-battery-staple"
@@ -26,6 +26,37 @@ describe("spans", () => {
       ])
       expect(attempts[0]!.attributes.get("auth.reason")).toBe("unknown-user")
       expect(attempts.every((s) => s.parentName === "effect-auth.authenticate")).toBe(true)
+    }))
+})
+
+describe("tracing option", () => {
+  const chain = [TestBackend.noMatch("a"), TestBackend.succeed("b", TestBackend.user("alice"))]
+  const spansOf = (tracing: AuthService.Tracing) =>
+    Effect.gen(function*() {
+      const tracer = RecordingTracer.make()
+      yield* AuthService.authenticate({ username: "alice", password }).pipe(
+        Effect.provide(AuthService.layer(chain, { tracing }).pipe(Layer.provide(AuthEvents.layer))),
+        Effect.provide(tracer.layer)
+      )
+      return tracer.spans
+    })
+
+  it.effect("\"call\" records one span with the outcome and the answering backend", () =>
+    Effect.gen(function*() {
+      const spans = yield* spansOf("call")
+      expect(spans.map((s) => s.name)).toEqual(["effect-auth.authenticate"])
+      expect(spans[0]!.attributes.get("auth.outcome")).toBe("success")
+      expect(spans[0]!.attributes.get("auth.backend")).toBe("b")
+    }))
+
+  it.effect("\"off\" records none, \"attempts\" one per attempt plus the call", () =>
+    Effect.gen(function*() {
+      expect(yield* spansOf("off")).toEqual([])
+      expect((yield* spansOf("attempts")).map((s) => s.name)).toEqual([
+        "effect-auth.backend.a",
+        "effect-auth.backend.b",
+        "effect-auth.authenticate"
+      ])
     }))
 })
 

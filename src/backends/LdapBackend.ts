@@ -245,7 +245,7 @@ export interface Options {
   readonly authorizeAllUsers?: boolean | undefined
   /** Turns a directory user into the app's user at login (e.g. create or update it in a `UserStore`). */
   readonly provision?:
-    | ((user: LdapUser) => Effect.Effect<User, AuthError.TransportError | AuthError.PermissionDenied>)
+    | ((user: LdapUser) => Effect.Effect<User, AuthError.BackendError>)
     | undefined
   /** Loads a user by id for `getUser` instead of asking the directory (use it with `provision`). */
   readonly loadUser?: ((id: string) => Effect.Effect<Option.Option<User>, AuthError.TransportError>) | undefined

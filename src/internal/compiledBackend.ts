@@ -55,7 +55,7 @@ const outcomeOf = (exit: Exit.Exit<unknown, AuthError.BackendError>): string => 
 }
 
 /** @internal */
-export const compile = (backend: AuthBackend.AuthBackend): CompiledBackend => {
+export const compile = (backend: AuthBackend.AuthBackend, traced: boolean): CompiledBackend => {
   const id = backend.id
   // Django binds credentials to the backend's signature, which rejects unknown keywords:
   // excess keys are an error here for the same reason.
@@ -92,7 +92,7 @@ export const compile = (backend: AuthBackend.AuthBackend): CompiledBackend => {
     backend,
     onTransportError: backend.policy.onTransportError,
     guard: guarded,
-    authenticate: (cache, request) =>
+    authenticate: !traced ? attempt : (cache, request) =>
       Effect.useSpan(spanName, spanOptions, (span) =>
         Effect.onExit(Effect.withParentSpan(attempt(cache, request), span), (exit) => {
           span.attribute("auth.outcome", outcomeOf(exit))

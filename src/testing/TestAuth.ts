@@ -20,7 +20,6 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
-import type * as AuthBackend from "../AuthBackend.js"
 import type * as AuthError from "../AuthError.js"
 import * as AuthEvents from "../AuthEvents.js"
 import * as AuthService from "../AuthService.js"
@@ -65,10 +64,14 @@ const eventLog = Layer.scoped(
  * @since 0.1.0
  * @category layers
  */
-export const layer = <R = never>(
-  backends: ReadonlyArray<AuthBackend.AuthBackend | Effect.Effect<AuthBackend.AuthBackend, never, R>>
-): Layer.Layer<AuthService.AuthService | AuthEvents.AuthEvents | EventLog, AuthError.AuthConfigError, R> =>
-  Layer.merge(AuthService.layer(backends), eventLog).pipe(Layer.provideMerge(AuthEvents.layer))
+export const layer = <const Backends extends ReadonlyArray<AuthService.BackendInput>>(
+  backends: Backends,
+  options: AuthService.Options = {}
+): Layer.Layer<
+  AuthService.AuthService | AuthEvents.AuthEvents | EventLog,
+  AuthError.AuthConfigError,
+  AuthService.BackendsContext<Backends>
+> => Layer.merge(AuthService.layer(backends, options), eventLog).pipe(Layer.provideMerge(AuthEvents.layer))
 
 /**
  * The events published so far.

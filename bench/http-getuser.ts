@@ -1,0 +1,184 @@
+/**
+ * 1000 concurrent getUser calls over 10 ids against a user service with 5 ms latency.
+ *
+ * Compares, in one run: a naive loop (one fetch per call), `dataloader` (per-id loads and with a
+ * batch endpoint) and HttpBackend (dedup per id, and with a batch endpoint). Every caller of
+ * HttpBackend is its own root fiber (`Effect.runPromise` per call), as independent HTTP handlers
+ * would be. The user service runs in a child process so that `process.cpuUsage()` measures the
+ * client side only.
+ *
+ *   npx tsx bench/http-getuser.ts [--calls 1000] [--ids 10] [--latency 5] [--rounds 9]
+ */
+import { FetchHttpClient } from "@effect/platform"
+import DataLoader from "dataloader"
+import { Effect, Layer, ManagedRuntime, Schema } from "effect"
+import { spawn } from "node:child_process"
+import { once } from "node:events"
+import * as HttpBackend from "../src/backends/HttpBackend.js"
+import { User } from "../src/index.js"
+import { parseArgs, printTable } from "./utils.js"
+
+const { calls: CALLS, ids: IDS, latency: LATENCY, rounds: ROUNDS } = parseArgs({
+  calls: 1000,
+  ids: 10,
+  latency: 5,
+  rounds: 9
+})
+
+// Plain JS so the child needs no loader. Every answer waits LATENCY ms; /__count reports and
+// resets the number of user requests served.
+const serverSource = `
+const http = require("node:http")
+const latency = ${LATENCY}
+let count = 0
+const user = (id) => ({ id, username: "user" + id, isActive: true, isSuperuser: false })
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url, "http://x")
+  if (url.pathname === "/__count") {
+    res.end(String(count)); count = 0; return
+  }
+  count++
+  setTimeout(() => {
+    res.writeHead(200, { "content-type": "application/json" })
+    if (url.pathname === "/users") res.end(JSON.stringify(url.searchParams.get("ids").split(",").map(user)))
+    else res.end(JSON.stringify(user(decodeURIComponent(url.pathname.slice("/users/".length)))))
+  }, latency)
+})
+server.keepAliveTimeout = 60000
+server.listen(0, "127.0.0.1", () => console.log(server.address().port))
+`
+
+const child = spawn(process.execPath, ["-e", serverSource], { stdio: ["ignore", "pipe", "inherit"] })
+// Never leave the server behind, whatever ends this process.
+process.on("exit", () => child.kill())
+const [portChunk] = (await once(child.stdout!, "data")) as [Buffer]
+const base = `http://127.0.0.1:${portChunk.toString().trim()}`
+
+const upstreamCount = async (): Promise<number> => Number(await (await fetch(`${base}/__count`)).text())
+
+const ids = Array.from({ length: CALLS }, (_, i) => String(i % IDS))
+
+const fetchOne = async (id: string): Promise<unknown> => (await fetch(`${base}/users/${encodeURIComponent(id)}`)).json()
+const fetchMany = async (batch: ReadonlyArray<string>): Promise<Array<{ id: string }>> =>
+  (await fetch(`${base}/users?ids=${batch.join(",")}`)).json() as Promise<Array<{ id: string }>>
+
+const makeBackend = (batch: boolean) =>
+  ManagedRuntime.make(
+    HttpBackend.layer({
+      baseUrl: base,
+      user: User.BaseUserSchema,
+      getUser: batch ? { batch: true } : {}
+    }).pipe(Layer.provide(FetchHttpClient.layer))
+  )
+
+const dedupRuntime = makeBackend(false)
+const batchRuntime = makeBackend(true)
+const dedup = await dedupRuntime.runPromise(HttpBackend.HttpBackend)
+const batched = await batchRuntime.runPromise(HttpBackend.HttpBackend)
+const decodeUser = Schema.decodeUnknownPromise(User.BaseUserSchema)
+
+interface Mode {
+  readonly name: string
+  readonly run: () => Promise<ReadonlyArray<unknown>>
+}
+
+const modes: ReadonlyArray<Mode> = [
+  {
+    name: "naive loop (fetch per call)",
+    run: () => Promise.all(ids.map(async (id) => decodeUser(await fetchOne(id))))
+  },
+  {
+    name: "dataloader (per-id load)",
+    run: () => {
+      const loader = new DataLoader<string, unknown>((keys) => Promise.all(keys.map(async (id) => decodeUser(await fetchOne(id)))))
+      return Promise.all(ids.map((id) => loader.load(id)))
+    }
+  },
+  {
+    name: "dataloader (batch endpoint)",
+    run: () => {
+      const loader = new DataLoader<string, unknown>(async (keys) => {
+        const users = await Promise.all((await fetchMany(keys)).map((u) => decodeUser(u)))
+        const byId = new Map(users.map((u) => [u.id, u]))
+        return keys.map((key) => byId.get(key) ?? null)
+      })
+      return Promise.all(ids.map((id) => loader.load(id)))
+    }
+  },
+  {
+    name: "HttpBackend (dedup per id)",
+    run: () => Promise.all(ids.map((id) => Effect.runPromise(dedup.getUser(id))))
+  },
+  {
+    name: "HttpBackend (batch endpoint)",
+    run: () => Promise.all(ids.map((id) => Effect.runPromise(batched.getUser(id))))
+  }
+]
+
+interface Sample {
+  readonly wallMs: number
+  readonly cpuMs: number
+  readonly upstream: number
+}
+
+const measure = async (mode: Mode): Promise<Sample> => {
+  await upstreamCount()
+  const cpu = process.cpuUsage()
+  const start = performance.now()
+  const results = await mode.run()
+  const wallMs = performance.now() - start
+  const used = process.cpuUsage(cpu)
+  if (results.length !== CALLS || results.some((r) => r === undefined || r === null)) {
+    throw new Error(`${mode.name}: wrong results`)
+  }
+  return { wallMs, cpuMs: (used.user + used.system) / 1000, upstream: await upstreamCount() }
+}
+
+const median = (values: ReadonlyArray<number>): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]!
+}
+
+const samples = new Map<string, Array<Sample>>(modes.map((m) => [m.name, []]))
+// Warm up every path (JIT, keep-alive sockets), then interleave the modes round by round so that
+// drift on a shared machine hits them alike.
+for (const mode of modes) await measure(mode)
+for (let round = 0; round < ROUNDS; round++) {
+  for (const mode of modes) samples.get(mode.name)!.push(await measure(mode))
+}
+
+const fmt = (n: number) => n.toFixed(1)
+const rows = modes.map((mode) => {
+  const s = samples.get(mode.name)!
+  const upstream = s.map((x) => x.upstream)
+  return [
+    mode.name,
+    `${median(upstream)} (max ${Math.max(...upstream)})`,
+    fmt(median(s.map((x) => x.wallMs))),
+    fmt(median(s.map((x) => x.cpuMs)))
+  ]
+})
+printTable(
+  `${CALLS} concurrent getUser calls over ${IDS} ids, ${LATENCY} ms upstream latency, median of ${ROUNDS} rounds`,
+  [["mode", "upstream requests", "total time (ms)", "CPU time (ms)"], ...rows]
+)
+
+// Two views of "CPU time within 10× of dataloader's": per-round ratios (both sides ran back to
+// back, so load on a shared machine cancels out better) and the ratio of the medians.
+const cpuRatios = (ours: string, theirs: string) => {
+  const a = samples.get(ours)!.map((x) => x.cpuMs)
+  const b = samples.get(theirs)!.map((x) => x.cpuMs)
+  const perRound = median(a.map((x, i) => x / b[i]!)).toFixed(2)
+  return `${perRound}× per round, ${(median(a) / median(b)).toFixed(2)}× of medians`
+}
+printTable("CPU time ÷ dataloader's", [
+  ["HttpBackend", "÷ dataloader", "ratio"],
+  ["dedup per id", "per-id load", cpuRatios("HttpBackend (dedup per id)", "dataloader (per-id load)")],
+  ["batch endpoint", "batch endpoint", cpuRatios("HttpBackend (batch endpoint)", "dataloader (batch endpoint)")],
+  ["batch endpoint", "per-id load", cpuRatios("HttpBackend (batch endpoint)", "dataloader (per-id load)")]
+])
+console.log(`Node ${process.version}, load average ${(await import("node:os")).loadavg()[0]!.toFixed(1)}`)
+
+await dedupRuntime.dispose()
+await batchRuntime.dispose()
+child.kill()

@@ -1,0 +1,406 @@
+/**
+ * Provisioning: external users (LDAP, OIDC/JWT, a REST user service) mapped into the local
+ * `UserStore` on login, as Django sites do with `RemoteUserBackend.create_unknown_user` /
+ * `configure_user` and django-auth-ldap's `MIRROR_GROUPS`.
+ *
+ * On every login through an external backend, the backend's `provision` hook turns what the
+ * external system says ({@link ExternalUser}) into the local `StoredUser`:
+ *
+ * 1. find the user by username (NFKC-normalised, as the store does);
+ * 2. unknown: create it when `createUnknownUser` (the default), else `NoMatch("unknown-user")`;
+ *    a new user then gets its groups mirrored and `configureUser` called (creation only);
+ * 3. known: update the profile and the staff/superuser flags that differ (`updateAttributes`,
+ *    the default) and mirror its groups (`mirrorGroups`);
+ * 4. refuse an inactive user with `NoMatch("inactive-user")`, Django's `user_can_authenticate`.
+ *
+ * The local `isActive` flag belongs to the site: provisioning sets it only when it creates the
+ * user and never turns it back on, so deactivating a user in the store locks them out of every
+ * external backend. An external `isActive: false` refuses the login too.
+ *
+ * Concurrent first logins of one user create one row: the losers of the race see the store's
+ * `UserAlreadyExists`, read the winner's row and go on with it. Store failures become
+ * `TransportError`s of the backend; an external user that does not fit the store (a user name of
+ * 200 characters, say) is a `TransportError` as well, like a peer's body that does not decode.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer, Redacted } from "effect"
+ * import { Provisioning } from "effect-auth"
+ * import * as LdapBackend from "effect-auth/backends/LdapBackend"
+ *
+ * const LdapLive = Layer.effect(
+ *   LdapBackend.LdapBackend,
+ *   Effect.gen(function*() {
+ *     const users = yield* Provisioning.make({ backendId: "ldap", mirrorGroups: true })
+ *     return yield* LdapBackend.make({
+ *       url: "ldap://ldap.example.org",
+ *       userDnTemplate: "uid=%(user)s,ou=people,dc=example,dc=org",
+ *       userAttributes: { email: "mail" },
+ *       provision: users.hook((ldap: LdapBackend.LdapUser) => ({
+ *         username: ldap.username,
+ *         email: ldap.fields["email"],
+ *         isStaff: ldap.isStaff
+ *       })),
+ *       loadUser: users.loadUser
+ *     })
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+import * as AuthError from "./AuthError.js"
+import type { User } from "./User.js"
+import * as UserStore from "./UserStore.js"
+
+/**
+ * What an external system says about a user. Only `username` is required; an absent field is
+ * left as it is in the store (or takes the store's default on creation).
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Provisioning } from "effect-auth"
+ *
+ * const external = Schema.decodeUnknownSync(Provisioning.ExternalUser)({
+ *   username: "alice",
+ *   email: "alice@example.org",
+ *   isStaff: true,
+ *   groups: ["editors", "staff"]
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ExternalUser = Schema.Struct({
+  /** Normalised with NFKC, then 1 to 150 characters (the store's rule). */
+  username: Schema.String,
+  email: Schema.optional(UserStore.Email),
+  firstName: Schema.optional(UserStore.PersonName),
+  lastName: Schema.optional(UserStore.PersonName),
+  /** Used when the user is created; `false` refuses the login. Never written on later logins. */
+  isActive: Schema.optional(Schema.Boolean),
+  isStaff: Schema.optional(Schema.Boolean),
+  isSuperuser: Schema.optional(Schema.Boolean),
+  /** Group names; with `mirrorGroups`, the user's local groups become exactly these. */
+  groups: Schema.optional(Schema.Array(UserStore.GroupName))
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ExternalUser extends Schema.Schema.Type<typeof ExternalUser> {}
+
+/**
+ * What {@link Options.configureUser} may fail with. Store errors become `TransportError`s;
+ * `NoMatch` and `PermissionDenied` refuse the login as they are.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ConfigureError =
+  | AuthError.BackendError
+  | UserStore.CommonError
+  | UserStore.UserNotFound
+  | UserStore.GroupNotFound
+  | UserStore.UserAlreadyExists
+
+/**
+ * How external users are provisioned.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Provisioning, UserStore } from "effect-auth"
+ *
+ * const options: Provisioning.Options = {
+ *   backendId: "oidc",
+ *   updateAttributes: true,
+ *   mirrorGroups: false,
+ *   // Django's configure_user: runs once, when the user is created
+ *   configureUser: (stored) =>
+ *     Effect.flatMap(UserStore.UserStore, (store) => store.addToGroup(stored.id, "newcomers"))
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The id of the backend the hook belongs to: errors carry it. */
+  readonly backendId: string
+  /** Create users seen for the first time; otherwise they get `NoMatch("unknown-user")`. Default: `true`. */
+  readonly createUnknownUser?: boolean | undefined
+  /** Write changed names, email and staff/superuser flags on later logins. Default: `true`. */
+  readonly updateAttributes?: boolean | undefined
+  /**
+   * Make the user's local groups exactly the external `groups` on every login (creating missing
+   * groups), as django-auth-ldap's `MIRROR_GROUPS`. An external user without `groups` keeps its
+   * local groups. Default: `false`.
+   */
+  readonly mirrorGroups?: boolean | undefined
+  /**
+   * Called once, right after the user is created (and its groups mirrored). The row is read
+   * again afterwards, so changes it makes through the store are seen. A failure fails the login;
+   * the row stays, and later logins do not call the hook again.
+   */
+  readonly configureUser?:
+    | ((stored: UserStore.StoredUser, external: ExternalUser) => Effect.Effect<void, ConfigureError, UserStore.UserStore>)
+    | undefined
+  /**
+   * Turns the stored user into the app's user type. Default: the stored user itself, right as
+   * long as the app has not registered its own `User` type (see `User.Register`).
+   */
+  readonly toUser?: ((stored: UserStore.StoredUser) => User) | undefined
+}
+
+/**
+ * Provisioning bound to a store, as {@link make} returns it.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { MemoryUserStore, Provisioning } from "effect-auth"
+ *
+ * const program = Effect.gen(function*() {
+ *   const users = yield* Provisioning.make({ backendId: "sso" })
+ *   const alice = yield* users.provision({ username: "alice", email: "alice@example.org" })
+ *   return yield* users.loadUser(alice.id) // Option.some(alice)
+ * }).pipe(Effect.provide(MemoryUserStore.layer))
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Provisioner {
+  readonly backendId: string
+  /** Finds, creates or updates the local user; see the module documentation for the rules. */
+  readonly provision: (external: ExternalUser) => Effect.Effect<UserStore.StoredUser, AuthError.BackendError>
+  /** A backend's `loadUser`/`getUser`: the active local user with this id, through `toUser`. */
+  readonly loadUser: (userId: string) => Effect.Effect<Option.Option<User>, AuthError.TransportError>
+  /**
+   * A backend's `provision` hook: maps what the backend hands over (an `LdapUser`; JWT claims and
+   * the decoded user) to an {@link ExternalUser}, provisions it, applies `toUser`.
+   */
+  readonly hook: <Args extends ReadonlyArray<any>>(
+    map: (...args: Args) => ExternalUser
+  ) => (...args: Args) => Effect.Effect<User, AuthError.BackendError>
+}
+
+// Without a registered app user type, `User` is `BaseUser` and a StoredUser is one (see
+// ModelBackend): the cast keeps the library compiling when an app registers a richer type.
+const storedAsUser = (stored: UserStore.StoredUser): User => stored as unknown as User
+
+const decodeExternal = Schema.decodeUnknown(ExternalUser, { errors: "first" })
+const isUsername = Schema.is(UserStore.Username)
+
+type StoreError = UserStore.CommonError | UserStore.UserNotFound | UserStore.GroupNotFound | UserStore.UserAlreadyExists
+
+const isStoreError = (error: unknown): error is StoreError =>
+  Predicate.isTagged(error, "InvalidInput") || Predicate.isTagged(error, "UserStoreError") ||
+  Predicate.isTagged(error, "UserNotFound") || Predicate.isTagged(error, "GroupNotFound") ||
+  Predicate.isTagged(error, "UserAlreadyExists")
+
+const sameGroups = (a: ReadonlyArray<string>, b: ReadonlySet<string>): boolean =>
+  a.length === b.size && a.every((name) => b.has(name))
+
+/**
+ * Binds provisioning to the `UserStore` in context. Build it inside the effect that builds an
+ * external backend, and hand its `hook` and `loadUser` to the backend.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Provisioning } from "effect-auth"
+ *
+ * const program = Effect.gen(function*() {
+ *   const users = yield* Provisioning.make({ backendId: "ldap", createUnknownUser: false })
+ *   return yield* users.provision({ username: "alice" }) // NoMatch("unknown-user") if not in the store
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options): Effect.Effect<Provisioner, never, UserStore.UserStore> =>
+  Effect.map(UserStore.UserStore, (store): Provisioner => {
+    const backend = options.backendId
+    const createUnknownUser = options.createUnknownUser ?? true
+    const updateAttributes = options.updateAttributes ?? true
+    const mirrorGroups = options.mirrorGroups ?? false
+    const toUser = options.toUser ?? storedAsUser
+
+    const noMatch = (reason: AuthError.NoMatchReason) => new AuthError.NoMatch({ backend, reason })
+    const transport = (cause: unknown) => new AuthError.TransportError({ backend, cause })
+    // Every store failure, whatever the operation, means the backend cannot answer.
+    const viaStore = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      Effect.mapError(effect, (error) =>
+        isStoreError(error) ? transport(error) : error as Exclude<E, StoreError>)
+
+    const decode = (raw: unknown): Effect.Effect<ExternalUser, AuthError.TransportError> =>
+      decodeExternal(raw).pipe(
+        Effect.mapError((error) =>
+          transport(`the external user does not fit the store: ${ParseResult.TreeFormatter.formatErrorSync(error)}`)
+        ),
+        Effect.flatMap((external) => {
+          const username = UserStore.normalizeUsername(external.username)
+          return isUsername(username)
+            ? Effect.succeed({ ...external, username })
+            : Effect.fail(transport("the external user does not fit the store: username must be 1 to 150 characters without NUL"))
+        })
+      )
+
+    const find = (username: string) => viaStore(store.findByUsername(username))
+    const reread = (id: string) =>
+      Effect.flatMap(viaStore(store.findById(id)), Option.match({
+        onNone: () => Effect.fail(transport(`user ${id} vanished while being provisioned`)),
+        onSome: Effect.succeed
+      }))
+
+    const mirror = (user: UserStore.StoredUser, external: ExternalUser) => {
+      const groups = external.groups
+      if (!mirrorGroups || groups === undefined) return Effect.void
+      const wanted = new Set(groups)
+      // Read first: a login whose groups did not change writes nothing.
+      return viaStore(Effect.flatMap(store.groupsOf(user.id), (current) =>
+        sameGroups(current, wanted) ? Effect.void : store.setGroups(user.id, wanted)))
+    }
+
+    const update = (user: UserStore.StoredUser, external: ExternalUser) =>
+      Effect.gen(function*() {
+        let current = user
+        if (updateAttributes) {
+          const profile: { email?: string; firstName?: string; lastName?: string } = {}
+          const email = external.email === undefined ? undefined : UserStore.normalizeEmail(external.email)
+          if (email !== undefined && email !== user.email) profile.email = email
+          if (external.firstName !== undefined && external.firstName !== user.firstName) {
+            profile.firstName = external.firstName
+          }
+          if (external.lastName !== undefined && external.lastName !== user.lastName) profile.lastName = external.lastName
+          const flags: { isStaff?: boolean; isSuperuser?: boolean } = {}
+          if (external.isStaff !== undefined && external.isStaff !== user.isStaff) flags.isStaff = external.isStaff
+          if (external.isSuperuser !== undefined && external.isSuperuser !== user.isSuperuser) {
+            flags.isSuperuser = external.isSuperuser
+          }
+          if (Object.keys(profile).length > 0) yield* viaStore(store.updateProfile(user.id, profile))
+          if (Object.keys(flags).length > 0) yield* viaStore(store.setFlags(user.id, flags))
+          current = { ...user, ...profile, ...flags }
+        }
+        yield* mirror(current, external)
+        return current
+      })
+
+    const create = (external: ExternalUser) =>
+      store.create({
+        username: external.username,
+        email: external.email,
+        firstName: external.firstName,
+        lastName: external.lastName,
+        isActive: external.isActive,
+        isStaff: external.isStaff,
+        isSuperuser: external.isSuperuser
+      }).pipe(
+        Effect.flatMap((created) =>
+          Effect.gen(function*() {
+            yield* mirror(created, external)
+            if (options.configureUser === undefined) return created
+            yield* viaStore(Effect.provideService(
+              options.configureUser(created, external),
+              UserStore.UserStore,
+              store
+            ))
+            return yield* reread(created.id)
+          })
+        ),
+        // Another login of the same user created it first: carry on with that row.
+        Effect.catchTag("UserAlreadyExists", () =>
+          Effect.flatMap(find(external.username), Option.match({
+            onNone: () => Effect.fail(transport(`user ${JSON.stringify(external.username)} vanished while being created`)),
+            onSome: (user) => update(user, external)
+          }))),
+        viaStore
+      )
+
+    const provision = (raw: ExternalUser): Effect.Effect<UserStore.StoredUser, AuthError.BackendError> =>
+      Effect.gen(function*() {
+        const external = yield* decode(raw)
+        const found = yield* find(external.username)
+        let user: UserStore.StoredUser
+        if (Option.isSome(found)) {
+          user = yield* update(found.value, external)
+        } else {
+          if (!createUnknownUser) return yield* noMatch("unknown-user")
+          user = yield* create(external)
+        }
+        // Django's user_can_authenticate, after configure_user as in RemoteUserBackend.
+        if (!user.isActive || external.isActive === false) return yield* noMatch("inactive-user")
+        return user
+      }).pipe(Effect.withSpan("effect-auth.provision", { attributes: { backend }, captureStackTrace: false }))
+
+    const loadUser = (userId: string): Effect.Effect<Option.Option<User>, AuthError.TransportError> =>
+      store.findById(userId).pipe(
+        Effect.catchTags({
+          // an id this store never issued names nobody
+          InvalidInput: () => Effect.succeedNone,
+          UserStoreError: (error) => Effect.fail(transport(error))
+        }),
+        Effect.map((found) => Option.map(Option.filter(found, (user) => user.isActive), toUser))
+      )
+
+    const hook = <Args extends ReadonlyArray<any>>(map: (...args: Args) => ExternalUser) => (...args: Args) =>
+      Effect.map(Effect.suspend(() => provision(map(...args))), toUser)
+
+    return { backendId: backend, provision, loadUser, hook }
+  })
+
+/**
+ * A backend's `provision` hook on the `UserStore` in context: `map` turns what the backend hands
+ * to its hook (an `LdapUser`; JWT claims and the decoded user) into an {@link ExternalUser}.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Provisioning } from "effect-auth"
+ * import type * as LdapBackend from "effect-auth/backends/LdapBackend"
+ *
+ * const provision = Provisioning.hook(
+ *   { backendId: "ldap" },
+ *   (ldap: LdapBackend.LdapUser) => ({ username: ldap.username, email: ldap.fields["email"] })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const hook = <Args extends ReadonlyArray<any>>(
+  options: Options,
+  map: (...args: Args) => ExternalUser
+): Effect.Effect<(...args: Args) => Effect.Effect<User, AuthError.BackendError>, never, UserStore.UserStore> =>
+  Effect.map(make(options), (provisioner) => provisioner.hook(map))
+
+/**
+ * A backend's `loadUser` on the `UserStore` in context: sessions of provisioned users resolve by
+ * their local id; inactive users resolve to none.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Provisioning } from "effect-auth"
+ *
+ * const loadUser = Provisioning.loadUser({ backendId: "ldap" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const loadUser = (
+  options: Options
+): Effect.Effect<(userId: string) => Effect.Effect<Option.Option<User>, AuthError.TransportError>, never, UserStore.UserStore> =>
+  Effect.map(make(options), (provisioner) => provisioner.loadUser)

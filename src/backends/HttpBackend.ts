@@ -1,0 +1,508 @@
+/**
+ * A backend whose users live in a REST user service, reached through `@effect/platform`'s
+ * `HttpClient` (provide any client layer: `FetchHttpClient.layer`, `NodeHttpClient.layerUndici`, ...).
+ *
+ * `authenticate` turns the decoded credentials into one request (by default
+ * `POST /authenticate` with `{ username, password }` as JSON), decodes a 2xx body into a user with
+ * your Schema, and maps other statuses as configured (by default 401 and 404 → `NoMatch`, 403 →
+ * `PermissionDenied`). Connection errors, timeouts, 5xx, unmapped statuses and bodies that do not
+ * decode are `TransportError`s whose cause names the method, URL (without query) and what went
+ * wrong, never the request body.
+ *
+ * `getUser` (`GET /users/:id`, 404 → no user) shares one upstream request among concurrent callers
+ * of the same id, batches ids when the service has a batch endpoint, and can keep answers for a
+ * TTL.
+ *
+ * @example
+ * ```ts
+ * import { FetchHttpClient } from "@effect/platform"
+ * import { Layer, Schema } from "effect"
+ * import * as HttpBackend from "effect-auth/backends/HttpBackend"
+ *
+ * // The service answers { id, login, active, admin }; the app's user is { id, username, ... }
+ * const UserFromBody = Schema.transform(
+ *   Schema.Struct({ id: Schema.String, login: Schema.String, active: Schema.Boolean, admin: Schema.Boolean }),
+ *   Schema.Struct({ id: Schema.String, username: Schema.String, isActive: Schema.Boolean, isSuperuser: Schema.Boolean }),
+ *   {
+ *     strict: true,
+ *     decode: (b) => ({ id: b.id, username: b.login, isActive: b.active, isSuperuser: b.admin }),
+ *     encode: (u) => ({ id: u.id, login: u.username, active: u.isActive, admin: u.isSuperuser })
+ *   }
+ * )
+ *
+ * const UsersLive = HttpBackend.layer({
+ *   baseUrl: "https://users.internal.example.com/api",
+ *   user: UserFromBody,
+ *   timeout: "2 seconds",
+ *   getUser: { batch: true, cache: { ttl: "30 seconds" } },
+ *   policy: { onTransportError: "fallthrough" }
+ * }).pipe(Layer.provide(FetchHttpClient.layer))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import type * as Arr from "effect/Array"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as AuthBackend from "../AuthBackend.js"
+import * as AuthError from "../AuthError.js"
+import type { AuthRequest } from "../AuthRequest.js"
+import * as Credentials from "../Credentials.js"
+import { describeClientError, describeParseError, describeRequest } from "../internal/http/clientErrors.js"
+import * as UserLoader from "../internal/http/userLoader.js"
+import * as UserModule from "../User.js"
+
+type User = UserModule.User
+
+/**
+ * What a non-2xx status of the authenticate endpoint means.
+ *
+ * - `"no-match"`: `NoMatch` with reason `"unknown-user"` for 404, `"invalid-credentials"` otherwise
+ * - `"permission-denied"`: `PermissionDenied` with reason `"upstream answered <status>"`
+ * - `{ noMatch: reason }` / `{ permissionDenied: reason }`: the same with your reason
+ *
+ * A status that is neither 2xx nor mapped is a `TransportError`.
+ *
+ * @example
+ * ```ts
+ * import type * as HttpBackend from "effect-auth/backends/HttpBackend"
+ *
+ * const locked: HttpBackend.StatusOutcome = { permissionDenied: "account locked upstream" }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type StatusOutcome =
+  | "no-match"
+  | "permission-denied"
+  | { readonly noMatch: AuthError.NoMatchReason }
+  | { readonly permissionDenied: string }
+
+/**
+ * The default status mapping: 401 and 404 → `NoMatch`, 403 → `PermissionDenied`.
+ *
+ * @example
+ * ```ts
+ * import * as HttpBackend from "effect-auth/backends/HttpBackend"
+ *
+ * const statuses = { ...HttpBackend.defaultStatuses, 423: "permission-denied" } as const
+ * ```
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultStatuses: Readonly<Record<number, StatusOutcome>> = {
+  401: "no-match",
+  403: "permission-denied",
+  404: "no-match"
+}
+
+/**
+ * How `getUser` fetches several ids at once from a batch endpoint.
+ *
+ * @example
+ * ```ts
+ * import { HttpClientRequest } from "@effect/platform"
+ * import type * as HttpBackend from "effect-auth/backends/HttpBackend"
+ *
+ * const batch: HttpBackend.BatchOptions = {
+ *   request: (ids) => HttpClientRequest.post("/users/lookup").pipe(HttpClientRequest.bodyUnsafeJson({ ids })),
+ *   maxSize: 50,
+ *   window: "2 millis"
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BatchOptions {
+  /**
+   * Default: `GET /users?ids=a,b,c` (ids must not contain a comma with this default).
+   * Ids missing from the answer have no user.
+   */
+  readonly request?: ((ids: Arr.NonEmptyReadonlyArray<string>) => HttpClientRequest.HttpClientRequest) | undefined
+  /** Schema of the 2xx body. Default: an array of the `getUser` user Schema. */
+  readonly users?: Schema.Schema<ReadonlyArray<User>, any, never> | undefined
+  /** At most this many ids per upstream call. Default: 100. */
+  readonly maxSize?: number | undefined
+  /**
+   * How long the first caller waits for others before the batch is sent. Default: zero, which
+   * collects every caller of the current event-loop turn. Measured with a real timer, not `Clock`.
+   */
+  readonly window?: Duration.DurationInput | undefined
+}
+
+/**
+ * How `getUser` loads users.
+ *
+ * @example
+ * ```ts
+ * import { HttpClientRequest } from "@effect/platform"
+ * import type * as HttpBackend from "effect-auth/backends/HttpBackend"
+ *
+ * const getUser: HttpBackend.GetUserOptions = {
+ *   request: (id) => HttpClientRequest.get(`/v2/accounts/${encodeURIComponent(id)}`),
+ *   cache: { ttl: "1 minute", capacity: 10_000 }
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface GetUserOptions {
+  /** Default: `GET /users/:id` (id URL-encoded). 2xx → decode, 404 → no user, else TransportError. */
+  readonly request?: ((userId: string) => HttpClientRequest.HttpClientRequest) | undefined
+  /** Schema of the 2xx body. Default: the backend's `user` Schema. */
+  readonly user?: Schema.Schema<User, any, never> | undefined
+  /** Batch endpoint; `true` takes every default. Without it, concurrent calls per id are deduplicated. */
+  readonly batch?: BatchOptions | true | undefined
+  /** Keep answers (users and "no such user") for `ttl`, at most `capacity` ids (default 10 000). */
+  readonly cache?: { readonly ttl: Duration.DurationInput; readonly capacity?: number | undefined } | undefined
+}
+
+/**
+ * What every HttpBackend configuration holds, whatever its credentials.
+ *
+ * @example
+ * ```ts
+ * import { User } from "effect-auth"
+ * import type * as HttpBackend from "effect-auth/backends/HttpBackend"
+ *
+ * const base: HttpBackend.BaseOptions = {
+ *   baseUrl: "https://users.example.com",
+ *   user: User.BaseUserSchema,
+ *   timeout: "2 seconds",
+ *   getUser: { cache: { ttl: "30 seconds" } }
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BaseOptions {
+  /** Backend id, stored in sessions. Default: `"http"`. */
+  readonly id?: string | undefined
+  /** Relative request URLs are prefixed with it (`https://host/api` + `/authenticate`). */
+  readonly baseUrl: string | URL
+  /** Schema of the authenticate endpoint's 2xx body, mapped to the app's user. */
+  readonly user: Schema.Schema<User, any, never>
+  /** Default: {@link defaultStatuses}. Replaces the defaults (it is not merged with them). */
+  readonly statuses?: Readonly<Record<number, StatusOutcome>> | undefined
+  /** Each HTTP exchange (request and body) is cut after this long. Default: 10 seconds. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Accept users whose `isActive` is false (Django's `AllowAllUsersModelBackend`). Default: false. */
+  readonly allowInactive?: boolean | undefined
+  /** Adjust the client, e.g. to add the service's own API key header. */
+  readonly transformClient?: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
+  readonly getUser?: GetUserOptions | undefined
+  /** Applied by `AuthService` to every call: timeout, retry of TransportErrors, fallthrough. */
+  readonly policy?: AuthBackend.PolicyInput | undefined
+}
+
+/**
+ * A configuration with its own credentials Schema and the request they become.
+ *
+ * @example
+ * ```ts
+ * import { HttpClientRequest } from "@effect/platform"
+ * import { Redacted, Schema } from "effect"
+ * import { Credentials, User } from "effect-auth"
+ * import type * as HttpBackend from "effect-auth/backends/HttpBackend"
+ *
+ * const options: HttpBackend.Options<Credentials.Token> = {
+ *   baseUrl: "https://api.example.com",
+ *   user: User.BaseUserSchema,
+ *   credentials: Credentials.Token,
+ *   request: ({ token }) => HttpClientRequest.get("/me").pipe(HttpClientRequest.bearerToken(Redacted.value(token)))
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<C> extends BaseOptions {
+  readonly credentials: Schema.Schema<C, any, never>
+  readonly request: (credentials: C, request: AuthRequest | undefined) => HttpClientRequest.HttpClientRequest
+}
+
+/**
+ * A configuration for username and password (`Credentials.UsernamePassword`), by default sent as
+ * `POST /authenticate` with the JSON body `{ "username": ..., "password": ... }`.
+ *
+ * @example
+ * ```ts
+ * import { User } from "effect-auth"
+ * import type * as HttpBackend from "effect-auth/backends/HttpBackend"
+ *
+ * const options: HttpBackend.DefaultOptions = { baseUrl: "http://127.0.0.1:8080", user: User.BaseUserSchema }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DefaultOptions extends BaseOptions {
+  readonly credentials?: undefined
+  readonly request?:
+    | ((credentials: Credentials.UsernamePassword, request: AuthRequest | undefined) => HttpClientRequest.HttpClientRequest)
+    | undefined
+}
+
+/**
+ * The HttpBackend service: pass the Tag to `AuthService.layer([...])`, provide it with {@link layer}.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import * as HttpBackend from "effect-auth/backends/HttpBackend"
+ *
+ * const program = Effect.flatMap(HttpBackend.HttpBackend, (backend) => backend.getUser("42"))
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class HttpBackend extends Context.Tag("effect-auth/HttpBackend")<HttpBackend, AuthBackend.AuthBackend>() {}
+
+/**
+ * The request the default configuration sends: `POST /authenticate`, JSON `{ username, password }`.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import * as HttpBackend from "effect-auth/backends/HttpBackend"
+ *
+ * const request = HttpBackend.defaultRequest({ username: "alice", password: Redacted.make("pw") })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const defaultRequest = (credentials: Credentials.UsernamePassword): HttpClientRequest.HttpClientRequest =>
+  HttpClientRequest.post("/authenticate").pipe(
+    HttpClientRequest.acceptJson,
+    HttpClientRequest.bodyUnsafeJson({ username: credentials.username, password: Redacted.value(credentials.password) })
+  )
+
+const defaultUserRequest = (userId: string): HttpClientRequest.HttpClientRequest =>
+  HttpClientRequest.get(`/users/${encodeURIComponent(userId)}`).pipe(HttpClientRequest.acceptJson)
+
+const defaultBatchRequest = (ids: Arr.NonEmptyReadonlyArray<string>): HttpClientRequest.HttpClientRequest =>
+  HttpClientRequest.get("/users").pipe(HttpClientRequest.setUrlParam("ids", ids.join(",")), HttpClientRequest.acceptJson)
+
+const absoluteUrl = /^[a-z][a-z0-9+.-]*:/i
+
+const isUserId = Schema.is(UserModule.UserId)
+
+const configError = (message: string) => new AuthError.AuthConfigError({ message: `HttpBackend: ${message}` })
+
+/**
+ * Builds the backend. Needs an `HttpClient` and a `Scope` (shared `getUser` fetches run in it and
+ * stop when it closes). Fails with `AuthConfigError` when the configuration is unusable.
+ *
+ * @example
+ * ```ts
+ * import { FetchHttpClient } from "@effect/platform"
+ * import { Effect } from "effect"
+ * import { User } from "effect-auth"
+ * import * as HttpBackend from "effect-auth/backends/HttpBackend"
+ *
+ * const program = Effect.gen(function*() {
+ *   const backend = yield* HttpBackend.make({ baseUrl: "http://127.0.0.1:8080", user: User.BaseUserSchema })
+ *   return yield* backend.getUser("1")
+ * }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: {
+  (
+    options: DefaultOptions
+  ): Effect.Effect<AuthBackend.AuthBackend<Credentials.UsernamePassword>, AuthError.AuthConfigError, HttpClient.HttpClient | Scope.Scope>
+  <C>(
+    options: Options<C>
+  ): Effect.Effect<AuthBackend.AuthBackend<C>, AuthError.AuthConfigError, HttpClient.HttpClient | Scope.Scope>
+} = (options: DefaultOptions | Options<any>) => makeWith(options)
+
+const makeWith = (
+  options: DefaultOptions | Options<any>
+): Effect.Effect<AuthBackend.AuthBackend<any>, AuthError.AuthConfigError, HttpClient.HttpClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const id = options.id ?? "http"
+    let base: string
+    try {
+      base = new URL(options.baseUrl).toString().replace(/\/$/, "")
+    } catch {
+      return yield* configError("baseUrl is not a URL")
+    }
+    const timeout = Duration.decode(options.timeout ?? "10 seconds")
+    if (!Duration.isFinite(timeout) || Duration.toMillis(timeout) <= 0) {
+      return yield* configError("timeout must be a positive, finite duration")
+    }
+    const batchInput = options.getUser?.batch === true ? {} : options.getUser?.batch
+    const maxBatchSize = batchInput?.maxSize ?? 100
+    if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) {
+      return yield* configError("getUser.batch.maxSize must be a positive integer")
+    }
+    const cacheInput = options.getUser?.cache
+    const capacity = cacheInput?.capacity ?? 10_000
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      return yield* configError("getUser.cache.capacity must be a positive integer")
+    }
+
+    const baseClient = yield* HttpClient.HttpClient
+    const client = options.transformClient === undefined ? baseClient : options.transformClient(baseClient)
+    const statuses = options.statuses ?? defaultStatuses
+    const allowInactive = options.allowInactive ?? false
+    const toRequest = options.request ?? defaultRequest
+    const userRequest = options.getUser?.request ?? defaultUserRequest
+    const transport = (cause: string) => new AuthError.TransportError({ backend: id, cause })
+    const timeoutText = Duration.format(timeout)
+
+    const resolve = (request: HttpClientRequest.HttpClientRequest) =>
+      absoluteUrl.test(request.url) ? request : HttpClientRequest.prependUrl(request, base)
+
+    // One HTTP exchange, its body included, under the backend's own timeout. Every failure becomes a
+    // TransportError built from a description: the client error holds the request body.
+    const exchange = <A, E>(
+      input: HttpClientRequest.HttpClientRequest,
+      onResponse: (response: HttpClientResponse.HttpClientResponse, where: string) => Effect.Effect<A, E>
+    ): Effect.Effect<A, E | AuthError.TransportError> => {
+      const request = resolve(input)
+      const where = describeRequest(request)
+      return client.execute(request).pipe(
+        Effect.mapError((error) => transport(describeClientError(error))),
+        Effect.flatMap((response) => onResponse(response, where)),
+        Effect.timeoutFail({ duration: timeout, onTimeout: () => transport(`${where}: timed out after ${timeoutText}`) })
+      )
+    }
+
+    const decodeBody = <A>(schema: Schema.Schema<A, any, never>) => {
+      const decode = Schema.decodeUnknown(schema)
+      return (response: HttpClientResponse.HttpClientResponse, where: string): Effect.Effect<A, AuthError.TransportError> =>
+        response.text.pipe(
+          Effect.mapError((error) => transport(describeClientError(error))),
+          Effect.flatMap((text) =>
+            Effect.try({
+              try: (): unknown => JSON.parse(text),
+              catch: () => transport(`${where}: response body is not JSON (status ${response.status})`)
+            })
+          ),
+          Effect.flatMap((json) =>
+            Effect.mapError(decode(json), (error) =>
+              transport(`${where}: response body does not match the schema at ${describeParseError(error)}`))
+          )
+        )
+    }
+
+    const decodeUser = decodeBody(options.user)
+    const unexpected = (response: HttpClientResponse.HttpClientResponse, where: string) =>
+      Effect.fail(transport(`${where}: unexpected status ${response.status}`))
+
+    const statusOutcome = (status: number): AuthError.NoMatch | AuthError.PermissionDenied | undefined => {
+      const outcome = statuses[status]
+      if (outcome === undefined) return undefined
+      if (outcome === "no-match") {
+        return new AuthError.NoMatch({ backend: id, reason: status === 404 ? "unknown-user" : "invalid-credentials" })
+      }
+      if (outcome === "permission-denied") {
+        return new AuthError.PermissionDenied({ backend: id, reason: `upstream answered ${status}` })
+      }
+      return "noMatch" in outcome
+        ? new AuthError.NoMatch({ backend: id, reason: outcome.noMatch })
+        : new AuthError.PermissionDenied({ backend: id, reason: outcome.permissionDenied })
+    }
+
+    const inactive = new AuthError.NoMatch({ backend: id, reason: "inactive-user" })
+
+    const authenticate = (credentials: unknown, request: AuthRequest | undefined): Effect.Effect<User, AuthError.BackendError> =>
+      Effect.suspend(() =>
+        exchange(toRequest(credentials as any, request), (response, where): Effect.Effect<User, AuthError.BackendError> => {
+          const mapped = statusOutcome(response.status)
+          if (mapped !== undefined) return Effect.fail(mapped)
+          if (response.status < 200 || response.status >= 300) return unexpected(response, where)
+          return Effect.flatMap(
+            decodeUser(response, where),
+            (user) => user.isActive || allowInactive ? Effect.succeed(user) : Effect.fail(inactive)
+          )
+        })
+      )
+
+    // Django's get_user hides users that may not authenticate; filtered once per fetch, not per caller.
+    const visible = (user: User): boolean => allowInactive || user.isActive
+    const decodeFetchedUser = options.getUser?.user === undefined ? decodeUser : decodeBody(options.getUser.user)
+    const fetchOne = (userId: string): Effect.Effect<Option.Option<User>, AuthError.TransportError> =>
+      exchange(userRequest(userId), (response, where) => {
+        if (response.status === 404) return Effect.succeed(Option.none())
+        if (response.status < 200 || response.status >= 300) return unexpected(response, where)
+        return Effect.map(decodeFetchedUser(response, where), (user) => visible(user) ? Option.some(user) : Option.none())
+      })
+
+    let fetchMany: UserLoader.LoaderOptions["fetchMany"] = undefined
+    if (batchInput !== undefined) {
+      const batchRequest = batchInput.request ?? defaultBatchRequest
+      const decodeUsers = decodeBody(batchInput.users ?? Schema.Array(options.getUser?.user ?? options.user))
+      fetchMany = (ids) =>
+        exchange(batchRequest(ids), (response, where) =>
+          response.status < 200 || response.status >= 300
+            ? unexpected(response, where)
+            : Effect.map(decodeUsers(response, where), (users) => users.filter(visible)))
+    }
+
+    const loader = yield* UserLoader.make({
+      fetchOne,
+      fetchMany,
+      maxBatchSize,
+      window: Duration.decode(batchInput?.window ?? Duration.zero),
+      ttl: cacheInput === undefined ? undefined : Duration.decode(cacheInput.ttl),
+      capacity
+    })
+
+    const noUser = Effect.succeed(Option.none<User>())
+    const getUser = (userId: string): Effect.Effect<Option.Option<User>, AuthError.TransportError> =>
+      // An id this service could never have issued is no user, not a request.
+      isUserId(userId) ? loader.load(userId) : noUser
+
+    return AuthBackend.make<any>({
+      id,
+      credentials: options.credentials ?? Credentials.UsernamePassword,
+      authenticate,
+      getUser,
+      policy: options.policy
+    })
+  })
+
+/**
+ * A layer of the {@link HttpBackend} service. Requires an `HttpClient`.
+ *
+ * @example
+ * ```ts
+ * import { NodeHttpClient } from "@effect/platform-node"
+ * import { Layer } from "effect"
+ * import { User } from "effect-auth"
+ * import * as HttpBackend from "effect-auth/backends/HttpBackend"
+ *
+ * const HttpBackendLive = HttpBackend.layer({
+ *   baseUrl: "https://users.example.com",
+ *   user: User.BaseUserSchema,
+ *   statuses: { ...HttpBackend.defaultStatuses, 423: { permissionDenied: "locked" } }
+ * }).pipe(Layer.provide(NodeHttpClient.layerUndici))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: {
+  (options: DefaultOptions): Layer.Layer<HttpBackend, AuthError.AuthConfigError, HttpClient.HttpClient>
+  <C>(options: Options<C>): Layer.Layer<HttpBackend, AuthError.AuthConfigError, HttpClient.HttpClient>
+} = (options: DefaultOptions | Options<any>) => Layer.scoped(HttpBackend, makeWith(options))

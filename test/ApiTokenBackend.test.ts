@@ -1,0 +1,434 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Scope from "effect/Scope"
+import * as TestClock from "effect/TestClock"
+import { createHash, randomBytes } from "node:crypto"
+import * as net from "node:net"
+import * as AuthError from "../src/AuthError.js"
+import * as AuthEvents from "../src/AuthEvents.js"
+import * as AuthService from "../src/AuthService.js"
+import * as ApiTokenBackend from "../src/backends/ApiTokenBackend.js"
+import * as SqlUserStore from "../src/SqlUserStore.js"
+import * as TestBackend from "../src/testing/TestBackend.js"
+import * as UserStore from "../src/UserStore.js"
+import { failureTag } from "./utils/userStoreSuite.js"
+
+const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
+
+// The token table's name, which differs per layer on PostgreSQL.
+class TokenTable extends Context.Tag("test/ApiTokenBackend/TokenTable")<TokenTable, string>() {}
+
+type Env = ApiTokenBackend.ApiTokenBackend | ApiTokenBackend.ApiTokens | UserStore.UserStore | SqlClient.SqlClient | TokenTable
+
+const tableLayer = (prefix: string | undefined) =>
+  Layer.effect(TokenTable, Effect.map(Effect.orDie(ApiTokenBackend.tables({ tablePrefix: prefix })), (t) => t.token))
+
+const sqliteEnv = (options: ApiTokenBackend.Options = {}): Layer.Layer<Env, unknown> =>
+  Layer.merge(ApiTokenBackend.layer(options), tableLayer(options.tablePrefix)).pipe(
+    Layer.provideMerge(SqlUserStore.layerSqlite({ filename: ":memory:" }))
+  )
+
+const uniquePrefix = () => `at_pg_${randomBytes(4).toString("hex")}_`
+
+const dropTables = (prefix: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const users = yield* SqlUserStore.tables({ tablePrefix: prefix })
+    const tokens = yield* ApiTokenBackend.tables({ tablePrefix: prefix })
+    // checked identifiers ([a-z0-9_]): quoting by hand is safe
+    const names = [
+      tokens.token,
+      tokens.migrations,
+      users.userGroups,
+      users.userPermissions,
+      users.groupPermissions,
+      users.user,
+      users.group,
+      users.permission,
+      users.migrations
+    ]
+    yield* sql.unsafe(`DROP TABLE IF EXISTS ${names.map((n) => `"${n}"`).join(", ")} CASCADE`)
+  }).pipe(Effect.orDie)
+
+// A fresh prefix per layer; its tables are dropped when the layer is released.
+const pgEnv = (options: ApiTokenBackend.Options = {}): Layer.Layer<Env, unknown> => {
+  const prefix = uniquePrefix()
+  return Layer.scopedDiscard(Effect.addFinalizer(() => dropTables(prefix))).pipe(
+    Layer.provideMerge(Layer.merge(ApiTokenBackend.layer({ ...options, tablePrefix: prefix }), tableLayer(prefix))),
+    Layer.provideMerge(SqlUserStore.layerPg({ url, tablePrefix: prefix, maxConnections: 5 }))
+  )
+}
+
+const creds = (token: string | Redacted.Redacted<string>) => ({
+  token: Redacted.isRedacted(token) ? token : Redacted.make(token)
+})
+
+const authenticate = (token: string | Redacted.Redacted<string>) =>
+  Effect.flatMap(ApiTokenBackend.ApiTokenBackend, (backend) => backend.authenticate(creds(token), undefined))
+
+const expectNoMatch = (exit: Exit.Exit<unknown, unknown>, reason: AuthError.NoMatchReason) => {
+  expect(failureTag(exit)).toBe("NoMatch")
+  if (Exit.isFailure(exit) && exit.cause._tag === "Fail") {
+    const error = exit.cause.error as AuthError.NoMatch
+    expect(error.reason).toBe(reason)
+    expect(error.backend).toBe("api-token")
+  }
+}
+
+const seedUser = (username = "alice", fields: Partial<UserStore.CreateUser> = {}) =>
+  Effect.flatMap(UserStore.UserStore, (store) => store.create({ ...fields, username }))
+
+const newToken = (input: Partial<ApiTokenBackend.CreateToken> & { readonly userId: string }) =>
+  Effect.flatMap(ApiTokenBackend.ApiTokens, (tokens) => tokens.create({ name: "test", ...input }))
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
+
+// Replaces one character of the secret (the last one), keeping the shape valid.
+const tamper = (token: string) => token.slice(0, -1) + (token.endsWith("A") ? "B" : "A")
+
+const suite = (name: string, env: (options?: ApiTokenBackend.Options) => Layer.Layer<Env, unknown>) =>
+  describe(`ApiTokenBackend on ${name}`, () => {
+    it.effect("creates a token shown once in the ea_<id>_<secret> format; it authenticates its owner with its scopes", () =>
+      Effect.gen(function*() {
+        const alice = yield* seedUser()
+        const { info, token } = yield* newToken({ userId: alice.id, name: "CI", scopes: ["read:posts", "deploy", "deploy"] })
+        expect(String(token)).toBe("<redacted>")
+        const value = Redacted.value(token)
+        expect(value).toMatch(/^ea_[A-Za-z0-9]{8}_[A-Za-z0-9_-]{43}$/)
+        expect(value.slice(3, 11)).toBe(info.id)
+        expect(info).toMatchObject({ prefix: `ea_${info.id}`, userId: alice.id, name: "CI", scopes: ["read:posts", "deploy"] })
+        expect(Option.isNone(info.expiresAt) && Option.isNone(info.lastUsedAt) && Option.isNone(info.revokedAt)).toBe(true)
+        expect(JSON.stringify(info)).not.toContain(value.slice(12))
+
+        const user = yield* authenticate(token)
+        expect(user).toMatchObject({ id: alice.id, username: "alice" })
+        expect(ApiTokenBackend.scopesOf(user)).toEqual(Option.some(["read:posts", "deploy"]))
+        expect(Option.map(ApiTokenBackend.tokenOf(user), (t) => t.id)).toEqual(Option.some(info.id))
+        expect(ApiTokenBackend.hasScope(user, "deploy")).toBe(true)
+        expect(ApiTokenBackend.hasScope("admin")(user)).toBe(false)
+        // a user from elsewhere (here: getUser, as sessions do) carries no token
+        const loaded = Option.getOrThrow(yield* Effect.flatMap(ApiTokenBackend.ApiTokenBackend, (b) => b.getUser(alice.id)))
+        expect(loaded).toMatchObject({ id: alice.id })
+        expect(ApiTokenBackend.scopesOf(loaded)).toEqual(Option.none())
+        expect(ApiTokenBackend.hasScope(loaded, "deploy")).toBe(false)
+      }).pipe(Effect.provide(env())))
+
+    it.effect("the stored row holds the SHA-256 digest of the token, never the token or its secret", () =>
+      Effect.gen(function*() {
+        const alice = yield* seedUser()
+        const { info, token } = yield* newToken({ userId: alice.id, scopes: ["x"] })
+        const value = Redacted.value(token)
+        const secret = value.slice(12)
+        const sql = yield* SqlClient.SqlClient
+        const rows = yield* sql.unsafe<Record<string, unknown>>(`SELECT * FROM ${yield* TokenTable}`)
+        expect(rows.length).toBe(1)
+        const dump = JSON.stringify(rows)
+        expect(dump).not.toContain(secret)
+        expect(dump).not.toContain(value)
+        // nor the secret's base64url decoded bytes, in hex or base64
+        const bytes = Buffer.from(secret, "base64url")
+        expect(dump).not.toContain(bytes.toString("hex"))
+        expect(dump).not.toContain(bytes.toString("base64"))
+        expect(String(rows[0]!["digest"]).trim()).toBe(sha256(value))
+        expect(rows[0]!["id"]).toBe(info.id)
+      }).pipe(Effect.provide(env())))
+
+    it.effect("a wrong secret or an unknown id is NoMatch(invalid-credentials)", () =>
+      Effect.gen(function*() {
+        const alice = yield* seedUser()
+        const { token } = yield* newToken({ userId: alice.id })
+        const value = Redacted.value(token)
+        expectNoMatch(yield* Effect.exit(authenticate(tamper(value))), "invalid-credentials")
+        const otherId = value.slice(3, 11) === "AAAAAAAA" ? "BBBBBBBB" : "AAAAAAAA"
+        expectNoMatch(yield* Effect.exit(authenticate(`ea_${otherId}_${value.slice(12)}`)), "invalid-credentials")
+        // the right token still works
+        expect((yield* authenticate(token)).id).toBe(alice.id)
+      }).pipe(Effect.provide(env())))
+
+    it.effect("a token not shaped like ours is NoMatch(unsupported-credentials)", () =>
+      Effect.gen(function*() {
+        const alice = yield* seedUser()
+        const value = Redacted.value((yield* newToken({ userId: alice.id })).token)
+        const malformed = [
+          "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln", // a JWT
+          value.slice(0, -1), // truncated
+          `${value}A`, // too long
+          `xx${value.slice(2)}`, // another prefix
+          `${value.slice(0, 11)}-${value.slice(12)}`, // separator replaced
+          `ea_abc!efgh_${value.slice(12)}`, // id outside the alphabet
+          `${value.slice(0, 12)}${"!".repeat(43)}` // secret outside the alphabet
+        ]
+        for (const token of malformed) expectNoMatch(yield* Effect.exit(authenticate(token)), "unsupported-credentials")
+      }).pipe(Effect.provide(env())))
+
+    it.effect("an expired token is NoMatch(expired-credentials); an expiry in the past is refused at creation", () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(Date.parse("2030-01-01T00:00:00Z"))
+        const alice = yield* seedUser()
+        const expiresAt = new Date("2030-01-01T01:00:00Z")
+        const { info, token } = yield* newToken({ userId: alice.id, expiresAt })
+        expect(info.expiresAt).toEqual(Option.some(expiresAt))
+        expect((yield* authenticate(token)).id).toBe(alice.id)
+        yield* TestClock.adjust("59 minutes")
+        expect((yield* authenticate(token)).id).toBe(alice.id)
+        yield* TestClock.adjust("1 minute")
+        expectNoMatch(yield* Effect.exit(authenticate(token)), "expired-credentials")
+        // a wrong secret on an expired token says nothing about the expiry
+        expectNoMatch(yield* Effect.exit(authenticate(tamper(Redacted.value(token)))), "invalid-credentials")
+
+        const past = yield* Effect.exit(newToken({ userId: alice.id, expiresAt: new Date("2029-12-31T00:00:00Z") }))
+        expect(failureTag(past)).toBe("InvalidInput")
+      }).pipe(Effect.provide(env())))
+
+    it.effect("a revoked token is NoMatch(invalid-credentials); revoke is idempotent and scoped to its owner", () =>
+      Effect.gen(function*() {
+        const tokens = yield* ApiTokenBackend.ApiTokens
+        const alice = yield* seedUser()
+        const bob = yield* seedUser("bob")
+        const first = yield* newToken({ userId: alice.id, name: "first" })
+        yield* TestClock.adjust("1 second")
+        const second = yield* newToken({ userId: alice.id, name: "second" })
+
+        // bob cannot revoke alice's token through a self-service page
+        expect(failureTag(yield* Effect.exit(tokens.revoke(first.info.id, { userId: bob.id })))).toBe("TokenNotFound")
+        expect((yield* authenticate(first.token)).id).toBe(alice.id)
+
+        yield* tokens.revoke(first.info.id, { userId: alice.id })
+        expectNoMatch(yield* Effect.exit(authenticate(first.token)), "invalid-credentials")
+        const revokedAt = Option.getOrThrow(Option.getOrThrow(yield* tokens.get(first.info.id)).revokedAt)
+        yield* TestClock.adjust("1 hour")
+        yield* tokens.revoke(first.info.id)
+        expect(Option.getOrThrow(yield* tokens.get(first.info.id)).revokedAt).toEqual(Option.some(revokedAt))
+
+        // the other token is untouched
+        expect((yield* authenticate(second.token)).id).toBe(alice.id)
+        expect((yield* tokens.list(alice.id)).map((t) => t.name)).toEqual(["second"])
+        expect((yield* tokens.list(alice.id, { includeRevoked: true })).map((t) => t.name)).toEqual(["first", "second"])
+        expect(yield* tokens.list(bob.id)).toEqual([])
+
+        expect(failureTag(yield* Effect.exit(tokens.revoke("ZZZZZZZZ")))).toBe("TokenNotFound")
+        expect(failureTag(yield* Effect.exit(tokens.revoke("not an id")))).toBe("TokenNotFound")
+        expect(yield* tokens.get("not an id")).toEqual(Option.none())
+      }).pipe(Effect.provide(env())))
+
+    it.effect("an inactive owner is NoMatch(inactive-user); an owner gone from the store is NoMatch(unknown-user)", () =>
+      Effect.gen(function*() {
+        const store = yield* UserStore.UserStore
+        const sql = yield* SqlClient.SqlClient
+        const alice = yield* seedUser()
+        const { info, token } = yield* newToken({ userId: alice.id })
+        yield* store.setFlags(alice.id, { isActive: false })
+        expectNoMatch(yield* Effect.exit(authenticate(token)), "inactive-user")
+        expect(yield* Effect.flatMap(ApiTokenBackend.ApiTokenBackend, (b) => b.getUser(alice.id))).toEqual(Option.none())
+        yield* store.setFlags(alice.id, { isActive: true })
+        expect((yield* authenticate(token)).id).toBe(alice.id)
+
+        yield* sql.unsafe(`UPDATE ${yield* TokenTable} SET user_id = '999999' WHERE id = '${info.id}'`)
+        expectNoMatch(yield* Effect.exit(authenticate(token)), "unknown-user")
+      }).pipe(Effect.provide(env())))
+
+    it.effect("lastUsedAt is written on use, at most once per interval", () =>
+      Effect.gen(function*() {
+        const tokens = yield* ApiTokenBackend.ApiTokens
+        yield* TestClock.setTime(Date.parse("2030-01-01T00:00:00Z"))
+        const alice = yield* seedUser()
+        const { info, token } = yield* newToken({ userId: alice.id })
+        const lastUsed = Effect.map(tokens.get(info.id), (t) => Option.map(Option.getOrThrow(t).lastUsedAt, (d) => d.toISOString()))
+
+        const user = yield* authenticate(token)
+        expect(yield* lastUsed).toEqual(Option.some("2030-01-01T00:00:00.000Z"))
+        expect(Option.flatMap(ApiTokenBackend.tokenOf(user), (t) => t.lastUsedAt)).toEqual(Option.some(new Date("2030-01-01T00:00:00Z")))
+        yield* TestClock.adjust("59 seconds")
+        yield* authenticate(token)
+        expect(yield* lastUsed).toEqual(Option.some("2030-01-01T00:00:00.000Z"))
+        yield* TestClock.adjust("1 second")
+        yield* authenticate(token)
+        expect(yield* lastUsed).toEqual(Option.some("2030-01-01T00:01:00.000Z"))
+      }).pipe(Effect.provide(env())))
+
+    it.effect("with lastUsedInterval 0 every use is written", () =>
+      Effect.gen(function*() {
+        const tokens = yield* ApiTokenBackend.ApiTokens
+        yield* TestClock.setTime(Date.parse("2030-01-01T00:00:00Z"))
+        const alice = yield* seedUser()
+        const { info, token } = yield* newToken({ userId: alice.id })
+        yield* authenticate(token)
+        yield* TestClock.adjust("1 second")
+        yield* authenticate(token)
+        const used = Option.getOrThrow(yield* tokens.get(info.id)).lastUsedAt
+        expect(Option.map(used, (d) => d.toISOString())).toEqual(Option.some("2030-01-01T00:00:01.000Z"))
+      }).pipe(Effect.provide(env({ lastUsedInterval: 0 }))))
+
+    it.effect("create checks its input and the owner", () =>
+      Effect.gen(function*() {
+        const tokens = yield* ApiTokenBackend.ApiTokens
+        const alice = yield* seedUser()
+        expect(failureTag(yield* Effect.exit(tokens.create({ userId: "424242", name: "x" })))).toBe("UserNotFound")
+        expect(failureTag(yield* Effect.exit(tokens.create({ userId: alice.id, name: "" })))).toBe("InvalidInput")
+        expect(failureTag(yield* Effect.exit(tokens.create({ userId: alice.id, name: "x", scopes: ["read posts"] }))))
+          .toBe("InvalidInput")
+        const many = Array.from({ length: 65 }, (_, i) => `s${i}`)
+        expect(failureTag(yield* Effect.exit(tokens.create({ userId: alice.id, name: "x", scopes: many })))).toBe("InvalidInput")
+        expect(failureTag(yield* Effect.exit(tokens.list("")))).toBe("InvalidInput")
+        expect(yield* tokens.list(alice.id)).toEqual([])
+      }).pipe(Effect.provide(env())))
+
+    it.effect("a configured token prefix: tokens start with it, and ea_ tokens are not ours", () =>
+      Effect.gen(function*() {
+        const alice = yield* seedUser()
+        const { info, token } = yield* newToken({ userId: alice.id })
+        expect(Redacted.value(token)).toMatch(/^shop_[A-Za-z0-9]{8}_/)
+        expect(info.prefix).toBe(`shop_${info.id}`)
+        expect((yield* authenticate(token)).id).toBe(alice.id)
+        expectNoMatch(yield* Effect.exit(authenticate(`ea_${Redacted.value(token).slice(5)}`)), "unsupported-credentials")
+      }).pipe(Effect.provide(env({ tokenPrefix: "shop" }))))
+
+    it.effect("a database failure is a TransportError without the token", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const alice = yield* seedUser()
+        const { token } = yield* newToken({ userId: alice.id })
+        yield* sql.unsafe(`DROP TABLE ${yield* TokenTable}`)
+        const exit = yield* Effect.exit(authenticate(token))
+        expect(failureTag(exit)).toBe("TransportError")
+        expect(JSON.stringify(exit)).not.toContain(Redacted.value(token).slice(12))
+        const tokens = yield* ApiTokenBackend.ApiTokens
+        expect(failureTag(yield* Effect.exit(tokens.list(alice.id)))).toBe("ApiTokenStoreError")
+      }).pipe(Effect.provide(env())))
+
+    it.effect("through AuthService: a token logs in and a JWT falls through to the next backend", () =>
+      Effect.gen(function*() {
+        const alice = yield* seedUser()
+        const { token } = yield* newToken({ userId: alice.id, scopes: ["deploy"] })
+        const auth = yield* AuthService.AuthService
+        const ok = yield* auth.authenticate({ token: Redacted.value(token) })
+        expect(ok.backend).toBe("api-token")
+        expect(ok.user.id).toBe(alice.id)
+        expect(ApiTokenBackend.hasScope(ok.user, "deploy")).toBe(true)
+        const jwt = yield* auth.authenticate({ token: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2ln" })
+        expect(jwt.backend).toBe("jwt")
+        expect(Option.map(yield* auth.getUser("api-token", alice.id), (u) => u.username)).toEqual(Option.some("alice"))
+      }).pipe(
+        Effect.provide(
+          AuthService.layer([ApiTokenBackend.ApiTokenBackend, TestBackend.succeed("jwt", TestBackend.user("bob"))]).pipe(
+            Layer.provideMerge(env()),
+            Layer.provideMerge(AuthEvents.layer)
+          )
+        )
+      ))
+  })
+
+suite("SQLite", sqliteEnv)
+suite("PostgreSQL", pgEnv)
+
+describe("ApiTokenBackend on SQLite: tables and configuration", () => {
+  it.effect("uses its own migrations table; the table prefix is configurable", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const names = (yield* sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+        .map((t) => t.name)
+      expect(names).toEqual(expect.arrayContaining([
+        "auth_api_token",
+        "effect_auth_api_token_migrations",
+        "shop_api_token",
+        "effect_shop_api_token_migrations",
+        "effect_auth_user_migrations"
+      ]))
+      expect(names).not.toContain("effect_sql_migrations")
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(ApiTokenBackend.layer(), ApiTokenBackend.layer({ tablePrefix: "shop_" })).pipe(
+          Layer.provideMerge(SqlUserStore.layerSqlite({ filename: ":memory:" }))
+        )
+      )
+    ))
+
+  it.effect("bad prefixes or intervals are an AuthConfigError when the layer is built", () =>
+    Effect.gen(function*() {
+      const bad: ReadonlyArray<ApiTokenBackend.LayerOptions> = [
+        { tokenPrefix: "EA" },
+        { tokenPrefix: "e_a" },
+        { tablePrefix: "x; DROP" },
+        { migrationsTable: "Bad-Name" },
+        { lastUsedInterval: "every now and then" as never }
+      ]
+      for (const options of bad) {
+        const layer = ApiTokenBackend.layer(options).pipe(Layer.provide(SqlUserStore.layerSqlite({ filename: ":memory:" })))
+        const exit = yield* Effect.exit(Layer.build(layer).pipe(Effect.scoped))
+        expect(failureTag(exit)).toBe("AuthConfigError")
+      }
+    }))
+})
+
+// A TCP proxy in front of PostgreSQL that can be cut, to take the database away mid-life.
+const proxy = Effect.acquireRelease(
+  Effect.async<{ readonly port: number; readonly cut: () => void }>((resume) => {
+    const target = new URL(url)
+    const sockets = new Set<net.Socket>()
+    const server = net.createServer((client) => {
+      const upstream = net.connect(Number(target.port || 5432), target.hostname)
+      sockets.add(client)
+      sockets.add(upstream)
+      const close = () => {
+        client.destroy()
+        upstream.destroy()
+      }
+      client.on("error", close).on("close", close)
+      upstream.on("error", close).on("close", close)
+      client.pipe(upstream)
+      upstream.pipe(client)
+    })
+    const cut = () => {
+      server.close()
+      for (const socket of sockets) socket.destroy()
+    }
+    server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ port: (server.address() as net.AddressInfo).port, cut })))
+  }),
+  (p) => Effect.sync(p.cut)
+)
+
+const withPort = (port: number) => {
+  const u = new URL(url)
+  u.hostname = "127.0.0.1"
+  u.port = String(port)
+  return u.toString()
+}
+
+describe("ApiTokenBackend on PostgreSQL: a database that goes away", () => {
+  it.live("is a TransportError for authenticate and an ApiTokenStoreError for the service, not a defect", () =>
+    Effect.gen(function*() {
+      const prefix = uniquePrefix()
+      const { cut, port } = yield* proxy
+      const scope = yield* Scope.make()
+      const ctx = yield* Layer.buildWithScope(
+        ApiTokenBackend.layer({ tablePrefix: prefix }).pipe(
+          Layer.provideMerge(SqlUserStore.layerPg({ url: withPort(port), tablePrefix: prefix, connectTimeout: "2 seconds" }))
+        ),
+        scope
+      )
+      const store = Context.get(ctx, UserStore.UserStore)
+      const tokens = Context.get(ctx, ApiTokenBackend.ApiTokens)
+      const backend = Context.get(ctx, ApiTokenBackend.ApiTokenBackend)
+      const alice = yield* store.create({ username: "alice" })
+      const { info, token } = yield* tokens.create({ userId: alice.id, name: "t" })
+      expect((yield* backend.authenticate(creds(token), undefined)).id).toBe(alice.id)
+      cut()
+      const exit = yield* Effect.exit(backend.authenticate(creds(token), undefined))
+      expect(failureTag(exit)).toBe("TransportError")
+      expect(JSON.stringify(exit)).not.toContain(Redacted.value(token).slice(12))
+      expect(failureTag(yield* Effect.exit(backend.getUser(alice.id)))).toBe("TransportError")
+      expect(failureTag(yield* Effect.exit(tokens.list(alice.id)))).toBe("ApiTokenStoreError")
+      expect(failureTag(yield* Effect.exit(tokens.revoke(info.id)))).toBe("ApiTokenStoreError")
+      expect(failureTag(yield* Effect.exit(tokens.create({ userId: alice.id, name: "u" })))).toBe("ApiTokenStoreError")
+      yield* Scope.close(scope, Exit.void)
+      yield* Effect.provide(dropTables(prefix), SqlUserStore.layerPg({ url, migrate: false, tablePrefix: prefix })).pipe(
+        Effect.ignore
+      )
+    }).pipe(Effect.scoped))
+})

@@ -1,0 +1,420 @@
+import { FetchHttpClient, HttpClientRequest } from "@effect/platform"
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Effect, Exit, Fiber, Layer, Option, Redacted, Schema, TestClock } from "effect"
+import * as HttpBackend from "../src/backends/HttpBackend.js"
+import { AuthError, AuthEvents, AuthService, Credentials } from "../src/index.js"
+import type { User } from "../src/index.js"
+import * as HttpPeer from "./utils/httpPeer.js"
+
+const SECRET = "wonderland-secret-4711"
+
+const Body = Schema.Struct({ id: Schema.String, login: Schema.String, active: Schema.Boolean, admin: Schema.Boolean })
+const UserFromBody: Schema.Schema<User.BaseUser, typeof Body.Encoded> = Schema.transform(
+  Body,
+  Schema.Struct({ id: Schema.String, username: Schema.String, isActive: Schema.Boolean, isSuperuser: Schema.Boolean }),
+  {
+    strict: true,
+    decode: (b) => ({ id: b.id, username: b.login, isActive: b.active, isSuperuser: b.admin }),
+    encode: (u) => ({ id: u.id, login: u.username, active: u.isActive, admin: u.isSuperuser })
+  }
+)
+
+const users: Record<string, typeof Body.Encoded> = {
+  "1": { id: "1", login: "alice", active: true, admin: false },
+  "2": { id: "2", login: "bob", active: true, admin: true },
+  "3": { id: "3", login: "carol", active: false, admin: false }
+}
+const alice: User.BaseUser = { id: "1", username: "alice", isActive: true, isSuperuser: false }
+
+interface ServerOptions {
+  /** Latency of the getUser endpoints, in milliseconds. */
+  readonly latency?: number
+}
+
+// One user service with every misbehaviour the backend must survive, chosen by username or id.
+const userService = (options: ServerOptions = {}): HttpPeer.Handler => async (request, reply) => {
+  if (request.method === "POST" && request.path === "/authenticate") {
+    const { password, username } = JSON.parse(request.body) as { username: string; password: string }
+    switch (username) {
+      case "alice":
+        return password === SECRET ? reply.json(200, users["1"]) : reply.json(401, { error: "bad password" })
+      case "carol":
+        return reply.json(200, users["3"])
+      case "banned":
+        return reply.json(403, { error: "banned" })
+      case "ghost":
+        return reply.json(404, { error: "no such user" })
+      case "slow":
+        await HttpPeer.sleep(2_000)
+        return reply.json(200, users["1"])
+      case "boom":
+        return reply.json(500, { error: "internal", echo: request.body })
+      case "unavailable":
+        return reply.json(503, { error: "maintenance" })
+      case "reset":
+        return reply.reset()
+      case "broken":
+        return reply.text(200, "{\"id\": \"1\", \"login\": ")
+      case "shape":
+        return reply.json(200, { id: 1, login: null, active: "yes", password: SECRET })
+      case "teapot":
+        return reply.json(418, { error: "teapot" })
+      default:
+        return reply.json(401, {})
+    }
+  }
+  if (request.method === "GET" && request.path === "/me") {
+    return request.headers.authorization === `Bearer ${SECRET}` ? reply.json(200, users["2"]) : reply.json(401, {})
+  }
+  if (request.method === "GET" && request.path === "/users") {
+    await HttpPeer.sleep(options.latency ?? 0)
+    const ids = (request.query.get("ids") ?? "").split(",")
+    if (ids.includes("boom")) return reply.json(500, {})
+    return reply.json(200, ids.flatMap((id) => (users[id] === undefined ? [] : [users[id]])))
+  }
+  const match = /^\/users\/([^/]+)$/.exec(request.path)
+  if (request.method === "GET" && match !== null) {
+    await HttpPeer.sleep(options.latency ?? 0)
+    const id = decodeURIComponent(match[1]!)
+    if (id === "boom") return reply.json(500, {})
+    if (id === "shape") return reply.json(200, { id: "shape" })
+    const user = users[id]
+    return user === undefined ? reply.json(404, {}) : reply.json(200, user)
+  }
+  return reply.json(404, {})
+}
+
+const withPeer = (options?: ServerOptions) => HttpPeer.start(userService(options))
+
+const backendFor = (peer: HttpPeer.Peer, options: Partial<HttpBackend.DefaultOptions> = {}) =>
+  HttpBackend.make({ baseUrl: peer.url, user: UserFromBody, timeout: "3 seconds", ...options }).pipe(
+    Effect.provide(FetchHttpClient.layer)
+  )
+
+const login = (username: string, password = SECRET) => ({ username, password: Redacted.make(password) })
+
+const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
+  if (Exit.isSuccess(exit)) throw new Error("expected a failure")
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isNone(failure)) throw new Error(`expected a typed failure, got ${Cause.pretty(exit.cause)}`)
+  return failure.value
+}
+
+const expectNoSecret = (error: AuthError.TransportError) => {
+  const encoded = JSON.stringify(Schema.encodeSync(AuthError.TransportError)(error))
+  for (const text of [encoded, String(error.cause), error.message, Cause.pretty(Cause.fail(error))]) {
+    expect(text).not.toContain(SECRET)
+    expect(text).not.toContain("password")
+  }
+}
+
+const transportErrorOf = (exit: Exit.Exit<unknown, AuthError.BackendError>): AuthError.TransportError => {
+  const error = failureOf(exit)
+  expect(error).toBeInstanceOf(AuthError.TransportError)
+  return error as AuthError.TransportError
+}
+
+describe("HttpBackend.authenticate", () => {
+  it.scoped("a 2xx body decodes to the user; the default request is POST /authenticate with JSON", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer()
+      const backend = yield* backendFor(peer)
+      expect(backend.id).toBe("http")
+      const user = yield* backend.authenticate(login("alice"), undefined)
+      expect(user).toEqual(alice)
+      const [request] = peer.requests
+      expect(request?.method).toBe("POST")
+      expect(request?.path).toBe("/authenticate")
+      expect(request?.headers["content-type"]).toContain("application/json")
+      expect(JSON.parse(request!.body)).toEqual({ username: "alice", password: SECRET })
+    }))
+
+  it.scoped("the base URL's path prefixes relative request URLs", () =>
+    Effect.gen(function*() {
+      const peer = yield* HttpPeer.start((request, reply) =>
+        request.path === "/api/v1/authenticate" ? reply.json(200, users["1"]) : reply.json(500, {})
+      )
+      const backend = yield* HttpBackend.make({ baseUrl: `${peer.url}/api/v1/`, user: UserFromBody }).pipe(
+        Effect.provide(FetchHttpClient.layer)
+      )
+      expect(yield* backend.authenticate(login("alice"), undefined)).toEqual(alice)
+    }))
+
+  it.scoped("401 (wrong password) is NoMatch invalid-credentials", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendFor(yield* withPeer())
+      const error = failureOf(yield* Effect.exit(backend.authenticate(login("alice", "wrong"), undefined)))
+      expect(error).toEqual(new AuthError.NoMatch({ backend: "http", reason: "invalid-credentials" }))
+    }))
+
+  it.scoped("404 is NoMatch unknown-user", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendFor(yield* withPeer())
+      const error = failureOf(yield* Effect.exit(backend.authenticate(login("ghost"), undefined)))
+      expect(error).toEqual(new AuthError.NoMatch({ backend: "http", reason: "unknown-user" }))
+    }))
+
+  it.scoped("403 is PermissionDenied", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendFor(yield* withPeer())
+      const error = failureOf(yield* Effect.exit(backend.authenticate(login("banned"), undefined)))
+      expect(error).toEqual(new AuthError.PermissionDenied({ backend: "http", reason: "upstream answered 403" }))
+    }))
+
+  it.scoped("configured statuses replace the defaults", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendFor(yield* withPeer(), {
+        id: "users",
+        statuses: { 401: { permissionDenied: "locked upstream" }, 418: { noMatch: "inactive-user" } }
+      })
+      const wrong = failureOf(yield* Effect.exit(backend.authenticate(login("alice", "wrong"), undefined)))
+      expect(wrong).toEqual(new AuthError.PermissionDenied({ backend: "users", reason: "locked upstream" }))
+      const teapot = failureOf(yield* Effect.exit(backend.authenticate(login("teapot"), undefined)))
+      expect(teapot).toEqual(new AuthError.NoMatch({ backend: "users", reason: "inactive-user" }))
+      // 403 is no longer mapped: an unexpected status
+      const banned = transportErrorOf(yield* Effect.exit(backend.authenticate(login("banned"), undefined)))
+      expect(banned.backend).toBe("users")
+      expect(String(banned.cause)).toContain("unexpected status 403")
+    }))
+
+  it.scoped("an inactive upstream user is NoMatch inactive-user, unless allowInactive", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer()
+      const strict = yield* backendFor(peer)
+      const error = failureOf(yield* Effect.exit(strict.authenticate(login("carol"), undefined)))
+      expect(error).toEqual(new AuthError.NoMatch({ backend: "http", reason: "inactive-user" }))
+      const lenient = yield* backendFor(peer, { allowInactive: true })
+      const carol = yield* lenient.authenticate(login("carol"), undefined)
+      expect(carol.username).toBe("carol")
+    }))
+
+  it.scoped("custom credentials and request: a bearer token against GET /me", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer()
+      const backend = yield* HttpBackend.make({
+        id: "me",
+        baseUrl: peer.url,
+        user: UserFromBody,
+        credentials: Credentials.Token,
+        request: ({ token }) => HttpClientRequest.get("/me").pipe(HttpClientRequest.bearerToken(Redacted.value(token)))
+      }).pipe(Effect.provide(FetchHttpClient.layer))
+      const token = Schema.decodeSync(Credentials.Token)({ token: SECRET })
+      const user = yield* backend.authenticate(token, undefined)
+      expect(user.username).toBe("bob")
+      const other = Schema.decodeSync(Credentials.Token)({ token: "nope" })
+      const error = failureOf(yield* Effect.exit(backend.authenticate(other, undefined)))
+      expect(error).toEqual(new AuthError.NoMatch({ backend: "me", reason: "invalid-credentials" }))
+      expect(backend.credentials).toBe(Credentials.Token)
+    }))
+})
+
+describe("HttpBackend: TransportError, without the request body in the cause", () => {
+  const cases: ReadonlyArray<readonly [string, string, string]> = [
+    ["500", "boom", "unexpected status 500"],
+    ["503", "unavailable", "unexpected status 503"],
+    ["an unmapped status (418)", "teapot", "unexpected status 418"],
+    ["a connection reset", "reset", "connection failed"],
+    ["broken JSON", "broken", "not JSON"],
+    ["a body of the wrong shape", "shape", "does not match the schema"]
+  ]
+  for (const [name, username, expected] of cases) {
+    it.scoped(`${name} is a TransportError`, () =>
+      Effect.gen(function*() {
+        const backend = yield* backendFor(yield* withPeer())
+        const error = transportErrorOf(yield* Effect.exit(backend.authenticate(login(username), undefined)))
+        expect(error.backend).toBe("http")
+        expect(String(error.cause)).toContain(expected)
+        expect(String(error.cause)).toContain("POST http://127.0.0.1:")
+        expectNoSecret(error)
+      }))
+  }
+
+  it.scoped("a body of the wrong shape names the failing paths, not the values", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendFor(yield* withPeer())
+      const error = transportErrorOf(yield* Effect.exit(backend.authenticate(login("shape"), undefined)))
+      expect(String(error.cause)).toMatch(/"id"|"login"|"active"/)
+      expect(String(error.cause)).not.toContain("yes")
+    }))
+
+  it.scoped("connection refused is a TransportError", () =>
+    Effect.gen(function*() {
+      const url = yield* HttpPeer.closedPort
+      const backend = yield* HttpBackend.make({ baseUrl: url, user: UserFromBody }).pipe(
+        Effect.provide(FetchHttpClient.layer)
+      )
+      const error = transportErrorOf(yield* Effect.exit(backend.authenticate(login("alice"), undefined)))
+      expect(String(error.cause)).toContain("connection failed")
+      expectNoSecret(error)
+    }))
+
+  it.live("the backend's own timeout cuts a slow answer into a TransportError", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendFor(yield* withPeer(), { timeout: "100 millis" })
+      const error = transportErrorOf(yield* Effect.exit(backend.authenticate(login("slow"), undefined)))
+      expect(String(error.cause)).toContain("timed out after 100ms")
+      expectNoSecret(error)
+    }).pipe(Effect.scoped))
+
+  it.live("the policy timeout, applied by AuthService, is a TransportError too", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendFor(yield* withPeer(), { policy: { timeout: "100 millis" } })
+      expect(backend.policy.timeout).toBeDefined()
+      const error = yield* AuthService.authenticate({ username: "slow", password: SECRET }).pipe(
+        Effect.flip,
+        Effect.provide(AuthService.layer([backend]).pipe(Layer.provide(AuthEvents.layer)))
+      )
+      expect(error).toBeInstanceOf(AuthError.TransportError)
+      expectNoSecret(error as AuthError.TransportError)
+    }).pipe(Effect.scoped))
+
+  it.effect("an unusable configuration fails the layer with AuthConfigError", () =>
+    Effect.gen(function*() {
+      const error = yield* HttpBackend.make({ baseUrl: "not a url", user: UserFromBody }).pipe(
+        Effect.provide(FetchHttpClient.layer),
+        Effect.scoped,
+        Effect.flip
+      )
+      expect(error).toBeInstanceOf(AuthError.AuthConfigError)
+      const layerError = yield* Layer.build(
+        HttpBackend.layer({ baseUrl: "http://127.0.0.1", user: UserFromBody, getUser: { batch: { maxSize: 0 } } })
+      ).pipe(Effect.provide(FetchHttpClient.layer), Effect.scoped, Effect.flip)
+      expect(layerError).toBeInstanceOf(AuthError.AuthConfigError)
+    }))
+})
+
+describe("HttpBackend.getUser", () => {
+  it.scoped("GET /users/:id decodes the user; 404 is Option.none()", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer()
+      const backend = yield* backendFor(peer)
+      expect(yield* backend.getUser("1")).toEqual(Option.some(alice))
+      expect(yield* backend.getUser("404")).toEqual(Option.none())
+      expect(peer.requests.map((r) => `${r.method} ${r.path}`)).toEqual(["GET /users/1", "GET /users/404"])
+    }))
+
+  it.scoped("5xx and bodies that do not decode are TransportErrors", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendFor(yield* withPeer())
+      const boom = failureOf(yield* Effect.exit(backend.getUser("boom")))
+      expect(String(boom.cause)).toContain("unexpected status 500")
+      const shape = failureOf(yield* Effect.exit(backend.getUser("shape")))
+      expect(String(shape.cause)).toContain("does not match the schema")
+    }))
+
+  it.scoped("an id that fails the UserId schema is no user and no request; inactive users are hidden", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer()
+      const backend = yield* backendFor(peer)
+      expect(yield* backend.getUser("")).toEqual(Option.none())
+      expect(yield* backend.getUser("x".repeat(256))).toEqual(Option.none())
+      expect(peer.count()).toBe(0)
+      expect(yield* backend.getUser("3")).toEqual(Option.none())
+      const lenient = yield* backendFor(peer, { allowInactive: true })
+      expect(Option.map(yield* lenient.getUser("3"), (u) => u.username)).toEqual(Option.some("carol"))
+    }))
+
+  it.live("concurrent calls for one id from independent fibers share one upstream request", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer({ latency: 50 })
+      const backend = yield* backendFor(peer)
+      const fibers = yield* Effect.forEach(Array.from({ length: 50 }), () => Effect.fork(backend.getUser("1")))
+      const results = yield* Fiber.joinAll(fibers)
+      expect(results).toHaveLength(50)
+      for (const result of results) expect(result).toEqual(Option.some(alice))
+      expect(peer.count((r) => r.path === "/users/1")).toBe(1)
+      // Nothing is cached without a TTL: a later call asks again.
+      yield* backend.getUser("1")
+      expect(peer.count((r) => r.path === "/users/1")).toBe(2)
+    }).pipe(Effect.scoped))
+
+  it.live("a waiting caller that is interrupted does not fail the others", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer({ latency: 100 })
+      const backend = yield* backendFor(peer)
+      const first = yield* Effect.fork(backend.getUser("2"))
+      const second = yield* Effect.fork(backend.getUser("2"))
+      yield* Effect.sleep("20 millis")
+      yield* Fiber.interrupt(first)
+      const user = yield* Fiber.join(second)
+      expect(Option.map(user, (u) => u.username)).toEqual(Option.some("bob"))
+      expect(peer.count()).toBe(1)
+    }).pipe(Effect.scoped))
+
+  it.live("with a batch endpoint, concurrent calls over several ids become one GET /users?ids=", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer({ latency: 20 })
+      const backend = yield* backendFor(peer, { getUser: { batch: true } })
+      const ids = ["1", "2", "404", "1", "2", "404"]
+      const fibers = yield* Effect.forEach(
+        Array.from({ length: 60 }, (_, i) => ids[i % ids.length]!),
+        (id) => Effect.fork(backend.getUser(id))
+      )
+      const results = yield* Fiber.joinAll(fibers)
+      expect(results.map((r) => Option.getOrUndefined(Option.map(r, (u) => u.username))).slice(0, 3)).toEqual([
+        "alice",
+        "bob",
+        undefined
+      ])
+      expect(peer.count()).toBe(1)
+      const [request] = peer.requests
+      expect(request?.path).toBe("/users")
+      expect(new Set(request?.query.get("ids")?.split(","))).toEqual(new Set(["1", "2", "404"]))
+    }).pipe(Effect.scoped))
+
+  it.live("batches are split at maxSize", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer({ latency: 20 })
+      const backend = yield* backendFor(peer, { getUser: { batch: { maxSize: 2 } } })
+      yield* Effect.forEach(["1", "2", "3", "4", "5"], (id) => backend.getUser(id), { concurrency: "unbounded" })
+      expect(peer.count()).toBe(3)
+      const sizes = peer.requests.map((r) => r.query.get("ids")!.split(",").length).sort()
+      expect(sizes).toEqual([1, 2, 2])
+    }).pipe(Effect.scoped))
+
+  it.live("a failed batch fails each of its callers with a TransportError", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer()
+      const backend = yield* backendFor(peer, { getUser: { batch: true } })
+      const exits = yield* Effect.forEach(["1", "boom"], (id) => Effect.exit(backend.getUser(id)), {
+        concurrency: "unbounded"
+      })
+      for (const exit of exits) expect(failureOf(exit)).toBeInstanceOf(AuthError.TransportError)
+      expect(peer.count()).toBe(1)
+      // Failures are never cached: the next call asks again and succeeds.
+      expect(yield* backend.getUser("1")).toEqual(Option.some(alice))
+      expect(peer.count()).toBe(2)
+    }).pipe(Effect.scoped))
+
+  it.scoped("a TTL cache answers repeated calls until the TTL has passed", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer()
+      const backend = yield* backendFor(peer, { getUser: { cache: { ttl: "1 minute" } } })
+      expect(yield* backend.getUser("1")).toEqual(Option.some(alice))
+      expect(yield* backend.getUser("1")).toEqual(Option.some(alice))
+      expect(yield* backend.getUser("404")).toEqual(Option.none())
+      expect(yield* backend.getUser("404")).toEqual(Option.none())
+      expect(peer.count()).toBe(2)
+      yield* TestClock.adjust("59 seconds")
+      yield* backend.getUser("1")
+      expect(peer.count()).toBe(2)
+      yield* TestClock.adjust("2 seconds")
+      yield* backend.getUser("1")
+      expect(peer.count((r) => r.path === "/users/1")).toBe(2)
+    }))
+
+  it.scoped("the cache holds at most `capacity` ids, dropping the oldest", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer()
+      const backend = yield* backendFor(peer, { getUser: { cache: { ttl: "1 hour", capacity: 2 } } })
+      yield* backend.getUser("1")
+      yield* backend.getUser("2")
+      yield* backend.getUser("404")
+      expect(peer.count()).toBe(3)
+      yield* backend.getUser("2")
+      yield* backend.getUser("404")
+      expect(peer.count()).toBe(3)
+      yield* backend.getUser("1")
+      expect(peer.count()).toBe(4)
+    }))
+})

@@ -1,0 +1,47 @@
+/**
+ * A TCP proxy on 127.0.0.1 in front of a real server (PostgreSQL, Redis) that a test can cut, to
+ * take the server away from a client mid-life. Closed with every connection when the scope ends.
+ */
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import * as net from "node:net"
+
+export interface Proxy {
+  readonly port: number
+  /** Stops listening and drops every open connection. */
+  readonly cut: () => void
+}
+
+export const tcpProxy = (host: string, port: number): Effect.Effect<Proxy, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.async<Proxy>((resume) => {
+      const sockets = new Set<net.Socket>()
+      const server = net.createServer((client) => {
+        const upstream = net.connect(port, host)
+        sockets.add(client)
+        sockets.add(upstream)
+        const close = () => {
+          client.destroy()
+          upstream.destroy()
+        }
+        client.on("error", close).on("close", close)
+        upstream.on("error", close).on("close", close)
+        client.pipe(upstream)
+        upstream.pipe(client)
+      })
+      const cut = () => {
+        server.close()
+        for (const socket of sockets) socket.destroy()
+      }
+      server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ port: (server.address() as net.AddressInfo).port, cut })))
+    }),
+    (p) => Effect.sync(p.cut)
+  )
+
+/** A port on 127.0.0.1 where nothing listens (bound, then released). */
+export const closedPort: Effect.Effect<number> = Effect.async<number>((resume) => {
+  const server = net.createServer().listen(0, "127.0.0.1", () => {
+    const port = (server.address() as net.AddressInfo).port
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
