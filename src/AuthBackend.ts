@@ -42,6 +42,14 @@ import type { User } from "./User.js"
  * `"fail"` fails the whole call with it (Django lets the exception escape); `"fallthrough"`
  * records it and asks the next backend.
  *
+ * @example
+ * ```ts
+ * import { AuthBackend } from "effect-auth"
+ *
+ * const onTransportError: AuthBackend.OnTransportError = "fallthrough"
+ * const policy = AuthBackend.policy({ onTransportError })
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -78,6 +86,15 @@ export interface PolicyInput {
 /**
  * A {@link PolicyInput} with its defaults filled in.
  *
+ * @example
+ * ```ts
+ * import { Duration } from "effect"
+ * import { AuthBackend } from "effect-auth"
+ *
+ * const policy: AuthBackend.Policy = AuthBackend.policy({ timeout: "2 seconds" })
+ * const millis = policy.timeout === undefined ? Infinity : Duration.toMillis(policy.timeout) // 2000
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -89,6 +106,13 @@ export interface Policy {
 
 /**
  * The default policy: no timeout, no retry, a `TransportError` fails the call.
+ *
+ * @example
+ * ```ts
+ * import { AuthBackend } from "effect-auth"
+ *
+ * AuthBackend.defaultPolicy.onTransportError // "fail"
+ * ```
  *
  * @since 0.1.0
  * @category constants
@@ -116,6 +140,21 @@ export const policy = (input: PolicyInput = {}, base: Policy = defaultPolicy): P
 
 /**
  * The backend contract. `C` is the type the credentials decode to.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { AuthBackend, AuthError, Credentials } from "effect-auth"
+ *
+ * // a backend that knows no token: every token goes on to the next backend
+ * const NoTokens: AuthBackend.AuthBackend<Credentials.Token> = {
+ *   id: "no-tokens",
+ *   credentials: Credentials.Token,
+ *   authenticate: () => Effect.fail(new AuthError.NoMatch({ backend: "no-tokens", reason: "unknown-user" })),
+ *   getUser: () => Effect.succeed(Option.none()),
+ *   policy: AuthBackend.defaultPolicy
+ * }
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -149,6 +188,21 @@ export interface AuthBackend<C = any> {
 
 /**
  * What {@link make} takes: the contract, with an optional policy input.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { AuthBackend, AuthError, Credentials } from "effect-auth"
+ *
+ * const options: AuthBackend.Options<Credentials.UsernamePassword> = {
+ *   id: "closed",
+ *   credentials: Credentials.UsernamePassword,
+ *   authenticate: () => Effect.fail(new AuthError.NoMatch({ backend: "closed", reason: "unknown-user" })),
+ *   getUser: () => Effect.succeed(Option.none()),
+ *   policy: { timeout: "1 second" }
+ * }
+ * const Closed = AuthBackend.make(options)
+ * ```
  *
  * @since 0.1.0
  * @category models

@@ -63,6 +63,13 @@ export const NoMatchReason = Schema.Literal(
 )
 
 /**
+ * @example
+ * ```ts
+ * import type { AuthError } from "effect-auth"
+ *
+ * const reason: AuthError.NoMatchReason = "expired-credentials"
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -160,12 +167,29 @@ export class TransportError extends withoutStackTrace(
 /**
  * One backend's recorded outcome in a chain where nobody matched.
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { AuthError } from "effect-auth"
+ *
+ * const attempt = new AuthError.TransportError({ backend: "ldap", cause: "connection refused" })
+ * Schema.is(AuthError.Attempt)(attempt) // true
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
 export const Attempt = Schema.Union(NoMatch, TransportError)
 
 /**
+ * @example
+ * ```ts
+ * import type { AuthError } from "effect-auth"
+ *
+ * const describe = (attempt: AuthError.Attempt): string =>
+ *   attempt._tag === "NoMatch" ? `${attempt.backend}: ${attempt.reason}` : `${attempt.backend} could not answer`
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -249,6 +273,18 @@ export class AuthConfigError extends Schema.TaggedError<AuthConfigError>("effect
 /**
  * What a backend's `authenticate` may fail with.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { AuthError } from "effect-auth"
+ * import type { User } from "effect-auth"
+ *
+ * const authenticate = (username: string): Effect.Effect<User.User, AuthError.BackendError> =>
+ *   username === "mallory"
+ *     ? Effect.fail(new AuthError.PermissionDenied({ backend: "local", reason: "banned" }))
+ *     : Effect.fail(new AuthError.NoMatch({ backend: "local", reason: "unknown-user" }))
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -256,6 +292,23 @@ export type BackendError = NoMatch | PermissionDenied | TransportError
 
 /**
  * What `AuthService.authenticate` may fail with.
+ *
+ * @example
+ * ```ts
+ * import type { AuthError } from "effect-auth"
+ *
+ * const status = (error: AuthError.AuthenticateError): number => {
+ *   switch (error._tag) {
+ *     case "AuthenticationFailed":
+ *       return 401
+ *     case "PermissionDenied":
+ *       return 403
+ *     case "BackendUnavailable":
+ *     case "TransportError":
+ *       return 503
+ *   }
+ * }
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -288,6 +341,13 @@ export const AuthError = Schema.Union(
 )
 
 /**
+ * @example
+ * ```ts
+ * import type { AuthError } from "effect-auth"
+ *
+ * const summary = (error: AuthError.AuthError): string => `${error._tag}: ${error.message}`
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */

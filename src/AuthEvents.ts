@@ -37,6 +37,19 @@ import type { User } from "./User.js"
 /**
  * A call to `authenticate` failed. `credentials` are cleansed (`Credentials.cleanse`): no secret.
  *
+ * @example
+ * ```ts
+ * import { AuthError, AuthEvents } from "effect-auth"
+ *
+ * const event = new AuthEvents.LoginFailed({
+ *   credentials: { username: "alice", password: "********************" },
+ *   request: { remoteAddress: "203.0.113.7" },
+ *   error: new AuthError.AuthenticationFailed({
+ *     attempts: [new AuthError.NoMatch({ backend: "model", reason: "invalid-credentials" })]
+ *   })
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category events
  */
@@ -48,6 +61,17 @@ export class LoginFailed extends Data.TaggedClass("LoginFailed")<{
 
 /**
  * A user logged in (a session was started for them).
+ *
+ * @example
+ * ```ts
+ * import { AuthEvents } from "effect-auth"
+ *
+ * const event = new AuthEvents.LoggedIn({
+ *   user: { id: "1", username: "alice", isActive: true, isSuperuser: false },
+ *   backend: "model",
+ *   request: undefined
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category events
@@ -61,6 +85,14 @@ export class LoggedIn extends Data.TaggedClass("LoggedIn")<{
 /**
  * A session was ended; `user` is none when the session was anonymous.
  *
+ * @example
+ * ```ts
+ * import { Option } from "effect"
+ * import { AuthEvents } from "effect-auth"
+ *
+ * const event = new AuthEvents.LoggedOut({ user: Option.none(), request: undefined })
+ * ```
+ *
  * @since 0.1.0
  * @category events
  */
@@ -70,12 +102,37 @@ export class LoggedOut extends Data.TaggedClass("LoggedOut")<{
 }> {}
 
 /**
+ * @example
+ * ```ts
+ * import type { AuthEvents } from "effect-auth"
+ *
+ * const describe = (event: AuthEvents.AuthEvent): string => {
+ *   switch (event._tag) {
+ *     case "LoginFailed":
+ *       return `login failed: ${event.error._tag}`
+ *     case "LoggedIn":
+ *       return `${event.user.username} logged in through ${event.backend}`
+ *     case "LoggedOut":
+ *       return "logged out"
+ *   }
+ * }
+ * ```
+ *
  * @since 0.1.0
  * @category events
  */
 export type AuthEvent = LoginFailed | LoggedIn | LoggedOut
 
 /**
+ * @example
+ * ```ts
+ * import { Stream } from "effect"
+ * import type { AuthEvents } from "effect-auth"
+ *
+ * const firstTenFailures = (events: AuthEvents.Service) =>
+ *   events.stream.pipe(Stream.filter((event) => event._tag === "LoginFailed"), Stream.take(10), Stream.runCollect)
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -88,6 +145,15 @@ export interface Service {
 }
 
 /**
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { AuthEvents } from "effect-auth"
+ *
+ * const auditLog = Effect.flatMap(AuthEvents.AuthEvents, (events) =>
+ *   Stream.runForEach(events.stream, (event) => Effect.logInfo(event._tag)))
+ * ```
+ *
  * @since 0.1.0
  * @category tags
  */
@@ -123,10 +189,14 @@ export const make: Effect.Effect<Service, never, Scope.Scope> = Effect.map(
  * @example
  * ```ts
  * import { Layer } from "effect"
- * import { AuthEvents, AuthService } from "effect-auth"
+ * import { AuthEvents, AuthService, MemoryUserStore, PasswordHasher } from "effect-auth"
+ * import * as ModelBackend from "effect-auth/backends/ModelBackend"
  *
- * declare const backends: Parameters<typeof AuthService.layer>[0]
- * const AuthLive = AuthService.layer(backends).pipe(Layer.provideMerge(AuthEvents.layer))
+ * const AuthLive = AuthService.layer([ModelBackend.ModelBackend]).pipe(
+ *   Layer.provide(ModelBackend.layer()),
+ *   Layer.provide(Layer.merge(MemoryUserStore.layer, PasswordHasher.layer())),
+ *   Layer.provideMerge(AuthEvents.layer)
+ * )
  * ```
  *
  * @since 0.1.0

@@ -55,6 +55,13 @@ import * as UserModule from "./User.js"
 /**
  * The app's user type (see `User.Register`).
  *
+ * @example
+ * ```ts
+ * import type { AuthService } from "effect-auth"
+ *
+ * const greet = (user: AuthService.User): string => `hello ${user.username}`
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -63,6 +70,16 @@ export type User = UserModule.User
 /**
  * A successful `authenticate`: the user and the id of the backend that produced it (what a session
  * stores to find the user again).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { AuthService } from "effect-auth"
+ *
+ * const sessionKey = AuthService.authenticate({ username: "alice", password: "wonderland" }).pipe(
+ *   Effect.map((authenticated: AuthService.Authenticated) => `${authenticated.backend}:${authenticated.user.id}`)
+ * )
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -73,6 +90,14 @@ export class Authenticated extends Data.TaggedClass("Authenticated")<{
 }> {}
 
 /**
+ * @example
+ * ```ts
+ * import type { AuthService } from "effect-auth"
+ *
+ * const mayModerate = (auth: AuthService.Service, user: AuthService.User) =>
+ *   auth.hasPerms(user, ["blog.change_comment", "blog.delete_comment"])
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -102,6 +127,14 @@ export interface Service {
 }
 
 /**
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { AuthService } from "effect-auth"
+ *
+ * const backendIds = Effect.map(AuthService.AuthService, (auth) => auth.backendIds)
+ * ```
+ *
  * @since 0.1.0
  * @category tags
  */
@@ -135,12 +168,28 @@ const checkBackends = (backends: ReadonlyArray<AuthBackend.AuthBackend>): Effect
  *   Cheaper where spans are exported and a login asks many backends.
  * - `"off"`: no spans.
  *
+ * @example
+ * ```ts
+ * import { AuthService, TestBackend } from "effect-auth"
+ *
+ * const tracing: AuthService.Tracing = "call"
+ * const service = AuthService.make([TestBackend.noMatch("local")], { tracing })
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
 export type Tracing = "attempts" | "call" | "off"
 
 /**
+ * @example
+ * ```ts
+ * import { AuthService, TestBackend } from "effect-auth"
+ *
+ * const options: AuthService.Options = { tracing: "off" }
+ * const AuthLive = AuthService.layer([TestBackend.noMatch("local")], options)
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -323,6 +372,17 @@ const fromBackends = (
  * A backend as `AuthService.layer` takes it: the backend itself, or an effect that produces it
  * (its `Context.Tag`, or a constructor that needs services).
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { AuthService, TestBackend } from "effect-auth"
+ *
+ * const inputs: ReadonlyArray<AuthService.BackendInput> = [
+ *   TestBackend.noMatch("a value"),
+ *   Effect.sync(() => TestBackend.noMatch("built by an effect"))
+ * ]
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -330,6 +390,16 @@ export type BackendInput = AuthBackend.AuthBackend | Effect.Effect<AuthBackend.A
 
 /**
  * The services the backends of a list need (their Tags and the requirements of their effects).
+ *
+ * @example
+ * ```ts
+ * import type { AuthService } from "effect-auth"
+ * import type * as JwtBackend from "effect-auth/backends/JwtBackend"
+ * import type * as LdapBackend from "effect-auth/backends/LdapBackend"
+ *
+ * // LdapBackend | JwtBackend: the layers `AuthService.layer([LdapBackend, JwtBackend])` needs
+ * type Needs = AuthService.BackendsContext<[typeof LdapBackend.LdapBackend, typeof JwtBackend.JwtBackend]>
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -340,6 +410,19 @@ export type BackendsContext<Backends extends ReadonlyArray<BackendInput>> = Back
 
 /**
  * Resolves a list of backends given as values or effects, in order.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { AuthService, TestBackend } from "effect-auth"
+ *
+ * const ids = AuthService.resolveBackends([
+ *   TestBackend.noMatch("a"),
+ *   Effect.sync(() => TestBackend.noMatch("b"))
+ * ]).pipe(Effect.map((backends) => backends.map((backend) => backend.id)))
+ *
+ * Effect.runSync(ids) // ["a", "b"]
+ * ```
  *
  * @since 0.1.0
  * @category constructors
@@ -424,8 +507,7 @@ export const getUser = (
  * ```ts
  * import { AuthService } from "effect-auth"
  *
- * declare const user: AuthService.User
- * const canPublish = AuthService.hasPerm(user, "blog.publish_post")
+ * const canPublish = (user: AuthService.User) => AuthService.hasPerm(user, "blog.publish_post")
  * ```
  *
  * @since 0.1.0

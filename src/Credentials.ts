@@ -64,6 +64,15 @@ export const Username = Schema.String.pipe(Schema.minLength(1), Schema.maxLength
  * A password: 1 to 4096 characters, decoded to `Redacted`. The upper bound keeps a hostile client
  * from making the server hash megabytes.
  *
+ * @example
+ * ```ts
+ * import { Redacted, Schema } from "effect"
+ * import { Credentials } from "effect-auth"
+ *
+ * const password = Schema.decodeUnknownSync(Credentials.Password)("correct horse")
+ * Redacted.value(password) // "correct horse"
+ * ```
+ *
  * @since 0.1.0
  * @category schemas
  */
@@ -89,6 +98,14 @@ export const UsernamePassword = Schema.Struct({
 })
 
 /**
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import type { Credentials } from "effect-auth"
+ *
+ * const credentials: Credentials.UsernamePassword = { username: "alice", password: Redacted.make("wonderland") }
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -113,6 +130,14 @@ export const Token = Schema.Struct({
 })
 
 /**
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import type { Credentials } from "effect-auth"
+ *
+ * const credentials: Credentials.Token = { token: Redacted.make("ea_Zk3Qm9aB_secret") }
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -137,6 +162,13 @@ export const RemoteUser = Schema.Struct({
 })
 
 /**
+ * @example
+ * ```ts
+ * import type { Credentials } from "effect-auth"
+ *
+ * const credentials: Credentials.RemoteUser = { remoteUser: "alice@example.com" }
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -144,6 +176,13 @@ export type RemoteUser = typeof RemoteUser.Type
 
 /**
  * What Django puts in place of a sensitive credential value.
+ *
+ * @example
+ * ```ts
+ * import { Credentials } from "effect-auth"
+ *
+ * Credentials.cleanse({ password: "pw" })["password"] === Credentials.CLEANSED_SUBSTITUTE // true
+ * ```
  *
  * @since 0.1.0
  * @category constants

@@ -63,6 +63,13 @@ export const algorithms: ReadonlyArray<Algorithm> = Registry.algorithms
  * An algorithm name: `pbkdf2_sha256`, `pbkdf2_sha1`, `argon2`, `bcrypt_sha256`, `bcrypt`,
  * `scrypt`, or the verify-only `md5`, `sha1`, `unsalted_md5`, `unsalted_sha1`.
  *
+ * @example
+ * ```ts
+ * import type { PasswordHasher } from "effect-auth"
+ *
+ * const verifyOnly: ReadonlyArray<PasswordHasher.Algorithm> = ["md5", "sha1", "unsalted_md5", "unsalted_sha1"]
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -71,6 +78,14 @@ export type Algorithm = Registry.Algorithm
 /**
  * An algorithm that can write new hashes, so can be the preferred one. The legacy digests
  * (`md5`, `sha1`, `unsalted_*`) only verify, to let old users log in once and be upgraded.
+ *
+ * @example
+ * ```ts
+ * import { PasswordHasher } from "effect-auth"
+ *
+ * const preferred: PasswordHasher.PreferredAlgorithm = "argon2"
+ * const HasherLive = PasswordHasher.layer({ hashers: [preferred, "pbkdf2_sha256"] })
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -113,6 +128,13 @@ export class HashError extends Schema.TaggedError<HashError>("effect-auth/HashEr
  * `setter`), because the algorithm is not the preferred one or its parameters or salt are
  * outdated.
  *
+ * @example
+ * ```ts
+ * import type { PasswordHasher } from "effect-auth"
+ *
+ * const shouldRehash = (result: PasswordHasher.VerifyResult): boolean => result.valid && result.mustUpdate
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -123,6 +145,15 @@ export interface VerifyResult {
 
 /**
  * The password hasher service.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import type { PasswordHasher } from "effect-auth"
+ *
+ * const checkPassword = (hasher: PasswordHasher.Service, password: string, encoded: string) =>
+ *   Effect.map(hasher.verify(Redacted.make(password), encoded), (result) => result.valid)
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -224,6 +255,17 @@ export const Options = Schema.Struct({
 })
 
 /**
+ * @example
+ * ```ts
+ * import { PasswordHasher } from "effect-auth"
+ *
+ * const options: PasswordHasher.Options = {
+ *   hashers: ["argon2", "pbkdf2_sha256"],
+ *   argon2: { memoryCost: 65_536 }
+ * }
+ * const HasherLive = PasswordHasher.layer(options)
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */

@@ -72,6 +72,13 @@ export const appLabel = (perm: string): Option.Option<string> => Option.map(pars
  * The per-request answer cache. Keys are the user object (so two users with equal ids from
  * different backends never share answers), the question, and the object of an object permission.
  *
+ * @example
+ * ```ts
+ * import type { Permissions } from "effect-auth"
+ *
+ * const fresh = (): Permissions.RequestCacheStore => ({ answers: new Map() })
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -80,6 +87,17 @@ export interface RequestCacheStore {
 }
 
 /**
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { Permissions } from "effect-auth"
+ *
+ * const inRequest = Effect.map(Effect.serviceOption(Permissions.RequestCache), Option.isSome)
+ *
+ * Effect.runSync(inRequest) // false
+ * Effect.runSync(Permissions.withRequestCache(inRequest)) // true
+ * ```
+ *
  * @since 0.1.0
  * @category tags
  */
@@ -111,6 +129,19 @@ export const withRequestCache = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.
 /**
  * Answers from the request cache when one is in scope and holds the answer; otherwise computes
  * the answer and stores it (successes only: a failure is asked again).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Permissions } from "effect-auth"
+ *
+ * const user = { id: "1" }
+ * let asked = 0
+ * const ask = Permissions.cached(user, "perm:blog.add_post", undefined, Effect.sync(() => ++asked > 0))
+ *
+ * Effect.runSync(Permissions.withRequestCache(Effect.zip(ask, ask)))
+ * assert.strictEqual(asked, 1)
+ * ```
  *
  * @since 0.1.0
  * @category combinators

@@ -93,6 +93,16 @@ export const ExternalUser = Schema.Struct({
 })
 
 /**
+ * @example
+ * ```ts
+ * import type { Provisioning } from "effect-auth"
+ *
+ * const fromClaims = (claims: { readonly sub: string; readonly email: string }): Provisioning.ExternalUser => ({
+ *   username: claims.sub,
+ *   email: claims.email
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -101,6 +111,19 @@ export interface ExternalUser extends Schema.Schema.Type<typeof ExternalUser> {}
 /**
  * What {@link Options.configureUser} may fail with. Store errors become `TransportError`s;
  * `NoMatch` and `PermissionDenied` refuse the login as they are.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { AuthError } from "effect-auth"
+ * import type { Provisioning, UserStore } from "effect-auth"
+ *
+ * // refuse users from outside the company when they first log in
+ * const configureUser = (stored: UserStore.StoredUser): Effect.Effect<void, Provisioning.ConfigureError> =>
+ *   stored.email.endsWith("@example.org")
+ *     ? Effect.void
+ *     : Effect.fail(new AuthError.PermissionDenied({ backend: "oidc", reason: "foreign domain" }))
+ * ```
  *
  * @since 0.1.0
  * @category models

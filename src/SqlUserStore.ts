@@ -22,7 +22,8 @@
  * import { Effect } from "effect"
  * import { SqlUserStore, UserStore } from "effect-auth"
  *
- * const UsersLive = SqlUserStore.layerSqlite({ filename: "./users.db" })
+ * // a file in production, e.g. { filename: "./users.db" }
+ * const UsersLive = SqlUserStore.layerSqlite({ filename: ":memory:" })
  *
  * const program = Effect.flatMap(UserStore.UserStore, (store) => store.create({ username: "alice" }))
  * Effect.runPromise(program.pipe(Effect.provide(UsersLive)))

@@ -12,8 +12,8 @@
  * import type { User } from "effect-auth"
  *
  * export interface AppUser extends User.BaseUser {
- *   readonly email: string
- *   readonly department: string
+ *   readonly email?: string
+ *   readonly department?: string
  * }
  *
  * declare module "effect-auth/User" {
@@ -57,11 +57,19 @@ export interface BaseUser {
  * ```ts
  * import type { User } from "effect-auth"
  *
+ * interface AppUser extends User.BaseUser {
+ *   readonly email?: string
+ *   readonly department?: string
+ * }
+ *
  * declare module "effect-auth/User" {
  *   interface Register {
- *     readonly user: User.BaseUser & { readonly email: string }
+ *     readonly user: AppUser
  *   }
  * }
+ *
+ * // `User.User` is now `AppUser` everywhere in the app
+ * const email = (user: User.User): string | undefined => user.email
  * ```
  *
  * @since 0.1.0

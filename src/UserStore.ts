@@ -325,12 +325,31 @@ export type CommonError = InvalidInput | UserStoreError
 export class UserStore extends Context.Tag("effect-auth/UserStore")<UserStore, UserStore.Service>() {}
 
 /**
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { UserStore } from "effect-auth"
+ *
+ * const findAll = (store: UserStore.UserStore.Service, ids: ReadonlyArray<string>) =>
+ *   Effect.forEach(ids, (id) => store.findById(id))
+ * ```
+ *
  * @since 0.1.0
+ * @category models
  */
 export declare namespace UserStore {
   /**
    * What a store offers. Queries about an unknown user id answer "nothing" (none, empty);
    * changes to an unknown user fail with {@link UserNotFound}.
+   *
+   * @example
+   * ```ts
+   * import type { Effect } from "effect"
+   * import { MemoryUserStore } from "effect-auth"
+   * import type { UserStore } from "effect-auth"
+   *
+   * const store: Effect.Effect<UserStore.UserStore.Service> = MemoryUserStore.make
+   * ```
    *
    * @since 0.1.0
    * @category models

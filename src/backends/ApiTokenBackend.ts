@@ -127,6 +127,20 @@ export interface TokenInfo {
 /**
  * What {@link ApiTokens.Service.create} returns: the token, to show once, and its info.
  *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import * as ApiTokenBackend from "effect-auth/backends/ApiTokenBackend"
+ *
+ * const issue = (userId: string) =>
+ *   Effect.flatMap(ApiTokenBackend.ApiTokens, (tokens) => tokens.create({ userId, name: "laptop" })).pipe(
+ *     Effect.map((created: ApiTokenBackend.CreatedToken) => ({
+ *       showOnce: Redacted.value(created.token),
+ *       id: created.info.id
+ *     }))
+ *   )
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -183,6 +197,13 @@ export const CreateToken = Schema.Struct({
 })
 
 /**
+ * @example
+ * ```ts
+ * import type * as ApiTokenBackend from "effect-auth/backends/ApiTokenBackend"
+ *
+ * const input: ApiTokenBackend.CreateToken = { userId: "1", name: "CI", scopes: ["deploy"] }
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -271,10 +292,26 @@ export class ApiTokenStoreError extends Schema.TaggedError<ApiTokenStoreError>("
 export class ApiTokens extends Context.Tag("effect-auth/ApiTokens")<ApiTokens, ApiTokens.Service>() {}
 
 /**
+ * @example
+ * ```ts
+ * import type * as ApiTokenBackend from "effect-auth/backends/ApiTokenBackend"
+ *
+ * const activeTokens = (tokens: ApiTokenBackend.ApiTokens.Service, userId: string) => tokens.list(userId)
+ * ```
+ *
  * @since 0.1.0
+ * @category models
  */
 export declare namespace ApiTokens {
   /**
+   * @example
+   * ```ts
+   * import type * as ApiTokenBackend from "effect-auth/backends/ApiTokenBackend"
+   *
+   * const allTokens = (tokens: ApiTokenBackend.ApiTokens.Service, userId: string) =>
+   *   tokens.list(userId, { includeRevoked: true })
+   * ```
+   *
    * @since 0.1.0
    * @category models
    */
@@ -364,6 +401,15 @@ export interface Options extends TableOptions {
 /**
  * Options of {@link layer}.
  *
+ * @example
+ * ```ts
+ * import * as ApiTokenBackend from "effect-auth/backends/ApiTokenBackend"
+ *
+ * // the app runs every module's migrations itself, through one Migrator
+ * const options: ApiTokenBackend.LayerOptions = { migrate: false, tokenPrefix: "shop" }
+ * const TokensLive = ApiTokenBackend.layer(options)
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -374,6 +420,15 @@ export interface LayerOptions extends Options {
 
 /**
  * The table names.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import * as ApiTokenBackend from "effect-auth/backends/ApiTokenBackend"
+ *
+ * const tables: ApiTokenBackend.Tables = Effect.runSync(ApiTokenBackend.tables({ tablePrefix: "shop_" }))
+ * tables.token // "shop_api_token"
+ * ```
  *
  * @since 0.1.0
  * @category models

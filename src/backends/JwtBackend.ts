@@ -95,6 +95,13 @@ export const Algorithm = Schema.Literal(
 )
 
 /**
+ * @example
+ * ```ts
+ * import type * as JwtBackend from "effect-auth/backends/JwtBackend"
+ *
+ * const algorithms: ReadonlyArray<JwtBackend.Algorithm> = ["ES256", "EdDSA"]
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */

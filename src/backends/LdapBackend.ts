@@ -87,6 +87,14 @@ export class LdapBackend extends Context.Tag("effect-auth/LdapBackend")<
 /**
  * One group DN, or several of which any one counts.
  *
+ * @example
+ * ```ts
+ * import type * as LdapBackend from "effect-auth/backends/LdapBackend"
+ *
+ * const admins: LdapBackend.GroupList = "cn=admins,ou=groups,dc=example,dc=org"
+ * const staff: LdapBackend.GroupList = ["cn=staff,ou=groups,dc=example,dc=org", "cn=admins,ou=groups,dc=example,dc=org"]
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */

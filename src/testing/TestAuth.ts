@@ -27,6 +27,16 @@ import * as AuthService from "../AuthService.js"
 /**
  * Every event published since the layer was built.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { TestAuth } from "effect-auth"
+ *
+ * const failedLogins = Effect.flatMap(TestAuth.EventLog, (log) => log.events).pipe(
+ *   Effect.map((events) => events.filter((event) => event._tag === "LoginFailed").length)
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category tags
  */
@@ -75,6 +85,20 @@ export const layer = <const Backends extends ReadonlyArray<AuthService.BackendIn
 
 /**
  * The events published so far.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { AuthService, TestAuth, TestBackend } from "effect-auth"
+ *
+ * const tags = Effect.gen(function*() {
+ *   yield* AuthService.authenticate({ username: "alice", password: "wrong" }).pipe(Effect.ignore)
+ *   const events = yield* TestAuth.events
+ *   return events.map((event) => event._tag)
+ * }).pipe(Effect.provide(TestAuth.layer([TestBackend.noMatch("local")])))
+ *
+ * Effect.runPromise(tags).then((tags) => assert.deepStrictEqual(tags, ["LoginFailed"]))
+ * ```
  *
  * @since 0.1.0
  * @category accessors

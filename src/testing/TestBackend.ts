@@ -31,6 +31,14 @@ import type { BaseUser, User } from "../User.js"
 /**
  * What a scripted backend does on one call to `authenticate`.
  *
+ * @example
+ * ```ts
+ * import { TestBackend } from "effect-auth"
+ *
+ * const behaviour: TestBackend.Behaviour = { _tag: "Deny", reason: "locked out" }
+ * const locked = TestBackend.make("locked", { behaviour })
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -86,6 +94,20 @@ export const user = (username: string, fields: Partial<BaseUser> = {}): BaseUser
 /**
  * A backend built by this module: an `AuthBackend` that also tells what it was asked.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { AuthService, TestAuth, TestBackend } from "effect-auth"
+ *
+ * const local: TestBackend.TestBackend = TestBackend.noMatch("local")
+ *
+ * const program = AuthService.authenticate({ username: "alice", password: "pw" }).pipe(
+ *   Effect.ignore,
+ *   Effect.provide(TestAuth.layer([local])),
+ *   Effect.map(() => local.calls) // [{ username: "alice", password: "pw" }]
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -100,6 +122,17 @@ export interface TestBackend extends AuthBackend.AuthBackend {
  * Permission answers of a test backend: `true` grants, `"deny"` vetoes (PermissionDenied),
  * `false` does not grant. A method left out is one the backend does not have.
  *
+ * @example
+ * ```ts
+ * import { TestBackend } from "effect-auth"
+ *
+ * const permissions: TestBackend.PermissionScript = {
+ *   hasPerm: (user, perm) => perm === "blog.delete_post" ? "deny" : perm.startsWith("blog."),
+ *   getAllPermissions: () => ["blog.add_post", "blog.change_post"]
+ * }
+ * const editor = TestBackend.make("editor", { behaviour: TestBackend.Behaviour.noMatch(), permissions })
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -110,6 +143,18 @@ export interface PermissionScript {
 }
 
 /**
+ * @example
+ * ```ts
+ * import { TestBackend } from "effect-auth"
+ *
+ * const options: TestBackend.Options = {
+ *   behaviour: [TestBackend.Behaviour.unavailable("reset"), TestBackend.Behaviour.succeed(TestBackend.user("bob"))],
+ *   users: [TestBackend.user("bob")],
+ *   policy: { onTransportError: "fallthrough" }
+ * }
+ * const flaky = TestBackend.make("flaky", options)
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -203,6 +248,13 @@ export const make = (id: string, options: Options): TestBackend => {
 /**
  * Succeeds with the user on every call.
  *
+ * @example
+ * ```ts
+ * import { TestBackend } from "effect-auth"
+ *
+ * const sso = TestBackend.succeed("sso", TestBackend.user("alice"))
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -211,6 +263,13 @@ export const succeed = (id: string, u: User, policy?: AuthBackend.PolicyInput): 
 
 /**
  * Fails with `NoMatch` on every call.
+ *
+ * @example
+ * ```ts
+ * import { TestBackend } from "effect-auth"
+ *
+ * const expired = TestBackend.noMatch("jwt", "expired-credentials")
+ * ```
  *
  * @since 0.1.0
  * @category constructors
@@ -221,6 +280,13 @@ export const noMatch = (id: string, reason: AuthError.NoMatchReason = "invalid-c
 /**
  * Fails with `PermissionDenied` on every call.
  *
+ * @example
+ * ```ts
+ * import { TestBackend } from "effect-auth"
+ *
+ * const lockout = TestBackend.deny("lockout", "too many attempts")
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -228,6 +294,13 @@ export const deny = (id: string, reason = "denied"): TestBackend => make(id, { b
 
 /**
  * Fails with `TransportError` on every call; pass `{ onTransportError: "fallthrough" }` to be skipped.
+ *
+ * @example
+ * ```ts
+ * import { TestBackend } from "effect-auth"
+ *
+ * const ldapDown = TestBackend.unavailable("ldap", "connection refused", { onTransportError: "fallthrough" })
+ * ```
  *
  * @since 0.1.0
  * @category constructors
@@ -238,6 +311,13 @@ export const unavailable = (id: string, cause = "unavailable", policy?: AuthBack
 /**
  * Never answers: only its policy's timeout ends a call.
  *
+ * @example
+ * ```ts
+ * import { TestBackend } from "effect-auth"
+ *
+ * const slow = TestBackend.hang("slow", { timeout: "100 millis", onTransportError: "fallthrough" })
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -246,6 +326,16 @@ export const hang = (id: string, policy?: AuthBackend.PolicyInput): TestBackend 
 
 /**
  * One behaviour per call, in order; the last one repeats.
+ *
+ * @example
+ * ```ts
+ * import { TestBackend } from "effect-auth"
+ *
+ * const flaky = TestBackend.scripted("flaky", [
+ *   TestBackend.Behaviour.unavailable("reset"),
+ *   TestBackend.Behaviour.succeed(TestBackend.user("bob"))
+ * ])
+ * ```
  *
  * @since 0.1.0
  * @category constructors
@@ -258,6 +348,18 @@ export const scripted = (
 
 /**
  * A user in a {@link passwords} backend.
+ *
+ * @example
+ * ```ts
+ * import { TestBackend } from "effect-auth"
+ *
+ * const entry: TestBackend.PasswordEntry = {
+ *   user: TestBackend.user("alice"),
+ *   password: "wonderland",
+ *   permissions: ["blog.add_post"]
+ * }
+ * const local = TestBackend.passwords("local", [entry])
+ * ```
  *
  * @since 0.1.0
  * @category models
