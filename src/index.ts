@@ -1,5 +1,9 @@
 /**
- * effect-auth: Django's pluggable authentication backends, rebuilt for Effect.
+ * effect-auth: Django's pluggable authentication backends, rebuilt for Effect. Every module is a
+ * namespace here and a sub-path of its own (`effect-auth/AuthService`). The modules whose drivers
+ * are optional peer dependencies are imported from their sub-paths only, so an app installs just
+ * the drivers it uses: `effect-auth/backends/LdapBackend` (ldapts),
+ * `effect-auth/backends/JwtBackend` (jose) and `effect-auth/RedisSessionStore` (ioredis).
  *
  * @example
  * ```ts
@@ -36,6 +40,17 @@ export * as AuthEvents from "./AuthEvents.js"
 /**
  * @example
  * ```ts
+ * import { ApiTokenBackend } from "effect-auth"
+ * ```
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export * as ApiTokenBackend from "./backends/ApiTokenBackend.js"
+
+/**
+ * @example
+ * ```ts
  * import type { AuthRequest } from "effect-auth"
  * ```
  *
@@ -58,6 +73,17 @@ export * as AuthService from "./AuthService.js"
 /**
  * @example
  * ```ts
+ * import { Authentication } from "effect-auth"
+ * ```
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export * as Authentication from "./http/Authentication.js"
+
+/**
+ * @example
+ * ```ts
  * import { Credentials } from "effect-auth"
  * ```
  *
@@ -65,6 +91,61 @@ export * as AuthService from "./AuthService.js"
  * @category exports
  */
 export * as Credentials from "./Credentials.js"
+
+/**
+ * @example
+ * ```ts
+ * import { Csrf } from "effect-auth"
+ * ```
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export * as Csrf from "./http/Csrf.js"
+
+/**
+ * @example
+ * ```ts
+ * import { CurrentUser } from "effect-auth"
+ * ```
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export * as CurrentUser from "./http/CurrentUser.js"
+
+/**
+ * @example
+ * ```ts
+ * import { HttpBackend } from "effect-auth"
+ * ```
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export * as HttpBackend from "./backends/HttpBackend.js"
+
+/**
+ * @example
+ * ```ts
+ * import { HttpAuth } from "effect-auth"
+ * ```
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export * as HttpAuth from "./http/HttpAuth.js"
+
+/**
+ * @example
+ * ```ts
+ * import { MemorySessionStore } from "effect-auth"
+ * ```
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export * as MemorySessionStore from "./MemorySessionStore.js"
 
 /**
  * @example
@@ -124,6 +205,50 @@ export * as Provisioning from "./Provisioning.js"
 /**
  * @example
  * ```ts
+ * import { RemoteUserBackend } from "effect-auth"
+ * ```
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export * as RemoteUserBackend from "./backends/RemoteUserBackend.js"
+
+/**
+ * @example
+ * ```ts
+ * import { Session } from "effect-auth"
+ * ```
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export * as Session from "./Session.js"
+
+/**
+ * @example
+ * ```ts
+ * import { SessionStore } from "effect-auth"
+ * ```
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export * as SessionStore from "./SessionStore.js"
+
+/**
+ * @example
+ * ```ts
+ * import { SqlSessionStore } from "effect-auth"
+ * ```
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export * as SqlSessionStore from "./SqlSessionStore.js"
+
+/**
+ * @example
+ * ```ts
  * import { SqlUserStore } from "effect-auth"
  * ```
  *
@@ -131,28 +256,6 @@ export * as Provisioning from "./Provisioning.js"
  * @category exports
  */
 export * as SqlUserStore from "./SqlUserStore.js"
-
-/**
- * @example
- * ```ts
- * import { User } from "effect-auth"
- * ```
- *
- * @since 0.1.0
- * @category exports
- */
-export * as User from "./User.js"
-
-/**
- * @example
- * ```ts
- * import { UserStore } from "effect-auth"
- * ```
- *
- * @since 0.1.0
- * @category exports
- */
-export * as UserStore from "./UserStore.js"
 
 /**
  * @example
@@ -175,3 +278,25 @@ export * as TestAuth from "./testing/TestAuth.js"
  * @category exports
  */
 export * as TestBackend from "./testing/TestBackend.js"
+
+/**
+ * @example
+ * ```ts
+ * import { User } from "effect-auth"
+ * ```
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export * as User from "./User.js"
+
+/**
+ * @example
+ * ```ts
+ * import { UserStore } from "effect-auth"
+ * ```
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export * as UserStore from "./UserStore.js"

@@ -1,0 +1,664 @@
+/**
+ * Login sessions with Django's rules: `login`, `logout`, `currentUser` and
+ * `updateSessionAuthHash`, over any `SessionStore` (memory, SQL, Redis).
+ *
+ * A session stores `{ userId, backendId, authHash }` and a CSRF token under a fresh id of 32
+ * random bytes (base64url). The store never sees the id itself, only its SHA-256 digest.
+ *
+ * - `login` always issues a new id and discards the one the client sent, so no id chosen by an
+ *   attacker is ever adopted (session fixation). This is stricter than Django, which keeps the id
+ *   when the same user logs in again; a session of another user, or one whose auth hash is stale,
+ *   is flushed as in Django. Sessions hold only the fields above, so "flush" and "cycle" both end
+ *   in a new id with fresh data and a new CSRF token.
+ * - `currentUser` asks the backend that authenticated the session (`AuthService.getUser`; a
+ *   backend no longer configured, or a user it no longer knows, means anonymous), then checks the
+ *   auth hash: an HMAC-SHA256 of the user's password hash keyed by the app secret, compared in
+ *   constant time. A mismatch flushes the session, so changing a password logs out every session
+ *   that was started with the old one. A hash made with one of `fallbackSecrets` is accepted and
+ *   re-signed with the current secret (key rotation).
+ * - `updateSessionAuthHash` re-binds one session after its own user changed their password
+ *   (Django's `update_session_auth_hash`), under a new id.
+ * - Expiry: `maxAge` from login (absolute, default 14 days as Django's `SESSION_COOKIE_AGE`) and,
+ *   when set, `idleTimeout` since the last request. To spare the store a write per request, the
+ *   last-seen time is refreshed at most once a minute (or every tenth of the idle timeout, if
+ *   shorter): a session may end up to that much before `idleTimeout` after the last request.
+ *
+ * The password hash comes from `passwordHashOf(user)`; by default the user's `passwordHash` field
+ * (a `Redacted` or a string, as `UserStore.StoredUser` has it) when present. A user without one
+ * (LDAP, JWT, remote-user backends) gets the auth hash `""`: the session is then not bound to a
+ * password and ends only by logout or expiry, unless a password hash appears later (which flushes
+ * it, like any change).
+ *
+ * `LoggedIn` and `LoggedOut` events are published on `AuthEvents`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer, Redacted } from "effect"
+ * import { AuthService, MemorySessionStore, Session, TestAuth, TestBackend } from "effect-auth"
+ *
+ * const SessionLive = Session.layer({ secret: Redacted.make("a long random app secret, 32+ chars") }).pipe(
+ *   Layer.provide(MemorySessionStore.layer),
+ *   Layer.provideMerge(TestAuth.layer([TestBackend.succeed("sso", TestBackend.user("alice"))]))
+ * )
+ *
+ * const program = Effect.gen(function*() {
+ *   const authenticated = yield* AuthService.authenticate({ token: "t" })
+ *   const started = yield* Session.login(authenticated)
+ *   const current = yield* Session.currentUser(started.sessionId) // Option.some({ user: alice, ... })
+ *   yield* Session.logout(started.sessionId)
+ * }).pipe(Effect.provide(SessionLive))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Redacted from "effect/Redacted"
+import { AuthConfigError, type TransportError } from "./AuthError.js"
+import * as AuthEvents from "./AuthEvents.js"
+import type { AuthRequest } from "./AuthRequest.js"
+import * as AuthService from "./AuthService.js"
+import * as crypto from "./internal/session/crypto.js"
+import * as SessionStore from "./SessionStore.js"
+import type { User } from "./User.js"
+
+/**
+ * Options of {@link layer}.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import type { Session } from "effect-auth"
+ *
+ * const options: Session.Options = {
+ *   secret: Redacted.make("a long random app secret, 32+ chars"),
+ *   fallbackSecrets: [Redacted.make("the previous app secret, 32+ chars")],
+ *   maxAge: "14 days",
+ *   idleTimeout: "2 hours"
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The app secret that keys auth hashes (Django's `SECRET_KEY`); at least 16 characters, 32+ random bytes advised. */
+  readonly secret: Redacted.Redacted<string>
+  /** Former secrets still accepted while a key rotation runs (Django's `SECRET_KEY_FALLBACKS`). */
+  readonly fallbackSecrets?: ReadonlyArray<Redacted.Redacted<string>> | undefined
+  /** Absolute lifetime from login. Default: 14 days. */
+  readonly maxAge?: Duration.DurationInput | undefined
+  /** Ends a session this long after its last request. Default: none. */
+  readonly idleTimeout?: Duration.DurationInput | undefined
+  /** The user's stored password hash; none means the session is not bound to a password. */
+  readonly passwordHashOf?: ((user: User) => Option.Option<string | Redacted.Redacted<string>>) | undefined
+}
+
+/**
+ * A session id as accepted by the functions below: the value of the session cookie.
+ *
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import type { Session } from "effect-auth"
+ *
+ * const fromCookie: Session.SessionId = "the session cookie's value"
+ * const kept: Session.SessionId = Redacted.make("the session cookie's value")
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SessionId = string | Redacted.Redacted<string>
+
+/**
+ * A live session and its user.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { Session } from "effect-auth"
+ *
+ * const greet = (sessionId: string) =>
+ *   Effect.map(Session.currentUser(sessionId), Option.map((s: Session.SessionUser) => `${s.user.username} via ${s.backend}`))
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SessionUser {
+  readonly user: User
+  /** Id of the backend that authenticated the session. */
+  readonly backend: string
+  readonly sessionId: Redacted.Redacted<string>
+  /** The session's CSRF token (see `http/Csrf`). */
+  readonly csrfToken: Redacted.Redacted<string>
+  /** When the session ends unless refreshed (the earlier of the absolute and idle expiries). */
+  readonly expiresAt: Date
+}
+
+/**
+ * Options of {@link Service.login}.
+ *
+ * @example
+ * ```ts
+ * import type { Session } from "effect-auth"
+ *
+ * const options: Session.LoginOptions = { sessionId: "the cookie's value", request: { method: "POST", url: "/login" } }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LoginOptions {
+  /** The id the client sent, if any: that session is discarded. */
+  readonly sessionId?: SessionId | undefined
+  readonly request?: AuthRequest | undefined
+}
+
+/**
+ * What the session service offers.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Session } from "effect-auth"
+ *
+ * const sweep = Effect.flatMap(Session.Session, (service: Session.Service) => service.clearExpired)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** Starts a session for the user under a new id; the session in `options.sessionId` is discarded. */
+  readonly login: (
+    authenticated: AuthService.Authenticated,
+    options?: LoginOptions
+  ) => Effect.Effect<SessionUser, SessionStore.SessionStoreError>
+  /** Ends the session (if any) and publishes `LoggedOut`, even for an anonymous request. */
+  readonly logout: (
+    sessionId: SessionId | undefined,
+    request?: AuthRequest
+  ) => Effect.Effect<void, SessionStore.SessionStoreError>
+  /** The session's user, or none (no session, expired, user gone, backend gone, stale auth hash). */
+  readonly currentUser: (
+    sessionId: SessionId | undefined
+  ) => Effect.Effect<Option.Option<SessionUser>, SessionStore.SessionStoreError | TransportError>
+  /**
+   * After `user` changed their own password: re-binds their session to the new password hash
+   * under a new id (none when the session is not `user`'s). Pass the user as loaded after the change.
+   */
+  readonly updateSessionAuthHash: (
+    sessionId: SessionId | undefined,
+    user: User
+  ) => Effect.Effect<Option.Option<SessionUser>, SessionStore.SessionStoreError>
+  /** The CSRF token of a live session, without loading its user. */
+  readonly csrfToken: (
+    sessionId: SessionId | undefined
+  ) => Effect.Effect<Option.Option<Redacted.Redacted<string>>, SessionStore.SessionStoreError>
+  /** Deletes expired sessions (Django's `clearsessions`); answers how many. */
+  readonly clearExpired: Effect.Effect<number, SessionStore.SessionStoreError>
+  readonly maxAge: Duration.Duration
+  readonly idleTimeout: Option.Option<Duration.Duration>
+}
+
+/**
+ * The session service; build it with {@link layer}.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Session } from "effect-auth"
+ *
+ * const maxAge = Effect.map(Session.Session, (service) => service.maxAge)
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Session extends Context.Tag("effect-auth/Session")<Session, Service>() {}
+
+/**
+ * The default `passwordHashOf`: the user's `passwordHash` field, `Redacted` or a string.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { Session } from "effect-auth"
+ *
+ * Session.passwordHashField({ id: "1", username: "a", isActive: true, isSuperuser: false, passwordHash: Redacted.make("x") } as any)
+ * // Option.some(<redacted>)
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const passwordHashField = (user: User): Option.Option<string | Redacted.Redacted<string>> => {
+  if (!Predicate.hasProperty(user, "passwordHash")) return Option.none()
+  const hash = user.passwordHash
+  return Predicate.isString(hash) || Redacted.isRedacted(hash) ? Option.some(hash as string | Redacted.Redacted<string>) : Option.none()
+}
+
+const idOf = (sessionId: SessionId | undefined): string | undefined => {
+  const raw = Redacted.isRedacted(sessionId) ? Redacted.value(sessionId) : sessionId
+  return crypto.isToken(raw) ? raw : undefined
+}
+
+const configError = (message: string) => Effect.fail(new AuthConfigError({ message: `Session: ${message}` }))
+
+const positive = (name: string, input: Duration.DurationInput | undefined, fallback: Option.Option<Duration.Duration>) => {
+  if (input === undefined) return Effect.succeed(fallback)
+  const duration = Duration.decodeUnknown(input)
+  return Option.isSome(duration) && Duration.isFinite(duration.value) && Duration.toMillis(duration.value) >= 1000
+    ? Effect.succeed(duration)
+    : configError(`${name} must be a finite duration of at least one second`)
+}
+
+const validSecret = (secret: unknown): secret is Redacted.Redacted<string> => {
+  if (!Redacted.isRedacted(secret)) return false
+  const value: unknown = Redacted.value(secret)
+  return Predicate.isString(value) && value.length >= 16
+}
+
+/**
+ * Builds the service. Fails with `AuthConfigError` when a secret is missing or shorter than 16
+ * characters, or a duration is not a finite one of at least a second.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { Session } from "effect-auth"
+ *
+ * const service = Session.make({ secret: Redacted.make("a long random app secret, 32+ chars"), idleTimeout: "30 minutes" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options
+): Effect.Effect<
+  Service,
+  AuthConfigError,
+  SessionStore.SessionStore | AuthService.AuthService | AuthEvents.AuthEvents
+> =>
+  Effect.gen(function*() {
+    if (!validSecret(options.secret)) return yield* configError("secret must be Redacted and at least 16 characters")
+    const fallbacks = options.fallbackSecrets ?? []
+    if (!Array.isArray(fallbacks) || !fallbacks.every(validSecret)) {
+      return yield* configError("every fallback secret must be Redacted and at least 16 characters")
+    }
+    const maxAge = Option.getOrThrow(yield* positive("maxAge", options.maxAge, Option.some(Duration.days(14))))
+    const idleTimeout = yield* positive("idleTimeout", options.idleTimeout, Option.none())
+    const store = yield* SessionStore.SessionStore
+    const auth = yield* AuthService.AuthService
+    const events = yield* AuthEvents.AuthEvents
+
+    const key = crypto.deriveKey(options.secret)
+    const fallbackKeys = fallbacks.map(crypto.deriveKey)
+    const passwordHashOf = options.passwordHashOf ?? passwordHashField
+    const maxAgeMillis = Duration.toMillis(maxAge)
+    const idleMillis = Option.map(idleTimeout, Duration.toMillis)
+    const touchEvery = Option.match(idleMillis, { onNone: () => Infinity, onSome: (idle) => Math.min(idle / 10, 60_000) })
+
+    const passwordHash = (user: User): string =>
+      Option.match(passwordHashOf(user), {
+        onNone: () => "",
+        onSome: (hash) => (Redacted.isRedacted(hash) ? Redacted.value(hash) : hash)
+      })
+    const hashWith = (k: Buffer, user: User) => crypto.authHash(k, passwordHash(user))
+    const expiry = (createdAt: number, lastSeenAt: number) =>
+      Option.match(idleMillis, {
+        onNone: () => createdAt + maxAgeMillis,
+        onSome: (idle) => Math.min(createdAt + maxAgeMillis, lastSeenAt + idle)
+      })
+
+    const sessionUser = (
+      user: User,
+      id: string,
+      record: SessionStore.SessionRecord
+    ): SessionUser => ({
+      user,
+      backend: record.backendId,
+      sessionId: Redacted.make(id),
+      csrfToken: Redacted.make(record.csrfToken),
+      expiresAt: new Date(record.expiresAt)
+    })
+
+    const load = (sessionId: SessionId | undefined, now: number) => {
+      const id = idOf(sessionId)
+      return id === undefined
+        ? Effect.succeed(Option.none<readonly [string, SessionStore.SessionRecord]>())
+        : Effect.map(store.get(crypto.storeKey(id), now), Option.map((record) => [id, record] as const))
+    }
+
+    // A new id for `record`; the old session (if any) is deleted after the new one is stored,
+    // so a failed write never leaves the user without a session.
+    const issue = (record: SessionStore.SessionRecord, now: number, old: string | undefined) =>
+      Effect.gen(function*() {
+        const id = crypto.randomToken()
+        yield* store.set(crypto.storeKey(id), record, now)
+        if (old !== undefined) yield* store.delete(crypto.storeKey(old))
+        return id
+      })
+
+    const login: Service["login"] = (authenticated, loginOptions = {}) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const { backend, user } = authenticated
+        const authHash = hashWith(key, user)
+        const previous = yield* load(loginOptions.sessionId, now)
+        // Django flushes a session of another user or with a stale hash and cycles the key of the
+        // same user's; either way the old id is discarded here, with everything it held.
+        const old = Option.getOrUndefined(Option.map(previous, ([id]) => id))
+        const record: SessionStore.SessionRecord = {
+          userId: user.id,
+          backendId: backend,
+          authHash,
+          csrfToken: crypto.randomToken(),
+          createdAt: now,
+          lastSeenAt: now,
+          expiresAt: expiry(now, now)
+        }
+        const id = yield* issue(record, now, old)
+        yield* events.publish(new AuthEvents.LoggedIn({ user, backend, request: loginOptions.request }))
+        return sessionUser(user, id, record)
+      }).pipe(Effect.withSpan("effect-auth.Session.login", { captureStackTrace: false }))
+
+    const logout: Service["logout"] = (sessionId, request) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const previous = yield* load(sessionId, now)
+        let user = Option.none<User>()
+        if (Option.isSome(previous)) {
+          const [id, record] = previous.value
+          // Logging out must work while the user's backend is down: the event then names nobody.
+          user = yield* auth.getUser(record.backendId, record.userId).pipe(
+            Effect.orElseSucceed(() => Option.none<User>())
+          )
+          yield* store.delete(crypto.storeKey(id))
+        }
+        yield* events.publish(new AuthEvents.LoggedOut({ user, request }))
+      }).pipe(Effect.withSpan("effect-auth.Session.logout", { captureStackTrace: false }))
+
+    const currentUser: Service["currentUser"] = (sessionId) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const previous = yield* load(sessionId, now)
+        if (Option.isNone(previous)) return Option.none()
+        const [id, record] = previous.value
+        const storeKey = crypto.storeKey(id)
+        const found = yield* auth.getUser(record.backendId, record.userId)
+        if (Option.isNone(found)) return Option.none()
+        const user = found.value
+        const expected = hashWith(key, user)
+        let current = record
+        if (!crypto.equal(record.authHash, expected)) {
+          const signedBefore = record.authHash !== "" &&
+            fallbackKeys.some((k) => crypto.equal(record.authHash, hashWith(k, user)))
+          if (!signedBefore) {
+            yield* store.delete(storeKey)
+            return Option.none()
+          }
+          current = { ...record, authHash: expected }
+          if (!(yield* store.replace(storeKey, current, now))) return Option.none()
+        }
+        if (now - current.lastSeenAt >= touchEvery) {
+          current = { ...current, lastSeenAt: now, expiresAt: expiry(current.createdAt, now) }
+          // Gone meanwhile (logged out on another instance): the request is anonymous.
+          if (!(yield* store.replace(storeKey, current, now))) return Option.none()
+        }
+        return Option.some(sessionUser(user, id, current))
+      }).pipe(Effect.withSpan("effect-auth.Session.currentUser", { captureStackTrace: false }))
+
+    const updateSessionAuthHash: Service["updateSessionAuthHash"] = (sessionId, user) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const previous = yield* load(sessionId, now)
+        if (Option.isNone(previous) || previous.value[1].userId !== user.id) return Option.none()
+        const [old, record] = previous.value
+        const next: SessionStore.SessionRecord = {
+          ...record,
+          authHash: hashWith(key, user),
+          lastSeenAt: now,
+          expiresAt: expiry(record.createdAt, now)
+        }
+        const id = yield* issue(next, now, old)
+        return Option.some(sessionUser(user, id, next))
+      })
+
+    const csrfToken: Service["csrfToken"] = (sessionId) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.map(load(sessionId, now), Option.map(([, record]) => Redacted.make(record.csrfToken))))
+
+    return {
+      login,
+      logout,
+      currentUser,
+      updateSessionAuthHash,
+      csrfToken,
+      clearExpired: Effect.flatMap(Clock.currentTimeMillis, store.deleteExpired),
+      maxAge,
+      idleTimeout
+    }
+  })
+
+/**
+ * The session service as a layer over a `SessionStore`, `AuthService` and `AuthEvents`.
+ *
+ * @example
+ * ```ts
+ * import { Layer, Redacted } from "effect"
+ * import { MemorySessionStore, Session } from "effect-auth"
+ *
+ * const SessionLive = Session.layer({
+ *   secret: Redacted.make(process.env.SECRET_KEY ?? ""),
+ *   idleTimeout: "2 hours"
+ * }).pipe(Layer.provide(MemorySessionStore.layer))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options
+): Layer.Layer<Session, AuthConfigError, SessionStore.SessionStore | AuthService.AuthService | AuthEvents.AuthEvents> =>
+  Layer.effect(Session, make(options))
+
+/**
+ * The options read by {@link layerConfig}.
+ *
+ * @example
+ * ```ts
+ * import { Config, Option } from "effect"
+ * import { Session } from "effect-auth"
+ *
+ * const custom: Config.Config<Session.ConfigOptions> = Config.all({
+ *   secret: Config.redacted("APP_SECRET"),
+ *   fallbackSecrets: Config.succeed([]),
+ *   maxAge: Config.succeed(Option.none()),
+ *   idleTimeout: Config.option(Config.duration("APP_IDLE_TIMEOUT"))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConfigOptions {
+  readonly secret: Redacted.Redacted<string>
+  readonly fallbackSecrets: ReadonlyArray<Redacted.Redacted<string>>
+  readonly maxAge: Option.Option<Duration.Duration>
+  readonly idleTimeout: Option.Option<Duration.Duration>
+}
+
+/**
+ * Reads `SECRET_KEY`, `SECRET_KEY_FALLBACKS` (comma-separated, optional), `SESSION_MAX_AGE` and
+ * `SESSION_IDLE_TIMEOUT` (durations such as `14 days`, optional). Every secret is `Redacted`.
+ *
+ * @example
+ * ```ts
+ * import { ConfigProvider, Effect } from "effect"
+ * import { Session } from "effect-auth"
+ *
+ * const options = Effect.withConfigProvider(
+ *   Session.config,
+ *   ConfigProvider.fromJson({ SECRET_KEY: "a long random app secret, 32+ chars", SESSION_IDLE_TIMEOUT: "30 minutes" })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<ConfigOptions> = Config.all({
+  secret: Config.redacted("SECRET_KEY"),
+  fallbackSecrets: Config.withDefault(Config.array(Config.redacted(), "SECRET_KEY_FALLBACKS"), []),
+  maxAge: Config.option(Config.duration("SESSION_MAX_AGE")),
+  idleTimeout: Config.option(Config.duration("SESSION_IDLE_TIMEOUT"))
+})
+
+/**
+ * The session service with its options read from `Config` ({@link config} by default); options
+ * that are not data (`passwordHashOf`) are passed beside it.
+ *
+ * @example
+ * ```ts
+ * import { Config, Layer, Option } from "effect"
+ * import { MemorySessionStore, Session } from "effect-auth"
+ *
+ * const FromEnv = Session.layerConfig().pipe(Layer.provide(MemorySessionStore.layer))
+ * const Custom = Session.layerConfig(Config.all({
+ *   secret: Config.redacted("APP_SECRET"),
+ *   fallbackSecrets: Config.succeed([]),
+ *   maxAge: Config.option(Config.duration("APP_SESSION_AGE")),
+ *   idleTimeout: Config.succeed(Option.none())
+ * }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Config.Config<ConfigOptions> = config,
+  extra: Pick<Options, "passwordHashOf"> = {}
+): Layer.Layer<
+  Session,
+  AuthConfigError | ConfigError.ConfigError,
+  SessionStore.SessionStore | AuthService.AuthService | AuthEvents.AuthEvents
+> =>
+  Layer.effect(
+    Session,
+    Effect.flatMap(options, (c) =>
+      make({
+        ...extra,
+        secret: c.secret,
+        fallbackSecrets: c.fallbackSecrets,
+        maxAge: Option.getOrUndefined(c.maxAge),
+        idleTimeout: Option.getOrUndefined(c.idleTimeout)
+      }))
+  )
+
+/**
+ * Starts a session with the `Session` service in context.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { AuthService, Session } from "effect-auth"
+ *
+ * const program = Effect.flatMap(AuthService.authenticate({ username: "alice", password: "pw" }), (authenticated) =>
+ *   Session.login(authenticated, { sessionId: "the id the client sent, if any" }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const login = (
+  authenticated: AuthService.Authenticated,
+  options?: LoginOptions
+): Effect.Effect<SessionUser, SessionStore.SessionStoreError, Session> =>
+  Effect.flatMap(Session, (s) => s.login(authenticated, options))
+
+/**
+ * Ends a session with the `Session` service in context.
+ *
+ * @example
+ * ```ts
+ * import { Session } from "effect-auth"
+ *
+ * const logoutOf = (sessionId: string) => Session.logout(sessionId)
+ * ```
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const logout = (
+  sessionId: SessionId | undefined,
+  request?: AuthRequest
+): Effect.Effect<void, SessionStore.SessionStoreError, Session> => Effect.flatMap(Session, (s) => s.logout(sessionId, request))
+
+/**
+ * The session's user, with the `Session` service in context.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { Session } from "effect-auth"
+ *
+ * const nameOf = (sessionId: string) => Effect.map(Session.currentUser(sessionId), Option.map((s) => s.user.username))
+ * ```
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const currentUser = (
+  sessionId: SessionId | undefined
+): Effect.Effect<Option.Option<SessionUser>, SessionStore.SessionStoreError | TransportError, Session> =>
+  Effect.flatMap(Session, (s) => s.currentUser(sessionId))
+
+/**
+ * Keeps a user's own session after a password change, with the `Session` service in context.
+ *
+ * @example
+ * ```ts
+ * import { Session } from "effect-auth"
+ *
+ * const keep = (sessionId: string, reloaded: Session.SessionUser["user"]) =>
+ *   Session.updateSessionAuthHash(sessionId, reloaded)
+ * ```
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const updateSessionAuthHash = (
+  sessionId: SessionId | undefined,
+  user: User
+): Effect.Effect<Option.Option<SessionUser>, SessionStore.SessionStoreError, Session> =>
+  Effect.flatMap(Session, (s) => s.updateSessionAuthHash(sessionId, user))
+
+/**
+ * Deletes expired sessions, with the `Session` service in context (Django's `clearsessions`).
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schedule } from "effect"
+ * import { Session } from "effect-auth"
+ *
+ * const nightly = Session.clearExpired.pipe(Effect.repeat(Schedule.spaced("1 day")))
+ * ```
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const clearExpired: Effect.Effect<number, SessionStore.SessionStoreError, Session> = Effect.flatMap(
+  Session,
+  (s) => s.clearExpired
+)

@@ -1,0 +1,261 @@
+/**
+ * Where login sessions live: the service `Session` reads and writes, with three implementations
+ * that pass one test suite: `MemorySessionStore` (one process), `SqlSessionStore` (SQLite or
+ * PostgreSQL through `@effect/sql`, the users' database) and `RedisSessionStore` (many processes,
+ * keys with a TTL).
+ *
+ * A store is deliberately dumb: it keeps {@link SessionRecord}s under opaque keys and treats a
+ * record whose `expiresAt` has passed as absent. Every time is an epoch in milliseconds given by
+ * the caller (`now`), so the stores never read a clock and the `Session` service decides every
+ * expiry with Effect's `Clock`. Keys are what `Session` makes of session ids (a SHA-256 digest),
+ * never the ids themselves.
+ *
+ * A store that cannot answer (database or Redis down, a statement that fails) fails with
+ * {@link SessionStoreError}, never a defect.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { MemorySessionStore, SessionStore } from "effect-auth"
+ *
+ * const program = Effect.gen(function*() {
+ *   const store = yield* SessionStore.SessionStore
+ *   const record: SessionStore.SessionRecord = {
+ *     userId: "1", backendId: "model", authHash: "", csrfToken: "t",
+ *     createdAt: 0, lastSeenAt: 0, expiresAt: 60_000
+ *   }
+ *   yield* store.set("key", record, 0)
+ *   return yield* store.get("key", 1_000) // Option.some(record)
+ * }).pipe(Effect.provide(MemorySessionStore.layer))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+
+/**
+ * A store key: 1 to 128 characters of `[A-Za-z0-9_-]`.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { SessionStore } from "effect-auth"
+ *
+ * Schema.is(SessionStore.SessionKey)("q1w2e3") // true
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const SessionKey = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,128}$/))
+
+const Millis = Schema.Number.pipe(Schema.int(), Schema.nonNegative())
+const Field = (max: number) => Schema.String.pipe(Schema.maxLength(max))
+
+/**
+ * What a store keeps per session: the user id and the id of the backend that authenticated it
+ * (to find the user again), the auth hash bound to the password, the session's CSRF token, and
+ * three times in epoch milliseconds. `expiresAt` is the earlier of the absolute expiry and the
+ * idle expiry; past it the record is gone.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { SessionStore } from "effect-auth"
+ *
+ * Schema.decodeUnknownSync(SessionStore.SessionRecord)({
+ *   userId: "1", backendId: "model", authHash: "", csrfToken: "t",
+ *   createdAt: 0, lastSeenAt: 0, expiresAt: 60_000
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const SessionRecord = Schema.Struct({
+  userId: Field(255).pipe(Schema.minLength(1)),
+  backendId: Field(255).pipe(Schema.minLength(1)),
+  /** Base64url HMAC, or `""` when the user has no password hash. */
+  authHash: Field(128),
+  csrfToken: Field(128),
+  createdAt: Millis,
+  lastSeenAt: Millis,
+  expiresAt: Millis
+})
+
+/**
+ * A decoded {@link SessionRecord}.
+ *
+ * @example
+ * ```ts
+ * import type { SessionStore } from "effect-auth"
+ *
+ * const record: SessionStore.SessionRecord = {
+ *   userId: "1", backendId: "model", authHash: "", csrfToken: "t",
+ *   createdAt: 0, lastSeenAt: 0, expiresAt: 60_000
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SessionRecord extends Schema.Schema.Type<typeof SessionRecord> {}
+
+/**
+ * The store could not answer (connection refused, timeout, failed statement) or was given a key
+ * or record that does not decode. `cause` is the driver's error; it never holds a session key.
+ *
+ * @example
+ * ```ts
+ * import { SessionStore } from "effect-auth"
+ *
+ * const error = new SessionStore.SessionStoreError({ operation: "get", cause: new Error("ECONNREFUSED") })
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SessionStoreError extends Schema.TaggedError<SessionStoreError>("effect-auth/SessionStoreError")(
+  "SessionStoreError",
+  { operation: Schema.String, cause: Schema.Defect }
+) {
+  override get message(): string {
+    const cause = this.cause
+    const text = cause instanceof Error ? cause.message : String(cause)
+    return `session store: ${this.operation} failed: ${text}`
+  }
+}
+
+/**
+ * The types of the `SessionStore` service.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { SessionStore } from "effect-auth"
+ *
+ * const noop: Pick<SessionStore.SessionStore.Service, "deleteExpired"> = { deleteExpired: () => Effect.succeed(0) }
+ * ```
+ *
+ * @since 0.1.0
+ */
+export declare namespace SessionStore {
+  /**
+   * The operations of a store. `now` is the caller's clock, in epoch milliseconds.
+   *
+   * @example
+   * ```ts
+   * import { Effect } from "effect"
+   * import { SessionStore } from "effect-auth"
+   *
+   * const count = Effect.flatMap(SessionStore.SessionStore, (store: SessionStore.SessionStore.Service) =>
+   *   store.deleteExpired(Date.now()))
+   * ```
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Service {
+    /** The record, unless it is missing or `expiresAt <= now`. */
+    readonly get: (key: string, now: number) => Effect.Effect<Option.Option<SessionRecord>, SessionStoreError>
+    /** Inserts or replaces. A record that is already expired is not stored. */
+    readonly set: (key: string, record: SessionRecord, now: number) => Effect.Effect<void, SessionStoreError>
+    /**
+     * Replaces the record only while a live one exists, and answers whether one did: refreshing a
+     * session must never bring back one that another instance deleted meanwhile. An already
+     * expired `record` removes the live one.
+     */
+    readonly replace: (key: string, record: SessionRecord, now: number) => Effect.Effect<boolean, SessionStoreError>
+    /** Answers whether a record was there. */
+    readonly delete: (key: string) => Effect.Effect<boolean, SessionStoreError>
+    /** Deletes every expired record and answers how many (Redis expires keys itself: 0). */
+    readonly deleteExpired: (now: number) => Effect.Effect<number, SessionStoreError>
+  }
+}
+
+/**
+ * The session store service.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SessionStore } from "effect-auth"
+ *
+ * const sweep = Effect.flatMap(SessionStore.SessionStore, (store) => store.deleteExpired(Date.now()))
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class SessionStore extends Context.Tag("effect-auth/SessionStore")<SessionStore, SessionStore.Service>() {}
+
+const decodeKey = ParseResult.decodeUnknownEither(SessionKey)
+const decodeRecord = ParseResult.decodeUnknownEither(SessionRecord, { onExcessProperty: "error" })
+const isMillis = Schema.is(Millis)
+const decodeOption = Schema.decodeUnknownOption(SessionRecord)
+
+/**
+ * Wraps a store's raw operations with the input checks every store shares: keys, records and
+ * times are decoded, and a bad one fails with `SessionStoreError` before the store is touched.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { SessionStore } from "effect-auth"
+ *
+ * const nothing = SessionStore.make({
+ *   get: () => Effect.succeed(Option.none()),
+ *   set: () => Effect.void,
+ *   replace: () => Effect.succeed(false),
+ *   delete: () => Effect.succeed(false),
+ *   deleteExpired: () => Effect.succeed(0)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (raw: SessionStore.Service): SessionStore.Service => {
+  const invalid = (operation: string, what: string) =>
+    Effect.fail(new SessionStoreError({ operation, cause: `invalid ${what}` }))
+  const check = <A>(
+    operation: string,
+    key: unknown,
+    now: unknown,
+    record: unknown,
+    run: () => Effect.Effect<A, SessionStoreError>
+  ): Effect.Effect<A, SessionStoreError> => {
+    if (decodeKey(key)._tag === "Left") return invalid(operation, "key")
+    if (now !== undefined && !isMillis(now)) return invalid(operation, "time")
+    if (record !== undefined && decodeRecord(record)._tag === "Left") return invalid(operation, "record")
+    return run()
+  }
+  return {
+    get: (key, now) => check("get", key, now, undefined, () => raw.get(key, now)),
+    set: (key, record, now) => check("set", key, now, record, () => raw.set(key, record, now)),
+    replace: (key, record, now) => check("replace", key, now, record, () => raw.replace(key, record, now)),
+    delete: (key) => check("delete", key, undefined, undefined, () => raw.delete(key)),
+    deleteExpired: (now) => isMillis(now) ? raw.deleteExpired(now) : invalid("deleteExpired", "time")
+  }
+}
+
+/**
+ * Decodes a record read back from a store; a record that does not decode (written by another
+ * version, or tampered with) counts as absent, as Django treats corrupted session data.
+ *
+ * @example
+ * ```ts
+ * import { SessionStore } from "effect-auth"
+ *
+ * SessionStore.decodeStored({ userId: 1 }) // Option.none()
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const decodeStored = (value: unknown): Option.Option<SessionRecord> =>
+  decodeOption(value)

@@ -1,0 +1,326 @@
+/**
+ * A `SessionStore` on `@effect/sql`: the same SQLite or PostgreSQL database as the users
+ * (`SqlUserStore` provides the `SqlClient`), one table, `auth_session` by default.
+ *
+ * The table is created by `@effect/sql`'s `Migrator` with its own bookkeeping table,
+ * `effect_<prefix>session_migrations` (`effect_auth_session_migrations` by default), so it never
+ * collides with the user store's or your app's migrations. Expired rows are invisible at once and
+ * removed by `deleteExpired` (`Session.clearExpired`, Django's `clearsessions`): run it from a
+ * scheduled job.
+ *
+ * Any database failure is a `SessionStoreError`, never a defect.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { SqlSessionStore, SqlUserStore } from "effect-auth"
+ *
+ * const Database = SqlUserStore.layerSqlite({ filename: "./app.db" })
+ * const SessionsLive = SqlSessionStore.layer().pipe(Layer.provide(Database))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import { AuthConfigError } from "./AuthError.js"
+import * as SessionStore from "./SessionStore.js"
+
+/**
+ * Where the table lives.
+ *
+ * @example
+ * ```ts
+ * import type { SqlSessionStore } from "effect-auth"
+ *
+ * const options: SqlSessionStore.Options = { tablePrefix: "shop_" } // table shop_session
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Prefix of the table: `[a-z_][a-z0-9_]*`, at most 30 characters. Default: `"auth_"`. */
+  readonly tablePrefix?: string | undefined
+  /** The Migrator's bookkeeping table. Default: `effect_<tablePrefix>session_migrations`. */
+  readonly migrationsTable?: string | undefined
+}
+
+/**
+ * Options of {@link layer}.
+ *
+ * @example
+ * ```ts
+ * import type { SqlSessionStore } from "effect-auth"
+ *
+ * const options: SqlSessionStore.LayerOptions = { tablePrefix: "shop_", migrate: false }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LayerOptions extends Options {
+  /** Run the migrations when the layer is built. Default: `true`. */
+  readonly migrate?: boolean | undefined
+}
+
+/**
+ * The table names for a prefix.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlSessionStore } from "effect-auth"
+ *
+ * const tables: SqlSessionStore.Tables = Effect.runSync(SqlSessionStore.tables({ tablePrefix: "shop_" }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Tables {
+  readonly session: string
+  readonly migrations: string
+}
+
+const identifier = /^[a-z_][a-z0-9_]*$/
+
+/**
+ * Resolves and checks the table names; a bad prefix is an `AuthConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlSessionStore } from "effect-auth"
+ *
+ * Effect.runSync(SqlSessionStore.tables()).session // "auth_session"
+ * Effect.runSync(SqlSessionStore.tables()).migrations // "effect_auth_session_migrations"
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const tables = (options: Options = {}): Effect.Effect<Tables, AuthConfigError> => {
+  const prefix = options.tablePrefix ?? "auth_"
+  if (!identifier.test(prefix) || prefix.length > 30) {
+    return Effect.fail(
+      new AuthConfigError({ message: "SqlSessionStore: tablePrefix must match [a-z_][a-z0-9_]* (at most 30 characters)" })
+    )
+  }
+  const migrations = options.migrationsTable ?? `effect_${prefix}session_migrations`
+  if (!identifier.test(migrations) || migrations.length > 63) {
+    return Effect.fail(
+      new AuthConfigError({ message: "SqlSessionStore: migrationsTable must match [a-z_][a-z0-9_]* (at most 63 characters)" })
+    )
+  }
+  return Effect.succeed({ session: `${prefix}session`, migrations })
+}
+
+const createTable = (t: Tables) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
+    const millis = sql.literal(pg ? "bigint" : "integer")
+    yield* sql`CREATE TABLE ${sql(t.session)} (
+      session_key varchar(128) NOT NULL PRIMARY KEY,
+      user_id varchar(255) NOT NULL,
+      backend_id varchar(255) NOT NULL,
+      auth_hash varchar(128) NOT NULL,
+      csrf_token varchar(128) NOT NULL,
+      created_at ${millis} NOT NULL,
+      last_seen_at ${millis} NOT NULL,
+      expires_at ${millis} NOT NULL
+    )`
+    yield* sql`CREATE INDEX ${sql(`${t.session}_expires_at`)} ON ${sql(t.session)} (expires_at)`
+  })
+
+/**
+ * The store's migrations, for apps that run every module's migrations through one `Migrator`
+ * (then build the store with `layer({ migrate: false })`). Keys are `<id>_<name>`.
+ *
+ * @example
+ * ```ts
+ * import { Migrator } from "@effect/sql"
+ * import { Effect } from "effect"
+ * import { SqlSessionStore } from "effect-auth"
+ *
+ * const migrate = Effect.flatMap(SqlSessionStore.tables(), (tables) =>
+ *   Migrator.make({})({ loader: Migrator.fromRecord(SqlSessionStore.migrations(tables)), table: "app_migrations" }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category migrations
+ */
+export const migrations = (
+  tables: Tables
+): Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> => ({
+  "1_create_session_table": createTable(tables)
+})
+
+const storeError = (operation: string) => (cause: unknown) => new SessionStore.SessionStoreError({ operation, cause })
+
+/**
+ * Runs the store's migrations with its own migrations table. Failures are a `SessionStoreError`.
+ *
+ * @example
+ * ```ts
+ * import { SqliteClient } from "@effect/sql-sqlite-node"
+ * import { Effect } from "effect"
+ * import { SqlSessionStore } from "effect-auth"
+ *
+ * const program = SqlSessionStore.migrate().pipe(Effect.provide(SqliteClient.layer({ filename: "./app.db" })))
+ * ```
+ *
+ * @since 0.1.0
+ * @category migrations
+ */
+export const migrate = (
+  options: Options = {}
+): Effect.Effect<void, AuthConfigError | SessionStore.SessionStoreError, SqlClient.SqlClient> =>
+  Effect.flatMap(tables(options), (t) =>
+    Migrator.make({})({ loader: Migrator.fromRecord(migrations(t)), table: t.migrations }).pipe(
+      Effect.mapError(storeError("migrate")),
+      // The Migrator turns a failing migration into a defect; it is a database problem here.
+      Effect.catchAllDefect((defect) => Effect.fail(storeError("migrate")(defect))),
+      Effect.asVoid
+    ))
+
+// PostgreSQL returns bigint as a string, SQLite an integer as a number.
+const Millis = Schema.Union(Schema.Number, Schema.NumberFromString)
+const Row = Schema.Struct({
+  user_id: Schema.String,
+  backend_id: Schema.String,
+  auth_hash: Schema.String,
+  csrf_token: Schema.String,
+  created_at: Millis,
+  last_seen_at: Millis,
+  expires_at: Millis
+})
+const decodeRows = Schema.decodeUnknown(Schema.Array(Row))
+const decodeKeys = Schema.decodeUnknown(Schema.Array(Schema.Struct({ session_key: Schema.String })))
+
+/**
+ * Builds the store on the `SqlClient` in context. It does not migrate: see {@link layer} and
+ * {@link migrate}.
+ *
+ * @example
+ * ```ts
+ * import { SqlSessionStore } from "effect-auth"
+ *
+ * const store = SqlSessionStore.make({ tablePrefix: "shop_" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<SessionStore.SessionStore.Service, AuthConfigError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const t = yield* tables(options)
+    const sql = yield* SqlClient.SqlClient
+    const table = sql(t.session)
+
+    // Every database failure, row that does not decode, or defect on the way is a SessionStoreError.
+    const run = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
+      effect.pipe(
+        Effect.mapError(storeError(operation)),
+        Effect.catchAllDefect((defect) => Effect.fail(storeError(operation)(defect))),
+        Effect.withSpan(`SessionStore.${operation}`, { captureStackTrace: false })
+      )
+
+    const count = (statement: Effect.Effect<ReadonlyArray<unknown>, SqlError>) =>
+      Effect.map(Effect.flatMap(statement, decodeKeys), (rows) => rows.length)
+
+    const remove = (key: string, now: number) =>
+      count(sql`DELETE FROM ${table} WHERE session_key = ${key} AND expires_at > ${now} RETURNING session_key`)
+
+    return SessionStore.make({
+      get: (key, now) =>
+        run(
+          "get",
+          Effect.map(
+            Effect.flatMap(
+              sql`SELECT user_id, backend_id, auth_hash, csrf_token, created_at, last_seen_at, expires_at
+                FROM ${table} WHERE session_key = ${key} AND expires_at > ${now}`,
+              decodeRows
+            ),
+            (rows) =>
+              Option.flatMap(Option.fromNullable(rows[0]), (row) =>
+                SessionStore.decodeStored({
+                  userId: row.user_id,
+                  backendId: row.backend_id,
+                  authHash: row.auth_hash,
+                  csrfToken: row.csrf_token,
+                  createdAt: row.created_at,
+                  lastSeenAt: row.last_seen_at,
+                  expiresAt: row.expires_at
+                }))
+          )
+        ),
+      set: (key, r, now) =>
+        run(
+          "set",
+          r.expiresAt <= now
+            ? Effect.asVoid(sql`DELETE FROM ${table} WHERE session_key = ${key}`)
+            : Effect.asVoid(
+              sql`INSERT INTO ${table}
+                (session_key, user_id, backend_id, auth_hash, csrf_token, created_at, last_seen_at, expires_at)
+                VALUES (${key}, ${r.userId}, ${r.backendId}, ${r.authHash}, ${r.csrfToken}, ${r.createdAt},
+                  ${r.lastSeenAt}, ${r.expiresAt})
+                ON CONFLICT (session_key) DO UPDATE SET
+                  user_id = excluded.user_id, backend_id = excluded.backend_id, auth_hash = excluded.auth_hash,
+                  csrf_token = excluded.csrf_token, created_at = excluded.created_at,
+                  last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at`
+            )
+        ),
+      replace: (key, r, now) =>
+        run(
+          "replace",
+          Effect.map(
+            r.expiresAt <= now
+              ? remove(key, now)
+              : count(sql`UPDATE ${table} SET user_id = ${r.userId}, backend_id = ${r.backendId},
+                  auth_hash = ${r.authHash}, csrf_token = ${r.csrfToken}, created_at = ${r.createdAt},
+                  last_seen_at = ${r.lastSeenAt}, expires_at = ${r.expiresAt}
+                WHERE session_key = ${key} AND expires_at > ${now} RETURNING session_key`),
+            (n) => n > 0
+          )
+        ),
+      delete: (key) =>
+        run(
+          "delete",
+          Effect.map(count(sql`DELETE FROM ${table} WHERE session_key = ${key} RETURNING session_key`), (n) => n > 0)
+        ),
+      deleteExpired: (now) =>
+        run("deleteExpired", count(sql`DELETE FROM ${table} WHERE expires_at <= ${now} RETURNING session_key`))
+    })
+  })
+
+/**
+ * The store on the `SqlClient` in context, migrated unless `migrate: false`.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { SqlSessionStore, SqlUserStore } from "effect-auth"
+ *
+ * const Database = SqlUserStore.layerPg({ url: "postgres://app@db/app" })
+ * const SessionsLive = SqlSessionStore.layer({ tablePrefix: "shop_" }).pipe(Layer.provide(Database))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: LayerOptions = {}
+): Layer.Layer<SessionStore.SessionStore, AuthConfigError | SessionStore.SessionStoreError, SqlClient.SqlClient> =>
+  Layer.effect(
+    SessionStore.SessionStore,
+    Effect.zipRight(options.migrate === false ? Effect.void : migrate(options), make(options))
+  )

@@ -1,0 +1,289 @@
+/**
+ * Django's `RemoteUserBackend`: trust the user name that a reverse proxy (SSO gateway, Kerberos
+ * front end, client-certificate terminator) authenticated and put in a request header, and find or
+ * create that user in the local `UserStore`.
+ *
+ * - `cleanUsername` turns the header value into a username (strip a realm, lower-case, ...).
+ * - `createUnknownUser` (default `true`, as Django's `create_unknown_user`): an unknown name
+ *   creates a user with an unusable password; with `false` it is `NoMatch("unknown-user")`.
+ *   Concurrent first requests of one name create one user.
+ * - `configureUser(user, { created, request })` runs on every login (Django's `configure_user`),
+ *   to sync names or groups from the proxy's other headers.
+ * - Inactive users do not log in (`NoMatch("inactive-user")`) and `getUser` does not load them.
+ * - Permissions are the store's, as the model backend answers them.
+ *
+ * **Only the HTTP layer may produce its credentials.** The backend accepts a
+ * `Credentials.RemoteUser` value only when it was made by {@link trusted}, which
+ * `HttpAuth` (with `remoteUser` enabled) does for the configured header. A login endpoint that
+ * forwards a JSON body `{ "remoteUser": "admin" }` to `AuthService.authenticate` gets
+ * `NoMatch("unsupported-credentials")`, never a login. Turn this off (`trustedOnly: false`) only
+ * for transports that are not HTTP.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { AuthEvents, AuthService, HttpAuth, SqlUserStore } from "effect-auth"
+ * import * as RemoteUserBackend from "effect-auth/backends/RemoteUserBackend"
+ *
+ * const AuthLive = AuthService.layer([RemoteUserBackend.RemoteUserBackend]).pipe(
+ *   Layer.provideMerge(AuthEvents.layer),
+ *   Layer.provide(RemoteUserBackend.layer({ cleanUsername: (name) => name.replace(/@EXAMPLE\.COM$/, "").toLowerCase() })),
+ *   Layer.provide(SqlUserStore.layerSqlite({ filename: "./users.db" }))
+ * )
+ *
+ * // The proxy sets (and strips from clients) the X-Remote-User header:
+ * const HttpAuthLive = HttpAuth.layer({ remoteUser: { header: "X-Remote-User" } })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+import * as AuthBackend from "../AuthBackend.js"
+import * as AuthError from "../AuthError.js"
+import type { AuthRequest } from "../AuthRequest.js"
+import * as Credentials from "../Credentials.js"
+import type { User } from "../User.js"
+import * as UserStore from "../UserStore.js"
+
+/**
+ * Options of {@link make} and {@link layer}.
+ *
+ * @example
+ * ```ts
+ * import type * as RemoteUserBackend from "effect-auth/backends/RemoteUserBackend"
+ *
+ * const options: RemoteUserBackend.Options = {
+ *   cleanUsername: (name) => name.replace(/@EXAMPLE\.COM$/, "").toLowerCase(),
+ *   createUnknownUser: true
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Backend id, stored in sessions. Default: `"remote-user"`. */
+  readonly id?: string | undefined
+  /** Create users the store does not know. Default: `true`. */
+  readonly createUnknownUser?: boolean | undefined
+  /** Turns the header value into the username. Default: unchanged. */
+  readonly cleanUsername?: ((remoteUser: string) => string) | undefined
+  /** Runs on every successful match, after a create too; answers the user to log in. */
+  readonly configureUser?:
+    | ((
+      user: UserStore.StoredUser,
+      context: { readonly created: boolean; readonly request: AuthRequest | undefined }
+    ) => Effect.Effect<UserStore.StoredUser, UserStore.UserStoreError>)
+    | undefined
+  /** Accept only credentials made by {@link trusted}. Default: `true`. */
+  readonly trustedOnly?: boolean | undefined
+  /** Turns the stored user into the app's user type (see `ModelBackend`'s `toUser`). */
+  readonly toUser?: ((stored: UserStore.StoredUser) => User) | undefined
+  readonly policy?: AuthBackend.PolicyInput | undefined
+}
+
+/**
+ * The backend, with its `cleanUsername` (the HTTP layer compares a session's user with the header
+ * through it, as Django's `RemoteUserMiddleware` does).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import * as RemoteUserBackend from "effect-auth/backends/RemoteUserBackend"
+ *
+ * const clean = Effect.map(RemoteUserBackend.RemoteUserBackend, (backend: RemoteUserBackend.Service) =>
+ *   backend.cleanUsername("alice@EXAMPLE.COM"))
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service extends AuthBackend.AuthBackend<Credentials.RemoteUser> {
+  readonly cleanUsername: (remoteUser: string) => string
+}
+
+/**
+ * The RemoteUserBackend service: pass the Tag to `AuthService.layer([...])`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import * as RemoteUserBackend from "effect-auth/backends/RemoteUserBackend"
+ *
+ * const program = Effect.flatMap(RemoteUserBackend.RemoteUserBackend, (backend) => backend.getUser("1"))
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class RemoteUserBackend extends Context.Tag("effect-auth/RemoteUserBackend")<RemoteUserBackend, Service>() {}
+
+// Module-private (not `Symbol.for`): nothing outside this module can mark a value as trusted.
+const trustedMark: unique symbol = Symbol("effect-auth/RemoteUserBackend/trusted")
+
+/**
+ * Credentials for this backend, marked as coming from the trusted header. The mark is a hidden,
+ * module-private property: JSON cannot carry it and `Credentials.cleanse` does not show it.
+ *
+ * @example
+ * ```ts
+ * import { AuthService } from "effect-auth"
+ * import * as RemoteUserBackend from "effect-auth/backends/RemoteUserBackend"
+ *
+ * // What the HTTP layer does with the header value:
+ * const login = AuthService.authenticate(RemoteUserBackend.trusted("alice@EXAMPLE.COM"))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const trusted = (remoteUser: string): Credentials.RemoteUser =>
+  Object.defineProperty({ remoteUser }, trustedMark, { value: true, enumerable: false })
+
+const isRemoteUser = Schema.is(Credentials.RemoteUser)
+
+const TrustedRemoteUser: Schema.Schema<Credentials.RemoteUser> = Schema.declare(
+  (u: unknown): u is Credentials.RemoteUser => Predicate.hasProperty(u, trustedMark) && isRemoteUser(u),
+  { identifier: "TrustedRemoteUser" }
+)
+
+const storedAsUser = (stored: UserStore.StoredUser): User => stored as unknown as User
+
+/**
+ * Builds the backend on the `UserStore` in context.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { MemoryUserStore } from "effect-auth"
+ * import * as RemoteUserBackend from "effect-auth/backends/RemoteUserBackend"
+ *
+ * const program = Effect.gen(function*() {
+ *   const backend = yield* RemoteUserBackend.make({ createUnknownUser: false })
+ *   return yield* backend.authenticate(RemoteUserBackend.trusted("alice"), undefined)
+ * }).pipe(Effect.provide(MemoryUserStore.layer))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<Service, never, UserStore.UserStore> =>
+  Effect.gen(function*() {
+    const store = yield* UserStore.UserStore
+    const id = options.id ?? "remote-user"
+    const createUnknownUser = options.createUnknownUser ?? true
+    const cleanUsername = options.cleanUsername ?? ((name: string) => name)
+    const toUser = options.toUser ?? storedAsUser
+
+    const noMatch = (reason: AuthError.NoMatchReason) => new AuthError.NoMatch({ backend: id, reason })
+    const transport = (error: UserStore.UserStoreError) => new AuthError.TransportError({ backend: id, cause: error })
+    const storeError = { UserStoreError: (error: UserStore.UserStoreError) => Effect.fail(transport(error)) }
+
+    // A name the store refuses (too long after cleaning, a NUL) belongs to nobody.
+    const find = (username: string) =>
+      store.findByUsername(username).pipe(
+        Effect.catchTags({ InvalidInput: () => Effect.succeedNone, ...storeError })
+      )
+
+    // Django's get_or_create: of concurrent creates one wins, the others find its user.
+    const findOrCreate = (username: string) =>
+      Effect.flatMap(find(username), (found) =>
+        Option.isSome(found)
+          ? Effect.succeed({ user: found.value, created: false })
+          : store.create({ username }).pipe(
+            Effect.map((user) => ({ user, created: true })),
+            Effect.catchTags({
+              UserAlreadyExists: () =>
+                Effect.flatMap(find(username), (again) =>
+                  Option.isSome(again)
+                    ? Effect.succeed({ user: again.value, created: false })
+                    : Effect.fail(noMatch("unknown-user"))),
+              InvalidInput: () => Effect.fail(noMatch("invalid-credentials")),
+              ...storeError
+            })
+          ))
+
+    const authenticate = (credentials: Credentials.RemoteUser, request: AuthRequest | undefined) =>
+      Effect.gen(function*() {
+        const username = cleanUsername(credentials.remoteUser)
+        if (username === "") return yield* noMatch("invalid-credentials")
+        let found: { readonly user: UserStore.StoredUser; readonly created: boolean }
+        if (createUnknownUser) {
+          found = yield* findOrCreate(username)
+        } else {
+          const user = yield* find(username)
+          if (Option.isNone(user)) return yield* noMatch("unknown-user")
+          found = { user: user.value, created: false }
+        }
+        const user = options.configureUser === undefined
+          ? found.user
+          : yield* Effect.catchTags(options.configureUser(found.user, { created: found.created, request }), storeError)
+        if (!user.isActive) return yield* noMatch("inactive-user")
+        return toUser(user)
+      })
+
+    const getUser = (userId: string) =>
+      store.findById(userId).pipe(
+        Effect.catchTags({ InvalidInput: () => Effect.succeedNone, ...storeError }),
+        Effect.map((found) => Option.map(Option.filter(found, (u) => u.isActive), toUser))
+      )
+
+    const none: ReadonlySet<string> = new Set()
+    const storeQuery = (query: Effect.Effect<ReadonlySet<string>, UserStore.CommonError>) =>
+      query.pipe(Effect.catchTags({ InvalidInput: () => Effect.succeed(none), ...storeError }))
+    const isObject = (obj: unknown) => obj !== undefined && obj !== null
+
+    const getAllPermissions = (user: User, obj?: unknown): Effect.Effect<ReadonlySet<string>, AuthError.TransportError> => {
+      if (!user.isActive || isObject(obj)) return Effect.succeed(none)
+      if (user.isSuperuser) return storeQuery(store.permissions())
+      return Effect.map(
+        Effect.all([storeQuery(store.userPermissions(user.id)), storeQuery(store.groupPermissions(user.id))]),
+        ([own, viaGroups]): ReadonlySet<string> => new Set([...own, ...viaGroups])
+      )
+    }
+
+    const backend = AuthBackend.make({
+      id,
+      credentials: options.trustedOnly === false ? Credentials.RemoteUser : TrustedRemoteUser,
+      authenticate,
+      getUser,
+      hasPerm: (user, perm, obj) =>
+        !user.isActive || isObject(obj)
+          ? Effect.succeed(false)
+          : user.isSuperuser
+          ? Effect.succeed(true)
+          : Effect.map(getAllPermissions(user), (perms) => perms.has(perm)),
+      hasModulePerms: (user, appLabel) =>
+        !user.isActive
+          ? Effect.succeed(false)
+          : user.isSuperuser
+          ? Effect.succeed(true)
+          : Effect.map(getAllPermissions(user), (perms) => [...perms].some((p) => p.startsWith(`${appLabel}.`))),
+      getAllPermissions,
+      ...(options.policy === undefined ? {} : { policy: options.policy })
+    })
+    return { ...backend, cleanUsername }
+  })
+
+/**
+ * The backend as a layer, on the `UserStore` you provide.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { MemoryUserStore } from "effect-auth"
+ * import * as RemoteUserBackend from "effect-auth/backends/RemoteUserBackend"
+ *
+ * const RemoteUserLive = RemoteUserBackend.layer({ createUnknownUser: false }).pipe(Layer.provide(MemoryUserStore.layer))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<RemoteUserBackend, never, UserStore.UserStore> =>
+  Layer.effect(RemoteUserBackend, make(options))

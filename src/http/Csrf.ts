@@ -1,0 +1,234 @@
+/**
+ * Cross-site request forgery protection for requests authenticated by something the browser sends
+ * on its own: the session cookie, or a reverse proxy's remote-user header. Requests that carry
+ * their credentials in `Authorization` (Bearer, Basic) or the API-key header are exempt: a page on
+ * another site cannot make a browser add those.
+ *
+ * For unsafe methods (anything but GET, HEAD, OPTIONS, TRACE), as Django's `CsrfViewMiddleware`:
+ *
+ * 1. Origin: when the request has an `Origin` header it must be the site's own origin (its host
+ *    equals the `Host` header; `https:` required when cookies are `Secure`) or one of
+ *    `trustedOrigins` (`https://app.example.com`, or `https://*.example.com` for subdomains).
+ *    `Origin: null` is refused. Without `Origin`, a `Referer` header is checked the same way.
+ * 2. Token: when the request carries a live session, the `X-CSRFToken` header must equal the
+ *    session's CSRF token (compared in constant time). The token is made at login, bound to the
+ *    session, handed out in the login result and in the `csrftoken` cookie (readable by
+ *    JavaScript, unlike the session cookie), and changes with every login.
+ *
+ * A request without a live session has no token to compare, so only the Origin/Referer check
+ * applies: that is what protects a login form from login CSRF. Clients that send neither header
+ * (curl, server-to-server) pass it. A failure is a 403 with an empty body.
+ *
+ * @example
+ * ```ts
+ * import { HttpAuth } from "effect-auth"
+ *
+ * const AuthLive = HttpAuth.layer({
+ *   session: { secure: true },
+ *   csrf: { trustedOrigins: ["https://app.example.com", "https://*.example.com"] }
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as HttpApiError from "@effect/platform/HttpApiError"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as crypto from "../internal/session/crypto.js"
+
+/**
+ * The `csrf` options of `HttpAuth.layer`.
+ *
+ * @example
+ * ```ts
+ * import type { Csrf } from "effect-auth"
+ *
+ * const csrf: Csrf.Options = { headerName: "X-CSRF-Token", cookieName: false, trustedOrigins: ["https://*.example.com"] }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Default: `true`. Turn it off only when no browser ever talks to the API with cookies. */
+  readonly enabled?: boolean | undefined
+  /** The request header that carries the token. Default: `"X-CSRFToken"` (Django's). */
+  readonly headerName?: string | undefined
+  /** The cookie the token is handed out in, readable by scripts; `false` for none. Default: `"csrftoken"`. */
+  readonly cookieName?: string | false | undefined
+  /** Other origins allowed to send unsafe requests: `https://app.example.com`, `https://*.example.com`. */
+  readonly trustedOrigins?: ReadonlyArray<string> | undefined
+}
+
+interface TrustedOrigin {
+  readonly protocol: string
+  readonly host: string
+  readonly wildcard: boolean
+}
+
+/**
+ * Checked settings, made by {@link resolve}.
+ *
+ * @example
+ * ```ts
+ * import { Either } from "effect"
+ * import { Csrf } from "effect-auth"
+ *
+ * const settings: Csrf.Settings = Either.getOrThrow(Csrf.resolve({ trustedOrigins: ["https://app.example.com"] }, true))
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Settings {
+  readonly enabled: boolean
+  /** Lower-case. */
+  readonly headerName: string
+  readonly cookieName: Option.Option<string>
+  readonly trustedOrigins: ReadonlyArray<TrustedOrigin>
+  /** Same-origin requests must come from `https:` (cookies are `Secure`). */
+  readonly requireHttps: boolean
+}
+
+const headerToken = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+/**
+ * Checks the options: header and cookie names must be HTTP tokens, trusted origins
+ * `scheme://host[:port]` with an optional leading `*.`. Answers the settings or what is wrong.
+ *
+ * @example
+ * ```ts
+ * import { Csrf } from "effect-auth"
+ *
+ * Csrf.resolve({ trustedOrigins: ["https://*.example.com"] }, true) // Either.right(...)
+ * Csrf.resolve({ trustedOrigins: ["example.com"] }, true) // Either.left("...")
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const resolve = (options: Options = {}, requireHttps = false): Either.Either<Settings, string> => {
+  const headerName = options.headerName ?? "X-CSRFToken"
+  if (!headerToken.test(headerName)) return Either.left(`csrf.headerName ${JSON.stringify(headerName)} is not a header name`)
+  const cookieName = options.cookieName ?? "csrftoken"
+  if (cookieName !== false && !headerToken.test(cookieName)) {
+    return Either.left(`csrf.cookieName ${JSON.stringify(cookieName)} is not a cookie name`)
+  }
+  const trustedOrigins: Array<TrustedOrigin> = []
+  for (const origin of options.trustedOrigins ?? []) {
+    const match = /^(https?):\/\/(\*\.)?([a-z0-9.-]+(?::[0-9]{1,5})?)$/i.exec(origin)
+    if (match === null) {
+      return Either.left(`csrf.trustedOrigins: ${JSON.stringify(origin)} is not scheme://host[:port] (host may start with *.)`)
+    }
+    trustedOrigins.push({ protocol: `${match[1]!.toLowerCase()}:`, host: match[3]!.toLowerCase(), wildcard: match[2] !== undefined })
+  }
+  return Either.right({
+    enabled: options.enabled ?? true,
+    headerName: headerName.toLowerCase(),
+    cookieName: cookieName === false ? Option.none() : Option.some(cookieName),
+    trustedOrigins,
+    requireHttps
+  })
+}
+
+/**
+ * GET, HEAD, OPTIONS and TRACE (RFC 9110's safe methods) are never checked.
+ *
+ * @example
+ * ```ts
+ * import { Csrf } from "effect-auth"
+ *
+ * Csrf.isSafeMethod("GET") // true
+ * Csrf.isSafeMethod("DELETE") // false
+ * ```
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const isSafeMethod = (method: string): boolean =>
+  method === "GET" || method === "HEAD" || method === "OPTIONS" || method === "TRACE"
+
+const parseUrl = (value: string): URL | undefined => {
+  try {
+    return new URL(value)
+  } catch {
+    return undefined
+  }
+}
+
+const sameOrigin = (settings: Settings, url: URL, hostHeader: string | undefined): boolean => {
+  if (hostHeader === undefined) return false
+  if (url.protocol !== "https:" && (settings.requireHttps || url.protocol !== "http:")) return false
+  // Normalises the Host header as the URL parser normalises the origin (case, default port).
+  const host = parseUrl(`${url.protocol}//${hostHeader}`)
+  return host !== undefined && host.host === url.host
+}
+
+const trusted = (settings: Settings, url: URL): boolean =>
+  settings.trustedOrigins.some((t) =>
+    url.protocol === t.protocol && (t.wildcard ? url.host.endsWith(`.${t.host}`) : url.host === t.host)
+  )
+
+/**
+ * Whether the `Origin` (or, without it, `Referer`) header names an allowed origin; true when the
+ * request has neither.
+ *
+ * @example
+ * ```ts
+ * import { Csrf } from "effect-auth"
+ * import { Either } from "effect"
+ *
+ * const settings = Either.getOrThrow(Csrf.resolve())
+ * Csrf.originAllowed(settings, { host: "example.com", origin: "http://example.com" }) // true
+ * Csrf.originAllowed(settings, { host: "example.com", origin: "https://evil.test" }) // false
+ * ```
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const originAllowed = (settings: Settings, headers: Readonly<Record<string, string | undefined>>): boolean => {
+  const origin = headers.origin
+  const source = origin ?? headers.referer
+  if (source === undefined) return true
+  if (source === "null") return false
+  const url = parseUrl(source)
+  return url !== undefined && (url.protocol === "http:" || url.protocol === "https:") &&
+    (sameOrigin(settings, url, headers.host) || trusted(settings, url))
+}
+
+/**
+ * The check for one request: nothing for safe methods or when disabled; otherwise the
+ * Origin/Referer check and, when `sessionToken` is some, the token check. Fails with
+ * `HttpApiError.Forbidden`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Either, Option } from "effect"
+ * import { HttpServerRequest } from "@effect/platform"
+ * import { Csrf } from "effect-auth"
+ *
+ * const settings = Either.getOrThrow(Csrf.resolve())
+ * const guard = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+ *   Csrf.check(settings, request, Option.none()))
+ * ```
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const check = (
+  settings: Settings,
+  request: HttpServerRequest.HttpServerRequest,
+  sessionToken: Option.Option<Redacted.Redacted<string>>
+): Effect.Effect<void, HttpApiError.Forbidden> => {
+  if (!settings.enabled || isSafeMethod(request.method)) return Effect.void
+  const headers = request.headers
+  if (!originAllowed(settings, headers)) return Effect.fail(new HttpApiError.Forbidden())
+  if (Option.isNone(sessionToken)) return Effect.void
+  const sent = headers[settings.headerName]
+  return sent !== undefined && crypto.equal(sent, Redacted.value(sessionToken.value))
+    ? Effect.void
+    : Effect.fail(new HttpApiError.Forbidden())
+}

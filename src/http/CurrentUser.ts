@@ -1,0 +1,220 @@
+/**
+ * The authenticated user of an HTTP request, as the `http/Authentication` middleware (for
+ * `HttpApi`) or `HttpAuth.requireUser` (for plain routers) provide it, and the permission guards
+ * for handlers.
+ *
+ * Permission answers are cached for the request (`Permissions.withRequestCache`): a handler that
+ * asks the same question twice asks each backend once.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CurrentUser } from "effect-auth"
+ *
+ * // A handler of an endpoint behind the Authentication middleware:
+ * const publish = Effect.gen(function*() {
+ *   yield* CurrentUser.requirePermission("blog.publish_post") // 403 otherwise
+ *   const { user } = yield* CurrentUser.CurrentUser
+ *   return `published by ${user.username}`
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as HttpApiError from "@effect/platform/HttpApiError"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import type * as AuthError from "../AuthError.js"
+import type * as AuthService from "../AuthService.js"
+import * as Permissions from "../Permissions.js"
+import type { User } from "../User.js"
+
+/**
+ * How the request was authenticated.
+ *
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CurrentUser } from "effect-auth"
+ *
+ * const viaCookie = Effect.map(CurrentUser.CurrentUser, ({ method }): boolean => method === ("session" satisfies CurrentUser.AuthMethod))
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AuthMethod = "session" | "bearer" | "basic" | "api-key" | "remote-user"
+
+/**
+ * The request's user and its permission questions, answered by `AuthService` with the request's
+ * cache.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CurrentUser } from "effect-auth"
+ *
+ * const describe = Effect.map(CurrentUser.CurrentUser, (info: CurrentUser.Info) =>
+ *   `${info.user.username} (${info.method} via ${info.backend})`)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Info {
+  readonly user: User
+  /** Id of the backend that authenticated the user. */
+  readonly backend: string
+  readonly method: AuthMethod
+  readonly hasPerm: (perm: string, obj?: unknown) => Effect.Effect<boolean, AuthError.TransportError>
+  readonly hasPerms: (perms: Iterable<string>, obj?: unknown) => Effect.Effect<boolean, AuthError.TransportError>
+  readonly hasModulePerms: (appLabel: string) => Effect.Effect<boolean, AuthError.TransportError>
+  readonly getAllPermissions: (
+    obj?: unknown
+  ) => Effect.Effect<ReadonlySet<string>, AuthError.PermissionDenied | AuthError.TransportError>
+}
+
+/**
+ * The authenticated user of the request. Endpoints behind `Authentication` (or routes behind
+ * `HttpAuth.requireUser`) always have one; anonymous requests never reach them (401).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CurrentUser } from "effect-auth"
+ *
+ * const me = Effect.map(CurrentUser.CurrentUser, ({ user }) => ({ id: user.id, username: user.username }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class CurrentUser extends Context.Tag("effect-auth/http/CurrentUser")<CurrentUser, Info>() {}
+
+/**
+ * The user of the request if it has one: what `OptionalAuthentication` (or `HttpAuth.middleware`)
+ * provides, for endpoints that serve anonymous requests too.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { CurrentUser } from "effect-auth"
+ *
+ * const greeting = Effect.map(CurrentUser.OptionalUser, Option.match({
+ *   onNone: () => "hello, stranger",
+ *   onSome: ({ user }) => `hello, ${user.username}`
+ * }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class OptionalUser extends Context.Tag("effect-auth/http/OptionalUser")<OptionalUser, Option.Option<Info>>() {}
+
+/**
+ * Builds the request's {@link Info}; the permission methods answer through `auth` with `cache`
+ * (a fresh one per request). The middleware does this; tests of handlers can too.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { AuthService, CurrentUser, TestBackend } from "effect-auth"
+ *
+ * const alice = TestBackend.user("alice")
+ * const AsAlice = Layer.effect(
+ *   CurrentUser.CurrentUser,
+ *   Effect.map(AuthService.AuthService, (auth) => CurrentUser.make({ user: alice, backend: "test", method: "session" }, auth))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  who: { readonly user: User; readonly backend: string; readonly method: AuthMethod },
+  auth: AuthService.Service,
+  cache: Permissions.RequestCacheStore = { answers: new Map() }
+): Info => {
+  const cached = <A, E>(effect: Effect.Effect<A, E>) => Effect.provideService(effect, Permissions.RequestCache, cache)
+  const { user } = who
+  return {
+    user,
+    backend: who.backend,
+    method: who.method,
+    hasPerm: (perm, obj) => cached(auth.hasPerm(user, perm, obj)),
+    hasPerms: (perms, obj) => cached(auth.hasPerms(user, perms, obj)),
+    hasModulePerms: (appLabel) => cached(auth.hasModulePerms(user, appLabel)),
+    getAllPermissions: (obj) => cached(auth.getAllPermissions(user, obj))
+  }
+}
+
+const unavailable = () => new HttpApiError.ServiceUnavailable()
+
+const guard = (
+  ask: (info: Info) => Effect.Effect<boolean, AuthError.TransportError>
+): Effect.Effect<void, HttpApiError.Forbidden | HttpApiError.ServiceUnavailable, CurrentUser> =>
+  Effect.flatMap(CurrentUser, (info) =>
+    Effect.flatMap(
+      Effect.mapError(ask(info), unavailable),
+      (granted) => (granted ? Effect.void : Effect.fail(new HttpApiError.Forbidden()))
+    ))
+
+/**
+ * Fails with 403 (`HttpApiError.Forbidden`) unless the request's user has the permission, or 503
+ * (`ServiceUnavailable`) when a backend cannot answer. Django's `permission_required`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CurrentUser } from "effect-auth"
+ *
+ * const handler = CurrentUser.requirePermission("reports.view_report").pipe(Effect.as({ rows: [] }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const requirePermission = (
+  perm: string,
+  obj?: unknown
+): Effect.Effect<void, HttpApiError.Forbidden | HttpApiError.ServiceUnavailable, CurrentUser> =>
+  guard((info) => info.hasPerm(perm, obj))
+
+/**
+ * As {@link requirePermission}, for every permission of the list.
+ *
+ * @example
+ * ```ts
+ * import { CurrentUser } from "effect-auth"
+ *
+ * const guard = CurrentUser.requirePermissions(["blog.add_post", "blog.publish_post"])
+ * ```
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const requirePermissions = (
+  perms: Iterable<string>,
+  obj?: unknown
+): Effect.Effect<void, HttpApiError.Forbidden | HttpApiError.ServiceUnavailable, CurrentUser> =>
+  guard((info) => info.hasPerms(perms, obj))
+
+/**
+ * Fails with 403 unless the user has some permission in the app (Django's `has_module_perms`).
+ *
+ * @example
+ * ```ts
+ * import { CurrentUser } from "effect-auth"
+ *
+ * const guard = CurrentUser.requireModulePerms("reports")
+ * ```
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const requireModulePerms = (
+  appLabel: string
+): Effect.Effect<void, HttpApiError.Forbidden | HttpApiError.ServiceUnavailable, CurrentUser> =>
+  guard((info) => info.hasModulePerms(appLabel))

@@ -1,0 +1,35 @@
+// What backends and events learn about an HTTP request.
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as Option from "effect/Option"
+import type { AuthRequest } from "../../AuthRequest.js"
+
+/**
+ * The request as backends and `AuthEvents` see it: method, URL, client address and headers,
+ * minus every header that carries a credential (`authorization`, `cookie`, the API-key and CSRF
+ * headers, ...). The transport's request object is left out (`raw`), because events carry this
+ * record and its headers hold the secrets.
+ *
+ * @internal
+ */
+export const toAuthRequest = (request: HttpServerRequest.HttpServerRequest, hidden: ReadonlySet<string>): AuthRequest => {
+  // Most backends never look at the headers: copy them only when asked.
+  let headers: Record<string, string | undefined> | undefined
+  return {
+    method: request.method,
+    url: request.url,
+    remoteAddress: Option.getOrUndefined(request.remoteAddress),
+    get headers() {
+      if (headers === undefined) {
+        headers = {}
+        const source = request.headers
+        for (const name in source) {
+          if (!hidden.has(name)) headers[name] = source[name]
+        }
+      }
+      return headers
+    }
+  }
+}
+
+/** Headers never handed to backends or events. @internal */
+export const credentialHeaders: ReadonlyArray<string> = ["authorization", "proxy-authorization", "cookie"]

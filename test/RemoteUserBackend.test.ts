@@ -1,0 +1,239 @@
+// RemoteUserBackend and the remote-user header over real HTTP.
+import { describe, expect, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as AuthEvents from "../src/AuthEvents.js"
+import * as AuthService from "../src/AuthService.js"
+import * as ModelBackend from "../src/backends/ModelBackend.js"
+import * as RemoteUserBackend from "../src/backends/RemoteUserBackend.js"
+import type * as HttpAuth from "../src/http/HttpAuth.js"
+import * as MemoryUserStore from "../src/MemoryUserStore.js"
+import * as UserStore from "../src/UserStore.js"
+import { call, cookieHeader, defaultHttp, login, serve, type ServerOptions } from "./utils/httpAuthServer.js"
+
+const remote = (
+  remoteUser: HttpAuth.RemoteUserOptions = {},
+  backend: RemoteUserBackend.Options = {},
+  extra: Partial<ServerOptions> = {}
+): ServerOptions => ({
+  chain: [ModelBackend.ModelBackend, RemoteUserBackend.RemoteUserBackend],
+  backendLayer: RemoteUserBackend.layer(backend),
+  http: { ...defaultHttp, remoteUser: { header: "X-Remote-User", ...remoteUser } },
+  ...extra
+})
+
+const withServer = <A, E>(
+  options: ServerOptions,
+  f: (server: { readonly url: string; readonly context: Context.Context<never> }) => Effect.Effect<A, E>
+) => Effect.scoped(Effect.flatMap(serve(options), f))
+
+const store = (context: Context.Context<never>) => Context.get(context as Context.Context<UserStore.UserStore>, UserStore.UserStore)
+
+const sessionCookie = (reply: { readonly cookies: { readonly cookies: Record<string, any> } }) =>
+  reply.cookies.cookies["sessionid"] as { readonly value: string; readonly options: any } | undefined
+
+describe("RemoteUserBackend over HTTP", () => {
+  it.live("the header is ignored unless remoteUser is enabled", () =>
+    withServer({}, ({ url }) =>
+      Effect.gen(function*() {
+        expect((yield* call(url, "GET", "/me", { headers: { "remote-user": "alice" } })).status).toBe(401)
+      })))
+
+  it.live("a trusted header logs in, creating unknown users, and starts a session", () =>
+    withServer(remote(), ({ context, url }) =>
+      Effect.gen(function*() {
+        const first = yield* call(url, "GET", "/me", { headers: { "x-remote-user": "dave" } })
+        expect(first.status).toBe(200)
+        expect(first.json()).toMatchObject({ username: "dave", backend: "remote-user", method: "remote-user" })
+        const dave = Option.getOrThrow(yield* store(context).findByUsername("dave"))
+        expect(dave.isActive).toBe(true)
+        expect(String(dave.passwordHash)).toBe("<redacted>")
+        const cookie = cookieHeader({ sessionid: sessionCookie(first)!.value })
+        const second = yield* call(url, "GET", "/me", { headers: { "x-remote-user": "dave", cookie } })
+        expect(second.status).toBe(200)
+        expect(sessionCookie(second)).toBeUndefined() // same session: no new cookie
+        expect((yield* store(context).list()).filter((u) => u.username === "dave")).toHaveLength(1)
+      })))
+
+  it.live("cleanUsername maps the header value to the username", () =>
+    withServer(remote({}, { cleanUsername: (name) => name.replace(/@EXAMPLE\.COM$/, "").toLowerCase() }), ({ url }) =>
+      Effect.gen(function*() {
+        const reply = yield* call(url, "GET", "/me", { headers: { "x-remote-user": "Alice@EXAMPLE.COM" } })
+        expect(reply.json()).toMatchObject({ id: "1", username: "alice" })
+        const cookie = cookieHeader({ sessionid: sessionCookie(reply)!.value })
+        // Compared through cleanUsername: the session is kept.
+        const again = yield* call(url, "GET", "/me", { headers: { "x-remote-user": "alice@EXAMPLE.COM", cookie } })
+        expect(again.status).toBe(200)
+        expect(sessionCookie(again)).toBeUndefined()
+      })))
+
+  it.live("createUnknownUser: false only lets known users in", () =>
+    withServer(remote({}, { createUnknownUser: false }), ({ context, url }) =>
+      Effect.gen(function*() {
+        expect((yield* call(url, "GET", "/me", { headers: { "x-remote-user": "mallory" } })).status).toBe(401)
+        expect(Option.isNone(yield* store(context).findByUsername("mallory"))).toBe(true)
+        expect((yield* call(url, "GET", "/me", { headers: { "x-remote-user": "bob" } })).status).toBe(200)
+      })))
+
+  it.live("configureUser runs on every login with the created flag", () => {
+    const seen: Array<[string, boolean]> = []
+    const configureUser: RemoteUserBackend.Options["configureUser"] = (user, { created }) =>
+      Effect.sync(() => {
+        seen.push([user.username, created])
+        return user
+      })
+    return withServer(remote({}, { configureUser }), ({ url }) =>
+      Effect.gen(function*() {
+        yield* call(url, "GET", "/me", { headers: { "x-remote-user": "erin" } })
+        yield* call(url, "GET", "/me", { headers: { "x-remote-user": "erin" } })
+        yield* call(url, "GET", "/me", { headers: { "x-remote-user": "alice" } })
+        expect(seen).toEqual([["erin", true], ["erin", false], ["alice", false]])
+      }))
+  })
+
+  it.live("inactive users do not get in", () =>
+    withServer(remote(), ({ url }) =>
+      Effect.gen(function*() {
+        expect((yield* call(url, "GET", "/me", { headers: { "x-remote-user": "carol" } })).status).toBe(401)
+      })))
+
+  it.live("without the header, a session the remote-user backend started is logged out", () =>
+    withServer(remote(), ({ url }) =>
+      Effect.gen(function*() {
+        const first = yield* call(url, "GET", "/me", { headers: { "x-remote-user": "alice" } })
+        const cookie = cookieHeader({ sessionid: sessionCookie(first)!.value })
+        const gone = yield* call(url, "GET", "/me", { headers: { cookie } })
+        expect(gone.status).toBe(401)
+        expect(Duration.toMillis(sessionCookie(gone)!.options.maxAge)).toBe(0)
+        // Logged out, not just ignored for one request.
+        expect((yield* call(url, "GET", "/whoami", { headers: { cookie } })).json()).toBeNull()
+      })))
+
+  it.live("persistent: the session outlives the header (PersistentRemoteUserMiddleware)", () =>
+    withServer(remote({ persistent: true }), ({ url }) =>
+      Effect.gen(function*() {
+        const first = yield* call(url, "GET", "/me", { headers: { "x-remote-user": "alice" } })
+        const cookie = cookieHeader({ sessionid: sessionCookie(first)!.value })
+        const later = yield* call(url, "GET", "/me", { headers: { cookie } })
+        expect(later.status).toBe(200)
+        expect(later.json()).toMatchObject({ username: "alice", method: "session" })
+      })))
+
+  it.live("a different user in the header replaces the session", () =>
+    withServer(remote(), ({ url }) =>
+      Effect.gen(function*() {
+        const alice = yield* call(url, "GET", "/me", { headers: { "x-remote-user": "alice" } })
+        const aliceCookie = cookieHeader({ sessionid: sessionCookie(alice)!.value })
+        const bob = yield* call(url, "GET", "/me", { headers: { "x-remote-user": "bob", cookie: aliceCookie } })
+        expect(bob.json().username).toBe("bob")
+        const bobCookie = cookieHeader({ sessionid: sessionCookie(bob)!.value })
+        expect(bobCookie).not.toBe(aliceCookie)
+        expect((yield* call(url, "GET", "/whoami", { headers: { cookie: aliceCookie, "x-remote-user": "" } })).json())
+          .toBeNull()
+      })))
+
+  it.live("a session started by another backend is kept when the header is absent", () =>
+    withServer(remote(), ({ url }) =>
+      Effect.gen(function*() {
+        const { cookie } = yield* login(url, "bob", "pa:ss:word")
+        const reply = yield* call(url, "GET", "/me", { headers: { cookie } })
+        expect(reply.json()).toMatchObject({ username: "bob", backend: "model", method: "session" })
+      })))
+
+  it.live("CSRF applies to remote-user requests (the proxy's login is ambient)", () =>
+    withServer(remote(), ({ url }) =>
+      Effect.gen(function*() {
+        const headers = { "x-remote-user": "alice" }
+        expect((yield* call(url, "POST", "/notes", { headers: { ...headers, origin: "https://evil.example" } })).status)
+          .toBe(403)
+        const first = yield* call(url, "POST", "/notes", { headers })
+        expect(first.status).toBe(200)
+        const cookie = cookieHeader({ sessionid: sessionCookie(first)!.value })
+        expect((yield* call(url, "POST", "/notes", { headers: { ...headers, cookie } })).status).toBe(403)
+        const csrf = first.cookies.cookies["csrftoken"]!.value
+        expect((yield* call(url, "POST", "/notes", { headers: { ...headers, cookie, "x-csrftoken": csrf } })).status)
+          .toBe(200)
+      })))
+
+  it.live("permissions come from the user store", () =>
+    withServer(remote(), ({ url }) =>
+      Effect.gen(function*() {
+        expect((yield* call(url, "GET", "/reports", { headers: { "x-remote-user": "alice" } })).status).toBe(200)
+        expect((yield* call(url, "GET", "/reports", { headers: { "x-remote-user": "bob" } })).status).toBe(403)
+      })))
+
+  it.live("concurrent first requests of one name create one user", () =>
+    withServer(remote(), ({ context, url }) =>
+      Effect.gen(function*() {
+        const replies = yield* Effect.forEach(
+          Array.from({ length: 12 }, () => 0),
+          () => call(url, "GET", "/me", { headers: { "x-remote-user": "newbie" } }),
+          { concurrency: "unbounded" }
+        )
+        expect(replies.map((r) => r.status)).toEqual(replies.map(() => 200))
+        expect((yield* store(context).list()).filter((u) => u.username === "newbie")).toHaveLength(1)
+      })))
+
+  it.live("without sessions, every request is authenticated by the header alone", () =>
+    withServer(remote({}, {}, { session: false }), ({ url }) =>
+      Effect.gen(function*() {
+        const reply = yield* call(url, "GET", "/me", { headers: { "x-remote-user": "alice" } })
+        expect(reply.status).toBe(200)
+        expect(sessionCookie(reply)).toBeUndefined()
+        expect((yield* call(url, "GET", "/me")).status).toBe(401)
+      })))
+})
+
+describe("RemoteUserBackend", () => {
+  const layer = (options: RemoteUserBackend.Options = {}) =>
+    AuthService.layer([RemoteUserBackend.RemoteUserBackend]).pipe(
+      Layer.provide(RemoteUserBackend.layer(options)),
+      Layer.provideMerge(MemoryUserStore.layer),
+      Layer.provide(AuthEvents.layer)
+    )
+
+  it.effect("accepts only credentials made by trusted(): a forwarded JSON body never logs in", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(AuthService.authenticate({ remoteUser: "alice" }))
+      expect(error).toMatchObject({ _tag: "AuthenticationFailed", attempts: [{ reason: "unsupported-credentials" }] })
+      const ok = yield* AuthService.authenticate(RemoteUserBackend.trusted("alice"))
+      expect(ok.user.username).toBe("alice")
+      expect(JSON.stringify(RemoteUserBackend.trusted("alice"))).toBe("{\"remoteUser\":\"alice\"}")
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("trustedOnly: false accepts plain { remoteUser } (for transports that are not HTTP)", () =>
+    Effect.gen(function*() {
+      const ok = yield* AuthService.authenticate({ remoteUser: "alice" })
+      expect(ok.backend).toBe("remote-user")
+    }).pipe(Effect.provide(layer({ trustedOnly: false }))))
+
+  it.effect("getUser loads active users only; permissions are the store's", () =>
+    Effect.gen(function*() {
+      const store = yield* UserStore.UserStore
+      const auth = yield* AuthService.AuthService
+      const alice = yield* store.create({ username: "alice" })
+      const ghost = yield* store.create({ username: "ghost", isActive: false })
+      yield* store.grantPermission(alice.id, "blog.add_post")
+      expect(Option.isSome(yield* auth.getUser("remote-user", alice.id))).toBe(true)
+      expect(Option.isNone(yield* auth.getUser("remote-user", ghost.id))).toBe(true)
+      expect(yield* auth.hasPerm(alice as any, "blog.add_post")).toBe(true)
+      expect(yield* auth.hasPerm(alice as any, "blog.delete_post")).toBe(false)
+      expect(yield* auth.hasModulePerms(alice as any, "blog")).toBe(true)
+      expect(yield* auth.hasPerm(ghost as any, "blog.add_post")).toBe(false)
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("a store that cannot answer is a TransportError", () => {
+    const broken = Layer.succeed(UserStore.UserStore, new Proxy({} as UserStore.UserStore.Service, {
+      get: () => () => Effect.fail(new UserStore.UserStoreError({ operation: "x", cause: "down" }))
+    }))
+    return Effect.gen(function*() {
+      const backend = yield* RemoteUserBackend.make()
+      const error = yield* Effect.flip(backend.authenticate(RemoteUserBackend.trusted("alice"), undefined))
+      expect(error._tag).toBe("TransportError")
+      expect((yield* Effect.flip(backend.getUser("1")))._tag).toBe("TransportError")
+    }).pipe(Effect.provide(broken))
+  })
+})

@@ -1,0 +1,470 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as TestClock from "effect/TestClock"
+import * as AuthBackend from "../src/AuthBackend.js"
+import * as AuthError from "../src/AuthError.js"
+import * as AuthService from "../src/AuthService.js"
+import * as MemorySessionStore from "../src/MemorySessionStore.js"
+import * as Session from "../src/Session.js"
+import * as SessionStore from "../src/SessionStore.js"
+import * as TestAuth from "../src/testing/TestAuth.js"
+import type { BaseUser } from "../src/User.js"
+import { expectStoreErrors } from "./utils/sessionStoreSuite.js"
+
+const secret = Redacted.make("a-very-long-secret-for-the-tests-0001")
+const newSecret = Redacted.make("a-very-long-secret-for-the-tests-0002")
+
+interface Account extends BaseUser {
+  readonly passwordHash?: Redacted.Redacted<string> | undefined
+}
+
+// A backend over a mutable user table: tests change passwords, delete users, take it down.
+const makeDirectory = (id = "local") => {
+  const users = new Map<string, Account>()
+  let down = false
+  const backend = AuthBackend.make({
+    id,
+    credentials: Schema.Struct({ username: Schema.String }),
+    authenticate: ({ username }) => {
+      const user = [...users.values()].find((u) => u.username === username)
+      return user === undefined
+        ? Effect.fail(new AuthError.NoMatch({ backend: id, reason: "unknown-user" }))
+        : Effect.succeed(user)
+    },
+    getUser: (userId) =>
+      down
+        ? Effect.fail(new AuthError.TransportError({ backend: id, cause: "down" }))
+        : Effect.succeed(Option.fromNullable(users.get(userId)))
+  })
+  return {
+    backend,
+    add: (username: string, passwordHash: string | undefined = `pbkdf2_sha256$1$salt$${username}`) => {
+      const user: Account = {
+        id: String(users.size + 1),
+        username,
+        isActive: true,
+        isSuperuser: false,
+        ...(passwordHash === undefined ? {} : { passwordHash: Redacted.make(passwordHash) })
+      }
+      users.set(user.id, user)
+      return user
+    },
+    setPasswordHash: (user: Account, hash: string | undefined) => {
+      const { passwordHash: _, ...rest } = users.get(user.id)!
+      const next: Account = hash === undefined ? rest : { ...rest, passwordHash: Redacted.make(hash) }
+      users.set(user.id, next)
+      return next
+    },
+    remove: (user: Account) => users.delete(user.id),
+    setDown: (value: boolean) => {
+      down = value
+    }
+  }
+}
+
+// A memory store that also records every key it was given.
+const recordingStore = () => {
+  const keys: Array<string> = []
+  const layer = Layer.effect(
+    SessionStore.SessionStore,
+    Effect.map(MemorySessionStore.make, (store): SessionStore.SessionStore.Service => ({
+      ...store,
+      set: (key, record, now) => {
+        keys.push(key)
+        return store.set(key, record, now)
+      }
+    }))
+  )
+  return { keys, layer }
+}
+
+const setup = (
+  options: Partial<Session.Options> = {},
+  directory = makeDirectory(),
+  store: Layer.Layer<SessionStore.SessionStore> = MemorySessionStore.layer
+) =>
+  Session.layer({ secret, ...options }).pipe(
+    Layer.provideMerge(TestAuth.layer([directory.backend])),
+    Layer.provideMerge(store)
+  )
+
+const loginAs = (username: string, sessionId?: string) =>
+  Effect.flatMap(AuthService.authenticate({ username }), (authenticated) =>
+    Session.login(authenticated, sessionId === undefined ? {} : { sessionId }))
+
+const idOf = (s: Session.SessionUser) => Redacted.value(s.sessionId)
+const current = (id: string) => Effect.map(Session.currentUser(id), Option.map((s) => s.user.username))
+
+describe("Session", () => {
+  it.effect("login issues 32 random bytes, base64url, and a CSRF token; the store sees only a digest", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    const recording = recordingStore()
+    return Effect.gen(function*() {
+      const a = yield* loginAs("alice")
+      const b = yield* loginAs("alice")
+      expect(idOf(a)).toMatch(/^[A-Za-z0-9_-]{43}$/)
+      expect(Buffer.from(idOf(a), "base64url").length).toBe(32)
+      expect(Redacted.value(a.csrfToken)).toMatch(/^[A-Za-z0-9_-]{43}$/)
+      expect(idOf(a)).not.toBe(idOf(b))
+      expect(recording.keys).toHaveLength(2)
+      expect(recording.keys).not.toContain(idOf(a))
+      expect(recording.keys).not.toContain(idOf(b))
+      expect(String(a.sessionId)).toBe("<redacted>")
+    }).pipe(Effect.provide(setup({}, directory, recording.layer)))
+  })
+
+  it.effect("currentUser loads the user from the backend that authenticated the session", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    return Effect.gen(function*() {
+      const started = yield* loginAs("alice")
+      const found = Option.getOrThrow(yield* Session.currentUser(started.sessionId))
+      expect(found.user.username).toBe("alice")
+      expect(found.backend).toBe("local")
+      expect(Redacted.value(found.csrfToken)).toBe(Redacted.value(started.csrfToken))
+    }).pipe(Effect.provide(setup({}, directory)))
+  })
+
+  it.effect("an id the client chose is never adopted (no session fixation)", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    return Effect.gen(function*() {
+      const chosen = "A".repeat(43)
+      const started = yield* loginAs("alice", chosen)
+      expect(idOf(started)).not.toBe(chosen)
+      expect(Option.isNone(yield* Session.currentUser(chosen))).toBe(true)
+      expect(yield* current(idOf(started))).toEqual(Option.some("alice"))
+    }).pipe(Effect.provide(setup({}, directory)))
+  })
+
+  it.effect("logging in again as the same user issues a new id and kills the old one", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    return Effect.gen(function*() {
+      const first = yield* loginAs("alice")
+      const second = yield* loginAs("alice", idOf(first))
+      expect(idOf(second)).not.toBe(idOf(first))
+      expect(Redacted.value(second.csrfToken)).not.toBe(Redacted.value(first.csrfToken))
+      expect(Option.isNone(yield* Session.currentUser(first.sessionId))).toBe(true)
+      expect(yield* current(idOf(second))).toEqual(Option.some("alice"))
+    }).pipe(Effect.provide(setup({}, directory)))
+  })
+
+  it.effect("logging in as another user over a live session flushes it", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    directory.add("bob")
+    return Effect.gen(function*() {
+      const alice = yield* loginAs("alice")
+      const bob = yield* loginAs("bob", idOf(alice))
+      expect(Option.isNone(yield* Session.currentUser(alice.sessionId))).toBe(true)
+      expect(yield* current(idOf(bob))).toEqual(Option.some("bob"))
+    }).pipe(Effect.provide(setup({}, directory)))
+  })
+
+  it.effect("logging in over a session whose auth hash is stale starts a fresh one", () => {
+    const directory = makeDirectory()
+    const alice = directory.add("alice", "hash-1")
+    return Effect.gen(function*() {
+      const before = yield* loginAs("alice")
+      directory.setPasswordHash(alice, "hash-2")
+      const after = yield* loginAs("alice", idOf(before))
+      expect(idOf(after)).not.toBe(idOf(before))
+      expect(Option.isNone(yield* Session.currentUser(before.sessionId))).toBe(true)
+      expect(yield* current(idOf(after))).toEqual(Option.some("alice"))
+    }).pipe(Effect.provide(setup({}, directory)))
+  })
+
+  it.effect("a password change logs out every session started with the old password, and flushes them", () => {
+    const directory = makeDirectory()
+    const alice = directory.add("alice", "hash-1")
+    const recording = recordingStore()
+    return Effect.gen(function*() {
+      const phone = yield* loginAs("alice")
+      const laptop = yield* loginAs("alice")
+      directory.setPasswordHash(alice, "hash-2")
+      expect(Option.isNone(yield* Session.currentUser(phone.sessionId))).toBe(true)
+      expect(Option.isNone(yield* Session.currentUser(laptop.sessionId))).toBe(true)
+      // Flushed, not just refused: changing the password back does not revive them.
+      directory.setPasswordHash(alice, "hash-1")
+      expect(Option.isNone(yield* Session.currentUser(phone.sessionId))).toBe(true)
+      const store = yield* SessionStore.SessionStore
+      for (const key of recording.keys) expect(Option.isNone(yield* store.get(key, 0))).toBe(true)
+    }).pipe(Effect.provide(setup({}, directory, recording.layer)))
+  })
+
+  it.effect("updateSessionAuthHash keeps one's own session (new id) while the others end", () => {
+    const directory = makeDirectory()
+    const alice = directory.add("alice", "hash-1")
+    return Effect.gen(function*() {
+      const here = yield* loginAs("alice")
+      const elsewhere = yield* loginAs("alice")
+      const changed = directory.setPasswordHash(alice, "hash-2")
+      const kept = Option.getOrThrow(yield* Session.updateSessionAuthHash(here.sessionId, changed))
+      expect(idOf(kept)).not.toBe(idOf(here))
+      expect(Redacted.value(kept.csrfToken)).toBe(Redacted.value(here.csrfToken))
+      expect(yield* current(idOf(kept))).toEqual(Option.some("alice"))
+      expect(Option.isNone(yield* Session.currentUser(here.sessionId))).toBe(true)
+      expect(Option.isNone(yield* Session.currentUser(elsewhere.sessionId))).toBe(true)
+    }).pipe(Effect.provide(setup({}, directory)))
+  })
+
+  it.effect("updateSessionAuthHash leaves another user's session alone", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    const bob = directory.add("bob")
+    return Effect.gen(function*() {
+      const alice = yield* loginAs("alice")
+      expect(Option.isNone(yield* Session.updateSessionAuthHash(alice.sessionId, bob))).toBe(true)
+      expect(Option.isNone(yield* Session.updateSessionAuthHash(undefined, bob))).toBe(true)
+      expect(yield* current(idOf(alice))).toEqual(Option.some("alice"))
+    }).pipe(Effect.provide(setup({}, directory)))
+  })
+
+  it.effect("a backend no longer configured, or a user it no longer knows, means anonymous", () =>
+    Effect.gen(function*() {
+      const old = makeDirectory("old")
+      old.add("alice")
+      const other = makeDirectory("other")
+      const gone = old.add("gone")
+      const store = yield* Layer.build(MemorySessionStore.layer)
+      const storeLayer = Layer.succeedContext(store)
+      const started = yield* loginAs("alice").pipe(Effect.provide(setup({}, old, storeLayer)))
+      const leaving = yield* loginAs("gone").pipe(Effect.provide(setup({}, old, storeLayer)))
+      // The next deployment dropped the "old" backend: same store, other chain.
+      expect(Option.isNone(yield* Session.currentUser(started.sessionId).pipe(Effect.provide(setup({}, other, storeLayer)))))
+        .toBe(true)
+      old.remove(gone)
+      expect(Option.isNone(yield* Session.currentUser(leaving.sessionId).pipe(Effect.provide(setup({}, old, storeLayer)))))
+        .toBe(true)
+      // Still there: anonymous is not a flush (Django keeps the session too).
+      expect(yield* current(idOf(started)).pipe(Effect.provide(setup({}, old, storeLayer)))).toEqual(Option.some("alice"))
+    }).pipe(Effect.scoped))
+
+  it.effect("secret rotation: a fallback secret still verifies and the session is re-signed", () =>
+    Effect.gen(function*() {
+      const directory = makeDirectory()
+      directory.add("alice")
+      const store = Layer.succeedContext(yield* Layer.build(MemorySessionStore.layer))
+      const withOld = setup({ secret }, directory, store)
+      const rotating = setup({ secret: newSecret, fallbackSecrets: [secret] }, directory, store)
+      const rotated = setup({ secret: newSecret }, directory, store)
+      const a = yield* loginAs("alice").pipe(Effect.provide(withOld))
+      const b = yield* loginAs("alice").pipe(Effect.provide(withOld))
+      // Without the fallback, an old signature does not verify: flushed.
+      expect(Option.isNone(yield* Session.currentUser(b.sessionId).pipe(Effect.provide(rotated)))).toBe(true)
+      // With it, it verifies and is re-signed with the new secret...
+      expect(yield* current(idOf(a)).pipe(Effect.provide(rotating))).toEqual(Option.some("alice"))
+      // ...so it survives the fallback's removal.
+      expect(yield* current(idOf(a)).pipe(Effect.provide(rotated))).toEqual(Option.some("alice"))
+    }).pipe(Effect.scoped))
+
+  it.effect("a user without a password hash has an unbound session, until a hash appears", () => {
+    const directory = makeDirectory()
+    const sso = directory.add("sso", undefined)
+    return Effect.gen(function*() {
+      const started = yield* loginAs("sso")
+      expect(yield* current(idOf(started))).toEqual(Option.some("sso"))
+      directory.setPasswordHash(sso, "now-has-one")
+      expect(Option.isNone(yield* Session.currentUser(started.sessionId))).toBe(true)
+    }).pipe(Effect.provide(setup({}, directory)))
+  })
+
+  it.effect("passwordHashOf chooses where the hash comes from", () => {
+    const directory = makeDirectory()
+    const alice = directory.add("alice", "hash-1")
+    let salt = "a"
+    return Effect.gen(function*() {
+      const started = yield* loginAs("alice")
+      directory.setPasswordHash(alice, "hash-2") // ignored by this passwordHashOf
+      expect(yield* current(idOf(started))).toEqual(Option.some("alice"))
+      salt = "b"
+      expect(Option.isNone(yield* Session.currentUser(started.sessionId))).toBe(true)
+    }).pipe(Effect.provide(setup({ passwordHashOf: (u) => Option.some(`${u.id}:${salt}`) }, directory)))
+  })
+
+  it.effect("maxAge is absolute: activity does not extend it", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    return Effect.gen(function*() {
+      const started = yield* loginAs("alice")
+      expect(started.expiresAt.getTime()).toBe(3_600_000)
+      for (let i = 0; i < 5; i++) {
+        yield* TestClock.adjust("11 minutes")
+        expect(yield* current(idOf(started))).toEqual(Option.some("alice"))
+      }
+      yield* TestClock.adjust("5 minutes")
+      expect(Option.isNone(yield* Session.currentUser(started.sessionId))).toBe(true)
+    }).pipe(Effect.provide(setup({ maxAge: "1 hour" }, directory)))
+  })
+
+  it.effect("idleTimeout ends a session left alone; requests keep it alive", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    return Effect.gen(function*() {
+      const busy = yield* loginAs("alice")
+      const idle = yield* loginAs("alice")
+      for (let i = 0; i < 6; i++) {
+        yield* TestClock.adjust("20 minutes")
+        expect(yield* current(idOf(busy))).toEqual(Option.some("alice"))
+      }
+      expect(Option.isNone(yield* Session.currentUser(idle.sessionId))).toBe(true)
+      yield* TestClock.adjust("31 minutes")
+      expect(Option.isNone(yield* Session.currentUser(busy.sessionId))).toBe(true)
+    }).pipe(Effect.provide(setup({ idleTimeout: "30 minutes" }, directory)))
+  })
+
+  it.effect("publishes LoggedIn and LoggedOut, also for an anonymous logout", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    return Effect.gen(function*() {
+      const authenticated = yield* AuthService.authenticate({ username: "alice" })
+      const request = { method: "POST", url: "/login" }
+      const started = yield* Session.login(authenticated, { request })
+      yield* Session.logout(started.sessionId, request)
+      yield* Session.logout(undefined)
+      const events = yield* TestAuth.events
+      expect(events.map((e) => e._tag)).toEqual(["LoggedIn", "LoggedOut", "LoggedOut"])
+      const [loggedIn, loggedOut, anonymous] = events
+      expect(loggedIn).toMatchObject({ user: { username: "alice" }, backend: "local", request })
+      expect(loggedOut?._tag === "LoggedOut" && Option.getOrThrow(loggedOut.user).username).toBe("alice")
+      expect(anonymous?._tag === "LoggedOut" && Option.isNone(anonymous.user)).toBe(true)
+      expect(Option.isNone(yield* Session.currentUser(started.sessionId))).toBe(true)
+    }).pipe(Effect.provide(setup({}, directory)))
+  })
+
+  it.effect("logout works while the user's backend is down; currentUser then fails with TransportError", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    return Effect.gen(function*() {
+      const a = yield* loginAs("alice")
+      const b = yield* loginAs("alice")
+      directory.setDown(true)
+      const error = yield* Effect.flip(Session.currentUser(a.sessionId))
+      expect(error._tag).toBe("TransportError")
+      yield* Session.logout(b.sessionId)
+      directory.setDown(false)
+      expect(yield* current(idOf(a))).toEqual(Option.some("alice"))
+      expect(Option.isNone(yield* Session.currentUser(b.sessionId))).toBe(true)
+    }).pipe(Effect.provide(setup({}, directory)))
+  })
+
+  it.effect("ids that cannot be ours never reach the store", () => {
+    const directory = makeDirectory()
+    let reads = 0
+    const counting = Layer.effect(
+      SessionStore.SessionStore,
+      Effect.map(MemorySessionStore.make, (store) => ({
+        ...store,
+        get: (key: string, now: number) => Effect.zipRight(Effect.sync(() => reads++), store.get(key, now))
+      }))
+    )
+    return Effect.gen(function*() {
+      for (const id of ["", "short", "A".repeat(44), `${"A".repeat(42)}=`, `${"A".repeat(42)}/`, Redacted.make("x")]) {
+        expect(Option.isNone(yield* Session.currentUser(id))).toBe(true)
+      }
+      expect(Option.isNone(yield* Session.currentUser(undefined))).toBe(true)
+      expect(reads).toBe(0)
+    }).pipe(Effect.provide(setup({}, directory, counting)))
+  })
+
+  it.effect("a store that cannot answer is a SessionStoreError, never a defect", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    const fail = (operation: string) => Effect.fail(new SessionStore.SessionStoreError({ operation, cause: "down" }))
+    const broken = Layer.succeed(
+      SessionStore.SessionStore,
+      SessionStore.make({
+        get: () => fail("get"),
+        set: () => fail("set"),
+        replace: () => fail("replace"),
+        delete: () => fail("delete"),
+        deleteExpired: () => fail("deleteExpired")
+      })
+    )
+    return Effect.gen(function*() {
+      const authenticated = yield* AuthService.authenticate({ username: "alice" })
+      const exits = yield* Effect.all([
+        Effect.exit(Session.login(authenticated)),
+        Effect.exit(Session.currentUser("A".repeat(43))),
+        Effect.exit(Session.logout("A".repeat(43))),
+        Effect.exit(Session.clearExpired)
+      ])
+      expectStoreErrors(exits)
+    }).pipe(Effect.provide(setup({}, directory, broken)))
+  })
+
+  it.effect("clearExpired deletes what has expired", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    return Effect.gen(function*() {
+      yield* loginAs("alice")
+      yield* loginAs("alice")
+      yield* TestClock.adjust("30 minutes")
+      const young = yield* loginAs("alice")
+      yield* TestClock.adjust("31 minutes")
+      expect(yield* Session.clearExpired).toBe(2)
+      expect(yield* current(idOf(young))).toEqual(Option.some("alice"))
+    }).pipe(Effect.provide(setup({ maxAge: "1 hour" }, directory)))
+  })
+
+  it.effect("bad options fail the layer with AuthConfigError", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<Session.Options> = [
+        { secret: Redacted.make("short") },
+        { secret: "not redacted" as unknown as Redacted.Redacted<string> },
+        { secret, fallbackSecrets: [Redacted.make("short")] },
+        { secret, maxAge: "0 seconds" },
+        { secret, maxAge: Infinity },
+        { secret, idleTimeout: "10 millis" }
+      ]
+      for (const options of cases) {
+        const error = yield* Effect.flip(Effect.provide(Session.Session, setup(options)))
+        expect(error._tag).toBe("AuthConfigError")
+      }
+    }))
+
+  it.effect("layerConfig reads SECRET_KEY, SECRET_KEY_FALLBACKS, SESSION_MAX_AGE, SESSION_IDLE_TIMEOUT", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    const layer = Session.layerConfig().pipe(
+      Layer.provideMerge(TestAuth.layer([directory.backend])),
+      Layer.provideMerge(MemorySessionStore.layer)
+    )
+    return Effect.gen(function*() {
+      const service = yield* Session.Session
+      expect(service.maxAge).toEqual(Duration.minutes(90))
+      expect(Option.getOrThrow(service.idleTimeout)).toEqual(Duration.minutes(10))
+      const started = yield* loginAs("alice")
+      expect(yield* current(idOf(started))).toEqual(Option.some("alice"))
+    }).pipe(
+      Effect.provide(layer),
+      Effect.withConfigProvider(ConfigProvider.fromMap(
+        new Map([
+          ["SECRET_KEY", Redacted.value(secret)],
+          ["SECRET_KEY_FALLBACKS", `${Redacted.value(newSecret)},${Redacted.value(newSecret)}x`],
+          ["SESSION_MAX_AGE", "90 minutes"],
+          ["SESSION_IDLE_TIMEOUT", "10 minutes"]
+        ])
+      ))
+    )
+  })
+
+  it.effect("layerConfig without SECRET_KEY is a ConfigError", () =>
+    Effect.gen(function*() {
+      const layer = Session.layerConfig().pipe(
+        Layer.provideMerge(TestAuth.layer([makeDirectory().backend])),
+        Layer.provideMerge(MemorySessionStore.layer)
+      )
+      const error = yield* Effect.flip(Effect.provide(Session.Session, layer))
+      expect(error._tag).not.toBe("AuthConfigError")
+      expect(String(error)).toContain("SECRET_KEY")
+    }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))))
+})

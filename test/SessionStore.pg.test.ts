@@ -1,0 +1,111 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Scope from "effect/Scope"
+import { randomBytes } from "node:crypto"
+import * as SessionStore from "../src/SessionStore.js"
+import * as SqlSessionStore from "../src/SqlSessionStore.js"
+import { expectStoreErrors, record, sessionStoreSuite } from "./utils/sessionStoreSuite.js"
+import { tcpProxy } from "./utils/tcpProxy.js"
+
+const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
+
+// A fresh prefix per store, so tests and parallel test files never share tables.
+const uniquePrefix = () => `ss_pg_${randomBytes(4).toString("hex")}_`
+
+const client = (clientUrl = url) =>
+  PgClient.layer({ url: Redacted.make(clientUrl), connectTimeout: "2 seconds", maxConnections: 5 })
+
+const dropTables = (prefix: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.flatMap(SqlSessionStore.tables({ tablePrefix: prefix }), (t) =>
+      // Checked identifiers ([a-z0-9_]): quoting them by hand is safe.
+      sql.unsafe(`DROP TABLE IF EXISTS "${t.session}", "${t.migrations}"`))).pipe(Effect.orDie)
+
+// The store on a fresh prefix; its tables are dropped when the layer is released.
+const pgStore = (prefix = uniquePrefix()) =>
+  Layer.scopedDiscard(Effect.addFinalizer(() => dropTables(prefix))).pipe(
+    Layer.provideMerge(SqlSessionStore.layer({ tablePrefix: prefix })),
+    Layer.provide(client())
+  )
+
+sessionStoreSuite("PostgreSQL", { layer: () => pgStore() })
+
+const withPort = (port: number) => {
+  const u = new URL(url)
+  u.hostname = "127.0.0.1"
+  u.port = String(port)
+  return u.toString()
+}
+
+describe("SqlSessionStore on PostgreSQL", () => {
+  it.live("stores times as bigint and indexes the expiry", () => {
+    const prefix = uniquePrefix()
+    return Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const columns = yield* sql<{ column_name: string; data_type: string }>`
+        SELECT column_name, data_type FROM information_schema.columns
+        WHERE table_name = ${`${prefix}session`} ORDER BY ordinal_position`
+      expect(columns.map((c) => [c.column_name, c.data_type])).toEqual([
+        ["session_key", "character varying"],
+        ["user_id", "character varying"],
+        ["backend_id", "character varying"],
+        ["auth_hash", "character varying"],
+        ["csrf_token", "character varying"],
+        ["created_at", "bigint"],
+        ["last_seen_at", "bigint"],
+        ["expires_at", "bigint"]
+      ])
+      const indexes = yield* sql<{ indexname: string }>`SELECT indexname FROM pg_indexes WHERE tablename = ${`${prefix}session`}`
+      expect(indexes.map((i) => i.indexname)).toContain(`${prefix}session_expires_at`)
+    }).pipe(Effect.provide(pgStore(prefix).pipe(Layer.provideMerge(client()))))
+  })
+
+  it.live("two pools on one table see each other's sessions at once", () =>
+    Effect.gen(function*() {
+      const prefix = uniquePrefix()
+      const scope = yield* Effect.scope
+      const a = Context.get(yield* Layer.buildWithScope(pgStore(prefix), scope), SessionStore.SessionStore)
+      const b = Context.get(
+        yield* Layer.buildWithScope(SqlSessionStore.layer({ tablePrefix: prefix }).pipe(Layer.provide(client())), scope),
+        SessionStore.SessionStore
+      )
+      const now = record().createdAt
+      yield* a.set("shared", record(), now)
+      expect(Option.isSome(yield* b.get("shared", now))).toBe(true)
+      expect(yield* b.delete("shared")).toBe(true)
+      expect(yield* a.replace("shared", record(), now)).toBe(false)
+      expect(Option.isNone(yield* a.get("shared", now))).toBe(true)
+    }).pipe(Effect.scoped))
+
+  it.live("a database that goes away is a SessionStoreError, not a defect", () =>
+    Effect.gen(function*() {
+      const prefix = uniquePrefix()
+      const target = new URL(url)
+      const { cut, port } = yield* tcpProxy(target.hostname, Number(target.port || 5432))
+      const scope = yield* Scope.make()
+      const ctx = yield* Layer.buildWithScope(
+        SqlSessionStore.layer({ tablePrefix: prefix }).pipe(Layer.provide(client(withPort(port)))),
+        scope
+      )
+      const store = Context.get(ctx, SessionStore.SessionStore)
+      const now = record().createdAt
+      yield* store.set("k", record(), now)
+      cut()
+      const exits = yield* Effect.all([
+        Effect.exit(store.get("k", now)),
+        Effect.exit(store.set("j", record(), now)),
+        Effect.exit(store.replace("k", record(), now)),
+        Effect.exit(store.delete("k"))
+      ])
+      expectStoreErrors(exits)
+      yield* Scope.close(scope, Exit.void)
+      yield* dropTables(prefix).pipe(Effect.provide(client()), Effect.ignore)
+    }).pipe(Effect.scoped))
+})

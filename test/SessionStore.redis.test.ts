@@ -1,0 +1,122 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import { Redis } from "ioredis"
+import { randomBytes } from "node:crypto"
+import * as RedisSessionStore from "../src/RedisSessionStore.js"
+import * as SessionStore from "../src/SessionStore.js"
+import { expectStoreErrors, record, sessionStoreSuite } from "./utils/sessionStoreSuite.js"
+import { closedPort, tcpProxy } from "./utils/tcpProxy.js"
+
+const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379"
+
+// A fresh key prefix per store, so tests and parallel test files never share keys.
+const uniquePrefix = () => `effect-auth-test:${randomBytes(4).toString("hex")}:`
+
+// A plain client to look at (and clean up) what the store wrote.
+const inspector = Effect.acquireRelease(
+  Effect.sync(() => new Redis(url)),
+  (client) => Effect.promise(() => client.quit())
+)
+
+const cleanUp = (prefix: string) =>
+  Effect.flatMap(inspector, (client) =>
+    Effect.promise(async () => {
+      const keys = await client.keys(`${prefix}*`)
+      if (keys.length > 0) await client.del(...keys)
+    })).pipe(Effect.scoped, Effect.ignore)
+
+const redisStore = (keyPrefix = uniquePrefix()) =>
+  Layer.scopedDiscard(Effect.addFinalizer(() => cleanUp(keyPrefix))).pipe(
+    Layer.provideMerge(RedisSessionStore.layer({ url, keyPrefix }))
+  )
+
+sessionStoreSuite("Redis", { layer: () => redisStore(), expiresItself: true })
+
+const withPort = (port: number) => {
+  const u = new URL(url)
+  u.hostname = "127.0.0.1"
+  u.port = String(port)
+  return u.toString()
+}
+
+describe("RedisSessionStore", () => {
+  it.live("keeps each session under its prefixed key with a TTL that ends at expiresAt", () => {
+    const prefix = uniquePrefix()
+    return Effect.gen(function*() {
+      const store = yield* SessionStore.SessionStore
+      const client = yield* inspector
+      const now = Date.now()
+      yield* store.set("k", record({ createdAt: now, lastSeenAt: now, expiresAt: now + 30_000 }), now)
+      const ttl = yield* Effect.promise(() => client.pttl(`${prefix}k`))
+      expect(ttl).toBeGreaterThan(25_000)
+      expect(ttl).toBeLessThanOrEqual(30_000)
+      yield* store.replace("k", record({ createdAt: now, lastSeenAt: now, expiresAt: now + 50_000 }), now)
+      expect(yield* Effect.promise(() => client.pttl(`${prefix}k`))).toBeGreaterThan(45_000)
+      expect(JSON.parse((yield* Effect.promise(() => client.get(`${prefix}k`)))!)).toMatchObject({ userId: "42" })
+    }).pipe(Effect.scoped, Effect.provide(redisStore(prefix)))
+  })
+
+  it.live("a value that is not a session record reads as no session", () => {
+    const prefix = uniquePrefix()
+    return Effect.gen(function*() {
+      const store = yield* SessionStore.SessionStore
+      const client = yield* inspector
+      yield* Effect.promise(() => client.set(`${prefix}junk`, "not json", "PX", 10_000))
+      yield* Effect.promise(() => client.set(`${prefix}shape`, JSON.stringify({ userId: 1 }), "PX", 10_000))
+      expect(Option.isNone(yield* store.get("junk", Date.now()))).toBe(true)
+      expect(Option.isNone(yield* store.get("shape", Date.now()))).toBe(true)
+      expect(yield* store.replace("junk", record({ expiresAt: Date.now() + 5_000 }), Date.now())).toBe(false)
+    }).pipe(Effect.scoped, Effect.provide(redisStore(prefix)))
+  })
+
+  it.live("uses a client it was given and leaves it open", () =>
+    Effect.gen(function*() {
+      const client = yield* inspector
+      const prefix = uniquePrefix()
+      yield* Effect.flatMap(SessionStore.SessionStore, (s) => s.set("k", record(), record().createdAt)).pipe(
+        Effect.provide(RedisSessionStore.layer({ client, keyPrefix: prefix }))
+      )
+      expect(client.status).toBe("ready")
+      expect(yield* Effect.promise(() => client.exists(`${prefix}k`))).toBe(1)
+      yield* cleanUp(prefix)
+    }).pipe(Effect.scoped))
+
+  it.live("a Redis that goes away is a SessionStoreError within the command timeout, not a defect or a hang", () =>
+    Effect.gen(function*() {
+      const target = new URL(url)
+      const { cut, port } = yield* tcpProxy(target.hostname, Number(target.port || 6379))
+      const prefix = uniquePrefix()
+      const scope = yield* Scope.make()
+      const ctx = yield* Layer.buildWithScope(
+        RedisSessionStore.layer({ url: withPort(port), keyPrefix: prefix, commandTimeout: "500 millis" }),
+        scope
+      )
+      const store = Context.get(ctx, SessionStore.SessionStore)
+      const now = Date.now()
+      yield* store.set("k", record({ createdAt: now, lastSeenAt: now, expiresAt: now + 10_000 }), now)
+      cut()
+      const exits = yield* Effect.all([
+        Effect.exit(store.get("k", now)),
+        Effect.exit(store.set("j", record({ expiresAt: now + 10_000 }), now)),
+        Effect.exit(store.replace("k", record({ expiresAt: now + 10_000 }), now)),
+        Effect.exit(store.delete("k"))
+      ]).pipe(Effect.timeout("5 seconds"))
+      expectStoreErrors(exits)
+      yield* Scope.close(scope, Exit.void)
+      yield* cleanUp(prefix)
+    }).pipe(Effect.scoped))
+
+  it.live("an unreachable server fails the layer with a SessionStoreError", () =>
+    Effect.gen(function*() {
+      const port = yield* closedPort
+      const exit = yield* Effect.exit(
+        Effect.provide(SessionStore.SessionStore, RedisSessionStore.layer({ url: withPort(port), connectTimeout: "1 second" }))
+      )
+      expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("SessionStoreError")
+    }))
+})

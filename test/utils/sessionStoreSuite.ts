@@ -1,0 +1,173 @@
+// The one behaviour suite every SessionStore implementation must pass (memory, SQLite, PostgreSQL, Redis).
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as SessionStore from "../../src/SessionStore.js"
+
+export interface SessionStoreSuiteOptions {
+  /** A fresh, empty store per call. */
+  readonly layer: () => Layer.Layer<SessionStore.SessionStore, unknown>
+  /** The store expires records by itself (Redis TTL): `deleteExpired` answers 0. */
+  readonly expiresItself?: boolean
+}
+
+// Real epoch times: Redis turns `expiresAt - now` into a TTL, so records live a minute at most.
+const T0 = 1_700_000_000_000
+
+export const record = (fields: Partial<SessionStore.SessionRecord> = {}): SessionStore.SessionRecord => ({
+  userId: "42",
+  backendId: "model",
+  authHash: "aGFzaA",
+  csrfToken: "Y3NyZg",
+  createdAt: T0,
+  lastSeenAt: T0,
+  expiresAt: T0 + 60_000,
+  ...fields
+})
+
+/** Every exit is a failure with a SessionStoreError (not a defect, not a success). */
+export const expectStoreErrors = (exits: ReadonlyArray<Exit.Exit<unknown, { readonly _tag: string }>>) => {
+  for (const exit of exits) {
+    expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("SessionStoreError")
+  }
+}
+
+export const sessionStoreSuite = (name: string, options: SessionStoreSuiteOptions) =>
+  describe(`SessionStore suite: ${name}`, () => {
+    const withStore = <A, E>(f: (store: SessionStore.SessionStore.Service) => Effect.Effect<A, E>) =>
+      Effect.flatMap(SessionStore.SessionStore, f).pipe(Effect.provide(options.layer()))
+
+    it.live("stores a record and reads it back", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const r = record({ userId: "7", backendId: "ldap", authHash: "", csrfToken: "tok" })
+          yield* store.set("k1", r, T0)
+          expect(Option.getOrThrow(yield* store.get("k1", T0 + 1))).toEqual(r)
+          expect(Option.isNone(yield* store.get("k2", T0))).toBe(true)
+        })
+      ))
+
+    it.live("keeps keys apart", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          yield* store.set("a", record({ userId: "1" }), T0)
+          yield* store.set("b", record({ userId: "2" }), T0)
+          expect(Option.getOrThrow(yield* store.get("a", T0)).userId).toBe("1")
+          expect(Option.getOrThrow(yield* store.get("b", T0)).userId).toBe("2")
+          yield* store.delete("a")
+          expect(Option.isSome(yield* store.get("b", T0))).toBe(true)
+        })
+      ))
+
+    it.live("a record is gone from its expiresAt on", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          yield* store.set("k", record({ expiresAt: T0 + 10_000 }), T0)
+          expect(Option.isSome(yield* store.get("k", T0 + 9_999))).toBe(true)
+          expect(Option.isNone(yield* store.get("k", T0 + 10_000))).toBe(true)
+          expect(Option.isNone(yield* store.get("k", T0 + 20_000))).toBe(true)
+        })
+      ))
+
+    it.live("set replaces a record; an already expired record is not stored", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          yield* store.set("k", record({ userId: "1" }), T0)
+          yield* store.set("k", record({ userId: "2" }), T0)
+          expect(Option.getOrThrow(yield* store.get("k", T0)).userId).toBe("2")
+          yield* store.set("k", record({ expiresAt: T0 }), T0)
+          expect(Option.isNone(yield* store.get("k", T0 - 1))).toBe(true)
+          yield* store.set("dead", record({ expiresAt: T0 - 1 }), T0)
+          expect(Option.isNone(yield* store.get("dead", T0 - 10))).toBe(true)
+        })
+      ))
+
+    it.live("replace writes only over a live record", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          expect(yield* store.replace("missing", record(), T0)).toBe(false)
+          expect(Option.isNone(yield* store.get("missing", T0))).toBe(true)
+
+          yield* store.set("k", record({ lastSeenAt: T0 }), T0)
+          const touched = record({ lastSeenAt: T0 + 5_000, expiresAt: T0 + 50_000, authHash: "bmV3" })
+          expect(yield* store.replace("k", touched, T0 + 5_000)).toBe(true)
+          expect(Option.getOrThrow(yield* store.get("k", T0 + 5_000))).toEqual(touched)
+
+          // Past its expiry the record is dead: refreshing it must not bring it back.
+          yield* store.set("old", record({ expiresAt: T0 + 1_000 }), T0)
+          expect(yield* store.replace("old", record({ expiresAt: T0 + 50_000 }), T0 + 1_000)).toBe(false)
+          expect(Option.isNone(yield* store.get("old", T0 + 1_000))).toBe(true)
+
+          // Deleted (logged out elsewhere): same.
+          yield* store.set("gone", record(), T0)
+          yield* store.delete("gone")
+          expect(yield* store.replace("gone", record(), T0)).toBe(false)
+          expect(Option.isNone(yield* store.get("gone", T0))).toBe(true)
+        })
+      ))
+
+    it.live("replace with an expired record removes the live one", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          yield* store.set("k", record(), T0)
+          expect(yield* store.replace("k", record({ expiresAt: T0 + 100 }), T0 + 100)).toBe(true)
+          expect(Option.isNone(yield* store.get("k", T0))).toBe(true)
+        })
+      ))
+
+    it.live("delete answers whether there was a record", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          yield* store.set("k", record(), T0)
+          expect(yield* store.delete("k")).toBe(true)
+          expect(yield* store.delete("k")).toBe(false)
+          expect(Option.isNone(yield* store.get("k", T0))).toBe(true)
+        })
+      ))
+
+    it.live("deleteExpired removes expired records only", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          yield* store.set("short", record({ expiresAt: T0 + 1_000 }), T0)
+          yield* store.set("long", record({ expiresAt: T0 + 50_000 }), T0)
+          const removed = yield* store.deleteExpired(T0 + 2_000)
+          expect(removed).toBe(options.expiresItself ? 0 : 1)
+          if (!options.expiresItself) expect(Option.isNone(yield* store.get("short", T0))).toBe(true)
+          expect(Option.isSome(yield* store.get("long", T0 + 2_000))).toBe(true)
+        })
+      ))
+
+    it.live("bad keys, records and times are a SessionStoreError, never a defect", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const exits = yield* Effect.all([
+            Effect.exit(store.get("", T0)),
+            Effect.exit(store.get("a b", T0)),
+            Effect.exit(store.get("x".repeat(129), T0)),
+            Effect.exit(store.set("k", { ...record(), userId: "" }, T0)),
+            Effect.exit(store.set("k", { ...record(), extra: 1 } as SessionStore.SessionRecord, T0)),
+            Effect.exit(store.set("k", record({ createdAt: -1 }), T0)),
+            Effect.exit(store.replace("k", record({ expiresAt: 1.5 }), T0)),
+            Effect.exit(store.get("k", Number.NaN)),
+            Effect.exit(store.delete("k/..")),
+            Effect.exit(store.deleteExpired(-5))
+          ])
+          expectStoreErrors(exits)
+          expect(Option.isNone(yield* store.get("k", T0))).toBe(true)
+        })
+      ))
+
+    it.live("many concurrent sessions each read back their own record", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const keys = Array.from({ length: 40 }, (_, i) => `key_${i}`)
+          yield* Effect.forEach(keys, (k, i) => store.set(k, record({ userId: String(i + 1) }), T0), {
+            concurrency: "unbounded"
+          })
+          const read = yield* Effect.forEach(keys, (k) => store.get(k, T0), { concurrency: "unbounded" })
+          expect(read.map((r) => Option.getOrThrow(r).userId)).toEqual(keys.map((_, i) => String(i + 1)))
+        })
+      ))
+  })
