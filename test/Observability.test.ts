@@ -6,7 +6,7 @@ import * as RecordingTracer from "./utils/recordingTracer.js"
 const password = "c0rrect-h0rse-battery-staple"
 
 describe("spans", () => {
-  it.effect("every backend attempt runs in a span named after it, with its outcome, under one authenticate span", () =>
+  it.effect("every backend that is called runs in a span named after it, with its outcome, under one authenticate span", () =>
     Effect.gen(function*() {
       const tracer = RecordingTracer.make()
       yield* AuthService.authenticate({ username: "alice", password }).pipe(
@@ -26,6 +26,17 @@ describe("spans", () => {
       ])
       expect(attempts[0]!.attributes.get("auth.reason")).toBe("unknown-user")
       expect(attempts.every((s) => s.parentName === "effect-auth.authenticate")).toBe(true)
+    }))
+
+  it.effect("a backend whose credentials do not decode is skipped without a span of its own", () =>
+    Effect.gen(function*() {
+      const tracer = RecordingTracer.make()
+      const tokens = TestBackend.make("tokens", { behaviour: TestBackend.Behaviour.noMatch(), credentials: Credentials.Token })
+      yield* AuthService.authenticate({ username: "alice", password }).pipe(
+        Effect.provide(TestAuth.layer([tokens, TestBackend.succeed("local", TestBackend.user("alice"))])),
+        Effect.provide(tracer.layer)
+      )
+      expect(tracer.spans.map((s) => s.name)).toEqual(["effect-auth.backend.local", "effect-auth.authenticate"])
     }))
 })
 

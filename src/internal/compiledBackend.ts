@@ -65,42 +65,47 @@ export const compile = (backend: AuthBackend.AuthBackend, traced: boolean): Comp
   const unsupported = new AuthError.NoMatch({ backend: id, reason: "unsupported-credentials" })
   const toUnsupported = () => unsupported
   // Credentials Schemas are synchronous in practice: decoding them without a fiber step keeps
-  // the fold cheap; an asynchronous Schema falls back to the effectful decoder.
+  // the fold cheap; an asynchronous Schema ("Forbidden" in a synchronous decode) falls back to the
+  // effectful decoder.
   const schema = backend.credentials
-  const decode = (cache: DecodeCache): Effect.Effect<any, AuthError.NoMatch> => {
+  const decodeCached = (cache: DecodeCache): Either.Either<unknown, ParseResult.ParseIssue> => {
     const index = cache.schemas.indexOf(schema)
-    let result: Either.Either<unknown, ParseResult.ParseIssue>
-    if (index === -1) {
-      result = decodeSync(cache.raw)
-      cache.schemas.push(schema)
-      cache.results.push(result)
-    } else {
-      result = cache.results[index]!
-    }
-    if (Either.isRight(result)) return Effect.succeed(result.right)
-    return result.left._tag === "Forbidden"
-      ? Effect.mapError(decodeAsync(cache.raw), toUnsupported)
-      : Effect.fail(unsupported)
+    if (index !== -1) return cache.results[index]!
+    const result = decodeSync(cache.raw)
+    cache.schemas.push(schema)
+    cache.results.push(result)
+    return result
   }
   const guarded = guard(id, backend.policy)
   const spanName = `effect-auth.backend.${id}`
   const spanOptions = { attributes: { "auth.backend": id }, captureStackTrace: false, kind: "internal" } as const
-  const attempt = (cache: DecodeCache, request: AuthRequest | undefined): Effect.Effect<User, AuthError.BackendError> =>
-    Effect.flatMap(decode(cache), (credentials) => guarded(backend.authenticate(credentials, request)))
+  const run = (credentials: Effect.Effect<unknown, AuthError.NoMatch>, request: AuthRequest | undefined) =>
+    Effect.flatMap(credentials, (decoded) => guarded(backend.authenticate(decoded, request)))
+  const traceRun = (credentials: Effect.Effect<unknown, AuthError.NoMatch>, request: AuthRequest | undefined) =>
+    Effect.useSpan(spanName, spanOptions, (span) =>
+      Effect.onExit(Effect.withParentSpan(run(credentials, request), span), (exit) => {
+        span.attribute("auth.outcome", outcomeOf(exit))
+        if (Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag === "NoMatch") {
+          span.attribute("auth.reason", exit.cause.error.reason)
+        }
+        return Effect.void
+      }))
+  const call = traced ? traceRun : run
   return {
     id,
     backend,
     onTransportError: backend.policy.onTransportError,
     guard: guarded,
-    authenticate: !traced ? attempt : (cache, request) =>
-      Effect.useSpan(spanName, spanOptions, (span) =>
-        Effect.onExit(Effect.withParentSpan(attempt(cache, request), span), (exit) => {
-          span.attribute("auth.outcome", outcomeOf(exit))
-          if (Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag === "NoMatch") {
-            span.attribute("auth.reason", exit.cause.error.reason)
-          }
-          return Effect.void
-        })),
+    // Credentials that do not decode never reach the backend (Django skips a backend whose
+    // signature does not bind), so they get no span of their own: the NoMatch still lands in the
+    // call's attempts.
+    authenticate: (cache, request) => {
+      const decoded = decodeCached(cache)
+      if (Either.isRight(decoded)) return call(Effect.succeed(decoded.right), request)
+      return decoded.left._tag === "Forbidden"
+        ? call(Effect.mapError(decodeAsync(cache.raw), toUnsupported), request)
+        : Effect.fail(unsupported)
+    },
     getUser: (userId) => guarded(backend.getUser(userId))
   }
 }
