@@ -213,9 +213,11 @@ export const cleanse = (credentials: unknown): Readonly<Record<string, unknown>>
   if (typeof credentials !== "object" || credentials === null || Redacted.isRedacted(credentials)) {
     return {}
   }
-  const out: Record<string, unknown> = {}
-  for (const key of Object.keys(credentials)) {
-    out[key] = sensitiveKey.test(key) ? CLEANSED_SUBSTITUTE : (credentials as Record<string, unknown>)[key]
-  }
-  return out
+  // fromEntries defines own properties, so a key such as "__proto__" stays a plain key
+  return Object.fromEntries(
+    Object.keys(credentials).map((key) => [
+      key,
+      sensitiveKey.test(key) ? CLEANSED_SUBSTITUTE : (credentials as Record<string, unknown>)[key]
+    ])
+  )
 }

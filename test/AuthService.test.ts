@@ -280,6 +280,12 @@ describe("AuthService: LoginFailed events", () => {
       })
     }))
 
+  it("a \"__proto__\" key stays a plain key (found by the property below)", () => {
+    const raw = JSON.parse(`{"__proto__": "x", "password": "pw"}`)
+    expect(Credentials.cleanse(raw)).toEqual(JSON.parse(`{"__proto__": "x", "password": "********************"}`))
+    expect(Object.keys(Credentials.cleanse(raw))).toEqual(["__proto__", "password"])
+  })
+
   it.prop(
     "cleanse replaces exactly the values of sensitive keys",
     [Schema.Record({ key: Schema.String, value: Schema.String })],
