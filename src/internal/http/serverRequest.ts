@@ -19,13 +19,8 @@ export const toAuthRequest = (request: HttpServerRequest.HttpServerRequest, hidd
     url: request.url,
     remoteAddress: Option.getOrUndefined(request.remoteAddress),
     get headers() {
-      if (headers === undefined) {
-        headers = {}
-        const source = request.headers
-        for (const name in source) {
-          if (!hidden.has(name)) headers[name] = source[name]
-        }
-      }
+      // fromEntries defines own properties: a client's "__proto__" header stays a plain key
+      headers ??= Object.fromEntries(Object.entries(request.headers).filter(([name]) => !hidden.has(name)))
       return headers
     }
   }
