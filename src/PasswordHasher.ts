@@ -525,18 +525,7 @@ export const layerConfig = (
  * @category testing
  */
 export const testOptions: Options = {
-  hashers: [
-    "pbkdf2_sha256",
-    "pbkdf2_sha1",
-    "argon2",
-    "bcrypt_sha256",
-    "bcrypt",
-    "scrypt",
-    "md5",
-    "sha1",
-    "unsalted_md5",
-    "unsalted_sha1"
-  ],
+  hashers: Registry.algorithms,
   pbkdf2: { iterations: 1000 },
   argon2: { timeCost: 1, memoryCost: 64, parallelism: 1 },
   bcrypt: { rounds: 4 },

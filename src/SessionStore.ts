@@ -36,6 +36,7 @@ import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { failedMessage } from "./internal/storeError.js"
 
 /**
  * A store key: 1 to 128 characters of `[A-Za-z0-9_-]`.
@@ -124,9 +125,7 @@ export class SessionStoreError extends Schema.TaggedError<SessionStoreError>("ef
   { operation: Schema.String, cause: Schema.Defect }
 ) {
   override get message(): string {
-    const cause = this.cause
-    const text = cause instanceof Error ? cause.message : String(cause)
-    return `session store: ${this.operation} failed: ${text}`
+    return failedMessage("session store", this.operation, this.cause)
   }
 }
 

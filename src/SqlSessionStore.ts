@@ -21,14 +21,14 @@
  *
  * @since 0.1.0
  */
-import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { AuthConfigError } from "./AuthError.js"
+import type { AuthConfigError } from "./AuthError.js"
+import * as SqlTables from "./internal/sqlTables.js"
 import * as SessionStore from "./SessionStore.js"
 
 /**
@@ -88,8 +88,6 @@ export interface Tables {
   readonly migrations: string
 }
 
-const identifier = /^[a-z_][a-z0-9_]*$/
-
 /**
  * Resolves and checks the table names; a bad prefix is an `AuthConfigError`.
  *
@@ -105,21 +103,8 @@ const identifier = /^[a-z_][a-z0-9_]*$/
  * @since 0.1.0
  * @category utils
  */
-export const tables = (options: Options = {}): Effect.Effect<Tables, AuthConfigError> => {
-  const prefix = options.tablePrefix ?? "auth_"
-  if (!identifier.test(prefix) || prefix.length > 30) {
-    return Effect.fail(
-      new AuthConfigError({ message: "SqlSessionStore: tablePrefix must match [a-z_][a-z0-9_]* (at most 30 characters)" })
-    )
-  }
-  const migrations = options.migrationsTable ?? `effect_${prefix}session_migrations`
-  if (!identifier.test(migrations) || migrations.length > 63) {
-    return Effect.fail(
-      new AuthConfigError({ message: "SqlSessionStore: migrationsTable must match [a-z_][a-z0-9_]* (at most 63 characters)" })
-    )
-  }
-  return Effect.succeed({ session: `${prefix}session`, migrations })
-}
+export const tables = (options: Options = {}): Effect.Effect<Tables, AuthConfigError> =>
+  SqlTables.resolve("SqlSessionStore", "session", options, (prefix) => ({ session: `${prefix}session` }))
 
 const createTable = (t: Tables) =>
   Effect.gen(function*() {
@@ -182,13 +167,7 @@ const storeError = (operation: string) => (cause: unknown) => new SessionStore.S
 export const migrate = (
   options: Options = {}
 ): Effect.Effect<void, AuthConfigError | SessionStore.SessionStoreError, SqlClient.SqlClient> =>
-  Effect.flatMap(tables(options), (t) =>
-    Migrator.make({})({ loader: Migrator.fromRecord(migrations(t)), table: t.migrations }).pipe(
-      Effect.mapError(storeError("migrate")),
-      // The Migrator turns a failing migration into a defect; it is a database problem here.
-      Effect.catchAllDefect((defect) => Effect.fail(storeError("migrate")(defect))),
-      Effect.asVoid
-    ))
+  Effect.flatMap(tables(options), (t) => SqlTables.migrate(migrations(t), t.migrations, storeError("migrate")))
 
 // PostgreSQL returns bigint as a string, SQLite an integer as a number.
 const Millis = Schema.Union(Schema.Number, Schema.NumberFromString)
@@ -229,8 +208,7 @@ export const make = (
     // Every database failure, row that does not decode, or defect on the way is a SessionStoreError.
     const run = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
       effect.pipe(
-        Effect.mapError(storeError(operation)),
-        Effect.catchAllDefect((defect) => Effect.fail(storeError(operation)(defect))),
+        SqlTables.mapAllErrors(storeError(operation)),
         Effect.withSpan(`SessionStore.${operation}`, { captureStackTrace: false })
       )
 

@@ -31,7 +31,6 @@
  *
  * @since 0.1.0
  */
-import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
@@ -45,7 +44,8 @@ import * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { AuthConfigError } from "./AuthError.js"
+import type { AuthConfigError } from "./AuthError.js"
+import * as SqlTables from "./internal/sqlTables.js"
 import * as internal from "./internal/userStore.js"
 import * as UserStore from "./UserStore.js"
 
@@ -162,8 +162,6 @@ export interface Tables {
   readonly migrations: string
 }
 
-const identifier = /^[a-z_][a-z0-9_]*$/
-
 /**
  * Resolves and checks the table names; a bad prefix is an `AuthConfigError`.
  *
@@ -179,29 +177,15 @@ const identifier = /^[a-z_][a-z0-9_]*$/
  * @since 0.1.0
  * @category utils
  */
-export const tables = (options: Options = {}): Effect.Effect<Tables, AuthConfigError> => {
-  const prefix = options.tablePrefix ?? "auth_"
-  if (!identifier.test(prefix) || prefix.length > 30) {
-    return Effect.fail(
-      new AuthConfigError({ message: `SqlUserStore: tablePrefix must match [a-z_][a-z0-9_]* (at most 30 characters)` })
-    )
-  }
-  const migrations = options.migrationsTable ?? `effect_${prefix}user_migrations`
-  if (!identifier.test(migrations) || migrations.length > 63) {
-    return Effect.fail(
-      new AuthConfigError({ message: `SqlUserStore: migrationsTable must match [a-z_][a-z0-9_]* (at most 63 characters)` })
-    )
-  }
-  return Effect.succeed({
+export const tables = (options: Options = {}): Effect.Effect<Tables, AuthConfigError> =>
+  SqlTables.resolve("SqlUserStore", "user", options, (prefix) => ({
     user: `${prefix}user`,
     group: `${prefix}group`,
     permission: `${prefix}permission`,
     userGroups: `${prefix}user_groups`,
     userPermissions: `${prefix}user_user_permissions`,
-    groupPermissions: `${prefix}group_permissions`,
-    migrations
-  })
-}
+    groupPermissions: `${prefix}group_permissions`
+  }))
 
 const createTables = (t: Tables) =>
   Effect.gen(function*() {
@@ -314,13 +298,7 @@ const storeError = (operation: string) => (cause: unknown) => new UserStore.User
 export const migrate = (
   options: Options = {}
 ): Effect.Effect<void, AuthConfigError | UserStore.UserStoreError, SqlClient.SqlClient> =>
-  Effect.flatMap(tables(options), (t) =>
-    Migrator.make({})({ loader: Migrator.fromRecord(migrations(t)), table: t.migrations }).pipe(
-      Effect.mapError(storeError("migrate")),
-      // The Migrator turns a failing migration into a defect; it is a database problem here.
-      Effect.catchAllDefect((defect) => Effect.fail(storeError("migrate")(defect))),
-      Effect.asVoid
-    ))
+  Effect.flatMap(tables(options), (t) => SqlTables.migrate(migrations(t), t.migrations, storeError("migrate")))
 
 // Rows as PostgreSQL (native types) and SQLite (0/1, ISO text) return them.
 const Bool = Schema.Union(
@@ -788,6 +766,31 @@ export const layer = (
 const importFailed = (module: string) => (cause: unknown) =>
   new UserStore.UserStoreError({ operation: `import ${module} (is it installed?)`, cause })
 
+// The store, migrated, on the client of a driver imported only when the layer is built; a driver
+// that is missing or a database that cannot be reached is a UserStoreError.
+const layerOnDriver = <Driver>(
+  options: LayerOptions,
+  module: string,
+  load: () => Promise<Driver>,
+  client: (driver: Driver) => Layer.Layer<SqlClient.SqlClient, unknown>
+): Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, AuthConfigError | UserStore.UserStoreError> =>
+  Layer.unwrapEffect(
+    Effect.map(
+      Effect.tryPromise({ try: load, catch: importFailed(module) }),
+      (driver) =>
+        layer(options).pipe(
+          Layer.provideMerge(client(driver)),
+          Layer.catchAll((error) =>
+            Layer.fail(
+              Predicate.isTagged(error, "AuthConfigError") || Predicate.isTagged(error, "UserStoreError")
+                ? error as AuthConfigError | UserStore.UserStoreError
+                : storeError("connect")(error)
+            )
+          )
+        )
+    )
+  )
+
 /**
  * The store on SQLite through `@effect/sql-sqlite-node` (imported only when this layer is
  * built), migrated. Also provides the `SqlClient`, so other modules can share the database.
@@ -806,30 +809,11 @@ const importFailed = (module: string) => (cause: unknown) =>
 export const layerSqlite = (
   options: SqliteOptions
 ): Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, AuthConfigError | UserStore.UserStoreError> =>
-  Layer.unwrapEffect(
-    Effect.map(
-      Effect.tryPromise({
-        try: () => import("@effect/sql-sqlite-node/SqliteClient"),
-        catch: importFailed("@effect/sql-sqlite-node")
-      }),
-      (Sqlite) =>
-        layer(options).pipe(
-          Layer.provideMerge(
-            Sqlite.layer({
-              filename: options.filename,
-              ...(options.disableWAL === undefined ? {} : { disableWAL: options.disableWAL })
-            })
-          ),
-          Layer.catchAll((error) =>
-            Layer.fail(
-              Predicate.isTagged(error, "AuthConfigError") || Predicate.isTagged(error, "UserStoreError")
-                ? error as AuthConfigError | UserStore.UserStoreError
-                : storeError("connect")(error)
-            )
-          )
-        )
-    )
-  )
+  layerOnDriver(options, "@effect/sql-sqlite-node", () => import("@effect/sql-sqlite-node/SqliteClient"), (Sqlite) =>
+    Sqlite.layer({
+      filename: options.filename,
+      ...(options.disableWAL === undefined ? {} : { disableWAL: options.disableWAL })
+    }))
 
 /**
  * The store on PostgreSQL through `@effect/sql-pg` (imported only when this layer is built),
@@ -853,33 +837,14 @@ export const layerSqlite = (
 export const layerPg = (
   options: PgOptions
 ): Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, AuthConfigError | UserStore.UserStoreError> =>
-  Layer.unwrapEffect(
-    Effect.map(
-      Effect.tryPromise({
-        try: () => import("@effect/sql-pg/PgClient"),
-        catch: importFailed("@effect/sql-pg")
-      }),
-      (Pg) =>
-        layer(options).pipe(
-          Layer.provideMerge(
-            Pg.layer({
-              url: Redacted.isRedacted(options.url) ? options.url : Redacted.make(options.url),
-              ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
-              ...(options.connectTimeout === undefined ? {} : { connectTimeout: options.connectTimeout }),
-              ...(options.applicationName === undefined ? {} : { applicationName: options.applicationName }),
-              ...(options.ssl === undefined ? {} : { ssl: options.ssl })
-            })
-          ),
-          Layer.catchAll((error) =>
-            Layer.fail(
-              Predicate.isTagged(error, "AuthConfigError") || Predicate.isTagged(error, "UserStoreError")
-                ? error as AuthConfigError | UserStore.UserStoreError
-                : storeError("connect")(error)
-            )
-          )
-        )
-    )
-  )
+  layerOnDriver(options, "@effect/sql-pg", () => import("@effect/sql-pg/PgClient"), (Pg) =>
+    Pg.layer({
+      url: Redacted.isRedacted(options.url) ? options.url : Redacted.make(options.url),
+      ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+      ...(options.connectTimeout === undefined ? {} : { connectTimeout: options.connectTimeout }),
+      ...(options.applicationName === undefined ? {} : { applicationName: options.applicationName }),
+      ...(options.ssl === undefined ? {} : { ssl: options.ssl })
+    }))
 
 /**
  * {@link layerSqlite} with its options read from `Config`.

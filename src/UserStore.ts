@@ -39,6 +39,7 @@ import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { failedMessage } from "./internal/storeError.js"
 import * as Permissions from "./Permissions.js"
 import type { BaseUser } from "./User.js"
 
@@ -279,9 +280,7 @@ export class UserStoreError extends Schema.TaggedError<UserStoreError>("effect-a
   { operation: Schema.String, cause: Schema.Defect }
 ) {
   override get message(): string {
-    const cause = this.cause
-    const text = cause instanceof Error ? cause.message : String(cause)
-    return `user store: ${this.operation} failed: ${text}`
+    return failedMessage("user store", this.operation, this.cause)
   }
 }
 

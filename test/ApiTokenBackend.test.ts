@@ -8,8 +8,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
-import { createHash, randomBytes } from "node:crypto"
-import * as net from "node:net"
+import { createHash } from "node:crypto"
 import * as AuthError from "../src/AuthError.js"
 import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
@@ -17,9 +16,10 @@ import * as ApiTokenBackend from "../src/backends/ApiTokenBackend.js"
 import * as SqlUserStore from "../src/SqlUserStore.js"
 import * as TestBackend from "../src/testing/TestBackend.js"
 import * as UserStore from "../src/UserStore.js"
+import * as Postgres from "./utils/postgres.js"
 import { failureTag } from "./utils/userStoreSuite.js"
 
-const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
+const url = Postgres.databaseUrl
 
 // The token table's name, which differs per layer on PostgreSQL.
 class TokenTable extends Context.Tag("test/ApiTokenBackend/TokenTable")<TokenTable, string>() {}
@@ -34,32 +34,17 @@ const sqliteEnv = (options: ApiTokenBackend.Options = {}): Layer.Layer<Env, unkn
     Layer.provideMerge(SqlUserStore.layerSqlite({ filename: ":memory:" }))
   )
 
-const uniquePrefix = () => `at_pg_${randomBytes(4).toString("hex")}_`
+const uniquePrefix = () => Postgres.uniquePrefix("at_pg")
 
 const dropTables = (prefix: string) =>
-  Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    const users = yield* SqlUserStore.tables({ tablePrefix: prefix })
-    const tokens = yield* ApiTokenBackend.tables({ tablePrefix: prefix })
-    // checked identifiers ([a-z0-9_]): quoting by hand is safe
-    const names = [
-      tokens.token,
-      tokens.migrations,
-      users.userGroups,
-      users.userPermissions,
-      users.groupPermissions,
-      users.user,
-      users.group,
-      users.permission,
-      users.migrations
-    ]
-    yield* sql.unsafe(`DROP TABLE IF EXISTS ${names.map((n) => `"${n}"`).join(", ")} CASCADE`)
-  }).pipe(Effect.orDie)
+  Effect.flatMap(Effect.orDie(ApiTokenBackend.tables({ tablePrefix: prefix })), (tokens) =>
+    Effect.flatMap(Postgres.userStoreTables(prefix), (users) =>
+      Postgres.dropTables([tokens.token, tokens.migrations, ...users])))
 
 // A fresh prefix per layer; its tables are dropped when the layer is released.
 const pgEnv = (options: ApiTokenBackend.Options = {}): Layer.Layer<Env, unknown> => {
   const prefix = uniquePrefix()
-  return Layer.scopedDiscard(Effect.addFinalizer(() => dropTables(prefix))).pipe(
+  return Postgres.dropOnRelease(dropTables(prefix)).pipe(
     Layer.provideMerge(Layer.merge(ApiTokenBackend.layer({ ...options, tablePrefix: prefix }), tableLayer(prefix))),
     Layer.provideMerge(SqlUserStore.layerPg({ url, tablePrefix: prefix, maxConnections: 5 }))
   )
@@ -366,49 +351,15 @@ describe("ApiTokenBackend on SQLite: tables and configuration", () => {
     }))
 })
 
-// A TCP proxy in front of PostgreSQL that can be cut, to take the database away mid-life.
-const proxy = Effect.acquireRelease(
-  Effect.async<{ readonly port: number; readonly cut: () => void }>((resume) => {
-    const target = new URL(url)
-    const sockets = new Set<net.Socket>()
-    const server = net.createServer((client) => {
-      const upstream = net.connect(Number(target.port || 5432), target.hostname)
-      sockets.add(client)
-      sockets.add(upstream)
-      const close = () => {
-        client.destroy()
-        upstream.destroy()
-      }
-      client.on("error", close).on("close", close)
-      upstream.on("error", close).on("close", close)
-      client.pipe(upstream)
-      upstream.pipe(client)
-    })
-    const cut = () => {
-      server.close()
-      for (const socket of sockets) socket.destroy()
-    }
-    server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ port: (server.address() as net.AddressInfo).port, cut })))
-  }),
-  (p) => Effect.sync(p.cut)
-)
-
-const withPort = (port: number) => {
-  const u = new URL(url)
-  u.hostname = "127.0.0.1"
-  u.port = String(port)
-  return u.toString()
-}
-
 describe("ApiTokenBackend on PostgreSQL: a database that goes away", () => {
   it.live("is a TransportError for authenticate and an ApiTokenStoreError for the service, not a defect", () =>
     Effect.gen(function*() {
       const prefix = uniquePrefix()
-      const { cut, port } = yield* proxy
+      const { cut, url: proxied } = yield* Postgres.proxy
       const scope = yield* Scope.make()
       const ctx = yield* Layer.buildWithScope(
         ApiTokenBackend.layer({ tablePrefix: prefix }).pipe(
-          Layer.provideMerge(SqlUserStore.layerPg({ url: withPort(port), tablePrefix: prefix, connectTimeout: "2 seconds" }))
+          Layer.provideMerge(SqlUserStore.layerPg({ url: proxied, tablePrefix: prefix, connectTimeout: "2 seconds" }))
         ),
         scope
       )
@@ -427,8 +378,6 @@ describe("ApiTokenBackend on PostgreSQL: a database that goes away", () => {
       expect(failureTag(yield* Effect.exit(tokens.revoke(info.id)))).toBe("ApiTokenStoreError")
       expect(failureTag(yield* Effect.exit(tokens.create({ userId: alice.id, name: "u" })))).toBe("ApiTokenStoreError")
       yield* Scope.close(scope, Exit.void)
-      yield* Effect.provide(dropTables(prefix), SqlUserStore.layerPg({ url, migrate: false, tablePrefix: prefix })).pipe(
-        Effect.ignore
-      )
+      yield* Postgres.dropDirect(dropTables(prefix))
     }).pipe(Effect.scoped))
 })

@@ -1,48 +1,28 @@
 // Scale-out over real HTTP: two app instances (separate layers and HTTP servers) share sessions in
 // Redis and users in PostgreSQL.
 import { describe, expect, it } from "@effect/vitest"
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { Redis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import * as RedisSessionStore from "../src/RedisSessionStore.js"
 import * as SqlUserStore from "../src/SqlUserStore.js"
 import { call, login, serve, type ServerOptions, users } from "./utils/httpAuthServer.js"
-import { tcpProxy } from "./utils/tcpProxy.js"
+import * as Postgres from "./utils/postgres.js"
+import * as Redis from "./utils/redis.js"
 
-const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379"
-const databaseUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
+const redisUrl = Redis.redisUrl
 
-const dropUserTables = (prefix: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    Effect.flatMap(SqlUserStore.tables({ tablePrefix: prefix }), (t) => {
-      const names = [t.userGroups, t.userPermissions, t.groupPermissions, t.user, t.group, t.permission, t.migrations]
-      return sql.unsafe(`DROP TABLE IF EXISTS ${names.map((n) => `"${n}"`).join(", ")} CASCADE`)
-    })).pipe(
-      Effect.provide(SqlUserStore.layerPg({ url: databaseUrl, migrate: false, tablePrefix: prefix })),
-      Effect.ignore
-    )
-
-const deleteKeys = (prefix: string) =>
-  Effect.acquireUseRelease(
-    Effect.sync(() => new Redis(redisUrl)),
-    (client) =>
-      Effect.promise(async () => {
-        const keys = await client.keys(`${prefix}*`)
-        if (keys.length > 0) await client.del(...keys)
-      }),
-    (client) => Effect.promise(() => client.quit())
-  ).pipe(Effect.ignore)
+// On a connection of its own, as the test's scope closes.
+const dropUserTables = (prefix: string) => Postgres.dropDirect(Postgres.dropUserStoreTables(prefix))
 
 // Two instances of the app: one user table and one Redis key prefix, everything else their own.
 const twoInstances = (redisFor: (instance: "a" | "b") => string = () => redisUrl) =>
   Effect.gen(function*() {
-    const tablePrefix = `http_${randomBytes(4).toString("hex")}_`
+    const tablePrefix = Postgres.uniquePrefix("http")
     const keyPrefix = `effect-auth-http-test:${randomBytes(4).toString("hex")}:`
-    yield* Effect.addFinalizer(() => Effect.zip(dropUserTables(tablePrefix), deleteKeys(keyPrefix)))
+    yield* Effect.addFinalizer(() => Effect.zip(dropUserTables(tablePrefix), Redis.deleteKeys(keyPrefix)))
     const instance = (name: "a" | "b", seed: boolean): ServerOptions => {
-      const database = SqlUserStore.layerPg({ url: databaseUrl, tablePrefix, maxConnections: 4 })
+      const database = SqlUserStore.layerPg({ url: Postgres.databaseUrl, tablePrefix, maxConnections: 4 })
       return {
         userStore: seed ? users.pipe(Layer.provideMerge(database)) : database,
         store: RedisSessionStore.layer({ url: redisFor(name), keyPrefix, commandTimeout: "1 second" })
@@ -85,12 +65,8 @@ describe("two app instances sharing Redis", () => {
 
   it.live("Redis going away is a 503 for cookie requests; bearer requests do not need it", () =>
     Effect.gen(function*() {
-      const target = new URL(redisUrl)
-      const proxy = yield* tcpProxy(target.hostname, Number(target.port || 6379))
-      const proxied = new URL(redisUrl)
-      proxied.hostname = "127.0.0.1"
-      proxied.port = String(proxy.port)
-      const { a, b } = yield* twoInstances((name) => (name === "b" ? proxied.toString() : redisUrl))
+      const proxy = yield* Redis.proxy
+      const { a, b } = yield* twoInstances((name) => (name === "b" ? proxy.url : redisUrl))
       const { cookie } = yield* login(a, "alice", "wonderland")
       expect((yield* call(b, "GET", "/me", { headers: { cookie } })).status).toBe(200)
       proxy.cut()

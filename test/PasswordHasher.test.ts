@@ -1,10 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, ConfigProvider, Effect, Exit, Layer, Option, Redacted, Tracer } from "effect"
+import { Cause, ConfigProvider, Effect, Exit, Layer, Option, Redacted } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as PasswordHasher from "../src/PasswordHasher.js"
 import type { Hasher } from "../src/internal/hashers/common.js"
 import * as Registry from "../src/internal/hashers/registry.js"
+import * as RecordingTracer from "./utils/recordingTracer.js"
 
 // ---------------------------------------------------------------------------------------------
 // Vector files (layout: ../shared/vectors/README.md)
@@ -129,52 +130,17 @@ const bcryptSplit = (file: VectorFile, hasher: string | undefined, password: str
 // A tracer that counts the hasher's spans: derivations by algorithm and purpose, harden runs,
 // and how many derivations were in flight at once.
 
-interface SeenSpan {
-  readonly name: string
-  readonly attributes: Map<string, unknown>
-}
+const derive = "effect-auth.password.derive"
 
 const recorder = () => {
-  const spans: Array<SeenSpan> = []
-  let inFlight = 0
-  let maxInFlight = 0
-  const tracer = Tracer.make({
-    span(name, parent, context, links, startTime, kind) {
-      const attributes = new Map<string, unknown>()
-      const seen = { name, attributes }
-      spans.push(seen)
-      if (name === "effect-auth.password.derive") maxInFlight = Math.max(maxInFlight, ++inFlight)
-      return {
-        _tag: "Span",
-        name,
-        spanId: String(spans.length),
-        traceId: "trace",
-        parent,
-        context,
-        status: { _tag: "Started", startTime },
-        attributes,
-        links: [...links],
-        sampled: true,
-        kind,
-        end() {
-          if (name === "effect-auth.password.derive") inFlight--
-        },
-        attribute(key, value) {
-          attributes.set(key, value)
-        },
-        event() {},
-        addLinks() {}
-      }
-    },
-    context: (f) => f()
-  })
+  const rec = RecordingTracer.make()
   return {
-    spans,
-    tracer,
-    maxInFlight: () => maxInFlight,
+    spans: rec.spans,
+    tracer: rec.tracer,
+    maxInFlight: () => rec.maxInFlight(derive),
     derivations: (algorithm: string) =>
-      spans.filter((s) => s.name === "effect-auth.password.derive" && s.attributes.get("password.algorithm") === algorithm),
-    hardened: () => spans.some((s) => s.name === "effect-auth.password.harden")
+      rec.spans.filter((s) => s.name === derive && s.attributes.get("password.algorithm") === algorithm),
+    hardened: () => rec.spans.some((s) => s.name === "effect-auth.password.harden")
   }
 }
 

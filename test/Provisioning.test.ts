@@ -8,7 +8,6 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { exportJWK, generateKeyPair, type JWTPayload, SignJWT } from "jose"
-import { randomBytes } from "node:crypto"
 import * as AuthError from "../src/AuthError.js"
 import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
@@ -19,10 +18,9 @@ import * as Provisioning from "../src/Provisioning.js"
 import * as SqlUserStore from "../src/SqlUserStore.js"
 import type { User } from "../src/User.js"
 import * as UserStore from "../src/UserStore.js"
+import * as Postgres from "./utils/postgres.js"
 import * as SlapdTest from "./utils/slapd.js"
 import { failureTag } from "./utils/userStoreSuite.js"
-
-const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 
 const make = (options: Partial<Provisioning.Options> = {}) => Provisioning.make({ backendId: "sso", ...options })
 
@@ -250,21 +248,7 @@ describe("Provisioning: store failures", () => {
 })
 
 // Concurrent first logins of one user, on the real databases.
-const uniquePrefix = () => `pv_pg_${randomBytes(4).toString("hex")}_`
-
-const dropTables = (prefix: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    Effect.flatMap(SqlUserStore.tables({ tablePrefix: prefix }), (t) => {
-      const names = [t.userGroups, t.userPermissions, t.groupPermissions, t.user, t.group, t.permission, t.migrations]
-      return sql.unsafe(`DROP TABLE IF EXISTS ${names.map((n) => `"${n}"`).join(", ")} CASCADE`)
-    })).pipe(Effect.orDie)
-
-const pgStore = () => {
-  const prefix = uniquePrefix()
-  return Layer.scopedDiscard(Effect.addFinalizer(() => dropTables(prefix))).pipe(
-    Layer.provideMerge(SqlUserStore.layerPg({ url, tablePrefix: prefix, maxConnections: 10 }))
-  )
-}
+const pgStore = () => Postgres.userStore(Postgres.uniquePrefix("pv_pg"))
 
 // Counts the store's creates and the ones that lost the race (UserAlreadyExists). With `lookups`,
 // the first that many username lookups wait until all of them have answered, so every login reads

@@ -8,41 +8,29 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
-import { randomBytes } from "node:crypto"
 import * as SessionStore from "../src/SessionStore.js"
 import * as SqlSessionStore from "../src/SqlSessionStore.js"
+import * as Postgres from "./utils/postgres.js"
 import { expectStoreErrors, record, sessionStoreSuite } from "./utils/sessionStoreSuite.js"
-import { tcpProxy } from "./utils/tcpProxy.js"
 
-const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
-
-// A fresh prefix per store, so tests and parallel test files never share tables.
-const uniquePrefix = () => `ss_pg_${randomBytes(4).toString("hex")}_`
+const url = Postgres.databaseUrl
+const uniquePrefix = () => Postgres.uniquePrefix("ss_pg")
 
 const client = (clientUrl = url) =>
   PgClient.layer({ url: Redacted.make(clientUrl), connectTimeout: "2 seconds", maxConnections: 5 })
 
 const dropTables = (prefix: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    Effect.flatMap(SqlSessionStore.tables({ tablePrefix: prefix }), (t) =>
-      // Checked identifiers ([a-z0-9_]): quoting them by hand is safe.
-      sql.unsafe(`DROP TABLE IF EXISTS "${t.session}", "${t.migrations}"`))).pipe(Effect.orDie)
+  Effect.flatMap(Effect.orDie(SqlSessionStore.tables({ tablePrefix: prefix })), (t) =>
+    Postgres.dropTables([t.session, t.migrations]))
 
 // The store on a fresh prefix; its tables are dropped when the layer is released.
 const pgStore = (prefix = uniquePrefix()) =>
-  Layer.scopedDiscard(Effect.addFinalizer(() => dropTables(prefix))).pipe(
+  Postgres.dropOnRelease(dropTables(prefix)).pipe(
     Layer.provideMerge(SqlSessionStore.layer({ tablePrefix: prefix })),
     Layer.provide(client())
   )
 
 sessionStoreSuite("PostgreSQL", { layer: () => pgStore() })
-
-const withPort = (port: number) => {
-  const u = new URL(url)
-  u.hostname = "127.0.0.1"
-  u.port = String(port)
-  return u.toString()
-}
 
 describe("SqlSessionStore on PostgreSQL", () => {
   it.live("stores times as bigint and indexes the expiry", () => {
@@ -87,11 +75,10 @@ describe("SqlSessionStore on PostgreSQL", () => {
   it.live("a database that goes away is a SessionStoreError, not a defect", () =>
     Effect.gen(function*() {
       const prefix = uniquePrefix()
-      const target = new URL(url)
-      const { cut, port } = yield* tcpProxy(target.hostname, Number(target.port || 5432))
+      const { cut, url: proxied } = yield* Postgres.proxy
       const scope = yield* Scope.make()
       const ctx = yield* Layer.buildWithScope(
-        SqlSessionStore.layer({ tablePrefix: prefix }).pipe(Layer.provide(client(withPort(port)))),
+        SqlSessionStore.layer({ tablePrefix: prefix }).pipe(Layer.provide(client(proxied))),
         scope
       )
       const store = Context.get(ctx, SessionStore.SessionStore)
@@ -106,6 +93,6 @@ describe("SqlSessionStore on PostgreSQL", () => {
       ])
       expectStoreErrors(exits)
       yield* Scope.close(scope, Exit.void)
-      yield* dropTables(prefix).pipe(Effect.provide(client()), Effect.ignore)
+      yield* Postgres.dropDirect(dropTables(prefix))
     }).pipe(Effect.scoped))
 })

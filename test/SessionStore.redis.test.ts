@@ -5,51 +5,31 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
-import { Redis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import * as RedisSessionStore from "../src/RedisSessionStore.js"
 import * as SessionStore from "../src/SessionStore.js"
+import * as Redis from "./utils/redis.js"
 import { expectStoreErrors, record, sessionStoreSuite } from "./utils/sessionStoreSuite.js"
-import { closedPort, tcpProxy } from "./utils/tcpProxy.js"
+import { closedPort, withPort } from "./utils/tcpProxy.js"
 
-const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379"
+const url = Redis.redisUrl
 
 // A fresh key prefix per store, so tests and parallel test files never share keys.
 const uniquePrefix = () => `effect-auth-test:${randomBytes(4).toString("hex")}:`
 
-// A plain client to look at (and clean up) what the store wrote.
-const inspector = Effect.acquireRelease(
-  Effect.sync(() => new Redis(url)),
-  (client) => Effect.promise(() => client.quit())
-)
-
-const cleanUp = (prefix: string) =>
-  Effect.flatMap(inspector, (client) =>
-    Effect.promise(async () => {
-      const keys = await client.keys(`${prefix}*`)
-      if (keys.length > 0) await client.del(...keys)
-    })).pipe(Effect.scoped, Effect.ignore)
-
 const redisStore = (keyPrefix = uniquePrefix()) =>
-  Layer.scopedDiscard(Effect.addFinalizer(() => cleanUp(keyPrefix))).pipe(
+  Layer.scopedDiscard(Effect.addFinalizer(() => Redis.deleteKeys(keyPrefix))).pipe(
     Layer.provideMerge(RedisSessionStore.layer({ url, keyPrefix }))
   )
 
 sessionStoreSuite("Redis", { layer: () => redisStore(), expiresItself: true })
-
-const withPort = (port: number) => {
-  const u = new URL(url)
-  u.hostname = "127.0.0.1"
-  u.port = String(port)
-  return u.toString()
-}
 
 describe("RedisSessionStore", () => {
   it.live("keeps each session under its prefixed key with a TTL that ends at expiresAt", () => {
     const prefix = uniquePrefix()
     return Effect.gen(function*() {
       const store = yield* SessionStore.SessionStore
-      const client = yield* inspector
+      const client = yield* Redis.client
       const now = Date.now()
       yield* store.set("k", record({ createdAt: now, lastSeenAt: now, expiresAt: now + 30_000 }), now)
       const ttl = yield* Effect.promise(() => client.pttl(`${prefix}k`))
@@ -65,7 +45,7 @@ describe("RedisSessionStore", () => {
     const prefix = uniquePrefix()
     return Effect.gen(function*() {
       const store = yield* SessionStore.SessionStore
-      const client = yield* inspector
+      const client = yield* Redis.client
       yield* Effect.promise(() => client.set(`${prefix}junk`, "not json", "PX", 10_000))
       yield* Effect.promise(() => client.set(`${prefix}shape`, JSON.stringify({ userId: 1 }), "PX", 10_000))
       expect(Option.isNone(yield* store.get("junk", Date.now()))).toBe(true)
@@ -76,24 +56,23 @@ describe("RedisSessionStore", () => {
 
   it.live("uses a client it was given and leaves it open", () =>
     Effect.gen(function*() {
-      const client = yield* inspector
+      const client = yield* Redis.client
       const prefix = uniquePrefix()
       yield* Effect.flatMap(SessionStore.SessionStore, (s) => s.set("k", record(), record().createdAt)).pipe(
         Effect.provide(RedisSessionStore.layer({ client, keyPrefix: prefix }))
       )
       expect(client.status).toBe("ready")
       expect(yield* Effect.promise(() => client.exists(`${prefix}k`))).toBe(1)
-      yield* cleanUp(prefix)
+      yield* Redis.deleteKeys(prefix)
     }).pipe(Effect.scoped))
 
   it.live("a Redis that goes away is a SessionStoreError within the command timeout, not a defect or a hang", () =>
     Effect.gen(function*() {
-      const target = new URL(url)
-      const { cut, port } = yield* tcpProxy(target.hostname, Number(target.port || 6379))
+      const { cut, url: proxied } = yield* Redis.proxy
       const prefix = uniquePrefix()
       const scope = yield* Scope.make()
       const ctx = yield* Layer.buildWithScope(
-        RedisSessionStore.layer({ url: withPort(port), keyPrefix: prefix, commandTimeout: "500 millis" }),
+        RedisSessionStore.layer({ url: proxied, keyPrefix: prefix, commandTimeout: "500 millis" }),
         scope
       )
       const store = Context.get(ctx, SessionStore.SessionStore)
@@ -108,14 +87,14 @@ describe("RedisSessionStore", () => {
       ]).pipe(Effect.timeout("5 seconds"))
       expectStoreErrors(exits)
       yield* Scope.close(scope, Exit.void)
-      yield* cleanUp(prefix)
+      yield* Redis.deleteKeys(prefix)
     }).pipe(Effect.scoped))
 
   it.live("an unreachable server fails the layer with a SessionStoreError", () =>
     Effect.gen(function*() {
       const port = yield* closedPort
       const exit = yield* Effect.exit(
-        Effect.provide(SessionStore.SessionStore, RedisSessionStore.layer({ url: withPort(port), connectTimeout: "1 second" }))
+        Effect.provide(SessionStore.SessionStore, RedisSessionStore.layer({ url: withPort(url, port), connectTimeout: "1 second" }))
       )
       expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("SessionStoreError")
     }))

@@ -7,72 +7,19 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
-import { randomBytes } from "node:crypto"
-import * as net from "node:net"
 import * as SqlUserStore from "../src/SqlUserStore.js"
 import * as UserStore from "../src/UserStore.js"
+import * as Postgres from "./utils/postgres.js"
+import { closedPort, withPort } from "./utils/tcpProxy.js"
 import { failureTag, userStoreSuite } from "./utils/userStoreSuite.js"
 
-const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
-
-// A fresh prefix per store, so tests and parallel test files never share tables.
-const uniquePrefix = () => `us_pg_${randomBytes(4).toString("hex")}_`
-
-const dropTables = (prefix: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    Effect.flatMap(SqlUserStore.tables({ tablePrefix: prefix }), (t) => {
-      // The names are checked identifiers ([a-z0-9_]), so quoting them by hand is safe.
-      const names = [t.userGroups, t.userPermissions, t.groupPermissions, t.user, t.group, t.permission, t.migrations]
-      return sql.unsafe(`DROP TABLE IF EXISTS ${names.map((n) => `"${n}"`).join(", ")} CASCADE`)
-    })).pipe(Effect.orDie)
+const url = Postgres.databaseUrl
+const uniquePrefix = () => Postgres.uniquePrefix("us_pg")
 
 // The store on a fresh prefix; its tables are dropped when the layer is released.
-const pgStore = (prefix = uniquePrefix(), storeUrl = url) =>
-  Layer.scopedDiscard(Effect.addFinalizer(() => dropTables(prefix))).pipe(
-    Layer.provideMerge(SqlUserStore.layerPg({ url: storeUrl, tablePrefix: prefix, maxConnections: 10 }))
-  )
-
-// Drops through a direct connection, for stores whose own connection is gone.
-const dropDirect = (prefix: string) =>
-  Effect.provide(dropTables(prefix), SqlUserStore.layerPg({ url, migrate: false, tablePrefix: prefix })).pipe(
-    Effect.ignore
-  )
+const pgStore = (prefix = uniquePrefix()) => Postgres.userStore(prefix)
 
 userStoreSuite("PostgreSQL", { layer: () => pgStore() })
-
-// A TCP proxy in front of PostgreSQL that can be cut, to take the database away mid-life.
-const proxy = Effect.acquireRelease(
-  Effect.async<{ readonly port: number; readonly cut: () => void }>((resume) => {
-    const target = new URL(url)
-    const sockets = new Set<net.Socket>()
-    const server = net.createServer((client) => {
-      const upstream = net.connect(Number(target.port || 5432), target.hostname)
-      sockets.add(client)
-      sockets.add(upstream)
-      const close = () => {
-        client.destroy()
-        upstream.destroy()
-      }
-      client.on("error", close).on("close", close)
-      upstream.on("error", close).on("close", close)
-      client.pipe(upstream)
-      upstream.pipe(client)
-    })
-    const cut = () => {
-      server.close()
-      for (const socket of sockets) socket.destroy()
-    }
-    server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ port: (server.address() as net.AddressInfo).port, cut })))
-  }),
-  (p) => Effect.sync(p.cut)
-)
-
-const withPort = (port: number) => {
-  const u = new URL(url)
-  u.hostname = "127.0.0.1"
-  u.port = String(port)
-  return u.toString()
-}
 
 describe("SqlUserStore on PostgreSQL", () => {
   it.live("creates Django's column types", () => {
@@ -122,10 +69,10 @@ describe("SqlUserStore on PostgreSQL", () => {
   it.live("a database that goes away is a UserStoreError, not a defect", () =>
     Effect.gen(function*() {
       const prefix = uniquePrefix()
-      const { cut, port } = yield* proxy
+      const { cut, url: proxied } = yield* Postgres.proxy
       const scope = yield* Scope.make()
       const ctx = yield* Layer.buildWithScope(
-        SqlUserStore.layerPg({ url: withPort(port), tablePrefix: prefix, connectTimeout: "2 seconds" }),
+        SqlUserStore.layerPg({ url: proxied, tablePrefix: prefix, connectTimeout: "2 seconds" }),
         scope
       )
       const store = Context.get(ctx, UserStore.UserStore)
@@ -141,21 +88,16 @@ describe("SqlUserStore on PostgreSQL", () => {
       // A failure (not a defect) with a UserStoreError
       expect(exits.map(failureTag)).toEqual(exits.map(() => "UserStoreError"))
       yield* Scope.close(scope, Exit.void)
-      yield* dropDirect(prefix)
+      yield* Postgres.dropDirect(Postgres.dropUserStoreTables(prefix))
     }).pipe(Effect.scoped))
 
   it.live("an unreachable server fails the layer with a UserStoreError", () =>
     Effect.gen(function*() {
-      const closedPort = yield* Effect.async<number>((resume) => {
-        const server = net.createServer().listen(0, "127.0.0.1", () => {
-          const port = (server.address() as net.AddressInfo).port
-          server.close(() => resume(Effect.succeed(port)))
-        })
-      })
+      const port = yield* closedPort
       const exit = yield* Effect.exit(
         Effect.provide(
           UserStore.UserStore,
-          SqlUserStore.layerPg({ url: withPort(closedPort), tablePrefix: uniquePrefix(), connectTimeout: "2 seconds" })
+          SqlUserStore.layerPg({ url: withPort(url, port), tablePrefix: uniquePrefix(), connectTimeout: "2 seconds" })
         )
       )
       expect(failureTag(exit)).toBe("UserStoreError")

@@ -56,7 +56,6 @@
  *
  * @since 0.1.0
  */
-import * as Migrator from "@effect/sql/Migrator"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
@@ -74,6 +73,8 @@ import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
 import * as Repository from "../internal/apiToken/repository.js"
 import * as Token from "../internal/apiToken/token.js"
+import * as SqlTables from "../internal/sqlTables.js"
+import { failedMessage } from "../internal/storeError.js"
 import * as UserModule from "../User.js"
 import type { User } from "../User.js"
 import * as UserStore from "../UserStore.js"
@@ -268,8 +269,7 @@ export class ApiTokenStoreError extends Schema.TaggedError<ApiTokenStoreError>("
   { operation: Schema.String, cause: Schema.Defect }
 ) {
   override get message(): string {
-    const cause = this.cause
-    return `API tokens: ${this.operation} failed: ${cause instanceof Error ? cause.message : String(cause)}`
+    return failedMessage("API tokens", this.operation, this.cause)
   }
 }
 
@@ -438,7 +438,6 @@ export interface Tables {
   readonly migrations: string
 }
 
-const identifier = /^[a-z_][a-z0-9_]*$/
 const configError = (message: string) => new AuthError.AuthConfigError({ message: `ApiTokenBackend: ${message}` })
 
 /**
@@ -456,17 +455,8 @@ const configError = (message: string) => new AuthError.AuthConfigError({ message
  * @since 0.1.0
  * @category utils
  */
-export const tables = (options: TableOptions = {}): Effect.Effect<Tables, AuthError.AuthConfigError> => {
-  const prefix = options.tablePrefix ?? "auth_"
-  if (!identifier.test(prefix) || prefix.length > 30) {
-    return Effect.fail(configError("tablePrefix must match [a-z_][a-z0-9_]* (at most 30 characters)"))
-  }
-  const migrations = options.migrationsTable ?? `effect_${prefix}api_token_migrations`
-  if (!identifier.test(migrations) || migrations.length > 63) {
-    return Effect.fail(configError("migrationsTable must match [a-z_][a-z0-9_]* (at most 63 characters)"))
-  }
-  return Effect.succeed({ token: `${prefix}api_token`, migrations })
-}
+export const tables = (options: TableOptions = {}): Effect.Effect<Tables, AuthError.AuthConfigError> =>
+  SqlTables.resolve("ApiTokenBackend", "api_token", options, (prefix) => ({ token: `${prefix}api_token` }))
 
 /**
  * The migrations, for apps that run every module's migrations through one `Migrator` (then
@@ -509,13 +499,7 @@ const storeError = (operation: string) => (cause: unknown) => new ApiTokenStoreE
 export const migrate = (
   options: TableOptions = {}
 ): Effect.Effect<void, AuthError.AuthConfigError | ApiTokenStoreError, SqlClient.SqlClient> =>
-  Effect.flatMap(tables(options), (t) =>
-    Migrator.make({})({ loader: Migrator.fromRecord(migrations(t)), table: t.migrations }).pipe(
-      Effect.mapError(storeError("migrate")),
-      // the Migrator turns a failing migration into a defect: a database problem here
-      Effect.catchAllDefect((defect) => Effect.fail(storeError("migrate")(defect))),
-      Effect.asVoid
-    ))
+  Effect.flatMap(tables(options), (t) => SqlTables.migrate(migrations(t), t.migrations, storeError("migrate")))
 
 // The token's scopes and info, keyed by the very user object `authenticate` returned.
 const tokensByUser = new WeakMap<object, TokenInfo>()
@@ -621,10 +605,7 @@ const build = (options: Options): Effect.Effect<Built, AuthError.AuthConfigError
     const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
 
     const viaRepo = <A>(operation: string, effect: Effect.Effect<A, Repository.RepositoryError>) =>
-      effect.pipe(
-        Effect.mapError(storeError(operation)),
-        Effect.catchAllDefect((defect) => Effect.fail(storeError(operation)(defect)))
-      )
+      SqlTables.mapAllErrors(storeError(operation))(effect)
 
     const insertFresh = (row: Omit<Repository.TokenRow, "id" | "digest">) =>
       Effect.suspend(() => {

@@ -9,12 +9,20 @@ export interface RecordedSpan {
   readonly exit: Exit.Exit<unknown, unknown> | undefined
 }
 
-/** A tracer that keeps every span in memory, for tests that assert on spans. */
+/**
+ * A tracer that keeps every span in memory, for tests that assert on spans. Spans are recorded when
+ * they end; `maxInFlight(name)` is the most spans of that name open at once.
+ */
 export const make = () => {
   const spans: Array<RecordedSpan> = []
+  const open = new Map<string, number>()
+  const mostOpen = new Map<string, number>()
   let next = 0
   const tracer = Tracer.make({
     span(name, parent, context, links, startTime, kind) {
+      const nowOpen = (open.get(name) ?? 0) + 1
+      open.set(name, nowOpen)
+      mostOpen.set(name, Math.max(mostOpen.get(name) ?? 0, nowOpen))
       const attributes = new Map<string, unknown>()
       const record: { -readonly [K in keyof RecordedSpan]: RecordedSpan[K] } = {
         name,
@@ -36,6 +44,7 @@ export const make = () => {
         sampled: true,
         kind,
         end(_endTime, exit) {
+          open.set(name, (open.get(name) ?? 1) - 1)
           record.exit = exit
           spans.push(record)
         },
@@ -49,7 +58,7 @@ export const make = () => {
     },
     context: (f) => f()
   })
-  return { spans, layer: Layer.setTracer(tracer) }
+  return { spans, tracer, layer: Layer.setTracer(tracer), maxInFlight: (name: string) => mostOpen.get(name) ?? 0 }
 }
 
 /** Everything a span holds, as text, to search for secrets. */

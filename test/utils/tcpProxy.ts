@@ -38,6 +38,27 @@ export const tcpProxy = (host: string, port: number): Effect.Effect<Proxy, never
     (p) => Effect.sync(p.cut)
   )
 
+/** `url` pointed at 127.0.0.1:`port`: a proxy, or a port where nothing listens. */
+export const withPort = (url: string, port: number): string => {
+  const u = new URL(url)
+  u.hostname = "127.0.0.1"
+  u.port = String(port)
+  return u.toString()
+}
+
+/** A proxy in front of the server at `url` (`defaultPort` when the URL names none), and the URL through it. */
+export const urlProxy = (
+  url: string,
+  defaultPort: number
+): Effect.Effect<Proxy & { readonly url: string }, never, Scope.Scope> =>
+  Effect.suspend(() => {
+    const target = new URL(url)
+    return Effect.map(
+      tcpProxy(target.hostname, Number(target.port || defaultPort)),
+      (proxy) => ({ ...proxy, url: withPort(url, proxy.port) })
+    )
+  })
+
 /** A port on 127.0.0.1 where nothing listens (bound, then released). */
 export const closedPort: Effect.Effect<number> = Effect.async<number>((resume) => {
   const server = net.createServer().listen(0, "127.0.0.1", () => {
