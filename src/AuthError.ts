@@ -16,22 +16,27 @@ import * as Schema from "effect/Schema"
 
 /**
  * These errors are expected outcomes (a wrong password, a directory that is down), made on every
- * failed login: a JavaScript stack trace says nothing useful about them and capturing one costs
- * more than the rest of a backend attempt. The fold's spans record where an attempt ran instead.
+ * failed login, so they are built cheaply:
+ *
+ * - without a JavaScript stack trace: it says nothing useful about an outcome and capturing one
+ *   costs more than the rest of a backend attempt (the fold's spans record where it ran);
+ * - without re-validating the fields against their Schema unless asked (`{ disableValidation:
+ *   false }`): the constructor's types already guarantee them, and decoding (`Schema.decode`)
+ *   always validates.
  */
-const withoutStackTrace = <C extends abstract new(...args: Array<any>) => object>(Base: C): C => {
-  abstract class NoStackTrace extends Base {
+const asOutcome = <C extends abstract new(...args: Array<any>) => object>(Base: C): C => {
+  abstract class Outcome extends Base {
     constructor(...args: Array<any>) {
       const limit = Error.stackTraceLimit
       Error.stackTraceLimit = 0
       try {
-        super(...args)
+        super(args[0], args[1] ?? true)
       } finally {
         Error.stackTraceLimit = limit
       }
     }
   }
-  return NoStackTrace
+  return Outcome
 }
 
 /**
@@ -89,7 +94,7 @@ export type NoMatchReason = typeof NoMatchReason.Type
  * @since 0.1.0
  * @category errors
  */
-export class NoMatch extends withoutStackTrace(
+export class NoMatch extends asOutcome(
   Schema.TaggedError<NoMatch>("effect-auth/NoMatch")("NoMatch", {
     backend: Schema.String,
     reason: NoMatchReason
@@ -114,7 +119,7 @@ export class NoMatch extends withoutStackTrace(
  * @since 0.1.0
  * @category errors
  */
-export class PermissionDenied extends withoutStackTrace(
+export class PermissionDenied extends asOutcome(
   Schema.TaggedError<PermissionDenied>("effect-auth/PermissionDenied")(
     "PermissionDenied",
     {
@@ -142,7 +147,7 @@ export class PermissionDenied extends withoutStackTrace(
  * @since 0.1.0
  * @category errors
  */
-export class TransportError extends withoutStackTrace(
+export class TransportError extends asOutcome(
   Schema.TaggedError<TransportError>("effect-auth/TransportError")(
     "TransportError",
     {
@@ -210,7 +215,7 @@ export type Attempt = typeof Attempt.Type
  * @since 0.1.0
  * @category errors
  */
-export class AuthenticationFailed extends withoutStackTrace(
+export class AuthenticationFailed extends asOutcome(
   Schema.TaggedError<AuthenticationFailed>(
     "effect-auth/AuthenticationFailed"
   )("AuthenticationFailed", {
@@ -239,7 +244,7 @@ export class AuthenticationFailed extends withoutStackTrace(
  * @since 0.1.0
  * @category errors
  */
-export class BackendUnavailable extends withoutStackTrace(
+export class BackendUnavailable extends asOutcome(
   Schema.TaggedError<BackendUnavailable>(
     "effect-auth/BackendUnavailable"
   )("BackendUnavailable", {
