@@ -1,0 +1,386 @@
+/**
+ * Requests per second of a route behind the HTTP middleware, against the same route without it,
+ * and against express 5 + passport doing the same work.
+ *
+ * Four servers, each in its own child process (this file with `--serve <kind>`), all answering
+ * `GET /plain` with `{"hello":"world"}` and `GET /protected` with `{"hello":<username>}` after
+ * authenticating `Authorization: Bearer <token>` through a chain of three:
+ *
+ * - effect-api: an `HttpApi`; /protected's group has the `Authentication` middleware. Chain:
+ *   ModelBackend (username/password: the token does not decode, NoMatch "unsupported"), a token
+ *   backend that knows no token (NoMatch), a token backend with an in-memory table (match).
+ * - effect-router: the same on `HttpRouter`, /protected wrapped in `HttpAuth.requireUser`.
+ * - effect-api/call: effect-api with `AuthService.layer(..., { tracing: "call" })`, one span per
+ *   authentication instead of one per call and per backend attempt (the default, "attempts").
+ * - express: express 5 + passport 0.7, `passport.authenticate([...three], { session: false })`:
+ *   a username/password strategy that fails without a body, a bearer strategy that knows no
+ *   token, a bearer strategy with the same table.
+ *
+ * Effect's default tracer stays on (every request and every backend attempt makes a span); no
+ * request logging anywhere. autocannon runs in this process, 50 connections on loopback, one run
+ * at a time; each round measures every (server, route) pair once, the order rotated per round,
+ * so a server's plain and protected runs are always neighbours in time.
+ *
+ *   npx tsx bench/http-middleware.ts [--rounds 5] [--duration 3] [--connections 50] [--warmup 2]
+ *   npx tsx bench/http-middleware.ts --breakdown   # where a protected request's time goes, in-process
+ */
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import { spawn } from "node:child_process"
+import { once } from "node:events"
+import * as http from "node:http"
+import { createRequire } from "node:module"
+import * as os from "node:os"
+import { fileURLToPath } from "node:url"
+import * as AuthBackend from "../src/AuthBackend.js"
+import * as AuthError from "../src/AuthError.js"
+import * as AuthEvents from "../src/AuthEvents.js"
+import * as AuthService from "../src/AuthService.js"
+import * as ModelBackend from "../src/backends/ModelBackend.js"
+import * as Credentials from "../src/Credentials.js"
+import * as Authentication from "../src/http/Authentication.js"
+import * as CurrentUser from "../src/http/CurrentUser.js"
+import * as HttpAuth from "../src/http/HttpAuth.js"
+import * as MemoryUserStore from "../src/MemoryUserStore.js"
+import * as PasswordHasher from "../src/PasswordHasher.js"
+import type { User } from "../src/User.js"
+import { parseArgs, printTable } from "./utils.js"
+
+const require = createRequire(import.meta.url)
+
+const TOKEN = "tok_7f3a9c1e5b2d4f6a8c0e"
+const alice: User = { id: "1", username: "alice", isActive: true, isSuperuser: false }
+// The token table every "tokens" backend and strategy looks the token up in.
+const tokens = new Map<string, User>([[TOKEN, alice]])
+for (let i = 0; i < 1000; i++) tokens.set(`tok_other_${i}`, { ...alice, id: String(i + 2), username: `user${i}` })
+
+// --- effect-auth servers ---------------------------------------------------------------------------
+
+const noMatch = (backend: string) => Effect.fail(new AuthError.NoMatch({ backend, reason: "invalid-credentials" }))
+
+// A token backend that matches nothing (another issuer's tokens), as a JWT backend would answer.
+const OtherTokens = AuthBackend.make({
+  id: "other-tokens",
+  credentials: Credentials.Token,
+  authenticate: () => noMatch("other-tokens"),
+  getUser: () => Effect.succeedNone
+})
+
+const Tokens = AuthBackend.make({
+  id: "tokens",
+  credentials: Credentials.Token,
+  authenticate: ({ token }) => {
+    const user = tokens.get(Redacted.value(token))
+    return user === undefined ? noMatch("tokens") : Effect.succeed(user)
+  },
+  getUser: (id) => Effect.succeed(Option.fromNullable([...tokens.values()].find((u) => u.id === id)))
+})
+
+const httpAuth = (tracing: AuthService.Tracing) =>
+  HttpAuth.layer({ bearer: true, session: false }).pipe(
+    Layer.provideMerge(AuthService.layer([ModelBackend.ModelBackend, OtherTokens, Tokens], { tracing })),
+    Layer.provide(AuthEvents.layer),
+    Layer.provide(ModelBackend.layer()),
+    Layer.provide(MemoryUserStore.layer),
+    Layer.provide(PasswordHasher.layerTest)
+  )
+
+const Hello = Schema.Struct({ hello: Schema.String })
+
+class Open extends HttpApiGroup.make("open").add(HttpApiEndpoint.get("plain", "/plain").addSuccess(Hello)) {}
+class Protected extends HttpApiGroup.make("protected")
+  .add(HttpApiEndpoint.get("protected", "/protected").addSuccess(Hello))
+  .middleware(Authentication.Authentication)
+{}
+class Api extends HttpApi.make("bench").add(Open).add(Protected) {}
+
+const listen = NodeHttpServer.layer(() => http.createServer(), { port: 0, host: "127.0.0.1" })
+
+const printPort = Layer.effectDiscard(
+  Effect.flatMap(HttpServer.HttpServer, (server) =>
+    Effect.sync(() => console.log((server.address as HttpServer.TcpAddress).port)))
+)
+
+const effectApi = (tracing: AuthService.Tracing) => HttpApiBuilder.serve().pipe(
+  Layer.merge(printPort),
+  Layer.provide(HttpApiBuilder.api(Api)),
+  Layer.provide([
+    HttpApiBuilder.group(Api, "open", (h) => h.handle("plain", () => Effect.succeed({ hello: "world" }))),
+    HttpApiBuilder.group(Api, "protected", (h) =>
+      h.handle("protected", () => Effect.map(CurrentUser.CurrentUser, ({ user }) => ({ hello: user.username }))))
+  ]),
+  Layer.provide(Authentication.layer),
+  Layer.provide(httpAuth(tracing)),
+  Layer.provide(listen)
+)
+
+const router = HttpRouter.empty.pipe(
+  HttpRouter.get("/plain", HttpServerResponse.json({ hello: "world" })),
+  HttpRouter.get(
+    "/protected",
+    HttpAuth.requireUser(
+      Effect.flatMap(CurrentUser.CurrentUser, ({ user }) => HttpServerResponse.json({ hello: user.username }))
+    )
+  )
+)
+
+const effectRouter = (tracing: AuthService.Tracing) => HttpServer.serve(router).pipe(
+  Layer.merge(printPort),
+  Layer.provide(httpAuth(tracing)),
+  Layer.provide(listen)
+)
+
+// --- express + passport ----------------------------------------------------------------------------
+
+const expressServer = () => {
+  const express = require("express")
+  const passport = require("passport")
+  const { Strategy: BearerStrategy } = require("passport-http-bearer")
+  const { Strategy } = require("passport-strategy")
+
+  // passport-local's part for a request without username and password: fail. (passport-local
+  // itself fails those with status 400, which passport would then answer instead of 401.)
+  class PasswordStrategy extends Strategy {
+    name = "password"
+    authenticate(this: any, req: any) {
+      const username = req.body?.username
+      const password = req.body?.password
+      if (typeof username !== "string" || typeof password !== "string") return this.fail()
+      return this.fail()
+    }
+  }
+  passport.use("password", new PasswordStrategy())
+  passport.use("other-tokens", new BearerStrategy((_token: string, done: any) => done(null, false)))
+  passport.use("tokens", new BearerStrategy((token: string, done: any) => done(null, tokens.get(token) ?? false)))
+
+  const app = express()
+  app.use(passport.initialize())
+  app.get("/plain", (_req: any, res: any) => res.json({ hello: "world" }))
+  app.get(
+    "/protected",
+    passport.authenticate(["password", "other-tokens", "tokens"], { session: false }),
+    (req: any, res: any) => res.json({ hello: req.user.username })
+  )
+  const server = app.listen(0, "127.0.0.1", () => console.log(server.address().port))
+}
+
+// --- the child: one server ---------------------------------------------------------------------------
+
+const serveIndex = process.argv.indexOf("--serve")
+if (serveIndex !== -1) {
+  const kind = process.argv[serveIndex + 1]
+  // A clean exit, so that `node --cpu-prof` can write its profile.
+  process.on("SIGTERM", () => process.exit(0))
+  // effect-api | effect-router, optionally with the AuthService tracing level: effect-api/call
+  const [form, tracing = "attempts"] = (kind ?? "").split("/") as [string, AuthService.Tracing | undefined]
+  if (form === "express") expressServer()
+  else Effect.runFork(Layer.launch(form === "effect-router" ? effectRouter(tracing) : effectApi(tracing)))
+} else if (process.argv.includes("--breakdown")) {
+  await breakdown()
+} else {
+  await main()
+}
+
+// --- where a protected request's time goes, in-process ---------------------------------------------
+
+// Microseconds per request of each layer, without HTTP: fresh requests (HttpAuth memoises per
+// request object) built outside the timed loop, best of 7 rounds of 5000.
+async function breakdown() {
+  const N = 5000
+  const request = () =>
+    HttpServerRequest.fromWeb(new Request("http://x/protected", { headers: { authorization: `Bearer ${TOKEN}` } }))
+  const measure = (
+    layer: Layer.Layer<HttpAuth.HttpAuth | AuthService.AuthService, unknown>,
+    run: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<unknown, unknown, any>
+  ) =>
+    Effect.runPromise(
+      Effect.gen(function*() {
+        let best = Infinity
+        for (let round = 0; round < 7; round++) {
+          const requests = Array.from({ length: N }, request)
+          const start = performance.now()
+          for (const r of requests) yield* Effect.provideService(run(r), HttpServerRequest.HttpServerRequest, r)
+          best = Math.min(best, ((performance.now() - start) * 1000) / N)
+        }
+        return best.toFixed(1)
+      }).pipe(Effect.provide(layer)) as Effect.Effect<string, unknown>
+    )
+  const micro = (run: (i: number) => unknown) => {
+    let best = Infinity
+    for (let round = 0; round < 5; round++) {
+      const start = performance.now()
+      for (let i = 0; i < 100_000; i++) run(i)
+      best = Math.min(best, ((performance.now() - start) * 1000) / 100_000)
+    }
+    return best.toFixed(2)
+  }
+  // Inside one running fiber, as in a request handler.
+  const inFiber = (wrap: (e: Effect.Effect<number>) => Effect.Effect<number>) =>
+    Effect.runSync(Effect.gen(function*() {
+      let best = Infinity
+      for (let round = 0; round < 5; round++) {
+        const start = performance.now()
+        for (let i = 0; i < 100_000; i++) yield* wrap(Effect.succeed(i))
+        best = Math.min(best, ((performance.now() - start) * 1000) / 100_000)
+      }
+      return best.toFixed(2)
+    }))
+  const handler = Effect.flatMap(CurrentUser.CurrentUser, ({ user }) => HttpServerResponse.json({ hello: user.username }))
+  const authenticate = Effect.flatMap(AuthService.AuthService, (auth) => auth.authenticate({ token: Redacted.make(TOKEN) }))
+  const rows: Array<Array<string>> = [["µs per request (best of 7 x 5000)", "attempts", "call", "off"]]
+  const layers = (["attempts", "call", "off"] as const).map(httpAuth)
+  // One measurement at a time: concurrent fibers would interleave and share the clock.
+  const row = async (label: string, run: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<unknown, unknown, any>) => {
+    const cells: Array<string> = []
+    for (const layer of layers) cells.push(await measure(layer, run))
+    rows.push([label, ...cells])
+  }
+  await row("the handler alone (JSON response)", () => HttpServerResponse.json({ hello: "world" }))
+  await row("AuthService.authenticate, 3 backends", () => authenticate)
+  await row("HttpAuth.authenticate (header parsing, memo)", (r) => Effect.flatMap(HttpAuth.HttpAuth, (s) => s.authenticate(r)))
+  await row("HttpAuth.requireUser(handler)", () => HttpAuth.requireUser(handler))
+  printTable("AuthService tracing level:", rows)
+
+  const Tag = Context.GenericTag<number>("bench/Tag")
+  printTable("primitives (µs each, best of 5 x 100,000)", [
+    ["operation", "µs"],
+    ["yield* Effect.succeed(i) in a fiber (reference)", inFiber((e) => e)],
+    ["... with Effect.provideService around it", inFiber((e) => Effect.provideService(e, Tag, 1))],
+    ["... with Effect.withSpan around it", inFiber((e) => Effect.withSpan(e, "span", { captureStackTrace: false }))],
+    ["new AuthError.NoMatch({ ... }) (Schema-validated constructor)", micro(() => new AuthError.NoMatch({ backend: "b", reason: "invalid-credentials" }))]
+  ])
+}
+
+// --- the parent: load and report ---------------------------------------------------------------------
+
+interface AutocannonResult {
+  readonly requests: { readonly average: number; readonly total: number }
+  readonly latency: { readonly p50: number; readonly p99: number }
+  readonly non2xx: number
+  readonly errors: number
+  readonly timeouts: number
+}
+
+async function main() {
+  const { connections: CONNECTIONS, duration: DURATION, rounds: ROUNDS, warmup: WARMUP } = parseArgs({
+    rounds: 5,
+    duration: 3,
+    connections: 50,
+    warmup: 2
+  })
+  const autocannon: (options: object) => Promise<AutocannonResult> = require("autocannon")
+  const self = fileURLToPath(import.meta.url)
+  const kinds = ["effect-api", "effect-router", "effect-api/call", "express"] as const
+  type Kind = typeof kinds[number]
+
+  const children: Array<ReturnType<typeof spawn>> = []
+  process.on("exit", () => children.forEach((child) => child.kill()))
+  const start = async (kind: Kind): Promise<string> => {
+    const child = spawn(process.execPath, ["--import", "tsx", self, "--serve", kind], {
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    children.push(child)
+    const [chunk] = (await once(child.stdout!, "data")) as [Buffer]
+    return `http://127.0.0.1:${chunk.toString().trim()}`
+  }
+  const urls = Object.fromEntries(await Promise.all(kinds.map(async (k) => [k, await start(k)] as const))) as Record<Kind, string>
+
+  const headers = { authorization: `Bearer ${TOKEN}` }
+  // Every server must answer as the others do before it is measured.
+  for (const kind of kinds) {
+    const plain = await fetch(`${urls[kind]}/plain`)
+    const ok = await fetch(`${urls[kind]}/protected`, { headers })
+    const anonymous = await fetch(`${urls[kind]}/protected`)
+    const wrong = await fetch(`${urls[kind]}/protected`, { headers: { authorization: "Bearer nope" } })
+    const bodies = [await plain.json(), await ok.json()]
+    if (
+      plain.status !== 200 || ok.status !== 200 || anonymous.status !== 401 || wrong.status !== 401 ||
+      JSON.stringify(bodies) !== JSON.stringify([{ hello: "world" }, { hello: "alice" }])
+    ) {
+      throw new Error(`${kind} does not answer as expected: ${plain.status} ${ok.status} ${anonymous.status} ${wrong.status}`)
+    }
+  }
+
+  const load = async (kind: Kind, route: "plain" | "protected", seconds: number) => {
+    const result = await autocannon({
+      url: `${urls[kind]}/${route}`,
+      connections: CONNECTIONS,
+      duration: seconds,
+      ...(route === "protected" ? { headers } : {})
+    })
+    if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) {
+      throw new Error(`${kind} /${route}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`)
+    }
+    return result
+  }
+
+  const runs = kinds.flatMap((kind) => (["plain", "protected"] as const).map((route) => ({ kind, route })))
+  for (const { kind, route } of runs) await load(kind, route, WARMUP)
+
+  const rps = new Map<string, Array<number>>()
+  const p99 = new Map<string, Array<number>>()
+  const push = (map: Map<string, Array<number>>, key: string, value: number) => map.set(key, [...(map.get(key) ?? []), value])
+  for (let round = 0; round < ROUNDS; round++) {
+    // Rotate the servers, and swap plain/protected every other round.
+    const order = kinds.map((_, i) => kinds[(i + round) % kinds.length]!)
+    const routes = round % 2 === 0 ? (["plain", "protected"] as const) : (["protected", "plain"] as const)
+    const line: Array<string> = []
+    for (const kind of order) {
+      for (const route of routes) {
+        const result = await load(kind, route, DURATION)
+        push(rps, `${kind} ${route}`, result.requests.average)
+        push(p99, `${kind} ${route}`, result.latency.p99)
+        line.push(`${kind}/${route} ${Math.round(result.requests.average)}`)
+      }
+    }
+    console.log(`round ${round + 1}: ${line.join(", ")}`)
+  }
+
+  const median = (xs: ReadonlyArray<number>) => {
+    const s = [...xs].sort((a, b) => a - b)
+    const m = s.length >> 1
+    return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+  }
+  const perRound = (a: string, b: string) => rps.get(a)!.map((x, i) => x / rps.get(b)![i]!)
+  const fmt = (n: number) => Math.round(n).toLocaleString("en-US")
+
+  console.log(
+    `\nNode ${process.version}, ${os.cpus()[0]?.model ?? "?"}, ${os.availableParallelism()} cores, load average ${
+      os.loadavg()[0]!.toFixed(1)
+    }; ${ROUNDS} rounds x ${DURATION} s, ${CONNECTIONS} connections`
+  )
+  printTable(
+    "requests/s (median over rounds)",
+    [
+      ["server", "plain", "protected", "protected ÷ plain (median per round)", "p99 plain / protected (ms)"],
+      ...kinds.map((kind) => [
+        kind,
+        fmt(median(rps.get(`${kind} plain`)!)),
+        fmt(median(rps.get(`${kind} protected`)!)),
+        median(perRound(`${kind} protected`, `${kind} plain`)).toFixed(3),
+        `${median(p99.get(`${kind} plain`)!)} / ${median(p99.get(`${kind} protected`)!)}`
+      ])
+    ]
+  )
+  printTable("protected route, effect-auth ÷ express + passport (median per round)", [
+    ["server", "ratio"],
+    ...kinds.filter((kind) => kind !== "express").map((kind) => [
+      kind,
+      median(perRound(`${kind} protected`, "express protected")).toFixed(3)
+    ])
+  ])
+  children.forEach((child) => child.kill())
+}

@@ -1,0 +1,176 @@
+// The example app: an HttpApi with session login, backed by the model backend on a SQLite file.
+//
+//   npm start                                   # http://127.0.0.1:8000
+//   npm run cli -- createuser alice             # in another terminal
+//   curl -c jar -H 'content-type: application/json' -d '{"username":"alice","password":"..."}' localhost:8000/login
+//   curl -b jar localhost:8000/me
+//
+// Environment: PORT (8000; 0 picks a free port), HOST (127.0.0.1), DATABASE_FILE
+// (./effect-auth.sqlite, shared with the CLI), SECRET_KEY (a development default with a warning),
+// SECRET_KEY_FALLBACKS, SESSION_MAX_AGE, SESSION_IDLE_TIMEOUT, PASSWORD_HASHERS and
+// PASSWORD_HASHER_* (see PasswordHasher.layerConfig). docs/example-app.md walks through it.
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Config from "effect/Config"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import { createServer } from "node:http"
+import * as AuthEvents from "effect-auth/AuthEvents"
+import * as AuthService from "effect-auth/AuthService"
+import * as ModelBackend from "effect-auth/backends/ModelBackend"
+import * as Authentication from "effect-auth/http/Authentication"
+import * as CurrentUser from "effect-auth/http/CurrentUser"
+import * as HttpAuth from "effect-auth/http/HttpAuth"
+import * as PasswordHasher from "effect-auth/PasswordHasher"
+import * as Session from "effect-auth/Session"
+import * as SqlSessionStore from "effect-auth/SqlSessionStore"
+import * as SqlUserStore from "effect-auth/SqlUserStore"
+import type { User } from "effect-auth/User"
+
+// --- the API -------------------------------------------------------------------------------------
+
+const UserJson = Schema.Struct({
+  id: Schema.String,
+  username: Schema.String,
+  isSuperuser: Schema.Boolean
+})
+
+const LoginPayload = Schema.Struct({
+  username: Schema.String,
+  // Redacted from the moment it is decoded: it never reaches a log or a span in clear.
+  password: Schema.Redacted(Schema.String)
+})
+
+const LoginResult = Schema.Struct({
+  user: UserJson,
+  // Send it back as `X-CSRFToken` on unsafe requests (POST /logout) made with the cookie.
+  csrfToken: Schema.String
+})
+
+const Me = Schema.Struct({
+  user: UserJson,
+  method: Schema.String,
+  permissions: Schema.Array(Schema.String)
+})
+
+const Report = Schema.Struct({ id: Schema.Number, title: Schema.String })
+
+// Login and logout serve anonymous requests too; OptionalAuthentication still declares and
+// enforces the 401/403/503 of bad credentials and CSRF failures.
+class SessionGroup extends HttpApiGroup.make("session")
+  .add(HttpApiEndpoint.post("login", "/login").setPayload(LoginPayload).addSuccess(LoginResult))
+  .add(HttpApiEndpoint.post("logout", "/logout"))
+  .middleware(Authentication.OptionalAuthentication)
+{}
+
+class AccountGroup extends HttpApiGroup.make("account")
+  .add(HttpApiEndpoint.get("me", "/me").addSuccess(Me))
+  .add(HttpApiEndpoint.get("reports", "/reports").addSuccess(Schema.Array(Report)))
+  .middleware(Authentication.Authentication)
+{}
+
+class Api extends HttpApi.make("example").add(SessionGroup).add(AccountGroup) {}
+
+// The stored user carries its password hash: answer only the public fields.
+const userJson = (user: User) => ({ id: user.id, username: user.username, isSuperuser: user.isSuperuser })
+
+const SessionLive = HttpApiBuilder.group(Api, "session", (handlers) =>
+  handlers
+    .handle("login", ({ payload }) =>
+      Effect.map(HttpAuth.login(payload), ({ csrfToken, user }) => ({
+        user: userJson(user),
+        csrfToken: Redacted.value(csrfToken)
+      })))
+    .handle("logout", () => HttpAuth.logout))
+
+const AccountLive = HttpApiBuilder.group(Api, "account", (handlers) =>
+  handlers
+    .handle("me", () =>
+      Effect.gen(function*() {
+        const { getAllPermissions, method, user } = yield* CurrentUser.CurrentUser
+        const permissions = yield* Effect.orElseSucceed(getAllPermissions(), () => new Set<string>())
+        return { user: userJson(user), method, permissions: Array.from(permissions).sort() }
+      }))
+    .handle("reports", () =>
+      Effect.as(CurrentUser.requirePermission("reports.view_report"), [
+        { id: 1, title: "Q1 revenue" },
+        { id: 2, title: "Q2 revenue" }
+      ])))
+
+// --- configuration -------------------------------------------------------------------------------
+
+const developmentSecret = Redacted.make("development-only-secret-do-not-use-in-production")
+
+const SessionConfig: Config.Config<Session.ConfigOptions> = Config.all({
+  secret: Config.withDefault(Config.redacted("SECRET_KEY"), developmentSecret),
+  fallbackSecrets: Config.withDefault(Config.array(Config.redacted(), "SECRET_KEY_FALLBACKS"), []),
+  maxAge: Config.option(Config.duration("SESSION_MAX_AGE")),
+  idleTimeout: Config.option(Config.duration("SESSION_IDLE_TIMEOUT"))
+})
+
+const SessionsLive = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const options = yield* SessionConfig
+    if (options.secret === developmentSecret) {
+      yield* Console.warn(
+        "WARNING: SECRET_KEY is not set; using a development secret that everybody knows. " +
+          "Set SECRET_KEY to a long random string before this app faces anyone."
+      )
+    }
+    return Session.layer({
+      secret: options.secret,
+      fallbackSecrets: options.fallbackSecrets,
+      maxAge: Option.getOrUndefined(options.maxAge),
+      idleTimeout: Option.getOrUndefined(options.idleTimeout)
+    })
+  })
+)
+
+// One SQLite file holds the users (migrated by layerSqlite) and the sessions (by SqlSessionStore).
+const DatabaseLive = SqlUserStore.layerSqliteConfig({
+  filename: Config.withDefault(Config.string("DATABASE_FILE"), "./effect-auth.sqlite")
+})
+
+const AuthLive = AuthService.layer([ModelBackend.ModelBackend]).pipe(
+  Layer.provide(ModelBackend.layer()),
+  Layer.provideMerge(AuthEvents.layer)
+)
+
+// Plain HTTP on loopback: the cookies cannot be Secure here; behind TLS set `session: { secure: true }`.
+const HttpAuthLive = HttpAuth.layer({ realm: "effect-auth example", session: true, bearer: false }).pipe(
+  Layer.provide(SessionsLive),
+  Layer.provide(SqlSessionStore.layer()),
+  Layer.provideMerge(AuthLive),
+  Layer.provide(PasswordHasher.layerConfig()),
+  Layer.provide(DatabaseLive)
+)
+
+const ServerLive = NodeHttpServer.layerConfig(createServer, {
+  port: Config.withDefault(Config.integer("PORT"), 8000),
+  host: Config.withDefault(Config.string("HOST"), "127.0.0.1")
+})
+
+const PrintUrl = Layer.effectDiscard(
+  HttpServer.addressFormattedWith((url) => Console.log(`effect-auth example app listening on ${url}`))
+)
+
+const AppLive = HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
+  Layer.merge(PrintUrl),
+  Layer.provide(HttpApiBuilder.api(Api)),
+  Layer.provide([SessionLive, AccountLive]),
+  Layer.provide(Authentication.layer),
+  Layer.provide(HttpAuthLive),
+  Layer.provide(ServerLive)
+)
+
+NodeRuntime.runMain(Layer.launch(AppLive))

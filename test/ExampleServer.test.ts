@@ -1,0 +1,139 @@
+// The example app as `npm start` runs it (examples/server.ts in a child process, on a temporary
+// SQLite file and a free port), driven with fetch and the CLI: the README's walk-through.
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { type RunningServer, runCli, startServer, tempDir } from "./utils/exampleApp.js"
+
+const dir = tempDir()
+const database = path.join(dir, "example.sqlite")
+const env = { DATABASE_FILE: database }
+let server: RunningServer
+
+beforeAll(async () => {
+  // Users first, through the CLI, on the file the server will open (no SECRET_KEY on purpose).
+  const alice = await runCli(["createuser", "alice"], { input: "wonderland\n", env })
+  const bob = await runCli(["createuser", "bob"], { input: "builder\n", env })
+  expect([alice.code, bob.code]).toEqual([0, 0])
+  server = await startServer(env)
+}, 120_000)
+
+afterAll(async () => {
+  await server?.stop()
+  fs.rmSync(dir, { recursive: true, force: true })
+})
+
+interface Reply {
+  readonly status: number
+  readonly body: string
+  readonly headers: Headers
+  readonly json: () => any
+}
+
+const request = async (
+  method: string,
+  pathname: string,
+  options: { readonly cookie?: string; readonly csrf?: string; readonly json?: unknown } = {}
+): Promise<Reply> => {
+  const headers: Record<string, string> = {}
+  if (options.cookie !== undefined) headers.cookie = options.cookie
+  if (options.csrf !== undefined) headers["x-csrftoken"] = options.csrf
+  if (options.json !== undefined) headers["content-type"] = "application/json"
+  const response = await fetch(`${server.url}${pathname}`, {
+    method,
+    headers,
+    ...(options.json === undefined ? {} : { body: JSON.stringify(options.json) })
+  })
+  const body = await response.text()
+  return { status: response.status, body, headers: response.headers, json: () => JSON.parse(body) }
+}
+
+/** The `name=value` pairs of the response's Set-Cookie headers. */
+const setCookies = (reply: Reply): Record<string, string> =>
+  Object.fromEntries(
+    reply.headers.getSetCookie().map((header) => {
+      const [pair] = header.split(";")
+      const index = pair!.indexOf("=")
+      return [pair!.slice(0, index), pair!.slice(index + 1)]
+    })
+  )
+
+const login = async (username: string, password: string) => {
+  const reply = await request("POST", "/login", { json: { username, password } })
+  expect(reply.status).toBe(200)
+  const session = setCookies(reply)["sessionid"]
+  expect(session).toMatch(/^[A-Za-z0-9_-]{43}$/)
+  return { reply, cookie: `sessionid=${session}`, csrf: reply.json().csrfToken as string }
+}
+
+describe("example app", { timeout: 120_000 }, () => {
+  it("prints its URL on 127.0.0.1 and warns that SECRET_KEY is not set", () => {
+    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    expect(server.stderr()).toContain("SECRET_KEY is not set")
+  })
+
+  it("login → cookie → /me → /reports 403 → grant with the CLI → 200 → logout → /me 401", async () => {
+    const { cookie, csrf, reply } = await login("alice", "wonderland")
+    expect(reply.json()).toEqual({ user: { id: "1", username: "alice", isSuperuser: false }, csrfToken: csrf })
+    expect(reply.headers.getSetCookie().find((c) => c.startsWith("sessionid="))).toMatch(/HttpOnly/i)
+
+    const me = await request("GET", "/me", { cookie })
+    expect(me.status).toBe(200)
+    expect(me.json()).toEqual({ user: { id: "1", username: "alice", isSuperuser: false }, method: "session", permissions: [] })
+
+    expect((await request("GET", "/reports", { cookie })).status).toBe(403)
+
+    const granted = await runCli(["grant", "alice", "reports.view_report"], { env })
+    expect(granted.code).toBe(0)
+
+    // Permission answers are cached per request only: the next request sees the grant.
+    const reports = await request("GET", "/reports", { cookie })
+    expect(reports.status).toBe(200)
+    expect(reports.json()).toEqual([{ id: 1, title: "Q1 revenue" }, { id: 2, title: "Q2 revenue" }])
+    expect((await request("GET", "/me", { cookie })).json().permissions).toEqual(["reports.view_report"])
+
+    // An unsafe request on the cookie needs the session's CSRF token.
+    expect((await request("POST", "/logout", { cookie })).status).toBe(403)
+    expect((await request("GET", "/me", { cookie })).status).toBe(200)
+    const logout = await request("POST", "/logout", { cookie, csrf })
+    expect(logout.status).toBe(204)
+    expect(setCookies(logout)["sessionid"]).toBe("")
+
+    const after = await request("GET", "/me", { cookie })
+    expect(after.status).toBe(401)
+    expect(after.body).toBe("")
+  })
+
+  it("a wrong password is a 401 with an empty body and no cookie; a bad payload a 400", async () => {
+    const wrong = await request("POST", "/login", { json: { username: "alice", password: "nope" } })
+    expect(wrong.status).toBe(401)
+    expect(wrong.body).toBe("")
+    expect(wrong.headers.get("www-authenticate")).toContain("realm=")
+    expect(wrong.headers.getSetCookie()).toEqual([])
+    const unknown = await request("POST", "/login", { json: { username: "mallory", password: "nope" } })
+    expect(unknown.status).toBe(401)
+    expect((await request("POST", "/login", { json: { username: "alice" } })).status).toBe(400)
+  })
+
+  it("anonymous requests to /me and /reports are 401", async () => {
+    expect((await request("GET", "/me")).status).toBe(401)
+    expect((await request("GET", "/reports")).status).toBe(401)
+  })
+
+  it("changepassword with the CLI logs out the user's sessions on the running server", async () => {
+    const { cookie } = await login("bob", "builder")
+    expect((await request("GET", "/me", { cookie })).status).toBe(200)
+    expect((await runCli(["changepassword", "bob"], { input: "new builder\n", env })).code).toBe(0)
+    expect((await request("GET", "/me", { cookie })).status).toBe(401)
+    await login("bob", "new builder")
+  })
+
+  it("the session lives in the SQLite file: it survives a restart of the app", async () => {
+    const { cookie } = await login("alice", "wonderland")
+    await server.stop()
+    server = await startServer(env)
+    const me = await request("GET", "/me", { cookie })
+    expect(me.status).toBe(200)
+    expect(me.json().user.username).toBe("alice")
+  })
+})
