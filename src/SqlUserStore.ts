@@ -37,6 +37,7 @@ import type * as Statement from "@effect/sql/Statement"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -780,13 +781,17 @@ const layerOnDriver = <Driver>(
       (driver) =>
         layer(options).pipe(
           Layer.provideMerge(client(driver)),
-          Layer.catchAll((error) =>
-            Layer.fail(
+          // Drivers report some connection problems as defects (better-sqlite3 throws when the
+          // file cannot be opened): every failure of building the layer becomes a typed error.
+          Layer.catchAllCause((cause) => {
+            if (Cause.isInterruptedOnly(cause)) return Layer.failCause(cause as Cause.Cause<never>)
+            const error = Option.getOrElse(Cause.failureOption(cause), () => Cause.squash(cause))
+            return Layer.fail(
               Predicate.isTagged(error, "AuthConfigError") || Predicate.isTagged(error, "UserStoreError")
                 ? error as AuthConfigError | UserStore.UserStoreError
                 : storeError("connect")(error)
             )
-          )
+          })
         )
     )
   )

@@ -126,3 +126,12 @@ describe("SqlUserStore on SQLite", () => {
       expect(exits.map(failureTag)).toEqual(exits.map(() => "UserStoreError"))
     }))
 })
+
+describe("SqlUserStore.layerSqlite: a file that cannot be opened", () => {
+  it.effect("is a typed UserStoreError when the layer is built, not a defect", () =>
+    Effect.gen(function*() {
+      const layer = SqlUserStore.layerSqlite({ filename: "/nonexistent-dir/effect-auth/users.sqlite" })
+      const exit = yield* Effect.exit(Layer.build(layer).pipe(Effect.scoped))
+      expect(failureTag(exit)).toBe("UserStoreError")
+    }))
+})
