@@ -19,7 +19,10 @@
  * Effect's default tracer stays on (every request and every backend attempt makes a span); no
  * request logging anywhere. autocannon runs in this process, 50 connections on loopback, one run
  * at a time; each round measures every (server, route) pair once, the order rotated per round,
- * so a server's plain and protected runs are always neighbours in time.
+ * so a server's plain and protected runs are always neighbours in time. Each server also reports
+ * its own CPU time (`process.cpuUsage()`, over IPC), so the report gives the server's CPU per
+ * request as well: autocannon competes for the same two cores, and requests/s hide how much of a
+ * core a route costs.
  *
  *   npx tsx bench/http-middleware.ts [--rounds 5] [--duration 3] [--connections 50] [--warmup 2]
  *   npx tsx bench/http-middleware.ts --breakdown   # where a protected request's time goes, in-process
@@ -35,6 +38,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -184,6 +188,8 @@ if (serveIndex !== -1) {
   const kind = process.argv[serveIndex + 1]
   // A clean exit, so that `node --cpu-prof` can write its profile.
   process.on("SIGTERM", () => process.exit(0))
+  // The parent asks for the CPU time used so far, to split the server's cost from autocannon's.
+  process.on("message", () => process.send?.(process.cpuUsage()))
   // effect-api | effect-router, optionally with the AuthService tracing level: effect-api/call
   const [form, tracing = "attempts"] = (kind ?? "").split("/") as [string, AuthService.Tracing | undefined]
   if (form === "express") expressServer()
@@ -203,7 +209,7 @@ async function breakdown() {
   const request = () =>
     HttpServerRequest.fromWeb(new Request("http://x/protected", { headers: { authorization: `Bearer ${TOKEN}` } }))
   const measure = (
-    layer: Layer.Layer<HttpAuth.HttpAuth | AuthService.AuthService, unknown>,
+    layer: Layer.Layer<Authentication.Authentication | HttpAuth.HttpAuth | AuthService.AuthService, unknown>,
     run: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<unknown, unknown, any>
   ) =>
     Effect.runPromise(
@@ -241,7 +247,9 @@ async function breakdown() {
   const handler = Effect.flatMap(CurrentUser.CurrentUser, ({ user }) => HttpServerResponse.json({ hello: user.username }))
   const authenticate = Effect.flatMap(AuthService.AuthService, (auth) => auth.authenticate({ token: Redacted.make(TOKEN) }))
   const rows: Array<Array<string>> = [["µs per request (best of 7 x 5000)", "attempts", "call", "off"]]
-  const layers = (["attempts", "call", "off"] as const).map(httpAuth)
+  const layers = (["attempts", "call", "off"] as const).map((tracing) =>
+    Authentication.layer.pipe(Layer.provideMerge(httpAuth(tracing)))
+  )
   // One measurement at a time: concurrent fibers would interleave and share the clock.
   const row = async (label: string, run: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<unknown, unknown, any>) => {
     const cells: Array<string> = []
@@ -252,15 +260,27 @@ async function breakdown() {
   await row("AuthService.authenticate, 3 backends", () => authenticate)
   await row("HttpAuth.authenticate (header parsing, memo)", (r) => Effect.flatMap(HttpAuth.HttpAuth, (s) => s.authenticate(r)))
   await row("HttpAuth.requireUser(handler)", () => HttpAuth.requireUser(handler))
+  // As HttpApiBuilder applies a middleware that provides a service.
+  await row(
+    "Authentication middleware + handler (HttpApi)",
+    () => Effect.flatMap(Authentication.Authentication, (m) => Effect.provideServiceEffect(handler, CurrentUser.CurrentUser, m))
+  )
   printTable("AuthService tracing level:", rows)
 
   const Tag = Context.GenericTag<number>("bench/Tag")
+  const Tag2 = Context.GenericTag<number>("bench/Tag2")
+  const Tag3 = Context.GenericTag<number>("bench/Tag3")
   printTable("primitives (µs each, best of 5 x 100,000)", [
     ["operation", "µs"],
     ["yield* Effect.succeed(i) in a fiber (reference)", inFiber((e) => e)],
     ["... with Effect.provideService around it", inFiber((e) => Effect.provideService(e, Tag, 1))],
+    ["... with 3 Effect.provideService around it", inFiber((e) => e.pipe(Effect.provideService(Tag, 1), Effect.provideService(Tag2, 2), Effect.provideService(Tag3, 3)))],
+    ["... with the 3 services added in one context change", inFiber((e) =>
+      Effect.contextWithEffect((context: Context.Context<never>) =>
+        Effect.locally(e, FiberRef.currentContext, Context.add(Context.add(Context.add(context, Tag, 1), Tag2, 2), Tag3, 3))
+      ))],
     ["... with Effect.withSpan around it", inFiber((e) => Effect.withSpan(e, "span", { captureStackTrace: false }))],
-    ["new AuthError.NoMatch({ ... }) (Schema-validated constructor)", micro(() => new AuthError.NoMatch({ backend: "b", reason: "invalid-credentials" }))]
+    ["new AuthError.NoMatch({ ... })", micro(() => new AuthError.NoMatch({ backend: "b", reason: "invalid-credentials" }))]
   ])
 }
 
@@ -275,6 +295,8 @@ interface AutocannonResult {
 }
 
 async function main() {
+  // Before our own processes add to it: how busy the machine was with other work.
+  const loadBefore = os.loadavg()[0]!
   const { connections: CONNECTIONS, duration: DURATION, rounds: ROUNDS, warmup: WARMUP } = parseArgs({
     rounds: 5,
     duration: 3,
@@ -287,12 +309,14 @@ async function main() {
   type Kind = typeof kinds[number]
 
   const children: Array<ReturnType<typeof spawn>> = []
+  const byKind = new Map<Kind, ReturnType<typeof spawn>>()
   process.on("exit", () => children.forEach((child) => child.kill()))
   const start = async (kind: Kind): Promise<string> => {
     const child = spawn(process.execPath, ["--import", "tsx", self, "--serve", kind], {
-      stdio: ["ignore", "pipe", "inherit"]
+      stdio: ["ignore", "pipe", "inherit", "ipc"]
     })
     children.push(child)
+    byKind.set(kind, child)
     const [chunk] = (await once(child.stdout!, "data")) as [Buffer]
     return `http://127.0.0.1:${chunk.toString().trim()}`
   }
@@ -314,7 +338,15 @@ async function main() {
     }
   }
 
+  // Microseconds of CPU (user + system) the server's process has used so far.
+  const cpuOf = async (kind: Kind): Promise<number> => {
+    const child = byKind.get(kind)!
+    child.send("cpu")
+    const [usage] = (await once(child, "message")) as [NodeJS.CpuUsage]
+    return usage.user + usage.system
+  }
   const load = async (kind: Kind, route: "plain" | "protected", seconds: number) => {
+    const cpuBefore = await cpuOf(kind)
     const result = await autocannon({
       url: `${urls[kind]}/${route}`,
       connections: CONNECTIONS,
@@ -324,7 +356,7 @@ async function main() {
     if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) {
       throw new Error(`${kind} /${route}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`)
     }
-    return result
+    return { ...result, cpuPerRequest: (await cpuOf(kind) - cpuBefore) / result.requests.total }
   }
 
   const runs = kinds.flatMap((kind) => (["plain", "protected"] as const).map((route) => ({ kind, route })))
@@ -332,6 +364,7 @@ async function main() {
 
   const rps = new Map<string, Array<number>>()
   const p99 = new Map<string, Array<number>>()
+  const cpu = new Map<string, Array<number>>()
   const push = (map: Map<string, Array<number>>, key: string, value: number) => map.set(key, [...(map.get(key) ?? []), value])
   for (let round = 0; round < ROUNDS; round++) {
     // Rotate the servers, and swap plain/protected every other round.
@@ -343,6 +376,7 @@ async function main() {
         const result = await load(kind, route, DURATION)
         push(rps, `${kind} ${route}`, result.requests.average)
         push(p99, `${kind} ${route}`, result.latency.p99)
+        push(cpu, `${kind} ${route}`, result.cpuPerRequest)
         line.push(`${kind}/${route} ${Math.round(result.requests.average)}`)
       }
     }
@@ -358,9 +392,9 @@ async function main() {
   const fmt = (n: number) => Math.round(n).toLocaleString("en-US")
 
   console.log(
-    `\nNode ${process.version}, ${os.cpus()[0]?.model ?? "?"}, ${os.availableParallelism()} cores, load average ${
+    `\nNode ${process.version}, ${os.cpus()[0]?.model ?? "?"}, ${os.availableParallelism()} cores, load average ${loadBefore.toFixed(1)} before the run, ${
       os.loadavg()[0]!.toFixed(1)
-    }; ${ROUNDS} rounds x ${DURATION} s, ${CONNECTIONS} connections`
+    } at its end; ${ROUNDS} rounds x ${DURATION} s, ${CONNECTIONS} connections`
   )
   printTable(
     "requests/s (median over rounds)",
@@ -380,6 +414,18 @@ async function main() {
     ...kinds.filter((kind) => kind !== "express").map((kind) => [
       kind,
       median(perRound(`${kind} protected`, "express protected")).toFixed(3)
+    ])
+  ])
+  // autocannon shares the two cores with the server, so requests/s understate what a route costs
+  // the server: its own CPU time per request says it directly.
+  const cpuDiff = (kind: Kind) => cpu.get(`${kind} protected`)!.map((x, i) => x - cpu.get(`${kind} plain`)![i]!)
+  printTable("server CPU per request, µs (median over rounds)", [
+    ["server", "plain", "protected", "protected − plain (median per round)"],
+    ...kinds.map((kind) => [
+      kind,
+      median(cpu.get(`${kind} plain`)!).toFixed(0),
+      median(cpu.get(`${kind} protected`)!).toFixed(0),
+      median(cpuDiff(kind)).toFixed(0)
     ])
   ])
   children.forEach((child) => child.kill())

@@ -199,6 +199,9 @@ export const originAllowed = (settings: Settings, headers: Readonly<Record<strin
     (sameOrigin(settings, url, headers.host) || trusted(settings, url))
 }
 
+// The refusal carries nothing of the request: built once.
+const forbidden = Effect.fail(new HttpApiError.Forbidden())
+
 /**
  * The check for one request: nothing for safe methods or when disabled; otherwise the
  * Origin/Referer check and, when `sessionToken` is some, the token check. Fails with
@@ -225,10 +228,10 @@ export const check = (
 ): Effect.Effect<void, HttpApiError.Forbidden> => {
   if (!settings.enabled || isSafeMethod(request.method)) return Effect.void
   const headers = request.headers
-  if (!originAllowed(settings, headers)) return Effect.fail(new HttpApiError.Forbidden())
+  if (!originAllowed(settings, headers)) return forbidden
   if (Option.isNone(sessionToken)) return Effect.void
   const sent = headers[settings.headerName]
   return sent !== undefined && crypto.equal(sent, Redacted.value(sessionToken.value))
     ? Effect.void
-    : Effect.fail(new HttpApiError.Forbidden())
+    : forbidden
 }

@@ -63,6 +63,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
@@ -323,6 +324,30 @@ const cookieSettings = (input: SessionCookieOptions): Either.Either<CookieSettin
 }
 
 const unavailable = () => new HttpApiError.ServiceUnavailable()
+// Failures carry no request data, so each is built once.
+const forbidden = Effect.fail(new HttpApiError.Forbidden())
+const serviceUnavailable = Effect.fail(unavailable())
+
+/** A request's resolution (memoised), the user's permission questions answered with `cache`. */
+type Resolve = (
+  request: HttpServerRequest.HttpServerRequest,
+  cache: Permissions.RequestCacheStore
+) => Effect.Effect<Option.Option<CurrentUser.Info>, Failure>
+
+// The middlewares resolve a request with the permission cache they are about to provide. A
+// `Service` built by `make` registers that entry point here; any other (a test double) is asked
+// through `authenticate`, with the cache provided around it.
+const resolvers = new WeakMap<Service, Resolve>()
+const resolveWith = (
+  service: Service,
+  request: HttpServerRequest.HttpServerRequest,
+  cache: Permissions.RequestCacheStore
+): Effect.Effect<Option.Option<CurrentUser.Info>, Failure> => {
+  const resolve = resolvers.get(service)
+  return resolve !== undefined
+    ? resolve(request, cache)
+    : Effect.provideService(service.authenticate(request), Permissions.RequestCache, cache)
+}
 
 /**
  * Builds the service on `AuthService` (and `Session`, when provided). Fails with
@@ -447,90 +472,105 @@ export const make = (options: Options = {}): Effect.Effect<Service, AuthConfigEr
         case "AuthenticationFailed":
           return unauthorized
         case "PermissionDenied":
-          return Effect.fail(new HttpApiError.Forbidden())
+          return forbidden
         case "BackendUnavailable":
         case "TransportError":
-          return Effect.fail(unavailable())
+          return serviceUnavailable
       }
     }
     const storeFailure = (_: SessionStoreError | AuthError.TransportError) => unavailable()
 
-    const requestCache = Effect.map(
-      Effect.serviceOption(Permissions.RequestCache),
-      Option.getOrElse((): Permissions.RequestCacheStore => ({ answers: new Map() }))
-    )
     const info = (
       who: { readonly user: User; readonly backend: string },
       method: CurrentUser.AuthMethod,
       cache: Permissions.RequestCacheStore
     ) => CurrentUser.make({ user: who.user, backend: who.backend, method }, auth, cache)
 
+    // `cache` is the request's permission cache: the one the middleware runs the handler with.
     const viaCredentials = (
       request: HttpServerRequest.HttpServerRequest,
       credentials: unknown,
-      method: CurrentUser.AuthMethod
-    ) =>
-      Effect.zipWith(
+      method: CurrentUser.AuthMethod,
+      cache: Permissions.RequestCacheStore
+    ): Effect.Effect<Option.Option<CurrentUser.Info>, Failure> =>
+      Effect.map(
         Effect.catchAll(auth.authenticate(credentials, authRequest(request)), toFailure),
-        requestCache,
-        (authenticated, cache) => Option.some(info(authenticated, method, cache))
+        (authenticated) => Option.some(info(authenticated, method, cache))
       )
 
-    const viaAuthorization = (request: HttpServerRequest.HttpServerRequest, header: string) => {
+    const viaAuthorization = (
+      request: HttpServerRequest.HttpServerRequest,
+      header: string,
+      cache: Permissions.RequestCacheStore
+    ) => {
       const parsed = Authorization.parse(header)
       switch (parsed._tag) {
         case "Bearer":
-          return bearer ? viaCredentials(request, { token: Redacted.make(parsed.token) }, "bearer") : unauthorized
+          return bearer ? viaCredentials(request, { token: Redacted.make(parsed.token) }, "bearer", cache) : unauthorized
         case "Basic":
           return basic
-            ? viaCredentials(request, { username: parsed.username, password: Redacted.make(parsed.password) }, "basic")
+            ? viaCredentials(
+              request,
+              { username: parsed.username, password: Redacted.make(parsed.password) },
+              "basic",
+              cache
+            )
             : unauthorized
         default:
           return unauthorized
       }
     }
 
-    const viaApiKey = (request: HttpServerRequest.HttpServerRequest, value: string) =>
+    const viaApiKey = (request: HttpServerRequest.HttpServerRequest, value: string, cache: Permissions.RequestCacheStore) =>
       value === "" || value.length > 8192
         ? unauthorized
-        : viaCredentials(request, { [apiKeyField]: Redacted.make(value) }, "api-key")
+        : viaCredentials(request, { [apiKeyField]: Redacted.make(value) }, "api-key", cache)
 
     const sessionOf = (request: HttpServerRequest.HttpServerRequest): string | undefined =>
       Option.isSome(sessions) ? request.cookies[sessionCookie.name] : undefined
 
-    // Django's RemoteUserMiddleware, on top of the session the cookie resolved to.
+    // Django's RemoteUserMiddleware, on top of the session the cookie resolved to. The common
+    // cases (no header, or the header naming the session's user) answer without a generator.
     const viaRemoteUser = (
       request: HttpServerRequest.HttpServerRequest,
       cookieValue: string | undefined,
       session: Option.Option<Session.SessionUser>,
       cache: Permissions.RequestCacheStore
+    ): Effect.Effect<Option.Option<CurrentUser.Info>, Failure> => {
+      const settings = remote!
+      const value = request.headers[settings.header]
+      const fromRemote = Option.isSome(session) && session.value.backend === settings.backendId
+      if (value === undefined || value === "") {
+        if (fromRemote && !settings.persistent) return Effect.as(dropSession(request, cookieValue), Option.none())
+        return Effect.succeed(Option.map(session, (s) => info(s, "session", cache)))
+      }
+      if (Option.isSome(session) && session.value.user.username === cleanRemoteUser(value)) {
+        return Effect.succeed(Option.some(info(session.value, "remote-user", cache)))
+      }
+      return switchRemoteUser(request, cookieValue, fromRemote ? Option.none() : session, fromRemote, value, cache)
+    }
+
+    const dropSession = (request: HttpServerRequest.HttpServerRequest, cookieValue: string | undefined) =>
+      Effect.zipRight(
+        Effect.mapError(
+          Effect.flatMap(Effect.fromNullable(Option.getOrUndefined(sessions)), (s) => s.logout(cookieValue, authRequest(request))),
+          () => unavailable()
+        ),
+        clearCookies
+      )
+
+    // The header names another user than the session's (or there is no session): authenticate
+    // them, and start their session.
+    const switchRemoteUser = (
+      request: HttpServerRequest.HttpServerRequest,
+      cookieValue: string | undefined,
+      kept: Option.Option<Session.SessionUser>,
+      fromRemote: boolean,
+      value: string,
+      cache: Permissions.RequestCacheStore
     ): Effect.Effect<Option.Option<CurrentUser.Info>, Failure> =>
       Effect.gen(function*() {
-        const settings = remote!
-        const value = request.headers[settings.header]
-        const fromRemote = Option.isSome(session) && session.value.backend === settings.backendId
-        const dropSession = Effect.zipRight(
-          Effect.mapError(
-            Effect.flatMap(Effect.fromNullable(Option.getOrUndefined(sessions)), (s) => s.logout(cookieValue, authRequest(request))),
-            () => unavailable()
-          ),
-          clearCookies
-        )
-        if (value === undefined || value === "") {
-          if (fromRemote && !settings.persistent) {
-            yield* dropSession
-            return Option.none()
-          }
-          return Option.map(session, (s) => info(s, "session", cache))
-        }
-        if (Option.isSome(session) && session.value.user.username === cleanRemoteUser(value)) {
-          return Option.some(info(session.value, "remote-user", cache))
-        }
-        let kept = session
-        if (fromRemote) {
-          yield* dropSession
-          kept = Option.none()
-        }
+        if (fromRemote) yield* dropSession(request, cookieValue)
         const result = yield* Effect.either(auth.authenticate(RemoteUserBackend.trusted(value), authRequest(request)))
         if (Either.isLeft(result)) {
           if (result.left._tag === "AuthenticationFailed") return Option.map(kept, (s) => info(s, "session", cache))
@@ -549,51 +589,70 @@ export const make = (options: Options = {}): Effect.Effect<Service, AuthConfigEr
         return Option.some(info(result.right, "remote-user", cache))
       })
 
+    // Without a remote-user header the session (if any) is the answer.
+    const afterSession = (
+      request: HttpServerRequest.HttpServerRequest,
+      cookieValue: string | undefined,
+      session: Option.Option<Session.SessionUser>,
+      cache: Permissions.RequestCacheStore
+    ): Effect.Effect<Option.Option<CurrentUser.Info>, Failure> => {
+      const checked = Csrf.check(csrf, request, Option.map(session, (s) => s.csrfToken))
+      if (remote !== undefined) return Effect.zipRight(checked, viaRemoteUser(request, cookieValue, session, cache))
+      return Effect.as(checked, Option.map(session, (s) => info(s, "session", cache)))
+    }
+
     const viaAmbient = (
-      request: HttpServerRequest.HttpServerRequest
-    ): Effect.Effect<Option.Option<CurrentUser.Info>, Failure> =>
-      Effect.gen(function*() {
-        const cookieValue = sessionOf(request)
-        let session = Option.none<Session.SessionUser>()
-        if (cookieValue !== undefined && Option.isSome(sessions)) {
-          session = yield* Effect.mapError(sessions.value.currentUser(cookieValue), storeFailure)
-          if (Option.isNone(session)) yield* clearCookies
-        }
-        yield* Csrf.check(csrf, request, Option.map(session, (s) => s.csrfToken))
-        const cache = yield* requestCache
-        if (remote !== undefined) return yield* viaRemoteUser(request, cookieValue, session, cache)
-        return Option.map(session, (s) => info(s, "session", cache))
-      })
+      request: HttpServerRequest.HttpServerRequest,
+      cache: Permissions.RequestCacheStore
+    ): Effect.Effect<Option.Option<CurrentUser.Info>, Failure> => {
+      const cookieValue = sessionOf(request)
+      if (cookieValue === undefined || Option.isNone(sessions)) {
+        return afterSession(request, cookieValue, Option.none(), cache)
+      }
+      return Effect.flatMap(Effect.mapError(sessions.value.currentUser(cookieValue), storeFailure), (session) =>
+        Option.isNone(session)
+          ? Effect.zipRight(clearCookies, afterSession(request, cookieValue, session, cache))
+          : afterSession(request, cookieValue, session, cache))
+    }
 
     const ambient = Option.isSome(sessions) || remote !== undefined
-    const resolve = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<Option.Option<CurrentUser.Info>, Failure> => {
+    const resolve = (
+      request: HttpServerRequest.HttpServerRequest,
+      cache: Permissions.RequestCacheStore
+    ): Effect.Effect<Option.Option<CurrentUser.Info>, Failure> => {
       const headers = request.headers
       if (bearer || basic) {
         const authorization = headers.authorization
-        if (authorization !== undefined) return viaAuthorization(request, authorization)
+        if (authorization !== undefined) return viaAuthorization(request, authorization, cache)
       }
       if (apiKeyHeader !== undefined) {
         const key = headers[apiKeyHeader]
-        if (key !== undefined) return viaApiKey(request, key)
+        if (key !== undefined) return viaApiKey(request, key, cache)
       }
-      return ambient ? viaAmbient(request) : Effect.succeedNone
+      return ambient ? viaAmbient(request, cache) : Effect.succeedNone
     }
 
     // One resolution per request, however many middlewares and handlers ask. A request is
     // handled by one fiber, so the outcome is simply remembered on the request object (as the
-    // platform marks handled requests), under a symbol of this service instance.
+    // platform marks handled requests), under a symbol of this service instance: a plain value,
+    // no Deferred, since nothing else can be waiting for it.
     const memo: unique symbol = Symbol("effect-auth/HttpAuth/resolved") as any
     type Memo = { [memo]?: Exit.Exit<Option.Option<CurrentUser.Info>, Failure> | undefined }
     const forget = (request: HttpServerRequest.HttpServerRequest) => {
       ;(request as Memo)[memo] = undefined
     }
-    const remember = (request: HttpServerRequest.HttpServerRequest) =>
-    (exit: Exit.Exit<Option.Option<CurrentUser.Info>, Failure>) => {
-      if (!Exit.isInterrupted(exit)) (request as Memo)[memo] = exit
-      return exit
-    }
+    const resolveOnce: Resolve = (request, cache) =>
+      (request as Memo)[memo] ?? Effect.flatMap(Effect.exit(resolve(request, cache)), (exit) => {
+        if (!Exit.isInterrupted(exit)) (request as Memo)[memo] = exit
+        return exit
+      })
+    // Looks the memo up when run, not when built: an effect built early may run after another
+    // middleware resolved the request.
     const authenticate: Service["authenticate"] = (request) =>
-      Effect.suspend(() => (request as Memo)[memo] ?? Effect.flatMap(Effect.exit(resolve(request)), remember(request)))
+      Effect.contextWithEffect((context: Context.Context<never>) =>
+        (request as Memo)[memo] ??
+          resolveOnce(request, context.unsafeMap.get(Permissions.RequestCache.key) ?? { answers: new Map() })
+      )
 
     const requireSessions = Option.match(sessions, {
       onNone: () =>
@@ -646,7 +705,9 @@ export const make = (options: Options = {}): Effect.Effect<Service, AuthConfigEr
         if (Option.isSome(updated)) yield* setCookies(updated.value)
       })
 
-    return { authenticate, login, loginAs, logout, updateSessionAuthHash, unauthorized, challenge, csrf }
+    const service: Service = { authenticate, login, loginAs, logout, updateSessionAuthHash, unauthorized, challenge, csrf }
+    resolvers.set(service, resolveOnce)
+    return service
   })
 
 /**
@@ -677,7 +738,9 @@ export const layer = (options: Options = {}): Layer.Layer<HttpAuth, AuthConfigEr
 const withRequest = <A, E>(
   f: (service: Service, request: HttpServerRequest.HttpServerRequest) => Effect.Effect<A, E>
 ): Effect.Effect<A, E, HttpAuth | HttpServerRequest.HttpServerRequest> =>
-  Effect.flatMap(HttpAuth, (service) => Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => f(service, request)))
+  Effect.contextWithEffect((context: Context.Context<HttpAuth | HttpServerRequest.HttpServerRequest>) =>
+    f(Context.unsafeGet(context, HttpAuth), Context.unsafeGet(context, HttpServerRequest.HttpServerRequest))
+  )
 
 /**
  * The request's user, or 401.
@@ -827,14 +890,41 @@ const isFailure = (u: unknown): u is Failure =>
  * @category middleware
  */
 export const toResponse = (failure: Failure): HttpServerResponse.HttpServerResponse =>
-  HttpServerResponse.empty({
-    status: failure._tag === "Unauthorized" ? 401 : failure._tag === "Forbidden" ? 403 : 503
-  })
+  failure._tag === "Unauthorized" ? responses[401] : failure._tag === "Forbidden" ? responses[403] : responses[503]
 
-const respondToFailures = <E, R>(
-  app: HttpApp.Default<E, R>
-): HttpApp.Default<Exclude<E, Failure>, R> =>
-  Effect.catchIf(app, isFailure, (failure) => Effect.succeed(toResponse(failure))) as any
+// Responses are immutable (the 401's challenge is added to a copy), so each is built once.
+const responses = {
+  401: HttpServerResponse.empty({ status: 401 }),
+  403: HttpServerResponse.empty({ status: 403 }),
+  503: HttpServerResponse.empty({ status: 503 })
+}
+
+const respond = (failure: Failure) => Effect.succeed(toResponse(failure))
+
+// The plain-router middlewares. The request's permission cache, the user and the optional user
+// are provided in one context change: each change costs about as much as the rest of the
+// middleware, so three `provideService`s in a row would dominate it.
+const withUser = <E, R>(app: HttpApp.Default<E, R>, required: boolean): HttpApp.Default<any, any> =>
+  Effect.catchIf(
+    Effect.contextWithEffect((context: Context.Context<HttpAuth | HttpServerRequest.HttpServerRequest>) => {
+      const service = Context.unsafeGet(context, HttpAuth)
+      const cache: Permissions.RequestCacheStore = { answers: new Map() }
+      return Effect.flatMap(
+        resolveWith(service, Context.unsafeGet(context, HttpServerRequest.HttpServerRequest), cache),
+        (user): Effect.Effect<HttpServerResponse.HttpServerResponse, E | Failure, R | HttpServerRequest.HttpServerRequest> => {
+          if (required && Option.isNone(user)) return service.unauthorized
+          const services = new Map(context.unsafeMap)
+          services.set(Permissions.RequestCache.key, cache)
+          if (required) services.set(CurrentUser.CurrentUser.key, (user as Option.Some<CurrentUser.Info>).value)
+          services.set(CurrentUser.OptionalUser.key, user)
+          // `Effect.provide(context)` would merge (copy) the context once more.
+          return Effect.locally(app, FiberRef.currentContext, Context.unsafeMake(services))
+        }
+      )
+    }),
+    isFailure,
+    respond
+  )
 
 /**
  * Plain-router middleware: resolves the request's user (if any) and provides `OptionalUser`, runs
@@ -859,12 +949,7 @@ const respondToFailures = <E, R>(
  */
 export const middleware = <E, R>(
   app: HttpApp.Default<E, R>
-): HttpApp.Default<Exclude<E, Failure>, Exclude<R, CurrentUser.OptionalUser> | HttpAuth> =>
-  respondToFailures(
-    Permissions.withRequestCache(
-      Effect.flatMap(optionalUser, (user) => Effect.provideService(app, CurrentUser.OptionalUser, user))
-    )
-  )
+): HttpApp.Default<Exclude<E, Failure>, Exclude<R, CurrentUser.OptionalUser> | HttpAuth> => withUser(app, false)
 
 /**
  * Plain-router middleware for protected routes: as {@link middleware}, but an anonymous request
@@ -888,12 +973,4 @@ export const middleware = <E, R>(
 export const requireUser = <E, R>(
   app: HttpApp.Default<E, R>
 ): HttpApp.Default<Exclude<E, Failure>, Exclude<Exclude<R, CurrentUser.CurrentUser>, CurrentUser.OptionalUser> | HttpAuth> =>
-  respondToFailures(
-    Permissions.withRequestCache(
-      Effect.flatMap(currentUser, (user) =>
-        app.pipe(
-          Effect.provideService(CurrentUser.CurrentUser, user),
-          Effect.provideService(CurrentUser.OptionalUser, Option.some(user))
-        ))
-    )
-  )
+  withUser(app, true)

@@ -15,7 +15,7 @@ export type Authorization =
 const malformed: Authorization = { _tag: "Malformed" }
 
 // auth-scheme = token (RFC 7230 tchar); token68 (RFC 7235), which includes b64token (RFC 6750).
-const credentialsPattern = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([A-Za-z0-9\-._~+/]+=*)$/
+const credentialsPattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [A-Za-z0-9\-._~+/]+=*$/
 const base64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
 // RFC 7617: neither the user-id nor the password may contain control characters.
 const controlCharacter = /[\u0000-\u001f\u007f]/
@@ -37,10 +37,12 @@ const basic = (token68: string): Authorization => {
 
 /** @internal */
 export const parse = (header: string): Authorization => {
-  const match = credentialsPattern.exec(header)
-  if (match === null) return malformed
-  const scheme = match[1]!
-  const token68 = match[2]!
+  // `test` and slices rather than `exec`: no match array per request. The pattern allows one
+  // space only, so the first space splits scheme from token68.
+  if (!credentialsPattern.test(header)) return malformed
+  const space = header.indexOf(" ")
+  const scheme = header.slice(0, space)
+  const token68 = header.slice(space + 1)
   switch (scheme.toLowerCase()) {
     case "bearer":
       return { _tag: "Bearer", token: token68 }
