@@ -11,6 +11,7 @@
  *
  * @since 0.1.0
  */
+import * as Exit from "effect/Exit"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 
@@ -168,6 +169,108 @@ export class TransportError extends asOutcome(
     return `${this.backend}: ${text}`
   }
 }
+
+/**
+ * One backend's outcomes, built once and raised for free: each `noMatch(reason)` is the same
+ * prebuilt `Exit` on every call, so a wrong password or a foreign credential costs neither an
+ * allocation nor a fiber step, and the fold reads the outcome without running an effect.
+ * An `Exit` is an `Effect`: return these from `authenticate` as you would `Effect.fail(...)`.
+ *
+ * `permissionDenied` and `transportError` build their error per call (their reason or cause is
+ * free text) but skip the fiber step of `Effect.fail` all the same.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option, Redacted } from "effect"
+ * import { AuthBackend, AuthError, Credentials } from "effect-auth"
+ *
+ * const fail = AuthError.failures("tokens")
+ * const bot = { id: "bot", username: "bot", isActive: true, isSuperuser: false }
+ *
+ * const Tokens = AuthBackend.make({
+ *   id: "tokens",
+ *   credentials: Credentials.Token,
+ *   authenticate: ({ token }) =>
+ *     Redacted.value(token) === "ea_demo" ? Effect.succeed(bot) : fail.noMatch("invalid-credentials"),
+ *   getUser: () => Effect.succeedNone
+ * })
+ *
+ * fail.noMatch("unknown-user") === fail.noMatch("unknown-user") // true: built once
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export interface Failures {
+  readonly backend: string
+  readonly noMatch: (reason: NoMatchReason) => Exit.Exit<never, NoMatch>
+  /** The error inside `noMatch(reason)`, for `Effect.mapError` and the like: also built once. */
+  readonly noMatchError: (reason: NoMatchReason) => NoMatch
+  readonly permissionDenied: (reason: string) => Exit.Exit<never, PermissionDenied>
+  readonly transportError: (cause: unknown) => Exit.Exit<never, TransportError>
+}
+
+const makeFailures = (backend: string): Failures => {
+  const errors = new Map<NoMatchReason, NoMatch>(
+    NoMatchReason.literals.map((reason) => [reason, new NoMatch({ backend, reason })])
+  )
+  const exits = new Map<NoMatchReason, Exit.Exit<never, NoMatch>>(
+    NoMatchReason.literals.map((reason) => [reason, Exit.fail(errors.get(reason)!)])
+  )
+  return {
+    backend,
+    noMatch: (reason) => exits.get(reason) ?? Exit.fail(new NoMatch({ backend, reason })),
+    noMatchError: (reason) => errors.get(reason) ?? new NoMatch({ backend, reason }),
+    permissionDenied: (reason) => Exit.fail(new PermissionDenied({ backend, reason })),
+    transportError: (cause) => Exit.fail(new TransportError({ backend, cause }))
+  }
+}
+
+// Backend ids are configuration, so this stays small; the bound keeps a misuse (ids made per
+// request) from growing it without end.
+const failuresByBackend = new Map<string, Failures>()
+const maxCachedBackends = 1024
+
+/**
+ * The prebuilt failures of the backend with this id (see {@link Failures}); the same object for
+ * the same id.
+ *
+ * @example
+ * ```ts
+ * import { AuthError } from "effect-auth"
+ *
+ * const ldap = AuthError.failures("ldap")
+ * const unknown = ldap.noMatch("unknown-user")
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const failures = (backend: string): Failures => {
+  let found = failuresByBackend.get(backend)
+  if (found === undefined) {
+    found = makeFailures(backend)
+    if (failuresByBackend.size < maxCachedBackends) failuresByBackend.set(backend, found)
+  }
+  return found
+}
+
+/**
+ * A prebuilt `NoMatch` failure: `AuthError.failures(backend).noMatch(reason)`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { AuthError } from "effect-auth"
+ *
+ * const wrongSecret: Effect.Effect<never, AuthError.NoMatch> = AuthError.noMatch("api", "invalid-credentials")
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const noMatch = (backend: string, reason: NoMatchReason): Exit.Exit<never, NoMatch> =>
+  failures(backend).noMatch(reason)
 
 /**
  * One backend's recorded outcome in a chain where nobody matched.

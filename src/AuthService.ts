@@ -36,13 +36,18 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as Tracer from "effect/Tracer"
 import type * as AuthBackend from "./AuthBackend.js"
 import * as AuthError from "./AuthError.js"
 import * as AuthEvents from "./AuthEvents.js"
@@ -159,27 +164,38 @@ const checkBackends = (backends: ReadonlyArray<AuthBackend.AuthBackend>): Effect
 }
 
 /**
- * How much `authenticate` traces:
+ * How `authenticate` traces. Spans cost real time (tens of microseconds each under Effect's
+ * built-in tracer, more than the rest of a login), so by default the fold makes them only where
+ * somebody records them:
  *
- * - `"attempts"` (default): a span `effect-auth.authenticate` per call and, under it, a span
- *   `effect-auth.backend.<id>` per backend attempt with the attributes `auth.backend`,
- *   `auth.outcome` and `auth.reason`; spans a backend makes nest under its attempt.
- * - `"call"`: only the call's span, with the outcome and the answering backend as attributes.
- *   Cheaper where spans are exported and a login asks many backends.
+ * - `"auto"` (default): when a recording tracer is installed (any tracer other than Effect's
+ *   built-in one, e.g. `@effect/opentelemetry`'s, or one set with `Layer.setTracer` /
+ *   `Effect.withTracer`), each call is one span `effect-auth.authenticate` with the attributes
+ *   `auth.outcome`, `auth.backend` (on success) and `auth.attempts`, and one span event
+ *   `effect-auth.attempt` per backend asked, with `auth.backend`, `auth.outcome` and, for a
+ *   `NoMatch`, `auth.reason`. Under the built-in tracer alone (nobody exports its spans), or under
+ *   `Effect.withTracerEnabled(false)`, the fold does no span work at all.
+ * - `"call"`: that call span, whatever the tracer.
+ * - `"attempts"`: the call span and, under it, a child span `effect-auth.backend.<id>` per attempt
+ *   with `auth.backend`, `auth.outcome` and `auth.reason`; spans a backend makes nest under its
+ *   attempt.
  * - `"off"`: no spans.
+ *
+ * Spans made by a backend itself (LDAP, HTTP clients) nest under the call span in every mode but
+ * `"off"`.
  *
  * @example
  * ```ts
  * import { AuthService, TestBackend } from "effect-auth"
  *
- * const tracing: AuthService.Tracing = "call"
+ * const tracing: AuthService.Tracing = "attempts"
  * const service = AuthService.make([TestBackend.noMatch("local")], { tracing })
  * ```
  *
  * @since 0.1.0
  * @category models
  */
-export type Tracing = "attempts" | "call" | "off"
+export type Tracing = "auto" | "call" | "attempts" | "off"
 
 /**
  * @example
@@ -214,21 +230,52 @@ export interface Options {
 export const make = (
   backends: ReadonlyArray<AuthBackend.AuthBackend>,
   options: Options = {}
-): Effect.Effect<Service, AuthError.AuthConfigError, AuthEvents.AuthEvents> => {
-  const tracing = options.tracing ?? "attempts"
-  return Effect.zipRight(
+): Effect.Effect<Service, AuthError.AuthConfigError, AuthEvents.AuthEvents> =>
+  Effect.zipRight(
     checkBackends(backends),
     Effect.map(
       AuthEvents.AuthEvents,
-      (events) => fromBackends(backends.map((backend) => compile(backend, tracing === "attempts")), events, tracing)
+      (events) => fromBackends(backends.map(compile), events, options.tracing ?? "auto")
     )
   )
-}
 
 const outcomeOf = (exit: Exit.Exit<Authenticated, AuthError.AuthenticateError>): string =>
   Exit.isSuccess(exit)
     ? "success"
     : Option.match(Cause.failureOption(exit.cause), { onNone: () => "interrupted-or-defect", onSome: (e) => e._tag })
+
+// Effect's built-in tracer: its spans are kept by nobody unless the app reads them itself.
+const builtInTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+
+const tracerEnabled = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
+  fiber.getFiberRef(FiberRef.currentTracerEnabled)
+
+/** Whether a tracer that records spans is installed for this fiber. */
+const isRecording = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
+  tracerEnabled(fiber) && Context.get(fiber.currentDefaultServices, Tracer.Tracer) !== builtInTracer
+
+/** The state of one `authenticate` call. */
+class Call {
+  attempts: Array<AuthError.Attempt> | undefined = undefined
+  unavailable = false
+  constructor(
+    readonly cache: DecodeCache,
+    readonly request: AuthRequest | undefined,
+    readonly span: Tracer.Span | undefined,
+    readonly clock: Clock.Clock | undefined,
+    readonly traceAttempts: boolean
+  ) {}
+  record(attempt: AuthError.Attempt): void {
+    if (this.attempts === undefined) this.attempts = [attempt]
+    else this.attempts.push(attempt)
+  }
+  event(backend: string, outcome: string, reason?: string): void {
+    if (this.span === undefined) return
+    const attributes: Record<string, unknown> = { "auth.backend": backend, "auth.outcome": outcome }
+    if (reason !== undefined) attributes["auth.reason"] = reason
+    this.span.event("effect-auth.attempt", this.clock!.unsafeCurrentTimeNanos(), attributes)
+  }
+}
 
 const fromBackends = (
   compiled: ReadonlyArray<CompiledBackend>,
@@ -239,58 +286,122 @@ const fromBackends = (
   const count = compiled.length
 
   const loginFailed = (
-    credentials: unknown,
-    request: AuthRequest | undefined,
+    call: Call,
     error: AuthError.AuthenticationFailed | AuthError.BackendUnavailable | AuthError.PermissionDenied
   ) =>
     Effect.zipRight(
-      events.publish(new AuthEvents.LoginFailed({ credentials: Credentials.cleanse(credentials), request, error })),
-      Effect.fail(error)
+      events.publish(
+        new AuthEvents.LoginFailed({ credentials: Credentials.cleanse(call.cache.raw), request: call.request, error })
+      ),
+      Exit.fail(error)
     )
 
-  const nobodyMatched = (
-    credentials: unknown,
-    request: AuthRequest | undefined,
-    attempts: Array<AuthError.Attempt>,
-    unavailable: boolean
-  ) =>
-    loginFailed(
-      credentials,
-      request,
-      unavailable
+  const nobodyMatched = (call: Call) => {
+    const attempts = call.attempts ?? []
+    return loginFailed(
+      call,
+      call.unavailable
         ? new AuthError.BackendUnavailable({ attempts })
         : new AuthError.AuthenticationFailed({ attempts: attempts as Array<AuthError.NoMatch> })
     )
+  }
 
-  // A plain recursive loop rather than Effect.gen: this is the hot path of every login.
-  const step = (
-    credentials: DecodeCache,
-    request: AuthRequest | undefined,
-    index: number,
-    attempts: Array<AuthError.Attempt>,
-    unavailable: boolean
-  ): Effect.Effect<Authenticated, AuthError.AuthenticateError> => {
-    if (index === count) return nobodyMatched(credentials.raw, request, attempts, unavailable)
-    const backend = compiled[index]!
-    return Effect.matchEffect(backend.authenticate(credentials, request), {
-      onSuccess: (user) => Effect.succeed(new Authenticated({ user, backend: backend.id })),
-      onFailure: (error) => {
-        switch (error._tag) {
-          case "NoMatch":
-            attempts.push(error)
-            return step(credentials, request, index + 1, attempts, unavailable)
-          case "PermissionDenied":
-            return loginFailed(credentials.raw, request, error)
-          case "TransportError":
-            if (backend.onTransportError === "fail") return Effect.fail(error)
-            attempts.push(error)
-            return step(credentials, request, index + 1, attempts, true)
-        }
+  /**
+   * What one backend's answer means for the call: the call's result, or `undefined` to ask the
+   * next backend. Django's rules: the first user wins, `PermissionDenied` stops, `NoMatch` goes
+   * on, a `TransportError` fails the call or, under `"fallthrough"`, is recorded and skipped.
+   */
+  const settle = (
+    call: Call,
+    backend: CompiledBackend,
+    exit: Exit.Exit<User, AuthError.BackendError>
+  ): Effect.Effect<Authenticated, AuthError.AuthenticateError> | undefined => {
+    if (exit._tag === "Success") {
+      call.event(backend.id, "success")
+      return Exit.succeed(new Authenticated({ user: exit.value, backend: backend.id }))
+    }
+    const cause = exit.cause
+    const error = cause._tag === "Fail" ? cause.error : Option.getOrUndefined(Cause.failureOption(cause))
+    // An interruption or a defect is not an outcome: it ends the call as it is.
+    if (error === undefined) return exit as Exit.Exit<never>
+    switch (error._tag) {
+      case "NoMatch":
+        call.event(backend.id, "no-match", error.reason)
+        call.record(error)
+        return undefined
+      case "PermissionDenied":
+        call.event(backend.id, "permission-denied")
+        return loginFailed(call, error)
+      case "TransportError":
+        call.event(backend.id, "transport-error")
+        if (backend.onTransportError === "fail") return Exit.fail(error)
+        call.record(error)
+        call.unavailable = true
+        return undefined
+    }
+  }
+
+  // The fold itself: a plain loop while backends answer with `Exit`s (prebuilt failures,
+  // `Effect.succeed`), one fiber step for a backend that must run.
+  const fold = (call: Call, from: number): Effect.Effect<Authenticated, AuthError.AuthenticateError> => {
+    for (let index = from; index < count; index++) {
+      const backend = compiled[index]!
+      const attempt = call.traceAttempts
+        ? backend.authenticateTraced(call.cache, call.request)
+        : backend.authenticate(call.cache, call.request)
+      if (Exit.isExit(attempt)) {
+        const settled = settle(call, backend, attempt as Exit.Exit<User, AuthError.BackendError>)
+        if (settled !== undefined) return settled
+        continue
       }
+      const next = index + 1
+      return Effect.matchCauseEffect(attempt, {
+        onFailure: (cause) => settle(call, backend, Exit.failCause(cause)) ?? fold(call, next),
+        onSuccess: (user) => settle(call, backend, Exit.succeed(user))!
+      })
+    }
+    return nobodyMatched(call)
+  }
+
+  const spanOptions = { captureStackTrace: false, kind: "internal" } as const
+
+  const traced = (
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    credentials: unknown,
+    request: AuthRequest | undefined,
+    traceAttempts: boolean
+  ) => {
+    const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+    return Effect.useSpan("effect-auth.authenticate", spanOptions, (span) => {
+      const call = new Call(new DecodeCache(credentials), request, span, clock, traceAttempts)
+      return Effect.onExit(
+        Effect.withParentSpan(Effect.suspend(() => fold(call, 0)), span),
+        (exit) => {
+          span.attribute("auth.outcome", outcomeOf(exit))
+          span.attribute("auth.attempts", (call.attempts?.length ?? 0) + (Exit.isSuccess(exit) ? 1 : 0))
+          if (Exit.isSuccess(exit)) span.attribute("auth.backend", exit.value.backend)
+          return Effect.void
+        }
+      )
     })
   }
 
-  const spanOptions = { captureStackTrace: false } as const
+  const untraced = (credentials: unknown, request: AuthRequest | undefined) =>
+    fold(new Call(new DecodeCache(credentials), request, undefined, undefined, false), 0)
+
+  const authenticate: Service["authenticate"] = tracing === "off"
+    ? (credentials, request) => Effect.suspend(() => untraced(credentials, request))
+    : tracing === "auto"
+    ? (credentials, request) =>
+      Effect.withFiberRuntime((fiber) =>
+        isRecording(fiber) ? traced(fiber, credentials, request, false) : untraced(credentials, request)
+      )
+    : (credentials, request) =>
+      Effect.withFiberRuntime((fiber) =>
+        tracerEnabled(fiber)
+          ? traced(fiber, credentials, request, tracing === "attempts")
+          : untraced(credentials, request)
+      )
 
   const withHasPerm = compiled.filter((b) => b.backend.hasPerm !== undefined)
   const withModulePerms = compiled.filter((b) => b.backend.hasModulePerms !== undefined)
@@ -338,25 +449,7 @@ const fromBackends = (
   return {
     backendIds: compiled.map((b) => b.id),
     backend: (id) => Option.map(Option.fromNullable(byId.get(id)), (b) => b.backend),
-    authenticate: tracing === "off"
-      ? (credentials, request) => Effect.suspend(() => step(new DecodeCache(credentials), request, 0, [], false))
-      : tracing === "attempts"
-      ? (credentials, request) =>
-        Effect.withSpan(
-          Effect.suspend(() => step(new DecodeCache(credentials), request, 0, [], false)),
-          "effect-auth.authenticate",
-          spanOptions
-        )
-      : (credentials, request) =>
-        Effect.useSpan("effect-auth.authenticate", spanOptions, (span) =>
-          Effect.onExit(
-            Effect.suspend(() => step(new DecodeCache(credentials), request, 0, [], false)),
-            (exit) => {
-              span.attribute("auth.outcome", outcomeOf(exit))
-              if (Exit.isSuccess(exit)) span.attribute("auth.backend", exit.value.backend)
-              return Effect.void
-            }
-          )),
+    authenticate,
     getUser: (backendId, userId) => {
       const backend = byId.get(backendId)
       return backend === undefined || !isUserId(userId) ? Effect.succeedNone : backend.getUser(userId)

@@ -20,8 +20,10 @@
  *
  * @since 0.1.0
  */
+import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import * as Direct from "./internal/credentialsDecoder.js"
 
 /**
  * A secret string of 1 to `maxLength` characters that decodes to `Redacted`, from either a plain
@@ -40,8 +42,37 @@ import * as Schema from "effect/Schema"
  * @category constructors
  */
 export const secret = (maxLength: number): Schema.Schema<Redacted.Redacted<string>, string | Redacted.Redacted<string>> => {
-  const Text = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(maxLength))
-  return Schema.Union(Schema.RedactedFromSelf(Text), Schema.Redacted(Text))
+  // Written by hand rather than as `Union(RedactedFromSelf(Text), Redacted(Text))`: that form
+  // wraps a plain string twice and re-wraps a Redacted on the way (each wrap registers the value
+  // in Redacted's WeakMap), which made decoding the secret most of the cost of a login. Here a
+  // plain string is checked and wrapped once, and a Redacted input is checked and kept as it is.
+  const expected = `a secret of 1 to ${maxLength} characters`
+  const isText = (value: unknown): value is string =>
+    typeof value === "string" && value.length >= 1 && value.length <= maxLength
+  const Secret = Schema.declare(
+    (input: unknown): input is Redacted.Redacted<string> => Redacted.isRedacted(input) && isText(Redacted.value(input)),
+    {
+      identifier: `Secret(${maxLength})`,
+      description: expected,
+      // The failing value is never shown: it may be the secret.
+      message: () => `Expected ${expected}`,
+      pretty: () => () => "<redacted>",
+      arbitrary: () => (fc) =>
+        fc.string({ minLength: 1, maxLength: Math.min(maxLength, 64) }).map((text) => Redacted.make(text)),
+      equivalence: () => Redacted.getEquivalence((a: string, b: string) => a === b)
+    }
+  )
+  const Input = Schema.Union(Schema.String, Secret)
+  return Schema.transformOrFail(Input, Schema.typeSchema(Secret), {
+    strict: true,
+    decode: (input, _, ast) =>
+      typeof input !== "string"
+        ? ParseResult.succeed(input)
+        : isText(input)
+        ? ParseResult.succeed(Redacted.make(input))
+        : ParseResult.fail(new ParseResult.Type(ast, "<redacted>", `Expected ${expected}`)),
+    encode: ParseResult.succeed
+  })
 }
 
 /**
@@ -92,10 +123,13 @@ export const Password = secret(4096)
  * @since 0.1.0
  * @category schemas
  */
-export const UsernamePassword = Schema.Struct({
-  username: Username,
-  password: Password
-})
+export const UsernamePassword = Direct.register(
+  Schema.Struct({
+    username: Username,
+    password: Password
+  }),
+  Direct.struct({ username: Direct.text(1, 150), password: Direct.secret(4096) })
+)
 
 /**
  * @example
@@ -125,9 +159,12 @@ export type UsernamePassword = typeof UsernamePassword.Type
  * @since 0.1.0
  * @category schemas
  */
-export const Token = Schema.Struct({
-  token: secret(8192)
-})
+export const Token = Direct.register(
+  Schema.Struct({
+    token: secret(8192)
+  }),
+  Direct.struct({ token: Direct.secret(8192) })
+)
 
 /**
  * @example
@@ -157,9 +194,12 @@ export type Token = typeof Token.Type
  * @since 0.1.0
  * @category schemas
  */
-export const RemoteUser = Schema.Struct({
-  remoteUser: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255))
-})
+export const RemoteUser = Direct.register(
+  Schema.Struct({
+    remoteUser: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255))
+  }),
+  Direct.struct({ remoteUser: Direct.text(1, 255) })
+)
 
 /**
  * @example

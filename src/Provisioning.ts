@@ -260,7 +260,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     const mirrorGroups = options.mirrorGroups ?? false
     const toUser = options.toUser ?? storedAsUser
 
-    const noMatch = (reason: AuthError.NoMatchReason) => new AuthError.NoMatch({ backend, reason })
+    const noMatch = AuthError.failures(backend).noMatch
     const transport = (cause: unknown) => new AuthError.TransportError({ backend, cause })
     // Every store failure, whatever the operation, means the backend cannot answer.
     const viaStore = <A, E, R>(effect: Effect.Effect<A, E, R>) =>

@@ -1,21 +1,82 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Inspectable, Layer, Logger, Redacted, Schema } from "effect"
-import { AuthError, AuthEvents, AuthService, Credentials, TestAuth, TestBackend } from "../src/index.js"
+import { AuthError, AuthEvents, AuthRequest, AuthService, Credentials, TestAuth, TestBackend } from "../src/index.js"
 import * as RecordingTracer from "./utils/recordingTracer.js"
 
 const password = "c0rrect-h0rse-battery-staple"
 
 describe("spans", () => {
-  it.effect("every backend that is called runs in a span named after it, with its outcome, under one authenticate span", () =>
+  const chain = [
+    TestBackend.noMatch("a", "unknown-user"),
+    TestBackend.unavailable("b", "down", { onTransportError: "fallthrough" }),
+    TestBackend.succeed("c", TestBackend.user("alice")),
+    TestBackend.succeed("d", TestBackend.user("bob"))
+  ]
+
+  it.effect("by default, under a recording tracer, a call is one span with an event per attempt and the outcome", () =>
     Effect.gen(function*() {
       const tracer = RecordingTracer.make()
       yield* AuthService.authenticate({ username: "alice", password }).pipe(
-        Effect.provide(TestAuth.layer([
-          TestBackend.noMatch("a", "unknown-user"),
-          TestBackend.unavailable("b", "down", { onTransportError: "fallthrough" }),
-          TestBackend.succeed("c", TestBackend.user("alice")),
-          TestBackend.succeed("d", TestBackend.user("bob"))
-        ])),
+        Effect.provide(TestAuth.layer(chain)),
+        Effect.provide(tracer.layer)
+      )
+      expect(tracer.spans.map((s) => s.name)).toEqual(["effect-auth.authenticate"])
+      const call = tracer.spans[0]!
+      expect(call.events).toEqual([
+        { name: "effect-auth.attempt", attributes: { "auth.backend": "a", "auth.outcome": "no-match", "auth.reason": "unknown-user" } },
+        { name: "effect-auth.attempt", attributes: { "auth.backend": "b", "auth.outcome": "transport-error" } },
+        { name: "effect-auth.attempt", attributes: { "auth.backend": "c", "auth.outcome": "success" } }
+      ])
+      expect(call.attributes.get("auth.outcome")).toBe("success")
+      expect(call.attributes.get("auth.backend")).toBe("c")
+      expect(call.attributes.get("auth.attempts")).toBe(3)
+    }))
+
+  it.effect("by default, a failed call's span carries the failure and every attempt", () =>
+    Effect.gen(function*() {
+      const tracer = RecordingTracer.make()
+      yield* AuthService.authenticate({ username: "alice", password }).pipe(
+        Effect.provide(TestAuth.layer([TestBackend.noMatch("a", "unknown-user"), TestBackend.deny("b", "locked")])),
+        Effect.provide(tracer.layer),
+        Effect.exit
+      )
+      const call = tracer.spans[0]!
+      expect(call.attributes.get("auth.outcome")).toBe("PermissionDenied")
+      expect(call.events.map((e) => e.attributes?.["auth.outcome"])).toEqual(["no-match", "permission-denied"])
+    }))
+
+  it.effect("by default, under Effect's built-in tracer or with tracing disabled, the fold makes no span", () =>
+    Effect.gen(function*() {
+      const parents: Array<string> = []
+      const probe = TestBackend.make("probe", {
+        behaviour: TestBackend.Behaviour.noMatch(),
+        credentials: Credentials.UsernamePassword
+      })
+      const seeing = {
+        ...probe,
+        authenticate: (credentials: Credentials.UsernamePassword, request: AuthRequest.AuthRequest | undefined) =>
+          Effect.zipRight(
+            Effect.flatMap(Effect.option(Effect.currentSpan), (span) =>
+              Effect.sync(() => parents.push(span._tag === "Some" ? span.value.name : "none"))),
+            probe.authenticate(credentials, request)
+          )
+      }
+      const login = AuthService.authenticate({ username: "alice", password }).pipe(
+        Effect.provide(TestAuth.layer([seeing, TestBackend.succeed("b", TestBackend.user("alice"))])),
+        Effect.withSpan("request")
+      )
+      yield* login
+      yield* Effect.withTracerEnabled(login, false)
+      // With a recording tracer the same call is traced, so the probe can see the difference.
+      yield* Effect.provide(login, RecordingTracer.make().layer)
+      expect(parents).toEqual(["request", "request", "effect-auth.authenticate"])
+    }))
+
+  it.effect("\"attempts\": every backend that is called runs in a span named after it, with its outcome, under one authenticate span", () =>
+    Effect.gen(function*() {
+      const tracer = RecordingTracer.make()
+      yield* AuthService.authenticate({ username: "alice", password }).pipe(
+        Effect.provide(TestAuth.layer(chain, { tracing: "attempts" })),
         Effect.provide(tracer.layer)
       )
       const attempts = tracer.spans.filter((s) => s.name.startsWith("effect-auth.backend."))
@@ -28,12 +89,14 @@ describe("spans", () => {
       expect(attempts.every((s) => s.parentName === "effect-auth.authenticate")).toBe(true)
     }))
 
-  it.effect("a backend whose credentials do not decode is skipped without a span of its own", () =>
+  it.effect("\"attempts\": a backend whose credentials do not decode is skipped without a span of its own", () =>
     Effect.gen(function*() {
       const tracer = RecordingTracer.make()
       const tokens = TestBackend.make("tokens", { behaviour: TestBackend.Behaviour.noMatch(), credentials: Credentials.Token })
       yield* AuthService.authenticate({ username: "alice", password }).pipe(
-        Effect.provide(TestAuth.layer([tokens, TestBackend.succeed("local", TestBackend.user("alice"))])),
+        Effect.provide(
+          TestAuth.layer([tokens, TestBackend.succeed("local", TestBackend.user("alice"))], { tracing: "attempts" })
+        ),
         Effect.provide(tracer.layer)
       )
       expect(tracer.spans.map((s) => s.name)).toEqual(["effect-auth.backend.local", "effect-auth.authenticate"])

@@ -675,7 +675,7 @@ const build = (options: Options): Effect.Effect<Built, AuthError.AuthConfigError
         })
     }
 
-    const noMatch = (reason: AuthError.NoMatchReason) => new AuthError.NoMatch({ backend: backendId, reason })
+    const noMatch = AuthError.failures(backendId).noMatch
     const transport = (cause: unknown) => new AuthError.TransportError({ backend: backendId, cause })
 
     const findOwner = (userId: string) =>

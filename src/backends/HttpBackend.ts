@@ -413,17 +413,17 @@ const makeWith = (
       const outcome = statuses[status]
       if (outcome === undefined) return undefined
       if (outcome === "no-match") {
-        return new AuthError.NoMatch({ backend: id, reason: status === 404 ? "unknown-user" : "invalid-credentials" })
+        return AuthError.failures(id).noMatchError(status === 404 ? "unknown-user" : "invalid-credentials")
       }
       if (outcome === "permission-denied") {
         return new AuthError.PermissionDenied({ backend: id, reason: `upstream answered ${status}` })
       }
       return "noMatch" in outcome
-        ? new AuthError.NoMatch({ backend: id, reason: outcome.noMatch })
+        ? AuthError.failures(id).noMatchError(outcome.noMatch)
         : new AuthError.PermissionDenied({ backend: id, reason: outcome.permissionDenied })
     }
 
-    const inactive = new AuthError.NoMatch({ backend: id, reason: "inactive-user" })
+    const inactive = AuthError.failures(id).noMatch("inactive-user")
 
     const authenticate = (credentials: unknown, request: AuthRequest | undefined): Effect.Effect<User, AuthError.BackendError> =>
       Effect.suspend(() =>
@@ -433,7 +433,7 @@ const makeWith = (
           if (response.status < 200 || response.status >= 300) return unexpected(response, where)
           return Effect.flatMap(
             decodeUser(response, where),
-            (user) => user.isActive || allowInactive ? Effect.succeed(user) : Effect.fail(inactive)
+            (user) => user.isActive || allowInactive ? Effect.succeed(user) : inactive
           )
         })
       )

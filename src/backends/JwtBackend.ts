@@ -417,9 +417,10 @@ const makeWith = (
       ...(options.typ === undefined ? {} : { typ: options.typ })
     }
 
-    const invalid = new AuthError.NoMatch({ backend: id, reason: "invalid-credentials" })
-    const expired = new AuthError.NoMatch({ backend: id, reason: "expired-credentials" })
-    const inactive = new AuthError.NoMatch({ backend: id, reason: "inactive-user" })
+    const fail = AuthError.failures(id)
+    const invalid = fail.noMatchError("invalid-credentials")
+    const expired = fail.noMatchError("expired-credentials")
+    const inactive = fail.noMatchError("inactive-user")
     const decodeClaims = Schema.decodeUnknown(options.claims)
     const allowInactive = options.allowInactive ?? false
     const provision = options.provision

@@ -552,7 +552,7 @@ const build = (c: Compiled, options: Options): AuthBackend.AuthBackend<Credentia
     }
     return new AuthError.TransportError({ backend, cause: `${error.op}: ${text}` })
   }
-  const noMatch = (reason: AuthError.NoMatchReason) => new AuthError.NoMatch({ backend, reason })
+  const noMatch = AuthError.failures(backend).noMatch
 
   const bindService = (client: Ldap.Client) =>
     c.service === undefined
@@ -632,10 +632,10 @@ const build = (c: Compiled, options: Options): AuthBackend.AuthBackend<Credentia
   const admit = (user: LdapUser, keys: ReadonlySet<string>): Effect.Effect<void, AuthError.NoMatch | AuthError.PermissionDenied> => {
     const denied = c.deny?.find((g) => keys.has(g.key))
     if (denied !== undefined) {
-      return Effect.fail(new AuthError.PermissionDenied({ backend, reason: `member of ${denied.dn}` }))
+      return AuthError.failures(backend).permissionDenied(`member of ${denied.dn}`)
     }
-    if (c.require !== undefined && !memberOfAny(keys, c.require)) return Effect.fail(noMatch("inactive-user"))
-    if (!user.isActive) return Effect.fail(noMatch("inactive-user"))
+    if (c.require !== undefined && !memberOfAny(keys, c.require)) return noMatch("inactive-user")
+    if (!user.isActive) return noMatch("inactive-user")
     return Effect.void
   }
 
@@ -658,13 +658,13 @@ const build = (c: Compiled, options: Options): AuthBackend.AuthBackend<Credentia
     credentials: Credentials.UsernamePassword
   ): Effect.Effect<User, AuthError.BackendError> => {
     const { password, username } = credentials
-    if (username === "") return Effect.fail(noMatch("unknown-user"))
+    if (username === "") return noMatch("unknown-user")
     // LDAP takes a DN with an empty password as an anonymous bind, which some servers accept
-    if (Redacted.value(password) === "") return Effect.fail(noMatch("invalid-credentials"))
+    if (Redacted.value(password) === "") return noMatch("invalid-credentials")
     const toTransport = (error: Ldap.LdapCallError) => transport(error, password)
     const bindUser = (client: Ldap.Client, dn: string) =>
       Ldap.bind(client, dn, password, "user bind").pipe(
-        Effect.catchIf((e) => e.code === Ldap.resultCodes.invalidCredentials, () => Effect.fail(noMatch("invalid-credentials"))),
+        Effect.catchIf((e) => e.code === Ldap.resultCodes.invalidCredentials, () => noMatch("invalid-credentials")),
         Effect.mapError((e) => e instanceof AuthError.NoMatch ? e : toTransport(e))
       )
     return Effect.gen(function*() {

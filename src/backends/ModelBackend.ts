@@ -131,7 +131,7 @@ export const make = (
     const allowInactive = options.allowInactive ?? false
     const toUser = options.toUser ?? storedAsUser
 
-    const noMatch = (reason: AuthError.NoMatchReason) => new AuthError.NoMatch({ backend: id, reason })
+    const noMatch = AuthError.failures(id).noMatch
     const transport = (error: UserStore.UserStoreError) => new AuthError.TransportError({ backend: id, cause: error })
     const canAuthenticate = (user: { readonly isActive: boolean }) => allowInactive || user.isActive
 

@@ -180,7 +180,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, UserS
     const cleanUsername = options.cleanUsername ?? ((name: string) => name)
     const toUser = options.toUser ?? storedAsUser
 
-    const noMatch = (reason: AuthError.NoMatchReason) => new AuthError.NoMatch({ backend: id, reason })
+    const noMatch = AuthError.failures(id).noMatch
     const transport = (error: UserStore.UserStoreError) => new AuthError.TransportError({ backend: id, cause: error })
     const storeError = { UserStoreError: (error: UserStore.UserStoreError) => Effect.fail(transport(error)) }
 
@@ -202,8 +202,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, UserS
                 Effect.flatMap(find(username), (again) =>
                   Option.isSome(again)
                     ? Effect.succeed({ user: again.value, created: false })
-                    : Effect.fail(noMatch("unknown-user"))),
-              InvalidInput: () => Effect.fail(noMatch("invalid-credentials")),
+                    : noMatch("unknown-user")),
+              InvalidInput: () => noMatch("invalid-credentials"),
               ...storeError
             })
           ))

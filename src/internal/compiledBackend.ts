@@ -1,18 +1,21 @@
+import type * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Option from "effect/Option"
-import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import type * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import type { AuthRequest } from "../AuthRequest.js"
 import type { User } from "../User.js"
+import * as CredentialsDecoder from "./credentialsDecoder.js"
 import { guard } from "./policy.js"
 
 /**
  * A backend prepared once, when the layer is built, for the calls the fold makes: the credentials
- * decoder is compiled, the policy is wrapped around every call, and the span options are fixed, so
- * nothing of this is rebuilt per request.
+ * decoder is compiled, the policy is wrapped around every call, the failure for credentials that
+ * do not decode is prebuilt, and the span options are fixed, so nothing of this is rebuilt per
+ * request.
  *
  * @internal
  */
@@ -20,7 +23,17 @@ export interface CompiledBackend {
   readonly id: string
   readonly backend: AuthBackend.AuthBackend
   readonly onTransportError: AuthBackend.OnTransportError
+  /**
+   * One attempt, without a span of its own. When the credentials do not decode, or the backend
+   * answers with an `Exit` (as `AuthError.failures` and `Effect.succeed` do) and has no policy,
+   * the result is that `Exit` itself: the fold reads it without running an effect.
+   */
   readonly authenticate: (credentials: DecodeCache, request: AuthRequest | undefined) => Effect.Effect<User, AuthError.BackendError>
+  /** The same attempt in a span `effect-auth.backend.<id>` with its outcome (tracing `"attempts"`). */
+  readonly authenticateTraced: (
+    credentials: DecodeCache,
+    request: AuthRequest | undefined
+  ) => Effect.Effect<User, AuthError.BackendError>
   readonly getUser: (userId: string) => Effect.Effect<Option.Option<User>, AuthError.TransportError>
   readonly guard: <A, E>(effect: Effect.Effect<A, E>) => Effect.Effect<A, E | AuthError.TransportError>
 }
@@ -29,17 +42,19 @@ export interface CompiledBackend {
  * The raw credentials of one `authenticate` call and their decodings so far, by Schema: backends
  * that share a credentials Schema (LDAP and the model backend both take `UsernamePassword`) decode
  * the input once per call. Decoding is pure, so sharing the result changes nothing but the cost.
+ * One entry is kept inline, since most chains use one or two Schemas.
  *
  * @internal
  */
 export class DecodeCache {
-  readonly schemas: Array<unknown> = []
-  readonly results: Array<Either.Either<unknown, ParseResult.ParseIssue>> = []
+  schema: unknown = undefined
+  result: Either.Either<unknown, ParseResult.ParseIssue> | undefined = undefined
+  more: Map<unknown, Either.Either<unknown, ParseResult.ParseIssue>> | undefined = undefined
   constructor(readonly raw: unknown) {}
 }
 
-/** The outcome attribute of a backend attempt's span. */
-const outcomeOf = (exit: Exit.Exit<unknown, AuthError.BackendError>): string => {
+/** The `auth.outcome` value of an attempt. */
+export const attemptOutcome = (exit: Exit.Exit<unknown, AuthError.BackendError>): string => {
   if (Exit.isSuccess(exit)) return "success"
   const failure = exit.cause._tag === "Fail" ? exit.cause.error : undefined
   switch (failure?._tag) {
@@ -55,57 +70,73 @@ const outcomeOf = (exit: Exit.Exit<unknown, AuthError.BackendError>): string => 
 }
 
 /** @internal */
-export const compile = (backend: AuthBackend.AuthBackend, traced: boolean): CompiledBackend => {
+export const compile = (backend: AuthBackend.AuthBackend): CompiledBackend => {
   const id = backend.id
   // Django binds credentials to the backend's signature, which rejects unknown keywords:
   // excess keys are an error here for the same reason.
   const options = { onExcessProperty: "error", errors: "first" } as const
   const decodeSync = ParseResult.decodeUnknownEither(backend.credentials, options)
   const decodeAsync = ParseResult.decodeUnknown(backend.credentials, options)
-  const unsupported = new AuthError.NoMatch({ backend: id, reason: "unsupported-credentials" })
-  const toUnsupported = () => unsupported
+  const unsupported = AuthError.noMatch(id, "unsupported-credentials")
+  const unsupportedError = ((unsupported as Exit.Failure<never, AuthError.NoMatch>).cause as Cause.Fail<AuthError.NoMatch>).error
+  const toUnsupported = () => unsupportedError
+  const schema = backend.credentials
   // Credentials Schemas are synchronous in practice: decoding them without a fiber step keeps
   // the fold cheap; an asynchronous Schema ("Forbidden" in a synchronous decode) falls back to the
   // effectful decoder.
-  const schema = backend.credentials
+  const direct = CredentialsDecoder.lookup(schema)
+  const decode = direct === undefined ? decodeSync : (raw: unknown) => {
+    const value = direct(raw)
+    return value === CredentialsDecoder.invalid ? decodeSync(raw) : Either.right(value)
+  }
   const decodeCached = (cache: DecodeCache): Either.Either<unknown, ParseResult.ParseIssue> => {
-    const index = cache.schemas.indexOf(schema)
-    if (index !== -1) return cache.results[index]!
-    const result = decodeSync(cache.raw)
-    cache.schemas.push(schema)
-    cache.results.push(result)
+    if (cache.schema === schema) return cache.result!
+    const known = cache.more?.get(schema)
+    if (known !== undefined) return known
+    const result = decode(cache.raw)
+    if (cache.schema === undefined) {
+      cache.schema = schema
+      cache.result = result
+    } else {
+      ;(cache.more ??= new Map()).set(schema, result)
+    }
     return result
   }
   const guarded = guard(id, backend.policy)
+  const authenticate = (cache: DecodeCache, request: AuthRequest | undefined): Effect.Effect<User, AuthError.BackendError> => {
+    const decoded = decodeCached(cache)
+    if (Either.isRight(decoded)) return guarded(backend.authenticate(decoded.right, request))
+    // Credentials that do not decode never reach the backend (Django skips a backend whose
+    // signature does not bind).
+    return decoded.left._tag === "Forbidden"
+      ? Effect.flatMap(
+        Effect.mapError(decodeAsync(cache.raw), toUnsupported),
+        (credentials) => guarded(backend.authenticate(credentials, request))
+      )
+      : unsupported
+  }
   const spanName = `effect-auth.backend.${id}`
   const spanOptions = { attributes: { "auth.backend": id }, captureStackTrace: false, kind: "internal" } as const
-  const run = (credentials: Effect.Effect<unknown, AuthError.NoMatch>, request: AuthRequest | undefined) =>
-    Effect.flatMap(credentials, (decoded) => guarded(backend.authenticate(decoded, request)))
-  const traceRun = (credentials: Effect.Effect<unknown, AuthError.NoMatch>, request: AuthRequest | undefined) =>
-    Effect.useSpan(spanName, spanOptions, (span) =>
-      Effect.onExit(Effect.withParentSpan(run(credentials, request), span), (exit) => {
-        span.attribute("auth.outcome", outcomeOf(exit))
+  const authenticateTraced = (cache: DecodeCache, request: AuthRequest | undefined) => {
+    const attempt = authenticate(cache, request)
+    // A backend skipped because its credentials do not decode gets no span: it never ran.
+    if (attempt === unsupported) return attempt
+    return Effect.useSpan(spanName, spanOptions, (span) =>
+      Effect.onExit(Effect.withParentSpan(attempt, span), (exit) => {
+        span.attribute("auth.outcome", attemptOutcome(exit))
         if (Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag === "NoMatch") {
           span.attribute("auth.reason", exit.cause.error.reason)
         }
         return Effect.void
       }))
-  const call = traced ? traceRun : run
+  }
   return {
     id,
     backend,
     onTransportError: backend.policy.onTransportError,
     guard: guarded,
-    // Credentials that do not decode never reach the backend (Django skips a backend whose
-    // signature does not bind), so they get no span of their own: the NoMatch still lands in the
-    // call's attempts.
-    authenticate: (cache, request) => {
-      const decoded = decodeCached(cache)
-      if (Either.isRight(decoded)) return call(Effect.succeed(decoded.right), request)
-      return decoded.left._tag === "Forbidden"
-        ? call(Effect.mapError(decodeAsync(cache.raw), toUnsupported), request)
-        : Effect.fail(unsupported)
-    },
+    authenticate,
+    authenticateTraced,
     getUser: (userId) => guarded(backend.getUser(userId))
   }
 }

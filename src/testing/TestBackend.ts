@@ -182,11 +182,11 @@ const run = (id: string, behaviour: Behaviour): Effect.Effect<User, AuthError.Ba
     case "Succeed":
       return Effect.succeed(behaviour.user)
     case "NoMatch":
-      return Effect.fail(new AuthError.NoMatch({ backend: id, reason: behaviour.reason }))
+      return AuthError.failures(id).noMatch(behaviour.reason)
     case "Deny":
-      return Effect.fail(new AuthError.PermissionDenied({ backend: id, reason: behaviour.reason }))
+      return AuthError.failures(id).permissionDenied(behaviour.reason)
     case "Unavailable":
-      return Effect.fail(new AuthError.TransportError({ backend: id, cause: behaviour.cause }))
+      return AuthError.failures(id).transportError(behaviour.cause)
     case "Hang":
       return Effect.never
   }
@@ -397,11 +397,11 @@ export const passwords = (id: string, entries: ReadonlyArray<PasswordEntry>): Au
     credentials: Credentials.UsernamePassword,
     authenticate: ({ password, username }) => {
       const entry = byUsername.get(username)
-      if (entry === undefined) return Effect.fail(new AuthError.NoMatch({ backend: id, reason: "unknown-user" }))
+      if (entry === undefined) return AuthError.noMatch(id, "unknown-user")
       if (entry.password !== Redacted.value(password)) {
-        return Effect.fail(new AuthError.NoMatch({ backend: id, reason: "invalid-credentials" }))
+        return AuthError.noMatch(id, "invalid-credentials")
       }
-      if (!entry.user.isActive) return Effect.fail(new AuthError.NoMatch({ backend: id, reason: "inactive-user" }))
+      if (!entry.user.isActive) return AuthError.noMatch(id, "inactive-user")
       return Effect.succeed(entry.user)
     },
     getUser: (userId) => Effect.sync(() => Option.fromNullable(byId.get(userId)?.user).pipe(Option.filter((u) => u.isActive))),

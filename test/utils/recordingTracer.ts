@@ -6,6 +6,7 @@ export interface RecordedSpan {
   readonly spanId: string
   readonly parentName: string | undefined
   readonly attributes: ReadonlyMap<string, unknown>
+  readonly events: ReadonlyArray<{ readonly name: string; readonly attributes: Record<string, unknown> | undefined }>
   readonly exit: Exit.Exit<unknown, unknown> | undefined
 }
 
@@ -24,11 +25,13 @@ export const make = () => {
       open.set(name, nowOpen)
       mostOpen.set(name, Math.max(mostOpen.get(name) ?? 0, nowOpen))
       const attributes = new Map<string, unknown>()
+      const events: Array<{ name: string; attributes: Record<string, unknown> | undefined }> = []
       const record: { -readonly [K in keyof RecordedSpan]: RecordedSpan[K] } = {
         name,
         spanId: `span-${next++}`,
         parentName: Option.match(parent, { onNone: () => undefined, onSome: (p) => p._tag === "Span" ? p.name : undefined }),
         attributes,
+        events,
         exit: undefined
       }
       const span: Tracer.Span = {
@@ -51,7 +54,9 @@ export const make = () => {
         attribute(key, value) {
           attributes.set(key, value)
         },
-        event() {},
+        event(name, _startTime, attributes) {
+          events.push({ name, attributes })
+        },
         addLinks() {}
       }
       return span
@@ -66,6 +71,7 @@ export const render = (span: RecordedSpan): string =>
   [
     span.name,
     JSON.stringify(Object.fromEntries(span.attributes)),
+    JSON.stringify(span.events),
     span.exit === undefined ? "" : Exit.isFailure(span.exit) ? Cause.pretty(span.exit.cause) : String(span.exit)
   ].join("\n")
 

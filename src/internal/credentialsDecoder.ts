@@ -1,0 +1,69 @@
+import * as Redacted from "effect/Redacted"
+
+/**
+ * Direct decoders for the credentials Schemas whose shape the library knows (`UsernamePassword`,
+ * `Token`, `RemoteUser`). Each accepts exactly what its Schema accepts in the common case and
+ * returns the same value; for anything else it answers `invalid`, and the fold asks the Schema,
+ * which gives the failure (or, for an unusual but valid input, the value). Decoding through the
+ * Schema's interpreter costs more than the rest of a login; these are a property test away from
+ * the Schemas (`test/Credentials.test.ts`).
+ *
+ * @internal
+ */
+export const invalid: unique symbol = Symbol.for("effect-auth/internal/credentialsDecoder/invalid")
+
+/** @internal */
+export type Decoder<A> = (raw: unknown) => A | typeof invalid
+
+const registry = new WeakMap<object, Decoder<unknown>>()
+
+/** Records the direct decoder of a Schema. @internal */
+export const register = <S extends object, A>(schema: S, decoder: Decoder<A>): S => {
+  registry.set(schema, decoder)
+  return schema
+}
+
+/** The direct decoder of a Schema, if it has one. @internal */
+export const lookup = (schema: unknown): Decoder<unknown> | undefined =>
+  typeof schema === "object" || typeof schema === "function" ? registry.get(schema as object) : undefined
+
+/** A string of `min` to `max` UTF-16 units, as `Schema.minLength`/`maxLength` count. @internal */
+export const text = (min: number, max: number): Decoder<string> => (raw) =>
+  typeof raw === "string" && raw.length >= min && raw.length <= max ? raw : invalid
+
+/** `Credentials.secret(max)`: a plain string is wrapped once, a valid `Redacted` kept. @internal */
+export const secret = (max: number): Decoder<Redacted.Redacted<string>> => {
+  const isText = text(1, max)
+  return (raw) => {
+    if (typeof raw === "string") return isText(raw) === invalid ? invalid : Redacted.make(raw)
+    return Redacted.isRedacted(raw) && isText(Redacted.value(raw)) !== invalid ? raw as Redacted.Redacted<string> : invalid
+  }
+}
+
+/**
+ * A struct of required fields that rejects excess keys (`onExcessProperty: "error"`, as the fold
+ * decodes): the input must be a plain record whose own keys are exactly the fields.
+ *
+ * @internal
+ */
+export const struct = <Fields extends Record<string, Decoder<unknown>>>(
+  fields: Fields
+): Decoder<{ readonly [K in keyof Fields]: Exclude<ReturnType<Fields[K]>, typeof invalid> }> => {
+  const names = Object.keys(fields)
+  const decoders = names.map((name) => fields[name]!)
+  const count = names.length
+  return (raw) => {
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return invalid
+    const keys = Reflect.ownKeys(raw)
+    if (keys.length !== count) return invalid
+    const output: Record<string, unknown> = {}
+    for (let i = 0; i < count; i++) {
+      const name = names[i]!
+      if (!Object.prototype.hasOwnProperty.call(raw, name)) return invalid
+      const value = decoders[i]!((raw as Record<string, unknown>)[name])
+      if (value === invalid) return invalid
+      output[name] = value
+    }
+    return output as any
+  }
+}
