@@ -111,8 +111,20 @@ export interface Service {
   readonly backendIds: ReadonlyArray<string>
   /** The configured backend with this id, if any. */
   readonly backend: (id: string) => Option.Option<AuthBackend.AuthBackend>
+  /**
+   * Folds the backends over credentials of a known shape (see `Credentials.Input`): a shape that
+   * no backend can take is a compile error.
+   */
   readonly authenticate: (
-    credentials: unknown,
+    credentials: Credentials.Input,
+    request?: AuthRequest
+  ) => Effect.Effect<Authenticated, AuthError.AuthenticateError>
+  /**
+   * The same fold over input of unknown shape (a request body): each backend's Schema decodes it,
+   * and a backend that cannot decode it answers `NoMatch("unsupported-credentials")`.
+   */
+  readonly authenticateUnknown: (
+    input: unknown,
     request?: AuthRequest
   ) => Effect.Effect<Authenticated, AuthError.AuthenticateError>
   /** Asks the backend that issued the id; a backend no longer configured yields none. */
@@ -389,7 +401,7 @@ const fromBackends = (
   const untraced = (credentials: unknown, request: AuthRequest | undefined) =>
     fold(new Call(new DecodeCache(credentials), request, undefined, undefined, false), 0)
 
-  const authenticate: Service["authenticate"] = tracing === "off"
+  const authenticate: Service["authenticateUnknown"] = tracing === "off"
     ? (credentials, request) => Effect.suspend(() => untraced(credentials, request))
     : tracing === "auto"
     ? (credentials, request) =>
@@ -450,6 +462,7 @@ const fromBackends = (
     backendIds: compiled.map((b) => b.id),
     backend: (id) => Option.map(Option.fromNullable(byId.get(id)), (b) => b.backend),
     authenticate,
+    authenticateUnknown: authenticate,
     getUser: (backendId, userId) => {
       const backend = byId.get(backendId)
       return backend === undefined || !isUserId(userId) ? Effect.succeedNone : backend.getUser(userId)
@@ -569,10 +582,30 @@ export const layer = <const Backends extends ReadonlyArray<BackendInput>>(
  * @category accessors
  */
 export const authenticate = (
-  credentials: unknown,
+  credentials: Credentials.Input,
   request?: AuthRequest
 ): Effect.Effect<Authenticated, AuthError.AuthenticateError, AuthService> =>
   Effect.flatMap(AuthService, (service) => service.authenticate(credentials, request))
+
+/**
+ * Authenticates input of unknown shape (a parsed request body) with the `AuthService` in context:
+ * every backend decodes it with its own Schema.
+ *
+ * @example
+ * ```ts
+ * import { AuthService } from "effect-auth"
+ *
+ * const fromBody = (body: unknown) => AuthService.authenticateUnknown(body)
+ * ```
+ *
+ * @since 0.2.0
+ * @category accessors
+ */
+export const authenticateUnknown = (
+  input: unknown,
+  request?: AuthRequest
+): Effect.Effect<Authenticated, AuthError.AuthenticateError, AuthService> =>
+  Effect.flatMap(AuthService, (service) => service.authenticateUnknown(input, request))
 
 /**
  * Loads a user through the backend that issued the id.

@@ -215,6 +215,55 @@ export const RemoteUser = Direct.register(
 export type RemoteUser = typeof RemoteUser.Type
 
 /**
+ * Where an app names the credentials of its own backends, once, so that `AuthService.authenticate`
+ * and `HttpAuth.login` accept them as a type (as `User.Register` does for the user type). The
+ * built-in kinds are always accepted; what is registered is added to them.
+ *
+ * @example
+ * ```ts
+ * // src/auth-credentials.ts of your app
+ * import { Schema } from "effect"
+ *
+ * export const Pin = Schema.Struct({ employee: Schema.String, pin: Schema.String })
+ *
+ * declare module "effect-auth/Credentials" {
+ *   interface Register {
+ *     readonly credentials: typeof Pin.Encoded
+ *   }
+ * }
+ * ```
+ *
+ * @since 0.2.0
+ * @category registration
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface Register {}
+
+/**
+ * What `AuthService.authenticate` accepts: the encoded form of the built-in credentials
+ * (`UsernamePassword`, `Token`, `RemoteUser`) and of whatever the app registered with
+ * {@link Register}. A shape that is none of these is a compile error; input whose shape is not
+ * known until run time (an HTTP body) goes through `AuthService.authenticateUnknown`, which the
+ * backends' Schemas decode as usual.
+ *
+ * @example
+ * ```ts
+ * import type { Credentials } from "effect-auth"
+ *
+ * const login: Credentials.Input = { username: "alice", password: "wonderland" }
+ * const bearer: Credentials.Input = { token: "ea_demo" }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Input =
+  | typeof UsernamePassword.Encoded
+  | typeof Token.Encoded
+  | typeof RemoteUser.Encoded
+  | (Register extends { readonly credentials: infer C } ? C : never)
+
+/**
  * What Django puts in place of a sensitive credential value.
  *
  * @example

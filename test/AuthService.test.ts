@@ -7,11 +7,11 @@ const bob = TestBackend.user("bob")
 const creds = { username: "alice", password: "pw" }
 
 const run = (backends: ReadonlyArray<TestBackend.TestBackend>, ...credentials: [] | [unknown]) =>
-  AuthService.authenticate(credentials.length === 0 ? creds : credentials[0]).pipe(Effect.provide(TestAuth.layer(backends)))
+  AuthService.authenticateUnknown(credentials.length === 0 ? creds : credentials[0]).pipe(Effect.provide(TestAuth.layer(backends)))
 
 const runWithEvents = (backends: ReadonlyArray<TestBackend.TestBackend>, credentials: unknown = creds) =>
   Effect.gen(function*() {
-    const exit = yield* Effect.exit(AuthService.authenticate(credentials))
+    const exit = yield* Effect.exit(AuthService.authenticateUnknown(credentials))
     const events = yield* TestAuth.events
     return { exit, events }
   }).pipe(Effect.provide(TestAuth.layer(backends)))

@@ -95,7 +95,7 @@ const setup = (
   )
 
 const loginAs = (username: string, sessionId?: string) =>
-  Effect.flatMap(AuthService.authenticate({ username }), (authenticated) =>
+  Effect.flatMap(AuthService.authenticateUnknown({ username }), (authenticated) =>
     Session.login(authenticated, sessionId === undefined ? {} : { sessionId }))
 
 const idOf = (s: Session.SessionUser) => Redacted.value(s.sessionId)
@@ -325,7 +325,7 @@ describe("Session", () => {
     const directory = makeDirectory()
     directory.add("alice")
     return Effect.gen(function*() {
-      const authenticated = yield* AuthService.authenticate({ username: "alice" })
+      const authenticated = yield* AuthService.authenticateUnknown({ username: "alice" })
       const request = { method: "POST", url: "/login" }
       const started = yield* Session.login(authenticated, { request })
       yield* Session.logout(started.sessionId, request)
@@ -390,7 +390,7 @@ describe("Session", () => {
       })
     )
     return Effect.gen(function*() {
-      const authenticated = yield* AuthService.authenticate({ username: "alice" })
+      const authenticated = yield* AuthService.authenticateUnknown({ username: "alice" })
       const exits = yield* Effect.all([
         Effect.exit(Session.login(authenticated)),
         Effect.exit(Session.currentUser("A".repeat(43))),

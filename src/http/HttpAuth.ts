@@ -494,7 +494,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, AuthConfigEr
       cache: Permissions.RequestCacheStore
     ): Effect.Effect<Option.Option<CurrentUser.Info>, Failure> =>
       Effect.map(
-        Effect.catchAll(auth.authenticate(credentials, authRequest(request)), toFailure),
+        Effect.catchAll(auth.authenticateUnknown(credentials, authRequest(request)), toFailure),
         (authenticated) => Option.some(info(authenticated, method, cache))
       )
 
@@ -683,7 +683,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, AuthConfigEr
       Effect.gen(function*() {
         const s = yield* requireSessions
         yield* csrfFor(request, s, sessionOf(request))
-        const authenticated = yield* Effect.catchAll(auth.authenticate(credentials, authRequest(request)), toFailure)
+        const authenticated = yield* Effect.catchAll(auth.authenticateUnknown(credentials, authRequest(request)), toFailure)
         return yield* loginAs(request, authenticated)
       })
 
