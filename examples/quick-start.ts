@@ -2,7 +2,8 @@ import { Effect, Layer, Option, Redacted } from "effect"
 import { AuthBackend, AuthError, AuthEvents, AuthService, Credentials } from "effect-auth"
 
 const user = (username: string) => ({ id: username, username, isActive: true, isSuperuser: false })
-const noMatch = (backend: string) => Effect.fail(new AuthError.NoMatch({ backend, reason: "invalid-credentials" }))
+// Failing a login is the common case: AuthError.failures(id) prebuilds a backend's failures once.
+const noMatch = (backend: string) => AuthError.failures(backend).noMatch("invalid-credentials")
 
 const Passwords = AuthBackend.make({
   id: "passwords",

@@ -53,6 +53,7 @@ export const makeYesNoBackend = (baseUrl: string) =>
       HttpClient.mapRequest(HttpClientRequest.prependUrl(baseUrl))
     )
     const id = "yes-no"
+    const fail = AuthError.failures(id)
     const transport = (cause: unknown) => new AuthError.TransportError({ backend: id, cause })
     // Every failure of the call itself (refused, reset, 5xx, a body that does not decode)
     // becomes a TransportError; the password never goes into it.
@@ -84,9 +85,9 @@ export const makeYesNoBackend = (baseUrl: string) =>
           ),
           Effect.flatMap(({ allowed, user }): Effect.Effect<User.BaseUser, AuthError.BackendError> => {
             if (!allowed || user === undefined) {
-              return Effect.fail(new AuthError.NoMatch({ backend: id, reason: "invalid-credentials" }))
+              return fail.noMatch("invalid-credentials")
             }
-            if (!user.active) return Effect.fail(new AuthError.PermissionDenied({ backend: id, reason: "disabled upstream" }))
+            if (!user.active) return fail.permissionDenied("disabled upstream")
             return Effect.succeed(toUser(user))
           })
         ),
