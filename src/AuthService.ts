@@ -266,17 +266,19 @@ const tracerEnabled = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
 const isRecording = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
   tracerEnabled(fiber) && Context.get(fiber.currentDefaultServices, Tracer.Tracer) !== builtInTracer
 
-/** The state of one `authenticate` call. */
-class Call {
+/** The state of one `authenticate` call, its credentials' decodings included (one object per call). */
+class Call extends DecodeCache {
   attempts: Array<AuthError.Attempt> | undefined = undefined
   unavailable = false
   constructor(
-    readonly cache: DecodeCache,
+    raw: unknown,
     readonly request: AuthRequest | undefined,
     readonly span: Tracer.Span | undefined,
     readonly clock: Clock.Clock | undefined,
     readonly traceAttempts: boolean
-  ) {}
+  ) {
+    super(raw)
+  }
   record(attempt: AuthError.Attempt): void {
     if (this.attempts === undefined) this.attempts = [attempt]
     else this.attempts.push(attempt)
@@ -303,7 +305,7 @@ const fromBackends = (
   ) =>
     Effect.zipRight(
       events.publish(
-        new AuthEvents.LoginFailed({ credentials: Credentials.cleanse(call.cache.raw), request: call.request, error })
+        new AuthEvents.LoginFailed({ credentials: Credentials.cleanse(call.raw), request: call.request, error })
       ),
       Exit.fail(error)
     )
@@ -359,9 +361,11 @@ const fromBackends = (
     for (let index = from; index < count; index++) {
       const backend = compiled[index]!
       const attempt = call.traceAttempts
-        ? backend.authenticateTraced(call.cache, call.request)
-        : backend.authenticate(call.cache, call.request)
-      if (Exit.isExit(attempt)) {
+        ? backend.authenticateTraced(call, call.request)
+        : backend.authenticate(call, call.request)
+      // An effect whose tag is Success or Failure is an Exit (`Exit.isExit` without its `in` check)
+      const tag = (attempt as { readonly _tag?: unknown })._tag
+      if (tag === "Success" || tag === "Failure") {
         const settled = settle(call, backend, attempt as Exit.Exit<User, AuthError.BackendError>)
         if (settled !== undefined) return settled
         continue
@@ -385,7 +389,7 @@ const fromBackends = (
   ) => {
     const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
     return Effect.useSpan("effect-auth.authenticate", spanOptions, (span) => {
-      const call = new Call(new DecodeCache(credentials), request, span, clock, traceAttempts)
+      const call = new Call(credentials, request, span, clock, traceAttempts)
       return Effect.onExit(
         Effect.withParentSpan(Effect.suspend(() => fold(call, 0)), span),
         (exit) => {
@@ -399,7 +403,7 @@ const fromBackends = (
   }
 
   const untraced = (credentials: unknown, request: AuthRequest | undefined) =>
-    fold(new Call(new DecodeCache(credentials), request, undefined, undefined, false), 0)
+    fold(new Call(credentials, request, undefined, undefined, false), 0)
 
   const authenticate: Service["authenticateUnknown"] = tracing === "off"
     ? (credentials, request) => Effect.suspend(() => untraced(credentials, request))

@@ -128,7 +128,18 @@ export const UsernamePassword = Direct.register(
     username: Username,
     password: Password
   }),
-  Direct.struct({ username: Direct.text(1, 150), password: Direct.secret(4096) })
+  (() => {
+    const keys = ["username", "password"]
+    const username = Direct.text(1, 150)
+    const password = Direct.secret(4096)
+    return (raw: unknown) => {
+      if (!Direct.hasExactKeys(raw, keys)) return Direct.invalid
+      const u = username(raw.username)
+      if (u === Direct.invalid) return Direct.invalid
+      const p = password(raw.password)
+      return p === Direct.invalid ? p : { username: u, password: p }
+    }
+  })()
 )
 
 /**
@@ -163,7 +174,15 @@ export const Token = Direct.register(
   Schema.Struct({
     token: secret(8192)
   }),
-  Direct.struct({ token: Direct.secret(8192) })
+  (() => {
+    const keys = ["token"]
+    const token = Direct.secret(8192)
+    return (raw: unknown) => {
+      if (!Direct.hasExactKeys(raw, keys)) return Direct.invalid
+      const t = token(raw.token)
+      return t === Direct.invalid ? t : { token: t }
+    }
+  })()
 )
 
 /**
@@ -198,7 +217,15 @@ export const RemoteUser = Direct.register(
   Schema.Struct({
     remoteUser: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255))
   }),
-  Direct.struct({ remoteUser: Direct.text(1, 255) })
+  (() => {
+    const keys = ["remoteUser"]
+    const remoteUser = Direct.text(1, 255)
+    return (raw: unknown) => {
+      if (!Direct.hasExactKeys(raw, keys)) return Direct.invalid
+      const r = remoteUser(raw.remoteUser)
+      return r === Direct.invalid ? r : { remoteUser: r }
+    }
+  })()
 )
 
 /**

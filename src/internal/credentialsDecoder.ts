@@ -41,29 +41,16 @@ export const secret = (max: number): Decoder<Redacted.Redacted<string>> => {
 }
 
 /**
- * A struct of required fields that rejects excess keys (`onExcessProperty: "error"`, as the fold
- * decodes): the input must be a plain record whose own keys are exactly the fields.
+ * Whether the input is a plain record whose own keys (symbols and non-enumerable ones included, as
+ * the Schema's excess-property check counts them) are exactly the given ones.
  *
  * @internal
  */
-export const struct = <Fields extends Record<string, Decoder<unknown>>>(
-  fields: Fields
-): Decoder<{ readonly [K in keyof Fields]: Exclude<ReturnType<Fields[K]>, typeof invalid> }> => {
-  const names = Object.keys(fields)
-  const decoders = names.map((name) => fields[name]!)
-  const count = names.length
-  return (raw) => {
-    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return invalid
-    const keys = Reflect.ownKeys(raw)
-    if (keys.length !== count) return invalid
-    const output: Record<string, unknown> = {}
-    for (let i = 0; i < count; i++) {
-      const name = names[i]!
-      if (!Object.prototype.hasOwnProperty.call(raw, name)) return invalid
-      const value = decoders[i]!((raw as Record<string, unknown>)[name])
-      if (value === invalid) return invalid
-      output[name] = value
-    }
-    return output as any
+export const hasExactKeys = (raw: unknown, keys: ReadonlyArray<string>): raw is Record<string, unknown> => {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return false
+  if (Reflect.ownKeys(raw).length !== keys.length) return false
+  for (let i = 0; i < keys.length; i++) {
+    if (!Object.prototype.hasOwnProperty.call(raw, keys[i]!)) return false
   }
+  return true
 }
