@@ -356,10 +356,11 @@ export const make = (
         const now = yield* Clock.currentTimeMillis
         const { backend, user } = authenticated
         const authHash = hashWith(key, user)
-        const previous = yield* load(loginOptions.sessionId, now)
         // Django flushes a session of another user or with a stale hash and cycles the key of the
-        // same user's; either way the old id is discarded here, with everything it held.
-        const old = Option.getOrUndefined(Option.map(previous, ([id]) => id))
+        // same user's; either way the old id is discarded here, with everything it held. It is
+        // deleted without being read first: deleting a session that is already gone does nothing,
+        // and the HTTP layer has usually read it for this request already.
+        const old = idOf(loginOptions.sessionId)
         const record: SessionStore.SessionRecord = {
           userId: user.id,
           backendId: backend,

@@ -214,6 +214,22 @@ export * as Provisioning from "./Provisioning.js"
 export * as RemoteUserBackend from "./backends/RemoteUserBackend.js"
 
 /**
+ * Where a request's credentials come from (Bearer, Basic, API key, remote user, session cookie,
+ * your own), folded in order by `HttpAuth`.
+ *
+ * @example
+ * ```ts
+ * import { RequestSource } from "effect-auth"
+ *
+ * const sources = [RequestSource.bearer, RequestSource.sessionCookie({ secure: true })]
+ * ```
+ *
+ * @since 0.2.0
+ * @category exports
+ */
+export * as RequestSource from "./http/RequestSource.js"
+
+/**
  * @example
  * ```ts
  * import { Session } from "effect-auth"

@@ -41,12 +41,12 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import type { AuthRequest } from "../AuthRequest.js"
 import * as Credentials from "../Credentials.js"
+import * as TrustedRemoteUserMark from "../internal/trustedRemoteUser.js"
 import type { User } from "../User.js"
 import * as UserStore from "../UserStore.js"
 
@@ -123,12 +123,10 @@ export interface Service extends AuthBackend.AuthBackend<Credentials.RemoteUser>
  */
 export class RemoteUserBackend extends Context.Tag("effect-auth/RemoteUserBackend")<RemoteUserBackend, Service>() {}
 
-// Module-private (not `Symbol.for`): nothing outside this module can mark a value as trusted.
-const trustedMark: unique symbol = Symbol("effect-auth/RemoteUserBackend/trusted")
-
 /**
- * Credentials for this backend, marked as coming from the trusted header. The mark is a hidden,
- * module-private property: JSON cannot carry it and `Credentials.cleanse` does not show it.
+ * Credentials for this backend, marked as coming from the trusted header (as
+ * `RequestSource.remoteUser` makes them). The mark is a hidden, library-private property: JSON
+ * cannot carry it and `Credentials.cleanse` does not show it.
  *
  * @example
  * ```ts
@@ -142,13 +140,12 @@ const trustedMark: unique symbol = Symbol("effect-auth/RemoteUserBackend/trusted
  * @since 0.1.0
  * @category constructors
  */
-export const trusted = (remoteUser: string): Credentials.RemoteUser =>
-  Object.defineProperty({ remoteUser }, trustedMark, { value: true, enumerable: false })
+export const trusted = (remoteUser: string): Credentials.RemoteUser => TrustedRemoteUserMark.trusted(remoteUser)
 
 const isRemoteUser = Schema.is(Credentials.RemoteUser)
 
 const TrustedRemoteUser: Schema.Schema<Credentials.RemoteUser> = Schema.declare(
-  (u: unknown): u is Credentials.RemoteUser => Predicate.hasProperty(u, trustedMark) && isRemoteUser(u),
+  (u: unknown): u is Credentials.RemoteUser => TrustedRemoteUserMark.isTrusted(u) && isRemoteUser(u),
   { identifier: "TrustedRemoteUser" }
 )
 

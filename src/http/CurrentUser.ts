@@ -115,7 +115,8 @@ export class OptionalUser extends Context.Tag("effect-auth/http/OptionalUser")<O
 
 /**
  * Builds the request's {@link Info}; the permission methods answer through `auth` with `cache`
- * (a fresh one per request). The middleware does this; tests of handlers can too.
+ * (the request's; made on the first permission question when not given). The middleware does
+ * this; tests of handlers can too.
  *
  * @example
  * ```ts
@@ -135,12 +136,13 @@ export class OptionalUser extends Context.Tag("effect-auth/http/OptionalUser")<O
 export const make = (
   who: { readonly user: User; readonly backend: string; readonly method: AuthMethod },
   auth: AuthService.Service,
-  cache: Permissions.RequestCacheStore = { answers: new Map() }
+  cache?: Permissions.RequestCacheStore | undefined
 ): Info => new RequestInfo(who.user, who.backend, who.method, auth, cache)
 
 // Built once per authenticated request. A class makes that one cheap allocation (an object
 // literal of arrow functions is dearer, and under tsx each arrow also gets its name defined); the
-// methods stay own properties, because handlers destructure them.
+// methods stay own properties, because handlers destructure them. Most requests ask no permission
+// question: the cache is made on the first one.
 class RequestInfo implements Info {
   readonly user: User
   readonly backend: string
@@ -154,26 +156,28 @@ class RequestInfo implements Info {
     backend: string,
     method: AuthMethod,
     auth: AuthService.Service,
-    cache: Permissions.RequestCacheStore
+    cache: Permissions.RequestCacheStore | undefined
   ) {
     this.user = user
     this.backend = backend
     this.method = method
-    this.hasPerm = (perm, obj) => cached(auth.hasPerm(user, perm, obj), cache)
-    this.hasPerms = (perms, obj) => cached(auth.hasPerms(user, perms, obj), cache)
-    this.hasModulePerms = (appLabel) => cached(auth.hasModulePerms(user, appLabel), cache)
-    this.getAllPermissions = (obj) => cached(auth.getAllPermissions(user, obj), cache)
+    const store = () => (cache ??= { answers: new Map() })
+    this.hasPerm = (perm, obj) => cached(auth.hasPerm(user, perm, obj), store)
+    this.hasPerms = (perms, obj) => cached(auth.hasPerms(user, perms, obj), store)
+    this.hasModulePerms = (appLabel) => cached(auth.hasModulePerms(user, appLabel), store)
+    this.getAllPermissions = (obj) => cached(auth.getAllPermissions(user, obj), store)
   }
 }
 
-// The HTTP middlewares run the handler with this very cache as `RequestCache` already: then there
-// is nothing to provide, and a context change is the dearest step of a permission check.
-const cached = <A, E>(effect: Effect.Effect<A, E>, cache: Permissions.RequestCacheStore): Effect.Effect<A, E> =>
-  Effect.contextWithEffect((context: Context.Context<never>) =>
-    context.unsafeMap.get(Permissions.RequestCache.key) === cache
+// The plain-router middlewares run the handler with this very cache as `RequestCache` already:
+// then there is nothing to provide, and a context change is the dearest step of a permission check.
+const cached = <A, E>(effect: Effect.Effect<A, E>, store: () => Permissions.RequestCacheStore): Effect.Effect<A, E> =>
+  Effect.contextWithEffect((context: Context.Context<never>) => {
+    const cache = store()
+    return context.unsafeMap.get(Permissions.RequestCache.key) === cache
       ? effect
       : Effect.provideService(effect, Permissions.RequestCache, cache)
-  )
+  })
 
 const forbidden = Effect.fail(new HttpApiError.Forbidden())
 const unavailable = () => new HttpApiError.ServiceUnavailable()

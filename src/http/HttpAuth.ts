@@ -3,7 +3,8 @@
  * with a session cookie, and the plain-router middleware. `http/Authentication` wraps the same
  * service as `HttpApiMiddleware` for `HttpApi`.
  *
- * Credentials are read in this order; the first source present decides:
+ * Credentials come from request sources (`http/RequestSource`), folded in order: the first source
+ * present decides. Without `sources`, the options build this list:
  *
  * 1. `Authorization: Bearer <token>` → credentials `{ token }` (when `bearer`, default on).
  * 2. `Authorization: Basic <base64(user:password)>` → `{ username, password }` (when `basic`,
@@ -11,8 +12,8 @@
  *    follows the first colon, so it may contain colons.
  * 3. The API-key header (when `apiKey` is set) → `{ token }`, or `{ apiKey }` with
  *    `field: "apiKey"`.
- * 4. The remote-user header set by a trusted reverse proxy (when `remoteUser` is set), see
- *    `backends/RemoteUserBackend`.
+ * 4. The remote-user header set by a trusted reverse proxy (when `remoteUser` is set) →
+ *    `Credentials.RemoteUser`, for `backends/RemoteUserBackend`.
  * 5. The session cookie (when a `Session` service is provided and `session` is not `false`).
  *
  * The `Authorization` header is parsed here, strictly: one scheme (case-insensitive), one space,
@@ -54,34 +55,28 @@
  *
  * @since 0.1.0
  */
-import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpApiError from "@effect/platform/HttpApiError"
+import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as Exit from "effect/Exit"
-import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Predicate from "effect/Predicate"
-import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { AuthConfigError } from "../AuthError.js"
-import type * as AuthError from "../AuthError.js"
-import type { AuthRequest } from "../AuthRequest.js"
+import type { AuthConfigError } from "../AuthError.js"
 import * as AuthService from "../AuthService.js"
-import * as RemoteUserBackend from "../backends/RemoteUserBackend.js"
-import * as Authorization from "../internal/http/authorization.js"
-import { credentialHeaders, toAuthRequest } from "../internal/http/serverRequest.js"
+import type * as Credentials from "../Credentials.js"
+import * as Failures from "../internal/http/failures.js"
+import type * as Fold from "../internal/http/fold.js"
+import * as Compile from "../internal/http/make.js"
+import * as RequestContext from "../internal/http/requestContext.js"
 import * as Permissions from "../Permissions.js"
-import * as Session from "../Session.js"
-import type { SessionStoreError } from "../SessionStore.js"
+import type * as Session from "../Session.js"
 import type { User } from "../User.js"
-import * as Csrf from "./Csrf.js"
+import type * as Csrf from "./Csrf.js"
 import * as CurrentUser from "./CurrentUser.js"
+import type * as RequestSource from "./RequestSource.js"
 
 /**
  * The session cookie.
@@ -96,17 +91,7 @@ import * as CurrentUser from "./CurrentUser.js"
  * @since 0.1.0
  * @category models
  */
-export interface SessionCookieOptions {
-  /** Default: `"sessionid"` (Django's). */
-  readonly name?: string | undefined
-  /** Send the cookies over HTTPS only. Default: `false`; turn it on in production. */
-  readonly secure?: boolean | undefined
-  /** Default: `"lax"`. `"none"` requires `secure`. */
-  readonly sameSite?: "lax" | "strict" | "none" | undefined
-  readonly domain?: string | undefined
-  /** Default: `"/"`. */
-  readonly path?: string | undefined
-}
+export interface SessionCookieOptions extends RequestSource.SessionCookieOptions {}
 
 /**
  * The API-key header.
@@ -156,6 +141,8 @@ export interface RemoteUserOptions {
 }
 
 /**
+ * The options of {@link layer}. Either `sources` (the request sources in order) or the shorthand
+ * `bearer` / `basic` / `apiKey` / `remoteUser` / `session`, not both.
  *
  * @example
  * ```ts
@@ -176,6 +163,11 @@ export interface RemoteUserOptions {
 export interface Options {
   /** The realm of the `WWW-Authenticate` challenges. Default: `"api"`. */
   readonly realm?: string | undefined
+  /**
+   * The request sources, folded in order (see `http/RequestSource`). A session-cookie source
+   * requires the `Session` service. Replaces the five shorthand options below.
+   */
+  readonly sources?: ReadonlyArray<RequestSource.RequestSource> | undefined
   /**
    * Session cookies. Default: on when a `Session` service is provided. `false` turns them off;
    * options (or `true`) require the `Session` service.
@@ -253,7 +245,7 @@ export interface Service {
   /** Authenticates the credentials and starts a session (sets the cookies). Needs sessions. */
   readonly login: (
     request: HttpServerRequest.HttpServerRequest,
-    credentials: unknown
+    credentials: Credentials.Input
   ) => Effect.Effect<Session.SessionUser, Failure>
   /** Starts a session for a user authenticated otherwise (e.g. an OAuth callback). Needs sessions. */
   readonly loginAs: (
@@ -290,62 +282,18 @@ export interface Service {
  */
 export class HttpAuth extends Context.Tag("effect-auth/http/HttpAuth")<HttpAuth, Service>() {}
 
-const headerToken = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-const realmText = /^[\x20-\x7e]{1,100}$/
-
-interface CookieSettings {
-  readonly name: string
-  readonly options: {
-    readonly httpOnly: true
-    readonly secure: boolean
-    readonly sameSite: "lax" | "strict" | "none"
-    readonly path: string
-    readonly domain?: string
-  }
-}
-
-const configError = (message: string) => Effect.fail(new AuthConfigError({ message: `HttpAuth: ${message}` }))
-
-const cookieSettings = (input: SessionCookieOptions): Either.Either<CookieSettings, string> => {
-  const name = input.name ?? "sessionid"
-  if (!headerToken.test(name)) return Either.left(`session.name ${JSON.stringify(name)} is not a cookie name`)
-  const sameSite = input.sameSite ?? "lax"
-  const secure = input.secure ?? false
-  if (sameSite === "none" && !secure) return Either.left("session.sameSite \"none\" requires session.secure")
-  const path = input.path ?? "/"
-  if (!/^\/[\x21-\x3a\x3c-\x7e]*$/.test(path)) return Either.left("session.path must start with / and hold no ; or spaces")
-  if (input.domain !== undefined && !/^\.?[a-z0-9.-]+$/i.test(input.domain)) {
-    return Either.left("session.domain is not a domain name")
-  }
-  return Either.right({
-    name,
-    options: { httpOnly: true, secure, sameSite, path, ...(input.domain === undefined ? {} : { domain: input.domain }) }
-  })
-}
-
-const unavailable = () => new HttpApiError.ServiceUnavailable()
-// Failures carry no request data, so each is built once.
-const forbidden = Effect.fail(new HttpApiError.Forbidden())
-const serviceUnavailable = Effect.fail(unavailable())
-
-/** A request's resolution (memoised), the user's permission questions answered with `cache`. */
-type Resolve = (
-  request: HttpServerRequest.HttpServerRequest,
-  cache: Permissions.RequestCacheStore
-) => Effect.Effect<Option.Option<CurrentUser.Info>, Failure>
-
 // The middlewares resolve a request with the permission cache they are about to provide. A
-// `Service` built by `make` registers that entry point here; any other (a test double) is asked
-// through `authenticate`, with the cache provided around it.
-const resolvers = new WeakMap<Service, Resolve>()
+// `Service` built by `make` registers its fold here; any other (a test double) is asked through
+// `authenticate`, with the cache provided around it.
+const folds = new WeakMap<Service, Fold.Fold>()
 const resolveWith = (
   service: Service,
   request: HttpServerRequest.HttpServerRequest,
   cache: Permissions.RequestCacheStore
 ): Effect.Effect<Option.Option<CurrentUser.Info>, Failure> => {
-  const resolve = resolvers.get(service)
-  return resolve !== undefined
-    ? resolve(request, cache)
+  const fold = folds.get(service)
+  return fold !== undefined
+    ? fold.resolve(request, cache)
     : Effect.provideService(service.authenticate(request), Permissions.RequestCache, cache)
 }
 
@@ -353,7 +301,7 @@ const resolveWith = (
  * Builds the service on `AuthService` (and `Session`, when provided). Fails with
  * `AuthConfigError` on a bad option: a header or cookie name that is not an HTTP token, a
  * `Session`-requiring option without the service, a remote-user backend id that is not in the
- * chain.
+ * chain, `sources` together with the shorthand options.
  *
  * @example
  * ```ts
@@ -366,347 +314,8 @@ const resolveWith = (
  * @category constructors
  */
 export const make = (options: Options = {}): Effect.Effect<Service, AuthConfigError, AuthService.AuthService> =>
-  Effect.gen(function*() {
-    const auth = yield* AuthService.AuthService
-    const sessionService = yield* Effect.serviceOption(Session.Session)
-
-    const realm = options.realm ?? "api"
-    if (!realmText.test(realm) || realm.includes("\"") || realm.includes("\\")) {
-      return yield* configError("realm must be 1 to 100 printable ASCII characters without quotes or backslashes")
-    }
-    const bearer = options.bearer ?? true
-    const basic = options.basic ?? false
-
-    const apiKeyHeader = options.apiKey?.header.toLowerCase()
-    if (apiKeyHeader !== undefined && (!headerToken.test(apiKeyHeader) || credentialHeaders.includes(apiKeyHeader))) {
-      return yield* configError(`apiKey.header ${JSON.stringify(options.apiKey?.header)} is not a usable header name`)
-    }
-    const apiKeyField = options.apiKey?.field ?? "token"
-
-    if (options.session !== undefined && options.session !== false && Option.isNone(sessionService)) {
-      return yield* configError("session cookies are configured but no Session service is provided")
-    }
-    const sessions = options.session === false ? Option.none<Session.Service>() : sessionService
-    const cookieInput = typeof options.session === "object" ? options.session : {}
-    const cookie = cookieSettings(cookieInput)
-    if (Either.isLeft(cookie)) return yield* configError(cookie.left)
-    const sessionCookie = cookie.right
-
-    const csrfResolved = Csrf.resolve(options.csrf, sessionCookie.options.secure)
-    if (Either.isLeft(csrfResolved)) return yield* configError(csrfResolved.left)
-    const csrf = csrfResolved.right
-    if (Option.contains(csrf.cookieName, sessionCookie.name)) {
-      return yield* configError("the CSRF cookie and the session cookie need different names")
-    }
-
-    const remoteInput = options.remoteUser === true ? {} : options.remoteUser === false ? undefined : options.remoteUser
-    const remote = remoteInput === undefined ? undefined : {
-      header: (remoteInput.header ?? "Remote-User").toLowerCase(),
-      persistent: remoteInput.persistent ?? false,
-      backendId: remoteInput.backendId ?? "remote-user"
-    }
-    if (remote !== undefined) {
-      if (!headerToken.test(remote.header) || credentialHeaders.includes(remote.header)) {
-        return yield* configError(`remoteUser.header ${JSON.stringify(remoteInput?.header)} is not a usable header name`)
-      }
-      if (Option.isNone(auth.backend(remote.backendId))) {
-        return yield* configError(`remoteUser.backendId "${remote.backendId}" is not a configured backend`)
-      }
-    }
-    const cleanRemoteUser = (value: string): string => {
-      const backend = Option.getOrUndefined(auth.backend(remote?.backendId ?? ""))
-      return Predicate.hasProperty(backend, "cleanUsername") && Predicate.isFunction(backend.cleanUsername)
-        ? String(backend.cleanUsername(value))
-        : value
-    }
-
-    const hidden = new Set<string>([...credentialHeaders, csrf.headerName])
-    if (apiKeyHeader !== undefined) hidden.add(apiKeyHeader)
-    const authRequest = (request: HttpServerRequest.HttpServerRequest): AuthRequest => toAuthRequest(request, hidden)
-
-    const challenges: Array<string> = []
-    if (bearer) challenges.push(`Bearer realm="${realm}"`)
-    if (basic) challenges.push(`Basic realm="${realm}", charset="UTF-8"`)
-    if (apiKeyHeader !== undefined) challenges.push(`ApiKey realm="${realm}"`)
-    if (challenges.length === 0) challenges.push(`Session realm="${realm}"`)
-    const challenge = challenges.join(", ")
-
-    const addChallenge = HttpApp.appendPreResponseHandler((_request, response) =>
-      Effect.succeed(
-        response.status === 401 ? HttpServerResponse.setHeader(response, "www-authenticate", challenge) : response
-      )
-    )
-    const unauthorized: Effect.Effect<never, HttpApiError.Unauthorized> = Effect.zipRight(
-      addChallenge,
-      Effect.fail(new HttpApiError.Unauthorized())
-    )
-
-    const maxAge = Option.match(sessions, { onNone: () => Duration.days(14), onSome: (s) => s.maxAge })
-    const setCookies = (started: Session.SessionUser) =>
-      HttpApp.appendPreResponseHandler((_request, response) => {
-        let next = HttpServerResponse.unsafeSetCookie(
-          response,
-          sessionCookie.name,
-          Redacted.value(started.sessionId),
-          { ...sessionCookie.options, maxAge }
-        )
-        if (Option.isSome(csrf.cookieName)) {
-          next = HttpServerResponse.unsafeSetCookie(next, csrf.cookieName.value, Redacted.value(started.csrfToken), {
-            ...sessionCookie.options,
-            httpOnly: false,
-            maxAge
-          })
-        }
-        return Effect.succeed(next)
-      })
-    const clearCookies = HttpApp.appendPreResponseHandler((_request, response) => {
-      const { domain, path } = sessionCookie.options
-      const where = { path, ...(domain === undefined ? {} : { domain }) }
-      let next = HttpServerResponse.expireCookie(response, sessionCookie.name, where)
-      if (Option.isSome(csrf.cookieName)) next = HttpServerResponse.expireCookie(next, csrf.cookieName.value, where)
-      return Effect.succeed(next)
-    })
-
-    const toFailure = (error: AuthError.AuthenticateError): Effect.Effect<never, Failure> => {
-      switch (error._tag) {
-        case "AuthenticationFailed":
-          return unauthorized
-        case "PermissionDenied":
-          return forbidden
-        case "BackendUnavailable":
-        case "TransportError":
-          return serviceUnavailable
-      }
-    }
-    const storeFailure = (_: SessionStoreError | AuthError.TransportError) => unavailable()
-
-    const info = (
-      who: { readonly user: User; readonly backend: string },
-      method: CurrentUser.AuthMethod,
-      cache: Permissions.RequestCacheStore
-    ) => CurrentUser.make({ user: who.user, backend: who.backend, method }, auth, cache)
-
-    // `cache` is the request's permission cache: the one the middleware runs the handler with.
-    const viaCredentials = (
-      request: HttpServerRequest.HttpServerRequest,
-      credentials: unknown,
-      method: CurrentUser.AuthMethod,
-      cache: Permissions.RequestCacheStore
-    ): Effect.Effect<Option.Option<CurrentUser.Info>, Failure> =>
-      Effect.map(
-        Effect.catchAll(auth.authenticateUnknown(credentials, authRequest(request)), toFailure),
-        (authenticated) => Option.some(info(authenticated, method, cache))
-      )
-
-    const viaAuthorization = (
-      request: HttpServerRequest.HttpServerRequest,
-      header: string,
-      cache: Permissions.RequestCacheStore
-    ) => {
-      const parsed = Authorization.parse(header)
-      switch (parsed._tag) {
-        case "Bearer":
-          return bearer ? viaCredentials(request, { token: Redacted.make(parsed.token) }, "bearer", cache) : unauthorized
-        case "Basic":
-          return basic
-            ? viaCredentials(
-              request,
-              { username: parsed.username, password: Redacted.make(parsed.password) },
-              "basic",
-              cache
-            )
-            : unauthorized
-        default:
-          return unauthorized
-      }
-    }
-
-    const viaApiKey = (request: HttpServerRequest.HttpServerRequest, value: string, cache: Permissions.RequestCacheStore) =>
-      value === "" || value.length > 8192
-        ? unauthorized
-        : viaCredentials(request, { [apiKeyField]: Redacted.make(value) }, "api-key", cache)
-
-    const sessionOf = (request: HttpServerRequest.HttpServerRequest): string | undefined =>
-      Option.isSome(sessions) ? request.cookies[sessionCookie.name] : undefined
-
-    // Django's RemoteUserMiddleware, on top of the session the cookie resolved to. The common
-    // cases (no header, or the header naming the session's user) answer without a generator.
-    const viaRemoteUser = (
-      request: HttpServerRequest.HttpServerRequest,
-      cookieValue: string | undefined,
-      session: Option.Option<Session.SessionUser>,
-      cache: Permissions.RequestCacheStore
-    ): Effect.Effect<Option.Option<CurrentUser.Info>, Failure> => {
-      const settings = remote!
-      const value = request.headers[settings.header]
-      const fromRemote = Option.isSome(session) && session.value.backend === settings.backendId
-      if (value === undefined || value === "") {
-        if (fromRemote && !settings.persistent) return Effect.as(dropSession(request, cookieValue), Option.none())
-        return Effect.succeed(Option.map(session, (s) => info(s, "session", cache)))
-      }
-      if (Option.isSome(session) && session.value.user.username === cleanRemoteUser(value)) {
-        return Effect.succeed(Option.some(info(session.value, "remote-user", cache)))
-      }
-      return switchRemoteUser(request, cookieValue, fromRemote ? Option.none() : session, fromRemote, value, cache)
-    }
-
-    const dropSession = (request: HttpServerRequest.HttpServerRequest, cookieValue: string | undefined) =>
-      Effect.zipRight(
-        Effect.mapError(
-          Effect.flatMap(Effect.fromNullable(Option.getOrUndefined(sessions)), (s) => s.logout(cookieValue, authRequest(request))),
-          () => unavailable()
-        ),
-        clearCookies
-      )
-
-    // The header names another user than the session's (or there is no session): authenticate
-    // them, and start their session.
-    const switchRemoteUser = (
-      request: HttpServerRequest.HttpServerRequest,
-      cookieValue: string | undefined,
-      kept: Option.Option<Session.SessionUser>,
-      fromRemote: boolean,
-      value: string,
-      cache: Permissions.RequestCacheStore
-    ): Effect.Effect<Option.Option<CurrentUser.Info>, Failure> =>
-      Effect.gen(function*() {
-        if (fromRemote) yield* dropSession(request, cookieValue)
-        const result = yield* Effect.either(auth.authenticate(RemoteUserBackend.trusted(value), authRequest(request)))
-        if (Either.isLeft(result)) {
-          if (result.left._tag === "AuthenticationFailed") return Option.map(kept, (s) => info(s, "session", cache))
-          return yield* toFailure(result.left)
-        }
-        if (Option.isSome(sessions)) {
-          const started = yield* Effect.mapError(
-            sessions.value.login(result.right, {
-              sessionId: Option.isSome(kept) ? cookieValue : undefined,
-              request: authRequest(request)
-            }),
-            storeFailure
-          )
-          yield* setCookies(started)
-        }
-        return Option.some(info(result.right, "remote-user", cache))
-      })
-
-    // Without a remote-user header the session (if any) is the answer.
-    const afterSession = (
-      request: HttpServerRequest.HttpServerRequest,
-      cookieValue: string | undefined,
-      session: Option.Option<Session.SessionUser>,
-      cache: Permissions.RequestCacheStore
-    ): Effect.Effect<Option.Option<CurrentUser.Info>, Failure> => {
-      const checked = Csrf.check(csrf, request, Option.map(session, (s) => s.csrfToken))
-      if (remote !== undefined) return Effect.zipRight(checked, viaRemoteUser(request, cookieValue, session, cache))
-      return Effect.as(checked, Option.map(session, (s) => info(s, "session", cache)))
-    }
-
-    const viaAmbient = (
-      request: HttpServerRequest.HttpServerRequest,
-      cache: Permissions.RequestCacheStore
-    ): Effect.Effect<Option.Option<CurrentUser.Info>, Failure> => {
-      const cookieValue = sessionOf(request)
-      if (cookieValue === undefined || Option.isNone(sessions)) {
-        return afterSession(request, cookieValue, Option.none(), cache)
-      }
-      return Effect.flatMap(Effect.mapError(sessions.value.currentUser(cookieValue), storeFailure), (session) =>
-        Option.isNone(session)
-          ? Effect.zipRight(clearCookies, afterSession(request, cookieValue, session, cache))
-          : afterSession(request, cookieValue, session, cache))
-    }
-
-    const ambient = Option.isSome(sessions) || remote !== undefined
-    const resolve = (
-      request: HttpServerRequest.HttpServerRequest,
-      cache: Permissions.RequestCacheStore
-    ): Effect.Effect<Option.Option<CurrentUser.Info>, Failure> => {
-      const headers = request.headers
-      if (bearer || basic) {
-        const authorization = headers.authorization
-        if (authorization !== undefined) return viaAuthorization(request, authorization, cache)
-      }
-      if (apiKeyHeader !== undefined) {
-        const key = headers[apiKeyHeader]
-        if (key !== undefined) return viaApiKey(request, key, cache)
-      }
-      return ambient ? viaAmbient(request, cache) : Effect.succeedNone
-    }
-
-    // One resolution per request, however many middlewares and handlers ask. A request is
-    // handled by one fiber, so the outcome is simply remembered on the request object (as the
-    // platform marks handled requests), under a symbol of this service instance: a plain value,
-    // no Deferred, since nothing else can be waiting for it.
-    const memo: unique symbol = Symbol("effect-auth/HttpAuth/resolved") as any
-    type Memo = { [memo]?: Exit.Exit<Option.Option<CurrentUser.Info>, Failure> | undefined }
-    const forget = (request: HttpServerRequest.HttpServerRequest) => {
-      ;(request as Memo)[memo] = undefined
-    }
-    const resolveOnce: Resolve = (request, cache) =>
-      (request as Memo)[memo] ?? Effect.flatMap(Effect.exit(resolve(request, cache)), (exit) => {
-        if (!Exit.isInterrupted(exit)) (request as Memo)[memo] = exit
-        return exit
-      })
-    // Looks the memo up when run, not when built: an effect built early may run after another
-    // middleware resolved the request.
-    const authenticate: Service["authenticate"] = (request) =>
-      Effect.contextWithEffect((context: Context.Context<never>) =>
-        (request as Memo)[memo] ??
-          resolveOnce(request, context.unsafeMap.get(Permissions.RequestCache.key) ?? { answers: new Map() })
-      )
-
-    const requireSessions = Option.match(sessions, {
-      onNone: () =>
-        Effect.dieMessage("HttpAuth: login and logout need sessions (provide the Session service, session not false)"),
-      onSome: Effect.succeed
-    })
-
-    const csrfFor = (request: HttpServerRequest.HttpServerRequest, s: Session.Service, cookieValue: string | undefined) =>
-      cookieValue === undefined
-        ? Csrf.check(csrf, request, Option.none())
-        : Effect.flatMap(Effect.mapError(s.csrfToken(cookieValue), storeFailure), (token) => Csrf.check(csrf, request, token))
-
-    const loginAs: Service["loginAs"] = (request, authenticated) =>
-      Effect.gen(function*() {
-        const s = yield* requireSessions
-        const cookieValue = sessionOf(request)
-        yield* csrfFor(request, s, cookieValue)
-        const started = yield* Effect.mapError(
-          s.login(authenticated, { sessionId: cookieValue, request: authRequest(request) }),
-          storeFailure
-        )
-        forget(request)
-        yield* setCookies(started)
-        return started
-      })
-
-    const login: Service["login"] = (request, credentials) =>
-      Effect.gen(function*() {
-        const s = yield* requireSessions
-        yield* csrfFor(request, s, sessionOf(request))
-        const authenticated = yield* Effect.catchAll(auth.authenticateUnknown(credentials, authRequest(request)), toFailure)
-        return yield* loginAs(request, authenticated)
-      })
-
-    const logout: Service["logout"] = (request) =>
-      Effect.gen(function*() {
-        const s = yield* requireSessions
-        const cookieValue = sessionOf(request)
-        yield* csrfFor(request, s, cookieValue)
-        yield* Effect.mapError(s.logout(cookieValue, authRequest(request)), storeFailure)
-        forget(request)
-        yield* clearCookies
-      })
-
-    const updateSessionAuthHash: Service["updateSessionAuthHash"] = (request, user) =>
-      Effect.gen(function*() {
-        const s = yield* requireSessions
-        const updated = yield* Effect.mapError(s.updateSessionAuthHash(sessionOf(request), user), storeFailure)
-        forget(request)
-        if (Option.isSome(updated)) yield* setCookies(updated.value)
-      })
-
-    const service: Service = { authenticate, login, loginAs, logout, updateSessionAuthHash, unauthorized, challenge, csrf }
-    resolvers.set(service, resolveOnce)
+  Effect.map(Compile.make(options), ({ fold, service }) => {
+    folds.set(service, fold)
     return service
   })
 
@@ -789,7 +398,8 @@ export const optionalUser: Effect.Effect<
 > = withRequest((service, request) => service.authenticate(request))
 
 /**
- * Authenticates `credentials` (e.g. the decoded login payload) and starts a session: sets the
+ * Authenticates `credentials` (e.g. the decoded login payload; typed as `Credentials.Input`, so
+ * a shape no backend takes does not compile) and starts a session: sets the
  * session and CSRF cookies and answers the session (its `csrfToken` is for the client). The old
  * session of the request, if any, is discarded. CSRF: the Origin/Referer check always applies
  * (login CSRF); a request that carries a live session must also send its token.
@@ -809,7 +419,7 @@ export const optionalUser: Effect.Effect<
  * @category accessors
  */
 export const login = (
-  credentials: unknown
+  credentials: Credentials.Input
 ): Effect.Effect<Session.SessionUser, Failure, HttpAuth | HttpServerRequest.HttpServerRequest> =>
   withRequest((service, request) => service.login(request, credentials))
 
@@ -821,7 +431,7 @@ export const login = (
  * import { Effect } from "effect"
  * import { AuthService, HttpAuth } from "effect-auth"
  *
- * const callback = (credentials: unknown) => Effect.flatMap(AuthService.authenticate(credentials), HttpAuth.loginAs)
+ * const callback = (credentials: unknown) => Effect.flatMap(AuthService.authenticateUnknown(credentials), HttpAuth.loginAs)
  * ```
  *
  * @since 0.1.0
@@ -870,10 +480,6 @@ export const updateSessionAuthHash = (
 ): Effect.Effect<void, Failure, HttpAuth | HttpServerRequest.HttpServerRequest> =>
   withRequest((service, request) => service.updateSessionAuthHash(request, user))
 
-const isFailure = (u: unknown): u is Failure =>
-  u instanceof HttpApiError.Unauthorized || u instanceof HttpApiError.Forbidden ||
-  u instanceof HttpApiError.ServiceUnavailable
-
 /**
  * The response for a {@link Failure}: 401, 403 or 503 with an empty body (the 401 gets its
  * `WWW-Authenticate` header from the handler that `unauthorized` registered).
@@ -889,41 +495,26 @@ const isFailure = (u: unknown): u is Failure =>
  * @since 0.1.0
  * @category middleware
  */
-export const toResponse = (failure: Failure): HttpServerResponse.HttpServerResponse =>
-  failure._tag === "Unauthorized" ? responses[401] : failure._tag === "Forbidden" ? responses[403] : responses[503]
+export const toResponse = (failure: Failure): HttpServerResponse.HttpServerResponse => Failures.toResponse(failure)
 
-// Responses are immutable (the 401's challenge is added to a copy), so each is built once.
-const responses = {
-  401: HttpServerResponse.empty({ status: 401 }),
-  403: HttpServerResponse.empty({ status: 403 }),
-  503: HttpServerResponse.empty({ status: 503 })
-}
-
-const respond = (failure: Failure) => Effect.succeed(toResponse(failure))
-
-// The plain-router middlewares. The request's permission cache, the user and the optional user
-// are provided in one context change: each change costs about as much as the rest of the
-// middleware, so three `provideService`s in a row would dominate it.
+// The plain-router middlewares: the request's permission cache (made on first use), the user and
+// the optional user reach the app in one context change, made without `Effect.locally`'s
+// acquire/release (see `internal/http/requestContext`).
 const withUser = <E, R>(app: HttpApp.Default<E, R>, required: boolean): HttpApp.Default<any, any> =>
   Effect.catchIf(
     Effect.contextWithEffect((context: Context.Context<HttpAuth | HttpServerRequest.HttpServerRequest>) => {
       const service = Context.unsafeGet(context, HttpAuth)
-      const cache: Permissions.RequestCacheStore = { answers: new Map() }
+      const cache = RequestContext.lazyCache()
       return Effect.flatMap(
         resolveWith(service, Context.unsafeGet(context, HttpServerRequest.HttpServerRequest), cache),
-        (user): Effect.Effect<HttpServerResponse.HttpServerResponse, E | Failure, R | HttpServerRequest.HttpServerRequest> => {
-          if (required && Option.isNone(user)) return service.unauthorized
-          const services = new Map(context.unsafeMap)
-          services.set(Permissions.RequestCache.key, cache)
-          if (required) services.set(CurrentUser.CurrentUser.key, (user as Option.Some<CurrentUser.Info>).value)
-          services.set(CurrentUser.OptionalUser.key, user)
-          // `Effect.provide(context)` would merge (copy) the context once more.
-          return Effect.locally(app, FiberRef.currentContext, Context.unsafeMake(services))
-        }
+        (user): Effect.Effect<HttpServerResponse.HttpServerResponse, E | Failure, R | HttpServerRequest.HttpServerRequest> =>
+          required && Option.isNone(user)
+            ? service.unauthorized
+            : RequestContext.runWith(app, context, cache, user, required)
       )
     }),
-    isFailure,
-    respond
+    Failures.isFailure,
+    Failures.respond
   )
 
 /**

@@ -1,0 +1,78 @@
+// The session and CSRF cookies: checked settings, and the response handlers that set and delete
+// them. Each handler is built once per settings where it can be (`clear`), or once per login.
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as Session from "../../Session.js"
+import type { SessionCookieOptions } from "../../http/RequestSource.js"
+
+/** An HTTP token (RFC 7230 tchar+). @internal */
+export const headerToken = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+/** @internal */
+export interface CookieSettings {
+  readonly name: string
+  readonly options: {
+    readonly httpOnly: true
+    readonly secure: boolean
+    readonly sameSite: "lax" | "strict" | "none"
+    readonly path: string
+    readonly domain?: string
+  }
+}
+
+/** Checks the options; answers the settings or what is wrong. @internal */
+export const settings = (input: SessionCookieOptions): Either.Either<CookieSettings, string> => {
+  const name = input.name ?? "sessionid"
+  if (!headerToken.test(name)) return Either.left(`session.name ${JSON.stringify(name)} is not a cookie name`)
+  const sameSite = input.sameSite ?? "lax"
+  const secure = input.secure ?? false
+  if (sameSite === "none" && !secure) return Either.left("session.sameSite \"none\" requires session.secure")
+  const path = input.path ?? "/"
+  if (!/^\/[\x21-\x3a\x3c-\x7e]*$/.test(path)) return Either.left("session.path must start with / and hold no ; or spaces")
+  if (input.domain !== undefined && !/^\.?[a-z0-9.-]+$/i.test(input.domain)) {
+    return Either.left("session.domain is not a domain name")
+  }
+  return Either.right({
+    name,
+    options: { httpOnly: true, secure, sameSite, path, ...(input.domain === undefined ? {} : { domain: input.domain }) }
+  })
+}
+
+/** @internal */
+export interface CookieHandlers {
+  /** Sets the session cookie and (when configured) the CSRF cookie of a started session. */
+  readonly set: (started: Session.SessionUser) => Effect.Effect<void>
+  /** Deletes both. */
+  readonly clear: Effect.Effect<void>
+}
+
+/** @internal */
+export const handlers = (
+  cookie: CookieSettings,
+  csrfCookie: Option.Option<string>,
+  maxAge: Duration.Duration
+): CookieHandlers => {
+  const sessionOptions = { ...cookie.options, maxAge }
+  const csrfOptions = { ...cookie.options, httpOnly: false, maxAge }
+  const set = (started: Session.SessionUser) =>
+    HttpApp.appendPreResponseHandler((_request, response) => {
+      let next = HttpServerResponse.unsafeSetCookie(response, cookie.name, Redacted.value(started.sessionId), sessionOptions)
+      if (Option.isSome(csrfCookie)) {
+        next = HttpServerResponse.unsafeSetCookie(next, csrfCookie.value, Redacted.value(started.csrfToken), csrfOptions)
+      }
+      return Effect.succeed(next)
+    })
+  const { domain, path } = cookie.options
+  const where = { path, ...(domain === undefined ? {} : { domain }) }
+  const clear = HttpApp.appendPreResponseHandler((_request, response) => {
+    let next = HttpServerResponse.expireCookie(response, cookie.name, where)
+    if (Option.isSome(csrfCookie)) next = HttpServerResponse.expireCookie(next, csrfCookie.value, where)
+    return Effect.succeed(next)
+  })
+  return { set, clear }
+}

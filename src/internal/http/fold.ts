@@ -1,0 +1,270 @@
+// The fold of request sources, compiled once when the `HttpAuth` layer is built.
+//
+// Sources are tried in order; the first one present decides (a malformed one is a 401, never a
+// fall-through to a weaker source). The sources a browser sends on its own (session cookie,
+// remote-user header, custom `browserSent` sources) form the "ambient" part: before the first of
+// them is read, the session (if the cookie names one) is loaded once and the CSRF check runs with
+// its token. What the request resolved to, and the session loaded on the way, are remembered on
+// the request object, so that `login`/`logout` and nested middlewares do not read the store again.
+import type * as HttpApiError from "@effect/platform/HttpApiError"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import type * as AuthError from "../../AuthError.js"
+import type { AuthRequest } from "../../AuthRequest.js"
+import type * as AuthService from "../../AuthService.js"
+import * as Csrf from "../../http/Csrf.js"
+import * as CurrentUser from "../../http/CurrentUser.js"
+import type * as RequestSource from "../../http/RequestSource.js"
+import type * as Permissions from "../../Permissions.js"
+import type * as Session from "../../Session.js"
+import type { SessionStoreError } from "../../SessionStore.js"
+import type { User } from "../../User.js"
+import type { CookieHandlers } from "./cookies.js"
+import * as Failures from "./failures.js"
+
+type Failure = Failures.Failure
+type Resolved = Option.Option<CurrentUser.Info>
+
+/** What the fold needs, prepared at layer build. @internal */
+export interface Env {
+  readonly auth: AuthService.Service
+  readonly sources: ReadonlyArray<RequestSource.RequestSource>
+  /** Some when a session-cookie source is listed and the `Session` service is provided. */
+  readonly sessions: Option.Option<Session.Service>
+  readonly cookieName: string
+  readonly cookies: CookieHandlers
+  readonly csrf: Csrf.Settings
+  readonly authRequest: (request: HttpServerRequest.HttpServerRequest) => AuthRequest
+  readonly unauthorized: Effect.Effect<never, HttpApiError.Unauthorized>
+}
+
+/** The request's permission cache, if the caller has one (else the `Info` makes one lazily). @internal */
+export type Cache = Permissions.RequestCacheStore | undefined
+
+/** @internal */
+export interface Fold {
+  /** The request's resolution, memoised on the request. */
+  readonly resolve: (request: HttpServerRequest.HttpServerRequest, cache: Cache) => Effect.Effect<Resolved, Failure>
+  /** The memoised resolution, if the request was resolved already. */
+  readonly memo: (request: HttpServerRequest.HttpServerRequest) => Exit.Exit<Resolved, Failure> | undefined
+  /** The live session the resolution loaded: none when the cookie named none, undefined when not loaded. */
+  readonly loadedSession: (
+    request: HttpServerRequest.HttpServerRequest
+  ) => Option.Option<Session.SessionUser> | undefined
+  /** Drops what is remembered (after login, logout, a new session). */
+  readonly forget: (request: HttpServerRequest.HttpServerRequest) => void
+  /** The session cookie's value, when sessions are on. */
+  readonly sessionIdOf: (request: HttpServerRequest.HttpServerRequest) => string | undefined
+  readonly toFailure: (error: AuthError.AuthenticateError) => Effect.Effect<never, Failure>
+  readonly storeFailure: (error: SessionStoreError | AuthError.TransportError) => HttpApiError.ServiceUnavailable
+}
+
+// A direct step answers synchronously that its source is absent (undefined), or the effect that
+// decides the request.
+type Direct = (request: HttpServerRequest.HttpServerRequest, cache: Cache) => Effect.Effect<Resolved, Failure> | undefined
+// An ambient step also gets the session loaded before the ambient part.
+type Ambient = (
+  request: HttpServerRequest.HttpServerRequest,
+  cookieValue: string | undefined,
+  session: Option.Option<Session.SessionUser>,
+  cache: Cache
+) => Effect.Effect<Resolved, Failure> | undefined
+
+const isAmbient = (source: RequestSource.RequestSource): boolean =>
+  source._tag !== "Credentials" || source.browserSent
+
+/** @internal */
+export const make = (env: Env): Fold => {
+  const { auth, authRequest, cookies, csrf, sessions, unauthorized } = env
+  const toFailure = Failures.fromAuthenticate(unauthorized)
+  const storeFailure = (_: SessionStoreError | AuthError.TransportError) => Failures.unavailable()
+
+  // Remembered per service instance: two HttpAuth services never read each other's answers.
+  const memoKey: unique symbol = Symbol("effect-auth/HttpAuth/resolved") as any
+  const sessionKey: unique symbol = Symbol("effect-auth/HttpAuth/session") as any
+  type Memo = {
+    [memoKey]?: Exit.Exit<Resolved, Failure> | undefined
+    [sessionKey]?: Option.Option<Session.SessionUser> | undefined
+  }
+  const memo = (request: HttpServerRequest.HttpServerRequest) => (request as Memo)[memoKey]
+  const loadedSession = (request: HttpServerRequest.HttpServerRequest) => (request as Memo)[sessionKey]
+  const forget = (request: HttpServerRequest.HttpServerRequest) => {
+    ;(request as Memo)[memoKey] = undefined
+    ;(request as Memo)[sessionKey] = undefined
+  }
+  const sessionIdOf = (request: HttpServerRequest.HttpServerRequest): string | undefined =>
+    Option.isSome(sessions) ? request.cookies[env.cookieName] : undefined
+
+  const info = (who: { readonly user: User; readonly backend: string }, method: CurrentUser.AuthMethod, cache: Cache) =>
+    CurrentUser.make({ user: who.user, backend: who.backend, method }, auth, cache)
+
+  const viaCredentials = (
+    request: HttpServerRequest.HttpServerRequest,
+    credentials: unknown,
+    method: CurrentUser.AuthMethod,
+    cache: Cache
+  ): Effect.Effect<Resolved, Failure> =>
+    Effect.matchEffect(auth.authenticateUnknown(credentials, authRequest(request)), {
+      onFailure: toFailure,
+      onSuccess: (authenticated) => Effect.succeed(Option.some(info(authenticated, method, cache)))
+    })
+
+  const credentialsStep = (source: RequestSource.CredentialsSource): Direct => (request, cache) => {
+    const read = source.read(request)
+    switch (read._tag) {
+      case "Absent":
+        return undefined
+      case "Malformed":
+        return unauthorized
+      case "Credentials":
+        return viaCredentials(request, read.credentials, source.method, cache)
+    }
+  }
+
+  // An Authorization header that no listed source claimed (another scheme, a disabled one) is a
+  // 401, never a fall-through to the cookie.
+  const unclaimedAuthorization: Direct = (request) => request.headers.authorization === undefined ? undefined : unauthorized
+
+  const dropSession = (request: HttpServerRequest.HttpServerRequest, cookieValue: string | undefined) =>
+    Option.isNone(sessions)
+      ? cookies.clear
+      : Effect.zipRight(Effect.mapError(sessions.value.logout(cookieValue, authRequest(request)), storeFailure), cookies.clear)
+
+  const cleanRemoteUser = (source: RequestSource.RemoteUserSource, value: string): string => {
+    // The backend is found by id, not imported: `http/` knows no concrete backend.
+    const backend = Option.getOrUndefined(auth.backend(source.backendId))
+    return Predicate.hasProperty(backend, "cleanUsername") && Predicate.isFunction(backend.cleanUsername)
+      ? String(backend.cleanUsername(value))
+      : value
+  }
+
+  // Django's RemoteUserMiddleware, on top of the session the cookie resolved to. The common cases
+  // (no header, or the header naming the session's user) answer without a generator.
+  const remoteUserStep = (source: RequestSource.RemoteUserSource): Ambient => (request, cookieValue, session, cache) => {
+    const read = source.read(request)
+    const fromRemote = Option.isSome(session) && session.value.backend === source.backendId
+    if (read._tag !== "Credentials") {
+      if (fromRemote && !source.persistent) return Effect.as(dropSession(request, cookieValue), Option.none())
+      return undefined
+    }
+    const value = (read.credentials as { readonly remoteUser: string }).remoteUser
+    if (Option.isSome(session) && session.value.user.username === cleanRemoteUser(source, value)) {
+      return Effect.succeed(Option.some(info(session.value, "remote-user", cache)))
+    }
+    return switchRemoteUser(request, cookieValue, fromRemote ? Option.none() : session, fromRemote, read.credentials, cache)
+  }
+
+  // The header names another user than the session's (or there is no session): authenticate
+  // them, and start their session.
+  const switchRemoteUser = (
+    request: HttpServerRequest.HttpServerRequest,
+    cookieValue: string | undefined,
+    kept: Option.Option<Session.SessionUser>,
+    fromRemote: boolean,
+    credentials: unknown,
+    cache: Cache
+  ): Effect.Effect<Resolved, Failure> =>
+    Effect.gen(function*() {
+      if (fromRemote) yield* dropSession(request, cookieValue)
+      const result = yield* Effect.either(auth.authenticateUnknown(credentials, authRequest(request)))
+      if (Either.isLeft(result)) {
+        if (result.left._tag === "AuthenticationFailed") return Option.map(kept, (s) => info(s, "session", cache))
+        return yield* toFailure(result.left)
+      }
+      if (Option.isSome(sessions)) {
+        const started = yield* Effect.mapError(
+          sessions.value.login(result.right, {
+            sessionId: Option.isSome(kept) ? cookieValue : undefined,
+            request: authRequest(request)
+          }),
+          storeFailure
+        )
+        yield* cookies.set(started)
+      }
+      return Option.some(info(result.right, "remote-user", cache))
+    })
+
+  const sessionStep: Ambient = (_request, _cookieValue, session, cache) =>
+    Option.isSome(session) ? Effect.succeed(Option.some(info(session.value, "session", cache))) : undefined
+
+  const ambientCredentialsStep = (source: RequestSource.CredentialsSource): Ambient => {
+    const step = credentialsStep(source)
+    return (request, _cookieValue, _session, cache) => step(request, cache)
+  }
+
+  // Compiled once: the direct steps up to the first ambient source, then the ambient ones.
+  const direct: Array<Direct> = []
+  const ambient: Array<Ambient> = []
+  const lastAuthorization = env.sources.reduce(
+    (last, source, i) => source._tag === "Credentials" && source.headers.includes("authorization") ? i : last,
+    -1
+  )
+  let inAmbient = false
+  env.sources.forEach((source, i) => {
+    inAmbient ||= isAmbient(source)
+    switch (source._tag) {
+      case "Credentials":
+        if (inAmbient) ambient.push(ambientCredentialsStep(source))
+        else direct.push(credentialsStep(source))
+        break
+      case "RemoteUser":
+        ambient.push(remoteUserStep(source))
+        break
+      case "SessionCookie":
+        if (Option.isSome(sessions)) ambient.push(sessionStep)
+        break
+    }
+    if (i === lastAuthorization) {
+      if (inAmbient) ambient.push((request) => unclaimedAuthorization(request, undefined))
+      else direct.push(unclaimedAuthorization)
+    }
+  })
+  const hasAmbient = ambient.length > 0
+
+  const runAmbient = (
+    request: HttpServerRequest.HttpServerRequest,
+    cookieValue: string | undefined,
+    session: Option.Option<Session.SessionUser>,
+    cache: Cache
+  ): Effect.Effect<Resolved, Failure> => {
+    ;(request as Memo)[sessionKey] = session
+    const checked = Csrf.check(csrf, request, Option.map(session, (s) => s.csrfToken))
+    for (const step of ambient) {
+      const decided = step(request, cookieValue, session, cache)
+      if (decided !== undefined) return checked === Effect.void ? decided : Effect.zipRight(checked, decided)
+    }
+    return checked === Effect.void ? Effect.succeedNone : Effect.as(checked, Option.none())
+  }
+
+  const viaAmbient = (request: HttpServerRequest.HttpServerRequest, cache: Cache): Effect.Effect<Resolved, Failure> => {
+    const cookieValue = sessionIdOf(request)
+    if (cookieValue === undefined || Option.isNone(sessions)) return runAmbient(request, cookieValue, Option.none(), cache)
+    return Effect.flatMap(Effect.mapError(sessions.value.currentUser(cookieValue), storeFailure), (session) =>
+      Option.isNone(session)
+        ? Effect.zipRight(cookies.clear, runAmbient(request, cookieValue, session, cache))
+        : runAmbient(request, cookieValue, session, cache))
+  }
+
+  const fold = (request: HttpServerRequest.HttpServerRequest, cache: Cache): Effect.Effect<Resolved, Failure> => {
+    for (const step of direct) {
+      const decided = step(request, cache)
+      if (decided !== undefined) return decided
+    }
+    return hasAmbient ? viaAmbient(request, cache) : Effect.succeedNone
+  }
+
+  // One resolution per request, however many middlewares and handlers ask. A request is handled
+  // by one fiber, so the outcome is simply remembered on the request object (as the platform
+  // marks handled requests): a plain value, no Deferred, since nothing else can be waiting for it.
+  const resolve = (request: HttpServerRequest.HttpServerRequest, cache: Cache): Effect.Effect<Resolved, Failure> =>
+    (request as Memo)[memoKey] ?? Effect.flatMap(Effect.exit(fold(request, cache)), (exit) => {
+      if (!Exit.isInterrupted(exit)) (request as Memo)[memoKey] = exit
+      return exit
+    })
+
+  return { resolve, memo, loadedSession, forget, sessionIdOf, toFailure, storeFailure }
+}

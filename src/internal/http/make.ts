@@ -1,0 +1,236 @@
+// Builds the `HttpAuth` service: checks the options, turns them into the list of request sources,
+// compiles the fold once, and implements login / logout on top of it.
+import * as HttpApiError from "@effect/platform/HttpApiError"
+import * as HttpApp from "@effect/platform/HttpApp"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import type * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import { AuthConfigError } from "../../AuthError.js"
+import type { AuthRequest } from "../../AuthRequest.js"
+import * as AuthService from "../../AuthService.js"
+import * as Csrf from "../../http/Csrf.js"
+import type * as HttpAuth from "../../http/HttpAuth.js"
+import * as RequestSource from "../../http/RequestSource.js"
+import * as Permissions from "../../Permissions.js"
+import * as Session from "../../Session.js"
+import * as Cookies from "./cookies.js"
+import * as Fold from "./fold.js"
+import { credentialHeaders, toAuthRequest } from "./serverRequest.js"
+
+const realmText = /^[\x20-\x7e]{1,100}$/
+
+const configError = (message: string) => Effect.fail(new AuthConfigError({ message: `HttpAuth: ${message}` }))
+
+const shorthand = ["bearer", "basic", "apiKey", "remoteUser", "session"] as const
+
+/** The sources the shorthand options stand for, in their fixed order. @internal */
+export const sourcesOf = (
+  options: HttpAuth.Options,
+  sessionProvided: boolean
+): Array<RequestSource.RequestSource> => {
+  const sources: Array<RequestSource.RequestSource> = []
+  if (options.bearer ?? true) sources.push(RequestSource.bearer)
+  if (options.basic ?? false) sources.push(RequestSource.basic)
+  if (options.apiKey !== undefined) sources.push(RequestSource.apiKey(options.apiKey))
+  if (options.remoteUser !== undefined && options.remoteUser !== false) {
+    sources.push(RequestSource.remoteUser(options.remoteUser === true ? {} : options.remoteUser))
+  }
+  if (options.session !== false && (options.session !== undefined || sessionProvided)) {
+    sources.push(RequestSource.sessionCookie(typeof options.session === "object" ? options.session : {}))
+  }
+  return sources
+}
+
+// The messages name the option a user wrote: the shorthand one, or the source in `sources`.
+const label = (source: RequestSource.RequestSource, viaSources: boolean): string =>
+  viaSources ? `sources: ${source.name}` : source._tag === "RemoteUser" ? "remoteUser" : source.name
+
+/** @internal */
+export const make = (
+  options: HttpAuth.Options
+): Effect.Effect<{ readonly service: HttpAuth.Service; readonly fold: Fold.Fold }, AuthConfigError, AuthService.AuthService> =>
+  Effect.gen(function*() {
+    const auth = yield* AuthService.AuthService
+    const sessionService = yield* Effect.serviceOption(Session.Session)
+
+    const realm = options.realm ?? "api"
+    if (!realmText.test(realm) || realm.includes("\"") || realm.includes("\\")) {
+      return yield* configError("realm must be 1 to 100 printable ASCII characters without quotes or backslashes")
+    }
+
+    const viaSources = options.sources !== undefined
+    if (viaSources && shorthand.some((key) => options[key] !== undefined)) {
+      return yield* configError(`give either sources or ${shorthand.join("/")}, not both`)
+    }
+    if (!viaSources && options.session !== undefined && options.session !== false && Option.isNone(sessionService)) {
+      return yield* configError("session cookies are configured but no Session service is provided")
+    }
+    const sources = options.sources ?? sourcesOf(options, Option.isSome(sessionService))
+
+    const names = new Set<string>()
+    const hidden = new Set<string>(credentialHeaders)
+    let sessionSource: RequestSource.SessionCookieSource | undefined
+    for (const source of sources) {
+      if (names.has(source.name)) return yield* configError(`two sources are named ${JSON.stringify(source.name)}`)
+      names.add(source.name)
+      switch (source._tag) {
+        case "Credentials":
+          for (const header of source.headers) {
+            // `authorization` is read only by the built-in parsers of its schemes.
+            const builtIn = header === "authorization" &&
+              (source === RequestSource.bearer || source === RequestSource.basic)
+            if (!builtIn && (!Cookies.headerToken.test(header) || credentialHeaders.includes(header))) {
+              return yield* configError(`${label(source, viaSources)}.header ${JSON.stringify(header)} is not a usable header name`)
+            }
+            hidden.add(header)
+          }
+          break
+        case "RemoteUser":
+          if (!Cookies.headerToken.test(source.header) || credentialHeaders.includes(source.header)) {
+            return yield* configError(`${label(source, viaSources)}.header ${JSON.stringify(source.header)} is not a usable header name`)
+          }
+          if (Option.isNone(auth.backend(source.backendId))) {
+            return yield* configError(`remoteUser.backendId "${source.backendId}" is not a configured backend`)
+          }
+          break
+        case "SessionCookie":
+          if (Option.isNone(sessionService)) {
+            return yield* configError("session cookies are configured but no Session service is provided")
+          }
+          sessionSource = source
+          break
+      }
+    }
+
+    const sessions = sessionSource === undefined ? Option.none<Session.Service>() : sessionService
+    const cookie = Cookies.settings(sessionSource?.cookie ?? {})
+    if (Either.isLeft(cookie)) return yield* configError(cookie.left)
+    const sessionCookie = cookie.right
+
+    const csrfResolved = Csrf.resolve(options.csrf, sessionCookie.options.secure)
+    if (Either.isLeft(csrfResolved)) return yield* configError(csrfResolved.left)
+    const csrf = csrfResolved.right
+    if (Option.contains(csrf.cookieName, sessionCookie.name)) {
+      return yield* configError("the CSRF cookie and the session cookie need different names")
+    }
+    hidden.add(csrf.headerName)
+    const authRequest = (request: HttpServerRequest.HttpServerRequest): AuthRequest => toAuthRequest(request, hidden)
+
+    const challenges: Array<string> = []
+    for (const source of sources) {
+      if (source._tag === "Credentials" && source.challenge !== undefined) challenges.push(source.challenge(realm))
+    }
+    if (challenges.length === 0) challenges.push(`Session realm="${realm}"`)
+    const challenge = challenges.join(", ")
+
+    // Built once: the pre-response handler and the failure carry nothing of the request.
+    const addChallenge = HttpApp.appendPreResponseHandler((_request, response) =>
+      Effect.succeed(
+        response.status === 401 ? HttpServerResponse.setHeader(response, "www-authenticate", challenge) : response
+      )
+    )
+    const unauthorized: Effect.Effect<never, HttpApiError.Unauthorized> = Effect.zipRight(
+      addChallenge,
+      Effect.fail(new HttpApiError.Unauthorized())
+    )
+
+    const maxAge = Option.match(sessions, { onNone: () => Duration.days(14), onSome: (s) => s.maxAge })
+    const cookies = Cookies.handlers(sessionCookie, csrf.cookieName, maxAge)
+
+    const fold = Fold.make({
+      auth,
+      sources,
+      sessions,
+      cookieName: sessionCookie.name,
+      cookies,
+      csrf,
+      authRequest,
+      unauthorized
+    })
+    const { forget, sessionIdOf, storeFailure, toFailure } = fold
+
+    // Looks the memo up when run, not when built: an effect built early may run after another
+    // middleware resolved the request.
+    const authenticate: HttpAuth.Service["authenticate"] = (request) =>
+      Effect.contextWithEffect((context: Context.Context<never>) =>
+        fold.memo(request) ?? fold.resolve(request, context.unsafeMap.get(Permissions.RequestCache.key))
+      )
+
+    const requireSessions = Option.match(sessions, {
+      onNone: () =>
+        Effect.dieMessage("HttpAuth: login and logout need sessions (provide the Session service, session not false)"),
+      onSome: Effect.succeed
+    })
+
+    // The session's CSRF token: from the session this request already resolved to when there is
+    // one (no store read), else read without loading the user.
+    const csrfFor = (request: HttpServerRequest.HttpServerRequest, s: Session.Service, cookieValue: string | undefined) => {
+      if (cookieValue === undefined) return Csrf.check(csrf, request, Option.none())
+      const loaded = fold.loadedSession(request)
+      if (loaded !== undefined) return Csrf.check(csrf, request, Option.map(loaded, (session) => session.csrfToken))
+      return Effect.flatMap(Effect.mapError(s.csrfToken(cookieValue), storeFailure), (token) => Csrf.check(csrf, request, token))
+    }
+
+    // The request's session (if any) is discarded by `Session.login`, which deletes it without
+    // reading it again.
+    const startSession = (
+      request: HttpServerRequest.HttpServerRequest,
+      s: Session.Service,
+      authenticated: AuthService.Authenticated
+    ) =>
+      Effect.gen(function*() {
+        const started = yield* Effect.mapError(
+          s.login(authenticated, { sessionId: sessionIdOf(request), request: authRequest(request) }),
+          storeFailure
+        )
+        forget(request)
+        yield* cookies.set(started)
+        return started
+      })
+
+    const loginAs: HttpAuth.Service["loginAs"] = (request, authenticated) =>
+      Effect.flatMap(requireSessions, (s) =>
+        Effect.zipRight(csrfFor(request, s, sessionIdOf(request)), startSession(request, s, authenticated)))
+
+    const login: HttpAuth.Service["login"] = (request, credentials) =>
+      Effect.gen(function*() {
+        const s = yield* requireSessions
+        yield* csrfFor(request, s, sessionIdOf(request))
+        const authenticated = yield* Effect.catchAll(auth.authenticate(credentials, authRequest(request)), toFailure)
+        return yield* startSession(request, s, authenticated)
+      })
+
+    const logout: HttpAuth.Service["logout"] = (request) =>
+      Effect.gen(function*() {
+        const s = yield* requireSessions
+        const cookieValue = sessionIdOf(request)
+        yield* csrfFor(request, s, cookieValue)
+        yield* Effect.mapError(s.logout(cookieValue, authRequest(request)), storeFailure)
+        forget(request)
+        yield* cookies.clear
+      })
+
+    const updateSessionAuthHash: HttpAuth.Service["updateSessionAuthHash"] = (request, user) =>
+      Effect.gen(function*() {
+        const s = yield* requireSessions
+        const updated = yield* Effect.mapError(s.updateSessionAuthHash(sessionIdOf(request), user), storeFailure)
+        forget(request)
+        if (Option.isSome(updated)) yield* cookies.set(updated.value)
+      })
+
+    const service: HttpAuth.Service = {
+      authenticate,
+      login,
+      loginAs,
+      logout,
+      updateSessionAuthHash,
+      unauthorized,
+      challenge,
+      csrf
+    }
+    return { service, fold }
+  })
