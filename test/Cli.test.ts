@@ -12,7 +12,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Readable } from "node:stream"
 import * as Cli from "../src/cli/commands.js"
-import { cliPackages, missingPackage } from "../src/cli/missingPackage.js"
+import { cliPackages, installHint, missingPackages } from "../src/cli/missingPackage.js"
 import * as PasswordHasher from "../src/PasswordHasher.js"
 import * as SqlUserStore from "../src/SqlUserStore.js"
 import * as UserStore from "../src/UserStore.js"
@@ -341,22 +341,32 @@ describe("CLI", () => {
       expect((yield* cli(["--help"], { tty: true, env: { NO_COLOR: "1" } })).stdout).toBe(piped.stdout)
     }))
 
-  it.effect("a missing CLI package is named with the command that installs it", () =>
+  it.effect("missing CLI packages are named, with the command that installs them", () =>
     Effect.gen(function*() {
       const failure = yield* Effect.flip(Effect.tryPromise(() => import("@effect/cli-not-installed" as string)))
-      // What Node says when @effect/cli itself is missing, whatever the package.
-      const error = Object.assign(new Error(String(failure.cause).replace("@effect/cli-not-installed", "@effect/cli")), {
-        code: (failure.cause as { code?: unknown }).code
-      })
-      expect(error.code).toBe("ERR_MODULE_NOT_FOUND")
-      const line = missingPackage(error)
-      expect(line).toBe(
-        "effect-auth: the command-line tool needs the package @effect/cli, which is not installed; " +
-          "install it with: npm install @effect/cli@0.77.2 @effect/platform-node@0.108.2 @effect/sql-sqlite-node@0.53.0"
+      expect((failure.cause as { code?: unknown }).code).toBe("ERR_MODULE_NOT_FOUND")
+      // What Node says when another package is missing: the same error, another name.
+      const missing = (name: string) =>
+        Object.assign(new Error(String((failure.cause as Error).message).replace("@effect/cli-not-installed", name)), {
+          code: "ERR_MODULE_NOT_FOUND"
+        })
+      const install = "npm install @effect/cli@0.77.2 @effect/platform-node@0.108.2 @effect/sql-sqlite-node@0.53.0"
+      expect(missingPackages([missing("@effect/cli")])).toBe(
+        `effect-auth: the command-line tool needs the package @effect/cli, which is not installed; install it with: ${install}`
+      )
+      expect(missingPackages([missing("@effect/platform-node"), missing("@effect/cli")])).toBe(
+        "effect-auth: the command-line tool needs the packages @effect/cli and @effect/platform-node, which are not " +
+          `installed; install them with: ${install}`
       )
       expect(cliPackages).toHaveLength(3)
-      expect(missingPackage(failure.cause)).toContain("needs the package @effect/cli-not-installed")
-      expect(missingPackage(new Error("boom"))).toBeUndefined()
+      expect(missingPackages([failure.cause])).toContain("needs the package @effect/cli-not-installed")
+      expect(missingPackages([missing("@effect/cli"), new Error("boom")])).toBeUndefined()
+      expect(missingPackages([])).toBeUndefined()
+      // A database driver, loaded only when used, wrapped in the store's error.
+      expect(installHint({ _tag: "UserStoreError", cause: missing("@effect/sql-pg") })).toBe(
+        "the package @effect/sql-pg is not installed; install it with: npm install @effect/sql-pg@0.53.0"
+      )
+      expect(installHint(new Error("ECONNREFUSED"))).toBeUndefined()
     }))
 
   // The real entry: argv, stdin and the exit code through a process, on plain node plus tsx's loader.

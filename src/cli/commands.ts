@@ -24,6 +24,7 @@ import * as SqlSessionStore from "../SqlSessionStore.js"
 import * as SqlUserStore from "../SqlUserStore.js"
 import * as UserStore from "../UserStore.js"
 import * as Io from "./io.js"
+import { installHint } from "./missingPackage.js"
 import * as Password from "./password.js"
 import { Aborted, CliError } from "./password.js"
 
@@ -91,7 +92,7 @@ const openDatabase = (
     }),
     (cause) => {
       const error = Cause.squash(cause)
-      const message = error instanceof Error ? error.message : String(error)
+      const message = installHint(error) ?? (error instanceof Error ? error.message : String(error))
       return Layer.fail(new CliError({ message: `cannot open the database: ${message}` }))
     }
   )

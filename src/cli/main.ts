@@ -19,22 +19,24 @@
  *
  * @since 0.1.0
  */
-import type * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import type * as Commands from "./commands.js"
-import { missingPackage } from "./missingPackage.js"
+import { missingPackages } from "./missingPackage.js"
 
 // The CLI's own packages are optional peers of effect-auth: import them dynamically, so a
 // missing one is one line naming what to install instead of a module-resolution stack trace.
-let loaded: readonly [typeof Commands, typeof NodeRuntime]
-try {
-  loaded = await Promise.all([import("./commands.js"), import("@effect/platform-node/NodeRuntime")])
-} catch (error) {
-  const message = missingPackage(error)
-  if (message === undefined) throw error
+// Both imports are awaited, so that the line names every package that is missing.
+const [commands, runtime] = await Promise.allSettled([
+  import("./commands.js"),
+  import("@effect/platform-node/NodeRuntime")
+])
+if (commands.status === "rejected" || runtime.status === "rejected") {
+  const errors = [commands, runtime].flatMap((result) => result.status === "rejected" ? [result.reason] : [])
+  const message = missingPackages(errors)
+  if (message === undefined) throw errors[0]
   process.stderr.write(`${message}\n`)
   process.exit(1)
 }
-const [Cli, Runtime] = loaded
+const Cli = commands.value
+const Runtime = runtime.value
 
 Cli.run(process.argv.slice(2), {
   stdin: process.stdin,

@@ -24,19 +24,40 @@ const pinned = (name: string, versions: Readonly<Record<string, string>>): strin
   return lowest === undefined ? name : `${name}@${lowest}`
 }
 
+const missingName = (error: unknown): string | undefined =>
+  typeof error === "object" && error !== null && (error as { code?: unknown }).code === "ERR_MODULE_NOT_FOUND"
+    ? /Cannot find package '([^']+)'/.exec(String((error as { message?: unknown }).message))?.[1]
+    : undefined
+
 /**
- * The one line to print when `error` says that a package could not be found, naming what to
- * install; `undefined` for any other error (and for a missing file of an installed package,
- * which is a broken install, not a missing peer).
+ * The one line to print when every one of `errors` says that a package could not be found,
+ * naming them and what to install; `undefined` when any is another error (a missing file of an
+ * installed package is a broken install, not a missing peer).
  */
-export const missingPackage = (error: unknown): string | undefined => {
-  if (typeof error !== "object" || error === null || (error as { code?: unknown }).code !== "ERR_MODULE_NOT_FOUND") {
-    return undefined
-  }
-  const name = /Cannot find package '([^']+)'/.exec(String((error as { message?: unknown }).message))?.[1]
-  if (name === undefined) return undefined
+export const missingPackages = (errors: ReadonlyArray<unknown>): string | undefined => {
+  const names = errors.map(missingName)
+  if (names.length === 0 || names.some((name) => name === undefined)) return undefined
+  const missing = Array.from(new Set(names as ReadonlyArray<string>)).sort()
   const versions = peerVersions()
-  const install = (cliPackages as ReadonlyArray<string>).includes(name) ? cliPackages : [name]
-  return `effect-auth: the command-line tool needs the package ${name}, which is not installed; ` +
-    `install it with: npm install ${install.map((pkg) => pinned(pkg, versions)).join(" ")}`
+  const install = missing.some((name) => (cliPackages as ReadonlyArray<string>).includes(name))
+    ? Array.from(new Set([...cliPackages, ...missing]))
+    : missing
+  const which = missing.length === 1
+    ? `the package ${missing[0]}, which is not installed`
+    : `the packages ${missing.slice(0, -1).join(", ")} and ${missing[missing.length - 1]}, which are not installed`
+  return `effect-auth: the command-line tool needs ${which}; ` +
+    `install ${missing.length === 1 ? "it" : "them"} with: npm install ${install.map((pkg) => pinned(pkg, versions)).join(" ")}`
+}
+
+/**
+ * For a database driver that is loaded only when used (`@effect/sql-sqlite-node`,
+ * `@effect/sql-pg`): when `error`, or the error it wraps, says a package is missing, what to
+ * install; `undefined` otherwise.
+ */
+export const installHint = (error: unknown): string | undefined => {
+  const name = missingName(error) ??
+    (typeof error === "object" && error !== null ? missingName((error as { cause?: unknown }).cause) : undefined)
+  return name === undefined
+    ? undefined
+    : `the package ${name} is not installed; install it with: npm install ${pinned(name, peerVersions())}`
 }
