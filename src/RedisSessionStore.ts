@@ -33,7 +33,6 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import type { Redis } from "ioredis"
 import * as SessionStore from "./SessionStore.js"
 
 /**
@@ -81,6 +80,29 @@ export interface UrlOptions extends Options {
 }
 
 /**
+ * The four commands the store sends, typed as `ioredis` declares them: an ioredis `Redis` or
+ * `Cluster` fits. Declared here, rather than imported from ioredis, so that this module's types
+ * check without ioredis installed (a client from `make` needs no ioredis at all).
+ *
+ * @example
+ * ```ts
+ * import { Redis } from "ioredis"
+ * import type * as RedisSessionStore from "effect-auth/RedisSessionStore"
+ *
+ * const client: RedisSessionStore.RedisClient = new Redis("redis://127.0.0.1:6379", { lazyConnect: true })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisClient {
+  get(key: string): Promise<string | null>
+  set(key: string, value: string, mode: "PX", milliseconds: number): Promise<unknown>
+  del(key: string): Promise<number>
+  eval(script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
+}
+
+/**
  * Use a client you created (and will close). Its options are yours: without `enableOfflineQueue:
  * false` and a `commandTimeout`, commands wait while Redis is down.
  *
@@ -98,7 +120,7 @@ export interface UrlOptions extends Options {
  * @category models
  */
 export interface ClientOptions extends Options {
-  readonly client: Redis
+  readonly client: RedisClient
 }
 
 const storeError = (operation: string) => (cause: unknown) =>
@@ -143,7 +165,7 @@ const parse = (text: string | null, now: number): Option.Option<SessionStore.Ses
  * @since 0.1.0
  * @category constructors
  */
-export const make = (client: Redis, options: Options = {}): Effect.Effect<SessionStore.SessionStore.Service> =>
+export const make = (client: RedisClient, options: Options = {}): Effect.Effect<SessionStore.SessionStore.Service> =>
   Effect.sync(() => {
     const prefix = options.keyPrefix ?? "effect-auth:session:"
     const call = <A>(operation: string, f: () => Promise<A>) =>

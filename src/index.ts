@@ -1,9 +1,10 @@
 /**
  * effect-auth: Django's pluggable authentication backends, rebuilt for Effect. Every module is a
- * namespace here and a sub-path of its own (`effect-auth/AuthService`). The modules whose drivers
- * are optional peer dependencies are imported from their sub-paths only, so an app installs just
- * the drivers it uses: `effect-auth/backends/LdapBackend` (ldapts),
- * `effect-auth/backends/JwtBackend` (jose) and `effect-auth/RedisSessionStore` (ioredis).
+ * namespace here and a sub-path of its own, named after the module (`effect-auth/AuthService`,
+ * `effect-auth/ModelBackend`). The modules whose drivers are optional peer dependencies are
+ * imported from their sub-paths only, so an app installs just the drivers it uses:
+ * `effect-auth/LdapBackend` (ldapts), `effect-auth/JwtBackend` (jose) and
+ * `effect-auth/RedisSessionStore` (ioredis).
  *
  * @example
  * ```ts

@@ -1,5 +1,6 @@
-// The effect-auth CLI as a user runs it: a child process on a temporary SQLite file, passwords on
-// stdin (not a terminal), exit codes and messages checked; the results read back through the store.
+// The effect-auth CLI in-process: each command runs through `run(args, io)` on a temporary SQLite
+// file, passwords on stdin (not a terminal), exit codes and output captured; the results read
+// back through the store. One test starts the real entry (src/cli/main.ts) as a child process.
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
@@ -9,10 +10,13 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { Readable } from "node:stream"
+import * as Cli from "../src/cli/commands.js"
+import { cliPackages, installHint, missingPackages } from "../src/cli/missingPackage.js"
 import * as PasswordHasher from "../src/PasswordHasher.js"
 import * as SqlUserStore from "../src/SqlUserStore.js"
 import * as UserStore from "../src/UserStore.js"
-import { runCli, tempDir } from "./utils/exampleApp.js"
+import { fastHashing, runCli, tempDir } from "./utils/exampleApp.js"
 
 const dir = tempDir()
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -20,16 +24,46 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
 let files = 0
 const freshDatabase = () => path.join(dir, `cli-${++files}.sqlite`)
 
-/** Reads the file in-process, after the CLI has exited. */
+interface CliResult {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/**
+ * `effect-auth ...args` in this process: `input` is stdin (then closed), `env` is the whole
+ * environment (besides cheap hashing), `tty` makes stdout and stderr claim to be terminals.
+ */
+const cli = (
+  args: ReadonlyArray<string>,
+  options: {
+    readonly input?: string
+    readonly env?: Readonly<Record<string, string>>
+    readonly tty?: boolean
+  } = {}
+): Effect.Effect<CliResult> =>
+  Effect.suspend(() => {
+    let stdout = ""
+    let stderr = ""
+    return Effect.map(
+      Cli.run(args, {
+        stdin: Readable.from(options.input === undefined || options.input === "" ? [] : [options.input]),
+        stdout: { write: (text) => (stdout += text), isTTY: options.tty === true },
+        stderr: { write: (text) => (stderr += text), isTTY: options.tty === true },
+        env: { ...fastHashing, ...options.env }
+      }),
+      (code) => ({ code, stdout, stderr })
+    )
+  })
+
+/** Reads the file in-process, after the command has finished. */
 const withStore = <A, E>(
   filename: string,
   f: (store: UserStore.UserStore.Service) => Effect.Effect<A, E, PasswordHasher.PasswordHasher | SqlClient.SqlClient>
 ) =>
-  Effect.runPromise(
-    Effect.flatMap(UserStore.UserStore, f).pipe(
-      Effect.provide(Layer.merge(SqlUserStore.layerSqlite({ filename }), PasswordHasher.layer())),
-      Effect.orDie
-    )
+  Effect.flatMap(UserStore.UserStore, f).pipe(
+    Effect.provide(Layer.merge(SqlUserStore.layerSqlite({ filename }), PasswordHasher.layer())),
+    Effect.orDie
   )
 
 const passwordOf = (filename: string, username: string, password: string) =>
@@ -40,177 +74,309 @@ const passwordOf = (filename: string, username: string, password: string) =>
       return (yield* hasher.verify(Redacted.make(password), Redacted.value(user.passwordHash))).valid
     }))
 
+/** The tables of a SQLite file, read without the store (which would create them). */
+const sqliteTables = (filename: string) =>
+  Effect.gen(function*() {
+    const Sqlite = yield* Effect.promise(() => import("@effect/sql-sqlite-node/SqliteClient"))
+    return yield* Effect.flatMap(
+      SqlClient.SqlClient,
+      (sql) => sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table'`
+    ).pipe(Effect.provide(Sqlite.layer({ filename })), Effect.orDie)
+  }).pipe(Effect.map((rows) => rows.map((row) => row.name)))
+
 const noStackTrace = (stderr: string) => {
   expect(stderr).not.toMatch(/^\s+at /m)
   expect(stderr.trim().split("\n")).toHaveLength(1)
 }
 
-// Each run starts a Node process (about a second on a busy machine): generous timeouts.
-describe("CLI", { timeout: 120_000 }, () => {
-  it("createuser reads the password from stdin and stores a hash of it", async () => {
-    const db = freshDatabase()
-    const result = await runCli(["createuser", "alice", "--email", "alice@example.com", "--database", db], {
-      input: "correct horse\n"
-    })
-    expect(result).toMatchObject({ code: 0, stderr: "" })
-    expect(result.stdout).toContain("Created user \"alice\"")
-    expect(await passwordOf(db, "alice", "correct horse")).toBe(true)
-    expect(await passwordOf(db, "alice", "correct horse\n")).toBe(false)
-    const alice = await withStore(db, (store) => Effect.map(store.findByUsername("alice"), Option.getOrThrow))
-    expect(alice).toMatchObject({ email: "alice@example.com", isActive: true, isSuperuser: false, isStaff: false })
-    expect(Redacted.value(alice.passwordHash)).toMatch(/^pbkdf2_sha256\$1000\$/)
-  })
+const ansi = /\u001b\[/
 
-  it("createuser --superuser makes a superuser (and staff); the last line of stdin may lack its newline", async () => {
-    const db = freshDatabase()
-    const result = await runCli(["createuser", "--superuser", "root", "--database", db], { input: "s3cret" })
-    expect(result.code).toBe(0)
-    expect(result.stdout).toContain("Created superuser \"root\"")
-    const root = await withStore(db, (store) => Effect.map(store.findByUsername("root"), Option.getOrThrow))
-    expect(root).toMatchObject({ isSuperuser: true, isStaff: true })
-    expect(await passwordOf(db, "root", "s3cret")).toBe(true)
-  })
+describe("CLI", () => {
+  it.effect("createuser reads the password from stdin and stores a hash of it", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      const result = yield* cli(["createuser", "alice", "--email", "alice@example.com", "--database", db], {
+        input: "correct horse\n"
+      })
+      expect(result).toMatchObject({ code: 0, stderr: "" })
+      expect(result.stdout).toContain("Created user \"alice\"")
+      expect(yield* passwordOf(db, "alice", "correct horse")).toBe(true)
+      expect(yield* passwordOf(db, "alice", "correct horse\n")).toBe(false)
+      const alice = yield* withStore(db, (store) => Effect.map(store.findByUsername("alice"), Option.getOrThrow))
+      expect(alice).toMatchObject({ email: "alice@example.com", isActive: true, isSuperuser: false, isStaff: false })
+      expect(Redacted.value(alice.passwordHash)).toMatch(/^pbkdf2_sha256\$1000\$/)
+    }))
 
-  it("a duplicate username exits 1 with one line on stderr and changes nothing", async () => {
-    const db = freshDatabase()
-    expect((await runCli(["createuser", "alice", "--database", db], { input: "first\n" })).code).toBe(0)
-    const again = await runCli(["createuser", "alice", "--database", db], { input: "second\n" })
-    expect(again.code).toBe(1)
-    expect(again.stderr).toContain("Error: a user named \"alice\" exists already")
-    noStackTrace(again.stderr)
-    expect(await passwordOf(db, "alice", "first")).toBe(true)
-  })
+  it.effect("createuser --superuser makes a superuser (and staff); the last line of stdin may lack its newline", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      const result = yield* cli(["createuser", "--superuser", "root", "--database", db], { input: "s3cret" })
+      expect(result.code).toBe(0)
+      expect(result.stdout).toContain("Created superuser \"root\"")
+      const root = yield* withStore(db, (store) => Effect.map(store.findByUsername("root"), Option.getOrThrow))
+      expect(root).toMatchObject({ isSuperuser: true, isStaff: true })
+      expect(yield* passwordOf(db, "root", "s3cret")).toBe(true)
+    }))
 
-  it("no password on stdin, or a blank one, exits 1 and creates nobody", async () => {
-    const db = freshDatabase()
-    const empty = await runCli(["createuser", "alice", "--database", db], { input: "" })
-    expect(empty.code).toBe(1)
-    expect(empty.stderr).toContain("Error: no password on standard input")
-    const blank = await runCli(["createuser", "alice", "--database", db], { input: "\n" })
-    expect(blank.code).toBe(1)
-    expect(blank.stderr).toContain("blank")
-    noStackTrace(blank.stderr)
-    expect(await withStore(db, (store) => store.list())).toHaveLength(0)
-  })
+  it.effect("a duplicate username exits 1 with one line on stderr and changes nothing", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      expect((yield* cli(["createuser", "alice", "--database", db], { input: "first\n" })).code).toBe(0)
+      const again = yield* cli(["createuser", "alice", "--database", db], { input: "second\n" })
+      expect(again.code).toBe(1)
+      expect(again.stderr).toContain("Error: a user named \"alice\" exists already")
+      noStackTrace(again.stderr)
+      expect(yield* passwordOf(db, "alice", "first")).toBe(true)
+    }))
 
-  it("an invalid username is a clear error", async () => {
-    const db = freshDatabase()
-    const result = await runCli(["createuser", "x".repeat(151), "--database", db], { input: "pw\n" })
-    expect(result.code).toBe(1)
-    expect(result.stderr).toMatch(/^Error: invalid username/)
-    noStackTrace(result.stderr)
-  })
+  it.effect("no password on stdin, or a blank one, exits 1 and creates nobody", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      const empty = yield* cli(["createuser", "alice", "--database", db], { input: "" })
+      expect(empty.code).toBe(1)
+      expect(empty.stderr).toContain("Error: no password on standard input")
+      const blank = yield* cli(["createuser", "alice", "--database", db], { input: "\n" })
+      expect(blank.code).toBe(1)
+      expect(blank.stderr).toContain("blank")
+      noStackTrace(blank.stderr)
+      expect(yield* withStore(db, (store) => store.list())).toHaveLength(0)
+    }))
 
-  it("grant gives a permission that users then lists", async () => {
-    const db = freshDatabase()
-    await runCli(["createuser", "alice", "--database", db], { input: "pw\n" })
-    await runCli(["createuser", "bob", "--database", db, "--email", "bob@example.com"], { input: "pw\n" })
-    await runCli(["createuser", "root", "--superuser", "--database", db], { input: "pw\n" })
-    const granted = await runCli(["grant", "alice", "reports.view_report", "--database", db])
-    expect(granted).toMatchObject({ code: 0, stderr: "" })
-    expect(granted.stdout).toContain("Granted reports.view_report to \"alice\"")
-    expect(await withStore(db, (store) => store.userPermissions("1"))).toEqual(new Set(["reports.view_report"]))
+  it.effect("an invalid username is a clear error", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      const result = yield* cli(["createuser", "x".repeat(151), "--database", db], { input: "pw\n" })
+      expect(result.code).toBe(1)
+      expect(result.stderr).toMatch(/^Error: invalid username/)
+      noStackTrace(result.stderr)
+    }))
 
-    const listed = await runCli(["users", "--database", db])
-    expect(listed.code).toBe(0)
-    const lines = listed.stdout.trim().split("\n").map((line) => line.split(/\s{2,}/))
-    expect(lines[0]).toEqual(["ID", "USERNAME", "EMAIL", "ACTIVE", "SUPERUSER", "PERMISSIONS"])
-    expect(lines.slice(1)).toEqual([
-      ["1", "alice", "yes", "no", "reports.view_report"],
-      ["2", "bob", "bob@example.com", "yes", "no"],
-      ["3", "root", "yes", "yes", "(all)"]
-    ])
-  })
+  it.effect("grant gives a permission that users then lists", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      yield* cli(["createuser", "alice", "--database", db], { input: "pw\n" })
+      yield* cli(["createuser", "bob", "--database", db, "--email", "bob@example.com"], { input: "pw\n" })
+      yield* cli(["createuser", "root", "--superuser", "--database", db], { input: "pw\n" })
+      const granted = yield* cli(["grant", "alice", "reports.view_report", "--database", db])
+      expect(granted).toMatchObject({ code: 0, stderr: "" })
+      expect(granted.stdout).toContain("Granted reports.view_report to \"alice\"")
+      expect(yield* withStore(db, (store) => store.userPermissions("1"))).toEqual(new Set(["reports.view_report"]))
 
-  it("grant refuses an unknown user and a malformed permission (exit 1)", async () => {
-    const db = freshDatabase()
-    await runCli(["createuser", "alice", "--database", db], { input: "pw\n" })
-    const unknown = await runCli(["grant", "nobody", "reports.view_report", "--database", db])
-    expect(unknown.code).toBe(1)
-    expect(unknown.stderr).toContain("Error: no user named \"nobody\"")
-    noStackTrace(unknown.stderr)
-    for (const perm of ["view_report", "reports.view report", ".x"]) {
-      const bad = await runCli(["grant", "alice", perm, "--database", db])
-      expect(bad.code).toBe(1)
-      expect(bad.stderr).toContain("is not a permission")
-    }
-    expect(await withStore(db, (store) => store.userPermissions("1"))).toEqual(new Set())
-  })
+      const listed = yield* cli(["users", "--database", db])
+      expect(listed.code).toBe(0)
+      const lines = listed.stdout.trim().split("\n").map((line) => line.split(/\s{2,}/))
+      expect(lines[0]).toEqual(["ID", "USERNAME", "EMAIL", "ACTIVE", "SUPERUSER", "PERMISSIONS"])
+      expect(lines.slice(1)).toEqual([
+        ["1", "alice", "yes", "no", "reports.view_report"],
+        ["2", "bob", "bob@example.com", "yes", "no"],
+        ["3", "root", "yes", "yes", "(all)"]
+      ])
+    }))
 
-  it("changepassword: the new password verifies, the old one no longer does", async () => {
-    const db = freshDatabase()
-    await runCli(["createuser", "alice", "--database", db], { input: "old password\n" })
-    const changed = await runCli(["changepassword", "alice", "--database", db], { input: "new password\n" })
-    expect(changed).toMatchObject({ code: 0, stderr: "" })
-    expect(changed.stdout).toContain("Changed the password of \"alice\"")
-    expect(await passwordOf(db, "alice", "new password")).toBe(true)
-    expect(await passwordOf(db, "alice", "old password")).toBe(false)
+  it.effect("grant refuses an unknown user and a malformed permission (exit 1)", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      yield* cli(["createuser", "alice", "--database", db], { input: "pw\n" })
+      const unknown = yield* cli(["grant", "nobody", "reports.view_report", "--database", db])
+      expect(unknown.code).toBe(1)
+      expect(unknown.stderr).toContain("Error: no user named \"nobody\"")
+      noStackTrace(unknown.stderr)
+      for (const perm of ["view_report", "reports.view report", ".x"]) {
+        const bad = yield* cli(["grant", "alice", perm, "--database", db])
+        expect(bad.code).toBe(1)
+        expect(bad.stderr).toContain("is not a permission")
+      }
+      expect(yield* withStore(db, (store) => store.userPermissions("1"))).toEqual(new Set())
+    }))
 
-    const unknown = await runCli(["changepassword", "bob", "--database", db], { input: "x\n" })
-    expect(unknown.code).toBe(1)
-    expect(unknown.stderr).toContain("Error: no user named \"bob\"")
-  })
+  it.effect("changepassword: the new password verifies, the old one no longer does", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      yield* cli(["createuser", "alice", "--database", db], { input: "old password\n" })
+      const changed = yield* cli(["changepassword", "alice", "--database", db], { input: "new password\n" })
+      expect(changed).toMatchObject({ code: 0, stderr: "" })
+      expect(changed.stdout).toContain("Changed the password of \"alice\"")
+      expect(yield* passwordOf(db, "alice", "new password")).toBe(true)
+      expect(yield* passwordOf(db, "alice", "old password")).toBe(false)
 
-  it("migrate creates the user and session tables", async () => {
-    const db = freshDatabase()
-    const result = await runCli(["migrate", "--database", db])
-    expect(result.code).toBe(0)
-    expect(result.stdout).toContain("Migrated")
-    const tables = await withStore(db, () =>
-      Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table'`))
-    expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(["auth_user", "auth_session"]))
-  })
+      const unknown = yield* cli(["changepassword", "bob", "--database", db], { input: "x\n" })
+      expect(unknown.code).toBe(1)
+      expect(unknown.stderr).toContain("Error: no user named \"bob\"")
+    }))
 
-  it("DATABASE_FILE is the default database; --database wins over it", async () => {
-    const fromEnv = freshDatabase()
-    const fromFlag = freshDatabase()
-    await runCli(["createuser", "envuser"], { input: "pw\n", env: { DATABASE_FILE: fromEnv } })
-    await runCli(["createuser", "flaguser", "--database", fromFlag], { input: "pw\n", env: { DATABASE_FILE: fromEnv } })
-    const names = (file: string) => withStore(file, (store) => Effect.map(store.list(), (users) => users.map((u) => u.username)))
-    expect(await names(fromEnv)).toEqual(["envuser"])
-    expect(await names(fromFlag)).toEqual(["flaguser"])
-  })
+  it.effect("migrate creates the user and session tables", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      const result = yield* cli(["migrate", "--database", db])
+      expect(result.code).toBe(0)
+      expect(result.stdout).toContain("Migrated")
+      expect(yield* sqliteTables(db)).toEqual(expect.arrayContaining(["auth_user", "auth_session"]))
+    }))
 
-  it("a database that cannot be opened is a clear error", async () => {
-    const result = await runCli(["users", "--database", path.join(dir, "missing-dir", "x.sqlite")])
-    expect(result.code).toBe(1)
-    expect(result.stderr).toMatch(/^Error: cannot open the database/)
-    noStackTrace(result.stderr)
-  })
+  it.effect("DATABASE_FILE is the default database; --database wins over it", () =>
+    Effect.gen(function*() {
+      const fromEnv = freshDatabase()
+      const fromFlag = freshDatabase()
+      yield* cli(["createuser", "envuser"], { input: "pw\n", env: { DATABASE_FILE: fromEnv } })
+      yield* cli(["createuser", "flaguser", "--database", fromFlag], { input: "pw\n", env: { DATABASE_FILE: fromEnv } })
+      const names = (file: string) =>
+        withStore(file, (store) => Effect.map(store.list(), (users) => users.map((u) => u.username)))
+      expect(yield* names(fromEnv)).toEqual(["envuser"])
+      expect(yield* names(fromFlag)).toEqual(["flaguser"])
+    }))
 
-  it("--database-url works against PostgreSQL (a throwaway database)", async () => {
-    const base = new URL(process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test")
-    const name = `effect_auth_cli_${process.pid}_${Date.now()}`
-    const admin = (statement: string) =>
-      Effect.runPromise(
+  it.effect("a database that cannot be opened is a clear error", () =>
+    Effect.gen(function*() {
+      const result = yield* cli(["users", "--database", path.join(dir, "missing-dir", "x.sqlite")])
+      expect(result.code).toBe(1)
+      expect(result.stderr).toMatch(/^Error: cannot open the database/)
+      noStackTrace(result.stderr)
+    }))
+
+  it.effect("--database with --database-url is bad usage (exit 2, one line) and opens nothing", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      for (const command of [["migrate"], ["users"], ["createuser", "alice"], ["grant", "alice", "reports.view_report"]]) {
+        const both = yield* cli([...command, "--database", db, "--database-url", "postgres://u:secret@127.0.0.1:1/x"], {
+          input: "pw\n"
+        })
+        expect(both.code).toBe(2)
+        expect(both.stdout).toBe("")
+        expect(both.stderr).toContain("--database and --database-url exclude each other")
+        expect(both.stderr).not.toContain("secret")
+        noStackTrace(both.stderr)
+      }
+      // DATABASE_FILE is only a default: with --database-url alone it is no contradiction.
+      const envAndUrl = yield* cli(["users", "--database-url", "not a url"], { env: { DATABASE_FILE: db } })
+      expect(envAndUrl.code).toBe(1)
+      expect(envAndUrl.stderr).toMatch(/^Error: cannot open the database/)
+      expect(fs.existsSync(db)).toBe(false)
+    }))
+
+  it.effect("users on a database without the tables says so, exits 1 and creates nothing", () =>
+    Effect.gen(function*() {
+      const missing = freshDatabase()
+      const fresh = yield* cli(["users", "--database", missing])
+      expect(fresh.code).toBe(1)
+      expect(fresh.stderr).toBe(`Error: no user tables in ${missing}; run \`effect-auth migrate\` first\n`)
+      expect(fs.existsSync(missing)).toBe(false)
+
+      // An existing SQLite file of some other app: its tables stay as they were.
+      const other = freshDatabase()
+      yield* Effect.gen(function*() {
+        const Sqlite = yield* Effect.promise(() => import("@effect/sql-sqlite-node/SqliteClient"))
+        yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`CREATE TABLE notes (id integer)`).pipe(
+          Effect.provide(Sqlite.layer({ filename: other })),
+          Effect.orDie
+        )
+      })
+      const unrelated = yield* cli(["users", "--database", other])
+      expect(unrelated.code).toBe(1)
+      expect(unrelated.stderr).toBe(`Error: no user tables in ${other}; run \`effect-auth migrate\` first\n`)
+      expect(yield* sqliteTables(other)).toEqual(["notes"])
+
+      expect((yield* cli(["migrate", "--database", other])).code).toBe(0)
+      const empty = yield* cli(["users", "--database", other])
+      expect(empty).toMatchObject({ code: 0, stderr: "" })
+      expect(empty.stdout).toContain("No users yet")
+    }))
+
+  it.effect("--database-url works against PostgreSQL (a throwaway database); users does not migrate it", () =>
+    Effect.gen(function*() {
+      const base = new URL(process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test")
+      const name = `effect_auth_cli_${process.pid}_${Date.now()}`
+      const admin = (statement: string) =>
         Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(statement)).pipe(
           Effect.provide(PgClient.layer({ url: Redacted.make(base.href) })),
-          Effect.scoped
+          Effect.scoped,
+          Effect.orDie
         )
-      )
-    await admin(`CREATE DATABASE ${name}`)
-    try {
+      yield* admin(`CREATE DATABASE ${name}`)
       const url = new URL(base.href)
       url.pathname = `/${name}`
       const db = ["--database-url", url.href]
-      expect((await runCli(["migrate", ...db])).code).toBe(0)
-      expect((await runCli(["createuser", "alice", ...db], { input: "pw\n" })).code).toBe(0)
-      expect((await runCli(["grant", "alice", "reports.view_report", ...db])).code).toBe(0)
-      const listed = await runCli(["users", ...db])
-      expect(listed.code).toBe(0)
-      expect(listed.stdout).toMatch(/alice\s+yes\s+no\s+reports\.view_report/)
-      expect((await runCli(["createuser", "alice", ...db], { input: "pw\n" })).code).toBe(1)
-    } finally {
-      await admin(`DROP DATABASE ${name} WITH (FORCE)`)
-    }
-  })
+      yield* Effect.gen(function*() {
+        const unmigrated = yield* cli(["users", ...db])
+        expect(unmigrated.code).toBe(1)
+        expect(unmigrated.stderr).toBe("Error: no user tables in the PostgreSQL database; run `effect-auth migrate` first\n")
+        const tables = yield* Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          sql<{ n: string }>`SELECT count(*)::text AS n FROM information_schema.tables WHERE table_schema = 'public'`).pipe(
+            Effect.provide(PgClient.layer({ url: Redacted.make(url.href) })),
+            Effect.orDie
+          )
+        expect(tables).toEqual([{ n: "0" }])
 
-  it("bad usage exits 2 with @effect/cli's message", async () => {
-    const unknown = await runCli(["frobnicate"])
-    expect(unknown.code).toBe(2)
-    expect(unknown.stderr).toContain("Invalid subcommand")
-    const missing = await runCli(["grant", "alice"])
-    expect(missing.code).toBe(2)
-    expect(missing.stderr).toContain("Missing argument <PERMISSION>")
+        expect((yield* cli(["migrate", ...db])).code).toBe(0)
+        expect((yield* cli(["createuser", "alice", ...db], { input: "pw\n" })).code).toBe(0)
+        expect((yield* cli(["grant", "alice", "reports.view_report", ...db])).code).toBe(0)
+        const listed = yield* cli(["users", ...db])
+        expect(listed.code).toBe(0)
+        expect(listed.stdout).toMatch(/alice\s+yes\s+no\s+reports\.view_report/)
+        expect((yield* cli(["createuser", "alice", ...db], { input: "pw\n" })).code).toBe(1)
+      }).pipe(Effect.ensuring(admin(`DROP DATABASE ${name} WITH (FORCE)`)))
+    }))
+
+  it.effect("bad usage exits 2 with @effect/cli's message", () =>
+    Effect.gen(function*() {
+      const unknown = yield* cli(["frobnicate"])
+      expect(unknown.code).toBe(2)
+      expect(unknown.stderr).toContain("Invalid subcommand")
+      const missing = yield* cli(["grant", "alice"])
+      expect(missing.code).toBe(2)
+      expect(missing.stderr).toContain("Missing argument <PERMISSION>")
+    }))
+
+  it.effect("help and usage errors carry colours only on a terminal without NO_COLOR", () =>
+    Effect.gen(function*() {
+      const piped = yield* cli(["--help"])
+      expect(piped.code).toBe(0)
+      expect(piped.stdout).toContain("USAGE")
+      expect(piped.stdout).not.toMatch(ansi)
+      expect((yield* cli(["frobnicate"])).stderr).not.toMatch(ansi)
+      expect((yield* cli(["users", "--help"])).stdout).not.toMatch(ansi)
+
+      const terminal = yield* cli(["--help"], { tty: true })
+      expect(terminal.stdout).toMatch(ansi)
+      expect(terminal.stdout.replace(/\u001b\[[0-9;]*m/g, "")).toBe(piped.stdout)
+      expect((yield* cli(["--help"], { tty: true, env: { NO_COLOR: "1" } })).stdout).toBe(piped.stdout)
+    }))
+
+  it.effect("missing CLI packages are named, with the command that installs them", () =>
+    Effect.gen(function*() {
+      const failure = yield* Effect.flip(Effect.tryPromise(() => import("@effect/cli-not-installed" as string)))
+      expect((failure.cause as { code?: unknown }).code).toBe("ERR_MODULE_NOT_FOUND")
+      // What Node says when another package is missing: the same error, another name.
+      const missing = (name: string) =>
+        Object.assign(new Error(String((failure.cause as Error).message).replace("@effect/cli-not-installed", name)), {
+          code: "ERR_MODULE_NOT_FOUND"
+        })
+      const install = "npm install @effect/cli@0.77.2 @effect/platform-node@0.108.2 @effect/sql-sqlite-node@0.53.0"
+      expect(missingPackages([missing("@effect/cli")])).toBe(
+        `effect-auth: the command-line tool needs the package @effect/cli, which is not installed; install it with: ${install}`
+      )
+      expect(missingPackages([missing("@effect/platform-node"), missing("@effect/cli")])).toBe(
+        "effect-auth: the command-line tool needs the packages @effect/cli and @effect/platform-node, which are not " +
+          `installed; install them with: ${install}`
+      )
+      expect(cliPackages).toHaveLength(3)
+      expect(missingPackages([failure.cause])).toContain("needs the package @effect/cli-not-installed")
+      expect(missingPackages([missing("@effect/cli"), new Error("boom")])).toBeUndefined()
+      expect(missingPackages([])).toBeUndefined()
+      // A database driver, loaded only when used, wrapped in the store's error.
+      expect(installHint({ _tag: "UserStoreError", cause: missing("@effect/sql-pg") })).toBe(
+        "the package @effect/sql-pg is not installed; install it with: npm install @effect/sql-pg@0.53.0"
+      )
+      expect(installHint(new Error("ECONNREFUSED"))).toBeUndefined()
+    }))
+
+  // The real entry: argv, stdin and the exit code through a process, on plain node plus tsx's loader.
+  it("the effect-auth entry runs as a process", { timeout: 120_000 }, async () => {
+    const db = freshDatabase()
+    const created = await runCli(["createuser", "alice", "--database", db], { input: "pw\n" })
+    expect(created).toMatchObject({ code: 0, stderr: "" })
+    expect(created.stdout).toContain("Created user \"alice\"")
+    const both = await runCli(["users", "--database", db, "--database-url", "postgres://x@127.0.0.1:1/x"])
+    expect(both.code).toBe(2)
+    expect(await Effect.runPromise(passwordOf(db, "alice", "pw"))).toBe(true)
   })
 })

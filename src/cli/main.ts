@@ -13,32 +13,39 @@
  * ```
  *
  * Every command takes `--database FILE` (default: `$DATABASE_FILE`, else `./effect-auth.sqlite`,
- * the example app's file) or `--database-url postgres://...`. Password hashing follows
+ * the example app's file) or `--database-url postgres://...`, not both. Password hashing follows
  * `PASSWORD_HASHERS` and `PASSWORD_HASHER_*` (see `PasswordHasher.layerConfig`). Exit codes: 0,
  * 1 for an error (one line on stderr), 2 for bad usage, 130 when a prompt is left with Ctrl-C.
  *
  * @since 0.1.0
  */
-import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import { readFileSync } from "node:fs"
-import * as Cli from "../internal/cli/commands.js"
+import { missingPackages } from "./missingPackage.js"
 
-// This file is src/cli/main.ts or dist/cli/main.js: package.json is two levels up either way.
-const version = (() => {
-  try {
-    return String(JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version)
-  } catch {
-    return "0.0.0"
-  }
-})()
+// The CLI's own packages are optional peers of effect-auth: import them dynamically, so a
+// missing one is one line naming what to install instead of a module-resolution stack trace.
+// Both imports are awaited, so that the line names every package that is missing.
+const [commands, runtime] = await Promise.allSettled([
+  import("./commands.js"),
+  import("@effect/platform-node/NodeRuntime")
+])
+if (commands.status === "rejected" || runtime.status === "rejected") {
+  const errors = [commands, runtime].flatMap((result) => result.status === "rejected" ? [result.reason] : [])
+  const message = missingPackages(errors)
+  if (message === undefined) throw errors[0]
+  process.stderr.write(`${message}\n`)
+  process.exit(1)
+}
+const Cli = commands.value
+const Runtime = runtime.value
 
-Cli.run(process.argv, version).pipe(
-  Effect.provide(NodeContext.layer),
-  NodeRuntime.runMain({
+Cli.run(process.argv.slice(2), {
+  stdin: process.stdin,
+  stdout: process.stdout,
+  stderr: process.stderr,
+  env: process.env
+}).pipe(
+  Runtime.runMain({
     disableErrorReporting: true,
-    teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) ? Number(exit.value) : 130)
+    teardown: (exit, onExit) => onExit(exit._tag === "Success" ? Number(exit.value) : 130)
   })
 )

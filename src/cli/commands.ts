@@ -1,23 +1,30 @@
+// The effect-auth commands, on the public modules only: the CLI is an app like any other.
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
+import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
 import * as ValidationError from "@effect/cli/ValidationError"
-import type * as CliApp from "@effect/cli/CliApp"
-import type * as SqlClient from "@effect/sql/SqlClient"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as SqlClient from "@effect/sql/SqlClient"
 import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import * as PasswordHasher from "../../PasswordHasher.js"
-import * as Permissions from "../../Permissions.js"
-import * as SqlSessionStore from "../../SqlSessionStore.js"
-import * as SqlUserStore from "../../SqlUserStore.js"
-import * as UserStore from "../../UserStore.js"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import * as PasswordHasher from "../PasswordHasher.js"
+import * as Permissions from "../Permissions.js"
+import * as SqlSessionStore from "../SqlSessionStore.js"
+import * as SqlUserStore from "../SqlUserStore.js"
+import * as UserStore from "../UserStore.js"
+import * as Io from "./io.js"
+import { installHint } from "./missingPackage.js"
 import * as Password from "./password.js"
 import { Aborted, CliError } from "./password.js"
 
@@ -26,17 +33,19 @@ import { Aborted, CliError } from "./password.js"
 /** The same default as examples/server.ts, so the CLI and the example app share a file. */
 export const defaultDatabaseFile = "./effect-auth.sqlite"
 
-const database = Options.text("database").pipe(
+// No `withFallbackConfig` here: a default would make `--database` look given whenever
+// `--database-url` is, and the two must not be given together.
+const databaseFile = Options.text("database").pipe(
   Options.withPseudoName("FILE"),
   Options.withDescription(`SQLite file (default: $DATABASE_FILE, else ${defaultDatabaseFile})`),
-  Options.withFallbackConfig(Config.withDefault(Config.string("DATABASE_FILE"), defaultDatabaseFile))
+  Options.optional
 )
 
 // No environment fallback: DATABASE_URL often names some other database (a test server) and
 // must not silently win over the SQLite file the example app uses.
 const databaseUrl = Options.redacted("database-url").pipe(
   Options.withPseudoName("URL"),
-  Options.withDescription("PostgreSQL URL (postgres://user:password@host/db); replaces --database"),
+  Options.withDescription("PostgreSQL URL (postgres://user:password@host/db), instead of --database"),
   Options.optional
 )
 
@@ -45,22 +54,91 @@ interface Database {
   readonly databaseUrl: Option.Option<Redacted.Redacted<string>>
 }
 
-const databaseOptions = { database, databaseUrl }
+const usage = (message: string) => ValidationError.invalidValue(HelpDoc.p(message))
+
+// Contradictory flags are bad usage (exit 2), refused before any database is opened.
+const database: Options.Options<Database> = Options.all({ file: databaseFile, url: databaseUrl }).pipe(
+  Options.mapEffect(({ file, url }) => {
+    if (Option.isSome(file) && Option.isSome(url)) {
+      return Effect.fail(usage("--database and --database-url exclude each other: give one of them"))
+    }
+    return Option.match(file, {
+      onSome: (database) => Effect.succeed({ database, databaseUrl: url }),
+      onNone: () =>
+        Config.string("DATABASE_FILE").pipe(
+          Config.withDefault(defaultDatabaseFile),
+          Effect.map((database) => ({ database, databaseUrl: url })),
+          Effect.mapError((error) => usage(`DATABASE_FILE: ${String(error)}`))
+        )
+    })
+  })
+)
+
+const databaseOptions = { db: database }
+
+const describeDatabase = (db: Database): string =>
+  Option.isSome(db.databaseUrl) ? "the PostgreSQL database" : db.database
 
 // better-sqlite3 throws while the client is built (e.g. the file's directory does not exist),
 // which reaches us as a defect: it is still "cannot open the database", not a crash.
-const openDatabase = (db: Database): Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, CliError> =>
+const openDatabase = (
+  db: Database,
+  options: { readonly migrate: boolean } = { migrate: true }
+): Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, CliError> =>
   Layer.catchAllCause(
     Option.match(db.databaseUrl, {
-      onNone: () => SqlUserStore.layerSqlite({ filename: db.database }),
-      onSome: (url) => SqlUserStore.layerPg({ url })
+      onNone: () => SqlUserStore.layerSqlite({ filename: db.database, migrate: options.migrate }),
+      onSome: (url) => SqlUserStore.layerPg({ url, migrate: options.migrate })
     }),
     (cause) => {
       const error = Cause.squash(cause)
-      const message = error instanceof Error ? error.message : String(error)
+      const message = installHint(error) ?? (error instanceof Error ? error.message : String(error))
       return Layer.fail(new CliError({ message: `cannot open the database: ${message}` }))
     }
   )
+
+const notMigrated = (db: Database, missing: ReadonlyArray<string> | "all") =>
+  new CliError({
+    message: missing === "all"
+      ? `no user tables in ${describeDatabase(db)}; run \`effect-auth migrate\` first`
+      : `missing user tables in ${describeDatabase(db)} (${missing.join(", ")}); run \`effect-auth migrate\` first`
+  })
+
+// Fails unless every table of the user store is there.
+const checkTables = (db: Database): Effect.Effect<void, CliError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const t = yield* SqlUserStore.tables()
+    const wanted = [t.user, t.group, t.permission, t.userGroups, t.userPermissions, t.groupPermissions]
+    const found = yield* sql.onDialectOrElse({
+      pg: () =>
+        sql<{ name: string }>`SELECT table_name AS name FROM information_schema.tables
+          WHERE table_schema = ANY (current_schemas(false)) AND ${sql.in("table_name", wanted)}`,
+      orElse: () => sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' AND ${sql.in("name", wanted)}`
+    })
+    const present = new Set(found.map((row) => row.name))
+    const missing = wanted.filter((name) => !present.has(name))
+    if (missing.length === wanted.length) return yield* notMigrated(db, "all")
+    if (missing.length > 0) return yield* notMigrated(db, missing)
+  }).pipe(
+    Effect.catchTags({
+      SqlError: (error) => Effect.fail(new CliError({ message: `cannot read the database: ${error.message}` })),
+      AuthConfigError: (error) => Effect.fail(new CliError({ message: error.message }))
+    })
+  )
+
+/**
+ * The store for a read-only command: the database is opened without migrating it (and a SQLite
+ * file that does not exist is not created), and a database without the user tables is an error.
+ */
+const openMigrated = (db: Database): Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, CliError> =>
+  Layer.unwrapEffect(Effect.sync(() => {
+    if (Option.isNone(db.databaseUrl) && db.database !== ":memory:" && !fs.existsSync(db.database)) {
+      // A missing directory is left to the driver, which says why the file cannot be opened.
+      if (fs.existsSync(path.dirname(path.resolve(db.database)))) return Layer.fail(notMigrated(db, "all"))
+    }
+    return Layer.effectDiscard(checkTables(db)).pipe(Layer.provideMerge(openDatabase(db, { migrate: false })))
+  }))
 
 const HasherLive = Layer.mapError(
   PasswordHasher.layerConfig(),
@@ -111,13 +189,13 @@ const isPermission = Schema.is(Permissions.Permission)
 
 // --- the commands ------------------------------------------------------------------------------
 
-const migrate = Command.make("migrate", databaseOptions, (db) =>
+const migrate = Command.make("migrate", databaseOptions, ({ db }) =>
   Effect.gen(function*() {
     // Building the user store migrates its tables; the session table follows.
     yield* SqlSessionStore.migrate().pipe(
       Effect.mapError((error) => new CliError({ message: `session table: ${error.message}` }))
     )
-    yield* Console.log(`Migrated ${Option.isSome(db.databaseUrl) ? "the PostgreSQL database" : db.database}: users and sessions are up to date.`)
+    yield* Console.log(`Migrated ${describeDatabase(db)}: users and sessions are up to date.`)
   }).pipe(Effect.provide(openDatabase(db)))).pipe(
     Command.withDescription("Create or update the user and session tables")
   )
@@ -154,7 +232,7 @@ const createuser = Command.make(
         isStaff: args.superuser
       })
       yield* Console.log(`Created ${args.superuser ? "superuser" : "user"} ${JSON.stringify(user.username)} (id ${user.id}).`)
-    }).pipe(Effect.mapError(toCliError), Effect.provide(Layer.merge(openDatabase(args), HasherLive)))
+    }).pipe(Effect.mapError(toCliError), Effect.provide(Layer.merge(openDatabase(args.db), HasherLive)))
 ).pipe(Command.withDescription("Create a user; the password is prompted for, or read from stdin"))
 
 const changepassword = Command.make("changepassword", { username, ...databaseOptions }, (args) =>
@@ -165,7 +243,7 @@ const changepassword = Command.make("changepassword", { username, ...databaseOpt
     const password = yield* Password.read({ confirm: true })
     yield* store.setPassword(user.id, yield* hasher.hash(password))
     yield* Console.log(`Changed the password of ${JSON.stringify(user.username)}; their sessions are logged out.`)
-  }).pipe(Effect.mapError(toCliError), Effect.provide(Layer.merge(openDatabase(args), HasherLive)))).pipe(
+  }).pipe(Effect.mapError(toCliError), Effect.provide(Layer.merge(openDatabase(args.db), HasherLive)))).pipe(
     Command.withDescription("Set a user's password; the password is prompted for, or read from stdin")
   )
 
@@ -183,7 +261,7 @@ const grant = Command.make(
       const user = yield* findUser(store, args.username)
       yield* store.grantPermission(user.id, args.permission)
       yield* Console.log(`Granted ${args.permission} to ${JSON.stringify(user.username)}.`)
-    }).pipe(Effect.mapError(toCliError), Effect.provide(openDatabase(args)))
+    }).pipe(Effect.mapError(toCliError), Effect.provide(openDatabase(args.db)))
 ).pipe(Command.withDescription("Grant a permission (app_label.codename) to a user"))
 
 const yesNo = (b: boolean) => (b ? "yes" : "no")
@@ -193,7 +271,8 @@ const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
   return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n")
 }
 
-const users = Command.make("users", databaseOptions, (db) =>
+// Read-only: it never creates or migrates tables.
+const users = Command.make("users", databaseOptions, ({ db }) =>
   Effect.gen(function*() {
     const store = yield* UserStore.UserStore
     const all = yield* store.list()
@@ -211,8 +290,8 @@ const users = Command.make("users", databaseOptions, (db) =>
         ]
       ))
     yield* Console.log(table([["ID", "USERNAME", "EMAIL", "ACTIVE", "SUPERUSER", "PERMISSIONS"], ...rows]))
-  }).pipe(Effect.mapError(toCliError), Effect.provide(openDatabase(db)))).pipe(
-    Command.withDescription("List the users and their permissions")
+  }).pipe(Effect.mapError(toCliError), Effect.provide(openMigrated(db)))).pipe(
+    Command.withDescription("List the users and their permissions (needs `migrate` first)")
   )
 
 /** The `effect-auth` command and its subcommands. */
@@ -221,16 +300,28 @@ export const command = Command.make("effect-auth").pipe(
   Command.withSubcommands([migrate, createuser, changepassword, grant, users])
 )
 
+// This file is src/cli/commands.ts or dist/cli/commands.js: package.json is two levels up either way.
+const version = (() => {
+  try {
+    return String(JSON.parse(fs.readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version)
+  } catch {
+    return "0.0.0"
+  }
+})()
+
+const configProviderOf = (env: Io.Io["env"]) =>
+  ConfigProvider.fromMap(
+    new Map(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined))
+  )
+
 /**
- * Runs the CLI on `process.argv`-style arguments and answers the exit code: 0, 1 for an error
- * (reported as one line on stderr, never a stack trace), 2 for bad usage (reported by
- * `@effect/cli` with the help text), 130 when a prompt was left with Ctrl-C.
+ * Runs `effect-auth ...args` on the given streams and environment and answers the exit code: 0,
+ * 1 for an error (reported as one line on stderr, never a stack trace), 2 for bad usage (reported
+ * by `@effect/cli`), 130 when a prompt was left with Ctrl-C. Help and usage errors carry ANSI
+ * colours only when written to a terminal and NO_COLOR is not set.
  */
-export const run = (
-  argv: ReadonlyArray<string>,
-  version: string
-): Effect.Effect<number, never, CliApp.CliApp.Environment> =>
-  Command.run(command, { name: "effect-auth", version })(argv).pipe(
+export const run = (args: ReadonlyArray<string>, io: Io.Io): Effect.Effect<number> =>
+  Command.run(command, { name: "effect-auth", version })(["node", "effect-auth", ...args]).pipe(
     Effect.as(0),
     Effect.catchAll((error) => {
       if (ValidationError.isValidationError(error)) return Effect.succeed(2)
@@ -242,5 +333,9 @@ export const run = (
         Console.error(`Error: unexpected failure: ${ConfigError.isConfigError(defect) ? String(defect) : defect instanceof Error ? defect.message : String(defect)}`),
         1
       )
-    )
+    ),
+    Effect.provideService(Io.Stdin, io.stdin),
+    Effect.provide(NodeContext.layer),
+    Effect.withConsole(Io.console(io)),
+    Effect.withConfigProvider(configProviderOf(io.env))
   )

@@ -3,6 +3,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as readline from "node:readline"
+import { Stdin } from "./io.js"
 
 /** A failure the CLI reports as one line on stderr, with exit code 1. */
 export class CliError extends Data.TaggedError("CliError")<{ readonly message: string }> {}
@@ -26,29 +27,30 @@ const fromTerminal = (confirm: boolean): Effect.Effect<Redacted.Redacted<string>
   }).pipe(Effect.catchTag("QuitException", () => new Aborted()))
 
 // The first line of stdin, for scripts: `echo "$PASSWORD" | effect-auth createuser alice`.
-const fromStdin: Effect.Effect<Redacted.Redacted<string>, CliError> = Effect.async((resume) => {
-  const rl = readline.createInterface({ input: process.stdin, terminal: false, crlfDelay: Infinity })
-  let answered = false
-  const answer = (effect: Effect.Effect<Redacted.Redacted<string>, CliError>) => {
-    if (answered) return
-    answered = true
-    rl.close()
-    // Nothing else reads stdin; an open pipe must not keep the process alive.
-    process.stdin.destroy()
-    resume(effect)
-  }
-  rl.on("line", (line) =>
-    answer(
-      line.length === 0
-        ? Effect.fail(new CliError({ message: "the password read from standard input is blank" }))
-        : Effect.succeed(Redacted.make(line))
-    ))
-  rl.on("close", () => answer(Effect.fail(new CliError({ message: "no password on standard input" }))))
-  return Effect.sync(() => {
-    answered = true
-    rl.close()
+const fromStdin = (stdin: Stdin["Type"]): Effect.Effect<Redacted.Redacted<string>, CliError> =>
+  Effect.async((resume) => {
+    const rl = readline.createInterface({ input: stdin, terminal: false, crlfDelay: Infinity })
+    let answered = false
+    const answer = (effect: Effect.Effect<Redacted.Redacted<string>, CliError>) => {
+      if (answered) return
+      answered = true
+      rl.close()
+      // Nothing else reads stdin; an open pipe must not keep the process alive.
+      if ("destroy" in stdin && typeof stdin.destroy === "function") stdin.destroy()
+      resume(effect)
+    }
+    rl.on("line", (line) =>
+      answer(
+        line.length === 0
+          ? Effect.fail(new CliError({ message: "the password read from standard input is blank" }))
+          : Effect.succeed(Redacted.make(line))
+      ))
+    rl.on("close", () => answer(Effect.fail(new CliError({ message: "no password on standard input" }))))
+    return Effect.sync(() => {
+      answered = true
+      rl.close()
+    })
   })
-})
 
 /**
  * Reads a new password: from hidden prompts when stdin is a terminal (twice with `confirm`),
@@ -56,5 +58,5 @@ const fromStdin: Effect.Effect<Redacted.Redacted<string>, CliError> = Effect.asy
  */
 export const read = (
   options: { readonly confirm: boolean }
-): Effect.Effect<Redacted.Redacted<string>, CliError | Aborted, Prompt.Prompt.Environment> =>
-  Effect.suspend(() => (process.stdin.isTTY ? fromTerminal(options.confirm) : fromStdin))
+): Effect.Effect<Redacted.Redacted<string>, CliError | Aborted, Prompt.Prompt.Environment | Stdin> =>
+  Effect.flatMap(Stdin, (stdin) => (stdin.isTTY === true ? fromTerminal(options.confirm) : fromStdin(stdin)))
