@@ -10,7 +10,9 @@
  * Polling uses plain timers on purpose: `it.layer` builds layers under the TestClock, where
  * `Effect.sleep` would never wake up.
  *
- * Binaries and files can be moved with SLAPD_BIN, SLAPD_MODULE_PATH and SLAPD_SCHEMA_DIR.
+ * test/setup/services.ts finds the binary (SLAPD_BIN, PATH, /usr/sbin, ...); schema and modules
+ * can be moved with SLAPD_SCHEMA_DIR and SLAPD_MODULE_PATH. Suites that need slapd:
+ * `describe.skipIf(SlapdTest.missing)`.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as crypto from "node:crypto"
@@ -23,7 +25,15 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import { describe, it, type Vitest } from "@effect/vitest"
+import type * as Duration from "effect/Duration"
 import { Client } from "ldapts"
+import { inject } from "vitest"
+
+const slapdBin = inject("services").slapd
+
+/** No slapd on this machine: the LDAP suites are skipped (the setup has said so, loudly). */
+export const missing: boolean = slapdBin === null
 
 export class SlapdError extends Data.TaggedError("SlapdError")<{ readonly message: string }> {}
 
@@ -106,10 +116,7 @@ const ssha = (password: string): string => {
 }
 
 const findSlapd = (): string => {
-  const candidates = [process.env.SLAPD_BIN, "/usr/sbin/slapd", "/usr/local/sbin/slapd", "/usr/libexec/slapd"]
-  for (const candidate of candidates) {
-    if (candidate !== undefined && candidate !== "" && fs.existsSync(candidate)) return candidate
-  }
+  if (slapdBin !== null) return slapdBin
   throw new Error("slapd not found: install the Debian packages `slapd` and `ldap-utils` (or set SLAPD_BIN)")
 }
 
@@ -169,7 +176,9 @@ const stop = async (child: ChildProcess): Promise<void> => {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
   child.kill("SIGTERM")
-  const done = await Promise.race([exited.then(() => true), delay(5_000).then(() => false)])
+  // an unref'd timer: the grace period must not keep the worker alive once slapd has gone
+  const grace = new Promise<false>((resolve) => setTimeout(() => resolve(false), 5_000).unref())
+  const done = await Promise.race([exited.then(() => true), grace])
   if (!done) {
     child.kill("SIGKILL")
     await exited
@@ -296,6 +305,18 @@ export const start: Effect.Effect<SlapdInfo, SlapdError, Scope.Scope> = Effect.a
  * A scoped layer with a running slapd, for `it.layer(SlapdTest.layer)`.
  */
 export const layer: Layer.Layer<Slapd, SlapdError> = Layer.scoped(Slapd, start)
+
+/**
+ * `it.layer(layer, options)` for a suite against slapd; without slapd the same suite, skipped
+ * (test/setup/services.ts has said so, loudly), instead of a hook failing to start it. The skipped
+ * form must not go through `it.layer`: that builds nothing, but re-points the global `it`'s
+ * `effect`/`scoped` at the layer for every test registered after it, which then fail for want of it.
+ */
+export const suite = (options?: { readonly timeout?: Duration.DurationInput }) =>
+(name: string, f: (it: Vitest.MethodsNonLive<Slapd>) => void): void => {
+  if (missing) describe.skip(name, () => f(it as unknown as Vitest.MethodsNonLive<Slapd>))
+  else it.layer(layer, options)(name, f)
+}
 
 /**
  * An `ldap://` URL on 127.0.0.1 where nothing listens (a port that was free a moment ago).
