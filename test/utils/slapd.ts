@@ -24,9 +24,11 @@ import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Scope from "effect/Scope"
-import { describe, it, type Vitest } from "@effect/vitest"
-import type * as Duration from "effect/Duration"
+import { afterAll, beforeAll, describe, it, type Vitest } from "@effect/vitest"
+import * as Duration from "effect/Duration"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
+import type * as TestServices from "effect/TestServices"
 import { Client } from "ldapts"
 import { inject } from "vitest"
 
@@ -306,16 +308,40 @@ export const start: Effect.Effect<SlapdInfo, SlapdError, Scope.Scope> = Effect.a
  */
 export const layer: Layer.Layer<Slapd, SlapdError> = Layer.scoped(Slapd, start)
 
+/** What a suite against slapd gets: `it.effect` and `it.scoped`, with `Slapd` provided. */
+export interface SuiteMethods {
+  readonly effect: Vitest.Test<Slapd | TestServices.TestServices>
+  readonly scoped: Vitest.Test<Slapd | TestServices.TestServices | Scope.Scope>
+}
+
 /**
- * `it.layer(layer, options)` for a suite against slapd; without slapd the same suite, skipped
- * (test/setup/services.ts has said so, loudly), instead of a hook failing to start it. The skipped
- * form must not go through `it.layer`: that builds nothing, but re-points the global `it`'s
- * `effect`/`scoped` at the layer for every test registered after it, which then fail for want of it.
+ * A suite against one slapd, started before its first test and stopped after its last. Without
+ * slapd the suite is skipped (test/setup/services.ts has said so, loudly) instead of failing in a
+ * hook. Not `it.layer`: that re-points the global `it`'s `effect`/`scoped` at its layer (and its one
+ * shared TestClock) for every test collected after it, in this file and, without isolation, in the
+ * next files of the same worker.
  */
 export const suite = (options?: { readonly timeout?: Duration.DurationInput }) =>
-(name: string, f: (it: Vitest.MethodsNonLive<Slapd>) => void): void => {
-  if (missing) describe.skip(name, () => f(it as unknown as Vitest.MethodsNonLive<Slapd>))
-  else it.layer(layer, options)(name, f)
+(name: string, f: (it: SuiteMethods) => void): void => {
+  describe.skipIf(missing)(name, () => {
+    const hookTimeout = options?.timeout === undefined ? undefined : Duration.toMillis(options.timeout)
+    const scope = Effect.runSync(Scope.make())
+    let running: SlapdInfo | undefined
+    beforeAll(async () => {
+      running = await Effect.runPromise(Scope.extend(start, scope))
+    }, hookTimeout)
+    afterAll(() => Effect.runPromise(Scope.close(scope, Exit.void)), hookTimeout)
+    const withSlapd = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, Slapd>> =>
+      Effect.suspend(() =>
+        running === undefined
+          ? Effect.dieMessage("slapd did not start (see the suite's beforeAll)")
+          : Effect.provideService(effect, Slapd, running)
+      )
+    f({
+      effect: (testName, self, timeout) => it.effect(testName, (ctx) => withSlapd(self(ctx)), timeout),
+      scoped: (testName, self, timeout) => it.scoped(testName, (ctx) => withSlapd(self(ctx)), timeout)
+    })
+  })
 }
 
 /**
