@@ -74,7 +74,7 @@ const expectTransport = (error: unknown, ...secrets: ReadonlyArray<string>) => {
   for (const secret of secrets) expect(text).not.toContain(secret)
 }
 
-it.layer(SlapdTest.layer, { timeout: "60 seconds" })("LdapBackend against slapd", (it) => {
+SlapdTest.suite({ timeout: "60 seconds" })("LdapBackend against slapd", (it) => {
   describe("direct bind", () => {
     it.effect("authenticates with the right password, building the user from the directory", () =>
       Effect.gen(function*() {

@@ -8,7 +8,7 @@ import * as Registry from "../src/internal/hashers/registry.js"
 import * as RecordingTracer from "./utils/recordingTracer.js"
 
 // ---------------------------------------------------------------------------------------------
-// Vector files (layout: ../shared/vectors/README.md)
+// Vector files (layout and provenance: fixtures/vectors/README.md)
 
 interface Check {
   readonly password?: string | null
@@ -49,9 +49,9 @@ interface VectorFile {
 
 const vectorFiles = ["django-hashers.json", "django-hashers-django5.2.json"] as const
 
-// The repository sits beside shared/ (in CI too): test/ -> repo -> ../shared/vectors.
+// Checked in beside the tests, so a clone has them.
 const load = (name: string): VectorFile =>
-  JSON.parse(fs.readFileSync(new URL(`../../shared/vectors/${name}`, import.meta.url), "utf8"))
+  JSON.parse(fs.readFileSync(new URL(`./fixtures/vectors/${name}`, import.meta.url), "utf8"))
 
 const djangoClasses: Record<string, PasswordHasher.Algorithm> = {
   PBKDF2PasswordHasher: "pbkdf2_sha256",

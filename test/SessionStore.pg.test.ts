@@ -30,9 +30,9 @@ const pgStore = (prefix = uniquePrefix()) =>
     Layer.provide(client())
   )
 
-sessionStoreSuite("PostgreSQL", { layer: () => pgStore() })
+sessionStoreSuite("PostgreSQL", { layer: () => pgStore(), skip: Postgres.missing })
 
-describe("SqlSessionStore on PostgreSQL", () => {
+describe.skipIf(Postgres.missing)("SqlSessionStore on PostgreSQL", () => {
   it.live("stores times as bigint and indexes the expiry", () => {
     const prefix = uniquePrefix()
     return Effect.gen(function*() {

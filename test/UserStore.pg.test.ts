@@ -19,9 +19,9 @@ const uniquePrefix = () => Postgres.uniquePrefix("us_pg")
 // The store on a fresh prefix; its tables are dropped when the layer is released.
 const pgStore = (prefix = uniquePrefix()) => Postgres.userStore(prefix)
 
-userStoreSuite("PostgreSQL", { layer: () => pgStore() })
+userStoreSuite("PostgreSQL", { layer: () => pgStore(), skip: Postgres.missing })
 
-describe("SqlUserStore on PostgreSQL", () => {
+describe.skipIf(Postgres.missing)("SqlUserStore on PostgreSQL", () => {
   it.live("creates Django's column types", () => {
     const prefix = uniquePrefix()
     return Effect.gen(function*() {

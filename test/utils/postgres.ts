@@ -1,6 +1,7 @@
 /**
- * PostgreSQL for tests: the server at DATABASE_URL (trust auth), table prefixes no other test or
- * test file uses, and dropping what a test created.
+ * PostgreSQL for tests: this run's own database (test/setup/services.ts made it, on DATABASE_URL's
+ * server or on a throwaway server it started), table prefixes no other test or test file uses, and
+ * dropping what a test created. Suites that need it: `describe.skipIf(Postgres.missing)`.
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -9,12 +10,19 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { randomBytes } from "node:crypto"
+import { inject } from "vitest"
 import type { AuthConfigError } from "../../src/AuthError.js"
 import * as SqlUserStore from "../../src/SqlUserStore.js"
 import type * as UserStore from "../../src/UserStore.js"
 import { type Proxy, urlProxy } from "./tcpProxy.js"
 
-export const databaseUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
+const provided = inject("services").postgres
+
+/** No PostgreSQL for this run: its suites are skipped (the setup has said so, loudly). */
+export const missing: boolean = provided === null
+
+/** This run's database; where `missing`, a URL that never connects (the suites using it are skipped). */
+export const databaseUrl: string = provided ?? "postgres://postgres@unavailable.invalid:5432/none"
 
 /** `<tag>_<8 hex digits>_`: a fresh table prefix, so tests and parallel test files never share tables. */
 export const uniquePrefix = (tag: string): string => `${tag}_${randomBytes(4).toString("hex")}_`

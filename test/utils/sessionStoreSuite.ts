@@ -9,6 +9,8 @@ import * as SessionStore from "../../src/SessionStore.js"
 export interface SessionStoreSuiteOptions {
   /** A fresh, empty store per call. */
   readonly layer: () => Layer.Layer<SessionStore.SessionStore, unknown>
+  /** Skip the whole suite: its server is missing (test/setup/services.ts has said so, loudly). */
+  readonly skip?: boolean
   /** The store expires records by itself (Redis TTL): `deleteExpired` answers 0. */
   readonly expiresItself?: boolean
 }
@@ -35,7 +37,7 @@ export const expectStoreErrors = (exits: ReadonlyArray<Exit.Exit<unknown, { read
 }
 
 export const sessionStoreSuite = (name: string, options: SessionStoreSuiteOptions) =>
-  describe(`SessionStore suite: ${name}`, () => {
+  describe.skipIf(options.skip === true)(`SessionStore suite: ${name}`, () => {
     const withStore = <A, E>(f: (store: SessionStore.SessionStore.Service) => Effect.Effect<A, E>) =>
       Effect.flatMap(SessionStore.SessionStore, f).pipe(Effect.provide(options.layer()))
 

@@ -10,7 +10,9 @@
  * Polling uses plain timers on purpose: `it.layer` builds layers under the TestClock, where
  * `Effect.sleep` would never wake up.
  *
- * Binaries and files can be moved with SLAPD_BIN, SLAPD_MODULE_PATH and SLAPD_SCHEMA_DIR.
+ * test/setup/services.ts finds the binary (SLAPD_BIN, PATH, /usr/sbin, ...); schema and modules
+ * can be moved with SLAPD_SCHEMA_DIR and SLAPD_MODULE_PATH. Suites that need slapd:
+ * `describe.skipIf(SlapdTest.missing)`.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as crypto from "node:crypto"
@@ -22,8 +24,18 @@ import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Scope from "effect/Scope"
+import { afterAll, beforeAll, describe, it, type Vitest } from "@effect/vitest"
+import * as Duration from "effect/Duration"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
+import type * as TestServices from "effect/TestServices"
 import { Client } from "ldapts"
+import { inject } from "vitest"
+
+const slapdBin = inject("services").slapd
+
+/** No slapd on this machine: the LDAP suites are skipped (the setup has said so, loudly). */
+export const missing: boolean = slapdBin === null
 
 export class SlapdError extends Data.TaggedError("SlapdError")<{ readonly message: string }> {}
 
@@ -106,10 +118,7 @@ const ssha = (password: string): string => {
 }
 
 const findSlapd = (): string => {
-  const candidates = [process.env.SLAPD_BIN, "/usr/sbin/slapd", "/usr/local/sbin/slapd", "/usr/libexec/slapd"]
-  for (const candidate of candidates) {
-    if (candidate !== undefined && candidate !== "" && fs.existsSync(candidate)) return candidate
-  }
+  if (slapdBin !== null) return slapdBin
   throw new Error("slapd not found: install the Debian packages `slapd` and `ldap-utils` (or set SLAPD_BIN)")
 }
 
@@ -169,7 +178,9 @@ const stop = async (child: ChildProcess): Promise<void> => {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
   child.kill("SIGTERM")
-  const done = await Promise.race([exited.then(() => true), delay(5_000).then(() => false)])
+  // an unref'd timer: the grace period must not keep the worker alive once slapd has gone
+  const grace = new Promise<false>((resolve) => setTimeout(() => resolve(false), 5_000).unref())
+  const done = await Promise.race([exited.then(() => true), grace])
   if (!done) {
     child.kill("SIGKILL")
     await exited
@@ -296,6 +307,42 @@ export const start: Effect.Effect<SlapdInfo, SlapdError, Scope.Scope> = Effect.a
  * A scoped layer with a running slapd, for `it.layer(SlapdTest.layer)`.
  */
 export const layer: Layer.Layer<Slapd, SlapdError> = Layer.scoped(Slapd, start)
+
+/** What a suite against slapd gets: `it.effect` and `it.scoped`, with `Slapd` provided. */
+export interface SuiteMethods {
+  readonly effect: Vitest.Test<Slapd | TestServices.TestServices>
+  readonly scoped: Vitest.Test<Slapd | TestServices.TestServices | Scope.Scope>
+}
+
+/**
+ * A suite against one slapd, started before its first test and stopped after its last. Without
+ * slapd the suite is skipped (test/setup/services.ts has said so, loudly) instead of failing in a
+ * hook. Not `it.layer`: that re-points the global `it`'s `effect`/`scoped` at its layer (and its one
+ * shared TestClock) for every test collected after it, in this file and, without isolation, in the
+ * next files of the same worker.
+ */
+export const suite = (options?: { readonly timeout?: Duration.DurationInput }) =>
+(name: string, f: (it: SuiteMethods) => void): void => {
+  describe.skipIf(missing)(name, () => {
+    const hookTimeout = options?.timeout === undefined ? undefined : Duration.toMillis(options.timeout)
+    const scope = Effect.runSync(Scope.make())
+    let running: SlapdInfo | undefined
+    beforeAll(async () => {
+      running = await Effect.runPromise(Scope.extend(start, scope))
+    }, hookTimeout)
+    afterAll(() => Effect.runPromise(Scope.close(scope, Exit.void)), hookTimeout)
+    const withSlapd = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, Slapd>> =>
+      Effect.suspend(() =>
+        running === undefined
+          ? Effect.dieMessage("slapd did not start (see the suite's beforeAll)")
+          : Effect.provideService(effect, Slapd, running)
+      )
+    f({
+      effect: (testName, self, timeout) => it.effect(testName, (ctx) => withSlapd(self(ctx)), timeout),
+      scoped: (testName, self, timeout) => it.scoped(testName, (ctx) => withSlapd(self(ctx)), timeout)
+    })
+  })
+}
 
 /**
  * An `ldap://` URL on 127.0.0.1 where nothing listens (a port that was free a moment ago).
