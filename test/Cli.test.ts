@@ -17,6 +17,7 @@ import * as PasswordHasher from "../src/PasswordHasher.js"
 import * as SqlUserStore from "../src/SqlUserStore.js"
 import * as UserStore from "../src/UserStore.js"
 import { fastHashing, runCli, tempDir } from "./utils/exampleApp.js"
+import * as Postgres from "./utils/postgres.js"
 
 const dir = tempDir()
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -281,9 +282,9 @@ describe("CLI", () => {
       expect(empty.stdout).toContain("No users yet")
     }))
 
-  it.effect("--database-url works against PostgreSQL (a throwaway database); users does not migrate it", () =>
+  it.effect.skipIf(Postgres.missing)("--database-url works against PostgreSQL (a throwaway database); users does not migrate it", () =>
     Effect.gen(function*() {
-      const base = new URL(process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test")
+      const base = new URL(Postgres.databaseUrl)
       const name = `effect_auth_cli_${process.pid}_${Date.now()}`
       const admin = (statement: string) =>
         Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(statement)).pipe(
