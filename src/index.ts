@@ -72,6 +72,19 @@ export * as AuthRequest from "./AuthRequest.js"
 export * as AuthService from "./AuthService.js"
 
 /**
+ * The whole stack in one layer: events, the fold, sessions and HTTP auth for HttpApi and routers.
+ *
+ * @example
+ * ```ts
+ * import { AuthStack } from "effect-auth"
+ * ```
+ *
+ * @since 0.2.0
+ * @category exports
+ */
+export * as AuthStack from "./AuthStack.js"
+
+/**
  * @example
  * ```ts
  * import { Authentication } from "effect-auth"

@@ -321,6 +321,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, AuthConfigEr
 
 /**
  * The service as a layer. Provide `Session.layer(...)` beside `AuthService` to enable cookies.
+ * With `session: true` (or cookie options) the layer needs `Session` in its type, so a forgotten
+ * session layer does not compile. `AuthStack.layer` wires all of it in one call.
  *
  * @example
  * ```ts
@@ -341,7 +343,12 @@ export const make = (options: Options = {}): Effect.Effect<Service, AuthConfigEr
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<HttpAuth, AuthConfigError, AuthService.AuthService> =>
+export const layer: {
+  (
+    options: Options & { readonly session: true | SessionCookieOptions }
+  ): Layer.Layer<HttpAuth, AuthConfigError, AuthService.AuthService | Session.Session>
+  (options?: Options): Layer.Layer<HttpAuth, AuthConfigError, AuthService.AuthService>
+} = (options: Options = {}): Layer.Layer<HttpAuth, AuthConfigError, AuthService.AuthService> =>
   Layer.effect(HttpAuth, make(options))
 
 const withRequest = <A, E>(

@@ -65,7 +65,7 @@ export class AccountGroup extends HttpApiGroup.make("account")
 
 export class Api extends HttpApi.make("test").add(AuthGroup).add(AccountGroup) {}
 
-const AuthGroupLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
+export const AuthGroupLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
   handlers
     .handle("login", ({ payload }) =>
       HttpAuth.login(payload).pipe(
@@ -75,7 +75,7 @@ const AuthGroupLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
     .handle("whoami", () =>
       Effect.map(CurrentUser.OptionalUser, Option.match({ onNone: () => null, onSome: ({ user }) => user.username }))))
 
-const AccountGroupLive = HttpApiBuilder.group(Api, "account", (handlers) =>
+export const AccountGroupLive = HttpApiBuilder.group(Api, "account", (handlers) =>
   handlers
     .handle("me", () =>
       Effect.map(CurrentUser.CurrentUser, ({ backend, method, user }) => ({
