@@ -205,10 +205,10 @@ export const make = (
     const sql = yield* SqlClient.SqlClient
     const table = sql(t.session)
 
-    // Every database failure, row that does not decode, or defect on the way is a SessionStoreError.
+    // Every database failure or row that does not decode is a SessionStoreError; defects stay defects.
     const run = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
       effect.pipe(
-        SqlTables.mapAllErrors(storeError(operation)),
+        SqlTables.mapStoreErrors(storeError(operation)),
         Effect.withSpan(`SessionStore.${operation}`, { captureStackTrace: false })
       )
 

@@ -394,8 +394,8 @@ export const make = (
       groupPermissions: sql(t.groupPermissions)
     }
 
-    // Every failure of the database or of a row's shape, and any defect on the way, is a
-    // UserStoreError: callers (the model backend) turn it into a TransportError.
+    // Every failure of the database or of a row's shape is a UserStoreError: callers (the model
+    // backend) turn it into a TransportError. Defects stay defects: a bug is not an outage.
     const run = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
       effect.pipe(
         Effect.mapError((cause) =>
@@ -404,7 +404,6 @@ export const make = (
             ? cause as Exclude<E, SqlError | ParseResult.ParseError>
             : storeError(operation)(cause)
         ),
-        Effect.catchAllDefect((defect) => Effect.fail(storeError(operation)(defect))),
         Effect.withSpan(`UserStore.${operation}`)
       )
 
@@ -617,7 +616,7 @@ export const make = (
           "setGroups",
           Effect.gen(function*() {
             const names = internal.sortNames(new Set(yield* internal.groupNames(Array.from(rawNames))))
-            yield* sql.withTransaction(Effect.gen(function*() {
+            yield* SqlTables.withTransaction(sql, Effect.gen(function*() {
               const userId = yield* existing(rawId)
               const ids: Array<number> = []
               // Sorted, so concurrent mirrors lock the group rows in one order.
@@ -778,23 +777,18 @@ const layerOnDriver = <Driver>(
   Layer.unwrapEffect(
     Effect.map(
       Effect.tryPromise({ try: load, catch: importFailed(module) }),
-      (driver) =>
-        layer(options).pipe(
-          Layer.provideMerge(client(driver)),
-          // Drivers report some connection problems as defects (better-sqlite3 throws when the
-          // file cannot be opened): every failure of building the layer becomes a typed error.
-          Layer.catchAllCause((cause) => {
-            if (Cause.isInterruptedOnly(cause)) return Layer.failCause(cause as Cause.Cause<never>)
-            const error = Option.getOrElse(Cause.failureOption(cause), () => Cause.squash(cause))
-            return Layer.fail(
-              Predicate.isTagged(error, "AuthConfigError") || Predicate.isTagged(error, "UserStoreError")
-                ? error as AuthConfigError | UserStore.UserStoreError
-                : storeError("connect")(error)
-            )
-          })
-        )
+      (driver) => layer(options).pipe(Layer.provideMerge(connect(client(driver))))
     )
   )
+
+// Drivers report some connection problems as defects (better-sqlite3 throws when the file cannot
+// be opened): only while the driver's client is built is any failure a typed "connect" error.
+// Defects in the store itself (migrations, `make`) stay defects.
+const connect = (client: Layer.Layer<SqlClient.SqlClient, unknown>): Layer.Layer<SqlClient.SqlClient, UserStore.UserStoreError> =>
+  Layer.catchAllCause(client, (cause) =>
+    Cause.isInterruptedOnly(cause)
+      ? Layer.failCause(cause as Cause.Cause<never>)
+      : Layer.fail(storeError("connect")(Option.getOrElse(Cause.failureOption(cause), () => Cause.squash(cause)))))
 
 /**
  * The store on SQLite through `@effect/sql-sqlite-node` (imported only when this layer is

@@ -605,7 +605,7 @@ const build = (options: Options): Effect.Effect<Built, AuthError.AuthConfigError
     const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
 
     const viaRepo = <A>(operation: string, effect: Effect.Effect<A, Repository.RepositoryError>) =>
-      SqlTables.mapAllErrors(storeError(operation))(effect)
+      SqlTables.mapStoreErrors(storeError(operation))(effect)
 
     const insertFresh = (row: Omit<Repository.TokenRow, "id" | "digest">) =>
       Effect.suspend(() => {
@@ -692,7 +692,8 @@ const build = (options: Options): Effect.Effect<Built, AuthError.AuthConfigError
         ? Effect.succeed(row)
         : repo.touch(row.id, at).pipe(
           Effect.as<Repository.TokenRow>({ ...row, lastUsedAt: at }),
-          Effect.catchAllCause((cause) =>
+          // a failed write only: a defect is a bug and stays one
+          Effect.catchAll((cause) =>
             Effect.as(
               Effect.logWarning("ApiTokenBackend: could not record the token's last use").pipe(
                 Effect.annotateLogs({ backend: backendId, tokenId: row.id }),
