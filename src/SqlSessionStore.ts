@@ -199,7 +199,7 @@ const decodeKeys = Schema.decodeUnknown(Schema.Array(Schema.Struct({ session_key
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<SessionStore.SessionStore.Service, AuthConfigError, SqlClient.SqlClient> =>
+): Effect.Effect<SessionStore.Service, AuthConfigError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const t = yield* tables(options)
     const sql = yield* SqlClient.SqlClient

@@ -378,7 +378,7 @@ const isUniqueViolation = (error: SqlError): boolean => {
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<UserStore.UserStore.Service, AuthConfigError, SqlClient.SqlClient> =>
+): Effect.Effect<UserStore.Service, AuthConfigError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const t = yield* tables(options)
     const sql = yield* SqlClient.SqlClient
@@ -500,7 +500,7 @@ export const make = (
     const ifUser = <A, E, R>(rawId: string, none: A, f: (id: number) => Effect.Effect<A, E, R>) =>
       Effect.flatMap(internal.userId(rawId), Option.match({ onNone: () => Effect.succeed(none), onSome: f }))
 
-    const service: UserStore.UserStore.Service = {
+    const service: UserStore.Service = {
       findByUsername: (raw) =>
         run(
           "findByUsername",

@@ -267,7 +267,7 @@ describe("ModelBackend", () => {
       // A store whose lookup returns the user as it was, then sees the password change.
       const racing = Layer.effect(
         UserStore.UserStore,
-        Effect.map(MemoryUserStore.make, (real): UserStore.UserStore.Service => ({
+        Effect.map(MemoryUserStore.make, (real): UserStore.Service => ({
           ...real,
           findByUsername: (name) =>
             Effect.tap(real.findByUsername(name), (found) =>

@@ -226,7 +226,7 @@ describe("RemoteUserBackend", () => {
     }).pipe(Effect.provide(layer())))
 
   it.effect("a store that cannot answer is a TransportError", () => {
-    const broken = Layer.succeed(UserStore.UserStore, new Proxy({} as UserStore.UserStore.Service, {
+    const broken = Layer.succeed(UserStore.UserStore, new Proxy({} as UserStore.Service, {
       get: () => () => Effect.fail(new UserStore.UserStoreError({ operation: "x", cause: "down" }))
     }))
     return Effect.gen(function*() {
