@@ -33,6 +33,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import * as SqlSchema from "@effect/sql/SqlSchema"
 import type * as Statement from "@effect/sql/Statement"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
@@ -321,45 +322,55 @@ const TimestampText = Schema.transformOrFail(Schema.String, Schema.ValidDateFrom
 })
 const Timestamp = Schema.Union(Schema.ValidDateFromSelf, TimestampText)
 const Id = Schema.Union(Schema.Number, Schema.NumberFromString)
+// A row id as the store's string ids (`"7"`, whether the driver answered 7 or "7").
+const IdString = Schema.transform(Id, Schema.String, { strict: true, decode: (n) => String(n), encode: Number })
 
-const UserRow = Schema.Struct({
-  id: Id,
-  password: Schema.String,
-  last_login: Schema.NullOr(Timestamp),
-  is_superuser: Bool,
+// A row of the user table as a StoredUser: Django's column names, the store's field names.
+const column = <S extends Schema.Schema.Any>(schema: S, key: string) =>
+  Schema.propertySignature(schema).pipe(Schema.fromKey(key))
+const StoredUserRow = Schema.Struct({
+  id: IdString,
+  passwordHash: column(Schema.Redacted(Schema.String), "password"),
+  lastLogin: column(Schema.OptionFromNullOr(Timestamp), "last_login"),
+  isSuperuser: column(Bool, "is_superuser"),
   username: Schema.String,
-  first_name: Schema.String,
-  last_name: Schema.String,
+  firstName: column(Schema.String, "first_name"),
+  lastName: column(Schema.String, "last_name"),
   email: Schema.String,
-  is_staff: Bool,
-  is_active: Bool,
-  date_joined: Timestamp
+  isStaff: column(Bool, "is_staff"),
+  isActive: column(Bool, "is_active"),
+  dateJoined: column(Timestamp, "date_joined")
 })
-const decodeUsers = Schema.decodeUnknown(Schema.Array(UserRow))
+const decodeUsers = Schema.decodeUnknown(Schema.Array(StoredUserRow))
 
-const toStored = (row: typeof UserRow.Type): UserStore.StoredUser => ({
-  id: String(row.id),
-  username: row.username,
-  passwordHash: Redacted.make(row.password),
-  email: row.email,
-  firstName: row.first_name,
-  lastName: row.last_name,
-  isActive: row.is_active,
-  isStaff: row.is_staff,
-  isSuperuser: row.is_superuser,
-  dateJoined: row.date_joined,
-  lastLogin: Option.fromNullable(row.last_login)
-})
-
-const decodeIds = Schema.decodeUnknown(Schema.Array(Schema.Struct({ id: Id })))
-const decodePerms = Schema.decodeUnknown(Schema.Array(Schema.Struct({ app_label: Schema.String, codename: Schema.String })))
-const decodeNames = Schema.decodeUnknown(Schema.Array(Schema.Struct({ name: Schema.String })))
+const IdRow = Schema.Struct({ id: Id })
+const decodeIds = Schema.decodeUnknown(Schema.Array(IdRow))
+// `app_label.codename`, as the store's permission strings.
+const PermissionRow = Schema.transform(
+  Schema.Struct({ app_label: Schema.String, codename: Schema.String }),
+  Schema.String,
+  {
+    strict: true,
+    decode: (row) => `${row.app_label}.${row.codename}`,
+    encode: (perm) => {
+      const dot = perm.indexOf(".")
+      return { app_label: perm.slice(0, dot), codename: perm.slice(dot + 1) }
+    }
+  }
+)
+const NameRow = Schema.Struct({ name: Schema.String })
 
 const isUniqueViolation = (error: SqlError): boolean => {
   const code = Predicate.hasProperty(error.cause, "code") ? error.cause.code : undefined
   // PostgreSQL's unique_violation; better-sqlite3's extended result code.
   return code === "23505" || code === "SQLITE_CONSTRAINT_UNIQUE"
 }
+
+// The store's own failures pass through `run`; everything else (SqlError, ParseError) is a
+// UserStoreError.
+const isStoreOutcome = (cause: unknown): boolean =>
+  Predicate.isTagged(cause, "InvalidInput") || Predicate.isTagged(cause, "UserNotFound") ||
+  Predicate.isTagged(cause, "GroupNotFound") || Predicate.isTagged(cause, "UserAlreadyExists")
 
 /**
  * Builds the store on the `SqlClient` in context. It does not migrate: see {@link layer} and
@@ -388,10 +399,7 @@ export const make = (
     const T = {
       user: sql(t.user),
       group: sql(t.group),
-      permission: sql(t.permission),
-      userGroups: sql(t.userGroups),
-      userPermissions: sql(t.userPermissions),
-      groupPermissions: sql(t.groupPermissions)
+      permission: sql(t.permission)
     }
 
     // Every failure of the database or of a row's shape is a UserStoreError: callers (the model
@@ -399,36 +407,68 @@ export const make = (
     const run = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
       effect.pipe(
         Effect.mapError((cause) =>
-          Predicate.isTagged(cause, "InvalidInput") || Predicate.isTagged(cause, "UserNotFound") ||
-            Predicate.isTagged(cause, "GroupNotFound") || Predicate.isTagged(cause, "UserAlreadyExists")
-            ? cause as Exclude<E, SqlError | ParseResult.ParseError>
-            : storeError(operation)(cause)
+          isStoreOutcome(cause) ? cause as Exclude<E, SqlError | ParseResult.ParseError> : storeError(operation)(cause)
         ),
         Effect.withSpan(`UserStore.${operation}`)
       )
+
+    // --- reads, decoded by Schema
 
     const columns = sql.literal(
       "u.id, u.password, u.last_login, u.is_superuser, u.username, u.first_name, u.last_name, u.email, u.is_staff, u.is_active, u.date_joined"
     )
     const selectUsers = (where: Statement.Fragment) =>
+      Effect.flatMap(sql`SELECT ${columns} FROM ${T.user} u WHERE ${where} ORDER BY u.id`, decodeUsers)
+    const userById = SqlSchema.findOne({
+      Request: Schema.Number,
+      Result: StoredUserRow,
+      execute: (id) => sql`SELECT ${columns} FROM ${T.user} u WHERE u.id = ${id}`
+    })
+    const userByName = SqlSchema.findOne({
+      Request: Schema.String,
+      Result: StoredUserRow,
+      execute: (name) => sql`SELECT ${columns} FROM ${T.user} u WHERE u.username = ${name}`
+    })
+    const userExists = SqlSchema.findOne({
+      Request: Schema.Number,
+      Result: IdRow,
+      execute: (id) => sql`SELECT id FROM ${T.user} WHERE id = ${id}`
+    })
+    const groupId = SqlSchema.findOne({
+      Request: Schema.String,
+      Result: IdRow,
+      execute: (name) => sql`SELECT id FROM ${T.group} WHERE name = ${name}`
+    })
+    const permissionId = SqlSchema.findOne({
+      Request: PermissionRow,
+      Result: IdRow,
+      execute: (p) => sql`SELECT id FROM ${T.permission} WHERE app_label = ${p.app_label} AND codename = ${p.codename}`
+    })
+    const groupNames = SqlSchema.findAll({
+      Request: Schema.Number,
+      Result: NameRow,
+      execute: (id) =>
+        sql`SELECT g.name FROM ${T.group} g JOIN ${sql(t.userGroups)} ug ON ug.group_id = g.id WHERE ug.user_id = ${id}`
+    })
+    const permSet = (statement: Statement.Statement<unknown>) =>
       Effect.map(
-        Effect.flatMap(sql`SELECT ${columns} FROM ${T.user} u WHERE ${where} ORDER BY u.id`, decodeUsers),
-        (rows) => rows.map(toStored)
+        Effect.flatMap(statement, Schema.decodeUnknown(Schema.Array(PermissionRow))),
+        (perms) => new Set(perms) as ReadonlySet<string>
       )
 
-    const userById = (id: number) =>
-      Effect.map(selectUsers(sql`u.id = ${id}`), (users) => Option.fromNullable(users[0]))
+    // --- users and groups that must exist
 
     // The numeric id of an existing user, or UserNotFound.
     const existing = (rawId: string) =>
       Effect.flatMap(internal.userId(rawId), (id) =>
         Option.isNone(id)
           ? Effect.fail(new UserStore.UserNotFound({ userId: rawId }))
-          : Effect.flatMap(sql`SELECT id FROM ${T.user} WHERE id = ${id.value}`, decodeIds).pipe(
-            Effect.flatMap((rows) =>
-              rows.length === 0 ? Effect.fail(new UserStore.UserNotFound({ userId: rawId })) : Effect.succeed(id.value)
-            )
-          ))
+          : Effect.flatMap(userExists(id.value), (row) =>
+            Option.isNone(row) ? Effect.fail(new UserStore.UserNotFound({ userId: rawId })) : Effect.succeed(id.value)))
+
+    // Queries about an id that cannot name a user answer `none`.
+    const ifUser = <A, E, R>(rawId: string, none: A, f: (id: number) => Effect.Effect<A, E, R>) =>
+      Effect.flatMap(internal.userId(rawId), Option.match({ onNone: () => Effect.succeed(none), onSome: f }))
 
     // UPDATE ... RETURNING id: no row means no such user.
     const update = (rawId: string, sets: ReadonlyArray<Statement.Fragment>) =>
@@ -446,69 +486,85 @@ export const make = (
             )
           ))
 
-    const groupId = (name: string) =>
-      Effect.map(
-        Effect.flatMap(sql`SELECT id FROM ${T.group} WHERE name = ${name}`, decodeIds),
-        (rows) => Option.map(Option.fromNullable(rows[0]), (row) => row.id)
-      )
-
     const existingGroup = (rawName: string) =>
       Effect.flatMap(internal.groupName(rawName), (name) =>
         Effect.flatMap(
           groupId(name),
           Option.match({
             onNone: () => Effect.fail(new UserStore.GroupNotFound({ name })),
-            onSome: Effect.succeed
+            onSome: (row) => Effect.succeed(row.id)
           })
         ))
 
-    const ensureGroup = (name: string) =>
+    // INSERT ... ON CONFLICT DO NOTHING, then the row's id: concurrent creators agree on one row.
+    const ensure = (
+      what: string,
+      insert: Statement.Statement<unknown>,
+      find: Effect.Effect<Option.Option<{ readonly id: number }>, SqlError | ParseResult.ParseError>
+    ) =>
       Effect.zipRight(
-        sql`INSERT INTO ${T.group} (name) VALUES (${name}) ON CONFLICT (name) DO NOTHING`,
-        Effect.flatMap(groupId(name), (id) =>
-          Option.isSome(id)
-            ? Effect.succeed(id.value)
-            : Effect.dieMessage(`group ${name} vanished after its insert`))
+        insert,
+        Effect.flatMap(find, (row) =>
+          Option.isSome(row) ? Effect.succeed(row.value.id) : Effect.dieMessage(`${what} vanished after its insert`))
       )
-
+    const ensureGroup = (name: string) =>
+      ensure(
+        `group ${name}`,
+        sql`INSERT INTO ${T.group} (name) VALUES (${name}) ON CONFLICT (name) DO NOTHING`,
+        groupId(name)
+      )
     const ensurePermission = (p: internal.ParsedPermission, name?: string) =>
-      Effect.zipRight(
+      ensure(
+        `permission ${p.perm}`,
         sql`INSERT INTO ${T.permission} (name, app_label, codename)
           VALUES (${name ?? p.perm}, ${p.appLabel}, ${p.codename})
           ON CONFLICT (app_label, codename) DO NOTHING`,
-        Effect.flatMap(
-          Effect.flatMap(
-            sql`SELECT id FROM ${T.permission} WHERE app_label = ${p.appLabel} AND codename = ${p.codename}`,
-            decodeIds
-          ),
-          (rows) =>
-            rows[0] === undefined
-              ? Effect.dieMessage(`permission ${p.perm} vanished after its insert`)
-              : Effect.succeed(rows[0].id)
-        )
+        permissionId(p.perm)
       )
 
+    // --- the link tables: one path for memberships and for user and group permissions
+
+    interface Link {
+      readonly table: string
+      readonly owner: "user_id" | "group_id"
+      readonly target: "group_id" | "permission_id"
+    }
+    const links = {
+      userGroups: { table: t.userGroups, owner: "user_id", target: "group_id" },
+      userPermissions: { table: t.userPermissions, owner: "user_id", target: "permission_id" },
+      groupPermissions: { table: t.groupPermissions, owner: "group_id", target: "permission_id" }
+    } as const satisfies Record<string, Link>
+
+    const link = (l: Link, ownerId: number, targetId: number) =>
+      sql`INSERT INTO ${sql(l.table)} (${sql(l.owner)}, ${sql(l.target)}) VALUES (${ownerId}, ${targetId})
+        ON CONFLICT (${sql(l.owner)}, ${sql(l.target)}) DO NOTHING`
+    const unlink = (l: Link, ownerId: number, targets: Statement.Fragment) =>
+      sql`DELETE FROM ${sql(l.table)} WHERE ${sql(l.owner)} = ${ownerId} AND ${sql(l.target)} IN (${targets})`
     const permissionIds = (p: internal.ParsedPermission) =>
       sql`SELECT id FROM ${T.permission} WHERE app_label = ${p.appLabel} AND codename = ${p.codename}`
 
-    const permSet = (statement: Statement.Statement<unknown>) =>
-      Effect.map(
-        Effect.flatMap(statement, decodePerms),
-        (rows) => new Set(rows.map((row) => `${row.app_label}.${row.codename}`)) as ReadonlySet<string>
+    // grantPermission, revokePermission, grantGroupPermission, revokeGroupPermission: the
+    // permission is checked first, then the owner, as Django's `user_permissions.add` would.
+    const changePermission = <E>(
+      operation: string,
+      l: Link,
+      owner: Effect.Effect<number, E | SqlError | ParseResult.ParseError>,
+      rawPerm: string,
+      change: "grant" | "revoke"
+    ) =>
+      run(
+        operation,
+        Effect.gen(function*() {
+          const p = yield* internal.permission(rawPerm)
+          const ownerId = yield* owner
+          if (change === "revoke") return yield* Effect.asVoid(unlink(l, ownerId, permissionIds(p)))
+          yield* link(l, ownerId, yield* ensurePermission(p))
+        })
       )
 
-    const ifUser = <A, E, R>(rawId: string, none: A, f: (id: number) => Effect.Effect<A, E, R>) =>
-      Effect.flatMap(internal.userId(rawId), Option.match({ onNone: () => Effect.succeed(none), onSome: f }))
-
     const service: UserStore.Service = {
-      findByUsername: (raw) =>
-        run(
-          "findByUsername",
-          Effect.flatMap(internal.username(raw), (name) =>
-            Effect.map(selectUsers(sql`u.username = ${name}`), (users) => Option.fromNullable(users[0])))
-        ),
-      findById: (raw) =>
-        run("findById", ifUser(raw, Option.none<UserStore.StoredUser>(), userById)),
+      findByUsername: (raw) => run("findByUsername", Effect.flatMap(internal.username(raw), userByName)),
+      findById: (raw) => run("findById", ifUser(raw, Option.none<UserStore.StoredUser>(), userById)),
       create: (raw) =>
         run(
           "create",
@@ -596,9 +652,7 @@ export const make = (
           "addToGroup",
           Effect.gen(function*() {
             const userId = yield* existing(rawId)
-            const groupId = yield* existingGroup(rawGroup)
-            yield* sql`INSERT INTO ${T.userGroups} (user_id, group_id) VALUES (${userId}, ${groupId})
-              ON CONFLICT (user_id, group_id) DO NOTHING`
+            yield* link(links.userGroups, userId, yield* existingGroup(rawGroup))
           })
         ),
       removeFromGroup: (rawId, rawGroup) =>
@@ -607,8 +661,7 @@ export const make = (
           Effect.gen(function*() {
             const name = yield* internal.groupName(rawGroup)
             const userId = yield* existing(rawId)
-            yield* sql`DELETE FROM ${T.userGroups} WHERE user_id = ${userId}
-              AND group_id IN (SELECT id FROM ${T.group} WHERE name = ${name})`
+            yield* unlink(links.userGroups, userId, sql`SELECT id FROM ${T.group} WHERE name = ${name}`)
           })
         ),
       setGroups: (rawId, rawNames) =>
@@ -616,33 +669,26 @@ export const make = (
           "setGroups",
           Effect.gen(function*() {
             const names = internal.sortNames(new Set(yield* internal.groupNames(Array.from(rawNames))))
-            yield* SqlTables.withTransaction(sql, Effect.gen(function*() {
-              const userId = yield* existing(rawId)
-              const ids: Array<number> = []
-              // Sorted, so concurrent mirrors lock the group rows in one order.
-              for (const name of names) ids.push(yield* ensureGroup(name))
-              yield* ids.length === 0
-                ? sql`DELETE FROM ${T.userGroups} WHERE user_id = ${userId}`
-                : sql`DELETE FROM ${T.userGroups} WHERE user_id = ${userId} AND group_id NOT IN ${sql.in(ids)}`
-              for (const groupId of ids) {
-                yield* sql`INSERT INTO ${T.userGroups} (user_id, group_id) VALUES (${userId}, ${groupId})
-                  ON CONFLICT (user_id, group_id) DO NOTHING`
-              }
-            }))
+            yield* SqlTables.withTransaction(
+              sql,
+              Effect.gen(function*() {
+                const userId = yield* existing(rawId)
+                const ids: Array<number> = []
+                // Sorted, so concurrent mirrors lock the group rows in one order.
+                for (const name of names) ids.push(yield* ensureGroup(name))
+                yield* ids.length === 0
+                  ? sql`DELETE FROM ${sql(t.userGroups)} WHERE user_id = ${userId}`
+                  : sql`DELETE FROM ${sql(t.userGroups)} WHERE user_id = ${userId} AND group_id NOT IN ${sql.in(ids)}`
+                for (const groupId of ids) yield* link(links.userGroups, userId, groupId)
+              })
+            )
           })
         ),
       groupsOf: (rawId) =>
         run(
           "groupsOf",
           ifUser(rawId, [] as ReadonlyArray<string>, (id) =>
-            Effect.map(
-              Effect.flatMap(
-                sql`SELECT g.name FROM ${T.group} g JOIN ${T.userGroups} ug ON ug.group_id = g.id
-                  WHERE ug.user_id = ${id}`,
-                decodeNames
-              ),
-              (rows) => internal.sortNames(rows.map((row) => row.name))
-            ))
+            Effect.map(groupNames(id), (rows) => internal.sortNames(rows.map((row) => row.name))))
         ),
       createPermission: (rawPerm, rawName) =>
         run(
@@ -653,64 +699,29 @@ export const make = (
             yield* ensurePermission(p, name)
           })
         ),
-      permissions: () =>
-        run("permissions", permSet(sql`SELECT app_label, codename FROM ${T.permission}`)),
+      permissions: () => run("permissions", permSet(sql`SELECT app_label, codename FROM ${T.permission}`)),
       grantPermission: (rawId, rawPerm) =>
-        run(
-          "grantPermission",
-          Effect.gen(function*() {
-            const p = yield* internal.permission(rawPerm)
-            const userId = yield* existing(rawId)
-            const permId = yield* ensurePermission(p)
-            yield* sql`INSERT INTO ${T.userPermissions} (user_id, permission_id) VALUES (${userId}, ${permId})
-              ON CONFLICT (user_id, permission_id) DO NOTHING`
-          })
-        ),
+        changePermission("grantPermission", links.userPermissions, existing(rawId), rawPerm, "grant"),
       revokePermission: (rawId, rawPerm) =>
-        run(
-          "revokePermission",
-          Effect.gen(function*() {
-            const p = yield* internal.permission(rawPerm)
-            const userId = yield* existing(rawId)
-            yield* sql`DELETE FROM ${T.userPermissions} WHERE user_id = ${userId}
-              AND permission_id IN (${permissionIds(p)})`
-          })
-        ),
+        changePermission("revokePermission", links.userPermissions, existing(rawId), rawPerm, "revoke"),
       grantGroupPermission: (rawGroup, rawPerm) =>
-        run(
-          "grantGroupPermission",
-          Effect.gen(function*() {
-            const p = yield* internal.permission(rawPerm)
-            const groupId = yield* existingGroup(rawGroup)
-            const permId = yield* ensurePermission(p)
-            yield* sql`INSERT INTO ${T.groupPermissions} (group_id, permission_id) VALUES (${groupId}, ${permId})
-              ON CONFLICT (group_id, permission_id) DO NOTHING`
-          })
-        ),
+        changePermission("grantGroupPermission", links.groupPermissions, existingGroup(rawGroup), rawPerm, "grant"),
       revokeGroupPermission: (rawGroup, rawPerm) =>
-        run(
-          "revokeGroupPermission",
-          Effect.gen(function*() {
-            const p = yield* internal.permission(rawPerm)
-            const groupId = yield* existingGroup(rawGroup)
-            yield* sql`DELETE FROM ${T.groupPermissions} WHERE group_id = ${groupId}
-              AND permission_id IN (${permissionIds(p)})`
-          })
-        ),
+        changePermission("revokeGroupPermission", links.groupPermissions, existingGroup(rawGroup), rawPerm, "revoke"),
       userPermissions: (rawId) =>
         run(
           "userPermissions",
           ifUser(rawId, new Set<string>() as ReadonlySet<string>, (id) =>
             permSet(sql`SELECT p.app_label, p.codename FROM ${T.permission} p
-              JOIN ${T.userPermissions} up ON up.permission_id = p.id WHERE up.user_id = ${id}`))
+              JOIN ${sql(t.userPermissions)} up ON up.permission_id = p.id WHERE up.user_id = ${id}`))
         ),
       groupPermissions: (rawId) =>
         run(
           "groupPermissions",
           ifUser(rawId, new Set<string>() as ReadonlySet<string>, (id) =>
             permSet(sql`SELECT DISTINCT p.app_label, p.codename FROM ${T.permission} p
-              JOIN ${T.groupPermissions} gp ON gp.permission_id = p.id
-              JOIN ${T.userGroups} ug ON ug.group_id = gp.group_id
+              JOIN ${sql(t.groupPermissions)} gp ON gp.permission_id = p.id
+              JOIN ${sql(t.userGroups)} ug ON ug.group_id = gp.group_id
               WHERE ug.user_id = ${id}`))
         ),
       withPerm: (rawPerm, rawOptions = {}) =>
@@ -721,10 +732,10 @@ export const make = (
             const options = yield* internal.withPermOptions(rawOptions)
             const isActive = options.isActive === undefined ? true : options.isActive
             const holders = [
-              sql`u.id IN (SELECT up.user_id FROM ${T.userPermissions} up
+              sql`u.id IN (SELECT up.user_id FROM ${sql(t.userPermissions)} up
                 WHERE up.permission_id IN (${permissionIds(p)}))`,
-              sql`u.id IN (SELECT ug.user_id FROM ${T.userGroups} ug
-                JOIN ${T.groupPermissions} gp ON gp.group_id = ug.group_id
+              sql`u.id IN (SELECT ug.user_id FROM ${sql(t.userGroups)} ug
+                JOIN ${sql(t.groupPermissions)} gp ON gp.group_id = ug.group_id
                 WHERE gp.permission_id IN (${permissionIds(p)}))`,
               ...(options.includeSuperusers ?? true ? [sql`u.is_superuser = ${bool(true)}`] : [])
             ]
@@ -784,7 +795,9 @@ const layerOnDriver = <Driver>(
 // Drivers report some connection problems as defects (better-sqlite3 throws when the file cannot
 // be opened): only while the driver's client is built is any failure a typed "connect" error.
 // Defects in the store itself (migrations, `make`) stay defects.
-const connect = (client: Layer.Layer<SqlClient.SqlClient, unknown>): Layer.Layer<SqlClient.SqlClient, UserStore.UserStoreError> =>
+const connect = (
+  client: Layer.Layer<SqlClient.SqlClient, unknown>
+): Layer.Layer<SqlClient.SqlClient, UserStore.UserStoreError> =>
   Layer.catchAllCause(client, (cause) =>
     Cause.isInterruptedOnly(cause)
       ? Layer.failCause(cause as Cause.Cause<never>)
