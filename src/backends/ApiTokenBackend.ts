@@ -273,11 +273,11 @@ export const make = (
     const repo = yield* Repository.make(t.token)
     const store = yield* UserStore.UserStore
     const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
+    const viaRepo = <A>(operation: string, effect: Effect.Effect<A, Repository.RepositoryError>) =>
+      SqlTables.mapStoreErrors((cause) => new ApiTokens.ApiTokenStoreError({ operation, cause }))(effect)
 
     const noMatch = (reason: AuthError.NoMatchReason) => new AuthError.NoMatch({ backend: backendId, reason })
     const transport = (cause: unknown) => new AuthError.TransportError({ backend: backendId, cause })
-    const viaRepo = <A>(operation: string, effect: Effect.Effect<A, Repository.RepositoryError>) =>
-      SqlTables.mapStoreErrors((cause) => transport(new ApiTokens.ApiTokenStoreError({ operation, cause })))(effect)
 
     const findOwner = (userId: string) =>
       store.findById(userId).pipe(
@@ -311,7 +311,7 @@ export const make = (
         const parsed = Token.parse(tokenPrefix, presented)
         if (parsed === undefined) return yield* noMatch("unsupported-credentials")
         const digest = Token.digest(presented)
-        const found = yield* viaRepo("authenticate", repo.findById(parsed.id))
+        const found = yield* viaRepo("authenticate", repo.findById(parsed.id)).pipe(Effect.mapError(transport))
         if (Option.isNone(found)) return yield* noMatch("invalid-credentials")
         const row = found.value
         // the secret first: knowing a token's public id must not reveal whether it is revoked or expired
