@@ -37,7 +37,7 @@ const sweepEvery = 256
  * @since 0.1.0
  * @category constructors
  */
-export const make: Effect.Effect<SessionStore.SessionStore.Service> = Effect.sync(() => {
+export const make: Effect.Effect<SessionStore.Service> = Effect.sync(() => {
   const records = new Map<string, SessionStore.SessionRecord>()
   let writes = 0
   const sweep = (now: number): number => {

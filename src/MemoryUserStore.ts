@@ -71,7 +71,7 @@ const toStored = (row: Row): UserStore.StoredUser => ({
  * @since 0.1.0
  * @category constructors
  */
-export const make: Effect.Effect<UserStore.UserStore.Service> = Effect.sync(() => {
+export const make: Effect.Effect<UserStore.Service> = Effect.sync(() => {
   let nextUserId = 1
   let nextGroupId = 1
   const users = new Map<number, Row>()
@@ -115,7 +115,7 @@ export const make: Effect.Effect<UserStore.UserStore.Service> = Effect.sync(() =
   const usersWith = (predicate: (row: Row) => boolean) =>
     Array.from(users.values()).filter(predicate).sort((a, b) => a.id - b.id).map(toStored)
 
-  const service: UserStore.UserStore.Service = {
+  const service: UserStore.Service = {
     findByUsername: (raw) =>
       Effect.map(internal.username(raw), (name) => {
         const id = byUsername.get(name)

@@ -165,7 +165,7 @@ const parse = (text: string | null, now: number): Option.Option<SessionStore.Ses
  * @since 0.1.0
  * @category constructors
  */
-export const make = (client: RedisClient, options: Options = {}): Effect.Effect<SessionStore.SessionStore.Service> =>
+export const make = (client: RedisClient, options: Options = {}): Effect.Effect<SessionStore.Service> =>
   Effect.sync(() => {
     const prefix = options.keyPrefix ?? "effect-auth:session:"
     const call = <A>(operation: string, f: () => Promise<A>) =>

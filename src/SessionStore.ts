@@ -129,51 +129,37 @@ export class SessionStoreError extends Schema.TaggedError<SessionStoreError>("ef
   }
 }
 
+
 /**
- * The types of the `SessionStore` service.
+ * The operations of a store. `now` is the caller's clock, in epoch milliseconds.
  *
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { SessionStore } from "effect-auth"
+ * import { SessionStore } from "effect-auth"
  *
- * const noop: Pick<SessionStore.SessionStore.Service, "deleteExpired"> = { deleteExpired: () => Effect.succeed(0) }
+ * const count = Effect.flatMap(SessionStore.SessionStore, (store: SessionStore.Service) =>
+ *   store.deleteExpired(Date.now()))
  * ```
  *
  * @since 0.1.0
+ * @category models
  */
-export declare namespace SessionStore {
+export interface Service {
+  /** The record, unless it is missing or `expiresAt <= now`. */
+  readonly get: (key: string, now: number) => Effect.Effect<Option.Option<SessionRecord>, SessionStoreError>
+  /** Inserts or replaces. A record that is already expired is not stored. */
+  readonly set: (key: string, record: SessionRecord, now: number) => Effect.Effect<void, SessionStoreError>
   /**
-   * The operations of a store. `now` is the caller's clock, in epoch milliseconds.
-   *
-   * @example
-   * ```ts
-   * import { Effect } from "effect"
-   * import { SessionStore } from "effect-auth"
-   *
-   * const count = Effect.flatMap(SessionStore.SessionStore, (store: SessionStore.SessionStore.Service) =>
-   *   store.deleteExpired(Date.now()))
-   * ```
-   *
-   * @since 0.1.0
-   * @category models
+   * Replaces the record only while a live one exists, and answers whether one did: refreshing a
+   * session must never bring back one that another instance deleted meanwhile. An already
+   * expired `record` removes the live one.
    */
-  export interface Service {
-    /** The record, unless it is missing or `expiresAt <= now`. */
-    readonly get: (key: string, now: number) => Effect.Effect<Option.Option<SessionRecord>, SessionStoreError>
-    /** Inserts or replaces. A record that is already expired is not stored. */
-    readonly set: (key: string, record: SessionRecord, now: number) => Effect.Effect<void, SessionStoreError>
-    /**
-     * Replaces the record only while a live one exists, and answers whether one did: refreshing a
-     * session must never bring back one that another instance deleted meanwhile. An already
-     * expired `record` removes the live one.
-     */
-    readonly replace: (key: string, record: SessionRecord, now: number) => Effect.Effect<boolean, SessionStoreError>
-    /** Answers whether a record was there. */
-    readonly delete: (key: string) => Effect.Effect<boolean, SessionStoreError>
-    /** Deletes every expired record and answers how many (Redis expires keys itself: 0). */
-    readonly deleteExpired: (now: number) => Effect.Effect<number, SessionStoreError>
-  }
+  readonly replace: (key: string, record: SessionRecord, now: number) => Effect.Effect<boolean, SessionStoreError>
+  /** Answers whether a record was there. */
+  readonly delete: (key: string) => Effect.Effect<boolean, SessionStoreError>
+  /** Deletes every expired record and answers how many (Redis expires keys itself: 0). */
+  readonly deleteExpired: (now: number) => Effect.Effect<number, SessionStoreError>
 }
 
 /**
@@ -190,7 +176,37 @@ export declare namespace SessionStore {
  * @since 0.1.0
  * @category tags
  */
-export class SessionStore extends Context.Tag("effect-auth/SessionStore")<SessionStore, SessionStore.Service>() {}
+export class SessionStore extends Context.Tag("effect-auth/SessionStore")<SessionStore, Service>() {}
+
+/**
+ * The old home of {@link Service}.
+ *
+ * @example
+ * ```ts
+ * import type { SessionStore } from "effect-auth"
+ *
+ * type Old = SessionStore.SessionStore.Service // prefer SessionStore.Service
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ * @deprecated Use `SessionStore.Service`.
+ */
+export declare namespace SessionStore {
+  /**
+   * @deprecated Use `SessionStore.Service`.
+   *
+   * @example
+   * ```ts
+   * import type { SessionStore } from "effect-auth"
+   *
+   * type Old = SessionStore.SessionStore.Service // prefer SessionStore.Service
+   * ```
+   *
+   * @since 0.1.0
+   */
+  export type Service = import("./SessionStore.js").Service
+}
 
 const decodeKey = ParseResult.decodeUnknownEither(SessionKey)
 const decodeRecord = ParseResult.decodeUnknownEither(SessionRecord, { onExcessProperty: "error" })

@@ -199,16 +199,16 @@ const decodeKeys = Schema.decodeUnknown(Schema.Array(Schema.Struct({ session_key
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<SessionStore.SessionStore.Service, AuthConfigError, SqlClient.SqlClient> =>
+): Effect.Effect<SessionStore.Service, AuthConfigError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const t = yield* tables(options)
     const sql = yield* SqlClient.SqlClient
     const table = sql(t.session)
 
-    // Every database failure, row that does not decode, or defect on the way is a SessionStoreError.
+    // Every database failure or row that does not decode is a SessionStoreError; defects stay defects.
     const run = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
       effect.pipe(
-        SqlTables.mapAllErrors(storeError(operation)),
+        SqlTables.mapStoreErrors(storeError(operation)),
         Effect.withSpan(`SessionStore.${operation}`, { captureStackTrace: false })
       )
 

@@ -44,9 +44,9 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
-import * as Schema from "effect/Schema"
 import type { AuthConfigError } from "./AuthError.js"
 import * as SqlTables from "./internal/sqlTables.js"
+import * as Rows from "./internal/sqlUserStore.js"
 import * as internal from "./internal/userStore.js"
 import * as UserStore from "./UserStore.js"
 
@@ -301,65 +301,11 @@ export const migrate = (
 ): Effect.Effect<void, AuthConfigError | UserStore.UserStoreError, SqlClient.SqlClient> =>
   Effect.flatMap(tables(options), (t) => SqlTables.migrate(migrations(t), t.migrations, storeError("migrate")))
 
-// Rows as PostgreSQL (native types) and SQLite (0/1, ISO text) return them.
-const Bool = Schema.Union(
-  Schema.Boolean,
-  Schema.transform(Schema.Literal(0, 1), Schema.Boolean, { strict: true, decode: (n) => n === 1, encode: (b) => (b ? 1 : 0) })
-)
-// SQLite text: ours is ISO 8601 with `Z`; Django writes naive UTC (`2024-05-01 12:00:00.123456`).
-const naiveUtc = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(\.\d{1,3})?\d*$/
-const TimestampText = Schema.transformOrFail(Schema.String, Schema.ValidDateFromSelf, {
-  strict: true,
-  decode: (text, _, ast) => {
-    const naive = naiveUtc.exec(text)
-    const date = new Date(naive ? `${naive[1]}T${naive[2]}${naive[3] ?? ""}Z` : text)
-    return Number.isNaN(date.getTime())
-      ? ParseResult.fail(new ParseResult.Type(ast, text, "not a timestamp"))
-      : ParseResult.succeed(date)
-  },
-  encode: (date) => ParseResult.succeed(date.toISOString())
-})
-const Timestamp = Schema.Union(Schema.ValidDateFromSelf, TimestampText)
-const Id = Schema.Union(Schema.Number, Schema.NumberFromString)
-
-const UserRow = Schema.Struct({
-  id: Id,
-  password: Schema.String,
-  last_login: Schema.NullOr(Timestamp),
-  is_superuser: Bool,
-  username: Schema.String,
-  first_name: Schema.String,
-  last_name: Schema.String,
-  email: Schema.String,
-  is_staff: Bool,
-  is_active: Bool,
-  date_joined: Timestamp
-})
-const decodeUsers = Schema.decodeUnknown(Schema.Array(UserRow))
-
-const toStored = (row: typeof UserRow.Type): UserStore.StoredUser => ({
-  id: String(row.id),
-  username: row.username,
-  passwordHash: Redacted.make(row.password),
-  email: row.email,
-  firstName: row.first_name,
-  lastName: row.last_name,
-  isActive: row.is_active,
-  isStaff: row.is_staff,
-  isSuperuser: row.is_superuser,
-  dateJoined: row.date_joined,
-  lastLogin: Option.fromNullable(row.last_login)
-})
-
-const decodeIds = Schema.decodeUnknown(Schema.Array(Schema.Struct({ id: Id })))
-const decodePerms = Schema.decodeUnknown(Schema.Array(Schema.Struct({ app_label: Schema.String, codename: Schema.String })))
-const decodeNames = Schema.decodeUnknown(Schema.Array(Schema.Struct({ name: Schema.String })))
-
-const isUniqueViolation = (error: SqlError): boolean => {
-  const code = Predicate.hasProperty(error.cause, "code") ? error.cause.code : undefined
-  // PostgreSQL's unique_violation; better-sqlite3's extended result code.
-  return code === "23505" || code === "SQLITE_CONSTRAINT_UNIQUE"
-}
+// The store's own failures pass through `run`; everything else (SqlError, ParseError) is a
+// UserStoreError.
+const isStoreOutcome = (cause: unknown): boolean =>
+  Predicate.isTagged(cause, "InvalidInput") || Predicate.isTagged(cause, "UserNotFound") ||
+  Predicate.isTagged(cause, "GroupNotFound") || Predicate.isTagged(cause, "UserAlreadyExists")
 
 /**
  * Builds the store on the `SqlClient` in context. It does not migrate: see {@link layer} and
@@ -378,138 +324,63 @@ const isUniqueViolation = (error: SqlError): boolean => {
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<UserStore.UserStore.Service, AuthConfigError, SqlClient.SqlClient> =>
+): Effect.Effect<UserStore.Service, AuthConfigError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const t = yield* tables(options)
     const sql = yield* SqlClient.SqlClient
-    const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
-    const bool = (b: boolean): boolean | number => (pg ? b : b ? 1 : 0)
-    const time = (d: Date): string => d.toISOString()
-    const T = {
-      user: sql(t.user),
-      group: sql(t.group),
-      permission: sql(t.permission),
-      userGroups: sql(t.userGroups),
-      userPermissions: sql(t.userPermissions),
-      groupPermissions: sql(t.groupPermissions)
-    }
+    const {
+      bool,
+      ensureGroup,
+      ensurePermission,
+      existing,
+      existingGroup,
+      groupNames,
+      ifUser,
+      link,
+      links,
+      permissionIds,
+      permSet,
+      selectUsers,
+      T,
+      time,
+      unlink,
+      update,
+      userById,
+      userByName
+    } = Rows.make(sql, t)
 
-    // Every failure of the database or of a row's shape, and any defect on the way, is a
-    // UserStoreError: callers (the model backend) turn it into a TransportError.
+    // Every failure of the database or of a row's shape is a UserStoreError: callers (the model
+    // backend) turn it into a TransportError. Defects stay defects: a bug is not an outage.
     const run = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
       effect.pipe(
         Effect.mapError((cause) =>
-          Predicate.isTagged(cause, "InvalidInput") || Predicate.isTagged(cause, "UserNotFound") ||
-            Predicate.isTagged(cause, "GroupNotFound") || Predicate.isTagged(cause, "UserAlreadyExists")
-            ? cause as Exclude<E, SqlError | ParseResult.ParseError>
-            : storeError(operation)(cause)
+          isStoreOutcome(cause) ? cause as Exclude<E, SqlError | ParseResult.ParseError> : storeError(operation)(cause)
         ),
-        Effect.catchAllDefect((defect) => Effect.fail(storeError(operation)(defect))),
         Effect.withSpan(`UserStore.${operation}`)
       )
 
-    const columns = sql.literal(
-      "u.id, u.password, u.last_login, u.is_superuser, u.username, u.first_name, u.last_name, u.email, u.is_staff, u.is_active, u.date_joined"
-    )
-    const selectUsers = (where: Statement.Fragment) =>
-      Effect.map(
-        Effect.flatMap(sql`SELECT ${columns} FROM ${T.user} u WHERE ${where} ORDER BY u.id`, decodeUsers),
-        (rows) => rows.map(toStored)
+    // grantPermission, revokePermission, grantGroupPermission, revokeGroupPermission: the
+    // permission is checked first, then the owner, as Django's `user_permissions.add` would.
+    const changePermission = <E>(
+      operation: string,
+      l: Rows.Link,
+      owner: Effect.Effect<number, E | SqlError | ParseResult.ParseError>,
+      rawPerm: string,
+      change: "grant" | "revoke"
+    ) =>
+      run(
+        operation,
+        Effect.gen(function*() {
+          const p = yield* internal.permission(rawPerm)
+          const ownerId = yield* owner
+          if (change === "revoke") return yield* Effect.asVoid(unlink(l, ownerId, permissionIds(p)))
+          yield* link(l, ownerId, yield* ensurePermission(p))
+        })
       )
 
-    const userById = (id: number) =>
-      Effect.map(selectUsers(sql`u.id = ${id}`), (users) => Option.fromNullable(users[0]))
-
-    // The numeric id of an existing user, or UserNotFound.
-    const existing = (rawId: string) =>
-      Effect.flatMap(internal.userId(rawId), (id) =>
-        Option.isNone(id)
-          ? Effect.fail(new UserStore.UserNotFound({ userId: rawId }))
-          : Effect.flatMap(sql`SELECT id FROM ${T.user} WHERE id = ${id.value}`, decodeIds).pipe(
-            Effect.flatMap((rows) =>
-              rows.length === 0 ? Effect.fail(new UserStore.UserNotFound({ userId: rawId })) : Effect.succeed(id.value)
-            )
-          ))
-
-    // UPDATE ... RETURNING id: no row means no such user.
-    const update = (rawId: string, sets: ReadonlyArray<Statement.Fragment>) =>
-      Effect.flatMap(internal.userId(rawId), (id) =>
-        Option.isNone(id)
-          ? Effect.fail(new UserStore.UserNotFound({ userId: rawId }))
-          : sets.length === 0
-          ? Effect.asVoid(existing(rawId))
-          : Effect.flatMap(
-            sql`UPDATE ${T.user} SET ${sql.csv(sets)} WHERE id = ${id.value} RETURNING id`,
-            decodeIds
-          ).pipe(
-            Effect.flatMap((rows) =>
-              rows.length === 0 ? Effect.fail(new UserStore.UserNotFound({ userId: rawId })) : Effect.void
-            )
-          ))
-
-    const groupId = (name: string) =>
-      Effect.map(
-        Effect.flatMap(sql`SELECT id FROM ${T.group} WHERE name = ${name}`, decodeIds),
-        (rows) => Option.map(Option.fromNullable(rows[0]), (row) => row.id)
-      )
-
-    const existingGroup = (rawName: string) =>
-      Effect.flatMap(internal.groupName(rawName), (name) =>
-        Effect.flatMap(
-          groupId(name),
-          Option.match({
-            onNone: () => Effect.fail(new UserStore.GroupNotFound({ name })),
-            onSome: Effect.succeed
-          })
-        ))
-
-    const ensureGroup = (name: string) =>
-      Effect.zipRight(
-        sql`INSERT INTO ${T.group} (name) VALUES (${name}) ON CONFLICT (name) DO NOTHING`,
-        Effect.flatMap(groupId(name), (id) =>
-          Option.isSome(id)
-            ? Effect.succeed(id.value)
-            : Effect.dieMessage(`group ${name} vanished after its insert`))
-      )
-
-    const ensurePermission = (p: internal.ParsedPermission, name?: string) =>
-      Effect.zipRight(
-        sql`INSERT INTO ${T.permission} (name, app_label, codename)
-          VALUES (${name ?? p.perm}, ${p.appLabel}, ${p.codename})
-          ON CONFLICT (app_label, codename) DO NOTHING`,
-        Effect.flatMap(
-          Effect.flatMap(
-            sql`SELECT id FROM ${T.permission} WHERE app_label = ${p.appLabel} AND codename = ${p.codename}`,
-            decodeIds
-          ),
-          (rows) =>
-            rows[0] === undefined
-              ? Effect.dieMessage(`permission ${p.perm} vanished after its insert`)
-              : Effect.succeed(rows[0].id)
-        )
-      )
-
-    const permissionIds = (p: internal.ParsedPermission) =>
-      sql`SELECT id FROM ${T.permission} WHERE app_label = ${p.appLabel} AND codename = ${p.codename}`
-
-    const permSet = (statement: Statement.Statement<unknown>) =>
-      Effect.map(
-        Effect.flatMap(statement, decodePerms),
-        (rows) => new Set(rows.map((row) => `${row.app_label}.${row.codename}`)) as ReadonlySet<string>
-      )
-
-    const ifUser = <A, E, R>(rawId: string, none: A, f: (id: number) => Effect.Effect<A, E, R>) =>
-      Effect.flatMap(internal.userId(rawId), Option.match({ onNone: () => Effect.succeed(none), onSome: f }))
-
-    const service: UserStore.UserStore.Service = {
-      findByUsername: (raw) =>
-        run(
-          "findByUsername",
-          Effect.flatMap(internal.username(raw), (name) =>
-            Effect.map(selectUsers(sql`u.username = ${name}`), (users) => Option.fromNullable(users[0])))
-        ),
-      findById: (raw) =>
-        run("findById", ifUser(raw, Option.none<UserStore.StoredUser>(), userById)),
+    const service: UserStore.Service = {
+      findByUsername: (raw) => run("findByUsername", Effect.flatMap(internal.username(raw), userByName)),
+      findById: (raw) => run("findById", ifUser(raw, Option.none<UserStore.StoredUser>(), userById)),
       create: (raw) =>
         run(
           "create",
@@ -519,8 +390,8 @@ export const make = (
               VALUES (${u.passwordHash}, NULL, ${bool(u.isSuperuser)}, ${u.username}, ${u.firstName}, ${u.lastName},
                 ${u.email}, ${bool(u.isStaff)}, ${bool(u.isActive)}, ${time(u.dateJoined)})
               RETURNING id`.pipe(
-              Effect.catchIf(isUniqueViolation, () => Effect.fail(new UserStore.UserAlreadyExists({ username: u.username }))),
-              Effect.flatMap(decodeIds),
+              Effect.catchIf(Rows.isUniqueViolation, () => Effect.fail(new UserStore.UserAlreadyExists({ username: u.username }))),
+              Effect.flatMap(Rows.decodeIds),
               Effect.flatMap((rows) =>
                 rows[0] === undefined
                   ? Effect.dieMessage("INSERT ... RETURNING id returned no row")
@@ -555,7 +426,7 @@ export const make = (
               Effect.map(
                 Effect.flatMap(
                   sql`UPDATE ${T.user} SET password = ${to} WHERE id = ${id} AND password = ${from} RETURNING id`,
-                  decodeIds
+                  Rows.decodeIds
                 ),
                 (rows) => rows.length > 0
               ))
@@ -597,9 +468,7 @@ export const make = (
           "addToGroup",
           Effect.gen(function*() {
             const userId = yield* existing(rawId)
-            const groupId = yield* existingGroup(rawGroup)
-            yield* sql`INSERT INTO ${T.userGroups} (user_id, group_id) VALUES (${userId}, ${groupId})
-              ON CONFLICT (user_id, group_id) DO NOTHING`
+            yield* link(links.userGroups, userId, yield* existingGroup(rawGroup))
           })
         ),
       removeFromGroup: (rawId, rawGroup) =>
@@ -608,8 +477,7 @@ export const make = (
           Effect.gen(function*() {
             const name = yield* internal.groupName(rawGroup)
             const userId = yield* existing(rawId)
-            yield* sql`DELETE FROM ${T.userGroups} WHERE user_id = ${userId}
-              AND group_id IN (SELECT id FROM ${T.group} WHERE name = ${name})`
+            yield* unlink(links.userGroups, userId, sql`SELECT id FROM ${T.group} WHERE name = ${name}`)
           })
         ),
       setGroups: (rawId, rawNames) =>
@@ -617,33 +485,26 @@ export const make = (
           "setGroups",
           Effect.gen(function*() {
             const names = internal.sortNames(new Set(yield* internal.groupNames(Array.from(rawNames))))
-            yield* sql.withTransaction(Effect.gen(function*() {
-              const userId = yield* existing(rawId)
-              const ids: Array<number> = []
-              // Sorted, so concurrent mirrors lock the group rows in one order.
-              for (const name of names) ids.push(yield* ensureGroup(name))
-              yield* ids.length === 0
-                ? sql`DELETE FROM ${T.userGroups} WHERE user_id = ${userId}`
-                : sql`DELETE FROM ${T.userGroups} WHERE user_id = ${userId} AND group_id NOT IN ${sql.in(ids)}`
-              for (const groupId of ids) {
-                yield* sql`INSERT INTO ${T.userGroups} (user_id, group_id) VALUES (${userId}, ${groupId})
-                  ON CONFLICT (user_id, group_id) DO NOTHING`
-              }
-            }))
+            yield* SqlTables.withTransaction(
+              sql,
+              Effect.gen(function*() {
+                const userId = yield* existing(rawId)
+                const ids: Array<number> = []
+                // Sorted, so concurrent mirrors lock the group rows in one order.
+                for (const name of names) ids.push(yield* ensureGroup(name))
+                yield* ids.length === 0
+                  ? sql`DELETE FROM ${sql(t.userGroups)} WHERE user_id = ${userId}`
+                  : sql`DELETE FROM ${sql(t.userGroups)} WHERE user_id = ${userId} AND group_id NOT IN ${sql.in(ids)}`
+                for (const groupId of ids) yield* link(links.userGroups, userId, groupId)
+              })
+            )
           })
         ),
       groupsOf: (rawId) =>
         run(
           "groupsOf",
           ifUser(rawId, [] as ReadonlyArray<string>, (id) =>
-            Effect.map(
-              Effect.flatMap(
-                sql`SELECT g.name FROM ${T.group} g JOIN ${T.userGroups} ug ON ug.group_id = g.id
-                  WHERE ug.user_id = ${id}`,
-                decodeNames
-              ),
-              (rows) => internal.sortNames(rows.map((row) => row.name))
-            ))
+            Effect.map(groupNames(id), (rows) => internal.sortNames(rows.map((row) => row.name))))
         ),
       createPermission: (rawPerm, rawName) =>
         run(
@@ -654,64 +515,29 @@ export const make = (
             yield* ensurePermission(p, name)
           })
         ),
-      permissions: () =>
-        run("permissions", permSet(sql`SELECT app_label, codename FROM ${T.permission}`)),
+      permissions: () => run("permissions", permSet(sql`SELECT app_label, codename FROM ${T.permission}`)),
       grantPermission: (rawId, rawPerm) =>
-        run(
-          "grantPermission",
-          Effect.gen(function*() {
-            const p = yield* internal.permission(rawPerm)
-            const userId = yield* existing(rawId)
-            const permId = yield* ensurePermission(p)
-            yield* sql`INSERT INTO ${T.userPermissions} (user_id, permission_id) VALUES (${userId}, ${permId})
-              ON CONFLICT (user_id, permission_id) DO NOTHING`
-          })
-        ),
+        changePermission("grantPermission", links.userPermissions, existing(rawId), rawPerm, "grant"),
       revokePermission: (rawId, rawPerm) =>
-        run(
-          "revokePermission",
-          Effect.gen(function*() {
-            const p = yield* internal.permission(rawPerm)
-            const userId = yield* existing(rawId)
-            yield* sql`DELETE FROM ${T.userPermissions} WHERE user_id = ${userId}
-              AND permission_id IN (${permissionIds(p)})`
-          })
-        ),
+        changePermission("revokePermission", links.userPermissions, existing(rawId), rawPerm, "revoke"),
       grantGroupPermission: (rawGroup, rawPerm) =>
-        run(
-          "grantGroupPermission",
-          Effect.gen(function*() {
-            const p = yield* internal.permission(rawPerm)
-            const groupId = yield* existingGroup(rawGroup)
-            const permId = yield* ensurePermission(p)
-            yield* sql`INSERT INTO ${T.groupPermissions} (group_id, permission_id) VALUES (${groupId}, ${permId})
-              ON CONFLICT (group_id, permission_id) DO NOTHING`
-          })
-        ),
+        changePermission("grantGroupPermission", links.groupPermissions, existingGroup(rawGroup), rawPerm, "grant"),
       revokeGroupPermission: (rawGroup, rawPerm) =>
-        run(
-          "revokeGroupPermission",
-          Effect.gen(function*() {
-            const p = yield* internal.permission(rawPerm)
-            const groupId = yield* existingGroup(rawGroup)
-            yield* sql`DELETE FROM ${T.groupPermissions} WHERE group_id = ${groupId}
-              AND permission_id IN (${permissionIds(p)})`
-          })
-        ),
+        changePermission("revokeGroupPermission", links.groupPermissions, existingGroup(rawGroup), rawPerm, "revoke"),
       userPermissions: (rawId) =>
         run(
           "userPermissions",
           ifUser(rawId, new Set<string>() as ReadonlySet<string>, (id) =>
             permSet(sql`SELECT p.app_label, p.codename FROM ${T.permission} p
-              JOIN ${T.userPermissions} up ON up.permission_id = p.id WHERE up.user_id = ${id}`))
+              JOIN ${sql(t.userPermissions)} up ON up.permission_id = p.id WHERE up.user_id = ${id}`))
         ),
       groupPermissions: (rawId) =>
         run(
           "groupPermissions",
           ifUser(rawId, new Set<string>() as ReadonlySet<string>, (id) =>
             permSet(sql`SELECT DISTINCT p.app_label, p.codename FROM ${T.permission} p
-              JOIN ${T.groupPermissions} gp ON gp.permission_id = p.id
-              JOIN ${T.userGroups} ug ON ug.group_id = gp.group_id
+              JOIN ${sql(t.groupPermissions)} gp ON gp.permission_id = p.id
+              JOIN ${sql(t.userGroups)} ug ON ug.group_id = gp.group_id
               WHERE ug.user_id = ${id}`))
         ),
       withPerm: (rawPerm, rawOptions = {}) =>
@@ -722,10 +548,10 @@ export const make = (
             const options = yield* internal.withPermOptions(rawOptions)
             const isActive = options.isActive === undefined ? true : options.isActive
             const holders = [
-              sql`u.id IN (SELECT up.user_id FROM ${T.userPermissions} up
+              sql`u.id IN (SELECT up.user_id FROM ${sql(t.userPermissions)} up
                 WHERE up.permission_id IN (${permissionIds(p)}))`,
-              sql`u.id IN (SELECT ug.user_id FROM ${T.userGroups} ug
-                JOIN ${T.groupPermissions} gp ON gp.group_id = ug.group_id
+              sql`u.id IN (SELECT ug.user_id FROM ${sql(t.userGroups)} ug
+                JOIN ${sql(t.groupPermissions)} gp ON gp.group_id = ug.group_id
                 WHERE gp.permission_id IN (${permissionIds(p)}))`,
               ...(options.includeSuperusers ?? true ? [sql`u.is_superuser = ${bool(true)}`] : [])
             ]
@@ -778,23 +604,20 @@ const layerOnDriver = <Driver>(
   Layer.unwrapEffect(
     Effect.map(
       Effect.tryPromise({ try: load, catch: importFailed(module) }),
-      (driver) =>
-        layer(options).pipe(
-          Layer.provideMerge(client(driver)),
-          // Drivers report some connection problems as defects (better-sqlite3 throws when the
-          // file cannot be opened): every failure of building the layer becomes a typed error.
-          Layer.catchAllCause((cause) => {
-            if (Cause.isInterruptedOnly(cause)) return Layer.failCause(cause as Cause.Cause<never>)
-            const error = Option.getOrElse(Cause.failureOption(cause), () => Cause.squash(cause))
-            return Layer.fail(
-              Predicate.isTagged(error, "AuthConfigError") || Predicate.isTagged(error, "UserStoreError")
-                ? error as AuthConfigError | UserStore.UserStoreError
-                : storeError("connect")(error)
-            )
-          })
-        )
+      (driver) => layer(options).pipe(Layer.provideMerge(connect(client(driver))))
     )
   )
+
+// Drivers report some connection problems as defects (better-sqlite3 throws when the file cannot
+// be opened): only while the driver's client is built is any failure a typed "connect" error.
+// Defects in the store itself (migrations, `make`) stay defects.
+const connect = (
+  client: Layer.Layer<SqlClient.SqlClient, unknown>
+): Layer.Layer<SqlClient.SqlClient, UserStore.UserStoreError> =>
+  Layer.catchAllCause(client, (cause) =>
+    Cause.isInterruptedOnly(cause)
+      ? Layer.failCause(cause as Cause.Cause<never>)
+      : Layer.fail(storeError("connect")(Option.getOrElse(Cause.failureOption(cause), () => Cause.squash(cause)))))
 
 /**
  * The store on SQLite through `@effect/sql-sqlite-node` (imported only when this layer is

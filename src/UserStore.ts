@@ -90,7 +90,7 @@ export interface Group {
 }
 
 /**
- * What {@link UserStore.Service.create} takes. Absent fields take Django's defaults: an unusable
+ * What {@link Service.create} takes. Absent fields take Django's defaults: an unusable
  * password, empty names and email, active, neither staff nor superuser, joined now.
  *
  * @example
@@ -118,7 +118,7 @@ export interface CreateUser {
 }
 
 /**
- * The flags {@link UserStore.Service.setFlags} changes; absent flags stay as they are.
+ * The flags {@link Service.setFlags} changes; absent flags stay as they are.
  *
  * @example
  * ```ts
@@ -137,7 +137,7 @@ export interface Flags {
 }
 
 /**
- * The profile fields {@link UserStore.Service.updateProfile} changes; absent fields stay as they are.
+ * The profile fields {@link Service.updateProfile} changes; absent fields stay as they are.
  *
  * @example
  * ```ts
@@ -156,7 +156,7 @@ export interface Profile {
 }
 
 /**
- * Options of {@link UserStore.Service.withPerm}, Django's `with_perm`.
+ * Options of {@link Service.withPerm}, Django's `with_perm`.
  *
  * @example
  * ```ts
@@ -303,6 +303,79 @@ export class UserStoreError extends Schema.TaggedError<UserStoreError>("effect-a
 export type CommonError = InvalidInput | UserStoreError
 
 /**
+ * What a store offers. Queries about an unknown user id answer "nothing" (none, empty);
+ * changes to an unknown user fail with {@link UserNotFound}.
+ *
+ * @example
+ * ```ts
+ * import type { Effect } from "effect"
+ * import { MemoryUserStore } from "effect-auth"
+ * import type { UserStore } from "effect-auth"
+ *
+ * const store: Effect.Effect<UserStore.Service> = MemoryUserStore.make
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** NFKC-normalises `username`, then matches exactly. */
+  readonly findByUsername: (username: string) => Effect.Effect<Option.Option<StoredUser>, CommonError>
+  readonly findById: (userId: string) => Effect.Effect<Option.Option<StoredUser>, CommonError>
+  readonly create: (input: CreateUser) => Effect.Effect<StoredUser, UserAlreadyExists | CommonError>
+  readonly setPassword: (
+    userId: string,
+    passwordHash: string | Redacted.Redacted<string>
+  ) => Effect.Effect<void, UserNotFound | CommonError>
+  /**
+   * Replaces the hash only while it still equals `from` (compare-and-set): a login that
+   * upgrades an outdated hash must not undo a password change that happened meanwhile.
+   * Answers whether it replaced it.
+   */
+  readonly upgradePasswordHash: (
+    userId: string,
+    hashes: {
+      readonly from: string | Redacted.Redacted<string>
+      readonly to: string | Redacted.Redacted<string>
+    }
+  ) => Effect.Effect<boolean, CommonError>
+  readonly setFlags: (userId: string, flags: Flags) => Effect.Effect<void, UserNotFound | CommonError>
+  readonly updateProfile: (userId: string, profile: Profile) => Effect.Effect<void, UserNotFound | CommonError>
+  readonly setLastLogin: (userId: string, date: Date) => Effect.Effect<void, UserNotFound | CommonError>
+  /** Creates the group unless it exists (get-or-create, safe under concurrency); returns it. */
+  readonly createGroup: (name: string) => Effect.Effect<Group, CommonError>
+  readonly addToGroup: (userId: string, group: string) => Effect.Effect<void, UserNotFound | GroupNotFound | CommonError>
+  /** Removing a membership that does not exist is not an error. */
+  readonly removeFromGroup: (userId: string, group: string) => Effect.Effect<void, UserNotFound | CommonError>
+  /** Makes the user's groups exactly `names`, creating missing groups (mirroring a directory). */
+  readonly setGroups: (userId: string, names: Iterable<string>) => Effect.Effect<void, UserNotFound | CommonError>
+  /** Group names, sorted by code unit. */
+  readonly groupsOf: (userId: string) => Effect.Effect<ReadonlyArray<string>, CommonError>
+  /** Registers a permission (get-or-create); `name` is the human-readable label. */
+  readonly createPermission: (perm: string, name?: string) => Effect.Effect<void, CommonError>
+  /** Every permission the store knows: registered or ever granted. */
+  readonly permissions: () => Effect.Effect<ReadonlySet<string>, CommonError>
+  /** Grants (registering the permission if needed); granting twice is not an error. */
+  readonly grantPermission: (userId: string, perm: string) => Effect.Effect<void, UserNotFound | CommonError>
+  readonly revokePermission: (userId: string, perm: string) => Effect.Effect<void, UserNotFound | CommonError>
+  readonly grantGroupPermission: (group: string, perm: string) => Effect.Effect<void, GroupNotFound | CommonError>
+  readonly revokeGroupPermission: (group: string, perm: string) => Effect.Effect<void, GroupNotFound | CommonError>
+  /** Permissions granted to the user directly. */
+  readonly userPermissions: (userId: string) => Effect.Effect<ReadonlySet<string>, CommonError>
+  /** Permissions the user holds through its groups. */
+  readonly groupPermissions: (userId: string) => Effect.Effect<ReadonlySet<string>, CommonError>
+  /**
+   * Django's `UserManager.with_perm`: users holding `perm` directly or through a group, plus
+   * superusers unless `includeSuperusers: false`, filtered on `isActive` (default `true`).
+   * Sorted by id. Unlike Django, a permission the store has never seen still yields the
+   * superusers: they hold every permission, as `hasPerm` says.
+   */
+  readonly withPerm: (perm: string, options?: WithPermOptions) => Effect.Effect<ReadonlyArray<StoredUser>, CommonError>
+  /** Every user, sorted by id. */
+  readonly list: () => Effect.Effect<ReadonlyArray<StoredUser>, CommonError>
+}
+
+/**
  * The user store service.
  *
  * @example
@@ -321,95 +394,38 @@ export type CommonError = InvalidInput | UserStoreError
  * @since 0.1.0
  * @category tags
  */
-export class UserStore extends Context.Tag("effect-auth/UserStore")<UserStore, UserStore.Service>() {}
+export class UserStore extends Context.Tag("effect-auth/UserStore")<UserStore, Service>() {}
 
 /**
+ * The old home of {@link Service}.
+ *
  * @example
  * ```ts
- * import { Effect } from "effect"
  * import type { UserStore } from "effect-auth"
  *
- * const findAll = (store: UserStore.UserStore.Service, ids: ReadonlyArray<string>) =>
- *   Effect.forEach(ids, (id) => store.findById(id))
+ * type Old = UserStore.UserStore.Service // prefer UserStore.Service
  * ```
  *
  * @since 0.1.0
  * @category models
+ * @deprecated Use `UserStore.Service`.
  */
 export declare namespace UserStore {
   /**
-   * What a store offers. Queries about an unknown user id answer "nothing" (none, empty);
-   * changes to an unknown user fail with {@link UserNotFound}.
+   * @deprecated Use `UserStore.Service`.
    *
    * @example
    * ```ts
-   * import type { Effect } from "effect"
-   * import { MemoryUserStore } from "effect-auth"
    * import type { UserStore } from "effect-auth"
    *
-   * const store: Effect.Effect<UserStore.UserStore.Service> = MemoryUserStore.make
+   * type Old = UserStore.UserStore.Service // prefer UserStore.Service
    * ```
    *
    * @since 0.1.0
-   * @category models
    */
-  export interface Service {
-    /** NFKC-normalises `username`, then matches exactly. */
-    readonly findByUsername: (username: string) => Effect.Effect<Option.Option<StoredUser>, CommonError>
-    readonly findById: (userId: string) => Effect.Effect<Option.Option<StoredUser>, CommonError>
-    readonly create: (input: CreateUser) => Effect.Effect<StoredUser, UserAlreadyExists | CommonError>
-    readonly setPassword: (
-      userId: string,
-      passwordHash: string | Redacted.Redacted<string>
-    ) => Effect.Effect<void, UserNotFound | CommonError>
-    /**
-     * Replaces the hash only while it still equals `from` (compare-and-set): a login that
-     * upgrades an outdated hash must not undo a password change that happened meanwhile.
-     * Answers whether it replaced it.
-     */
-    readonly upgradePasswordHash: (
-      userId: string,
-      hashes: {
-        readonly from: string | Redacted.Redacted<string>
-        readonly to: string | Redacted.Redacted<string>
-      }
-    ) => Effect.Effect<boolean, CommonError>
-    readonly setFlags: (userId: string, flags: Flags) => Effect.Effect<void, UserNotFound | CommonError>
-    readonly updateProfile: (userId: string, profile: Profile) => Effect.Effect<void, UserNotFound | CommonError>
-    readonly setLastLogin: (userId: string, date: Date) => Effect.Effect<void, UserNotFound | CommonError>
-    /** Creates the group unless it exists (get-or-create, safe under concurrency); returns it. */
-    readonly createGroup: (name: string) => Effect.Effect<Group, CommonError>
-    readonly addToGroup: (userId: string, group: string) => Effect.Effect<void, UserNotFound | GroupNotFound | CommonError>
-    /** Removing a membership that does not exist is not an error. */
-    readonly removeFromGroup: (userId: string, group: string) => Effect.Effect<void, UserNotFound | CommonError>
-    /** Makes the user's groups exactly `names`, creating missing groups (mirroring a directory). */
-    readonly setGroups: (userId: string, names: Iterable<string>) => Effect.Effect<void, UserNotFound | CommonError>
-    /** Group names, sorted by code unit. */
-    readonly groupsOf: (userId: string) => Effect.Effect<ReadonlyArray<string>, CommonError>
-    /** Registers a permission (get-or-create); `name` is the human-readable label. */
-    readonly createPermission: (perm: string, name?: string) => Effect.Effect<void, CommonError>
-    /** Every permission the store knows: registered or ever granted. */
-    readonly permissions: () => Effect.Effect<ReadonlySet<string>, CommonError>
-    /** Grants (registering the permission if needed); granting twice is not an error. */
-    readonly grantPermission: (userId: string, perm: string) => Effect.Effect<void, UserNotFound | CommonError>
-    readonly revokePermission: (userId: string, perm: string) => Effect.Effect<void, UserNotFound | CommonError>
-    readonly grantGroupPermission: (group: string, perm: string) => Effect.Effect<void, GroupNotFound | CommonError>
-    readonly revokeGroupPermission: (group: string, perm: string) => Effect.Effect<void, GroupNotFound | CommonError>
-    /** Permissions granted to the user directly. */
-    readonly userPermissions: (userId: string) => Effect.Effect<ReadonlySet<string>, CommonError>
-    /** Permissions the user holds through its groups. */
-    readonly groupPermissions: (userId: string) => Effect.Effect<ReadonlySet<string>, CommonError>
-    /**
-     * Django's `UserManager.with_perm`: users holding `perm` directly or through a group, plus
-     * superusers unless `includeSuperusers: false`, filtered on `isActive` (default `true`).
-     * Sorted by id. Unlike Django, a permission the store has never seen still yields the
-     * superusers: they hold every permission, as `hasPerm` says.
-     */
-    readonly withPerm: (perm: string, options?: WithPermOptions) => Effect.Effect<ReadonlyArray<StoredUser>, CommonError>
-    /** Every user, sorted by id. */
-    readonly list: () => Effect.Effect<ReadonlyArray<StoredUser>, CommonError>
-  }
+  export type Service = import("./UserStore.js").Service
 }
+
 
 // Django counts `max_length` in code points (Python `len`), not UTF-16 units; NUL is refused
 // because PostgreSQL cannot store it in text.

@@ -41,6 +41,17 @@ export * as AuthEvents from "./AuthEvents.js"
 /**
  * @example
  * ```ts
+ * import { ApiTokens } from "effect-auth"
+ * ```
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export * as ApiTokens from "./ApiTokens.js"
+
+/**
+ * @example
+ * ```ts
  * import { ApiTokenBackend } from "effect-auth"
  * ```
  *

@@ -1,5 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -12,6 +15,7 @@ import { createHash } from "node:crypto"
 import * as AuthError from "../src/AuthError.js"
 import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
+import * as ApiTokens from "../src/ApiTokens.js"
 import * as ApiTokenBackend from "../src/backends/ApiTokenBackend.js"
 import * as SqlUserStore from "../src/SqlUserStore.js"
 import * as TestBackend from "../src/testing/TestBackend.js"
@@ -24,10 +28,10 @@ const url = Postgres.databaseUrl
 // The token table's name, which differs per layer on PostgreSQL.
 class TokenTable extends Context.Tag("test/ApiTokenBackend/TokenTable")<TokenTable, string>() {}
 
-type Env = ApiTokenBackend.ApiTokenBackend | ApiTokenBackend.ApiTokens | UserStore.UserStore | SqlClient.SqlClient | TokenTable
+type Env = ApiTokenBackend.ApiTokenBackend | ApiTokens.ApiTokens | UserStore.UserStore | SqlClient.SqlClient | TokenTable
 
 const tableLayer = (prefix: string | undefined) =>
-  Layer.effect(TokenTable, Effect.map(Effect.orDie(ApiTokenBackend.tables({ tablePrefix: prefix })), (t) => t.token))
+  Layer.effect(TokenTable, Effect.map(Effect.orDie(ApiTokens.tables({ tablePrefix: prefix })), (t) => t.token))
 
 const sqliteEnv = (options: ApiTokenBackend.Options = {}): Layer.Layer<Env, unknown> =>
   Layer.merge(ApiTokenBackend.layer(options), tableLayer(options.tablePrefix)).pipe(
@@ -37,7 +41,7 @@ const sqliteEnv = (options: ApiTokenBackend.Options = {}): Layer.Layer<Env, unkn
 const uniquePrefix = () => Postgres.uniquePrefix("at_pg")
 
 const dropTables = (prefix: string) =>
-  Effect.flatMap(Effect.orDie(ApiTokenBackend.tables({ tablePrefix: prefix })), (tokens) =>
+  Effect.flatMap(Effect.orDie(ApiTokens.tables({ tablePrefix: prefix })), (tokens) =>
     Effect.flatMap(Postgres.userStoreTables(prefix), (users) =>
       Postgres.dropTables([tokens.token, tokens.migrations, ...users])))
 
@@ -69,8 +73,8 @@ const expectNoMatch = (exit: Exit.Exit<unknown, unknown>, reason: AuthError.NoMa
 const seedUser = (username = "alice", fields: Partial<UserStore.CreateUser> = {}) =>
   Effect.flatMap(UserStore.UserStore, (store) => store.create({ ...fields, username }))
 
-const newToken = (input: Partial<ApiTokenBackend.CreateToken> & { readonly userId: string }) =>
-  Effect.flatMap(ApiTokenBackend.ApiTokens, (tokens) => tokens.create({ name: "test", ...input }))
+const newToken = (input: Partial<ApiTokens.CreateToken> & { readonly userId: string }) =>
+  Effect.flatMap(ApiTokens.ApiTokens, (tokens) => tokens.create({ name: "test", ...input }))
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 
@@ -173,7 +177,7 @@ const suite = (name: string, env: (options?: ApiTokenBackend.Options) => Layer.L
 
     it.effect("a revoked token is NoMatch(invalid-credentials); revoke is idempotent and scoped to its owner", () =>
       Effect.gen(function*() {
-        const tokens = yield* ApiTokenBackend.ApiTokens
+        const tokens = yield* ApiTokens.ApiTokens
         const alice = yield* seedUser()
         const bob = yield* seedUser("bob")
         const first = yield* newToken({ userId: alice.id, name: "first" })
@@ -220,7 +224,7 @@ const suite = (name: string, env: (options?: ApiTokenBackend.Options) => Layer.L
 
     it.effect("lastUsedAt is written on use, at most once per interval", () =>
       Effect.gen(function*() {
-        const tokens = yield* ApiTokenBackend.ApiTokens
+        const tokens = yield* ApiTokens.ApiTokens
         yield* TestClock.setTime(Date.parse("2030-01-01T00:00:00Z"))
         const alice = yield* seedUser()
         const { info, token } = yield* newToken({ userId: alice.id })
@@ -239,7 +243,7 @@ const suite = (name: string, env: (options?: ApiTokenBackend.Options) => Layer.L
 
     it.effect("with lastUsedInterval 0 every use is written", () =>
       Effect.gen(function*() {
-        const tokens = yield* ApiTokenBackend.ApiTokens
+        const tokens = yield* ApiTokens.ApiTokens
         yield* TestClock.setTime(Date.parse("2030-01-01T00:00:00Z"))
         const alice = yield* seedUser()
         const { info, token } = yield* newToken({ userId: alice.id })
@@ -252,7 +256,7 @@ const suite = (name: string, env: (options?: ApiTokenBackend.Options) => Layer.L
 
     it.effect("create checks its input and the owner", () =>
       Effect.gen(function*() {
-        const tokens = yield* ApiTokenBackend.ApiTokens
+        const tokens = yield* ApiTokens.ApiTokens
         const alice = yield* seedUser()
         expect(failureTag(yield* Effect.exit(tokens.create({ userId: "424242", name: "x" })))).toBe("UserNotFound")
         expect(failureTag(yield* Effect.exit(tokens.create({ userId: alice.id, name: "" })))).toBe("InvalidInput")
@@ -283,7 +287,7 @@ const suite = (name: string, env: (options?: ApiTokenBackend.Options) => Layer.L
         const exit = yield* Effect.exit(authenticate(token))
         expect(failureTag(exit)).toBe("TransportError")
         expect(JSON.stringify(exit)).not.toContain(Redacted.value(token).slice(12))
-        const tokens = yield* ApiTokenBackend.ApiTokens
+        const tokens = yield* ApiTokens.ApiTokens
         expect(failureTag(yield* Effect.exit(tokens.list(alice.id)))).toBe("ApiTokenStoreError")
       }).pipe(Effect.provide(env())))
 
@@ -351,6 +355,64 @@ describe("ApiTokenBackend on SQLite: tables and configuration", () => {
     }))
 })
 
+describe("ApiTokens on its own, and ApiTokenBackend.layerConfig", () => {
+  it.effect("ApiTokens.layer manages tokens without the backend; ApiTokenBackend on the same tables accepts them", () =>
+    Effect.gen(function*() {
+      const alice = yield* seedUser()
+      const tokens = yield* ApiTokens.ApiTokens
+      const { info, token } = yield* tokens.create({ userId: alice.id, name: "cli" })
+      expect(Option.map(yield* tokens.get(info.id), (t) => t.name)).toEqual(Option.some("cli"))
+      const backend = yield* ApiTokenBackend.make()
+      expect((yield* backend.authenticate(creds(token), undefined)).id).toBe(alice.id)
+      yield* tokens.revoke(info.id)
+      expectNoMatch(yield* Effect.exit(backend.authenticate(creds(token), undefined)), "invalid-credentials")
+    }).pipe(Effect.provide(ApiTokens.layer().pipe(Layer.provideMerge(SqlUserStore.layerSqlite({ filename: ":memory:" }))))))
+
+  it.effect("the old names in ApiTokenBackend are the ApiTokens module's", () =>
+    Effect.sync(() => {
+      expect(ApiTokenBackend.ApiTokens).toBe(ApiTokens.ApiTokens)
+      expect(ApiTokenBackend.ApiTokenStoreError).toBe(ApiTokens.ApiTokenStoreError)
+      expect(ApiTokenBackend.tables).toBe(ApiTokens.tables)
+    }))
+
+  it.effect("layerConfig reads the token prefix and the last-use interval from Config", () =>
+    Effect.gen(function*() {
+      const alice = yield* seedUser()
+      const { token } = yield* newToken({ userId: alice.id })
+      expect(Redacted.value(token)).toMatch(/^shop_[A-Za-z0-9]{8}_/)
+      expect((yield* authenticate(token)).id).toBe(alice.id)
+      expect((yield* ApiTokenBackend.ApiTokenBackend).id).toBe("tokens")
+    }).pipe(
+      Effect.provide(
+        ApiTokenBackend.layerConfig({
+          id: Config.string("API_TOKEN_BACKEND_ID"),
+          tokenPrefix: Config.string("API_TOKEN_PREFIX"),
+          lastUsedInterval: Config.duration("API_TOKEN_LAST_USED_INTERVAL")
+        }).pipe(Layer.provideMerge(SqlUserStore.layerSqlite({ filename: ":memory:" })))
+      ),
+      Effect.withConfigProvider(
+        ConfigProvider.fromMap(
+          new Map([
+            ["API_TOKEN_BACKEND_ID", "tokens"],
+            ["API_TOKEN_PREFIX", "shop"],
+            ["API_TOKEN_LAST_USED_INTERVAL", "5 minutes"]
+          ])
+        )
+      )
+    ))
+
+  it.effect("layerConfig: a missing or malformed value is a ConfigError when the layer is built", () =>
+    Effect.gen(function*() {
+      const layer = ApiTokenBackend.layerConfig({ lastUsedInterval: Config.duration("API_TOKEN_LAST_USED_INTERVAL") }).pipe(
+        Layer.provide(SqlUserStore.layerSqlite({ filename: ":memory:" }))
+      )
+      const build = (entries: ReadonlyArray<readonly [string, string]>) =>
+        Effect.flip(Effect.withConfigProvider(Layer.build(layer).pipe(Effect.scoped), ConfigProvider.fromMap(new Map(entries))))
+      expect(ConfigError.isConfigError(yield* build([]))).toBe(true)
+      expect(ConfigError.isConfigError(yield* build([["API_TOKEN_LAST_USED_INTERVAL", "every now and then"]]))).toBe(true)
+    }))
+})
+
 describe.skipIf(Postgres.missing)("ApiTokenBackend on PostgreSQL: a database that goes away", () => {
   it.live("is a TransportError for authenticate and an ApiTokenStoreError for the service, not a defect", () =>
     Effect.gen(function*() {
@@ -364,7 +426,7 @@ describe.skipIf(Postgres.missing)("ApiTokenBackend on PostgreSQL: a database tha
         scope
       )
       const store = Context.get(ctx, UserStore.UserStore)
-      const tokens = Context.get(ctx, ApiTokenBackend.ApiTokens)
+      const tokens = Context.get(ctx, ApiTokens.ApiTokens)
       const backend = Context.get(ctx, ApiTokenBackend.ApiTokenBackend)
       const alice = yield* store.create({ username: "alice" })
       const { info, token } = yield* tokens.create({ userId: alice.id, name: "t" })

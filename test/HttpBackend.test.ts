@@ -1,6 +1,6 @@
-import { FetchHttpClient, HttpClientRequest } from "@effect/platform"
+import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Fiber, Layer, Option, Redacted, Schema, TestClock } from "effect"
+import { Cause, Config, ConfigError, ConfigProvider, Effect, Exit, Fiber, Layer, Option, Redacted, Schema, TestClock } from "effect"
 import * as HttpBackend from "../src/backends/HttpBackend.js"
 import { AuthError, AuthEvents, AuthService, Credentials } from "../src/index.js"
 import type { User } from "../src/index.js"
@@ -416,5 +416,38 @@ describe("HttpBackend.getUser", () => {
       expect(peer.count()).toBe(3)
       yield* backend.getUser("1")
       expect(peer.count()).toBe(4)
+    }))
+})
+
+describe("HttpBackend.layerConfig", () => {
+  // the service's own API key is a secret: read it redacted, and add it to every request
+  const layer = HttpBackend.layerConfig({
+    id: Config.string("USERS_BACKEND_ID"),
+    baseUrl: Config.string("USERS_URL"),
+    user: Config.succeed(UserFromBody),
+    timeout: Config.duration("USERS_TIMEOUT"),
+    transformClient: Config.map(Config.redacted("USERS_API_KEY"), (key) => (client: HttpClient.HttpClient) =>
+      HttpClient.mapRequest(client, HttpClientRequest.setHeader("x-api-key", Redacted.value(key))))
+  }).pipe(Layer.provide(FetchHttpClient.layer))
+  const provider = (url: string, entries: ReadonlyArray<readonly [string, string]> = [["USERS_TIMEOUT", "3 seconds"]]) =>
+    ConfigProvider.fromMap(
+      new Map([["USERS_BACKEND_ID", "users"], ["USERS_URL", url], ["USERS_API_KEY", "service-key-1"], ...entries])
+    )
+
+  it.scoped("reads the base URL, the timeout and a redacted API key from Config", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer()
+      const backend = yield* HttpBackend.HttpBackend.pipe(Effect.provide(layer), Effect.withConfigProvider(provider(peer.url)))
+      expect(backend.id).toBe("users")
+      expect(yield* backend.authenticate(login("alice"), undefined)).toEqual(alice)
+      expect(peer.requests[0]?.headers["x-api-key"]).toBe("service-key-1")
+    }))
+
+  it.effect("a missing or malformed value fails the layer with a ConfigError", () =>
+    Effect.gen(function*() {
+      const build = (entries: ReadonlyArray<readonly [string, string]>) =>
+        Effect.flip(Effect.withConfigProvider(Layer.build(layer).pipe(Effect.scoped), provider("http://127.0.0.1:1", entries)))
+      expect(ConfigError.isConfigError(yield* build([]))).toBe(true)
+      expect(ConfigError.isConfigError(yield* build([["USERS_TIMEOUT", "soon"]]))).toBe(true)
     }))
 })

@@ -1,6 +1,6 @@
 import { FetchHttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Option, Redacted, Schema, TestClock } from "effect"
+import { Cause, Config, ConfigError, ConfigProvider, Effect, Exit, Layer, Option, Redacted, Schema, TestClock } from "effect"
 import { base64url, exportJWK, exportSPKI, generateKeyPair, type JWK, type JWTPayload, SignJWT } from "jose"
 import * as JwtBackend from "../src/backends/JwtBackend.js"
 import { AuthError, Credentials } from "../src/index.js"
@@ -530,5 +530,46 @@ describe("JwtBackend: static keys, secrets, hooks and configuration", () => {
           .sign(rsaA.privateKey)
       )
       expect(yield* backend.authenticate(token(at), undefined)).toEqual(alice)
+    }))
+})
+
+describe("JwtBackend.layerConfig", () => {
+  const layer = JwtBackend.layerConfig({
+    keys: { secret: Config.redacted("JWT_SECRET") },
+    algorithms: Config.succeed(["HS256"] as const),
+    issuer: Config.string("JWT_ISSUER"),
+    audience: Config.string("JWT_AUDIENCE"),
+    claims: Config.succeed(UserFromClaims)
+  })
+  const provider = (secret: string | undefined) =>
+    ConfigProvider.fromMap(
+      new Map([
+        ...(secret === undefined ? [] : [["JWT_SECRET", secret] as const]),
+        ["JWT_ISSUER", ISSUER],
+        ["JWT_AUDIENCE", AUDIENCE]
+      ])
+    )
+
+  it.effect("reads a redacted HMAC secret, the issuer and the audience from Config", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(NOW)
+      const secret = "c".repeat(32)
+      const backend = yield* JwtBackend.JwtBackend.pipe(Effect.provide(layer), Effect.withConfigProvider(provider(secret)))
+      const raw = yield* Effect.promise(() => mint({ alg: "HS256", key: new TextEncoder().encode(secret), kid: undefined }))
+      expect(yield* backend.authenticate(token(raw), undefined)).toEqual(alice)
+      const wrongIssuer = yield* Effect.promise(() =>
+        mint({ alg: "HS256", key: new TextEncoder().encode(secret), kid: undefined, iss: "https://other.test/" })
+      )
+      expect(failureOf(yield* attempt(backend, wrongIssuer))).toEqual(invalid)
+    }))
+
+  it.effect("a missing secret is a ConfigError; a short one an AuthConfigError that does not show it", () =>
+    Effect.gen(function*() {
+      const build = (secret: string | undefined) =>
+        Effect.flip(Effect.withConfigProvider(Layer.build(layer).pipe(Effect.scoped), provider(secret)))
+      expect(ConfigError.isConfigError(yield* build(undefined))).toBe(true)
+      const short = yield* build("tiny-secret-value")
+      expect(short).toBeInstanceOf(AuthError.AuthConfigError)
+      expect(JSON.stringify(short) + String(short)).not.toContain("tiny-secret-value")
     }))
 })

@@ -1,4 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -267,7 +270,7 @@ describe("ModelBackend", () => {
       // A store whose lookup returns the user as it was, then sees the password change.
       const racing = Layer.effect(
         UserStore.UserStore,
-        Effect.map(MemoryUserStore.make, (real): UserStore.UserStore.Service => ({
+        Effect.map(MemoryUserStore.make, (real): UserStore.Service => ({
           ...real,
           findByUsername: (name) =>
             Effect.tap(real.findByUsername(name), (found) =>
@@ -439,4 +442,43 @@ describe("ModelBackend", () => {
         })
       }))
   })
+})
+
+describe("ModelBackend.layerConfig", () => {
+  const layer = ModelBackend.layerConfig({
+    id: Config.string("AUTH_MODEL_ID"),
+    allowInactive: Config.boolean("AUTH_ALLOW_INACTIVE"),
+    policy: { timeout: Config.duration("AUTH_MODEL_TIMEOUT") }
+  }).pipe(Layer.provideMerge(MemoryUserStore.layer), Layer.provideMerge(countingHasher().layer))
+
+  it.effect("reads the id, allowInactive and the policy's timeout from Config", () =>
+    Effect.gen(function*() {
+      yield* seed("carol", "pw", { isActive: false })
+      const backend = yield* ModelBackend.ModelBackend
+      expect(backend.id).toBe("local")
+      // allowInactive: true lets an inactive user in
+      expect((yield* backend.authenticate({ username: "carol", password: pw("pw") }, undefined)).username).toBe("carol")
+    }).pipe(
+      Effect.provide(layer),
+      Effect.withConfigProvider(
+        ConfigProvider.fromMap(
+          new Map([["AUTH_MODEL_ID", "local"], ["AUTH_ALLOW_INACTIVE", "true"], ["AUTH_MODEL_TIMEOUT", "2 seconds"]])
+        )
+      )
+    ))
+
+  it.effect("a missing or malformed value fails the layer with a ConfigError", () =>
+    Effect.gen(function*() {
+      const build = (entries: ReadonlyArray<readonly [string, string]>) =>
+        Effect.flip(
+          Effect.withConfigProvider(Layer.build(layer).pipe(Effect.scoped), ConfigProvider.fromMap(new Map(entries)))
+        )
+      expect(ConfigError.isConfigError(yield* build([["AUTH_MODEL_ID", "local"], ["AUTH_MODEL_TIMEOUT", "2 seconds"]])))
+        .toBe(true)
+      expect(
+        ConfigError.isConfigError(
+          yield* build([["AUTH_MODEL_ID", "local"], ["AUTH_ALLOW_INACTIVE", "maybe"], ["AUTH_MODEL_TIMEOUT", "2 seconds"]])
+        )
+      ).toBe(true)
+    }))
 })

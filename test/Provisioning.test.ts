@@ -274,7 +274,7 @@ const countingCreates = (counts: { attempts: number; conflicts: number }, lookup
           counts.attempts++
           return store.create(input)
         }).pipe(Effect.tapErrorTag("UserAlreadyExists", () => Effect.sync(() => void counts.conflicts++)))
-      } satisfies UserStore.UserStore.Service
+      } satisfies UserStore.Service
     })
   )
 

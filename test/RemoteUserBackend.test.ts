@@ -1,5 +1,8 @@
 // RemoteUserBackend and the remote-user header over real HTTP.
 import { describe, expect, it } from "@effect/vitest"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -226,7 +229,7 @@ describe("RemoteUserBackend", () => {
     }).pipe(Effect.provide(layer())))
 
   it.effect("a store that cannot answer is a TransportError", () => {
-    const broken = Layer.succeed(UserStore.UserStore, new Proxy({} as UserStore.UserStore.Service, {
+    const broken = Layer.succeed(UserStore.UserStore, new Proxy({} as UserStore.Service, {
       get: () => () => Effect.fail(new UserStore.UserStoreError({ operation: "x", cause: "down" }))
     }))
     return Effect.gen(function*() {
@@ -236,4 +239,35 @@ describe("RemoteUserBackend", () => {
       expect((yield* Effect.flip(backend.getUser("1")))._tag).toBe("TransportError")
     }).pipe(Effect.provide(broken))
   })
+})
+
+describe("RemoteUserBackend.layerConfig", () => {
+  const layer = RemoteUserBackend.layerConfig({
+    id: Config.string("REMOTE_USER_ID"),
+    createUnknownUser: Config.boolean("REMOTE_USER_CREATE")
+  }).pipe(Layer.provideMerge(MemoryUserStore.layer))
+
+  it.effect("reads the id and createUnknownUser from Config", () =>
+    Effect.gen(function*() {
+      const backend = yield* RemoteUserBackend.RemoteUserBackend
+      expect(backend.id).toBe("proxy")
+      // createUnknownUser: false, so an unknown user is no match and nobody is created
+      const error = yield* Effect.flip(backend.authenticate(RemoteUserBackend.trusted("dave"), undefined))
+      expect(error._tag).toBe("NoMatch")
+      expect(Option.isNone(yield* Effect.flatMap(UserStore.UserStore, (s) => s.findByUsername("dave")))).toBe(true)
+    }).pipe(
+      Effect.provide(layer),
+      Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["REMOTE_USER_ID", "proxy"], ["REMOTE_USER_CREATE", "false"]])))
+    ))
+
+  it.effect("a malformed value fails the layer with a ConfigError", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Effect.withConfigProvider(
+          Layer.build(layer).pipe(Effect.scoped),
+          ConfigProvider.fromMap(new Map([["REMOTE_USER_ID", "proxy"], ["REMOTE_USER_CREATE", "sometimes"]]))
+        )
+      )
+      expect(ConfigError.isConfigError(error)).toBe(true)
+    }))
 })

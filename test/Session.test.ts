@@ -73,7 +73,7 @@ const recordingStore = () => {
   const keys: Array<string> = []
   const layer = Layer.effect(
     SessionStore.SessionStore,
-    Effect.map(MemorySessionStore.make, (store): SessionStore.SessionStore.Service => ({
+    Effect.map(MemorySessionStore.make, (store): SessionStore.Service => ({
       ...store,
       set: (key, record, now) => {
         keys.push(key)

@@ -82,6 +82,27 @@ describe("SqlSessionStore on SQLite", () => {
       expect(error._tag).toBe("AuthConfigError")
     }))
 
+  it.live("a bug is a defect, not a SessionStoreError (which HTTP reports as 503)", () =>
+    Effect.gen(function*() {
+      const filename = join(dir, "bug.db")
+      yield* Effect.flatMap(SessionStore.SessionStore, (s) => s.set("k", record(), record().createdAt)).pipe(
+        Effect.provide(SqlSessionStore.layer().pipe(Layer.provide(SqliteClient.layer({ filename }))))
+      )
+      // a row transform that throws stands for any bug between the driver and the store's caller
+      const buggy = SqliteClient.layer({
+        filename,
+        transformResultNames: () => {
+          throw new Error("a bug in a row transform")
+        }
+      })
+      const exit = yield* Effect.exit(
+        Effect.flatMap(SessionStore.SessionStore, (s) => s.get("k", record().createdAt)).pipe(
+          Effect.provide(SqlSessionStore.layer({ migrate: false }).pipe(Layer.provide(buggy)))
+        )
+      )
+      expect(Exit.isFailure(exit) && exit.cause._tag === "Die").toBe(true)
+    }))
+
   it.live("a closed database is a SessionStoreError, not a defect", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()

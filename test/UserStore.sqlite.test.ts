@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
+import { SqliteClient } from "@effect/sql-sqlite-node"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
@@ -105,6 +106,27 @@ describe("SqlUserStore on SQLite", () => {
         Effect.provide(UserStore.UserStore, SqlUserStore.layerSqlite({ filename: ":memory:", tablePrefix: "x; drop" }))
       )
       expect(error._tag).toBe("AuthConfigError")
+    }))
+
+  it.effect("a bug is a defect, not a UserStoreError (which HTTP reports as 503)", () =>
+    Effect.gen(function*() {
+      const filename = join(dir, "bug.db")
+      yield* Effect.flatMap(UserStore.UserStore, (s) => s.create({ username: "alice" })).pipe(
+        Effect.provide(SqlUserStore.layerSqlite({ filename }))
+      )
+      // a row transform that throws stands for any bug between the driver and the store's caller
+      const buggy = SqliteClient.layer({
+        filename,
+        transformResultNames: () => {
+          throw new Error("a bug in a row transform")
+        }
+      })
+      const exit = yield* Effect.exit(
+        Effect.flatMap(UserStore.UserStore, (s) => s.findByUsername("alice")).pipe(
+          Effect.provide(SqlUserStore.layer({ migrate: false }).pipe(Layer.provide(buggy)))
+        )
+      )
+      expect(failureTag(exit)).toBe("defect")
     }))
 
   it.effect("a closed database is a UserStoreError, not a defect", () =>

@@ -45,6 +45,8 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import type * as Arr from "effect/Array"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -506,3 +508,37 @@ export const layer: {
   (options: DefaultOptions): Layer.Layer<HttpBackend, AuthError.AuthConfigError, HttpClient.HttpClient>
   <C>(options: Options<C>): Layer.Layer<HttpBackend, AuthError.AuthConfigError, HttpClient.HttpClient>
 } = (options: DefaultOptions | Options<any>) => Layer.scoped(HttpBackend, makeWith(options))
+
+/**
+ * {@link layer} with its options read from `Config`. As with every `Config.Config.Wrap`, each
+ * field is a `Config`: values that do not come from the environment (the user Schema, functions)
+ * are `Config.succeed(...)`. A missing or malformed value fails the layer with a `ConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { NodeHttpClient } from "@effect/platform-node"
+ * import { Config, Layer } from "effect"
+ * import { User } from "effect-auth"
+ * import * as HttpBackend from "effect-auth/backends/HttpBackend"
+ *
+ * const HttpBackendLive = HttpBackend.layerConfig({
+ *   baseUrl: Config.string("USERS_SERVICE_URL"),
+ *   user: Config.succeed(User.BaseUserSchema),
+ *   timeout: Config.duration("USERS_SERVICE_TIMEOUT").pipe(Config.withDefault("2 seconds"))
+ * }).pipe(Layer.provide(NodeHttpClient.layerUndici))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: {
+  (
+    config: Config.Config.Wrap<DefaultOptions>
+  ): Layer.Layer<HttpBackend, ConfigError.ConfigError | AuthError.AuthConfigError, HttpClient.HttpClient>
+  <C>(
+    config: Config.Config.Wrap<Options<C>>
+  ): Layer.Layer<HttpBackend, ConfigError.ConfigError | AuthError.AuthConfigError, HttpClient.HttpClient>
+} = (config: Config.Config.Wrap<DefaultOptions | Options<any>>) =>
+  Layer.unwrapEffect(
+    Effect.map(Config.unwrap(config as Config.Config.Wrap<DefaultOptions>), (options) => layer(options))
+  )

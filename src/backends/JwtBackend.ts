@@ -45,6 +45,8 @@
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as Arr from "effect/Array"
 import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -498,3 +500,41 @@ export const layer: {
   (options: Options<StaticKeys | SecretKey>): Layer.Layer<JwtBackend, AuthError.AuthConfigError>
 } = (options: Options): Layer.Layer<JwtBackend, AuthError.AuthConfigError> =>
   Layer.effect(JwtBackend, makeWith(options))
+
+/**
+ * {@link layer} with its options read from `Config`; read an HMAC secret with `Config.redacted`.
+ * As with every `Config.Config.Wrap`, each field is a `Config`: values that do not come from the
+ * environment (the claims Schema, functions) are `Config.succeed(...)`. A missing or malformed
+ * value fails the layer with a `ConfigError`; a secret that is too short, with an
+ * `AuthConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { User } from "effect-auth"
+ * import * as JwtBackend from "effect-auth/backends/JwtBackend"
+ *
+ * const JwtLive = JwtBackend.layerConfig({
+ *   keys: { secret: Config.redacted("JWT_SECRET") },
+ *   algorithms: Config.succeed(["HS256"] as const),
+ *   issuer: Config.string("JWT_ISSUER"),
+ *   audience: Config.string("JWT_AUDIENCE"),
+ *   claims: Config.succeed(User.BaseUserSchema)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: {
+  (
+    config: Config.Config.Wrap<Options<RemoteKeys>>
+  ): Layer.Layer<JwtBackend, ConfigError.ConfigError | AuthError.AuthConfigError, HttpClient.HttpClient>
+  (config: Config.Config.Wrap<Options<SecretKey>>): Layer.Layer<JwtBackend, ConfigError.ConfigError | AuthError.AuthConfigError>
+  (config: Config.Config.Wrap<Options<StaticKeys>>): Layer.Layer<JwtBackend, ConfigError.ConfigError | AuthError.AuthConfigError>
+} = (
+  config: Config.Config.Wrap<Options<RemoteKeys>> | Config.Config.Wrap<Options<SecretKey>> | Config.Config.Wrap<Options<StaticKeys>>
+): Layer.Layer<JwtBackend, ConfigError.ConfigError | AuthError.AuthConfigError> =>
+  Layer.unwrapEffect(
+    Effect.map(Config.unwrap(config as Config.Config.Wrap<Options<SecretKey>>), (options) => layer(options))
+  )

@@ -34,6 +34,8 @@
  *
  * @since 0.1.0
  */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -263,3 +265,26 @@ export const layer = (
   options: Options = {}
 ): Layer.Layer<ModelBackend, never, UserStore.UserStore | PasswordHasher.PasswordHasher> =>
   Layer.effect(ModelBackend, make(options))
+
+/**
+ * {@link layer} with its options read from `Config` (any field may be a `Config`). A missing or
+ * malformed value fails the layer with a `ConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import * as ModelBackend from "effect-auth/backends/ModelBackend"
+ *
+ * const ModelBackendLive = ModelBackend.layerConfig({
+ *   allowInactive: Config.boolean("AUTH_ALLOW_INACTIVE").pipe(Config.withDefault(false)),
+ *   policy: { timeout: Config.duration("AUTH_MODEL_TIMEOUT").pipe(Config.withDefault("2 seconds")) }
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<Options>
+): Layer.Layer<ModelBackend, ConfigError.ConfigError, UserStore.UserStore | PasswordHasher.PasswordHasher> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))

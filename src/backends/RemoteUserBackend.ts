@@ -37,6 +37,8 @@
  *
  * @since 0.1.0
  */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -284,3 +286,25 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, UserS
  */
 export const layer = (options: Options = {}): Layer.Layer<RemoteUserBackend, never, UserStore.UserStore> =>
   Layer.effect(RemoteUserBackend, make(options))
+
+/**
+ * {@link layer} with its options read from `Config` (any field may be a `Config`). A missing or
+ * malformed value fails the layer with a `ConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import * as RemoteUserBackend from "effect-auth/backends/RemoteUserBackend"
+ *
+ * const RemoteUserLive = RemoteUserBackend.layerConfig({
+ *   createUnknownUser: Config.boolean("REMOTE_USER_CREATE").pipe(Config.withDefault(true))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<Options>
+): Layer.Layer<RemoteUserBackend, ConfigError.ConfigError, UserStore.UserStore> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))

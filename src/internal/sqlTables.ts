@@ -3,8 +3,9 @@
 // the same way.
 import * as Migrator from "@effect/sql/Migrator"
 import type * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { AuthConfigError } from "../AuthError.js"
 
 /** @internal */
@@ -43,17 +44,34 @@ export const resolve = <T extends object>(
 }
 
 /**
- * Every failure and every defect of `effect` as `onError(cause)`: a store's database problems
- * are its typed error, never a defect.
+ * Every failure of `effect` (a `SqlError`, a row that does not decode) as `onError(cause)`.
+ * Defects stay defects: a bug in this library must not report itself as "store unavailable".
  *
  * @internal
  */
-export const mapAllErrors = <E2>(onError: (cause: unknown) => E2) =>
-<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E2, R> =>
-  effect.pipe(
-    Effect.mapError(onError),
-    Effect.catchAllDefect((defect) => Effect.fail(onError(defect)))
-  )
+export const mapStoreErrors = <E2>(onError: (cause: unknown) => E2) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E2, R> => Effect.mapError(effect, onError)
+
+// @effect/sql-sqlite-node 0.53 prepares `BEGIN` outside its `Effect.try`, so on a closed database
+// better-sqlite3's TypeError escapes as a defect. It is the driver reporting an unusable
+// connection, not a bug of ours: that one error is made the SqlError the driver should have raised.
+const isClosedSqlite = (defect: unknown): boolean =>
+  defect instanceof TypeError && defect.message === "The database connection is not open"
+
+/**
+ * `sql.withTransaction(effect)`, where a driver that cannot begin the transaction fails with a
+ * `SqlError` instead of dying. Other defects stay defects.
+ *
+ * @internal
+ */
+export const withTransaction = <A, E, R>(
+  sql: SqlClient.SqlClient,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E | SqlError, R> =>
+  Effect.catchSomeDefect(sql.withTransaction(effect), (defect) =>
+    isClosedSqlite(defect)
+      ? Option.some(Effect.fail(new SqlError({ cause: defect, message: "Failed to begin transaction" })))
+      : Option.none())
 
 /**
  * Runs `migrations` with their own bookkeeping `table`; failures are `onError(cause)`.
@@ -66,7 +84,11 @@ export const migrate = <E>(
   onError: (cause: unknown) => E
 ): Effect.Effect<void, E, SqlClient.SqlClient> =>
   Migrator.make({})({ loader: Migrator.fromRecord(migrations), table }).pipe(
-    // The Migrator turns a failing migration into a defect; it is a database problem here.
-    mapAllErrors(onError),
+    Effect.mapError(onError),
+    // The Migrator turns a failing migration into a defect (a MigrationError wrapping the
+    // SqlError): that one is a database problem; any other defect stays one.
+    Effect.catchSomeDefect((defect) =>
+      defect instanceof Migrator.MigrationError ? Option.some(Effect.fail(onError(defect))) : Option.none()
+    ),
     Effect.asVoid
   )

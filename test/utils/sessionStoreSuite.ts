@@ -38,7 +38,7 @@ export const expectStoreErrors = (exits: ReadonlyArray<Exit.Exit<unknown, { read
 
 export const sessionStoreSuite = (name: string, options: SessionStoreSuiteOptions) =>
   describe.skipIf(options.skip === true)(`SessionStore suite: ${name}`, () => {
-    const withStore = <A, E>(f: (store: SessionStore.SessionStore.Service) => Effect.Effect<A, E>) =>
+    const withStore = <A, E>(f: (store: SessionStore.Service) => Effect.Effect<A, E>) =>
       Effect.flatMap(SessionStore.SessionStore, f).pipe(Effect.provide(options.layer()))
 
     it.live("stores a record and reads it back", () =>

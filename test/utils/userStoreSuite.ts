@@ -30,7 +30,7 @@ const hash = "pbkdf2_sha256$1200000$abcdefghijklmnopqrstuv$000000000000000000000
 
 export const userStoreSuite = (name: string, options: UserStoreSuiteOptions) =>
   describe.skipIf(options.skip === true)(`UserStore suite: ${name}`, () => {
-    const withStore = <A, E>(f: (store: UserStore.UserStore.Service) => Effect.Effect<A, E>) =>
+    const withStore = <A, E>(f: (store: UserStore.Service) => Effect.Effect<A, E>) =>
       Effect.flatMap(UserStore.UserStore, f).pipe(Effect.provide(options.layer()))
 
     describe("create and find", () => {
@@ -503,7 +503,7 @@ export const userStoreSuite = (name: string, options: UserStoreSuiteOptions) =>
     })
 
     describe("withPerm (Django's with_perm)", () => {
-      const fixture = (store: UserStore.UserStore.Service) =>
+      const fixture = (store: UserStore.Service) =>
         Effect.gen(function*() {
           const direct = yield* store.create({ username: "direct" })
           const viaGroup = yield* store.create({ username: "via-group" })

@@ -1,0 +1,246 @@
+// The SQL user store's rows and statements: how Django's tables are read (decoded by Schema) and
+// written, on SQLite and PostgreSQL. `SqlUserStore.make` adds input decoding, errors and spans.
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as SqlSchema from "@effect/sql/SqlSchema"
+import type * as Statement from "@effect/sql/Statement"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+import type { Tables } from "../SqlUserStore.js"
+import * as UserStore from "../UserStore.js"
+import * as internal from "./userStore.js"
+
+// Rows as PostgreSQL (native types) and SQLite (0/1, ISO text) return them.
+const Bool = Schema.Union(
+  Schema.Boolean,
+  Schema.transform(Schema.Literal(0, 1), Schema.Boolean, { strict: true, decode: (n) => n === 1, encode: (b) => (b ? 1 : 0) })
+)
+// SQLite text: ours is ISO 8601 with `Z`; Django writes naive UTC (`2024-05-01 12:00:00.123456`).
+const naiveUtc = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(\.\d{1,3})?\d*$/
+const TimestampText = Schema.transformOrFail(Schema.String, Schema.ValidDateFromSelf, {
+  strict: true,
+  decode: (text, _, ast) => {
+    const naive = naiveUtc.exec(text)
+    const date = new Date(naive ? `${naive[1]}T${naive[2]}${naive[3] ?? ""}Z` : text)
+    return Number.isNaN(date.getTime())
+      ? ParseResult.fail(new ParseResult.Type(ast, text, "not a timestamp"))
+      : ParseResult.succeed(date)
+  },
+  encode: (date) => ParseResult.succeed(date.toISOString())
+})
+const Timestamp = Schema.Union(Schema.ValidDateFromSelf, TimestampText)
+const Id = Schema.Union(Schema.Number, Schema.NumberFromString)
+// A row id as the store's string ids (`"7"`, whether the driver answered 7 or "7").
+const IdString = Schema.transform(Id, Schema.String, { strict: true, decode: (n) => String(n), encode: Number })
+
+// A row of the user table as a StoredUser: Django's column names, the store's field names.
+const column = <S extends Schema.Schema.Any>(schema: S, key: string) =>
+  Schema.propertySignature(schema).pipe(Schema.fromKey(key))
+const StoredUserRow = Schema.Struct({
+  id: IdString,
+  passwordHash: column(Schema.Redacted(Schema.String), "password"),
+  lastLogin: column(Schema.OptionFromNullOr(Timestamp), "last_login"),
+  isSuperuser: column(Bool, "is_superuser"),
+  username: Schema.String,
+  firstName: column(Schema.String, "first_name"),
+  lastName: column(Schema.String, "last_name"),
+  email: Schema.String,
+  isStaff: column(Bool, "is_staff"),
+  isActive: column(Bool, "is_active"),
+  dateJoined: column(Timestamp, "date_joined")
+})
+const decodeUsers = Schema.decodeUnknown(Schema.Array(StoredUserRow))
+
+const IdRow = Schema.Struct({ id: Id })
+/** @internal */
+export const decodeIds = Schema.decodeUnknown(Schema.Array(IdRow))
+// `app_label.codename`, as the store's permission strings.
+const PermissionRow = Schema.transform(
+  Schema.Struct({ app_label: Schema.String, codename: Schema.String }),
+  Schema.String,
+  {
+    strict: true,
+    decode: (row) => `${row.app_label}.${row.codename}`,
+    encode: (perm) => {
+      const dot = perm.indexOf(".")
+      return { app_label: perm.slice(0, dot), codename: perm.slice(dot + 1) }
+    }
+  }
+)
+const NameRow = Schema.Struct({ name: Schema.String })
+
+/** @internal */
+export const isUniqueViolation = (error: SqlError): boolean => {
+  const code = Predicate.hasProperty(error.cause, "code") ? error.cause.code : undefined
+  // PostgreSQL's unique_violation; better-sqlite3's extended result code.
+  return code === "23505" || code === "SQLITE_CONSTRAINT_UNIQUE"
+}
+
+/** A table linking an owner (user or group) to a target (group or permission). @internal */
+export interface Link {
+  readonly table: string
+  readonly owner: "user_id" | "group_id"
+  readonly target: "group_id" | "permission_id"
+}
+
+/** The statements of one store, on its tables. @internal */
+export const make = (sql: SqlClient.SqlClient, t: Tables) => {
+  const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
+  const bool = (b: boolean): boolean | number => (pg ? b : b ? 1 : 0)
+  const time = (d: Date): string => d.toISOString()
+  const T = {
+    user: sql(t.user),
+    group: sql(t.group),
+    permission: sql(t.permission)
+  }
+
+  // --- reads, decoded by Schema
+
+  const columns = sql.literal(
+    "u.id, u.password, u.last_login, u.is_superuser, u.username, u.first_name, u.last_name, u.email, u.is_staff, u.is_active, u.date_joined"
+  )
+  const selectUsers = (where: Statement.Fragment) =>
+    Effect.flatMap(sql`SELECT ${columns} FROM ${T.user} u WHERE ${where} ORDER BY u.id`, decodeUsers)
+  const userById = SqlSchema.findOne({
+    Request: Schema.Number,
+    Result: StoredUserRow,
+    execute: (id) => sql`SELECT ${columns} FROM ${T.user} u WHERE u.id = ${id}`
+  })
+  const userByName = SqlSchema.findOne({
+    Request: Schema.String,
+    Result: StoredUserRow,
+    execute: (name) => sql`SELECT ${columns} FROM ${T.user} u WHERE u.username = ${name}`
+  })
+  const userExists = SqlSchema.findOne({
+    Request: Schema.Number,
+    Result: IdRow,
+    execute: (id) => sql`SELECT id FROM ${T.user} WHERE id = ${id}`
+  })
+  const groupId = SqlSchema.findOne({
+    Request: Schema.String,
+    Result: IdRow,
+    execute: (name) => sql`SELECT id FROM ${T.group} WHERE name = ${name}`
+  })
+  const permissionId = SqlSchema.findOne({
+    Request: PermissionRow,
+    Result: IdRow,
+    execute: (p) => sql`SELECT id FROM ${T.permission} WHERE app_label = ${p.app_label} AND codename = ${p.codename}`
+  })
+  const groupNames = SqlSchema.findAll({
+    Request: Schema.Number,
+    Result: NameRow,
+    execute: (id) =>
+      sql`SELECT g.name FROM ${T.group} g JOIN ${sql(t.userGroups)} ug ON ug.group_id = g.id WHERE ug.user_id = ${id}`
+  })
+  const permSet = (statement: Statement.Statement<unknown>) =>
+    Effect.map(
+      Effect.flatMap(statement, Schema.decodeUnknown(Schema.Array(PermissionRow))),
+      (perms) => new Set(perms) as ReadonlySet<string>
+    )
+
+  // --- users and groups that must exist
+
+  // The numeric id of an existing user, or UserNotFound.
+  const existing = (rawId: string) =>
+    Effect.flatMap(internal.userId(rawId), (id) =>
+      Option.isNone(id)
+        ? Effect.fail(new UserStore.UserNotFound({ userId: rawId }))
+        : Effect.flatMap(userExists(id.value), (row) =>
+          Option.isNone(row) ? Effect.fail(new UserStore.UserNotFound({ userId: rawId })) : Effect.succeed(id.value)))
+
+  // Queries about an id that cannot name a user answer `none`.
+  const ifUser = <A, E, R>(rawId: string, none: A, f: (id: number) => Effect.Effect<A, E, R>) =>
+    Effect.flatMap(internal.userId(rawId), Option.match({ onNone: () => Effect.succeed(none), onSome: f }))
+
+  // UPDATE ... RETURNING id: no row means no such user.
+  const update = (rawId: string, sets: ReadonlyArray<Statement.Fragment>) =>
+    Effect.flatMap(internal.userId(rawId), (id) =>
+      Option.isNone(id)
+        ? Effect.fail(new UserStore.UserNotFound({ userId: rawId }))
+        : sets.length === 0
+        ? Effect.asVoid(existing(rawId))
+        : Effect.flatMap(
+          sql`UPDATE ${T.user} SET ${sql.csv(sets)} WHERE id = ${id.value} RETURNING id`,
+          decodeIds
+        ).pipe(
+          Effect.flatMap((rows) =>
+            rows.length === 0 ? Effect.fail(new UserStore.UserNotFound({ userId: rawId })) : Effect.void
+          )
+        ))
+
+  const existingGroup = (rawName: string) =>
+    Effect.flatMap(internal.groupName(rawName), (name) =>
+      Effect.flatMap(
+        groupId(name),
+        Option.match({
+          onNone: () => Effect.fail(new UserStore.GroupNotFound({ name })),
+          onSome: (row) => Effect.succeed(row.id)
+        })
+      ))
+
+  // INSERT ... ON CONFLICT DO NOTHING, then the row's id: concurrent creators agree on one row.
+  const ensure = (
+    what: string,
+    insert: Statement.Statement<unknown>,
+    find: Effect.Effect<Option.Option<{ readonly id: number }>, SqlError | ParseResult.ParseError>
+  ) =>
+    Effect.zipRight(
+      insert,
+      Effect.flatMap(find, (row) =>
+        Option.isSome(row) ? Effect.succeed(row.value.id) : Effect.dieMessage(`${what} vanished after its insert`))
+    )
+  const ensureGroup = (name: string) =>
+    ensure(
+      `group ${name}`,
+      sql`INSERT INTO ${T.group} (name) VALUES (${name}) ON CONFLICT (name) DO NOTHING`,
+      groupId(name)
+    )
+  const ensurePermission = (p: internal.ParsedPermission, name?: string) =>
+    ensure(
+      `permission ${p.perm}`,
+      sql`INSERT INTO ${T.permission} (name, app_label, codename)
+        VALUES (${name ?? p.perm}, ${p.appLabel}, ${p.codename})
+        ON CONFLICT (app_label, codename) DO NOTHING`,
+      permissionId(p.perm)
+    )
+
+  // --- the link tables: one path for memberships and for user and group permissions
+
+  const links = {
+    userGroups: { table: t.userGroups, owner: "user_id", target: "group_id" },
+    userPermissions: { table: t.userPermissions, owner: "user_id", target: "permission_id" },
+    groupPermissions: { table: t.groupPermissions, owner: "group_id", target: "permission_id" }
+  } as const satisfies Record<string, Link>
+
+  const link = (l: Link, ownerId: number, targetId: number) =>
+    sql`INSERT INTO ${sql(l.table)} (${sql(l.owner)}, ${sql(l.target)}) VALUES (${ownerId}, ${targetId})
+      ON CONFLICT (${sql(l.owner)}, ${sql(l.target)}) DO NOTHING`
+  const unlink = (l: Link, ownerId: number, targets: Statement.Fragment) =>
+    sql`DELETE FROM ${sql(l.table)} WHERE ${sql(l.owner)} = ${ownerId} AND ${sql(l.target)} IN (${targets})`
+  const permissionIds = (p: internal.ParsedPermission) =>
+    sql`SELECT id FROM ${T.permission} WHERE app_label = ${p.appLabel} AND codename = ${p.codename}`
+
+  return {
+    bool,
+    time,
+    T,
+    selectUsers,
+    userById,
+    userByName,
+    groupNames,
+    permSet,
+    existing,
+    ifUser,
+    update,
+    existingGroup,
+    ensureGroup,
+    ensurePermission,
+    links,
+    link,
+    unlink,
+    permissionIds
+  }
+}
