@@ -151,6 +151,7 @@ type StoreError =
   | UserStore.UserAlreadyExists
   | UserStore.UserNotFound
   | PasswordHasher.HashError
+  | PasswordHasher.HasherBusy
 
 // The store's messages are Schema issue trees; the leaf says what is wrong.
 const leafOf = (message: string): string => {
@@ -168,6 +169,8 @@ const describe = (error: StoreError): string => {
       return "the user was deleted meanwhile"
     case "HashError":
       return "could not hash the password"
+    case "HasherBusy":
+      return error.message
     case "UserStoreError":
       return error.message
   }
