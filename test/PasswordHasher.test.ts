@@ -642,7 +642,7 @@ describe("load shedding: a bounded wait queue in front of the hasher", () => {
       const hasher = yield* withOptions({ concurrency: 1, maxWaiting: 1, pbkdf2: { iterations: 20_000 } })
       const results = yield* Effect.forEach(
         Array.from({ length: 12 }),
-        (_, i) => Effect.either(i % 2 === 0 ? hasher.hash(pw("pw")) : hasher.verify(pw("pw"), null)),
+        (_, i) => Effect.either(i % 2 === 0 ? Effect.asVoid(hasher.hash(pw("pw"))) : Effect.asVoid(hasher.verify(pw("pw"), null))),
         { concurrency: "unbounded" }
       )
       const busy = results.filter(Either.isLeft).map((e) => e.left)
