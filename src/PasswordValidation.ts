@@ -79,7 +79,8 @@ export class InvalidPassword extends Schema.TaggedError<InvalidPassword>("effect
 
 /**
  * The user a password is for, as far as the validators look at it (Django reads these
- * attributes off the user model). A `UserStore.StoredUser` is one.
+ * attributes off the user model). A `UserStore.StoredUser` is one; an {@link Attribute} of your
+ * own is read from the same object by its key.
  *
  * @example
  * ```ts
@@ -96,7 +97,6 @@ export interface UserAttributes {
   readonly firstName?: string | undefined
   readonly lastName?: string | undefined
   readonly email?: string | undefined
-  readonly [attribute: string]: unknown
 }
 
 /**
@@ -266,7 +266,8 @@ export const userAttributeSimilarity = (
         const lower = Redacted.value(password).toLowerCase()
         const length = codePoints(lower).length
         for (const attribute of attributes) {
-          const value = user[attribute.key]
+          // Other attributes (see Attribute) are read by name, as Django's getattr does.
+          const value = (user as Readonly<Record<string, unknown>>)[attribute.key]
           if (typeof value !== "string" || value === "") continue
           const valueLower = value.toLowerCase()
           for (const part of [...valueLower.split(NON_WORD), valueLower]) {
