@@ -9,7 +9,10 @@
  * a wrong password on an outdated hash of the preferred algorithm pays the missing work.
  *
  * Hashing runs on Node's thread pool, never on the event loop, and at most `concurrency` hashes
- * run at once, so a flood of logins queues instead of starving every other request.
+ * run at once, so a flood of logins queues instead of starving every other request. The queue is
+ * bounded too: past `concurrency + maxWaiting` hashes in flight, `hash` and `verify` fail at once
+ * with {@link HasherBusy} (load shedding), which `ModelBackend` reports as a `TransportError`
+ * and the HTTP layer as 503 with `Retry-After`.
  *
  * @example
  * ```ts
@@ -41,6 +44,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { HasherFailure } from "./internal/hashers/common.js"
 import { randomString } from "./internal/hashers/common.js"
+import { makeAdmission } from "./internal/hashers/admission.js"
 import { MAX_ITERATIONS } from "./internal/hashers/pbkdf2.js"
 import * as Registry from "./internal/hashers/registry.js"
 
@@ -123,6 +127,36 @@ export class HashError extends Schema.TaggedError<HashError>("effect-auth/HashEr
 }
 
 /**
+ * Too many hashes are in flight (`concurrency` running and `maxWaiting` queued): the call was
+ * refused at once, without hashing, so that a flood of logins is answered quickly (HTTP 503 with
+ * `Retry-After`) instead of queueing for minutes. It says nothing about the password.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { PasswordHasher } from "effect-auth"
+ *
+ * const program = Effect.gen(function*() {
+ *   const hasher = yield* PasswordHasher.PasswordHasher
+ *   return yield* hasher.hash(Redacted.make("correct horse"))
+ * }).pipe(
+ *   Effect.catchTag("HasherBusy", (e) => Effect.fail(`busy: ${e.inFlight} hashes in flight, try again`))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class HasherBusy extends Schema.TaggedError<HasherBusy>("effect-auth/HasherBusy")("HasherBusy", {
+  /** `concurrency + maxWaiting`: the hashes running or waiting when this one was refused. */
+  inFlight: Schema.Number
+}) {
+  override get message(): string {
+    return `the password hasher is busy (${this.inFlight} hashes running or waiting)`
+  }
+}
+
+/**
  * The answer of {@link Service.verify}. `mustUpdate` is only ever `true` together with `valid`:
  * it then asks the caller to store `hash(password)` in place of the old hash (Django calls the
  * `setter`), because the algorithm is not the preferred one or its parameters or salt are
@@ -160,7 +194,7 @@ export interface VerifyResult {
  */
 export interface Service {
   /** Hashes with the preferred hasher and a fresh salt (22 characters of `[a-zA-Z0-9]`; bcrypt: its own 16 bytes). */
-  readonly hash: (password: Redacted.Redacted<string>) => Effect.Effect<string, HashError>
+  readonly hash: (password: Redacted.Redacted<string>) => Effect.Effect<string, HashError | HasherBusy>
   /**
    * Django's `check_password`. A missing password, or a missing, unusable (`!…`) or unknown hash,
    * runs the preferred hasher once on a throwaway value and answers `{ valid: false }`.
@@ -168,7 +202,7 @@ export interface Service {
   readonly verify: (
     password: Redacted.Redacted<string> | null | undefined,
     encoded: string | null | undefined
-  ) => Effect.Effect<VerifyResult, HashError>
+  ) => Effect.Effect<VerifyResult, HashError | HasherBusy>
   /** The algorithm of a stored hash, if it is one of the configured hashers (Django's `identify_hasher`). */
   readonly identify: (encoded: string) => Option.Option<string>
   /**
@@ -214,6 +248,8 @@ const between = (min: number, max: number) => Schema.Int.pipe(Schema.between(min
  * - `bcrypt`: `rounds` 12; `longPasswords` `"reject"` (default) or `"truncate"` for plain `bcrypt`.
  * - `scrypt`: `workFactor` (N) 16,384, `blockSize` (r) 8, `parallelism` (p) 5, `maxmem` 32 MiB.
  * - `concurrency`: how many hashes run at once; default `os.availableParallelism()`.
+ * - `maxWaiting`: how many more may wait for a turn; past it `hash` and `verify` fail at once
+ *   with {@link HasherBusy}. Default 4 × `concurrency`; `0` refuses whatever cannot run at once.
  *
  * @example
  * ```ts
@@ -251,7 +287,8 @@ export const Options = Schema.Struct({
     parallelism: Schema.optional(between(1, 1024)),
     maxmem: Schema.optional(between(0, Number.MAX_SAFE_INTEGER))
   })),
-  concurrency: Schema.optional(between(1, 1024))
+  concurrency: Schema.optional(between(1, 1024)),
+  maxWaiting: Schema.optional(between(0, 1_000_000))
 })
 
 /**
@@ -296,13 +333,15 @@ const settingsFrom = (input: unknown): Either.Either<Registry.Settings, string> 
   Either.flatMap(
     Either.mapLeft(Schema.decodeUnknownEither(Options)(input), (e) => ParseResult.TreeFormatter.formatErrorSync(e)),
     (o): Either.Either<Registry.Settings, string> => {
+      const concurrency = o.concurrency ?? os.availableParallelism()
       const settings: Registry.Settings = {
         hashers: o.hashers ?? defaults.hashers,
         pbkdf2: { ...defaults.pbkdf2, ...stripUndefined(o.pbkdf2) },
         argon2: { ...defaults.argon2, ...stripUndefined(o.argon2) },
         bcrypt: { ...defaults.bcrypt, ...stripUndefined(o.bcrypt) },
         scrypt: { ...defaults.scrypt, ...stripUndefined(o.scrypt) },
-        concurrency: o.concurrency ?? os.availableParallelism()
+        concurrency,
+        maxWaiting: o.maxWaiting ?? 4 * concurrency
       }
       return settings.argon2.memoryCost < 8 * settings.argon2.parallelism
         ? Either.left("argon2.memoryCost must be at least 8 KiB per lane (8 × parallelism)")
@@ -335,12 +374,14 @@ const fromSettings = (settings: Registry.Settings): Effect.Effect<Service> =>
   Effect.map(Effect.makeSemaphore(settings.concurrency), (semaphore) => {
     const registry = Registry.makeRegistry(settings, Registry.makeRun(semaphore))
     const preferred = registry.preferred.algorithm
+    const inFlight = settings.concurrency + settings.maxWaiting
+    const admit = makeAdmission(inFlight, new HasherBusy({ inFlight }))
     return {
       preferredAlgorithm: preferred,
       algorithms: [...registry.byAlgorithm.keys()],
       hash: (password) =>
         passwordBytes(password, preferred).pipe(
-          Effect.flatMap((bytes) => Effect.mapError(registry.hash(bytes), toHashError)),
+          Effect.flatMap((bytes) => admit(Effect.mapError(registry.hash(bytes), toHashError))),
           Effect.withSpan("effect-auth.password.hash", {
             attributes: { "password.algorithm": preferred },
             captureStackTrace: false
@@ -353,9 +394,9 @@ const fromSettings = (settings: Registry.Settings): Effect.Effect<Service> =>
         const checked = !isEncoded(encoded)
           ? Effect.fail(new HashError({ algorithm, reason: "the stored hash must be a string" }))
           : password === null || password === undefined
-          ? Effect.mapError(registry.verify(undefined, encoded), toHashError)
+          ? admit(Effect.mapError(registry.verify(undefined, encoded), toHashError))
           : Effect.flatMap(passwordBytes(password, algorithm), (bytes) =>
-            Effect.mapError(registry.verify(bytes, encoded), toHashError))
+            admit(Effect.mapError(registry.verify(bytes, encoded), toHashError)))
         return checked.pipe(
           Effect.map(({ mustUpdate, valid }) => ({ valid, mustUpdate: valid && mustUpdate })),
           Effect.tap(({ mustUpdate, valid }) =>
@@ -412,7 +453,8 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
  * const HasherLive = PasswordHasher.layer({
  *   hashers: ["argon2", "pbkdf2_sha256", "pbkdf2_sha1", "bcrypt_sha256"],
  *   argon2: { memoryCost: 65_536 },
- *   concurrency: 4
+ *   concurrency: 4,
+ *   maxWaiting: 16
  * })
  * ```
  *
@@ -432,7 +474,7 @@ const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
  * `PASSWORD_HASHER_ARGON2_HASH_LENGTH`, `PASSWORD_HASHER_BCRYPT_ROUNDS`,
  * `PASSWORD_HASHER_BCRYPT_LONG_PASSWORDS`, `PASSWORD_HASHER_SCRYPT_WORK_FACTOR`,
  * `PASSWORD_HASHER_SCRYPT_BLOCK_SIZE`, `PASSWORD_HASHER_SCRYPT_PARALLELISM`,
- * `PASSWORD_HASHER_SCRYPT_MAXMEM`, `PASSWORD_HASHER_CONCURRENCY`.
+ * `PASSWORD_HASHER_SCRYPT_MAXMEM`, `PASSWORD_HASHER_CONCURRENCY`, `PASSWORD_HASHER_MAX_WAITING`.
  *
  * @example
  * ```ts
@@ -462,7 +504,8 @@ export const config: Config.Config<Options> = Config.map(
     blockSize: optional(Config.integer("PASSWORD_HASHER_SCRYPT_BLOCK_SIZE")),
     scryptParallelism: optional(Config.integer("PASSWORD_HASHER_SCRYPT_PARALLELISM")),
     maxmem: optional(Config.integer("PASSWORD_HASHER_SCRYPT_MAXMEM")),
-    concurrency: optional(Config.integer("PASSWORD_HASHER_CONCURRENCY"))
+    concurrency: optional(Config.integer("PASSWORD_HASHER_CONCURRENCY")),
+    maxWaiting: optional(Config.integer("PASSWORD_HASHER_MAX_WAITING"))
   }),
   (c) =>
     ({
@@ -471,7 +514,8 @@ export const config: Config.Config<Options> = Config.map(
       argon2: { timeCost: c.timeCost, memoryCost: c.memoryCost, parallelism: c.argon2Parallelism, hashLength: c.hashLength },
       bcrypt: { rounds: c.rounds, longPasswords: c.longPasswords },
       scrypt: { workFactor: c.workFactor, blockSize: c.blockSize, parallelism: c.scryptParallelism, maxmem: c.maxmem },
-      concurrency: c.concurrency
+      concurrency: c.concurrency,
+      maxWaiting: c.maxWaiting
       // Checked against the Options schema by layerConfig, which reports a ConfigError.
     }) as Options
 )

@@ -208,6 +208,28 @@ export * as PasswordHasher from "./PasswordHasher.js"
 /**
  * @example
  * ```ts
+ * import { PasswordResetToken } from "effect-auth"
+ * ```
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export * as PasswordResetToken from "./PasswordResetToken.js"
+
+/**
+ * @example
+ * ```ts
+ * import { PasswordValidation } from "effect-auth"
+ * ```
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export * as PasswordValidation from "./PasswordValidation.js"
+
+/**
+ * @example
+ * ```ts
  * import { Permissions } from "effect-auth"
  * ```
  *

@@ -108,26 +108,49 @@ describe("CLI", () => {
       expect(Redacted.value(alice.passwordHash)).toMatch(/^pbkdf2_sha256\$1000\$/)
     }))
 
+  it.effect("createuser and changepassword refuse a weak password with every one of Django's messages, exit 1", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      const weak = yield* cli(["createuser", "alice", "--email", "alice@example.com", "--database", db], { input: "12345\n" })
+      expect(weak.code).toBe(1)
+      expect(weak.stderr).toBe([
+        "Error: the password was refused:",
+        "  This password is too short. It must contain at least 8 characters.",
+        "  This password is too common.",
+        "  This password is entirely numeric.",
+        ""
+      ].join("\n"))
+      const similar = yield* cli(["createuser", "alice", "--email", "alice@example.com", "--database", db], { input: "alice@example\n" })
+      expect(similar.code).toBe(1)
+      expect(similar.stderr).toContain("The password is too similar to the email address.")
+      expect(yield* withStore(db, (store) => store.findByUsername("alice"))).toEqual(Option.none())
+      expect((yield* cli(["createuser", "alice", "--database", db], { input: "pw plum orchard\n" })).code).toBe(0)
+      const change = yield* cli(["changepassword", "alice", "--database", db], { input: "password\n" })
+      expect(change.code).toBe(1)
+      expect(change.stderr).toContain("This password is too common.")
+      expect(yield* passwordOf(db, "alice", "pw plum orchard")).toBe(true)
+    }))
+
   it.effect("createuser --superuser makes a superuser (and staff); the last line of stdin may lack its newline", () =>
     Effect.gen(function*() {
       const db = freshDatabase()
-      const result = yield* cli(["createuser", "--superuser", "root", "--database", db], { input: "s3cret" })
+      const result = yield* cli(["createuser", "--superuser", "root", "--database", db], { input: "root s3cret vault" })
       expect(result.code).toBe(0)
       expect(result.stdout).toContain("Created superuser \"root\"")
       const root = yield* withStore(db, (store) => Effect.map(store.findByUsername("root"), Option.getOrThrow))
       expect(root).toMatchObject({ isSuperuser: true, isStaff: true })
-      expect(yield* passwordOf(db, "root", "s3cret")).toBe(true)
+      expect(yield* passwordOf(db, "root", "root s3cret vault")).toBe(true)
     }))
 
   it.effect("a duplicate username exits 1 with one line on stderr and changes nothing", () =>
     Effect.gen(function*() {
       const db = freshDatabase()
-      expect((yield* cli(["createuser", "alice", "--database", db], { input: "first\n" })).code).toBe(0)
-      const again = yield* cli(["createuser", "alice", "--database", db], { input: "second\n" })
+      expect((yield* cli(["createuser", "alice", "--database", db], { input: "first quiet harbour\n" })).code).toBe(0)
+      const again = yield* cli(["createuser", "alice", "--database", db], { input: "second quiet harbour\n" })
       expect(again.code).toBe(1)
       expect(again.stderr).toContain("Error: a user named \"alice\" exists already")
       noStackTrace(again.stderr)
-      expect(yield* passwordOf(db, "alice", "first")).toBe(true)
+      expect(yield* passwordOf(db, "alice", "first quiet harbour")).toBe(true)
     }))
 
   it.effect("no password on stdin, or a blank one, exits 1 and creates nobody", () =>
@@ -146,7 +169,7 @@ describe("CLI", () => {
   it.effect("an invalid username is a clear error", () =>
     Effect.gen(function*() {
       const db = freshDatabase()
-      const result = yield* cli(["createuser", "x".repeat(151), "--database", db], { input: "pw\n" })
+      const result = yield* cli(["createuser", "x".repeat(151), "--database", db], { input: "pw plum orchard\n" })
       expect(result.code).toBe(1)
       expect(result.stderr).toMatch(/^Error: invalid username/)
       noStackTrace(result.stderr)
@@ -155,9 +178,9 @@ describe("CLI", () => {
   it.effect("grant gives a permission that users then lists", () =>
     Effect.gen(function*() {
       const db = freshDatabase()
-      yield* cli(["createuser", "alice", "--database", db], { input: "pw\n" })
-      yield* cli(["createuser", "bob", "--database", db, "--email", "bob@example.com"], { input: "pw\n" })
-      yield* cli(["createuser", "root", "--superuser", "--database", db], { input: "pw\n" })
+      yield* cli(["createuser", "alice", "--database", db], { input: "pw plum orchard\n" })
+      yield* cli(["createuser", "bob", "--database", db, "--email", "bob@example.com"], { input: "pw plum orchard\n" })
+      yield* cli(["createuser", "root", "--superuser", "--database", db], { input: "pw plum orchard\n" })
       const granted = yield* cli(["grant", "alice", "reports.view_report", "--database", db])
       expect(granted).toMatchObject({ code: 0, stderr: "" })
       expect(granted.stdout).toContain("Granted reports.view_report to \"alice\"")
@@ -177,7 +200,7 @@ describe("CLI", () => {
   it.effect("grant refuses an unknown user and a malformed permission (exit 1)", () =>
     Effect.gen(function*() {
       const db = freshDatabase()
-      yield* cli(["createuser", "alice", "--database", db], { input: "pw\n" })
+      yield* cli(["createuser", "alice", "--database", db], { input: "pw plum orchard\n" })
       const unknown = yield* cli(["grant", "nobody", "reports.view_report", "--database", db])
       expect(unknown.code).toBe(1)
       expect(unknown.stderr).toContain("Error: no user named \"nobody\"")
@@ -193,12 +216,12 @@ describe("CLI", () => {
   it.effect("changepassword: the new password verifies, the old one no longer does", () =>
     Effect.gen(function*() {
       const db = freshDatabase()
-      yield* cli(["createuser", "alice", "--database", db], { input: "old password\n" })
-      const changed = yield* cli(["changepassword", "alice", "--database", db], { input: "new password\n" })
+      yield* cli(["createuser", "alice", "--database", db], { input: "old slate lantern\n" })
+      const changed = yield* cli(["changepassword", "alice", "--database", db], { input: "new slate lantern\n" })
       expect(changed).toMatchObject({ code: 0, stderr: "" })
       expect(changed.stdout).toContain("Changed the password of \"alice\"")
-      expect(yield* passwordOf(db, "alice", "new password")).toBe(true)
-      expect(yield* passwordOf(db, "alice", "old password")).toBe(false)
+      expect(yield* passwordOf(db, "alice", "new slate lantern")).toBe(true)
+      expect(yield* passwordOf(db, "alice", "old slate lantern")).toBe(false)
 
       const unknown = yield* cli(["changepassword", "bob", "--database", db], { input: "x\n" })
       expect(unknown.code).toBe(1)
@@ -218,8 +241,8 @@ describe("CLI", () => {
     Effect.gen(function*() {
       const fromEnv = freshDatabase()
       const fromFlag = freshDatabase()
-      yield* cli(["createuser", "envuser"], { input: "pw\n", env: { DATABASE_FILE: fromEnv } })
-      yield* cli(["createuser", "flaguser", "--database", fromFlag], { input: "pw\n", env: { DATABASE_FILE: fromEnv } })
+      yield* cli(["createuser", "envuser"], { input: "pw plum orchard\n", env: { DATABASE_FILE: fromEnv } })
+      yield* cli(["createuser", "flaguser", "--database", fromFlag], { input: "pw plum orchard\n", env: { DATABASE_FILE: fromEnv } })
       const names = (file: string) =>
         withStore(file, (store) => Effect.map(store.list(), (users) => users.map((u) => u.username)))
       expect(yield* names(fromEnv)).toEqual(["envuser"])
@@ -239,7 +262,7 @@ describe("CLI", () => {
       const db = freshDatabase()
       for (const command of [["migrate"], ["users"], ["createuser", "alice"], ["grant", "alice", "reports.view_report"]]) {
         const both = yield* cli([...command, "--database", db, "--database-url", "postgres://u:secret@127.0.0.1:1/x"], {
-          input: "pw\n"
+          input: "pw plum orchard\n"
         })
         expect(both.code).toBe(2)
         expect(both.stdout).toBe("")
@@ -308,12 +331,12 @@ describe("CLI", () => {
         expect(tables).toEqual([{ n: "0" }])
 
         expect((yield* cli(["migrate", ...db])).code).toBe(0)
-        expect((yield* cli(["createuser", "alice", ...db], { input: "pw\n" })).code).toBe(0)
+        expect((yield* cli(["createuser", "alice", ...db], { input: "pw plum orchard\n" })).code).toBe(0)
         expect((yield* cli(["grant", "alice", "reports.view_report", ...db])).code).toBe(0)
         const listed = yield* cli(["users", ...db])
         expect(listed.code).toBe(0)
         expect(listed.stdout).toMatch(/alice\s+yes\s+no\s+reports\.view_report/)
-        expect((yield* cli(["createuser", "alice", ...db], { input: "pw\n" })).code).toBe(1)
+        expect((yield* cli(["createuser", "alice", ...db], { input: "pw plum orchard\n" })).code).toBe(1)
       }).pipe(Effect.ensuring(admin(`DROP DATABASE ${name} WITH (FORCE)`)))
     }))
 
@@ -373,11 +396,11 @@ describe("CLI", () => {
   // The real entry: argv, stdin and the exit code through a process, on plain node plus tsx's loader.
   it("the effect-auth entry runs as a process", { timeout: 120_000 }, async () => {
     const db = freshDatabase()
-    const created = await runCli(["createuser", "alice", "--database", db], { input: "pw\n" })
+    const created = await runCli(["createuser", "alice", "--database", db], { input: "pw plum orchard\n" })
     expect(created).toMatchObject({ code: 0, stderr: "" })
     expect(created.stdout).toContain("Created user \"alice\"")
     const both = await runCli(["users", "--database", db, "--database-url", "postgres://x@127.0.0.1:1/x"])
     expect(both.code).toBe(2)
-    expect(await Effect.runPromise(passwordOf(db, "alice", "pw"))).toBe(true)
+    expect(await Effect.runPromise(passwordOf(db, "alice", "pw plum orchard"))).toBe(true)
   })
 })

@@ -93,6 +93,30 @@ describe("ModelBackend", () => {
       }).pipe(Effect.provide(layer))
     })
 
+    it.effect("a busy hasher (load shedding) is a TransportError for known and unknown users alike", () => {
+      const busy = new PasswordHasher.HasherBusy({ inFlight: 10 })
+      const layer = ModelBackend.layer().pipe(
+        Layer.provideMerge(MemoryUserStore.layer),
+        Layer.provideMerge(Layer.effect(
+          PasswordHasher.PasswordHasher,
+          Effect.map(PasswordHasher.make(PasswordHasher.testOptions), (real): PasswordHasher.Service => ({
+            ...real,
+            hash: () => Effect.fail(busy),
+            verify: () => Effect.fail(busy)
+          }))
+        ))
+      )
+      return Effect.gen(function*() {
+        const store = yield* UserStore.UserStore
+        yield* store.create({ username: "alice", passwordHash: "pbkdf2_sha256$1000$salt$hash" })
+        const backend = yield* ModelBackend.ModelBackend
+        for (const username of ["alice", "nobody"]) {
+          const error = yield* Effect.flip(backend.authenticate({ username, password: pw("x") }, undefined))
+          expect(error).toMatchObject({ _tag: "TransportError", backend: "model", cause: busy })
+        }
+      }).pipe(Effect.provide(layer))
+    })
+
     it.effect("a username the store refuses is an unknown user, with the same hashing", () => {
       const { counts, layer } = env()
       return Effect.gen(function*() {

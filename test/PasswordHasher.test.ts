@@ -1,8 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, ConfigProvider, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { Cause, Config, ConfigProvider, Deferred, Effect, Either, Exit, Fiber, Layer, Option, Redacted } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as PasswordHasher from "../src/PasswordHasher.js"
+import { makeAdmission } from "../src/internal/hashers/admission.js"
 import type { Hasher } from "../src/internal/hashers/common.js"
 import * as Registry from "../src/internal/hashers/registry.js"
 import * as RecordingTracer from "./utils/recordingTracer.js"
@@ -78,7 +79,9 @@ const optionsFor = (file: VectorFile, hashers: ReadonlyArray<string>): PasswordH
   hashers: algorithmsOf(hashers),
   pbkdf2: { iterations: file.default_pbkdf2_iterations },
   argon2: { hashLength: Number(file.libraries["argon2.DEFAULT_HASH_LENGTH"] ?? 32) },
-  concurrency: 2
+  concurrency: 2,
+  // The vectors are checked all at once: no load shedding here.
+  maxWaiting: 1_000_000
 })
 
 const settingsFor = (file: VectorFile, params: Record<string, number> = {}): Registry.Settings => ({
@@ -97,7 +100,8 @@ const settingsFor = (file: VectorFile, params: Record<string, number> = {}): Reg
     parallelism: params.parallelism ?? PasswordHasher.defaults.scrypt.parallelism,
     maxmem: PasswordHasher.defaults.scrypt.maxmem
   },
-  concurrency: 2
+  concurrency: 2,
+  maxWaiting: 1_000_000
 })
 
 const utf8 = (text: string) => Buffer.from(text, "utf8")
@@ -422,7 +426,7 @@ describe("verify: Django's check_password", () => {
         const exit = yield* Effect.exit(hasher.verify(pw("pw"), encoded))
         const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
         expect(Option.map(failure, (e) => e._tag), encoded).toEqual(Option.some("HashError"))
-        expect(Option.map(failure, (e) => e.algorithm), encoded).toEqual(hasher.identify(encoded))
+        expect(Option.map(failure, (e) => (e as PasswordHasher.HashError).algorithm), encoded).toEqual(hasher.identify(encoded))
       }
     }))
 
@@ -458,7 +462,7 @@ describe("verify: Django's check_password", () => {
           hasher.verify(pw(secret), "pbkdf2_sha256$x$salt$hash"),
           hasher.verify(pw(secret + "\uD800"), "pbkdf2_sha256$1000$salt$hash")
         ],
-        (effect: Effect.Effect<unknown, PasswordHasher.HashError>) => Effect.flip(effect)
+        (effect: Effect.Effect<unknown, PasswordHasher.HashError | PasswordHasher.HasherBusy>) => Effect.flip(effect)
       ).pipe(Effect.withTracer(rec.tracer))
       yield* hasher.verify(pw(secret), yield* hasher.hash(pw(secret))).pipe(Effect.withTracer(rec.tracer))
       expect(errors).toHaveLength(4)
@@ -546,7 +550,7 @@ describe("concurrency and the event loop", () => {
   for (const concurrency of [1, 2]) {
     it.effect(`at most ${concurrency} hash(es) run at once when bounded to ${concurrency}`, () =>
       Effect.gen(function*() {
-        const hasher = yield* PasswordHasher.make({ pbkdf2: { iterations: 20_000 }, concurrency })
+        const hasher = yield* PasswordHasher.make({ pbkdf2: { iterations: 20_000 }, concurrency, maxWaiting: 5 })
         const rec = recorder()
         const hashes = yield* Effect.forEach(Array.from({ length: 6 }), () => hasher.hash(pw("pw")), {
           concurrency: "unbounded"
@@ -594,6 +598,81 @@ describe("concurrency and the event loop", () => {
       )
       expect(ideal).toBeGreaterThan(4)
       expect(ticks).toBeLessThan(ideal / 4)
+    }))
+})
+
+describe("load shedding: a bounded wait queue in front of the hasher", () => {
+  it.effect("past the bound the excess fail at once; the admitted finish, and release their slots", () =>
+    Effect.gen(function*() {
+      const admit = makeAdmission(3, "busy" as const)
+      const gate = yield* Deferred.make<void>()
+      let admitted = 0
+      let refused = 0
+      const call = (i: number) =>
+        admit(Effect.zipRight(Effect.sync(() => admitted++), Effect.as(Deferred.await(gate), i))).pipe(
+          Effect.tapError(() => Effect.sync(() => refused++)),
+          Effect.either
+        )
+      const all = yield* Effect.fork(Effect.forEach(Array.from({ length: 10 }, (_, i) => i), call, { concurrency: "unbounded" }))
+      // Every call has been admitted or refused while the gate is still closed: the refusals did not wait.
+      while (admitted + refused < 10) yield* Effect.yieldNow()
+      expect({ admitted, refused, inFlight: admit.inFlight() }).toEqual({ admitted: 3, refused: 7, inFlight: 3 })
+      expect(yield* call(99)).toEqual(Either.left("busy"))
+      yield* Deferred.succeed(gate, undefined)
+      const results = yield* Fiber.join(all)
+      expect(results.filter(Either.isRight)).toHaveLength(3)
+      expect(results.filter(Either.isLeft).map((e) => e.left)).toEqual(Array(7).fill("busy"))
+      expect(admit.inFlight()).toBe(0)
+      expect(yield* call(100)).toEqual(Either.right(100))
+    }))
+
+  it.effect("an interrupted call gives its slot back", () =>
+    Effect.gen(function*() {
+      const admit = makeAdmission(1, "busy" as const)
+      const fiber = yield* Effect.fork(admit(Effect.never))
+      while (admit.inFlight() === 0) yield* Effect.yieldNow()
+      expect(yield* Effect.either(admit(Effect.succeed(1)))).toEqual(Either.left("busy"))
+      yield* Fiber.interrupt(fiber)
+      expect(admit.inFlight()).toBe(0)
+      expect(yield* admit(Effect.succeed(1))).toBe(1)
+    }))
+
+  it.effect("the service refuses with HasherBusy past concurrency + maxWaiting, and serves again after", () =>
+    Effect.gen(function*() {
+      const hasher = yield* withOptions({ concurrency: 1, maxWaiting: 1, pbkdf2: { iterations: 20_000 } })
+      const results = yield* Effect.forEach(
+        Array.from({ length: 12 }),
+        (_, i) => Effect.either(i % 2 === 0 ? Effect.asVoid(hasher.hash(pw("pw"))) : Effect.asVoid(hasher.verify(pw("pw"), null))),
+        { concurrency: "unbounded" }
+      )
+      const busy = results.filter(Either.isLeft).map((e) => e.left)
+      // At most two are in flight at once, so at least ten of twelve are refused.
+      expect(busy.length).toBeGreaterThanOrEqual(10)
+      for (const error of busy) {
+        expect(error).toBeInstanceOf(PasswordHasher.HasherBusy)
+        expect(error).toMatchObject({ _tag: "HasherBusy", inFlight: 2 })
+      }
+      expect(yield* hasher.verify(pw("pw"), yield* hasher.hash(pw("pw")))).toEqual({ valid: true, mustUpdate: false })
+    }))
+
+  it.effect("maxWaiting defaults to four times the concurrency and is read from PASSWORD_HASHER_MAX_WAITING", () =>
+    Effect.gen(function*() {
+      const fromEnv = yield* Effect.withConfigProvider(
+        PasswordHasher.config,
+        ConfigProvider.fromJson({ PASSWORD_HASHER_CONCURRENCY: "2", PASSWORD_HASHER_MAX_WAITING: "0" })
+      )
+      expect(fromEnv).toMatchObject({ concurrency: 2, maxWaiting: 0 })
+      const refused = yield* Effect.flip(Layer.build(PasswordHasher.layerConfig(
+        Config.succeed({ maxWaiting: -1 })
+      )).pipe(Effect.scoped))
+      expect(String(refused)).toContain("maxWaiting")
+      // concurrency 1, default maxWaiting 4: five in flight, the rest refused.
+      const hasher = yield* withOptions({ concurrency: 1, pbkdf2: { iterations: 20_000 } })
+      const results = yield* Effect.forEach(Array.from({ length: 12 }), () => Effect.either(hasher.hash(pw("pw"))), {
+        concurrency: "unbounded"
+      })
+      expect(results.filter(Either.isLeft).length).toBeGreaterThanOrEqual(7)
+      for (const r of results) if (Either.isLeft(r)) expect(r.left).toMatchObject({ _tag: "HasherBusy", inFlight: 5 })
     }))
 })
 

@@ -134,7 +134,8 @@ export const make = (
     const toUser = options.toUser ?? storedAsUser
 
     const noMatch = AuthError.failures(id).noMatch
-    const transport = (error: UserStore.UserStoreError) => new AuthError.TransportError({ backend: id, cause: error })
+    const transport = (error: UserStore.UserStoreError | PasswordHasher.HasherBusy) =>
+      new AuthError.TransportError({ backend: id, cause: error })
     const canAuthenticate = (user: { readonly isActive: boolean }) => allowInactive || user.isActive
 
     // A name the store refuses (a NUL, 151 characters after NFKC) belongs to nobody.
@@ -162,7 +163,10 @@ export const make = (
         const found = yield* findByUsername(credentials.username)
         if (Option.isNone(found)) {
           // Spend the work a real check costs (Django's `UserModel().set_password(password)`).
-          yield* Effect.ignore(hasher.hash(credentials.password))
+          // A busy hasher is a 503 here as for a known user, so that shedding reveals no names.
+          yield* hasher.hash(credentials.password).pipe(
+            Effect.catchTags({ HashError: () => Effect.void, HasherBusy: (busy) => Effect.fail(transport(busy)) })
+          )
           return yield* noMatch("unknown-user")
         }
         const user = found.value
@@ -173,7 +177,8 @@ export const make = (
                 Effect.annotateLogs({ backend: id, userId: user.id, algorithm: error.algorithm, reason: error.reason })
               ),
               { valid: false, mustUpdate: false }
-            ))
+            )),
+          Effect.catchTag("HasherBusy", (busy) => Effect.fail(transport(busy)))
         )
         if (result.valid && result.mustUpdate) yield* upgrade(user, credentials.password)
         if (!result.valid) return yield* noMatch("invalid-credentials")

@@ -19,6 +19,7 @@ import * as Schema from "effect/Schema"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as PasswordHasher from "../PasswordHasher.js"
+import * as PasswordValidation from "../PasswordValidation.js"
 import * as Permissions from "../Permissions.js"
 import * as SqlSessionStore from "../SqlSessionStore.js"
 import * as SqlUserStore from "../SqlUserStore.js"
@@ -151,6 +152,7 @@ type StoreError =
   | UserStore.UserAlreadyExists
   | UserStore.UserNotFound
   | PasswordHasher.HashError
+  | PasswordHasher.HasherBusy
 
 // The store's messages are Schema issue trees; the leaf says what is wrong.
 const leafOf = (message: string): string => {
@@ -168,6 +170,8 @@ const describe = (error: StoreError): string => {
       return "the user was deleted meanwhile"
     case "HashError":
       return "could not hash the password"
+    case "HasherBusy":
+      return error.message
     case "UserStoreError":
       return error.message
   }
@@ -186,6 +190,14 @@ const findUser = (store: UserStore.UserStore.Service, username: string) =>
   )
 
 const isPermission = Schema.is(Permissions.Permission)
+
+// Django's validate_password with its default validators: every broken rule on its own line.
+const checkPassword = (password: Redacted.Redacted<string>, user: PasswordValidation.UserAttributes) =>
+  PasswordValidation.validate(password, user).pipe(
+    Effect.mapError((error) =>
+      new CliError({ message: ["the password was refused:", ...error.messages.map((m) => `  ${m}`)].join("\n") })
+    )
+  )
 
 // --- the commands ------------------------------------------------------------------------------
 
@@ -223,6 +235,7 @@ const createuser = Command.make(
         return yield* new UserStore.UserAlreadyExists({ username: args.username })
       }
       const password = yield* Password.read({ confirm: true })
+      yield* checkPassword(password, { username: args.username, email: Option.getOrUndefined(args.email) })
       const passwordHash = yield* hasher.hash(password)
       const user = yield* store.create({
         username: args.username,
@@ -241,6 +254,7 @@ const changepassword = Command.make("changepassword", { username, ...databaseOpt
     const hasher = yield* PasswordHasher.PasswordHasher
     const user = yield* findUser(store, args.username)
     const password = yield* Password.read({ confirm: true })
+    yield* checkPassword(password, user)
     yield* store.setPassword(user.id, yield* hasher.hash(password))
     yield* Console.log(`Changed the password of ${JSON.stringify(user.username)}; their sessions are logged out.`)
   }).pipe(Effect.mapError(toCliError), Effect.provide(Layer.merge(openDatabase(args.db), HasherLive)))).pipe(

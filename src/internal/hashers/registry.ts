@@ -37,6 +37,7 @@ export interface Settings {
   readonly bcrypt: Bcrypt.BcryptParams
   readonly scrypt: Scrypt.ScryptParams
   readonly concurrency: number
+  readonly maxWaiting: number
 }
 
 /** Builds one hasher with the given settings. */

@@ -42,7 +42,8 @@ export const isFailure = (u: unknown): u is Failure =>
 const responses = {
   401: HttpServerResponse.empty({ status: 401 }),
   403: HttpServerResponse.empty({ status: 403 }),
-  503: HttpServerResponse.empty({ status: 503 })
+  // Every 503 is transient (a store outage, a shed login): tell clients when to try again.
+  503: HttpServerResponse.empty({ status: 503, headers: { "retry-after": "1" } })
 }
 
 /** @internal */

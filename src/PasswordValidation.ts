@@ -1,0 +1,418 @@
+/**
+ * Password rules, as Django's `AUTH_PASSWORD_VALIDATORS`: the same four validators with the same
+ * algorithms and messages (`MinimumLengthValidator`, `UserAttributeSimilarityValidator`,
+ * `CommonPasswordValidator` with Django's list of 20,000 common passwords,
+ * `NumericPasswordValidator`), and any validator of your own.
+ *
+ * {@link validate} runs every validator and fails with one {@link InvalidPassword} listing every
+ * rule the password breaks, as Django's `validate_password` does. Run it where a password is
+ * chosen (sign-up, a password change or reset) before hashing it: the `effect-auth` CLI does for
+ * `createuser` and `changepassword`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { PasswordValidation } from "effect-auth"
+ *
+ * const program = PasswordValidation.validate(Redacted.make("alice1"), { username: "alice" }).pipe(
+ *   Effect.catchTag("InvalidPassword", (e) => Effect.succeed(e.messages))
+ * )
+ * // [ "The password is too similar to the username.",
+ * //   "This password is too short. It must contain at least 8 characters." ]
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import { commonPasswords } from "./internal/commonPasswords.js"
+
+/**
+ * One broken rule: Django's error `code` (`password_too_short`, `password_too_similar`,
+ * `password_too_common`, `password_entirely_numeric`, or your own) and its message.
+ *
+ * @example
+ * ```ts
+ * import type { PasswordValidation } from "effect-auth"
+ *
+ * const issue: PasswordValidation.Issue = { code: "password_too_common", message: "This password is too common." }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Issue {
+  readonly code: string
+  readonly message: string
+}
+
+/**
+ * The password breaks one or more rules; `issues` lists every one, in the order of the
+ * validators. It never holds the password.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { PasswordValidation } from "effect-auth"
+ *
+ * const checked = PasswordValidation.validate(Redacted.make("12345")).pipe(
+ *   Effect.catchTag("InvalidPassword", (e) => Effect.logInfo(e.messages.join(" ")))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidPassword extends Schema.TaggedError<InvalidPassword>("effect-auth/InvalidPassword")(
+  "InvalidPassword",
+  { issues: Schema.Array(Schema.Struct({ code: Schema.String, message: Schema.String })) }
+) {
+  /** The messages alone, as Django's `ValidationError.messages`. */
+  get messages(): ReadonlyArray<string> {
+    return this.issues.map((issue) => issue.message)
+  }
+  override get message(): string {
+    return this.messages.join(" ")
+  }
+}
+
+/**
+ * The user a password is for, as far as the validators look at it (Django reads these
+ * attributes off the user model). A `UserStore.StoredUser` is one; an {@link Attribute} of your
+ * own is read from the same object by its key.
+ *
+ * @example
+ * ```ts
+ * import type { PasswordValidation } from "effect-auth"
+ *
+ * const user: PasswordValidation.UserAttributes = { username: "alice", email: "alice@example.com" }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface UserAttributes {
+  readonly username?: string | undefined
+  readonly firstName?: string | undefined
+  readonly lastName?: string | undefined
+  readonly email?: string | undefined
+}
+
+/**
+ * A validator: `validate` fails with the {@link Issue} it finds (it may do I/O, e.g. ask a
+ * breached-password service), and `helpText` tells the user the rule beforehand (Django's
+ * `get_help_text`).
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import type { PasswordValidation } from "effect-auth"
+ *
+ * const noSpaces: PasswordValidation.Validator = {
+ *   helpText: "Your password can’t contain spaces.",
+ *   validate: (password) =>
+ *     Redacted.value(password).includes(" ")
+ *       ? Effect.fail({ code: "password_has_spaces", message: "This password contains a space." })
+ *       : Effect.void
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Validator {
+  readonly validate: (password: Redacted.Redacted<string>, user?: UserAttributes) => Effect.Effect<void, Issue>
+  readonly helpText: string
+}
+
+// Python's len(): code points, not UTF-16 units.
+const codePoints = (s: string): ReadonlyArray<string> => Array.from(s)
+
+/**
+ * Django's `MinimumLengthValidator`: at least `minLength` characters (code points, as Python
+ * counts them); default 8.
+ *
+ * @example
+ * ```ts
+ * import { PasswordValidation } from "effect-auth"
+ *
+ * const validators = [PasswordValidation.minimumLength({ minLength: 12 }), PasswordValidation.commonPassword()]
+ * ```
+ *
+ * @since 0.1.0
+ * @category validators
+ */
+export const minimumLength = (options: { readonly minLength?: number } = {}): Validator => {
+  const minLength = options.minLength ?? 8
+  const unit = minLength === 1 ? "character" : "characters"
+  const issue: Issue = {
+    code: "password_too_short",
+    message: `This password is too short. It must contain at least ${minLength} ${unit}.`
+  }
+  return {
+    helpText: `Your password must contain at least ${minLength} ${unit}.`,
+    validate: (password) => codePoints(Redacted.value(password)).length < minLength ? Effect.fail(issue) : Effect.void
+  }
+}
+
+/**
+ * Python's `difflib.SequenceMatcher(a=a, b=b).quick_ratio()`: an upper bound of the similarity
+ * ratio from the characters both strings hold, regardless of order (`2 × matches / (|a| + |b|)`).
+ *
+ * @example
+ * ```ts
+ * import { PasswordValidation } from "effect-auth"
+ *
+ * PasswordValidation.quickRatio("abcd", "bcde") // 0.75
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const quickRatio = (a: string, b: string): number => {
+  const as = codePoints(a)
+  const bs = codePoints(b)
+  const available = new Map<string, number>()
+  for (const c of bs) available.set(c, (available.get(c) ?? 0) + 1)
+  let matches = 0
+  for (const c of as) {
+    const n = available.get(c) ?? 0
+    available.set(c, n - 1)
+    if (n > 0) matches++
+  }
+  const length = as.length + bs.length
+  return length === 0 ? 1 : (2 * matches) / length
+}
+
+/**
+ * An attribute the similarity validator compares with: its key on {@link UserAttributes} and the
+ * name the message uses (Django's field `verbose_name`).
+ *
+ * @example
+ * ```ts
+ * import { PasswordValidation } from "effect-auth"
+ *
+ * const nickname: PasswordValidation.Attribute = { key: "nickname", verboseName: "nickname" }
+ * PasswordValidation.userAttributeSimilarity({ attributes: [...PasswordValidation.defaultAttributes, nickname] })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Attribute {
+  readonly key: string
+  readonly verboseName: string
+}
+
+/**
+ * Django's `DEFAULT_USER_ATTRIBUTES` with the verbose names of its `User` model.
+ *
+ * @example
+ * ```ts
+ * import { PasswordValidation } from "effect-auth"
+ *
+ * PasswordValidation.defaultAttributes.map((a) => a.verboseName) // ["username", "first name", "last name", "email address"]
+ * ```
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultAttributes: ReadonlyArray<Attribute> = [
+  { key: "username", verboseName: "username" },
+  { key: "firstName", verboseName: "first name" },
+  { key: "lastName", verboseName: "last name" },
+  { key: "email", verboseName: "email address" }
+]
+
+// Python's `\W+` on str: runs of characters that are neither letters, numbers nor `_`.
+const NON_WORD = /[^\p{L}\p{N}_]+/u
+
+/**
+ * Django's `UserAttributeSimilarityValidator`: refuses a password whose `quick_ratio` with an
+ * attribute (lowercased), or with any part of it split at non-word characters (so both halves
+ * of an email address), reaches `maxSimilarity` (default 0.7, at least 0.1). Without a user it
+ * checks nothing.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { PasswordValidation } from "effect-auth"
+ *
+ * const similar = PasswordValidation.userAttributeSimilarity()
+ * const refused = similar.validate(Redacted.make("alice2024"), { username: "alice", email: "alice@example.com" })
+ * // fails: "The password is too similar to the username."
+ * ```
+ *
+ * @since 0.1.0
+ * @category validators
+ */
+export const userAttributeSimilarity = (
+  options: { readonly attributes?: ReadonlyArray<Attribute>; readonly maxSimilarity?: number } = {}
+): Validator => {
+  const attributes = options.attributes ?? defaultAttributes
+  const maxSimilarity = options.maxSimilarity ?? 0.7
+  if (!(maxSimilarity >= 0.1)) throw new RangeError("maxSimilarity must be at least 0.1")
+  // Django's `exceeds_maximum_length_ratio`: a value ten times shorter cannot be similar enough.
+  const tooShortToMatter = (passwordLength: number, value: string) => {
+    const valueLength = codePoints(value).length
+    return passwordLength >= 10 * valueLength && valueLength < (maxSimilarity / 2) * passwordLength
+  }
+  return {
+    helpText: "Your password can’t be too similar to your other personal information.",
+    validate: (password, user) =>
+      Effect.suspend(() => {
+        if (user === undefined || user === null) return Effect.void
+        const lower = Redacted.value(password).toLowerCase()
+        const length = codePoints(lower).length
+        for (const attribute of attributes) {
+          // Other attributes (see Attribute) are read by name, as Django's getattr does.
+          const value = (user as Readonly<Record<string, unknown>>)[attribute.key]
+          if (typeof value !== "string" || value === "") continue
+          const valueLower = value.toLowerCase()
+          for (const part of [...valueLower.split(NON_WORD), valueLower]) {
+            if (tooShortToMatter(length, part)) continue
+            if (quickRatio(lower, part) >= maxSimilarity) {
+              return Effect.fail<Issue>({
+                code: "password_too_similar",
+                message: `The password is too similar to the ${attribute.verboseName}.`
+              })
+            }
+          }
+        }
+        return Effect.void
+      })
+  }
+}
+
+/**
+ * Django's `CommonPasswordValidator`: refuses a password (lowercased, trimmed) found in a list;
+ * by default Django's own list of 20,000 common passwords (Django 3.2's, BSD-licensed, by Royce
+ * Williams), or the lowercased `passwords` you give.
+ *
+ * @example
+ * ```ts
+ * import { PasswordValidation } from "effect-auth"
+ *
+ * const ours = PasswordValidation.commonPassword({ passwords: ["acme", "acme2024", "letmein"] })
+ * ```
+ *
+ * @since 0.1.0
+ * @category validators
+ */
+export const commonPassword = (options: { readonly passwords?: Iterable<string> } = {}): Validator => {
+  const custom = options.passwords === undefined ? undefined : new Set(Array.from(options.passwords, (p) => p.trim()))
+  const issue: Issue = { code: "password_too_common", message: "This password is too common." }
+  return {
+    helpText: "Your password can’t be a commonly used password.",
+    validate: (password) =>
+      Effect.suspend(() =>
+        (custom ?? commonPasswords()).has(Redacted.value(password).toLowerCase().trim()) ? Effect.fail(issue) : Effect.void
+      )
+  }
+}
+
+// Python's str.isdigit(): decimal digits plus the digits that are not decimal (superscripts,
+// circled and Ethiopic digits, ...), listed from Python 3.11's Unicode database.
+const ALL_DIGITS =
+  /^[\p{Nd}\u00B2\u00B3\u00B9\u1369-\u1371\u19DA\u2070\u2074-\u2079\u2080-\u2089\u2460-\u2468\u2474-\u247C\u2488-\u2490\u24EA\u24F5-\u24FD\u24FF\u2776-\u277E\u2780-\u2788\u278A-\u2792\u{10A40}-\u{10A43}\u{10E60}-\u{10E68}\u{11052}-\u{1105A}\u{1F100}-\u{1F10A}]+$/u
+
+/**
+ * Django's `NumericPasswordValidator`: refuses a password made of digits only (Python's
+ * `str.isdigit`).
+ *
+ * @example
+ * ```ts
+ * import { PasswordValidation } from "effect-auth"
+ *
+ * const validators = [PasswordValidation.numericPassword()]
+ * ```
+ *
+ * @since 0.1.0
+ * @category validators
+ */
+export const numericPassword = (): Validator => {
+  const issue: Issue = { code: "password_entirely_numeric", message: "This password is entirely numeric." }
+  return {
+    helpText: "Your password can’t be entirely numeric.",
+    validate: (password) => ALL_DIGITS.test(Redacted.value(password)) ? Effect.fail(issue) : Effect.void
+  }
+}
+
+/**
+ * The four validators of a new Django project's settings, in its order: user-attribute
+ * similarity, minimum length 8, common passwords, all-numeric.
+ *
+ * @example
+ * ```ts
+ * import { PasswordValidation } from "effect-auth"
+ *
+ * const strict = [...PasswordValidation.defaultValidators(), PasswordValidation.minimumLength({ minLength: 12 })]
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const defaultValidators = (): ReadonlyArray<Validator> => [
+  userAttributeSimilarity(),
+  minimumLength(),
+  commonPassword(),
+  numericPassword()
+]
+
+let defaults: ReadonlyArray<Validator> | undefined
+
+/**
+ * Django's `validate_password`: runs every validator (the {@link defaultValidators} unless you
+ * pass yours) and fails with one {@link InvalidPassword} listing every issue, or succeeds.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { PasswordValidation } from "effect-auth"
+ *
+ * const choose = (password: Redacted.Redacted<string>) =>
+ *   PasswordValidation.validate(password, { username: "alice", email: "alice@example.com" }).pipe(
+ *     Effect.catchTag("InvalidPassword", (e) => Effect.fail(e.messages))
+ *   )
+ * ```
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const validate = (
+  password: Redacted.Redacted<string>,
+  user?: UserAttributes,
+  validators?: ReadonlyArray<Validator>
+): Effect.Effect<void, InvalidPassword> =>
+  Effect.flatMap(
+    Effect.forEach(validators ?? (defaults ??= defaultValidators()), (validator) =>
+      Effect.match(validator.validate(password, user), {
+        onFailure: (issue): Issue | undefined => issue,
+        onSuccess: () => undefined
+      })),
+    (issues) => {
+      const found = issues.filter((issue): issue is Issue => issue !== undefined)
+      return found.length === 0
+        ? Effect.void
+        : Effect.fail(new InvalidPassword({ issues: found.map(({ code, message }) => ({ code, message })) }))
+    }
+  )
+
+/**
+ * The help texts of the validators (Django's `password_validators_help_texts`), to show next to
+ * a password field.
+ *
+ * @example
+ * ```ts
+ * import { PasswordValidation } from "effect-auth"
+ *
+ * PasswordValidation.helpTexts()
+ * // ["Your password can’t be too similar to your other personal information.", ...]
+ * ```
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const helpTexts = (validators?: ReadonlyArray<Validator>): ReadonlyArray<string> =>
+  (validators ?? (defaults ??= defaultValidators())).map((v) => v.helpText)

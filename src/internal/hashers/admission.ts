@@ -1,0 +1,25 @@
+import * as Effect from "effect/Effect"
+
+/**
+ * Load shedding in front of the hasher's semaphore: at most `limit` calls are in flight (running
+ * or queued for a permit); one more fails at once with `busy` instead of joining a queue that
+ * would make every login wait. A plain counter suffices, since admission and release both run on
+ * the one JavaScript thread; `ensuring` releases the slot on success, failure and interruption.
+ */
+export const makeAdmission = <B>(limit: number, busy: B) => {
+  let inFlight = 0
+  const refused = Effect.fail(busy)
+  const release = Effect.sync(() => {
+    inFlight--
+  })
+  const admit = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | B, R> =>
+    // Uninterruptible between taking the slot and arming its release, so no slot ever leaks.
+    Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        if (inFlight >= limit) return refused
+        inFlight++
+        return Effect.ensuring(restore(effect), release) as Effect.Effect<A, E | B, R>
+      })
+    )
+  return Object.assign(admit, { inFlight: () => inFlight })
+}

@@ -1,0 +1,171 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Effect, Option, Redacted, TestClock } from "effect"
+import * as PasswordResetToken from "../src/PasswordResetToken.js"
+import { djangoPython, runDjango } from "./utils/django.js"
+
+const secret = Redacted.make("django-insecure-test-secret-ü")
+const options: PasswordResetToken.Options = { secret }
+const T0 = Date.UTC(2024, 4, 17, 9, 30, 12, 345)
+
+interface Case {
+  readonly id: string
+  readonly password: string
+  readonly lastLogin: string | null
+  readonly email: string
+}
+
+const cases: ReadonlyArray<Case> = [
+  { id: "1", password: "pbkdf2_sha256$1200000$abc$def=", lastLogin: null, email: "" },
+  { id: "42", password: "argon2$argon2id$v=19$m=102400,t=2,p=8$c2FsdA$aGFzaA", lastLogin: "2024-05-16T08:01:02.987Z", email: "alice@example.com" },
+  { id: "7", password: "!unusableXYZ", lastLogin: "1999-12-31T23:59:59.000Z", email: "zoë@exämple.org" }
+]
+
+const userOf = (c: Case, changes: Partial<Case> = {}): PasswordResetToken.TokenUser => {
+  const merged = { ...c, ...changes }
+  return {
+    id: merged.id,
+    passwordHash: Redacted.make(merged.password),
+    lastLogin: merged.lastLogin === null ? Option.none() : Option.some(new Date(merged.lastLogin)),
+    email: merged.email
+  }
+}
+
+const at = (ms: number) => TestClock.setTime(ms)
+
+describe("PasswordResetToken", () => {
+  it.effect("a token verifies for its user until the timeout, and not a second later", () =>
+    Effect.gen(function*() {
+      const user = userOf(cases[1]!)
+      yield* at(T0)
+      const token = yield* PasswordResetToken.make(user, options)
+      expect(token).toMatch(/^[0-9a-z]+-[0-9a-f]{32}$/)
+      expect(yield* PasswordResetToken.check(user, token, options)).toBe(true)
+      // Django counts whole seconds: the last instant of the token's last second is still in.
+      const second = Math.floor(T0 / 1000) * 1000
+      yield* at(second + Duration.toMillis(PasswordResetToken.defaultTimeout) + 999)
+      expect(yield* PasswordResetToken.check(user, token, options)).toBe(true)
+      yield* TestClock.adjust("1 second")
+      expect(yield* PasswordResetToken.check(user, token, options)).toBe(false)
+      // A shorter timeout of one's own.
+      yield* at(T0 + 3_600_000 + 1000)
+      expect(yield* PasswordResetToken.check(user, token, { ...options, timeout: "1 hour" })).toBe(false)
+    }))
+
+  it.effect("a password change, a login, an email change, another user or another secret invalidate it", () =>
+    Effect.gen(function*() {
+      yield* at(T0)
+      const c = cases[1]!
+      const token = yield* PasswordResetToken.make(userOf(c), options)
+      yield* TestClock.adjust("1 minute")
+      const check = (user: PasswordResetToken.TokenUser, opts = options) => PasswordResetToken.check(user, token, opts)
+      expect(yield* check(userOf(c))).toBe(true)
+      expect(yield* check(userOf(c, { password: c.password + "x" }))).toBe(false)
+      expect(yield* check(userOf(c, { lastLogin: new Date(T0 + 30_000).toISOString() }))).toBe(false)
+      // Only whole seconds count, as Django drops the microseconds.
+      expect(yield* check(userOf(c, { lastLogin: "2024-05-16T08:01:02.000Z" }))).toBe(true)
+      expect(yield* check(userOf(c, { email: "mallory@example.com" }))).toBe(false)
+      expect(yield* check(userOf(c, { id: "43" }))).toBe(false)
+      expect(yield* check(userOf(c), { secret: Redacted.make("other") })).toBe(false)
+      expect(yield* check(userOf(c), { secret: Redacted.make("new"), secretFallbacks: [secret] })).toBe(true)
+    }))
+
+  it.effect("malformed tokens are false, never a failure", () =>
+    Effect.gen(function*() {
+      yield* at(T0)
+      const user = userOf(cases[0]!)
+      const token = yield* PasswordResetToken.make(user, options)
+      const [ts, hash] = token.split("-")
+      for (const bad of ["", "-", token + "-x", `${ts!.toUpperCase()}-${hash}`, `+${ts}-${hash}`, `${ts}-${hash!.slice(1)}`, `${"z".repeat(14)}-${hash}`]) {
+        expect(yield* PasswordResetToken.check(user, bad, options), bad).toBe(false)
+      }
+      expect(yield* PasswordResetToken.check(user, undefined as any, options)).toBe(false)
+    }))
+
+  it("uidb64 round-trips like Django's urlsafe_base64_encode", () => {
+    expect(PasswordResetToken.encodeUid("42")).toBe("NDI")
+    expect(PasswordResetToken.decodeUid("NDI")).toEqual(Option.some("42"))
+    expect(PasswordResetToken.decodeUid("N")).toEqual(Option.none())
+    expect(PasswordResetToken.decodeUid("%%")).toEqual(Option.none())
+  })
+})
+
+const DJANGO = `
+from datetime import datetime, timezone
+from django.contrib.auth.models import User
+from django.contrib.auth.tokens import PasswordResetTokenGenerator
+
+class At(PasswordResetTokenGenerator):
+    def __init__(self, secret, ms, algorithm=None):
+        self.secret = secret
+        self.algorithm = algorithm
+        super().__init__()
+        self.at = datetime.fromtimestamp(ms / 1000, tz=timezone.utc).replace(tzinfo=None)
+    def _now(self):
+        return self.at
+
+def user(c):
+    ll = None if c["lastLogin"] is None else datetime.fromisoformat(c["lastLogin"].replace("Z", "+00:00")).replace(tzinfo=None)
+    return User(pk=int(c["id"]), password=c["password"], last_login=ll, email=c["email"])
+
+out = []
+for q in data:
+    if q["op"] == "make":
+        out.append(At(q["secret"], q["ms"], q.get("algorithm")).make_token(user(q["user"])))
+    else:
+        out.append(At(q["secret"], q["ms"]).check_token(user(q["user"]), q["token"]))
+print(json.dumps(out))
+`
+
+describe.skipIf(djangoPython === undefined)("PasswordResetToken against Django (python3-django)", () => {
+  const secretText = Redacted.value(secret)
+  const later = T0 + 3 * 86_400_000 + 1000
+
+  it.effect("tokens are byte for byte Django's, and each side verifies the other's, expiry and invalidation included", () =>
+    Effect.gen(function*() {
+      const ours: Array<string> = []
+      for (const c of cases) {
+        yield* at(T0)
+        ours.push(yield* PasswordResetToken.make(userOf(c), options))
+      }
+      const theirs: Array<string> = runDjango(DJANGO, cases.map((user) => ({ op: "make", secret: secretText, ms: T0, user })))
+      expect(ours).toEqual(theirs)
+
+      // Django checks ours: valid now, after the timeout, after a password change, after a login.
+      const djangoChecks: Array<boolean> = runDjango(
+        DJANGO,
+        cases.flatMap((c, i) => [
+          { op: "check", secret: secretText, ms: T0 + 60_000, user: c, token: ours[i] },
+          { op: "check", secret: secretText, ms: later, user: c, token: ours[i] },
+          { op: "check", secret: secretText, ms: T0 + 60_000, user: { ...c, password: c.password + "x" }, token: ours[i] },
+          { op: "check", secret: secretText, ms: T0 + 60_000, user: { ...c, lastLogin: new Date(T0 + 1000).toISOString() }, token: ours[i] }
+        ])
+      )
+      expect(djangoChecks).toEqual(cases.flatMap(() => [true, false, false, false]))
+
+      // We check Django's, the same four ways.
+      const ourChecks: Array<boolean> = []
+      for (const [i, c] of cases.entries()) {
+        for (const [ms, user] of [
+          [T0 + 60_000, userOf(c)],
+          [later, userOf(c)],
+          [T0 + 60_000, userOf(c, { password: c.password + "x" })],
+          [T0 + 60_000, userOf(c, { lastLogin: new Date(T0 + 1000).toISOString() })]
+        ] as const) {
+          yield* at(ms)
+          ourChecks.push(yield* PasswordResetToken.check(user, theirs[i]!, options))
+        }
+      }
+      expect(ourChecks).toEqual(cases.flatMap(() => [true, false, false, false]))
+    }))
+
+  it.effect("Django 3.2's legacy SHA-1 tokens verify only with acceptLegacySha1, and with algorithm: sha1", () =>
+    Effect.gen(function*() {
+      const c = cases[1]!
+      const [legacy]: Array<string> = runDjango(DJANGO, [{ op: "make", secret: secretText, ms: T0, user: c, algorithm: "sha1" }])
+      yield* at(T0 + 1000)
+      expect(yield* PasswordResetToken.check(userOf(c), legacy!, options)).toBe(false)
+      expect(yield* PasswordResetToken.check(userOf(c), legacy!, { ...options, acceptLegacySha1: true })).toBe(true)
+      yield* at(T0)
+      expect(yield* PasswordResetToken.make(userOf(c), { ...options, algorithm: "sha1" })).toBe(legacy)
+    }))
+})

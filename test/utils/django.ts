@@ -1,0 +1,46 @@
+// Runs snippets under Debian's python3-django (3.2) to compare with Django itself. Without it the
+// suites are skipped with a loud line, and fail under EFFECT_AUTH_REQUIRE_SERVICES=1.
+import { execFileSync } from "node:child_process"
+
+const candidates = [process.env.DJANGO_PYTHON, "/usr/bin/python3", "python3"].filter((p): p is string => !!p)
+
+export const djangoPython: string | undefined = candidates.find((python) => {
+  try {
+    execFileSync(python, ["-c", "import django"], { stdio: "ignore" })
+    return true
+  } catch {
+    return false
+  }
+})
+
+if (djangoPython === undefined) {
+  const message = "*** SKIPPED Django comparison suites: install python3-django (apt-get install python3-django) or set DJANGO_PYTHON"
+  if (process.env.EFFECT_AUTH_REQUIRE_SERVICES === "1") throw new Error(message)
+  console.warn(message)
+}
+
+/** Runs `script` (which reads JSON from stdin and prints JSON) with Django configured; TZ is UTC. */
+export const runDjango = (script: string, input: unknown): any => {
+  const prelude = `
+import json, sys
+import django
+from django.conf import settings
+settings.configure(
+    SECRET_KEY="unused", USE_TZ=False, TIME_ZONE="UTC",
+    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth"],
+    DATABASES={}, AUTH_PASSWORD_VALIDATORS=[
+        {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+        {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+        {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+        {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    ])
+django.setup()
+data = json.load(sys.stdin)
+`
+  const out = execFileSync(djangoPython!, ["-c", prelude + script], {
+    input: JSON.stringify(input),
+    env: { ...process.env, TZ: "UTC" },
+    encoding: "utf8"
+  })
+  return JSON.parse(out)
+}
