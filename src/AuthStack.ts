@@ -126,7 +126,7 @@ const sessionLayer = (
  * import { HttpApiBuilder } from "@effect/platform"
  * import { Layer, Redacted } from "effect"
  * import { AuthStack, SqlSessionStore } from "effect-auth"
- * import * as ModelBackend from "effect-auth/ModelBackend"
+ * import * as ModelBackend from "effect-auth/backends/ModelBackend"
  *
  * // users and sessions in the database the app already has (its SqlClient)
  * const AuthLive = AuthStack.layer({

@@ -12,8 +12,8 @@ let server: RunningServer
 
 beforeAll(async () => {
   // Users first, through the CLI, on the file the server will open (no SECRET_KEY on purpose).
-  const alice = await runCli(["createuser", "alice"], { input: "wonderland\n", env })
-  const bob = await runCli(["createuser", "bob"], { input: "builder\n", env })
+  const alice = await runCli(["createuser", "alice"], { input: "white rabbit hole 1865\n", env })
+  const bob = await runCli(["createuser", "bob"], { input: "can we fix it? yes!\n", env })
   expect([alice.code, bob.code]).toEqual([0, 0])
   server = await startServer(env)
 }, 120_000)
@@ -73,7 +73,7 @@ describe("example app", { timeout: 120_000 }, () => {
   })
 
   it("login → cookie → /me → /reports 403 → grant with the CLI → 200 → logout → /me 401", async () => {
-    const { cookie, csrf, reply } = await login("alice", "wonderland")
+    const { cookie, csrf, reply } = await login("alice", "white rabbit hole 1865")
     expect(reply.json()).toEqual({ user: { id: "1", username: "alice", isSuperuser: false }, csrfToken: csrf })
     expect(reply.headers.getSetCookie().find((c) => c.startsWith("sessionid="))).toMatch(/HttpOnly/i)
 
@@ -121,15 +121,15 @@ describe("example app", { timeout: 120_000 }, () => {
   })
 
   it("changepassword with the CLI logs out the user's sessions on the running server", async () => {
-    const { cookie } = await login("bob", "builder")
+    const { cookie } = await login("bob", "can we fix it? yes!")
     expect((await request("GET", "/me", { cookie })).status).toBe(200)
-    expect((await runCli(["changepassword", "bob"], { input: "new builder\n", env })).code).toBe(0)
+    expect((await runCli(["changepassword", "bob"], { input: "a new scaffold at noon\n", env })).code).toBe(0)
     expect((await request("GET", "/me", { cookie })).status).toBe(401)
-    await login("bob", "new builder")
+    await login("bob", "a new scaffold at noon")
   })
 
   it("the session lives in the SQLite file: it survives a restart of the app", async () => {
-    const { cookie } = await login("alice", "wonderland")
+    const { cookie } = await login("alice", "white rabbit hole 1865")
     await server.stop()
     server = await startServer(env)
     const me = await request("GET", "/me", { cookie })

@@ -219,8 +219,12 @@ export const Tag = <Self>() =>
  * @since 0.2.0
  * @category layers
  */
-export const layerTag = <Self, Id extends string, Config extends { readonly provides: typeof CurrentUser.CurrentUser }>(
-  tag: HttpApiMiddleware.TagClass<Self, Id, Config>
+export const layerTag = <Self, Id extends string>(
+  tag: HttpApiMiddleware.TagClass<Self, Id, {
+    readonly provides: typeof CurrentUser.CurrentUser
+    readonly failure: typeof HttpAuth.Failure
+    readonly security: Record<string, HttpApiSecurity.HttpApiSecurity>
+  }>
 ): Layer.Layer<Self, never, HttpAuth.HttpAuth> =>
   Layer.effect(
     tag as any,
