@@ -112,6 +112,16 @@ const modes: ReadonlyArray<Mode> = [
   {
     name: "HttpBackend (batch endpoint)",
     run: () => Promise.all(ids.map((id) => Effect.runPromise(batched.getUser(id))))
+  },
+  // As a server calls it: every caller a fiber of one running app (what `Promise.all` of
+  // `loader.load` is for DataLoader), rather than a root fiber started per call.
+  {
+    name: "HttpBackend (dedup per id), fibers",
+    run: () => dedupRuntime.runPromise(Effect.forEach(ids, (id) => dedup.getUser(id), { concurrency: "unbounded" }))
+  },
+  {
+    name: "HttpBackend (batch endpoint), fibers",
+    run: () => batchRuntime.runPromise(Effect.forEach(ids, (id) => batched.getUser(id), { concurrency: "unbounded" }))
   }
 ]
 
@@ -175,7 +185,9 @@ printTable("CPU time ÷ dataloader's", [
   ["HttpBackend", "÷ dataloader", "ratio"],
   ["dedup per id", "per-id load", cpuRatios("HttpBackend (dedup per id)", "dataloader (per-id load)")],
   ["batch endpoint", "batch endpoint", cpuRatios("HttpBackend (batch endpoint)", "dataloader (batch endpoint)")],
-  ["batch endpoint", "per-id load", cpuRatios("HttpBackend (batch endpoint)", "dataloader (per-id load)")]
+  ["batch endpoint", "per-id load", cpuRatios("HttpBackend (batch endpoint)", "dataloader (per-id load)")],
+  ["dedup per id, fibers", "per-id load", cpuRatios("HttpBackend (dedup per id), fibers", "dataloader (per-id load)")],
+  ["batch endpoint, fibers", "batch endpoint", cpuRatios("HttpBackend (batch endpoint), fibers", "dataloader (batch endpoint)")]
 ])
 console.log(`Node ${process.version}, load average ${(await import("node:os")).loadavg()[0]!.toFixed(1)}`)
 
