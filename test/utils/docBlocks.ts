@@ -168,7 +168,9 @@ export const runBlock = (block: Block, timeoutMs: number): Promise<RunResult> =>
     const cwd = fs.mkdtempSync(path.join(os.tmpdir(), "effect-auth-doc-"))
     const env: NodeJS.ProcessEnv = { ...process.env, TSX_TSCONFIG_PATH: path.join(root, "tsconfig.json"), NO_COLOR: "1" }
     // A block must not depend on the environment of whoever runs the tests.
-    for (const key of ["DATABASE_URL", "REDIS_URL", "DATABASE_FILE", "SECRET_KEY", "PORT"]) delete env[key]
+    for (const key of ["DATABASE_URL", "REDIS_URL", "DATABASE_FILE", "PORT"]) delete env[key]
+    // Blocks that read SECRET_KEY say so; a reader runs them with one set.
+    env.SECRET_KEY = "docs-test-secret-key-0123456789"
     const child = spawn(process.execPath, ["--import", tsxLoader, block.file], { cwd, env, stdio: ["ignore", "pipe", "pipe"] })
     let stdout = ""
     let stderr = ""
