@@ -119,7 +119,9 @@ export type PreferredAlgorithm = Registry.WritableAlgorithm
  */
 export class HashError extends Schema.TaggedError<HashError>("effect-auth/HashError")("HashError", {
   algorithm: Schema.String,
-  reason: Schema.String
+  reason: Schema.String,
+  /** What a hashing driver threw, e.g. the import error of a missing `@node-rs/argon2`. */
+  cause: Schema.optional(Schema.Defect)
 }) {
   override get message(): string {
     return `${this.algorithm}: ${this.reason}`
@@ -368,7 +370,8 @@ const passwordBytes = (password: unknown, algorithm: string): Effect.Effect<Uint
     : Effect.succeed(Buffer.from(text, "utf8"))
 }
 
-const toHashError = (e: HasherFailure) => new HashError({ algorithm: e.algorithm, reason: e.reason })
+const toHashError = (e: HasherFailure) =>
+  new HashError({ algorithm: e.algorithm, reason: e.reason, ...(e.cause === undefined ? {} : { cause: e.cause }) })
 
 const fromSettings = (settings: Registry.Settings): Effect.Effect<Service> =>
   Effect.map(Effect.makeSemaphore(settings.concurrency), (semaphore) => {

@@ -115,6 +115,63 @@ describe("example app", { timeout: 120_000 }, () => {
     expect((await request("POST", "/login", { json: { username: "alice" } })).status).toBe(400)
   })
 
+  const post = (contentType: string | undefined, body: string) =>
+    fetch(`${server.url}/login`, {
+      method: "POST",
+      headers: contentType === undefined ? {} : { "content-type": contentType },
+      body
+    }).then(async (response) => ({ status: response.status, body: await response.text(), headers: response.headers }))
+
+  it("a login body that is neither JSON nor a form is a 415 that does not repeat it", async () => {
+    const reply = await post("text/plain", "username=alice&password=wonderland")
+    expect(reply.status).toBe(415)
+    expect(reply.body).not.toContain("wonderland")
+    expect(JSON.parse(reply.body)).toEqual({
+      message: "Send the body as application/json or application/x-www-form-urlencoded."
+    })
+  })
+
+  it("an HTML form logs in; a form or JSON of the wrong shape is a 400 that quotes no value", async () => {
+    const form = await post("application/x-www-form-urlencoded", "username=alice&password=white+rabbit+hole+1865")
+    expect(form.status).toBe(200)
+    expect(JSON.parse(form.body).user.username).toBe("alice")
+    expect(form.headers.getSetCookie().some((c) => c.startsWith("sessionid="))).toBe(true)
+
+    const expected = { message: "The request body must have the fields username and password, as strings." }
+    for (
+      const [type, body] of [
+        ["application/json", JSON.stringify({ username: "alice", password: ["wonderland"] })],
+        ["application/json", JSON.stringify("wonderland")],
+        ["application/x-www-form-urlencoded", "username=alice&passwd=wonderland"]
+      ] as const
+    ) {
+      const reply = await post(type, body)
+      expect(reply.status).toBe(400)
+      expect(JSON.parse(reply.body)).toEqual(expected)
+    }
+    const repeated = await post("application/x-www-form-urlencoded", "username=alice&password=wonderland&password=x")
+    expect(repeated.status).toBe(400)
+    expect(repeated.body).not.toContain("wonderland")
+  })
+
+  it("malformed JSON is a 400 with a fixed message, logged in one line without a stack", async () => {
+    const [out, err] = [server.stdout().length, server.stderr().length]
+    const reply = await post("application/json", `{"username":"alice","password":"wonderland"`)
+    expect(reply.status).toBe(400)
+    expect(JSON.parse(reply.body)).toEqual({ message: "The request body could not be read." })
+    // The log line is written before the response, but the pipe from the child may deliver it after:
+    // wait for the request's "Sent HTTP response" entry, the last thing logged for it.
+    const logSince = () => server.stdout().slice(out) + server.stderr().slice(err)
+    for (let i = 0; i < 100 && !logSince().includes("http.status: 400"); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    const log = logSince()
+    expect(log).toMatch(/WARN .*POST \/login: malformed JSON\n/)
+    expect(log).not.toContain("SyntaxError")
+    expect(log).not.toMatch(/^\s+at /m)
+    expect(log).not.toContain("wonderland")
+  })
+
   it("anonymous requests to /me and /reports are 401", async () => {
     expect((await request("GET", "/me")).status).toBe(401)
     expect((await request("GET", "/reports")).status).toBe(401)

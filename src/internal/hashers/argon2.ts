@@ -2,7 +2,7 @@ import type * as Argon2 from "@node-rs/argon2"
 import * as crypto from "node:crypto"
 import * as Effect from "effect/Effect"
 import type { Hasher, Purpose, Run } from "./common.js"
-import { failWith, mustUpdateSalt, randomString, SALT_LENGTH } from "./common.js"
+import { failWith, mustUpdateSalt, optionalDriver, randomString, SALT_LENGTH } from "./common.js"
 
 /** Argon2 parameters as Django's `Argon2PasswordHasher` names them (memory in KiB). */
 export interface Argon2Params {
@@ -15,9 +15,9 @@ export interface Argon2Params {
 
 // @node-rs/argon2 declares these as ambient const enums, which isolated modules cannot read.
 // @node-rs/argon2 is an optional peer dependency: loaded on first use, so sites that never store
-// argon2 hashes need not install it (a missing package fails that hash with a HashError).
-let argon2Module: Promise<typeof Argon2> | undefined
-const loadArgon2 = () => argon2Module ??= import("@node-rs/argon2")
+// argon2 hashes need not install it (a missing package fails that hash with a HashError that
+// says how to install it).
+export const driver = optionalDriver<typeof Argon2>("@node-rs/argon2", "2.2.1", () => import("@node-rs/argon2"))
 
 const VARIETY = { argon2d: 0, argon2i: 1, argon2id: 2 } as const
 const VERSION = { 16: 0, 19: 1 } as const
@@ -84,7 +84,7 @@ export const make = (params: Argon2Params, run: Run): Hasher => {
     }
     if (d.memoryCost > MAX_MEMORY_KIB) return fail("argon2 memory cost is too large")
     return run(algorithm, purpose, () =>
-      loadArgon2().then((argon2) => argon2.hashRaw(password, {
+      driver.load().then((argon2) => argon2.hashRaw(password, {
         salt: d.salt,
         timeCost: d.timeCost,
         memoryCost: d.memoryCost,

@@ -2,12 +2,12 @@ import type * as Bcrypt from "@node-rs/bcrypt"
 import * as crypto from "node:crypto"
 import * as Effect from "effect/Effect"
 import type { Hasher, Purpose, Run } from "./common.js"
-import { constantTimeEquals, failWith, pyInt, pySplit } from "./common.js"
+import { constantTimeEquals, failWith, optionalDriver, pyInt, pySplit } from "./common.js"
 
 // @node-rs/bcrypt is an optional peer dependency: loaded on first use, so sites that never store
-// bcrypt hashes need not install it (a missing package fails that hash with a HashError).
-let bcryptModule: Promise<typeof Bcrypt> | undefined
-const loadBcrypt = () => bcryptModule ??= import("@node-rs/bcrypt")
+// bcrypt hashes need not install it (a missing package fails that hash with a HashError that
+// says how to install it).
+export const driver = optionalDriver<typeof Bcrypt>("@node-rs/bcrypt", "1.10.8", () => import("@node-rs/bcrypt"))
 
 /**
  * What plain `bcrypt` does with a password over 72 bytes: `"reject"` fails with a typed error
@@ -82,7 +82,7 @@ export const make = (algorithm: "bcrypt_sha256" | "bcrypt", params: BcryptParams
     if (cost < 4 || cost > 31) return fail("bcrypt cost must be between 4 and 31")
     return Effect.flatMap(input(password), (bytes) =>
       Effect.map(
-        run(algorithm, purpose, () => loadBcrypt().then((bcrypt) => bcrypt.hash(bytes, cost, decodeSalt(m[3]!)))),
+        run(algorithm, purpose, () => driver.load().then((bcrypt) => bcrypt.hash(bytes, cost, decodeSalt(m[3]!)))),
         // pyca/bcrypt hands back the ident it was given ($2a$, $2y$); the computation is the same.
         (hashed) => `${algorithm}$$${m[1]}${hashed.slice(3)}`
       ))

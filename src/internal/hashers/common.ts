@@ -6,7 +6,44 @@ import * as Effect from "effect/Effect"
 export class HasherFailure extends Data.TaggedError("HasherFailure")<{
   readonly algorithm: string
   readonly reason: string
+  /** What the driver threw (never the password: drivers get bytes, and errors do not echo them). */
+  readonly cause?: unknown
 }> {}
+
+/** An optional driver that could not be imported; `reason` says what to do about it. */
+export class DriverUnavailable extends Error {
+  constructor(readonly reason: string, options: { readonly cause: unknown }) {
+    super(reason, options)
+  }
+}
+
+/**
+ * An optional peer dependency (a native hashing driver), imported on first use so sites that do
+ * not use its algorithm need not install it. A failed import is not cached, and becomes a
+ * `DriverUnavailable` that names the package and the install command. `setImport` is the seam the
+ * tests use to simulate a missing package.
+ */
+export const optionalDriver = <A>(pkg: string, version: string, importIt: () => Promise<A>) => {
+  let load = importIt
+  let loaded: Promise<A> | undefined
+  return {
+    load: (): Promise<A> =>
+      loaded ??= load().catch((cause: unknown) => {
+        loaded = undefined
+        const code = (cause as { code?: unknown } | null)?.code
+        const missing = (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND") &&
+          String((cause as { message?: unknown }).message).includes(pkg)
+        throw new DriverUnavailable(
+          missing ? `${pkg} is not installed (npm i ${pkg}@${version})` : `${pkg} could not be loaded`,
+          { cause }
+        )
+      }),
+    setImport: (next: () => Promise<A>): void => {
+      load = next
+      loaded = undefined
+    }
+  }
+}
 
 /** Why a key derivation runs; recorded on its span so timing defences can be observed. */
 export type Purpose = "encode" | "verify" | "dummy" | "harden"

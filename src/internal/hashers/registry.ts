@@ -3,7 +3,7 @@ import * as Option from "effect/Option"
 import * as Argon2 from "./argon2.js"
 import * as Bcrypt from "./bcrypt.js"
 import type { Hasher, Purpose, Run } from "./common.js"
-import { HasherFailure, pyLen, randomString } from "./common.js"
+import { DriverUnavailable, HasherFailure, pyLen, randomString } from "./common.js"
 import * as Legacy from "./legacy.js"
 import * as Pbkdf2 from "./pbkdf2.js"
 import * as Scrypt from "./scrypt.js"
@@ -71,7 +71,11 @@ export const makeRun = (semaphore: Effect.Semaphore): Run => (algorithm, purpose
   semaphore.withPermits(1)(
     Effect.tryPromise({
       try: work,
-      catch: () => new HasherFailure({ algorithm, reason: `${algorithm} computation failed` })
+      // The cause is kept (drivers see bytes, never the Redacted password, and do not echo them).
+      catch: (cause) =>
+        cause instanceof DriverUnavailable
+          ? new HasherFailure({ algorithm, reason: cause.reason, cause: cause.cause })
+          : new HasherFailure({ algorithm, reason: `${algorithm} computation failed`, cause })
     }).pipe(
       // Native work cannot be cancelled; holding the permit until it ends keeps the bound true.
       Effect.uninterruptible,
