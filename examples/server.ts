@@ -35,8 +35,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { createServer } from "node:http"
-import * as AuthEvents from "effect-auth/AuthEvents"
-import * as AuthService from "effect-auth/AuthService"
+import * as AuthStack from "effect-auth/AuthStack"
 import * as ModelBackend from "effect-auth/backends/ModelBackend"
 import * as Authentication from "effect-auth/http/Authentication"
 import * as CurrentUser from "effect-auth/http/CurrentUser"
@@ -187,39 +186,38 @@ const SessionConfig: Config.Config<Session.ConfigOptions> = Config.all({
   idleTimeout: Config.option(Config.duration("SESSION_IDLE_TIMEOUT"))
 })
 
-const SessionsLive = Layer.unwrapEffect(
-  Effect.gen(function*() {
-    const options = yield* SessionConfig
-    if (options.secret === developmentSecret) {
-      yield* Console.warn(
-        "WARNING: SECRET_KEY is not set; using a development secret that everybody knows. " +
-          "Set SECRET_KEY to a long random string before this app faces anyone."
-      )
-    }
-    return Session.layer({
-      secret: options.secret,
-      fallbackSecrets: options.fallbackSecrets,
-      maxAge: Option.getOrUndefined(options.maxAge),
-      idleTimeout: Option.getOrUndefined(options.idleTimeout)
-    })
-  })
-)
-
 // One SQLite file holds the users (migrated by layerSqlite) and the sessions (by SqlSessionStore).
 const DatabaseLive = SqlUserStore.layerSqliteConfig({
   filename: Config.withDefault(Config.string("DATABASE_FILE"), "./effect-auth.sqlite")
 })
 
-const AuthLive = AuthService.layer([ModelBackend.ModelBackend]).pipe(
+// The whole auth stack in one layer: events, the fold over the model backend, sessions, HTTP auth
+// and the HttpApi middlewares. Its type lists what is left to provide (the backend's layer and a
+// session store); forgetting one does not compile.
+const AuthLive = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const sessions = yield* SessionConfig
+    if (sessions.secret === developmentSecret) {
+      yield* Console.warn(
+        "WARNING: SECRET_KEY is not set; using a development secret that everybody knows. " +
+          "Set SECRET_KEY to a long random string before this app faces anyone."
+      )
+    }
+    return AuthStack.layer({
+      backends: [ModelBackend.ModelBackend],
+      sessions: {
+        secret: sessions.secret,
+        fallbackSecrets: sessions.fallbackSecrets,
+        maxAge: Option.getOrUndefined(sessions.maxAge),
+        idleTimeout: Option.getOrUndefined(sessions.idleTimeout)
+      },
+      // Plain HTTP on loopback: the cookies cannot be Secure here; behind TLS set `cookie: { secure: true }`.
+      http: { realm: "effect-auth example", bearer: false }
+    })
+  })
+).pipe(
   Layer.provide(ModelBackend.layer()),
-  Layer.provideMerge(AuthEvents.layer)
-)
-
-// Plain HTTP on loopback: the cookies cannot be Secure here; behind TLS set `session: { secure: true }`.
-const HttpAuthLive = HttpAuth.layer({ realm: "effect-auth example", session: true, bearer: false }).pipe(
-  Layer.provide(SessionsLive),
   Layer.provide(SqlSessionStore.layer()),
-  Layer.provideMerge(AuthLive),
   Layer.provide(PasswordHasher.layerConfig()),
   Layer.provide(DatabaseLive)
 )
@@ -237,8 +235,7 @@ const AppLive = HttpApiBuilder.serve(flow(checkBodies, HttpMiddleware.logger)).p
   Layer.merge(PrintUrl),
   Layer.provide(HttpApiBuilder.api(Api)),
   Layer.provide([SessionLive, AccountLive]),
-  Layer.provide(Authentication.layer),
-  Layer.provide(HttpAuthLive),
+  Layer.provide(AuthLive),
   Layer.provide(ServerLive)
 )
 

@@ -30,7 +30,7 @@ import * as Layer from "effect/Layer"
 import type * as AuthError from "./AuthError.js"
 import * as AuthEvents from "./AuthEvents.js"
 import * as AuthService from "./AuthService.js"
-import * as Authentication from "./http/Authentication.js"
+import * as AuthenticationModule from "./http/Authentication.js"
 import * as HttpAuth from "./http/HttpAuth.js"
 import * as Session from "./Session.js"
 import type * as SessionStore from "./SessionStore.js"
@@ -105,8 +105,49 @@ export type Services =
   | AuthEvents.AuthEvents
   | AuthService.AuthService
   | HttpAuth.HttpAuth
-  | Authentication.Authentication
-  | Authentication.OptionalAuthentication
+  | AuthenticationModule.Authentication
+  | AuthenticationModule.OptionalAuthentication
+
+/**
+ * The `HttpApi` middleware the stack implements: put it on groups or endpoints that need a user
+ * (`Authentication.Authentication`, re-exported here).
+ *
+ * @example
+ * ```ts
+ * import { HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
+ * import { Schema } from "effect"
+ * import { AuthStack } from "effect-auth"
+ *
+ * class Account extends HttpApiGroup.make("account")
+ *   .add(HttpApiEndpoint.get("me", "/me").addSuccess(Schema.String))
+ *   .middleware(AuthStack.Authentication)
+ * {}
+ * ```
+ *
+ * @since 0.2.0
+ * @category middleware
+ */
+export const Authentication = AuthenticationModule.Authentication
+
+/**
+ * The `HttpApi` middleware for endpoints open to anonymous requests too (login, logout):
+ * `Authentication.OptionalAuthentication`, re-exported here.
+ *
+ * @example
+ * ```ts
+ * import { HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
+ * import { AuthStack } from "effect-auth"
+ *
+ * class Session extends HttpApiGroup.make("session")
+ *   .add(HttpApiEndpoint.post("logout", "/logout"))
+ *   .middleware(AuthStack.OptionalAuthentication)
+ * {}
+ * ```
+ *
+ * @since 0.2.0
+ * @category middleware
+ */
+export const OptionalAuthentication = AuthenticationModule.OptionalAuthentication
 
 const sessionLayer = (
   sessions: Session.Options | Config.Config<Session.ConfigOptions>
@@ -165,5 +206,5 @@ export const layer: {
     ...options.http,
     session: "sessions" in options ? options.cookie ?? true : false
   }).pipe(Layer.provideMerge(withSessions))
-  return Authentication.layer.pipe(Layer.provideMerge(http)) as Layer.Layer<any, any, any>
+  return AuthenticationModule.layer.pipe(Layer.provideMerge(http)) as Layer.Layer<any, any, any>
 }
