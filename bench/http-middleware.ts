@@ -10,13 +10,14 @@
  *   ModelBackend (username/password: the token does not decode, NoMatch "unsupported"), a token
  *   backend that knows no token (NoMatch), a token backend with an in-memory table (match).
  * - effect-router: the same on `HttpRouter`, /protected wrapped in `HttpAuth.requireUser`.
- * - effect-api/call: effect-api with `AuthService.layer(..., { tracing: "call" })`, one span per
- *   authentication instead of one per call and per backend attempt (the default, "attempts").
+ * - effect-api/attempts: effect-api with `AuthService.layer(..., { tracing: "attempts" })`: a span
+ *   per call and per backend attempt whatever the tracer (the default, "auto", makes none under
+ *   Effect's built-in tracer, which nobody exports).
  * - express: express 5 + passport 0.7, `passport.authenticate([...three], { session: false })`:
  *   a username/password strategy that fails without a body, a bearer strategy that knows no
  *   token, a bearer strategy with the same table.
  *
- * Effect's default tracer stays on (every request and every backend attempt makes a span); no
+ * Effect's default tracer stays on (the server makes a span per request); no
  * request logging anywhere. autocannon runs in this process, 50 connections on loopback, one run
  * at a time; each round measures every (server, route) pair once, the order rotated per round,
  * so a server's plain and protected runs are always neighbours in time. Each server also reports
@@ -73,7 +74,8 @@ for (let i = 0; i < 1000; i++) tokens.set(`tok_other_${i}`, { ...alice, id: Stri
 
 // --- effect-auth servers ---------------------------------------------------------------------------
 
-const noMatch = (backend: string) => Effect.fail(new AuthError.NoMatch({ backend, reason: "invalid-credentials" }))
+// Prebuilt failures, as the docs teach backends to fail (docs/writing-a-backend.md).
+const noMatch = (backend: string) => AuthError.noMatch(backend, "invalid-credentials")
 
 // A token backend that matches nothing (another issuer's tokens), as a JWT backend would answer.
 const OtherTokens = AuthBackend.make({
@@ -190,8 +192,8 @@ if (serveIndex !== -1) {
   process.on("SIGTERM", () => process.exit(0))
   // The parent asks for the CPU time used so far, to split the server's cost from autocannon's.
   process.on("message", () => process.send?.(process.cpuUsage()))
-  // effect-api | effect-router, optionally with the AuthService tracing level: effect-api/call
-  const [form, tracing = "attempts"] = (kind ?? "").split("/") as [string, AuthService.Tracing | undefined]
+  // effect-api | effect-router, optionally with the AuthService tracing level: effect-api/attempts
+  const [form, tracing = "auto"] = (kind ?? "").split("/") as [string, AuthService.Tracing | undefined]
   if (form === "express") expressServer()
   else Effect.runFork(Layer.launch(form === "effect-router" ? effectRouter(tracing) : effectApi(tracing)))
 } else if (process.argv.includes("--breakdown")) {
@@ -246,8 +248,8 @@ async function breakdown() {
     }))
   const handler = Effect.flatMap(CurrentUser.CurrentUser, ({ user }) => HttpServerResponse.json({ hello: user.username }))
   const authenticate = Effect.flatMap(AuthService.AuthService, (auth) => auth.authenticate({ token: Redacted.make(TOKEN) }))
-  const rows: Array<Array<string>> = [["µs per request (best of 7 x 5000)", "attempts", "call", "off"]]
-  const layers = (["attempts", "call", "off"] as const).map((tracing) =>
+  const rows: Array<Array<string>> = [["µs per request (best of 7 x 5000)", "auto", "attempts", "off"]]
+  const layers = (["auto", "attempts", "off"] as const).map((tracing) =>
     Authentication.layer.pipe(Layer.provideMerge(httpAuth(tracing)))
   )
   // One measurement at a time: concurrent fibers would interleave and share the clock.
@@ -305,7 +307,7 @@ async function main() {
   })
   const autocannon: (options: object) => Promise<AutocannonResult> = require("autocannon")
   const self = fileURLToPath(import.meta.url)
-  const kinds = ["effect-api", "effect-router", "effect-api/call", "express"] as const
+  const kinds = ["effect-api", "effect-router", "effect-api/attempts", "express"] as const
   type Kind = typeof kinds[number]
 
   const children: Array<ReturnType<typeof spawn>> = []

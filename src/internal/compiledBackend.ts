@@ -85,9 +85,13 @@ export const compile = (backend: AuthBackend.AuthBackend): CompiledBackend => {
   // the fold cheap; an asynchronous Schema ("Forbidden" in a synchronous decode) falls back to the
   // effectful decoder.
   const direct = CredentialsDecoder.lookup(schema)
+  // What a direct decoder refuses, its Schema refuses too (a property test holds them equal), so
+  // the refusal needs no Schema run: building a ParseIssue is the dearest part of skipping a
+  // backend whose credentials are of another kind, the common case in a mixed chain.
+  const refused = Either.left(new ParseResult.Type(schema.ast, undefined, "unsupported credentials"))
   const decode = direct === undefined ? decodeSync : (raw: unknown) => {
     const value = direct(raw)
-    return value === CredentialsDecoder.invalid ? decodeSync(raw) : Either.right(value)
+    return value === CredentialsDecoder.invalid ? refused : Either.right(value)
   }
   const decodeCached = (cache: DecodeCache): Either.Either<unknown, ParseResult.ParseIssue> => {
     if (cache.schema === schema) return cache.result!
