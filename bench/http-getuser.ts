@@ -2,7 +2,9 @@
  * 1000 concurrent getUser calls over 10 ids against a user service with 5 ms latency.
  *
  * Compares, in one run: a naive loop (one fetch per call), `dataloader` (per-id loads and with a
- * batch endpoint) and HttpBackend (dedup per id, and with a batch endpoint). Every caller of
+ * batch endpoint), HttpBackend (dedup per id, and with a batch endpoint: its hand-written loader)
+ * and `@effect/experimental`'s `RequestResolver.dataLoader` over a batched resolver on the same
+ * batch endpoint (the building block the loader could have been made of). Every caller of
  * HttpBackend is its own root fiber (`Effect.runPromise` per call), as independent HTTP handlers
  * would be. The user service runs in a child process so that `process.cpuUsage()` measures the
  * client side only.
@@ -11,7 +13,8 @@
  */
 import { FetchHttpClient } from "@effect/platform"
 import DataLoader from "dataloader"
-import { Effect, Layer, ManagedRuntime, Schema } from "effect"
+import * as ExperimentalResolver from "@effect/experimental/RequestResolver"
+import { Effect, Layer, ManagedRuntime, Request, RequestResolver, Schema } from "effect"
 import { spawn } from "node:child_process"
 import { once } from "node:events"
 import * as HttpBackend from "../src/backends/HttpBackend.js"
@@ -77,6 +80,26 @@ const dedup = await dedupRuntime.runPromise(HttpBackend.HttpBackend)
 const batched = await batchRuntime.runPromise(HttpBackend.HttpBackend)
 const decodeUser = Schema.decodeUnknownPromise(User.BaseUserSchema)
 
+// The candidate building block: @effect/experimental's RequestResolver.dataLoader over a batched
+// resolver on the same batch endpoint (HttpBackend's fetchMany does the same HTTP call).
+class GetUser extends Request.TaggedClass("GetUser")<unknown, Error, { readonly id: string }> {}
+const batchResolver = RequestResolver.makeBatched((requests: ReadonlyArray<GetUser>) =>
+  Effect.flatMap(
+    Effect.promise(() => fetchMany([...new Set(requests.map((r) => r.id))])),
+    (users) => {
+      const byId = new Map(users.map((u) => [u.id, u]))
+      return Effect.forEach(requests, (r) => Request.succeed(r, byId.get(r.id) ?? null), { discard: true })
+    }
+  )
+)
+const experimentalRuntime = ManagedRuntime.make(Layer.empty)
+const experimentalLoader = await experimentalRuntime.runPromise(
+  Effect.scoped(ExperimentalResolver.dataLoader(batchResolver, { window: "1 millis" })).pipe(
+    // the loader lives as long as the runtime: keep its scope open
+    Effect.map((resolver) => resolver)
+  )
+)
+
 interface Mode {
   readonly name: string
   readonly run: () => Promise<ReadonlyArray<unknown>>
@@ -113,15 +136,9 @@ const modes: ReadonlyArray<Mode> = [
     name: "HttpBackend (batch endpoint)",
     run: () => Promise.all(ids.map((id) => Effect.runPromise(batched.getUser(id))))
   },
-  // As a server calls it: every caller a fiber of one running app (what `Promise.all` of
-  // `loader.load` is for DataLoader), rather than a root fiber started per call.
   {
-    name: "HttpBackend (dedup per id), fibers",
-    run: () => dedupRuntime.runPromise(Effect.forEach(ids, (id) => dedup.getUser(id), { concurrency: "unbounded" }))
-  },
-  {
-    name: "HttpBackend (batch endpoint), fibers",
-    run: () => batchRuntime.runPromise(Effect.forEach(ids, (id) => batched.getUser(id), { concurrency: "unbounded" }))
+    name: "@effect/experimental dataLoader (batch endpoint)",
+    run: () => Promise.all(ids.map((id) => Effect.runPromise(Effect.request(new GetUser({ id }), experimentalLoader))))
   }
 ]
 
@@ -186,11 +203,11 @@ printTable("CPU time ÷ dataloader's", [
   ["dedup per id", "per-id load", cpuRatios("HttpBackend (dedup per id)", "dataloader (per-id load)")],
   ["batch endpoint", "batch endpoint", cpuRatios("HttpBackend (batch endpoint)", "dataloader (batch endpoint)")],
   ["batch endpoint", "per-id load", cpuRatios("HttpBackend (batch endpoint)", "dataloader (per-id load)")],
-  ["dedup per id, fibers", "per-id load", cpuRatios("HttpBackend (dedup per id), fibers", "dataloader (per-id load)")],
-  ["batch endpoint, fibers", "batch endpoint", cpuRatios("HttpBackend (batch endpoint), fibers", "dataloader (batch endpoint)")]
+  ["experimental dataLoader", "batch endpoint", cpuRatios("@effect/experimental dataLoader (batch endpoint)", "dataloader (batch endpoint)")],
 ])
 console.log(`Node ${process.version}, load average ${(await import("node:os")).loadavg()[0]!.toFixed(1)}`)
 
+await experimentalRuntime.dispose()
 await dedupRuntime.dispose()
 await batchRuntime.dispose()
 child.kill()
