@@ -278,6 +278,23 @@ export const make = (options: {
 // the last source that reads `authorization`).
 const authorizationHeaders: ReadonlyArray<string> = ["authorization"]
 
+// The `Authorization` header read for one scheme: absent without the header or with another
+// scheme (a later source may claim it), malformed (401) when it does not parse.
+const readAuthorization = <Tag extends "Bearer" | "Basic">(
+  request: HttpServerRequest.HttpServerRequest,
+  scheme: Tag,
+  toCredentials: (parsed: Extract<Authorization.Authorization, { readonly _tag: Tag }>) => unknown
+): Read => {
+  const header = request.headers.authorization
+  if (header === undefined) return absent
+  const parsed = Authorization.parse(header)
+  return parsed._tag === scheme
+    ? credentials(toCredentials(parsed as Extract<Authorization.Authorization, { readonly _tag: Tag }>))
+    : parsed._tag === "Malformed"
+    ? malformed
+    : absent
+}
+
 /**
  * `Authorization: Bearer <token>` → `{ token }` (`Redacted`). One scheme (case-insensitive), one
  * space, one token68: `Token x`, `Bearer` alone or two spaces are a 401.
@@ -298,16 +315,7 @@ export const bearer: CredentialsSource = {
   method: "bearer",
   headers: authorizationHeaders,
   browserSent: false,
-  read: (request) => {
-    const header = request.headers.authorization
-    if (header === undefined) return absent
-    const parsed = Authorization.parse(header)
-    return parsed._tag === "Bearer"
-      ? credentials({ token: Redacted.make(parsed.token) })
-      : parsed._tag === "Malformed"
-      ? malformed
-      : absent
-  },
+  read: (request) => readAuthorization(request, "Bearer", (parsed) => ({ token: Redacted.make(parsed.token) })),
   challenge: (realm) => `Bearer realm="${realm}"`,
   security: HttpApiSecurity.bearer
 }
@@ -333,16 +341,11 @@ export const basic: CredentialsSource = {
   method: "basic",
   headers: authorizationHeaders,
   browserSent: false,
-  read: (request) => {
-    const header = request.headers.authorization
-    if (header === undefined) return absent
-    const parsed = Authorization.parse(header)
-    return parsed._tag === "Basic"
-      ? credentials({ username: parsed.username, password: Redacted.make(parsed.password) })
-      : parsed._tag === "Malformed"
-      ? malformed
-      : absent
-  },
+  read: (request) =>
+    readAuthorization(request, "Basic", (parsed) => ({
+      username: parsed.username,
+      password: Redacted.make(parsed.password)
+    })),
   challenge: (realm) => `Basic realm="${realm}", charset="UTF-8"`,
   security: HttpApiSecurity.basic
 }

@@ -24,10 +24,10 @@ import { Redis } from "ioredis"
 import { type ChildProcess, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { TestProject } from "vitest/node"
+import { freePort } from "../utils/freePort.js"
 
 export interface Services {
   /** URL of this run's database, or null: the PostgreSQL suites are skipped. */
@@ -64,16 +64,6 @@ const which = (name: string, extra: ReadonlyArray<string> = []): string | undefi
     .map((dir) => path.join(dir, name))
     .find(isExecutable)
 
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.unref()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))))
-    })
-  })
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 

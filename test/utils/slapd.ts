@@ -31,6 +31,7 @@ import * as Scope from "effect/Scope"
 import type * as TestServices from "effect/TestServices"
 import { Client } from "ldapts"
 import { inject } from "vitest"
+import { freePort } from "./freePort.js"
 
 const slapdBin = inject("services").slapd
 
@@ -148,16 +149,6 @@ const slapdConf = (dir: string): string => {
   ].join("\n")
 }
 
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.unref()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))))
-    })
-  })
 
 const canConnect = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
