@@ -139,33 +139,38 @@ export const make = (
   cache?: Permissions.RequestCacheStore | undefined
 ): Info => new RequestInfo(who.user, who.backend, who.method, auth, cache)
 
-// Built once per authenticated request. A class makes that one cheap allocation (an object
-// literal of arrow functions is dearer, and under tsx each arrow also gets its name defined); the
-// methods stay own properties, because handlers destructure them. Most requests ask no permission
-// question: the cache is made on the first one.
+// Built once per authenticated request, and most requests ask no permission question: the
+// permission methods are prototype getters that make their function when a handler takes it
+// (destructuring works: it reads the getter), so a request that asks none allocates nothing but
+// this object; the cache is made on the first question.
 class RequestInfo implements Info {
-  readonly user: User
-  readonly backend: string
-  readonly method: AuthMethod
-  readonly hasPerm: Info["hasPerm"]
-  readonly hasPerms: Info["hasPerms"]
-  readonly hasModulePerms: Info["hasModulePerms"]
-  readonly getAllPermissions: Info["getAllPermissions"]
+  // Private fields: not enumerable, so the object prints and serialises as its three fields.
+  readonly #auth: AuthService.Service
+  #cache: Permissions.RequestCacheStore | undefined
   constructor(
-    user: User,
-    backend: string,
-    method: AuthMethod,
+    readonly user: User,
+    readonly backend: string,
+    readonly method: AuthMethod,
     auth: AuthService.Service,
     cache: Permissions.RequestCacheStore | undefined
   ) {
-    this.user = user
-    this.backend = backend
-    this.method = method
-    const store = () => (cache ??= { answers: new Map() })
-    this.hasPerm = (perm, obj) => cached(auth.hasPerm(user, perm, obj), store)
-    this.hasPerms = (perms, obj) => cached(auth.hasPerms(user, perms, obj), store)
-    this.hasModulePerms = (appLabel) => cached(auth.hasModulePerms(user, appLabel), store)
-    this.getAllPermissions = (obj) => cached(auth.getAllPermissions(user, obj), store)
+    this.#auth = auth
+    this.#cache = cache
+  }
+  private store(): Permissions.RequestCacheStore {
+    return (this.#cache ??= { answers: new Map() })
+  }
+  get hasPerm(): Info["hasPerm"] {
+    return (perm, obj) => cached(this.#auth.hasPerm(this.user, perm, obj), () => this.store())
+  }
+  get hasPerms(): Info["hasPerms"] {
+    return (perms, obj) => cached(this.#auth.hasPerms(this.user, perms, obj), () => this.store())
+  }
+  get hasModulePerms(): Info["hasModulePerms"] {
+    return (appLabel) => cached(this.#auth.hasModulePerms(this.user, appLabel), () => this.store())
+  }
+  get getAllPermissions(): Info["getAllPermissions"] {
+    return (obj) => cached(this.#auth.getAllPermissions(this.user, obj), () => this.store())
   }
 }
 
