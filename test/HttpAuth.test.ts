@@ -53,7 +53,9 @@ describe("HttpAuth: session cookie", () => {
   it.live("Secure and SameSite are configurable", () =>
     withServer({ http: { session: { secure: true, sameSite: "strict", name: "sid" } } }, ({ url }) =>
       Effect.gen(function*() {
-        const reply = yield* call(url, "POST", "/login", { json: { username: "alice", password: "wonderland" } })
+        // Secure cookies mean HTTPS: a login names its origin (see the CSRF tests)
+        const origin = url.replace("http:", "https:")
+        const reply = yield* call(url, "POST", "/login", { json: { username: "alice", password: "wonderland" }, headers: { origin } })
         expect(reply.status).toBe(200)
         expect(cookie(reply, "sid").options).toMatchObject({ httpOnly: true, secure: true, sameSite: "strict", path: "/" })
         expect(cookie(reply, "csrftoken").options).toMatchObject({ secure: true, sameSite: "strict" })
@@ -68,7 +70,7 @@ describe("HttpAuth: session cookie", () => {
           expect(reply.status).toBe(401)
           expect(reply.body).toBe("")
           expect(reply.headers["www-authenticate"]).toBe(
-            "Bearer realm=\"test\", Basic realm=\"test\", charset=\"UTF-8\", ApiKey realm=\"test\""
+            "Bearer realm=\"test\", ApiKey realm=\"test\", Basic realm=\"test\", charset=\"UTF-8\""
           )
           expect(cookie(reply, "sessionid")).toBeUndefined()
         }
@@ -436,19 +438,45 @@ describe("HttpAuth: CSRF", () => {
           .toBe(200)
       })))
 
-  it.live("bearer, basic and API-key requests are exempt, even cross-site", () =>
+  it.live("bearer and API-key requests are exempt, even cross-site: a browser never sends them on its own", () =>
     withServer({}, ({ url }) =>
       Effect.gen(function*() {
-        for (
-          const headers of [
-            { authorization: "Bearer alice-token" },
-            { authorization: basic("alice", "wonderland") },
-            { "x-api-key": "alice-token" }
-          ]
-        ) {
+        for (const headers of [{ authorization: "Bearer alice-token" }, { "x-api-key": "alice-token" }]) {
           const reply = yield* call(url, "POST", "/notes", { headers: { ...headers, origin: "https://evil.example" } })
           expect(reply.status).toBe(200)
         }
+      })))
+
+  it.live("Basic is CSRF-checked: browsers resend cached Basic credentials cross-site, like a cookie", () =>
+    withServer({}, ({ url }) =>
+      Effect.gen(function*() {
+        const authorization = basic("alice", "wonderland")
+        const post = (headers: Record<string, string>) =>
+          Effect.map(call(url, "POST", "/notes", { headers: { authorization, ...headers } }), (r) => r.status)
+        expect(yield* post({ origin: "https://evil.example" })).toBe(403)
+        expect(yield* post({ referer: "https://evil.example/form" })).toBe(403)
+        expect(yield* post({ origin: url })).toBe(200)
+        // a script (curl) names no origin: nothing cross-site about it
+        expect(yield* post({})).toBe(200)
+        // safe methods are never checked
+        expect((yield* call(url, "GET", "/me", { headers: { authorization, origin: "https://evil.example" } })).status)
+          .toBe(200)
+      })))
+
+  it.live("Secure cookies: a login or a session's request that names no origin at all is refused, as Django does", () =>
+    withServer({ http: { session: { secure: true } } }, ({ url }) =>
+      Effect.gen(function*() {
+        const form = { json: { username: "alice", password: "wonderland" } }
+        const https = url.replace("http:", "https:")
+        const nowhere = yield* call(url, "POST", "/login", form)
+        expect(nowhere.status).toBe(403)
+        expect(cookie(nowhere, "sessionid")).toBeUndefined()
+        const { cookie: c, csrf } = yield* login(url, "alice", "wonderland", { referer: `${https}/login` })
+        expect((yield* call(url, "POST", "/notes", { headers: { cookie: c, "x-csrftoken": csrf } })).status).toBe(403)
+        expect((yield* call(url, "POST", "/notes", { headers: { cookie: c, "x-csrftoken": csrf, origin: https } })).status)
+          .toBe(200)
+        // credentials that are not ambient are not asked for an origin
+        expect((yield* call(url, "POST", "/notes", { headers: { authorization: "Bearer alice-token" } })).status).toBe(200)
       })))
 
   it.live("Origin must be this site or a trusted origin, even with the right token", () =>
@@ -482,7 +510,7 @@ describe("HttpAuth: CSRF", () => {
   it.live("Secure cookies: a same-host origin must be https", () =>
     withServer({ http: { session: { secure: true } } }, ({ url }) =>
       Effect.gen(function*() {
-        const { cookie: c, csrf } = yield* login(url, "alice", "wonderland")
+        const { cookie: c, csrf } = yield* login(url, "alice", "wonderland", { origin: url.replace("http:", "https:") })
         const post = (origin: string) =>
           Effect.map(call(url, "POST", "/notes", { headers: { cookie: c, "x-csrftoken": csrf, origin } }), (r) => r.status)
         expect(yield* post(url)).toBe(403)

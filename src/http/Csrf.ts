@@ -189,10 +189,14 @@ const trusted = (settings: Settings, url: URL): boolean =>
  * @since 0.1.0
  * @category predicates
  */
-export const originAllowed = (settings: Settings, headers: Readonly<Record<string, string | undefined>>): boolean => {
+export const originAllowed = (
+  settings: Settings,
+  headers: Readonly<Record<string, string | undefined>>,
+  requireSource = false
+): boolean => {
   const origin = headers.origin
   const source = origin ?? headers.referer
-  if (source === undefined) return true
+  if (source === undefined) return !requireSource
   if (source === "null") return false
   const url = parseUrl(source)
   return url !== undefined && (url.protocol === "http:" || url.protocol === "https:") &&
@@ -203,9 +207,30 @@ export const originAllowed = (settings: Settings, headers: Readonly<Record<strin
 const forbidden = Effect.fail(new HttpApiError.Forbidden())
 
 /**
+ * @example
+ * ```ts
+ * import type { Csrf } from "effect-auth"
+ *
+ * // a login: it starts a session, so over HTTPS it must name its origin
+ * const options: Csrf.CheckOptions = { session: true }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CheckOptions {
+  /**
+   * The request starts or ends a session (login, logout) or runs on one: over HTTPS it must then
+   * carry an Origin or a Referer. Implied when `sessionToken` is some.
+   */
+  readonly session?: boolean | undefined
+}
+
+/**
  * The check for one request: nothing for safe methods or when disabled; otherwise the
- * Origin/Referer check and, when `sessionToken` is some, the token check. Fails with
- * `HttpApiError.Forbidden`.
+ * Origin/Referer check and, when `sessionToken` is some, the token check. Over HTTPS (Secure
+ * cookies) a request of a session (`sessionToken` some, or `options.session`) that sends neither
+ * Origin nor Referer is refused, as Django refuses it. Fails with `HttpApiError.Forbidden`.
  *
  * @example
  * ```ts
@@ -224,11 +249,15 @@ const forbidden = Effect.fail(new HttpApiError.Forbidden())
 export const check = (
   settings: Settings,
   request: HttpServerRequest.HttpServerRequest,
-  sessionToken: Option.Option<Redacted.Redacted<string>>
+  sessionToken: Option.Option<Redacted.Redacted<string>>,
+  options: CheckOptions = {}
 ): Effect.Effect<void, HttpApiError.Forbidden> => {
   if (!settings.enabled || isSafeMethod(request.method)) return Effect.void
   const headers = request.headers
-  if (!originAllowed(settings, headers)) return forbidden
+  // Over HTTPS (Secure cookies) Django refuses an unsafe request that names no origin at all
+  // (neither Origin nor Referer): where a login or a session's request came from must be known.
+  const requireSource = settings.requireHttps && (options.session === true || Option.isSome(sessionToken))
+  if (!originAllowed(settings, headers, requireSource)) return forbidden
   if (Option.isNone(sessionToken)) return Effect.void
   const sent = headers[settings.headerName]
   return sent !== undefined && crypto.equal(sent, Redacted.value(sessionToken.value))

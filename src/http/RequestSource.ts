@@ -324,6 +324,9 @@ export const bearer: CredentialsSource = {
  * `Authorization: Basic <base64(user:password)>` → `{ username, password }`. The password is what
  * follows the first colon, so it may contain colons; bad base64, no colon or control characters
  * are a 401. Off by default in `HttpAuth`: browsers answer its challenge with a login dialog.
+ * Browsers also resend Basic credentials on their own, cross-site too, so an unsafe request that
+ * carries them is CSRF-checked like one with a session cookie (its Origin or Referer must be this
+ * site or a trusted origin); bearer tokens and API keys are not.
  *
  * @example
  * ```ts
@@ -340,7 +343,9 @@ export const basic: CredentialsSource = {
   name: "basic",
   method: "basic",
   headers: authorizationHeaders,
-  browserSent: false,
+  // Browsers keep Basic credentials once given (our own challenge asks for them) and send them
+  // cross-site like a cookie: the source is ambient, so its unsafe requests are CSRF-checked.
+  browserSent: true,
   read: (request) =>
     readAuthorization(request, "Basic", (parsed) => ({
       username: parsed.username,

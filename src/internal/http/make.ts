@@ -25,7 +25,7 @@ const realmText = /^[\x20-\x7e]{1,100}$/
 
 const configError = (message: string) => Effect.fail(new AuthConfigError({ message: `HttpAuth: ${message}` }))
 
-const shorthand = ["bearer", "basic", "apiKey", "remoteUser", "session"] as const
+const shorthand = ["bearer", "apiKey", "basic", "remoteUser", "session"] as const
 
 /** The sources the shorthand options stand for, in their fixed order. @internal */
 export const sourcesOf = (
@@ -34,8 +34,10 @@ export const sourcesOf = (
 ): Array<RequestSource.RequestSource> => {
   const sources: Array<RequestSource.RequestSource> = []
   if (options.bearer ?? true) sources.push(RequestSource.bearer)
-  if (options.basic ?? false) sources.push(RequestSource.basic)
+  // The sources a browser sends on its own (Basic, remote user, the session cookie) come last:
+  // they are CSRF-checked, and so is every source after the first of them.
   if (options.apiKey !== undefined) sources.push(RequestSource.apiKey(options.apiKey))
+  if (options.basic ?? false) sources.push(RequestSource.basic)
   if (options.remoteUser !== undefined && options.remoteUser !== false) {
     sources.push(RequestSource.remoteUser(options.remoteUser === true ? {} : options.remoteUser))
   }
@@ -166,13 +168,20 @@ export const make = (
       onSome: Effect.succeed
     })
 
+    // Login and logout start or end a session: over HTTPS they must name their origin.
+    const sessionRequest: Csrf.CheckOptions = { session: true }
     // The session's CSRF token: from the session this request already resolved to when there is
     // one (no store read), else read without loading the user.
     const csrfFor = (request: HttpServerRequest.HttpServerRequest, s: Session.Service, cookieValue: string | undefined) => {
-      if (cookieValue === undefined) return Csrf.check(csrf, request, Option.none())
+      if (cookieValue === undefined) return Csrf.check(csrf, request, Option.none(), sessionRequest)
       const loaded = fold.loadedSession(request)
-      if (loaded !== undefined) return Csrf.check(csrf, request, Option.map(loaded, (session) => session.csrfToken))
-      return Effect.flatMap(Effect.mapError(s.csrfToken(cookieValue), storeFailure), (token) => Csrf.check(csrf, request, token))
+      if (loaded !== undefined) {
+        return Csrf.check(csrf, request, Option.map(loaded, (session) => session.csrfToken), sessionRequest)
+      }
+      return Effect.flatMap(
+        Effect.mapError(s.csrfToken(cookieValue), storeFailure),
+        (token) => Csrf.check(csrf, request, token, sessionRequest)
+      )
     }
 
     // The request's session (if any) is discarded by `Session.login`, which deletes it without
