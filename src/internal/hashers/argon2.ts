@@ -1,4 +1,3 @@
-import type * as Argon2 from "@node-rs/argon2"
 import * as crypto from "node:crypto"
 import * as Effect from "effect/Effect"
 import type { Hasher, Purpose, Run } from "./common.js"
@@ -17,7 +16,28 @@ export interface Argon2Params {
 // @node-rs/argon2 is an optional peer dependency: loaded on first use, so sites that never store
 // argon2 hashes need not install it (a missing package fails that hash with a HashError that
 // says how to install it).
-export const driver = optionalDriver<typeof Argon2>("@node-rs/argon2", "2.2.1", () => import("@node-rs/argon2"))
+//
+// The driver's type names only what this module calls: the declarations this package ships must
+// not name an optional peer, or a consumer without it could not type-check them.
+export interface Argon2Driver {
+  readonly hashRaw: (
+    password: string | Uint8Array,
+    options: {
+      readonly salt: Uint8Array
+      readonly timeCost: number
+      readonly memoryCost: number
+      readonly parallelism: number
+      readonly outputLen: number
+      readonly algorithm: number
+      readonly version: number
+    }
+  ) => Promise<Uint8Array>
+}
+export const driver = optionalDriver<Argon2Driver>(
+  "@node-rs/argon2",
+  "2.2.1",
+  () => import("@node-rs/argon2")
+)
 
 const VARIETY = { argon2d: 0, argon2i: 1, argon2id: 2 } as const
 const VERSION = { 16: 0, 19: 1 } as const
@@ -90,8 +110,8 @@ export const make = (params: Argon2Params, run: Run): Hasher => {
         memoryCost: d.memoryCost,
         parallelism: d.parallelism,
         outputLen: length,
-        algorithm: VARIETY[d.variety] as unknown as Argon2.Algorithm,
-        version: VERSION[d.version] as unknown as Argon2.Version
+        algorithm: VARIETY[d.variety],
+        version: VERSION[d.version]
       })))
   }
 

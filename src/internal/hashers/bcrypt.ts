@@ -1,4 +1,3 @@
-import type * as Bcrypt from "@node-rs/bcrypt"
 import * as crypto from "node:crypto"
 import * as Effect from "effect/Effect"
 import type { Hasher, Purpose, Run } from "./common.js"
@@ -7,7 +6,13 @@ import { constantTimeEquals, failWith, optionalDriver, pyInt, pySplit } from "./
 // @node-rs/bcrypt is an optional peer dependency: loaded on first use, so sites that never store
 // bcrypt hashes need not install it (a missing package fails that hash with a HashError that
 // says how to install it).
-export const driver = optionalDriver<typeof Bcrypt>("@node-rs/bcrypt", "1.10.8", () => import("@node-rs/bcrypt"))
+//
+// The driver's type names only what this module calls: the declarations this package ships must
+// not name an optional peer, or a consumer without it could not type-check them.
+export interface BcryptDriver {
+  readonly hash: (input: Uint8Array | string, cost: number, salt: Uint8Array | string) => Promise<string>
+}
+export const driver = optionalDriver<BcryptDriver>("@node-rs/bcrypt", "1.10.8", () => import("@node-rs/bcrypt"))
 
 /**
  * What plain `bcrypt` does with a password over 72 bytes: `"reject"` fails with a typed error
