@@ -18,6 +18,7 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import type * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
@@ -127,6 +128,10 @@ const payloads: Record<string, Schema.Schema<any, any>> = { "POST /login": Login
 const badRequest = (status: number, message: string, logged: string) =>
   Effect.as(Effect.logWarning(logged), HttpServerResponse.unsafeJson({ message }, { status }))
 
+const maxLoginBody = 16 * 1024
+const tooLarge = (route: string) =>
+  badRequest(413, "The request body is too large.", `${route}: refused a body over ${maxLoginBody} bytes`)
+
 /** The body as a value to decode: JSON, or a form whose fields each appear once; or why not. */
 const parseBody = (contentType: string, text: string): Either.Either<unknown, string> => {
   if (contentType === "application/json") {
@@ -138,6 +143,20 @@ const parseBody = (contentType: string, text: string): Either.Either<unknown, st
     fields[key] = value
   }
   return Either.right(fields)
+}
+
+const pathsOf = (issue: ParseResult.ParseIssue, path: ReadonlyArray<PropertyKey> = []): Array<string> => {
+  switch (issue._tag) {
+    case "Pointer":
+      return pathsOf(issue.issue, [...path, ...(Array.isArray(issue.path) ? issue.path : [issue.path])])
+    case "Composite":
+      return (Array.isArray(issue.issues) ? issue.issues : [issue.issues]).flatMap((inner) => pathsOf(inner, path))
+    case "Refinement":
+    case "Transformation":
+      return pathsOf(issue.issue, path)
+    default:
+      return [path.map(String).join(".") || "(body)"]
+  }
 }
 
 const checkBodies = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
@@ -154,9 +173,15 @@ const checkBodies = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
         `${route}: refused a body of type "${contentType || "(none)"}"`
       )
     }
-    const text = yield* Effect.either(request.text)
+    // A login body is a few hundred bytes: anything past the bound is refused before it is read
+    // (Content-Length) or while it is read (a chunked body stops at the bound), never buffered whole.
+    const declared = Number(request.headers["content-length"] ?? 0)
+    if (declared > maxLoginBody) return yield* tooLarge(route)
+    const text = yield* Effect.either(HttpIncomingMessage.withMaxBodySize(request.text, Option.some(maxLoginBody)))
     if (Either.isLeft(text)) {
-      return yield* badRequest(400, "The request body could not be read.", `${route}: the body could not be read`)
+      return yield* text.left.reason === "Decode" && /exceed|too large|max/i.test(String(text.left.cause))
+        ? tooLarge(route)
+        : badRequest(400, "The request body could not be read.", `${route}: the body could not be read`)
     }
     const parsed = parseBody(contentType, text.right)
     if (Either.isLeft(parsed)) {
@@ -164,8 +189,10 @@ const checkBodies = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
     }
     const decoded = Schema.decodeUnknownEither(schema)(parsed.right, { errors: "all" })
     if (Either.isLeft(decoded)) {
-      // Only the paths of the fields in error are logged, never their values.
-      const fields = ParseResult.ArrayFormatter.formatErrorSync(decoded.left).map((issue) => issue.path.join(".") || "(body)")
+      // Only the paths of the fields in error are logged, never their values: the issues are walked
+      // without formatting them (a formatter prints the value, which may be a secret, or nested so
+      // deep that printing it overflows the stack).
+      const fields = pathsOf(decoded.left.issue)
       return yield* badRequest(
         400,
         "The request body must have the fields username and password, as strings.",

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { type RunningServer, runCli, startServer, tempDir } from "./utils/exampleApp.js"
+import * as http from "node:http"
 
 const dir = tempDir()
 const database = path.join(dir, "example.sqlite")
@@ -170,6 +171,35 @@ describe("example app", { timeout: 120_000 }, () => {
     expect(log).not.toContain("SyntaxError")
     expect(log).not.toMatch(/^\s+at /m)
     expect(log).not.toContain("wonderland")
+  })
+
+  it("a login body over the bound is a 413, whether it declares its length or streams it", async () => {
+    const big = JSON.stringify({ username: "alice", password: "x".repeat(100_000) })
+    const declared = await post("application/json", big)
+    expect(declared.status).toBe(413)
+    expect(JSON.parse(declared.body)).toEqual({ message: "The request body is too large." })
+    // a chunked body names no length: it is cut while it is read — the server stops reading and
+    // answers 413 or drops the connection, and goes on serving
+    const streamed = await new Promise<number | string>((resolve) => {
+      const request = http.request(`${server.url}/login`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "transfer-encoding": "chunked" }
+      }, (response) => {
+        response.resume()
+        resolve(response.statusCode ?? 0)
+      })
+      request.on("error", (error) => resolve((error as { code?: string }).code ?? "error"))
+      for (let i = 0; i < 10; i++) request.write(big.slice(i * 10_001, (i + 1) * 10_001))
+      request.end()
+    })
+    expect([413, "ECONNRESET", "EPIPE"]).toContain(streamed)
+    expect((await fetch(`${server.url}/me`)).status).toBe(401)
+  })
+
+  it("JSON nested very deep is a 400, not a defect", async () => {
+    const deep = "[".repeat(8_000) + "]".repeat(8_000)
+    const reply = await post("application/json", deep)
+    expect(reply.status).toBe(400)
   })
 
   it("anonymous requests to /me and /reports are 401", async () => {
