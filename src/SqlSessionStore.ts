@@ -23,6 +23,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -49,6 +50,11 @@ export interface Options {
   readonly tablePrefix?: string | undefined
   /** The Migrator's bookkeeping table. Default: `effect_<tablePrefix>session_migrations`. */
   readonly migrationsTable?: string | undefined
+  /**
+   * How long one store operation may take before it fails with a store error (a 503 over HTTP):
+   * a database whose connections froze must not hang requests. Default: 5 seconds.
+   */
+  readonly timeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -205,10 +211,13 @@ export const make = (
     const sql = yield* SqlClient.SqlClient
     const table = sql(t.session)
 
-    // Every database failure or row that does not decode is a SessionStoreError; defects stay defects.
+    // Every database failure or row that does not decode is a SessionStoreError, and so is no
+    // answer within the timeout; defects stay defects.
+    const timeout = options.timeout === undefined ? SqlTables.defaultTimeout : Duration.decode(options.timeout)
     const run = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
       effect.pipe(
         SqlTables.mapStoreErrors(storeError(operation)),
+        SqlTables.bounded(timeout, () => storeError(operation)(SqlTables.noAnswer(timeout))),
         Effect.withSpan(`SessionStore.${operation}`, { captureStackTrace: false })
       )
 

@@ -36,7 +36,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -68,6 +68,11 @@ export interface Options {
   readonly tablePrefix?: string | undefined
   /** The Migrator's bookkeeping table. Default: `effect_<tablePrefix>user_migrations`. */
   readonly migrationsTable?: string | undefined
+  /**
+   * How long one store operation may take before it fails with a store error (a 503 over HTTP):
+   * a database whose connections froze must not hang requests. Default: 5 seconds.
+   */
+  readonly timeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -351,11 +356,14 @@ export const make = (
 
     // Every failure of the database or of a row's shape is a UserStoreError: callers (the model
     // backend) turn it into a TransportError. Defects stay defects: a bug is not an outage.
+    // No answer within the timeout is a UserStoreError too.
+    const timeout = options.timeout === undefined ? SqlTables.defaultTimeout : Duration.decode(options.timeout)
     const run = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
       effect.pipe(
         Effect.mapError((cause) =>
           isStoreOutcome(cause) ? cause as Exclude<E, SqlError | ParseResult.ParseError> : storeError(operation)(cause)
         ),
+        SqlTables.bounded(timeout, () => storeError(operation)(SqlTables.noAnswer(timeout))),
         Effect.withSpan(`UserStore.${operation}`)
       )
 

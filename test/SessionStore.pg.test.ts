@@ -72,6 +72,30 @@ describe.skipIf(Postgres.missing)("SqlSessionStore on PostgreSQL", () => {
       expect(Option.isNone(yield* a.get("shared", now))).toBe(true)
     }).pipe(Effect.scoped))
 
+  it.live("a database whose connections freeze (no reset) is a SessionStoreError after the timeout, not a hang", () =>
+    Effect.gen(function*() {
+      const prefix = uniquePrefix()
+      const { cut, freeze, url: proxied } = yield* Postgres.proxy
+      const scope = yield* Scope.make()
+      const ctx = yield* Layer.buildWithScope(
+        SqlSessionStore.layer({ tablePrefix: prefix, timeout: "300 millis" }).pipe(Layer.provide(client(proxied))),
+        scope
+      )
+      const store = Context.get(ctx, SessionStore.SessionStore)
+      const now = record().createdAt
+      yield* store.set("k", record(), now)
+      freeze()
+      const exits = yield* Effect.all([Effect.exit(store.get("k", now)), Effect.exit(store.delete("k"))])
+      expectStoreErrors(exits)
+      const first = exits[0]!
+      expect(Exit.isFailure(first) && first.cause._tag === "Fail" ? first.cause.error.message : "").toContain(
+        "did not answer within"
+      )
+      cut()
+      yield* Scope.close(scope, Exit.void)
+      yield* Postgres.dropDirect(dropTables(prefix))
+    }).pipe(Effect.scoped), 20_000)
+
   it.live("a database that goes away is a SessionStoreError, not a defect", () =>
     Effect.gen(function*() {
       const prefix = uniquePrefix()

@@ -66,6 +66,25 @@ describe.skipIf(Postgres.missing)("SqlUserStore on PostgreSQL", () => {
       expect((yield* b.list()).length).toBe(1)
     }).pipe(Effect.scoped))
 
+  it.live("a database whose connections freeze (no reset) is a UserStoreError after the timeout, not a hang", () =>
+    Effect.gen(function*() {
+      const prefix = uniquePrefix()
+      const { cut, freeze, url: proxied } = yield* Postgres.proxy
+      const scope = yield* Scope.make()
+      const ctx = yield* Layer.buildWithScope(
+        SqlUserStore.layerPg({ url: proxied, tablePrefix: prefix, connectTimeout: "2 seconds", timeout: "300 millis" }),
+        scope
+      )
+      const store = Context.get(ctx, UserStore.UserStore)
+      const user = yield* store.create({ username: "alice" })
+      freeze()
+      const exits = yield* Effect.all([Effect.exit(store.findById(user.id)), Effect.exit(store.findByUsername("alice"))])
+      expect(exits.map(failureTag)).toEqual(["UserStoreError", "UserStoreError"])
+      cut()
+      yield* Scope.close(scope, Exit.void)
+      yield* Postgres.dropDirect(Postgres.dropUserStoreTables(prefix))
+    }).pipe(Effect.scoped), 20_000)
+
   it.live("a database that goes away is a UserStoreError, not a defect", () =>
     Effect.gen(function*() {
       const prefix = uniquePrefix()

@@ -4,6 +4,7 @@
 import * as Migrator from "@effect/sql/Migrator"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { AuthConfigError } from "../AuthError.js"
@@ -92,3 +93,22 @@ export const migrate = <E>(
     ),
     Effect.asVoid
   )
+
+/** How long one store operation may take by default. @internal */
+export const defaultTimeout: Duration.Duration = Duration.seconds(5)
+
+/**
+ * Bounds one store operation: past `timeout` it fails at once with what `onTimeout` makes, and the
+ * statement is interrupted in the background (`Effect.disconnect`), so a connection that froze
+ * without closing (a partition, a stopped server) cannot hold the caller, and the request gets its
+ * 503 instead of hanging.
+ *
+ * @internal
+ */
+export const bounded = <E2>(timeout: Duration.Duration, onTimeout: () => E2) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | E2, R> =>
+  Effect.timeoutFail(Effect.disconnect(effect), { duration: timeout, onTimeout })
+
+/** The no-answer cause of a timed-out operation. @internal */
+export const noAnswer = (timeout: Duration.Duration): Error =>
+  new Error(`the database did not answer within ${Duration.format(timeout)}`)

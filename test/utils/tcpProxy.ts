@@ -10,6 +10,11 @@ export interface Proxy {
   readonly port: number
   /** Stops listening and drops every open connection. */
   readonly cut: () => void
+  /**
+   * Stops forwarding on every connection without closing any (a partition, a server that froze):
+   * clients see neither data nor a reset.
+   */
+  readonly freeze: () => void
 }
 
 export const tcpProxy = (host: string, port: number): Effect.Effect<Proxy, never, Scope.Scope> =>
@@ -26,14 +31,24 @@ export const tcpProxy = (host: string, port: number): Effect.Effect<Proxy, never
         }
         client.on("error", close).on("close", close)
         upstream.on("error", close).on("close", close)
+        if (frozen) return
         client.pipe(upstream)
         upstream.pipe(client)
       })
+      let frozen = false
       const cut = () => {
         server.close()
         for (const socket of sockets) socket.destroy()
       }
-      server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ port: (server.address() as net.AddressInfo).port, cut })))
+      const freeze = () => {
+        frozen = true
+        for (const socket of sockets) {
+          socket.unpipe()
+          socket.pause()
+        }
+      }
+      server.listen(0, "127.0.0.1", () =>
+        resume(Effect.succeed({ port: (server.address() as net.AddressInfo).port, cut, freeze })))
     }),
     (p) => Effect.sync(p.cut)
   )
