@@ -223,6 +223,28 @@ describe("JwtBackend: tokens that fail are NoMatch", () => {
       expect(failureOf(yield* attempt(backend, yield* Effect.promise(() => mint({ aud: "another-api" }))))).toEqual(invalid)
     }))
 
+  it.scoped("the audience is required: leaving it out fails the layer; audience: false accepts any, on purpose", () =>
+    Effect.gen(function*() {
+      const { peer } = yield* setup()
+      const missing = yield* Effect.flip(remote(peer, { audience: undefined as never }))
+      expect(missing).toBeInstanceOf(AuthError.AuthConfigError)
+      expect(missing.message).toContain("audience is required")
+      const any = yield* remote(peer, { audience: false })
+      const other = yield* Effect.promise(() => mint({ aud: "another-api" }))
+      expect((yield* any.authenticate(token(other), undefined)).username).toBe("alice")
+    }))
+
+  it.scoped("a token issued in the future (beyond the clock skew) is invalid-credentials, even without maxTokenAge", () =>
+    Effect.gen(function*() {
+      const { peer } = yield* setup()
+      const backend = yield* remote(peer)
+      const ahead = yield* Effect.promise(() => mint({ iat: nowSeconds + 365 * 24 * 3600, exp: nowSeconds + 366 * 24 * 3600 }))
+      expect(failureOf(yield* attempt(backend, ahead))).toEqual(invalid)
+      // within the skew (30 s by default) it passes: clocks differ a little
+      const slightly = yield* Effect.promise(() => mint({ iat: nowSeconds + 20 }))
+      expect((yield* backend.authenticate(token(slightly), undefined)).username).toBe("alice")
+    }))
+
   it.scoped("an expired token is expired-credentials; within the clock skew it still passes", () =>
     Effect.gen(function*() {
       const { peer } = yield* setup()
@@ -384,6 +406,7 @@ describe("JwtBackend: a JWKS endpoint that cannot answer is a TransportError", (
       const backend = yield* JwtBackend.make({
         keys: { jwksUrl: `${url}/jwks` },
         algorithms: ["RS256"],
+        audience: AUDIENCE,
         claims: UserFromClaims
       }).pipe(Effect.provide(FetchHttpClient.layer))
       const error = failureOf(yield* attempt(backend, yield* Effect.promise(() => mint())))
@@ -453,7 +476,7 @@ describe("JwtBackend: static keys, secrets, hooks and configuration", () => {
 
   it.effect("unusable configurations fail with AuthConfigError", () =>
     Effect.gen(function*() {
-      const base = { issuer: ISSUER, claims: UserFromClaims }
+      const base = { issuer: ISSUER, audience: AUDIENCE, claims: UserFromClaims }
       const errors = yield* Effect.all([
         JwtBackend.make({ ...base, keys: { secret: Redacted.make("short") }, algorithms: ["HS256"] }).pipe(Effect.flip),
         JwtBackend.make({ ...base, keys: { secret: Redacted.make("s".repeat(40)) }, algorithms: ["HS512"] }).pipe(Effect.flip),

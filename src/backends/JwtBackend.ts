@@ -223,9 +223,16 @@ export interface Options<K extends Keys = Keys> {
   readonly algorithms: Arr.NonEmptyReadonlyArray<Algorithm>
   /** Expected `iss` (one of). Strongly recommended; required by OIDC. */
   readonly issuer?: string | ReadonlyArray<string> | undefined
-  /** Expected `aud` (one of). Strongly recommended; required by OIDC. */
-  readonly audience?: string | ReadonlyArray<string> | undefined
-  /** Tolerance for `exp`, `nbf` (and `iat` with `maxTokenAge`). Default: 30 seconds. */
+  /**
+   * Expected `aud` (one of). Required (RFC 8725 §3.9, OIDC Core 3.1.3.7): a token minted for
+   * another service of the same issuer must not log in here. `false` opts out explicitly, for an
+   * issuer that mints tokens for this service only.
+   */
+  readonly audience: string | ReadonlyArray<string> | false
+  /**
+   * Tolerance for `exp`, `nbf` and `iat`. Default: 30 seconds. A token whose `iat` lies further in
+   * the future is refused, with or without `maxTokenAge`.
+   */
   readonly clockSkew?: Duration.DurationInput | undefined
   /** Reject tokens whose `iat` is older than this. Default: no limit. */
   readonly maxTokenAge?: Duration.DurationInput | undefined
@@ -333,6 +340,7 @@ type KeyResolver =
  *     keys: { secret: Redacted.make("0123456789abcdef0123456789abcdef") },
  *     algorithms: ["HS256"],
  *     issuer: "my-service",
+ *     audience: "my-api",
  *     claims: User.BaseUserSchema
  *   })
  *   return yield* Effect.either(backend.authenticate({ token: Redacted.make("not.a.jwt") }, undefined))
@@ -403,6 +411,10 @@ const makeWith = (
     }
 
     const clockSkew = yield* seconds(options.clockSkew, "30 seconds", "clockSkew")
+    const clockSkewMillis = Duration.toMillis(clockSkew)
+    if (options.audience !== false && (options.audience as unknown) === undefined) {
+      return yield* configError("audience is required (pass audience: false to accept tokens for any audience)")
+    }
     const maxTokenAge = options.maxTokenAge === undefined
       ? undefined
       : yield* seconds(options.maxTokenAge, 0, "maxTokenAge")
@@ -412,7 +424,7 @@ const makeWith = (
       clockTolerance: Duration.toSeconds(clockSkew),
       requiredClaims: [...(options.requiredClaims ?? ["exp"])],
       ...(options.issuer === undefined ? {} : { issuer: Predicate.isString(options.issuer) ? options.issuer : [...options.issuer] }),
-      ...(options.audience === undefined
+      ...(options.audience === false
         ? {}
         : { audience: Predicate.isString(options.audience) ? options.audience : [...options.audience] }),
       ...(maxTokenAge === undefined ? {} : { maxTokenAge: Duration.toSeconds(maxTokenAge) }),
@@ -446,6 +458,9 @@ const makeWith = (
           try: () => jwtVerify(token, key, { ...verifyOptions, currentDate: new Date(now) }),
           catch: (error) => Predicate.hasProperty(error, "code") && error.code === "ERR_JWT_EXPIRED" ? expired : invalid
         })
+        // jose checks `iat` only with maxTokenAge: a token issued in the future (a clock far off, or
+        // a token minted ahead to outlive a key) is refused here in every case.
+        if (typeof payload.iat === "number" && payload.iat * 1000 > now + clockSkewMillis) return yield* invalid
         return payload
       })
 
