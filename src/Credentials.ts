@@ -75,8 +75,14 @@ export const secret = (maxLength: number): Schema.Schema<Redacted.Redacted<strin
   })
 }
 
+// Django counts `max_length` in code points (Python `len`), as the user store does: a name of 150
+// astral characters (300 UTF-16 units) is a valid username and must be able to log in. Counting
+// code points is needed only past `max` UTF-16 units.
+const codePointsWithin = (s: string, min: number, max: number): boolean =>
+  s.length >= min && (s.length <= max || (s.length <= 2 * max && Array.from(s).length <= max))
+
 /**
- * A username: 1 to 150 characters, Django's limit.
+ * A username: 1 to 150 characters (code points, as Django and the user store count them), Django's limit.
  *
  * @example
  * ```ts
@@ -89,7 +95,12 @@ export const secret = (maxLength: number): Schema.Schema<Redacted.Redacted<strin
  * @since 0.1.0
  * @category schemas
  */
-export const Username = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(150))
+export const Username = Schema.String.pipe(
+  Schema.filter((s) => codePointsWithin(s, 1, 150) || "a username of 1 to 150 characters", {
+    identifier: "Username",
+    jsonSchema: { minLength: 1, maxLength: 300 }
+  })
+)
 
 /**
  * A password: 1 to 4096 characters, decoded to `Redacted`. The upper bound keeps a hostile client
@@ -130,7 +141,7 @@ export const UsernamePassword = Direct.register(
   }),
   (() => {
     const keys = ["username", "password"]
-    const username = Direct.text(1, 150)
+    const username = (raw: unknown) => typeof raw === "string" && codePointsWithin(raw, 1, 150) ? raw : Direct.invalid
     const password = Direct.secret(4096)
     return (raw: unknown) => {
       if (!Direct.hasExactKeys(raw, keys)) return Direct.invalid

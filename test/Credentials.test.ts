@@ -79,6 +79,19 @@ describe("direct credentials decoders", () => {
   })
 })
 
+describe("Credentials.Username", () => {
+  it("counts code points as Django and the user store do: 150 astral characters log in, 151 do not", () => {
+    const decode = Schema.decodeUnknownEither(Credentials.UsernamePassword)
+    const direct = Direct.lookup(Credentials.UsernamePassword)!
+    const astral = (n: number) => "\u{1D4D0}".repeat(n)
+    expect(Either.isRight(decode({ username: astral(150), password: "pw" }))).toBe(true)
+    expect(direct({ username: astral(150), password: "pw" })).not.toBe(Direct.invalid)
+    expect(Either.isLeft(decode({ username: astral(151), password: "pw" }))).toBe(true)
+    expect(direct({ username: astral(151), password: "pw" })).toBe(Direct.invalid)
+    expect(Either.isLeft(decode({ username: "", password: "pw" }))).toBe(true)
+  })
+})
+
 describe("Credentials.secret", () => {
   it("never shows the rejected value in its message", () => {
     const long = "s3cret".repeat(1000)
