@@ -11,6 +11,7 @@
  *
  * @since 0.1.0
  */
+import * as Duration from "effect/Duration"
 import * as Exit from "effect/Exit"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
@@ -360,6 +361,35 @@ export class BackendUnavailable extends asOutcome(
 }
 
 /**
+ * The attempt was refused before any backend was asked: too many failed attempts for its
+ * username or client address (see the `Lockout` module), or an address on the deny list.
+ * `retryAfter` is how long the lock still holds. HTTP maps this to 429 with `Retry-After`.
+ *
+ * @example
+ * ```ts
+ * import { Duration } from "effect"
+ * import { AuthError } from "effect-auth"
+ *
+ * const error = new AuthError.LockedOut({ retryAfter: Duration.minutes(15) })
+ * const seconds = Math.ceil(Duration.toSeconds(error.retryAfter)) // 900
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class LockedOut extends asOutcome(
+  Schema.TaggedError<LockedOut>(
+    "effect-auth/LockedOut"
+  )("LockedOut", {
+    retryAfter: Schema.DurationFromMillis
+  })
+) {
+  override get message(): string {
+    return `too many failed attempts: locked out for ${Math.ceil(Duration.toSeconds(this.retryAfter))} s`
+  }
+}
+
+/**
  * The configuration of a layer is unusable: no backends, two backends with one id, and so on.
  * Raised when the layer is built, never per call.
  *
@@ -411,6 +441,8 @@ export type BackendError = NoMatch | PermissionDenied | TransportError
  *       return 401
  *     case "PermissionDenied":
  *       return 403
+ *     case "LockedOut":
+ *       return 429
  *     case "BackendUnavailable":
  *     case "TransportError":
  *       return 503
@@ -421,7 +453,12 @@ export type BackendError = NoMatch | PermissionDenied | TransportError
  * @since 0.1.0
  * @category models
  */
-export type AuthenticateError = AuthenticationFailed | BackendUnavailable | PermissionDenied | TransportError
+export type AuthenticateError =
+  | AuthenticationFailed
+  | BackendUnavailable
+  | LockedOut
+  | PermissionDenied
+  | TransportError
 
 /**
  * Schema of every error above, to encode them for logs or decode them from a peer.
@@ -445,6 +482,7 @@ export const AuthError = Schema.Union(
   TransportError,
   AuthenticationFailed,
   BackendUnavailable,
+  LockedOut,
   AuthConfigError
 )
 

@@ -4,7 +4,9 @@
  *
  * `AuthService.authenticate` publishes exactly one {@link LoginFailed} per call that ends in
  * `AuthenticationFailed`, `BackendUnavailable` or `PermissionDenied`, with the credentials
- * cleansed as Django cleanses them. Sessions publish {@link LoggedIn} and {@link LoggedOut}.
+ * cleansed as Django cleanses them (and per call refused by a lockout, `LockedOut`). Sessions
+ * publish {@link LoggedIn} and {@link LoggedOut}; the `Lockout` module publishes {@link LockedOut}
+ * and {@link Unlocked}.
  *
  * @example
  * ```ts
@@ -56,7 +58,11 @@ import type { User } from "./User.js"
 export class LoginFailed extends Data.TaggedClass("LoginFailed")<{
   readonly credentials: Readonly<Record<string, unknown>>
   readonly request: AuthRequest | undefined
-  readonly error: AuthError.AuthenticationFailed | AuthError.BackendUnavailable | AuthError.PermissionDenied
+  readonly error:
+    | AuthError.AuthenticationFailed
+    | AuthError.BackendUnavailable
+    | AuthError.LockedOut
+    | AuthError.PermissionDenied
 }> {}
 
 /**
@@ -102,6 +108,49 @@ export class LoggedOut extends Data.TaggedClass("LoggedOut")<{
 }> {}
 
 /**
+ * A lockout key reached its limit of failed attempts (see the `Lockout` module): attempts under it
+ * are refused until `until`. `key` names what is locked: `username:alice`, `ip:203.0.113.7` or
+ * `username-ip:203.0.113.7|alice`. Published once per lock, by the failed attempt that set it.
+ *
+ * @example
+ * ```ts
+ * import { AuthEvents } from "effect-auth"
+ *
+ * const event = new AuthEvents.LockedOut({
+ *   key: "username:alice",
+ *   until: new Date("2030-01-01T00:15:00Z"),
+ *   request: { remoteAddress: "203.0.113.7" }
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category events
+ */
+export class LockedOut extends Data.TaggedClass("LockedOut")<{
+  readonly key: string
+  readonly until: Date
+  readonly request: AuthRequest | undefined
+}> {}
+
+/**
+ * A lock was lifted before it ended: by `Lockout.reset` (an administrator, `effect-auth unlock`).
+ * A lock that runs out is not announced.
+ *
+ * @example
+ * ```ts
+ * import { AuthEvents } from "effect-auth"
+ *
+ * const event = new AuthEvents.Unlocked({ key: "username:alice" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category events
+ */
+export class Unlocked extends Data.TaggedClass("Unlocked")<{
+  readonly key: string
+}> {}
+
+/**
  * @example
  * ```ts
  * import type { AuthEvents } from "effect-auth"
@@ -114,6 +163,10 @@ export class LoggedOut extends Data.TaggedClass("LoggedOut")<{
  *       return `${event.user.username} logged in through ${event.backend}`
  *     case "LoggedOut":
  *       return "logged out"
+ *     case "LockedOut":
+ *       return `${event.key} locked out`
+ *     case "Unlocked":
+ *       return `${event.key} unlocked`
  *   }
  * }
  * ```
@@ -121,7 +174,7 @@ export class LoggedOut extends Data.TaggedClass("LoggedOut")<{
  * @since 0.1.0
  * @category events
  */
-export type AuthEvent = LoginFailed | LoggedIn | LoggedOut
+export type AuthEvent = LoginFailed | LoggedIn | LoggedOut | LockedOut | Unlocked
 
 /**
  * @example

@@ -164,6 +164,17 @@ export * as HttpAuth from "./http/HttpAuth.js"
 /**
  * @example
  * ```ts
+ * import { Lockout } from "effect-auth"
+ * ```
+ *
+ * @since 0.2.0
+ * @category exports
+ */
+export * as Lockout from "./Lockout.js"
+
+/**
+ * @example
+ * ```ts
  * import { MemorySessionStore } from "effect-auth"
  * ```
  *

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, FastCheck, Option } from "effect"
-import { AuthService, Credentials, TestAuth, TestBackend } from "../src/index.js"
+import { AuthError, AuthService, Credentials, TestAuth, TestBackend } from "../src/index.js"
 
 type Kind = "user" | "no-match" | "unsupported" | "denied" | "error" | "error-fallthrough"
 const kinds: ReadonlyArray<Kind> = ["user", "no-match", "unsupported", "denied", "error", "error-fallthrough"]
@@ -92,7 +92,8 @@ const runWith = (chain: ReadonlyArray<Kind>) => {
         ? { _tag: "error", backend: error.backend }
         : error._tag === "AuthenticationFailed"
         ? { _tag: "failed", attempts: error.attempts.map((a) => a.backend) }
-        : { _tag: "unavailable", attempts: error.attempts.map((a) => a.backend) }
+        // No lockout is configured here: the only other outcome is BackendUnavailable.
+        : { _tag: "unavailable", attempts: (error as AuthError.BackendUnavailable).attempts.map((a) => a.backend) }
     }
     return {
       outcome,

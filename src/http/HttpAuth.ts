@@ -27,6 +27,7 @@
  * |---|---|
  * | `AuthenticationFailed` (no backend matched), malformed header, anonymous on a protected route | 401 + `WWW-Authenticate` |
  * | `PermissionDenied`, CSRF failure, missing permission | 403 |
+ * | `LockedOut` (see `Lockout`) | 429 + `Retry-After` |
  * | `BackendUnavailable`, `TransportError`, session store down | 503 |
  *
  * `WWW-Authenticate` lists a challenge per enabled header scheme, e.g.
@@ -181,11 +182,50 @@ export interface Options {
   /** Default: off. `true` for the defaults. */
   readonly remoteUser?: boolean | RemoteUserOptions | undefined
   readonly csrf?: Csrf.Options | undefined
+  /**
+   * The reverse proxies in front of the app, as addresses or CIDR ranges (`"10.0.0.0/8"`,
+   * `"::1"`). When the connection comes from one of them, the client address handed to backends,
+   * events and `Lockout` (`AuthRequest.remoteAddress`) is the rightmost `X-Forwarded-For` hop
+   * that is not a trusted proxy; from anyone else the header is ignored. Default: none, the
+   * socket's peer is the client.
+   */
+  readonly trustedProxies?: ReadonlyArray<string> | undefined
 }
 
 /**
- * What the HTTP layer fails with: 401, 403 or 503, with empty bodies.
+ * 429 Too Many Requests: the credentials' username or the client address is locked out (see the
+ * `Lockout` module). `retryAfter` is the lock's remaining time in whole seconds, sent as the
+ * `Retry-After` header (0 for a failure decoded from a peer, which has none).
  *
+ * @example
+ * ```ts
+ * import { HttpAuth } from "effect-auth"
+ *
+ * const failure = new HttpAuth.TooManyRequests()
+ * HttpAuth.toResponse(failure).status // 429
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const TooManyRequests: typeof Failures.TooManyRequests = Failures.TooManyRequests
+
+/**
+ * @example
+ * ```ts
+ * import { HttpAuth } from "effect-auth"
+ *
+ * const seconds = (failure: HttpAuth.TooManyRequests): number => failure.retryAfter
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export type TooManyRequests = Failures.TooManyRequests
+
+/**
+ * What the HTTP layer fails with: 401, 403, 429 (locked out, with `Retry-After`) or 503, with
+ * empty bodies.
  *
  * @example
  * ```ts
@@ -198,11 +238,14 @@ export interface Options {
  * @since 0.1.0
  * @category models
  */
-export type Failure = HttpApiError.Unauthorized | HttpApiError.Forbidden | HttpApiError.ServiceUnavailable
+export type Failure =
+  | HttpApiError.Unauthorized
+  | HttpApiError.Forbidden
+  | HttpApiError.ServiceUnavailable
+  | Failures.TooManyRequests
 
 /**
  * Schema of {@link Failure}, the `failure` of the `HttpApiMiddleware`s.
- *
  *
  * @example
  * ```ts
@@ -217,7 +260,8 @@ export type Failure = HttpApiError.Unauthorized | HttpApiError.Forbidden | HttpA
 export const Failure: Schema.Schema<Failure, void> = Schema.Union(
   HttpApiError.Unauthorized,
   HttpApiError.Forbidden,
-  HttpApiError.ServiceUnavailable
+  HttpApiError.ServiceUnavailable,
+  Failures.TooManyRequests
 ) as any
 
 /**
@@ -488,8 +532,9 @@ export const updateSessionAuthHash = (
   withRequest((service, request) => service.updateSessionAuthHash(request, user))
 
 /**
- * The response for a {@link Failure}: 401, 403 or 503 with an empty body (the 401 gets its
- * `WWW-Authenticate` header from the handler that `unauthorized` registered).
+ * The response for a {@link Failure}: 401, 403, 429 or 503 with an empty body (the 401 gets its
+ * `WWW-Authenticate` header from the handler that `unauthorized` registered; the 429 its
+ * `Retry-After`).
  *
  * @example
  * ```ts

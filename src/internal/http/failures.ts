@@ -1,12 +1,33 @@
 // What the HTTP layer fails with, and the responses for it. None of them carries request data,
-// so each failure and each response is built once.
+// so each failure and each response is built once (but for 429, whose Retry-After varies).
 import * as HttpApiError from "@effect/platform/HttpApiError"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as AuthError from "../../AuthError.js"
 
+/**
+ * 429: the attempt was refused by a lockout. `retryAfter` is in whole seconds (0 when unknown,
+ * as for a failure decoded from a peer); the `Retry-After` header is added to the response by the
+ * pre-response handler the failing effect installs, and by `toResponse`.
+ *
+ * @internal
+ */
+export class TooManyRequests extends HttpApiSchema.EmptyError<TooManyRequests>()({
+  tag: "TooManyRequests",
+  status: 429
+}) {
+  retryAfter = 0
+}
+
 /** @internal */
-export type Failure = HttpApiError.Unauthorized | HttpApiError.Forbidden | HttpApiError.ServiceUnavailable
+export type Failure =
+  | HttpApiError.Unauthorized
+  | HttpApiError.Forbidden
+  | HttpApiError.ServiceUnavailable
+  | TooManyRequests
 
 /** @internal */
 export const forbidden: Effect.Effect<never, HttpApiError.Forbidden> = Effect.fail(new HttpApiError.Forbidden())
@@ -16,6 +37,26 @@ export const unavailable = (): HttpApiError.ServiceUnavailable => new HttpApiErr
 
 /** @internal */
 export const serviceUnavailable: Effect.Effect<never, HttpApiError.ServiceUnavailable> = Effect.fail(unavailable())
+
+/** Whole seconds, at least 1: `Retry-After: 0` would invite an immediate retry. @internal */
+export const retryAfterSeconds = (retryAfter: Duration.Duration): number =>
+  Math.max(1, Math.ceil(Duration.toMillis(retryAfter) / 1000))
+
+const withRetryAfter = (response: HttpServerResponse.HttpServerResponse, seconds: number) =>
+  HttpServerResponse.setHeader(response, "retry-after", String(seconds))
+
+/** A 429 failure whose response carries `Retry-After`. @internal */
+export const tooManyRequests = (retryAfter: Duration.Duration): Effect.Effect<never, TooManyRequests> => {
+  const seconds = retryAfterSeconds(retryAfter)
+  const failure = new TooManyRequests()
+  failure.retryAfter = seconds
+  return Effect.zipRight(
+    HttpApp.appendPreResponseHandler((_request, response) =>
+      Effect.succeed(response.status === 429 ? withRetryAfter(response, seconds) : response)
+    ),
+    Effect.fail(failure)
+  )
+}
 
 /** The HTTP failure of a failed `AuthService.authenticate`. @internal */
 export const fromAuthenticate = (
@@ -27,6 +68,8 @@ export const fromAuthenticate = (
       return unauthorized
     case "PermissionDenied":
       return forbidden
+    case "LockedOut":
+      return tooManyRequests(error.retryAfter)
     case "BackendUnavailable":
     case "TransportError":
       return serviceUnavailable
@@ -36,19 +79,30 @@ export const fromAuthenticate = (
 /** @internal */
 export const isFailure = (u: unknown): u is Failure =>
   u instanceof HttpApiError.Unauthorized || u instanceof HttpApiError.Forbidden ||
-  u instanceof HttpApiError.ServiceUnavailable
+  u instanceof HttpApiError.ServiceUnavailable || u instanceof TooManyRequests
 
 // Responses are immutable (the 401's challenge is added to a copy), so each is built once.
 const responses = {
   401: HttpServerResponse.empty({ status: 401 }),
   403: HttpServerResponse.empty({ status: 403 }),
+  429: HttpServerResponse.empty({ status: 429 }),
   // Every 503 is transient (a store outage, a shed login): tell clients when to try again.
   503: HttpServerResponse.empty({ status: 503, headers: { "retry-after": "1" } })
 }
 
 /** @internal */
-export const toResponse = (failure: Failure): HttpServerResponse.HttpServerResponse =>
-  failure._tag === "Unauthorized" ? responses[401] : failure._tag === "Forbidden" ? responses[403] : responses[503]
+export const toResponse = (failure: Failure): HttpServerResponse.HttpServerResponse => {
+  switch (failure._tag) {
+    case "Unauthorized":
+      return responses[401]
+    case "Forbidden":
+      return responses[403]
+    case "TooManyRequests":
+      return failure.retryAfter > 0 ? withRetryAfter(responses[429], failure.retryAfter) : responses[429]
+    case "ServiceUnavailable":
+      return responses[503]
+  }
+}
 
 const succeeded = {
   401: Effect.succeed(responses[401]),
@@ -58,4 +112,10 @@ const succeeded = {
 
 /** `toResponse` as a prebuilt effect. @internal */
 export const respond = (failure: Failure): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
-  failure._tag === "Unauthorized" ? succeeded[401] : failure._tag === "Forbidden" ? succeeded[403] : succeeded[503]
+  failure._tag === "Unauthorized"
+    ? succeeded[401]
+    : failure._tag === "Forbidden"
+    ? succeeded[403]
+    : failure._tag === "ServiceUnavailable"
+    ? succeeded[503]
+    : Effect.succeed(toResponse(failure))

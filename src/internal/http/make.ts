@@ -17,6 +17,7 @@ import type * as HttpAuth from "../../http/HttpAuth.js"
 import * as RequestSource from "../../http/RequestSource.js"
 import * as Permissions from "../../Permissions.js"
 import * as Session from "../../Session.js"
+import * as IpAddress from "../ipAddress.js"
 import * as Cookies from "./cookies.js"
 import * as Fold from "./fold.js"
 import { credentialHeaders, toAuthRequest } from "./serverRequest.js"
@@ -120,7 +121,14 @@ export const make = (
       return yield* configError("the CSRF cookie and the session cookie need different names")
     }
     hidden.add(csrf.headerName)
-    const authRequest = (request: HttpServerRequest.HttpServerRequest): AuthRequest => toAuthRequest(request, hidden)
+    const trustedProxies: Array<IpAddress.Range> = []
+    for (const proxy of options.trustedProxies ?? []) {
+      const range = IpAddress.parseRange(proxy)
+      if (range === undefined) return yield* configError(`trustedProxies: ${JSON.stringify(proxy)} is not an address or CIDR range`)
+      trustedProxies.push(range)
+    }
+    const authRequest = (request: HttpServerRequest.HttpServerRequest): AuthRequest =>
+      toAuthRequest(request, hidden, trustedProxies)
 
     const challenges: Array<string> = []
     for (const source of sources) {

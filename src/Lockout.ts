@@ -1,0 +1,868 @@
+/**
+ * Failed-attempt throttling and lockout (django-axes' job): failures are counted per username,
+ * per client address, or both; at `limit` failures the key is locked for `coolOff` (longer with
+ * each lock under `backOff`), and attempts under a locked key are refused with
+ * `AuthError.LockedOut` before any backend is asked, so a refused attempt costs no password hash.
+ *
+ * Counting reserves the attempt before the backends run: the store counts it atomically (one Lua
+ * script in Redis), so N app instances under concurrent attempts let exactly `limit` attempts
+ * through to the backends. The fold's outcome then settles the reservation:
+ *
+ * | outcome | counted |
+ * |---|---|
+ * | `AuthenticationFailed`, `PermissionDenied` | yes: the failure stays counted |
+ * | success | the attempt's keys are reset |
+ * | `BackendUnavailable`, `TransportError`, interruption, defect | no: the reservation is returned |
+ *
+ * {@link protect} wraps an `AuthService` (see {@link layerAuthService}); the HTTP layer turns
+ * `LockedOut` into 429 with `Retry-After`. See docs/throttling.md.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { AuthEvents, AuthService, Lockout, TestBackend } from "effect-auth"
+ *
+ * const AuthLive = Lockout.layerAuthService(
+ *   AuthService.layer([TestBackend.noMatch("passwords")])
+ * ).pipe(
+ *   Layer.provide(Lockout.layerMemory({ by: "username-or-ip", limit: 5, coolOff: "15 minutes" })),
+ *   Layer.provideMerge(AuthEvents.layer)
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as AuthError from "./AuthError.js"
+import * as AuthEvents from "./AuthEvents.js"
+import type { AuthRequest } from "./AuthRequest.js"
+import * as AuthService from "./AuthService.js"
+import * as Credentials from "./Credentials.js"
+import * as IpAddress from "./internal/ipAddress.js"
+
+/**
+ * What a failure is counted against:
+ *
+ * - `"username"`: the credentials' username (an attacker can lock a user out from anywhere);
+ * - `"ip"`: the client address (a shared NAT shares one counter);
+ * - `"username-and-ip"` (default): the pair, so neither a user nor an address is locked for
+ *   another's failures; falls back to whichever of the two the attempt has;
+ * - `"username-or-ip"`: both counters; either one locked refuses the attempt.
+ *
+ * @example
+ * ```ts
+ * import type { Lockout } from "effect-auth"
+ *
+ * const by: Lockout.By = "username-or-ip"
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type By = "username" | "ip" | "username-and-ip" | "username-or-ip"
+
+/**
+ * @example
+ * ```ts
+ * import type { Lockout } from "effect-auth"
+ *
+ * const options: Lockout.Options = {
+ *   by: "username-or-ip",
+ *   limit: 5,
+ *   coolOff: "15 minutes",
+ *   backOff: 2,
+ *   maxCoolOff: "1 day",
+ *   allow: ["10.0.0.0/8"],
+ *   deny: ["203.0.113.0/24"]
+ * }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options {
+  /** Default: `"username-and-ip"`. */
+  readonly by?: By | undefined
+  /** Failures that lock a key. Default: 5. */
+  readonly limit?: number | undefined
+  /**
+   * How long a lock holds, and how long failures are remembered after the last one. Default: 15
+   * minutes.
+   */
+  readonly coolOff?: Duration.DurationInput | undefined
+  /** Each further lock of a key lasts this many times the previous one. Default: 1 (no back-off). */
+  readonly backOff?: number | undefined
+  /** The longest lock under `backOff`. Default: 1 day. */
+  readonly maxCoolOff?: Duration.DurationInput | undefined
+  /**
+   * A key's record (its lock count, which drives `backOff`) is dropped this long after its lock or
+   * its failures end. Default: 1 day.
+   */
+  readonly forgetAfter?: Duration.DurationInput | undefined
+  /** Addresses or CIDR ranges never counted nor locked (monitoring, an office). */
+  readonly allow?: ReadonlyArray<string> | undefined
+  /** Addresses or CIDR ranges always refused (`LockedOut` for `coolOff`), before any backend. */
+  readonly deny?: ReadonlyArray<string> | undefined
+  /**
+   * When the store cannot answer: `"fail"` (default) fails the attempt with `TransportError`
+   * (HTTP 503); `"allow"` lets it through uncounted.
+   */
+  readonly onStoreError?: "fail" | "allow" | undefined
+}
+
+/**
+ * The store could not answer.
+ *
+ * @example
+ * ```ts
+ * import { Lockout } from "effect-auth"
+ *
+ * const error = new Lockout.LockoutStoreError({ operation: "attempt", message: "connection refused" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class LockoutStoreError extends Schema.TaggedError<LockoutStoreError>("effect-auth/LockoutStoreError")(
+  "LockoutStoreError",
+  { operation: Schema.String, message: Schema.String }
+) {}
+
+/**
+ * The timing rules a store applies, in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import type { Lockout } from "effect-auth"
+ *
+ * const policy: Lockout.Policy = { limit: 5, coolOff: 900_000, backOff: 2, maxCoolOff: 86_400_000, forgetAfter: 86_400_000 }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Policy {
+  readonly limit: number
+  readonly coolOff: number
+  readonly backOff: number
+  readonly maxCoolOff: number
+  readonly forgetAfter: number
+}
+
+/**
+ * What the store answered to an attempt: refused (`Locked`, for `retryAfter` ms), or counted
+ * (`Allowed`), with the keys this very attempt locked (it reached the limit).
+ *
+ * @example
+ * ```ts
+ * import type { Lockout } from "effect-auth"
+ *
+ * const answer: Lockout.Reservation = { _tag: "Allowed", locked: ["username:alice"], until: 1_700_000_900_000 }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Reservation =
+  | { readonly _tag: "Locked"; readonly retryAfter: number }
+  | { readonly _tag: "Allowed"; readonly locked: ReadonlyArray<string>; readonly until: number }
+
+/**
+ * One key's record, as `list` reports it.
+ *
+ * @example
+ * ```ts
+ * import type { Lockout } from "effect-auth"
+ *
+ * const locked = (entries: ReadonlyArray<Lockout.Entry>) => entries.filter((entry) => entry.lockedUntil !== undefined)
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Entry {
+  /** `username:<name>`, `ip:<address>` or `username-ip:<address>|<name>`. */
+  readonly key: string
+  /** Failures counted since the last lock or reset. */
+  readonly failures: number
+  readonly lastFailure: Date
+  /** Set while the key is locked. */
+  readonly lockedUntil: Date | undefined
+  /** Locks so far (what `backOff` multiplies by). */
+  readonly lockouts: number
+}
+
+/**
+ * Where counters live. Every operation on a list of keys is atomic: two app instances sharing a
+ * store never lose a count. `now` is the app's clock in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Lockout } from "effect-auth"
+ *
+ * const store = Lockout.memoryStore()
+ * const policy = { limit: 2, coolOff: 1000, backOff: 1, maxCoolOff: 1000, forgetAfter: 1000 }
+ * const answer = Effect.runSync(store.attempt(["username:alice"], 0, policy)) // { _tag: "Allowed", ... }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Store {
+  /** Refuses if any key is locked; otherwise counts one failure on every key. */
+  readonly attempt: (keys: ReadonlyArray<string>, now: number, policy: Policy) => Effect.Effect<Reservation, LockoutStoreError>
+  /** Gives back one counted attempt (its outcome did not count), lifting a lock it set. */
+  readonly refund: (keys: ReadonlyArray<string>, now: number, policy: Policy) => Effect.Effect<void, LockoutStoreError>
+  /** Deletes the keys; answers those that were locked. */
+  readonly reset: (keys: ReadonlyArray<string>, now: number) => Effect.Effect<ReadonlyArray<string>, LockoutStoreError>
+  /** Every live record. */
+  readonly list: (now: number) => Effect.Effect<ReadonlyArray<Entry>, LockoutStoreError>
+}
+
+/**
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Lockout } from "effect-auth"
+ *
+ * const lockedKeys = Effect.flatMap(Lockout.Lockout, (lockout) => lockout.list).pipe(
+ *   Effect.map((entries) => entries.filter((entry) => entry.lockedUntil !== undefined).map((entry) => entry.key))
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Service {
+  readonly by: By
+  readonly policy: Policy
+  /**
+   * Runs one authentication attempt under the lockout: refuses it (publishing one `LoginFailed`)
+   * when a key is locked or the address denied, else runs `attempt` and settles the count with
+   * its outcome.
+   */
+  readonly guard: <A>(
+    credentials: unknown,
+    request: AuthRequest | undefined,
+    attempt: Effect.Effect<A, AuthError.AuthenticateError>
+  ) => Effect.Effect<A, AuthError.AuthenticateError>
+  /** Every live record, sorted by key. */
+  readonly list: Effect.Effect<ReadonlyArray<Entry>, LockoutStoreError>
+  /**
+   * Clears every record of a username or an address (its own key and the pairs it is in), or one
+   * exact key (`username:alice`); answers the keys deleted. Publishes `Unlocked` for each lock it
+   * lifts.
+   */
+  readonly reset: (target: string) => Effect.Effect<ReadonlyArray<string>, LockoutStoreError>
+}
+
+/**
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Lockout } from "effect-auth"
+ *
+ * const unlockAlice = Effect.flatMap(Lockout.Lockout, (lockout) => lockout.reset("alice"))
+ * ```
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export class Lockout extends Context.Tag("effect-auth/Lockout")<Lockout, Service>() {}
+
+// --- keys --------------------------------------------------------------------------------------
+
+// Usernames are folded (NFKC, lower case) so that `Alice` and `ａｌｉｃｅ` share a counter: locking
+// too much is safer than letting a variant spelling through. Long names are cut, keys stay small.
+const usernameKey = (username: string): string => username.normalize("NFKC").toLowerCase().slice(0, 300)
+
+const usernameOf = (credentials: unknown): string | undefined => {
+  if (typeof credentials !== "object" || credentials === null) return undefined
+  const username = (credentials as { readonly username?: unknown }).username
+  return typeof username === "string" && username.length > 0 ? usernameKey(username) : undefined
+}
+
+const keysFor = (by: By, username: string | undefined, ip: string | undefined): Array<string> => {
+  const keys: Array<string> = []
+  if (by === "username-and-ip" && username !== undefined && ip !== undefined) {
+    keys.push(`username-ip:${ip}|${username}`)
+    return keys
+  }
+  if (by !== "ip" && username !== undefined) keys.push(`username:${username}`)
+  if (by !== "username" && ip !== undefined) keys.push(`ip:${ip}`)
+  return keys
+}
+
+const deny: unique symbol = Symbol("deny")
+
+// --- the memory store --------------------------------------------------------------------------
+
+interface Record {
+  f: number
+  t: number
+  u: number
+  n: number
+  expiresAt: number
+}
+
+const lockFor = (policy: Policy, lockouts: number): number =>
+  Math.floor(Math.min(policy.coolOff * Math.pow(policy.backOff, lockouts - 1), policy.maxCoolOff))
+
+const expiryOf = (record: Record, now: number, policy: Policy): number =>
+  now + Math.max(record.u - now, policy.coolOff) + policy.forgetAfter
+
+const toEntry = (key: string, r: { f: number; t: number; u: number; n: number }, now: number): Entry => ({
+  key,
+  failures: r.f,
+  lastFailure: new Date(r.t),
+  lockedUntil: r.u > now ? new Date(r.u) : undefined,
+  lockouts: r.n
+})
+
+/**
+ * A store in this process's memory: one app instance (or tests). At most `maxEntries` records
+ * (default 100,000); past it, expired records go first, then the oldest.
+ *
+ * @example
+ * ```ts
+ * import { Lockout } from "effect-auth"
+ *
+ * const store = Lockout.memoryStore({ maxEntries: 10_000 })
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const memoryStore = (options: { readonly maxEntries?: number | undefined } = {}): Store => {
+  const maxEntries = options.maxEntries ?? 100_000
+  const records = new Map<string, Record>()
+  const live = (key: string, now: number): Record | undefined => {
+    const record = records.get(key)
+    if (record !== undefined && record.expiresAt <= now) {
+      records.delete(key)
+      return undefined
+    }
+    return record
+  }
+  const put = (key: string, record: Record, now: number) => {
+    // Re-inserted at the end: the map's order is the order of last use.
+    records.delete(key)
+    records.set(key, record)
+    if (records.size > maxEntries) {
+      for (const [k, r] of records) if (r.expiresAt <= now) records.delete(k)
+      for (const k of records.keys()) {
+        if (records.size <= maxEntries) break
+        records.delete(k)
+      }
+    }
+  }
+  return {
+    attempt: (keys, now, policy) =>
+      Effect.sync((): Reservation => {
+        let retryAfter = 0
+        const current = keys.map((key) => {
+          const record = live(key, now)
+          if (record !== undefined && record.u > now) retryAfter = Math.max(retryAfter, record.u - now)
+          return record
+        })
+        if (retryAfter > 0) return { _tag: "Locked", retryAfter }
+        const locked: Array<string> = []
+        let until = 0
+        keys.forEach((key, i) => {
+          const old = current[i]
+          // A lock that ran out, or failures older than the cool-off, start a fresh count.
+          const fresh = old === undefined || old.u > 0 || old.t + policy.coolOff <= now
+          const record: Record = { f: (fresh ? 0 : old.f) + 1, t: now, u: 0, n: old?.n ?? 0, expiresAt: 0 }
+          if (record.f >= policy.limit) {
+            record.n += 1
+            record.u = now + lockFor(policy, record.n)
+            locked.push(key)
+            until = Math.max(until, record.u)
+          }
+          record.expiresAt = expiryOf(record, now, policy)
+          put(key, record, now)
+        })
+        return { _tag: "Allowed", locked, until }
+      }),
+    refund: (keys, now, policy) =>
+      Effect.sync(() => {
+        for (const key of keys) {
+          const record = live(key, now)
+          if (record === undefined) continue
+          record.f = Math.max(record.f - 1, 0)
+          if (record.u > now && record.f < policy.limit) {
+            record.u = 0
+            record.n = Math.max(record.n - 1, 0)
+          }
+        }
+      }),
+    reset: (keys, now) =>
+      Effect.sync(() => {
+        const wasLocked: Array<string> = []
+        for (const key of keys) {
+          const record = live(key, now)
+          if (record !== undefined && record.u > now) wasLocked.push(key)
+          records.delete(key)
+        }
+        return wasLocked
+      }),
+    list: (now) =>
+      Effect.sync(() => {
+        const entries: Array<Entry> = []
+        for (const [key] of records) {
+          const record = live(key, now)
+          if (record !== undefined) entries.push(toEntry(key, record, now))
+        }
+        return entries
+      })
+  }
+}
+
+// --- the Redis store ---------------------------------------------------------------------------
+
+/**
+ * The one command the Redis store sends, typed as `ioredis` declares it: an ioredis `Redis`
+ * fits. Declared here so that this module needs no ioredis.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from "ioredis"
+ * import type { Lockout } from "effect-auth"
+ *
+ * const client: Lockout.RedisClient = new Redis("redis://127.0.0.1:6379/0")
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface RedisClient {
+  eval(script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
+}
+
+// Each record is a hash: f failures, t last failure (ms), u locked until (ms, 0: not locked),
+// n locks so far. The times are the app's clock (ARGV), so every instance judges with the same
+// rule; the key's TTL only collects garbage.
+
+// KEYS: the attempt's keys. ARGV: now, limit, coolOff, backOff, maxCoolOff, forgetAfter.
+// Reply: {0, retryAfter} (refused) or {1, until, i...} (counted; i: 1-based indexes of the keys it locked).
+const attemptScript = `
+local now, limit, cool, mult, maxc, forget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local retry = 0
+local state = {}
+for i, key in ipairs(KEYS) do
+  local v = redis.call('HMGET', key, 'f', 't', 'u', 'n')
+  local s = {tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0, v[1]}
+  if s[3] > now and s[3] - now > retry then retry = s[3] - now end
+  state[i] = s
+end
+if retry > 0 then return {0, retry} end
+local reply = {1, 0}
+for i, key in ipairs(KEYS) do
+  local s = state[i]
+  local f, n, u = s[1], s[4], 0
+  if not s[5] or s[3] > 0 or s[2] + cool <= now then f = 0 end
+  f = f + 1
+  if f >= limit then
+    n = n + 1
+    u = now + math.floor(math.min(cool * mult ^ (n - 1), maxc))
+    if u > reply[2] then reply[2] = u end
+    reply[#reply + 1] = i
+  end
+  redis.call('HSET', key, 'f', f, 't', now, 'u', u, 'n', n)
+  redis.call('PEXPIRE', key, math.max(u - now, cool) + forget)
+end
+return reply`
+
+// KEYS: the keys. ARGV: now, limit.
+const refundScript = `
+local now, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+for _, key in ipairs(KEYS) do
+  local v = redis.call('HMGET', key, 'f', 'u', 'n')
+  if v[1] then
+    local f, u, n = math.max(tonumber(v[1]) - 1, 0), tonumber(v[2]) or 0, tonumber(v[3]) or 0
+    if u > now and f < limit then
+      redis.call('HSET', key, 'f', f, 'u', 0, 'n', math.max(n - 1, 0))
+    else
+      redis.call('HSET', key, 'f', f)
+    end
+  end
+end
+return 0`
+
+// KEYS: the keys. ARGV: now. Reply: 1-based indexes of the keys that were locked.
+const resetScript = `
+local now = tonumber(ARGV[1])
+local reply = {}
+for i, key in ipairs(KEYS) do
+  local u = tonumber(redis.call('HGET', key, 'u') or '0') or 0
+  if u > now then reply[#reply + 1] = i end
+  redis.call('DEL', key)
+end
+return reply`
+
+// ARGV: cursor, pattern. Reply: {cursor, key, f, t, u, n, key, ...}: one SCAN step.
+const listScript = `
+local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', 500)
+local reply = {r[1]}
+for _, key in ipairs(r[2]) do
+  local v = redis.call('HMGET', key, 'f', 't', 'u', 'n')
+  if v[1] then
+    reply[#reply + 1] = key
+    for j = 1, 4 do reply[#reply + 1] = v[j] or '0' end
+  end
+end
+return reply`
+
+const globEscape = (text: string): string => text.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
+
+/**
+ * A store on Redis: every app instance on the same server and prefix shares the counters, and each
+ * operation is one Lua script, so concurrent attempts on many instances count exactly.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from "ioredis"
+ * import { Lockout } from "effect-auth"
+ *
+ * const store = Lockout.redisStore(new Redis("redis://127.0.0.1:6379/0"), { keyPrefix: "myapp:lockout:" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const redisStore = (client: RedisClient, options: { readonly keyPrefix?: string | undefined } = {}): Store => {
+  const prefix = options.keyPrefix ?? "effect-auth:lockout:"
+  const call = (operation: string, f: () => Promise<unknown>) =>
+    Effect.tryPromise({
+      try: f,
+      // ioredis attaches the command and its arguments to its errors: keep only the message.
+      catch: (cause) =>
+        new LockoutStoreError({ operation, message: cause instanceof Error ? cause.message : String(cause) })
+    })
+  const full = (keys: ReadonlyArray<string>) => keys.map((key) => prefix + key)
+  const ints = (reply: unknown): Array<number> => (Array.isArray(reply) ? reply.map(Number) : [])
+  return {
+    attempt: (keys, now, policy) =>
+      Effect.map(
+        call("attempt", () =>
+          client.eval(
+            attemptScript,
+            keys.length,
+            ...full(keys),
+            now,
+            policy.limit,
+            policy.coolOff,
+            policy.backOff,
+            policy.maxCoolOff,
+            policy.forgetAfter
+          )),
+        (reply): Reservation => {
+          const [allowed, value, ...locked] = ints(reply)
+          return allowed === 1
+            ? { _tag: "Allowed", locked: locked.map((i) => keys[i - 1]!), until: value ?? 0 }
+            : { _tag: "Locked", retryAfter: value ?? policy.coolOff }
+        }
+      ),
+    refund: (keys, now, policy) =>
+      Effect.asVoid(call("refund", () => client.eval(refundScript, keys.length, ...full(keys), now, policy.limit))),
+    reset: (keys, now) =>
+      keys.length === 0
+        ? Effect.succeed([])
+        : Effect.map(
+          call("reset", () => client.eval(resetScript, keys.length, ...full(keys), now)),
+          (reply) => ints(reply).map((i) => keys[i - 1]!)
+        ),
+    list: (now) =>
+      Effect.gen(function*() {
+        const entries: Array<Entry> = []
+        let cursor = "0"
+        do {
+          const reply = yield* call("list", () => client.eval(listScript, 0, cursor, `${globEscape(prefix)}*`))
+          const items = Array.isArray(reply) ? reply.map(String) : ["0"]
+          cursor = items[0] ?? "0"
+          for (let i = 1; i + 4 < items.length; i += 5) {
+            const n = (j: number) => Number(items[i + j])
+            entries.push(toEntry(items[i]!.slice(prefix.length), { f: n(1), t: n(2), u: n(3), n: n(4) }, now))
+          }
+        } while (cursor !== "0")
+        return entries
+      })
+  }
+}
+
+// --- the service -------------------------------------------------------------------------------
+
+const checkRanges = (name: string, list: ReadonlyArray<string> | undefined) => {
+  const ranges: Array<IpAddress.Range> = []
+  for (const text of list ?? []) {
+    const range = IpAddress.parseRange(text)
+    if (range === undefined) {
+      return Effect.fail(
+        new AuthError.AuthConfigError({ message: `Lockout: ${name}: ${JSON.stringify(text)} is not an address or CIDR range` })
+      )
+    }
+    ranges.push(range)
+  }
+  return Effect.succeed(ranges)
+}
+
+const positive = (name: string, value: number, integer: boolean) =>
+  Number.isFinite(value) && value > 0 && (!integer || Number.isInteger(value))
+    ? Effect.void
+    : Effect.fail(new AuthError.AuthConfigError({ message: `Lockout: ${name} must be a positive ${integer ? "integer" : "number"}` }))
+
+const millis = (input: Duration.DurationInput): number => Duration.toMillis(Duration.decode(input))
+
+/**
+ * Builds the service on a store. Fails with `AuthConfigError` for a limit that is not a positive
+ * integer, a `backOff` below 1, or an allow/deny entry that is not an address or CIDR range.
+ * Publishes `LockedOut`, `Unlocked` and (for refused attempts) `LoginFailed` on `AuthEvents` when
+ * that service is provided.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Lockout } from "effect-auth"
+ *
+ * const lockout = Lockout.make(Lockout.memoryStore(), { by: "ip", limit: 10 })
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const make = (store: Store, options: Options = {}): Effect.Effect<Service, AuthError.AuthConfigError> =>
+  Effect.gen(function*() {
+    const by = options.by ?? "username-and-ip"
+    const policy: Policy = {
+      limit: options.limit ?? 5,
+      coolOff: millis(options.coolOff ?? Duration.minutes(15)),
+      backOff: options.backOff ?? 1,
+      maxCoolOff: millis(options.maxCoolOff ?? Duration.days(1)),
+      forgetAfter: millis(options.forgetAfter ?? Duration.days(1))
+    }
+    yield* positive("limit", policy.limit, true)
+    yield* positive("coolOff", policy.coolOff, false)
+    yield* positive("maxCoolOff", policy.maxCoolOff, false)
+    yield* positive("forgetAfter", policy.forgetAfter, false)
+    if (!(policy.backOff >= 1 && Number.isFinite(policy.backOff))) {
+      return yield* Effect.fail(new AuthError.AuthConfigError({ message: "Lockout: backOff must be a number >= 1" }))
+    }
+    const allow = yield* checkRanges("allow", options.allow)
+    const denied = yield* checkRanges("deny", options.deny)
+    const onStoreError = options.onStoreError ?? "fail"
+    const events = Option.getOrUndefined(yield* Effect.serviceOption(AuthEvents.AuthEvents))
+    const publish = (event: AuthEvents.AuthEvent) => (events === undefined ? Effect.void : events.publish(event))
+
+    /** The keys an attempt counts against; `deny` for a denied address; empty: not counted. */
+    const plan = (credentials: unknown, request: AuthRequest | undefined): Array<string> | typeof deny => {
+      const remote = request?.remoteAddress
+      const address = remote === undefined ? undefined : IpAddress.parse(remote)
+      if (address !== undefined) {
+        if (IpAddress.inAny(denied, address)) return deny
+        if (IpAddress.inAny(allow, address)) return []
+      }
+      return keysFor(by, usernameOf(credentials), address?.text)
+    }
+
+    const refuse = (credentials: unknown, request: AuthRequest | undefined, retryAfter: number) => {
+      const error = new AuthError.LockedOut({ retryAfter: Duration.millis(retryAfter) })
+      return Effect.zipRight(
+        publish(new AuthEvents.LoginFailed({ credentials: Credentials.cleanse(credentials), request, error })),
+        Effect.fail(error)
+      )
+    }
+
+    const storeFailed = (error: LockoutStoreError) =>
+      Effect.fail(new AuthError.TransportError({ backend: "lockout", cause: error.message }))
+
+    // The count is settled after the outcome; a store failure here cannot change the outcome.
+    const settle = (
+      keys: ReadonlyArray<string>,
+      reservation: Extract<Reservation, { _tag: "Allowed" }>,
+      request: AuthRequest | undefined,
+      exit: Exit.Exit<unknown, AuthError.AuthenticateError>
+    ): Effect.Effect<void> => {
+      const settled = Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<void, LockoutStoreError> => {
+        if (Exit.isSuccess(exit)) return Effect.asVoid(store.reset(keys, now))
+        const failure = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+        if (failure?._tag === "AuthenticationFailed" || failure?._tag === "PermissionDenied") {
+          const until = new Date(reservation.until)
+          return Effect.forEach(reservation.locked, (key) => publish(new AuthEvents.LockedOut({ key, until, request })), {
+            discard: true
+          })
+        }
+        return store.refund(keys, now, policy)
+      })
+      return Effect.catchAll(settled, (error) => Effect.logWarning("Lockout: could not settle an attempt", error.message))
+    }
+
+    const guard: Service["guard"] = (credentials, request, attempt) => {
+      const keys = plan(credentials, request)
+      if (keys === deny) return refuse(credentials, request, policy.coolOff)
+      if (keys.length === 0) return attempt
+      return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.matchEffect(store.attempt(keys, now, policy), {
+          onFailure: (error) => (onStoreError === "allow" ? attempt : storeFailed(error)),
+          onSuccess: (reservation) =>
+            reservation._tag === "Locked"
+              ? refuse(credentials, request, reservation.retryAfter)
+              : Effect.onExit(attempt, (exit) => settle(keys, reservation, request, exit))
+        }))
+    }
+
+    const list = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.map(store.list(now), (entries) => [...entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))))
+
+    const matches = (target: string) => {
+      if (/^(username|ip|username-ip):/.test(target)) return (key: string) => key === target
+      const address = IpAddress.parse(target)
+      if (address !== undefined) {
+        const ip = address.text
+        return (key: string) => key === `ip:${ip}` || key.startsWith(`username-ip:${ip}|`)
+      }
+      const name = usernameKey(target)
+      return (key: string) => key === `username:${name}` || (key.startsWith("username-ip:") && key.endsWith(`|${name}`))
+    }
+
+    const reset: Service["reset"] = (target) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const match = matches(target)
+        const keys = (yield* store.list(now)).map((entry) => entry.key).filter(match)
+        const unlocked = yield* store.reset(keys, now)
+        yield* Effect.forEach(unlocked, (key) => publish(new AuthEvents.Unlocked({ key })), { discard: true })
+        return keys
+      })
+
+    return { by, policy, guard, list, reset }
+  })
+
+/**
+ * The service on a store in memory (one app instance).
+ *
+ * @example
+ * ```ts
+ * import { Lockout } from "effect-auth"
+ *
+ * const LockoutLive = Lockout.layerMemory({ limit: 5, coolOff: "15 minutes", backOff: 2 })
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerMemory = (
+  options: Options & { readonly maxEntries?: number | undefined } = {}
+): Layer.Layer<Lockout, AuthError.AuthConfigError> =>
+  Layer.effect(Lockout, Effect.suspend(() => make(memoryStore(options), options)))
+
+/**
+ * The service on Redis, shared by every app instance that uses the same server and `keyPrefix`.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from "ioredis"
+ * import { Lockout } from "effect-auth"
+ *
+ * const LockoutLive = Lockout.layerRedis({
+ *   client: new Redis("redis://127.0.0.1:6379/0"),
+ *   by: "username-or-ip",
+ *   limit: 5
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerRedis = (
+  options: Options & { readonly client: RedisClient; readonly keyPrefix?: string | undefined }
+): Layer.Layer<Lockout, AuthError.AuthConfigError> =>
+  Layer.effect(Lockout, Effect.suspend(() => make(redisStore(options.client, options), options)))
+
+/**
+ * Wraps an `AuthService`: `authenticate` and `authenticateUnknown` run under `Lockout.guard`;
+ * everything else is the service's own. Attempts the lockout does not count (no username, no
+ * client address, an allowed address) run as they would without it.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { AuthService, Lockout } from "effect-auth"
+ *
+ * const guarded = Effect.flatMap(AuthService.AuthService, Lockout.protect)
+ * ```
+ *
+ * @since 0.2.0
+ * @category combinators
+ */
+export const protect = (service: AuthService.Service): Effect.Effect<AuthService.Service, never, Lockout> =>
+  Effect.map(Lockout, (lockout) => ({
+    ...service,
+    authenticate: (credentials, request) =>
+      lockout.guard(credentials, request, service.authenticate(credentials, request)),
+    authenticateUnknown: (input, request) =>
+      lockout.guard(input, request, service.authenticateUnknown(input, request))
+  }))
+
+/**
+ * An `AuthService` layer under the lockout: the given layer's service, wrapped by {@link protect}.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { AuthEvents, AuthService, Lockout, TestBackend } from "effect-auth"
+ *
+ * const AuthLive = Lockout.layerAuthService(AuthService.layer([TestBackend.noMatch("passwords")])).pipe(
+ *   Layer.provide(Lockout.layerMemory()),
+ *   Layer.provideMerge(AuthEvents.layer)
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerAuthService = <E, R>(
+  layer: Layer.Layer<AuthService.AuthService, E, R>
+): Layer.Layer<AuthService.AuthService, E, R | Lockout> =>
+  Layer.effect(AuthService.AuthService, Effect.flatMap(AuthService.AuthService, protect)).pipe(Layer.provide(layer))
+
+/**
+ * Lists the records of the `Lockout` in context.
+ *
+ * @example
+ * ```ts
+ * import { Lockout } from "effect-auth"
+ *
+ * const entries = Lockout.list
+ * ```
+ *
+ * @since 0.2.0
+ * @category accessors
+ */
+export const list: Effect.Effect<ReadonlyArray<Entry>, LockoutStoreError, Lockout> = Effect.flatMap(
+  Lockout,
+  (lockout) => lockout.list
+)
+
+/**
+ * Clears the records of a username, an address or one key, with the `Lockout` in context.
+ *
+ * @example
+ * ```ts
+ * import { Lockout } from "effect-auth"
+ *
+ * const unlock = Lockout.reset("203.0.113.7")
+ * ```
+ *
+ * @since 0.2.0
+ * @category accessors
+ */
+export const reset = (target: string): Effect.Effect<ReadonlyArray<string>, LockoutStoreError, Lockout> =>
+  Effect.flatMap(Lockout, (lockout) => lockout.reset(target))

@@ -1,0 +1,142 @@
+// Lockout on Redis: two app instances (two ioredis clients, two AuthService layers) share the
+// counters through one key prefix, and the Lua scripts count concurrent attempts exactly.
+import { describe, expect, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import { Redis as IORedis } from "ioredis"
+import * as AuthBackend from "../src/AuthBackend.js"
+import * as AuthError from "../src/AuthError.js"
+import * as AuthEvents from "../src/AuthEvents.js"
+import * as AuthService from "../src/AuthService.js"
+import * as Credentials from "../src/Credentials.js"
+import * as Lockout from "../src/Lockout.js"
+import * as TestBackend from "../src/testing/TestBackend.js"
+import * as Redis from "./utils/redis.js"
+
+const alice = TestBackend.user("alice")
+
+/** One app instance: its own Redis client, its own AuthService and Lockout. */
+const instance = (keyPrefix: string, backend: AuthBackend.AuthBackend, options: Lockout.Options) =>
+  Effect.gen(function*() {
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(() => new IORedis(Redis.redisUrl)),
+      (c) => Effect.promise(() => c.quit())
+    )
+    const lockout = Lockout.layerRedis({ client, keyPrefix, ...options })
+    const layer = Lockout.layerAuthService(AuthService.layer([backend])).pipe(
+      Layer.provideMerge(lockout),
+      Layer.provideMerge(AuthEvents.layer)
+    )
+    const context = yield* Layer.build(layer)
+    return { auth: Context.get(context, AuthService.AuthService), lockout: Context.get(context, Lockout.Lockout) }
+  })
+
+const counting = () => {
+  let calls = 0
+  const backend = AuthBackend.make({
+    id: "passwords",
+    credentials: Credentials.UsernamePassword,
+    // Asynchronous like a real hash, so attempts from both instances overlap.
+    authenticate: ({ password }) =>
+      Effect.suspend(() => {
+        calls++
+        return Redacted.value(password) === "right"
+          ? Effect.succeed(alice)
+          : Effect.zipRight(Effect.sleep("5 millis"), AuthError.noMatch("passwords", "invalid-credentials"))
+      }),
+    getUser: () => Effect.succeedNone
+  })
+  return { backend, calls: () => calls }
+}
+
+const tagOf = (exit: Exit.Exit<unknown, AuthError.AuthenticateError>) =>
+  Exit.isSuccess(exit) ? "success" : exit.cause._tag === "Fail" ? exit.cause.error._tag : "other"
+
+describe.skipIf(Redis.missing)("Lockout on Redis", () => {
+  it.live(
+    "two instances, 500 concurrent wrong passwords, limit 5: exactly 5 reach a backend, 495 are LockedOut",
+    () => {
+      const prefix = Redis.uniquePrefix("lockout")
+      const { backend, calls } = counting()
+      return Effect.gen(function*() {
+        const a = yield* instance(prefix, backend, { by: "username", limit: 5 })
+        const b = yield* instance(prefix, backend, { by: "username", limit: 5 })
+        const attempts = Array.from({ length: 500 }, (_, i) =>
+          Effect.map(
+            Effect.exit((i % 2 === 0 ? a : b).auth.authenticate({ username: "alice", password: `wrong-${i}` })),
+            tagOf
+          ))
+        const outcomes = yield* Effect.all(attempts, { concurrency: "unbounded" })
+        expect(calls()).toBe(5)
+        expect(outcomes.filter((o) => o === "AuthenticationFailed").length).toBe(5)
+        expect(outcomes.filter((o) => o === "LockedOut").length).toBe(495)
+        const entries = yield* b.lockout.list
+        expect(entries).toHaveLength(1)
+        expect(entries[0]).toMatchObject({ key: "username:alice", failures: 5, lockouts: 1 })
+        expect(entries[0]!.lockedUntil).toBeInstanceOf(Date)
+        // The lock holds on both instances until reset on either.
+        expect(tagOf(yield* Effect.exit(a.auth.authenticate({ username: "alice", password: "right" })))).toBe("LockedOut")
+        expect(yield* a.lockout.reset("alice")).toEqual(["username:alice"])
+        expect(tagOf(yield* Effect.exit(b.auth.authenticate({ username: "alice", password: "right" })))).toBe("success")
+      }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
+    },
+    60_000
+  )
+
+  it.live("no count is lost: 400 concurrent failures on two instances under a high limit count 400", () => {
+    const prefix = Redis.uniquePrefix("lockout")
+    const { backend, calls } = counting()
+    return Effect.gen(function*() {
+      const a = yield* instance(prefix, backend, { by: "username-or-ip", limit: 10_000 })
+      const b = yield* instance(prefix, backend, { by: "username-or-ip", limit: 10_000 })
+      yield* Effect.all(
+        Array.from({ length: 400 }, (_, i) =>
+          Effect.exit(
+            (i % 2 === 0 ? a : b).auth.authenticate({ username: "bob", password: "x" }, { remoteAddress: "192.0.2.5" })
+          )),
+        { concurrency: "unbounded" }
+      )
+      expect(calls()).toBe(400)
+      const entries = yield* a.lockout.list
+      expect(entries.map((e) => [e.key, e.failures])).toEqual([["ip:192.0.2.5", 400], ["username:bob", 400]])
+    }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
+  }, 60_000)
+
+  it.live("a refunded attempt (backend down) does not count, and a success resets", () => {
+    const prefix = Redis.uniquePrefix("lockout")
+    return Effect.gen(function*() {
+      const down = yield* instance(prefix, TestBackend.unavailable("ldap"), { by: "username", limit: 2 })
+      for (let i = 0; i < 3; i++) {
+        expect(tagOf(yield* Effect.exit(down.auth.authenticate({ username: "carol", password: "x" })))).toBe(
+          "TransportError"
+        )
+      }
+      expect((yield* down.lockout.list).map((e) => e.failures)).toEqual([0])
+      const { backend } = counting()
+      const up = yield* instance(prefix, backend, { by: "username", limit: 2 })
+      yield* Effect.exit(up.auth.authenticate({ username: "carol", password: "x" }))
+      expect((yield* up.lockout.list).map((e) => e.failures)).toEqual([1])
+      expect(tagOf(yield* Effect.exit(up.auth.authenticate({ username: "carol", password: "right" })))).toBe("success")
+      expect(yield* up.lockout.list).toEqual([])
+    }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
+  })
+
+  it.live("a store that cannot answer fails the attempt with TransportError (503), asking no backend", () => {
+    const { backend, calls } = counting()
+    return Effect.gen(function*() {
+      const client = new IORedis("redis://127.0.0.1:1", { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false })
+      const layer = Lockout.layerAuthService(AuthService.layer([backend])).pipe(
+        Layer.provide(Lockout.layerRedis({ client, by: "username" })),
+        Layer.provideMerge(AuthEvents.layer)
+      )
+      const auth = Context.get(yield* Layer.build(layer), AuthService.AuthService)
+      const error = yield* Effect.flip(auth.authenticate({ username: "alice", password: "right" }))
+      expect(error._tag).toBe("TransportError")
+      expect(calls()).toBe(0)
+      client.disconnect()
+    }).pipe(Effect.scoped)
+  })
+})

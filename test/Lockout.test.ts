@@ -1,0 +1,300 @@
+// Lockout on the memory store: what is counted, the lock and its cool-off (TestClock), back-off,
+// reset on success, allow/deny lists, the keys of each `by`, that a refused attempt asks no
+// backend, and HTTP's 429 with Retry-After behind a trusted proxy.
+import { describe, expect, it } from "@effect/vitest"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as TestClock from "effect/TestClock"
+import * as http from "node:http"
+import * as AuthBackend from "../src/AuthBackend.js"
+import * as AuthError from "../src/AuthError.js"
+import type { AuthRequest } from "../src/AuthRequest.js"
+import * as AuthService from "../src/AuthService.js"
+import * as Credentials from "../src/Credentials.js"
+import * as CurrentUser from "../src/http/CurrentUser.js"
+import * as HttpAuth from "../src/http/HttpAuth.js"
+import * as IpAddress from "../src/internal/ipAddress.js"
+import * as Lockout from "../src/Lockout.js"
+import * as TestAuth from "../src/testing/TestAuth.js"
+import * as TestBackend from "../src/testing/TestBackend.js"
+
+const alice = TestBackend.user("alice")
+
+/** A password backend that counts what it is asked and what request it saw. */
+const counting = () => {
+  const seen: Array<AuthRequest | undefined> = []
+  const backend = AuthBackend.make({
+    id: "passwords",
+    credentials: Credentials.UsernamePassword,
+    authenticate: ({ password, username }, request) => {
+      seen.push(request)
+      return username === "alice" && Redacted.value(password) === "right"
+        ? Effect.succeed(alice)
+        : AuthError.noMatch("passwords", "invalid-credentials")
+    },
+    getUser: () => Effect.succeedNone
+  })
+  return { backend, seen }
+}
+
+const setup = (options: Lockout.Options, backends?: ReadonlyArray<AuthBackend.AuthBackend>) => {
+  const count = counting()
+  // One `base` value: layers are shared by reference, so the guarded service, the lockout and the
+  // test see one AuthEvents. The outer (guarded) AuthService wins over base's in the merge.
+  const base = TestAuth.layer(backends ?? [count.backend])
+  const layer = Lockout.layerAuthService(base).pipe(
+    Layer.provideMerge(Lockout.layerMemory(options)),
+    Layer.provideMerge(base)
+  )
+  return { ...count, layer }
+}
+
+const wrong = { username: "alice", password: "wrong" }
+const right = { username: "alice", password: "right" }
+const from = (remoteAddress: string): AuthRequest => ({ remoteAddress })
+
+const tagOf = (exit: Exit.Exit<unknown, AuthError.AuthenticateError>) =>
+  Exit.isSuccess(exit) ? "success" : Option.getOrThrow(Exit.causeOption(exit).pipe(Option.flatMap((c) =>
+    c._tag === "Fail" ? Option.some(c.error._tag) : Option.none()
+  )))
+
+const login = (credentials: Credentials.Input, request?: AuthRequest) =>
+  Effect.map(Effect.exit(AuthService.authenticate(credentials, request)), tagOf)
+
+const times = <A, E, R>(n: number, effect: Effect.Effect<A, E, R>) => Effect.replicateEffect(effect, n)
+
+describe("Lockout: the lock", () => {
+  it.effect("locks after `limit` failures, asks no backend while locked, and lifts after the cool-off", () => {
+    const { layer, seen } = setup({ by: "username", limit: 3, coolOff: "1 minute" })
+    return Effect.gen(function*() {
+      expect(yield* times(3, login(wrong))).toEqual(["AuthenticationFailed", "AuthenticationFailed", "AuthenticationFailed"])
+      expect(seen.length).toBe(3)
+      const refused = yield* Effect.flip(AuthService.authenticate(right))
+      expect(refused._tag).toBe("LockedOut")
+      expect(Duration.toMillis((refused as AuthError.LockedOut).retryAfter)).toBe(60_000)
+      expect(seen.length).toBe(3) // the right password was never checked
+      yield* TestClock.adjust("59 seconds")
+      expect(yield* login(right)).toBe("LockedOut")
+      yield* TestClock.adjust("1 second")
+      expect(yield* login(right)).toBe("success")
+      expect(seen.length).toBe(4)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("a success resets the count", () => {
+    const { layer } = setup({ by: "username", limit: 3 })
+    return Effect.gen(function*() {
+      yield* times(2, login(wrong))
+      expect(yield* login(right)).toBe("success")
+      expect(yield* times(2, login(wrong))).toEqual(["AuthenticationFailed", "AuthenticationFailed"])
+      expect(yield* Lockout.list).toMatchObject([{ key: "username:alice", failures: 2, lockedUntil: undefined }])
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("failures older than the cool-off are forgotten", () => {
+    const { layer } = setup({ by: "username", limit: 2, coolOff: "1 minute" })
+    return Effect.gen(function*() {
+      yield* login(wrong)
+      yield* TestClock.adjust("61 seconds")
+      expect(yield* login(wrong)).toBe("AuthenticationFailed")
+      expect(yield* login(right)).toBe("success")
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("back-off: each further lock lasts `backOff` times longer, up to maxCoolOff", () => {
+    const { layer } = setup({ by: "username", limit: 1, coolOff: "1 minute", backOff: 3, maxCoolOff: "5 minutes" })
+    const retryAfter = Effect.map(Effect.flip(AuthService.authenticate(wrong)), (e) =>
+      Duration.toMinutes((e as AuthError.LockedOut).retryAfter))
+    return Effect.gen(function*() {
+      yield* login(wrong)
+      expect(yield* retryAfter).toBe(1)
+      yield* TestClock.adjust("1 minute")
+      yield* login(wrong)
+      expect(yield* retryAfter).toBe(3)
+      yield* TestClock.adjust("3 minutes")
+      yield* login(wrong)
+      expect(yield* retryAfter).toBe(5)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("BackendUnavailable and TransportError do not count", () => {
+    const { layer } = setup({ by: "username", limit: 2 }, [TestBackend.unavailable("ldap")])
+    return Effect.gen(function*() {
+      expect(yield* times(5, login(wrong))).toEqual(Array(5).fill("TransportError"))
+      expect(yield* Lockout.list).toMatchObject([{ key: "username:alice", failures: 0 }])
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("a refused attempt publishes one LoginFailed carrying LockedOut, and the lock one LockedOut event", () => {
+    const { layer } = setup({ by: "username", limit: 1 })
+    return Effect.gen(function*() {
+      yield* login(wrong)
+      yield* login(wrong)
+      const events = yield* TestAuth.events
+      expect(events.map((e) => e._tag)).toEqual(["LoginFailed", "LockedOut", "LoginFailed"])
+      const last = events[2] as any
+      expect(last.error._tag).toBe("LockedOut")
+      expect(last.credentials.password).not.toBe("wrong")
+    }).pipe(Effect.provide(layer))
+  })
+})
+
+describe("Lockout: keys", () => {
+  it.effect("by ip: one address's failures lock every username from it, not other addresses", () => {
+    const { layer } = setup({ by: "ip", limit: 2 })
+    return Effect.gen(function*() {
+      yield* login({ username: "bob", password: "x" }, from("203.0.113.7"))
+      yield* login({ username: "carol", password: "x" }, from("203.0.113.7"))
+      expect(yield* login(right, from("203.0.113.7"))).toBe("LockedOut")
+      expect(yield* login(right, from("198.51.100.1"))).toBe("success")
+      expect(yield* login(right)).toBe("success") // no address: not counted
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("by username: the user is locked from every address; case and width variants share the count", () => {
+    const { layer } = setup({ by: "username", limit: 2 })
+    return Effect.gen(function*() {
+      yield* login({ username: "Alice", password: "x" }, from("203.0.113.7"))
+      yield* login({ username: "ａｌｉｃｅ", password: "x" }, from("198.51.100.1"))
+      expect(yield* login(right, from("192.0.2.1"))).toBe("LockedOut")
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("username-and-ip: only the pair is locked", () => {
+    const { layer } = setup({ by: "username-and-ip", limit: 2 })
+    return Effect.gen(function*() {
+      yield* times(2, login(wrong, from("203.0.113.7")))
+      expect(yield* login(right, from("203.0.113.7"))).toBe("LockedOut")
+      expect(yield* login(right, from("198.51.100.1"))).toBe("success")
+      expect((yield* Lockout.list).map((e) => e.key)).toEqual(["username-ip:203.0.113.7|alice"])
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("username-or-ip: either counter locks", () => {
+    const { layer } = setup({ by: "username-or-ip", limit: 2 })
+    return Effect.gen(function*() {
+      yield* login({ username: "bob", password: "x" }, from("203.0.113.7"))
+      yield* login({ username: "carol", password: "x" }, from("203.0.113.7"))
+      expect(yield* login(right, from("203.0.113.7"))).toBe("LockedOut")
+      expect(yield* login(right, from("198.51.100.1"))).toBe("success")
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("allow list: never counted; deny list: refused before any backend", () => {
+    const { layer, seen } = setup({ by: "ip", limit: 1, allow: ["10.0.0.0/8"], deny: ["2001:db8::/32"] })
+    return Effect.gen(function*() {
+      expect(yield* times(3, login(wrong, from("10.1.2.3")))).toEqual(Array(3).fill("AuthenticationFailed"))
+      expect(yield* login(right, from("10.1.2.3"))).toBe("success")
+      const before = seen.length
+      expect(yield* login(right, from("2001:db8::1"))).toBe("LockedOut")
+      expect(seen.length).toBe(before)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("reset by username or address, and bad options are a config error", () => {
+    const { layer } = setup({ by: "username-and-ip", limit: 1 })
+    return Effect.gen(function*() {
+      yield* login(wrong, from("203.0.113.7"))
+      yield* login({ username: "bob", password: "x" }, from("203.0.113.7"))
+      expect(yield* login(right, from("203.0.113.7"))).toBe("LockedOut")
+      expect(yield* Lockout.reset("ALICE")).toEqual(["username-ip:203.0.113.7|alice"])
+      expect(yield* login(right, from("203.0.113.7"))).toBe("success")
+      expect(yield* Lockout.reset("203.0.113.7")).toEqual(["username-ip:203.0.113.7|bob"])
+      expect(yield* Lockout.list).toEqual([])
+      expect((yield* TestAuth.events).filter((e) => e._tag === "Unlocked").length).toBe(2)
+      const bad = yield* Effect.either(Layer.build(Lockout.layerMemory({ deny: ["10.0.0.0/33"] })))
+      expect(Either.isLeft(bad) && bad.left._tag).toBe("AuthConfigError")
+      const zero = yield* Effect.either(Layer.build(Lockout.layerMemory({ limit: 0 })))
+      expect(Either.isLeft(zero)).toBe(true)
+    }).pipe(Effect.scoped, Effect.provide(layer))
+  })
+
+  it.effect("concurrent attempts on one key: exactly `limit` reach the backend", () => {
+    const { layer, seen } = setup({ by: "username", limit: 5 })
+    return Effect.gen(function*() {
+      const outcomes = yield* Effect.all(Array.from({ length: 100 }, () => login(wrong)), { concurrency: "unbounded" })
+      expect(seen.length).toBe(5)
+      expect(outcomes.filter((o) => o === "LockedOut").length).toBe(95)
+    }).pipe(Effect.provide(layer))
+  })
+})
+
+describe("client addresses behind proxies", () => {
+  const trusted = ["10.0.0.0/8", "::1"].map((r) => IpAddress.parseRange(r)!)
+  it("X-Forwarded-For counts only from a trusted peer, from the right, up to the first untrusted hop", () => {
+    expect(IpAddress.clientAddress("203.0.113.9", "198.51.100.1", trusted)).toBe("203.0.113.9")
+    expect(IpAddress.clientAddress("10.0.0.2", "6.6.6.6, 198.51.100.1, 10.0.0.1", trusted)).toBe("198.51.100.1")
+    expect(IpAddress.clientAddress("::1", "10.9.9.9", trusted)).toBe("10.9.9.9")
+    expect(IpAddress.clientAddress("10.0.0.2", "junk, 10.0.0.1", trusted)).toBe("10.0.0.1")
+    expect(IpAddress.clientAddress("10.0.0.2", undefined, trusted)).toBe("10.0.0.2")
+    expect(IpAddress.clientAddress("10.0.0.2", "198.51.100.1", [])).toBe("10.0.0.2")
+  })
+  it("parses IPv4, IPv6 and IPv4-mapped addresses and ranges", () => {
+    expect(IpAddress.parse("::ffff:192.0.2.1")?.text).toBe("192.0.2.1")
+    expect(IpAddress.parse("2001:DB8::1")?.text).toBe("2001:db8:0:0:0:0:0:1")
+    expect(IpAddress.parse("1.2.3")).toBeUndefined()
+    expect(IpAddress.parse("1:2:3:4:5:6:7:8:9")).toBeUndefined()
+    expect(IpAddress.contains(IpAddress.parseRange("192.0.2.0/24")!, IpAddress.parse("192.0.2.200")!)).toBe(true)
+    expect(IpAddress.contains(IpAddress.parseRange("192.0.2.0/24")!, IpAddress.parse("192.0.3.1")!)).toBe(false)
+  })
+})
+
+describe("HTTP", () => {
+  it.live("a locked-out request is 429 with Retry-After; the client address comes from a trusted proxy", () => {
+    const { backend, seen } = counting()
+    const routes = HttpRouter.empty.pipe(
+      HttpRouter.get("/me", Effect.map(CurrentUser.CurrentUser, ({ user }) => HttpServerResponse.text(user.username))),
+      HttpRouter.use(HttpAuth.requireUser)
+    )
+    const base = TestAuth.layer([backend])
+    const auth = Lockout.layerAuthService(base).pipe(
+      Layer.provide(Lockout.layerMemory({ by: "ip", limit: 2, coolOff: "90 seconds" })),
+      Layer.provideMerge(base)
+    )
+    const server = HttpServer.serve(routes).pipe(
+      Layer.provideMerge(HttpAuth.layer({ basic: true, bearer: false, trustedProxies: ["127.0.0.1"] })),
+      Layer.provide(auth),
+      Layer.provideMerge(NodeHttpServer.layer(() => http.createServer(), { port: 0, host: "127.0.0.1" }))
+    )
+    return Effect.gen(function*() {
+      const context = yield* Layer.build(server)
+      const url = HttpServer.formatAddress(Context.get(context, HttpServer.HttpServer).address)
+      const get = (password: string, forwardedFor: string) =>
+        Effect.promise(() =>
+          fetch(`${url}/me`, {
+            headers: {
+              authorization: `Basic ${Buffer.from(`alice:${password}`).toString("base64")}`,
+              "x-forwarded-for": forwardedFor
+            }
+          })
+        )
+      expect((yield* get("wrong", "203.0.113.7")).status).toBe(401)
+      expect((yield* get("wrong", "203.0.113.7")).status).toBe(401)
+      const locked = yield* get("right", "203.0.113.7")
+      expect(locked.status).toBe(429)
+      expect(locked.headers.get("retry-after")).toBe("90")
+      expect(seen.map((r) => r?.remoteAddress)).toEqual(["203.0.113.7", "203.0.113.7"])
+      const other = yield* get("right", "198.51.100.1")
+      expect(other.status).toBe(200)
+      expect(yield* Effect.promise(() => other.text())).toBe("alice")
+    }).pipe(Effect.scoped)
+  })
+
+  it("toResponse carries Retry-After for a 429 built with it", () => {
+    const failure = new HttpAuth.TooManyRequests()
+    failure.retryAfter = 30
+    const response = HttpAuth.toResponse(failure)
+    expect(response.status).toBe(429)
+    expect(response.headers["retry-after"]).toBe("30")
+  })
+})
