@@ -437,7 +437,8 @@ export const memoryStore = (options: { readonly maxEntries?: number | undefined 
  * import { Redis } from "ioredis"
  * import type { Lockout } from "effect-auth"
  *
- * const client: Lockout.RedisClient = new Redis("redis://127.0.0.1:6379/0")
+ * // lazyConnect: the client connects on its first command
+ * const client: Lockout.RedisClient = new Redis("redis://127.0.0.1:6379/0", { lazyConnect: true })
  * ```
  *
  * @since 0.2.0
@@ -532,7 +533,8 @@ const globEscape = (text: string): string => text.replace(/[*?[\]\\]/g, (c) => `
  * import { Redis } from "ioredis"
  * import { Lockout } from "effect-auth"
  *
- * const store = Lockout.redisStore(new Redis("redis://127.0.0.1:6379/0"), { keyPrefix: "myapp:lockout:" })
+ * const client = new Redis("redis://127.0.0.1:6379/0", { lazyConnect: true })
+ * const store = Lockout.redisStore(client, { keyPrefix: "myapp:lockout:" })
  * ```
  *
  * @since 0.2.0
@@ -772,7 +774,7 @@ export const layerMemory = (
  * import { Lockout } from "effect-auth"
  *
  * const LockoutLive = Lockout.layerRedis({
- *   client: new Redis("redis://127.0.0.1:6379/0"),
+ *   client: new Redis("redis://127.0.0.1:6379/0", { lazyConnect: true }),
  *   by: "username-or-ip",
  *   limit: 5
  * })
