@@ -2,7 +2,7 @@
  * Requests per second of a route behind the HTTP middleware, against the same route without it,
  * and against express 5 + passport doing the same work.
  *
- * Four servers, each in its own child process (this file with `--serve <kind>`), all answering
+ * Five servers, each in its own child process (this file with `--serve <kind>`), all answering
  * `GET /plain` with `{"hello":"world"}` and `GET /protected` with `{"hello":<username>}` after
  * authenticating `Authorization: Bearer <token>` through a chain of three:
  *
@@ -13,19 +13,25 @@
  * - effect-api/attempts: effect-api with `AuthService.layer(..., { tracing: "attempts" })`: a span
  *   per call and per backend attempt whatever the tracer (the default, "auto", makes none under
  *   Effect's built-in tracer, which nobody exports).
+ * - reference: the yardstick of the shared anchors (bench-anchors/http-auth, ab-effect.mjs)
+ *   written for these routes: a hand-written Effect middleware, three functions folded with
+ *   `catchTag` over a preallocated error, the user provided with `Effect.provideService`.
  * - express: express 5 + passport 0.7, `passport.authenticate([...three], { session: false })`:
  *   a username/password strategy that fails without a body, a bearer strategy that knows no
  *   token, a bearer strategy with the same table.
  *
- * Effect's default tracer stays on (the server makes a span per request); no
- * request logging anywhere. autocannon runs in this process, 50 connections on loopback, one run
- * at a time; each round measures every (server, route) pair once, the order rotated per round,
- * so a server's plain and protected runs are always neighbours in time. Each server also reports
- * its own CPU time (`process.cpuUsage()`, over IPC), so the report gives the server's CPU per
- * request as well: autocannon competes for the same two cores, and requests/s hide how much of a
- * core a route costs.
+ * Method: the shared anchors' same-process A/B (bench-anchors/http-auth/ab.sh). Each server
+ * exposes both routes, and the load alternates between them; the servers run on core 0 and the
+ * load generator on core 1 (`taskset`; `--pin 0` turns it off), so the server is the bottleneck
+ * and its requests/s price its own work. The load comes from `wrk` (one thread, 50 connections)
+ * when it is installed (Debian: `apt install wrk`), else from autocannon in this process. Each
+ * round measures every (server, route) pair once, the servers' order rotated and plain/protected
+ * swapped every other round, so a server's two routes are always neighbours in time. Effect's
+ * default tracer stays on (the server makes a span per request); no request logging anywhere.
+ * Each server also reports its own CPU time (`process.cpuUsage()`, over IPC), giving its CPU per
+ * request.
  *
- *   npx tsx bench/http-middleware.ts [--rounds 5] [--duration 3] [--connections 50] [--warmup 2]
+ *   npx tsx bench/http-middleware.ts [--rounds 5] [--duration 5] [--connections 50] [--warmup 2] [--pin 1]
  *   npx tsx bench/http-middleware.ts --breakdown   # where a protected request's time goes, in-process
  */
 import * as HttpApi from "@effect/platform/HttpApi"
@@ -38,13 +44,14 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { spawn } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import { once } from "node:events"
 import * as http from "node:http"
 import { createRequire } from "node:module"
@@ -149,6 +156,42 @@ const effectRouter = (tracing: AuthService.Tracing) => HttpServer.serve(router).
   Layer.provide(listen)
 )
 
+// --- the yardstick: a hand-written Effect middleware ------------------------------------------------
+
+// What the shared anchors call a hand-written 3-backend Effect fold (bench-anchors/http-auth,
+// ab-effect.mjs), written here for this bench's routes: preallocated failures, a `catchTag` chain,
+// `Effect.provideService` for the user. It has none of the library's semantics (no attempts, no
+// events, no CSRF, no typed outcomes): it prices the least an Effect middleware can cost.
+class RefNoMatch extends Data.TaggedError("RefNoMatch") {}
+class RefUser extends Context.Tag("bench/RefUser")<RefUser, User>() {}
+const refNoMatch = new RefNoMatch()
+const refBearer = (header: string | undefined) =>
+  header !== undefined && header.startsWith("Bearer ") ? header.slice(7) : undefined
+const refBackends: ReadonlyArray<(request: HttpServerRequest.HttpServerRequest) => Effect.Effect<User, RefNoMatch>> = [
+  () => Effect.fail(refNoMatch),
+  () => Effect.fail(refNoMatch),
+  (request) => {
+    const user = tokens.get(refBearer(request.headers.authorization) ?? "")
+    return user === undefined ? Effect.fail(refNoMatch) : Effect.succeed(user)
+  }
+]
+const refAuthenticate = (request: HttpServerRequest.HttpServerRequest) =>
+  refBackends.slice(1).reduce(
+    (chain, backend) => Effect.catchTag(chain, "RefNoMatch", () => backend(request)),
+    refBackends[0]!(request)
+  )
+const refUnauthorized = HttpServerResponse.empty({ status: 401 })
+const refRequireUser = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+    Effect.matchEffect(refAuthenticate(request), {
+      onFailure: () => Effect.succeed(refUnauthorized),
+      onSuccess: (user) => Effect.provideService(app, RefUser, user)
+    }))
+const referenceServer = HttpServer.serve(HttpRouter.empty.pipe(
+  HttpRouter.get("/plain", HttpServerResponse.json({ hello: "world" })),
+  HttpRouter.get("/protected", refRequireUser(Effect.flatMap(RefUser, (user) => HttpServerResponse.json({ hello: user.username }))))
+)).pipe(Layer.merge(printPort), Layer.provide(listen))
+
 // --- express + passport ----------------------------------------------------------------------------
 
 const expressServer = () => {
@@ -195,6 +238,7 @@ if (serveIndex !== -1) {
   // effect-api | effect-router, optionally with the AuthService tracing level: effect-api/attempts
   const [form, tracing = "auto"] = (kind ?? "").split("/") as [string, AuthService.Tracing | undefined]
   if (form === "express") expressServer()
+  else if (form === "reference") Effect.runFork(Layer.launch(referenceServer))
   else Effect.runFork(Layer.launch(form === "effect-router" ? effectRouter(tracing) : effectApi(tracing)))
 } else if (process.argv.includes("--breakdown")) {
   await breakdown()
@@ -299,24 +343,32 @@ interface AutocannonResult {
 async function main() {
   // Before our own processes add to it: how busy the machine was with other work.
   const loadBefore = os.loadavg()[0]!
-  const { connections: CONNECTIONS, duration: DURATION, rounds: ROUNDS, warmup: WARMUP } = parseArgs({
+  const { connections: CONNECTIONS, duration: DURATION, pin: PIN, rounds: ROUNDS, warmup: WARMUP } = parseArgs({
     rounds: 5,
-    duration: 3,
+    duration: 5,
     connections: 50,
-    warmup: 2
+    warmup: 2,
+    pin: 1
   })
-  const autocannon: (options: object) => Promise<AutocannonResult> = require("autocannon")
   const self = fileURLToPath(import.meta.url)
-  const kinds = ["effect-api", "effect-router", "effect-api/attempts", "express"] as const
+  const kinds = ["effect-api", "effect-router", "effect-api/attempts", "reference", "express"] as const
   type Kind = typeof kinds[number]
+
+  // As the shared anchors' ab.sh: the servers on core 0, the load generator on core 1, so that a
+  // server is the bottleneck and requests/s price its own work. wrk (C, one thread) where it is
+  // installed, else autocannon in this process.
+  const onPath = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0
+  const pinned = PIN === 1 && os.availableParallelism() >= 2 && onPath("taskset")
+  const useWrk = onPath("wrk")
+  const onCore = (core: number, argv: ReadonlyArray<string>): [string, Array<string>] =>
+    pinned ? ["taskset", ["-c", String(core), ...argv]] : [argv[0]!, argv.slice(1)]
 
   const children: Array<ReturnType<typeof spawn>> = []
   const byKind = new Map<Kind, ReturnType<typeof spawn>>()
   process.on("exit", () => children.forEach((child) => child.kill()))
   const start = async (kind: Kind): Promise<string> => {
-    const child = spawn(process.execPath, ["--import", "tsx", self, "--serve", kind], {
-      stdio: ["ignore", "pipe", "inherit", "ipc"]
-    })
+    const [cmd, args] = onCore(0, [process.execPath, "--import", "tsx", self, "--serve", kind])
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit", "ipc"] })
     children.push(child)
     byKind.set(kind, child)
     const [chunk] = (await once(child.stdout!, "data")) as [Buffer]
@@ -347,18 +399,48 @@ async function main() {
     const [usage] = (await once(child, "message")) as [NodeJS.CpuUsage]
     return usage.user + usage.system
   }
+  interface LoadResult {
+    readonly rps: number
+    readonly total: number
+    readonly p99: number
+    readonly bad: number
+  }
+  const millis = (value: string, unit: string) => Number(value) * (unit === "us" ? 0.001 : unit === "s" ? 1000 : 1)
+  const viaWrk = async (url: string, withToken: boolean, seconds: number): Promise<LoadResult> => {
+    const [cmd, args] = onCore(1, [
+      "wrk", "-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency",
+      ...(withToken ? ["-H", `Authorization: Bearer ${TOKEN}`] : []),
+      url
+    ])
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] })
+    let out = ""
+    child.stdout!.on("data", (chunk) => (out += chunk))
+    await once(child, "close")
+    const rps = /Requests\/sec:\s+([\d.]+)/.exec(out)
+    const total = /(\d+) requests in/.exec(out)
+    const p99 = /\s99%\s+([\d.]+)(us|ms|s)/.exec(out)
+    if (rps === null || total === null || p99 === null) throw new Error(`wrk printed no result:\n${out}`)
+    const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0)
+    const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)
+    const bad = non2xx + (errors === null ? 0 : errors.slice(1).reduce((n, x) => n + Number(x), 0))
+    return { rps: Number(rps[1]), total: Number(total[1]), p99: millis(p99[1]!, p99[2]!), bad }
+  }
+  const viaAutocannon = async (url: string, withToken: boolean, seconds: number): Promise<LoadResult> => {
+    const autocannon: (options: object) => Promise<AutocannonResult> = require("autocannon")
+    const result = await autocannon({ url, connections: CONNECTIONS, duration: seconds, ...(withToken ? { headers } : {}) })
+    return {
+      rps: result.requests.average,
+      total: result.requests.total,
+      p99: result.latency.p99,
+      bad: result.non2xx + result.errors + result.timeouts
+    }
+  }
   const load = async (kind: Kind, route: "plain" | "protected", seconds: number) => {
     const cpuBefore = await cpuOf(kind)
-    const result = await autocannon({
-      url: `${urls[kind]}/${route}`,
-      connections: CONNECTIONS,
-      duration: seconds,
-      ...(route === "protected" ? { headers } : {})
-    })
-    if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) {
-      throw new Error(`${kind} /${route}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`)
-    }
-    return { ...result, cpuPerRequest: (await cpuOf(kind) - cpuBefore) / result.requests.total }
+    const url = `${urls[kind]}/${route}`
+    const result = await (useWrk ? viaWrk : viaAutocannon)(url, route === "protected", seconds)
+    if (result.bad > 0) throw new Error(`${kind} /${route}: ${result.bad} failed requests`)
+    return { ...result, cpuPerRequest: (await cpuOf(kind) - cpuBefore) / result.total }
   }
 
   const runs = kinds.flatMap((kind) => (["plain", "protected"] as const).map((route) => ({ kind, route })))
@@ -376,10 +458,10 @@ async function main() {
     for (const kind of order) {
       for (const route of routes) {
         const result = await load(kind, route, DURATION)
-        push(rps, `${kind} ${route}`, result.requests.average)
-        push(p99, `${kind} ${route}`, result.latency.p99)
+        push(rps, `${kind} ${route}`, result.rps)
+        push(p99, `${kind} ${route}`, result.p99)
         push(cpu, `${kind} ${route}`, result.cpuPerRequest)
-        line.push(`${kind}/${route} ${Math.round(result.requests.average)}`)
+        line.push(`${kind}/${route} ${Math.round(result.rps)}`)
       }
     }
     console.log(`round ${round + 1}: ${line.join(", ")}`)
@@ -396,7 +478,9 @@ async function main() {
   console.log(
     `\nNode ${process.version}, ${os.cpus()[0]?.model ?? "?"}, ${os.availableParallelism()} cores, load average ${loadBefore.toFixed(1)} before the run, ${
       os.loadavg()[0]!.toFixed(1)
-    } at its end; ${ROUNDS} rounds x ${DURATION} s, ${CONNECTIONS} connections`
+    } at its end; ${ROUNDS} rounds x ${DURATION} s, ${CONNECTIONS} connections, load from ${
+      useWrk ? "wrk" : "autocannon (in this process)"
+    }, ${pinned ? "servers pinned to core 0 and the load generator to core 1" : "nothing pinned"}`
   )
   printTable(
     "requests/s (median over rounds)",
@@ -407,19 +491,29 @@ async function main() {
         fmt(median(rps.get(`${kind} plain`)!)),
         fmt(median(rps.get(`${kind} protected`)!)),
         median(perRound(`${kind} protected`, `${kind} plain`)).toFixed(3),
-        `${median(p99.get(`${kind} plain`)!)} / ${median(p99.get(`${kind} protected`)!)}`
+        `${median(p99.get(`${kind} plain`)!).toFixed(1)} / ${median(p99.get(`${kind} protected`)!).toFixed(1)}`
       ])
     ]
   )
   printTable("protected route, effect-auth ÷ express + passport (median per round)", [
     ["server", "ratio"],
-    ...kinds.filter((kind) => kind !== "express").map((kind) => [
+    ...kinds.filter((kind) => kind !== "express" && kind !== "reference").map((kind) => [
       kind,
       median(perRound(`${kind} protected`, "express protected")).toFixed(3)
     ])
   ])
-  // autocannon shares the two cores with the server, so requests/s understate what a route costs
-  // the server: its own CPU time per request says it directly.
+  printTable("protected ÷ plain, effect-auth ÷ the hand-written reference's (median per round)", [
+    ["server", "ratio"],
+    ...kinds.filter((kind) => kind.startsWith("effect")).map((kind) => [
+      kind,
+      median(
+        perRound(`${kind} protected`, `${kind} plain`).map((x, i) =>
+          x / perRound("reference protected", "reference plain")[i]!
+        )
+      ).toFixed(3)
+    ])
+  ])
+  // The server's own CPU time per request: what a route costs it, whatever the load generator did.
   const cpuDiff = (kind: Kind) => cpu.get(`${kind} protected`)!.map((x, i) => x - cpu.get(`${kind} plain`)![i]!)
   printTable("server CPU per request, µs (median over rounds)", [
     ["server", "plain", "protected", "protected − plain (median per round)"],
