@@ -137,6 +137,16 @@ const modes: ReadonlyArray<Mode> = [
     run: () => Promise.all(ids.map((id) => Effect.runPromise(batched.getUser(id))))
   },
   {
+    // Not a loader: what 1000 callers cost when each is a root fiber that waits for one shared
+    // answer, the part of every row above that belongs to the callers, not to the loader.
+    name: "floor: root fibers awaiting one shared fetch (no loader)",
+    run: () => {
+      const shared = fetchMany([...new Set(ids)])
+      const wait = Effect.promise(() => shared)
+      return Promise.all(ids.map(() => Effect.runPromise(wait)))
+    }
+  },
+  {
     name: "@effect/experimental dataLoader (batch endpoint)",
     run: () => Promise.all(ids.map((id) => Effect.runPromise(Effect.request(new GetUser({ id }), experimentalLoader))))
   }
@@ -204,6 +214,7 @@ printTable("CPU time ÷ dataloader's", [
   ["batch endpoint", "batch endpoint", cpuRatios("HttpBackend (batch endpoint)", "dataloader (batch endpoint)")],
   ["batch endpoint", "per-id load", cpuRatios("HttpBackend (batch endpoint)", "dataloader (per-id load)")],
   ["experimental dataLoader", "batch endpoint", cpuRatios("@effect/experimental dataLoader (batch endpoint)", "dataloader (batch endpoint)")],
+  ["floor (root fibers, no loader)", "batch endpoint", cpuRatios("floor: root fibers awaiting one shared fetch (no loader)", "dataloader (batch endpoint)")],
 ])
 console.log(`Node ${process.version}, load average ${(await import("node:os")).loadavg()[0]!.toFixed(1)}`)
 
