@@ -8,7 +8,8 @@
  * Cases, every Effect case driven the same way (n calls in one fiber, like the anchors' `iii-*`):
  * - `plain async chain`: three async functions awaited in turn (the baseline, 1.0);
  * - `hand-written Effect fold`: the shared anchors' yardstick, a preallocated `Data.TaggedError`
- *   per NoMatch and a `catchTag` chain;
+ *   per NoMatch and a `catchTag` chain; and the same with the token wrapped in a `Redacted` once
+ *   per call, as effect-auth keeps every secret (what that one wrapping costs any implementation);
  * - `effect-auth`: `AuthService.authenticate` with the backends written as the docs teach
  *   (`AuthError.failures`, `Credentials.Token`), default configuration, under Effect's built-in
  *   tracer; then with a recording tracer installed (one span per call with an event per attempt),
@@ -66,6 +67,22 @@ const effectChain: ReadonlyArray<EffectBackend> = [
 ]
 const authenticateHandWritten = (r: ReturnType<typeof request>) =>
   effectChain.slice(1).reduce((acc, backend) => Effect.catchTag(acc, "NoMatch", () => backend(r)), effectChain[0]!(r))
+// The same fold keeping the secret as effect-auth must: wrapped in a `Redacted` once per call.
+const redactedChain: ReadonlyArray<(token: Redacted.Redacted<string>) => Effect.Effect<PlainUser, NoMatch>> = [
+  () => Effect.fail(noMatch),
+  () => Effect.fail(noMatch),
+  (token) => {
+    const user = users.get(Redacted.value(token))
+    return user === undefined ? Effect.fail(noMatch) : Effect.succeed(user)
+  }
+]
+const authenticateHandWrittenRedacted = (r: ReturnType<typeof request>) => {
+  const token = Redacted.make(bearer(r.headers.authorization) ?? "")
+  return redactedChain.slice(1).reduce(
+    (acc, backend) => Effect.catchTag(acc, "NoMatch", () => backend(token)),
+    redactedChain[0]!(token)
+  )
+}
 
 // --- effect-auth -------------------------------------------------------------------------------
 const backends = (prebuilt: boolean) => {
@@ -145,6 +162,9 @@ const cases: Record<string, Case> = {
     for (let i = 0; i < n; i++) check(await authenticateAsync(request()))
   },
   "hand-written Effect fold": inOneFiber(() => authenticateHandWritten(request())),
+  "hand-written Effect fold, the token wrapped in a Redacted per call": inOneFiber(() =>
+    authenticateHandWrittenRedacted(request())
+  ),
   "effect-auth (default, built-in tracer)": inOneFiber(() => byDefault().authenticate(fromToken())),
   "effect-auth, recording tracer (1 span + 3 events per call)": inOneFiber(
     () => byDefault().authenticate(fromToken()),
