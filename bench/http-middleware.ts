@@ -2,7 +2,7 @@
  * Requests per second of a route behind the HTTP middleware, against the same route without it,
  * and against express 5 + passport doing the same work.
  *
- * Five servers, each in its own child process (this file with `--serve <kind>`), all answering
+ * Six servers, each in its own child process (this file with `--serve <kind>`), all answering
  * `GET /plain` with `{"hello":"world"}` and `GET /protected` with `{"hello":<username>}` after
  * authenticating `Authorization: Bearer <token>` through a chain of three:
  *
@@ -16,6 +16,8 @@
  * - reference: the yardstick of the shared anchors (bench-anchors/http-auth, ab-effect.mjs)
  *   written for these routes: a hand-written Effect middleware, three functions folded with
  *   `catchTag` over a preallocated error, the user provided with `Effect.provideService`.
+ * - reference-api: the same hand-written fold as an `HttpApiMiddleware` that provides the user,
+ *   on an `HttpApi` shaped as effect-api's: the platform's own price of an API middleware.
  * - express: express 5 + passport 0.7, `passport.authenticate([...three], { session: false })`:
  *   a username/password strategy that fails without a body, a bearer strategy that knows no
  *   token, a bearer strategy with the same table.
@@ -37,7 +39,9 @@
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiError from "@effect/platform/HttpApiError"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
@@ -192,6 +196,34 @@ const referenceServer = HttpServer.serve(HttpRouter.empty.pipe(
   HttpRouter.get("/protected", refRequireUser(Effect.flatMap(RefUser, (user) => HttpServerResponse.json({ hello: user.username }))))
 )).pipe(Layer.merge(printPort), Layer.provide(listen))
 
+// The same hand-written fold as an `HttpApiMiddleware` (no `security`: it reads the header itself),
+// on an `HttpApi` like effect-api's: what the platform's middleware machinery costs by itself.
+class RefAuthentication extends HttpApiMiddleware.Tag<RefAuthentication>()("bench/RefAuthentication", {
+  provides: RefUser,
+  failure: HttpApiError.Unauthorized
+}) {}
+class RefProtected extends HttpApiGroup.make("protected")
+  .add(HttpApiEndpoint.get("protected", "/protected").addSuccess(Hello))
+  .middleware(RefAuthentication)
+{}
+class RefApi extends HttpApi.make("bench-ref").add(Open).add(RefProtected) {}
+const refUnauthorizedError = new HttpApiError.Unauthorized()
+const referenceApi = HttpApiBuilder.serve().pipe(
+  Layer.merge(printPort),
+  Layer.provide(HttpApiBuilder.api(RefApi)),
+  Layer.provide([
+    HttpApiBuilder.group(RefApi, "open", (h) => h.handle("plain", () => Effect.succeed({ hello: "world" }))),
+    HttpApiBuilder.group(RefApi, "protected", (h) =>
+      h.handle("protected", () => Effect.map(RefUser, (user) => ({ hello: user.username }))))
+  ]),
+  Layer.provide(Layer.succeed(
+    RefAuthentication,
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+      Effect.mapError(refAuthenticate(request), () => refUnauthorizedError))
+  )),
+  Layer.provide(listen)
+)
+
 // --- express + passport ----------------------------------------------------------------------------
 
 const expressServer = () => {
@@ -239,6 +271,7 @@ if (serveIndex !== -1) {
   const [form, tracing = "auto"] = (kind ?? "").split("/") as [string, AuthService.Tracing | undefined]
   if (form === "express") expressServer()
   else if (form === "reference") Effect.runFork(Layer.launch(referenceServer))
+  else if (form === "reference-api") Effect.runFork(Layer.launch(referenceApi))
   else Effect.runFork(Layer.launch(form === "effect-router" ? effectRouter(tracing) : effectApi(tracing)))
 } else if (process.argv.includes("--breakdown")) {
   await breakdown()
@@ -351,7 +384,7 @@ async function main() {
     pin: 1
   })
   const self = fileURLToPath(import.meta.url)
-  const kinds = ["effect-api", "effect-router", "effect-api/attempts", "reference", "express"] as const
+  const kinds = ["effect-api", "effect-router", "effect-api/attempts", "reference", "reference-api", "express"] as const
   type Kind = typeof kinds[number]
 
   // As the shared anchors' ab.sh: the servers on core 0, the load generator on core 1, so that a
@@ -497,18 +530,21 @@ async function main() {
   )
   printTable("protected route, effect-auth ÷ express + passport (median per round)", [
     ["server", "ratio"],
-    ...kinds.filter((kind) => kind !== "express" && kind !== "reference").map((kind) => [
+    ...kinds.filter((kind) => kind.startsWith("effect")).map((kind) => [
       kind,
       median(perRound(`${kind} protected`, "express protected")).toFixed(3)
     ])
   ])
-  printTable("protected ÷ plain, effect-auth ÷ the hand-written reference's (median per round)", [
-    ["server", "ratio"],
+  // Each form against the hand-written middleware of the same form (router / HttpApi).
+  const referenceOf = (kind: Kind) => kind.startsWith("effect-api") ? "reference-api" : "reference"
+  printTable("protected ÷ plain, effect-auth ÷ the hand-written reference of the same form (median per round)", [
+    ["server", "reference", "ratio"],
     ...kinds.filter((kind) => kind.startsWith("effect")).map((kind) => [
       kind,
+      referenceOf(kind),
       median(
         perRound(`${kind} protected`, `${kind} plain`).map((x, i) =>
-          x / perRound("reference protected", "reference plain")[i]!
+          x / perRound(`${referenceOf(kind)} protected`, `${referenceOf(kind)} plain`)[i]!
         )
       ).toFixed(3)
     ])
