@@ -239,6 +239,10 @@ export class PasswordHasher extends Context.Tag("effect-auth/PasswordHasher")<Pa
 
 const between = (min: number, max: number) => Schema.Int.pipe(Schema.between(min, max))
 
+const legacyAlgorithms = Registry.algorithms.filter(
+  (a): a is Exclude<Algorithm, PreferredAlgorithm> => !(Registry.writableAlgorithms as ReadonlyArray<string>).includes(a)
+)
+
 /**
  * The options of {@link layer}, as a Schema; every field is optional.
  *
@@ -252,6 +256,10 @@ const between = (min: number, max: number) => Schema.Int.pipe(Schema.between(min
  * - `concurrency`: how many hashes run at once; default `os.availableParallelism()`.
  * - `maxWaiting`: how many more may wait for a turn; past it `hash` and `verify` fail at once
  *   with {@link HasherBusy}. Default 4 × `concurrency`; `0` refuses whatever cannot run at once.
+ * - `legacyFirst`: put one of Django's legacy hashers (`md5`, `sha1`, `unsalted_md5`,
+ *   `unsalted_sha1`) before `hashers`, so that it writes new hashes — what Django allows with
+ *   `PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", ...]`, which test
+ *   settings use for speed. Never in production: those hashes fall to a GPU in seconds.
  *
  * @example
  * ```ts
@@ -290,7 +298,8 @@ export const Options = Schema.Struct({
     maxmem: Schema.optional(between(0, Number.MAX_SAFE_INTEGER))
   })),
   concurrency: Schema.optional(between(1, 1024)),
-  maxWaiting: Schema.optional(between(0, 1_000_000))
+  maxWaiting: Schema.optional(between(0, 1_000_000)),
+  legacyFirst: Schema.optional(Schema.Literal(...legacyAlgorithms))
 })
 
 /**
@@ -331,13 +340,61 @@ export const defaults = {
   scrypt: { workFactor: 2 ** 14, blockSize: 8, parallelism: 5, maxmem: 32 * 1024 * 1024 }
 } as const
 
+/**
+ * The Django versions {@link djangoPresets} knows.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type DjangoVersion = "3.2" | "4.2" | "5.2" | "6.0"
+
+/**
+ * Django's own defaults, version by version: the `PASSWORD_HASHERS` list and the PBKDF2 iteration
+ * count of each LTS release and of 6.0. Give the preset of the Django that shares the database:
+ * a hash made by either side then counts as current on both, and neither side re-hashes the
+ * other's on every login (with different iteration counts, each would). Move to the next preset
+ * when the Django site upgrades.
+ *
+ * - 3.2: 260,000 iterations; no scrypt (Django < 4.0 cannot read it). Argon2 hashes of 16 bytes,
+ *   as argon2-cffi wrote them before 23.1 (Django 3.2's `must_update` compares against the
+ *   installed argon2-cffi's default: on argon2-cffi 23.1+ set `argon2.hashLength` to 32).
+ * - 4.2: 600,000 iterations, scrypt listed last (from Django 4.0).
+ * - 5.2: 1,000,000 iterations.
+ * - 6.0: 1,200,000 iterations (the same as {@link defaults}).
+ *
+ * @example
+ * ```ts
+ * import { PasswordHasher } from "effect-auth"
+ *
+ * // The Effect service shares its users with a Django 4.2 site.
+ * const HasherLive = PasswordHasher.layer(PasswordHasher.djangoPresets["4.2"])
+ *
+ * PasswordHasher.djangoPresets["3.2"].pbkdf2?.iterations // 260000
+ * ```
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const djangoPresets: { readonly [V in DjangoVersion]: Options } = {
+  "3.2": {
+    hashers: ["pbkdf2_sha256", "pbkdf2_sha1", "argon2", "bcrypt_sha256"],
+    pbkdf2: { iterations: 260_000 },
+    argon2: { hashLength: 16 }
+  },
+  "4.2": { hashers: defaults.hashers, pbkdf2: { iterations: 600_000 } },
+  "5.2": { hashers: defaults.hashers, pbkdf2: { iterations: 1_000_000 } },
+  "6.0": { hashers: defaults.hashers, pbkdf2: { iterations: 1_200_000 } }
+}
+
 const settingsFrom = (input: unknown): Either.Either<Registry.Settings, string> =>
   Either.flatMap(
     Either.mapLeft(Schema.decodeUnknownEither(Options)(input), (e) => ParseResult.TreeFormatter.formatErrorSync(e)),
     (o): Either.Either<Registry.Settings, string> => {
       const concurrency = o.concurrency ?? os.availableParallelism()
       const settings: Registry.Settings = {
-        hashers: o.hashers ?? defaults.hashers,
+        hashers: o.legacyFirst === undefined
+          ? o.hashers ?? defaults.hashers
+          : [o.legacyFirst, ...(o.hashers ?? defaults.hashers).filter((a) => a !== o.legacyFirst)],
         pbkdf2: { ...defaults.pbkdf2, ...stripUndefined(o.pbkdf2) },
         argon2: { ...defaults.argon2, ...stripUndefined(o.argon2) },
         bcrypt: { ...defaults.bcrypt, ...stripUndefined(o.bcrypt) },
@@ -443,6 +500,57 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
   Either.match(settingsFrom(options), {
     onLeft: (message) => Effect.dieMessage(`PasswordHasher options: ${message}`),
     onRight: fromSettings
+  })
+
+/**
+ * Django's `make_password(password, salt, hasher)`: the encoded hash of `password` with a given
+ * algorithm and salt, for fixtures, data migrations and comparisons with Django. `null` gives an
+ * unusable password, as Django's `make_password(None)`. Without `algorithm` the first hasher of
+ * `settings` (Django's defaults unless given) is used, without `salt` a fresh one; any of
+ * Django's algorithms may be named, the legacy ones included, as Django allows. A salt Django
+ * would refuse (empty, or containing `$`) or one the algorithm cannot take is a `HashError`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { PasswordHasher } from "effect-auth"
+ *
+ * // The same string Django 3.2 prints for
+ * // make_password("secret", "seasalt", "pbkdf2_sha256") with 260,000 iterations.
+ * const encoded = PasswordHasher.makePassword(Redacted.make("secret"), {
+ *   algorithm: "pbkdf2_sha256",
+ *   salt: "seasalt",
+ *   settings: PasswordHasher.djangoPresets["3.2"]
+ * })
+ * Effect.runPromise(encoded).then((hash) => hash.startsWith("pbkdf2_sha256$260000$seasalt$")) // true
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makePassword = (
+  password: Redacted.Redacted<string> | null,
+  options: {
+    readonly algorithm?: Algorithm | undefined
+    readonly salt?: string | undefined
+    readonly settings?: Options | undefined
+  } = {}
+): Effect.Effect<string, HashError> =>
+  Effect.gen(function*() {
+    if (password === null) return Registry.UNUSABLE_PREFIX + randomString(40)
+    const settings = settingsFrom(options.settings ?? {})
+    const algorithm = options.algorithm ?? (Either.isRight(settings) ? settings.right.hashers[0]! : "unknown")
+    if (Either.isLeft(settings)) return yield* new HashError({ algorithm, reason: `settings: ${settings.left}` })
+    if (!Registry.algorithms.includes(algorithm as Algorithm)) {
+      return yield* new HashError({ algorithm, reason: "not one of Django's hashers" })
+    }
+    const { salt } = options
+    if (salt !== undefined && (salt.length === 0 || salt.includes("$"))) {
+      return yield* new HashError({ algorithm, reason: "the salt must be non-empty and contain no '$'" })
+    }
+    const bytes = yield* passwordBytes(password, algorithm)
+    const hasher = Registry.makeHasher(algorithm as Algorithm, settings.right, Registry.makeRun(yield* Effect.makeSemaphore(1)))
+    return yield* Effect.mapError(hasher.encode(bytes, salt ?? hasher.salt()), toHashError)
   })
 
 /**
