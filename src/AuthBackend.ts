@@ -183,6 +183,16 @@ export interface AuthBackend<C = any> {
     user: User,
     obj?: unknown
   ) => Effect.Effect<ReadonlySet<string>, AuthError.PermissionDenied | AuthError.TransportError>
+  /** Django's `get_user_permissions`: the permissions the user holds directly. */
+  readonly getUserPermissions?: (
+    user: User,
+    obj?: unknown
+  ) => Effect.Effect<ReadonlySet<string>, AuthError.PermissionDenied | AuthError.TransportError>
+  /** Django's `get_group_permissions`: the permissions the user holds through its groups. */
+  readonly getGroupPermissions?: (
+    user: User,
+    obj?: unknown
+  ) => Effect.Effect<ReadonlySet<string>, AuthError.PermissionDenied | AuthError.TransportError>
   readonly policy: Policy
 }
 

@@ -141,6 +141,16 @@ export interface Service {
     user: User,
     obj?: unknown
   ) => Effect.Effect<ReadonlySet<string>, AuthError.PermissionDenied | AuthError.TransportError>
+  /** Django's `get_user_permissions`: the union of what each backend that has the method answers. */
+  readonly getUserPermissions: (
+    user: User,
+    obj?: unknown
+  ) => Effect.Effect<ReadonlySet<string>, AuthError.PermissionDenied | AuthError.TransportError>
+  /** Django's `get_group_permissions`: the union of what each backend that has the method answers. */
+  readonly getGroupPermissions: (
+    user: User,
+    obj?: unknown
+  ) => Effect.Effect<ReadonlySet<string>, AuthError.PermissionDenied | AuthError.TransportError>
 }
 
 /**
@@ -422,6 +432,8 @@ const fromBackends = (
   const withHasPerm = compiled.filter((b) => b.backend.hasPerm !== undefined)
   const withModulePerms = compiled.filter((b) => b.backend.hasModulePerms !== undefined)
   const withAllPermissions = compiled.filter((b) => b.backend.getAllPermissions !== undefined)
+  const withUserPermissions = compiled.filter((b) => b.backend.getUserPermissions !== undefined)
+  const withGroupPermissions = compiled.filter((b) => b.backend.getGroupPermissions !== undefined)
 
   const hasPerm = (user: User, perm: string, obj?: unknown): Effect.Effect<boolean, AuthError.TransportError> => {
     if (UserModule.isActiveSuperuser(user)) return Effect.succeed(true)
@@ -462,6 +474,23 @@ const fromBackends = (
       Permissions.union(withAllPermissions, (b) => b.guard(b.backend.getAllPermissions!(user, obj)))
     )
 
+  // Django's PermissionsMixin asks every backend that has the method, superusers included.
+  const getUserPermissions = (user: User, obj?: unknown) =>
+    Permissions.cached(
+      user,
+      "user",
+      obj,
+      Permissions.union(withUserPermissions, (b) => b.guard(b.backend.getUserPermissions!(user, obj)))
+    )
+
+  const getGroupPermissions = (user: User, obj?: unknown) =>
+    Permissions.cached(
+      user,
+      "group",
+      obj,
+      Permissions.union(withGroupPermissions, (b) => b.guard(b.backend.getGroupPermissions!(user, obj)))
+    )
+
   return {
     backendIds: compiled.map((b) => b.id),
     backend: (id) => Option.map(Option.fromNullable(byId.get(id)), (b) => b.backend),
@@ -474,7 +503,9 @@ const fromBackends = (
     hasPerm,
     hasPerms,
     hasModulePerms,
-    getAllPermissions
+    getAllPermissions,
+    getUserPermissions,
+    getGroupPermissions
   }
 }
 
@@ -649,3 +680,83 @@ export const hasPerm = (
   obj?: unknown
 ): Effect.Effect<boolean, AuthError.TransportError, AuthService> =>
   Effect.flatMap(AuthService, (service) => service.hasPerm(user, perm, obj))
+
+/**
+ * Django's `user.get_user_permissions(obj)`: the permissions the user holds directly, the union
+ * over every backend that answers the question (the model backend: the user's own permissions;
+ * every permission for an active superuser; none for an inactive user or an object).
+ *
+ * @example
+ * ```ts
+ * import { AuthService } from "effect-auth"
+ *
+ * const own = (user: AuthService.User) => AuthService.getUserPermissions(user)
+ * ```
+ *
+ * @since 0.3.0
+ * @category accessors
+ */
+export const getUserPermissions = (
+  user: User,
+  obj?: unknown
+): Effect.Effect<ReadonlySet<string>, AuthError.PermissionDenied | AuthError.TransportError, AuthService> =>
+  Effect.flatMap(AuthService, (service) => service.getUserPermissions(user, obj))
+
+/**
+ * Django's `user.get_group_permissions(obj)`: the permissions the user holds through its groups,
+ * the union over every backend that answers the question.
+ *
+ * @example
+ * ```ts
+ * import { AuthService } from "effect-auth"
+ *
+ * const viaGroups = (user: AuthService.User) => AuthService.getGroupPermissions(user)
+ * ```
+ *
+ * @since 0.3.0
+ * @category accessors
+ */
+export const getGroupPermissions = (
+  user: User,
+  obj?: unknown
+): Effect.Effect<ReadonlySet<string>, AuthError.PermissionDenied | AuthError.TransportError, AuthService> =>
+  Effect.flatMap(AuthService, (service) => service.getGroupPermissions(user, obj))
+
+/**
+ * Django's `user.get_all_permissions(obj)`, with the `AuthService` in context: the union over every
+ * backend that answers it.
+ *
+ * @example
+ * ```ts
+ * import { AuthService } from "effect-auth"
+ *
+ * const everything = (user: AuthService.User) => AuthService.getAllPermissions(user)
+ * ```
+ *
+ * @since 0.3.0
+ * @category accessors
+ */
+export const getAllPermissions = (
+  user: User,
+  obj?: unknown
+): Effect.Effect<ReadonlySet<string>, AuthError.PermissionDenied | AuthError.TransportError, AuthService> =>
+  Effect.flatMap(AuthService, (service) => service.getAllPermissions(user, obj))
+
+/**
+ * Django's `user.has_module_perms(app_label)`, with the `AuthService` in context.
+ *
+ * @example
+ * ```ts
+ * import { AuthService } from "effect-auth"
+ *
+ * const seesBlog = (user: AuthService.User) => AuthService.hasModulePerms(user, "blog")
+ * ```
+ *
+ * @since 0.3.0
+ * @category accessors
+ */
+export const hasModulePerms = (
+  user: User,
+  appLabel: string
+): Effect.Effect<boolean, AuthError.TransportError, AuthService> =>
+  Effect.flatMap(AuthService, (service) => service.hasModulePerms(user, appLabel))

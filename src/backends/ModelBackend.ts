@@ -207,15 +207,21 @@ export const make = (
     const none: ReadonlySet<string> = new Set()
 
     // Django's `_get_permissions`: nothing for inactive users or object permissions; every known
-    // permission for a superuser; otherwise the user's own and its groups'.
+    // permission for a superuser (as the user's own and as its groups'); otherwise the user's own
+    // or its groups'.
+    const permissionsFrom = (from: "user" | "group") => (user: User, obj?: unknown) => {
+      if (!user.isActive || isObjectPermission(obj)) return Effect.succeed(none)
+      if (user.isSuperuser) return storeQuery(store.permissions(), none)
+      return storeQuery(from === "user" ? store.userPermissions(user.id) : store.groupPermissions(user.id), none)
+    }
+    const getUserPermissions = permissionsFrom("user")
+    const getGroupPermissions = permissionsFrom("group")
+
     const getAllPermissions = (user: User, obj?: unknown) => {
       if (!user.isActive || isObjectPermission(obj)) return Effect.succeed(none)
       if (user.isSuperuser) return storeQuery(store.permissions(), none)
       return Effect.map(
-        Effect.all([
-          storeQuery(store.userPermissions(user.id), none),
-          storeQuery(store.groupPermissions(user.id), none)
-        ]),
+        Effect.all([getUserPermissions(user), getGroupPermissions(user)]),
         ([own, viaGroups]): ReadonlySet<string> => new Set([...own, ...viaGroups])
       )
     }
@@ -244,6 +250,8 @@ export const make = (
       hasPerm,
       hasModulePerms,
       getAllPermissions,
+      getUserPermissions,
+      getGroupPermissions,
       ...(options.policy === undefined ? {} : { policy: options.policy })
     })
   })

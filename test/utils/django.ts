@@ -19,8 +19,11 @@ if (djangoPython === undefined) {
   console.warn(message)
 }
 
-/** Runs `script` (which reads JSON from stdin and prints JSON) with Django configured; TZ is UTC. */
-export const runDjango = (script: string, input: unknown): any => {
+/**
+ * Runs `script` (which reads JSON from stdin and prints JSON) with Django configured; TZ is UTC.
+ * `database: "memory"` gives it an in-memory SQLite database (empty: the script migrates it).
+ */
+export const runDjango = (script: string, input: unknown, options: { readonly database?: "memory" } = {}): any => {
   const prelude = `
 import json, sys
 import django
@@ -28,7 +31,7 @@ from django.conf import settings
 settings.configure(
     SECRET_KEY="unused", USE_TZ=False, TIME_ZONE="UTC",
     INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth"],
-    DATABASES={}, AUTH_PASSWORD_VALIDATORS=[
+    DATABASES=${options.database === "memory" ? `{"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}` : "{}"}, AUTH_PASSWORD_VALIDATORS=[
         {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
         {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
         {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
