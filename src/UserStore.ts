@@ -454,6 +454,35 @@ const text = (min: number, max: number) =>
 export const Username = text(1, 150)
 
 /**
+ * A username that Django's `UnicodeUsernameValidator` accepts (`^[\w.@+-]+\Z`, Unicode `\w`):
+ * letters, digits and `_ . @ + -` only, 1 to 150 of them. It refuses spaces, control and format
+ * characters (a right-to-left override, a zero-width space) and punctuation. Django applies it to
+ * the username field (forms, `createsuperuser`, `full_clean`); the stores apply it when a user is
+ * created, so names that look alike but differ by an invisible character never become two users.
+ * Lookups are not restricted: a name made elsewhere (by Django's `create_user`) is still found.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { UserStore } from "effect-auth"
+ *
+ * Schema.is(UserStore.ValidUsername)("alice.smith+test@example") // true
+ * Schema.is(UserStore.ValidUsername)("alice ") // false
+ * Schema.is(UserStore.ValidUsername)("al\u200bice") // false
+ * ```
+ *
+ * @since 0.3.0
+ * @category schemas
+ */
+export const ValidUsername = Username.pipe(
+  Schema.filter((s) =>
+    /^[\p{L}\p{N}_.@+-]+$/u.test(s) ||
+    "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.", {
+    identifier: "ValidUsername"
+  })
+)
+
+/**
  * A group name: 1 to 150 characters, no NUL (Django's `Group.name`).
  *
  * @example

@@ -21,6 +21,11 @@ export const username = (raw: unknown): Effect.Effect<string, UserStore.InvalidI
   decodeUsername(typeof raw === "string" ? UserStore.normalizeUsername(raw) : raw)
 const decodeUsername = decode(UserStore.Username, "username")
 
+/** A new user's name: normalised, then held to Django's `UnicodeUsernameValidator`. @internal */
+export const newUsername = (raw: unknown): Effect.Effect<string, UserStore.InvalidInput> =>
+  decodeNewUsername(typeof raw === "string" ? UserStore.normalizeUsername(raw) : raw)
+const decodeNewUsername = decode(UserStore.ValidUsername, "username")
+
 const decodeUserId = decode(User.UserId, "userId")
 
 // Store ids are SQL `integer` ids: an id that cannot be one names nobody.
@@ -113,7 +118,7 @@ export interface NewUser {
 export const createUser = (raw: unknown): Effect.Effect<NewUser, UserStore.InvalidInput> =>
   Effect.gen(function*() {
     const input = yield* decodeCreate(raw)
-    const name = yield* username(input.username)
+    const name = yield* newUsername(input.username)
     const hash = input.passwordHash === undefined ? unusablePassword() : yield* passwordHash(input.passwordHash)
     const dateJoined = input.dateJoined ?? new Date(yield* Clock.currentTimeMillis)
     return {

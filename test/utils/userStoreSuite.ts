@@ -205,10 +205,11 @@ export const userStoreSuite = (name: string, options: UserStoreSuiteOptions) =>
       it.effect("counts 150 characters as Django does (code points)", () =>
         withStore((store) =>
           Effect.gen(function*() {
-            const emoji = "😀".repeat(150)
-            const user = yield* store.create({ username: emoji })
-            expect(Option.getOrThrow(yield* store.findByUsername(emoji)).id).toBe(user.id)
-            const error = yield* Effect.flip(store.create({ username: "😀".repeat(151) }))
+            // U+20000, a CJK letter outside the BMP: two UTF-16 units, one code point.
+            const astral = "\u{20000}".repeat(150)
+            const user = yield* store.create({ username: astral })
+            expect(Option.getOrThrow(yield* store.findByUsername(astral)).id).toBe(user.id)
+            const error = yield* Effect.flip(store.create({ username: "\u{20000}".repeat(151) }))
             expect(error._tag).toBe("InvalidInput")
           })
         ))

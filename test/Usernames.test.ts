@@ -1,0 +1,98 @@
+// Usernames at creation: Django's UnicodeUsernameValidator, in the stores and compared with Django.
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Schema } from "effect"
+import * as fc from "fast-check"
+import * as MemoryUserStore from "../src/MemoryUserStore.js"
+import * as UserStore from "../src/UserStore.js"
+import { djangoPython, runDjango } from "./utils/django.js"
+
+const tricky = [
+  "alice",
+  "alice ",
+  " alice",
+  "al ice",
+  "al\u202eice", // right-to-left override
+  "al\u200bice", // zero-width space
+  "al\u200dice", // zero-width joiner
+  "\u0430lice", // Cyrillic а: a letter, which Django accepts too
+  "ali\u0301ce", // a combining accent: a mark, not a word character for Python
+  "alice\n",
+  "alice\t",
+  "a.b@c+d-e_f",
+  "ｊｏｅ",
+  "名前",
+  "١٢٣", // Arabic-Indic digits
+  "Ⅻ", // a letter number
+  "½", // a vulgar fraction (other number)
+  "a/b",
+  "a\\b",
+  "a'b",
+  "😀",
+  "x".repeat(150),
+  ""
+]
+
+const ours = (name: string) => Schema.is(UserStore.ValidUsername)(name)
+
+describe("UserStore.ValidUsername", () => {
+  it("refuses spaces, invisible and format characters; accepts letters, digits and _ . @ + -", () => {
+    expect(tricky.filter(ours)).toEqual([
+      "alice",
+      "\u0430lice",
+      "a.b@c+d-e_f",
+      "ｊｏｅ",
+      "名前",
+      "١٢٣",
+      "Ⅻ",
+      "½",
+      "x".repeat(150)
+    ])
+  })
+
+  it.effect("a store refuses to create a user whose name Django would refuse, and finds names made elsewhere", () =>
+    Effect.gen(function*() {
+      const store = yield* UserStore.UserStore
+      for (const name of ["alice ", "al\u202eice", "al\u200bice"]) {
+        const result = yield* Effect.either(store.create({ username: name }))
+        expect(Either.isLeft(result) && result.left._tag).toBe("InvalidInput")
+      }
+      const alice = yield* store.create({ username: "alice" })
+      expect(alice.username).toBe("alice")
+      // Creation normalises first (Django's normalize_username): full-width letters are fine.
+      expect((yield* store.create({ username: "ｊｏｅ" })).username).toBe("joe")
+    }).pipe(Effect.provide(MemoryUserStore.layer)))
+})
+
+describe.skipIf(djangoPython === undefined)("against Django 3.2's UnicodeUsernameValidator", () => {
+  const DJANGO = `
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError
+v = UnicodeUsernameValidator()
+def ok(s):
+    try:
+        v(s)
+        return True
+    except ValidationError:
+        return False
+import unicodedata
+# None where Python's Unicode database (older than V8's) does not know a character yet.
+print(json.dumps([None if any(unicodedata.category(c) == "Cn" for c in s) else ok(s) for s in data]))
+`
+  // Any code point but a lone surrogate (Python refuses those on the way in).
+  const codePoint = fc.integer({ min: 0, max: 0x10ffff })
+    .filter((c) => c < 0xd800 || c > 0xdfff)
+    .map((c) => String.fromCodePoint(c))
+  it("gives Django's verdict on the tricky names and on random strings", () => {
+    const random = fc.sample(
+      fc.string({ unit: fc.oneof(fc.constantFrom(" ", "\u200b", "\u202e", "_", ".", "@", "-", "+", "/"), codePoint), minLength: 1, maxLength: 8 }),
+      { numRuns: 400, seed: 42 }
+    )
+    const names = [...tricky.filter((s) => s.length > 0), ...random]
+    const theirs: Array<boolean | null> = runDjango(DJANGO, names)
+    const mismatches = names.filter((name, i) => theirs[i] !== null && ours(name) !== theirs[i])
+    expect(mismatches).toEqual([])
+    // The comparison can fail: both sides refuse some and accept some.
+    expect(theirs.filter((x) => x === true).length).toBeGreaterThan(20)
+    expect(theirs.filter((x) => x === false).length).toBeGreaterThan(20)
+  })
+})
