@@ -61,6 +61,23 @@ describe("RemoteUserBackend over HTTP", () => {
         expect((yield* store(context).list()).filter((u) => u.username === "dave")).toHaveLength(1)
       })))
 
+  it.live("a name the store normalises keeps its session: the header is compared after the same NFKC", () =>
+    withServer(remote(), ({ context, url }) =>
+      Effect.gen(function*() {
+        // Header bytes are read as Latin-1 (by Node, as by WSGI), and NFKC changes some of those
+        // letters: the micro sign U+00B5 becomes the Greek mu U+03BC, so the stored name differs
+        // from the raw header.
+        const header = "\u00b5arc"
+        const first = yield* call(url, "GET", "/me", { headers: { "x-remote-user": header } })
+        expect(first.status).toBe(200)
+        const stored = (yield* store(context).list()).filter((u) => u.username === header.normalize("NFKC"))
+        expect(stored).toHaveLength(1)
+        const cookie = cookieHeader({ sessionid: sessionCookie(first)!.value })
+        const second = yield* call(url, "GET", "/me", { headers: { "x-remote-user": header, cookie } })
+        expect(second.status).toBe(200)
+        expect(sessionCookie(second)).toBeUndefined() // same session: not logged out and in again
+      })))
+
   it.live("cleanUsername maps the header value to the username", () =>
     withServer(remote({}, { cleanUsername: (name) => name.replace(/@EXAMPLE\.COM$/, "").toLowerCase() }), ({ url }) =>
       Effect.gen(function*() {

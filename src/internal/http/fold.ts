@@ -23,6 +23,7 @@ import type * as Permissions from "../../Permissions.js"
 import type * as Session from "../../Session.js"
 import type { SessionStoreError } from "../../SessionStore.js"
 import type { User } from "../../User.js"
+import { normalizeUsername } from "../../UserStore.js"
 import type { CookieHandlers } from "./cookies.js"
 import * as Failures from "./failures.js"
 
@@ -134,6 +135,9 @@ export const make = (env: Env): Fold => {
       ? cookies.clear
       : Effect.zipRight(Effect.mapError(sessions.value.logout(cookieValue, authRequest(request)), storeFailure), cookies.clear)
 
+  const sameUsername = (stored: string, header: string): boolean =>
+    stored === header || normalizeUsername(stored) === normalizeUsername(header)
+
   const cleanRemoteUser = (source: RequestSource.RemoteUserSource, value: string): string => {
     // The backend is found by id, not imported: `http/` knows no concrete backend.
     const backend = Option.getOrUndefined(auth.backend(source.backendId))
@@ -152,7 +156,9 @@ export const make = (env: Env): Fold => {
       return undefined
     }
     const value = (read.credentials as { readonly remoteUser: string }).remoteUser
-    if (Option.isSome(session) && session.value.user.username === cleanRemoteUser(source, value)) {
+    // Compared as the store compares names (NFKC on both sides): the store normalised the name
+    // it created, so the raw header may differ from it and still name the same user.
+    if (Option.isSome(session) && sameUsername(session.value.user.username, cleanRemoteUser(source, value))) {
       return Effect.succeed(Option.some(info(session.value, "remote-user", cache)))
     }
     return switchRemoteUser(request, cookieValue, fromRemote ? Option.none() : session, fromRemote, read.credentials, cache)
