@@ -8,7 +8,8 @@
 // Environment: PORT (8000; 0 picks a free port), HOST (127.0.0.1), DATABASE_FILE
 // (./effect-auth.sqlite, shared with the CLI), SECRET_KEY (a development default with a warning),
 // SECRET_KEY_FALLBACKS, SESSION_MAX_AGE, SESSION_IDLE_TIMEOUT, PASSWORD_HASHERS and
-// PASSWORD_HASHER_* (see PasswordHasher.layerConfig). docs/example-app.md walks through it.
+// PASSWORD_HASHER_* (see PasswordHasher.layerConfig), REDIS_URL (login throttling counters in
+// Redis, shared by every instance; in memory without it). docs/example-app.md walks through it.
 //
 // POST /login takes JSON or an HTML form (application/x-www-form-urlencoded); any other body is a
 // 415. A body that does not parse or decode is a 400 with a fixed message that never repeats what
@@ -38,6 +39,7 @@ import * as Schema from "effect/Schema"
 import { createServer } from "node:http"
 import * as AuthStack from "effect-auth/AuthStack"
 import * as ModelBackend from "effect-auth/backends/ModelBackend"
+import * as Lockout from "effect-auth/Lockout"
 import * as Authentication from "effect-auth/http/Authentication"
 import * as CurrentUser from "effect-auth/http/CurrentUser"
 import * as HttpAuth from "effect-auth/http/HttpAuth"
@@ -221,8 +223,24 @@ const DatabaseLive = SqlUserStore.layerSqliteConfig({
 // The whole auth stack in one layer: events, the fold over the model backend, sessions, HTTP auth
 // and the HttpApi middlewares. Its type lists what is left to provide (the backend's layer and a
 // session store); forgetting one does not compile.
-const AuthLive = Layer.unwrapEffect(
+// Throttling (docs/throttling.md): 5 failed logins for one username from one address lock that
+// pair for 15 minutes, twice as long at each further lock; a locked login is a 429 with
+// Retry-After and costs no password hash. With REDIS_URL the counters live in Redis.
+const lockoutOptions: Lockout.Options = { by: "username-and-ip", limit: 5, coolOff: "15 minutes", backOff: 2 }
+const LockoutLive = Effect.gen(function*() {
+  const redisUrl = yield* Config.option(Config.string("REDIS_URL"))
+  if (Option.isNone(redisUrl)) return Lockout.layerMemory(lockoutOptions)
+  const { Redis } = yield* Effect.promise(() => import("ioredis"))
+  const client = yield* Effect.acquireRelease(
+    Effect.sync(() => new Redis(redisUrl.value)),
+    (client) => Effect.promise(() => client.quit())
+  )
+  return Lockout.layerRedis({ client, ...lockoutOptions })
+})
+
+const AuthLive = Layer.unwrapScoped(
   Effect.gen(function*() {
+    const lockout = yield* LockoutLive
     const sessions = yield* SessionConfig
     if (sessions.secret === developmentSecret) {
       yield* Console.warn(
@@ -239,7 +257,8 @@ const AuthLive = Layer.unwrapEffect(
         idleTimeout: Option.getOrUndefined(sessions.idleTimeout)
       },
       // Plain HTTP on loopback: the cookies cannot be Secure here; behind TLS set `cookie: { secure: true }`.
-      http: { realm: "effect-auth example", bearer: false }
+      http: { realm: "effect-auth example", bearer: false },
+      lockout
     })
   })
 ).pipe(

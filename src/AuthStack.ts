@@ -30,6 +30,7 @@ import * as Layer from "effect/Layer"
 import type * as AuthError from "./AuthError.js"
 import * as AuthEvents from "./AuthEvents.js"
 import * as AuthService from "./AuthService.js"
+import * as Lockout from "./Lockout.js"
 import * as AuthenticationModule from "./http/Authentication.js"
 import * as HttpAuth from "./http/HttpAuth.js"
 import * as Session from "./Session.js"
@@ -57,6 +58,11 @@ export interface Options<Backends extends ReadonlyArray<AuthService.BackendInput
   readonly tracing?: AuthService.Tracing | undefined
   /** The HTTP side: realm, request sources, CSRF. Cookies are set by `sessions` and `cookie`. */
   readonly http?: Omit<HttpAuth.Options, "session"> | undefined
+  /**
+   * Throttling: a `Lockout` layer (`Lockout.layerMemory(...)`, `Lockout.layerRedis(...)`) that
+   * guards every login of the stack's `AuthService` (see docs/throttling.md). None by default.
+   */
+  readonly lockout?: Layer.Layer<Lockout.Lockout, AuthError.AuthConfigError> | undefined
 }
 
 /**
@@ -196,9 +202,12 @@ export const layer: {
     options: Options<Backends>
   ): Layer.Layer<Services, AuthError.AuthConfigError, AuthService.BackendsContext<Backends>>
 } = (options: SessionOptions<ReadonlyArray<AuthService.BackendInput>> | Options<ReadonlyArray<AuthService.BackendInput>>) => {
-  const core = AuthService.layer(options.backends, { tracing: options.tracing }).pipe(
-    Layer.provideMerge(AuthEvents.layer)
-  )
+  const fold = AuthService.layer(options.backends, { tracing: options.tracing })
+  const guarded = options.lockout === undefined
+    ? fold
+    : Lockout.layerAuthService(fold).pipe(Layer.provide(options.lockout))
+  // AuthEvents above the lockout as well: it publishes LockedOut/Unlocked there.
+  const core = guarded.pipe(Layer.provideMerge(AuthEvents.layer))
   const withSessions = "sessions" in options
     ? sessionLayer(options.sessions).pipe(Layer.provideMerge(core))
     : core

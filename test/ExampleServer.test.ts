@@ -8,7 +8,8 @@ import * as http from "node:http"
 
 const dir = tempDir()
 const database = path.join(dir, "example.sqlite")
-const env = { DATABASE_FILE: database }
+// No REDIS_URL: the login throttling counters stay in the server's memory, this run's own.
+const env = { DATABASE_FILE: database, REDIS_URL: undefined }
 let server: RunningServer
 
 beforeAll(async () => {
@@ -122,6 +123,18 @@ describe("example app", { timeout: 120_000 }, () => {
       headers: contentType === undefined ? {} : { "content-type": contentType },
       body
     }).then(async (response) => ({ status: response.status, body: await response.text(), headers: response.headers }))
+
+  it("throttling: the sixth wrong password in a row for one name is a 429 with Retry-After; another name is not locked", async () => {
+    for (let i = 0; i < 5; i++) {
+      expect((await request("POST", "/login", { json: { username: "eve", password: `guess ${i}` } })).status).toBe(401)
+    }
+    const locked = await request("POST", "/login", { json: { username: "eve", password: "guess 5" } })
+    expect(locked.status).toBe(429)
+    expect(Number(locked.headers.get("retry-after"))).toBeGreaterThan(800) // 15 minutes, in seconds
+    expect(locked.body).toBe("")
+    // The lock is the pair (username, address): bob from the same address still logs in.
+    await login("bob", "can we fix it? yes!")
+  })
 
   it("a login body that is neither JSON nor a form is a 415 that does not repeat it", async () => {
     const reply = await post("text/plain", "username=alice&password=wonderland")
