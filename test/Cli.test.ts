@@ -4,6 +4,7 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -11,13 +12,20 @@ import * as Redacted from "effect/Redacted"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Readable } from "node:stream"
+import { Redis as IORedis } from "ioredis"
+import * as AuthEvents from "../src/AuthEvents.js"
+import * as AuthService from "../src/AuthService.js"
 import * as Cli from "../src/cli/commands.js"
+import * as Lockout from "../src/Lockout.js"
+import * as TestAuth from "../src/testing/TestAuth.js"
+import * as TestBackend from "../src/testing/TestBackend.js"
 import { cliPackages, installHint, missingPackages } from "../src/cli/missingPackage.js"
 import * as PasswordHasher from "../src/PasswordHasher.js"
 import * as SqlUserStore from "../src/SqlUserStore.js"
 import * as UserStore from "../src/UserStore.js"
 import { fastHashing, runCli, tempDir } from "./utils/exampleApp.js"
 import * as Postgres from "./utils/postgres.js"
+import * as RedisUtil from "./utils/redis.js"
 
 const dir = tempDir()
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -404,3 +412,43 @@ describe("CLI", () => {
     expect(await Effect.runPromise(passwordOf(db, "alice", "pw plum orchard"))).toBe(true)
   })
 })
+
+describe.skipIf(RedisUtil.missing)("lockouts and unlock (the Lockout store on Redis)", () => {
+  it.scoped("list the counters and locks the app made, and reset a user's", () =>
+    Effect.gen(function*() {
+      const keyPrefix = RedisUtil.uniquePrefix("cli-lockout")
+      const client = yield* Effect.acquireRelease(
+        Effect.sync(() => new IORedis(RedisUtil.redisUrl)),
+        (c) => Effect.promise(() => c.quit())
+      )
+      // The app: five wrong passwords for eve lock her (by username).
+      const app = yield* Layer.build(
+        Lockout.layerAuthService(TestAuth.layer([TestBackend.noMatch("passwords")])).pipe(
+          Layer.provideMerge(Lockout.layerRedis({ client, keyPrefix, by: "username", limit: 5 })),
+          Layer.provideMerge(AuthEvents.layer)
+        )
+      )
+      const auth = Context.get(app, AuthService.AuthService)
+      for (let i = 0; i < 6; i++) yield* Effect.exit(auth.authenticate({ username: "eve", password: "wrong" }))
+      const env = { REDIS_URL: RedisUtil.redisUrl }
+      const listed = yield* cli(["lockouts", "--key-prefix", keyPrefix], { env })
+      expect(listed.code).toBe(0)
+      expect(listed.stdout).toMatch(/username:eve\s+5\s+\d{4}-/)
+      const unlocked = yield* cli(["unlock", "eve", "--key-prefix", keyPrefix], { env })
+      expect([unlocked.code, unlocked.stdout.trim()]).toEqual([0, "Reset 1 key: username:eve"])
+      expect((yield* cli(["lockouts", "--key-prefix", keyPrefix], { env })).stdout.trim()).toBe("No failed logins on record.")
+      // eve's next attempt reaches the backend again (NoMatch, not LockedOut).
+      const next = yield* Effect.flip(auth.authenticate({ username: "eve", password: "wrong" }))
+      expect(next._tag).toBe("AuthenticationFailed")
+    }))
+
+  it.effect("without a Redis URL, or with one that does not answer, the command fails with a message", () =>
+    Effect.gen(function*() {
+      const none = yield* cli(["lockouts"], { env: {} })
+      expect([none.code, none.stderr.trim()]).toEqual([1, "Error: give the Lockout store's Redis with --redis-url or REDIS_URL"])
+      const dead = yield* cli(["lockouts", "--redis-url", "redis://127.0.0.1:1"], { env: {} })
+      expect(dead.code).toBe(1)
+      expect(dead.stderr).toMatch(/^Error: lockout store: /)
+    }))
+})
+

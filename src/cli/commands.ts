@@ -15,9 +15,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
+import * as RedactedValue from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import * as Lockout from "../Lockout.js"
 import * as PasswordHasher from "../PasswordHasher.js"
 import * as PasswordValidation from "../PasswordValidation.js"
 import * as Permissions from "../Permissions.js"
@@ -308,10 +310,86 @@ const users = Command.make("users", databaseOptions, ({ db }) =>
     Command.withDescription("List the users and their permissions (needs `migrate` first)")
   )
 
+// --- login throttling: the Redis store of `Lockout` ----------------------------------------------
+
+const redisUrlOption = Options.redacted("redis-url").pipe(
+  Options.withPseudoName("URL"),
+  Options.withDescription("Redis URL of the app's Lockout store (default: $REDIS_URL)"),
+  Options.optional
+)
+const keyPrefixOption = Options.text("key-prefix").pipe(
+  Options.withPseudoName("PREFIX"),
+  Options.withDescription("The Lockout store's key prefix, as the app sets it"),
+  Options.withDefault("effect-auth:lockout:")
+)
+const lockoutOptions = { redisUrl: redisUrlOption, keyPrefix: keyPrefixOption }
+
+// One short-lived client: a Redis that does not answer fails the command at once, no retry loop.
+const openLockout = (
+  url: Option.Option<Redacted.Redacted<string>>,
+  keyPrefix: string
+): Layer.Layer<Lockout.Lockout, CliError> =>
+  Layer.unwrapScoped(Effect.gen(function*() {
+    const fromEnv = yield* Effect.orElseSucceed(Config.option(Config.string("REDIS_URL")), () => Option.none<string>())
+    const target = Option.isSome(url) ? Option.some(RedactedValue.value(url.value)) : fromEnv
+    if (Option.isNone(target)) {
+      return yield* new CliError({ message: "give the Lockout store's Redis with --redis-url or REDIS_URL" })
+    }
+    const { Redis } = yield* Effect.tryPromise({
+      try: () => import("ioredis"),
+      catch: () => new CliError({ message: "the lockout commands need ioredis (npm i ioredis@5.11.1)" })
+    })
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const client = new Redis(target.value, { maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true })
+        // A refused connection fails the command's own request; not also an "unhandled" log line.
+        client.on("error", () => {})
+        return client
+      }),
+      (client) => Effect.sync(() => client.disconnect())
+    )
+    return Lockout.layerRedis({ client, keyPrefix }).pipe(
+      Layer.mapError((error) => new CliError({ message: error.message }))
+    )
+  }))
+
+const lockoutError = (error: Lockout.LockoutStoreError | CliError): CliError =>
+  error._tag === "CliError" ? error : new CliError({ message: `lockout store: ${error.message}` })
+
+const lockouts = Command.make("lockouts", lockoutOptions, ({ keyPrefix, redisUrl }) =>
+  Effect.gen(function*() {
+    const entries = yield* Lockout.list
+    if (entries.length === 0) return yield* Console.log("No failed logins on record.")
+    const rows = entries.map((entry) => [
+      entry.key,
+      String(entry.failures),
+      entry.lockedUntil === undefined ? "-" : entry.lockedUntil.toISOString(),
+      String(entry.lockouts),
+      entry.lastFailure.toISOString()
+    ])
+    yield* Console.log(table([["KEY", "FAILURES", "LOCKED UNTIL", "LOCKS", "LAST FAILURE"], ...rows]))
+  }).pipe(Effect.mapError(lockoutError), Effect.provide(openLockout(redisUrl, keyPrefix)))).pipe(
+    Command.withDescription("List the failed-login counters and locks of the app's Lockout store (Redis)")
+  )
+
+const unlock = Command.make(
+  "unlock",
+  { target: Args.text({ name: "USERNAME|ADDRESS" }), ...lockoutOptions },
+  ({ keyPrefix, redisUrl, target }) =>
+    Effect.gen(function*() {
+      const keys = yield* Lockout.reset(target)
+      yield* Console.log(
+        keys.length === 0
+          ? `Nothing on record for ${JSON.stringify(target)}.`
+          : `Reset ${keys.length} key${keys.length === 1 ? "" : "s"}: ${keys.join(", ")}`
+      )
+    }).pipe(Effect.mapError(lockoutError), Effect.provide(openLockout(redisUrl, keyPrefix)))
+).pipe(Command.withDescription("Reset the failed logins and locks of a username or a client address"))
+
 /** The `effect-auth` command and its subcommands. */
 export const command = Command.make("effect-auth").pipe(
   Command.withDescription("Manage the users of an effect-auth SQL user store"),
-  Command.withSubcommands([migrate, createuser, changepassword, grant, users])
+  Command.withSubcommands([migrate, createuser, changepassword, grant, users, lockouts, unlock])
 )
 
 // This file is src/cli/commands.ts or dist/cli/commands.js: package.json is two levels up either way.

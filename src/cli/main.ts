@@ -10,6 +10,8 @@
  * effect-auth changepassword alice
  * effect-auth grant alice reports.view_report
  * effect-auth users
+ * effect-auth lockouts --redis-url redis://127.0.0.1:6379   # the Lockout store's counters and locks
+ * effect-auth unlock alice
  * ```
  *
  * Every command takes `--database FILE` (default: `$DATABASE_FILE`, else `./effect-auth.sqlite`,
