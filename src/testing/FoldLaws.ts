@@ -227,10 +227,14 @@ export const reference = (chain: ReadonlyArray<ModelEntry>): ModelRun => {
  * @category arbitraries
  */
 export const outcome: FastCheck.Arbitrary<ModelOutcome> = FastCheck.oneof(
-  FastCheck.constantFrom("alice", "bob").map((user): ModelOutcome => ({ _tag: "Success", user })),
-  FastCheck.constantFrom(...AuthError.NoMatchReason.literals).map((reason): ModelOutcome => ({ _tag: "NoMatch", reason })),
-  FastCheck.constant<ModelOutcome>({ _tag: "PermissionDenied" }),
-  FastCheck.constant<ModelOutcome>({ _tag: "TransportError" })
+  // Weighted towards successes: most of the rules are about what a success may do.
+  { weight: 4, arbitrary: FastCheck.constantFrom("alice", "alice", "bob").map((user): ModelOutcome => ({ _tag: "Success", user })) },
+  {
+    weight: 3,
+    arbitrary: FastCheck.constantFrom(...AuthError.NoMatchReason.literals).map((reason): ModelOutcome => ({ _tag: "NoMatch", reason }))
+  },
+  { weight: 1, arbitrary: FastCheck.constant<ModelOutcome>({ _tag: "PermissionDenied" }) },
+  { weight: 2, arbitrary: FastCheck.constant<ModelOutcome>({ _tag: "TransportError" }) }
 )
 
 const failureAction: FastCheck.Arbitrary<Control.FailureAction> = FastCheck.oneof(
@@ -327,7 +331,7 @@ export const chain = (options: ChainOptions = {}): FastCheck.Arbitrary<ReadonlyA
   FastCheck.array(
     FastCheck.record({
       outcome,
-      control: options.control ?? FastCheck.oneof(preset, controlMap),
+      control: options.control ?? FastCheck.oneof({ weight: 3, arbitrary: preset }, { weight: 1, arbitrary: controlMap }),
       onTransportError: FastCheck.constantFrom<AuthBackend.OnTransportError>("fail", "fallthrough")
     }),
     { minLength: 1, maxLength: options.maxLength ?? 6 }
