@@ -11,7 +11,7 @@
  * @example
  * ```ts
  * import { Effect, FastCheck } from "effect"
- * import * as FoldLaws from "effect-auth/FoldLaws"
+ * import * as FoldLaws from "effect-auth/testing/FoldLaws"
  *
  * // In a test file: it.effect.prop("the fold obeys its model", [FoldLaws.chain()], ([chain]) => FoldLaws.check(chain))
  * const law = FastCheck.asyncProperty(FoldLaws.chain(), (chain) => Effect.runPromise(FoldLaws.check(chain)))
@@ -39,7 +39,7 @@ import type { User } from "../User.js"
  *
  * @example
  * ```ts
- * import type * as FoldLaws from "effect-auth/FoldLaws"
+ * import type * as FoldLaws from "effect-auth/testing/FoldLaws"
  *
  * const outcome: FoldLaws.ModelOutcome = { _tag: "NoMatch", reason: "unknown-user" }
  * ```
@@ -59,7 +59,7 @@ export type ModelOutcome =
  *
  * @example
  * ```ts
- * import type * as FoldLaws from "effect-auth/FoldLaws"
+ * import type * as FoldLaws from "effect-auth/testing/FoldLaws"
  *
  * const entry: FoldLaws.ModelEntry = { outcome: { _tag: "Success", user: "alice" }, control: "sufficient" }
  * ```
@@ -78,7 +78,7 @@ export interface ModelEntry {
  *
  * @example
  * ```ts
- * import type * as FoldLaws from "effect-auth/FoldLaws"
+ * import type * as FoldLaws from "effect-auth/testing/FoldLaws"
  *
  * const result: FoldLaws.ModelResult = { _tag: "Authenticated", user: "alice", backend: 0, degraded: false }
  * ```
@@ -99,7 +99,7 @@ export type ModelResult =
  *
  * @example
  * ```ts
- * import type * as FoldLaws from "effect-auth/FoldLaws"
+ * import type * as FoldLaws from "effect-auth/testing/FoldLaws"
  *
  * const run: FoldLaws.ModelRun = { result: { _tag: "AuthenticationFailed", attempts: [0] }, asked: [0], loginFailed: 1 }
  * ```
@@ -136,7 +136,7 @@ const mapOf = (entry: ModelEntry): Control.ControlMap =>
  *
  * @example
  * ```ts
- * import * as FoldLaws from "effect-auth/FoldLaws"
+ * import * as FoldLaws from "effect-auth/testing/FoldLaws"
  *
  * const run = FoldLaws.reference([
  *   { outcome: { _tag: "NoMatch", reason: "invalid-credentials" }, control: "required" },
@@ -218,7 +218,7 @@ export const reference = (chain: ReadonlyArray<ModelEntry>): ModelRun => {
  * @example
  * ```ts
  * import { FastCheck } from "effect"
- * import * as FoldLaws from "effect-auth/FoldLaws"
+ * import * as FoldLaws from "effect-auth/testing/FoldLaws"
  *
  * const samples = FastCheck.sample(FoldLaws.outcome, 3)
  * ```
@@ -252,7 +252,7 @@ const action: FastCheck.Arbitrary<Control.Action> = FastCheck.oneof(
  * @example
  * ```ts
  * import { FastCheck } from "effect"
- * import * as FoldLaws from "effect-auth/FoldLaws"
+ * import * as FoldLaws from "effect-auth/testing/FoldLaws"
  *
  * const [map] = FastCheck.sample(FoldLaws.controlMap, 1)
  * ```
@@ -277,7 +277,7 @@ export const controlMap: FastCheck.Arbitrary<Control.ControlMap> = FastCheck.rec
  * @example
  * ```ts
  * import { FastCheck } from "effect"
- * import * as FoldLaws from "effect-auth/FoldLaws"
+ * import * as FoldLaws from "effect-auth/testing/FoldLaws"
  *
  * const presets = FastCheck.sample(FoldLaws.preset, 5)
  * ```
@@ -299,7 +299,7 @@ export const preset: FastCheck.Arbitrary<Control.Preset> = FastCheck.constantFro
  * @example
  * ```ts
  * import { FastCheck } from "effect"
- * import type * as FoldLaws from "effect-auth/FoldLaws"
+ * import type * as FoldLaws from "effect-auth/testing/FoldLaws"
  *
  * const options: FoldLaws.ChainOptions = { control: FastCheck.constant("required"), maxLength: 4 }
  * ```
@@ -319,7 +319,7 @@ export interface ChainOptions {
  * @example
  * ```ts
  * import { FastCheck } from "effect"
- * import * as FoldLaws from "effect-auth/FoldLaws"
+ * import * as FoldLaws from "effect-auth/testing/FoldLaws"
  *
  * const requiredOnly = FoldLaws.chain({ control: FastCheck.constant("required") })
  * ```
@@ -345,7 +345,7 @@ export const chain = (options: ChainOptions = {}): FastCheck.Arbitrary<ReadonlyA
  *
  * @example
  * ```ts
- * import * as FoldLaws from "effect-auth/FoldLaws"
+ * import * as FoldLaws from "effect-auth/testing/FoldLaws"
  *
  * const error = new FoldLaws.FoldLawViolation({ expected: "AuthenticationFailed", actual: "Authenticated" })
  * ```
@@ -434,7 +434,7 @@ const project = (
  * ```ts
  * import { Effect } from "effect"
  * import { AuthService, TestBackend } from "effect-auth"
- * import * as FoldLaws from "effect-auth/FoldLaws"
+ * import * as FoldLaws from "effect-auth/testing/FoldLaws"
  *
  * const run = FoldLaws.runChain(
  *   [AuthService.control(TestBackend.succeed("sso", TestBackend.user("alice")), "sufficient")],
@@ -472,7 +472,7 @@ export const runChain = (
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import * as FoldLaws from "effect-auth/FoldLaws"
+ * import * as FoldLaws from "effect-auth/testing/FoldLaws"
  *
  * const ok = FoldLaws.check([
  *   { outcome: { _tag: "TransportError" }, control: "optional" },
@@ -513,7 +513,7 @@ const equalRuns = (a: ModelRun, b: ModelRun): boolean => JSON.stringify(a) === J
  * ```ts
  * import { Effect } from "effect"
  * import { AuthService, TestBackend } from "effect-auth"
- * import * as FoldLaws from "effect-auth/FoldLaws"
+ * import * as FoldLaws from "effect-auth/testing/FoldLaws"
  *
  * const ok = FoldLaws.checkBackends(
  *   [
