@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Exit, FastCheck } from "effect"
-import { AuthError, AuthService, Control, TestAuth, TestBackend } from "../src/index.js"
+import { Effect, Either, Exit, FastCheck, Layer, Option, Redacted } from "effect"
+import { AuthError, AuthService, Control, MemorySessionStore, Session, TestAuth, TestBackend } from "../src/index.js"
 import * as FoldLaws from "../src/testing/FoldLaws.js"
 
 const credentials = { username: "alice", password: "pw" }
@@ -188,4 +188,31 @@ describe("AuthService with controls", () => {
       ],
       credentials
     ))
+})
+
+describe("a degraded login, carried into the session", () => {
+  const alice = TestBackend.user("alice")
+  const sessions = (backends: Parameters<typeof TestAuth.layer>[0]) =>
+    Session.layer({ secret: Redacted.make("a long random app secret, 32+ chars") }).pipe(
+      Layer.provide(MemorySessionStore.layer),
+      Layer.provideMerge(TestAuth.layer(backends))
+    )
+
+  it.effect("login stores the flag, currentUser reads it back", () =>
+    Effect.gen(function*() {
+      const started = yield* Session.login(yield* AuthService.authenticate(credentials))
+      expect(started.degraded).toBe(true)
+      const current = Option.getOrThrow(yield* Session.currentUser(started.sessionId))
+      expect(current.degraded).toBe(true)
+    }).pipe(Effect.provide(sessions([
+      AuthService.control(TestBackend.unavailable("directory"), "optional"),
+      AuthService.control(TestBackend.succeed("local", alice), "required")
+    ]))))
+
+  it.effect("a login that was not degraded has no flag", () =>
+    Effect.gen(function*() {
+      const started = yield* Session.login(yield* AuthService.authenticate(credentials))
+      const current = Option.getOrThrow(yield* Session.currentUser(started.sessionId))
+      expect(current.degraded).toBeUndefined()
+    }).pipe(Effect.provide(sessions([TestBackend.succeed("local", alice)]))))
 })
