@@ -235,8 +235,9 @@ export interface Options {
 }
 
 /**
- * Builds the service from backends, in order. Fails with `AuthConfigError` when the list is empty
- * or two backends share an id.
+ * Builds the service from backends, in order, each bare or with its control (see {@link control}).
+ * Fails with `AuthConfigError` when the list is empty, two backends share an id, or a control is
+ * not a preset or a valid map.
  *
  * @example
  * ```ts
