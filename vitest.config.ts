@@ -9,6 +9,7 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^effect-auth$/, replacement: `${src}index.ts` },
+      { find: /^effect-auth\/FoldLaws$/, replacement: `${src}testing/FoldLaws.ts` },
       { find: /^effect-auth\/(.*)$/, replacement: `${src}$1.ts` }
     ]
   },

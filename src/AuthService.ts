@@ -41,6 +41,7 @@ import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as DefaultServices from "effect/DefaultServices"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
@@ -52,8 +53,10 @@ import type * as AuthBackend from "./AuthBackend.js"
 import * as AuthError from "./AuthError.js"
 import * as AuthEvents from "./AuthEvents.js"
 import type { AuthRequest } from "./AuthRequest.js"
+import * as Control from "./Control.js"
 import * as Credentials from "./Credentials.js"
 import { type CompiledBackend, compile, DecodeCache } from "./internal/compiledBackend.js"
+import * as ControlFold from "./internal/controlFold.js"
 import * as Permissions from "./Permissions.js"
 import * as UserModule from "./User.js"
 
@@ -76,6 +79,11 @@ export type User = UserModule.User
  * A successful `authenticate`: the user and the id of the backend that produced it (what a session
  * stores to find the user again).
  *
+ * `degraded` is `true` when the success was reached after a backend was skipped because it could
+ * not answer (a `TransportError` the fold went on from: `onTransportError: "fallthrough"`, or a
+ * control map that continues on it); it is absent otherwise. An app may then ask for a second
+ * factor, or limit what the login may do (see docs/control.md).
+ *
  * @example
  * ```ts
  * import { Effect } from "effect"
@@ -92,6 +100,7 @@ export type User = UserModule.User
 export class Authenticated extends Data.TaggedClass("Authenticated")<{
   readonly user: User
   readonly backend: string
+  readonly degraded?: boolean | undefined
 }> {}
 
 /**
@@ -236,8 +245,9 @@ export interface Options {
 }
 
 /**
- * Builds the service from backends, in order. Fails with `AuthConfigError` when the list is empty
- * or two backends share an id.
+ * Builds the service from backends, in order, each bare or with its control (see {@link control}).
+ * Fails with `AuthConfigError` when the list is empty, two backends share an id, or a control is
+ * not a preset or a valid map.
  *
  * @example
  * ```ts
@@ -250,16 +260,40 @@ export interface Options {
  * @category constructors
  */
 export const make = (
-  backends: ReadonlyArray<AuthBackend.AuthBackend>,
+  entries: ReadonlyArray<AuthBackend.AuthBackend | Control.Controlled<AuthBackend.AuthBackend>>,
   options: Options = {}
-): Effect.Effect<Service, AuthError.AuthConfigError, AuthEvents.AuthEvents> =>
-  Effect.zipRight(
+): Effect.Effect<Service, AuthError.AuthConfigError, AuthEvents.AuthEvents> => {
+  // --- control maps (issue 12): only a non-default control selects the general interpreter ---
+  const backends = entries.map((entry) => Control.isControlled(entry) ? entry.backend : entry)
+  const controls = controlsOf(entries)
+  if (controls !== undefined && controls._tag === "Left") return Effect.fail(controls.left)
+  // ---
+  return Effect.zipRight(
     checkBackends(backends),
     Effect.map(
       AuthEvents.AuthEvents,
-      (events) => fromBackends(backends.map(compile), events, options.tracing ?? "auto")
+      (events) => fromBackends(backends.map(compile), events, options.tracing ?? "auto", controls?.right)
     )
   )
+}
+
+/** The control maps of a chain, or `undefined` when every backend runs under the `django` preset. */
+const controlsOf = (
+  entries: ReadonlyArray<AuthBackend.AuthBackend | Control.Controlled<AuthBackend.AuthBackend>>
+): Either.Either<ReadonlyArray<Control.ControlMap>, AuthError.AuthConfigError> | undefined => {
+  if (!entries.some((entry) => Control.isControlled(entry) && entry.control !== "django")) return undefined
+  const maps: Array<Control.ControlMap> = []
+  for (const entry of entries) {
+    if (!Control.isControlled(entry)) {
+      maps.push(Control.django(entry.policy.onTransportError))
+      continue
+    }
+    const checked = Control.validate(entry.control)
+    if (Either.isLeft(checked)) return Either.left(checked.left)
+    maps.push(Control.resolve(checked.right, entry.backend))
+  }
+  return Either.right(maps)
+}
 
 const outcomeOf = (exit: Exit.Exit<Authenticated, AuthError.AuthenticateError>): string =>
   Exit.isSuccess(exit)
@@ -304,7 +338,8 @@ class Call extends DecodeCache {
 const fromBackends = (
   compiled: ReadonlyArray<CompiledBackend>,
   events: AuthEvents.Service,
-  tracing: Tracing
+  tracing: Tracing,
+  controls?: ReadonlyArray<Control.ControlMap>
 ): Service => {
   const byId = new Map(compiled.map((backend) => [backend.id, backend]))
   const count = compiled.length
@@ -342,7 +377,11 @@ const fromBackends = (
   ): Effect.Effect<Authenticated, AuthError.AuthenticateError> | undefined => {
     if (exit._tag === "Success") {
       call.event(backend.id, "success")
-      return Exit.succeed(new Authenticated({ user: exit.value, backend: backend.id }))
+      return Exit.succeed(
+        call.unavailable
+          ? new Authenticated({ user: exit.value, backend: backend.id, degraded: true })
+          : new Authenticated({ user: exit.value, backend: backend.id })
+      )
     }
     const cause = exit.cause
     const error = cause._tag === "Fail" ? cause.error : Option.getOrUndefined(Cause.failureOption(cause))
@@ -389,6 +428,15 @@ const fromBackends = (
     return nobodyMatched(call)
   }
 
+  // --- control maps (issue 12): the general interpreter, only when some control is not `django` ---
+  const run = controls === undefined ? fold : ControlFold.make(compiled, controls, {
+    succeed: (user, backend, degraded) =>
+      degraded ? new Authenticated({ user, backend, degraded: true }) : new Authenticated({ user, backend }),
+    loginFailed,
+    nobodyMatched
+  })
+  // ---
+
   const spanOptions = { captureStackTrace: false, kind: "internal" } as const
 
   const traced = (
@@ -401,11 +449,12 @@ const fromBackends = (
     return Effect.useSpan("effect-auth.authenticate", spanOptions, (span) => {
       const call = new Call(credentials, request, span, clock, traceAttempts)
       return Effect.onExit(
-        Effect.withParentSpan(Effect.suspend(() => fold(call, 0)), span),
+        Effect.withParentSpan(Effect.suspend(() => run(call, 0)), span),
         (exit) => {
           span.attribute("auth.outcome", outcomeOf(exit))
           span.attribute("auth.attempts", (call.attempts?.length ?? 0) + (Exit.isSuccess(exit) ? 1 : 0))
           if (Exit.isSuccess(exit)) span.attribute("auth.backend", exit.value.backend)
+          if (Exit.isSuccess(exit) && exit.value.degraded === true) span.attribute("auth.degraded", true)
           return Effect.void
         }
       )
@@ -413,7 +462,7 @@ const fromBackends = (
   }
 
   const untraced = (credentials: unknown, request: AuthRequest | undefined) =>
-    fold(new Call(credentials, request, undefined, undefined, false), 0)
+    run(new Call(credentials, request, undefined, undefined, false), 0)
 
   const authenticate: Service["authenticateUnknown"] = tracing === "off"
     ? (credentials, request) => Effect.suspend(() => untraced(credentials, request))
@@ -527,7 +576,10 @@ const fromBackends = (
  * @since 0.1.0
  * @category models
  */
-export type BackendInput = AuthBackend.AuthBackend | Effect.Effect<AuthBackend.AuthBackend, never, any>
+export type BackendInput =
+  | AuthBackend.AuthBackend
+  | Effect.Effect<AuthBackend.AuthBackend, never, any>
+  | Control.Controlled<AuthBackend.AuthBackend | Effect.Effect<AuthBackend.AuthBackend, never, any>>
 
 /**
  * The services the backends of a list need (their Tags and the requirements of their effects).
@@ -546,7 +598,9 @@ export type BackendInput = AuthBackend.AuthBackend | Effect.Effect<AuthBackend.A
  * @category models
  */
 export type BackendsContext<Backends extends ReadonlyArray<BackendInput>> = Backends[number] extends infer B
-  ? B extends Effect.Effect<any, any, infer R> ? R : never
+  ? B extends Control.Controlled<infer Inner> ? Inner extends Effect.Effect<any, any, infer R> ? R : never
+  : B extends Effect.Effect<any, any, infer R> ? R
+  : never
   : never
 
 /**
@@ -575,8 +629,57 @@ export const resolveBackends = <const Backends extends ReadonlyArray<BackendInpu
   Effect.forEach(
     backends as ReadonlyArray<BackendInput>,
     (backend): Effect.Effect<AuthBackend.AuthBackend, never, any> =>
-      Effect.isEffect(backend) ? backend : Effect.succeed(backend)
+      Control.isControlled(backend)
+        ? resolveOne(backend.backend)
+        : resolveOne(backend)
   )
+
+const resolveOne = (
+  backend: AuthBackend.AuthBackend | Effect.Effect<AuthBackend.AuthBackend, never, any>
+): Effect.Effect<AuthBackend.AuthBackend, never, any> => Effect.isEffect(backend) ? backend : Effect.succeed(backend)
+
+/** The list resolved with each backend's control kept (`make` reads it). */
+const resolveEntries = (
+  backends: ReadonlyArray<BackendInput>
+): Effect.Effect<ReadonlyArray<AuthBackend.AuthBackend | Control.Controlled<AuthBackend.AuthBackend>>, never, any> =>
+  Effect.forEach(
+    backends,
+    (entry): Effect.Effect<AuthBackend.AuthBackend | Control.Controlled<AuthBackend.AuthBackend>, never, any> =>
+      Control.isControlled(entry)
+        ? Effect.map(resolveOne(entry.backend), (backend) => Control.controlled(backend, entry.control))
+        : resolveOne(entry)
+  )
+
+/**
+ * Gives a backend of the list its control (see the `Control` module): a preset's name
+ * (`"required"`, `"requisite"`, `"sufficient"`, `"optional"`, `"django"`) or a map from each
+ * outcome to an action. A backend given without one runs under `"django"`, today's fold; while
+ * every backend does, the fold is the default one, unchanged. Data-last in a pipe.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { AuthEvents, AuthService, Control, TestBackend } from "effect-auth"
+ *
+ * const AuthLive = AuthService.layer([
+ *   AuthService.control(TestBackend.noMatch("directory"), "sufficient"),
+ *   AuthService.control(TestBackend.noMatch("password"), "required"),
+ *   AuthService.control(TestBackend.noMatch("totp"), { ...Control.required, TransportError: "continue" })
+ * ]).pipe(Layer.provide(AuthEvents.layer))
+ * ```
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const control: {
+  (control: Control.Control): <B extends AuthBackend.AuthBackend | Effect.Effect<AuthBackend.AuthBackend, never, any>>(
+    backend: B
+  ) => Control.Controlled<B>
+  <B extends AuthBackend.AuthBackend | Effect.Effect<AuthBackend.AuthBackend, never, any>>(
+    backend: B,
+    control: Control.Control
+  ): Control.Controlled<B>
+} = Control.controlled
 
 /**
  * The `AuthService` layer over an ordered list of backends. Each backend is given as a value or
@@ -601,7 +704,7 @@ export const layer = <const Backends extends ReadonlyArray<BackendInput>>(
   backends: Backends,
   options: Options = {}
 ): Layer.Layer<AuthService, AuthError.AuthConfigError, BackendsContext<Backends> | AuthEvents.AuthEvents> =>
-  Layer.effect(AuthService, Effect.flatMap(resolveBackends(backends), (resolved) => make(resolved, options)))
+  Layer.effect(AuthService, Effect.flatMap(resolveEntries(backends), (resolved) => make(resolved, options)))
 
 /**
  * Authenticates with the `AuthService` in context.

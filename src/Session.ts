@@ -143,6 +143,11 @@ export interface SessionUser {
   readonly csrfToken: Redacted.Redacted<string>
   /** When the session ends unless refreshed (the earlier of the absolute and idle expiries). */
   readonly expiresAt: Date
+  /**
+   * `true` when the login was degraded (`AuthService.Authenticated.degraded`: a backend that could
+   * not answer was passed over), for the session's whole life; absent otherwise.
+   */
+  readonly degraded?: boolean | undefined
 }
 
 /**
@@ -331,7 +336,8 @@ export const make = (
       backend: record.backendId,
       sessionId: Redacted.make(id),
       csrfToken: Redacted.make(record.csrfToken),
-      expiresAt: new Date(record.expiresAt)
+      expiresAt: new Date(record.expiresAt),
+      ...(record.degraded === true && { degraded: true })
     })
 
     const load = (sessionId: SessionId | undefined, now: number) => {
@@ -368,7 +374,8 @@ export const make = (
           csrfToken: crypto.randomToken(),
           createdAt: now,
           lastSeenAt: now,
-          expiresAt: expiry(now, now)
+          expiresAt: expiry(now, now),
+          ...(authenticated.degraded === true && { degraded: true })
         }
         const id = yield* issue(record, now, old)
         yield* events.publish(new AuthEvents.LoggedIn({ user, backend, request: loginOptions.request }))

@@ -85,7 +85,9 @@ export const SessionRecord = Schema.Struct({
   csrfToken: Field(128),
   createdAt: Millis,
   lastSeenAt: Millis,
-  expiresAt: Millis
+  expiresAt: Millis,
+  /** Set when the login was degraded (`AuthService.Authenticated.degraded`); absent otherwise. */
+  degraded: Schema.optional(Schema.Boolean)
 })
 
 /**

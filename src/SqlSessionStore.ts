@@ -130,6 +130,11 @@ const createTable = (t: Tables) =>
     yield* sql`CREATE INDEX ${sql(`${t.session}_expires_at`)} ON ${sql(t.session)} (expires_at)`
   })
 
+// A login reached after a backend that could not answer was passed over (see docs/control.md).
+const addDegraded = (t: Tables) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql`ALTER TABLE ${sql(t.session)} ADD COLUMN degraded smallint NOT NULL DEFAULT 0`)
+
 /**
  * The store's migrations, for apps that run every module's migrations through one `Migrator`
  * (then build the store with `layer({ migrate: false })`). Keys are `<id>_<name>`.
@@ -150,7 +155,8 @@ const createTable = (t: Tables) =>
 export const migrations = (
   tables: Tables
 ): Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> => ({
-  "1_create_session_table": createTable(tables)
+  "1_create_session_table": createTable(tables),
+  "2_add_session_degraded": addDegraded(tables)
 })
 
 const storeError = (operation: string) => (cause: unknown) => new SessionStore.SessionStoreError({ operation, cause })
@@ -184,7 +190,8 @@ const Row = Schema.Struct({
   csrf_token: Schema.String,
   created_at: Millis,
   last_seen_at: Millis,
-  expires_at: Millis
+  expires_at: Millis,
+  degraded: Schema.Union(Schema.Number, Schema.NumberFromString)
 })
 const decodeRows = Schema.decodeUnknown(Schema.Array(Row))
 const decodeKeys = Schema.decodeUnknown(Schema.Array(Schema.Struct({ session_key: Schema.String })))
@@ -233,7 +240,7 @@ export const make = (
           "get",
           Effect.map(
             Effect.flatMap(
-              sql`SELECT user_id, backend_id, auth_hash, csrf_token, created_at, last_seen_at, expires_at
+              sql`SELECT user_id, backend_id, auth_hash, csrf_token, created_at, last_seen_at, expires_at, degraded
                 FROM ${table} WHERE session_key = ${key} AND expires_at > ${now}`,
               decodeRows
             ),
@@ -246,7 +253,8 @@ export const make = (
                   csrfToken: row.csrf_token,
                   createdAt: row.created_at,
                   lastSeenAt: row.last_seen_at,
-                  expiresAt: row.expires_at
+                  expiresAt: row.expires_at,
+                  ...(row.degraded !== 0 && { degraded: true })
                 }))
           )
         ),
@@ -257,13 +265,14 @@ export const make = (
             ? Effect.asVoid(sql`DELETE FROM ${table} WHERE session_key = ${key}`)
             : Effect.asVoid(
               sql`INSERT INTO ${table}
-                (session_key, user_id, backend_id, auth_hash, csrf_token, created_at, last_seen_at, expires_at)
+                (session_key, user_id, backend_id, auth_hash, csrf_token, created_at, last_seen_at, expires_at, degraded)
                 VALUES (${key}, ${r.userId}, ${r.backendId}, ${r.authHash}, ${r.csrfToken}, ${r.createdAt},
-                  ${r.lastSeenAt}, ${r.expiresAt})
+                  ${r.lastSeenAt}, ${r.expiresAt}, ${r.degraded === true ? 1 : 0})
                 ON CONFLICT (session_key) DO UPDATE SET
                   user_id = excluded.user_id, backend_id = excluded.backend_id, auth_hash = excluded.auth_hash,
                   csrf_token = excluded.csrf_token, created_at = excluded.created_at,
-                  last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at`
+                  last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at,
+                  degraded = excluded.degraded`
             )
         ),
       replace: (key, r, now) =>
@@ -274,7 +283,7 @@ export const make = (
               ? remove(key, now)
               : count(sql`UPDATE ${table} SET user_id = ${r.userId}, backend_id = ${r.backendId},
                   auth_hash = ${r.authHash}, csrf_token = ${r.csrfToken}, created_at = ${r.createdAt},
-                  last_seen_at = ${r.lastSeenAt}, expires_at = ${r.expiresAt}
+                  last_seen_at = ${r.lastSeenAt}, expires_at = ${r.expiresAt}, degraded = ${r.degraded === true ? 1 : 0}
                 WHERE session_key = ${key} AND expires_at > ${now} RETURNING session_key`),
             (n) => n > 0
           )

@@ -96,6 +96,19 @@ export * as AuthService from "./AuthService.js"
 export * as AuthStack from "./AuthStack.js"
 
 /**
+ * Control per backend: PAM's required / requisite / sufficient / optional over the typed outcomes.
+ *
+ * @example
+ * ```ts
+ * import { Control } from "effect-auth"
+ * ```
+ *
+ * @since 0.3.0
+ * @category exports
+ */
+export * as Control from "./Control.js"
+
+/**
  * @example
  * ```ts
  * import { Authentication } from "effect-auth"

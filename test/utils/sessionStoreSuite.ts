@@ -51,6 +51,17 @@ export const sessionStoreSuite = (name: string, options: SessionStoreSuiteOption
         })
       ))
 
+    it.live("keeps the degraded flag of a login, through set and replace", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const r = record({ degraded: true })
+          yield* store.set("d", r, T0)
+          expect(Option.getOrThrow(yield* store.get("d", T0 + 1))).toEqual(r)
+          expect(yield* store.replace("d", record({ lastSeenAt: T0 + 5 }), T0 + 5)).toBe(true)
+          expect(Option.getOrThrow(yield* store.get("d", T0 + 6)).degraded).toBeUndefined()
+        })
+      ))
+
     it.live("keeps keys apart", () =>
       withStore((store) =>
         Effect.gen(function*() {
