@@ -171,6 +171,8 @@ export interface ServerOptions {
   readonly userStore?: Layer.Layer<UserStore.UserStore, unknown, PasswordHasher.PasswordHasher>
   /** Layers of the backends named in `chain` or `backends` (they get the user store). */
   readonly backendLayer?: Layer.Layer<any, never, UserStore.UserStore>
+  /** Default: `PasswordHasher.layerTest` (cheap hashing). */
+  readonly hasher?: Layer.Layer<PasswordHasher.PasswordHasher>
 }
 
 export const defaultHttp: HttpAuth.Options = {
@@ -190,7 +192,7 @@ export type AppServices =
 
 export const appLayer = (options: ServerOptions = {}): Layer.Layer<AppServices, unknown> => {
   const userStore = options.userStore ?? users.pipe(Layer.provideMerge(MemoryUserStore.layer))
-  const base = userStore.pipe(Layer.provideMerge(PasswordHasher.layerTest))
+  const base = userStore.pipe(Layer.provideMerge(options.hasher ?? PasswordHasher.layerTest))
   const chain = options.chain ?? [ModelBackend.ModelBackend, tokensBackend, questions, ...(options.backends ?? [])]
   const auth = TestAuth.layer(chain).pipe(
     Layer.provide(ModelBackend.layer()),

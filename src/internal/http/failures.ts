@@ -35,8 +35,19 @@ export const forbidden: Effect.Effect<never, HttpApiError.Forbidden> = Effect.fa
 /** @internal */
 export const unavailable = (): HttpApiError.ServiceUnavailable => new HttpApiError.ServiceUnavailable()
 
-/** @internal */
-export const serviceUnavailable: Effect.Effect<never, HttpApiError.ServiceUnavailable> = Effect.fail(unavailable())
+/**
+ * 503. Every one is transient (a store outage, a shed login), so the response says when to try
+ * again: `Retry-After: 1`, added by a pre-response handler for the `HttpApi` form (whose error
+ * encoding builds the response) and by `toResponse` for the router form.
+ *
+ * @internal
+ */
+export const serviceUnavailable: Effect.Effect<never, HttpApiError.ServiceUnavailable> = Effect.zipRight(
+  HttpApp.appendPreResponseHandler((_request, response) =>
+    Effect.succeed(response.status === 503 ? HttpServerResponse.setHeader(response, "retry-after", "1") : response)
+  ),
+  Effect.fail(unavailable())
+)
 
 /** Whole seconds, at least 1: `Retry-After: 0` would invite an immediate retry. @internal */
 export const retryAfterSeconds = (retryAfter: Duration.Duration): number =>
