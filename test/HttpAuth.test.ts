@@ -579,3 +579,14 @@ describe("HttpAuth: configuration", () => {
       })))
 })
 
+
+describe("HttpAuth: 503", () => {
+  it.live("a backend that cannot answer is a 503 with Retry-After: 1 on the HttpApi form too", () =>
+    withServer({ chain: [TestBackend.unavailable("directory", "down")] }, ({ url }) =>
+      Effect.gen(function*() {
+        const me = yield* call(url, "GET", "/me", { headers: { authorization: basic("alice", "wonderland") } })
+        expect([me.status, me.headers["retry-after"]]).toEqual([503, "1"])
+        const login = yield* call(url, "POST", "/login", { json: { username: "alice", password: "wonderland" } })
+        expect([login.status, login.headers["retry-after"]]).toEqual([503, "1"])
+      })))
+})
