@@ -343,6 +343,14 @@ export const defaults = {
 /**
  * The Django versions {@link djangoPresets} knows.
  *
+ * @example
+ * ```ts
+ * import { PasswordHasher } from "effect-auth"
+ *
+ * const sharedWith: PasswordHasher.DjangoVersion = "4.2"
+ * const HasherLive = PasswordHasher.layer(PasswordHasher.djangoPresets[sharedWith])
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
