@@ -11,6 +11,7 @@ import * as Schema from "effect/Schema"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as AuthBackend from "../src/AuthBackend.js"
 import * as AuthError from "../src/AuthError.js"
+import * as ModelBackend from "../src/backends/ModelBackend.js"
 import * as Credentials from "../src/Credentials.js"
 import * as HttpAuth from "../src/http/HttpAuth.js"
 import * as SessionStore from "../src/SessionStore.js"
@@ -47,7 +48,7 @@ describe("HttpAuth: session cookie", () => {
         expect(csrfCookie.options).toMatchObject({ sameSite: "lax", path: "/" })
         const me = yield* call(url, "GET", "/me", { headers: { cookie: cookieHeader({ sessionid: session }) } })
         expect(me.status).toBe(200)
-        expect(me.json()).toEqual({ id: "1", username: "alice", backend: "model", method: "session" })
+        expect(me.json()).toEqual({ id: "1", username: "alice", backend: "model", method: "session", degraded: false })
       })))
 
   it.live("Secure and SameSite are configurable", () =>
@@ -590,3 +591,25 @@ describe("HttpAuth: 503", () => {
         expect([login.status, login.headers["retry-after"]]).toEqual([503, "1"])
       })))
 })
+
+describe("HttpAuth: degraded logins", () => {
+  it.live("a login that passed over a backend that was down is degraded in CurrentUser, request after request", () =>
+    withServer({
+      chain: [TestBackend.unavailable("directory", "down", { onTransportError: "fallthrough" }), ModelBackend.ModelBackend]
+    }, ({ url }) =>
+      Effect.gen(function*() {
+        const viaBasic = yield* call(url, "GET", "/me", { headers: { authorization: basic("alice", "wonderland") } })
+        expect(viaBasic.json()).toMatchObject({ username: "alice", method: "basic", degraded: true })
+        const { cookie } = yield* login(url, "alice", "wonderland")
+        const viaSession = yield* call(url, "GET", "/me", { headers: { cookie } })
+        expect(viaSession.json()).toMatchObject({ username: "alice", method: "session", degraded: true })
+      })))
+
+  it.live("a login with every backend answering is not degraded", () =>
+    withServer({}, ({ url }) =>
+      Effect.gen(function*() {
+        const { cookie } = yield* login(url, "alice", "wonderland")
+        expect((yield* call(url, "GET", "/me", { headers: { cookie } })).json()).toMatchObject({ degraded: false })
+      })))
+})
+

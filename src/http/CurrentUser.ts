@@ -68,6 +68,12 @@ export interface Info {
   /** Id of the backend that authenticated the user. */
   readonly backend: string
   readonly method: AuthMethod
+  /**
+   * `true` when the login was degraded: it succeeded after a backend that could not answer was
+   * passed over (`AuthService.Authenticated.degraded`, kept in the session). An app may ask for
+   * a second factor, or limit what such a login may do (docs/control.md).
+   */
+  readonly degraded: boolean
   readonly hasPerm: (perm: string, obj?: unknown) => Effect.Effect<boolean, AuthError.TransportError>
   readonly hasPerms: (perms: Iterable<string>, obj?: unknown) => Effect.Effect<boolean, AuthError.TransportError>
   readonly hasModulePerms: (appLabel: string) => Effect.Effect<boolean, AuthError.TransportError>
@@ -134,23 +140,29 @@ export class OptionalUser extends Context.Tag("effect-auth/http/OptionalUser")<O
  * @category constructors
  */
 export const make = (
-  who: { readonly user: User; readonly backend: string; readonly method: AuthMethod },
+  who: {
+    readonly user: User
+    readonly backend: string
+    readonly method: AuthMethod
+    readonly degraded?: boolean | undefined
+  },
   auth: AuthService.Service,
   cache?: Permissions.RequestCacheStore | undefined
-): Info => new RequestInfo(who.user, who.backend, who.method, auth, cache)
+): Info => new RequestInfo(who.user, who.backend, who.method, who.degraded === true, auth, cache)
 
 // Built once per authenticated request, and most requests ask no permission question: the
 // permission methods are prototype getters that make their function when a handler takes it
 // (destructuring works: it reads the getter), so a request that asks none allocates nothing but
 // this object; the cache is made on the first question.
 class RequestInfo implements Info {
-  // Private fields: not enumerable, so the object prints and serialises as its three fields.
+  // Private fields: not enumerable, so the object prints and serialises as its four fields.
   readonly #auth: AuthService.Service
   #cache: Permissions.RequestCacheStore | undefined
   constructor(
     readonly user: User,
     readonly backend: string,
     readonly method: AuthMethod,
+    readonly degraded: boolean,
     auth: AuthService.Service,
     cache: Permissions.RequestCacheStore | undefined
   ) {

@@ -43,7 +43,13 @@ import * as UserStore from "../../src/UserStore.js"
 
 const LoginPayload = Schema.Struct({ username: Schema.String, password: Schema.Redacted(Schema.String) })
 const LoginResult = Schema.Struct({ username: Schema.String, csrfToken: Schema.String })
-const Me = Schema.Struct({ id: Schema.String, username: Schema.String, backend: Schema.String, method: Schema.String })
+const Me = Schema.Struct({
+  id: Schema.String,
+  username: Schema.String,
+  backend: Schema.String,
+  method: Schema.String,
+  degraded: Schema.Boolean
+})
 
 export class AuthGroup extends HttpApiGroup.make("auth")
   .add(HttpApiEndpoint.post("login", "/login").setPayload(LoginPayload).addSuccess(LoginResult))
@@ -78,11 +84,12 @@ export const AuthGroupLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
 export const AccountGroupLive = HttpApiBuilder.group(Api, "account", (handlers) =>
   handlers
     .handle("me", () =>
-      Effect.map(CurrentUser.CurrentUser, ({ backend, method, user }) => ({
+      Effect.map(CurrentUser.CurrentUser, ({ backend, degraded, method, user }) => ({
         id: user.id,
         username: user.username,
         backend,
-        method
+        method,
+        degraded
       })))
     .handle("reports", () => Effect.as(CurrentUser.requirePermission("reports.view_report"), ["q1", "q2"]))
     .handle("reportsAny", () => Effect.as(CurrentUser.requireModulePerms("reports"), "some"))

@@ -100,8 +100,11 @@ export const make = (env: Env): Fold => {
   const sessionIdOf = (request: HttpServerRequest.HttpServerRequest): string | undefined =>
     Option.isSome(sessions) ? request.cookies[env.cookieName] : undefined
 
-  const info = (who: { readonly user: User; readonly backend: string }, method: CurrentUser.AuthMethod, cache: Cache) =>
-    CurrentUser.make({ user: who.user, backend: who.backend, method }, auth, cache)
+  const info = (
+    who: { readonly user: User; readonly backend: string; readonly degraded?: boolean | undefined },
+    method: CurrentUser.AuthMethod,
+    cache: Cache
+  ) => CurrentUser.make({ user: who.user, backend: who.backend, method, degraded: who.degraded }, auth, cache)
 
   const viaCredentials = (
     request: HttpServerRequest.HttpServerRequest,
