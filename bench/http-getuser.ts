@@ -147,6 +147,20 @@ const modes: ReadonlyArray<Mode> = [
     }
   },
   {
+    // The same loader when the callers are fibers of one effect (one handler resolving many
+    // users) rather than 1000 root fibers: what the loader costs without a runtime entry per call.
+    name: "HttpBackend (batch endpoint), callers forked by one Effect.forEach",
+    run: () => Effect.runPromise(Effect.forEach(ids, (id) => batched.getUser(id), { concurrency: "unbounded" }))
+  },
+  {
+    name: "floor: fibers of one Effect.forEach awaiting one shared fetch (no loader)",
+    run: () => {
+      const shared = fetchMany([...new Set(ids)])
+      const wait = Effect.promise(() => shared)
+      return Effect.runPromise(Effect.forEach(ids, () => wait, { concurrency: "unbounded" }))
+    }
+  },
+  {
     name: "@effect/experimental dataLoader (batch endpoint)",
     run: () => Promise.all(ids.map((id) => Effect.runPromise(Effect.request(new GetUser({ id }), experimentalLoader))))
   }
@@ -215,6 +229,8 @@ printTable("CPU time ÷ dataloader's", [
   ["batch endpoint", "per-id load", cpuRatios("HttpBackend (batch endpoint)", "dataloader (per-id load)")],
   ["experimental dataLoader", "batch endpoint", cpuRatios("@effect/experimental dataLoader (batch endpoint)", "dataloader (batch endpoint)")],
   ["floor (root fibers, no loader)", "batch endpoint", cpuRatios("floor: root fibers awaiting one shared fetch (no loader)", "dataloader (batch endpoint)")],
+  ["batch endpoint, callers in one forEach", "batch endpoint", cpuRatios("HttpBackend (batch endpoint), callers forked by one Effect.forEach", "dataloader (batch endpoint)")],
+  ["floor (one forEach, no loader)", "batch endpoint", cpuRatios("floor: fibers of one Effect.forEach awaiting one shared fetch (no loader)", "dataloader (batch endpoint)")],
 ])
 console.log(`Node ${process.version}, load average ${(await import("node:os")).loadavg()[0]!.toFixed(1)}`)
 

@@ -34,6 +34,7 @@
  * request.
  *
  *   npx tsx bench/http-middleware.ts [--rounds 5] [--duration 5] [--connections 50] [--warmup 2] [--pin 1]
+ *   npx tsx bench/http-middleware.ts --in-process [--rounds 5]   # the same A/B through a web handler, no sockets
  *   npx tsx bench/http-middleware.ts --breakdown   # where a protected request's time goes, in-process
  */
 import * as HttpApi from "@effect/platform/HttpApi"
@@ -42,6 +43,7 @@ import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiError from "@effect/platform/HttpApiError"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
+import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
@@ -131,16 +133,20 @@ const printPort = Layer.effectDiscard(
     Effect.sync(() => console.log((server.address as HttpServer.TcpAddress).port)))
 )
 
-const effectApi = (tracing: AuthService.Tracing) => HttpApiBuilder.serve().pipe(
-  Layer.merge(printPort),
-  Layer.provide(HttpApiBuilder.api(Api)),
+// The apps without a server: the in-process A/B (`--in-process`) runs them through a web handler.
+const effectApiApp = (tracing: AuthService.Tracing) => HttpApiBuilder.api(Api).pipe(
   Layer.provide([
     HttpApiBuilder.group(Api, "open", (h) => h.handle("plain", () => Effect.succeed({ hello: "world" }))),
     HttpApiBuilder.group(Api, "protected", (h) =>
       h.handle("protected", () => Effect.map(CurrentUser.CurrentUser, ({ user }) => ({ hello: user.username }))))
   ]),
   Layer.provide(Authentication.layer),
-  Layer.provide(httpAuth(tracing)),
+  Layer.provide(httpAuth(tracing))
+)
+
+const effectApi = (tracing: AuthService.Tracing) => HttpApiBuilder.serve().pipe(
+  Layer.merge(printPort),
+  Layer.provide(effectApiApp(tracing)),
   Layer.provide(listen)
 )
 
@@ -191,10 +197,11 @@ const refRequireUser = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerRe
       onFailure: () => Effect.succeed(refUnauthorized),
       onSuccess: (user) => Effect.provideService(app, RefUser, user)
     }))
-const referenceServer = HttpServer.serve(HttpRouter.empty.pipe(
+const referenceRouter = HttpRouter.empty.pipe(
   HttpRouter.get("/plain", HttpServerResponse.json({ hello: "world" })),
   HttpRouter.get("/protected", refRequireUser(Effect.flatMap(RefUser, (user) => HttpServerResponse.json({ hello: user.username }))))
-)).pipe(Layer.merge(printPort), Layer.provide(listen))
+)
+const referenceServer = HttpServer.serve(referenceRouter).pipe(Layer.merge(printPort), Layer.provide(listen))
 
 // The same hand-written fold as an `HttpApiMiddleware` (no `security`: it reads the header itself),
 // on an `HttpApi` like effect-api's: what the platform's middleware machinery costs by itself.
@@ -208,9 +215,7 @@ class RefProtected extends HttpApiGroup.make("protected")
 {}
 class RefApi extends HttpApi.make("bench-ref").add(Open).add(RefProtected) {}
 const refUnauthorizedError = new HttpApiError.Unauthorized()
-const referenceApi = HttpApiBuilder.serve().pipe(
-  Layer.merge(printPort),
-  Layer.provide(HttpApiBuilder.api(RefApi)),
+const referenceApiApp = HttpApiBuilder.api(RefApi).pipe(
   Layer.provide([
     HttpApiBuilder.group(RefApi, "open", (h) => h.handle("plain", () => Effect.succeed({ hello: "world" }))),
     HttpApiBuilder.group(RefApi, "protected", (h) =>
@@ -220,7 +225,11 @@ const referenceApi = HttpApiBuilder.serve().pipe(
     RefAuthentication,
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
       Effect.mapError(refAuthenticate(request), () => refUnauthorizedError))
-  )),
+  ))
+)
+const referenceApi = HttpApiBuilder.serve().pipe(
+  Layer.merge(printPort),
+  Layer.provide(referenceApiApp),
   Layer.provide(listen)
 )
 
@@ -258,6 +267,10 @@ const expressServer = () => {
   const server = app.listen(0, "127.0.0.1", () => console.log(server.address().port))
 }
 
+// The apps of the in-process A/B (`--in-process`, below).
+const inProcessKinds = ["effect-api", "effect-router", "reference", "reference-api"] as const
+type InProcessKind = typeof inProcessKinds[number]
+
 // --- the child: one server ---------------------------------------------------------------------------
 
 const serveIndex = process.argv.indexOf("--serve")
@@ -273,10 +286,93 @@ if (serveIndex !== -1) {
   else if (form === "reference") Effect.runFork(Layer.launch(referenceServer))
   else if (form === "reference-api") Effect.runFork(Layer.launch(referenceApi))
   else Effect.runFork(Layer.launch(form === "effect-router" ? effectRouter(tracing) : effectApi(tracing)))
+} else if (process.argv.includes("--in-process-child")) {
+  await inProcessChild(process.argv[process.argv.indexOf("--in-process-child") + 1] as InProcessKind)
+} else if (process.argv.includes("--in-process")) {
+  await inProcess()
 } else if (process.argv.includes("--breakdown")) {
   await breakdown()
 } else {
   await main()
+}
+
+// --- the same A/B without sockets: the apps through a web handler, in-process -----------------------
+
+// Without node:http and the kernel's share of every request, a route costs less, so the same
+// middleware is a larger part of it: a stricter ratio than over sockets, and a much steadier one
+// (no load generator competing for the cores). One process per (kind, round), kinds rotated.
+
+async function inProcessChild(kind: InProcessKind) {
+  const { handler } = kind === "effect-api"
+    ? HttpApiBuilder.toWebHandler(Layer.merge(effectApiApp("auto"), HttpServer.layerContext))
+    : kind === "reference-api"
+    ? HttpApiBuilder.toWebHandler(Layer.merge(referenceApiApp, HttpServer.layerContext))
+    : kind === "effect-router"
+    ? HttpApp.toWebHandlerLayer(router, httpAuth("auto"))
+    : HttpApp.toWebHandlerLayer(referenceRouter, Layer.empty)
+  const N = 4000
+  // µs per request of N sequential requests, each a fresh web Request with the bearer token.
+  const run = async (path: string) => {
+    const start = performance.now()
+    for (let i = 0; i < N; i++) {
+      const response = await handler(new Request(`http://bench${path}`, { headers: { authorization: `Bearer ${TOKEN}` } }))
+      if (response.status !== 200) throw new Error(`${kind} ${path}: ${response.status}`)
+      await response.arrayBuffer()
+    }
+    return ((performance.now() - start) * 1000) / N
+  }
+  for (let i = 0; i < 3; i++) await run(i % 2 === 0 ? "/plain" : "/protected")
+  const pairs: Array<{ plain: number; protected: number }> = []
+  for (let r = 0; r < 9; r++) {
+    // plain and protected back to back, their order swapped every other pair
+    if (r % 2 === 0) {
+      const plain = await run("/plain")
+      pairs.push({ plain, protected: await run("/protected") })
+    } else {
+      const protectedTime = await run("/protected")
+      pairs.push({ plain: await run("/plain"), protected: protectedTime })
+    }
+  }
+  console.log(JSON.stringify(pairs))
+  process.exit(0)
+}
+
+async function inProcess() {
+  const { rounds: ROUNDS } = parseArgs({ rounds: 5 })
+  const self = fileURLToPath(import.meta.url)
+  const loadBefore = os.loadavg()[0]!
+  const results = new Map<InProcessKind, Array<{ plain: number; protected: number }>>()
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let i = 0; i < inProcessKinds.length; i++) {
+      const kind = inProcessKinds[(i + round) % inProcessKinds.length]!
+      const child = spawn(process.execPath, ["--import", "tsx", self, "--in-process-child", kind], {
+        stdio: ["ignore", "pipe", "inherit"]
+      })
+      let out = ""
+      child.stdout!.on("data", (chunk) => (out += chunk))
+      await once(child, "close")
+      results.set(kind, [...(results.get(kind) ?? []), ...JSON.parse(out)])
+    }
+  }
+  const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
+  console.log(
+    `Node ${process.version}, ${os.availableParallelism()} cores, load average ${loadBefore.toFixed(1)} before, ${
+      os.loadavg()[0]!.toFixed(1)
+    } after; ${ROUNDS} processes per kind x 9 pairs of 4000 requests`
+  )
+  printTable("in-process A/B through a web handler (median over all pairs)", [
+    ["app", "plain µs/req", "protected µs/req", "protected ÷ plain (throughput, per pair)", "protected − plain µs (per pair)"],
+    ...inProcessKinds.map((kind) => {
+      const pairs = results.get(kind)!
+      return [
+        kind,
+        median(pairs.map((p) => p.plain)).toFixed(1),
+        median(pairs.map((p) => p.protected)).toFixed(1),
+        median(pairs.map((p) => p.plain / p.protected)).toFixed(3),
+        median(pairs.map((p) => p.protected - p.plain)).toFixed(1)
+      ]
+    })
+  ])
 }
 
 // --- where a protected request's time goes, in-process ---------------------------------------------
@@ -436,7 +532,11 @@ async function main() {
     readonly rps: number
     readonly total: number
     readonly p99: number
+    /** Non-2xx answers: the server did not do the work it is measured on. */
     readonly bad: number
+    /** Connections wrk saw fail (connect, read, write, timeout): reported, not fatal. */
+    readonly socketErrors: number
+    readonly output: string
   }
   const millis = (value: string, unit: string) => Number(value) * (unit === "us" ? 0.001 : unit === "s" ? 1000 : 1)
   const viaWrk = async (url: string, withToken: boolean, seconds: number): Promise<LoadResult> => {
@@ -455,8 +555,8 @@ async function main() {
     if (rps === null || total === null || p99 === null) throw new Error(`wrk printed no result:\n${out}`)
     const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0)
     const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)
-    const bad = non2xx + (errors === null ? 0 : errors.slice(1).reduce((n, x) => n + Number(x), 0))
-    return { rps: Number(rps[1]), total: Number(total[1]), p99: millis(p99[1]!, p99[2]!), bad }
+    const socketErrors = errors === null ? 0 : errors.slice(1).reduce((n, x) => n + Number(x), 0)
+    return { rps: Number(rps[1]), total: Number(total[1]), p99: millis(p99[1]!, p99[2]!), bad: non2xx, socketErrors, output: out }
   }
   const viaAutocannon = async (url: string, withToken: boolean, seconds: number): Promise<LoadResult> => {
     const autocannon: (options: object) => Promise<AutocannonResult> = require("autocannon")
@@ -465,14 +565,17 @@ async function main() {
       rps: result.requests.average,
       total: result.requests.total,
       p99: result.latency.p99,
-      bad: result.non2xx + result.errors + result.timeouts
+      bad: result.non2xx,
+      socketErrors: result.errors + result.timeouts,
+      output: ""
     }
   }
   const load = async (kind: Kind, route: "plain" | "protected", seconds: number) => {
     const cpuBefore = await cpuOf(kind)
     const url = `${urls[kind]}/${route}`
     const result = await (useWrk ? viaWrk : viaAutocannon)(url, route === "protected", seconds)
-    if (result.bad > 0) throw new Error(`${kind} /${route}: ${result.bad} failed requests`)
+    if (result.bad > 0) throw new Error(`${kind} /${route}: ${result.bad} non-2xx answers\n${result.output}`)
+    if (result.socketErrors > 0) console.warn(`${kind} /${route}: ${result.socketErrors} socket errors\n${result.output}`)
     return { ...result, cpuPerRequest: (await cpuOf(kind) - cpuBefore) / result.total }
   }
 
