@@ -23,7 +23,9 @@
  *
  * @since 0.1.0
  */
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { commonPasswords } from "./internal/commonPasswords.js"
@@ -360,11 +362,71 @@ export const defaultValidators = (): ReadonlyArray<Validator> => [
   numericPassword()
 ]
 
-let defaults: ReadonlyArray<Validator> | undefined
+/**
+ * The validators in force (Django's `AUTH_PASSWORD_VALIDATORS` setting): {@link validate},
+ * `UserManager` and the CLI use them. Without a layer of yours they are the
+ * {@link defaultValidators}; {@link layer} replaces them.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { PasswordValidation } from "effect-auth"
+ *
+ * const rules = Effect.map(PasswordValidation.Validators, (validators) => validators.map((v) => v.helpText))
+ * ```
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class Validators extends Context.Reference<Validators>()("effect-auth/PasswordValidation/Validators", {
+  defaultValue: (): ReadonlyArray<Validator> => defaultValidators()
+}) {}
 
 /**
- * Django's `validate_password`: runs every validator (the {@link defaultValidators} unless you
- * pass yours) and fails with one {@link InvalidPassword} listing every issue, or succeeds.
+ * Sets the validators in force, as `AUTH_PASSWORD_VALIDATORS` does for a Django project.
+ *
+ * @example
+ * ```ts
+ * import { PasswordValidation } from "effect-auth"
+ *
+ * // Django's four, with a 12-character minimum
+ * const ValidatorsLive = PasswordValidation.layer([
+ *   PasswordValidation.userAttributeSimilarity(),
+ *   PasswordValidation.minimumLength({ minLength: 12 }),
+ *   PasswordValidation.commonPassword(),
+ *   PasswordValidation.numericPassword()
+ * ])
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (validators: ReadonlyArray<Validator>): Layer.Layer<never> =>
+  Layer.succeedContext(Context.make(Validators, validators))
+
+const check = (
+  password: Redacted.Redacted<string>,
+  user: UserAttributes | undefined,
+  validators: ReadonlyArray<Validator>
+): Effect.Effect<void, InvalidPassword> =>
+  Effect.flatMap(
+    Effect.forEach(validators, (validator) =>
+      Effect.match(validator.validate(password, user), {
+        onFailure: (issue): Issue | undefined => issue,
+        onSuccess: () => undefined
+      })),
+    (issues) => {
+      const found = issues.filter((issue): issue is Issue => issue !== undefined)
+      return found.length === 0
+        ? Effect.void
+        : Effect.fail(new InvalidPassword({ issues: found.map(({ code, message }) => ({ code, message })) }))
+    }
+  )
+
+/**
+ * Django's `validate_password`: runs every validator (those you pass, else the {@link Validators}
+ * in force: the {@link defaultValidators} unless a {@link layer} says otherwise) and fails with one
+ * {@link InvalidPassword} listing every issue, or succeeds.
  *
  * @example
  * ```ts
@@ -385,19 +447,9 @@ export const validate = (
   user?: UserAttributes,
   validators?: ReadonlyArray<Validator>
 ): Effect.Effect<void, InvalidPassword> =>
-  Effect.flatMap(
-    Effect.forEach(validators ?? (defaults ??= defaultValidators()), (validator) =>
-      Effect.match(validator.validate(password, user), {
-        onFailure: (issue): Issue | undefined => issue,
-        onSuccess: () => undefined
-      })),
-    (issues) => {
-      const found = issues.filter((issue): issue is Issue => issue !== undefined)
-      return found.length === 0
-        ? Effect.void
-        : Effect.fail(new InvalidPassword({ issues: found.map(({ code, message }) => ({ code, message })) }))
-    }
-  )
+  validators === undefined
+    ? Effect.flatMap(Validators, (inForce) => check(password, user, inForce))
+    : check(password, user, validators)
 
 /**
  * The help texts of the validators (Django's `password_validators_help_texts`), to show next to
@@ -415,4 +467,4 @@ export const validate = (
  * @category validation
  */
 export const helpTexts = (validators?: ReadonlyArray<Validator>): ReadonlyArray<string> =>
-  (validators ?? (defaults ??= defaultValidators())).map((v) => v.helpText)
+  (validators ?? defaultValidators()).map((v) => v.helpText)

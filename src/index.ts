@@ -380,6 +380,17 @@ export * as User from "./User.js"
 /**
  * @example
  * ```ts
+ * import { UserManager } from "effect-auth"
+ * ```
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export * as UserManager from "./UserManager.js"
+
+/**
+ * @example
+ * ```ts
  * import { UserStore } from "effect-auth"
  * ```
  *

@@ -25,6 +25,7 @@ import * as PasswordValidation from "../PasswordValidation.js"
 import * as Permissions from "../Permissions.js"
 import * as SqlSessionStore from "../SqlSessionStore.js"
 import * as SqlUserStore from "../SqlUserStore.js"
+import * as UserManager from "../UserManager.js"
 import * as UserStore from "../UserStore.js"
 import * as Io from "./io.js"
 import { installHint } from "./missingPackage.js"
@@ -193,12 +194,16 @@ const findUser = (store: UserStore.UserStore.Service, username: string) =>
 
 const isPermission = Schema.is(Permissions.Permission)
 
-// Django's validate_password with its default validators: every broken rule on its own line.
-const checkPassword = (password: Redacted.Redacted<string>, user: PasswordValidation.UserAttributes) =>
-  PasswordValidation.validate(password, user).pipe(
-    Effect.mapError((error) =>
-      new CliError({ message: ["the password was refused:", ...error.messages.map((m) => `  ${m}`)].join("\n") })
-    )
+// A refused password (Django's validate_password, the validators in force): every broken rule on
+// its own line.
+const refusedPassword = <A, E, R>(effect: Effect.Effect<A, E | PasswordValidation.InvalidPassword, R>) =>
+  Effect.catchIf(
+    effect,
+    (error): error is PasswordValidation.InvalidPassword => error instanceof PasswordValidation.InvalidPassword,
+    (error) =>
+      Effect.fail(
+        new CliError({ message: ["the password was refused:", ...error.messages.map((m) => `  ${m}`)].join("\n") })
+      )
   )
 
 // --- the commands ------------------------------------------------------------------------------
@@ -231,21 +236,18 @@ const createuser = Command.make(
   (args) =>
     Effect.gen(function*() {
       const store = yield* UserStore.UserStore
-      const hasher = yield* PasswordHasher.PasswordHasher
       // Refuse a taken name before asking for a password (the insert re-checks it).
       if (Option.isSome(yield* store.findByUsername(args.username))) {
         return yield* new UserStore.UserAlreadyExists({ username: args.username })
       }
       const password = yield* Password.read({ confirm: true })
-      yield* checkPassword(password, { username: args.username, email: Option.getOrUndefined(args.email) })
-      const passwordHash = yield* hasher.hash(password)
-      const user = yield* store.create({
+      const user = yield* refusedPassword(UserManager.createUser({
         username: args.username,
-        passwordHash,
+        password,
         email: Option.getOrUndefined(args.email),
         isSuperuser: args.superuser,
         isStaff: args.superuser
-      })
+      }))
       yield* Console.log(`Created ${args.superuser ? "superuser" : "user"} ${JSON.stringify(user.username)} (id ${user.id}).`)
     }).pipe(Effect.mapError(toCliError), Effect.provide(Layer.merge(openDatabase(args.db), HasherLive)))
 ).pipe(Command.withDescription("Create a user; the password is prompted for, or read from stdin"))
@@ -253,11 +255,9 @@ const createuser = Command.make(
 const changepassword = Command.make("changepassword", { username, ...databaseOptions }, (args) =>
   Effect.gen(function*() {
     const store = yield* UserStore.UserStore
-    const hasher = yield* PasswordHasher.PasswordHasher
     const user = yield* findUser(store, args.username)
     const password = yield* Password.read({ confirm: true })
-    yield* checkPassword(password, user)
-    yield* store.setPassword(user.id, yield* hasher.hash(password))
+    yield* refusedPassword(UserManager.setPassword(user, password))
     yield* Console.log(`Changed the password of ${JSON.stringify(user.username)}; their sessions are logged out.`)
   }).pipe(Effect.mapError(toCliError), Effect.provide(Layer.merge(openDatabase(args.db), HasherLive)))).pipe(
     Command.withDescription("Set a user's password; the password is prompted for, or read from stdin")

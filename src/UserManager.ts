@@ -1,0 +1,183 @@
+/**
+ * Creating users and setting passwords from a password in clear, as Django's
+ * `UserManager.create_user` / `create_superuser` and `User.set_password` do, with Django's
+ * `validate_password` in front: the password is held to the `PasswordValidation.Validators` in
+ * force, then hashed by the `PasswordHasher`, then stored by the `UserStore`. A refused password
+ * fails with one `InvalidPassword` listing every broken rule, and nothing is hashed or written.
+ *
+ * `UserStore.create`/`setPassword` take a hash and check nothing: use them for imports and
+ * fixtures (`PasswordHasher.makePassword`), and these functions wherever a person chooses a
+ * password (sign-up, a password change or reset, the CLI's `createuser` and `changepassword`).
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer, Redacted } from "effect"
+ * import { MemoryUserStore, PasswordHasher, UserManager } from "effect-auth"
+ *
+ * const program = Effect.gen(function*() {
+ *   const alice = yield* UserManager.createUser({ username: "alice", password: Redacted.make("correct horse battery") })
+ *   // refused: too short, too common and entirely numeric, reported together
+ *   const refused = yield* Effect.flip(UserManager.setPassword(alice, Redacted.make("123")))
+ *   return refused.messages
+ * }).pipe(Effect.provide(Layer.merge(MemoryUserStore.layer, PasswordHasher.layerTest)))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
+import type * as Redacted from "effect/Redacted"
+import * as PasswordHasher from "./PasswordHasher.js"
+import * as PasswordValidation from "./PasswordValidation.js"
+import * as UserStore from "./UserStore.js"
+
+/**
+ * A new user: {@link UserStore.CreateUser} with the password in clear instead of its hash.
+ * Without `password` the user gets an unusable password, as Django's `create_user(password=None)`.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import type { UserManager } from "effect-auth"
+ *
+ * const bob: UserManager.NewUser = { username: "bob", email: "bob@example.com", password: Redacted.make("s3cret-enough!") }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface NewUser extends Omit<UserStore.CreateUser, "passwordHash"> {
+  readonly password?: Redacted.Redacted<string> | undefined
+}
+
+/**
+ * What choosing a password can fail with: a refused password, a hasher that failed or is
+ * saturated (`HasherBusy`: try again later), or the store's errors.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { UserManager } from "effect-auth"
+ *
+ * const message = (error: UserManager.PasswordError) =>
+ *   error._tag === "InvalidPassword" ? error.messages.join(" ") : "Please try again later."
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type PasswordError =
+  | PasswordValidation.InvalidPassword
+  | PasswordHasher.HashError
+  | PasswordHasher.HasherBusy
+
+/**
+ * Creates a user (Django's `UserManager.create_user`): validates the password against the user's
+ * own attributes (username, names, email), hashes it, then inserts the user. A refused password
+ * or a taken username writes nothing.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer, Redacted } from "effect"
+ * import { MemoryUserStore, PasswordHasher, UserManager } from "effect-auth"
+ *
+ * const signUp = UserManager.createUser({ username: "carol", password: Redacted.make("purple monkey dishwasher") }).pipe(
+ *   Effect.catchTag("InvalidPassword", (error) => Effect.fail(error.messages)),
+ *   Effect.provide(Layer.merge(MemoryUserStore.layer, PasswordHasher.layerTest))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const createUser = (
+  input: NewUser
+): Effect.Effect<
+  UserStore.StoredUser,
+  PasswordError | UserStore.UserAlreadyExists | UserStore.CommonError,
+  UserStore.UserStore | PasswordHasher.PasswordHasher
+> =>
+  Effect.gen(function*() {
+    const { password, ...fields } = input
+    const passwordHash = password === undefined ? undefined : yield* choose(password, input)
+    const store = yield* UserStore.UserStore
+    return yield* store.create({ ...fields, passwordHash })
+  })
+
+/**
+ * Creates a superuser (Django's `UserManager.create_superuser`): as {@link createUser}, with
+ * `isStaff` and `isSuperuser` set.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer, Redacted } from "effect"
+ * import { MemoryUserStore, PasswordHasher, UserManager } from "effect-auth"
+ *
+ * const admin = UserManager.createSuperuser({ username: "admin", password: Redacted.make("a long admin passphrase") }).pipe(
+ *   Effect.provide(Layer.merge(MemoryUserStore.layer, PasswordHasher.layerTest))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const createSuperuser = (
+  input: Omit<NewUser, "isStaff" | "isSuperuser">
+): Effect.Effect<
+  UserStore.StoredUser,
+  PasswordError | UserStore.UserAlreadyExists | UserStore.CommonError,
+  UserStore.UserStore | PasswordHasher.PasswordHasher
+> => createUser({ ...input, isStaff: true, isSuperuser: true })
+
+/**
+ * Sets a user's password (Django's `validate_password` then `User.set_password` and `save`):
+ * validates it against the user's attributes, hashes it, stores the hash. The user's sessions
+ * end with the old hash (their session hash no longer matches), as Django's do.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { UserManager } from "effect-auth"
+ * import type { UserStore } from "effect-auth"
+ *
+ * declare const alice: UserStore.StoredUser
+ *
+ * const change = UserManager.setPassword(alice, Redacted.make("new and long enough"))
+ * // or, piped
+ * const same = Effect.succeed(alice).pipe(Effect.flatMap(UserManager.setPassword(Redacted.make("new and long enough"))))
+ * ```
+ *
+ * @since 0.1.0
+ * @category passwords
+ */
+export const setPassword: {
+  (
+    password: Redacted.Redacted<string>
+  ): (
+    user: UserStore.StoredUser
+  ) => Effect.Effect<
+    void,
+    PasswordError | UserStore.UserNotFound | UserStore.CommonError,
+    UserStore.UserStore | PasswordHasher.PasswordHasher
+  >
+  (
+    user: UserStore.StoredUser,
+    password: Redacted.Redacted<string>
+  ): Effect.Effect<
+    void,
+    PasswordError | UserStore.UserNotFound | UserStore.CommonError,
+    UserStore.UserStore | PasswordHasher.PasswordHasher
+  >
+} = dual(2, (user: UserStore.StoredUser, password: Redacted.Redacted<string>) =>
+  Effect.gen(function*() {
+    const passwordHash = yield* choose(password, user)
+    const store = yield* UserStore.UserStore
+    yield* store.setPassword(user.id, passwordHash)
+  }))
+
+// validate_password, then make_password: nothing is hashed for a refused password.
+const choose = (password: Redacted.Redacted<string>, user: PasswordValidation.UserAttributes) =>
+  Effect.zipRight(
+    PasswordValidation.validate(password, user),
+    Effect.flatMap(PasswordHasher.PasswordHasher, (hasher) => hasher.hash(password))
+  )

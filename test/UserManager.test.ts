@@ -1,0 +1,117 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Option, Redacted } from "effect"
+import * as MemoryUserStore from "../src/MemoryUserStore.js"
+import * as PasswordHasher from "../src/PasswordHasher.js"
+import * as PasswordValidation from "../src/PasswordValidation.js"
+import * as UserManager from "../src/UserManager.js"
+import * as UserStore from "../src/UserStore.js"
+
+const pw = (s: string) => Redacted.make(s)
+const Live = Layer.merge(MemoryUserStore.layer, PasswordHasher.layerTest)
+
+const verify = (user: UserStore.StoredUser, password: string) =>
+  Effect.flatMap(PasswordHasher.PasswordHasher, (hasher) =>
+    Effect.map(hasher.verify(pw(password), Redacted.value(user.passwordHash)), (result) => result.valid))
+
+const reload = (username: string) =>
+  Effect.flatMap(UserStore.UserStore, (store) => Effect.map(store.findByUsername(username), Option.getOrThrow))
+
+describe("UserManager", () => {
+  it.effect("createUser validates, hashes and stores: the password logs in, the hash is Django's", () =>
+    Effect.gen(function*() {
+      const alice = yield* UserManager.createUser({ username: "alice", email: "alice@example.com", password: pw("correct horse battery") })
+      expect(Redacted.value(alice.passwordHash).startsWith("pbkdf2_sha256$")).toBe(true)
+      expect(yield* verify(alice, "correct horse battery")).toBe(true)
+      expect(yield* verify(alice, "wrong horse battery")).toBe(false)
+      expect(alice.isSuperuser).toBe(false)
+    }).pipe(Effect.provide(Live)))
+
+  it.effect("a refused password lists every broken rule, as Django reports them, and creates nothing", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(UserManager.createUser({ username: "bob", password: pw("1234") }))
+      expect(error._tag).toBe("InvalidPassword")
+      if (error._tag !== "InvalidPassword") return
+      expect(error.issues.map((i) => i.code)).toEqual([
+        "password_too_short",
+        "password_too_common",
+        "password_entirely_numeric"
+      ])
+      const store = yield* UserStore.UserStore
+      expect(Option.isNone(yield* store.findByUsername("bob"))).toBe(true)
+    }).pipe(Effect.provide(Live)))
+
+  it.effect("the password is compared with the new user's own attributes", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        UserManager.createUser({ username: "wonderland", email: "alice@wonderland.example", password: pw("wonderland1") })
+      )
+      expect(error._tag === "InvalidPassword" && error.issues.map((i) => i.code)).toEqual(["password_too_similar"])
+    }).pipe(Effect.provide(Live)))
+
+  it.effect("without a password the user gets an unusable one (create_user(password=None))", () =>
+    Effect.gen(function*() {
+      const carol = yield* UserManager.createUser({ username: "carol" })
+      expect(Redacted.value(carol.passwordHash).startsWith("!")).toBe(true)
+      expect(yield* verify(carol, "")).toBe(false)
+    }).pipe(Effect.provide(Live)))
+
+  it.effect("createSuperuser sets staff and superuser", () =>
+    Effect.gen(function*() {
+      const admin = yield* UserManager.createSuperuser({ username: "admin", password: pw("a long admin passphrase") })
+      expect([admin.isStaff, admin.isSuperuser]).toEqual([true, true])
+    }).pipe(Effect.provide(Live)))
+
+  it.effect("a taken username fails with UserAlreadyExists and keeps the first user's password", () =>
+    Effect.gen(function*() {
+      yield* UserManager.createUser({ username: "dave", password: pw("first passphrase here") })
+      const error = yield* Effect.flip(UserManager.createUser({ username: "dave", password: pw("second passphrase here") }))
+      expect(error._tag).toBe("UserAlreadyExists")
+      expect(yield* verify(yield* reload("dave"), "first passphrase here")).toBe(true)
+    }).pipe(Effect.provide(Live)))
+
+  it.effect("setPassword validates against the user, then replaces the hash (data-first and piped)", () =>
+    Effect.gen(function*() {
+      const erin = yield* UserManager.createUser({ username: "erin_k", password: pw("original passphrase") })
+      const refused = yield* Effect.flip(UserManager.setPassword(erin, pw("erin_k")))
+      expect(refused._tag === "InvalidPassword" && refused.issues.map((i) => i.code)).toEqual([
+        "password_too_similar",
+        "password_too_short"
+      ])
+      expect(yield* verify(yield* reload("erin_k"), "original passphrase")).toBe(true)
+
+      yield* UserManager.setPassword(erin, pw("a brand new passphrase"))
+      expect(yield* verify(yield* reload("erin_k"), "a brand new passphrase")).toBe(true)
+      expect(yield* verify(yield* reload("erin_k"), "original passphrase")).toBe(false)
+
+      yield* reload("erin_k").pipe(Effect.flatMap(UserManager.setPassword(pw("and another one, piped"))))
+      expect(yield* verify(yield* reload("erin_k"), "and another one, piped")).toBe(true)
+    }).pipe(Effect.provide(Live)))
+
+  it.effect("setPassword of a user that no longer exists fails with UserNotFound", () =>
+    Effect.gen(function*() {
+      const frank = yield* UserManager.createUser({ username: "frank", password: pw("frank's passphrase") })
+      const ghost = { ...frank, id: "999999" }
+      const error = yield* Effect.flip(UserManager.setPassword(ghost, pw("another passphrase")))
+      expect(error._tag).toBe("UserNotFound")
+    }).pipe(Effect.provide(Live)))
+
+  it.effect("the validators in force come from PasswordValidation.layer (AUTH_PASSWORD_VALIDATORS)", () =>
+    Effect.gen(function*() {
+      // 11 characters: enough for Django's defaults, not for a 12-character minimum
+      const defaults = yield* UserManager.createUser({ username: "gina", password: pw("xk3!vq9#rtz") }).pipe(Effect.either)
+      expect(defaults._tag).toBe("Right")
+      const strict = yield* UserManager.createUser({ username: "hank", password: pw("xk3!vq9#rtz") }).pipe(
+        Effect.provide(PasswordValidation.layer([PasswordValidation.minimumLength({ minLength: 12 })])),
+        Effect.flip
+      )
+      expect(strict._tag === "InvalidPassword" && strict.messages).toEqual([
+        "This password is too short. It must contain at least 12 characters."
+      ])
+      // validate without explicit validators reads the same setting
+      const direct = yield* PasswordValidation.validate(pw("xk3!vq9#rtz")).pipe(
+        Effect.provide(PasswordValidation.layer([PasswordValidation.minimumLength({ minLength: 12 })])),
+        Effect.either
+      )
+      expect(direct._tag).toBe("Left")
+    }).pipe(Effect.provide(Live)))
+})
