@@ -46,6 +46,7 @@ import type { AuthRequest } from "./AuthRequest.js"
 import * as AuthService from "./AuthService.js"
 import * as Credentials from "./Credentials.js"
 import * as IpAddress from "./internal/ipAddress.js"
+import { countFailure, type LockoutRecord, refundFailure, toEntry } from "./internal/lockoutRecord.js"
 
 /**
  * What a failure is counted against:
@@ -305,28 +306,6 @@ const deny: unique symbol = Symbol("deny")
 
 // --- the memory store --------------------------------------------------------------------------
 
-interface Record {
-  f: number
-  t: number
-  u: number
-  n: number
-  expiresAt: number
-}
-
-const lockFor = (policy: Policy, lockouts: number): number =>
-  Math.floor(Math.min(policy.coolOff * Math.pow(policy.backOff, lockouts - 1), policy.maxCoolOff))
-
-const expiryOf = (record: Record, now: number, policy: Policy): number =>
-  now + Math.max(record.u - now, policy.coolOff) + policy.forgetAfter
-
-const toEntry = (key: string, r: { f: number; t: number; u: number; n: number }, now: number): Entry => ({
-  key,
-  failures: r.f,
-  lastFailure: new Date(r.t),
-  lockedUntil: r.u > now ? new Date(r.u) : undefined,
-  lockouts: r.n
-})
-
 /**
  * A store in this process's memory: one app instance (or tests). At most `maxEntries` records
  * (default 100,000); past it, expired records go first, then the oldest.
@@ -343,8 +322,8 @@ const toEntry = (key: string, r: { f: number; t: number; u: number; n: number },
  */
 export const memoryStore = (options: { readonly maxEntries?: number | undefined } = {}): Store => {
   const maxEntries = options.maxEntries ?? 100_000
-  const records = new Map<string, Record>()
-  const live = (key: string, now: number): Record | undefined => {
+  const records = new Map<string, LockoutRecord>()
+  const live = (key: string, now: number): LockoutRecord | undefined => {
     const record = records.get(key)
     if (record !== undefined && record.expiresAt <= now) {
       records.delete(key)
@@ -352,7 +331,7 @@ export const memoryStore = (options: { readonly maxEntries?: number | undefined 
     }
     return record
   }
-  const put = (key: string, record: Record, now: number) => {
+  const put = (key: string, record: LockoutRecord, now: number) => {
     // Re-inserted at the end: the map's order is the order of last use.
     records.delete(key)
     records.set(key, record)
@@ -377,18 +356,12 @@ export const memoryStore = (options: { readonly maxEntries?: number | undefined 
         const locked: Array<string> = []
         let until = 0
         keys.forEach((key, i) => {
-          const old = current[i]
-          // A lock that ran out, or failures older than the cool-off, start a fresh count.
-          const fresh = old === undefined || old.u > 0 || old.t + policy.coolOff <= now
-          const record: Record = { f: (fresh ? 0 : old.f) + 1, t: now, u: 0, n: old?.n ?? 0, expiresAt: 0 }
-          if (record.f >= policy.limit) {
-            record.n += 1
-            record.u = now + lockFor(policy, record.n)
+          const counted = countFailure(current[i], now, policy)
+          if (counted.locked) {
             locked.push(key)
-            until = Math.max(until, record.u)
+            until = Math.max(until, counted.record.u)
           }
-          record.expiresAt = expiryOf(record, now, policy)
-          put(key, record, now)
+          put(key, counted.record, now)
         })
         return { _tag: "Allowed", locked, until }
       }),
@@ -396,12 +369,7 @@ export const memoryStore = (options: { readonly maxEntries?: number | undefined 
       Effect.sync(() => {
         for (const key of keys) {
           const record = live(key, now)
-          if (record === undefined) continue
-          record.f = Math.max(record.f - 1, 0)
-          if (record.u > now && record.f < policy.limit) {
-            record.u = 0
-            record.n = Math.max(record.n - 1, 0)
-          }
+          if (record !== undefined) refundFailure(record, now, policy)
         }
       }),
     reset: (keys, now) =>

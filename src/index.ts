@@ -325,6 +325,17 @@ export * as SessionStore from "./SessionStore.js"
 /**
  * @example
  * ```ts
+ * import { SqlLockoutStore } from "effect-auth"
+ * ```
+ *
+ * @since 0.2.0
+ * @category exports
+ */
+export * as SqlLockoutStore from "./SqlLockoutStore.js"
+
+/**
+ * @example
+ * ```ts
  * import { SqlSessionStore } from "effect-auth"
  * ```
  *

@@ -17,6 +17,8 @@ import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
 import * as Cli from "../src/cli/commands.js"
 import * as Lockout from "../src/Lockout.js"
+import * as SqlLockoutStore from "../src/SqlLockoutStore.js"
+import { SqliteClient } from "@effect/sql-sqlite-node"
 import * as TestAuth from "../src/testing/TestAuth.js"
 import * as TestBackend from "../src/testing/TestBackend.js"
 import { cliPackages, installHint, missingPackages } from "../src/cli/missingPackage.js"
@@ -452,3 +454,38 @@ describe.skipIf(RedisUtil.missing)("lockouts and unlock (the Lockout store on Re
     }))
 })
 
+
+describe("lockouts and unlock --sql (the Lockout store in the SQL database)", () => {
+  it.scoped("list the counters the app made in its SQLite file, and reset an address's", () =>
+    Effect.gen(function*() {
+      const filename = freshDatabase()
+      // The app: three wrong passwords from one address lock it (by address).
+      const app = yield* Layer.build(
+        Lockout.layerAuthService(TestAuth.layer([TestBackend.noMatch("passwords")])).pipe(
+          Layer.provideMerge(SqlLockoutStore.layer({ by: "ip", limit: 3 })),
+          Layer.provideMerge(AuthEvents.layer),
+          Layer.provide(SqliteClient.layer({ filename }))
+        )
+      )
+      const auth = Context.get(app, AuthService.AuthService)
+      for (let i = 0; i < 4; i++) {
+        yield* Effect.exit(auth.authenticate({ username: `u${i}`, password: "wrong" }, { remoteAddress: "203.0.113.7" }))
+      }
+      const listed = yield* cli(["lockouts", "--sql", "--database", filename])
+      expect(listed.code).toBe(0)
+      expect(listed.stdout).toMatch(/ip:203\.0\.113\.7\s+3\s+\d{4}-/)
+      const unlocked = yield* cli(["unlock", "203.0.113.7", "--sql", "--database", filename])
+      expect([unlocked.code, unlocked.stdout.trim()]).toEqual([0, "Reset 1 key: ip:203.0.113.7"])
+      expect((yield* cli(["lockouts", "--sql", "--database", filename])).stdout.trim()).toBe("No failed logins on record.")
+    }))
+
+  it.effect("a database without the lockout table is an error, and the CLI does not create it", () =>
+    Effect.gen(function*() {
+      const filename = freshDatabase()
+      const result = yield* cli(["lockouts", "--sql", "--database", filename])
+      expect(result.code).toBe(1)
+      expect(result.stderr).toMatch(/^Error: lockout store: .*auth_lockout/)
+      const again = yield* cli(["lockouts", "--sql", "--database", filename])
+      expect(again.code).toBe(1)
+    }))
+})

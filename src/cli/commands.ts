@@ -23,6 +23,7 @@ import * as Lockout from "../Lockout.js"
 import * as PasswordHasher from "../PasswordHasher.js"
 import * as PasswordValidation from "../PasswordValidation.js"
 import * as Permissions from "../Permissions.js"
+import * as SqlLockoutStore from "../SqlLockoutStore.js"
 import * as SqlSessionStore from "../SqlSessionStore.js"
 import * as SqlUserStore from "../SqlUserStore.js"
 import * as UserManager from "../UserManager.js"
@@ -310,7 +311,7 @@ const users = Command.make("users", databaseOptions, ({ db }) =>
     Command.withDescription("List the users and their permissions (needs `migrate` first)")
   )
 
-// --- login throttling: the Redis store of `Lockout` ----------------------------------------------
+// --- login throttling: the Redis or SQL store of `Lockout` ----------------------------------------------
 
 const redisUrlOption = Options.redacted("redis-url").pipe(
   Options.withPseudoName("URL"),
@@ -322,10 +323,19 @@ const keyPrefixOption = Options.text("key-prefix").pipe(
   Options.withDescription("The Lockout store's key prefix, as the app sets it"),
   Options.withDefault("effect-auth:lockout:")
 )
-const lockoutOptions = { redisUrl: redisUrlOption, keyPrefix: keyPrefixOption }
+const sqlOption = Options.boolean("sql").pipe(
+  Options.withDescription("The SQL Lockout store (SqlLockoutStore) in the database given by --database/--database-url")
+)
+const lockoutOptions = { redisUrl: redisUrlOption, keyPrefix: keyPrefixOption, sql: sqlOption, ...databaseOptions }
+interface LockoutArgs {
+  readonly redisUrl: Option.Option<Redacted.Redacted<string>>
+  readonly keyPrefix: string
+  readonly sql: boolean
+  readonly db: Database
+}
 
 // One short-lived client: a Redis that does not answer fails the command at once, no retry loop.
-const openLockout = (
+const openRedisLockout = (
   url: Option.Option<Redacted.Redacted<string>>,
   keyPrefix: string
 ): Layer.Layer<Lockout.Lockout, CliError> =>
@@ -353,10 +363,19 @@ const openLockout = (
     )
   }))
 
+// The SQL store is read as the app left it: the CLI never creates its table.
+const openLockout = (args: LockoutArgs): Layer.Layer<Lockout.Lockout, CliError> =>
+  args.sql
+    ? SqlLockoutStore.layer({ migrate: false }).pipe(
+      Layer.mapError((error) => new CliError({ message: error.message })),
+      Layer.provide(openDatabase(args.db, { migrate: false }))
+    )
+    : openRedisLockout(args.redisUrl, args.keyPrefix)
+
 const lockoutError = (error: Lockout.LockoutStoreError | CliError): CliError =>
   error._tag === "CliError" ? error : new CliError({ message: `lockout store: ${error.message}` })
 
-const lockouts = Command.make("lockouts", lockoutOptions, ({ keyPrefix, redisUrl }) =>
+const lockouts = Command.make("lockouts", lockoutOptions, (args) =>
   Effect.gen(function*() {
     const entries = yield* Lockout.list
     if (entries.length === 0) return yield* Console.log("No failed logins on record.")
@@ -368,14 +387,14 @@ const lockouts = Command.make("lockouts", lockoutOptions, ({ keyPrefix, redisUrl
       entry.lastFailure.toISOString()
     ])
     yield* Console.log(table([["KEY", "FAILURES", "LOCKED UNTIL", "LOCKS", "LAST FAILURE"], ...rows]))
-  }).pipe(Effect.mapError(lockoutError), Effect.provide(openLockout(redisUrl, keyPrefix)))).pipe(
-    Command.withDescription("List the failed-login counters and locks of the app's Lockout store (Redis)")
+  }).pipe(Effect.mapError(lockoutError), Effect.provide(openLockout(args)))).pipe(
+    Command.withDescription("List the failed-login counters and locks of the app's Lockout store (Redis, or SQL with --sql)")
   )
 
 const unlock = Command.make(
   "unlock",
   { target: Args.text({ name: "USERNAME|ADDRESS" }), ...lockoutOptions },
-  ({ keyPrefix, redisUrl, target }) =>
+  ({ target, ...args }) =>
     Effect.gen(function*() {
       const keys = yield* Lockout.reset(target)
       yield* Console.log(
@@ -383,7 +402,7 @@ const unlock = Command.make(
           ? `Nothing on record for ${JSON.stringify(target)}.`
           : `Reset ${keys.length} key${keys.length === 1 ? "" : "s"}: ${keys.join(", ")}`
       )
-    }).pipe(Effect.mapError(lockoutError), Effect.provide(openLockout(redisUrl, keyPrefix)))
+    }).pipe(Effect.mapError(lockoutError), Effect.provide(openLockout(args)))
 ).pipe(Command.withDescription("Reset the failed logins and locks of a username or a client address"))
 
 /** The `effect-auth` command and its subcommands. */

@@ -1,0 +1,379 @@
+/**
+ * The `Lockout` counters on `@effect/sql`: PostgreSQL (shared by every app instance on the same
+ * database, as the Redis store is) or SQLite (one host), in one table, `auth_lockout` by default.
+ *
+ * Every operation on a list of keys is one transaction. On PostgreSQL the keys' rows are created
+ * if missing (`ON CONFLICT DO NOTHING`) and then locked with `SELECT … FOR UPDATE`, in key order,
+ * before anything is counted: two instances attempting the same user at once wait for each other,
+ * so no count is lost and exactly `limit` attempts reach a backend — django-axes' known race,
+ * closed. SQLite serialises writers on the database file.
+ *
+ * The table is created by `@effect/sql`'s `Migrator` with its own bookkeeping table,
+ * `effect_<prefix>lockout_migrations`. Forgotten records are invisible at once and deleted by
+ * {@link clearExpired} (run it from a scheduled job). Any database failure, or no answer within
+ * `timeout`, is a `LockoutStoreError` (HTTP 503 by default, see `Lockout.Options.onStoreError`).
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { SqlLockoutStore, SqlUserStore } from "effect-auth"
+ *
+ * const Database = SqlUserStore.layerPg({ url: "postgres://app@db/app" })
+ * const LockoutLive = SqlLockoutStore.layer({ by: "username-or-ip", limit: 5, coolOff: "15 minutes" }).pipe(
+ *   Layer.provide(Database)
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import type { AuthConfigError } from "./AuthError.js"
+import { countFailure, type LockoutRecord, refundFailure, toEntry } from "./internal/lockoutRecord.js"
+import * as SqlTables from "./internal/sqlTables.js"
+import * as Lockout from "./Lockout.js"
+
+/**
+ * Where the table lives, and how long one operation may take.
+ *
+ * @example
+ * ```ts
+ * import type { SqlLockoutStore } from "effect-auth"
+ *
+ * const options: SqlLockoutStore.Options = { tablePrefix: "shop_", timeout: "2 seconds" } // table shop_lockout
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options {
+  /** Prefix of the table: `[a-z_][a-z0-9_]*`, at most 30 characters. Default: `"auth_"`. */
+  readonly tablePrefix?: string | undefined
+  /** The Migrator's bookkeeping table. Default: `effect_<tablePrefix>lockout_migrations`. */
+  readonly migrationsTable?: string | undefined
+  /** How long one store operation may take before it is a `LockoutStoreError`. Default: 5 seconds. */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * {@link layer}'s options: the table's, the lockout's own (`Lockout.Options`), and whether to
+ * migrate when the layer is built.
+ *
+ * @example
+ * ```ts
+ * import type { SqlLockoutStore } from "effect-auth"
+ *
+ * const options: SqlLockoutStore.LayerOptions = { by: "username", limit: 5, migrate: false }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface LayerOptions extends Options, Lockout.Options {
+  /** Run the migrations when the layer is built. Default: `true`. */
+  readonly migrate?: boolean | undefined
+}
+
+/**
+ * The resolved table names.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlLockoutStore } from "effect-auth"
+ *
+ * const tables: SqlLockoutStore.Tables = Effect.runSync(SqlLockoutStore.tables({ tablePrefix: "shop_" }))
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Tables {
+  readonly lockout: string
+  readonly migrations: string
+}
+
+/**
+ * Resolves and checks the table names; a bad prefix is an `AuthConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlLockoutStore } from "effect-auth"
+ *
+ * Effect.runSync(SqlLockoutStore.tables()).lockout // "auth_lockout"
+ * ```
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const tables = (options: Options = {}): Effect.Effect<Tables, AuthConfigError> =>
+  SqlTables.resolve("SqlLockoutStore", "lockout", options, (prefix) => ({ lockout: `${prefix}lockout` }))
+
+const createTable = (t: Tables) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const millis = sql.literal(sql.onDialectOrElse({ pg: () => "bigint", orElse: () => "integer" }))
+    yield* sql`CREATE TABLE ${sql(t.lockout)} (
+      lock_key varchar(400) NOT NULL PRIMARY KEY,
+      failures integer NOT NULL,
+      last_failure ${millis} NOT NULL,
+      locked_until ${millis} NOT NULL,
+      lockouts integer NOT NULL,
+      expires_at ${millis} NOT NULL
+    )`
+    yield* sql`CREATE INDEX ${sql(`${t.lockout}_expires_at`)} ON ${sql(t.lockout)} (expires_at)`
+  })
+
+/**
+ * The store's migrations, for apps that run every module's migrations through one `Migrator`
+ * (then build the layer with `migrate: false`).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlLockoutStore } from "effect-auth"
+ *
+ * const names = Effect.map(SqlLockoutStore.tables(), (t) => Object.keys(SqlLockoutStore.migrations(t)))
+ * // ["1_create_lockout_table"]
+ * ```
+ *
+ * @since 0.2.0
+ * @category migrations
+ */
+export const migrations = (
+  tables: Tables
+): Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> => ({
+  "1_create_lockout_table": createTable(tables)
+})
+
+// One line, the driver's reason included; lockout keys hold usernames and addresses, no secret.
+const storeError = (operation: string) => (cause: unknown) => {
+  const reason = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+  const inner = cause instanceof Error && cause.cause !== undefined ? `: ${reason(cause.cause)}` : ""
+  return new Lockout.LockoutStoreError({ operation, message: `${reason(cause)}${inner}`.replace(/\s+/g, " ") })
+}
+
+/**
+ * Runs the store's migrations with its own migrations table. Failures are a `LockoutStoreError`.
+ *
+ * @example
+ * ```ts
+ * import { SqliteClient } from "@effect/sql-sqlite-node"
+ * import { Effect } from "effect"
+ * import { SqlLockoutStore } from "effect-auth"
+ *
+ * const program = SqlLockoutStore.migrate().pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" })))
+ * ```
+ *
+ * @since 0.2.0
+ * @category migrations
+ */
+export const migrate = (
+  options: Options = {}
+): Effect.Effect<void, AuthConfigError | Lockout.LockoutStoreError, SqlClient.SqlClient> =>
+  Effect.flatMap(tables(options), (t) => SqlTables.migrate(migrations(t), t.migrations, storeError("migrate")))
+
+// PostgreSQL returns bigint as a string, SQLite an integer as a number.
+const Millis = Schema.Union(Schema.Number, Schema.NumberFromString)
+const Row = Schema.Struct({
+  lock_key: Schema.String,
+  failures: Millis,
+  last_failure: Millis,
+  locked_until: Millis,
+  lockouts: Millis,
+  expires_at: Millis
+})
+const decodeRows = Schema.decodeUnknown(Schema.Array(Row))
+
+const toRecord = (row: typeof Row.Type): LockoutRecord => ({
+  f: row.failures,
+  t: row.last_failure,
+  u: row.locked_until,
+  n: row.lockouts,
+  expiresAt: row.expires_at
+})
+
+/**
+ * Builds the store on the `SqlClient` in context, for `Lockout.make`. It does not migrate: see
+ * {@link layer} and {@link migrate}.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Lockout, SqlLockoutStore } from "effect-auth"
+ *
+ * const lockout = Effect.flatMap(SqlLockoutStore.make(), (store) => Lockout.make(store, { limit: 5 }))
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthConfigError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const t = yield* tables(options)
+    const sql = yield* SqlClient.SqlClient
+    const table = sql(t.lockout)
+    const forUpdate = sql.literal(sql.onDialectOrElse({ pg: () => "FOR UPDATE", orElse: () => "" }))
+    const timeout = options.timeout === undefined ? SqlTables.defaultTimeout : Duration.decode(options.timeout)
+    const run = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
+      effect.pipe(
+        SqlTables.mapStoreErrors(storeError(operation)),
+        SqlTables.bounded(timeout, () => storeError(operation)(SqlTables.noAnswer(timeout))),
+        Effect.withSpan(`Lockout.${operation}`, { captureStackTrace: false })
+      )
+
+    // The keys' live records, their rows locked until the transaction ends (in key order, so two
+    // transactions over overlapping keys cannot deadlock). Placeholder rows (expires_at 0) make
+    // sure there is a row to lock for a key seen for the first time.
+    const lockRows = (keys: ReadonlyArray<string>, now: number) =>
+      Effect.gen(function*() {
+        const sorted = [...new Set(keys)].sort()
+        for (const key of sorted) {
+          yield* sql`INSERT INTO ${table} (lock_key, failures, last_failure, locked_until, lockouts, expires_at)
+            VALUES (${key}, 0, 0, 0, 0, 0) ON CONFLICT (lock_key) DO NOTHING`
+        }
+        const rows = yield* Effect.flatMap(
+          sql`SELECT lock_key, failures, last_failure, locked_until, lockouts, expires_at FROM ${table}
+            WHERE ${sql.in("lock_key", sorted)} ORDER BY lock_key ${forUpdate}`,
+          decodeRows
+        )
+        const live = new Map<string, LockoutRecord>()
+        for (const row of rows) if (row.expires_at > now) live.set(row.lock_key, toRecord(row))
+        return live
+      })
+
+    const write = (key: string, r: LockoutRecord) =>
+      sql`UPDATE ${table} SET failures = ${r.f}, last_failure = ${r.t}, locked_until = ${r.u},
+        lockouts = ${r.n}, expires_at = ${r.expiresAt} WHERE lock_key = ${key}`
+
+    return {
+      attempt: (keys, now, policy) =>
+        run(
+          "attempt",
+          SqlTables.withTransaction(
+            sql,
+            Effect.gen(function*() {
+              const live = yield* lockRows(keys, now)
+              let retryAfter = 0
+              for (const key of keys) {
+                const record = live.get(key)
+                if (record !== undefined && record.u > now) retryAfter = Math.max(retryAfter, record.u - now)
+              }
+              if (retryAfter > 0) return { _tag: "Locked", retryAfter } satisfies Lockout.Reservation
+              const locked: Array<string> = []
+              let until = 0
+              for (const key of keys) {
+                const counted = countFailure(live.get(key), now, policy)
+                if (counted.locked) {
+                  locked.push(key)
+                  until = Math.max(until, counted.record.u)
+                }
+                live.set(key, counted.record)
+                yield* write(key, counted.record)
+              }
+              return { _tag: "Allowed", locked, until } satisfies Lockout.Reservation
+            })
+          )
+        ),
+      refund: (keys, now, policy) =>
+        run(
+          "refund",
+          SqlTables.withTransaction(
+            sql,
+            Effect.gen(function*() {
+              const live = yield* lockRows(keys, now)
+              for (const [key, record] of live) {
+                refundFailure(record, now, policy)
+                yield* write(key, record)
+              }
+            })
+          )
+        ),
+      reset: (keys, now) =>
+        keys.length === 0
+          ? Effect.succeed([])
+          : run(
+            "reset",
+            Effect.map(
+              Effect.flatMap(
+                sql`DELETE FROM ${table} WHERE ${sql.in("lock_key", [...new Set(keys)])}
+                  RETURNING lock_key, failures, last_failure, locked_until, lockouts, expires_at`,
+                decodeRows
+              ),
+              (rows) => rows.filter((row) => row.expires_at > now && row.locked_until > now).map((row) => row.lock_key)
+            )
+          ),
+      list: (now) =>
+        run(
+          "list",
+          Effect.map(
+            Effect.flatMap(
+              sql`SELECT lock_key, failures, last_failure, locked_until, lockouts, expires_at FROM ${table}
+                WHERE expires_at > ${now} ORDER BY lock_key`,
+              decodeRows
+            ),
+            (rows) => rows.map((row) => toEntry(row.lock_key, toRecord(row), now))
+          )
+        )
+    }
+  })
+
+/**
+ * Deletes the records that are forgotten (past `forgetAfter`) as of `now` (milliseconds; default
+ * the clock's); answers how many. Run it from a scheduled job.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schedule } from "effect"
+ * import { SqlLockoutStore } from "effect-auth"
+ *
+ * const hourly = SqlLockoutStore.clearExpired().pipe(Effect.repeat(Schedule.spaced("1 hour")))
+ * ```
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const clearExpired = (
+  options: Options & { readonly now?: number | undefined } = {}
+): Effect.Effect<number, AuthConfigError | Lockout.LockoutStoreError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const t = yield* tables(options)
+    const sql = yield* SqlClient.SqlClient
+    const now = options.now ?? (yield* Effect.clockWith((clock) => clock.currentTimeMillis))
+    const rows = yield* sql`DELETE FROM ${sql(t.lockout)} WHERE expires_at <= ${now} RETURNING lock_key`.pipe(
+      SqlTables.mapStoreErrors(storeError("clearExpired"))
+    )
+    return rows.length
+  })
+
+/**
+ * The `Lockout` service on the `SqlClient` in context, migrated unless `migrate: false`.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { SqlLockoutStore, SqlUserStore } from "effect-auth"
+ *
+ * const LockoutLive = SqlLockoutStore.layer({ limit: 5, coolOff: "15 minutes", backOff: 2 }).pipe(
+ *   Layer.provide(SqlUserStore.layerSqlite({ filename: ":memory:" }))
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layer = (
+  options: LayerOptions = {}
+): Layer.Layer<Lockout.Lockout, AuthConfigError | Lockout.LockoutStoreError, SqlClient.SqlClient> =>
+  Layer.effect(
+    Lockout.Lockout,
+    Effect.zipRight(
+      options.migrate === false ? Effect.void : migrate(options),
+      Effect.flatMap(make(options), (store) => Lockout.make(store, options))
+    )
+  )

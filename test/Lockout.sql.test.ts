@@ -1,0 +1,195 @@
+// Lockout on SQL: two app instances (two PostgreSQL pools, two AuthService layers) share the
+// counters through one table, and row locks make concurrent attempts count exactly; SQLite keeps
+// the same semantics on one host.
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import { describe, expect, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as AuthBackend from "../src/AuthBackend.js"
+import * as AuthError from "../src/AuthError.js"
+import * as AuthEvents from "../src/AuthEvents.js"
+import * as AuthService from "../src/AuthService.js"
+import * as Credentials from "../src/Credentials.js"
+import * as Lockout from "../src/Lockout.js"
+import * as SqlLockoutStore from "../src/SqlLockoutStore.js"
+import * as TestBackend from "../src/testing/TestBackend.js"
+import * as Postgres from "./utils/postgres.js"
+
+const alice = TestBackend.user("alice")
+
+const counting = () => {
+  let calls = 0
+  const backend = AuthBackend.make({
+    id: "passwords",
+    credentials: Credentials.UsernamePassword,
+    // Asynchronous like a real hash, so attempts from both instances overlap.
+    authenticate: ({ password }) =>
+      Effect.suspend(() => {
+        calls++
+        return Redacted.value(password) === "right"
+          ? Effect.succeed(alice)
+          : Effect.zipRight(Effect.sleep("5 millis"), AuthError.noMatch("passwords", "invalid-credentials"))
+      }),
+    getUser: () => Effect.succeedNone
+  })
+  return { backend, calls: () => calls }
+}
+
+const tagOf = (exit: Exit.Exit<unknown, AuthError.AuthenticateError>) =>
+  Exit.isSuccess(exit) ? "success" : exit.cause._tag === "Fail" ? exit.cause.error._tag : "other"
+
+/** One app instance on the SqlClient `database`: its own AuthService and Lockout. */
+const instance = <E>(
+  database: Layer.Layer<import("@effect/sql/SqlClient").SqlClient, E>,
+  backend: AuthBackend.AuthBackend,
+  options: SqlLockoutStore.LayerOptions
+) =>
+  Effect.gen(function*() {
+    const layer = Lockout.layerAuthService(AuthService.layer([backend])).pipe(
+      Layer.provideMerge(SqlLockoutStore.layer(options)),
+      Layer.provideMerge(AuthEvents.layer),
+      Layer.provide(database)
+    )
+    const context = yield* Layer.build(layer)
+    return { auth: Context.get(context, AuthService.AuthService), lockout: Context.get(context, Lockout.Lockout) }
+  })
+
+const pool = () => PgClient.layer({ url: Redacted.make(Postgres.databaseUrl), maxConnections: 10 })
+
+const dropLockoutTables = (prefix: string) =>
+  Effect.flatMap(Effect.orDie(SqlLockoutStore.tables({ tablePrefix: prefix })), (t) =>
+    Postgres.dropDirect(Postgres.dropTables([t.lockout, t.migrations])))
+
+describe.skipIf(Postgres.missing)("Lockout on PostgreSQL", () => {
+  it.live(
+    "two instances, 500 concurrent wrong passwords, limit 5: exactly 5 reach a backend, 495 are LockedOut",
+    () => {
+      const prefix = Postgres.uniquePrefix("lockout")
+      const { backend, calls } = counting()
+      return Effect.gen(function*() {
+        const a = yield* instance(pool(), backend, { tablePrefix: prefix, by: "username", limit: 5 })
+        const b = yield* instance(pool(), backend, { tablePrefix: prefix, by: "username", limit: 5 })
+        const outcomes = yield* Effect.all(
+          Array.from({ length: 500 }, (_, i) =>
+            Effect.map(
+              Effect.exit((i % 2 === 0 ? a : b).auth.authenticate({ username: "alice", password: `wrong-${i}` })),
+              tagOf
+            )),
+          { concurrency: "unbounded" }
+        )
+        expect(calls()).toBe(5)
+        expect(outcomes.filter((o) => o === "AuthenticationFailed").length).toBe(5)
+        expect(outcomes.filter((o) => o === "LockedOut").length).toBe(495)
+        const entries = yield* b.lockout.list
+        expect(entries).toHaveLength(1)
+        expect(entries[0]).toMatchObject({ key: "username:alice", failures: 5, lockouts: 1 })
+        expect(entries[0]!.lockedUntil).toBeInstanceOf(Date)
+        // The lock holds on both instances until reset on either.
+        expect(tagOf(yield* Effect.exit(a.auth.authenticate({ username: "alice", password: "right" })))).toBe("LockedOut")
+        expect(yield* a.lockout.reset("alice")).toEqual(["username:alice"])
+        expect(tagOf(yield* Effect.exit(b.auth.authenticate({ username: "alice", password: "right" })))).toBe("success")
+      }).pipe(Effect.scoped, Effect.ensuring(dropLockoutTables(prefix)))
+    },
+    60_000
+  )
+
+  it.live("no count is lost: 400 concurrent failures on two instances under a high limit count 400 per key", () => {
+    const prefix = Postgres.uniquePrefix("lockout")
+    const { backend, calls } = counting()
+    return Effect.gen(function*() {
+      const options = { tablePrefix: prefix, by: "username-or-ip", limit: 10_000 } as const
+      const a = yield* instance(pool(), backend, options)
+      const b = yield* instance(pool(), backend, options)
+      yield* Effect.all(
+        Array.from({ length: 400 }, (_, i) =>
+          Effect.exit(
+            (i % 2 === 0 ? a : b).auth.authenticate({ username: "bob", password: "x" }, { remoteAddress: "192.0.2.5" })
+          )),
+        { concurrency: "unbounded" }
+      )
+      expect(calls()).toBe(400)
+      const entries = yield* a.lockout.list
+      expect(entries.map((e) => [e.key, e.failures])).toEqual([["ip:192.0.2.5", 400], ["username:bob", 400]])
+    }).pipe(Effect.scoped, Effect.ensuring(dropLockoutTables(prefix)))
+  }, 60_000)
+
+  it.live("a refunded attempt (backend down) does not count, and a success resets", () => {
+    const prefix = Postgres.uniquePrefix("lockout")
+    return Effect.gen(function*() {
+      const down = yield* instance(pool(), TestBackend.unavailable("ldap"), { tablePrefix: prefix, by: "username", limit: 2 })
+      for (let i = 0; i < 3; i++) {
+        expect(tagOf(yield* Effect.exit(down.auth.authenticate({ username: "carol", password: "x" })))).toBe(
+          "TransportError"
+        )
+      }
+      expect((yield* down.lockout.list).map((e) => e.failures)).toEqual([0])
+      const { backend } = counting()
+      const up = yield* instance(pool(), backend, { tablePrefix: prefix, by: "username", limit: 2 })
+      yield* Effect.exit(up.auth.authenticate({ username: "carol", password: "x" }))
+      expect((yield* up.lockout.list).map((e) => e.failures)).toEqual([1])
+      expect(tagOf(yield* Effect.exit(up.auth.authenticate({ username: "carol", password: "right" })))).toBe("success")
+      expect(yield* up.lockout.list).toEqual([])
+    }).pipe(Effect.scoped, Effect.ensuring(dropLockoutTables(prefix)))
+  })
+})
+
+describe("Lockout on SQLite", () => {
+  const sqlite = () => SqliteClient.layer({ filename: ":memory:" })
+
+  it.live("locks at the limit, answers LockedOut with the time left, lists and resets; clearExpired forgets", () => {
+    const { backend, calls } = counting()
+    return Effect.gen(function*() {
+      const database = yield* Layer.memoize(sqlite())
+      const { auth, lockout } = yield* instance(database, backend, {
+        by: "username",
+        limit: 3,
+        coolOff: "1 minute",
+        forgetAfter: "1 minute"
+      })
+      for (let i = 0; i < 3; i++) {
+        expect(tagOf(yield* Effect.exit(auth.authenticate({ username: "dave", password: "x" })))).toBe(
+          "AuthenticationFailed"
+        )
+      }
+      const locked = yield* Effect.flip(auth.authenticate({ username: "dave", password: "right" }))
+      expect(locked._tag).toBe("LockedOut")
+      expect(calls()).toBe(3)
+      const [entry] = yield* lockout.list
+      expect(entry).toMatchObject({ key: "username:dave", failures: 3, lockouts: 1 })
+      expect(yield* lockout.reset("dave")).toEqual(["username:dave"])
+      expect(tagOf(yield* Effect.exit(auth.authenticate({ username: "dave", password: "right" })))).toBe("success")
+
+      // A failure leaves a record; far in the future it is forgotten and deleted.
+      yield* Effect.exit(auth.authenticate({ username: "erin", password: "x" }))
+      expect((yield* lockout.list).map((e) => e.key)).toEqual(["username:erin"])
+      const deleted = yield* SqlLockoutStore.clearExpired({ now: Date.now() + 10 * 60_000 }).pipe(Effect.provide(database))
+      expect(deleted).toBe(1)
+      expect(yield* lockout.list).toEqual([])
+    }).pipe(Effect.scoped)
+  })
+
+  it.live("back-off: each further lock lasts backOff times the previous one", () =>
+    Effect.gen(function*() {
+      const store = yield* SqlLockoutStore.make()
+      yield* SqlLockoutStore.migrate()
+      const policy = { limit: 1, coolOff: 1000, backOff: 3, maxCoolOff: 100_000, forgetAfter: 100_000 }
+      const first = yield* store.attempt(["username:frank"], 0, policy)
+      expect(first).toEqual({ _tag: "Allowed", locked: ["username:frank"], until: 1000 })
+      expect(yield* store.attempt(["username:frank"], 500, policy)).toEqual({ _tag: "Locked", retryAfter: 500 })
+      const second = yield* store.attempt(["username:frank"], 1000, policy)
+      expect(second).toEqual({ _tag: "Allowed", locked: ["username:frank"], until: 4000 })
+      // A refund gives the attempt back and lifts the lock it set.
+      yield* store.refund(["username:frank"], 1500, policy)
+      expect(yield* store.attempt(["username:frank"], 1500, { ...policy, limit: 5 })).toMatchObject({ _tag: "Allowed" })
+    }).pipe(Effect.provide(sqlite())))
+
+  it.effect("a bad table prefix is an AuthConfigError", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(SqlLockoutStore.tables({ tablePrefix: "Bad-Prefix" }))
+      expect(error._tag).toBe("AuthConfigError")
+    }))
+})
