@@ -148,6 +148,11 @@ export interface SessionUser {
    * not answer was passed over), for the session's whole life; absent otherwise.
    */
   readonly degraded?: boolean | undefined
+  /**
+   * The backend that verified a second factor in this session ({@link Service.stepUp}); absent
+   * while the session has passed its first factor only.
+   */
+  readonly secondFactor?: string | undefined
 }
 
 /**
@@ -205,6 +210,16 @@ export interface Service {
   readonly updateSessionAuthHash: (
     sessionId: SessionId | undefined,
     user: User
+  ) => Effect.Effect<Option.Option<SessionUser>, SessionStore.SessionStoreError>
+  /**
+   * Marks the session as having passed a second factor, verified by `authenticated` (e.g. the
+   * `TotpBackend`), under a new id (the old one is discarded, as at login). None when there is no
+   * live session or `authenticated` is another user: a second factor counts only for the user of
+   * the first.
+   */
+  readonly stepUp: (
+    sessionId: SessionId | undefined,
+    authenticated: AuthService.Authenticated
   ) => Effect.Effect<Option.Option<SessionUser>, SessionStore.SessionStoreError>
   /** The CSRF token of a live session, without loading its user. */
   readonly csrfToken: (
@@ -337,7 +352,8 @@ export const make = (
       sessionId: Redacted.make(id),
       csrfToken: Redacted.make(record.csrfToken),
       expiresAt: new Date(record.expiresAt),
-      ...(record.degraded === true && { degraded: true })
+      ...(record.degraded === true && { degraded: true }),
+      ...(record.secondFactor !== undefined && { secondFactor: record.secondFactor })
     })
 
     const load = (sessionId: SessionId | undefined, now: number) => {
@@ -444,6 +460,23 @@ export const make = (
         return Option.some(sessionUser(user, id, next))
       })
 
+    const stepUp: Service["stepUp"] = (sessionId, authenticated) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const previous = yield* load(sessionId, now)
+        if (Option.isNone(previous) || previous.value[1].userId !== authenticated.user.id) return Option.none()
+        const [old, record] = previous.value
+        const next: SessionStore.SessionRecord = {
+          ...record,
+          secondFactor: authenticated.backend,
+          lastSeenAt: now,
+          expiresAt: expiry(record.createdAt, now)
+        }
+        // A new id, as at login: an id seen before the second factor is worth nothing after it.
+        const id = yield* issue(next, now, old)
+        return Option.some(sessionUser(authenticated.user, id, next))
+      }).pipe(Effect.withSpan("effect-auth.Session.stepUp", { captureStackTrace: false }))
+
     const csrfToken: Service["csrfToken"] = (sessionId) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.map(load(sessionId, now), Option.map(([, record]) => Redacted.make(record.csrfToken))))
@@ -453,6 +486,7 @@ export const make = (
       logout,
       currentUser,
       updateSessionAuthHash,
+      stepUp,
       csrfToken,
       clearExpired: Effect.flatMap(Clock.currentTimeMillis, store.deleteExpired),
       maxAge,
@@ -651,6 +685,29 @@ export const updateSessionAuthHash = (
   user: User
 ): Effect.Effect<Option.Option<SessionUser>, SessionStore.SessionStoreError, Session> =>
   Effect.flatMap(Session, (s) => s.updateSessionAuthHash(sessionId, user))
+
+/**
+ * Marks a session as having passed a second factor (under a new id), with the `Session` service in
+ * context. See `HttpAuth.stepUp` for the HTTP form.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { AuthService, Session } from "effect-auth"
+ *
+ * const verify = (sessionId: string, username: string, otpToken: string) =>
+ *   Effect.flatMap(AuthService.authenticateUnknown({ username, otpToken }), (authenticated) =>
+ *     Session.stepUp(sessionId, authenticated))
+ * ```
+ *
+ * @since 0.2.0
+ * @category accessors
+ */
+export const stepUp = (
+  sessionId: SessionId | undefined,
+  authenticated: AuthService.Authenticated
+): Effect.Effect<Option.Option<SessionUser>, SessionStore.SessionStoreError, Session> =>
+  Effect.flatMap(Session, (s) => s.stepUp(sessionId, authenticated))
 
 /**
  * Deletes expired sessions, with the `Session` service in context (Django's `clearsessions`).

@@ -87,7 +87,9 @@ export const SessionRecord = Schema.Struct({
   lastSeenAt: Millis,
   expiresAt: Millis,
   /** Set when the login was degraded (`AuthService.Authenticated.degraded`); absent otherwise. */
-  degraded: Schema.optional(Schema.Boolean)
+  degraded: Schema.optional(Schema.Boolean),
+  /** The backend that verified a second factor in this session (`Session.stepUp`); absent before. */
+  secondFactor: Schema.optional(Field(255).pipe(Schema.minLength(1)))
 })
 
 /**

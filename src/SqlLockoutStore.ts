@@ -152,11 +152,8 @@ export const migrations = (
 })
 
 // One line, the driver's reason included; lockout keys hold usernames and addresses, no secret.
-const storeError = (operation: string) => (cause: unknown) => {
-  const reason = (e: unknown): string => (e instanceof Error ? e.message : String(e))
-  const inner = cause instanceof Error && cause.cause !== undefined ? `: ${reason(cause.cause)}` : ""
-  return new Lockout.LockoutStoreError({ operation, message: `${reason(cause)}${inner}`.replace(/\s+/g, " ") })
-}
+const storeError = (operation: string) => (cause: unknown) =>
+  new Lockout.LockoutStoreError({ operation, message: SqlTables.oneLine(cause) })
 
 /**
  * Runs the store's migrations with its own migrations table. Failures are a `LockoutStoreError`.

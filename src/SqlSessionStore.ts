@@ -135,6 +135,11 @@ const addDegraded = (t: Tables) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     sql`ALTER TABLE ${sql(t.session)} ADD COLUMN degraded smallint NOT NULL DEFAULT 0`)
 
+// The backend that verified a second factor in the session (`Session.stepUp`, docs/mfa.md).
+const addSecondFactor = (t: Tables) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql`ALTER TABLE ${sql(t.session)} ADD COLUMN second_factor varchar(255)`)
+
 /**
  * The store's migrations, for apps that run every module's migrations through one `Migrator`
  * (then build the store with `layer({ migrate: false })`). Keys are `<id>_<name>`.
@@ -156,7 +161,8 @@ export const migrations = (
   tables: Tables
 ): Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> => ({
   "1_create_session_table": createTable(tables),
-  "2_add_session_degraded": addDegraded(tables)
+  "2_add_session_degraded": addDegraded(tables),
+  "3_add_session_second_factor": addSecondFactor(tables)
 })
 
 const storeError = (operation: string) => (cause: unknown) => new SessionStore.SessionStoreError({ operation, cause })
@@ -191,7 +197,8 @@ const Row = Schema.Struct({
   created_at: Millis,
   last_seen_at: Millis,
   expires_at: Millis,
-  degraded: Schema.Union(Schema.Number, Schema.NumberFromString)
+  degraded: Schema.Union(Schema.Number, Schema.NumberFromString),
+  second_factor: Schema.NullOr(Schema.String)
 })
 const decodeRows = Schema.decodeUnknown(Schema.Array(Row))
 const decodeKeys = Schema.decodeUnknown(Schema.Array(Schema.Struct({ session_key: Schema.String })))
@@ -240,8 +247,8 @@ export const make = (
           "get",
           Effect.map(
             Effect.flatMap(
-              sql`SELECT user_id, backend_id, auth_hash, csrf_token, created_at, last_seen_at, expires_at, degraded
-                FROM ${table} WHERE session_key = ${key} AND expires_at > ${now}`,
+              sql`SELECT user_id, backend_id, auth_hash, csrf_token, created_at, last_seen_at, expires_at, degraded,
+                second_factor FROM ${table} WHERE session_key = ${key} AND expires_at > ${now}`,
               decodeRows
             ),
             (rows) =>
@@ -254,7 +261,8 @@ export const make = (
                   createdAt: row.created_at,
                   lastSeenAt: row.last_seen_at,
                   expiresAt: row.expires_at,
-                  ...(row.degraded !== 0 && { degraded: true })
+                  ...(row.degraded !== 0 && { degraded: true }),
+                  ...(row.second_factor !== null && { secondFactor: row.second_factor })
                 }))
           )
         ),
@@ -265,14 +273,15 @@ export const make = (
             ? Effect.asVoid(sql`DELETE FROM ${table} WHERE session_key = ${key}`)
             : Effect.asVoid(
               sql`INSERT INTO ${table}
-                (session_key, user_id, backend_id, auth_hash, csrf_token, created_at, last_seen_at, expires_at, degraded)
+                (session_key, user_id, backend_id, auth_hash, csrf_token, created_at, last_seen_at, expires_at, degraded,
+                  second_factor)
                 VALUES (${key}, ${r.userId}, ${r.backendId}, ${r.authHash}, ${r.csrfToken}, ${r.createdAt},
-                  ${r.lastSeenAt}, ${r.expiresAt}, ${r.degraded === true ? 1 : 0})
+                  ${r.lastSeenAt}, ${r.expiresAt}, ${r.degraded === true ? 1 : 0}, ${r.secondFactor ?? null})
                 ON CONFLICT (session_key) DO UPDATE SET
                   user_id = excluded.user_id, backend_id = excluded.backend_id, auth_hash = excluded.auth_hash,
                   csrf_token = excluded.csrf_token, created_at = excluded.created_at,
                   last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at,
-                  degraded = excluded.degraded`
+                  degraded = excluded.degraded, second_factor = excluded.second_factor`
             )
         ),
       replace: (key, r, now) =>
@@ -283,7 +292,8 @@ export const make = (
               ? remove(key, now)
               : count(sql`UPDATE ${table} SET user_id = ${r.userId}, backend_id = ${r.backendId},
                   auth_hash = ${r.authHash}, csrf_token = ${r.csrfToken}, created_at = ${r.createdAt},
-                  last_seen_at = ${r.lastSeenAt}, expires_at = ${r.expiresAt}, degraded = ${r.degraded === true ? 1 : 0}
+                  last_seen_at = ${r.lastSeenAt}, expires_at = ${r.expiresAt}, degraded = ${r.degraded === true ? 1 : 0},
+                  second_factor = ${r.secondFactor ?? null}
                 WHERE session_key = ${key} AND expires_at > ${now} RETURNING session_key`),
             (n) => n > 0
           )

@@ -347,6 +347,17 @@ export * as SqlSessionStore from "./SqlSessionStore.js"
 /**
  * @example
  * ```ts
+ * import { SqlTotpStore } from "effect-auth"
+ * ```
+ *
+ * @since 0.2.0
+ * @category exports
+ */
+export * as SqlTotpStore from "./SqlTotpStore.js"
+
+/**
+ * @example
+ * ```ts
  * import { SqlUserStore } from "effect-auth"
  * ```
  *
@@ -376,6 +387,39 @@ export * as TestAuth from "./testing/TestAuth.js"
  * @category exports
  */
 export * as TestBackend from "./testing/TestBackend.js"
+
+/**
+ * @example
+ * ```ts
+ * import { Totp } from "effect-auth"
+ * ```
+ *
+ * @since 0.2.0
+ * @category exports
+ */
+export * as Totp from "./Totp.js"
+
+/**
+ * @example
+ * ```ts
+ * import { TotpBackend } from "effect-auth"
+ * ```
+ *
+ * @since 0.2.0
+ * @category exports
+ */
+export * as TotpBackend from "./backends/TotpBackend.js"
+
+/**
+ * @example
+ * ```ts
+ * import { TotpStore } from "effect-auth"
+ * ```
+ *
+ * @since 0.2.0
+ * @category exports
+ */
+export * as TotpStore from "./TotpStore.js"
 
 /**
  * @example

@@ -49,7 +49,8 @@ describe.skipIf(Postgres.missing)("SqlSessionStore on PostgreSQL", () => {
         ["created_at", "bigint"],
         ["last_seen_at", "bigint"],
         ["expires_at", "bigint"],
-        ["degraded", "smallint"]
+        ["degraded", "smallint"],
+        ["second_factor", "character varying"]
       ])
       const indexes = yield* sql<{ indexname: string }>`SELECT indexname FROM pg_indexes WHERE tablename = ${`${prefix}session`}`
       expect(indexes.map((i) => i.indexname)).toContain(`${prefix}session_expires_at`)

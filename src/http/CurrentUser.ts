@@ -74,6 +74,12 @@ export interface Info {
    * a second factor, or limit what such a login may do (docs/control.md).
    */
   readonly degraded: boolean
+  /**
+   * The backend that verified a second factor in the request's session (`HttpAuth.stepUp`), or
+   * `undefined`: the user passed one factor only (or did not come with a session). Routes that
+   * need both guard with {@link requireSecondFactor}.
+   */
+  readonly secondFactor: string | undefined
   readonly hasPerm: (perm: string, obj?: unknown) => Effect.Effect<boolean, AuthError.TransportError>
   readonly hasPerms: (perms: Iterable<string>, obj?: unknown) => Effect.Effect<boolean, AuthError.TransportError>
   readonly hasModulePerms: (appLabel: string) => Effect.Effect<boolean, AuthError.TransportError>
@@ -145,17 +151,18 @@ export const make = (
     readonly backend: string
     readonly method: AuthMethod
     readonly degraded?: boolean | undefined
+    readonly secondFactor?: string | undefined
   },
   auth: AuthService.Service,
   cache?: Permissions.RequestCacheStore | undefined
-): Info => new RequestInfo(who.user, who.backend, who.method, who.degraded === true, auth, cache)
+): Info => new RequestInfo(who.user, who.backend, who.method, who.degraded === true, who.secondFactor, auth, cache)
 
 // Built once per authenticated request, and most requests ask no permission question: the
 // permission methods are prototype getters that make their function when a handler takes it
 // (destructuring works: it reads the getter), so a request that asks none allocates nothing but
 // this object; the cache is made on the first question.
 class RequestInfo implements Info {
-  // Private fields: not enumerable, so the object prints and serialises as its four fields.
+  // Private fields: not enumerable, so the object prints and serialises as its own fields only.
   readonly #auth: AuthService.Service
   #cache: Permissions.RequestCacheStore | undefined
   constructor(
@@ -163,6 +170,7 @@ class RequestInfo implements Info {
     readonly backend: string,
     readonly method: AuthMethod,
     readonly degraded: boolean,
+    readonly secondFactor: string | undefined,
     auth: AuthService.Service,
     cache: Permissions.RequestCacheStore | undefined
   ) {
@@ -265,3 +273,24 @@ export const requireModulePerms = (
   appLabel: string
 ): Effect.Effect<void, HttpApiError.Forbidden | HttpApiError.ServiceUnavailable, CurrentUser> =>
   guard((info) => info.hasModulePerms(appLabel))
+
+/**
+ * Fails with 403 (`HttpApiError.Forbidden`) unless the request's session passed a second factor
+ * (`HttpAuth.stepUp`, docs/mfa.md). A request authenticated otherwise (a bearer token, an API key)
+ * has none. Django's `otp_required` (django-otp).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CurrentUser } from "effect-auth"
+ *
+ * const handler = CurrentUser.requireSecondFactor.pipe(Effect.as({ payroll: [] }))
+ * ```
+ *
+ * @since 0.2.0
+ * @category guards
+ */
+export const requireSecondFactor: Effect.Effect<void, HttpApiError.Forbidden, CurrentUser> = Effect.flatMap(
+  CurrentUser,
+  (info) => (info.secondFactor === undefined ? forbidden : Effect.void)
+)

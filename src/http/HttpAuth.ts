@@ -64,6 +64,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { AuthConfigError } from "../AuthError.js"
 import * as AuthService from "../AuthService.js"
@@ -296,6 +297,15 @@ export interface Service {
     request: HttpServerRequest.HttpServerRequest,
     authenticated: AuthService.Authenticated
   ) => Effect.Effect<Session.SessionUser, Failure>
+  /**
+   * Verifies a second factor for the user of the request's session (asks the fold with
+   * `{ username, otpToken }`, as `TotpBackend` takes it) and marks the session as having passed
+   * it, under a new id (new cookie). 401 without a live session or when the code is refused.
+   */
+  readonly stepUp: (
+    request: HttpServerRequest.HttpServerRequest,
+    otpToken: string | Redacted.Redacted<string>
+  ) => Effect.Effect<Session.SessionUser, Failure>
   /** Ends the request's session (if any) and deletes the cookies. */
   readonly logout: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<void, Failure>
   /** Keeps the request's session after its user changed their password (new id, new cookie). */
@@ -492,6 +502,30 @@ export const loginAs = (
   authenticated: AuthService.Authenticated
 ): Effect.Effect<Session.SessionUser, Failure, HttpAuth | HttpServerRequest.HttpServerRequest> =>
   withRequest((service, request) => service.loginAs(request, authenticated))
+
+/**
+ * Verifies the second factor the user typed and steps the request's session up (new id, new
+ * cookie); CSRF-checked like a login. Routes then pass `CurrentUser.requireSecondFactor`.
+ *
+ * @example
+ * ```ts
+ * import { HttpServerRequest } from "@effect/platform"
+ * import { Effect, Schema } from "effect"
+ * import { HttpAuth } from "effect-auth"
+ *
+ * const verify = Effect.flatMap(
+ *   HttpServerRequest.schemaBodyJson(Schema.Struct({ otpToken: Schema.String })),
+ *   ({ otpToken }) => HttpAuth.stepUp(otpToken)
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category accessors
+ */
+export const stepUp = (
+  otpToken: string | Redacted.Redacted<string>
+): Effect.Effect<Session.SessionUser, Failure, HttpAuth | HttpServerRequest.HttpServerRequest> =>
+  withRequest((service, request) => service.stepUp(request, otpToken))
 
 /**
  * Ends the request's session and deletes the cookies; CSRF-checked like any unsafe request.

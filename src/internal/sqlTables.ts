@@ -112,3 +112,15 @@ export const bounded = <E2>(timeout: Duration.Duration, onTimeout: () => E2) =>
 /** The no-answer cause of a timed-out operation. @internal */
 export const noAnswer = (timeout: Duration.Duration): Error =>
   new Error(`the database did not answer within ${Duration.format(timeout)}`)
+
+/**
+ * A store error's message in one line, the driver's own reason included (a `SqlError` says only
+ * "Failed to execute statement"; its cause says why).
+ *
+ * @internal
+ */
+export const oneLine = (cause: unknown): string => {
+  const reason = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+  const inner = cause instanceof Error && cause.cause !== undefined ? `: ${reason(cause.cause)}` : ""
+  return `${reason(cause)}${inner}`.replace(/\s+/g, " ")
+}

@@ -62,6 +62,20 @@ export const sessionStoreSuite = (name: string, options: SessionStoreSuiteOption
         })
       ))
 
+    it.live("keeps the second factor of a stepped-up session, through set and replace", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const first = record()
+          yield* store.set("m", first, T0)
+          expect(Option.getOrThrow(yield* store.get("m", T0 + 1)).secondFactor).toBeUndefined()
+          const stepped = record({ secondFactor: "totp", lastSeenAt: T0 + 2 })
+          expect(yield* store.replace("m", stepped, T0 + 2)).toBe(true)
+          expect(Option.getOrThrow(yield* store.get("m", T0 + 3))).toEqual(stepped)
+          yield* store.set("m2", stepped, T0 + 3)
+          expect(Option.getOrThrow(yield* store.get("m2", T0 + 4)).secondFactor).toBe("totp")
+        })
+      ))
+
     it.live("keeps keys apart", () =>
       withStore((store) =>
         Effect.gen(function*() {

@@ -101,10 +101,20 @@ export const make = (env: Env): Fold => {
     Option.isSome(sessions) ? request.cookies[env.cookieName] : undefined
 
   const info = (
-    who: { readonly user: User; readonly backend: string; readonly degraded?: boolean | undefined },
+    who: {
+      readonly user: User
+      readonly backend: string
+      readonly degraded?: boolean | undefined
+      readonly secondFactor?: string | undefined
+    },
     method: CurrentUser.AuthMethod,
     cache: Cache
-  ) => CurrentUser.make({ user: who.user, backend: who.backend, method, degraded: who.degraded }, auth, cache)
+  ) =>
+    CurrentUser.make(
+      { user: who.user, backend: who.backend, method, degraded: who.degraded, secondFactor: who.secondFactor },
+      auth,
+      cache
+    )
 
   const viaCredentials = (
     request: HttpServerRequest.HttpServerRequest,

@@ -221,6 +221,29 @@ export const make = (
         return yield* startSession(request, s, authenticated)
       })
 
+    // The second factor is asked of the fold like any credentials (so lockout, events and control
+    // maps apply), for the session's own user: a code proves nothing about anybody else.
+    const stepUp: HttpAuth.Service["stepUp"] = (request, otpToken) =>
+      Effect.gen(function*() {
+        const s = yield* requireSessions
+        const cookieValue = sessionIdOf(request)
+        yield* csrfFor(request, s, cookieValue)
+        const loaded = fold.loadedSession(request)
+        const current = loaded !== undefined
+          ? loaded
+          : yield* Effect.mapError(s.currentUser(cookieValue), storeFailure)
+        if (Option.isNone(current)) return yield* unauthorized
+        const authenticated = yield* Effect.catchAll(
+          auth.authenticateUnknown({ username: current.value.user.username, otpToken }, authRequest(request)),
+          toFailure
+        )
+        const stepped = yield* Effect.mapError(s.stepUp(cookieValue, authenticated), storeFailure)
+        if (Option.isNone(stepped)) return yield* unauthorized
+        forget(request)
+        yield* cookies.set(stepped.value)
+        return stepped.value
+      })
+
     const logout: HttpAuth.Service["logout"] = (request) =>
       Effect.gen(function*() {
         const s = yield* requireSessions
@@ -243,6 +266,7 @@ export const make = (
       authenticate,
       login,
       loginAs,
+      stepUp,
       logout,
       updateSessionAuthHash,
       unauthorized,

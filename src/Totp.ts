@@ -1,0 +1,321 @@
+/**
+ * Time-based one-time passwords (RFC 6238, over RFC 4226's HOTP) and what enrolling an
+ * authenticator app takes: a random secret, the `otpauth://` URI that the QR code carries
+ * (Google's Key Uri Format, read by every authenticator app), and recovery codes.
+ *
+ * The HMAC is `node:crypto`'s. Codes are compared in constant time. Every secret, URI and code
+ * is `Redacted`.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { Totp } from "effect-auth"
+ *
+ * const secret = Totp.generateSecret()
+ * const uri = Totp.uri({ secret, issuer: "Example", account: "alice@example.com" })
+ * // render Redacted.value(uri) as a QR code for the user to scan
+ * const now = Totp.generate(secret, Date.now())
+ * Totp.verify(secret, now, Date.now()) // Option.some(<the time step>)
+ * ```
+ *
+ * @since 0.2.0
+ */
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto"
+
+/**
+ * The HMAC of the codes. Authenticator apps all support `SHA1` (the default, and what most
+ * ignore the parameter for); use another only when every app of your users honours it.
+ *
+ * @example
+ * ```ts
+ * import type { Totp } from "effect-auth"
+ *
+ * const algorithm: Totp.Algorithm = "SHA1"
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Algorithm = "SHA1" | "SHA256" | "SHA512"
+
+/**
+ * How codes are made and checked.
+ *
+ * @example
+ * ```ts
+ * import type { Totp } from "effect-auth"
+ *
+ * const options: Totp.Options = { digits: 6, period: 30, algorithm: "SHA1", window: 1 }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options {
+  /** Digits per code, 6 to 8. Default: 6. */
+  readonly digits?: number | undefined
+  /** Seconds per time step. Default: 30. */
+  readonly period?: number | undefined
+  /** Default: `"SHA1"`. */
+  readonly algorithm?: Algorithm | undefined
+  /**
+   * Time steps accepted on either side of the current one, for clock drift and a code typed as
+   * it changes. Default: 1 (the previous, current and next codes).
+   */
+  readonly window?: number | undefined
+}
+
+const settings = (options: Options = {}) => ({
+  digits: options.digits ?? 6,
+  period: options.period ?? 30,
+  algorithm: options.algorithm ?? "SHA1",
+  window: options.window ?? 1
+})
+
+// --- base32 (RFC 4648, no padding: what authenticator apps read) --------------------------------
+
+const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+/**
+ * Base32 (RFC 4648) without padding, the encoding of TOTP secrets.
+ *
+ * @example
+ * ```ts
+ * import { Totp } from "effect-auth"
+ *
+ * Totp.base32Encode(Buffer.from("12345678901234567890")) // "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+ * ```
+ *
+ * @since 0.2.0
+ * @category encoding
+ */
+export const base32Encode = (bytes: Uint8Array): string => {
+  let out = ""
+  let bits = 0
+  let value = 0
+  for (const byte of bytes) {
+    value = (value << 8) | byte
+    bits += 8
+    while (bits >= 5) {
+      out += alphabet[(value >>> (bits - 5)) & 31]
+      bits -= 5
+    }
+  }
+  if (bits > 0) out += alphabet[(value << (5 - bits)) & 31]
+  return out
+}
+
+/**
+ * Decodes base32, ignoring case, spaces, hyphens and padding (as people type secrets); none for
+ * any other character.
+ *
+ * @example
+ * ```ts
+ * import { Totp } from "effect-auth"
+ *
+ * Totp.base32Decode("gezd gnbv") // Option.some(<Buffer 31 32 33 34 35>)
+ * ```
+ *
+ * @since 0.2.0
+ * @category encoding
+ */
+export const base32Decode = (text: string): Option.Option<Buffer> => {
+  const clean = text.replace(/[\s=-]/g, "").toUpperCase()
+  const out: Array<number> = []
+  let bits = 0
+  let value = 0
+  for (const char of clean) {
+    const index = alphabet.indexOf(char)
+    if (index < 0) return Option.none()
+    value = ((value << 5) | index) & 0xffff
+    bits += 5
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 0xff)
+      bits -= 8
+    }
+  }
+  return Option.some(Buffer.from(out))
+}
+
+// --- codes -------------------------------------------------------------------------------------
+
+/**
+ * A new random secret, base32: 20 bytes (160 bits, RFC 4226's recommendation) by default.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { Totp } from "effect-auth"
+ *
+ * Redacted.value(Totp.generateSecret()).length // 32
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const generateSecret = (bytes = 20): Redacted.Redacted<string> => Redacted.make(base32Encode(randomBytes(bytes)))
+
+/**
+ * The time step of `timeMillis`: `floor(seconds / period)`.
+ *
+ * @example
+ * ```ts
+ * import { Totp } from "effect-auth"
+ *
+ * Totp.counterAt(59_000) // 1
+ * ```
+ *
+ * @since 0.2.0
+ * @category codes
+ */
+export const counterAt = (timeMillis: number, options?: Options): number =>
+  Math.floor(timeMillis / 1000 / settings(options).period)
+
+const hotp = (key: Buffer, counter: number, digits: number, algorithm: Algorithm): string => {
+  const message = Buffer.alloc(8)
+  message.writeBigUInt64BE(BigInt(counter))
+  const mac = createHmac(algorithm.toLowerCase(), key).update(message).digest()
+  const offset = mac[mac.length - 1]! & 0x0f
+  const binary = ((mac[offset]! & 0x7f) << 24) | (mac[offset + 1]! << 16) | (mac[offset + 2]! << 8) | mac[offset + 3]!
+  return String(binary % 10 ** digits).padStart(digits, "0")
+}
+
+const keyOf = (secret: Redacted.Redacted<string>): Buffer =>
+  Option.getOrElse(base32Decode(Redacted.value(secret)), () => Buffer.alloc(0))
+
+/**
+ * The code of the time step of `timeMillis` (RFC 6238 `TOTP`).
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { Totp } from "effect-auth"
+ *
+ * // RFC 6238, appendix B: the SHA1 secret "12345678901234567890" at T = 59 s
+ * const secret = Redacted.make(Totp.base32Encode(Buffer.from("12345678901234567890")))
+ * Redacted.value(Totp.generate(secret, 59_000, { digits: 8 })) // "94287082"
+ * ```
+ *
+ * @since 0.2.0
+ * @category codes
+ */
+export const generate = (
+  secret: Redacted.Redacted<string>,
+  timeMillis: number,
+  options?: Options
+): Redacted.Redacted<string> => {
+  const s = settings(options)
+  return Redacted.make(hotp(keyOf(secret), counterAt(timeMillis, s), s.digits, s.algorithm))
+}
+
+/**
+ * Checks `code` against the time steps within `window` of `timeMillis`, and answers the step it
+ * matched. Steps at or before `after` are refused: pass the last step a user logged in with, and
+ * a code cannot be used twice (RFC 6238 §5.2).
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { Totp } from "effect-auth"
+ *
+ * const secret = Totp.generateSecret()
+ * const code = Totp.generate(secret, Date.now())
+ * const step = Totp.verify(secret, code, Date.now()) // Option.some(n)
+ * ```
+ *
+ * @since 0.2.0
+ * @category codes
+ */
+export const verify = (
+  secret: Redacted.Redacted<string>,
+  code: string | Redacted.Redacted<string>,
+  timeMillis: number,
+  options?: Options & { readonly after?: number | undefined }
+): Option.Option<number> => {
+  const s = settings(options)
+  const given = Buffer.from(Redacted.isRedacted(code) ? Redacted.value(code) : code)
+  const key = keyOf(secret)
+  if (key.length === 0 || given.length !== s.digits) return Option.none()
+  const now = counterAt(timeMillis, s)
+  let matched: number | undefined
+  // Every step of the window is computed and compared, whatever matches, in constant time.
+  for (let counter = now - s.window; counter <= now + s.window; counter++) {
+    if (counter < 0) continue
+    const expected = Buffer.from(hotp(key, counter, s.digits, s.algorithm))
+    if (timingSafeEqual(expected, given) && (options?.after === undefined || counter > options.after)) {
+      matched ??= counter
+    }
+  }
+  return Option.fromNullable(matched)
+}
+
+/**
+ * The `otpauth://totp/…` URI an authenticator app reads from a QR code (Google's Key Uri Format):
+ * render it as a QR code on the enrolment page, or show the secret for typing.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { Totp } from "effect-auth"
+ *
+ * const uri = Totp.uri({ secret: Redacted.make("JBSWY3DPEHPK3PXP"), issuer: "Example Co", account: "alice" })
+ * Redacted.value(uri) // "otpauth://totp/Example%20Co:alice?secret=JBSWY3DPEHPK3PXP&issuer=Example%20Co&algorithm=SHA1&digits=6&period=30"
+ * ```
+ *
+ * @since 0.2.0
+ * @category enrolment
+ */
+export const uri = (
+  input: Options & { readonly secret: Redacted.Redacted<string>; readonly issuer: string; readonly account: string }
+): Redacted.Redacted<string> => {
+  const s = settings(input)
+  const issuer = encodeURIComponent(input.issuer)
+  const label = `${issuer}:${encodeURIComponent(input.account)}`
+  const query = `secret=${Redacted.value(input.secret)}&issuer=${issuer}&algorithm=${s.algorithm}&digits=${s.digits}&period=${s.period}`
+  return Redacted.make(`otpauth://totp/${label}?${query}`)
+}
+
+// --- recovery codes ----------------------------------------------------------------------------
+
+/**
+ * `count` single-use recovery codes (default 10), each 12 base32 characters (60 random bits) in
+ * groups of four: `abcd-efgh-ijkl`. Show them once; store only {@link hashRecoveryCode}'s.
+ *
+ * @example
+ * ```ts
+ * import { Totp } from "effect-auth"
+ *
+ * const codes = Totp.generateRecoveryCodes()
+ * const stored = codes.map(Totp.hashRecoveryCode)
+ * ```
+ *
+ * @since 0.2.0
+ * @category recovery codes
+ */
+export const generateRecoveryCodes = (count = 10): ReadonlyArray<Redacted.Redacted<string>> =>
+  Array.from({ length: count }, () => {
+    const text = base32Encode(randomBytes(8)).slice(0, 12).toLowerCase()
+    return Redacted.make(`${text.slice(0, 4)}-${text.slice(4, 8)}-${text.slice(8, 12)}`)
+  })
+
+/**
+ * What is stored of a recovery code: SHA-256 of the code as typed, lower-cased, without spaces or
+ * hyphens (hex). A fast hash suffices: the codes carry 60 random bits each, so unlike a password
+ * a leaked hash cannot be reversed by guessing, and a slow hasher would only cost every check.
+ *
+ * @example
+ * ```ts
+ * import { Totp } from "effect-auth"
+ *
+ * Totp.hashRecoveryCode("ABCD EFGH IJKL") === Totp.hashRecoveryCode("abcd-efgh-ijkl") // true
+ * ```
+ *
+ * @since 0.2.0
+ * @category recovery codes
+ */
+export const hashRecoveryCode = (code: string | Redacted.Redacted<string>): string =>
+  createHash("sha256")
+    .update((Redacted.isRedacted(code) ? Redacted.value(code) : code).replace(/[\s-]/g, "").toLowerCase())
+    .digest("hex")

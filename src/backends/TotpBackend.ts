@@ -1,0 +1,316 @@
+/**
+ * A second factor in the fold: a time-based one-time password (RFC 6238) from the user's
+ * authenticator app, or one of their single-use recovery codes.
+ *
+ * Its credentials are `{ username, otpToken }` (`otp_token` is django-otp's name for the field).
+ * It is meant for a step-up after a first factor, never alone in a login chain: a six-digit code
+ * is not a password. `HttpAuth.stepUp` asks it with the username of the session's user, and
+ * `Session.stepUp` marks that session as having passed the second factor (docs/mfa.md).
+ *
+ * - A code is accepted in the time steps within `window` of now (default ±1 step of 30 s), and only
+ *   after the last step accepted for the user: a code cannot be replayed, even on another
+ *   instance (the store's `useStep` is a compare-and-set).
+ * - A recovery code is accepted once (the store deletes it).
+ * - Unknown or inactive user, no confirmed device, a wrong, replayed or malformed code: `NoMatch`.
+ *   The store down: `TransportError`.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { AuthService, MemoryUserStore, ModelBackend, PasswordHasher, TotpStore } from "effect-auth"
+ * import * as TotpBackend from "effect-auth/TotpBackend"
+ *
+ * const AuthLive = AuthService.layer([ModelBackend.ModelBackend, TotpBackend.TotpBackend]).pipe(
+ *   Layer.provide(Layer.merge(ModelBackend.layer(), TotpBackend.layer())),
+ *   Layer.provide(Layer.mergeAll(MemoryUserStore.layer, PasswordHasher.layerTest, TotpStore.layerMemory))
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as AuthBackend from "../AuthBackend.js"
+import * as AuthError from "../AuthError.js"
+import * as Credentials from "../Credentials.js"
+import * as Totp from "../Totp.js"
+import * as TotpStore from "../TotpStore.js"
+import type { User } from "../User.js"
+import * as UserStore from "../UserStore.js"
+
+/**
+ * The second factor's credentials: the user's name and the code they typed (six to eight digits,
+ * or a recovery code).
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import * as TotpBackend from "effect-auth/TotpBackend"
+ *
+ * Schema.decodeUnknownSync(TotpBackend.SecondFactor)({ username: "alice", otpToken: "287082" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const SecondFactor = Schema.Struct({
+  username: Credentials.Username,
+  otpToken: Credentials.secret(64)
+})
+
+/**
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import type * as TotpBackend from "effect-auth/TotpBackend"
+ *
+ * const credentials: TotpBackend.SecondFactor = { username: "alice", otpToken: Redacted.make("287082") }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type SecondFactor = typeof SecondFactor.Type
+
+/**
+ * The backend's options.
+ *
+ * @example
+ * ```ts
+ * import type * as TotpBackend from "effect-auth/TotpBackend"
+ *
+ * const options: TotpBackend.Options = { id: "totp", totp: { window: 1 }, issuer: "Example" }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options {
+  /** Default: `"totp"`. */
+  readonly id?: string | undefined
+  /** Digits, period, algorithm and drift window of the codes. */
+  readonly totp?: Totp.Options | undefined
+  /** The user type of your app, from the stored user (as `ModelBackend`'s `toUser`). */
+  readonly toUser?: ((stored: UserStore.StoredUser) => User) | undefined
+  readonly policy?: AuthBackend.PolicyInput | undefined
+}
+
+/**
+ * The backend as a service, for `AuthService.layer([...])`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import * as TotpBackend from "effect-auth/TotpBackend"
+ *
+ * const id = Effect.map(TotpBackend.TotpBackend, (backend) => backend.id)
+ * ```
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export class TotpBackend extends Context.Tag("effect-auth/TotpBackend")<
+  TotpBackend,
+  AuthBackend.AuthBackend<SecondFactor>
+>() {}
+
+const storedAsUser = (stored: UserStore.StoredUser): User => stored as unknown as User
+const digitsOnly = /^[0-9]{6,8}$/
+
+/**
+ * Builds the backend on the `TotpStore` and `UserStore` in context.
+ *
+ * @example
+ * ```ts
+ * import * as TotpBackend from "effect-auth/TotpBackend"
+ *
+ * const backend = TotpBackend.make({ totp: { window: 2 } })
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<AuthBackend.AuthBackend<SecondFactor>, never, TotpStore.TotpStore | UserStore.UserStore> =>
+  Effect.gen(function*() {
+    const backendId = options.id ?? "totp"
+    const toUser = options.toUser ?? storedAsUser
+    const devices = yield* TotpStore.TotpStore
+    const users = yield* UserStore.UserStore
+    const noMatch = AuthError.failures(backendId).noMatch
+    const transport = (cause: unknown) => new AuthError.TransportError({ backend: backendId, cause })
+    const find = (lookup: Effect.Effect<Option.Option<UserStore.StoredUser>, UserStore.CommonError>) =>
+      lookup.pipe(
+        Effect.catchTags({
+          InvalidInput: () => Effect.succeedNone,
+          UserStoreError: (error) => Effect.fail(transport(error))
+        })
+      )
+
+    const authenticate = ({ otpToken, username }: SecondFactor): Effect.Effect<User, AuthError.BackendError> =>
+      Effect.gen(function*() {
+        const found = yield* find(users.findByUsername(username))
+        if (Option.isNone(found)) return yield* noMatch("unknown-user")
+        const user = found.value
+        if (!user.isActive) return yield* noMatch("inactive-user")
+        const device = yield* Effect.mapError(devices.get(user.id), transport)
+        if (Option.isNone(device) || !device.value.confirmed) return yield* noMatch("unknown-user")
+        const code = Redacted.value(otpToken).replace(/\s/g, "")
+        if (digitsOnly.test(code)) {
+          const now = yield* Clock.currentTimeMillis
+          const step = Totp.verify(device.value.secret, code, now, { ...options.totp, after: device.value.lastStep })
+          if (Option.isNone(step)) return yield* noMatch("invalid-credentials")
+          // Two requests with the same code: the compare-and-set lets one through.
+          const fresh = yield* Effect.mapError(devices.useStep(user.id, step.value), transport)
+          if (!fresh) return yield* noMatch("invalid-credentials")
+          return toUser(user)
+        }
+        const used = yield* Effect.mapError(devices.useRecoveryCode(user.id, Totp.hashRecoveryCode(code)), transport)
+        if (!used) return yield* noMatch("invalid-credentials")
+        return toUser(user)
+      })
+
+    const getUser = (userId: string): Effect.Effect<Option.Option<User>, AuthError.TransportError> =>
+      Effect.map(find(users.findById(userId)), (found) => Option.map(Option.filter(found, (u) => u.isActive), toUser))
+
+    return AuthBackend.make({
+      id: backendId,
+      credentials: SecondFactor,
+      authenticate,
+      getUser,
+      ...(options.policy === undefined ? {} : { policy: options.policy })
+    })
+  })
+
+/**
+ * The backend on the `TotpStore` and `UserStore` you provide.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { MemoryUserStore, TotpStore } from "effect-auth"
+ * import * as TotpBackend from "effect-auth/TotpBackend"
+ *
+ * const TotpLive = TotpBackend.layer().pipe(Layer.provide(Layer.merge(MemoryUserStore.layer, TotpStore.layerMemory)))
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layer = (
+  options: Options = {}
+): Layer.Layer<TotpBackend, never, TotpStore.TotpStore | UserStore.UserStore> => Layer.effect(TotpBackend, make(options))
+
+// --- enrolment ---------------------------------------------------------------------------------
+
+/**
+ * The code typed to confirm an enrolment did not match.
+ *
+ * @example
+ * ```ts
+ * import * as TotpBackend from "effect-auth/TotpBackend"
+ *
+ * const error = new TotpBackend.InvalidCode({ userId: "1" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class InvalidCode extends Schema.TaggedError<InvalidCode>("effect-auth/TotpBackend/InvalidCode")(
+  "InvalidCode",
+  { userId: Schema.String }
+) {}
+
+/**
+ * Starts enrolling a user: a new secret, stored unconfirmed (it replaces a device the user had,
+ * which stops working), and the `otpauth://` URI to show as a QR code.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import * as TotpBackend from "effect-auth/TotpBackend"
+ *
+ * const page = (user: { readonly id: string; readonly username: string }) =>
+ *   Effect.map(TotpBackend.enrol(user, { issuer: "Example" }), ({ uri }) => Redacted.value(uri)) // → a QR code
+ * ```
+ *
+ * @since 0.2.0
+ * @category enrolment
+ */
+export const enrol = (
+  user: { readonly id: string; readonly username: string },
+  options: Totp.Options & { readonly issuer: string; readonly account?: string | undefined }
+): Effect.Effect<
+  { readonly secret: Redacted.Redacted<string>; readonly uri: Redacted.Redacted<string> },
+  TotpStore.TotpStoreError,
+  TotpStore.TotpStore
+> =>
+  Effect.gen(function*() {
+    const store = yield* TotpStore.TotpStore
+    const secret = Totp.generateSecret()
+    yield* store.save({ userId: user.id, secret })
+    return { secret, uri: Totp.uri({ ...options, secret, account: options.account ?? user.username }) }
+  })
+
+/**
+ * Finishes an enrolment with the first code the user's app shows: marks the device confirmed,
+ * records the code's step as used, and answers `count` (default 10) new recovery codes to show
+ * once (only their hashes are stored). A wrong code fails with {@link InvalidCode}.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import * as TotpBackend from "effect-auth/TotpBackend"
+ *
+ * const finish = (userId: string, code: string) =>
+ *   Effect.map(TotpBackend.confirm(userId, code), (codes) => codes.map(Redacted.value))
+ * ```
+ *
+ * @since 0.2.0
+ * @category enrolment
+ */
+export const confirm = (
+  userId: string,
+  code: string | Redacted.Redacted<string>,
+  options: Totp.Options & { readonly count?: number | undefined } = {}
+): Effect.Effect<ReadonlyArray<Redacted.Redacted<string>>, InvalidCode | TotpStore.TotpStoreError, TotpStore.TotpStore> =>
+  Effect.gen(function*() {
+    const store = yield* TotpStore.TotpStore
+    const device = yield* store.get(userId)
+    if (Option.isNone(device)) return yield* new InvalidCode({ userId })
+    const now = yield* Clock.currentTimeMillis
+    const step = Totp.verify(device.value.secret, code, now, { ...options, after: device.value.lastStep })
+    if (Option.isNone(step) || !(yield* store.useStep(userId, step.value))) return yield* new InvalidCode({ userId })
+    yield* store.confirm(userId)
+    return yield* newRecoveryCodes(userId, options.count)
+  })
+
+/**
+ * Replaces the user's recovery codes by `count` (default 10) new ones; answers them, to show once.
+ *
+ * @example
+ * ```ts
+ * import * as TotpBackend from "effect-auth/TotpBackend"
+ *
+ * const regenerate = (userId: string) => TotpBackend.newRecoveryCodes(userId)
+ * ```
+ *
+ * @since 0.2.0
+ * @category enrolment
+ */
+export const newRecoveryCodes = (
+  userId: string,
+  count?: number
+): Effect.Effect<ReadonlyArray<Redacted.Redacted<string>>, TotpStore.TotpStoreError, TotpStore.TotpStore> =>
+  Effect.gen(function*() {
+    const store = yield* TotpStore.TotpStore
+    const codes = Totp.generateRecoveryCodes(count)
+    yield* store.setRecoveryCodes(userId, codes.map(Totp.hashRecoveryCode))
+    return codes
+  })

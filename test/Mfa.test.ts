@@ -1,0 +1,171 @@
+// Multi-factor login end to end over real HTTP: password, then a TOTP code (or a recovery code)
+// steps the session up; routes that need both factors refuse a session that passed one. Sessions
+// in SQLite (with the TOTP store in the same database) and in Redis.
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import { describe, expect, it } from "@effect/vitest"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as http from "node:http"
+import * as TotpBackend from "../src/backends/TotpBackend.js"
+import * as CurrentUser from "../src/http/CurrentUser.js"
+import * as HttpAuth from "../src/http/HttpAuth.js"
+import * as RedisSessionStore from "../src/RedisSessionStore.js"
+import type * as SessionStore from "../src/SessionStore.js"
+import * as SqlSessionStore from "../src/SqlSessionStore.js"
+import * as SqlTotpStore from "../src/SqlTotpStore.js"
+import * as Totp from "../src/Totp.js"
+import * as TotpStore from "../src/TotpStore.js"
+import { appLayer, call, cookieHeader, type Reply } from "./utils/httpAuthServer.js"
+import * as Redis from "./utils/redis.js"
+
+const Login = Schema.Struct({ username: Schema.String, password: Schema.Redacted(Schema.String) })
+const Code = Schema.Struct({ otpToken: Schema.String })
+
+const csrfJson = (started: { readonly csrfToken: Redacted.Redacted<string> }) =>
+  HttpServerResponse.json({ csrfToken: Redacted.value(started.csrfToken) })
+
+const publicRoutes = HttpRouter.empty.pipe(
+  HttpRouter.post(
+    "/login",
+    Effect.flatMap(Effect.orDie(HttpServerRequest.schemaBodyJson(Login)), (body) =>
+      Effect.flatMap(HttpAuth.login(body), csrfJson))
+  ),
+  HttpRouter.post(
+    "/mfa",
+    Effect.flatMap(Effect.orDie(HttpServerRequest.schemaBodyJson(Code)), ({ otpToken }) =>
+      Effect.flatMap(HttpAuth.stepUp(otpToken), csrfJson))
+  ),
+  HttpRouter.use(HttpAuth.middleware)
+)
+
+const privateRoutes = HttpRouter.empty.pipe(
+  HttpRouter.get(
+    "/me",
+    Effect.flatMap(CurrentUser.CurrentUser, (info) =>
+      HttpServerResponse.json({ username: info.user.username, secondFactor: info.secondFactor ?? null }))
+  ),
+  HttpRouter.get("/payroll", Effect.zipRight(CurrentUser.requireSecondFactor, HttpServerResponse.text("payroll"))),
+  HttpRouter.post(
+    "/mfa/enrol",
+    Effect.flatMap(CurrentUser.CurrentUser, ({ user }) =>
+      Effect.flatMap(
+        Effect.orDie(TotpBackend.enrol(user, { issuer: "Test" })),
+        ({ uri }) => HttpServerResponse.json({ uri: Redacted.value(uri) })
+      ))
+  ),
+  HttpRouter.post(
+    "/mfa/confirm",
+    Effect.gen(function*() {
+      const { user } = yield* CurrentUser.CurrentUser
+      const { otpToken } = yield* Effect.orDie(HttpServerRequest.schemaBodyJson(Code))
+      return yield* TotpBackend.confirm(user.id, otpToken).pipe(
+        Effect.flatMap((codes) => HttpServerResponse.json({ codes: codes.map(Redacted.value) })),
+        Effect.catchTag("InvalidCode", () => HttpServerResponse.json({ error: "wrong code" }, { status: 400 })),
+        Effect.orDie
+      )
+    })
+  ),
+  HttpRouter.use(HttpAuth.requireUser)
+)
+
+const serve = (sessions: Layer.Layer<SessionStore.SessionStore, unknown>, totp: Layer.Layer<TotpStore.TotpStore, unknown>) =>
+  Effect.gen(function*() {
+    const totpStore = yield* Layer.memoize(totp)
+    const app = appLayer({
+      store: sessions,
+      backends: [TotpBackend.TotpBackend],
+      backendLayer: TotpBackend.layer().pipe(Layer.provide(totpStore)) as any
+    })
+    const server = HttpServer.serve(HttpRouter.concat(publicRoutes, privateRoutes)).pipe(
+      Layer.provideMerge(app),
+      Layer.provideMerge(totpStore),
+      Layer.provideMerge(NodeHttpServer.layer(() => http.createServer(), { port: 0, host: "127.0.0.1" }))
+    )
+    const context = yield* Layer.build(server)
+    return HttpServer.formatAddress(Context.get(context, HttpServer.HttpServer).address)
+  })
+
+const sessionOf = (reply: Reply) => reply.cookies.cookies["sessionid"]!.value
+
+const flow = (sessions: () => Layer.Layer<SessionStore.SessionStore, unknown>, totp: () => Layer.Layer<TotpStore.TotpStore, unknown>) =>
+  Effect.gen(function*() {
+    const url = yield* serve(sessions(), totp())
+    const post = (path: string, session: string, csrf: string, json: unknown) =>
+      call(url, "POST", path, { json, headers: { cookie: cookieHeader({ sessionid: session }), "x-csrftoken": csrf } })
+    const get = (path: string, session: string) => call(url, "GET", path, { headers: { cookie: cookieHeader({ sessionid: session }) } })
+    const login = Effect.gen(function*() {
+      const reply = yield* call(url, "POST", "/login", { json: { username: "alice", password: "wonderland" } })
+      expect(reply.status).toBe(200)
+      return { session: sessionOf(reply), csrf: reply.json().csrfToken as string }
+    })
+
+    // First factor: logged in, but not for the routes that need two.
+    const first = yield* login
+    expect((yield* get("/me", first.session)).json()).toEqual({ username: "alice", secondFactor: null })
+    expect((yield* get("/payroll", first.session)).status).toBe(403)
+    // Without a device, no code steps up.
+    expect((yield* post("/mfa", first.session, first.csrf, { otpToken: "123456" })).status).toBe(401)
+
+    // Enrolment: scan the URI, confirm with the first code, keep the recovery codes.
+    const enrolled = yield* post("/mfa/enrol", first.session, first.csrf, {})
+    const secret = Redacted.make(new URL(enrolled.json().uri.replace("otpauth://", "http://")).searchParams.get("secret")!)
+    expect((yield* post("/mfa/confirm", first.session, first.csrf, { otpToken: "000000" })).status).toBe(400)
+    const previous = Redacted.value(Totp.generate(secret, Date.now() - 30_000))
+    const confirmed = yield* post("/mfa/confirm", first.session, first.csrf, { otpToken: previous })
+    expect(confirmed.status).toBe(200)
+    const recovery: ReadonlyArray<string> = confirmed.json().codes
+
+    // Second factor: a wrong code is 401, the current code steps up under a new session id.
+    expect((yield* post("/mfa", first.session, first.csrf, { otpToken: previous })).status).toBe(401) // used
+    const code = Redacted.value(Totp.generate(secret, Date.now()))
+    const stepped = yield* post("/mfa", first.session, first.csrf, { otpToken: code })
+    expect(stepped.status).toBe(200)
+    const second = sessionOf(stepped)
+    expect(second).not.toBe(first.session)
+    expect((yield* get("/me", second)).json()).toEqual({ username: "alice", secondFactor: "totp" })
+    expect((yield* get("/payroll", second)).body).toBe("payroll")
+    expect((yield* get("/me", first.session)).status).toBe(401) // the pre-step-up id is gone
+
+    // A new login starts at one factor again; the same code cannot be replayed; a recovery code works once.
+    const again = yield* login
+    expect((yield* get("/payroll", again.session)).status).toBe(403)
+    expect((yield* post("/mfa", again.session, again.csrf, { otpToken: code })).status).toBe(401)
+    const recovered = yield* post("/mfa", again.session, again.csrf, { otpToken: recovery[0] })
+    expect(recovered.status).toBe(200)
+    expect((yield* get("/payroll", sessionOf(recovered))).status).toBe(200)
+    const third = yield* login
+    expect((yield* post("/mfa", third.session, third.csrf, { otpToken: recovery[0] })).status).toBe(401)
+
+    // No session, or no CSRF token: refused before any code is checked.
+    expect((yield* call(url, "POST", "/mfa", { json: { otpToken: recovery[1] } })).status).toBe(401)
+    expect((yield* post("/mfa", third.session, "wrong-csrf", { otpToken: recovery[1] })).status).toBe(403)
+  }).pipe(Effect.scoped)
+
+describe("multi-factor login over HTTP", () => {
+  it.live("sessions and TOTP devices in SQLite", () => {
+    const database = SqliteClient.layer({ filename: ":memory:" })
+    return Effect.gen(function*() {
+      const shared = yield* Layer.memoize(database)
+      yield* flow(
+        () => SqlSessionStore.layer().pipe(Layer.provide(shared)),
+        () => SqlTotpStore.layer().pipe(Layer.provide(shared))
+      )
+    }).pipe(Effect.scoped)
+  })
+
+  it.live.skipIf(Redis.missing)("sessions in Redis", () => {
+    const keyPrefix = Redis.uniquePrefix("mfa")
+    return flow(
+      () => RedisSessionStore.layer({ url: Redis.redisUrl, keyPrefix }),
+      () => TotpStore.layerMemory
+    ).pipe(Effect.ensuring(Redis.deleteKeys(keyPrefix)))
+  })
+})

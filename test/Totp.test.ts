@@ -1,0 +1,91 @@
+// TOTP against RFC 6238's published test vectors (appendix B), and the rest of the module's laws.
+import { describe, expect, it } from "@effect/vitest"
+import * as fc from "effect/FastCheck"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Totp from "../src/Totp.js"
+
+// Appendix B's seeds: the ASCII digits repeated to the hash's length.
+const seed = (bytes: number) => Redacted.make(Totp.base32Encode(Buffer.from("1234567890".repeat(7).slice(0, bytes))))
+const seeds = { SHA1: seed(20), SHA256: seed(32), SHA512: seed(64) } as const
+
+const vectors: ReadonlyArray<readonly [number, string, string, string]> = [
+  [59, "94287082", "46119246", "90693936"],
+  [1111111109, "07081804", "68084774", "25091201"],
+  [1111111111, "14050471", "67062674", "99943326"],
+  [1234567890, "89005924", "91819424", "93441116"],
+  [2000000000, "69279037", "90698825", "38618901"],
+  [20000000000, "65353130", "77737706", "47863826"]
+]
+
+describe("Totp", () => {
+  it.each(vectors)("RFC 6238 appendix B at T = %d s", (seconds, sha1, sha256, sha512) => {
+    const at = seconds * 1000
+    expect(Redacted.value(Totp.generate(seeds.SHA1, at, { digits: 8 }))).toBe(sha1)
+    expect(Redacted.value(Totp.generate(seeds.SHA256, at, { digits: 8, algorithm: "SHA256" }))).toBe(sha256)
+    expect(Redacted.value(Totp.generate(seeds.SHA512, at, { digits: 8, algorithm: "SHA512" }))).toBe(sha512)
+    // and each verifies at its own time step
+    expect(Totp.verify(seeds.SHA1, sha1, at, { digits: 8 })).toEqual(Option.some(Totp.counterAt(at)))
+    expect(Totp.verify(seeds.SHA512, sha512, at, { digits: 8, algorithm: "SHA512" })).toEqual(Option.some(Totp.counterAt(at)))
+  })
+
+  it("six digits are the last six of the eight (RFC 4226's truncation)", () => {
+    expect(Redacted.value(Totp.generate(seeds.SHA1, 59_000))).toBe("287082")
+  })
+
+  it("the window: ±1 step accepted by default, ±2 refused; `after` refuses used steps", () => {
+    const secret = Totp.generateSecret()
+    const at = 1_700_000_000_000
+    const step = Totp.counterAt(at)
+    const codeAt = (s: number) => Totp.generate(secret, s * 30_000 + 1)
+    expect(Totp.verify(secret, codeAt(step - 1), at)).toEqual(Option.some(step - 1))
+    expect(Totp.verify(secret, codeAt(step + 1), at)).toEqual(Option.some(step + 1))
+    expect(Totp.verify(secret, codeAt(step - 2), at)).toEqual(Option.none())
+    expect(Totp.verify(secret, codeAt(step + 2), at)).toEqual(Option.none())
+    expect(Totp.verify(secret, codeAt(step - 2), at, { window: 2 })).toEqual(Option.some(step - 2))
+    expect(Totp.verify(secret, codeAt(step), at, { after: step })).toEqual(Option.none())
+    expect(Totp.verify(secret, codeAt(step), at, { after: step - 1 })).toEqual(Option.some(step))
+  })
+
+  it("malformed codes and secrets never match", () => {
+    const secret = Totp.generateSecret()
+    for (const code of ["", "12345", "1234567", "abcdef", "12345678901234"]) {
+      expect(Totp.verify(secret, code, Date.now())).toEqual(Option.none())
+    }
+    expect(Totp.verify(Redacted.make("not base32!"), "123456", Date.now())).toEqual(Option.none())
+  })
+
+  it("base32 round-trips any bytes, and decodes as people type it", () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+      const text = Totp.base32Encode(bytes)
+      expect(Option.getOrThrow(Totp.base32Decode(text))).toEqual(Buffer.from(bytes))
+      expect(Option.getOrThrow(Totp.base32Decode(text.toLowerCase().replace(/(.{4})/g, "$1 ")))).toEqual(Buffer.from(bytes))
+    }))
+    expect(Totp.base32Decode("ABC1")).toEqual(Option.none())
+  })
+
+  it("the enrolment URI follows the Key Uri Format and stays Redacted", () => {
+    const uri = Totp.uri({ secret: Redacted.make("JBSWY3DPEHPK3PXP"), issuer: "Example Co", account: "alice@example.com" })
+    expect(String(uri)).not.toContain("JBSWY3DPEHPK3PXP")
+    const parsed = new URL(Redacted.value(uri))
+    expect(parsed.protocol).toBe("otpauth:")
+    expect(Redacted.value(uri).startsWith("otpauth://totp/Example%20Co:alice%40example.com?")).toBe(true)
+    expect(Object.fromEntries(parsed.searchParams)).toEqual({
+      secret: "JBSWY3DPEHPK3PXP",
+      issuer: "Example Co",
+      algorithm: "SHA1",
+      digits: "6",
+      period: "30"
+    })
+  })
+
+  it("recovery codes: distinct, 60 random bits each, hashed as typed in any case or grouping", () => {
+    const codes = Totp.generateRecoveryCodes(20).map(Redacted.value)
+    expect(new Set(codes).size).toBe(20)
+    for (const code of codes) expect(code).toMatch(/^[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}$/)
+    const code = codes[0]!
+    expect(Totp.hashRecoveryCode(code.toUpperCase().replace(/-/g, " "))).toBe(Totp.hashRecoveryCode(code))
+    expect(Totp.hashRecoveryCode(code)).not.toBe(Totp.hashRecoveryCode(codes[1]!))
+    expect(Totp.hashRecoveryCode(code)).not.toContain(code.replace(/-/g, ""))
+  })
+})

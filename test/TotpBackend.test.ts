@@ -1,0 +1,162 @@
+// The second factor in the fold: enrolment, codes with drift and replay protection, recovery
+// codes, on the memory, SQLite and PostgreSQL stores.
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as TestClock from "effect/TestClock"
+import * as AuthError from "../src/AuthError.js"
+import * as AuthService from "../src/AuthService.js"
+import * as TotpBackend from "../src/backends/TotpBackend.js"
+import * as MemoryUserStore from "../src/MemoryUserStore.js"
+import * as SqlTotpStore from "../src/SqlTotpStore.js"
+import * as TestAuth from "../src/testing/TestAuth.js"
+import * as Totp from "../src/Totp.js"
+import * as TotpStore from "../src/TotpStore.js"
+import * as UserStore from "../src/UserStore.js"
+import * as Postgres from "./utils/postgres.js"
+
+const T0 = 1_700_000_000_000 // a step boundary plus 20 s: 1_700_000_000 / 30 = 56_666_666.67
+
+const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unknown>, skip = false) =>
+  describe.skipIf(skip)(`TotpBackend on ${name}`, () => {
+    const app = () =>
+      TestAuth.layer([TotpBackend.TotpBackend]).pipe(
+        Layer.provideMerge(TotpBackend.layer()),
+        Layer.provideMerge(Layer.merge(MemoryUserStore.layer, store()))
+      )
+
+    const setUp = Effect.gen(function*() {
+      yield* TestClock.setTime(T0)
+      const users = yield* UserStore.UserStore
+      const alice = yield* users.create({ username: "alice" })
+      const enrolled = yield* TotpBackend.enrol(alice, { issuer: "Test" })
+      return { alice, secret: enrolled.secret, uri: enrolled.uri }
+    })
+    const codeAt = (secret: Redacted.Redacted<string>, millis: number) => Redacted.value(Totp.generate(secret, millis))
+    const attempt = (otpToken: string, username = "alice") =>
+      Effect.exit(AuthService.authenticateUnknown({ username, otpToken }))
+    const reasonOf = (exit: Exit.Exit<AuthService.Authenticated, AuthError.AuthenticateError>) =>
+      Exit.isSuccess(exit)
+        ? "success"
+        : exit.cause._tag === "Fail" && exit.cause.error._tag === "AuthenticationFailed"
+        ? exit.cause.error.attempts.map((a) => a.reason).join(",")
+        : exit.cause._tag === "Fail"
+        ? exit.cause.error._tag
+        : "defect"
+
+    it.effect("an unconfirmed device is no second factor; confirming it takes a right code and gives recovery codes", () =>
+      Effect.gen(function*() {
+        const { alice, secret, uri } = yield* setUp
+        expect(Redacted.value(uri)).toContain(`secret=${Redacted.value(secret)}`)
+        expect(reasonOf(yield* attempt(codeAt(secret, T0)))).toBe("unknown-user")
+        const wrong = yield* Effect.flip(TotpBackend.confirm(alice.id, "000000"))
+        expect(wrong._tag).toBe("InvalidCode")
+        const codes = yield* TotpBackend.confirm(alice.id, codeAt(secret, T0))
+        expect(codes).toHaveLength(10)
+        const store = yield* TotpStore.TotpStore
+        expect(yield* store.recoveryCodesLeft(alice.id)).toBe(10)
+        expect(Option.getOrThrow(yield* store.get(alice.id)).confirmed).toBe(true)
+        // the confirming code is used up
+        expect(reasonOf(yield* attempt(codeAt(secret, T0)))).toBe("invalid-credentials")
+      }).pipe(Effect.provide(app())))
+
+    it.effect("a code logs in once; the window takes the neighbouring steps and no further", () =>
+      Effect.gen(function*() {
+        const { alice, secret } = yield* setUp
+        yield* TotpBackend.confirm(alice.id, codeAt(secret, T0 - 30_000))
+        const ok = yield* attempt(codeAt(secret, T0))
+        expect(reasonOf(ok)).toBe("success")
+        if (Exit.isSuccess(ok)) expect([ok.value.backend, ok.value.user.username]).toEqual(["totp", "alice"])
+        expect(reasonOf(yield* attempt(codeAt(secret, T0)))).toBe("invalid-credentials") // replay
+        yield* TestClock.adjust("30 seconds")
+        // one step later: the previous step's code is in the window but already used; the next works
+        expect(reasonOf(yield* attempt(codeAt(secret, T0)))).toBe("invalid-credentials")
+        expect(reasonOf(yield* attempt(codeAt(secret, T0 + 60_000)))).toBe("success") // drift +1
+        expect(reasonOf(yield* attempt(codeAt(secret, T0 + 120_000)))).toBe("invalid-credentials") // +2: outside
+        expect(reasonOf(yield* attempt("12 34 56".replace(/ /g, "")))).toBe("invalid-credentials")
+      }).pipe(Effect.provide(app())))
+
+    it.effect("concurrent requests with one code: exactly one succeeds", () =>
+      Effect.gen(function*() {
+        const { alice, secret } = yield* setUp
+        yield* TotpBackend.confirm(alice.id, codeAt(secret, T0 - 30_000))
+        const outcomes = yield* Effect.all(Array.from({ length: 20 }, () => attempt(codeAt(secret, T0))), {
+          concurrency: "unbounded"
+        })
+        expect(outcomes.filter(Exit.isSuccess)).toHaveLength(1)
+      }).pipe(Effect.provide(app())))
+
+    it.effect("a recovery code works once, typed in any case or grouping", () =>
+      Effect.gen(function*() {
+        const { alice, secret } = yield* setUp
+        const codes = yield* TotpBackend.confirm(alice.id, codeAt(secret, T0))
+        const code = Redacted.value(codes[3]!)
+        expect(reasonOf(yield* attempt(code.toUpperCase().replace(/-/g, " ")))).toBe("success")
+        expect(reasonOf(yield* attempt(code))).toBe("invalid-credentials")
+        expect(yield* Effect.flatMap(TotpStore.TotpStore, (s) => s.recoveryCodesLeft(alice.id))).toBe(9)
+        expect(reasonOf(yield* attempt("aaaa-bbbb-cccc"))).toBe("invalid-credentials")
+        // new codes replace the old ones
+        yield* TotpBackend.newRecoveryCodes(alice.id, 3)
+        expect(reasonOf(yield* attempt(Redacted.value(codes[4]!)))).toBe("invalid-credentials")
+      }).pipe(Effect.provide(app())))
+
+    it.effect("unknown and inactive users, malformed credentials: NoMatch or a typed failure, never a defect", () =>
+      Effect.gen(function*() {
+        const { alice, secret } = yield* setUp
+        yield* TotpBackend.confirm(alice.id, codeAt(secret, T0 - 30_000))
+        expect(reasonOf(yield* attempt(codeAt(secret, T0), "nobody"))).toBe("unknown-user")
+        const users = yield* UserStore.UserStore
+        yield* users.setFlags(alice.id, { isActive: false })
+        expect(reasonOf(yield* attempt(codeAt(secret, T0)))).toBe("inactive-user")
+        for (const bad of [{ username: "alice" }, { username: "alice", otpToken: "" }, { username: "alice", otpToken: "x".repeat(65) }]) {
+          const exit = yield* Effect.exit(AuthService.authenticateUnknown(bad))
+          expect(Exit.isFailure(exit) && exit.cause._tag).toBe("Fail")
+        }
+      }).pipe(Effect.provide(app())))
+  })
+
+suite("memory", () => TotpStore.layerMemory)
+suite("SQLite", () => SqlTotpStore.layer().pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" }))))
+suite(
+  "PostgreSQL",
+  () => {
+    const prefix = Postgres.uniquePrefix("totp")
+    return SqlTotpStore.layer({ tablePrefix: prefix }).pipe(
+      Layer.provide(
+        Postgres.dropOnRelease(
+          Effect.flatMap(Effect.orDie(SqlTotpStore.tables({ tablePrefix: prefix })), (t) =>
+            Postgres.dropTables([t.device, t.recoveryCode, t.migrations]))
+        ).pipe(Layer.provideMerge(PgClient.layer({ url: Redacted.make(Postgres.databaseUrl), maxConnections: 5 })))
+      )
+    )
+  },
+  Postgres.missing
+)
+
+describe("SqlTotpStore", () => {
+  it.effect("a database that cannot answer is a TotpStoreError, and the backend says TransportError", () =>
+    Effect.gen(function*() {
+      const store = yield* SqlTotpStore.make() // no migration: every statement fails
+      const error = yield* Effect.flip(store.get("1"))
+      expect(error._tag).toBe("TotpStoreError")
+      expect(error.message).toMatch(/auth_totp_device/)
+      const users = yield* UserStore.UserStore
+      yield* users.create({ username: "alice" })
+      const exit = yield* Effect.exit(AuthService.authenticateUnknown({ username: "alice", otpToken: "123456" }))
+      expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("TransportError")
+    }).pipe(
+      Effect.provide(
+        TestAuth.layer([TotpBackend.TotpBackend]).pipe(
+          Layer.provideMerge(TotpBackend.layer()),
+          Layer.provideMerge(MemoryUserStore.layer),
+          Layer.provideMerge(Layer.effect(TotpStore.TotpStore, SqlTotpStore.make())),
+          Layer.provideMerge(SqliteClient.layer({ filename: ":memory:" }))
+        )
+      )
+    ))
+})
