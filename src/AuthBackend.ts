@@ -35,6 +35,7 @@ import type * as Schedule from "effect/Schedule"
 import type * as Schema from "effect/Schema"
 import type * as AuthError from "./AuthError.js"
 import type { AuthRequest } from "./AuthRequest.js"
+import type * as Permissions from "./Permissions.js"
 import type { User } from "./User.js"
 
 /**
@@ -175,6 +176,15 @@ export interface AuthBackend<C = any> {
     perm: string,
     obj?: unknown
   ) => Effect.Effect<boolean, AuthError.PermissionDenied | AuthError.TransportError>
+  /**
+   * Why this backend answers `hasPerm` as it does (`AuthService.explain`); `granted` must equal
+   * `hasPerm`'s answer. Without it, `explain` records the bare answer.
+   */
+  readonly explainPerm?: (
+    user: User,
+    perm: string,
+    obj?: unknown
+  ) => Effect.Effect<Permissions.Account, AuthError.PermissionDenied | AuthError.TransportError>
   readonly hasModulePerms?: (
     user: User,
     appLabel: string

@@ -139,6 +139,15 @@ export interface Service {
   /** Asks the backend that issued the id; a backend no longer configured yields none. */
   readonly getUser: (backendId: string, userId: string) => Effect.Effect<Option.Option<User>, AuthError.TransportError>
   readonly hasPerm: (user: User, perm: string, obj?: unknown) => Effect.Effect<boolean, AuthError.TransportError>
+  /**
+   * `hasPerm`'s decision with its trail: each backend asked, in order, and what it said (grant,
+   * deny, abstain) with its reasons (`AuthBackend.explainPerm`). Not cached: it asks afresh.
+   */
+  readonly explain: (
+    user: User,
+    perm: string,
+    obj?: unknown
+  ) => Effect.Effect<Permissions.Explanation, AuthError.TransportError>
   /** True when the user has every permission in the list (and for an empty list). */
   readonly hasPerms: (
     user: User,
@@ -478,6 +487,17 @@ const fromBackends = (
           : untraced(credentials, request)
       )
 
+  // How an explanation names the object asked about: `contentType:objectPk` for an object
+  // permission reference (ObjectPermissions.ObjectRef), the value for a string or number.
+  const describeObject = (obj: unknown): string | undefined => {
+    if (obj === undefined || obj === null) return undefined
+    if (typeof obj === "string" || typeof obj === "number") return String(obj)
+    const ref = obj as { readonly contentType?: unknown; readonly objectPk?: unknown }
+    return typeof ref.contentType === "string" && typeof ref.objectPk === "string"
+      ? `${ref.contentType}:${ref.objectPk}`
+      : "an object"
+  }
+
   const withHasPerm = compiled.filter((b) => b.backend.hasPerm !== undefined)
   const withModulePerms = compiled.filter((b) => b.backend.hasModulePerms !== undefined)
   const withAllPermissions = compiled.filter((b) => b.backend.getAllPermissions !== undefined)
@@ -493,6 +513,46 @@ const fromBackends = (
       obj,
       Permissions.firstGrant(withHasPerm, (b) => b.guard(b.backend.hasPerm!(user, perm, obj)))
     )
+  }
+
+  // The fold of `hasPerm`, step by step: the first grant decides, a PermissionDenied stops with
+  // false, a TransportError fails the question as it fails `hasPerm`.
+  const explain = (user: User, perm: string, obj?: unknown): Effect.Effect<Permissions.Explanation, AuthError.TransportError> => {
+    const explanation = (granted: boolean, decidedBy: string | undefined, steps: ReadonlyArray<Permissions.Step>) => ({
+      username: user.username,
+      perm,
+      object: describeObject(obj),
+      granted,
+      decidedBy,
+      steps
+    })
+    if (UserModule.isActiveSuperuser(user)) {
+      return Effect.succeed(explanation(true, "superuser", [{ backend: "superuser", answer: "grant", reasons: ["active superuser: every permission"] }]))
+    }
+    if (!isPermission(perm)) return Effect.succeed(explanation(false, undefined, []))
+    return Effect.suspend(() => {
+      const steps: Array<Permissions.Step> = []
+      return askFrom(0, steps)
+    })
+    function askFrom(i: number, steps: Array<Permissions.Step>): Effect.Effect<Permissions.Explanation, AuthError.TransportError> {
+      if (i >= withHasPerm.length) return Effect.succeed(explanation(false, undefined, steps))
+      const b = withHasPerm[i]!
+      const account: Effect.Effect<Permissions.Account, AuthError.PermissionDenied | AuthError.TransportError> =
+        b.backend.explainPerm !== undefined
+          ? b.backend.explainPerm(user, perm, obj)
+          : Effect.map(b.backend.hasPerm!(user, perm, obj), (granted) => ({ granted, reasons: [] }))
+      return Effect.matchEffect(b.guard(account), {
+        onFailure: (error) => {
+          if (error._tag !== "PermissionDenied") return Effect.fail(error)
+          steps.push({ backend: b.id, answer: "deny", reasons: [error.reason] })
+          return Effect.succeed(explanation(false, b.id, steps))
+        },
+        onSuccess: ({ granted, reasons }) => {
+          steps.push({ backend: b.id, answer: granted ? "grant" : "abstain", reasons })
+          return granted ? Effect.succeed(explanation(true, b.id, steps)) : askFrom(i + 1, steps)
+        }
+      })
+    }
   }
 
   const hasPerms = (user: User, perms: Iterable<string>, obj?: unknown) => {
@@ -550,6 +610,7 @@ const fromBackends = (
       return backend === undefined || !isUserId(userId) ? Effect.succeedNone : backend.getUser(userId)
     },
     hasPerm,
+    explain,
     hasPerms,
     hasModulePerms,
     getAllPermissions,
@@ -763,6 +824,31 @@ export const getUser = (
   userId: string
 ): Effect.Effect<Option.Option<User>, AuthError.TransportError, AuthService> =>
   Effect.flatMap(AuthService, (service) => service.getUser(backendId, userId))
+
+/**
+ * Why the user has (or has not) the permission: `hasPerm`'s decision and the trail of the fold,
+ * with the `AuthService` in context.
+ *
+ * @example
+ * ```ts
+ * import { Console, Effect } from "effect"
+ * import { AuthService, Permissions } from "effect-auth"
+ *
+ * const why = (user: AuthService.User) =>
+ *   AuthService.explain(user, "reports.view_report").pipe(
+ *     Effect.flatMap((explanation) => Console.log(Permissions.describe(explanation).join("\n")))
+ *   )
+ * ```
+ *
+ * @since 0.2.0
+ * @category accessors
+ */
+export const explain = (
+  user: User,
+  perm: string,
+  obj?: unknown
+): Effect.Effect<Permissions.Explanation, AuthError.TransportError, AuthService> =>
+  Effect.flatMap(AuthService, (service) => service.explain(user, perm, obj))
 
 /**
  * Whether the user has the permission, with the `AuthService` in context.

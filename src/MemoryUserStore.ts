@@ -226,6 +226,8 @@ export const make: Effect.Effect<UserStore.Service> = Effect.sync(() => {
         }
         return out
       }),
+    permissionsOfGroup: (rawName) =>
+      Effect.map(internal.groupName(rawName), (name): ReadonlySet<string> => new Set(groupPerms.get(name) ?? [])),
     withPerm: (rawPerm, rawOptions = {}) =>
       Effect.flatMap(internal.permission(rawPerm), ({ perm }) =>
         Effect.map(internal.withPermOptions(rawOptions), (options) => {

@@ -222,3 +222,112 @@ export const union = <A>(
       return all
     }
   )
+
+// --- explanations ------------------------------------------------------------------------------
+
+/**
+ * What one backend said about a permission: `grant`, `deny` (a `PermissionDenied`: the fold stops
+ * with `false`), or `abstain` (`false`: the next backend is asked), with its reasons when the
+ * backend gives them (`AuthBackend.explainPerm`).
+ *
+ * @example
+ * ```ts
+ * import type { Permissions } from "effect-auth"
+ *
+ * const step: Permissions.Step = { backend: "model", answer: "grant", reasons: ["via group editors"] }
+ * ```
+ *
+ * @since 0.2.0
+ * @category explanations
+ */
+export interface Step {
+  readonly backend: string
+  readonly answer: "grant" | "deny" | "abstain"
+  readonly reasons: ReadonlyArray<string>
+}
+
+/**
+ * A backend's own account of a permission question (what `AuthBackend.explainPerm` answers):
+ * `granted` as `hasPerm` would say, and why.
+ *
+ * @example
+ * ```ts
+ * import type { Permissions } from "effect-auth"
+ *
+ * const answer: Permissions.Account = { granted: false, reasons: ["inactive user"] }
+ * ```
+ *
+ * @since 0.2.0
+ * @category explanations
+ */
+export interface Account {
+  readonly granted: boolean
+  readonly reasons: ReadonlyArray<string>
+}
+
+/**
+ * The answer to "why can (or can't) this user do that?": the decision `hasPerm` gives, and the
+ * trail of the fold that reached it, in the order the backends were asked. `decidedBy` names the
+ * backend that granted or denied, or is `"superuser"` when the fold did not need to ask anyone,
+ * and is absent when every backend abstained.
+ *
+ * @example
+ * ```ts
+ * import type { Permissions } from "effect-auth"
+ *
+ * const explanation: Permissions.Explanation = {
+ *   username: "alice",
+ *   perm: "reports.view_report",
+ *   object: undefined,
+ *   granted: true,
+ *   decidedBy: "model",
+ *   steps: [{ backend: "model", answer: "grant", reasons: ["via group analysts"] }]
+ * }
+ * ```
+ *
+ * @since 0.2.0
+ * @category explanations
+ */
+export interface Explanation {
+  readonly username: string
+  readonly perm: string
+  /** The object asked about, as `String(obj)` or its `contentType:objectPk`, when there was one. */
+  readonly object: string | undefined
+  readonly granted: boolean
+  readonly decidedBy: string | undefined
+  readonly steps: ReadonlyArray<Step>
+}
+
+/**
+ * An explanation as lines for a person (the CLI's `explain` prints them).
+ *
+ * @example
+ * ```ts
+ * import { Permissions } from "effect-auth"
+ *
+ * Permissions.describe({
+ *   username: "alice", perm: "reports.view_report", object: undefined, granted: true, decidedBy: "model",
+ *   steps: [{ backend: "model", answer: "grant", reasons: ["via group analysts"] }]
+ * })
+ * // [ "alice may reports.view_report: granted by model",
+ * //   "  model: grant (via group analysts)" ]
+ * ```
+ *
+ * @since 0.2.0
+ * @category explanations
+ */
+export const describe = (explanation: Explanation): ReadonlyArray<string> => {
+  const on = explanation.object === undefined ? "" : ` on ${explanation.object}`
+  const verdict = explanation.granted
+    ? `granted by ${explanation.decidedBy}`
+    : explanation.decidedBy === undefined
+    ? "refused: no backend granted it"
+    : `refused: denied by ${explanation.decidedBy}`
+  const head = `${explanation.username} ${explanation.granted ? "may" : "may not"} ${explanation.perm}${on}: ${verdict}`
+  return [
+    head,
+    ...explanation.steps.map((step) =>
+      `  ${step.backend}: ${step.answer}${step.reasons.length === 0 ? "" : ` (${step.reasons.join("; ")})`}`
+    )
+  ]
+}

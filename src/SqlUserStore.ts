@@ -548,6 +548,14 @@ export const make = (
               JOIN ${sql(t.userGroups)} ug ON ug.group_id = gp.group_id
               WHERE ug.user_id = ${id}`))
         ),
+      permissionsOfGroup: (rawName) =>
+        run(
+          "permissionsOfGroup",
+          Effect.flatMap(internal.groupName(rawName), (name) =>
+            permSet(sql`SELECT p.app_label, p.codename FROM ${T.permission} p
+              JOIN ${sql(t.groupPermissions)} gp ON gp.permission_id = p.id
+              JOIN ${T.group} g ON g.id = gp.group_id WHERE g.name = ${name}`))
+        ),
       withPerm: (rawPerm, rawOptions = {}) =>
         run(
           "withPerm",

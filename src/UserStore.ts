@@ -365,6 +365,11 @@ export interface Service {
   /** Permissions the user holds through its groups. */
   readonly groupPermissions: (userId: string) => Effect.Effect<ReadonlySet<string>, CommonError>
   /**
+   * Permissions granted to one group (empty for an unknown group). Optional: `AuthService.explain`
+   * names the group a permission comes through when the store has it.
+   */
+  readonly permissionsOfGroup?: ((group: string) => Effect.Effect<ReadonlySet<string>, CommonError>) | undefined
+  /**
    * Django's `UserManager.with_perm`: users holding `perm` directly or through a group, plus
    * superusers unless `includeSuperusers: false`, filtered on `isActive` (default `true`).
    * Sorted by id. Unlike Django, a permission the store has never seen still yields the

@@ -221,6 +221,28 @@ export * as ModelBackend from "./backends/ModelBackend.js"
 /**
  * @example
  * ```ts
+ * import { ObjectPermissionBackend } from "effect-auth"
+ * ```
+ *
+ * @since 0.2.0
+ * @category exports
+ */
+export * as ObjectPermissionBackend from "./backends/ObjectPermissionBackend.js"
+
+/**
+ * @example
+ * ```ts
+ * import { ObjectPermissions } from "effect-auth"
+ * ```
+ *
+ * @since 0.2.0
+ * @category exports
+ */
+export * as ObjectPermissions from "./ObjectPermissions.js"
+
+/**
+ * @example
+ * ```ts
  * import { PasswordHasher } from "effect-auth"
  * ```
  *
@@ -332,6 +354,17 @@ export * as SessionStore from "./SessionStore.js"
  * @category exports
  */
 export * as SqlLockoutStore from "./SqlLockoutStore.js"
+
+/**
+ * @example
+ * ```ts
+ * import { SqlObjectPermissions } from "effect-auth"
+ * ```
+ *
+ * @since 0.2.0
+ * @category exports
+ */
+export * as SqlObjectPermissions from "./SqlObjectPermissions.js"
 
 /**
  * @example

@@ -232,6 +232,28 @@ export const make = (
       return Effect.map(getAllPermissions(user), (perms) => perms.has(perm))
     }
 
+    // hasPerm's answer, and where it comes from: the user's own permission or which groups.
+    const explainPerm = (user: User, perm: string, obj?: unknown) =>
+      Effect.gen(function*() {
+        if (!user.isActive) return { granted: false, reasons: ["inactive user: no permissions"] }
+        if (isObjectPermission(obj)) return { granted: false, reasons: ["the model backend holds no object permissions"] }
+        if (user.isSuperuser) return { granted: true, reasons: ["superuser"] }
+        const reasons: Array<string> = []
+        if ((yield* storeQuery(store.userPermissions(user.id), none)).has(perm)) reasons.push("user permission")
+        if ((yield* storeQuery(store.groupPermissions(user.id), none)).has(perm)) {
+          const ofGroup = store.permissionsOfGroup
+          const groups = yield* storeQuery(store.groupsOf(user.id), [] as ReadonlyArray<string>)
+          const granting: Array<string> = []
+          for (const group of ofGroup === undefined ? [] : groups) {
+            if ((yield* storeQuery(ofGroup!(group), none)).has(perm)) granting.push(group)
+          }
+          reasons.push(granting.length === 0 ? "via a group" : `via group ${granting.join(", ")}`)
+        }
+        return reasons.length === 0
+          ? { granted: false, reasons: ["neither the user nor its groups hold it"] }
+          : { granted: true, reasons }
+      })
+
     const hasModulePerms = (user: User, appLabel: string) => {
       if (!user.isActive) return Effect.succeed(false)
       if (user.isSuperuser) return Effect.succeed(true)
@@ -248,6 +270,7 @@ export const make = (
       authenticate,
       getUser,
       hasPerm,
+      explainPerm,
       hasModulePerms,
       getAllPermissions,
       getUserPermissions,

@@ -1,0 +1,263 @@
+/**
+ * `ObjectPermissions` on `@effect/sql`, SQLite or PostgreSQL: django-guardian's two tables,
+ * `auth_user_object_permission` and `auth_group_object_permission` by default (permission,
+ * content type, object primary key, and the user id or group name), created by the `Migrator`
+ * with their own bookkeeping table `effect_<prefix>object_permission_migrations`. Any database
+ * failure, or no answer within `timeout`, is an `ObjectPermissionsError` (a `TransportError` of
+ * `ObjectPermissionBackend`, HTTP 503).
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { SqlObjectPermissions, SqlUserStore } from "effect-auth"
+ *
+ * const ObjectPermissionsLive = SqlObjectPermissions.layer().pipe(
+ *   Layer.provide(SqlUserStore.layerSqlite({ filename: ":memory:" }))
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import type { AuthConfigError } from "./AuthError.js"
+import * as SqlTables from "./internal/sqlTables.js"
+import * as ObjectPermissions from "./ObjectPermissions.js"
+
+/**
+ * Where the tables live, and how long one operation may take.
+ *
+ * @example
+ * ```ts
+ * import type { SqlObjectPermissions } from "effect-auth"
+ *
+ * const options: SqlObjectPermissions.Options = { tablePrefix: "shop_", timeout: "2 seconds" }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options {
+  /** Prefix of the tables: `[a-z_][a-z0-9_]*`, at most 30 characters. Default: `"auth_"`. */
+  readonly tablePrefix?: string | undefined
+  /** The Migrator's bookkeeping table. Default: `effect_<tablePrefix>object_permission_migrations`. */
+  readonly migrationsTable?: string | undefined
+  /** How long one store operation may take. Default: 5 seconds. */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * The resolved table names.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlObjectPermissions } from "effect-auth"
+ *
+ * const t: SqlObjectPermissions.Tables = Effect.runSync(SqlObjectPermissions.tables())
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Tables {
+  readonly user: string
+  readonly group: string
+  readonly migrations: string
+}
+
+/**
+ * Resolves and checks the table names; a bad prefix is an `AuthConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlObjectPermissions } from "effect-auth"
+ *
+ * Effect.runSync(SqlObjectPermissions.tables()).user // "auth_user_object_permission"
+ * ```
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const tables = (options: Options = {}): Effect.Effect<Tables, AuthConfigError> =>
+  SqlTables.resolve("SqlObjectPermissions", "object_permission", options, (prefix) => ({
+    user: `${prefix}user_object_permission`,
+    group: `${prefix}group_object_permission`
+  }))
+
+const createTables = (t: Tables) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    for (const [table, who] of [[t.user, "user_id"], [t.group, "group_name"]] as const) {
+      yield* sql`CREATE TABLE ${sql(table)} (
+        ${sql(who)} varchar(255) NOT NULL,
+        permission varchar(255) NOT NULL,
+        content_type varchar(201) NOT NULL,
+        object_pk varchar(255) NOT NULL,
+        PRIMARY KEY (${sql(who)}, content_type, object_pk, permission)
+      )`
+      yield* sql`CREATE INDEX ${sql(`${table}_object`)} ON ${sql(table)} (content_type, object_pk)`
+    }
+  })
+
+/**
+ * The store's migrations, for apps that run every module's migrations through one `Migrator`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlObjectPermissions } from "effect-auth"
+ *
+ * const names = Effect.map(SqlObjectPermissions.tables(), (t) => Object.keys(SqlObjectPermissions.migrations(t)))
+ * ```
+ *
+ * @since 0.2.0
+ * @category migrations
+ */
+export const migrations = (t: Tables): Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> => ({
+  "1_create_object_permission_tables": createTables(t)
+})
+
+const storeError = (operation: string) => (cause: unknown) =>
+  new ObjectPermissions.ObjectPermissionsError({ operation, message: SqlTables.oneLine(cause) })
+
+/**
+ * Runs the store's migrations with its own migrations table.
+ *
+ * @example
+ * ```ts
+ * import { SqliteClient } from "@effect/sql-sqlite-node"
+ * import { Effect } from "effect"
+ * import { SqlObjectPermissions } from "effect-auth"
+ *
+ * const program = SqlObjectPermissions.migrate().pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" })))
+ * ```
+ *
+ * @since 0.2.0
+ * @category migrations
+ */
+export const migrate = (
+  options: Options = {}
+): Effect.Effect<void, AuthConfigError | ObjectPermissions.ObjectPermissionsError, SqlClient.SqlClient> =>
+  Effect.flatMap(tables(options), (t) => SqlTables.migrate(migrations(t), t.migrations, storeError("migrate")))
+
+const decodePerms = Schema.decodeUnknown(Schema.Array(Schema.Struct({ permission: Schema.String })))
+const decodeGroupPerms = Schema.decodeUnknown(
+  Schema.Array(Schema.Struct({ group_name: Schema.String, permission: Schema.String }))
+)
+
+/**
+ * Builds the store on the `SqlClient` in context; it does not migrate (see {@link layer}).
+ *
+ * @example
+ * ```ts
+ * import { SqlObjectPermissions } from "effect-auth"
+ *
+ * const store = SqlObjectPermissions.make({ tablePrefix: "shop_" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<ObjectPermissions.Service, AuthConfigError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const t = yield* tables(options)
+    const sql = yield* SqlClient.SqlClient
+    const timeout = options.timeout === undefined ? SqlTables.defaultTimeout : Duration.decode(options.timeout)
+    const run = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
+      effect.pipe(
+        SqlTables.mapStoreErrors(storeError(operation)),
+        SqlTables.bounded(timeout, () => storeError(operation)(SqlTables.noAnswer(timeout))),
+        Effect.withSpan(`ObjectPermissions.${operation}`, { captureStackTrace: false })
+      )
+    const change = (operation: string, table: string, who: "user_id" | "group_name", add: boolean) =>
+    (whom: string, perm: string, obj: ObjectPermissions.ObjectRef) =>
+      Effect.zipRight(
+        ObjectPermissions.validate(operation, perm, obj),
+        run(
+          operation,
+          Effect.asVoid(
+            add
+              ? sql`INSERT INTO ${sql(table)} (${sql(who)}, permission, content_type, object_pk)
+                VALUES (${whom}, ${perm}, ${obj.contentType}, ${obj.objectPk}) ON CONFLICT DO NOTHING`
+              : sql`DELETE FROM ${sql(table)} WHERE ${sql(who)} = ${whom} AND permission = ${perm}
+                AND content_type = ${obj.contentType} AND object_pk = ${obj.objectPk}`
+          )
+        )
+      )
+    return {
+      grantUser: change("grantUser", t.user, "user_id", true),
+      revokeUser: change("revokeUser", t.user, "user_id", false),
+      grantGroup: change("grantGroup", t.group, "group_name", true),
+      revokeGroup: change("revokeGroup", t.group, "group_name", false),
+      userPermissions: (userId, obj) =>
+        run(
+          "userPermissions",
+          Effect.map(
+            Effect.flatMap(
+              sql`SELECT permission FROM ${sql(t.user)} WHERE user_id = ${userId}
+                AND content_type = ${obj.contentType} AND object_pk = ${obj.objectPk}`,
+              decodePerms
+            ),
+            (rows): ReadonlySet<string> => new Set(rows.map((row) => row.permission))
+          )
+        ),
+      groupPermissions: (groups, obj) =>
+        groups.length === 0
+          ? Effect.succeed(new Map())
+          : run(
+            "groupPermissions",
+            Effect.map(
+              Effect.flatMap(
+                sql`SELECT group_name, permission FROM ${sql(t.group)} WHERE ${sql.in("group_name", groups)}
+                  AND content_type = ${obj.contentType} AND object_pk = ${obj.objectPk}`,
+                decodeGroupPerms
+              ),
+              (rows) => {
+                const out = new Map<string, Set<string>>()
+                for (const row of rows) {
+                  const set = out.get(row.group_name) ?? new Set<string>()
+                  set.add(row.permission)
+                  out.set(row.group_name, set)
+                }
+                return out as ReadonlyMap<string, ReadonlySet<string>>
+              }
+            )
+          )
+    }
+  })
+
+/**
+ * The store on the `SqlClient` in context, migrated unless `migrate: false`.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { SqlObjectPermissions, SqlUserStore } from "effect-auth"
+ *
+ * const ObjectPermissionsLive = SqlObjectPermissions.layer({ tablePrefix: "shop_" }).pipe(
+ *   Layer.provide(SqlUserStore.layerPg({ url: "postgres://app@db/app" }))
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layer = (
+  options: Options & { readonly migrate?: boolean | undefined } = {}
+): Layer.Layer<
+  ObjectPermissions.ObjectPermissions,
+  AuthConfigError | ObjectPermissions.ObjectPermissionsError,
+  SqlClient.SqlClient
+> =>
+  Layer.effect(
+    ObjectPermissions.ObjectPermissions,
+    Effect.zipRight(options.migrate === false ? Effect.void : migrate(options), make(options))
+  )

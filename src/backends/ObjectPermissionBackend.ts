@@ -1,0 +1,172 @@
+/**
+ * Object permissions in the fold, as django-guardian's `ObjectPermissionBackend`: it never
+ * authenticates anyone (every credential is `NoMatch("unsupported-credentials")`), and answers
+ * `hasPerm(user, perm, obj)` for an object (`ObjectPermissions.ObjectRef`, or anything `refOf`
+ * turns into one) from the `ObjectPermissions` store: the user's own grants on the object, and
+ * their groups' (groups from the `UserStore`). Inactive users hold nothing; without an object it
+ * abstains, leaving global permissions to `ModelBackend`. `AuthService.explain` says which grant
+ * (or which group) answered.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { AuthService, MemoryUserStore, ModelBackend, ObjectPermissions, PasswordHasher } from "effect-auth"
+ * import * as ObjectPermissionBackend from "effect-auth/ObjectPermissionBackend"
+ *
+ * const AuthLive = AuthService.layer([ModelBackend.ModelBackend, ObjectPermissionBackend.ObjectPermissionBackend]).pipe(
+ *   Layer.provide(Layer.merge(ModelBackend.layer(), ObjectPermissionBackend.layer())),
+ *   Layer.provide(Layer.mergeAll(MemoryUserStore.layer, PasswordHasher.layerTest, ObjectPermissions.layerMemory))
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as AuthBackend from "../AuthBackend.js"
+import * as AuthError from "../AuthError.js"
+import * as ObjectPermissions from "../ObjectPermissions.js"
+import type * as Permissions from "../Permissions.js"
+import type { User } from "../User.js"
+import * as UserStore from "../UserStore.js"
+
+/**
+ * The backend's options.
+ *
+ * @example
+ * ```ts
+ * import type * as ObjectPermissionBackend from "effect-auth/ObjectPermissionBackend"
+ *
+ * interface Report { readonly id: number; readonly title: string }
+ * const options: ObjectPermissionBackend.Options = {
+ *   refOf: (obj) => ({ contentType: "reports.report", objectPk: String((obj as Report).id) })
+ * }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options {
+  /** Default: `"object"`. */
+  readonly id?: string | undefined
+  /**
+   * The reference of a `hasPerm` object; default `ObjectPermissions.refOf` (objects that carry
+   * `contentType` and `objectPk`). Answer `undefined` for objects this backend does not know.
+   */
+  readonly refOf?: ((obj: unknown) => ObjectPermissions.ObjectRef | undefined) | undefined
+  readonly policy?: AuthBackend.PolicyInput | undefined
+}
+
+/**
+ * The backend as a service, for `AuthService.layer([...])`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import * as ObjectPermissionBackend from "effect-auth/ObjectPermissionBackend"
+ *
+ * const id = Effect.map(ObjectPermissionBackend.ObjectPermissionBackend, (backend) => backend.id)
+ * ```
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export class ObjectPermissionBackend extends Context.Tag("effect-auth/ObjectPermissionBackend")<
+  ObjectPermissionBackend,
+  AuthBackend.AuthBackend<unknown>
+>() {}
+
+const none: ReadonlySet<string> = new Set()
+// It authenticates nobody: no input decodes, so the fold skips it as unsupported credentials.
+const NoCredentials = Schema.Unknown.pipe(Schema.filter(() => false, { message: () => "object permissions only" }))
+
+/**
+ * Builds the backend on the `ObjectPermissions` store and `UserStore` in context.
+ *
+ * @example
+ * ```ts
+ * import * as ObjectPermissionBackend from "effect-auth/ObjectPermissionBackend"
+ *
+ * const backend = ObjectPermissionBackend.make({ id: "guardian" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<AuthBackend.AuthBackend<unknown>, never, ObjectPermissions.ObjectPermissions | UserStore.UserStore> =>
+  Effect.gen(function*() {
+    const id = options.id ?? "object"
+    const grants = yield* ObjectPermissions.ObjectPermissions
+    const users = yield* UserStore.UserStore
+    const toRef = options.refOf ?? ((obj: unknown) => Option.getOrUndefined(ObjectPermissions.refOf(obj)))
+    const transport = (cause: unknown) => new AuthError.TransportError({ backend: id, cause })
+
+    // The user's own grants on the object and each group's, or none when there is nothing to ask.
+    const grantsOn = (user: User, obj: unknown) =>
+      Effect.gen(function*() {
+        if (!user.isActive || obj === undefined || obj === null) return undefined
+        const ref = toRef(obj)
+        if (ref === undefined) return undefined
+        const groups = yield* users.groupsOf(user.id).pipe(
+          Effect.catchTags({ InvalidInput: () => Effect.succeed([] as ReadonlyArray<string>), UserStoreError: (e) => Effect.fail(transport(e)) })
+        )
+        const own = yield* Effect.mapError(grants.userPermissions(user.id, ref), transport)
+        const viaGroups = yield* Effect.mapError(grants.groupPermissions(groups, ref), transport)
+        return { own, viaGroups }
+      })
+
+    const getAllPermissions = (user: User, obj?: unknown) =>
+      Effect.map(grantsOn(user, obj), (found): ReadonlySet<string> => {
+        if (found === undefined) return none
+        const all = new Set(found.own)
+        for (const perms of found.viaGroups.values()) for (const perm of perms) all.add(perm)
+        return all
+      })
+
+    const explainPerm = (user: User, perm: string, obj?: unknown) =>
+      Effect.map(grantsOn(user, obj), (found): Permissions.Account => {
+        if (!user.isActive) return { granted: false, reasons: ["inactive user: no object permissions"] }
+        if (found === undefined) return { granted: false, reasons: ["no object, or one this backend does not know"] }
+        const reasons: Array<string> = []
+        if (found.own.has(perm)) reasons.push("granted to the user on this object")
+        const groups = [...found.viaGroups].filter(([, perms]) => perms.has(perm)).map(([group]) => group)
+        if (groups.length > 0) reasons.push(`granted on this object to group ${groups.join(", ")}`)
+        return reasons.length === 0 ? { granted: false, reasons: ["no grant on this object"] } : { granted: true, reasons }
+      })
+
+    return AuthBackend.make({
+      id,
+      credentials: NoCredentials,
+      authenticate: () => AuthError.failures(id).noMatch("unsupported-credentials"),
+      getUser: () => Effect.succeedNone,
+      hasPerm: (user, perm, obj) => Effect.map(getAllPermissions(user, obj), (perms) => perms.has(perm)),
+      explainPerm,
+      getAllPermissions,
+      ...(options.policy === undefined ? {} : { policy: options.policy })
+    })
+  })
+
+/**
+ * The backend on the `ObjectPermissions` store and `UserStore` you provide.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { MemoryUserStore, ObjectPermissions } from "effect-auth"
+ * import * as ObjectPermissionBackend from "effect-auth/ObjectPermissionBackend"
+ *
+ * const Live = ObjectPermissionBackend.layer().pipe(Layer.provide(Layer.merge(MemoryUserStore.layer, ObjectPermissions.layerMemory)))
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layer = (
+  options: Options = {}
+): Layer.Layer<ObjectPermissionBackend, never, ObjectPermissions.ObjectPermissions | UserStore.UserStore> =>
+  Layer.effect(ObjectPermissionBackend, make(options))

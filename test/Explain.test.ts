@@ -1,0 +1,206 @@
+// AuthService.explain: hasPerm's decision with the trail of the fold, and object permissions
+// (django-guardian's shape) on the memory, SQLite and PostgreSQL stores.
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as AuthBackend from "../src/AuthBackend.js"
+import * as AuthError from "../src/AuthError.js"
+import * as AuthService from "../src/AuthService.js"
+import * as ModelBackend from "../src/backends/ModelBackend.js"
+import * as ObjectPermissionBackend from "../src/backends/ObjectPermissionBackend.js"
+import * as MemoryUserStore from "../src/MemoryUserStore.js"
+import * as ObjectPermissions from "../src/ObjectPermissions.js"
+import * as PasswordHasher from "../src/PasswordHasher.js"
+import * as Permissions from "../src/Permissions.js"
+import * as SqlObjectPermissions from "../src/SqlObjectPermissions.js"
+import * as TestAuth from "../src/testing/TestAuth.js"
+import type { User } from "../src/User.js"
+import * as UserStore from "../src/UserStore.js"
+import * as Postgres from "./utils/postgres.js"
+
+// A directory that vetoes one permission for everybody (Django: raise PermissionDenied in has_perm).
+const veto = AuthBackend.make({
+  id: "policy",
+  credentials: Schema.Struct({ never: Schema.Literal("x") }),
+  authenticate: () => Effect.fail(new AuthError.NoMatch({ backend: "policy", reason: "unsupported-credentials" })),
+  getUser: () => Effect.succeedNone,
+  hasPerm: (_user, perm) =>
+    perm === "payroll.view_salary"
+      ? Effect.fail(new AuthError.PermissionDenied({ backend: "policy", reason: "salaries are HR's only" }))
+      : Effect.succeed(false)
+})
+
+const app = (objects: Layer.Layer<ObjectPermissions.ObjectPermissions, unknown>) =>
+  TestAuth.layer([veto, ModelBackend.ModelBackend, ObjectPermissionBackend.ObjectPermissionBackend]).pipe(
+    Layer.provideMerge(Layer.merge(ModelBackend.layer(), ObjectPermissionBackend.layer())),
+    Layer.provideMerge(Layer.mergeAll(MemoryUserStore.layer, PasswordHasher.layerTest, objects))
+  )
+
+const asUser = (stored: UserStore.StoredUser) => stored as unknown as User
+
+const people = Effect.gen(function*() {
+  const store = yield* UserStore.UserStore
+  const alice = yield* store.create({ username: "alice" })
+  const bob = yield* store.create({ username: "bob" })
+  const root = yield* store.create({ username: "root", isSuperuser: true })
+  const gone = yield* store.create({ username: "gone", isActive: false })
+  yield* store.grantPermission(alice.id, "reports.view_report")
+  yield* store.createGroup("analysts")
+  yield* store.createGroup("auditors")
+  yield* store.grantGroupPermission("analysts", "reports.export_report")
+  yield* store.grantGroupPermission("auditors", "reports.export_report")
+  yield* store.addToGroup(bob.id, "analysts")
+  yield* store.addToGroup(bob.id, "auditors")
+  yield* store.grantPermission(gone.id, "reports.view_report")
+  return { alice: asUser(alice), bob: asUser(bob), root: asUser(root), gone: asUser(gone) }
+})
+
+const suite = (name: string, objects: () => Layer.Layer<ObjectPermissions.ObjectPermissions, unknown>, skip = false) =>
+  describe.skipIf(skip)(`explain, object permissions on ${name}`, () => {
+    it.effect("a user permission: the model backend grants, after the veto backend abstained", () =>
+      Effect.gen(function*() {
+        const { alice } = yield* people
+        const explanation = yield* AuthService.explain(alice, "reports.view_report")
+        expect(explanation).toEqual({
+          username: "alice",
+          perm: "reports.view_report",
+          object: undefined,
+          granted: true,
+          decidedBy: "model",
+          steps: [
+            { backend: "policy", answer: "abstain", reasons: [] },
+            { backend: "model", answer: "grant", reasons: ["user permission"] }
+          ]
+        })
+        expect(explanation.granted).toBe(yield* AuthService.hasPerm(alice, "reports.view_report"))
+        expect(Permissions.describe(explanation)).toEqual([
+          "alice may reports.view_report: granted by model",
+          "  policy: abstain",
+          "  model: grant (user permission)"
+        ])
+      }).pipe(Effect.provide(app(objects()))))
+
+    it.effect("a group permission names every group it comes through", () =>
+      Effect.gen(function*() {
+        const { bob } = yield* people
+        const explanation = yield* AuthService.explain(bob, "reports.export_report")
+        expect(explanation.granted).toBe(true)
+        expect(explanation.steps[1]).toEqual({ backend: "model", answer: "grant", reasons: ["via group analysts, auditors"] })
+      }).pipe(Effect.provide(app(objects()))))
+
+    it.effect("no grant anywhere: every backend abstains, with its reason", () =>
+      Effect.gen(function*() {
+        const { bob } = yield* people
+        const explanation = yield* AuthService.explain(bob, "reports.view_report")
+        expect(explanation.granted).toBe(false)
+        expect(explanation.decidedBy).toBeUndefined()
+        expect(explanation.steps.map((s) => [s.backend, s.answer, s.reasons])).toEqual([
+          ["policy", "abstain", []],
+          ["model", "abstain", ["neither the user nor its groups hold it"]],
+          ["object", "abstain", ["no object, or one this backend does not know"]]
+        ])
+        expect(Permissions.describe(explanation)[0]).toBe("bob may not reports.view_report: refused: no backend granted it")
+      }).pipe(Effect.provide(app(objects()))))
+
+    it.effect("a veto stops the fold: later backends are not asked", () =>
+      Effect.gen(function*() {
+        const { alice } = yield* people
+        const store = yield* UserStore.UserStore
+        yield* store.grantPermission(alice.id, "payroll.view_salary")
+        const explanation = yield* AuthService.explain(alice, "payroll.view_salary")
+        expect(explanation).toMatchObject({ granted: false, decidedBy: "policy" })
+        expect(explanation.steps).toEqual([{ backend: "policy", answer: "deny", reasons: ["salaries are HR's only"] }])
+        expect(yield* AuthService.hasPerm(alice, "payroll.view_salary")).toBe(false)
+      }).pipe(Effect.provide(app(objects()))))
+
+    it.effect("a superuser needs nobody; an inactive user holds nothing", () =>
+      Effect.gen(function*() {
+        const { gone, root } = yield* people
+        const su = yield* AuthService.explain(root, "payroll.view_salary")
+        expect(su).toMatchObject({ granted: true, decidedBy: "superuser" })
+        const inactive = yield* AuthService.explain(gone, "reports.view_report")
+        expect(inactive.granted).toBe(false)
+        expect(inactive.steps[1]).toEqual({ backend: "model", answer: "abstain", reasons: ["inactive user: no permissions"] })
+        expect(inactive.steps[2]!.reasons).toEqual(["inactive user: no object permissions"])
+      }).pipe(Effect.provide(app(objects()))))
+
+    it.effect("object permissions: a grant to the user or to a group on one object, and on no other", () =>
+      Effect.gen(function*() {
+        const { alice, bob } = yield* people
+        const grants = yield* ObjectPermissions.ObjectPermissions
+        const q3 = ObjectPermissions.ref("reports.report", 3)
+        const q4 = ObjectPermissions.ref("reports.report", 4)
+        yield* grants.grantUser(alice.id, "reports.change_report", q3)
+        yield* grants.grantUser(alice.id, "reports.change_report", q3) // twice: no error
+        yield* grants.grantGroup("auditors", "reports.change_report", q4)
+        expect(yield* AuthService.hasPerm(alice, "reports.change_report", q3)).toBe(true)
+        expect(yield* AuthService.hasPerm(alice, "reports.change_report", q4)).toBe(false)
+        expect(yield* AuthService.hasPerm(alice, "reports.change_report")).toBe(false) // no global grant
+        expect(yield* AuthService.hasPerm(bob, "reports.change_report", q4)).toBe(true)
+        expect(yield* AuthService.hasPerm(bob, "reports.change_report", q3)).toBe(false)
+        expect([...(yield* AuthService.getAllPermissions(alice, q3))]).toEqual(["reports.change_report"])
+
+        const viaGroup = yield* AuthService.explain(bob, "reports.change_report", q4)
+        expect(viaGroup).toMatchObject({ granted: true, decidedBy: "object", object: "reports.report:4" })
+        expect(viaGroup.steps.map((s) => s.answer)).toEqual(["abstain", "abstain", "grant"])
+        expect(viaGroup.steps[1]!.reasons).toEqual(["the model backend holds no object permissions"])
+        expect(viaGroup.steps[2]!.reasons).toEqual(["granted on this object to group auditors"])
+        const own = yield* AuthService.explain(alice, "reports.change_report", q3)
+        expect(own.steps[2]!.reasons).toEqual(["granted to the user on this object"])
+
+        yield* grants.revokeUser(alice.id, "reports.change_report", q3)
+        expect(yield* AuthService.hasPerm(alice, "reports.change_report", q3)).toBe(false)
+        yield* grants.revokeGroup("auditors", "reports.change_report", q4)
+        expect(yield* AuthService.hasPerm(bob, "reports.change_report", q4)).toBe(false)
+      }).pipe(Effect.provide(app(objects()))))
+
+    it.effect("bad grants are typed errors, nothing is written", () =>
+      Effect.gen(function*() {
+        const grants = yield* ObjectPermissions.ObjectPermissions
+        const notPerm = yield* Effect.flip(grants.grantUser("1", "nodot", ObjectPermissions.ref("reports.report", 1)))
+        expect(notPerm._tag).toBe("ObjectPermissionsError")
+        const notRef = yield* Effect.flip(grants.grantUser("1", "reports.view_report", ObjectPermissions.ref("report", 1)))
+        expect(notRef._tag).toBe("ObjectPermissionsError")
+        expect(yield* grants.userPermissions("1", ObjectPermissions.ref("reports.report", 1))).toEqual(new Set())
+      }).pipe(Effect.provide(app(objects()))))
+  })
+
+suite("memory", () => ObjectPermissions.layerMemory)
+suite("SQLite", () => SqlObjectPermissions.layer().pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" }))))
+suite(
+  "PostgreSQL",
+  () => {
+    const prefix = Postgres.uniquePrefix("objperm")
+    return SqlObjectPermissions.layer({ tablePrefix: prefix }).pipe(
+      Layer.provide(
+        Postgres.dropOnRelease(
+          Effect.flatMap(Effect.orDie(SqlObjectPermissions.tables({ tablePrefix: prefix })), (t) =>
+            Postgres.dropTables([t.user, t.group, t.migrations]))
+        ).pipe(Layer.provideMerge(PgClient.layer({ url: Redacted.make(Postgres.databaseUrl), maxConnections: 5 })))
+      )
+    )
+  },
+  Postgres.missing
+)
+
+describe("explain", () => {
+  it.effect("a backend down fails the question as hasPerm does (TransportError)", () =>
+    Effect.gen(function*() {
+      const down = AuthBackend.make({
+        id: "ldap",
+        credentials: Schema.Struct({ never: Schema.Literal("x") }),
+        authenticate: () => Effect.fail(new AuthError.NoMatch({ backend: "ldap", reason: "unsupported-credentials" })),
+        getUser: () => Effect.succeedNone,
+        hasPerm: () => Effect.fail(new AuthError.TransportError({ backend: "ldap", cause: "down" }))
+      })
+      const user = { id: "1", username: "x", isActive: true, isSuperuser: false } as unknown as User
+      const error = yield* Effect.flip(
+        AuthService.explain(user, "a.b").pipe(Effect.provide(TestAuth.layer([down])))
+      )
+      expect(error).toMatchObject({ _tag: "TransportError", backend: "ldap" })
+    }))
+})
