@@ -489,3 +489,44 @@ describe("lockouts and unlock --sql (the Lockout store in the SQL database)", ()
       expect(again.code).toBe(1)
     }))
 })
+
+describe("explain and grant --object", () => {
+  it.effect("explain prints the decision and each backend's answer; grant --object grants on one object", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      expect((yield* cli(["migrate", "--database", db])).code).toBe(0)
+      yield* cli(["createuser", "alice", "--database", db], { input: "pw plum orchard\n" })
+      yield* cli(["createuser", "root", "--superuser", "--database", db], { input: "pw plum orchard\n" })
+      yield* cli(["grant", "alice", "reports.view_report", "--database", db])
+
+      const own = yield* cli(["explain", "alice", "reports.view_report", "--database", db])
+      expect(own).toMatchObject({ code: 0, stderr: "" })
+      expect(own.stdout.trim().split("\n")).toEqual([
+        "alice may reports.view_report: granted by model",
+        "  model: grant (user permission)"
+      ])
+      const missing = yield* cli(["explain", "alice", "reports.change_report", "--database", db])
+      expect(missing.stdout).toContain("alice may not reports.change_report: refused: no backend granted it")
+      expect((yield* cli(["explain", "root", "reports.change_report", "--database", db])).stdout).toContain(
+        "root may reports.change_report: granted by superuser"
+      )
+
+      const granted = yield* cli(["grant", "alice", "reports.change_report", "--object", "reports.report:42", "--database", db])
+      expect(granted).toMatchObject({ code: 0, stderr: "" })
+      expect(granted.stdout).toContain("Granted reports.change_report on reports.report:42 to \"alice\"")
+      const onObject = yield* cli([
+        "explain", "alice", "reports.change_report", "--object", "reports.report:42", "--database", db
+      ])
+      expect(onObject.stdout.trim().split("\n")).toEqual([
+        "alice may reports.change_report on reports.report:42: granted by object",
+        "  model: abstain (the model backend holds no object permissions)",
+        "  object: grant (granted to the user on this object)"
+      ])
+      const other = yield* cli(["explain", "alice", "reports.change_report", "--object", "reports.report:43", "--database", db])
+      expect(other.stdout).toContain("may not")
+
+      const bad = yield* cli(["grant", "alice", "reports.change_report", "--object", "report42", "--database", db])
+      expect(bad.code).toBe(1)
+      expect(bad.stderr).toContain("is not an object")
+    }))
+})

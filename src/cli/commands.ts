@@ -19,14 +19,23 @@ import * as RedactedValue from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import type { AuthConfigError } from "../AuthError.js"
+import * as AuthEvents from "../AuthEvents.js"
+import * as AuthService from "../AuthService.js"
+import * as ModelBackend from "../backends/ModelBackend.js"
+import * as ObjectPermissionBackend from "../backends/ObjectPermissionBackend.js"
 import * as Lockout from "../Lockout.js"
+import * as ObjectPermissions from "../ObjectPermissions.js"
 import * as PasswordHasher from "../PasswordHasher.js"
 import * as PasswordValidation from "../PasswordValidation.js"
 import * as Permissions from "../Permissions.js"
 import * as SqlLockoutStore from "../SqlLockoutStore.js"
+import * as SqlObjectPermissions from "../SqlObjectPermissions.js"
 import * as SqlSessionStore from "../SqlSessionStore.js"
+import * as SqlTotpStore from "../SqlTotpStore.js"
 import * as SqlUserStore from "../SqlUserStore.js"
 import * as UserManager from "../UserManager.js"
+import type { User } from "../User.js"
 import * as UserStore from "../UserStore.js"
 import * as Io from "./io.js"
 import { installHint } from "./missingPackage.js"
@@ -215,9 +224,15 @@ const migrate = Command.make("migrate", databaseOptions, ({ db }) =>
     yield* SqlSessionStore.migrate().pipe(
       Effect.mapError((error) => new CliError({ message: `session table: ${error.message}` }))
     )
-    yield* Console.log(`Migrated ${describeDatabase(db)}: users and sessions are up to date.`)
+    // The tables of the other SQL modules, each with its own migrations table.
+    yield* Effect.mapError(SqlObjectPermissions.migrate(), (error) => new CliError({ message: `object permission tables: ${error.message}` }))
+    yield* Effect.mapError(SqlTotpStore.migrate(), (error) => new CliError({ message: `TOTP tables: ${error.message}` }))
+    yield* Effect.mapError(SqlLockoutStore.migrate(), (error) => new CliError({ message: `lockout table: ${error.message}` }))
+    yield* Console.log(
+      `Migrated ${describeDatabase(db)}: users, sessions, object permissions, TOTP devices and lockouts are up to date.`
+    )
   }).pipe(Effect.provide(openDatabase(db)))).pipe(
-    Command.withDescription("Create or update the user and session tables")
+    Command.withDescription("Create or update the tables: users, sessions, object permissions, TOTP devices, lockouts")
   )
 
 const username = Args.text({ name: "USERNAME" })
@@ -264,9 +279,31 @@ const changepassword = Command.make("changepassword", { username, ...databaseOpt
     Command.withDescription("Set a user's password; the password is prompted for, or read from stdin")
   )
 
+const objectOption = Options.text("object").pipe(
+  Options.withPseudoName("APP_LABEL.MODEL:PK"),
+  Options.withDescription("An object (content type and primary key), e.g. reports.report:42"),
+  Options.optional
+)
+
+// `reports.report:42` → the object reference object permissions use.
+const parseObject = (text: Option.Option<string>) =>
+  Option.match(text, {
+    onNone: () => Effect.succeed(undefined),
+    onSome: (value) => {
+      const at = value.indexOf(":")
+      const ref = ObjectPermissions.refOf({ contentType: value.slice(0, at), objectPk: value.slice(at + 1) })
+      return at > 0 && Option.isSome(ref)
+        ? Effect.succeed(ref.value)
+        : Effect.fail(new CliError({ message: `${JSON.stringify(value)} is not an object: write app_label.model:pk, e.g. reports.report:42` }))
+    }
+  })
+
+const objectStoreError = (error: ObjectPermissions.ObjectPermissionsError | AuthConfigError) =>
+  new CliError({ message: `object permissions: ${error.message}` })
+
 const grant = Command.make(
   "grant",
-  { username, permission: Args.text({ name: "PERMISSION" }), ...databaseOptions },
+  { username, permission: Args.text({ name: "PERMISSION" }), object: objectOption, ...databaseOptions },
   (args) =>
     Effect.gen(function*() {
       if (!isPermission(args.permission)) {
@@ -274,12 +311,46 @@ const grant = Command.make(
           message: `${JSON.stringify(args.permission)} is not a permission: write app_label.codename, e.g. reports.view_report`
         })
       }
+      const obj = yield* parseObject(args.object)
       const store = yield* UserStore.UserStore
       const user = yield* findUser(store, args.username)
-      yield* store.grantPermission(user.id, args.permission)
-      yield* Console.log(`Granted ${args.permission} to ${JSON.stringify(user.username)}.`)
+      if (obj === undefined) {
+        yield* store.grantPermission(user.id, args.permission)
+        return yield* Console.log(`Granted ${args.permission} to ${JSON.stringify(user.username)}.`)
+      }
+      const grants = yield* Effect.mapError(SqlObjectPermissions.make(), objectStoreError)
+      yield* Effect.mapError(SqlObjectPermissions.migrate(), objectStoreError)
+      yield* Effect.mapError(grants.grantUser(user.id, args.permission, obj), objectStoreError)
+      yield* Console.log(
+        `Granted ${args.permission} on ${obj.contentType}:${obj.objectPk} to ${JSON.stringify(user.username)}.`
+      )
     }).pipe(Effect.mapError(toCliError), Effect.provide(openDatabase(args.db)))
-).pipe(Command.withDescription("Grant a permission (app_label.codename) to a user"))
+).pipe(Command.withDescription("Grant a permission (app_label.codename) to a user, or on one object with --object"))
+
+// Read-only: the model backend and, for an object, the object permissions, as the app folds them.
+const explain = Command.make(
+  "explain",
+  { username, permission: Args.text({ name: "PERMISSION" }), object: objectOption, ...databaseOptions },
+  (args) =>
+    Effect.gen(function*() {
+      const obj = yield* parseObject(args.object)
+      const store = yield* UserStore.UserStore
+      const user = yield* findUser(store, args.username)
+      const objects = yield* Effect.mapError(SqlObjectPermissions.make(), objectStoreError)
+      const model = yield* Effect.provide(ModelBackend.make(), HasherLive)
+      const objectBackend = yield* ObjectPermissionBackend.make().pipe(
+        Effect.provideService(ObjectPermissions.ObjectPermissions, objects)
+      )
+      const auth = yield* AuthService.make([model, objectBackend]).pipe(
+        Effect.provide(AuthEvents.layer),
+        Effect.mapError((error) => new CliError({ message: error.message }))
+      )
+      const explanation = yield* auth.explain(user as unknown as User, args.permission, obj).pipe(
+        Effect.mapError((error) => new CliError({ message: `backend ${error.backend} could not answer: ${error.message}` }))
+      )
+      yield* Console.log(Permissions.describe(explanation).join("\n"))
+    }).pipe(Effect.mapError(toCliError), Effect.provide(openMigrated(args.db)))
+).pipe(Command.withDescription("Explain whether a user has a permission (or one on an object), backend by backend"))
 
 const yesNo = (b: boolean) => (b ? "yes" : "no")
 
@@ -408,7 +479,7 @@ const unlock = Command.make(
 /** The `effect-auth` command and its subcommands. */
 export const command = Command.make("effect-auth").pipe(
   Command.withDescription("Manage the users of an effect-auth SQL user store"),
-  Command.withSubcommands([migrate, createuser, changepassword, grant, users, lockouts, unlock])
+  Command.withSubcommands([migrate, createuser, changepassword, grant, explain, users, lockouts, unlock])
 )
 
 // This file is src/cli/commands.ts or dist/cli/commands.js: package.json is two levels up either way.
