@@ -18,7 +18,7 @@
  *   const alice = yield* UserManager.createUser({ username: "alice", password: Redacted.make("correct horse battery") })
  *   // refused: too short, too common and entirely numeric, reported together
  *   const refused = yield* Effect.flip(UserManager.setPassword(alice, Redacted.make("123")))
- *   return refused.messages
+ *   return refused._tag === "InvalidPassword" ? refused.messages : []
  * }).pipe(Effect.provide(Layer.merge(MemoryUserStore.layer, PasswordHasher.layerTest)))
  * ```
  *
@@ -140,11 +140,10 @@ export const createSuperuser = (
  * import { UserManager } from "effect-auth"
  * import type { UserStore } from "effect-auth"
  *
- * declare const alice: UserStore.StoredUser
- *
- * const change = UserManager.setPassword(alice, Redacted.make("new and long enough"))
+ * const change = (alice: UserStore.StoredUser) => UserManager.setPassword(alice, Redacted.make("new and long enough"))
  * // or, piped
- * const same = Effect.succeed(alice).pipe(Effect.flatMap(UserManager.setPassword(Redacted.make("new and long enough"))))
+ * const same = (alice: UserStore.StoredUser) =>
+ *   Effect.succeed(alice).pipe(Effect.flatMap(UserManager.setPassword(Redacted.make("new and long enough"))))
  * ```
  *
  * @since 0.1.0

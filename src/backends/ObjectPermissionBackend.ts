@@ -11,7 +11,7 @@
  * ```ts
  * import { Layer } from "effect"
  * import { AuthService, MemoryUserStore, ModelBackend, ObjectPermissions, PasswordHasher } from "effect-auth"
- * import * as ObjectPermissionBackend from "effect-auth/ObjectPermissionBackend"
+ * import * as ObjectPermissionBackend from "effect-auth/backends/ObjectPermissionBackend"
  *
  * const AuthLive = AuthService.layer([ModelBackend.ModelBackend, ObjectPermissionBackend.ObjectPermissionBackend]).pipe(
  *   Layer.provide(Layer.merge(ModelBackend.layer(), ObjectPermissionBackend.layer())),
@@ -38,7 +38,7 @@ import * as UserStore from "../UserStore.js"
  *
  * @example
  * ```ts
- * import type * as ObjectPermissionBackend from "effect-auth/ObjectPermissionBackend"
+ * import type * as ObjectPermissionBackend from "effect-auth/backends/ObjectPermissionBackend"
  *
  * interface Report { readonly id: number; readonly title: string }
  * const options: ObjectPermissionBackend.Options = {
@@ -66,7 +66,7 @@ export interface Options {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import * as ObjectPermissionBackend from "effect-auth/ObjectPermissionBackend"
+ * import * as ObjectPermissionBackend from "effect-auth/backends/ObjectPermissionBackend"
  *
  * const id = Effect.map(ObjectPermissionBackend.ObjectPermissionBackend, (backend) => backend.id)
  * ```
@@ -74,7 +74,7 @@ export interface Options {
  * @since 0.2.0
  * @category tags
  */
-export class ObjectPermissionBackend extends Context.Tag("effect-auth/ObjectPermissionBackend")<
+export class ObjectPermissionBackend extends Context.Tag("effect-auth/backends/ObjectPermissionBackend")<
   ObjectPermissionBackend,
   AuthBackend.AuthBackend<unknown>
 >() {}
@@ -88,7 +88,7 @@ const NoCredentials = Schema.Unknown.pipe(Schema.filter(() => false, { message: 
  *
  * @example
  * ```ts
- * import * as ObjectPermissionBackend from "effect-auth/ObjectPermissionBackend"
+ * import * as ObjectPermissionBackend from "effect-auth/backends/ObjectPermissionBackend"
  *
  * const backend = ObjectPermissionBackend.make({ id: "guardian" })
  * ```
@@ -158,7 +158,7 @@ export const make = (
  * ```ts
  * import { Layer } from "effect"
  * import { MemoryUserStore, ObjectPermissions } from "effect-auth"
- * import * as ObjectPermissionBackend from "effect-auth/ObjectPermissionBackend"
+ * import * as ObjectPermissionBackend from "effect-auth/backends/ObjectPermissionBackend"
  *
  * const Live = ObjectPermissionBackend.layer().pipe(Layer.provide(Layer.merge(MemoryUserStore.layer, ObjectPermissions.layerMemory)))
  * ```

@@ -18,7 +18,7 @@
  * ```ts
  * import { Layer } from "effect"
  * import { AuthService, MemoryUserStore, ModelBackend, PasswordHasher, TotpStore } from "effect-auth"
- * import * as TotpBackend from "effect-auth/TotpBackend"
+ * import * as TotpBackend from "effect-auth/backends/TotpBackend"
  *
  * const AuthLive = AuthService.layer([ModelBackend.ModelBackend, TotpBackend.TotpBackend]).pipe(
  *   Layer.provide(Layer.merge(ModelBackend.layer(), TotpBackend.layer())),
@@ -50,7 +50,7 @@ import * as UserStore from "../UserStore.js"
  * @example
  * ```ts
  * import { Schema } from "effect"
- * import * as TotpBackend from "effect-auth/TotpBackend"
+ * import * as TotpBackend from "effect-auth/backends/TotpBackend"
  *
  * Schema.decodeUnknownSync(TotpBackend.SecondFactor)({ username: "alice", otpToken: "287082" })
  * ```
@@ -67,7 +67,7 @@ export const SecondFactor = Schema.Struct({
  * @example
  * ```ts
  * import { Redacted } from "effect"
- * import type * as TotpBackend from "effect-auth/TotpBackend"
+ * import type * as TotpBackend from "effect-auth/backends/TotpBackend"
  *
  * const credentials: TotpBackend.SecondFactor = { username: "alice", otpToken: Redacted.make("287082") }
  * ```
@@ -82,9 +82,9 @@ export type SecondFactor = typeof SecondFactor.Type
  *
  * @example
  * ```ts
- * import type * as TotpBackend from "effect-auth/TotpBackend"
+ * import type * as TotpBackend from "effect-auth/backends/TotpBackend"
  *
- * const options: TotpBackend.Options = { id: "totp", totp: { window: 1 }, issuer: "Example" }
+ * const options: TotpBackend.Options = { id: "totp", totp: { window: 1 } }
  * ```
  *
  * @since 0.2.0
@@ -106,7 +106,7 @@ export interface Options {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import * as TotpBackend from "effect-auth/TotpBackend"
+ * import * as TotpBackend from "effect-auth/backends/TotpBackend"
  *
  * const id = Effect.map(TotpBackend.TotpBackend, (backend) => backend.id)
  * ```
@@ -114,7 +114,7 @@ export interface Options {
  * @since 0.2.0
  * @category tags
  */
-export class TotpBackend extends Context.Tag("effect-auth/TotpBackend")<
+export class TotpBackend extends Context.Tag("effect-auth/backends/TotpBackend")<
   TotpBackend,
   AuthBackend.AuthBackend<SecondFactor>
 >() {}
@@ -127,7 +127,7 @@ const digitsOnly = /^[0-9]{6,8}$/
  *
  * @example
  * ```ts
- * import * as TotpBackend from "effect-auth/TotpBackend"
+ * import * as TotpBackend from "effect-auth/backends/TotpBackend"
  *
  * const backend = TotpBackend.make({ totp: { window: 2 } })
  * ```
@@ -195,7 +195,7 @@ export const make = (
  * ```ts
  * import { Layer } from "effect"
  * import { MemoryUserStore, TotpStore } from "effect-auth"
- * import * as TotpBackend from "effect-auth/TotpBackend"
+ * import * as TotpBackend from "effect-auth/backends/TotpBackend"
  *
  * const TotpLive = TotpBackend.layer().pipe(Layer.provide(Layer.merge(MemoryUserStore.layer, TotpStore.layerMemory)))
  * ```
@@ -214,7 +214,7 @@ export const layer = (
  *
  * @example
  * ```ts
- * import * as TotpBackend from "effect-auth/TotpBackend"
+ * import * as TotpBackend from "effect-auth/backends/TotpBackend"
  *
  * const error = new TotpBackend.InvalidCode({ userId: "1" })
  * ```
@@ -234,7 +234,7 @@ export class InvalidCode extends Schema.TaggedError<InvalidCode>("effect-auth/To
  * @example
  * ```ts
  * import { Effect, Redacted } from "effect"
- * import * as TotpBackend from "effect-auth/TotpBackend"
+ * import * as TotpBackend from "effect-auth/backends/TotpBackend"
  *
  * const page = (user: { readonly id: string; readonly username: string }) =>
  *   Effect.map(TotpBackend.enrol(user, { issuer: "Example" }), ({ uri }) => Redacted.value(uri)) // → a QR code
@@ -266,7 +266,7 @@ export const enrol = (
  * @example
  * ```ts
  * import { Effect, Redacted } from "effect"
- * import * as TotpBackend from "effect-auth/TotpBackend"
+ * import * as TotpBackend from "effect-auth/backends/TotpBackend"
  *
  * const finish = (userId: string, code: string) =>
  *   Effect.map(TotpBackend.confirm(userId, code), (codes) => codes.map(Redacted.value))
@@ -296,7 +296,7 @@ export const confirm = (
  *
  * @example
  * ```ts
- * import * as TotpBackend from "effect-auth/TotpBackend"
+ * import * as TotpBackend from "effect-auth/backends/TotpBackend"
  *
  * const regenerate = (userId: string) => TotpBackend.newRecoveryCodes(userId)
  * ```
