@@ -28,7 +28,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
@@ -216,13 +216,7 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
     const sql = yield* SqlClient.SqlClient
     const table = sql(t.lockout)
     const forUpdate = sql.literal(sql.onDialectOrElse({ pg: () => "FOR UPDATE", orElse: () => "" }))
-    const timeout = options.timeout === undefined ? SqlTables.defaultTimeout : Duration.decode(options.timeout)
-    const run = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
-      effect.pipe(
-        SqlTables.mapStoreErrors(storeError(operation)),
-        SqlTables.bounded(timeout, () => storeError(operation)(SqlTables.noAnswer(timeout))),
-        Effect.withSpan(`Lockout.${operation}`, { captureStackTrace: false })
-      )
+    const run = SqlTables.runner("Lockout", options.timeout, storeError)
 
     // The keys' live records, their rows locked until the transaction ends (in key order, so two
     // transactions over overlapping keys cannot deadlock). Placeholder rows (expires_at 0) make

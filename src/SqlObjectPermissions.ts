@@ -20,7 +20,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
@@ -170,13 +170,7 @@ export const make = (
   Effect.gen(function*() {
     const t = yield* tables(options)
     const sql = yield* SqlClient.SqlClient
-    const timeout = options.timeout === undefined ? SqlTables.defaultTimeout : Duration.decode(options.timeout)
-    const run = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
-      effect.pipe(
-        SqlTables.mapStoreErrors(storeError(operation)),
-        SqlTables.bounded(timeout, () => storeError(operation)(SqlTables.noAnswer(timeout))),
-        Effect.withSpan(`ObjectPermissions.${operation}`, { captureStackTrace: false })
-      )
+    const run = SqlTables.runner("ObjectPermissions", options.timeout, storeError)
     const change = (operation: string, table: string, who: "user_id" | "group_name", add: boolean) =>
     (whom: string, perm: string, obj: ObjectPermissions.ObjectRef) =>
       Effect.zipRight(

@@ -23,7 +23,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -227,13 +227,7 @@ export const make = (
 
     // Every database failure or row that does not decode is a SessionStoreError, and so is no
     // answer within the timeout; defects stay defects.
-    const timeout = options.timeout === undefined ? SqlTables.defaultTimeout : Duration.decode(options.timeout)
-    const run = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
-      effect.pipe(
-        SqlTables.mapStoreErrors(storeError(operation)),
-        SqlTables.bounded(timeout, () => storeError(operation)(SqlTables.noAnswer(timeout))),
-        Effect.withSpan(`SessionStore.${operation}`, { captureStackTrace: false })
-      )
+    const run = SqlTables.runner("SessionStore", options.timeout, storeError)
 
     const count = (statement: Effect.Effect<ReadonlyArray<unknown>, SqlError>) =>
       Effect.map(Effect.flatMap(statement, decodeKeys), (rows) => rows.length)

@@ -18,7 +18,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -172,13 +172,7 @@ export const make = (options: Options = {}): Effect.Effect<TotpStore.Service, Au
     const sql = yield* SqlClient.SqlClient
     const device = sql(t.device)
     const codes = sql(t.recoveryCode)
-    const timeout = options.timeout === undefined ? SqlTables.defaultTimeout : Duration.decode(options.timeout)
-    const run = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
-      effect.pipe(
-        SqlTables.mapStoreErrors(storeError(operation)),
-        SqlTables.bounded(timeout, () => storeError(operation)(SqlTables.noAnswer(timeout))),
-        Effect.withSpan(`TotpStore.${operation}`, { captureStackTrace: false })
-      )
+    const run = SqlTables.runner("TotpStore", options.timeout, storeError)
     const changed = (statement: Effect.Effect<ReadonlyArray<unknown>, SqlError>) =>
       Effect.map(statement, (rows) => rows.length > 0)
 

@@ -1,11 +1,9 @@
 // AuthService.explain: hasPerm's decision with the trail of the fold, and object permissions
 // (django-guardian's shape) on the memory, SQLite and PostgreSQL stores.
-import * as PgClient from "@effect/sql-pg/PgClient"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as AuthBackend from "../src/AuthBackend.js"
 import * as AuthError from "../src/AuthError.js"
@@ -175,14 +173,8 @@ suite(
   "PostgreSQL",
   () => {
     const prefix = Postgres.uniquePrefix("objperm")
-    return SqlObjectPermissions.layer({ tablePrefix: prefix }).pipe(
-      Layer.provide(
-        Postgres.dropOnRelease(
-          Effect.flatMap(Effect.orDie(SqlObjectPermissions.tables({ tablePrefix: prefix })), (t) =>
-            Postgres.dropTables([t.user, t.group, t.migrations]))
-        ).pipe(Layer.provideMerge(PgClient.layer({ url: Redacted.make(Postgres.databaseUrl), maxConnections: 5 })))
-      )
-    )
+    const tables = Effect.map(SqlObjectPermissions.tables({ tablePrefix: prefix }), (t) => [t.user, t.group, t.migrations])
+    return SqlObjectPermissions.layer({ tablePrefix: prefix }).pipe(Layer.provide(Postgres.poolDropping(tables)))
   },
   Postgres.missing
 )

@@ -6,41 +6,17 @@ import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as AuthBackend from "../src/AuthBackend.js"
-import * as AuthError from "../src/AuthError.js"
 import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
-import * as Credentials from "../src/Credentials.js"
 import * as Lockout from "../src/Lockout.js"
 import * as SqlLockoutStore from "../src/SqlLockoutStore.js"
 import * as TestBackend from "../src/testing/TestBackend.js"
+import { counting, tagOf } from "./utils/lockout.js"
 import * as Postgres from "./utils/postgres.js"
 
-const alice = TestBackend.user("alice")
-
-const counting = () => {
-  let calls = 0
-  const backend = AuthBackend.make({
-    id: "passwords",
-    credentials: Credentials.UsernamePassword,
-    // Asynchronous like a real hash, so attempts from both instances overlap.
-    authenticate: ({ password }) =>
-      Effect.suspend(() => {
-        calls++
-        return Redacted.value(password) === "right"
-          ? Effect.succeed(alice)
-          : Effect.zipRight(Effect.sleep("5 millis"), AuthError.noMatch("passwords", "invalid-credentials"))
-      }),
-    getUser: () => Effect.succeedNone
-  })
-  return { backend, calls: () => calls }
-}
-
-const tagOf = (exit: Exit.Exit<unknown, AuthError.AuthenticateError>) =>
-  Exit.isSuccess(exit) ? "success" : exit.cause._tag === "Fail" ? exit.cause.error._tag : "other"
 
 /** One app instance on the SqlClient `database`: its own AuthService and Lockout. */
 const instance = <E>(

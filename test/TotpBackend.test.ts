@@ -1,6 +1,5 @@
 // The second factor in the fold: enrolment, codes with drift and replay protection, recovery
 // codes, on the memory, SQLite and PostgreSQL stores.
-import * as PgClient from "@effect/sql-pg/PgClient"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -126,14 +125,8 @@ suite(
   "PostgreSQL",
   () => {
     const prefix = Postgres.uniquePrefix("totp")
-    return SqlTotpStore.layer({ tablePrefix: prefix }).pipe(
-      Layer.provide(
-        Postgres.dropOnRelease(
-          Effect.flatMap(Effect.orDie(SqlTotpStore.tables({ tablePrefix: prefix })), (t) =>
-            Postgres.dropTables([t.device, t.recoveryCode, t.migrations]))
-        ).pipe(Layer.provideMerge(PgClient.layer({ url: Redacted.make(Postgres.databaseUrl), maxConnections: 5 })))
-      )
-    )
+    const tables = Effect.map(SqlTotpStore.tables({ tablePrefix: prefix }), (t) => [t.device, t.recoveryCode, t.migrations])
+    return SqlTotpStore.layer({ tablePrefix: prefix }).pipe(Layer.provide(Postgres.poolDropping(tables)))
   },
   Postgres.missing
 )

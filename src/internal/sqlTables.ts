@@ -124,3 +124,24 @@ export const oneLine = (cause: unknown): string => {
   const inner = cause instanceof Error && cause.cause !== undefined ? `: ${reason(cause.cause)}` : ""
   return `${reason(cause)}${inner}`.replace(/\s+/g, " ")
 }
+
+/**
+ * A store's way to run one operation: every failure of the database as `storeError(operation)`,
+ * no answer within `timeout` (default {@link defaultTimeout}) the same, and a span
+ * `<spanPrefix>.<operation>`. Defects stay defects.
+ *
+ * @internal
+ */
+export const runner = <E2>(
+  spanPrefix: string,
+  timeoutInput: Duration.DurationInput | undefined,
+  storeError: (operation: string) => (cause: unknown) => E2
+) => {
+  const timeout = timeoutInput === undefined ? defaultTimeout : Duration.decode(timeoutInput)
+  return <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E2, R> =>
+    effect.pipe(
+      mapStoreErrors(storeError(operation)),
+      bounded(timeout, () => storeError(operation)(noAnswer(timeout))),
+      Effect.withSpan(`${spanPrefix}.${operation}`, { captureStackTrace: false })
+    )
+}

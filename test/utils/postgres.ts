@@ -62,3 +62,14 @@ export const userStore = (
   dropOnRelease(dropUserStoreTables(prefix)).pipe(
     Layer.provideMerge(SqlUserStore.layerPg({ url: databaseUrl, tablePrefix: prefix, maxConnections: 10 }))
   )
+
+/**
+ * A fresh connection pool to this run's database, dropping `tables` (a module's table names under
+ * a prefix) when the layer is released: for stores built on the `SqlClient` it provides.
+ */
+export const poolDropping = (
+  tables: Effect.Effect<ReadonlyArray<string>, unknown>
+): Layer.Layer<SqlClient.SqlClient> =>
+  dropOnRelease(Effect.flatMap(Effect.orDie(tables), dropTables)).pipe(
+    Layer.provideMerge(Layer.orDie(PgClient.layer({ url: Redacted.make(databaseUrl), maxConnections: 5 })))
+  )
