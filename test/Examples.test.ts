@@ -17,4 +17,9 @@ describe("examples", () => {
     expect(stdout).toContain("mallory: refused: PermissionDenied")
     expect(stdout).toContain("ops: logged in as ops via local")
   })
+
+  it("the OIDC example logs in against its local provider", async () => {
+    const { stdout } = await run("npx", ["tsx", "examples/oidc.ts", "--demo"], { timeout: 60_000 })
+    expect(stdout).toContain("Logged in as alice via oidc.")
+  })
 })

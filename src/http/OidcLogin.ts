@@ -1,0 +1,188 @@
+/**
+ * The routes of a login with an identity provider (`OidcBackend`), for an `@effect/platform`
+ * router:
+ *
+ * - `GET /oidc/login`: starts a login: a new `state`, `nonce` and PKCE verifier, kept by the
+ *   browser in a signed, HttpOnly, ten-minute cookie (`oidc_tx`, path = the callback), and a
+ *   redirect (302) to the provider;
+ * - `GET /oidc/callback`: the provider's redirect back: the transaction cookie must be there and
+ *   valid (else 400), and is cleared; the callback URL and the transaction go through the fold as
+ *   `OidcBackend.Callback` credentials (so lockout, events and control maps apply); success starts
+ *   an ordinary session (`HttpAuth.loginAs`) and redirects (302) to `successRedirect`. Refused
+ *   (`access_denied`, bad state or nonce, a replayed code, an ID token for another audience or
+ *   expired): 401; denied: 403; locked out: 429; the provider down or broken: 503. Nothing is
+ *   created for a login that did not verify;
+ * - `POST /oidc/logout`: ends the local session (CSRF-checked, as any logout), then redirects
+ *   (303) to the provider's `end_session_endpoint` when it advertises one (RP-initiated logout),
+ *   else to `postLogoutRedirectUri`.
+ *
+ * Needs `HttpAuth` with sessions, `AuthService` (with `OidcBackend` in its chain) and `OidcBackend`.
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter } from "@effect/platform"
+ * import { Redacted } from "effect"
+ * import * as OidcLogin from "effect-auth/http/OidcLogin"
+ *
+ * const routes = OidcLogin.router({ secret: Redacted.make(process.env.SECRET_KEY ?? "a-development-secret-only!") })
+ * export const app = HttpRouter.empty.pipe(HttpRouter.concat(routes))
+ * ```
+ *
+ * @since 0.2.0
+ */
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as AuthService from "../AuthService.js"
+import * as OidcBackend from "../backends/OidcBackend.js"
+import * as Transaction from "../internal/oidc/transaction.js"
+import * as HttpAuth from "./HttpAuth.js"
+
+/**
+ * The routes' options.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import type * as OidcLogin from "effect-auth/http/OidcLogin"
+ *
+ * const options: OidcLogin.Options = {
+ *   secret: Redacted.make("at least sixteen characters"),
+ *   successRedirect: "/dashboard",
+ *   postLogoutRedirectUri: "https://app.example.com/"
+ * }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options {
+  /** Signs the transaction cookie: at least 16 characters (the app's `SECRET_KEY` will do). */
+  readonly secret: Redacted.Redacted<string>
+  /** Default: `/oidc/login`. */
+  readonly loginPath?: `/${string}` | undefined
+  /** Default: `/oidc/callback`; the path of the backend's `redirectUri`. */
+  readonly callbackPath?: `/${string}` | undefined
+  /** Default: `/oidc/logout`. */
+  readonly logoutPath?: `/${string}` | undefined
+  /** Where a successful login lands. Default: `/`. */
+  readonly successRedirect?: string | undefined
+  /** Where the provider sends the browser after its logout, and where a local logout lands. Default: `/`. */
+  readonly postLogoutRedirectUri?: string | undefined
+  /** The transaction cookie's `Secure` flag. Default: `true` (set `false` for http://localhost only). */
+  readonly secure?: boolean | undefined
+  /** Default: `oidc_tx`. */
+  readonly cookieName?: string | undefined
+  /** How long a started login may take. Default: 10 minutes. */
+  readonly maxAge?: Duration.DurationInput | undefined
+}
+
+const json = (status: number, error: string) => HttpServerResponse.unsafeJson({ error }, { status })
+
+/**
+ * The login, callback and logout routes.
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter } from "@effect/platform"
+ * import { Redacted } from "effect"
+ * import * as OidcLogin from "effect-auth/http/OidcLogin"
+ *
+ * const routes = OidcLogin.router({ secret: Redacted.make("at least sixteen characters"), secure: false })
+ * ```
+ *
+ * @since 0.2.0
+ * @category routes
+ */
+export const router = (options: Options) => {
+  if (Redacted.value(options.secret).length < 16) throw new Error("OidcLogin: secret must be at least 16 characters")
+  const loginPath = options.loginPath ?? "/oidc/login"
+  const callbackPath = options.callbackPath ?? "/oidc/callback"
+  const logoutPath = options.logoutPath ?? "/oidc/logout"
+  const cookieName = options.cookieName ?? "oidc_tx"
+  const maxAge = Duration.decode(options.maxAge ?? Duration.minutes(10))
+  const cookieOptions = {
+    httpOnly: true,
+    secure: options.secure ?? true,
+    // Lax: the provider's redirect back is a top-level navigation from another site.
+    sameSite: "lax" as const,
+    path: callbackPath
+  }
+  const clearTransaction = (response: HttpServerResponse.HttpServerResponse) =>
+    HttpServerResponse.unsafeSetCookie(response, cookieName, "", { ...cookieOptions, maxAge: Duration.zero })
+
+  const login = Effect.gen(function*() {
+    const oidc = yield* OidcBackend.OidcBackend
+    const start = yield* Effect.either(oidc.authorizationRequest)
+    if (start._tag === "Left") return json(503, "the identity provider could not be reached")
+    const now = yield* Clock.currentTimeMillis
+    const sealed = Transaction.seal(options.secret, {
+      state: Redacted.value(start.right.state),
+      nonce: Redacted.value(start.right.nonce),
+      codeVerifier: Redacted.value(start.right.codeVerifier),
+      expiresAt: now + Duration.toMillis(maxAge)
+    })
+    return HttpServerResponse.unsafeSetCookie(
+      HttpServerResponse.redirect(start.right.url.href, { status: 302 }),
+      cookieName,
+      sealed,
+      { ...cookieOptions, maxAge }
+    )
+  })
+
+  const callback = Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const now = yield* Clock.currentTimeMillis
+    const transaction = Transaction.open(options.secret, request.cookies[cookieName], now)
+    if (Option.isNone(transaction)) {
+      return clearTransaction(json(400, "this login was not started here, or took too long: start again"))
+    }
+    // Only the query counts (code, state, iss, error): the origin is not taken from the request.
+    const url = new URL(request.url, "http://callback.invalid").href
+    const authenticated = yield* Effect.either(
+      AuthService.authenticateUnknown({
+        oidcCallback: {
+          url,
+          state: transaction.value.state,
+          nonce: transaction.value.nonce,
+          codeVerifier: transaction.value.codeVerifier
+        }
+      })
+    )
+    if (authenticated._tag === "Left") {
+      const error = authenticated.left
+      const status = error._tag === "TransportError" ? 503 : error._tag === "PermissionDenied" ? 403 : error._tag === "LockedOut" ? 429 : 401
+      const message = status === 503
+        ? "the identity provider could not be reached"
+        : status === 401
+        ? "the login could not be verified"
+        : status === 429
+        ? "too many attempts: try again later"
+        : "this account may not log in"
+      return clearTransaction(json(status, message))
+    }
+    const started = yield* Effect.either(HttpAuth.loginAs(authenticated.right))
+    if (started._tag === "Left") return clearTransaction(HttpAuth.toResponse(started.left))
+    return clearTransaction(HttpServerResponse.redirect(options.successRedirect ?? "/", { status: 302 }))
+  })
+
+  const logout = Effect.gen(function*() {
+    const oidc = yield* OidcBackend.OidcBackend
+    const ended = yield* Effect.either(HttpAuth.logout)
+    if (ended._tag === "Left") return HttpAuth.toResponse(ended.left)
+    const after = options.postLogoutRedirectUri ?? "/"
+    const atProvider = yield* Effect.orElseSucceed(oidc.endSessionUrl(options.postLogoutRedirectUri), () => Option.none<URL>())
+    return HttpServerResponse.redirect(Option.match(atProvider, { onNone: () => after, onSome: (u) => u.href }), { status: 303 })
+  })
+
+  return HttpRouter.empty.pipe(
+    HttpRouter.get(loginPath, login),
+    HttpRouter.get(callbackPath, callback),
+    HttpRouter.post(logoutPath, logout)
+  )
+}

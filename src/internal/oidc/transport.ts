@@ -1,0 +1,95 @@
+// oauth4webapi does the protocol; every request it makes goes through @effect/platform's
+// HttpClient (its `customFetch` hook), bounded by the backend's timeout, and every failure is
+// sorted into what the fold needs: the provider could not be reached or answered garbage
+// (TransportError), or it refused what it was shown (NoMatch).
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Runtime from "effect/Runtime"
+import * as oauth from "oauth4webapi"
+
+/** A failure of the transport itself (no answer, timeout, refused connection). @internal */
+export class Unreachable extends Error {
+  constructor(readonly url: string, cause: unknown) {
+    super(`${new URL(url).origin} did not answer: ${cause instanceof Error ? cause.message : String(cause)}`)
+  }
+}
+
+/** A `fetch` for oauth4webapi's `customFetch`, made of the HttpClient in context. @internal */
+export const customFetch = (timeout: Duration.DurationInput) =>
+  Effect.map(
+    Effect.runtime<HttpClient.HttpClient>(),
+    (runtime) => {
+      const run = Runtime.runPromise(runtime)
+      return (url: string, options: oauth.CustomFetchOptions<string, unknown>): Promise<Response> =>
+        run(
+          Effect.gen(function*() {
+            const client = yield* HttpClient.HttpClient
+            let request = HttpClientRequest.make(options.method as "GET")(url).pipe(
+              HttpClientRequest.setHeaders(options.headers)
+            )
+            if (options.body !== undefined && options.body !== null) {
+              request = HttpClientRequest.bodyText(
+                request,
+                String(options.body),
+                options.headers["content-type"] ?? "application/x-www-form-urlencoded"
+              )
+            }
+            const response = yield* client.execute(request)
+            const body = yield* response.arrayBuffer
+            return new Response(response.status === 204 ? null : body, { status: response.status, headers: response.headers })
+          }).pipe(
+            Effect.scoped,
+            Effect.timeout(timeout),
+            Effect.catchAll((cause) => Effect.fail(new Unreachable(url, cause)))
+          )
+        ).catch((error) => {
+          // runPromise wraps the failure in a FiberFailure; oauth4webapi should see ours.
+          throw error instanceof Error && "cause" in error && error.cause instanceof Unreachable ? error.cause : findUnreachable(error, url)
+        })
+    }
+  )
+
+const findUnreachable = (error: unknown, url: string): Unreachable => {
+  let current: unknown = error
+  for (let i = 0; i < 5 && current !== undefined && current !== null; i++) {
+    if (current instanceof Unreachable) return current
+    current = (current as { cause?: unknown }).cause
+  }
+  return new Unreachable(url, error)
+}
+
+/** What went wrong, for the fold: the provider is down or broken, or it refused. @internal */
+export type Classified =
+  | { readonly _tag: "Transport"; readonly message: string }
+  | { readonly _tag: "Refused"; readonly reason: "invalid-credentials" | "expired-credentials"; readonly message: string }
+
+/** @internal */
+export const classify = (error: unknown): Classified => {
+  let current: unknown = error
+  for (let i = 0; i < 5 && current !== undefined && current !== null; i++) {
+    if (current instanceof Unreachable) return { _tag: "Transport", message: current.message }
+    current = (current as { cause?: unknown }).cause
+  }
+  if (error instanceof oauth.ResponseBodyError) {
+    // The provider answered with an OAuth error: a 5xx is the provider's trouble, the rest
+    // (invalid_grant for a replayed or stolen code, invalid_client) refuses this login.
+    return error.status >= 500
+      ? { _tag: "Transport", message: `the provider answered ${error.status} ${error.error}` }
+      : { _tag: "Refused", reason: "invalid-credentials", message: `the provider refused: ${error.error}` }
+  }
+  if (error instanceof oauth.AuthorizationResponseError) {
+    return { _tag: "Refused", reason: "invalid-credentials", message: `the provider answered ${error.error}` }
+  }
+  if (error instanceof oauth.OperationProcessingError) {
+    const code = error.code ?? ""
+    // A body that is not what the protocol says: the provider is broken (or not the provider).
+    if (code === oauth.RESPONSE_IS_NOT_JSON || code === oauth.RESPONSE_IS_NOT_CONFORM) {
+      return { _tag: "Transport", message: error.message }
+    }
+    if (code === oauth.JWT_TIMESTAMP_CHECK) return { _tag: "Refused", reason: "expired-credentials", message: error.message }
+    return { _tag: "Refused", reason: "invalid-credentials", message: error.message }
+  }
+  return { _tag: "Transport", message: error instanceof Error ? error.message : String(error) }
+}

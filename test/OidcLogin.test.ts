@@ -1,0 +1,248 @@
+// Logging in with an identity provider, against a real one (oidc-provider) on 127.0.0.1: the
+// browser's round trip, PKCE, state and nonce tampering, code replay, key rotation, the provider
+// down mid-flow, concurrent first logins, RP-initiated logout, and a plain OAuth 2.0 provider.
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import { describe, expect, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as http from "node:http"
+import * as OidcBackend from "../src/backends/OidcBackend.js"
+import * as CurrentUser from "../src/http/CurrentUser.js"
+import * as HttpAuth from "../src/http/HttpAuth.js"
+import * as OidcLogin from "../src/http/OidcLogin.js"
+import * as Transaction from "../src/internal/oidc/transaction.js"
+import * as MemoryUserStore from "../src/MemoryUserStore.js"
+import * as UserStore from "../src/UserStore.js"
+import { freePort } from "./utils/freePort.js"
+import { appLayer } from "./utils/httpAuthServer.js"
+import { browser, type LocalProvider, signIn, startProvider } from "./utils/oidcProvider.js"
+
+const secret = Redacted.make("oidc-transaction-secret-0123456789")
+
+const me = HttpRouter.empty.pipe(
+  HttpRouter.get(
+    "/me",
+    Effect.gen(function*() {
+      const { backend, user } = yield* CurrentUser.CurrentUser
+      const store = yield* UserStore.UserStore
+      const stored = Option.getOrThrow(yield* Effect.orDie(store.findById(user.id)))
+      return yield* HttpServerResponse.json({
+        username: user.username,
+        backend,
+        email: stored.email,
+        groups: yield* Effect.orDie(store.groupsOf(user.id))
+      })
+    })
+  ),
+  HttpRouter.use(HttpAuth.requireUser)
+)
+
+interface Setup {
+  readonly app: string
+  readonly redirectUri: string
+  readonly provider: LocalProvider
+  readonly users: UserStore.UserStore.Service
+}
+
+const setUp = (backendOptions: (provider: LocalProvider, redirectUri: string) => Partial<OidcBackend.Options> = () => ({})) =>
+  Effect.gen(function*() {
+    const port = yield* Effect.promise(freePort)
+    const app = `http://127.0.0.1:${port}`
+    const redirectUri = `${app}/oidc/callback`
+    const provider = yield* Effect.acquireRelease(
+      Effect.promise(() =>
+        startProvider({
+          redirectUri,
+          postLogoutRedirectUri: `${app}/bye`,
+          groups: (login) => (login === "alice" ? ["staff", "editors"] : [])
+        })
+      ),
+      (p) => Effect.promise(() => p.stop())
+    )
+    const store = yield* Layer.memoize(MemoryUserStore.layer)
+    const oidc = yield* Layer.memoize(
+      OidcBackend.layer({
+        issuer: provider.issuer,
+        clientId: provider.clientId,
+        clientSecret: Redacted.make(provider.clientSecret),
+        redirectUri,
+        groupsClaim: "groups",
+        allowInsecureRequests: true,
+        timeout: "3 seconds",
+        ...backendOptions(provider, redirectUri)
+      }).pipe(Layer.provide(FetchHttpClient.layer), Layer.provide(store), Layer.orDie)
+    )
+    const routes = HttpRouter.concat(OidcLogin.router({ secret, secure: false, postLogoutRedirectUri: `${app}/bye` }), me)
+    const server = HttpServer.serve(routes).pipe(
+      Layer.provideMerge(appLayer({ chain: [OidcBackend.OidcBackend], backendLayer: oidc as any, userStore: store })),
+      Layer.provideMerge(oidc),
+      Layer.provideMerge(NodeHttpServer.layer(() => http.createServer(), { port, host: "127.0.0.1" }))
+    )
+    const context = yield* Layer.build(server)
+    const users = Context.get(context as Context.Context<UserStore.UserStore>, UserStore.UserStore)
+    return { app, redirectUri, provider, users } satisfies Setup
+  })
+
+/** The browser's whole login: our /oidc/login, the provider's pages, back to our callback. */
+const logIn = (s: Setup, login: string, b = browser()) =>
+  Effect.promise(async () => {
+    const started = await b.request(`${s.app}/oidc/login`)
+    const authorizationUrl = started.headers.get("location")!
+    const callbackUrl = await signIn(b, authorizationUrl, login, s.redirectUri)
+    const callback = await b.request(callbackUrl)
+    return { b, started, authorizationUrl, callbackUrl, callback }
+  })
+
+const status = (s: Setup, b: ReturnType<typeof browser>, path: string) =>
+  Effect.promise(async () => (await b.request(`${s.app}${path}`)).status)
+
+const userNamed = (s: Setup, name: string) => Effect.map(Effect.orDie(s.users.findByUsername(name)), Option.isSome)
+
+describe("OIDC login against a real provider", () => {
+  it.live("the browser's round trip: redirect with PKCE, login at the provider, callback, session, /me", () =>
+    Effect.gen(function*() {
+      const s = yield* setUp()
+      const { authorizationUrl, b, callback, started } = yield* logIn(s, "alice")
+      expect(started.status).toBe(302)
+      const params = new URL(authorizationUrl).searchParams
+      expect(params.get("code_challenge_method")).toBe("S256")
+      expect(params.get("code_challenge")).toMatch(/^[A-Za-z0-9_-]{43}$/)
+      expect(params.get("state")).toBeTruthy()
+      expect(params.get("nonce")).toBeTruthy()
+      expect(params.get("scope")).toBe("openid email profile")
+      expect(b.jar.has("oidc_tx")).toBe(false) // cleared at the callback
+      expect(callback.status).toBe(302)
+      expect(callback.headers.get("location")).toBe("/")
+      expect(b.jar.has("sessionid")).toBe(true)
+      const whoami = yield* Effect.promise(async () => (await b.request(`${s.app}/me`)).json())
+      expect(whoami).toEqual({ username: "alice", backend: "oidc", email: "alice@example.com", groups: ["editors", "staff"] })
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live("a tampered state, a missing transaction, error=access_denied: 4xx, and nobody is created", () =>
+    Effect.gen(function*() {
+      const s = yield* setUp()
+      const b = browser()
+      const started = yield* Effect.promise(() => b.request(`${s.app}/oidc/login`))
+      const callbackUrl = yield* Effect.promise(() => signIn(b, started.headers.get("location")!, "mallory", s.redirectUri))
+      const tampered = new URL(callbackUrl)
+      tampered.searchParams.set("state", "not-the-state")
+      expect((yield* Effect.promise(() => b.request(tampered.href))).status).toBe(401)
+      expect(yield* userNamed(s, "mallory")).toBe(false)
+      // the transaction was cleared with that answer: the genuine callback now has none
+      expect((yield* Effect.promise(() => b.request(callbackUrl))).status).toBe(400)
+      expect(yield* userNamed(s, "mallory")).toBe(false)
+
+      const c = browser()
+      const again = yield* Effect.promise(() => c.request(`${s.app}/oidc/login`))
+      const state = new URL(again.headers.get("location")!).searchParams.get("state")!
+      const denied = yield* Effect.promise(() => c.request(`${s.redirectUri}?error=access_denied&state=${state}`))
+      expect(denied.status).toBe(401)
+      expect(yield* Effect.promise(() => denied.json())).toEqual({ error: "the login could not be verified" })
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live("a wrong nonce or a wrong PKCE verifier is refused; a code is good once (replay refused)", () =>
+    Effect.gen(function*() {
+      const s = yield* setUp()
+      const b = browser()
+      const started = yield* Effect.promise(() => b.request(`${s.app}/oidc/login`))
+      const callbackUrl = yield* Effect.promise(() => signIn(b, started.headers.get("location")!, "nora", s.redirectUri))
+      const genuine = Option.getOrThrow(Transaction.open(secret, b.jar.get("oidc_tx"), Date.now()))
+      const withTransaction = (t: Transaction.Transaction) =>
+        Effect.promise(() => b.request(callbackUrl, { headers: { cookie: `oidc_tx=${Transaction.seal(secret, t)}` } }))
+
+      expect((yield* withTransaction({ ...genuine, nonce: "another-nonce" })).status).toBe(401)
+      expect(yield* userNamed(s, "nora")).toBe(false)
+
+      // a fresh code (the first was spent by the wrong-nonce attempt), then a wrong verifier
+      const second = browser()
+      const start2 = yield* Effect.promise(() => second.request(`${s.app}/oidc/login`))
+      const callback2 = yield* Effect.promise(() => signIn(second, start2.headers.get("location")!, "nora", s.redirectUri))
+      const t2 = Option.getOrThrow(Transaction.open(secret, second.jar.get("oidc_tx"), Date.now()))
+      const wrongVerifier = yield* Effect.promise(() =>
+        second.request(callback2, { headers: { cookie: `oidc_tx=${Transaction.seal(secret, { ...t2, codeVerifier: "x".repeat(43) })}` } })
+      )
+      expect(wrongVerifier.status).toBe(401)
+      expect(yield* userNamed(s, "nora")).toBe(false)
+
+      // the genuine transaction: the login succeeds once; the same code and transaction again fail
+      const third = browser()
+      const start3 = yield* Effect.promise(() => third.request(`${s.app}/oidc/login`))
+      const callback3 = yield* Effect.promise(() => signIn(third, start3.headers.get("location")!, "nora", s.redirectUri))
+      const sealed = third.jar.get("oidc_tx")!
+      expect((yield* Effect.promise(() => third.request(callback3))).status).toBe(302)
+      expect(yield* userNamed(s, "nora")).toBe(true)
+      const replay = yield* Effect.promise(() => fetch(callback3, { redirect: "manual", headers: { cookie: `oidc_tx=${sealed}` } }))
+      expect(replay.status).toBe(401)
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live("key rotation at the provider: the next login verifies with the new key", () =>
+    Effect.gen(function*() {
+      const s = yield* setUp()
+      expect((yield* logIn(s, "alice")).callback.status).toBe(302)
+      yield* Effect.promise(() => s.provider.rotate())
+      const after = yield* logIn(s, "alice")
+      expect(after.callback.status).toBe(302)
+      expect(yield* status(s, after.b, "/me")).toBe(200)
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live("the provider down mid-flow: 503, never a 500, and no session", () =>
+    Effect.gen(function*() {
+      const s = yield* setUp()
+      const b = browser()
+      const started = yield* Effect.promise(() => b.request(`${s.app}/oidc/login`))
+      const callbackUrl = yield* Effect.promise(() => signIn(b, started.headers.get("location")!, "alice", s.redirectUri))
+      yield* Effect.promise(() => s.provider.stop())
+      const callback = yield* Effect.promise(() => b.request(callbackUrl))
+      expect(callback.status).toBe(503)
+      expect(b.jar.has("sessionid")).toBe(false)
+      // and starting a login while it is down (discovery was cached; a fresh backend would 503 too)
+      yield* Effect.promise(() => s.provider.start())
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live("concurrent first logins of one user create one user", () =>
+    Effect.gen(function*() {
+      const s = yield* setUp()
+      const results = yield* Effect.all(Array.from({ length: 4 }, () => logIn(s, "zoe")), { concurrency: "unbounded" })
+      expect(results.map((r) => r.callback.status)).toEqual([302, 302, 302, 302])
+      const all = yield* Effect.orDie(s.users.list())
+      expect(all.filter((u) => u.username === "zoe")).toHaveLength(1)
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live("logout ends the local session and sends the browser to the provider's end_session_endpoint", () =>
+    Effect.gen(function*() {
+      const s = yield* setUp()
+      const { b } = yield* logIn(s, "alice")
+      const csrf = b.jar.get("csrftoken")!
+      const out = yield* Effect.promise(() => b.request(`${s.app}/oidc/logout`, { method: "POST", headers: { "x-csrftoken": csrf } }))
+      expect(out.status).toBe(303)
+      const location = new URL(out.headers.get("location")!)
+      expect(location.origin).toBe(s.provider.issuer)
+      expect(location.searchParams.get("client_id")).toBe(s.provider.clientId)
+      expect(location.searchParams.get("post_logout_redirect_uri")).toBe(`${s.app}/bye`)
+      expect(yield* status(s, b, "/me")).toBe(401)
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live("a plain OAuth 2.0 provider (no discovery, no ID token): claims from the userinfo endpoint", () =>
+    Effect.gen(function*() {
+      const s = yield* setUp((provider) => ({
+        oauth2: {
+          authorizationEndpoint: `${provider.issuer}/auth`,
+          tokenEndpoint: `${provider.issuer}/token`,
+          userinfoEndpoint: `${provider.issuer}/me`
+        },
+        scopes: ["openid", "email", "profile"]
+      }))
+      const { authorizationUrl, b, callback } = yield* logIn(s, "alice")
+      expect(new URL(authorizationUrl).searchParams.has("nonce")).toBe(false)
+      expect(callback.status).toBe(302)
+      const whoami = yield* Effect.promise(async () => (await b.request(`${s.app}/me`)).json())
+      expect(whoami).toMatchObject({ username: "alice", email: "alice@example.com" })
+    }).pipe(Effect.scoped), 60_000)
+})
