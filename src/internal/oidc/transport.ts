@@ -41,6 +41,9 @@ export const customFetch = (timeout: Duration.DurationInput) =>
             return new Response(response.status === 204 ? null : body, { status: response.status, headers: response.headers })
           }).pipe(
             Effect.scoped,
+            // A provider that never answers must not hold the login: fail at the timeout, and let
+            // the request's interruption finish in the background.
+            Effect.disconnect,
             Effect.timeout(timeout),
             Effect.catchAll((cause) => Effect.fail(new Unreachable(url, cause)))
           )

@@ -1,0 +1,197 @@
+// OidcBackend against a provider that misbehaves on purpose: a small HTTP server on 127.0.0.1
+// serving discovery, keys and a token endpoint whose answers each test chooses (an ID token for
+// another audience, expired, with another nonce, signed by a stranger; a 500, garbage, silence).
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { exportJWK, generateKeyPair, SignJWT } from "jose"
+import * as http from "node:http"
+import * as AuthError from "../src/AuthError.js"
+import * as AuthService from "../src/AuthService.js"
+import * as OidcBackend from "../src/backends/OidcBackend.js"
+import * as MemoryUserStore from "../src/MemoryUserStore.js"
+import * as TestAuth from "../src/testing/TestAuth.js"
+import * as UserStore from "../src/UserStore.js"
+
+type Mode = "ok" | "500" | "garbage" | "slow"
+
+const fakeProvider = Effect.acquireRelease(
+  Effect.promise(async () => {
+    const key = await generateKeyPair("RS256")
+    const stranger = await generateKeyPair("RS256")
+    const jwk = { ...(await exportJWK(key.publicKey)), kid: "k1", alg: "RS256", use: "sig" }
+    const state = {
+      mode: "ok" as Mode,
+      claims: {} as Record<string, unknown>,
+      signWith: "provider" as "provider" | "stranger",
+      tokenRequests: 0
+    }
+    const server = http.createServer((req, res) => {
+      const issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+      const json = (body: unknown, status = 200) => {
+        res.writeHead(status, { "content-type": "application/json" })
+        res.end(JSON.stringify(body))
+      }
+      if (req.url === "/.well-known/openid-configuration") {
+        return json({
+          issuer,
+          authorization_endpoint: `${issuer}/auth`,
+          token_endpoint: `${issuer}/token`,
+          jwks_uri: `${issuer}/jwks`,
+          response_types_supported: ["code"],
+          subject_types_supported: ["public"],
+          id_token_signing_alg_values_supported: ["RS256"]
+        })
+      }
+      if (req.url === "/jwks") return json({ keys: [jwk] })
+      if (req.url === "/token" && req.method === "POST") {
+        state.tokenRequests++
+        if (state.mode === "500") return json({ error: "server_error" }, 500)
+        if (state.mode === "garbage") {
+          res.writeHead(200, { "content-type": "text/html" })
+          return res.end("<html>maintenance</html>")
+        }
+        if (state.mode === "slow") return // never answers
+        const now = Math.floor(Date.now() / 1000)
+        const claims = { iss: issuer, aud: "client", sub: "u-1", nonce: "the-nonce", iat: now, exp: now + 300, preferred_username: "carol", ...state.claims }
+        const signer = state.signWith === "provider" ? key.privateKey : stranger.privateKey
+        void new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: state.signWith === "provider" ? "k1" : "k2" }).sign(signer)
+          .then((idToken) => json({ access_token: "at", token_type: "Bearer", expires_in: 300, id_token: idToken }))
+        return
+      }
+      json({ error: "not_found" }, 404)
+    })
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+    const issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+    return { issuer, state, server }
+  }),
+  ({ server }) =>
+    Effect.promise(() =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      })
+    )
+)
+
+const withBackend = (issuer: string) =>
+  TestAuth.layer([OidcBackend.OidcBackend]).pipe(
+    Layer.provideMerge(
+      OidcBackend.layer({
+        issuer,
+        clientId: "client",
+        clientSecret: Redacted.make("secret"),
+        redirectUri: "http://127.0.0.1/cb",
+        allowInsecureRequests: true,
+        timeout: "1 second"
+      })
+    ),
+    Layer.provideMerge(Layer.merge(MemoryUserStore.layer, FetchHttpClient.layer))
+  )
+
+const callback = { oidcCallback: { url: "http://127.0.0.1/cb?code=abc&state=the-state", state: "the-state", nonce: "the-nonce", codeVerifier: "v".repeat(43) } }
+
+const outcome = (exit: Exit.Exit<AuthService.Authenticated, AuthError.AuthenticateError>) =>
+  Exit.isSuccess(exit)
+    ? `success:${exit.value.user.username}`
+    : exit.cause._tag !== "Fail"
+    ? "defect"
+    : exit.cause.error._tag === "AuthenticationFailed"
+    ? exit.cause.error.attempts.map((a) => a.reason).join(",")
+    : exit.cause.error._tag
+
+const attempt = (input: unknown = callback) => Effect.map(Effect.exit(AuthService.authenticateUnknown(input)), outcome)
+
+describe("OidcBackend against a misbehaving provider", () => {
+  it.scopedLive("a valid ID token logs in (and provisions); each broken one is refused and provisions nothing", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      yield* Effect.gen(function*() {
+        const users = yield* UserStore.UserStore
+        const cases: ReadonlyArray<readonly [Partial<typeof p.state>, string]> = [
+          [{ claims: { aud: "someone-else" } }, "invalid-credentials"],
+          [{ claims: { exp: Math.floor(Date.now() / 1000) - 3600, iat: Math.floor(Date.now() / 1000) - 7200 } }, "expired-credentials"],
+          [{ claims: { nonce: "another-nonce" } }, "invalid-credentials"],
+          [{ claims: { iss: "https://impostor.example" } }, "invalid-credentials"],
+          [{ signWith: "stranger" }, "invalid-credentials"]
+        ]
+        for (const [change, expected] of cases) {
+          Object.assign(p.state, { mode: "ok", claims: {}, signWith: "provider" }, change)
+          expect(yield* attempt()).toBe(expected)
+          expect(Option.isNone(yield* Effect.orDie(users.findByUsername("carol")))).toBe(true)
+        }
+        Object.assign(p.state, { mode: "ok", claims: {}, signWith: "provider" })
+        expect(yield* attempt()).toBe("success:carol")
+        expect(Option.isSome(yield* Effect.orDie(users.findByUsername("carol")))).toBe(true)
+      }).pipe(Effect.provide(withBackend(p.issuer)))
+    }), 30_000)
+
+  it.scopedLive("the provider failing: a 500, garbage, silence past the timeout are TransportErrors", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      yield* Effect.gen(function*() {
+        for (const mode of ["500", "garbage", "slow"] as const) {
+          p.state.mode = mode
+          expect(yield* attempt()).toBe("TransportError")
+        }
+      }).pipe(Effect.provide(withBackend(p.issuer)))
+    }), 30_000)
+
+  it.scopedLive("a state that does not match is refused before the provider is asked", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      yield* Effect.gen(function*() {
+        const forged = { oidcCallback: { ...callback.oidcCallback, url: "http://127.0.0.1/cb?code=abc&state=forged" } }
+        expect(yield* attempt(forged)).toBe("invalid-credentials")
+        const denied = { oidcCallback: { ...callback.oidcCallback, url: "http://127.0.0.1/cb?error=access_denied&state=the-state" } }
+        expect(yield* attempt(denied)).toBe("invalid-credentials")
+        expect(p.state.tokenRequests).toBe(0)
+      }).pipe(Effect.provide(withBackend(p.issuer)))
+    }), 30_000)
+
+  it.scopedLive("malformed callbacks are NoMatch (unsupported credentials), never a defect", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      yield* Effect.gen(function*() {
+        for (const bad of [
+          { oidcCallback: {} },
+          { oidcCallback: { ...callback.oidcCallback, url: "x".repeat(9000) } },
+          { oidcCallback: { ...callback.oidcCallback, state: "" } },
+          { oidcCallback: "nope" }
+        ]) {
+          expect(yield* attempt(bad)).toBe("unsupported-credentials")
+        }
+        expect(yield* attempt({ oidcCallback: { ...callback.oidcCallback, url: "not a url" } })).toBe("invalid-credentials")
+      }).pipe(Effect.provide(withBackend(p.issuer)))
+    }), 30_000)
+
+  it.scopedLive("a provider that cannot be reached at discovery is a TransportError, and is not remembered", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      const issuer = p.issuer
+      yield* Effect.promise(() => new Promise<void>((resolve) => p.server.close(() => resolve())))
+      yield* Effect.gen(function*() {
+        expect(yield* attempt()).toBe("TransportError")
+        yield* Effect.promise(() => new Promise<void>((resolve) => p.server.listen(Number(new URL(issuer).port), "127.0.0.1", resolve)))
+        expect(yield* attempt()).toBe("success:carol")
+      }).pipe(Effect.provide(withBackend(issuer)))
+    }), 30_000)
+
+  it.effect("bad configuration is an AuthConfigError: an http issuer without allowInsecureRequests, a bad URL", () =>
+    Effect.gen(function*() {
+      for (const options of [
+        { issuer: "http://idp.example", clientId: "c", redirectUri: "https://app.example/cb" },
+        { issuer: "not a url", clientId: "c", redirectUri: "https://app.example/cb" },
+        { issuer: "https://idp.example", clientId: "", redirectUri: "https://app.example/cb" }
+      ]) {
+        const error = yield* Effect.flip(
+          OidcBackend.make(options).pipe(Effect.provide(Layer.merge(MemoryUserStore.layer, FetchHttpClient.layer)))
+        )
+        expect(error._tag).toBe("AuthConfigError")
+      }
+    }))
+})
