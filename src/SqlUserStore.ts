@@ -38,6 +38,7 @@ import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -73,6 +74,14 @@ export interface Options {
    * a database whose connections froze must not hang requests. Default: 5 seconds.
    */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * SQLite: how long an operation waits for a lock another connection or process holds (a
+   * Django process writing the same file, say) before it fails with a store error; within
+   * `timeout`. Waited asynchronously: {@link layerSqlite} caps the driver's synchronous wait at
+   * 10 ms per try, so a locked database never stalls the process. Default: `timeout`'s 5 seconds,
+   * Django's default for SQLite.
+   */
+  readonly busyTimeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -358,8 +367,10 @@ export const make = (
     // backend) turn it into a TransportError. Defects stay defects: a bug is not an outage.
     // No answer within the timeout is a UserStoreError too.
     const timeout = options.timeout === undefined ? SqlTables.defaultTimeout : Duration.decode(options.timeout)
+    const busyTimeout = options.busyTimeout === undefined ? timeout : Duration.decode(options.busyTimeout)
     const run = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
       effect.pipe(
+        SqlTables.retryBusy(busyTimeout),
         Effect.mapError((cause) =>
           isStoreOutcome(cause) ? cause as Exclude<E, SqlError | ParseResult.ParseError> : storeError(operation)(cause)
         ),
@@ -657,7 +668,13 @@ export const layerSqlite = (
     Sqlite.layer({
       filename: options.filename,
       ...(options.disableWAL === undefined ? {} : { disableWAL: options.disableWAL })
-    }))
+    }).pipe(
+      // better-sqlite3 waits for a lock synchronously (5 s by default), freezing the event loop;
+      // the stores wait between short tries instead (`busyTimeout`).
+      Layer.tap((context) =>
+        Context.get(context, SqlClient.SqlClient).unsafe(`PRAGMA busy_timeout = ${SqlTables.sqliteBusySlice}`)
+      )
+    ))
 
 /**
  * The store on PostgreSQL through `@effect/sql-pg` (imported only when this layer is built),

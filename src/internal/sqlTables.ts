@@ -7,6 +7,7 @@ import { SqlError } from "@effect/sql/SqlError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import { AuthConfigError } from "../AuthError.js"
 
 /** @internal */
@@ -140,8 +141,42 @@ export const runner = <E2>(
   const timeout = timeoutInput === undefined ? defaultTimeout : Duration.decode(timeoutInput)
   return <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E2, R> =>
     effect.pipe(
+      // A SQLite file locked by another connection is waited for within the same bound.
+      retryBusy(timeout),
       mapStoreErrors(storeError(operation)),
       bounded(timeout, () => storeError(operation)(noAnswer(timeout))),
       Effect.withSpan(`${spanPrefix}.${operation}`, { captureStackTrace: false })
     )
 }
+
+/**
+ * The longest the SQLite driver may wait for a lock synchronously, per try: better-sqlite3 waits
+ * inside the call, holding the event loop, so every request of the process would stall with it.
+ *
+ * @internal
+ */
+export const sqliteBusySlice = 10
+
+// SQLite's "another connection holds the lock" (SQLITE_BUSY and its extended codes; SQLITE_LOCKED
+// within one connection's shared cache), as better-sqlite3 reports it in the SqlError's cause.
+const isBusy = (error: unknown): boolean => {
+  const code = (error as { readonly cause?: { readonly code?: unknown } } | null)?.cause?.code
+  return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"))
+}
+
+/**
+ * Retries an operation that found the SQLite database locked, asynchronously (5 ms, doubling up
+ * to 100 ms between tries), for as long as `limit` allows; then its last error stands. Other
+ * errors, and other databases' errors, pass at once.
+ *
+ * @internal
+ */
+export const retryBusy = (limit: Duration.Duration) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.retry(effect, {
+    while: isBusy,
+    schedule: Schedule.exponential("5 millis").pipe(
+      Schedule.union(Schedule.spaced("100 millis")),
+      Schedule.upTo(limit)
+    )
+  })
