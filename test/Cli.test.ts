@@ -10,6 +10,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as fs from "node:fs"
+import { createRequire } from "node:module"
 import * as path from "node:path"
 import { Readable } from "node:stream"
 import { Redis as IORedis } from "ioredis"
@@ -528,5 +529,20 @@ describe("explain and grant --object", () => {
       const bad = yield* cli(["grant", "alice", "reports.change_report", "--object", "report42", "--database", db])
       expect(bad.code).toBe(1)
       expect(bad.stderr).toContain("is not an object")
+    }))
+})
+
+describe("store errors name their root cause", () => {
+  it.effect("migrate on a database that has a table of the same name says which and why, in one line", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      const other = new (createRequire(import.meta.url)("better-sqlite3") as new(f: string) => { exec(s: string): void; close(): void })(db)
+      other.exec("CREATE TABLE auth_user (id integer PRIMARY KEY, username text)")
+      other.close()
+      const result = yield* cli(["migrate", "--database", db])
+      expect(result.code).toBe(1)
+      expect(result.stderr.trim().split("\n")).toHaveLength(1)
+      expect(result.stderr).toContain("user store: migrate failed")
+      expect(result.stderr).toContain("table \"auth_user\" already exists")
     }))
 })

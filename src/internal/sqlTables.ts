@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import { AuthConfigError } from "../AuthError.js"
+import { reasons } from "./storeError.js"
 
 /** @internal */
 export interface TableOptions {
@@ -115,16 +116,12 @@ export const noAnswer = (timeout: Duration.Duration): Error =>
   new Error(`the database did not answer within ${Duration.format(timeout)}`)
 
 /**
- * A store error's message in one line, the driver's own reason included (a `SqlError` says only
- * "Failed to execute statement"; its cause says why).
+ * A store error's message in one line, down to the driver's own reason (a `SqlError` says only
+ * "Failed to execute statement"; its causes say why).
  *
  * @internal
  */
-export const oneLine = (cause: unknown): string => {
-  const reason = (e: unknown): string => (e instanceof Error ? e.message : String(e))
-  const inner = cause instanceof Error && cause.cause !== undefined ? `: ${reason(cause.cause)}` : ""
-  return `${reason(cause)}${inner}`.replace(/\s+/g, " ")
-}
+export const oneLine = (cause: unknown): string => reasons(cause).join(": ")
 
 /**
  * A store's way to run one operation: every failure of the database as `storeError(operation)`,
