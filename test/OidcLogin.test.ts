@@ -16,6 +16,7 @@ import * as http from "node:http"
 import * as OidcBackend from "../src/backends/OidcBackend.js"
 import * as CurrentUser from "../src/http/CurrentUser.js"
 import * as HttpAuth from "../src/http/HttpAuth.js"
+import * as TestAuth from "../src/testing/TestAuth.js"
 import * as OidcLogin from "../src/http/OidcLogin.js"
 import * as Transaction from "../src/internal/oidc/transaction.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
@@ -49,6 +50,7 @@ interface Setup {
   readonly redirectUri: string
   readonly provider: LocalProvider
   readonly users: UserStore.UserStore.Service
+  readonly events: Effect.Effect<ReadonlyArray<unknown>>
 }
 
 const setUp = (backendOptions: (provider: LocalProvider, redirectUri: string) => Partial<OidcBackend.Options> = () => ({})) =>
@@ -87,7 +89,8 @@ const setUp = (backendOptions: (provider: LocalProvider, redirectUri: string) =>
     )
     const context = yield* Layer.build(server)
     const users = Context.get(context as Context.Context<UserStore.UserStore>, UserStore.UserStore)
-    return { app, redirectUri, provider, users } satisfies Setup
+    const events = Effect.provide(TestAuth.events, context as Context.Context<TestAuth.EventLog>)
+    return { app, redirectUri, provider, users, events } satisfies Setup
   })
 
 /** The browser's whole login: our /oidc/login, the provider's pages, back to our callback. */
@@ -135,6 +138,12 @@ describe("OIDC login against a real provider", () => {
       tampered.searchParams.set("state", "not-the-state")
       expect((yield* Effect.promise(() => b.request(tampered.href))).status).toBe(401)
       expect(yield* userNamed(s, "mallory")).toBe(false)
+      // the refusal is an event, and it shows neither the code nor the transaction's values
+      const code = new URL(callbackUrl).searchParams.get("code")!
+      const logged = JSON.stringify(yield* s.events) + String(yield* s.events)
+      expect(logged).toContain("LoginFailed")
+      expect(logged).not.toContain(code)
+      expect(logged).not.toContain(new URL(callbackUrl).searchParams.get("state")!)
       // the transaction was cleared with that answer: the genuine callback now has none
       expect((yield* Effect.promise(() => b.request(callbackUrl))).status).toBe(400)
       expect(yield* userNamed(s, "mallory")).toBe(false)

@@ -78,7 +78,8 @@ import type * as UserStore from "../UserStore.js"
  */
 export const Callback = Schema.Struct({
   oidcCallback: Schema.Struct({
-    url: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(8192)),
+    /** The callback URL: it carries the code, so it is a secret as the others are. */
+    url: Credentials.secret(8192),
     state: Credentials.secret(512),
     nonce: Credentials.secret(512),
     codeVerifier: Credentials.secret(512)
@@ -88,9 +89,11 @@ export const Callback = Schema.Struct({
 /**
  * @example
  * ```ts
+ * import { Redacted } from "effect"
  * import type * as OidcBackend from "effect-auth/backends/OidcBackend"
  *
- * const url = (callback: OidcBackend.Callback) => callback.oidcCallback.url
+ * const codeOf = (callback: OidcBackend.Callback) =>
+ *   new URL(Redacted.value(callback.oidcCallback.url)).searchParams.get("code")
  * ```
  *
  * @since 0.2.0
@@ -369,7 +372,7 @@ export const make = (
     const claimsOf = (as: oauth.AuthorizationServer, { oidcCallback: cb }: Callback) =>
       Effect.gen(function*() {
         const current = yield* Effect.try({
-          try: () => new URL(cb.url),
+          try: () => new URL(Redacted.value(cb.url)),
           catch: () => AuthError.failures(id).noMatchError("invalid-credentials")
         })
         // state (and error=access_denied, and the issuer parameter) first: nothing is sent to the

@@ -146,11 +146,12 @@ export const router = (options: Options) => {
     const url = new URL(request.url, "http://callback.invalid").href
     const authenticated = yield* Effect.either(
       AuthService.authenticateUnknown({
+        // Redacted: events and logs of a refused login must not show the code or the verifier.
         oidcCallback: {
-          url,
-          state: transaction.value.state,
-          nonce: transaction.value.nonce,
-          codeVerifier: transaction.value.codeVerifier
+          url: Redacted.make(url),
+          state: Redacted.make(transaction.value.state),
+          nonce: Redacted.make(transaction.value.nonce),
+          codeVerifier: Redacted.make(transaction.value.codeVerifier)
         }
       })
     )
