@@ -1,11 +1,14 @@
 // What the Lockout suites on Redis and SQL share: a password backend that counts the attempts that
 // reach it, and the outcome of an attempt as a tag.
+import { expect } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Redacted from "effect/Redacted"
 import * as AuthBackend from "../../src/AuthBackend.js"
 import * as AuthError from "../../src/AuthError.js"
+import type * as AuthService from "../../src/AuthService.js"
 import * as Credentials from "../../src/Credentials.js"
+import type * as Lockout from "../../src/Lockout.js"
 import * as TestBackend from "../../src/testing/TestBackend.js"
 
 const alice = TestBackend.user("alice")
@@ -31,3 +34,33 @@ export const counting = () => {
 
 export const tagOf = (exit: Exit.Exit<unknown, AuthError.AuthenticateError>) =>
   Exit.isSuccess(exit) ? "success" : exit.cause._tag === "Fail" ? exit.cause.error._tag : "other"
+
+/** One app instance: its AuthService and its Lockout, sharing a store with the other. */
+export interface Instance {
+  readonly auth: AuthService.Service
+  readonly lockout: Lockout.Service
+}
+
+/**
+ * The law both shared stores are held to: 500 concurrent wrong passwords for one user through
+ * two instances, limit 5: exactly 5 reach the backend, 495 are LockedOut; the lock holds on both
+ * instances until a reset on either.
+ */
+export const exactlyTheLimitGetsThrough = (a: Instance, b: Instance, calls: () => number) =>
+  Effect.gen(function*() {
+    const outcomes = yield* Effect.all(
+      Array.from({ length: 500 }, (_, i) =>
+        Effect.map(Effect.exit((i % 2 === 0 ? a : b).auth.authenticate({ username: "alice", password: `wrong-${i}` })), tagOf)),
+      { concurrency: "unbounded" }
+    )
+    expect(calls()).toBe(5)
+    expect(outcomes.filter((o) => o === "AuthenticationFailed").length).toBe(5)
+    expect(outcomes.filter((o) => o === "LockedOut").length).toBe(495)
+    const entries = yield* b.lockout.list
+    expect(entries).toHaveLength(1)
+    expect(entries[0]).toMatchObject({ key: "username:alice", failures: 5, lockouts: 1 })
+    expect(entries[0]!.lockedUntil).toBeInstanceOf(Date)
+    expect(tagOf(yield* Effect.exit(a.auth.authenticate({ username: "alice", password: "right" })))).toBe("LockedOut")
+    expect(yield* a.lockout.reset("alice")).toEqual(["username:alice"])
+    expect(tagOf(yield* Effect.exit(b.auth.authenticate({ username: "alice", password: "right" })))).toBe("success")
+  })
