@@ -9,6 +9,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { exportJWK, generateKeyPair, SignJWT } from "jose"
+import { createHash } from "node:crypto"
 import * as http from "node:http"
 import * as AuthError from "../src/AuthError.js"
 import * as AuthService from "../src/AuthService.js"
@@ -117,14 +118,17 @@ describe("OidcBackend against a misbehaving provider", () => {
           [{ claims: { exp: Math.floor(Date.now() / 1000) - 3600, iat: Math.floor(Date.now() / 1000) - 7200 } }, "expired-credentials"],
           [{ claims: { nonce: "another-nonce" } }, "invalid-credentials"],
           [{ claims: { iss: "https://impostor.example" } }, "invalid-credentials"],
-          [{ signWith: "stranger" }, "invalid-credentials"]
+          [{ signWith: "stranger" }, "invalid-credentials"],
+          [{ claims: { at_hash: "not-the-access-tokens-hash" } }, "invalid-credentials"]
         ]
         for (const [change, expected] of cases) {
           Object.assign(p.state, { mode: "ok", claims: {}, signWith: "provider" }, change)
           expect(yield* attempt()).toBe(expected)
           expect(Option.isNone(yield* Effect.orDie(users.findByUsername("carol")))).toBe(true)
         }
-        Object.assign(p.state, { mode: "ok", claims: {}, signWith: "provider" })
+        // the access token's own hash is accepted: SHA-256's left half of "at", base64url
+        const atHash = createHash("sha256").update("at").digest().subarray(0, 16).toString("base64url")
+        Object.assign(p.state, { mode: "ok", claims: { at_hash: atHash }, signWith: "provider" })
         expect(yield* attempt()).toBe("success:carol")
         expect(Option.isSome(yield* Effect.orDie(users.findByUsername("carol")))).toBe(true)
       }).pipe(Effect.provide(withBackend(p.issuer)))

@@ -50,6 +50,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { createHash } from "node:crypto"
 import * as oauth from "oauth4webapi"
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
@@ -276,6 +277,20 @@ export const defaultExternalUser = (
   }
 }
 
+// The left half of the access token's hash, with the hash of the ID token's signature algorithm
+// (SHA-512 for EdDSA), base64url: what `at_hash` must be.
+const atHashMatches = (idToken: string, accessToken: string, atHash: unknown): boolean => {
+  try {
+    const header = JSON.parse(Buffer.from(idToken.split(".")[0] ?? "", "base64url").toString("utf8")) as { alg?: unknown }
+    const alg = typeof header.alg === "string" ? header.alg : ""
+    const bits = alg === "EdDSA" || alg === "Ed25519" || alg.endsWith("512") ? 512 : alg.endsWith("384") ? 384 : 256
+    const digest = createHash(`sha${bits}`).update(accessToken).digest()
+    return typeof atHash === "string" && digest.subarray(0, digest.length / 2).toString("base64url") === atHash
+  } catch {
+    return false
+  }
+}
+
 /**
  * Builds the backend on the `UserStore` (where users are provisioned) and the `HttpClient` in
  * context. Discovery happens on first use and is cached for `discoveryTtl`; a failed discovery is
@@ -427,6 +442,11 @@ export const make = (
         )
         const claims = oauth.getValidatedIdTokenClaims(tokens)
         if (claims === undefined) return yield* noMatch("invalid-credentials")
+        // at_hash where present (OIDC Core 3.1.3.8): oauth4webapi leaves it to the client in the
+        // code flow. A token whose access token is not the one it names is refused.
+        if (claims.at_hash !== undefined && !atHashMatches(tokens.id_token!, tokens.access_token, claims.at_hash)) {
+          return yield* noMatch("invalid-credentials")
+        }
         return claims as Readonly<Record<string, unknown>>
       })
 
