@@ -38,7 +38,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import * as AuthService from "../AuthService.js"
+import type * as Credentials from "../Credentials.js"
 import * as OidcBackend from "../backends/OidcBackend.js"
 import * as Transaction from "../internal/oidc/transaction.js"
 import * as HttpAuth from "./HttpAuth.js"
@@ -144,31 +144,34 @@ export const router = (options: Options) => {
     }
     // Only the query counts (code, state, iss, error): the origin is not taken from the request.
     const url = new URL(request.url, "http://callback.invalid").href
-    const authenticated = yield* Effect.either(
-      AuthService.authenticateUnknown({
-        // Redacted: events and logs of a refused login must not show the code or the verifier.
-        oidcCallback: {
-          url: Redacted.make(url),
-          state: Redacted.make(transaction.value.state),
-          nonce: Redacted.make(transaction.value.nonce),
-          codeVerifier: Redacted.make(transaction.value.codeVerifier)
-        }
-      })
-    )
-    if (authenticated._tag === "Left") {
-      const error = authenticated.left
-      const status = error._tag === "TransportError" ? 503 : error._tag === "PermissionDenied" ? 403 : error._tag === "LockedOut" ? 429 : 401
-      const message = status === 503
-        ? "the identity provider could not be reached"
-        : status === 401
-        ? "the login could not be verified"
-        : status === 429
-        ? "too many attempts: try again later"
-        : "this account may not log in"
+    // Through HttpAuth.login: the fold (with the client's address, behind trusted proxies, for
+    // events and Lockout), then a new session. Redacted: events and logs of a refused login must
+    // not show the code or the verifier.
+    const callbackCredentials: OidcBackend.Callback = {
+      oidcCallback: {
+        url: Redacted.make(url),
+        state: Redacted.make(transaction.value.state),
+        nonce: Redacted.make(transaction.value.nonce),
+        codeVerifier: Redacted.make(transaction.value.codeVerifier)
+      }
+    }
+    // The callback's credentials are OidcBackend's own type, not one of Credentials.Input's: the
+    // fold decodes them like any input.
+    // The request the fold and its events see has no query: the code in it is a secret.
+    const auth = yield* HttpAuth.HttpAuth
+    const withoutQuery = request.modify({ url: new URL(url).pathname })
+    const started = yield* Effect.either(auth.login(withoutQuery, callbackCredentials as unknown as Credentials.Input))
+    if (started._tag === "Left") {
+      const failure = started.left
+      const [status, message] = failure._tag === "ServiceUnavailable"
+        ? [503, "the identity provider could not be reached"] as const
+        : failure._tag === "Forbidden"
+        ? [403, "this account may not log in"] as const
+        : failure._tag === "TooManyRequests"
+        ? [429, "too many attempts: try again later"] as const
+        : [401, "the login could not be verified"] as const
       return clearTransaction(json(status, message))
     }
-    const started = yield* Effect.either(HttpAuth.loginAs(authenticated.right))
-    if (started._tag === "Left") return clearTransaction(HttpAuth.toResponse(started.left))
     return clearTransaction(HttpServerResponse.redirect(options.successRedirect ?? "/", { status: 302 }))
   })
 
