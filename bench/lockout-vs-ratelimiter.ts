@@ -65,9 +65,17 @@ const main = async () => {
   for (const [name, xs] of results) {
     console.log(`| ${name} | ${median(xs).toFixed(1)} | ${Math.min(...xs).toFixed(1)}..${Math.max(...xs).toFixed(1)} |`)
   }
-  const keys = await redis.keys(`${prefix}*`)
-  if (keys.length > 0) await redis.del(...keys)
+  await cleanUp()
   redis.disconnect()
   process.exit(0)
 }
-void main()
+// The keys under this run's prefix go whatever happens.
+const cleanUp = async () => {
+  const keys = await redis.keys(`${prefix}*`)
+  if (keys.length > 0) await redis.del(...keys)
+}
+main().catch(async (error) => {
+  console.error(error)
+  await cleanUp().catch(() => {})
+  process.exit(1)
+})

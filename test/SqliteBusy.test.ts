@@ -22,6 +22,8 @@ const Database = createRequire(import.meta.url)("better-sqlite3") as new(filenam
 }
 
 const tempFile = () => path.join(fs.mkdtempSync(path.join(os.tmpdir(), "effect-auth-busy-")), "app.sqlite")
+// The test's folder goes when the test ends, whatever the outcome.
+const removeFolderOf = (filename: string) => Effect.sync(() => fs.rmSync(path.dirname(filename), { recursive: true, force: true }))
 
 /** Another connection holding the write lock (as another process would) until `release`. */
 const holdWriteLock = (filename: string) => {
@@ -50,7 +52,7 @@ describe("SQLite locked by another connection", () => {
       const created = yield* Fiber.join(write)
       expect(created.username).toBe("alice")
       expect(log).toEqual(["released", "created"])
-    }).pipe(Effect.provide(SqlUserStore.layerSqlite({ filename, busyTimeout: "3 seconds" })))
+    }).pipe(Effect.provide(SqlUserStore.layerSqlite({ filename, busyTimeout: "3 seconds" })), Effect.ensuring(removeFolderOf(filename)))
   })
 
   it.live("a lock held past busyTimeout is a typed store error, while the process keeps running", () => {
@@ -77,7 +79,8 @@ describe("SQLite locked by another connection", () => {
         SqlSessionStore.layer({ timeout: "300 millis" }).pipe(
           Layer.provideMerge(SqlUserStore.layerSqlite({ filename, busyTimeout: "300 millis" }))
         )
-      )
+      ),
+      Effect.ensuring(removeFolderOf(filename))
     )
   })
 })
