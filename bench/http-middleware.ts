@@ -144,6 +144,26 @@ const effectApiApp = (tracing: AuthService.Tracing) => HttpApiBuilder.api(Api).p
   Layer.provide(httpAuth(tracing))
 )
 
+// The same API behind an Authentication that declares no `security` (Authentication.Tag with no
+// sources): the platform's security decoding is skipped, and OpenAPI documents no scheme.
+class UndeclaredAuthentication extends Authentication.Tag<UndeclaredAuthentication>()("bench/UndeclaredAuthentication", {
+  sources: []
+}) {}
+class ProtectedUndeclared extends HttpApiGroup.make("protected")
+  .add(HttpApiEndpoint.get("protected", "/protected").addSuccess(Hello))
+  .middleware(UndeclaredAuthentication)
+{}
+class ApiUndeclared extends HttpApi.make("bench-undeclared").add(Open).add(ProtectedUndeclared) {}
+const effectApiUndeclaredApp = (tracing: AuthService.Tracing) => HttpApiBuilder.api(ApiUndeclared).pipe(
+  Layer.provide([
+    HttpApiBuilder.group(ApiUndeclared, "open", (h) => h.handle("plain", () => Effect.succeed({ hello: "world" }))),
+    HttpApiBuilder.group(ApiUndeclared, "protected", (h) =>
+      h.handle("protected", () => Effect.map(CurrentUser.CurrentUser, ({ user }) => ({ hello: user.username }))))
+  ]),
+  Layer.provide(Authentication.layerTag(UndeclaredAuthentication)),
+  Layer.provide(httpAuth(tracing))
+)
+
 const effectApi = (tracing: AuthService.Tracing) => HttpApiBuilder.serve().pipe(
   Layer.merge(printPort),
   Layer.provide(effectApiApp(tracing)),
@@ -268,7 +288,7 @@ const expressServer = () => {
 }
 
 // The apps of the in-process A/B (`--in-process`, below).
-const inProcessKinds = ["effect-api", "effect-router", "reference", "reference-api"] as const
+const inProcessKinds = ["effect-api", "effect-api-undeclared", "effect-router", "reference", "reference-api"] as const
 type InProcessKind = typeof inProcessKinds[number]
 
 // --- the child: one server ---------------------------------------------------------------------------
@@ -305,6 +325,8 @@ if (serveIndex !== -1) {
 async function inProcessChild(kind: InProcessKind) {
   const { handler } = kind === "effect-api"
     ? HttpApiBuilder.toWebHandler(Layer.merge(effectApiApp("auto"), HttpServer.layerContext))
+    : kind === "effect-api-undeclared"
+    ? HttpApiBuilder.toWebHandler(Layer.merge(effectApiUndeclaredApp("auto"), HttpServer.layerContext))
     : kind === "reference-api"
     ? HttpApiBuilder.toWebHandler(Layer.merge(referenceApiApp, HttpServer.layerContext))
     : kind === "effect-router"
