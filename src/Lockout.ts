@@ -46,7 +46,7 @@ import type { AuthRequest } from "./AuthRequest.js"
 import * as AuthService from "./AuthService.js"
 import * as Credentials from "./Credentials.js"
 import * as IpAddress from "./internal/ipAddress.js"
-import { countFailure, type LockoutRecord, refundFailure, toEntry } from "./internal/lockoutRecord.js"
+import { decideAttempt, type LockoutRecord, refundFailure, toEntry } from "./internal/lockoutRecord.js"
 
 /**
  * What a failure is counted against:
@@ -346,24 +346,9 @@ export const memoryStore = (options: { readonly maxEntries?: number | undefined 
   return {
     attempt: (keys, now, policy) =>
       Effect.sync((): Reservation => {
-        let retryAfter = 0
-        const current = keys.map((key) => {
-          const record = live(key, now)
-          if (record !== undefined && record.u > now) retryAfter = Math.max(retryAfter, record.u - now)
-          return record
-        })
-        if (retryAfter > 0) return { _tag: "Locked", retryAfter }
-        const locked: Array<string> = []
-        let until = 0
-        keys.forEach((key, i) => {
-          const counted = countFailure(current[i], now, policy)
-          if (counted.locked) {
-            locked.push(key)
-            until = Math.max(until, counted.record.u)
-          }
-          put(key, counted.record, now)
-        })
-        return { _tag: "Allowed", locked, until }
+        const decided = decideAttempt(keys, keys.map((key) => live(key, now)), now, policy)
+        decided.records.forEach((record, i) => put(keys[i]!, record, now))
+        return decided.reservation
       }),
     refund: (keys, now, policy) =>
       Effect.sync(() => {

@@ -28,12 +28,13 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import * as Clock from "effect/Clock"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type { AuthConfigError } from "./AuthError.js"
-import { countFailure, type LockoutRecord, refundFailure, toEntry } from "./internal/lockoutRecord.js"
+import { decideAttempt, type LockoutRecord, refundFailure, toEntry } from "./internal/lockoutRecord.js"
 import * as SqlTables from "./internal/sqlTables.js"
 import * as Lockout from "./Lockout.js"
 
@@ -175,15 +176,13 @@ export const migrate = (
 ): Effect.Effect<void, AuthConfigError | Lockout.LockoutStoreError, SqlClient.SqlClient> =>
   Effect.flatMap(tables(options), (t) => SqlTables.migrate(migrations(t), t.migrations, storeError("migrate")))
 
-// PostgreSQL returns bigint as a string, SQLite an integer as a number.
-const Millis = Schema.Union(Schema.Number, Schema.NumberFromString)
 const Row = Schema.Struct({
   lock_key: Schema.String,
-  failures: Millis,
-  last_failure: Millis,
-  locked_until: Millis,
-  lockouts: Millis,
-  expires_at: Millis
+  failures: SqlTables.Integer,
+  last_failure: SqlTables.Integer,
+  locked_until: SqlTables.Integer,
+  lockouts: SqlTables.Integer,
+  expires_at: SqlTables.Integer
 })
 const decodeRows = Schema.decodeUnknown(Schema.Array(Row))
 
@@ -250,24 +249,9 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
             sql,
             Effect.gen(function*() {
               const live = yield* lockRows(keys, now)
-              let retryAfter = 0
-              for (const key of keys) {
-                const record = live.get(key)
-                if (record !== undefined && record.u > now) retryAfter = Math.max(retryAfter, record.u - now)
-              }
-              if (retryAfter > 0) return { _tag: "Locked", retryAfter } satisfies Lockout.Reservation
-              const locked: Array<string> = []
-              let until = 0
-              for (const key of keys) {
-                const counted = countFailure(live.get(key), now, policy)
-                if (counted.locked) {
-                  locked.push(key)
-                  until = Math.max(until, counted.record.u)
-                }
-                live.set(key, counted.record)
-                yield* write(key, counted.record)
-              }
-              return { _tag: "Allowed", locked, until } satisfies Lockout.Reservation
+              const decided = decideAttempt(keys, keys.map((key) => live.get(key)), now, policy)
+              for (const [i, record] of decided.records.entries()) yield* write(keys[i]!, record)
+              return decided.reservation
             })
           )
         ),
@@ -335,7 +319,7 @@ export const clearExpired = (
   Effect.gen(function*() {
     const t = yield* tables(options)
     const sql = yield* SqlClient.SqlClient
-    const now = options.now ?? (yield* Effect.clockWith((clock) => clock.currentTimeMillis))
+    const now = options.now ?? (yield* Clock.currentTimeMillis)
     const rows = yield* sql`DELETE FROM ${sql(t.lockout)} WHERE expires_at <= ${now} RETURNING lock_key`.pipe(
       SqlTables.mapStoreErrors(storeError("clearExpired"))
     )

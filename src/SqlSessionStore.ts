@@ -187,17 +187,15 @@ export const migrate = (
 ): Effect.Effect<void, AuthConfigError | SessionStore.SessionStoreError, SqlClient.SqlClient> =>
   Effect.flatMap(tables(options), (t) => SqlTables.migrate(migrations(t), t.migrations, storeError("migrate")))
 
-// PostgreSQL returns bigint as a string, SQLite an integer as a number.
-const Millis = Schema.Union(Schema.Number, Schema.NumberFromString)
 const Row = Schema.Struct({
   user_id: Schema.String,
   backend_id: Schema.String,
   auth_hash: Schema.String,
   csrf_token: Schema.String,
-  created_at: Millis,
-  last_seen_at: Millis,
-  expires_at: Millis,
-  degraded: Schema.Union(Schema.Number, Schema.NumberFromString),
+  created_at: SqlTables.Integer,
+  last_seen_at: SqlTables.Integer,
+  expires_at: SqlTables.Integer,
+  degraded: SqlTables.Integer,
   second_factor: Schema.NullOr(Schema.String)
 })
 const decodeRows = Schema.decodeUnknown(Schema.Array(Row))

@@ -147,11 +147,10 @@ export const migrate = (
 ): Effect.Effect<void, AuthConfigError | TotpStore.TotpStoreError, SqlClient.SqlClient> =>
   Effect.flatMap(tables(options), (t) => SqlTables.migrate(migrations(t), t.migrations, storeError("migrate")))
 
-const Int = Schema.Union(Schema.Number, Schema.NumberFromString)
 const decodeDevices = Schema.decodeUnknown(
-  Schema.Array(Schema.Struct({ user_id: Schema.String, secret: Schema.String, confirmed: Int, last_step: Int }))
+  Schema.Array(Schema.Struct({ user_id: Schema.String, secret: Schema.String, confirmed: SqlTables.Integer, last_step: SqlTables.Integer }))
 )
-const decodeCount = Schema.decodeUnknown(Schema.Array(Schema.Struct({ n: Int })))
+const decodeCount = Schema.decodeUnknown(Schema.Array(Schema.Struct({ n: SqlTables.Integer })))
 
 /**
  * Builds the store on the `SqlClient` in context; it does not migrate (see {@link layer}).

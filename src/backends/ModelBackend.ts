@@ -44,6 +44,7 @@ import * as Redacted from "effect/Redacted"
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
+import { askStore } from "../internal/userStore.js"
 import * as PasswordHasher from "../PasswordHasher.js"
 import type { User } from "../User.js"
 import * as UserStore from "../UserStore.js"
@@ -139,13 +140,7 @@ export const make = (
     const canAuthenticate = (user: { readonly isActive: boolean }) => allowInactive || user.isActive
 
     // A name the store refuses (a NUL, 151 characters after NFKC) belongs to nobody.
-    const findByUsername = (username: string) =>
-      store.findByUsername(username).pipe(
-        Effect.catchTags({
-          InvalidInput: () => Effect.succeedNone,
-          UserStoreError: (error) => Effect.fail(transport(error))
-        })
-      )
+    const findByUsername = (username: string) => askStore(store.findByUsername(username), Option.none(), transport)
 
     // Django's `check_password` setter: save the password hashed the preferred way.
     const upgrade = (user: UserStore.StoredUser, password: Redacted.Redacted<string>) =>
@@ -187,22 +182,14 @@ export const make = (
       })
 
     const getUser = (userId: string) =>
-      store.findById(userId).pipe(
-        Effect.catchTags({
-          InvalidInput: () => Effect.succeedNone,
-          UserStoreError: (error) => Effect.fail(transport(error))
-        }),
-        Effect.map((found) => Option.map(Option.filter(found, canAuthenticate), toUser))
+      Effect.map(
+        askStore(store.findById(userId), Option.none(), transport),
+        (found) => Option.map(Option.filter(found, canAuthenticate), toUser)
       )
 
+    // An id this store never issued (another backend's user) holds nothing here.
     const storeQuery = <A>(query: Effect.Effect<A, UserStore.CommonError>, empty: A) =>
-      query.pipe(
-        Effect.catchTags({
-          // An id this store never issued (another backend's user) holds nothing here.
-          InvalidInput: () => Effect.succeed(empty),
-          UserStoreError: (error) => Effect.fail(transport(error))
-        })
-      )
+      askStore(query, empty, transport)
 
     const none: ReadonlySet<string> = new Set()
 
@@ -241,11 +228,13 @@ export const make = (
         const reasons: Array<string> = []
         if ((yield* storeQuery(store.userPermissions(user.id), none)).has(perm)) reasons.push("user permission")
         if ((yield* storeQuery(store.groupPermissions(user.id), none)).has(perm)) {
+          // Which groups: when the store can tell (`permissionsOfGroup` is optional).
           const ofGroup = store.permissionsOfGroup
-          const groups = yield* storeQuery(store.groupsOf(user.id), [] as ReadonlyArray<string>)
           const granting: Array<string> = []
-          for (const group of ofGroup === undefined ? [] : groups) {
-            if ((yield* storeQuery(ofGroup!(group), none)).has(perm)) granting.push(group)
+          if (ofGroup !== undefined) {
+            for (const group of yield* storeQuery(store.groupsOf(user.id), [] as ReadonlyArray<string>)) {
+              if ((yield* storeQuery(ofGroup(group), none)).has(perm)) granting.push(group)
+            }
           }
           reasons.push(granting.length === 0 ? "via a group" : `via group ${granting.join(", ")}`)
         }

@@ -38,6 +38,7 @@ import * as Schema from "effect/Schema"
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
+import { askStore } from "../internal/userStore.js"
 import * as Totp from "../Totp.js"
 import * as TotpStore from "../TotpStore.js"
 import type { User } from "../User.js"
@@ -146,12 +147,7 @@ export const make = (
     const noMatch = AuthError.failures(backendId).noMatch
     const transport = (cause: unknown) => new AuthError.TransportError({ backend: backendId, cause })
     const find = (lookup: Effect.Effect<Option.Option<UserStore.StoredUser>, UserStore.CommonError>) =>
-      lookup.pipe(
-        Effect.catchTags({
-          InvalidInput: () => Effect.succeedNone,
-          UserStoreError: (error) => Effect.fail(transport(error))
-        })
-      )
+      askStore(lookup, Option.none(), transport)
 
     const authenticate = ({ otpToken, username }: SecondFactor): Effect.Effect<User, AuthError.BackendError> =>
       Effect.gen(function*() {

@@ -1,6 +1,6 @@
 // One lockout key's record and its transitions, shared by the memory and SQL stores (the Redis
 // store runs the same rules in its Lua scripts), so that every store counts alike.
-import type { Entry, Policy } from "../Lockout.js"
+import type { Entry, Policy, Reservation } from "../Lockout.js"
 
 /**
  * `f` failures counted, `t` the last failure, `u` locked until (0: not locked), `n` locks so far,
@@ -23,7 +23,7 @@ const expiryOf = (record: LockoutRecord, now: number, policy: Policy): number =>
   now + Math.max(record.u - now, policy.coolOff) + policy.forgetAfter
 
 /** The record after one more failure at `now`; `locked` when this failure reached the limit. @internal */
-export const countFailure = (
+const countFailure = (
   old: LockoutRecord | undefined,
   now: number,
   policy: Policy
@@ -38,6 +38,37 @@ export const countFailure = (
   }
   record.expiresAt = expiryOf(record, now, policy)
   return { record, locked }
+}
+
+/**
+ * One attempt on `keys`, given their live records (`current[i]` for `keys[i]`): refused while any
+ * key is locked (`records` empty), else counted on every key, with each key's new record to store.
+ * The memory and SQL stores decide alike with it; the Redis store's Lua script does the same.
+ *
+ * @internal
+ */
+export const decideAttempt = (
+  keys: ReadonlyArray<string>,
+  current: ReadonlyArray<LockoutRecord | undefined>,
+  now: number,
+  policy: Policy
+): { readonly reservation: Reservation; readonly records: ReadonlyArray<LockoutRecord> } => {
+  let retryAfter = 0
+  for (const record of current) {
+    if (record !== undefined && record.u > now) retryAfter = Math.max(retryAfter, record.u - now)
+  }
+  if (retryAfter > 0) return { reservation: { _tag: "Locked", retryAfter }, records: [] }
+  const locked: Array<string> = []
+  let until = 0
+  const records = keys.map((key, i) => {
+    const counted = countFailure(current[i], now, policy)
+    if (counted.locked) {
+      locked.push(key)
+      until = Math.max(until, counted.record.u)
+    }
+    return counted.record
+  })
+  return { reservation: { _tag: "Allowed", locked, until }, records }
 }
 
 /** Gives one counted failure back (in place), lifting the lock it set. @internal */

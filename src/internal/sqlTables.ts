@@ -8,6 +8,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import { AuthConfigError } from "../AuthError.js"
 import { reasons } from "./storeError.js"
 
@@ -177,3 +178,11 @@ export const retryBusy = (limit: Duration.Duration) =>
       Schedule.upTo(limit)
     )
   })
+
+/**
+ * An integer column as the drivers return it: PostgreSQL's `bigint` as a string, SQLite's
+ * integers as numbers.
+ *
+ * @internal
+ */
+export const Integer = Schema.Union(Schema.Number, Schema.NumberFromString)

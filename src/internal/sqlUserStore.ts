@@ -10,6 +10,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import type { Tables } from "../SqlUserStore.js"
+import { Integer } from "./sqlTables.js"
 import * as UserStore from "../UserStore.js"
 import * as internal from "./userStore.js"
 
@@ -32,7 +33,7 @@ const TimestampText = Schema.transformOrFail(Schema.String, Schema.ValidDateFrom
   encode: (date) => ParseResult.succeed(date.toISOString())
 })
 const Timestamp = Schema.Union(Schema.ValidDateFromSelf, TimestampText)
-const Id = Schema.Union(Schema.Number, Schema.NumberFromString)
+const Id = Integer
 // A row id as the store's string ids (`"7"`, whether the driver answered 7 or "7").
 const IdString = Schema.transform(Id, Schema.String, { strict: true, decode: (n) => String(n), encode: Number })
 

@@ -175,3 +175,20 @@ export const withPermOptions = decode(
 /** Code-unit order, the same on every database (SQL `ORDER BY` follows the collation). @internal */
 export const sortNames = (names: Iterable<string>): ReadonlyArray<string> =>
   Array.from(names).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+
+/**
+ * A store query as a backend asks it: an id or name the store refuses (another backend's user, a
+ * name no user can have) holds `empty` here, and a store failure is the backend's own error
+ * (`onStoreError`, its `TransportError`).
+ *
+ * @internal
+ */
+export const askStore = <A, E>(
+  query: Effect.Effect<A, UserStore.CommonError>,
+  empty: A,
+  onStoreError: (error: UserStore.UserStoreError) => E
+): Effect.Effect<A, E> =>
+  Effect.catchTags(query, {
+    InvalidInput: () => Effect.succeed(empty),
+    UserStoreError: (error) => Effect.fail(onStoreError(error))
+  })

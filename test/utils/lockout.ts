@@ -64,3 +64,18 @@ export const exactlyTheLimitGetsThrough = (a: Instance, b: Instance, calls: () =
     expect(yield* a.lockout.reset("alice")).toEqual(["username:alice"])
     expect(tagOf(yield* Effect.exit(b.auth.authenticate({ username: "alice", password: "right" })))).toBe("success")
   })
+
+/** The other law: 400 concurrent failures through two instances under a high limit count 400 on each key. */
+export const noCountIsLost = (a: Instance, b: Instance, calls: () => number) =>
+  Effect.gen(function*() {
+    yield* Effect.all(
+      Array.from({ length: 400 }, (_, i) =>
+        Effect.exit(
+          (i % 2 === 0 ? a : b).auth.authenticate({ username: "bob", password: "x" }, { remoteAddress: "192.0.2.5" })
+        )),
+      { concurrency: "unbounded" }
+    )
+    expect(calls()).toBe(400)
+    const entries = yield* a.lockout.list
+    expect(entries.map((e) => [e.key, e.failures])).toEqual([["ip:192.0.2.5", 400], ["username:bob", 400]])
+  })

@@ -6,6 +6,8 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import { identity } from "effect/Function"
 import * as Runtime from "effect/Runtime"
 import * as oauth from "oauth4webapi"
 
@@ -45,23 +47,16 @@ export const customFetch = (timeout: Duration.DurationInput) =>
             // the request's interruption finish in the background.
             Effect.disconnect,
             Effect.timeout(timeout),
-            Effect.catchAll((cause) => Effect.fail(new Unreachable(url, cause)))
+            Effect.catchAll((cause) => Effect.fail(new Unreachable(url, cause))),
+            Effect.either
           )
-        ).catch((error) => {
-          // runPromise wraps the failure in a FiberFailure; oauth4webapi should see ours.
-          throw error instanceof Error && "cause" in error && error.cause instanceof Unreachable ? error.cause : findUnreachable(error, url)
-        })
+        ).then(
+          // oauth4webapi sees our Unreachable itself, not the FiberFailure runPromise would throw.
+          Either.getOrThrowWith(identity)
+        )
     }
   )
 
-const findUnreachable = (error: unknown, url: string): Unreachable => {
-  let current: unknown = error
-  for (let i = 0; i < 5 && current !== undefined && current !== null; i++) {
-    if (current instanceof Unreachable) return current
-    current = (current as { cause?: unknown }).cause
-  }
-  return new Unreachable(url, error)
-}
 
 /** What went wrong, for the fold: the provider is down or broken, or it refused. @internal */
 export type Classified =
