@@ -134,6 +134,7 @@ export type ConfigureError =
   | UserStore.UserNotFound
   | UserStore.GroupNotFound
   | UserStore.UserAlreadyExists
+  | UserStore.PermissionNotFound
 
 /**
  * How external users are provisioned.
@@ -224,12 +225,17 @@ const storedAsUser = (stored: UserStore.StoredUser): User => stored as unknown a
 const decodeExternal = Schema.decodeUnknown(ExternalUser, { errors: "first" })
 const isUsername = Schema.is(UserStore.Username)
 
-type StoreError = UserStore.CommonError | UserStore.UserNotFound | UserStore.GroupNotFound | UserStore.UserAlreadyExists
+type StoreError =
+  | UserStore.CommonError
+  | UserStore.UserNotFound
+  | UserStore.GroupNotFound
+  | UserStore.UserAlreadyExists
+  | UserStore.PermissionNotFound
 
 const isStoreError = (error: unknown): error is StoreError =>
   Predicate.isTagged(error, "InvalidInput") || Predicate.isTagged(error, "UserStoreError") ||
   Predicate.isTagged(error, "UserNotFound") || Predicate.isTagged(error, "GroupNotFound") ||
-  Predicate.isTagged(error, "UserAlreadyExists")
+  Predicate.isTagged(error, "UserAlreadyExists") || Predicate.isTagged(error, "PermissionNotFound")
 
 const sameGroups = (a: ReadonlyArray<string>, b: ReadonlySet<string>): boolean =>
   a.length === b.size && a.every((name) => b.has(name))

@@ -45,7 +45,7 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
-import type { AuthConfigError } from "./AuthError.js"
+import { AuthConfigError } from "./AuthError.js"
 import * as SqlTables from "./internal/sqlTables.js"
 import * as Rows from "./internal/sqlUserStore.js"
 import * as internal from "./internal/userStore.js"
@@ -82,6 +82,61 @@ export interface Options {
    * Django's default for SQLite.
    */
   readonly busyTimeout?: Duration.DurationInput | undefined
+  /**
+   * Run on a Django site's own tables (`auth_user`, `auth_group`, `auth_permission`,
+   * `django_content_type` and the link tables) instead of effect-auth's: `true` for Django's
+   * default names, or {@link DjangoOptions} for a custom user model's. The store then never
+   * creates, alters or migrates a table, reads permissions through `django_content_type` as
+   * Django's `ModelBackend` does, writes timestamps as Django writes them, and looks usernames up
+   * exactly, as `get_by_natural_key` does. `tablePrefix` and `migrationsTable` do not apply.
+   */
+  readonly django?: boolean | DjangoOptions | undefined
+}
+
+/**
+ * The tables of a Django site, for a custom user model (`AUTH_USER_MODEL`). Each defaults to
+ * what Django names it for `django.contrib.auth`'s `User`; a user model with `AbstractUser`'s
+ * columns is what the store reads and writes.
+ *
+ * @example
+ * ```ts
+ * import type { SqlUserStore } from "effect-auth"
+ *
+ * // AUTH_USER_MODEL = "accounts.Account"
+ * const django: SqlUserStore.DjangoOptions = {
+ *   tables: { user: "accounts_account", userColumn: "account_id" }
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DjangoOptions {
+  readonly tables?: {
+    /** Default `auth_user`. */
+    readonly user?: string | undefined
+    /** Default `auth_group`. */
+    readonly group?: string | undefined
+    /** Default `auth_permission`. */
+    readonly permission?: string | undefined
+    /** Default `django_content_type`. */
+    readonly contentType?: string | undefined
+    /** Default `<user>_groups`. */
+    readonly userGroups?: string | undefined
+    /** Default `<user>_user_permissions`. */
+    readonly userPermissions?: string | undefined
+    /** Default `auth_group_permissions`. */
+    readonly groupPermissions?: string | undefined
+    /** The link tables' column naming the user: `<model name>_id`. Default `user_id`. */
+    readonly userColumn?: string | undefined
+  } | undefined
+  /**
+   * Django's permissions come from its models (`migrate` makes them): granting one that has no row
+   * fails with `PermissionNotFound` unless this is `true`; then the permission is made, on the
+   * content type of its app label and the codename's model (`blog.change_post` → `blog | post`).
+   * `createPermission` always makes it. Default: `false`.
+   */
+  readonly createMissingPermissions?: boolean | undefined
 }
 
 /**
@@ -119,7 +174,11 @@ export interface LayerOptions extends Options {
 export interface SqliteOptions extends LayerOptions {
   /** A file path, or `":memory:"` for a database that lives as long as the layer. */
   readonly filename: string
-  /** SQLite's write-ahead log is on unless this is `true`. */
+  /**
+   * SQLite's write-ahead log is on unless this is `true`. On a Django site's file (`django`) it is
+   * left as Django made it (off) unless this is `false`: WAL is a setting of the file, and lets
+   * Django's readers and the store's writer work at once.
+   */
   readonly disableWAL?: boolean | undefined
 }
 
@@ -175,6 +234,10 @@ export interface Tables {
   readonly userPermissions: string
   readonly groupPermissions: string
   readonly migrations: string
+  /** On a Django site's tables only: `django_content_type`. */
+  readonly contentType?: string | undefined
+  /** The link tables' column naming the user. Default `user_id`. */
+  readonly userColumn?: string | undefined
 }
 
 /**
@@ -193,7 +256,7 @@ export interface Tables {
  * @category utils
  */
 export const tables = (options: Options = {}): Effect.Effect<Tables, AuthConfigError> =>
-  SqlTables.resolve("SqlUserStore", "user", options, (prefix) => ({
+  options.django ? djangoTables(options) : SqlTables.resolve("SqlUserStore", "user", options, (prefix) => ({
     user: `${prefix}user`,
     group: `${prefix}group`,
     permission: `${prefix}permission`,
@@ -201,6 +264,41 @@ export const tables = (options: Options = {}): Effect.Effect<Tables, AuthConfigE
     userPermissions: `${prefix}user_user_permissions`,
     groupPermissions: `${prefix}group_permissions`
   }))
+
+const djangoOptions = (options: Options): DjangoOptions =>
+  typeof options.django === "object" ? options.django : {}
+
+const identifier = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
+
+// Django's names, or the ones given for a custom user model; never a migrations table.
+const djangoTables = (options: Options): Effect.Effect<Tables, AuthConfigError> => {
+  if (options.tablePrefix !== undefined || options.migrationsTable !== undefined) {
+    return Effect.fail(
+      new AuthConfigError({
+        message: "SqlUserStore: tablePrefix and migrationsTable do not apply to Django's tables (see django.tables)"
+      })
+    )
+  }
+  const given = djangoOptions(options).tables ?? {}
+  const user = given.user ?? "auth_user"
+  const names = {
+    user,
+    group: given.group ?? "auth_group",
+    permission: given.permission ?? "auth_permission",
+    contentType: given.contentType ?? "django_content_type",
+    userGroups: given.userGroups ?? `${user}_groups`,
+    userPermissions: given.userPermissions ?? `${user}_user_permissions`,
+    groupPermissions: given.groupPermissions ?? "auth_group_permissions",
+    userColumn: given.userColumn ?? "user_id",
+    migrations: ""
+  }
+  const bad = Object.entries(names).find(([key, name]) => key !== "migrations" && !identifier.test(name))
+  return bad === undefined
+    ? Effect.succeed(names)
+    : Effect.fail(
+      new AuthConfigError({ message: `SqlUserStore: django.tables.${bad[0]} must match [A-Za-z_][A-Za-z0-9_]* (at most 63 characters)` })
+    )
+}
 
 const createTables = (t: Tables) =>
   Effect.gen(function*() {
@@ -313,13 +411,60 @@ const storeError = (operation: string) => (cause: unknown) => new UserStore.User
 export const migrate = (
   options: Options = {}
 ): Effect.Effect<void, AuthConfigError | UserStore.UserStoreError, SqlClient.SqlClient> =>
-  Effect.flatMap(tables(options), (t) => SqlTables.migrate(migrations(t), t.migrations, storeError("migrate")))
+  options.django
+    ? Effect.fail(
+      new AuthConfigError({ message: "SqlUserStore: Django's tables belong to Django's migrations; effect-auth never migrates them" })
+    )
+    : Effect.flatMap(tables(options), (t) => SqlTables.migrate(migrations(t), t.migrations, storeError("migrate")))
+
+/**
+ * Checks that a Django site's tables are there and have the columns the store uses, without
+ * touching them: a missing table or column is a `UserStoreError` naming it, when the layer is
+ * built rather than at the first login.
+ *
+ * @example
+ * ```ts
+ * import { SqliteClient } from "@effect/sql-sqlite-node"
+ * import { Effect } from "effect"
+ * import { SqlUserStore } from "effect-auth"
+ *
+ * const check = SqlUserStore.checkDjangoTables({ django: true }).pipe(
+ *   Effect.provide(SqliteClient.layer({ filename: "./db.sqlite3" }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category migrations
+ */
+export const checkDjangoTables = (
+  options: Options = { django: true }
+): Effect.Effect<void, AuthConfigError | UserStore.UserStoreError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const t = yield* djangoTables(options)
+    const sql = yield* SqlClient.SqlClient
+    const column = t.userColumn ?? "user_id"
+    const probes: ReadonlyArray<readonly [string, string]> = [
+      [t.user, "id, password, last_login, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined"],
+      [t.group, "id, name"],
+      [t.permission, "id, name, content_type_id, codename"],
+      [t.contentType!, "id, app_label, model"],
+      [t.userGroups, `${column}, group_id`],
+      [t.userPermissions, `${column}, permission_id`],
+      [t.groupPermissions, "group_id, permission_id"]
+    ]
+    for (const [table, columns] of probes) {
+      yield* sql`SELECT ${sql.literal(columns)} FROM ${sql(table)} WHERE 1 = 0`.pipe(
+        Effect.mapError((cause) => storeError(`open Django table ${table}`)(cause))
+      )
+    }
+  })
 
 // The store's own failures pass through `run`; everything else (SqlError, ParseError) is a
 // UserStoreError.
 const isStoreOutcome = (cause: unknown): boolean =>
   Predicate.isTagged(cause, "InvalidInput") || Predicate.isTagged(cause, "UserNotFound") ||
-  Predicate.isTagged(cause, "GroupNotFound") || Predicate.isTagged(cause, "UserAlreadyExists")
+  Predicate.isTagged(cause, "GroupNotFound") || Predicate.isTagged(cause, "UserAlreadyExists") ||
+  Predicate.isTagged(cause, "PermissionNotFound")
 
 /**
  * Builds the store on the `SqlClient` in context. It does not migrate: see {@link layer} and
@@ -344,8 +489,11 @@ export const make = (
     const sql = yield* SqlClient.SqlClient
     const {
       bool,
+      django,
+      userColumn,
       ensureGroup,
       ensurePermission,
+      permissionId,
       existing,
       existingGroup,
       groupNames,
@@ -378,27 +526,52 @@ export const make = (
         Effect.withSpan(`UserStore.${operation}`)
       )
 
+    // Django's permissions come from its models: a grant does not make one unless asked to.
+    const registersOnGrant = !django || djangoOptions(options).createMissingPermissions === true
+    const existingPermission = (p: { readonly perm: string }) =>
+      Effect.flatMap(
+        permissionId(p.perm),
+        Option.match({
+          onNone: () => Effect.fail(new UserStore.PermissionNotFound({ permission: p.perm })),
+          onSome: (row) => Effect.succeed(row.id)
+        })
+      )
+
     // grantPermission, revokePermission, grantGroupPermission, revokeGroupPermission: the
     // permission is checked first, then the owner, as Django's `user_permissions.add` would.
-    const changePermission = <E>(
+    const grant = <E>(
       operation: string,
       l: Rows.Link,
       owner: Effect.Effect<number, E | SqlError | ParseResult.ParseError>,
-      rawPerm: string,
-      change: "grant" | "revoke"
+      rawPerm: string
     ) =>
       run(
         operation,
         Effect.gen(function*() {
           const p = yield* internal.permission(rawPerm)
           const ownerId = yield* owner
-          if (change === "revoke") return yield* Effect.asVoid(unlink(l, ownerId, permissionIds(p)))
-          yield* link(l, ownerId, yield* ensurePermission(p))
+          yield* link(l, ownerId, yield* (registersOnGrant ? ensurePermission(p) : existingPermission(p)))
+        })
+      )
+    const revoke = <E>(
+      operation: string,
+      l: Rows.Link,
+      owner: Effect.Effect<number, E | SqlError | ParseResult.ParseError>,
+      rawPerm: string
+    ) =>
+      run(
+        operation,
+        Effect.gen(function*() {
+          const p = yield* internal.permission(rawPerm)
+          yield* unlink(l, yield* owner, permissionIds(p))
         })
       )
 
     const service: UserStore.Service = {
-      findByUsername: (raw) => run("findByUsername", Effect.flatMap(internal.username(raw), userByName)),
+      // Django looks names up exactly (`get_by_natural_key`); effect-auth's own tables hold only
+      // NFKC-normalised names, so there the lookup normalises too.
+      findByUsername: (raw) =>
+        run("findByUsername", Effect.flatMap(django ? internal.exactUsername(raw) : internal.username(raw), userByName)),
       findById: (raw) => run("findById", ifUser(raw, Option.none<UserStore.StoredUser>(), userById)),
       create: (raw) =>
         run(
@@ -512,8 +685,8 @@ export const make = (
                 // Sorted, so concurrent mirrors lock the group rows in one order.
                 for (const name of names) ids.push(yield* ensureGroup(name))
                 yield* ids.length === 0
-                  ? sql`DELETE FROM ${sql(t.userGroups)} WHERE user_id = ${userId}`
-                  : sql`DELETE FROM ${sql(t.userGroups)} WHERE user_id = ${userId} AND group_id NOT IN ${sql.in(ids)}`
+                  ? sql`DELETE FROM ${sql(t.userGroups)} WHERE ${sql(userColumn)} = ${userId}`
+                  : sql`DELETE FROM ${sql(t.userGroups)} WHERE ${sql(userColumn)} = ${userId} AND group_id NOT IN ${sql.in(ids)}`
                 for (const groupId of ids) yield* link(links.userGroups, userId, groupId)
               })
             )
@@ -534,21 +707,21 @@ export const make = (
             yield* ensurePermission(p, name)
           })
         ),
-      permissions: () => run("permissions", permSet(sql`SELECT app_label, codename FROM ${T.permission}`)),
+      permissions: () => run("permissions", permSet(sql`SELECT p.app_label, p.codename FROM ${T.permission} p`)),
       grantPermission: (rawId, rawPerm) =>
-        changePermission("grantPermission", links.userPermissions, existing(rawId), rawPerm, "grant"),
+        grant("grantPermission", links.userPermissions, existing(rawId), rawPerm),
       revokePermission: (rawId, rawPerm) =>
-        changePermission("revokePermission", links.userPermissions, existing(rawId), rawPerm, "revoke"),
+        revoke("revokePermission", links.userPermissions, existing(rawId), rawPerm),
       grantGroupPermission: (rawGroup, rawPerm) =>
-        changePermission("grantGroupPermission", links.groupPermissions, existingGroup(rawGroup), rawPerm, "grant"),
+        grant("grantGroupPermission", links.groupPermissions, existingGroup(rawGroup), rawPerm),
       revokeGroupPermission: (rawGroup, rawPerm) =>
-        changePermission("revokeGroupPermission", links.groupPermissions, existingGroup(rawGroup), rawPerm, "revoke"),
+        revoke("revokeGroupPermission", links.groupPermissions, existingGroup(rawGroup), rawPerm),
       userPermissions: (rawId) =>
         run(
           "userPermissions",
           ifUser(rawId, new Set<string>() as ReadonlySet<string>, (id) =>
             permSet(sql`SELECT p.app_label, p.codename FROM ${T.permission} p
-              JOIN ${sql(t.userPermissions)} up ON up.permission_id = p.id WHERE up.user_id = ${id}`))
+              JOIN ${sql(t.userPermissions)} up ON up.permission_id = p.id WHERE up.${sql(userColumn)} = ${id}`))
         ),
       groupPermissions: (rawId) =>
         run(
@@ -557,7 +730,7 @@ export const make = (
             permSet(sql`SELECT DISTINCT p.app_label, p.codename FROM ${T.permission} p
               JOIN ${sql(t.groupPermissions)} gp ON gp.permission_id = p.id
               JOIN ${sql(t.userGroups)} ug ON ug.group_id = gp.group_id
-              WHERE ug.user_id = ${id}`))
+              WHERE ug.${sql(userColumn)} = ${id}`))
         ),
       permissionsOfGroup: (rawName) =>
         run(
@@ -575,9 +748,9 @@ export const make = (
             const options = yield* internal.withPermOptions(rawOptions)
             const isActive = options.isActive === undefined ? true : options.isActive
             const holders = [
-              sql`u.id IN (SELECT up.user_id FROM ${sql(t.userPermissions)} up
+              sql`u.id IN (SELECT up.${sql(userColumn)} FROM ${sql(t.userPermissions)} up
                 WHERE up.permission_id IN (${permissionIds(p)}))`,
-              sql`u.id IN (SELECT ug.user_id FROM ${sql(t.userGroups)} ug
+              sql`u.id IN (SELECT ug.${sql(userColumn)} FROM ${sql(t.userGroups)} ug
                 JOIN ${sql(t.groupPermissions)} gp ON gp.group_id = ug.group_id
                 WHERE gp.permission_id IN (${permissionIds(p)}))`,
               ...(options.includeSuperusers ?? true ? [sql`u.is_superuser = ${bool(true)}`] : [])
@@ -614,7 +787,10 @@ export const layer = (
 ): Layer.Layer<UserStore.UserStore, AuthConfigError | UserStore.UserStoreError, SqlClient.SqlClient> =>
   Layer.effect(
     UserStore.UserStore,
-    Effect.zipRight(options.migrate === false ? Effect.void : migrate(options), make(options))
+    Effect.zipRight(
+      options.django ? checkDjangoTables(options) : options.migrate === false ? Effect.void : migrate(options),
+      make(options)
+    )
   )
 
 const importFailed = (module: string) => (cause: unknown) =>
@@ -667,7 +843,10 @@ export const layerSqlite = (
   layerOnDriver(options, "@effect/sql-sqlite-node", () => import("@effect/sql-sqlite-node/SqliteClient"), (Sqlite) =>
     Sqlite.layer({
       filename: options.filename,
-      ...(options.disableWAL === undefined ? {} : { disableWAL: options.disableWAL })
+      // A Django site's file keeps the journal mode Django gave it unless WAL is asked for.
+      ...(options.disableWAL === undefined
+        ? options.django ? { disableWAL: true } : {}
+        : { disableWAL: options.disableWAL })
     }).pipe(
       // better-sqlite3 waits for a lock synchronously (5 s by default), freezing the event loop;
       // the stores wait between short tries instead (`busyTimeout`).

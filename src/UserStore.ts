@@ -243,6 +243,30 @@ export class GroupNotFound extends Schema.TaggedError<GroupNotFound>("effect-aut
 }
 
 /**
+ * No such permission, and the store does not create permissions on a grant: a store on a Django
+ * site's tables, where permissions come from Django's models (see `SqlUserStore`'s `django`
+ * option and its `createMissingPermissions`).
+ *
+ * @example
+ * ```ts
+ * import { UserStore } from "effect-auth"
+ *
+ * const error = new UserStore.PermissionNotFound({ permission: "blog.publish_post" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PermissionNotFound extends Schema.TaggedError<PermissionNotFound>("effect-auth/PermissionNotFound")(
+  "PermissionNotFound",
+  { permission: Schema.String }
+) {
+  override get message(): string {
+    return `no permission ${JSON.stringify(this.permission)}`
+  }
+}
+
+/**
  * An input did not decode (username too long, permission not `app_label.codename`, ...).
  * `message` names the field and the rule; it never holds a password hash.
  *
@@ -355,10 +379,19 @@ export interface Service {
   readonly createPermission: (perm: string, name?: string) => Effect.Effect<void, CommonError>
   /** Every permission the store knows: registered or ever granted. */
   readonly permissions: () => Effect.Effect<ReadonlySet<string>, CommonError>
-  /** Grants (registering the permission if needed); granting twice is not an error. */
-  readonly grantPermission: (userId: string, perm: string) => Effect.Effect<void, UserNotFound | CommonError>
+  /**
+   * Grants (registering the permission if needed); granting twice is not an error. A store on a
+   * Django site's tables fails with `PermissionNotFound` instead of registering, unless told to.
+   */
+  readonly grantPermission: (
+    userId: string,
+    perm: string
+  ) => Effect.Effect<void, UserNotFound | PermissionNotFound | CommonError>
   readonly revokePermission: (userId: string, perm: string) => Effect.Effect<void, UserNotFound | CommonError>
-  readonly grantGroupPermission: (group: string, perm: string) => Effect.Effect<void, GroupNotFound | CommonError>
+  readonly grantGroupPermission: (
+    group: string,
+    perm: string
+  ) => Effect.Effect<void, GroupNotFound | PermissionNotFound | CommonError>
   readonly revokeGroupPermission: (group: string, perm: string) => Effect.Effect<void, GroupNotFound | CommonError>
   /** Permissions granted to the user directly. */
   readonly userPermissions: (userId: string) => Effect.Effect<ReadonlySet<string>, CommonError>

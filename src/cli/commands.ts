@@ -164,6 +164,7 @@ type StoreError =
   | UserStore.UserStoreError
   | UserStore.UserAlreadyExists
   | UserStore.UserNotFound
+  | UserStore.PermissionNotFound
   | PasswordHasher.HashError
   | PasswordHasher.HasherBusy
 
@@ -181,6 +182,8 @@ const describe = (error: StoreError): string => {
       return `a user named ${JSON.stringify(error.username)} exists already`
     case "UserNotFound":
       return "the user was deleted meanwhile"
+    case "PermissionNotFound":
+      return `no permission ${JSON.stringify(error.permission)} (Django makes permissions from its models: run Django's migrate, or pass --create-permissions)`
     case "HashError":
       return "could not hash the password"
     case "HasherBusy":

@@ -83,20 +83,52 @@ export const isUniqueViolation = (error: SqlError): boolean => {
 /** A table linking an owner (user or group) to a target (group or permission). @internal */
 export interface Link {
   readonly table: string
-  readonly owner: "user_id" | "group_id"
+  readonly owner: string
   readonly target: "group_id" | "permission_id"
+}
+
+/**
+ * Django's on-disk datetime on SQLite with `USE_TZ = True`: naive UTC, `str(datetime)`, so
+ * microseconds only when there are some (`2024-05-01 12:00:00` or `2024-05-01 12:00:00.123000`).
+ * Django compares these as text: ISO text with `T` and `Z` would sort apart from its own.
+ *
+ * @internal
+ */
+export const djangoSqliteTime = (d: Date): string => {
+  const iso = d.toISOString() // 2024-05-01T12:00:00.123Z
+  const ms = d.getUTCMilliseconds()
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}${ms === 0 ? "" : `.${iso.slice(20, 23)}000`}`
+}
+
+// A Django permission codename's model: `change_post` → `post`, as Django names the default
+// permissions (`<action>_<model>`); a codename without `_` is its own model.
+const modelOf = (codename: string): string => {
+  const underscore = codename.indexOf("_")
+  return underscore < 0 ? codename : codename.slice(underscore + 1)
+}
+// Django's default permission label: `change_post` → `Can change post`.
+const djangoPermissionName = (codename: string): string => {
+  const underscore = codename.indexOf("_")
+  return underscore < 0 ? codename : `Can ${codename.slice(0, underscore)} ${codename.slice(underscore + 1)}`
 }
 
 /** The statements of one store, on its tables. @internal */
 export const make = (sql: SqlClient.SqlClient, t: Tables) => {
   const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
   const bool = (b: boolean): boolean | number => (pg ? b : b ? 1 : 0)
-  const time = (d: Date): string => d.toISOString()
+  const django = t.contentType !== undefined
+  const time = (d: Date): string => (django && !pg ? djangoSqliteTime(d) : d.toISOString())
   const T = {
     user: sql(t.user),
     group: sql(t.group),
-    permission: sql(t.permission)
+    // Permissions as rows of (id, app_label, codename, name). Django keeps the app label in
+    // `django_content_type`: `ModelBackend` reads `content_type__app_label`, and so does this view.
+    permission: django
+      ? sql`(SELECT p0.id, ct0.app_label, p0.codename, p0.name FROM ${sql(t.permission)} p0
+          JOIN ${sql(t.contentType!)} ct0 ON ct0.id = p0.content_type_id)`
+      : sql(t.permission)
   }
+  const userColumn = t.userColumn ?? "user_id"
 
   // --- reads, decoded by Schema
 
@@ -128,13 +160,14 @@ export const make = (sql: SqlClient.SqlClient, t: Tables) => {
   const permissionId = SqlSchema.findOne({
     Request: PermissionRow,
     Result: IdRow,
-    execute: (p) => sql`SELECT id FROM ${T.permission} WHERE app_label = ${p.app_label} AND codename = ${p.codename}`
+    execute: (p) => sql`SELECT id FROM ${T.permission} p WHERE app_label = ${p.app_label} AND codename = ${p.codename}`
   })
   const groupNames = SqlSchema.findAll({
     Request: Schema.Number,
     Result: NameRow,
     execute: (id) =>
-      sql`SELECT g.name FROM ${T.group} g JOIN ${sql(t.userGroups)} ug ON ug.group_id = g.id WHERE ug.user_id = ${id}`
+      sql`SELECT g.name FROM ${T.group} g JOIN ${sql(t.userGroups)} ug ON ug.group_id = g.id
+        WHERE ug.${sql(userColumn)} = ${id}`
   })
   const permSet = (statement: Statement.Statement<unknown>) =>
     Effect.map(
@@ -199,20 +232,48 @@ export const make = (sql: SqlClient.SqlClient, t: Tables) => {
       sql`INSERT INTO ${T.group} (name) VALUES (${name}) ON CONFLICT (name) DO NOTHING`,
       groupId(name)
     )
+  // On Django's tables a new permission hangs off the content type of its app label and the
+  // codename's model (`blog.change_post` → `blog | post`), made if missing, as Django names them.
   const ensurePermission = (p: internal.ParsedPermission, name?: string) =>
-    ensure(
-      `permission ${p.perm}`,
-      sql`INSERT INTO ${T.permission} (name, app_label, codename)
-        VALUES (${name ?? p.perm}, ${p.appLabel}, ${p.codename})
-        ON CONFLICT (app_label, codename) DO NOTHING`,
-      permissionId(p.perm)
+    django
+      ? Effect.flatMap(permissionId(p.perm), (found) =>
+        Option.isSome(found) ? Effect.succeed(found.value.id) : Effect.flatMap(
+          ensure(
+            `content type ${p.appLabel}.${modelOf(p.codename)}`,
+            sql`INSERT INTO ${sql(t.contentType!)} (app_label, model) VALUES (${p.appLabel}, ${modelOf(p.codename)})
+              ON CONFLICT (app_label, model) DO NOTHING`,
+            contentTypeId(p.appLabel, modelOf(p.codename))
+          ),
+          (contentType) =>
+            ensure(
+              `permission ${p.perm}`,
+              sql`INSERT INTO ${sql(t.permission)} (name, content_type_id, codename)
+                VALUES (${name ?? djangoPermissionName(p.codename)}, ${contentType}, ${p.codename})
+                ON CONFLICT (content_type_id, codename) DO NOTHING`,
+              permissionId(p.perm)
+            )
+        ))
+      : ensure(
+        `permission ${p.perm}`,
+        sql`INSERT INTO ${T.permission} (name, app_label, codename)
+          VALUES (${name ?? p.perm}, ${p.appLabel}, ${p.codename})
+          ON CONFLICT (app_label, codename) DO NOTHING`,
+        permissionId(p.perm)
+      )
+  const contentTypeId = (appLabel: string, model: string) =>
+    Effect.map(
+      Effect.flatMap(
+        sql`SELECT id FROM ${sql(t.contentType!)} WHERE app_label = ${appLabel} AND model = ${model}`,
+        decodeIds
+      ),
+      (rows) => Option.fromNullable(rows[0])
     )
 
   // --- the link tables: one path for memberships and for user and group permissions
 
   const links = {
-    userGroups: { table: t.userGroups, owner: "user_id", target: "group_id" },
-    userPermissions: { table: t.userPermissions, owner: "user_id", target: "permission_id" },
+    userGroups: { table: t.userGroups, owner: userColumn, target: "group_id" },
+    userPermissions: { table: t.userPermissions, owner: userColumn, target: "permission_id" },
     groupPermissions: { table: t.groupPermissions, owner: "group_id", target: "permission_id" }
   } as const satisfies Record<string, Link>
 
@@ -222,9 +283,12 @@ export const make = (sql: SqlClient.SqlClient, t: Tables) => {
   const unlink = (l: Link, ownerId: number, targets: Statement.Fragment) =>
     sql`DELETE FROM ${sql(l.table)} WHERE ${sql(l.owner)} = ${ownerId} AND ${sql(l.target)} IN (${targets})`
   const permissionIds = (p: internal.ParsedPermission) =>
-    sql`SELECT id FROM ${T.permission} WHERE app_label = ${p.appLabel} AND codename = ${p.codename}`
+    sql`SELECT id FROM ${T.permission} p WHERE app_label = ${p.appLabel} AND codename = ${p.codename}`
 
   return {
+    django,
+    permissionId,
+    userColumn,
     bool,
     time,
     T,

@@ -21,6 +21,9 @@ export const username = (raw: unknown): Effect.Effect<string, UserStore.InvalidI
   decodeUsername(typeof raw === "string" ? UserStore.normalizeUsername(raw) : raw)
 const decodeUsername = decode(UserStore.Username, "username")
 
+/** A name to look up as given, as Django's `get_by_natural_key` does. @internal */
+export const exactUsername = decode(UserStore.Username, "username")
+
 /** A new user's name: normalised, then held to Django's `UnicodeUsernameValidator`. @internal */
 export const newUsername = (raw: unknown): Effect.Effect<string, UserStore.InvalidInput> =>
   decodeNewUsername(typeof raw === "string" ? UserStore.normalizeUsername(raw) : raw)

@@ -1,0 +1,302 @@
+// effect-auth on a database Django made and keeps (SqlUserStore's `django` option), on SQLite and
+// PostgreSQL, held against Django 3.2 itself (Debian's python3-django) on the same rows:
+// test/django/site.py migrates and seeds it through the ORM, then answers for Django.
+import { describe, expect, it } from "@effect/vitest"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { Effect, Either, Exit, Layer, Option, Redacted } from "effect"
+import { execFileSync } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as AuthEvents from "../src/AuthEvents.js"
+import * as AuthService from "../src/AuthService.js"
+import * as ModelBackend from "../src/backends/ModelBackend.js"
+import * as PasswordHasher from "../src/PasswordHasher.js"
+import * as SqlUserStore from "../src/SqlUserStore.js"
+import * as UserManager from "../src/UserManager.js"
+import * as UserStore from "../src/UserStore.js"
+import { djangoPython } from "./utils/django.js"
+import * as Postgres from "./utils/postgres.js"
+
+type Db =
+  | { readonly engine: "sqlite"; readonly name: string }
+  | { readonly engine: "pg"; readonly name: string; readonly host: string; readonly port: string; readonly user: string }
+
+const site = (action: string, db: Db, extra: object = {}): any =>
+  JSON.parse(execFileSync(djangoPython!, [path.join(__dirname, "django", "site.py")], {
+    input: JSON.stringify({ action, db, ...extra }),
+    env: { ...process.env, TZ: "UTC" },
+    encoding: "utf8"
+  }))
+
+// Both sides with Django 3.2's hashers (and the legacy ones the site lists), so that neither
+// re-hashes what the other wrote.
+const hasherOptions: PasswordHasher.Options = {
+  ...PasswordHasher.djangoPresets["3.2"],
+  hashers: [...PasswordHasher.djangoPresets["3.2"].hashers!, "md5", "sha1"]
+}
+
+const chain = (store: Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, unknown>) =>
+  AuthService.layer([ModelBackend.ModelBackend]).pipe(
+    Layer.provide(AuthEvents.layer),
+    Layer.provideMerge(ModelBackend.layer()),
+    Layer.provideMerge(PasswordHasher.layer(hasherOptions)),
+    Layer.provideMerge(Layer.orDie(store))
+  )
+
+const apps = ["auth", "blog", "contenttypes", "sessions", "nope"]
+const extraPerms = ["blog.nope_post", "nope.nothing", "auth.view_nothing"]
+
+interface Engine {
+  readonly name: string
+  readonly skip: boolean
+  /** A fresh database for one test, Django-migrated and seeded; dropped at the end of the scope. */
+  readonly make: Effect.Effect<{ readonly db: Db; readonly store: (django?: SqlUserStore.DjangoOptions) => Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, unknown> }, never, import("effect/Scope").Scope>
+}
+
+const sqlite: Engine = {
+  name: "SQLite",
+  skip: false,
+  make: Effect.acquireRelease(
+    Effect.sync(() => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-auth-django-"))
+      const db: Db = { engine: "sqlite", name: path.join(dir, "db.sqlite3") }
+      return {
+        dir,
+        db,
+        store: (django: SqlUserStore.DjangoOptions = {}) => SqlUserStore.layerSqlite({ filename: db.name, django })
+      }
+    }),
+    ({ dir }) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+  )
+}
+
+const pgServer = new URL(Postgres.databaseUrl)
+const admin = PgClient.layer({ url: Redacted.make(Postgres.databaseUrl) })
+const pg: Engine = {
+  name: "PostgreSQL",
+  skip: Postgres.missing,
+  make: Effect.acquireRelease(
+    Effect.gen(function*() {
+      const name = `effect_auth_django_${randomBytes(4).toString("hex")}`
+      yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`CREATE DATABASE "${name}"`)).pipe(
+        Effect.provide(admin),
+        Effect.orDie
+      )
+      const db: Db = {
+        engine: "pg",
+        name,
+        host: pgServer.hostname,
+        port: pgServer.port || "5432",
+        user: decodeURIComponent(pgServer.username) || "postgres"
+      }
+      const url = new URL(Postgres.databaseUrl)
+      url.pathname = `/${name}`
+      return {
+        name,
+        db,
+        store: (django: SqlUserStore.DjangoOptions = {}) =>
+          SqlUserStore.layerPg({ url: Redacted.make(url.toString()), django })
+      }
+    }),
+    ({ name }) =>
+      Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)).pipe(
+        Effect.provide(admin),
+        Effect.ignore
+      )
+  )
+}
+
+const sorted = (set: ReadonlySet<string>) => [...set].sort()
+
+for (const engine of [sqlite, pg]) {
+  describe.skipIf(djangoPython === undefined || engine.skip)(`a Django 3.2 site's database on ${engine.name}`, () => {
+    it.scopedLive("every login, permission and module question answered as Django answers it", () =>
+      Effect.gen(function*() {
+        const { db, store } = yield* engine.make
+        const seeded = site("seed", db)
+        const before = site("schema", db)
+        const users: ReadonlyArray<{ username: string; password: string | null }> = seeded.users
+        const logins: Array<[string, string]> = [
+          ...users.flatMap((u): Array<[string, string]> => [[u.username, u.password ?? "x"], [u.username, "wrong"]]),
+          ["ALICE", "alice-pw-1"], // case counts
+          ["\ufb01le", "file-pw-13"], // each spelling is its own user
+          ["file", "ligature-pw-12"],
+          ["jose\u0301", "jose-pw-11"], // a decomposed spelling is not the stored one
+          ["ghost", "ghost-pw"]
+        ]
+
+        const program = Effect.gen(function*() {
+          const userStore = yield* UserStore.UserStore
+          const permissions = sorted(yield* userStore.permissions())
+          const theirs = site("ask", db, { logins, perms: [...permissions, ...extraPerms], apps })
+          expect(theirs.permissions).toEqual(permissions)
+
+          // Django answered inside a rolled-back transaction: ours log in on the same hashes.
+          const ours: Array<number | null> = []
+          for (const [username, password] of logins) {
+            const result = yield* Effect.either(AuthService.authenticate({ username, password: Redacted.make(password) }))
+            ours.push(Either.isRight(result) ? Number(result.right.user.id) : null)
+          }
+          expect(ours).toEqual(theirs.logins)
+          expect(ours.filter((id) => id !== null).length).toBeGreaterThan(10)
+
+          for (const [username, answer] of Object.entries<any>(theirs.users)) {
+            // As Django's User: inactive users too (ModelBackend.getUser would not load them).
+            const stored = Option.getOrThrow(yield* userStore.findById(String(answer.id)))
+            expect(stored.username).toBe(username)
+            const user = { id: stored.id, username: stored.username, isActive: stored.isActive, isSuperuser: stored.isSuperuser }
+            const perms: Array<string> = []
+            for (const perm of [...permissions, ...extraPerms]) {
+              if (yield* AuthService.hasPerm(user, perm)) perms.push(perm)
+            }
+            const modules: Array<string> = []
+            for (const app of apps) if (yield* AuthService.hasModulePerms(user, app)) modules.push(app)
+            expect({
+              id: answer.id,
+              all: sorted(yield* AuthService.getAllPermissions(user)),
+              user: sorted(yield* AuthService.getUserPermissions(user)),
+              group: sorted(yield* AuthService.getGroupPermissions(user)),
+              perms,
+              apps: modules
+            }, username).toEqual(answer)
+          }
+          expect(theirs.users.editor.all).toEqual([
+            "auth.add_user",
+            "auth.view_group",
+            "auth.view_permission",
+            "auth.view_user",
+            "blog.feature_post",
+            "blog.publish_post"
+          ])
+        })
+        yield* program.pipe(Effect.provide(chain(store())))
+        expect(site("schema", db)).toEqual(before)
+      }), 120_000)
+
+    it.scopedLive("what effect-auth writes, Django reads; Django's tables are never changed", () =>
+      Effect.gen(function*() {
+        const { db, store } = yield* engine.make
+        site("seed", db)
+        const before = site("schema", db)
+        const at = (iso: string) => new Date(iso)
+        const program = Effect.gen(function*() {
+          const users = yield* UserStore.UserStore
+          const start = new Date()
+          const newbie = yield* UserManager.createUser({
+            username: "newbie",
+            email: "Newbie@EXAMPLE.org",
+            password: Redacted.make("a fresh long passphrase")
+          })
+          yield* users.createGroup("writers")
+          yield* users.grantGroupPermission("writers", "auth.view_user")
+          yield* users.addToGroup(newbie.id, "writers")
+          // Django's permissions come from its models: no row, no grant, unless asked.
+          const refused = yield* Effect.flip(users.grantPermission(newbie.id, "blog.archive_post"))
+          expect(refused).toBeInstanceOf(UserStore.PermissionNotFound)
+          const refusedGroup = yield* Effect.flip(users.grantGroupPermission("writers", "blog.archive_post"))
+          expect(refusedGroup._tag).toBe("PermissionNotFound")
+          yield* users.createPermission("blog.archive_post")
+          yield* users.grantPermission(newbie.id, "blog.archive_post")
+          yield* users.grantPermission(newbie.id, "blog.publish_post")
+          // Timestamps that Django must order among its own (alice: 12:00:00.250000).
+          yield* users.setLastLogin(newbie.id, at("2030-01-01T12:00:00.000Z"))
+          const editor = Option.getOrThrow(yield* users.findByUsername("editor"))
+          yield* users.setLastLogin(editor.id, at("2030-01-01T12:00:00.500Z"))
+          yield* users.setFlags(editor.id, { isActive: false })
+          // A legacy hash upgraded at login, as Django's ModelBackend does it.
+          yield* AuthService.authenticate({ username: "md5", password: Redacted.make("md5-pw-6") })
+          const md5 = Option.getOrThrow(yield* users.findByUsername("md5"))
+          expect(Redacted.value(md5.passwordHash)).toMatch(/^pbkdf2_sha256\$260000\$/)
+          // Stored exactly as given by Django's create(), found exactly.
+          expect(Option.map(yield* users.findByUsername("\ufb01le"), (u) => u.username)).toEqual(Option.some("\ufb01le"))
+          expect(Option.isNone(yield* users.findByUsername("jose\u0301"))).toBe(true)
+          // New names are normalised, as Django's create_user normalises them.
+          const wide = yield* users.create({ username: "ｗｉｄｅ" })
+          expect(wide.username).toBe("wide")
+          return { start, newbie }
+        })
+        const { start } = yield* program.pipe(Effect.provide(chain(store())))
+
+        const read = site("read", db, {
+          users: ["newbie", "md5", "editor", "alice"],
+          passwords: { newbie: "a fresh long passphrase", md5: "md5-pw-6", editor: "editor-pw-10" },
+          perms: ["auth.view_user", "blog.archive_post", "blog.publish_post", "auth.add_user"],
+          since: "2030-01-01T12:00:00.250Z"
+        })
+        expect(read.users.newbie).toMatchObject({
+          password: true,
+          perms: ["auth.view_user", "blog.archive_post", "blog.publish_post"],
+          groups: ["writers"],
+          is_active: true,
+          last_login: "2030-01-01T12:00:00+00:00"
+        })
+        expect(read.users.md5.password).toBe(true)
+        expect(read.users.editor).toMatchObject({ is_active: false, perms: [], last_login: "2030-01-01T12:00:00.500000+00:00" })
+        expect(read.byLastLogin).toEqual(["newbie", "alice", "editor"])
+        expect(read.loggedInSince).toEqual(["alice", "editor"])
+        expect(read.byDateJoined.slice(-2)).toEqual(["newbie", "wide"])
+        const joined = new Date(read.users.newbie.date_joined).getTime()
+        expect(joined).toBeGreaterThanOrEqual(start.getTime() - 1)
+        expect(joined).toBeLessThanOrEqual(Date.now())
+
+        // Only rows changed: the schema is Django's, with no table of ours beside it.
+        const after = site("schema", db)
+        expect(after).toEqual(before)
+        expect(JSON.stringify(after)).not.toMatch(/effect_/)
+      }), 120_000)
+
+    it.scopedLive("never migrates Django's tables; a missing table is a store error at layer build", () =>
+      Effect.gen(function*() {
+        const { db, store } = yield* engine.make
+        // Before Django's migrate: nothing to adopt.
+        const missing = yield* Effect.exit(Layer.build(store()).pipe(Effect.scoped))
+        expect(Exit.isFailure(missing)).toBe(true)
+        expect(String(Exit.isFailure(missing) ? missing.cause : "")).toMatch(/auth_user/)
+        site("seed", db)
+        const refused = yield* Effect.flip(
+          SqlUserStore.migrate({ django: true }).pipe(Effect.provide(Layer.orDie(store())))
+        )
+        expect(refused._tag).toBe("AuthConfigError")
+        const conflicting = yield* Effect.flip(SqlUserStore.tables({ django: true, tablePrefix: "auth_" }))
+        expect(conflicting._tag).toBe("AuthConfigError")
+      }), 120_000)
+  })
+}
+
+describe.skipIf(djangoPython === undefined)("a custom user model's tables", () => {
+  it.scopedLive("named per table, with the link tables' user column", () =>
+    Effect.gen(function*() {
+      const { db, store } = yield* sqlite.make
+      site("seed", db)
+      // AUTH_USER_MODEL = "accounts.Account": Django's tables for it, made by renaming.
+      const rename = Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`ALTER TABLE auth_user RENAME TO accounts_account`
+        yield* sql`ALTER TABLE auth_user_groups RENAME TO accounts_account_groups`
+        yield* sql`ALTER TABLE accounts_account_groups RENAME COLUMN user_id TO account_id`
+        yield* sql`ALTER TABLE auth_user_user_permissions RENAME TO accounts_account_user_permissions`
+        yield* sql`ALTER TABLE accounts_account_user_permissions RENAME COLUMN user_id TO account_id`
+      })
+      const SqliteClient = yield* Effect.promise(() => import("@effect/sql-sqlite-node/SqliteClient"))
+      yield* rename.pipe(Effect.provide(SqliteClient.layer({ filename: db.name })), Effect.orDie)
+      const custom: SqlUserStore.DjangoOptions = {
+        tables: { user: "accounts_account", userColumn: "account_id" }
+      }
+      yield* Effect.gen(function*() {
+        const users = yield* UserStore.UserStore
+        const editor = Option.getOrThrow(yield* users.findByUsername("editor"))
+        expect(sorted(yield* users.userPermissions(editor.id))).toEqual(["auth.add_user", "blog.feature_post"])
+        expect(yield* users.groupsOf(editor.id)).toEqual(["auditors", "editors"])
+        yield* users.setGroups(editor.id, ["auditors"])
+        expect(yield* users.groupsOf(editor.id)).toEqual(["auditors"])
+        const holders = yield* users.withPerm("auth.add_user", { includeSuperusers: false, isActive: null })
+        expect(holders.map((u) => u.username)).toEqual(["inactive", "editor"])
+      }).pipe(Effect.provide(Layer.orDie(store(custom))))
+      // Django's default names are not there any more.
+      const exit = yield* Effect.exit(Layer.build(store()).pipe(Effect.scoped))
+      expect(Exit.isFailure(exit)).toBe(true)
+    }), 60_000)
+})

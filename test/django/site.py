@@ -1,0 +1,182 @@
+# A Django site's database for test/DjangoSchema.test.ts, made and questioned by real Django
+# (Debian's python3-django). Reads one JSON command on stdin, prints one JSON answer:
+#
+#   {"action": "seed", "db": ...}    migrate, then users, groups and permissions through the ORM
+#   {"action": "ask", "db": ..., "logins": [[username, password], ...], "perms": [...], "apps": [...]}
+#       what Django's authenticate(), has_perm, get_*_permissions and has_module_perms answer,
+#       inside a transaction rolled back (a login would re-hash legacy hashes)
+#   {"action": "read", "db": ..., "users": [...], "passwords": {...}, "perms": [...], "since": iso}
+#       rows effect-auth wrote, as Django reads them: check_password, has_perm, ordering and
+#       filtering on the timestamps
+#   {"action": "schema", "db": ...}  a dump of the schema, to compare before and after
+#
+# "db" is {"engine": "sqlite", "name": path} or {"engine": "pg", "name", "host", "port", "user"}.
+import datetime
+import json
+import sys
+
+import django
+from django.conf import settings
+
+command = json.load(sys.stdin)
+db = command["db"]
+if db["engine"] == "sqlite":
+    database = {"ENGINE": "django.db.backends.sqlite3", "NAME": db["name"]}
+else:
+    database = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": db["name"],
+        "HOST": db["host"],
+        "PORT": db["port"],
+        "USER": db["user"],
+        "PASSWORD": db.get("password", ""),
+    }
+
+settings.configure(
+    SECRET_KEY="django-site-secret",
+    USE_TZ=True,
+    TIME_ZONE="UTC",
+    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions"],
+    DATABASES={"default": database},
+    # Django 3.2's defaults, plus the legacy hashers a site of that age may still hold.
+    PASSWORD_HASHERS=[
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+        "django.contrib.auth.hashers.Argon2PasswordHasher",
+        "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        "django.contrib.auth.hashers.SHA1PasswordHasher",
+    ],
+)
+django.setup()
+
+from django.contrib.auth import authenticate  # noqa: E402
+from django.contrib.auth.hashers import PBKDF2PasswordHasher, make_password  # noqa: E402
+from django.contrib.auth.models import Group, Permission, User  # noqa: E402
+from django.contrib.contenttypes.models import ContentType  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+
+# The seeded users: name, password, how the hash is made, flags.
+USERS = [
+    ("alice", "alice-pw-1", "pbkdf2_sha256", {}),
+    ("old", "old-pw-2", "pbkdf2_old", {}),
+    ("sha1pbkdf", "sha1-pw-3", "pbkdf2_sha1", {}),
+    ("argon", "argon-pw-4", "argon2", {}),
+    ("bcrypt", "bcrypt-pw-5", "bcrypt_sha256", {}),
+    ("md5", "md5-pw-6", "md5", {}),
+    ("sha1", "sha1-pw-7", "sha1", {}),
+    ("inactive", "inactive-pw-8", "pbkdf2_sha256", {"is_active": False}),
+    ("unusable", None, "unusable", {}),
+    ("root", "root-pw-9", "pbkdf2_sha256", {"is_superuser": True, "is_staff": True}),
+    ("old-root", "old-root-pw", "pbkdf2_sha256", {"is_superuser": True, "is_active": False}),
+    ("editor", "editor-pw-10", "pbkdf2_sha256", {}),
+    ("jos\u00e9", "jose-pw-11", "pbkdf2_sha256", {}),
+    # Stored unnormalised (Django's create() does not normalise; create_user() does), beside
+    # the name it normalises to: Django reaches each by its exact spelling only.
+    ("\ufb01le", "ligature-pw-12", "pbkdf2_sha256", {}),
+    ("file", "file-pw-13", "pbkdf2_sha256", {}),
+]
+
+
+def hashed(password, how):
+    if how == "unusable":
+        return make_password(None)
+    if how == "pbkdf2_old":
+        return PBKDF2PasswordHasher().encode(password, "oldsaltoldsalt", iterations=100000)
+    return make_password(password, hasher=how)
+
+
+def seed():
+    call_command("migrate", verbosity=0)
+    blog = ContentType.objects.create(app_label="blog", model="post")
+    for codename in ["publish_post", "feature_post"]:
+        Permission.objects.create(content_type=blog, codename=codename, name="Can " + codename.replace("_", " "))
+    editors = Group.objects.create(name="editors")
+    editors.permissions.set(Permission.objects.filter(codename__in=["publish_post", "view_user"]))
+    auditors = Group.objects.create(name="auditors")
+    auditors.permissions.set(Permission.objects.filter(codename__in=["view_group", "view_permission"]))
+    last_login = datetime.datetime(2030, 1, 1, 12, 0, 0, 250000, tzinfo=datetime.timezone.utc)
+    for name, password, how, flags in USERS:
+        user = User.objects.create(username=name, password=hashed(password, how), **flags)
+        if name == "editor":
+            user.groups.set([editors, auditors])
+            user.user_permissions.set(Permission.objects.filter(codename__in=["feature_post", "add_user"]))
+        if name == "inactive":
+            user.groups.set([editors])
+            user.user_permissions.set(Permission.objects.filter(codename="add_user"))
+        if name == "alice":
+            user.last_login = last_login
+            user.save(update_fields=["last_login"])
+    return {"users": [{"username": n, "password": p} for n, p, _, _ in USERS]}
+
+
+def ask():
+    with transaction.atomic():
+        out = {"logins": [], "users": {}}
+        for username, password in command["logins"]:
+            user = authenticate(username=username, password=password)
+            out["logins"].append(None if user is None else user.pk)
+        for user in User.objects.order_by("pk"):
+            out["users"][user.username] = {
+                "id": user.pk,
+                "all": sorted(user.get_all_permissions()),
+                "user": sorted(user.get_user_permissions()),
+                "group": sorted(user.get_group_permissions()),
+                "perms": [p for p in command["perms"] if user.has_perm(p)],
+                "apps": [a for a in command["apps"] if user.has_module_perms(a)],
+            }
+        out["permissions"] = sorted(
+            "%s.%s" % (p.content_type.app_label, p.codename) for p in Permission.objects.select_related("content_type")
+        )
+        transaction.set_rollback(True)
+    return out
+
+
+def read():
+    out = {"users": {}}
+    for name in command["users"]:
+        user = User.objects.get(username=name)
+        out["users"][name] = {
+            "id": user.pk,
+            "password": user.check_password(command["passwords"][name]) if name in command["passwords"] else None,
+            "perms": [p for p in command["perms"] if user.has_perm(p)],
+            "groups": sorted(g.name for g in user.groups.all()),
+            "is_active": user.is_active,
+            "date_joined": user.date_joined.isoformat(),
+            "last_login": None if user.last_login is None else user.last_login.isoformat(),
+        }
+    since = datetime.datetime.fromisoformat(command["since"].replace("Z", "+00:00"))
+    out["byLastLogin"] = list(
+        User.objects.filter(last_login__isnull=False).order_by("last_login").values_list("username", flat=True)
+    )
+    out["loggedInSince"] = sorted(User.objects.filter(last_login__gte=since).values_list("username", flat=True))
+    out["byDateJoined"] = list(User.objects.order_by("date_joined", "pk").values_list("username", flat=True))
+    out["joinedSince"] = sorted(User.objects.filter(date_joined__gte=since).values_list("username", flat=True))
+    return out
+
+
+def schema():
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
+            rows = cursor.fetchall()
+            cursor.execute("PRAGMA journal_mode")
+            rows.append(("journal_mode", cursor.fetchone()[0], "", ""))
+        else:
+            cursor.execute(
+                "SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns"
+                " WHERE table_schema = 'public' ORDER BY table_name, ordinal_position"
+            )
+            rows = cursor.fetchall()
+            cursor.execute("SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1, 2")
+            rows += cursor.fetchall()
+            cursor.execute(
+                "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint"
+                " WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2"
+            )
+            rows += cursor.fetchall()
+    return [list(row) for row in rows]
+
+
+print(json.dumps({"seed": seed, "ask": ask, "read": read, "schema": schema}[command["action"]]()))
