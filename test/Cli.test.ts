@@ -29,6 +29,7 @@ import * as UserStore from "../src/UserStore.js"
 import { fastHashing, runCli, tempDir } from "./utils/exampleApp.js"
 import * as Postgres from "./utils/postgres.js"
 import * as RedisUtil from "./utils/redis.js"
+import { djangoPython, site } from "./utils/django.js"
 
 const dir = tempDir()
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -545,4 +546,47 @@ describe("store errors name their root cause", () => {
       expect(result.stderr).toContain("user store: migrate failed")
       expect(result.stderr).toContain("table \"auth_user\" already exists")
     }))
+})
+
+describe.skipIf(djangoPython === undefined)("on a Django site's database (--django)", () => {
+  it.effect("reads and writes Django's own tables, and never migrates them", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      site("seed", { engine: "sqlite", name: db })
+      const before = site("schema", { engine: "sqlite", name: db })
+
+      const migrate = yield* cli(["migrate", "--django", "--database", db])
+      expect(migrate.code).toBe(1)
+      expect(migrate.stderr).toContain("manage.py migrate")
+
+      const users = yield* cli(["users", "--django", "--database", db])
+      expect(users.code).toBe(0)
+      expect(users.stdout).toMatch(/editor .*auth\.add_user,auth\.view_group,auth\.view_permission,auth\.view_user,blog\.feature_post,blog\.publish_post/)
+
+      const created = yield* cli(["createuser", "carol", "--django", "--database", db], { input: "a long enough passphrase\n" })
+      expect(created.code).toBe(0)
+      const missing = yield* cli(["grant", "carol", "blog.archive_post", "--django", "--database", db])
+      expect(missing.code).toBe(1)
+      expect(missing.stderr).toContain("no permission \"blog.archive_post\"")
+      const made = yield* cli(["grant", "carol", "blog.archive_post", "--create-permissions", "--django", "--database", db])
+      expect(made.code).toBe(0)
+      const granted = yield* cli(["grant", "carol", "auth.view_user", "--django", "--database", db])
+      expect(granted.code).toBe(0)
+
+      // Django sees what the CLI wrote; its schema is as its migrate left it.
+      const read = site("read", { engine: "sqlite", name: db }, {
+        users: ["carol"],
+        passwords: {},
+        perms: ["auth.view_user", "blog.archive_post", "blog.publish_post"],
+        since: "2000-01-01T00:00:00Z"
+      })
+      expect(read.users.carol.perms).toEqual(["auth.view_user", "blog.archive_post"])
+      expect(site("schema", { engine: "sqlite", name: db })).toEqual(before)
+
+      const noDjango = yield* cli(["users", "--django", "--database", path.join(dir, "nothing.sqlite")])
+      expect(noDjango.code).toBe(1)
+      expect(noDjango.stderr).toContain("no Django database")
+      const loose = yield* cli(["users", "--django-user-table", "accounts_account", "--database", db])
+      expect(loose.code).toBe(2)
+    }), 60_000)
 })

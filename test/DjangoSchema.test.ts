@@ -5,7 +5,6 @@ import { describe, expect, it } from "@effect/vitest"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Either, Exit, Layer, Option, Redacted } from "effect"
-import { execFileSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -17,19 +16,10 @@ import * as PasswordHasher from "../src/PasswordHasher.js"
 import * as SqlUserStore from "../src/SqlUserStore.js"
 import * as UserManager from "../src/UserManager.js"
 import * as UserStore from "../src/UserStore.js"
-import { djangoPython } from "./utils/django.js"
+import { djangoPython, site, type SiteDatabase } from "./utils/django.js"
 import * as Postgres from "./utils/postgres.js"
 
-type Db =
-  | { readonly engine: "sqlite"; readonly name: string }
-  | { readonly engine: "pg"; readonly name: string; readonly host: string; readonly port: string; readonly user: string }
-
-const site = (action: string, db: Db, extra: object = {}): any =>
-  JSON.parse(execFileSync(djangoPython!, [path.join(__dirname, "django", "site.py")], {
-    input: JSON.stringify({ action, db, ...extra }),
-    env: { ...process.env, TZ: "UTC" },
-    encoding: "utf8"
-  }))
+type Db = SiteDatabase
 
 // Both sides with Django 3.2's hashers (and the legacy ones the site lists), so that neither
 // re-hashes what the other wrote.

@@ -63,25 +63,56 @@ const databaseUrl = Options.redacted("database-url").pipe(
   Options.optional
 )
 
+// A Django site's database: its own tables, adopted as they are (SqlUserStore's `django`).
+const djangoFlag = Options.boolean("django").pipe(
+  Options.withDescription("The database is a Django site's: use its auth tables as they are, never migrate them")
+)
+const djangoUserTable = Options.text("django-user-table").pipe(
+  Options.withPseudoName("TABLE"),
+  Options.withDescription("With --django: the user model's table (AUTH_USER_MODEL), default auth_user"),
+  Options.optional
+)
+const djangoUserColumn = Options.text("django-user-column").pipe(
+  Options.withPseudoName("COLUMN"),
+  Options.withDescription("With --django: the user column of the user model's link tables, default user_id"),
+  Options.optional
+)
+
 interface Database {
   readonly database: string
   readonly databaseUrl: Option.Option<Redacted.Redacted<string>>
+  /** Some on a Django site's database (`--django`). */
+  readonly django: Option.Option<SqlUserStore.DjangoOptions>
 }
 
 const usage = (message: string) => ValidationError.invalidValue(HelpDoc.p(message))
 
 // Contradictory flags are bad usage (exit 2), refused before any database is opened.
-const database: Options.Options<Database> = Options.all({ file: databaseFile, url: databaseUrl }).pipe(
-  Options.mapEffect(({ file, url }) => {
+const database: Options.Options<Database> = Options.all({
+  file: databaseFile,
+  url: databaseUrl,
+  django: djangoFlag,
+  userTable: djangoUserTable,
+  userColumn: djangoUserColumn
+}).pipe(
+  Options.mapEffect(({ django: isDjango, file, url, userColumn, userTable }) => {
     if (Option.isSome(file) && Option.isSome(url)) {
       return Effect.fail(usage("--database and --database-url exclude each other: give one of them"))
     }
+    if (!isDjango && (Option.isSome(userTable) || Option.isSome(userColumn))) {
+      return Effect.fail(usage("--django-user-table and --django-user-column go with --django"))
+    }
+    const django = isDjango
+      ? Option.some<SqlUserStore.DjangoOptions>({
+        tables: { user: Option.getOrUndefined(userTable), userColumn: Option.getOrUndefined(userColumn) }
+      })
+      : Option.none()
     return Option.match(file, {
-      onSome: (database) => Effect.succeed({ database, databaseUrl: url }),
+      onSome: (database) => Effect.succeed({ database, databaseUrl: url, django }),
       onNone: () =>
         Config.string("DATABASE_FILE").pipe(
           Config.withDefault(defaultDatabaseFile),
-          Effect.map((database) => ({ database, databaseUrl: url })),
+          Effect.map((database) => ({ database, databaseUrl: url, django })),
           Effect.mapError((error) => usage(`DATABASE_FILE: ${String(error)}`))
         )
     })
@@ -97,12 +128,12 @@ const describeDatabase = (db: Database): string =>
 // which reaches us as a defect: it is still "cannot open the database", not a crash.
 const openDatabase = (
   db: Database,
-  options: { readonly migrate: boolean } = { migrate: true }
+  options: { readonly migrate: boolean; readonly createPermissions?: boolean } = { migrate: true }
 ): Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, CliError> =>
   Layer.catchAllCause(
     Option.match(db.databaseUrl, {
-      onNone: () => SqlUserStore.layerSqlite({ filename: db.database, migrate: options.migrate }),
-      onSome: (url) => SqlUserStore.layerPg({ url, migrate: options.migrate })
+      onNone: () => SqlUserStore.layerSqlite({ filename: db.database, ...storeOptions(db, options) }),
+      onSome: (url) => SqlUserStore.layerPg({ url, ...storeOptions(db, options) })
     }),
     (cause) => {
       const error = Cause.squash(cause)
@@ -110,6 +141,16 @@ const openDatabase = (
       return Layer.fail(new CliError({ message: `cannot open the database: ${message}` }))
     }
   )
+
+// On a Django site's database the store never migrates; it checks Django's tables instead.
+const storeOptions = (
+  db: Database,
+  options: { readonly migrate: boolean; readonly createPermissions?: boolean }
+): SqlUserStore.LayerOptions =>
+  Option.match(db.django, {
+    onNone: () => ({ migrate: options.migrate }),
+    onSome: (django) => ({ django: { ...django, createMissingPermissions: options.createPermissions === true } })
+  })
 
 const notMigrated = (db: Database, missing: ReadonlyArray<string> | "all") =>
   new CliError({
@@ -149,8 +190,14 @@ const openMigrated = (db: Database): Layer.Layer<UserStore.UserStore | SqlClient
   Layer.unwrapEffect(Effect.sync(() => {
     if (Option.isNone(db.databaseUrl) && db.database !== ":memory:" && !fs.existsSync(db.database)) {
       // A missing directory is left to the driver, which says why the file cannot be opened.
-      if (fs.existsSync(path.dirname(path.resolve(db.database)))) return Layer.fail(notMigrated(db, "all"))
+      if (fs.existsSync(path.dirname(path.resolve(db.database)))) {
+        return Layer.fail(
+          Option.isSome(db.django) ? new CliError({ message: `no Django database at ${db.database}` }) : notMigrated(db, "all")
+        )
+      }
     }
+    // The Django store checks Django's tables itself when it is built.
+    if (Option.isSome(db.django)) return openDatabase(db, { migrate: false })
     return Layer.effectDiscard(checkTables(db)).pipe(Layer.provideMerge(openDatabase(db, { migrate: false })))
   }))
 
@@ -223,6 +270,12 @@ const refusedPassword = <A, E, R>(effect: Effect.Effect<A, E | PasswordValidatio
 
 const migrate = Command.make("migrate", databaseOptions, ({ db }) =>
   Effect.gen(function*() {
+    if (Option.isSome(db.django)) {
+      return yield* new CliError({
+        message:
+          "a Django site's auth tables belong to Django: run Django's `manage.py migrate`; effect-auth never creates or alters them"
+      })
+    }
     // Building the user store migrates its tables; the session table follows.
     yield* SqlSessionStore.migrate().pipe(
       Effect.mapError((error) => new CliError({ message: `session table: ${error.message}` }))
@@ -306,7 +359,15 @@ const objectStoreError = (error: ObjectPermissions.ObjectPermissionsError | Auth
 
 const grant = Command.make(
   "grant",
-  { username, permission: Args.text({ name: "PERMISSION" }), object: objectOption, ...databaseOptions },
+  {
+    username,
+    permission: Args.text({ name: "PERMISSION" }),
+    object: objectOption,
+    createPermissions: Options.boolean("create-permissions").pipe(
+      Options.withDescription("With --django: make a permission Django has no row for (Django makes them from its models)")
+    ),
+    ...databaseOptions
+  },
   (args) =>
     Effect.gen(function*() {
       if (!isPermission(args.permission)) {
@@ -327,7 +388,10 @@ const grant = Command.make(
       yield* Console.log(
         `Granted ${args.permission} on ${obj.contentType}:${obj.objectPk} to ${JSON.stringify(user.username)}.`
       )
-    }).pipe(Effect.mapError(toCliError), Effect.provide(openDatabase(args.db)))
+    }).pipe(
+      Effect.mapError(toCliError),
+      Effect.provide(openDatabase(args.db, { migrate: true, createPermissions: args.createPermissions }))
+    )
 ).pipe(Command.withDescription("Grant a permission (app_label.codename) to a user, or on one object with --object"))
 
 // Read-only: the model backend and, for an object, the object permissions, as the app folds them.

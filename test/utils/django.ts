@@ -1,6 +1,7 @@
 // Runs snippets under Debian's python3-django (3.2) to compare with Django itself. Without it the
 // suites are skipped with a loud line, and fail under EFFECT_AUTH_REQUIRE_SERVICES=1.
 import { execFileSync } from "node:child_process"
+import { fileURLToPath } from "node:url"
 
 const candidates = [process.env.DJANGO_PYTHON, "/usr/bin/python3", "python3"].filter((p): p is string => !!p)
 
@@ -47,3 +48,19 @@ data = json.load(sys.stdin)
   })
   return JSON.parse(out)
 }
+
+/** A Django site's database: where test/django/site.py finds it. */
+export type SiteDatabase =
+  | { readonly engine: "sqlite"; readonly name: string }
+  | { readonly engine: "pg"; readonly name: string; readonly host: string; readonly port: string; readonly user: string }
+
+/**
+ * Runs `action` of test/django/site.py (seed, ask, read, schema) on `db`: Django 3.2 with its auth
+ * and sessions apps, USE_TZ, and the site's settings (SECRET_KEY, hashers) that script sets.
+ */
+export const site = (action: string, db: SiteDatabase, extra: object = {}): any =>
+  JSON.parse(execFileSync(djangoPython!, [fileURLToPath(new URL("../django/site.py", import.meta.url))], {
+    input: JSON.stringify({ action, db, ...extra }),
+    env: { ...process.env, TZ: "UTC" },
+    encoding: "utf8"
+  }))
