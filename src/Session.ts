@@ -99,6 +99,14 @@ export interface Options {
   readonly idleTimeout?: Duration.DurationInput | undefined
   /** The user's stored password hash; none means the session is not bound to a password. */
   readonly passwordHashOf?: ((user: User) => Option.Option<string | Redacted.Redacted<string>>) | undefined
+  /**
+   * `"django"`: session keys and auth hashes as Django makes them (32 characters of `[a-z0-9]`,
+   * stored as they are; `get_session_auth_hash()`), for sessions shared with a Django site through
+   * `DjangoSessionStore`. `secret` and `fallbackSecrets` are then the site's `SECRET_KEY` and
+   * `SECRET_KEY_FALLBACKS`. Default: `"effect-auth"` (43-character ids stored under their
+   * SHA-256, so a leaked store holds no usable cookie).
+   */
+  readonly format?: "effect-auth" | "django" | undefined
 }
 
 /**
@@ -268,9 +276,9 @@ export const passwordHashField = (user: User): Option.Option<string | Redacted.R
   return Predicate.isString(hash) || Redacted.isRedacted(hash) ? Option.some(hash as string | Redacted.Redacted<string>) : Option.none()
 }
 
-const idOf = (sessionId: SessionId | undefined): string | undefined => {
+const idOf = (format: crypto.Format, sessionId: SessionId | undefined): string | undefined => {
   const raw = Redacted.isRedacted(sessionId) ? Redacted.value(sessionId) : sessionId
-  return crypto.isToken(raw) ? raw : undefined
+  return format.isId(raw) ? raw : undefined
 }
 
 const configError = (message: string) => Effect.fail(new AuthConfigError({ message: `Session: ${message}` }))
@@ -323,8 +331,9 @@ export const make = (
     const auth = yield* AuthService.AuthService
     const events = yield* AuthEvents.AuthEvents
 
-    const key = crypto.deriveKey(options.secret)
-    const fallbackKeys = fallbacks.map(crypto.deriveKey)
+    const format = options.format === "django" ? crypto.djangoFormat : crypto.effectAuthFormat
+    const key = format.deriveKey(options.secret)
+    const fallbackKeys = fallbacks.map(format.deriveKey)
     const passwordHashOf = options.passwordHashOf ?? passwordHashField
     const maxAgeMillis = Duration.toMillis(maxAge)
     const idleMillis = Option.map(idleTimeout, Duration.toMillis)
@@ -335,7 +344,7 @@ export const make = (
         onNone: () => "",
         onSome: (hash) => (Redacted.isRedacted(hash) ? Redacted.value(hash) : hash)
       })
-    const hashWith = (k: Buffer, user: User) => crypto.authHash(k, passwordHash(user))
+    const hashWith = (k: Buffer, user: User) => format.authHash(k, passwordHash(user))
     const expiry = (createdAt: number, lastSeenAt: number) =>
       Option.match(idleMillis, {
         onNone: () => createdAt + maxAgeMillis,
@@ -357,19 +366,19 @@ export const make = (
     })
 
     const load = (sessionId: SessionId | undefined, now: number) => {
-      const id = idOf(sessionId)
+      const id = idOf(format, sessionId)
       return id === undefined
         ? Effect.succeed(Option.none<readonly [string, SessionStore.SessionRecord]>())
-        : Effect.map(store.get(crypto.storeKey(id), now), Option.map((record) => [id, record] as const))
+        : Effect.map(store.get(format.storeKey(id), now), Option.map((record) => [id, record] as const))
     }
 
     // A new id for `record`; the old session (if any) is deleted after the new one is stored,
     // so a failed write never leaves the user without a session.
     const issue = (record: SessionStore.SessionRecord, now: number, old: string | undefined) =>
       Effect.gen(function*() {
-        const id = crypto.randomToken()
-        yield* store.set(crypto.storeKey(id), record, now)
-        if (old !== undefined) yield* store.delete(crypto.storeKey(old))
+        const id = format.newId()
+        yield* store.set(format.storeKey(id), record, now)
+        if (old !== undefined) yield* store.delete(format.storeKey(old))
         return id
       })
 
@@ -382,7 +391,7 @@ export const make = (
         // same user's; either way the old id is discarded here, with everything it held. It is
         // deleted without being read first: deleting a session that is already gone does nothing,
         // and the HTTP layer has usually read it for this request already.
-        const old = idOf(loginOptions.sessionId)
+        const old = idOf(format, loginOptions.sessionId)
         const record: SessionStore.SessionRecord = {
           userId: user.id,
           backendId: backend,
@@ -409,7 +418,7 @@ export const make = (
           user = yield* auth.getUser(record.backendId, record.userId).pipe(
             Effect.orElseSucceed(() => Option.none<User>())
           )
-          yield* store.delete(crypto.storeKey(id))
+          yield* store.delete(format.storeKey(id))
         }
         yield* events.publish(new AuthEvents.LoggedOut({ user, request }))
       }).pipe(Effect.withSpan("effect-auth.Session.logout", { captureStackTrace: false }))
@@ -420,7 +429,7 @@ export const make = (
         const previous = yield* load(sessionId, now)
         if (Option.isNone(previous)) return Option.none()
         const [id, record] = previous.value
-        const storeKey = crypto.storeKey(id)
+        const storeKey = format.storeKey(id)
         const found = yield* auth.getUser(record.backendId, record.userId)
         if (Option.isNone(found)) return Option.none()
         const user = found.value

@@ -177,6 +177,17 @@ export * as HttpAuth from "./http/HttpAuth.js"
 /**
  * @example
  * ```ts
+ * import { DjangoSessionStore } from "effect-auth"
+ * ```
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export * as DjangoSessionStore from "./DjangoSessionStore.js"
+
+/**
+ * @example
+ * ```ts
  * import { Lockout } from "effect-auth"
  * ```
  *

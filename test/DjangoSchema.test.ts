@@ -11,6 +11,9 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
+import * as DjangoSessionStore from "../src/DjangoSessionStore.js"
+import * as Signing from "../src/internal/djangoSigning.js"
+import * as Session from "../src/Session.js"
 import * as ModelBackend from "../src/backends/ModelBackend.js"
 import * as PasswordHasher from "../src/PasswordHasher.js"
 import * as SqlUserStore from "../src/SqlUserStore.js"
@@ -30,7 +33,7 @@ const hasherOptions: PasswordHasher.Options = {
 
 const chain = (store: Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, unknown>) =>
   AuthService.layer([ModelBackend.ModelBackend]).pipe(
-    Layer.provide(AuthEvents.layer),
+    Layer.provideMerge(AuthEvents.layer),
     Layer.provideMerge(ModelBackend.layer()),
     Layer.provideMerge(PasswordHasher.layer(hasherOptions)),
     Layer.provideMerge(Layer.orDie(store))
@@ -238,6 +241,56 @@ for (const engine of [sqlite, pg]) {
         expect(JSON.stringify(after)).not.toMatch(/effect_/)
       }), 120_000)
 
+    it.scopedLive("sessions shared both ways: login, logout and password change cross over", () =>
+      Effect.gen(function*() {
+        const { db, store } = yield* engine.make
+        site("seed", db)
+        const secret = Redacted.make("django-site-secret")
+        const Live = Session.layer({ secret, format: "django" }).pipe(
+          Layer.provideMerge(DjangoSessionStore.layer({ secret })),
+          Layer.provideMerge(chain(store()))
+        )
+        const whoami = (key: string): number | null => site("whoami", db, { key, debug: true }).id
+        const program = Effect.gen(function*() {
+          const sessions = yield* Session.Session
+          const users = yield* UserStore.UserStore
+          const idOf = (name: string) => Effect.map(users.findByUsername(name), (u) => Option.getOrThrow(u).id)
+          const ours = (key: string) =>
+            Effect.map(sessions.currentUser(key), Option.map((s) => s.user.username))
+
+          // Django logs in; the Effect service sees the same user on the same cookie.
+          const fromDjango: string = site("login", db, { username: "alice", password: "alice-pw-1" }).key
+          expect(yield* ours(fromDjango)).toEqual(Option.some("alice"))
+          expect(yield* ours("x".repeat(32))).toEqual(Option.none())
+
+          // The Effect service logs in; Django sees the user, and the session key is Django's kind.
+          const editor = yield* AuthService.authenticate({ username: "editor", password: Redacted.make("editor-pw-10") })
+          const started = yield* sessions.login(editor)
+          const ourKey = Redacted.value(started.sessionId)
+          expect(ourKey).toMatch(/^[a-z0-9]{32}$/)
+          expect(whoami(ourKey)).toBe(Number(editor.user.id))
+
+          // Logout on either side ends the session on both.
+          yield* sessions.logout(ourKey)
+          expect(whoami(ourKey)).toBe(null)
+          site("logout", db, { key: fromDjango })
+          expect(yield* ours(fromDjango)).toEqual(Option.none())
+
+          // A password change on either side ends the other side's sessions.
+          const aliceOnDjango: string = site("login", db, { username: "alice", password: "alice-pw-1" }).key
+          const bcrypt = yield* AuthService.authenticate({ username: "bcrypt", password: Redacted.make("bcrypt-pw-5") })
+          const bcryptOurs = Redacted.value((yield* sessions.login(bcrypt)).sessionId)
+          expect(whoami(bcryptOurs)).toBe(Number(bcrypt.user.id))
+          expect(yield* ours(aliceOnDjango)).toEqual(Option.some("alice"))
+          site("setpassword", db, { username: "alice", password: "a new alice password" })
+          expect(yield* ours(aliceOnDjango)).toEqual(Option.none())
+          const stored = Option.getOrThrow(yield* users.findById(yield* idOf("bcrypt")))
+          yield* UserManager.setPassword(stored, Redacted.make("a new bcrypt password"))
+          expect(whoami(bcryptOurs)).toBe(null)
+        })
+        yield* program.pipe(Effect.provide(Live))
+      }), 120_000)
+
     it.scopedLive("never migrates Django's tables; a missing table is a store error at layer build", () =>
       Effect.gen(function*() {
         const { db, store } = yield* engine.make
@@ -289,4 +342,31 @@ describe.skipIf(djangoPython === undefined)("a custom user model's tables", () =
       const exit = yield* Effect.exit(Layer.build(store()).pipe(Effect.scoped))
       expect(Exit.isFailure(exit)).toBe(true)
     }), 60_000)
+})
+
+describe.skipIf(djangoPython === undefined)("Django's signing, as Django 3.2 reads and writes it", () => {
+  const db: SiteDatabase = { engine: "sqlite", name: ":memory:" }
+  const value = { _auth_user_id: "7", name: "jos\u00e9 \ud83d\ude00", list: [1, 2.5, null, true], long: "x".repeat(200) }
+  it("ours is Django's, both ways, compressed or not; tampering and other secrets are refused", () => {
+    const ours = Signing.encodeSession(value, "django-site-secret")
+    expect(ours.startsWith(".")).toBe(true) // compressed: 200 x's
+    const theirs = site("signing", db, { ours, value })
+    expect(theirs.loads).toEqual(value)
+    expect(theirs.session).toEqual(value)
+    expect(Signing.decodeSession(theirs.dumps, ["django-site-secret"])).toEqual(value)
+    const small = { a: "é" }
+    expect(site("signing", db, { ours: Signing.encodeSession(small, "django-site-secret"), value: small }).session).toEqual(small)
+    // Another secret, a fallback, a flipped byte, a cut string: refused or read as Django would.
+    expect(Signing.decodeSession(theirs.dumps, ["another-secret"])).toBeUndefined()
+    expect(Signing.decodeSession(theirs.dumps, ["another-secret", "django-site-secret"])).toEqual(value)
+    const flipped = theirs.dumps.slice(0, 5) + (theirs.dumps[5] === "A" ? "B" : "A") + theirs.dumps.slice(6)
+    expect(Signing.decodeSession(flipped, ["django-site-secret"])).toBeUndefined()
+    expect(Signing.decodeSession(theirs.dumps.slice(0, 20), ["django-site-secret"])).toBeUndefined()
+    expect(site("signing", db, { ours: flipped, value: {} }).loads).toBe("BadSignature")
+  })
+  it("a signed zip bomb is refused, not inflated", () => {
+    const bomb = Signing.dumps({ pad: "0".repeat(4 << 20) }, { secret: "s", salt: Signing.sessionSalt, compress: true })
+    expect(bomb.length).toBeLessThan(20_000)
+    expect(Signing.decodeSession(bomb, ["s"])).toBeUndefined()
+  })
 })

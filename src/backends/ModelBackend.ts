@@ -142,13 +142,21 @@ export const make = (
     // A name the store refuses (a NUL, 151 characters after NFKC) belongs to nobody.
     const findByUsername = (username: string) => askStore(store.findByUsername(username), Option.none(), transport)
 
-    // Django's `check_password` setter: save the password hashed the preferred way.
+    // Django's `check_password` setter: save the password hashed the preferred way. The user
+    // answered carries the hash saved, as Django's in-memory user does: a session started with it
+    // is bound to the stored hash (Django's `get_session_auth_hash` reads the same row).
     const upgrade = (user: UserStore.StoredUser, password: Redacted.Redacted<string>) =>
       Effect.flatMap(hasher.hash(password), (to) =>
-        store.upgradePasswordHash(user.id, { from: user.passwordHash, to: Redacted.make(to) })).pipe(
+        Effect.map(
+          store.upgradePasswordHash(user.id, { from: user.passwordHash, to: Redacted.make(to) }),
+          (saved): UserStore.StoredUser => (saved ? { ...user, passwordHash: Redacted.make(to) } : user)
+        )).pipe(
           Effect.catchAll((error) =>
-            Effect.logWarning("ModelBackend: could not save the upgraded password hash").pipe(
-              Effect.annotateLogs({ backend: id, userId: user.id, error: error._tag, reason: error.message })
+            Effect.as(
+              Effect.logWarning("ModelBackend: could not save the upgraded password hash").pipe(
+                Effect.annotateLogs({ backend: id, userId: user.id, error: error._tag, reason: error.message })
+              ),
+              user
             )
           )
         )
@@ -164,7 +172,7 @@ export const make = (
           )
           return yield* noMatch("unknown-user")
         }
-        const user = found.value
+        let user = found.value
         const result = yield* hasher.verify(credentials.password, Redacted.value(user.passwordHash)).pipe(
           Effect.catchTag("HashError", (error) =>
             Effect.as(
@@ -175,7 +183,7 @@ export const make = (
             )),
           Effect.catchTag("HasherBusy", (busy) => Effect.fail(transport(busy)))
         )
-        if (result.valid && result.mustUpdate) yield* upgrade(user, credentials.password)
+        if (result.valid && result.mustUpdate) user = yield* upgrade(user, credentials.password)
         if (!result.valid) return yield* noMatch("invalid-credentials")
         if (!canAuthenticate(user)) return yield* noMatch("inactive-user")
         return toUser(user)

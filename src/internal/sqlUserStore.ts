@@ -32,7 +32,8 @@ const TimestampText = Schema.transformOrFail(Schema.String, Schema.ValidDateFrom
   },
   encode: (date) => ParseResult.succeed(date.toISOString())
 })
-const Timestamp = Schema.Union(Schema.ValidDateFromSelf, TimestampText)
+/** A timestamp column: a Date (PostgreSQL) or text, ISO or Django's naive UTC (SQLite). @internal */
+export const Timestamp = Schema.Union(Schema.ValidDateFromSelf, TimestampText)
 const Id = Integer
 // A row id as the store's string ids (`"7"`, whether the driver answered 7 or "7").
 const IdString = Schema.transform(Id, Schema.String, { strict: true, decode: (n) => String(n), encode: Number })

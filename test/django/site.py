@@ -9,6 +9,11 @@
 #       rows effect-auth wrote, as Django reads them: check_password, has_perm, ordering and
 #       filtering on the timestamps
 #   {"action": "schema", "db": ...}  a dump of the schema, to compare before and after
+#   {"action": "login", "db": ..., "username", "password"}  Django's test Client logs in: the key
+#   {"action": "whoami", "db": ..., "key"}  the user id Django's get_user() finds for a session key
+#   {"action": "logout", "db": ..., "key"}  Django's logout() on that session
+#   {"action": "setpassword", "db": ..., "username", "password"}  set_password() and save()
+#   {"action": "signing", "db": ..., "ours": signed, "value": v}  Django's loads() of ours, its dumps() of v
 #
 # "db" is {"engine": "sqlite", "name": path} or {"engine": "pg", "name", "host", "port", "user"}.
 import datetime
@@ -179,4 +184,71 @@ def schema():
     return [list(row) for row in rows]
 
 
-print(json.dumps({"seed": seed, "ask": ask, "read": read, "schema": schema}[command["action"]]()))
+def session_request(key):
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.http import HttpRequest
+
+    request = HttpRequest()
+    request.session = SessionStore(key)
+    return request
+
+
+def login():
+    from django.test import Client
+
+    client = Client()
+    assert client.login(username=command["username"], password=command["password"])
+    return {"key": client.cookies[settings.SESSION_COOKIE_NAME].value}
+
+
+def whoami():
+    from django.contrib.auth import get_user
+
+    request = session_request(command["key"])
+    data = dict(request.session.items())
+    user = get_user(request)
+    if user.pk is None and command.get("debug"):
+        u = User.objects.filter(pk=data.get("_auth_user_id")).first()
+        sys.stderr.write("DEBUG %r %r\n" % (data, u and u.get_session_auth_hash()))
+    return {"id": user.pk}
+
+
+def logout():
+    from django.contrib.auth import logout as django_logout
+
+    request = session_request(command["key"])
+    from django.contrib.auth import get_user
+
+    request.user = get_user(request)
+    django_logout(request)
+    return {}
+
+
+def setpassword():
+    user = User.objects.get(username=command["username"])
+    user.set_password(command["password"])
+    user.save()
+    return {}
+
+
+def signing():
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.core import signing as django_signing
+
+    salt = "django.contrib.sessions.SessionStore"
+    try:
+        theirs_of_ours = django_signing.loads(command["ours"], salt=salt)
+    except django_signing.BadSignature:
+        theirs_of_ours = "BadSignature"
+    return {
+        "loads": theirs_of_ours,
+        "session": SessionStore().decode(command["ours"]),
+        "dumps": SessionStore().encode(command["value"]),
+    }
+
+
+actions = {
+    "seed": seed, "ask": ask, "read": read, "schema": schema, "login": login, "whoami": whoami,
+    "logout": logout, "setpassword": setpassword, "signing": signing,
+}
+print(json.dumps(actions[command["action"]]()))

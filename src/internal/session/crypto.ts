@@ -35,3 +35,53 @@ export const equal = (a: string, b: string): boolean => {
   const right = Buffer.from(b)
   return left.length === right.length && timingSafeEqual(left, right)
 }
+
+/**
+ * How a session's id, store key and auth hash are made: effect-auth's own, or Django's, so that
+ * a Django site and an effect-auth service can share one session table. @internal
+ */
+export interface Format {
+  readonly newId: () => string
+  readonly isId: (value: unknown) => value is string
+  readonly storeKey: (id: string) => string
+  /** The auth hash's key material for one secret (derived once, at `Session.make`). */
+  readonly deriveKey: (secret: Redacted.Redacted<string>) => Buffer
+  readonly authHash: (key: Buffer, passwordHash: string) => string
+}
+
+/** effect-auth's: 43-character random ids, stored under their SHA-256, base64url HMACs. @internal */
+export const effectAuthFormat: Format = { newId: randomToken, isId: isToken, storeKey, deriveKey, authHash }
+
+// Django's `VALID_KEY_CHARS` (lowercase letters and digits) and `_get_new_session_key`'s length.
+const djangoKeyChars = "abcdefghijklmnopqrstuvwxyz0123456789"
+const djangoKeyPattern = /^[a-z0-9]{8,40}$/
+
+/** Django's `get_random_string(32, VALID_KEY_CHARS)`, unbiased. @internal */
+export const djangoSessionKey = (): string => {
+  let key = ""
+  while (key.length < 32) {
+    for (const byte of randomBytes(48)) {
+      // 252 = 7 × 36: bytes above it would favour the first characters.
+      if (byte < 252 && key.length < 32) key += djangoKeyChars[byte % 36]
+    }
+  }
+  return key
+}
+
+// `AbstractBaseUser.get_session_auth_hash`'s salt; the HMAC key is SHA-256(salt + SECRET_KEY), as
+// `salted_hmac(..., algorithm="sha256")` makes it.
+const djangoAuthHashSalt = "django.contrib.auth.models.AbstractBaseUser.get_session_auth_hash"
+
+/**
+ * Django's: 32-character keys from `[a-z0-9]` stored as they are (the `django_session` primary key),
+ * and `get_session_auth_hash()` (salted HMAC-SHA256 of the password hash, hex). @internal
+ */
+export const djangoFormat: Format = {
+  newId: djangoSessionKey,
+  isId: (value): value is string => typeof value === "string" && djangoKeyPattern.test(value),
+  storeKey: (id) => id,
+  deriveKey: (secret) => createHash("sha256").update(djangoAuthHashSalt).update(Redacted.value(secret)).digest(),
+  // Django hashes whatever `password` holds, "" included (and flushes a session whose hash is
+  // empty), so every session is bound to the row's password field, as on Django's side.
+  authHash: (key, passwordHash) => createHmac("sha256", key).update(passwordHash).digest("hex")
+}

@@ -1,0 +1,277 @@
+/**
+ * A `SessionStore` on a Django site's own `django_session` table (Django's database session
+ * backend), so that a Django site and an effect-auth service share their users' sessions: a user
+ * logged in on either side is logged in on both, a logout on one ends the session on both, and a
+ * password change on either side ends the other's sessions (the auth hash no longer matches).
+ *
+ * Rows are Django's: the session key as primary key, the data as `signing.dumps(data,
+ * salt="django.contrib.sessions.SessionStore", compress=True)` with the JSON serializer under the
+ * site's `SECRET_KEY` (any of `SECRET_KEY_FALLBACKS` is accepted on read), and `expire_date` in
+ * Django's format. The login is Django's three keys: `_auth_user_id`, `_auth_user_backend` (the
+ * Django backend path of the effect-auth backend, see `backends`) and `_auth_user_hash`
+ * (`get_session_auth_hash()`). What effect-auth keeps besides (the CSRF token, the login and
+ * last-seen times, the second factor) is one more key, `_effect_auth`, which Django ignores; the
+ * keys other Django apps put in a session are kept when effect-auth updates it.
+ *
+ * Use it with `Session.layer({ format: "django", secret: <SECRET_KEY> })`, the store of users on
+ * the same database (`SqlUserStore` with `django`), and the session cookie named as Django's
+ * `SESSION_COOKIE_NAME` (`sessionid`, `HttpAuth`'s default). The table belongs to Django: this
+ * store never creates or alters it. Run Django's `clearsessions` or `Session.clearExpired`.
+ *
+ * @example
+ * ```ts
+ * import { Layer, Redacted } from "effect"
+ * import { DjangoSessionStore, Session, SqlUserStore } from "effect-auth"
+ *
+ * const secret = Redacted.make(process.env.DJANGO_SECRET_KEY ?? "")
+ * const Database = SqlUserStore.layerPg({ url: Redacted.make("postgres://app@db/site"), django: true })
+ * const Sessions = Session.layer({ secret, format: "django" }).pipe(
+ *   Layer.provide(DjangoSessionStore.layer({ secret }).pipe(Layer.provide(Database)))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import { createHash, createHmac } from "node:crypto"
+import { AuthConfigError } from "./AuthError.js"
+import * as Signing from "./internal/djangoSigning.js"
+import * as SqlTables from "./internal/sqlTables.js"
+import { djangoSqliteTime, Timestamp } from "./internal/sqlUserStore.js"
+import * as SessionStore from "./SessionStore.js"
+
+/**
+ * The Django site's settings the store needs.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import type { DjangoSessionStore } from "effect-auth"
+ *
+ * const options: DjangoSessionStore.Options = {
+ *   secret: Redacted.make("the Django site's SECRET_KEY"),
+ *   backends: { model: "django.contrib.auth.backends.ModelBackend", ldap: "django_auth_ldap.backend.LDAPBackend" }
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The site's `SECRET_KEY`: signs the session data. */
+  readonly secret: Redacted.Redacted<string>
+  /** The site's `SECRET_KEY_FALLBACKS`: session data signed with one of them is still read. */
+  readonly fallbackSecrets?: ReadonlyArray<Redacted.Redacted<string>> | undefined
+  /**
+   * Each effect-auth backend id whose sessions Django shares, and the path Django knows that
+   * backend by (an entry of its `AUTHENTICATION_BACKENDS`). A session of a backend not listed is
+   * stored for effect-auth alone: Django sees an anonymous session. Default: `{ model: "django.contrib.auth.backends.ModelBackend" }`.
+   */
+  readonly backends?: Readonly<Record<string, string>> | undefined
+  /** The table. Default: `django_session`. */
+  readonly table?: string | undefined
+  /**
+   * The site's `SESSION_COOKIE_AGE`: dates the start of a session Django made (Django does not
+   * record it), for `Session`'s `maxAge`. Default: 14 days, Django's.
+   */
+  readonly cookieAge?: Duration.DurationInput | undefined
+  /** How long one store operation may take before it fails with a store error. Default: 5 seconds. */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+// `django.contrib.sessions.backends.db.SessionStore.key_salt`.
+const sessionSalt = "django.contrib.sessions.SessionStore"
+const identifier = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
+
+// What effect-auth keeps in a Django session besides Django's own keys.
+const Extra = Schema.Struct({
+  csrf: Schema.String,
+  createdAt: Schema.Number,
+  lastSeenAt: Schema.Number,
+  degraded: Schema.optional(Schema.Boolean),
+  secondFactor: Schema.optional(Schema.String)
+})
+const decodeExtra = Schema.decodeUnknownOption(Extra)
+
+const Row = Schema.Struct({ session_data: Schema.String, expire_date: Timestamp })
+const decodeRows = Schema.decodeUnknown(Schema.Array(Row))
+const decodeKeys = Schema.decodeUnknown(Schema.Array(Schema.Struct({ session_key: Schema.String })))
+
+const storeError = (operation: string) => (cause: unknown) => new SessionStore.SessionStoreError({ operation, cause })
+
+const isDict = (value: unknown): value is Record<string, unknown> =>
+  Predicate.isObject(value) && !Array.isArray(value)
+
+/**
+ * Builds the store on the `SqlClient` in context (the Django site's database).
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { DjangoSessionStore } from "effect-auth"
+ *
+ * const store = DjangoSessionStore.make({ secret: Redacted.make("the Django site's SECRET_KEY") })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options): Effect.Effect<SessionStore.Service, AuthConfigError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const configError = (message: string) => new AuthConfigError({ message: `DjangoSessionStore: ${message}` })
+    const secrets = [options.secret, ...(options.fallbackSecrets ?? [])]
+    if (!secrets.every((s) => Redacted.isRedacted(s) && Redacted.value(s).length > 0)) {
+      return yield* configError("secret and fallbackSecrets must be Redacted and not empty")
+    }
+    const tableName = options.table ?? "django_session"
+    if (!identifier.test(tableName)) return yield* configError("table must match [A-Za-z_][A-Za-z0-9_]*")
+    const backends = options.backends ?? { model: "django.contrib.auth.backends.ModelBackend" }
+    // A backend Django does not share is stored under a path Django knows nothing of: Django then
+    // treats the session as anonymous (without flushing it), effect-auth reads it back.
+    const ownPrefix = "effect-auth:"
+    const pathOf = (backendId: string) => backends[backendId] ?? `${ownPrefix}${backendId}`
+    const backendOfPath = new Map(Object.entries(backends).map(([id, djangoPath]) => [djangoPath, id]))
+    const backendOf = (djangoPath: string) =>
+      backendOfPath.get(djangoPath) ?? (djangoPath.startsWith(ownPrefix) ? djangoPath.slice(ownPrefix.length) : undefined)
+    const cookieAge = Duration.toMillis(Duration.decode(options.cookieAge ?? Duration.weeks(2)))
+    const secret = Redacted.value(options.secret)
+    const readSecrets = secrets.map(Redacted.value)
+
+    const sql = yield* SqlClient.SqlClient
+    const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
+    const table = sql(tableName)
+    const time = (millis: number): string => (pg ? new Date(millis).toISOString() : djangoSqliteTime(new Date(millis)))
+    const run = SqlTables.runner("SessionStore", options.timeout, storeError)
+    const count = (statement: Effect.Effect<ReadonlyArray<unknown>, SqlError>) =>
+      Effect.map(Effect.flatMap(statement, decodeKeys), (rows) => rows.length)
+
+    // A session Django made has no CSRF token of ours: one derived from the key, stable for the
+    // session's life and unknowable without the secret.
+    const csrfKey = createHash("sha256").update("effect-auth.DjangoSessionStore.csrf").update(secret).digest()
+    const derivedCsrf = (key: string) => createHmac("sha256", csrfKey).update(key).digest("base64url")
+
+    const decodeData = (text: string): Record<string, unknown> => {
+      const data = Signing.decodeSession(text, readSecrets)
+      return isDict(data) ? data : {}
+    }
+
+    // Django's session data as a record; none for an anonymous session or a backend not shared.
+    const toRecord = (key: string, data: Record<string, unknown>, expiresAt: number, now: number) => {
+      const userId = data._auth_user_id
+      const backendId = typeof data._auth_user_backend === "string" ? backendOf(data._auth_user_backend) : undefined
+      if (typeof userId !== "string" || backendId === undefined) return Option.none()
+      const authHash = typeof data._auth_user_hash === "string" ? data._auth_user_hash : ""
+      const extra = decodeExtra(data._effect_auth)
+      const createdAt = Option.match(extra, {
+        onNone: () => Math.min(now, expiresAt - cookieAge),
+        onSome: (e) => e.createdAt
+      })
+      return SessionStore.decodeStored({
+        userId,
+        backendId,
+        authHash,
+        csrfToken: Option.match(extra, { onNone: () => derivedCsrf(key), onSome: (e) => e.csrf }),
+        createdAt,
+        lastSeenAt: Option.match(extra, { onNone: () => createdAt, onSome: (e) => e.lastSeenAt }),
+        expiresAt,
+        ...Option.match(extra, {
+          onNone: () => ({}),
+          onSome: (e) => ({
+            ...(e.degraded === true && { degraded: true }),
+            ...(e.secondFactor !== undefined && { secondFactor: e.secondFactor })
+          })
+        })
+      })
+    }
+
+    // The record into Django's keys, over what the session held before (other apps' keys stay).
+    const toData = (record: SessionStore.SessionRecord, before: Record<string, unknown>) => {
+      return Signing.encodeSession({
+        ...before,
+        _auth_user_id: record.userId,
+        _auth_user_backend: pathOf(record.backendId),
+        _auth_user_hash: record.authHash,
+        _effect_auth: {
+          csrf: record.csrfToken,
+          createdAt: record.createdAt,
+          lastSeenAt: record.lastSeenAt,
+          ...(record.degraded === true && { degraded: true }),
+          ...(record.secondFactor !== undefined && { secondFactor: record.secondFactor })
+        }
+      }, secret)
+    }
+
+    const live = (key: string, now: number) =>
+      Effect.map(
+        Effect.flatMap(
+          sql`SELECT session_data, expire_date FROM ${table} WHERE session_key = ${key} AND expire_date > ${time(now)}`,
+          decodeRows
+        ),
+        (rows) => Option.fromNullable(rows[0])
+      )
+
+    return SessionStore.make({
+      get: (key, now) =>
+        run(
+          "get",
+          Effect.map(live(key, now), (row) =>
+            Option.flatMap(row, (r) => toRecord(key, decodeData(r.session_data), r.expire_date.getTime(), now)))
+        ),
+      set: (key, record, now) =>
+        run(
+          "set",
+          record.expiresAt <= now
+            ? Effect.asVoid(sql`DELETE FROM ${table} WHERE session_key = ${key}`)
+            : Effect.asVoid(sql`INSERT INTO ${table} (session_key, session_data, expire_date)
+                VALUES (${key}, ${toData(record, {})}, ${time(record.expiresAt)})
+                ON CONFLICT (session_key) DO UPDATE SET
+                  session_data = excluded.session_data, expire_date = excluded.expire_date`)
+        ),
+      // Compare-and-set on the data read, so a write by Django in between is not overwritten.
+      replace: (key, record, now) =>
+        run(
+          "replace",
+          Effect.gen(function*() {
+            const row = yield* live(key, now)
+            if (Option.isNone(row)) return false
+            if (record.expiresAt <= now) {
+              return (yield* count(sql`DELETE FROM ${table} WHERE session_key = ${key} RETURNING session_key`)) > 0
+            }
+            const data = toData(record, decodeData(row.value.session_data))
+            return (yield* count(sql`UPDATE ${table} SET session_data = ${data}, expire_date = ${time(record.expiresAt)}
+              WHERE session_key = ${key} AND session_data = ${row.value.session_data} RETURNING session_key`)) > 0
+          })
+        ),
+      delete: (key) =>
+        run("delete", Effect.map(count(sql`DELETE FROM ${table} WHERE session_key = ${key} RETURNING session_key`), (n) => n > 0)),
+      deleteExpired: (now) =>
+        run("deleteExpired", count(sql`DELETE FROM ${table} WHERE expire_date <= ${time(now)} RETURNING session_key`))
+    })
+  })
+
+/**
+ * The store as a layer on the `SqlClient` in context.
+ *
+ * @example
+ * ```ts
+ * import { Layer, Redacted } from "effect"
+ * import { DjangoSessionStore, SqlUserStore } from "effect-auth"
+ *
+ * const Sessions = DjangoSessionStore.layer({ secret: Redacted.make("the Django site's SECRET_KEY") }).pipe(
+ *   Layer.provide(SqlUserStore.layerSqlite({ filename: "./db.sqlite3", django: true }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<SessionStore.SessionStore, AuthConfigError, SqlClient.SqlClient> =>
+  Layer.effect(SessionStore.SessionStore, make(options))
