@@ -127,6 +127,9 @@ for (const engine of [sqlite, pg]) {
           const theirs = site("ask", db, { logins, perms: [...permissions, ...extraPerms], apps })
           expect(theirs.permissions).toEqual(permissions)
 
+          const hashOf = (name: string) =>
+            Effect.map(userStore.findByUsername(name), (u) => Redacted.value(Option.getOrThrow(u).passwordHash))
+          const current = { alice: yield* hashOf("alice"), argon: yield* hashOf("argon"), old: yield* hashOf("old") }
           // Django answered inside a rolled-back transaction: ours log in on the same hashes.
           const ours: Array<number | null> = []
           for (const [username, password] of logins) {
@@ -134,6 +137,14 @@ for (const engine of [sqlite, pg]) {
             ours.push(Either.isRight(result) ? Number(result.right.user.id) : null)
           }
           expect(ours).toEqual(theirs.logins)
+          // With Django 3.2's preset, what Django 3.2 made with its preferred hasher is current here
+          // too: no re-hash. An older iteration count or another hasher is brought to the
+          // preferred one, as Django's check_password does.
+          expect(yield* hashOf("alice")).toBe(current.alice)
+          for (const name of ["argon", "old"] as const) {
+            expect(yield* hashOf(name)).not.toBe(current[name])
+            expect(yield* hashOf(name)).toMatch(/^pbkdf2_sha256\$260000\$/)
+          }
           expect(ours.filter((id) => id !== null).length).toBeGreaterThan(10)
 
           for (const [username, answer] of Object.entries<any>(theirs.users)) {
