@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { execFile } from "node:child_process"
 import { promisify } from "node:util"
+import { djangoPython } from "./utils/django.js"
 
 const run = promisify(execFile)
 
@@ -21,5 +22,14 @@ describe("examples", () => {
   it("the OIDC example logs in against its local provider", async () => {
     const { stdout } = await run("npx", ["tsx", "examples/oidc.ts", "--demo"], { timeout: 60_000 })
     expect(stdout).toContain("Logged in as alice via oidc.")
+  })
+
+  it.skipIf(djangoPython === undefined)("the Django example shares sessions with a Django site both ways", async () => {
+    const { stdout } = await run("npx", ["tsx", "examples/django-site.ts", "--demo"], {
+      timeout: 60_000,
+      env: { ...process.env, DJANGO_PYTHON: djangoPython }
+    })
+    expect(stdout).toContain("Django's session is alice's here.")
+    expect(stdout).toContain("This service's session is alice's on Django.")
   })
 })
