@@ -19,23 +19,26 @@ import * as PasswordHasher from "../src/PasswordHasher.js"
 import * as SqlUserStore from "../src/SqlUserStore.js"
 import * as UserManager from "../src/UserManager.js"
 import * as UserStore from "../src/UserStore.js"
-import { djangoPython, site, type SiteDatabase } from "./utils/django.js"
+import { type Django, djangoPython, djangos, site as siteOf, type SiteDatabase } from "./utils/django.js"
 import * as Postgres from "./utils/postgres.js"
 
 type Db = SiteDatabase
 
-// Both sides with Django 3.2's hashers (and the legacy ones the site lists), so that neither
-// re-hashes what the other wrote.
-const hasherOptions: PasswordHasher.Options = {
-  ...PasswordHasher.djangoPresets["3.2"],
-  hashers: [...PasswordHasher.djangoPresets["3.2"].hashers!, "md5", "sha1"]
-}
+const site = (action: string, db: Db, extra: object = {}) => siteOf(action, db, extra)
 
-const chain = (store: Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, unknown>) =>
+// Both sides with the Django's preset (and the legacy hashers test/django/site.py lists: Django
+// 5.1 removed SHA-1), so that neither re-hashes what the other wrote.
+const presetOf = (django: Django) => PasswordHasher.djangoPresets[django.version as PasswordHasher.DjangoVersion]
+const hasherOptions = (django: Django): PasswordHasher.Options => ({
+  ...presetOf(django),
+  hashers: [...presetOf(django).hashers!, "md5", ...(Number(django.version) < 5.1 ? ["sha1" as const] : [])]
+})
+
+const chainOf = (store: Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, unknown>, django: Django = djangos[0]!) =>
   AuthService.layer([ModelBackend.ModelBackend]).pipe(
     Layer.provideMerge(AuthEvents.layer),
     Layer.provideMerge(ModelBackend.layer()),
-    Layer.provideMerge(PasswordHasher.layer(hasherOptions)),
+    Layer.provideMerge(PasswordHasher.layer(hasherOptions(django))),
     Layer.provideMerge(Layer.orDie(store))
   )
 
@@ -104,8 +107,14 @@ const pg: Engine = {
 
 const sorted = (set: ReadonlySet<string>) => [...set].sort()
 
-for (const engine of [sqlite, pg]) {
-  describe.skipIf(djangoPython === undefined || engine.skip)(`a Django 3.2 site's database on ${engine.name}`, () => {
+for (const django of djangos) for (const engine of [sqlite, pg]) {
+  describe.skipIf(engine.skip)(`a Django ${django.version} site's database on ${engine.name}`, () => {
+    const site = (action: string, db: Db, extra: object = {}) => siteOf(action, db, extra, django)
+    const chain = (store: Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, unknown>) => chainOf(store, django)
+    const iterations = presetOf(django).pbkdf2!.iterations!
+    it("this Django is the one asked", () => {
+      expect(siteOf("version", { engine: "sqlite", name: ":memory:" }, {}, django).version).toBe(django.version)
+    })
     it.scopedLive("every login, permission and module question answered as Django answers it", () =>
       Effect.gen(function*() {
         const { db, store } = yield* engine.make
@@ -143,7 +152,7 @@ for (const engine of [sqlite, pg]) {
           expect(yield* hashOf("alice")).toBe(current.alice)
           for (const name of ["argon", "old"] as const) {
             expect(yield* hashOf(name)).not.toBe(current[name])
-            expect(yield* hashOf(name)).toMatch(/^pbkdf2_sha256\$260000\$/)
+            expect(yield* hashOf(name)).toMatch(new RegExp(`^pbkdf2_sha256\\$${iterations}\\$`))
           }
           expect(ours.filter((id) => id !== null).length).toBeGreaterThan(10)
 
@@ -213,7 +222,7 @@ for (const engine of [sqlite, pg]) {
           // A legacy hash upgraded at login, as Django's ModelBackend does it.
           yield* AuthService.authenticate({ username: "md5", password: Redacted.make("md5-pw-6") })
           const md5 = Option.getOrThrow(yield* users.findByUsername("md5"))
-          expect(Redacted.value(md5.passwordHash)).toMatch(/^pbkdf2_sha256\$260000\$/)
+          expect(Redacted.value(md5.passwordHash)).toMatch(new RegExp(`^pbkdf2_sha256\\$${iterations}\\$`))
           // Stored exactly as given by Django's create(), found exactly.
           expect(Option.map(yield* users.findByUsername("\ufb01le"), (u) => u.username)).toEqual(Option.some("\ufb01le"))
           expect(Option.isNone(yield* users.findByUsername("jose\u0301"))).toBe(true)
@@ -355,8 +364,9 @@ describe.skipIf(djangoPython === undefined)("a custom user model's tables", () =
     }), 60_000)
 })
 
-describe.skipIf(djangoPython === undefined)("Django's signing, as Django 3.2 reads and writes it", () => {
+for (const django of djangos) describe(`Django's signing, as Django ${django.version} reads and writes it`, () => {
   const db: SiteDatabase = { engine: "sqlite", name: ":memory:" }
+  const site = (action: string, db: Db, extra: object = {}) => siteOf(action, db, extra, django)
   const value = { _auth_user_id: "7", name: "jos\u00e9 \ud83d\ude00", list: [1, 2.5, null, true], long: "x".repeat(200) }
   it("ours is Django's, both ways, compressed or not; tampering and other secrets are refused", () => {
     const ours = Signing.encodeSession(value, "django-site-secret")

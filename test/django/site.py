@@ -43,15 +43,17 @@ settings.configure(
     TIME_ZONE="UTC",
     INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions"],
     DATABASES={"default": database},
-    # Django 3.2's defaults, plus the legacy hashers a site of that age may still hold.
+    # This Django's defaults, plus the legacy hashers a site of its age may still hold (Django 5.1
+    # removed SHA1PasswordHasher).
     PASSWORD_HASHERS=[
         "django.contrib.auth.hashers.PBKDF2PasswordHasher",
         "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
         "django.contrib.auth.hashers.Argon2PasswordHasher",
         "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
-        "django.contrib.auth.hashers.MD5PasswordHasher",
-        "django.contrib.auth.hashers.SHA1PasswordHasher",
-    ],
+    ]
+    + (["django.contrib.auth.hashers.ScryptPasswordHasher"] if django.VERSION >= (4, 0) else [])
+    + ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    + (["django.contrib.auth.hashers.SHA1PasswordHasher"] if django.VERSION < (5, 1) else []),
 )
 django.setup()
 
@@ -70,7 +72,7 @@ USERS = [
     ("argon", "argon-pw-4", "argon2", {}),
     ("bcrypt", "bcrypt-pw-5", "bcrypt_sha256", {}),
     ("md5", "md5-pw-6", "md5", {}),
-    ("sha1", "sha1-pw-7", "sha1", {}),
+    ("sha1", "sha1-pw-7", "sha1", {}) if django.VERSION < (5, 1) else ("scrypt", "scrypt-pw-7", "scrypt", {}),
     ("inactive", "inactive-pw-8", "pbkdf2_sha256", {"is_active": False}),
     ("unusable", None, "unusable", {}),
     ("root", "root-pw-9", "pbkdf2_sha256", {"is_superuser": True, "is_staff": True}),
@@ -251,4 +253,7 @@ actions = {
     "seed": seed, "ask": ask, "read": read, "schema": schema, "login": login, "whoami": whoami,
     "logout": logout, "setpassword": setpassword, "signing": signing,
 }
-print(json.dumps(actions[command["action"]]()))
+if command["action"] == "version":
+    print(json.dumps({"version": "%d.%d" % django.VERSION[:2]}))
+else:
+    print(json.dumps(actions[command["action"]]()))

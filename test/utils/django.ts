@@ -1,6 +1,7 @@
 // Runs snippets under Debian's python3-django (3.2) to compare with Django itself. Without it the
 // suites are skipped with a loud line, and fail under EFFECT_AUTH_REQUIRE_SERVICES=1.
 import { execFileSync } from "node:child_process"
+import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 
 const candidates = [process.env.DJANGO_PYTHON, "/usr/bin/python3", "python3"].filter((p): p is string => !!p)
@@ -54,13 +55,48 @@ export type SiteDatabase =
   | { readonly engine: "sqlite"; readonly name: string }
   | { readonly engine: "pg"; readonly name: string; readonly host: string; readonly port: string; readonly user: string }
 
+/** A Django to hold effect-auth against: Debian's (3.2), and the newest from PyPI where .ci/run installed it. */
+export interface Django {
+  /** `major.minor`, as `PasswordHasher.djangoPresets` names them. */
+  readonly version: string
+  readonly python: string
+  readonly env: Readonly<Record<string, string>>
+}
+
+const versionOf = (python: string, env: Readonly<Record<string, string>>): string | undefined => {
+  try {
+    return execFileSync(python, ["-c", "import django; print('%d.%d' % django.VERSION[:2])"], {
+      env: { ...process.env, ...env },
+      encoding: "utf8"
+    }).trim()
+  } catch {
+    return undefined
+  }
+}
+
+// .ci/run installs the newest Django release into .tmp/django-newest (`pip install --target`),
+// run by Debian's Python 3.11 beside its own drivers (psycopg2, argon2-cffi, bcrypt).
+const newestDir = fileURLToPath(new URL("../../.tmp/django-newest", import.meta.url))
+
+export const djangos: ReadonlyArray<Django> = (() => {
+  if (djangoPython === undefined) return []
+  const debian = versionOf(djangoPython, {})
+  const out: Array<Django> = debian === undefined ? [] : [{ version: debian, python: djangoPython, env: {} }]
+  const newestEnv = { PYTHONPATH: newestDir }
+  const newest = existsSync(newestDir) ? versionOf(djangoPython, newestEnv) : undefined
+  if (newest !== undefined && newest !== debian) out.push({ version: newest, python: djangoPython, env: newestEnv })
+  else console.warn("*** SKIPPED the newest Django's suites: .ci/run installs it into .tmp/django-newest")
+  return out
+})()
+
 /**
- * Runs `action` of test/django/site.py (seed, ask, read, schema) on `db`: Django 3.2 with its auth
- * and sessions apps, USE_TZ, and the site's settings (SECRET_KEY, hashers) that script sets.
+ * Runs `action` of test/django/site.py (seed, ask, read, schema, login, ...) on `db` under `django`
+ * (default: Debian's): Django with its auth and sessions apps, USE_TZ, and the site's settings
+ * (SECRET_KEY, hashers) that script sets.
  */
-export const site = (action: string, db: SiteDatabase, extra: object = {}): any =>
-  JSON.parse(execFileSync(djangoPython!, [fileURLToPath(new URL("../django/site.py", import.meta.url))], {
+export const site = (action: string, db: SiteDatabase, extra: object = {}, django: Django = djangos[0]!): any =>
+  JSON.parse(execFileSync(django.python, [fileURLToPath(new URL("../django/site.py", import.meta.url))], {
     input: JSON.stringify({ action, db, ...extra }),
-    env: { ...process.env, TZ: "UTC" },
+    env: { ...process.env, ...django.env, TZ: "UTC" },
     encoding: "utf8"
   }))
