@@ -233,6 +233,7 @@ export interface Tables {
   readonly userGroups: string
   readonly userPermissions: string
   readonly groupPermissions: string
+  /** The Migrator's bookkeeping table; `""` on Django's tables, which are never migrated. */
   readonly migrations: string
   /** On a Django site's tables only: `django_content_type`. */
   readonly contentType?: string | undefined
