@@ -102,6 +102,17 @@ if (demo) {
       const cookie = response.headers.getSetCookie().find((c) => c.startsWith("sessionid="))!
       const ourKey = cookie.slice("sessionid=".length, cookie.indexOf(";"))
       console.log(`This service's session is ${djangoSite("whoami", ourKey)}'s on Django.`)
+      // The login form's name is NFKC-normalised first, as Django's AuthenticationForm does;
+      // the store then looks it up exactly, as Django's get_by_natural_key.
+      const typed = "\uff41\uff4c\uff49\uff43\uff45" // ａｌｉｃｅ, full-width
+      const wide = yield* Effect.promise(async () =>
+        (await fetch(`${app}/login`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ username: typed, password: "alice's django password" })
+        })).text()
+      )
+      console.log(`Typed ${typed}: ${wide}.`)
     }).pipe(Effect.provide(Layer.fresh(AppLive)), Effect.scoped)
   )
   fs.rmSync(demoDir!, { recursive: true, force: true })

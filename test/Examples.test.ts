@@ -31,5 +31,6 @@ describe("examples", () => {
     })
     expect(stdout).toContain("Django's session is alice's here.")
     expect(stdout).toContain("This service's session is alice's on Django.")
+    expect(stdout).toContain("Typed \uff41\uff4c\uff49\uff43\uff45: logged in as alice.")
   })
 })

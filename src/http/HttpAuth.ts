@@ -463,7 +463,8 @@ export const optionalUser: Effect.Effect<
  * a shape no backend takes does not compile) and starts a session: sets the
  * session and CSRF cookies and answers the session (its `csrfToken` is for the client). The old
  * session of the request, if any, is discarded. CSRF: the Origin/Referer check always applies
- * (login CSRF); a request that carries a live session must also send its token.
+ * (login CSRF); a request that carries a live session must also send its token. A `username` is
+ * NFKC-normalised first, as Django's `AuthenticationForm` cleans it (`ｊｏｅ` → `joe`).
  *
  * @example
  * ```ts

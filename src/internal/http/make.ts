@@ -9,14 +9,17 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import { AuthConfigError } from "../../AuthError.js"
 import type { AuthRequest } from "../../AuthRequest.js"
 import * as AuthService from "../../AuthService.js"
+import type * as Credentials from "../../Credentials.js"
 import * as Csrf from "../../http/Csrf.js"
 import type * as HttpAuth from "../../http/HttpAuth.js"
 import * as RequestSource from "../../http/RequestSource.js"
 import * as Permissions from "../../Permissions.js"
 import * as Session from "../../Session.js"
+import { normalizeUsername } from "../../UserStore.js"
 import * as IpAddress from "../ipAddress.js"
 import * as Cookies from "./cookies.js"
 import * as Fold from "./fold.js"
@@ -213,11 +216,21 @@ export const make = (
       Effect.flatMap(requireSessions, (s) =>
         Effect.zipRight(csrfFor(request, s, sessionIdOf(request)), startSession(request, s, authenticated)))
 
+    // A login form's username as Django's AuthenticationForm cleans it (`UsernameField`: NFKC),
+    // before any backend sees it; stores then look it up exactly (Django's `get_by_natural_key`).
+    const asTyped = (credentials: Credentials.Input): Credentials.Input =>
+      Predicate.hasProperty(credentials, "username") && typeof credentials.username === "string"
+        ? { ...credentials, username: normalizeUsername(credentials.username) } as Credentials.Input
+        : credentials
+
     const login: HttpAuth.Service["login"] = (request, credentials) =>
       Effect.gen(function*() {
         const s = yield* requireSessions
         yield* csrfFor(request, s, sessionIdOf(request))
-        const authenticated = yield* Effect.catchAll(auth.authenticate(credentials, authRequest(request)), toFailure)
+        const authenticated = yield* Effect.catchAll(
+          auth.authenticate(asTyped(credentials), authRequest(request)),
+          toFailure
+        )
         return yield* startSession(request, s, authenticated)
       })
 
