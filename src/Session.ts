@@ -334,6 +334,7 @@ export const make = (
     const format = options.format === "django" ? crypto.djangoFormat : crypto.effectAuthFormat
     const key = format.deriveKey(options.secret)
     const fallbackKeys = fallbacks.map(format.deriveKey)
+    const legacySecrets = format.legacyAuthHash === undefined ? [] : [options.secret, ...fallbacks]
     const passwordHashOf = options.passwordHashOf ?? passwordHashField
     const maxAgeMillis = Duration.toMillis(maxAge)
     const idleMillis = Option.map(idleTimeout, Duration.toMillis)
@@ -437,7 +438,8 @@ export const make = (
         let current = record
         if (!crypto.equal(record.authHash, expected)) {
           const signedBefore = record.authHash !== "" &&
-            fallbackKeys.some((k) => crypto.equal(record.authHash, hashWith(k, user)))
+            (fallbackKeys.some((k) => crypto.equal(record.authHash, hashWith(k, user))) ||
+              legacySecrets.some((secret) => crypto.equal(record.authHash, format.legacyAuthHash!(secret, passwordHash(user)))))
           if (!signedBefore) {
             yield* store.delete(storeKey)
             return Option.none()

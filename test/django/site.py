@@ -10,6 +10,7 @@
 #       filtering on the timestamps
 #   {"action": "schema", "db": ...}  a dump of the schema, to compare before and after
 #   {"action": "login", "db": ..., "username", "password"}  Django's test Client logs in: the key
+#   (any action takes "settings": overrides of the site's settings)
 #   {"action": "whoami", "db": ..., "key"}  the user id Django's get_user() finds for a session key
 #   {"action": "logout", "db": ..., "key"}  Django's logout() on that session
 #   {"action": "setpassword", "db": ..., "username", "password"}  set_password() and save()
@@ -54,6 +55,8 @@ settings.configure(
     + (["django.contrib.auth.hashers.ScryptPasswordHasher"] if django.VERSION >= (4, 0) else [])
     + ["django.contrib.auth.hashers.MD5PasswordHasher"]
     + (["django.contrib.auth.hashers.SHA1PasswordHasher"] if django.VERSION < (5, 1) else []),
+    # e.g. {"DEFAULT_HASHING_ALGORITHM": "sha1"}: a 3.1/3.2 site in its transition setting
+    **command.get("settings", {}),
 )
 django.setup()
 

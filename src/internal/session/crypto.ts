@@ -1,6 +1,7 @@
 // Session ids, store keys, auth hashes and constant-time comparison.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 import * as Redacted from "effect/Redacted"
+import { sessionAuthHash } from "../django/signing.js"
 
 /** 32 random bytes, base64url without padding: 43 characters. @internal */
 export const randomToken = (): string => randomBytes(32).toString("base64url")
@@ -47,6 +48,8 @@ export interface Format {
   /** The auth hash's key material for one secret (derived once, at `Session.make`). */
   readonly deriveKey: (secret: Redacted.Redacted<string>) => Buffer
   readonly authHash: (key: Buffer, passwordHash: string) => string
+  /** Older auth hashes still accepted (and then rewritten), per secret; none by default. */
+  readonly legacyAuthHash?: ((secret: Redacted.Redacted<string>, passwordHash: string) => string) | undefined
 }
 
 /** effect-auth's: 43-character random ids, stored under their SHA-256, base64url HMACs. @internal */
@@ -83,5 +86,8 @@ export const djangoFormat: Format = {
   deriveKey: (secret) => createHash("sha256").update(djangoAuthHashSalt).update(Redacted.value(secret)).digest(),
   // Django hashes whatever `password` holds, "" included (and flushes a session whose hash is
   // empty), so every session is bound to the row's password field, as on Django's side.
-  authHash: (key, passwordHash) => createHmac("sha256", key).update(passwordHash).digest("hex")
+  authHash: (key, passwordHash) => createHmac("sha256", key).update(passwordHash).digest("hex"),
+  // `_legacy_get_session_auth_hash` (SHA-1), which Django 3.2 still accepts: what Django before 3.1
+  // (or 3.1–3.2 under DEFAULT_HASHING_ALGORITHM = "sha1") wrote.
+  legacyAuthHash: (secret, passwordHash) => sessionAuthHash(passwordHash, Redacted.value(secret), "sha1")
 }

@@ -1,0 +1,238 @@
+// Django 3.2's `django.core.signing`, `salted_hmac`, session encoding and session auth hash, on
+// node:crypto and node:zlib, so that a Node service reads and writes a Django site's session data.
+// Checked against /usr/lib/python3/dist-packages/django (3.2) by test/DjangoSigning.test.ts.
+import { createHash, createHmac, timingSafeEqual } from "node:crypto"
+import { deflateSync, inflateSync } from "node:zlib"
+
+/** The hashlib algorithms Django signs with. @internal */
+export type Algorithm = "sha1" | "sha256"
+
+/** Mirrors `django.utils.crypto.salted_hmac`: HMAC(hash(key_salt + secret), value), UTF-8. @internal */
+export const saltedHmac = (keySalt: string, value: string | Uint8Array, secret: string, algorithm: Algorithm = "sha1"): Buffer =>
+  createHmac(algorithm, createHash(algorithm).update(keySalt + secret, "utf8").digest()).update(value).digest()
+
+/** Mirrors `django.core.signing.b64_encode`: URL-safe base64 without padding. @internal */
+export const b64Encode = (data: Uint8Array | string): string => Buffer.from(data).toString("base64url")
+
+/**
+ * Mirrors `django.core.signing.b64_decode` (padding optional); throws on what is not URL-safe
+ * base64, as Python's binascii does (it is stricter: Python skips stray characters). @internal
+ */
+export const b64Decode = (text: string): Buffer => {
+  const bare = text.replace(/={1,2}$/, "")
+  if (!/^[A-Za-z0-9_-]*$/.test(bare) || bare.length % 4 === 1) throw new TypeError("Invalid base64 data")
+  return Buffer.from(bare, "base64url")
+}
+
+/**
+ * Mirrors `signing.JSONSerializer.dumps`: `json.dumps(obj, separators=(",", ":"))` (ensure_ascii:
+ * all but printable ASCII as lowercase `\uXXXX`, astral characters as surrogate pairs), latin-1. @internal
+ */
+export const jsonDumps = (obj: unknown): Buffer => {
+  const text = JSON.stringify(obj) as string | undefined
+  if (text === undefined) throw new TypeError("Object of this type is not JSON serializable")
+  return Buffer.from(text.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`), "latin1")
+}
+
+// `signing.JSONSerializer.loads`: json.loads(data.decode("latin-1")).
+const jsonLoads = (data: Buffer): unknown => JSON.parse(data.toString("latin1"))
+
+const base62Digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+/** Mirrors `django.utils.baseconv.base62.encode` (TimestampSigner's timestamps). @internal */
+export const base62Encode = (n: number): string => {
+  if (n < 0) return `-${base62Encode(-n)}`
+  let out = ""
+  do {
+    out = base62Digits[n % 62]! + out
+    n = Math.floor(n / 62)
+  } while (n > 0)
+  return out
+}
+
+/** Mirrors `django.utils.baseconv.base62.decode`; `undefined` where Python raises. @internal */
+export const base62Decode = (text: string): number | undefined => {
+  const negative = text.startsWith("-")
+  const digits = negative ? text.slice(1) : text
+  if (digits === "") return undefined
+  let n = 0
+  for (const c of digits) {
+    const d = base62Digits.indexOf(c)
+    if (d < 0) return undefined
+    n = n * 62 + d
+  }
+  return Number.isSafeInteger(n) ? (negative ? -n : n) : undefined
+}
+
+// `Signer.signature` (`base64_hmac`): b64_encode(salted_hmac(salt + "signer", value, key)).
+const signature = (salt: string, value: string, secret: string, algorithm: Algorithm): string =>
+  b64Encode(saltedHmac(`${salt}signer`, value, secret, algorithm))
+
+// `constant_time_compare`: a length mismatch is told at once, as by Python's compare_digest.
+const constantTimeEquals = (a: string, b: string): boolean => {
+  const left = Buffer.from(a, "utf8")
+  const right = Buffer.from(b, "utf8")
+  return left.length === right.length && timingSafeEqual(left, right)
+}
+
+/** @internal */
+export interface DumpsOptions {
+  readonly secret: string
+  readonly salt: string
+  readonly compress?: boolean
+  /** `DEFAULT_HASHING_ALGORITHM` (3.1–3.2): "sha256", the default; "sha1" for a site that kept it. */
+  readonly algorithm?: Algorithm
+  /** The time to stamp, in ms (default `Date.now()`). */
+  readonly now?: number
+}
+
+/**
+ * Mirrors `django.core.signing.dumps(obj, key=secret, salt=salt, compress=compress)` with the JSON
+ * serializer: TimestampSigner's `payload:timestamp:signature`, payload "."-prefixed if compressed.
+ * @internal
+ */
+export const dumps = (obj: unknown, options: DumpsOptions): string => {
+  const data = jsonDumps(obj)
+  let payload = b64Encode(data)
+  if (options.compress === true) {
+    const compressed = deflateSync(data) // zlib.compress: zlib format, level 6
+    if (compressed.length < data.length - 1) payload = `.${b64Encode(compressed)}`
+  }
+  const value = `${payload}:${base62Encode(Math.floor((options.now ?? Date.now()) / 1000))}`
+  return `${value}:${signature(options.salt, value, options.secret, options.algorithm ?? "sha256")}`
+}
+
+/** @internal */
+export interface LoadsOptions {
+  /** `SECRET_KEY`, then `SECRET_KEY_FALLBACKS` (Django 4.1+; 3.2 has only the one key). */
+  readonly secrets: ReadonlyArray<string>
+  readonly salt: string
+  readonly maxAgeSeconds?: number
+  /** The time to check `maxAgeSeconds` against, in ms (default `Date.now()`). */
+  readonly now?: number
+  /** Refuse compressed data that inflates past this many bytes (zip bombs); default 1 MiB. */
+  readonly maxDecompressedBytes?: number
+}
+
+/**
+ * Mirrors `django.core.signing.loads(signed, key, salt, max_age=...)` (3.2: an HMAC-SHA256 or the
+ * legacy HMAC-SHA1 signature), trying each secret in turn. `undefined` where Django raises
+ * (BadSignature, SignatureExpired, malformed data); never throws. @internal
+ */
+export const loads = (signed: string, options: LoadsOptions): unknown | undefined => {
+  try {
+    const cut = signed.lastIndexOf(":")
+    if (cut < 0) return undefined
+    const value = signed.slice(0, cut)
+    const sig = signed.slice(cut + 1)
+    const verified = options.secrets.some((secret) =>
+      constantTimeEquals(sig, signature(options.salt, value, secret, "sha256")) ||
+      constantTimeEquals(sig, signature(options.salt, value, secret, "sha1"))
+    )
+    if (!verified) return undefined
+    const stampCut = value.lastIndexOf(":")
+    if (stampCut < 0) return undefined
+    const timestamp = base62Decode(value.slice(stampCut + 1))
+    if (timestamp === undefined) return undefined
+    if (options.maxAgeSeconds !== undefined && (options.now ?? Date.now()) / 1000 - timestamp > options.maxAgeSeconds) {
+      return undefined
+    }
+    const payload = value.slice(0, stampCut)
+    if (!payload.startsWith(".")) return jsonLoads(b64Decode(payload))
+    return jsonLoads(inflateSync(b64Decode(payload.slice(1)), {
+      maxOutputLength: options.maxDecompressedBytes ?? 1024 * 1024
+    }))
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Mirrors `SessionBase.key_salt`: "django.contrib.sessions." + the store's class name, which is
+ * "SessionStore" for the db, cache, cached_db and file backends. @internal
+ */
+export const sessionKeySalt = (className = "SessionStore"): string => `django.contrib.sessions.${className}`
+
+// `SessionBase._hash` (pre-3.1 format): salted_hmac("django.contrib.sessions" + class name, ...).
+const legacySessionHash = (serialized: Buffer, secret: string, className: string): string =>
+  saltedHmac(`django.contrib.sessions${className}`, serialized, secret, "sha1").toString("hex")
+
+/** @internal */
+export interface SessionOptions {
+  /** The session store's class name (default "SessionStore"). */
+  readonly className?: string
+}
+
+/**
+ * Mirrors `SessionBase.encode`: signing.dumps(data, salt=key_salt, compress=True); with
+ * `legacy`, `_legacy_encode` (what 3.1–3.2 write under DEFAULT_HASHING_ALGORITHM = "sha1", and
+ * all a Django before 3.1 reads). @internal
+ */
+export const encodeSession = (
+  data: Readonly<Record<string, unknown>>,
+  secret: string,
+  options: SessionOptions & { readonly legacy?: boolean; readonly now?: number } = {}
+): string => {
+  const className = options.className ?? "SessionStore"
+  if (options.legacy === true) {
+    const serialized = jsonDumps(data)
+    const hash = legacySessionHash(serialized, secret, className)
+    return Buffer.concat([Buffer.from(`${hash}:`, "latin1"), serialized]).toString("base64")
+  }
+  return dumps(data, {
+    secret,
+    salt: sessionKeySalt(className),
+    compress: true,
+    ...(options.now === undefined ? {} : { now: options.now })
+  })
+}
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/**
+ * Mirrors `SessionBase.decode`: the signed format, else the pre-3.1 `_legacy_decode`, each secret
+ * in turn (`SECRET_KEY`, then fallbacks). `undefined` where Django gives an empty session, and for
+ * data that is not a JSON object. @internal
+ */
+export const decodeSession = (
+  text: string,
+  secrets: ReadonlyArray<string>,
+  options: SessionOptions = {}
+): Record<string, unknown> | undefined => {
+  const className = options.className ?? "SessionStore"
+  const signed = loads(text, { secrets, salt: sessionKeySalt(className) })
+  if (signed !== undefined) return isRecord(signed) ? signed : undefined
+  try {
+    const raw = Buffer.from(text, "base64")
+    const cut = raw.indexOf(":")
+    if (cut < 0) return undefined
+    const serialized = raw.subarray(cut + 1)
+    const hash = raw.subarray(0, cut).toString("latin1")
+    if (!secrets.some((secret) => constantTimeEquals(hash, legacySessionHash(serialized, secret, className)))) {
+      return undefined
+    }
+    const legacy = jsonLoads(serialized)
+    return isRecord(legacy) ? legacy : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const sessionAuthSalt = "django.contrib.auth.models.AbstractBaseUser.get_session_auth_hash"
+
+/**
+ * Mirrors `AbstractBaseUser.get_session_auth_hash` (3.2 with the default DEFAULT_HASHING_ALGORITHM,
+ * and 4.0+: "sha256"), or with "sha1" `_legacy_get_session_auth_hash`: hex. @internal
+ */
+export const sessionAuthHash = (passwordHash: string, secret: string, algorithm: Algorithm = "sha256"): string =>
+  saltedHmac(sessionAuthSalt, passwordHash, secret, algorithm).toString("hex")
+
+/**
+ * Mirrors the check in `django.contrib.auth.get_user` (3.2: the SHA-256 hash or the legacy SHA-1
+ * one; 4.1+: under SECRET_KEY or a fallback), in constant time. @internal
+ */
+export const verifySessionAuthHash = (sessionHash: string, passwordHash: string, secrets: ReadonlyArray<string>): boolean =>
+  sessionHash !== "" && secrets.some((secret) =>
+    constantTimeEquals(sessionHash, sessionAuthHash(passwordHash, secret, "sha256")) ||
+    constantTimeEquals(sessionHash, sessionAuthHash(passwordHash, secret, "sha1"))
+  )
