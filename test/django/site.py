@@ -38,7 +38,7 @@ else:
         "PASSWORD": db.get("password", ""),
     }
 
-settings.configure(
+settings.configure(**{**dict(
     SECRET_KEY="django-site-secret",
     USE_TZ=True,
     TIME_ZONE="UTC",
@@ -56,8 +56,7 @@ settings.configure(
     + ["django.contrib.auth.hashers.MD5PasswordHasher"]
     + (["django.contrib.auth.hashers.SHA1PasswordHasher"] if django.VERSION < (5, 1) else []),
     # e.g. {"DEFAULT_HASHING_ALGORITHM": "sha1"}: a 3.1/3.2 site in its transition setting
-    **command.get("settings", {}),
-)
+), **command.get("settings", {})})
 django.setup()
 
 from django.contrib.auth import authenticate  # noqa: E402
@@ -215,7 +214,9 @@ def whoami():
     if user.pk is None and command.get("debug"):
         u = User.objects.filter(pk=data.get("_auth_user_id")).first()
         sys.stderr.write("DEBUG %r %r\n" % (data, u and u.get_session_auth_hash()))
-    return {"id": user.pk}
+    # Django 5.x moves a session verified by a fallback secret to a new key (cycle_key): the
+    # browser would get it in the response's cookie.
+    return {"id": user.pk, "key": request.session.session_key}
 
 
 def logout():
