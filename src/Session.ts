@@ -551,11 +551,15 @@ export interface ConfigOptions {
   readonly fallbackSecrets: ReadonlyArray<Redacted.Redacted<string>>
   readonly maxAge: Option.Option<Duration.Duration>
   readonly idleTimeout: Option.Option<Duration.Duration>
+  /** See {@link Options.format}. Default: `"effect-auth"`. */
+  readonly format?: "effect-auth" | "django" | undefined
 }
 
 /**
  * Reads `SECRET_KEY`, `SECRET_KEY_FALLBACKS` (comma-separated, optional), `SESSION_MAX_AGE` and
- * `SESSION_IDLE_TIMEOUT` (durations such as `14 days`, optional). Every secret is `Redacted`.
+ * `SESSION_IDLE_TIMEOUT` (durations such as `14 days`, optional), and `SESSION_FORMAT`
+ * (`effect-auth`, the default, or `django`: sessions shared with a Django site). Every secret is
+ * `Redacted`.
  *
  * @example
  * ```ts
@@ -575,7 +579,8 @@ export const config: Config.Config<ConfigOptions> = Config.all({
   secret: Config.redacted("SECRET_KEY"),
   fallbackSecrets: Config.withDefault(Config.array(Config.redacted(), "SECRET_KEY_FALLBACKS"), []),
   maxAge: Config.option(Config.duration("SESSION_MAX_AGE")),
-  idleTimeout: Config.option(Config.duration("SESSION_IDLE_TIMEOUT"))
+  idleTimeout: Config.option(Config.duration("SESSION_IDLE_TIMEOUT")),
+  format: Config.withDefault(Config.literal("effect-auth", "django")("SESSION_FORMAT"), "effect-auth" as const)
 })
 
 /**
@@ -615,7 +620,8 @@ export const layerConfig = (
         secret: c.secret,
         fallbackSecrets: c.fallbackSecrets,
         maxAge: Option.getOrUndefined(c.maxAge),
-        idleTimeout: Option.getOrUndefined(c.idleTimeout)
+        idleTimeout: Option.getOrUndefined(c.idleTimeout),
+        format: c.format
       }))
   )
 

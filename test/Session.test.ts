@@ -457,6 +457,27 @@ describe("Session", () => {
     )
   })
 
+  it.effect("layerConfig reads SESSION_FORMAT: django makes Django's session keys; another value is a ConfigError", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    const layer = Session.layerConfig().pipe(
+      Layer.provideMerge(TestAuth.layer([directory.backend])),
+      Layer.provideMerge(MemorySessionStore.layer)
+    )
+    const withFormat = (format: string) =>
+      Effect.withConfigProvider(ConfigProvider.fromMap(
+        new Map([["SECRET_KEY", Redacted.value(secret)], ["SESSION_FORMAT", format]])
+      ))
+    return Effect.gen(function*() {
+      const django = yield* Effect.provide(loginAs("alice"), layer).pipe(withFormat("django"))
+      expect(idOf(django)).toMatch(/^[a-z0-9]{32}$/)
+      const ours = yield* Effect.provide(loginAs("alice"), layer).pipe(withFormat("effect-auth"))
+      expect(idOf(ours)).toMatch(/^[A-Za-z0-9_-]{43}$/)
+      const error = yield* Effect.flip(Effect.provide(Session.Session, layer).pipe(withFormat("rails")))
+      expect(String(error)).toContain("SESSION_FORMAT")
+    })
+  })
+
   it.effect("layerConfig without SECRET_KEY is a ConfigError", () =>
     Effect.gen(function*() {
       const layer = Session.layerConfig().pipe(
