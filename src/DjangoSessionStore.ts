@@ -18,6 +18,9 @@
  * `SESSION_COOKIE_NAME` (`sessionid`, `HttpAuth`'s default). The table belongs to Django: this
  * store never creates or alters it. Run Django's `clearsessions` or `Session.clearExpired`.
  *
+ * A site that keeps its sessions in its Redis cache (Django's `cache` session backend on
+ * `django.core.cache.backends.redis.RedisCache`) is shared through {@link layerCache} instead.
+ *
  * @example
  * ```ts
  * import { Layer, Redacted } from "effect"
@@ -43,6 +46,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { createHash, createHmac } from "node:crypto"
 import { AuthConfigError } from "./AuthError.js"
+import * as Pickle from "./internal/django/pickle.js"
 import * as Signing from "./internal/django/signing.js"
 import * as SqlTables from "./internal/sqlTables.js"
 import { djangoSqliteTime, Timestamp } from "./internal/sqlUserStore.js"
@@ -110,29 +114,13 @@ const storeError = (operation: string) => (cause: unknown) => new SessionStore.S
 const isDict = (value: unknown): value is Record<string, unknown> =>
   Predicate.isObject(value) && !Array.isArray(value)
 
-/**
- * Builds the store on the `SqlClient` in context (the Django site's database).
- *
- * @example
- * ```ts
- * import { Redacted } from "effect"
- * import { DjangoSessionStore } from "effect-auth"
- *
- * const store = DjangoSessionStore.make({ secret: Redacted.make("the Django site's SECRET_KEY") })
- * ```
- *
- * @since 0.1.0
- * @category constructors
- */
-export const make = (options: Options): Effect.Effect<SessionStore.Service, AuthConfigError, SqlClient.SqlClient> =>
+// What the SQL and cache stores share: Django's session dict to a record and back.
+const codec = (options: Options) =>
   Effect.gen(function*() {
-    const configError = (message: string) => new AuthConfigError({ message: `DjangoSessionStore: ${message}` })
     const secrets = [options.secret, ...(options.fallbackSecrets ?? [])]
     if (!secrets.every((s) => Redacted.isRedacted(s) && Redacted.value(s).length > 0)) {
       return yield* configError("secret and fallbackSecrets must be Redacted and not empty")
     }
-    const tableName = options.table ?? "django_session"
-    if (!identifier.test(tableName)) return yield* configError("table must match [A-Za-z_][A-Za-z0-9_]*")
     const backends = options.backends ?? { model: "django.contrib.auth.backends.ModelBackend" }
     // A backend Django does not share is stored under a path Django knows nothing of: Django then
     // treats the session as anonymous (without flushing it), effect-auth reads it back.
@@ -143,25 +131,11 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
       backendOfPath.get(djangoPath) ?? (djangoPath.startsWith(ownPrefix) ? djangoPath.slice(ownPrefix.length) : undefined)
     const cookieAge = Duration.toMillis(Duration.decode(options.cookieAge ?? Duration.weeks(2)))
     const secret = Redacted.value(options.secret)
-    const readSecrets = secrets.map(Redacted.value)
-
-    const sql = yield* SqlClient.SqlClient
-    const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
-    const table = sql(tableName)
-    const time = (millis: number): string => (pg ? new Date(millis).toISOString() : djangoSqliteTime(new Date(millis)))
-    const run = SqlTables.runner("SessionStore", options.timeout, storeError)
-    const count = (statement: Effect.Effect<ReadonlyArray<unknown>, SqlError>) =>
-      Effect.map(Effect.flatMap(statement, decodeKeys), (rows) => rows.length)
 
     // A session Django made has no CSRF token of ours: one derived from the key, stable for the
     // session's life and unknowable without the secret.
     const csrfKey = createHash("sha256").update("effect-auth.DjangoSessionStore.csrf").update(secret).digest()
     const derivedCsrf = (key: string) => createHmac("sha256", csrfKey).update(key).digest("base64url")
-
-    const decodeData = (text: string): Record<string, unknown> => {
-      const data = Signing.decodeSession(text, readSecrets)
-      return isDict(data) ? data : {}
-    }
 
     // Django's session data as a record; none for an anonymous session or a backend not shared.
     const toRecord = (key: string, data: Record<string, unknown>, expiresAt: number, now: number) => {
@@ -192,22 +166,60 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
       })
     }
 
-    // The record into Django's keys, over what the session held before (other apps' keys stay).
-    const toData = (record: SessionStore.SessionRecord, before: Record<string, unknown>) => {
-      return Signing.encodeSession({
-        ...before,
-        _auth_user_id: record.userId,
-        _auth_user_backend: pathOf(record.backendId),
-        _auth_user_hash: record.authHash,
-        _effect_auth: {
-          csrf: record.csrfToken,
-          createdAt: record.createdAt,
-          lastSeenAt: record.lastSeenAt,
-          ...(record.degraded === true && { degraded: true }),
-          ...(record.secondFactor !== undefined && { secondFactor: record.secondFactor })
-        }
-      }, secret)
+    // The record as Django's keys, over what the session held before (other apps' keys stay).
+    const toDict = (record: SessionStore.SessionRecord, before: Record<string, unknown>): Record<string, unknown> => ({
+      ...before,
+      _auth_user_id: record.userId,
+      _auth_user_backend: pathOf(record.backendId),
+      _auth_user_hash: record.authHash,
+      _effect_auth: {
+        csrf: record.csrfToken,
+        createdAt: record.createdAt,
+        lastSeenAt: record.lastSeenAt,
+        ...(record.degraded === true && { degraded: true }),
+        ...(record.secondFactor !== undefined && { secondFactor: record.secondFactor })
+      }
+    })
+
+    return { secret, readSecrets: secrets.map(Redacted.value), cookieAge, toRecord, toDict }
+  })
+
+const configError = (message: string) => new AuthConfigError({ message: `DjangoSessionStore: ${message}` })
+
+/**
+ * Builds the store on the `SqlClient` in context (the Django site's database).
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { DjangoSessionStore } from "effect-auth"
+ *
+ * const store = DjangoSessionStore.make({ secret: Redacted.make("the Django site's SECRET_KEY") })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options): Effect.Effect<SessionStore.Service, AuthConfigError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const { readSecrets, secret, toDict, toRecord } = yield* codec(options)
+    const tableName = options.table ?? "django_session"
+    if (!identifier.test(tableName)) return yield* configError("table must match [A-Za-z_][A-Za-z0-9_]*")
+
+    const sql = yield* SqlClient.SqlClient
+    const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
+    const table = sql(tableName)
+    const time = (millis: number): string => (pg ? new Date(millis).toISOString() : djangoSqliteTime(new Date(millis)))
+    const run = SqlTables.runner("SessionStore", options.timeout, storeError)
+    const count = (statement: Effect.Effect<ReadonlyArray<unknown>, SqlError>) =>
+      Effect.map(Effect.flatMap(statement, decodeKeys), (rows) => rows.length)
+
+    const decodeData = (text: string): Record<string, unknown> => {
+      const data = Signing.decodeSession(text, readSecrets)
+      return isDict(data) ? data : {}
     }
+    const toData = (record: SessionStore.SessionRecord, before: Record<string, unknown>) =>
+      Signing.encodeSession(toDict(record, before), secret)
 
     const live = (key: string, now: number) =>
       Effect.map(
@@ -275,3 +287,165 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
  */
 export const layer = (options: Options): Layer.Layer<SessionStore.SessionStore, AuthConfigError, SqlClient.SqlClient> =>
   Layer.effect(SessionStore.SessionStore, make(options))
+
+/**
+ * A Redis client as {@link makeCache} uses it; ioredis's `Redis` is one. Give it a
+ * `commandTimeout` and `enableOfflineQueue: false`, or commands wait while Redis is down.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from "ioredis"
+ * import type { DjangoSessionStore } from "effect-auth"
+ *
+ * const client: DjangoSessionStore.CacheClient = new Redis("redis://127.0.0.1:6379/1", { lazyConnect: true })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CacheClient {
+  getBuffer(key: string): Promise<Buffer | null>
+  pttl(key: string): Promise<number>
+  set(key: string, value: Buffer, mode: "PX", milliseconds: number): Promise<unknown>
+  del(key: string): Promise<number>
+  eval(script: string, numKeys: number, ...args: Array<string | Buffer | number>): Promise<unknown>
+}
+
+/**
+ * The cache store's settings: the client on the Redis that Django's `CACHES` names, and that
+ * cache's `KEY_PREFIX` and `VERSION`.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { Redis } from "ioredis"
+ * import type { DjangoSessionStore } from "effect-auth"
+ *
+ * const options: DjangoSessionStore.CacheOptions = {
+ *   secret: Redacted.make("the Django site's SECRET_KEY"),
+ *   client: new Redis("redis://127.0.0.1:6379/1", { lazyConnect: true }),
+ *   keyPrefix: "site"
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CacheOptions extends Omit<Options, "table" | "timeout"> {
+  readonly client: CacheClient
+  /** The cache's `KEY_PREFIX`. Default: `""`, Django's. */
+  readonly keyPrefix?: string | undefined
+  /** The cache's `VERSION`. Default: `1`, Django's. */
+  readonly version?: number | undefined
+}
+
+const cacheError = (operation: string) => (cause: unknown) =>
+  new SessionStore.SessionStoreError({
+    operation,
+    // ioredis attaches the command and its arguments (keys, session data) to its errors.
+    cause: new Error(cause instanceof Error ? cause.message : String(cause))
+  })
+
+// KEYS[1] key; ARGV[1] the value read, ARGV[2] the new one, ARGV[3] its TTL in ms (<= 0: delete).
+const compareAndSet = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if tonumber(ARGV[3]) <= 0 then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+return 1`
+
+/**
+ * A `SessionStore` on Django's cache session backend (`SESSION_ENGINE =
+ * "django.contrib.sessions.backends.cache"`) with Django's Redis cache
+ * (`django.core.cache.backends.redis.RedisCache`, Django 4.0+): the session dict, pickled as that
+ * cache pickles it, under `<KEY_PREFIX>:<VERSION>:django.contrib.sessions.cache<session key>`, with
+ * the session's age as the key's TTL. Unpickling reads plain data only (dicts, lists, strings,
+ * numbers): a value holding anything else is no session, and is never run.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { Redis } from "ioredis"
+ * import { DjangoSessionStore } from "effect-auth"
+ *
+ * const store = DjangoSessionStore.makeCache({
+ *   secret: Redacted.make("the Django site's SECRET_KEY"),
+ *   client: new Redis("redis://127.0.0.1:6379/1", { lazyConnect: true, enableOfflineQueue: false, commandTimeout: 2000 })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Service, AuthConfigError> =>
+  Effect.gen(function*() {
+    const { cookieAge, toDict, toRecord } = yield* codec(options)
+    const version = options.version ?? 1
+    if (!Number.isSafeInteger(version)) return yield* configError("version must be an integer")
+    const client = options.client
+    const keyOf = (key: string) => `${options.keyPrefix ?? ""}:${version}:django.contrib.sessions.cache${key}`
+    const call = <A>(operation: string, f: () => Promise<A>) =>
+      Effect.tryPromise({ try: f, catch: cacheError(operation) }).pipe(
+        Effect.withSpan(`SessionStore.${operation}`, { captureStackTrace: false })
+      )
+    const read = (key: string) =>
+      call("get", () => Promise.all([client.getBuffer(keyOf(key)), client.pttl(keyOf(key))]))
+    const dictOf = (value: Buffer): Record<string, unknown> => {
+      const data = Pickle.loads(value)
+      return isDict(data) ? data : {}
+    }
+
+    return SessionStore.make({
+      get: (key, now) =>
+        Effect.map(read(key), ([value, ttl]) =>
+          // PTTL: -2 gone, -1 no expiry (the cache's TIMEOUT None).
+          value === null || ttl === -2
+            ? Option.none()
+            : toRecord(key, dictOf(value), ttl === -1 ? now + cookieAge : now + ttl, now)),
+      set: (key, record, now) => {
+        const ttl = record.expiresAt - now
+        return ttl <= 0
+          ? Effect.asVoid(call("set", () => client.del(keyOf(key))))
+          : Effect.asVoid(call("set", () => client.set(keyOf(key), Pickle.dumps(toDict(record, {})), "PX", ttl)))
+      },
+      replace: (key, record, now) =>
+        Effect.flatMap(read(key), ([value]) =>
+          value === null
+            ? Effect.succeed(false)
+            : Effect.map(
+              call("replace", () =>
+                client.eval(
+                  compareAndSet,
+                  1,
+                  keyOf(key),
+                  value,
+                  Pickle.dumps(toDict(record, dictOf(value))),
+                  record.expiresAt - now
+                )),
+              (n) => n === 1
+            )),
+      delete: (key) => Effect.map(call("delete", () => client.del(keyOf(key))), (n) => n > 0),
+      // Redis drops expired keys itself.
+      deleteExpired: () => Effect.succeed(0)
+    })
+  })
+
+/**
+ * {@link makeCache} as a layer; the client is yours to close.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { Redis } from "ioredis"
+ * import { DjangoSessionStore } from "effect-auth"
+ *
+ * const Sessions = DjangoSessionStore.layerCache({
+ *   secret: Redacted.make("the Django site's SECRET_KEY"),
+ *   client: new Redis("redis://127.0.0.1:6379/1", { lazyConnect: true, enableOfflineQueue: false, commandTimeout: 2000 }),
+ *   keyPrefix: "site"
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerCache = (options: CacheOptions): Layer.Layer<SessionStore.SessionStore, AuthConfigError> =>
+  Layer.effect(SessionStore.SessionStore, makeCache(options))

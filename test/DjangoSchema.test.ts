@@ -21,6 +21,7 @@ import * as UserManager from "../src/UserManager.js"
 import * as UserStore from "../src/UserStore.js"
 import { type Django, djangoPython, djangos, site as siteOf, type SiteDatabase } from "./utils/django.js"
 import * as Postgres from "./utils/postgres.js"
+import * as RedisUtil from "./utils/redis.js"
 
 type Db = SiteDatabase
 
@@ -453,3 +454,69 @@ for (const django of djangos) describe(`Django's signing, as Django ${django.ver
     expect(Signing.decodeSession(bomb, ["s"])).toBeUndefined()
   })
 })
+
+// Django's cache session backend on its Redis cache (Django 4.0+): the session dict pickled under
+// the cache's key. The users stay in the database (SQLite here).
+for (const django of djangos.filter((d) => Number(d.version) >= 4)) {
+  describe.skipIf(RedisUtil.missing)(`a Django ${django.version} site with cache sessions on Redis`, () => {
+    it.scopedLive("sessions shared both ways through the cache: login, logout and password change cross over", () =>
+      Effect.gen(function*() {
+        const { db, store } = yield* sqlite.make
+        // Django's KEY_PREFIX, inside this run's own prefix (keys end up as `<prefix>:1:django...`).
+        const keyPrefix = RedisUtil.uniquePrefix("django-cache").slice(0, -1)
+        yield* Effect.addFinalizer(() => RedisUtil.deleteKeys(keyPrefix))
+        const settings = {
+          SESSION_ENGINE: "django.contrib.sessions.backends.cache",
+          CACHES: {
+            default: { BACKEND: "django.core.cache.backends.redis.RedisCache", LOCATION: RedisUtil.redisUrl, KEY_PREFIX: keyPrefix }
+          }
+        }
+        const site = (action: string, extra: object = {}) => siteOf(action, db, { ...extra, settings }, django)
+        site("seed")
+        const client = yield* RedisUtil.client
+        const secret = Redacted.make("django-site-secret")
+        const Live = Session.layer({ secret, format: "django" }).pipe(
+          Layer.provideMerge(DjangoSessionStore.layerCache({ secret, client, keyPrefix })),
+          Layer.provideMerge(chainOf(store(), django))
+        )
+        const whoami = (key: string): number | null => site("whoami", { key }).id
+        yield* Effect.gen(function*() {
+          const sessions = yield* Session.Session
+          const users = yield* UserStore.UserStore
+          const ours = (key: string) => Effect.map(sessions.currentUser(key), Option.map((s) => s.user.username))
+
+          const fromDjango: string = site("login", { username: "alice", password: "alice-pw-1" }).key
+          expect(yield* Effect.promise(() => client.exists(`${keyPrefix}:1:django.contrib.sessions.cache${fromDjango}`)))
+            .toBe(1)
+          expect(yield* ours(fromDjango)).toEqual(Option.some("alice"))
+
+          const editor = yield* AuthService.authenticate({ username: "editor", password: Redacted.make("editor-pw-10") })
+          const ourKey = Redacted.value((yield* sessions.login(editor)).sessionId)
+          expect(whoami(ourKey)).toBe(Number(editor.user.id))
+          // Django's expiry is the key's TTL: ours carries the session's.
+          const ttl = yield* Effect.promise(() => client.pttl(`${keyPrefix}:1:django.contrib.sessions.cache${ourKey}`))
+          expect(ttl).toBeGreaterThan(13 * 24 * 3600 * 1000)
+
+          yield* sessions.logout(ourKey)
+          expect(whoami(ourKey)).toBe(null)
+          site("logout", { key: fromDjango })
+          expect(yield* ours(fromDjango)).toEqual(Option.none())
+
+          const aliceOnDjango: string = site("login", { username: "alice", password: "alice-pw-1" }).key
+          const bcrypt = yield* AuthService.authenticate({ username: "bcrypt", password: Redacted.make("bcrypt-pw-5") })
+          const bcryptOurs = Redacted.value((yield* sessions.login(bcrypt)).sessionId)
+          site("setpassword", { username: "alice", password: "a new alice password" })
+          expect(yield* ours(aliceOnDjango)).toEqual(Option.none())
+          const stored = Option.getOrThrow(yield* users.findById(bcrypt.user.id))
+          yield* UserManager.setPassword(stored, Redacted.make("a new bcrypt password"))
+          expect(whoami(bcryptOurs)).toBe(null)
+
+          // A cache value that is not plain data is no session, and nothing of it runs.
+          yield* Effect.promise(() =>
+            client.set(`${keyPrefix}:1:django.contrib.sessions.cacheevilevilevilevilevil`, Buffer.from("cos\nsystem\n(S'id'\ntR.", "latin1"))
+          )
+          expect(yield* ours("evilevilevilevilevil")).toEqual(Option.none())
+        }).pipe(Effect.provide(Live))
+      }), 120_000)
+  })
+}

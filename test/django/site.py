@@ -189,11 +189,12 @@ def schema():
 
 
 def session_request(key):
-    from django.contrib.sessions.backends.db import SessionStore
+    from importlib import import_module
+
     from django.http import HttpRequest
 
     request = HttpRequest()
-    request.session = SessionStore(key)
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore(key)
     return request
 
 

@@ -1,0 +1,54 @@
+// The plain-data pickle Django's Redis cache keeps sessions in, against Python's own pickle.
+import { describe, expect, it } from "@effect/vitest"
+import { execFileSync } from "node:child_process"
+import * as Pickle from "../src/internal/django/pickle.js"
+import { djangoPython } from "./utils/django.js"
+
+const python = (script: string, input: string): string =>
+  execFileSync(djangoPython!, ["-c", `import base64, json, pickle, sys\n${script}`], { input, encoding: "utf8" })
+
+const session = {
+  _auth_user_id: "42",
+  _auth_user_backend: "django.contrib.auth.backends.ModelBackend",
+  _auth_user_hash: "a".repeat(64),
+  _effect_auth: { csrf: "t", createdAt: 1_796_357_924_286, lastSeenAt: -3, secondFactor: "totp", degraded: true },
+  cart: [1, 2.5, null, false, "jos\u00e9 \ud83d\ude00", [], {}],
+  big: 2 ** 40,
+  negative: -(2 ** 40),
+  edge: [127, 128, 255, 256, -128, -129, 2 ** 31 - 1, 2 ** 31, -(2 ** 31), -(2 ** 31) - 1]
+}
+
+describe.skipIf(djangoPython === undefined)("pickle, as Python reads and writes it", () => {
+  it("Python reads ours; ours reads Python's at every protocol from 2 to 5", () => {
+    const ours = Pickle.dumps(session).toString("base64")
+    expect(JSON.parse(python("print(json.dumps(pickle.loads(base64.b64decode(sys.stdin.read()))))", ours))).toEqual(session)
+    for (const protocol of [2, 3, 4, 5]) {
+      const theirs = python(
+        `print(base64.b64encode(pickle.dumps(json.loads(sys.stdin.read()), protocol=${protocol})).decode())`,
+        JSON.stringify(session)
+      )
+      expect(Pickle.loads(Buffer.from(theirs, "base64")), `protocol ${protocol}`).toEqual(session)
+    }
+    // tuples and shared (memoised) values
+    const tuples = python(
+      "s = 'shared'; print(base64.b64encode(pickle.dumps({'t': (1, 2), 'u': (s,), 'v': (1, 2, 3, 4), 'w': [s, s]}, protocol=4)).decode())",
+      ""
+    )
+    expect(Pickle.loads(Buffer.from(tuples, "base64"))).toEqual({ t: [1, 2], u: ["shared"], v: [1, 2, 3, 4], w: ["shared", "shared"] })
+  })
+
+  it("anything that is not plain data is unreadable, never run", () => {
+    for (const script of [
+      "import os; print(base64.b64encode(pickle.dumps({'x': os.getcwd}, protocol=2)).decode())",
+      "import datetime; print(base64.b64encode(pickle.dumps({'x': datetime.datetime(2030, 1, 1)})).decode())",
+      "print(base64.b64encode(pickle.dumps({1: 'int key'})).decode())",
+      "print(base64.b64encode(b\"cos\\nsystem\\n(S'echo hi'\\ntR.\").decode())"
+    ]) {
+      expect(Pickle.loads(Buffer.from(python(script, ""), "base64")), script).toBeUndefined()
+    }
+    const good = Pickle.dumps(session)
+    expect(Pickle.loads(good.subarray(0, good.length - 5))).toBeUndefined()
+    expect(Pickle.loads(Buffer.from([0x80, 0x05, 0x8d, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]))).toBeUndefined()
+    expect(Pickle.loads(Buffer.alloc(0))).toBeUndefined()
+  })
+})
