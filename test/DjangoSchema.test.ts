@@ -325,54 +325,57 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
         yield* program.pipe(Effect.provide(Live))
       }), 120_000)
 
-    it.scopedLive.skipIf(Number(django.version) < 4.1)(
-      "a SECRET_KEY rotation with SECRET_KEY_FALLBACKS keeps both sides' sessions on both sides",
-      () =>
-        Effect.gen(function*() {
-          const { db, store } = yield* engine.make
-          site("seed", db)
-          const before = Redacted.make("django-site-secret")
-          const after = Redacted.make("the-rotated-django-secret")
-          const live = (secret: Redacted.Redacted<string>, fallbackSecrets: ReadonlyArray<Redacted.Redacted<string>>) =>
-            Session.layer({ secret, fallbackSecrets, format: "django" }).pipe(
-              Layer.provideMerge(DjangoSessionStore.layer({ secret, fallbackSecrets })),
-              Layer.provideMerge(chain(store()))
-            )
-          const rotated = { SECRET_KEY: "the-rotated-django-secret", SECRET_KEY_FALLBACKS: ["django-site-secret"] }
-          const login = (username: string, password: string) =>
-            Effect.flatMap(
-              AuthService.authenticate({ username, password: Redacted.make(password) }),
-              (authenticated) => Effect.flatMap(Session.Session, (sessions) => sessions.login(authenticated))
-            ).pipe(Effect.map((started) => Redacted.value(started.sessionId)))
-          const ours = (key: string) =>
-            Effect.flatMap(Session.Session, (sessions) =>
-              Effect.map(sessions.currentUser(key), Option.map((current) => current.user.username)))
+    // SECRET_KEY_FALLBACKS is Django 4.1's.
+    if (Number(django.version) >= 4.1) {
+      it.scopedLive(
+        "a SECRET_KEY rotation with SECRET_KEY_FALLBACKS keeps both sides' sessions on both sides",
+        () =>
+          Effect.gen(function*() {
+            const { db, store } = yield* engine.make
+            site("seed", db)
+            const before = Redacted.make("django-site-secret")
+            const after = Redacted.make("the-rotated-django-secret")
+            const live = (secret: Redacted.Redacted<string>, fallbackSecrets: ReadonlyArray<Redacted.Redacted<string>>) =>
+              Session.layer({ secret, fallbackSecrets, format: "django" }).pipe(
+                Layer.provideMerge(DjangoSessionStore.layer({ secret, fallbackSecrets })),
+                Layer.provideMerge(chain(store()))
+              )
+            const rotated = { SECRET_KEY: "the-rotated-django-secret", SECRET_KEY_FALLBACKS: ["django-site-secret"] }
+            const login = (username: string, password: string) =>
+              Effect.flatMap(
+                AuthService.authenticate({ username, password: Redacted.make(password) }),
+                (authenticated) => Effect.flatMap(Session.Session, (sessions) => sessions.login(authenticated))
+              ).pipe(Effect.map((started) => Redacted.value(started.sessionId)))
+            const ours = (key: string) =>
+              Effect.flatMap(Session.Session, (sessions) =>
+                Effect.map(sessions.currentUser(key), Option.map((current) => current.user.username)))
 
-          // Before the rotation: a session on each side, signed and hashed with the old key.
-          const fromDjango: string = site("login", db, { username: "alice", password: "alice-pw-1" }).key
-          const [fromUs, untouchedOfOurs] = yield* Effect.all([
-            login("editor", "editor-pw-10"),
-            login("editor", "editor-pw-10")
-          ]).pipe(Effect.provide(live(before, [])))
-          const untouchedOfDjango: string = site("login", db, { username: "alice", password: "alice-pw-1" }).key
-          // After it, on both sides: the old key is a fallback.
-          // Django verifies ours by the fallback and moves it to a new key, as its response's cookie
-          // would tell the browser; the Effect side then reads it there.
-          const moved = site("whoami", db, { key: fromUs, settings: rotated })
-          expect(moved.id).not.toBe(null)
-          expect(moved.key).not.toBe(fromUs)
-          const seen = yield* Effect.all([ours(fromDjango), ours(moved.key)]).pipe(Effect.provide(live(after, [before])))
-          expect(seen).toEqual([Option.some("alice"), Option.some("editor")])
-          const fresh = yield* login("editor", "editor-pw-10").pipe(Effect.provide(live(after, [before])))
-          expect(site("whoami", db, { key: fresh, settings: rotated }).id).not.toBe(null)
-          // Without the fallback, neither side keeps the old sessions.
-          const dropped = yield* ours(untouchedOfDjango).pipe(Effect.provide(live(after, [])))
-          expect(dropped).toEqual(Option.none())
-          expect(site("whoami", db, { key: untouchedOfOurs, settings: { SECRET_KEY: "the-rotated-django-secret" } }).id)
-            .toBe(null)
-        }),
-      120_000
-    )
+            // Before the rotation: a session on each side, signed and hashed with the old key.
+            const fromDjango: string = site("login", db, { username: "alice", password: "alice-pw-1" }).key
+            const [fromUs, untouchedOfOurs] = yield* Effect.all([
+              login("editor", "editor-pw-10"),
+              login("editor", "editor-pw-10")
+            ]).pipe(Effect.provide(live(before, [])))
+            const untouchedOfDjango: string = site("login", db, { username: "alice", password: "alice-pw-1" }).key
+            // After it, on both sides: the old key is a fallback.
+            // Django verifies ours by the fallback and moves it to a new key, as its response's cookie
+            // would tell the browser; the Effect side then reads it there.
+            const moved = site("whoami", db, { key: fromUs, settings: rotated })
+            expect(moved.id).not.toBe(null)
+            expect(moved.key).not.toBe(fromUs)
+            const seen = yield* Effect.all([ours(fromDjango), ours(moved.key)]).pipe(Effect.provide(live(after, [before])))
+            expect(seen).toEqual([Option.some("alice"), Option.some("editor")])
+            const fresh = yield* login("editor", "editor-pw-10").pipe(Effect.provide(live(after, [before])))
+            expect(site("whoami", db, { key: fresh, settings: rotated }).id).not.toBe(null)
+            // Without the fallback, neither side keeps the old sessions.
+            const dropped = yield* ours(untouchedOfDjango).pipe(Effect.provide(live(after, [])))
+            expect(dropped).toEqual(Option.none())
+            expect(site("whoami", db, { key: untouchedOfOurs, settings: { SECRET_KEY: "the-rotated-django-secret" } }).id)
+              .toBe(null)
+          }),
+        120_000
+      )
+    }
 
     it.scopedLive("never migrates Django's tables; a missing table is a store error at layer build", () =>
       Effect.gen(function*() {
