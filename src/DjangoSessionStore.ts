@@ -91,8 +91,6 @@ export interface Options {
   readonly timeout?: Duration.DurationInput | undefined
 }
 
-// `django.contrib.sessions.backends.db.SessionStore.key_salt`.
-const sessionSalt = "django.contrib.sessions.SessionStore"
 const identifier = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
 
 // What effect-auth keeps in a Django session besides Django's own keys.
