@@ -247,6 +247,16 @@ const referenceApiApp = HttpApiBuilder.api(RefApi).pipe(
       Effect.mapError(refAuthenticate(request), () => refUnauthorizedError))
   ))
 )
+// The hand-written HttpApi app with as many services beside it as an app built on effect-auth
+// has (AuthService, HttpAuth, AuthEvents, the stores, ...): each request that provides a service
+// copies and compares the whole context, so its size is part of a middleware's cost.
+const padding: Layer.Layer<never> = Layer.effectContext(Effect.sync(() =>
+  Array.from({ length: 16 }, (_, i) => i).reduce(
+    (context, i) => Context.add(context, Context.GenericTag<{ readonly i: number }>(`pad-${i}`), { i }),
+    Context.empty() as Context.Context<never>
+  )
+))
+
 const referenceApi = HttpApiBuilder.serve().pipe(
   Layer.merge(printPort),
   Layer.provide(referenceApiApp),
@@ -288,7 +298,7 @@ const expressServer = () => {
 }
 
 // The apps of the in-process A/B (`--in-process`, below).
-const inProcessKinds = ["effect-api", "effect-api-undeclared", "effect-router", "reference", "reference-api"] as const
+const inProcessKinds = ["effect-api", "effect-api-undeclared", "effect-router", "reference", "reference-api", "reference-api-padded"] as const
 type InProcessKind = typeof inProcessKinds[number]
 
 // --- the child: one server ---------------------------------------------------------------------------
@@ -329,6 +339,8 @@ async function inProcessChild(kind: InProcessKind) {
     ? HttpApiBuilder.toWebHandler(Layer.merge(effectApiUndeclaredApp("auto"), HttpServer.layerContext))
     : kind === "reference-api"
     ? HttpApiBuilder.toWebHandler(Layer.merge(referenceApiApp, HttpServer.layerContext))
+    : kind === "reference-api-padded"
+    ? HttpApiBuilder.toWebHandler(Layer.mergeAll(referenceApiApp, HttpServer.layerContext, padding))
     : kind === "effect-router"
     ? HttpApp.toWebHandlerLayer(router, httpAuth("auto"))
     : HttpApp.toWebHandlerLayer(referenceRouter, Layer.empty)
