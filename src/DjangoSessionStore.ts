@@ -91,7 +91,6 @@ export interface Options {
   readonly timeout?: Duration.DurationInput | undefined
 }
 
-const identifier = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
 
 // What effect-auth keeps in a Django session besides Django's own keys.
 const Extra = Schema.Struct({
@@ -202,7 +201,7 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
   Effect.gen(function*() {
     const { readSecrets, secret, toDict, toRecord } = yield* codec(options)
     const tableName = options.table ?? "django_session"
-    if (!identifier.test(tableName)) return yield* configError("table must match [A-Za-z_][A-Za-z0-9_]*")
+    if (!SqlTables.isTableName(tableName)) return yield* configError("table must match [A-Za-z_][A-Za-z0-9_]*")
 
     const sql = yield* SqlClient.SqlClient
     const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
@@ -212,10 +211,8 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
     const count = (statement: Effect.Effect<ReadonlyArray<unknown>, SqlError>) =>
       Effect.map(Effect.flatMap(statement, decodeKeys), (rows) => rows.length)
 
-    const decodeData = (text: string): Record<string, unknown> => {
-      const data = Signing.decodeSession(text, readSecrets)
-      return isDict(data) ? data : {}
-    }
+    // Data that does not verify is an empty session, as Django reads it.
+    const decodeData = (text: string): Record<string, unknown> => Signing.decodeSession(text, readSecrets) ?? {}
     const toData = (record: SessionStore.SessionRecord, before: Record<string, unknown>) =>
       Signing.encodeSession(toDict(record, before), secret)
 
@@ -405,7 +402,7 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
           : Effect.asVoid(call("set", () => client.set(keyOf(key), Pickle.dumps(toDict(record, {})), "PX", ttl)))
       },
       replace: (key, record, now) =>
-        Effect.flatMap(read(key), ([value]) =>
+        Effect.flatMap(call("replace", () => client.getBuffer(keyOf(key))), (value) =>
           value === null
             ? Effect.succeed(false)
             : Effect.map(

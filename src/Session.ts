@@ -332,9 +332,13 @@ export const make = (
     const events = yield* AuthEvents.AuthEvents
 
     const format = options.format === "django" ? crypto.djangoFormat : crypto.effectAuthFormat
-    const key = format.deriveKey(options.secret)
-    const fallbackKeys = fallbacks.map(format.deriveKey)
-    const legacySecrets = format.legacyAuthHash === undefined ? [] : [options.secret, ...fallbacks]
+    const authHash = format.authHasher(options.secret)
+    // A hash made under a fallback secret, or in an older form the format still accepts: valid,
+    // and rewritten with the current one.
+    const olderAuthHashes = [
+      ...fallbacks.map(format.authHasher),
+      ...[options.secret, ...fallbacks].flatMap(format.legacyAuthHashers)
+    ]
     const passwordHashOf = options.passwordHashOf ?? passwordHashField
     const maxAgeMillis = Duration.toMillis(maxAge)
     const idleMillis = Option.map(idleTimeout, Duration.toMillis)
@@ -345,7 +349,7 @@ export const make = (
         onNone: () => "",
         onSome: (hash) => (Redacted.isRedacted(hash) ? Redacted.value(hash) : hash)
       })
-    const hashWith = (k: Buffer, user: User) => format.authHash(k, passwordHash(user))
+    const hashOf = (user: User) => authHash(passwordHash(user))
     const expiry = (createdAt: number, lastSeenAt: number) =>
       Option.match(idleMillis, {
         onNone: () => createdAt + maxAgeMillis,
@@ -387,7 +391,7 @@ export const make = (
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const { backend, user } = authenticated
-        const authHash = hashWith(key, user)
+        const authHash = hashOf(user)
         // Django flushes a session of another user or with a stale hash and cycles the key of the
         // same user's; either way the old id is discarded here, with everything it held. It is
         // deleted without being read first: deleting a session that is already gone does nothing,
@@ -434,12 +438,11 @@ export const make = (
         const found = yield* auth.getUser(record.backendId, record.userId)
         if (Option.isNone(found)) return Option.none()
         const user = found.value
-        const expected = hashWith(key, user)
+        const expected = hashOf(user)
         let current = record
         if (!crypto.equal(record.authHash, expected)) {
           const signedBefore = record.authHash !== "" &&
-            (fallbackKeys.some((k) => crypto.equal(record.authHash, hashWith(k, user))) ||
-              legacySecrets.some((secret) => crypto.equal(record.authHash, format.legacyAuthHash!(secret, passwordHash(user)))))
+            olderAuthHashes.some((older) => crypto.equal(record.authHash, older(passwordHash(user))))
           if (!signedBefore) {
             yield* store.delete(storeKey)
             return Option.none()
@@ -463,7 +466,7 @@ export const make = (
         const [old, record] = previous.value
         const next: SessionStore.SessionRecord = {
           ...record,
-          authHash: hashWith(key, user),
+          authHash: hashOf(user),
           lastSeenAt: now,
           expiresAt: expiry(record.createdAt, now)
         }

@@ -269,7 +269,6 @@ export const tables = (options: Options = {}): Effect.Effect<Tables, AuthConfigE
 const djangoOptions = (options: Options): DjangoOptions =>
   typeof options.django === "object" ? options.django : {}
 
-const identifier = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
 
 // Django's names, or the ones given for a custom user model; never a migrations table.
 const djangoTables = (options: Options): Effect.Effect<Tables, AuthConfigError> => {
@@ -293,7 +292,7 @@ const djangoTables = (options: Options): Effect.Effect<Tables, AuthConfigError> 
     userColumn: given.userColumn ?? "user_id",
     migrations: ""
   }
-  const bad = Object.entries(names).find(([key, name]) => key !== "migrations" && !identifier.test(name))
+  const bad = Object.entries(names).find(([key, name]) => key !== "migrations" && !SqlTables.isTableName(name))
   return bad === undefined
     ? Effect.succeed(names)
     : Effect.fail(
@@ -540,33 +539,23 @@ export const make = (
 
     // grantPermission, revokePermission, grantGroupPermission, revokeGroupPermission: the
     // permission is checked first, then the owner, as Django's `user_permissions.add` would.
-    const grant = <E>(
+    const onPermission = <E, A, E2>(
       operation: string,
-      l: Rows.Link,
       owner: Effect.Effect<number, E | SqlError | ParseResult.ParseError>,
-      rawPerm: string
+      rawPerm: string,
+      change: (p: internal.ParsedPermission, ownerId: number) => Effect.Effect<A, E2>
     ) =>
       run(
         operation,
         Effect.gen(function*() {
           const p = yield* internal.permission(rawPerm)
-          const ownerId = yield* owner
-          yield* link(l, ownerId, yield* (registersOnGrant ? ensurePermission(p) : existingPermission(p)))
+          return yield* change(p, yield* owner)
         })
       )
-    const revoke = <E>(
-      operation: string,
-      l: Rows.Link,
-      owner: Effect.Effect<number, E | SqlError | ParseResult.ParseError>,
-      rawPerm: string
-    ) =>
-      run(
-        operation,
-        Effect.gen(function*() {
-          const p = yield* internal.permission(rawPerm)
-          yield* unlink(l, yield* owner, permissionIds(p))
-        })
-      )
+    const grant = (l: Rows.Link) => (p: internal.ParsedPermission, ownerId: number) =>
+      Effect.flatMap(registersOnGrant ? ensurePermission(p) : existingPermission(p), (id) => Effect.asVoid(link(l, ownerId, id)))
+    const revoke = (l: Rows.Link) => (p: internal.ParsedPermission, ownerId: number) =>
+      Effect.asVoid(unlink(l, ownerId, permissionIds(p)))
 
     const service: UserStore.Service = {
       // Django looks names up exactly (`get_by_natural_key`); effect-auth's own tables hold only
@@ -710,13 +699,13 @@ export const make = (
         ),
       permissions: () => run("permissions", permSet(sql`SELECT p.app_label, p.codename FROM ${T.permission} p`)),
       grantPermission: (rawId, rawPerm) =>
-        grant("grantPermission", links.userPermissions, existing(rawId), rawPerm),
+        onPermission("grantPermission", existing(rawId), rawPerm, grant(links.userPermissions)),
       revokePermission: (rawId, rawPerm) =>
-        revoke("revokePermission", links.userPermissions, existing(rawId), rawPerm),
+        onPermission("revokePermission", existing(rawId), rawPerm, revoke(links.userPermissions)),
       grantGroupPermission: (rawGroup, rawPerm) =>
-        grant("grantGroupPermission", links.groupPermissions, existingGroup(rawGroup), rawPerm),
+        onPermission("grantGroupPermission", existingGroup(rawGroup), rawPerm, grant(links.groupPermissions)),
       revokeGroupPermission: (rawGroup, rawPerm) =>
-        revoke("revokeGroupPermission", links.groupPermissions, existingGroup(rawGroup), rawPerm),
+        onPermission("revokeGroupPermission", existingGroup(rawGroup), rawPerm, revoke(links.groupPermissions)),
       userPermissions: (rawId) =>
         run(
           "userPermissions",

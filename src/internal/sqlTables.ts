@@ -21,6 +21,12 @@ export interface TableOptions {
 const identifier = /^[a-z_][a-z0-9_]*$/
 
 /**
+ * A table another system named (a Django site's `auth_user`, `django_session`): an unquoted SQL
+ * identifier of at most 63 characters, PostgreSQL's limit. @internal
+ */
+export const isTableName = (name: string): boolean => /^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(name)
+
+/**
  * Checks the prefix (default `auth_`) and the Migrator's table (default
  * `effect_<prefix><name>_migrations`); `module` starts the error message.
  *

@@ -9,7 +9,13 @@ export type Algorithm = "sha1" | "sha256"
 
 /** Mirrors `django.utils.crypto.salted_hmac`: HMAC(hash(key_salt + secret), value), UTF-8. @internal */
 export const saltedHmac = (keySalt: string, value: string | Uint8Array, secret: string, algorithm: Algorithm = "sha1"): Buffer =>
-  createHmac(algorithm, createHash(algorithm).update(keySalt + secret, "utf8").digest()).update(value).digest()
+  saltedHmacWith(keySalt, secret, algorithm)(value)
+
+/** `salted_hmac` under one key salt and secret, its key derived once: for many values. @internal */
+export const saltedHmacWith = (keySalt: string, secret: string, algorithm: Algorithm = "sha1") => {
+  const key = createHash(algorithm).update(keySalt + secret, "utf8").digest()
+  return (value: string | Uint8Array): Buffer => createHmac(algorithm, key).update(value).digest()
+}
 
 /** Mirrors `django.core.signing.b64_encode`: URL-safe base64 without padding. @internal */
 export const b64Encode = (data: Uint8Array | string): string => Buffer.from(data).toString("base64url")
@@ -225,7 +231,13 @@ const sessionAuthSalt = "django.contrib.auth.models.AbstractBaseUser.get_session
  * and 4.0+: "sha256"), or with "sha1" `_legacy_get_session_auth_hash`: hex. @internal
  */
 export const sessionAuthHash = (passwordHash: string, secret: string, algorithm: Algorithm = "sha256"): string =>
-  saltedHmac(sessionAuthSalt, passwordHash, secret, algorithm).toString("hex")
+  sessionAuthHasher(secret, algorithm)(passwordHash)
+
+/** {@link sessionAuthHash} under one secret, its key derived once. @internal */
+export const sessionAuthHasher = (secret: string, algorithm: Algorithm = "sha256") => {
+  const mac = saltedHmacWith(sessionAuthSalt, secret, algorithm)
+  return (passwordHash: string): string => mac(passwordHash).toString("hex")
+}
 
 /**
  * Mirrors the check in `django.contrib.auth.get_user` (3.2: the SHA-256 hash or the legacy SHA-1

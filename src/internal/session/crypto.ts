@@ -1,7 +1,7 @@
 // Session ids, store keys, auth hashes and constant-time comparison.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 import * as Redacted from "effect/Redacted"
-import { sessionAuthHash } from "../django/signing.js"
+import { sessionAuthHasher } from "../django/signing.js"
 
 /** 32 random bytes, base64url without padding: 43 characters. @internal */
 export const randomToken = (): string => randomBytes(32).toString("base64url")
@@ -22,13 +22,15 @@ export const storeKey = (sessionId: string): string => createHash("sha256").upda
 // Domain separation, as Django's salted_hmac: the secret keys nothing else with the same bytes.
 const keySalt = "effect-auth.Session.authHash"
 
-/** The HMAC key derived from an app secret. @internal */
-export const deriveKey = (secret: Redacted.Redacted<string>): Buffer =>
-  createHash("sha256").update(keySalt).update(Redacted.value(secret)).digest()
-
-/** HMAC-SHA256 of the password hash, base64url; `""` when the user has no password hash. @internal */
-export const authHash = (key: Buffer, passwordHash: string): string =>
-  passwordHash === "" ? "" : createHmac("sha256", key).update(passwordHash).digest("base64url")
+/**
+ * HMAC-SHA256 of the password hash under a key derived once from an app secret, base64url; `""`
+ * when the user has no password hash. @internal
+ */
+export const authHasher = (secret: Redacted.Redacted<string>) => {
+  const key = createHash("sha256").update(keySalt).update(Redacted.value(secret)).digest()
+  return (passwordHash: string): string =>
+    passwordHash === "" ? "" : createHmac("sha256", key).update(passwordHash).digest("base64url")
+}
 
 /** Constant-time equality; lengths are not secret (every hash and token has a fixed length). @internal */
 export const equal = (a: string, b: string): boolean => {
@@ -45,15 +47,20 @@ export interface Format {
   readonly newId: () => string
   readonly isId: (value: unknown) => value is string
   readonly storeKey: (id: string) => string
-  /** The auth hash's key material for one secret (derived once, at `Session.make`). */
-  readonly deriveKey: (secret: Redacted.Redacted<string>) => Buffer
-  readonly authHash: (key: Buffer, passwordHash: string) => string
-  /** Older auth hashes still accepted (and then rewritten), per secret; none by default. */
-  readonly legacyAuthHash?: ((secret: Redacted.Redacted<string>, passwordHash: string) => string) | undefined
+  /** The auth hash under one secret (its key derived once, at `Session.make`). */
+  readonly authHasher: (secret: Redacted.Redacted<string>) => (passwordHash: string) => string
+  /** Older auth hashes still accepted under one secret (then rewritten with `authHasher`'s). */
+  readonly legacyAuthHashers: (secret: Redacted.Redacted<string>) => ReadonlyArray<(passwordHash: string) => string>
 }
 
 /** effect-auth's: 43-character random ids, stored under their SHA-256, base64url HMACs. @internal */
-export const effectAuthFormat: Format = { newId: randomToken, isId: isToken, storeKey, deriveKey, authHash }
+export const effectAuthFormat: Format = {
+  newId: randomToken,
+  isId: isToken,
+  storeKey,
+  authHasher,
+  legacyAuthHashers: () => []
+}
 
 // Django's `VALID_KEY_CHARS` (lowercase letters and digits) and `_get_new_session_key`'s length.
 const djangoKeyChars = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -71,23 +78,18 @@ export const djangoSessionKey = (): string => {
   return key
 }
 
-// `AbstractBaseUser.get_session_auth_hash`'s salt; the HMAC key is SHA-256(salt + SECRET_KEY), as
-// `salted_hmac(..., algorithm="sha256")` makes it.
-const djangoAuthHashSalt = "django.contrib.auth.models.AbstractBaseUser.get_session_auth_hash"
-
 /**
  * Django's: 32-character keys from `[a-z0-9]` stored as they are (the `django_session` primary key),
- * and `get_session_auth_hash()` (salted HMAC-SHA256 of the password hash, hex). @internal
+ * and `get_session_auth_hash()` (salted HMAC-SHA256 of the password hash, hex). Django hashes
+ * whatever `password` holds, "" included (and flushes a session whose hash is empty), so every
+ * session is bound to the row's password field, as on Django's side. @internal
  */
 export const djangoFormat: Format = {
   newId: djangoSessionKey,
   isId: (value): value is string => typeof value === "string" && djangoKeyPattern.test(value),
   storeKey: (id) => id,
-  deriveKey: (secret) => createHash("sha256").update(djangoAuthHashSalt).update(Redacted.value(secret)).digest(),
-  // Django hashes whatever `password` holds, "" included (and flushes a session whose hash is
-  // empty), so every session is bound to the row's password field, as on Django's side.
-  authHash: (key, passwordHash) => createHmac("sha256", key).update(passwordHash).digest("hex"),
+  authHasher: (secret) => sessionAuthHasher(Redacted.value(secret)),
   // `_legacy_get_session_auth_hash` (SHA-1), which Django 3.2 still accepts: what Django before 3.1
   // (or 3.1–3.2 under DEFAULT_HASHING_ALGORITHM = "sha1") wrote.
-  legacyAuthHash: (secret, passwordHash) => sessionAuthHash(passwordHash, Redacted.value(secret), "sha1")
+  legacyAuthHashers: (secret) => [sessionAuthHasher(Redacted.value(secret), "sha1")]
 }
