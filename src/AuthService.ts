@@ -55,6 +55,7 @@ import * as AuthEvents from "./AuthEvents.js"
 import type { AuthRequest } from "./AuthRequest.js"
 import * as Control from "./Control.js"
 import * as Credentials from "./Credentials.js"
+import * as AuthAttempt from "./internal/authAttempt.js"
 import { type CompiledBackend, compile, DecodeCache } from "./internal/compiledBackend.js"
 import * as ControlFold from "./internal/controlFold.js"
 import * as Permissions from "./Permissions.js"
@@ -473,19 +474,20 @@ const fromBackends = (
   const untraced = (credentials: unknown, request: AuthRequest | undefined) =>
     run(new Call(credentials, request, undefined, undefined, false), 0)
 
+  // The fold in a running fiber (see `internal/authAttempt`): `authenticate` is this in one step.
+  const attempt: AuthAttempt.Attempt = tracing === "off"
+    ? (_fiber, credentials, request) => untraced(credentials, request)
+    : tracing === "auto"
+    ? (fiber, credentials, request) =>
+      isRecording(fiber) ? traced(fiber, credentials, request, false) : untraced(credentials, request)
+    : (fiber, credentials, request) =>
+      tracerEnabled(fiber)
+        ? traced(fiber, credentials, request, tracing === "attempts")
+        : untraced(credentials, request)
+
   const authenticate: Service["authenticateUnknown"] = tracing === "off"
     ? (credentials, request) => Effect.suspend(() => untraced(credentials, request))
-    : tracing === "auto"
-    ? (credentials, request) =>
-      Effect.withFiberRuntime((fiber) =>
-        isRecording(fiber) ? traced(fiber, credentials, request, false) : untraced(credentials, request)
-      )
-    : (credentials, request) =>
-      Effect.withFiberRuntime((fiber) =>
-        tracerEnabled(fiber)
-          ? traced(fiber, credentials, request, tracing === "attempts")
-          : untraced(credentials, request)
-      )
+    : (credentials, request) => Effect.withFiberRuntime((fiber) => attempt(fiber, credentials, request))
 
   // How an explanation names the object asked about: `contentType:objectPk` for an object
   // permission reference (ObjectPermissions.ObjectRef), the value for a string or number.
@@ -600,7 +602,7 @@ const fromBackends = (
       Permissions.union(withGroupPermissions, (b) => b.guard(b.backend.getGroupPermissions!(user, obj)))
     )
 
-  return {
+  return AuthAttempt.register({
     backendIds: compiled.map((b) => b.id),
     backend: (id) => Option.map(Option.fromNullable(byId.get(id)), (b) => b.backend),
     authenticate,
@@ -616,7 +618,7 @@ const fromBackends = (
     getAllPermissions,
     getUserPermissions,
     getGroupPermissions
-  }
+  }, attempt)
 }
 
 /**

@@ -42,8 +42,12 @@ import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import type * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as AuthAttempt from "../internal/authAttempt.js"
+import * as Fold from "../internal/http/fold.js"
 import * as Permissions from "../Permissions.js"
 import * as CurrentUser from "./CurrentUser.js"
 import * as HttpAuth from "./HttpAuth.js"
@@ -128,18 +132,33 @@ export const layer: Layer.Layer<Authentication | OptionalAuthentication, never, 
     return Object.assign(effect, handlers(defaultSecurity, effect))
   })),
   // An HttpApiMiddleware's service is the effect each request runs.
-  Layer.effect(
-    OptionalAuthentication,
-    Effect.map(HttpAuth.HttpAuth, (service) => Effect.flatMap(HttpServerRequest.HttpServerRequest, service.authenticate))
-  )
+  Layer.effect(OptionalAuthentication, Effect.map(HttpAuth.HttpAuth, (service) => Effect.withFiberRuntime(resolve(service))))
 )
 
-// Built once per layer: the effect a protected request runs.
-const required = (service: HttpAuth.Service) =>
-  Effect.flatMap(
-    Effect.flatMap(HttpServerRequest.HttpServerRequest, service.authenticate),
-    Option.match({ onNone: () => service.unauthorized, onSome: Effect.succeed })
+// The request's resolution in the fiber that serves it, with the request cache if one is provided.
+const resolve = (service: HttpAuth.Service) => (fiber: Fiber.RuntimeFiber<unknown, unknown>) => {
+  const services = fiber.currentContext.unsafeMap
+  return Fold.resolveIn(
+    service,
+    services.get(HttpServerRequest.HttpServerRequest.key),
+    services.get(Permissions.RequestCache.key),
+    fiber
   )
+}
+
+// Built once per layer: the effect a protected request runs, one fiber step when the backends
+// answer with `Exit`s.
+const required = (service: HttpAuth.Service) => {
+  const resolveHere = resolve(service)
+  const orUnauthorized = Option.match({ onNone: () => service.unauthorized, onSome: Effect.succeed })
+  return Effect.withFiberRuntime<CurrentUser.Info, HttpAuth.Failure>((fiber) => {
+    const resolved = resolveHere(fiber)
+    if (AuthAttempt.isExit(resolved) && resolved._tag === "Success") {
+      return Option.isSome(resolved.value) ? Exit.succeed(resolved.value.value) : service.unauthorized
+    }
+    return Effect.flatMap(resolved, orUnauthorized)
+  })
+}
 
 // A middleware with a `security` is a handler per scheme, each given what the platform decoded.
 // Every handler runs the same resolution (memoised on the request) and ignores that value.

@@ -70,7 +70,8 @@ import type { AuthConfigError } from "../AuthError.js"
 import * as AuthService from "../AuthService.js"
 import type * as Credentials from "../Credentials.js"
 import * as Failures from "../internal/http/failures.js"
-import type * as Fold from "../internal/http/fold.js"
+import * as AuthAttempt from "../internal/authAttempt.js"
+import * as Fold from "../internal/http/fold.js"
 import * as Compile from "../internal/http/make.js"
 import * as RequestContext from "../internal/http/requestContext.js"
 import * as Permissions from "../Permissions.js"
@@ -336,21 +337,6 @@ export interface Service {
  */
 export class HttpAuth extends Context.Tag("effect-auth/http/HttpAuth")<HttpAuth, Service>() {}
 
-// The middlewares resolve a request with the permission cache they are about to provide. A
-// `Service` built by `make` registers its fold here; any other (a test double) is asked through
-// `authenticate`, with the cache provided around it.
-const folds = new WeakMap<Service, Fold.Fold>()
-const resolveWith = (
-  service: Service,
-  request: HttpServerRequest.HttpServerRequest,
-  cache: Permissions.RequestCacheStore
-): Effect.Effect<Option.Option<CurrentUser.Info>, Failure> => {
-  const fold = folds.get(service)
-  return fold !== undefined
-    ? fold.resolve(request, cache)
-    : Effect.provideService(service.authenticate(request), Permissions.RequestCache, cache)
-}
-
 /**
  * Builds the service on `AuthService` (and `Session`, when provided). Fails with
  * `AuthConfigError` on a bad option: a header or cookie name that is not an HTTP token, a
@@ -368,10 +354,7 @@ const resolveWith = (
  * @category constructors
  */
 export const make = (options: Options = {}): Effect.Effect<Service, AuthConfigError, AuthService.AuthService> =>
-  Effect.map(Compile.make(options), ({ fold, service }) => {
-    folds.set(service, fold)
-    return service
-  })
+  Effect.map(Compile.make(options), ({ fold, service }) => Fold.register(service, fold))
 
 /**
  * The service as a layer. Provide `Session.layer(...)` beside `AuthService` to enable cookies.
@@ -589,16 +572,19 @@ export const toResponse = (failure: Failure): HttpServerResponse.HttpServerRespo
 // acquire/release (see `internal/http/requestContext`).
 const withUser = <E, R>(app: HttpApp.Default<E, R>, required: boolean): HttpApp.Default<any, any> =>
   Effect.catchIf(
-    Effect.contextWithEffect((context: Context.Context<HttpAuth | HttpServerRequest.HttpServerRequest>) => {
-      const service = Context.unsafeGet(context, HttpAuth)
+    Effect.withFiberRuntime((fiber) => {
+      const context = fiber.currentContext as Context.Context<any>
+      const service = context.unsafeMap.get(HttpAuth.key) as Service
       const cache = RequestContext.lazyCache()
-      return Effect.flatMap(
-        resolveWith(service, Context.unsafeGet(context, HttpServerRequest.HttpServerRequest), cache),
-        (user): Effect.Effect<HttpServerResponse.HttpServerResponse, E | Failure, R | HttpServerRequest.HttpServerRequest> =>
-          required && Option.isNone(user)
-            ? service.unauthorized
-            : RequestContext.runWith(app, context, cache, user, required)
-      )
+      const resolved = Fold.resolveIn(service, context.unsafeMap.get(HttpServerRequest.HttpServerRequest.key), cache, fiber)
+      const next = (
+        user: Option.Option<CurrentUser.Info>
+      ): Effect.Effect<HttpServerResponse.HttpServerResponse, E | Failure, R | HttpServerRequest.HttpServerRequest> =>
+        required && Option.isNone(user)
+          ? service.unauthorized
+          : RequestContext.runWith(app, context, cache, user, required)
+      // Resolved on the spot (backends that answered with `Exit`s): no fiber step in between.
+      return AuthAttempt.isExit(resolved) && resolved._tag === "Success" ? next(resolved.value) : Effect.flatMap(resolved, next)
     }),
     Failures.isFailure,
     Failures.respond

@@ -11,15 +11,18 @@ import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import type * as AuthError from "../../AuthError.js"
 import type { AuthRequest } from "../../AuthRequest.js"
 import type * as AuthService from "../../AuthService.js"
 import * as Csrf from "../../http/Csrf.js"
+import * as AuthAttempt from "../authAttempt.js"
 import * as CurrentUser from "../../http/CurrentUser.js"
 import type * as RequestSource from "../../http/RequestSource.js"
-import type * as Permissions from "../../Permissions.js"
+import type * as HttpAuth from "../../http/HttpAuth.js"
+import * as Permissions from "../../Permissions.js"
 import type * as Session from "../../Session.js"
 import type { SessionStoreError } from "../../SessionStore.js"
 import type { User } from "../../User.js"
@@ -48,10 +51,15 @@ export type Cache = Permissions.RequestCacheStore | undefined
 
 /** @internal */
 export interface Fold {
-  /** The request's resolution, memoised on the request. */
-  readonly resolve: (request: HttpServerRequest.HttpServerRequest, cache: Cache) => Effect.Effect<Resolved, Failure>
-  /** The memoised resolution, if the request was resolved already. */
-  readonly memo: (request: HttpServerRequest.HttpServerRequest) => Exit.Exit<Resolved, Failure> | undefined
+  /**
+   * The request's resolution, memoised on the request, run in `fiber` (the fiber that runs the
+   * returned effect): an `Exit` when nothing had to run as an effect.
+   */
+  readonly resolve: (
+    request: HttpServerRequest.HttpServerRequest,
+    cache: Cache,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
+  ) => Effect.Effect<Resolved, Failure>
   /** The live session the resolution loaded: none when the cookie named none, undefined when not loaded. */
   readonly loadedSession: (
     request: HttpServerRequest.HttpServerRequest
@@ -66,13 +74,18 @@ export interface Fold {
 
 // A direct step answers synchronously that its source is absent (undefined), or the effect that
 // decides the request.
-type Direct = (request: HttpServerRequest.HttpServerRequest, cache: Cache) => Effect.Effect<Resolved, Failure> | undefined
+type Direct = (
+  request: HttpServerRequest.HttpServerRequest,
+  cache: Cache,
+  fiber: Fiber.RuntimeFiber<unknown, unknown>
+) => Effect.Effect<Resolved, Failure> | undefined
 // An ambient step also gets the session loaded before the ambient part.
 type Ambient = (
   request: HttpServerRequest.HttpServerRequest,
   cookieValue: string | undefined,
   session: Option.Option<Session.SessionUser>,
-  cache: Cache
+  cache: Cache,
+  fiber: Fiber.RuntimeFiber<unknown, unknown>
 ) => Effect.Effect<Resolved, Failure> | undefined
 
 const isAmbient = (source: RequestSource.RequestSource): boolean =>
@@ -91,7 +104,6 @@ export const make = (env: Env): Fold => {
     [memoKey]?: Exit.Exit<Resolved, Failure> | undefined
     [sessionKey]?: Option.Option<Session.SessionUser> | undefined
   }
-  const memo = (request: HttpServerRequest.HttpServerRequest) => (request as Memo)[memoKey]
   const loadedSession = (request: HttpServerRequest.HttpServerRequest) => (request as Memo)[sessionKey]
   const forget = (request: HttpServerRequest.HttpServerRequest) => {
     ;(request as Memo)[memoKey] = undefined
@@ -120,14 +132,23 @@ export const make = (env: Env): Fold => {
     request: HttpServerRequest.HttpServerRequest,
     credentials: unknown,
     method: CurrentUser.AuthMethod,
-    cache: Cache
-  ): Effect.Effect<Resolved, Failure> =>
-    Effect.matchEffect(auth.authenticateUnknown(credentials, authRequest(request)), {
+    cache: Cache,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
+  ): Effect.Effect<Resolved, Failure> => {
+    const attempt = AuthAttempt.attempt(auth, fiber, credentials, authRequest(request))
+    // The common case, backends that answered with `Exit`s: read on the spot, no fiber step.
+    if (AuthAttempt.isExit(attempt)) {
+      if (attempt._tag === "Success") return Exit.succeed(Option.some(info(attempt.value, method, cache)))
+      if (attempt.cause._tag === "Fail") return toFailure(attempt.cause.error)
+      return attempt as Exit.Exit<never>
+    }
+    return Effect.matchEffect(attempt, {
       onFailure: toFailure,
       onSuccess: (authenticated) => Effect.succeed(Option.some(info(authenticated, method, cache)))
     })
+  }
 
-  const credentialsStep = (source: RequestSource.CredentialsSource): Direct => (request, cache) => {
+  const credentialsStep = (source: RequestSource.CredentialsSource): Direct => (request, cache, fiber) => {
     const read = source.read(request)
     switch (read._tag) {
       case "Absent":
@@ -135,13 +156,14 @@ export const make = (env: Env): Fold => {
       case "Malformed":
         return unauthorized
       case "Credentials":
-        return viaCredentials(request, read.credentials, source.method, cache)
+        return viaCredentials(request, read.credentials, source.method, cache, fiber)
     }
   }
 
   // An Authorization header that no listed source claimed (another scheme, a disabled one) is a
   // 401, never a fall-through to the cookie.
-  const unclaimedAuthorization: Direct = (request) => request.headers.authorization === undefined ? undefined : unauthorized
+  const unclaimedAuthorization = (request: HttpServerRequest.HttpServerRequest) =>
+    request.headers.authorization === undefined ? undefined : unauthorized
 
   const dropSession = (request: HttpServerRequest.HttpServerRequest, cookieValue: string | undefined) =>
     Option.isNone(sessions)
@@ -212,7 +234,7 @@ export const make = (env: Env): Fold => {
 
   const ambientCredentialsStep = (source: RequestSource.CredentialsSource): Ambient => {
     const step = credentialsStep(source)
-    return (request, _cookieValue, _session, cache) => step(request, cache)
+    return (request, _cookieValue, _session, cache, fiber) => step(request, cache, fiber)
   }
 
   // Compiled once: the direct steps up to the first ambient source, then the ambient ones.
@@ -238,7 +260,7 @@ export const make = (env: Env): Fold => {
         break
     }
     if (i === lastAuthorization) {
-      if (inAmbient) ambient.push((request) => unclaimedAuthorization(request, undefined))
+      if (inAmbient) ambient.push(unclaimedAuthorization)
       else direct.push(unclaimedAuthorization)
     }
   })
@@ -248,42 +270,89 @@ export const make = (env: Env): Fold => {
     request: HttpServerRequest.HttpServerRequest,
     cookieValue: string | undefined,
     session: Option.Option<Session.SessionUser>,
-    cache: Cache
+    cache: Cache,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
   ): Effect.Effect<Resolved, Failure> => {
     ;(request as Memo)[sessionKey] = session
     const checked = Csrf.check(csrf, request, Option.map(session, (s) => s.csrfToken))
     for (const step of ambient) {
-      const decided = step(request, cookieValue, session, cache)
+      const decided = step(request, cookieValue, session, cache, fiber)
       if (decided !== undefined) return checked === Effect.void ? decided : Effect.zipRight(checked, decided)
     }
     return checked === Effect.void ? Effect.succeedNone : Effect.as(checked, Option.none())
   }
 
-  const viaAmbient = (request: HttpServerRequest.HttpServerRequest, cache: Cache): Effect.Effect<Resolved, Failure> => {
+  const viaAmbient = (
+    request: HttpServerRequest.HttpServerRequest,
+    cache: Cache,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
+  ): Effect.Effect<Resolved, Failure> => {
     const cookieValue = sessionIdOf(request)
-    if (cookieValue === undefined || Option.isNone(sessions)) return runAmbient(request, cookieValue, Option.none(), cache)
+    if (cookieValue === undefined || Option.isNone(sessions)) {
+      return runAmbient(request, cookieValue, Option.none(), cache, fiber)
+    }
+    // The continuation runs in the same fiber, so `fiber` still describes it.
     return Effect.flatMap(Effect.mapError(sessions.value.currentUser(cookieValue), storeFailure), (session) =>
       Option.isNone(session)
-        ? Effect.zipRight(cookies.clear, runAmbient(request, cookieValue, session, cache))
-        : runAmbient(request, cookieValue, session, cache))
+        ? Effect.zipRight(cookies.clear, runAmbient(request, cookieValue, session, cache, fiber))
+        : runAmbient(request, cookieValue, session, cache, fiber))
   }
 
-  const fold = (request: HttpServerRequest.HttpServerRequest, cache: Cache): Effect.Effect<Resolved, Failure> => {
+  const fold = (
+    request: HttpServerRequest.HttpServerRequest,
+    cache: Cache,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
+  ): Effect.Effect<Resolved, Failure> => {
     for (const step of direct) {
-      const decided = step(request, cache)
+      const decided = step(request, cache, fiber)
       if (decided !== undefined) return decided
     }
-    return hasAmbient ? viaAmbient(request, cache) : Effect.succeedNone
+    return hasAmbient ? viaAmbient(request, cache, fiber) : Effect.succeedNone
   }
 
   // One resolution per request, however many middlewares and handlers ask. A request is handled
   // by one fiber, so the outcome is simply remembered on the request object (as the platform
   // marks handled requests): a plain value, no Deferred, since nothing else can be waiting for it.
-  const resolve = (request: HttpServerRequest.HttpServerRequest, cache: Cache): Effect.Effect<Resolved, Failure> =>
-    (request as Memo)[memoKey] ?? Effect.flatMap(Effect.exit(fold(request, cache)), (exit) => {
-      if (!Exit.isInterrupted(exit)) (request as Memo)[memoKey] = exit
-      return exit
-    })
+  const remember = (request: HttpServerRequest.HttpServerRequest, exit: Exit.Exit<Resolved, Failure>) => {
+    if (!Exit.isInterrupted(exit)) (request as Memo)[memoKey] = exit
+    return exit
+  }
+  const resolve = (
+    request: HttpServerRequest.HttpServerRequest,
+    cache: Cache,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
+  ): Effect.Effect<Resolved, Failure> => {
+    const known = (request as Memo)[memoKey]
+    if (known !== undefined) return known
+    const decided = fold(request, cache, fiber)
+    return AuthAttempt.isExit(decided)
+      ? remember(request, decided)
+      : Effect.flatMap(Effect.exit(decided), (exit) => remember(request, exit))
+  }
 
-  return { resolve, memo, loadedSession, forget, sessionIdOf, toFailure, storeFailure }
+  return { resolve, loadedSession, forget, sessionIdOf, toFailure, storeFailure }
+}
+
+// The middlewares resolve a request in the fiber they run in. A `Service` built by `HttpAuth.make`
+// registers its fold here; any other (a test double) is asked through `authenticate`, with the
+// cache provided around it.
+const registry = new WeakMap<HttpAuth.Service, Fold>()
+
+/** @internal */
+export const register = (service: HttpAuth.Service, fold: Fold): HttpAuth.Service => {
+  registry.set(service, fold)
+  return service
+}
+
+/** The request's resolution by `service`, run in `fiber`: an `Exit` when nothing had to run. @internal */
+export const resolveIn = (
+  service: HttpAuth.Service,
+  request: HttpServerRequest.HttpServerRequest,
+  cache: Cache,
+  fiber: Fiber.RuntimeFiber<unknown, unknown>
+): Effect.Effect<Resolved, Failure> => {
+  const fold = registry.get(service)
+  if (fold !== undefined) return fold.resolve(request, cache, fiber)
+  const resolved = service.authenticate(request) as Effect.Effect<Resolved, Failure>
+  return cache === undefined ? resolved : Effect.provideService(resolved, Permissions.RequestCache, cache)
 }

@@ -166,11 +166,11 @@ export const make = (
     })
     const { forget, sessionIdOf, storeFailure, toFailure } = fold
 
-    // Looks the memo up when run, not when built: an effect built early may run after another
-    // middleware resolved the request.
+    // Resolves when run, not when built (an effect built early may run after another middleware
+    // resolved the request), in the fiber that runs it.
     const authenticate: HttpAuth.Service["authenticate"] = (request) =>
-      Effect.contextWithEffect((context: Context.Context<never>) =>
-        fold.memo(request) ?? fold.resolve(request, context.unsafeMap.get(Permissions.RequestCache.key))
+      Effect.withFiberRuntime((fiber) =>
+        fold.resolve(request, fiber.currentContext.unsafeMap.get(Permissions.RequestCache.key), fiber)
       )
 
     const requireSessions = Option.match(sessions, {
