@@ -422,10 +422,8 @@ const fromBackends = (
       const attempt = call.traceAttempts
         ? backend.authenticateTraced(call, call.request)
         : backend.authenticate(call, call.request)
-      // An effect whose tag is Success or Failure is an Exit (`Exit.isExit` without its `in` check)
-      const tag = (attempt as { readonly _tag?: unknown })._tag
-      if (tag === "Success" || tag === "Failure") {
-        const settled = settle(call, backend, attempt as Exit.Exit<User, AuthError.BackendError>)
+      if (AuthAttempt.isExit(attempt)) {
+        const settled = settle(call, backend, attempt)
         if (settled !== undefined) return settled
         continue
       }
