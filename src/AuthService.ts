@@ -483,9 +483,8 @@ const fromBackends = (
         ? traced(fiber, credentials, request, tracing === "attempts")
         : untraced(credentials, request)
 
-  const authenticate: Service["authenticateUnknown"] = tracing === "off"
-    ? (credentials, request) => Effect.suspend(() => untraced(credentials, request))
-    : (credentials, request) => Effect.withFiberRuntime((fiber) => attempt(fiber, credentials, request))
+  const authenticate: Service["authenticateUnknown"] = (credentials, request) =>
+    Effect.withFiberRuntime((fiber) => attempt(fiber, credentials, request))
 
   // How an explanation names the object asked about: `contentType:objectPk` for an object
   // permission reference (ObjectPermissions.ObjectRef), the value for a string or number.

@@ -150,13 +150,13 @@ const resolve = (service: HttpAuth.Service) => (fiber: Fiber.RuntimeFiber<unknow
 // answer with `Exit`s.
 const required = (service: HttpAuth.Service) => {
   const resolveHere = resolve(service)
-  const orUnauthorized = Option.match({ onNone: () => service.unauthorized, onSome: Effect.succeed })
+  const userOrUnauthorized = (user: Option.Option<CurrentUser.Info>) =>
+    Option.isSome(user) ? Exit.succeed(user.value) : service.unauthorized
   return Effect.withFiberRuntime<CurrentUser.Info, HttpAuth.Failure>((fiber) => {
     const resolved = resolveHere(fiber)
-    if (AuthAttempt.isExit(resolved) && resolved._tag === "Success") {
-      return Option.isSome(resolved.value) ? Exit.succeed(resolved.value.value) : service.unauthorized
-    }
-    return Effect.flatMap(resolved, orUnauthorized)
+    return AuthAttempt.isExit(resolved) && resolved._tag === "Success"
+      ? userOrUnauthorized(resolved.value)
+      : Effect.flatMap(resolved, userOrUnauthorized)
   })
 }
 
