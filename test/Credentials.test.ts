@@ -36,7 +36,14 @@ const inputFor = (fields: ReadonlyArray<string>) => {
     { weight: 2, arbitrary: any },
     { weight: 1, arbitrary: fc.constantFrom(undefined, null, "alice", 42, [], Redacted.make("x")) },
     // a symbol key is an excess key too
-    { weight: 1, arbitrary: near.map((r) => ({ ...r, [Symbol.for("extra")]: "x" })) }
+    { weight: 1, arbitrary: near.map((r) => ({ ...r, [Symbol.for("extra")]: "x" })) },
+    // and so are keys that are not enumerable, string or symbol
+    {
+      weight: 1,
+      arbitrary: fc.tuple(near, fc.constantFrom<PropertyKey>("hidden", Symbol.for("hidden"))).map(([r, hidden]) =>
+        Object.defineProperty({ ...r }, hidden, { value: "x", enumerable: false })
+      )
+    }
   )
 }
 

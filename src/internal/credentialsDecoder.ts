@@ -48,9 +48,11 @@ export const secret = (max: number): Decoder<Redacted.Redacted<string>> => {
  */
 export const hasExactKeys = (raw: unknown, keys: ReadonlyArray<string>): raw is Record<string, unknown> => {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return false
-  if (Reflect.ownKeys(raw).length !== keys.length) return false
+  // The keys first: credentials of another kind (a token where a password is expected, the common
+  // case in a mixed chain) are refused before their own keys are listed.
   for (let i = 0; i < keys.length; i++) {
     if (!Object.prototype.hasOwnProperty.call(raw, keys[i]!)) return false
   }
-  return true
+  // Every own key counts, as in `Reflect.ownKeys`, which costs twice these two.
+  return Object.getOwnPropertyNames(raw).length === keys.length && Object.getOwnPropertySymbols(raw).length === 0
 }
