@@ -104,6 +104,17 @@ export class Authenticated extends Data.TaggedClass("Authenticated")<{
   readonly degraded?: boolean | undefined
 }> {}
 
+// What `new Authenticated(...)` makes, own keys in the same order (the fields, then `_tag`),
+// without the `Data.Class` constructor's `Object.assign`: a tenth of the fold's time otherwise.
+const authenticated = (user: User, backend: string, degraded: boolean): Authenticated => {
+  const result = Object.create(Authenticated.prototype)
+  result.user = user
+  result.backend = backend
+  if (degraded) result.degraded = true
+  result._tag = "Authenticated"
+  return result
+}
+
 /**
  * @example
  * ```ts
@@ -387,11 +398,7 @@ const fromBackends = (
   ): Effect.Effect<Authenticated, AuthError.AuthenticateError> | undefined => {
     if (exit._tag === "Success") {
       call.event(backend.id, "success")
-      return Exit.succeed(
-        call.unavailable
-          ? new Authenticated({ user: exit.value, backend: backend.id, degraded: true })
-          : new Authenticated({ user: exit.value, backend: backend.id })
-      )
+      return Exit.succeed(authenticated(exit.value, backend.id, call.unavailable))
     }
     const cause = exit.cause
     const error = cause._tag === "Fail" ? cause.error : Option.getOrUndefined(Cause.failureOption(cause))
@@ -438,8 +445,7 @@ const fromBackends = (
 
   // --- control maps (issue 12): the general interpreter, only when some control is not `django` ---
   const run = controls === undefined ? fold : ControlFold.make(compiled, controls, {
-    succeed: (user, backend, degraded) =>
-      degraded ? new Authenticated({ user, backend, degraded: true }) : new Authenticated({ user, backend }),
+    succeed: authenticated,
     loginFailed,
     nobodyMatched
   })

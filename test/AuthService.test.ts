@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Fiber, Layer, Option, Schedule, Schema, TestClock } from "effect"
+import { Cause, Effect, Equal, Exit, Fiber, Hash, Layer, Option, Schedule, Schema, TestClock } from "effect"
 import { AuthError, AuthEvents, AuthService, Credentials, TestAuth, TestBackend } from "../src/index.js"
 
 const alice = TestBackend.user("alice")
@@ -121,6 +121,28 @@ describe("AuthService.authenticate: the fold", () => {
         TestBackend.succeed("local", alice)
       ])
       expect(result.backend).toBe("local")
+    }))
+
+  it.effect("the result is what `new Authenticated` builds: same class, keys in the same order, equal, same JSON", () =>
+    Effect.gen(function*() {
+      const plain = yield* run([TestBackend.noMatch("a"), TestBackend.succeed("b", alice)])
+      const degraded = yield* run([
+        TestBackend.unavailable("ldap", "down", { onTransportError: "fallthrough" }),
+        TestBackend.succeed("local", alice)
+      ])
+      const cases = [
+        [plain, new AuthService.Authenticated({ user: alice, backend: "b" })],
+        [degraded, new AuthService.Authenticated({ user: alice, backend: "local", degraded: true })]
+      ] as const
+      for (const [actual, expected] of cases) {
+        expect(actual).toBeInstanceOf(AuthService.Authenticated)
+        expect(Object.keys(actual)).toEqual(Object.keys(expected))
+        expect(Equal.equals(actual, expected)).toBe(true)
+        expect(Hash.hash(actual)).toBe(Hash.hash(expected))
+        expect(JSON.stringify(actual)).toBe(JSON.stringify(expected))
+      }
+      expect(Object.keys(plain)).toEqual(["user", "backend", "_tag"])
+      expect(degraded.degraded).toBe(true)
     }))
 
   it.effect("nobody matched after a skipped TransportError is BackendUnavailable, attempts in order", () =>
