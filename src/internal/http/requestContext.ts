@@ -33,7 +33,8 @@ export const runWith = <A, E, R>(
   user: Option.Option<CurrentUser.Info>,
   required: boolean
 ): Effect.Effect<A, E, any> => {
-  const services = new Map(outer.unsafeMap)
+  const services = new Map<string, unknown>()
+  outer.unsafeMap.forEach(copyInto, services)
   services.set(Permissions.RequestCache.key, cache)
   if (required) services.set(CurrentUser.CurrentUser.key, (user as Option.Some<CurrentUser.Info>).value)
   services.set(CurrentUser.OptionalUser.key, user)
@@ -45,4 +46,10 @@ export const runWith = <A, E, R>(
       onSuccess: (value) => Effect.as(restore, value)
     })
   )
+}
+
+// `forEach` into a new Map: `new Map(map)` goes through the iterator protocol, with an entry array
+// and a result object per service.
+function copyInto(this: Map<string, unknown>, value: unknown, key: string): void {
+  this.set(key, value)
 }
