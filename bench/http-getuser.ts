@@ -6,10 +6,15 @@
  * and `@effect/experimental`'s `RequestResolver.dataLoader` over a batched resolver on the same
  * batch endpoint (the building block the loader could have been made of). Every caller of
  * HttpBackend is its own root fiber (`Effect.runPromise` per call), as independent HTTP handlers
- * would be. The user service runs in a child process so that `process.cpuUsage()` measures the
- * client side only.
+ * would be. The user service runs in a child process of its own, so that `process.cpuUsage()`
+ * measures the client side only.
  *
- *   npx tsx bench/http-getuser.ts [--calls 1000] [--ids 10] [--latency 5] [--rounds 9]
+ * Method (the shared anchors' README): one process per mode and round, the modes' order rotated
+ * each round. Each process warms its mode up (`--warmup` bursts), then measures `--samples` bursts and reports their
+ * median; ratios are taken per round. Modes sharing one process skew each other (the experimental
+ * loader's garbage lands on whatever runs next).
+ *
+ *   npx tsx bench/http-getuser.ts [--calls 1000] [--ids 10] [--latency 5] [--rounds 9] [--samples 9] [--warmup 20]
  */
 import { FetchHttpClient } from "@effect/platform"
 import DataLoader from "dataloader"
@@ -17,16 +22,23 @@ import * as ExperimentalResolver from "@effect/experimental/RequestResolver"
 import { Effect, Layer, ManagedRuntime, Request, RequestResolver, Schema } from "effect"
 import { spawn } from "node:child_process"
 import { once } from "node:events"
+import * as os from "node:os"
+import { fileURLToPath } from "node:url"
 import * as HttpBackend from "../src/backends/HttpBackend.js"
 import { User } from "../src/index.js"
 import { parseArgs, printTable } from "./utils.js"
 
-const { calls: CALLS, ids: IDS, latency: LATENCY, rounds: ROUNDS } = parseArgs({
+const { calls: CALLS, ids: IDS, latency: LATENCY, rounds: ROUNDS, samples: SAMPLES, warmup: WARMUP } = parseArgs({
   calls: 1000,
   ids: 10,
   latency: 5,
-  rounds: 9
+  rounds: 9,
+  samples: 9,
+  warmup: 20
 })
+// In a mode's own process: which mode, and the user service the parent started.
+const modeArg = process.argv.indexOf("--mode-child")
+const childMode = modeArg === -1 ? undefined : Number(process.argv[modeArg + 1])
 
 // Plain JS so the child needs no loader. Every answer waits LATENCY ms; /__count reports and
 // resets the number of user requests served.
@@ -51,11 +63,14 @@ server.keepAliveTimeout = 60000
 server.listen(0, "127.0.0.1", () => console.log(server.address().port))
 `
 
-const child = spawn(process.execPath, ["-e", serverSource], { stdio: ["ignore", "pipe", "inherit"] })
-// Never leave the server behind, whatever ends this process.
-process.on("exit", () => child.kill())
-const [portChunk] = (await once(child.stdout!, "data")) as [Buffer]
-const base = `http://127.0.0.1:${portChunk.toString().trim()}`
+const startService = async () => {
+  const service = spawn(process.execPath, ["-e", serverSource], { stdio: ["ignore", "pipe", "inherit"] })
+  // Never leave the server behind, whatever ends this process.
+  process.on("exit", () => service.kill())
+  const [portChunk] = (await once(service.stdout!, "data")) as [Buffer]
+  return { service, base: `http://127.0.0.1:${portChunk.toString().trim()}` }
+}
+const base = childMode === undefined ? undefined! : process.env.GETUSER_BENCH_BASE!
 
 const upstreamCount = async (): Promise<number> => Number(await (await fetch(`${base}/__count`)).text())
 
@@ -74,10 +89,6 @@ const makeBackend = (batch: boolean) =>
     }).pipe(Layer.provide(FetchHttpClient.layer))
   )
 
-const dedupRuntime = makeBackend(false)
-const batchRuntime = makeBackend(true)
-const dedup = await dedupRuntime.runPromise(HttpBackend.HttpBackend)
-const batched = await batchRuntime.runPromise(HttpBackend.HttpBackend)
 const decodeUser = Schema.decodeUnknownPromise(User.BaseUserSchema)
 
 // The candidate building block: @effect/experimental's RequestResolver.dataLoader over a batched
@@ -92,13 +103,24 @@ const batchResolver = RequestResolver.makeBatched((requests: ReadonlyArray<GetUs
     }
   )
 )
-const experimentalRuntime = ManagedRuntime.make(Layer.empty)
-const experimentalLoader = await experimentalRuntime.runPromise(
-  Effect.scoped(ExperimentalResolver.dataLoader(batchResolver, { window: "1 millis" })).pipe(
-    // the loader lives as long as the runtime: keep its scope open
-    Effect.map((resolver) => resolver)
-  )
-)
+
+// Built in a mode's own process only (the parent runs no mode).
+const makeClients = async () => {
+  const dedupRuntime = makeBackend(false)
+  const batchRuntime = makeBackend(true)
+  const experimentalRuntime = ManagedRuntime.make(Layer.empty)
+  return {
+    dedup: await dedupRuntime.runPromise(HttpBackend.HttpBackend),
+    batched: await batchRuntime.runPromise(HttpBackend.HttpBackend),
+    // The loader's fiber is forked per batch into the runtime; closing this scope at once
+    // interrupts only a batch pending at that moment (none).
+    experimentalLoader: await experimentalRuntime.runPromise(
+      Effect.scoped(ExperimentalResolver.dataLoader(batchResolver, { window: "1 millis" }))
+    ),
+    dispose: () => Promise.all([dedupRuntime.dispose(), batchRuntime.dispose(), experimentalRuntime.dispose()])
+  }
+}
+const clients = childMode === undefined ? undefined! : await makeClients()
 
 interface Mode {
   readonly name: string
@@ -130,11 +152,11 @@ const modes: ReadonlyArray<Mode> = [
   },
   {
     name: "HttpBackend (dedup per id)",
-    run: () => Promise.all(ids.map((id) => Effect.runPromise(dedup.getUser(id))))
+    run: () => Promise.all(ids.map((id) => Effect.runPromise(clients.dedup.getUser(id))))
   },
   {
     name: "HttpBackend (batch endpoint)",
-    run: () => Promise.all(ids.map((id) => Effect.runPromise(batched.getUser(id))))
+    run: () => Promise.all(ids.map((id) => Effect.runPromise(clients.batched.getUser(id))))
   },
   {
     // Not a loader: what 1000 callers cost when each is a root fiber that waits for one shared
@@ -150,7 +172,7 @@ const modes: ReadonlyArray<Mode> = [
     // The same loader when the callers are fibers of one effect (one handler resolving many
     // users) rather than 1000 root fibers: what the loader costs without a runtime entry per call.
     name: "HttpBackend (batch endpoint), callers forked by one Effect.forEach",
-    run: () => Effect.runPromise(Effect.forEach(ids, (id) => batched.getUser(id), { concurrency: "unbounded" }))
+    run: () => Effect.runPromise(Effect.forEach(ids, (id) => clients.batched.getUser(id), { concurrency: "unbounded" }))
   },
   {
     name: "floor: fibers of one Effect.forEach awaiting one shared fetch (no loader)",
@@ -162,7 +184,7 @@ const modes: ReadonlyArray<Mode> = [
   },
   {
     name: "@effect/experimental dataLoader (batch endpoint)",
-    run: () => Promise.all(ids.map((id) => Effect.runPromise(Effect.request(new GetUser({ id }), experimentalLoader))))
+    run: () => Promise.all(ids.map((id) => Effect.runPromise(Effect.request(new GetUser({ id }), clients.experimentalLoader))))
   }
 ]
 
@@ -190,17 +212,46 @@ const median = (values: ReadonlyArray<number>): number => {
   return sorted[Math.floor(sorted.length / 2)]!
 }
 
-const samples = new Map<string, Array<Sample>>(modes.map((m) => [m.name, []]))
-// Warm up every path (JIT, keep-alive sockets), then interleave the modes round by round so that
-// drift on a shared machine hits them alike.
-for (const mode of modes) await measure(mode)
+if (childMode !== undefined) {
+  // One mode: warm it up (`WARMUP` bursts: JIT, keep-alive sockets), then report the median of
+  // `SAMPLES` bursts.
+  const mode = modes[childMode]!
+  for (let i = 0; i < WARMUP; i++) await measure(mode)
+  const samples: Array<Sample> = []
+  for (let i = 0; i < SAMPLES; i++) samples.push(await measure(mode))
+  const result: Sample = {
+    wallMs: median(samples.map((x) => x.wallMs)),
+    cpuMs: median(samples.map((x) => x.cpuMs)),
+    upstream: Math.max(...samples.map((x) => x.upstream))
+  }
+  console.log(JSON.stringify(result))
+  await clients.dispose()
+  process.exit(0)
+}
+
+const { service, base: serviceBase } = await startService()
+const self = fileURLToPath(import.meta.url)
+const loadBefore = os.loadavg()[0]!
+const perRound = new Map<string, Array<Sample>>(modes.map((m) => [m.name, []]))
 for (let round = 0; round < ROUNDS; round++) {
-  for (const mode of modes) samples.get(mode.name)!.push(await measure(mode))
+  for (let i = 0; i < modes.length; i++) {
+    const index = (i + round) % modes.length
+    const child = spawn(process.execPath, ["--import", "tsx", self, ...process.argv.slice(2), "--mode-child", String(index)], {
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, GETUSER_BENCH_BASE: serviceBase }
+    })
+    let out = ""
+    child.stdout!.on("data", (chunk) => (out += chunk))
+    const [code] = (await once(child, "close")) as [number]
+    if (code !== 0) throw new Error(`${modes[index]!.name}: exit ${code}`)
+    perRound.get(modes[index]!.name)!.push(JSON.parse(out))
+  }
+  console.error(`round ${round + 1}/${ROUNDS} done (load ${os.loadavg()[0]!.toFixed(2)})`)
 }
 
 const fmt = (n: number) => n.toFixed(1)
 const rows = modes.map((mode) => {
-  const s = samples.get(mode.name)!
+  const s = perRound.get(mode.name)!
   const upstream = s.map((x) => x.upstream)
   return [
     mode.name,
@@ -210,17 +261,17 @@ const rows = modes.map((mode) => {
   ]
 })
 printTable(
-  `${CALLS} concurrent getUser calls over ${IDS} ids, ${LATENCY} ms upstream latency, median of ${ROUNDS} rounds`,
+  `${CALLS} concurrent getUser calls over ${IDS} ids, ${LATENCY} ms upstream latency; one process per mode and round, ` +
+    `median of ${SAMPLES} bursts each, median of ${ROUNDS} rounds`,
   [["mode", "upstream requests", "total time (ms)", "CPU time (ms)"], ...rows]
 )
 
-// Two views of "CPU time within 10× of dataloader's": per-round ratios (both sides ran back to
-// back, so load on a shared machine cancels out better) and the ratio of the medians.
+// Per-round ratios (both modes ran in the same round, so drift on a shared machine cancels out
+// better) and the ratio of the medians.
 const cpuRatios = (ours: string, theirs: string) => {
-  const a = samples.get(ours)!.map((x) => x.cpuMs)
-  const b = samples.get(theirs)!.map((x) => x.cpuMs)
-  const perRound = median(a.map((x, i) => x / b[i]!)).toFixed(2)
-  return `${perRound}× per round, ${(median(a) / median(b)).toFixed(2)}× of medians`
+  const a = perRound.get(ours)!.map((x) => x.cpuMs)
+  const b = perRound.get(theirs)!.map((x) => x.cpuMs)
+  return `${median(a.map((x, i) => x / b[i]!)).toFixed(2)}× per round, ${(median(a) / median(b)).toFixed(2)}× of medians`
 }
 printTable("CPU time ÷ dataloader's", [
   ["HttpBackend", "÷ dataloader", "ratio"],
@@ -230,11 +281,7 @@ printTable("CPU time ÷ dataloader's", [
   ["experimental dataLoader", "batch endpoint", cpuRatios("@effect/experimental dataLoader (batch endpoint)", "dataloader (batch endpoint)")],
   ["floor (root fibers, no loader)", "batch endpoint", cpuRatios("floor: root fibers awaiting one shared fetch (no loader)", "dataloader (batch endpoint)")],
   ["batch endpoint, callers in one forEach", "batch endpoint", cpuRatios("HttpBackend (batch endpoint), callers forked by one Effect.forEach", "dataloader (batch endpoint)")],
-  ["floor (one forEach, no loader)", "batch endpoint", cpuRatios("floor: fibers of one Effect.forEach awaiting one shared fetch (no loader)", "dataloader (batch endpoint)")],
+  ["floor (one forEach, no loader)", "batch endpoint", cpuRatios("floor: fibers of one Effect.forEach awaiting one shared fetch (no loader)", "dataloader (batch endpoint)")]
 ])
-console.log(`Node ${process.version}, load average ${(await import("node:os")).loadavg()[0]!.toFixed(1)}`)
-
-await experimentalRuntime.dispose()
-await dedupRuntime.dispose()
-await batchRuntime.dispose()
-child.kill()
+console.log(`Node ${process.version}, load average ${loadBefore.toFixed(1)} before, ${os.loadavg()[0]!.toFixed(1)} after`)
+service.kill()
