@@ -105,7 +105,7 @@ export class Authenticated extends Data.TaggedClass("Authenticated")<{
 }> {}
 
 // What `new Authenticated(...)` makes, own keys in the same order (the fields, then `_tag`),
-// without the `Data.Class` constructor's `Object.assign`: a tenth of the fold's time otherwise.
+// without the `Data.Class` constructor's `Object.assign` (8 % of the fold's time in a profile).
 const authenticated = (user: User, backend: string, degraded: boolean): Authenticated => {
   const result = Object.create(Authenticated.prototype)
   result.user = user
