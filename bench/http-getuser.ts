@@ -4,7 +4,8 @@
  * Compares, in one run: a naive loop (one fetch per call), `dataloader` (per-id loads and with a
  * batch endpoint), HttpBackend (dedup per id, and with a batch endpoint: its hand-written loader)
  * and `@effect/experimental`'s `RequestResolver.dataLoader` over a batched resolver on the same
- * batch endpoint (the building block the loader could have been made of). Every caller of
+ * batch endpoint (the building block the loader could have been made of). HttpBackend runs on
+ * `FetchHttpClient` and again on `@effect/platform-node`'s undici client. Every caller of
  * HttpBackend is its own root fiber (`Effect.runPromise` per call), as independent HTTP handlers
  * would be. The user service runs in a child process of its own, so that `process.cpuUsage()`
  * measures the client side only.
@@ -17,6 +18,7 @@
  *   npx tsx bench/http-getuser.ts [--calls 1000] [--ids 10] [--latency 5] [--rounds 9] [--samples 9] [--warmup 20]
  */
 import { FetchHttpClient } from "@effect/platform"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import DataLoader from "dataloader"
 import * as ExperimentalResolver from "@effect/experimental/RequestResolver"
 import { Effect, Layer, ManagedRuntime, Request, RequestResolver, Schema } from "effect"
@@ -80,13 +82,15 @@ const fetchOne = async (id: string): Promise<unknown> => (await fetch(`${base}/u
 const fetchMany = async (batch: ReadonlyArray<string>): Promise<Array<{ id: string }>> =>
   (await fetch(`${base}/users?ids=${batch.join(",")}`)).json() as Promise<Array<{ id: string }>>
 
-const makeBackend = (batch: boolean) =>
+// The client is the app's choice (the layer requires `HttpClient`): `FetchHttpClient` (the global
+// `fetch`) or `@effect/platform-node`'s undici client, which costs less CPU per exchange.
+const makeBackend = (batch: boolean, client: "fetch" | "undici" = "fetch") =>
   ManagedRuntime.make(
     HttpBackend.layer({
       baseUrl: base,
       user: User.BaseUserSchema,
       getUser: batch ? { batch: true } : {}
-    }).pipe(Layer.provide(FetchHttpClient.layer))
+    }).pipe(Layer.provide(client === "undici" ? NodeHttpClient.layerUndici : FetchHttpClient.layer))
   )
 
 const decodeUser = Schema.decodeUnknownPromise(User.BaseUserSchema)
@@ -108,16 +112,21 @@ const batchResolver = RequestResolver.makeBatched((requests: ReadonlyArray<GetUs
 const makeClients = async () => {
   const dedupRuntime = makeBackend(false)
   const batchRuntime = makeBackend(true)
+  const dedupUndiciRuntime = makeBackend(false, "undici")
+  const batchUndiciRuntime = makeBackend(true, "undici")
   const experimentalRuntime = ManagedRuntime.make(Layer.empty)
   return {
     dedup: await dedupRuntime.runPromise(HttpBackend.HttpBackend),
     batched: await batchRuntime.runPromise(HttpBackend.HttpBackend),
+    dedupUndici: await dedupUndiciRuntime.runPromise(HttpBackend.HttpBackend),
+    batchedUndici: await batchUndiciRuntime.runPromise(HttpBackend.HttpBackend),
     // The loader's fiber is forked per batch into the runtime; closing this scope at once
     // interrupts only a batch pending at that moment (none).
     experimentalLoader: await experimentalRuntime.runPromise(
       Effect.scoped(ExperimentalResolver.dataLoader(batchResolver, { window: "1 millis" }))
     ),
-    dispose: () => Promise.all([dedupRuntime.dispose(), batchRuntime.dispose(), experimentalRuntime.dispose()])
+    dispose: () =>
+      Promise.all([dedupRuntime, batchRuntime, dedupUndiciRuntime, batchUndiciRuntime, experimentalRuntime].map((r) => r.dispose()))
   }
 }
 const clients = childMode === undefined ? undefined! : await makeClients()
@@ -157,6 +166,14 @@ const modes: ReadonlyArray<Mode> = [
   {
     name: "HttpBackend (batch endpoint)",
     run: () => Promise.all(ids.map((id) => Effect.runPromise(clients.batched.getUser(id))))
+  },
+  {
+    name: "HttpBackend (dedup per id), undici client",
+    run: () => Promise.all(ids.map((id) => Effect.runPromise(clients.dedupUndici.getUser(id))))
+  },
+  {
+    name: "HttpBackend (batch endpoint), undici client",
+    run: () => Promise.all(ids.map((id) => Effect.runPromise(clients.batchedUndici.getUser(id))))
   },
   {
     // Not a loader: what 1000 callers cost when each is a root fiber that waits for one shared
@@ -278,6 +295,8 @@ printTable("CPU time ÷ dataloader's", [
   ["dedup per id", "per-id load", cpuRatios("HttpBackend (dedup per id)", "dataloader (per-id load)")],
   ["batch endpoint", "batch endpoint", cpuRatios("HttpBackend (batch endpoint)", "dataloader (batch endpoint)")],
   ["batch endpoint", "per-id load", cpuRatios("HttpBackend (batch endpoint)", "dataloader (per-id load)")],
+  ["dedup per id, undici client", "per-id load", cpuRatios("HttpBackend (dedup per id), undici client", "dataloader (per-id load)")],
+  ["batch endpoint, undici client", "batch endpoint", cpuRatios("HttpBackend (batch endpoint), undici client", "dataloader (batch endpoint)")],
   ["experimental dataLoader", "batch endpoint", cpuRatios("@effect/experimental dataLoader (batch endpoint)", "dataloader (batch endpoint)")],
   ["floor (root fibers, no loader)", "batch endpoint", cpuRatios("floor: root fibers awaiting one shared fetch (no loader)", "dataloader (batch endpoint)")],
   ["batch endpoint, callers in one forEach", "batch endpoint", cpuRatios("HttpBackend (batch endpoint), callers forked by one Effect.forEach", "dataloader (batch endpoint)")],
