@@ -152,12 +152,9 @@ const required = (service: HttpAuth.Service) => {
   const resolveHere = resolve(service)
   const userOrUnauthorized = (user: Option.Option<CurrentUser.Info>) =>
     Option.isSome(user) ? Exit.succeed(user.value) : service.unauthorized
-  return Effect.withFiberRuntime<CurrentUser.Info, HttpAuth.Failure>((fiber) => {
-    const resolved = resolveHere(fiber)
-    return AuthAttempt.isExit(resolved) && resolved._tag === "Success"
-      ? userOrUnauthorized(resolved.value)
-      : Effect.flatMap(resolved, userOrUnauthorized)
-  })
+  return Effect.withFiberRuntime<CurrentUser.Info, HttpAuth.Failure>((fiber) =>
+    AuthAttempt.flatMapNow(resolveHere(fiber), userOrUnauthorized)
+  )
 }
 
 // A middleware with a `security` is a handler per scheme, each given what the platform decoded.

@@ -584,7 +584,7 @@ const withUser = <E, R>(app: HttpApp.Default<E, R>, required: boolean): HttpApp.
           ? service.unauthorized
           : RequestContext.runWith(app, context, cache, user, required)
       // Resolved on the spot (backends that answered with `Exit`s): no fiber step in between.
-      return AuthAttempt.isExit(resolved) && resolved._tag === "Success" ? next(resolved.value) : Effect.flatMap(resolved, next)
+      return AuthAttempt.flatMapNow(resolved, next)
     }),
     Failures.isFailure,
     Failures.respond

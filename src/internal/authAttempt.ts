@@ -6,7 +6,7 @@
 // request from its context), so they call the fold directly and read that `Exit` on the spot:
 // one fiber step per protected request instead of five. A service made by `AuthService.make`
 // registers its fold here; any other (a test double) is asked through `authenticateUnknown`.
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import type { AuthRequest } from "../AuthRequest.js"
@@ -44,3 +44,12 @@ export const isExit = <A, E, R>(effect: Effect.Effect<A, E, R>): effect is Exit.
   const tag = (effect as { readonly _tag?: unknown })._tag
   return tag === "Success" || tag === "Failure"
 }
+
+/**
+ * `Effect.flatMap`, applied on the spot when `effect` is already a successful `Exit` (no fiber
+ * step in between); any other effect is flat-mapped as usual. @internal
+ */
+export const flatMapNow = <A, E, R, B, E2, R2>(
+  effect: Effect.Effect<A, E, R>,
+  f: (a: A) => Effect.Effect<B, E2, R2>
+): Effect.Effect<B, E | E2, R | R2> => isExit(effect) && effect._tag === "Success" ? f(effect.value) : Effect.flatMap(effect, f)
