@@ -24,7 +24,6 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { spawnSync } from "node:child_process"
 import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
@@ -32,36 +31,19 @@ import { createServer } from "node:http"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import * as AuthBackend from "../src/AuthBackend.js"
-import * as AuthError from "../src/AuthError.js"
 import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
-import * as Credentials from "../src/Credentials.js"
 import * as Authentication from "../src/http/Authentication.js"
 import * as HttpAuth from "../src/http/HttpAuth.js"
+import * as TokenBackends from "./tokenBackends.js"
 import { parseArgs } from "./utils.js"
 
 // --- our servers ---------------------------------------------------------------------------------
 
 const tokens = new Map([["tok-1", { id: "1", username: "alice", isActive: true, isSuperuser: false }]])
-const refuses = (id: string) =>
-  AuthBackend.make({
-    id,
-    credentials: Credentials.Token,
-    authenticate: () => AuthError.noMatch(id, "invalid-credentials"),
-    getUser: () => Effect.succeedNone
-  })
-const Tokens = AuthBackend.make({
-  id: "tokens",
-  credentials: Credentials.Token,
-  authenticate: ({ token }) => {
-    const user = tokens.get(Redacted.value(token))
-    return user === undefined ? AuthError.noMatch("tokens", "invalid-credentials") : Effect.succeed(user)
-  },
-  getUser: () => Effect.succeedNone
-})
+const Tokens = TokenBackends.table("tokens", tokens)
 const authLayer = HttpAuth.layer({ bearer: true, session: false }).pipe(
-  Layer.provideMerge(AuthService.layer([refuses("b1"), refuses("b2"), Tokens])),
+  Layer.provideMerge(AuthService.layer([TokenBackends.refusing("b1"), TokenBackends.refusing("b2"), Tokens])),
   Layer.provide(AuthEvents.layer)
 )
 const listen = () =>

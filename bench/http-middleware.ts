@@ -54,7 +54,6 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { spawn, spawnSync } from "node:child_process"
@@ -63,18 +62,17 @@ import * as http from "node:http"
 import { createRequire } from "node:module"
 import * as os from "node:os"
 import { fileURLToPath } from "node:url"
-import * as AuthBackend from "../src/AuthBackend.js"
 import * as AuthError from "../src/AuthError.js"
 import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
 import * as ModelBackend from "../src/backends/ModelBackend.js"
-import * as Credentials from "../src/Credentials.js"
 import * as Authentication from "../src/http/Authentication.js"
 import * as CurrentUser from "../src/http/CurrentUser.js"
 import * as HttpAuth from "../src/http/HttpAuth.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
 import * as PasswordHasher from "../src/PasswordHasher.js"
 import type { User } from "../src/User.js"
+import * as TokenBackends from "./tokenBackends.js"
 import { parseArgs, printTable } from "./utils.js"
 
 const require = createRequire(import.meta.url)
@@ -87,26 +85,10 @@ for (let i = 0; i < 1000; i++) tokens.set(`tok_other_${i}`, { ...alice, id: Stri
 
 // --- effect-auth servers ---------------------------------------------------------------------------
 
-// Prebuilt failures, as the docs teach backends to fail (docs/writing-a-backend.md).
-const noMatch = (backend: string) => AuthError.noMatch(backend, "invalid-credentials")
-
-// A token backend that matches nothing (another issuer's tokens), as a JWT backend would answer.
-const OtherTokens = AuthBackend.make({
-  id: "other-tokens",
-  credentials: Credentials.Token,
-  authenticate: () => noMatch("other-tokens"),
-  getUser: () => Effect.succeedNone
-})
-
-const Tokens = AuthBackend.make({
-  id: "tokens",
-  credentials: Credentials.Token,
-  authenticate: ({ token }) => {
-    const user = tokens.get(Redacted.value(token))
-    return user === undefined ? noMatch("tokens") : Effect.succeed(user)
-  },
-  getUser: (id) => Effect.succeed(Option.fromNullable([...tokens.values()].find((u) => u.id === id)))
-})
+// Two token backends (docs/writing-a-backend.md's prebuilt failures): one that knows no token,
+// one with the table.
+const OtherTokens = TokenBackends.refusing("other-tokens")
+const Tokens = TokenBackends.table("tokens", tokens)
 
 const httpAuth = (tracing: AuthService.Tracing) =>
   HttpAuth.layer({ bearer: true, session: false }).pipe(
