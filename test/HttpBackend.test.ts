@@ -26,6 +26,9 @@ const users: Record<string, typeof Body.Encoded> = {
 }
 const alice: User.BaseUser = { id: "1", username: "alice", isActive: true, isSuperuser: false }
 
+/** How long the user service takes to answer for the id "late", in milliseconds. */
+const LATE = 1_000
+
 interface ServerOptions {
   /** Latency of the getUser endpoints, in milliseconds. */
   readonly latency?: number
@@ -69,6 +72,7 @@ const userService = (options: ServerOptions = {}): HttpPeer.Handler => async (re
   if (request.method === "GET" && request.path === "/users") {
     await HttpPeer.sleep(options.latency ?? 0)
     const ids = (request.query.get("ids") ?? "").split(",")
+    if (ids.includes("late")) await HttpPeer.sleep(LATE)
     if (ids.includes("boom")) return reply.json(500, {})
     return reply.json(200, ids.flatMap((id) => (users[id] === undefined ? [] : [users[id]])))
   }
@@ -77,6 +81,10 @@ const userService = (options: ServerOptions = {}): HttpPeer.Handler => async (re
     await HttpPeer.sleep(options.latency ?? 0)
     const id = decodeURIComponent(match[1]!)
     if (id === "boom") return reply.json(500, {})
+    if (id === "late") {
+      await HttpPeer.sleep(LATE)
+      return reply.json(500, {})
+    }
     if (id === "shape") return reply.json(200, { id: "shape" })
     const user = users[id]
     return user === undefined ? reply.json(404, {}) : reply.json(200, user)
@@ -339,6 +347,52 @@ describe("HttpBackend.getUser", () => {
       const user = yield* Fiber.join(second)
       expect(Option.map(user, (u) => u.username)).toEqual(Option.some("bob"))
       expect(peer.count()).toBe(1)
+    }).pipe(Effect.scoped))
+
+  it.live("a fetch still running at the timeout fails all its callers with a TransportError; the next call asks again", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer()
+      const backend = yield* backendFor(peer, { timeout: "150 millis" })
+      const fibers = yield* Effect.forEach(Array.from({ length: 5 }), () => Effect.fork(Effect.exit(backend.getUser("late"))))
+      for (const exit of yield* Fiber.joinAll(fibers)) {
+        const error = failureOf(exit)
+        expect(error).toBeInstanceOf(AuthError.TransportError)
+        expect(String(error.cause)).toBe(`GET ${peer.url}/users/late: timed out after 150ms`)
+      }
+      expect(peer.count((r) => r.path === "/users/late")).toBe(1)
+      expect(String(failureOf(yield* Effect.exit(backend.getUser("late"))).cause)).toContain("timed out after 150ms")
+      expect(peer.count((r) => r.path === "/users/late")).toBe(2)
+      expect(yield* backend.getUser("1")).toEqual(Option.some(alice))
+    }).pipe(Effect.scoped))
+
+  it.live("the timeout cuts a batch: every id of the chunk fails with a TransportError", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer()
+      const backend = yield* backendFor(peer, { timeout: "150 millis", getUser: { batch: true } })
+      const exits = yield* Effect.forEach(["1", "late", "2"], (id) => Effect.exit(backend.getUser(id)), {
+        concurrency: "unbounded"
+      })
+      for (const exit of exits) expect(String(failureOf(exit).cause)).toBe(`GET ${peer.url}/users: timed out after 150ms`)
+      expect(peer.count()).toBe(1)
+      expect(yield* backend.getUser("1")).toEqual(Option.some(alice))
+    }).pipe(Effect.scoped))
+
+  it.live("callers are released at the timeout even when the exchange cannot be interrupted, and its late end reaches nobody", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer()
+      // An uninterruptible exchange outlives its timeout: the first fetch of "late" answers 500
+      // at LATE ms, after the second caller (at 0.75 LATE) has started a fetch of its own.
+      const backend = yield* backendFor(peer, {
+        timeout: `${LATE / 2} millis`,
+        transformClient: HttpClient.transform((effect) => Effect.uninterruptible(effect))
+      })
+      const first = yield* Effect.exit(backend.getUser("late"))
+      expect(String(failureOf(first).cause)).toContain(`timed out after ${LATE / 2}ms`)
+      yield* Effect.sleep(`${LATE / 4} millis`)
+      const second = yield* Effect.exit(backend.getUser("late"))
+      // Not the first fetch's "unexpected status 500".
+      expect(String(failureOf(second).cause)).toContain(`timed out after ${LATE / 2}ms`)
+      expect(peer.count((r) => r.path === "/users/late")).toBe(2)
     }).pipe(Effect.scoped))
 
   it.live("with a batch endpoint, concurrent calls over several ids become one GET /users?ids=", () =>

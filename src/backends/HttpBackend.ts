@@ -307,6 +307,12 @@ const isUserId = Schema.is(UserModule.UserId)
 
 const configError = (message: string) => new AuthError.AuthConfigError({ message: `HttpBackend: ${message}` })
 
+// An HTTP exchange not yet run, and the failure it ends with when the backend's timeout cuts it.
+interface Exchange<A, E> {
+  readonly effect: Effect.Effect<A, E | AuthError.TransportError>
+  readonly timedOut: () => AuthError.TransportError
+}
+
 /**
  * Builds the backend. Needs an `HttpClient` and a `Scope` (shared `getUser` fetches run in it and
  * stop when it closes). Fails with `AuthConfigError` when the configuration is unusable.
@@ -374,20 +380,26 @@ const makeWith = (
     const resolve = (request: HttpClientRequest.HttpClientRequest) =>
       absoluteUrl.test(request.url) ? request : HttpClientRequest.prependUrl(request, base)
 
-    // One HTTP exchange, its body included, under the backend's own timeout. Every failure becomes a
-    // TransportError built from a description: the client error holds the request body.
+    // One HTTP exchange, its body included. Every failure becomes a TransportError built from a
+    // description: the client error holds the request body. The backend's timeout is applied by
+    // whoever runs it: `authenticate` with `timed`, the user loader by a timer on the fiber it
+    // already runs each fetch in.
     const exchange = <A, E>(
       input: HttpClientRequest.HttpClientRequest,
       onResponse: (response: HttpClientResponse.HttpClientResponse, where: string) => Effect.Effect<A, E>
-    ): Effect.Effect<A, E | AuthError.TransportError> => {
+    ): Exchange<A, E> => {
       const request = resolve(input)
       const where = describeRequest(request)
-      return client.execute(request).pipe(
-        Effect.mapError((error) => transport(describeClientError(error))),
-        Effect.flatMap((response) => onResponse(response, where)),
-        Effect.timeoutFail({ duration: timeout, onTimeout: () => transport(`${where}: timed out after ${timeoutText}`) })
-      )
+      return {
+        effect: client.execute(request).pipe(
+          Effect.mapError((error) => transport(describeClientError(error))),
+          Effect.flatMap((response) => onResponse(response, where))
+        ),
+        timedOut: () => transport(`${where}: timed out after ${timeoutText}`)
+      }
     }
+    const timed = <A, E>(run: Exchange<A, E>): Effect.Effect<A, E | AuthError.TransportError> =>
+      Effect.timeoutFail(run.effect, { duration: timeout, onTimeout: run.timedOut })
 
     const decodeBody = <A>(schema: Schema.Schema<A, any, never>) => {
       const decode = Schema.decodeUnknown(schema)
@@ -429,7 +441,7 @@ const makeWith = (
 
     const authenticate = (credentials: unknown, request: AuthRequest | undefined): Effect.Effect<User, AuthError.BackendError> =>
       Effect.suspend(() =>
-        exchange(toRequest(credentials as any, request), (response, where): Effect.Effect<User, AuthError.BackendError> => {
+        timed(exchange(toRequest(credentials as any, request), (response, where): Effect.Effect<User, AuthError.BackendError> => {
           const mapped = statusOutcome(response.status)
           if (mapped !== undefined) return Effect.fail(mapped)
           if (response.status < 200 || response.status >= 300) return unexpected(response, where)
@@ -437,13 +449,13 @@ const makeWith = (
             decodeUser(response, where),
             (user) => user.isActive || allowInactive ? Effect.succeed(user) : inactive
           )
-        })
+        }))
       )
 
     // Django's get_user hides users that may not authenticate; filtered once per fetch, not per caller.
     const visible = (user: User): boolean => allowInactive || user.isActive
     const decodeFetchedUser = options.getUser?.user === undefined ? decodeUser : decodeBody(options.getUser.user)
-    const fetchOne = (userId: string): Effect.Effect<Option.Option<User>, AuthError.TransportError> =>
+    const fetchOne = (userId: string): UserLoader.Fetch<Option.Option<User>> =>
       exchange(userRequest(userId), (response, where) => {
         if (response.status === 404) return Effect.succeed(Option.none())
         if (response.status < 200 || response.status >= 300) return unexpected(response, where)
@@ -466,6 +478,7 @@ const makeWith = (
       fetchMany,
       maxBatchSize,
       window: Duration.decode(batchInput?.window ?? Duration.zero),
+      timeout,
       ttl: cacheInput === undefined ? undefined : Duration.decode(cacheInput.ttl),
       capacity
     })

@@ -10,16 +10,27 @@ import type * as Scope from "effect/Scope"
 import type * as AuthError from "../../AuthError.js"
 import type { User } from "../../User.js"
 
+/**
+ * One upstream request: the effect that makes it (without a timeout of its own) and the failure
+ * its callers get when the loader's timeout cuts it.
+ *
+ * @internal
+ */
+export interface Fetch<A> {
+  readonly effect: Effect.Effect<A, AuthError.TransportError>
+  readonly timedOut: () => AuthError.TransportError
+}
+
 /** @internal */
 export interface LoaderOptions {
-  readonly fetchOne: (id: string) => Effect.Effect<Option.Option<User>, AuthError.TransportError>
+  readonly fetchOne: (id: string) => Fetch<Option.Option<User>>
   /** The users found among `ids`; ids missing from the answer have no user. */
-  readonly fetchMany:
-    | ((ids: Arr.NonEmptyReadonlyArray<string>) => Effect.Effect<ReadonlyArray<User>, AuthError.TransportError>)
-    | undefined
+  readonly fetchMany: ((ids: Arr.NonEmptyReadonlyArray<string>) => Fetch<ReadonlyArray<User>>) | undefined
   readonly maxBatchSize: number
   /** How long the first caller of a batch waits for others; zero = until the current macrotask ends. */
   readonly window: Duration.Duration
+  /** A fetch still running after this long fails its callers with its `timedOut` and is interrupted. */
+  readonly timeout: Duration.Duration
   readonly ttl: Duration.Duration | undefined
   readonly capacity: number
 }
@@ -34,8 +45,13 @@ type Resume = (result: Result) => void
 
 // Cheaper than a Deferred per id: callers wait in one `Effect.async` each, and a settled fetch
 // resumes them directly. With 1000 callers per burst this is where the CPU goes.
+// A fetch settles the waiter it was started for, never "whoever waits for this id now": once a
+// timeout has settled a waiter, a later caller of the same id starts a fetch of its own, and the
+// first fetch's late end must not reach it.
 interface Waiter {
-  readonly resumers: Array<Resume>
+  readonly id: string
+  /** Undefined once settled. */
+  resumers: Array<Resume> | undefined
 }
 
 interface CacheEntry {
@@ -77,6 +93,13 @@ const interrupted = Exit.interrupt(FiberId.none)
  * interrupted (its own timeout, a closed connection) stops waiting without failing the others,
  * and closing the scope interrupts what is in flight.
  *
+ * The timeout is a timer per fetch rather than `Effect.timeout`: the fetch already has a fiber of
+ * its own, so the timer settles the callers and interrupts that fiber, where `Effect.timeout`
+ * would race it against a second fiber (measured on the undici client: about 0.3 ms of CPU per
+ * exchange, a fifth of it). The callers are released at the deadline even when the exchange takes
+ * long to interrupt (an uninterruptible client transform, say). Like the window, it is a real
+ * timer: a transport deadline, not domain time.
+ *
  * @internal
  */
 export const make = (options: LoaderOptions): Effect.Effect<UserLoader, never, Scope.Scope> =>
@@ -87,6 +110,7 @@ export const make = (options: LoaderOptions): Effect.Effect<UserLoader, never, S
     const cache = new Map<string, CacheEntry>()
     const { capacity, fetchMany, fetchOne, maxBatchSize, ttl, window } = options
     const ttlMillis = ttl === undefined ? 0 : Duration.toMillis(ttl)
+    const timeoutMillis = Duration.toMillis(options.timeout)
     const caching = ttlMillis > 0 && capacity > 0
 
     const remember = (id: string, value: Option.Option<User>, now: number): void => {
@@ -99,74 +123,87 @@ export const make = (options: LoaderOptions): Effect.Effect<UserLoader, never, S
       }
     }
 
-    const resumeAll = (id: string, result: Result, now: number): void => {
-      const waiter = inFlight.get(id)
-      inFlight.delete(id)
-      if (caching && Exit.isSuccess(result)) remember(id, result.value, now)
-      if (waiter === undefined) return
-      for (const resume of waiter.resumers) resume(result)
+    const settle = (waiter: Waiter, result: Result, now: number): void => {
+      const resumers = waiter.resumers
+      if (resumers === undefined) return
+      waiter.resumers = undefined
+      if (inFlight.get(waiter.id) === waiter) inFlight.delete(waiter.id)
+      if (caching && Exit.isSuccess(result)) remember(waiter.id, result.value, now)
+      for (const resume of resumers) resume(result)
     }
 
     // Failures and interruptions are handed to the waiting callers but never cached.
     const settleWith = (f: (now: number) => void): Effect.Effect<void> =>
       caching ? Effect.map(Clock.currentTimeMillis, f) : Effect.sync(() => f(0))
 
-    const fetchSingle = (id: string): Effect.Effect<void> =>
-      Effect.ignore(Effect.onExit(fetchOne(id), (exit) => settleWith((now) => resumeAll(id, exit, now))))
+    // Runs one fetch for `waiters` in a fiber of its own, under the timeout.
+    const start = <A>(
+      waiters: ReadonlyArray<Waiter>,
+      fetch: Fetch<A>,
+      settleAll: (exit: Exit.Exit<A, AuthError.TransportError>, now: number) => void
+    ): void => {
+      const fiber = runFork(Effect.ignore(Effect.onExit(fetch.effect, (exit) => settleWith((now) => settleAll(exit, now)))))
+      if (fiber.unsafePoll() !== null) return
+      const timer = setTimeout(() => {
+        const failure = Exit.fail(fetch.timedOut())
+        for (const waiter of waiters) settle(waiter, failure, 0)
+        fiber.unsafeInterruptAsFork(FiberId.none)
+      }, timeoutMillis)
+      fiber.addObserver(() => clearTimeout(timer))
+    }
+
+    const fetchSingle = (waiter: Waiter): void =>
+      start([waiter], fetchOne(waiter.id), (exit, now) => settle(waiter, exit, now))
 
     const fetchChunk = (
       run: NonNullable<LoaderOptions["fetchMany"]>,
-      ids: Arr.NonEmptyReadonlyArray<string>
-    ): Effect.Effect<void> =>
-      Effect.ignore(Effect.onExit(run(ids), (exit) =>
-        settleWith((now) => {
-          if (Exit.isFailure(exit)) {
-            const failure = Exit.failCause(exit.cause)
-            for (const id of ids) resumeAll(id, failure, now)
-            return
-          }
-          const byId = new Map<string, User>()
-          for (const user of exit.value) byId.set(user.id, user)
-          for (const id of ids) resumeAll(id, Exit.succeed(Option.fromNullable(byId.get(id))), now)
-        })))
+      waiters: Arr.NonEmptyReadonlyArray<Waiter>
+    ): void =>
+      start(waiters, run(waiters.map((waiter) => waiter.id) as unknown as Arr.NonEmptyReadonlyArray<string>), (exit, now) => {
+        if (Exit.isFailure(exit)) {
+          const failure = Exit.failCause(exit.cause)
+          for (const waiter of waiters) settle(waiter, failure, now)
+          return
+        }
+        const byId = new Map<string, User>()
+        for (const user of exit.value) byId.set(user.id, user)
+        for (const waiter of waiters) settle(waiter, Exit.succeed(Option.fromNullable(byId.get(waiter.id))), now)
+      })
 
-    let pending: Array<string> = []
-    const takePending = (): Array<string> => {
-      const ids = pending
+    let pending: Array<Waiter> = []
+    const takePending = (): Array<Waiter> => {
+      const waiters = pending
       pending = []
-      return ids
+      return waiters
     }
     const batchWindow: Effect.Effect<void> = fetchMany === undefined ? Effect.void : sleepReal(window).pipe(
-      Effect.zipRight(Effect.suspend(() => {
-        const ids = takePending()
-        const chunks: Array<Arr.NonEmptyReadonlyArray<string>> = []
-        for (let i = 0; i < ids.length; i += maxBatchSize) {
-          chunks.push(ids.slice(i, i + maxBatchSize) as unknown as Arr.NonEmptyReadonlyArray<string>)
+      Effect.zipRight(Effect.sync(() => {
+        const waiters = takePending()
+        for (let i = 0; i < waiters.length; i += maxBatchSize) {
+          fetchChunk(fetchMany, waiters.slice(i, i + maxBatchSize) as unknown as Arr.NonEmptyReadonlyArray<Waiter>)
         }
-        return chunks.length === 1
-          ? fetchChunk(fetchMany, chunks[0]!)
-          : Effect.forEach(chunks, (chunk) => fetchChunk(fetchMany, chunk), { concurrency: "unbounded", discard: true })
       })),
       // Closing the scope during the window must not leave callers waiting forever.
-      Effect.onInterrupt(() => Effect.sync(() => takePending().forEach((id) => resumeAll(id, interrupted, 0))))
+      Effect.onInterrupt(() => Effect.sync(() => takePending().forEach((waiter) => settle(waiter, interrupted, 0))))
     )
 
     const loadUncached = (id: string): Effect.Effect<Option.Option<User>, AuthError.TransportError> =>
       Effect.async<Option.Option<User>, AuthError.TransportError>((resume) => {
         let waiter = inFlight.get(id)
         if (waiter === undefined) {
-          waiter = { resumers: [] }
-          inFlight.set(id, waiter)
+          const created: Waiter = { id, resumers: [resume] }
+          inFlight.set(id, created)
           if (fetchMany === undefined) {
-            runFork(fetchSingle(id))
-          } else if (pending.push(id) === 1) {
+            fetchSingle(created)
+          } else if (pending.push(created) === 1) {
             runFork(batchWindow)
           }
+          return
         }
         // No canceler on purpose: it would wrap every call in `onInterrupt`. An interrupted caller
         // stops waiting at once anyway, and the runtime ignores its resume when the fetch settles;
         // the fetch goes on for the others.
-        waiter.resumers.push(resume)
+        waiter.resumers!.push(resume)
       })
 
     const load = caching
