@@ -15,9 +15,19 @@
  * median; ratios are taken per round. Modes sharing one process skew each other (the experimental
  * loader's garbage lands on whatever runs next).
  *
+ * `--node-flag F` (repeatable) passes a flag to every mode's process, e.g. `--node-flag
+ * --max-semi-space-size=32` to see what the young generation's size does to a burst.
+ *
+ * `--exchange` measures one HTTP exchange on its own instead: 1000 sequential `GET /users/:id`
+ * per process (after 300 of warm-up), CPU per exchange for a bare `fetch`, the platform's
+ * `HttpClient` (FetchHttpClient and the undici client) and `HttpBackend.getUser` on each, so that
+ * the part of an exchange that is HttpBackend's own is told from the client's.
+ *
  *   npx tsx bench/http-getuser.ts [--calls 1000] [--ids 10] [--latency 5] [--rounds 9] [--samples 9] [--warmup 20]
+ *   npx tsx bench/http-getuser.ts --exchange [--rounds 5]
+ *   npx tsx bench/http-getuser.ts --modes 1,2,3,4,7 --warmup 100 --samples 101   # loaders alone, steady state
  */
-import { FetchHttpClient } from "@effect/platform"
+import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import DataLoader from "dataloader"
 import * as ExperimentalResolver from "@effect/experimental/RequestResolver"
@@ -41,6 +51,9 @@ const { calls: CALLS, ids: IDS, latency: LATENCY, rounds: ROUNDS, samples: SAMPL
 // In a mode's own process: which mode, and the user service the parent started.
 const modeArg = process.argv.indexOf("--mode-child")
 const childMode = modeArg === -1 ? undefined : Number(process.argv[modeArg + 1])
+const exchangeArg = process.argv.indexOf("--exchange-child")
+const childExchange = exchangeArg === -1 ? undefined : Number(process.argv[exchangeArg + 1])
+const nodeFlags = process.argv.flatMap((arg, i) => (process.argv[i - 1] === "--node-flag" ? [arg] : []))
 
 // Plain JS so the child needs no loader. Every answer waits LATENCY ms; /__count reports and
 // resets the number of user requests served.
@@ -72,7 +85,7 @@ const startService = async () => {
   const [portChunk] = (await once(service.stdout!, "data")) as [Buffer]
   return { service, base: `http://127.0.0.1:${portChunk.toString().trim()}` }
 }
-const base = childMode === undefined ? undefined! : process.env.GETUSER_BENCH_BASE!
+const base = childMode === undefined && childExchange === undefined ? undefined! : process.env.GETUSER_BENCH_BASE!
 
 const upstreamCount = async (): Promise<number> => Number(await (await fetch(`${base}/__count`)).text())
 
@@ -246,28 +259,115 @@ if (childMode !== undefined) {
   process.exit(0)
 }
 
+// One HTTP exchange alone: each case makes one `GET /users/:id` per call, sequentially.
+interface ExchangeCase {
+  readonly name: string
+  readonly make: () => Promise<{ readonly call: (i: number) => Promise<unknown>; readonly dispose: () => Promise<void> }>
+}
+const platformClient = (layer: Layer.Layer<HttpClient.HttpClient>) => async () => {
+  const runtime = ManagedRuntime.make(layer)
+  const client = await runtime.runPromise(HttpClient.HttpClient)
+  return {
+    call: (i: number) =>
+      Effect.runPromise(Effect.flatMap(client.execute(HttpClientRequest.get(`${base}/users/${i % IDS}`)), (r) => r.json)),
+    dispose: () => runtime.dispose()
+  }
+}
+const backendOn = (client: "fetch" | "undici") => async () => {
+  const runtime = makeBackend(false, client)
+  const backend = await runtime.runPromise(HttpBackend.HttpBackend)
+  // Sequential calls never meet in flight: each is one exchange.
+  return { call: (i: number) => Effect.runPromise(backend.getUser(String(i % IDS))), dispose: () => runtime.dispose() }
+}
+const exchangeCases: ReadonlyArray<ExchangeCase> = [
+  {
+    name: "fetch + res.json() (bare)",
+    make: async () => ({ call: (i) => fetchOne(String(i % IDS)), dispose: async () => {} })
+  },
+  { name: "HttpClient (FetchHttpClient): execute + json", make: platformClient(FetchHttpClient.layer) },
+  { name: "HttpBackend.getUser on FetchHttpClient", make: backendOn("fetch") },
+  { name: "HttpClient (undici): execute + json", make: platformClient(NodeHttpClient.layerUndici) },
+  { name: "HttpBackend.getUser on the undici client", make: backendOn("undici") }
+]
+const EXCHANGES = 1000
+
+if (childExchange !== undefined) {
+  const { call, dispose } = await exchangeCases[childExchange]!.make()
+  for (let i = 0; i < 300; i++) await call(i)
+  await upstreamCount()
+  const cpu = process.cpuUsage()
+  for (let i = 0; i < EXCHANGES; i++) {
+    if ((await call(i)) == null) throw new Error("no user")
+  }
+  const used = process.cpuUsage(cpu)
+  const upstream = await upstreamCount()
+  if (upstream !== EXCHANGES) throw new Error(`${upstream} upstream requests for ${EXCHANGES} exchanges`)
+  console.log(JSON.stringify({ cpuUs: (used.user + used.system) / EXCHANGES }))
+  await dispose()
+  process.exit(0)
+}
+
 const { service, base: serviceBase } = await startService()
 const self = fileURLToPath(import.meta.url)
 const loadBefore = os.loadavg()[0]!
-const perRound = new Map<string, Array<Sample>>(modes.map((m) => [m.name, []]))
+
+// Runs this script again as one mode's (or one exchange case's) own process.
+const runChild = async (role: "--mode-child" | "--exchange-child", index: number, name: string): Promise<any> => {
+  const child = spawn(process.execPath, [...nodeFlags, "--import", "tsx", self, ...process.argv.slice(2), role, String(index)], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, GETUSER_BENCH_BASE: serviceBase }
+  })
+  let out = ""
+  child.stdout!.on("data", (chunk) => (out += chunk))
+  const [code] = (await once(child, "close")) as [number]
+  if (code !== 0) throw new Error(`${name}: exit ${code}`)
+  return JSON.parse(out)
+}
+
+if (process.argv.includes("--exchange")) {
+  const perCase = new Map<string, Array<number>>(exchangeCases.map((c) => [c.name, []]))
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let i = 0; i < exchangeCases.length; i++) {
+      const index = (i + round) % exchangeCases.length
+      const name = exchangeCases[index]!.name
+      perCase.get(name)!.push((await runChild("--exchange-child", index, name)).cpuUs)
+    }
+    console.error(`round ${round + 1}/${ROUNDS} done (load ${os.loadavg()[0]!.toFixed(2)})`)
+  }
+  const bare = perCase.get(exchangeCases[0]!.name)!
+  printTable(
+    `${EXCHANGES} sequential exchanges per process, ${LATENCY} ms upstream latency, one process per case and round, ` +
+      `median of ${ROUNDS} rounds${nodeFlags.length > 0 ? `, node ${nodeFlags.join(" ")}` : ""}`,
+    [
+      ["case", "CPU µs per exchange", "÷ bare fetch (per round)"],
+      ...exchangeCases.map((c) => {
+        const cpu = perCase.get(c.name)!
+        return [c.name, median(cpu).toFixed(0), median(cpu.map((x, i) => x / bare[i]!)).toFixed(2)]
+      })
+    ]
+  )
+  console.log(`Node ${process.version}, load average ${loadBefore.toFixed(1)} before, ${os.loadavg()[0]!.toFixed(1)} after`)
+  service.kill()
+  process.exit(0)
+}
+
+// `--modes 1,2,3` runs only those modes (indices into `modes`), e.g. to take a long sitting of
+// the loaders alone without the slow naive and experimental rows.
+const modesArg = process.argv.indexOf("--modes")
+const selected: ReadonlyArray<number> = modesArg === -1
+  ? modes.map((_, i) => i)
+  : process.argv[modesArg + 1]!.split(",").map(Number).filter((i) => modes[i] !== undefined)
+const perRound = new Map<string, Array<Sample>>(selected.map((i) => [modes[i]!.name, []]))
 for (let round = 0; round < ROUNDS; round++) {
-  for (let i = 0; i < modes.length; i++) {
-    const index = (i + round) % modes.length
-    const child = spawn(process.execPath, ["--import", "tsx", self, ...process.argv.slice(2), "--mode-child", String(index)], {
-      stdio: ["ignore", "pipe", "inherit"],
-      env: { ...process.env, GETUSER_BENCH_BASE: serviceBase }
-    })
-    let out = ""
-    child.stdout!.on("data", (chunk) => (out += chunk))
-    const [code] = (await once(child, "close")) as [number]
-    if (code !== 0) throw new Error(`${modes[index]!.name}: exit ${code}`)
-    perRound.get(modes[index]!.name)!.push(JSON.parse(out))
+  for (let i = 0; i < selected.length; i++) {
+    const index = selected[(i + round) % selected.length]!
+    perRound.get(modes[index]!.name)!.push(await runChild("--mode-child", index, modes[index]!.name))
   }
   console.error(`round ${round + 1}/${ROUNDS} done (load ${os.loadavg()[0]!.toFixed(2)})`)
 }
 
 const fmt = (n: number) => n.toFixed(1)
-const rows = modes.map((mode) => {
+const rows = selected.map((index) => modes[index]!).map((mode) => {
   const s = perRound.get(mode.name)!
   const upstream = s.map((x) => x.upstream)
   return [
@@ -286,6 +386,7 @@ printTable(
 // Per-round ratios (both modes ran in the same round, so drift on a shared machine cancels out
 // better) and the ratio of the medians.
 const cpuRatios = (ours: string, theirs: string) => {
+  if (!perRound.has(ours) || !perRound.has(theirs)) return "— (not run)"
   const a = perRound.get(ours)!.map((x) => x.cpuMs)
   const b = perRound.get(theirs)!.map((x) => x.cpuMs)
   return `${median(a.map((x, i) => x / b[i]!)).toFixed(2)}× per round, ${(median(a) / median(b)).toFixed(2)}× of medians`
@@ -302,5 +403,8 @@ printTable("CPU time ÷ dataloader's", [
   ["batch endpoint, callers in one forEach", "batch endpoint", cpuRatios("HttpBackend (batch endpoint), callers forked by one Effect.forEach", "dataloader (batch endpoint)")],
   ["floor (one forEach, no loader)", "batch endpoint", cpuRatios("floor: fibers of one Effect.forEach awaiting one shared fetch (no loader)", "dataloader (batch endpoint)")]
 ])
-console.log(`Node ${process.version}, load average ${loadBefore.toFixed(1)} before, ${os.loadavg()[0]!.toFixed(1)} after`)
+console.log(
+  `Node ${process.version}${nodeFlags.length > 0 ? ` (${nodeFlags.join(" ")})` : ""}, ` +
+    `load average ${loadBefore.toFixed(1)} before, ${os.loadavg()[0]!.toFixed(1)} after`
+)
 service.kill()

@@ -10,7 +10,8 @@ import { fileURLToPath } from "node:url"
 const dir = fileURLToPath(new URL(".", import.meta.url))
 const filters = process.argv.slice(2).filter((arg) => !arg.startsWith("-"))
 const scripts = readdirSync(dir)
-  .filter((file) => file.endsWith(".ts") && !["run.ts", "utils.ts"].includes(file) && !file.startsWith("_"))
+  // The rest are modules the benchmarks share, not benchmarks.
+  .filter((file) => file.endsWith(".ts") && !["run.ts", "utils.ts", "harness.ts", "tokenBackends.ts"].includes(file) && !file.startsWith("_"))
   .filter((file) => filters.length === 0 || filters.some((f) => file.includes(f)))
   .sort()
 
