@@ -307,12 +307,6 @@ const isUserId = Schema.is(UserModule.UserId)
 
 const configError = (message: string) => new AuthError.AuthConfigError({ message: `HttpBackend: ${message}` })
 
-// An HTTP exchange not yet run, and the failure it ends with when the backend's timeout cuts it.
-interface Exchange<A, E> {
-  readonly effect: Effect.Effect<A, E | AuthError.TransportError>
-  readonly timedOut: () => AuthError.TransportError
-}
-
 /**
  * Builds the backend. Needs an `HttpClient` and a `Scope` (shared `getUser` fetches run in it and
  * stop when it closes). Fails with `AuthConfigError` when the configuration is unusable.
@@ -387,7 +381,7 @@ const makeWith = (
     const exchange = <A, E>(
       input: HttpClientRequest.HttpClientRequest,
       onResponse: (response: HttpClientResponse.HttpClientResponse, where: string) => Effect.Effect<A, E>
-    ): Exchange<A, E> => {
+    ): UserLoader.Fetch<A, E> => {
       const request = resolve(input)
       const where = describeRequest(request)
       return {
@@ -398,7 +392,7 @@ const makeWith = (
         timedOut: () => transport(`${where}: timed out after ${timeoutText}`)
       }
     }
-    const timed = <A, E>(run: Exchange<A, E>): Effect.Effect<A, E | AuthError.TransportError> =>
+    const timed = <A, E>(run: UserLoader.Fetch<A, E>): Effect.Effect<A, E | AuthError.TransportError> =>
       Effect.timeoutFail(run.effect, { duration: timeout, onTimeout: run.timedOut })
 
     const decodeBody = <A>(schema: Schema.Schema<A, any, never>) => {

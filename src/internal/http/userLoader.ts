@@ -5,19 +5,19 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
-import type * as Arr from "effect/Array"
+import * as Arr from "effect/Array"
 import type * as Scope from "effect/Scope"
 import type * as AuthError from "../../AuthError.js"
 import type { User } from "../../User.js"
 
 /**
  * One upstream request: the effect that makes it (without a timeout of its own) and the failure
- * its callers get when the loader's timeout cuts it.
+ * it ends with when a timeout cuts it.
  *
  * @internal
  */
-export interface Fetch<A> {
-  readonly effect: Effect.Effect<A, AuthError.TransportError>
+export interface Fetch<A, E = AuthError.TransportError> {
+  readonly effect: Effect.Effect<A, E | AuthError.TransportError>
   readonly timedOut: () => AuthError.TransportError
 }
 
@@ -143,7 +143,6 @@ export const make = (options: LoaderOptions): Effect.Effect<UserLoader, never, S
       settleAll: (exit: Exit.Exit<A, AuthError.TransportError>, now: number) => void
     ): void => {
       const fiber = runFork(Effect.ignore(Effect.onExit(fetch.effect, (exit) => settleWith((now) => settleAll(exit, now)))))
-      if (fiber.unsafePoll() !== null) return
       const timer = setTimeout(() => {
         const failure = Exit.fail(fetch.timedOut())
         for (const waiter of waiters) settle(waiter, failure, 0)
@@ -159,7 +158,7 @@ export const make = (options: LoaderOptions): Effect.Effect<UserLoader, never, S
       run: NonNullable<LoaderOptions["fetchMany"]>,
       waiters: Arr.NonEmptyReadonlyArray<Waiter>
     ): void =>
-      start(waiters, run(waiters.map((waiter) => waiter.id) as unknown as Arr.NonEmptyReadonlyArray<string>), (exit, now) => {
+      start(waiters, run(Arr.map(waiters, (waiter) => waiter.id)), (exit, now) => {
         if (Exit.isFailure(exit)) {
           const failure = Exit.failCause(exit.cause)
           for (const waiter of waiters) settle(waiter, failure, now)
@@ -178,10 +177,7 @@ export const make = (options: LoaderOptions): Effect.Effect<UserLoader, never, S
     }
     const batchWindow: Effect.Effect<void> = fetchMany === undefined ? Effect.void : sleepReal(window).pipe(
       Effect.zipRight(Effect.sync(() => {
-        const waiters = takePending()
-        for (let i = 0; i < waiters.length; i += maxBatchSize) {
-          fetchChunk(fetchMany, waiters.slice(i, i + maxBatchSize) as unknown as Arr.NonEmptyReadonlyArray<Waiter>)
-        }
+        for (const chunk of Arr.chunksOf(takePending(), maxBatchSize)) fetchChunk(fetchMany, chunk)
       })),
       // Closing the scope during the window must not leave callers waiting forever.
       Effect.onInterrupt(() => Effect.sync(() => takePending().forEach((waiter) => settle(waiter, interrupted, 0))))
