@@ -327,9 +327,12 @@ const builtInTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 const tracerEnabled = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
   fiber.getFiberRef(FiberRef.currentTracerEnabled)
 
-/** Whether a tracer that records spans is installed for this fiber. */
+/**
+ * Whether a tracer that records spans is installed for this fiber. The fiber keeps its tracer in a
+ * field; the tracer-enabled flag is a `FiberRef` lookup, asked only when the tracer records.
+ */
 const isRecording = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
-  tracerEnabled(fiber) && Context.get(fiber.currentDefaultServices, Tracer.Tracer) !== builtInTracer
+  fiber.currentTracer !== builtInTracer && tracerEnabled(fiber)
 
 /** The state of one `authenticate` call, its credentials' decodings included (one object per call). */
 class Call extends DecodeCache {
