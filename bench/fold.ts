@@ -4,6 +4,11 @@
  * `bench/harness.ts`), rounds rotated, ratios per round.
  *
  *   npx tsx bench/fold.ts                       # ROUNDS=7 SAMPLES=10 SAMPLE_MS=100 WARMUP_MS=1000
+ *   FOLD_AGAINST=/path/to/other/checkout/src/index.ts npx tsx bench/fold.ts
+ *
+ * `FOLD_AGAINST` adds the default and the fold-alone cases of another build of the library (a
+ * worktree of an older commit, say) to the same sitting: an A/B in which both builds share the
+ * rounds, so their ratio is not the drift between two sittings.
  *
  * Cases, every Effect case driven the same way (n calls in one fiber, like the anchors' `iii-*`):
  * - `plain async chain`: three async functions awaited in turn (the baseline, 1.0);
@@ -18,7 +23,7 @@
  *   (`Effect.fail(new AuthError.NoMatch(...))`).
  */
 import { Data, Effect, Layer, Option, Redacted, Tracer } from "effect"
-import { AuthBackend, AuthError, AuthEvents, AuthService, Credentials } from "../src/index.js"
+import * as Library from "../src/index.js"
 import { bench, type Case, printRows } from "./harness.js"
 
 interface PlainUser {
@@ -85,7 +90,8 @@ const authenticateHandWrittenRedacted = (r: ReturnType<typeof request>) => {
 }
 
 // --- effect-auth -------------------------------------------------------------------------------
-const backends = (prebuilt: boolean) => {
+const makeService = (lib: typeof Library, options: Library.AuthService.Options, prebuilt = true) => {
+  const { AuthBackend, AuthError, AuthEvents, AuthService, Credentials } = lib
   const make = (id: string, answers: boolean) => {
     const fail = AuthError.failures(id)
     return AuthBackend.make({
@@ -101,10 +107,11 @@ const backends = (prebuilt: boolean) => {
       getUser: () => Effect.succeed(Option.none())
     })
   }
-  return [make("a", false), make("b", false), make("tokens", true)]
+  const backends = [make("a", false), make("b", false), make("tokens", true)]
+  return Effect.runSync(AuthService.make(backends, options).pipe(Effect.provide(AuthEvents.layer)))
 }
-const service = (options: AuthService.Options, prebuilt = true) =>
-  Effect.runSync(AuthService.make(backends(prebuilt), options).pipe(Effect.provide(AuthEvents.layer)))
+const service = (options: Library.AuthService.Options, prebuilt = true) => makeService(Library, options, prebuilt)
+const against = process.env.FOLD_AGAINST
 
 // A tracer that records: it keeps a count of spans and events (an exporter would batch them).
 let recorded = 0
@@ -181,9 +188,17 @@ const cases: Record<string, Case> = {
   "effect-auth, the fold alone (token already Redacted)": inOneFiber(() => byDefault().authenticate({ token: redactedToken })),
   "effect-auth, failures built per call": inOneFiber(() => perCall().authenticate(fromToken()))
 }
+if (against !== undefined) {
+  // Loaded in every child, so that both builds' modules are in every case's heap.
+  const otherLibrary = (await import(against)) as typeof Library
+  const other = lazy(() => makeService(otherLibrary, {}))
+  cases[`effect-auth (default), ${against}`] = inOneFiber(() => other().authenticate(fromToken()))
+  cases[`effect-auth, the fold alone, ${against}`] = inOneFiber(() => other().authenticate({ token: redactedToken }))
+}
 
 const handWrittenRedacted = "hand-written Effect fold, the token wrapped in a Redacted per call"
-const references = ["plain async chain", "hand-written Effect fold", handWrittenRedacted]
+const againstDefault = `effect-auth (default), ${against}`
+const references = ["plain async chain", "hand-written Effect fold", handWrittenRedacted, ...(against === undefined ? [] : [againstDefault])]
 const rows = await bench(new URL(import.meta.url).pathname, cases, references)
 if (rows !== undefined) {
   printRows("AuthService.authenticate, 3 backends (NoMatch, NoMatch, success), one process per case", rows, references)
@@ -195,6 +210,12 @@ if (rows !== undefined) {
   console.log(`the token already Redacted (as the HTTP sources hand it over): ÷ plain async chain = ` +
     `${foldAlone.ratios["plain async chain"]!.toFixed(3)}; ÷ hand-written Effect fold = ${foldAlone.ratios["hand-written Effect fold"]!.toFixed(3)}`)
   const recorded = rows.find((row) => row.name.startsWith("effect-auth, recording tracer (1"))!
+  if (against !== undefined) {
+    const theirs = rows.find((row) => row.name === againstDefault)!
+    const theirsAlone = rows.find((row) => row.name === `effect-auth, the fold alone, ${against}`)!
+    console.log(`A/B: this build ÷ ${against} = ${ours.ratios[againstDefault]!.toFixed(3)} (default); that build ÷ plain async chain = ` +
+      `${theirs.ratios["plain async chain"]!.toFixed(3)} (default), ${theirsAlone.ratios["plain async chain"]!.toFixed(3)} (the fold alone)`)
+  }
   console.log(`a recording tracer adds ${(1e6 / recorded.median - 1e6 / ours.median).toFixed(2)} µs per call (one span, three events)`)
 }
 if (sink === -1) console.log("")
