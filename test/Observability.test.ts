@@ -69,7 +69,11 @@ describe("spans", () => {
       yield* Effect.withTracerEnabled(login, false)
       // With a recording tracer the same call is traced, so the probe can see the difference.
       yield* Effect.provide(login, RecordingTracer.make().layer)
-      expect(parents).toEqual(["request", "request", "effect-auth.authenticate"])
+      // A recording tracer installed but tracing disabled: still no span.
+      const disabled = RecordingTracer.make()
+      yield* Effect.withTracerEnabled(Effect.provide(login, disabled.layer), false)
+      expect(parents).toEqual(["request", "request", "effect-auth.authenticate", "request"])
+      expect(disabled.spans.map((span) => span.name)).not.toContain("effect-auth.authenticate")
     }))
 
   it.effect("\"attempts\": every backend that is called runs in a span named after it, with its outcome, under one authenticate span", () =>
