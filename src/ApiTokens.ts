@@ -47,6 +47,7 @@ import * as SqlTables from "./internal/sqlTables.js"
 import { failedMessage } from "./internal/storeError.js"
 import * as UserModule from "./User.js"
 import * as UserStore from "./UserStore.js"
+import { isUserId } from "./internal/userId.js"
 
 /**
  * A token as lists show it. Never holds the secret or its digest.
@@ -452,7 +453,6 @@ const viaRepo = <A>(operation: string, effect: Effect.Effect<A, Repository.Repos
   SqlTables.mapStoreErrors(storeError(operation))(effect)
 
 const decodeCreate = Schema.decodeUnknown(CreateToken, { errors: "first", onExcessProperty: "error" })
-const isUserId = Schema.is(UserModule.UserId)
 const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
 
 /**

@@ -60,6 +60,7 @@ import { type CompiledBackend, compile, DecodeCache } from "./internal/compiledB
 import * as ControlFold from "./internal/controlFold.js"
 import * as Permissions from "./Permissions.js"
 import * as UserModule from "./User.js"
+import { isUserId } from "./internal/userId.js"
 
 /**
  * The app's user type (see `User.Register`).
@@ -197,7 +198,6 @@ export interface Service {
  */
 export class AuthService extends Context.Tag("effect-auth/AuthService")<AuthService, Service>() {}
 
-const isUserId = Schema.is(UserModule.UserId)
 const isAppLabel = Schema.is(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(100)))
 const isPermission = Schema.is(Schema.String.pipe(Schema.maxLength(255)))
 

@@ -26,6 +26,7 @@
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
+import * as UserIdBounds from "./internal/userId.js"
 
 /**
  * The fields every user carries, whatever the app adds.
@@ -107,7 +108,7 @@ export type User = Register extends { readonly user: infer U extends BaseUser } 
  * @since 0.1.0
  * @category schemas
  */
-export const UserId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255))
+export const UserId = Schema.String.pipe(Schema.minLength(UserIdBounds.minLength), Schema.maxLength(UserIdBounds.maxLength))
 
 /**
  * Schema of the base user fields, handy for backends whose peers answer JSON.

@@ -62,6 +62,7 @@ import * as Credentials from "../Credentials.js"
 import { describeClientError, describeParseError, describeRequest } from "../internal/http/clientErrors.js"
 import * as UserLoader from "../internal/http/userLoader.js"
 import * as UserModule from "../User.js"
+import { isUserId } from "../internal/userId.js"
 
 type User = UserModule.User
 
@@ -303,7 +304,6 @@ const defaultBatchRequest = (ids: Arr.NonEmptyReadonlyArray<string>): HttpClient
 
 const absoluteUrl = /^[a-z][a-z0-9+.-]*:/i
 
-const isUserId = Schema.is(UserModule.UserId)
 
 const configError = (message: string) => new AuthError.AuthConfigError({ message: `HttpBackend: ${message}` })
 

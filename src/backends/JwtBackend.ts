@@ -62,6 +62,7 @@ import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
 import * as RemoteJwks from "../internal/jwt/remoteJwks.js"
 import * as UserModule from "../User.js"
+import { isUserId } from "../internal/userId.js"
 
 type User = UserModule.User
 
@@ -309,7 +310,6 @@ export const userFromClaims = <A, I>(
 
 const isHmac = (alg: Algorithm) => alg.startsWith("HS")
 const minSecretBytes: Record<string, number> = { HS256: 32, HS384: 48, HS512: 64 }
-const isUserId = Schema.is(UserModule.UserId)
 const decodeAlgorithms = Schema.decodeUnknownEither(Schema.NonEmptyArray(Algorithm))
 const configError = (message: string) => new AuthError.AuthConfigError({ message: `JwtBackend: ${message}` })
 
