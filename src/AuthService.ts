@@ -47,7 +47,6 @@ import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import * as Tracer from "effect/Tracer"
 import type * as AuthBackend from "./AuthBackend.js"
 import * as AuthError from "./AuthError.js"
@@ -60,6 +59,7 @@ import { type CompiledBackend, compile, DecodeCache } from "./internal/compiledB
 import * as ControlFold from "./internal/controlFold.js"
 import * as Permissions from "./Permissions.js"
 import * as UserModule from "./User.js"
+import * as CredentialsDecoder from "./internal/credentialsDecoder.js"
 import { isUserId } from "./internal/userId.js"
 
 /**
@@ -198,8 +198,13 @@ export interface Service {
  */
 export class AuthService extends Context.Tag("effect-auth/AuthService")<AuthService, Service>() {}
 
-const isAppLabel = Schema.is(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(100)))
-const isPermission = Schema.is(Schema.String.pipe(Schema.maxLength(255)))
+// Django's bounds for an app label (1 to 100 characters) and a permission (at most 255), checked
+// directly: `Schema.is` of the same Schemas answers the same but costs ~0.15 µs and an allocation,
+// on every `hasPerm` that reaches the backends.
+const appLabelText = CredentialsDecoder.text(1, 100)
+const permissionText = CredentialsDecoder.text(0, 255)
+const isAppLabel = (input: unknown): boolean => appLabelText(input) !== CredentialsDecoder.invalid
+const isPermission = (input: unknown): boolean => permissionText(input) !== CredentialsDecoder.invalid
 
 const checkBackends = (backends: ReadonlyArray<AuthBackend.AuthBackend>): Effect.Effect<void, AuthError.AuthConfigError> => {
   if (backends.length === 0) {

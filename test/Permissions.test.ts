@@ -32,6 +32,23 @@ describe("hasPerm", () => {
       expect(a.permissionCalls).toEqual([])
     }))
 
+  it.effect("a permission over 255 characters or an app label outside 1 to 100 is no permission, and no backend is asked", () =>
+    Effect.gen(function*() {
+      const longest = `blog.${"x".repeat(250)}`
+      const a = grants("a", [longest, `${"y".repeat(100)}.view`])
+      const answers = yield* withAuth([a])((auth) =>
+        Effect.all([
+          auth.hasPerm(alice, longest),
+          auth.hasPerm(alice, `${longest}x`),
+          auth.hasModulePerms(alice, "y".repeat(100)),
+          auth.hasModulePerms(alice, "y".repeat(101)),
+          auth.hasModulePerms(alice, "")
+        ])
+      )
+      expect(answers).toEqual([true, false, true, false, false])
+      expect(a.permissionCalls).toEqual([longest, `module:${"y".repeat(100)}`])
+    }))
+
   it.effect("an inactive superuser is asked about like anyone else", () =>
     Effect.gen(function*() {
       const a = grants("a", [])
