@@ -45,9 +45,9 @@ import * as Repository from "./internal/apiToken/repository.js"
 import * as Token from "./internal/apiToken/token.js"
 import * as SqlTables from "./internal/sqlTables.js"
 import { failedMessage } from "./internal/storeError.js"
+import { isUserId } from "./internal/userId.js"
 import * as UserModule from "./User.js"
 import * as UserStore from "./UserStore.js"
-import { isUserId } from "./internal/userId.js"
 
 /**
  * A token as lists show it. Never holds the secret or its digest.

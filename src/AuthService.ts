@@ -57,10 +57,10 @@ import * as Credentials from "./Credentials.js"
 import * as AuthAttempt from "./internal/authAttempt.js"
 import { type CompiledBackend, compile, DecodeCache } from "./internal/compiledBackend.js"
 import * as ControlFold from "./internal/controlFold.js"
-import * as Permissions from "./Permissions.js"
-import * as UserModule from "./User.js"
 import * as CredentialsDecoder from "./internal/credentialsDecoder.js"
 import { isUserId } from "./internal/userId.js"
+import * as Permissions from "./Permissions.js"
+import * as UserModule from "./User.js"
 
 /**
  * The app's user type (see `User.Register`).
@@ -201,10 +201,8 @@ export class AuthService extends Context.Tag("effect-auth/AuthService")<AuthServ
 // Django's bounds for an app label (1 to 100 characters) and a permission (at most 255), checked
 // directly: `Schema.is` of the same Schemas answers the same but costs ~0.15 µs and an allocation,
 // on every `hasPerm` that reaches the backends.
-const appLabelText = CredentialsDecoder.text(1, 100)
-const permissionText = CredentialsDecoder.text(0, 255)
-const isAppLabel = (input: unknown): boolean => appLabelText(input) !== CredentialsDecoder.invalid
-const isPermission = (input: unknown): boolean => permissionText(input) !== CredentialsDecoder.invalid
+const isAppLabel = CredentialsDecoder.isText(1, 100)
+const isPermission = CredentialsDecoder.isText(0, 255)
 
 const checkBackends = (backends: ReadonlyArray<AuthBackend.AuthBackend>): Effect.Effect<void, AuthError.AuthConfigError> => {
   if (backends.length === 0) {

@@ -61,8 +61,8 @@ import type { AuthRequest } from "../AuthRequest.js"
 import * as Credentials from "../Credentials.js"
 import { describeClientError, describeParseError, describeRequest } from "../internal/http/clientErrors.js"
 import * as UserLoader from "../internal/http/userLoader.js"
-import * as UserModule from "../User.js"
 import { isUserId } from "../internal/userId.js"
+import * as UserModule from "../User.js"
 
 type User = UserModule.User
 
@@ -303,7 +303,6 @@ const defaultBatchRequest = (ids: Arr.NonEmptyReadonlyArray<string>): HttpClient
   HttpClientRequest.get("/users").pipe(HttpClientRequest.setUrlParam("ids", ids.join(",")), HttpClientRequest.acceptJson)
 
 const absoluteUrl = /^[a-z][a-z0-9+.-]*:/i
-
 
 const configError = (message: string) => new AuthError.AuthConfigError({ message: `HttpBackend: ${message}` })
 

@@ -61,8 +61,8 @@ import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
 import * as RemoteJwks from "../internal/jwt/remoteJwks.js"
-import * as UserModule from "../User.js"
 import { isUserId } from "../internal/userId.js"
+import * as UserModule from "../User.js"
 
 type User = UserModule.User
 

@@ -31,12 +31,18 @@ export const lookup = (schema: unknown): Decoder<unknown> | undefined =>
 export const text = (min: number, max: number): Decoder<string> => (raw) =>
   typeof raw === "string" && raw.length >= min && raw.length <= max ? raw : invalid
 
+/** The same check as a predicate: whether the input is such a string. @internal */
+export const isText = (min: number, max: number): (raw: unknown) => raw is string => {
+  const check = text(min, max)
+  return (raw): raw is string => check(raw) !== invalid
+}
+
 /** `Credentials.secret(max)`: a plain string is wrapped once, a valid `Redacted` kept. @internal */
 export const secret = (max: number): Decoder<Redacted.Redacted<string>> => {
-  const isText = text(1, max)
+  const isSecretText = isText(1, max)
   return (raw) => {
-    if (typeof raw === "string") return isText(raw) === invalid ? invalid : Redacted.make(raw)
-    return Redacted.isRedacted(raw) && isText(Redacted.value(raw)) !== invalid ? raw as Redacted.Redacted<string> : invalid
+    if (typeof raw === "string") return isSecretText(raw) ? Redacted.make(raw) : invalid
+    return Redacted.isRedacted(raw) && isSecretText(Redacted.value(raw)) ? raw as Redacted.Redacted<string> : invalid
   }
 }
 

@@ -132,6 +132,10 @@ export const make = (options: LoaderOptions): Effect.Effect<UserLoader, never, S
       for (const resume of resumers) resume(result)
     }
 
+    const settleEach = (waiters: ReadonlyArray<Waiter>, result: Result, now: number): void => {
+      for (const waiter of waiters) settle(waiter, result, now)
+    }
+
     // Failures and interruptions are handed to the waiting callers but never cached.
     const settleWith = (f: (now: number) => void): Effect.Effect<void> =>
       caching ? Effect.map(Clock.currentTimeMillis, f) : Effect.sync(() => f(0))
@@ -140,12 +144,11 @@ export const make = (options: LoaderOptions): Effect.Effect<UserLoader, never, S
     const start = <A>(
       waiters: ReadonlyArray<Waiter>,
       fetch: Fetch<A>,
-      settleAll: (exit: Exit.Exit<A, AuthError.TransportError>, now: number) => void
+      settleFetched: (exit: Exit.Exit<A, AuthError.TransportError>, now: number) => void
     ): void => {
-      const fiber = runFork(Effect.ignore(Effect.onExit(fetch.effect, (exit) => settleWith((now) => settleAll(exit, now)))))
+      const fiber = runFork(Effect.ignore(Effect.onExit(fetch.effect, (exit) => settleWith((now) => settleFetched(exit, now)))))
       const timer = setTimeout(() => {
-        const failure = Exit.fail(fetch.timedOut())
-        for (const waiter of waiters) settle(waiter, failure, 0)
+        settleEach(waiters, Exit.fail(fetch.timedOut()), 0)
         fiber.unsafeInterruptAsFork(FiberId.none)
       }, timeoutMillis)
       fiber.addObserver(() => clearTimeout(timer))
@@ -159,11 +162,7 @@ export const make = (options: LoaderOptions): Effect.Effect<UserLoader, never, S
       waiters: Arr.NonEmptyReadonlyArray<Waiter>
     ): void =>
       start(waiters, run(Arr.map(waiters, (waiter) => waiter.id)), (exit, now) => {
-        if (Exit.isFailure(exit)) {
-          const failure = Exit.failCause(exit.cause)
-          for (const waiter of waiters) settle(waiter, failure, now)
-          return
-        }
+        if (Exit.isFailure(exit)) return settleEach(waiters, Exit.failCause(exit.cause), now)
         const byId = new Map<string, User>()
         for (const user of exit.value) byId.set(user.id, user)
         for (const waiter of waiters) settle(waiter, Exit.succeed(Option.fromNullable(byId.get(waiter.id))), now)
@@ -180,7 +179,7 @@ export const make = (options: LoaderOptions): Effect.Effect<UserLoader, never, S
         for (const chunk of Arr.chunksOf(takePending(), maxBatchSize)) fetchChunk(fetchMany, chunk)
       })),
       // Closing the scope during the window must not leave callers waiting forever.
-      Effect.onInterrupt(() => Effect.sync(() => takePending().forEach((waiter) => settle(waiter, interrupted, 0))))
+      Effect.onInterrupt(() => Effect.sync(() => settleEach(takePending(), interrupted, 0)))
     )
 
     const loadUncached = (id: string): Effect.Effect<Option.Option<User>, AuthError.TransportError> =>
