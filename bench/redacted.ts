@@ -24,8 +24,9 @@ const loop = (make: () => object): Case => async (n) => {
   sink += ring.length
 }
 
+const unregistered = "an object on Redacted's prototype (no registry)"
 const cases: Record<string, Case> = {
-  "an object on Redacted's prototype (no registry)": loop(() => Object.create(redactedPrototype)),
+  [unregistered]: loop(() => Object.create(redactedPrototype)),
   "the same object, registered in a WeakMap of our own": loop(() => {
     const value = Object.create(redactedPrototype)
     registry.set(value, secret)
@@ -34,7 +35,6 @@ const cases: Record<string, Case> = {
   "Redacted.make": loop(() => Redacted.make(secret))
 }
 
-const unregistered = "an object on Redacted's prototype (no registry)"
 const rows = await bench(new URL(import.meta.url).pathname, cases, [unregistered])
 if (rows !== undefined) {
   printRows("One secret wrapped per call, one process per case", rows, [unregistered])

@@ -27,14 +27,19 @@ export const register = <S extends object, A>(schema: S, decoder: Decoder<A>): S
 export const lookup = (schema: unknown): Decoder<unknown> | undefined =>
   typeof schema === "object" || typeof schema === "function" ? registry.get(schema as object) : undefined
 
-/** A string of `min` to `max` UTF-16 units, as `Schema.minLength`/`maxLength` count. @internal */
-export const text = (min: number, max: number): Decoder<string> => (raw) =>
-  typeof raw === "string" && raw.length >= min && raw.length <= max ? raw : invalid
+/**
+ * Whether the input is a string of `min` to `max` UTF-16 units, as `Schema.minLength`/`maxLength`
+ * count them.
+ *
+ * @internal
+ */
+export const isText = (min: number, max: number) => (raw: unknown): raw is string =>
+  typeof raw === "string" && raw.length >= min && raw.length <= max
 
-/** The same check as a predicate: whether the input is such a string. @internal */
-export const isText = (min: number, max: number): (raw: unknown) => raw is string => {
-  const check = text(min, max)
-  return (raw): raw is string => check(raw) !== invalid
+/** The same check as a decoder: the string itself, or `invalid`. @internal */
+export const text = (min: number, max: number): Decoder<string> => {
+  const check = isText(min, max)
+  return (raw) => check(raw) ? raw : invalid
 }
 
 /** `Credentials.secret(max)`: a plain string is wrapped once, a valid `Redacted` kept. @internal */

@@ -1,4 +1,4 @@
-import * as Direct from "./credentialsDecoder.js"
+import * as CredentialsDecoder from "./credentialsDecoder.js"
 
 /** A user id's bounds in UTF-16 units, as `User.UserId` declares them. @internal */
 export const minLength = 1
@@ -12,4 +12,4 @@ export const maxLength = 255
  *
  * @internal
  */
-export const isUserId = Direct.isText(minLength, maxLength)
+export const isUserId = CredentialsDecoder.isText(minLength, maxLength)
