@@ -47,8 +47,7 @@ export const secret = (maxLength: number): Schema.Schema<Redacted.Redacted<strin
   // in Redacted's WeakMap), which made decoding the secret most of the cost of a login. Here a
   // plain string is checked and wrapped once, and a Redacted input is checked and kept as it is.
   const expected = `a secret of 1 to ${maxLength} characters`
-  const isText = (value: unknown): value is string =>
-    typeof value === "string" && value.length >= 1 && value.length <= maxLength
+  const isText = Direct.isText(1, maxLength)
   const Secret = Schema.declare(
     (input: unknown): input is Redacted.Redacted<string> => Redacted.isRedacted(input) && isText(Redacted.value(input)),
     {
