@@ -2,7 +2,9 @@
  * What keeping a secret `Redacted` costs by itself: the one wrapping a call must make when the
  * credentials arrive as a plain string (see bench/fold.ts, whose default case pays it and whose
  * "fold alone" case does not). Effect's `Redacted.make` registers each value in a `WeakMap`; the
- * cases split that from the allocation. One process per case, rounds rotated (`bench/harness.ts`).
+ * cases split that from the allocation, and the last one shows what the entry costs is its
+ * lifetime: wiped at once (`Redacted.unsafeWipe`), it leaves the garbage collector nothing to do.
+ * One process per case, rounds rotated (`bench/harness.ts`).
  *
  *   npx tsx bench/redacted.ts        # ROUNDS=7 SAMPLES=10 SAMPLE_MS=100 WARMUP_MS=1000
  */
@@ -32,7 +34,14 @@ const cases: Record<string, Case> = {
     registry.set(value, secret)
     return value
   }),
-  "Redacted.make": loop(() => Redacted.make(secret))
+  "Redacted.make": loop(() => Redacted.make(secret)),
+  // What the fold would pay if it wiped the secret it wrapped when the call ends. It does not: a
+  // backend may keep the credentials it was handed (docs/performance.md, "The fold").
+  "Redacted.make, then Redacted.unsafeWipe": loop(() => {
+    const value = Redacted.make(secret)
+    Redacted.unsafeWipe(value)
+    return value
+  })
 }
 
 const rows = await bench(new URL(import.meta.url).pathname, cases, [unregistered])
