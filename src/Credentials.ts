@@ -23,7 +23,7 @@
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import * as Direct from "./internal/credentialsDecoder.js"
+import * as CredentialsDecoder from "./internal/credentialsDecoder.js"
 
 /**
  * A secret string of 1 to `maxLength` characters that decodes to `Redacted`, from either a plain
@@ -47,7 +47,7 @@ export const secret = (maxLength: number): Schema.Schema<Redacted.Redacted<strin
   // in Redacted's WeakMap), which made decoding the secret most of the cost of a login. Here a
   // plain string is checked and wrapped once, and a Redacted input is checked and kept as it is.
   const expected = `a secret of 1 to ${maxLength} characters`
-  const isText = Direct.isText(1, maxLength)
+  const isText = CredentialsDecoder.isText(1, maxLength)
   const Secret = Schema.declare(
     (input: unknown): input is Redacted.Redacted<string> => Redacted.isRedacted(input) && isText(Redacted.value(input)),
     {
@@ -133,21 +133,21 @@ export const Password = secret(4096)
  * @since 0.1.0
  * @category schemas
  */
-export const UsernamePassword = Direct.register(
+export const UsernamePassword = CredentialsDecoder.register(
   Schema.Struct({
     username: Username,
     password: Password
   }),
   (() => {
     const keys = ["username", "password"]
-    const username = (raw: unknown) => typeof raw === "string" && codePointsWithin(raw, 1, 150) ? raw : Direct.invalid
-    const password = Direct.secret(4096)
+    const username = (raw: unknown) => typeof raw === "string" && codePointsWithin(raw, 1, 150) ? raw : CredentialsDecoder.invalid
+    const password = CredentialsDecoder.secret(4096)
     return (raw: unknown) => {
-      if (!Direct.hasExactKeys(raw, keys)) return Direct.invalid
+      if (!CredentialsDecoder.hasExactKeys(raw, keys)) return CredentialsDecoder.invalid
       const u = username(raw.username)
-      if (u === Direct.invalid) return Direct.invalid
+      if (u === CredentialsDecoder.invalid) return CredentialsDecoder.invalid
       const p = password(raw.password)
-      return p === Direct.invalid ? p : { username: u, password: p }
+      return p === CredentialsDecoder.invalid ? p : { username: u, password: p }
     }
   })()
 )
@@ -180,17 +180,17 @@ export type UsernamePassword = typeof UsernamePassword.Type
  * @since 0.1.0
  * @category schemas
  */
-export const Token = Direct.register(
+export const Token = CredentialsDecoder.register(
   Schema.Struct({
     token: secret(8192)
   }),
   (() => {
     const keys = ["token"]
-    const token = Direct.secret(8192)
+    const token = CredentialsDecoder.secret(8192)
     return (raw: unknown) => {
-      if (!Direct.hasExactKeys(raw, keys)) return Direct.invalid
+      if (!CredentialsDecoder.hasExactKeys(raw, keys)) return CredentialsDecoder.invalid
       const t = token(raw.token)
-      return t === Direct.invalid ? t : { token: t }
+      return t === CredentialsDecoder.invalid ? t : { token: t }
     }
   })()
 )
@@ -223,17 +223,17 @@ export type Token = typeof Token.Type
  * @since 0.1.0
  * @category schemas
  */
-export const RemoteUser = Direct.register(
+export const RemoteUser = CredentialsDecoder.register(
   Schema.Struct({
     remoteUser: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255))
   }),
   (() => {
     const keys = ["remoteUser"]
-    const remoteUser = Direct.text(1, 255)
+    const remoteUser = CredentialsDecoder.text(1, 255)
     return (raw: unknown) => {
-      if (!Direct.hasExactKeys(raw, keys)) return Direct.invalid
+      if (!CredentialsDecoder.hasExactKeys(raw, keys)) return CredentialsDecoder.invalid
       const r = remoteUser(raw.remoteUser)
-      return r === Direct.invalid ? r : { remoteUser: r }
+      return r === CredentialsDecoder.invalid ? r : { remoteUser: r }
     }
   })()
 )
