@@ -4,6 +4,7 @@ import { Cause, Config, ConfigError, ConfigProvider, Effect, Exit, Fiber, Layer,
 import * as HttpBackend from "../src/backends/HttpBackend.js"
 import { AuthError, AuthEvents, AuthService, Credentials } from "../src/index.js"
 import type { User } from "../src/index.js"
+import * as zlib from "node:zlib"
 import * as HttpPeer from "./utils/httpPeer.js"
 
 const SECRET = "wonderland-secret-4711"
@@ -62,6 +63,28 @@ const userService = (options: ServerOptions = {}): HttpPeer.Handler => async (re
         return reply.json(200, { id: 1, login: null, active: "yes", password: SECRET })
       case "teapot":
         return reply.json(418, { error: "teapot" })
+      case "huge": {
+        // A valid user padded to 2 MB, its length announced.
+        const body = JSON.stringify({ ...users["1"], padding: "x".repeat(2 * 1024 * 1024) })
+        reply.raw.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) })
+        reply.raw.end(body)
+        return
+      }
+      case "huge-chunked": {
+        // The same without a length: chunks that keep coming.
+        reply.raw.writeHead(200, { "content-type": "application/json" })
+        reply.raw.write(JSON.stringify(users["1"]).slice(0, -1) + ", \"padding\": \"")
+        for (let i = 0; i < 64; i++) reply.raw.write("x".repeat(64 * 1024))
+        reply.raw.end("\"}")
+        return
+      }
+      case "gzip-bomb": {
+        // 40 kB on the wire that unpack to 40 MB.
+        const body = zlib.gzipSync(JSON.stringify({ ...users["1"], padding: "x".repeat(40 * 1024 * 1024) }))
+        reply.raw.writeHead(200, { "content-type": "application/json", "content-encoding": "gzip", "content-length": body.length })
+        reply.raw.end(body)
+        return
+      }
       default:
         return reply.json(401, {})
     }
@@ -237,6 +260,19 @@ describe("HttpBackend: TransportError, without the request body in the cause", (
       }))
   }
 
+  for (const username of ["huge", "huge-chunked", "gzip-bomb"]) {
+    it.scoped(`a body past maxResponseBytes (${username}) is a TransportError; reading stops there`, () =>
+      Effect.gen(function*() {
+        const backend = yield* backendFor(yield* withPeer())
+        const error = transportErrorOf(yield* Effect.exit(backend.authenticate(login(username), undefined)))
+        expect(String(error.cause)).toContain("response body larger than 1048576 bytes")
+        expectNoSecret(error)
+        const roomy = yield* backendFor(yield* withPeer(), { maxResponseBytes: 64 * 1024 * 1024 })
+        const user = yield* roomy.authenticate(login(username), undefined)
+        expect(user.username).toBe("alice")
+      }))
+  }
+
   it.scoped("a body of the wrong shape names the failing paths, not the values", () =>
     Effect.gen(function*() {
       const backend = yield* backendFor(yield* withPeer())
@@ -288,6 +324,31 @@ describe("HttpBackend: TransportError, without the request body in the cause", (
         HttpBackend.layer({ baseUrl: "http://127.0.0.1", user: UserFromBody, getUser: { batch: { maxSize: 0 } } })
       ).pipe(Effect.provide(FetchHttpClient.layer), Effect.scoped, Effect.flip)
       expect(layerError).toBeInstanceOf(AuthError.AuthConfigError)
+      for (const maxResponseBytes of [0, -1, 1.5, Number.NaN]) {
+        const error = yield* HttpBackend.make({ baseUrl: "http://127.0.0.1", user: UserFromBody, maxResponseBytes }).pipe(
+          Effect.provide(FetchHttpClient.layer),
+          Effect.scoped,
+          Effect.flip
+        )
+        expect(error.message).toContain("maxResponseBytes")
+      }
+    }))
+
+  it.scoped("a request builder that throws is a TransportError, without its message", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer()
+      const backend = yield* HttpBackend.make({
+        baseUrl: peer.url,
+        user: UserFromBody,
+        credentials: Credentials.UsernamePassword,
+        request: (credentials) => {
+          throw new Error(`cannot send ${Redacted.value(credentials.password)}`)
+        }
+      }).pipe(Effect.provide(FetchHttpClient.layer))
+      const error = transportErrorOf(yield* Effect.exit(backend.authenticate(login("alice"), undefined)))
+      expect(String(error.cause)).toContain("the request builder threw")
+      expectNoSecret(error)
+      expect(peer.count()).toBe(0)
     }))
 })
 
@@ -309,6 +370,63 @@ describe("HttpBackend.getUser", () => {
       const shape = failureOf(yield* Effect.exit(backend.getUser("shape")))
       expect(String(shape.cause)).toContain("does not match the schema")
     }))
+
+  it.scoped("ids `.` and `..`, which would leave /users/, are no user and no request by default", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer()
+      const backend = yield* backendFor(peer)
+      expect(yield* backend.getUser(".")).toEqual(Option.none())
+      expect(yield* backend.getUser("..")).toEqual(Option.none())
+      expect(yield* backend.getUser("...")).toEqual(Option.none())
+      expect(peer.requests.map((r) => r.path)).toEqual(["/users/..."])
+      const byQuery = yield* backendFor(peer, {
+        getUser: { request: (userId) => HttpClientRequest.get("/lookup").pipe(HttpClientRequest.setUrlParam("id", userId)) }
+      })
+      expect(yield* byQuery.getUser("..")).toEqual(Option.none())
+      expect(peer.requests.at(-1)?.query.get("id")).toBe("..")
+    }))
+
+  it.live("an id the request builder cannot encode fails its callers with a TransportError, every time, never a hang", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer()
+      const id = "\ud800"
+      const refuse = (ids: ReadonlyArray<string>) => {
+        if (ids.includes(id)) throw new Error(`cannot encode ${ids.join(",")}`)
+      }
+      for (const backend of [
+        yield* backendFor(peer), // encodeURIComponent throws on a lone surrogate
+        yield* backendFor(peer, {
+          getUser: {
+            batch: {
+              request: (ids) => {
+                refuse(ids)
+                return HttpClientRequest.get("/users").pipe(HttpClientRequest.setUrlParam("ids", ids.join(",")))
+              }
+            }
+          }
+        }),
+        yield* backendFor(peer, {
+          getUser: {
+            request: (userId) => {
+              refuse([userId])
+              return HttpClientRequest.get(`/users/${userId}`)
+            }
+          }
+        })
+      ]) {
+        for (let call = 0; call < 2; call++) {
+          const results = yield* Effect.all([backend.getUser(id), backend.getUser(id)], { concurrency: "unbounded", mode: "either" }).pipe(
+            Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => "a caller was left waiting" })
+          )
+          for (const result of results) {
+            expect(result._tag).toBe("Left")
+            if (result._tag === "Left") expect(String(result.left.cause)).toContain("the request builder threw")
+          }
+        }
+        expect(yield* backend.getUser("1")).toEqual(Option.some(alice))
+      }
+      expect(peer.requests.map((r) => r.path)).toEqual(["/users/1", "/users", "/users/1"])
+    }).pipe(Effect.scoped))
 
   it.scoped("an id that fails the UserId schema is no user and no request; inactive users are hidden", () =>
     Effect.gen(function*() {

@@ -72,7 +72,7 @@ const mint = (options: MintOptions = {}): Promise<string> => {
 const token = (raw: string): Credentials.Token => Schema.decodeSync(Credentials.Token)({ token: raw })
 
 // The issuer's JWKS endpoint; `state.keys` is what it serves, `state.mode` how it misbehaves.
-const jwksServer = (state: { keys: Array<JWK>; mode: "ok" | "down" | "broken" | "shape" | "slow" | "reset" }) =>
+const jwksServer = (state: { keys: Array<JWK>; mode: "ok" | "down" | "broken" | "shape" | "slow" | "reset" | "huge" }) =>
   HttpPeer.start(async (request, reply) => {
     if (request.path !== "/.well-known/jwks.json") return reply.json(404, {})
     switch (state.mode) {
@@ -84,6 +84,9 @@ const jwksServer = (state: { keys: Array<JWK>; mode: "ok" | "down" | "broken" | 
         return reply.json(200, { keys: "nope" })
       case "reset":
         return reply.reset()
+      case "huge":
+        // The key set followed by megabytes of whitespace: valid JSON, past any sane ceiling.
+        return reply.text(200, JSON.stringify({ keys: state.keys }) + " ".repeat(2 * 1024 * 1024))
       case "slow":
         await HttpPeer.sleep(2_000)
         return reply.json(200, { keys: state.keys })
@@ -122,7 +125,7 @@ const expired = new AuthError.NoMatch({ backend: "jwt", reason: "expired-credent
 const setup = (keys: Array<JWK> = [jwkA]) =>
   Effect.gen(function*() {
     yield* TestClock.setTime(NOW)
-    const state = { keys, mode: "ok" as "ok" | "down" | "broken" | "shape" | "slow" | "reset" }
+    const state = { keys, mode: "ok" as "ok" | "down" | "broken" | "shape" | "slow" | "reset" | "huge" }
     const peer = yield* jwksServer(state)
     return { state, peer }
   })
@@ -383,7 +386,8 @@ describe("JwtBackend: a JWKS endpoint that cannot answer is a TransportError", (
     ["answers 503", "down", "unexpected status 503"],
     ["sends broken JSON", "broken", "not JSON"],
     ["sends something that is not a key set", "shape", "not a key set"],
-    ["resets the connection", "reset", "connection failed"]
+    ["resets the connection", "reset", "connection failed"],
+    ["sends a body past 1 MiB", "huge", "response body larger than 1048576 bytes"]
   ] as const
   for (const [name, mode, expected] of modes) {
     it.scoped(`the endpoint ${name}`, () =>

@@ -18,7 +18,7 @@ import * as MemoryUserStore from "../src/MemoryUserStore.js"
 import * as TestAuth from "../src/testing/TestAuth.js"
 import * as UserStore from "../src/UserStore.js"
 
-type Mode = "ok" | "500" | "garbage" | "slow"
+type Mode = "ok" | "500" | "garbage" | "slow" | "huge"
 
 const fakeProvider = Effect.acquireRelease(
   Effect.promise(async () => {
@@ -61,7 +61,13 @@ const fakeProvider = Effect.acquireRelease(
         const claims = { iss: issuer, aud: "client", sub: "u-1", nonce: "the-nonce", iat: now, exp: now + 300, preferred_username: "carol", ...state.claims }
         const signer = state.signWith === "provider" ? key.privateKey : stranger.privateKey
         void new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: state.signWith === "provider" ? "k1" : "k2" }).sign(signer)
-          .then((idToken) => json({ access_token: "at", token_type: "Bearer", expires_in: 300, id_token: idToken }))
+          .then((idToken) => {
+            const body = { access_token: "at", token_type: "Bearer", expires_in: 300, id_token: idToken }
+            if (state.mode !== "huge") return json(body)
+            // A valid answer trailed by 2 MB of whitespace: past the ceiling on a provider's body.
+            res.writeHead(200, { "content-type": "application/json" })
+            res.end(JSON.stringify(body) + " ".repeat(2 * 1024 * 1024))
+          })
         return
       }
       json({ error: "not_found" }, 404)
@@ -134,11 +140,11 @@ describe("OidcBackend against a misbehaving provider", () => {
       }).pipe(Effect.provide(withBackend(p.issuer)))
     }), 30_000)
 
-  it.scopedLive("the provider failing: a 500, garbage, silence past the timeout are TransportErrors", () =>
+  it.scopedLive("the provider failing: a 500, garbage, silence past the timeout, a body past 1 MiB are TransportErrors", () =>
     Effect.gen(function*() {
       const p = yield* fakeProvider
       yield* Effect.gen(function*() {
-        for (const mode of ["500", "garbage", "slow"] as const) {
+        for (const mode of ["500", "garbage", "slow", "huge"] as const) {
           p.state.mode = mode
           expect(yield* attempt()).toBe("TransportError")
         }

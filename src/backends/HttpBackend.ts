@@ -59,6 +59,7 @@ import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import type { AuthRequest } from "../AuthRequest.js"
 import * as Credentials from "../Credentials.js"
+import * as BoundedBody from "../internal/http/boundedBody.js"
 import { describeClientError, describeParseError, describeRequest } from "../internal/http/clientErrors.js"
 import * as UserLoader from "../internal/http/userLoader.js"
 import { isUserId } from "../internal/userId.js"
@@ -163,7 +164,10 @@ export interface BatchOptions {
  * @category models
  */
 export interface GetUserOptions {
-  /** Default: `GET /users/:id` (id URL-encoded). 2xx → decode, 404 → no user, else TransportError. */
+  /**
+   * Default: `GET /users/:id` (id URL-encoded; the ids `.` and `..`, which no URL path can hold,
+   * are no user). 2xx → decode, 404 → no user, else TransportError.
+   */
   readonly request?: ((userId: string) => HttpClientRequest.HttpClientRequest) | undefined
   /** Schema of the 2xx body. Default: the backend's `user` Schema. */
   readonly user?: Schema.Schema<User, any, never> | undefined
@@ -203,6 +207,11 @@ export interface BaseOptions {
   readonly statuses?: Readonly<Record<number, StatusOutcome>> | undefined
   /** Each HTTP exchange (request and body) is cut after this long. Default: 10 seconds. */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * A response body larger than this many bytes (decompressed) is a `TransportError`, and its
+   * reading stops there. Default: 1 MiB.
+   */
+  readonly maxResponseBytes?: number | undefined
   /** Accept users whose `isActive` is false (Django's `AllowAllUsersModelBackend`). Default: false. */
   readonly allowInactive?: boolean | undefined
   /** Adjust the client, e.g. to add the service's own API key header. */
@@ -299,6 +308,9 @@ export const defaultRequest = (credentials: Credentials.UsernamePassword): HttpC
 const defaultUserRequest = (userId: string): HttpClientRequest.HttpClientRequest =>
   HttpClientRequest.get(`/users/${encodeURIComponent(userId)}`).pipe(HttpClientRequest.acceptJson)
 
+// Ids `/users/:id` cannot hold: URLs read `.` and `..` (encoded or not) as "here" and "up one level".
+const isDotSegment = (userId: string): boolean => userId === "." || userId === ".."
+
 const defaultBatchRequest = (ids: Arr.NonEmptyReadonlyArray<string>): HttpClientRequest.HttpClientRequest =>
   HttpClientRequest.get("/users").pipe(HttpClientRequest.setUrlParam("ids", ids.join(",")), HttpClientRequest.acceptJson)
 
@@ -355,6 +367,10 @@ const makeWith = (
     if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) {
       return yield* configError("getUser.batch.maxSize must be a positive integer")
     }
+    const maxResponseBytes = options.maxResponseBytes ?? BoundedBody.defaultMaxBytes
+    if (!Number.isSafeInteger(maxResponseBytes) || maxResponseBytes < 1) {
+      return yield* configError("maxResponseBytes must be a positive integer")
+    }
     const cacheInput = options.getUser?.cache
     const capacity = cacheInput?.capacity ?? 10_000
     if (!Number.isInteger(capacity) || capacity < 1) {
@@ -377,11 +393,21 @@ const makeWith = (
     // description: the client error holds the request body. The backend's timeout is applied by
     // whoever runs it: `authenticate` with `timed`, the user loader by a timer on the fiber it
     // already runs each fetch in.
+    // The request builders are the app's code, run outside any effect: one that throws
+    // (`encodeURIComponent` on a lone surrogate, say) fails this exchange with a TransportError,
+    // never a defect that would leave the other callers of a shared fetch waiting. Its message
+    // is not kept: it may quote the credentials.
     const exchange = <A, E>(
-      input: HttpClientRequest.HttpClientRequest,
+      build: () => HttpClientRequest.HttpClientRequest,
       onResponse: (response: HttpClientResponse.HttpClientResponse, where: string) => Effect.Effect<A, E>
     ): UserLoader.Fetch<A, E> => {
-      const request = resolve(input)
+      let request: HttpClientRequest.HttpClientRequest
+      try {
+        request = resolve(build())
+      } catch {
+        const failure = transport("the request builder threw")
+        return { effect: Effect.fail(failure), timedOut: () => failure }
+      }
       const where = describeRequest(request)
       return {
         effect: client.execute(request).pipe(
@@ -397,8 +423,8 @@ const makeWith = (
     const decodeBody = <A>(schema: Schema.Schema<A, any, never>) => {
       const decode = Schema.decodeUnknown(schema)
       return (response: HttpClientResponse.HttpClientResponse, where: string): Effect.Effect<A, AuthError.TransportError> =>
-        response.text.pipe(
-          Effect.mapError((error) => transport(describeClientError(error))),
+        BoundedBody.text(response, maxResponseBytes, where).pipe(
+          Effect.mapError(transport),
           Effect.flatMap((text) =>
             Effect.try({
               try: (): unknown => JSON.parse(text),
@@ -434,7 +460,7 @@ const makeWith = (
 
     const authenticate = (credentials: unknown, request: AuthRequest | undefined): Effect.Effect<User, AuthError.BackendError> =>
       Effect.suspend(() =>
-        timed(exchange(toRequest(credentials as any, request), (response, where): Effect.Effect<User, AuthError.BackendError> => {
+        timed(exchange(() => toRequest(credentials as any, request), (response, where): Effect.Effect<User, AuthError.BackendError> => {
           const mapped = statusOutcome(response.status)
           if (mapped !== undefined) return Effect.fail(mapped)
           if (response.status < 200 || response.status >= 300) return unexpected(response, where)
@@ -449,7 +475,7 @@ const makeWith = (
     const visible = (user: User): boolean => allowInactive || user.isActive
     const decodeFetchedUser = options.getUser?.user === undefined ? decodeUser : decodeBody(options.getUser.user)
     const fetchOne = (userId: string): UserLoader.Fetch<Option.Option<User>> =>
-      exchange(userRequest(userId), (response, where) => {
+      exchange(() => userRequest(userId), (response, where) => {
         if (response.status === 404) return Effect.succeed(Option.none())
         if (response.status < 200 || response.status >= 300) return unexpected(response, where)
         return Effect.map(decodeFetchedUser(response, where), (user) => visible(user) ? Option.some(user) : Option.none())
@@ -460,7 +486,7 @@ const makeWith = (
       const batchRequest = batchInput.request ?? defaultBatchRequest
       const decodeUsers = decodeBody(batchInput.users ?? Schema.Array(options.getUser?.user ?? options.user))
       fetchMany = (ids) =>
-        exchange(batchRequest(ids), (response, where) =>
+        exchange(() => batchRequest(ids), (response, where) =>
           response.status < 200 || response.status >= 300
             ? unexpected(response, where)
             : Effect.map(decodeUsers(response, where), (users) => users.filter(visible)))
@@ -477,9 +503,10 @@ const makeWith = (
     })
 
     const noUser = Effect.succeed(Option.none<User>())
+    const addressable = options.getUser?.request === undefined ? (userId: string) => !isDotSegment(userId) : undefined
     const getUser = (userId: string): Effect.Effect<Option.Option<User>, AuthError.TransportError> =>
       // An id this service could never have issued is no user, not a request.
-      isUserId(userId) ? loader.load(userId) : noUser
+      isUserId(userId) && (addressable === undefined || addressable(userId)) ? loader.load(userId) : noUser
 
     return AuthBackend.make<any>({
       id,

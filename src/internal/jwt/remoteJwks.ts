@@ -13,6 +13,7 @@ import * as Schema from "effect/Schema"
 import { createLocalJWKSet, type JSONWebKeySet } from "jose"
 import * as AuthError from "../../AuthError.js"
 import { describeClientError, describeParseError, describeRequest } from "../http/clientErrors.js"
+import * as BoundedBody from "../http/boundedBody.js"
 
 /** @internal */
 export type KeySet = ReturnType<typeof createLocalJWKSet>
@@ -77,7 +78,7 @@ export const make = (options: RemoteJwksOptions): Effect.Effect<RemoteJwks> =>
       Effect.mapError((error) => transport(describeClientError(error))),
       Effect.flatMap((response) =>
         response.status >= 200 && response.status < 300
-          ? Effect.mapError(response.text, (error) => transport(describeClientError(error)))
+          ? Effect.mapError(BoundedBody.text(response, BoundedBody.defaultMaxBytes, where), transport)
           : Effect.fail(transport(`${where}: unexpected status ${response.status}`))
       ),
       Effect.flatMap((text) =>

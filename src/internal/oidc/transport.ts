@@ -10,11 +10,19 @@ import * as Either from "effect/Either"
 import { identity } from "effect/Function"
 import * as Runtime from "effect/Runtime"
 import * as oauth from "oauth4webapi"
+import * as BoundedBody from "../http/boundedBody.js"
 
-/** A failure of the transport itself (no answer, timeout, refused connection). @internal */
+/**
+ * A failure of the transport itself (no answer, timeout, refused connection, a body past its
+ * ceiling, which comes described already). @internal
+ */
 export class Unreachable extends Error {
   constructor(readonly url: string, cause: unknown) {
-    super(`${new URL(url).origin} did not answer: ${cause instanceof Error ? cause.message : String(cause)}`)
+    super(
+      typeof cause === "string"
+        ? cause
+        : `${new URL(url).origin} did not answer: ${cause instanceof Error ? cause.message : String(cause)}`
+    )
   }
 }
 
@@ -39,7 +47,8 @@ export const customFetch = (timeout: Duration.DurationInput) =>
               )
             }
             const response = yield* client.execute(request)
-            const body = yield* response.arrayBuffer
+            // A provider's answer (a discovery document, a token, a key set) has a ceiling.
+            const body = yield* BoundedBody.bytes(response, BoundedBody.defaultMaxBytes, new URL(url).origin)
             return new Response(response.status === 204 ? null : body, { status: response.status, headers: response.headers })
           }).pipe(
             Effect.scoped,
