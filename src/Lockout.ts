@@ -189,7 +189,11 @@ export type Reservation =
  * @category models
  */
 export interface Entry {
-  /** `username:<name>`, `ip:<address>` or `username-ip:<address>|<name>`. */
+  /**
+   * `username:<name>`, `ip:<address>` or `username-ip:<address>|<name>`. The name is folded: NFKC,
+   * leading and trailing whitespace trimmed, runs of whitespace made one space, lower case, at most
+   * 300 characters (`" Alice "` → `alice`).
+   */
   readonly key: string
   /** Failures counted since the last lock or reset. */
   readonly failures: number
@@ -259,8 +263,9 @@ export interface Service {
   readonly list: Effect.Effect<ReadonlyArray<Entry>, LockoutStoreError>
   /**
    * Clears every record of a username or an address (its own key and the pairs it is in), or one
-   * exact key (`username:alice`); answers the keys deleted. Publishes `Unlocked` for each lock it
-   * lifts.
+   * exact key (`username:alice`); answers the keys deleted. A username is folded as the keys are
+   * (`reset(" ALICE ")` clears `alice`'s records); an exact key is taken as written. Publishes
+   * `Unlocked` for each lock it lifts.
    */
   readonly reset: (target: string) => Effect.Effect<ReadonlyArray<string>, LockoutStoreError>
 }
@@ -281,9 +286,13 @@ export class Lockout extends Context.Tag("effect-auth/Lockout")<Lockout, Service
 
 // --- keys --------------------------------------------------------------------------------------
 
-// Usernames are folded (NFKC, lower case) so that `Alice` and `ａｌｉｃｅ` share a counter: locking
-// too much is safer than letting a variant spelling through. Long names are cut, keys stay small.
-const usernameKey = (username: string): string => username.normalize("NFKC").toLowerCase().slice(0, 300)
+// Usernames are folded (NFKC, spaces trimmed and runs of whitespace made one space, lower case) so
+// that `Alice`, `ａｌｉｃｅ` and ` alice ` share a counter: LDAP matches names ignoring case and
+// insignificant spaces, so each of these logs in as the same user, and locking too much is safer
+// than letting a variant spelling through. Every key (counting, `reset`) is made here, so a store
+// only ever sees folded names. Long names are cut, keys stay small.
+const usernameKey = (username: string): string =>
+  username.normalize("NFKC").trim().replace(/\s+/g, " ").toLowerCase().slice(0, 300)
 
 const usernameOf = (credentials: unknown): string | undefined => {
   if (typeof credentials !== "object" || credentials === null) return undefined

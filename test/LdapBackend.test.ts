@@ -14,6 +14,7 @@ import * as AuthService from "../src/AuthService.js"
 import * as LdapBackend from "../src/backends/LdapBackend.js"
 import type { User } from "../src/User.js"
 import * as SlapdTest from "./utils/slapd.js"
+import { urlProxy } from "./utils/tcpProxy.js"
 
 const { fixture } = SlapdTest
 const { groups, users } = fixture
@@ -300,6 +301,24 @@ SlapdTest.suite({ timeout: "60 seconds" })("LdapBackend against slapd", (it) => 
         expect((yield* backend.getAllPermissions!(stranger)).size).toBe(0)
       }))
 
+    it.effect("authorizeAllUsers: only a user name spelled exactly as the entry's gets its groups", () =>
+      Effect.gen(function*() {
+        const { url } = yield* SlapdTest.Slapd
+        const backend = yield* backendFor({ ...full(url), authorizeAllUsers: true })
+        const local = (username: string): User => ({ id: `model-${username}`, username, isActive: true, isSuperuser: false })
+        // the directory finds alice's entry by each of these names (case and spaces ignored)
+        for (const username of ["ALICE", " Alice", "alice ", "Alice"]) {
+          expect((yield* backend.getAllPermissions!(local(username))).size, JSON.stringify(username)).toBe(0)
+          expect(yield* backend.hasPerm!(local(username), "admin.view_logentry"), JSON.stringify(username)).toBe(false)
+        }
+        expect([...(yield* backend.getAllPermissions!(local("alice")))].sort()).toEqual(["admin.view_logentry", "blog.view_post"])
+        // getUser maps an id to an entry the same way: no user for another spelling
+        for (const id of ["ALICE", " alice", "alice "]) {
+          expect(Option.isNone(yield* backend.getUser(id)), JSON.stringify(id)).toBe(true)
+        }
+        expect(Option.getOrThrow(yield* backend.getUser("alice")).id).toBe("alice")
+      }))
+
     it.effect("answers through AuthService for the user it authenticated", () =>
       Effect.gen(function*() {
         const { url } = yield* SlapdTest.Slapd
@@ -383,6 +402,47 @@ SlapdTest.suite({ timeout: "60 seconds" })("LdapBackend against slapd", (it) => 
         expect(yield* backend.hasPerm!(bob, "blog.change_post")).toBe(true)
         expect(Option.getOrThrow(yield* backend.getUser("local-bob"))).toBe(bob)
         expect(Option.isNone(yield* backend.getUser("bob"))).toBe(true)
+      }))
+
+    it.scoped("with provision and loadUser, the groups of a loaded user are looked up once, on first need", () =>
+      Effect.gen(function*() {
+        const { url } = yield* SlapdTest.Slapd
+        // through a proxy the test can cut, to tell a remembered answer from a directory lookup
+        const proxy = yield* urlProxy(url, 389)
+        const store = new Map<string, User>()
+        const backend = yield* backendFor({
+          ...full(proxy.url),
+          provision: (external) =>
+            Effect.sync(() => {
+              const user: User = { id: `local-${external.username}`, username: external.username, isActive: true, isSuperuser: false }
+              store.set(user.id, user)
+              return { ...user }
+            }),
+          // a fresh object per call, as a database read gives (a new request)
+          loadUser: (id) => Effect.sync(() => Option.map(Option.fromNullable(store.get(id)), (user) => ({ ...user })))
+        })
+        const bob = yield* backend.authenticate(creds("bob", users.bob.password), undefined)
+        expect(yield* backend.hasPerm!(bob, "blog.change_post")).toBe(true)
+        // the next request: the session's user comes from getUser, i.e. loadUser
+        const again = Option.getOrThrow(yield* backend.getUser("local-bob"))
+        expect(again).not.toBe(bob)
+        expect(yield* backend.hasPerm!(again, "blog.change_post")).toBe(true)
+        expect([...(yield* backend.getAllPermissions!(again))].sort()).toEqual(["blog.add_post", "blog.change_post", "blog.view_post"])
+        expect(yield* backend.hasModulePerms!(again, "admin")).toBe(false)
+        // a user loadUser gives whose name is another spelling of bob's gets nothing from his entry
+        store.set("local-BOB", { id: "local-BOB", username: "BOB", isActive: true, isSuperuser: false })
+        expect(yield* backend.hasPerm!(Option.getOrThrow(yield* backend.getUser("local-BOB")), "blog.change_post")).toBe(false)
+
+        // with the directory gone, the looked-up user answers from memory: one lookup per object
+        const later = Option.getOrThrow(yield* backend.getUser("local-bob"))
+        proxy.cut()
+        expect(yield* backend.hasPerm!(again, "blog.change_post")).toBe(true)
+        // a user object not looked up yet needs the directory: its failure is a TransportError
+        expectTransport(yield* failure(backend.hasPerm!(later, "blog.change_post")), users.bob.password, fixture.servicePassword)
+        expectTransport(yield* failure(backend.getAllPermissions!(later)))
+        // other backends' users are still not looked up (authorizeAllUsers is off)
+        const localBob: User = { id: "7", username: "bob", isActive: true, isSuperuser: false }
+        expect(yield* backend.hasPerm!(localBob, "blog.change_post")).toBe(false)
       }))
 
     it.effect("a PermissionDenied from provision stops the login", () =>

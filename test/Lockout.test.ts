@@ -170,6 +170,25 @@ describe("Lockout: keys", () => {
     }).pipe(Effect.provide(layer))
   })
 
+  it.effect("whitespace variants share the count: trimmed, runs collapsed (LDAP matches them as one user)", () => {
+    const { layer, seen } = setup({ by: "username", limit: 3 })
+    return Effect.gen(function*() {
+      expect(yield* times(3, login(wrong))).toEqual(Array(3).fill("AuthenticationFailed"))
+      const before = seen.length
+      for (const username of [" alice ", "ALICE", "alice ", "\talice", "  Alice\u00a0"]) {
+        expect(yield* login({ username, password: "right" }), JSON.stringify(username)).toBe("LockedOut")
+      }
+      expect(seen.length).toBe(before)
+      // runs of inner whitespace are one space, wherever they come from
+      yield* times(3, login({ username: "mary  jane", password: "x" }))
+      expect(yield* login({ username: " Mary \t Jane ", password: "x" })).toBe("LockedOut")
+      expect((yield* Lockout.list).map((e) => e.key)).toEqual(["username:alice", "username:mary jane"])
+      // reset folds the name the same way
+      expect(yield* Lockout.reset("  ALICE ")).toEqual(["username:alice"])
+      expect(yield* login({ username: " alice ", password: "wrong" })).toBe("AuthenticationFailed")
+    }).pipe(Effect.provide(layer))
+  })
+
   it.effect("username-and-ip: only the pair is locked", () => {
     const { layer } = setup({ by: "username-and-ip", limit: 2 })
     return Effect.gen(function*() {

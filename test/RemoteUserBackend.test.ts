@@ -90,6 +90,14 @@ describe("RemoteUserBackend over HTTP", () => {
         expect(sessionCookie(again)).toBeUndefined()
       })))
 
+  it.live("trustedOnly: false: the header still logs in", () =>
+    withServer(remote({}, { trustedOnly: false }), ({ url }) =>
+      Effect.gen(function*() {
+        const reply = yield* call(url, "GET", "/me", { headers: { "x-remote-user": "erin" } })
+        expect(reply.status).toBe(200)
+        expect(reply.json()).toMatchObject({ username: "erin", backend: "remote-user", method: "remote-user" })
+      })))
+
   it.live("createUnknownUser: false only lets known users in", () =>
     withServer(remote({}, { createUnknownUser: false }), ({ context, url }) =>
       Effect.gen(function*() {
@@ -228,6 +236,19 @@ describe("RemoteUserBackend", () => {
     Effect.gen(function*() {
       const ok = yield* AuthService.authenticate({ remoteUser: "alice" })
       expect(ok.backend).toBe("remote-user")
+    }).pipe(Effect.provide(layer({ trustedOnly: false }))))
+
+  it.effect("trustedOnly: false still accepts the header's credentials (trusted()), not only plain ones", () =>
+    Effect.gen(function*() {
+      const fromHeader = yield* AuthService.authenticate(RemoteUserBackend.trusted("alice"))
+      expect(fromHeader).toMatchObject({ backend: "remote-user", user: { username: "alice" } })
+      const plain = yield* AuthService.authenticateUnknown({ remoteUser: "bob" })
+      expect(plain.user.username).toBe("bob")
+      // what stays refused: other keys, an empty name
+      for (const input of [{ remoteUser: "carol", extra: 1 }, { remoteUser: "" }, { remoteUser: 7 }]) {
+        const error = yield* Effect.flip(AuthService.authenticateUnknown(input))
+        expect(error).toMatchObject({ _tag: "AuthenticationFailed", attempts: [{ reason: "unsupported-credentials" }] })
+      }
     }).pipe(Effect.provide(layer({ trustedOnly: false }))))
 
   it.effect("getUser loads active users only; permissions are the store's", () =>

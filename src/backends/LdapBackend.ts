@@ -248,14 +248,20 @@ export interface Options {
   readonly permissionsByGroup?: Readonly<Record<string, ReadonlyArray<string>>> | undefined
   /**
    * Answer permission questions for users this backend did not produce, by looking their user
-   * name up in the directory (django-auth-ldap's `AUTHORIZE_ALL_USERS`). Default: false.
+   * name up in the directory (django-auth-ldap's `AUTHORIZE_ALL_USERS`). Default: false. Only an
+   * entry whose `usernameAttribute` is the user name spelled exactly counts: a local `ALICE` gets
+   * nothing from `alice`'s groups, though the directory finds her entry by that name.
    */
   readonly authorizeAllUsers?: boolean | undefined
   /** Turns a directory user into the app's user at login (e.g. create or update it in a `UserStore`). */
   readonly provision?:
     | ((user: LdapUser) => Effect.Effect<User, AuthError.BackendError>)
     | undefined
-  /** Loads a user by id for `getUser` instead of asking the directory (use it with `provision`). */
+  /**
+   * Loads a user by id for `getUser` instead of asking the directory (use it with `provision`).
+   * With `permissionsByGroup`, the groups of a user it loaded are looked up by the user's
+   * `username` on the first permission check of that user object, then remembered.
+   */
   readonly loadUser?: ((id: string) => Effect.Effect<Option.Option<User>, AuthError.TransportError>) | undefined
   readonly policy?: AuthBackend.PolicyInput | undefined
 }
@@ -504,8 +510,15 @@ const compileOptions = (options: Options): Effect.Effect<Compiled, AuthError.Aut
  *
  * `getUser(id)` uses `loadUser` when given; otherwise it looks the user name up in the directory
  * (with the service account when there is one, anonymously in search mode without one) and
- * returns none for unknown, denied, not-required or inactive users. In direct-bind mode without
- * a service account there is nothing to look users up with, and `getUser` always returns none.
+ * returns none for unknown, denied, not-required or inactive users, and for an entry whose
+ * `usernameAttribute` is not `id` spelled exactly (the directory matches `ALICE` to `alice`). In
+ * direct-bind mode without a service account there is nothing to look users up with, and
+ * `getUser` always returns none.
+ *
+ * With `permissionsByGroup`, permission checks use the groups remembered for the user objects
+ * the backend returned. For a user from `loadUser`, the first check looks the user's `username`
+ * up in the directory (same exact-name rule) and remembers the groups; a failed lookup is a
+ * `TransportError` from the permission method.
  *
  * Without `provision`, the user is built from the directory: `{ id: username, username,
  * isActive, isStaff, isSuperuser, ...userAttributes }`; register a user type to match, or
@@ -542,6 +555,10 @@ const build = (c: Compiled, options: Options): AuthBackend.AuthBackend<Credentia
   const backend = c.id
   // groups of the users this backend produced, keyed by the very object it returned
   const groupsByUser = new WeakMap<object, ReadonlySet<string>>()
+  // users `getUser` returned from `loadUser`: the directory was not asked, so their groups are
+  // looked up when a permission question first needs them (django-auth-ldap's lazy `ldap_user`)
+  const loadedUsers = new WeakSet<object>()
+  const noGroups: ReadonlySet<string> = new Set()
 
   // ldapts does not put passwords in its errors; scrubbing anyway keeps a future release honest
   const transport = (error: Ldap.LdapCallError, password?: Redacted.Redacted<string>) => {
@@ -704,20 +721,48 @@ const build = (c: Compiled, options: Options): AuthBackend.AuthBackend<Credentia
 
   const canLookUp = c.service !== undefined || c.locate._tag === "Search"
 
-  /** The directory's view of a user name, with the service account (or anonymously). */
+  /**
+   * Whether an entry is the one a user name from elsewhere (a session's id, another backend's
+   * user) stands for: its `usernameAttribute` spelled exactly so. The directory found the entry
+   * ignoring case and insignificant spaces (`ALICE` and ` alice` find `alice`), which is right for
+   * a login, whose password then decides, but would hand `alice`'s entry to a different local user.
+   */
+  const isEntryOf = (entry: Ldap.LdapEntry, username: string): boolean =>
+    entry.attributes[c.usernameAttribute]?.[0] === username
+
+  /**
+   * The directory's view of a user name, with the service account (or anonymously): none unless
+   * the entry's user name is exactly this one (see {@link isEntryOf}).
+   */
   const lookUp = (username: string) =>
     Effect.gen(function*() {
       const client = yield* Ldap.connect(c.connection)
       yield* bindService(client)
       const found = yield* findEntry(client, username)
-      if (Option.isNone(found)) return Option.none()
+      if (Option.isNone(found) || !isEntryOf(found.value, username)) return Option.none()
       const groups = yield* groupsOf(client, found.value)
       return Option.some(describe(found.value, groups, username))
     }).pipe(Effect.scoped, Effect.mapError((e) => transport(e)))
 
+  /** The group keys a user name holds in the directory; none for unknown or denied users. */
+  const directoryGroupKeys = (username: string): Effect.Effect<ReadonlySet<string>, AuthError.TransportError> =>
+    !canLookUp || !isUsername(username)
+      ? Effect.succeed(noGroups)
+      : Effect.map(lookUp(username), (found) => {
+        if (Option.isNone(found)) return noGroups
+        const { keys } = found.value
+        return c.deny?.some((g) => keys.has(g.key)) ? noGroups : keys
+      })
+
   const getUser = (id: string): Effect.Effect<Option.Option<User>, AuthError.TransportError> => {
     if (!isUsername(id)) return Effect.succeed(Option.none())
-    if (options.loadUser !== undefined) return options.loadUser(id)
+    if (options.loadUser !== undefined) {
+      return c.permissions === undefined
+        ? options.loadUser(id)
+        : Effect.tap(options.loadUser(id), (user) => {
+          if (Option.isSome(user)) loadedUsers.add(user.value)
+        })
+    }
     if (!canLookUp) return Effect.succeed(Option.none())
     return lookUp(id).pipe(
       Effect.flatMap(Option.match({
@@ -747,12 +792,13 @@ const build = (c: Compiled, options: Options): AuthBackend.AuthBackend<Credentia
   const groupKeysOf = (user: User): Effect.Effect<ReadonlySet<string>, AuthError.TransportError> => {
     const known = groupsByUser.get(user)
     if (known !== undefined) return Effect.succeed(known)
-    if (!c.authorizeAllUsers || !isUsername(user.username)) return Effect.succeed(new Set())
-    return Effect.map(lookUp(user.username), (found) => {
-      if (Option.isNone(found)) return new Set<string>()
-      const { keys } = found.value
-      return c.deny?.some((g) => keys.has(g.key)) ? new Set<string>() : keys
-    })
+    // a user loadUser gave: looked up once, then remembered like a user from authenticate
+    if (loadedUsers.has(user)) {
+      return Effect.tap(directoryGroupKeys(user.username), (keys) => {
+        groupsByUser.set(user, keys)
+      })
+    }
+    return c.authorizeAllUsers ? directoryGroupKeys(user.username) : Effect.succeed(noGroups)
   }
   const getAllPermissions = (user: User, obj?: unknown): Effect.Effect<ReadonlySet<string>, AuthError.TransportError> => {
     // object permissions need a backend built for them; inactive users hold nothing (as in Django)

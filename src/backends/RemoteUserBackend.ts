@@ -17,7 +17,8 @@
  * `HttpAuth` (with `remoteUser` enabled) does for the configured header. A login endpoint that
  * forwards a JSON body `{ "remoteUser": "admin" }` to `AuthService.authenticate` gets
  * `NoMatch("unsupported-credentials")`, never a login. Turn this off (`trustedOnly: false`) only
- * for transports that are not HTTP.
+ * for transports that are not HTTP: plain `{ remoteUser }` is then accepted as well as the
+ * header's credentials.
  *
  * @example
  * ```ts
@@ -82,7 +83,11 @@ export interface Options {
       context: { readonly created: boolean; readonly request: AuthRequest | undefined }
     ) => Effect.Effect<UserStore.StoredUser, UserStore.UserStoreError>)
     | undefined
-  /** Accept only credentials made by {@link trusted}. Default: `true`. */
+  /**
+   * Accept only credentials made by {@link trusted} (or by `RequestSource.remoteUser` from the
+   * configured header). Default: `true`. With `false`, plain `{ remoteUser }` is accepted too, for
+   * transports that are not HTTP, and the header's credentials still are.
+   */
   readonly trustedOnly?: boolean | undefined
   /** Turns the stored user into the app's user type (see `ModelBackend`'s `toUser`). */
   readonly toUser?: ((stored: UserStore.StoredUser) => User) | undefined
@@ -150,6 +155,10 @@ const TrustedRemoteUser: Schema.Schema<Credentials.RemoteUser> = Schema.declare(
   (u: unknown): u is Credentials.RemoteUser => TrustedRemoteUserMark.isTrusted(u) && isRemoteUser(u),
   { identifier: "TrustedRemoteUser" }
 )
+
+// `trustedOnly: false`: plain `{ remoteUser }` (its Schema refuses excess keys, the hidden mark
+// among them) or the marked credentials the HTTP layer makes, passed through as they are.
+const AnyRemoteUser: Schema.Schema<Credentials.RemoteUser> = Schema.Union(TrustedRemoteUser, Credentials.RemoteUser)
 
 const storedAsUser = (stored: UserStore.StoredUser): User => stored as unknown as User
 
@@ -248,7 +257,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, UserS
 
     const backend = AuthBackend.make({
       id,
-      credentials: options.trustedOnly === false ? Credentials.RemoteUser : TrustedRemoteUser,
+      credentials: options.trustedOnly === false ? AnyRemoteUser : TrustedRemoteUser,
       authenticate,
       getUser,
       hasPerm: (user, perm, obj) =>
