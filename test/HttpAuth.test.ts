@@ -552,6 +552,27 @@ describe("HttpAuth: CSRF", () => {
       })))
 })
 
+describe("HttpAuth: deleting cookies", () => {
+  it.live("a deletion carries the cookie's Secure and SameSite (browsers ignore it otherwise for __Host- names)", () =>
+    withServer({ http: { session: { secure: true, sameSite: "none", name: "__Host-sid" } } }, ({ url }) =>
+      Effect.gen(function*() {
+        const origin = url.replace("http:", "https:")
+        const reply = yield* call(url, "POST", "/login", { json: { username: "alice", password: "wonderland" }, headers: { origin } })
+        expect(reply.status).toBe(200)
+        const session = cookie(reply, "__Host-sid").value as string
+        const csrf = reply.json().csrfToken as string
+        const out = yield* call(url, "POST", "/logout", {
+          headers: { cookie: cookieHeader({ "__Host-sid": session }), "x-csrftoken": csrf, origin }
+        })
+        expect(out.status).toBe(204)
+        for (const name of ["__Host-sid", "csrftoken"]) {
+          const deleted = cookie(out, name)
+          expect(Duration.toMillis(deleted.options.maxAge)).toBe(0)
+          expect(deleted.options).toMatchObject({ secure: true, sameSite: "none", path: "/" })
+        }
+      })))
+})
+
 describe("HttpAuth: configuration", () => {
   it.live("bad options fail the layer with AuthConfigError", () =>
     Effect.gen(function*() {
@@ -561,6 +582,11 @@ describe("HttpAuth: configuration", () => {
         { http: { realm: "has \"quotes\"" } },
         { http: { session: { sameSite: "none" } } },
         { http: { session: { name: "csrftoken" } } },
+        // browsers drop prefixed cookies that break their prefix's rules
+        { http: { session: { name: "__Host-sid" } } },
+        { http: { session: { name: "__Secure-sid" } } },
+        { http: { session: { name: "__Host-sid", secure: true, path: "/app" } } },
+        { http: { session: { name: "__Host-sid", secure: true, domain: "example.com" } } },
         { http: { csrf: { trustedOrigins: ["example.com"] } } },
         { http: { remoteUser: true } },
         { http: { session: {} }, session: false }

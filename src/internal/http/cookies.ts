@@ -37,6 +37,14 @@ export const settings = (input: SessionCookieOptions): Either.Either<CookieSetti
   if (input.domain !== undefined && !/^\.?[a-z0-9.-]+$/i.test(input.domain)) {
     return Either.left("session.domain is not a domain name")
   }
+  // Browsers drop a prefixed cookie that breaks its prefix's rules (RFC 6265bis): refused here,
+  // rather than a session cookie that silently never arrives.
+  if ((name.startsWith("__Secure-") || name.startsWith("__Host-")) && !secure) {
+    return Either.left(`session.name ${JSON.stringify(name)} requires session.secure`)
+  }
+  if (name.startsWith("__Host-") && (path !== "/" || input.domain !== undefined)) {
+    return Either.left(`session.name ${JSON.stringify(name)} requires session.path "/" and no session.domain`)
+  }
   return Either.right({
     name,
     options: { httpOnly: true, secure, sameSite, path, ...(input.domain === undefined ? {} : { domain: input.domain }) }
@@ -67,8 +75,11 @@ export const handlers = (
       }
       return Effect.succeed(next)
     })
-  const { domain, path } = cookie.options
-  const where = { path, ...(domain === undefined ? {} : { domain }) }
+  // A deletion carries the attributes the cookie was set with, as Django's `delete_cookie` does:
+  // browsers ignore one without `Secure` for a `__Host-`/`__Secure-` name, and one without
+  // `SameSite=None` in a cross-site frame.
+  const { domain, path, sameSite, secure } = cookie.options
+  const where = { path, secure, sameSite, ...(domain === undefined ? {} : { domain }) }
   const clear = HttpApp.appendPreResponseHandler((_request, response) => {
     let next = HttpServerResponse.expireCookie(response, cookie.name, where)
     if (Option.isSome(csrfCookie)) next = HttpServerResponse.expireCookie(next, csrfCookie.value, where)
