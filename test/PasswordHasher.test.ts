@@ -430,6 +430,35 @@ describe("verify: Django's check_password", () => {
       }
     }))
 
+  it.effect("argon2 reads only what argon2-cffi reads: no wrapped time cost, no leading zeros, canonical base64", () =>
+    Effect.gen(function*() {
+      const hasher = yield* withOptions({ hashers: ["argon2"] })
+      const encoded = yield* hasher.hash(pw("pw"))
+      expect(yield* hasher.verify(pw("pw"), encoded)).toEqual({ valid: true, mustUpdate: false })
+      const [, , , params, salt, hash] = encoded.split("$")
+      expect(params).toBe("m=64,t=1,p=1")
+      // The last character of unpadded base64 carries padding bits (4 in a 22-byte salt, 2 in a
+      // 32-byte hash): setting the lowest spells the same bytes non-canonically.
+      const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+      const lastBits = alphabet.indexOf(salt!.at(-1)!)
+      const noncanonical = salt!.slice(0, -1) + alphabet[lastBits | 1]!
+      const variants = [
+        encoded.replace("t=1,", "t=4294967297,"), // 2^32 + 1: the driver would run t=1
+        encoded.replace("t=1,", "t=99999999999999999999,"),
+        encoded.replace("t=1,", "t=01,"),
+        encoded.replace("m=64,", "m=064,"),
+        encoded.replace("v=19$", "v=019$"),
+        encoded.replace(`$${salt}$`, `$${noncanonical}$`),
+        encoded.replace(`$${hash}`, `$${hash!.slice(0, -1)}${alphabet[alphabet.indexOf(hash!.at(-1)!) | 1]}`)
+      ]
+      for (const variant of variants) {
+        expect(variant).not.toBe(encoded)
+        const exit = yield* Effect.exit(hasher.verify(pw("pw"), variant))
+        const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+        expect(Option.map(failure, (e) => e._tag), variant).toEqual(Option.some("HashError"))
+      }
+    }))
+
   it.effect("a leading zero in the iterations parses, as Python's int() does, but never verifies", () =>
     Effect.gen(function*() {
       const hasher = yield* test

@@ -47,12 +47,23 @@ type Variety = keyof typeof VARIETY
 // process instead of failing.
 const MAX_MEMORY_KIB = 4 * 1024 * 1024
 
+// Numbers as the reference decoder reads them: no leading zeros (`t=01` is not `t=1`).
 const PHC =
-  /^argon2\$(argon2id|argon2i|argon2d)\$(?:v=([0-9]+)\$)?m=([0-9]+),t=([0-9]+),p=([0-9]+)\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$/
+  /^argon2\$(argon2id|argon2i|argon2d)\$(?:v=(0|[1-9][0-9]*)\$)?m=(0|[1-9][0-9]*),t=(0|[1-9][0-9]*),p=(0|[1-9][0-9]*)\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$/
 
-// Unpadded standard base64, as the argon2 reference encoder writes it.
+// The largest time cost argon2 takes (a 32-bit count): the driver would wrap a larger one
+// modulo 2^32, so that `t=4294967297` ran as `t=1` and verified.
+const MAX_TIME_COST = 0xffff_ffff
+
+// Unpadded standard base64, as the argon2 reference encoder writes it. Only its canonical form is
+// read, as the reference decoder does: `Buffer` would drop non-zero trailing bits, so that two
+// spellings decoded to the same salt.
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64").replace(/=+$/, "")
-const unb64 = (text: string) => (text.length % 4 === 1 ? undefined : Buffer.from(text, "base64"))
+const unb64 = (text: string) => {
+  if (text.length % 4 === 1) return undefined
+  const bytes = Buffer.from(text, "base64")
+  return b64(bytes) === text ? bytes : undefined
+}
 
 interface Decoded {
   readonly variety: Variety
@@ -99,7 +110,10 @@ export const make = (params: Argon2Params, run: Run): Hasher => {
   const compute = (password: Uint8Array, d: Omit<Decoded, "hash" | "versionGiven">, length: number, purpose: Purpose) => {
     if (d.salt.length < 8) return fail("salt is too short (argon2 needs at least 8 bytes)")
     if (length < 4) return fail("hash is too short")
-    if (d.timeCost < 1 || d.parallelism < 1 || d.parallelism > 255 || d.memoryCost < 8 * d.parallelism) {
+    if (
+      d.timeCost < 1 || d.timeCost > MAX_TIME_COST || d.parallelism < 1 || d.parallelism > 255 ||
+      d.memoryCost < 8 * d.parallelism
+    ) {
       return fail("invalid argon2 parameters")
     }
     if (d.memoryCost > MAX_MEMORY_KIB) return fail("argon2 memory cost is too large")
