@@ -11,7 +11,7 @@
  * | outcome | counted |
  * |---|---|
  * | `AuthenticationFailed`, `PermissionDenied` | yes: the failure stays counted |
- * | success | the attempt's keys are reset |
+ * | success | the user's keys (`username:`, `username-ip:`) are reset; an address's (`ip:`) only loses this attempt's count |
  * | `BackendUnavailable`, `TransportError`, interruption, defect | no: the reservation is returned |
  *
  * {@link protect} wraps an `AuthService` (see {@link layerAuthService}); the HTTP layer turns
@@ -655,7 +655,19 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
       exit: Exit.Exit<unknown, AuthError.AuthenticateError>
     ): Effect.Effect<void> => {
       const settled = Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<void, LockoutStoreError> => {
-        if (Exit.isSuccess(exit)) return Effect.asVoid(store.reset(keys, now))
+        if (Exit.isSuccess(exit)) {
+          // A success clears the counters of the user who got in, never an address's: one account
+          // of the attacker's own, logged into now and then, would otherwise wipe the address's
+          // count of guesses at everyone else's (and the `ip:` key of "username-or-ip" is there to
+          // stop exactly that spraying). An address's count ends with its cool-off.
+          // The success's own reservation on an address is given back: it was no failure.
+          const own = keys.filter((key) => !key.startsWith("ip:"))
+          const addresses = keys.filter((key) => key.startsWith("ip:"))
+          return Effect.zipRight(
+            own.length === 0 ? Effect.void : store.reset(own, now),
+            addresses.length === 0 ? Effect.void : store.refund(addresses, now, policy)
+          )
+        }
         const failure = exit.cause._tag === "Fail" ? exit.cause.error : undefined
         if (failure?._tag === "AuthenticationFailed" || failure?._tag === "PermissionDenied") {
           const until = new Date(reservation.until)

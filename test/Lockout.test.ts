@@ -209,6 +209,25 @@ describe("Lockout: keys", () => {
     }).pipe(Effect.provide(layer))
   })
 
+  for (const by of ["ip", "username-or-ip"] as const) {
+    it.effect(`${by}: a success resets the user's counters, never the address's (an own account cannot wipe a spray's count)`, () => {
+      const { layer, seen } = setup({ by, limit: 3 })
+      const attacker = from("203.0.113.7")
+      return Effect.gen(function*() {
+        // Guesses at other users' passwords, each batch followed by a login to the attacker's own account.
+        yield* login({ username: "bob", password: "guess-1" }, attacker)
+        yield* login({ username: "carol", password: "guess-2" }, attacker)
+        expect(yield* login(right, attacker)).toBe("success")
+        expect(yield* login({ username: "dave", password: "guess-3" }, attacker)).toBe("AuthenticationFailed")
+        const asked = seen.length
+        expect(yield* login({ username: "erin", password: "guess-4" }, attacker)).toBe("LockedOut")
+        expect(yield* login(right, attacker)).toBe("LockedOut")
+        expect(seen.length).toBe(asked)
+        expect(yield* login(right, from("198.51.100.1"))).toBe("success")
+      }).pipe(Effect.provide(layer))
+    })
+  }
+
   it.effect("allow list: never counted; deny list: refused before any backend", () => {
     const { layer, seen } = setup({ by: "ip", limit: 1, allow: ["10.0.0.0/8"], deny: ["2001:db8::/32"] })
     return Effect.gen(function*() {
