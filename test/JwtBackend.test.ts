@@ -261,6 +261,16 @@ describe("JwtBackend: tokens that fail are NoMatch", () => {
       expect(failureOf(yield* attempt(backend, justExpired))).toEqual(expired)
     }))
 
+  it.scoped("a token older than maxTokenAge is invalid-credentials, not expired (its exp may be hours away)", () =>
+    Effect.gen(function*() {
+      const { peer } = yield* setup()
+      const backend = yield* remote(peer, { maxTokenAge: "1 hour" })
+      const old = yield* Effect.promise(() => mint({ iat: nowSeconds - 2 * 3600, exp: nowSeconds + 3600 }))
+      expect(failureOf(yield* attempt(backend, old))).toEqual(invalid)
+      const fresh = yield* Effect.promise(() => mint({ iat: nowSeconds - 60 }))
+      expect(yield* backend.authenticate(token(fresh), undefined)).toEqual(alice)
+    }))
+
   it.scoped("nbf in the future is invalid-credentials; within the clock skew it passes", () =>
     Effect.gen(function*() {
       const { peer } = yield* setup()
@@ -318,19 +328,16 @@ describe("JwtBackend: tokens that fail are NoMatch", () => {
       expect(failureOf(yield* attempt(backend, confused))).toEqual(invalid)
       const misconfigured = yield* remote(peer, { algorithms: ["RS256", "HS256"] }).pipe(Effect.flip)
       expect(misconfigured).toBeInstanceOf(AuthError.AuthConfigError)
-      // Static keys with both families allowed: the RSA key is never used as an HMAC secret.
-      const mixed = yield* JwtBackend.make({
-        keys: { jwks: { keys: [jwkA] } },
-        algorithms: ["RS256", "HS256"],
-        issuer: ISSUER,
-        audience: AUDIENCE,
-        claims: UserFromClaims
-      })
-      expect(failureOf(yield* attempt(mixed, confused))).toEqual(invalid)
+      // Static keys: HS* cannot be allowed with a key set either, so the RSA key is never an HMAC secret.
+      const options = { keys: { jwks: { keys: [jwkA] } }, issuer: ISSUER, audience: AUDIENCE, claims: UserFromClaims }
+      const mixed = yield* JwtBackend.make({ ...options, algorithms: ["RS256", "HS256"] }).pipe(Effect.flip)
+      expect(mixed).toBeInstanceOf(AuthError.AuthConfigError)
+      const rsa = yield* JwtBackend.make({ ...options, algorithms: ["RS256"] })
+      expect(failureOf(yield* attempt(rsa, confused))).toEqual(invalid)
       const noKid = yield* Effect.promise(() => mint({ alg: "HS256", key: secret, kid: undefined }))
-      expect(failureOf(yield* attempt(mixed, noKid))).toEqual(invalid)
+      expect(failureOf(yield* attempt(rsa, noKid))).toEqual(invalid)
       // ...while the genuine RS256 token passes the same backend.
-      expect(yield* mixed.authenticate(token(yield* Effect.promise(() => mint())), undefined)).toEqual(alice)
+      expect(yield* rsa.authenticate(token(yield* Effect.promise(() => mint())), undefined)).toEqual(alice)
     }))
 
   it.scoped("an algorithm outside the allow-list is rejected before any key lookup", () =>
@@ -487,6 +494,13 @@ describe("JwtBackend: static keys, secrets, hooks and configuration", () => {
         JwtBackend.make({ ...base, keys: { secret: Redacted.make("s".repeat(64)) }, algorithms: ["RS256"] }).pipe(Effect.flip),
         JwtBackend.make({ ...base, keys: { jwks: { keys: [jwkA] } }, algorithms: [] as any }).pipe(Effect.flip),
         JwtBackend.make({ ...base, keys: { jwks: "nope" as any }, algorithms: ["RS256"] }).pipe(Effect.flip),
+        // jose verifies HS* against a secret only: an `oct` key in a set would refuse every token
+        JwtBackend.make({
+          ...base,
+          keys: { jwks: { keys: [{ kty: "oct", k: Buffer.from("s".repeat(32)).toString("base64url"), kid: "h" }] } },
+          algorithms: ["HS256"]
+        }).pipe(Effect.flip),
+        JwtBackend.make({ ...base, keys: { jwks: { keys: [jwkA] } }, algorithms: ["RS256", "HS256"] }).pipe(Effect.flip),
         JwtBackend.make({ ...base, keys: { jwksUrl: "not a url" }, algorithms: ["RS256"] }).pipe(
           Effect.provide(FetchHttpClient.layer),
           Effect.flip

@@ -142,7 +142,8 @@ export interface RemoteKeys {
 }
 
 /**
- * Keys given in the configuration as a JSON Web Key Set (public keys, or `oct` keys for HMAC).
+ * Keys given in the configuration as a JSON Web Key Set of public keys (RSA, EC, OKP). An HMAC key
+ * goes in a {@link SecretKey} instead.
  *
  * @example
  * ```ts
@@ -220,7 +221,7 @@ export interface Options<K extends Keys = Keys> {
   /** Backend id, stored in sessions. Default: `"jwt"`. */
   readonly id?: string | undefined
   readonly keys: K
-  /** The algorithms accepted, never `none`. HS* only with a secret or static `oct` keys, never with a JWKS URL. */
+  /** The algorithms accepted, never `none`. HS* only with a secret, never with a key set (static or from a URL). */
   readonly algorithms: Arr.NonEmptyReadonlyArray<Algorithm>
   /** Expected `iss` (one of). Strongly recommended; required by OIDC. */
   readonly issuer?: string | ReadonlyArray<string> | undefined
@@ -396,6 +397,9 @@ const makeWith = (
       })
       resolver = { _tag: "Remote", jwks }
     } else if ("jwks" in keys) {
+      // jose verifies HMAC only against a secret, never against a key set's `oct` keys: allowed
+      // here, every HS* token would fail at run time as a bad signature.
+      if (algorithms.some(isHmac)) return yield* configError("HMAC algorithms (HS*) need keys.secret, not a key set")
       try {
         resolver = { _tag: "Static", key: createLocalJWKSet(keys.jwks) }
       } catch {
@@ -456,7 +460,12 @@ const makeWith = (
         const now = yield* Clock.currentTimeMillis
         const { payload } = yield* Effect.tryPromise({
           try: () => jwtVerify(token, key, { ...verifyOptions, currentDate: new Date(now) }),
-          catch: (error) => Predicate.hasProperty(error, "code") && error.code === "ERR_JWT_EXPIRED" ? expired : invalid
+          // jose raises ERR_JWT_EXPIRED for `maxTokenAge` too (claim `iat`): only a past `exp` is expired.
+          catch: (error) =>
+            Predicate.hasProperty(error, "code") && error.code === "ERR_JWT_EXPIRED" &&
+              Predicate.hasProperty(error, "claim") && error.claim === "exp"
+              ? expired
+              : invalid
         })
         // jose checks `iat` only with maxTokenAge: a token issued in the future (a clock far off, or
         // a token minted ahead to outlive a key) is refused here in every case.
