@@ -503,10 +503,11 @@ const makeWith = (
     })
 
     const noUser = Effect.succeed(Option.none<User>())
-    const addressable = options.getUser?.request === undefined ? (userId: string) => !isDotSegment(userId) : undefined
+    const byDefaultPath = options.getUser?.request === undefined
     const getUser = (userId: string): Effect.Effect<Option.Option<User>, AuthError.TransportError> =>
-      // An id this service could never have issued is no user, not a request.
-      isUserId(userId) && (addressable === undefined || addressable(userId)) ? loader.load(userId) : noUser
+      // An id this service could never have issued, or the default path could not hold, is no
+      // user, not a request.
+      isUserId(userId) && !(byDefaultPath && isDotSegment(userId)) ? loader.load(userId) : noUser
 
     return AuthBackend.make<any>({
       id,

@@ -370,9 +370,14 @@ const makeWith = (
     }
     const algorithms = decodedAlgorithms.right
     const keys = options.keys
+    // A key set, static or from a URL, never verifies HMAC: a JWKS URL is public (it cannot hold a
+    // secret), and jose checks HS* only against a secret, not a set's `oct` keys, so every HS*
+    // token would fail at run time as a bad signature.
+    if (!("secret" in keys) && algorithms.some(isHmac)) {
+      return yield* configError("HMAC algorithms (HS*) need keys.secret, not a key set")
+    }
     let resolver: KeyResolver
     if ("jwksUrl" in keys) {
-      if (algorithms.some(isHmac)) return yield* configError("HMAC algorithms cannot be used with a JWKS URL")
       let url: URL
       try {
         url = new URL(keys.jwksUrl)
@@ -397,9 +402,6 @@ const makeWith = (
       })
       resolver = { _tag: "Remote", jwks }
     } else if ("jwks" in keys) {
-      // jose verifies HMAC only against a secret, never against a key set's `oct` keys: allowed
-      // here, every HS* token would fail at run time as a bad signature.
-      if (algorithms.some(isHmac)) return yield* configError("HMAC algorithms (HS*) need keys.secret, not a key set")
       try {
         resolver = { _tag: "Static", key: createLocalJWKSet(keys.jwks) }
       } catch {

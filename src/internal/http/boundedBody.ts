@@ -1,8 +1,10 @@
 // A peer's response body read with a ceiling. A user service, a JWKS endpoint or an OIDC
 // provider that answers with a body of hundreds of megabytes (broken, or taken over) must cost a
 // TransportError, not the process's memory: `response.text` buffers whatever comes.
+import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Effect from "effect/Effect"
+import { identity } from "effect/Function"
 import * as Stream from "effect/Stream"
 import { describeClientError } from "./clientErrors.js"
 
@@ -50,10 +52,29 @@ const streamed = (
     )
   })
 
+// A body that announces its length within the ceiling is read whole, as usual (the common case
+// costs nothing more); one that announces more is refused unread; any other is counted as it
+// streams.
+const read = <A>(
+  response: HttpClientResponse.HttpClientResponse,
+  maxBytes: number,
+  where: string,
+  whole: (response: HttpClientResponse.HttpClientResponse) => Effect.Effect<A, HttpClientError.ResponseError>,
+  fromBytes: (bytes: Uint8Array) => A
+): Effect.Effect<A, string> => {
+  const announced = announcedLength(response)
+  if (announced === undefined) return Effect.map(streamed(response, maxBytes, where), fromBytes)
+  return announced > maxBytes ? Effect.fail(tooLarge(where, maxBytes)) : Effect.mapError(whole(response), describeClientError)
+}
+
+const decoder = new TextDecoder()
+const wholeText = (response: HttpClientResponse.HttpClientResponse) => response.text
+const textOf = (bytes: Uint8Array) => decoder.decode(bytes)
+const wholeBytes = (response: HttpClientResponse.HttpClientResponse) => response.arrayBuffer
+
 /**
  * The body as text, at most `maxBytes` of it. A failure is a description without secrets, for
- * the caller's `TransportError`. A body that announces its length within the ceiling is read
- * as usual (the common case costs nothing more); any other is counted as it streams.
+ * the caller's `TransportError`.
  *
  * @internal
  */
@@ -61,23 +82,12 @@ export const text = (
   response: HttpClientResponse.HttpClientResponse,
   maxBytes: number,
   where: string
-): Effect.Effect<string, string> => {
-  const announced = announcedLength(response)
-  if (announced === undefined) return Effect.map(streamed(response, maxBytes, where), (bytes) => decoder.decode(bytes))
-  return announced > maxBytes ? Effect.fail(tooLarge(where, maxBytes)) : Effect.mapError(response.text, describeClientError)
-}
+): Effect.Effect<string, string> => read(response, maxBytes, where, wholeText, textOf)
 
 /** The body as bytes, at most `maxBytes` of them (see {@link text}). @internal */
 export const bytes = (
   response: HttpClientResponse.HttpClientResponse,
   maxBytes: number,
   where: string
-): Effect.Effect<ArrayBuffer | Uint8Array, string> => {
-  const announced = announcedLength(response)
-  if (announced === undefined) return streamed(response, maxBytes, where)
-  return announced > maxBytes
-    ? Effect.fail(tooLarge(where, maxBytes))
-    : Effect.mapError(response.arrayBuffer, describeClientError)
-}
-
-const decoder = new TextDecoder()
+): Effect.Effect<ArrayBuffer | Uint8Array, string> =>
+  read<ArrayBuffer | Uint8Array>(response, maxBytes, where, wholeBytes, identity)
