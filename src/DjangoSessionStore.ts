@@ -178,7 +178,16 @@ const codec = (options: Options) =>
       }
     })
 
-    return { secret, readSecrets: secrets.map(Redacted.value), cookieAge, toRecord, toDict }
+    // What a new key takes over from the session it replaces (Django's `cycle_key`): everything,
+    // unless that session is a login of another user or through another backend, which Django's
+    // `login` flushes. The login keys themselves are then overwritten by `toDict`.
+    const carried = (before: Record<string, unknown>, record: SessionStore.SessionRecord): Record<string, unknown> =>
+      before._auth_user_id === undefined ||
+        (before._auth_user_id === record.userId && before._auth_user_backend === pathOf(record.backendId))
+        ? before
+        : {}
+
+    return { secret, readSecrets: secrets.map(Redacted.value), cookieAge, toRecord, toDict, carried }
   })
 
 const configError = (message: string) => new AuthConfigError({ message: `DjangoSessionStore: ${message}` })
@@ -199,7 +208,7 @@ const configError = (message: string) => new AuthConfigError({ message: `DjangoS
  */
 export const make = (options: Options): Effect.Effect<SessionStore.Service, AuthConfigError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
-    const { readSecrets, secret, toDict, toRecord } = yield* codec(options)
+    const { carried, readSecrets, secret, toDict, toRecord } = yield* codec(options)
     const tableName = options.table ?? "django_session"
     if (!SqlTables.isTableName(tableName)) return yield* configError("table must match [A-Za-z_][A-Za-z0-9_]*")
 
@@ -225,6 +234,14 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
         (rows) => Option.fromNullable(rows[0])
       )
 
+    const write = (key: string, record: SessionStore.SessionRecord, before: Record<string, unknown>, now: number) =>
+      record.expiresAt <= now
+        ? Effect.asVoid(sql`DELETE FROM ${table} WHERE session_key = ${key}`)
+        : Effect.asVoid(sql`INSERT INTO ${table} (session_key, session_data, expire_date)
+            VALUES (${key}, ${toData(record, before)}, ${time(record.expiresAt)})
+            ON CONFLICT (session_key) DO UPDATE SET
+              session_data = excluded.session_data, expire_date = excluded.expire_date`)
+
     return SessionStore.make({
       get: (key, now) =>
         run(
@@ -232,16 +249,7 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
           Effect.map(live(key, now), (row) =>
             Option.flatMap(row, (r) => toRecord(key, decodeData(r.session_data), r.expire_date.getTime(), now)))
         ),
-      set: (key, record, now) =>
-        run(
-          "set",
-          record.expiresAt <= now
-            ? Effect.asVoid(sql`DELETE FROM ${table} WHERE session_key = ${key}`)
-            : Effect.asVoid(sql`INSERT INTO ${table} (session_key, session_data, expire_date)
-                VALUES (${key}, ${toData(record, {})}, ${time(record.expiresAt)})
-                ON CONFLICT (session_key) DO UPDATE SET
-                  session_data = excluded.session_data, expire_date = excluded.expire_date`)
-        ),
+      set: (key, record, now) => run("set", write(key, record, {}, now)),
       // Compare-and-set on the data read, so a write by Django in between is not overwritten.
       replace: (key, record, now) =>
         run(
@@ -259,6 +267,18 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
         ),
       delete: (key) =>
         run("delete", Effect.map(count(sql`DELETE FROM ${table} WHERE session_key = ${key} RETURNING session_key`), (n) => n > 0)),
+      isLive: (key, now) => run("isLive", Effect.map(live(key, now), Option.isSome)),
+      cycle: (from, key, record, now) =>
+        run(
+          "cycle",
+          Effect.flatMap(live(from, now), (row) =>
+            write(
+              key,
+              record,
+              Option.match(row, { onNone: () => ({}), onSome: (r) => carried(decodeData(r.session_data), record) }),
+              now
+            ))
+        ),
       deleteExpired: (now) =>
         run("deleteExpired", count(sql`DELETE FROM ${table} WHERE expire_date <= ${time(now)} RETURNING session_key`))
     })
@@ -372,7 +392,7 @@ return 1`
  */
 export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Service, AuthConfigError> =>
   Effect.gen(function*() {
-    const { cookieAge, toDict, toRecord } = yield* codec(options)
+    const { carried, cookieAge, toDict, toRecord } = yield* codec(options)
     const version = options.version ?? 1
     if (!Number.isSafeInteger(version)) return yield* configError("version must be an integer")
     const client = options.client
@@ -388,6 +408,19 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
       return isDict(data) ? data : {}
     }
 
+    const write = (
+      operation: string,
+      key: string,
+      record: SessionStore.SessionRecord,
+      before: Record<string, unknown>,
+      now: number
+    ) => {
+      const ttl = record.expiresAt - now
+      return ttl <= 0
+        ? Effect.asVoid(call(operation, () => client.del(keyOf(key))))
+        : Effect.asVoid(call(operation, () => client.set(keyOf(key), Pickle.dumps(toDict(record, before)), "PX", ttl)))
+    }
+
     return SessionStore.make({
       get: (key, now) =>
         Effect.map(read(key), ([value, ttl]) =>
@@ -395,12 +428,7 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
           value === null || ttl === -2
             ? Option.none()
             : toRecord(key, dictOf(value), ttl === -1 ? now + cookieAge : now + ttl, now)),
-      set: (key, record, now) => {
-        const ttl = record.expiresAt - now
-        return ttl <= 0
-          ? Effect.asVoid(call("set", () => client.del(keyOf(key))))
-          : Effect.asVoid(call("set", () => client.set(keyOf(key), Pickle.dumps(toDict(record, {})), "PX", ttl)))
-      },
+      set: (key, record, now) => write("set", key, record, {}, now),
       replace: (key, record, now) =>
         Effect.flatMap(call("replace", () => client.getBuffer(keyOf(key))), (value) =>
           value === null
@@ -418,6 +446,11 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
               (n) => n === 1
             )),
       delete: (key) => Effect.map(call("delete", () => client.del(keyOf(key))), (n) => n > 0),
+      // PTTL: -2 gone.
+      isLive: (key) => Effect.map(call("isLive", () => client.pttl(keyOf(key))), (ttl) => ttl !== -2),
+      cycle: (from, key, record, now) =>
+        Effect.flatMap(call("cycle", () => client.getBuffer(keyOf(from))), (value) =>
+          write("cycle", key, record, value === null ? {} : carried(dictOf(value), record), now)),
       // Redis drops expired keys itself.
       deleteExpired: () => Effect.succeed(0)
     })

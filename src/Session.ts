@@ -9,7 +9,8 @@
  *   attacker is ever adopted (session fixation). This is stricter than Django, which keeps the id
  *   when the same user logs in again; a session of another user, or one whose auth hash is stale,
  *   is flushed as in Django. Sessions hold only the fields above, so "flush" and "cycle" both end
- *   in a new id with fresh data and a new CSRF token.
+ *   in a new id with fresh data and a new CSRF token; a store shared with Django's sessions
+ *   (`DjangoSessionStore`) keeps other apps' data at a cycle, as Django does.
  * - `currentUser` asks the backend that authenticated the session (`AuthService.getUser`; a
  *   backend no longer configured, or a user it no longer knows, means anonymous), then checks the
  *   auth hash: an HMAC-SHA256 of the user's password hash keyed by the app secret, compared in
@@ -229,6 +230,14 @@ export interface Service {
     sessionId: SessionId | undefined,
     authenticated: AuthService.Authenticated
   ) => Effect.Effect<Option.Option<SessionUser>, SessionStore.SessionStoreError>
+  /**
+   * Ask it when {@link currentUser} found none: whether the store still holds a live entry under
+   * `sessionId` all the same, one that is no login of this service (with `DjangoSessionStore`: an
+   * anonymous Django session keeping a cart, a login through a Django backend not shared, a user
+   * gone). The HTTP layer then keeps the cookie that names it, as Django does. Always `false` on a
+   * store that keeps logins only, without asking it.
+   */
+  readonly holdsOther: (sessionId: SessionId | undefined) => Effect.Effect<boolean, SessionStore.SessionStoreError>
   /** The CSRF token of a live session, without loading its user. */
   readonly csrfToken: (
     sessionId: SessionId | undefined
@@ -378,14 +387,35 @@ export const make = (
     }
 
     // A new id for `record`; the old session (if any) is deleted after the new one is stored,
-    // so a failed write never leaves the user without a session.
-    const issue = (record: SessionStore.SessionRecord, now: number, old: string | undefined) =>
+    // so a failed write never leaves the user without a session. `carry`: the new id takes over
+    // what a store shared with Django keeps besides the login (Django's `cycle_key`).
+    const issue = (record: SessionStore.SessionRecord, now: number, old: string | undefined, carry: boolean) =>
       Effect.gen(function*() {
         const id = format.newId()
-        yield* store.set(format.storeKey(id), record, now)
+        if (carry && old !== undefined && store.cycle !== undefined) {
+          yield* store.cycle(format.storeKey(old), format.storeKey(id), record, now)
+        } else {
+          yield* store.set(format.storeKey(id), record, now)
+        }
         if (old !== undefined) yield* store.delete(format.storeKey(old))
         return id
       })
+
+    // Django's `login` keeps the data of the session it replaces (an anonymous one, or the same
+    // user's under the same password) and flushes any other. Only a store that keeps more than
+    // logins (`cycle`) has anything to keep, so only there is the old session read first.
+    const keepsAtLogin = (old: string | undefined, record: SessionStore.SessionRecord, now: number) =>
+      old === undefined || store.cycle === undefined
+        ? Effect.succeed(false)
+        : Effect.map(
+          store.get(format.storeKey(old), now),
+          Option.match({
+            onNone: () => true,
+            onSome: (before) =>
+              before.userId === record.userId && before.backendId === record.backendId &&
+              crypto.equal(before.authHash, record.authHash)
+          })
+        )
 
     const login: Service["login"] = (authenticated, loginOptions = {}) =>
       Effect.gen(function*() {
@@ -393,9 +423,9 @@ export const make = (
         const { backend, user } = authenticated
         const authHash = hashOf(user)
         // Django flushes a session of another user or with a stale hash and cycles the key of the
-        // same user's; either way the old id is discarded here, with everything it held. It is
-        // deleted without being read first: deleting a session that is already gone does nothing,
-        // and the HTTP layer has usually read it for this request already.
+        // same user's; either way the old id is discarded here. Its login is deleted without being
+        // read first (deleting a session that is already gone does nothing, and the HTTP layer has
+        // usually read it for this request already), unless the store keeps other data with it.
         const old = idOf(format, loginOptions.sessionId)
         const record: SessionStore.SessionRecord = {
           userId: user.id,
@@ -407,7 +437,7 @@ export const make = (
           expiresAt: expiry(now, now),
           ...(authenticated.degraded === true && { degraded: true })
         }
-        const id = yield* issue(record, now, old)
+        const id = yield* issue(record, now, old, yield* keepsAtLogin(old, record, now))
         yield* events.publish(new AuthEvents.LoggedIn({ user, backend, request: loginOptions.request }))
         return sessionUser(user, id, record)
       }).pipe(Effect.withSpan("effect-auth.Session.login", { captureStackTrace: false }))
@@ -418,13 +448,16 @@ export const make = (
         const previous = yield* load(sessionId, now)
         let user = Option.none<User>()
         if (Option.isSome(previous)) {
-          const [id, record] = previous.value
+          const [, record] = previous.value
           // Logging out must work while the user's backend is down: the event then names nobody.
           user = yield* auth.getUser(record.backendId, record.userId).pipe(
             Effect.orElseSucceed(() => Option.none<User>())
           )
-          yield* store.delete(format.storeKey(id))
         }
+        // Django's `flush`: the session goes whatever it held, a login of ours or not (an
+        // anonymous session in a store shared with Django).
+        const id = idOf(format, sessionId)
+        if (id !== undefined) yield* store.delete(format.storeKey(id))
         yield* events.publish(new AuthEvents.LoggedOut({ user, request }))
       }).pipe(Effect.withSpan("effect-auth.Session.logout", { captureStackTrace: false }))
 
@@ -470,7 +503,8 @@ export const make = (
           lastSeenAt: now,
           expiresAt: expiry(record.createdAt, now)
         }
-        const id = yield* issue(next, now, old)
+        // Django's `update_session_auth_hash` cycles the key and keeps the session's data.
+        const id = yield* issue(next, now, old, true)
         return Option.some(sessionUser(user, id, next))
       })
 
@@ -487,7 +521,7 @@ export const make = (
           expiresAt: expiry(record.createdAt, now)
         }
         // A new id, as at login: an id seen before the second factor is worth nothing after it.
-        const id = yield* issue(next, now, old)
+        const id = yield* issue(next, now, old, true)
         return Option.some(sessionUser(authenticated.user, id, next))
       }).pipe(Effect.withSpan("effect-auth.Session.stepUp", { captureStackTrace: false }))
 
@@ -495,10 +529,19 @@ export const make = (
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.map(load(sessionId, now), Option.map(([, record]) => Redacted.make(record.csrfToken))))
 
+    const holdsOther: Service["holdsOther"] = (sessionId) => {
+      const { isLive } = store
+      const id = idOf(format, sessionId)
+      return isLive === undefined || id === undefined
+        ? Effect.succeed(false)
+        : Effect.flatMap(Clock.currentTimeMillis, (now) => isLive(format.storeKey(id), now))
+    }
+
     return {
       login,
       logout,
       currentUser,
+      holdsOther,
       updateSessionAuthHash,
       stepUp,
       csrfToken,

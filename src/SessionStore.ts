@@ -164,6 +164,24 @@ export interface Service {
   readonly delete: (key: string) => Effect.Effect<boolean, SessionStoreError>
   /** Deletes every expired record and answers how many (Redis expires keys itself: 0). */
   readonly deleteExpired: (now: number) => Effect.Effect<number, SessionStoreError>
+  /**
+   * For a store that shares its keys with another framework's sessions (`DjangoSessionStore`),
+   * whose entries may hold what is no login of ours (an anonymous Django session keeping a cart,
+   * a login through a Django backend effect-auth does not share): whether a live entry, whatever
+   * it holds, is under `key`. The HTTP layer then keeps the cookie that names it, as Django keeps
+   * the cookie of a live session. A store of logins only leaves it out.
+   */
+  readonly isLive?: ((key: string, now: number) => Effect.Effect<boolean, SessionStoreError>) | undefined
+  /**
+   * For the same stores: stores `record` under `key` together with what the live entry under
+   * `from` holds besides a login (other apps' keys), as Django's `cycle_key` moves a session's data
+   * to a new key. Nothing is carried when `from` holds a login of another user, or of another
+   * backend: Django flushes that session at login. `from` is left for the caller to delete. A
+   * store of logins only leaves it out, and `set` is used instead.
+   */
+  readonly cycle?:
+    | ((from: string, key: string, record: SessionRecord, now: number) => Effect.Effect<void, SessionStoreError>)
+    | undefined
 }
 
 /**
@@ -253,12 +271,22 @@ export const make = (raw: SessionStore.Service): SessionStore.Service => {
     if (record !== undefined && decodeRecord(record)._tag === "Left") return invalid(operation, "record")
     return run()
   }
+  const { cycle, isLive } = raw
   return {
     get: (key, now) => check("get", key, now, undefined, () => raw.get(key, now)),
     set: (key, record, now) => check("set", key, now, record, () => raw.set(key, record, now)),
     replace: (key, record, now) => check("replace", key, now, record, () => raw.replace(key, record, now)),
     delete: (key) => check("delete", key, undefined, undefined, () => raw.delete(key)),
-    deleteExpired: (now) => isMillis(now) ? raw.deleteExpired(now) : invalid("deleteExpired", "time")
+    deleteExpired: (now) => isMillis(now) ? raw.deleteExpired(now) : invalid("deleteExpired", "time"),
+    ...(isLive !== undefined && {
+      isLive: (key, now) => check("isLive", key, now, undefined, () => isLive(key, now))
+    }),
+    ...(cycle !== undefined && {
+      cycle: (from, key, record, now) =>
+        decodeKey(from)._tag === "Left"
+          ? invalid("cycle", "key")
+          : check("cycle", key, now, record, () => cycle(from, key, record, now))
+    })
   }
 }
 

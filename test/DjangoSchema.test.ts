@@ -14,6 +14,7 @@ import * as AuthService from "../src/AuthService.js"
 import * as DjangoSessionStore from "../src/DjangoSessionStore.js"
 import * as Signing from "../src/internal/django/signing.js"
 import * as Session from "../src/Session.js"
+import * as SessionStore from "../src/SessionStore.js"
 import * as ModelBackend from "../src/backends/ModelBackend.js"
 import * as PasswordHasher from "../src/PasswordHasher.js"
 import * as SqlUserStore from "../src/SqlUserStore.js"
@@ -21,6 +22,7 @@ import * as UserManager from "../src/UserManager.js"
 import * as UserStore from "../src/UserStore.js"
 import { type Django, djangoPython, djangos, site as siteOf, type SiteDatabase } from "./utils/django.js"
 import * as Postgres from "./utils/postgres.js"
+import * as HttpServer from "./utils/httpAuthServer.js"
 import * as RedisUtil from "./utils/redis.js"
 
 type Db = SiteDatabase
@@ -107,6 +109,71 @@ const pg: Engine = {
 }
 
 const sorted = (set: ReadonlySet<string>) => [...set].sort()
+
+// What Django's login, update_session_auth_hash and logout do to a session's other data (a cart),
+// held against the session service on a store shared with Django: `site` answers for Django.
+const otherSessions = (site: (action: string, extra: object) => any) =>
+  Effect.gen(function*() {
+    const sessions = yield* Session.Session
+    const users = yield* UserStore.UserStore
+    const login = (username: string, password: string, sessionId?: string) =>
+      Effect.flatMap(
+        AuthService.authenticate({ username, password: Redacted.make(password) }),
+        (authenticated) => sessions.login(authenticated, { sessionId })
+      ).pipe(Effect.map((started) => Redacted.value(started.sessionId)))
+    // The user Django finds and the session's other data (exactly: toMatchObject would take {} for any).
+    const djangoSees = (key: string) => {
+      const { data, id } = site("whoami", { key })
+      return { id, data }
+    }
+    const idOf = (name: string) => Effect.map(users.findByUsername(name), (u) => Number(Option.getOrThrow(u).id))
+    const cart = { cart: [1, 2, 3], note: "é" }
+
+    // An anonymous Django session: nobody is logged in, but it lives, so its cookie must stay.
+    const anonymous: string = site("anonymous", { data: cart }).key
+    expect(yield* sessions.currentUser(anonymous)).toEqual(Option.none())
+    expect(yield* sessions.holdsOther(anonymous)).toBe(true)
+    expect(yield* sessions.holdsOther("x".repeat(32))).toBe(false)
+    expect(yield* sessions.holdsOther(undefined)).toBe(false)
+
+    // A login over it moves the cart to the new key, as Django's login cycles the key.
+    const editor = yield* login("editor", "editor-pw-10", anonymous)
+    expect(djangoSees(editor)).toEqual({ id: yield* idOf("editor"), data: cart })
+    expect(djangoSees(anonymous)).toEqual({ id: null, data: {} })
+    expect(yield* sessions.holdsOther(anonymous)).toBe(false)
+    // The same user again: still the cart. Another user: Django flushes, so does the service.
+    const again = yield* login("editor", "editor-pw-10", editor)
+    expect(djangoSees(again)).toEqual({ id: yield* idOf("editor"), data: cart })
+    const alice = yield* login("alice", "alice-pw-1", again)
+    expect(djangoSees(alice)).toEqual({ id: yield* idOf("alice"), data: {} })
+    // The store itself never carries another user's data over, whatever it is asked.
+    const store = yield* SessionStore.SessionStore
+    const editorsCart: string = site("login", { username: "editor", password: "editor-pw-10", data: cart }).key
+    const aliceRecord = Option.getOrThrow(yield* store.get(alice, Date.now()))
+    yield* store.cycle!(editorsCart, "c".repeat(32), aliceRecord, Date.now())
+    expect(djangoSees("c".repeat(32))).toEqual({ id: yield* idOf("alice"), data: {} })
+
+    // A Django login of the same user whose password changed since: stale, flushed at login.
+    const stale: string = site("login", { username: "root", password: "root-pw-9", data: cart }).key
+    site("setpassword", { username: "root", password: "a new root password" })
+    const fresh = yield* login("root", "a new root password", stale)
+    expect(djangoSees(fresh)).toEqual({ id: yield* idOf("root"), data: {} })
+
+    // update_session_auth_hash keeps the data under the new key, for both sides.
+    const withCart: string = site("login", { username: "argon", password: "argon-pw-4", data: cart }).key
+    expect(Option.map(yield* sessions.currentUser(withCart), (s) => s.user.username)).toEqual(Option.some("argon"))
+    const argon = Option.getOrThrow(yield* users.findByUsername("argon"))
+    yield* UserManager.setPassword(argon, Redacted.make("a new argon password"))
+    const updated = yield* sessions.updateSessionAuthHash(withCart, Option.getOrThrow(yield* users.findById(argon.id)))
+    const updatedKey = Redacted.value(Option.getOrThrow(updated).sessionId)
+    expect(djangoSees(updatedKey)).toEqual({ id: Number(argon.id), data: cart })
+
+    // Logout ends the session whatever it held, as Django's flush: the anonymous one too.
+    const another: string = site("anonymous", { data: cart }).key
+    yield* sessions.logout(another)
+    expect(djangoSees(another)).toEqual({ id: null, data: {} })
+    expect(yield* sessions.holdsOther(another)).toBe(false)
+  })
 
 for (const django of djangos) for (const engine of [sqlite, pg]) {
   describe.skipIf(engine.skip)(`a Django ${django.version} site's database on ${engine.name}`, () => {
@@ -325,6 +392,18 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
         yield* program.pipe(Effect.provide(Live))
       }), 120_000)
 
+    it.scopedLive("a session that is no login of ours is kept, carried over at login and flushed at logout, as Django does", () =>
+      Effect.gen(function*() {
+        const { db, store } = yield* engine.make
+        site("seed", db)
+        const secret = Redacted.make("django-site-secret")
+        const Live = Session.layer({ secret, format: "django" }).pipe(
+          Layer.provideMerge(DjangoSessionStore.layer({ secret })),
+          Layer.provideMerge(chain(store()))
+        )
+        yield* otherSessions((action, extra) => site(action, db, extra)).pipe(Effect.provide(Live))
+      }), 120_000)
+
     // SECRET_KEY_FALLBACKS is Django 4.1's.
     if (Number(django.version) >= 4.1) {
       it.scopedLive(
@@ -394,6 +473,38 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
       }), 120_000)
   })
 }
+
+describe.skipIf(djangoPython === undefined)("the HTTP layer on a Django site's sessions", () => {
+  it.scopedLive("an anonymous Django session's cookie is kept on a request, and its data carried over by a login", () =>
+    Effect.gen(function*() {
+      const { db, store } = yield* sqlite.make
+      site("seed", db)
+      const secret = Redacted.make("django-site-secret")
+      const { url } = yield* HttpServer.serve({
+        session: { secret, format: "django" },
+        store: DjangoSessionStore.layer({ secret }).pipe(Layer.provide(Layer.orDie(store()))),
+        userStore: Layer.orDie(store()),
+        hasher: PasswordHasher.layer(hasherOptions(djangos[0]!))
+      })
+      const cart = { cart: ["a book"] }
+      const anonymous: string = site("anonymous", db, { data: cart }).key
+      const cookie = HttpServer.cookieHeader({ sessionid: anonymous })
+      const deleted = (reply: HttpServer.Reply) => reply.cookies.cookies["sessionid"]?.value === ""
+
+      // Nobody is logged in, and the cookie stays: Django's session lives on.
+      const asked = yield* HttpServer.call(url, "GET", "/whoami", { headers: { cookie } })
+      expect([asked.status, asked.json()]).toEqual([200, null])
+      expect(asked.cookies.cookies["sessionid"]).toBeUndefined()
+      // A cookie naming no session at all is still cleared.
+      const dead = yield* HttpServer.call(url, "GET", "/whoami", { headers: { cookie: HttpServer.cookieHeader({ sessionid: "d".repeat(32) }) } })
+      expect(deleted(dead)).toBe(true)
+
+      // A login over it: the new session keeps the cart, for Django too; the old key is gone.
+      const { session } = yield* HttpServer.login(url, "editor", "editor-pw-10", { cookie })
+      expect(site("whoami", db, { key: session }).data).toEqual(cart)
+      expect(site("whoami", db, { key: anonymous }).data).toEqual({})
+    }), 60_000)
+})
 
 describe.skipIf(djangoPython === undefined)("a custom user model's tables", () => {
   it.scopedLive("named per table, with the link tables' user column", () =>
@@ -487,6 +598,7 @@ for (const django of djangos.filter((d) => Number(d.version) >= 4)) {
           const sessions = yield* Session.Session
           const users = yield* UserStore.UserStore
           const ours = (key: string) => Effect.map(sessions.currentUser(key), Option.map((s) => s.user.username))
+          yield* otherSessions((action, extra) => site(action, extra))
 
           const fromDjango: string = site("login", { username: "alice", password: "alice-pw-1" }).key
           expect(yield* Effect.promise(() => client.exists(`${keyPrefix}:1:django.contrib.sessions.cache${fromDjango}`)))

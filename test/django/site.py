@@ -9,9 +9,12 @@
 #       rows effect-auth wrote, as Django reads them: check_password, has_perm, ordering and
 #       filtering on the timestamps
 #   {"action": "schema", "db": ...}  a dump of the schema, to compare before and after
-#   {"action": "login", "db": ..., "username", "password"}  Django's test Client logs in: the key
+#   {"action": "login", "db": ..., "username", "password", "data"?}  Django's test Client logs in
+#       (then puts "data" in the session): the key
 #   (any action takes "settings": overrides of the site's settings)
-#   {"action": "whoami", "db": ..., "key"}  the user id Django's get_user() finds for a session key
+#   {"action": "anonymous", "db": ..., "data"}  an anonymous session holding "data" (a cart): the key
+#   {"action": "whoami", "db": ..., "key"}  the user id Django's get_user() finds for a session key,
+#       the key the session ends under, and the session's data without Django's auth keys
 #   {"action": "logout", "db": ..., "key"}  Django's logout() on that session
 #   {"action": "setpassword", "db": ..., "username", "password"}  set_password() and save()
 #   {"action": "signing", "db": ..., "ours": signed, "value": v}  Django's loads() of ours, its dumps() of v
@@ -203,7 +206,19 @@ def login():
 
     client = Client()
     assert client.login(username=command["username"], password=command["password"])
-    return {"key": client.cookies[settings.SESSION_COOKIE_NAME].value}
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    if "data" in command:
+        request = session_request(key)
+        request.session.update(command["data"])
+        request.session.save()
+    return {"key": key}
+
+
+def anonymous():
+    request = session_request(None)
+    request.session.update(command["data"])
+    request.session.save()
+    return {"key": request.session.session_key}
 
 
 def whoami():
@@ -217,7 +232,8 @@ def whoami():
         sys.stderr.write("DEBUG %r %r\n" % (data, u and u.get_session_auth_hash()))
     # Django 5.x moves a session verified by a fallback secret to a new key (cycle_key): the
     # browser would get it in the response's cookie.
-    return {"id": user.pk, "key": request.session.session_key}
+    mine = {k: v for k, v in data.items() if not k.startswith("_auth_user_") and k != "_effect_auth"}
+    return {"id": user.pk, "key": request.session.session_key, "data": mine}
 
 
 def logout():
@@ -255,7 +271,7 @@ def signing():
 
 
 actions = {
-    "seed": seed, "ask": ask, "read": read, "schema": schema, "login": login, "whoami": whoami,
+    "seed": seed, "ask": ask, "read": read, "schema": schema, "login": login, "anonymous": anonymous, "whoami": whoami,
     "logout": logout, "setpassword": setpassword, "signing": signing,
 }
 if command["action"] == "version":

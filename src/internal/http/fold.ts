@@ -291,12 +291,21 @@ export const make = (env: Env): Fold => {
     if (cookieValue === undefined || Option.isNone(sessions)) {
       return runAmbient(request, cookieValue, Option.none(), cache, fiber)
     }
+    const service = sessions.value
     // The continuation runs in the same fiber, so `fiber` still describes it.
-    return Effect.flatMap(Effect.mapError(sessions.value.currentUser(cookieValue), storeFailure), (session) =>
+    return Effect.flatMap(Effect.mapError(service.currentUser(cookieValue), storeFailure), (session) =>
       Option.isNone(session)
-        ? Effect.zipRight(cookies.clear, runAmbient(request, cookieValue, session, cache, fiber))
+        ? Effect.zipRight(forgetCookie(service, cookieValue), runAmbient(request, cookieValue, session, cache, fiber))
         : runAmbient(request, cookieValue, session, cache, fiber))
   }
+
+  // A cookie that names no session is cleared, unless the store still holds something under it
+  // that is not ours to end (an anonymous Django session): Django keeps that cookie.
+  const forgetCookie = (service: Session.Service, cookieValue: string) =>
+    Effect.flatMap(
+      Effect.mapError(service.holdsOther(cookieValue), storeFailure),
+      (held) => held ? Effect.void : cookies.clear
+    )
 
   const fold = (
     request: HttpServerRequest.HttpServerRequest,
