@@ -180,6 +180,17 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
     const site = (action: string, db: Db, extra: object = {}) => siteOf(action, db, extra, django)
     const chain = (store: Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, unknown>) => chainOf(store, django)
     const iterations = presetOf(django).pbkdf2!.iterations!
+    // A seeded site, and the session service on its own django_session table.
+    const sessionSite = Effect.gen(function*() {
+      const { db, store } = yield* engine.make
+      site("seed", db)
+      const secret = Redacted.make("django-site-secret")
+      const Live = Session.layer({ secret, format: "django" }).pipe(
+        Layer.provideMerge(DjangoSessionStore.layer({ secret })),
+        Layer.provideMerge(chain(store()))
+      )
+      return { db, Live }
+    })
     it("this Django is the one asked", () => {
       expect(siteOf("version", { engine: "sqlite", name: ":memory:" }, {}, django).version).toBe(django.version)
     })
@@ -331,13 +342,7 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
 
     it.scopedLive("sessions shared both ways: login, logout and password change cross over", () =>
       Effect.gen(function*() {
-        const { db, store } = yield* engine.make
-        site("seed", db)
-        const secret = Redacted.make("django-site-secret")
-        const Live = Session.layer({ secret, format: "django" }).pipe(
-          Layer.provideMerge(DjangoSessionStore.layer({ secret })),
-          Layer.provideMerge(chain(store()))
-        )
+        const { db, Live } = yield* sessionSite
         const whoami = (key: string): number | null => site("whoami", db, { key }).id
         const program = Effect.gen(function*() {
           const sessions = yield* Session.Session
@@ -394,13 +399,7 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
 
     it.scopedLive("a session that is no login of ours is kept, carried over at login and flushed at logout, as Django does", () =>
       Effect.gen(function*() {
-        const { db, store } = yield* engine.make
-        site("seed", db)
-        const secret = Redacted.make("django-site-secret")
-        const Live = Session.layer({ secret, format: "django" }).pipe(
-          Layer.provideMerge(DjangoSessionStore.layer({ secret })),
-          Layer.provideMerge(chain(store()))
-        )
+        const { db, Live } = yield* sessionSite
         yield* otherSessions((action, extra) => site(action, db, extra)).pipe(Effect.provide(Live))
       }), 120_000)
 
