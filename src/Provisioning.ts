@@ -9,9 +9,17 @@
  * 1. find the user by username (NFKC-normalised, as the store does);
  * 2. unknown: create it when `createUnknownUser` (the default), else `NoMatch("unknown-user")`;
  *    a new user then gets its groups mirrored and `configureUser` called (creation only);
- * 3. known: update the profile and the staff/superuser flags that differ (`updateAttributes`,
+ * 3. known but a local account (it has a usable password: `createsuperuser`, a sign-up, an
+ *    admin), and `linkLocalUsers` is not set: `NoMatch("unknown-user")`, nothing is written;
+ * 4. known: update the profile and the staff/superuser flags that differ (`updateAttributes`,
  *    the default) and mirror its groups (`mirrorGroups`);
- * 4. refuse an inactive user with `NoMatch("inactive-user")`, Django's `user_can_authenticate`.
+ * 5. refuse an inactive user with `NoMatch("inactive-user")`, Django's `user_can_authenticate`.
+ *
+ * The username comes from the external system (a claim of the identity provider, often one the
+ * user chose). Linking it to a local account with a password would let whoever gets that name at
+ * the provider log in as the local user, a superuser made with `createsuperuser` included, and
+ * overwrite its email: so only users without a usable password (those provisioning made) are
+ * linked unless `linkLocalUsers: true` says the external system owns the local usernames.
  *
  * The local `isActive` flag belongs to the site: provisioning sets it only when it creates the
  * user and never turns it back on, so deactivating a user in the store locks them out of every
@@ -53,6 +61,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as AuthError from "./AuthError.js"
 import type { User } from "./User.js"
@@ -165,6 +174,16 @@ export interface Options {
   /** Write changed names, email and staff/superuser flags on later logins. Default: `true`. */
   readonly updateAttributes?: boolean | undefined
   /**
+   * Link an external user to an existing local user of the same name that has a usable password
+   * (a local account). Default: `false`: such a login is `NoMatch("unknown-user")` and the local
+   * user is left alone, so a name taken at the external system (a `preferred_username`, an
+   * unverified email) cannot take over a local account such as a superuser. Users provisioning
+   * created have an unusable password and are always linked. Set it when the external system is
+   * the authority for the local usernames (a directory whose users had local passwords before,
+   * django-auth-ldap's and `RemoteUserBackend`'s behaviour).
+   */
+  readonly linkLocalUsers?: boolean | undefined
+  /**
    * Make the user's local groups exactly the external `groups` on every login (creating missing
    * groups), as django-auth-ldap's `MIRROR_GROUPS`. An external user without `groups` keeps its
    * local groups. Default: `false`.
@@ -237,6 +256,10 @@ const isStoreError = (error: unknown): error is StoreError =>
   Predicate.isTagged(error, "UserNotFound") || Predicate.isTagged(error, "GroupNotFound") ||
   Predicate.isTagged(error, "UserAlreadyExists") || Predicate.isTagged(error, "PermissionNotFound")
 
+// Django's `is_password_usable`: only the `!` prefix of `make_password(None)` marks an unusable
+// hash; provisioning creates users with one.
+const isUsablePassword = (encoded: string): boolean => !encoded.startsWith("!")
+
 const sameGroups = (a: ReadonlyArray<string>, b: ReadonlySet<string>): boolean =>
   a.length === b.size && a.every((name) => b.has(name))
 
@@ -264,6 +287,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     const createUnknownUser = options.createUnknownUser ?? true
     const updateAttributes = options.updateAttributes ?? true
     const mirrorGroups = options.mirrorGroups ?? false
+    const linkLocalUsers = options.linkLocalUsers ?? false
     const toUser = options.toUser ?? storedAsUser
 
     const noMatch = AuthError.failures(backend).noMatch
@@ -326,6 +350,15 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         return current
       })
 
+    // A local account (usable password) is not the external system's to log into.
+    const link = (
+      user: UserStore.StoredUser,
+      external: ExternalUser
+    ): Effect.Effect<UserStore.StoredUser, AuthError.BackendError> =>
+      !linkLocalUsers && isUsablePassword(Redacted.value(user.passwordHash))
+        ? noMatch("unknown-user")
+        : update(user, external)
+
     const create = (external: ExternalUser) =>
       store.create({
         username: external.username,
@@ -352,7 +385,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         Effect.catchTag("UserAlreadyExists", () =>
           Effect.flatMap(find(external.username), Option.match({
             onNone: () => Effect.fail(transport(`user ${JSON.stringify(external.username)} vanished while being created`)),
-            onSome: (user) => update(user, external)
+            onSome: (user) => link(user, external)
           }))),
         viaStore
       )
@@ -363,7 +396,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         const found = yield* find(external.username)
         let user: UserStore.StoredUser
         if (Option.isSome(found)) {
-          user = yield* update(found.value, external)
+          user = yield* link(found.value, external)
         } else {
           if (!createUnknownUser) return yield* noMatch("unknown-user")
           user = yield* create(external)

@@ -188,6 +188,30 @@ const suite = (name: string, store: () => Layer.Layer<UserStore.UserStore, unkno
         expect((yield* findUser("judy")).isActive).toBe(false)
       }).pipe(Effect.provide(store())))
 
+    it.effect("a local account (usable password) is not linked: NoMatch(unknown-user), untouched; linkLocalUsers links it", () =>
+      Effect.gen(function*() {
+        const store = yield* UserStore.UserStore
+        // createsuperuser's admin, and an external system where someone got the name "admin"
+        const admin = yield* store.create({
+          username: "admin",
+          passwordHash: "pbkdf2_sha256$870000$salt$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+          email: "root@example.org",
+          isStaff: true,
+          isSuperuser: true
+        })
+        const claims = { username: "admin", email: "evil@example.com", groups: ["x"] }
+        expectNoMatch(yield* Effect.exit(provision(claims, { mirrorGroups: true })), "unknown-user")
+        expect(yield* findUser("admin")).toEqual(admin)
+        expect(yield* groupsOf(admin.id)).toEqual([])
+        // users provisioning made (unusable password) are linked as before
+        const nina = yield* provision({ username: "nina" })
+        expect((yield* provision({ username: "nina", email: "nina@example.org" })).id).toBe(nina.id)
+        // the explicit opt-in: the external system owns the local usernames
+        const linked = yield* provision(claims, { linkLocalUsers: true })
+        expect(linked.id).toBe(admin.id)
+        expect(linked.email).toBe("evil@example.com")
+      }).pipe(Effect.provide(store())))
+
     it.effect("loadUser answers active users by local id; inactive, unknown and foreign ids are none", () =>
       Effect.gen(function*() {
         const users = yield* make()

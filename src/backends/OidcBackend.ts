@@ -160,7 +160,11 @@ export interface Options {
   readonly scopes?: ReadonlyArray<string> | undefined
   /** A plain OAuth 2.0 provider: no discovery, no ID token, claims from the userinfo endpoint. */
   readonly oauth2?: OAuth2Endpoints | undefined
-  /** The claim that names the local user. Default: `preferred_username`, else `sub`. */
+  /**
+   * The claim that names the local user. Default: `preferred_username`, else `sub`. Only `sub`
+   * is stable and never reassigned (OIDC Core 5.7); a `preferred_username` or `email` may be
+   * chosen or changed by the user at some providers, and then names whichever local user has it.
+   */
   readonly usernameClaim?: string | undefined
   /** A claim holding the user's groups (an array of names), mirrored into the local groups. */
   readonly groupsClaim?: string | undefined
@@ -168,6 +172,13 @@ export interface Options {
   readonly toExternalUser?: ((claims: Readonly<Record<string, unknown>>) => Provisioning.ExternalUser) | undefined
   /** Create users on their first login. Default: `true`. */
   readonly createUnknownUser?: boolean | undefined
+  /**
+   * Let a login link to an existing local user with a usable password (a local account such as
+   * one made by `createsuperuser`) when the username claim names it. Default: `false`: the login
+   * is `NoMatch("unknown-user")`, since the claim is whatever the provider says (a
+   * `preferred_username` the user may choose). See `Provisioning.Options.linkLocalUsers`.
+   */
+  readonly linkLocalUsers?: boolean | undefined
   /** How long one request to the provider may take. Default: 10 seconds. */
   readonly timeout?: Duration.DurationInput | undefined
   /** How long the discovery document is kept. Default: 1 hour. */
@@ -335,6 +346,7 @@ export const make = (
     const provisioner = yield* Provisioning.make({
       backendId: id,
       createUnknownUser: options.createUnknownUser,
+      linkLocalUsers: options.linkLocalUsers,
       mirrorGroups: options.groupsClaim !== undefined,
       toUser: options.toUser
     })
