@@ -261,6 +261,19 @@ describe("CLI", () => {
       expect(yield* names(fromFlag)).toEqual(["flaguser"])
     }))
 
+  it.effect("an empty --database or DATABASE_FILE is bad usage (exit 2), not SQLite's temporary database", () =>
+    Effect.gen(function*() {
+      for (const [args, env] of [[["--database", ""], {}], [[], { DATABASE_FILE: "" }]] as const) {
+        for (const command of [["migrate"], ["createuser", "alice"]]) {
+          const result = yield* cli([...command, ...args], { input: "pw plum orchard\n", env })
+          expect(result.code).toBe(2)
+          expect(result.stdout).toBe("")
+          expect(result.stderr).toContain("is empty: name the SQLite file")
+          noStackTrace(result.stderr)
+        }
+      }
+    }))
+
   it.effect("a database that cannot be opened is a clear error", () =>
     Effect.gen(function*() {
       const result = yield* cli(["users", "--database", path.join(dir, "missing-dir", "x.sqlite")])

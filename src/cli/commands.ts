@@ -107,13 +107,21 @@ const database: Options.Options<Database> = Options.all({
         tables: { user: Option.getOrUndefined(userTable), userColumn: Option.getOrUndefined(userColumn) }
       })
       : Option.none()
+    // An empty name is SQLite's temporary database, gone when the command ends: `--database
+    // "$DB"` with DB unset would report "Created user ..." and keep nothing. Refused as bad usage.
+    const named = (database: string, what: string) =>
+      database === ""
+        ? Effect.fail(usage(`${what} is empty: name the SQLite file (or give --database-url)`))
+        : Effect.succeed({ database, databaseUrl: url, django })
     return Option.match(file, {
-      onSome: (database) => Effect.succeed({ database, databaseUrl: url, django }),
+      onSome: (database) => named(database, "--database"),
       onNone: () =>
         Config.string("DATABASE_FILE").pipe(
           Config.withDefault(defaultDatabaseFile),
-          Effect.map((database) => ({ database, databaseUrl: url, django })),
-          Effect.mapError((error) => usage(`DATABASE_FILE: ${String(error)}`))
+          Effect.mapError((error) => usage(`DATABASE_FILE: ${String(error)}`)),
+          // Only a default for --database: with --database-url an empty one does not matter.
+          Effect.flatMap((database) =>
+            Option.isSome(url) ? Effect.succeed({ database, databaseUrl: url, django }) : named(database, "DATABASE_FILE"))
         )
     })
   })
