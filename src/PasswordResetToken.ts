@@ -31,6 +31,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as UserId from "./internal/userId.js"
 
 /**
  * What a token is bound to. A `UserStore.StoredUser` is one.
@@ -244,7 +245,9 @@ export const encodeUid = (id: string | number): string => Buffer.from(String(id)
 
 /**
  * Django's `urlsafe_base64_decode(uidb64).decode()`: the user id of a reset link, or none when it
- * is not base64url of UTF-8 text.
+ * is not base64url of UTF-8 text or not a user id (`User.UserId`: 1 to 255 characters), where
+ * Django's view finds no user. So its result goes to `UserStore.findById` as it is: an id the
+ * store would refuse with `InvalidInput` (the empty uid `""`, a long one) never gets there.
  *
  * @example
  * ```ts
@@ -257,9 +260,15 @@ export const encodeUid = (id: string | number): string => Buffer.from(String(id)
  * @category utils
  */
 export const decodeUid = (uidb64: string): Option.Option<string> => {
-  if (typeof uidb64 !== "string" || !/^[A-Za-z0-9_-]*$/.test(uidb64) || uidb64.length % 4 === 1) return Option.none()
+  // At most 3 UTF-8 bytes per UTF-16 unit, 4 base64 characters per 3 bytes: a longer uid is not
+  // the encoding of any user id, and is not decoded at all.
+  if (
+    typeof uidb64 !== "string" || uidb64.length > UserId.maxLength * 4 ||
+    !/^[A-Za-z0-9_-]*$/.test(uidb64) || uidb64.length % 4 === 1
+  ) return Option.none()
   try {
-    return Option.some(new TextDecoder("utf-8", { fatal: true }).decode(Buffer.from(uidb64, "base64url")))
+    const id = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.from(uidb64, "base64url"))
+    return UserId.isUserId(id) ? Option.some(id) : Option.none()
   } catch {
     return Option.none()
   }

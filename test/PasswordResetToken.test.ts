@@ -81,11 +81,17 @@ describe("PasswordResetToken", () => {
       expect(yield* PasswordResetToken.check(user, undefined as any, options)).toBe(false)
     }))
 
-  it("uidb64 round-trips like Django's urlsafe_base64_encode", () => {
+  it("uidb64 round-trips like Django's urlsafe_base64_encode; a uid that names no user id (empty, too long) is none", () => {
     expect(PasswordResetToken.encodeUid("42")).toBe("NDI")
     expect(PasswordResetToken.decodeUid("NDI")).toEqual(Option.some("42"))
     expect(PasswordResetToken.decodeUid("N")).toEqual(Option.none())
     expect(PasswordResetToken.decodeUid("%%")).toEqual(Option.none())
+    // not a user id: Django's view finds nobody; here it never reaches findById (InvalidInput)
+    expect(PasswordResetToken.decodeUid("")).toEqual(Option.none())
+    expect(PasswordResetToken.decodeUid(PasswordResetToken.encodeUid("7".repeat(256)))).toEqual(Option.none())
+    expect(PasswordResetToken.decodeUid("A".repeat(100_000))).toEqual(Option.none())
+    const longest = "\u{1F600}".repeat(127) + "x" // 255 UTF-16 units, 509 bytes
+    expect(PasswordResetToken.decodeUid(PasswordResetToken.encodeUid(longest))).toEqual(Option.some(longest))
   })
 })
 
