@@ -85,10 +85,11 @@ const fakeProvider = Effect.acquireRelease(
     )
 )
 
-const withBackend = (issuer: string) =>
+const withBackend = (issuer: string, options: Partial<OidcBackend.Options> = {}) =>
   TestAuth.layer([OidcBackend.OidcBackend]).pipe(
     Layer.provideMerge(
       OidcBackend.layer({
+        ...options,
         issuer,
         clientId: "client",
         clientSecret: Redacted.make("secret"),
@@ -114,6 +115,25 @@ const outcome = (exit: Exit.Exit<AuthService.Authenticated, AuthError.Authentica
 const attempt = (input: unknown = callback) => Effect.map(Effect.exit(AuthService.authenticateUnknown(input)), outcome)
 
 describe("OidcBackend against a misbehaving provider", () => {
+  it.scopedLive("a preferred_username naming a local account (createsuperuser's admin) is refused unless linkLocalUsers", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      Object.assign(p.state, { mode: "ok", claims: { sub: "someone-at-the-provider", preferred_username: "admin" } })
+      const adminLogin = (options: Partial<OidcBackend.Options>) =>
+        Effect.gen(function*() {
+          const users = yield* UserStore.UserStore
+          const admin = yield* Effect.orDie(users.create({
+            username: "admin",
+            passwordHash: "pbkdf2_sha256$870000$salt$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            isStaff: true,
+            isSuperuser: true
+          }))
+          return [yield* attempt(), admin] as const
+        }).pipe(Effect.provide(withBackend(p.issuer, options)))
+      expect((yield* adminLogin({}))[0]).toBe("unknown-user")
+      expect((yield* adminLogin({ linkLocalUsers: true }))[0]).toBe("success:admin")
+    }))
+
   it.scopedLive("a valid ID token logs in (and provisions); each broken one is refused and provisions nothing", () =>
     Effect.gen(function*() {
       const p = yield* fakeProvider
