@@ -20,9 +20,11 @@
  *
  * @since 0.2.0
  */
+import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto"
+import { AuthConfigError } from "./AuthError.js"
 
 /**
  * The HMAC of the codes. Authenticator apps all support `SHA1` (the default, and what most
@@ -54,17 +56,54 @@ export type Algorithm = "SHA1" | "SHA256" | "SHA512"
  * @category models
  */
 export interface Options {
-  /** Digits per code, 6 to 8. Default: 6. */
+  /** Digits per code, an integer from 6 to 8. Default: 6. */
   readonly digits?: number | undefined
-  /** Seconds per time step. Default: 30. */
+  /** Seconds per time step, a positive integer. Default: 30. */
   readonly period?: number | undefined
   /** Default: `"SHA1"`. */
   readonly algorithm?: Algorithm | undefined
   /**
    * Time steps accepted on either side of the current one, for clock drift and a code typed as
-   * it changes. Default: 1 (the previous, current and next codes).
+   * it changes: an integer from 0 to 10. Default: 1 (the previous, current and next codes).
    */
   readonly window?: number | undefined
+}
+
+/** The widest drift window: ±10 steps (five minutes each way at 30 s) is already generous. */
+const MAX_WINDOW = 10
+
+const problemOf = (options: Options = {}): string | undefined => {
+  const s = settings(options)
+  const integerIn = (n: number, min: number, max: number) => Number.isSafeInteger(n) && n >= min && n <= max
+  if (!integerIn(s.digits, 6, 8)) return "digits must be an integer from 6 to 8"
+  if (!integerIn(s.period, 1, Number.MAX_SAFE_INTEGER)) return "period must be a positive integer (seconds)"
+  if (!integerIn(s.window, 0, MAX_WINDOW)) return `window must be an integer from 0 to ${MAX_WINDOW}`
+  if (s.algorithm !== "SHA1" && s.algorithm !== "SHA256" && s.algorithm !== "SHA512") {
+    return "algorithm must be SHA1, SHA256 or SHA512"
+  }
+  return undefined
+}
+
+/**
+ * Checks `options` (a typed `number` can still be 0, fractional or huge at run time, from a
+ * config file say): digits an integer from 6 to 8, period a positive integer, window an integer
+ * from 0 to 10, a known algorithm. Anything else is an `AuthConfigError` whose message starts
+ * with `module`. `TotpBackend` checks its options with it when it is built.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Totp } from "effect-auth"
+ *
+ * Effect.runSync(Effect.flip(Totp.checkOptions({ period: 0 }))).message // "Totp: period must be a positive integer (seconds)"
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const checkOptions = (options?: Options, module = "Totp"): Effect.Effect<void, AuthConfigError> => {
+  const problem = problemOf(options)
+  return problem === undefined ? Effect.void : Effect.fail(new AuthConfigError({ message: `${module}: ${problem}` }))
 }
 
 const settings = (options: Options = {}) => ({
@@ -186,7 +225,8 @@ const keyOf = (secret: Redacted.Redacted<string>): Buffer =>
   Option.getOrElse(base32Decode(Redacted.value(secret)), () => Buffer.alloc(0))
 
 /**
- * The code of the time step of `timeMillis` (RFC 6238 `TOTP`).
+ * The code of the time step of `timeMillis` (RFC 6238 `TOTP`). Throws a `RangeError` for options
+ * {@link checkOptions} refuses or a time before 1970: check options from configuration first.
  *
  * @example
  * ```ts
@@ -213,7 +253,8 @@ export const generate = (
 /**
  * Checks `code` against the time steps within `window` of `timeMillis`, and answers the step it
  * matched. Steps at or before `after` are refused: pass the last step a user logged in with, and
- * a code cannot be used twice (RFC 6238 §5.2).
+ * a code cannot be used twice (RFC 6238 §5.2). Options {@link checkOptions} refuses, or a time
+ * that is not a finite number, match nothing.
  *
  * @example
  * ```ts
@@ -235,10 +276,14 @@ export const verify = (
   options?: Options & { readonly after?: number | undefined }
 ): Option.Option<number> => {
   const s = settings(options)
+  // A zero period made every step Infinity, which BigInt refused with a RangeError (a defect).
+  if (problemOf(s) !== undefined || !Number.isFinite(timeMillis)) return Option.none()
   const given = Buffer.from(Redacted.isRedacted(code) ? Redacted.value(code) : code)
   const key = keyOf(secret)
   if (key.length === 0 || given.length !== s.digits) return Option.none()
   const now = counterAt(timeMillis, s)
+  // the counter is 8 bytes: a time that far out has no code
+  if (now + s.window > Number.MAX_SAFE_INTEGER) return Option.none()
   let matched: number | undefined
   // Every step of the window is computed and compared, whatever matches, in constant time.
   for (let counter = now - s.window; counter <= now + s.window; counter++) {

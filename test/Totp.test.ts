@@ -1,5 +1,6 @@
 // TOTP against RFC 6238's published test vectors (appendix B), and the rest of the module's laws.
 import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
 import * as fc from "effect/FastCheck"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -53,6 +54,20 @@ describe("Totp", () => {
       expect(Totp.verify(secret, code, Date.now())).toEqual(Option.none())
     }
     expect(Totp.verify(Redacted.make("not base32!"), "123456", Date.now())).toEqual(Option.none())
+  })
+
+  it("options that cannot make codes, and times that are not finite, match nothing and never throw", () => {
+    const secret = Totp.generateSecret()
+    const now = Date.now()
+    const code = Totp.generate(secret, now)
+    // period 0 made every step Infinity (a RangeError from BigInt); a window of 1e9 ran 2e9 HMACs
+    for (const options of [{ period: 0 }, { period: -30 }, { digits: 0 }, { window: -1 }, { window: 1e9 }, { algorithm: "MD4" as never }]) {
+      expect(Totp.verify(secret, code, now, options)).toEqual(Option.none())
+      expect(Effect.runSync(Effect.flip(Totp.checkOptions(options))).message).toMatch(/^Totp: (digits|period|window|algorithm) /)
+    }
+    for (const time of [Number.NaN, Number.POSITIVE_INFINITY, 1e300]) expect(Totp.verify(secret, code, time)).toEqual(Option.none())
+    expect(Totp.verify(secret, code, now)).toEqual(Option.some(Totp.counterAt(now)))
+    Effect.runSync(Totp.checkOptions({ digits: 8, period: 60, window: 10, algorithm: "SHA256" }))
   })
 
   it("base32 round-trips any bytes, and decodes as people type it", () => {

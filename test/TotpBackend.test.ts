@@ -131,6 +131,46 @@ suite(
   Postgres.missing
 )
 
+describe("TotpBackend: options", () => {
+  const stores = Layer.merge(MemoryUserStore.layer, TotpStore.layerMemory)
+
+  it.effect("options that cannot make codes are an AuthConfigError when the backend is built, never a defect at login", () =>
+    Effect.gen(function*() {
+      for (const totp of [{ period: 0 }, { period: 0.5 }, { digits: 4 }, { digits: 10 }, { window: -1 }, { window: 1e9 }, {
+        algorithm: "MD5" as never
+      }]) {
+        const error = yield* Effect.flip(Layer.build(TotpBackend.layer({ totp })).pipe(Effect.provide(stores), Effect.scoped))
+        expect(error).toBeInstanceOf(AuthError.AuthConfigError)
+        expect(error.message).toMatch(/^TotpBackend: (digits|period|window|algorithm) /)
+      }
+      // the bounds themselves are fine
+      yield* Layer.build(TotpBackend.layer({ totp: { digits: 8, period: 60, window: 10, algorithm: "SHA512" } })).pipe(
+        Effect.provide(stores),
+        Effect.scoped
+      )
+    }))
+
+  it.effect("enrol, confirm and newRecoveryCodes refuse bad options and counts with AuthConfigError, storing nothing", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(T0)
+      const alice = yield* Effect.flatMap(UserStore.UserStore, (users) => users.create({ username: "alice" }))
+      const store = yield* TotpStore.TotpStore
+      expect((yield* Effect.flip(TotpBackend.enrol(alice, { issuer: "Test", period: 0 })))._tag).toBe("AuthConfigError")
+      expect(yield* store.get(alice.id)).toEqual(Option.none())
+      const { secret } = yield* TotpBackend.enrol(alice, { issuer: "Test" })
+      const code = Redacted.value(Totp.generate(secret, T0))
+      expect((yield* Effect.flip(TotpBackend.confirm(alice.id, code, { period: 0 })))._tag).toBe("AuthConfigError")
+      expect((yield* Effect.flip(TotpBackend.confirm(alice.id, code, { count: -1 })))._tag).toBe("AuthConfigError")
+      // the code was not spent by the refused calls
+      expect(Option.getOrThrow(yield* store.get(alice.id))).toMatchObject({ confirmed: false, lastStep: -1 })
+      expect(yield* TotpBackend.confirm(alice.id, code, { count: 2 })).toHaveLength(2)
+      for (const count of [-1, 0, 1.5, 1e9]) {
+        expect((yield* Effect.flip(TotpBackend.newRecoveryCodes(alice.id, count)))._tag).toBe("AuthConfigError")
+      }
+      expect(yield* store.recoveryCodesLeft(alice.id)).toBe(2)
+    }).pipe(Effect.provide(stores)))
+})
+
 describe("SqlTotpStore", () => {
   it.effect("a database that cannot answer is a TotpStoreError, and the backend says TransportError", () =>
     Effect.gen(function*() {

@@ -124,7 +124,8 @@ const storedAsUser = (stored: UserStore.StoredUser): User => stored as unknown a
 const digitsOnly = /^[0-9]{6,8}$/
 
 /**
- * Builds the backend on the `TotpStore` and `UserStore` in context.
+ * Builds the backend on the `TotpStore` and `UserStore` in context. Options `Totp.checkOptions`
+ * refuses (a zero period, a window of a million steps) are an `AuthConfigError`.
  *
  * @example
  * ```ts
@@ -138,8 +139,15 @@ const digitsOnly = /^[0-9]{6,8}$/
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<AuthBackend.AuthBackend<SecondFactor>, never, TotpStore.TotpStore | UserStore.UserStore> =>
+): Effect.Effect<
+  AuthBackend.AuthBackend<SecondFactor>,
+  AuthError.AuthConfigError,
+  TotpStore.TotpStore | UserStore.UserStore
+> =>
   Effect.gen(function*() {
+    // Unchecked, a zero period threw a RangeError at the first code (a defect, not a refusal),
+    // and a huge window made every attempt compute that many HMACs.
+    yield* Totp.checkOptions(options.totp, "TotpBackend")
     const backendId = options.id ?? "totp"
     const toUser = options.toUser ?? storedAsUser
     const devices = yield* TotpStore.TotpStore
@@ -201,7 +209,8 @@ export const make = (
  */
 export const layer = (
   options: Options = {}
-): Layer.Layer<TotpBackend, never, TotpStore.TotpStore | UserStore.UserStore> => Layer.effect(TotpBackend, make(options))
+): Layer.Layer<TotpBackend, AuthError.AuthConfigError, TotpStore.TotpStore | UserStore.UserStore> =>
+  Layer.effect(TotpBackend, make(options))
 
 // --- enrolment ---------------------------------------------------------------------------------
 
@@ -225,7 +234,8 @@ export class InvalidCode extends Schema.TaggedError<InvalidCode>("effect-auth/To
 
 /**
  * Starts enrolling a user: a new secret, stored unconfirmed (it replaces a device the user had,
- * which stops working), and the `otpauth://` URI to show as a QR code.
+ * which stops working), and the `otpauth://` URI to show as a QR code. Options
+ * `Totp.checkOptions` refuses are an `AuthConfigError`, and nothing is stored.
  *
  * @example
  * ```ts
@@ -244,10 +254,11 @@ export const enrol = (
   options: Totp.Options & { readonly issuer: string; readonly account?: string | undefined }
 ): Effect.Effect<
   { readonly secret: Redacted.Redacted<string>; readonly uri: Redacted.Redacted<string> },
-  TotpStore.TotpStoreError,
+  AuthError.AuthConfigError | TotpStore.TotpStoreError,
   TotpStore.TotpStore
 > =>
   Effect.gen(function*() {
+    yield* Totp.checkOptions(options, "TotpBackend.enrol")
     const store = yield* TotpStore.TotpStore
     const secret = Totp.generateSecret()
     yield* store.save({ userId: user.id, secret })
@@ -257,7 +268,9 @@ export const enrol = (
 /**
  * Finishes an enrolment with the first code the user's app shows: marks the device confirmed,
  * records the code's step as used, and answers `count` (default 10) new recovery codes to show
- * once (only their hashes are stored). A wrong code fails with {@link InvalidCode}.
+ * once (only their hashes are stored). A wrong code fails with {@link InvalidCode}; options
+ * `Totp.checkOptions` refuses, or a `count` that is not an integer from 1 to 100, with
+ * `AuthConfigError`.
  *
  * @example
  * ```ts
@@ -275,8 +288,15 @@ export const confirm = (
   userId: string,
   code: string | Redacted.Redacted<string>,
   options: Totp.Options & { readonly count?: number | undefined } = {}
-): Effect.Effect<ReadonlyArray<Redacted.Redacted<string>>, InvalidCode | TotpStore.TotpStoreError, TotpStore.TotpStore> =>
+): Effect.Effect<
+  ReadonlyArray<Redacted.Redacted<string>>,
+  InvalidCode | AuthError.AuthConfigError | TotpStore.TotpStoreError,
+  TotpStore.TotpStore
+> =>
   Effect.gen(function*() {
+    yield* Totp.checkOptions(options, "TotpBackend.confirm")
+    // before the code is spent: a bad count must not leave a confirmed device without codes
+    yield* checkCount(options.count, "TotpBackend.confirm")
     const store = yield* TotpStore.TotpStore
     const device = yield* store.get(userId)
     if (Option.isNone(device)) return yield* new InvalidCode({ userId })
@@ -287,8 +307,14 @@ export const confirm = (
     return yield* newRecoveryCodes(userId, options.count)
   })
 
+const checkCount = (count: number | undefined, module: string): Effect.Effect<void, AuthError.AuthConfigError> =>
+  count === undefined || (Number.isSafeInteger(count) && count >= 1 && count <= 100)
+    ? Effect.void
+    : Effect.fail(new AuthError.AuthConfigError({ message: `${module}: count must be an integer from 1 to 100` }))
+
 /**
- * Replaces the user's recovery codes by `count` (default 10) new ones; answers them, to show once.
+ * Replaces the user's recovery codes by `count` (default 10; an integer from 1 to 100, else an
+ * `AuthConfigError`) new ones; answers them, to show once.
  *
  * @example
  * ```ts
@@ -303,8 +329,14 @@ export const confirm = (
 export const newRecoveryCodes = (
   userId: string,
   count?: number
-): Effect.Effect<ReadonlyArray<Redacted.Redacted<string>>, TotpStore.TotpStoreError, TotpStore.TotpStore> =>
+): Effect.Effect<
+  ReadonlyArray<Redacted.Redacted<string>>,
+  AuthError.AuthConfigError | TotpStore.TotpStoreError,
+  TotpStore.TotpStore
+> =>
   Effect.gen(function*() {
+    // Array.from threw a RangeError for a negative count; zero would wipe every code
+    yield* checkCount(count, "TotpBackend.newRecoveryCodes")
     const store = yield* TotpStore.TotpStore
     const codes = Totp.generateRecoveryCodes(count)
     yield* store.setRecoveryCodes(userId, codes.map(Totp.hashRecoveryCode))
