@@ -53,7 +53,10 @@ interface Setup {
   readonly events: Effect.Effect<ReadonlyArray<unknown>>
 }
 
-const setUp = (backendOptions: (provider: LocalProvider, redirectUri: string) => Partial<OidcBackend.Options> = () => ({})) =>
+const setUp = (
+  backendOptions: (provider: LocalProvider, redirectUri: string) => Partial<OidcBackend.Options> = () => ({}),
+  loginOptions: Partial<OidcLogin.Options> = {}
+) =>
   Effect.gen(function*() {
     const port = yield* Effect.promise(freePort)
     const app = `http://127.0.0.1:${port}`
@@ -81,7 +84,7 @@ const setUp = (backendOptions: (provider: LocalProvider, redirectUri: string) =>
         ...backendOptions(provider, redirectUri)
       }).pipe(Layer.provide(FetchHttpClient.layer), Layer.provide(store), Layer.orDie)
     )
-    const routes = HttpRouter.concat(OidcLogin.router({ secret, secure: false, postLogoutRedirectUri: `${app}/bye` }), me)
+    const routes = HttpRouter.concat(OidcLogin.router({ secret, secure: false, postLogoutRedirectUri: `${app}/bye`, ...loginOptions }), me)
     const server = HttpServer.serve(routes).pipe(
       Layer.provideMerge(appLayer({ chain: [OidcBackend.OidcBackend], backendLayer: oidc as any, userStore: store })),
       Layer.provideMerge(oidc),
@@ -189,6 +192,23 @@ describe("OIDC login against a real provider", () => {
       expect(yield* userNamed(s, "nora")).toBe(true)
       const replay = yield* Effect.promise(() => fetch(callback3, { redirect: "manual", headers: { cookie: `oidc_tx=${sealed}` } }))
       expect(replay.status).toBe(401)
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live("a callback target the router matches but URL cannot resolve (`//v1.0/callback`) is refused, never a 500", () =>
+    Effect.gen(function*() {
+      const s = yield* setUp(undefined, { callbackPath: "/v1.0/callback" })
+      const sealed = Transaction.seal(secret, { state: "s", nonce: "n", codeVerifier: "v".repeat(43), expiresAt: Date.now() + 60_000 })
+      const answer = (path: string) =>
+        Effect.promise(async () => {
+          const response = await fetch(`${s.app}${path}`, { redirect: "manual", headers: { cookie: `oidc_tx=${sealed}` } })
+          return [response.status, await response.text()] as const
+        })
+      // `//v1.0` read as an authority is a host that is no host: new URL threw before the fold ran
+      for (const path of ["//v1.0/callback?code=c&state=another", "/v1.0/callback?code=c&state=another"]) {
+        expect(yield* answer(path)).toEqual([401, JSON.stringify({ error: "the login could not be verified" })])
+      }
+      const logged = JSON.stringify(yield* s.events)
+      expect(logged).toContain("LoginFailed")
     }).pipe(Effect.scoped), 60_000)
 
   it.live("key rotation at the provider: the next login verifies with the new key", () =>

@@ -142,8 +142,14 @@ export const router = (options: Options) => {
     if (Option.isNone(transaction)) {
       return clearTransaction(json(400, "this login was not started here, or took too long: start again"))
     }
-    // Only the query counts (code, state, iss, error): the origin is not taken from the request.
-    const url = new URL(request.url, "http://callback.invalid").href
+    // Only the query counts (code, state, iss, error): neither the origin nor the path is taken
+    // from the request. Resolving the request target as a URL reference threw (a defect, a 500)
+    // for a target such as `//v1.0/callback`, which the router matches (it merges slashes) but
+    // which URL reads as an authority with a host that is no host; a search setter never throws.
+    const queryAt = request.url.indexOf("?")
+    const callbackUrl = new URL("http://callback.invalid/")
+    callbackUrl.search = queryAt < 0 ? "" : request.url.slice(queryAt)
+    const url = callbackUrl.href
     // Through HttpAuth.login: the fold (with the client's address, behind trusted proxies, for
     // events and Lockout), then a new session. Redacted: events and logs of a refused login must
     // not show the code or the verifier.
@@ -159,7 +165,7 @@ export const router = (options: Options) => {
     // fold decodes them like any input.
     // The request the fold and its events see has no query: the code in it is a secret.
     const auth = yield* HttpAuth.HttpAuth
-    const withoutQuery = request.modify({ url: new URL(url).pathname })
+    const withoutQuery = request.modify({ url: queryAt < 0 ? request.url : request.url.slice(0, queryAt) })
     const started = yield* Effect.either(auth.login(withoutQuery, callbackCredentials as unknown as Credentials.Input))
     if (started._tag === "Left") {
       const failure = started.left
