@@ -318,11 +318,19 @@ export const CLEANSED_SUBSTITUTE = "********************"
 // Django's `SENSITIVE_CREDENTIALS` pattern, matched against the key anywhere and in any case.
 const sensitiveKey = /api|token|key|secret|password|signature/i
 
+// A nested object's keys say nothing about its secrets: an OIDC callback given with plain strings
+// (as OidcBackend's docs show) put its code and PKCE verifier in every LoginFailed event.
+const cleanseValue = (value: unknown): unknown =>
+  typeof value === "object" && value !== null && !Redacted.isRedacted(value) ? CLEANSED_SUBSTITUTE : value
+
 /**
  * Cleanses raw credentials as Django's `_clean_credentials` does before sending
  * `user_login_failed`: the value of every key whose name contains `api`, `token`, `key`,
  * `secret`, `password` or `signature` (in any case) is replaced by 20 stars. Other values are
- * kept, except `Redacted` ones, which stay redacted.
+ * kept, except `Redacted` ones, which stay redacted, and nested objects and arrays, which are
+ * replaced by 20 stars too: Django's credentials are keyword arguments, but a nested value
+ * cannot be judged by its key (`OidcBackend`'s `{ oidcCallback: { url, codeVerifier, … } }`
+ * carries the authorization code in `url` and PKCE's secret in `codeVerifier`).
  *
  * @example
  * ```ts
@@ -330,6 +338,8 @@ const sensitiveKey = /api|token|key|secret|password|signature/i
  *
  * Credentials.cleanse({ username: "alice", password: "pw", apiKey: "k" })
  * // { username: "alice", password: "********************", apiKey: "********************" }
+ * Credentials.cleanse({ oidcCallback: { url: "https://app/cb?code=c", state: "s", nonce: "n", codeVerifier: "v" } })
+ * // { oidcCallback: "********************" }
  * ```
  *
  * @since 0.1.0
@@ -343,7 +353,7 @@ export const cleanse = (credentials: unknown): Readonly<Record<string, unknown>>
   return Object.fromEntries(
     Object.keys(credentials).map((key) => [
       key,
-      sensitiveKey.test(key) ? CLEANSED_SUBSTITUTE : (credentials as Record<string, unknown>)[key]
+      sensitiveKey.test(key) ? CLEANSED_SUBSTITUTE : cleanseValue((credentials as Record<string, unknown>)[key])
     ])
   )
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Equal, Exit, Fiber, Hash, Layer, Option, Schedule, Schema, TestClock } from "effect"
+import { Cause, Effect, Equal, Exit, Fiber, Hash, Layer, Option, Redacted, Schedule, Schema, TestClock } from "effect"
 import { AuthError, AuthEvents, AuthService, Credentials, TestAuth, TestBackend } from "../src/index.js"
 
 const alice = TestBackend.user("alice")
@@ -300,6 +300,25 @@ describe("AuthService: LoginFailed events", () => {
         Signature: "********************",
         otp: "123456"
       })
+    }))
+
+  it.effect("a nested credential (an OIDC callback given as plain strings) is cleansed whole: no code or verifier in the event", () =>
+    Effect.gen(function*() {
+      const raw = {
+        oidcCallback: { url: "https://app.example.com/oidc/callback?code=the-code&state=s", state: "s", nonce: "n", codeVerifier: "the-verifier" },
+        scopes: ["a"],
+        username: "alice"
+      }
+      const { events } = yield* runWithEvents([TestBackend.noMatch("a")], raw)
+      expect((events[0] as AuthEvents.LoginFailed).credentials).toEqual({
+        oidcCallback: "********************",
+        scopes: "********************",
+        username: "alice"
+      })
+      expect(JSON.stringify(events) + String(events[0])).not.toMatch(/the-code|the-verifier/)
+      // a Redacted value stays itself
+      const secret = Redacted.make("x")
+      expect(Credentials.cleanse({ username: secret }).username).toBe(secret)
     }))
 
   it("a \"__proto__\" key stays a plain key (found by the property below)", () => {
