@@ -11,7 +11,7 @@
  * | outcome | counted |
  * |---|---|
  * | `AuthenticationFailed`, `PermissionDenied` | yes: the failure stays counted |
- * | success | the user's keys (`username:`, `username-ip:`) are reset; an address's (`ip:`) only loses this attempt's count |
+ * | success | the user's keys (`username:`, `username-ip:`; a second factor's `otp-` ones) are reset; an address's (`ip:`) only loses this attempt's count |
  * | `BackendUnavailable`, `TransportError`, interruption, defect | no: the reservation is returned |
  *
  * {@link protect} wraps an `AuthService` (see {@link layerAuthService}); the HTTP layer turns
@@ -310,6 +310,17 @@ const keysFor = (by: By, username: string | undefined, ip: string | undefined): 
   if (by !== "username" && ip !== undefined) keys.push(`ip:${ip}`)
   return keys
 }
+
+// Second-factor attempts (`TotpBackend`'s `{ username, otpToken }`) count under their own keys,
+// `otp-username:` and `otp-username-ip:`: under the password's keys, the attacker this lockout is
+// there for (one who has the password) reset the count of their code guesses with a password login
+// between batches, and guessed six digits without end. A code's success resets only its own keys
+// (django-otp's per-device throttle is cleared by a verified token only).
+const isSecondFactor = (credentials: unknown): boolean =>
+  typeof credentials === "object" && credentials !== null && Object.hasOwn(credentials, "otpToken")
+
+const ownKeysOf = (keys: Array<string>, secondFactor: boolean): Array<string> =>
+  secondFactor ? keys.map((key) => (key.startsWith("ip:") ? key : `otp-${key}`)) : keys
 
 const deny: unique symbol = Symbol("deny")
 
@@ -633,7 +644,7 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
         if (IpAddress.inAny(denied, address)) return deny
         if (IpAddress.inAny(allow, address)) return []
       }
-      return keysFor(by, usernameOf(credentials), address?.text)
+      return ownKeysOf(keysFor(by, usernameOf(credentials), address?.text), isSecondFactor(credentials))
     }
 
     const refuse = (credentials: unknown, request: AuthRequest | undefined, retryAfter: number) => {
@@ -698,14 +709,18 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
       Effect.map(store.list(now), (entries) => [...entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))))
 
     const matches = (target: string) => {
-      if (/^(username|ip|username-ip):/.test(target)) return (key: string) => key === target
+      if (/^((otp-)?username|ip|(otp-)?username-ip):/.test(target)) return (key: string) => key === target
+      // a name's or an address's records include its second-factor ones (`otp-`)
       const address = IpAddress.parse(target)
       if (address !== undefined) {
         const ip = address.text
-        return (key: string) => key === `ip:${ip}` || key.startsWith(`username-ip:${ip}|`)
+        return (key: string) => key === `ip:${ip}` || key.replace(/^otp-/, "").startsWith(`username-ip:${ip}|`)
       }
       const name = usernameKey(target)
-      return (key: string) => key === `username:${name}` || (key.startsWith("username-ip:") && key.endsWith(`|${name}`))
+      return (key: string) => {
+        const own = key.replace(/^otp-/, "")
+        return own === `username:${name}` || (own.startsWith("username-ip:") && own.endsWith(`|${name}`))
+      }
     }
 
     const reset: Service["reset"] = (target) =>

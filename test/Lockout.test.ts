@@ -14,6 +14,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
 import * as http from "node:http"
 import * as AuthBackend from "../src/AuthBackend.js"
@@ -224,6 +225,44 @@ describe("Lockout: keys", () => {
         expect(yield* login(right, attacker)).toBe("LockedOut")
         expect(seen.length).toBe(asked)
         expect(yield* login(right, from("198.51.100.1"))).toBe("success")
+      }).pipe(Effect.provide(layer))
+    })
+  }
+
+  for (const by of ["username", "username-and-ip"] as const) {
+    it.effect(`${by}: second-factor guesses count apart, and a password login does not reset them`, () => {
+      // TotpBackend's credentials: `{ username, otpToken }`; 424242 is alice's code
+      const codes = AuthBackend.make({
+        id: "totp",
+        credentials: Schema.Struct({ username: Credentials.Username, otpToken: Credentials.secret(64) }),
+        authenticate: ({ otpToken, username }) =>
+          username === "alice" && Redacted.value(otpToken) === "424242"
+            ? Effect.succeed(alice)
+            : AuthError.noMatch("totp", "invalid-credentials"),
+        getUser: () => Effect.succeedNone
+      })
+      const { backend, seen } = counting()
+      const { layer } = setup({ by, limit: 3 }, [backend, codes])
+      const attacker = from("203.0.113.7")
+      const code = (otpToken: string) =>
+        Effect.map(Effect.exit(AuthService.authenticateUnknown({ username: "alice", otpToken }, attacker)), tagOf)
+      return Effect.gen(function*() {
+        // The attacker has the password: guesses at the code, a password login between batches.
+        expect(yield* times(2, code("000001"))).toEqual(["AuthenticationFailed", "AuthenticationFailed"])
+        expect(yield* login(right, attacker)).toBe("success")
+        expect(yield* code("000002")).toBe("AuthenticationFailed")
+        // the third guess locked the code, even for the right one; the password still logs in
+        expect(yield* code("424242")).toBe("LockedOut")
+        expect(yield* login(right, attacker)).toBe("success")
+        expect(yield* code("424242")).toBe("LockedOut")
+        const keys = (yield* Effect.flatMap(Lockout.Lockout, (l) => l.list)).map((entry) => entry.key)
+        expect(keys).toEqual([by === "username" ? "otp-username:alice" : "otp-username-ip:203.0.113.7|alice"])
+        // resetting the user clears their second-factor records too; a right code resets its own count
+        expect(yield* Lockout.reset("alice")).toEqual(keys)
+        expect(yield* code("000003")).toBe("AuthenticationFailed")
+        expect(yield* code("424242")).toBe("success")
+        expect(yield* Effect.flatMap(Lockout.Lockout, (l) => l.list)).toEqual([])
+        expect(seen.length).toBe(2) // the password backend saw only the password logins
       }).pipe(Effect.provide(layer))
     })
   }
