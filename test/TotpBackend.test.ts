@@ -64,6 +64,24 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
         expect(reasonOf(yield* attempt(codeAt(secret, T0)))).toBe("invalid-credentials")
       }).pipe(Effect.provide(app())))
 
+    it.effect("enrolling again replaces an unconfirmed device, never a confirmed one (AlreadyEnrolled)", () =>
+      Effect.gen(function*() {
+        const { alice, secret } = yield* setUp
+        // before confirmation: a new enrolment replaces the pending secret
+        const again = yield* TotpBackend.enrol(alice, { issuer: "Test" })
+        expect(Redacted.value(again.secret)).not.toBe(Redacted.value(secret))
+        yield* TotpBackend.confirm(alice.id, codeAt(again.secret, T0 - 30_000))
+        // after: one request without any code no longer wipes the working device
+        const refused = yield* Effect.flip(TotpBackend.enrol(alice, { issuer: "Test" }))
+        expect(refused).toBeInstanceOf(TotpBackend.AlreadyEnrolled)
+        const device = Option.getOrThrow(yield* Effect.flatMap(TotpStore.TotpStore, (store) => store.get(alice.id)))
+        expect([device.confirmed, Redacted.value(device.secret)]).toEqual([true, Redacted.value(again.secret)])
+        expect(reasonOf(yield* attempt(codeAt(again.secret, T0)))).toBe("success")
+        // removed (from a session that passed the second factor), the user can enrol anew
+        yield* Effect.flatMap(TotpStore.TotpStore, (store) => store.remove(alice.id))
+        yield* TotpBackend.enrol(alice, { issuer: "Test" })
+      }).pipe(Effect.provide(app())))
+
     it.effect("a code logs in once; the window takes the neighbouring steps and no further", () =>
       Effect.gen(function*() {
         const { alice, secret } = yield* setUp

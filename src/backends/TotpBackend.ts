@@ -233,9 +233,29 @@ export class InvalidCode extends Schema.TaggedError<InvalidCode>("effect-auth/To
 ) {}
 
 /**
- * Starts enrolling a user: a new secret, stored unconfirmed (it replaces a device the user had,
- * which stops working), and the `otpauth://` URI to show as a QR code. Options
- * `Totp.checkOptions` refuses are an `AuthConfigError`, and nothing is stored.
+ * The user already has a confirmed device: {@link enrol} does not replace it. Remove it first
+ * (`TotpStore.remove`), from a session that passed the second factor.
+ *
+ * @example
+ * ```ts
+ * import * as TotpBackend from "effect-auth/backends/TotpBackend"
+ *
+ * const error = new TotpBackend.AlreadyEnrolled({ userId: "1" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class AlreadyEnrolled extends Schema.TaggedError<AlreadyEnrolled>("effect-auth/TotpBackend/AlreadyEnrolled")(
+  "AlreadyEnrolled",
+  { userId: Schema.String }
+) {}
+
+/**
+ * Starts enrolling a user: a new secret, stored unconfirmed (it replaces an unconfirmed one), and
+ * the `otpauth://` URI to show as a QR code. A user with a confirmed device gets
+ * {@link AlreadyEnrolled} and keeps it. Options `Totp.checkOptions` refuses are an
+ * `AuthConfigError`, and nothing is stored.
  *
  * @example
  * ```ts
@@ -254,12 +274,17 @@ export const enrol = (
   options: Totp.Options & { readonly issuer: string; readonly account?: string | undefined }
 ): Effect.Effect<
   { readonly secret: Redacted.Redacted<string>; readonly uri: Redacted.Redacted<string> },
-  AuthError.AuthConfigError | TotpStore.TotpStoreError,
+  AlreadyEnrolled | AuthError.AuthConfigError | TotpStore.TotpStoreError,
   TotpStore.TotpStore
 > =>
   Effect.gen(function*() {
     yield* Totp.checkOptions(options, "TotpBackend.enrol")
     const store = yield* TotpStore.TotpStore
+    // Replacing a confirmed device took no code: anyone holding only the password (an enrolment
+    // page needs a session, not a second factor, since the user has none yet) wiped the user's
+    // working device with one request and could then confirm one of their own.
+    const existing = yield* store.get(user.id)
+    if (Option.isSome(existing) && existing.value.confirmed) return yield* new AlreadyEnrolled({ userId: user.id })
     const secret = Totp.generateSecret()
     yield* store.save({ userId: user.id, secret })
     return { secret, uri: Totp.uri({ ...options, secret, account: options.account ?? user.username }) }
