@@ -358,6 +358,16 @@ const decodeAction = ParseResult.decodeUnknownEither(ActionSchema)
 const decodeFailureAction = ParseResult.decodeUnknownEither(FailureActionSchema)
 const isPreset = Schema.is(PresetSchema)
 
+// For the error message only: JSON.stringify threw for a bigint or a cyclic map (a defect where
+// an AuthConfigError is promised), and answers undefined for a function.
+const shown = (value: unknown): string => {
+  try {
+    return JSON.stringify(value) ?? String(value)
+  } catch {
+    return typeof value
+  }
+}
+
 /**
  * Checks a control given at run time (from configuration, or through a cast): a preset's name,
  * or a map with a valid action for every outcome (a skip is a positive integer; only `success`
@@ -384,7 +394,7 @@ export const validate = (control: unknown): Either.Either<Control, AuthError.Aut
     const decoded = outcome === "success" ? decodeAction(action) : decodeFailureAction(action)
     if (Either.isLeft(decoded)) {
       return Either.left(
-        new AuthError.AuthConfigError({ message: `control: bad action for "${outcome}": ${JSON.stringify(action)}` })
+        new AuthError.AuthConfigError({ message: `control: bad action for "${outcome}": ${shown(action)}` })
       )
     }
   }

@@ -177,6 +177,13 @@ describe("AuthService with controls", () => {
       expect(exit).toStrictEqual(Exit.fail(new AuthError.AuthConfigError({ message: `control: bad action for "success": {"skip":0}` })))
       expect(Either.isLeft(Control.validate({ ...Control.required, "unknown-user": "succeed" }))).toBe(true)
       expect(Either.isRight(Control.validate("requisite"))).toBe(true)
+      // actions JSON cannot show (a bigint, a cycle) are the same typed error, not a thrown TypeError
+      const cycle: Record<string, unknown> = {}
+      cycle["self"] = cycle
+      for (const [action, shown] of [[1n, "bigint"], [cycle, "object"], [() => "x", "() => \"x\""]] as const) {
+        const checked = Control.validate({ ...Control.required, success: action })
+        expect(Either.isLeft(checked) && checked.left.message).toBe(`control: bad action for "success": ${shown}`)
+      }
     }))
 
   it.effect("checkBackends runs the kit against ordinary backends", () =>
