@@ -262,8 +262,9 @@ export interface Service {
   /** Every live record, sorted by key. */
   readonly list: Effect.Effect<ReadonlyArray<Entry>, LockoutStoreError>
   /**
-   * Clears every record of a username or an address (its own key and the pairs it is in), or one
-   * exact key (`username:alice`); answers the keys deleted. A username is folded as the keys are
+   * Clears every record of a username or an address (its own key and the pairs it is in, second
+   * factor's `otp-` keys included), or one exact key (`username:alice`, `otp-username:alice`);
+   * answers the keys deleted. A username is folded as the keys are
    * (`reset(" ALICE ")` clears `alice`'s records); an exact key is taken as written. Publishes
    * `Unlocked` for each lock it lifts.
    */
