@@ -171,6 +171,13 @@ export interface AuthBackend<C = any> {
   ) => Effect.Effect<User, AuthError.BackendError>
   /** Loads a user by the id this backend issued. */
   readonly getUser: (userId: string) => Effect.Effect<Option.Option<User>, AuthError.TransportError>
+  /**
+   * Called by `Session.login` once a session has started for a user this backend authenticated:
+   * Django's `user_logged_in` signal, whose `update_last_login` receiver records the time of the
+   * login (`ModelBackend` does the same in its store; a password reset token made before then
+   * no longer verifies). A failure is logged and does not undo the login.
+   */
+  readonly userLoggedIn?: (user: User) => Effect.Effect<void, AuthError.TransportError>
   readonly hasPerm?: (
     user: User,
     perm: string,

@@ -5,8 +5,8 @@
  *
  * A token is bound to the user's id, password hash, last login and email, and to the moment it
  * was made: it stops verifying once the password changes (the reset itself uses it up), the
- * user logs in (when the app records `lastLogin`, as Django's `update_last_login` does: effect-auth
- * does not write it by itself), the email changes, or `timeout` (Django's
+ * user logs in (`Session.login` records `lastLogin` for `ModelBackend` users, as Django's
+ * `update_last_login` does), the email changes, or `timeout` (Django's
  * `PASSWORD_RESET_TIMEOUT`, default 3 days) passes. The time comes from Effect's `Clock`, so `TestClock` drives expiry in tests.
  *
  * @example

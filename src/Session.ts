@@ -417,6 +417,16 @@ export const make = (
           })
         )
 
+    // Django's `user_logged_in` receivers (`update_last_login`): the backend's own, if it has one.
+    // The session stands whatever they answer, as it is already stored.
+    const loggedIn = (backendId: string, user: User) => {
+      const backend = Option.getOrUndefined(auth.backend(backendId))
+      return backend?.userLoggedIn === undefined
+        ? Effect.void
+        : Effect.catchAll(backend.userLoggedIn(user), (error) =>
+          Effect.logWarning(`effect-auth: the ${backendId} backend could not record a login: ${error.message}`))
+    }
+
     const login: Service["login"] = (authenticated, loginOptions = {}) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
@@ -439,6 +449,7 @@ export const make = (
         }
         const id = yield* issue(record, now, old, yield* keepsAtLogin(old, record, now))
         yield* events.publish(new AuthEvents.LoggedIn({ user, backend, request: loginOptions.request }))
+        yield* loggedIn(backend, user)
         return sessionUser(user, id, record)
       }).pipe(Effect.withSpan("effect-auth.Session.login", { captureStackTrace: false }))
 

@@ -9,12 +9,18 @@ import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
 import * as AuthBackend from "../src/AuthBackend.js"
 import * as AuthError from "../src/AuthError.js"
+import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
+import * as ModelBackend from "../src/backends/ModelBackend.js"
 import * as MemorySessionStore from "../src/MemorySessionStore.js"
+import * as MemoryUserStore from "../src/MemoryUserStore.js"
+import * as PasswordHasher from "../src/PasswordHasher.js"
+import * as PasswordResetToken from "../src/PasswordResetToken.js"
 import * as Session from "../src/Session.js"
 import * as SessionStore from "../src/SessionStore.js"
 import * as TestAuth from "../src/testing/TestAuth.js"
 import type { BaseUser } from "../src/User.js"
+import * as UserStore from "../src/UserStore.js"
 import { expectStoreErrors } from "./utils/sessionStoreSuite.js"
 
 const secret = Redacted.make("a-very-long-secret-for-the-tests-0001")
@@ -488,4 +494,61 @@ describe("Session", () => {
       expect(error._tag).not.toBe("AuthConfigError")
       expect(String(error)).toContain("SECRET_KEY")
     }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))))
+})
+
+describe("a login is recorded, as Django's update_last_login records it", () => {
+  const chain = (store: Layer.Layer<UserStore.UserStore>) =>
+    Session.layer({ secret }).pipe(
+      Layer.provideMerge(MemorySessionStore.layer),
+      Layer.provideMerge(AuthService.layer([ModelBackend.ModelBackend])),
+      Layer.provideMerge(AuthEvents.layer),
+      Layer.provideMerge(ModelBackend.layer()),
+      Layer.provideMerge(PasswordHasher.layerTest),
+      Layer.provideMerge(store)
+    )
+  const T0 = Date.UTC(2026, 0, 2, 3, 4, 5)
+  const resetOptions: PasswordResetToken.Options = { secret }
+  const aliceWithToken = Effect.gen(function*() {
+    const store = yield* UserStore.UserStore
+    const hasher = yield* PasswordHasher.PasswordHasher
+    yield* TestClock.setTime(T0)
+    const alice = yield* store.create({ username: "alice", email: "a@example.com", passwordHash: yield* hasher.hash(Redacted.make("pw")) })
+    return { store, alice, token: yield* PasswordResetToken.make(alice, resetOptions) }
+  })
+  const reload = (store: UserStore.Service, id: string) => Effect.map(store.findById(id), Option.getOrThrow)
+
+  it.effect("a session login sets the user's last login; a reset token made before it no longer verifies", () =>
+    Effect.gen(function*() {
+      const { alice, store, token } = yield* aliceWithToken
+      expect(Option.isNone(alice.lastLogin)).toBe(true)
+      yield* TestClock.adjust("1 minute")
+      const sessions = yield* Session.Session
+      const authenticated = yield* AuthService.authenticate({ username: "alice", password: Redacted.make("pw") })
+      // Authenticating is not logging in (Django's authenticate() writes nothing either).
+      expect(Option.isNone((yield* reload(store, alice.id)).lastLogin)).toBe(true)
+      expect(yield* PasswordResetToken.check(yield* reload(store, alice.id), token, resetOptions)).toBe(true)
+      const started = yield* sessions.login(authenticated)
+      const after = yield* reload(store, alice.id)
+      expect(Option.map(after.lastLogin, (d) => d.getTime())).toEqual(Option.some(T0 + 60_000))
+      expect(yield* PasswordResetToken.check(after, token, resetOptions)).toBe(false)
+      // A request in the session is no login.
+      yield* TestClock.adjust("1 minute")
+      yield* sessions.currentUser(Redacted.value(started.sessionId))
+      expect(Option.map((yield* reload(store, alice.id)).lastLogin, (d) => d.getTime())).toEqual(Option.some(T0 + 60_000))
+    }).pipe(Effect.provide(chain(MemoryUserStore.layer))))
+
+  it.effect("a store that cannot record it does not undo the login", () =>
+    Effect.gen(function*() {
+      const { alice } = yield* aliceWithToken
+      const sessions = yield* Session.Session
+      const started = yield* sessions.login(yield* AuthService.authenticate({ username: "alice", password: Redacted.make("pw") }))
+      const current = yield* sessions.currentUser(Redacted.value(started.sessionId))
+      expect(Option.map(current, (s) => s.user.id)).toEqual(Option.some(alice.id))
+    }).pipe(Effect.provide(chain(Layer.effect(
+      UserStore.UserStore,
+      Effect.map(Effect.flatMap(UserStore.UserStore, Effect.succeed), (store): UserStore.Service => ({
+        ...store,
+        setLastLogin: () => Effect.fail(new UserStore.UserStoreError({ operation: "setLastLogin", cause: "down" }))
+      }))
+    ).pipe(Layer.provide(MemoryUserStore.layer))))))
 })

@@ -36,6 +36,7 @@
  */
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -195,6 +196,15 @@ export const make = (
         (found) => Option.map(Option.filter(found, canAuthenticate), toUser)
       )
 
+    // Django's `update_last_login`, connected to `user_logged_in` by default. A user deleted
+    // meanwhile has no login to record.
+    const userLoggedIn = (user: User) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        store.setLastLogin(user.id, new Date(now)).pipe(
+          Effect.catchTags({ UserNotFound: () => Effect.void, InvalidInput: () => Effect.void }),
+          Effect.mapError(transport)
+        ))
+
     // An id this store never issued (another backend's user) holds nothing here.
     const storeQuery = <A>(query: Effect.Effect<A, UserStore.CommonError>, empty: A) =>
       askStore(query, empty, transport)
@@ -266,6 +276,7 @@ export const make = (
       credentials: Credentials.UsernamePassword,
       authenticate,
       getUser,
+      userLoggedIn,
       hasPerm,
       explainPerm,
       hasModulePerms,
