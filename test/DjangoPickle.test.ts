@@ -52,3 +52,26 @@ describe.skipIf(djangoPython === undefined)("pickle, as Python reads and writes 
     expect(Pickle.loads(Buffer.alloc(0))).toBeUndefined()
   })
 })
+
+describe("pickle, read from odd data", () => {
+  it("memoised values copied past the pickle's size are refused, not expanded", () => {
+    // [x, x] of [x, x] of ... 22 deep, each level one list memoised and fetched twice: Python
+    // shares the one list, copies are 2^23 lists from 181 bytes (40 deep, 325 bytes: 2^41, a hang).
+    const bytes = [0x80, 0x05, 0x5d, 0x94]
+    for (let i = 0; i < 22; i++) bytes.push(0x5d, 0x28, 0x68, i, 0x68, i, 0x65, 0x94)
+    bytes.push(0x2e)
+    const started = Date.now()
+    // (compared as a boolean: printing 2^23 lists in a failure would hang the runner)
+    expect(Pickle.loads(Buffer.from(bytes)) === undefined).toBe(true)
+    expect(Date.now() - started).toBeLessThan(1000)
+    // a list that holds itself
+    expect(Pickle.loads(Buffer.from([0x80, 0x05, 0x5d, 0x94, 0x68, 0x00, 0x61, 0x2e]))).toBeUndefined()
+    // deeper than Python's pickler nests: refused; as deep as it does: read
+    const nested = (depth: number) =>
+      Buffer.from([0x80, 0x05, ...Array<number>(depth).fill(0x5d), ...Array<number>(depth - 1).fill(0x61), 0x2e])
+    expect(Pickle.loads(nested(1001))).toBeUndefined()
+    expect(Pickle.loads(nested(1000))).toBeDefined()
+    // a few shared values are copied, as Python's reader would give them
+    expect(Pickle.loads(Buffer.from([0x80, 0x05, 0x5d, 0x94, 0x5d, 0x28, 0x68, 0x00, 0x68, 0x00, 0x65, 0x2e]))).toEqual([[], []])
+  })
+})

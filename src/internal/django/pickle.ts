@@ -6,7 +6,8 @@
 /** The value of a pickle of plain data; `undefined` for anything else or a malformed pickle. @internal */
 export const loads = (bytes: Uint8Array): unknown => {
   try {
-    return read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    return plain(read(buf), { left: Math.max(buf.length, minCopies) }, 0)
   } catch {
     return undefined
   }
@@ -56,7 +57,7 @@ const read = (buf: Buffer): unknown => {
         take(8)
         break
       case 0x2e: // STOP
-        return plain(pop())
+        return pop()
       case 0x7d: // EMPTY_DICT
         stack.push(new Map())
         break
@@ -172,17 +173,29 @@ const read = (buf: Buffer): unknown => {
   throw new Error("no STOP")
 }
 
+// Python's pickler fails (RecursionError) before its recursion limit, 1000 by default: no session
+// Django wrote is nested deeper.
+const maxDepth = 1000
+// A memoised value (BINGET) stands for the same object again, which `plain` copies: 2 bytes can
+// double what was built so far, so 40 levels of [x, x] in 325 bytes would be 2^40 copies (the
+// process hangs; Python shares them). The copies made are bounded by the pickle's length, or this.
+const minCopies = 100_000
+
 // Dicts as plain objects (their keys must be strings, as JSON's), tuples as arrays.
-const plain = (value: unknown): unknown => {
+const plain = (value: unknown, budget: { left: number }, depth: number): unknown => {
+  if (--budget.left < 0) throw new Error("too many values")
   if (value instanceof Map) {
+    if (depth >= maxDepth) throw new Error("nested too deep")
     const out: Record<string, unknown> = {}
     for (const [key, item] of value) {
       if (typeof key !== "string") throw new Error("a dict key that is not a str")
-      out[key] = plain(item)
+      out[key] = plain(item, budget, depth + 1)
     }
     return out
   }
-  return Array.isArray(value) ? value.map(plain) : value
+  if (!Array.isArray(value)) return value
+  if (depth >= maxDepth) throw new Error("nested too deep")
+  return value.map((item) => plain(item, budget, depth + 1))
 }
 
 /** A pickle (protocol 2) of JSON-like data: what `pickle.loads` reads back as dicts, lists, str, int, float. @internal */
