@@ -75,3 +75,14 @@ describe("pickle, read from odd data", () => {
     expect(Pickle.loads(Buffer.from([0x80, 0x05, 0x5d, 0x94, 0x5d, 0x28, 0x68, 0x00, 0x68, 0x00, 0x65, 0x2e]))).toEqual([[], []])
   })
 })
+
+describe("pickle, dict keys", () => {
+  it("a key \"__proto__\" is the dict's own, as JSON.parse reads it: it neither sets the prototype nor is lost", () => {
+    const withProto = JSON.parse("{\"__proto__\": {\"_auth_user_id\": \"7\"}, \"a\": 1}") as Record<string, unknown>
+    const read = Pickle.loads(Pickle.dumps(withProto)) as Record<string, unknown>
+    expect(Object.getPrototypeOf(read)).toBe(Object.prototype)
+    expect(read._auth_user_id).toBeUndefined()
+    expect(Object.keys(read)).toEqual(["__proto__", "a"])
+    expect(JSON.stringify(read)).toBe(JSON.stringify(withProto))
+  })
+})

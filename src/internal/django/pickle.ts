@@ -181,7 +181,9 @@ const maxDepth = 1000
 // process hangs; Python shares them). The copies made are bounded by the pickle's length, or this.
 const minCopies = 100_000
 
-// Dicts as plain objects (their keys must be strings, as JSON's), tuples as arrays.
+// Dicts as plain objects (their keys must be strings, as JSON's), tuples as arrays. Each key is
+// defined as the object's own, as JSON.parse does: assigning "__proto__" would set the prototype
+// (its keys then read as the session's, and the key itself vanish when the session is written).
 const plain = (value: unknown, budget: { left: number }, depth: number): unknown => {
   if (--budget.left < 0) throw new Error("too many values")
   if (value instanceof Map) {
@@ -189,7 +191,12 @@ const plain = (value: unknown, budget: { left: number }, depth: number): unknown
     const out: Record<string, unknown> = {}
     for (const [key, item] of value) {
       if (typeof key !== "string") throw new Error("a dict key that is not a str")
-      out[key] = plain(item, budget, depth + 1)
+      Object.defineProperty(out, key, {
+        value: plain(item, budget, depth + 1),
+        enumerable: true,
+        writable: true,
+        configurable: true
+      })
     }
     return out
   }
