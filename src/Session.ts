@@ -214,7 +214,9 @@ export interface Service {
   ) => Effect.Effect<Option.Option<SessionUser>, SessionStore.SessionStoreError | TransportError>
   /**
    * After `user` changed their own password: re-binds their session to the new password hash
-   * under a new id (none when the session is not `user`'s). Pass the user as loaded after the change.
+   * under a new id (none when the session is not `user`'s). Pass the user as loaded after the change,
+   * and the session this request was authenticated by (checked by `currentUser` before the change):
+   * the stored hash is of the old password, so a session that was already stale cannot be told apart.
    */
   readonly updateSessionAuthHash: (
     sessionId: SessionId | undefined,

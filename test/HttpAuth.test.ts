@@ -134,6 +134,28 @@ describe("HttpAuth: session cookie", () => {
         expect((yield* login(url, "alice", "looking-glass")).reply.status).toBe(200)
       })))
 
+  it.live("a password change re-binds only the session the request came in by, not a stale one it merely carries", () =>
+    withServer({}, ({ url }) =>
+      Effect.gen(function*() {
+        // `stale` ends with the first change (it is not read again, so it is still stored)
+        const stale = yield* login(url, "alice", "wonderland")
+        const here = yield* login(url, "alice", "wonderland")
+        const first = yield* call(url, "POST", "/password", {
+          headers: { cookie: here.cookie, "x-csrftoken": here.csrf },
+          json: { password: "looking-glass" }
+        })
+        expect(first.status).toBe(204)
+        // A request authenticated by a bearer token (read before the cookie) that carries the stale
+        // cookie: Django's update_session_auth_hash re-binds only when request.user came from it.
+        const second = yield* call(url, "POST", "/password", {
+          headers: { cookie: stale.cookie, authorization: "Bearer alice-token" },
+          json: { password: "through-the" }
+        })
+        expect(second.status).toBe(204)
+        expect(cookie(second, "sessionid")).toBeUndefined()
+        expect((yield* call(url, "GET", "/me", { headers: { cookie: stale.cookie } })).status).toBe(401)
+      })))
+
   it.live("a cookie that names no session is anonymous and is deleted", () =>
     withServer({}, ({ url }) =>
       Effect.gen(function*() {

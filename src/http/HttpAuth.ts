@@ -309,7 +309,10 @@ export interface Service {
   ) => Effect.Effect<Session.SessionUser, Failure>
   /** Ends the request's session (if any) and deletes the cookies. */
   readonly logout: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<void, Failure>
-  /** Keeps the request's session after its user changed their password (new id, new cookie). */
+  /**
+   * Keeps the request's session after its user changed their password (new id, new cookie): only
+   * the session the request was authenticated by, as Django's `request.user == user` check.
+   */
   readonly updateSessionAuthHash: (
     request: HttpServerRequest.HttpServerRequest,
     user: User
@@ -532,6 +535,11 @@ export const logout: Effect.Effect<void, Failure, HttpAuth | HttpServerRequest.H
 /**
  * After the request's user changed their own password, keeps their session (under a new id)
  * while every other session of theirs ends. Pass the user as reloaded after the change.
+ *
+ * Only the session the request resolved to, as `user`, is kept (Django's `request.user == user`):
+ * a request decided by a bearer token or API key before its session cookie was read leaves that
+ * session alone (after the change it is stale, and ends when next used), so a cookie carried
+ * along never brings back a session an earlier password change ended.
  *
  * @example
  * ```ts
