@@ -47,6 +47,7 @@ import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import * as Tracer from "effect/Tracer"
 import type * as AuthBackend from "./AuthBackend.js"
 import * as AuthError from "./AuthError.js"
@@ -161,7 +162,10 @@ export interface Service {
     perm: string,
     obj?: unknown
   ) => Effect.Effect<Permissions.Explanation, AuthError.TransportError>
-  /** True when the user has every permission in the list (and for an empty list). */
+  /**
+   * True when the user has every permission in the list (and for an empty list). A string is not
+   * a list (Django raises ValueError): false, even for a superuser.
+   */
   readonly hasPerms: (
     user: User,
     perms: Iterable<string>,
@@ -567,6 +571,9 @@ const fromBackends = (
   }
 
   const hasPerms = (user: User, perms: Iterable<string>, obj?: unknown) => {
+    // Django raises ValueError for a str (`Iterable<string>` here: its characters, and "" none at
+    // all, so true for anybody) and for what is not iterable: refused, never granted nor thrown.
+    if (typeof perms === "string" || !Predicate.isIterable(perms)) return Effect.succeed(false)
     const list = Array.from(perms)
     const step = (i: number): Effect.Effect<boolean, AuthError.TransportError> =>
       i >= list.length

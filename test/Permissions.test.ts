@@ -113,6 +113,22 @@ describe("hasPerms, hasModulePerms, getAllPermissions", () => {
       expect(answers).toEqual([true, true, false])
     }))
 
+  it.effect("hasPerms of a string (or of no list) is false, not its characters' answer: Django raises ValueError", () =>
+    Effect.gen(function*() {
+      const a = grants("a", ["b", "blog.add_post"])
+      const answers = yield* withAuth([a])((auth) =>
+        Effect.all([
+          auth.hasPerms(alice, ""),
+          auth.hasPerms(alice, "b"),
+          auth.hasPerms(alice, "blog.add_post"),
+          auth.hasPerms(root, "blog.add_post"),
+          auth.hasPerms(alice, undefined as unknown as Iterable<string>),
+          auth.hasPerms(alice, new Set(["blog.add_post"]))
+        ])
+      )
+      expect(answers).toEqual([false, false, false, false, false, true])
+    }))
+
   it.effect("hasModulePerms: first true grants, a veto is false", () =>
     Effect.gen(function*() {
       const a = grants("a", ["blog.add_post"])
