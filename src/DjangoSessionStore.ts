@@ -260,7 +260,11 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
             if (record.expiresAt <= now) {
               return (yield* count(sql`DELETE FROM ${table} WHERE session_key = ${key} RETURNING session_key`)) > 0
             }
-            const data = toData(record, decodeData(row.value.session_data))
+            // Data that no longer verifies (Django rewrote it under a SECRET_KEY this store does not
+            // know) is no session, as `get` reads it: written over, the keys Django keeps would be lost.
+            const before = Signing.decodeSession(row.value.session_data, readSecrets)
+            if (before === undefined) return false
+            const data = toData(record, before)
             return (yield* count(sql`UPDATE ${table} SET session_data = ${data}, expire_date = ${time(record.expiresAt)}
               WHERE session_key = ${key} AND session_data = ${row.value.session_data} RETURNING session_key`)) > 0
           })
@@ -403,10 +407,11 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
       )
     const read = (key: string) =>
       call("get", () => Promise.all([client.getBuffer(keyOf(key)), client.pttl(keyOf(key))]))
-    const dictOf = (value: Buffer): Record<string, unknown> => {
+    const readDict = (value: Buffer): Record<string, unknown> | undefined => {
       const data = Pickle.loads(value)
-      return isDict(data) ? data : {}
+      return isDict(data) ? data : undefined
     }
+    const dictOf = (value: Buffer): Record<string, unknown> => readDict(value) ?? {}
 
     const write = (
       operation: string,
@@ -430,8 +435,12 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
             : toRecord(key, dictOf(value), ttl === -1 ? now + cookieAge : now + ttl, now)),
       set: (key, record, now) => write("set", key, record, {}, now),
       replace: (key, record, now) =>
-        Effect.flatMap(call("replace", () => client.getBuffer(keyOf(key))), (value) =>
-          value === null
+        Effect.flatMap(call("replace", () => client.getBuffer(keyOf(key))), (value) => {
+          // A value that does not read as a dict of plain data (Django put a datetime or a set in
+          // the session since it was read) is no session, as `get` reads it: written over,
+          // everything Django keeps in the session would be lost.
+          const before = value === null ? undefined : readDict(value)
+          return value === null || before === undefined
             ? Effect.succeed(false)
             : Effect.map(
               call("replace", () =>
@@ -440,11 +449,12 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
                   1,
                   keyOf(key),
                   value,
-                  Pickle.dumps(toDict(record, dictOf(value))),
+                  Pickle.dumps(toDict(record, before)),
                   record.expiresAt - now
                 )),
               (n) => n === 1
-            )),
+            )
+        }),
       delete: (key) => Effect.map(call("delete", () => client.del(keyOf(key))), (n) => n > 0),
       // PTTL: -2 gone.
       isLive: (key) => Effect.map(call("isLive", () => client.pttl(keyOf(key))), (ttl) => ttl !== -2),

@@ -3,6 +3,7 @@
 // test/django/site.py migrates and seeds it through the ORM, then answers for Django.
 import { describe, expect, it } from "@effect/vitest"
 import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Either, Exit, Layer, Option, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
@@ -634,3 +635,62 @@ for (const django of djangos.filter((d) => Number(d.version) >= 4)) {
       }), 120_000)
   })
 }
+
+// A session value Django rewrote between effect-auth's read and its write-back, into something
+// effect-auth cannot read: `get` would call it no session, so `replace` must not write over it.
+describe("DjangoSessionStore: replace leaves alone data it cannot read", () => {
+  const secret = Redacted.make("django-site-secret")
+  const record = {
+    userId: "1",
+    backendId: "model",
+    authHash: "a".repeat(64),
+    csrfToken: "t".repeat(43),
+    createdAt: 1_000,
+    lastSeenAt: 1_000,
+    expiresAt: 10_000_000
+  }
+  const key = "k".repeat(32)
+
+  it.effect("the database store: data signed under a secret it does not know", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`CREATE TABLE django_session (session_key varchar(40) PRIMARY KEY, session_data text NOT NULL, expire_date datetime NOT NULL)`
+      const store = yield* DjangoSessionStore.make({ secret })
+      yield* store.set(key, record, 2_000)
+      const foreign = Signing.encodeSession({ _auth_user_id: "1", cart: [1, 2] }, "another-secret")
+      yield* sql`UPDATE django_session SET session_data = ${foreign}`
+      expect(yield* store.replace(key, { ...record, lastSeenAt: 3_000 }, 3_000)).toBe(false)
+      const rows = yield* sql<{ session_data: string }>`SELECT session_data FROM django_session`
+      expect(rows.map((r) => r.session_data)).toEqual([foreign])
+    }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" })), Effect.orDie))
+
+  it.effect("the cache store: a pickle that is not plain data", () =>
+    Effect.gen(function*() {
+      const values = new Map<string, Buffer>()
+      const client: DjangoSessionStore.CacheClient = {
+        getBuffer: (k) => Promise.resolve(values.get(k) ?? null),
+        pttl: (k) => Promise.resolve(values.has(k) ? 60_000 : -2),
+        set: (k, value) => Promise.resolve(values.set(k, value)),
+        del: (k) => Promise.resolve(values.delete(k) ? 1 : 0),
+        // the compare-and-set script
+        eval: (_script, _n, k, read, value, ttl) => {
+          if (!Buffer.isBuffer(read) || !values.get(k as string)?.equals(read)) return Promise.resolve(0)
+          if (Number(ttl) <= 0) values.delete(k as string)
+          else values.set(k as string, value as Buffer)
+          return Promise.resolve(1)
+        }
+      }
+      const store = yield* DjangoSessionStore.makeCache({ secret, client })
+      yield* store.set(key, record, 2_000)
+      expect(Option.isSome(yield* store.get(key, 2_000))).toBe(true)
+      // {'_auth_user_id': '1', 'when': datetime.datetime(2030, 1, 1)}, as Python pickles it
+      const withDatetime = Buffer.from(
+        "gAWVSQAAAAAAAAB9lCiMDV9hdXRoX3VzZXJfaWSUjAExlIwEd2hlbpSMCGRhdGV0aW1llIwIZGF0ZXRpbWWUk5RDCgfuAQEAAAAAAACUhZRSlHUu",
+        "base64"
+      )
+      const [stored] = values.keys()
+      values.set(stored!, withDatetime)
+      expect(yield* store.replace(key, { ...record, lastSeenAt: 3_000 }, 3_000)).toBe(false)
+      expect(values.get(stored!)).toEqual(withDatetime)
+    }).pipe(Effect.orDie))
+})
