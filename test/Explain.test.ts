@@ -156,6 +156,37 @@ const suite = (name: string, objects: () => Layer.Layer<ObjectPermissions.Object
         expect(yield* AuthService.hasPerm(bob, "reports.change_report", q4)).toBe(false)
       }).pipe(Effect.provide(app(objects()))))
 
+    it.effect("another backend's user with a store user's id holds none of that user's permissions", () =>
+      Effect.gen(function*() {
+        const { alice, bob } = yield* people
+        const grants = yield* ObjectPermissions.ObjectPermissions
+        const q3 = ObjectPermissions.ref("reports.report", 3)
+        yield* grants.grantUser(alice.id, "reports.change_report", q3)
+        yield* grants.grantGroup("analysts", "reports.change_report", q3)
+        // An SSO subject "1" (a JWT `sub`), or bob's id under another name: not the store's users.
+        const sso: User = { id: alice.id, username: "mallory@idp", isActive: true, isSuperuser: false }
+        const posing: User = { id: bob.id, username: "carol", isActive: true, isSuperuser: true }
+        for (const stranger of [sso, posing]) {
+          expect(yield* AuthService.hasPerm(stranger, "reports.view_report")).toBe(stranger.isSuperuser)
+          expect(yield* AuthService.hasPerm(stranger, "reports.export_report")).toBe(stranger.isSuperuser)
+          expect(yield* AuthService.hasModulePerms(stranger, "reports")).toBe(stranger.isSuperuser)
+          expect(yield* AuthService.hasPerm(stranger, "reports.change_report", q3)).toBe(stranger.isSuperuser)
+          expect([...(yield* AuthService.getAllPermissions(stranger))]).toEqual([])
+          expect([...(yield* AuthService.getAllPermissions(stranger, q3))]).toEqual([])
+        }
+        const explained = yield* AuthService.explain(sso, "reports.view_report")
+        expect(explained.steps[1]).toEqual({
+          backend: "model",
+          answer: "abstain",
+          reasons: ["not a user of this store (another backend's id)"]
+        })
+        // The same id and name is the store's user, as a user an external backend provisioned is:
+        // a copy of the row holds the row's permissions.
+        const copy: User = { ...alice }
+        expect(yield* AuthService.hasPerm(copy, "reports.view_report")).toBe(true)
+        expect(yield* AuthService.hasPerm(copy, "reports.change_report", q3)).toBe(true)
+      }).pipe(Effect.provide(app(objects()))))
+
     it.effect("bad grants are typed errors, nothing is written", () =>
       Effect.gen(function*() {
         const grants = yield* ObjectPermissions.ObjectPermissions

@@ -45,7 +45,7 @@ import * as Redacted from "effect/Redacted"
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
-import { askStore } from "../internal/userStore.js"
+import { askStore, isStoreUser, issuedBy } from "../internal/userStore.js"
 import * as PasswordHasher from "../PasswordHasher.js"
 import type { User } from "../User.js"
 import * as UserStore from "../UserStore.js"
@@ -139,6 +139,7 @@ export const make = (
     const transport = (error: UserStore.UserStoreError | PasswordHasher.HasherBusy) =>
       new AuthError.TransportError({ backend: id, cause: error })
     const canAuthenticate = (user: { readonly isActive: boolean }) => allowInactive || user.isActive
+    const ours = (user: User): User => issuedBy(store, user)
 
     // A name the store refuses (a NUL, 151 characters after NFKC) belongs to nobody.
     const findByUsername = (username: string) => askStore(store.findByUsername(username), Option.none(), transport)
@@ -187,13 +188,13 @@ export const make = (
         if (result.valid && result.mustUpdate) user = yield* upgrade(user, credentials.password)
         if (!result.valid) return yield* noMatch("invalid-credentials")
         if (!canAuthenticate(user)) return yield* noMatch("inactive-user")
-        return toUser(user)
+        return ours(toUser(user))
       })
 
     const getUser = (userId: string) =>
       Effect.map(
         askStore(store.findById(userId), Option.none(), transport),
-        (found) => Option.map(Option.filter(found, canAuthenticate), toUser)
+        (found) => Option.map(Option.filter(found, canAuthenticate), (user) => ours(toUser(user)))
       )
 
     // Django's `update_last_login`, connected to `user_logged_in` by default. A user deleted
@@ -209,6 +210,11 @@ export const make = (
     const storeQuery = <A>(query: Effect.Effect<A, UserStore.CommonError>, empty: A) =>
       askStore(query, empty, transport)
 
+    // Only the store's own users hold its permissions, superusers included: another backend's
+    // user 1 is not the store's user 1 (see `isStoreUser`).
+    const ifStoreUser = <A>(user: User, empty: A, answer: () => Effect.Effect<A, AuthError.TransportError>) =>
+      Effect.flatMap(isStoreUser(store, user, transport), (mine) => mine ? answer() : Effect.succeed(empty))
+
     const none: ReadonlySet<string> = new Set()
 
     // Django's `_get_permissions`: nothing for inactive users or object permissions; every known
@@ -216,15 +222,17 @@ export const make = (
     // or its groups'.
     const permissionsFrom = (from: "user" | "group") => (user: User, obj?: unknown) => {
       if (!user.isActive || isObjectPermission(obj)) return Effect.succeed(none)
-      if (user.isSuperuser) return storeQuery(store.permissions(), none)
-      return storeQuery(from === "user" ? store.userPermissions(user.id) : store.groupPermissions(user.id), none)
+      return ifStoreUser(user, none, () =>
+        user.isSuperuser
+          ? storeQuery(store.permissions(), none)
+          : storeQuery(from === "user" ? store.userPermissions(user.id) : store.groupPermissions(user.id), none))
     }
     const getUserPermissions = permissionsFrom("user")
     const getGroupPermissions = permissionsFrom("group")
 
-    const getAllPermissions = (user: User, obj?: unknown) => {
+    const getAllPermissions = (user: User, obj?: unknown): Effect.Effect<ReadonlySet<string>, AuthError.TransportError> => {
       if (!user.isActive || isObjectPermission(obj)) return Effect.succeed(none)
-      if (user.isSuperuser) return storeQuery(store.permissions(), none)
+      if (user.isSuperuser) return ifStoreUser(user, none, () => storeQuery(store.permissions(), none))
       return Effect.map(
         Effect.all([getUserPermissions(user), getGroupPermissions(user)]),
         ([own, viaGroups]): ReadonlySet<string> => new Set([...own, ...viaGroups])
@@ -233,7 +241,7 @@ export const make = (
 
     const hasPerm = (user: User, perm: string, obj?: unknown) => {
       if (!user.isActive || isObjectPermission(obj)) return Effect.succeed(false)
-      if (user.isSuperuser) return Effect.succeed(true)
+      if (user.isSuperuser) return ifStoreUser(user, false, () => Effect.succeed(true))
       return Effect.map(getAllPermissions(user), (perms) => perms.has(perm))
     }
 
@@ -242,6 +250,9 @@ export const make = (
       Effect.gen(function*() {
         if (!user.isActive) return { granted: false, reasons: ["inactive user: no permissions"] }
         if (isObjectPermission(obj)) return { granted: false, reasons: ["the model backend holds no object permissions"] }
+        if (!(yield* isStoreUser(store, user, transport))) {
+          return { granted: false, reasons: ["not a user of this store (another backend's id)"] }
+        }
         if (user.isSuperuser) return { granted: true, reasons: ["superuser"] }
         const reasons: Array<string> = []
         if ((yield* storeQuery(store.userPermissions(user.id), none)).has(perm)) reasons.push("user permission")
@@ -263,7 +274,7 @@ export const make = (
 
     const hasModulePerms = (user: User, appLabel: string) => {
       if (!user.isActive) return Effect.succeed(false)
-      if (user.isSuperuser) return Effect.succeed(true)
+      if (user.isSuperuser) return ifStoreUser(user, false, () => Effect.succeed(true))
       const prefix = `${appLabel}.`
       return Effect.map(getAllPermissions(user), (perms) => {
         for (const perm of perms) if (perm.startsWith(prefix)) return true

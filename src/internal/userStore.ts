@@ -195,3 +195,46 @@ export const askStore = <A, E>(
     InvalidInput: () => Effect.succeed(empty),
     UserStoreError: (error) => Effect.fail(onStoreError(error))
   })
+
+// Permissions are looked up by user id, and ids are each backend's own: a user another backend
+// issued (a JWT subject "1") must not get the permissions of the store's user 1. Django has one
+// user table, so it never has to ask. A user a store-backed backend answered is the store's; any
+// other counts when the store holds a user under the same id with the same name (one that an
+// external backend provisioned into the store, as Django's users all are rows). The answer is kept
+// per user object, so a request's permission questions ask the store once.
+interface StoreUsers {
+  readonly issued: WeakSet<object>
+  readonly checked: WeakMap<object, boolean>
+}
+const storeUsers = new WeakMap<UserStore.Service, StoreUsers>()
+const usersOf = (store: UserStore.Service): StoreUsers => {
+  let users = storeUsers.get(store)
+  if (users === undefined) {
+    users = { issued: new WeakSet(), checked: new WeakMap() }
+    storeUsers.set(store, users)
+  }
+  return users
+}
+
+/** Marks `user` as one of `store`'s (answered by a backend on it). @internal */
+export const issuedBy = <U extends object>(store: UserStore.Service, user: U): U => {
+  usersOf(store).issued.add(user)
+  return user
+}
+
+/** Whether `user` is one of `store`'s users (see above). @internal */
+export const isStoreUser = <E>(
+  store: UserStore.Service,
+  user: { readonly id: string; readonly username: string },
+  onStoreError: (error: UserStore.UserStoreError) => E
+): Effect.Effect<boolean, E> => {
+  const users = usersOf(store)
+  if (users.issued.has(user)) return Effect.succeed(true)
+  const known = users.checked.get(user)
+  if (known !== undefined) return Effect.succeed(known)
+  return Effect.map(askStore(store.findById(user.id), Option.none(), onStoreError), (found) => {
+    const same = Option.isSome(found) && found.value.username === user.username
+    users.checked.set(user, same)
+    return same
+  })
+}
