@@ -264,6 +264,17 @@ describe("RemoteUserBackend", () => {
       expect(yield* auth.hasPerm(alice as any, "blog.delete_post")).toBe(false)
       expect(yield* auth.hasModulePerms(alice as any, "blog")).toBe(true)
       expect(yield* auth.hasPerm(ghost as any, "blog.add_post")).toBe(false)
+      // Django's has_module_perms compares the label before the first dot: "blog.add" is no app.
+      expect(yield* auth.hasModulePerms(alice as any, "blog.add")).toBe(false)
+      // Another backend's user that has alice's id is not alice (Django's one table never asks).
+      const stranger = { id: alice.id, username: "mallory@sso", isActive: true, isSuperuser: false }
+      expect(yield* auth.hasPerm(stranger, "blog.add_post")).toBe(false)
+      expect(yield* auth.hasModulePerms(stranger, "blog")).toBe(false)
+      expect([...(yield* auth.getAllPermissions(stranger))]).toEqual([])
+      // As a ModelBackend in Django, it records the login a session starts.
+      const backend = Option.getOrThrow(auth.backend("remote-user"))
+      yield* backend.userLoggedIn!(alice as any)
+      expect(Option.isSome(Option.getOrThrow(yield* store.findById(alice.id)).lastLogin)).toBe(true)
     }).pipe(Effect.provide(layer())))
 
   it.effect("a store that cannot answer is a TransportError", () => {

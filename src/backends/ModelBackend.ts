@@ -36,7 +36,6 @@
  */
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
-import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -45,7 +44,8 @@ import * as Redacted from "effect/Redacted"
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
-import { askStore, isStoreUser, issuedBy } from "../internal/userStore.js"
+import * as StoreBackend from "../internal/storeBackend.js"
+import { askStore, issuedBy } from "../internal/userStore.js"
 import * as PasswordHasher from "../PasswordHasher.js"
 import type { User } from "../User.js"
 import * as UserStore from "../UserStore.js"
@@ -100,8 +100,6 @@ export class ModelBackend extends Context.Tag("effect-auth/ModelBackend")<
 // registered type this default is wrong, which is why `toUser` is documented as required then;
 // the cast keeps the library compiling in either world.
 const storedAsUser = (stored: UserStore.StoredUser): User => stored as unknown as User
-
-const isObjectPermission = (obj: unknown): boolean => obj !== undefined && obj !== null
 
 /**
  * Builds the backend on the `UserStore` and `PasswordHasher` in context.
@@ -197,90 +195,15 @@ export const make = (
         (found) => Option.map(Option.filter(found, canAuthenticate), (user) => ours(toUser(user)))
       )
 
-    // Django's `update_last_login`, connected to `user_logged_in` by default. A user deleted
-    // meanwhile has no login to record.
-    const userLoggedIn = (user: User) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        store.setLastLogin(user.id, new Date(now)).pipe(
-          Effect.catchTags({ UserNotFound: () => Effect.void, InvalidInput: () => Effect.void }),
-          Effect.mapError(transport)
-        ))
-
-    // An id this store never issued (another backend's user) holds nothing here.
-    const storeQuery = <A>(query: Effect.Effect<A, UserStore.CommonError>, empty: A) =>
-      askStore(query, empty, transport)
-
-    // Only the store's own users hold its permissions, superusers included: another backend's
-    // user 1 is not the store's user 1 (see `isStoreUser`).
-    const ifStoreUser = <A>(user: User, empty: A, answer: () => Effect.Effect<A, AuthError.TransportError>) =>
-      Effect.flatMap(isStoreUser(store, user, transport), (mine) => mine ? answer() : Effect.succeed(empty))
-
-    const none: ReadonlySet<string> = new Set()
-
-    // Django's `_get_permissions`: nothing for inactive users or object permissions; every known
-    // permission for a superuser (as the user's own and as its groups'); otherwise the user's own
-    // or its groups'.
-    const permissionsFrom = (from: "user" | "group") => (user: User, obj?: unknown) => {
-      if (!user.isActive || isObjectPermission(obj)) return Effect.succeed(none)
-      return ifStoreUser(user, none, () =>
-        user.isSuperuser
-          ? storeQuery(store.permissions(), none)
-          : storeQuery(from === "user" ? store.userPermissions(user.id) : store.groupPermissions(user.id), none))
-    }
-    const getUserPermissions = permissionsFrom("user")
-    const getGroupPermissions = permissionsFrom("group")
-
-    const getAllPermissions = (user: User, obj?: unknown): Effect.Effect<ReadonlySet<string>, AuthError.TransportError> => {
-      if (!user.isActive || isObjectPermission(obj)) return Effect.succeed(none)
-      if (user.isSuperuser) return ifStoreUser(user, none, () => storeQuery(store.permissions(), none))
-      return Effect.map(
-        Effect.all([getUserPermissions(user), getGroupPermissions(user)]),
-        ([own, viaGroups]): ReadonlySet<string> => new Set([...own, ...viaGroups])
-      )
-    }
-
-    const hasPerm = (user: User, perm: string, obj?: unknown) => {
-      if (!user.isActive || isObjectPermission(obj)) return Effect.succeed(false)
-      if (user.isSuperuser) return ifStoreUser(user, false, () => Effect.succeed(true))
-      return Effect.map(getAllPermissions(user), (perms) => perms.has(perm))
-    }
-
-    // hasPerm's answer, and where it comes from: the user's own permission or which groups.
-    const explainPerm = (user: User, perm: string, obj?: unknown) =>
-      Effect.gen(function*() {
-        if (!user.isActive) return { granted: false, reasons: ["inactive user: no permissions"] }
-        if (isObjectPermission(obj)) return { granted: false, reasons: ["the model backend holds no object permissions"] }
-        if (!(yield* isStoreUser(store, user, transport))) {
-          return { granted: false, reasons: ["not a user of this store (another backend's id)"] }
-        }
-        if (user.isSuperuser) return { granted: true, reasons: ["superuser"] }
-        const reasons: Array<string> = []
-        if ((yield* storeQuery(store.userPermissions(user.id), none)).has(perm)) reasons.push("user permission")
-        if ((yield* storeQuery(store.groupPermissions(user.id), none)).has(perm)) {
-          // Which groups: when the store can tell (`permissionsOfGroup` is optional).
-          const ofGroup = store.permissionsOfGroup
-          const granting: Array<string> = []
-          if (ofGroup !== undefined) {
-            for (const group of yield* storeQuery(store.groupsOf(user.id), [] as ReadonlyArray<string>)) {
-              if ((yield* storeQuery(ofGroup(group), none)).has(perm)) granting.push(group)
-            }
-          }
-          reasons.push(granting.length === 0 ? "via a group" : `via group ${granting.join(", ")}`)
-        }
-        return reasons.length === 0
-          ? { granted: false, reasons: ["neither the user nor its groups hold it"] }
-          : { granted: true, reasons }
-      })
-
-    const hasModulePerms = (user: User, appLabel: string) => {
-      if (!user.isActive) return Effect.succeed(false)
-      if (user.isSuperuser) return ifStoreUser(user, false, () => Effect.succeed(true))
-      const prefix = `${appLabel}.`
-      return Effect.map(getAllPermissions(user), (perms) => {
-        for (const perm of perms) if (perm.startsWith(prefix)) return true
-        return false
-      })
-    }
+    const {
+      explainPerm,
+      getAllPermissions,
+      getGroupPermissions,
+      getUserPermissions,
+      hasModulePerms,
+      hasPerm,
+      userLoggedIn
+    } = StoreBackend.make(store, transport)
 
     return AuthBackend.make({
       id,

@@ -10,7 +10,9 @@
  * - `configureUser(user, { created, request })` runs on every login (Django's `configure_user`),
  *   to sync names or groups from the proxy's other headers.
  * - Inactive users do not log in (`NoMatch("inactive-user")`) and `getUser` does not load them.
- * - Permissions are the store's, as the model backend answers them.
+ * - Permissions are the store's, answered by the model backend's code (for the store's users
+ *   only: another backend's user with a colliding id holds none), and a session login records
+ *   `lastLogin`, as Django's `RemoteUserBackend` (a `ModelBackend`) does.
  *
  * **Only the HTTP layer may produce its credentials.** The backend accepts a
  * `Credentials.RemoteUser` value only when it was made by {@link trusted}, which
@@ -49,7 +51,9 @@ import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import type { AuthRequest } from "../AuthRequest.js"
 import * as Credentials from "../Credentials.js"
+import * as StoreBackend from "../internal/storeBackend.js"
 import * as TrustedRemoteUserMark from "../internal/trustedRemoteUser.js"
+import { issuedBy } from "../internal/userStore.js"
 import type { User } from "../User.js"
 import * as UserStore from "../UserStore.js"
 
@@ -232,47 +236,25 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, UserS
           ? found.user
           : yield* Effect.catchTags(options.configureUser(found.user, { created: found.created, request }), storeError)
         if (!user.isActive) return yield* noMatch("inactive-user")
-        return toUser(user)
+        return issuedBy(store, toUser(user))
       })
 
     const getUser = (userId: string) =>
       store.findById(userId).pipe(
         Effect.catchTags({ InvalidInput: () => Effect.succeedNone, ...storeError }),
-        Effect.map((found) => Option.map(Option.filter(found, (u) => u.isActive), toUser))
+        Effect.map((found) => Option.map(Option.filter(found, (u) => u.isActive), (u) => issuedBy(store, toUser(u))))
       )
 
-    const none: ReadonlySet<string> = new Set()
-    const storeQuery = (query: Effect.Effect<ReadonlySet<string>, UserStore.CommonError>) =>
-      query.pipe(Effect.catchTags({ InvalidInput: () => Effect.succeed(none), ...storeError }))
-    const isObject = (obj: unknown) => obj !== undefined && obj !== null
-
-    const getAllPermissions = (user: User, obj?: unknown): Effect.Effect<ReadonlySet<string>, AuthError.TransportError> => {
-      if (!user.isActive || isObject(obj)) return Effect.succeed(none)
-      if (user.isSuperuser) return storeQuery(store.permissions())
-      return Effect.map(
-        Effect.all([storeQuery(store.userPermissions(user.id)), storeQuery(store.groupPermissions(user.id))]),
-        ([own, viaGroups]): ReadonlySet<string> => new Set([...own, ...viaGroups])
-      )
-    }
+    // Django's RemoteUserBackend is a ModelBackend: the store's permissions and the login record,
+    // as ModelBackend answers them.
+    const storeBackend = StoreBackend.make(store, transport)
 
     const backend = AuthBackend.make({
       id,
       credentials: options.trustedOnly === false ? AnyRemoteUser : TrustedRemoteUser,
       authenticate,
       getUser,
-      hasPerm: (user, perm, obj) =>
-        !user.isActive || isObject(obj)
-          ? Effect.succeed(false)
-          : user.isSuperuser
-          ? Effect.succeed(true)
-          : Effect.map(getAllPermissions(user), (perms) => perms.has(perm)),
-      hasModulePerms: (user, appLabel) =>
-        !user.isActive
-          ? Effect.succeed(false)
-          : user.isSuperuser
-          ? Effect.succeed(true)
-          : Effect.map(getAllPermissions(user), (perms) => [...perms].some((p) => p.startsWith(`${appLabel}.`))),
-      getAllPermissions,
+      ...storeBackend,
       ...(options.policy === undefined ? {} : { policy: options.policy })
     })
     return { ...backend, cleanUsername }
