@@ -62,6 +62,7 @@ import * as Credentials from "../Credentials.js"
 import * as Ldap from "../internal/ldap/client.js"
 import { normalizeDn } from "../internal/ldap/dn.js"
 import * as Escape from "../internal/ldap/escape.js"
+import { holdsModulePerm } from "../internal/storeBackend.js"
 import * as Permissions from "../Permissions.js"
 import type { User } from "../User.js"
 
@@ -813,11 +814,7 @@ const build = (c: Compiled, options: Options): AuthBackend.AuthBackend<Credentia
     ...base,
     getAllPermissions,
     hasPerm: (user, perm, obj) => Effect.map(getAllPermissions(user, obj), (perms) => perms.has(perm)),
-    hasModulePerms: (user, appLabel) =>
-      Effect.map(getAllPermissions(user), (perms) => {
-        for (const perm of perms) if (perm.startsWith(`${appLabel}.`)) return true
-        return false
-      })
+    hasModulePerms: (user, appLabel) => Effect.map(getAllPermissions(user), (perms) => holdsModulePerm(perms, appLabel))
   })
 }
 
