@@ -16,7 +16,9 @@
  *
  * `getUser` answers only active users (unless `allowInactive`). Permissions are the user's own
  * and its groups'; an active superuser has them all; an inactive user has none; object
- * permissions are not this backend's business (`false`, empty).
+ * permissions are not this backend's business (`false`, empty). They are the store's users' only:
+ * another backend's user whose id the store issued to someone else holds none of them. A session
+ * login records the user's `lastLogin` (`userLoggedIn`, Django's `update_last_login`).
  *
  * @example
  * ```ts
