@@ -11,7 +11,10 @@
  * Django backend path of the effect-auth backend, see `backends`) and `_auth_user_hash`
  * (`get_session_auth_hash()`). What effect-auth keeps besides (the CSRF token, the login and
  * last-seen times, the second factor) is one more key, `_effect_auth`, which Django ignores; the
- * keys other Django apps put in a session are kept when effect-auth updates it.
+ * keys other Django apps put in a session are kept when effect-auth updates it, and move with the
+ * session to its new key at a login, as Django's `cycle_key` moves them (`cycle`). A live session
+ * that is no effect-auth login (an anonymous one holding a cart) is answered by `isLive`, so that
+ * the HTTP layer keeps its cookie.
  *
  * Use it with `Session.layer({ format: "django", secret: <SECRET_KEY> })`, the store of users on
  * the same database (`SqlUserStore` with `django`), and the session cookie named as Django's
