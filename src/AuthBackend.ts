@@ -178,6 +178,12 @@ export interface AuthBackend<C = any> {
    * no longer verifies). A failure is logged and does not undo the login.
    */
   readonly userLoggedIn?: (user: User) => Effect.Effect<void, AuthError.TransportError>
+  /**
+   * `true` for a backend that verifies a second factor only (`TotpBackend`): `HttpAuth.login`
+   * never starts a session on its success alone (a code is no login), and `HttpAuth.stepUp`
+   * counts the success of no other backend.
+   */
+  readonly secondFactor?: boolean | undefined
   readonly hasPerm?: (
     user: User,
     perm: string,

@@ -14,6 +14,9 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as http from "node:http"
+import * as Option from "effect/Option"
+import * as AuthBackend from "../src/AuthBackend.js"
+import * as AuthError from "../src/AuthError.js"
 import * as TotpBackend from "../src/backends/TotpBackend.js"
 import * as CurrentUser from "../src/http/CurrentUser.js"
 import * as HttpAuth from "../src/http/HttpAuth.js"
@@ -23,6 +26,7 @@ import * as SqlSessionStore from "../src/SqlSessionStore.js"
 import * as SqlTotpStore from "../src/SqlTotpStore.js"
 import * as Totp from "../src/Totp.js"
 import * as TotpStore from "../src/TotpStore.js"
+import * as UserStore from "../src/UserStore.js"
 import { appLayer, call, cookieHeader, type Reply } from "./utils/httpAuthServer.js"
 import * as Redis from "./utils/redis.js"
 
@@ -43,8 +47,26 @@ const publicRoutes = HttpRouter.empty.pipe(
     Effect.flatMap(Effect.orDie(HttpServerRequest.schemaBodyJson(Code)), ({ otpToken }) =>
       Effect.flatMap(HttpAuth.stepUp(otpToken), csrfJson))
   ),
+  // A careless app that hands the client's JSON to the fold as it came.
+  HttpRouter.post(
+    "/login-any",
+    Effect.flatMap(Effect.orDie(HttpServerRequest.schemaBodyJson(Schema.Unknown)), (body) =>
+      Effect.flatMap(HttpAuth.login(body as any), csrfJson))
+  ),
   HttpRouter.use(HttpAuth.middleware)
 )
+
+// A backend that takes the second factor's shape but is no second factor (it says yes to one code).
+const lookalike = Effect.map(UserStore.UserStore, (store) =>
+  AuthBackend.make({
+    id: "lookalike",
+    credentials: Schema.Struct({ username: Schema.String, otpToken: Schema.String }),
+    authenticate: ({ otpToken, username }) =>
+      otpToken === "999999"
+        ? Effect.map(Effect.orDie(store.findByUsername(username)), (found) => Option.getOrThrow(found) as any)
+        : AuthError.failures("lookalike").noMatch("invalid-credentials"),
+    getUser: () => Effect.succeedNone
+  }))
 
 const privateRoutes = HttpRouter.empty.pipe(
   HttpRouter.get(
@@ -81,7 +103,7 @@ const serve = (sessions: Layer.Layer<SessionStore.SessionStore, unknown>, totp: 
     const totpStore = yield* Layer.memoize(totp)
     const app = appLayer({
       store: sessions,
-      backends: [TotpBackend.TotpBackend],
+      backends: [TotpBackend.TotpBackend, lookalike],
       backendLayer: TotpBackend.layer().pipe(Layer.provide(totpStore)) as any
     })
     const server = HttpServer.serve(HttpRouter.concat(publicRoutes, privateRoutes)).pipe(
@@ -143,6 +165,13 @@ const flow = (sessions: () => Layer.Layer<SessionStore.SessionStore, unknown>, t
     expect((yield* get("/payroll", sessionOf(recovered))).status).toBe(200)
     const third = yield* login
     expect((yield* post("/mfa", third.session, third.csrf, { otpToken: recovery[0] })).status).toBe(401)
+
+    // A code alone is no login, even where the app hands the client's JSON to the fold; and a
+    // step-up counts only a second-factor backend's word.
+    const codeOnly = yield* call(url, "POST", "/login-any", { json: { username: "alice", otpToken: recovery[2] } })
+    expect(codeOnly.status).toBe(401)
+    expect(codeOnly.cookies.cookies["sessionid"]).toBeUndefined()
+    expect((yield* post("/mfa", third.session, third.csrf, { otpToken: "999999" })).status).toBe(401)
 
     // No session, or no CSRF token: refused before any code is checked.
     expect((yield* call(url, "POST", "/mfa", { json: { otpToken: recovery[1] } })).status).toBe(401)

@@ -188,6 +188,7 @@ export const make = (
       credentials: SecondFactor,
       authenticate,
       getUser,
+      secondFactor: true,
       ...(options.policy === undefined ? {} : { policy: options.policy })
     })
   })

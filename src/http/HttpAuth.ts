@@ -288,7 +288,11 @@ export interface Service {
   readonly authenticate: (
     request: HttpServerRequest.HttpServerRequest
   ) => Effect.Effect<Option.Option<CurrentUser.Info>, Failure>
-  /** Authenticates the credentials and starts a session (sets the cookies). Needs sessions. */
+  /**
+   * Authenticates the credentials and starts a session (sets the cookies). Needs sessions. The
+   * success of a second-factor backend (`AuthBackend.secondFactor`, `TotpBackend`) is a 401: a
+   * code alone is no login.
+   */
   readonly login: (
     request: HttpServerRequest.HttpServerRequest,
     credentials: Credentials.Input
@@ -301,7 +305,8 @@ export interface Service {
   /**
    * Verifies a second factor for the user of the request's session (asks the fold with
    * `{ username, otpToken }`, as `TotpBackend` takes it) and marks the session as having passed
-   * it, under a new id (new cookie). 401 without a live session or when the code is refused.
+   * it, under a new id (new cookie). 401 without a live session, when the code is refused, or
+   * when the backend that said yes is no second factor (`AuthBackend.secondFactor`).
    */
   readonly stepUp: (
     request: HttpServerRequest.HttpServerRequest,
@@ -450,7 +455,8 @@ export const optionalUser: Effect.Effect<
  * session and CSRF cookies and answers the session (its `csrfToken` is for the client). The old
  * session of the request, if any, is discarded. CSRF: the Origin/Referer check always applies
  * (login CSRF); a request that carries a live session must also send its token. A `username` is
- * NFKC-normalised first, as Django's `AuthenticationForm` cleans it (`ｊｏｅ` → `joe`).
+ * NFKC-normalised first, as Django's `AuthenticationForm` cleans it (`ｊｏｅ` → `joe`). A second
+ * factor's success (`TotpBackend`) starts no session: 401.
  *
  * @example
  * ```ts

@@ -231,8 +231,13 @@ export const make = (
           auth.authenticate(asTyped(credentials), authRequest(request)),
           toFailure
         )
+        // A code alone is no login: a second factor steps up a session its first factor started.
+        if (isSecondFactor(authenticated)) return yield* unauthorized
         return yield* startSession(request, s, authenticated)
       })
+
+    const isSecondFactor = (authenticated: AuthService.Authenticated): boolean =>
+      Option.getOrUndefined(auth.backend(authenticated.backend))?.secondFactor === true
 
     // The second factor is asked of the fold like any credentials (so lockout, events and control
     // maps apply), for the session's own user: a code proves nothing about anybody else.
@@ -250,6 +255,8 @@ export const make = (
           auth.authenticateUnknown({ username: current.value.user.username, otpToken }, authRequest(request)),
           toFailure
         )
+        // Only a second-factor backend's word counts, not another that happens to take the shape.
+        if (!isSecondFactor(authenticated)) return yield* unauthorized
         const stepped = yield* Effect.mapError(s.stepUp(cookieValue, authenticated), storeFailure)
         if (Option.isNone(stepped)) return yield* unauthorized
         forget(request)
