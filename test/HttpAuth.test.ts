@@ -113,15 +113,16 @@ describe("HttpAuth: session cookie", () => {
         expect(tags).toEqual(["LoggedIn", "LoggedOut"])
       })))
 
+  // POST /password in the session `from` (its cookie and CSRF token).
+  const changePassword = (url: string, from: { readonly cookie: string; readonly csrf: string }, password: string) =>
+    call(url, "POST", "/password", { headers: { cookie: from.cookie, "x-csrftoken": from.csrf }, json: { password } })
+
   it.live("changing one's password keeps this session (new cookie) and logs out the others", () =>
     withServer({}, ({ url }) =>
       Effect.gen(function*() {
         const here = yield* login(url, "alice", "wonderland")
         const there = yield* login(url, "alice", "wonderland")
-        const changed = yield* call(url, "POST", "/password", {
-          headers: { cookie: here.cookie, "x-csrftoken": here.csrf },
-          json: { password: "looking-glass" }
-        })
+        const changed = yield* changePassword(url, here, "looking-glass")
         expect(changed.status).toBe(204)
         const renewed = cookie(changed, "sessionid").value as string
         expect(renewed).not.toBe(here.session)
@@ -140,10 +141,7 @@ describe("HttpAuth: session cookie", () => {
         // `stale` ends with the first change (it is not read again, so it is still stored)
         const stale = yield* login(url, "alice", "wonderland")
         const here = yield* login(url, "alice", "wonderland")
-        const first = yield* call(url, "POST", "/password", {
-          headers: { cookie: here.cookie, "x-csrftoken": here.csrf },
-          json: { password: "looking-glass" }
-        })
+        const first = yield* changePassword(url, here, "looking-glass")
         expect(first.status).toBe(204)
         // A request authenticated by a bearer token (read before the cookie) that carries the stale
         // cookie: Django's update_session_auth_hash re-binds only when request.user came from it.
