@@ -1,7 +1,7 @@
 /**
  * Password rules, as Django's `AUTH_PASSWORD_VALIDATORS`: the same four validators with the same
  * algorithms and messages (`MinimumLengthValidator`, `UserAttributeSimilarityValidator`,
- * `CommonPasswordValidator` with Django's list of 20,000 common passwords,
+ * `CommonPasswordValidator` with Django's list of 20,000 common passwords (either release's),
  * `NumericPasswordValidator`), and any validator of your own.
  *
  * {@link validate} runs every validator and fails with one {@link InvalidPassword} listing every
@@ -28,7 +28,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { commonPasswords } from "./internal/commonPasswords.js"
+import { commonPasswords, lists } from "./internal/commonPasswords.js"
 
 /**
  * One broken rule: Django's error `code` (`password_too_short`, `password_too_similar`,
@@ -288,31 +288,58 @@ export const userAttributeSimilarity = (
 }
 
 /**
- * Django's `CommonPasswordValidator`: refuses a password (lowercased, trimmed) found in a list;
- * by default Django's own list of 20,000 common passwords (Django 3.2's, BSD-licensed, by Royce
- * Williams), or the lowercased `passwords` you give.
+ * Django's `CommonPasswordValidator`: refuses a password (lowercased, trimmed) found in a list:
+ * the lowercased `passwords` you give, or Django's own list of 20,000 common passwords
+ * (BSD-licensed, by Royce Williams). Django revised that list: `list` picks the one your Django
+ * ships, `"django-5.2"` (the default: the list of newer releases, 5.2 LTS among them) or
+ * `"django-3.2"` (the older list, Debian bookworm's Django 3.2). Any other `list` throws a
+ * `RangeError`, as Django's validators refuse bad options when they are built.
  *
  * @example
  * ```ts
  * import { PasswordValidation } from "effect-auth"
  *
  * const ours = PasswordValidation.commonPassword({ passwords: ["acme", "acme2024", "letmein"] })
+ * // the list a Django 3.2 site next to this one refuses
+ * const likeDjango32 = PasswordValidation.commonPassword({ list: "django-3.2" })
  * ```
  *
  * @since 0.1.0
  * @category validators
  */
-export const commonPassword = (options: { readonly passwords?: Iterable<string> } = {}): Validator => {
+export const commonPassword = (
+  options: { readonly passwords?: Iterable<string>; readonly list?: CommonPasswordList | undefined } = {}
+): Validator => {
+  const list = options.list ?? "django-5.2"
+  if (!(commonPasswordLists as ReadonlyArray<string>).includes(list)) {
+    throw new RangeError(`list must be one of ${commonPasswordLists.join(", ")}`)
+  }
   const custom = options.passwords === undefined ? undefined : new Set(Array.from(options.passwords, (p) => p.trim()))
   const issue: Issue = { code: "password_too_common", message: "This password is too common." }
   return {
     helpText: "Your password can’t be a commonly used password.",
     validate: (password) =>
       Effect.suspend(() =>
-        (custom ?? commonPasswords()).has(Redacted.value(password).toLowerCase().trim()) ? Effect.fail(issue) : Effect.void
+        (custom ?? commonPasswords(list)).has(Redacted.value(password).toLowerCase().trim()) ? Effect.fail(issue) : Effect.void
       )
   }
 }
+
+/**
+ * The Django releases whose common-password list {@link commonPassword} carries.
+ *
+ * @since 0.1.0
+ * @category validators
+ */
+export type CommonPasswordList = "django-5.2" | "django-3.2"
+
+/**
+ * Every {@link CommonPasswordList}, the default first.
+ *
+ * @since 0.1.0
+ * @category validators
+ */
+export const commonPasswordLists: ReadonlyArray<CommonPasswordList> = lists
 
 // Python's str.isdigit(): decimal digits plus the digits that are not decimal (superscripts,
 // circled and Ethiopic digits, ...), listed from Python 3.11's Unicode database.
@@ -343,22 +370,27 @@ export const numericPassword = (): Validator => {
 
 /**
  * The four validators of a new Django project's settings, in its order: user-attribute
- * similarity, minimum length 8, common passwords, all-numeric.
+ * similarity, minimum length 8, common passwords, all-numeric. `commonPasswordList` picks the
+ * common-password list of your Django release (see {@link commonPassword}).
  *
  * @example
  * ```ts
  * import { PasswordValidation } from "effect-auth"
  *
  * const strict = [...PasswordValidation.defaultValidators(), PasswordValidation.minimumLength({ minLength: 12 })]
+ * // beside a Django 3.2 site
+ * const likeDjango32 = PasswordValidation.defaultValidators({ commonPasswordList: "django-3.2" })
  * ```
  *
  * @since 0.1.0
  * @category constructors
  */
-export const defaultValidators = (): ReadonlyArray<Validator> => [
+export const defaultValidators = (
+  options: { readonly commonPasswordList?: CommonPasswordList } = {}
+): ReadonlyArray<Validator> => [
   userAttributeSimilarity(),
   minimumLength(),
-  commonPassword(),
+  commonPassword({ list: options.commonPasswordList }),
   numericPassword()
 ]
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Redacted } from "effect"
 import * as PasswordValidation from "../src/PasswordValidation.js"
-import { djangoPython, runDjango } from "./utils/django.js"
+import { commonPasswords } from "../src/internal/commonPasswords.js"
+import { djangoPython, djangos, runDjango } from "./utils/django.js"
 
 const pw = (s: string) => Redacted.make(s)
 
@@ -38,8 +39,8 @@ const cases: ReadonlyArray<Case> = [
   { password: "bob12345", user: { username: "bob12345", email: "" } }
 ]
 
-const ours = (c: Case) =>
-  Effect.map(Effect.either(PasswordValidation.validate(pw(c.password), c.user)), Either.match({
+const ours = (c: Case, validators?: ReadonlyArray<PasswordValidation.Validator>) =>
+  Effect.map(Effect.either(PasswordValidation.validate(pw(c.password), c.user, validators)), Either.match({
     onLeft: (e) => e.messages,
     onRight: () => []
   }))
@@ -110,32 +111,55 @@ print(json.dumps({"results": out, "help": password_validators_help_texts()}))
 `
 
 describe.skipIf(djangoPython === undefined)("PasswordValidation against Django (python3-django)", () => {
-  it.effect("the same passwords pass and fail with the same messages, and the help texts agree", () =>
-    Effect.gen(function*() {
-      const django: { results: Array<Array<string>>; help: Array<string> } = runDjango(DJANGO, { cases })
-      const results = yield* Effect.forEach(cases, ours)
-      for (const [i, c] of cases.entries()) expect(results[i], c.password).toEqual(django.results[i])
-      expect(PasswordValidation.helpTexts()).toEqual(django.help)
-      // The comparison covers every rule, passing and failing.
-      const all = django.results.flat()
-      for (const fragment of ["too short", "too similar to the username", "too similar to the last name", "too common", "entirely numeric"]) {
-        expect(all.some((m) => m.includes(fragment)), fragment).toBe(true)
-      }
-      expect(django.results.some((r) => r.length === 0)).toBe(true)
-    }))
+  for (const django of djangos) {
+    const list = `django-${django.version}` as PasswordValidation.CommonPasswordList
 
-  it.effect("every entry of Django's common-password list is refused, and only those", () =>
-    Effect.gen(function*() {
-      const sample: Array<string> = runDjango(
-        `from django.contrib.auth.password_validation import CommonPasswordValidator
-ps = sorted(CommonPasswordValidator().passwords)
-print(json.dumps([len(ps)] + ps[::97]))`,
-        {}
-      )
-      const [count, ...some] = sample as unknown as [number, ...Array<string>]
-      expect(count).toBe(19727)
-      const common = PasswordValidation.commonPassword()
-      for (const p of some) expect(Either.isLeft(yield* Effect.either(common.validate(pw(p)))), p).toBe(true)
-      expect(Either.isRight(yield* Effect.either(common.validate(pw("correct horse battery staple"))))).toBe(true)
-    }))
+    it.effect(`the same passwords pass and fail with the same messages, and the help texts agree (Django ${django.version})`, () =>
+      Effect.gen(function*() {
+        const validators = PasswordValidation.defaultValidators({ commonPasswordList: list })
+        const theirs: { results: Array<Array<string>>; help: Array<string> } = runDjango(DJANGO, { cases }, { django })
+        const results = yield* Effect.forEach(cases, (c) => ours(c, validators))
+        for (const [i, c] of cases.entries()) expect(results[i], c.password).toEqual(theirs.results[i])
+        expect(PasswordValidation.helpTexts(validators)).toEqual(theirs.help)
+        // The comparison covers every rule, passing and failing.
+        const all = theirs.results.flat()
+        for (const fragment of ["too short", "too similar to the username", "too similar to the last name", "too common", "entirely numeric"]) {
+          expect(all.some((m) => m.includes(fragment)), fragment).toBe(true)
+        }
+        expect(theirs.results.some((r) => r.length === 0)).toBe(true)
+      }))
+
+    it.effect(`Django ${django.version}'s common-password list is refused entry by entry, and only it`, () =>
+      Effect.gen(function*() {
+        expect(PasswordValidation.commonPasswordLists).toContain(list)
+        const theirs: Array<string> = runDjango(
+          `from django.contrib.auth.password_validation import CommonPasswordValidator
+print(json.dumps(sorted(CommonPasswordValidator().passwords)))`,
+          {},
+          { django }
+        )
+        expect(theirs.length).toBeGreaterThan(19000)
+        // The same set, not only a sample of it: each release's list must be this release's.
+        expect([...commonPasswords(list)].sort()).toEqual(theirs)
+        const common = PasswordValidation.commonPassword({ list })
+        for (const p of theirs.filter((_, i) => i % 97 === 0)) {
+          expect(Either.isLeft(yield* Effect.either(common.validate(pw(p)))), p).toBe(true)
+          expect(Either.isLeft(yield* Effect.either(common.validate(pw(` ${p.toUpperCase()} `)))), p).toBe(true)
+        }
+        expect(Either.isRight(yield* Effect.either(common.validate(pw("correct horse battery staple"))))).toBe(true)
+      }))
+  }
+
+  it("the default list is the newer releases' one; an unknown list is refused when the validator is built", () => {
+    expect(PasswordValidation.commonPasswordLists[0]).toBe("django-5.2")
+    // in 3.2's list, not in 5.2's, and the other way round: the two lists really differ
+    const only32 = [...commonPasswords("django-3.2")].find((p) => !commonPasswords("django-5.2").has(p))!
+    const only52 = [...commonPasswords("django-5.2")].find((p) => !commonPasswords("django-3.2").has(p))!
+    const refuses = (v: PasswordValidation.Validator, p: string) => Either.isLeft(Effect.runSync(Effect.either(v.validate(pw(p)))))
+    expect(refuses(PasswordValidation.commonPassword(), only52)).toBe(true)
+    expect(refuses(PasswordValidation.commonPassword(), only32)).toBe(false)
+    expect(refuses(PasswordValidation.commonPassword({ list: "django-3.2" }), only32)).toBe(true)
+    expect(refuses(PasswordValidation.commonPassword({ list: "django-3.2" }), only52)).toBe(false)
+    expect(() => PasswordValidation.commonPassword({ list: "django-4.0" as PasswordValidation.CommonPasswordList })).toThrow(RangeError)
+  })
 })

@@ -23,9 +23,14 @@ if (djangoPython === undefined) {
 
 /**
  * Runs `script` (which reads JSON from stdin and prints JSON) with Django configured; TZ is UTC.
- * `database: "memory"` gives it an in-memory SQLite database (empty: the script migrates it).
+ * `database: "memory"` gives it an in-memory SQLite database (empty: the script migrates it);
+ * `django` picks one of {@link djangos} (default: Debian's).
  */
-export const runDjango = (script: string, input: unknown, options: { readonly database?: "memory" } = {}): any => {
+export const runDjango = (
+  script: string,
+  input: unknown,
+  options: { readonly database?: "memory"; readonly django?: Django } = {}
+): any => {
   const prelude = `
 import json, sys
 import django
@@ -42,9 +47,9 @@ settings.configure(
 django.setup()
 data = json.load(sys.stdin)
 `
-  const out = execFileSync(djangoPython!, ["-c", prelude + script], {
+  const out = execFileSync(options.django?.python ?? djangoPython!, ["-c", prelude + script], {
     input: JSON.stringify(input),
-    env: { ...process.env, TZ: "UTC" },
+    env: { ...process.env, ...options.django?.env, TZ: "UTC" },
     encoding: "utf8"
   })
   return JSON.parse(out)
