@@ -5,7 +5,8 @@
  * password change on either side ends the other's sessions (the auth hash no longer matches).
  *
  * Rows are Django's: the session key as primary key, the data as `signing.dumps(data,
- * salt="django.contrib.sessions.SessionStore", compress=True)` with the JSON serializer under the
+ * salt="django.contrib.sessions.SessionStore", compress=True)` (the store class's name: see
+ * `storeClass`) with the JSON serializer under the
  * site's `SECRET_KEY` (any of `SECRET_KEY_FALLBACKS` is accepted on read), and `expire_date` in
  * Django's format. The login is Django's three keys: `_auth_user_id`, `_auth_user_backend` (the
  * Django backend path of the effect-auth backend, see `backends`) and `_auth_user_hash`
@@ -85,6 +86,13 @@ export interface Options {
   readonly backends?: Readonly<Record<string, string>> | undefined
   /** The table. Default: `django_session`. */
   readonly table?: string | undefined
+  /**
+   * The `__qualname__` of the site's session store class. Django salts the signature of the
+   * session data with `"django.contrib.sessions." + that name`, which is `SessionStore` for its
+   * db and cached_db engines and for a subclass that keeps the name; a store class of another
+   * name (`class CustomStore(DBStore)`) signs with its own. Default: `SessionStore`.
+   */
+  readonly storeClass?: string | undefined
   /**
    * The site's `SESSION_COOKIE_AGE`: dates the start of a session Django made (Django does not
    * record it), for `Session`'s `maxAge`. Default: 14 days, Django's.
@@ -195,6 +203,9 @@ const codec = (options: Options) =>
 
 const configError = (message: string) => new AuthConfigError({ message: `DjangoSessionStore: ${message}` })
 
+// A class's `__qualname__`: identifiers (ASCII here), dotted for a class nested in another.
+const QUALNAME = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$/
+
 /**
  * Builds the store on the `SqlClient` in context (the Django site's database).
  *
@@ -214,6 +225,8 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
     const { carried, readSecrets, secret, toDict, toRecord } = yield* codec(options)
     const tableName = options.table ?? "django_session"
     if (!SqlTables.isTableName(tableName)) return yield* configError("table must match [A-Za-z_][A-Za-z0-9_]*")
+    const className = options.storeClass ?? "SessionStore"
+    if (!QUALNAME.test(className)) return yield* configError("storeClass must be a Python class name, dotted when nested")
 
     const sql = yield* SqlClient.SqlClient
     const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
@@ -224,9 +237,10 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
       Effect.map(Effect.flatMap(statement, decodeKeys), (rows) => rows.length)
 
     // Data that does not verify is an empty session, as Django reads it.
-    const decodeData = (text: string): Record<string, unknown> => Signing.decodeSession(text, readSecrets) ?? {}
+    const decodeData = (text: string): Record<string, unknown> =>
+      Signing.decodeSession(text, readSecrets, { className }) ?? {}
     const toData = (record: SessionStore.SessionRecord, before: Record<string, unknown>) =>
-      Signing.encodeSession(toDict(record, before), secret)
+      Signing.encodeSession(toDict(record, before), secret, { className })
 
     const live = (key: string, now: number) =>
       Effect.map(
@@ -265,7 +279,7 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
             }
             // Data that no longer verifies (Django rewrote it under a SECRET_KEY this store does not
             // know) is no session, as `get` reads it: written over, the keys Django keeps would be lost.
-            const before = Signing.decodeSession(row.value.session_data, readSecrets)
+            const before = Signing.decodeSession(row.value.session_data, readSecrets, { className })
             if (before === undefined) return false
             const data = toData(record, before)
             return (yield* count(sql`UPDATE ${table} SET session_data = ${data}, expire_date = ${time(record.expiresAt)}
@@ -353,7 +367,7 @@ export interface CacheClient {
  * @since 0.1.0
  * @category models
  */
-export interface CacheOptions extends Omit<Options, "table" | "timeout"> {
+export interface CacheOptions extends Omit<Options, "table" | "timeout" | "storeClass"> {
   readonly client: CacheClient
   /** The cache's `KEY_PREFIX`. Default: `""`, Django's. */
   readonly keyPrefix?: string | undefined

@@ -456,6 +456,35 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
       )
     }
 
+    it.scopedLive("a site whose session store class has a name of its own: sessions cross over under that name's salt", () =>
+      Effect.gen(function*() {
+        const { db, store } = yield* engine.make
+        site("seed", db)
+        const secret = Redacted.make("django-site-secret")
+        const live = (storeClass?: string) =>
+          Session.layer({ secret, format: "django" }).pipe(
+            Layer.provideMerge(DjangoSessionStore.layer({ secret, storeClass })),
+            Layer.provideMerge(chain(store()))
+          )
+        const custom = { SESSION_ENGINE: "custom_sessions" }
+        const ours = (key: string) =>
+          Effect.flatMap(Session.Session, (sessions) =>
+            Effect.map(sessions.currentUser(key), Option.map((current) => current.user.username)))
+        const fromDjango: string = site("login", db, { username: "alice", password: "alice-pw-1", settings: custom }).key
+        const fromUs = yield* Effect.flatMap(
+          AuthService.authenticate({ username: "editor", password: Redacted.make("editor-pw-10") }),
+          (authenticated) => Effect.flatMap(Session.Session, (sessions) => sessions.login(authenticated))
+        ).pipe(Effect.map((started) => Redacted.value(started.sessionId)), Effect.provide(live("CustomStore")))
+        expect(yield* ours(fromDjango).pipe(Effect.provide(live("CustomStore")))).toEqual(Option.some("alice"))
+        expect(site("whoami", db, { key: fromUs, settings: custom }).id).not.toBe(null)
+        // Under the default name each side reads the other's data as unsigned: no login.
+        expect(yield* ours(fromDjango).pipe(Effect.provide(live()))).toEqual(Option.none())
+        expect(site("whoami", db, { key: fromUs }).id).toBe(null)
+        // A name Python could not have is refused when the layer is built.
+        const refused = yield* Effect.flip(Layer.build(live("Custom Store")).pipe(Effect.scoped))
+        expect(refused).toMatchObject({ _tag: "AuthConfigError", message: expect.stringMatching(/storeClass/) })
+      }), 120_000)
+
     it.scopedLive("never migrates Django's tables; a missing table is a store error at layer build", () =>
       Effect.gen(function*() {
         const { db, store } = yield* engine.make
