@@ -18,7 +18,9 @@ import * as Schema from "effect/Schema"
 import type * as AuthError from "./AuthError.js"
 
 /**
- * A permission string `app_label.codename`, at most 255 characters.
+ * A permission string `app_label.codename`, at most 255 characters: an app label (no dot, no
+ * whitespace: a Python identifier in Django) and a codename, which Django stores as free text
+ * (`"can publish"`, `"view.archive"`): any characters but control characters.
  *
  * @example
  * ```ts
@@ -31,7 +33,7 @@ import type * as AuthError from "./AuthError.js"
  * @since 0.1.0
  * @category schemas
  */
-export const Permission = Schema.String.pipe(Schema.maxLength(255), Schema.pattern(/^[^.\s]+\.[^\s]+$/))
+export const Permission = Schema.String.pipe(Schema.maxLength(255), Schema.pattern(/^[^.\s]+\.[^\p{Cc}]+$/u))
 
 /**
  * Splits a permission string into its app label and codename (at the first dot).

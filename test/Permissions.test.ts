@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
-import { AuthError, AuthService, Permissions, TestAuth, TestBackend } from "../src/index.js"
+import { AuthError, AuthService, ObjectPermissions, Permissions, TestAuth, TestBackend } from "../src/index.js"
 
 const alice = TestBackend.user("alice")
 const root = TestBackend.user("root", { isSuperuser: true })
@@ -211,4 +211,26 @@ describe("permission strings", () => {
     expect(Permissions.parse("a.")).toEqual(Option.none())
     expect(Permissions.parse(`a.${"x".repeat(300)}`)).toEqual(Option.none())
   })
+
+  it.effect("a codename is Django's free text: spaces and dots are in it, control characters and a spaced app label are not", () =>
+    Effect.gen(function*() {
+      expect(Permissions.parse("blog.can publish")).toEqual(Option.some({ appLabel: "blog", codename: "can publish" }))
+      expect(Permissions.parse("blog.view.archive")).toEqual(Option.some({ appLabel: "blog", codename: "view.archive" }))
+      expect(Permissions.parse("my blog.publish")).toEqual(Option.none())
+      expect(Permissions.parse("blog.can\npublish")).toEqual(Option.none())
+      expect(Permissions.parse("blog.\u0000")).toEqual(Option.none())
+      // Django's ModelBackend answers such a permission from the rows: so does the fold.
+      const a = grants("a", ["blog.can publish"])
+      const answers = yield* withAuth([a])((auth) =>
+        Effect.all([auth.hasPerm(alice, "blog.can publish"), auth.hasPerm(alice, "blog.can publisher")])
+      )
+      expect(answers).toEqual([true, false])
+      expect(a.permissionCalls).toEqual(["blog.can publish", "blog.can publisher"])
+      // and an object permission of that codename can be granted (django-guardian's rows are free text too)
+      const store = ObjectPermissions.makeMemory()
+      const post = ObjectPermissions.ref("blog.post", 1)
+      yield* store.grantUser("1", "blog.can publish", post)
+      expect(yield* store.userPermissions("1", post)).toEqual(new Set(["blog.can publish"]))
+      expect((yield* Effect.flip(store.grantUser("1", "my blog.publish", post)))._tag).toBe("ObjectPermissionsError")
+    }))
 })
