@@ -3,6 +3,7 @@
 // and the runnable ones run to completion. The markers a fence may carry (`check-only`, `test`,
 // `fragment`) are described in docs/README.md and test/utils/docBlocks.ts.
 import { describe, expect, it } from "@effect/vitest"
+import { readdirSync, readFileSync } from "node:fs"
 import { allBlocks, runBlock, typeCheck, writeBlocks } from "./utils/docBlocks.js"
 
 const blocks = allBlocks()
@@ -27,6 +28,21 @@ describe("docs", () => {
         expect(result.code, output).toBe(0)
       })
     }
+  })
+
+  // docs/security.md and others name the test that pins a claim: `test/X.test.ts` › "name" (a
+  // name may end in "…", a prefix). A renamed or removed test leaves the claim unproven.
+  it("every test a doc names exists in the file it names", () => {
+    const root = new URL("../", import.meta.url)
+    const docs = ["README.md", ...readdirSync(new URL("docs/", root)).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)]
+    const cited = docs.flatMap((doc) =>
+      [...readFileSync(new URL(doc, root), "utf8").matchAll(/`(test\/[\w.]+\.test\.ts)` › "([^"]+)"/g)].map(
+        ([, file, name]) => ({ doc, file: file!, name: name!.replace(/…$/, "").replace(/\s+/g, " ").trim() })
+      )
+    )
+    expect(cited.length).toBeGreaterThan(10)
+    const missing = cited.filter(({ file, name }) => !readFileSync(new URL(file, root), "utf8").includes(name))
+    expect(missing).toEqual([])
   })
 
   // A `test` block is a test module: its tests are registered here, under the block's location.
