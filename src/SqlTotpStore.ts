@@ -2,7 +2,9 @@
  * A `TotpStore` on `@effect/sql`: SQLite or PostgreSQL, two tables (`auth_totp_device`,
  * `auth_totp_recovery_code` by default), created by the `Migrator` with their own bookkeeping
  * table `effect_<prefix>totp_migrations`. Using a time step is one conditional `UPDATE` and using a
- * recovery code one `DELETE … RETURNING`, so each succeeds once under any concurrency. Any
+ * recovery code one `DELETE … RETURNING`, so each succeeds once under any concurrency; enrolling
+ * (an upsert that keeps a confirmed device), confirming (on the secret the code was checked
+ * against) and counting a failed attempt (a compare-and-set) are one statement each too. Any
  * database failure, or no answer within `timeout`, is a `TotpStoreError` (a `TransportError` of
  * the backend, HTTP 503).
  *
@@ -106,6 +108,15 @@ const createTables = (t: Tables) =>
     )`
   })
 
+// The throttle (django-otp's throttling_failure_count and _timestamp): devices enrolled before it
+// start with no failures.
+const addThrottle = (t: Tables) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE ${sql(t.device)} ADD COLUMN failures integer NOT NULL DEFAULT 0`
+    yield* sql`ALTER TABLE ${sql(t.device)} ADD COLUMN failed_at bigint NOT NULL DEFAULT 0`
+  })
+
 /**
  * The store's migrations, for apps that run every module's migrations through one `Migrator`.
  *
@@ -121,7 +132,8 @@ const createTables = (t: Tables) =>
  * @category migrations
  */
 export const migrations = (t: Tables): Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> => ({
-  "1_create_totp_tables": createTables(t)
+  "1_create_totp_tables": createTables(t),
+  "2_totp_throttle": addThrottle(t)
 })
 
 const storeError = (operation: string) => (cause: unknown) =>
@@ -148,7 +160,14 @@ export const migrate = (
   Effect.flatMap(tables(options), (t) => SqlTables.migrate(migrations(t), t.migrations, storeError("migrate")))
 
 const decodeDevices = Schema.decodeUnknown(
-  Schema.Array(Schema.Struct({ user_id: Schema.String, secret: Schema.String, confirmed: SqlTables.Integer, last_step: SqlTables.Integer }))
+  Schema.Array(Schema.Struct({
+    user_id: Schema.String,
+    secret: Schema.String,
+    confirmed: SqlTables.Integer,
+    last_step: SqlTables.Integer,
+    failures: SqlTables.Integer,
+    failed_at: SqlTables.Integer
+  }))
 )
 const decodeCount = Schema.decodeUnknown(Schema.Array(Schema.Struct({ n: SqlTables.Integer })))
 
@@ -180,26 +199,50 @@ export const make = (options: Options = {}): Effect.Effect<TotpStore.Service, Au
         run(
           "get",
           Effect.map(
-            Effect.flatMap(sql`SELECT user_id, secret, confirmed, last_step FROM ${device} WHERE user_id = ${userId}`, decodeDevices),
+            Effect.flatMap(
+              sql`SELECT user_id, secret, confirmed, last_step, failures, failed_at FROM ${device} WHERE user_id = ${userId}`,
+              decodeDevices
+            ),
             (rows) =>
               Option.map(Option.fromNullable(rows[0]), (row) => ({
                 userId: row.user_id,
                 secret: Redacted.make(row.secret),
                 confirmed: row.confirmed !== 0,
-                lastStep: row.last_step
+                lastStep: row.last_step,
+                failures: row.failures,
+                failedAt: row.failed_at
               }))
           )
         ),
+      // One statement: the WHERE of the upsert keeps a confirmed device, whatever ran in between.
       save: ({ secret, userId }) =>
         run(
           "save",
-          Effect.asVoid(
-            sql`INSERT INTO ${device} (user_id, secret, confirmed, last_step) VALUES (${userId}, ${Redacted.value(secret)}, 0, -1)
-              ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, confirmed = 0, last_step = -1`
+          changed(
+            sql`INSERT INTO ${device} (user_id, secret, confirmed, last_step, failures, failed_at)
+              VALUES (${userId}, ${Redacted.value(secret)}, 0, -1, 0, 0)
+              ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, confirmed = 0, last_step = -1, failures = 0, failed_at = 0
+              WHERE ${device}.confirmed = 0
+              RETURNING user_id`
           )
         ),
-      confirm: (userId) =>
-        run("confirm", changed(sql`UPDATE ${device} SET confirmed = 1 WHERE user_id = ${userId} RETURNING user_id`)),
+      confirm: (userId, secret) =>
+        run(
+          "confirm",
+          changed(
+            sql`UPDATE ${device} SET confirmed = 1 WHERE user_id = ${userId} AND secret = ${Redacted.value(secret)} RETURNING user_id`
+          )
+        ),
+      recordFailure: (userId, seen, now) =>
+        run(
+          "recordFailure",
+          changed(
+            sql`UPDATE ${device} SET failures = failures + 1, failed_at = ${now}
+              WHERE user_id = ${userId} AND failures = ${seen.failures} AND failed_at = ${seen.failedAt} RETURNING user_id`
+          )
+        ),
+      clearFailures: (userId) =>
+        run("clearFailures", Effect.asVoid(sql`UPDATE ${device} SET failures = 0, failed_at = 0 WHERE user_id = ${userId}`)),
       useStep: (userId, step) =>
         run(
           "useStep",

@@ -1,10 +1,13 @@
 /**
  * Where each user's authenticator (TOTP device) and recovery codes live, for `TotpBackend`:
  * the secret, whether the user confirmed the enrolment with a first code, the last time step
- * used (replay protection) and the hashes of the unused recovery codes.
+ * used (replay protection), the failed attempts since the last accepted code (the throttle) and
+ * the hashes of the unused recovery codes.
  *
  * `useStep` and `useRecoveryCode` are atomic (compare-and-set, delete-if-present), so two
- * concurrent logins with the same code or recovery code succeed once. `SqlTotpStore` keeps
+ * concurrent logins with the same code or recovery code succeed once; so are `save` (never over
+ * a confirmed device), `confirm` (only the device whose secret the code was checked against) and
+ * `recordFailure` (of concurrent attempts on one throttle state, one is checked). `SqlTotpStore` keeps
  * them in SQLite or PostgreSQL; {@link layerMemory} in this process (tests, one instance).
  *
  * @example
@@ -22,7 +25,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type * as Redacted from "effect/Redacted"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 
 /**
@@ -45,6 +48,28 @@ export interface Device {
   readonly confirmed: boolean
   /** The last time step a code was accepted for (-1: none yet). */
   readonly lastStep: number
+  /** Attempts since the last accepted code that were not accepted (django-otp's `throttling_failure_count`). */
+  readonly failures: number
+  /** When the latest of those attempts began, epoch milliseconds (0: none). */
+  readonly failedAt: number
+}
+
+/**
+ * The throttle state an attempt was admitted on (see {@link Service}'s `recordFailure`).
+ *
+ * @example
+ * ```ts
+ * import type { TotpStore } from "effect-auth"
+ *
+ * const seen: TotpStore.Throttle = { failures: 0, failedAt: 0 }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Throttle {
+  readonly failures: number
+  readonly failedAt: number
 }
 
 /**
@@ -80,10 +105,27 @@ export class TotpStoreError extends Schema.TaggedError<TotpStoreError>("effect-a
  */
 export interface Service {
   readonly get: (userId: string) => Effect.Effect<Option.Option<Device>, TotpStoreError>
-  /** Enrols (or re-enrols) a device: unconfirmed, no step used. */
-  readonly save: (input: { readonly userId: string; readonly secret: Redacted.Redacted<string> }) => Effect.Effect<void, TotpStoreError>
-  /** Marks the device confirmed. Answers whether there was one. */
-  readonly confirm: (userId: string) => Effect.Effect<boolean, TotpStoreError>
+  /**
+   * Enrols a device (unconfirmed, no step used, no failures) unless the user has a confirmed one;
+   * answers whether it did (atomic: an enrolment racing a confirmation never replaces the device
+   * the confirmation confirmed).
+   */
+  readonly save: (
+    input: { readonly userId: string; readonly secret: Redacted.Redacted<string> }
+  ) => Effect.Effect<boolean, TotpStoreError>
+  /**
+   * Marks the device confirmed if its secret is still `secret` (the one the code was checked
+   * against); answers whether it did (atomic: a device enrolled anew in between stays unconfirmed).
+   */
+  readonly confirm: (userId: string, secret: Redacted.Redacted<string>) => Effect.Effect<boolean, TotpStoreError>
+  /**
+   * Counts an attempt as failed before its code is checked (`failures + 1`, `failedAt = now`), if
+   * the device's throttle state is still `seen`; answers whether it was (a compare-and-set: of
+   * attempts admitted on one state, one gets through).
+   */
+  readonly recordFailure: (userId: string, seen: Throttle, now: number) => Effect.Effect<boolean, TotpStoreError>
+  /** Clears the failures: a code was accepted. */
+  readonly clearFailures: (userId: string) => Effect.Effect<void, TotpStoreError>
   /** Records `step` as used if it is later than the last one; answers whether it was (atomic). */
   readonly useStep: (userId: string, step: number) => Effect.Effect<boolean, TotpStoreError>
   /** Removes the device and its recovery codes. Answers whether there was one. */
@@ -130,13 +172,28 @@ export const makeMemory = (): Service => {
     get: (userId) => Effect.sync(() => Option.fromNullable(devices.get(userId))),
     save: ({ secret, userId }) =>
       Effect.sync(() => {
-        devices.set(userId, { userId, secret, confirmed: false, lastStep: -1 })
+        if (devices.get(userId)?.confirmed === true) return false
+        devices.set(userId, { userId, secret, confirmed: false, lastStep: -1, failures: 0, failedAt: 0 })
+        return true
       }),
-    confirm: (userId) =>
+    confirm: (userId, secret) =>
       Effect.sync(() => {
         const device = devices.get(userId)
-        if (device !== undefined) devices.set(userId, { ...device, confirmed: true })
-        return device !== undefined
+        if (device === undefined || Redacted.value(device.secret) !== Redacted.value(secret)) return false
+        devices.set(userId, { ...device, confirmed: true })
+        return true
+      }),
+    recordFailure: (userId, seen, now) =>
+      Effect.sync(() => {
+        const device = devices.get(userId)
+        if (device === undefined || device.failures !== seen.failures || device.failedAt !== seen.failedAt) return false
+        devices.set(userId, { ...device, failures: device.failures + 1, failedAt: now })
+        return true
+      }),
+    clearFailures: (userId) =>
+      Effect.sync(() => {
+        const device = devices.get(userId)
+        if (device !== undefined) devices.set(userId, { ...device, failures: 0, failedAt: 0 })
       }),
     useStep: (userId, step) =>
       Effect.sync(() => {

@@ -1,5 +1,6 @@
 // The second factor in the fold: enrolment, codes with drift and replay protection, recovery
 // codes, on the memory, SQLite and PostgreSQL stores.
+import * as SqlClient from "@effect/sql/SqlClient"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -12,6 +13,7 @@ import * as AuthError from "../src/AuthError.js"
 import * as AuthService from "../src/AuthService.js"
 import * as TotpBackend from "../src/backends/TotpBackend.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
+import * as SqlTables from "../src/internal/sqlTables.js"
 import * as SqlTotpStore from "../src/SqlTotpStore.js"
 import * as TestAuth from "../src/testing/TestAuth.js"
 import * as Totp from "../src/Totp.js"
@@ -23,11 +25,22 @@ const T0 = 1_700_000_000_000 // a step boundary plus 20 s: 1_700_000_000 / 30 = 
 
 const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unknown>, skip = false) =>
   describe.skipIf(skip)(`TotpBackend on ${name}`, () => {
-    const app = () =>
+    // `wrap` stands between the backend and the store: to make a race happen where a test needs it.
+    const app = (
+      options: TotpBackend.Options = {},
+      wrap: (store: TotpStore.Service) => TotpStore.Service = (store) => store
+    ) =>
       TestAuth.layer([TotpBackend.TotpBackend]).pipe(
-        Layer.provideMerge(TotpBackend.layer()),
-        Layer.provideMerge(Layer.merge(MemoryUserStore.layer, store()))
+        Layer.provideMerge(TotpBackend.layer(options)),
+        Layer.provideMerge(
+          Layer.merge(
+            MemoryUserStore.layer,
+            Layer.effect(TotpStore.TotpStore, Effect.map(TotpStore.TotpStore, wrap)).pipe(Layer.provide(store()))
+          )
+        )
       )
+    const deviceOf = (userId: string) =>
+      Effect.map(Effect.flatMap(TotpStore.TotpStore, (store) => store.get(userId)), Option.getOrThrow)
 
     const setUp = Effect.gen(function*() {
       yield* TestClock.setTime(T0)
@@ -55,6 +68,7 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
         expect(reasonOf(yield* attempt(codeAt(secret, T0)))).toBe("unknown-user")
         const wrong = yield* Effect.flip(TotpBackend.confirm(alice.id, "000000"))
         expect(wrong._tag).toBe("InvalidCode")
+        yield* TestClock.adjust("1 second") // the throttle's wait after one failure
         const codes = yield* TotpBackend.confirm(alice.id, codeAt(secret, T0))
         expect(codes).toHaveLength(10)
         const store = yield* TotpStore.TotpStore
@@ -93,6 +107,7 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
         yield* TestClock.adjust("30 seconds")
         // one step later: the previous step's code is in the window but already used; the next works
         expect(reasonOf(yield* attempt(codeAt(secret, T0)))).toBe("invalid-credentials")
+        yield* TestClock.adjust("2 seconds") // the throttle's wait after two failures (same time step)
         expect(reasonOf(yield* attempt(codeAt(secret, T0 + 60_000)))).toBe("success") // drift +1
         expect(reasonOf(yield* attempt(codeAt(secret, T0 + 120_000)))).toBe("invalid-credentials") // +2: outside
         expect(reasonOf(yield* attempt("12 34 56".replace(/ /g, "")))).toBe("invalid-credentials")
@@ -120,6 +135,102 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
         // new codes replace the old ones
         yield* TotpBackend.newRecoveryCodes(alice.id, 3)
         expect(reasonOf(yield* attempt(Redacted.value(codes[4]!)))).toBe("invalid-credentials")
+      }).pipe(Effect.provide(app())))
+
+    it.effect("the throttle: after n failures in a row the device waits 2^(n−1) s, unchecked; a right code clears it (django-otp's)", () =>
+      Effect.gen(function*() {
+        const { alice, secret } = yield* setUp
+        yield* TotpBackend.confirm(alice.id, codeAt(secret, T0 - 30_000))
+        expect(yield* deviceOf(alice.id)).toMatchObject({ failures: 0, failedAt: 0 })
+        expect(reasonOf(yield* attempt("000000"))).toBe("invalid-credentials")
+        expect(yield* deviceOf(alice.id)).toMatchObject({ failures: 1, failedAt: T0 })
+        // within the wait even the right code is refused, and not counted
+        expect(reasonOf(yield* attempt(codeAt(secret, T0)))).toBe("invalid-credentials")
+        expect(yield* deviceOf(alice.id)).toMatchObject({ failures: 1, failedAt: T0 })
+        yield* TestClock.adjust("1 second")
+        expect(reasonOf(yield* attempt("aaaa-bbbb-cccc"))).toBe("invalid-credentials") // a wrong recovery code counts too
+        expect(yield* deviceOf(alice.id)).toMatchObject({ failures: 2, failedAt: T0 + 1_000 })
+        yield* TestClock.adjust("1 second") // half of the 2 s
+        expect(reasonOf(yield* attempt(codeAt(secret, T0)))).toBe("invalid-credentials")
+        yield* TestClock.adjust("1 second")
+        expect(reasonOf(yield* attempt(codeAt(secret, T0)))).toBe("success")
+        expect(yield* deviceOf(alice.id)).toMatchObject({ failures: 0, failedAt: 0 })
+        // enrolment's confirmation is throttled as well
+        yield* Effect.flatMap(TotpStore.TotpStore, (store) => store.remove(alice.id))
+        const again = yield* TotpBackend.enrol(alice, { issuer: "Test" })
+        expect((yield* Effect.flip(TotpBackend.confirm(alice.id, "000000")))._tag).toBe("InvalidCode")
+        expect((yield* Effect.flip(TotpBackend.confirm(alice.id, codeAt(again.secret, T0 + 3_000))))._tag).toBe("InvalidCode")
+        yield* TestClock.adjust("1 second")
+        expect(yield* TotpBackend.confirm(alice.id, codeAt(again.secret, T0 + 4_000))).toHaveLength(10)
+      }).pipe(Effect.provide(app())))
+
+    // Each attempt reads the device, then yields: all twenty have read it before any is counted.
+    const readThenYield = (store: TotpStore.Service): TotpStore.Service => ({
+      ...store,
+      get: (userId) => Effect.zipLeft(store.get(userId), Effect.yieldNow())
+    })
+
+    it.effect("a burst of concurrent guesses is one guess: one attempt per throttle state is checked", () =>
+      Effect.gen(function*() {
+        const { alice, secret } = yield* setUp
+        yield* TotpBackend.confirm(alice.id, codeAt(secret, T0 - 30_000))
+        const guesses = Array.from({ length: 20 }, (_, i) => String(100000 + i))
+        const outcomes = yield* Effect.all(guesses.map((guess) => attempt(guess)), { concurrency: "unbounded" })
+        expect(outcomes.every((exit) => reasonOf(exit) === "invalid-credentials")).toBe(true)
+        // counted once: twenty increments of one read would have made 20, and each a checked guess
+        expect(yield* deviceOf(alice.id)).toMatchObject({ failures: 1 })
+      }).pipe(Effect.provide(app({}, readThenYield))))
+
+    it.effect("throttleFactor 0 turns the throttle off; a negative or infinite one is an AuthConfigError", () =>
+      Effect.gen(function*() {
+        const { alice, secret } = yield* setUp
+        yield* TotpBackend.confirm(alice.id, codeAt(secret, T0 - 30_000), { throttleFactor: 0 })
+        for (let i = 0; i < 5; i++) expect(reasonOf(yield* attempt("000000"))).toBe("invalid-credentials")
+        expect(reasonOf(yield* attempt(codeAt(secret, T0)))).toBe("success")
+        expect(yield* deviceOf(alice.id)).toMatchObject({ failures: 0 })
+        for (const throttleFactor of [-1, Infinity, "forever" as never]) {
+          const built = yield* Effect.flip(Layer.build(TotpBackend.layer({ throttleFactor })).pipe(Effect.scoped))
+          expect(built).toMatchObject({ _tag: "AuthConfigError", message: expect.stringMatching(/throttleFactor/) })
+          const confirmed = yield* Effect.flip(TotpBackend.confirm(alice.id, "000000", { throttleFactor }))
+          expect(confirmed._tag).toBe("AuthConfigError")
+        }
+      }).pipe(Effect.provide(app({ throttleFactor: 0 }))))
+
+    it.effect("an enrolment racing a confirmation never replaces the confirmed device", () =>
+      Effect.gen(function*() {
+        const { alice, secret } = yield* setUp
+        const store = yield* TotpStore.TotpStore
+        const pending = yield* deviceOf(alice.id)
+        yield* TotpBackend.confirm(alice.id, codeAt(secret, T0 - 30_000))
+        // the store itself: no save over a confirmed device
+        expect(yield* store.save({ userId: alice.id, secret: Totp.generateSecret() })).toBe(false)
+        // an enrolment that read the device before the confirmation landed
+        const stale = { ...store, get: () => Effect.succeed(Option.some(pending)) }
+        const refused = yield* Effect.flip(
+          TotpBackend.enrol(alice, { issuer: "Test" }).pipe(Effect.provideService(TotpStore.TotpStore, stale))
+        )
+        expect(refused).toBeInstanceOf(TotpBackend.AlreadyEnrolled)
+        const device = yield* deviceOf(alice.id)
+        expect([device.confirmed, Redacted.value(device.secret)]).toEqual([true, Redacted.value(secret)])
+        expect(reasonOf(yield* attempt(codeAt(secret, T0)))).toBe("success")
+      }).pipe(Effect.provide(app())))
+
+    it.effect("a confirmation confirms only the device its code was checked against", () =>
+      Effect.gen(function*() {
+        const { alice, secret } = yield* setUp
+        const store = yield* TotpStore.TotpStore
+        const first = yield* deviceOf(alice.id)
+        // enrolled anew after the confirmation read the first device
+        const second = yield* TotpBackend.enrol(alice, { issuer: "Test" })
+        const stale = { ...store, get: () => Effect.succeed(Option.some(first)) }
+        const refused = yield* Effect.flip(
+          TotpBackend.confirm(alice.id, codeAt(secret, T0)).pipe(Effect.provideService(TotpStore.TotpStore, stale))
+        )
+        expect(refused._tag).toBe("InvalidCode")
+        const device = yield* deviceOf(alice.id)
+        expect([device.confirmed, Redacted.value(device.secret)]).toEqual([false, Redacted.value(second.secret)])
+        expect(yield* store.confirm(alice.id, secret)).toBe(false)
+        expect(yield* store.recoveryCodesLeft(alice.id)).toBe(0)
       }).pipe(Effect.provide(app())))
 
     it.effect("unknown and inactive users, malformed credentials: NoMatch or a typed failure, never a defect", () =>
@@ -190,6 +301,22 @@ describe("TotpBackend: options", () => {
 })
 
 describe("SqlTotpStore", () => {
+  it.effect("a database migrated before the throttle gets its columns; its devices start with no failures", () =>
+    Effect.gen(function*() {
+      const t = yield* SqlTotpStore.tables()
+      const first = { "1_create_totp_tables": SqlTotpStore.migrations(t)["1_create_totp_tables"]! }
+      yield* SqlTables.migrate(first, t.migrations, (cause) => cause)
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`INSERT INTO auth_totp_device (user_id, secret, confirmed, last_step) VALUES ('7', 'JBSWY3DPEHPK3PXP', 1, 5)`
+      yield* SqlTotpStore.migrate()
+      const store = yield* SqlTotpStore.make()
+      const device = Option.getOrThrow(yield* store.get("7"))
+      expect(device).toMatchObject({ confirmed: true, lastStep: 5, failures: 0, failedAt: 0 })
+      expect(yield* store.recordFailure("7", { failures: 0, failedAt: 0 }, 1_000)).toBe(true)
+      expect(yield* store.recordFailure("7", { failures: 0, failedAt: 0 }, 2_000)).toBe(false)
+      expect(Option.getOrThrow(yield* store.get("7"))).toMatchObject({ failures: 1, failedAt: 1_000 })
+    }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" }))))
+
   it.effect("a database that cannot answer is a TotpStoreError, and the backend says TransportError", () =>
     Effect.gen(function*() {
       const store = yield* SqlTotpStore.make() // no migration: every statement fails

@@ -30,6 +30,7 @@
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -38,6 +39,7 @@ import * as Schema from "effect/Schema"
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
+import * as Throttle from "../internal/totpThrottle.js"
 import { askStore } from "../internal/userStore.js"
 import * as Totp from "../Totp.js"
 import * as TotpStore from "../TotpStore.js"
@@ -99,6 +101,13 @@ export interface Options {
   /** The user type of your app, from the stored user (as `ModelBackend`'s `toUser`). */
   readonly toUser?: ((stored: UserStore.StoredUser) => User) | undefined
   readonly policy?: AuthBackend.PolicyInput | undefined
+  /**
+   * django-otp's `OTP_TOTP_THROTTLE_FACTOR`: after n failed attempts in a row (wrong codes, used
+   * codes, wrong recovery codes) the device takes no attempt for factor × 2^(n−1), and a right code
+   * clears the count. Default: 1 second; `0` turns the throttle off. A negative or infinite factor
+   * is an `AuthConfigError`.
+   */
+  readonly throttleFactor?: Duration.DurationInput | undefined
 }
 
 /**
@@ -148,6 +157,7 @@ export const make = (
     // Unchecked, a zero period threw a RangeError at the first code (a defect, not a refusal),
     // and a huge window made every attempt compute that many HMACs.
     yield* Totp.checkOptions(options.totp, "TotpBackend")
+    const factor = yield* Throttle.factorMillis(options.throttleFactor, "TotpBackend")
     const backendId = options.id ?? "totp"
     const toUser = options.toUser ?? storedAsUser
     const devices = yield* TotpStore.TotpStore
@@ -165,18 +175,22 @@ export const make = (
         if (!user.isActive) return yield* noMatch("inactive-user")
         const device = yield* Effect.mapError(devices.get(user.id), transport)
         if (Option.isNone(device) || !device.value.confirmed) return yield* noMatch("unknown-user")
+        const now = yield* Clock.currentTimeMillis
+        // Throttled, or a concurrent attempt was admitted first: this one is not checked.
+        const admitted = yield* Effect.mapError(Throttle.admit(devices, device.value, factor, now), transport)
+        if (!admitted) return yield* noMatch("invalid-credentials")
         const code = Redacted.value(otpToken).replace(/\s/g, "")
         if (digitsOnly.test(code)) {
-          const now = yield* Clock.currentTimeMillis
           const step = Totp.verify(device.value.secret, code, now, { ...options.totp, after: device.value.lastStep })
           if (Option.isNone(step)) return yield* noMatch("invalid-credentials")
           // Two requests with the same code: the compare-and-set lets one through.
           const fresh = yield* Effect.mapError(devices.useStep(user.id, step.value), transport)
           if (!fresh) return yield* noMatch("invalid-credentials")
-          return toUser(user)
+        } else {
+          const used = yield* Effect.mapError(devices.useRecoveryCode(user.id, Totp.hashRecoveryCode(code)), transport)
+          if (!used) return yield* noMatch("invalid-credentials")
         }
-        const used = yield* Effect.mapError(devices.useRecoveryCode(user.id, Totp.hashRecoveryCode(code)), transport)
-        if (!used) return yield* noMatch("invalid-credentials")
+        yield* Effect.mapError(Throttle.accepted(devices, user.id, factor), transport)
         return toUser(user)
       })
 
@@ -255,7 +269,7 @@ export class AlreadyEnrolled extends Schema.TaggedError<AlreadyEnrolled>("effect
 /**
  * Starts enrolling a user: a new secret, stored unconfirmed (it replaces an unconfirmed one), and
  * the `otpauth://` URI to show as a QR code. A user with a confirmed device gets
- * {@link AlreadyEnrolled} and keeps it. Options `Totp.checkOptions` refuses are an
+ * {@link AlreadyEnrolled} and keeps it, even when the confirmation lands while this runs. Options `Totp.checkOptions` refuses are an
  * `AuthConfigError`, and nothing is stored.
  *
  * @example
@@ -287,16 +301,19 @@ export const enrol = (
     const existing = yield* store.get(user.id)
     if (Option.isSome(existing) && existing.value.confirmed) return yield* new AlreadyEnrolled({ userId: user.id })
     const secret = Totp.generateSecret()
-    yield* store.save({ userId: user.id, secret })
+    // and a confirmation that lands between that read and this write: the store keeps its device
+    if (!(yield* store.save({ userId: user.id, secret }))) return yield* new AlreadyEnrolled({ userId: user.id })
     return { secret, uri: Totp.uri({ ...options, secret, account: options.account ?? user.username }) }
   })
 
 /**
  * Finishes an enrolment with the first code the user's app shows: marks the device confirmed,
  * records the code's step as used, and answers `count` (default 10) new recovery codes to show
- * once (only their hashes are stored). A wrong code fails with {@link InvalidCode}; options
- * `Totp.checkOptions` refuses, or a `count` that is not an integer from 1 to 100, with
- * `AuthConfigError`.
+ * once (only their hashes are stored). A wrong code fails with {@link InvalidCode}, and so does
+ * a code sent while the device's throttle waits (`throttleFactor`, as {@link Options} has it:
+ * give both the same) or one checked against a device enrolled anew meanwhile; options
+ * `Totp.checkOptions` refuses, a `count` that is not an integer from 1 to 100, or a bad
+ * `throttleFactor`, with `AuthConfigError`.
  *
  * @example
  * ```ts
@@ -313,7 +330,10 @@ export const enrol = (
 export const confirm = (
   userId: string,
   code: string | Redacted.Redacted<string>,
-  options: Totp.Options & { readonly count?: number | undefined } = {}
+  options: Totp.Options & {
+    readonly count?: number | undefined
+    readonly throttleFactor?: Duration.DurationInput | undefined
+  } = {}
 ): Effect.Effect<
   ReadonlyArray<Redacted.Redacted<string>>,
   InvalidCode | AuthError.AuthConfigError | TotpStore.TotpStoreError,
@@ -323,13 +343,18 @@ export const confirm = (
     yield* Totp.checkOptions(options, "TotpBackend.confirm")
     // before the code is spent: a bad count must not leave a confirmed device without codes
     yield* checkCount(options.count, "TotpBackend.confirm")
+    const factor = yield* Throttle.factorMillis(options.throttleFactor, "TotpBackend.confirm")
     const store = yield* TotpStore.TotpStore
     const device = yield* store.get(userId)
     if (Option.isNone(device)) return yield* new InvalidCode({ userId })
     const now = yield* Clock.currentTimeMillis
+    // The throttle holds here too: six digits are as guessable at enrolment as at login.
+    if (!(yield* Throttle.admit(store, device.value, factor, now))) return yield* new InvalidCode({ userId })
     const step = Totp.verify(device.value.secret, code, now, { ...options, after: device.value.lastStep })
     if (Option.isNone(step) || !(yield* store.useStep(userId, step.value))) return yield* new InvalidCode({ userId })
-    yield* store.confirm(userId)
+    // Only the device this code was checked against: one enrolled anew in between stays pending.
+    if (!(yield* store.confirm(userId, device.value.secret))) return yield* new InvalidCode({ userId })
+    yield* Throttle.accepted(store, userId, factor)
     return yield* newRecoveryCodes(userId, options.count)
   })
 
