@@ -33,4 +33,13 @@ export interface AuthRequest {
   readonly headers?: Readonly<Record<string, string | undefined>> | undefined
   /** The transport's own request object (`HttpServerRequest` in the HTTP middleware). */
   readonly raw?: unknown
+  /**
+   * What the call is for, as the HTTP middleware says it: `"step-up"` for `HttpAuth.stepUp`,
+   * `"login"` for every other authentication it makes (`HttpAuth.login`, a request's own
+   * credentials). At a `"login"` a second-factor backend (`AuthBackend.secondFactor`, as
+   * `TotpBackend`) is not asked: its credentials answer `NoMatch("unsupported-credentials")`,
+   * since a code alone proves nothing, and asking would spend the code and count against the
+   * user's throttle. Unset (a call of your own), every backend is asked.
+   */
+  readonly stage?: "login" | "step-up" | undefined
 }

@@ -178,6 +178,9 @@ const flow = (sessions: () => Layer.Layer<SessionStore.SessionStore, unknown>, t
     // No session, or no CSRF token: refused before any code is checked.
     expect((yield* call(url, "POST", "/mfa", { json: { otpToken: recovery[1] } })).status).toBe(401)
     expect((yield* post("/mfa", third.session, "wrong-csrf", { otpToken: recovery[1] })).status).toBe(403)
+    // The code sent to the login was never checked (a login does not ask a second factor): not
+    // spent, it still steps a session up. Checked, it would have been used up there.
+    expect((yield* post("/mfa", third.session, third.csrf, { otpToken: recovery[2] })).status).toBe(200)
   }).pipe(Effect.scoped)
 
 describe("multi-factor login over HTTP", () => {

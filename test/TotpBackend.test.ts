@@ -233,6 +233,21 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
         expect(yield* store.recoveryCodesLeft(alice.id)).toBe(0)
       }).pipe(Effect.provide(app())))
 
+    it.effect("at a login stage the backend is not asked: no code spent, no failure counted", () =>
+      Effect.gen(function*() {
+        const { alice, secret } = yield* setUp
+        yield* TotpBackend.confirm(alice.id, codeAt(secret, T0 - 30_000))
+        const atLogin = (otpToken: string) =>
+          Effect.exit(AuthService.authenticateUnknown({ username: "alice", otpToken }, { stage: "login" }))
+        expect(reasonOf(yield* atLogin(codeAt(secret, T0)))).toBe("unsupported-credentials")
+        expect(reasonOf(yield* atLogin("000000"))).toBe("unsupported-credentials")
+        expect(yield* deviceOf(alice.id)).toMatchObject({ failures: 0, lastStep: Totp.counterAt(T0 - 30_000) })
+        const stepUp = yield* Effect.exit(
+          AuthService.authenticateUnknown({ username: "alice", otpToken: codeAt(secret, T0) }, { stage: "step-up" })
+        )
+        expect(reasonOf(stepUp)).toBe("success")
+      }).pipe(Effect.provide(app())))
+
     it.effect("unknown and inactive users, malformed credentials: NoMatch or a typed failure, never a defect", () =>
       Effect.gen(function*() {
         const { alice, secret } = yield* setUp

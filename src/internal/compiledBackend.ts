@@ -119,10 +119,16 @@ export const compile = (backend: AuthBackend.AuthBackend): CompiledBackend => {
       )
       : unsupported
   }
+  // A second factor is asked to step a session up, never to log in (see `AuthRequest.stage`):
+  // decided here, once, so other backends pay nothing for it.
+  const ask = backend.secondFactor === true
+    ? (cache: DecodeCache, request: AuthRequest | undefined) =>
+      request?.stage === "login" ? unsupported : authenticate(cache, request)
+    : authenticate
   const spanName = `effect-auth.backend.${id}`
   const spanOptions = { attributes: { "auth.backend": id }, captureStackTrace: false, kind: "internal" } as const
   const authenticateTraced = (cache: DecodeCache, request: AuthRequest | undefined) => {
-    const attempt = authenticate(cache, request)
+    const attempt = ask(cache, request)
     // A backend skipped because its credentials do not decode gets no span: it never ran.
     if (attempt === unsupported) return attempt
     return Effect.useSpan(spanName, spanOptions, (span) =>
@@ -139,7 +145,7 @@ export const compile = (backend: AuthBackend.AuthBackend): CompiledBackend => {
     backend,
     onTransportError: backend.policy.onTransportError,
     guard: guarded,
-    authenticate,
+    authenticate: ask,
     authenticateTraced,
     getUser: (userId) => guarded(backend.getUser(userId))
   }

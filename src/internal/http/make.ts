@@ -252,7 +252,10 @@ export const make = (
           : yield* Effect.mapError(s.currentUser(cookieValue), storeFailure)
         if (Option.isNone(current)) return yield* unauthorized
         const authenticated = yield* Effect.catchAll(
-          auth.authenticateUnknown({ username: current.value.user.username, otpToken }, authRequest(request)),
+          auth.authenticateUnknown(
+            { username: current.value.user.username, otpToken },
+            toAuthRequest(request, hidden, trustedProxies, "step-up")
+          ),
           toFailure
         )
         // Only a second-factor backend's word counts, not another that happens to take the shape.
