@@ -3,8 +3,9 @@
  * `auth_totp_recovery_code` by default), created by the `Migrator` with their own bookkeeping
  * table `effect_<prefix>totp_migrations`. Using a time step is one conditional `UPDATE` and using a
  * recovery code one `DELETE … RETURNING`, so each succeeds once under any concurrency; enrolling
- * (an upsert that keeps a confirmed device), confirming (on the secret the code was checked
- * against) and counting a failed attempt (a compare-and-set) are one statement each too. Any
+ * (an upsert that keeps a confirmed device), confirming and using a step (on the secret the code
+ * was checked against) and counting a failed attempt (a compare-and-set) are one statement each
+ * too. Any
  * database failure, or no answer within `timeout`, is a `TotpStoreError` (a `TransportError` of
  * the backend, HTTP 503).
  *
@@ -226,11 +227,13 @@ export const make = (options: Options = {}): Effect.Effect<TotpStore.Service, Au
               RETURNING user_id`
           )
         ),
-      confirm: (userId, secret) =>
+      confirm: (userId, { secret, step }) =>
         run(
           "confirm",
           changed(
-            sql`UPDATE ${device} SET confirmed = 1 WHERE user_id = ${userId} AND secret = ${Redacted.value(secret)} RETURNING user_id`
+            sql`UPDATE ${device} SET confirmed = 1, last_step = ${step}
+              WHERE user_id = ${userId} AND secret = ${Redacted.value(secret)} AND confirmed = 0 AND last_step < ${step}
+              RETURNING user_id`
           )
         ),
       recordFailure: (userId, seen, now) =>
@@ -243,10 +246,14 @@ export const make = (options: Options = {}): Effect.Effect<TotpStore.Service, Au
         ),
       clearFailures: (userId) =>
         run("clearFailures", Effect.asVoid(sql`UPDATE ${device} SET failures = 0, failed_at = 0 WHERE user_id = ${userId}`)),
-      useStep: (userId, step) =>
+      useStep: (userId, step, secret) =>
         run(
           "useStep",
-          changed(sql`UPDATE ${device} SET last_step = ${step} WHERE user_id = ${userId} AND last_step < ${step} RETURNING user_id`)
+          changed(
+            sql`UPDATE ${device} SET last_step = ${step}
+              WHERE user_id = ${userId} AND secret = ${Redacted.value(secret)} AND confirmed = 1 AND last_step < ${step}
+              RETURNING user_id`
+          )
         ),
       remove: (userId) =>
         run(

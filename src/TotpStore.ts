@@ -6,8 +6,9 @@
  *
  * `useStep` and `useRecoveryCode` are atomic (compare-and-set, delete-if-present), so two
  * concurrent logins with the same code or recovery code succeed once; so are `save` (never over
- * a confirmed device), `confirm` (only the device whose secret the code was checked against) and
- * `recordFailure` (of concurrent attempts on one throttle state, one is checked). `SqlTotpStore` keeps
+ * a confirmed device), `confirm` and `useStep` (only on the device whose secret the code was
+ * checked against) and `recordFailure` (of concurrent attempts on one throttle state, one is
+ * checked). `SqlTotpStore` keeps
  * them in SQLite or PostgreSQL; {@link layerMemory} in this process (tests, one instance).
  *
  * @example
@@ -114,10 +115,14 @@ export interface Service {
     input: { readonly userId: string; readonly secret: Redacted.Redacted<string> }
   ) => Effect.Effect<boolean, TotpStoreError>
   /**
-   * Marks the device confirmed if its secret is still `secret` (the one the code was checked
-   * against); answers whether it did (atomic: a device enrolled anew in between stays unconfirmed).
+   * Confirms the unconfirmed device that has this `secret` and records `step` as used, if the
+   * step is later than the last one; answers whether it did (atomic). A device enrolled anew since
+   * the code was checked has another secret, so it is not confirmed by a code for the old one.
    */
-  readonly confirm: (userId: string, secret: Redacted.Redacted<string>) => Effect.Effect<boolean, TotpStoreError>
+  readonly confirm: (
+    userId: string,
+    checked: { readonly secret: Redacted.Redacted<string>; readonly step: number }
+  ) => Effect.Effect<boolean, TotpStoreError>
   /**
    * Counts an attempt as failed before its code is checked (`failures + 1`, `failedAt = now`), if
    * the device's throttle state is still `seen`; answers whether it was (a compare-and-set: of
@@ -126,8 +131,12 @@ export interface Service {
   readonly recordFailure: (userId: string, seen: Throttle, now: number) => Effect.Effect<boolean, TotpStoreError>
   /** Clears the failures: a code was accepted. */
   readonly clearFailures: (userId: string) => Effect.Effect<void, TotpStoreError>
-  /** Records `step` as used if it is later than the last one; answers whether it was (atomic). */
-  readonly useStep: (userId: string, step: number) => Effect.Effect<boolean, TotpStoreError>
+  /**
+   * Records `step` as used on the confirmed device that has this `secret`, if the step is later
+   * than the last one; answers whether it did (atomic: a compare-and-set, so a device replaced
+   * since the code was checked is not used).
+   */
+  readonly useStep: (userId: string, step: number, secret: Redacted.Redacted<string>) => Effect.Effect<boolean, TotpStoreError>
   /** Removes the device and its recovery codes. Answers whether there was one. */
   readonly remove: (userId: string) => Effect.Effect<boolean, TotpStoreError>
   /** Replaces the user's recovery codes by these hashes (`Totp.hashRecoveryCode`). */
@@ -152,6 +161,9 @@ export interface Service {
  */
 export class TotpStore extends Context.Tag("effect-auth/TotpStore")<TotpStore, Service>() {}
 
+const sameSecret = (device: Device, secret: Redacted.Redacted<string>) =>
+  Redacted.value(device.secret) === Redacted.value(secret)
+
 /**
  * A store in this process's memory.
  *
@@ -170,17 +182,20 @@ export const makeMemory = (): Service => {
   const codes = new Map<string, Set<string>>()
   return {
     get: (userId) => Effect.sync(() => Option.fromNullable(devices.get(userId))),
+    // Each operation reads and writes in one synchronous step: nothing runs in between.
     save: ({ secret, userId }) =>
       Effect.sync(() => {
         if (devices.get(userId)?.confirmed === true) return false
         devices.set(userId, { userId, secret, confirmed: false, lastStep: -1, failures: 0, failedAt: 0 })
         return true
       }),
-    confirm: (userId, secret) =>
+    confirm: (userId, { secret, step }) =>
       Effect.sync(() => {
         const device = devices.get(userId)
-        if (device === undefined || Redacted.value(device.secret) !== Redacted.value(secret)) return false
-        devices.set(userId, { ...device, confirmed: true })
+        if (device === undefined || device.confirmed || !sameSecret(device, secret) || step <= device.lastStep) {
+          return false
+        }
+        devices.set(userId, { ...device, confirmed: true, lastStep: step })
         return true
       }),
     recordFailure: (userId, seen, now) =>
@@ -195,10 +210,12 @@ export const makeMemory = (): Service => {
         const device = devices.get(userId)
         if (device !== undefined) devices.set(userId, { ...device, failures: 0, failedAt: 0 })
       }),
-    useStep: (userId, step) =>
+    useStep: (userId, step, secret) =>
       Effect.sync(() => {
         const device = devices.get(userId)
-        if (device === undefined || step <= device.lastStep) return false
+        if (device === undefined || !device.confirmed || !sameSecret(device, secret) || step <= device.lastStep) {
+          return false
+        }
         devices.set(userId, { ...device, lastStep: step })
         return true
       }),

@@ -3,8 +3,10 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -196,41 +198,82 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
         }
       }).pipe(Effect.provide(app({ throttleFactor: 0 }))))
 
-    it.effect("an enrolment racing a confirmation never replaces the confirmed device", () =>
+    // A store whose next `get` stops after reading (or whose next `save` stops before writing)
+    // until released: a request's read-then-write is held open while another runs to its end.
+    const pausingOnce = (store: TotpStore.Service, at: "get" | "save" = "get") =>
+      Effect.gen(function*() {
+        const reached = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        let armed = true
+        const pause = Effect.suspend(() => {
+          if (!armed) return Effect.void
+          armed = false
+          return Effect.zipRight(Deferred.succeed(reached, undefined), Deferred.await(release))
+        })
+        const paused: TotpStore.Service = at === "get"
+          ? { ...store, get: (userId) => Effect.zipLeft(store.get(userId), pause) }
+          : { ...store, save: (input) => Effect.zipRight(pause, store.save(input)) }
+        return { paused, reached, release }
+      })
+
+    it.effect("an enrolment racing the confirmation never replaces the device just confirmed", () =>
       Effect.gen(function*() {
         const { alice, secret } = yield* setUp
         const store = yield* TotpStore.TotpStore
-        const pending = yield* deviceOf(alice.id)
-        yield* TotpBackend.confirm(alice.id, codeAt(secret, T0 - 30_000))
-        // the store itself: no save over a confirmed device
-        expect(yield* store.save({ userId: alice.id, secret: Totp.generateSecret() })).toBe(false)
-        // an enrolment that read the device before the confirmation landed
-        const stale = { ...store, get: () => Effect.succeed(Option.some(pending)) }
-        const refused = yield* Effect.flip(
-          TotpBackend.enrol(alice, { issuer: "Test" }).pipe(Effect.provideService(TotpStore.TotpStore, stale))
+        const { paused, reached, release } = yield* pausingOnce(store, "save")
+        // a second tab enrols: it stops just before writing
+        const enrolling = yield* Effect.fork(
+          Effect.provideService(TotpBackend.enrol(alice, { issuer: "Test" }), TotpStore.TotpStore, paused)
         )
-        expect(refused).toBeInstanceOf(TotpBackend.AlreadyEnrolled)
-        const device = yield* deviceOf(alice.id)
+        yield* Deferred.await(reached)
+        yield* TotpBackend.confirm(alice.id, codeAt(secret, T0 - 30_000))
+        yield* Deferred.succeed(release, undefined)
+        const exit = yield* Fiber.await(enrolling)
+        expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("AlreadyEnrolled")
+        const device = Option.getOrThrow(yield* store.get(alice.id))
         expect([device.confirmed, Redacted.value(device.secret)]).toEqual([true, Redacted.value(secret)])
         expect(reasonOf(yield* attempt(codeAt(secret, T0)))).toBe("success")
       }).pipe(Effect.provide(app())))
 
-    it.effect("a confirmation confirms only the device its code was checked against", () =>
+    it.effect("a confirmation confirms only the secret its code was checked against, never one enrolled meanwhile", () =>
       Effect.gen(function*() {
         const { alice, secret } = yield* setUp
         const store = yield* TotpStore.TotpStore
-        const first = yield* deviceOf(alice.id)
-        // enrolled anew after the confirmation read the first device
-        const second = yield* TotpBackend.enrol(alice, { issuer: "Test" })
-        const stale = { ...store, get: () => Effect.succeed(Option.some(first)) }
-        const refused = yield* Effect.flip(
-          TotpBackend.confirm(alice.id, codeAt(secret, T0)).pipe(Effect.provideService(TotpStore.TotpStore, stale))
+        const { paused, reached, release } = yield* pausingOnce(store)
+        // the user confirms the secret they scanned; the request has read the device and stops
+        const confirming = yield* Effect.fork(
+          Effect.provideService(TotpBackend.confirm(alice.id, codeAt(secret, T0)), TotpStore.TotpStore, paused)
         )
-        expect(refused._tag).toBe("InvalidCode")
-        const device = yield* deviceOf(alice.id)
-        expect([device.confirmed, Redacted.value(device.secret)]).toEqual([false, Redacted.value(second.secret)])
-        expect(yield* store.confirm(alice.id, secret)).toBe(false)
-        expect(yield* store.recoveryCodesLeft(alice.id)).toBe(0)
+        yield* Deferred.await(reached)
+        // meanwhile someone holding the password starts an enrolment of their own
+        const other = yield* TotpBackend.enrol(alice, { issuer: "Test" })
+        yield* Deferred.succeed(release, undefined)
+        const exit = yield* Fiber.await(confirming)
+        expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("InvalidCode")
+        // the other secret stays unconfirmed: no second factor the user never saw
+        const device = Option.getOrThrow(yield* store.get(alice.id))
+        expect([device.confirmed, Redacted.value(device.secret)]).toEqual([false, Redacted.value(other.secret)])
+        expect(reasonOf(yield* attempt(codeAt(other.secret, T0 + 30_000)))).toBe("unknown-user")
+      }).pipe(Effect.provide(app())))
+
+    it.effect("a login whose device is replaced between the check and the use of its code fails", () =>
+      Effect.gen(function*() {
+        const { alice, secret } = yield* setUp
+        yield* TotpBackend.confirm(alice.id, codeAt(secret, T0 - 30_000))
+        const store = yield* TotpStore.TotpStore
+        const { paused, reached, release } = yield* pausingOnce(store)
+        const backend = yield* TotpBackend.make().pipe(Effect.provideService(TotpStore.TotpStore, paused))
+        const login = yield* Effect.fork(
+          Effect.exit(backend.authenticate({ username: "alice", otpToken: Redacted.make(codeAt(secret, T0)) }, undefined))
+        )
+        yield* Deferred.await(reached)
+        // the device is removed and a new one enrolled (not confirmed) before the code is used
+        yield* store.remove(alice.id)
+        yield* TotpBackend.enrol(alice, { issuer: "Test" })
+        yield* Deferred.succeed(release, undefined)
+        const exit = yield* Fiber.join(login)
+        expect(Exit.isFailure(exit)).toBe(true)
+        expect(Option.getOrThrow(yield* store.get(alice.id)).lastStep).toBe(-1)
       }).pipe(Effect.provide(app())))
 
     it.effect("at a login stage the backend is not asked: no code spent, no failure counted", () =>

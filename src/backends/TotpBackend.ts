@@ -183,8 +183,9 @@ export const make = (
         if (digitsOnly.test(code)) {
           const step = Totp.verify(device.value.secret, code, now, { ...options.totp, after: device.value.lastStep })
           if (Option.isNone(step)) return yield* noMatch("invalid-credentials")
-          // Two requests with the same code: the compare-and-set lets one through.
-          const fresh = yield* Effect.mapError(devices.useStep(user.id, step.value), transport)
+          // Two requests with the same code: the compare-and-set lets one through. It names the
+          // secret the code was checked against: a device replaced since the get is not used.
+          const fresh = yield* Effect.mapError(devices.useStep(user.id, step.value, device.value.secret), transport)
           if (!fresh) return yield* noMatch("invalid-credentials")
         } else {
           const used = yield* Effect.mapError(devices.useRecoveryCode(user.id, Totp.hashRecoveryCode(code)), transport)
@@ -297,11 +298,10 @@ export const enrol = (
     const store = yield* TotpStore.TotpStore
     // Replacing a confirmed device took no code: anyone holding only the password (an enrolment
     // page needs a session, not a second factor, since the user has none yet) wiped the user's
-    // working device with one request and could then confirm one of their own.
-    const existing = yield* store.get(user.id)
-    if (Option.isSome(existing) && existing.value.confirmed) return yield* new AlreadyEnrolled({ userId: user.id })
+    // working device with one request and could then confirm one of their own. The store's save
+    // checks and writes in one step: a get here, then a save, let a device confirmed in between
+    // be replaced.
     const secret = Totp.generateSecret()
-    // and a confirmation that lands between that read and this write: the store keeps its device
     if (!(yield* store.save({ userId: user.id, secret }))) return yield* new AlreadyEnrolled({ userId: user.id })
     return { secret, uri: Totp.uri({ ...options, secret, account: options.account ?? user.username }) }
   })
@@ -311,7 +311,8 @@ export const enrol = (
  * records the code's step as used, and answers `count` (default 10) new recovery codes to show
  * once (only their hashes are stored). A wrong code fails with {@link InvalidCode}, and so does
  * a code sent while the device's throttle waits (`throttleFactor`, as {@link Options} has it:
- * give both the same) or one checked against a device enrolled anew meanwhile; options
+ * give both the same), one for a device already confirmed, or one checked against a device
+ * enrolled anew meanwhile (nothing is confirmed then); options
  * `Totp.checkOptions` refuses, a `count` that is not an integer from 1 to 100, or a bad
  * `throttleFactor`, with `AuthConfigError`.
  *
@@ -351,9 +352,12 @@ export const confirm = (
     // The throttle holds here too: six digits are as guessable at enrolment as at login.
     if (!(yield* Throttle.admit(store, device.value, factor, now))) return yield* new InvalidCode({ userId })
     const step = Totp.verify(device.value.secret, code, now, { ...options, after: device.value.lastStep })
-    if (Option.isNone(step) || !(yield* store.useStep(userId, step.value))) return yield* new InvalidCode({ userId })
-    // Only the device this code was checked against: one enrolled anew in between stays pending.
-    if (!(yield* store.confirm(userId, device.value.secret))) return yield* new InvalidCode({ userId })
+    // One compare-and-set on the secret just checked: a device enrolled anew in between (its
+    // secret unseen by this user, perhaps someone else's) is not confirmed by this code, and the
+    // step is spent together with the confirmation (no used step on an unconfirmed device).
+    const confirmed = Option.isSome(step) &&
+      (yield* store.confirm(userId, { secret: device.value.secret, step: step.value }))
+    if (!confirmed) return yield* new InvalidCode({ userId })
     yield* Throttle.accepted(store, userId, factor)
     return yield* newRecoveryCodes(userId, options.count)
   })
