@@ -270,7 +270,8 @@ export class AlreadyEnrolled extends Schema.TaggedError<AlreadyEnrolled>("effect
 /**
  * Starts enrolling a user: a new secret, stored unconfirmed (it replaces an unconfirmed one), and
  * the `otpauth://` URI to show as a QR code. A user with a confirmed device gets
- * {@link AlreadyEnrolled} and keeps it, even when the confirmation lands while this runs. Options `Totp.checkOptions` refuses are an
+ * {@link AlreadyEnrolled} and keeps it, even one confirmed by a request running at the same time
+ * (the store checks and writes in one step). Options `Totp.checkOptions` refuses are an
  * `AuthConfigError`, and nothing is stored.
  *
  * @example
