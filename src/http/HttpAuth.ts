@@ -289,9 +289,10 @@ export interface Service {
     request: HttpServerRequest.HttpServerRequest
   ) => Effect.Effect<Option.Option<CurrentUser.Info>, Failure>
   /**
-   * Authenticates the credentials and starts a session (sets the cookies). Needs sessions. The
-   * success of a second-factor backend (`AuthBackend.secondFactor`, `TotpBackend`) is a 401: a
-   * code alone is no login.
+   * Authenticates the credentials and starts a session (sets the cookies). Needs sessions. A
+   * second-factor backend (`AuthBackend.secondFactor`, `TotpBackend`) is not asked (the fold's
+   * `AuthRequest` is at `stage: "login"`), and its success would be a 401: a code alone is no
+   * login.
    */
   readonly login: (
     request: HttpServerRequest.HttpServerRequest,
