@@ -143,6 +143,33 @@ describe("CLI", () => {
       expect(yield* passwordOf(db, "alice", "pw plum orchard")).toBe(true)
     }))
 
+  it.effect("createuser cleans --email as createsuperuser does: Django's EmailValidator and 254 characters, before any password", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      // (the model field createsuperuser cleans with does not strip: " a@b.cd" is refused too)
+      for (const email of ["alice", "alice@", "alice@example", "a..b@example.com", "alice@-example.com", "alice@[256.1.1.1]", " alice@example.com"]) {
+        // no password on stdin: an email refused first never gets to ask for one
+        const bad = yield* cli(["createuser", "alice", "--email", email, "--database", db], { input: "" })
+        expect(bad, email).toMatchObject({ code: 1, stderr: "Error: Enter a valid email address.\n" })
+      }
+      // Django's EmailField: the address may be valid and still too long for the column
+      const long = yield* cli(["createuser", "alice", "--email", `${"a".repeat(310)}@b.cd`, "--database", db], { input: "" })
+      expect(long.stderr).toBe("Error: Ensure this value has at most 254 characters (it has 315).\n")
+      const both = yield* cli(["createuser", "alice", "--email", `${"a".repeat(310)}@b`, "--database", db], { input: "" })
+      expect(both.stderr).toBe("Error: Enter a valid email address.; Ensure this value has at most 254 characters (it has 312).\n")
+      expect(yield* withStore(db, (store) => store.findByUsername("alice"))).toEqual(Option.none())
+      const ok = yield* cli(["createuser", "alice", "--email", "alice@Example.COM", "--database", db], {
+        input: "correct horse\n"
+      })
+      expect(ok.code).toBe(0)
+      const alice = yield* withStore(db, (store) => Effect.map(store.findByUsername("alice"), Option.getOrThrow))
+      expect(alice.email).toBe("alice@example.com") // the domain lowercased (normalize_email)
+      for (const [name, email] of [["bob", "bob@localhost"], ["carol", "carol@[::1]"], ["dave", "dave@münchen.de"], ["erin", ""]]) {
+        expect((yield* cli(["createuser", name!, "--email", email!, "--database", db], { input: "correct horse\n" })).code, email)
+          .toBe(0)
+      }
+    }))
+
   it.effect("createuser --superuser makes a superuser (and staff); the last line of stdin may lack its newline", () =>
     Effect.gen(function*() {
       const db = freshDatabase()

@@ -24,6 +24,7 @@ import * as AuthEvents from "../AuthEvents.js"
 import * as AuthService from "../AuthService.js"
 import * as ModelBackend from "../backends/ModelBackend.js"
 import * as ObjectPermissionBackend from "../backends/ObjectPermissionBackend.js"
+import { isEmailAddress } from "../internal/emailAddress.js"
 import * as Lockout from "../Lockout.js"
 import * as ObjectPermissions from "../ObjectPermissions.js"
 import * as PasswordHasher from "../PasswordHasher.js"
@@ -320,11 +321,23 @@ const createuser = Command.make(
       if (Option.isSome(yield* store.findByUsername(args.username))) {
         return yield* new UserStore.UserAlreadyExists({ username: args.username })
       }
+      // As createsuperuser cleans it (the model's EmailField, which does not strip, unlike a
+      // form's): Django's EmailValidator and the 254-character limit, both messages at once,
+      // before the password is asked for. An empty one is no email, as Django's blank field.
+      const email = Option.getOrUndefined(args.email)
+      if (email !== undefined && email !== "") {
+        const length = [...email].length
+        const messages = [
+          ...(isEmailAddress(email) ? [] : ["Enter a valid email address."]),
+          ...(length <= 254 ? [] : [`Ensure this value has at most 254 characters (it has ${length}).`])
+        ]
+        if (messages.length > 0) return yield* new CliError({ message: messages.join("; ") })
+      }
       const password = yield* Password.read({ confirm: true })
       const user = yield* refusedPassword(UserManager.createUser({
         username: args.username,
         password,
-        email: Option.getOrUndefined(args.email),
+        email,
         isSuperuser: args.superuser,
         isStaff: args.superuser
       }))
