@@ -287,13 +287,27 @@ export const userAttributeSimilarity = (
   }
 }
 
+// Python's str.strip(): its whitespace (str.isspace) is not JavaScript's trim(). It takes the
+// separators U+001C..U+001F and NEL (U+0085) but not the BOM (U+FEFF), so that with trim()
+// "password\x1c" passed Django's check and "password\ufeff", which Django lets through, was refused.
+// A scan from each end, not a regex: `\s+$` backtracks quadratically over inner runs of spaces.
+const PY_SPACE = /[\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/
+const pyStrip = (s: string): string => {
+  let start = 0
+  let end = s.length
+  while (start < end && PY_SPACE.test(s[start]!)) start++
+  while (end > start && PY_SPACE.test(s[end - 1]!)) end--
+  return s.slice(start, end)
+}
+
 /**
- * Django's `CommonPasswordValidator`: refuses a password (lowercased, trimmed) found in a list:
- * the lowercased `passwords` you give, or Django's own list of 20,000 common passwords
- * (BSD-licensed, by Royce Williams). Django revised that list: `list` picks the one your Django
- * ships, `"django-5.2"` (the default: the list of newer releases, 5.2 LTS among them) or
- * `"django-3.2"` (the older list, Debian bookworm's Django 3.2). Any other `list` throws a
- * `RangeError`, as Django's validators refuse bad options when they are built.
+ * Django's `CommonPasswordValidator`: refuses a password (lowercased, and stripped of whitespace
+ * as Python's `str.strip` strips it, not as `trim`) found in a list: the lowercased `passwords`
+ * you give, or Django's own list of 20,000 common passwords (BSD-licensed, by Royce Williams).
+ * Django revised that list: `list` picks the one your Django ships, `"django-5.2"` (the default:
+ * the list of newer releases, 5.2 LTS among them) or `"django-3.2"` (the older list, Debian
+ * bookworm's Django 3.2). Any other `list` throws a `RangeError`, as Django's validators refuse
+ * bad options when they are built.
  *
  * @example
  * ```ts
@@ -314,13 +328,13 @@ export const commonPassword = (
   if (!(commonPasswordLists as ReadonlyArray<string>).includes(list)) {
     throw new RangeError(`list must be one of ${commonPasswordLists.join(", ")}`)
   }
-  const custom = options.passwords === undefined ? undefined : new Set(Array.from(options.passwords, (p) => p.trim()))
+  const custom = options.passwords === undefined ? undefined : new Set(Array.from(options.passwords, pyStrip))
   const issue: Issue = { code: "password_too_common", message: "This password is too common." }
   return {
     helpText: "Your password can’t be a commonly used password.",
     validate: (password) =>
       Effect.suspend(() =>
-        (custom ?? commonPasswords(list)).has(Redacted.value(password).toLowerCase().trim()) ? Effect.fail(issue) : Effect.void
+        (custom ?? commonPasswords(list)).has(pyStrip(Redacted.value(password).toLowerCase())) ? Effect.fail(issue) : Effect.void
       )
   }
 }

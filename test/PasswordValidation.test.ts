@@ -36,7 +36,11 @@ const cases: ReadonlyArray<Case> = [
   { password: "aliceaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", user: alice },
   { password: "zoë straße", user: { username: "zoë", email: "zoe@straße.de" } },
   { password: "qwertyuiop", user: { username: "bob" } },
-  { password: "bob12345", user: { username: "bob12345", email: "" } }
+  { password: "bob12345", user: { username: "bob12345", email: "" } },
+  // Python's strip() whitespace, not JavaScript's trim()
+  { password: "password\x1c" },
+  { password: "\x85qwerty\x1f" },
+  { password: "password\ufeff" }
 ]
 
 const ours = (c: Case, validators?: ReadonlyArray<PasswordValidation.Validator>) =>
@@ -91,6 +95,21 @@ describe("PasswordValidation", () => {
       const custom = PasswordValidation.commonPassword({ passwords: ["acme2024"] })
       expect(Either.isLeft(yield* Effect.either(custom.validate(pw(" ACME2024 "))))).toBe(true)
       expect(() => PasswordValidation.userAttributeSimilarity({ maxSimilarity: 0.05 })).toThrow(RangeError)
+    }))
+
+  it.effect("commonPassword strips what Python's str.strip() strips, not what trim() does", () =>
+    Effect.gen(function*() {
+      const common = PasswordValidation.commonPassword()
+      const refused = (p: string) => Effect.map(Effect.either(common.validate(pw(p))), Either.isLeft)
+      // U+001C..U+001F and NEL are Python whitespace: Django strips them and refuses the password.
+      for (const p of ["password\x1c", "\x1dpassword\x1f", "password\x85", "\u3000PASSWORD\u2028"]) {
+        expect(yield* refused(p), JSON.stringify(p)).toBe(true)
+      }
+      // The BOM is not: Django lets "password\ufeff" through.
+      expect(yield* refused("password\ufeff")).toBe(false)
+      const custom = PasswordValidation.commonPassword({ passwords: ["acme\x1e", "\ufeffzeta"] })
+      expect(Either.isLeft(yield* Effect.either(custom.validate(pw("acme"))))).toBe(true)
+      expect(Either.isLeft(yield* Effect.either(custom.validate(pw("zeta"))))).toBe(false)
     }))
 })
 
