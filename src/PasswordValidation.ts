@@ -29,6 +29,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { commonPasswords, lists } from "./internal/commonPasswords.js"
+import { pyStrip } from "./internal/pyStrip.js"
 
 /**
  * One broken rule: Django's error `code` (`password_too_short`, `password_too_similar`,
@@ -285,19 +286,6 @@ export const userAttributeSimilarity = (
         return Effect.void
       })
   }
-}
-
-// Python's str.strip(): its whitespace (str.isspace) is not JavaScript's trim(). It takes the
-// separators U+001C..U+001F and NEL (U+0085) but not the BOM (U+FEFF), so that with trim()
-// "password\x1c" passed Django's check and "password\ufeff", which Django lets through, was refused.
-// A scan from each end, not a regex: `\s+$` backtracks quadratically over inner runs of spaces.
-const PY_SPACE = /[\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/
-const pyStrip = (s: string): string => {
-  let start = 0
-  let end = s.length
-  while (start < end && PY_SPACE.test(s[start]!)) start++
-  while (end > start && PY_SPACE.test(s[end - 1]!)) end--
-  return s.slice(start, end)
 }
 
 /**

@@ -39,6 +39,7 @@ import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { pyStrip } from "./internal/pyStrip.js"
 import { failedMessage } from "./internal/storeError.js"
 import * as Permissions from "./Permissions.js"
 import type { BaseUser } from "./User.js"
@@ -609,7 +610,9 @@ export const StoredPermission = Permissions.Permission.pipe(
 export const normalizeUsername = (username: string): string => username.normalize("NFKC")
 
 /**
- * Django's `BaseUserManager.normalize_email`: lower-cases the domain part.
+ * Django's `BaseUserManager.normalize_email`: lower-cases the domain part (after the last `@`),
+ * and strips surrounding whitespace (as Python's `str.strip`) when there is an `@`; an address
+ * without one is returned as given.
  *
  * @example
  * ```ts
@@ -622,7 +625,8 @@ export const normalizeUsername = (username: string): string => username.normaliz
  * @category utils
  */
 export const normalizeEmail = (email: string): string => {
-  const trimmed = email.trim()
+  // Python's strip(), not trim(): Django strips U+001C..U+001F and NEL and keeps a BOM.
+  const trimmed = pyStrip(email)
   const at = trimmed.lastIndexOf("@")
   return at < 0 ? email : `${trimmed.slice(0, at)}@${trimmed.slice(at + 1).toLowerCase()}`
 }

@@ -5,6 +5,7 @@ import * as PasswordHasher from "../src/PasswordHasher.js"
 import * as PasswordValidation from "../src/PasswordValidation.js"
 import * as UserManager from "../src/UserManager.js"
 import * as UserStore from "../src/UserStore.js"
+import { djangoPython, runDjango } from "./utils/django.js"
 
 const pw = (s: string) => Redacted.make(s)
 const Live = Layer.merge(MemoryUserStore.layer, PasswordHasher.layerTest)
@@ -114,4 +115,39 @@ describe("UserManager", () => {
       )
       expect(direct._tag).toBe("Left")
     }).pipe(Effect.provide(Live)))
+})
+
+// Inputs where Python's str.strip() and JavaScript's trim() part ways, and the rsplit at the last '@'.
+const emails = [
+  "Erin.X@EXAMPLE.Com",
+  "  Erin@EXAMPLE.com\n",
+  "no-at-sign ",
+  "a@b@EXAMPLE.COM",
+  "@",
+  "",
+  "erin@EXAMPLE.COM\x1c",
+  "\x85erin@EXAMPLE.COM\x1f",
+  "\ufeffErin@EXAMPLE.COM\ufeff",
+  "erin@STRASSE.DE\u3000"
+]
+
+describe("UserStore.normalizeEmail", () => {
+  it("strips as Python's str.strip(), not trim(), before lowering the domain", () => {
+    expect(UserStore.normalizeEmail("erin@EXAMPLE.COM\x1c")).toBe("erin@example.com")
+    expect(UserStore.normalizeEmail("\x85erin@EXAMPLE.COM\x1f")).toBe("erin@example.com")
+    // Python keeps the BOM, so the domain keeps it too.
+    expect(UserStore.normalizeEmail("\ufeffErin@EXAMPLE.COM\ufeff")).toBe("\ufeffErin@example.com\ufeff")
+    expect(UserStore.normalizeEmail("no-at-sign ")).toBe("no-at-sign ")
+  })
+})
+
+describe.skipIf(djangoPython === undefined)("UserStore.normalizeEmail against Django (python3-django)", () => {
+  it("answers what BaseUserManager.normalize_email answers", () => {
+    const theirs: Array<string> = runDjango(
+      `from django.contrib.auth.base_user import BaseUserManager
+print(json.dumps([BaseUserManager.normalize_email(e) for e in data]))`,
+      emails
+    )
+    expect(emails.map(UserStore.normalizeEmail)).toEqual(theirs)
+  })
 })
