@@ -73,8 +73,8 @@ export type PasswordError =
 
 /**
  * Creates a user (Django's `UserManager.create_user`): validates the password against the user's
- * own attributes (username, names, email), hashes it, then inserts the user. A refused password
- * or a taken username writes nothing.
+ * own attributes (the username as it will be stored, NFKC-normalised; names; email), hashes it,
+ * then inserts the user. A refused password or a taken username writes nothing.
  *
  * @example
  * ```ts
@@ -99,7 +99,12 @@ export const createUser = (
 > =>
   Effect.gen(function*() {
     const { password, ...fields } = input
-    const passwordHash = password === undefined ? undefined : yield* choose(password, input)
+    // Compared with the name as it will be stored (NFKC), as Django's UserCreationForm does: the
+    // raw "ｊｏｅｓｍｉｔｈ" let "joesmith1" through for a user then stored as "joesmith".
+    const attributes = typeof input.username === "string"
+      ? { ...input, username: UserStore.normalizeUsername(input.username) }
+      : input
+    const passwordHash = password === undefined ? undefined : yield* choose(password, attributes)
     const store = yield* UserStore.UserStore
     return yield* store.create({ ...fields, passwordHash })
   })

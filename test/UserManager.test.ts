@@ -49,6 +49,14 @@ describe("UserManager", () => {
       expect(error._tag === "InvalidPassword" && error.issues.map((i) => i.code)).toEqual(["password_too_similar"])
     }).pipe(Effect.provide(Live)))
 
+  it.effect("the password is compared with the username as stored (NFKC), as UserCreationForm does", () =>
+    Effect.gen(function*() {
+      // Fullwidth letters: stored as "joesmith", which "joesmith1" is too similar to.
+      const error = yield* Effect.flip(UserManager.createUser({ username: "ｊｏｅｓｍｉｔｈ", password: pw("joesmith1") }))
+      expect(error._tag === "InvalidPassword" && error.messages).toEqual(["The password is too similar to the username."])
+      expect((yield* (yield* UserStore.UserStore).list()).length).toBe(0)
+    }).pipe(Effect.provide(Live)))
+
   it.effect("without a password the user gets an unusable one (create_user(password=None))", () =>
     Effect.gen(function*() {
       const carol = yield* UserManager.createUser({ username: "carol" })
