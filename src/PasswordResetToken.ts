@@ -76,6 +76,11 @@ export interface TokenUser {
  * - `acceptLegacySha1`: also accept SHA-1 tokens, as Django 3.1 and 3.2 do while migrating;
  *   default `false`, as Django 4.0+.
  * - `keySalt`: Django's `key_salt`; change it only to match a subclass that changed it.
+ * - `timeZone`: the Django site's `TIME_ZONE` (an IANA name such as `"Europe/Paris"`); default
+ *   `"UTC"`. Django stamps and ages tokens by the server's local wall clock (`datetime.now()`, in
+ *   `TIME_ZONE`): outside UTC a token made here would be off by the zone's offset there (with
+ *   `PASSWORD_RESET_TIMEOUT` of an hour and `"Asia/Kolkata"`, Django refused every one, and its
+ *   own lived six and a half hours here). A name `Intl` does not know is a defect.
  *
  * @example
  * ```ts
@@ -99,6 +104,7 @@ export interface Options {
   readonly algorithm?: "sha256" | "sha1" | undefined
   readonly acceptLegacySha1?: boolean | undefined
   readonly keySalt?: string | undefined
+  readonly timeZone?: string | undefined
 }
 
 /**
@@ -154,7 +160,37 @@ const tokenAt = (
   keySalt: string
 ): string => `${timestamp.toString(36)}-${digest(keySalt, hashValue(user, timestamp), Redacted.value(secret), algorithm)}`
 
-const secondsSince2001 = Effect.map(Clock.currentTimeMillis, (now) => Math.floor((now - EPOCH_2001) / 1000))
+// Django's `_num_seconds(datetime.now())`: the seconds from 2001-01-01 00:00 to the wall clock in
+// `TIME_ZONE`, not to the instant (the two differ by the zone's offset, DST included).
+const wallClocks = new Map<string, Intl.DateTimeFormat>()
+const wallClock = (timeZone: string): Intl.DateTimeFormat => {
+  let format = wallClocks.get(timeZone)
+  if (format === undefined) {
+    format = new Intl.DateTimeFormat("en-US", {
+      timeZone,
+      hourCycle: "h23",
+      year: "numeric",
+      month: "numeric",
+      day: "numeric",
+      hour: "numeric",
+      minute: "numeric",
+      second: "numeric"
+    })
+    wallClocks.set(timeZone, format)
+  }
+  return format
+}
+
+const secondsSince2001 = (timeZone: string | undefined) =>
+  Effect.map(Clock.currentTimeMillis, (now) => {
+    let wall = now
+    if (timeZone !== undefined && timeZone !== "UTC") {
+      const part: Record<string, number> = {}
+      for (const { type, value } of wallClock(timeZone).formatToParts(now)) part[type] = Number(value)
+      wall = Date.UTC(part.year!, part.month! - 1, part.day!, part.hour!, part.minute!, part.second!)
+    }
+    return Math.floor((wall - EPOCH_2001) / 1000)
+  })
 
 const equal = (a: string, b: string): boolean => {
   const x = Buffer.from(a, "utf8")
@@ -182,7 +218,7 @@ const equal = (a: string, b: string): boolean => {
  */
 export const make = (user: TokenUser, options: Options): Effect.Effect<string> =>
   Effect.map(
-    secondsSince2001,
+    secondsSince2001(options.timeZone),
     (now) => tokenAt(user, now, options.secret, options.algorithm ?? "sha256", options.keySalt ?? KEY_SALT)
   )
 
@@ -206,7 +242,7 @@ export const make = (user: TokenUser, options: Options): Effect.Effect<string> =
  * @category validation
  */
 export const check = (user: TokenUser, token: string, options: Options): Effect.Effect<boolean> =>
-  Effect.map(secondsSince2001, (now) => {
+  Effect.map(secondsSince2001(options.timeZone), (now) => {
     if (typeof token !== "string" || token === "") return false
     const parts = token.split("-")
     if (parts.length !== 2 || !B36.test(parts[0]!)) return false

@@ -97,15 +97,19 @@ describe("PasswordResetToken", () => {
 
 const DJANGO = `
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 from django.contrib.auth.models import User
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
 
 class At(PasswordResetTokenGenerator):
-    def __init__(self, secret, ms, algorithm=None):
+    def __init__(self, secret, ms, algorithm=None, zone="UTC", timeout=None):
         self.secret = secret
         self.algorithm = algorithm
         super().__init__()
-        self.at = datetime.fromtimestamp(ms / 1000, tz=timezone.utc).replace(tzinfo=None)
+        # datetime.now() on a server whose TIME_ZONE is zone: the local wall clock.
+        self.at = datetime.fromtimestamp(ms / 1000, tz=ZoneInfo(zone)).replace(tzinfo=None)
+        if timeout is not None:
+            settings.PASSWORD_RESET_TIMEOUT = timeout
     def _now(self):
         return self.at
 
@@ -116,9 +120,9 @@ def user(c):
 out = []
 for q in data:
     if q["op"] == "make":
-        out.append(At(q["secret"], q["ms"], q.get("algorithm")).make_token(user(q["user"])))
+        out.append(At(q["secret"], q["ms"], q.get("algorithm"), q.get("zone", "UTC")).make_token(user(q["user"])))
     else:
-        out.append(At(q["secret"], q["ms"]).check_token(user(q["user"]), q["token"]))
+        out.append(At(q["secret"], q["ms"], None, q.get("zone", "UTC"), q.get("timeout")).check_token(user(q["user"]), q["token"]))
 print(json.dumps(out))
 `
 
@@ -173,5 +177,40 @@ describe.skipIf(djangoPython === undefined)("PasswordResetToken against Django (
       expect(yield* PasswordResetToken.check(userOf(c), legacy!, { ...options, acceptLegacySha1: true })).toBe(true)
       yield* at(T0)
       expect(yield* PasswordResetToken.make(userOf(c), { ...options, algorithm: "sha1" })).toBe(legacy)
+    }))
+
+  it.effect("with timeZone, tokens are stamped and aged by Django's local wall clock (TIME_ZONE), both ways", () =>
+    Effect.gen(function*() {
+      const c = cases[1]!
+      const hour = 3600
+      // Summer (DST in Chicago and Paris) and winter; Kolkata is +05:30 all year.
+      const runs = [T0, Date.UTC(2024, 0, 15, 23, 45, 1)].flatMap((ms) =>
+        ["Asia/Kolkata", "America/Chicago", "Europe/Paris"].map((zone) => ({ ms, zone }))
+      )
+      const zoned = (zone: string) => ({ ...options, timeZone: zone, timeout: Duration.seconds(hour) })
+      const ours: Array<string> = []
+      for (const { ms, zone } of runs) {
+        yield* at(ms)
+        ours.push(yield* PasswordResetToken.make(userOf(c), zoned(zone)))
+      }
+      const theirs: Array<string> = runDjango(DJANGO, runs.map(({ ms, zone }) => ({ op: "make", secret: secretText, ms, user: c, zone })))
+      expect(ours).toEqual(theirs)
+      // Django checks ours and we check theirs: valid within the hour, expired after it.
+      const steps = (ms: number) => [ms + 60_000, ms + (hour + 60) * 1000]
+      const djangoChecks: Array<boolean> = runDjango(
+        DJANGO,
+        runs.flatMap(({ ms, zone }, i) =>
+          steps(ms).map((now) => ({ op: "check", secret: secretText, ms: now, user: c, token: ours[i], zone, timeout: hour }))
+        )
+      )
+      const ourChecks: Array<boolean> = []
+      for (const [i, { ms, zone }] of runs.entries()) {
+        for (const now of steps(ms)) {
+          yield* at(now)
+          ourChecks.push(yield* PasswordResetToken.check(userOf(c), theirs[i]!, zoned(zone)))
+        }
+      }
+      expect(djangoChecks).toEqual(runs.flatMap(() => [true, false]))
+      expect(ourChecks).toEqual(runs.flatMap(() => [true, false]))
     }))
 })
