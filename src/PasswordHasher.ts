@@ -261,6 +261,10 @@ const legacyAlgorithms = Registry.algorithms.filter(
  *   `PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", ...]`, which test
  *   settings use for speed. Never in production: those hashes fall to a GPU in seconds.
  *
+ * The preferred hasher's hashes must fit Django's 128-character `password` column, which every
+ * `UserStore` enforces: longer ones (scrypt with N ≥ 2^17, or a two-digit r or p; argon2 with a
+ * `hashLength` over 44 at the default costs) are refused with the other bad options.
+ *
  * @example
  * ```ts
  * import { Schema } from "effect"
@@ -410,11 +414,44 @@ const settingsFrom = (input: unknown): Either.Either<Registry.Settings, string> 
         concurrency,
         maxWaiting: o.maxWaiting ?? 4 * concurrency
       }
-      return settings.argon2.memoryCost < 8 * settings.argon2.parallelism
-        ? Either.left("argon2.memoryCost must be at least 8 KiB per lane (8 × parallelism)")
+      if (settings.argon2.memoryCost < 8 * settings.argon2.parallelism) {
+        return Either.left("argon2.memoryCost must be at least 8 KiB per lane (8 × parallelism)")
+      }
+      const length = encodedLength(settings)
+      return length > MAX_ENCODED_LENGTH
+        ? Either.left(
+          `${settings.hashers[0]} hashes with these parameters are ${length} characters, more than the ` +
+            `${MAX_ENCODED_LENGTH} of Django's password column`
+        )
         : Either.right(settings)
     }
   )
+
+// Django's `AbstractBaseUser.password` is a CharField(max_length=128), and every UserStore refuses
+// a longer hash: a preferred hasher that writes longer ones (scrypt with N = 2^17, OWASP's
+// minimum, writes 129 characters) would fail every sign-up and password change, and never
+// upgrade a hash at login. Such settings are refused up front instead.
+const MAX_ENCODED_LENGTH = 128
+
+// The length of the hashes the preferred hasher writes: salts are 22 characters, argon2 and
+// scrypt write unpadded / padded base64, bcrypt and PBKDF2 (at most 10 digits of iterations)
+// always fit.
+const encodedLength = (settings: Registry.Settings): number => {
+  const b64 = (bytes: number, padded: boolean) => padded ? 4 * Math.ceil(bytes / 3) : Math.ceil((bytes * 4) / 3)
+  switch (settings.hashers[0]) {
+    case "argon2": {
+      const { hashLength, memoryCost, parallelism, timeCost } = settings.argon2
+      return `argon2$argon2id$v=19$m=${memoryCost},t=${timeCost},p=${parallelism}$$`.length + b64(22, false) +
+        b64(hashLength, false)
+    }
+    case "scrypt": {
+      const { blockSize, parallelism, workFactor } = settings.scrypt
+      return `scrypt$${workFactor}$$${blockSize}$${parallelism}$`.length + 22 + b64(64, true)
+    }
+    default:
+      return 0
+  }
+}
 
 // Spreading `{ iterations: undefined }` over the defaults would erase them.
 const stripUndefined = <A extends object>(o: A | undefined): { [K in keyof A]?: Exclude<A[K], undefined> } =>

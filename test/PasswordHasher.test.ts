@@ -752,6 +752,39 @@ describe("layers and configuration", () => {
       expect(Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "").toContain("PasswordHasher options")
     }))
 
+  it.effect("a preferred hasher whose hashes overflow Django's 128-character password column is refused up front", () =>
+    Effect.gen(function*() {
+      // scrypt at N = 2^17 (OWASP's minimum) writes 129 characters: no UserStore would take one.
+      for (
+        const options of [
+          { hashers: ["scrypt"], scrypt: { workFactor: 2 ** 17 } },
+          { hashers: ["scrypt"], scrypt: { blockSize: 16 } },
+          { hashers: ["argon2"], argon2: { hashLength: 64 } }
+        ] as const
+      ) {
+        const exit = yield* Effect.exit(PasswordHasher.make(options))
+        expect(Exit.isFailure(exit) && Cause.isDie(exit.cause), JSON.stringify(options)).toBe(true)
+        expect(Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "").toContain("128")
+      }
+      const provider = ConfigProvider.fromMap(
+        new Map([["PASSWORD_HASHERS", "scrypt"], ["PASSWORD_HASHER_SCRYPT_WORK_FACTOR", String(2 ** 17)]])
+      )
+      const exit = yield* Effect.exit(PasswordHasher.PasswordHasher.pipe(
+        Effect.provide(PasswordHasher.layerConfig().pipe(Layer.provide(Layer.setConfigProvider(provider))))
+      ))
+      const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+      expect(Option.map(failure, (e) => e._op)).toEqual(Option.some("InvalidData"))
+      // The longest that fits is allowed, and writes exactly 128 characters; a hasher that only
+      // verifies may have any parameters.
+      const longest = yield* PasswordHasher.make({
+        hashers: ["argon2"],
+        argon2: { hashLength: 48, memoryCost: 9, timeCost: 1, parallelism: 1 }
+      })
+      expect((yield* longest.hash(pw("pw"))).length).toBe(128)
+      const verifyOnly = yield* PasswordHasher.make({ hashers: ["pbkdf2_sha256", "scrypt"], scrypt: { workFactor: 2 ** 17 } })
+      expect(verifyOnly.preferredAlgorithm).toBe("pbkdf2_sha256")
+    }))
+
   it.effect("layerTest hashes cheaply with every algorithm readable", () =>
     Effect.gen(function*() {
       const hasher = yield* PasswordHasher.PasswordHasher
