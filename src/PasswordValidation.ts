@@ -330,6 +330,13 @@ export const commonPassword = (
 /**
  * The Django releases whose common-password list {@link commonPassword} carries.
  *
+ * @example
+ * ```ts
+ * import type { PasswordValidation } from "effect-auth"
+ *
+ * const beside32: PasswordValidation.CommonPasswordList = "django-3.2"
+ * ```
+ *
  * @since 0.1.0
  * @category validators
  */
@@ -337,6 +344,13 @@ export type CommonPasswordList = "django-5.2" | "django-3.2"
 
 /**
  * Every {@link CommonPasswordList}, the default first.
+ *
+ * @example
+ * ```ts
+ * import { PasswordValidation } from "effect-auth"
+ *
+ * PasswordValidation.commonPasswordLists // ["django-5.2", "django-3.2"]
+ * ```
  *
  * @since 0.1.0
  * @category validators
