@@ -4,7 +4,9 @@
  * minted by a Django app verifies here and the reverse, given the same `SECRET_KEY`.
  *
  * A token is bound to the user's id, password hash, last login and email, and to the moment it
- * was made: it stops verifying once the password changes (the reset itself uses it up), the
+ * was made: it stops verifying once the password changes (the reset itself uses it up: set the
+ * new password with `UserManager.resetPassword`, whose compare-and-set on the hash lets one of
+ * two concurrent requests with the token through), the
  * user logs in (`Session.login` records `lastLogin` for `ModelBackend` users, as Django's
  * `update_last_login` does), the email changes, or `timeout` (Django's
  * `PASSWORD_RESET_TIMEOUT`, default 3 days) passes. The time comes from Effect's `Clock`, so `TestClock` drives expiry in tests.

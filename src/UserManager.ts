@@ -27,6 +27,7 @@
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import type * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import * as PasswordHasher from "./PasswordHasher.js"
 import * as PasswordValidation from "./PasswordValidation.js"
 import * as UserStore from "./UserStore.js"
@@ -177,6 +178,77 @@ export const setPassword: {
     const passwordHash = yield* choose(password, user)
     const store = yield* UserStore.UserStore
     yield* store.setPassword(user.id, passwordHash)
+  }))
+
+/**
+ * The user's password hash is no longer the one they were loaded with: a password reset that
+ * checked a token against the old hash lost the race to another reset with the same token, a
+ * password change, or a login that upgraded the hash. Answer it as an invalid or expired link.
+ *
+ * @example
+ * ```ts
+ * import { UserManager } from "effect-auth"
+ *
+ * const error = new UserManager.PasswordChanged({ userId: "42" })
+ * ```
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class PasswordChanged extends Schema.TaggedError<PasswordChanged>("effect-auth/UserManager/PasswordChanged")(
+  "PasswordChanged",
+  { userId: Schema.String }
+) {}
+
+/**
+ * Sets the password of a user whose password reset token was just checked (`PasswordResetToken.check`
+ * against this very `user`): as {@link setPassword}, but the new hash is written only while the
+ * stored hash is still `user.passwordHash` (a compare-and-set), else it fails with
+ * {@link PasswordChanged} and writes nothing. The token is single-use even under concurrency:
+ * of two requests with one token that both passed the check, one sets its password. (Django's
+ * `PasswordResetConfirmView` checks, then saves: both succeed there, and the last one wins.)
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { PasswordResetToken, UserManager } from "effect-auth"
+ * import type { UserStore } from "effect-auth"
+ *
+ * const options = { secret: Redacted.make("SECRET_KEY") }
+ * const confirm = (user: UserStore.StoredUser, token: string, password: Redacted.Redacted<string>) =>
+ *   Effect.flatMap(PasswordResetToken.check(user, token, options), (valid) =>
+ *     valid ? Effect.as(UserManager.resetPassword(user, password), true) : Effect.succeed(false))
+ * ```
+ *
+ * @since 0.3.0
+ * @category passwords
+ */
+export const resetPassword: {
+  (
+    password: Redacted.Redacted<string>
+  ): (
+    user: UserStore.StoredUser
+  ) => Effect.Effect<
+    void,
+    PasswordError | PasswordChanged | UserStore.CommonError,
+    UserStore.UserStore | PasswordHasher.PasswordHasher
+  >
+  (
+    user: UserStore.StoredUser,
+    password: Redacted.Redacted<string>
+  ): Effect.Effect<
+    void,
+    PasswordError | PasswordChanged | UserStore.CommonError,
+    UserStore.UserStore | PasswordHasher.PasswordHasher
+  >
+} = dual(2, (user: UserStore.StoredUser, password: Redacted.Redacted<string>) =>
+  Effect.gen(function*() {
+    const passwordHash = yield* choose(password, user)
+    const store = yield* UserStore.UserStore
+    // Check-then-set let two requests with one token both pass the check (the hash takes long
+    // enough to make that easy) and both write: the last password won, and both were told so.
+    const replaced = yield* store.upgradePasswordHash(user.id, { from: user.passwordHash, to: passwordHash })
+    if (!replaced) return yield* new PasswordChanged({ userId: user.id })
   }))
 
 // validate_password, then make_password: nothing is hashed for a refused password.

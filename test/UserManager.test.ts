@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Option, Redacted } from "effect"
+import { Effect, Layer, Option, Redacted, TestClock } from "effect"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
 import * as PasswordHasher from "../src/PasswordHasher.js"
+import * as PasswordResetToken from "../src/PasswordResetToken.js"
 import * as PasswordValidation from "../src/PasswordValidation.js"
 import * as UserManager from "../src/UserManager.js"
 import * as UserStore from "../src/UserStore.js"
@@ -102,6 +103,38 @@ describe("UserManager", () => {
       const ghost = { ...frank, id: "999999" }
       const error = yield* Effect.flip(UserManager.setPassword(ghost, pw("another passphrase")))
       expect(error._tag).toBe("UserNotFound")
+    }).pipe(Effect.provide(Live)))
+
+  it.effect("resetPassword: two requests with one reset token that both passed the check set one password", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(Date.parse("2024-05-01T10:00:00Z"))
+      const options = { secret: pw("the app's secret key") }
+      const gina = yield* UserManager.createUser({ username: "gina", password: pw("original passphrase") })
+      const token = yield* PasswordResetToken.make(gina, options)
+      // both requests loaded the user and checked the token before either wrote (the hashing of
+      // the new password leaves that window open): the interleaving of a race, step by step
+      const [mine, theirs] = [yield* reload("gina"), yield* reload("gina")]
+      expect([yield* PasswordResetToken.check(mine, token, options), yield* PasswordResetToken.check(theirs, token, options)])
+        .toEqual([true, true])
+      yield* UserManager.resetPassword(mine, pw("the owner's new passphrase"))
+      const late = yield* Effect.flip(UserManager.resetPassword(theirs, pw("someone else's passphrase")))
+      expect(late).toBeInstanceOf(UserManager.PasswordChanged)
+      const now = yield* reload("gina")
+      expect(yield* verify(now, "the owner's new passphrase")).toBe(true)
+      expect(yield* verify(now, "someone else's passphrase")).toBe(false)
+      expect(yield* PasswordResetToken.check(now, token, options)).toBe(false)
+    }).pipe(Effect.provide(Live)))
+
+  it.effect("resetPassword validates first (InvalidPassword, nothing written) and runs concurrent resets once", () =>
+    Effect.gen(function*() {
+      const hana = yield* UserManager.createUser({ username: "hana", password: pw("original passphrase") })
+      const refused = yield* Effect.flip(UserManager.resetPassword(hana, pw("123")))
+      expect(refused._tag).toBe("InvalidPassword")
+      const outcomes = yield* Effect.all(
+        Array.from({ length: 10 }, (_, i) => Effect.exit(UserManager.resetPassword(hana, pw(`concurrent passphrase ${i}`)))),
+        { concurrency: "unbounded" }
+      )
+      expect(outcomes.filter((exit) => exit._tag === "Success")).toHaveLength(1)
     }).pipe(Effect.provide(Live)))
 
   it.effect("the validators in force come from PasswordValidation.layer (AUTH_PASSWORD_VALIDATORS)", () =>
