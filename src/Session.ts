@@ -214,7 +214,8 @@ export interface Service {
   ) => Effect.Effect<Option.Option<SessionUser>, SessionStore.SessionStoreError | TransportError>
   /**
    * After `user` changed their own password: re-binds their session to the new password hash
-   * under a new id (none when the session is not `user`'s). Pass the user as loaded after the change,
+   * under a new id (none when the session is not `user`'s, or was logged out, or replaced, while
+   * this ran: the new session is then deleted again). Pass the user as loaded after the change,
    * and the session this request was authenticated by (checked by `currentUser` before the change):
    * the stored hash is of the old password, so a session that was already stale cannot be told apart.
    */
@@ -226,7 +227,9 @@ export interface Service {
    * Marks the session as having passed a second factor, verified by `authenticated` (e.g. the
    * `TotpBackend`), under a new id (the old one is discarded, as at login). None when there is no
    * live session or `authenticated` is another user: a second factor counts only for the user of
-   * the first.
+   * the first. None too when the session was logged out (or stepped up by another request) while
+   * this ran: a logout is not undone by a step-up that read the session before it, and one session
+   * has one successor.
    */
   readonly stepUp: (
     sessionId: SessionId | undefined,
@@ -399,9 +402,19 @@ export const make = (
         } else {
           yield* store.set(format.storeKey(id), record, now)
         }
-        if (old !== undefined) yield* store.delete(format.storeKey(old))
-        return id
+        const oldWasThere = old === undefined ? false : yield* store.delete(format.storeKey(old))
+        return { id, oldWasThere }
       })
+
+    // The successor of a live session (step-up, password change): it stands only if the session
+    // it replaces was still there when it was deleted. A logout (or another successor) that came
+    // between the read and the write otherwise came undone: the new cookie logged the user back
+    // in, or two step-ups left two sessions. The loser's new session is deleted again.
+    const succeed = (record: SessionStore.SessionRecord, now: number, old: string) =>
+      Effect.flatMap(issue(record, now, old, true), ({ id, oldWasThere }) =>
+        oldWasThere
+          ? Effect.succeed(Option.some(id))
+          : Effect.as(store.delete(format.storeKey(id)), Option.none<string>()))
 
     // Django's `login` keeps the data of the session it replaces (an anonymous one, or the same
     // user's under the same password) and flushes any other. Only a store that keeps more than
@@ -449,7 +462,7 @@ export const make = (
           expiresAt: expiry(now, now),
           ...(authenticated.degraded === true && { degraded: true })
         }
-        const id = yield* issue(record, now, old, yield* keepsAtLogin(old, record, now))
+        const { id } = yield* issue(record, now, old, yield* keepsAtLogin(old, record, now))
         yield* events.publish(new AuthEvents.LoggedIn({ user, backend, request: loginOptions.request }))
         yield* loggedIn(backend, user)
         return sessionUser(user, id, record)
@@ -517,8 +530,8 @@ export const make = (
           expiresAt: expiry(record.createdAt, now)
         }
         // Django's `update_session_auth_hash` cycles the key and keeps the session's data.
-        const id = yield* issue(next, now, old, true)
-        return Option.some(sessionUser(user, id, next))
+        const id = yield* succeed(next, now, old)
+        return Option.map(id, (id) => sessionUser(user, id, next))
       })
 
     const stepUp: Service["stepUp"] = (sessionId, authenticated) =>
@@ -534,8 +547,8 @@ export const make = (
           expiresAt: expiry(record.createdAt, now)
         }
         // A new id, as at login: an id seen before the second factor is worth nothing after it.
-        const id = yield* issue(next, now, old, true)
-        return Option.some(sessionUser(authenticated.user, id, next))
+        const id = yield* succeed(next, now, old)
+        return Option.map(id, (id) => sessionUser(authenticated.user, id, next))
       }).pipe(Effect.withSpan("effect-auth.Session.stepUp", { captureStackTrace: false }))
 
     const csrfToken: Service["csrfToken"] = (sessionId) =>

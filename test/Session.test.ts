@@ -1,7 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -220,6 +222,77 @@ describe("Session", () => {
       expect(Option.isNone(yield* Session.currentUser(here.sessionId))).toBe(true)
       expect(Option.isNone(yield* Session.currentUser(elsewhere.sessionId))).toBe(true)
     }).pipe(Effect.provide(setup({}, directory)))
+  })
+
+  // A memory store whose `set` stops, once armed, before writing: a request that has read its
+  // session is held between that read and the write of the session's successor.
+  const pausingStore = Effect.gen(function*() {
+    const store = yield* MemorySessionStore.make
+    const reached = yield* Deferred.make<void>()
+    const release = yield* Deferred.make<void>()
+    let armed = false
+    const paused: SessionStore.Service = {
+      ...store,
+      set: (key, record, now) =>
+        Effect.suspend(() => {
+          if (!armed) return store.set(key, record, now)
+          armed = false
+          return Effect.zipRight(Effect.zipRight(Deferred.succeed(reached, undefined), Deferred.await(release)), store.set(key, record, now))
+        })
+    }
+    return { layer: Layer.succeed(SessionStore.SessionStore, paused), arm: () => (armed = true), reached, release }
+  })
+
+  for (const [name, next] of [
+    ["stepUp", (id: Redacted.Redacted<string>) =>
+      Effect.flatMap(AuthService.authenticateUnknown({ username: "alice" }), (a) => Session.stepUp(id, a))],
+    ["updateSessionAuthHash", (id: Redacted.Redacted<string>) =>
+      Effect.flatMap(AuthService.getUser("local", "1"), (user) => Session.updateSessionAuthHash(id, Option.getOrThrow(user)))]
+  ] as const) {
+    it.effect(`a logout while ${name} runs on the same session wins: no successor session outlives it`, () => {
+      const directory = makeDirectory()
+      directory.add("alice")
+      return Effect.gen(function*() {
+        const pausing = yield* pausingStore
+        yield* Effect.gen(function*() {
+          const started = yield* loginAs("alice")
+          pausing.arm()
+          // the request has read the live session and stops before writing its successor
+          const running = yield* Effect.fork(next(started.sessionId))
+          yield* Deferred.await(pausing.reached)
+          yield* Session.logout(started.sessionId)
+          yield* Deferred.succeed(pausing.release, undefined)
+          const successor = yield* Fiber.join(running)
+          // Before: the successor was stored after the logout and its cookie logged the user back in.
+          if (Option.isSome(successor)) expect(Option.isNone(yield* Session.currentUser(successor.value.sessionId))).toBe(true)
+          expect(Option.isNone(successor)).toBe(true)
+        }).pipe(Effect.provide(setup({}, directory, pausing.layer)))
+      })
+    })
+  }
+
+  it.effect("of two step-ups of one session that ran at once, one successor lives", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    return Effect.gen(function*() {
+      const pausing = yield* pausingStore
+      yield* Effect.gen(function*() {
+        const started = yield* loginAs("alice")
+        const authenticated = yield* AuthService.authenticateUnknown({ username: "alice" })
+        pausing.arm()
+        const first = yield* Effect.fork(Session.stepUp(started.sessionId, authenticated))
+        yield* Deferred.await(pausing.reached)
+        const second = yield* Session.stepUp(started.sessionId, authenticated)
+        yield* Deferred.succeed(pausing.release, undefined)
+        const outcomes = [second, yield* Fiber.join(first)]
+        const live = []
+        for (const outcome of outcomes) {
+          if (Option.isSome(outcome) && Option.isSome(yield* Session.currentUser(outcome.value.sessionId))) live.push(outcome)
+        }
+        expect(live).toHaveLength(1)
+        expect(outcomes.filter(Option.isSome)).toHaveLength(1)
+      }).pipe(Effect.provide(setup({}, directory, pausing.layer)))
+    })
   })
 
   it.effect("updateSessionAuthHash leaves another user's session alone", () => {
