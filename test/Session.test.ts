@@ -242,6 +242,14 @@ describe("Session", () => {
     }
     return { layer: Layer.succeed(SessionStore.SessionStore, paused), arm: () => (armed = true), reached, release }
   })
+  type Pausing = Effect.Effect.Success<typeof pausingStore>
+
+  // alice in the directory, and the sessions on a pausing store
+  const withPausingStore = <A, E, R>(body: (pausing: Pausing) => Effect.Effect<A, E, R>) => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    return Effect.flatMap(pausingStore, (pausing) => body(pausing).pipe(Effect.provide(setup({}, directory, pausing.layer))))
+  }
 
   for (const [name, next] of [
     ["stepUp", (id: Redacted.Redacted<string>) =>
@@ -249,12 +257,9 @@ describe("Session", () => {
     ["updateSessionAuthHash", (id: Redacted.Redacted<string>) =>
       Effect.flatMap(AuthService.getUser("local", "1"), (user) => Session.updateSessionAuthHash(id, Option.getOrThrow(user)))]
   ] as const) {
-    it.effect(`a logout while ${name} runs on the same session wins: no successor session outlives it`, () => {
-      const directory = makeDirectory()
-      directory.add("alice")
-      return Effect.gen(function*() {
-        const pausing = yield* pausingStore
-        yield* Effect.gen(function*() {
+    it.effect(`a logout while ${name} runs on the same session wins: no successor session outlives it`, () =>
+      withPausingStore((pausing) =>
+        Effect.gen(function*() {
           const started = yield* loginAs("alice")
           pausing.arm()
           // the request has read the live session and stops before writing its successor
@@ -266,17 +271,13 @@ describe("Session", () => {
           // Before: the successor was stored after the logout and its cookie logged the user back in.
           if (Option.isSome(successor)) expect(Option.isNone(yield* Session.currentUser(successor.value.sessionId))).toBe(true)
           expect(Option.isNone(successor)).toBe(true)
-        }).pipe(Effect.provide(setup({}, directory, pausing.layer)))
-      })
-    })
+        })
+      ))
   }
 
-  it.effect("of two step-ups of one session that ran at once, one successor lives", () => {
-    const directory = makeDirectory()
-    directory.add("alice")
-    return Effect.gen(function*() {
-      const pausing = yield* pausingStore
-      yield* Effect.gen(function*() {
+  it.effect("of two step-ups of one session that ran at once, one successor lives", () =>
+    withPausingStore((pausing) =>
+      Effect.gen(function*() {
         const started = yield* loginAs("alice")
         const authenticated = yield* AuthService.authenticateUnknown({ username: "alice" })
         pausing.arm()
@@ -291,9 +292,8 @@ describe("Session", () => {
         }
         expect(live).toHaveLength(1)
         expect(outcomes.filter(Option.isSome)).toHaveLength(1)
-      }).pipe(Effect.provide(setup({}, directory, pausing.layer)))
-    })
-  })
+      })
+    ))
 
   it.effect("updateSessionAuthHash leaves another user's session alone", () => {
     const directory = makeDirectory()
