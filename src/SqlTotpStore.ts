@@ -194,6 +194,12 @@ export const make = (options: Options = {}): Effect.Effect<TotpStore.Service, Au
     const run = SqlTables.runner("TotpStore", options.timeout, storeError)
     const changed = (statement: Effect.Effect<ReadonlyArray<unknown>, SqlError>) =>
       Effect.map(statement, (rows) => rows.length > 0)
+    // The caller runs it in a transaction: the codes are replaced whole or not at all.
+    const replaceCodes = (userId: string, hashes: ReadonlyArray<string>) =>
+      Effect.gen(function*() {
+        yield* sql`DELETE FROM ${codes} WHERE user_id = ${userId}`
+        for (const hash of new Set(hashes)) yield* sql`INSERT INTO ${codes} (user_id, code_hash) VALUES (${userId}, ${hash})`
+      })
 
     return {
       get: (userId) =>
@@ -227,13 +233,19 @@ export const make = (options: Options = {}): Effect.Effect<TotpStore.Service, Au
               RETURNING user_id`
           )
         ),
-      confirm: (userId, { secret, step }) =>
+      confirm: (userId, { recoveryCodes, secret, step }) =>
         run(
           "confirm",
-          changed(
-            sql`UPDATE ${device} SET confirmed = 1, last_step = ${step}
-              WHERE user_id = ${userId} AND secret = ${Redacted.value(secret)} AND confirmed = 0 AND last_step < ${step}
-              RETURNING user_id`
+          SqlTables.withTransaction(
+            sql,
+            Effect.tap(
+              changed(
+                sql`UPDATE ${device} SET confirmed = 1, last_step = ${step}
+                  WHERE user_id = ${userId} AND secret = ${Redacted.value(secret)} AND confirmed = 0 AND last_step < ${step}
+                  RETURNING user_id`
+              ),
+              (confirmed) => confirmed ? replaceCodes(userId, recoveryCodes) : Effect.void
+            )
           )
         ),
       recordFailure: (userId, seen, now) =>
@@ -267,16 +279,7 @@ export const make = (options: Options = {}): Effect.Effect<TotpStore.Service, Au
           )
         ),
       setRecoveryCodes: (userId, hashes) =>
-        run(
-          "setRecoveryCodes",
-          SqlTables.withTransaction(
-            sql,
-            Effect.gen(function*() {
-              yield* sql`DELETE FROM ${codes} WHERE user_id = ${userId}`
-              for (const hash of new Set(hashes)) yield* sql`INSERT INTO ${codes} (user_id, code_hash) VALUES (${userId}, ${hash})`
-            })
-          )
-        ),
+        run("setRecoveryCodes", SqlTables.withTransaction(sql, replaceCodes(userId, hashes))),
       useRecoveryCode: (userId, hash) =>
         run(
           "useRecoveryCode",

@@ -7,8 +7,8 @@
  * `useStep` and `useRecoveryCode` are atomic (compare-and-set, delete-if-present), so two
  * concurrent logins with the same code or recovery code succeed once; so are `save` (never over
  * a confirmed device), `confirm` and `useStep` (only on the device whose secret the code was
- * checked against) and `recordFailure` (of concurrent attempts on one throttle state, one is
- * checked). `SqlTotpStore` keeps
+ * checked against; `confirm` stores the recovery codes with the confirmation) and `recordFailure`
+ * (of concurrent attempts on one throttle state, one is checked). `SqlTotpStore` keeps
  * them in SQLite or PostgreSQL; {@link layerMemory} in this process (tests, one instance).
  *
  * @example
@@ -115,13 +115,20 @@ export interface Service {
     input: { readonly userId: string; readonly secret: Redacted.Redacted<string> }
   ) => Effect.Effect<boolean, TotpStoreError>
   /**
-   * Confirms the unconfirmed device that has this `secret` and records `step` as used, if the
-   * step is later than the last one; answers whether it did (atomic). A device enrolled anew since
-   * the code was checked has another secret, so it is not confirmed by a code for the old one.
+   * Confirms the unconfirmed device that has this `secret`, records `step` as used and replaces the
+   * user's recovery codes by `recoveryCodes` (hashes, `Totp.hashRecoveryCode`), if the step is
+   * later than the last one; answers whether it did. All or nothing, in one step: a device enrolled
+   * anew since the code was checked has another secret, so it is not confirmed by a code for the
+   * old one, and no device is ever confirmed without the codes made for it (a store failure or an
+   * interruption halfway would otherwise leave a second factor with no way back).
    */
   readonly confirm: (
     userId: string,
-    checked: { readonly secret: Redacted.Redacted<string>; readonly step: number }
+    checked: {
+      readonly secret: Redacted.Redacted<string>
+      readonly step: number
+      readonly recoveryCodes: ReadonlyArray<string>
+    }
   ) => Effect.Effect<boolean, TotpStoreError>
   /**
    * Counts an attempt as failed before its code is checked (`failures + 1`, `failedAt = now`), if
@@ -189,13 +196,14 @@ export const makeMemory = (): Service => {
         devices.set(userId, { userId, secret, confirmed: false, lastStep: -1, failures: 0, failedAt: 0 })
         return true
       }),
-    confirm: (userId, { secret, step }) =>
+    confirm: (userId, { recoveryCodes, secret, step }) =>
       Effect.sync(() => {
         const device = devices.get(userId)
         if (device === undefined || device.confirmed || !sameSecret(device, secret) || step <= device.lastStep) {
           return false
         }
         devices.set(userId, { ...device, confirmed: true, lastStep: step })
+        codes.set(userId, new Set(recoveryCodes))
         return true
       }),
     recordFailure: (userId, seen, now) =>

@@ -256,6 +256,28 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
         expect(reasonOf(yield* attempt(codeAt(other.secret, T0 + 30_000)))).toBe("unknown-user")
       }).pipe(Effect.provide(app())))
 
+    it.effect("a confirmation cut off once its device is confirmed still leaves the device its recovery codes", () =>
+      Effect.gen(function*() {
+        const { alice, secret } = yield* setUp
+        const store = yield* TotpStore.TotpStore
+        const reached = yield* Deferred.make<void>()
+        // the request stops right after the store confirmed, and is interrupted there (a client
+        // that went away; a store failure before the codes were written ended the same way)
+        const stopping: TotpStore.Service = {
+          ...store,
+          confirm: (userId, checked) =>
+            Effect.zipLeft(store.confirm(userId, checked), Effect.zipRight(Deferred.succeed(reached, undefined), Effect.never))
+        }
+        const confirming = yield* Effect.fork(
+          Effect.provideService(TotpBackend.confirm(alice.id, codeAt(secret, T0)), TotpStore.TotpStore, stopping)
+        )
+        yield* Deferred.await(reached)
+        yield* Fiber.interrupt(confirming)
+        expect((yield* deviceOf(alice.id)).confirmed).toBe(true)
+        // a confirmed device never lacks the codes made for it
+        expect(yield* store.recoveryCodesLeft(alice.id)).toBe(10)
+      }).pipe(Effect.provide(app())))
+
     it.effect("a login whose device is replaced between the check and the use of its code fails", () =>
       Effect.gen(function*() {
         const { alice, secret } = yield* setUp
@@ -373,6 +395,24 @@ describe("SqlTotpStore", () => {
       expect(yield* store.recordFailure("7", { failures: 0, failedAt: 0 }, 1_000)).toBe(true)
       expect(yield* store.recordFailure("7", { failures: 0, failedAt: 0 }, 2_000)).toBe(false)
       expect(Option.getOrThrow(yield* store.get("7"))).toMatchObject({ failures: 1, failedAt: 1_000 })
+    }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" }))))
+
+  it.effect("confirm writes the device and its recovery codes together: a failure writing the codes confirms nothing", () =>
+    Effect.gen(function*() {
+      yield* SqlTotpStore.migrate()
+      const store = yield* SqlTotpStore.make()
+      const sql = yield* SqlClient.SqlClient
+      const secret = Totp.generateSecret()
+      expect(yield* store.save({ userId: "7", secret })).toBe(true)
+      // the codes' table refuses every row: the confirmation's second statement fails
+      yield* sql`CREATE TRIGGER refuse_codes BEFORE INSERT ON auth_totp_recovery_code BEGIN SELECT RAISE(ABORT, 'no'); END`
+      const error = yield* Effect.flip(store.confirm("7", { secret, step: 5, recoveryCodes: ["a", "b"] }))
+      expect(error._tag).toBe("TotpStoreError")
+      expect(Option.getOrThrow(yield* store.get("7"))).toMatchObject({ confirmed: false, lastStep: -1 })
+      yield* sql`DROP TRIGGER refuse_codes`
+      expect(yield* store.confirm("7", { secret, step: 5, recoveryCodes: ["a", "b"] })).toBe(true)
+      expect(Option.getOrThrow(yield* store.get("7"))).toMatchObject({ confirmed: true, lastStep: 5 })
+      expect(yield* store.recoveryCodesLeft("7")).toBe(2)
     }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" }))))
 
   it.effect("a database that cannot answer is a TotpStoreError, and the backend says TransportError", () =>

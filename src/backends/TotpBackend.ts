@@ -310,7 +310,8 @@ export const enrol = (
 /**
  * Finishes an enrolment with the first code the user's app shows: marks the device confirmed,
  * records the code's step as used, and answers `count` (default 10) new recovery codes to show
- * once (only their hashes are stored). A wrong code fails with {@link InvalidCode}, and so does
+ * once (only their hashes are stored, in the same step as the confirmation: a confirmed device
+ * always has the codes made for it). A wrong code fails with {@link InvalidCode}, and so does
  * a code sent while the device's throttle waits (`throttleFactor`, as {@link Options} has it:
  * give both the same), one for a device already confirmed, or one checked against a device
  * enrolled anew meanwhile (nothing is confirmed then); options
@@ -343,7 +344,7 @@ export const confirm = (
 > =>
   Effect.gen(function*() {
     yield* Totp.checkOptions(options, "TotpBackend.confirm")
-    // before the code is spent: a bad count must not leave a confirmed device without codes
+    // before the code is spent: a bad count must not confirm anything
     yield* checkCount(options.count, "TotpBackend.confirm")
     const factor = yield* Throttle.factorMillis(options.throttleFactor, "TotpBackend.confirm")
     const store = yield* TotpStore.TotpStore
@@ -353,14 +354,21 @@ export const confirm = (
     // The throttle holds here too: six digits are as guessable at enrolment as at login.
     if (!(yield* Throttle.admit(store, device.value, factor, now))) return yield* new InvalidCode({ userId })
     const step = Totp.verify(device.value.secret, code, now, { ...options, after: device.value.lastStep })
+    if (Option.isNone(step)) return yield* new InvalidCode({ userId })
     // One compare-and-set on the secret just checked: a device enrolled anew in between (its
-    // secret unseen by this user, perhaps someone else's) is not confirmed by this code, and the
-    // step is spent together with the confirmation (no used step on an unconfirmed device).
-    const confirmed = Option.isSome(step) &&
-      (yield* store.confirm(userId, { secret: device.value.secret, step: step.value }))
+    // secret unseen by this user, perhaps someone else's) is not confirmed by this code. The step
+    // is spent and the recovery codes stored together with the confirmation: no used step on an
+    // unconfirmed device, no confirmed device without recovery codes (were they stored after,
+    // a store failure or an interruption in between would leave one).
+    const codes = Totp.generateRecoveryCodes(options.count)
+    const confirmed = yield* store.confirm(userId, {
+      secret: device.value.secret,
+      step: step.value,
+      recoveryCodes: codes.map(Totp.hashRecoveryCode)
+    })
     if (!confirmed) return yield* new InvalidCode({ userId })
     yield* Throttle.accepted(store, userId, factor)
-    return yield* newRecoveryCodes(userId, options.count)
+    return codes
   })
 
 const checkCount = (count: number | undefined, module: string): Effect.Effect<void, AuthError.AuthConfigError> =>
