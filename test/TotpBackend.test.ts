@@ -262,7 +262,7 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
         const store = yield* TotpStore.TotpStore
         const reached = yield* Deferred.make<void>()
         // the request stops right after the store confirmed, and is interrupted there (a client
-        // that went away; a store failure before the codes were written ended the same way)
+        // that went away): before 91c6cf2 the codes were written by a second call, never reached
         const stopping: TotpStore.Service = {
           ...store,
           confirm: (userId, checked) =>
