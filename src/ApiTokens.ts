@@ -36,7 +36,6 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as AuthError from "./AuthError.js"
@@ -46,6 +45,7 @@ import * as Token from "./internal/apiToken/token.js"
 import * as SqlTables from "./internal/sqlTables.js"
 import { failedMessage } from "./internal/storeError.js"
 import { isUserId } from "./internal/userId.js"
+import { treeMessage } from "./internal/parseErrors.js"
 import * as UserModule from "./User.js"
 import * as UserStore from "./UserStore.js"
 
@@ -501,7 +501,7 @@ export const make = (
       create: (raw) =>
         Effect.gen(function*() {
           const input = yield* Effect.mapError(decodeCreate(raw), (error) =>
-            new InvalidInput({ field: "input", message: ParseResult.TreeFormatter.formatErrorSync(error) }))
+            new InvalidInput({ field: "input", message: treeMessage(error) }))
           const createdAt = yield* now
           if (input.expiresAt !== undefined && input.expiresAt.getTime() <= createdAt.getTime()) {
             return yield* new InvalidInput({ field: "expiresAt", message: "must be in the future" })

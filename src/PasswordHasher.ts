@@ -39,7 +39,6 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { HasherFailure } from "./internal/hashers/common.js"
@@ -47,6 +46,7 @@ import { randomString } from "./internal/hashers/common.js"
 import { makeAdmission } from "./internal/hashers/admission.js"
 import { MAX_ITERATIONS } from "./internal/hashers/pbkdf2.js"
 import * as Registry from "./internal/hashers/registry.js"
+import { treeMessage } from "./internal/parseErrors.js"
 
 /**
  * Every algorithm name Django stores as the prefix of a hash.
@@ -400,7 +400,7 @@ export const djangoPresets: { readonly [V in DjangoVersion]: Options } = {
 
 const settingsFrom = (input: unknown): Either.Either<Registry.Settings, string> =>
   Either.flatMap(
-    Either.mapLeft(Schema.decodeUnknownEither(Options)(input), (e) => ParseResult.TreeFormatter.formatErrorSync(e)),
+    Either.mapLeft(Schema.decodeUnknownEither(Options)(input), (e) => treeMessage(e)),
     (o): Either.Either<Registry.Settings, string> => {
       const concurrency = o.concurrency ?? os.availableParallelism()
       const settings: Registry.Settings = {

@@ -28,7 +28,8 @@
  * Concurrent first logins of one user create one row: the losers of the race see the store's
  * `UserAlreadyExists`, read the winner's row and go on with it. Store failures become
  * `TransportError`s of the backend; an external user that does not fit the store (a user name of
- * 200 characters, say) is a `TransportError` as well, like a peer's body that does not decode.
+ * 200 characters, say) is a `TransportError` as well, like a peer's body that does not decode;
+ * its cause names the failing fields, never their values.
  *
  * @example
  * ```ts
@@ -59,13 +60,13 @@
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as AuthError from "./AuthError.js"
 import type { User } from "./User.js"
 import * as UserStore from "./UserStore.js"
+import { failingPaths } from "./internal/parseErrors.js"
 
 /**
  * What an external system says about a user. Only `username` is required; an absent field is
@@ -300,7 +301,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     const decode = (raw: unknown): Effect.Effect<ExternalUser, AuthError.TransportError> =>
       decodeExternal(raw).pipe(
         Effect.mapError((error) =>
-          transport(`the external user does not fit the store: ${ParseResult.TreeFormatter.formatErrorSync(error)}`)
+          transport(`the external user does not fit the store at ${failingPaths(error)}`)
         ),
         Effect.flatMap((external) => {
           const username = UserStore.normalizeUsername(external.username)

@@ -27,6 +27,10 @@ const users: Record<string, typeof Body.Encoded> = {
 }
 const alice: User.BaseUser = { id: "1", username: "alice", isActive: true, isSuperuser: false }
 
+// A user whose `id` is 5,000 nested arrays (10 kB): a formatter that renders the value received
+// recursively overflows the stack on it.
+const deepBody = `{"id": ${"[".repeat(5_000)}${"]".repeat(5_000)}, "login": "alice", "active": true, "admin": false}`
+
 /** How long the user service takes to answer for the id "late", in milliseconds. */
 const LATE = 1_000
 
@@ -61,6 +65,8 @@ const userService = (options: ServerOptions = {}): HttpPeer.Handler => async (re
         return reply.text(200, "{\"id\": \"1\", \"login\": ")
       case "shape":
         return reply.json(200, { id: 1, login: null, active: "yes", password: SECRET })
+      case "deep":
+        return reply.text(200, deepBody, "application/json")
       case "teapot":
         return reply.json(418, { error: "teapot" })
       case "huge": {
@@ -109,6 +115,7 @@ const userService = (options: ServerOptions = {}): HttpPeer.Handler => async (re
       return reply.json(500, {})
     }
     if (id === "shape") return reply.json(200, { id: "shape" })
+    if (id === "deep") return reply.text(200, deepBody, "application/json")
     const user = users[id]
     return user === undefined ? reply.json(404, {}) : reply.json(200, user)
   }
@@ -279,6 +286,17 @@ describe("HttpBackend: TransportError, without the request body in the cause", (
       const error = transportErrorOf(yield* Effect.exit(backend.authenticate(login("shape"), undefined)))
       expect(String(error.cause)).toMatch(/"id"|"login"|"active"/)
       expect(String(error.cause)).not.toContain("yes")
+    }))
+
+  it.scoped("a deeply nested body of the wrong shape is a TransportError naming the path, not a defect", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendFor(yield* withPeer())
+      const error = transportErrorOf(yield* Effect.exit(backend.authenticate(login("deep"), undefined)))
+      expect(String(error.cause)).toContain("does not match the schema at \"id\"")
+      expectNoSecret(error)
+      const byId = failureOf(yield* Effect.exit(backend.getUser("deep")))
+      expect(byId).toBeInstanceOf(AuthError.TransportError)
+      expect(String(byId.cause)).toContain("does not match the schema at \"id\"")
     }))
 
   it.scoped("connection refused is a TransportError", () =>

@@ -72,7 +72,8 @@ const mint = (options: MintOptions = {}): Promise<string> => {
 const token = (raw: string): Credentials.Token => Schema.decodeSync(Credentials.Token)({ token: raw })
 
 // The issuer's JWKS endpoint; `state.keys` is what it serves, `state.mode` how it misbehaves.
-const jwksServer = (state: { keys: Array<JWK>; mode: "ok" | "down" | "broken" | "shape" | "slow" | "reset" | "huge" }) =>
+type Mode = "ok" | "down" | "broken" | "shape" | "deep" | "slow" | "reset" | "huge"
+const jwksServer = (state: { keys: Array<JWK>; mode: Mode }) =>
   HttpPeer.start(async (request, reply) => {
     if (request.path !== "/.well-known/jwks.json") return reply.json(404, {})
     switch (state.mode) {
@@ -82,6 +83,10 @@ const jwksServer = (state: { keys: Array<JWK>; mode: "ok" | "down" | "broken" | 
         return reply.text(200, "{\"keys\": [")
       case "shape":
         return reply.json(200, { keys: "nope" })
+      case "deep":
+        // 5,000 nested arrays where the keys belong: a formatter that renders the value it got
+        // recursively overflows the stack on it.
+        return reply.text(200, `{"keys": [${"[".repeat(5_000)}${"]".repeat(5_000)}]}`)
       case "reset":
         return reply.reset()
       case "huge":
@@ -125,7 +130,7 @@ const expired = new AuthError.NoMatch({ backend: "jwt", reason: "expired-credent
 const setup = (keys: Array<JWK> = [jwkA]) =>
   Effect.gen(function*() {
     yield* TestClock.setTime(NOW)
-    const state = { keys, mode: "ok" as "ok" | "down" | "broken" | "shape" | "slow" | "reset" | "huge" }
+    const state = { keys, mode: "ok" as Mode }
     const peer = yield* jwksServer(state)
     return { state, peer }
   })
@@ -393,6 +398,7 @@ describe("JwtBackend: a JWKS endpoint that cannot answer is a TransportError", (
     ["answers 503", "down", "unexpected status 503"],
     ["sends broken JSON", "broken", "not JSON"],
     ["sends something that is not a key set", "shape", "not a key set"],
+    ["sends a deeply nested body that is not a key set", "deep", "not a key set at \"keys\".\"0\""],
     ["resets the connection", "reset", "connection failed"],
     ["sends a body past 1 MiB", "huge", "response body larger than 1048576 bytes"]
   ] as const

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -248,6 +249,19 @@ const suite = (name: string, store: () => Layer.Layer<UserStore.UserStore, unkno
         ) {
           const exit = yield* Effect.exit(provision(external))
           expect(failureTag(exit), JSON.stringify(external).slice(0, 40)).toBe("TransportError")
+        }
+        expect(yield* userCount).toBe(0)
+      }).pipe(Effect.provide(store())))
+
+    it.effect("the TransportError names the failing field, not its value, even for a value too deep to render", () =>
+      Effect.gen(function*() {
+        const deep = JSON.parse(`${"[".repeat(5_000)}${"]".repeat(5_000)}`)
+        const long = `${"m".repeat(250)}@example.org`
+        for (const [external, path] of [[{ username: "mike", email: deep }, "\"email\""], [{ username: "mike", email: long }, "\"email\""]] as const) {
+          const exit = yield* Effect.exit(provision(external as Provisioning.ExternalUser))
+          expect(failureTag(exit)).toBe("TransportError")
+          const cause = String(Exit.isFailure(exit) && Cause.failureOption(exit.cause).pipe(Option.map((e) => (e as AuthError.TransportError).cause), Option.getOrUndefined))
+          expect(cause).toBe(`the external user does not fit the store at ${path}`)
         }
         expect(yield* userCount).toBe(0)
       }).pipe(Effect.provide(store())))

@@ -60,7 +60,8 @@ import * as AuthError from "../AuthError.js"
 import type { AuthRequest } from "../AuthRequest.js"
 import * as Credentials from "../Credentials.js"
 import * as BoundedBody from "../internal/http/boundedBody.js"
-import { describeClientError, describeParseError, describeRequest } from "../internal/http/clientErrors.js"
+import { describeClientError, describeRequest } from "../internal/http/clientErrors.js"
+import { failingPaths } from "../internal/parseErrors.js"
 import * as UserLoader from "../internal/http/userLoader.js"
 import { isUserId } from "../internal/userId.js"
 import * as UserModule from "../User.js"
@@ -433,7 +434,7 @@ const makeWith = (
           ),
           Effect.flatMap((json) =>
             Effect.mapError(decode(json), (error) =>
-              transport(`${where}: response body does not match the schema at ${describeParseError(error)}`))
+              transport(`${where}: response body does not match the schema at ${failingPaths(error)}`))
           )
         )
     }

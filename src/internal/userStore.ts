@@ -3,17 +3,17 @@ import { randomInt } from "node:crypto"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as UserStore from "../UserStore.js"
 import * as User from "../User.js"
+import { treeMessage } from "./parseErrors.js"
 
 const decode = <A, I>(schema: Schema.Schema<A, I>, field: string) => {
   const run = Schema.decodeUnknown(schema, { errors: "first", onExcessProperty: "error" })
   return (value: unknown): Effect.Effect<A, UserStore.InvalidInput> =>
     Effect.mapError(run(value), (error) =>
-      new UserStore.InvalidInput({ field, message: ParseResult.TreeFormatter.formatErrorSync(error) }))
+      new UserStore.InvalidInput({ field, message: treeMessage(error) }))
 }
 
 /** @internal */

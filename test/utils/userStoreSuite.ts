@@ -202,6 +202,16 @@ export const userStoreSuite = (name: string, options: UserStoreSuiteOptions) =>
           })
         ))
 
+      it.effect("a value too deep to render is InvalidInput naming its path, not a stack overflow", () =>
+        withStore((store) =>
+          Effect.gen(function*() {
+            const deep = JSON.parse(`${"[".repeat(5_000)}${"]".repeat(5_000)}`)
+            const error = yield* Effect.flip(store.create({ username: "deep", email: deep } as any))
+            expect(error._tag === "InvalidInput" && error.message).toBe("invalid at \"email\"")
+            expect((yield* store.list()).length).toBe(0)
+          })
+        ))
+
       it.effect("counts 150 characters as Django does (code points)", () =>
         withStore((store) =>
           Effect.gen(function*() {

@@ -1,6 +1,5 @@
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 
 /**
@@ -59,17 +58,4 @@ export const describeClientError = (error: HttpClientError.HttpClientError): str
     case "Decode":
       return `${where}: response body could not be read (status ${error.response.status})${suffix}`
   }
-}
-
-/**
- * The paths at which a peer's body failed to decode, without the offending values (a user
- * service's answer may hold personal data or hashes).
- *
- * @internal
- */
-export const describeParseError = (error: ParseResult.ParseError): string => {
-  const paths = ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) =>
-    issue.path.length === 0 ? "<root>" : issue.path.map((key) => JSON.stringify(String(key))).join(".")
-  )
-  return [...new Set(paths)].slice(0, 5).join(", ")
 }

@@ -12,7 +12,8 @@ import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import { createLocalJWKSet, type JSONWebKeySet } from "jose"
 import * as AuthError from "../../AuthError.js"
-import { describeClientError, describeParseError, describeRequest } from "../http/clientErrors.js"
+import { describeClientError, describeRequest } from "../http/clientErrors.js"
+import { failingPaths } from "../parseErrors.js"
 import * as BoundedBody from "../http/boundedBody.js"
 
 /** @internal */
@@ -88,7 +89,7 @@ export const make = (options: RemoteJwksOptions): Effect.Effect<RemoteJwks> =>
         })
       ),
       Effect.flatMap((json) =>
-        Effect.mapError(decodeBody(json), (error) => transport(`${where}: not a key set at ${describeParseError(error)}`))
+        Effect.mapError(decodeBody(json), (error) => transport(`${where}: not a key set at ${failingPaths(error)}`))
       ),
       Effect.flatMap((jwks) =>
         Effect.try({

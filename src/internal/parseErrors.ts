@@ -1,0 +1,57 @@
+import * as ParseResult from "effect/ParseResult"
+
+/**
+ * The paths at which a value failed to decode, without the offending values: a peer's answer (a
+ * user service, an LDAP entry, a key set) may hold personal data or hashes, and may be hostile.
+ *
+ * The issue tree is walked here rather than through `ParseResult.ArrayFormatter`: the formatters
+ * render each issue's message, and so the value received, recursively; a body of a few thousand
+ * nested arrays overflows the stack there. This walk never looks at a value, keeps an explicit
+ * stack and stops after a bounded number of issues.
+ *
+ * @internal
+ */
+export const failingPaths = (error: ParseResult.ParseError): string => {
+  const found = new Set<string>()
+  const stack: Array<readonly [ParseResult.ParseIssue, ReadonlyArray<PropertyKey>]> = [[error.issue, []]]
+  for (let visited = 0; stack.length > 0 && found.size < maxPaths && visited < maxIssuesVisited; visited++) {
+    const [issue, path] = stack.pop()!
+    switch (issue._tag) {
+      case "Pointer":
+        stack.push([issue.issue, path.concat(issue.path)])
+        break
+      case "Refinement":
+      case "Transformation":
+        stack.push([issue.issue, path])
+        break
+      case "Composite": {
+        const issues = Array.isArray(issue.issues) ? issue.issues : [issue.issues as ParseResult.ParseIssue]
+        // pushed in reverse, so the first issue is described first
+        for (let i = issues.length - 1; i >= 0; i--) stack.push([issues[i]!, path])
+        break
+      }
+      default:
+        found.add(path.length === 0 ? "<root>" : path.map((key) => JSON.stringify(String(key))).join("."))
+    }
+  }
+  return [...found].join(", ")
+}
+
+const maxPaths = 5
+// A Schema with thousands of fields or a long array of bad elements still costs a bounded walk.
+const maxIssuesVisited = 1_000
+
+/**
+ * `ParseResult.TreeFormatter`'s message, for input an app gave (a form, a CLI argument), where
+ * the value received helps and is the caller's own. A value too deep to render (the formatter
+ * recurses through it) is described by its failing paths instead of overflowing the stack.
+ *
+ * @internal
+ */
+export const treeMessage = (error: ParseResult.ParseError): string => {
+  try {
+    return ParseResult.TreeFormatter.formatErrorSync(error)
+  } catch {
+    return `invalid at ${failingPaths(error)}`
+  }
+}
