@@ -83,6 +83,9 @@ describe("SqlUserStore on SQLite", () => {
         VALUES ('x', NULL, 0, 'broken', '', '', '', 0, 1, 'not a date')`
       const exit = yield* Effect.exit(store.findByUsername("broken"))
       expect(failureTag(exit)).toBe("UserStoreError")
+      // The message names the column, never the value: a password column may hold a hash.
+      const error = yield* Effect.flip(store.findByUsername("broken"))
+      expect(error.message).toBe("user store: findByUsername failed: a row does not decode at \"date_joined\"")
     }).pipe(Effect.provide(SqlUserStore.layerSqlite({ filename: ":memory:" }))))
 
   it.effect("reads its options from Config", () =>

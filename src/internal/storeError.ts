@@ -3,13 +3,26 @@
 // "Migration … failed", a SqlError's "Failed to execute statement") say where; the innermost
 // cause says why (`table auth_user already exists`), so every message is carried.
 
+import * as ParseResult from "effect/ParseResult"
+import { failingPaths } from "./parseErrors.js"
+
+// A row that does not decode is described by its failing columns: a ParseError's own message
+// shows the value found there, which may be a password hash (and renders it recursively).
+const messageOf = (cause: unknown): string =>
+  ParseResult.isParseError(cause)
+    ? `a row does not decode at ${failingPaths(cause)}`
+    : cause instanceof Error
+    ? cause.message
+    : typeof cause === "string"
+    ? cause
+    : String(cause)
+
 /** Each cause's message, outermost first, without repeats. @internal */
 export const reasons = (cause: unknown): Array<string> => {
   const out: Array<string> = []
   let current: unknown = cause
   for (let depth = 0; depth < 6 && current !== undefined && current !== null; depth++) {
-    const message = current instanceof Error ? current.message : typeof current === "string" ? current : String(current)
-    const line = message.replace(/\s+/g, " ").trim()
+    const line = messageOf(current).replace(/\s+/g, " ").trim()
     if (line !== "" && !out.includes(line)) out.push(line)
     current = current instanceof Error || (typeof current === "object" && "cause" in current)
       ? (current as { readonly cause?: unknown }).cause
