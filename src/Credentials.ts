@@ -323,6 +323,20 @@ const sensitiveKey = /api|token|key|secret|password|signature/i
 const cleanseValue = (value: unknown): unknown =>
   typeof value === "object" && value !== null && !Redacted.isRedacted(value) ? CLEANSED_SUBSTITUTE : value
 
+// A key that is an index (an array's, or a record's "0") has no name to judge: `["alice", "pw"]`
+// would otherwise show the password.
+const isIndex = /^(?:0|[1-9][0-9]*)$/
+
+const cleanseEntry = (credentials: object, key: string): unknown => {
+  if (sensitiveKey.test(key) || isIndex.test(key)) return CLEANSED_SUBSTITUTE
+  try {
+    return cleanseValue((credentials as Record<string, unknown>)[key])
+  } catch {
+    // a getter that throws, or a value whose Proxy traps throw
+    return CLEANSED_SUBSTITUTE
+  }
+}
+
 /**
  * Cleanses raw credentials as Django's `_clean_credentials` does before sending
  * `user_login_failed`: the value of every key whose name contains `api`, `token`, `key`,
@@ -330,7 +344,11 @@ const cleanseValue = (value: unknown): unknown =>
  * kept, except `Redacted` ones, which stay redacted, and nested objects and arrays, which are
  * replaced by 20 stars too: Django's credentials are keyword arguments, but a nested value
  * cannot be judged by its key (`OidcBackend`'s `{ oidcCallback: { url, codeVerifier, … } }`
- * carries the authorization code in `url` and PKCE's secret in `codeVerifier`).
+ * carries the authorization code in `url` and PKCE's secret in `codeVerifier`). For the same
+ * reason the value of an index key (`["alice", "pw"]`, or `{ "0": … }`) is replaced.
+ *
+ * Total: credentials that cannot be read (a Proxy whose traps throw, a revoked Proxy) cleanse to
+ * `{}`, and a value whose getter throws to 20 stars.
  *
  * @example
  * ```ts
@@ -340,20 +358,20 @@ const cleanseValue = (value: unknown): unknown =>
  * // { username: "alice", password: "********************", apiKey: "********************" }
  * Credentials.cleanse({ oidcCallback: { url: "https://app/cb?code=c", state: "s", nonce: "n", codeVerifier: "v" } })
  * // { oidcCallback: "********************" }
+ * Credentials.cleanse(["alice", "pw"])
+ * // { "0": "********************", "1": "********************" }
  * ```
  *
  * @since 0.1.0
  * @category utils
  */
 export const cleanse = (credentials: unknown): Readonly<Record<string, unknown>> => {
-  if (typeof credentials !== "object" || credentials === null || Redacted.isRedacted(credentials)) {
+  if (typeof credentials !== "object" || credentials === null) return {}
+  try {
+    if (Redacted.isRedacted(credentials)) return {}
+    // fromEntries defines own properties, so a key such as "__proto__" stays a plain key
+    return Object.fromEntries(Object.keys(credentials).map((key) => [key, cleanseEntry(credentials, key)]))
+  } catch {
     return {}
   }
-  // fromEntries defines own properties, so a key such as "__proto__" stays a plain key
-  return Object.fromEntries(
-    Object.keys(credentials).map((key) => [
-      key,
-      sensitiveKey.test(key) ? CLEANSED_SUBSTITUTE : cleanseValue((credentials as Record<string, unknown>)[key])
-    ])
-  )
 }

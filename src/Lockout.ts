@@ -295,9 +295,19 @@ export class Lockout extends Context.Tag("effect-auth/Lockout")<Lockout, Service
 const usernameKey = (username: string): string =>
   username.normalize("NFKC").trim().replace(/\s+/g, " ").toLowerCase().slice(0, 300)
 
+// Credentials that throw when read (a getter, a Proxy) have no username or second factor here;
+// the fold refuses them as credentials of no kind, and the attempt still counts by address.
+const readSafely = <A>(read: () => A, otherwise: A): A => {
+  try {
+    return read()
+  } catch {
+    return otherwise
+  }
+}
+
 const usernameOf = (credentials: unknown): string | undefined => {
   if (typeof credentials !== "object" || credentials === null) return undefined
-  const username = (credentials as { readonly username?: unknown }).username
+  const username = readSafely(() => (credentials as { readonly username?: unknown }).username, undefined)
   return typeof username === "string" && username.length > 0 ? usernameKey(username) : undefined
 }
 
@@ -318,7 +328,7 @@ const keysFor = (by: By, username: string | undefined, ip: string | undefined): 
 // between batches, and guessed six digits without end. A code's success resets only its own keys
 // (django-otp's per-device throttle is cleared by a verified token only).
 const isSecondFactor = (credentials: unknown): boolean =>
-  typeof credentials === "object" && credentials !== null && Object.hasOwn(credentials, "otpToken")
+  typeof credentials === "object" && credentials !== null && readSafely(() => Object.hasOwn(credentials, "otpToken"), false)
 
 const ownKeysOf = (keys: Array<string>, secondFactor: boolean): Array<string> =>
   secondFactor ? keys.map((key) => (key.startsWith("ip:") ? key : `otp-${key}`)) : keys

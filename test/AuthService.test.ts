@@ -321,6 +321,56 @@ describe("AuthService: LoginFailed events", () => {
       expect(Credentials.cleanse({ username: secret }).username).toBe(secret)
     }))
 
+  it.effect("credentials in an array are cleansed whole: an index says nothing about its value", () =>
+    Effect.gen(function*() {
+      const { events } = yield* runWithEvents([TestBackend.noMatch("a")], ["alice", "hunter2"])
+      expect((events[0] as AuthEvents.LoginFailed).credentials).toEqual({ 0: "********************", 1: "********************" })
+      expect(Credentials.cleanse({ username: "alice", 1: "hunter2" })).toEqual({ 1: "********************", username: "alice" })
+    }))
+
+  describe("credentials that throw when read are credentials of no kind: AuthenticationFailed and one event, never a defect", () => {
+    const revoked = () => {
+      const { proxy, revoke } = Proxy.revocable({}, {})
+      revoke()
+      return proxy
+    }
+    const throwing = () => {
+      throw new Error("hostile")
+    }
+    const cases: ReadonlyArray<readonly [string, () => unknown, Record<string, unknown>]> = [
+      ["a password getter that throws", () => ({ username: "alice", get password() { return throwing() } }), {
+        username: "alice",
+        password: "********************"
+      }],
+      ["a username getter that throws", () => ({ get username() { return throwing() }, password: "pw" }), {
+        username: "********************",
+        password: "********************"
+      }],
+      ["a Proxy whose ownKeys trap throws", () => new Proxy({ username: "alice", password: "pw" }, { ownKeys: throwing }), {}],
+      ["a Proxy whose every trap throws", () =>
+        new Proxy({}, { get: throwing, has: throwing, ownKeys: throwing, getOwnPropertyDescriptor: throwing, getPrototypeOf: throwing }), {}],
+      ["a revoked Proxy", revoked, {}]
+    ]
+    for (const [name, make, cleansed] of cases) {
+      it.effect(name, () =>
+        Effect.gen(function*() {
+          const typed = TestBackend.make("typed", { behaviour: TestBackend.Behaviour.succeed(alice), credentials: Credentials.UsernamePassword })
+          const schema = TestBackend.make("schema", { behaviour: TestBackend.Behaviour.succeed(alice) })
+          const { events, exit } = yield* runWithEvents([typed, schema], make())
+          const error = failureOf(exit)
+          expect(error).toBeInstanceOf(AuthError.AuthenticationFailed)
+          expect((error as AuthError.AuthenticationFailed).attempts.map((a) => [a.backend, a.reason])).toEqual([
+            ["typed", "unsupported-credentials"],
+            ["schema", "unsupported-credentials"]
+          ])
+          expect(typed.calls).toEqual([])
+          expect(schema.calls).toEqual([])
+          expect(events.length).toBe(1)
+          expect((events[0] as AuthEvents.LoginFailed).credentials).toEqual(cleansed)
+        }))
+    }
+  })
+
   it("a \"__proto__\" key stays a plain key (found by the property below)", () => {
     const raw = JSON.parse(`{"__proto__": "x", "password": "pw"}`)
     expect(Credentials.cleanse(raw)).toEqual(JSON.parse(`{"__proto__": "x", "password": "********************"}`))
@@ -328,13 +378,13 @@ describe("AuthService: LoginFailed events", () => {
   })
 
   it.prop(
-    "cleanse replaces exactly the values of sensitive keys",
+    "cleanse replaces exactly the values of sensitive and index keys",
     [Schema.Record({ key: Schema.String, value: Schema.String })],
     ([raw]) => {
       const cleansed = Credentials.cleanse(raw)
       expect(Object.keys(cleansed)).toEqual(Object.keys(raw))
       for (const key of Object.keys(raw)) {
-        const sensitive = /api|token|key|secret|password|signature/i.test(key)
+        const sensitive = /api|token|key|secret|password|signature/i.test(key) || /^(?:0|[1-9][0-9]*)$/.test(key)
         expect(cleansed[key]).toBe(sensitive ? "********************" : raw[key])
       }
     }

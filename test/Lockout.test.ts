@@ -92,6 +92,25 @@ describe("Lockout: the lock", () => {
     }).pipe(Effect.provide(layer))
   })
 
+  it.effect("credentials that throw when read fail typed, not as a defect, and count by address", () => {
+    const { layer, seen } = setup({ by: "ip", limit: 2 })
+    const hostile = () => new Proxy({}, { get: () => { throw new Error("hostile") }, ownKeys: () => { throw new Error("hostile") } })
+    const revoked = () => {
+      const { proxy, revoke } = Proxy.revocable({}, {})
+      revoke()
+      return proxy
+    }
+    return Effect.gen(function*() {
+      const attempt = (credentials: unknown) =>
+        Effect.map(Effect.exit(AuthService.authenticateUnknown(credentials, from("10.0.0.1"))), tagOf)
+      expect(yield* attempt(hostile())).toBe("AuthenticationFailed")
+      expect(yield* attempt(revoked())).toBe("AuthenticationFailed")
+      expect(seen.length).toBe(0)
+      expect(yield* login(right, from("10.0.0.1"))).toBe("LockedOut")
+      expect(yield* login(right, from("10.0.0.2"))).toBe("success")
+    }).pipe(Effect.provide(layer))
+  })
+
   it.effect("a success resets the count", () => {
     const { layer } = setup({ by: "username", limit: 3 })
     return Effect.gen(function*() {

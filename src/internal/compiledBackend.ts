@@ -80,6 +80,7 @@ export const compile = (backend: AuthBackend.AuthBackend): CompiledBackend => {
   const unsupported = AuthError.noMatch(id, "unsupported-credentials")
   const unsupportedError = ((unsupported as Exit.Failure<never, AuthError.NoMatch>).cause as Cause.Fail<AuthError.NoMatch>).error
   const toUnsupported = () => unsupportedError
+  const toUnsupportedFailure = () => unsupported
   const schema = backend.credentials
   // Credentials Schemas are synchronous in practice: decoding them without a fiber step keeps
   // the fold cheap; an asynchronous Schema ("Forbidden" in a synchronous decode) falls back to the
@@ -89,9 +90,18 @@ export const compile = (backend: AuthBackend.AuthBackend): CompiledBackend => {
   // the refusal needs no Schema run: building a ParseIssue is the dearest part of skipping a
   // backend whose credentials are of another kind, the common case in a mixed chain.
   const refused = Either.left(new ParseResult.Type(schema.ast, undefined, "unsupported credentials"))
-  const decode = direct === undefined ? decodeSync : (raw: unknown) => {
+  const decodeOrThrow = direct === undefined ? decodeSync : (raw: unknown) => {
     const value = direct(raw)
     return value === CredentialsDecoder.invalid ? refused : Either.right(value)
+  }
+  // Credentials that throw when read (a getter that throws, a Proxy whose traps throw, a revoked
+  // Proxy) are credentials of no kind this backend takes, not a defect of the fold.
+  const decode = (raw: unknown): Either.Either<unknown, ParseResult.ParseIssue> => {
+    try {
+      return decodeOrThrow(raw)
+    } catch {
+      return refused
+    }
   }
   const decodeCached = (cache: DecodeCache): Either.Either<unknown, ParseResult.ParseIssue> => {
     if (cache.schema === schema) return cache.result!
@@ -114,7 +124,7 @@ export const compile = (backend: AuthBackend.AuthBackend): CompiledBackend => {
     // signature does not bind).
     return decoded.left._tag === "Forbidden"
       ? Effect.flatMap(
-        Effect.mapError(decodeAsync(cache.raw), toUnsupported),
+        Effect.catchAllDefect(Effect.mapError(Effect.suspend(() => decodeAsync(cache.raw)), toUnsupported), toUnsupportedFailure),
         (credentials) => guarded(backend.authenticate(credentials, request))
       )
       : unsupported
