@@ -452,12 +452,20 @@ export class Validators extends Context.Reference<Validators>()("effect-auth/Pas
 export const layer = (validators: ReadonlyArray<Validator>): Layer.Layer<never> =>
   Layer.succeedContext(Context.make(Validators, validators))
 
+const isRedactedString = Schema.is(Schema.RedactedFromSelf(Schema.String))
+
+// Validators read the password as a string; anything else (a plain string, a Redacted number,
+// from a caller without types) is refused here rather than throwing inside one of them.
+const notRedactedString = new InvalidPassword({
+  issues: [{ code: "password_not_redacted_string", message: "The password must be a Redacted string." }]
+})
+
 const check = (
   password: Redacted.Redacted<string>,
   user: UserAttributes | undefined,
   validators: ReadonlyArray<Validator>
 ): Effect.Effect<void, InvalidPassword> =>
-  Effect.flatMap(
+  !isRedactedString(password) ? Effect.fail(notRedactedString) : Effect.flatMap(
     Effect.forEach(validators, (validator) =>
       Effect.match(validator.validate(password, user), {
         onFailure: (issue): Issue | undefined => issue,
@@ -474,7 +482,9 @@ const check = (
 /**
  * Django's `validate_password`: runs every validator (those you pass, else the {@link Validators}
  * in force: the {@link defaultValidators} unless a {@link layer} says otherwise) and fails with one
- * {@link InvalidPassword} listing every issue, or succeeds.
+ * {@link InvalidPassword} listing every issue, or succeeds. A password that is not a `Redacted`
+ * string (from a caller without types) fails with the single issue `password_not_redacted_string`;
+ * no validator sees it.
  *
  * @example
  * ```ts

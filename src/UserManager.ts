@@ -99,6 +99,9 @@ export const createUser = (
   UserStore.UserStore | PasswordHasher.PasswordHasher
 > =>
   Effect.gen(function*() {
+    // Not a record (from a caller without types): the store's decoder refuses it as InvalidInput,
+    // as it refuses every malformed field, and nothing is written.
+    if (typeof input !== "object" || input === null) return yield* Effect.flatMap(UserStore.UserStore, (store) => store.create(input))
     const { password, ...fields } = input
     // Compared with the name as it will be stored (NFKC), as Django's UserCreationForm does: the
     // raw "ｊｏｅｓｍｉｔｈ" let "joesmith1" through for a user then stored as "joesmith".

@@ -63,6 +63,22 @@ describe("PasswordValidation", () => {
       expect(yield* PasswordValidation.validate(pw("correct horse battery staple"))).toBeUndefined()
     }))
 
+  it.effect("a password that is not a Redacted string is one typed issue, and no validator sees it", () =>
+    Effect.gen(function*() {
+      let asked = 0
+      const counting: PasswordValidation.Validator = {
+        helpText: "counts",
+        validate: () => Effect.sync(() => void asked++)
+      }
+      for (const password of ["plain", Redacted.make(42), undefined, {}]) {
+        const error = yield* Effect.flip(
+          PasswordValidation.validate(password as Redacted.Redacted<string>, undefined, [...PasswordValidation.defaultValidators(), counting])
+        )
+        expect(error.issues).toEqual([{ code: "password_not_redacted_string", message: "The password must be a Redacted string." }])
+      }
+      expect(asked).toBe(0)
+    }))
+
   it("quickRatio is difflib's", () => {
     expect(PasswordValidation.quickRatio("abcd", "bcde")).toBe(0.75)
     expect(PasswordValidation.quickRatio("", "")).toBe(1)

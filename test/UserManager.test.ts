@@ -42,6 +42,28 @@ describe("UserManager", () => {
       expect(Option.isNone(yield* store.findByUsername("bob"))).toBe(true)
     }).pipe(Effect.provide(Live)))
 
+  it.effect("input without types: a password that is not a Redacted string, or no record at all, is a typed failure that writes nothing", () =>
+    Effect.gen(function*() {
+      const notRedacted: ReadonlyArray<unknown> = ["plain text passphrase", Redacted.make(4711), Redacted.make({}), null, 42]
+      for (const password of notRedacted) {
+        const error = yield* Effect.flip(UserManager.createUser({ username: "frank", password: password as Redacted.Redacted<string> }))
+        expect(error._tag === "InvalidPassword" && error.issues.map((i) => i.code)).toEqual(["password_not_redacted_string"])
+      }
+      const store = yield* UserStore.UserStore
+      expect(yield* store.list()).toEqual([])
+      for (const input of [null, undefined, "frank", 42]) {
+        const error = yield* Effect.flip(UserManager.createUser(input as unknown as UserManager.NewUser))
+        expect(error._tag).toBe("InvalidInput")
+      }
+      expect(yield* store.list()).toEqual([])
+      const grace = yield* UserManager.createUser({ username: "grace", password: pw("original passphrase") })
+      const refused = yield* Effect.flip(UserManager.setPassword(grace, "plain text passphrase" as unknown as Redacted.Redacted<string>))
+      expect(refused._tag === "InvalidPassword" && refused.issues.map((i) => i.code)).toEqual(["password_not_redacted_string"])
+      const reset = yield* Effect.flip(UserManager.resetPassword(grace, Redacted.make(7) as unknown as Redacted.Redacted<string>))
+      expect(reset._tag).toBe("InvalidPassword")
+      expect(yield* verify(yield* reload("grace"), "original passphrase")).toBe(true)
+    }).pipe(Effect.provide(Live)))
+
   it.effect("the password is compared with the new user's own attributes", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(
