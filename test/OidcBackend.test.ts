@@ -29,6 +29,7 @@ const fakeProvider = Effect.acquireRelease(
       mode: "ok" as Mode,
       claims: {} as Record<string, unknown>,
       signWith: "provider" as "provider" | "stranger",
+      discovery: {} as Record<string, unknown>,
       tokenRequests: 0
     }
     const server = http.createServer((req, res) => {
@@ -45,7 +46,8 @@ const fakeProvider = Effect.acquireRelease(
           jwks_uri: `${issuer}/jwks`,
           response_types_supported: ["code"],
           subject_types_supported: ["public"],
-          id_token_signing_alg_values_supported: ["RS256"]
+          id_token_signing_alg_values_supported: ["RS256"],
+          ...state.discovery
         })
       }
       if (req.url === "/jwks") return json({ keys: [jwk] })
@@ -115,6 +117,26 @@ const outcome = (exit: Exit.Exit<AuthService.Authenticated, AuthError.Authentica
 const attempt = (input: unknown = callback) => Effect.map(Effect.exit(AuthService.authenticateUnknown(input)), outcome)
 
 describe("OidcBackend against a misbehaving provider", () => {
+  it.scopedLive("endpoints in discovery that are not URLs: a login is a TransportError, a logout has no end-session URL; never a defect", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      for (const bad of ["not a url", 42, "::nope"]) {
+        p.state.discovery = { authorization_endpoint: bad, end_session_endpoint: bad }
+        yield* Effect.gen(function*() {
+          const oidc = yield* OidcBackend.OidcBackend
+          const login = yield* Effect.exit(oidc.authorizationRequest)
+          expect(Exit.isFailure(login) && login.cause._tag === "Fail" && login.cause.error._tag).toBe("TransportError")
+          expect(yield* oidc.endSessionUrl("http://127.0.0.1/bye")).toEqual(Option.none())
+        }).pipe(Effect.provide(withBackend(p.issuer)))
+      }
+      p.state.discovery = { end_session_endpoint: `${p.issuer}/logout` }
+      yield* Effect.gen(function*() {
+        const oidc = yield* OidcBackend.OidcBackend
+        expect((yield* oidc.authorizationRequest).url.pathname).toBe("/auth")
+        expect(Option.map(yield* oidc.endSessionUrl("http://127.0.0.1/bye"), (url) => url.pathname)).toEqual(Option.some("/logout"))
+      }).pipe(Effect.provide(withBackend(p.issuer)))
+    }))
+
   it.scopedLive("a preferred_username naming a local account (createsuperuser's admin) is refused unless linkLocalUsers", () =>
     Effect.gen(function*() {
       const p = yield* fakeProvider

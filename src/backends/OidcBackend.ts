@@ -288,6 +288,20 @@ export const defaultExternalUser = (
   }
 }
 
+// oauth4webapi checks a discovery document's issuer, not the endpoints this module builds URLs
+// from: one that is not an absolute URL ("not a url", 42) made every login and logout a defect
+// for as long as the document was cached. Such an endpoint is taken as absent: a login fails
+// with a TransportError, a logout ends locally without the provider's end-session redirect.
+const usableEndpoints = (as: oauth.AuthorizationServer): oauth.AuthorizationServer => {
+  const { authorization_endpoint, end_session_endpoint, ...rest } = as
+  return {
+    ...rest,
+    ...(isAbsoluteUrl(authorization_endpoint) && { authorization_endpoint }),
+    ...(isAbsoluteUrl(end_session_endpoint) && { end_session_endpoint })
+  }
+}
+const isAbsoluteUrl = (value: unknown): value is string => typeof value === "string" && URL.canParse(value)
+
 // The left half of the access token's hash, with the hash of the ID token's signature algorithm
 // (SHA-512 for EdDSA), base64url: what `at_hash` must be.
 const atHashMatches = (idToken: string, accessToken: string, atHash: unknown): boolean => {
@@ -373,13 +387,13 @@ export const make = (
         cached !== undefined && cached.until > now
           ? Effect.succeed(cached.as)
           : Effect.tryPromise({
-            try: async () => oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, http)),
+            try: async () => usableEndpoints(await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, http))),
             catch: (error) => transport(`discovery: ${Transport.classify(error).message}`)
           }).pipe(Effect.tap((as) => (cached = { as, until: now + ttl }))))
 
     const authorizationRequest: Service["authorizationRequest"] = Effect.gen(function*() {
       const as = yield* discover
-      if (as.authorization_endpoint === undefined) return yield* transport("the provider has no authorization_endpoint")
+      if (as.authorization_endpoint === undefined) return yield* transport("the provider has no usable authorization_endpoint")
       const codeVerifier = oauth.generateRandomCodeVerifier()
       const challenge = yield* Effect.promise(() => oauth.calculatePKCECodeChallenge(codeVerifier))
       const state = oauth.generateRandomState()
