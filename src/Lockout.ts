@@ -297,17 +297,14 @@ const usernameKey = (username: string): string =>
 
 // Credentials that throw when read (a getter, a Proxy) have no username or second factor here;
 // the fold refuses them as credentials of no kind, and the attempt still counts by address.
-const readSafely = <A>(read: () => A, otherwise: A): A => {
-  try {
-    return read()
-  } catch {
-    return otherwise
-  }
-}
-
 const usernameOf = (credentials: unknown): string | undefined => {
   if (typeof credentials !== "object" || credentials === null) return undefined
-  const username = readSafely(() => (credentials as { readonly username?: unknown }).username, undefined)
+  let username: unknown
+  try {
+    username = (credentials as { readonly username?: unknown }).username
+  } catch {
+    return undefined
+  }
   return typeof username === "string" && username.length > 0 ? usernameKey(username) : undefined
 }
 
@@ -327,8 +324,14 @@ const keysFor = (by: By, username: string | undefined, ip: string | undefined): 
 // there for (one who has the password) reset the count of their code guesses with a password login
 // between batches, and guessed six digits without end. A code's success resets only its own keys
 // (django-otp's per-device throttle is cleared by a verified token only).
-const isSecondFactor = (credentials: unknown): boolean =>
-  typeof credentials === "object" && credentials !== null && readSafely(() => Object.hasOwn(credentials, "otpToken"), false)
+const isSecondFactor = (credentials: unknown): boolean => {
+  if (typeof credentials !== "object" || credentials === null) return false
+  try {
+    return Object.hasOwn(credentials, "otpToken")
+  } catch {
+    return false
+  }
+}
 
 const ownKeysOf = (keys: Array<string>, secondFactor: boolean): Array<string> =>
   secondFactor ? keys.map((key) => (key.startsWith("ip:") ? key : `otp-${key}`)) : keys

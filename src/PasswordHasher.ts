@@ -47,6 +47,7 @@ import { makeAdmission } from "./internal/hashers/admission.js"
 import { MAX_ITERATIONS } from "./internal/hashers/pbkdf2.js"
 import * as Registry from "./internal/hashers/registry.js"
 import { treeMessage } from "./internal/parseErrors.js"
+import { isRedactedString } from "./internal/redactedString.js"
 
 /**
  * Every algorithm name Django stores as the prefix of a hash.
@@ -459,7 +460,6 @@ const stripUndefined = <A extends object>(o: A | undefined): { [K in keyof A]?: 
 
 // A stray lone surrogate would be hashed as U+FFFD by Node but refused by Python: refuse it here too.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-const isRedactedString = Schema.is(Schema.RedactedFromSelf(Schema.String))
 const isEncoded = Schema.is(Schema.NullishOr(Schema.String))
 
 const passwordBytes = (password: unknown, algorithm: string): Effect.Effect<Uint8Array, HashError> => {

@@ -30,6 +30,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { commonPasswords, lists } from "./internal/commonPasswords.js"
 import { pyStrip } from "./internal/pyStrip.js"
+import { isRedactedString } from "./internal/redactedString.js"
 
 /**
  * One broken rule: Django's error `code` (`password_too_short`, `password_too_similar`,
@@ -451,8 +452,6 @@ export class Validators extends Context.Reference<Validators>()("effect-auth/Pas
  */
 export const layer = (validators: ReadonlyArray<Validator>): Layer.Layer<never> =>
   Layer.succeedContext(Context.make(Validators, validators))
-
-const isRedactedString = Schema.is(Schema.RedactedFromSelf(Schema.String))
 
 // Validators read the password as a string; anything else (a plain string, a Redacted number,
 // from a caller without types) is refused here rather than throwing inside one of them.
