@@ -12,7 +12,9 @@
  * Django backend path of the effect-auth backend, see `backends`) and `_auth_user_hash`
  * (`get_session_auth_hash()`). What effect-auth keeps besides (the CSRF token, the login and
  * last-seen times, the second factor) is one more key, `_effect_auth`, which Django ignores; the
- * keys other Django apps put in a session are kept when effect-auth updates it, and move with the
+ * keys other Django apps put in a session are kept when effect-auth updates it (`replace` writes
+ * only over the value it read, and reads again when a write landed in between, so requests
+ * refreshing one session at once all find it live), and move with the
  * session to its new key at a login, as Django's `cycle_key` moves them (`cycle`). A live session
  * that is no effect-auth login (an anonymous one holding a cart) is answered by `isLive`, so that
  * the HTTP layer keeps its cookie.
@@ -51,6 +53,7 @@ import * as Schema from "effect/Schema"
 import { createHash, createHmac } from "node:crypto"
 import { AuthConfigError } from "./AuthError.js"
 import * as Pickle from "./internal/django/pickle.js"
+import * as CompareAndSet from "./internal/session/compareAndSet.js"
 import * as Signing from "./internal/django/signing.js"
 import * as SqlTables from "./internal/sqlTables.js"
 import { djangoSqliteTime, Timestamp } from "./internal/sqlUserStore.js"
@@ -267,24 +270,32 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
             Option.flatMap(row, (r) => toRecord(key, decodeData(r.session_data), r.expire_date.getTime(), now)))
         ),
       set: (key, record, now) => run("set", write(key, record, {}, now)),
-      // Compare-and-set on the data read, so a write by Django in between is not overwritten.
+      // Compare-and-set on the data read, so a write by Django in between is not overwritten;
+      // a round that lost to one reads again.
       replace: (key, record, now) =>
         run(
           "replace",
-          Effect.gen(function*() {
-            const row = yield* live(key, now)
-            if (Option.isNone(row)) return false
-            if (record.expiresAt <= now) {
-              return (yield* count(sql`DELETE FROM ${table} WHERE session_key = ${key} RETURNING session_key`)) > 0
-            }
-            // Data that no longer verifies (Django rewrote it under a SECRET_KEY this store does not
-            // know) is no session, as `get` reads it: written over, the keys Django keeps would be lost.
-            const before = Signing.decodeSession(row.value.session_data, readSecrets, { className })
-            if (before === undefined) return false
-            const data = toData(record, before)
-            return (yield* count(sql`UPDATE ${table} SET session_data = ${data}, expire_date = ${time(record.expiresAt)}
-              WHERE session_key = ${key} AND session_data = ${row.value.session_data} RETURNING session_key`)) > 0
-          })
+          CompareAndSet.untilSettled(
+            Effect.gen(function*() {
+              const row = yield* live(key, now)
+              if (Option.isNone(row)) return "gone" as const
+              if (record.expiresAt <= now) {
+                const deleted = yield* count(sql`DELETE FROM ${table} WHERE session_key = ${key} RETURNING session_key`)
+                return deleted > 0 ? "written" as const : "gone" as const
+              }
+              // Data that no longer verifies (Django rewrote it under a SECRET_KEY this store does
+              // not know) is no session, as `get` reads it: written over, the keys Django keeps
+              // would be lost.
+              const before = Signing.decodeSession(row.value.session_data, readSecrets, { className })
+              if (before === undefined) return "gone" as const
+              const data = toData(record, before)
+              const expires = time(record.expiresAt)
+              const written = yield* count(sql`UPDATE ${table} SET session_data = ${data}, expire_date = ${expires}
+                WHERE session_key = ${key} AND session_data = ${row.value.session_data} RETURNING session_key`)
+              return written > 0 ? "written" as const : "changed" as const
+            }),
+            (cause) => cause
+          )
         ),
       delete: (key) =>
         run("delete", Effect.map(count(sql`DELETE FROM ${table} WHERE session_key = ${key} RETURNING session_key`), (n) => n > 0)),
@@ -451,27 +462,32 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
             ? Option.none()
             : toRecord(key, dictOf(value), ttl === -1 ? now + cookieAge : now + ttl, now)),
       set: (key, record, now) => write("set", key, record, {}, now),
+      // Compare-and-set on the value read, so a write by Django in between is not overwritten;
+      // a round that lost to one reads again.
       replace: (key, record, now) =>
-        Effect.flatMap(call("replace", () => client.getBuffer(keyOf(key))), (value) => {
-          // A value that does not read as a dict of plain data (Django put a datetime or a set in
-          // the session since it was read) is no session, as `get` reads it: written over,
-          // everything Django keeps in the session would be lost.
-          const before = value === null ? undefined : readDict(value)
-          return value === null || before === undefined
-            ? Effect.succeed(false)
-            : Effect.map(
-              call("replace", () =>
-                client.eval(
-                  compareAndSet,
-                  1,
-                  keyOf(key),
-                  value,
-                  Pickle.dumps(toDict(record, before)),
-                  record.expiresAt - now
-                )),
-              (n) => n === 1
-            )
-        }),
+        CompareAndSet.untilSettled(
+          Effect.flatMap(call("replace", () => client.getBuffer(keyOf(key))), (value) => {
+            // A value that does not read as a dict of plain data (Django put a datetime or a set
+            // in the session since it was read) is no session, as `get` reads it: written over,
+            // everything Django keeps in the session would be lost.
+            const before = value === null ? undefined : readDict(value)
+            return value === null || before === undefined
+              ? Effect.succeed("gone" as const)
+              : Effect.map(
+                call("replace", () =>
+                  client.eval(
+                    compareAndSet,
+                    1,
+                    keyOf(key),
+                    value,
+                    Pickle.dumps(toDict(record, before)),
+                    record.expiresAt - now
+                  )),
+                (n) => n === 1 ? "written" as const : "changed" as const
+              )
+          }),
+          cacheError("replace")
+        ),
       delete: (key) => Effect.map(call("delete", () => client.del(keyOf(key))), (n) => n > 0),
       // PTTL: -2 gone.
       isLive: (key) => Effect.map(call("isLive", () => client.pttl(keyOf(key))), (ttl) => ttl !== -2),

@@ -13,6 +13,7 @@ import * as path from "node:path"
 import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
 import * as DjangoSessionStore from "../src/DjangoSessionStore.js"
+import * as Pickle from "../src/internal/django/pickle.js"
 import * as Signing from "../src/internal/django/signing.js"
 import * as Session from "../src/Session.js"
 import * as SessionStore from "../src/SessionStore.js"
@@ -723,5 +724,72 @@ describe("DjangoSessionStore: replace leaves alone data it cannot read", () => {
       values.set(stored!, withDatetime)
       expect(yield* store.replace(key, { ...record, lastSeenAt: 3_000 }, 3_000)).toBe(false)
       expect(values.get(stored!)).toEqual(withDatetime)
+    }).pipe(Effect.orDie))
+})
+
+// Requests that refresh one live session at once (the idle-timeout write-back, a rewrite of a hash
+// signed under a fallback key): each reads the session and writes it back only if unchanged, so all
+// but one lose the first round. Django saves last-writer-wins; every one must find the session live,
+// not answer "no session" (the request went anonymous, a 401), and the keys Django keeps stay.
+// (On SQLite one connection runs each replace's statements without a pause between them.)
+describe("DjangoSessionStore: concurrent replaces of one live session", () => {
+  const secret = Redacted.make("django-site-secret")
+  const record = {
+    userId: "1",
+    backendId: "model",
+    authHash: "a".repeat(64),
+    csrfToken: "t".repeat(43),
+    createdAt: 1_000,
+    lastSeenAt: 1_000,
+    expiresAt: Date.now() + 3_600_000
+  }
+  const key = "c".repeat(32)
+  const replaceEight = (store: SessionStore.Service) =>
+    Effect.all(
+      Array.from({ length: 8 }, (_, i) => store.replace(key, { ...record, lastSeenAt: 2_000 + i }, Date.now())),
+      { concurrency: "unbounded" }
+    )
+
+  const databaseStore = (table: string) =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`CREATE TABLE ${sql(table)} (session_key varchar(40) PRIMARY KEY, session_data text NOT NULL, expire_date timestamp with time zone NOT NULL)`
+      const store = yield* DjangoSessionStore.make({ secret, table })
+      yield* store.set(key, record, Date.now())
+      // a key of Django's own, put there by a view of the site
+      const [row] = yield* sql<{ session_data: string }>`SELECT session_data FROM ${sql(table)}`
+      const data = Signing.decodeSession(row!.session_data, [Redacted.value(secret)])!
+      const withCart = Signing.encodeSession({ ...data, cart: [1, 2] }, Redacted.value(secret))
+      yield* sql`UPDATE ${sql(table)} SET session_data = ${withCart}`
+      expect(yield* replaceEight(store)).toEqual(Array(8).fill(true))
+      const [after] = yield* sql<{ session_data: string }>`SELECT session_data FROM ${sql(table)}`
+      expect(Signing.decodeSession(after!.session_data, [Redacted.value(secret)])).toMatchObject({ cart: [1, 2] })
+      const live = Option.getOrThrow(yield* store.get(key, Date.now()))
+      expect([2000, 2001, 2002, 2003, 2004, 2005, 2006, 2007]).toContain(live.lastSeenAt)
+    })
+
+  it.effect.skipIf(Postgres.missing)("the database store, on PostgreSQL", () => {
+    const table = `${Postgres.uniquePrefix("dj_cas")}session`
+    return databaseStore(table).pipe(
+      Effect.ensuring(Postgres.dropTables([table])),
+      Effect.provide(PgClient.layer({ url: Redacted.make(Postgres.databaseUrl), maxConnections: 8 })),
+      Effect.orDie
+    )
+  })
+
+  it.scoped.skipIf(RedisUtil.missing)("the cache store, on Redis", () =>
+    Effect.gen(function*() {
+      const keyPrefix = RedisUtil.uniquePrefix("dj-cas").slice(0, -1)
+      yield* Effect.addFinalizer(() => RedisUtil.deleteKeys(keyPrefix))
+      const client = yield* RedisUtil.client
+      const store = yield* DjangoSessionStore.makeCache({ secret, client, keyPrefix })
+      yield* store.set(key, record, Date.now())
+      const stored = `${keyPrefix}:1:django.contrib.sessions.cache${key}`
+      const data = Pickle.loads((yield* Effect.promise(() => client.getBuffer(stored)))!) as Record<string, unknown>
+      yield* Effect.promise(() => client.set(stored, Pickle.dumps({ ...data, cart: [1, 2] }), "PX", 3_600_000))
+      expect(yield* replaceEight(store)).toEqual(Array(8).fill(true))
+      expect(Pickle.loads((yield* Effect.promise(() => client.getBuffer(stored)))!)).toMatchObject({ cart: [1, 2] })
+      const live = Option.getOrThrow(yield* store.get(key, Date.now()))
+      expect([2000, 2001, 2002, 2003, 2004, 2005, 2006, 2007]).toContain(live.lastSeenAt)
     }).pipe(Effect.orDie))
 })
