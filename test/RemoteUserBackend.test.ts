@@ -150,6 +150,26 @@ describe("RemoteUserBackend over HTTP", () => {
         expect(later.json()).toMatchObject({ username: "alice", method: "session" })
       })))
 
+  it.live("persistent: an empty header still ends a remote-user session (PersistentRemoteUserMiddleware)", () =>
+    withServer(remote({ persistent: true }), ({ url }) =>
+      Effect.gen(function*() {
+        const first = yield* call(url, "GET", "/me", { headers: { "x-remote-user": "alice" } })
+        const cookie = cookieHeader({ sessionid: sessionCookie(first)!.value })
+        // Django exempts only a missing header: an empty one is a name that is not the session's.
+        const emptied = yield* call(url, "GET", "/me", { headers: { cookie, "x-remote-user": "" } })
+        expect(emptied.status).toBe(401)
+        expect(Duration.toMillis(sessionCookie(emptied)!.options.maxAge)).toBe(0)
+        expect((yield* call(url, "GET", "/whoami", { headers: { cookie } })).json()).toBeNull()
+      })))
+
+  it.live("persistent: an empty header keeps a session another backend started", () =>
+    withServer(remote({ persistent: true }), ({ url }) =>
+      Effect.gen(function*() {
+        const { cookie } = yield* login(url, "bob", "pa:ss:word")
+        const reply = yield* call(url, "GET", "/me", { headers: { cookie, "x-remote-user": "" } })
+        expect(reply.json()).toMatchObject({ username: "bob", backend: "model", method: "session" })
+      })))
+
   it.live("a different user in the header replaces the session", () =>
     withServer(remote(), ({ url }) =>
       Effect.gen(function*() {

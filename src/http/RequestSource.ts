@@ -414,7 +414,11 @@ export const apiKey = (options: {
 export const remoteUser = (options: {
   /** Default: `"Remote-User"`. */
   readonly header?: string | undefined
-  /** Keep the session when a later request comes without the header. Default: `false`. */
+  /**
+   * Keep the session when a later request comes without the header, as Django's
+   * `PersistentRemoteUserMiddleware` does. A header that is there but empty still ends a session
+   * the remote-user backend started (it names nobody), as there. Default: `false`.
+   */
   readonly persistent?: boolean | undefined
   /** Id of the remote-user backend in the `AuthService` chain. Default: `"remote-user"`. */
   readonly backendId?: string | undefined

@@ -187,7 +187,11 @@ export const make = (env: Env): Fold => {
     const read = source.read(request)
     const fromRemote = Option.isSome(session) && session.value.backend === source.backendId
     if (read._tag !== "Credentials") {
-      if (fromRemote && !source.persistent) return Effect.as(dropSession(request, cookieValue), Option.none())
+      // Only a missing header is exempt under `persistent`, as in Django's
+      // PersistentRemoteUserMiddleware: an empty one names nobody, which is not the session's user.
+      if (fromRemote && (!source.persistent || request.headers[source.header] === "")) {
+        return Effect.as(dropSession(request, cookieValue), Option.none())
+      }
       return undefined
     }
     const value = (read.credentials as { readonly remoteUser: string }).remoteUser
