@@ -510,10 +510,13 @@ describe("HttpAuth: CSRF", () => {
         expect(yield* post("null")).toBe(403)
         expect(yield* post("http://127.0.0.1:1")).toBe(403)
         expect(yield* post("https://trusted.example.evil")).toBe(403)
-        expect(yield* post("https://partner.example")).toBe(403)
+        expect(yield* post("https://partner.example.evil")).toBe(403)
+        expect(yield* post("https://evilpartner.example")).toBe(403)
         expect(yield* post(url)).toBe(200)
         expect(yield* post("https://trusted.example")).toBe(200)
         expect(yield* post("https://eu.partner.example")).toBe(200)
+        // the domain itself too, as Django's is_same_domain matches ".partner.example"
+        expect(yield* post("https://partner.example")).toBe(200)
         expect(yield* post("http://eu.partner.example")).toBe(403)
       })))
 

@@ -8,7 +8,8 @@
  *
  * 1. Origin: when the request has an `Origin` header it must be the site's own origin (its host
  *    equals the `Host` header; `https:` required when cookies are `Secure`) or one of
- *    `trustedOrigins` (`https://app.example.com`, or `https://*.example.com` for subdomains).
+ *    `trustedOrigins` (`https://app.example.com`, or `https://*.example.com` for
+ *    `example.com` and its subdomains, as Django reads it).
  *    `Origin: null` is refused. Without `Origin`, a `Referer` header is checked the same way.
  * 2. Token: when the request carries a live session, the `X-CSRFToken` header must equal the
  *    session's CSRF token (compared in constant time). The token is made at login, bound to the
@@ -167,9 +168,10 @@ const sameOrigin = (settings: Settings, url: URL, hostHeader: string | undefined
   return host !== undefined && host.host === url.host
 }
 
+// `*.example.com` is the domain and its subdomains, as Django's `is_same_domain` reads it.
 const trusted = (settings: Settings, url: URL): boolean =>
   settings.trustedOrigins.some((t) =>
-    url.protocol === t.protocol && (t.wildcard ? url.host.endsWith(`.${t.host}`) : url.host === t.host)
+    url.protocol === t.protocol && (url.host === t.host || (t.wildcard && url.host.endsWith(`.${t.host}`)))
   )
 
 /**
