@@ -18,6 +18,9 @@ import * as SessionStore from "../src/SessionStore.js"
 import * as SqlSessionStore from "../src/SqlSessionStore.js"
 import * as TestAuth from "../src/testing/TestAuth.js"
 import * as TestBackend from "../src/testing/TestBackend.js"
+import * as Cookies from "../src/internal/http/cookies.js"
+import { execFileSync } from "node:child_process"
+import { djangoPython } from "./utils/django.js"
 import { basic, call, cookieHeader, login, questions, serve, type ServerOptions } from "./utils/httpAuthServer.js"
 
 const withServer = <A, E>(
@@ -87,6 +90,20 @@ describe("HttpAuth: session cookie", () => {
         expect(attacker.status).toBe(401)
         const victim = yield* call(url, "GET", "/me", { headers: { cookie: cookieHeader({ sessionid: session }) } })
         expect(victim.status).toBe(200)
+      })))
+
+  it.live("two session cookies of one name: the last is the session, as Django reads them", () =>
+    withServer({}, ({ url }) =>
+      Effect.gen(function*() {
+        // A cookie set for a parent domain or another path comes with the site's own under the
+        // same name; Django's parse_cookie keeps the last, so a session shared with Django must too.
+        const alice = yield* login(url, "alice", "wonderland")
+        const bob = yield* login(url, "bob", "pa:ss:word")
+        const me = (cookie: string) =>
+          Effect.map(call(url, "GET", "/me", { headers: { cookie } }), (r) => r.json().username)
+        expect(yield* me(`sessionid=${alice.session}; sessionid=${bob.session}`)).toBe("bob")
+        expect(yield* me(`sessionid=${bob.session}; other=1; sessionid="${alice.session}"`)).toBe("alice")
+        expect(yield* me(`sessionid=${alice.session}; xsessionid=${bob.session}`)).toBe("alice")
       })))
 
   it.live("logging in as another user over a live session flushes it", () =>
@@ -181,6 +198,30 @@ describe("HttpAuth: session cookie", () => {
           expect((yield* call(url, "GET", "/me", { headers: { cookie: c } })).status).toBe(401)
         })
     ))
+})
+
+describe.skipIf(djangoPython === undefined)("HttpAuth: the session cookie read from a Cookie header as Django reads it", () => {
+  it("the last of duplicates, keys and values trimmed, quotes dropped", () => {
+    // Session keys are letters and digits: values here are too (Django does not percent-decode).
+    const headers = [
+      "sessionid=abc",
+      "a=1; sessionid=first; sessionid=second",
+      "sessionid=first;sessionid= second ;b=2",
+      " sessionid = spaced ; x=1",
+      "sessionid=\"quoted\"; other=1",
+      "xsessionid=no; sessionidx=no",
+      "sessionid=; sessionid=last",
+      "sessionid=last; sessionid=",
+      "sessionid",
+      "junk; sessionid=after-junk",
+      "sessionid=a=b"
+    ]
+    const django = JSON.parse(execFileSync(djangoPython!, [
+      "-c",
+      "import json, sys\nfrom django.http.cookie import parse_cookie\nprint(json.dumps([parse_cookie(h).get('sessionid') for h in json.load(sys.stdin)]))"
+    ], { input: JSON.stringify(headers), encoding: "utf8" }))
+    expect(headers.map((h) => Cookies.lastValue(h, "sessionid") ?? null)).toEqual(django)
+  })
 })
 
 describe("HttpAuth: Authorization header, parsed strictly", () => {

@@ -13,6 +13,36 @@ import type { SessionCookieOptions } from "../../http/RequestSource.js"
 /** An HTTP token (RFC 7230 tchar+). @internal */
 export const headerToken = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
+/**
+ * The value of the last cookie named `name` in a `Cookie` header. Django's `parse_cookie` keeps
+ * the last of cookies sharing a name (one set for a parent domain or another path, say), and the
+ * platform's `request.cookies` the first: a session cookie read by both sides must name one
+ * session. The value is read as the platform reads one (surrounding quotes dropped,
+ * percent-decoded when it can be).
+ *
+ * @internal
+ */
+export const lastValue = (header: string | undefined, name: string): string | undefined => {
+  if (header === undefined || !header.includes(name)) return undefined
+  let found: string | undefined
+  let start = 0
+  while (start <= header.length) {
+    let end = header.indexOf(";", start)
+    if (end === -1) end = header.length
+    const eq = header.indexOf("=", start)
+    if (eq !== -1 && eq < end && header.slice(start, eq).trim() === name) found = header.slice(eq + 1, end).trim()
+    start = end + 1
+  }
+  if (found === undefined) return undefined
+  const value = found.charCodeAt(0) === 0x22 ? found.slice(1, found.endsWith("\"") && found.length > 1 ? -1 : undefined).trim() : found
+  if (!value.includes("%")) return value
+  try {
+    return decodeURIComponent(value)
+  } catch {
+    return value
+  }
+}
+
 /** @internal */
 export interface CookieSettings {
   readonly name: string

@@ -27,7 +27,7 @@ import type * as Session from "../../Session.js"
 import type { SessionStoreError } from "../../SessionStore.js"
 import type { User } from "../../User.js"
 import { normalizeUsername } from "../../UserStore.js"
-import type { CookieHandlers } from "./cookies.js"
+import * as Cookies from "./cookies.js"
 import * as Failures from "./failures.js"
 
 type Failure = Failures.Failure
@@ -40,7 +40,7 @@ export interface Env {
   /** Some when a session-cookie source is listed and the `Session` service is provided. */
   readonly sessions: Option.Option<Session.Service>
   readonly cookieName: string
-  readonly cookies: CookieHandlers
+  readonly cookies: Cookies.CookieHandlers
   readonly csrf: Csrf.Settings
   readonly authRequest: (request: HttpServerRequest.HttpServerRequest) => AuthRequest
   readonly unauthorized: Effect.Effect<never, HttpApiError.Unauthorized>
@@ -110,7 +110,7 @@ export const make = (env: Env): Fold => {
     ;(request as Memo)[sessionKey] = undefined
   }
   const sessionIdOf = (request: HttpServerRequest.HttpServerRequest): string | undefined =>
-    Option.isSome(sessions) ? request.cookies[env.cookieName] : undefined
+    Option.isSome(sessions) ? Cookies.lastValue(request.headers.cookie, env.cookieName) : undefined
 
   const info = (
     who: {
