@@ -59,6 +59,7 @@ import * as AuthAttempt from "./internal/authAttempt.js"
 import { type CompiledBackend, compile, DecodeCache } from "./internal/compiledBackend.js"
 import * as ControlFold from "./internal/controlFold.js"
 import * as CredentialsDecoder from "./internal/credentialsDecoder.js"
+import * as RefusedSecret from "./internal/refusedSecret.js"
 import { isUserId } from "./internal/userId.js"
 import * as Permissions from "./Permissions.js"
 import * as UserModule from "./User.js"
@@ -424,7 +425,7 @@ const fromBackends = (
         return loginFailed(call, error)
       case "TransportError":
         call.event(backend.id, "transport-error")
-        if (backend.onTransportError === "fail") return Exit.fail(error)
+        if (backend.onTransportError === "fail") return Exit.fail(RefusedSecret.escaping(call.attempts, error))
         call.record(error)
         call.unavailable = true
         return undefined

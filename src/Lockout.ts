@@ -12,7 +12,8 @@
  * |---|---|
  * | `AuthenticationFailed`, `PermissionDenied` | yes: the failure stays counted |
  * | success | the user's keys (`username:`, `username-ip:`; a second factor's `otp-` ones) are reset; an address's (`ip:`) only loses this attempt's count |
- * | `BackendUnavailable`, `TransportError`, interruption, defect | no: the reservation is returned |
+ * | `BackendUnavailable`, or `TransportError`, after a backend refused the secret (`NoMatch("invalid-credentials")`) | yes: an outage elsewhere does not make a checked guess free |
+ * | `BackendUnavailable`, `TransportError` otherwise, interruption, defect | no: the reservation is returned |
  *
  * {@link protect} wraps an `AuthService` (see {@link layerAuthService}); the HTTP layer turns
  * `LockedOut` into 429 with `Retry-After`. See docs/throttling.md.
@@ -47,6 +48,7 @@ import * as AuthService from "./AuthService.js"
 import * as Credentials from "./Credentials.js"
 import * as IpAddress from "./internal/ipAddress.js"
 import { decideAttempt, type LockoutRecord, refundFailure, toEntry } from "./internal/lockoutRecord.js"
+import * as RefusedSecret from "./internal/refusedSecret.js"
 
 /**
  * What a failure is counted against:
@@ -694,7 +696,8 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
           )
         }
         const failure = exit.cause._tag === "Fail" ? exit.cause.error : undefined
-        if (failure?._tag === "AuthenticationFailed" || failure?._tag === "PermissionDenied") {
+        // A backend that could not answer does not make a refused secret no guess.
+        if (failure?._tag === "AuthenticationFailed" || failure?._tag === "PermissionDenied" || RefusedSecret.judged(failure)) {
           const until = new Date(reservation.until)
           return Effect.forEach(reservation.locked, (key) => publish(new AuthEvents.LockedOut({ key, until, request })), {
             discard: true

@@ -147,11 +147,31 @@ describe("Lockout: the lock", () => {
     }).pipe(Effect.provide(layer))
   })
 
-  it.effect("BackendUnavailable and TransportError do not count", () => {
+  it.effect("BackendUnavailable and TransportError do not count when no backend checked a secret", () => {
     const { layer } = setup({ by: "username", limit: 2 }, [TestBackend.unavailable("ldap")])
     return Effect.gen(function*() {
       expect(yield* times(5, login(wrong))).toEqual(Array(5).fill("TransportError"))
       expect(yield* Lockout.list).toMatchObject([{ key: "username:alice", failures: 0 }])
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("a wrong password one backend checked counts even when another could not answer (fallthrough)", () => {
+    const { backend, seen } = counting()
+    const down = TestBackend.unavailable("ldap", "down", { onTransportError: "fallthrough" })
+    const { layer } = setup({ by: "username", limit: 2 }, [down, backend])
+    return Effect.gen(function*() {
+      expect(yield* times(3, login(wrong))).toEqual(["BackendUnavailable", "BackendUnavailable", "LockedOut"])
+      expect(seen.length).toBe(2)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("a wrong password one backend checked counts even when a later one fails the call (fail)", () => {
+    const { backend, seen } = counting()
+    const { layer } = setup({ by: "username", limit: 2 }, [backend, TestBackend.unavailable("ldap")])
+    return Effect.gen(function*() {
+      expect(yield* times(3, login(wrong))).toEqual(["TransportError", "TransportError", "LockedOut"])
+      expect(seen.length).toBe(2)
+      expect(yield* Lockout.list).toMatchObject([{ key: "username:alice", failures: 2 }])
     }).pipe(Effect.provide(layer))
   })
 

@@ -7,6 +7,7 @@ import type { AuthRequest } from "../AuthRequest.js"
 import type * as Control from "../Control.js"
 import type { User } from "../User.js"
 import type { CompiledBackend, DecodeCache } from "./compiledBackend.js"
+import * as RefusedSecret from "./refusedSecret.js"
 
 /**
  * The per-call state the fold in `AuthService` keeps (its `Call`): shared so both folds record
@@ -18,6 +19,7 @@ export interface ControlCall extends DecodeCache {
   readonly request: AuthRequest | undefined
   readonly traceAttempts: boolean
   unavailable: boolean
+  readonly attempts: ReadonlyArray<AuthError.Attempt> | undefined
   record(attempt: AuthError.Attempt): void
   event(backend: string, outcome: string, reason?: string): void
 }
@@ -85,7 +87,9 @@ export const make = <A, C extends ControlCall>(
     if (failure?._tag === "PermissionDenied") return helpers.loginFailed(call, failure.error)
     // A TransportError that stops the stack as its first failure escapes as it is, as under the
     // `onTransportError: "fail"` policy (and Django, where the exception escapes): no event.
-    if (failure?._tag === "TransportError" && escaped === failure.error) return Exit.fail(escaped)
+    if (failure?._tag === "TransportError" && escaped === failure.error) {
+      return Exit.fail(RefusedSecret.escaping(call.attempts, escaped))
+    }
     return helpers.nobodyMatched(call)
   }
 

@@ -1,0 +1,36 @@
+// Whether an attempt that ended without a clean "nobody matched" was still a guess some backend
+// judged: Lockout counts such a guess. Without this, a backend that cannot answer (an LDAP server
+// down, under either policy) made every wrong password checked by the others a refund, and
+// guessing at them was unlimited for as long as the outage lasted.
+import type * as AuthError from "../AuthError.js"
+
+/** A backend checked the secret and found it wrong. @internal */
+export const isRefusal = (attempt: AuthError.Attempt): boolean =>
+  attempt._tag === "NoMatch" && attempt.reason === "invalid-credentials"
+
+// The TransportErrors that ended a call (`onTransportError: "fail"`) after a backend had refused
+// the secret. The error escapes the fold as it is (its fields are public, and Django lets the
+// exception escape too), so the fact travels beside it; only that rare path writes here.
+const afterRefusal = new WeakSet<object>()
+
+/**
+ * Notes that `error` ends a call in which `attempts` came before; answers `error`. @internal
+ */
+export const escaping = (
+  attempts: ReadonlyArray<AuthError.Attempt> | undefined,
+  error: AuthError.TransportError
+): AuthError.TransportError => {
+  if (attempts !== undefined && attempts.some(isRefusal)) afterRefusal.add(error)
+  return error
+}
+
+/**
+ * Whether a failed call still judged the secret: `BackendUnavailable` whose attempts hold a
+ * refusal, or a `TransportError` that ended a call after one. @internal
+ */
+export const judged = (failure: unknown): boolean => {
+  const tagged = failure as { readonly _tag?: unknown; readonly attempts?: ReadonlyArray<AuthError.Attempt> }
+  if (tagged === null || typeof tagged !== "object") return false
+  if (tagged._tag === "BackendUnavailable") return tagged.attempts?.some(isRefusal) === true
+  return tagged._tag === "TransportError" && afterRefusal.has(tagged)
+}
