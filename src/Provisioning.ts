@@ -8,7 +8,8 @@
  *
  * 1. find the user by username (NFKC-normalised, as the store does);
  * 2. unknown: create it when `createUnknownUser` (the default), else `NoMatch("unknown-user")`;
- *    a new user then gets its groups mirrored and `configureUser` called (creation only);
+ *    a new user then gets its groups mirrored and `configureUser` called (creation only; the
+ *    user is active only once it has passed, so its refusal holds on later logins);
  * 3. known but a local account (it has a usable password: `createsuperuser`, a sign-up, an
  *    admin), and `linkLocalUsers` is not set: `NoMatch("unknown-user")`, nothing is written;
  * 4. known: update the profile and the staff/superuser flags that differ (`updateAttributes`,
@@ -26,7 +27,8 @@
  * external backend. An external `isActive: false` refuses the login too.
  *
  * Concurrent first logins of one user create one row: the losers of the race see the store's
- * `UserAlreadyExists`, read the winner's row and go on with it. Store failures become
+ * `UserAlreadyExists`, read the winner's row and go on with it (refused as inactive while a
+ * `configureUser` has not passed yet). Store failures become
  * `TransportError`s of the backend; an external user that does not fit the store (a user name of
  * 200 characters, say) is a `TransportError` as well, like a peer's body that does not decode;
  * its cause names the failing fields, never their values.
@@ -192,8 +194,12 @@ export interface Options {
   readonly mirrorGroups?: boolean | undefined
   /**
    * Called once, right after the user is created (and its groups mirrored). The row is read
-   * again afterwards, so changes it makes through the store are seen. A failure fails the login;
-   * the row stays, and later logins do not call the hook again.
+   * again afterwards, so changes it makes through the store are seen. The row is created
+   * inactive and made active only when the hook succeeds (unless the hook sets `isActive`
+   * itself): a failure fails the login and leaves the user inactive, so a refusal holds on every
+   * later login, which does not call the hook again, and concurrent first logins are refused
+   * (`NoMatch("inactive-user")`) until the hook has passed. After a failure that was no refusal
+   * (the store was down), activate the user in the store (`setFlags(id, { isActive: true })`).
    */
   readonly configureUser?:
     | ((stored: UserStore.StoredUser, external: ExternalUser) => Effect.Effect<void, ConfigureError, UserStore.UserStore>)
@@ -360,27 +366,45 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         ? noMatch("unknown-user")
         : update(user, external)
 
+    // With `configureUser`, the row is created inactive and made active only once the hook has
+    // passed: a refusal (or a failure) must hold on later logins, which find the row and do not
+    // call the hook again, and on concurrent first logins, which find it before the hook ends.
+    const configure = (
+      hook: NonNullable<Options["configureUser"]>,
+      created: UserStore.StoredUser,
+      external: ExternalUser
+    ) =>
+      Effect.gen(function*() {
+        const active = external.isActive ?? true
+        // What the hook itself decides about the flag wins over the activation.
+        let decided = false
+        // (on the store's own object as prototype: a store may keep its methods there)
+        const watched: UserStore.Service = Object.assign(Object.create(store) as UserStore.Service, {
+          setFlags: (userId: string, flags: UserStore.Flags) => {
+            if (userId === created.id && flags.isActive !== undefined) decided = true
+            return store.setFlags(userId, flags)
+          }
+        })
+        yield* viaStore(Effect.provideService(hook({ ...created, isActive: active }, external), UserStore.UserStore, watched))
+        if (active && !decided) yield* viaStore(store.setFlags(created.id, { isActive: true }))
+        return yield* reread(created.id)
+      })
+
     const create = (external: ExternalUser) =>
       store.create({
         username: external.username,
         email: external.email,
         firstName: external.firstName,
         lastName: external.lastName,
-        isActive: external.isActive,
+        isActive: options.configureUser === undefined ? external.isActive : false,
         isStaff: external.isStaff,
         isSuperuser: external.isSuperuser
       }).pipe(
         Effect.flatMap((created) =>
-          Effect.gen(function*() {
-            yield* mirror(created, external)
-            if (options.configureUser === undefined) return created
-            yield* viaStore(Effect.provideService(
-              options.configureUser(created, external),
-              UserStore.UserStore,
-              store
-            ))
-            return yield* reread(created.id)
-          })
+          Effect.zipRight(
+            mirror(created, external),
+            options.configureUser === undefined ? Effect.succeed(created) : configure(options.configureUser, created, external)
+          )
         ),
         // Another login of the same user created it first: carry on with that row.
         Effect.catchTag("UserAlreadyExists", () =>

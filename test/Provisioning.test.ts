@@ -173,6 +173,32 @@ const suite = (name: string, store: () => Layer.Layer<UserStore.UserStore, unkno
         expect(failureTag(broken)).toBe("TransportError")
       }).pipe(Effect.provide(store())))
 
+    it.effect("a configureUser refusal holds on later logins, which do not call it again", () =>
+      Effect.gen(function*() {
+        let calls = 0
+        const options: Partial<Provisioning.Options> = {
+          // the documented use: refuse users from outside the company when they first log in
+          configureUser: (stored) => {
+            calls++
+            return stored.email.endsWith("@example.org")
+              ? Effect.void
+              : Effect.fail(new AuthError.PermissionDenied({ backend: "sso", reason: "foreign domain" }))
+          }
+        }
+        const first = yield* Effect.exit(provision({ username: "mallory", email: "mallory@evil.example" }, options))
+        expect(failureTag(first)).toBe("PermissionDenied")
+        expectNoMatch(yield* Effect.exit(provision({ username: "mallory", email: "mallory@evil.example" }, options)), "inactive-user")
+        expect((yield* findUser("mallory")).isActive).toBe(false)
+        expect(calls).toBe(1)
+        // a user the hook passes is active, and a hook that deactivates the user itself is obeyed
+        expect((yield* provision({ username: "olga", email: "olga@example.org" }, options)).isActive).toBe(true)
+        const deactivating: Partial<Provisioning.Options> = {
+          configureUser: (stored) => Effect.flatMap(UserStore.UserStore, (store) => store.setFlags(stored.id, { isActive: false }))
+        }
+        expectNoMatch(yield* Effect.exit(provision({ username: "pete" }, deactivating)), "inactive-user")
+        expect((yield* findUser("pete")).isActive).toBe(false)
+      }).pipe(Effect.provide(store())))
+
     it.effect("an inactive local user is NoMatch(inactive-user), and provisioning never reactivates it", () =>
       Effect.gen(function*() {
         const store = yield* UserStore.UserStore
@@ -321,11 +347,7 @@ const concurrency = (name: string, store: () => Layer.Layer<UserStore.UserStore,
     const counts = { attempts: 0, conflicts: 0 }
     it.effect("20 concurrent provisions of a new user create one row and all return its id", () =>
       Effect.gen(function*() {
-        let configured = 0
-        const users = yield* make({
-          mirrorGroups: true,
-          configureUser: () => Effect.sync(() => void configured++)
-        })
+        const users = yield* make({ mirrorGroups: true })
         const results = yield* Effect.all(
           Array.from({ length: 20 }, () => users.provision({ username: "nina", email: "nina@example.org", groups: ["staff"] })),
           { concurrency: "unbounded" }
@@ -335,10 +357,34 @@ const concurrency = (name: string, store: () => Layer.Layer<UserStore.UserStore,
         expect(yield* userCount).toBe(1)
         expect((yield* findUser("nina")).id).toBe(results[0]!.id)
         expect(yield* groupsOf(results[0]!.id)).toEqual(["staff"])
-        expect(configured).toBe(1)
         // exactly one create won, whatever the interleaving
         expect(counts.attempts - counts.conflicts).toBe(1)
       }).pipe(Effect.provide(countingCreates(counts).pipe(Layer.provideMerge(store())))))
+
+    it.effect("with configureUser, concurrent first logins get in only once it has passed: one row, one call", () => {
+      const created = { attempts: 0, conflicts: 0 }
+      return Effect.gen(function*() {
+        let configured = 0
+        const users = yield* make({ mirrorGroups: true, configureUser: () => Effect.sync(() => void configured++) })
+        const results = yield* Effect.all(
+          Array.from({ length: 20 }, () =>
+            Effect.exit(users.provision({ username: "nina", email: "nina@example.org", groups: ["staff"] }))),
+          { concurrency: "unbounded" }
+        )
+        expect(yield* userCount).toBe(1)
+        expect(configured).toBe(1)
+        const nina = yield* findUser("nina")
+        expect(nina.isActive).toBe(true)
+        // each login is the one row, or refused as inactive while the hook had not passed yet
+        for (const exit of results) {
+          if (Exit.isSuccess(exit)) expect(exit.value.id).toBe(nina.id)
+          else expectNoMatch(exit, "inactive-user")
+        }
+        expect(results.filter(Exit.isSuccess).length).toBeGreaterThanOrEqual(1)
+        expect((yield* users.provision({ username: "nina" })).id).toBe(nina.id)
+        expect(configured).toBe(1)
+      }).pipe(Effect.provide(countingCreates(created).pipe(Layer.provideMerge(store()))))
+    })
 
     it.effect("when every login reads before any creates, 19 creates lose and carry on with the winner's row", () => {
       const forced = { attempts: 0, conflicts: 0 }
