@@ -11,6 +11,7 @@ import * as Schema from "effect/Schema"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as AuthBackend from "../src/AuthBackend.js"
 import * as AuthError from "../src/AuthError.js"
+import * as AuthServiceModule from "../src/AuthService.js"
 import * as ModelBackend from "../src/backends/ModelBackend.js"
 import * as Credentials from "../src/Credentials.js"
 import * as HttpAuth from "../src/http/HttpAuth.js"
@@ -78,6 +79,30 @@ describe("HttpAuth: session cookie", () => {
           )
           expect(cookie(reply, "sessionid")).toBeUndefined()
         }
+      })))
+
+  it.live("login strips the username as Django's login form does (a phone's trailing space logs in)", () =>
+    withServer({}, ({ url }) =>
+      Effect.gen(function*() {
+        for (const username of [" alice ", "alice\u3000", "\talice\n", "alice\u00a0", "ａｌｉｃｅ "]) {
+          const { reply } = yield* login(url, username, "wonderland")
+          expect(reply.json().username).toBe("alice")
+        }
+      })))
+
+  it.live("login refuses an inactive user a backend lets authenticate (allowInactive), as Django's login form does", () =>
+    withServer({ chain: [Effect.orDie(ModelBackend.make({ id: "all-users", allowInactive: true }))] }, ({ context, url }) =>
+      Effect.gen(function*() {
+        const reply = yield* call(url, "POST", "/login", { json: { username: "carol", password: "carol" } })
+        expect(reply.status).toBe(401)
+        expect(cookie(reply, "sessionid")).toBeUndefined()
+        // the backend is still Django's AllowAllUsersModelBackend: the fold answers carol
+        const folded = yield* Effect.flatMap(AuthServiceModule.AuthService, (auth) =>
+          auth.authenticate({ username: "carol", password: Redacted.make("carol") })).pipe(
+            Effect.provide(context as Context.Context<AuthServiceModule.AuthService>)
+          )
+        expect(folded.user.username).toBe("carol")
+        expect((yield* login(url, "alice", "wonderland")).reply.status).toBe(200)
       })))
 
   it.live("login never adopts the session id the client sent (no session fixation)", () =>

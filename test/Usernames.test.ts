@@ -2,9 +2,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Schema } from "effect"
 import * as fc from "fast-check"
+import * as LoginUsername from "../src/internal/http/loginUsername.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
 import * as UserStore from "../src/UserStore.js"
-import { djangoPython, runDjango } from "./utils/django.js"
+import { djangoPython, djangos, runDjango } from "./utils/django.js"
 
 const tricky = [
   "alice",
@@ -95,4 +96,49 @@ print(json.dumps([None if any(unicodedata.category(c) == "Cn" for c in s) else o
     expect(theirs.filter((x) => x === true).length).toBeGreaterThan(20)
     expect(theirs.filter((x) => x === false).length).toBeGreaterThan(20)
   })
+})
+
+// A login form's username, as Django's AuthenticationForm (UsernameField) cleans it before the
+// backends see it: stripped as Python strips, then NFKC unless longer than the field allows.
+describe.skipIf(djangoPython === undefined)("a login form's username, against Django's UsernameField", () => {
+  const DJANGO = `
+import unicodedata
+from django.contrib.auth.forms import UsernameField
+from django.core.exceptions import ValidationError
+field = UsernameField(max_length=150)
+def cleaned(s):
+    try:
+        return field.clean(s)
+    except ValidationError:
+        return None
+# None where Python's Unicode database (older than V8's) does not know a character yet.
+print(json.dumps([None if any(unicodedata.category(c) == "Cn" for c in s) else [field.to_python(s), cleaned(s)] for s in data]))
+`
+  const names = [
+    " alice ",
+    "alice\u3000",
+    "\talice\n",
+    "alice\u00a0",
+    "alice\x1c",
+    "\ufeffalice",
+    "ａｌｉｃｅ ",
+    " \u0430lice",
+    "x".repeat(150) + " ",
+    // 200 characters that NFKC makes 100: too long for the form before normalising
+    "e\u0301".repeat(100),
+    "\ufb00".repeat(151),
+    "  "
+  ]
+  for (const django of djangos) {
+    it(`cleans as Django ${django.version} does, and what it refuses as too long stays too long for the store`, () => {
+      const theirs: Array<[string, string | null] | null> = runDjango(DJANGO, names, { django })
+      names.forEach((name, i) => {
+        const expected = theirs[i]
+        if (expected === null || expected === undefined) return
+        expect(LoginUsername.clean(name), JSON.stringify(name)).toBe(expected[0])
+        // the form refuses it (too long, empty): no user of the store can have that name
+        if (expected[1] === null) expect(Schema.is(UserStore.Username)(LoginUsername.clean(name))).toBe(false)
+      })
+    })
+  }
 })

@@ -67,7 +67,11 @@ import * as UserStore from "../UserStore.js"
 export interface Options {
   /** Backend id, stored in sessions. Default: `"model"`. */
   readonly id?: string | undefined
-  /** Let inactive users log in and be loaded (Django's `AllowAllUsersModelBackend`). Default: `false`. */
+  /**
+   * Let inactive users authenticate and be loaded (Django's `AllowAllUsersModelBackend`), so an
+   * app can tell them apart. `HttpAuth.login` still starts no session for them, as Django's
+   * login form refuses them (`confirm_login_allowed`). Default: `false`.
+   */
   readonly allowInactive?: boolean | undefined
   /**
    * Turns the stored user into the app's user type. Default: the stored user itself, which is

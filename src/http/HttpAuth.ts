@@ -456,8 +456,11 @@ export const optionalUser: Effect.Effect<
  * session and CSRF cookies and answers the session (its `csrfToken` is for the client). The old
  * session of the request, if any, is discarded. CSRF: the Origin/Referer check always applies
  * (login CSRF); a request that carries a live session must also send its token. A `username` is
- * NFKC-normalised first, as Django's `AuthenticationForm` cleans it (`ｊｏｅ` → `joe`). A second
- * factor's success (`TotpBackend`) starts no session: 401.
+ * cleaned first as Django's `AuthenticationForm` cleans it: stripped (Python's `str.strip()`: a
+ * phone's trailing space, an ideographic space), then NFKC-normalised (`ｊｏｅ` → `joe`). A second
+ * factor's success (`TotpBackend`) starts no session: 401. Nor does an inactive user that a
+ * backend let authenticate (`ModelBackend`'s `allowInactive`, Django's
+ * `AllowAllUsersModelBackend`), as the form's `confirm_login_allowed` refuses it: 401.
  *
  * @example
  * ```ts

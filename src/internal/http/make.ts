@@ -19,10 +19,10 @@ import type * as HttpAuth from "../../http/HttpAuth.js"
 import * as RequestSource from "../../http/RequestSource.js"
 import * as Permissions from "../../Permissions.js"
 import * as Session from "../../Session.js"
-import { normalizeUsername } from "../../UserStore.js"
 import * as IpAddress from "../ipAddress.js"
 import * as Cookies from "./cookies.js"
 import * as Fold from "./fold.js"
+import * as LoginUsername from "./loginUsername.js"
 import { credentialHeaders, toAuthRequest } from "./serverRequest.js"
 
 const realmText = /^[\x20-\x7e]{1,100}$/
@@ -216,11 +216,11 @@ export const make = (
       Effect.flatMap(requireSessions, (s) =>
         Effect.zipRight(csrfFor(request, s, sessionIdOf(request)), startSession(request, s, authenticated)))
 
-    // A login form's username as Django's AuthenticationForm cleans it (`UsernameField`: NFKC),
-    // before any backend sees it; stores then look it up exactly (Django's `get_by_natural_key`).
+    // A login form's username as Django's AuthenticationForm cleans it (`UsernameField`: stripped,
+    // NFKC), before any backend sees it; stores then look it up exactly (`get_by_natural_key`).
     const asTyped = (credentials: Credentials.Input): Credentials.Input =>
       Predicate.hasProperty(credentials, "username") && typeof credentials.username === "string"
-        ? { ...credentials, username: normalizeUsername(credentials.username) } as Credentials.Input
+        ? { ...credentials, username: LoginUsername.clean(credentials.username) } as Credentials.Input
         : credentials
 
     const login: HttpAuth.Service["login"] = (request, credentials) =>
@@ -233,6 +233,9 @@ export const make = (
         )
         // A code alone is no login: a second factor steps up a session its first factor started.
         if (isSecondFactor(authenticated)) return yield* unauthorized
+        // Django's AuthenticationForm.confirm_login_allowed: a backend that lets inactive users
+        // authenticate (`allowInactive`, Django's AllowAllUsersModelBackend) does not log them in.
+        if (authenticated.user.isActive === false) return yield* unauthorized
         return yield* startSession(request, s, authenticated)
       })
 
