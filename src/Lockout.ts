@@ -295,7 +295,13 @@ export class Lockout extends Context.Tag("effect-auth/Lockout")<Lockout, Service
 // than letting a variant spelling through. Every key (counting, `reset`) is made here, so a store
 // only ever sees folded names. Long names are cut, keys stay small.
 const usernameKey = (username: string): string =>
-  username.normalize("NFKC").trim().replace(/\s+/g, " ").toLowerCase().slice(0, 300)
+  wellFormed(username.normalize("NFKC").trim().replace(/\s+/g, " ").toLowerCase().slice(0, 300))
+
+// What a database keeps of a key: a SQL store writes a NUL or a lone surrogate (a name cut inside
+// a pair, too) as something else, so the record it wrote was never found again under the key and
+// every attempt counted from zero. Made U+FFFD here, as the databases do, all stores count alike.
+const illFormed = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+const wellFormed = (key: string): string => key.replace(illFormed, "\uFFFD")
 
 // Credentials that throw when read (a getter, a Proxy) have no username or second factor here;
 // the fold refuses them as credentials of no kind, and the attempt still counts by address.
@@ -344,7 +350,9 @@ const deny: unique symbol = Symbol("deny")
 
 /**
  * A store in this process's memory: one app instance (or tests). At most `maxEntries` records
- * (default 100,000); past it, expired records go first, then the oldest.
+ * (default 100,000); past it, room is made for a tenth more in one pass: expired records go
+ * first, then the least recently used that hold no lock, and locked ones only when every record
+ * is locked.
  *
  * @example
  * ```ts
@@ -367,17 +375,27 @@ export const memoryStore = (options: { readonly maxEntries?: number | undefined 
     }
     return record
   }
+  // Past `maxEntries`, one pass makes room for a tenth more: expired records go, then the least
+  // recently used that hold no lock, and locked ones only when nothing else is left. One scan per
+  // insert at capacity cost ~0.9 ms of event loop an attempt there, and evicting by use alone let
+  // a flood of fresh names push out the lock it was meant to outlast.
+  const room = Math.max(1, Math.floor(maxEntries * 0.9))
+  const makeRoom = (now: number) => {
+    for (const [k, r] of records) if (r.expiresAt <= now) records.delete(k)
+    for (const [k, r] of records) {
+      if (records.size <= room) return
+      if (r.u <= now) records.delete(k)
+    }
+    for (const k of records.keys()) {
+      if (records.size <= room) return
+      records.delete(k)
+    }
+  }
   const put = (key: string, record: LockoutRecord, now: number) => {
     // Re-inserted at the end: the map's order is the order of last use.
     records.delete(key)
     records.set(key, record)
-    if (records.size > maxEntries) {
-      for (const [k, r] of records) if (r.expiresAt <= now) records.delete(k)
-      for (const k of records.keys()) {
-        if (records.size <= maxEntries) break
-        records.delete(k)
-      }
-    }
+    if (records.size > maxEntries) makeRoom(now)
   }
   return {
     attempt: (keys, now, policy) =>

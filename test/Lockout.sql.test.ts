@@ -14,7 +14,7 @@ import * as AuthService from "../src/AuthService.js"
 import * as Lockout from "../src/Lockout.js"
 import * as SqlLockoutStore from "../src/SqlLockoutStore.js"
 import * as TestBackend from "../src/testing/TestBackend.js"
-import { counting, exactlyTheLimitGetsThrough, noCountIsLost, tagOf } from "./utils/lockout.js"
+import { counting, exactlyTheLimitGetsThrough, illFormedNamesCount, noCountIsLost, tagOf } from "./utils/lockout.js"
 import * as Postgres from "./utils/postgres.js"
 
 
@@ -65,6 +65,15 @@ describe.skipIf(Postgres.missing)("Lockout on PostgreSQL", () => {
       yield* noCountIsLost(a, b, calls)
     }).pipe(Effect.scoped, Effect.ensuring(dropLockoutTables(prefix)))
   }, 60_000)
+
+  it.live("a name with a NUL or a lone surrogate counts like any other (the row is found again)", () => {
+    const prefix = Postgres.uniquePrefix("lockout")
+    const { backend, calls } = counting()
+    return Effect.gen(function*() {
+      const a = yield* instance(pool(), backend, { tablePrefix: prefix, by: "username", limit: 2 })
+      yield* illFormedNamesCount(a, calls)
+    }).pipe(Effect.scoped, Effect.ensuring(dropLockoutTables(prefix)))
+  })
 
   it.live("a refunded attempt (backend down) does not count, and a success resets", () => {
     const prefix = Postgres.uniquePrefix("lockout")
@@ -119,6 +128,14 @@ describe("Lockout on SQLite", () => {
       const deleted = yield* SqlLockoutStore.clearExpired({ now: Date.now() + 10 * 60_000 }).pipe(Effect.provide(database))
       expect(deleted).toBe(1)
       expect(yield* lockout.list).toEqual([])
+    }).pipe(Effect.scoped)
+  })
+
+  it.live("a name with a NUL or a lone surrogate counts like any other (the row is found again)", () => {
+    const { backend, calls } = counting()
+    return Effect.gen(function*() {
+      const a = yield* instance(sqlite(), backend, { by: "username", limit: 2 })
+      yield* illFormedNamesCount(a, calls)
     }).pipe(Effect.scoped)
   })
 

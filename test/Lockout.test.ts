@@ -28,6 +28,7 @@ import * as IpAddress from "../src/internal/ipAddress.js"
 import * as Lockout from "../src/Lockout.js"
 import * as TestAuth from "../src/testing/TestAuth.js"
 import * as TestBackend from "../src/testing/TestBackend.js"
+import { illFormedNames } from "./utils/lockout.js"
 
 const alice = TestBackend.user("alice")
 
@@ -185,6 +186,44 @@ describe("Lockout: the lock", () => {
       const last = events[2] as any
       expect(last.error._tag).toBe("LockedOut")
       expect(last.credentials.password).not.toBe("wrong")
+    }).pipe(Effect.provide(layer))
+  })
+})
+
+describe("Lockout: the memory store", () => {
+  it.effect("past maxEntries, a flood of fresh names evicts unlocked records, never a lock", () => {
+    const count = counting()
+    const base = TestAuth.layer([count.backend])
+    const layer = Lockout.layerAuthService(base).pipe(
+      Layer.provideMerge(Lockout.layerMemory({ by: "username", limit: 2, maxEntries: 50 })),
+      Layer.provideMerge(base)
+    )
+    return Effect.gen(function*() {
+      yield* times(2, login(wrong))
+      expect(yield* login(right)).toBe("LockedOut")
+      for (let i = 0; i < 500; i++) yield* login({ username: `spray-${i}`, password: "x" })
+      expect(yield* login(right)).toBe("LockedOut")
+      const entries = yield* Lockout.list
+      expect(entries.length).toBeLessThanOrEqual(50)
+      expect(entries.map((e) => e.key)).toContain("username:alice")
+      // the store still counts the newest names
+      expect(entries.map((e) => e.key)).toContain("username:spray-499")
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("a name with a NUL or a lone surrogate is one key, as in the SQL stores", () => {
+    const { layer, seen } = setup({ by: "username", limit: 2 })
+    return Effect.gen(function*() {
+      for (const username of illFormedNames) {
+        expect(yield* times(3, login({ username, password: "x" }))).toEqual([
+          "AuthenticationFailed",
+          "AuthenticationFailed",
+          "LockedOut"
+        ])
+      }
+      expect(seen.length).toBeLessThanOrEqual(2 * illFormedNames.length)
+      // kept as the databases keep them: U+FFFD in place of what they cannot store
+      expect((yield* Lockout.list).map((e) => e.key)).toContain("username:bob\uFFFD")
     }).pipe(Effect.provide(layer))
   })
 })
