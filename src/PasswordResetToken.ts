@@ -75,8 +75,9 @@ export interface TokenUser {
  * - `timeout`: how long a token verifies (Django's `PASSWORD_RESET_TIMEOUT`); default 3 days.
  * - `algorithm`: the HMAC's hash, `"sha256"` (default, Django 3.1+) or `"sha1"` (a Django 3.1 or
  *   3.2 app still on `DEFAULT_HASHING_ALGORITHM = "sha1"`).
- * - `acceptLegacySha1`: also accept SHA-1 tokens, as Django 3.1 and 3.2 do while migrating;
- *   default `false`, as Django 4.0+.
+ * - `acceptLegacySha1`: also accept SHA-1 tokens, as Django 3.1 and 3.2 do while migrating,
+ *   and, as they do, read a stamp of under four base-36 digits as a Django 3.0 token's (days since
+ *   2001, aged from that day's local midnight); default `false`, as Django 4.0+.
  * - `keySalt`: Django's `key_salt`; change it only to match a subclass that changed it.
  * - `timeZone`: the Django site's `TIME_ZONE` (an IANA name such as `"Europe/Paris"`); default
  *   `"UTC"`. Django stamps and ages tokens by the server's local wall clock (`datetime.now()`, in
@@ -262,7 +263,12 @@ export const check = (user: TokenUser, token: string, options: Options): Effect.
       }
     }
     if (!matched) return false
-    return now - timestamp <= Duration.toSeconds(options.timeout ?? defaultTimeout)
+    // Django 3.2 reads a stamp of under 4 digits as a token of 3.0 or older: days since 2001,
+    // aged from that day's local midnight plus the time of day now.
+    const stamped = options.acceptLegacySha1 === true && parts[0]!.length < 4
+      ? timestamp * 86_400 + (now % 86_400)
+      : timestamp
+    return now - stamped <= Duration.toSeconds(options.timeout ?? defaultTimeout)
   })
 
 /**

@@ -121,6 +121,10 @@ out = []
 for q in data:
     if q["op"] == "make":
         out.append(At(q["secret"], q["ms"], q.get("algorithm"), q.get("zone", "UTC")).make_token(user(q["user"])))
+    elif q["op"] == "legacy":
+        # a token of Django 3.0 or older, stamped in days since 2001-01-01, as 3.2 makes one
+        g = At(q["secret"], q["ms"], None, q.get("zone", "UTC"))
+        out.append(g._make_token_with_timestamp(user(q["user"]), (g.at.date() - datetime(2001, 1, 1).date()).days, legacy=True))
     else:
         out.append(At(q["secret"], q["ms"], None, q.get("zone", "UTC"), q.get("timeout")).check_token(user(q["user"]), q["token"]))
 print(json.dumps(out))
@@ -177,6 +181,29 @@ describe.skipIf(djangoPython === undefined)("PasswordResetToken against Django (
       expect(yield* PasswordResetToken.check(userOf(c), legacy!, { ...options, acceptLegacySha1: true })).toBe(true)
       yield* at(T0)
       expect(yield* PasswordResetToken.make(userOf(c), { ...options, algorithm: "sha1" })).toBe(legacy)
+    }))
+
+  it.effect("Django 3.0's tokens, stamped in days, verify with acceptLegacySha1 and age as Django 3.2 ages them", () =>
+    Effect.gen(function*() {
+      const c = { ...cases[1]!, email: "" }
+      const zone = "America/Chicago"
+      const [legacy]: Array<string> = runDjango(DJANGO, [{ op: "legacy", secret: secretText, ms: T0, user: c, zone }])
+      expect(legacy!.split("-")[0]!.length).toBeLessThan(4)
+      const steps = [T0 + 60_000, T0 + 2 * 86_400_000, T0 + 4 * 86_400_000]
+      const theirs: Array<boolean> = runDjango(
+        DJANGO,
+        steps.map((ms) => ({ op: "check", secret: secretText, ms, user: c, token: legacy, zone }))
+      )
+      expect(theirs).toEqual([true, true, false])
+      const ours: Array<boolean> = []
+      for (const ms of steps) {
+        yield* at(ms)
+        ours.push(yield* PasswordResetToken.check(userOf(c), legacy!, { ...options, timeZone: zone, acceptLegacySha1: true }))
+      }
+      expect(ours).toEqual(theirs)
+      // Django 4.0 and later read the stamp as seconds: long expired
+      yield* at(T0 + 60_000)
+      expect(yield* PasswordResetToken.check(userOf(c), legacy!, { ...options, timeZone: zone })).toBe(false)
     }))
 
   it.effect("with timeZone, tokens are stamped and aged by Django's local wall clock (TIME_ZONE), both ways", () =>
