@@ -670,17 +670,21 @@ for (const django of djangos.filter((d) => Number(d.version) >= 4)) {
 
 // A session value Django rewrote between effect-auth's read and its write-back, into something
 // effect-auth cannot read: `get` would call it no session, so `replace` must not write over it.
+// A session record of effect-auth's, as the store tests below write it, and their site's secret.
+const storeSecret = Redacted.make("django-site-secret")
+const storeRecord = (expiresAt: number): SessionStore.SessionRecord => ({
+  userId: "1",
+  backendId: "model",
+  authHash: "a".repeat(64),
+  csrfToken: "t".repeat(43),
+  createdAt: 1_000,
+  lastSeenAt: 1_000,
+  expiresAt
+})
+
 describe("DjangoSessionStore: replace leaves alone data it cannot read", () => {
-  const secret = Redacted.make("django-site-secret")
-  const record = {
-    userId: "1",
-    backendId: "model",
-    authHash: "a".repeat(64),
-    csrfToken: "t".repeat(43),
-    createdAt: 1_000,
-    lastSeenAt: 1_000,
-    expiresAt: 10_000_000
-  }
+  const secret = storeSecret
+  const record = storeRecord(10_000_000)
   const key = "k".repeat(32)
 
   it.effect("the database store: data signed under a secret it does not know", () =>
@@ -733,16 +737,8 @@ describe("DjangoSessionStore: replace leaves alone data it cannot read", () => {
 // not answer "no session" (the request went anonymous, a 401), and the keys Django keeps stay.
 // (On SQLite one connection runs each replace's statements without a pause between them.)
 describe("DjangoSessionStore: concurrent replaces of one live session", () => {
-  const secret = Redacted.make("django-site-secret")
-  const record = {
-    userId: "1",
-    backendId: "model",
-    authHash: "a".repeat(64),
-    csrfToken: "t".repeat(43),
-    createdAt: 1_000,
-    lastSeenAt: 1_000,
-    expiresAt: Date.now() + 3_600_000
-  }
+  const secret = storeSecret
+  const record = storeRecord(Date.now() + 3_600_000)
   const key = "c".repeat(32)
   const replaceEight = (store: SessionStore.Service) =>
     Effect.all(
