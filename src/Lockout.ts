@@ -232,7 +232,54 @@ export interface Store {
   readonly reset: (keys: ReadonlyArray<string>, now: number) => Effect.Effect<ReadonlyArray<string>, LockoutStoreError>
   /** Every live record. */
   readonly list: (now: number) => Effect.Effect<ReadonlyArray<Entry>, LockoutStoreError>
+  /**
+   * The live keys among `query.exact`, and those that start with one of `query.pairs`' prefixes
+   * and end with its suffix; more may be answered (the caller keeps only what it asked for).
+   * `Lockout.reset` asks it for one user's or address's keys, so that an operator's reset does
+   * not read every record during a spray of a million names. Optional: without it, `reset` reads
+   * `list`.
+   */
+  readonly find?: ((query: KeyQuery, now: number) => Effect.Effect<ReadonlyArray<string>, LockoutStoreError>) | undefined
 }
+
+/**
+ * What {@link Store.find} looks for: exact keys, and keys by prefix and suffix (an address's pair
+ * keys, `username-ip:<address>|`, or a name's, `username-ip:` ... `|<name>`).
+ *
+ * @example
+ * ```ts
+ * import type { Lockout } from "effect-auth"
+ *
+ * const alices: Lockout.KeyQuery = {
+ *   exact: ["username:alice", "otp-username:alice"],
+ *   pairs: [{ prefix: "username-ip:", suffix: "|alice" }, { prefix: "otp-username-ip:", suffix: "|alice" }]
+ * }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface KeyQuery {
+  readonly exact: ReadonlyArray<string>
+  readonly pairs: ReadonlyArray<{ readonly prefix: string; readonly suffix: string }>
+}
+
+/**
+ * Whether `key` is one `query` asks for (for stores that filter in memory).
+ *
+ * @example
+ * ```ts
+ * import { Lockout } from "effect-auth"
+ *
+ * Lockout.queryMatches({ exact: [], pairs: [{ prefix: "username-ip:", suffix: "|alice" }] }, "username-ip:10.0.0.1|alice") // true
+ * ```
+ *
+ * @since 0.2.0
+ * @category predicates
+ */
+export const queryMatches = (query: KeyQuery, key: string): boolean =>
+  query.exact.includes(key) ||
+  query.pairs.some((p) => key.length >= p.prefix.length + p.suffix.length && key.startsWith(p.prefix) && key.endsWith(p.suffix))
 
 /**
  * @example
@@ -268,7 +315,8 @@ export interface Service {
    * factor's `otp-` keys included), or one exact key (`username:alice`, `otp-username:alice`);
    * answers the keys deleted. A username is folded as the keys are
    * (`reset(" ALICE ")` clears `alice`'s records); an exact key is taken as written. Publishes
-   * `Unlocked` for each lock it lifts.
+   * `Unlocked` for each lock it lifts. The keys are asked of the store (`Store.find`), not found by
+   * reading every record; answered sorted.
    */
   readonly reset: (target: string) => Effect.Effect<ReadonlyArray<string>, LockoutStoreError>
 }
@@ -421,6 +469,12 @@ export const memoryStore = (options: { readonly maxEntries?: number | undefined 
         }
         return wasLocked
       }),
+    find: (query, now) =>
+      Effect.sync(() => {
+        const keys: Array<string> = []
+        for (const [key, record] of records) if (record.expiresAt > now && queryMatches(query, key)) keys.push(key)
+        return keys
+      }),
     list: (now) =>
       Effect.sync(() => {
         const entries: Array<Entry> = []
@@ -531,6 +585,14 @@ return reply`
 
 const globEscape = (text: string): string => text.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 
+// KEYS: keys. Answers the 1-based indexes of those that hold a record.
+const existingScript = `
+local found = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then found[#found + 1] = i end
+end
+return found`
+
 /**
  * A store on Redis: every app instance on the same server and prefix shares the counters, and each
  * operation is one Lua script, so concurrent attempts on many instances count exactly.
@@ -589,21 +651,38 @@ export const redisStore = (client: RedisClient, options: { readonly keyPrefix?: 
           call("reset", () => client.eval(resetScript, keys.length, ...full(keys), now)),
           (reply) => ints(reply).map((i) => keys[i - 1]!)
         ),
-    list: (now) =>
+    list: (now) => scan("list", `${globEscape(prefix)}*`, now),
+    // The exact keys in one script; each pair pattern by a SCAN MATCH of its own.
+    find: (query, now) =>
       Effect.gen(function*() {
-        const entries: Array<Entry> = []
-        let cursor = "0"
-        do {
-          const reply = yield* call("list", () => client.eval(listScript, 0, cursor, `${globEscape(prefix)}*`))
-          const items = Array.isArray(reply) ? reply.map(String) : ["0"]
-          cursor = items[0] ?? "0"
-          for (let i = 1; i + 4 < items.length; i += 5) {
-            const n = (j: number) => Number(items[i + j])
-            entries.push(toEntry(items[i]!.slice(prefix.length), { f: n(1), t: n(2), u: n(3), n: n(4) }, now))
-          }
-        } while (cursor !== "0")
-        return entries
+        const keys: Array<string> = []
+        if (query.exact.length > 0) {
+          const reply = yield* call("find", () => client.eval(existingScript, query.exact.length, ...full(query.exact)))
+          for (const i of ints(reply)) keys.push(query.exact[i - 1]!)
+        }
+        for (const pair of query.pairs) {
+          const pattern = `${globEscape(prefix + pair.prefix)}*${globEscape(pair.suffix)}`
+          for (const entry of yield* scan("find", pattern, now)) keys.push(entry.key)
+        }
+        return keys
       })
+  }
+
+  function scan(operation: string, pattern: string, now: number) {
+    return Effect.gen(function*() {
+      const entries: Array<Entry> = []
+      let cursor = "0"
+      do {
+        const reply = yield* call(operation, () => client.eval(listScript, 0, cursor, pattern))
+        const items = Array.isArray(reply) ? reply.map(String) : ["0"]
+        cursor = items[0] ?? "0"
+        for (let i = 1; i + 4 < items.length; i += 5) {
+          const n = (j: number) => Number(items[i + j])
+          entries.push(toEntry(items[i]!.slice(prefix.length), { f: n(1), t: n(2), u: n(3), n: n(4) }, now))
+        }
+      } while (cursor !== "0")
+      return entries
+    })
   }
 }
 
@@ -743,26 +822,47 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
     const list = Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Effect.map(store.list(now), (entries) => [...entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))))
 
-    const matches = (target: string) => {
-      if (/^((otp-)?username|ip|(otp-)?username-ip):/.test(target)) return (key: string) => key === target
-      // a name's or an address's records include its second-factor ones (`otp-`)
+    // What `reset(target)` clears, as a store query and as the exact test of a key: a name's or an
+    // address's records include its second-factor ones (`otp-`).
+    const targetOf = (target: string): { readonly query: KeyQuery; readonly match: (key: string) => boolean } => {
+      if (/^((otp-)?username|ip|(otp-)?username-ip):/.test(target)) {
+        return { query: { exact: [target], pairs: [] }, match: (key) => key === target }
+      }
       const address = IpAddress.parse(target)
       if (address !== undefined) {
         const ip = address.text
-        return (key: string) => key === `ip:${ip}` || key.replace(/^otp-/, "").startsWith(`username-ip:${ip}|`)
+        return {
+          query: {
+            exact: [`ip:${ip}`],
+            pairs: [{ prefix: `username-ip:${ip}|`, suffix: "" }, { prefix: `otp-username-ip:${ip}|`, suffix: "" }]
+          },
+          match: (key) => key === `ip:${ip}` || key.replace(/^otp-/, "").startsWith(`username-ip:${ip}|`)
+        }
       }
       const name = usernameKey(target)
-      return (key: string) => {
-        const own = key.replace(/^otp-/, "")
-        return own === `username:${name}` || (own.startsWith("username-ip:") && own.endsWith(`|${name}`))
+      return {
+        query: {
+          exact: [`username:${name}`, `otp-username:${name}`],
+          pairs: [{ prefix: "username-ip:", suffix: `|${name}` }, { prefix: "otp-username-ip:", suffix: `|${name}` }]
+        },
+        // A pair key's address holds no `|`: `username-ip:<address>|a|alice` is the name `a|alice`.
+        match: (key) => {
+          const own = key.replace(/^otp-/, "")
+          return own === `username:${name}` ||
+            (own.startsWith("username-ip:") && own.endsWith(`|${name}`) &&
+              !own.slice("username-ip:".length, own.length - name.length - 1).includes("|"))
+        }
       }
     }
 
     const reset: Service["reset"] = (target) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        const match = matches(target)
-        const keys = (yield* store.list(now)).map((entry) => entry.key).filter(match)
+        const { match, query } = targetOf(target)
+        const found = store.find === undefined
+          ? (yield* store.list(now)).map((entry) => entry.key)
+          : yield* store.find(query, now)
+        const keys = [...new Set(found)].filter(match).sort()
         const unlocked = yield* store.reset(keys, now)
         yield* Effect.forEach(unlocked, (key) => publish(new AuthEvents.Unlocked({ key })), { discard: true })
         return keys

@@ -185,6 +185,10 @@ const Row = Schema.Struct({
   expires_at: SqlTables.Integer
 })
 const decodeRows = Schema.decodeUnknown(Schema.Array(Row))
+const decodeKeys = Schema.decodeUnknown(Schema.Array(Schema.Struct({ lock_key: Schema.String })))
+
+// A LIKE pattern that matches `text` literally, under `ESCAPE '\'`.
+const likeEscape = (text: string): string => text.replace(/[\\%_]/g, (c) => `\\${c}`)
 
 const toRecord = (row: typeof Row.Type): LockoutRecord => ({
   f: row.failures,
@@ -283,6 +287,22 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
               (rows) => rows.filter((row) => row.expires_at > now && row.locked_until > now).map((row) => row.lock_key)
             )
           ),
+      // The exact keys by the primary key; each pair pattern by LIKE (`\\` escapes `%`, `_` and
+      // itself; SQLite's LIKE ignores ASCII case, so it may answer more: the caller filters).
+      find: (query, now) => {
+        const clauses = [
+          ...(query.exact.length > 0 ? [sql.in("lock_key", query.exact)] : []),
+          ...query.pairs.map((pair) => sql`lock_key LIKE ${`${likeEscape(pair.prefix)}%${likeEscape(pair.suffix)}`} ESCAPE '\\'`)
+        ]
+        if (clauses.length === 0) return Effect.succeed([])
+        return run(
+          "find",
+          Effect.map(
+            Effect.flatMap(sql`SELECT lock_key FROM ${table} WHERE expires_at > ${now} AND ${sql.or(clauses)}`, decodeKeys),
+            (rows) => rows.map((row) => row.lock_key)
+          )
+        )
+      },
       list: (now) =>
         run(
           "list",

@@ -10,7 +10,7 @@ import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
 import * as Lockout from "../src/Lockout.js"
 import * as TestBackend from "../src/testing/TestBackend.js"
-import { counting, exactlyTheLimitGetsThrough, noCountIsLost, tagOf } from "./utils/lockout.js"
+import { counting, exactlyTheLimitGetsThrough, noCountIsLost, resetFindsItsKeys, tagOf } from "./utils/lockout.js"
 import * as Redis from "./utils/redis.js"
 
 /** One app instance: its own Redis client, its own AuthService and Lockout. */
@@ -44,6 +44,17 @@ describe.skipIf(Redis.missing)("Lockout on Redis", () => {
     },
     60_000
   )
+
+  it.live("reset finds a name's and an address's keys by SCAN MATCH, without listing every key", () => {
+    const prefix = Redis.uniquePrefix("lockout")
+    return Effect.gen(function*() {
+      const client = yield* Effect.acquireRelease(
+        Effect.sync(() => new IORedis(Redis.redisUrl)),
+        (c) => Effect.promise(() => c.quit())
+      )
+      yield* resetFindsItsKeys(Lockout.redisStore(client, { keyPrefix: prefix }))
+    }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
+  })
 
   it.live("no count is lost: 400 concurrent failures on two instances under a high limit count 400", () => {
     const prefix = Redis.uniquePrefix("lockout")

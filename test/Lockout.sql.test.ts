@@ -14,7 +14,14 @@ import * as AuthService from "../src/AuthService.js"
 import * as Lockout from "../src/Lockout.js"
 import * as SqlLockoutStore from "../src/SqlLockoutStore.js"
 import * as TestBackend from "../src/testing/TestBackend.js"
-import { counting, exactlyTheLimitGetsThrough, illFormedNamesCount, noCountIsLost, tagOf } from "./utils/lockout.js"
+import {
+  counting,
+  exactlyTheLimitGetsThrough,
+  illFormedNamesCount,
+  noCountIsLost,
+  resetFindsItsKeys,
+  tagOf
+} from "./utils/lockout.js"
 import * as Postgres from "./utils/postgres.js"
 
 
@@ -65,6 +72,16 @@ describe.skipIf(Postgres.missing)("Lockout on PostgreSQL", () => {
       yield* noCountIsLost(a, b, calls)
     }).pipe(Effect.scoped, Effect.ensuring(dropLockoutTables(prefix)))
   }, 60_000)
+
+  it.live("reset finds a name's and an address's rows in the database, without reading every row", () => {
+    const prefix = Postgres.uniquePrefix("lockout")
+    return SqlLockoutStore.migrate({ tablePrefix: prefix }).pipe(
+      Effect.zipRight(SqlLockoutStore.make({ tablePrefix: prefix })),
+      Effect.flatMap(resetFindsItsKeys),
+      Effect.provide(pool()),
+      Effect.ensuring(dropLockoutTables(prefix))
+    )
+  })
 
   it.live("a name with a NUL or a lone surrogate counts like any other (the row is found again)", () => {
     const prefix = Postgres.uniquePrefix("lockout")
@@ -138,6 +155,13 @@ describe("Lockout on SQLite", () => {
       yield* illFormedNamesCount(a, calls)
     }).pipe(Effect.scoped)
   })
+
+  it.live("reset finds a name's and an address's rows in the database, without reading every row", () =>
+    SqlLockoutStore.migrate().pipe(
+      Effect.zipRight(SqlLockoutStore.make()),
+      Effect.flatMap(resetFindsItsKeys),
+      Effect.provide(sqlite())
+    ))
 
   it.live("back-off: each further lock lasts backOff times the previous one", () =>
     Effect.gen(function*() {

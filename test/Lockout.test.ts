@@ -28,7 +28,7 @@ import * as IpAddress from "../src/internal/ipAddress.js"
 import * as Lockout from "../src/Lockout.js"
 import * as TestAuth from "../src/testing/TestAuth.js"
 import * as TestBackend from "../src/testing/TestBackend.js"
-import { illFormedNames } from "./utils/lockout.js"
+import { illFormedNames, resetFindsItsKeys } from "./utils/lockout.js"
 
 const alice = TestBackend.user("alice")
 
@@ -210,6 +210,9 @@ describe("Lockout: the memory store", () => {
       expect(entries.map((e) => e.key)).toContain("username:spray-499")
     }).pipe(Effect.provide(layer))
   })
+
+  it.effect("reset finds a name's and an address's records without reading every one", () =>
+    resetFindsItsKeys(Lockout.memoryStore()))
 
   it.effect("a name with a NUL or a lone surrogate is one key, as in the SQL stores", () => {
     const { layer, seen } = setup({ by: "username", limit: 2 })

@@ -1,6 +1,7 @@
 // What the Lockout suites on Redis and SQL share: a password backend that counts the attempts that
 // reach it, and the outcome of an attempt as a tag.
 import { expect } from "@effect/vitest"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Redacted from "effect/Redacted"
@@ -8,7 +9,7 @@ import * as AuthBackend from "../../src/AuthBackend.js"
 import * as AuthError from "../../src/AuthError.js"
 import type * as AuthService from "../../src/AuthService.js"
 import * as Credentials from "../../src/Credentials.js"
-import type * as Lockout from "../../src/Lockout.js"
+import * as Lockout from "../../src/Lockout.js"
 import * as TestBackend from "../../src/testing/TestBackend.js"
 
 const alice = TestBackend.user("alice")
@@ -99,4 +100,41 @@ export const illFormedNamesCount = (a: Instance, calls: () => number) =>
       // none reached the backend once locked (some not at all: the credentials refuse a NUL)
       expect(calls() - before).toBeLessThanOrEqual(2)
     }
+  })
+
+/**
+ * The reset law: `reset` finds a name's and an address's keys through the store's `find`, never by
+ * reading every record (`list` dies here), and only theirs: not a name that ends like it, not a
+ * LIKE or glob wildcard.
+ */
+export const resetFindsItsKeys = (store: Lockout.Store) =>
+  Effect.gen(function*() {
+    const policy = { limit: 5, coolOff: 60_000, backOff: 1, maxCoolOff: 60_000, forgetAfter: 60_000 }
+    const now = yield* Clock.currentTimeMillis
+    const keys = [
+      "username-ip:10.0.0.1|alice",
+      "username-ip:10.0.0.2|alice",
+      "otp-username-ip:10.0.0.2|alice",
+      "username:alice",
+      "username-ip:10.0.0.1|a|alice",
+      "username-ip:10.0.0.1|bob",
+      "username-ip:10.0.0.3|_lice",
+      "username-ip:10.0.0.3|%",
+      "username-ip:10.0.0.3|*",
+      "ip:10.0.0.1"
+    ]
+    for (const key of keys) yield* store.attempt([key], now, policy)
+    const lockout = yield* Lockout.make({ ...store, list: () => Effect.die("reset read every record") }, {
+      by: "username-and-ip"
+    })
+    expect(yield* lockout.reset("alice")).toEqual([
+      "otp-username-ip:10.0.0.2|alice",
+      "username-ip:10.0.0.1|alice",
+      "username-ip:10.0.0.2|alice",
+      "username:alice"
+    ])
+    expect(yield* lockout.reset("10.0.0.1")).toEqual(["ip:10.0.0.1", "username-ip:10.0.0.1|a|alice", "username-ip:10.0.0.1|bob"])
+    expect(yield* lockout.reset("%")).toEqual(["username-ip:10.0.0.3|%"])
+    expect(yield* lockout.reset("*")).toEqual(["username-ip:10.0.0.3|*"])
+    expect((yield* store.list(now)).map((entry) => entry.key)).toEqual(["username-ip:10.0.0.3|_lice"])
   })
