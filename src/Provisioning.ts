@@ -27,8 +27,9 @@
  * external backend. An external `isActive: false` refuses the login too.
  *
  * Concurrent first logins of one user create one row: the losers of the race see the store's
- * `UserAlreadyExists`, read the winner's row and go on with it (refused as inactive while a
- * `configureUser` has not passed yet). Store failures become
+ * `UserAlreadyExists`, read the winner's row and go on with it (while a `configureUser` runs,
+ * logins on the same instance wait for it; another instance's are refused as inactive until it
+ * has passed). Store failures become
  * `TransportError`s of the backend; an external user that does not fit the store (a user name of
  * 200 characters, say) is a `TransportError` as well, like a peer's body that does not decode;
  * its cause names the failing fields, never their values.
@@ -60,6 +61,7 @@
  *
  * @since 0.1.0
  */
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
@@ -197,8 +199,9 @@ export interface Options {
    * again afterwards, so changes it makes through the store are seen. The row is created
    * inactive and made active only when the hook succeeds (unless the hook sets `isActive`
    * itself): a failure fails the login and leaves the user inactive, so a refusal holds on every
-   * later login, which does not call the hook again, and concurrent first logins are refused
-   * (`NoMatch("inactive-user")`) until the hook has passed. After a failure that was no refusal
+   * later login, which does not call the hook again; concurrent first logins on this instance
+   * wait for the hook, and another instance's are refused (`NoMatch("inactive-user")`) until it
+   * has passed. After a failure that was no refusal
    * (the store was down), activate the user in the store (`setFlags(id, { isActive: true })`).
    */
   readonly configureUser?:
@@ -390,7 +393,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         return yield* reread(created.id)
       })
 
-    const create = (external: ExternalUser) =>
+    const createRow = (external: ExternalUser) =>
       store.create({
         username: external.username,
         email: external.email,
@@ -407,18 +410,48 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
           )
         ),
         // Another login of the same user created it first: carry on with that row.
-        Effect.catchTag("UserAlreadyExists", () =>
-          Effect.flatMap(find(external.username), Option.match({
-            onNone: () => Effect.fail(transport(`user ${JSON.stringify(external.username)} vanished while being created`)),
-            onSome: (user) => link(user, external)
-          }))),
+        Effect.catchTag("UserAlreadyExists", () => linkCreated(external)),
         viaStore
       )
+
+    const linkCreated = (external: ExternalUser) =>
+      Effect.flatMap(find(external.username), Option.match({
+        onNone: () => Effect.fail(transport(`user ${JSON.stringify(external.username)} vanished while being created`)),
+        onSome: (user) => link(user, external)
+      }))
+
+    // First logins this process is configuring, by username: a concurrent login of the same user
+    // here waits for the hook instead of finding the row inactive (another instance's logins are
+    // refused until it has passed).
+    const creating = new Map<string, Deferred.Deferred<void>>()
+    const whileCreating = (username: string) => {
+      const pending = creating.get(username)
+      return pending === undefined ? undefined : Deferred.await(pending)
+    }
+
+    const create = (external: ExternalUser) =>
+      options.configureUser === undefined ? createRow(external) : Effect.flatMap(Deferred.make<void>(), (done) => {
+        const pending = whileCreating(external.username)
+        if (pending !== undefined) return Effect.zipRight(pending, linkCreated(external))
+        creating.set(external.username, done)
+        return Effect.ensuring(
+          createRow(external),
+          Effect.suspend(() => {
+            creating.delete(external.username)
+            return Deferred.succeed(done, undefined)
+          })
+        )
+      })
 
     const provision = (raw: ExternalUser): Effect.Effect<UserStore.StoredUser, AuthError.BackendError> =>
       Effect.gen(function*() {
         const external = yield* decode(raw)
-        const found = yield* find(external.username)
+        let found = yield* find(external.username)
+        const pending = whileCreating(external.username)
+        if (pending !== undefined) {
+          yield* pending
+          found = yield* find(external.username)
+        }
         let user: UserStore.StoredUser
         if (Option.isSome(found)) {
           user = yield* link(found.value, external)
