@@ -233,8 +233,8 @@ export interface Store {
   /** Every live record. */
   readonly list: (now: number) => Effect.Effect<ReadonlyArray<Entry>, LockoutStoreError>
   /**
-   * The live keys among `query.exact`, and those that start with one of `query.pairs`' prefixes
-   * and end with its suffix; more may be answered (the caller keeps only what it asked for).
+   * The live keys `query` names (see {@link queryMatches}); more may be answered (the caller
+   * keeps only those `queryMatches` accepts).
    * `Lockout.reset` asks it for one user's or address's keys, so that an operator's reset does
    * not read every record during a spray of a million names. Optional: without it, `reset` reads
    * `list`.
@@ -244,7 +244,9 @@ export interface Store {
 
 /**
  * What {@link Store.find} looks for: exact keys, and keys by prefix and suffix (an address's pair
- * keys, `username-ip:<address>|`, or a name's, `username-ip:` ... `|<name>`).
+ * keys, `username-ip:<address>|`, or a name's, `username-ip:` ... `|<name>`). Between a prefix and
+ * a suffix that is not empty stands an address, which holds no `|`: `username-ip:<address>|a|alice`
+ * is a key of the name `a|alice`, not of `alice`.
  *
  * @example
  * ```ts
@@ -279,7 +281,10 @@ export interface KeyQuery {
  */
 export const queryMatches = (query: KeyQuery, key: string): boolean =>
   query.exact.includes(key) ||
-  query.pairs.some((p) => key.length >= p.prefix.length + p.suffix.length && key.startsWith(p.prefix) && key.endsWith(p.suffix))
+  query.pairs.some((p) =>
+    key.length >= p.prefix.length + p.suffix.length && key.startsWith(p.prefix) && key.endsWith(p.suffix) &&
+    (p.suffix === "" || !key.slice(p.prefix.length, key.length - p.suffix.length).includes("|"))
+  )
 
 /**
  * @example
@@ -822,47 +827,33 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
     const list = Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Effect.map(store.list(now), (entries) => [...entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))))
 
-    // What `reset(target)` clears, as a store query and as the exact test of a key: a name's or an
-    // address's records include its second-factor ones (`otp-`).
-    const targetOf = (target: string): { readonly query: KeyQuery; readonly match: (key: string) => boolean } => {
-      if (/^((otp-)?username|ip|(otp-)?username-ip):/.test(target)) {
-        return { query: { exact: [target], pairs: [] }, match: (key) => key === target }
-      }
+    // What `reset(target)` clears: a name's or an address's records include its second-factor
+    // ones (`otp-`). A store may answer more than asked (SQLite's LIKE ignores case, neither LIKE
+    // nor a glob knows the `|` rule), so each key is tested again.
+    const queryOf = (target: string): KeyQuery => {
+      if (/^((otp-)?username|ip|(otp-)?username-ip):/.test(target)) return { exact: [target], pairs: [] }
       const address = IpAddress.parse(target)
       if (address !== undefined) {
         const ip = address.text
         return {
-          query: {
-            exact: [`ip:${ip}`],
-            pairs: [{ prefix: `username-ip:${ip}|`, suffix: "" }, { prefix: `otp-username-ip:${ip}|`, suffix: "" }]
-          },
-          match: (key) => key === `ip:${ip}` || key.replace(/^otp-/, "").startsWith(`username-ip:${ip}|`)
+          exact: [`ip:${ip}`],
+          pairs: [{ prefix: `username-ip:${ip}|`, suffix: "" }, { prefix: `otp-username-ip:${ip}|`, suffix: "" }]
         }
       }
       const name = usernameKey(target)
       return {
-        query: {
-          exact: [`username:${name}`, `otp-username:${name}`],
-          pairs: [{ prefix: "username-ip:", suffix: `|${name}` }, { prefix: "otp-username-ip:", suffix: `|${name}` }]
-        },
-        // A pair key's address holds no `|`: `username-ip:<address>|a|alice` is the name `a|alice`.
-        match: (key) => {
-          const own = key.replace(/^otp-/, "")
-          return own === `username:${name}` ||
-            (own.startsWith("username-ip:") && own.endsWith(`|${name}`) &&
-              !own.slice("username-ip:".length, own.length - name.length - 1).includes("|"))
-        }
+        exact: [`username:${name}`, `otp-username:${name}`],
+        pairs: [{ prefix: "username-ip:", suffix: `|${name}` }, { prefix: "otp-username-ip:", suffix: `|${name}` }]
       }
     }
-
     const reset: Service["reset"] = (target) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        const { match, query } = targetOf(target)
+        const query = queryOf(target)
         const found = store.find === undefined
           ? (yield* store.list(now)).map((entry) => entry.key)
           : yield* store.find(query, now)
-        const keys = [...new Set(found)].filter(match).sort()
+        const keys = [...new Set(found)].filter((key) => queryMatches(query, key)).sort()
         const unlocked = yield* store.reset(keys, now)
         yield* Effect.forEach(unlocked, (key) => publish(new AuthEvents.Unlocked({ key })), { discard: true })
         return keys
