@@ -23,6 +23,7 @@
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { codePointsWithin } from "./internal/codePoints.js"
 import * as CredentialsDecoder from "./internal/credentialsDecoder.js"
 
 /**
@@ -74,11 +75,8 @@ export const secret = (maxLength: number): Schema.Schema<Redacted.Redacted<strin
   })
 }
 
-// Django counts `max_length` in code points (Python `len`), as the user store does: a name of 150
-// astral characters (300 UTF-16 units) is a valid username and must be able to log in. Counting
-// code points is needed only past `max` UTF-16 units.
-const codePointsWithin = (s: string, min: number, max: number): boolean =>
-  s.length >= min && (s.length <= max || (s.length <= 2 * max && Array.from(s).length <= max))
+// Django counts `max_length` in code points, as the user store does: a name of 150 astral
+// characters (300 UTF-16 units) is a valid username and must be able to log in.
 
 /**
  * A username: 1 to 150 characters (code points, as Django and the user store count them), Django's limit.

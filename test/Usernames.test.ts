@@ -127,6 +127,8 @@ print(json.dumps([None if any(unicodedata.category(c) == "Cn" for c in s) else [
     // 200 characters that NFKC makes 100: too long for the form before normalising
     "e\u0301".repeat(100),
     "\ufb00".repeat(151),
+    // 100 mathematical bold letters: 200 UTF-16 units, 100 characters to Django, which normalises
+    "\u{1D41A}".repeat(100),
     "  "
   ]
   for (const django of djangos) {
