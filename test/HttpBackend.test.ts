@@ -310,6 +310,29 @@ describe("HttpBackend: TransportError, without the request body in the cause", (
       expectNoSecret(error)
     }))
 
+  // The service's answer decides who logs in: it must come from baseUrl. `fetch` follows a 3xx to
+  // any origin by default, and another origin's 200 would have been the user.
+  it.scoped("a redirect from the service is a TransportError, not followed (FetchHttpClient, the app's RequestInit kept)", () =>
+    Effect.gen(function*() {
+      const other = yield* HttpPeer.start((_, reply) => reply.json(200, users["2"]))
+      const peer = yield* HttpPeer.start((request, reply) => {
+        reply.raw.writeHead(request.method === "POST" ? 307 : 302, { location: `${other.url}${request.path}` })
+        reply.raw.end()
+      })
+      const backend = yield* HttpBackend.make({ baseUrl: peer.url, user: UserFromBody, timeout: "3 seconds" }).pipe(
+        Effect.provide(FetchHttpClient.layer),
+        Effect.provideService(FetchHttpClient.RequestInit, { headers: { "x-app": "kept" } })
+      )
+      const error = transportErrorOf(yield* Effect.exit(backend.authenticate(login("alice"), undefined)))
+      expect(String(error.cause)).toContain("unexpected status 307")
+      expectNoSecret(error)
+      const lookup = yield* Effect.exit(backend.getUser("1"))
+      expect(failureOf(lookup)).toBeInstanceOf(AuthError.TransportError)
+      expect(String((failureOf(lookup) as AuthError.TransportError).cause)).toContain("unexpected status 302")
+      expect(other.requests).toEqual([])
+      expect(peer.requests.map((request) => request.headers["x-app"])).toEqual(["kept", "kept"])
+    }))
+
   it.live("the backend's own timeout cuts a slow answer into a TransportError", () =>
     Effect.gen(function*() {
       const backend = yield* backendFor(yield* withPeer(), { timeout: "100 millis" })

@@ -416,6 +416,23 @@ describe("JwtBackend: a JWKS endpoint that cannot answer is a TransportError", (
       }))
   }
 
+  // The key set must come from the configured URL: followed, a redirect would let another
+  // origin choose the keys, and every token it signs would verify.
+  it.scoped("the endpoint redirects to another origin: a TransportError, the redirect not followed", () =>
+    Effect.gen(function*() {
+      const { peer: other } = yield* setup([jwkB])
+      const peer = yield* HttpPeer.start((_, reply) => {
+        reply.raw.writeHead(302, { location: `${other.url}/.well-known/jwks.json` })
+        reply.raw.end()
+      })
+      const backend = yield* remote(peer)
+      const raw = yield* Effect.promise(() => mint({ key: rsaB.privateKey, kid: "key-b" }))
+      const error = failureOf(yield* attempt(backend, raw))
+      expect(error).toBeInstanceOf(AuthError.TransportError)
+      expect(String((error as AuthError.TransportError).cause)).toContain("unexpected status 302")
+      expect(jwksRequests(other)).toBe(0)
+    }))
+
   it.scoped("a refused connection is a TransportError", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(NOW)

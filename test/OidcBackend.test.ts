@@ -17,6 +17,7 @@ import * as OidcBackend from "../src/backends/OidcBackend.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
 import * as TestAuth from "../src/testing/TestAuth.js"
 import * as UserStore from "../src/UserStore.js"
+import * as HttpPeer from "./utils/httpPeer.js"
 
 type Mode = "ok" | "500" | "garbage" | "slow" | "huge"
 
@@ -191,6 +192,28 @@ describe("OidcBackend against a misbehaving provider", () => {
           expect(yield* attempt()).toBe("TransportError")
         }
       }).pipe(Effect.provide(withBackend(p.issuer)))
+    }), 30_000)
+
+  // Every answer must come from the provider's own URLs: followed, a redirect would let another
+  // origin name the token endpoint and the keys (and so the user), and hand it the client secret
+  // and the code. oauth4webapi asks for `redirect: "manual"`; the app's FetchHttpClient obeys it.
+  it.scopedLive("a discovery or token endpoint that redirects to another origin is a TransportError, not followed", () =>
+    Effect.gen(function*() {
+      const other = yield* fakeProvider
+      const redirector = yield* HttpPeer.start((request, reply) => {
+        reply.raw.writeHead(request.method === "POST" ? 307 : 302, { location: `${other.issuer}${request.path}` })
+        reply.raw.end()
+      })
+      // The other origin answers as if it were the configured issuer: followed, this logged carol in.
+      other.state.discovery = { issuer: redirector.url }
+      other.state.claims = { iss: redirector.url }
+      expect(yield* attempt().pipe(Effect.provide(withBackend(redirector.url)))).toBe("TransportError")
+      // The configured issuer's own discovery, naming a token endpoint that redirects.
+      const provider = yield* fakeProvider
+      provider.state.discovery = { token_endpoint: `${redirector.url}/token` }
+      expect(yield* attempt().pipe(Effect.provide(withBackend(provider.issuer)))).toBe("TransportError")
+      expect(other.state.tokenRequests).toBe(0)
+      expect(redirector.count((request) => request.path === "/token")).toBe(1)
     }), 30_000)
 
   it.scopedLive("a state that does not match is refused before the provider is asked", () =>

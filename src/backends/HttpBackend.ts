@@ -61,6 +61,7 @@ import type { AuthRequest } from "../AuthRequest.js"
 import * as Credentials from "../Credentials.js"
 import * as BoundedBody from "../internal/http/boundedBody.js"
 import { describeClientError, describeRequest } from "../internal/http/clientErrors.js"
+import * as PeerClient from "../internal/http/peerClient.js"
 import { failingPaths } from "../internal/parseErrors.js"
 import * as UserLoader from "../internal/http/userLoader.js"
 import { isUserId } from "../internal/userId.js"
@@ -378,7 +379,9 @@ const makeWith = (
       return yield* configError("getUser.cache.capacity must be a positive integer")
     }
 
-    const baseClient = yield* HttpClient.HttpClient
+    // The service's answer decides who the user is: it must come from baseUrl, so a redirect is
+    // an unexpected status rather than followed (see PeerClient).
+    const baseClient = yield* PeerClient.make
     const client = options.transformClient === undefined ? baseClient : options.transformClient(baseClient)
     const statuses = options.statuses ?? defaultStatuses
     const allowInactive = options.allowInactive ?? false

@@ -60,6 +60,7 @@ import { createLocalJWKSet, decodeProtectedHeader, type JSONWebKeySet, type JWTP
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
+import * as PeerClient from "../internal/http/peerClient.js"
 import * as RemoteJwks from "../internal/jwt/remoteJwks.js"
 import { isUserId } from "../internal/userId.js"
 import * as UserModule from "../User.js"
@@ -395,7 +396,8 @@ const makeWith = (
       const jwks = yield* RemoteJwks.make({
         backend: id,
         url: url.toString(),
-        client: client.value,
+        // The key set must come from this URL: a redirect is an unexpected status, not followed.
+        client: yield* Effect.provideService(PeerClient.make, HttpClient.HttpClient, client.value),
         cacheMaxAge,
         cooldown,
         timeout

@@ -2,7 +2,6 @@
 // HttpClient (its `customFetch` hook), bounded by the backend's timeout, and every failure is
 // sorted into what the fold needs: the provider could not be reached or answered garbage
 // (TransportError), or it refused what it was shown (NoMatch).
-import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -11,6 +10,7 @@ import { identity } from "effect/Function"
 import * as Runtime from "effect/Runtime"
 import * as oauth from "oauth4webapi"
 import * as BoundedBody from "../http/boundedBody.js"
+import * as PeerClient from "../http/peerClient.js"
 
 /**
  * A failure of the transport itself (no answer, timeout, refused connection, a body past its
@@ -29,13 +29,15 @@ export class Unreachable extends Error {
 /** A `fetch` for oauth4webapi's `customFetch`, made of the HttpClient in context. @internal */
 export const customFetch = (timeout: Duration.DurationInput) =>
   Effect.map(
-    Effect.runtime<HttpClient.HttpClient>(),
-    (runtime) => {
+    // oauth4webapi asks for `redirect: "manual"`: every answer must come from the provider's own
+    // URL (a discovery document that redirected could name another origin's token endpoint and
+    // keys). The app's client is made to keep that promise.
+    Effect.zip(Effect.runtime<never>(), PeerClient.make),
+    ([runtime, client]) => {
       const run = Runtime.runPromise(runtime)
       return (url: string, options: oauth.CustomFetchOptions<string, unknown>): Promise<Response> =>
         run(
           Effect.gen(function*() {
-            const client = yield* HttpClient.HttpClient
             let request = HttpClientRequest.make(options.method as "GET")(url).pipe(
               HttpClientRequest.setHeaders(options.headers)
             )
