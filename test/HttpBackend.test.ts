@@ -394,6 +394,14 @@ describe("HttpBackend: TransportError, without the request body in the cause", (
 })
 
 describe("HttpBackend.getUser", () => {
+  it.scoped("a body naming another id is no user: a session of user 1 never resolves to user 2", () =>
+    Effect.gen(function*() {
+      const peer = yield* HttpPeer.start((_, reply) => reply.json(200, users["2"]))
+      const backend = yield* backendFor(peer)
+      expect(yield* backend.getUser("1")).toEqual(Option.none())
+      expect(yield* backend.getUser("2")).toEqual(Option.some({ id: "2", username: "bob", isActive: true, isSuperuser: true }))
+    }))
+
   it.scoped("GET /users/:id decodes the user; 404 is Option.none()", () =>
     Effect.gen(function*() {
       const peer = yield* withPeer()

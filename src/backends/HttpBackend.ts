@@ -482,7 +482,12 @@ const makeWith = (
       exchange(() => userRequest(userId), (response, where) => {
         if (response.status === 404) return Effect.succeed(Option.none())
         if (response.status < 200 || response.status >= 300) return unexpected(response, where)
-        return Effect.map(decodeFetchedUser(response, where), (user) => visible(user) ? Option.some(user) : Option.none())
+        // A body for another id is no answer for this one (a session of user 42 must not resolve to
+        // user 999), as the batch path drops users it did not ask for.
+        return Effect.map(
+          decodeFetchedUser(response, where),
+          (user) => visible(user) && user.id === userId ? Option.some(user) : Option.none()
+        )
       })
 
     let fetchMany: UserLoader.LoaderOptions["fetchMany"] = undefined
