@@ -6,7 +6,8 @@
  * On every login through an external backend, the backend's `provision` hook turns what the
  * external system says ({@link ExternalUser}) into the local `StoredUser`:
  *
- * 1. find the user by username (NFKC-normalised, as the store does);
+ * 1. find the user of exactly this username (the store looks names up through NFKC, which is
+ *    many-to-one: a provider's `ᵇoss` is not the local `boss`);
  * 2. unknown: create it when `createUnknownUser` (the default), else `NoMatch("unknown-user")`;
  *    a new user then gets its groups mirrored and `configureUser` called (creation only; the
  *    user is active only once it has passed, so its refusal holds on later logins);
@@ -93,7 +94,7 @@ import { failingPaths } from "./internal/parseErrors.js"
  * @category schemas
  */
 export const ExternalUser = Schema.Struct({
-  /** Normalised with NFKC, then 1 to 150 characters (the store's rule). */
+  /** 1 to 150 characters (the store's rule); found exactly, created only when NFKC leaves it as it is. */
   username: Schema.String,
   email: Schema.optional(UserStore.Email),
   firstName: Schema.optional(UserStore.PersonName),
@@ -312,15 +313,18 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         Effect.mapError((error) =>
           transport(`the external user does not fit the store at ${failingPaths(error)}`)
         ),
-        Effect.flatMap((external) => {
-          const username = UserStore.normalizeUsername(external.username)
-          return isUsername(username)
-            ? Effect.succeed({ ...external, username })
+        Effect.flatMap((external) =>
+          isUsername(external.username)
+            ? Effect.succeed(external)
             : Effect.fail(transport("the external user does not fit the store: username must be 1 to 150 characters without NUL"))
-        })
+        )
       )
 
-    const find = (username: string) => viaStore(store.findByUsername(username))
+    // Only the user of exactly this name is this external user. effect-auth's own stores look
+    // names up through NFKC, which is many-to-one: a provider's "ᵇoss", found that way, would be
+    // the local "boss", though the provider keeps the two apart.
+    const find = (username: string) =>
+      Effect.map(viaStore(store.findByUsername(username)), Option.filter((user) => user.username === username))
     const reread = (id: string) =>
       Effect.flatMap(viaStore(store.findById(id)), Option.match({
         onNone: () => Effect.fail(transport(`user ${id} vanished while being provisioned`)),
@@ -393,8 +397,11 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         return yield* reread(created.id)
       })
 
+    // A name NFKC would change cannot be created apart from the one it folds to.
     const createRow = (external: ExternalUser) =>
-      store.create({
+      UserStore.normalizeUsername(external.username) !== external.username
+        ? Effect.fail(transport("the external user does not fit the store: its username is not NFKC-normalised, and folded it could name another user"))
+        : store.create({
         username: external.username,
         email: external.email,
         firstName: external.firstName,

@@ -4,6 +4,11 @@
  * create that user in the local `UserStore`.
  *
  * - `cleanUsername` turns the header value into a username (strip a realm, lower-case, ...).
+ * - The user is found by exactly that name, as Django's `get_or_create` finds it, and compared
+ *   exactly with a session's user: the store looks names up through NFKC, which is many-to-one,
+ *   and the proxy's `ªdmin` (a Latin-1 byte) is another principal than `admin`. A name NFKC would
+ *   change is never created (`NoMatch("invalid-credentials")`); normalise it in `cleanUsername`
+ *   if your proxy's names are unique after NFKC.
  * - `createUnknownUser` (default `true`, as Django's `create_unknown_user`): an unknown name
  *   creates a user with an unusable password; with `false` it is `NoMatch("unknown-user")`.
  *   Concurrent first requests of one name create one user.
@@ -196,9 +201,13 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, UserS
     const transport = (error: UserStore.UserStoreError) => new AuthError.TransportError({ backend: id, cause: error })
     const storeError = { UserStoreError: (error: UserStore.UserStoreError) => Effect.fail(transport(error)) }
 
-    // A name the store refuses (too long after cleaning, a NUL) belongs to nobody.
+    // A name the store refuses (too long after cleaning, a NUL) belongs to nobody. Only the user
+    // of exactly this name is this principal, as Django's get_or_create finds it: effect-auth's
+    // own stores look names up through NFKC, which is many-to-one, and the proxy's "ªdmin" found
+    // that way would be the local "admin".
     const find = (username: string) =>
       store.findByUsername(username).pipe(
+        Effect.map(Option.filter((user) => user.username === username)),
         Effect.catchTags({ InvalidInput: () => Effect.succeedNone, ...storeError })
       )
 
@@ -207,6 +216,9 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, UserS
       Effect.flatMap(find(username), (found) =>
         Option.isSome(found)
           ? Effect.succeed({ user: found.value, created: false })
+          // A name NFKC would change cannot be created apart from the one it folds to.
+          : UserStore.normalizeUsername(username) !== username
+          ? noMatch("invalid-credentials")
           : store.create({ username }).pipe(
             Effect.map((user) => ({ user, created: true })),
             Effect.catchTags({

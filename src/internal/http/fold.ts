@@ -26,7 +26,6 @@ import * as Permissions from "../../Permissions.js"
 import type * as Session from "../../Session.js"
 import type { SessionStoreError } from "../../SessionStore.js"
 import type { User } from "../../User.js"
-import { normalizeUsername } from "../../UserStore.js"
 import * as Cookies from "./cookies.js"
 import * as Failures from "./failures.js"
 
@@ -170,9 +169,6 @@ export const make = (env: Env): Fold => {
       ? cookies.clear
       : Effect.zipRight(Effect.mapError(sessions.value.logout(cookieValue, authRequest(request)), storeFailure), cookies.clear)
 
-  const sameUsername = (stored: string, header: string): boolean =>
-    stored === header || normalizeUsername(stored) === normalizeUsername(header)
-
   const cleanRemoteUser = (source: RequestSource.RemoteUserSource, value: string): string => {
     // The backend is found by id, not imported: `http/` knows no concrete backend.
     const backend = Option.getOrUndefined(auth.backend(source.backendId))
@@ -195,9 +191,10 @@ export const make = (env: Env): Fold => {
       return undefined
     }
     const value = (read.credentials as { readonly remoteUser: string }).remoteUser
-    // Compared as the store compares names (NFKC on both sides): the store normalised the name
-    // it created, so the raw header may differ from it and still name the same user.
-    if (Option.isSome(session) && sameUsername(session.value.user.username, cleanRemoteUser(source, value))) {
+    // Compared exactly, as Django's RemoteUserMiddleware compares: NFKC is many-to-one, and a
+    // header naming "ªdmin" is another principal than the session's "admin" (the backend refuses
+    // a name NFKC would change, so no header that differs from a stored name can log it in).
+    if (Option.isSome(session) && session.value.user.username === cleanRemoteUser(source, value)) {
       return Effect.succeed(Option.some(info(session.value, "remote-user", cache)))
     }
     return switchRemoteUser(request, cookieValue, fromRemote ? Option.none() : session, fromRemote, read.credentials, cache)
