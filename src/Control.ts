@@ -28,7 +28,8 @@
  * import { Layer } from "effect"
  * import { AuthEvents, AuthService, Control, TestBackend } from "effect-auth"
  *
- * // The directory may vouch for the user alone; the password must hold either way.
+ * // The password must hold; a code is required too, but only when one is sent (a backend that
+ * // cannot take the credentials is skipped rather than counted as a failure).
  * const AuthLive = AuthService.layer([
  *   AuthService.control(TestBackend.noMatch("password"), "required"),
  *   AuthService.control(TestBackend.noMatch("totp"), { ...Control.required, "unsupported-credentials": "continue" })

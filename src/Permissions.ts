@@ -33,7 +33,7 @@ import type * as AuthError from "./AuthError.js"
  * @since 0.1.0
  * @category schemas
  */
-export const Permission = Schema.String.pipe(Schema.maxLength(255), Schema.pattern(/^[^.\s]+\.[^\p{Cc}]+$/u))
+export const Permission = Schema.String.pipe(Schema.maxLength(255), Schema.pattern(/^[^.\s\p{Cc}]+\.[^\p{Cc}]+$/u))
 
 /**
  * Splits a permission string into its app label and codename (at the first dot).

@@ -26,7 +26,8 @@
  *
  * The password hash comes from `passwordHashOf(user)`; by default the user's `passwordHash` field
  * (a `Redacted` or a string, as `UserStore.StoredUser` has it) when present. A user without one
- * (LDAP, JWT, remote-user backends) gets the auth hash `""`: the session is then not bound to a
+ * (users a backend builds itself: the JWT and HTTP backends', an LDAP backend's without
+ * provisioning) gets the auth hash `""`: the session is then not bound to a
  * password and ends only by logout or expiry, unless a password hash appears later (which flushes
  * it, like any change).
  *

@@ -219,6 +219,8 @@ describe("permission strings", () => {
       expect(Permissions.parse("my blog.publish")).toEqual(Option.none())
       expect(Permissions.parse("blog.can\npublish")).toEqual(Option.none())
       expect(Permissions.parse("blog.\u0000")).toEqual(Option.none())
+      expect(Permissions.parse("bl\u0001og.publish")).toEqual(Option.none())
+      expect(Permissions.parse("blog\u007f.publish")).toEqual(Option.none())
       // Django's ModelBackend answers such a permission from the rows: so does the fold.
       const a = grants("a", ["blog.can publish"])
       const answers = yield* withAuth([a])((auth) =>

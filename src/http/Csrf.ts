@@ -1,8 +1,8 @@
 /**
  * Cross-site request forgery protection for requests authenticated by something the browser sends
- * on its own: the session cookie, or a reverse proxy's remote-user header. Requests that carry
- * their credentials in `Authorization` (Bearer, Basic) or the API-key header are exempt: a page on
- * another site cannot make a browser add those.
+ * on its own: the session cookie, a reverse proxy's remote-user header, or `Authorization: Basic`
+ * (a browser resends Basic credentials it has cached, cross-site too). Bearer and API-key requests
+ * are exempt: a page on another site cannot make a browser add those.
  *
  * For unsafe methods (anything but GET, HEAD, OPTIONS, TRACE), as Django's `CsrfViewMiddleware`:
  *

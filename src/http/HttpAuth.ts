@@ -7,11 +7,12 @@
  * present decides. Without `sources`, the options build this list:
  *
  * 1. `Authorization: Bearer <token>` → credentials `{ token }` (when `bearer`, default on).
- * 2. `Authorization: Basic <base64(user:password)>` → `{ username, password }` (when `basic`,
- *    default off: browsers answer its challenge with a login dialog). The password is what
- *    follows the first colon, so it may contain colons.
- * 3. The API-key header (when `apiKey` is set) → `{ token }`, or `{ apiKey }` with
+ * 2. The API-key header (when `apiKey` is set) → `{ token }`, or `{ apiKey }` with
  *    `field: "apiKey"`.
+ * 3. `Authorization: Basic <base64(user:password)>` → `{ username, password }` (when `basic`,
+ *    default off: browsers answer its challenge with a login dialog). The password is what
+ *    follows the first colon, so it may contain colons. Like the two below, a browser sends it on
+ *    its own (a cached login), so it comes after the header sources and is CSRF-checked.
  * 4. The remote-user header set by a trusted reverse proxy (when `remoteUser` is set) →
  *    `Credentials.RemoteUser`, for `backends/RemoteUserBackend`.
  * 5. The session cookie (when a `Session` service is provided and `session` is not `false`).

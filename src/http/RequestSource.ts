@@ -15,7 +15,7 @@
  *
  * Headers are parsed here, strictly (`@effect/platform`'s security decoders are lenient: see
  * `docs/http.md`). Sources the browser sends on its own (the session cookie, the remote-user
- * header, a custom source with `browserSent: true`) are CSRF-checked before the first of them is
+ * header, Basic, a custom source with `browserSent: true`) are CSRF-checked before the first of them is
  * read; header sources an attacker's page cannot make a browser add are exempt.
  *
  * A source is a plain value: build the list once and hand it both to `HttpAuth.layer({ sources })`
