@@ -425,6 +425,19 @@ describe("AuthService.getUser", () => {
       TestBackend.make("b", { behaviour: TestBackend.Behaviour.noMatch(), users: [alice] })
     ]))))
 
+  // A password hash is checked uninterruptibly (the work runs on libuv's pool and cannot be
+  // stopped), and a stored hash may cost minutes: the timeout must still answer at its deadline,
+  // leaving the work to end in the background.
+  it.effect("the policy timeout answers at its deadline even when the backend's work cannot be interrupted", () =>
+    Effect.gen(function*() {
+      const base = TestBackend.make("u", { behaviour: TestBackend.Behaviour.noMatch(), policy: { timeout: "1 second" } })
+      const stuck = { ...base, authenticate: () => Effect.uninterruptible(Effect.never) }
+      const fiber = yield* Effect.fork(AuthService.authenticate({ token: "t" }).pipe(Effect.provide(TestAuth.layer([stuck]))))
+      yield* TestClock.adjust("1 second")
+      // (without the fix the fiber never ends, and this test fails on vitest's timeout)
+      expect(failureOf(yield* Fiber.await(fiber))._tag).toBe("TransportError")
+    }))
+
   it.effect("getUser runs under the backend's timeout", () =>
     Effect.gen(function*() {
       const hanging = TestBackend.make("h", { behaviour: TestBackend.Behaviour.noMatch(), policy: { timeout: "1 second" } })

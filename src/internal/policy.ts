@@ -9,7 +9,7 @@ const isTransportError = (error: unknown): error is AuthError.TransportError =>
 
 /**
  * Wraps calls to one backend in its policy: each try is cut at the timeout (becoming a
- * TransportError), and only TransportErrors are retried. Built once per backend, so a call pays
+ * TransportError, at the deadline even when the work cannot be interrupted), and only TransportErrors are retried. Built once per backend, so a call pays
  * for exactly the parts of the policy that are set.
  *
  * @internal
@@ -22,7 +22,10 @@ export const guard = (
   const timed = timeout === undefined
     ? <A, E>(effect: Effect.Effect<A, E>) => effect
     : <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E | AuthError.TransportError> =>
-      Effect.timeoutFail(effect, {
+      // Disconnected: a backend's work may be uninterruptible (a password hash runs on libuv's
+      // pool and cannot be stopped), and the timeout must answer at its deadline all the same;
+      // the work then ends in the background (holding its hasher permit until it does).
+      Effect.timeoutFail(Effect.disconnect(effect), {
         duration: timeout,
         onTimeout: () => new AuthError.TransportError({ backend: backendId, cause: `timed out after ${Duration.format(timeout)}` })
       })
