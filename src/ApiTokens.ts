@@ -540,8 +540,10 @@ export const make = (
           : Effect.succeedNone,
       revoke: (tokenId, revokeOptions) =>
         Effect.gen(function*() {
+          // Not a token id (a whole token handed over by mistake, a number): the error must not
+          // quote it, and the error's own Schema refuses what is not a string.
+          if (!Token.isTokenId(tokenId)) return yield* new TokenNotFound({ tokenId: "(not a token id)" })
           const notFound = new TokenNotFound({ tokenId })
-          if (!Token.isTokenId(tokenId)) return yield* notFound
           const found = yield* viaRepo("revoke", repo.findById(tokenId))
           if (Option.isNone(found)) return yield* notFound
           if (revokeOptions?.userId !== undefined && found.value.userId !== revokeOptions.userId) return yield* notFound

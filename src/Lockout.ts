@@ -46,7 +46,9 @@ import * as AuthEvents from "./AuthEvents.js"
 import type { AuthRequest } from "./AuthRequest.js"
 import * as AuthService from "./AuthService.js"
 import * as Credentials from "./Credentials.js"
+import { nfkcBound } from "./internal/codePoints.js"
 import * as IpAddress from "./internal/ipAddress.js"
+import { wellFormed } from "./internal/wellFormed.js"
 import { decideAttempt, type LockoutRecord, refundFailure, toEntry } from "./internal/lockoutRecord.js"
 import * as RefusedSecret from "./internal/refusedSecret.js"
 
@@ -346,15 +348,16 @@ export class Lockout extends Context.Tag("effect-auth/Lockout")<Lockout, Service
 // that `Alice`, `ａｌｉｃｅ` and ` alice ` share a counter: LDAP matches names ignoring case and
 // insignificant spaces, so each of these logs in as the same user, and locking too much is safer
 // than letting a variant spelling through. Every key (counting, `reset`) is made here, so a store
-// only ever sees folded names. Long names are cut, keys stay small.
+// only ever sees folded names. Long names are cut, keys stay small; a name past `nfkcBound` is cut
+// before NFKC, whose cost grows with the square of a run of combining marks (no username is that
+// long, so no spelling of one gets a key of its own this way).
 const usernameKey = (username: string): string =>
-  wellFormed(username.normalize("NFKC").trim().replace(/\s+/g, " ").toLowerCase().slice(0, 300))
+  wellFormedKey(username.slice(0, nfkcBound).normalize("NFKC").trim().replace(/\s+/g, " ").toLowerCase().slice(0, 300))
 
 // What a database keeps of a key: a SQL store writes a NUL or a lone surrogate (a name cut inside
 // a pair, too) as something else, so the record it wrote was never found again under the key and
 // every attempt counted from zero. Made U+FFFD here, as the databases do, all stores count alike.
-const illFormed = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
-const wellFormed = (key: string): string => key.replace(illFormed, "\uFFFD")
+const wellFormedKey = (key: string): string => wellFormed(key).replace(/\0/g, "\uFFFD")
 
 // Credentials that throw when read (a getter, a Proxy) have no username or second factor here;
 // the fold refuses them as credentials of no kind, and the attempt still counts by address.

@@ -28,6 +28,7 @@ import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { nfkcBound } from "./internal/codePoints.js"
 import * as PasswordHasher from "./PasswordHasher.js"
 import * as PasswordValidation from "./PasswordValidation.js"
 import * as UserStore from "./UserStore.js"
@@ -105,6 +106,11 @@ export const createUser = (
     const { password, ...fields } = input
     // Compared with the name as it will be stored (NFKC), as Django's UserCreationForm does: the
     // raw "ｊｏｅｓｍｉｔｈ" let "joesmith1" through for a user then stored as "joesmith".
+    // A name past any username's length is refused by the store before the validators (and NFKC,
+    // whose cost grows with the square of a run of combining marks) ever see it.
+    if (typeof input.username === "string" && input.username.length > nfkcBound) {
+      return yield* Effect.flatMap(UserStore.UserStore, (store) => store.create(fields))
+    }
     const attributes = typeof input.username === "string"
       ? { ...input, username: UserStore.normalizeUsername(input.username) }
       : input

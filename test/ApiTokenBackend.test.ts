@@ -195,6 +195,13 @@ const suite = (name: string, env: (options?: ApiTokenBackend.Options) => Layer.L
         yield* tokens.revoke(first.info.id)
         expect(Option.getOrThrow(yield* tokens.get(first.info.id)).revokedAt).toEqual(Option.some(revokedAt))
 
+        // a whole token handed to revoke by mistake is no id, and the error does not quote it;
+        // nor does a value of the wrong type die in the error's constructor
+        const mistaken = yield* Effect.flip(tokens.revoke(Redacted.value(second.token)))
+        expect(mistaken._tag).toBe("TokenNotFound")
+        expect(JSON.stringify([mistaken, mistaken.message, String(mistaken)])).not.toContain(Redacted.value(second.token))
+        expect(failureTag(yield* Effect.exit(tokens.revoke(123 as any)))).toBe("TokenNotFound")
+
         // the other token is untouched
         expect((yield* authenticate(second.token)).id).toBe(alice.id)
         expect((yield* tokens.list(alice.id)).map((t) => t.name)).toEqual(["second"])

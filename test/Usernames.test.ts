@@ -1,9 +1,12 @@
 // Usernames at creation: Django's UnicodeUsernameValidator, in the stores and compared with Django.
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Schema } from "effect"
+import { Effect, Either, Layer, Redacted, Schema } from "effect"
 import * as fc from "fast-check"
 import * as LoginUsername from "../src/internal/http/loginUsername.js"
+import * as Lockout from "../src/Lockout.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
+import * as PasswordHasher from "../src/PasswordHasher.js"
+import * as UserManager from "../src/UserManager.js"
 import * as UserStore from "../src/UserStore.js"
 import { djangoPython, djangos, runDjango } from "./utils/django.js"
 
@@ -143,4 +146,41 @@ print(json.dumps([None if any(unicodedata.category(c) == "Cn" for c in s) else [
       })
     })
   }
+})
+
+// NFKC's cost grows with the square of a run of combining marks: one 128 KiB name (a JSON login
+// body) held the event loop for seconds in the lockout's key, the store's lookup and UserManager.
+// No username is that long, so no path normalises a string past the bound; each still refuses it.
+describe("a name of 64,000 combining marks", () => {
+  const name = "a" + "\u0301".repeat(32_000) + "\u0316".repeat(32_000)
+  // Records the length of every string NFKC is asked to normalise while `effect` runs.
+  const normalisedLengths = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.gen(function*() {
+      const lengths: Array<number> = []
+      const original = String.prototype.normalize
+      const result = yield* Effect.acquireUseRelease(
+        Effect.sync(() => {
+          String.prototype.normalize = function(this: string, form?: string) {
+            lengths.push(this.length)
+            return original.call(this, form)
+          }
+        }),
+        () => Effect.either(effect),
+        () => Effect.sync(() => (String.prototype.normalize = original))
+      )
+      return { result, longest: Math.max(0, ...lengths) }
+    })
+
+  it.effect("is refused by the store, UserManager and the lockout without being normalised whole", () =>
+    Effect.gen(function*() {
+      const store = yield* UserStore.UserStore
+      const lookup = yield* normalisedLengths(store.findByUsername(name))
+      expect(Either.isLeft(lookup.result) && lookup.result.left._tag).toBe("InvalidInput")
+      const created = yield* normalisedLengths(UserManager.createUser({ username: name, password: Redacted.make("a long password 1") }))
+      expect(Either.isLeft(created.result) && created.result.left._tag).toBe("InvalidInput")
+      expect(yield* store.list()).toEqual([])
+      const reset = yield* normalisedLengths(Lockout.reset(name))
+      expect(reset.result).toEqual(Either.right([]))
+      for (const { longest } of [lookup, created, reset]) expect(longest).toBeLessThanOrEqual(1_200)
+    }).pipe(Effect.provide(Layer.mergeAll(MemoryUserStore.layer, PasswordHasher.layerTest, Lockout.layerMemory()))))
 })

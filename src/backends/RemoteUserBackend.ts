@@ -56,6 +56,7 @@ import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import type { AuthRequest } from "../AuthRequest.js"
 import * as Credentials from "../Credentials.js"
+import { boundedNfkc } from "../internal/codePoints.js"
 import * as StoreBackend from "../internal/storeBackend.js"
 import * as TrustedRemoteUserMark from "../internal/trustedRemoteUser.js"
 import { issuedBy } from "../internal/userStore.js"
@@ -217,7 +218,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, UserS
         Option.isSome(found)
           ? Effect.succeed({ user: found.value, created: false })
           // A name NFKC would change cannot be created apart from the one it folds to.
-          : UserStore.normalizeUsername(username) !== username
+          : boundedNfkc(username) !== username
           ? noMatch("invalid-credentials")
           : store.create({ username }).pipe(
             Effect.map((user) => ({ user, created: true })),

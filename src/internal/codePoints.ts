@@ -7,3 +7,16 @@
  */
 export const codePointsWithin = (s: string, min: number, max: number): boolean =>
   s.length >= min && (s.length <= max || (s.length <= 2 * max && Array.from(s).length <= max))
+
+/**
+ * Past this many UTF-16 units a string is never a username of 150 characters, whatever NFKC does
+ * to it (NFKC's compositions join at most five code points into one). @internal
+ */
+export const nfkcBound = 1_200
+
+/**
+ * NFKC, skipped past {@link nfkcBound}: its cost grows with the square of a run of combining marks
+ * (a 128 KiB name of them held the event loop for seconds), and a string that long is refused
+ * as a username anyway. @internal
+ */
+export const boundedNfkc = (s: string): string => s.length > nfkcBound ? s : s.normalize("NFKC")

@@ -7,6 +7,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as UserStore from "../UserStore.js"
 import * as User from "../User.js"
+import { boundedNfkc } from "./codePoints.js"
 import { treeMessage } from "./parseErrors.js"
 
 const decode = <A, I>(schema: Schema.Schema<A, I>, field: string) => {
@@ -18,7 +19,7 @@ const decode = <A, I>(schema: Schema.Schema<A, I>, field: string) => {
 
 /** @internal */
 export const username = (raw: unknown): Effect.Effect<string, UserStore.InvalidInput> =>
-  decodeUsername(typeof raw === "string" ? UserStore.normalizeUsername(raw) : raw)
+  decodeUsername(typeof raw === "string" ? boundedNfkc(raw) : raw)
 const decodeUsername = decode(UserStore.Username, "username")
 
 /** A name to look up as given, as Django's `get_by_natural_key` does. @internal */
@@ -26,7 +27,7 @@ export const exactUsername = decode(UserStore.Username, "username")
 
 /** A new user's name: normalised, then held to Django's `UnicodeUsernameValidator`. @internal */
 export const newUsername = (raw: unknown): Effect.Effect<string, UserStore.InvalidInput> =>
-  decodeNewUsername(typeof raw === "string" ? UserStore.normalizeUsername(raw) : raw)
+  decodeNewUsername(typeof raw === "string" ? boundedNfkc(raw) : raw)
 const decodeNewUsername = decode(UserStore.ValidUsername, "username")
 
 const decodeUserId = decode(User.UserId, "userId")

@@ -1,0 +1,6 @@
+// A lone surrogate (half of a UTF-16 pair, or a pair cut in two) is no character: `encodeURIComponent`
+// throws on it, and databases store it as something else.
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+
+/** `s` with every lone surrogate made U+FFFD, as `String.prototype.toWellFormed` does. @internal */
+export const wellFormed = (s: string): string => s.replace(loneSurrogate, "\uFFFD")
