@@ -25,6 +25,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { codePointsWithin } from "./internal/codePoints.js"
 import * as CredentialsDecoder from "./internal/credentialsDecoder.js"
+import { textOf } from "./internal/redactedString.js"
 
 /**
  * A secret string of 1 to `maxLength` characters that decodes to `Redacted`, from either a plain
@@ -50,7 +51,7 @@ export const secret = (maxLength: number): Schema.Schema<Redacted.Redacted<strin
   const expected = `a secret of 1 to ${maxLength} characters`
   const isText = CredentialsDecoder.isText(1, maxLength)
   const Secret = Schema.declare(
-    (input: unknown): input is Redacted.Redacted<string> => Redacted.isRedacted(input) && isText(Redacted.value(input)),
+    (input: unknown): input is Redacted.Redacted<string> => isText(textOf(input)),
     {
       identifier: `Secret(${maxLength})`,
       description: expected,

@@ -25,6 +25,8 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 import { AuthConfigError } from "./AuthError.js"
+import { textOf } from "./internal/redactedString.js"
+import { wellFormed } from "./internal/wellFormed.js"
 
 /**
  * The HMAC of the codes. Authenticator apps all support `SHA1` (the default, and what most
@@ -221,8 +223,9 @@ const hotp = (key: Buffer, counter: number, digits: number, algorithm: Algorithm
   return String(binary % 10 ** digits).padStart(digits, "0")
 }
 
+// A secret that holds no string (a wiped Redacted, from an untyped caller) is no key: no code.
 const keyOf = (secret: Redacted.Redacted<string>): Buffer =>
-  Option.getOrElse(base32Decode(Redacted.value(secret)), () => Buffer.alloc(0))
+  Option.getOrElse(base32Decode(textOf(secret) ?? ""), () => Buffer.alloc(0))
 
 /**
  * The code of the time step of `timeMillis` (RFC 6238 `TOTP`). Throws a `RangeError` for options
@@ -278,12 +281,17 @@ export const verify = (
   const s = settings(options)
   // A zero period made every step Infinity, which BigInt refused with a RangeError (a defect).
   if (problemOf(s) !== undefined || !Number.isFinite(timeMillis)) return Option.none()
-  const given = Buffer.from(Redacted.isRedacted(code) ? Redacted.value(code) : code)
+  // (untyped callers hand over numbers or wiped values: no code)
+  const text = typeof code === "string" ? code : textOf(code)
+  if (text === undefined) return Option.none()
+  const given = Buffer.from(text)
   const key = keyOf(secret)
   if (key.length === 0 || given.length !== s.digits) return Option.none()
   const now = counterAt(timeMillis, s)
-  // the counter is 8 bytes: a time that far out has no code
-  if (now + s.window > Number.MAX_SAFE_INTEGER) return Option.none()
+  // The counter is 8 bytes: a time that far out has no code. Nor has a time before 1970 by more
+  // than the window (past 2^53 in magnitude, `counter++` would no longer move, and the loop
+  // below would never end).
+  if (now + s.window > Number.MAX_SAFE_INTEGER || now + s.window < 0) return Option.none()
   let matched: number | undefined
   // Every step of the window is computed and compared, whatever matches, in constant time.
   for (let counter = now - s.window; counter <= now + s.window; counter++) {
@@ -316,8 +324,9 @@ export const uri = (
   input: Options & { readonly secret: Redacted.Redacted<string>; readonly issuer: string; readonly account: string }
 ): Redacted.Redacted<string> => {
   const s = settings(input)
-  const issuer = encodeURIComponent(input.issuer)
-  const label = `${issuer}:${encodeURIComponent(input.account)}`
+  // A lone surrogate (an email stored with one, say) made `encodeURIComponent` throw: U+FFFD here.
+  const issuer = encodeURIComponent(wellFormed(input.issuer))
+  const label = `${issuer}:${encodeURIComponent(wellFormed(input.account))}`
   const query = `secret=${Redacted.value(input.secret)}&issuer=${issuer}&algorithm=${s.algorithm}&digits=${s.digits}&period=${s.period}`
   return Redacted.make(`otpauth://totp/${label}?${query}`)
 }
@@ -362,5 +371,5 @@ export const generateRecoveryCodes = (count = 10): ReadonlyArray<Redacted.Redact
  */
 export const hashRecoveryCode = (code: string | Redacted.Redacted<string>): string =>
   createHash("sha256")
-    .update((Redacted.isRedacted(code) ? Redacted.value(code) : code).replace(/[\s-]/g, "").toLowerCase())
+    .update((typeof code === "string" ? code : textOf(code) ?? "").replace(/[\s-]/g, "").toLowerCase())
     .digest("hex")

@@ -100,6 +100,18 @@ describe("Credentials.Username", () => {
 })
 
 describe("Credentials.secret", () => {
+  // A wiped Redacted (or an object inheriting from one) passes isRedacted, and reading it threw out
+  // of the decoder instead of failing it.
+  it("a Redacted that holds nothing is refused, never a throw", () => {
+    const wiped = Redacted.make("secret")
+    Redacted.unsafeWipe(wiped)
+    for (const password of [wiped, Object.create(Redacted.make("x"))]) {
+      expect(Either.isLeft(Schema.decodeUnknownEither(Credentials.UsernamePassword)({ username: "alice", password }))).toBe(true)
+      expect(Either.isLeft(Schema.decodeUnknownEither(Credentials.Token)({ token: password }))).toBe(true)
+      expect(Direct.lookup(Credentials.Token)!({ token: password })).toBe(Direct.invalid)
+    }
+  })
+
   it("never shows the rejected value in its message", () => {
     const long = "s3cret".repeat(1000)
     const result = Schema.decodeUnknownEither(Credentials.Password)(long)

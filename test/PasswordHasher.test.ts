@@ -395,6 +395,15 @@ describe("verify: Django's check_password", () => {
       }
     }))
 
+  it.effect("a Redacted that holds nothing (wiped) is a typed HashError to hash and verify, not a throw", () =>
+    Effect.gen(function*() {
+      const hasher = yield* test
+      const wiped = Redacted.make("secret")
+      Redacted.unsafeWipe(wiped)
+      expect((yield* Effect.flip(hasher.hash(wiped)))._tag).toBe("HashError")
+      expect((yield* Effect.flip(hasher.verify(wiped, "pbkdf2_sha256$1000$PublicSaltZ9y8X7w6V5u4$hash")))._tag).toBe("HashError")
+    }))
+
   it.effect("a malformed hash of a known algorithm is a typed HashError, not a defect", () =>
     Effect.gen(function*() {
       const hasher = yield* test

@@ -70,7 +70,10 @@ describe("PasswordValidation", () => {
         helpText: "counts",
         validate: () => Effect.sync(() => void asked++)
       }
-      for (const password of ["plain", Redacted.make(42), undefined, {}]) {
+      // A wiped Redacted (or an object inheriting from one) passes isRedacted, and reading it threw.
+      const wiped = Redacted.make("secret")
+      Redacted.unsafeWipe(wiped)
+      for (const password of ["plain", Redacted.make(42), undefined, {}, wiped, Object.create(Redacted.make("x"))]) {
         const error = yield* Effect.flip(
           PasswordValidation.validate(password as Redacted.Redacted<string>, undefined, [...PasswordValidation.defaultValidators(), counting])
         )

@@ -66,6 +66,16 @@ describe("Totp", () => {
       expect(Effect.runSync(Effect.flip(Totp.checkOptions(options))).message).toMatch(/^Totp: (digits|period|window|algorithm) /)
     }
     for (const time of [Number.NaN, Number.POSITIVE_INFINITY, 1e300]) expect(Totp.verify(secret, code, time)).toEqual(Option.none())
+    // Past 2^53 below zero `counter++` no longer moved: the loop never ended.
+    for (const time of [-1e300, -1e19, -1]) expect(Totp.verify(secret, code, time)).toEqual(Option.none())
+    expect(Totp.verify(secret, code, -1e19, { period: 1 })).toEqual(Option.none())
+    // Codes and secrets of untyped callers: a number, a wiped Redacted.
+    const wiped = Redacted.make(code)
+    Redacted.unsafeWipe(wiped)
+    for (const given of [Number(code), wiped]) expect(Totp.verify(secret, given as never, now)).toEqual(Option.none())
+    const wipedSecret = Redacted.make(Redacted.value(secret))
+    Redacted.unsafeWipe(wipedSecret)
+    expect(Totp.verify(wipedSecret, code, now)).toEqual(Option.none())
     expect(Totp.verify(secret, code, now)).toEqual(Option.some(Totp.counterAt(now)))
     Effect.runSync(Totp.checkOptions({ digits: 8, period: 60, window: 10, algorithm: "SHA256" }))
   })
@@ -77,6 +87,13 @@ describe("Totp", () => {
       expect(Option.getOrThrow(Totp.base32Decode(text.toLowerCase().replace(/(.{4})/g, "$1 ")))).toEqual(Buffer.from(bytes))
     }))
     expect(Totp.base32Decode("ABC1")).toEqual(Option.none())
+  })
+
+  // An email stored with a lone surrogate made encodeURIComponent throw, and TotpBackend.enrol died
+  // after it had saved the device.
+  it("a lone surrogate in the issuer or the account is U+FFFD in the URI, never a throw", () => {
+    const uri = Totp.uri({ secret: Redacted.make("JBSWY3DPEHPK3PXP"), issuer: "Ex\uDC00", account: "b\uD800b@example.com" })
+    expect(Redacted.value(uri).startsWith("otpauth://totp/Ex%EF%BF%BD:b%EF%BF%BDb%40example.com?")).toBe(true)
   })
 
   it("the enrolment URI follows the Key Uri Format and stays Redacted", () => {

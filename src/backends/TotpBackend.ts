@@ -344,6 +344,8 @@ export const confirm = (
 > =>
   Effect.gen(function*() {
     yield* Totp.checkOptions(options, "TotpBackend.confirm")
+    // (an untyped caller's number would die in the error's own Schema)
+    if (typeof userId !== "string") return yield* new InvalidCode({ userId: String(userId) })
     // before the code is spent: a bad count must not confirm anything
     yield* checkCount(options.count, "TotpBackend.confirm")
     const factor = yield* Throttle.factorMillis(options.throttleFactor, "TotpBackend.confirm")

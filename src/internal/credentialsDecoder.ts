@@ -1,4 +1,5 @@
 import * as Redacted from "effect/Redacted"
+import { textOf } from "./redactedString.js"
 
 /**
  * Direct decoders for the credentials Schemas whose shape the library knows (`UsernamePassword`,
@@ -47,7 +48,8 @@ export const secret = (max: number): Decoder<Redacted.Redacted<string>> => {
   const isSecretText = isText(1, max)
   return (raw) => {
     if (typeof raw === "string") return isSecretText(raw) ? Redacted.make(raw) : invalid
-    return Redacted.isRedacted(raw) && isSecretText(Redacted.value(raw)) ? raw as Redacted.Redacted<string> : invalid
+    // (a wiped Redacted holds nothing: `textOf` answers undefined where `Redacted.value` throws)
+    return isSecretText(textOf(raw)) ? raw as Redacted.Redacted<string> : invalid
   }
 }
 

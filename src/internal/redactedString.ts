@@ -1,11 +1,27 @@
 import * as Redacted from "effect/Redacted"
 
 /**
- * Whether a value is a `Redacted` holding a string: what the hashers and the password validators
- * read, checked before either does, since untyped callers hand over plain strings or `Redacted`
- * numbers.
+ * The string a `Redacted` holds, or `undefined` when it holds something else or nothing: a value
+ * wiped with `Redacted.unsafeWipe`, or an object that merely inherits from a `Redacted`, passes
+ * `Redacted.isRedacted`, and `Redacted.value` throws on it.
  *
  * @internal
  */
-export const isRedactedString = (value: unknown): value is Redacted.Redacted<string> =>
-  Redacted.isRedacted(value) && typeof Redacted.value(value) === "string"
+export const textOf = (value: unknown): string | undefined => {
+  if (!Redacted.isRedacted(value)) return undefined
+  try {
+    const held: unknown = Redacted.value(value)
+    return typeof held === "string" ? held : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Whether a value is a `Redacted` holding a string: what the hashers and the password validators
+ * read, checked before either does, since untyped callers hand over plain strings, `Redacted`
+ * numbers or wiped values.
+ *
+ * @internal
+ */
+export const isRedactedString = (value: unknown): value is Redacted.Redacted<string> => textOf(value) !== undefined
