@@ -43,7 +43,7 @@ import { infoOf, tokenPrefixOf } from "./internal/apiToken/info.js"
 import * as Repository from "./internal/apiToken/repository.js"
 import * as Token from "./internal/apiToken/token.js"
 import * as SqlTables from "./internal/sqlTables.js"
-import { failedMessage } from "./internal/storeError.js"
+import { failedMessage, safeCause } from "./internal/storeError.js"
 import { isUserId } from "./internal/userId.js"
 import { treeMessage } from "./internal/parseErrors.js"
 import * as UserModule from "./User.js"
@@ -427,7 +427,7 @@ export const migrations = (t: Tables): Record<string, Effect.Effect<void, SqlErr
   "1_create_api_token_table": Repository.createTable(t.token)
 })
 
-const storeError = (operation: string) => (cause: unknown) => new ApiTokenStoreError({ operation, cause })
+const storeError = (operation: string) => (cause: unknown) => new ApiTokenStoreError({ operation, cause: safeCause(cause) })
 
 /**
  * Runs the migrations with their own bookkeeping table. Failures are an `ApiTokenStoreError`.

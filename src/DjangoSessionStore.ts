@@ -58,6 +58,7 @@ import * as Signing from "./internal/django/signing.js"
 import * as SqlTables from "./internal/sqlTables.js"
 import { djangoSqliteTime, Timestamp } from "./internal/sqlUserStore.js"
 import * as SessionStore from "./SessionStore.js"
+import { safeCause } from "./internal/storeError.js"
 
 /**
  * The Django site's settings the store needs.
@@ -120,7 +121,7 @@ const Row = Schema.Struct({ session_data: Schema.String, expire_date: Timestamp 
 const decodeRows = Schema.decodeUnknown(Schema.Array(Row))
 const decodeKeys = Schema.decodeUnknown(Schema.Array(Schema.Struct({ session_key: Schema.String })))
 
-const storeError = (operation: string) => (cause: unknown) => new SessionStore.SessionStoreError({ operation, cause })
+const storeError = (operation: string) => (cause: unknown) => new SessionStore.SessionStoreError({ operation, cause: safeCause(cause) })
 
 const isDict = (value: unknown): value is Record<string, unknown> =>
   Predicate.isObject(value) && !Array.isArray(value)

@@ -31,6 +31,7 @@ import * as Schema from "effect/Schema"
 import type { AuthConfigError } from "./AuthError.js"
 import * as SqlTables from "./internal/sqlTables.js"
 import * as SessionStore from "./SessionStore.js"
+import { safeCause } from "./internal/storeError.js"
 
 /**
  * Where the table lives.
@@ -165,7 +166,7 @@ export const migrations = (
   "3_add_session_second_factor": addSecondFactor(tables)
 })
 
-const storeError = (operation: string) => (cause: unknown) => new SessionStore.SessionStoreError({ operation, cause })
+const storeError = (operation: string) => (cause: unknown) => new SessionStore.SessionStoreError({ operation, cause: safeCause(cause) })
 
 /**
  * Runs the store's migrations with its own migrations table. Failures are a `SessionStoreError`.

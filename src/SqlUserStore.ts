@@ -50,6 +50,7 @@ import * as SqlTables from "./internal/sqlTables.js"
 import * as Rows from "./internal/sqlUserStore.js"
 import * as internal from "./internal/userStore.js"
 import * as UserStore from "./UserStore.js"
+import { safeCause } from "./internal/storeError.js"
 
 /**
  * Where the tables live.
@@ -388,7 +389,7 @@ export const migrations = (
   "1_create_user_tables": createTables(tables)
 })
 
-const storeError = (operation: string) => (cause: unknown) => new UserStore.UserStoreError({ operation, cause })
+const storeError = (operation: string) => (cause: unknown) => new UserStore.UserStoreError({ operation, cause: safeCause(cause) })
 
 /**
  * Runs the store's migrations with its own migrations table. Failures, including a migration

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SqliteClient } from "@effect/sql-sqlite-node"
+import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
@@ -22,6 +23,28 @@ userStoreSuite("SQLite (:memory:)", { layer: () => SqlUserStore.layerSqlite({ fi
 describe("SqlUserStore on SQLite", () => {
   const dir = mkdtempSync(join(tmpdir(), "effect-auth-users-"))
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+  // The error's message named the failing column only, but it kept the ParseError as its cause,
+  // and Effect's loggers (renderErrorCause) and JSON.stringify render that: the hash found there.
+  it.effect("a row that does not decode fails with an error whose cause, logged or serialised, holds no value of the row", () =>
+    Effect.gen(function*() {
+      const hash = "pbkdf2_sha256$1000$SALTsaltSALTsalt$SECRETHASHVALUE0123456789abcdefghijklmnopq="
+      const store = yield* UserStore.UserStore
+      yield* store.create({ username: "alice", passwordHash: hash })
+      const sql = yield* SqlClient.SqlClient
+      yield* sql.unsafe(`UPDATE auth_user SET password = CAST('${hash}' AS BLOB)`)
+      const exit = yield* Effect.exit(store.findByUsername("alice"))
+      expect(failureTag(exit)).toBe("UserStoreError")
+      if (Exit.isFailure(exit)) {
+        const rendered = [
+          Cause.pretty(exit.cause, { renderErrorCause: true }),
+          JSON.stringify(Cause.squash(exit.cause)),
+          String(Cause.squash(exit.cause))
+        ]
+        for (const text of rendered) expect(text).not.toContain("SECRETHASHVALUE")
+        expect(rendered[0]).toContain("a row does not decode at \"password\"")
+      }
+    }).pipe(Effect.provide(SqlUserStore.layer().pipe(Layer.provideMerge(SqliteClient.layer({ filename: ":memory:" }))))))
 
   it.effect("keeps users in a file across restarts and migrates once", () =>
     Effect.gen(function*() {

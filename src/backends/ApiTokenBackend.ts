@@ -78,6 +78,7 @@ import * as Token from "../internal/apiToken/token.js"
 import * as SqlTables from "../internal/sqlTables.js"
 import type { User } from "../User.js"
 import * as UserStore from "../UserStore.js"
+import { safeCause } from "../internal/storeError.js"
 
 /**
  * The token store's names, re-exported from their old home. They moved to `effect-auth/ApiTokens`
@@ -274,7 +275,7 @@ export const make = (
     const store = yield* UserStore.UserStore
     const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
     const viaRepo = <A>(operation: string, effect: Effect.Effect<A, Repository.RepositoryError>) =>
-      SqlTables.mapStoreErrors((cause) => new ApiTokens.ApiTokenStoreError({ operation, cause }))(effect)
+      SqlTables.mapStoreErrors((cause) => new ApiTokens.ApiTokenStoreError({ operation, cause: safeCause(cause) }))(effect)
 
     const noMatch = AuthError.failures(backendId).noMatch
     const transport = (cause: unknown) => new AuthError.TransportError({ backend: backendId, cause })

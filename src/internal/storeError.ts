@@ -17,6 +17,15 @@ const messageOf = (cause: unknown): string =>
     ? cause
     : String(cause)
 
+/**
+ * The cause a store's error keeps. A `ParseError` (a row that does not decode) becomes an `Error`
+ * naming the failing columns: the error's message already hid the values, but Effect's loggers
+ * render the cause itself (`renderErrorCause`), and so does `JSON.stringify`, and a ParseError
+ * carries the value found, a password hash say. @internal
+ */
+export const safeCause = (cause: unknown): unknown =>
+  ParseResult.isParseError(cause) ? new Error(messageOf(cause)) : cause
+
 /** Each cause's message, outermost first, without repeats. @internal */
 export const reasons = (cause: unknown): Array<string> => {
   const out: Array<string> = []
