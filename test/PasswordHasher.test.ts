@@ -439,6 +439,30 @@ describe("verify: Django's check_password", () => {
       }
     }))
 
+  // Django checks any cost it can parse: PBKDF2 at 2^31 - 1 iterations held a hasher for ten
+  // minutes, bcrypt at cost 31 for days, and each login of that user took another. Past sixteen
+  // times the work of the settings (or of Django's defaults, when higher) a hash is not checked.
+  it.effect("a stored hash asking for more than 16 times the configured work is a HashError, not checked", () =>
+    Effect.gen(function*() {
+      const hasher = yield* test
+      const absurd = [
+        "pbkdf2_sha256$19200001$PublicSaltZ9y8X7w6V5u4$hash",
+        "pbkdf2_sha1$2147483647$PublicSaltZ9y8X7w6V5u4$hash",
+        "bcrypt_sha256$$2b$17$PublicBcryptSaltQrStUuujN.RipHyZkR116DyNxTal.7.2LzoEK",
+        "bcrypt$$2b$31$PublicBcryptSaltQrStUuujN.RipHyZkR116DyNxTal.7.2LzoEK",
+        "argon2$argon2id$v=19$m=102400,t=33,p=8$c2FsdHNhbHQ$aGFzaGhhc2g",
+        "argon2$argon2id$v=19$m=1638408,t=1,p=8$c2FsdHNhbHQ$aGFzaGhhc2g",
+        "scrypt$16384$PublicSaltZ9y8X7w6V5u4$8$81$hash"
+      ]
+      for (const encoded of absurd) {
+        const error = yield* Effect.flip(hasher.verify(pw("pw"), encoded))
+        expect(error._tag, encoded).toBe("HashError")
+        expect(error.message, encoded).toContain("times the configured work: not checked")
+      }
+      // The settings' own cost is checked as ever.
+      expect((yield* hasher.verify(pw("pw"), "bcrypt_sha256$$2b$04$PublicBcryptSaltQrStUuujN.RipHyZkR116DyNxTal.7.2LzoEK")).valid).toBe(false)
+    }))
+
   it.effect("argon2 reads only what argon2-cffi reads: no wrapped time cost, no leading zeros, canonical base64", () =>
     Effect.gen(function*() {
       const hasher = yield* withOptions({ hashers: ["argon2"] })

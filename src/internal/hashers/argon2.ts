@@ -1,7 +1,11 @@
 import * as crypto from "node:crypto"
 import * as Effect from "effect/Effect"
 import type { Hasher, Purpose, Run } from "./common.js"
-import { failWith, mustUpdateSalt, optionalDriver, randomString, SALT_LENGTH } from "./common.js"
+import { failWith, mustUpdateSalt, optionalDriver, randomString, SALT_LENGTH, WORK_CEILING, withinCeiling } from "./common.js"
+
+// Django's defaults: t=2, m=100 MiB.
+const DJANGO_TIME_COST = 2
+const DJANGO_MEMORY_KIB = 102_400
 
 /** Argon2 parameters as Django's `Argon2PasswordHasher` names them (memory in KiB). */
 export interface Argon2Params {
@@ -117,6 +121,14 @@ export const make = (params: Argon2Params, run: Run): Hasher => {
       return fail("invalid argon2 parameters")
     }
     if (d.memoryCost > MAX_MEMORY_KIB) return fail("argon2 memory cost is too large")
+    if (
+      purpose === "verify" && (
+        !withinCeiling(d.timeCost * d.memoryCost, params.timeCost * params.memoryCost, DJANGO_TIME_COST * DJANGO_MEMORY_KIB) ||
+        !withinCeiling(d.memoryCost, params.memoryCost, DJANGO_MEMORY_KIB)
+      )
+    ) {
+      return fail(`argon2 costs beyond ${WORK_CEILING} times the configured work: not checked`)
+    }
     return run(algorithm, purpose, () =>
       driver.load().then((argon2) => argon2.hashRaw(password, {
         salt: d.salt,

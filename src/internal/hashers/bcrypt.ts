@@ -1,7 +1,10 @@
 import * as crypto from "node:crypto"
 import * as Effect from "effect/Effect"
 import type { Hasher, Purpose, Run } from "./common.js"
-import { constantTimeEquals, failWith, optionalDriver, pyInt, pySplit } from "./common.js"
+import { constantTimeEquals, failWith, optionalDriver, pyInt, pySplit, WORK_CEILING, withinCeiling } from "./common.js"
+
+// Django's default cost.
+const DJANGO_ROUNDS = 12
 
 // @node-rs/bcrypt is an optional peer dependency: loaded on first use, so sites that never store
 // bcrypt hashes need not install it (a missing package fails that hash with a HashError that
@@ -85,6 +88,10 @@ export const make = (algorithm: "bcrypt_sha256" | "bcrypt", params: BcryptParams
     if (m === null) return fail("invalid bcrypt salt")
     const cost = Number(m[2])
     if (cost < 4 || cost > 31) return fail("bcrypt cost must be between 4 and 31")
+    // The cost is a power of two: each step above the settings doubles the work.
+    if (purpose === "verify" && !withinCeiling(2 ** cost, 2 ** params.rounds, 2 ** DJANGO_ROUNDS)) {
+      return fail(`bcrypt cost beyond ${WORK_CEILING} times the configured work: not checked`)
+    }
     return Effect.flatMap(input(password), (bytes) =>
       Effect.map(
         run(algorithm, purpose, () => driver.load().then((bcrypt) => bcrypt.hash(bytes, cost, decodeSalt(m[3]!)))),

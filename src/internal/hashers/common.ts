@@ -45,6 +45,19 @@ export const optionalDriver = <A>(pkg: string, version: string, importIt: () => 
   }
 }
 
+/**
+ * A stored hash may ask for at most this many times the work of the hasher's settings (or of
+ * Django's defaults, when they ask for more) before it is refused rather than checked. Django
+ * checks any cost it can parse: a hash of PBKDF2 at 2^31 - 1 iterations held a hasher for ten
+ * minutes, bcrypt at cost 31 for days, and every login of that user took another. Sixteen times
+ * leaves room for a database written by a newer Django, or by stronger settings since lowered.
+ */
+export const WORK_CEILING = 16
+
+/** Whether `stored` work is within {@link WORK_CEILING} of the settings' and Django's default. */
+export const withinCeiling = (stored: number, configured: number, djangoDefault: number): boolean =>
+  stored <= WORK_CEILING * Math.max(configured, djangoDefault)
+
 /** Why a key derivation runs; recorded on its span so timing defences can be observed. */
 export type Purpose = "encode" | "verify" | "dummy" | "harden"
 

@@ -11,8 +11,13 @@ import {
   pyLen,
   pySplit,
   randomString,
-  SALT_LENGTH
+  SALT_LENGTH,
+  WORK_CEILING,
+  withinCeiling
 } from "./common.js"
+
+// Django 6.0's default, the most any Django release asks for.
+const DJANGO_ITERATIONS = 1_200_000
 
 /** The two PBKDF2 algorithms Django ships. */
 export type Pbkdf2Algorithm = "pbkdf2_sha256" | "pbkdf2_sha1"
@@ -53,6 +58,9 @@ export const make = (algorithm: Pbkdf2Algorithm, iterations: number, run: Run): 
       const effective = count || iterations
       if (effective < 1 || effective > MAX_ITERATIONS || !Number.isSafeInteger(effective)) {
         return yield* fail(`iterations must be between 1 and ${MAX_ITERATIONS}`)
+      }
+      if (purpose === "verify" && !withinCeiling(effective, iterations, DJANGO_ITERATIONS)) {
+        return yield* fail(`iterations beyond ${WORK_CEILING} times the configured work: not checked`)
       }
       const key = yield* run(algorithm, purpose, () => derive(password, salt, effective, digest))
       return `${algorithm}$${effective}$${salt}$${b64(key)}`

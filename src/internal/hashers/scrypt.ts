@@ -1,7 +1,10 @@
 import * as crypto from "node:crypto"
 import * as Effect from "effect/Effect"
 import type { Hasher, Purpose, Run } from "./common.js"
-import { b64, checkSalt, constantTimeEquals, failWith, pyInt, randomString, SALT_LENGTH } from "./common.js"
+import { b64, checkSalt, constantTimeEquals, failWith, pyInt, randomString, SALT_LENGTH, WORK_CEILING, withinCeiling } from "./common.js"
+
+// Django's defaults: N=2^14, r=8, p=5.
+const DJANGO_SCRYPT_WORK = 2 ** 14 * 8 * 5
 
 /** Django's `ScryptPasswordHasher` settings: N, r, p, and the memory bound. */
 export interface ScryptParams {
@@ -42,6 +45,12 @@ export const make = (params: ScryptParams, run: Run): Hasher => {
       if (N < 2 || !Number.isSafeInteger(N) || (N & (N - 1)) !== 0) return yield* fail("N must be a power of 2 above 1")
       if (R < 1 || P < 1 || !Number.isSafeInteger(R) || !Number.isSafeInteger(P)) {
         return yield* fail("r and p must be positive")
+      }
+      if (
+        purpose === "verify" &&
+        !withinCeiling(N * R * P, params.workFactor * params.blockSize * params.parallelism, DJANGO_SCRYPT_WORK)
+      ) {
+        return yield* fail(`scrypt costs beyond ${WORK_CEILING} times the configured work: not checked`)
       }
       const key = yield* run(algorithm, purpose, () => derive(password, salt, N, R, P, params.maxmem))
       return `${algorithm}$${N}$${salt}$${R}$${P}$${b64(key)}`
