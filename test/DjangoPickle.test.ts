@@ -76,6 +76,31 @@ describe("pickle, read from odd data", () => {
   })
 })
 
+describe("pickle, strings named many times", () => {
+  // Python's pickle of {"k": [s] * 4000}, s 100 KB: the string once, then 3,999 BINGETs of 2 bytes.
+  // Copied, it was 400 MB read, and 400 MB again written back by every touch of the session.
+  it("a long string named thousands of times is refused, not copied past 64 times the pickle's size", () => {
+    const s = Buffer.from("x".repeat(100_000))
+    const head = Buffer.alloc(5)
+    head[0] = 0x58 // BINUNICODE
+    head.writeUInt32LE(s.length, 1)
+    const many = (copies: number) =>
+      Buffer.concat([
+        Buffer.from([0x80, 0x02, 0x7d, 0x58, 1, 0, 0, 0, 0x6b, 0x5d, 0x28]), // {  "k"  [ MARK
+        head,
+        s,
+        Buffer.from([0x71, 0x00]), // BINPUT 0
+        Buffer.from(Array.from({ length: copies - 1 }, () => [0x68, 0x00]).flat()), // BINGET 0
+        Buffer.from([0x65, 0x73, 0x2e]) // APPENDS SETITEM STOP
+      ])
+    expect(Pickle.loads(many(4_000))).toBeUndefined()
+    // A few copies (a value repeated in a session) still read.
+    const few = Pickle.loads(many(3)) as { k: Array<string> }
+    expect(few.k).toHaveLength(3)
+    expect(few.k.every((item) => item.length === 100_000)).toBe(true)
+  })
+})
+
 describe("pickle, dict keys", () => {
   it("a key \"__proto__\" is the dict's own, as JSON.parse reads it: it neither sets the prototype nor is lost", () => {
     const withProto = JSON.parse("{\"__proto__\": {\"_auth_user_id\": \"7\"}, \"a\": 1}") as Record<string, unknown>

@@ -7,7 +7,7 @@
 export const loads = (bytes: Uint8Array): unknown => {
   try {
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    return plain(read(buf), { left: Math.max(buf.length, minCopies) }, 0)
+    return plain(read(buf), { left: Math.max(maxGrowth * buf.length, minCopies) }, 0)
   } catch {
     return undefined
   }
@@ -178,7 +178,11 @@ const read = (buf: Buffer): unknown => {
 const maxDepth = 1000
 // A memoised value (BINGET) stands for the same object again, which `plain` copies: 2 bytes can
 // double what was built so far, so 40 levels of [x, x] in 325 bytes would be 2^40 copies (the
-// process hangs; Python shares them). The copies made are bounded by the pickle's length, or this.
+// process hangs; Python shares them), and a 100 KB string named 4,000 times in 108 KB (Python's
+// pickle of `[s] * 4000`) is 400 MB once copied, and again when the session is written back
+// (`dumps` spells each copy out). What is built, one unit per value and one per character of a
+// string, is bounded by this many times the pickle's length, or by `minCopies`.
+const maxGrowth = 64
 const minCopies = 100_000
 
 // Dicts as plain objects (their keys must be strings, as JSON's), tuples as arrays. Each key is
@@ -186,6 +190,11 @@ const minCopies = 100_000
 // (its keys then read as the session's, and the key itself vanish when the session is written).
 const plain = (value: unknown, budget: { left: number }, depth: number): unknown => {
   if (--budget.left < 0) throw new Error("too many values")
+  if (typeof value === "string") {
+    budget.left -= value.length
+    if (budget.left < 0) throw new Error("too many values")
+    return value
+  }
   if (value instanceof Map) {
     if (depth >= maxDepth) throw new Error("nested too deep")
     const out: Record<string, unknown> = {}
