@@ -54,7 +54,8 @@ import { failedMessage } from "./internal/storeError.js"
  */
 export const SessionKey = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,128}$/))
 
-const Millis = Schema.Number.pipe(Schema.int(), Schema.nonNegative())
+// Up to the last millisecond a `Date` holds (year 275760): stores write times as dates.
+const Millis = Schema.Number.pipe(Schema.int(), Schema.between(0, 8.64e15))
 const Field = (max: number) => Schema.String.pipe(Schema.maxLength(max))
 
 /**
