@@ -208,6 +208,8 @@ export class AuthService extends Context.Tag("effect-auth/AuthService")<AuthServ
 // on every `hasPerm` that reaches the backends.
 const isAppLabel = CredentialsDecoder.isText(1, 100)
 const isPermission = CredentialsDecoder.isText(0, 255)
+// What the permission methods read of a user; an untyped caller's `null` or string is none.
+const isUserRecord = (user: unknown): user is User => typeof user === "object" && user !== null
 
 const checkBackends = (backends: ReadonlyArray<AuthBackend.AuthBackend>): Effect.Effect<void, AuthError.AuthConfigError> => {
   if (backends.length === 0) {
@@ -521,6 +523,8 @@ const fromBackends = (
   const withGroupPermissions = compiled.filter((b) => b.backend.getGroupPermissions !== undefined)
 
   const hasPerm = (user: User, perm: string, obj?: unknown): Effect.Effect<boolean, AuthError.TransportError> => {
+    // (an untyped caller's `null` user holds nothing: refused, never a defect)
+    if (!isUserRecord(user)) return Effect.succeed(false)
     if (UserModule.isActiveSuperuser(user)) return Effect.succeed(true)
     if (!isPermission(perm)) return Effect.succeed(false)
     return Permissions.cached(
@@ -575,7 +579,14 @@ const fromBackends = (
     // Django raises ValueError for a str (`Iterable<string>` here: its characters, and "" none at
     // all, so true for anybody) and for what is not iterable: refused, never granted nor thrown.
     if (typeof perms === "string" || !Predicate.isIterable(perms)) return Effect.succeed(false)
-    const list = Array.from(perms)
+    // Read once, at the call (the effect may run again; a generator would be spent by then): an
+    // iterable that throws while read is refused too.
+    let list: Array<string>
+    try {
+      list = Array.from(perms)
+    } catch {
+      return Effect.succeed(false)
+    }
     const step = (i: number): Effect.Effect<boolean, AuthError.TransportError> =>
       i >= list.length
         ? Effect.succeed(true)
@@ -584,6 +595,7 @@ const fromBackends = (
   }
 
   const hasModulePerms = (user: User, appLabel: string): Effect.Effect<boolean, AuthError.TransportError> => {
+    if (!isUserRecord(user)) return Effect.succeed(false)
     if (UserModule.isActiveSuperuser(user)) return Effect.succeed(true)
     if (!isAppLabel(appLabel)) return Effect.succeed(false)
     return Permissions.cached(
@@ -595,7 +607,7 @@ const fromBackends = (
   }
 
   const getAllPermissions = (user: User, obj?: unknown) =>
-    Permissions.cached(
+    !isUserRecord(user) ? Effect.succeed(new Set<string>() as ReadonlySet<string>) : Permissions.cached(
       user,
       "all",
       obj,

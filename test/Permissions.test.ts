@@ -113,6 +113,29 @@ describe("hasPerms, hasModulePerms, getAllPermissions", () => {
       expect(answers).toEqual([true, true, false])
     }))
 
+  // Untyped callers: a list whose iterator throws, and no user at all, died in the service.
+  it.effect("an iterable that throws, and a null user, are refused, never a defect", () =>
+    Effect.gen(function*() {
+      const a = grants("a", ["blog.add_post"])
+      const throwing: Iterable<string> = {
+        *[Symbol.iterator]() {
+          yield "blog.add_post"
+          throw new Error("broken iterator")
+        }
+      }
+      const nobody = null as unknown as typeof alice
+      const answers = yield* withAuth([a])((auth) =>
+        Effect.all([
+          auth.hasPerms(alice, throwing),
+          auth.hasPerm(nobody, "blog.add_post"),
+          auth.hasPerms(nobody, ["blog.add_post"]),
+          auth.hasModulePerms(nobody, "blog"),
+          Effect.map(auth.getAllPermissions(nobody), (perms) => perms.size === 0)
+        ])
+      )
+      expect(answers).toEqual([false, false, false, false, true])
+    }))
+
   it.effect("hasPerms of a string (or of no list) is false, not its characters' answer: Django raises ValueError", () =>
     Effect.gen(function*() {
       const a = grants("a", ["b", "blog.add_post"])
