@@ -26,10 +26,13 @@ export const lastValue = (header: string | undefined, name: string): string | un
   if (header === undefined || !header.includes(name)) return undefined
   let found: string | undefined
   let start = 0
+  // The next "=" at or after `start`, searched again only once passed: searching from every
+  // segment made a header of many "=" -less segments (1 MiB of ";") quadratic.
+  let eq = header.indexOf("=")
   while (start <= header.length) {
     let end = header.indexOf(";", start)
     if (end === -1) end = header.length
-    const eq = header.indexOf("=", start)
+    if (eq !== -1 && eq < start) eq = header.indexOf("=", start)
     if (eq !== -1 && eq < end && header.slice(start, eq).trim() === name) found = header.slice(eq + 1, end).trim()
     start = end + 1
   }
