@@ -319,9 +319,9 @@ describe("HttpBackend: TransportError, without the request body in the cause", (
         reply.raw.writeHead(request.method === "POST" ? 307 : 302, { location: `${other.url}${request.path}` })
         reply.raw.end()
       })
+      // The app's RequestInit given to the client's layer, as the platform documents it.
       const backend = yield* HttpBackend.make({ baseUrl: peer.url, user: UserFromBody, timeout: "3 seconds" }).pipe(
-        Effect.provide(FetchHttpClient.layer),
-        Effect.provideService(FetchHttpClient.RequestInit, { headers: { "x-app": "kept" } })
+        Effect.provide(FetchHttpClient.layer.pipe(Layer.provide(Layer.succeed(FetchHttpClient.RequestInit, { headers: { "x-app": "kept" } }))))
       )
       const error = transportErrorOf(yield* Effect.exit(backend.authenticate(login("alice"), undefined)))
       expect(String(error.cause)).toContain("unexpected status 307")

@@ -16,28 +16,21 @@ import * as Option from "effect/Option"
  * the same reason; this client keeps that promise whatever they are handed. A 3xx then reaches
  * the backend as it is, an unexpected status, which is a `TransportError`.
  *
- * The `RequestInit` the app gave `FetchHttpClient` where the backend is built is kept, with
- * `redirect` overridden. Clients that do not follow redirects themselves (the platform's undici
- * and `node:http` clients) are unaffected. A client that follows them in Effect
+ * The `fetch` `FetchHttpClient` calls is wrapped, not its `RequestInit`: the init the app gave the
+ * client's layer (headers, a `dispatcher` with its own certificate authority or proxy) still
+ * reaches `fetch`, with `redirect` overridden. The `fetch` wrapped is the one provided where the
+ * backend is built, else the global one. Clients that do not follow redirects themselves (the
+ * platform's undici and `node:http` clients) are unaffected. A client that follows them in Effect
  * (`HttpClient.followRedirects`) is the app's explicit choice and is left alone.
  *
  * @internal
  */
 export const make: Effect.Effect<HttpClient.HttpClient, never, HttpClient.HttpClient> = Effect.map(
-  Effect.all([HttpClient.HttpClient, Effect.serviceOption(FetchHttpClient.RequestInit)]),
-  ([client, init]) => fromClient(client, init)
+  Effect.all([HttpClient.HttpClient, Effect.serviceOption(FetchHttpClient.Fetch)]),
+  ([client, fetch]) => {
+    const base = Option.getOrElse(fetch, () => globalThis.fetch)
+    const manual = ((input: Parameters<typeof globalThis.fetch>[0], init?: RequestInit) =>
+      base(input, { ...init, redirect: "manual" })) as typeof globalThis.fetch
+    return HttpClient.transformResponse(client, Effect.provideService(FetchHttpClient.Fetch, manual))
+  }
 )
-
-/**
- * {@link make} for a client already in hand (`init`: the `FetchHttpClient.RequestInit` seen where
- * the backend is built).
- *
- * @internal
- */
-export const fromClient = (
-  client: HttpClient.HttpClient,
-  init: Option.Option<globalThis.RequestInit> = Option.none()
-): HttpClient.HttpClient => {
-  const manual: globalThis.RequestInit = { ...Option.getOrElse(init, () => ({})), redirect: "manual" }
-  return HttpClient.transformResponse(client, Effect.provideService(FetchHttpClient.RequestInit, manual))
-}
