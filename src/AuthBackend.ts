@@ -76,7 +76,12 @@ export type OnTransportError = "fail" | "fallthrough"
  * @category models
  */
 export interface PolicyInput {
-  /** Each try is cut after this long and becomes a `TransportError`. Default: no timeout. */
+  /**
+   * Each try is cut after this long and becomes a `TransportError`. Default: no timeout. The
+   * call answers at the deadline even when the work cannot be interrupted (a password hash): it
+   * then ends in the background. With `retry`, a try that timed out is waited for before the next
+   * one starts, so tries never overlap (and one that cannot be stopped holds the call).
+   */
   readonly timeout?: Duration.DurationInput | undefined
   /** Retries `TransportError`s only (never `NoMatch` or `PermissionDenied`). Default: none. */
   readonly retry?: Schedule.Schedule<unknown, AuthError.TransportError> | undefined

@@ -438,6 +438,31 @@ describe("AuthService.getUser", () => {
       expect(failureOf(yield* Fiber.await(fiber))._tag).toBe("TransportError")
     }))
 
+  // Disconnected, a retried try that cannot be stopped ran beside the next one: four attempts of
+  // one login at once, each holding a hasher permit.
+  it.effect("with retries, a try that timed out is waited for before the next: tries never overlap", () =>
+    Effect.gen(function*() {
+      let running = 0
+      let peak = 0
+      const base = TestBackend.make("u", {
+        behaviour: TestBackend.Behaviour.noMatch(),
+        policy: { timeout: "1 second", retry: Schedule.recurs(3) }
+      })
+      const slow = {
+        ...base,
+        authenticate: () =>
+          Effect.uninterruptible(Effect.acquireUseRelease(
+            Effect.sync(() => peak = Math.max(peak, ++running)),
+            () => Effect.sleep("3 seconds"),
+            () => Effect.sync(() => running--)
+          )).pipe(Effect.zipRight(AuthError.noMatch("u", "invalid-credentials")))
+      }
+      const fiber = yield* Effect.fork(AuthService.authenticate({ token: "t" }).pipe(Effect.provide(TestAuth.layer([slow]))))
+      for (let i = 0; i < 4; i++) yield* TestClock.adjust("3 seconds")
+      expect(failureOf(yield* Fiber.await(fiber))._tag).toBe("TransportError")
+      expect(peak).toBe(1)
+    }))
+
   it.effect("getUser runs under the backend's timeout", () =>
     Effect.gen(function*() {
       const hanging = TestBackend.make("h", { behaviour: TestBackend.Behaviour.noMatch(), policy: { timeout: "1 second" } })
