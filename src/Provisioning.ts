@@ -6,8 +6,9 @@
  * On every login through an external backend, the backend's `provision` hook turns what the
  * external system says ({@link ExternalUser}) into the local `StoredUser`:
  *
- * 1. find the user of exactly this username (the store looks names up through NFKC, which is
- *    many-to-one: a provider's `ᵇoss` is not the local `boss`);
+ * 1. find the user of exactly this username, in NFC (the store looks names up through NFKC,
+ *    which is many-to-one: a provider's `ᵇoss` is not the local `boss`; a name NFKC would fold
+ *    further is never created: `NoMatch("invalid-credentials")`);
  * 2. unknown: create it when `createUnknownUser` (the default), else `NoMatch("unknown-user")`;
  *    a new user then gets its groups mirrored and `configureUser` called (creation only; the
  *    user is active only once it has passed, so its refusal holds on later logins);
@@ -72,6 +73,7 @@ import * as AuthError from "./AuthError.js"
 import type { User } from "./User.js"
 import * as UserStore from "./UserStore.js"
 import { failingPaths } from "./internal/parseErrors.js"
+import { boundedNfc, boundedNfkc } from "./internal/codePoints.js"
 
 /**
  * What an external system says about a user. Only `username` is required; an absent field is
@@ -94,7 +96,7 @@ import { failingPaths } from "./internal/parseErrors.js"
  * @category schemas
  */
 export const ExternalUser = Schema.Struct({
-  /** 1 to 150 characters (the store's rule); found exactly, created only when NFKC leaves it as it is. */
+  /** 1 to 150 characters (the store's rule); found exactly in NFC, created only when NFKC leaves it as NFC does. */
   username: Schema.String,
   email: Schema.optional(UserStore.Email),
   firstName: Schema.optional(UserStore.PersonName),
@@ -313,11 +315,13 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         Effect.mapError((error) =>
           transport(`the external user does not fit the store at ${failingPaths(error)}`)
         ),
-        Effect.flatMap((external) =>
-          isUsername(external.username)
-            ? Effect.succeed(external)
+        Effect.flatMap((external) => {
+          // In NFC: canonically equivalent spellings (`José` composed or decomposed) are one name.
+          const username = boundedNfc(external.username)
+          return isUsername(username)
+            ? Effect.succeed({ ...external, username })
             : Effect.fail(transport("the external user does not fit the store: username must be 1 to 150 characters without NUL"))
-        )
+        })
       )
 
     // Only the user of exactly this name is this external user. effect-auth's own stores look
@@ -397,10 +401,11 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         return yield* reread(created.id)
       })
 
-    // A name NFKC would change cannot be created apart from the one it folds to.
+    // A name NFKC would change further (`ᵇoss`, `ªdmin`) cannot be created apart from the one it
+    // folds to: refused as credentials that name nobody here (a refusal, not a failure to retry).
     const createRow = (external: ExternalUser) =>
-      UserStore.normalizeUsername(external.username) !== external.username
-        ? Effect.fail(transport("the external user does not fit the store: its username is not NFKC-normalised, and folded it could name another user"))
+      boundedNfkc(external.username) !== external.username
+        ? noMatch("invalid-credentials")
         : store.create({
         username: external.username,
         email: external.email,

@@ -266,6 +266,18 @@ describe("RemoteUserBackend", () => {
       expect(ok.backend).toBe("remote-user")
     }).pipe(Effect.provide(layer({ trustedOnly: false }))))
 
+  // Over a transport that carries Unicode as it is: canonically equivalent spellings are one name,
+  // compatibility ones are other principals.
+  it.effect("a name decomposed (NFD) is the user of the same name composed; one NFKC would fold is nobody", () =>
+    Effect.gen(function*() {
+      const composed = yield* AuthService.authenticate({ remoteUser: "Jos\u00e9" })
+      const decomposed = yield* AuthService.authenticate({ remoteUser: "Jose\u0301" })
+      expect(decomposed.user.id).toBe(composed.user.id)
+      yield* AuthService.authenticate({ remoteUser: "admin" })
+      const folded = yield* Effect.flip(AuthService.authenticate({ remoteUser: "\u00aadmin" }))
+      expect(folded).toMatchObject({ _tag: "AuthenticationFailed", attempts: [{ reason: "invalid-credentials" }] })
+    }).pipe(Effect.provide(layer({ trustedOnly: false }))))
+
   it.effect("trustedOnly: false still accepts the header's credentials (trusted()), not only plain ones", () =>
     Effect.gen(function*() {
       const fromHeader = yield* AuthService.authenticate(RemoteUserBackend.trusted("alice"))

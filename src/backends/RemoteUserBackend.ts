@@ -4,8 +4,8 @@
  * create that user in the local `UserStore`.
  *
  * - `cleanUsername` turns the header value into a username (strip a realm, lower-case, ...).
- * - The user is found by exactly that name, as Django's `get_or_create` finds it, and compared
- *   exactly with a session's user: the store looks names up through NFKC, which is many-to-one,
+ * - The user is found by exactly that name (in NFC: `José` composed or decomposed is one name),
+ *   as Django's `get_or_create` finds it, and compared so with a session's user: the store looks names up through NFKC, which is many-to-one,
  *   and the proxy's `ªdmin` (a Latin-1 byte) is another principal than `admin`. A name NFKC would
  *   change is never created (`NoMatch("invalid-credentials")`); normalise it in `cleanUsername`
  *   if your proxy's names are unique after NFKC.
@@ -56,7 +56,7 @@ import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import type { AuthRequest } from "../AuthRequest.js"
 import * as Credentials from "../Credentials.js"
-import { boundedNfkc } from "../internal/codePoints.js"
+import { boundedNfc, boundedNfkc } from "../internal/codePoints.js"
 import * as StoreBackend from "../internal/storeBackend.js"
 import * as TrustedRemoteUserMark from "../internal/trustedRemoteUser.js"
 import { issuedBy } from "../internal/userStore.js"
@@ -203,9 +203,9 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, UserS
     const storeError = { UserStoreError: (error: UserStore.UserStoreError) => Effect.fail(transport(error)) }
 
     // A name the store refuses (too long after cleaning, a NUL) belongs to nobody. Only the user
-    // of exactly this name is this principal, as Django's get_or_create finds it: effect-auth's
-    // own stores look names up through NFKC, which is many-to-one, and the proxy's "ªdmin" found
-    // that way would be the local "admin".
+    // of this very name (in NFC: `José` composed or not is one name) is this principal, as
+    // Django's get_or_create finds it: effect-auth's own stores look names up through NFKC, which
+    // is many-to-one, and the proxy's "ªdmin" found that way would be the local "admin".
     const find = (username: string) =>
       store.findByUsername(username).pipe(
         Effect.map(Option.filter((user) => user.username === username)),
@@ -235,7 +235,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, UserS
 
     const authenticate = (credentials: Credentials.RemoteUser, request: AuthRequest | undefined) =>
       Effect.gen(function*() {
-        const username = cleanUsername(credentials.remoteUser)
+        const username = boundedNfc(cleanUsername(credentials.remoteUser))
         if (username === "") return yield* noMatch("invalid-credentials")
         let found: { readonly user: UserStore.StoredUser; readonly created: boolean }
         if (createUnknownUser) {

@@ -20,3 +20,11 @@ export const nfkcBound = 1_200
  * as a username anyway. @internal
  */
 export const boundedNfkc = (s: string): string => s.length > nfkcBound ? s : s.normalize("NFKC")
+
+/**
+ * NFC, skipped past {@link nfkcBound} as {@link boundedNfkc} is: the form in which a name an
+ * external system vouches for is looked up and compared. Canonically equivalent spellings
+ * (`José` composed or decomposed) are one name; compatibility ones (`ªdmin` and `admin`) are not.
+ * @internal
+ */
+export const boundedNfc = (s: string): string => s.length > nfkcBound ? s : s.normalize("NFC")
