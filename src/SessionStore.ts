@@ -54,8 +54,9 @@ import { failedMessage } from "./internal/storeError.js"
  */
 export const SessionKey = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,128}$/))
 
-// Up to the last millisecond a `Date` holds (year 275760): stores write times as dates.
-const Millis = Schema.Number.pipe(Schema.int(), Schema.between(0, 8.64e15))
+// Up to the last millisecond of year 9999: stores write times as dates, and Python's datetime
+// (Django's side of a shared store, psycopg) ends there; a Date ends at 275760.
+const Millis = Schema.Number.pipe(Schema.int(), Schema.between(0, 253_402_300_799_999))
 const Field = (max: number) => Schema.String.pipe(Schema.maxLength(max))
 
 /**

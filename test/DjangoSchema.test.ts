@@ -702,20 +702,24 @@ describe("DjangoSessionStore: replace leaves alone data it cannot read", () => {
 
   // Past 8.64e15 ms (year 275760) a time is no Date: the database store threw a RangeError out of
   // set, get and isLive, and cycle died. Every store now refuses such a time with a typed error.
-  it.effect("times past what a Date holds are a SessionStoreError, never a throw", () =>
+  it.effect("times past year 9999 are a SessionStoreError, never a throw nor a session lost", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       yield* sql`CREATE TABLE django_session (session_key varchar(40) PRIMARY KEY, session_data text NOT NULL, expire_date datetime NOT NULL)`
       const store = yield* DjangoSessionStore.make({ secret })
-      const far = 9e15
-      const outcomes = yield* Effect.all([
-        store.set(key, { ...record, expiresAt: far }, 2_000),
-        store.get(key, far),
-        store.deleteExpired(far),
-        store.isLive!(key, far),
-        store.cycle!(key, "c".repeat(32), record, far)
-      ].map((effect) => Effect.map(Effect.flip(effect as Effect.Effect<unknown, { readonly _tag: string }>), (error) => error._tag)))
-      expect(outcomes).toEqual(Array(5).fill("SessionStoreError"))
+      // (and past year 9999, which Python's datetime cannot read: written, the session was lost)
+      for (const far of [9e15, 253_402_300_800_000]) {
+        const outcomes = yield* Effect.all([
+          store.set(key, { ...record, expiresAt: far }, 2_000),
+          store.get(key, far),
+          store.deleteExpired(far),
+          store.isLive!(key, far),
+          store.cycle!(key, "c".repeat(32), record, far)
+        ].map((effect) => Effect.map(Effect.flip(effect as Effect.Effect<unknown, { readonly _tag: string }>), (error) => error._tag)))
+        expect(outcomes).toEqual(Array(5).fill("SessionStoreError"))
+      }
+      yield* store.set(key, { ...record, expiresAt: 253_402_300_799_999 }, 2_000)
+      expect(Option.isSome(yield* store.get(key, 2_000))).toBe(true)
     }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" })), Effect.orDie))
 
   it.effect("the cache store: a pickle that is not plain data", () =>
