@@ -539,13 +539,14 @@ const fromBackends = (
   // false, a TransportError fails the question as it fails `hasPerm`.
   const explain = (user: User, perm: string, obj?: unknown): Effect.Effect<Permissions.Explanation, AuthError.TransportError> => {
     const explanation = (granted: boolean, decidedBy: string | undefined, steps: ReadonlyArray<Permissions.Step>) => ({
-      username: user.username,
+      username: isUserRecord(user) ? user.username : "",
       perm,
       object: describeObject(obj),
       granted,
       decidedBy,
       steps
     })
+    if (!isUserRecord(user)) return Effect.succeed(explanation(false, undefined, []))
     if (UserModule.isActiveSuperuser(user)) {
       return Effect.succeed(explanation(true, "superuser", [{ backend: "superuser", answer: "grant", reasons: ["active superuser: every permission"] }]))
     }
@@ -616,7 +617,7 @@ const fromBackends = (
 
   // Django's PermissionsMixin asks every backend that has the method, superusers included.
   const getUserPermissions = (user: User, obj?: unknown) =>
-    Permissions.cached(
+    !isUserRecord(user) ? Effect.succeed(new Set<string>() as ReadonlySet<string>) : Permissions.cached(
       user,
       "user",
       obj,
@@ -624,7 +625,7 @@ const fromBackends = (
     )
 
   const getGroupPermissions = (user: User, obj?: unknown) =>
-    Permissions.cached(
+    !isUserRecord(user) ? Effect.succeed(new Set<string>() as ReadonlySet<string>) : Permissions.cached(
       user,
       "group",
       obj,

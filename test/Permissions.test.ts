@@ -130,10 +130,13 @@ describe("hasPerms, hasModulePerms, getAllPermissions", () => {
           auth.hasPerm(nobody, "blog.add_post"),
           auth.hasPerms(nobody, ["blog.add_post"]),
           auth.hasModulePerms(nobody, "blog"),
-          Effect.map(auth.getAllPermissions(nobody), (perms) => perms.size === 0)
-        ])
+          Effect.map(auth.getAllPermissions(nobody), (perms) => perms.size === 0),
+          Effect.map(auth.getUserPermissions(nobody), (perms) => perms.size === 0),
+          Effect.map(auth.getGroupPermissions(nobody), (perms) => perms.size === 0),
+          Effect.map(auth.explain(nobody, "blog.add_post"), (explanation) => explanation.granted)
+        ]).pipe(Permissions.withRequestCache)
       )
-      expect(answers).toEqual([false, false, false, false, true])
+      expect(answers).toEqual([false, false, false, false, true, true, true, false])
     }))
 
   it.effect("hasPerms of a string (or of no list) is false, not its characters' answer: Django raises ValueError", () =>
