@@ -94,6 +94,16 @@ describe("pickle, strings named many times", () => {
         Buffer.from([0x65, 0x73, 0x2e]) // APPENDS SETITEM STOP
       ])
     expect(Pickle.loads(many(4_000))).toBeUndefined()
+    // Values are held to the pickle's length as before: a list of 100 ints named 60,000 times
+    // (120 KB) is 6 M values, each written back as 5 bytes.
+    const ints = Buffer.concat([
+      Buffer.from([0x80, 0x02, 0x5d, 0x28, 0x5d, 0x71, 0x00, 0x28]), // [ MARK [ BINPUT 0 MARK
+      Buffer.from(Array.from({ length: 100 }, (_, i) => [0x4b, i]).flat()), // BININT1 i
+      Buffer.from([0x65]), // APPENDS (the inner list)
+      Buffer.from(Array.from({ length: 59_999 }, () => [0x68, 0x00]).flat()), // BINGET 0
+      Buffer.from([0x65, 0x2e]) // APPENDS STOP
+    ])
+    expect(Pickle.loads(ints)).toBeUndefined()
     // A few copies (a value repeated in a session) still read.
     const few = Pickle.loads(many(3)) as { k: Array<string> }
     expect(few.k).toHaveLength(3)

@@ -7,7 +7,7 @@
 export const loads = (bytes: Uint8Array): unknown => {
   try {
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    return plain(read(buf), { left: Math.max(maxGrowth * buf.length, minCopies) }, 0)
+    return plain(read(buf), { values: Math.max(buf.length, minCopies), chars: Math.max(maxGrowth * buf.length, minCopies) }, 0)
   } catch {
     return undefined
   }
@@ -180,19 +180,19 @@ const maxDepth = 1000
 // double what was built so far, so 40 levels of [x, x] in 325 bytes would be 2^40 copies (the
 // process hangs; Python shares them), and a 100 KB string named 4,000 times in 108 KB (Python's
 // pickle of `[s] * 4000`) is 400 MB once copied, and again when the session is written back
-// (`dumps` spells each copy out). What is built, one unit per value and one per character of a
-// string, is bounded by this many times the pickle's length, or by `minCopies`.
+// (`dumps` spells each copy out). The values copied are bounded by the pickle's length (or
+// `minCopies`), and the characters of the strings copied by `maxGrowth` times it.
 const maxGrowth = 64
 const minCopies = 100_000
 
 // Dicts as plain objects (their keys must be strings, as JSON's), tuples as arrays. Each key is
 // defined as the object's own, as JSON.parse does: assigning "__proto__" would set the prototype
 // (its keys then read as the session's, and the key itself vanish when the session is written).
-const plain = (value: unknown, budget: { left: number }, depth: number): unknown => {
-  if (--budget.left < 0) throw new Error("too many values")
+const plain = (value: unknown, budget: { values: number; chars: number }, depth: number): unknown => {
+  if (--budget.values < 0) throw new Error("too many values")
   if (typeof value === "string") {
-    budget.left -= value.length
-    if (budget.left < 0) throw new Error("too many values")
+    budget.chars -= value.length
+    if (budget.chars < 0) throw new Error("too many characters")
     return value
   }
   if (value instanceof Map) {
