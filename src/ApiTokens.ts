@@ -500,8 +500,11 @@ export const make = (
       tokenPrefix,
       create: (raw) =>
         Effect.gen(function*() {
-          const input = yield* Effect.mapError(decodeCreate(raw), (error) =>
-            new InvalidInput({ field: "input", message: treeMessage(error) }))
+          const input = yield* Effect.suspend(() => decodeCreate(raw)).pipe(
+            Effect.mapError((error) => new InvalidInput({ field: "input", message: treeMessage(error) })),
+            // An input that throws when read (a getter, a Proxy, from an untyped caller) is no input.
+            Effect.catchAllDefect(() => Effect.fail(new InvalidInput({ field: "input", message: "could not be read" })))
+          )
           const createdAt = yield* now
           if (input.expiresAt !== undefined && input.expiresAt.getTime() <= createdAt.getTime()) {
             return yield* new InvalidInput({ field: "expiresAt", message: "must be in the future" })

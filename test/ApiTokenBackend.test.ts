@@ -201,6 +201,16 @@ const suite = (name: string, env: (options?: ApiTokenBackend.Options) => Layer.L
         expect(mistaken._tag).toBe("TokenNotFound")
         expect(JSON.stringify([mistaken, mistaken.message, String(mistaken)])).not.toContain(Redacted.value(second.token))
         expect(failureTag(yield* Effect.exit(tokens.revoke(123 as any)))).toBe("TokenNotFound")
+        // an input that throws when read is InvalidInput, never a defect
+        const hostile = new Proxy({}, {
+          get: () => {
+            throw new Error("no")
+          },
+          has: () => true,
+          ownKeys: () => ["userId", "name"],
+          getOwnPropertyDescriptor: () => ({ configurable: true, enumerable: true })
+        })
+        expect(failureTag(yield* Effect.exit(tokens.create(hostile as any)))).toBe("InvalidInput")
 
         // the other token is untouched
         expect((yield* authenticate(second.token)).id).toBe(alice.id)
