@@ -73,7 +73,7 @@ import * as AuthError from "./AuthError.js"
 import type { User } from "./User.js"
 import * as UserStore from "./UserStore.js"
 import { failingPaths } from "./internal/parseErrors.js"
-import { boundedNfc, boundedNfkc } from "./internal/codePoints.js"
+import * as VouchedName from "./internal/vouchedName.js"
 
 /**
  * What an external system says about a user. Only `username` is required; an absent field is
@@ -316,19 +316,17 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
           transport(`the external user does not fit the store at ${failingPaths(error)}`)
         ),
         Effect.flatMap((external) => {
-          // In NFC: canonically equivalent spellings (`José` composed or decomposed) are one name.
-          const username = boundedNfc(external.username)
+          const username = VouchedName.canonical(external.username)
           return isUsername(username)
             ? Effect.succeed({ ...external, username })
             : Effect.fail(transport("the external user does not fit the store: username must be 1 to 150 characters without NUL"))
         })
       )
 
-    // Only the user of exactly this name is this external user. effect-auth's own stores look
-    // names up through NFKC, which is many-to-one: a provider's "ᵇoss", found that way, would be
-    // the local "boss", though the provider keeps the two apart.
+    // Only the user of exactly this name is this external user: a provider's "ᵇoss", found
+    // through the store's NFKC, would be the local "boss" (see VouchedName).
     const find = (username: string) =>
-      Effect.map(viaStore(store.findByUsername(username)), Option.filter((user) => user.username === username))
+      Effect.map(viaStore(store.findByUsername(username)), Option.filter(VouchedName.names(username)))
     const reread = (id: string) =>
       Effect.flatMap(viaStore(store.findById(id)), Option.match({
         onNone: () => Effect.fail(transport(`user ${id} vanished while being provisioned`)),
@@ -401,10 +399,10 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         return yield* reread(created.id)
       })
 
-    // A name NFKC would change further (`ᵇoss`, `ªdmin`) cannot be created apart from the one it
-    // folds to: refused as credentials that name nobody here (a refusal, not a failure to retry).
+    // A name the store cannot create apart (`ᵇoss`, `ªdmin`) is refused as credentials that name
+    // nobody here: a refusal, not a failure to retry.
     const createRow = (external: ExternalUser) =>
-      boundedNfkc(external.username) !== external.username
+      !VouchedName.creatable(external.username)
         ? noMatch("invalid-credentials")
         : store.create({
         username: external.username,

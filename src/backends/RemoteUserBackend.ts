@@ -5,10 +5,11 @@
  *
  * - `cleanUsername` turns the header value into a username (strip a realm, lower-case, ...).
  * - The user is found by exactly that name (in NFC: `José` composed or decomposed is one name),
- *   as Django's `get_or_create` finds it, and compared so with a session's user: the store looks names up through NFKC, which is many-to-one,
- *   and the proxy's `ªdmin` (a Latin-1 byte) is another principal than `admin`. A name NFKC would
- *   change is never created (`NoMatch("invalid-credentials")`); normalise it in `cleanUsername`
- *   if your proxy's names are unique after NFKC.
+ *   as Django's `get_or_create` finds it, and compared so with a session's user: the store looks
+ *   names up through NFKC, which is many-to-one, and the proxy's `ªdmin` (a Latin-1 byte) is
+ *   another principal than `admin`. A name NFKC would change is never created
+ *   (`NoMatch("invalid-credentials")`); normalise it in `cleanUsername` if your proxy's names are
+ *   unique after NFKC.
  * - `createUnknownUser` (default `true`, as Django's `create_unknown_user`): an unknown name
  *   creates a user with an unusable password; with `false` it is `NoMatch("unknown-user")`.
  *   Concurrent first requests of one name create one user.
@@ -56,10 +57,10 @@ import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import type { AuthRequest } from "../AuthRequest.js"
 import * as Credentials from "../Credentials.js"
-import { boundedNfc, boundedNfkc } from "../internal/codePoints.js"
 import * as StoreBackend from "../internal/storeBackend.js"
 import * as TrustedRemoteUserMark from "../internal/trustedRemoteUser.js"
 import { issuedBy } from "../internal/userStore.js"
+import * as VouchedName from "../internal/vouchedName.js"
 import type { User } from "../User.js"
 import * as UserStore from "../UserStore.js"
 
@@ -202,13 +203,11 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, UserS
     const transport = (error: UserStore.UserStoreError) => new AuthError.TransportError({ backend: id, cause: error })
     const storeError = { UserStoreError: (error: UserStore.UserStoreError) => Effect.fail(transport(error)) }
 
-    // A name the store refuses (too long after cleaning, a NUL) belongs to nobody. Only the user
-    // of this very name (in NFC: `José` composed or not is one name) is this principal, as
-    // Django's get_or_create finds it: effect-auth's own stores look names up through NFKC, which
-    // is many-to-one, and the proxy's "ªdmin" found that way would be the local "admin".
+    // A name the store refuses (too long after cleaning, a NUL) belongs to nobody; one it finds
+    // through NFKC is somebody else's (see VouchedName).
     const find = (username: string) =>
       store.findByUsername(username).pipe(
-        Effect.map(Option.filter((user) => user.username === username)),
+        Effect.map(Option.filter(VouchedName.names(username))),
         Effect.catchTags({ InvalidInput: () => Effect.succeedNone, ...storeError })
       )
 
@@ -217,8 +216,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, UserS
       Effect.flatMap(find(username), (found) =>
         Option.isSome(found)
           ? Effect.succeed({ user: found.value, created: false })
-          // A name NFKC would change cannot be created apart from the one it folds to.
-          : boundedNfkc(username) !== username
+          : !VouchedName.creatable(username)
           ? noMatch("invalid-credentials")
           : store.create({ username }).pipe(
             Effect.map((user) => ({ user, created: true })),
@@ -235,7 +233,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, UserS
 
     const authenticate = (credentials: Credentials.RemoteUser, request: AuthRequest | undefined) =>
       Effect.gen(function*() {
-        const username = boundedNfc(cleanUsername(credentials.remoteUser))
+        const username = VouchedName.canonical(cleanUsername(credentials.remoteUser))
         if (username === "") return yield* noMatch("invalid-credentials")
         let found: { readonly user: UserStore.StoredUser; readonly created: boolean }
         if (createUnknownUser) {

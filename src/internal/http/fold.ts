@@ -28,7 +28,7 @@ import type { SessionStoreError } from "../../SessionStore.js"
 import type { User } from "../../User.js"
 import * as Cookies from "./cookies.js"
 import * as Failures from "./failures.js"
-import { boundedNfc } from "../codePoints.js"
+import * as VouchedName from "../vouchedName.js"
 
 type Failure = Failures.Failure
 type Resolved = Option.Option<CurrentUser.Info>
@@ -192,10 +192,9 @@ export const make = (env: Env): Fold => {
       return undefined
     }
     const value = (read.credentials as { readonly remoteUser: string }).remoteUser
-    // Compared as the backend finds names, in NFC and otherwise exactly, as Django's
-    // RemoteUserMiddleware compares: NFKC is many-to-one, and a header naming "ªdmin" is another
-    // principal than the session's "admin".
-    if (Option.isSome(session) && session.value.user.username === boundedNfc(cleanRemoteUser(source, value))) {
+    // Compared as the backend finds names (see VouchedName), as Django's RemoteUserMiddleware
+    // compares: a header naming "ªdmin" is another principal than the session's "admin".
+    if (Option.isSome(session) && session.value.user.username === VouchedName.canonical(cleanRemoteUser(source, value))) {
       return Effect.succeed(Option.some(info(session.value, "remote-user", cache)))
     }
     return switchRemoteUser(request, cookieValue, fromRemote ? Option.none() : session, fromRemote, read.credentials, cache)
