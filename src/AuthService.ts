@@ -210,6 +210,7 @@ const isAppLabel = CredentialsDecoder.isText(1, 100)
 const isPermission = CredentialsDecoder.isText(0, 255)
 // What the permission methods read of a user; an untyped caller's `null` or string is none.
 const isUserRecord = (user: unknown): user is User => typeof user === "object" && user !== null
+const noPermissions: Effect.Effect<ReadonlySet<string>> = Effect.sync(() => new Set<string>())
 
 const checkBackends = (backends: ReadonlyArray<AuthBackend.AuthBackend>): Effect.Effect<void, AuthError.AuthConfigError> => {
   if (backends.length === 0) {
@@ -608,7 +609,7 @@ const fromBackends = (
   }
 
   const getAllPermissions = (user: User, obj?: unknown) =>
-    !isUserRecord(user) ? Effect.succeed(new Set<string>() as ReadonlySet<string>) : Permissions.cached(
+    !isUserRecord(user) ? noPermissions : Permissions.cached(
       user,
       "all",
       obj,
@@ -617,7 +618,7 @@ const fromBackends = (
 
   // Django's PermissionsMixin asks every backend that has the method, superusers included.
   const getUserPermissions = (user: User, obj?: unknown) =>
-    !isUserRecord(user) ? Effect.succeed(new Set<string>() as ReadonlySet<string>) : Permissions.cached(
+    !isUserRecord(user) ? noPermissions : Permissions.cached(
       user,
       "user",
       obj,
@@ -625,7 +626,7 @@ const fromBackends = (
     )
 
   const getGroupPermissions = (user: User, obj?: unknown) =>
-    !isUserRecord(user) ? Effect.succeed(new Set<string>() as ReadonlySet<string>) : Permissions.cached(
+    !isUserRecord(user) ? noPermissions : Permissions.cached(
       user,
       "group",
       obj,

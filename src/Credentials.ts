@@ -76,11 +76,9 @@ export const secret = (maxLength: number): Schema.Schema<Redacted.Redacted<strin
   })
 }
 
-// Django counts `max_length` in code points, as the user store does: a name of 150 astral
-// characters (300 UTF-16 units) is a valid username and must be able to log in.
-
 /**
- * A username: 1 to 150 characters (code points, as Django and the user store count them), Django's limit.
+ * A username: 1 to 150 characters (code points, as Django and the user store count them), Django's
+ * limit: a name of 150 astral characters (300 UTF-16 units) is a valid username and logs in.
  *
  * @example
  * ```ts

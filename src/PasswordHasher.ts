@@ -44,10 +44,12 @@ import * as Schema from "effect/Schema"
 import type { HasherFailure } from "./internal/hashers/common.js"
 import { randomString } from "./internal/hashers/common.js"
 import { makeAdmission } from "./internal/hashers/admission.js"
+import { djangoDefaults } from "./internal/hashers/djangoDefaults.js"
 import { MAX_ITERATIONS } from "./internal/hashers/pbkdf2.js"
 import * as Registry from "./internal/hashers/registry.js"
 import { treeMessage } from "./internal/parseErrors.js"
-import { isRedactedString } from "./internal/redactedString.js"
+import { textOf } from "./internal/redactedString.js"
+import { isWellFormed } from "./internal/wellFormed.js"
 
 /**
  * Every algorithm name Django stores as the prefix of a hash.
@@ -339,10 +341,7 @@ export interface Options extends Schema.Schema.Type<typeof Options> {}
  */
 export const defaults = {
   hashers: ["pbkdf2_sha256", "pbkdf2_sha1", "argon2", "bcrypt_sha256", "scrypt"],
-  pbkdf2: { iterations: 1_200_000 },
-  argon2: { timeCost: 2, memoryCost: 102_400, parallelism: 8, hashLength: 32 },
-  bcrypt: { rounds: 12, longPasswords: "reject" },
-  scrypt: { workFactor: 2 ** 14, blockSize: 8, parallelism: 5, maxmem: 32 * 1024 * 1024 }
+  ...djangoDefaults
 } as const
 
 /**
@@ -458,16 +457,15 @@ const encodedLength = (settings: Registry.Settings): number => {
 const stripUndefined = <A extends object>(o: A | undefined): { [K in keyof A]?: Exclude<A[K], undefined> } =>
   o === undefined ? {} : Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as any
 
-// A stray lone surrogate would be hashed as U+FFFD by Node but refused by Python: refuse it here too.
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 const isEncoded = Schema.is(Schema.NullishOr(Schema.String))
 
 const passwordBytes = (password: unknown, algorithm: string): Effect.Effect<Uint8Array, HashError> => {
-  if (!isRedactedString(password)) {
+  const text = textOf(password)
+  if (text === undefined) {
     return Effect.fail(new HashError({ algorithm, reason: "the password must be a Redacted string" }))
   }
-  const text = Redacted.value(password)
-  return LONE_SURROGATE.test(text)
+  // A stray lone surrogate would be hashed as U+FFFD by Node but refused by Python: refused here too.
+  return !isWellFormed(text)
     ? Effect.fail(new HashError({ algorithm, reason: "the password is not well-formed Unicode" }))
     : Effect.succeed(Buffer.from(text, "utf8"))
 }

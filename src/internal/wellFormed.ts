@@ -4,3 +4,6 @@ const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\
 
 /** `s` with every lone surrogate made U+FFFD, as `String.prototype.toWellFormed` does. @internal */
 export const wellFormed = (s: string): string => s.replace(loneSurrogate, "\uFFFD")
+
+/** Whether `s` holds no lone surrogate, as `String.prototype.isWellFormed` answers. @internal */
+export const isWellFormed = (s: string): boolean => s.search(loneSurrogate) === -1

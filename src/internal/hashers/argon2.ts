@@ -2,10 +2,9 @@ import * as crypto from "node:crypto"
 import * as Effect from "effect/Effect"
 import type { Hasher, Purpose, Run } from "./common.js"
 import { failWith, mustUpdateSalt, optionalDriver, randomString, SALT_LENGTH, WORK_CEILING, withinCeiling } from "./common.js"
+import { djangoDefaults } from "./djangoDefaults.js"
 
-// Django's defaults: t=2, m=100 MiB.
-const DJANGO_TIME_COST = 2
-const DJANGO_MEMORY_KIB = 102_400
+const django = djangoDefaults.argon2
 
 /** Argon2 parameters as Django's `Argon2PasswordHasher` names them (memory in KiB). */
 export interface Argon2Params {
@@ -123,8 +122,8 @@ export const make = (params: Argon2Params, run: Run): Hasher => {
     if (d.memoryCost > MAX_MEMORY_KIB) return fail("argon2 memory cost is too large")
     if (
       purpose === "verify" && (
-        !withinCeiling(d.timeCost * d.memoryCost, params.timeCost * params.memoryCost, DJANGO_TIME_COST * DJANGO_MEMORY_KIB) ||
-        !withinCeiling(d.memoryCost, params.memoryCost, DJANGO_MEMORY_KIB)
+        !withinCeiling(d.timeCost * d.memoryCost, params.timeCost * params.memoryCost, django.timeCost * django.memoryCost) ||
+        !withinCeiling(d.memoryCost, params.memoryCost, django.memoryCost)
       )
     ) {
       return fail(`argon2 costs beyond ${WORK_CEILING} times the configured work: not checked`)

@@ -2,9 +2,7 @@ import * as crypto from "node:crypto"
 import * as Effect from "effect/Effect"
 import type { Hasher, Purpose, Run } from "./common.js"
 import { constantTimeEquals, failWith, optionalDriver, pyInt, pySplit, WORK_CEILING, withinCeiling } from "./common.js"
-
-// Django's default cost.
-const DJANGO_ROUNDS = 12
+import { djangoDefaults } from "./djangoDefaults.js"
 
 // @node-rs/bcrypt is an optional peer dependency: loaded on first use, so sites that never store
 // bcrypt hashes need not install it (a missing package fails that hash with a HashError that
@@ -89,7 +87,7 @@ export const make = (algorithm: "bcrypt_sha256" | "bcrypt", params: BcryptParams
     const cost = Number(m[2])
     if (cost < 4 || cost > 31) return fail("bcrypt cost must be between 4 and 31")
     // The cost is a power of two: each step above the settings doubles the work.
-    if (purpose === "verify" && !withinCeiling(2 ** cost, 2 ** params.rounds, 2 ** DJANGO_ROUNDS)) {
+    if (purpose === "verify" && !withinCeiling(2 ** cost, 2 ** params.rounds, 2 ** djangoDefaults.bcrypt.rounds)) {
       return fail(`bcrypt cost beyond ${WORK_CEILING} times the configured work: not checked`)
     }
     return Effect.flatMap(input(password), (bytes) =>

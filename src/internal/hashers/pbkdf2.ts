@@ -16,8 +16,7 @@ import {
   withinCeiling
 } from "./common.js"
 
-// Django 6.0's default, the most any Django release asks for.
-const DJANGO_ITERATIONS = 1_200_000
+import { djangoDefaults } from "./djangoDefaults.js"
 
 /** The two PBKDF2 algorithms Django ships. */
 export type Pbkdf2Algorithm = "pbkdf2_sha256" | "pbkdf2_sha1"
@@ -59,7 +58,7 @@ export const make = (algorithm: Pbkdf2Algorithm, iterations: number, run: Run): 
       if (effective < 1 || effective > MAX_ITERATIONS || !Number.isSafeInteger(effective)) {
         return yield* fail(`iterations must be between 1 and ${MAX_ITERATIONS}`)
       }
-      if (purpose === "verify" && !withinCeiling(effective, iterations, DJANGO_ITERATIONS)) {
+      if (purpose === "verify" && !withinCeiling(effective, iterations, djangoDefaults.pbkdf2.iterations)) {
         return yield* fail(`iterations beyond ${WORK_CEILING} times the configured work: not checked`)
       }
       const key = yield* run(algorithm, purpose, () => derive(password, salt, effective, digest))

@@ -2,9 +2,9 @@ import * as crypto from "node:crypto"
 import * as Effect from "effect/Effect"
 import type { Hasher, Purpose, Run } from "./common.js"
 import { b64, checkSalt, constantTimeEquals, failWith, pyInt, randomString, SALT_LENGTH, WORK_CEILING, withinCeiling } from "./common.js"
+import { djangoDefaults } from "./djangoDefaults.js"
 
-// Django's defaults: N=2^14, r=8, p=5.
-const DJANGO_SCRYPT_WORK = 2 ** 14 * 8 * 5
+const django = djangoDefaults.scrypt
 
 /** Django's `ScryptPasswordHasher` settings: N, r, p, and the memory bound. */
 export interface ScryptParams {
@@ -48,7 +48,11 @@ export const make = (params: ScryptParams, run: Run): Hasher => {
       }
       if (
         purpose === "verify" &&
-        !withinCeiling(N * R * P, params.workFactor * params.blockSize * params.parallelism, DJANGO_SCRYPT_WORK)
+        !withinCeiling(
+          N * R * P,
+          params.workFactor * params.blockSize * params.parallelism,
+          django.workFactor * django.blockSize * django.parallelism
+        )
       ) {
         return yield* fail(`scrypt costs beyond ${WORK_CEILING} times the configured work: not checked`)
       }
