@@ -111,6 +111,13 @@ export interface Options {
    * its failures end. Default: 1 day.
    */
   readonly forgetAfter?: Duration.DurationInput | undefined
+  /**
+   * An IPv6 client is counted by the network of this many leading bits, an integer from 1 to 128:
+   * a site is handed at least a /64 and may use any address in it, so a counter per address
+   * (128) is a fresh counter per request for an attacker. Default: 64, as `django-ratelimit`'s
+   * `RATELIMIT_IPV6_MASK`. IPv4 addresses (IPv4-mapped IPv6 too) are counted each on its own.
+   */
+  readonly ipv6Prefix?: number | undefined
   /** Addresses or CIDR ranges never counted nor locked (monitoring, an office). */
   readonly allow?: ReadonlyArray<string> | undefined
   /** Addresses or CIDR ranges always refused (`LockedOut` for `coolOff`), before any backend. */
@@ -194,7 +201,8 @@ export type Reservation =
  */
 export interface Entry {
   /**
-   * `username:<name>`, `ip:<address>` or `username-ip:<address>|<name>`. The name is folded: NFKC,
+   * `username:<name>`, `ip:<address>` or `username-ip:<address>|<name>`, where an IPv6 address
+   * stands as its network (`ip:2001:db8:0:1:0:0:0:0/64`, see `ipv6Prefix`). The name is folded: NFKC,
    * leading and trailing whitespace trimmed, runs of whitespace made one space, lower case, at most
    * 300 characters (`" Alice "` → `alice`).
    */
@@ -719,7 +727,8 @@ const millis = (input: Duration.DurationInput): number => Duration.toMillis(Dura
 
 /**
  * Builds the service on a store. Fails with `AuthConfigError` for a limit that is not a positive
- * integer, a `backOff` below 1, or an allow/deny entry that is not an address or CIDR range.
+ * integer, a `backOff` below 1, an `ipv6Prefix` that is not an integer from 1 to 128, or an
+ * allow/deny entry that is not an address or CIDR range.
  * Publishes `LockedOut`, `Unlocked` and (for refused attempts) `LoginFailed` on `AuthEvents` when
  * that service is provided.
  *
@@ -751,6 +760,10 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
     if (!(policy.backOff >= 1 && Number.isFinite(policy.backOff))) {
       return yield* Effect.fail(new AuthError.AuthConfigError({ message: "Lockout: backOff must be a number >= 1" }))
     }
+    const ipv6Prefix = options.ipv6Prefix ?? 64
+    if (!(Number.isInteger(ipv6Prefix) && ipv6Prefix >= 1 && ipv6Prefix <= 128)) {
+      return yield* Effect.fail(new AuthError.AuthConfigError({ message: "Lockout: ipv6Prefix must be an integer from 1 to 128" }))
+    }
     const allow = yield* checkRanges("allow", options.allow)
     const denied = yield* checkRanges("deny", options.deny)
     const onStoreError = options.onStoreError ?? "fail"
@@ -765,7 +778,8 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
         if (IpAddress.inAny(denied, address)) return deny
         if (IpAddress.inAny(allow, address)) return []
       }
-      return ownKeysOf(keysFor(by, usernameOf(credentials), address?.text), isSecondFactor(credentials))
+      const ip = address === undefined ? undefined : IpAddress.counted(address, ipv6Prefix)
+      return ownKeysOf(keysFor(by, usernameOf(credentials), ip), isSecondFactor(credentials))
     }
 
     const refuse = (credentials: unknown, request: AuthRequest | undefined, retryAfter: number) => {
@@ -837,7 +851,7 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
       if (/^((otp-)?username|ip|(otp-)?username-ip):/.test(target)) return { exact: [target], pairs: [] }
       const address = IpAddress.parse(target)
       if (address !== undefined) {
-        const ip = address.text
+        const ip = IpAddress.counted(address, ipv6Prefix)
         return {
           exact: [`ip:${ip}`],
           pairs: [{ prefix: `username-ip:${ip}|`, suffix: "" }, { prefix: `otp-username-ip:${ip}|`, suffix: "" }]

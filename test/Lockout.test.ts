@@ -243,6 +243,51 @@ describe("Lockout: keys", () => {
     }).pipe(Effect.provide(layer))
   })
 
+  it.effect("by ip: an IPv6 client is counted by its /64, so rotating addresses inside it gains no guesses", () => {
+    const { layer, seen } = setup({ by: "ip", limit: 3 })
+    return Effect.gen(function*() {
+      // Three addresses of one /64 (a host picks any of its 2^64 addresses per request).
+      yield* login({ username: "bob", password: "x" }, from("2001:db8:0:1::1"))
+      yield* login({ username: "carol", password: "x" }, from("2001:db8:0:1:ffff:ffff:ffff:fffe"))
+      yield* login({ username: "dave", password: "x" }, from("2001:DB8:0:1:1234::7"))
+      const before = seen.length
+      expect(yield* login(right, from("2001:db8:0:1::99"))).toBe("LockedOut")
+      expect(seen.length).toBe(before) // refused before any backend ran
+      expect((yield* Lockout.list).map((e) => e.key)).toEqual(["ip:2001:db8:0:1:0:0:0:0/64"])
+      // the next /64 is another site, and IPv4 (mapped or not) is counted per address
+      expect(yield* login(right, from("2001:db8:0:2::1"))).toBe("success")
+      expect(yield* login(right, from("::ffff:203.0.113.7"))).toBe("success")
+      // reset by any address of the network lifts it
+      expect(yield* Lockout.reset("2001:db8:0:1::abcd")).toEqual(["ip:2001:db8:0:1:0:0:0:0/64"])
+      expect(yield* login(right, from("2001:db8:0:1::99"))).toBe("success")
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("ipv6Prefix: 128 counts each IPv6 address; 48 a whole site; out of range is a config error", () => {
+    return Effect.gen(function*() {
+      const perAddress = setup({ by: "username-and-ip", limit: 1, ipv6Prefix: 128 })
+      yield* Effect.gen(function*() {
+        yield* login(wrong, from("2001:db8::1"))
+        expect(yield* login(right, from("2001:db8::1"))).toBe("LockedOut")
+        expect(yield* login(right, from("2001:db8::2"))).toBe("success")
+        expect((yield* Lockout.list).map((e) => e.key)).toEqual(["username-ip:2001:db8:0:0:0:0:0:1|alice"])
+      }).pipe(Effect.provide(perAddress.layer))
+      const perSite = setup({ by: "username-and-ip", limit: 1, ipv6Prefix: 48 })
+      yield* Effect.gen(function*() {
+        yield* login(wrong, from("2001:db8:7:1::1"))
+        expect(yield* login(right, from("2001:db8:7:ff00::1"))).toBe("LockedOut")
+        expect(yield* login(right, from("2001:db8:8::1"))).toBe("success")
+        expect((yield* Lockout.list).map((e) => e.key)).toEqual(["username-ip:2001:db8:7:0:0:0:0:0/48|alice"])
+      }).pipe(Effect.provide(perSite.layer))
+      for (const ipv6Prefix of [0, 129, 64.5, Number.NaN]) {
+        const bad = yield* Effect.either(Layer.build(Lockout.layerMemory({ ipv6Prefix })))
+        expect(Either.isLeft(bad) && bad.left.message, String(ipv6Prefix)).toBe(
+          "Lockout: ipv6Prefix must be an integer from 1 to 128"
+        )
+      }
+    }).pipe(Effect.scoped)
+  })
+
   it.effect("by username: the user is locked from every address; case and width variants share the count", () => {
     const { layer } = setup({ by: "username", limit: 2 })
     return Effect.gen(function*() {

@@ -86,6 +86,18 @@ const toText = (family: 4 | 6, value: bigint): string => {
   return words.join(":")
 }
 
+/**
+ * The text an address is counted under: IPv4 as itself, IPv6 as its network of `ipv6Prefix` bits
+ * (`2001:db8:0:1:0:0:0:0/64`), or as itself when the prefix is 128. One end site is handed a
+ * whole /64 (often a /56 or /48) and may use any address in it, so a counter per IPv6 address is
+ * a fresh counter per request to anyone who wants one. @internal
+ */
+export const counted = (address: Address, ipv6Prefix: number): string => {
+  if (address.family === 4 || ipv6Prefix >= 128) return address.text
+  const shift = BigInt(128 - ipv6Prefix)
+  return `${toText(6, (address.value >> shift) << shift)}/${ipv6Prefix}`
+}
+
 /** Parses `192.0.2.0/24`, `2001:db8::/32` or a single address (a full-length range). @internal */
 export const parseRange = (input: string): Range | undefined => {
   const slash = input.indexOf("/")
