@@ -184,6 +184,9 @@ export const base32Decode = (text: string): Option.Option<Buffer> => {
 
 /**
  * A new random secret, base32: 20 bytes (160 bits, RFC 4226's recommendation) by default.
+ * `bytes` is held to 16–1024 (RFC 4226 asks for at least 128 bits; a count read from a config
+ * file at run time can be anything): below 16 it is 16, above 1024 it is 1024, a fraction is
+ * rounded down, and what is not a finite number gives the default. Never throws.
  *
  * @example
  * ```ts
@@ -196,7 +199,11 @@ export const base32Decode = (text: string): Option.Option<Buffer> => {
  * @since 0.2.0
  * @category constructors
  */
-export const generateSecret = (bytes = 20): Redacted.Redacted<string> => Redacted.make(base32Encode(randomBytes(bytes)))
+export const generateSecret = (bytes = 20): Redacted.Redacted<string> =>
+  Redacted.make(base32Encode(randomBytes(secretBytes(bytes))))
+
+const secretBytes = (bytes: unknown): number =>
+  typeof bytes === "number" && Number.isFinite(bytes) ? Math.min(1024, Math.max(16, Math.floor(bytes))) : 20
 
 /**
  * The time step of `timeMillis`: `floor(seconds / period)`.

@@ -48,6 +48,18 @@ describe("Totp", () => {
     expect(Totp.verify(secret, codeAt(step), at, { after: step - 1 })).toEqual(Option.some(step))
   })
 
+  it("generateSecret: 20 random bytes by default; any size held to 16–1024 bytes, never a throw", () => {
+    // base32 without padding: ceil(bytes * 8 / 5) characters
+    const length = (bytes?: number) => Redacted.value(Totp.generateSecret(bytes)).length
+    expect(length()).toBe(32)
+    expect(length(32)).toBe(52)
+    // -1 was a RangeError from randomBytes; 8 bytes (64 bits) is below RFC 4226's 128
+    for (const bytes of [-1, 0, 8, 15, 16.9]) expect(length(bytes), String(bytes)).toBe(26)
+    expect(length(1e9)).toBe(1639)
+    for (const bytes of [Number.NaN, Number.POSITIVE_INFINITY, "20" as never]) expect(length(bytes), String(bytes)).toBe(32)
+    expect(Redacted.value(Totp.generateSecret())).not.toBe(Redacted.value(Totp.generateSecret()))
+  })
+
   it("malformed codes and secrets never match", () => {
     const secret = Totp.generateSecret()
     for (const code of ["", "12345", "1234567", "abcdef", "12345678901234"]) {
