@@ -39,6 +39,15 @@ def run(case):
         return SessionStore()._legacy_encode(case["data"])
     if op == "decode":
         return SessionStore().decode(case["text"])
+    if op == "decodeDepth":
+        # how deep the session Django read is nested, or the exception it raised
+        try:
+            value, depth = SessionStore().decode(case["text"]).get("x"), 0
+        except Exception as e:
+            return type(e).__name__
+        while isinstance(value, list) and value:
+            value, depth = value[0], depth + 1
+        return depth
     if op == "authHash":
         user = User(password=case["password"])
         return [user.get_session_auth_hash(), user._legacy_get_session_auth_hash()]
@@ -216,6 +225,28 @@ describe.skipIf(djangoPython === undefined)("Django signing against Django 3.2 (
     expect(Signing.verifySessionAuthHash(current, passwords[1]!, [secret])).toBe(false)
     expect(Signing.verifySessionAuthHash(current, passwords[0]!, ["new key"])).toBe(false)
     expect(Signing.verifySessionAuthHash("", passwords[0]!, [secret])).toBe(false)
+  })
+
+  it("data nested deeper than Python's json reads is no session (JSON.stringify overflowed writing it back)", () => {
+    const signedSession = (depth: number) => {
+      const json = Buffer.from(`{"_auth_user_id":"1","x":${"[".repeat(depth)}0${"]".repeat(depth)}}`)
+      const value = `${Signing.b64Encode(json)}:${Signing.base62Encode(Math.floor(T0 / 1000))}`
+      return `${value}:${Signing.b64Encode(Signing.saltedHmac(`${Signing.sessionKeySalt()}signer`, value, secret, "sha256"))}`
+    }
+    const deep = signedSession(200_000)
+    // Django itself reads nothing from it (an empty session, or 3.2's fallback to the legacy format raising).
+    expect(django([{ op: "decodeDepth", text: deep, secret }])[0]).not.toBe(200_000)
+    expect(Signing.decodeSession(deep, [secret])).toBeUndefined()
+    expect(Signing.decodeSession(signedSession(1001), [secret])).toBeUndefined()
+    // What Django reads (and so may have written), ours reads too; brackets inside strings do not count.
+    const within = signedSession(900)
+    expect(django([{ op: "decodeDepth", text: within, secret }])).toEqual([900])
+    let value = Signing.decodeSession(within, [secret])?.x
+    let depth = 0
+    while (Array.isArray(value)) [value, depth] = [value[0], depth + 1]
+    expect(depth).toBe(900)
+    const brackets = { _auth_user_id: "1", note: "[".repeat(5000) + "\\\"{" }
+    expect(Signing.decodeSession(Signing.encodeSession(brackets, secret), [secret])).toEqual(brackets)
   })
 
   it("a validly signed zlib bomb gives undefined, not a crash or 64 MiB in memory", () => {

@@ -40,8 +40,32 @@ export const jsonDumps = (obj: unknown): Buffer => {
   return Buffer.from(text.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`), "latin1")
 }
 
-// `signing.JSONSerializer.loads`: json.loads(data.decode("latin-1")).
-const jsonLoads = (data: Buffer): unknown => JSON.parse(data.toString("latin1"))
+// `signing.JSONSerializer.loads`: json.loads(data.decode("latin-1")). Python's json reads and
+// writes nothing nested deeper than its recursion limit (1000): deeper data came from no Django,
+// Django reads it as an empty session (its RecursionError is caught), and JSON.stringify
+// overflowed the stack writing it back when a login replaced or cycled the session.
+const jsonLoads = (data: Buffer): unknown => {
+  const text = data.toString("latin1")
+  if (!nestedWithin(text, 1000)) throw new RangeError("JSON nested too deep")
+  return JSON.parse(text)
+}
+
+// Whether no array or object of the JSON text lies more than `max` deep (strings skipped).
+const nestedWithin = (text: string, max: number): boolean => {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++ // a backslash escapes the next character
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return false
+    } else if (c === 0x5d || c === 0x7d) depth--
+  }
+  return true
+}
 
 const base62Digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
