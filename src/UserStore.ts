@@ -406,8 +406,8 @@ export interface Service {
   /**
    * Django's `UserManager.with_perm`: users holding `perm` directly or through a group, plus
    * superusers unless `includeSuperusers: false`, filtered on `isActive` (default `true`).
-   * Sorted by id. Unlike Django, a permission the store has never seen still yields the
-   * superusers: they hold every permission, as `hasPerm` says.
+   * Sorted by id. As in Django, a permission the store has never seen still yields the
+   * superusers.
    */
   readonly withPerm: (perm: string, options?: WithPermOptions) => Effect.Effect<ReadonlyArray<StoredUser>, CommonError>
   /** Every user, sorted by id. */

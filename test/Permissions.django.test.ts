@@ -1,6 +1,7 @@
 // Django's three permission-set questions (get_user_permissions, get_group_permissions,
 // get_all_permissions), asked of the model backend through AuthService and of Django 3.2's
-// ModelBackend through PermissionsMixin, on the same users, groups and grants.
+// ModelBackend through PermissionsMixin, and the backend's own has_perm / has_module_perms, on
+// the same users, groups and grants.
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as AuthEvents from "../src/AuthEvents.js"
@@ -42,6 +43,7 @@ const seed: Seed = {
 const DJANGO = `
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
 Permission.objects.all().delete()
@@ -68,6 +70,9 @@ for u in data["users"]:
         "all": sorted(user.get_all_permissions()),
         "userObj": sorted(user.get_user_permissions(obj)),
         "groupObj": sorted(user.get_group_permissions(obj)),
+        # the backend's own answers (User.has_perm grants an active superuser anything first)
+        "backendPerms": [p for p in data["asked"] if ModelBackend().has_perm(user, p)],
+        "backendModules": [a for a in data["apps"] if ModelBackend().has_module_perms(user, a)],
     }
 print(json.dumps(out))
 `
@@ -79,8 +84,13 @@ const Live = AuthService.layer([ModelBackend.ModelBackend]).pipe(
   Layer.provide(PasswordHasher.layerTest)
 )
 
+// Asked of the backend itself: known permissions, one that exists nowhere, apps with and without any.
+const asked = ["blog.add_post", "blog.change_post", "shop.view_order", "admin.view_logentry", "blog.delete_post", "never.heard_of"]
+const apps = ["blog", "shop", "admin", "never"]
+
 const ours = Effect.gen(function*() {
   const store = yield* UserStore.UserStore
+  const backend = yield* ModelBackend.ModelBackend
   for (const perm of seed.permissions) yield* store.createPermission(perm)
   for (const [group, perms] of Object.entries(seed.groups)) {
     yield* store.createGroup(group)
@@ -100,7 +110,9 @@ const ours = Effect.gen(function*() {
       group: sorted(yield* AuthService.getGroupPermissions(user)),
       all: sorted(yield* AuthService.getAllPermissions(user)),
       userObj: sorted(yield* AuthService.getUserPermissions(user, obj)),
-      groupObj: sorted(yield* AuthService.getGroupPermissions(user, obj))
+      groupObj: sorted(yield* AuthService.getGroupPermissions(user, obj)),
+      backendPerms: yield* Effect.filter(asked, (perm) => backend.hasPerm!(user, perm)),
+      backendModules: yield* Effect.filter(apps, (app) => backend.hasModulePerms!(user, app))
     }
   }
   return out
@@ -115,8 +127,13 @@ describe("user, group and all permissions", () => {
         group: ["blog.change_post", "shop.view_order"],
         all: ["blog.add_post", "blog.change_post", "shop.view_order"],
         userObj: [],
-        groupObj: []
+        groupObj: [],
+        backendPerms: ["blog.add_post", "blog.change_post", "shop.view_order"],
+        backendModules: ["blog", "shop"]
       })
+      // A superuser holds every permission the store knows, and no other (Django's ModelBackend).
+      expect(answers.root!.backendPerms).toEqual(["blog.add_post", "blog.change_post", "shop.view_order", "admin.view_logentry"])
+      expect(answers.root!.backendModules).toEqual(["blog", "shop", "admin"])
       expect(answers.inactive!.all).toEqual([])
       expect(answers.root!.group).toEqual([...seed.permissions].sort())
     }).pipe(Effect.provide(Live)))
@@ -125,7 +142,7 @@ describe("user, group and all permissions", () => {
 describe.skipIf(djangoPython === undefined)("against Django 3.2 (python3-django)", () => {
   it.effect("every user's three sets equal Django's, objects included", () =>
     Effect.gen(function*() {
-      const theirs = runDjango(DJANGO, seed, { database: "memory" })
+      const theirs = runDjango(DJANGO, { ...seed, asked, apps }, { database: "memory" })
       expect(yield* ours).toEqual(theirs)
     }).pipe(Effect.provide(Live)))
 })

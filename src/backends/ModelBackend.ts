@@ -15,8 +15,10 @@
  * - The store unreachable: `TransportError`, never a defect.
  *
  * `getUser` answers only active users (unless `allowInactive`). Permissions are the user's own
- * and its groups'; an active superuser has them all; an inactive user has none; object
- * permissions are not this backend's business (`false`, empty). They are the store's users' only:
+ * and its groups'; an active superuser has every one the store knows (and, as Django's
+ * `ModelBackend`, not one that exists nowhere: `AuthService` grants it anything before asking);
+ * an inactive user has none; object permissions are not this backend's business (`false`,
+ * empty). They are the store's users' only:
  * another backend's user whose id the store issued to someone else holds none of them. A session
  * login records the user's `lastLogin` (`userLoggedIn`, Django's `update_last_login`).
  *

@@ -62,9 +62,11 @@ export const make = (
     )
   }
 
+  // Django's `ModelBackend.has_perm`: among the user's permissions, a superuser's being every one
+  // the store knows, so a permission that does not exist is held by nobody. (`AuthService`, as
+  // Django's `User.has_perm`, grants an active superuser anything before asking a backend.)
   const hasPerm = (user: User, perm: string, obj?: unknown) => {
     if (!user.isActive || isObjectPermission(obj)) return Effect.succeed(false)
-    if (user.isSuperuser) return ifStoreUser(user, false, () => Effect.succeed(true))
     return Effect.map(getAllPermissions(user), (perms) => perms.has(perm))
   }
 
@@ -76,7 +78,11 @@ export const make = (
       if (!(yield* isStoreUser(store, user, transport))) {
         return { granted: false, reasons: ["not a user of this store (another backend's id)"] }
       }
-      if (user.isSuperuser) return { granted: true, reasons: ["superuser"] }
+      if (user.isSuperuser) {
+        return (yield* storeQuery(store.permissions(), none)).has(perm)
+          ? { granted: true, reasons: ["superuser"] }
+          : { granted: false, reasons: ["superuser, but the store knows no such permission"] }
+      }
       const reasons: Array<string> = []
       if ((yield* storeQuery(store.userPermissions(user.id), none)).has(perm)) reasons.push("user permission")
       if ((yield* storeQuery(store.groupPermissions(user.id), none)).has(perm)) {
@@ -97,7 +103,6 @@ export const make = (
 
   const hasModulePerms = (user: User, appLabel: string) => {
     if (!user.isActive) return Effect.succeed(false)
-    if (user.isSuperuser) return ifStoreUser(user, false, () => Effect.succeed(true))
     return Effect.map(getAllPermissions(user), (perms) => holdsModulePerm(perms, appLabel))
   }
 
