@@ -121,7 +121,9 @@ export const createUser = (
 
 /**
  * Creates a superuser (Django's `UserManager.create_superuser`): as {@link createUser}, with
- * `isStaff` and `isSuperuser` set.
+ * `isStaff` and `isSuperuser` set. An untyped caller's `isStaff` or `isSuperuser` other than `true`
+ * is an `InvalidInput` and nothing is written, as Django raises "Superuser must have
+ * is_staff=True." rather than quietly overriding it.
  *
  * @example
  * ```ts
@@ -142,7 +144,15 @@ export const createSuperuser = (
   UserStore.StoredUser,
   PasswordError | UserStore.UserAlreadyExists | UserStore.CommonError,
   UserStore.UserStore | PasswordHasher.PasswordHasher
-> => createUser({ ...input, isStaff: true, isSuperuser: true })
+> => {
+  const given = typeof input === "object" && input !== null ? (input as Partial<NewUser>) : {}
+  for (const field of ["isStaff", "isSuperuser"] as const) {
+    if (field in given && given[field] !== true) {
+      return Effect.fail(new UserStore.InvalidInput({ field, message: `a superuser must have ${field}: true` }))
+    }
+  }
+  return createUser({ ...input, isStaff: true, isSuperuser: true })
+}
 
 /**
  * Sets a user's password (Django's `validate_password` then `User.set_password` and `save`):

@@ -93,6 +93,21 @@ describe("UserManager", () => {
       expect([admin.isStaff, admin.isSuperuser]).toEqual([true, true])
     }).pipe(Effect.provide(Live)))
 
+  it.effect("createSuperuser of an untyped caller's isStaff/isSuperuser other than true is InvalidInput, nothing written (Django raises)", () =>
+    Effect.gen(function*() {
+      for (const [field, value] of [["isStaff", false], ["isSuperuser", false], ["isStaff", "yes"], ["isSuperuser", undefined]] as const) {
+        const input = { username: "root", password: pw("a long admin passphrase"), [field]: value } as never
+        const error = yield* Effect.flip(UserManager.createSuperuser(input))
+        expect(error, `${field}: ${String(value)}`).toEqual(
+          new UserStore.InvalidInput({ field, message: `a superuser must have ${field}: true` })
+        )
+      }
+      const store = yield* UserStore.UserStore
+      expect(yield* store.findByUsername("root")).toEqual(Option.none())
+      const typed = yield* UserManager.createSuperuser({ username: "root", isStaff: true, isSuperuser: true } as never)
+      expect([typed.isStaff, typed.isSuperuser]).toEqual([true, true])
+    }).pipe(Effect.provide(Live)))
+
   it.effect("a taken username fails with UserAlreadyExists and keeps the first user's password", () =>
     Effect.gen(function*() {
       yield* UserManager.createUser({ username: "dave", password: pw("first passphrase here") })
