@@ -427,7 +427,7 @@ describe("HttpAuth: status mapping", () => {
         expect(form.status).toBe(503)
       })))
 
-  it.live("a session store that cannot answer is a 503", () => {
+  it.live("a session store that cannot answer is a 503 with Retry-After: 1, as a backend's outage", () => {
     const fail = () => Effect.fail(new SessionStore.SessionStoreError({ operation: "x", cause: "redis down" }))
     const broken = Layer.succeed(
       SessionStore.SessionStore,
@@ -436,10 +436,10 @@ describe("HttpAuth: status mapping", () => {
     return withServer({ store: broken }, ({ url }) =>
       Effect.gen(function*() {
         const me = yield* call(url, "GET", "/me", { headers: { cookie: cookieHeader({ sessionid: "S".repeat(43) }) } })
-        expect(me.status).toBe(503)
+        expect([me.status, me.headers["retry-after"]]).toEqual([503, "1"])
         expect(me.body).toBe("")
         const form = yield* call(url, "POST", "/login", { json: { username: "alice", password: "wonderland" } })
-        expect(form.status).toBe(503)
+        expect([form.status, form.headers["retry-after"]]).toEqual([503, "1"])
         // Bearer requests do not need the store.
         expect((yield* call(url, "GET", "/me", { headers: { authorization: "Bearer alice-token" } })).status).toBe(200)
       }))

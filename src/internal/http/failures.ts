@@ -49,6 +49,16 @@ export const serviceUnavailable: Effect.Effect<never, HttpApiError.ServiceUnavai
   Effect.fail(unavailable())
 )
 
+/**
+ * A session store's (or a backend's) failure as {@link serviceUnavailable}'s 503, `Retry-After`
+ * included: the store's outage is as transient as a backend's.
+ *
+ * @internal
+ */
+export const unavailableOnFailure = <A, E, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, HttpApiError.ServiceUnavailable, R> => Effect.catchAll(effect, () => serviceUnavailable)
+
 /** Whole seconds, at least 1: `Retry-After: 0` would invite an immediate retry. @internal */
 export const retryAfterSeconds = (retryAfter: Duration.Duration): number =>
   Math.max(1, Math.ceil(Duration.toMillis(retryAfter) / 1000))

@@ -69,7 +69,10 @@ export interface Fold {
   /** The session cookie's value, when sessions are on. */
   readonly sessionIdOf: (request: HttpServerRequest.HttpServerRequest) => string | undefined
   readonly toFailure: (error: AuthError.AuthenticateError) => Effect.Effect<never, Failure>
-  readonly storeFailure: (error: SessionStoreError | AuthError.TransportError) => HttpApiError.ServiceUnavailable
+  /** A session store's failure as a 503 with `Retry-After`. */
+  readonly storeUnavailable: <A, R>(
+    effect: Effect.Effect<A, SessionStoreError | AuthError.TransportError, R>
+  ) => Effect.Effect<A, HttpApiError.ServiceUnavailable, R>
 }
 
 // A direct step answers synchronously that its source is absent (undefined), or the effect that
@@ -95,7 +98,7 @@ const isAmbient = (source: RequestSource.RequestSource): boolean =>
 export const make = (env: Env): Fold => {
   const { auth, authRequest, cookies, csrf, sessions, unauthorized } = env
   const toFailure = Failures.fromAuthenticate(unauthorized)
-  const storeFailure = (_: SessionStoreError | AuthError.TransportError) => Failures.unavailable()
+  const storeUnavailable: Fold["storeUnavailable"] = Failures.unavailableOnFailure
 
   // Remembered per service instance: two HttpAuth services never read each other's answers.
   const memoKey: unique symbol = Symbol("effect-auth/HttpAuth/resolved") as any
@@ -168,7 +171,7 @@ export const make = (env: Env): Fold => {
   const dropSession = (request: HttpServerRequest.HttpServerRequest, cookieValue: string | undefined) =>
     Option.isNone(sessions)
       ? cookies.clear
-      : Effect.zipRight(Effect.mapError(sessions.value.logout(cookieValue, authRequest(request)), storeFailure), cookies.clear)
+      : Effect.zipRight(storeUnavailable(sessions.value.logout(cookieValue, authRequest(request))), cookies.clear)
 
   const cleanRemoteUser = (source: RequestSource.RemoteUserSource, value: string): string => {
     // The backend is found by id, not imported: `http/` knows no concrete backend.
@@ -218,13 +221,10 @@ export const make = (env: Env): Fold => {
         return yield* toFailure(result.left)
       }
       if (Option.isSome(sessions)) {
-        const started = yield* Effect.mapError(
-          sessions.value.login(result.right, {
-            sessionId: Option.isSome(kept) ? cookieValue : undefined,
-            request: authRequest(request)
-          }),
-          storeFailure
-        )
+        const started = yield* storeUnavailable(sessions.value.login(result.right, {
+          sessionId: Option.isSome(kept) ? cookieValue : undefined,
+          request: authRequest(request)
+        }))
         yield* cookies.set(started)
       }
       return Option.some(info(result.right, "remote-user", cache))
@@ -294,7 +294,7 @@ export const make = (env: Env): Fold => {
     }
     const service = sessions.value
     // The continuation runs in the same fiber, so `fiber` still describes it.
-    return Effect.flatMap(Effect.mapError(service.currentUser(cookieValue), storeFailure), (session) =>
+    return Effect.flatMap(storeUnavailable(service.currentUser(cookieValue)), (session) =>
       Option.isNone(session)
         ? Effect.zipRight(forgetCookie(service, cookieValue), runAmbient(request, cookieValue, session, cache, fiber))
         : runAmbient(request, cookieValue, session, cache, fiber))
@@ -304,7 +304,7 @@ export const make = (env: Env): Fold => {
   // that is not ours to end (an anonymous Django session): Django keeps that cookie.
   const forgetCookie = (service: Session.Service, cookieValue: string) =>
     Effect.flatMap(
-      Effect.mapError(service.holdsOther(cookieValue), storeFailure),
+      storeUnavailable(service.holdsOther(cookieValue)),
       (held) => held ? Effect.void : cookies.clear
     )
 
@@ -340,7 +340,7 @@ export const make = (env: Env): Fold => {
       : Effect.flatMap(Effect.exit(decided), (exit) => remember(request, exit))
   }
 
-  return { resolve, loadedSession, forget, sessionIdOf, toFailure, storeFailure }
+  return { resolve, loadedSession, forget, sessionIdOf, toFailure, storeUnavailable }
 }
 
 // The middlewares resolve a request in the fiber they run in. A `Service` built by `HttpAuth.make`

@@ -164,7 +164,7 @@ export const make = (
       authRequest,
       unauthorized
     })
-    const { forget, sessionIdOf, storeFailure, toFailure } = fold
+    const { forget, sessionIdOf, storeUnavailable, toFailure } = fold
 
     // Resolves when run, not when built (an effect built early may run after another middleware
     // resolved the request), in the fiber that runs it.
@@ -190,7 +190,7 @@ export const make = (
         return Csrf.check(csrf, request, Option.map(loaded, (session) => session.csrfToken), sessionRequest)
       }
       return Effect.flatMap(
-        Effect.mapError(s.csrfToken(cookieValue), storeFailure),
+        storeUnavailable(s.csrfToken(cookieValue)),
         (token) => Csrf.check(csrf, request, token, sessionRequest)
       )
     }
@@ -203,9 +203,8 @@ export const make = (
       authenticated: AuthService.Authenticated
     ) =>
       Effect.gen(function*() {
-        const started = yield* Effect.mapError(
-          s.login(authenticated, { sessionId: sessionIdOf(request), request: authRequest(request) }),
-          storeFailure
+        const started = yield* storeUnavailable(
+          s.login(authenticated, { sessionId: sessionIdOf(request), request: authRequest(request) })
         )
         forget(request)
         yield* cookies.set(started)
@@ -252,7 +251,7 @@ export const make = (
         const loaded = fold.loadedSession(request)
         const current = loaded !== undefined
           ? loaded
-          : yield* Effect.mapError(s.currentUser(cookieValue), storeFailure)
+          : yield* storeUnavailable(s.currentUser(cookieValue))
         if (Option.isNone(current)) return yield* unauthorized
         const authenticated = yield* Effect.catchAll(
           auth.authenticateUnknown(
@@ -263,7 +262,7 @@ export const make = (
         )
         // Only a second-factor backend's word counts, not another that happens to take the shape.
         if (!isSecondFactor(authenticated)) return yield* unauthorized
-        const stepped = yield* Effect.mapError(s.stepUp(cookieValue, authenticated), storeFailure)
+        const stepped = yield* storeUnavailable(s.stepUp(cookieValue, authenticated))
         if (Option.isNone(stepped)) return yield* unauthorized
         forget(request)
         yield* cookies.set(stepped.value)
@@ -275,7 +274,7 @@ export const make = (
         const s = yield* requireSessions
         const cookieValue = sessionIdOf(request)
         yield* csrfFor(request, s, cookieValue)
-        yield* Effect.mapError(s.logout(cookieValue, authRequest(request)), storeFailure)
+        yield* storeUnavailable(s.logout(cookieValue, authRequest(request)))
         forget(request)
         yield* cookies.clear
       })
@@ -290,7 +289,7 @@ export const make = (
         const s = yield* requireSessions
         const loaded = fold.loadedSession(request)
         if (loaded === undefined || Option.isNone(loaded) || loaded.value.user.id !== user.id) return
-        const updated = yield* Effect.mapError(s.updateSessionAuthHash(sessionIdOf(request), user), storeFailure)
+        const updated = yield* storeUnavailable(s.updateSessionAuthHash(sessionIdOf(request), user))
         forget(request)
         if (Option.isSome(updated)) yield* cookies.set(updated.value)
       })
