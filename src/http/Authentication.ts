@@ -113,7 +113,9 @@ export class OptionalAuthentication extends HttpApiMiddleware.Tag<OptionalAuthen
 ) {}
 
 /**
- * Both middlewares, on the `HttpAuth` service.
+ * Both middlewares, on the `HttpAuth` service. One API per layer graph: @effect/platform's
+ * `HttpApiBuilder` router is one memoised layer, so two `HttpApi` servers merged into one graph
+ * share it with whichever `HttpAuth` was built first; build and launch each on its own.
  *
  * @example
  * ```ts
