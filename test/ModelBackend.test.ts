@@ -261,6 +261,28 @@ describe("ModelBackend", () => {
       }).pipe(Effect.provide(layer))
     })
 
+    it.effect("concurrent logins during an upgrade each answer the hash now stored (their sessions stay bound to it)", () => {
+      const { layer } = env()
+      return Effect.gen(function*() {
+        const store = yield* UserStore.UserStore
+        const old = yield* hashWith({ hashers: ["pbkdf2_sha256"], pbkdf2: { iterations: 500 } }, "secret")
+        const user = yield* store.create({ username: "tabs", passwordHash: old })
+        const backend = yield* ModelBackend.ModelBackend
+        // Eight logins at once: each reads the old hash and re-hashes; one compare-and-set wins.
+        const answered = yield* Effect.all(
+          Array.from({ length: 8 }, () => backend.authenticate({ username: "tabs", password: pw("secret") }, undefined)),
+          { concurrency: "unbounded" }
+        )
+        const stored = yield* storedHash(user.id)
+        expect(stored.startsWith("pbkdf2_sha256$1000$")).toBe(true)
+        // A session binds the hash of the user answered: before, all but the winner answered the
+        // old hash, and Session.currentUser flushed their sessions at the next request.
+        expect(answered.map((u) => Redacted.value((u as unknown as UserStore.StoredUser).passwordHash))).toEqual(
+          Array(8).fill(stored)
+        )
+      }).pipe(Effect.provide(layer))
+    })
+
     it.effect("re-hashes for inactive users too, as Django does", () => {
       const { layer } = env()
       return Effect.gen(function*() {

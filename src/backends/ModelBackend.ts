@@ -155,9 +155,10 @@ export const make = (
     // is bound to the stored hash (Django's `get_session_auth_hash` reads the same row).
     const upgrade = (user: UserStore.StoredUser, password: Redacted.Redacted<string>) =>
       Effect.flatMap(hasher.hash(password), (to) =>
-        Effect.map(
+        Effect.flatMap(
           store.upgradePasswordHash(user.id, { from: user.passwordHash, to: Redacted.make(to) }),
-          (saved): UserStore.StoredUser => (saved ? { ...user, passwordHash: Redacted.make(to) } : user)
+          (saved): Effect.Effect<UserStore.StoredUser, UserStore.CommonError | PasswordHasher.HasherBusy> =>
+            saved ? Effect.succeed({ ...user, passwordHash: Redacted.make(to) }) : afterLostUpgrade(user, password)
         )).pipe(
           Effect.catchAll((error) =>
             Effect.as(
@@ -168,6 +169,20 @@ export const make = (
             )
           )
         )
+
+    // Another write won the compare-and-set: most often a concurrent login's upgrade of the same
+    // password (two tabs, after a hasher change), whose hash the session must be bound to, or the
+    // sessions of all but one such login were flushed at their next request. The row is read again
+    // and the hash now stored checked (one more hash, in this race only); a password changed
+    // meanwhile does not verify, and the user as read is answered: its session ends, as in Django.
+    const afterLostUpgrade = (user: UserStore.StoredUser, password: Redacted.Redacted<string>) =>
+      Effect.flatMap(store.findById(user.id), (row) => {
+        if (Option.isNone(row)) return Effect.succeed(user)
+        return hasher.verify(password, Redacted.value(row.value.passwordHash)).pipe(
+          Effect.map((result) => (result.valid ? row.value : user)),
+          Effect.catchTag("HashError", () => Effect.succeed(user))
+        )
+      })
 
     const authenticate = (credentials: Credentials.UsernamePassword) =>
       Effect.gen(function*() {
