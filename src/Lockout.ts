@@ -13,7 +13,8 @@
  * | `AuthenticationFailed`, `PermissionDenied` | yes: the failure stays counted |
  * | success | the user's keys (`username:`, `username-ip:`; a second factor's `otp-` ones) are reset; an address's (`ip:`) only loses this attempt's count |
  * | `BackendUnavailable`, or `TransportError`, after a backend refused the secret (`NoMatch("invalid-credentials")`) | yes: an outage elsewhere does not make a checked guess free |
- * | `BackendUnavailable`, `TransportError` otherwise, interruption, defect | no: the reservation is returned |
+ * | `BackendUnavailable`, `TransportError` otherwise, defect | no: the reservation is returned |
+ * | the caller interrupted (a dropped connection, a timeout) | the attempt runs to its end in the background and is settled by its outcome |
  *
  * {@link protect} wraps an `AuthService` (see {@link layerAuthService}); the HTTP layer turns
  * `LockedOut` into 429 with `Retry-After`. See docs/throttling.md.
@@ -38,6 +39,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -827,6 +829,14 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
       return Effect.catchAll(settled, (error) => Effect.logWarning("Lockout: could not settle an attempt", error.message))
     }
 
+    // A counted attempt runs in a fiber of its own that the caller only waits for: a caller cut off
+    // (a client that drops the connection, an app's timeout) stops waiting, while the attempt goes
+    // on and is settled by its real outcome, as Django's request goes on when the client leaves.
+    // Given back on interruption, every dropped request was a free, uncounted password hash: a
+    // client that never read an answer was never locked.
+    const runToItsEnd = <A, E>(attempt: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      Effect.flatMap(Effect.forkDaemon(attempt), Fiber.join)
+
     const guard: Service["guard"] = (credentials, request, attempt) => {
       const keys = plan(credentials, request)
       if (keys === deny) return refuse(credentials, request, policy.coolOff)
@@ -837,7 +847,7 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
           onSuccess: (reservation) =>
             reservation._tag === "Locked"
               ? refuse(credentials, request, reservation.retryAfter)
-              : Effect.onExit(attempt, (exit) => settle(keys, reservation, request, exit))
+              : runToItsEnd(Effect.onExit(attempt, (exit) => settle(keys, reservation, request, exit)))
         }))
     }
 

@@ -231,6 +231,42 @@ describe("Lockout: the memory store", () => {
   })
 })
 
+describe("Lockout: callers that leave", () => {
+  // A slow check (a password hash runs on libuv's pool, which no interruption stops) and a caller
+  // that never waits for its answer: a client dropping the connection, or the app's own timeout.
+  it.live("an attempt whose caller is cut off runs to its end and is counted: 5 dropped guesses lock the 6th", () => {
+    let checked = 0
+    let finished = 0
+    const slow = AuthBackend.make({
+      id: "slow",
+      credentials: Credentials.UsernamePassword,
+      authenticate: () =>
+        Effect.sleep("40 millis").pipe(
+          Effect.zipRight(Effect.sync(() => void checked++)),
+          Effect.zipRight(AuthError.noMatch("slow", "invalid-credentials")),
+          Effect.ensuring(Effect.sync(() => void finished++))
+        ),
+      getUser: () => Effect.succeedNone
+    })
+    const { layer } = setup({ by: "username", limit: 5 }, [slow])
+    return Effect.gen(function*() {
+      for (let i = 0; i < 5; i++) {
+        const cut = yield* Effect.exit(Effect.timeout(AuthService.authenticate({ username: "alice", password: `guess-${i}` }), "5 millis"))
+        expect(cut._tag).toBe("Failure") // the caller gave up (TimeoutException)
+      }
+      // The attempts finish in the background; each was a real check, and each is counted.
+      yield* Effect.sleep("150 millis")
+      expect([checked, finished]).toEqual([5, 5])
+      expect((yield* Lockout.list).map((e) => [e.key, e.failures, e.lockedUntil !== undefined])).toEqual([
+        ["username:alice", 5, true]
+      ])
+      // Before: each was given back on interruption; the lock never engaged and every request was a check.
+      expect(yield* login({ username: "alice", password: "guess-5" })).toBe("LockedOut")
+      expect(checked).toBe(5)
+    }).pipe(Effect.provide(layer))
+  })
+})
+
 describe("Lockout: keys", () => {
   it.effect("by ip: one address's failures lock every username from it, not other addresses", () => {
     const { layer } = setup({ by: "ip", limit: 2 })
