@@ -32,9 +32,6 @@ export type Failure =
 /** @internal */
 export const forbidden: Effect.Effect<never, HttpApiError.Forbidden> = Effect.fail(new HttpApiError.Forbidden())
 
-/** @internal */
-export const unavailable = (): HttpApiError.ServiceUnavailable => new HttpApiError.ServiceUnavailable()
-
 /**
  * 503. Every one is transient (a store outage, a shed login), so the response says when to try
  * again: `Retry-After: 1`, added by a pre-response handler for the `HttpApi` form (whose error
@@ -46,7 +43,7 @@ export const serviceUnavailable: Effect.Effect<never, HttpApiError.ServiceUnavai
   HttpApp.appendPreResponseHandler((_request, response) =>
     Effect.succeed(response.status === 503 ? HttpServerResponse.setHeader(response, "retry-after", "1") : response)
   ),
-  Effect.fail(unavailable())
+  Effect.fail(new HttpApiError.ServiceUnavailable())
 )
 
 /**

@@ -24,7 +24,6 @@ import type * as RequestSource from "../../http/RequestSource.js"
 import type * as HttpAuth from "../../http/HttpAuth.js"
 import * as Permissions from "../../Permissions.js"
 import type * as Session from "../../Session.js"
-import type { SessionStoreError } from "../../SessionStore.js"
 import type { User } from "../../User.js"
 import * as Cookies from "./cookies.js"
 import * as Failures from "./failures.js"
@@ -69,10 +68,6 @@ export interface Fold {
   /** The session cookie's value, when sessions are on. */
   readonly sessionIdOf: (request: HttpServerRequest.HttpServerRequest) => string | undefined
   readonly toFailure: (error: AuthError.AuthenticateError) => Effect.Effect<never, Failure>
-  /** A session store's failure as a 503 with `Retry-After`. */
-  readonly storeUnavailable: <A, R>(
-    effect: Effect.Effect<A, SessionStoreError | AuthError.TransportError, R>
-  ) => Effect.Effect<A, HttpApiError.ServiceUnavailable, R>
 }
 
 // A direct step answers synchronously that its source is absent (undefined), or the effect that
@@ -98,7 +93,7 @@ const isAmbient = (source: RequestSource.RequestSource): boolean =>
 export const make = (env: Env): Fold => {
   const { auth, authRequest, cookies, csrf, sessions, unauthorized } = env
   const toFailure = Failures.fromAuthenticate(unauthorized)
-  const storeUnavailable: Fold["storeUnavailable"] = Failures.unavailableOnFailure
+  const storeUnavailable = Failures.unavailableOnFailure
 
   // Remembered per service instance: two HttpAuth services never read each other's answers.
   const memoKey: unique symbol = Symbol("effect-auth/HttpAuth/resolved") as any
@@ -340,7 +335,7 @@ export const make = (env: Env): Fold => {
       : Effect.flatMap(Effect.exit(decided), (exit) => remember(request, exit))
   }
 
-  return { resolve, loadedSession, forget, sessionIdOf, toFailure, storeUnavailable }
+  return { resolve, loadedSession, forget, sessionIdOf, toFailure }
 }
 
 // The middlewares resolve a request in the fiber they run in. A `Service` built by `HttpAuth.make`

@@ -21,6 +21,7 @@ import * as Permissions from "../../Permissions.js"
 import * as Session from "../../Session.js"
 import * as IpAddress from "../ipAddress.js"
 import * as Cookies from "./cookies.js"
+import { unavailableOnFailure as storeUnavailable } from "./failures.js"
 import * as Fold from "./fold.js"
 import * as LoginUsername from "./loginUsername.js"
 import { credentialHeaders, toAuthRequest } from "./serverRequest.js"
@@ -164,7 +165,7 @@ export const make = (
       authRequest,
       unauthorized
     })
-    const { forget, sessionIdOf, storeUnavailable, toFailure } = fold
+    const { forget, sessionIdOf, toFailure } = fold
 
     // Resolves when run, not when built (an effect built early may run after another middleware
     // resolved the request), in the fiber that runs it.
