@@ -434,6 +434,10 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     // here waits for the hook instead of finding the row inactive (another instance's logins are
     // refused until it has passed).
     const creating = new Map<string, Deferred.Deferred<void>>()
+    // How many of those first logins have ended: a lookup that overlapped one may have read the
+    // row while it was still inactive (on a pool, the read can run before the hook's activation
+    // commits and answer after the login has left `creating`), so such a lookup is read again.
+    let firstLoginsEnded = 0
     const whileCreating = (username: string) => {
       const pending = creating.get(username)
       return pending === undefined ? undefined : Deferred.await(pending)
@@ -447,6 +451,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         return Effect.ensuring(
           createRow(external),
           Effect.suspend(() => {
+            firstLoginsEnded++
             creating.delete(external.username)
             return Deferred.succeed(done, undefined)
           })
@@ -456,10 +461,13 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     const provision = (raw: ExternalUser): Effect.Effect<UserStore.StoredUser, AuthError.BackendError> =>
       Effect.gen(function*() {
         const external = yield* decode(raw)
+        const endedBefore = firstLoginsEnded
         let found = yield* find(external.username)
         const pending = whileCreating(external.username)
         if (pending !== undefined) {
           yield* pending
+          found = yield* find(external.username)
+        } else if (firstLoginsEnded !== endedBefore && Option.isSome(found) && !found.value.isActive) {
           found = yield* find(external.username)
         }
         let user: UserStore.StoredUser

@@ -355,6 +355,23 @@ const countingCreates = (counts: { attempts: number; conflicts: number }, lookup
     })
   )
 
+// Holds the answer of one username lookup, once asked to: the lookup reads the store at once and
+// answers only when `answer` is done, as a query on a pool can read before another connection's
+// write commits and answer after the writer has moved on.
+const holdingLookup = (hold: { next: boolean; read: Deferred.Deferred<void>; answer: Deferred.Deferred<void> }) =>
+  Layer.effect(
+    UserStore.UserStore,
+    Effect.map(UserStore.UserStore, (store) => ({
+      ...store,
+      findByUsername: (username: string) =>
+        Effect.flatMap(store.findByUsername(username), (found) => {
+          if (!hold.next) return Effect.succeed(found)
+          hold.next = false
+          return Deferred.succeed(hold.read, undefined).pipe(Effect.zipRight(Deferred.await(hold.answer)), Effect.as(found))
+        })
+    } satisfies UserStore.Service))
+  )
+
 const concurrency = (name: string, store: () => Layer.Layer<UserStore.UserStore, unknown>, skip = false) =>
   describe.skipIf(skip)(`Provisioning on ${name}: concurrent first logins`, () => {
     const counts = { attempts: 0, conflicts: 0 }
@@ -414,6 +431,32 @@ const concurrency = (name: string, store: () => Layer.Layer<UserStore.UserStore,
         expect((yield* second).id).toBe(otto.id)
         expect((yield* b.provision({ username: "otto" })).id).toBe(otto.id)
       }).pipe(Effect.provide(store())))
+
+    it.effect("with configureUser, a login that read the row inactive while the hook ran and answers after it reads it again", () =>
+      Effect.gen(function*() {
+        const hold = { next: false, read: yield* Deferred.make<void>(), answer: yield* Deferred.make<void>() }
+        const latch = yield* Deferred.make<void>()
+        const entered = yield* Deferred.make<void>()
+        return yield* Effect.gen(function*() {
+          const users = yield* make({
+            configureUser: () => Effect.zipRight(Deferred.succeed(entered, undefined), Deferred.await(latch))
+          })
+          const first = yield* Effect.fork(users.provision({ username: "otto" }))
+          yield* Deferred.await(entered)
+          // the second login reads the row while it is inactive...
+          hold.next = true
+          const second = yield* Effect.fork(users.provision({ username: "otto" }))
+          yield* Deferred.await(hold.read)
+          // ...and its answer arrives only after the first login has ended
+          yield* Deferred.succeed(latch, undefined)
+          const otto = yield* first
+          expect(otto.isActive).toBe(true)
+          yield* Deferred.succeed(hold.answer, undefined)
+          const again = yield* second
+          expect(again.id).toBe(otto.id)
+          expect(again.isActive).toBe(true)
+        }).pipe(Effect.provide(holdingLookup(hold).pipe(Layer.provideMerge(store()))))
+      }))
 
     it.effect("when every login reads before any creates, 19 creates lose and carry on with the winner's row", () => {
       const forced = { attempts: 0, conflicts: 0 }
