@@ -574,6 +574,17 @@ SlapdTest.suite({ timeout: "60 seconds" })("LdapBackend against slapd", (it) => 
         expect(String((error as AuthError.TransportError).cause)).toMatch(/timed out after 3s/)
       }))
 
+    it.effect("a user name that spells a SASL mechanism is still a simple bind: NoMatch, never a SASL bind", () =>
+      Effect.gen(function*() {
+        const { url } = yield* SlapdTest.Slapd
+        // a DN function passing the name through (a directory that binds by name, as AD's UPNs)
+        const passThrough: LdapBackend.Options = { url, userDnTemplate: (escaped) => escaped }
+        for (const name of ["EXTERNAL", "PLAIN", "DIGEST-MD5", "SCRAM-SHA-1", "alice"]) {
+          // slapd takes none of them as a DN (invalidDNSyntax): a name that names nobody here
+          expectNoMatch(yield* failure(login(passThrough, name, "x-pw")), "invalid-credentials")
+        }
+      }))
+
     it.effect("StartTLS is asked for before anything else (this slapd has no TLS → TransportError)", () =>
       Effect.gen(function*() {
         const { url } = yield* SlapdTest.Slapd
@@ -640,6 +651,54 @@ SlapdTest.suite({ timeout: "60 seconds" })("LdapBackend against slapd", (it) => 
         expect(backend.id).toBe("ldap")
       }))
   })
+})
+
+// LDAPMessage { messageID (the request's), bindResponse { resultCode other (80), matchedDN "",
+// diagnosticMessage } }: a server that answers a bind with a message of its own.
+const bindAnswer = (diagnostic: string) => (request: Buffer) => {
+  const text = Buffer.from(diagnostic, "utf8")
+  const result = Buffer.concat([Buffer.from([0x0a, 0x01, 0x50, 0x04, 0x00, 0x04, text.length]), text])
+  const op = Buffer.concat([Buffer.from([0x61, result.length]), result])
+  return Buffer.concat([Buffer.from([0x30, op.length + 3, 0x02, 0x01, request[4]!]), op])
+}
+
+describe("LdapBackend against peers that misbehave", () => {
+  it.scopedLive("a peer that grants StartTLS and never starts the TLS handshake is cut by the timeouts → TransportError", () =>
+    Effect.gen(function*() {
+      const url = yield* SlapdTest.startTlsStallingServer
+      const options = { ...direct(url), startTls: true, connectTimeout: "300 millis", timeout: "200 millis" } as const
+      const error = yield* failure(login(options, "alice", "secret-pw").pipe(
+        // (before the handshake had a deadline, this call never ended)
+        Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => "still waiting after 10 s" })
+      ))
+      expectTransport(error, "secret-pw")
+      expect(String((error as AuthError.TransportError).cause)).toBe("startTLS: no TLS connection within 500 ms (timed out)")
+    }))
+
+  it.effect("a socket error is reported as it is, whatever the password spells", () =>
+    Effect.gen(function*() {
+      const url = yield* SlapdTest.deadUrl
+      const port = new URL(url).port
+      for (const password of ["7", "127.0.0.1", "ECONNREFUSED", port]) {
+        const error = yield* failure(login(direct(url), "alice", password))
+        expect(error).toBeInstanceOf(AuthError.TransportError)
+        // no mark where the password's text was: that would spell it out of a known message
+        expect((error as AuthError.TransportError).cause).toBe(`user bind: connect ECONNREFUSED 127.0.0.1:${port}`)
+      }
+    }))
+
+  it.scopedLive("a server message that holds the password is withheld whole", () =>
+    Effect.gen(function*() {
+      const url = yield* SlapdTest.silentServer(bindAnswer("the password hunter2 is not welcome here"))
+      for (const password of ["hunter2", "e", "welcome here"]) {
+        const error = yield* failure(login(direct(url), "alice", password))
+        expect(error).toBeInstanceOf(AuthError.TransportError)
+        expect((error as AuthError.TransportError).cause).toBe("user bind: (the message is withheld: it contains a password)")
+      }
+      // a message without the password is kept
+      const error = yield* failure(login(direct(url), "alice", "correct-horse"))
+      expect(String((error as AuthError.TransportError).cause)).toMatch(/^user bind: the password hunter2 is not welcome here/)
+    }))
 })
 
 describe("LdapBackend configuration", () => {

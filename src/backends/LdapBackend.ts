@@ -215,7 +215,10 @@ export interface Options {
   readonly startTls?: boolean | undefined
   /** Node TLS options (ca, servername, rejectUnauthorized, ...) for `ldaps://` or StartTLS. */
   readonly tlsOptions?: tls.ConnectionOptions | undefined
-  /** How long to wait for the TCP (and TLS) connection. Default: 5 seconds. */
+  /**
+   * How long to wait for the TCP (and TLS) connection. With `startTls`, the StartTLS step (its
+   * request and the handshake after it) may take this plus `timeout`. Default: 5 seconds.
+   */
   readonly connectTimeout?: Duration.DurationInput | undefined
   /** How long each LDAP operation may take. Default: 10 seconds. */
   readonly timeout?: Duration.DurationInput | undefined
@@ -552,6 +555,11 @@ const messageOf = (error: unknown): string => {
   return String(error)
 }
 
+// `connect ECONNREFUSED 127.0.0.1:389` and the like: Node's, built from the socket's address.
+const isSocketError = (error: unknown): boolean =>
+  error instanceof Error && typeof (error as { syscall?: unknown }).syscall === "string" &&
+  typeof (error as { code?: unknown }).code === "string"
+
 const build = (c: Compiled, options: Options): AuthBackend.AuthBackend<Credentials.UsernamePassword> => {
   const backend = c.id
   // groups of the users this backend produced, keyed by the very object it returned
@@ -561,14 +569,20 @@ const build = (c: Compiled, options: Options): AuthBackend.AuthBackend<Credentia
   const loadedUsers = new WeakSet<object>()
   const noGroups: ReadonlySet<string> = new Set()
 
-  // ldapts does not put passwords in its errors; scrubbing anyway keeps a future release honest
+  // ldapts does not put passwords in its errors, but a server's diagnostic message might. A message
+  // holding a password is withheld whole: cutting the password out would leave its place marked
+  // in a text otherwise known (a password "7" in "ECONNREFUSED 127.0.0.1:47799"). Node's socket
+  // errors are made of the peer's address alone and are kept as they are.
   const transport = (error: Ldap.LdapCallError, password?: Redacted.Redacted<string>) => {
-    let text = messageOf(error.error)
-    for (const secret of [password, c.service?.password]) {
+    const text = messageOf(error.error)
+    const holdsSecret = !isSocketError(error.error) && [password, c.service?.password].some((secret) => {
       const value = secret === undefined ? "" : Redacted.value(secret)
-      if (value !== "") text = text.split(value).join("<redacted>")
-    }
-    return new AuthError.TransportError({ backend, cause: `${error.op}: ${text}` })
+      return value !== "" && text.includes(value)
+    })
+    return new AuthError.TransportError({
+      backend,
+      cause: `${error.op}: ${holdsSecret ? "(the message is withheld: it contains a password)" : text}`
+    })
   }
   const noMatch = AuthError.failures(backend).noMatch
 
@@ -680,9 +694,13 @@ const build = (c: Compiled, options: Options): AuthBackend.AuthBackend<Credentia
     // LDAP takes a DN with an empty password as an anonymous bind, which some servers accept
     if (Redacted.value(password) === "") return noMatch("invalid-credentials")
     const toTransport = (error: Ldap.LdapCallError) => transport(error, password)
-    const bindUser = (client: Ldap.Client, dn: string) =>
+    // In direct mode the DN is made of what the user typed: a DN the server cannot parse names
+    // nobody there, as a wrong password does. A found entry's DN is the directory's own.
+    const refused = (code: number | undefined, typed: boolean) =>
+      code === Ldap.resultCodes.invalidCredentials || (typed && code === Ldap.resultCodes.invalidDnSyntax)
+    const bindUser = (client: Ldap.Client, dn: string, typed: boolean) =>
       Ldap.bind(client, dn, password, "user bind").pipe(
-        Effect.catchIf((e) => e.code === Ldap.resultCodes.invalidCredentials, () => noMatch("invalid-credentials")),
+        Effect.catchIf((e) => refused(e.code, typed), () => noMatch("invalid-credentials")),
         Effect.mapError((e) => e instanceof AuthError.NoMatch ? e : toTransport(e))
       )
     return Effect.gen(function*() {
@@ -693,13 +711,13 @@ const build = (c: Compiled, options: Options): AuthBackend.AuthBackend<Credentia
         const found = yield* Effect.mapError(findEntry(client, username), toTransport)
         if (Option.isNone(found)) return yield* noMatch("unknown-user")
         entry = found.value
-        yield* bindUser(client, entry.dn)
+        yield* bindUser(client, entry.dn, false)
         // read groups with the same rights getUser has
         yield* Effect.mapError(bindService(client), toTransport)
       } else {
         const dn = c.locate.dn(Escape.escapeDnValue(username))
         if (dn === "") return yield* noMatch("unknown-user")
-        yield* bindUser(client, dn)
+        yield* bindUser(client, dn, true)
         yield* Effect.mapError(bindService(client), toTransport)
         // a bind can succeed without an entry (a rootdn): no entry, no user
         const found = yield* Effect.mapError(readEntry(client, dn), toTransport)

@@ -343,38 +343,54 @@ export const deadUrl: Effect.Effect<string> = Effect.promise(() => freePort()).p
 )
 
 /**
- * A TCP server that accepts connections and never answers; closed (with its sockets) when the
- * scope ends. Returns its `ldap://` URL.
+ * A TCP server that accepts connections and, after its `first` answer to the first bytes a client
+ * sends (none by default), answers nothing; closed (with its sockets) when the scope ends.
+ * Returns its `ldap://` URL.
  */
-export const hangingServer: Effect.Effect<string, never, Scope.Scope> = Effect.acquireRelease(
-  Effect.promise(
-    () =>
-      new Promise<{ server: net.Server; sockets: Set<net.Socket>; url: string }>((resolve, reject) => {
-        const sockets = new Set<net.Socket>()
-        const server = net.createServer((socket) => {
-          sockets.add(socket)
-          socket.on("error", () => undefined)
-          socket.on("close", () => sockets.delete(socket))
-          // read and drop whatever the client sends, answer nothing
-          socket.resume()
-        })
-        server.once("error", reject)
-        server.listen(0, "127.0.0.1", () => {
-          const address = server.address()
-          if (typeof address === "object" && address !== null) {
-            resolve({ server, sockets, url: `ldap://127.0.0.1:${address.port}` })
-          } else {
-            reject(new Error("no port"))
-          }
-        })
-      })
-  ),
-  ({ server, sockets }) =>
+export const silentServer = (first?: (request: Buffer) => Buffer): Effect.Effect<string, never, Scope.Scope> =>
+  Effect.acquireRelease(
     Effect.promise(
       () =>
-        new Promise<void>((resolve) => {
-          for (const socket of sockets) socket.destroy()
-          server.close(() => resolve())
+        new Promise<{ server: net.Server; sockets: Set<net.Socket>; url: string }>((resolve, reject) => {
+          const sockets = new Set<net.Socket>()
+          const server = net.createServer((socket) => {
+            sockets.add(socket)
+            socket.on("error", () => undefined)
+            socket.on("close", () => sockets.delete(socket))
+            if (first !== undefined) socket.once("data", (request) => socket.write(first(request)))
+            // read and drop whatever else the client sends
+            socket.on("data", () => undefined)
+          })
+          server.once("error", reject)
+          server.listen(0, "127.0.0.1", () => {
+            const address = server.address()
+            if (typeof address === "object" && address !== null) {
+              resolve({ server, sockets, url: `ldap://127.0.0.1:${address.port}` })
+            } else {
+              reject(new Error("no port"))
+            }
+          })
         })
-    )
-).pipe(Effect.map(({ url }) => url))
+    ),
+    ({ server, sockets }) =>
+      Effect.promise(
+        () =>
+          new Promise<void>((resolve) => {
+            for (const socket of sockets) socket.destroy()
+            server.close(() => resolve())
+          })
+      )
+  ).pipe(Effect.map(({ url }) => url))
+
+/** A server that accepts connections and never answers. Returns its `ldap://` URL. */
+export const hangingServer: Effect.Effect<string, never, Scope.Scope> = silentServer()
+
+/**
+ * A server that grants StartTLS (an ExtendedResponse with resultCode success, to the client's
+ * first request, whose message id it echoes) and then never starts the TLS handshake.
+ */
+export const startTlsStallingServer: Effect.Effect<string, never, Scope.Scope> = silentServer((request) =>
+  // LDAPMessage { messageID (the request's, one byte at offset 4), extendedResp [APPLICATION 24]
+  // { resultCode success, matchedDN "", diagnosticMessage "" } }
+  Buffer.from([0x30, 0x0c, 0x02, 0x01, request[4]!, 0x78, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00])
+)

@@ -10,7 +10,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import { Client, type Entry } from "ldapts"
+import { Client, DN, type Entry } from "ldapts"
 
 export type { Client }
 
@@ -34,6 +34,7 @@ export class LdapCallError extends Data.TaggedError("LdapCallError")<{
 export const resultCodes = {
   sizeLimitExceeded: 4,
   noSuchObject: 32,
+  invalidDnSyntax: 34,
   invalidCredentials: 49
 } as const
 
@@ -104,16 +105,38 @@ export const connect = (options: ConnectionOptions): Effect.Effect<Client, LdapC
         ...(net.isIP(host) === 0 ? { servername: host } : {}),
         ...options.tlsOptions
       }
-      return Effect.tryPromise({
+      const upgrade = Effect.tryPromise({
         try: () => client.startTLS(tlsOptions),
         catch: (error) => new LdapCallError({ op: "startTLS", error })
+      })
+      // ldapts times the StartTLS request but not the TLS handshake after it: a peer that grants
+      // StartTLS and then stalls would hold the call forever. The handshake is connecting, so it
+      // gets `connectTimeout` on top of the request's `timeout` (none when connectTimeout is 0).
+      if (options.connectTimeout <= 0) return upgrade
+      const deadline = options.connectTimeout + Math.max(0, options.timeout)
+      return Effect.timeoutFail(upgrade, {
+        duration: deadline,
+        onTimeout: () =>
+          new LdapCallError({ op: "startTLS", error: new Error(`no TLS connection within ${deadline} ms (timed out)`) })
       })
     })
   )
 }
 
+// ldapts takes a string argument that spells a SASL mechanism (`EXTERNAL`, `PLAIN`, ...) as a SASL
+// bind; a DN built from what a user typed must stay a simple bind (RFC 4513 5.1), so it is
+// handed over as a DN object, which ldapts sends as its text.
+class VerbatimDn extends DN {
+  constructor(private readonly text: string) {
+    super()
+  }
+  override toString(): string {
+    return this.text
+  }
+}
+
 /**
- * A simple bind. The password is unwrapped only here, for the call.
+ * A simple bind, whatever the DN spells. The password is unwrapped only here, for the call.
  *
  * @internal
  */
@@ -124,7 +147,7 @@ export const bind = (
   op = "bind"
 ): Effect.Effect<void, LdapCallError> =>
   Effect.tryPromise({
-    try: () => client.bind(dn, Redacted.value(password)),
+    try: () => client.bind(new VerbatimDn(dn), Redacted.value(password)),
     catch: (error) => new LdapCallError({ op, error })
   })
 
