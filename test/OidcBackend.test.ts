@@ -19,7 +19,7 @@ import * as TestAuth from "../src/testing/TestAuth.js"
 import * as UserStore from "../src/UserStore.js"
 import * as HttpPeer from "./utils/httpPeer.js"
 
-type Mode = "ok" | "500" | "garbage" | "slow" | "huge"
+type Mode = "ok" | "500" | "garbage" | "slow" | "huge" | "invalid_client"
 
 const fakeProvider = Effect.acquireRelease(
   Effect.promise(async () => {
@@ -31,6 +31,7 @@ const fakeProvider = Effect.acquireRelease(
       claims: {} as Record<string, unknown>,
       signWith: "provider" as "provider" | "stranger",
       discovery: {} as Record<string, unknown>,
+      discoveryRequests: 0,
       tokenRequests: 0
     }
     const server = http.createServer((req, res) => {
@@ -40,6 +41,7 @@ const fakeProvider = Effect.acquireRelease(
         res.end(JSON.stringify(body))
       }
       if (req.url === "/.well-known/openid-configuration") {
+        state.discoveryRequests++
         return json({
           issuer,
           authorization_endpoint: `${issuer}/auth`,
@@ -55,6 +57,12 @@ const fakeProvider = Effect.acquireRelease(
       if (req.url === "/token" && req.method === "POST") {
         state.tokenRequests++
         if (state.mode === "500") return json({ error: "server_error" }, 500)
+        if (state.mode === "invalid_client") {
+          // RFC 6749 5.2: a client that authenticated with the Authorization header gets a 401
+          // with a challenge
+          res.setHeader("www-authenticate", `Basic realm="op", error="invalid_client"`)
+          return json({ error: "invalid_client" }, 401)
+        }
         if (state.mode === "garbage") {
           res.writeHead(200, { "content-type": "text/html" })
           return res.end("<html>maintenance</html>")
@@ -168,7 +176,13 @@ describe("OidcBackend against a misbehaving provider", () => {
           [{ claims: { nonce: "another-nonce" } }, "invalid-credentials"],
           [{ claims: { iss: "https://impostor.example" } }, "invalid-credentials"],
           [{ signWith: "stranger" }, "invalid-credentials"],
-          [{ claims: { at_hash: "not-the-access-tokens-hash" } }, "invalid-credentials"]
+          [{ claims: { at_hash: "not-the-access-tokens-hash" } }, "invalid-credentials"],
+          // OIDC Core 3.1.3.7: an azp naming another client; issued a year ahead; not valid for an hour
+          [{ claims: { azp: "some-other-client" } }, "invalid-credentials"],
+          [{ claims: { iat: Math.floor(Date.now() / 1000) + 365 * 86400, exp: Math.floor(Date.now() / 1000) + 366 * 86400 } }, "invalid-credentials"],
+          [{ claims: { nbf: Math.floor(Date.now() / 1000) + 3600 } }, "invalid-credentials"],
+          // a verified token without the username claim names nobody: a refusal, not an outage
+          [{ claims: { preferred_username: undefined, sub: "" } }, "unknown-user"]
         ]
         for (const [change, expected] of cases) {
           Object.assign(p.state, { mode: "ok", claims: {}, signWith: "provider" }, change)
@@ -177,11 +191,32 @@ describe("OidcBackend against a misbehaving provider", () => {
         }
         // the access token's own hash is accepted: SHA-256's left half of "at", base64url
         const atHash = createHash("sha256").update("at").digest().subarray(0, 16).toString("base64url")
-        Object.assign(p.state, { mode: "ok", claims: { at_hash: atHash }, signWith: "provider" })
+        Object.assign(p.state, { mode: "ok", claims: { at_hash: atHash, azp: "client" }, signWith: "provider" })
         expect(yield* attempt()).toBe("success:carol")
         expect(Option.isSome(yield* Effect.orDie(users.findByUsername("carol")))).toBe(true)
       }).pipe(Effect.provide(withBackend(p.issuer)))
     }), 30_000)
+
+  it.scopedLive("a token endpoint refusing the client with a 401 challenge (RFC 6749 5.2) refuses the login: NoMatch, not an outage", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      p.state.mode = "invalid_client"
+      expect(yield* attempt().pipe(Effect.provide(withBackend(p.issuer)))).toBe("invalid-credentials")
+    }))
+
+  it.scopedLive("concurrent logins on a cold discovery cache share one discovery request", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      yield* Effect.gen(function*() {
+        const oidc = yield* OidcBackend.OidcBackend
+        const requests = yield* Effect.all(Array.from({ length: 25 }, () => oidc.authorizationRequest), { concurrency: "unbounded" })
+        expect(requests.every((request) => request.url.pathname === "/auth")).toBe(true)
+        expect(p.state.discoveryRequests).toBe(1)
+        // and the cached document answers the next ones
+        yield* oidc.authorizationRequest
+        expect(p.state.discoveryRequests).toBe(1)
+      }).pipe(Effect.provide(withBackend(p.issuer)))
+    }))
 
   it.scopedLive("the provider failing: a 500, garbage, silence past the timeout, a body past 1 MiB are TransportErrors", () =>
     Effect.gen(function*() {

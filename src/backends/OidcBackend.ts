@@ -46,6 +46,7 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -56,6 +57,7 @@ import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
 import * as Transport from "../internal/oidc/transport.js"
+import * as SharedRun from "../internal/sharedRun.js"
 import * as Provisioning from "../Provisioning.js"
 import type { User } from "../User.js"
 import type * as UserStore from "../UserStore.js"
@@ -319,7 +321,7 @@ const atHashMatches = (idToken: string, accessToken: string, atHash: unknown): b
 /**
  * Builds the backend on the `UserStore` (where users are provisioned) and the `HttpClient` in
  * context. Discovery happens on first use and is cached for `discoveryTtl`; a failed discovery is
- * not cached.
+ * not cached, and concurrent callers share one discovery request.
  *
  * @example
  * ```ts
@@ -373,9 +375,21 @@ export const make = (
     }
     const protocol = <A>(f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: fromError })
 
-    // Discovery, cached for discoveryTtl; a failure is not remembered.
+    const clockToleranceMillis = 30_000
+    // Discovery, cached for discoveryTtl; a failure is not remembered. Concurrent callers on a
+    // cold (or expired) cache share one request, so login traffic is not passed on to the
+    // provider one for one.
     const ttl = Duration.toMillis(options.discoveryTtl ?? Duration.hours(1))
     let cached: { readonly as: oauth.AuthorizationServer; readonly until: number } | undefined
+    const discovery = SharedRun.make(
+      Effect.tryPromise({
+        try: async () => usableEndpoints(await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, http))),
+        catch: (error) => transport(`discovery: ${Transport.classify(error).message}`)
+      }).pipe(Effect.zip(Clock.currentTimeMillis)),
+      (exit) => {
+        if (Exit.isSuccess(exit)) cached = { as: exit.value[0], until: exit.value[1] + ttl }
+      }
+    )
     const discover: Effect.Effect<oauth.AuthorizationServer, AuthError.TransportError> = plain !== undefined
       ? Effect.succeed({
         issuer: options.issuer,
@@ -384,12 +398,7 @@ export const make = (
         userinfo_endpoint: plain.userinfoEndpoint
       })
       : Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        cached !== undefined && cached.until > now
-          ? Effect.succeed(cached.as)
-          : Effect.tryPromise({
-            try: async () => usableEndpoints(await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, http))),
-            catch: (error) => transport(`discovery: ${Transport.classify(error).message}`)
-          }).pipe(Effect.tap((as) => (cached = { as, until: now + ttl }))))
+        cached !== undefined && cached.until > now ? Effect.succeed(cached.as) : Effect.map(discovery.run, ([as]) => as))
 
     const authorizationRequest: Service["authorizationRequest"] = Effect.gen(function*() {
       const as = yield* discover
@@ -468,6 +477,11 @@ export const make = (
         )
         const claims = oauth.getValidatedIdTokenClaims(tokens)
         if (claims === undefined) return yield* noMatch("invalid-credentials")
+        // OIDC Core 3.1.3.7: an `azp` present must be this client (oauth4webapi checks it only
+        // beside several audiences), and a token issued in the future (`iat` beyond the 30 s
+        // oauth4webapi allows `exp` and `nbf`, on the same wall clock) is refused, as JwtBackend does.
+        if (claims.azp !== undefined && claims.azp !== options.clientId) return yield* noMatch("invalid-credentials")
+        if (claims.iat * 1000 > Date.now() + clockToleranceMillis) return yield* noMatch("invalid-credentials")
         // at_hash where present (OIDC Core 3.1.3.8): oauth4webapi leaves it to the client in the
         // code flow. A token whose access token is not the one it names is refused.
         if (claims.at_hash !== undefined && !atHashMatches(tokens.id_token!, tokens.access_token, claims.at_hash)) {
@@ -481,7 +495,8 @@ export const make = (
         const as = yield* discover
         const claims = yield* claimsOf(as, callback)
         const external = toExternal(claims)
-        if (external.username.length === 0) return yield* transport("the provider's claims name no user")
+        // a verified token without the username claim names nobody here: a refusal, not an outage
+        if (external.username.length === 0) return yield* noMatch("unknown-user")
         const stored = yield* provisioner.provision(external)
         return (options.toUser ?? ((s: UserStore.StoredUser) => s as unknown as User))(stored)
       })

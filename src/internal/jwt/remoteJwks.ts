@@ -2,11 +2,9 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
@@ -15,6 +13,7 @@ import * as AuthError from "../../AuthError.js"
 import { describeClientError, describeRequest } from "../http/clientErrors.js"
 import { failingPaths } from "../parseErrors.js"
 import * as BoundedBody from "../http/boundedBody.js"
+import * as SharedRun from "../sharedRun.js"
 
 /** @internal */
 export type KeySet = ReturnType<typeof createLocalJWKSet>
@@ -71,7 +70,6 @@ export const make = (options: RemoteJwksOptions): Effect.Effect<RemoteJwks> =>
     const decodeBody = Schema.decodeUnknown(JwksBody)
 
     let loaded: Loaded | undefined
-    let inflight: Deferred.Deferred<Loaded, AuthError.TransportError> | undefined
     let lastAttemptAt = Number.NEGATIVE_INFINITY
     let lastError: AuthError.TransportError | undefined
 
@@ -108,7 +106,6 @@ export const make = (options: RemoteJwksOptions): Effect.Effect<RemoteJwks> =>
     )
 
     const record = (exit: Exit.Exit<Loaded, AuthError.TransportError>): void => {
-      inflight = undefined
       if (Exit.isSuccess(exit)) {
         loaded = exit.value
         lastError = undefined
@@ -117,25 +114,19 @@ export const make = (options: RemoteJwksOptions): Effect.Effect<RemoteJwks> =>
       }
     }
 
-    // The fetch runs in its own fiber (bounded by the timeout), so a caller that gives up does
-    // not cut it short for the others waiting on it.
+    // (bounded by the timeout; a caller that gives up does not cut it short for the others)
+    const fetching = SharedRun.make(fetchSet, record)
     const refresh = (now: number): Effect.Effect<Loaded, AuthError.TransportError> =>
       Effect.suspend(() => {
-        const done = Deferred.unsafeMake<Loaded, AuthError.TransportError>(FiberId.none)
-        inflight = done
         lastAttemptAt = now
-        return fetchSet.pipe(
-          Effect.onExit((exit) => Effect.zipRight(Effect.sync(() => record(exit)), Deferred.done(done, exit))),
-          Effect.forkDaemon,
-          Effect.zipRight(Deferred.await(done))
-        )
+        return fetching.run
       })
 
     const keySet = (kid: string | undefined): Effect.Effect<KeySet, AuthError.TransportError> =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const fresh = loaded !== undefined && now - loaded.fetchedAt < cacheMaxAge ? loaded : undefined
         if (fresh !== undefined && (kid === undefined || fresh.kids.has(kid))) return Effect.succeed(fresh.set)
-        if (inflight !== undefined) return Effect.map(Deferred.await(inflight), (next) => next.set)
+        if (fetching.running()) return Effect.map(fetching.run, (next) => next.set)
         if (now - lastAttemptAt < cooldown) {
           // Within the floor: a failed attempt is repeated to the caller without asking the
           // endpoint again; otherwise the fresh set answers (an unknown kid then fails to verify).

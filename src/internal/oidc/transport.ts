@@ -88,6 +88,15 @@ export const classify = (error: unknown): Classified => {
       ? { _tag: "Transport", message: `the provider answered ${error.status} ${error.error}` }
       : { _tag: "Refused", reason: "invalid-credentials", message: `the provider refused: ${error.error}` }
   }
+  if (error instanceof oauth.WWWAuthenticateChallengeError) {
+    // RFC 6749 5.2: a client that authenticated with the Authorization header (Basic, as here)
+    // is refused with a 401 and a challenge (invalid_client): the login is refused like any
+    // other OAuth error; a 5xx is the provider's trouble.
+    const named = error.cause.find((challenge) => challenge.parameters.error !== undefined)?.parameters.error
+    return error.status >= 500
+      ? { _tag: "Transport", message: `the provider answered ${error.status}` }
+      : { _tag: "Refused", reason: "invalid-credentials", message: `the provider refused: ${named ?? error.status}` }
+  }
   if (error instanceof oauth.AuthorizationResponseError) {
     return { _tag: "Refused", reason: "invalid-credentials", message: `the provider answered ${error.error}` }
   }
@@ -97,7 +106,12 @@ export const classify = (error: unknown): Classified => {
     if (code === oauth.RESPONSE_IS_NOT_JSON || code === oauth.RESPONSE_IS_NOT_CONFORM) {
       return { _tag: "Transport", message: error.message }
     }
-    if (code === oauth.JWT_TIMESTAMP_CHECK) return { _tag: "Refused", reason: "expired-credentials", message: error.message }
+    // A past `exp` (or `auth_time`/`iat` too old for max_age) is expired; a future `nbf` is not
+    // yet valid: invalid, as JwtBackend answers it.
+    if (code === oauth.JWT_TIMESTAMP_CHECK) {
+      const claim = (error.cause as { claim?: unknown } | undefined)?.claim
+      return { _tag: "Refused", reason: claim === "nbf" ? "invalid-credentials" : "expired-credentials", message: error.message }
+    }
     return { _tag: "Refused", reason: "invalid-credentials", message: error.message }
   }
   return { _tag: "Transport", message: error instanceof Error ? error.message : String(error) }
