@@ -1,6 +1,7 @@
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Config, ConfigError, ConfigProvider, Effect, Exit, Fiber, Layer, Option, Redacted, Schema, TestClock } from "effect"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { Cause, Config, ConfigError, ConfigProvider, Effect, Exit, Fiber, Layer, Option, Redacted, Schedule, Schema, TestClock } from "effect"
 import * as HttpBackend from "../src/backends/HttpBackend.js"
 import { AuthError, AuthEvents, AuthService, Credentials } from "../src/index.js"
 import type { User } from "../src/index.js"
@@ -30,6 +31,9 @@ const alice: User.BaseUser = { id: "1", username: "alice", isActive: true, isSup
 // A user whose `id` is 5,000 nested arrays (10 kB): a formatter that renders the value received
 // recursively overflows the stack on it.
 const deepBody = `{"id": ${"[".repeat(5_000)}${"]".repeat(5_000)}, "login": "alice", "active": true, "admin": false}`
+
+/** Bodies that drip for ever: how many began, and how many the client dropped. */
+const drips = { started: 0, closed: 0 }
 
 /** How long the user service takes to answer for the id "late", in milliseconds. */
 const LATE = 1_000
@@ -84,6 +88,39 @@ const userService = (options: ServerOptions = {}): HttpPeer.Handler => async (re
         reply.raw.end("\"}")
         return
       }
+      case "chunked": {
+        // a user in three chunks, without a length
+        const body = JSON.stringify(users["1"])
+        reply.raw.writeHead(200, { "content-type": "application/json" })
+        reply.raw.write(body.slice(0, 5))
+        reply.raw.write(body.slice(5, 20))
+        reply.raw.end(body.slice(20))
+        return
+      }
+      case "chunked-empty":
+        reply.raw.writeHead(200, { "content-type": "application/json" })
+        reply.raw.end()
+        return
+      case "chunked-cut": {
+        // the connection dies in the middle of a chunked body
+        reply.raw.writeHead(200, { "content-type": "application/json" })
+        reply.raw.write(JSON.stringify(users["1"]).slice(0, 10))
+        await HttpPeer.sleep(20)
+        reply.raw.socket?.destroy()
+        return
+      }
+      case "chunked-drip": {
+        // a byte every 50 ms, for ever (until the client goes away)
+        reply.raw.writeHead(200, { "content-type": "application/json" })
+        reply.raw.write("{")
+        drips.started++
+        const timer = setInterval(() => reply.raw.write(" "), 50)
+        reply.raw.on("close", () => {
+          clearInterval(timer)
+          drips.closed++
+        })
+        return
+      }
       case "gzip-bomb": {
         // 40 kB on the wire that unpack to 40 MB.
         const body = zlib.gzipSync(JSON.stringify({ ...users["1"], padding: "x".repeat(40 * 1024 * 1024) }))
@@ -124,9 +161,13 @@ const userService = (options: ServerOptions = {}): HttpPeer.Handler => async (re
 
 const withPeer = (options?: ServerOptions) => HttpPeer.start(userService(options))
 
-const backendFor = (peer: HttpPeer.Peer, options: Partial<HttpBackend.DefaultOptions> = {}) =>
+const backendFor = (
+  peer: HttpPeer.Peer,
+  options: Partial<HttpBackend.DefaultOptions> = {},
+  client: Layer.Layer<HttpClient.HttpClient> = FetchHttpClient.layer
+) =>
   HttpBackend.make({ baseUrl: peer.url, user: UserFromBody, timeout: "3 seconds", ...options }).pipe(
-    Effect.provide(FetchHttpClient.layer)
+    Effect.provide(client)
   )
 
 const login = (username: string, password = SECRET) => ({ username, password: Redacted.make(password) })
@@ -278,6 +319,48 @@ describe("HttpBackend: TransportError, without the request body in the cause", (
         const user = yield* roomy.authenticate(login(username), undefined)
         expect(user.username).toBe("alice")
       }))
+  }
+
+  // A body without a length is counted as it arrives, from what each of the platform's clients
+  // keeps under its response (undici's Node stream, fetch's web stream).
+  const clients: ReadonlyArray<readonly [string, Layer.Layer<HttpClient.HttpClient>]> = [
+    ["FetchHttpClient", FetchHttpClient.layer],
+    ["the undici client", NodeHttpClient.layerUndici]
+  ]
+  // (built for the test's scope: undici's dispatcher lives as long as its layer)
+  const built = (layer: Layer.Layer<HttpClient.HttpClient>) => Effect.map(Layer.build(layer), Layer.succeedContext)
+  for (const [name, layer] of clients) {
+    it.scoped(`a chunked body on ${name}: read whole, cut at the ceiling, a broken one a TransportError`, () =>
+      Effect.gen(function*() {
+        const client = yield* built(layer)
+        const peer = yield* withPeer()
+        const backend = yield* backendFor(peer, {}, client)
+        expect((yield* backend.authenticate(login("chunked"), undefined)).username).toBe("alice")
+        const empty = transportErrorOf(yield* Effect.exit(backend.authenticate(login("chunked-empty"), undefined)))
+        expect(String(empty.cause)).toContain("not JSON")
+        const huge = transportErrorOf(yield* Effect.exit(backend.authenticate(login("huge-chunked"), undefined)))
+        expect(String(huge.cause)).toBe(`POST ${peer.url}/authenticate: response body larger than 1048576 bytes`)
+        const cut = transportErrorOf(yield* Effect.exit(backend.authenticate(login("chunked-cut"), undefined)))
+        expect(String(cut.cause)).toMatch(new RegExp(`^POST ${peer.url}/authenticate: response body could not be read \\(status 200\\)`))
+        for (const error of [empty, huge, cut]) expectNoSecret(error)
+        const roomy = yield* backendFor(peer, { maxResponseBytes: 64 * 1024 * 1024 }, client)
+        expect((yield* roomy.authenticate(login("huge-chunked"), undefined)).username).toBe("alice")
+      }))
+
+    it.live(`a body that drips past the timeout on ${name} is a TransportError, and the connection is dropped`, () =>
+      Effect.gen(function*() {
+        const client = yield* built(layer)
+        const backend = yield* backendFor(yield* withPeer(), { timeout: "300 millis" }, client)
+        const before = { ...drips }
+        const error = transportErrorOf(yield* Effect.exit(backend.authenticate(login("chunked-drip"), undefined)))
+        expect(String(error.cause)).toContain("timed out after 300ms")
+        expect(drips.started).toBe(before.started + 1)
+        // the peer sees its answer dropped, rather than dripping on for ever
+        yield* Effect.promise(() => HttpPeer.sleep(0)).pipe(
+          Effect.repeat({ until: () => drips.closed === before.closed + 1, schedule: Schedule.spaced("20 millis") }),
+          Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => new Error("the dripping answer was never dropped") })
+        )
+      }).pipe(Effect.scoped))
   }
 
   it.scoped("a body of the wrong shape names the failing paths, not the values", () =>
