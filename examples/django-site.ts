@@ -45,7 +45,7 @@ const secret = Redacted.make(secretKey)
 
 const Database = SqlUserStore.layerSqlite({ filename: database, django: true })
 
-const Login = Schema.Struct({ username: Schema.String, password: Schema.Redacted(Schema.String) })
+const Login = Schema.Struct({ username: Schema.String, password: Schema.Redacted(Schema.String.annotations({ message: () => "Expected a password" })) })
 
 const routes = HttpRouter.empty.pipe(
   HttpRouter.get(

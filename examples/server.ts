@@ -60,7 +60,7 @@ const UserJson = Schema.Struct({
 const LoginPayload = Schema.Struct({
   username: Schema.String,
   // Redacted from the moment it is decoded: it never reaches a log or a span in clear.
-  password: Schema.Redacted(Schema.String)
+  password: Schema.Redacted(Schema.String.annotations({ message: () => "Expected a password" }))
 })
 
 const LoginResult = Schema.Struct({

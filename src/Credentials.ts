@@ -63,7 +63,9 @@ export const secret = (maxLength: number): Schema.Schema<Redacted.Redacted<strin
       equivalence: () => Redacted.getEquivalence((a: string, b: string) => a === b)
     }
   )
-  const Input = Schema.Union(Schema.String, Secret)
+  // (the string member says what it expects too: its default message would show a non-string
+  // input, which may be the secret: `Expected string, actual 13572468`)
+  const Input = Schema.Union(Schema.String.annotations({ message: () => `Expected ${expected}` }), Secret)
   return Schema.transformOrFail(Input, Schema.typeSchema(Secret), {
     strict: true,
     decode: (input, _, ast) =>
@@ -134,7 +136,7 @@ export const UsernamePassword = CredentialsDecoder.register(
   Schema.Struct({
     username: Username,
     password: Password
-  }),
+  }).annotations({ message: () => "Expected username/password credentials" }),
   (() => {
     const keys = ["username", "password"]
     const username = (raw: unknown) => typeof raw === "string" && codePointsWithin(raw, 1, 150) ? raw : CredentialsDecoder.invalid
@@ -180,7 +182,7 @@ export type UsernamePassword = typeof UsernamePassword.Type
 export const Token = CredentialsDecoder.register(
   Schema.Struct({
     token: secret(8192)
-  }),
+  }).annotations({ message: () => "Expected token credentials" }),
   (() => {
     const keys = ["token"]
     const token = CredentialsDecoder.secret(8192)

@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Either, FastCheck as fc, ParseResult, Redacted, Schema } from "effect"
 import { Credentials } from "../src/index.js"
 import * as Direct from "../src/internal/credentialsDecoder.js"
+import * as TotpBackend from "../src/backends/TotpBackend.js"
 
 // The fold decodes with these options (src/internal/compiledBackend.ts).
 const options = { onExcessProperty: "error", errors: "first" } as const
@@ -120,6 +121,24 @@ describe("Credentials.secret", () => {
       const message = ParseResult.TreeFormatter.formatErrorSync(result.left)
       expect(message).toContain("a secret of 1 to 4096 characters")
       expect(message).not.toContain("s3cret")
+    }
+  })
+
+  it("never shows a rejected value that is no string, nor credentials that are no object", () => {
+    const cases: ReadonlyArray<readonly [Schema.Schema<any, any>, unknown, string]> = [
+      [Credentials.Password, 13572468, "13572468"],
+      [Credentials.Password, ["hunter2"], "hunter2"],
+      [Credentials.UsernamePassword, { username: "alice", password: 13572468 }, "13572468"],
+      [Credentials.UsernamePassword, ["alice", "hunter2"], "hunter2"],
+      [Credentials.Token, { token: { value: "ea_live_9f8e7d" } }, "ea_live_9f8e7d"],
+      [Credentials.Token, "ea_live_9f8e7d", "ea_live_9f8e7d"],
+      [TotpBackend.SecondFactor, { username: "alice", otpToken: 287082 }, "287082"],
+      [TotpBackend.SecondFactor, 287082, "287082"]
+    ]
+    for (const [schema, input, secret] of cases) {
+      const result = Schema.decodeUnknownEither(schema)(input)
+      expect(Either.isLeft(result)).toBe(true)
+      if (Either.isLeft(result)) expect(ParseResult.TreeFormatter.formatErrorSync(result.left)).not.toContain(secret)
     }
   })
 

@@ -6,6 +6,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
@@ -63,6 +64,27 @@ const hashWith = (options: PasswordHasher.Options, password: string) =>
 
 describe("ModelBackend", () => {
   describe("authenticate", () => {
+    it.effect("a submitted password that is no Unicode text is a wrong password, not a warning about the stored hash", () => {
+      const { layer } = env()
+      const warnings: Array<string> = []
+      const logger = Logger.make(({ logLevel, message }) => {
+        if (logLevel._tag === "Warning") warnings.push(String(message))
+      })
+      return Effect.gen(function*() {
+        const alice = yield* seed("alice", "wonderland")
+        const backend = yield* ModelBackend.ModelBackend
+        const exit = yield* Effect.exit(backend.authenticate({ username: "alice", password: pw("wonder\uD800land") }, undefined))
+        expect(failureTag(exit)).toBe("NoMatch")
+        expect(warnings).toEqual([])
+        // a stored hash nobody can read still warns
+        const store = yield* UserStore.UserStore
+        yield* store.setPassword(alice.id, "pbkdf2_sha256$not-a-number$salt$hash")
+        yield* Effect.exit(backend.authenticate({ username: "alice", password: pw("wonderland") }, undefined))
+        expect(warnings.length).toBe(1)
+        expect(warnings[0]).toContain("the stored password hash cannot be read")
+      }).pipe(Effect.provide(Layer.merge(layer, Logger.replace(Logger.defaultLogger, logger))))
+    })
+
     it.effect("returns the stored user for the right password", () => {
       const { layer } = env()
       return Effect.gen(function*() {

@@ -50,6 +50,7 @@ import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
 import * as StoreBackend from "../internal/storeBackend.js"
 import { askStore, issuedBy } from "../internal/userStore.js"
+import { isWellFormed } from "../internal/wellFormed.js"
 import * as PasswordHasher from "../PasswordHasher.js"
 import type { User } from "../User.js"
 import * as UserStore from "../UserStore.js"
@@ -199,9 +200,13 @@ export const make = (
         const result = yield* hasher.verify(credentials.password, Redacted.value(user.passwordHash)).pipe(
           Effect.catchTag("HashError", (error) =>
             Effect.as(
-              Effect.logWarning("ModelBackend: the stored password hash cannot be read").pipe(
-                Effect.annotateLogs({ backend: id, userId: user.id, algorithm: error.algorithm, reason: error.reason })
-              ),
+              // A submitted password that is no Unicode text (a lone surrogate, which any client
+              // can send) is just a wrong password: the warning is for the stored hash's faults.
+              isWellFormed(Redacted.value(credentials.password))
+                ? Effect.logWarning("ModelBackend: the stored password hash cannot be read").pipe(
+                  Effect.annotateLogs({ backend: id, userId: user.id, algorithm: error.algorithm, reason: error.reason })
+                )
+                : Effect.void,
               { valid: false, mustUpdate: false }
             )),
           Effect.catchTag("HasherBusy", (busy) => Effect.fail(transport(busy)))

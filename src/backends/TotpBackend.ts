@@ -64,7 +64,8 @@ import * as UserStore from "../UserStore.js"
 export const SecondFactor = Schema.Struct({
   username: Credentials.Username,
   otpToken: Credentials.secret(64)
-})
+  // (a value that is no object at all is not shown either: it may hold the code)
+}).annotations({ message: () => "Expected second-factor credentials" })
 
 /**
  * @example
