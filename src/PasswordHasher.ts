@@ -582,13 +582,15 @@ export const makePassword = (
   Effect.gen(function*() {
     if (password === null) return Registry.UNUSABLE_PREFIX + randomString(40)
     const settings = settingsFrom(options.settings ?? {})
-    const algorithm = options.algorithm ?? (Either.isRight(settings) ? settings.right.hashers[0]! : "unknown")
+    const chosen: unknown = options.algorithm ?? (Either.isRight(settings) ? settings.right.hashers[0]! : "unknown")
+    // (from an untyped caller: an algorithm or a salt that is no string is refused, not a defect)
+    const algorithm = typeof chosen === "string" ? chosen : "unknown"
     if (Either.isLeft(settings)) return yield* new HashError({ algorithm, reason: `settings: ${settings.left}` })
-    if (!Registry.algorithms.includes(algorithm as Algorithm)) {
+    if (!Registry.algorithms.includes(chosen as Algorithm)) {
       return yield* new HashError({ algorithm, reason: "not one of Django's hashers" })
     }
-    const { salt } = options
-    if (salt !== undefined && (salt.length === 0 || salt.includes("$"))) {
+    const salt: unknown = options.salt
+    if (salt !== undefined && (typeof salt !== "string" || salt.length === 0 || salt.includes("$"))) {
       return yield* new HashError({ algorithm, reason: "the salt must be non-empty and contain no '$'" })
     }
     const bytes = yield* passwordBytes(password, algorithm)

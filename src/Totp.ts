@@ -163,6 +163,7 @@ export const base32Encode = (bytes: Uint8Array): string => {
  * @category encoding
  */
 export const base32Decode = (text: string): Option.Option<Buffer> => {
+  if (typeof text !== "string") return Option.none()
   const clean = text.replace(/[\s=-]/g, "").toUpperCase()
   const out: Array<number> = []
   let bits = 0
@@ -236,7 +237,8 @@ const keyOf = (secret: Redacted.Redacted<string>): Buffer =>
 
 /**
  * The code of the time step of `timeMillis` (RFC 6238 `TOTP`). Throws a `RangeError` for options
- * {@link checkOptions} refuses or a time before 1970: check options from configuration first.
+ * {@link checkOptions} refuses or a time that is not a finite number from 1970 on: check options
+ * from configuration first ({@link verify} answers none for both instead).
  *
  * @example
  * ```ts

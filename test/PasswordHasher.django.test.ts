@@ -95,12 +95,15 @@ describe.skipIf(djangoPython === undefined)("PasswordHasher against Django 3.2 (
 describe("makePassword's input", () => {
   it.effect("a salt Django would refuse, or an unknown algorithm, is a HashError", () =>
     Effect.gen(function*() {
-      for (const salt of ["", "a$b"]) {
+      // (from an untyped caller: a salt that is no string)
+      for (const salt of ["", "a$b", 12345 as any, null as any]) {
         const result = yield* Effect.either(PasswordHasher.makePassword(secret, { algorithm: "pbkdf2_sha256", salt }))
         expect(Either.isLeft(result) && result.left._tag).toBe("HashError")
       }
       const unknown = yield* Effect.either(PasswordHasher.makePassword(secret, { algorithm: "rot13" as any }))
       expect(Either.isLeft(unknown) && unknown.left.reason).toBe("not one of Django's hashers")
+      const numbered = yield* Effect.either(PasswordHasher.makePassword(secret, { algorithm: 5 as any }))
+      expect(Either.isLeft(numbered) && numbered.left).toMatchObject({ algorithm: "unknown", reason: "not one of Django's hashers" })
       const notRedacted = yield* Effect.either(PasswordHasher.makePassword("plain" as any))
       expect(Either.isLeft(notRedacted)).toBe(true)
     }))

@@ -99,6 +99,8 @@ describe("Totp", () => {
       expect(Option.getOrThrow(Totp.base32Decode(text.toLowerCase().replace(/(.{4})/g, "$1 ")))).toEqual(Buffer.from(bytes))
     }))
     expect(Totp.base32Decode("ABC1")).toEqual(Option.none())
+    // (from an untyped caller)
+    for (const notText of [null, undefined, 42, {}]) expect(Totp.base32Decode(notText as any)).toEqual(Option.none())
   })
 
   // An email stored with a lone surrogate made encodeURIComponent throw, and TotpBackend.enrol died
