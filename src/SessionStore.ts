@@ -37,6 +37,7 @@ import type * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { failedMessage } from "./internal/storeError.js"
+import { isWellFormed } from "./internal/wellFormed.js"
 
 /**
  * A store key: 1 to 128 characters of `[A-Za-z0-9_-]`.
@@ -57,7 +58,14 @@ export const SessionKey = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,12
 // Up to the last millisecond of year 9999: stores write times as dates, and Python's datetime
 // (Django's side of a shared store, psycopg) ends there; a Date ends at 275760.
 const Millis = Schema.Number.pipe(Schema.int(), Schema.between(0, 253_402_300_799_999))
-const Field = (max: number) => Schema.String.pipe(Schema.maxLength(max))
+// Text every engine keeps as it is: PostgreSQL refuses NUL, and its driver writes a lone
+// surrogate as U+FFFD, so the ids "\uD800" and "\uFFFD" named one user there (Django, in
+// Python, cannot encode either).
+const Field = (max: number) =>
+  Schema.String.pipe(
+    Schema.maxLength(max),
+    Schema.filter((s) => (!s.includes("\u0000") && isWellFormed(s)) || "no NUL or lone surrogate")
+  )
 
 /**
  * What a store keeps per session: the user id and the id of the backend that authenticated it

@@ -40,6 +40,7 @@ import type * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { pyStrip } from "./internal/pyStrip.js"
+import { isWellFormed } from "./internal/wellFormed.js"
 import { failedMessage } from "./internal/storeError.js"
 import * as Permissions from "./Permissions.js"
 import type { BaseUser } from "./User.js"
@@ -467,10 +468,13 @@ export declare namespace UserStore {
 
 
 // Django counts `max_length` in code points (Python `len`), not UTF-16 units; NUL is refused
-// because PostgreSQL cannot store it in text.
+// because PostgreSQL cannot store it in text, and a lone surrogate because no engine keeps it
+// (PostgreSQL's driver writes U+FFFD, so "\uD800" and "\uDBFF" became one group; Python cannot
+// encode it either).
 const text = (min: number, max: number) =>
   Schema.String.pipe(Schema.filter((s) => {
     if (s.includes("\u0000")) return "must not contain NUL characters"
+    if (!isWellFormed(s)) return "must not contain lone surrogates"
     const n = [...s].length
     return (n >= min && n <= max) || `must be ${min} to ${max} characters`
   }))
@@ -588,6 +592,7 @@ export const Email = text(0, 254)
  */
 export const StoredPermission = Permissions.Permission.pipe(
   Schema.filter((perm) => {
+    if (!isWellFormed(perm)) return "must not contain lone surrogates"
     const dot = perm.indexOf(".")
     return (dot <= 100 && perm.length - dot - 1 <= 100) ||
       "app label and codename must be at most 100 characters each"

@@ -9,6 +9,7 @@ import * as UserStore from "../UserStore.js"
 import * as User from "../User.js"
 import { boundedNfkc } from "./codePoints.js"
 import { treeMessage } from "./parseErrors.js"
+import { isWellFormed } from "./wellFormed.js"
 
 const decode = <A, I>(schema: Schema.Schema<A, I>, field: string) => {
   const run = Schema.decodeUnknown(schema, { errors: "first", onExcessProperty: "error" })
@@ -66,7 +67,13 @@ export const permission = (raw: unknown): Effect.Effect<ParsedPermission, UserSt
   })
 
 /** @internal */
-export const permissionName = decode(Schema.String.pipe(Schema.maxLength(255)), "name")
+export const permissionName = decode(
+  Schema.String.pipe(
+    Schema.maxLength(255),
+    Schema.filter((s) => (!s.includes("\u0000") && isWellFormed(s)) || "must not contain NUL or lone surrogates")
+  ),
+  "name"
+)
 
 // Checked by hand: a Schema issue would quote the actual value, and a hash must never be quoted.
 /** @internal */
@@ -75,9 +82,9 @@ export const passwordHash = (raw: unknown, field = "passwordHash"): Effect.Effec
   if (typeof value !== "string") {
     return Effect.fail(new UserStore.InvalidInput({ field, message: "must be a string or a Redacted string" }))
   }
-  if ([...value].length > 128 || value.includes("\u0000")) {
+  if ([...value].length > 128 || value.includes("\u0000") || !isWellFormed(value)) {
     return Effect.fail(
-      new UserStore.InvalidInput({ field, message: "must be at most 128 characters without NUL" })
+      new UserStore.InvalidInput({ field, message: "must be at most 128 characters without NUL or lone surrogates" })
     )
   }
   return Effect.succeed(value)

@@ -174,6 +174,12 @@ export const sessionStoreSuite = (name: string, options: SessionStoreSuiteOption
             Effect.exit(store.get("a b", T0)),
             Effect.exit(store.get("x".repeat(129), T0)),
             Effect.exit(store.set("k", { ...record(), userId: "" }, T0)),
+            // text no engine keeps as it is (PostgreSQL's driver wrote a lone surrogate as U+FFFD:
+            // the user "\uD800" came back as the user "\uFFFD")
+            Effect.exit(store.set("k", { ...record(), userId: "\uD800" }, T0)),
+            Effect.exit(store.set("k", { ...record(), backendId: "model\uDC00" }, T0)),
+            Effect.exit(store.set("k", { ...record(), userId: "1\u0000" }, T0)),
+            Effect.exit(store.set("k", { ...record(), secondFactor: "totp\uD800" }, T0)),
             Effect.exit(store.set("k", { ...record(), extra: 1 } as SessionStore.SessionRecord, T0)),
             Effect.exit(store.set("k", record({ createdAt: -1 }), T0)),
             Effect.exit(store.replace("k", record({ expiresAt: 1.5 }), T0)),

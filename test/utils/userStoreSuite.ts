@@ -202,6 +202,29 @@ export const userStoreSuite = (name: string, options: UserStoreSuiteOptions) =>
           })
         ))
 
+      it.effect("text no engine keeps as it is (a lone surrogate, NUL) is InvalidInput, and nothing is written", () =>
+        withStore((store) =>
+          Effect.gen(function*() {
+            // PostgreSQL's driver writes a lone surrogate as U+FFFD: "\uD800" and "\uDBFF" were one group there
+            for (const name of ["\uD800", "staff\uDBFF"]) {
+              expect((yield* Effect.flip(store.createGroup(name)))._tag).toBe("InvalidInput")
+            }
+            expect((yield* Effect.flip(store.create({ username: "surrogate\uD800" })))._tag).toBe("InvalidInput")
+            expect((yield* Effect.flip(store.create({ username: "eve", email: "x\uD800@example.org" })))._tag).toBe("InvalidInput")
+            expect((yield* Effect.flip(store.createPermission("blog.view_post\uDC00")))._tag).toBe("InvalidInput")
+            expect((yield* Effect.flip(store.createPermission("blog.view_post", "View\uD800")))._tag).toBe("InvalidInput")
+            expect((yield* Effect.flip(store.createPermission("blog.view_post", "View\u0000")))._tag).toBe("InvalidInput")
+            const user = yield* store.create({ username: "alice", passwordHash: "h\uD800" }).pipe(
+              Effect.flip,
+              Effect.map((error) => expect(error._tag).toBe("InvalidInput")),
+              Effect.zipRight(store.create({ username: "alice", passwordHash: "hash" }))
+            )
+            expect((yield* Effect.flip(store.upgradePasswordHash(user.id, { from: "h\uDBFF", to: "new" })))._tag).toBe("InvalidInput")
+            expect(Redacted.value(Option.getOrThrow(yield* store.findById(user.id)).passwordHash)).toBe("hash")
+            expect((yield* store.list()).map((u) => u.username)).toEqual(["alice"])
+          })
+        ))
+
       it.effect("a value too deep to render is InvalidInput naming its path, not a stack overflow", () =>
         withStore((store) =>
           Effect.gen(function*() {
