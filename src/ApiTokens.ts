@@ -33,13 +33,14 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as AuthError from "./AuthError.js"
-import { infoOf, tokenPrefixOf } from "./internal/apiToken/info.js"
+import { infoOf, repoRunner, tokenPrefixOf } from "./internal/apiToken/info.js"
 import * as Repository from "./internal/apiToken/repository.js"
 import * as Token from "./internal/apiToken/token.js"
 import * as SqlTables from "./internal/sqlTables.js"
@@ -347,6 +348,12 @@ export interface Options extends TableOptions {
    * (GitHub's, for one) spot leaked tokens. Default: `"ea"`.
    */
   readonly tokenPrefix?: string | undefined
+  /**
+   * How long one database operation may take before it fails with `ApiTokenStoreError` (a
+   * database whose connections froze answers with a 503 rather than holding the request).
+   * Default: 5 seconds.
+   */
+  readonly timeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -449,9 +456,6 @@ export const migrate = (
 ): Effect.Effect<void, AuthError.AuthConfigError | ApiTokenStoreError, SqlClient.SqlClient> =>
   Effect.flatMap(tables(options), (t) => SqlTables.migrate(migrations(t), t.migrations, storeError("migrate")))
 
-const viaRepo = <A>(operation: string, effect: Effect.Effect<A, Repository.RepositoryError>) =>
-  SqlTables.mapStoreErrors(storeError(operation))(effect)
-
 const decodeCreate = Schema.decodeUnknown(CreateToken, { errors: "first", onExcessProperty: "error" })
 const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
 
@@ -479,6 +483,7 @@ export const make = (
   Effect.gen(function*() {
     const t = yield* tables(options)
     const tokenPrefix = yield* tokenPrefixOf("ApiTokens", options)
+    const viaRepo = yield* repoRunner("ApiTokens", options, storeError)
     const repo = yield* Repository.make(t.token)
     const store = yield* UserStore.UserStore
 

@@ -362,7 +362,9 @@ describe("ApiTokenBackend on SQLite: tables and configuration", () => {
         { tokenPrefix: "e_a" },
         { tablePrefix: "x; DROP" },
         { migrationsTable: "Bad-Name" },
-        { lastUsedInterval: "every now and then" as never }
+        { lastUsedInterval: "every now and then" as never },
+        { timeout: "soon" as never },
+        { timeout: 0 }
       ]
       for (const options of bad) {
         const layer = ApiTokenBackend.layer(options).pipe(Layer.provide(SqlUserStore.layerSqlite({ filename: ":memory:" })))
@@ -459,4 +461,39 @@ describe.skipIf(Postgres.missing)("ApiTokenBackend on PostgreSQL: a database tha
       yield* Scope.close(scope, Exit.void)
       yield* Postgres.dropDirect(dropTables(prefix))
     }).pipe(Effect.scoped))
+
+  it.live("a database whose connections freeze (no reset) is an error after the timeout, not a hang", () =>
+    Effect.gen(function*() {
+      const prefix = uniquePrefix()
+      const { cut, freeze, url: proxied } = yield* Postgres.proxy
+      const scope = yield* Scope.make()
+      const ctx = yield* Layer.buildWithScope(
+        ApiTokenBackend.layer({ tablePrefix: prefix, timeout: "300 millis" }).pipe(
+          Layer.provideMerge(
+            SqlUserStore.layerPg({ url: proxied, tablePrefix: prefix, connectTimeout: "2 seconds", timeout: "300 millis" })
+          )
+        ),
+        scope
+      )
+      const store = Context.get(ctx, UserStore.UserStore)
+      const tokens = Context.get(ctx, ApiTokens.ApiTokens)
+      const backend = Context.get(ctx, ApiTokenBackend.ApiTokenBackend)
+      const alice = yield* store.create({ username: "alice" })
+      const { info, token } = yield* tokens.create({ userId: alice.id, name: "t" })
+      freeze()
+      const exits = yield* Effect.all([
+        Effect.exit(backend.authenticate(creds(token), undefined)),
+        Effect.exit(tokens.get(info.id)),
+        Effect.exit(tokens.list(alice.id)),
+        Effect.exit(tokens.revoke(info.id))
+      ], { concurrency: "unbounded" }).pipe(
+        // (before each operation had a bound, these never ended)
+        Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("still waiting after 10 s") })
+      )
+      expect(exits.map(failureTag)).toEqual(["TransportError", "ApiTokenStoreError", "ApiTokenStoreError", "ApiTokenStoreError"])
+      expect(String((exits[1] as any).cause.error.cause)).toContain("did not answer within 300ms")
+      cut()
+      yield* Scope.close(scope, Exit.void)
+      yield* Postgres.dropDirect(dropTables(prefix))
+    }).pipe(Effect.scoped), 20_000)
 })

@@ -72,10 +72,9 @@ import * as ApiTokens from "../ApiTokens.js"
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
-import { infoOf, tokenPrefixOf } from "../internal/apiToken/info.js"
+import { infoOf, repoRunner, tokenPrefixOf } from "../internal/apiToken/info.js"
 import * as Repository from "../internal/apiToken/repository.js"
 import * as Token from "../internal/apiToken/token.js"
-import * as SqlTables from "../internal/sqlTables.js"
 import type { User } from "../User.js"
 import * as UserStore from "../UserStore.js"
 import { safeCause } from "../internal/storeError.js"
@@ -274,8 +273,8 @@ export const make = (
     const repo = yield* Repository.make(t.token)
     const store = yield* UserStore.UserStore
     const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
-    const viaRepo = <A>(operation: string, effect: Effect.Effect<A, Repository.RepositoryError>) =>
-      SqlTables.mapStoreErrors((cause) => new ApiTokens.ApiTokenStoreError({ operation, cause: safeCause(cause) }))(effect)
+    const viaRepo = yield* repoRunner("ApiTokenBackend", options, (operation) => (cause) =>
+      new ApiTokens.ApiTokenStoreError({ operation, cause: safeCause(cause) }))
 
     const noMatch = AuthError.failures(backendId).noMatch
     const transport = (cause: unknown) => new AuthError.TransportError({ backend: backendId, cause })
@@ -292,7 +291,7 @@ export const make = (
     const touch = (row: Repository.TokenRow, at: Date) =>
       row.lastUsedAt !== null && at.getTime() - row.lastUsedAt.getTime() < lastUsedInterval
         ? Effect.succeed(row)
-        : repo.touch(row.id, at).pipe(
+        : viaRepo("touch", repo.touch(row.id, at)).pipe(
           Effect.as<Repository.TokenRow>({ ...row, lastUsedAt: at }),
           // a failed write only: a defect is a bug and stays one
           Effect.catchAll((cause) =>

@@ -1,9 +1,12 @@
-// What the token store and the token backend share: a row as lists show it, and the checked
-// token prefix (both must accept the same prefixes).
+// What the token store and the token backend share: a row as lists show it, the checked
+// token prefix (both must accept the same prefixes), and the bound on each database operation.
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { TokenInfo } from "../../ApiTokens.js"
 import { AuthConfigError } from "../../AuthError.js"
+import * as SqlTables from "../sqlTables.js"
+import type { RepositoryError } from "./repository.js"
 import type { TokenRow } from "./repository.js"
 import { isTokenPrefix } from "./token.js"
 
@@ -29,4 +32,30 @@ export const tokenPrefixOf = (
   return isTokenPrefix(tokenPrefix)
     ? Effect.succeed(tokenPrefix)
     : Effect.fail(new AuthConfigError({ message: `${module}: tokenPrefix must match [a-z][a-z0-9]{0,15}` }))
+}
+
+/**
+ * Each database operation mapped to the store's error and bounded by `timeout` (default 5 s, as
+ * the other SQL stores): a database whose connections froze without closing answers with that
+ * error instead of holding the caller. A malformed timeout is an `AuthConfigError`.
+ *
+ * @internal
+ */
+export const repoRunner = <E>(
+  module: string,
+  options: { readonly timeout?: Duration.DurationInput | undefined },
+  storeError: (operation: string) => (cause: unknown) => E
+): Effect.Effect<<A>(operation: string, effect: Effect.Effect<A, RepositoryError>) => Effect.Effect<A, E>, AuthConfigError> => {
+  // a typed DurationInput can still be a malformed string at runtime (from a config file, say)
+  const decoded = options.timeout === undefined ? Option.some(SqlTables.defaultTimeout) : Duration.decodeUnknown(options.timeout)
+  if (Option.isNone(decoded) || !Duration.greaterThan(decoded.value, Duration.zero)) {
+    return Effect.fail(new AuthConfigError({ message: `${module}: timeout must be a positive duration` }))
+  }
+  const timeout = decoded.value
+  return Effect.succeed(<A>(operation: string, effect: Effect.Effect<A, RepositoryError>) =>
+    effect.pipe(
+      SqlTables.mapStoreErrors(storeError(operation)),
+      SqlTables.bounded(timeout, () => storeError(operation)(SqlTables.noAnswer(timeout)))
+    )
+  )
 }
