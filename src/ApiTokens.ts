@@ -46,6 +46,7 @@ import * as Token from "./internal/apiToken/token.js"
 import * as SqlTables from "./internal/sqlTables.js"
 import { failedMessage, safeCause } from "./internal/storeError.js"
 import { isUserId } from "./internal/userId.js"
+import { StorableDate } from "./internal/userStore.js"
 import { treeMessage } from "./internal/parseErrors.js"
 import * as UserModule from "./User.js"
 import * as UserStore from "./UserStore.js"
@@ -146,7 +147,7 @@ export const CreateToken = Schema.Struct({
     Schema.filter((s) => (s.length >= 1 && [...s].length <= 255 && !s.includes("\u0000")) || "must be 1 to 255 characters without NUL")
   ),
   scopes: Schema.optional(Schema.Array(Scope).pipe(Schema.maxItems(64))),
-  expiresAt: Schema.optional(Schema.ValidDateFromSelf)
+  expiresAt: Schema.optional(StorableDate)
 })
 
 /**

@@ -173,6 +173,9 @@ const suite = (name: string, env: (options?: ApiTokenBackend.Options) => Layer.L
 
         const past = yield* Effect.exit(newToken({ userId: alice.id, expiresAt: new Date("2029-12-31T00:00:00Z") }))
         expect(failureTag(past)).toBe("InvalidInput")
+        // past the year 9999 (PostgreSQL refused it as a store error; SQLite kept it)
+        const far = yield* Effect.exit(newToken({ userId: alice.id, expiresAt: new Date("+010000-01-01T00:00:00Z") }))
+        expect(failureTag(far)).toBe("InvalidInput")
       }).pipe(Effect.provide(env())))
 
     it.effect("a revoked token is NoMatch(invalid-credentials); revoke is idempotent and scoped to its owner", () =>

@@ -66,6 +66,18 @@ export const permission = (raw: unknown): Effect.Effect<ParsedPermission, UserSt
     return { perm, appLabel: perm.slice(0, dot), codename: perm.slice(dot + 1) }
   })
 
+/**
+ * A date Django's `datetime` can hold (years 1 to 9999), which every engine stores alike:
+ * PostgreSQL refuses years past 9999 and before 1 where SQLite and memory kept them.
+ *
+ * @internal
+ */
+export const StorableDate = Schema.ValidDateFromSelf.pipe(
+  Schema.filter((date) =>
+    (date.getTime() >= -62_135_596_800_000 && date.getTime() <= 253_402_300_799_999) ||
+    "must lie within the years 1 to 9999", { identifier: "StorableDate" })
+)
+
 /** @internal */
 export const permissionName = decode(
   Schema.String.pipe(
@@ -108,7 +120,7 @@ const CreateUserInput = Schema.Struct({
   isActive: Schema.optional(Schema.Boolean),
   isStaff: Schema.optional(Schema.Boolean),
   isSuperuser: Schema.optional(Schema.Boolean),
-  dateJoined: Schema.optional(Schema.ValidDateFromSelf)
+  dateJoined: Schema.optional(StorableDate)
 })
 const decodeCreate = decode(CreateUserInput, "input")
 
@@ -172,7 +184,7 @@ export const profile = (raw: unknown) =>
   }))
 
 /** @internal */
-export const date = decode(Schema.ValidDateFromSelf, "date")
+export const date = decode(StorableDate, "date")
 
 /** @internal */
 export const withPermOptions = decode(

@@ -255,6 +255,9 @@ export const userStoreSuite = (name: string, options: UserStoreSuiteOptions) =>
               { username: "a", firstName: "x".repeat(151) },
               { username: "a", isActive: "yes" },
               { username: "a", dateJoined: new Date(Number.NaN) },
+              // past what Django's datetime holds (and PostgreSQL stores): refused on every engine
+              { username: "a", dateJoined: new Date("+010000-01-01T00:00:00Z") },
+              { username: "a", dateJoined: new Date("-000001-06-01T00:00:00Z") },
               { username: "a", is_staff: true },
               "alice",
               null
@@ -267,6 +270,9 @@ export const userStoreSuite = (name: string, options: UserStoreSuiteOptions) =>
             expect((yield* Effect.flip(store.setFlags(user.id, { isActive: 1 as unknown as boolean })))._tag)
               .toBe("InvalidInput")
             expect((yield* Effect.flip(store.setLastLogin(user.id, new Date(Number.NaN))))._tag).toBe("InvalidInput")
+            expect((yield* Effect.flip(store.setLastLogin(user.id, new Date("+010000-01-01T00:00:00Z"))))._tag).toBe("InvalidInput")
+            // the last day Django can hold is kept
+            yield* store.setLastLogin(user.id, new Date("9999-12-31T23:59:59.999Z"))
             expect((yield* Effect.flip(store.findById("")))._tag).toBe("InvalidInput")
           })
         ))
