@@ -4,6 +4,7 @@ import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -436,24 +437,32 @@ describe("ApiTokens on its own, and ApiTokenBackend.layerConfig", () => {
 })
 
 describe.skipIf(Postgres.missing)("ApiTokenBackend on PostgreSQL: a database that goes away", () => {
-  it.live("is a TransportError for authenticate and an ApiTokenStoreError for the service, not a defect", () =>
+  // The backend and its stores behind a proxy that can be cut or frozen, alice and a token of
+  // hers made; `done` closes the layer and drops the tables.
+  const behindProxy = (timeout?: Duration.DurationInput) =>
     Effect.gen(function*() {
       const prefix = uniquePrefix()
-      const { cut, url: proxied } = yield* Postgres.proxy
+      const proxy = yield* Postgres.proxy
       const scope = yield* Scope.make()
       const ctx = yield* Layer.buildWithScope(
-        ApiTokenBackend.layer({ tablePrefix: prefix }).pipe(
-          Layer.provideMerge(SqlUserStore.layerPg({ url: proxied, tablePrefix: prefix, connectTimeout: "2 seconds" }))
+        ApiTokenBackend.layer({ tablePrefix: prefix, timeout }).pipe(
+          Layer.provideMerge(SqlUserStore.layerPg({ url: proxy.url, tablePrefix: prefix, connectTimeout: "2 seconds", timeout }))
         ),
         scope
       )
-      const store = Context.get(ctx, UserStore.UserStore)
       const tokens = Context.get(ctx, ApiTokens.ApiTokens)
       const backend = Context.get(ctx, ApiTokenBackend.ApiTokenBackend)
-      const alice = yield* store.create({ username: "alice" })
+      const alice = yield* Context.get(ctx, UserStore.UserStore).create({ username: "alice" })
       const { info, token } = yield* tokens.create({ userId: alice.id, name: "t" })
+      const done = Effect.zipRight(Scope.close(scope, Exit.void), Postgres.dropDirect(dropTables(prefix)))
+      return { proxy, tokens, backend, alice, info, token, done }
+    })
+
+  it.live("is a TransportError for authenticate and an ApiTokenStoreError for the service, not a defect", () =>
+    Effect.gen(function*() {
+      const { alice, backend, done, info, proxy, token, tokens } = yield* behindProxy()
       expect((yield* backend.authenticate(creds(token), undefined)).id).toBe(alice.id)
-      cut()
+      proxy.cut()
       const exit = yield* Effect.exit(backend.authenticate(creds(token), undefined))
       expect(failureTag(exit)).toBe("TransportError")
       expect(JSON.stringify(exit)).not.toContain(Redacted.value(token).slice(12))
@@ -461,29 +470,13 @@ describe.skipIf(Postgres.missing)("ApiTokenBackend on PostgreSQL: a database tha
       expect(failureTag(yield* Effect.exit(tokens.list(alice.id)))).toBe("ApiTokenStoreError")
       expect(failureTag(yield* Effect.exit(tokens.revoke(info.id)))).toBe("ApiTokenStoreError")
       expect(failureTag(yield* Effect.exit(tokens.create({ userId: alice.id, name: "u" })))).toBe("ApiTokenStoreError")
-      yield* Scope.close(scope, Exit.void)
-      yield* Postgres.dropDirect(dropTables(prefix))
+      yield* done
     }).pipe(Effect.scoped))
 
   it.live("a database whose connections freeze (no reset) is an error after the timeout, not a hang", () =>
     Effect.gen(function*() {
-      const prefix = uniquePrefix()
-      const { cut, freeze, url: proxied } = yield* Postgres.proxy
-      const scope = yield* Scope.make()
-      const ctx = yield* Layer.buildWithScope(
-        ApiTokenBackend.layer({ tablePrefix: prefix, timeout: "300 millis" }).pipe(
-          Layer.provideMerge(
-            SqlUserStore.layerPg({ url: proxied, tablePrefix: prefix, connectTimeout: "2 seconds", timeout: "300 millis" })
-          )
-        ),
-        scope
-      )
-      const store = Context.get(ctx, UserStore.UserStore)
-      const tokens = Context.get(ctx, ApiTokens.ApiTokens)
-      const backend = Context.get(ctx, ApiTokenBackend.ApiTokenBackend)
-      const alice = yield* store.create({ username: "alice" })
-      const { info, token } = yield* tokens.create({ userId: alice.id, name: "t" })
-      freeze()
+      const { alice, backend, done, info, proxy, token, tokens } = yield* behindProxy("300 millis")
+      proxy.freeze()
       const exits = yield* Effect.all([
         Effect.exit(backend.authenticate(creds(token), undefined)),
         Effect.exit(tokens.get(info.id)),
@@ -495,8 +488,7 @@ describe.skipIf(Postgres.missing)("ApiTokenBackend on PostgreSQL: a database tha
       )
       expect(exits.map(failureTag)).toEqual(["TransportError", "ApiTokenStoreError", "ApiTokenStoreError", "ApiTokenStoreError"])
       expect(String((exits[1] as any).cause.error.cause)).toContain("did not answer within 300ms")
-      cut()
-      yield* Scope.close(scope, Exit.void)
-      yield* Postgres.dropDirect(dropTables(prefix))
+      proxy.cut()
+      yield* done
     }).pipe(Effect.scoped), 20_000)
 })
