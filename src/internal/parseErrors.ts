@@ -44,14 +44,19 @@ const maxIssuesVisited = 1_000
 /**
  * `ParseResult.TreeFormatter`'s message, for input an app gave (a form, a CLI argument), where
  * the value received helps and is the caller's own. A value too deep to render (the formatter
- * recurses through it) is described by its failing paths instead of overflowing the stack.
+ * recurses through it) is described by its failing paths instead of overflowing the stack, and
+ * one too long to show (a message past 1,000 characters) by its failing paths too.
  *
  * @internal
  */
 export const treeMessage = (error: ParseResult.ParseError): string => {
   try {
-    return ParseResult.TreeFormatter.formatErrorSync(error)
+    const message = ParseResult.TreeFormatter.formatErrorSync(error)
+    // a megabyte of email quoted back would fill every log line it reaches
+    return message.length <= maxMessageLength ? message : `invalid at ${failingPaths(error)} (the value is too long to show)`
   } catch {
     return `invalid at ${failingPaths(error)}`
   }
 }
+
+const maxMessageLength = 1_000

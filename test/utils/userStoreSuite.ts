@@ -225,6 +225,15 @@ export const userStoreSuite = (name: string, options: UserStoreSuiteOptions) =>
           })
         ))
 
+      it.effect("a value too long to show is InvalidInput naming its path, not quoting a megabyte", () =>
+        withStore((store) =>
+          Effect.gen(function*() {
+            const error = yield* Effect.flip(store.create({ username: "long", email: "x".repeat(1_000_000) }))
+            expect(error._tag === "InvalidInput" && error.message).toBe("invalid at \"email\" (the value is too long to show)")
+            expect((yield* store.list()).length).toBe(0)
+          })
+        ))
+
       it.effect("a value too deep to render is InvalidInput naming its path, not a stack overflow", () =>
         withStore((store) =>
           Effect.gen(function*() {
