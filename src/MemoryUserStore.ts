@@ -139,8 +139,7 @@ export const make: Effect.Effect<UserStore.Service> = Effect.sync(() => {
         })),
     upgradePasswordHash: (rawId, hashes) =>
       Effect.gen(function*() {
-        const from = yield* internal.passwordHash(hashes.from, "from")
-        const to = yield* internal.passwordHash(hashes.to, "to")
+        const { from, to } = yield* internal.hashChange(hashes)
         const row = yield* rowOf(rawId)
         if (Option.isNone(row) || row.value.passwordHash !== from) return false
         row.value.passwordHash = to
@@ -177,7 +176,7 @@ export const make: Effect.Effect<UserStore.Service> = Effect.sync(() => {
           memberships.get(row.id)?.delete(name)
         })),
     setGroups: (rawId, rawNames) =>
-      Effect.flatMap(internal.groupNames(Array.from(rawNames)), (names) =>
+      Effect.flatMap(internal.groupNamesOf(rawNames), (names) =>
         Effect.map(existing(rawId), (row) => {
           for (const name of names) ensureGroup(name)
           memberships.set(row.id, new Set(names))

@@ -603,8 +603,7 @@ export const make = (
         run(
           "upgradePasswordHash",
           Effect.gen(function*() {
-            const from = yield* internal.passwordHash(hashes.from, "from")
-            const to = yield* internal.passwordHash(hashes.to, "to")
+            const { from, to } = yield* internal.hashChange(hashes)
             return yield* ifUser(rawId, false, (id) =>
               Effect.map(
                 Effect.flatMap(
@@ -667,7 +666,7 @@ export const make = (
         run(
           "setGroups",
           Effect.gen(function*() {
-            const names = internal.sortNames(new Set(yield* internal.groupNames(Array.from(rawNames))))
+            const names = internal.sortNames(new Set(yield* internal.groupNamesOf(rawNames)))
             yield* SqlTables.withTransaction(
               sql,
               Effect.gen(function*() {

@@ -3,6 +3,7 @@ import { randomInt } from "node:crypto"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as UserStore from "../UserStore.js"
@@ -49,6 +50,22 @@ export const groupName = decode(UserStore.GroupName, "group")
 
 /** @internal */
 export const groupNames = decode(Schema.Array(UserStore.GroupName), "groups")
+
+/** Group names as an untyped caller may hand them over: any iterable, or InvalidInput (`null`). @internal */
+export const groupNamesOf = (raw: unknown): Effect.Effect<ReadonlyArray<string>, UserStore.InvalidInput> =>
+  typeof raw === "string" || !Predicate.isIterable(raw)
+    ? Effect.fail(new UserStore.InvalidInput({ field: "groups", message: "must be a collection of group names" }))
+    : groupNames(Array.from(raw))
+
+/** The `{ from, to }` of `upgradePasswordHash`, each checked as a hash; `null` is InvalidInput. @internal */
+export const hashChange = (raw: unknown): Effect.Effect<{ readonly from: string; readonly to: string }, UserStore.InvalidInput> =>
+  typeof raw !== "object" || raw === null
+    ? Effect.fail(new UserStore.InvalidInput({ field: "hashes", message: "must be { from, to }" }))
+    : Effect.zipWith(
+      passwordHash((raw as { readonly from?: unknown }).from, "from"),
+      passwordHash((raw as { readonly to?: unknown }).to, "to"),
+      (from, to) => ({ from, to })
+    )
 
 /** @internal */
 export interface ParsedPermission {

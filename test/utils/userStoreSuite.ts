@@ -225,6 +225,21 @@ export const userStoreSuite = (name: string, options: UserStoreSuiteOptions) =>
           })
         ))
 
+      it.effect("groups or a hash change that are no collection or object (an untyped caller) are InvalidInput, not a defect", () =>
+        withStore((store) =>
+          Effect.gen(function*() {
+            const user = yield* store.create({ username: "alice", passwordHash: "hash" })
+            for (const groups of [null, undefined, 42, "staff"]) {
+              expect((yield* Effect.flip(store.setGroups(user.id, groups as any)))._tag).toBe("InvalidInput")
+            }
+            for (const hashes of [null, undefined, "hash"]) {
+              expect((yield* Effect.flip(store.upgradePasswordHash(user.id, hashes as any)))._tag).toBe("InvalidInput")
+            }
+            expect(yield* store.groupsOf(user.id)).toEqual([])
+            expect(Redacted.value(Option.getOrThrow(yield* store.findById(user.id)).passwordHash)).toBe("hash")
+          })
+        ))
+
       it.effect("a value too long to show is InvalidInput naming its path, not quoting a megabyte", () =>
         withStore((store) =>
           Effect.gen(function*() {
