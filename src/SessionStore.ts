@@ -37,7 +37,7 @@ import type * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { failedMessage } from "./internal/storeError.js"
-import { isWellFormed } from "./internal/wellFormed.js"
+import { isStorable } from "./internal/wellFormed.js"
 
 /**
  * A store key: 1 to 128 characters of `[A-Za-z0-9_-]`.
@@ -64,7 +64,7 @@ const Millis = Schema.Number.pipe(Schema.int(), Schema.between(0, 253_402_300_79
 const Field = (max: number) =>
   Schema.String.pipe(
     Schema.maxLength(max),
-    Schema.filter((s) => (!s.includes("\u0000") && isWellFormed(s)) || "no NUL or lone surrogate")
+    Schema.filter((s) => isStorable(s) || "no NUL or lone surrogate")
   )
 
 /**

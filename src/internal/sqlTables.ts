@@ -143,15 +143,29 @@ export const runner = <E2>(
   storeError: (operation: string) => (cause: unknown) => E2
 ) => {
   const timeout = timeoutInput === undefined ? defaultTimeout : Duration.decode(timeoutInput)
+  const guard = guarded(timeout, storeError)
   return <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E2, R> =>
     effect.pipe(
       // A SQLite file locked by another connection is waited for within the same bound.
       retryBusy(timeout),
-      mapStoreErrors(storeError(operation)),
-      bounded(timeout, () => storeError(operation)(noAnswer(timeout))),
+      guard(operation),
       Effect.withSpan(`${spanPrefix}.${operation}`, { captureStackTrace: false })
     )
 }
+
+/**
+ * One store operation's failures made the store's error, and the operation {@link bounded} by
+ * `timeout`, past which it fails with that error too ({@link noAnswer}).
+ *
+ * @internal
+ */
+export const guarded = <E2>(timeout: Duration.Duration, storeError: (operation: string) => (cause: unknown) => E2) =>
+(operation: string) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E2, R> =>
+  effect.pipe(
+    mapStoreErrors(storeError(operation)),
+    bounded(timeout, () => storeError(operation)(noAnswer(timeout)))
+  )
 
 /**
  * The longest the SQLite driver may wait for a lock synchronously, per try: better-sqlite3 waits

@@ -10,7 +10,7 @@ import * as UserStore from "../UserStore.js"
 import * as User from "../User.js"
 import { boundedNfkc } from "./codePoints.js"
 import { treeMessage } from "./parseErrors.js"
-import { isWellFormed } from "./wellFormed.js"
+import { isStorable } from "./wellFormed.js"
 
 const decode = <A, I>(schema: Schema.Schema<A, I>, field: string) => {
   const run = Schema.decodeUnknown(schema, { errors: "first", onExcessProperty: "error" })
@@ -99,7 +99,7 @@ export const StorableDate = Schema.ValidDateFromSelf.pipe(
 export const permissionName = decode(
   Schema.String.pipe(
     Schema.maxLength(255),
-    Schema.filter((s) => (!s.includes("\u0000") && isWellFormed(s)) || "must not contain NUL or lone surrogates")
+    Schema.filter((s) => isStorable(s) || "must not contain NUL or lone surrogates")
   ),
   "name"
 )
@@ -111,7 +111,7 @@ export const passwordHash = (raw: unknown, field = "passwordHash"): Effect.Effec
   if (typeof value !== "string") {
     return Effect.fail(new UserStore.InvalidInput({ field, message: "must be a string or a Redacted string" }))
   }
-  if ([...value].length > 128 || value.includes("\u0000") || !isWellFormed(value)) {
+  if ([...value].length > 128 || !isStorable(value)) {
     return Effect.fail(
       new UserStore.InvalidInput({ field, message: "must be at most 128 characters without NUL or lone surrogates" })
     )

@@ -7,3 +7,11 @@ export const wellFormed = (s: string): string => s.replace(loneSurrogate, "\uFFF
 
 /** Whether `s` holds no lone surrogate, as `String.prototype.isWellFormed` answers. @internal */
 export const isWellFormed = (s: string): boolean => s.search(loneSurrogate) === -1
+
+/**
+ * Whether every store keeps `s` as it is: no NUL (PostgreSQL refuses it in text) and no lone
+ * surrogate (PostgreSQL's driver writes U+FFFD; Python cannot encode it).
+ *
+ * @internal
+ */
+export const isStorable = (s: string): boolean => !s.includes("\u0000") && isWellFormed(s)

@@ -51,11 +51,6 @@ export const repoRunner = <E>(
   if (Option.isNone(decoded) || !Duration.greaterThan(decoded.value, Duration.zero)) {
     return Effect.fail(new AuthConfigError({ message: `${module}: timeout must be a positive duration` }))
   }
-  const timeout = decoded.value
-  return Effect.succeed(<A>(operation: string, effect: Effect.Effect<A, RepositoryError>) =>
-    effect.pipe(
-      SqlTables.mapStoreErrors(storeError(operation)),
-      SqlTables.bounded(timeout, () => storeError(operation)(SqlTables.noAnswer(timeout)))
-    )
-  )
+  const guard = SqlTables.guarded(decoded.value, storeError)
+  return Effect.succeed(<A>(operation: string, effect: Effect.Effect<A, RepositoryError>) => guard(operation)(effect))
 }
