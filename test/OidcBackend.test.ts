@@ -197,6 +197,30 @@ describe("OidcBackend against a misbehaving provider", () => {
       }).pipe(Effect.provide(withBackend(p.issuer)))
     }), 30_000)
 
+  it.scopedLive("an email names a user only when the provider verified it: usernameClaim email needs email_verified true; an unverified address is not copied", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      const login = (claims: Record<string, unknown>, options: Partial<OidcBackend.Options> = { usernameClaim: "email" }) =>
+        Effect.gen(function*() {
+          Object.assign(p.state, { mode: "ok", claims, signWith: "provider" })
+          const users = yield* UserStore.UserStore
+          const outcome = yield* attempt()
+          const created = Option.getOrUndefined(yield* Effect.orDie(users.findByUsername(outcome.replace(/^success:/, ""))))
+          return { outcome, email: created?.email, stored: (yield* Effect.orDie(users.list())).length }
+        }).pipe(Effect.provide(withBackend(p.issuer, options)))
+      // someone who registered ann's address at a provider that did not verify it
+      for (const unverified of [{}, { email_verified: false }, { email_verified: "false" }, { email_verified: "yes" }, { email_verified: 1 }]) {
+        expect(yield* login({ email: "ann@example.com", ...unverified })).toEqual({ outcome: "unknown-user", email: undefined, stored: 0 })
+      }
+      for (const verified of [{ email_verified: true }, { email_verified: "true" }]) {
+        expect(yield* login({ email: "ann@example.com", ...verified }))
+          .toEqual({ outcome: "success:ann@example.com", email: "ann@example.com", stored: 1 })
+      }
+      // under another username claim the login goes on, without an address the provider says is not theirs
+      expect(yield* login({ email: "ann@example.com", email_verified: false }, {})).toEqual({ outcome: "success:carol", email: "", stored: 1 })
+      expect(yield* login({ email: "ann@example.com" }, {})).toEqual({ outcome: "success:carol", email: "ann@example.com", stored: 1 })
+    }))
+
   it.scopedLive("a token endpoint refusing the client with a 401 challenge (RFC 6749 5.2) refuses the login: NoMatch, not an outage", () =>
     Effect.gen(function*() {
       const p = yield* fakeProvider

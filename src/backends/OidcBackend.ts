@@ -166,6 +166,8 @@ export interface Options {
    * The claim that names the local user. Default: `preferred_username`, else `sub`. Only `sub`
    * is stable and never reassigned (OIDC Core 5.7); a `preferred_username` or `email` may be
    * chosen or changed by the user at some providers, and then names whichever local user has it.
+   * `"email"` names a user only when the token says `email_verified: true` (see
+   * {@link defaultExternalUser}).
    */
   readonly usernameClaim?: string | undefined
   /** A claim holding the user's groups (an array of names), mirrored into the local groups. */
@@ -254,17 +256,33 @@ const stringClaim = (claims: Readonly<Record<string, unknown>>, name: string): s
   return typeof value === "string" && value.length > 0 ? value : typeof value === "number" ? String(value) : undefined
 }
 
+// OIDC Core 5.1: `email_verified` is a boolean; some providers (Cognito, older ones) send the
+// strings "true"/"false". Absent means the provider does not say.
+const emailVerified = (claims: Readonly<Record<string, unknown>>): boolean | undefined => {
+  const value = claims.email_verified
+  return value === true || value === "true" ? true : value === false || value === "false" ? false : undefined
+}
+
 /**
  * The default mapping of claims to the local user: the username from `usernameClaim`
  * (`preferred_username`, else `sub`), `email`, `given_name`, `family_name`, and the groups from
  * `groupsClaim` when set.
  *
+ * An address the provider has not verified names nobody: with `usernameClaim: "email"` the
+ * username is the `email` only when `email_verified` is `true` (else the username is empty, and
+ * the login `NoMatch("unknown-user")`), since whoever registers someone else's address at the
+ * provider would otherwise log in as that user. An `email` with `email_verified: false` is not
+ * copied to the user either. A provider that never sends `email_verified` but does verify
+ * addresses needs a `toExternalUser` of its own.
+ *
  * @example
  * ```ts
  * import * as OidcBackend from "effect-auth/backends/OidcBackend"
  *
- * OidcBackend.defaultExternalUser({ usernameClaim: "email" })({ sub: "1", email: "ann@example.com" })
+ * OidcBackend.defaultExternalUser({ usernameClaim: "email" })({ sub: "1", email: "ann@example.com", email_verified: true })
  * // { username: "ann@example.com", email: "ann@example.com" }
+ * OidcBackend.defaultExternalUser({ usernameClaim: "email" })({ sub: "1", email: "ann@example.com" })
+ * // { username: "", email: "ann@example.com" }: no verified address, nobody
  * ```
  *
  * @since 0.2.0
@@ -274,11 +292,14 @@ export const defaultExternalUser = (
   options: { readonly usernameClaim?: string | undefined; readonly groupsClaim?: string | undefined } = {}
 ) =>
 (claims: Readonly<Record<string, unknown>>): Provisioning.ExternalUser => {
+  const verified = emailVerified(claims)
   const username = options.usernameClaim === undefined
     ? stringClaim(claims, "preferred_username") ?? stringClaim(claims, "sub")
+    : options.usernameClaim === "email" && verified !== true
+    ? undefined
     : stringClaim(claims, options.usernameClaim)
   const groups = options.groupsClaim === undefined ? undefined : claims[options.groupsClaim]
-  const email = stringClaim(claims, "email")
+  const email = verified === false ? undefined : stringClaim(claims, "email")
   const firstName = stringClaim(claims, "given_name")
   const lastName = stringClaim(claims, "family_name")
   return {
