@@ -198,11 +198,16 @@ export interface VerifyResult {
  * @category models
  */
 export interface Service {
-  /** Hashes with the preferred hasher and a fresh salt (22 characters of `[a-zA-Z0-9]`; bcrypt: its own 16 bytes). */
+  /**
+   * Hashes with the preferred hasher and a fresh salt (22 characters of `[a-zA-Z0-9]`; bcrypt: its
+   * own 16 bytes). A password that is no `Redacted` string (from an untyped caller: a plain string,
+   * a wiped `Redacted`, a Proxy whose traps throw) is a {@link HashError}.
+   */
   readonly hash: (password: Redacted.Redacted<string>) => Effect.Effect<string, HashError | HasherBusy>
   /**
    * Django's `check_password`. A missing password, or a missing, unusable (`!…`) or unknown hash,
-   * runs the preferred hasher once on a throwaway value and answers `{ valid: false }`.
+   * runs the preferred hasher once on a throwaway value and answers `{ valid: false }`. A password
+   * that is neither missing nor a `Redacted` string, or a hash that is no string, is a {@link HashError}.
    */
   readonly verify: (
     password: Redacted.Redacted<string> | null | undefined,

@@ -232,6 +232,15 @@ export const defaultAttributes: ReadonlyArray<Attribute> = [
 // Python's `\W+` on str: runs of characters that are neither letters, numbers nor `_`.
 const NON_WORD = /[^\p{L}\p{N}_]+/u
 
+// An attribute an untyped caller's user cannot give (a Proxy whose traps throw) is absent.
+const attributeOf = (user: object, key: string): unknown => {
+  try {
+    return (user as Readonly<Record<string, unknown>>)[key]
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * Django's `UserAttributeSimilarityValidator`: refuses a password whose `quick_ratio` with an
  * attribute (lowercased), or with any part of it split at non-word characters (so both halves
@@ -271,7 +280,7 @@ export const userAttributeSimilarity = (
         const length = codePoints(lower).length
         for (const attribute of attributes) {
           // Other attributes (see Attribute) are read by name, as Django's getattr does.
-          const value = (user as Readonly<Record<string, unknown>>)[attribute.key]
+          const value = attributeOf(user, attribute.key)
           if (typeof value !== "string" || value === "") continue
           const valueLower = value.toLowerCase()
           for (const part of [...valueLower.split(NON_WORD), valueLower]) {
@@ -482,8 +491,9 @@ const check = (
  * Django's `validate_password`: runs every validator (those you pass, else the {@link Validators}
  * in force: the {@link defaultValidators} unless a {@link layer} says otherwise) and fails with one
  * {@link InvalidPassword} listing every issue, or succeeds. A password that is not a `Redacted`
- * string (from a caller without types) fails with the single issue `password_not_redacted_string`;
- * no validator sees it.
+ * string (from a caller without types: a plain string, a wiped `Redacted`, a Proxy whose traps
+ * throw) fails with the single issue `password_not_redacted_string`; no validator sees it. A user
+ * attribute that cannot be read counts as absent.
  *
  * @example
  * ```ts

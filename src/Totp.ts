@@ -265,8 +265,9 @@ export const generate = (
 /**
  * Checks `code` against the time steps within `window` of `timeMillis`, and answers the step it
  * matched. Steps at or before `after` are refused: pass the last step a user logged in with, and
- * a code cannot be used twice (RFC 6238 §5.2). Options {@link checkOptions} refuses, or a time
- * that is not a finite number, match nothing.
+ * a code cannot be used twice (RFC 6238 §5.2). Options {@link checkOptions} refuses, a time
+ * that is not a finite number, or a code or secret that holds no string (from an untyped caller:
+ * a number, a wiped `Redacted`, a Proxy whose traps throw) match nothing.
  *
  * @example
  * ```ts

@@ -6,6 +6,7 @@ import * as PasswordHasher from "../src/PasswordHasher.js"
 import { makeAdmission } from "../src/internal/hashers/admission.js"
 import type { Hasher } from "../src/internal/hashers/common.js"
 import * as Registry from "../src/internal/hashers/registry.js"
+import { hostile } from "./utils/hostile.js"
 import * as RecordingTracer from "./utils/recordingTracer.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -402,6 +403,16 @@ describe("verify: Django's check_password", () => {
       Redacted.unsafeWipe(wiped)
       expect((yield* Effect.flip(hasher.hash(wiped)))._tag).toBe("HashError")
       expect((yield* Effect.flip(hasher.verify(wiped, "pbkdf2_sha256$1000$PublicSaltZ9y8X7w6V5u4$hash")))._tag).toBe("HashError")
+    }))
+
+  it.effect("a Proxy whose every trap throws is a typed HashError to hash and verify, not a throw", () =>
+    Effect.gen(function*() {
+      const hasher = yield* test
+      // Redacted.isRedacted asks `TypeId in password`, which threw before the effect was even made.
+      const refused = { _tag: "HashError", reason: "the password must be a Redacted string" }
+      expect(yield* Effect.flip(Effect.suspend(() => hasher.hash(hostile())))).toMatchObject(refused)
+      const encoded = yield* hasher.hash(Redacted.make("secret"))
+      expect(yield* Effect.flip(Effect.suspend(() => hasher.verify(hostile(), encoded)))).toMatchObject(refused)
     }))
 
   it.effect("a malformed hash of a known algorithm is a typed HashError, not a defect", () =>

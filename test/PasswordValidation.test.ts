@@ -3,6 +3,7 @@ import { Effect, Either, Redacted } from "effect"
 import * as PasswordValidation from "../src/PasswordValidation.js"
 import { commonPasswords } from "../src/internal/commonPasswords.js"
 import { djangoPython, djangos, runDjango } from "./utils/django.js"
+import { hostile } from "./utils/hostile.js"
 
 const pw = (s: string) => Redacted.make(s)
 
@@ -73,13 +74,22 @@ describe("PasswordValidation", () => {
       // A wiped Redacted (or an object inheriting from one) passes isRedacted, and reading it threw.
       const wiped = Redacted.make("secret")
       Redacted.unsafeWipe(wiped)
-      for (const password of ["plain", Redacted.make(42), undefined, {}, wiped, Object.create(Redacted.make("x"))]) {
-        const error = yield* Effect.flip(
+      // A Proxy whose every trap throws made Redacted.isRedacted throw at the call.
+      for (const password of ["plain", Redacted.make(42), undefined, {}, wiped, Object.create(Redacted.make("x")), hostile()]) {
+        const error = yield* Effect.flip(Effect.suspend(() =>
           PasswordValidation.validate(password as Redacted.Redacted<string>, undefined, [...PasswordValidation.defaultValidators(), counting])
-        )
+        ))
         expect(error.issues).toEqual([{ code: "password_not_redacted_string", message: "The password must be a Redacted string." }])
       }
       expect(asked).toBe(0)
+    }))
+
+  it.effect("a user that cannot be read (a Proxy whose every trap throws) has no attributes, not a defect", () =>
+    Effect.gen(function*() {
+      const similar = [PasswordValidation.userAttributeSimilarity()]
+      yield* PasswordValidation.validate(pw("alice_w"), hostile(), similar)
+      const error = yield* Effect.flip(PasswordValidation.validate(pw("alice_w"), alice, similar))
+      expect(error.issues.map((issue) => issue.code)).toEqual(["password_too_similar"])
     }))
 
   it("quickRatio is difflib's", () => {

@@ -5,6 +5,7 @@ import * as fc from "effect/FastCheck"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Totp from "../src/Totp.js"
+import { hostile } from "./utils/hostile.js"
 
 // Appendix B's seeds: the ASCII digits repeated to the hash's length.
 const seed = (bytes: number) => Redacted.make(Totp.base32Encode(Buffer.from("1234567890".repeat(7).slice(0, bytes))))
@@ -81,13 +82,15 @@ describe("Totp", () => {
     // Past 2^53 below zero `counter++` no longer moved: the loop never ended.
     for (const time of [-1e300, -1e19, -1]) expect(Totp.verify(secret, code, time)).toEqual(Option.none())
     expect(Totp.verify(secret, code, -1e19, { period: 1 })).toEqual(Option.none())
-    // Codes and secrets of untyped callers: a number, a wiped Redacted.
+    // Codes and secrets of untyped callers: a number, a wiped Redacted, a Proxy whose every trap
+    // throws (Redacted.isRedacted threw on it).
     const wiped = Redacted.make(code)
     Redacted.unsafeWipe(wiped)
-    for (const given of [Number(code), wiped]) expect(Totp.verify(secret, given as never, now)).toEqual(Option.none())
+    for (const given of [Number(code), wiped, hostile()]) expect(Totp.verify(secret, given as never, now)).toEqual(Option.none())
     const wipedSecret = Redacted.make(Redacted.value(secret))
     Redacted.unsafeWipe(wipedSecret)
-    expect(Totp.verify(wipedSecret, code, now)).toEqual(Option.none())
+    for (const given of [wipedSecret, hostile()]) expect(Totp.verify(given, code, now)).toEqual(Option.none())
+    expect(Totp.hashRecoveryCode(hostile())).toBe(Totp.hashRecoveryCode(""))
     expect(Totp.verify(secret, code, now)).toEqual(Option.some(Totp.counterAt(now)))
     Effect.runSync(Totp.checkOptions({ digits: 8, period: 60, window: 10, algorithm: "SHA256" }))
   })

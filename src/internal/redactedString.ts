@@ -3,13 +3,15 @@ import * as Redacted from "effect/Redacted"
 /**
  * The string a `Redacted` holds, or `undefined` when it holds something else or nothing: a value
  * wiped with `Redacted.unsafeWipe`, or an object that merely inherits from a `Redacted`, passes
- * `Redacted.isRedacted`, and `Redacted.value` throws on it.
+ * `Redacted.isRedacted`, and `Redacted.value` throws on it. `Redacted.isRedacted` itself throws
+ * on a `Proxy` whose `has` trap throws (it asks `TypeId in value`), so it is asked inside the
+ * `try` too: an untyped caller's hostile object is no string, never an exception.
  *
  * @internal
  */
 export const textOf = (value: unknown): string | undefined => {
-  if (!Redacted.isRedacted(value)) return undefined
   try {
+    if (!Redacted.isRedacted(value)) return undefined
     const held: unknown = Redacted.value(value)
     return typeof held === "string" ? held : undefined
   } catch {
