@@ -165,7 +165,8 @@ export interface Service {
   ) => Effect.Effect<Permissions.Explanation, AuthError.TransportError>
   /**
    * True when the user has every permission in the list (and for an empty list). A string is not
-   * a list (Django raises ValueError): false, even for a superuser.
+   * a list (Django raises ValueError): false, even for a superuser; so is what is not iterable or
+   * cannot be read (an untyped caller's `null`, a Proxy whose traps throw).
    */
   readonly hasPerms: (
     user: User,
@@ -507,14 +508,18 @@ const fromBackends = (
     Effect.withFiberRuntime((fiber) => attempt(fiber, credentials, request))
 
   // How an explanation names the object asked about: `contentType:objectPk` for an object
-  // permission reference (ObjectPermissions.ObjectRef), the value for a string or number.
+  // permission reference (ObjectPermissions.ObjectRef), the value for a string or number, and
+  // "an object" for anything else, one that cannot be read included (an untyped caller's Proxy
+  // whose traps throw).
   const describeObject = (obj: unknown): string | undefined => {
     if (obj === undefined || obj === null) return undefined
     if (typeof obj === "string" || typeof obj === "number") return String(obj)
-    const ref = obj as { readonly contentType?: unknown; readonly objectPk?: unknown }
-    return typeof ref.contentType === "string" && typeof ref.objectPk === "string"
-      ? `${ref.contentType}:${ref.objectPk}`
-      : "an object"
+    try {
+      const { contentType, objectPk } = obj as { readonly contentType?: unknown; readonly objectPk?: unknown }
+      return typeof contentType === "string" && typeof objectPk === "string" ? `${contentType}:${objectPk}` : "an object"
+    } catch {
+      return "an object"
+    }
   }
 
   const withHasPerm = compiled.filter((b) => b.backend.hasPerm !== undefined)
@@ -580,11 +585,13 @@ const fromBackends = (
   const hasPerms = (user: User, perms: Iterable<string>, obj?: unknown) => {
     // Django raises ValueError for a str (`Iterable<string>` here: its characters, and "" none at
     // all, so true for anybody) and for what is not iterable: refused, never granted nor thrown.
-    if (typeof perms === "string" || !Predicate.isIterable(perms)) return Effect.succeed(false)
+    if (typeof perms === "string") return Effect.succeed(false)
     // Read once, at the call (the effect may run again; a generator would be spent by then): an
-    // iterable that throws while read is refused too.
+    // iterable that throws while read is refused too, and so is a Proxy whose traps throw, which
+    // throws as soon as it is asked whether it is iterable (`Symbol.iterator in perms`).
     let list: Array<string>
     try {
+      if (!Predicate.isIterable(perms)) return Effect.succeed(false)
       list = Array.from(perms)
     } catch {
       return Effect.succeed(false)

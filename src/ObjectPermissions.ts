@@ -76,11 +76,20 @@ export const ref = (contentType: string, objectPk: string | number): ObjectRef =
   objectPk: String(objectPk)
 })
 
-const isRef = Schema.is(ObjectRef)
+const isObjectRef = Schema.is(ObjectRef)
+
+// An untyped caller's object may be a Proxy whose traps throw as it is read: no reference.
+const isRef = (u: unknown): u is ObjectRef => {
+  try {
+    return isObjectRef(u)
+  } catch {
+    return false
+  }
+}
 
 /**
  * The object reference of a `hasPerm` object, when it is one (anything with a valid `contentType`
- * and a string `objectPk`).
+ * and a string `objectPk`). An object that cannot be read (a Proxy whose traps throw) is none.
  *
  * @example
  * ```ts
@@ -93,8 +102,13 @@ const isRef = Schema.is(ObjectRef)
  * @since 0.2.0
  * @category utils
  */
-export const refOf = (obj: unknown): Option.Option<ObjectRef> =>
-  isRef(obj) ? Option.some({ contentType: obj.contentType, objectPk: obj.objectPk }) : Option.none()
+export const refOf = (obj: unknown): Option.Option<ObjectRef> => {
+  try {
+    return isObjectRef(obj) ? Option.some({ contentType: obj.contentType, objectPk: obj.objectPk }) : Option.none()
+  } catch {
+    return Option.none()
+  }
+}
 
 /**
  * A store operation that failed (the database could not be reached, bad input).
@@ -157,9 +171,20 @@ export interface Service {
  */
 export class ObjectPermissions extends Context.Tag("effect-auth/ObjectPermissions")<ObjectPermissions, Service>() {}
 
+const isPermission = Schema.is(Permissions.Permission)
+
+// JSON.stringify throws on a bigint and on a Proxy whose traps throw, and would quote a whole
+// object: only a string is quoted, anything else named by its type.
+const describe = (value: unknown): string => {
+  if (typeof value === "string") return JSON.stringify(value)
+  const type = value === null ? "null" : typeof value
+  return type === "null" || type === "undefined" ? type : `${type === "object" ? "an" : "a"} ${type}`
+}
+
 /**
  * Checks a grant's input: a permission string and a valid object reference; a typed error
- * otherwise (for stores of your own).
+ * otherwise (for stores of your own), whatever an untyped caller hands over (a bigint, a Proxy
+ * whose traps throw). The message quotes a permission only when it is a string.
  *
  * @example
  * ```ts
@@ -177,8 +202,8 @@ export const validate = (
   perm: string,
   obj: ObjectRef
 ): Effect.Effect<void, ObjectPermissionsError> =>
-  !Schema.is(Permissions.Permission)(perm)
-    ? Effect.fail(new ObjectPermissionsError({ operation, message: `not a permission (app_label.codename): ${JSON.stringify(perm)}` }))
+  !isPermission(perm)
+    ? Effect.fail(new ObjectPermissionsError({ operation, message: `not a permission (app_label.codename): ${describe(perm)}` }))
     : !isRef(obj)
     ? Effect.fail(new ObjectPermissionsError({ operation, message: "not an object reference ({ contentType: \"app_label.model\", objectPk })" }))
     : Effect.void

@@ -175,14 +175,18 @@ export const make = (
     (whom: string, perm: string, obj: ObjectPermissions.ObjectRef) =>
       Effect.zipRight(
         ObjectPermissions.validate(operation, perm, obj),
-        run(
-          operation,
-          Effect.asVoid(
-            add
-              ? sql`INSERT INTO ${sql(table)} (${sql(who)}, permission, content_type, object_pk)
+        // The statement reads `obj`: built once it is known to be a reference (an untyped
+        // caller's Proxy whose traps throw threw here, at the call, before validate answered).
+        Effect.suspend(() =>
+          run(
+            operation,
+            Effect.asVoid(
+              add
+                ? sql`INSERT INTO ${sql(table)} (${sql(who)}, permission, content_type, object_pk)
                 VALUES (${whom}, ${perm}, ${obj.contentType}, ${obj.objectPk}) ON CONFLICT DO NOTHING`
-              : sql`DELETE FROM ${sql(table)} WHERE ${sql(who)} = ${whom} AND permission = ${perm}
+                : sql`DELETE FROM ${sql(table)} WHERE ${sql(who)} = ${whom} AND permission = ${perm}
                 AND content_type = ${obj.contentType} AND object_pk = ${obj.objectPk}`
+            )
           )
         )
       )

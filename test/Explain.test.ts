@@ -18,6 +18,7 @@ import * as SqlObjectPermissions from "../src/SqlObjectPermissions.js"
 import * as TestAuth from "../src/testing/TestAuth.js"
 import type { User } from "../src/User.js"
 import * as UserStore from "../src/UserStore.js"
+import { hostile } from "./utils/hostile.js"
 import * as Postgres from "./utils/postgres.js"
 
 // A directory that vetoes one permission for everybody (Django: raise PermissionDenied in has_perm).
@@ -187,6 +188,31 @@ const suite = (name: string, objects: () => Layer.Layer<ObjectPermissions.Object
         expect(yield* AuthService.hasPerm(copy, "reports.change_report", q3)).toBe(true)
       }).pipe(Effect.provide(app(objects()))))
 
+    // An untyped caller's Proxy as `obj` died in ObjectPermissions.refOf (and, for a superuser,
+    // threw out of `explain` at the call, naming the object).
+    it.effect("an object that cannot be read (a Proxy whose every trap throws) is none the backend knows: false, an abstention", () =>
+      Effect.gen(function*() {
+        const { alice, root } = yield* people
+        const grants = yield* ObjectPermissions.ObjectPermissions
+        yield* grants.grantUser(alice.id, "reports.change_report", ObjectPermissions.ref("reports.report", 3))
+        const auth = yield* AuthService.AuthService
+        const obj = hostile()
+        expect(yield* Effect.suspend(() => auth.hasPerm(alice, "reports.change_report", obj))).toBe(false)
+        expect(yield* Effect.suspend(() => auth.hasPerms(alice, ["reports.change_report"], obj))).toBe(false)
+        expect([...(yield* Effect.suspend(() => auth.getAllPermissions(alice, obj)))]).toEqual([])
+        const explained = yield* Effect.suspend(() => auth.explain(alice, "reports.change_report", obj))
+        expect(explained).toMatchObject({ granted: false, object: "an object" })
+        expect(explained.steps.map((s) => [s.backend, s.answer, s.reasons])).toEqual([
+          ["policy", "abstain", []],
+          ["model", "abstain", ["the model backend holds no object permissions"]],
+          ["object", "abstain", ["no object, or one this backend does not know"]]
+        ])
+        expect(yield* Effect.suspend(() => auth.explain(root, "reports.change_report", obj))).toMatchObject({
+          granted: true,
+          object: "an object"
+        })
+      }).pipe(Effect.provide(app(objects()))))
+
     it.effect("bad grants are typed errors, nothing is written", () =>
       Effect.gen(function*() {
         const grants = yield* ObjectPermissions.ObjectPermissions
@@ -194,6 +220,13 @@ const suite = (name: string, objects: () => Layer.Layer<ObjectPermissions.Object
         expect(notPerm._tag).toBe("ObjectPermissionsError")
         const notRef = yield* Effect.flip(grants.grantUser("1", "reports.view_report", ObjectPermissions.ref("report", 1)))
         expect(notRef._tag).toBe("ObjectPermissionsError")
+        // From untyped callers: JSON.stringify threw on a bigint permission and on a Proxy; the
+        // Schema check threw on a Proxy as the object.
+        const ref = ObjectPermissions.ref("reports.report", 1)
+        for (const [perm, obj] of [[10n, ref], [hostile(), ref], ["reports.view_report", hostile()]] as const) {
+          const refused = yield* Effect.flip(Effect.suspend(() => grants.grantUser("1", perm as never, obj)))
+          expect(refused).toMatchObject({ _tag: "ObjectPermissionsError", operation: "grantUser" })
+        }
         expect(yield* grants.userPermissions("1", ObjectPermissions.ref("reports.report", 1))).toEqual(new Set())
       }).pipe(Effect.provide(app(objects()))))
   })

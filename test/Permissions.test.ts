@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { AuthError, AuthService, ObjectPermissions, Permissions, TestAuth, TestBackend } from "../src/index.js"
+import { hostile } from "./utils/hostile.js"
 
 const alice = TestBackend.user("alice")
 const root = TestBackend.user("root", { isSuperuser: true })
@@ -149,10 +150,12 @@ describe("hasPerms, hasModulePerms, getAllPermissions", () => {
           auth.hasPerms(alice, "blog.add_post"),
           auth.hasPerms(root, "blog.add_post"),
           auth.hasPerms(alice, undefined as unknown as Iterable<string>),
+          // a Proxy whose every trap throws threw out of the call (`Symbol.iterator in perms`)
+          Effect.suspend(() => auth.hasPerms(alice, hostile())),
           auth.hasPerms(alice, new Set(["blog.add_post"]))
         ])
       )
-      expect(answers).toEqual([false, false, false, false, false, true])
+      expect(answers).toEqual([false, false, false, false, false, false, true])
     }))
 
   it.effect("hasModulePerms: first true grants, a veto is false", () =>
@@ -260,5 +263,23 @@ describe("permission strings", () => {
       yield* store.grantUser("1", "blog.can publish", post)
       expect(yield* store.userPermissions("1", post)).toEqual(new Set(["blog.can publish"]))
       expect((yield* Effect.flip(store.grantUser("1", "my blog.publish", post)))._tag).toBe("ObjectPermissionsError")
+    }))
+
+  it.effect("ObjectPermissions.validate and refOf refuse what an untyped caller hands over (a bigint, a Proxy), never throwing", () =>
+    Effect.gen(function*() {
+      const post = ObjectPermissions.ref("blog.post", 1)
+      // JSON.stringify threw on the bigint and the Proxy; the Schema check on a Proxy as the object.
+      const bigint = yield* Effect.flip(Effect.suspend(() => ObjectPermissions.validate("grantUser", 10n as never, post)))
+      expect(bigint).toMatchObject({ _tag: "ObjectPermissionsError", message: "not a permission (app_label.codename): a bigint" })
+      const proxy = yield* Effect.flip(Effect.suspend(() => ObjectPermissions.validate("grantUser", hostile(), post)))
+      expect(proxy.message).toBe("not a permission (app_label.codename): an object")
+      expect((yield* Effect.flip(Effect.suspend(() => ObjectPermissions.validate("grantUser", "blog.add_post", hostile()))))._tag)
+        .toBe("ObjectPermissionsError")
+      // a string is quoted as before
+      expect((yield* Effect.flip(ObjectPermissions.validate("grantUser", "nodot", post))).message).toBe(
+        "not a permission (app_label.codename): \"nodot\""
+      )
+      expect(ObjectPermissions.refOf(hostile())).toEqual(Option.none())
+      expect(ObjectPermissions.refOf({ ...post, title: "Q3" })).toEqual(Option.some(post))
     }))
 })

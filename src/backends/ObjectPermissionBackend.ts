@@ -3,8 +3,9 @@
  * authenticates anyone (every credential is `NoMatch("unsupported-credentials")`), and answers
  * `hasPerm(user, perm, obj)` for an object (`ObjectPermissions.ObjectRef`, or anything `refOf`
  * turns into one) from the `ObjectPermissions` store: the user's own grants on the object, and
- * their groups' (groups from the `UserStore`). Inactive users hold nothing; without an object it
- * abstains, leaving global permissions to `ModelBackend`. `AuthService.explain` says which grant
+ * their groups' (groups from the `UserStore`). Inactive users hold nothing; without an object, or
+ * with one it does not know or cannot read, it abstains, leaving global permissions to
+ * `ModelBackend`. `AuthService.explain` says which grant
  * (or which group) answered.
  *
  * @example
@@ -55,7 +56,8 @@ export interface Options {
   readonly id?: string | undefined
   /**
    * The reference of a `hasPerm` object; default `ObjectPermissions.refOf` (objects that carry
-   * `contentType` and `objectPk`). Answer `undefined` for objects this backend does not know.
+   * `contentType` and `objectPk`). Answer `undefined` for objects this backend does not know; an
+   * object it throws on (one that cannot be read) counts as one this backend does not know.
    */
   readonly refOf?: ((obj: unknown) => ObjectPermissions.ObjectRef | undefined) | undefined
   readonly policy?: AuthBackend.PolicyInput | undefined
@@ -106,12 +108,21 @@ export const make = (
     const users = yield* UserStore.UserStore
     const toRef = options.refOf ?? ((obj: unknown) => Option.getOrUndefined(ObjectPermissions.refOf(obj)))
     const transport = (cause: unknown) => new AuthError.TransportError({ backend: id, cause })
+    // An object that cannot be read (an untyped caller's Proxy whose traps throw, which `refOf`
+    // reads) is none this backend knows: an abstention, never a defect.
+    const refFor = (obj: unknown): ObjectPermissions.ObjectRef | undefined => {
+      try {
+        return toRef(obj)
+      } catch {
+        return undefined
+      }
+    }
 
     // The user's own grants on the object and each group's, or none when there is nothing to ask.
     const grantsOn = (user: User, obj: unknown) =>
       Effect.gen(function*() {
         if (!user.isActive || obj === undefined || obj === null) return undefined
-        const ref = toRef(obj)
+        const ref = refFor(obj)
         if (ref === undefined) return undefined
         // Grants are by user id: another backend's user 1 is not the store's user 1.
         if (!(yield* isStoreUser(users, user, transport))) return undefined
