@@ -31,8 +31,12 @@ import * as crypto from "node:crypto"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
+import type * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import { AuthConfigError } from "./AuthError.js"
+import { textOf } from "./internal/redactedString.js"
 import * as UserId from "./internal/userId.js"
 
 /**
@@ -42,6 +46,11 @@ import * as UserId from "./internal/userId.js"
  * - `passwordHash`: the stored hash (the `password` column), unusable ones included.
  * - `lastLogin`: `Option.none()` (or `null`) for a user who never logged in; only whole seconds count.
  * - `email`: the email, `""` or absent for none.
+ *
+ * A user that is none of this (from an untyped caller: `null`, a hash that is no `Redacted`
+ * string, a `lastLogin` that is no valid date, an object that cannot be read) is refused:
+ * {@link check} answers `false`, as Django's `check_token` does for what it cannot check, and
+ * {@link make} fails with {@link InvalidUser}.
  *
  * @example
  * ```ts
@@ -67,6 +76,28 @@ export interface TokenUser {
 }
 
 /**
+ * {@link make} was given a user it cannot read (see {@link TokenUser}), from a caller without
+ * types. The message names what a user needs; it never holds the user's data or hash.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { PasswordResetToken } from "effect-auth"
+ *
+ * const token = PasswordResetToken.make(null as any, { secret: Redacted.make("SECRET_KEY") }).pipe(
+ *   Effect.catchTag("InvalidUser", () => Effect.succeed(undefined))
+ * )
+ * ```
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class InvalidUser extends Schema.TaggedError<InvalidUser>("effect-auth/PasswordResetToken/InvalidUser")(
+  "InvalidUser",
+  { message: Schema.String }
+) {}
+
+/**
  * The generator's settings.
  *
  * - `secret`: Django's `SECRET_KEY`.
@@ -83,7 +114,12 @@ export interface TokenUser {
  *   `"UTC"`. Django stamps and ages tokens by the server's local wall clock (`datetime.now()`, in
  *   `TIME_ZONE`): outside UTC a token made here would be off by the zone's offset there (with
  *   `PASSWORD_RESET_TIMEOUT` of an hour and `"Asia/Kolkata"`, Django refused every one, and its
- *   own lived six and a half hours here). A name `Intl` does not know is a defect.
+ *   own lived six and a half hours here).
+ *
+ * Options of the wrong shape (a `secret` that is no `Redacted` string, a `timeout` that is no
+ * `Duration` input, a `timeZone` name `Intl` does not know, an unknown `algorithm`) make
+ * {@link make} and {@link check} fail with an `AuthConfigError`; {@link checkOptions} finds them
+ * when the app starts.
  *
  * @example
  * ```ts
@@ -134,17 +170,43 @@ const B36 = /^[0-9a-z]{1,13}$/
 
 const pad = (n: number, width = 2) => String(n).padStart(width, "0")
 
-// str(last_login.replace(microsecond=0, tzinfo=None)): the UTC wall time Django reads back.
-const loginTimestamp = (lastLogin: TokenUser["lastLogin"]): string => {
-  const date = lastLogin instanceof Date ? lastLogin : Option.isOption(lastLogin) ? Option.getOrNull(lastLogin) : null
+// str(last_login.replace(microsecond=0, tzinfo=None)): the UTC wall time Django reads back;
+// undefined for what is no date (an invalid Date, an Option of something else).
+const loginTimestamp = (lastLogin: unknown): string | undefined => {
+  const date: unknown = Option.isOption(lastLogin) ? Option.getOrNull(lastLogin) : lastLogin
   if (date === null || date === undefined) return ""
+  if (!(date instanceof Date) || Number.isNaN(date.getTime())) return undefined
   return `${pad(date.getUTCFullYear(), 4)}-${pad(date.getUTCMonth() + 1)}-${pad(date.getUTCDate())} ` +
     `${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())}`
 }
 
-// Django's `_make_hash_value`.
-const hashValue = (user: TokenUser, timestamp: number): string =>
-  `${user.id}${Redacted.value(user.passwordHash)}${loginTimestamp(user.lastLogin)}${timestamp}${user.email ?? ""}`
+// What a token binds of the user, each field read once: `value` + timestamp + `email` is Django's
+// `_make_hash_value`.
+interface Bound {
+  readonly value: string
+  readonly email: string
+}
+
+// A user from an untyped caller may be anything, a Proxy whose traps throw included: what cannot
+// be read as a TokenUser is undefined, never an exception.
+const boundOf = (user: unknown): Bound | undefined => {
+  try {
+    if (typeof user !== "object" || user === null) return undefined
+    const { email, id, lastLogin, passwordHash } = user as { readonly [K in keyof TokenUser]?: unknown }
+    if (typeof id !== "string" && typeof id !== "number") return undefined
+    if (email !== undefined && email !== null && typeof email !== "string") return undefined
+    const hash = textOf(passwordHash)
+    const login = loginTimestamp(lastLogin)
+    return hash === undefined || login === undefined ? undefined : { value: `${id}${hash}${login}`, email: email ?? "" }
+  } catch {
+    return undefined
+  }
+}
+
+const invalidUser = new InvalidUser({
+  message: "a user needs an id (a string or a number), a passwordHash that is a Redacted string, a lastLogin " +
+    "that is a valid Date, an Option of one or none, and an email that is a string or none"
+})
 
 // Django's `salted_hmac(key_salt, value, secret, algorithm=...).hexdigest()[::2]`.
 const digest = (keySalt: string, value: string, secret: string, algorithm: "sha256" | "sha1"): string => {
@@ -156,12 +218,12 @@ const digest = (keySalt: string, value: string, secret: string, algorithm: "sha2
 }
 
 const tokenAt = (
-  user: TokenUser,
+  user: Bound,
   timestamp: number,
-  secret: Redacted.Redacted<string>,
+  secret: string,
   algorithm: "sha256" | "sha1",
   keySalt: string
-): string => `${timestamp.toString(36)}-${digest(keySalt, hashValue(user, timestamp), Redacted.value(secret), algorithm)}`
+): string => `${timestamp.toString(36)}-${digest(keySalt, `${user.value}${timestamp}${user.email}`, secret, algorithm)}`
 
 // Django's `_num_seconds(datetime.now())`: the seconds from 2001-01-01 00:00 to the wall clock in
 // `TIME_ZONE`, not to the instant (the two differ by the zone's offset, DST included).
@@ -184,6 +246,100 @@ const wallClock = (timeZone: string): Intl.DateTimeFormat => {
   return format
 }
 
+// `Intl.DateTimeFormat` throws a RangeError for a zone it does not know.
+const isKnownZone = (timeZone: string): boolean => {
+  try {
+    wallClock(timeZone)
+    return true
+  } catch {
+    return false
+  }
+}
+
+// The options, read once and checked: what make and check compute with.
+interface Settings {
+  /** `secret`, then `secretFallbacks`. */
+  readonly secrets: ReadonlyArray<string>
+  readonly timeoutSeconds: number
+  readonly algorithm: "sha256" | "sha1"
+  readonly acceptLegacySha1: boolean
+  readonly keySalt: string
+  /** undefined for UTC */
+  readonly timeZone: string | undefined
+}
+
+const configError = (problem: string) => Either.left(new AuthConfigError({ message: `PasswordResetToken: ${problem}` }))
+
+// An untyped caller's options may be anything, a Proxy whose traps throw included: a config
+// error, never an exception.
+const settingsOf = (options: Options): Either.Either<Settings, AuthConfigError> => {
+  try {
+    if (typeof options !== "object" || options === null) return configError("the options must be an object")
+    const { acceptLegacySha1, algorithm, keySalt, secret, secretFallbacks, timeZone, timeout } = options
+    const key = textOf(secret)
+    if (key === undefined) return configError("secret must be a Redacted string")
+    // (absent and null alike mean the default, as they did when these were read with `??`)
+    const fallbacks: unknown = secretFallbacks ?? []
+    const fallbackKeys = Array.isArray(fallbacks) ? fallbacks.map(textOf) : undefined
+    if (fallbackKeys === undefined || !fallbackKeys.every((s): s is string => s !== undefined)) {
+      return configError("secretFallbacks must be an array of Redacted strings")
+    }
+    const duration = Duration.decodeUnknown(timeout ?? defaultTimeout)
+    if (Option.isNone(duration)) return configError("timeout must be a Duration input, such as \"1 hour\" or 3600000")
+    const hmac = algorithm ?? "sha256"
+    if (hmac !== "sha256" && hmac !== "sha1") return configError("algorithm must be \"sha256\" or \"sha1\"")
+    const salt = keySalt ?? KEY_SALT
+    if (typeof salt !== "string") return configError("keySalt must be a string")
+    const zone = timeZone ?? "UTC"
+    if (zone !== "UTC" && (typeof zone !== "string" || !isKnownZone(zone))) {
+      return configError("timeZone must be a time zone name Intl knows, such as \"Europe/Paris\"")
+    }
+    return Either.right({
+      secrets: [key, ...fallbackKeys],
+      timeoutSeconds: Duration.toSeconds(duration.value),
+      algorithm: hmac,
+      acceptLegacySha1: acceptLegacySha1 === true,
+      keySalt: salt,
+      timeZone: zone === "UTC" ? undefined : zone
+    })
+  } catch {
+    return configError("the options cannot be read")
+  }
+}
+
+const withSettings = <A, E>(
+  options: Options,
+  f: (settings: Settings) => Effect.Effect<A, E>
+): Effect.Effect<A, E | AuthConfigError> =>
+  Effect.suspend((): Effect.Effect<A, E | AuthConfigError> => {
+    const settings = settingsOf(options)
+    return Either.isLeft(settings) ? Effect.fail(settings.left) : f(settings.right)
+  })
+
+/**
+ * Checks the options as {@link make} and {@link check} read them: a `secret` and
+ * `secretFallbacks` of `Redacted` strings, a `timeout` that is a `Duration` input, a known
+ * `algorithm`, a string `keySalt`, a `timeZone` name `Intl` knows. Anything else is an
+ * `AuthConfigError` whose message starts with `PasswordResetToken:`. Run it where the app builds
+ * its options (from configuration, say), so that a typo in `TIME_ZONE` stops the app at start
+ * rather than every reset.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { PasswordResetToken } from "effect-auth"
+ *
+ * const options = { secret: Redacted.make("SECRET_KEY"), timeZone: "Europe/Pariss" }
+ * Effect.runSync(Effect.flip(PasswordResetToken.checkOptions(options))).message
+ * // 'PasswordResetToken: timeZone must be a time zone name Intl knows, such as "Europe/Paris"'
+ * ```
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export const checkOptions = (options: Options): Effect.Effect<void, AuthConfigError> =>
+  withSettings(options, () => Effect.void)
+
 const secondsSince2001 = (timeZone: string | undefined) =>
   Effect.map(Clock.currentTimeMillis, (now) => {
     let wall = now
@@ -202,7 +358,9 @@ const equal = (a: string, b: string): boolean => {
 }
 
 /**
- * Mints a token for the user, now (Django's `make_token`).
+ * Mints a token for the user, now (Django's `make_token`). A user that cannot be read (see
+ * {@link TokenUser}) is {@link InvalidUser}; options {@link checkOptions} refuses, an
+ * `AuthConfigError`.
  *
  * @example
  * ```ts
@@ -219,16 +377,21 @@ const equal = (a: string, b: string): boolean => {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (user: TokenUser, options: Options): Effect.Effect<string> =>
-  Effect.map(
-    secondsSince2001(options.timeZone),
-    (now) => tokenAt(user, now, options.secret, options.algorithm ?? "sha256", options.keySalt ?? KEY_SALT)
-  )
+export const make = (user: TokenUser, options: Options): Effect.Effect<string, InvalidUser | AuthConfigError> =>
+  withSettings(options, (settings) => {
+    const bound = boundOf(user)
+    return bound === undefined ? Effect.fail(invalidUser) : Effect.map(
+      secondsSince2001(settings.timeZone),
+      (now) => tokenAt(bound, now, settings.secrets[0]!, settings.algorithm, settings.keySalt)
+    )
+  })
 
 /**
  * Whether the token is valid for the user now (Django's `check_token`): made for this user in
  * its current state (password hash, last login, email), by `secret` or one of
- * `secretFallbacks`, no longer than `timeout` ago. A malformed token is simply `false`.
+ * `secretFallbacks`, no longer than `timeout` ago. A malformed token, or a user that cannot be
+ * read (see {@link TokenUser}), is simply `false`, as in Django; options {@link checkOptions}
+ * refuses are an `AuthConfigError`.
  *
  * @example
  * ```ts
@@ -244,32 +407,33 @@ export const make = (user: TokenUser, options: Options): Effect.Effect<string> =
  * @since 0.1.0
  * @category validation
  */
-export const check = (user: TokenUser, token: string, options: Options): Effect.Effect<boolean> =>
-  Effect.map(secondsSince2001(options.timeZone), (now) => {
-    if (typeof token !== "string" || token === "") return false
-    const parts = token.split("-")
-    if (parts.length !== 2 || !B36.test(parts[0]!)) return false
-    const timestamp = parseInt(parts[0]!, 36)
-    const keySalt = options.keySalt ?? KEY_SALT
-    const algorithms: ReadonlyArray<"sha256" | "sha1"> = options.acceptLegacySha1 === true
-      ? [options.algorithm ?? "sha256", "sha1"]
-      : [options.algorithm ?? "sha256"]
-    const secrets = [options.secret, ...(options.secretFallbacks ?? [])]
-    // Every candidate is computed and compared, so the time does not say which one matched.
-    let matched = false
-    for (const secret of secrets) {
-      for (const algorithm of algorithms) {
-        if (equal(tokenAt(user, timestamp, secret, algorithm, keySalt), token)) matched = true
+export const check = (user: TokenUser, token: string, options: Options): Effect.Effect<boolean, AuthConfigError> =>
+  withSettings(options, (settings) =>
+    Effect.map(secondsSince2001(settings.timeZone), (now) => {
+      if (typeof token !== "string" || token === "") return false
+      const parts = token.split("-")
+      if (parts.length !== 2 || !B36.test(parts[0]!)) return false
+      const bound = boundOf(user)
+      if (bound === undefined) return false
+      const timestamp = parseInt(parts[0]!, 36)
+      const algorithms: ReadonlyArray<"sha256" | "sha1"> = settings.acceptLegacySha1
+        ? [settings.algorithm, "sha1"]
+        : [settings.algorithm]
+      // Every candidate is computed and compared, so the time does not say which one matched.
+      let matched = false
+      for (const secret of settings.secrets) {
+        for (const algorithm of algorithms) {
+          if (equal(tokenAt(bound, timestamp, secret, algorithm, settings.keySalt), token)) matched = true
+        }
       }
-    }
-    if (!matched) return false
-    // Django 3.2 reads a stamp of under 4 digits as a token of 3.0 or older: days since 2001,
-    // aged from that day's local midnight plus the time of day now.
-    const stamped = options.acceptLegacySha1 === true && parts[0]!.length < 4
-      ? timestamp * 86_400 + (now % 86_400)
-      : timestamp
-    return now - stamped <= Duration.toSeconds(options.timeout ?? defaultTimeout)
-  })
+      if (!matched) return false
+      // Django 3.2 reads a stamp of under 4 digits as a token of 3.0 or older: days since 2001,
+      // aged from that day's local midnight plus the time of day now.
+      const stamped = settings.acceptLegacySha1 && parts[0]!.length < 4
+        ? timestamp * 86_400 + (now % 86_400)
+        : timestamp
+      return now - stamped <= settings.timeoutSeconds
+    }))
 
 /**
  * Django's `urlsafe_base64_encode(force_bytes(user.pk))`: the `uidb64` a reset link carries next

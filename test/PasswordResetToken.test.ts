@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Option, Redacted, TestClock } from "effect"
 import * as PasswordResetToken from "../src/PasswordResetToken.js"
 import { djangoPython, runDjango } from "./utils/django.js"
+import { hostile } from "./utils/hostile.js"
 
 const secret = Redacted.make("django-insecure-test-secret-ü")
 const options: PasswordResetToken.Options = { secret }
@@ -79,6 +80,85 @@ describe("PasswordResetToken", () => {
         expect(yield* PasswordResetToken.check(user, bad, options), bad).toBe(false)
       }
       expect(yield* PasswordResetToken.check(user, undefined as any, options)).toBe(false)
+    }))
+
+  // From untyped callers: reading such a user died (Redacted.value of a plain string, a Proxy,
+  // `getUTCFullYear` of a string) or bound nothing of it (a number as the email).
+  it.effect("a user that cannot be read is false to check and an InvalidUser to make, never a defect", () =>
+    Effect.gen(function*() {
+      yield* at(T0)
+      const user = userOf(cases[1]!)
+      const token = yield* PasswordResetToken.make(user, options)
+      const wiped = Redacted.make("pbkdf2_sha256$1$salt$hash")
+      Redacted.unsafeWipe(wiped)
+      const malformed: ReadonlyArray<unknown> = [
+        null,
+        undefined,
+        "42",
+        hostile(),
+        { ...user, id: null },
+        { ...user, id: { toString: () => "42" } },
+        { ...user, passwordHash: Redacted.value(user.passwordHash) },
+        { ...user, passwordHash: wiped },
+        { ...user, passwordHash: hostile() },
+        { ...user, lastLogin: Option.some("2024-05-16T08:01:02.987Z") },
+        { ...user, lastLogin: "2024-05-16T08:01:02.987Z" },
+        { ...user, lastLogin: new Date(Number.NaN) },
+        { ...user, email: 42 },
+        { ...user, email: Symbol("email") }
+      ]
+      for (const bad of malformed) {
+        expect(yield* Effect.suspend(() => PasswordResetToken.check(bad as never, token, options))).toBe(false)
+        const refused = yield* Effect.flip(Effect.suspend(() => PasswordResetToken.make(bad as never, options)))
+        expect(refused._tag).toBe("InvalidUser")
+        // it names what a user needs, never the user's hash
+        expect(refused.message).not.toContain(Redacted.value(user.passwordHash))
+      }
+      // The shapes TokenUser allows: a Date or an Option of one, and a numeric id.
+      const lastLogin = Option.getOrThrow(user.lastLogin as Option.Option<Date>)
+      expect(yield* PasswordResetToken.check({ ...user, lastLogin }, token, options)).toBe(true)
+      const numeric = { ...user, id: 42 }
+      expect(yield* PasswordResetToken.check(numeric, yield* PasswordResetToken.make(numeric, options), options)).toBe(true)
+    }))
+
+  it.effect("options of the wrong shape are an AuthConfigError of make, check and checkOptions, never a defect", () =>
+    Effect.gen(function*() {
+      yield* at(T0)
+      const user = userOf(cases[0]!)
+      const token = yield* PasswordResetToken.make(user, options)
+      const bad: ReadonlyArray<readonly [unknown, string]> = [
+        [{ ...options, timeZone: "Europe/Pariss" }, "timeZone"],
+        [{ ...options, timeZone: 42 }, "timeZone"],
+        [{ ...options, timeout: "1 fortnight" }, "timeout"],
+        [{ ...options, timeout: {} }, "timeout"],
+        [{ ...options, algorithm: "md5" }, "algorithm"],
+        [{ ...options, keySalt: 42 }, "keySalt"],
+        [{ ...options, secret: "plain" }, "secret"],
+        [{ ...options, secret: hostile() }, "secret"],
+        [{ ...options, secretFallbacks: [Redacted.make("old"), "plain"] }, "secretFallbacks"],
+        [{ ...options, secretFallbacks: Redacted.make("old") }, "secretFallbacks"],
+        [null, "the options"],
+        [hostile(), "the options"]
+      ]
+      for (const [opts, problem] of bad) {
+        const runs = [
+          PasswordResetToken.checkOptions(opts as never),
+          Effect.suspend(() => PasswordResetToken.make(user, opts as never)),
+          Effect.suspend(() => PasswordResetToken.check(user, token, opts as never))
+        ]
+        for (const run of runs) {
+          const error = yield* Effect.flip(run)
+          expect(error._tag, problem).toBe("AuthConfigError")
+          expect(error.message).toMatch(new RegExp(`^PasswordResetToken: ${problem} `))
+          // the secret in force is never shown
+          expect(error.message).not.toContain("django-insecure")
+        }
+      }
+      // Absent and null are the defaults, as before; a known zone and a Duration are fine.
+      const fine = { ...options, timeout: null, keySalt: null, algorithm: null, secretFallbacks: null, timeZone: null } as never
+      yield* PasswordResetToken.checkOptions(fine)
+      expect(yield* PasswordResetToken.check(user, token, fine)).toBe(true)
+      yield* PasswordResetToken.checkOptions({ ...options, timeZone: "Europe/Paris", timeout: Duration.hours(1) })
     }))
 
   it("uidb64 round-trips like Django's urlsafe_base64_encode; a uid that names no user id (empty, too long) is none", () => {
