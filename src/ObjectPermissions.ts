@@ -22,6 +22,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as Permissions from "./Permissions.js"
 
@@ -76,20 +77,12 @@ export const ref = (contentType: string, objectPk: string | number): ObjectRef =
   objectPk: String(objectPk)
 })
 
-const isObjectRef = Schema.is(ObjectRef)
-
-// An untyped caller's object may be a Proxy whose traps throw as it is read: no reference.
-const isRef = (u: unknown): u is ObjectRef => {
-  try {
-    return isObjectRef(u)
-  } catch {
-    return false
-  }
-}
+const isRef = Schema.is(ObjectRef)
 
 /**
  * The object reference of a `hasPerm` object, when it is one (anything with a valid `contentType`
- * and a string `objectPk`). An object that cannot be read (a Proxy whose traps throw) is none.
+ * and a string `objectPk` of its own); none for anything else, an object that throws when read
+ * included.
  *
  * @example
  * ```ts
@@ -102,16 +95,26 @@ const isRef = (u: unknown): u is ObjectRef => {
  * @since 0.2.0
  * @category utils
  */
-export const refOf = (obj: unknown): Option.Option<ObjectRef> => {
+export const refOf = (obj: unknown): Option.Option<ObjectRef> => Option.fromNullable(readRef(obj))
+
+// An untyped caller's object is read once, own properties only, into a plain reference: a getter
+// or a Proxy trap that throws (a revoked Proxy) makes it no reference, and one that answers
+// something else when read again cannot change what was checked.
+const readRef = (obj: unknown): ObjectRef | undefined => {
+  if (typeof obj !== "object" || obj === null) return undefined
   try {
-    return isObjectRef(obj) ? Option.some({ contentType: obj.contentType, objectPk: obj.objectPk }) : Option.none()
+    const ref = { contentType: ownValue(obj, "contentType"), objectPk: ownValue(obj, "objectPk") }
+    return isRef(ref) ? ref : undefined
   } catch {
-    return Option.none()
+    return undefined
   }
 }
+const ownValue = (obj: object, key: string): unknown =>
+  Object.hasOwn(obj, key) ? (obj as Record<string, unknown>)[key] : undefined
 
 /**
- * A store operation that failed (the database could not be reached, bad input).
+ * A store operation that failed (the database could not be reached, bad input: an id or a group
+ * that is no string, a permission that is none, no object reference; see {@link make}).
  *
  * @example
  * ```ts
@@ -171,20 +174,11 @@ export interface Service {
  */
 export class ObjectPermissions extends Context.Tag("effect-auth/ObjectPermissions")<ObjectPermissions, Service>() {}
 
-const isPermission = Schema.is(Permissions.Permission)
-
-// JSON.stringify throws on a bigint and on a Proxy whose traps throw, and would quote a whole
-// object: only a string is quoted, anything else named by its type.
-const describe = (value: unknown): string => {
-  if (typeof value === "string") return JSON.stringify(value)
-  const type = value === null ? "null" : typeof value
-  return type === "null" || type === "undefined" ? type : `${type === "object" ? "an" : "a"} ${type}`
-}
-
 /**
  * Checks a grant's input: a permission string and a valid object reference; a typed error
- * otherwise (for stores of your own), whatever an untyped caller hands over (a bigint, a Proxy
- * whose traps throw). The message quotes a permission only when it is a string.
+ * otherwise (for stores of your own; {@link make} checks every call's input). Total: a permission
+ * or an object of any type (`null`, a number, a Proxy whose traps throw) is refused, never a
+ * defect.
  *
  * @example
  * ```ts
@@ -201,12 +195,100 @@ export const validate = (
   operation: string,
   perm: string,
   obj: ObjectRef
-): Effect.Effect<void, ObjectPermissionsError> =>
-  !isPermission(perm)
-    ? Effect.fail(new ObjectPermissionsError({ operation, message: `not a permission (app_label.codename): ${describe(perm)}` }))
-    : !isRef(obj)
-    ? Effect.fail(new ObjectPermissionsError({ operation, message: "not an object reference ({ contentType: \"app_label.model\", objectPk })" }))
-    : Effect.void
+): Effect.Effect<void, ObjectPermissionsError> => Effect.asVoid(checkGrant(operation, perm, obj))
+
+const refuse = (operation: string, message: string) => Effect.fail(new ObjectPermissionsError({ operation, message }))
+
+const isPermission = Schema.is(Permissions.Permission)
+
+// The permission and the object reference of a grant, the reference as read once (`readRef`).
+const checkGrant = (operation: string, perm: unknown, obj: unknown): Effect.Effect<ObjectRef, ObjectPermissionsError> =>
+  typeof perm !== "string" || !isPermission(perm)
+    // a value that is no string is not shown: it may be anything (a Proxy, a secret)
+    ? refuse(operation, `not a permission (app_label.codename)${typeof perm === "string" ? `: ${JSON.stringify(perm)}` : ""}`)
+    : checkRef(operation, obj)
+
+const checkRef = (operation: string, obj: unknown): Effect.Effect<ObjectRef, ObjectPermissionsError> => {
+  const ref = readRef(obj)
+  return ref === undefined
+    ? refuse(operation, "not an object reference ({ contentType: \"app_label.model\", objectPk })")
+    : Effect.succeed(ref)
+}
+
+// Ids and group names are compared as strings: an untyped caller's number 1 was user "1" on
+// PostgreSQL and SQLite (which convert it) and nobody in memory.
+const checkWho = (operation: string, field: "userId" | "group", who: unknown): Effect.Effect<string, ObjectPermissionsError> =>
+  typeof who === "string" ? Effect.succeed(who) : refuse(operation, `${field} must be a string`)
+
+const checkGroups = (operation: string, groups: unknown): Effect.Effect<ReadonlyArray<string>, ObjectPermissionsError> => {
+  const problem = refuse(operation, "groups must be a collection of group names")
+  // (a string is a collection of its characters: refused, not read as groups "s", "t", ...)
+  if (typeof groups === "string") return problem
+  try {
+    if (!Predicate.isIterable(groups)) return problem
+    const names = Array.from(groups)
+    return names.every(Predicate.isString) ? Effect.succeed(names) : problem
+  } catch {
+    // an iterable that throws when iterated, a Proxy whose traps throw
+    return problem
+  }
+}
+
+/**
+ * A store that checks every call's input before `store` sees it: a user id or a group name that
+ * is a string, a permission that is one (`app_label.codename`, grants and revocations), a valid
+ * object reference, and groups that are a collection of strings. Anything else, as an untyped
+ * caller may hand over (`null`, a number, an object that throws when read), fails with
+ * `ObjectPermissionsError` on every store alike, never a defect, and `store` is not asked. The
+ * object reference `store` gets is a plain copy, read once. Both stores of this library are built
+ * with it; so may stores of your own.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ObjectPermissions } from "effect-auth"
+ *
+ * // a store of your own: each grant logged, then kept in memory
+ * const grants = ObjectPermissions.makeMemory()
+ * const store = ObjectPermissions.make({
+ *   ...grants,
+ *   grantUser: (userId, perm, obj) => Effect.zipRight(Effect.log(`grant ${perm} to ${userId}`), grants.grantUser(userId, perm, obj))
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const make = (store: Service): Service => {
+  const change = (operation: "grantUser" | "revokeUser" | "grantGroup" | "revokeGroup", field: "userId" | "group") =>
+  (who: string, perm: string, obj: ObjectRef) =>
+    Effect.suspend(() =>
+      Effect.flatMap(
+        Effect.zip(checkWho(operation, field, who), checkGrant(operation, perm, obj)),
+        ([whom, ref]) => store[operation](whom, perm, ref)
+      )
+    )
+  return {
+    grantUser: change("grantUser", "userId"),
+    revokeUser: change("revokeUser", "userId"),
+    grantGroup: change("grantGroup", "group"),
+    revokeGroup: change("revokeGroup", "group"),
+    userPermissions: (userId, obj) =>
+      Effect.suspend(() =>
+        Effect.flatMap(
+          Effect.zip(checkWho("userPermissions", "userId", userId), checkRef("userPermissions", obj)),
+          ([id, ref]) => store.userPermissions(id, ref)
+        )
+      ),
+    groupPermissions: (groups, obj) =>
+      Effect.suspend(() =>
+        Effect.flatMap(
+          Effect.zip(checkGroups("groupPermissions", groups), checkRef("groupPermissions", obj)),
+          ([names, ref]) => store.groupPermissions(names, ref)
+        )
+      )
+  }
+}
 
 /**
  * A store in this process's memory (tests, one instance).
@@ -224,23 +306,21 @@ export const validate = (
 export const makeMemory = (): Service => {
   const grants = new Map<string, Set<string>>()
   const key = (kind: "user" | "group", who: string, obj: ObjectRef) => JSON.stringify([kind, who, obj.contentType, obj.objectPk])
-  const change = (operation: string, kind: "user" | "group", add: boolean) => (who: string, perm: string, obj: ObjectRef) =>
-    Effect.zipRight(
-      validate(operation, perm, obj),
-      Effect.sync(() => {
-        const k = key(kind, who, obj)
-        if (add) {
-          const set = grants.get(k) ?? new Set<string>()
-          set.add(perm)
-          grants.set(k, set)
-        } else grants.get(k)?.delete(perm)
-      })
-    )
-  return {
-    grantUser: change("grantUser", "user", true),
-    revokeUser: change("revokeUser", "user", false),
-    grantGroup: change("grantGroup", "group", true),
-    revokeGroup: change("revokeGroup", "group", false),
+  // `make` has checked the input
+  const change = (kind: "user" | "group", add: boolean) => (who: string, perm: string, obj: ObjectRef) =>
+    Effect.sync(() => {
+      const k = key(kind, who, obj)
+      if (add) {
+        const set = grants.get(k) ?? new Set<string>()
+        set.add(perm)
+        grants.set(k, set)
+      } else grants.get(k)?.delete(perm)
+    })
+  return make({
+    grantUser: change("user", true),
+    revokeUser: change("user", false),
+    grantGroup: change("group", true),
+    revokeGroup: change("group", false),
     userPermissions: (userId, obj) => Effect.sync(() => new Set(grants.get(key("user", userId, obj)) ?? [])),
     groupPermissions: (groups, obj) =>
       Effect.sync(() => {
@@ -251,7 +331,7 @@ export const makeMemory = (): Service => {
         }
         return out
       })
-  }
+  })
 }
 
 /**

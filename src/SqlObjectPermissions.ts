@@ -4,7 +4,8 @@
  * content type, object primary key, and the user id or group name), created by the `Migrator`
  * with their own bookkeeping table `effect_<prefix>object_permission_migrations`. Any database
  * failure, or no answer within `timeout`, is an `ObjectPermissionsError` (a `TransportError` of
- * `ObjectPermissionBackend`, HTTP 503).
+ * `ObjectPermissionBackend`, HTTP 503); so is input of the wrong type, refused before the database
+ * is asked, as the memory store refuses it (`ObjectPermissions.make`).
  *
  * @example
  * ```ts
@@ -171,26 +172,20 @@ export const make = (
     const t = yield* tables(options)
     const sql = yield* SqlClient.SqlClient
     const run = SqlTables.runner("ObjectPermissions", options.timeout, storeError)
+    // `ObjectPermissions.make` checks every call's input before these run
     const change = (operation: string, table: string, who: "user_id" | "group_name", add: boolean) =>
     (whom: string, perm: string, obj: ObjectPermissions.ObjectRef) =>
-      Effect.zipRight(
-        ObjectPermissions.validate(operation, perm, obj),
-        // The statement reads `obj`: built once it is known to be a reference (an untyped
-        // caller's Proxy whose traps throw threw here, at the call, before validate answered).
-        Effect.suspend(() =>
-          run(
-            operation,
-            Effect.asVoid(
-              add
-                ? sql`INSERT INTO ${sql(table)} (${sql(who)}, permission, content_type, object_pk)
-                VALUES (${whom}, ${perm}, ${obj.contentType}, ${obj.objectPk}) ON CONFLICT DO NOTHING`
-                : sql`DELETE FROM ${sql(table)} WHERE ${sql(who)} = ${whom} AND permission = ${perm}
-                AND content_type = ${obj.contentType} AND object_pk = ${obj.objectPk}`
-            )
-          )
+      run(
+        operation,
+        Effect.asVoid(
+          add
+            ? sql`INSERT INTO ${sql(table)} (${sql(who)}, permission, content_type, object_pk)
+              VALUES (${whom}, ${perm}, ${obj.contentType}, ${obj.objectPk}) ON CONFLICT DO NOTHING`
+            : sql`DELETE FROM ${sql(table)} WHERE ${sql(who)} = ${whom} AND permission = ${perm}
+              AND content_type = ${obj.contentType} AND object_pk = ${obj.objectPk}`
         )
       )
-    return {
+    return ObjectPermissions.make({
       grantUser: change("grantUser", t.user, "user_id", true),
       revokeUser: change("revokeUser", t.user, "user_id", false),
       grantGroup: change("grantGroup", t.group, "group_name", true),
@@ -229,7 +224,7 @@ export const make = (
               }
             )
           )
-    }
+    })
   })
 
 /**

@@ -4,6 +4,7 @@ import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as AuthBackend from "../src/AuthBackend.js"
 import * as AuthError from "../src/AuthError.js"
@@ -228,6 +229,52 @@ const suite = (name: string, objects: () => Layer.Layer<ObjectPermissions.Object
           expect(refused).toMatchObject({ _tag: "ObjectPermissionsError", operation: "grantUser" })
         }
         expect(yield* grants.userPermissions("1", ObjectPermissions.ref("reports.report", 1))).toEqual(new Set())
+      }).pipe(Effect.provide(app(objects()))))
+
+    it.effect("input of the wrong type (an untyped caller) is an ObjectPermissionsError on every store, never a defect", () =>
+      Effect.gen(function*() {
+        const grants = yield* ObjectPermissions.ObjectPermissions
+        const report = ObjectPermissions.ref("reports.report", 1)
+        const throwing = () => {
+          throw new Error("hostile")
+        }
+        const hostile = new Proxy({}, { get: throwing, has: throwing, ownKeys: throwing, getOwnPropertyDescriptor: throwing })
+        // the store may throw while building its effect: that is a defect too
+        const outcome = (call: () => Effect.Effect<unknown, ObjectPermissions.ObjectPermissionsError>) =>
+          Effect.map(Effect.exit(Effect.suspend(call)), (exit) =>
+            exit._tag === "Success" ? "success" : exit.cause._tag === "Fail" ? exit.cause.error._tag : "defect")
+        const any = grants as any
+        const refused = ["grantUser", "revokeUser", "grantGroup", "revokeGroup"].flatMap((method) => [
+          () => any[method]("1", "reports.view_report", null),
+          () => any[method]("1", "reports.view_report", undefined),
+          () => any[method]("1", "reports.view_report", 42),
+          () => any[method]("1", "reports.view_report", hostile),
+          () => any[method](null, "reports.view_report", report),
+          () => any[method](1, "reports.view_report", report),
+          () => any[method]({ id: "1" }, "reports.view_report", report),
+          () => any[method]("1", null, report),
+          () => any[method]("1", hostile, report),
+          () => any[method]("1", 10n, report)
+        ]).concat([
+          () => any.userPermissions("1", null),
+          () => any.userPermissions("1", undefined),
+          () => any.userPermissions("1", "reports.report:1"),
+          () => any.userPermissions("1", hostile),
+          () => any.userPermissions(null, report),
+          () => any.userPermissions(1, report),
+          () => any.groupPermissions(["analysts"], null),
+          () => any.groupPermissions(["analysts"], hostile),
+          () => any.groupPermissions(null, report),
+          () => any.groupPermissions("analysts", report),
+          () => any.groupPermissions([1], report),
+          () => any.groupPermissions(hostile, report)
+        ])
+        for (const call of refused) expect(yield* outcome(call)).toBe("ObjectPermissionsError")
+        // nothing was written, and a string id is still asked as before
+        yield* grants.grantUser("1", "reports.view_report", report)
+        expect(yield* grants.userPermissions("1", report)).toEqual(new Set(["reports.view_report"]))
+        expect(yield* grants.groupPermissions(["1", "analysts"], report)).toEqual(new Map())
+        expect(ObjectPermissions.refOf(hostile)).toEqual(Option.none())
       }).pipe(Effect.provide(app(objects()))))
   })
 
