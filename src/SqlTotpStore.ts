@@ -7,7 +7,9 @@
  * was checked against) and counting a failed attempt (a compare-and-set) are one statement each
  * too. Any
  * database failure, or no answer within `timeout`, is a `TotpStoreError` (a `TransportError` of
- * the backend, HTTP 503).
+ * the backend, HTTP 503); so is input no engine holds alike (a step that is no non-negative
+ * integer, a user id that is none), refused before the database is asked, as the memory store
+ * refuses it (`TotpStore.make`).
  *
  * @example
  * ```ts
@@ -201,7 +203,8 @@ export const make = (options: Options = {}): Effect.Effect<TotpStore.Service, Au
         for (const hash of new Set(hashes)) yield* sql`INSERT INTO ${codes} (user_id, code_hash) VALUES (${userId}, ${hash})`
       })
 
-    return {
+    // `TotpStore.make` checks every call's input before these run
+    return TotpStore.make({
       get: (userId) =>
         run(
           "get",
@@ -293,7 +296,7 @@ export const make = (options: Options = {}): Effect.Effect<TotpStore.Service, Au
             (rows) => rows[0]?.n ?? 0
           )
         )
-    }
+    })
   })
 
 /**

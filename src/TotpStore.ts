@@ -26,8 +26,12 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { textOf } from "./internal/redactedString.js"
+import { isUserId } from "./internal/userId.js"
+import { isStorable } from "./internal/wellFormed.js"
 
 /**
  * One user's authenticator.
@@ -74,7 +78,9 @@ export interface Throttle {
 }
 
 /**
- * A store operation that failed (the database could not be reached or answered garbage).
+ * A store operation that failed: the database could not be reached or answered garbage, or the
+ * input was none a store can hold (see {@link make}: a user id that is none, a step that is no
+ * non-negative integer, ...). The message never holds a secret.
  *
  * @example
  * ```ts
@@ -92,7 +98,8 @@ export class TotpStoreError extends Schema.TaggedError<TotpStoreError>("effect-a
 ) {}
 
 /**
- * What a store offers.
+ * What a store offers. Every store checks its input first (see {@link make}): what it cannot hold
+ * alike on every engine is a {@link TotpStoreError}, and nothing is written.
  *
  * @example
  * ```ts
@@ -171,6 +178,143 @@ export class TotpStore extends Context.Tag("effect-auth/TotpStore")<TotpStore, S
 const sameSecret = (device: Device, secret: Redacted.Redacted<string>) =>
   Redacted.value(device.secret) === Redacted.value(secret)
 
+// --- input -------------------------------------------------------------------------------------
+
+// What an untyped caller may hand over (null, a number, NaN, an object whose getter throws) is
+// refused here, before any store sees it: the engines answered it each their own way (a step NaN
+// was recorded in memory, matched nothing in SQLite and failed in PostgreSQL), or died.
+
+class Refused {
+  constructor(readonly message: string) {}
+}
+const refuse = (message: string): never => {
+  throw new Refused(message)
+}
+
+/** The columns' bounds: `user_id` and `secret` are varchar(255), `code_hash` varchar(64). */
+const userIdOf = (raw: unknown): string =>
+  isUserId(raw) && isStorable(raw) ? raw : refuse("userId must be a user id: 1 to 255 characters, no NUL or lone surrogate")
+
+// (the message never shows what was given: it may be the secret)
+const secretOf = (raw: unknown): Redacted.Redacted<string> => {
+  const text = textOf(raw)
+  return text !== undefined && text.length >= 1 && text.length <= 255 && isStorable(text)
+    ? Redacted.make(text)
+    : refuse("secret must be a Redacted string of 1 to 255 characters, no NUL or lone surrogate")
+}
+
+/** A time step, a count or epoch milliseconds: what every engine compares and stores alike. */
+const countOf = (field: string, raw: unknown, max = Number.MAX_SAFE_INTEGER): number =>
+  Number.isSafeInteger(raw) && (raw as number) >= 0 && (raw as number) <= max
+    ? raw as number
+    : refuse(`${field} must be an integer from 0 to ${max}`)
+
+const hashOf = (raw: unknown): string =>
+  typeof raw === "string" && raw.length >= 1 && raw.length <= 64 && isStorable(raw)
+    ? raw
+    : refuse("a recovery code hash must be a string of 1 to 64 characters, no NUL or lone surrogate")
+
+const hashesOf = (field: string, raw: unknown): ReadonlyArray<string> =>
+  // (a string is a collection of its characters: refused, not stored as one code per character)
+  typeof raw === "string" || !Predicate.isIterable(raw)
+    ? refuse(`${field} must be a collection of recovery code hashes`)
+    : Array.from(raw, hashOf)
+
+const fieldOf = (what: string, raw: unknown, key: string): unknown =>
+  typeof raw === "object" && raw !== null ? (raw as Record<string, unknown>)[key] : refuse(`${what} must be an object`)
+
+// Reads and checks the input of `operation`, then runs it on what was read; a getter or a Proxy
+// trap that throws while reading refuses the input as unreadable. (Only the reading is caught: a
+// store that throws is a defect of that store, not bad input.)
+const checked = <I, A>(
+  operation: string,
+  read: () => I,
+  run: (input: I) => Effect.Effect<A, TotpStoreError>
+): Effect.Effect<A, TotpStoreError> =>
+  Effect.suspend(() => {
+    let input: I
+    try {
+      input = read()
+    } catch (error) {
+      const message = error instanceof Refused ? error.message : "the input could not be read"
+      return Effect.fail(new TotpStoreError({ operation, message }))
+    }
+    return run(input)
+  })
+
+/**
+ * A store that checks every call's input before `store` sees it: a user id (1 to 255 characters),
+ * a secret (a `Redacted` string of 1 to 255 characters), a time step, failure count or time that is
+ * a non-negative safe integer (a failure count at most 2,147,483,647), recovery code hashes (a
+ * collection of strings of 1 to 64 characters), no NUL or lone surrogate in any text. Anything else,
+ * as an untyped caller may hand over (`null`, `NaN`, `Infinity`, `1.5`, `"5"`, a plain string for
+ * a secret, an object that throws when read), fails with a {@link TotpStoreError} on every store
+ * alike, never a defect, and `store` is not asked, so nothing is written. `store` gets plain
+ * values, read once. Both stores of this library are built with it; so may stores of your own.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { TotpStore } from "effect-auth"
+ *
+ * // a store of your own: each removal logged, the rest in memory
+ * const devices = TotpStore.makeMemory()
+ * const store = TotpStore.make({
+ *   ...devices,
+ *   remove: (userId) => Effect.zipRight(Effect.log(`second factor of ${userId} removed`), devices.remove(userId))
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const make = (store: Service): Service => ({
+  get: (userId) => checked("get", () => userIdOf(userId), (id) => store.get(id)),
+  save: (input) =>
+    checked("save", () => ({
+      userId: userIdOf(fieldOf("input", input, "userId")),
+      secret: secretOf(fieldOf("input", input, "secret"))
+    }), (device) => store.save(device)),
+  confirm: (userId, input) =>
+    checked("confirm", () => ({
+      userId: userIdOf(userId),
+      secret: secretOf(fieldOf("checked", input, "secret")),
+      step: countOf("step", fieldOf("checked", input, "step")),
+      recoveryCodes: hashesOf("recoveryCodes", fieldOf("checked", input, "recoveryCodes"))
+    }), ({ userId, ...rest }) => store.confirm(userId, rest)),
+  recordFailure: (userId, seen, now) =>
+    checked("recordFailure", () => ({
+      userId: userIdOf(userId),
+      // `failures` is an integer column: 32 bits on PostgreSQL
+      seen: {
+        failures: countOf("failures", fieldOf("seen", seen, "failures"), 2_147_483_647),
+        failedAt: countOf("failedAt", fieldOf("seen", seen, "failedAt"))
+      },
+      now: countOf("now", now)
+    }), (input) => store.recordFailure(input.userId, input.seen, input.now)),
+  clearFailures: (userId) => checked("clearFailures", () => userIdOf(userId), (id) => store.clearFailures(id)),
+  useStep: (userId, step, secret) =>
+    checked(
+      "useStep",
+      () => ({ userId: userIdOf(userId), step: countOf("step", step), secret: secretOf(secret) }),
+      (input) => store.useStep(input.userId, input.step, input.secret)
+    ),
+  remove: (userId) => checked("remove", () => userIdOf(userId), (id) => store.remove(id)),
+  setRecoveryCodes: (userId, hashes) =>
+    checked(
+      "setRecoveryCodes",
+      () => ({ userId: userIdOf(userId), hashes: hashesOf("hashes", hashes) }),
+      (input) => store.setRecoveryCodes(input.userId, input.hashes)
+    ),
+  useRecoveryCode: (userId, hash) =>
+    checked(
+      "useRecoveryCode",
+      () => ({ userId: userIdOf(userId), hash: hashOf(hash) }),
+      (input) => store.useRecoveryCode(input.userId, input.hash)
+    ),
+  recoveryCodesLeft: (userId) => checked("recoveryCodesLeft", () => userIdOf(userId), (id) => store.recoveryCodesLeft(id))
+})
+
 /**
  * A store in this process's memory.
  *
@@ -187,7 +331,8 @@ const sameSecret = (device: Device, secret: Redacted.Redacted<string>) =>
 export const makeMemory = (): Service => {
   const devices = new Map<string, Device>()
   const codes = new Map<string, Set<string>>()
-  return {
+  // `make` has checked the input
+  return make({
     get: (userId) => Effect.sync(() => Option.fromNullable(devices.get(userId))),
     // Each operation reads and writes in one synchronous step: nothing runs in between.
     save: ({ secret, userId }) =>
@@ -238,7 +383,7 @@ export const makeMemory = (): Service => {
       }),
     useRecoveryCode: (userId, hash) => Effect.sync(() => codes.get(userId)?.delete(hash) ?? false),
     recoveryCodesLeft: (userId) => Effect.sync(() => codes.get(userId)?.size ?? 0)
-  }
+  })
 }
 
 /**

@@ -51,6 +51,11 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
       const enrolled = yield* TotpBackend.enrol(alice, { issuer: "Test" })
       return { alice, secret: enrolled.secret, uri: enrolled.uri }
     })
+    // What a call ends in: its error's tag, "success", or "defect" (a store that throws while
+    // building its effect, too).
+    const outcome = (call: () => unknown) =>
+      Effect.map(Effect.exit(Effect.suspend(() => call() as Effect.Effect<unknown, { readonly _tag: string }>)), (exit) =>
+        Exit.isSuccess(exit) ? "success" : exit.cause._tag === "Fail" ? exit.cause.error._tag : "defect")
     const codeAt = (secret: Redacted.Redacted<string>, millis: number) => Redacted.value(Totp.generate(secret, millis))
     const attempt = (otpToken: string, username = "alice") =>
       Effect.exit(AuthService.authenticateUnknown({ username, otpToken }))
@@ -311,6 +316,87 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
           AuthService.authenticateUnknown({ username: "alice", otpToken: codeAt(secret, T0) }, { stage: "step-up" })
         )
         expect(reasonOf(stepUp)).toBe("success")
+      }).pipe(Effect.provide(app())))
+
+    it.effect("a step that is no non-negative safe integer (NaN, Infinity, 1.5, \"5\") is a TotpStoreError on every store, and nothing is written", () =>
+      Effect.gen(function*() {
+        const { alice, secret } = yield* setUp
+        const store = yield* TotpStore.TotpStore
+        const any = store as any
+        const step = Math.floor(T0 / 30_000)
+        const steps: ReadonlyArray<unknown> = [Number.NaN, Infinity, -Infinity, step + 0.5, String(step), -1, 2 ** 53, null, undefined, BigInt(step)]
+        for (const bad of steps) {
+          expect(yield* outcome(() => any.confirm(alice.id, { secret, step: bad, recoveryCodes: ["a"] }))).toBe("TotpStoreError")
+        }
+        expect((yield* deviceOf(alice.id)).confirmed).toBe(false)
+        expect(yield* store.confirm(alice.id, { secret, step, recoveryCodes: ["a"] })).toBe(true)
+        for (const bad of steps) expect(yield* outcome(() => any.useStep(alice.id, bad, secret))).toBe("TotpStoreError")
+        expect((yield* deviceOf(alice.id)).lastStep).toBe(step)
+        expect(yield* store.useStep(alice.id, step + 1, secret)).toBe(true)
+        expect((yield* deviceOf(alice.id)).lastStep).toBe(step + 1)
+      }).pipe(Effect.provide(app())))
+
+    it.effect("input of the wrong type (an untyped caller) is a TotpStoreError on every store, never a defect, and nothing is written", () =>
+      Effect.gen(function*() {
+        const { alice, secret } = yield* setUp
+        const store = yield* TotpStore.TotpStore
+        const any = store as any
+        const step = Math.floor(T0 / 30_000)
+        const throwing = () => {
+          throw new Error("hostile")
+        }
+        const hostile = new Proxy({}, { get: throwing, has: throwing, ownKeys: throwing, getOwnPropertyDescriptor: throwing })
+        const wiped = Redacted.make("JBSWY3DPEHPK3PXP")
+        Redacted.unsafeWipe(wiped)
+        const plain = Redacted.value(secret)
+        const userIds: ReadonlyArray<unknown> = [null, undefined, 1, "", "x".repeat(256), "1\u0000", "\uD800", hostile, { id: alice.id }]
+        const calls: ReadonlyArray<() => unknown> = [
+          ...userIds.flatMap((userId) => [
+            () => any.get(userId),
+            () => any.save({ userId, secret }),
+            () => any.confirm(userId, { secret, step, recoveryCodes: ["a"] }),
+            () => any.recordFailure(userId, { failures: 0, failedAt: 0 }, 1_000),
+            () => any.clearFailures(userId),
+            () => any.useStep(userId, step, secret),
+            () => any.remove(userId),
+            () => any.setRecoveryCodes(userId, ["a"]),
+            () => any.useRecoveryCode(userId, "a"),
+            () => any.recoveryCodesLeft(userId)
+          ]),
+          ...[null, undefined, "alice", hostile, Object.defineProperty({ userId: alice.id }, "secret", { get: throwing })].map((input) =>
+            () => any.save(input)
+          ),
+          ...[plain, null, 42, wiped, hostile, Redacted.make(""), Redacted.make(42), Redacted.make("x".repeat(256))].flatMap((bad) => [
+            () => any.save({ userId: alice.id, secret: bad }),
+            () => any.confirm(alice.id, { secret: bad, step, recoveryCodes: ["a"] }),
+            () => any.useStep(alice.id, step, bad)
+          ]),
+          ...[null, "abc", hostile, [1], [null], ["x".repeat(65)], ["a\u0000"]].flatMap((codes) => [
+            () => any.confirm(alice.id, { secret, step, recoveryCodes: codes }),
+            () => any.setRecoveryCodes(alice.id, codes)
+          ]),
+          () => any.confirm(alice.id, null),
+          () => any.confirm(alice.id, hostile),
+          () => any.useRecoveryCode(alice.id, null),
+          () => any.useRecoveryCode(alice.id, 42),
+          () => any.recordFailure(alice.id, null, 1_000),
+          () => any.recordFailure(alice.id, hostile, 1_000),
+          () => any.recordFailure(alice.id, { failures: Number.NaN, failedAt: 0 }, 1_000),
+          () => any.recordFailure(alice.id, { failures: 2 ** 31, failedAt: 0 }, 1_000),
+          () => any.recordFailure(alice.id, { failures: 0, failedAt: "0" }, 1_000),
+          () => any.recordFailure(alice.id, { failures: 0, failedAt: 0 }, Number.NaN)
+        ]
+        for (const call of calls) expect(yield* outcome(call)).toBe("TotpStoreError")
+        // the message shows no secret
+        const error = yield* Effect.flip(any.save({ userId: alice.id, secret: plain }) as Effect.Effect<boolean, TotpStore.TotpStoreError>)
+        expect(JSON.stringify(error)).not.toContain(plain)
+        expect(String(error)).not.toContain(plain)
+        // nothing was written: the device is as enrolled, with no codes and no failures
+        const device = yield* deviceOf(alice.id)
+        expect([device.confirmed, device.lastStep, device.failures, device.failedAt]).toEqual([false, -1, 0, 0])
+        expect(Redacted.value(device.secret)).toBe(plain)
+        expect(yield* store.recoveryCodesLeft(alice.id)).toBe(0)
+        expect(yield* store.get("x".repeat(255))).toEqual(Option.none())
       }).pipe(Effect.provide(app())))
 
     it.effect("unknown and inactive users, malformed credentials: NoMatch or a typed failure, never a defect", () =>
