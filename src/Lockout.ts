@@ -318,7 +318,8 @@ export interface Service {
   /**
    * Runs one authentication attempt under the lockout: refuses it (publishing one `LoginFailed`)
    * when a key is locked or the address denied, else runs `attempt` and settles the count with
-   * its outcome.
+   * its outcome. A request whose `remoteAddress` is no string (a number, an object) or that throws
+   * when read has no address: the attempt counts as one without an address would.
    */
   readonly guard: <A>(
     credentials: unknown,
@@ -380,6 +381,19 @@ const usernameOf = (credentials: unknown): string | undefined => {
     return undefined
   }
   return typeof username === "string" && username.length > 0 ? usernameKey(username) : undefined
+}
+
+// An address that is no string (a number, an object, from an untyped caller) or that throws when
+// read (a getter, a Proxy) is no address, as text that does not parse is none: the attempt counts
+// as one without an address (by username, if at all), and no allow or deny list matches it.
+const remoteAddressOf = (request: unknown): string | undefined => {
+  if (typeof request !== "object" || request === null) return undefined
+  try {
+    const remote = (request as { readonly remoteAddress?: unknown }).remoteAddress
+    return typeof remote === "string" ? remote : undefined
+  } catch {
+    return undefined
+  }
 }
 
 const keysFor = (by: By, username: string | undefined, ip: string | undefined): Array<string> => {
@@ -774,7 +788,7 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
 
     /** The keys an attempt counts against; `deny` for a denied address; empty: not counted. */
     const plan = (credentials: unknown, request: AuthRequest | undefined): Array<string> | typeof deny => {
-      const remote = request?.remoteAddress
+      const remote = remoteAddressOf(request)
       const address = remote === undefined ? undefined : IpAddress.parse(remote)
       if (address !== undefined) {
         if (IpAddress.inAny(denied, address)) return deny
@@ -933,7 +947,8 @@ export const layerRedis = (
 /**
  * Wraps an `AuthService`: `authenticate` and `authenticateUnknown` run under `Lockout.guard`;
  * everything else is the service's own. Attempts the lockout does not count (no username, no
- * client address, an allowed address) run as they would without it.
+ * client address, an allowed address) run as they would without it. A `remoteAddress` that is no
+ * string, or a request that throws when read (from an untyped caller), counts as no address.
  *
  * @example
  * ```ts

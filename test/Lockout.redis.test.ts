@@ -10,7 +10,14 @@ import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
 import * as Lockout from "../src/Lockout.js"
 import * as TestBackend from "../src/testing/TestBackend.js"
-import { counting, exactlyTheLimitGetsThrough, noCountIsLost, resetFindsItsKeys, tagOf } from "./utils/lockout.js"
+import {
+  counting,
+  exactlyTheLimitGetsThrough,
+  noCountIsLost,
+  oddAddressesCountByName,
+  resetFindsItsKeys,
+  tagOf
+} from "./utils/lockout.js"
 import * as Redis from "./utils/redis.js"
 
 /** One app instance: its own Redis client, its own AuthService and Lockout. */
@@ -65,6 +72,14 @@ describe.skipIf(Redis.missing)("Lockout on Redis", () => {
       yield* noCountIsLost(a, b, calls)
     }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
   }, 60_000)
+
+  it.live("a request whose address is no string (or throws when read) counts as one without an address, never a defect", () => {
+    const prefix = Redis.uniquePrefix("lockout")
+    const { backend } = counting()
+    return Effect.gen(function*() {
+      yield* oddAddressesCountByName(yield* instance(prefix, backend, { by: "username-or-ip", limit: 2 }))
+    }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
+  })
 
   it.live("a refunded attempt (backend down) does not count, and a success resets", () => {
     const prefix = Redis.uniquePrefix("lockout")

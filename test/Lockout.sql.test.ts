@@ -19,6 +19,7 @@ import {
   exactlyTheLimitGetsThrough,
   illFormedNamesCount,
   noCountIsLost,
+  oddAddressesCountByName,
   resetFindsItsKeys,
   tagOf
 } from "./utils/lockout.js"
@@ -92,6 +93,14 @@ describe.skipIf(Postgres.missing)("Lockout on PostgreSQL", () => {
     }).pipe(Effect.scoped, Effect.ensuring(dropLockoutTables(prefix)))
   })
 
+  it.live("a request whose address is no string (or throws when read) counts as one without an address, never a defect", () => {
+    const prefix = Postgres.uniquePrefix("lockout")
+    const { backend } = counting()
+    return Effect.gen(function*() {
+      yield* oddAddressesCountByName(yield* instance(pool(), backend, { tablePrefix: prefix, by: "username-or-ip", limit: 2 }))
+    }).pipe(Effect.scoped, Effect.ensuring(dropLockoutTables(prefix)))
+  })
+
   it.live("a refunded attempt (backend down) does not count, and a success resets", () => {
     const prefix = Postgres.uniquePrefix("lockout")
     return Effect.gen(function*() {
@@ -153,6 +162,13 @@ describe("Lockout on SQLite", () => {
     return Effect.gen(function*() {
       const a = yield* instance(sqlite(), backend, { by: "username", limit: 2 })
       yield* illFormedNamesCount(a, calls)
+    }).pipe(Effect.scoped)
+  })
+
+  it.live("a request whose address is no string (or throws when read) counts as one without an address, never a defect", () => {
+    const { backend } = counting()
+    return Effect.gen(function*() {
+      yield* oddAddressesCountByName(yield* instance(sqlite(), backend, { by: "username-or-ip", limit: 2 }))
     }).pipe(Effect.scoped)
   })
 

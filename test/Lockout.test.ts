@@ -28,7 +28,7 @@ import * as IpAddress from "../src/internal/ipAddress.js"
 import * as Lockout from "../src/Lockout.js"
 import * as TestAuth from "../src/testing/TestAuth.js"
 import * as TestBackend from "../src/testing/TestBackend.js"
-import { illFormedNames, resetFindsItsKeys } from "./utils/lockout.js"
+import { illFormedNames, oddRequests, resetFindsItsKeys } from "./utils/lockout.js"
 
 const alice = TestBackend.user("alice")
 
@@ -428,6 +428,32 @@ describe("Lockout: keys", () => {
       }).pipe(Effect.provide(layer))
     })
   }
+
+  it.effect("a remoteAddress that is no string, or a request that throws when read, is no address: never a defect", () => {
+    const attempt = (credentials: Credentials.Input, request: unknown) =>
+      Effect.map(Effect.exit(Effect.suspend(() => AuthService.authenticate(credentials, request as AuthRequest))), (exit) =>
+        Exit.isFailure(exit) && exit.cause._tag !== "Fail" ? "defect" : tagOf(exit))
+    const byIp = setup({ by: "ip", limit: 1, deny: ["10.0.0.0/8"] })
+    const byUsername = setup({ by: "username", limit: 2 })
+    return Effect.gen(function*() {
+      // by ip: no address, no key: not counted, and the deny list does not match
+      for (const request of oddRequests()) expect(yield* attempt(wrong, request)).toBe("AuthenticationFailed")
+      for (const request of oddRequests()) expect(yield* attempt(right, request)).toBe("success")
+      expect(yield* Lockout.list).toEqual([])
+      expect(yield* login(right, from("10.0.0.1"))).toBe("LockedOut") // a real address still is
+    }).pipe(
+      Effect.provide(byIp.layer),
+      Effect.zipRight(
+        Effect.gen(function*() {
+          // by username: counted as attempts without an address are
+          const [first, second, third] = oddRequests()
+          expect(yield* attempt(wrong, first)).toBe("AuthenticationFailed")
+          expect(yield* attempt(wrong, second)).toBe("AuthenticationFailed")
+          expect(yield* attempt(right, third)).toBe("LockedOut")
+        }).pipe(Effect.provide(byUsername.layer))
+      )
+    )
+  })
 
   it.effect("allow list: never counted; deny list: refused before any backend", () => {
     const { layer, seen } = setup({ by: "ip", limit: 1, allow: ["10.0.0.0/8"], deny: ["2001:db8::/32"] })

@@ -7,6 +7,7 @@ import * as Exit from "effect/Exit"
 import * as Redacted from "effect/Redacted"
 import * as AuthBackend from "../../src/AuthBackend.js"
 import * as AuthError from "../../src/AuthError.js"
+import type { AuthRequest } from "../../src/AuthRequest.js"
 import type * as AuthService from "../../src/AuthService.js"
 import * as Credentials from "../../src/Credentials.js"
 import * as Lockout from "../../src/Lockout.js"
@@ -79,6 +80,47 @@ export const noCountIsLost = (a: Instance, b: Instance, calls: () => number) =>
     expect(calls()).toBe(400)
     const entries = yield* a.lockout.list
     expect(entries.map((e) => [e.key, e.failures])).toEqual([["ip:192.0.2.5", 400], ["username:bob", 400]])
+  })
+
+/**
+ * Requests an untyped caller may hand over whose address is none: a `remoteAddress` that is no
+ * string (10.0.0.1 as a number, an array, an object that prints as an address, a Proxy) or that
+ * throws when read, a request that throws when read, a request that is no object.
+ */
+export const oddRequests = (): ReadonlyArray<unknown> => {
+  const throwing = () => {
+    throw new Error("hostile")
+  }
+  return [
+    { remoteAddress: 167772161 },
+    { remoteAddress: ["10.0.0.1"] },
+    { remoteAddress: { toString: () => "10.0.0.1" } },
+    { remoteAddress: new Proxy({}, { get: throwing }) },
+    Object.defineProperty({}, "remoteAddress", { get: throwing }),
+    new Proxy({}, { get: throwing, has: throwing }),
+    "10.0.0.1"
+  ]
+}
+
+/**
+ * A law for every store: an attempt whose request has no address that can be read ({@link oddRequests})
+ * counts as one without an address, never a defect: by "username-or-ip", limit 2, two failures
+ * count under the name alone, then LockedOut; no `ip:` key is written.
+ */
+export const oddAddressesCountByName = (a: Instance) =>
+  Effect.gen(function*() {
+    const requests = oddRequests()
+    for (const [i, request] of requests.entries()) {
+      const outcomes: Array<string> = []
+      for (let n = 0; n < 3; n++) {
+        const attempt = Effect.suspend(() =>
+          a.auth.authenticate({ username: `odd${i}`, password: `wrong-${n}` }, request as AuthRequest)
+        )
+        outcomes.push(tagOf(yield* Effect.exit(attempt)))
+      }
+      expect(outcomes, String(i)).toEqual(["AuthenticationFailed", "AuthenticationFailed", "LockedOut"])
+    }
+    expect((yield* a.lockout.list).map((e) => e.key)).toEqual(requests.map((_, i) => `username:odd${i}`))
   })
 
 /** Names a database cannot keep as they are: a NUL, a lone surrogate, a pair cut by the 300-unit fold. */
