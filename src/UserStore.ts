@@ -13,8 +13,9 @@
  * caller that behaviour, so "ｊｏｅ" (full width) logs in as "joe". Matching is otherwise exact
  * and case-sensitive, as on Django's PostgreSQL and SQLite backends.
  *
- * Every input is decoded with Schema; bad input fails with {@link InvalidInput}, a database
- * problem with {@link UserStoreError}, never a defect.
+ * Every input is decoded with Schema; bad input fails with {@link InvalidInput} (an input that
+ * cannot even be read, whose getter or Proxy trap throws, too), a database problem with
+ * {@link UserStoreError}, never a defect.
  *
  * @example
  * ```ts
@@ -269,8 +270,9 @@ export class PermissionNotFound extends Schema.TaggedError<PermissionNotFound>("
 }
 
 /**
- * An input did not decode (username too long, permission not `app_label.codename`, ...).
- * `message` names the field and the rule; it never holds a password hash.
+ * An input did not decode (username too long, permission not `app_label.codename`, an object
+ * whose getter throws, ...). `message` names the field and the rule; it never holds a password
+ * hash.
  *
  * @example
  * ```ts

@@ -4,19 +4,37 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
-import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as UserStore from "../UserStore.js"
 import * as User from "../User.js"
 import { boundedNfkc } from "./codePoints.js"
 import { treeMessage } from "./parseErrors.js"
+import { textOf } from "./redactedString.js"
 import { isStorable } from "./wellFormed.js"
+
+/**
+ * `read()`, which looks into a value an untyped caller handed over: a getter or a Proxy trap that
+ * throws (a revoked Proxy) makes it InvalidInput, as any other value the store cannot take, not a
+ * defect. Only the reading is wrapped: nothing is written before it succeeded.
+ *
+ * @internal
+ */
+export const readInput = <A>(
+  field: string,
+  read: () => Effect.Effect<A, UserStore.InvalidInput>
+): Effect.Effect<A, UserStore.InvalidInput> =>
+  Effect.catchAllDefect(
+    Effect.suspend(read),
+    () => Effect.fail(new UserStore.InvalidInput({ field, message: "could not be read" }))
+  )
 
 const decode = <A, I>(schema: Schema.Schema<A, I>, field: string) => {
   const run = Schema.decodeUnknown(schema, { errors: "first", onExcessProperty: "error" })
+  const decoded = (value: unknown): Effect.Effect<A, UserStore.InvalidInput> =>
+    Effect.mapError(run(value), (error) => new UserStore.InvalidInput({ field, message: treeMessage(error) }))
+  // Only an object can throw when read; a name or an id (every login's lookup) is decoded as it is.
   return (value: unknown): Effect.Effect<A, UserStore.InvalidInput> =>
-    Effect.mapError(run(value), (error) =>
-      new UserStore.InvalidInput({ field, message: treeMessage(error) }))
+    typeof value === "object" && value !== null ? readInput(field, () => decoded(value)) : decoded(value)
 }
 
 /** @internal */
@@ -53,19 +71,21 @@ export const groupNames = decode(Schema.Array(UserStore.GroupName), "groups")
 
 /** Group names as an untyped caller may hand them over: any iterable, or InvalidInput (`null`). @internal */
 export const groupNamesOf = (raw: unknown): Effect.Effect<ReadonlyArray<string>, UserStore.InvalidInput> =>
-  typeof raw === "string" || !Predicate.isIterable(raw)
-    ? Effect.fail(new UserStore.InvalidInput({ field: "groups", message: "must be a collection of group names" }))
-    : groupNames(Array.from(raw))
+  readInput("groups", () =>
+    typeof raw === "string" || !Predicate.isIterable(raw)
+      ? Effect.fail(new UserStore.InvalidInput({ field: "groups", message: "must be a collection of group names" }))
+      : groupNames(Array.from(raw)))
 
 /** The `{ from, to }` of `upgradePasswordHash`, each checked as a hash; `null` is InvalidInput. @internal */
 export const hashChange = (raw: unknown): Effect.Effect<{ readonly from: string; readonly to: string }, UserStore.InvalidInput> =>
-  typeof raw !== "object" || raw === null
-    ? Effect.fail(new UserStore.InvalidInput({ field: "hashes", message: "must be { from, to }" }))
-    : Effect.zipWith(
-      passwordHash((raw as { readonly from?: unknown }).from, "from"),
-      passwordHash((raw as { readonly to?: unknown }).to, "to"),
-      (from, to) => ({ from, to })
-    )
+  readInput("hashes", () =>
+    typeof raw !== "object" || raw === null
+      ? Effect.fail(new UserStore.InvalidInput({ field: "hashes", message: "must be { from, to }" }))
+      : Effect.zipWith(
+        passwordHash((raw as { readonly from?: unknown }).from, "from"),
+        passwordHash((raw as { readonly to?: unknown }).to, "to"),
+        (from, to) => ({ from, to })
+      ))
 
 /** @internal */
 export interface ParsedPermission {
@@ -107,8 +127,9 @@ export const permissionName = decode(
 // Checked by hand: a Schema issue would quote the actual value, and a hash must never be quoted.
 /** @internal */
 export const passwordHash = (raw: unknown, field = "passwordHash"): Effect.Effect<string, UserStore.InvalidInput> => {
-  const value = Redacted.isRedacted(raw) ? Redacted.value(raw) : raw
-  if (typeof value !== "string") {
+  // (a wiped Redacted, or a Proxy whose traps throw, holds no string: `textOf` never throws)
+  const value = typeof raw === "string" ? raw : textOf(raw)
+  if (value === undefined) {
     return Effect.fail(new UserStore.InvalidInput({ field, message: "must be a string or a Redacted string" }))
   }
   if ([...value].length > 128 || !isStorable(value)) {

@@ -240,6 +240,49 @@ export const userStoreSuite = (name: string, options: UserStoreSuiteOptions) =>
           })
         ))
 
+      it.effect("an input that throws when read (a getter, a Proxy) is InvalidInput, not a defect, and nothing is written", () =>
+        withStore((store) =>
+          Effect.gen(function*() {
+            const throwing = () => {
+              throw new Error("hostile")
+            }
+            const hostile = () => new Proxy({}, { get: throwing, has: throwing, ownKeys: throwing, getOwnPropertyDescriptor: throwing })
+            const revoked = () => {
+              const { proxy, revoke } = Proxy.revocable({}, {})
+              revoke()
+              return proxy
+            }
+            const getter = (field: string, base: object = {}) =>
+              Object.defineProperty({ ...base }, field, { enumerable: true, get: throwing })
+            const inputs: ReadonlyArray<unknown> = [
+              hostile(),
+              revoked(),
+              getter("username"),
+              getter("email", { username: "eve" }),
+              { username: "eve", passwordHash: hostile() },
+              { username: "eve", passwordHash: (() => {
+                const wiped = Redacted.make("hash")
+                Redacted.unsafeWipe(wiped)
+                return wiped
+              })() }
+            ]
+            for (const input of inputs) {
+              expect(failureTag(yield* Effect.exit(store.create(input as UserStore.CreateUser)))).toBe("InvalidInput")
+            }
+            const user = yield* store.create({ username: "alice", passwordHash: "hash" })
+            for (const flags of [hostile(), revoked(), getter("isActive"), getter("isStaff", { isActive: false })]) {
+              expect(failureTag(yield* Effect.exit(store.setFlags(user.id, flags as UserStore.Flags)))).toBe("InvalidInput")
+            }
+            expect(failureTag(yield* Effect.exit(store.updateProfile(user.id, getter("email") as UserStore.Profile)))).toBe("InvalidInput")
+            expect(failureTag(yield* Effect.exit(store.setGroups(user.id, hostile() as any)))).toBe("InvalidInput")
+            expect(failureTag(yield* Effect.exit(store.upgradePasswordHash(user.id, getter("to", { from: "hash" }) as any))))
+              .toBe("InvalidInput")
+            const found = Option.getOrThrow(yield* store.findById(user.id))
+            expect([found.isActive, found.isStaff, Redacted.value(found.passwordHash)]).toEqual([true, false, "hash"])
+            expect((yield* store.list()).map((u) => u.username)).toEqual(["alice"])
+          })
+        ))
+
       it.effect("a value too long to show is InvalidInput naming its path, not quoting a megabyte", () =>
         withStore((store) =>
           Effect.gen(function*() {
