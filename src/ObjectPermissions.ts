@@ -201,11 +201,18 @@ const refuse = (operation: string, message: string) => Effect.fail(new ObjectPer
 
 const isPermission = Schema.is(Permissions.Permission)
 
+// Only a string is quoted; anything else is named by its type, never shown: it may be anything (a
+// Proxy whose traps throw, a bigint JSON.stringify throws on, a secret).
+const describe = (value: unknown): string => {
+  if (typeof value === "string") return JSON.stringify(value)
+  const type = value === null ? "null" : typeof value
+  return type === "null" || type === "undefined" ? type : `${type === "object" ? "an" : "a"} ${type}`
+}
+
 // The permission and the object reference of a grant, the reference as read once (`readRef`).
 const checkGrant = (operation: string, perm: unknown, obj: unknown): Effect.Effect<ObjectRef, ObjectPermissionsError> =>
   typeof perm !== "string" || !isPermission(perm)
-    // a value that is no string is not shown: it may be anything (a Proxy, a secret)
-    ? refuse(operation, `not a permission (app_label.codename)${typeof perm === "string" ? `: ${JSON.stringify(perm)}` : ""}`)
+    ? refuse(operation, `not a permission (app_label.codename): ${describe(perm)}`)
     : checkRef(operation, obj)
 
 const checkRef = (operation: string, obj: unknown): Effect.Effect<ObjectRef, ObjectPermissionsError> => {
