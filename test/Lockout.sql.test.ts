@@ -44,6 +44,11 @@ const instance = <E>(
 
 const pool = () => PgClient.layer({ url: Redacted.make(Postgres.databaseUrl), maxConnections: 10 })
 
+// Hundreds of attempts on one row queue behind its lock and the pool's 10 connections: on a busy
+// machine the last one waits longer than the store's 5 s default, fails as LockoutStoreError
+// (503) and never reaches the backend. These tests count, so the store may wait.
+const queued = "60 seconds"
+
 const dropLockoutTables = (prefix: string) =>
   Effect.flatMap(Effect.orDie(SqlLockoutStore.tables({ tablePrefix: prefix })), (t) =>
     Postgres.dropDirect(Postgres.dropTables([t.lockout, t.migrations])))
@@ -55,8 +60,8 @@ describe.skipIf(Postgres.missing)("Lockout on PostgreSQL", () => {
       const prefix = Postgres.uniquePrefix("lockout")
       const { backend, calls } = counting()
       return Effect.gen(function*() {
-        const a = yield* instance(pool(), backend, { tablePrefix: prefix, by: "username", limit: 5 })
-        const b = yield* instance(pool(), backend, { tablePrefix: prefix, by: "username", limit: 5 })
+        const a = yield* instance(pool(), backend, { tablePrefix: prefix, by: "username", limit: 5, timeout: queued })
+        const b = yield* instance(pool(), backend, { tablePrefix: prefix, by: "username", limit: 5, timeout: queued })
         yield* exactlyTheLimitGetsThrough(a, b, calls)
       }).pipe(Effect.scoped, Effect.ensuring(dropLockoutTables(prefix)))
     },
@@ -67,7 +72,7 @@ describe.skipIf(Postgres.missing)("Lockout on PostgreSQL", () => {
     const prefix = Postgres.uniquePrefix("lockout")
     const { backend, calls } = counting()
     return Effect.gen(function*() {
-      const options = { tablePrefix: prefix, by: "username-or-ip", limit: 10_000 } as const
+      const options = { tablePrefix: prefix, by: "username-or-ip", limit: 10_000, timeout: queued } as const
       const a = yield* instance(pool(), backend, options)
       const b = yield* instance(pool(), backend, options)
       yield* noCountIsLost(a, b, calls)
