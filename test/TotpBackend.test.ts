@@ -21,6 +21,7 @@ import * as TestAuth from "../src/testing/TestAuth.js"
 import * as Totp from "../src/Totp.js"
 import * as TotpStore from "../src/TotpStore.js"
 import * as UserStore from "../src/UserStore.js"
+import { hostile as makeHostile } from "./utils/hostile.js"
 import * as Postgres from "./utils/postgres.js"
 
 const T0 = 1_700_000_000_000 // a step boundary plus 20 s: 1_700_000_000 / 30 = 56_666_666.67
@@ -345,7 +346,7 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
         const throwing = () => {
           throw new Error("hostile")
         }
-        const hostile = new Proxy({}, { get: throwing, has: throwing, ownKeys: throwing, getOwnPropertyDescriptor: throwing })
+        const hostile = makeHostile()
         const wiped = Redacted.make("JBSWY3DPEHPK3PXP")
         Redacted.unsafeWipe(wiped)
         const plain = Redacted.value(secret)

@@ -8,6 +8,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
 import * as UserStore from "../../src/UserStore.js"
+import { hostile } from "./hostile.js"
 
 /** The tag of the error an exit failed with; "success", "defect" or "interrupt"/"sequential"/... otherwise. */
 export const failureTag = (exit: Exit.Exit<unknown, unknown>): string =>
@@ -246,7 +247,6 @@ export const userStoreSuite = (name: string, options: UserStoreSuiteOptions) =>
             const throwing = () => {
               throw new Error("hostile")
             }
-            const hostile = () => new Proxy({}, { get: throwing, has: throwing, ownKeys: throwing, getOwnPropertyDescriptor: throwing })
             const revoked = () => {
               const { proxy, revoke } = Proxy.revocable({}, {})
               revoke()
