@@ -153,10 +153,16 @@ export interface Service {
   ) => Effect.Effect<Authenticated, AuthError.AuthenticateError>
   /** Asks the backend that issued the id; a backend no longer configured yields none. */
   readonly getUser: (backendId: string, userId: string) => Effect.Effect<Option.Option<User>, AuthError.TransportError>
+  /**
+   * Whether the user has the permission (Django's `has_perm`). A user that is none or cannot be
+   * read (an untyped caller's `null`, a number, a Proxy whose traps throw) holds nothing, as an
+   * inactive user: false here, none from the other permission methods, and no backend is asked.
+   */
   readonly hasPerm: (user: User, perm: string, obj?: unknown) => Effect.Effect<boolean, AuthError.TransportError>
   /**
    * `hasPerm`'s decision with its trail: each backend asked, in order, and what it said (grant,
-   * deny, abstain) with its reasons (`AuthBackend.explainPerm`). Not cached: it asks afresh.
+   * deny, abstain) with its reasons (`AuthBackend.explainPerm`). Not cached: it asks afresh. For
+   * a user that is none or cannot be read, one step `user` says so and nothing is granted.
    */
   readonly explain: (
     user: User,
@@ -209,8 +215,32 @@ export class AuthService extends Context.Tag("effect-auth/AuthService")<AuthServ
 // on every `hasPerm` that reaches the backends.
 const isAppLabel = CredentialsDecoder.isText(1, 100)
 const isPermission = CredentialsDecoder.isText(0, 255)
-// What the permission methods read of a user; an untyped caller's `null` or string is none.
-const isUserRecord = (user: unknown): user is User => typeof user === "object" && user !== null
+// What the permission methods know of a user before any backend is asked: `undefined` for no user,
+// else whether it is an active superuser. Every backend reads `id` and `isActive`, so they are
+// read here once, inside the guard: an untyped caller's `null`, number or string, or an object
+// that throws when read (a getter, a Proxy whose traps throw, a revoked Proxy), is no user and
+// holds nothing, as an inactive user holds nothing, and no backend is asked (one would die on it).
+// A few property reads, no Schema: `hasPerm` is hot.
+const readUser = (user: unknown): boolean | undefined => {
+  if (typeof user !== "object" || user === null) return undefined
+  try {
+    const { id: _id, isActive, isSuperuser } = user as User
+    return Boolean(isActive && isSuperuser)
+  } catch {
+    return undefined
+  }
+}
+// The name `explain` shows, read once: "" for one that is no string or throws when read.
+const usernameOf = (user: User): string => {
+  try {
+    const { username } = user
+    return typeof username === "string" ? username : ""
+  } catch {
+    return ""
+  }
+}
+// What `explain` says of no user (see `readUser`), as it says of a superuser, in a step of its own.
+const noUserStep: Permissions.Step = { backend: "user", answer: "abstain", reasons: ["no user that can be read: no permissions"] }
 const noPermissions: Effect.Effect<ReadonlySet<string>> = Effect.sync(() => new Set<string>())
 
 const checkBackends = (backends: ReadonlyArray<AuthBackend.AuthBackend>): Effect.Effect<void, AuthError.AuthConfigError> => {
@@ -529,9 +559,11 @@ const fromBackends = (
   const withGroupPermissions = compiled.filter((b) => b.backend.getGroupPermissions !== undefined)
 
   const hasPerm = (user: User, perm: string, obj?: unknown): Effect.Effect<boolean, AuthError.TransportError> => {
-    // (an untyped caller's `null` user holds nothing: refused, never a defect)
-    if (!isUserRecord(user)) return Effect.succeed(false)
-    if (UserModule.isActiveSuperuser(user)) return Effect.succeed(true)
+    // (an untyped caller's `null` user, or one that throws when read, holds nothing: refused,
+    // never a defect)
+    const superuser = readUser(user)
+    if (superuser === undefined) return Effect.succeed(false)
+    if (superuser) return Effect.succeed(true)
     if (!isPermission(perm)) return Effect.succeed(false)
     return Permissions.cached(
       user,
@@ -544,16 +576,18 @@ const fromBackends = (
   // The fold of `hasPerm`, step by step: the first grant decides, a PermissionDenied stops with
   // false, a TransportError fails the question as it fails `hasPerm`.
   const explain = (user: User, perm: string, obj?: unknown): Effect.Effect<Permissions.Explanation, AuthError.TransportError> => {
+    const superuser = readUser(user)
+    const username = superuser === undefined ? "" : usernameOf(user)
     const explanation = (granted: boolean, decidedBy: string | undefined, steps: ReadonlyArray<Permissions.Step>) => ({
-      username: isUserRecord(user) ? user.username : "",
+      username,
       perm,
       object: describeObject(obj),
       granted,
       decidedBy,
       steps
     })
-    if (!isUserRecord(user)) return Effect.succeed(explanation(false, undefined, []))
-    if (UserModule.isActiveSuperuser(user)) {
+    if (superuser === undefined) return Effect.succeed(explanation(false, undefined, [noUserStep]))
+    if (superuser) {
       return Effect.succeed(explanation(true, "superuser", [{ backend: "superuser", answer: "grant", reasons: ["active superuser: every permission"] }]))
     }
     if (!isPermission(perm)) return Effect.succeed(explanation(false, undefined, []))
@@ -604,8 +638,9 @@ const fromBackends = (
   }
 
   const hasModulePerms = (user: User, appLabel: string): Effect.Effect<boolean, AuthError.TransportError> => {
-    if (!isUserRecord(user)) return Effect.succeed(false)
-    if (UserModule.isActiveSuperuser(user)) return Effect.succeed(true)
+    const superuser = readUser(user)
+    if (superuser === undefined) return Effect.succeed(false)
+    if (superuser) return Effect.succeed(true)
     if (!isAppLabel(appLabel)) return Effect.succeed(false)
     return Permissions.cached(
       user,
@@ -616,7 +651,7 @@ const fromBackends = (
   }
 
   const getAllPermissions = (user: User, obj?: unknown) =>
-    !isUserRecord(user) ? noPermissions : Permissions.cached(
+    readUser(user) === undefined ? noPermissions : Permissions.cached(
       user,
       "all",
       obj,
@@ -625,7 +660,7 @@ const fromBackends = (
 
   // Django's PermissionsMixin asks every backend that has the method, superusers included.
   const getUserPermissions = (user: User, obj?: unknown) =>
-    !isUserRecord(user) ? noPermissions : Permissions.cached(
+    readUser(user) === undefined ? noPermissions : Permissions.cached(
       user,
       "user",
       obj,
@@ -633,7 +668,7 @@ const fromBackends = (
     )
 
   const getGroupPermissions = (user: User, obj?: unknown) =>
-    !isUserRecord(user) ? noPermissions : Permissions.cached(
+    readUser(user) === undefined ? noPermissions : Permissions.cached(
       user,
       "group",
       obj,

@@ -189,6 +189,53 @@ const suite = (name: string, objects: () => Layer.Layer<ObjectPermissions.Object
         expect(yield* AuthService.hasPerm(copy, "reports.change_report", q3)).toBe(true)
       }).pipe(Effect.provide(app(objects()))))
 
+    // An untyped caller's user that throws when read died: `isActiveSuperuser` read `isActive` (a
+    // Proxy), and every backend reads `id` (a getter that throws on it alone).
+    it.effect("a user that is none or cannot be read holds nothing, as an inactive user: false, empty, explained, never a defect", () =>
+      Effect.gen(function*() {
+        const { alice } = yield* people
+        const grants = yield* ObjectPermissions.ObjectPermissions
+        const q3 = ObjectPermissions.ref("reports.report", 3)
+        yield* grants.grantUser(alice.id, "reports.change_report", q3)
+        const auth = yield* AuthService.AuthService
+        const throwing = () => {
+          throw new Error("hostile")
+        }
+        const revoked = Proxy.revocable({ ...alice }, {})
+        revoked.revoke()
+        const idThrows = Object.defineProperty({ ...alice }, "id", { get: throwing })
+        const superIdThrows = Object.defineProperty({ ...alice, isSuperuser: true }, "id", { get: throwing })
+        const nobodies: ReadonlyArray<unknown> = [null, 42, "alice", hostile(), revoked.proxy, idThrows, superIdThrows]
+        for (const [i, nobody] of nobodies.entries()) {
+          const user = nobody as User
+          // (each asked inside `suspend`: a throw at the call is a defect here, not a test crash)
+          const answers = yield* Effect.all([
+            () => auth.hasPerm(user, "reports.view_report"),
+            () => auth.hasPerm(user, "reports.change_report", q3),
+            () => auth.hasPerms(user, ["reports.view_report"]),
+            () => auth.hasModulePerms(user, "reports"),
+            () => Effect.map(auth.getAllPermissions(user), (perms) => perms.size),
+            () => Effect.map(auth.getAllPermissions(user, q3), (perms) => perms.size),
+            () => Effect.map(auth.getUserPermissions(user), (perms) => perms.size),
+            () => Effect.map(auth.getGroupPermissions(user), (perms) => perms.size)
+          ].map((ask) => Effect.suspend<boolean | number, unknown, never>(ask)))
+          expect(answers, String(i)).toEqual([false, false, false, false, 0, 0, 0, 0])
+          const explained = yield* Effect.suspend(() => auth.explain(user, "reports.change_report", q3))
+          expect(explained, String(i)).toEqual({
+            username: "",
+            perm: "reports.change_report",
+            object: "reports.report:3",
+            granted: false,
+            decidedBy: undefined,
+            steps: [{ backend: "user", answer: "abstain", reasons: ["no user that can be read: no permissions"] }]
+          })
+        }
+        // the request cache keys answers by the user object: a Proxy is no trouble to it either
+        expect(yield* Permissions.withRequestCache(Effect.suspend(() => auth.hasPerm(hostile(), "reports.view_report"))))
+          .toBe(false)
+        expect(yield* auth.hasPerm(alice, "reports.change_report", q3)).toBe(true)
+      }).pipe(Effect.provide(app(objects()))))
+
     // An untyped caller's Proxy as `obj` died in ObjectPermissions.refOf (and, for a superuser,
     // threw out of `explain` at the call, naming the object).
     it.effect("an object that cannot be read (a Proxy whose every trap throws) is none the backend knows: false, an abstention", () =>
