@@ -24,11 +24,18 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+import { isStorable } from "./internal/wellFormed.js"
 import * as Permissions from "./Permissions.js"
+
+// What every store keeps as it is (`isStorable`): PostgreSQL refuses a NUL and writes a lone
+// surrogate as U+FFFD, where SQLite and memory kept both, so the engines answered each their own way.
+const storable = (s: string) => isStorable(s) || "no NUL or lone surrogate"
 
 /**
  * An object, as object permissions name it: its content type (`app_label.model`, Django's
- * `ContentType` natural key) and its primary key as a string.
+ * `ContentType` natural key, at most 201 characters) and its primary key as a string (1 to 255
+ * characters), neither with a NUL or a lone surrogate, which not every store keeps: the lengths
+ * are the SQL columns', in UTF-16 units.
  *
  * @example
  * ```ts
@@ -42,8 +49,8 @@ import * as Permissions from "./Permissions.js"
  * @category schemas
  */
 export const ObjectRef = Schema.Struct({
-  contentType: Schema.String.pipe(Schema.maxLength(201), Schema.pattern(/^[^.\s]+\.[^.\s]+$/)),
-  objectPk: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255))
+  contentType: Schema.String.pipe(Schema.maxLength(201), Schema.pattern(/^[^.\s]+\.[^.\s]+$/), Schema.filter(storable)),
+  objectPk: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.filter(storable))
 })
 
 /**
@@ -81,7 +88,8 @@ const isRef = Schema.is(ObjectRef)
 
 /**
  * The object reference of a `hasPerm` object, when it is one (anything with a valid `contentType`
- * and a string `objectPk` of its own); none for anything else, an object that throws when read
+ * and a string `objectPk` of its own, as {@link ObjectRef} checks them); none for anything else,
+ * an object that throws when read and one with a NUL or a lone surrogate (which no store keeps)
  * included.
  *
  * @example
@@ -213,6 +221,8 @@ const describe = (value: unknown): string => {
 const checkGrant = (operation: string, perm: unknown, obj: unknown): Effect.Effect<ObjectRef, ObjectPermissionsError> =>
   typeof perm !== "string" || !isPermission(perm)
     ? refuse(operation, `not a permission (app_label.codename): ${describe(perm)}`)
+    : !isStorable(perm)
+    ? refuse(operation, "permission must hold no NUL or lone surrogate")
     : checkRef(operation, obj)
 
 const checkRef = (operation: string, obj: unknown): Effect.Effect<ObjectRef, ObjectPermissionsError> => {
@@ -223,18 +233,24 @@ const checkRef = (operation: string, obj: unknown): Effect.Effect<ObjectRef, Obj
 }
 
 // Ids and group names are compared as strings: an untyped caller's number 1 was user "1" on
-// PostgreSQL and SQLite (which convert it) and nobody in memory.
+// PostgreSQL and SQLite (which convert it) and nobody in memory. And as every store keeps them:
+// at most the columns' 255 characters (UTF-16 units, as `User.UserId` counts; PostgreSQL's 255
+// characters hold at least as many) and no NUL or lone surrogate, which PostgreSQL refused (or
+// kept as U+FFFD) where SQLite and memory kept them.
+const whoMaxLength = 255
+const isWho = (who: unknown): who is string => typeof who === "string" && who.length <= whoMaxLength && isStorable(who)
+const whoRule = `a string of at most ${whoMaxLength} characters, no NUL or lone surrogate`
 const checkWho = (operation: string, field: "userId" | "group", who: unknown): Effect.Effect<string, ObjectPermissionsError> =>
-  typeof who === "string" ? Effect.succeed(who) : refuse(operation, `${field} must be a string`)
+  isWho(who) ? Effect.succeed(who) : refuse(operation, `${field} must be ${whoRule}`)
 
 const checkGroups = (operation: string, groups: unknown): Effect.Effect<ReadonlyArray<string>, ObjectPermissionsError> => {
-  const problem = refuse(operation, "groups must be a collection of group names")
+  const problem = refuse(operation, `groups must be a collection of group names, each ${whoRule}`)
   // (a string is a collection of its characters: refused, not read as groups "s", "t", ...)
   if (typeof groups === "string") return problem
   try {
     if (!Predicate.isIterable(groups)) return problem
     const names = Array.from(groups)
-    return names.every(Predicate.isString) ? Effect.succeed(names) : problem
+    return names.every(isWho) ? Effect.succeed(names) : problem
   } catch {
     // an iterable that throws when iterated, a Proxy whose traps throw
     return problem
@@ -243,12 +259,14 @@ const checkGroups = (operation: string, groups: unknown): Effect.Effect<Readonly
 
 /**
  * A store that checks every call's input before `store` sees it: a user id or a group name that
- * is a string, a permission that is one (`app_label.codename`, grants and revocations), a valid
- * object reference, and groups that are a collection of strings. Anything else, as an untyped
- * caller may hand over (`null`, a number, an object that throws when read), fails with
- * `ObjectPermissionsError` on every store alike, never a defect, and `store` is not asked. The
- * object reference `store` gets is a plain copy, read once. Both stores of this library are built
- * with it; so may stores of your own.
+ * is a string every store keeps as it is (at most 255 characters, the columns' limit, and no NUL
+ * or lone surrogate), a permission that is one (`app_label.codename`, grants and revocations,
+ * with no lone surrogate either), a valid object reference ({@link ObjectRef}), and groups that
+ * are a collection of such names. Anything else, as an untyped caller may hand over (`null`, a
+ * number, an object that throws when read, a value PostgreSQL refuses where SQLite and memory
+ * kept it), fails with `ObjectPermissionsError` on every store alike, never a defect, and `store`
+ * is not asked. The object reference `store` gets is a plain copy, read once. Both stores of this
+ * library are built with it; so may stores of your own.
  *
  * @example
  * ```ts

@@ -4,8 +4,9 @@
  * content type, object primary key, and the user id or group name), created by the `Migrator`
  * with their own bookkeeping table `effect_<prefix>object_permission_migrations`. Any database
  * failure, or no answer within `timeout`, is an `ObjectPermissionsError` (a `TransportError` of
- * `ObjectPermissionBackend`, HTTP 503); so is input of the wrong type, refused before the database
- * is asked, as the memory store refuses it (`ObjectPermissions.make`).
+ * `ObjectPermissionBackend`, HTTP 503); so is input of the wrong type, or that not every engine
+ * keeps as it is (a NUL, a lone surrogate, an id or group name past the columns' 255 characters),
+ * refused before the database is asked, as the memory store refuses it (`ObjectPermissions.make`).
  *
  * @example
  * ```ts

@@ -323,6 +323,59 @@ const suite = (name: string, objects: () => Layer.Layer<ObjectPermissions.Object
         expect(yield* grants.groupPermissions(["1", "analysts"], report)).toEqual(new Map())
         expect(ObjectPermissions.refOf(hostile)).toEqual(Option.none())
       }).pipe(Effect.provide(app(objects()))))
+
+    // PostgreSQL refused a NUL and an id past its varchar(255) (an ObjectPermissionsError), and
+    // wrote a lone surrogate as U+FFFD, where SQLite and memory stored each as given.
+    it.effect("an id, group, permission or object key that not every engine keeps is an ObjectPermissionsError on every store", () =>
+      Effect.gen(function*() {
+        const { alice } = yield* people
+        const grants = yield* ObjectPermissions.ObjectPermissions
+        const report = ObjectPermissions.ref("reports.report", 1)
+        const perm = "reports.view_report"
+        const badNames = ["bob\u0000", "dave\uD800", "\uDC00erin", "x".repeat(256)]
+        const badPerms = ["reports.view\u0000report", "reports.view_\uD800"]
+        const badRefs = [
+          { contentType: "reports.rep\u0000ort", objectPk: "1" },
+          { contentType: "reports.report\uD800", objectPk: "1" },
+          { contentType: "reports.report", objectPk: "4\u00002" },
+          { contentType: "reports.report", objectPk: "\uDC00" }
+        ]
+        const calls: Array<() => Effect.Effect<unknown, ObjectPermissions.ObjectPermissionsError>> = [
+          ...badNames.flatMap((name) => [
+            () => grants.grantUser(name, perm, report),
+            () => grants.revokeUser(name, perm, report),
+            () => grants.grantGroup(name, perm, report),
+            () => grants.revokeGroup(name, perm, report),
+            () => grants.userPermissions(name, report),
+            () => grants.groupPermissions(["analysts", name], report)
+          ]),
+          ...badPerms.flatMap((bad) => [() => grants.grantUser("1", bad, report), () => grants.grantGroup("analysts", bad, report)]),
+          ...badRefs.flatMap((ref) => [
+            () => grants.grantUser("1", perm, ref),
+            () => grants.revokeGroup("analysts", perm, ref),
+            () => grants.userPermissions("1", ref),
+            () => grants.groupPermissions(["analysts"], ref)
+          ])
+        ]
+        for (const [i, call] of calls.entries()) {
+          const exit = yield* Effect.exit(Effect.suspend(call))
+          expect(exit._tag === "Failure" && exit.cause._tag === "Fail" ? exit.cause.error._tag : exit._tag, String(i))
+            .toBe("ObjectPermissionsError")
+        }
+        // nothing was written; no such object is a reference, so the backend abstains (no 503)
+        for (const ref of badRefs) {
+          expect(ObjectPermissions.refOf(ref)).toEqual(Option.none())
+          expect(yield* AuthService.hasPerm(alice, perm, ref)).toBe(false)
+        }
+        // at the limits, kept and found again alike on every engine
+        const longest = "x".repeat(255)
+        const astral = "\u{1F600}".repeat(127)
+        const far = ObjectPermissions.ref("reports.report", "9".repeat(255))
+        yield* grants.grantUser(longest, perm, far)
+        yield* grants.grantGroup(astral, perm, far)
+        expect(yield* grants.userPermissions(longest, far)).toEqual(new Set([perm]))
+        expect(yield* grants.groupPermissions([astral], far)).toEqual(new Map([[astral, new Set([perm])]]))
+      }).pipe(Effect.provide(app(objects()))))
   })
 
 suite("memory", () => ObjectPermissions.layerMemory)
