@@ -132,7 +132,7 @@ export interface Options {
 }
 
 /**
- * The store could not answer.
+ * The store could not answer, or `reset` was given a target that is no string.
  *
  * @example
  * ```ts
@@ -332,9 +332,12 @@ export interface Service {
    * Clears every record of a username or an address (its own key and the pairs it is in, second
    * factor's `otp-` keys included), or one exact key (`username:alice`, `otp-username:alice`);
    * answers the keys deleted. A username is folded as the keys are
-   * (`reset(" ALICE ")` clears `alice`'s records); an exact key is taken as written. Publishes
+   * (`reset(" ALICE ")` clears `alice`'s records); an exact key is taken as written, a NUL or a
+   * lone surrogate in it read as U+FFFD, as every store keeps the keys. Publishes
    * `Unlocked` for each lock it lifts. The keys are asked of the store (`Store.find`), not found by
-   * reading every record; answered sorted.
+   * reading every record; answered sorted. A target that is no string (from an untyped caller:
+   * a number, `null`, a Proxy) fails with `LockoutStoreError` (operation `"reset"`) on every
+   * store, and nothing is cleared.
    */
   readonly reset: (target: string) => Effect.Effect<ReadonlyArray<string>, LockoutStoreError>
 }
@@ -872,7 +875,9 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
     // ones (`otp-`). A store may answer more than asked (SQLite's LIKE ignores case, neither LIKE
     // nor a glob knows the `|` rule), so each key is tested again.
     const queryOf = (target: string): KeyQuery => {
-      if (/^((otp-)?username|ip|(otp-)?username-ip):/.test(target)) return { exact: [target], pairs: [] }
+      // An exact key as the stores hold it (`wellFormedKey`): PostgreSQL failed on a NUL that
+      // memory and Redis looked up, and the record of name "bob\0" is `username:bob\uFFFD`.
+      if (/^((otp-)?username|ip|(otp-)?username-ip):/.test(target)) return { exact: [wellFormedKey(target)], pairs: [] }
       const address = IpAddress.parse(target)
       if (address !== undefined) {
         const ip = IpAddress.counted(address, ipv6Prefix)
@@ -887,8 +892,13 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
         pairs: [{ prefix: "username-ip:", suffix: `|${name}` }, { prefix: "otp-username-ip:", suffix: `|${name}` }]
       }
     }
+    // A target that is no string (an untyped caller's number, `null`, a Proxy) names nothing: a
+    // typed failure before any store is asked; `queryOf` threw on it (a defect).
+    const badTarget = Effect.fail(
+      new LockoutStoreError({ operation: "reset", message: "target must be a string: a username, an address or a key" })
+    )
     const reset: Service["reset"] = (target) =>
-      Effect.gen(function*() {
+      typeof target !== "string" ? badTarget : Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const query = queryOf(target)
         const found = store.find === undefined
@@ -1011,7 +1021,8 @@ export const list: Effect.Effect<ReadonlyArray<Entry>, LockoutStoreError, Lockou
 )
 
 /**
- * Clears the records of a username, an address or one key, with the `Lockout` in context.
+ * Clears the records of a username, an address or one key, with the `Lockout` in context. A
+ * target that is no string is a `LockoutStoreError`, never a defect.
  *
  * @example
  * ```ts

@@ -15,6 +15,7 @@ import {
   exactlyTheLimitGetsThrough,
   noCountIsLost,
   oddAddressesCountByName,
+  oddResetTargets,
   resetFindsItsKeys,
   tagOf
 } from "./utils/lockout.js"
@@ -78,6 +79,14 @@ describe.skipIf(Redis.missing)("Lockout on Redis", () => {
     const { backend } = counting()
     return Effect.gen(function*() {
       yield* oddAddressesCountByName(yield* instance(prefix, backend, { by: "username-or-ip", limit: 2 }))
+    }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
+  })
+
+  it.live("reset of a target that is no string is a LockoutStoreError; an exact key is read as the keys are kept", () => {
+    const prefix = Redis.uniquePrefix("lockout")
+    const { backend } = counting()
+    return Effect.gen(function*() {
+      yield* oddResetTargets(yield* instance(prefix, backend, { by: "username", limit: 5 }))
     }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
   })
 

@@ -20,6 +20,7 @@ import {
   illFormedNamesCount,
   noCountIsLost,
   oddAddressesCountByName,
+  oddResetTargets,
   resetFindsItsKeys,
   tagOf
 } from "./utils/lockout.js"
@@ -106,6 +107,14 @@ describe.skipIf(Postgres.missing)("Lockout on PostgreSQL", () => {
     }).pipe(Effect.scoped, Effect.ensuring(dropLockoutTables(prefix)))
   })
 
+  it.live("reset of a target that is no string is a LockoutStoreError; an exact key is read as the rows keep it", () => {
+    const prefix = Postgres.uniquePrefix("lockout")
+    const { backend } = counting()
+    return Effect.gen(function*() {
+      yield* oddResetTargets(yield* instance(pool(), backend, { tablePrefix: prefix, by: "username", limit: 5 }))
+    }).pipe(Effect.scoped, Effect.ensuring(dropLockoutTables(prefix)))
+  })
+
   it.live("a refunded attempt (backend down) does not count, and a success resets", () => {
     const prefix = Postgres.uniquePrefix("lockout")
     return Effect.gen(function*() {
@@ -174,6 +183,13 @@ describe("Lockout on SQLite", () => {
     const { backend } = counting()
     return Effect.gen(function*() {
       yield* oddAddressesCountByName(yield* instance(sqlite(), backend, { by: "username-or-ip", limit: 2 }))
+    }).pipe(Effect.scoped)
+  })
+
+  it.live("reset of a target that is no string is a LockoutStoreError; an exact key is read as the rows keep it", () => {
+    const { backend } = counting()
+    return Effect.gen(function*() {
+      yield* oddResetTargets(yield* instance(sqlite(), backend, { by: "username", limit: 5 }))
     }).pipe(Effect.scoped)
   })
 

@@ -28,7 +28,7 @@ import * as IpAddress from "../src/internal/ipAddress.js"
 import * as Lockout from "../src/Lockout.js"
 import * as TestAuth from "../src/testing/TestAuth.js"
 import * as TestBackend from "../src/testing/TestBackend.js"
-import { illFormedNames, oddRequests, resetFindsItsKeys } from "./utils/lockout.js"
+import { illFormedNames, oddRequests, oddResetTargets, resetFindsItsKeys } from "./utils/lockout.js"
 
 const alice = TestBackend.user("alice")
 
@@ -213,6 +213,12 @@ describe("Lockout: the memory store", () => {
 
   it.effect("reset finds a name's and an address's records without reading every one", () =>
     resetFindsItsKeys(Lockout.memoryStore()))
+
+  // reset(42) died in `usernameKey` (42.slice), reset(Proxy) in the key pattern's test.
+  it.effect("reset of a target that is no string is a LockoutStoreError; an exact key is read as the records keep it", () =>
+    Effect.gen(function*() {
+      yield* oddResetTargets({ auth: yield* AuthService.AuthService, lockout: yield* Lockout.Lockout })
+    }).pipe(Effect.provide(setup({ by: "username", limit: 5 }).layer)))
 
   it.effect("a name with a NUL or a lone surrogate is one key, as in the SQL stores", () => {
     const { layer, seen } = setup({ by: "username", limit: 2 })

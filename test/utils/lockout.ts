@@ -180,3 +180,46 @@ export const resetFindsItsKeys = (store: Lockout.Store) =>
     expect(yield* lockout.reset("*")).toEqual(["username-ip:10.0.0.3|*"])
     expect((yield* store.list(now)).map((entry) => entry.key)).toEqual(["username-ip:10.0.0.3|_lice"])
   })
+
+/** Targets an untyped caller may hand `reset` that are no string. */
+export const oddTargets = (): ReadonlyArray<unknown> => {
+  const throwing = () => {
+    throw new Error("hostile")
+  }
+  const revoked = Proxy.revocable({}, {})
+  revoked.revoke()
+  return [
+    42,
+    null,
+    undefined,
+    ["alice"],
+    { toString: () => "alice" },
+    new Proxy({}, { get: throwing, has: throwing, getPrototypeOf: throwing }),
+    revoked.proxy
+  ]
+}
+
+/**
+ * The reset law for an untyped caller's targets, for every store (an instance by "username"): one
+ * that is no string ({@link oddTargets}) is a LockoutStoreError, never a defect, and nothing is
+ * cleared; an exact key with a NUL or a lone surrogate names the record as the store keeps it
+ * (PostgreSQL failed on the NUL, the other stores found nothing).
+ */
+export const oddResetTargets = (a: Instance) =>
+  Effect.gen(function*() {
+    for (const username of ["carol", "bob\u0000", "dave\uD800"]) {
+      yield* Effect.exit(a.auth.authenticate({ username, password: "wrong" }))
+    }
+    const keys = Effect.map(a.lockout.list, (entries) => entries.map((entry) => entry.key))
+    const before = yield* keys
+    expect(before).toEqual(["username:bob\uFFFD", "username:carol", "username:dave\uFFFD"])
+    for (const [i, target] of oddTargets().entries()) {
+      const exit = yield* Effect.exit(Effect.suspend(() => a.lockout.reset(target as string)))
+      const outcome = Exit.isSuccess(exit) ? "success" : exit.cause._tag === "Fail" ? exit.cause.error : "defect"
+      expect(outcome, String(i)).toMatchObject({ _tag: "LockoutStoreError", operation: "reset" })
+    }
+    expect(yield* keys).toEqual(before)
+    expect(yield* a.lockout.reset("username:bob\u0000")).toEqual(["username:bob\uFFFD"])
+    expect(yield* a.lockout.reset("username:dave\uD800")).toEqual(["username:dave\uFFFD"])
+    expect(yield* keys).toEqual(["username:carol"])
+  })
