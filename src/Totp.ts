@@ -74,8 +74,9 @@ export interface Options {
 /** The widest drift window: ±10 steps (five minutes each way at 30 s) is already generous. */
 const MAX_WINDOW = 10
 
-const problemOf = (options: Options = {}): string | undefined => {
-  const s = settings(options)
+// (`undefined`: options that cannot be read, see `readSettings`)
+const problemOf = (s: Settings | undefined): string | undefined => {
+  if (s === undefined) return "options must be an object whose fields can be read"
   const integerIn = (n: number, min: number, max: number) => Number.isSafeInteger(n) && n >= min && n <= max
   if (!integerIn(s.digits, 6, 8)) return "digits must be an integer from 6 to 8"
   if (!integerIn(s.period, 1, Number.MAX_SAFE_INTEGER)) return "period must be a positive integer (seconds)"
@@ -89,8 +90,9 @@ const problemOf = (options: Options = {}): string | undefined => {
 /**
  * Checks `options` (a typed `number` can still be 0, fractional or huge at run time, from a
  * config file say): digits an integer from 6 to 8, period a positive integer, window an integer
- * from 0 to 10, a known algorithm. Anything else is an `AuthConfigError` whose message starts
- * with `module`. `TotpBackend` checks its options with it when it is built.
+ * from 0 to 10, a known algorithm. Anything else, options that throw when read included, is an
+ * `AuthConfigError` whose message starts with `module`. `TotpBackend` checks its options with it
+ * when it is built.
  *
  * @example
  * ```ts
@@ -104,16 +106,36 @@ const problemOf = (options: Options = {}): string | undefined => {
  * @category models
  */
 export const checkOptions = (options?: Options, module = "Totp"): Effect.Effect<void, AuthConfigError> => {
-  const problem = problemOf(options)
+  const problem = problemOf(readSettings(options))
   return problem === undefined ? Effect.void : Effect.fail(new AuthConfigError({ message: `${module}: ${problem}` }))
 }
 
-const settings = (options: Options = {}) => ({
+interface Settings {
+  readonly digits: number
+  readonly period: number
+  readonly algorithm: Algorithm
+  readonly window: number
+  readonly after: number | undefined
+}
+
+const settings = (options: Options & { readonly after?: number | undefined } = {}): Settings => ({
   digits: options.digits ?? 6,
   period: options.period ?? 30,
   algorithm: options.algorithm ?? "SHA1",
-  window: options.window ?? 1
+  window: options.window ?? 1,
+  after: options.after
 })
+
+// The options read once, into plain values: options of an untyped caller that throw when read (a
+// getter, a Proxy whose traps throw) are none, which `problemOf` refuses, where the throw escaped
+// `verify` and `checkOptions`.
+const readSettings = (options: (Options & { readonly after?: number | undefined }) | undefined): Settings | undefined => {
+  try {
+    return settings(options)
+  } catch {
+    return undefined
+  }
+}
 
 // --- base32 (RFC 4648, no padding: what authenticator apps read) --------------------------------
 
@@ -265,9 +287,10 @@ export const generate = (
 /**
  * Checks `code` against the time steps within `window` of `timeMillis`, and answers the step it
  * matched. Steps at or before `after` are refused: pass the last step a user logged in with, and
- * a code cannot be used twice (RFC 6238 §5.2). Options {@link checkOptions} refuses, a time
- * that is not a finite number, or a code or secret that holds no string (from an untyped caller:
- * a number, a wiped `Redacted`, a Proxy whose traps throw) match nothing.
+ * a code cannot be used twice (RFC 6238 §5.2). Options {@link checkOptions} refuses (options that
+ * throw when read, a Proxy whose traps throw, included), a time that is not a finite number, or a
+ * code or secret that holds no string (from an untyped caller: a number, a wiped `Redacted`, a
+ * Proxy whose traps throw) match nothing.
  *
  * @example
  * ```ts
@@ -288,9 +311,9 @@ export const verify = (
   timeMillis: number,
   options?: Options & { readonly after?: number | undefined }
 ): Option.Option<number> => {
-  const s = settings(options)
+  const s = readSettings(options)
   // A zero period made every step Infinity, which BigInt refused with a RangeError (a defect).
-  if (problemOf(s) !== undefined || !Number.isFinite(timeMillis)) return Option.none()
+  if (s === undefined || problemOf(s) !== undefined || !Number.isFinite(timeMillis)) return Option.none()
   // (untyped callers hand over numbers or wiped values: no code)
   const text = typeof code === "string" ? code : textOf(code)
   if (text === undefined) return Option.none()
@@ -307,7 +330,7 @@ export const verify = (
   for (let counter = now - s.window; counter <= now + s.window; counter++) {
     if (counter < 0) continue
     const expected = Buffer.from(hotp(key, counter, s.digits, s.algorithm))
-    if (timingSafeEqual(expected, given) && (options?.after === undefined || counter > options.after)) {
+    if (timingSafeEqual(expected, given) && (s.after === undefined || counter > s.after)) {
       matched ??= counter
     }
   }

@@ -95,6 +95,25 @@ describe("Totp", () => {
     Effect.runSync(Totp.checkOptions({ digits: 8, period: 60, window: 10, algorithm: "SHA256" }))
   })
 
+  // settings() read the options outside any guard: the throw escaped verify and checkOptions.
+  it("options that throw when read (a Proxy whose traps throw, a getter) match nothing and are an AuthConfigError", () => {
+    const secret = Totp.generateSecret()
+    const now = Date.now()
+    const code = Totp.generate(secret, now)
+    const afterThrows = Object.defineProperty({}, "after", {
+      get: () => {
+        throw new Error("hostile")
+      }
+    })
+    for (const options of [hostile(), afterThrows]) {
+      expect(Totp.verify(secret, code, now, options)).toEqual(Option.none())
+    }
+    expect(Effect.runSync(Effect.flip(Totp.checkOptions(hostile()))).message).toBe(
+      "Totp: options must be an object whose fields can be read"
+    )
+    expect(Totp.verify(secret, code, now, { after: Totp.counterAt(now) - 2 })).toEqual(Option.some(Totp.counterAt(now)))
+  })
+
   it("base32 round-trips any bytes, and decodes as people type it", () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
       const text = Totp.base32Encode(bytes)
