@@ -47,7 +47,6 @@ import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Predicate from "effect/Predicate"
 import * as Tracer from "effect/Tracer"
 import type * as AuthBackend from "./AuthBackend.js"
 import * as AuthError from "./AuthError.js"
@@ -58,6 +57,7 @@ import * as Credentials from "./Credentials.js"
 import * as AuthAttempt from "./internal/authAttempt.js"
 import { type CompiledBackend, compile, DecodeCache } from "./internal/compiledBackend.js"
 import * as ControlFold from "./internal/controlFold.js"
+import { collectionOf } from "./internal/collection.js"
 import * as CredentialsDecoder from "./internal/credentialsDecoder.js"
 import * as RefusedSecret from "./internal/refusedSecret.js"
 import { isUserId } from "./internal/userId.js"
@@ -619,17 +619,18 @@ const fromBackends = (
   const hasPerms = (user: User, perms: Iterable<string>, obj?: unknown) => {
     // Django raises ValueError for a str (`Iterable<string>` here: its characters, and "" none at
     // all, so true for anybody) and for what is not iterable: refused, never granted nor thrown.
-    if (typeof perms === "string") return Effect.succeed(false)
     // Read once, at the call (the effect may run again; a generator would be spent by then): an
     // iterable that throws while read is refused too, and so is a Proxy whose traps throw, which
     // throws as soon as it is asked whether it is iterable (`Symbol.iterator in perms`).
-    let list: Array<string>
+    let read: ReadonlyArray<unknown> | undefined
     try {
-      if (!Predicate.isIterable(perms)) return Effect.succeed(false)
-      list = Array.from(perms)
+      read = collectionOf(perms)
     } catch {
       return Effect.succeed(false)
     }
+    if (read === undefined) return Effect.succeed(false)
+    // (an item that is no permission string is refused by `hasPerm` itself)
+    const list = read as ReadonlyArray<string>
     const step = (i: number): Effect.Effect<boolean, AuthError.TransportError> =>
       i >= list.length
         ? Effect.succeed(true)

@@ -22,8 +22,8 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+import { collectionOf } from "./internal/collection.js"
 import { isStorable } from "./internal/wellFormed.js"
 import * as Permissions from "./Permissions.js"
 
@@ -246,11 +246,9 @@ const checkWho = (operation: string, field: "userId" | "group", who: unknown): E
 const checkGroups = (operation: string, groups: unknown): Effect.Effect<ReadonlyArray<string>, ObjectPermissionsError> => {
   const problem = refuse(operation, `groups must be a collection of group names, each ${whoRule}`)
   // (a string is a collection of its characters: refused, not read as groups "s", "t", ...)
-  if (typeof groups === "string") return problem
   try {
-    if (!Predicate.isIterable(groups)) return problem
-    const names = Array.from(groups)
-    return names.every(isWho) ? Effect.succeed(names) : problem
+    const names = collectionOf(groups)
+    return names !== undefined && names.every(isWho) ? Effect.succeed(names) : problem
   } catch {
     // an iterable that throws when iterated, a Proxy whose traps throw
     return problem

@@ -26,11 +26,11 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { textOf } from "./internal/redactedString.js"
 import { isUserId } from "./internal/userId.js"
+import { collectionOf } from "./internal/collection.js"
 import { isStorable } from "./internal/wellFormed.js"
 
 /**
@@ -216,9 +216,7 @@ const hashOf = (raw: unknown): string =>
 
 const hashesOf = (field: string, raw: unknown): ReadonlyArray<string> =>
   // (a string is a collection of its characters: refused, not stored as one code per character)
-  typeof raw === "string" || !Predicate.isIterable(raw)
-    ? refuse(`${field} must be a collection of recovery code hashes`)
-    : Array.from(raw, hashOf)
+  collectionOf(raw)?.map(hashOf) ?? refuse(`${field} must be a collection of recovery code hashes`)
 
 const fieldOf = (what: string, raw: unknown, key: string): unknown =>
   typeof raw === "object" && raw !== null ? (raw as Record<string, unknown>)[key] : refuse(`${what} must be an object`)

@@ -3,13 +3,13 @@ import { randomInt } from "node:crypto"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as UserStore from "../UserStore.js"
 import * as User from "../User.js"
 import { boundedNfkc } from "./codePoints.js"
 import { treeMessage } from "./parseErrors.js"
 import { textOf } from "./redactedString.js"
+import { collectionOf } from "./collection.js"
 import { isStorable } from "./wellFormed.js"
 
 /**
@@ -71,10 +71,12 @@ export const groupNames = decode(Schema.Array(UserStore.GroupName), "groups")
 
 /** Group names as an untyped caller may hand them over: any iterable, or InvalidInput (`null`). @internal */
 export const groupNamesOf = (raw: unknown): Effect.Effect<ReadonlyArray<string>, UserStore.InvalidInput> =>
-  readInput("groups", () =>
-    typeof raw === "string" || !Predicate.isIterable(raw)
+  readInput("groups", () => {
+    const names = collectionOf(raw)
+    return names === undefined
       ? Effect.fail(new UserStore.InvalidInput({ field: "groups", message: "must be a collection of group names" }))
-      : groupNames(Array.from(raw)))
+      : groupNames(names)
+  })
 
 /** The `{ from, to }` of `upgradePasswordHash`, each checked as a hash; `null` is InvalidInput. @internal */
 export const hashChange = (raw: unknown): Effect.Effect<{ readonly from: string; readonly to: string }, UserStore.InvalidInput> =>

@@ -1,0 +1,13 @@
+import * as Predicate from "effect/Predicate"
+
+/**
+ * The items of a collection as an untyped caller hands it over, read once into an array: any
+ * iterable but a string, which is a collection of its characters and never meant as one (the
+ * groups `"staff"` are not `s`, `t`, `a`, `f`); `undefined` for anything else. Reading may throw
+ * (an iterable that throws, a Proxy whose traps throw as soon as it is asked whether it is
+ * iterable): the caller's guard decides what that means.
+ *
+ * @internal
+ */
+export const collectionOf = (raw: unknown): Array<unknown> | undefined =>
+  typeof raw !== "string" && Predicate.isIterable(raw) ? Array.from(raw) : undefined
