@@ -1,4 +1,4 @@
-import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
+import { FetchHttpClient, HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Cause, Config, ConfigError, ConfigProvider, Effect, Exit, Fiber, Layer, Option, Redacted, Schedule, Schema, TestClock } from "effect"
@@ -362,6 +362,73 @@ describe("HttpBackend: TransportError, without the request body in the cause", (
         )
       }).pipe(Effect.scoped))
   }
+
+  // The platform's clients keep the body they were handed under the response (`original.source.body`),
+  // and a body without a length is read from there, without a stream per exchange. A client that
+  // keeps nothing of the kind (its own response type, a wrapper) is read through `response.stream`,
+  // with the same ceiling and the same errors.
+  const counting = (layer: Layer.Layer<HttpClient.HttpClient>, hideSource: boolean) => {
+    const reads = { stream: 0 }
+    const wrapped = Layer.effect(
+      HttpClient.HttpClient,
+      Effect.map(HttpClient.HttpClient, (client) =>
+        HttpClient.transformResponse(client, Effect.map((response) =>
+          new Proxy(response, {
+            get: (target, key) => {
+              if (hideSource && (key === "original" || key === "source")) return undefined
+              if (key === "stream") reads.stream++
+              return Reflect.get(target, key, target)
+            }
+          }))))
+    ).pipe(Layer.provide(layer))
+    return { reads, wrapped }
+  }
+  for (const [name, layer] of clients) {
+    it.scoped(`a chunked body on ${name} is read from the client's own body, not through response.stream`, () =>
+      Effect.gen(function*() {
+        const { reads, wrapped } = counting(layer, false)
+        const backend = yield* backendFor(yield* withPeer(), {}, yield* built(wrapped))
+        expect((yield* backend.authenticate(login("chunked"), undefined)).username).toBe("alice")
+        const huge = transportErrorOf(yield* Effect.exit(backend.authenticate(login("huge-chunked"), undefined)))
+        expect(String(huge.cause)).toContain("response body larger than 1048576 bytes")
+        expect(reads.stream).toBe(0)
+      }))
+
+    it.scoped(`a response on ${name} that keeps no source of its own is read through response.stream, the same ceiling`, () =>
+      Effect.gen(function*() {
+        const { reads, wrapped } = counting(layer, true)
+        const peer = yield* withPeer()
+        const backend = yield* backendFor(peer, {}, yield* built(wrapped))
+        expect((yield* backend.authenticate(login("chunked"), undefined)).username).toBe("alice")
+        expect(reads.stream).toBe(1)
+        const huge = transportErrorOf(yield* Effect.exit(backend.authenticate(login("huge-chunked"), undefined)))
+        expect(String(huge.cause)).toBe(`POST ${peer.url}/authenticate: response body larger than 1048576 bytes`)
+        const cut = transportErrorOf(yield* Effect.exit(backend.authenticate(login("chunked-cut"), undefined)))
+        expect(String(cut.cause)).toMatch(new RegExp(`^POST ${peer.url}/authenticate: response body could not be read \\(status 200\\)`))
+        expect(reads.stream).toBe(3)
+      }))
+  }
+
+  it.scoped("a client whose body hands over chunks that are no bytes is a TransportError, not a defect", () =>
+    Effect.gen(function*() {
+      const strings = Layer.succeed(
+        HttpClient.HttpClient,
+        HttpClient.make((request) =>
+          Effect.succeed(HttpClientResponse.fromWeb(
+            request,
+            new Response(new ReadableStream<string>({
+              start: (controller) => {
+                controller.enqueue("{\"id\": \"1\"}")
+                controller.close()
+              }
+            }) as unknown as ReadableStream<Uint8Array>, { headers: { "content-type": "application/json" } })
+          ))
+        )
+      )
+      const backend = yield* HttpBackend.make({ baseUrl: "http://127.0.0.1:9", user: UserFromBody }).pipe(Effect.provide(strings))
+      const error = transportErrorOf(yield* Effect.exit(backend.authenticate(login("alice"), undefined)))
+      expect(String(error.cause)).toBe("POST http://127.0.0.1:9/authenticate: response body could not be read (status 200) (TypeError)")
+    }))
 
   it.scoped("a body of the wrong shape names the failing paths, not the values", () =>
     Effect.gen(function*() {
