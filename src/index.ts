@@ -153,6 +153,20 @@ export * as Csrf from "./http/Csrf.js"
 export * as CurrentUser from "./http/CurrentUser.js"
 
 /**
+ * Bindings of an external identity (a provider's stable `sub`) to a local user, so a username
+ * chosen or reassigned at the provider cannot log into someone else's account.
+ *
+ * @example
+ * ```ts
+ * import { ExternalIdentities } from "effect-auth"
+ * ```
+ *
+ * @since 0.3.0
+ * @category exports
+ */
+export * as ExternalIdentities from "./ExternalIdentities.js"
+
+/**
  * @example
  * ```ts
  * import { HttpBackend } from "effect-auth"
@@ -354,6 +368,17 @@ export * as Session from "./Session.js"
  * @category exports
  */
 export * as SessionStore from "./SessionStore.js"
+
+/**
+ * @example
+ * ```ts
+ * import { SqlExternalIdentities } from "effect-auth"
+ * ```
+ *
+ * @since 0.3.0
+ * @category exports
+ */
+export * as SqlExternalIdentities from "./SqlExternalIdentities.js"
 
 /**
  * @example

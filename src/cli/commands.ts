@@ -30,6 +30,7 @@ import * as ObjectPermissions from "../ObjectPermissions.js"
 import * as PasswordHasher from "../PasswordHasher.js"
 import * as PasswordValidation from "../PasswordValidation.js"
 import * as Permissions from "../Permissions.js"
+import * as SqlExternalIdentities from "../SqlExternalIdentities.js"
 import * as SqlLockoutStore from "../SqlLockoutStore.js"
 import * as SqlObjectPermissions from "../SqlObjectPermissions.js"
 import * as SqlSessionStore from "../SqlSessionStore.js"
@@ -293,11 +294,15 @@ const migrate = Command.make("migrate", databaseOptions, ({ db }) =>
     yield* Effect.mapError(SqlObjectPermissions.migrate(), (error) => new CliError({ message: `object permission tables: ${error.message}` }))
     yield* Effect.mapError(SqlTotpStore.migrate(), (error) => new CliError({ message: `TOTP tables: ${error.message}` }))
     yield* Effect.mapError(SqlLockoutStore.migrate(), (error) => new CliError({ message: `lockout table: ${error.message}` }))
+    yield* Effect.mapError(
+      SqlExternalIdentities.migrate(),
+      (error) => new CliError({ message: `external identity table: ${error.message}` })
+    )
     yield* Console.log(
-      `Migrated ${describeDatabase(db)}: users, sessions, object permissions, TOTP devices and lockouts are up to date.`
+      `Migrated ${describeDatabase(db)}: users, sessions, object permissions, TOTP devices, lockouts and external identities are up to date.`
     )
   }).pipe(Effect.provide(openDatabase(db)))).pipe(
-    Command.withDescription("Create or update the tables: users, sessions, object permissions, TOTP devices, lockouts")
+    Command.withDescription("Create or update the tables: users, sessions, object permissions, TOTP devices, lockouts, external identities")
   )
 
 const username = Args.text({ name: "USERNAME" })

@@ -1,0 +1,250 @@
+/**
+ * Which local user an external identity is: bindings of `(provider, subject)` to a local user id,
+ * django-allauth's `SocialAccount(provider, uid) -> user`.
+ *
+ * A provider's `preferred_username` (GitLab, a GitHub login, Azure AD's UPN, Keycloak with
+ * editable usernames) may be chosen by the user, or released and taken by someone else; only the
+ * subject (OIDC's `sub`, with the issuer) is stable and never reassigned (OIDC Core 5.7). Once a
+ * login has bound its subject to a local user, `Provisioning` finds that user by the binding, not
+ * by the name the provider sends, and refuses another subject presenting the same name (see
+ * `Provisioning.Options.identities`; `OidcBackend` requires this service).
+ *
+ * A binding is one row per `(provider, subject)`, and a user has at most one subject per
+ * provider. `bind` is atomic and never overwrites: of two concurrent binds of one subject (or of
+ * one user), exactly one succeeds. `unbind` is for admins: account recovery, or a user who moved
+ * to another account at the provider (their next login binds the new subject). `SqlExternalIdentities`
+ * keeps the bindings in SQLite or PostgreSQL; {@link layerMemory} in this process (tests, one
+ * instance). The stores of this library never reuse a user id; a user store of your own that does
+ * must `unbind` a user it deletes.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ExternalIdentities } from "effect-auth"
+ *
+ * // an admin's account recovery: alice's next login through the provider binds its subject anew
+ * const recover = (userId: string) =>
+ *   Effect.flatMap(ExternalIdentities.ExternalIdentities, (identities) =>
+ *     identities.unbind("https://sso.example.com/realms/staff", userId))
+ * ```
+ *
+ * @since 0.3.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import { isUserId } from "./internal/userId.js"
+import { isStorable } from "./internal/wellFormed.js"
+
+/**
+ * A store operation that failed: the database could not be reached or answered garbage, or the
+ * input was none a store can hold (see {@link make}). A backend turns it into a `TransportError`.
+ *
+ * @example
+ * ```ts
+ * import { ExternalIdentities } from "effect-auth"
+ *
+ * const error = new ExternalIdentities.ExternalIdentitiesError({ operation: "find", message: "the database did not answer" })
+ * ```
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class ExternalIdentitiesError extends Schema.TaggedError<ExternalIdentitiesError>(
+  "effect-auth/ExternalIdentitiesError"
+)(
+  "ExternalIdentitiesError",
+  { operation: Schema.String, message: Schema.String }
+) {}
+
+/**
+ * What a store offers. `provider` is the namespace of the subjects (`OidcBackend` uses its
+ * issuer); every store checks its input first (see {@link make}): what it cannot hold alike on
+ * every engine is an {@link ExternalIdentitiesError}, and nothing is written.
+ *
+ * @example
+ * ```ts
+ * import type { ExternalIdentities } from "effect-auth"
+ *
+ * const whoIs = (identities: ExternalIdentities.Service, sub: string) => identities.find("https://accounts.google.com/", sub)
+ * ```
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Service {
+  /** The id of the local user `subject` of `provider` is bound to. */
+  readonly find: (provider: string, subject: string) => Effect.Effect<Option.Option<string>, ExternalIdentitiesError>
+  /** The subject of `provider` the local user `userId` is bound to. */
+  readonly subjectOf: (provider: string, userId: string) => Effect.Effect<Option.Option<string>, ExternalIdentitiesError>
+  /**
+   * Binds `subject` of `provider` to the local user `userId`, unless that subject or that user is
+   * bound at `provider` already; answers whether it did. Atomic, and never overwrites: of
+   * concurrent binds of one subject or of one user, exactly one answers `true`.
+   */
+  readonly bind: (provider: string, subject: string, userId: string) => Effect.Effect<boolean, ExternalIdentitiesError>
+  /** Removes the binding of `userId` at `provider` (for admins); answers whether there was one. */
+  readonly unbind: (provider: string, userId: string) => Effect.Effect<boolean, ExternalIdentitiesError>
+}
+
+/**
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ExternalIdentities } from "effect-auth"
+ *
+ * const boundTo = (provider: string, subject: string) =>
+ *   Effect.flatMap(ExternalIdentities.ExternalIdentities, (identities) => identities.find(provider, subject))
+ * ```
+ *
+ * @since 0.3.0
+ * @category tags
+ */
+export class ExternalIdentities extends Context.Tag("effect-auth/ExternalIdentities")<ExternalIdentities, Service>() {}
+
+// --- input -------------------------------------------------------------------------------------
+
+// What an untyped caller may hand over (null, a number, an object whose getter throws) is refused
+// here, before any store sees it, alike on every engine.
+
+class Refused {
+  constructor(readonly message: string) {}
+}
+const refuse = (message: string): never => {
+  throw new Refused(message)
+}
+
+/** The columns' bounds: `provider`, `subject` and `user_id` are varchar(255). */
+const textOf = (field: string, raw: unknown): string =>
+  typeof raw === "string" && raw.length >= 1 && raw.length <= 255 && isStorable(raw)
+    ? raw
+    : refuse(`${field} must be a string of 1 to 255 characters, no NUL or lone surrogate`)
+
+const userIdOf = (raw: unknown): string =>
+  isUserId(raw) && isStorable(raw) ? raw : refuse("userId must be a user id: 1 to 255 characters, no NUL or lone surrogate")
+
+// Reads and checks the input of `operation`, then runs it on what was read. (Only the reading is
+// caught: a store that throws is a defect of that store, not bad input.)
+const checked = <I, A>(
+  operation: string,
+  read: () => I,
+  run: (input: I) => Effect.Effect<A, ExternalIdentitiesError>
+): Effect.Effect<A, ExternalIdentitiesError> =>
+  Effect.suspend(() => {
+    let input: I
+    try {
+      input = read()
+    } catch (error) {
+      const message = error instanceof Refused ? error.message : "the input could not be read"
+      return Effect.fail(new ExternalIdentitiesError({ operation, message }))
+    }
+    return run(input)
+  })
+
+/**
+ * A store that checks every call's input before `store` sees it: a provider and a subject of 1 to
+ * 255 characters, a user id (1 to 255 characters), no NUL or lone surrogate in any of them.
+ * Anything else, as an untyped caller may hand over (`null`, `42`, an object), fails with an
+ * {@link ExternalIdentitiesError} on every store alike, never a defect, and `store` is not asked,
+ * so nothing is written. Both stores of this library are built with it; so may stores of your own.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ExternalIdentities } from "effect-auth"
+ *
+ * // a store of your own: each unbinding logged, the rest in memory
+ * const bindings = ExternalIdentities.makeMemory()
+ * const store = ExternalIdentities.make({
+ *   ...bindings,
+ *   unbind: (provider, userId) =>
+ *     Effect.zipRight(Effect.log(`${userId} unbound from ${provider}`), bindings.unbind(provider, userId))
+ * })
+ * ```
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const make = (store: Service): Service => ({
+  find: (provider, subject) =>
+    checked(
+      "find",
+      () => ({ provider: textOf("provider", provider), subject: textOf("subject", subject) }),
+      (input) => store.find(input.provider, input.subject)
+    ),
+  subjectOf: (provider, userId) =>
+    checked(
+      "subjectOf",
+      () => ({ provider: textOf("provider", provider), userId: userIdOf(userId) }),
+      (input) => store.subjectOf(input.provider, input.userId)
+    ),
+  bind: (provider, subject, userId) =>
+    checked(
+      "bind",
+      () => ({ provider: textOf("provider", provider), subject: textOf("subject", subject), userId: userIdOf(userId) }),
+      (input) => store.bind(input.provider, input.subject, input.userId)
+    ),
+  unbind: (provider, userId) =>
+    checked(
+      "unbind",
+      () => ({ provider: textOf("provider", provider), userId: userIdOf(userId) }),
+      (input) => store.unbind(input.provider, input.userId)
+    )
+})
+
+/**
+ * A store in this process's memory.
+ *
+ * @example
+ * ```ts
+ * import { ExternalIdentities } from "effect-auth"
+ *
+ * const store = ExternalIdentities.makeMemory()
+ * ```
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const makeMemory = (): Service => {
+  // `make` has checked the input: no NUL in it, so a NUL separates the parts of a key.
+  const key = (provider: string, part: string) => `${provider}\u0000${part}`
+  const userOfSubject = new Map<string, string>()
+  const subjectOfUser = new Map<string, string>()
+  return make({
+    find: (provider, subject) => Effect.sync(() => Option.fromNullable(userOfSubject.get(key(provider, subject)))),
+    subjectOf: (provider, userId) => Effect.sync(() => Option.fromNullable(subjectOfUser.get(key(provider, userId)))),
+    // Each operation reads and writes in one synchronous step: nothing runs in between.
+    bind: (provider, subject, userId) =>
+      Effect.sync(() => {
+        if (userOfSubject.has(key(provider, subject)) || subjectOfUser.has(key(provider, userId))) return false
+        userOfSubject.set(key(provider, subject), userId)
+        subjectOfUser.set(key(provider, userId), subject)
+        return true
+      }),
+    unbind: (provider, userId) =>
+      Effect.sync(() => {
+        const subject = subjectOfUser.get(key(provider, userId))
+        if (subject === undefined) return false
+        subjectOfUser.delete(key(provider, userId))
+        userOfSubject.delete(key(provider, subject))
+        return true
+      })
+  })
+}
+
+/**
+ * The store in memory, as a layer.
+ *
+ * @example
+ * ```ts
+ * import { ExternalIdentities } from "effect-auth"
+ *
+ * const IdentitiesLive = ExternalIdentities.layerMemory
+ * ```
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<ExternalIdentities> = Layer.sync(ExternalIdentities, makeMemory)
