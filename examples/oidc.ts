@@ -12,7 +12,7 @@
 import { FetchHttpClient, HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Option, Redacted } from "effect"
-import { AuthStack, CurrentUser, HttpAuth, MemorySessionStore, MemoryUserStore } from "effect-auth"
+import { AuthStack, CurrentUser, ExternalIdentities, HttpAuth, MemorySessionStore, MemoryUserStore } from "effect-auth"
 import * as OidcBackend from "effect-auth/OidcBackend"
 import * as OidcLogin from "effect-auth/OidcLogin"
 import { createServer } from "node:http"
@@ -53,7 +53,8 @@ const routes = HttpRouter.concat(home, OidcLogin.router({ secret, secure: false 
 const AppLive = HttpServer.serve(routes).pipe(
   Layer.provideMerge(AuthStack.layer({ backends: [OidcBackend.OidcBackend], sessions: { secret }, cookie: { secure: false } })),
   Layer.provideMerge(OidcLive),
-  Layer.provide(Layer.merge(MemoryUserStore.layer, MemorySessionStore.layer)),
+  // users, their bindings to the provider's `sub` (required by OidcBackend), sessions: in memory
+  Layer.provide(Layer.mergeAll(MemoryUserStore.layer, ExternalIdentities.layerMemory, MemorySessionStore.layer)),
   Layer.provideMerge(NodeHttpServer.layer(createServer, { port, host: "127.0.0.1" }))
 )
 

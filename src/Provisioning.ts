@@ -24,6 +24,25 @@
  * overwrite its email: so only users without a usable password (those provisioning made) are
  * linked unless `linkLocalUsers: true` says the external system owns the local usernames.
  *
+ * With {@link Options.identities} (a binding store and the provider's name; `OidcBackend` sets
+ * them) and an external user that has a `subject` (the external system's stable id of the user),
+ * the user is found by the binding of `(provider, subject)` first, as django-allauth does:
+ *
+ * - bound: the login is the bound user, found by id, whatever its name at the external system is
+ *   now (a rename there moves nothing; the local username is not changed); its attributes and
+ *   groups are updated as above, and rule 3 does not apply (the binding proves it is the same
+ *   person). A binding to a user that no longer exists is removed, and the login goes on unbound;
+ * - unbound: the user is found by name as above; one bound to another subject of this provider is
+ *   `NoMatch("unknown-user")` and nothing is written (the takeover this closes); an unbound one
+ *   passes rule 3 and is then bound to the subject: trust on first use, so users provisioned before
+ *   bindings existed get theirs on their next login; a created user is bound right after it is
+ *   created. Of concurrent first logins, the one whose bind lost goes on only if the winner bound
+ *   the same user, else `NoMatch("unknown-user")`.
+ *
+ * With `identities` but no `subject`, a user bound at the provider is refused as well
+ * (`NoMatch("unknown-user")`): a bound user is reached only through its binding. The binding
+ * store's failures are `TransportError`s, as the user store's are.
+ *
  * The local `isActive` flag belongs to the site: provisioning sets it only when it creates the
  * user and never turns it back on, so deactivating a user in the store locks them out of every
  * external backend. An external `isActive: false` refuses the login too.
@@ -70,10 +89,12 @@ import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as AuthError from "./AuthError.js"
+import type * as ExternalIdentities from "./ExternalIdentities.js"
 import type { User } from "./User.js"
 import * as UserStore from "./UserStore.js"
 import { failingPaths } from "./internal/parseErrors.js"
 import * as VouchedName from "./internal/vouchedName.js"
+import { isStorable } from "./internal/wellFormed.js"
 
 /**
  * What an external system says about a user. Only `username` is required; an absent field is
@@ -106,7 +127,16 @@ export const ExternalUser = Schema.Struct({
   isStaff: Schema.optional(Schema.Boolean),
   isSuperuser: Schema.optional(Schema.Boolean),
   /** Group names; with `mirrorGroups`, the user's local groups become exactly these. */
-  groups: Schema.optional(Schema.Array(UserStore.GroupName))
+  groups: Schema.optional(Schema.Array(UserStore.GroupName)),
+  /**
+   * The external system's stable id of the user (OIDC's `sub`; GitHub's numeric `id`), never
+   * reassigned to someone else: 1 to 255 characters, no NUL or lone surrogate. With
+   * {@link Options.identities}, the login is bound to the local user by it (see the module
+   * documentation). Since 0.3.0.
+   */
+  subject: Schema.optional(
+    Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.filter((s) => isStorable(s)))
+  )
 })
 
 /**
@@ -197,6 +227,19 @@ export interface Options {
    * local groups. Default: `false`.
    */
   readonly mirrorGroups?: boolean | undefined
+  /**
+   * Bind each external user to its local user by the external system's stable id
+   * (`ExternalUser.subject`), as django-allauth's `SocialAccount` does: `store` keeps the
+   * bindings, `provider` names the namespace of the subjects (an OIDC issuer). A user bound at
+   * `provider` is found by its binding whatever name the external system sends now, and no other
+   * subject (nor a login without a subject) logs into it by name: the takeover of a username that
+   * was chosen, or released and taken by someone else, at the external system. See the module
+   * documentation for the rules. Default: none (users are found by name only). `OidcBackend` sets
+   * it. Since 0.3.0.
+   */
+  readonly identities?:
+    | { readonly store: ExternalIdentities.Service; readonly provider: string }
+    | undefined
   /**
    * Called once, right after the user is created (and its groups mirrored). The row is read
    * again afterwards, so changes it makes through the store are seen. The row is created
@@ -301,6 +344,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     const updateAttributes = options.updateAttributes ?? true
     const mirrorGroups = options.mirrorGroups ?? false
     const linkLocalUsers = options.linkLocalUsers ?? false
+    const identities = options.identities
     const toUser = options.toUser ?? storedAsUser
 
     const noMatch = AuthError.failures(backend).noMatch
@@ -366,6 +410,34 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         return current
       })
 
+    // The binding store's failures, as the user store's: the backend cannot answer.
+    const viaIdentities = <A>(effect: Effect.Effect<A, ExternalIdentities.ExternalIdentitiesError>) =>
+      Effect.mapError(effect, transport)
+
+    // With bindings, a user found by name is this login's only if it is bound to no other subject
+    // of the provider: it is bound to the login's subject here (trust on first use), before
+    // anything of it is written. A bind that lost (the user is bound to another subject, or a
+    // concurrent first login bound the subject first) goes on only if the winner bound this very
+    // user. A login without a subject never reaches a bound user by name.
+    const claim = (user: UserStore.StoredUser, external: ExternalUser): Effect.Effect<void, AuthError.BackendError> => {
+      if (identities === undefined) return Effect.void
+      const { provider, store: bindings } = identities
+      const subject = external.subject
+      if (subject === undefined) {
+        return Effect.flatMap(
+          viaIdentities(bindings.subjectOf(provider, user.id)),
+          (bound) => Option.isSome(bound) ? noMatch("unknown-user") : Effect.void
+        )
+      }
+      return Effect.flatMap(viaIdentities(bindings.bind(provider, subject, user.id)), (bound) =>
+        bound
+          ? Effect.void
+          : Effect.flatMap(
+            viaIdentities(bindings.find(provider, subject)),
+            (winner) => Option.isSome(winner) && winner.value === user.id ? Effect.void : noMatch("unknown-user")
+          ))
+    }
+
     // A local account (usable password) is not the external system's to log into.
     const link = (
       user: UserStore.StoredUser,
@@ -373,7 +445,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     ): Effect.Effect<UserStore.StoredUser, AuthError.BackendError> =>
       !linkLocalUsers && isUsablePassword(Redacted.value(user.passwordHash))
         ? noMatch("unknown-user")
-        : update(user, external)
+        : Effect.zipRight(claim(user, external), update(user, external))
 
     // With `configureUser`, the row is created inactive and made active only once the hook has
     // passed: a refusal (or a failure) must hold on later logins, which find the row and do not
@@ -415,7 +487,8 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
       }).pipe(
         Effect.flatMap((created) =>
           Effect.zipRight(
-            mirror(created, external),
+            // bound at once, so the subject's next login finds it by its binding
+            Effect.zipRight(claim(created, external), mirror(created, external)),
             options.configureUser === undefined ? Effect.succeed(created) : configure(options.configureUser, created, external)
           )
         ),
@@ -458,24 +531,57 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         )
       })
 
+    // The user `subject` is bound to, by id. A binding to a user that no longer exists is removed
+    // (the login goes on as unbound). A user this instance is still configuring is waited for,
+    // and one read while another first login ended is read again, as by name.
+    const bound = (
+      bindings: NonNullable<Options["identities"]>,
+      subject: string,
+      endedBefore: number
+    ): Effect.Effect<Option.Option<UserStore.StoredUser>, AuthError.BackendError> =>
+      Effect.gen(function*() {
+        const userId = yield* viaIdentities(bindings.store.find(bindings.provider, subject))
+        if (Option.isNone(userId)) return Option.none()
+        const found = yield* viaStore(store.findById(userId.value))
+        if (Option.isNone(found)) {
+          yield* viaIdentities(bindings.store.unbind(bindings.provider, userId.value))
+          return Option.none()
+        }
+        const pending = whileCreating(found.value.username)
+        if (pending !== undefined) {
+          yield* pending
+          return Option.some(yield* reread(userId.value))
+        }
+        if (firstLoginsEnded !== endedBefore && !found.value.isActive) return Option.some(yield* reread(userId.value))
+        return found
+      })
+
     const provision = (raw: ExternalUser): Effect.Effect<UserStore.StoredUser, AuthError.BackendError> =>
       Effect.gen(function*() {
         const external = yield* decode(raw)
         const endedBefore = firstLoginsEnded
-        let found = yield* find(external.username)
-        const pending = whileCreating(external.username)
-        if (pending !== undefined) {
-          yield* pending
-          found = yield* find(external.username)
-        } else if (firstLoginsEnded !== endedBefore && Option.isSome(found) && !found.value.isActive) {
-          found = yield* find(external.username)
-        }
+        const viaBinding = identities === undefined || external.subject === undefined
+          ? Option.none<UserStore.StoredUser>()
+          : yield* bound(identities, external.subject, endedBefore)
         let user: UserStore.StoredUser
-        if (Option.isSome(found)) {
-          user = yield* link(found.value, external)
+        if (Option.isSome(viaBinding)) {
+          // the binding proves it is the same person: no local-account rule, whatever the name
+          user = yield* update(viaBinding.value, external)
         } else {
-          if (!createUnknownUser) return yield* noMatch("unknown-user")
-          user = yield* create(external)
+          let found = yield* find(external.username)
+          const pending = whileCreating(external.username)
+          if (pending !== undefined) {
+            yield* pending
+            found = yield* find(external.username)
+          } else if (firstLoginsEnded !== endedBefore && Option.isSome(found) && !found.value.isActive) {
+            found = yield* find(external.username)
+          }
+          if (Option.isSome(found)) {
+            user = yield* link(found.value, external)
+          } else {
+            if (!createUnknownUser) return yield* noMatch("unknown-user")
+            user = yield* create(external)
+          }
         }
         // Django's user_can_authenticate, after configure_user as in RemoteUserBackend.
         if (!user.isActive || external.isActive === false) return yield* noMatch("inactive-user")

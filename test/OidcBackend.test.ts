@@ -14,6 +14,7 @@ import * as http from "node:http"
 import * as AuthError from "../src/AuthError.js"
 import * as AuthService from "../src/AuthService.js"
 import * as OidcBackend from "../src/backends/OidcBackend.js"
+import * as ExternalIdentities from "../src/ExternalIdentities.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
 import * as TestAuth from "../src/testing/TestAuth.js"
 import * as UserStore from "../src/UserStore.js"
@@ -31,6 +32,9 @@ const fakeProvider = Effect.acquireRelease(
       claims: {} as Record<string, unknown>,
       signWith: "provider" as "provider" | "stranger",
       discovery: {} as Record<string, unknown>,
+      // a plain OAuth 2.0 provider: no ID token, the claims from /userinfo
+      idToken: true,
+      userinfo: {} as Record<string, unknown>,
       discoveryRequests: 0,
       tokenRequests: 0
     }
@@ -54,6 +58,7 @@ const fakeProvider = Effect.acquireRelease(
         })
       }
       if (req.url === "/jwks") return json({ keys: [jwk] })
+      if (req.url === "/userinfo") return json(state.userinfo)
       if (req.url === "/token" && req.method === "POST") {
         state.tokenRequests++
         if (state.mode === "500") return json({ error: "server_error" }, 500)
@@ -73,7 +78,7 @@ const fakeProvider = Effect.acquireRelease(
         const signer = state.signWith === "provider" ? key.privateKey : stranger.privateKey
         void new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: state.signWith === "provider" ? "k1" : "k2" }).sign(signer)
           .then((idToken) => {
-            const body = { access_token: "at", token_type: "Bearer", expires_in: 300, id_token: idToken }
+            const body = { access_token: "at", token_type: "Bearer", expires_in: 300, ...(state.idToken && { id_token: idToken }) }
             if (state.mode !== "huge") return json(body)
             // A valid answer trailed by 2 MB of whitespace: past the ceiling on a provider's body.
             res.writeHead(200, { "content-type": "application/json" })
@@ -109,7 +114,7 @@ const withBackend = (issuer: string, options: Partial<OidcBackend.Options> = {})
         timeout: "1 second"
       })
     ),
-    Layer.provideMerge(Layer.merge(MemoryUserStore.layer, FetchHttpClient.layer))
+    Layer.provideMerge(Layer.mergeAll(MemoryUserStore.layer, ExternalIdentities.layerMemory, FetchHttpClient.layer))
   )
 
 const callback = { oidcCallback: { url: "http://127.0.0.1/cb?code=abc&state=the-state", state: "the-state", nonce: "the-nonce", codeVerifier: "v".repeat(43) } }
@@ -320,12 +325,155 @@ describe("OidcBackend against a misbehaving provider", () => {
       for (const options of [
         { issuer: "http://idp.example", clientId: "c", redirectUri: "https://app.example/cb" },
         { issuer: "not a url", clientId: "c", redirectUri: "https://app.example/cb" },
-        { issuer: "https://idp.example", clientId: "", redirectUri: "https://app.example/cb" }
+        { issuer: "https://idp.example", clientId: "", redirectUri: "https://app.example/cb" },
+        // the namespace of the bindings is a column of 255 characters
+        { issuer: `https://idp.example/${"x".repeat(240)}`, clientId: "c", redirectUri: "https://app.example/cb" }
       ]) {
         const error = yield* Effect.flip(
-          OidcBackend.make(options).pipe(Effect.provide(Layer.merge(MemoryUserStore.layer, FetchHttpClient.layer)))
+          OidcBackend.make(options).pipe(
+            Effect.provide(Layer.mergeAll(MemoryUserStore.layer, ExternalIdentities.layerMemory, FetchHttpClient.layer))
+          )
         )
         expect(error._tag).toBe("AuthConfigError")
       }
     }))
+})
+
+// Each user is bound to the provider's `sub` (ExternalIdentities): a preferred_username is chosen
+// by the user, or released and taken by someone else, at many providers; the sub never is.
+describe("OidcBackend: users bound to the provider's sub", () => {
+  type Provider = Effect.Effect.Success<typeof fakeProvider>
+
+  // the namespace of the bindings: the issuer as a URL
+  const namespace = (p: Provider) => new URL(p.issuer).href
+
+  const loginAs = (p: Provider, claims: Record<string, unknown>) => {
+    Object.assign(p.state, { mode: "ok", signWith: "provider", claims, userinfo: claims })
+    return attempt()
+  }
+
+  const stored = (username: string) =>
+    Effect.flatMap(UserStore.UserStore, (users) => Effect.map(Effect.orDie(users.findByUsername(username)), Option.getOrThrow))
+
+  const userCount = Effect.flatMap(UserStore.UserStore, (users) => Effect.map(Effect.orDie(users.list()), (all) => all.length))
+
+  const boundTo = (p: Provider, subject: string) =>
+    Effect.flatMap(ExternalIdentities.ExternalIdentities, (identities) => Effect.orDie(identities.find(namespace(p), subject)))
+
+  const subjectOf = (p: Provider, userId: string) =>
+    Effect.flatMap(ExternalIdentities.ExternalIdentities, (identities) => Effect.orDie(identities.subjectOf(namespace(p), userId)))
+
+  it.scopedLive("the takeover: another sub presenting a preferred_username that is taken logs into nobody, and nothing is written", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      yield* Effect.gen(function*() {
+        const users = yield* UserStore.UserStore
+        expect(yield* loginAs(p, { sub: "subject-a", preferred_username: "alice", email: "alice@example.com", groups: ["staff"] }))
+          .toBe("success:alice")
+        const alice = yield* stored("alice")
+
+        // alice renamed herself at the provider; mallory took the name "alice" there
+        expect(yield* loginAs(p, { sub: "subject-b", preferred_username: "alice", email: "mallory@example.com", groups: ["admins"] }))
+          .toBe("unknown-user")
+        expect(yield* boundTo(p, "subject-a")).toEqual(Option.some(alice.id))
+        const after = yield* stored("alice")
+        expect(after.email).toBe("alice@example.com")
+        expect({ ...after, passwordHash: undefined }).toEqual({ ...alice, passwordHash: undefined })
+        expect(yield* Effect.orDie(users.groupsOf(alice.id))).toEqual(["staff"])
+        expect(yield* boundTo(p, "subject-b")).toEqual(Option.none())
+        expect(yield* subjectOf(p, alice.id)).toEqual(Option.some("subject-a"))
+        expect(yield* userCount).toBe(1)
+      }).pipe(Effect.provide(withBackend(p.issuer, { groupsClaim: "groups" })))
+    }))
+
+  it.scopedLive("a rename at the provider: the same sub under another preferred_username is the same local user, its username unchanged", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      yield* Effect.gen(function*() {
+        expect(yield* loginAs(p, { sub: "subject-a", preferred_username: "alice", email: "alice@example.com" })).toBe("success:alice")
+        const alice = yield* stored("alice")
+        expect(yield* loginAs(p, { sub: "subject-a", preferred_username: "alice2", email: "alice2@example.com" })).toBe("success:alice")
+        const after = yield* stored("alice")
+        expect(after.id).toBe(alice.id)
+        expect(after.email).toBe("alice2@example.com") // the attributes are still updated
+        expect(Option.isNone(yield* Effect.flatMap(UserStore.UserStore, (users) => Effect.orDie(users.findByUsername("alice2")))))
+          .toBe(true)
+        expect(yield* userCount).toBe(1)
+      }).pipe(Effect.provide(withBackend(p.issuer)))
+    }))
+
+  it.scopedLive("a user provisioned before bindings is bound on its first login (trust on first use); then another sub of the same name is refused", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      yield* Effect.gen(function*() {
+        const users = yield* UserStore.UserStore
+        // no password: an unusable one, as provisioning made it before 0.3.0
+        const bob = yield* Effect.orDie(users.create({ username: "bob", email: "bob@example.com" }))
+        expect(yield* subjectOf(p, bob.id)).toEqual(Option.none())
+        expect(yield* loginAs(p, { sub: "subject-bob", preferred_username: "bob" })).toBe("success:bob")
+        expect(yield* boundTo(p, "subject-bob")).toEqual(Option.some(bob.id))
+        expect(yield* loginAs(p, { sub: "subject-other", preferred_username: "bob", email: "other@example.com" })).toBe("unknown-user")
+        expect((yield* stored("bob")).email).toBe("bob@example.com")
+        expect(yield* loginAs(p, { sub: "subject-bob", preferred_username: "bob" })).toBe("success:bob")
+      }).pipe(Effect.provide(withBackend(p.issuer)))
+    }))
+
+  it.scopedLive("a local account (a usable password) is still refused without linkLocalUsers, and not bound", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      yield* Effect.gen(function*() {
+        const users = yield* UserStore.UserStore
+        const admin = yield* Effect.orDie(users.create({
+          username: "admin",
+          passwordHash: "pbkdf2_sha256$870000$salt$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+          isSuperuser: true
+        }))
+        expect(yield* loginAs(p, { sub: "someone", preferred_username: "admin" })).toBe("unknown-user")
+        expect(yield* boundTo(p, "someone")).toEqual(Option.none())
+        expect(yield* subjectOf(p, admin.id)).toEqual(Option.none())
+      }).pipe(Effect.provide(withBackend(p.issuer)))
+    }))
+
+  it.scopedLive("a binding to a user that no longer exists is removed, and the login goes on as a first login", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      yield* Effect.gen(function*() {
+        const identities = yield* ExternalIdentities.ExternalIdentities
+        expect(yield* Effect.orDie(identities.bind(namespace(p), "subject-e", "999999"))).toBe(true)
+        expect(yield* loginAs(p, { sub: "subject-e", preferred_username: "erin" })).toBe("success:erin")
+        const erin = yield* stored("erin")
+        expect(yield* boundTo(p, "subject-e")).toEqual(Option.some(erin.id))
+        expect(yield* subjectOf(p, "999999")).toEqual(Option.none())
+      }).pipe(Effect.provide(withBackend(p.issuer)))
+    }))
+
+  it.scopedLive("a plain OAuth 2.0 provider whose user endpoint has no sub (GitHub): bound by its numeric id", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      p.state.idToken = false
+      const github: Partial<OidcBackend.Options> = {
+        oauth2: { authorizationEndpoint: `${p.issuer}/auth`, tokenEndpoint: `${p.issuer}/token`, userinfoEndpoint: `${p.issuer}/userinfo` },
+        usernameClaim: "login"
+      }
+      yield* Effect.gen(function*() {
+        expect(yield* loginAs(p, { id: 583231, login: "octocat", email: "octocat@example.com" })).toBe("success:octocat")
+        const octocat = yield* stored("octocat")
+        expect(yield* boundTo(p, "583231")).toEqual(Option.some(octocat.id))
+        // renamed at GitHub: the same user; the old login taken by another account: nobody
+        expect(yield* loginAs(p, { id: 583231, login: "octocat-renamed" })).toBe("success:octocat")
+        expect(yield* loginAs(p, { id: 9_000_001, login: "octocat" })).toBe("unknown-user")
+        expect(yield* userCount).toBe(1)
+      }).pipe(Effect.provide(withBackend(p.issuer, github)))
+    }))
+
+  it("the default mapping's subject: sub; in oauth2 mode else an id that is a non-empty string or a safe integer", () => {
+    const oidc = OidcBackend.defaultExternalUser({})
+    const plain = OidcBackend.defaultExternalUser({ oauth2: {} })
+    expect(oidc({ sub: "s", id: 1, preferred_username: "a" }).subject).toBe("s")
+    expect(oidc({ id: 1, preferred_username: "a" }).subject).toBeUndefined()
+    expect(plain({ sub: "s", id: 1 }).subject).toBe("s")
+    expect(plain({ sub: "", id: 7 }).subject).toBe("7")
+    expect(plain({ id: "abc" }).subject).toBe("abc")
+    for (const id of [1.5, 2 ** 53, "", null, true, {}]) expect(plain({ id }).subject).toBeUndefined()
+  })
 })

@@ -14,6 +14,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as http from "node:http"
 import * as OidcBackend from "../src/backends/OidcBackend.js"
+import * as ExternalIdentities from "../src/ExternalIdentities.js"
 import * as CurrentUser from "../src/http/CurrentUser.js"
 import * as HttpAuth from "../src/http/HttpAuth.js"
 import * as TestAuth from "../src/testing/TestAuth.js"
@@ -72,6 +73,7 @@ const setUp = (
       (p) => Effect.promise(() => p.stop())
     )
     const store = yield* Layer.memoize(MemoryUserStore.layer)
+    const identities = yield* Layer.memoize(ExternalIdentities.layerMemory)
     const oidc = yield* Layer.memoize(
       OidcBackend.layer({
         issuer: provider.issuer,
@@ -82,7 +84,7 @@ const setUp = (
         allowInsecureRequests: true,
         timeout: "3 seconds",
         ...backendOptions(provider, redirectUri)
-      }).pipe(Layer.provide(FetchHttpClient.layer), Layer.provide(store), Layer.orDie)
+      }).pipe(Layer.provide(FetchHttpClient.layer), Layer.provide(Layer.merge(store, identities)), Layer.orDie)
     )
     const routes = HttpRouter.concat(OidcLogin.router({ secret, secure: false, postLogoutRedirectUri: `${app}/bye`, ...loginOptions }), me)
     const server = HttpServer.serve(routes).pipe(

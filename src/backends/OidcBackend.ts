@@ -16,6 +16,15 @@
  *    `ExternalUser` and provisions it into the `UserStore` (create on first login, update, groups
  *    from a claim), so the rest of the app sees an ordinary local user and session.
  *
+ * Each local user is bound to the provider's stable id of the person (`sub`, in the namespace of
+ * the issuer) in the `ExternalIdentities` store, on its first login: later logins find it by the
+ * binding, so a `preferred_username` renamed at the provider still logs into the same user, and one
+ * chosen, or released and taken, by someone else logs into nobody (`NoMatch("unknown-user")`).
+ * Since 0.3.0 the backend requires the `ExternalIdentities` service (`ExternalIdentities.layerMemory`,
+ * `SqlExternalIdentities.layer`): a breaking change of the 0.x series, made so that the secure
+ * behaviour is the default. Users provisioned before have no binding yet and are bound on their
+ * next login (trust on first use).
+ *
  * Outcomes: the provider down, slow or answering garbage is a `TransportError` (503); a callback
  * that does not verify (error=access_denied, a wrong state or nonce, a replayed code, an ID token
  * for another audience) is `NoMatch("invalid-credentials")`, an expired ID token
@@ -25,7 +34,7 @@
  * ```ts
  * import { Effect, Layer, Redacted } from "effect"
  * import { FetchHttpClient } from "@effect/platform"
- * import { AuthService, MemoryUserStore } from "effect-auth"
+ * import { AuthService, ExternalIdentities, MemoryUserStore } from "effect-auth"
  * import * as OidcBackend from "effect-auth/backends/OidcBackend"
  *
  * const OidcLive = OidcBackend.layer({
@@ -34,7 +43,7 @@
  *   clientSecret: Redacted.make("from-the-console"),
  *   redirectUri: "https://app.example.com/oidc/callback",
  *   usernameClaim: "email"
- * }).pipe(Layer.provide(Layer.merge(MemoryUserStore.layer, FetchHttpClient.layer)))
+ * }).pipe(Layer.provide(Layer.mergeAll(MemoryUserStore.layer, ExternalIdentities.layerMemory, FetchHttpClient.layer)))
  *
  * const AuthLive = AuthService.layer([OidcBackend.OidcBackend]).pipe(Layer.provide(OidcLive))
  * ```
@@ -56,6 +65,7 @@ import * as oauth from "oauth4webapi"
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
+import * as ExternalIdentities from "../ExternalIdentities.js"
 import * as Transport from "../internal/oidc/transport.js"
 import * as SharedRun from "../internal/sharedRun.js"
 import * as Provisioning from "../Provisioning.js"
@@ -163,16 +173,20 @@ export interface Options {
   /** A plain OAuth 2.0 provider: no discovery, no ID token, claims from the userinfo endpoint. */
   readonly oauth2?: OAuth2Endpoints | undefined
   /**
-   * The claim that names the local user. Default: `preferred_username`, else `sub`. Only `sub`
-   * is stable and never reassigned (OIDC Core 5.7); a `preferred_username` or `email` may be
-   * chosen or changed by the user at some providers, and then names whichever local user has it.
-   * `"email"` names a user only when the token says `email_verified: true` (see
-   * {@link defaultExternalUser}).
+   * The claim that names the local user on its first login. Default: `preferred_username`, else
+   * `sub`. Only `sub` is stable and never reassigned (OIDC Core 5.7); a `preferred_username` or
+   * `email` may be chosen or changed by the user at some providers. So a user, once logged in, is
+   * bound to its `sub` (`ExternalIdentities`) and found by it on later logins, and another `sub`
+   * presenting the same name is refused. `"email"` names a user only when the token says
+   * `email_verified: true` (see {@link defaultExternalUser}).
    */
   readonly usernameClaim?: string | undefined
   /** A claim holding the user's groups (an array of names), mirrored into the local groups. */
   readonly groupsClaim?: string | undefined
-  /** The whole mapping from claims to the local user, instead of `usernameClaim`/`groupsClaim`. */
+  /**
+   * The whole mapping from claims to the local user, instead of `usernameClaim`/`groupsClaim`.
+   * The `subject` it leaves out is the default one (`sub`; in `oauth2` mode else `id`).
+   */
   readonly toExternalUser?: ((claims: Readonly<Record<string, unknown>>) => Provisioning.ExternalUser) | undefined
   /** Create users on their first login. Default: `true`. */
   readonly createUnknownUser?: boolean | undefined
@@ -263,10 +277,22 @@ const emailVerified = (claims: Readonly<Record<string, unknown>>): boolean | und
   return value === true || value === "true" ? true : value === false || value === "false" ? false : undefined
 }
 
+// The provider's stable id of the user: `sub`; from a plain OAuth 2.0 provider's user endpoint
+// (GitHub's /user has none), else its `id`, a string or a safe integer (GitHub's is a number).
+const subjectClaim = (claims: Readonly<Record<string, unknown>>, oauth2: boolean): string | undefined => {
+  const sub = claims.sub
+  if (typeof sub === "string" && sub.length > 0) return sub
+  if (!oauth2) return undefined
+  const id = claims.id
+  return typeof id === "string" && id.length > 0 ? id : Number.isSafeInteger(id) ? String(id) : undefined
+}
+
 /**
  * The default mapping of claims to the local user: the username from `usernameClaim`
- * (`preferred_username`, else `sub`), `email`, `given_name`, `family_name`, and the groups from
- * `groupsClaim` when set.
+ * (`preferred_username`, else `sub`), `email`, `given_name`, `family_name`, the groups from
+ * `groupsClaim` when set, and the `subject` the user is bound by: `sub`, or with `oauth2` (claims
+ * from a userinfo endpoint) `sub` if it is a non-empty string, else `id` if it is a non-empty
+ * string or a safe integer.
  *
  * An address the provider has not verified names nobody: with `usernameClaim: "email"` the
  * username is the `email` only when `email_verified` is `true` (else the username is empty, and
@@ -280,16 +306,23 @@ const emailVerified = (claims: Readonly<Record<string, unknown>>): boolean | und
  * import * as OidcBackend from "effect-auth/backends/OidcBackend"
  *
  * OidcBackend.defaultExternalUser({ usernameClaim: "email" })({ sub: "1", email: "ann@example.com", email_verified: true })
- * // { username: "ann@example.com", email: "ann@example.com" }
+ * // { username: "ann@example.com", email: "ann@example.com", subject: "1" }
  * OidcBackend.defaultExternalUser({ usernameClaim: "email" })({ sub: "1", email: "ann@example.com" })
- * // { username: "", email: "ann@example.com" }: no verified address, nobody
+ * // { username: "", email: "ann@example.com", subject: "1" }: no verified address, nobody
+ * OidcBackend.defaultExternalUser({ usernameClaim: "login", oauth2: {} })({ login: "octocat", id: 583231 })
+ * // { username: "octocat", subject: "583231" }: GitHub's user endpoint
  * ```
  *
  * @since 0.2.0
  * @category mapping
  */
 export const defaultExternalUser = (
-  options: { readonly usernameClaim?: string | undefined; readonly groupsClaim?: string | undefined } = {}
+  options: {
+    readonly usernameClaim?: string | undefined
+    readonly groupsClaim?: string | undefined
+    /** Set (to anything): the claims come from a plain OAuth 2.0 provider's userinfo endpoint. */
+    readonly oauth2?: unknown
+  } = {}
 ) =>
 (claims: Readonly<Record<string, unknown>>): Provisioning.ExternalUser => {
   const verified = emailVerified(claims)
@@ -302,12 +335,14 @@ export const defaultExternalUser = (
   const email = verified === false ? undefined : stringClaim(claims, "email")
   const firstName = stringClaim(claims, "given_name")
   const lastName = stringClaim(claims, "family_name")
+  const subject = subjectClaim(claims, options.oauth2 !== undefined)
   return {
     username: username ?? "",
     ...(email !== undefined && { email }),
     ...(firstName !== undefined && { firstName }),
     ...(lastName !== undefined && { lastName }),
-    ...(Array.isArray(groups) && { groups: groups.filter((g): g is string => typeof g === "string") })
+    ...(Array.isArray(groups) && { groups: groups.filter((g): g is string => typeof g === "string") }),
+    ...(subject !== undefined && { subject })
   }
 }
 
@@ -325,6 +360,14 @@ const usableEndpoints = (as: oauth.AuthorizationServer): oauth.AuthorizationServ
 }
 const isAbsoluteUrl = (value: unknown): value is string => typeof value === "string" && URL.canParse(value)
 
+// The userinfo answer oauth4webapi refused only for its `sub` (absent, or no non-empty string).
+const withoutSub = (error: unknown): Readonly<Record<string, unknown>> | undefined => {
+  if (!(error instanceof oauth.OperationProcessingError) || error.code !== oauth.INVALID_RESPONSE) return undefined
+  if (!error.message.startsWith('"response" body "sub" property')) return undefined
+  const body = (error.cause as { readonly body?: unknown } | undefined)?.body
+  return typeof body === "object" && body !== null && !Array.isArray(body) ? body as Record<string, unknown> : undefined
+}
+
 // The left half of the access token's hash, with the hash of the ID token's signature algorithm
 // (SHA-512 for EdDSA), base64url: what `at_hash` must be.
 const atHashMatches = (idToken: string, accessToken: string, atHash: unknown): boolean => {
@@ -340,9 +383,13 @@ const atHashMatches = (idToken: string, accessToken: string, atHash: unknown): b
 }
 
 /**
- * Builds the backend on the `UserStore` (where users are provisioned) and the `HttpClient` in
- * context. Discovery happens on first use and is cached for `discoveryTtl`; a failed discovery is
- * not cached, and concurrent callers share one discovery request.
+ * Builds the backend on the `UserStore` (where users are provisioned), the `ExternalIdentities`
+ * store (where each user is bound to its `sub`, in the namespace of the issuer: `issuer` as a
+ * URL, `new URL(issuer).href`) and the `HttpClient` in context. Discovery happens on first use and
+ * is cached for `discoveryTtl`; a failed discovery is not cached, and concurrent callers share one
+ * discovery request.
+ *
+ * Since 0.3.0 it requires `ExternalIdentities` (breaking): see the module documentation.
  *
  * @example
  * ```ts
@@ -360,7 +407,11 @@ const atHashMatches = (idToken: string, accessToken: string, atHash: unknown): b
  */
 export const make = (
   options: Options
-): Effect.Effect<Service, AuthError.AuthConfigError, UserStore.UserStore | HttpClient.HttpClient> =>
+): Effect.Effect<
+  Service,
+  AuthError.AuthConfigError,
+  UserStore.UserStore | ExternalIdentities.ExternalIdentities | HttpClient.HttpClient
+> =>
   Effect.gen(function*() {
     const id = options.id ?? "oidc"
     const configError = (message: string) => new AuthError.AuthConfigError({ message: `OidcBackend: ${message}` })
@@ -369,6 +420,11 @@ export const make = (
     if (options.clientId.length === 0) return yield* configError("clientId must not be empty")
     const insecure = options.allowInsecureRequests === true
     if (issuer.protocol !== "https:" && !insecure) return yield* configError("the issuer must be https (or allowInsecureRequests)")
+    // The namespace of the subjects: the issuer as discovery reads it (so `https://idp` and
+    // `https://idp/` are one provider). It is a column of 255 characters.
+    const provider = issuer.href
+    if (provider.length > 255) return yield* configError("the issuer must be at most 255 characters long")
+    const identities = yield* ExternalIdentities.ExternalIdentities
 
     const timeout = options.timeout ?? Duration.seconds(10)
     const fetch = yield* Transport.customFetch(timeout)
@@ -379,12 +435,20 @@ export const make = (
       : oauth.ClientSecretBasic(Redacted.value(options.clientSecret))
     const plain = options.oauth2
     const scopes = (options.scopes ?? (plain === undefined ? ["openid", "email", "profile"] : [])).join(" ")
-    const toExternal = options.toExternalUser ?? defaultExternalUser(options)
+    const mapClaims = options.toExternalUser ?? defaultExternalUser(options)
+    // An app's own mapping that leaves the subject out is bound by the default one.
+    const toExternal = (claims: Readonly<Record<string, unknown>>): Provisioning.ExternalUser => {
+      const external = mapClaims(claims)
+      if (external.subject !== undefined) return external
+      const subject = subjectClaim(claims, plain !== undefined)
+      return subject === undefined ? external : { ...external, subject }
+    }
     const provisioner = yield* Provisioning.make({
       backendId: id,
       createUnknownUser: options.createUnknownUser,
       linkLocalUsers: options.linkLocalUsers,
       mirrorGroups: options.groupsClaim !== undefined,
+      identities: { store: identities, provider },
       toUser: options.toUser
     })
 
@@ -465,14 +529,19 @@ export const make = (
         )
         if (plain !== undefined) {
           const tokens = yield* protocol(() => oauth.processAuthorizationCodeResponse(as, client, response, { requireIdToken: false }))
-          const info = yield* protocol(async () =>
-            oauth.processUserInfoResponse(
-              as,
-              client,
-              oauth.skipSubjectCheck,
-              await oauth.userInfoRequest(as, client, tokens.access_token, http)
-            )
-          )
+          const info = yield* protocol(async () => {
+            const answer = await oauth.userInfoRequest(as, client, tokens.access_token, http)
+            try {
+              return await oauth.processUserInfoResponse(as, client, oauth.skipSubjectCheck, answer)
+            } catch (error) {
+              // A plain OAuth 2.0 provider's user endpoint need not send OIDC's `sub` (GitHub's
+              // /user has a numeric `id`): oauth4webapi's last check, after the status, the
+              // challenges and the JSON object, is waived for it, and its answer taken.
+              const body = withoutSub(error)
+              if (body === undefined) throw error
+              return body
+            }
+          })
           return info as Readonly<Record<string, unknown>>
         }
         const tokens = yield* protocol(() =>
@@ -542,20 +611,25 @@ export const make = (
   })
 
 /**
- * The backend on the `UserStore` and `HttpClient` you provide.
+ * The backend on the `UserStore`, the `ExternalIdentities` store and the `HttpClient` you
+ * provide. Since 0.3.0 it requires `ExternalIdentities` (breaking): see the module documentation.
  *
  * @example
  * ```ts
  * import { FetchHttpClient } from "@effect/platform"
  * import { Layer } from "effect"
- * import { SqlUserStore } from "effect-auth"
+ * import { SqlExternalIdentities, SqlUserStore } from "effect-auth"
  * import * as OidcBackend from "effect-auth/backends/OidcBackend"
  *
+ * const Database = SqlUserStore.layerSqlite({ filename: "./app.db" })
  * const OidcLive = OidcBackend.layer({
  *   issuer: "https://sso.example.com/realms/staff",
  *   clientId: "shop",
  *   redirectUri: "https://shop.example.com/oidc/callback"
- * }).pipe(Layer.provide(Layer.merge(SqlUserStore.layerSqlite({ filename: "./app.db" }), FetchHttpClient.layer)))
+ * }).pipe(
+ *   Layer.provide(SqlExternalIdentities.layer()),
+ *   Layer.provide(Layer.merge(Database, FetchHttpClient.layer))
+ * )
  * ```
  *
  * @since 0.2.0
@@ -563,5 +637,9 @@ export const make = (
  */
 export const layer = (
   options: Options
-): Layer.Layer<OidcBackend, AuthError.AuthConfigError, UserStore.UserStore | HttpClient.HttpClient> =>
+): Layer.Layer<
+  OidcBackend,
+  AuthError.AuthConfigError,
+  UserStore.UserStore | ExternalIdentities.ExternalIdentities | HttpClient.HttpClient
+> =>
   Layer.effect(OidcBackend, make(options))

@@ -1,0 +1,202 @@
+// Provisioning with bindings (Provisioning.Options.identities): an external user with a subject is
+// found by its binding, and a username that is bound to another subject logs into nobody.
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as AuthError from "../src/AuthError.js"
+import * as ExternalIdentities from "../src/ExternalIdentities.js"
+import * as MemoryUserStore from "../src/MemoryUserStore.js"
+import * as Provisioning from "../src/Provisioning.js"
+import * as SqlExternalIdentities from "../src/SqlExternalIdentities.js"
+import * as UserStore from "../src/UserStore.js"
+import * as Postgres from "./utils/postgres.js"
+
+const provider = "https://sso.example.com/"
+const usablePassword = "pbkdf2_sha256$870000$salt$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+const provisioner = (options: Partial<Provisioning.Options> = {}) =>
+  Effect.flatMap(ExternalIdentities.ExternalIdentities, (store) =>
+    Provisioning.make({ backendId: "sso", identities: { store, provider }, ...options }))
+
+const stores = Layer.merge(MemoryUserStore.layer, ExternalIdentities.layerMemory)
+
+const outcome = (effect: Effect.Effect<UserStore.StoredUser, AuthError.BackendError>) =>
+  Effect.map(Effect.exit(effect), (exit) =>
+    Exit.isSuccess(exit)
+      ? `success:${exit.value.username}`
+      : exit.cause._tag === "Fail"
+      ? exit.cause.error._tag === "NoMatch" ? exit.cause.error.reason : exit.cause.error._tag
+      : "defect")
+
+const user = (username: string) =>
+  Effect.flatMap(UserStore.UserStore, (users) => Effect.map(Effect.orDie(users.findByUsername(username)), Option.getOrThrow))
+
+const boundTo = (subject: string) =>
+  Effect.flatMap(ExternalIdentities.ExternalIdentities, (store) => Effect.orDie(store.find(provider, subject)))
+
+describe("Provisioning with bindings", () => {
+  it.effect("creates and binds on the first login; the same subject under another name is the same user", () =>
+    Effect.gen(function*() {
+      const users = yield* provisioner()
+      const alice = yield* users.provision({ username: "alice", subject: "a", email: "alice@example.org" })
+      expect(yield* boundTo("a")).toEqual(Option.some(alice.id))
+      const renamed = yield* users.provision({ username: "alice.liddell", subject: "a", email: "al@example.org" })
+      expect(renamed).toMatchObject({ id: alice.id, username: "alice", email: "al@example.org" })
+    }).pipe(Effect.provide(stores)))
+
+  it.effect("a name bound to another subject is refused, and nothing is written", () =>
+    Effect.gen(function*() {
+      const users = yield* provisioner({ mirrorGroups: true })
+      yield* users.provision({ username: "alice", subject: "a", email: "alice@example.org", groups: ["staff"] })
+      const before = yield* user("alice")
+      expect(yield* outcome(users.provision({ username: "alice", subject: "b", email: "eve@example.org", groups: ["admins"], isSuperuser: true })))
+        .toBe("unknown-user")
+      const after = yield* user("alice")
+      expect({ ...after, passwordHash: undefined }).toEqual({ ...before, passwordHash: undefined })
+      expect(yield* Effect.flatMap(UserStore.UserStore, (store) => Effect.orDie(store.groupsOf(after.id)))).toEqual(["staff"])
+      expect(yield* boundTo("b")).toEqual(Option.none())
+    }).pipe(Effect.provide(stores)))
+
+  it.effect("a bound user with a usable password logs in by its binding without linkLocalUsers (an admin bound it)", () =>
+    Effect.gen(function*() {
+      const store = yield* UserStore.UserStore
+      const admin = yield* Effect.orDie(store.create({ username: "admin", passwordHash: usablePassword }))
+      const users = yield* provisioner()
+      expect(yield* outcome(users.provision({ username: "admin", subject: "s" }))).toBe("unknown-user")
+      expect(yield* boundTo("s")).toEqual(Option.none())
+      const identities = yield* ExternalIdentities.ExternalIdentities
+      expect(yield* Effect.orDie(identities.bind(provider, "s", admin.id))).toBe(true)
+      expect(yield* outcome(users.provision({ username: "anything", subject: "s" }))).toBe("success:admin")
+    }).pipe(Effect.provide(stores)))
+
+  it.effect("with bindings, a login without a subject never reaches a bound user by name; an unbound one as before", () =>
+    Effect.gen(function*() {
+      const users = yield* provisioner()
+      yield* users.provision({ username: "alice", subject: "a" })
+      expect(yield* outcome(users.provision({ username: "alice" }))).toBe("unknown-user")
+      expect(yield* outcome(users.provision({ username: "bob" }))).toBe("success:bob")
+      expect(yield* outcome(users.provision({ username: "bob" }))).toBe("success:bob")
+      const bob = yield* user("bob")
+      expect(yield* Effect.flatMap(ExternalIdentities.ExternalIdentities, (store) => Effect.orDie(store.subjectOf(provider, bob.id))))
+        .toEqual(Option.none())
+    }).pipe(Effect.provide(stores)))
+
+  it.effect("without the option the subject is ignored: today's behaviour", () =>
+    Effect.gen(function*() {
+      const users = yield* Provisioning.make({ backendId: "sso" })
+      expect(yield* outcome(users.provision({ username: "alice", subject: "a" }))).toBe("success:alice")
+      expect(yield* outcome(users.provision({ username: "alice", subject: "b" }))).toBe("success:alice")
+    }).pipe(Effect.provide(MemoryUserStore.layer)))
+
+  it.effect("concurrent first logins of one subject: one user, bound to it, every login succeeds", () =>
+    Effect.gen(function*() {
+      const users = yield* provisioner()
+      const results = yield* Effect.all(
+        Array.from({ length: 20 }, () => outcome(users.provision({ username: "zoe", subject: "z" }))),
+        { concurrency: "unbounded" }
+      )
+      expect(new Set(results)).toEqual(new Set(["success:zoe"]))
+      const all = yield* Effect.flatMap(UserStore.UserStore, (store) => Effect.orDie(store.list()))
+      expect(all).toHaveLength(1)
+      expect(yield* boundTo("z")).toEqual(Option.some(all[0]!.id))
+    }).pipe(Effect.provide(stores)))
+
+  it.effect("concurrent first logins of two subjects under one name: one gets the user, the other nobody; the user is the winner's", () =>
+    Effect.gen(function*() {
+      for (let round = 0; round < 10; round++) {
+        const result = yield* Effect.gen(function*() {
+          const users = yield* provisioner()
+          const [a, b] = yield* Effect.all([
+            outcome(users.provision({ username: "alice", subject: "a", email: "a@example.org" })),
+            outcome(users.provision({ username: "alice", subject: "b", email: "b@example.org" }))
+          ], { concurrency: "unbounded" })
+          expect([a, b].sort()).toEqual(["success:alice", "unknown-user"])
+          const winner = a === "success:alice" ? "a" : "b"
+          const alice = yield* user("alice")
+          expect(yield* boundTo(winner)).toEqual(Option.some(alice.id))
+          expect(yield* boundTo(winner === "a" ? "b" : "a")).toEqual(Option.none())
+          expect(alice.email).toBe(`${winner}@example.org`)
+          return winner
+        }).pipe(Effect.provide(stores))
+        expect(["a", "b"]).toContain(result)
+      }
+    }))
+
+  it.effect("with configureUser, the created user is bound, and configured once", () =>
+    Effect.gen(function*() {
+      let configured = 0
+      const users = yield* provisioner({ configureUser: () => Effect.sync(() => void configured++) })
+      const results = yield* Effect.all(
+        Array.from({ length: 5 }, () => outcome(users.provision({ username: "carol", subject: "c" }))),
+        { concurrency: "unbounded" }
+      )
+      expect(new Set(results)).toEqual(new Set(["success:carol"]))
+      expect(configured).toBe(1)
+      expect(yield* boundTo("c")).toEqual(Option.some((yield* user("carol")).id))
+    }).pipe(Effect.provide(stores)))
+
+  it.effect("a subject that does not fit (past 255 characters, a NUL) is a TransportError, and nothing is written", () =>
+    Effect.gen(function*() {
+      const users = yield* provisioner()
+      for (const subject of ["x".repeat(256), "a\u0000", ""]) {
+        const exit = yield* Effect.exit(users.provision({ username: "dave", subject }))
+        expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("TransportError")
+        if (Exit.isFailure(exit) && exit.cause._tag === "Fail") expect(String(exit.cause.error.cause)).toContain("subject")
+      }
+      expect(yield* Effect.flatMap(UserStore.UserStore, (store) => Effect.orDie(store.list()))).toHaveLength(0)
+    }).pipe(Effect.provide(stores)))
+
+  it.effect("the binding store failing is a TransportError of the backend, and no user is created", () =>
+    Effect.gen(function*() {
+      const failing = ExternalIdentities.make({
+        find: () => Effect.fail(new ExternalIdentities.ExternalIdentitiesError({ operation: "find", message: "down" })),
+        subjectOf: () => Effect.fail(new ExternalIdentities.ExternalIdentitiesError({ operation: "subjectOf", message: "down" })),
+        bind: () => Effect.fail(new ExternalIdentities.ExternalIdentitiesError({ operation: "bind", message: "down" })),
+        unbind: () => Effect.fail(new ExternalIdentities.ExternalIdentitiesError({ operation: "unbind", message: "down" }))
+      })
+      const users = yield* Provisioning.make({ backendId: "sso", identities: { store: failing, provider } })
+      const exit = yield* Effect.exit(users.provision({ username: "erin", subject: "e" }))
+      expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error).toMatchObject({
+        _tag: "TransportError",
+        backend: "sso"
+      })
+      expect(yield* Effect.flatMap(UserStore.UserStore, (store) => Effect.orDie(store.list()))).toHaveLength(0)
+    }).pipe(Effect.provide(MemoryUserStore.layer)))
+})
+
+describe.skipIf(Postgres.missing)("Provisioning with bindings on PostgreSQL", () => {
+  it.live("two instances, concurrent first logins of two subjects under one name: one user, bound to the subject whose logins got it", () => {
+    const prefix = Postgres.uniquePrefix("provid")
+    const dropIdentities = Effect.flatMap(Effect.orDie(SqlExternalIdentities.tables({ tablePrefix: prefix })), (t) =>
+      Postgres.dropDirect(Postgres.dropTables([t.identity, t.migrations])))
+    return Effect.gen(function*() {
+      const identities = yield* ExternalIdentities.ExternalIdentities
+      for (let round = 0; round < 5; round++) {
+        // two app instances: each its own provisioner (and its own in-process bookkeeping)
+        const a = yield* Provisioning.make({ backendId: "sso", identities: { store: identities, provider } })
+        const b = yield* Provisioning.make({ backendId: "sso", identities: { store: identities, provider } })
+        const name = `user${round}`
+        const logins = [a, b, a, b].map((p, i) => outcome(p.provision({ username: name, subject: `${name}-${i % 2 === 0 ? "x" : "y"}` })))
+        const [ax, by, ax2, by2] = yield* Effect.all(logins, { concurrency: "unbounded" })
+        const stored = yield* user(name)
+        const x = yield* boundTo(`${name}-x`)
+        const y = yield* boundTo(`${name}-y`)
+        if (Option.isSome(x)) {
+          expect(x.value).toBe(stored.id)
+          expect(y).toEqual(Option.none())
+          expect([ax, ax2, by, by2]).toEqual([`success:${name}`, `success:${name}`, "unknown-user", "unknown-user"])
+        } else {
+          expect(y).toEqual(Option.some(stored.id))
+          expect([ax, ax2, by, by2]).toEqual(["unknown-user", "unknown-user", `success:${name}`, `success:${name}`])
+        }
+      }
+      const all = yield* Effect.flatMap(UserStore.UserStore, (store) => Effect.orDie(store.list()))
+      expect(all).toHaveLength(5)
+    }).pipe(
+      Effect.provide(SqlExternalIdentities.layer({ tablePrefix: prefix }).pipe(Layer.provideMerge(Postgres.userStore(prefix)))),
+      Effect.ensuring(dropIdentities)
+    )
+  }, 60_000)
+})
