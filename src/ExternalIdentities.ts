@@ -36,6 +36,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { isUserId } from "./internal/userId.js"
+import { checked as checkInput, refuse, userIdMessage } from "./internal/checkedInput.js"
 import { isStorable } from "./internal/wellFormed.js"
 
 /**
@@ -109,12 +110,6 @@ export class ExternalIdentities extends Context.Tag("effect-auth/ExternalIdentit
 // What an untyped caller may hand over (null, a number, an object whose getter throws) is refused
 // here, before any store sees it, alike on every engine.
 
-class Refused {
-  constructor(readonly message: string) {}
-}
-const refuse = (message: string): never => {
-  throw new Refused(message)
-}
 
 /** The columns' bounds: `provider`, `subject` and `user_id` are varchar(255). */
 const textOf = (field: string, raw: unknown): string =>
@@ -123,25 +118,17 @@ const textOf = (field: string, raw: unknown): string =>
     : refuse(`${field} must be a string of 1 to 255 characters, no NUL or lone surrogate`)
 
 const userIdOf = (raw: unknown): string =>
-  isUserId(raw) && isStorable(raw) ? raw : refuse("userId must be a user id: 1 to 255 characters, no NUL or lone surrogate")
+  isUserId(raw) && isStorable(raw) ? raw : refuse(userIdMessage)
 
-// Reads and checks the input of `operation`, then runs it on what was read. (Only the reading is
-// caught: a store that throws is a defect of that store, not bad input.)
+// Reads and checks the input of `operation`, then runs it on what was read (see internal/checkedInput).
 const checked = <I, A>(
   operation: string,
   read: () => I,
   run: (input: I) => Effect.Effect<A, ExternalIdentitiesError>
 ): Effect.Effect<A, ExternalIdentitiesError> =>
-  Effect.suspend(() => {
-    let input: I
-    try {
-      input = read()
-    } catch (error) {
-      const message = error instanceof Refused ? error.message : "the input could not be read"
-      return Effect.fail(new ExternalIdentitiesError({ operation, message }))
-    }
-    return run(input)
-  })
+  Effect.suspend(() =>
+    checkInput(read, run, (message) => Effect.fail(new ExternalIdentitiesError({ operation, message })))
+  )
 
 /**
  * A store that checks every call's input before `store` sees it: a provider and a subject of 1 to

@@ -31,6 +31,7 @@ import * as Schema from "effect/Schema"
 import { textOf } from "./internal/redactedString.js"
 import { isUserId } from "./internal/userId.js"
 import { collectionOf } from "./internal/collection.js"
+import { checked as checkInput, refuse, userIdMessage } from "./internal/checkedInput.js"
 import { isStorable } from "./internal/wellFormed.js"
 
 /**
@@ -184,16 +185,10 @@ const sameSecret = (device: Device, secret: Redacted.Redacted<string>) =>
 // refused here, before any store sees it: the engines answered it each their own way (a step NaN
 // was recorded in memory, matched nothing in SQLite and failed in PostgreSQL), or died.
 
-class Refused {
-  constructor(readonly message: string) {}
-}
-const refuse = (message: string): never => {
-  throw new Refused(message)
-}
 
 /** The columns' bounds: `user_id` and `secret` are varchar(255), `code_hash` varchar(64). */
 const userIdOf = (raw: unknown): string =>
-  isUserId(raw) && isStorable(raw) ? raw : refuse("userId must be a user id: 1 to 255 characters, no NUL or lone surrogate")
+  isUserId(raw) && isStorable(raw) ? raw : refuse(userIdMessage)
 
 // (the message never shows what was given: it may be the secret)
 const secretOf = (raw: unknown): Redacted.Redacted<string> => {
@@ -221,24 +216,15 @@ const hashesOf = (field: string, raw: unknown): ReadonlyArray<string> =>
 const fieldOf = (what: string, raw: unknown, key: string): unknown =>
   typeof raw === "object" && raw !== null ? (raw as Record<string, unknown>)[key] : refuse(`${what} must be an object`)
 
-// Reads and checks the input of `operation`, then runs it on what was read; a getter or a Proxy
-// trap that throws while reading refuses the input as unreadable. (Only the reading is caught: a
-// store that throws is a defect of that store, not bad input.)
+// Reads and checks the input of `operation`, then runs it on what was read (see internal/checkedInput).
 const checked = <I, A>(
   operation: string,
   read: () => I,
   run: (input: I) => Effect.Effect<A, TotpStoreError>
 ): Effect.Effect<A, TotpStoreError> =>
-  Effect.suspend(() => {
-    let input: I
-    try {
-      input = read()
-    } catch (error) {
-      const message = error instanceof Refused ? error.message : "the input could not be read"
-      return Effect.fail(new TotpStoreError({ operation, message }))
-    }
-    return run(input)
-  })
+  Effect.suspend(() =>
+    checkInput(read, run, (message) => Effect.fail(new TotpStoreError({ operation, message })))
+  )
 
 /**
  * A store that checks every call's input before `store` sees it: a user id (1 to 255 characters),
