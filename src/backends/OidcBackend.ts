@@ -361,11 +361,15 @@ const usableEndpoints = (as: oauth.AuthorizationServer): oauth.AuthorizationServ
 const isAbsoluteUrl = (value: unknown): value is string => typeof value === "string" && URL.canParse(value)
 
 // The userinfo answer oauth4webapi refused only for its `sub` (absent, or no non-empty string).
+// Told by its shape, not its message: an invalid response whose cause is the parsed body, a JSON
+// object (the one other such refusal, a body that is no object, is not one) without a `sub` that
+// is a non-empty string.
 const withoutSub = (error: unknown): Readonly<Record<string, unknown>> | undefined => {
   if (!(error instanceof oauth.OperationProcessingError) || error.code !== oauth.INVALID_RESPONSE) return undefined
-  if (!error.message.startsWith('"response" body "sub" property')) return undefined
   const body = (error.cause as { readonly body?: unknown } | undefined)?.body
-  return typeof body === "object" && body !== null && !Array.isArray(body) ? body as Record<string, unknown> : undefined
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return undefined
+  const sub = (body as Record<string, unknown>).sub
+  return typeof sub === "string" && sub.length > 0 ? undefined : body as Record<string, unknown>
 }
 
 // The left half of the access token's hash, with the hash of the ID token's signature algorithm
