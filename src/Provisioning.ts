@@ -515,6 +515,21 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
       const pending = creating.get(username)
       return pending === undefined ? undefined : Deferred.await(pending)
     }
+    // What a lookup of the user named `username` found (`found`), settled against the first logins
+    // above: one this instance is still configuring under that name is waited for, then the user
+    // is read `again`; a row read inactive while another first login ended is read `again` too.
+    const settled = <E>(
+      found: Option.Option<UserStore.StoredUser>,
+      username: string,
+      endedBefore: number,
+      again: Effect.Effect<Option.Option<UserStore.StoredUser>, E>
+    ): Effect.Effect<Option.Option<UserStore.StoredUser>, E> => {
+      const pending = whileCreating(username)
+      if (pending !== undefined) return Effect.zipRight(pending, again)
+      return firstLoginsEnded !== endedBefore && Option.isSome(found) && !found.value.isActive
+        ? again
+        : Effect.succeed(found)
+    }
 
     const create = (external: ExternalUser) =>
       options.configureUser === undefined ? createRow(external) : Effect.flatMap(Deferred.make<void>(), (done) => {
@@ -532,8 +547,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
       })
 
     // The user `subject` is bound to, by id. A binding to a user that no longer exists is removed
-    // (the login goes on as unbound). A user this instance is still configuring is waited for,
-    // and one read while another first login ended is read again, as by name.
+    // (the login goes on as unbound). The user found is settled as one found by name is.
     const bound = (
       bindings: NonNullable<Options["identities"]>,
       subject: string,
@@ -547,13 +561,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
           yield* viaIdentities(bindings.store.unbind(bindings.provider, userId.value))
           return Option.none()
         }
-        const pending = whileCreating(found.value.username)
-        if (pending !== undefined) {
-          yield* pending
-          return Option.some(yield* reread(userId.value))
-        }
-        if (firstLoginsEnded !== endedBefore && !found.value.isActive) return Option.some(yield* reread(userId.value))
-        return found
+        return yield* settled(found, found.value.username, endedBefore, Effect.map(reread(userId.value), Option.some))
       })
 
     const provision = (raw: ExternalUser): Effect.Effect<UserStore.StoredUser, AuthError.BackendError> =>
@@ -568,14 +576,8 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
           // the binding proves it is the same person: no local-account rule, whatever the name
           user = yield* update(viaBinding.value, external)
         } else {
-          let found = yield* find(external.username)
-          const pending = whileCreating(external.username)
-          if (pending !== undefined) {
-            yield* pending
-            found = yield* find(external.username)
-          } else if (firstLoginsEnded !== endedBefore && Option.isSome(found) && !found.value.isActive) {
-            found = yield* find(external.username)
-          }
+          const byName = find(external.username)
+          const found = yield* settled(yield* byName, external.username, endedBefore, byName)
           if (Option.isSome(found)) {
             user = yield* link(found.value, external)
           } else {
