@@ -36,7 +36,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { isUserId } from "./internal/userId.js"
-import { checked as checkInput, refuse, userIdMessage } from "./internal/checkedInput.js"
+import { checker, refuse, userIdMessage } from "./internal/checkedInput.js"
 import { isStorable } from "./internal/wellFormed.js"
 
 /**
@@ -121,14 +121,7 @@ const userIdOf = (raw: unknown): string =>
   isUserId(raw) && isStorable(raw) ? raw : refuse(userIdMessage)
 
 // Reads and checks the input of `operation`, then runs it on what was read (see internal/checkedInput).
-const checked = <I, A>(
-  operation: string,
-  read: () => I,
-  run: (input: I) => Effect.Effect<A, ExternalIdentitiesError>
-): Effect.Effect<A, ExternalIdentitiesError> =>
-  Effect.suspend(() =>
-    checkInput(read, run, (message) => Effect.fail(new ExternalIdentitiesError({ operation, message })))
-  )
+const checked = checker((operation, message) => new ExternalIdentitiesError({ operation, message }))
 
 /**
  * A store that checks every call's input before `store` sees it: a provider and a subject of 1 to

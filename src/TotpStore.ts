@@ -31,7 +31,7 @@ import * as Schema from "effect/Schema"
 import { textOf } from "./internal/redactedString.js"
 import { isUserId } from "./internal/userId.js"
 import { collectionOf } from "./internal/collection.js"
-import { checked as checkInput, refuse, userIdMessage } from "./internal/checkedInput.js"
+import { checker, refuse, userIdMessage } from "./internal/checkedInput.js"
 import { isStorable } from "./internal/wellFormed.js"
 
 /**
@@ -217,14 +217,7 @@ const fieldOf = (what: string, raw: unknown, key: string): unknown =>
   typeof raw === "object" && raw !== null ? (raw as Record<string, unknown>)[key] : refuse(`${what} must be an object`)
 
 // Reads and checks the input of `operation`, then runs it on what was read (see internal/checkedInput).
-const checked = <I, A>(
-  operation: string,
-  read: () => I,
-  run: (input: I) => Effect.Effect<A, TotpStoreError>
-): Effect.Effect<A, TotpStoreError> =>
-  Effect.suspend(() =>
-    checkInput(read, run, (message) => Effect.fail(new TotpStoreError({ operation, message })))
-  )
+const checked = checker((operation, message) => new TotpStoreError({ operation, message }))
 
 /**
  * A store that checks every call's input before `store` sees it: a user id (1 to 255 characters),
