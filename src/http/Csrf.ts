@@ -11,10 +11,22 @@
  *    `trustedOrigins` (`https://app.example.com`, or `https://*.example.com` for
  *    `example.com` and its subdomains, as Django reads it).
  *    `Origin: null` is refused. Without `Origin`, a `Referer` header is checked the same way.
- * 2. Token: when the request carries a live session, the `X-CSRFToken` header must equal the
- *    session's CSRF token (compared in constant time). The token is made at login, bound to the
- *    session, handed out in the login result and in the `csrftoken` cookie (readable by
- *    JavaScript, unlike the session cookie), and changes with every login.
+ * 2. Token: when the request carries a live session, the token it sends must equal the session's
+ *    CSRF token (compared in constant time). A POSTed url-encoded form (an HTML form) sends it in
+ *    its `csrfmiddlewaretoken` field, as Django's `{% csrf_token %}` renders it; when the form has
+ *    no such field, and for every other request, the `X-CSRFToken` header. The token is made at
+ *    login, bound to the session, handed out in the login result and in the `csrftoken` cookie
+ *    (readable by JavaScript, unlike the session cookie), and changes with every login.
+ *
+ * Reading a form's field reads the request's body before the app does, through the request's
+ * `text` (cached by the platform), at most the app's `HttpIncomingMessage.MaxBodySize` where the
+ * check runs, else 2.5 MiB (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`; a larger form is checked by
+ * its header alone). The app still reads the body as usual: `urlParamsBody`, `text`, `json`, an
+ * `HttpApi` payload, and in the plain-router form also `stream`, `arrayBuffer` and from a mounted
+ * router (the middlewares hand the app a request holding the body; an `HttpApi` raw handler reads
+ * such a form through `text` or `urlParamsBody`). A multipart form's field is
+ * not read (parsing it would store its files before the app decides where they go): it sends the
+ * header.
  *
  * A request without a live session has no token to compare, so only the Origin/Referer check
  * applies: that is what protects a login form from login CSRF. Clients that send neither header
@@ -38,6 +50,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as FormBody from "../internal/http/formBody.js"
 import * as crypto from "../internal/session/crypto.js"
 
 /**
@@ -230,7 +243,8 @@ export interface CheckOptions {
 
 /**
  * The check for one request: nothing for safe methods or when disabled; otherwise the
- * Origin/Referer check and, when `sessionToken` is some, the token check. Over HTTPS (Secure
+ * Origin/Referer check and, when `sessionToken` is some, the token check (a POSTed url-encoded
+ * form's `csrfmiddlewaretoken` field, else the header; see the module's documentation). Over HTTPS (Secure
  * cookies) a request of a session (`sessionToken` some, or `options.session`) that sends neither
  * Origin nor Referer is refused, as Django refuses it. Fails with `HttpApiError.Forbidden`.
  *
@@ -261,8 +275,15 @@ export const check = (
   const requireSource = settings.requireHttps && (options.session === true || Option.isSome(sessionToken))
   if (!originAllowed(settings, headers, requireSource)) return forbidden
   if (Option.isNone(sessionToken)) return Effect.void
-  const sent = headers[settings.headerName]
-  return sent !== undefined && crypto.equal(sent, Redacted.value(sessionToken.value))
-    ? Effect.void
-    : forbidden
+  const expected = sessionToken.value
+  const header = headers[settings.headerName]
+  // As Django: a POSTed url-encoded form's `csrfmiddlewaretoken` field first, the header when the
+  // form has none (or could not be read).
+  if (FormBody.carriesToken(request)) {
+    return Effect.flatMap(FormBody.token(request), (field) => matches(field === "" || field === undefined ? header : field, expected))
+  }
+  return matches(header, expected)
 }
+
+const matches = (sent: string | undefined, expected: Redacted.Redacted<string>): Effect.Effect<void, HttpApiError.Forbidden> =>
+  sent !== undefined && crypto.equal(sent, Redacted.value(expected)) ? Effect.void : forbidden

@@ -73,6 +73,7 @@ import type * as Credentials from "../Credentials.js"
 import * as Failures from "../internal/http/failures.js"
 import * as AuthAttempt from "../internal/authAttempt.js"
 import * as Fold from "../internal/http/fold.js"
+import * as FormBody from "../internal/http/formBody.js"
 import * as Compile from "../internal/http/make.js"
 import * as RequestContext from "../internal/http/requestContext.js"
 import * as Permissions from "../Permissions.js"
@@ -595,13 +596,14 @@ const withUser = <E, R>(app: HttpApp.Default<E, R>, required: boolean): HttpApp.
       const context = fiber.currentContext as Context.Context<any>
       const service = context.unsafeMap.get(HttpAuth.key) as Service
       const cache = RequestContext.lazyCache()
-      const resolved = Fold.resolveIn(service, context.unsafeMap.get(HttpServerRequest.HttpServerRequest.key), cache, fiber)
+      const request: HttpServerRequest.HttpServerRequest = context.unsafeMap.get(HttpServerRequest.HttpServerRequest.key)
+      const resolved = Fold.resolveIn(service, request, cache, fiber)
       const next = (
         user: Option.Option<CurrentUser.Info>
       ): Effect.Effect<HttpServerResponse.HttpServerResponse, E | Failure, R | HttpServerRequest.HttpServerRequest> =>
         required && Option.isNone(user)
           ? service.unauthorized
-          : RequestContext.runWith(app, context, cache, user, required)
+          : RequestContext.runWith(app, context, cache, user, required, FormBody.replacement(request))
       // Resolved on the spot (backends that answered with `Exit`s): no fiber step in between.
       return AuthAttempt.flatMapNow(resolved, next)
     }),

@@ -248,6 +248,8 @@ export interface Reply {
 export interface RequestOptions {
   readonly headers?: Readonly<Record<string, string>>
   readonly json?: unknown
+  /** A body sent as it is, with its content type. */
+  readonly body?: { readonly text: string; readonly contentType: string }
 }
 
 /** One request with a real HTTP client (fetch); no cookie jar: tests send cookies explicitly. */
@@ -261,6 +263,7 @@ export const call = (
     const client = yield* HttpClient.HttpClient
     let request = HttpClientRequest.make(method)(`${url}${path}`).pipe(HttpClientRequest.setHeaders(options.headers ?? {}))
     if (options.json !== undefined) request = HttpClientRequest.bodyUnsafeJson(request, options.json)
+    if (options.body !== undefined) request = HttpClientRequest.bodyText(request, options.body.text, options.body.contentType)
     const response = yield* client.execute(request)
     const body = yield* response.text
     return {

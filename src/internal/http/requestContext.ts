@@ -7,6 +7,7 @@
 // An interrupted request fiber skips the put-back: it is ending, and the only thing its
 // finalizers could notice is the extra services.
 import type * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
@@ -31,10 +32,13 @@ export const runWith = <A, E, R>(
   outer: Context.Context<any>,
   cache: Permissions.RequestCacheStore,
   user: Option.Option<CurrentUser.Info>,
-  required: boolean
+  required: boolean,
+  request: HttpServerRequest.HttpServerRequest | undefined
 ): Effect.Effect<A, E, any> => {
   const services = new Map<string, unknown>()
   outer.unsafeMap.forEach(copyInto, services)
+  // The CSRF check read a form's body: the app reads it from the request that holds it.
+  if (request !== undefined) services.set(HttpServerRequest.HttpServerRequest.key, request)
   services.set(Permissions.RequestCache.key, cache)
   if (required) services.set(CurrentUser.CurrentUser.key, (user as Option.Some<CurrentUser.Info>).value)
   services.set(CurrentUser.OptionalUser.key, user)

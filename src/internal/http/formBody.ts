@@ -1,0 +1,163 @@
+// The CSRF token an HTML form sends in its body, as Django's `{% csrf_token %}` renders it: a
+// hidden `csrfmiddlewaretoken` field of a POST form (`application/x-www-form-urlencoded`).
+//
+// Reading it consumes the request's body before the app runs. The body is read through the
+// request's `text`, which the platform caches on the request object, so the app's own
+// `urlParamsBody`, `text`, `json` and the `HttpApi` payload of the same request still see it. A
+// mounted router reads a copy of the request (`request.modify`) that does not share that cache,
+// and `stream` or `arrayBuffer` would read the consumed socket again and never end: the plain-router
+// middlewares therefore hand the app {@link replacement}, a request that serves the body it holds.
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as Multipart from "@effect/platform/Multipart"
+import * as UrlParams from "@effect/platform/UrlParams"
+import * as Effect from "effect/Effect"
+import * as Inspectable from "effect/Inspectable"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+
+/** The form field Django's templates put the token in. @internal */
+export const fieldName = "csrfmiddlewaretoken"
+
+/**
+ * The most a form body is read for its token when the app sets no `MaxBodySize`: Django's
+ * `DATA_UPLOAD_MAX_MEMORY_SIZE` (2.5 MiB), past which Django does not parse `request.POST` either.
+ *
+ * @internal
+ */
+export const defaultMaxBytes = 2_621_440
+
+const mediaType = (contentType: string | undefined): string | undefined =>
+  contentType?.split(";", 1)[0]!.trim().toLowerCase()
+
+/**
+ * Whether Django would look for the token in the body: a POST (Django parses `request.POST` for
+ * POST only) of a url-encoded form. A multipart form's token is not read: parsing it would write
+ * its files before the app decides where they go; such forms send the header.
+ *
+ * @internal
+ */
+export const carriesToken = (request: HttpServerRequest.HttpServerRequest): boolean =>
+  request.method === "POST" && mediaType(request.headers["content-type"]) === "application/x-www-form-urlencoded"
+
+const replacementKey = Symbol.for("effect-auth/internal/http/formBody/replacement")
+interface Marked {
+  [replacementKey]?: HttpServerRequest.HttpServerRequest
+}
+
+/**
+ * The form's token: its `csrfmiddlewaretoken` field, `""` when the form has none (Django then takes
+ * the header), `undefined` when the body could not be read (cut off, larger than the app's
+ * `MaxBodySize` or {@link defaultMaxBytes}, not UTF-8 text the parser takes).
+ *
+ * @internal
+ */
+export const token = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<string | undefined> =>
+  Effect.flatMap(HttpIncomingMessage.MaxBodySize, (appLimit) => {
+    const limit = Number(Option.getOrElse(appLimit, () => defaultMaxBytes))
+    // A body that announces more than the limit is not read at all, so the refusal can still be
+    // answered (the platform drops the connection of a body it stops reading at the limit, which
+    // only a body without a length, or one longer than it said, comes to).
+    const length = request.headers["content-length"]
+    if (length !== undefined && !(/^[0-9]{1,16}$/.test(length) && Number(length) <= limit)) return Effect.succeed(undefined)
+    return request.text.pipe(
+      HttpIncomingMessage.withMaxBodySize(Option.some(limit)),
+      Effect.map((text) => {
+        ;(request as Marked)[replacementKey] = new BufferedRequest(request, text)
+        return new URLSearchParams(text).get(fieldName) ?? ""
+      }),
+      Effect.orElseSucceed(() => undefined)
+    )
+  })
+
+/**
+ * The request the app should read the body from, when the token check read it; `undefined` when
+ * the body was not read.
+ *
+ * @internal
+ */
+export const replacement = (request: HttpServerRequest.HttpServerRequest): HttpServerRequest.HttpServerRequest | undefined =>
+  (request as Marked)[replacementKey]
+
+// The transport's request, but the body is the text already read from it. `modify` (a mounted
+// router's prefix) keeps the body; everything else is the transport's.
+class BufferedRequest extends Inspectable.Class implements HttpServerRequest.HttpServerRequest {
+  readonly #request: HttpServerRequest.HttpServerRequest
+  readonly #text: string
+  constructor(request: HttpServerRequest.HttpServerRequest, text: string) {
+    super()
+    this.#request = request
+    this.#text = text
+  }
+  readonly [HttpIncomingMessage.TypeId]: HttpIncomingMessage.TypeId = HttpIncomingMessage.TypeId
+  readonly [HttpServerRequest.TypeId]: HttpServerRequest.TypeId = HttpServerRequest.TypeId
+  get source() {
+    return this.#request.source
+  }
+  get url() {
+    return this.#request.url
+  }
+  get originalUrl() {
+    return this.#request.originalUrl
+  }
+  get method() {
+    return this.#request.method
+  }
+  get cookies() {
+    return this.#request.cookies
+  }
+  get headers() {
+    return this.#request.headers
+  }
+  get remoteAddress() {
+    return this.#request.remoteAddress
+  }
+  get upgrade() {
+    return this.#request.upgrade
+  }
+  modify(options: Parameters<HttpServerRequest.HttpServerRequest["modify"]>[0]): HttpServerRequest.HttpServerRequest {
+    return new BufferedRequest(this.#request.modify(options), this.#text)
+  }
+  get text() {
+    return Effect.succeed(this.#text)
+  }
+  get json(): Effect.Effect<unknown, HttpServerError.RequestError> {
+    return Effect.try({
+      try: () => (this.#text === "" ? null : JSON.parse(this.#text)) as unknown,
+      catch: (cause) => this.#decodeError(cause)
+    })
+  }
+  get urlParamsBody(): Effect.Effect<UrlParams.UrlParams, HttpServerError.RequestError> {
+    return Effect.try({
+      try: () => UrlParams.fromInput(new URLSearchParams(this.#text)),
+      catch: (cause) => this.#decodeError(cause)
+    })
+  }
+  get arrayBuffer() {
+    return Effect.sync(() => new TextEncoder().encode(this.#text).buffer as ArrayBuffer)
+  }
+  get stream() {
+    return Stream.sync(() => new TextEncoder().encode(this.#text))
+  }
+  // The body is a url-encoded form: read as multipart it is what the transport's parser says of
+  // such a body, a parse error (and the consumed socket is never read again).
+  get multipart() {
+    return Effect.fail(this.#notMultipart())
+  }
+  get multipartStream() {
+    return Stream.fail(this.#notMultipart())
+  }
+  #notMultipart() {
+    return new Multipart.MultipartError({ reason: "Parse", cause: new Error("the body is a url-encoded form") })
+  }
+  #decodeError(cause: unknown): HttpServerError.RequestError {
+    return new HttpServerError.RequestError({ request: this, reason: "Decode", cause })
+  }
+  override toJSON() {
+    return this.#request.toJSON()
+  }
+  override toString() {
+    return this.#request.toString()
+  }
+}

@@ -1,0 +1,200 @@
+// The CSRF token of an HTML form: Django's `csrfmiddlewaretoken` field of a POSTed url-encoded
+// body, over real HTTP, in the HttpApi form and in the plain-router form (mounted routers too).
+import { describe, expect, it } from "@effect/vitest"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import * as http from "node:http"
+import * as CurrentUser from "../src/http/CurrentUser.js"
+import * as HttpAuth from "../src/http/HttpAuth.js"
+import { appLayer, call, login, serve } from "./utils/httpAuthServer.js"
+
+const form = (fields: Record<string, string>) => ({
+  text: new URLSearchParams(fields).toString(),
+  contentType: "application/x-www-form-urlencoded"
+})
+
+// A request the server never answers is a failed test, not a hung one.
+const bounded = <A>(effect: Effect.Effect<A>) =>
+  Effect.timeoutFail(effect, { duration: "5 seconds", onTimeout: () => new Error("no answer in 5 s: the body was read twice") })
+
+describe("Csrf: the token of a POSTed form (HttpApi)", () => {
+  it.live("a form's csrfmiddlewaretoken is the token; the payload is still decoded from the same body", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { url } = yield* serve({})
+      const alice = yield* login(url, "alice", "wonderland")
+      const changed = yield* call(url, "POST", "/password", {
+        headers: { cookie: alice.cookie },
+        body: form({ csrfmiddlewaretoken: alice.csrf, password: "looking-glass" })
+      })
+      expect(changed.status).toBe(204)
+      // The new password came from the form's body, read once by the check and once by the payload.
+      expect((yield* login(url, "alice", "looking-glass")).reply.status).toBe(200)
+    })))
+
+  it.live("a wrong field is refused even with the right header (Django reads the field first); no field: the header", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { url } = yield* serve({})
+      const alice = yield* login(url, "alice", "wonderland")
+      const wrongField = yield* call(url, "POST", "/notes", {
+        headers: { cookie: alice.cookie, "x-csrftoken": alice.csrf },
+        body: form({ csrfmiddlewaretoken: "x".repeat(alice.csrf.length) })
+      })
+      expect(wrongField.status).toBe(403)
+      const emptyField = yield* call(url, "POST", "/notes", {
+        headers: { cookie: alice.cookie, "x-csrftoken": alice.csrf },
+        body: form({ csrfmiddlewaretoken: "", note: "hi" })
+      })
+      expect(emptyField.status).toBe(200)
+      const noToken = yield* call(url, "POST", "/notes", { headers: { cookie: alice.cookie }, body: form({ note: "hi" }) })
+      expect(noToken.status).toBe(403)
+    })))
+
+  it.live("only a POSTed url-encoded form is read: other methods and multipart forms send the header", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { url } = yield* serve({})
+      const alice = yield* login(url, "alice", "wonderland")
+      const deleted = yield* call(url, "DELETE", "/notes", {
+        headers: { cookie: alice.cookie },
+        body: form({ csrfmiddlewaretoken: alice.csrf })
+      })
+      expect(deleted.status).toBe(403)
+      const boundary = "----effect-auth-boundary"
+      const multipart = yield* call(url, "POST", "/notes", {
+        headers: { cookie: alice.cookie },
+        body: {
+          text: `--${boundary}\r\nContent-Disposition: form-data; name="csrfmiddlewaretoken"\r\n\r\n${alice.csrf}\r\n--${boundary}--\r\n`,
+          contentType: `multipart/form-data; boundary=${boundary}`
+        }
+      })
+      expect(multipart.status).toBe(403)
+      // The media type is compared as Django compares it: parameters aside, any case.
+      const charset = yield* call(url, "POST", "/notes", {
+        headers: { cookie: alice.cookie },
+        body: { ...form({ csrfmiddlewaretoken: alice.csrf }), contentType: "Application/X-WWW-Form-Urlencoded; charset=utf-8" }
+      })
+      expect(charset.status).toBe(200)
+    })))
+
+  it.live("a form larger than 2.5 MiB is not read for its token: refused without the header", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { url } = yield* serve({})
+      const alice = yield* login(url, "alice", "wonderland")
+      const big = yield* bounded(call(url, "POST", "/notes", {
+        headers: { cookie: alice.cookie },
+        body: form({ csrfmiddlewaretoken: alice.csrf, note: "x".repeat(2_621_440) })
+      }))
+      expect(big.status).toBe(403)
+      // Just under the ceiling, the same form passes.
+      const under = yield* bounded(call(url, "POST", "/notes", {
+        headers: { cookie: alice.cookie },
+        body: form({ csrfmiddlewaretoken: alice.csrf, note: "x".repeat(2_600_000) })
+      }))
+      expect(under.status).toBe(200)
+    })))
+
+  it.live("without a session there is no token to compare: the field is not read and the Origin check alone applies", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { url } = yield* serve({})
+      const anonymous = yield* call(url, "POST", "/notes", { headers: { authorization: "Bearer alice-token" }, body: form({}) })
+      expect(anonymous.status).toBe(200)
+      const crossSite = yield* call(url, "POST", "/logout", {
+        headers: { origin: "https://evil.test" },
+        body: form({ csrfmiddlewaretoken: "anything" })
+      })
+      expect(crossSite.status).toBe(403)
+    })))
+})
+
+// --- the plain-router form -----------------------------------------------------------------------
+
+const LoginPayload = Schema.Struct({ username: Schema.String, password: Schema.Redacted(Schema.String) })
+
+const decoder = new TextDecoder()
+// Each route answers the body as its reader saw it.
+const readers = HttpRouter.empty.pipe(
+  HttpRouter.post("/text", Effect.flatMap(HttpServerRequest.HttpServerRequest, (r) => Effect.map(r.text, HttpServerResponse.text))),
+  HttpRouter.post(
+    "/bytes",
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (r) =>
+      Effect.map(r.arrayBuffer, (bytes) => HttpServerResponse.text(decoder.decode(bytes))))
+  ),
+  HttpRouter.post(
+    "/stream",
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (r) =>
+      Effect.map(Stream.runCollect(Stream.decodeText(r.stream)), (chunks) => HttpServerResponse.text([...chunks].join(""))))
+  ),
+  HttpRouter.post(
+    "/form",
+    Effect.map(
+      HttpServerRequest.schemaBodyForm(Schema.Struct({ note: Schema.String })),
+      ({ note }) => HttpServerResponse.text(note)
+    )
+  ),
+  // A protected router inside the mount: its middleware resolves the mounted copy again.
+  HttpRouter.mount(
+    "/private",
+    HttpRouter.empty.pipe(
+      HttpRouter.post(
+        "/user",
+        Effect.flatMap(CurrentUser.CurrentUser, ({ user }) =>
+          Effect.flatMap(HttpServerRequest.HttpServerRequest, (r) =>
+            Effect.map(r.text, (text) => HttpServerResponse.text(`${user.username} ${text.length}`))))
+      ),
+      HttpRouter.use(HttpAuth.requireUser)
+    )
+  )
+)
+
+const serveRouter = Effect.gen(function*() {
+  const app = HttpRouter.empty.pipe(
+    HttpRouter.post(
+      "/login",
+      Effect.gen(function*() {
+        const payload = yield* Effect.orDie(HttpServerRequest.schemaBodyJson(LoginPayload))
+        const started = yield* HttpAuth.login(payload)
+        return yield* HttpServerResponse.json({ csrfToken: Redacted.value(started.csrfToken) })
+      })
+    ),
+    HttpRouter.post("/direct", Effect.flatMap(HttpServerRequest.HttpServerRequest, (r) => Effect.map(r.arrayBuffer, (bytes) => HttpServerResponse.text(decoder.decode(bytes))))),
+    // A mounted router reads a copy of the request (`modify`), which shares no cache with it.
+    HttpRouter.mount("/forms", readers),
+    HttpRouter.use(HttpAuth.middleware)
+  )
+  const server = HttpServer.serve(app).pipe(
+    Layer.provideMerge(appLayer()),
+    Layer.provideMerge(NodeHttpServer.layer(() => http.createServer(), { port: 0, host: "127.0.0.1" }))
+  )
+  const context = yield* Layer.build(server)
+  return HttpServer.formatAddress(Context.get(context, HttpServer.HttpServer).address)
+})
+
+describe("Csrf: the token of a POSTed form (plain router)", () => {
+  it.live("the app reads the body the check read: text, bytes, stream, a form Schema, from a mounted router", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const url = yield* serveRouter
+      const alice = yield* login(url, "alice", "wonderland")
+      const body = form({ note: "héllo wörld", csrfmiddlewaretoken: alice.csrf })
+      for (const path of ["/forms/text", "/forms/bytes", "/forms/stream", "/direct"]) {
+        const reply = yield* bounded(call(url, "POST", path, { headers: { cookie: alice.cookie }, body }))
+        expect([path, reply.status, reply.body]).toEqual([path, 200, body.text])
+      }
+      const decoded = yield* bounded(call(url, "POST", "/forms/form", { headers: { cookie: alice.cookie }, body }))
+      expect(decoded.body).toBe("héllo wörld")
+      const user = yield* bounded(call(url, "POST", "/forms/private/user", { headers: { cookie: alice.cookie }, body }))
+      expect(user.body).toBe(`alice ${body.text.length}`)
+      const wrong = yield* bounded(call(url, "POST", "/forms/text", {
+        headers: { cookie: alice.cookie },
+        body: form({ note: "hi", csrfmiddlewaretoken: "nope" })
+      }))
+      expect(wrong.status).toBe(403)
+    })))
+})
