@@ -9,10 +9,12 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as http from "node:http"
+import * as Csrf from "../src/http/Csrf.js"
 import * as CurrentUser from "../src/http/CurrentUser.js"
 import * as HttpAuth from "../src/http/HttpAuth.js"
 import { appLayer, call, login, serve } from "./utils/httpAuthServer.js"
@@ -56,6 +58,28 @@ describe("Csrf: the token of a POSTed form (HttpApi)", () => {
       expect(emptyField.status).toBe(200)
       const noToken = yield* call(url, "POST", "/notes", { headers: { cookie: alice.cookie }, body: form({ note: "hi" }) })
       expect(noToken.status).toBe(403)
+    })))
+
+  it.live("a masked token (Csrf.mask: new on every call) is taken in the field and in the header; altered, or another session's, it is refused", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { url } = yield* serve({})
+      const alice = yield* login(url, "alice", "wonderland")
+      const bob = yield* login(url, "bob", "pa:ss:word")
+      const masked = Redacted.value(Csrf.mask(Redacted.make(alice.csrf)))
+      const again = Redacted.value(Csrf.mask(Redacted.make(alice.csrf)))
+      expect(masked).not.toBe(again)
+      expect(masked).not.toContain(alice.csrf)
+      expect(masked).toMatch(/^[A-Za-z0-9_-]{115}$/)
+      const post = (headers: Record<string, string>, fields: Record<string, string>) =>
+        Effect.map(call(url, "POST", "/notes", { headers: { cookie: alice.cookie, ...headers }, body: form(fields) }), (r) => r.status)
+      expect(yield* post({}, { csrfmiddlewaretoken: masked })).toBe(200)
+      expect(yield* post({}, { csrfmiddlewaretoken: again })).toBe(200)
+      expect(yield* post({ "x-csrftoken": masked }, {})).toBe(200)
+      const altered = `${masked.slice(0, 50)}${masked[50] === "A" ? "B" : "A"}${masked.slice(51)}`
+      expect(yield* post({}, { csrfmiddlewaretoken: altered })).toBe(403)
+      expect(yield* post({}, { csrfmiddlewaretoken: Redacted.value(Csrf.mask(Redacted.make(bob.csrf))) })).toBe(403)
+      expect(yield* post({}, { csrfmiddlewaretoken: masked.slice(0, 114) })).toBe(403)
+      expect(yield* post({}, { csrfmiddlewaretoken: `${masked.slice(0, 114)}=` })).toBe(403)
     })))
 
   it.live("only a POSTed url-encoded form is read: other methods and multipart forms send the header", () =>
@@ -164,7 +188,12 @@ const serveRouter = Effect.gen(function*() {
         return yield* HttpServerResponse.json({ csrfToken: Redacted.value(started.csrfToken) })
       })
     ),
-    HttpRouter.post("/direct", Effect.flatMap(HttpServerRequest.HttpServerRequest, (r) => Effect.map(r.arrayBuffer, (bytes) => HttpServerResponse.text(decoder.decode(bytes))))),
+    HttpRouter.get(
+    "/page",
+    Effect.map(HttpAuth.csrfToken, (token) =>
+      HttpServerResponse.text(Option.match(token, { onNone: () => "none", onSome: Redacted.value })))
+  ),
+  HttpRouter.post("/direct", Effect.flatMap(HttpServerRequest.HttpServerRequest, (r) => Effect.map(r.arrayBuffer, (bytes) => HttpServerResponse.text(decoder.decode(bytes))))),
     // A mounted router reads a copy of the request (`modify`), which shares no cache with it.
     HttpRouter.mount("/forms", readers),
     HttpRouter.use(HttpAuth.middleware)
@@ -191,6 +220,19 @@ describe("Csrf: the token of a POSTed form (plain router)", () => {
       expect(decoded.body).toBe("héllo wörld")
       const user = yield* bounded(call(url, "POST", "/forms/private/user", { headers: { cookie: alice.cookie }, body }))
       expect(user.body).toBe(`alice ${body.text.length}`)
+      // The page's token: the session's, masked afresh for every page.
+      expect((yield* call(url, "GET", "/page")).body).toBe("none")
+      const page = (yield* call(url, "GET", "/page", { headers: { cookie: alice.cookie } })).body
+      const other = (yield* call(url, "GET", "/page", { headers: { cookie: alice.cookie } })).body
+      expect(page).toMatch(/^[A-Za-z0-9_-]{115}$/)
+      expect(other).not.toBe(page)
+      for (const token of [page, other]) {
+        const posted = yield* bounded(call(url, "POST", "/forms/text", {
+          headers: { cookie: alice.cookie },
+          body: form({ note: "hi", csrfmiddlewaretoken: token })
+        }))
+        expect(posted.status).toBe(200)
+      }
       const wrong = yield* bounded(call(url, "POST", "/forms/text", {
         headers: { cookie: alice.cookie },
         body: form({ note: "hi", csrfmiddlewaretoken: "nope" })

@@ -14,7 +14,8 @@
  * 2. Token: when the request carries a live session, the token it sends must equal the session's
  *    CSRF token (compared in constant time). A POSTed url-encoded form (an HTML form) sends it in
  *    its `csrfmiddlewaretoken` field, as Django's `{% csrf_token %}` renders it; when the form has
- *    no such field, and for every other request, the `X-CSRFToken` header. The token is made at
+ *    no such field, and for every other request, the `X-CSRFToken` header. Either may carry the
+ *    token as it is or masked by {@link mask} (what a page should render). The token is made at
  *    login, bound to the session, handed out in the login result and in the `csrftoken` cookie
  *    (readable by JavaScript, unlike the session cookie), and changes with every login.
  *
@@ -50,6 +51,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import { randomBytes, timingSafeEqual } from "node:crypto"
 import * as FormBody from "../internal/http/formBody.js"
 import * as crypto from "../internal/session/crypto.js"
 
@@ -286,4 +288,45 @@ export const check = (
 }
 
 const matches = (sent: string | undefined, expected: Redacted.Redacted<string>): Effect.Effect<void, HttpApiError.Forbidden> =>
-  sent !== undefined && crypto.equal(sent, Redacted.value(expected)) ? Effect.void : forbidden
+  sent !== undefined && tokenMatches(sent, Redacted.value(expected)) ? Effect.void : forbidden
+
+const base64url = /^[A-Za-z0-9_-]+$/
+
+// The token as sent, or masked by `mask`: a random mask and the token XOR that mask, base64url.
+const tokenMatches = (sent: string, token: string): boolean => {
+  if (crypto.equal(sent, token)) return true
+  const size = Buffer.byteLength(token)
+  if (sent.length !== Math.ceil((size * 2 * 4) / 3) || !base64url.test(sent)) return false
+  const masked = Buffer.from(sent, "base64url")
+  if (masked.length !== size * 2) return false
+  for (let i = 0; i < size; i++) masked[size + i]! ^= masked[i]!
+  return timingSafeEqual(masked.subarray(size), Buffer.from(token))
+}
+
+/**
+ * A fresh masked form of a session's CSRF token, for pages that put the token in their HTML (a
+ * form's `csrfmiddlewaretoken` field): a random mask and the token XOR that mask, base64url, new on
+ * every call, so that a compressed HTTPS response does not repeat the same secret from page to page
+ * (the BREACH attack), as Django's `{% csrf_token %}` masks it. {@link check} takes the token
+ * masked or as it is, in the field and in the header.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { Csrf, HttpAuth } from "effect-auth"
+ *
+ * const hiddenField = HttpAuth.login({ username: "alice", password: Redacted.make("wonderland") }).pipe(
+ *   Effect.map(({ csrfToken }) =>
+ *     `<input type="hidden" name="csrfmiddlewaretoken" value="${Redacted.value(Csrf.mask(csrfToken))}">`)
+ * )
+ * ```
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const mask = (token: Redacted.Redacted<string>): Redacted.Redacted<string> => {
+  const bytes = Buffer.from(Redacted.value(token))
+  const masked = Buffer.concat([randomBytes(bytes.length), bytes])
+  for (let i = 0; i < bytes.length; i++) masked[bytes.length + i]! ^= masked[i]!
+  return Redacted.make(masked.toString("base64url"))
+}

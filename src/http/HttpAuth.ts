@@ -315,6 +315,13 @@ export interface Service {
     request: HttpServerRequest.HttpServerRequest,
     otpToken: string | Redacted.Redacted<string>
   ) => Effect.Effect<Session.SessionUser, Failure>
+  /**
+   * The CSRF token of the live session the request resolved to, masked afresh (`Csrf.mask`): what
+   * a page renders into its forms' `csrfmiddlewaretoken` field, as Django's `get_token`. None for
+   * a request without a live session (anonymous, or authenticated by a bearer token or API key
+   * before its cookie was read).
+   */
+  readonly csrfToken: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<Option.Option<Redacted.Redacted<string>>, Failure>
   /** Ends the request's session (if any) and deletes the cookies. */
   readonly logout: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<void, Failure>
   /**
@@ -543,6 +550,33 @@ export const logout: Effect.Effect<void, Failure, HttpAuth | HttpServerRequest.H
   service,
   request
 ) => service.logout(request))
+
+/**
+ * The CSRF token of the request's live session, masked afresh, for a page to render into its
+ * forms (Django's `get_token` and `{% csrf_token %}`); none without a live session. See
+ * {@link Service.csrfToken}.
+ *
+ * @example
+ * ```ts
+ * import { HttpServerResponse } from "@effect/platform"
+ * import { Effect, Option, Redacted } from "effect"
+ * import { HttpAuth } from "effect-auth"
+ *
+ * const page = Effect.map(HttpAuth.csrfToken, (token) =>
+ *   HttpServerResponse.html(`<form method="post" action="/notes">
+ *   <input type="hidden" name="csrfmiddlewaretoken" value="${Option.match(token, { onNone: () => "", onSome: Redacted.value })}">
+ *   <button>Save</button>
+ * </form>`))
+ * ```
+ *
+ * @since 0.3.0
+ * @category accessors
+ */
+export const csrfToken: Effect.Effect<
+  Option.Option<Redacted.Redacted<string>>,
+  Failure,
+  HttpAuth | HttpServerRequest.HttpServerRequest
+> = withRequest((service, request) => service.csrfToken(request))
 
 /**
  * After the request's user changed their own password, keeps their session (under a new id)

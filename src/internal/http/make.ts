@@ -295,8 +295,18 @@ export const make = (
         if (Option.isSome(updated)) yield* cookies.set(updated.value)
       })
 
+    // What a page renders into its forms (Django's `get_token`): the token of the live session
+    // this request resolved to, masked afresh. Resolving first means a session that has ended, or
+    // whose user changed their password, hands out nothing.
+    const csrfToken: HttpAuth.Service["csrfToken"] = (request) =>
+      Effect.map(authenticate(request), () => {
+        const loaded = fold.loadedSession(request)
+        return loaded === undefined ? Option.none() : Option.map(loaded, (session) => Csrf.mask(session.csrfToken))
+      })
+
     const service: HttpAuth.Service = {
       authenticate,
+      csrfToken,
       login,
       loginAs,
       stepUp,
