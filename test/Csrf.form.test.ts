@@ -58,6 +58,16 @@ describe("Csrf: the token of a POSTed form (HttpApi)", () => {
       expect(emptyField.status).toBe(200)
       const noToken = yield* call(url, "POST", "/notes", { headers: { cookie: alice.cookie }, body: form({ note: "hi" }) })
       expect(noToken.status).toBe(403)
+      // A repeated field: its last value, as Django's QueryDict.get; past 1000 fields (Django's
+      // DATA_UPLOAD_MAX_NUMBER_FIELDS) the form is not parsed and the header decides.
+      const post = (text: string, headers: Record<string, string> = {}) =>
+        Effect.map(call(url, "POST", "/notes", { headers: { cookie: alice.cookie, ...headers }, body: { text, contentType: form({}).contentType } }), (r) => r.status)
+      expect(yield* post(`csrfmiddlewaretoken=wrong&csrfmiddlewaretoken=${alice.csrf}`)).toBe(200)
+      expect(yield* post(`csrfmiddlewaretoken=${alice.csrf}&csrfmiddlewaretoken=wrong`)).toBe(403)
+      const many = `${"a=1&".repeat(1000)}csrfmiddlewaretoken=${alice.csrf}`
+      expect(yield* post(many)).toBe(403)
+      expect(yield* post(many, { "x-csrftoken": alice.csrf })).toBe(200)
+      expect(yield* post(`${"a=1&".repeat(999)}csrfmiddlewaretoken=${alice.csrf}`)).toBe(200)
     })))
 
   it.live("a masked token (Csrf.mask: new on every call) is taken in the field and in the header; altered, or another session's, it is refused", () =>

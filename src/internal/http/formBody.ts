@@ -28,6 +28,49 @@ export const fieldName = "csrfmiddlewaretoken"
  */
 export const defaultMaxBytes = 2_621_440
 
+/** Django's `DATA_UPLOAD_MAX_NUMBER_FIELDS`: a form with more fields is not parsed. @internal */
+export const maxFields = 1000
+
+const hexByte = /^[0-9A-Fa-f]{2}/
+
+// A name or value of a url-encoded form as Django decodes it (Python's `unquote_plus`): `+` is a
+// space, each `%XX` a byte, a `%` that starts no such pair kept as it is, and the bytes read as
+// UTF-8 with U+FFFD for what is not (`decodeURIComponent` would throw on either).
+const formDecode = (text: string): string => {
+  const spaced = text.includes("+") ? text.replaceAll("+", " ") : text
+  if (!spaced.includes("%")) return spaced
+  const parts = spaced.split("%")
+  const bytes: Array<Buffer> = [Buffer.from(parts[0]!)]
+  for (let i = 1; i < parts.length; i++) {
+    const part = parts[i]!
+    if (hexByte.test(part)) bytes.push(Buffer.of(parseInt(part.slice(0, 2), 16)), Buffer.from(part.slice(2)))
+    else bytes.push(Buffer.from(`%${part}`))
+  }
+  return Buffer.concat(bytes).toString("utf8")
+}
+
+/**
+ * The `csrfmiddlewaretoken` of a url-encoded form as Django's `request.POST.get` reads it: the last
+ * value when the field repeats, `""` when absent, `undefined` past {@link maxFields} fields (Django
+ * refuses to parse such a form). Only the names are decoded, and the value kept: a body of many
+ * fields costs no map of them.
+ *
+ * @internal
+ */
+export const fieldOf = (text: string): string | undefined => {
+  // Python counts the fields as `&`s + 1; splitting no further than one past the limit bounds the
+  // work whatever the body.
+  const segments = text.split("&", maxFields + 1)
+  if (segments.length > maxFields) return undefined
+  let value = ""
+  for (const segment of segments) {
+    const equals = segment.indexOf("=")
+    const name = equals === -1 ? segment : segment.slice(0, equals)
+    if (segment !== "" && formDecode(name) === fieldName) value = equals === -1 ? "" : formDecode(segment.slice(equals + 1))
+  }
+  return value
+}
+
 const mediaType = (contentType: string | undefined): string | undefined =>
   contentType?.split(";", 1)[0]!.trim().toLowerCase()
 
@@ -47,9 +90,9 @@ interface Marked {
 }
 
 /**
- * The form's token: its `csrfmiddlewaretoken` field, `""` when the form has none (Django then takes
- * the header), `undefined` when the body could not be read (cut off, larger than the app's
- * `MaxBodySize` or {@link defaultMaxBytes}, not UTF-8 text the parser takes).
+ * The form's token ({@link fieldOf}): its `csrfmiddlewaretoken` field, `""` when the form has none
+ * (Django then takes the header), `undefined` when the body could not be read (cut off, larger than
+ * the app's `MaxBodySize` or {@link defaultMaxBytes}) or has more than {@link maxFields} fields.
  *
  * @internal
  */
@@ -65,7 +108,7 @@ export const token = (request: HttpServerRequest.HttpServerRequest): Effect.Effe
       HttpIncomingMessage.withMaxBodySize(Option.some(limit)),
       Effect.map((text) => {
         ;(request as Marked)[replacementKey] = new BufferedRequest(request, text)
-        return new URLSearchParams(text).get(fieldName) ?? ""
+        return fieldOf(text)
       }),
       Effect.orElseSucceed(() => undefined)
     )
