@@ -17,7 +17,7 @@ import * as http from "node:http"
 import * as Csrf from "../src/http/Csrf.js"
 import * as CurrentUser from "../src/http/CurrentUser.js"
 import * as HttpAuth from "../src/http/HttpAuth.js"
-import { appLayer, call, login, serve } from "./utils/httpAuthServer.js"
+import { appLayer, call, login, routerLogin, serve } from "./utils/httpAuthServer.js"
 
 const form = (fields: Record<string, string>) => ({
   text: new URLSearchParams(fields).toString(),
@@ -150,8 +150,6 @@ describe("Csrf: the token of a POSTed form (HttpApi)", () => {
 
 // --- the plain-router form -----------------------------------------------------------------------
 
-const LoginPayload = Schema.Struct({ username: Schema.String, password: Schema.Redacted(Schema.String) })
-
 const decoder = new TextDecoder()
 // Each route answers the body as its reader saw it.
 const readers = HttpRouter.empty.pipe(
@@ -190,14 +188,7 @@ const readers = HttpRouter.empty.pipe(
 
 const serveRouter = Effect.gen(function*() {
   const app = HttpRouter.empty.pipe(
-    HttpRouter.post(
-      "/login",
-      Effect.gen(function*() {
-        const payload = yield* Effect.orDie(HttpServerRequest.schemaBodyJson(LoginPayload))
-        const started = yield* HttpAuth.login(payload)
-        return yield* HttpServerResponse.json({ csrfToken: Redacted.value(started.csrfToken) })
-      })
-    ),
+    HttpRouter.post("/login", routerLogin),
     HttpRouter.get(
     "/page",
     Effect.map(HttpAuth.csrfToken, (token) =>

@@ -2,33 +2,22 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as http from "node:http"
 import * as Credentials from "../src/Credentials.js"
 import * as CurrentUser from "../src/http/CurrentUser.js"
 import * as HttpAuth from "../src/http/HttpAuth.js"
 import * as TestBackend from "../src/testing/TestBackend.js"
-import { appLayer, basic, call, cookieHeader } from "./utils/httpAuthServer.js"
-
-const LoginPayload = Schema.Struct({ username: Schema.String, password: Schema.Redacted(Schema.String) })
+import { appLayer, basic, call, cookieHeader, routerLogin } from "./utils/httpAuthServer.js"
 
 const publicRoutes = HttpRouter.empty.pipe(
-  HttpRouter.post(
-    "/login",
-    Effect.gen(function*() {
-      const payload = yield* Effect.orDie(HttpServerRequest.schemaBodyJson(LoginPayload))
-      const started = yield* HttpAuth.login(payload)
-      return yield* HttpServerResponse.json({ csrfToken: Redacted.value(started.csrfToken) })
-    })
-  ),
+  HttpRouter.post("/login", routerLogin),
   HttpRouter.post("/logout", Effect.as(HttpAuth.logout, HttpServerResponse.empty())),
   HttpRouter.get(
     "/hello",

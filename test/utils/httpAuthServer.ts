@@ -13,6 +13,8 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as Cookies from "@effect/platform/Cookies"
 import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -234,6 +236,13 @@ export const serve = (
     const url = HttpServer.formatAddress(Context.get(context, HttpServer.HttpServer).address)
     return { url, context: context as Context.Context<never> }
   }) as any
+
+/** POST /login of the plain-router tests: JSON `{ username, password }`, answered with the CSRF token. */
+export const routerLogin = Effect.gen(function*() {
+  const payload = yield* Effect.orDie(HttpServerRequest.schemaBodyJson(LoginPayload))
+  const started = yield* HttpAuth.login(payload)
+  return yield* HttpServerResponse.json({ csrfToken: Redacted.value(started.csrfToken) })
+})
 
 // --- the client ----------------------------------------------------------------------------------
 
