@@ -348,6 +348,22 @@ export * as RemoteUserBackend from "./backends/RemoteUserBackend.js"
 export * as RequestSource from "./http/RequestSource.js"
 
 /**
+ * Whether a URL a request names (`next`) may be redirected to: Django's
+ * `url_has_allowed_host_and_scheme`, against open redirects.
+ *
+ * @example
+ * ```ts
+ * import { SafeRedirect } from "effect-auth"
+ *
+ * SafeRedirect.isAllowed("/reports", { allowedHosts: ["app.example.com"] }) // true
+ * ```
+ *
+ * @since 0.3.0
+ * @category exports
+ */
+export * as SafeRedirect from "./http/SafeRedirect.js"
+
+/**
  * @example
  * ```ts
  * import { Session } from "effect-auth"

@@ -133,6 +133,46 @@ describe("OIDC login against a real provider", () => {
       expect(whoami).toEqual({ username: "alice", backend: "oidc", email: "alice@example.com", groups: ["editors", "staff"] })
     }).pipe(Effect.scoped), 60_000)
 
+  it.live("the login lands where its `next` says when SafeRedirect allows it, else on successRedirect", () =>
+    Effect.gen(function*() {
+      const s = yield* setUp(undefined, { allowedRedirectHosts: ["docs.example.com"], successRedirect: "/home" })
+      const landing = (query: string) =>
+        Effect.promise(async () => {
+          const b = browser()
+          const started = await b.request(`${s.app}/oidc/login${query}`)
+          const callbackUrl = await signIn(b, started.headers.get("location")!, "alice", s.redirectUri)
+          const callback = await b.request(callbackUrl)
+          return callback.headers.get("location")
+        })
+      expect(yield* landing(`?next=${encodeURIComponent("/reports?q=1&page=2")}`)).toBe("/reports?q=1&page=2")
+      expect(yield* landing(`?next=${encodeURIComponent(`${s.app}/reports`)}`)).toBe(`${s.app}/reports`)
+      expect(yield* landing(`?next=${encodeURIComponent("http://docs.example.com/guide")}`)).toBe("http://docs.example.com/guide")
+      // Another host, a host in disguise, another scheme: the default landing.
+      for (const next of ["https://evil.example/", "//evil.example/", "/\\evil.example", "http:///evil.example", "javascript:alert(1)"]) {
+        expect([next, yield* landing(`?next=${encodeURIComponent(next)}`)]).toEqual([next, "/home"])
+      }
+      expect(yield* landing("")).toBe("/home")
+      // Too long for the transaction cookie: dropped, and the login still completes.
+      expect(yield* landing(`?next=${encodeURIComponent(`/${"\u00e9".repeat(1500)}`)}`)).toBe("/home")
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live("secure: a `next` must be https (a path still goes); redirectFieldName false: never followed", () =>
+    Effect.gen(function*() {
+      const secureSetup = yield* setUp(undefined, { secure: true, allowedRedirectHosts: ["docs.example.com"] })
+      const sealedNext = (s: Setup, query: string) =>
+        Effect.promise(async () => {
+          const started = await browser().request(`${s.app}/oidc/login${query}`)
+          const cookie = started.headers.get("set-cookie") ?? ""
+          const value = /oidc_tx=([^;]*)/.exec(cookie)?.[1]
+          return Option.map(Transaction.open(secret, value, Date.now()), (t) => t.next)
+        })
+      expect(yield* sealedNext(secureSetup, `?next=${encodeURIComponent("http://docs.example.com/x")}`)).toEqual(Option.some(""))
+      expect(yield* sealedNext(secureSetup, `?next=${encodeURIComponent("https://docs.example.com/x")}`)).toEqual(Option.some("https://docs.example.com/x"))
+      expect(yield* sealedNext(secureSetup, `?next=${encodeURIComponent("/x")}`)).toEqual(Option.some("/x"))
+      const ignoring = yield* setUp(undefined, { redirectFieldName: false, secure: true })
+      expect(yield* sealedNext(ignoring, `?next=${encodeURIComponent("/x")}`)).toEqual(Option.some(""))
+    }).pipe(Effect.scoped), 60_000)
+
   it.live("a tampered state, a missing transaction, error=access_denied: 4xx, and nobody is created", () =>
     Effect.gen(function*() {
       const s = yield* setUp()
@@ -199,7 +239,7 @@ describe("OIDC login against a real provider", () => {
   it.live("a callback target the router matches but URL cannot resolve (`//v1.0/callback`) is refused, never a 500", () =>
     Effect.gen(function*() {
       const s = yield* setUp(undefined, { callbackPath: "/v1.0/callback" })
-      const sealed = Transaction.seal(secret, { state: "s", nonce: "n", codeVerifier: "v".repeat(43), expiresAt: Date.now() + 60_000 })
+      const sealed = Transaction.seal(secret, { state: "s", nonce: "n", codeVerifier: "v".repeat(43), expiresAt: Date.now() + 60_000, next: "" })
       const answer = (path: string) =>
         Effect.promise(async () => {
           const response = await fetch(`${s.app}${path}`, { redirect: "manual", headers: { cookie: `oidc_tx=${sealed}` } })

@@ -8,7 +8,9 @@
  * - `GET /oidc/callback`: the provider's redirect back: the transaction cookie must be there and
  *   valid (else 400), and is cleared; the callback URL and the transaction go through the fold as
  *   `OidcBackend.Callback` credentials (so lockout, events and control maps apply); success starts
- *   an ordinary session (`HttpAuth.loginAs`) and redirects (302) to `successRedirect`. Refused
+ *   an ordinary session (`HttpAuth.loginAs`) and redirects (302) to the login's `next` (`GET
+ *   /oidc/login?next=/reports`, when `SafeRedirect` allows it: a path or a URL on this host) or
+ *   else to `successRedirect`. Refused
  *   (`access_denied`, bad state or nonce, a replayed code, an ID token for another audience or
  *   expired): 401; denied: 403; locked out: 429; the provider down or broken: 503. Nothing is
  *   created for a login that did not verify;
@@ -42,6 +44,7 @@ import type * as Credentials from "../Credentials.js"
 import * as OidcBackend from "../backends/OidcBackend.js"
 import * as Transaction from "../internal/oidc/transaction.js"
 import * as HttpAuth from "./HttpAuth.js"
+import * as SafeRedirect from "./SafeRedirect.js"
 
 /**
  * The routes' options.
@@ -70,8 +73,21 @@ export interface Options {
   readonly callbackPath?: `/${string}` | undefined
   /** Default: `/oidc/logout`. */
   readonly logoutPath?: `/${string}` | undefined
-  /** Where a successful login lands. Default: `/`. */
+  /**
+   * Where a successful login lands when the login was not given a `next` it may follow. Default:
+   * `/`.
+   */
   readonly successRedirect?: string | undefined
+  /**
+   * The query parameter of the login route that names where the login should land (`GET
+   * /oidc/login?next=/reports`), as Django's `LoginView` and mozilla-django-oidc read it; `false`
+   * to ignore it. Followed only when `SafeRedirect.isAllowed` allows it: a path, or a URL on the
+   * request's own host or one of `allowedRedirectHosts`, `https` only when `secure`. Default:
+   * `"next"`.
+   */
+  readonly redirectFieldName?: string | false | undefined
+  /** Other hosts a `next` may name (mozilla-django-oidc's `OIDC_REDIRECT_ALLOWED_HOSTS`). Default: none. */
+  readonly allowedRedirectHosts?: ReadonlyArray<string> | undefined
   /** Where the provider sends the browser after its logout, and where a local logout lands. Default: `/`. */
   readonly postLogoutRedirectUri?: string | undefined
   /** The transaction cookie's `Secure` flag. Default: `true` (set `false` for http://localhost only). */
@@ -113,6 +129,18 @@ export const router = (options: Options) => {
     sameSite: "lax" as const,
     path: callbackPath
   }
+  const redirectFieldName = options.redirectFieldName ?? "next"
+  // Where this login should land, if the request names a place it may: checked now, against the
+  // host the browser asked for (Django's `request.get_host()`), and kept in the signed cookie.
+  const nextOf = (request: HttpServerRequest.HttpServerRequest): string => {
+    if (redirectFieldName === false) return ""
+    const queryAt = request.url.indexOf("?")
+    if (queryAt < 0) return ""
+    const next = new URLSearchParams(request.url.slice(queryAt + 1)).get(redirectFieldName)
+    const host = request.headers.host
+    const allowedHosts = host === undefined ? options.allowedRedirectHosts ?? [] : [host, ...options.allowedRedirectHosts ?? []]
+    return next !== null && SafeRedirect.isAllowed(next, { allowedHosts, requireHttps: cookieOptions.secure }) ? next : ""
+  }
   const clearTransaction = (response: HttpServerResponse.HttpServerResponse) =>
     HttpServerResponse.unsafeSetCookie(response, cookieName, "", { ...cookieOptions, maxAge: Duration.zero })
 
@@ -121,12 +149,18 @@ export const router = (options: Options) => {
     const start = yield* Effect.either(oidc.authorizationRequest)
     if (start._tag === "Left") return json(503, "the identity provider could not be reached")
     const now = yield* Clock.currentTimeMillis
-    const sealed = Transaction.seal(options.secret, {
+    const transaction: Transaction.Transaction = {
       state: Redacted.value(start.right.state),
       nonce: Redacted.value(start.right.nonce),
       codeVerifier: Redacted.value(start.right.codeVerifier),
-      expiresAt: now + Duration.toMillis(maxAge)
-    })
+      expiresAt: now + Duration.toMillis(maxAge),
+      next: nextOf(yield* HttpServerRequest.HttpServerRequest)
+    }
+    const withNext = Transaction.seal(options.secret, transaction)
+    // A `next` too long for the cookie is dropped, not the login.
+    const sealed = withNext.length <= Transaction.maxCookieLength
+      ? withNext
+      : Transaction.seal(options.secret, { ...transaction, next: "" })
     return HttpServerResponse.unsafeSetCookie(
       HttpServerResponse.redirect(start.right.url.href, { status: 302 }),
       cookieName,
@@ -178,7 +212,8 @@ export const router = (options: Options) => {
         : [401, "the login could not be verified"] as const
       return clearTransaction(json(status, message))
     }
-    return clearTransaction(HttpServerResponse.redirect(options.successRedirect ?? "/", { status: 302 }))
+    const landing = transaction.value.next === "" ? options.successRedirect ?? "/" : transaction.value.next
+    return clearTransaction(HttpServerResponse.redirect(landing, { status: 302 }))
   })
 
   const logout = Effect.gen(function*() {
