@@ -152,6 +152,9 @@ describe("OIDC login against a real provider", () => {
         expect([next, yield* landing(`?next=${encodeURIComponent(next)}`)]).toEqual([next, "/home"])
       }
       expect(yield* landing("")).toBe("/home")
+      // What a Location header cannot carry as it is, encoded as Django's redirects encode it.
+      expect(yield* landing(`?next=${encodeURIComponent("/café?q=ü")}`)).toBe("/caf%C3%A9?q=%C3%BC")
+      expect(yield* landing(`?next=${encodeURIComponent("/a\nb 😀")}`)).toBe("/a%0Ab%20%F0%9F%98%80")
       // Too long for the transaction cookie: dropped, and the login still completes.
       expect(yield* landing(`?next=${encodeURIComponent(`/${"\u00e9".repeat(1500)}`)}`)).toBe("/home")
     }).pipe(Effect.scoped), 60_000)

@@ -26,7 +26,8 @@ const tricky = [
 
 const DJANGO = `
 from django.utils.http import url_has_allowed_host_and_scheme as ok
-print(json.dumps([[ok(u, set(data["hosts"])), ok(u, set(data["hosts"]), require_https=True)] for u in data["urls"]]))
+from django.utils.encoding import iri_to_uri
+print(json.dumps([[ok(u, set(data["hosts"])), ok(u, set(data["hosts"]), require_https=True), iri_to_uri(u)] for u in data["urls"]]))
 `
 
 const piece = fc.constantFrom(
@@ -48,9 +49,11 @@ describe("SafeRedirect.isAllowed", () => {
 
 for (const django of djangos) {
   describe(`against Django ${django.version}'s url_has_allowed_host_and_scheme`, () => {
-    it("gives Django's verdict on tricky and random URLs, with and without requireHttps", () => {
+    it("gives Django's verdict on tricky and random URLs, with and without requireHttps, and its Location", () => {
       const urls = [...tricky, ...random]
-      const theirs: Array<[boolean, boolean]> = runDjango(DJANGO, { urls, hosts: allowedHosts }, { django })
+      const theirs: Array<[boolean, boolean, string]> = runDjango(DJANGO, { urls, hosts: allowedHosts }, { django })
+      // The Location a redirect to it carries: Django's iri_to_uri.
+      expect(urls.filter((url, i) => SafeRedirect.location(url) !== theirs[i]![2]).map((url) => JSON.stringify(url).slice(0, 60))).toEqual([])
       const ours = urls.map((url) => [
         SafeRedirect.isAllowed(url, { allowedHosts }),
         SafeRedirect.isAllowed(url, { allowedHosts, requireHttps: true })

@@ -213,7 +213,7 @@ export const router = (options: Options) => {
       return clearTransaction(json(status, message))
     }
     const landing = transaction.value.next === "" ? options.successRedirect ?? "/" : transaction.value.next
-    return clearTransaction(HttpServerResponse.redirect(landing, { status: 302 }))
+    return clearTransaction(HttpServerResponse.redirect(SafeRedirect.location(landing), { status: 302 }))
   })
 
   const logout = Effect.gen(function*() {

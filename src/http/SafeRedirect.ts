@@ -83,6 +83,34 @@ export const isAllowed: {
   return allowedAsRead(stripped, hosts, requireHttps) && allowedAsRead(stripped.replaceAll("\\", "/"), hosts, requireHttps)
 })
 
+// RFC 3986's reserved and unreserved characters, and `%`: what `iri_to_uri` keeps.
+const keptInLocation = /[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]/
+
+/**
+ * The URL as a `Location` header carries it: every character but RFC 3986's reserved and
+ * unreserved ones and `%` percent-encoded as UTF-8, as Django's `iri_to_uri` writes every redirect.
+ * An allowed URL may hold a space, a newline (browsers drop it) or `é`, which a header cannot
+ * carry as they are (Node refuses to send it).
+ *
+ * @example
+ * ```ts
+ * import { SafeRedirect } from "effect-auth"
+ *
+ * SafeRedirect.location("/café?q=a b") // "/caf%C3%A9?q=a%20b"
+ * ```
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const location = (url: string): string => {
+  let out = ""
+  for (const char of url) {
+    if (keptInLocation.test(char)) out += char
+    else for (const byte of Buffer.from(char, "utf8")) out += `%${byte.toString(16).toUpperCase().padStart(2, "0")}`
+  }
+  return out
+}
+
 const allowedAsRead = (url: string, hosts: ReadonlySet<string>, requireHttps: boolean): boolean => {
   // Chrome reads more than two leading slashes as an absolute URL.
   if (url.startsWith("///") || longerThan(url, maxLength)) return false
