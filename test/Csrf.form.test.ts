@@ -2,22 +2,17 @@
 // body, over real HTTP, in the HttpApi form and in the plain-router form (mounted routers too).
 import { describe, expect, it } from "@effect/vitest"
 import * as HttpRouter from "@effect/platform/HttpRouter"
-import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import * as http from "node:http"
 import * as Csrf from "../src/http/Csrf.js"
 import * as CurrentUser from "../src/http/CurrentUser.js"
 import * as HttpAuth from "../src/http/HttpAuth.js"
-import { appLayer, call, login, routerLogin, serve } from "./utils/httpAuthServer.js"
+import { call, login, routerLogin, serve, serveApp } from "./utils/httpAuthServer.js"
 
 const form = (fields: Record<string, string>) => ({
   text: new URLSearchParams(fields).toString(),
@@ -199,12 +194,7 @@ const serveRouter = Effect.gen(function*() {
     HttpRouter.mount("/forms", readers),
     HttpRouter.use(HttpAuth.middleware)
   )
-  const server = HttpServer.serve(app).pipe(
-    Layer.provideMerge(appLayer()),
-    Layer.provideMerge(NodeHttpServer.layer(() => http.createServer(), { port: 0, host: "127.0.0.1" }))
-  )
-  const context = yield* Layer.build(server)
-  return HttpServer.formatAddress(Context.get(context, HttpServer.HttpServer).address)
+  return yield* serveApp(app)
 })
 
 describe("Csrf: the token of a POSTed form (plain router)", () => {

@@ -14,7 +14,7 @@ import * as Credentials from "../src/Credentials.js"
 import * as CurrentUser from "../src/http/CurrentUser.js"
 import * as HttpAuth from "../src/http/HttpAuth.js"
 import * as TestBackend from "../src/testing/TestBackend.js"
-import { appLayer, basic, call, cookieHeader, routerLogin } from "./utils/httpAuthServer.js"
+import { appLayer, basic, call, cookieHeader, routerLogin, serveApp } from "./utils/httpAuthServer.js"
 
 const publicRoutes = HttpRouter.empty.pipe(
   HttpRouter.post("/login", routerLogin),
@@ -39,14 +39,7 @@ const privateRoutes = HttpRouter.empty.pipe(
   HttpRouter.use(HttpAuth.requireUser)
 )
 
-const serveRouter = Effect.gen(function*() {
-  const server = HttpServer.serve(HttpRouter.concat(publicRoutes, privateRoutes)).pipe(
-    Layer.provideMerge(appLayer()),
-    Layer.provideMerge(NodeHttpServer.layer(() => http.createServer(), { port: 0, host: "127.0.0.1" }))
-  )
-  const context = yield* Layer.build(server)
-  return HttpServer.formatAddress(Context.get(context, HttpServer.HttpServer).address)
-})
+const serveRouter = serveApp(HttpRouter.concat(publicRoutes, privateRoutes))
 
 describe("HttpAuth: plain router form", () => {
   it.live("a request is resolved once, however many middlewares ask", () => {

@@ -60,7 +60,7 @@
 import * as HttpApiError from "@effect/platform/HttpApiError"
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -74,6 +74,7 @@ import * as Failures from "../internal/http/failures.js"
 import * as AuthAttempt from "../internal/authAttempt.js"
 import * as Fold from "../internal/http/fold.js"
 import * as FormBody from "../internal/http/formBody.js"
+import * as LoginRedirect from "../internal/http/loginRedirect.js"
 import * as Compile from "../internal/http/make.js"
 import * as RequestContext from "../internal/http/requestContext.js"
 import * as Permissions from "../Permissions.js"
@@ -624,7 +625,11 @@ export const toResponse = (failure: Failure): HttpServerResponse.HttpServerRespo
 // The plain-router middlewares: the request's permission cache (made on first use), the user and
 // the optional user reach the app in one context change, made without `Effect.locally`'s
 // acquire/release (see `internal/http/requestContext`).
-const withUser = <E, R>(app: HttpApp.Default<E, R>, required: boolean): HttpApp.Default<any, any> =>
+const withUser = <E, R>(
+  app: HttpApp.Default<E, R>,
+  required: boolean,
+  anonymous?: (request: HttpServerRequest.HttpServerRequest) => HttpServerResponse.HttpServerResponse
+): HttpApp.Default<any, any> =>
   Effect.catchIf(
     Effect.withFiberRuntime((fiber) => {
       const context = fiber.currentContext as Context.Context<any>
@@ -636,7 +641,7 @@ const withUser = <E, R>(app: HttpApp.Default<E, R>, required: boolean): HttpApp.
         user: Option.Option<CurrentUser.Info>
       ): Effect.Effect<HttpServerResponse.HttpServerResponse, E | Failure, R | HttpServerRequest.HttpServerRequest> =>
         required && Option.isNone(user)
-          ? service.unauthorized
+          ? anonymous === undefined ? service.unauthorized : Effect.succeed(anonymous(request))
           : RequestContext.runWith(app, context, cache, user, required, FormBody.replacement(request))
       // Resolved on the spot (backends that answered with `Exit`s): no fiber step in between.
       return AuthAttempt.flatMapNow(resolved, next)
@@ -693,3 +698,56 @@ export const requireUser = <E, R>(
   app: HttpApp.Default<E, R>
 ): HttpApp.Default<Exclude<E, Failure>, Exclude<Exclude<R, CurrentUser.CurrentUser>, CurrentUser.OptionalUser> | HttpAuth> =>
   withUser(app, true)
+
+/**
+ * The options of {@link requireLogin}.
+ *
+ * @example
+ * ```ts
+ * import type { HttpAuth } from "effect-auth"
+ *
+ * const options: HttpAuth.LoginRedirectOptions = { loginUrl: "/accounts/login/", redirectFieldName: "next" }
+ * ```
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface LoginRedirectOptions {
+  /** The login page (Django's `LOGIN_URL`): a path on this site, which may carry a query. */
+  readonly loginUrl: string
+  /** The query parameter that tells the login page where the user was going; `false` for none. Default: `"next"`. */
+  readonly redirectFieldName?: string | false | undefined
+}
+
+/**
+ * Plain-router middleware for the pages of a server-rendered site: as {@link requireUser}, but an
+ * anonymous request is sent (302) to the login page with where it was going, as Django's
+ * `login_required` does: `/accounts/login/?next=/reports/%3Fq%3D1`. The login page follows that
+ * `next` once the user has signed in, when `SafeRedirect.isAllowed` allows it. Credentials that
+ * are wrong (a bad bearer token) are still a 401, a locked-out login a 429, a denied user a 403.
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter, HttpServerResponse } from "@effect/platform"
+ * import { Effect } from "effect"
+ * import { CurrentUser, HttpAuth } from "effect-auth"
+ *
+ * const pages = HttpRouter.empty.pipe(
+ *   HttpRouter.get("/reports", Effect.map(CurrentUser.CurrentUser, ({ user }) => HttpServerResponse.html(`<h1>${user.username}</h1>`))),
+ *   HttpRouter.use(HttpAuth.requireLogin({ loginUrl: "/accounts/login/" }))
+ * )
+ * ```
+ *
+ * @since 0.3.0
+ * @category middleware
+ */
+export const requireLogin = (options: LoginRedirectOptions) => {
+  const field = options.redirectFieldName ?? "next"
+  // `originalUrl`: the whole path and query (Django's `get_full_path()`), not a mounted router's rest.
+  const toLogin = (request: HttpServerRequest.HttpServerRequest) =>
+    HttpServerResponse.redirect(LoginRedirect.toLogin(options.loginUrl, field, request.originalUrl), { status: 302 })
+  return <E, R>(
+    app: HttpApp.Default<E, R>
+  ): HttpApp.Default<Exclude<E, Failure>, Exclude<Exclude<R, CurrentUser.CurrentUser>, CurrentUser.OptionalUser> | HttpAuth> =>
+    withUser(app, true, toLogin)
+}

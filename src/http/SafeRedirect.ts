@@ -30,6 +30,7 @@
  */
 import { dual } from "effect/Function"
 import { isIPv6 } from "node:net"
+import * as LoginRedirect from "../internal/http/loginRedirect.js"
 import { pyStrip } from "../internal/pyStrip.js"
 
 /**
@@ -83,9 +84,6 @@ export const isAllowed: {
   return allowedAsRead(stripped, hosts, requireHttps) && allowedAsRead(stripped.replaceAll("\\", "/"), hosts, requireHttps)
 })
 
-// RFC 3986's reserved and unreserved characters, and `%`: what `iri_to_uri` keeps.
-const keptInLocation = /[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]/
-
 /**
  * The URL as a `Location` header carries it: every character but RFC 3986's reserved and
  * unreserved ones and `%` percent-encoded as UTF-8, as Django's `iri_to_uri` writes every redirect.
@@ -102,14 +100,7 @@ const keptInLocation = /[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]/
  * @since 0.3.0
  * @category constructors
  */
-export const location = (url: string): string => {
-  let out = ""
-  for (const char of url) {
-    if (keptInLocation.test(char)) out += char
-    else for (const byte of Buffer.from(char, "utf8")) out += `%${byte.toString(16).toUpperCase().padStart(2, "0")}`
-  }
-  return out
-}
+export const location = (url: string): string => LoginRedirect.location(url)
 
 const allowedAsRead = (url: string, hosts: ReadonlySet<string>, requireHttps: boolean): boolean => {
   // Chrome reads more than two leading slashes as an absolute URL.

@@ -12,6 +12,7 @@ import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as Cookies from "@effect/platform/Cookies"
+import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -236,6 +237,17 @@ export const serve = (
     const url = HttpServer.formatAddress(Context.get(context, HttpServer.HttpServer).address)
     return { url, context: context as Context.Context<never> }
   }) as any
+
+/** Serves a plain-router app over the example's services (`appLayer()`) on 127.0.0.1; answers its URL. */
+export const serveApp = (app: HttpApp.Default<unknown, any>): Effect.Effect<string, unknown, Scope.Scope> =>
+  Effect.gen(function*() {
+    const server = HttpServer.serve(app).pipe(
+      Layer.provideMerge(appLayer()),
+      Layer.provideMerge(NodeHttpServer.layer(() => http.createServer(), { port: 0, host: "127.0.0.1" }))
+    ) as Layer.Layer<HttpServer.HttpServer, unknown>
+    const context = yield* Layer.build(server)
+    return HttpServer.formatAddress(Context.get(context, HttpServer.HttpServer).address)
+  })
 
 /** POST /login of the plain-router tests: JSON `{ username, password }`, answered with the CSRF token. */
 export const routerLogin = Effect.gen(function*() {
