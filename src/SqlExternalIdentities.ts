@@ -145,8 +145,10 @@ export const migrate = (
 ): Effect.Effect<void, AuthConfigError | ExternalIdentities.ExternalIdentitiesError, SqlClient.SqlClient> =>
   Effect.flatMap(tables(options), (t) => SqlTables.migrate(migrations(t), t.migrations, storeError("migrate")))
 
-const decodeUserIds = Schema.decodeUnknown(Schema.Array(Schema.Struct({ user_id: Schema.String })))
-const decodeSubjects = Schema.decodeUnknown(Schema.Array(Schema.Struct({ subject: Schema.String })))
+// A lookup by one key answers one column, selected `AS value`: its first row's, if any.
+const decodeValues = Schema.decodeUnknown(Schema.Array(Schema.Struct({ value: Schema.String })))
+const firstValue = <E, R>(query: Effect.Effect<ReadonlyArray<unknown>, E, R>) =>
+  Effect.map(Effect.flatMap(query, decodeValues), (rows) => Option.map(Option.fromNullable(rows[0]), (row) => row.value))
 
 /**
  * Builds the store on the `SqlClient` in context; it does not migrate (see {@link layer}).
@@ -175,24 +177,12 @@ export const make = (
       find: (provider, subject) =>
         run(
           "find",
-          Effect.map(
-            Effect.flatMap(
-              sql`SELECT user_id FROM ${identity} WHERE provider = ${provider} AND subject = ${subject}`,
-              decodeUserIds
-            ),
-            (rows) => Option.map(Option.fromNullable(rows[0]), (row) => row.user_id)
-          )
+          firstValue(sql`SELECT user_id AS value FROM ${identity} WHERE provider = ${provider} AND subject = ${subject}`)
         ),
       subjectOf: (provider, userId) =>
         run(
           "subjectOf",
-          Effect.map(
-            Effect.flatMap(
-              sql`SELECT subject FROM ${identity} WHERE provider = ${provider} AND user_id = ${userId}`,
-              decodeSubjects
-            ),
-            (rows) => Option.map(Option.fromNullable(rows[0]), (row) => row.subject)
-          )
+          firstValue(sql`SELECT subject AS value FROM ${identity} WHERE provider = ${provider} AND user_id = ${userId}`)
         ),
       // One statement: a conflict on either key (the subject bound, or the user bound to another
       // subject) inserts nothing and returns no row, whatever ran in between.

@@ -299,8 +299,15 @@ const tokenMatches = (sent: string, token: string): boolean => {
   if (sent.length !== Math.ceil((size * 2 * 4) / 3) || !base64url.test(sent)) return false
   const masked = Buffer.from(sent, "base64url")
   if (masked.length !== size * 2) return false
+  return timingSafeEqual(applyMask(masked), Buffer.from(token))
+}
+
+// `mask || text`: XORs the second half with the first in place and answers it (XOR masks and
+// unmasks alike).
+const applyMask = (masked: Buffer): Buffer => {
+  const size = masked.length / 2
   for (let i = 0; i < size; i++) masked[size + i]! ^= masked[i]!
-  return timingSafeEqual(masked.subarray(size), Buffer.from(token))
+  return masked.subarray(size)
 }
 
 /**
@@ -327,6 +334,6 @@ const tokenMatches = (sent: string, token: string): boolean => {
 export const mask = (token: Redacted.Redacted<string>): Redacted.Redacted<string> => {
   const bytes = Buffer.from(Redacted.value(token))
   const masked = Buffer.concat([randomBytes(bytes.length), bytes])
-  for (let i = 0; i < bytes.length; i++) masked[bytes.length + i]! ^= masked[i]!
+  applyMask(masked)
   return Redacted.make(masked.toString("base64url"))
 }

@@ -30,7 +30,7 @@
  */
 import { dual } from "effect/Function"
 import { isIPv6 } from "node:net"
-import * as LoginRedirect from "../internal/http/loginRedirect.js"
+import { percentEncode } from "../internal/http/percentEncode.js"
 import { pyStrip } from "../internal/pyStrip.js"
 
 /**
@@ -100,7 +100,10 @@ export const isAllowed: {
  * @since 0.3.0
  * @category constructors
  */
-export const location = (url: string): string => LoginRedirect.location(url)
+export const location = (url: string): string => percentEncode(url, keptInLocation)
+
+// RFC 3986's reserved and unreserved characters, and `%`: what `iri_to_uri` keeps.
+const keptInLocation = /[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]/
 
 const allowedAsRead = (url: string, hosts: ReadonlySet<string>, requireHttps: boolean): boolean => {
   // Chrome reads more than two leading slashes as an absolute URL.

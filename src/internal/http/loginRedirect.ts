@@ -1,17 +1,9 @@
 // Where `HttpAuth.requireLogin` sends an anonymous request: Django's `redirect_to_login`.
+import { location } from "../../http/SafeRedirect.js"
 import { percentEncode } from "./percentEncode.js"
 
 // Python's `quote(text, safe="/")`, as `QueryDict.urlencode(safe="/")` writes `next`.
 const quote = (text: string): string => percentEncode(text, /[A-Za-z0-9_.~/-]/)
-
-// RFC 3986's reserved and unreserved characters, and `%`: what `iri_to_uri` keeps.
-const keptInLocation = /[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]/
-
-/**
- * A URL as a `Location` header carries it: Django's `iri_to_uri`, which every Django redirect
- * applies. @internal
- */
-export const location = (url: string): string => percentEncode(url, keptInLocation)
 
 /**
  * The login page's URL with `field=<fullPath>` added to its query (before a fragment), encoded as
