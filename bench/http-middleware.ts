@@ -28,12 +28,15 @@
  * and its requests/s price its own work. The load comes from `wrk` (one thread, 50 connections)
  * when it is installed (Debian: `apt install wrk`), else from autocannon in this process. Each
  * round measures every (server, route) pair once, the servers' order rotated and plain/protected
- * swapped every other round, so a server's two routes are always neighbours in time. Effect's
+ * swapped every other round, so a server's two routes are always neighbours in time. Both routes
+ * get the same request, `Authorization` header included, as ab.sh sends it, so that the ratio
+ * prices the middleware and not Node parsing a header the plain route never saw (`--token-on-plain
+ * 0` sends it to /protected only, as this bench did until 2026-12-06). Effect's
  * default tracer stays on (the server makes a span per request); no request logging anywhere.
  * Each server also reports its own CPU time (`process.cpuUsage()`, over IPC), giving its CPU per
  * request.
  *
- *   npx tsx bench/http-middleware.ts [--rounds 5] [--duration 5] [--connections 50] [--warmup 2] [--pin 1]
+ *   npx tsx bench/http-middleware.ts [--rounds 5] [--duration 5] [--connections 50] [--warmup 2] [--pin 1] [--token-on-plain 1]
  *   npx tsx bench/http-middleware.ts --in-process [--rounds 5]   # the same A/B through a web handler, no sockets
  *   npx tsx bench/http-middleware.ts --breakdown   # where a protected request's time goes, in-process
  */
@@ -488,13 +491,15 @@ interface AutocannonResult {
 async function main() {
   // Before our own processes add to it: how busy the machine was with other work.
   const loadBefore = os.loadavg()[0]!
-  const { connections: CONNECTIONS, duration: DURATION, pin: PIN, rounds: ROUNDS, warmup: WARMUP } = parseArgs({
-    rounds: 5,
-    duration: 5,
-    connections: 50,
-    warmup: 2,
-    pin: 1
-  })
+  const { connections: CONNECTIONS, duration: DURATION, pin: PIN, rounds: ROUNDS, "token-on-plain": TOKEN_ON_PLAIN, warmup: WARMUP } =
+    parseArgs({
+      rounds: 5,
+      duration: 5,
+      connections: 50,
+      warmup: 2,
+      pin: 1,
+      "token-on-plain": 1
+    })
   const self = fileURLToPath(import.meta.url)
   const kinds = ["effect-api", "effect-router", "effect-api/attempts", "reference", "reference-api", "express"] as const
   type Kind = typeof kinds[number]
@@ -589,7 +594,7 @@ async function main() {
   const load = async (kind: Kind, route: "plain" | "protected", seconds: number) => {
     const cpuBefore = await cpuOf(kind)
     const url = `${urls[kind]}/${route}`
-    const result = await (useWrk ? viaWrk : viaAutocannon)(url, route === "protected", seconds)
+    const result = await (useWrk ? viaWrk : viaAutocannon)(url, route === "protected" || TOKEN_ON_PLAIN === 1, seconds)
     if (result.bad > 0) throw new Error(`${kind} /${route}: ${result.bad} non-2xx answers\n${result.output}`)
     if (result.socketErrors > 0) console.warn(`${kind} /${route}: ${result.socketErrors} socket errors\n${result.output}`)
     return { ...result, cpuPerRequest: (await cpuOf(kind) - cpuBefore) / result.total }
@@ -632,7 +637,9 @@ async function main() {
       os.loadavg()[0]!.toFixed(1)
     } at its end; ${ROUNDS} rounds x ${DURATION} s, ${CONNECTIONS} connections, load from ${
       useWrk ? "wrk" : "autocannon (in this process)"
-    }, ${pinned ? "servers pinned to core 0 and the load generator to core 1" : "nothing pinned"}`
+    }, ${pinned ? "servers pinned to core 0 and the load generator to core 1" : "nothing pinned"}, ${
+      TOKEN_ON_PLAIN === 1 ? "the token sent to both routes" : "the token sent to /protected only"
+    }`
   )
   printTable(
     "requests/s (median over rounds)",
