@@ -58,6 +58,7 @@
  * @since 0.1.0
  */
 import * as HttpApiError from "@effect/platform/HttpApiError"
+import * as Headers from "@effect/platform/Headers"
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -362,6 +363,11 @@ export class HttpAuth extends Context.Tag("effect-auth/http/HttpAuth")<HttpAuth,
  * `Session`-requiring option without the service, a remote-user backend id that is not in the
  * chain, `sources` together with the shorthand options.
  *
+ * Prefer {@link layer}: it also adds the headers that carry a secret here (an API key's header, a
+ * custom source's, the CSRF header) to the platform's `Headers.currentRedactedNames`, so that the
+ * server's request span records them as `<redacted>`. A service built with `make` alone leaves that
+ * list as it is.
+ *
  * @example
  * ```ts
  * import { HttpAuth } from "effect-auth"
@@ -405,7 +411,25 @@ export const layer: {
   ): Layer.Layer<HttpAuth, AuthConfigError, AuthService.AuthService | Session.Session>
   (options?: Options): Layer.Layer<HttpAuth, AuthConfigError, AuthService.AuthService>
 } = (options: Options = {}): Layer.Layer<HttpAuth, AuthConfigError, AuthService.AuthService> =>
-  Layer.effect(HttpAuth, make(options))
+  Layer.scopedContext(Effect.gen(function*() {
+    const compiled = yield* Compile.make(options)
+    // The platform's server span records every request header but those it is told to redact
+    // (by default `authorization`, `cookie`, `set-cookie`, `x-api-key`): an API key sent as
+    // `X-Auth-Token`, or the CSRF token, would be in every trace. The list is a FiberRef, so the
+    // layer sets it for whatever is built after it, the server included.
+    yield* Effect.locallyScopedWith(Headers.currentRedactedNames, (names) => withSecretHeaders(names, compiled.secretHeaders))
+    return Context.make(HttpAuth, Fold.register(compiled.service, compiled.fold))
+  }))
+
+const withSecretHeaders = (
+  names: ReadonlyArray<string | RegExp>,
+  secretHeaders: ReadonlyArray<string>
+): ReadonlyArray<string | RegExp> => {
+  const missing = secretHeaders.filter((header) =>
+    !names.some((name) => typeof name === "string" ? name.toLowerCase() === header : name.test(header))
+  )
+  return missing.length === 0 ? names : [...names, ...missing]
+}
 
 const withRequest = <A, E>(
   f: (service: Service, request: HttpServerRequest.HttpServerRequest) => Effect.Effect<A, E>

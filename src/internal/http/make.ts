@@ -59,7 +59,16 @@ const label = (source: RequestSource.RequestSource, viaSources: boolean): string
 /** @internal */
 export const make = (
   options: HttpAuth.Options
-): Effect.Effect<{ readonly service: HttpAuth.Service; readonly fold: Fold.Fold }, AuthConfigError, AuthService.AuthService> =>
+): Effect.Effect<
+  {
+    readonly service: HttpAuth.Service
+    readonly fold: Fold.Fold
+    /** The request headers that carry a secret: credentials and the CSRF token. */
+    readonly secretHeaders: ReadonlyArray<string>
+  },
+  AuthConfigError,
+  AuthService.AuthService
+> =>
   Effect.gen(function*() {
     const auth = yield* AuthService.AuthService
     const sessionService = yield* Effect.serviceOption(Session.Session)
@@ -316,5 +325,5 @@ export const make = (
       challenge,
       csrf
     }
-    return { service, fold }
+    return { service, fold, secretHeaders: [...hidden] }
   })

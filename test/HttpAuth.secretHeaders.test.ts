@@ -1,0 +1,125 @@
+// The platform's server span records every request header as `http.request.header.<name>`, but
+// for those named in `Headers.currentRedactedNames` (by default `authorization`, `cookie`,
+// `set-cookie`, `x-api-key`). A credential in another header (an API key sent as `X-Auth-Token`,
+// the CSRF token, `Proxy-Authorization`) must not reach a trace: `HttpAuth.layer` adds them. And a
+// backend or an event never gets them in the request's headers.
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Effect, Layer, Schema } from "effect"
+import * as http from "node:http"
+import { AuthBackend, AuthError } from "../src/index.js"
+import * as Authentication from "../src/http/Authentication.js"
+import * as CurrentUser from "../src/http/CurrentUser.js"
+import * as HttpAuth from "../src/http/HttpAuth.js"
+import type { AuthRequest } from "../src/AuthRequest.js"
+import { AccountGroupLive, Api, appLayer, AuthGroupLive, call, defaultHttp, login, routerLogin } from "./utils/httpAuthServer.js"
+import * as RecordingTracer from "./utils/recordingTracer.js"
+
+const apiKey = "alice-token"
+const proxySecret = "Basic cHJveHk6c2VjcmV0LXByb3h5LXBhc3N3b3Jk"
+const options: HttpAuth.Options = { ...defaultHttp, apiKey: { header: "X-Auth-Token" } }
+
+// Records the headers every authentication hands the backends.
+const seenHeaders: Array<Readonly<Record<string, string | undefined>>> = []
+const probe = AuthBackend.make({
+  id: "probe",
+  credentials: Schema.Unknown,
+  authenticate: (_credentials, request?: AuthRequest) => {
+    if (request?.headers !== undefined) seenHeaders.push(request.headers)
+    return AuthError.noMatch("probe", "unsupported-credentials")
+  },
+  getUser: () => Effect.succeedNone
+})
+
+const router = HttpRouter.empty.pipe(
+  HttpRouter.get("/me", Effect.map(CurrentUser.CurrentUser, ({ user }) => HttpServerResponse.text(user.username))),
+  HttpRouter.post("/me", Effect.map(CurrentUser.CurrentUser, ({ user }) => HttpServerResponse.text(user.username))),
+  HttpRouter.use(HttpAuth.requireUser),
+  HttpRouter.post("/login", routerLogin)
+)
+
+const serveForm = (form: "HttpApi" | "router", tracer: Layer.Layer<never>) =>
+  Effect.gen(function*() {
+    const app = appLayer({ http: options, backends: [probe] })
+    const listen = NodeHttpServer.layer(() => http.createServer(), { port: 0, host: "127.0.0.1" })
+    const server = (form === "HttpApi"
+      ? HttpApiBuilder.serve().pipe(
+        Layer.provide(HttpApiBuilder.api(Api)),
+        Layer.provide([AuthGroupLive, AccountGroupLive]),
+        Layer.provide(Authentication.layer),
+        Layer.provideMerge(app),
+        Layer.provideMerge(listen)
+      )
+      : HttpServer.serve(router).pipe(Layer.provideMerge(app), Layer.provideMerge(listen))) as Layer.Layer<
+        HttpServer.HttpServer,
+        unknown
+      >
+    const context = yield* Layer.build(Layer.provide(server, tracer))
+    return HttpServer.formatAddress(Context.get(context, HttpServer.HttpServer).address)
+  })
+
+describe("headers that carry a secret", () => {
+  for (const form of ["HttpApi", "router"] as const) {
+    it.scoped(`${form}: the server span records an API key's header, the CSRF header and Proxy-Authorization redacted`, () =>
+      Effect.gen(function*() {
+        const recording = RecordingTracer.make()
+        const url = yield* serveForm(form, recording.layer)
+
+        // An API key in its own header, and a proxy's credentials beside it.
+        const byKey = yield* call(url, "GET", "/me", { headers: { "x-auth-token": apiKey, "proxy-authorization": proxySecret } })
+        expect(byKey.status).toBe(200)
+
+        // A session's unsafe request: the CSRF token in its header.
+        const { cookie, csrf: csrfToken } = yield* login(url, "alice", "wonderland")
+        expect(csrfToken.length).toBeGreaterThanOrEqual(20)
+        const posted = yield* call(url, "POST", form === "HttpApi" ? "/logout" : "/me", {
+          headers: { cookie, "x-csrftoken": csrfToken }
+        })
+        expect(posted.status).toBeLessThan(300)
+
+        const server = recording.spans.filter((span) => span.name.startsWith("http.server"))
+        expect(server.length).toBeGreaterThanOrEqual(3)
+        const headers = new Map(server.flatMap((span) => [...span.attributes].filter(([key]) => key.startsWith("http.request.header."))))
+        // The headers were there, and recorded as redacted.
+        expect(String(headers.get("http.request.header.x-auth-token"))).toBe("<redacted>")
+        expect(String(headers.get("http.request.header.proxy-authorization"))).toBe("<redacted>")
+        expect(String(headers.get("http.request.header.x-csrftoken"))).toBe("<redacted>")
+        // What an exporter sends of every span of the server's (the test's own client spans record
+        // what it sent; the login's answer, the span's exit, holds the token by design of this app).
+        for (const span of recording.spans.filter((span) => !span.name.startsWith("http.client"))) {
+          const text = JSON.stringify([...span.attributes]) + JSON.stringify(span.events)
+          expect(text).not.toContain(apiKey)
+          expect(text).not.toContain(proxySecret)
+          expect(text).not.toContain(csrfToken)
+        }
+      }))
+  }
+
+  it.scoped("a backend never gets the CSRF header among the request's headers, whatever its case in the options", () =>
+    Effect.gen(function*() {
+      seenHeaders.length = 0
+      const url = yield* serveForm("router", Layer.empty)
+      const { cookie, csrf: csrfToken } = yield* login(url, "alice", "wonderland")
+      // A wrong API key, so the chain runs (the probe records), over a live session's cookie.
+      const reply = yield* call(url, "POST", "/me", {
+        headers: {
+          cookie,
+          "x-csrftoken": csrfToken,
+          "x-auth-token": "not-a-key",
+          "x-request-id": "r-1"
+        }
+      })
+      expect(reply.status).toBe(401)
+      expect(seenHeaders.length).toBeGreaterThan(0)
+      for (const headers of seenHeaders) {
+        expect(headers["x-request-id"]).toBe("r-1")
+        expect(Object.keys(headers)).not.toContain("x-csrftoken")
+        expect(Object.keys(headers)).not.toContain("x-auth-token")
+        expect(Object.values(headers)).not.toContain(csrfToken)
+      }
+    }))
+})
