@@ -102,10 +102,20 @@ export const make = (env: Env): Fold => {
     [memoKey]?: Exit.Exit<Resolved, Failure> | undefined
     [sessionKey]?: Option.Option<Session.SessionUser> | undefined
   }
-  const loadedSession = (request: HttpServerRequest.HttpServerRequest) => (request as Memo)[sessionKey]
+  // Kept on the transport's request (`source`), which every view of one request shares: a mounted
+  // router's copy (`modify`), and the request holding a form's body that the CSRF check read and
+  // the router middlewares hand the app. Kept on a view, a handler behind either would not see
+  // what the middleware resolved (`updateSessionAuthHash` after a form's password change would
+  // find no session to bind again).
+  const memoOf = (request: HttpServerRequest.HttpServerRequest): Memo => {
+    const source = request.source
+    return typeof source === "object" && source !== null ? source as Memo : request as Memo
+  }
+  const loadedSession = (request: HttpServerRequest.HttpServerRequest) => memoOf(request)[sessionKey]
   const forget = (request: HttpServerRequest.HttpServerRequest) => {
-    ;(request as Memo)[memoKey] = undefined
-    ;(request as Memo)[sessionKey] = undefined
+    const memo = memoOf(request)
+    memo[memoKey] = undefined
+    memo[sessionKey] = undefined
   }
   const sessionIdOf = (request: HttpServerRequest.HttpServerRequest): string | undefined =>
     Option.isSome(sessions) ? Cookies.lastValue(request.headers.cookie, env.cookieName) : undefined
@@ -269,7 +279,7 @@ export const make = (env: Env): Fold => {
     cache: Cache,
     fiber: Fiber.RuntimeFiber<unknown, unknown>
   ): Effect.Effect<Resolved, Failure> => {
-    ;(request as Memo)[sessionKey] = session
+    memoOf(request)[sessionKey] = session
     const checked = Csrf.check(csrf, request, Option.map(session, (s) => s.csrfToken))
     for (const step of ambient) {
       const decided = step(request, cookieValue, session, cache, fiber)
@@ -316,10 +326,10 @@ export const make = (env: Env): Fold => {
   }
 
   // One resolution per request, however many middlewares and handlers ask. A request is handled
-  // by one fiber, so the outcome is simply remembered on the request object (as the platform
-  // marks handled requests): a plain value, no Deferred, since nothing else can be waiting for it.
+  // by one fiber, so the outcome is simply remembered on the request (as the platform marks
+  // handled requests): a plain value, no Deferred, since nothing else can be waiting for it.
   const remember = (request: HttpServerRequest.HttpServerRequest, exit: Exit.Exit<Resolved, Failure>) => {
-    if (!Exit.isInterrupted(exit)) (request as Memo)[memoKey] = exit
+    if (!Exit.isInterrupted(exit)) memoOf(request)[memoKey] = exit
     return exit
   }
   const resolve = (
@@ -327,7 +337,7 @@ export const make = (env: Env): Fold => {
     cache: Cache,
     fiber: Fiber.RuntimeFiber<unknown, unknown>
   ): Effect.Effect<Resolved, Failure> => {
-    const known = (request as Memo)[memoKey]
+    const known = memoOf(request)[memoKey]
     if (known !== undefined) return known
     const decided = fold(request, cache, fiber)
     return AuthAttempt.isExit(decided)
