@@ -14,6 +14,7 @@ import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
+import * as Redacted from "effect/Redacted"
 import type * as AuthError from "../../AuthError.js"
 import type { AuthRequest } from "../../AuthRequest.js"
 import type * as AuthService from "../../AuthService.js"
@@ -63,8 +64,17 @@ export interface Fold {
   readonly loadedSession: (
     request: HttpServerRequest.HttpServerRequest
   ) => Option.Option<Session.SessionUser> | undefined
-  /** Drops what is remembered (after login, logout, a new session). */
-  readonly forget: (request: HttpServerRequest.HttpServerRequest) => void
+  /**
+   * After a login, a step-up, a password change (`session`: the session now in force) or a logout
+   * (none) in this request: what the rest of the request sees, as Django's `login` sets
+   * `request.user` and `request.session`. Later asks in the same request resolve to it, without the
+   * store and without another CSRF check, and later session calls use its id.
+   */
+  readonly adopt: (
+    request: HttpServerRequest.HttpServerRequest,
+    session: Option.Option<Session.SessionUser>,
+    cache: Cache
+  ) => void
   /** The session cookie's value, when sessions are on. */
   readonly sessionIdOf: (request: HttpServerRequest.HttpServerRequest) => string | undefined
   readonly toFailure: (error: AuthError.AuthenticateError) => Effect.Effect<never, Failure>
@@ -98,9 +108,12 @@ export const make = (env: Env): Fold => {
   // Remembered per service instance: two HttpAuth services never read each other's answers.
   const memoKey: unique symbol = Symbol("effect-auth/HttpAuth/resolved") as any
   const sessionKey: unique symbol = Symbol("effect-auth/HttpAuth/session") as any
+  const sessionIdKey: unique symbol = Symbol("effect-auth/HttpAuth/sessionId") as any
   type Memo = {
     [memoKey]?: Exit.Exit<Resolved, Failure> | undefined
     [sessionKey]?: Option.Option<Session.SessionUser> | undefined
+    /** The session id this request now goes by (null: none), once it started or ended one. */
+    [sessionIdKey]?: string | null | undefined
   }
   // Kept on the transport's request (`source`), which every view of one request shares: a mounted
   // router's copy (`modify`), and the request holding a form's body that the CSRF check read and
@@ -112,13 +125,17 @@ export const make = (env: Env): Fold => {
     return typeof source === "object" && source !== null ? source as Memo : request as Memo
   }
   const loadedSession = (request: HttpServerRequest.HttpServerRequest) => memoOf(request)[sessionKey]
-  const forget = (request: HttpServerRequest.HttpServerRequest) => {
+  const adopt = (request: HttpServerRequest.HttpServerRequest, session: Option.Option<Session.SessionUser>, cache: Cache) => {
     const memo = memoOf(request)
-    memo[memoKey] = undefined
-    memo[sessionKey] = undefined
+    memo[sessionKey] = session
+    memo[sessionIdKey] = Option.isSome(session) ? Redacted.value(session.value.sessionId) : null
+    memo[memoKey] = Exit.succeed(Option.map(session, (started) => info(started, "session", cache)))
   }
-  const sessionIdOf = (request: HttpServerRequest.HttpServerRequest): string | undefined =>
-    Option.isSome(sessions) ? Cookies.lastValue(request.headers.cookie, env.cookieName) : undefined
+  const sessionIdOf = (request: HttpServerRequest.HttpServerRequest): string | undefined => {
+    if (Option.isNone(sessions)) return undefined
+    const adopted = memoOf(request)[sessionIdKey]
+    return adopted === undefined ? Cookies.lastValue(request.headers.cookie, env.cookieName) : adopted ?? undefined
+  }
 
   const info = (
     who: {
@@ -176,7 +193,14 @@ export const make = (env: Env): Fold => {
   const dropSession = (request: HttpServerRequest.HttpServerRequest, cookieValue: string | undefined) =>
     Option.isNone(sessions)
       ? cookies.clear
-      : Effect.zipRight(storeUnavailable(sessions.value.logout(cookieValue, authRequest(request))), cookies.clear)
+      : Effect.zipRight(
+        storeUnavailable(sessions.value.logout(cookieValue, authRequest(request))),
+        Effect.zipRight(cookies.clear, Effect.sync(() => {
+          const memo = memoOf(request)
+          memo[sessionKey] = Option.none()
+          memo[sessionIdKey] = null
+        }))
+      )
 
   const cleanRemoteUser = (source: RequestSource.RemoteUserSource, value: string): string => {
     // The backend is found by id, not imported: `http/` knows no concrete backend.
@@ -231,6 +255,10 @@ export const make = (env: Env): Fold => {
           request: authRequest(request)
         }))
         yield* cookies.set(started)
+        // The rest of the request (a page rendering `HttpAuth.csrfToken`) goes by the new session.
+        const memo = memoOf(request)
+        memo[sessionKey] = Option.some(started)
+        memo[sessionIdKey] = Redacted.value(started.sessionId)
       }
       return Option.some(info(result.right, "remote-user", cache))
     })
@@ -345,7 +373,7 @@ export const make = (env: Env): Fold => {
       : Effect.flatMap(Effect.exit(decided), (exit) => remember(request, exit))
   }
 
-  return { resolve, loadedSession, forget, sessionIdOf, toFailure }
+  return { resolve, loadedSession, adopt, sessionIdOf, toFailure }
 }
 
 // The middlewares resolve a request in the fiber they run in. A `Service` built by `HttpAuth.make`

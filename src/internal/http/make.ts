@@ -174,7 +174,13 @@ export const make = (
       authRequest,
       unauthorized
     })
-    const { forget, sessionIdOf, toFailure } = fold
+    const { sessionIdOf, toFailure } = fold
+    // What the rest of the request sees after it started, changed or ended its session.
+    const adopt = (request: HttpServerRequest.HttpServerRequest, session: Option.Option<Session.SessionUser>) =>
+      Effect.withFiberRuntime<void>((fiber) => {
+        fold.adopt(request, session, fiber.currentContext.unsafeMap.get(Permissions.RequestCache.key))
+        return Effect.void
+      })
 
     // Resolves when run, not when built (an effect built early may run after another middleware
     // resolved the request), in the fiber that runs it.
@@ -216,7 +222,7 @@ export const make = (
         const started = yield* storeUnavailable(
           s.login(authenticated, { sessionId: sessionIdOf(request), request: authRequest(request) })
         )
-        forget(request)
+        yield* adopt(request, Option.some(started))
         yield* cookies.set(started)
         return started
       })
@@ -274,7 +280,7 @@ export const make = (
         if (!isSecondFactor(authenticated)) return yield* unauthorized
         const stepped = yield* storeUnavailable(s.stepUp(cookieValue, authenticated))
         if (Option.isNone(stepped)) return yield* unauthorized
-        forget(request)
+        yield* adopt(request, stepped)
         yield* cookies.set(stepped.value)
         return stepped.value
       })
@@ -285,7 +291,7 @@ export const make = (
         const cookieValue = sessionIdOf(request)
         yield* csrfFor(request, s, cookieValue)
         yield* storeUnavailable(s.logout(cookieValue, authRequest(request)))
-        forget(request)
+        yield* adopt(request, Option.none())
         yield* cookies.clear
       })
 
@@ -300,7 +306,7 @@ export const make = (
         const loaded = fold.loadedSession(request)
         if (loaded === undefined || Option.isNone(loaded) || loaded.value.user.id !== user.id) return
         const updated = yield* storeUnavailable(s.updateSessionAuthHash(sessionIdOf(request), user))
-        forget(request)
+        yield* adopt(request, updated)
         if (Option.isSome(updated)) yield* cookies.set(updated.value)
       })
 
