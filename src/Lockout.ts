@@ -11,7 +11,7 @@
  * | outcome | counted |
  * |---|---|
  * | `AuthenticationFailed`, `PermissionDenied` | yes: the failure stays counted |
- * | success | the user's keys (`username:`, `username-ip:`; a second factor's `otp-` ones) are reset; an address's (`ip:`) only loses this attempt's count |
+ * | success | every key only loses this attempt's count (a lock it set is lifted): the failures before it stay, as django-axes' default; a name's key is shared by every account whose name folds to it |
  * | `BackendUnavailable`, or `TransportError`, after a backend refused the secret (`NoMatch("invalid-credentials")`) | yes: an outage elsewhere does not make a checked guess free |
  * | `BackendUnavailable`, `TransportError` otherwise, defect | no: the reservation is returned |
  * | the caller interrupted (a dropped connection, a timeout) | the attempt runs to its end in the background and is settled by its outcome |
@@ -238,7 +238,10 @@ export interface Entry {
 export interface Store {
   /** Refuses if any key is locked; otherwise counts one failure on every key. */
   readonly attempt: (keys: ReadonlyArray<string>, now: number, policy: Policy) => Effect.Effect<Reservation, LockoutStoreError>
-  /** Gives back one counted attempt (its outcome did not count), lifting a lock it set. */
+  /**
+   * Gives back one counted attempt (its outcome did not count, or it succeeded), lifting a lock it
+   * set. The built-in stores drop a record left with no failure and no lock so far.
+   */
   readonly refund: (keys: ReadonlyArray<string>, now: number, policy: Policy) => Effect.Effect<void, LockoutStoreError>
   /** Deletes the keys; answers those that were locked. */
   readonly reset: (keys: ReadonlyArray<string>, now: number) => Effect.Effect<ReadonlyArray<string>, LockoutStoreError>
@@ -413,8 +416,8 @@ const keysFor = (by: By, username: string | undefined, ip: string | undefined): 
 // Second-factor attempts (`TotpBackend`'s `{ username, otpToken }`) count under their own keys,
 // `otp-username:` and `otp-username-ip:`: under the password's keys, the attacker this lockout is
 // there for (one who has the password) reset the count of their code guesses with a password login
-// between batches, and guessed six digits without end. A code's success resets only its own keys
-// (django-otp's per-device throttle is cleared by a verified token only).
+// between batches, and guessed six digits without end (when a success still reset its keys). A
+// code's success gives back its own count on its own keys only, as any success does.
 const isSecondFactor = (credentials: unknown): boolean => {
   if (typeof credentials !== "object" || credentials === null) return false
   try {
@@ -491,7 +494,7 @@ export const memoryStore = (options: { readonly maxEntries?: number | undefined 
       Effect.sync(() => {
         for (const key of keys) {
           const record = live(key, now)
-          if (record !== undefined) refundFailure(record, now, policy)
+          if (record !== undefined && refundFailure(record, now, policy)) records.delete(key)
         }
       }),
     reset: (keys, now) =>
@@ -578,15 +581,19 @@ for i, key in ipairs(KEYS) do
 end
 return reply`
 
-// KEYS: the keys. ARGV: now, limit.
+// KEYS: the keys. ARGV: now, limit. A record left with no failure and no lock so far is deleted
+// (as refundFailure answers for the other stores).
 const refundScript = `
 local now, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 for _, key in ipairs(KEYS) do
   local v = redis.call('HMGET', key, 'f', 'u', 'n')
   if v[1] then
     local f, u, n = math.max(tonumber(v[1]) - 1, 0), tonumber(v[2]) or 0, tonumber(v[3]) or 0
-    if u > now and f < limit then
-      redis.call('HSET', key, 'f', f, 'u', 0, 'n', math.max(n - 1, 0))
+    if u > now and f < limit then n = math.max(n - 1, 0) end
+    if f == 0 and n == 0 then
+      redis.call('DEL', key)
+    elseif u > now and f < limit then
+      redis.call('HSET', key, 'f', f, 'u', 0, 'n', n)
     else
       redis.call('HSET', key, 'f', f)
     end
@@ -820,19 +827,15 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
       exit: Exit.Exit<unknown, AuthError.AuthenticateError>
     ): Effect.Effect<void> => {
       const settled = Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<void, LockoutStoreError> => {
-        if (Exit.isSuccess(exit)) {
-          // A success clears the counters of the user who got in, never an address's: one account
-          // of the attacker's own, logged into now and then, would otherwise wipe the address's
-          // count of guesses at everyone else's (and the `ip:` key of "username-or-ip" is there to
-          // stop exactly that spraying). An address's count ends with its cool-off.
-          // The success's own reservation on an address is given back: it was no failure.
-          const own = keys.filter((key) => !key.startsWith("ip:"))
-          const addresses = keys.filter((key) => key.startsWith("ip:"))
-          return Effect.zipRight(
-            own.length === 0 ? Effect.void : store.reset(own, now),
-            addresses.length === 0 ? Effect.void : store.refund(addresses, now, policy)
-          )
-        }
+        // A success gives back its own reservation on every key (it was no failure, and a lock
+        // that reservation set is lifted) and clears nothing else, as django-axes does by default
+        // (AXES_RESET_ON_SUCCESS off). A key is shared by more than the one who got in: an
+        // address by everyone behind it, a folded name by every account that folds to it. A
+        // reset let one account of the attacker's own wipe the count of guesses at another's:
+        // `Alice`'s login cleared `alice`'s key (a user store need not fold case), so 4 guesses
+        // per own login went on without end; an own login between batches of a spray, the
+        // address's. The failures before a success end with their cool-off, or by `reset`.
+        if (Exit.isSuccess(exit)) return store.refund(keys, now, policy)
         const failure = exit.cause._tag === "Fail" ? exit.cause.error : undefined
         // A backend that could not answer does not make a refused secret no guess.
         if (failure?._tag === "AuthenticationFailed" || failure?._tag === "PermissionDenied" || RefusedSecret.judged(failure)) {

@@ -267,8 +267,8 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
             Effect.gen(function*() {
               const live = yield* lockRows(keys, now)
               for (const [key, record] of live) {
-                refundFailure(record, now, policy)
-                yield* write(key, record)
+                if (refundFailure(record, now, policy)) yield* sql`DELETE FROM ${table} WHERE lock_key = ${key}`
+                else yield* write(key, record)
               }
             })
           )

@@ -11,13 +11,16 @@ import * as AuthService from "../src/AuthService.js"
 import * as Lockout from "../src/Lockout.js"
 import * as TestBackend from "../src/testing/TestBackend.js"
 import {
+  anotherAccountKeepsTheCount,
+  aSuccessGivesBackItsOwnCount,
   counting,
   exactlyTheLimitGetsThrough,
   noCountIsLost,
   oddAddressesCountByName,
   oddResetTargets,
   resetFindsItsKeys,
-  tagOf
+  tagOf,
+  twoAccounts
 } from "./utils/lockout.js"
 import * as Redis from "./utils/redis.js"
 
@@ -90,7 +93,7 @@ describe.skipIf(Redis.missing)("Lockout on Redis", () => {
     }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
   })
 
-  it.live("a refunded attempt (backend down) does not count, and a success resets", () => {
+  it.live("a refunded attempt (backend down) does not count, and a success only gives back its own", () => {
     const prefix = Redis.uniquePrefix("lockout")
     return Effect.gen(function*() {
       const down = yield* instance(prefix, TestBackend.unavailable("ldap"), { by: "username", limit: 2 })
@@ -99,15 +102,35 @@ describe.skipIf(Redis.missing)("Lockout on Redis", () => {
           "TransportError"
         )
       }
-      expect((yield* down.lockout.list).map((e) => e.failures)).toEqual([0])
+      // nothing counted: each refund left the record empty, and an empty record is dropped
+      expect(yield* down.lockout.list).toEqual([])
       const { backend } = counting()
       const up = yield* instance(prefix, backend, { by: "username", limit: 2 })
       yield* Effect.exit(up.auth.authenticate({ username: "carol", password: "x" }))
       expect((yield* up.lockout.list).map((e) => e.failures)).toEqual([1])
+      // a success gives back its own count only (it cleared the key before)
       expect(tagOf(yield* Effect.exit(up.auth.authenticate({ username: "carol", password: "right" })))).toBe("success")
-      expect(yield* up.lockout.list).toEqual([])
+      expect((yield* up.lockout.list).map((e) => [e.failures, e.lockedUntil])).toEqual([[1, undefined]])
     }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
   })
+
+  it.live("a success gives back its own count only: the lock its reservation set is lifted, the failure before it stays", () => {
+    const prefix = Redis.uniquePrefix("lockout")
+    const { backend } = counting()
+    return Effect.gen(function*() {
+      yield* aSuccessGivesBackItsOwnCount(yield* instance(prefix, backend, { by: "username", limit: 2 }))
+    }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
+  })
+
+  for (const by of ["username", "username-and-ip"] as const) {
+    it.live(`${by}: a login to \`Alice\` (another account) does not clear \`alice\`'s count`, () => {
+      const prefix = Redis.uniquePrefix("lockout")
+      const { backend, calls } = twoAccounts()
+      return Effect.gen(function*() {
+        yield* anotherAccountKeepsTheCount(yield* instance(prefix, backend, { by, limit: 5 }), calls, { remoteAddress: "203.0.113.9" })
+      }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
+    })
+  }
 
   it.live("a store that cannot answer fails the attempt with TransportError (503), asking no backend", () => {
     const { backend, calls } = counting()

@@ -15,6 +15,8 @@ import * as Lockout from "../src/Lockout.js"
 import * as SqlLockoutStore from "../src/SqlLockoutStore.js"
 import * as TestBackend from "../src/testing/TestBackend.js"
 import {
+  anotherAccountKeepsTheCount,
+  aSuccessGivesBackItsOwnCount,
   counting,
   exactlyTheLimitGetsThrough,
   illFormedNamesCount,
@@ -22,7 +24,8 @@ import {
   oddAddressesCountByName,
   oddResetTargets,
   resetFindsItsKeys,
-  tagOf
+  tagOf,
+  twoAccounts
 } from "./utils/lockout.js"
 import * as Postgres from "./utils/postgres.js"
 
@@ -115,7 +118,7 @@ describe.skipIf(Postgres.missing)("Lockout on PostgreSQL", () => {
     }).pipe(Effect.scoped, Effect.ensuring(dropLockoutTables(prefix)))
   })
 
-  it.live("a refunded attempt (backend down) does not count, and a success resets", () => {
+  it.live("a refunded attempt (backend down) does not count, and a success only gives back its own", () => {
     const prefix = Postgres.uniquePrefix("lockout")
     return Effect.gen(function*() {
       const down = yield* instance(pool(), TestBackend.unavailable("ldap"), { tablePrefix: prefix, by: "username", limit: 2 })
@@ -124,15 +127,36 @@ describe.skipIf(Postgres.missing)("Lockout on PostgreSQL", () => {
           "TransportError"
         )
       }
-      expect((yield* down.lockout.list).map((e) => e.failures)).toEqual([0])
+      // nothing counted: each refund left the record empty, and an empty record is dropped
+      expect(yield* down.lockout.list).toEqual([])
       const { backend } = counting()
       const up = yield* instance(pool(), backend, { tablePrefix: prefix, by: "username", limit: 2 })
       yield* Effect.exit(up.auth.authenticate({ username: "carol", password: "x" }))
       expect((yield* up.lockout.list).map((e) => e.failures)).toEqual([1])
+      // a success gives back its own count only (it cleared the key before)
       expect(tagOf(yield* Effect.exit(up.auth.authenticate({ username: "carol", password: "right" })))).toBe("success")
-      expect(yield* up.lockout.list).toEqual([])
+      expect((yield* up.lockout.list).map((e) => [e.failures, e.lockedUntil])).toEqual([[1, undefined]])
     }).pipe(Effect.scoped, Effect.ensuring(dropLockoutTables(prefix)))
   })
+
+  it.live("a success gives back its own count only: the lock its reservation set is lifted, the failure before it stays", () => {
+    const prefix = Postgres.uniquePrefix("lockout")
+    const { backend } = counting()
+    return Effect.gen(function*() {
+      yield* aSuccessGivesBackItsOwnCount(yield* instance(pool(), backend, { tablePrefix: prefix, by: "username", limit: 2 }))
+    }).pipe(Effect.scoped, Effect.ensuring(dropLockoutTables(prefix)))
+  })
+
+  for (const by of ["username", "username-and-ip"] as const) {
+    it.live(`${by}: a login to \`Alice\` (another account) does not clear \`alice\`'s count`, () => {
+      const prefix = Postgres.uniquePrefix("lockout")
+      const { backend, calls } = twoAccounts()
+      return Effect.gen(function*() {
+        const a = yield* instance(pool(), backend, { tablePrefix: prefix, by, limit: 5 })
+        yield* anotherAccountKeepsTheCount(a, calls, { remoteAddress: "203.0.113.9" })
+      }).pipe(Effect.scoped, Effect.ensuring(dropLockoutTables(prefix)))
+    })
+  }
 })
 
 describe("Lockout on SQLite", () => {
@@ -168,6 +192,14 @@ describe("Lockout on SQLite", () => {
       const deleted = yield* SqlLockoutStore.clearExpired({ now: Date.now() + 10 * 60_000 }).pipe(Effect.provide(database))
       expect(deleted).toBe(1)
       expect(yield* lockout.list).toEqual([])
+    }).pipe(Effect.scoped)
+  })
+
+  it.live("a login to `Alice` (another account) does not clear `alice`'s count; a success gives back its own count only", () => {
+    return Effect.gen(function*() {
+      const { backend, calls } = twoAccounts()
+      yield* anotherAccountKeepsTheCount(yield* instance(sqlite(), backend, { by: "username", limit: 5 }), calls)
+      yield* aSuccessGivesBackItsOwnCount(yield* instance(sqlite(), counting().backend, { by: "username", limit: 2 }))
     }).pipe(Effect.scoped)
   })
 

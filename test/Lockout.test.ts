@@ -28,7 +28,16 @@ import * as IpAddress from "../src/internal/ipAddress.js"
 import * as Lockout from "../src/Lockout.js"
 import * as TestAuth from "../src/testing/TestAuth.js"
 import * as TestBackend from "../src/testing/TestBackend.js"
-import { illFormedNames, oddRequests, oddResetTargets, resetFindsItsKeys } from "./utils/lockout.js"
+import {
+  anotherAccountKeepsTheCount,
+  aSuccessGivesBackItsOwnCount,
+  counting as sharedCounting,
+  illFormedNames,
+  oddRequests,
+  oddResetTargets,
+  resetFindsItsKeys,
+  twoAccounts
+} from "./utils/lockout.js"
 
 const alice = TestBackend.user("alice")
 
@@ -112,15 +121,23 @@ describe("Lockout: the lock", () => {
     }).pipe(Effect.provide(layer))
   })
 
-  it.effect("a success resets the count", () => {
+  // Was "a success resets the count": the reset cleared the folded key, which another account
+  // whose name folds to it (`Alice` beside `alice`) shares (see "another account's success" below).
+  it.effect("a success gives back its own count only: the failures before it stay (django-axes' default)", () => {
     const { layer } = setup({ by: "username", limit: 3 })
     return Effect.gen(function*() {
       yield* times(2, login(wrong))
       expect(yield* login(right)).toBe("success")
-      expect(yield* times(2, login(wrong))).toEqual(["AuthenticationFailed", "AuthenticationFailed"])
       expect(yield* Lockout.list).toMatchObject([{ key: "username:alice", failures: 2, lockedUntil: undefined }])
+      expect(yield* login(wrong)).toBe("AuthenticationFailed")
+      expect(yield* login(right)).toBe("LockedOut")
     }).pipe(Effect.provide(layer))
   })
+
+  it.live("a success that reached the limit lifts the lock its own reservation set", () =>
+    Effect.gen(function*() {
+      yield* aSuccessGivesBackItsOwnCount({ auth: yield* AuthService.AuthService, lockout: yield* Lockout.Lockout })
+    }).pipe(Effect.provide(setup({ by: "username", limit: 2 }, [sharedCounting().backend]).layer)))
 
   it.effect("failures older than the cool-off are forgotten", () => {
     const { layer } = setup({ by: "username", limit: 2, coolOff: "1 minute" })
@@ -152,7 +169,8 @@ describe("Lockout: the lock", () => {
     const { layer } = setup({ by: "username", limit: 2 }, [TestBackend.unavailable("ldap")])
     return Effect.gen(function*() {
       expect(yield* times(5, login(wrong))).toEqual(Array(5).fill("TransportError"))
-      expect(yield* Lockout.list).toMatchObject([{ key: "username:alice", failures: 0 }])
+      // nothing counted: each refund left the record empty, and an empty record is dropped
+      expect(yield* Lockout.list).toEqual([])
     }).pipe(Effect.provide(layer))
   })
 
@@ -187,6 +205,42 @@ describe("Lockout: the lock", () => {
       expect(last.error._tag).toBe("LockedOut")
       expect(last.credentials.password).not.toBe("wrong")
     }).pipe(Effect.provide(layer))
+  })
+})
+
+// The user store does not fold case (`alice` and `Alice` are two accounts), the lockout's keys do.
+// The attacker owns `Alice`: before, a login to it reset `alice`'s folded key, so 4 guesses per own
+// login went on without end (20 wrong passwords reached the backend, none was refused).
+describe("Lockout: another account's success", () => {
+  for (const by of ["username", "username-and-ip", "username-or-ip"] as const) {
+    it.effect(`${by}: a login to \`Alice\` (another account) does not clear \`alice\`'s count`, () => {
+      const { backend, calls } = twoAccounts()
+      return Effect.gen(function*() {
+        const instance = { auth: yield* AuthService.AuthService, lockout: yield* Lockout.Lockout }
+        yield* anotherAccountKeepsTheCount(instance, calls, from("203.0.113.9"))
+      }).pipe(Effect.provide(setup({ by, limit: 5 }, [backend]).layer))
+    })
+  }
+
+  it.effect("a second factor's success for `Alice` does not clear `alice`'s count of code guesses", () => {
+    const codes = AuthBackend.make({
+      id: "totp",
+      credentials: Schema.Struct({ username: Credentials.Username, otpToken: Credentials.secret(64) }),
+      authenticate: ({ otpToken, username }) =>
+        username === "Alice" && Redacted.value(otpToken) === "111111"
+          ? Effect.succeed(TestBackend.user("Alice", { id: "2" }))
+          : AuthError.noMatch("totp", "invalid-credentials"),
+      getUser: () => Effect.succeedNone
+    })
+    const code = (username: string, otpToken: string) =>
+      Effect.map(Effect.exit(AuthService.authenticateUnknown({ username, otpToken })), tagOf)
+    return Effect.gen(function*() {
+      expect(yield* times(2, code("alice", "000001"))).toEqual(["AuthenticationFailed", "AuthenticationFailed"])
+      expect(yield* code("Alice", "111111")).toBe("success")
+      expect(yield* code("alice", "000002")).toBe("AuthenticationFailed")
+      expect(yield* code("alice", "000003")).toBe("LockedOut")
+      expect((yield* Lockout.list).map((e) => [e.key, e.failures])).toEqual([["otp-username:alice", 3]])
+    }).pipe(Effect.provide(setup({ by: "username", limit: 3 }, [codes]).layer))
   })
 })
 
@@ -425,11 +479,13 @@ describe("Lockout: keys", () => {
         expect(yield* code("424242")).toBe("LockedOut")
         const keys = (yield* Effect.flatMap(Lockout.Lockout, (l) => l.list)).map((entry) => entry.key)
         expect(keys).toEqual([by === "username" ? "otp-username:alice" : "otp-username-ip:203.0.113.7|alice"])
-        // resetting the user clears their second-factor records too; a right code resets its own count
+        // resetting the user clears their second-factor records too; a right code gives back its own count
         expect(yield* Lockout.reset("alice")).toEqual(keys)
         expect(yield* code("000003")).toBe("AuthenticationFailed")
         expect(yield* code("424242")).toBe("success")
-        expect(yield* Effect.flatMap(Lockout.Lockout, (l) => l.list)).toEqual([])
+        expect((yield* Effect.flatMap(Lockout.Lockout, (l) => l.list)).map((e) => [e.key, e.failures])).toEqual(
+          keys.map((key) => [key, 1])
+        )
         expect(seen.length).toBe(2) // the password backend saw only the password logins
       }).pipe(Effect.provide(layer))
     })

@@ -71,13 +71,19 @@ export const decideAttempt = (
   return { reservation: { _tag: "Allowed", locked, until }, records }
 }
 
-/** Gives one counted failure back (in place), lifting the lock it set. @internal */
-export const refundFailure = (record: LockoutRecord, now: number, policy: Policy): void => {
+/**
+ * Gives one counted failure back (in place), lifting the lock it set. Answers whether the record
+ * is left with nothing to remember (no failure, no lock so far): the store drops it, as counting
+ * from no record and from this one are alike. Every success is refunded, so without this each
+ * login left a record behind for a day. @internal
+ */
+export const refundFailure = (record: LockoutRecord, now: number, policy: Policy): boolean => {
   record.f = Math.max(record.f - 1, 0)
   if (record.u > now && record.f < policy.limit) {
     record.u = 0
     record.n = Math.max(record.n - 1, 0)
   }
+  return record.f === 0 && record.n === 0
 }
 
 /** @internal */

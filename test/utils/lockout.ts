@@ -34,6 +34,33 @@ export const counting = () => {
   return { backend, calls: () => calls }
 }
 
+/**
+ * Two accounts whose names fold to one lockout key, as a user store that does not fold case
+ * keeps them: `alice` (password "right") and `Alice`, the attacker's own (password "mallory's").
+ * Anything else is a wrong password. Counts every attempt that reaches it.
+ */
+export const twoAccounts = () => {
+  let calls = 0
+  const accounts: Record<string, { readonly password: string; readonly user: ReturnType<typeof TestBackend.user> }> = {
+    alice: { password: "right", user: TestBackend.user("alice", { id: "1" }) },
+    Alice: { password: "mallory's", user: TestBackend.user("Alice", { id: "2" }) }
+  }
+  const backend = AuthBackend.make({
+    id: "passwords",
+    credentials: Credentials.UsernamePassword,
+    authenticate: ({ password, username }) =>
+      Effect.suspend(() => {
+        calls++
+        const account = Object.hasOwn(accounts, username) ? accounts[username] : undefined
+        return account !== undefined && Redacted.value(password) === account.password
+          ? Effect.succeed(account.user)
+          : AuthError.noMatch("passwords", "invalid-credentials")
+      }),
+    getUser: () => Effect.succeedNone
+  })
+  return { backend, calls: () => calls }
+}
+
 export const tagOf = (exit: Exit.Exit<unknown, AuthError.AuthenticateError>) =>
   Exit.isSuccess(exit) ? "success" : exit.cause._tag === "Fail" ? exit.cause.error._tag : "other"
 
@@ -222,4 +249,48 @@ export const oddResetTargets = (a: Instance) =>
     expect(yield* a.lockout.reset("username:bob\u0000")).toEqual(["username:bob\uFFFD"])
     expect(yield* a.lockout.reset("username:dave\uD800")).toEqual(["username:dave\uFFFD"])
     expect(yield* keys).toEqual(["username:carol"])
+  })
+
+/**
+ * The law of a success, for every store (an instance on {@link twoAccounts}, limit 5): a login to
+ * another account never clears the victim's count, even when both names fold to one key. Four
+ * wrong passwords for `alice`, a login as `Alice` (the attacker's own account), one more wrong
+ * password: the fifth failure locks `alice`, and even her right password is LockedOut. Before,
+ * the success reset the folded key, and 4 guesses per own login went on without end.
+ */
+export const anotherAccountKeepsTheCount = (a: Instance, calls: () => number, request?: AuthRequest) =>
+  Effect.gen(function*() {
+    const login = (username: string, password: string) =>
+      Effect.map(Effect.exit(a.auth.authenticate({ username, password }, request)), tagOf)
+    for (let i = 0; i < 4; i++) expect(yield* login("alice", `guess-${i}`)).toBe("AuthenticationFailed")
+    expect(yield* login("Alice", "mallory's")).toBe("success")
+    expect(yield* login("alice", "guess-4")).toBe("AuthenticationFailed")
+    const before = calls()
+    expect(yield* login("alice", "guess-5")).toBe("LockedOut")
+    expect(yield* login("alice", "right")).toBe("LockedOut")
+    expect(calls()).toBe(before)
+    // every key (the name's, and under "username-or-ip" the address's) holds its 5 failures and the lock
+    const entries = yield* a.lockout.list
+    expect(entries.length).toBeGreaterThan(0)
+    for (const entry of entries) {
+      expect(entry, entry.key).toMatchObject({ failures: 5, lockouts: 1 })
+      expect(entry.lockedUntil, entry.key).toBeInstanceOf(Date)
+    }
+  })
+
+/**
+ * A success gives back its own count and nothing more, for every store (an instance by
+ * "username", limit 2, on {@link counting}): one wrong password, then the right one, whose
+ * reservation reached the limit and locked: the lock it set is lifted and the failure before it
+ * stays, so the next wrong password locks.
+ */
+export const aSuccessGivesBackItsOwnCount = (a: Instance) =>
+  Effect.gen(function*() {
+    const login = (password: string) => Effect.map(Effect.exit(a.auth.authenticate({ username: "carol", password })), tagOf)
+    expect(yield* login("x")).toBe("AuthenticationFailed")
+    expect(yield* login("right")).toBe("success")
+    const entries = yield* a.lockout.list
+    expect(entries.map((e) => [e.key, e.failures, e.lockedUntil])).toEqual([["username:carol", 1, undefined]])
+    expect(yield* login("y")).toBe("AuthenticationFailed")
+    expect(yield* login("right")).toBe("LockedOut")
   })
