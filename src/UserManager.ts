@@ -157,7 +157,8 @@ export const createSuperuser = (
 /**
  * Sets a user's password (Django's `validate_password` then `User.set_password` and `save`):
  * validates it against the user's attributes, hashes it, stores the hash. The user's sessions
- * end with the old hash (their session hash no longer matches), as Django's do.
+ * end with the old hash (their session hash no longer matches), as Django's do. A user that is no
+ * object (an untyped caller's `null`) is an `InvalidInput` (field `"user"`), before any hash.
  *
  * @example
  * ```ts
@@ -194,6 +195,7 @@ export const setPassword: {
   >
 } = dual(2, (user: UserStore.StoredUser, password: Redacted.Redacted<string>) =>
   Effect.gen(function*() {
+    yield* checkUser(user)
     const passwordHash = yield* choose(password, user)
     const store = yield* UserStore.UserStore
     yield* store.setPassword(user.id, passwordHash)
@@ -226,6 +228,7 @@ export class PasswordChanged extends Schema.TaggedError<PasswordChanged>("effect
  * {@link PasswordChanged} and writes nothing. The token is single-use even under concurrency:
  * of two requests with one token that both passed the check, one sets its password. (Django's
  * `PasswordResetConfirmView` checks, then saves: both succeed there, and the last one wins.)
+ * A user that is no object is an `InvalidInput` (field `"user"`), as for {@link setPassword}.
  *
  * @example
  * ```ts
@@ -262,6 +265,7 @@ export const resetPassword: {
   >
 } = dual(2, (user: UserStore.StoredUser, password: Redacted.Redacted<string>) =>
   Effect.gen(function*() {
+    yield* checkUser(user)
     const passwordHash = yield* choose(password, user)
     const store = yield* UserStore.UserStore
     // Check-then-set let two requests with one token both pass the check (the hash takes long
@@ -269,6 +273,14 @@ export const resetPassword: {
     const replaced = yield* store.upgradePasswordHash(user.id, { from: user.passwordHash, to: passwordHash })
     if (!replaced) return yield* new PasswordChanged({ userId: user.id })
   }))
+
+// A user that is no object (null from an untyped caller) is refused before the password is
+// validated or hashed: reading `user.id` after the hash died with a TypeError (a defect), and a
+// hash was spent on a call that could never write. Its fields are the store's to check.
+const checkUser = (user: unknown): Effect.Effect<void, UserStore.InvalidInput> =>
+  typeof user === "object" && user !== null
+    ? Effect.void
+    : Effect.fail(new UserStore.InvalidInput({ field: "user", message: "user must be a stored user" }))
 
 // validate_password, then make_password: nothing is hashed for a refused password.
 const choose = (password: Redacted.Redacted<string>, user: PasswordValidation.UserAttributes) =>

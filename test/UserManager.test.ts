@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Option, Redacted, TestClock } from "effect"
+import { Effect, Exit, Layer, Option, Redacted, TestClock } from "effect"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
 import * as PasswordHasher from "../src/PasswordHasher.js"
 import * as PasswordResetToken from "../src/PasswordResetToken.js"
@@ -141,6 +141,31 @@ describe("UserManager", () => {
       const error = yield* Effect.flip(UserManager.setPassword(ghost, pw("another passphrase")))
       expect(error._tag).toBe("UserNotFound")
     }).pipe(Effect.provide(Live)))
+
+  // setPassword(null, pw) hashed the password, then died reading null.id (a TypeError defect).
+  it.effect("setPassword and resetPassword of a user that is no object are InvalidInput (field user), before any hash", () =>
+    Effect.gen(function*() {
+      const outcome = (effect: Effect.Effect<void, { readonly _tag: string }, any>) =>
+        Effect.map(Effect.exit(Effect.suspend(() => effect)), (exit) =>
+          Exit.isSuccess(exit) ? "success" : exit.cause._tag === "Fail" ? exit.cause.error : "defect")
+      for (const user of [null, undefined, 42, "alice"] as ReadonlyArray<any>) {
+        const calls = [
+          UserManager.setPassword(user, pw("a perfectly long passphrase")),
+          UserManager.setPassword(pw("a perfectly long passphrase"))(user),
+          UserManager.resetPassword(user, pw("a perfectly long passphrase")),
+          UserManager.resetPassword(pw("a perfectly long passphrase"))(user)
+        ]
+        for (const [i, call] of calls.entries()) {
+          expect(yield* outcome(call), `${String(user)} ${i}`).toMatchObject({ _tag: "InvalidInput", field: "user" })
+        }
+      }
+    }).pipe(
+      // nothing is hashed for such a user: a hasher that is asked fails the test
+      Effect.provide(MemoryUserStore.layer),
+      Effect.provide(Layer.succeed(PasswordHasher.PasswordHasher, new Proxy({} as PasswordHasher.PasswordHasher, {
+        get: () => () => Effect.die("the hasher was asked")
+      })))
+    ))
 
   it.effect("resetPassword: two requests with one reset token that both passed the check set one password", () =>
     Effect.gen(function*() {
