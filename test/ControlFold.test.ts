@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Exit, FastCheck, Layer, Option, Redacted } from "effect"
-import { AuthError, AuthService, Control, MemorySessionStore, Session, TestAuth, TestBackend } from "../src/index.js"
+import { AuthError, AuthEvents, AuthService, Control, MemorySessionStore, Session, TestAuth, TestBackend } from "../src/index.js"
 import * as FoldLaws from "../src/testing/FoldLaws.js"
 
 const credentials = { username: "alice", password: "pw" }
@@ -127,6 +127,36 @@ describe("PAM's rules, by example", () => {
 })
 
 describe("AuthService with controls", () => {
+  // Backends have their own id spaces (the store's key, a directory's name): by id alone, another
+  // system's account whose id is also "7" passed as store user 7's second factor.
+  it.effect("two required successes with one id but different usernames are two people: AuthenticationFailed", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(AuthService.authenticate(credentials))
+      expect(error._tag).toBe("AuthenticationFailed")
+      if (error._tag !== "AuthenticationFailed") return
+      expect(error.attempts.map((a) => [a.backend, a._tag === "NoMatch" ? a.reason : a._tag])).toEqual([
+        ["second", "invalid-credentials"]
+      ])
+    }).pipe(Effect.provide(TestAuth.layer([
+      AuthService.control(TestBackend.succeed("password", TestBackend.user("alice", { id: "7" })), "required"),
+      AuthService.control(TestBackend.succeed("second", TestBackend.user("mallory", { id: "7" })), "required")
+    ]))))
+
+  it.effect("two required successes with one username but different ids are two people too; the same user passes", () =>
+    Effect.gen(function*() {
+      const auth = yield* AuthService.make([
+        AuthService.control(TestBackend.succeed("password", TestBackend.user("alice", { id: "7" })), "required"),
+        AuthService.control(TestBackend.succeed("directory", TestBackend.user("alice", { id: "alice" })), "required")
+      ])
+      expect((yield* Effect.flip(auth.authenticate(credentials)))._tag).toBe("AuthenticationFailed")
+      const same = yield* AuthService.make([
+        AuthService.control(TestBackend.succeed("password", TestBackend.user("alice", { id: "7" })), "required"),
+        AuthService.control(TestBackend.succeed("totp", TestBackend.user("alice", { id: "7" })), "required")
+      ])
+      const result = yield* same.authenticate(credentials)
+      expect([result.user.id, result.user.username, result.backend]).toEqual(["7", "alice", "password"])
+    }).pipe(Effect.provide(AuthEvents.layer)))
+
   it.effect("a degraded success: the directory was down, the local password held", () =>
     Effect.gen(function*() {
       const result = yield* AuthService.authenticate(credentials)

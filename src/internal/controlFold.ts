@@ -63,8 +63,9 @@ const other: Failure = { _tag: "Other" }
  * `fail` ends the stack; a skip jumps over backends; at the end the call succeeds only when a
  * success counted and no failure was recorded.
  *
- * The user is fixed by the first success that counts; a later success for another user is that
- * backend's `NoMatch("invalid-credentials")` (a second factor must be the same person's).
+ * The user is fixed by the first success that counts; a later success for another user (another
+ * id or another username, see `samePerson`) is that backend's `NoMatch("invalid-credentials")`
+ * (a second factor must be the same person's).
  *
  * @internal
  */
@@ -110,7 +111,7 @@ export const make = <A, C extends ControlCall>(
     let user: User | undefined
     if (exit._tag === "Success") {
       user = exit.value
-      if (walk.winner !== undefined && walk.winner.user.id !== user.id) {
+      if (walk.winner !== undefined && !samePerson(walk.winner.user, user)) {
         const error = AuthError.failures(backend.id).noMatchError("invalid-credentials")
         call.event(backend.id, "no-match", error.reason)
         call.record(error)
@@ -207,6 +208,13 @@ export const make = <A, C extends ControlCall>(
 
   return (call, from) => run(call, new Walk(), from)
 }
+
+// Whether two backends' successes name one person: the same id *and* the same username. Each
+// backend has its own id space (ModelBackend's is the store's key, LdapBackend's the directory
+// name), so by id alone a directory account named "7" passed as store user 7's second factor.
+// Both must match, never either: a username alone is no better (two systems may each hold an
+// "alice"), and backends that vouch for one user return that user, id and name alike.
+const samePerson = (a: User, b: User): boolean => a.id === b.id && a.username === b.username
 
 const absurdOutcome = (error: never): never => {
   throw new Error(`unhandled backend outcome: ${String((error as { _tag?: unknown })._tag)}`)

@@ -129,7 +129,8 @@ const mapOf = (entry: ModelEntry): Control.ControlMap =>
 /**
  * The reference model: Linux-PAM's dispatch (pam.conf(5)) over typed outcomes, written as plainly
  * as possible. A success counts only while no failure is recorded and only for the first user
- * that counted (a success for another user is `NoMatch("invalid-credentials")`); the first failure
+ * that counted (a success for another user is `NoMatch("invalid-credentials")`; a model user
+ * stands for both the id and the username, which the real fold both compares); the first failure
  * recorded decides the error; the call succeeds only when a success counted and no failure was
  * recorded; a `TransportError` that stops the chain as its first failure escapes without an
  * event; a success after a `TransportError` that was passed over is degraded.
