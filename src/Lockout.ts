@@ -333,7 +333,8 @@ export interface Service {
   readonly list: Effect.Effect<ReadonlyArray<Entry>, LockoutStoreError>
   /**
    * Clears every record of a username or an address (its own key and the pairs it is in, second
-   * factor's `otp-` keys included), or one exact key (`username:alice`, `otp-username:alice`);
+   * factor's `otp-` keys included; a target that reads as an address is taken as both, since
+   * `1.2.3.4` is a valid username too), or one exact key (`username:alice`, `otp-username:alice`);
    * answers the keys deleted. A username is folded as the keys are
    * (`reset(" ALICE ")` clears `alice`'s records); an exact key is taken as written, a NUL or a
    * lone surrogate in it read as U+FFFD, as every store keeps the keys. Publishes
@@ -881,18 +882,20 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
       // An exact key as the stores hold it (`wellFormedKey`): PostgreSQL failed on a NUL that
       // memory and Redis looked up, and the record of name "bob\0" is `username:bob\uFFFD`.
       if (/^((otp-)?username|ip|(otp-)?username-ip):/.test(target)) return { exact: [wellFormedKey(target)], pairs: [] }
-      const address = IpAddress.parse(target)
-      if (address !== undefined) {
-        const ip = IpAddress.counted(address, ipv6Prefix)
-        return {
-          exact: [`ip:${ip}`],
-          pairs: [{ prefix: `username-ip:${ip}|`, suffix: "" }, { prefix: `otp-username-ip:${ip}|`, suffix: "" }]
-        }
-      }
       const name = usernameKey(target)
-      return {
+      const byName: KeyQuery = {
         exact: [`username:${name}`, `otp-username:${name}`],
         pairs: [{ prefix: "username-ip:", suffix: `|${name}` }, { prefix: "otp-username-ip:", suffix: `|${name}` }]
+      }
+      const address = IpAddress.parse(target)
+      if (address === undefined) return byName
+      // A target that reads as an address may also be a username ("1.2.3.4" is a valid one): it
+      // names both, as an operator cannot say which was meant. As an address only, the records of
+      // the user "1.2.3.4" could not be cleared at all (their pair keys end in `|1.2.3.4`).
+      const ip = IpAddress.counted(address, ipv6Prefix)
+      return {
+        exact: [`ip:${ip}`, ...byName.exact],
+        pairs: [{ prefix: `username-ip:${ip}|`, suffix: "" }, { prefix: `otp-username-ip:${ip}|`, suffix: "" }, ...byName.pairs]
       }
     }
     // A target that is no string (an untyped caller's number, `null`, a Proxy) names nothing: a

@@ -546,6 +546,20 @@ describe("Lockout: keys", () => {
     }).pipe(Effect.scoped, Effect.provide(layer))
   })
 
+  // A valid username that reads as an address: reset("1.2.3.4") cleared only the address's keys,
+  // and the user "1.2.3.4", locked under `username-ip:203.0.113.9|1.2.3.4`, could not be unlocked.
+  it.effect("reset of a target that reads as an address clears the user of that name too", () => {
+    const { layer } = setup({ by: "username-and-ip", limit: 2 })
+    const odd = { username: "1.2.3.4", password: "x" }
+    return Effect.gen(function*() {
+      expect(yield* times(3, login(odd, from("203.0.113.9")))).toEqual(["AuthenticationFailed", "AuthenticationFailed", "LockedOut"])
+      yield* times(2, login({ username: "bob", password: "x" }, from("1.2.3.4")))
+      expect(yield* Lockout.reset("1.2.3.4")).toEqual(["username-ip:1.2.3.4|bob", "username-ip:203.0.113.9|1.2.3.4"])
+      expect(yield* login(odd, from("203.0.113.9"))).toBe("AuthenticationFailed")
+      expect((yield* TestAuth.events).filter((e) => e._tag === "Unlocked").length).toBe(2)
+    }).pipe(Effect.provide(layer))
+  })
+
   it.effect("concurrent attempts on one key: exactly `limit` reach the backend", () => {
     const { layer, seen } = setup({ by: "username", limit: 5 })
     return Effect.gen(function*() {

@@ -174,7 +174,7 @@ export const illFormedNamesCount = (a: Instance, calls: () => number) =>
 /**
  * The reset law: `reset` finds a name's and an address's keys through the store's `find`, never by
  * reading every record (`list` dies here), and only theirs: not a name that ends like it, not a
- * LIKE or glob wildcard.
+ * LIKE or glob wildcard. A target that reads as an address is a username too (`10.0.0.1`).
  */
 export const resetFindsItsKeys = (store: Lockout.Store) =>
   Effect.gen(function*() {
@@ -190,7 +190,10 @@ export const resetFindsItsKeys = (store: Lockout.Store) =>
       "username-ip:10.0.0.3|_lice",
       "username-ip:10.0.0.3|%",
       "username-ip:10.0.0.3|*",
-      "ip:10.0.0.1"
+      "ip:10.0.0.1",
+      // the records of a user named "10.0.0.1"
+      "username-ip:10.0.0.3|10.0.0.1",
+      "otp-username:10.0.0.1"
     ]
     for (const key of keys) yield* store.attempt([key], now, policy)
     const lockout = yield* Lockout.make({ ...store, list: () => Effect.die("reset read every record") }, {
@@ -202,7 +205,14 @@ export const resetFindsItsKeys = (store: Lockout.Store) =>
       "username-ip:10.0.0.2|alice",
       "username:alice"
     ])
-    expect(yield* lockout.reset("10.0.0.1")).toEqual(["ip:10.0.0.1", "username-ip:10.0.0.1|a|alice", "username-ip:10.0.0.1|bob"])
+    // an address is a valid username too: its target names both
+    expect(yield* lockout.reset("10.0.0.1")).toEqual([
+      "ip:10.0.0.1",
+      "otp-username:10.0.0.1",
+      "username-ip:10.0.0.1|a|alice",
+      "username-ip:10.0.0.1|bob",
+      "username-ip:10.0.0.3|10.0.0.1"
+    ])
     expect(yield* lockout.reset("%")).toEqual(["username-ip:10.0.0.3|%"])
     expect(yield* lockout.reset("*")).toEqual(["username-ip:10.0.0.3|*"])
     expect((yield* store.list(now)).map((entry) => entry.key)).toEqual(["username-ip:10.0.0.3|_lice"])
