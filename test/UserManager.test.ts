@@ -162,7 +162,7 @@ describe("UserManager", () => {
     }).pipe(
       // nothing is hashed for such a user: a hasher that is asked fails the test
       Effect.provide(MemoryUserStore.layer),
-      Effect.provide(Layer.succeed(PasswordHasher.PasswordHasher, new Proxy({} as PasswordHasher.PasswordHasher, {
+      Effect.provide(Layer.succeed(PasswordHasher.PasswordHasher, new Proxy({} as PasswordHasher.Service, {
         get: () => () => Effect.die("the hasher was asked")
       })))
     ))
