@@ -93,6 +93,7 @@ import type * as ExternalIdentities from "./ExternalIdentities.js"
 import type { User } from "./User.js"
 import * as UserStore from "./UserStore.js"
 import { failingPaths } from "./internal/parseErrors.js"
+import { issuedBy } from "./internal/userStore.js"
 import * as VouchedName from "./internal/vouchedName.js"
 import { isStorable } from "./internal/wellFormed.js"
 
@@ -347,6 +348,11 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     const identities = options.identities
     const toUser = options.toUser ?? storedAsUser
 
+    // The users handed out are the store's: they hold its permissions (ModelBackend's,
+    // ObjectPermissionBackend's) whatever `toUser` makes of them, as Django's provisioned users
+    // are rows. Another backend's user of the same id and name holds none (see `issuedBy`).
+    const asUser = (stored: UserStore.StoredUser): User => issuedBy(store, toUser(stored))
+
     const noMatch = AuthError.failures(backend).noMatch
     const transport = (cause: unknown) => new AuthError.TransportError({ backend, cause })
     // Every store failure, whatever the operation, means the backend cannot answer.
@@ -587,7 +593,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         }
         // Django's user_can_authenticate, after configure_user as in RemoteUserBackend.
         if (!user.isActive || external.isActive === false) return yield* noMatch("inactive-user")
-        return user
+        return issuedBy(store, user)
       }).pipe(Effect.withSpan("effect-auth.provision", { attributes: { backend }, captureStackTrace: false }))
 
     const loadUser = (userId: string): Effect.Effect<Option.Option<User>, AuthError.TransportError> =>
@@ -597,11 +603,11 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
           InvalidInput: () => Effect.succeedNone,
           UserStoreError: (error) => Effect.fail(transport(error))
         }),
-        Effect.map((found) => Option.map(Option.filter(found, (user) => user.isActive), toUser))
+        Effect.map((found) => Option.map(Option.filter(found, (user) => user.isActive), asUser))
       )
 
     const hook = <Args extends ReadonlyArray<any>>(map: (...args: Args) => ExternalUser) => (...args: Args) =>
-      Effect.map(Effect.suspend(() => provision(map(...args))), toUser)
+      Effect.map(Effect.suspend(() => provision(map(...args))), asUser)
 
     return { backendId: backend, provision, loadUser, hook }
   })

@@ -3,7 +3,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Cause, Config, ConfigError, ConfigProvider, Effect, Exit, Layer, Option, Redacted, Schema, TestClock } from "effect"
 import { base64url, exportJWK, exportSPKI, generateKeyPair, type JWK, type JWTPayload, SignJWT } from "jose"
 import * as JwtBackend from "../src/backends/JwtBackend.js"
-import { AuthError, Credentials } from "../src/index.js"
+import * as ModelBackend from "../src/backends/ModelBackend.js"
+import { AuthError, AuthService, Credentials, ExternalIdentities, MemoryUserStore, PasswordHasher, Provisioning, TestAuth, UserStore } from "../src/index.js"
 import type { User } from "../src/index.js"
 import * as HttpPeer from "./utils/httpPeer.js"
 
@@ -595,6 +596,76 @@ describe("JwtBackend: static keys, secrets, hooks and configuration", () => {
       )
       expect(yield* backend.authenticate(token(at), undefined)).toEqual(alice)
     }))
+})
+
+// A JWT user's id is its `sub`, its username a `preferred_username` the person may choose (the
+// mapping docs/jwt-backend.md shows): GitLab's and Gitea's subs are small integers, so a token can
+// name the store's user 1 by id and by name. Only users the store handed out hold its permissions;
+// one provisioned into the store through `Provisioning` does.
+describe("JwtBackend users and the store's permissions (ModelBackend)", () => {
+  const secret = "s".repeat(32)
+  const hmac = (claims: JWTPayload) =>
+    Effect.promise(() => mint({ alg: "HS256", key: new TextEncoder().encode(secret), kid: undefined, claims }))
+  const jwtOptions = {
+    keys: { secret: Redacted.make(secret) },
+    algorithms: ["HS256"],
+    issuer: ISSUER,
+    audience: AUDIENCE,
+    claims: UserFromClaims
+  } as const
+  const app = (jwt: Layer.Layer<JwtBackend.JwtBackend, AuthError.AuthConfigError, UserStore.UserStore | ExternalIdentities.ExternalIdentities>) =>
+    TestAuth.layer([ModelBackend.ModelBackend, JwtBackend.JwtBackend]).pipe(
+      Layer.provideMerge(Layer.merge(ModelBackend.layer(), jwt)),
+      Layer.provideMerge(Layer.mergeAll(MemoryUserStore.layer, ExternalIdentities.layerMemory, PasswordHasher.layerTest))
+    )
+  const loginWith = (claims: JWTPayload) =>
+    Effect.flatMap(hmac(claims), (raw) => AuthService.authenticate({ token: raw }))
+
+  it.effect("a token whose sub is a local id holds none of that user's permissions, whatever its preferred_username", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(NOW)
+      const store = yield* UserStore.UserStore
+      const local = yield* Effect.orDie(store.create({ username: "alice" }))
+      yield* Effect.orDie(store.grantPermission(local.id, "blog.add_post"))
+      for (const preferred_username of ["alice", "mallory"]) {
+        const { backend, user } = yield* loginWith({ sub: local.id, preferred_username })
+        expect([backend, user.id, user.username]).toEqual(["jwt", local.id, preferred_username])
+        expect(yield* AuthService.hasPerm(user, "blog.add_post")).toBe(false)
+        expect((yield* AuthService.getAllPermissions(user)).size).toBe(0)
+      }
+    }).pipe(Effect.provide(app(Layer.effect(JwtBackend.JwtBackend, JwtBackend.make(jwtOptions))))))
+
+  it.effect("a JwtBackend provisioning through Provisioning.hook: its users hold their local permissions, after login and from a session", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(NOW)
+      const store = yield* UserStore.UserStore
+      const first = yield* loginWith({ sub: "gitlab-7", preferred_username: "bob" })
+      yield* Effect.orDie(store.grantPermission(first.user.id, "blog.add_post"))
+      const { user } = yield* loginWith({ sub: "gitlab-7", preferred_username: "bob" })
+      expect(user.id).not.toBe("gitlab-7")
+      expect(yield* AuthService.hasPerm(user, "blog.add_post")).toBe(true)
+      const session = Option.getOrThrow(yield* AuthService.getUser("jwt", user.id))
+      expect(yield* AuthService.hasPerm(session, "blog.add_post")).toBe(true)
+      expect([...(yield* AuthService.getAllPermissions(session))]).toEqual(["blog.add_post"])
+    }).pipe(Effect.provide(app(Layer.effect(
+      JwtBackend.JwtBackend,
+      Effect.gen(function*() {
+        const users = yield* Provisioning.make({
+          backendId: "jwt",
+          identities: { store: yield* ExternalIdentities.ExternalIdentities, provider: ISSUER },
+          // an app's own user type, without the row's password hash: marked as the store's all the same
+          toUser: (stored) => ({ id: stored.id, username: stored.username, isActive: stored.isActive, isSuperuser: stored.isSuperuser })
+        })
+        return yield* JwtBackend.make({
+          ...jwtOptions,
+          provision: users.hook((claims: Readonly<Record<string, unknown>>, user: { readonly username: string }) => ({
+            username: user.username,
+            subject: typeof claims.sub === "string" ? claims.sub : undefined
+          })),
+          loadUser: users.loadUser
+        })
+      })
+    )))))
 })
 
 describe("JwtBackend.layerConfig", () => {

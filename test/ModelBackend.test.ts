@@ -18,6 +18,7 @@ import * as Credentials from "../src/Credentials.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
 import * as PasswordHasher from "../src/PasswordHasher.js"
 import * as SqlUserStore from "../src/SqlUserStore.js"
+import * as TestAuth from "../src/testing/TestAuth.js"
 import type { BaseUser } from "../src/User.js"
 import * as UserStore from "../src/UserStore.js"
 import { failureTag } from "./utils/userStoreSuite.js"
@@ -468,6 +469,43 @@ describe("ModelBackend", () => {
         const foreign: BaseUser = { id: "uid=alice,ou=people", username: "alice", isActive: true, isSuperuser: false }
         expect(yield* backend.hasPerm!(foreign, "blog.add_post")).toBe(false)
         expect((yield* backend.getAllPermissions!(foreign)).size).toBe(0)
+      }).pipe(Effect.provide(env().layer)))
+
+    // Django's ModelBackend gives an inactive user nothing: there the user object is the row.
+    it.effect("another backend's user with a deactivated store user's id and name holds nothing", () =>
+      Effect.gen(function*() {
+        const { editor } = yield* setup
+        const store = yield* UserStore.UserStore
+        yield* store.setFlags(editor.id, { isActive: false })
+        const foreign: BaseUser = { id: editor.id, username: "editor", isActive: true, isSuperuser: false }
+        expect(yield* AuthService.hasPerm(foreign, "blog.add_post")).toBe(false)
+        expect((yield* AuthService.getAllPermissions(foreign)).size).toBe(0)
+        // nor while it is active: an id and a name are what another backend's claims say
+        yield* store.setFlags(editor.id, { isActive: true })
+        const again: BaseUser = { ...foreign }
+        expect(yield* AuthService.hasPerm(again, "blog.add_post")).toBe(false)
+        expect((yield* AuthService.getAllPermissions(again)).size).toBe(0)
+      }).pipe(Effect.provide(TestAuth.layer([ModelBackend.ModelBackend]).pipe(Layer.provideMerge(env().layer)))))
+
+    it.effect("a copy of a row the store handed out counts with the row's flags as they are now", () =>
+      Effect.gen(function*() {
+        const { backend, editor } = yield* setup
+        const store = yield* UserStore.UserStore
+        // a fresh copy (Django's User.objects.get(pk=...)) holds the row's permissions
+        const fresh = Option.getOrThrow(yield* store.findById(editor.id))
+        expect(yield* backend.hasPerm!(fresh, "blog.add_post")).toBe(true)
+        // one that says superuser holds what the row holds, not every permission
+        expect(yield* backend.getAllPermissions!({ ...editor, isSuperuser: true })).toEqual(
+          new Set(["blog.add_post", "blog.change_post", "shop.view_order"])
+        )
+        // one read before the user was deactivated holds nothing
+        yield* store.setFlags(editor.id, { isActive: false })
+        expect(yield* backend.hasPerm!(editor, "blog.add_post")).toBe(false)
+        expect((yield* backend.getAllPermissions!(editor)).size).toBe(0)
+        expect(yield* backend.explainPerm!(editor, "blog.add_post")).toEqual({
+          granted: false,
+          reasons: ["inactive user in the store: no permissions"]
+        })
       }).pipe(Effect.provide(env().layer)))
 
     it.effect("revoked permissions and left groups stop counting", () =>

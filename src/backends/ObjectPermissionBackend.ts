@@ -29,7 +29,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
-import { askStore, isStoreUser } from "../internal/userStore.js"
+import { askStore, storeFlags } from "../internal/userStore.js"
 import * as ObjectPermissions from "../ObjectPermissions.js"
 import type * as Permissions from "../Permissions.js"
 import type { User } from "../User.js"
@@ -124,8 +124,10 @@ export const make = (
         if (!user.isActive || obj === undefined || obj === null) return undefined
         const ref = refFor(obj)
         if (ref === undefined) return undefined
-        // Grants are by user id: another backend's user 1 is not the store's user 1.
-        if (!(yield* isStoreUser(users, user, transport))) return undefined
+        // Grants are by user id: another backend's user 1 is not the store's user 1; a copy of a
+        // row counts with the row's flags (see `storeFlags`).
+        const flags = yield* storeFlags(users, user, transport)
+        if (flags === undefined || !flags.isActive) return undefined
         const groups = yield* askStore(users.groupsOf(user.id), [] as ReadonlyArray<string>, transport)
         const own = yield* Effect.mapError(grants.userPermissions(user.id, ref), transport)
         const viaGroups = yield* Effect.mapError(grants.groupPermissions(groups, ref), transport)

@@ -456,6 +456,8 @@ export const make = (
       toUser: options.toUser
     })
 
+    const login = provisioner.hook((external: Provisioning.ExternalUser) => external)
+
     const transport = (cause: unknown) => new AuthError.TransportError({ backend: id, cause })
     const noMatch = AuthError.failures(id).noMatch
     const fromError = (error: unknown): AuthError.TransportError | AuthError.NoMatch => {
@@ -591,8 +593,8 @@ export const make = (
         const external = toExternal(claims)
         // a verified token without the username claim names nobody here: a refusal, not an outage
         if (external.username.length === 0) return yield* noMatch("unknown-user")
-        const stored = yield* provisioner.provision(external)
-        return (options.toUser ?? ((s: UserStore.StoredUser) => s as unknown as User))(stored)
+        // through the hook: the user answered is marked as the store's (its permissions)
+        return yield* login(external)
       })
 
     const endSessionUrl: Service["endSessionUrl"] = (postLogoutRedirectUri) =>

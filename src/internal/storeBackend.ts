@@ -6,7 +6,7 @@ import * as Effect from "effect/Effect"
 import type * as AuthError from "../AuthError.js"
 import type { User } from "../User.js"
 import type * as UserStore from "../UserStore.js"
-import { askStore, isStoreUser } from "./userStore.js"
+import { askStore, type StoreFlags, storeFlags } from "./userStore.js"
 
 const isObjectPermission = (obj: unknown): boolean => obj !== undefined && obj !== null
 
@@ -34,9 +34,17 @@ export const make = (
     askStore(query, empty, transport)
 
   // Only the store's own users hold its permissions, superusers included: another backend's
-  // user 1 is not the store's user 1 (see `isStoreUser`).
-  const ifStoreUser = <A>(user: User, empty: A, answer: () => Effect.Effect<A, AuthError.TransportError>) =>
-    Effect.flatMap(isStoreUser(store, user, transport), (mine) => mine ? answer() : Effect.succeed(empty))
+  // user 1 is not the store's user 1 (see `storeFlags`). The flags that count are the row's for a
+  // copy of it, so both the user and those flags must say active.
+  const asStoreUser = <A>(
+    user: User,
+    empty: A,
+    answer: (flags: StoreFlags) => Effect.Effect<A, AuthError.TransportError>
+  ) =>
+    Effect.flatMap(
+      storeFlags(store, user, transport),
+      (flags) => flags === undefined || !flags.isActive ? Effect.succeed(empty) : answer(flags)
+    )
 
   const none: ReadonlySet<string> = new Set()
 
@@ -45,8 +53,8 @@ export const make = (
   // or its groups'.
   const permissionsFrom = (from: "user" | "group") => (user: User, obj?: unknown) => {
     if (!user.isActive || isObjectPermission(obj)) return Effect.succeed(none)
-    return ifStoreUser(user, none, () =>
-      user.isSuperuser
+    return asStoreUser(user, none, (flags) =>
+      flags.isSuperuser
         ? storeQuery(store.permissions(), none)
         : storeQuery(from === "user" ? store.userPermissions(user.id) : store.groupPermissions(user.id), none))
   }
@@ -55,11 +63,13 @@ export const make = (
 
   const getAllPermissions = (user: User, obj?: unknown): Effect.Effect<ReadonlySet<string>, AuthError.TransportError> => {
     if (!user.isActive || isObjectPermission(obj)) return Effect.succeed(none)
-    if (user.isSuperuser) return ifStoreUser(user, none, () => storeQuery(store.permissions(), none))
-    return Effect.map(
-      Effect.all([getUserPermissions(user), getGroupPermissions(user)]),
-      ([own, viaGroups]): ReadonlySet<string> => new Set([...own, ...viaGroups])
-    )
+    return asStoreUser(user, none, (flags) =>
+      flags.isSuperuser
+        ? storeQuery(store.permissions(), none)
+        : Effect.map(
+          Effect.all([storeQuery(store.userPermissions(user.id), none), storeQuery(store.groupPermissions(user.id), none)]),
+          ([own, viaGroups]): ReadonlySet<string> => new Set([...own, ...viaGroups])
+        ))
   }
 
   // Django's `ModelBackend.has_perm`: among the user's permissions, a superuser's being every one
@@ -75,10 +85,12 @@ export const make = (
     Effect.gen(function*() {
       if (!user.isActive) return { granted: false, reasons: ["inactive user: no permissions"] }
       if (isObjectPermission(obj)) return { granted: false, reasons: ["the model backend holds no object permissions"] }
-      if (!(yield* isStoreUser(store, user, transport))) {
+      const flags = yield* storeFlags(store, user, transport)
+      if (flags === undefined) {
         return { granted: false, reasons: ["not a user of this store (another backend's id)"] }
       }
-      if (user.isSuperuser) {
+      if (!flags.isActive) return { granted: false, reasons: ["inactive user in the store: no permissions"] }
+      if (flags.isSuperuser) {
         return (yield* storeQuery(store.permissions(), none)).has(perm)
           ? { granted: true, reasons: ["superuser"] }
           : { granted: false, reasons: ["superuser, but the store knows no such permission"] }

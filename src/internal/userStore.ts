@@ -3,6 +3,7 @@ import { randomInt } from "node:crypto"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as UserStore from "../UserStore.js"
 import * as User from "../User.js"
@@ -258,13 +259,19 @@ export const askStore = <A, E>(
 
 // Permissions are looked up by user id, and ids are each backend's own: a user another backend
 // issued (a JWT subject "1") must not get the permissions of the store's user 1. Django has one
-// user table, so it never has to ask. A user a store-backed backend answered is the store's; any
-// other counts when the store holds a user under the same id with the same name (one that an
-// external backend provisioned into the store, as Django's users all are rows). The answer is kept
-// per user object, so a request's permission questions ask the store once.
+// user table, so it never has to ask: there the user object is the row. Here a user is the
+// store's when a backend on the store answered it (`issuedBy`: ModelBackend, RemoteUserBackend,
+// Provisioning and so OidcBackend), or when it is a copy of a row the store handed out
+// (`store.findById`, `store.create`, an app's own provisioning hook returning the row): the row
+// under its id has its username and its password hash. Id and username alone are no proof: both
+// are what another backend's mapping makes of claims a person may choose (a JWT `sub` of "1" and
+// a `preferred_username` of "alice"), and only the store knows the hash (an unusable one is 40
+// random characters). For such a copy, the row's own flags count, not the copy's: a user
+// deactivated since, or a copy that says `isSuperuser`, holds what the row holds now. The answer is
+// kept per user object, so a request's permission questions ask the store once.
 interface StoreUsers {
   readonly issued: WeakSet<object>
-  readonly checked: WeakMap<object, boolean>
+  readonly checked: WeakMap<object, StoreFlags | null>
 }
 const storeUsers = new WeakMap<UserStore.Service, StoreUsers>()
 const usersOf = (store: UserStore.Service): StoreUsers => {
@@ -282,19 +289,49 @@ export const issuedBy = <U extends object>(store: UserStore.Service, user: U): U
   return user
 }
 
-/** Whether `user` is one of `store`'s users (see above). @internal */
-export const isStoreUser = <E>(
+/** The flags a store user's permissions are computed from (see above). @internal */
+export interface StoreFlags {
+  readonly isActive: boolean
+  readonly isSuperuser: boolean
+}
+
+// The user's password hash when it carries the store's kind (a `Redacted`), read as an untyped
+// caller's object may have to be (a getter that throws is no hash).
+const hashOf = (user: object): string | undefined => {
+  try {
+    const hash = (user as { readonly passwordHash?: unknown }).passwordHash
+    return Redacted.isRedacted(hash) ? String(Redacted.value(hash)) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The flags that count for `user`'s permissions in `store`, or `undefined` when it is not one of
+ * the store's users (see above): an issued user's own flags, a copy's row's.
+ *
+ * @internal
+ */
+export const storeFlags = <E>(
   store: UserStore.Service,
-  user: { readonly id: string; readonly username: string },
+  user: { readonly id: string; readonly username: string; readonly isActive: boolean; readonly isSuperuser: boolean },
   onStoreError: (error: UserStore.UserStoreError) => E
-): Effect.Effect<boolean, E> => {
+): Effect.Effect<StoreFlags | undefined, E> => {
   const users = usersOf(store)
-  if (users.issued.has(user)) return Effect.succeed(true)
+  if (users.issued.has(user)) return Effect.succeed(user)
   const known = users.checked.get(user)
-  if (known !== undefined) return Effect.succeed(known)
+  if (known !== undefined) return Effect.succeed(known ?? undefined)
+  const hash = hashOf(user)
+  if (hash === undefined) {
+    users.checked.set(user, null)
+    return Effect.succeed(undefined)
+  }
   return Effect.map(askStore(store.findById(user.id), Option.none(), onStoreError), (found) => {
-    const same = Option.isSome(found) && found.value.username === user.username
-    users.checked.set(user, same)
-    return same
+    const row = Option.getOrUndefined(found)
+    const flags = row !== undefined && row.username === user.username && Redacted.value(row.passwordHash) === hash
+      ? { isActive: row.isActive, isSuperuser: row.isSuperuser }
+      : null
+    users.checked.set(user, flags)
+    return flags ?? undefined
   })
 }
