@@ -105,6 +105,32 @@ export interface Service {
  */
 export class ExternalIdentities extends Context.Tag("effect-auth/ExternalIdentities")<ExternalIdentities, Service>() {}
 
+/**
+ * The name of a provider's namespace of subjects, for an issuer: an `http:` or `https:` issuer as a
+ * URL (`new URL(issuer).href`: `https://GitLab.com` and `https://gitlab.com/` are one provider,
+ * named `https://gitlab.com/`), any other name as it is. `Provisioning` names its
+ * `identities.provider` with it and `OidcBackend` its issuer, so a user bound on one path (an
+ * `OidcBackend` login) is bound on the other (a `JwtBackend` provisioning with the same issuer,
+ * written either way).
+ *
+ * @example
+ * ```ts
+ * import { ExternalIdentities } from "effect-auth"
+ *
+ * ExternalIdentities.providerOf("https://gitlab.com") // "https://gitlab.com/"
+ * ExternalIdentities.providerOf("https://login.example.com/realms/main") // unchanged
+ * ExternalIdentities.providerOf("github") // "github"
+ * ```
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const providerOf = (issuer: string): string => {
+  if (typeof issuer !== "string" || !URL.canParse(issuer)) return issuer
+  const url = new URL(issuer)
+  return url.protocol === "https:" || url.protocol === "http:" ? url.href : issuer
+}
+
 // --- input -------------------------------------------------------------------------------------
 
 // What an untyped caller may hand over (null, a number, an object whose getter throws) is refused

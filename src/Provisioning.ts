@@ -89,7 +89,7 @@ import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as AuthError from "./AuthError.js"
-import type * as ExternalIdentities from "./ExternalIdentities.js"
+import * as ExternalIdentities from "./ExternalIdentities.js"
 import type { User } from "./User.js"
 import * as UserStore from "./UserStore.js"
 import { failingPaths } from "./internal/parseErrors.js"
@@ -237,6 +237,13 @@ export interface Options {
    * was chosen, or released and taken by someone else, at the external system. See the module
    * documentation for the rules. Default: none (users are found by name only). `OidcBackend` sets
    * it. Since 0.3.0.
+   *
+   * `provider` is named through `ExternalIdentities.providerOf`, as `OidcBackend` names its
+   * issuer: an `http(s)` URL as `new URL(provider).href` (`https://gitlab.com` is
+   * `https://gitlab.com/`), so a JWT hook and an `OidcBackend` of one issuer share its bindings
+   * however the issuer is written. Bindings stored before under the name as written, when it
+   * differs, are still read (the user is found by its subject and refused to other subjects) and
+   * the user is bound under the new name on its next login.
    */
   readonly identities?:
     | { readonly store: ExternalIdentities.Service; readonly provider: string }
@@ -345,7 +352,19 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     const updateAttributes = options.updateAttributes ?? true
     const mirrorGroups = options.mirrorGroups ?? false
     const linkLocalUsers = options.linkLocalUsers ?? false
-    const identities = options.identities
+    // The provider's namespace named as OidcBackend names its issuer (`ExternalIdentities.providerOf`),
+    // so a user bound on one path is bound on the other: `https://gitlab.com` and
+    // `https://gitlab.com/` were two namespaces, and the first subject presenting a user's name
+    // on the other path was bound to it. Bindings written under the name as given (`formerly`,
+    // when it differs) are still read: such a user is found by its subject and refused to others,
+    // and bound under the new name on its next login.
+    const identities = options.identities === undefined ? undefined : {
+      store: options.identities.store,
+      provider: ExternalIdentities.providerOf(options.identities.provider),
+      formerly: ExternalIdentities.providerOf(options.identities.provider) === options.identities.provider
+        ? undefined
+        : options.identities.provider
+    }
     const toUser = options.toUser ?? storedAsUser
 
     // The users handed out are the store's: they hold its permissions (ModelBackend's,
@@ -427,21 +446,26 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     // user. A login without a subject never reaches a bound user by name.
     const claim = (user: UserStore.StoredUser, external: ExternalUser): Effect.Effect<void, AuthError.BackendError> => {
       if (identities === undefined) return Effect.void
-      const { provider, store: bindings } = identities
+      const { formerly, provider, store: bindings } = identities
       const subject = external.subject
+      // the user's subject under the former name of the namespace, if it has one there
+      const boundFormerly = formerly === undefined
+        ? Effect.succeedNone
+        : viaIdentities(bindings.subjectOf(formerly, user.id))
       if (subject === undefined) {
         return Effect.flatMap(
-          viaIdentities(bindings.subjectOf(provider, user.id)),
+          Effect.zipWith(viaIdentities(bindings.subjectOf(provider, user.id)), boundFormerly, (now, before) =>
+            Option.isSome(now) ? now : before),
           (bound) => Option.isSome(bound) ? noMatch("unknown-user") : Effect.void
         )
       }
-      return Effect.flatMap(viaIdentities(bindings.bind(provider, subject, user.id)), (bound) =>
-        bound
-          ? Effect.void
-          : Effect.flatMap(
-            viaIdentities(bindings.find(provider, subject)),
-            (winner) => Option.isSome(winner) && winner.value === user.id ? Effect.void : noMatch("unknown-user")
-          ))
+      return Effect.gen(function*() {
+        const earlier = yield* Effect.suspend(() => boundFormerly)
+        if (Option.isSome(earlier) && earlier.value !== subject) return yield* noMatch("unknown-user")
+        if (yield* viaIdentities(bindings.bind(provider, subject, user.id))) return
+        const winner = yield* viaIdentities(bindings.find(provider, subject))
+        if (!(Option.isSome(winner) && winner.value === user.id)) return yield* noMatch("unknown-user")
+      })
     }
 
     // A local account (usable password) is not the external system's to log into.
@@ -555,18 +579,25 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     // The user `subject` is bound to, by id. A binding to a user that no longer exists is removed
     // (the login goes on as unbound). The user found is settled as one found by name is.
     const bound = (
-      bindings: NonNullable<Options["identities"]>,
+      bindings: NonNullable<typeof identities>,
       subject: string,
       endedBefore: number
     ): Effect.Effect<Option.Option<UserStore.StoredUser>, AuthError.BackendError> =>
       Effect.gen(function*() {
-        const userId = yield* viaIdentities(bindings.store.find(bindings.provider, subject))
+        let namespace = bindings.provider
+        let userId = yield* viaIdentities(bindings.store.find(namespace, subject))
+        if (Option.isNone(userId) && bindings.formerly !== undefined) {
+          namespace = bindings.formerly
+          userId = yield* viaIdentities(bindings.store.find(namespace, subject))
+        }
         if (Option.isNone(userId)) return Option.none()
         const found = yield* viaStore(store.findById(userId.value))
         if (Option.isNone(found)) {
-          yield* viaIdentities(bindings.store.unbind(bindings.provider, userId.value))
+          yield* viaIdentities(bindings.store.unbind(namespace, userId.value))
           return Option.none()
         }
+        // found under the former name: bound under the new one too (a bind that loses changes nothing)
+        if (namespace !== bindings.provider) yield* viaIdentities(bindings.store.bind(bindings.provider, subject, userId.value))
         return yield* settled(found, found.value.username, endedBefore, Effect.map(reread(userId.value), Option.some))
       })
 

@@ -16,6 +16,7 @@ import * as AuthService from "../src/AuthService.js"
 import * as OidcBackend from "../src/backends/OidcBackend.js"
 import * as ExternalIdentities from "../src/ExternalIdentities.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
+import * as Provisioning from "../src/Provisioning.js"
 import * as TestAuth from "../src/testing/TestAuth.js"
 import * as UserStore from "../src/UserStore.js"
 import * as HttpPeer from "./utils/httpPeer.js"
@@ -444,6 +445,33 @@ describe("OidcBackend: users bound to the provider's sub", () => {
         const erin = yield* stored("erin")
         expect(yield* boundTo(p, "subject-e")).toEqual(Option.some(erin.id))
         expect(yield* subjectOf(p, "999999")).toEqual(Option.none())
+      }).pipe(Effect.provide(withBackend(p.issuer)))
+    }))
+
+  // docs/jwt-backend.md's hook names the provider `issuer` as written; OidcBackend named it
+  // `new URL(issuer).href`. For an issuer without a path the two differed by a slash, so a user
+  // bound through OIDC was unbound on the JWT path, and the first subject presenting its name got it.
+  it.scopedLive("a JWT Provisioning hook on the same issuer written without the slash shares the bindings: another sub of a bound name is refused", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      yield* Effect.gen(function*() {
+        expect(yield* loginAs(p, { sub: "subject-a", preferred_username: "alice" })).toBe("success:alice")
+        const alice = yield* stored("alice")
+        expect(p.issuer).not.toMatch(/\/$/)
+        const jwt = yield* Provisioning.make({
+          backendId: "jwt",
+          identities: { store: yield* ExternalIdentities.ExternalIdentities, provider: p.issuer }
+        })
+        const hook = jwt.hook((claims: { readonly sub: string; readonly preferred_username: string }) => ({
+          username: claims.preferred_username,
+          subject: claims.sub
+        }))
+        expect(yield* Effect.flip(hook({ sub: "subject-b", preferred_username: "alice" }))).toEqual(
+          new AuthError.NoMatch({ backend: "jwt", reason: "unknown-user" })
+        )
+        expect(yield* boundTo(p, "subject-b")).toEqual(Option.none())
+        expect((yield* hook({ sub: "subject-a", preferred_username: "alice" })).id).toBe(alice.id)
+        expect(ExternalIdentities.providerOf(p.issuer)).toBe(namespace(p))
       }).pipe(Effect.provide(withBackend(p.issuer)))
     }))
 

@@ -46,6 +46,27 @@ describe("Provisioning with bindings", () => {
       expect(renamed).toMatchObject({ id: alice.id, username: "alice", email: "al@example.org" })
     }).pipe(Effect.provide(stores)))
 
+  it.effect("the provider is named through ExternalIdentities.providerOf; bindings stored under the name as written still hold", () =>
+    Effect.gen(function*() {
+      expect(ExternalIdentities.providerOf("https://gitlab.com")).toBe("https://gitlab.com/")
+      expect(ExternalIdentities.providerOf("https://GitLab.com:443/")).toBe("https://gitlab.com/")
+      expect(ExternalIdentities.providerOf("https://sso.example.com/realms/staff")).toBe("https://sso.example.com/realms/staff")
+      expect(ExternalIdentities.providerOf("github")).toBe("github")
+      expect(ExternalIdentities.providerOf("GitHub:enterprise")).toBe("GitHub:enterprise")
+      const store = yield* ExternalIdentities.ExternalIdentities
+      const users = yield* UserStore.UserStore
+      // a binding a JWT hook with `provider: "https://gitlab.com"` stored before
+      const alice = yield* Effect.orDie(users.create({ username: "alice" }))
+      expect(yield* Effect.orDie(store.bind("https://gitlab.com", "7", alice.id))).toBe(true)
+      const gitlab = yield* Provisioning.make({ backendId: "sso", identities: { store, provider: "https://gitlab.com" } })
+      expect(yield* outcome(gitlab.provision({ username: "alice", subject: "8" }))).toBe("unknown-user")
+      expect(yield* outcome(gitlab.provision({ username: "alice" }))).toBe("unknown-user")
+      expect(yield* outcome(gitlab.provision({ username: "alice.renamed", subject: "7" }))).toBe("success:alice")
+      // bound under the normalised name on that login
+      expect(yield* Effect.orDie(store.find("https://gitlab.com/", "7"))).toEqual(Option.some(alice.id))
+      expect(yield* Effect.orDie(store.find("https://gitlab.com/", "8"))).toEqual(Option.none())
+    }).pipe(Effect.provide(stores)))
+
   it.effect("a name bound to another subject is refused, and nothing is written", () =>
     Effect.gen(function*() {
       const users = yield* provisioner({ mirrorGroups: true })

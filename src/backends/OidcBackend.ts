@@ -388,8 +388,9 @@ const atHashMatches = (idToken: string, accessToken: string, atHash: unknown): b
 
 /**
  * Builds the backend on the `UserStore` (where users are provisioned), the `ExternalIdentities`
- * store (where each user is bound to its `sub`, in the namespace of the issuer: `issuer` as a
- * URL, `new URL(issuer).href`) and the `HttpClient` in context. Discovery happens on first use and
+ * store (where each user is bound to its `sub`, in the namespace of the issuer:
+ * `ExternalIdentities.providerOf(issuer)`, the issuer as a URL, `new URL(issuer).href`) and the
+ * `HttpClient` in context. Discovery happens on first use and
  * is cached for `discoveryTtl`; a failed discovery is not cached, and concurrent callers share one
  * discovery request.
  *
@@ -425,8 +426,9 @@ export const make = (
     const insecure = options.allowInsecureRequests === true
     if (issuer.protocol !== "https:" && !insecure) return yield* configError("the issuer must be https (or allowInsecureRequests)")
     // The namespace of the subjects: the issuer as discovery reads it (so `https://idp` and
-    // `https://idp/` are one provider). It is a column of 255 characters.
-    const provider = issuer.href
+    // `https://idp/` are one provider), named as Provisioning names a JWT hook's provider
+    // (`ExternalIdentities.providerOf`). It is a column of 255 characters.
+    const provider = ExternalIdentities.providerOf(options.issuer)
     if (provider.length > 255) return yield* configError("the issuer must be at most 255 characters long")
     const identities = yield* ExternalIdentities.ExternalIdentities
 
