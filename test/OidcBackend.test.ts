@@ -494,6 +494,28 @@ describe("OidcBackend: users bound to the provider's sub", () => {
       }).pipe(Effect.provide(withBackend(p.issuer, github)))
     }))
 
+  // A numeric `sub` was ignored though a numeric `id` was taken, and an answer with neither was
+  // linked by name with no binding, on every login: to whoever held the name at the provider then.
+  it.scopedLive("a plain OAuth 2.0 provider: a numeric sub binds the user; an answer with no sub and no id is refused", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      p.state.idToken = false
+      const plain: Partial<OidcBackend.Options> = {
+        oauth2: { authorizationEndpoint: `${p.issuer}/auth`, tokenEndpoint: `${p.issuer}/token`, userinfoEndpoint: `${p.issuer}/userinfo` },
+        usernameClaim: "login"
+      }
+      yield* Effect.gen(function*() {
+        expect(yield* loginAs(p, { login: "hubot" })).toBe("unknown-user")
+        expect(Option.isNone(yield* Effect.flatMap(UserStore.UserStore, (users) => Effect.orDie(users.findByUsername("hubot")))))
+          .toBe(true)
+        expect(yield* loginAs(p, { login: "octocat", sub: 583231 })).toBe("success:octocat")
+        const octocat = yield* stored("octocat")
+        expect(yield* boundTo(p, "583231")).toEqual(Option.some(octocat.id))
+        expect(yield* loginAs(p, { login: "octocat" })).toBe("unknown-user")
+        expect(yield* userCount).toBe(1)
+      }).pipe(Effect.provide(withBackend(p.issuer, plain)))
+    }))
+
   it("the default mapping's subject: sub; in oauth2 mode else an id that is a non-empty string or a safe integer", () => {
     const oidc = OidcBackend.defaultExternalUser({})
     const plain = OidcBackend.defaultExternalUser({ oauth2: {} })
@@ -502,6 +524,9 @@ describe("OidcBackend: users bound to the provider's sub", () => {
     expect(plain({ sub: "s", id: 1 }).subject).toBe("s")
     expect(plain({ sub: "", id: 7 }).subject).toBe("7")
     expect(plain({ id: "abc" }).subject).toBe("abc")
+    expect(plain({ sub: 583231, id: 1 }).subject).toBe("583231")
+    expect(oidc({ sub: 583231, preferred_username: "a" }).subject).toBeUndefined()
+    for (const sub of [1.5, 2 ** 53, null, true, {}]) expect(plain({ sub, id: 9 }).subject).toBe("9")
     for (const id of [1.5, 2 ** 53, "", null, true, {}]) expect(plain({ id }).subject).toBeUndefined()
   })
 })

@@ -185,7 +185,8 @@ export interface Options {
   readonly groupsClaim?: string | undefined
   /**
    * The whole mapping from claims to the local user, instead of `usernameClaim`/`groupsClaim`.
-   * The `subject` it leaves out is the default one (`sub`; in `oauth2` mode else `id`).
+   * The `subject` it leaves out is the default one (`sub`; in `oauth2` mode else `id`); a login
+   * with none is refused (`NoMatch("unknown-user")`).
    */
   readonly toExternalUser?: ((claims: Readonly<Record<string, unknown>>) => Provisioning.ExternalUser) | undefined
   /** Create users on their first login. Default: `true`. */
@@ -277,22 +278,26 @@ const emailVerified = (claims: Readonly<Record<string, unknown>>): boolean | und
   return value === true || value === "true" ? true : value === false || value === "false" ? false : undefined
 }
 
-// The provider's stable id of the user: `sub`; from a plain OAuth 2.0 provider's user endpoint
-// (GitHub's /user has none), else its `id`, a string or a safe integer (GitHub's is a number).
+// The provider's stable id of the user: `sub` (an ID token's is a string, oauth4webapi checks it);
+// from a plain OAuth 2.0 provider's user endpoint, which follows no standard, `sub` or else `id`,
+// each a non-empty string or a safe integer (GitHub's /user has no `sub` and a numeric `id`; some
+// send a numeric `sub`).
 const subjectClaim = (claims: Readonly<Record<string, unknown>>, oauth2: boolean): string | undefined => {
   const sub = claims.sub
   if (typeof sub === "string" && sub.length > 0) return sub
   if (!oauth2) return undefined
-  const id = claims.id
-  return typeof id === "string" && id.length > 0 ? id : Number.isSafeInteger(id) ? String(id) : undefined
+  return idLike(sub) ?? idLike(claims.id)
 }
+const idLike = (value: unknown): string | undefined =>
+  typeof value === "string" && value.length > 0 ? value : Number.isSafeInteger(value) ? String(value) : undefined
 
 /**
  * The default mapping of claims to the local user: the username from `usernameClaim`
  * (`preferred_username`, else `sub`), `email`, `given_name`, `family_name`, the groups from
  * `groupsClaim` when set, and the `subject` the user is bound by: `sub`, or with `oauth2` (claims
- * from a userinfo endpoint) `sub` if it is a non-empty string, else `id` if it is a non-empty
- * string or a safe integer.
+ * from a userinfo endpoint) `sub`, else `id`, whichever first is a non-empty string or a safe
+ * integer. A login whose claims have no subject is refused (`NoMatch("unknown-user")`): it could
+ * not be bound.
  *
  * An address the provider has not verified names nobody: with `usernameClaim: "email"` the
  * username is the `email` only when `email_verified` is `true` (else the username is empty, and
@@ -595,6 +600,10 @@ export const make = (
         const external = toExternal(claims)
         // a verified token without the username claim names nobody here: a refusal, not an outage
         if (external.username.length === 0) return yield* noMatch("unknown-user")
+        // Nor does an answer without a subject (a plain OAuth 2.0 user endpoint with neither `sub`
+        // nor `id`; an ID token always has one): unbound, it would be linked by name on every
+        // login, to whoever holds the name at the provider then.
+        if (external.subject === undefined) return yield* noMatch("unknown-user")
         // through the hook: the user answered is marked as the store's (its permissions)
         return yield* login(external)
       })
