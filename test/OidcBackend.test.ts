@@ -338,6 +338,42 @@ describe("OidcBackend against a misbehaving provider", () => {
         expect(error._tag).toBe("AuthConfigError")
       }
     }))
+
+  // `new URL("github.com/login/oauth/authorize")` threw inside authorizationRequest: a defect, a
+  // 500 from OidcLogin on every login, instead of a configuration error when the layer is built.
+  it.effect("oauth2 endpoints that are no absolute URL (or http without allowInsecureRequests) are an AuthConfigError", () =>
+    Effect.gen(function*() {
+      const github: OidcBackend.OAuth2Endpoints = {
+        authorizationEndpoint: "https://github.com/login/oauth/authorize",
+        tokenEndpoint: "https://github.com/login/oauth/access_token",
+        userinfoEndpoint: "https://api.github.com/user"
+      }
+      const build = (oauth2: unknown, insecure = false) =>
+        Effect.gen(function*() {
+          const exit = yield* Effect.exit(
+            OidcBackend.make({
+              issuer: "https://github.com",
+              clientId: "c",
+              redirectUri: "https://app.example/cb",
+              oauth2: oauth2 as OidcBackend.OAuth2Endpoints,
+              allowInsecureRequests: insecure
+            }).pipe(Effect.provide(Layer.mergeAll(MemoryUserStore.layer, ExternalIdentities.layerMemory, FetchHttpClient.layer)))
+          )
+          if (Exit.isSuccess(exit)) {
+            // what a login does with it: a URL to send the browser to, or a typed failure
+            const login = yield* Effect.exit(exit.value.authorizationRequest)
+            return Exit.isSuccess(login) ? "success" : login.cause._tag === "Fail" ? login.cause.error._tag : "defect"
+          }
+          return exit.cause._tag === "Fail" ? exit.cause.error._tag : "defect"
+        })
+      expect(yield* build(github)).toBe("success")
+      expect(yield* build({ ...github, authorizationEndpoint: "github.com/login/oauth/authorize" })).toBe("AuthConfigError")
+      expect(yield* build({ ...github, tokenEndpoint: "not a url" })).toBe("AuthConfigError")
+      expect(yield* build({ ...github, userinfoEndpoint: 42 })).toBe("AuthConfigError")
+      expect(yield* build({ ...github, userinfoEndpoint: "http://api.github.com/user" })).toBe("AuthConfigError")
+      expect(yield* build({ ...github, userinfoEndpoint: "http://api.github.com/user" }, true)).toBe("success")
+      expect(yield* build(null)).toBe("AuthConfigError")
+    }))
 })
 
 // Each user is bound to the provider's `sub` (ExternalIdentities): a preferred_username is chosen

@@ -116,7 +116,8 @@ export type Callback = typeof Callback.Type
 
 /**
  * A plain OAuth 2.0 provider (GitHub style): its endpoints, and the userinfo endpoint whose
- * answer gives the claims, instead of discovery and an ID token.
+ * answer gives the claims, instead of discovery and an ID token. Each is an absolute `https:` URL
+ * (`http:` with `allowInsecureRequests`); otherwise `make` fails with an `AuthConfigError`.
  *
  * @example
  * ```ts
@@ -445,6 +446,20 @@ export const make = (
       ? oauth.None()
       : oauth.ClientSecretBasic(Redacted.value(options.clientSecret))
     const plain = options.oauth2
+    // The oauth2 endpoints are the app's, not a provider's document: one that is not an absolute
+    // URL ("github.com/login/oauth/authorize") made every login a defect (a 500 from OidcLogin),
+    // so it is refused here, as a discovered one is dropped (`usableEndpoints`), and held to the
+    // issuer's rule on https.
+    if (plain !== undefined) {
+      if (typeof plain !== "object" || plain === null) return yield* configError("oauth2 must be an object of endpoints")
+      for (const name of ["authorizationEndpoint", "tokenEndpoint", "userinfoEndpoint"] as const) {
+        const value: unknown = plain[name]
+        if (!isAbsoluteUrl(value)) return yield* configError(`oauth2.${name} must be an absolute URL`)
+        if (new URL(value).protocol !== "https:" && !insecure) {
+          return yield* configError(`oauth2.${name} must be https (or allowInsecureRequests)`)
+        }
+      }
+    }
     const scopes = (options.scopes ?? (plain === undefined ? ["openid", "email", "profile"] : [])).join(" ")
     const mapClaims = options.toExternalUser ?? defaultExternalUser(options)
     // An app's own mapping that leaves the subject out is bound by the default one.
