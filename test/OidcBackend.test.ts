@@ -8,6 +8,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as TestClock from "effect/TestClock"
 import { exportJWK, generateKeyPair, SignJWT } from "jose"
 import { createHash } from "node:crypto"
 import * as http from "node:http"
@@ -337,6 +338,21 @@ describe("OidcBackend against a misbehaving provider", () => {
         )
         expect(error._tag).toBe("AuthConfigError")
       }
+    }))
+
+  // The future-iat check read Date.now(), not Effect's Clock as the rest of the library does.
+  it.scoped("an ID token issued in the future is refused on Effect's Clock (TestClock)", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      Object.assign(p.state, { mode: "ok", signWith: "provider", claims: {} })
+      yield* Effect.gen(function*() {
+        // the provider's iat is the wall clock's now: within the tolerance of a Clock at now
+        yield* TestClock.setTime(Date.now())
+        expect(yield* attempt()).toBe("success:carol")
+        // ten minutes ahead of a Clock set back: issued in the future
+        yield* TestClock.setTime(Date.now() - 10 * 60_000)
+        expect(yield* attempt()).toBe("invalid-credentials")
+      }).pipe(Effect.provide(withBackend(p.issuer)))
     }))
 
   // `new URL("github.com/login/oauth/authorize")` threw inside authorizationRequest: a defect, a

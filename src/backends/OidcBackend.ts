@@ -597,9 +597,11 @@ export const make = (
         if (claims === undefined) return yield* noMatch("invalid-credentials")
         // OIDC Core 3.1.3.7: an `azp` present must be this client (oauth4webapi checks it only
         // beside several audiences), and a token issued in the future (`iat` beyond the 30 s
-        // oauth4webapi allows `exp` and `nbf`, on the same wall clock) is refused, as JwtBackend does.
+        // oauth4webapi allows `exp` and `nbf`) is refused, as JwtBackend does, on Effect's Clock
+        // as the rest of the library's time (a TestClock drives it; JwtBackend's checks too).
         if (claims.azp !== undefined && claims.azp !== options.clientId) return yield* noMatch("invalid-credentials")
-        if (claims.iat * 1000 > Date.now() + clockToleranceMillis) return yield* noMatch("invalid-credentials")
+        const now = yield* Clock.currentTimeMillis
+        if (claims.iat * 1000 > now + clockToleranceMillis) return yield* noMatch("invalid-credentials")
         // at_hash where present (OIDC Core 3.1.3.8): oauth4webapi leaves it to the client in the
         // code flow. A token whose access token is not the one it names is refused.
         if (claims.at_hash !== undefined && !atHashMatches(tokens.id_token!, tokens.access_token, claims.at_hash)) {
