@@ -103,7 +103,10 @@ const ours = Effect.gen(function*() {
     const stored = yield* store.create({ username: u.username, isActive: u.isActive, isSuperuser: u.isSuperuser })
     for (const perm of u.perms) yield* store.grantPermission(stored.id, perm)
     yield* store.setGroups(stored.id, u.groups)
-    const user = { id: stored.id, username: stored.username, isActive: stored.isActive, isSuperuser: stored.isSuperuser }
+    // The row itself, as Django's user object is: a bare {id, username, isActive, isSuperuser} is
+    // what another backend's claims make too (a JWT with sub "1" and a chosen preferred_username),
+    // and holds none of the store's permissions (see ModelBackend.test and JwtBackend.test).
+    const user = stored
     const sorted = (set: ReadonlySet<string>) => [...set].sort()
     out[u.username] = {
       user: sorted(yield* AuthService.getUserPermissions(user)),
