@@ -365,6 +365,16 @@ export const make = (
         onSome: (hash) => (Redacted.isRedacted(hash) ? Redacted.value(hash) : hash)
       })
     const hashOf = (user: User) => authHash(passwordHash(user))
+    // Django's `get_user`: the session's hash must be the user's password hash's, under the secret
+    // or one of its fallbacks (then the session is signed again under the secret). An empty one
+    // (no password when it started) never holds under a fallback.
+    const authHashHolds = (record: SessionStore.SessionRecord, user: User): "yes" | "under an older secret" | "no" => {
+      if (crypto.equal(record.authHash, hashOf(user))) return "yes"
+      return record.authHash !== "" &&
+          olderAuthHashes.some((older) => crypto.equal(record.authHash, older(passwordHash(user))))
+        ? "under an older secret"
+        : "no"
+    }
     const expiry = (createdAt: number, lastSeenAt: number) =>
       Option.match(idleMillis, {
         onNone: () => createdAt + maxAgeMillis,
@@ -477,7 +487,10 @@ export const make = (
         if (Option.isSome(previous)) {
           const [, record] = previous.value
           // Logging out must work while the user's backend is down: the event then names nobody.
+          // So does a session a password change ended (Django's `logout` takes `request.user`,
+          // which `get_user` made anonymous when the session's hash no longer held).
           user = yield* auth.getUser(record.backendId, record.userId).pipe(
+            Effect.map(Option.filter((found) => authHashHolds(record, found) !== "no")),
             Effect.orElseSucceed(() => Option.none<User>())
           )
         }
@@ -498,16 +511,14 @@ export const make = (
         const found = yield* auth.getUser(record.backendId, record.userId)
         if (Option.isNone(found)) return Option.none()
         const user = found.value
-        const expected = hashOf(user)
         let current = record
-        if (!crypto.equal(record.authHash, expected)) {
-          const signedBefore = record.authHash !== "" &&
-            olderAuthHashes.some((older) => crypto.equal(record.authHash, older(passwordHash(user))))
-          if (!signedBefore) {
-            yield* store.delete(storeKey)
-            return Option.none()
-          }
-          current = { ...record, authHash: expected }
+        const held = authHashHolds(record, user)
+        if (held === "no") {
+          yield* store.delete(storeKey)
+          return Option.none()
+        }
+        if (held === "under an older secret") {
+          current = { ...record, authHash: hashOf(user) }
           if (!(yield* store.replace(storeKey, current, now))) return Option.none()
         }
         if (now - current.lastSeenAt >= touchEvery) {

@@ -400,6 +400,28 @@ describe("Session", () => {
     }).pipe(Effect.provide(setup({ idleTimeout: "30 minutes" }, directory)))
   })
 
+  it.effect("a logout of a session a password change ended names nobody, as Django's (its request.user is anonymous)", () => {
+    const directory = makeDirectory()
+    const alice = directory.add("alice", "hash-1")
+    return Effect.gen(function*() {
+      const stale = yield* loginAs("alice")
+      const live = yield* loginAs("alice")
+      const changed = directory.setPasswordHash(alice, "hash-2")
+      yield* Session.logout(stale.sessionId)
+      // A session whose hash holds still names its user (signed again after the change).
+      const renewed = Option.getOrThrow(yield* Session.updateSessionAuthHash(live.sessionId, changed))
+      yield* Session.logout(renewed.sessionId)
+      const loggedOut = (yield* TestAuth.events).filter((e) => e._tag === "LoggedOut")
+      expect(loggedOut.map((e) => e._tag === "LoggedOut" && Option.map(e.user, (u) => u.username))).toEqual([
+        Option.none(),
+        Option.some("alice")
+      ])
+      // Both sessions are gone all the same.
+      expect(Option.isNone(yield* Session.currentUser(stale.sessionId))).toBe(true)
+      expect(Option.isNone(yield* Session.currentUser(renewed.sessionId))).toBe(true)
+    }).pipe(Effect.provide(setup({}, directory)))
+  })
+
   it.effect("publishes LoggedIn and LoggedOut, also for an anonymous logout", () => {
     const directory = makeDirectory()
     directory.add("alice")
