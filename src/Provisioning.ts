@@ -327,6 +327,13 @@ const isUsablePassword = (encoded: string): boolean => !encoded.startsWith("!")
 const sameGroups = (a: ReadonlyArray<string>, b: ReadonlySet<string>): boolean =>
   a.length === b.size && a.every((name) => b.has(name))
 
+// A provider's bindings, named by `ExternalIdentities.providerOf`, and the name as given when it
+// differs (`formerly`: bindings written under it before are still read).
+const namespaceOf = (given: NonNullable<Options["identities"]>) => {
+  const provider = ExternalIdentities.providerOf(given.provider)
+  return { store: given.store, provider, formerly: provider === given.provider ? undefined : given.provider }
+}
+
 /**
  * Binds provisioning to the `UserStore` in context. Build it inside the effect that builds an
  * external backend, and hand its `hook` and `loadUser` to the backend.
@@ -358,13 +365,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     // on the other path was bound to it. Bindings written under the name as given (`formerly`,
     // when it differs) are still read: such a user is found by its subject and refused to others,
     // and bound under the new name on its next login.
-    const identities = options.identities === undefined ? undefined : {
-      store: options.identities.store,
-      provider: ExternalIdentities.providerOf(options.identities.provider),
-      formerly: ExternalIdentities.providerOf(options.identities.provider) === options.identities.provider
-        ? undefined
-        : options.identities.provider
-    }
+    const identities = options.identities === undefined ? undefined : namespaceOf(options.identities)
     const toUser = options.toUser ?? storedAsUser
 
     // The users handed out are the store's: they hold its permissions (ModelBackend's,

@@ -125,11 +125,15 @@ export const make = (env: Env): Fold => {
     return typeof source === "object" && source !== null ? source as Memo : request as Memo
   }
   const loadedSession = (request: HttpServerRequest.HttpServerRequest) => memoOf(request)[sessionKey]
-  const adopt = (request: HttpServerRequest.HttpServerRequest, session: Option.Option<Session.SessionUser>, cache: Cache) => {
+  // The session this request goes by from now on (none: it ended its session), and that session's id.
+  const goBy = (request: HttpServerRequest.HttpServerRequest, session: Option.Option<Session.SessionUser>): Memo => {
     const memo = memoOf(request)
     memo[sessionKey] = session
     memo[sessionIdKey] = Option.isSome(session) ? Redacted.value(session.value.sessionId) : null
-    memo[memoKey] = Exit.succeed(Option.map(session, (started) => info(started, "session", cache)))
+    return memo
+  }
+  const adopt = (request: HttpServerRequest.HttpServerRequest, session: Option.Option<Session.SessionUser>, cache: Cache) => {
+    goBy(request, session)[memoKey] = Exit.succeed(Option.map(session, (started) => info(started, "session", cache)))
   }
   const sessionIdOf = (request: HttpServerRequest.HttpServerRequest): string | undefined => {
     if (Option.isNone(sessions)) return undefined
@@ -195,11 +199,7 @@ export const make = (env: Env): Fold => {
       ? cookies.clear
       : Effect.zipRight(
         storeUnavailable(sessions.value.logout(cookieValue, authRequest(request))),
-        Effect.zipRight(cookies.clear, Effect.sync(() => {
-          const memo = memoOf(request)
-          memo[sessionKey] = Option.none()
-          memo[sessionIdKey] = null
-        }))
+        Effect.zipRight(cookies.clear, Effect.sync(() => goBy(request, Option.none())))
       )
 
   const cleanRemoteUser = (source: RequestSource.RemoteUserSource, value: string): string => {
@@ -256,9 +256,7 @@ export const make = (env: Env): Fold => {
         }))
         yield* cookies.set(started)
         // The rest of the request (a page rendering `HttpAuth.csrfToken`) goes by the new session.
-        const memo = memoOf(request)
-        memo[sessionKey] = Option.some(started)
-        memo[sessionIdKey] = Redacted.value(started.sessionId)
+        goBy(request, Option.some(started))
       }
       return Option.some(info(result.right, "remote-user", cache))
     })
