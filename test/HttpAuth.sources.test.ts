@@ -13,6 +13,8 @@ import * as Schema from "effect/Schema"
 import * as Authentication from "../src/http/Authentication.js"
 import * as HttpAuth from "../src/http/HttpAuth.js"
 import * as RequestSource from "../src/http/RequestSource.js"
+import * as ModelBackend from "../src/backends/ModelBackend.js"
+import * as RemoteUserBackend from "../src/backends/RemoteUserBackend.js"
 import * as MemorySessionStore from "../src/MemorySessionStore.js"
 import * as SessionStore from "../src/SessionStore.js"
 import { appLayer, call, defaultHttp, login, serve, type ServerOptions } from "./utils/httpAuthServer.js"
@@ -102,6 +104,20 @@ describe("HttpAuth: the sources option", () => {
         const exit = yield* Effect.exit(Layer.build(appLayer({ http: bad, session: false })))
         expect(Exit.isFailure(exit) && exit.cause.toString()).toContain("AuthConfigError")
       }
+    }).pipe(Effect.scoped))
+
+  it.live("the remote-user header comes before the session cookie: it checks the session, so after the cookie it would never run", () =>
+    Effect.gen(function*() {
+      const build = (sources: ReadonlyArray<RequestSource.RequestSource>) =>
+        Effect.exit(Layer.build(appLayer({
+          chain: [ModelBackend.ModelBackend, RemoteUserBackend.RemoteUserBackend],
+          backendLayer: RemoteUserBackend.layer({}),
+          http: { realm: "test", sources }
+        })))
+      const remote = RequestSource.remoteUser({ header: "X-Remote-User" })
+      const after = yield* build([RequestSource.sessionCookie(), remote])
+      expect(Exit.isFailure(after) && after.cause.toString()).toContain("must come before the session cookie")
+      expect(Exit.isSuccess(yield* build([remote, RequestSource.sessionCookie()]))).toBe(true)
     }).pipe(Effect.scoped))
 })
 

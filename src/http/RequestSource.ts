@@ -399,7 +399,8 @@ export const apiKey = (options: {
  * only kind `backends/RemoteUserBackend` accepts by default). A session the remote-user backend
  * started ends when a later request comes without the header, unless `persistent` (Django's
  * `PersistentRemoteUserMiddleware`). Enable it only behind a proxy that strips the header from
- * what clients send.
+ * what clients send. In `sources` it comes before `sessionCookie` (else `AuthConfigError`): the
+ * header is checked against the session on every request.
  *
  * @example
  * ```ts

@@ -112,6 +112,12 @@ export const make = (
           if (Option.isNone(auth.backend(source.backendId))) {
             return yield* configError(`remoteUser.backendId "${source.backendId}" is not a configured backend`)
           }
+          // The header is a check on the session (Django's RemoteUserMiddleware compares it with
+          // the session's user on every request): after the cookie it would never run, and a
+          // session it started would outlive the header or a switch to another user.
+          if (sessionSource !== undefined) {
+            return yield* configError(`${label(source, viaSources)} must come before the session cookie in sources`)
+          }
           break
         case "SessionCookie":
           if (Option.isNone(sessionService)) {
