@@ -198,10 +198,13 @@ describe("CLI", () => {
       const empty = yield* cli(["createuser", "alice", "--database", db], { input: "" })
       expect(empty.code).toBe(1)
       expect(empty.stderr).toContain("Error: no password on standard input")
-      const blank = yield* cli(["createuser", "alice", "--database", db], { input: "\n" })
-      expect(blank.code).toBe(1)
-      expect(blank.stderr).toContain("blank")
-      noStackTrace(blank.stderr)
+      // Django's createsuperuser refuses `password.strip() == ""`: whitespace only is blank too
+      for (const input of ["\n", "          \n", "\t\t\t\t\t\t\t\t\t\t\n", "\u3000\u00a0\u2028 \n"]) {
+        const blank = yield* cli(["createuser", "alice", "--database", db], { input })
+        expect(blank.code).toBe(1)
+        expect(blank.stderr).toContain("blank")
+        noStackTrace(blank.stderr)
+      }
       expect(yield* withStore(db, (store) => store.list())).toHaveLength(0)
     }))
 

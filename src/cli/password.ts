@@ -3,6 +3,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as readline from "node:readline"
+import { pyStrip } from "../internal/pyStrip.js"
 import { Stdin } from "./io.js"
 
 /** A failure the CLI reports as one line on stderr, with exit code 1. */
@@ -11,8 +12,14 @@ export class CliError extends Data.TaggedError("CliError")<{ readonly message: s
 /** Exit code 130 (as a shell reports Ctrl-C): the user left a prompt. */
 export class Aborted extends Data.TaggedError("Aborted")<{}> {}
 
+/**
+ * Whether a password is blank as Django's `createsuperuser` judges it (`password.strip() == ""`,
+ * Python's whitespace): ten spaces pass every default validator, so this is the only refusal.
+ */
+export const isBlank = (password: string): boolean => pyStrip(password) === ""
+
 const nonBlank = (value: string) =>
-  value.length === 0 ? Effect.fail("Blank passwords are not allowed.") : Effect.succeed(value)
+  isBlank(value) ? Effect.fail("Blank passwords are not allowed.") : Effect.succeed(value)
 
 // Hidden prompts (no echo, no asterisks), asked twice as Django's createsuperuser does.
 const fromTerminal = (confirm: boolean): Effect.Effect<Redacted.Redacted<string>, CliError | Aborted, Prompt.Prompt.Environment> =>
@@ -41,7 +48,7 @@ const fromStdin = (stdin: Stdin["Type"]): Effect.Effect<Redacted.Redacted<string
     }
     rl.on("line", (line) =>
       answer(
-        line.length === 0
+        isBlank(line)
           ? Effect.fail(new CliError({ message: "the password read from standard input is blank" }))
           : Effect.succeed(Redacted.make(line))
       ))
