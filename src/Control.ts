@@ -372,7 +372,9 @@ const shown = (value: unknown): string => {
 /**
  * Checks a control given at run time (from configuration, or through a cast): a preset's name,
  * or a map with a valid action for every outcome (a skip is a positive integer; only `success`
- * may succeed). Anything else is an `AuthConfigError` naming the first bad entry.
+ * may succeed). Anything else is an `AuthConfigError` naming the first bad entry. A map is answered
+ * as a frozen copy of the actions checked, which is what a chain runs by: changing the map later
+ * changes nothing.
  *
  * @example
  * ```ts
@@ -390,16 +392,26 @@ export const validate = (control: unknown): Either.Either<Control, AuthError.Aut
   if (typeof control !== "object" || control === null) {
     return Either.left(new AuthError.AuthConfigError({ message: `control: not a preset or a map: ${String(control)}` }))
   }
+  // The fold reads the map on every call: it gets a frozen copy of what was checked, so a caller's
+  // map changed afterwards (or a getter answering differently later) cannot put an unchecked
+  // action, such as a backward skip, into a running chain.
+  const checked: Record<string, Action> = {}
   for (const outcome of outcomes) {
-    const action: unknown = (control as Record<string, unknown>)[outcome]
+    let action: unknown
+    try {
+      action = (control as Record<string, unknown>)[outcome]
+    } catch {
+      return Either.left(new AuthError.AuthConfigError({ message: `control: the action for "${outcome}" cannot be read` }))
+    }
     const decoded = outcome === "success" ? decodeAction(action) : decodeFailureAction(action)
     if (Either.isLeft(decoded)) {
       return Either.left(
         new AuthError.AuthConfigError({ message: `control: bad action for "${outcome}": ${shown(action)}` })
       )
     }
+    checked[outcome] = typeof decoded.right === "object" ? Object.freeze({ skip: decoded.right.skip }) : decoded.right
   }
-  return Either.right(control as ControlMap)
+  return Either.right(Object.freeze(checked) as ControlMap)
 }
 
 /**

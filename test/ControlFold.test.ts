@@ -216,6 +216,30 @@ describe("AuthService with controls", () => {
       }
     }))
 
+  it.effect("a chain runs by the map as it was checked: changing the caller's map later changes nothing", () =>
+    Effect.gen(function*() {
+      const map: Record<string, unknown> = { ...Control.sufficient }
+      const service = yield* Effect.provide(
+        AuthService.AuthService,
+        TestAuth.layer([
+          AuthService.control(TestBackend.noMatch("a"), map as Control.ControlMap),
+          TestBackend.succeed("b", TestBackend.user("alice"))
+        ])
+      )
+      expect((yield* service.authenticate(credentials)).user.username).toBe("alice")
+      // a valid action would change the outcome, an unchecked one (a backward skip) would loop
+      map["invalid-credentials"] = "fail"
+      expect((yield* service.authenticate(credentials)).user.username).toBe("alice")
+      // a map whose entry throws when read is the typed error, not an exception out of make
+      const throwing = Object.defineProperty({ ...Control.required }, "success", {
+        get: () => {
+          throw new Error("boom")
+        }
+      })
+      const checked = Control.validate(throwing)
+      expect(Either.isLeft(checked) && checked.left.message).toBe(`control: the action for "success" cannot be read`)
+    }))
+
   it.effect("checkBackends runs the kit against ordinary backends", () =>
     FoldLaws.checkBackends(
       [
