@@ -457,6 +457,29 @@ SlapdTest.suite({ timeout: "60 seconds" })("LdapBackend against slapd", (it) => 
       }))
   })
 
+  describe("an ambiguous search", () => {
+    // A filter that finds alice and bob: two entries, so nobody (django-auth-ldap takes exactly one).
+    const both = (url: string, bind: { readonly dn: string; readonly password: string }): LdapBackend.Options => ({
+      url,
+      bindDn: bind.dn,
+      bindPassword: Redacted.make(bind.password),
+      userSearch: { base: fixture.peopleDn, filter: "(|(uid=%(user)s)(uid=bob))" }
+    })
+    const reader = { dn: fixture.serviceDn, password: fixture.servicePassword }
+    const narrow = { dn: fixture.narrowServiceDn, password: fixture.narrowServicePassword }
+
+    it.effect("is nobody, also when the server cuts the answer to one entry (its size limit for the bound account)", () =>
+      Effect.gen(function*() {
+        const { url } = yield* SlapdTest.Slapd
+        for (const bind of [reader, narrow]) {
+          expectNoMatch(yield* failure(login(both(url, bind), "alice", users.alice.password)), "unknown-user")
+        }
+        // the control: under the same limit, a search with one answer finds its user
+        const single = { ...both(url, narrow), userSearch: { base: fixture.peopleDn, filter: "(uid=%(user)s)" } }
+        expect((yield* login(single, "alice", users.alice.password)).username).toBe("alice")
+      }))
+  })
+
   describe("injection", () => {
     const filterPayloads = ["*", "*)(uid=*", "s*", "*o", "admin)(|(uid=*", "sol\\6f", "solo)", "(solo", "solo\u0000", "solo\\", "*)(|(objectClass=*"]
 

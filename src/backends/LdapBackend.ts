@@ -595,7 +595,11 @@ const build = (c: Compiled, options: Options): AuthBackend.AuthBackend<Credentia
     const locate = c.locate
     if (locate._tag === "Search") {
       const filter = Escape.fillTemplate(locate.filter, Escape.escapeFilterValue(username))
-      return Ldap.search(client, locate.base, { scope: locate.scope, filter, attributes: c.requested, sizeLimit: 2 }, "user search")
+      // No client-side size limit: ldapts hides the server's sizeLimitExceeded whenever the request
+      // carries one, so a server that cuts the answer to one entry (its limit for the bound
+      // account) would make an ambiguous search look like a match. Without it, that answer is the
+      // error caught below, as django-auth-ldap takes any LDAP error of the search as nobody.
+      return Ldap.search(client, locate.base, { scope: locate.scope, filter, attributes: c.requested }, "user search")
         .pipe(
           // two or more matches: ambiguous, so nobody (as django-auth-ldap does)
           Effect.map((entries) => entries.length === 1 ? Option.some(entries[0]!) : Option.none()),

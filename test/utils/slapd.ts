@@ -73,6 +73,9 @@ export const fixture = {
   adminPassword: "admin-secret",
   serviceDn: `cn=reader,ou=services,${baseDn}`,
   servicePassword: "reader-secret",
+  /** A service account the server answers at most one entry per search (slapd's `limits`). */
+  narrowServiceDn: `cn=narrow,ou=services,${baseDn}`,
+  narrowServicePassword: "narrow-secret",
   peopleDn: people,
   groupsDn: groupsBase,
   /** A subtree with exactly one user: a widened filter there would find that user. */
@@ -141,6 +144,7 @@ const slapdConf = (dir: string): string => {
     `rootdn "${fixture.adminDn}"`,
     `rootpw ${fixture.adminPassword}`,
     `directory ${dir}/db`,
+    `limits dn.exact="${fixture.narrowServiceDn}" size=1`,
     "overlay memberof",
     // anonymous clients may only bind: searches need a bound user, as on most real directories
     "access to attrs=userPassword by self read by anonymous auth by * none",
@@ -221,6 +225,11 @@ const load = async (url: string): Promise<void> => {
       objectClass: ["organizationalRole", "simpleSecurityObject"],
       cn: "reader",
       userPassword: fixture.servicePassword
+    })
+    await client.add(fixture.narrowServiceDn, {
+      objectClass: ["organizationalRole", "simpleSecurityObject"],
+      cn: "narrow",
+      userPassword: fixture.narrowServicePassword
     })
     for (const [name, u] of Object.entries(fixture.users)) {
       const entry: Record<string, string | Array<string>> = {
