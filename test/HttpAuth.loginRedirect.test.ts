@@ -62,7 +62,14 @@ describe("HttpAuth.requireLogin", () => {
     })))
 })
 
-const loginUrls = ["/accounts/login/", "/login", "/login?lang=fr", "/login#top", "/login?lang=fr#top", "https://sso.example.com/login"]
+const loginUrls = [
+  "/accounts/login/", "/login", "/login?lang=fr", "/login#top", "/login?lang=fr#top", "https://sso.example.com/login",
+  // a login URL that names the field already (it is replaced, not repeated), and queries Django
+  // writes again as it parses them
+  "/login/?next=/home", "/login/?a=1&next=/home&b=2&next=/other", "/login/?a=b c", "/login/?a=b+c", "/login/?a=1&a=2",
+  "/login/#", "/login/?x=%2F", "/login/?", "/café/", "/login/?a=%ZZ", "/login/?a=é", "/login/?flag", "/login/?a=1;b=2",
+  "/login/?&&a=&=b", "/login/?n%65xt=/x"
+]
 const trickyPaths = [
   "/", "/reports", "/reports?q=1", "/a b", "/é?x=ü", "/a%20b", "/a+b", "/a&b=c", "/a#b", "/?next=/x", "/😀", "/a/b/c/",
   "/~user/", "/a;b", "/a'b\"c", "/a<b>", "/a\\b", "/a|b", "/a^b", "/a`b", "/%", "/a?b=%zz"

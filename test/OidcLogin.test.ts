@@ -48,6 +48,7 @@ const me = HttpRouter.empty.pipe(
 
 interface Setup {
   readonly app: string
+  readonly loginUrl: string
   readonly redirectUri: string
   readonly provider: LocalProvider
   readonly users: UserStore.UserStore.Service
@@ -56,12 +57,14 @@ interface Setup {
 
 const setUp = (
   backendOptions: (provider: LocalProvider, redirectUri: string) => Partial<OidcBackend.Options> = () => ({}),
-  loginOptions: Partial<OidcLogin.Options> = {}
+  loginOptions: Partial<OidcLogin.Options> = {},
+  /** Where the login routes are mounted (`HttpRouter.mount`), "" for the top. */
+  prefix: `/${string}` | "" = ""
 ) =>
   Effect.gen(function*() {
     const port = yield* Effect.promise(freePort)
     const app = `http://127.0.0.1:${port}`
-    const redirectUri = `${app}/oidc/callback`
+    const redirectUri = `${app}${prefix}/oidc/callback`
     const provider = yield* Effect.acquireRelease(
       Effect.promise(() =>
         startProvider({
@@ -86,7 +89,8 @@ const setUp = (
         ...backendOptions(provider, redirectUri)
       }).pipe(Layer.provide(FetchHttpClient.layer), Layer.provide(Layer.merge(store, identities)), Layer.orDie)
     )
-    const routes = HttpRouter.concat(OidcLogin.router({ secret, secure: false, postLogoutRedirectUri: `${app}/bye`, ...loginOptions }), me)
+    const login = OidcLogin.router({ secret, secure: false, postLogoutRedirectUri: `${app}/bye`, ...loginOptions })
+    const routes = HttpRouter.concat(prefix === "" ? login : HttpRouter.empty.pipe(HttpRouter.mount(prefix, login)), me)
     const server = HttpServer.serve(routes).pipe(
       Layer.provideMerge(appLayer({ chain: [OidcBackend.OidcBackend], backendLayer: oidc as any, userStore: store })),
       Layer.provideMerge(oidc),
@@ -95,13 +99,13 @@ const setUp = (
     const context = yield* Layer.build(server)
     const users = Context.get(context as Context.Context<UserStore.UserStore>, UserStore.UserStore)
     const events = Effect.provide(TestAuth.events, context as Context.Context<TestAuth.EventLog>)
-    return { app, redirectUri, provider, users, events } satisfies Setup
+    return { app, loginUrl: `${app}${prefix}/oidc/login`, redirectUri, provider, users, events } satisfies Setup
   })
 
 /** The browser's whole login: our /oidc/login, the provider's pages, back to our callback. */
 const logIn = (s: Setup, login: string, b = browser()) =>
   Effect.promise(async () => {
-    const started = await b.request(`${s.app}/oidc/login`)
+    const started = await b.request(s.loginUrl)
     const authorizationUrl = started.headers.get("location")!
     const callbackUrl = await signIn(b, authorizationUrl, login, s.redirectUri)
     const callback = await b.request(callbackUrl)
@@ -133,6 +137,19 @@ describe("OIDC login against a real provider", () => {
       expect(whoami).toEqual({ username: "alice", backend: "oidc", email: "alice@example.com", groups: ["editors", "staff"] })
     }).pipe(Effect.scoped), 60_000)
 
+  it.live("mounted under a prefix: the transaction cookie is scoped to the callback as the browser reaches it (redirectUri)", () =>
+    Effect.gen(function*() {
+      const s = yield* setUp(undefined, {}, "/auth")
+      const { b, callback, started } = yield* logIn(s, "alice")
+      expect(s.redirectUri).toBe(`${s.app}/auth/oidc/callback`)
+      // a browser sends a cookie only to its path: `/oidc/callback` would never reach `/auth/oidc/callback`
+      expect(started.headers.get("set-cookie")).toMatch(/^oidc_tx=[^;]+;.*Path=\/auth\/oidc\/callback;/)
+      expect(callback.status).toBe(302)
+      expect(callback.headers.get("set-cookie")).toMatch(/^oidc_tx=;.*Max-Age=0;.*Path=\/auth\/oidc\/callback;/)
+      const whoami = yield* Effect.promise(async () => (await b.request(`${s.app}/me`)).json())
+      expect(whoami).toMatchObject({ username: "alice", backend: "oidc" })
+    }).pipe(Effect.scoped), 60_000)
+
   it.live("the login lands where its `next` says when SafeRedirect allows it, else on successRedirect", () =>
     Effect.gen(function*() {
       const s = yield* setUp(undefined, { allowedRedirectHosts: ["docs.example.com"], successRedirect: "/home" })
@@ -152,6 +169,8 @@ describe("OIDC login against a real provider", () => {
         expect([next, yield* landing(`?next=${encodeURIComponent(next)}`)]).toEqual([next, "/home"])
       }
       expect(yield* landing("")).toBe("/home")
+      // A repeated field: its last value, as Django's QueryDict.get reads it.
+      expect(yield* landing("?next=/first&next=/second")).toBe("/second")
       // What a Location header cannot carry as it is, encoded as Django's redirects encode it.
       expect(yield* landing(`?next=${encodeURIComponent("/café?q=ü")}`)).toBe("/caf%C3%A9?q=%C3%BC")
       expect(yield* landing(`?next=${encodeURIComponent("/a\nb 😀")}`)).toBe("/a%0Ab%20%F0%9F%98%80")

@@ -249,6 +249,13 @@ export interface Service extends AuthBackend.AuthBackend<Callback> {
   readonly authorizationRequest: Effect.Effect<AuthorizationRequest, AuthError.TransportError>
   /** The provider's RP-initiated logout URL, when it advertises `end_session_endpoint`. */
   readonly endSessionUrl: (postLogoutRedirectUri?: string) => Effect.Effect<Option.Option<URL>, AuthError.TransportError>
+  /**
+   * The configured `redirectUri`: where the provider sends the browser back, so where the browser
+   * sends a cookie scoped to the callback (`OidcLogin` takes its path from it).
+   *
+   * @since 0.4.0
+   */
+  readonly redirectUri: string
 }
 
 /**
@@ -641,7 +648,7 @@ export const make = (
       getUser: provisioner.loadUser,
       ...(options.policy === undefined ? {} : { policy: options.policy })
     })
-    return { ...backend, authorizationRequest, endSessionUrl }
+    return { ...backend, authorizationRequest, endSessionUrl, redirectUri: options.redirectUri }
   })
 
 /**

@@ -126,9 +126,12 @@ export const router = (options: Options) => {
     httpOnly: true,
     secure: options.secure ?? true,
     // Lax: the provider's redirect back is a top-level navigation from another site.
-    sameSite: "lax" as const,
-    path: callbackPath
+    sameSite: "lax" as const
   }
+  // The cookie is scoped to where the browser comes back: the backend's `redirectUri`, whose path
+  // is the callback's as the browser sees it (this router mounted under a prefix, or behind a
+  // proxy that strips one), not `callbackPath` as the router matches it.
+  const cookieOptionsFor = (oidc: OidcBackend.Service) => ({ ...cookieOptions, path: new URL(oidc.redirectUri).pathname })
   const redirectFieldName = options.redirectFieldName ?? "next"
   // Where this login should land, if the request names a place it may: checked now, against the
   // host the browser asked for (Django's `request.get_host()`), and kept in the signed cookie.
@@ -136,13 +139,14 @@ export const router = (options: Options) => {
     if (redirectFieldName === false) return ""
     const queryAt = request.url.indexOf("?")
     if (queryAt < 0) return ""
-    const next = new URLSearchParams(request.url.slice(queryAt + 1)).get(redirectFieldName)
+    // A repeated field: its last value, as Django's `QueryDict.get` reads it.
+    const next = new URLSearchParams(request.url.slice(queryAt + 1)).getAll(redirectFieldName).at(-1) ?? null
     const host = request.headers.host
     const allowedHosts = host === undefined ? options.allowedRedirectHosts ?? [] : [host, ...options.allowedRedirectHosts ?? []]
     return next !== null && SafeRedirect.isAllowed(next, { allowedHosts, requireHttps: cookieOptions.secure }) ? next : ""
   }
-  const clearTransaction = (response: HttpServerResponse.HttpServerResponse) =>
-    HttpServerResponse.unsafeSetCookie(response, cookieName, "", { ...cookieOptions, maxAge: Duration.zero })
+  const clearTransaction = (oidc: OidcBackend.Service, response: HttpServerResponse.HttpServerResponse) =>
+    HttpServerResponse.unsafeSetCookie(response, cookieName, "", { ...cookieOptionsFor(oidc), maxAge: Duration.zero })
 
   const login = Effect.gen(function*() {
     const oidc = yield* OidcBackend.OidcBackend
@@ -165,16 +169,17 @@ export const router = (options: Options) => {
       HttpServerResponse.redirect(start.right.url.href, { status: 302 }),
       cookieName,
       sealed,
-      { ...cookieOptions, maxAge }
+      { ...cookieOptionsFor(oidc), maxAge }
     )
   })
 
   const callback = Effect.gen(function*() {
+    const oidc = yield* OidcBackend.OidcBackend
     const request = yield* HttpServerRequest.HttpServerRequest
     const now = yield* Clock.currentTimeMillis
     const transaction = Transaction.open(options.secret, request.cookies[cookieName], now)
     if (Option.isNone(transaction)) {
-      return clearTransaction(json(400, "this login was not started here, or took too long: start again"))
+      return clearTransaction(oidc, json(400, "this login was not started here, or took too long: start again"))
     }
     // Only the query counts (code, state, iss, error): neither the origin nor the path is taken
     // from the request. Resolving the request target as a URL reference threw (a defect, a 500)
@@ -210,10 +215,10 @@ export const router = (options: Options) => {
         : failure._tag === "TooManyRequests"
         ? [429, "too many attempts: try again later"] as const
         : [401, "the login could not be verified"] as const
-      return clearTransaction(json(status, message))
+      return clearTransaction(oidc, json(status, message))
     }
     const landing = transaction.value.next === "" ? options.successRedirect ?? "/" : transaction.value.next
-    return clearTransaction(HttpServerResponse.redirect(SafeRedirect.location(landing), { status: 302 }))
+    return clearTransaction(oidc, HttpServerResponse.redirect(SafeRedirect.location(landing), { status: 302 }))
   })
 
   const logout = Effect.gen(function*() {

@@ -36,11 +36,15 @@ const isHex = (code: number): boolean =>
 
 const hexValue = (code: number): number => (code <= 57 ? code - 48 : (code | 32) - 87)
 
-// A name or value of a url-encoded form as Django decodes it (Python's `unquote_plus`): `+` is a
-// space, each `%XX` a byte, a `%` that starts no such pair kept as it is, and the bytes read as
-// UTF-8 with U+FFFD for what is not (`decodeURIComponent` would throw on either). One pass into
-// one buffer, whatever the number of escapes.
-const formDecode = (text: string): string => {
+/**
+ * A name or value of a url-encoded form or query as Django decodes it (Python's `unquote_plus`):
+ * `+` is a space, each `%XX` a byte, a `%` that starts no such pair kept as it is, and the bytes
+ * read as UTF-8 with U+FFFD for what is not (`decodeURIComponent` would throw on either). One pass
+ * into one buffer, whatever the number of escapes.
+ *
+ * @internal
+ */
+export const formDecode = (text: string): string => {
   const spaced = text.includes("+") ? text.replaceAll("+", " ") : text
   let i = spaced.indexOf("%")
   if (i === -1) return spaced
