@@ -39,12 +39,10 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
-import * as DefaultServices from "effect/DefaultServices"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
-import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
@@ -60,6 +58,7 @@ import * as ControlFold from "./internal/controlFold.js"
 import { collectionOf } from "./internal/collection.js"
 import * as CredentialsDecoder from "./internal/credentialsDecoder.js"
 import * as RefusedSecret from "./internal/refusedSecret.js"
+import { isRecording, tracerEnabled } from "./internal/tracing.js"
 import { isUserId } from "./internal/userId.js"
 import * as Permissions from "./Permissions.js"
 import * as UserModule from "./User.js"
@@ -362,19 +361,6 @@ const outcomeOf = (exit: Exit.Exit<Authenticated, AuthError.AuthenticateError>):
   Exit.isSuccess(exit)
     ? "success"
     : Option.match(Cause.failureOption(exit.cause), { onNone: () => "interrupted-or-defect", onSome: (e) => e._tag })
-
-// Effect's built-in tracer: its spans are kept by nobody unless the app reads them itself.
-const builtInTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
-
-const tracerEnabled = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
-  fiber.getFiberRef(FiberRef.currentTracerEnabled)
-
-/**
- * Whether a tracer that records spans is installed for this fiber. The fiber keeps its tracer in a
- * field; the tracer-enabled flag is a `FiberRef` lookup, asked only when the tracer records.
- */
-const isRecording = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
-  fiber.currentTracer !== builtInTracer && tracerEnabled(fiber)
 
 /** The state of one `authenticate` call, its credentials' decodings included (one object per call). */
 class Call extends DecodeCache {

@@ -7,6 +7,7 @@ import { AuthError, AuthEvents, AuthService, Credentials } from "../src/index.js
 import type { User } from "../src/index.js"
 import * as zlib from "node:zlib"
 import * as HttpPeer from "./utils/httpPeer.js"
+import * as Recording from "./utils/recordingTracer.js"
 
 const SECRET = "wonderland-secret-4711"
 
@@ -193,6 +194,13 @@ const transportErrorOf = (exit: Exit.Exit<unknown, AuthError.BackendError>): Aut
   return error as AuthError.TransportError
 }
 
+const clients: ReadonlyArray<readonly [string, Layer.Layer<HttpClient.HttpClient>]> = [
+  ["FetchHttpClient", FetchHttpClient.layer],
+  ["the undici client", NodeHttpClient.layerUndici]
+]
+// (built for the test's scope: undici's dispatcher lives as long as its layer)
+const built = (layer: Layer.Layer<HttpClient.HttpClient>) => Effect.map(Layer.build(layer), Layer.succeedContext)
+
 describe("HttpBackend.authenticate", () => {
   it.scoped("a 2xx body decodes to the user; the default request is POST /authenticate with JSON", () =>
     Effect.gen(function*() {
@@ -323,12 +331,6 @@ describe("HttpBackend: TransportError, without the request body in the cause", (
 
   // A body without a length is counted as it arrives, from what each of the platform's clients
   // keeps under its response (undici's Node stream, fetch's web stream).
-  const clients: ReadonlyArray<readonly [string, Layer.Layer<HttpClient.HttpClient>]> = [
-    ["FetchHttpClient", FetchHttpClient.layer],
-    ["the undici client", NodeHttpClient.layerUndici]
-  ]
-  // (built for the test's scope: undici's dispatcher lives as long as its layer)
-  const built = (layer: Layer.Layer<HttpClient.HttpClient>) => Effect.map(Layer.build(layer), Layer.succeedContext)
   for (const [name, layer] of clients) {
     it.scoped(`a chunked body on ${name}: read whole, cut at the ceiling, a broken one a TransportError`, () =>
       Effect.gen(function*() {
@@ -540,6 +542,86 @@ describe("HttpBackend: TransportError, without the request body in the cause", (
       expect(String(error.cause)).toContain("the request builder threw")
       expectNoSecret(error)
       expect(peer.count()).toBe(0)
+    }))
+})
+
+describe("HttpBackend: spans", () => {
+  // A token in the query string and in a header of the service's own: the platform's client span
+  // would record both (url.full, url.query, http.request.header.private-token).
+  const tokenBackend = (peer: HttpPeer.Peer, client: Layer.Layer<HttpClient.HttpClient>, inline = false) =>
+    HttpBackend.make({
+      baseUrl: peer.url,
+      user: UserFromBody,
+      timeout: "3 seconds",
+      credentials: Credentials.Token,
+      request: ({ token }) =>
+        (inline
+          ? HttpClientRequest.get(`/introspect?access_token=${Redacted.value(token)}`)
+          : HttpClientRequest.get("/introspect").pipe(HttpClientRequest.setUrlParam("access_token", Redacted.value(token))))
+          .pipe(HttpClientRequest.setHeader("private-token", Redacted.value(token)))
+    }).pipe(Effect.provide(client))
+  const introspect: HttpPeer.Handler = (request, reply) =>
+    request.query.get("access_token") === SECRET && request.headers["private-token"] === SECRET
+      ? reply.json(200, users["1"])
+      : reply.json(401, {})
+
+  for (const [name, layer] of clients) {
+    it.scoped(`on ${name}, each peer request is one client span with method, host, path and status, and no secret`, () =>
+      Effect.gen(function*() {
+        const client = yield* built(layer)
+        const peer = yield* HttpPeer.start(introspect)
+        const recording = Recording.make()
+        const backend = yield* tokenBackend(peer, client)
+        const user = yield* backend.authenticate({ token: Redacted.make(SECRET) }, undefined).pipe(Effect.withTracer(recording.tracer))
+        expect(user.username).toBe("alice")
+        const wrong = failureOf(
+          yield* Effect.exit(backend.authenticate({ token: Redacted.make(`${SECRET}-x`) }, undefined).pipe(Effect.withTracer(recording.tracer)))
+        )
+        expect(wrong).toBeInstanceOf(AuthError.NoMatch)
+        // A refused connection, the token in the URL itself: the platform's error quotes that URL.
+        const refused = yield* tokenBackend({ ...peer, url: yield* HttpPeer.closedPort }, client, true)
+        transportErrorOf(
+          yield* Effect.exit(refused.authenticate({ token: Redacted.make(SECRET) }, undefined).pipe(Effect.withTracer(recording.tracer)))
+        )
+
+        const spans = recording.spans.filter((span) => span.name === "http.client GET")
+        expect(spans).toHaveLength(3)
+        const port = Number(new URL(peer.url).port)
+        expect(spans.map((span) => [span.kind, Object.fromEntries(span.attributes)])).toEqual([200, 401].map((status) => [
+          "client",
+          {
+            "http.request.method": "GET",
+            "server.address": "127.0.0.1",
+            "server.port": port,
+            "url.scheme": "http",
+            "url.path": "/introspect",
+            "url.full": `${peer.url}/introspect`,
+            "http.response.status_code": status
+          }
+        ]).concat([["client", expect.objectContaining({ "url.path": "/introspect" })]]))
+        expect(Exit.isFailure(spans[2]!.exit!)).toBe(true)
+        for (const span of recording.spans) expect(Recording.render(span)).not.toContain(SECRET)
+        // The peer still receives the trace context, of the span above.
+        expect(peer.requests[0]?.headers.traceparent).toBe(`00-trace-${spans[0]!.spanId}-01`)
+      }))
+  }
+
+  it.scoped("getUser's requests are traced the same way; with tracing disabled there is no span", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer()
+      const recording = Recording.make()
+      // getUser's fetches run in the backend's own fibers: they trace with the tracer it was built under.
+      const backend = yield* backendFor(peer, { getUser: { request: (id) => HttpClientRequest.get(`/users/${id}?key=${SECRET}`) } }).pipe(
+        Effect.withTracer(recording.tracer)
+      )
+      expect(yield* backend.getUser("1")).toEqual(Option.some(alice))
+      const [span] = recording.spans.filter((span) => span.name === "http.client GET")
+      expect(span?.attributes.get("url.full")).toBe(`${peer.url}/users/1`)
+      expect(span?.attributes.get("http.response.status_code")).toBe(200)
+      for (const span of recording.spans) expect(Recording.render(span)).not.toContain(SECRET)
+      const before = recording.spans.length
+      yield* Effect.exit(backend.authenticate(login("alice"), undefined).pipe(Effect.withTracer(recording.tracer), Effect.withTracerEnabled(false)))
+      expect(recording.spans.length).toBe(before)
     }))
 })
 

@@ -5,6 +5,7 @@ export interface RecordedSpan {
   readonly name: string
   readonly spanId: string
   readonly parentName: string | undefined
+  readonly kind: Tracer.SpanKind
   readonly attributes: ReadonlyMap<string, unknown>
   readonly events: ReadonlyArray<{ readonly name: string; readonly attributes: Record<string, unknown> | undefined }>
   readonly exit: Exit.Exit<unknown, unknown> | undefined
@@ -30,6 +31,7 @@ export const make = () => {
         name,
         spanId: `span-${next++}`,
         parentName: Option.match(parent, { onNone: () => undefined, onSome: (p) => p._tag === "Span" ? p.name : undefined }),
+        kind,
         attributes,
         events,
         exit: undefined
