@@ -1,7 +1,7 @@
 import { FetchHttpClient, HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Cause, Config, ConfigError, ConfigProvider, Effect, Exit, Fiber, Layer, Option, Redacted, Schedule, Schema, TestClock } from "effect"
+import { Cause, Config, ConfigError, ConfigProvider, Effect, Exit, Fiber, Layer, Option, Redacted, Schedule, Schema, Scope, TestClock } from "effect"
 import * as HttpBackend from "../src/backends/HttpBackend.js"
 import { AuthError, AuthEvents, AuthService, Credentials } from "../src/index.js"
 import type { User } from "../src/index.js"
@@ -837,6 +837,34 @@ describe("HttpBackend.getUser", () => {
       // Failures are never cached: the next call asks again and succeeds.
       expect(yield* backend.getUser("1")).toEqual(Option.some(alice))
       expect(peer.count()).toBe(2)
+    }).pipe(Effect.scoped))
+
+  it.live("closing the backend's scope fails its waiting callers, and every later call, with a TransportError at once", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer()
+      const options: ReadonlyArray<HttpBackend.GetUserOptions> = [
+        {}, // waiting on a fetch of "late"
+        { batch: true }, // waiting on a batch with "late"
+        { batch: { window: "10 seconds" } }, // waiting on the batch window
+        { cache: { ttl: "1 hour" } } // "1" cached before the close
+      ]
+      for (const getUser of options) {
+        const scope = yield* Scope.make()
+        const backend = yield* backendFor(peer, { getUser }).pipe(Scope.extend(scope))
+        if (getUser.cache !== undefined) expect(yield* backend.getUser("1")).toEqual(Option.some(alice))
+        const waiting = yield* Effect.fork(backend.getUser("late"))
+        yield* Effect.sleep("50 millis")
+        yield* Scope.close(scope, Exit.void)
+        const guard = Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => new Error("a caller was left waiting") })
+        const exits = [
+          yield* Fiber.await(waiting).pipe(guard),
+          yield* Effect.exit(backend.getUser("1")).pipe(guard),
+          yield* Effect.exit(backend.getUser("2")).pipe(guard)
+        ]
+        for (const exit of exits) {
+          expect(String(transportErrorOf(exit).cause)).toBe("the backend is closed (its scope has ended)")
+        }
+      }
     }).pipe(Effect.scoped))
 
   it.scoped("a TTL cache answers repeated calls until the TTL has passed", () =>

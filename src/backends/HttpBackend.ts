@@ -322,7 +322,8 @@ const configError = (message: string) => new AuthError.AuthConfigError({ message
 
 /**
  * Builds the backend. Needs an `HttpClient` and a `Scope` (shared `getUser` fetches run in it and
- * stop when it closes). Fails with `AuthConfigError` when the configuration is unusable.
+ * stop when it closes; from then on `getUser` fails at once with a `TransportError`, as do the
+ * callers still waiting). Fails with `AuthConfigError` when the configuration is unusable.
  *
  * @example
  * ```ts
@@ -508,7 +509,8 @@ const makeWith = (
       window: Duration.decode(batchInput?.window ?? Duration.zero),
       timeout,
       ttl: cacheInput === undefined ? undefined : Duration.decode(cacheInput.ttl),
-      capacity
+      capacity,
+      closed: () => transport("the backend is closed (its scope has ended)")
     })
 
     const noUser = Effect.succeed(Option.none<User>())

@@ -33,6 +33,8 @@ export interface LoaderOptions {
   readonly timeout: Duration.Duration
   readonly ttl: Duration.Duration | undefined
   readonly capacity: number
+  /** What a caller fails with once the scope has closed: those waiting then, and any later one. */
+  readonly closed: () => AuthError.TransportError
 }
 
 /** @internal */
@@ -73,8 +75,6 @@ const sleepReal = (window: Duration.Duration): Effect.Effect<void> => {
   })
 }
 
-const interrupted = Exit.interrupt(FiberId.none)
-
 /**
  * Loads users by id so that concurrent callers share upstream requests.
  *
@@ -91,7 +91,10 @@ const interrupted = Exit.interrupt(FiberId.none)
  *
  * Fetches run in root fibers of the backend's scope, not in the callers' fibers: a caller that is
  * interrupted (its own timeout, a closed connection) stops waiting without failing the others,
- * and closing the scope interrupts what is in flight.
+ * and closing the scope interrupts what is in flight. Closing it also fails every caller still
+ * waiting (on a fetch or on the batch window) with `closed`, and so does every later call, at once:
+ * a fiber the closed scope would have run is interrupted before it starts, and its callers would
+ * wait for ever.
  *
  * The timeout is a timer per fetch rather than `Effect.timeout`: the fetch already has a fiber of
  * its own, so the timer settles the callers and interrupts that fiber, where `Effect.timeout`
@@ -112,6 +115,7 @@ export const make = (options: LoaderOptions): Effect.Effect<UserLoader, never, S
     const ttlMillis = ttl === undefined ? 0 : Duration.toMillis(ttl)
     const timeoutMillis = Duration.toMillis(options.timeout)
     const caching = ttlMillis > 0 && capacity > 0
+    let closed: Effect.Effect<never, AuthError.TransportError> | undefined = undefined
 
     const remember = (id: string, value: Option.Option<User>, now: number): void => {
       cache.delete(id)
@@ -174,16 +178,29 @@ export const make = (options: LoaderOptions): Effect.Effect<UserLoader, never, S
       pending = []
       return waiters
     }
+
+    // Runs before the fiber set's own finalizer (finalizers run in reverse order): every waiter
+    // not yet settled is in `inFlight`, the batch window's included.
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        const failure = options.closed()
+        closed = Effect.fail(failure)
+        const waiters = Array.from(inFlight.values())
+        pending = []
+        cache.clear()
+        settleEach(waiters, Exit.fail(failure), 0)
+      })
+    )
     const batchWindow: Effect.Effect<void> = fetchMany === undefined ? Effect.void : sleepReal(window).pipe(
       Effect.zipRight(Effect.sync(() => {
         for (const chunk of Arr.chunksOf(takePending(), maxBatchSize)) fetchChunk(fetchMany, chunk)
-      })),
-      // Closing the scope during the window must not leave callers waiting forever.
-      Effect.onInterrupt(() => Effect.sync(() => settleEach(takePending(), interrupted, 0)))
+      }))
+      // Closing the scope during the window settles its callers in the finalizer above.
     )
 
     const loadUncached = (id: string): Effect.Effect<Option.Option<User>, AuthError.TransportError> =>
       Effect.async<Option.Option<User>, AuthError.TransportError>((resume) => {
+        if (closed !== undefined) return resume(closed)
         let waiter = inFlight.get(id)
         if (waiter === undefined) {
           const created: Waiter = { id, resumers: [resume] }
@@ -204,6 +221,7 @@ export const make = (options: LoaderOptions): Effect.Effect<UserLoader, never, S
     const load = caching
       ? (id: string) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          if (closed !== undefined) return closed
           const hit = cache.get(id)
           if (hit !== undefined) {
             if (hit.expiresAt > now) return Effect.succeed(hit.value)
