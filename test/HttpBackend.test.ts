@@ -365,6 +365,45 @@ describe("HttpBackend: TransportError, without the request body in the cause", (
       }).pipe(Effect.scoped))
   }
 
+  const unreadClients: ReadonlyArray<readonly [string, Layer.Layer<HttpClient.HttpClient>]> = [
+    ...clients,
+    ["the node:http client", NodeHttpClient.layer]
+  ]
+  for (const [name, layer] of unreadClients) {
+    it.live(`on ${name}, an answer whose body is not read (a mapped status, an unexpected one, a 404) lets go of its connection`, () =>
+      Effect.gen(function*() {
+        const client = yield* built(layer)
+        // 401 to a login, 418 to another, 404 to a user: each with a body that drips for ever
+        // (until the client goes away)
+        const open = { started: 0, closed: 0 }
+        const peer = yield* HttpPeer.start((request, reply) => {
+          const status = request.method === "GET" ? 404 : JSON.parse(request.body).username === "teapot" ? 418 : 401
+          reply.raw.writeHead(status, { "content-type": "application/json" })
+          reply.raw.write("{\"error\": \"")
+          open.started++
+          const timer = setInterval(() => reply.raw.write("x".repeat(1024)), 20)
+          reply.raw.on("close", () => {
+            clearInterval(timer)
+            open.closed++
+          })
+        })
+        const backend = yield* backendFor(peer, {}, client)
+        expect(failureOf(yield* Effect.exit(backend.authenticate(login("alice"), undefined)))).toBeInstanceOf(AuthError.NoMatch)
+        const teapot = transportErrorOf(yield* Effect.exit(backend.authenticate(login("teapot"), undefined)))
+        expect(String(teapot.cause)).toContain("unexpected status 418")
+        expect(yield* backend.getUser("1")).toEqual(Option.none())
+        expect(open.started).toBe(3)
+        // the peer sees each answer dropped, long before the backend's timeout or a garbage collection
+        yield* Effect.promise(() => HttpPeer.sleep(0)).pipe(
+          Effect.repeat({ until: () => open.closed === 3, schedule: Schedule.spaced("20 millis") }),
+          Effect.timeoutFail({
+            duration: "2 seconds",
+            onTimeout: () => new Error(`${3 - open.closed} of 3 unread answers were never dropped`)
+          })
+        )
+      }).pipe(Effect.scoped))
+  }
+
   // The platform's clients keep the body they were handed under the response (`original.source.body`),
   // and a body without a length is read from there, without a stream per exchange. A client that
   // keeps nothing of the kind (its own response type, a wrapper) is read through `response.stream`,

@@ -444,8 +444,12 @@ const makeWith = (
     }
 
     const decodeUser = decodeBody(options.user)
+    // Every answer whose body is not read lets go of it (BoundedBody.discard): a peer's body that
+    // never ends would otherwise hold its connection until the response is garbage collected.
+    const unread = <A, E>(response: HttpClientResponse.HttpClientResponse, outcome: Effect.Effect<A, E>) =>
+      Effect.zipRight(BoundedBody.discard(response), outcome)
     const unexpected = (response: HttpClientResponse.HttpClientResponse, where: string) =>
-      Effect.fail(transport(`${where}: unexpected status ${response.status}`))
+      unread(response, Effect.fail(transport(`${where}: unexpected status ${response.status}`)))
 
     const statusOutcome = (status: number): AuthError.NoMatch | AuthError.PermissionDenied | undefined => {
       const outcome = statuses[status]
@@ -467,7 +471,7 @@ const makeWith = (
       Effect.suspend(() =>
         timed(exchange(() => toRequest(credentials as any, request), (response, where): Effect.Effect<User, AuthError.BackendError> => {
           const mapped = statusOutcome(response.status)
-          if (mapped !== undefined) return Effect.fail(mapped)
+          if (mapped !== undefined) return unread(response, Effect.fail(mapped))
           if (response.status < 200 || response.status >= 300) return unexpected(response, where)
           return Effect.flatMap(
             decodeUser(response, where),
@@ -476,12 +480,13 @@ const makeWith = (
         }))
       )
 
+    const noUser = Effect.succeed(Option.none<User>())
     // Django's get_user hides users that may not authenticate; filtered once per fetch, not per caller.
     const visible = (user: User): boolean => allowInactive || user.isActive
     const decodeFetchedUser = options.getUser?.user === undefined ? decodeUser : decodeBody(options.getUser.user)
     const fetchOne = (userId: string): UserLoader.Fetch<Option.Option<User>> =>
       exchange(() => userRequest(userId), (response, where) => {
-        if (response.status === 404) return Effect.succeed(Option.none())
+        if (response.status === 404) return unread(response, noUser)
         if (response.status < 200 || response.status >= 300) return unexpected(response, where)
         // A body for another id is no answer for this one (a session of user 42 must not resolve to
         // user 999), as the batch path drops users it did not ask for.
@@ -513,7 +518,6 @@ const makeWith = (
       closed: () => transport("the backend is closed (its scope has ended)")
     })
 
-    const noUser = Effect.succeed(Option.none<User>())
     const byDefaultPath = options.getUser?.request === undefined
     const getUser = (userId: string): Effect.Effect<Option.Option<User>, AuthError.TransportError> =>
       // An id this service could never have issued, or the default path could not hold, is no

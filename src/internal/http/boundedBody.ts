@@ -171,16 +171,22 @@ const fromNodeBody = (
     })
   })
 
+// What the client was handed: fetch's `Response`, undici's answer, `node:http`'s `IncomingMessage`.
+const sourceOf = (response: HttpClientResponse.HttpClientResponse): unknown => {
+  const inner: unknown = (response as { readonly original?: unknown }).original ?? response
+  return typeof inner === "object" && inner !== null ? (inner as { readonly source?: unknown }).source : undefined
+}
+
+const bodyOf = (source: unknown): unknown =>
+  typeof source === "object" && source !== null ? (source as { readonly body?: unknown }).body : undefined
+
 const rawBody = (
   response: HttpClientResponse.HttpClientResponse,
   maxBytes: number,
   where: string
 ): Effect.Effect<Uint8Array, string> | undefined => {
-  let body: unknown
   try {
-    const inner: unknown = (response as { readonly original?: unknown }).original ?? response
-    const source: unknown = typeof inner === "object" && inner !== null ? (inner as { readonly source?: unknown }).source : undefined
-    body = typeof source === "object" && source !== null ? (source as { readonly body?: unknown }).body : undefined
+    const body = bodyOf(sourceOf(response))
     if (isWebBody(body)) return fromWebBody(response, body, maxBytes, where)
     if (isNodeBody(body)) return fromNodeBody(response, body, maxBytes, where)
   } catch {
@@ -188,6 +194,36 @@ const rawBody = (
   }
   return undefined
 }
+
+/**
+ * Lets go of a body that will not be read (a 401, an unexpected status, a redirect): a body
+ * nobody reads keeps its connection open, and the platform's client aborts it only when the
+ * response is garbage collected. A peer that answers a status with a body that never ends (broken,
+ * or hostile) would otherwise hold a socket per request for as long as the process keeps the
+ * response. fetch's web stream is cancelled, undici's body and `node:http`'s `IncomingMessage`
+ * destroyed; a body that had fully arrived leaves its connection to the client's pool. A body
+ * already being read, or a response of some other client, is left alone.
+ *
+ * @internal
+ */
+export const discard = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<void> =>
+  Effect.sync(() => {
+    try {
+      const source = sourceOf(response)
+      const body = bodyOf(source)
+      if (isWebBody(body)) {
+        body.cancel().catch(ignore)
+        return
+      }
+      const node = isNodeBody(body) ? body : isNodeBody(source) ? source : undefined
+      if (node !== undefined) {
+        node.on("error", ignore)
+        node.destroy()
+      }
+    } catch {
+      // a response of some other client that throws when looked at: nothing to let go of
+    }
+  })
 
 // A body that announces its length within the ceiling is read whole, as usual (the common case
 // costs nothing more); one that announces more is refused unread; any other is counted as it
