@@ -878,6 +878,29 @@ describe("HttpBackend.getUser", () => {
       expect(peer.count()).toBe(2)
     }).pipe(Effect.scoped))
 
+  it.live("a batch answer that lists an id asked for twice fails the chunk with a TransportError, whichever copy is inactive", () =>
+    Effect.gen(function*() {
+      let answer: ReadonlyArray<typeof Body.Encoded> = []
+      const peer = yield* HttpPeer.start((_request, reply) => reply.json(200, answer))
+      const backend = yield* backendFor(peer, { getUser: { batch: true } })
+      const both = Effect.forEach(["1", "2"], (id) => Effect.exit(backend.getUser(id)), { concurrency: "unbounded" })
+      const mallory = { ...users["1"]!, login: "mallory", admin: true }
+      for (const twice of [
+        [users["1"]!, mallory], // the last copy must not win
+        [{ ...users["1"]!, active: false }, users["1"]!] // nor the active one, the inactive hidden
+      ]) {
+        answer = [...twice, users["2"]!]
+        for (const exit of yield* both) {
+          expect(String(transportErrorOf(exit).cause)).toBe(`GET ${peer.url}/users: the answer lists an id asked for more than once`)
+        }
+      }
+      // An id that was not asked for is dropped, twice or not.
+      answer = [users["1"]!, users["3"]!, users["3"]!]
+      const [one, two] = yield* both
+      expect(one).toEqual(Exit.succeed(Option.some(alice)))
+      expect(two).toEqual(Exit.succeed(Option.none()))
+    }).pipe(Effect.scoped))
+
   it.live("closing the backend's scope fails its waiting callers, and every later call, with a TransportError at once", () =>
     Effect.gen(function*() {
       const peer = yield* withPeer()

@@ -134,7 +134,8 @@ export const defaultStatuses: Readonly<Record<number, StatusOutcome>> = {
 export interface BatchOptions {
   /**
    * Default: `GET /users?ids=a,b,c` (ids must not contain a comma with this default).
-   * Ids missing from the answer have no user.
+   * Ids missing from the answer have no user; an answer that lists an id asked for more than once
+   * fails the request's callers with a `TransportError`.
    */
   readonly request?: ((ids: Arr.NonEmptyReadonlyArray<string>) => HttpClientRequest.HttpClientRequest) | undefined
   /** Schema of the 2xx body. Default: an array of the `getUser` user Schema. */
@@ -500,11 +501,27 @@ const makeWith = (
     if (batchInput !== undefined) {
       const batchRequest = batchInput.request ?? defaultBatchRequest
       const decodeUsers = decodeBody(batchInput.users ?? Schema.Array(options.getUser?.user ?? options.user))
+      // An answer that lists an id asked for twice is garbage: which copy is the user is not for
+      // the backend to guess (an inactive copy and an active one, a plain user and a superuser).
+      // Checked before the inactive are hidden, so hiding one copy cannot hide the conflict.
+      const listsTwice = (ids: ReadonlyArray<string>, users: ReadonlyArray<User>): boolean => {
+        const asked = new Set(ids)
+        const seen = new Set<string>()
+        for (const user of users) {
+          if (!asked.has(user.id)) continue
+          if (seen.has(user.id)) return true
+          seen.add(user.id)
+        }
+        return false
+      }
       fetchMany = (ids) =>
         exchange(() => batchRequest(ids), (response, where) =>
           response.status < 200 || response.status >= 300
             ? unexpected(response, where)
-            : Effect.map(decodeUsers(response, where), (users) => users.filter(visible)))
+            : Effect.flatMap(decodeUsers(response, where), (users) =>
+              listsTwice(ids, users)
+                ? Effect.fail(transport(`${where}: the answer lists an id asked for more than once`))
+                : Effect.succeed(users.filter(visible))))
     }
 
     const loader = yield* UserLoader.make({
