@@ -1,7 +1,7 @@
 import { FetchHttpClient, HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Cause, Config, ConfigError, ConfigProvider, Effect, Exit, Fiber, Layer, Option, Redacted, Schedule, Schema, Scope, TestClock } from "effect"
+import { Cause, Config, ConfigError, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Schedule, Schema, Scope, TestClock } from "effect"
 import * as HttpBackend from "../src/backends/HttpBackend.js"
 import { AuthError, AuthEvents, AuthService, Credentials } from "../src/index.js"
 import type { User } from "../src/index.js"
@@ -563,6 +563,29 @@ describe("HttpBackend: TransportError, without the request body in the cause", (
           Effect.flip
         )
         expect(error.message).toContain("maxResponseBytes")
+      }
+    }))
+
+  it.effect("a malformed duration (timeout, getUser.cache.ttl, getUser.batch.window) is an AuthConfigError, not a defect", () =>
+    Effect.gen(function*() {
+      // typed DurationInputs, but read from a config file or given by an untyped caller
+      const cases: ReadonlyArray<readonly [Partial<HttpBackend.DefaultOptions>, string]> = [
+        [{ timeout: "ten seconds" as Duration.DurationInput }, "timeout"],
+        [{ timeout: "2 ms" as Duration.DurationInput }, "timeout"],
+        [{ getUser: { cache: { ttl: "soon" as Duration.DurationInput } } }, "getUser.cache.ttl"],
+        [{ getUser: { cache: { ttl: undefined as unknown as Duration.DurationInput } } }, "getUser.cache.ttl"],
+        [{ getUser: { batch: { window: "2 ms" as Duration.DurationInput } } }, "getUser.batch.window"],
+        [{ getUser: { batch: { window: Duration.infinity } } }, "getUser.batch.window"]
+      ]
+      for (const [options, field] of cases) {
+        const exit = yield* HttpBackend.make({ baseUrl: "http://127.0.0.1", user: UserFromBody, ...options }).pipe(
+          Effect.provide(FetchHttpClient.layer),
+          Effect.scoped,
+          Effect.exit
+        )
+        const error = failureOf(exit)
+        expect(error).toBeInstanceOf(AuthError.AuthConfigError)
+        expect(error.message).toContain(field)
       }
     }))
 

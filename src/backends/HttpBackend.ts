@@ -145,6 +145,7 @@ export interface BatchOptions {
   /**
    * How long the first caller waits for others before the batch is sent. Default: zero, which
    * collects every caller of the current event-loop turn. Measured with a real timer, not `Clock`.
+   * Must be finite; one that does not parse is an `AuthConfigError`.
    */
   readonly window?: Duration.DurationInput | undefined
 }
@@ -362,11 +363,19 @@ const makeWith = (
     } catch {
       return yield* configError("baseUrl is not a URL")
     }
-    const timeout = Duration.decode(options.timeout ?? "10 seconds")
+    // A typed DurationInput can still be a malformed string at runtime (from a config file, say):
+    // `Duration.decode` throws on one, a defect; it is an AuthConfigError.
+    const timeoutInput = Duration.decodeUnknown(options.timeout ?? "10 seconds")
+    if (Option.isNone(timeoutInput)) return yield* configError("timeout must be a duration")
+    const timeout = timeoutInput.value
     if (!Duration.isFinite(timeout) || Duration.toMillis(timeout) <= 0) {
       return yield* configError("timeout must be a positive, finite duration")
     }
     const batchInput = options.getUser?.batch === true ? {} : options.getUser?.batch
+    const window = Duration.decodeUnknown(batchInput?.window ?? Duration.zero)
+    if (Option.isNone(window) || !Duration.isFinite(window.value)) {
+      return yield* configError("getUser.batch.window must be a finite duration")
+    }
     const maxBatchSize = batchInput?.maxSize ?? 100
     if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) {
       return yield* configError("getUser.batch.maxSize must be a positive integer")
@@ -376,6 +385,8 @@ const makeWith = (
       return yield* configError("maxResponseBytes must be a positive integer")
     }
     const cacheInput = options.getUser?.cache
+    const ttl = cacheInput === undefined ? Option.some(undefined) : Duration.decodeUnknown(cacheInput.ttl)
+    if (Option.isNone(ttl)) return yield* configError("getUser.cache.ttl must be a duration")
     const capacity = cacheInput?.capacity ?? 10_000
     if (!Number.isInteger(capacity) || capacity < 1) {
       return yield* configError("getUser.cache.capacity must be a positive integer")
@@ -528,9 +539,9 @@ const makeWith = (
       fetchOne,
       fetchMany,
       maxBatchSize,
-      window: Duration.decode(batchInput?.window ?? Duration.zero),
+      window: window.value,
       timeout,
-      ttl: cacheInput === undefined ? undefined : Duration.decode(cacheInput.ttl),
+      ttl: ttl.value,
       capacity,
       closed: () => transport("the backend is closed (its scope has ended)")
     })
