@@ -924,6 +924,25 @@ describe("HttpBackend.getUser", () => {
       expect(two).toEqual(Exit.succeed(Option.none()))
     }).pipe(Effect.scoped))
 
+  it.live("a timeout or window longer than a timer can hold (30 days) is cut to the longest one, not fired at once", () =>
+    Effect.gen(function*() {
+      const peer = yield* withPeer({ latency: 20 })
+      for (const getUser of [{}, { batch: true }] as const) {
+        const backend = yield* backendFor(peer, { timeout: "30 days", getUser })
+        expect(yield* backend.getUser("1")).toEqual(Option.some(alice))
+      }
+      // A window of 30 days waits (about 24.8 days), rather than sending at once.
+      const scope = yield* Scope.make()
+      const waiting = yield* backendFor(peer, { getUser: { batch: { window: "30 days" } } }).pipe(Scope.extend(scope))
+      const before = peer.count()
+      const caller = yield* Effect.fork(Effect.exit(waiting.getUser("2")))
+      yield* Effect.sleep("100 millis")
+      expect(peer.count()).toBe(before)
+      expect(caller.unsafePoll()).toBeNull()
+      yield* Scope.close(scope, Exit.void)
+      expect(String(transportErrorOf(yield* Fiber.join(caller)).cause)).toContain("the backend is closed")
+    }).pipe(Effect.scoped))
+
   it.live("closing the backend's scope fails its waiting callers, and every later call, with a TransportError at once", () =>
     Effect.gen(function*() {
       const peer = yield* withPeer()

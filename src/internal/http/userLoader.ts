@@ -61,10 +61,15 @@ interface CacheEntry {
   readonly expiresAt: number
 }
 
+// The longest delay `setTimeout` takes (about 24.8 days): a longer one overflows and fires at once
+// (after 1 ms), so a valid `timeout: "30 days"` would fail every fetch as it starts.
+const maxTimerMillis = 2 ** 31 - 1
+const timerMillis = (duration: Duration.Duration): number => Math.min(Duration.toMillis(duration), maxTimerMillis)
+
 // A real timer on purpose: the window is a scheduling detail, not domain time, so a TestClock must
 // not be able to freeze it.
 const sleepReal = (window: Duration.Duration): Effect.Effect<void> => {
-  const millis = Duration.toMillis(window)
+  const millis = timerMillis(window)
   return Effect.async<void>((resume) => {
     if (millis <= 0 && typeof globalThis.setImmediate === "function") {
       const handle = globalThis.setImmediate(() => resume(Effect.void))
@@ -101,7 +106,8 @@ const sleepReal = (window: Duration.Duration): Effect.Effect<void> => {
  * would race it against a second fiber (measured on the undici client: about 0.3 ms of CPU per
  * exchange, a fifth of it). The callers are released at the deadline even when the exchange takes
  * long to interrupt (an uninterruptible client transform, say). Like the window, it is a real
- * timer: a transport deadline, not domain time.
+ * timer: a transport deadline, not domain time. Both are cut to `setTimeout`'s longest delay,
+ * 2^31 - 1 ms (about 24.8 days), past which it would fire at once.
  *
  * @internal
  */
@@ -113,7 +119,7 @@ export const make = (options: LoaderOptions): Effect.Effect<UserLoader, never, S
     const cache = new Map<string, CacheEntry>()
     const { capacity, fetchMany, fetchOne, maxBatchSize, ttl, window } = options
     const ttlMillis = ttl === undefined ? 0 : Duration.toMillis(ttl)
-    const timeoutMillis = Duration.toMillis(options.timeout)
+    const timeoutMillis = timerMillis(options.timeout)
     const caching = ttlMillis > 0 && capacity > 0
     let closed: Effect.Effect<never, AuthError.TransportError> | undefined = undefined
 
