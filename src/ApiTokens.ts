@@ -35,8 +35,10 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as AuthError from "./AuthError.js"
@@ -246,7 +248,10 @@ export interface Service {
   readonly create: (
     input: CreateToken
   ) => Effect.Effect<CreatedToken, InvalidInput | UserStore.UserNotFound | ApiTokenStoreError>
-  /** The user's tokens, oldest first; revoked ones only with `includeRevoked`. */
+  /**
+   * The user's tokens, oldest first; revoked ones only with `includeRevoked`. Options that do not
+   * decode (`includeRevoked: "no"` from an untyped caller) are `InvalidInput` (field `"options"`).
+   */
   readonly list: (
     userId: string,
     options?: { readonly includeRevoked?: boolean | undefined }
@@ -254,7 +259,9 @@ export interface Service {
   readonly get: (tokenId: string) => Effect.Effect<Option.Option<TokenInfo>, ApiTokenStoreError>
   /**
    * Revokes a token; revoking it again is not an error. With `userId`, a token of another user
-   * is `TokenNotFound`, so self-service pages need no separate ownership check.
+   * is `TokenNotFound`, so self-service pages need no separate ownership check. An id that is no
+   * token id (a number, a whole token) and options whose `userId` is no string are
+   * `TokenNotFound` too: nothing is revoked.
    */
   readonly revoke: (
     tokenId: string,
@@ -458,6 +465,28 @@ export const migrate = (
   Effect.flatMap(tables(options), (t) => SqlTables.migrate(migrations(t), t.migrations, storeError("migrate")))
 
 const decodeCreate = Schema.decodeUnknown(CreateToken, { errors: "first", onExcessProperty: "error" })
+// The options of `list` and `revoke` as an untyped caller may give them: `includeRevoked: "no"`
+// is truthy, so it must not be read as a boolean by JavaScript's rules.
+const decodeListOptions = Schema.decodeUnknownEither(
+  Schema.UndefinedOr(Schema.Struct({ includeRevoked: Schema.optional(Schema.UndefinedOr(Schema.Boolean)) })),
+  { errors: "first" }
+)
+const decodeRevokeOptions = Schema.decodeUnknownEither(
+  Schema.UndefinedOr(Schema.Struct({ userId: Schema.optional(Schema.UndefinedOr(Schema.String)) })),
+  { errors: "first" }
+)
+// Decodes options that may throw when read (a getter, a Proxy): such options did not decode.
+const decodeOptions = <A>(
+  decode: (input: unknown) => Either.Either<A, ParseResult.ParseError>,
+  input: unknown,
+  message: string
+): Either.Either<A, string> => {
+  try {
+    return Either.mapLeft(decode(input), () => message)
+  } catch {
+    return Either.left("could not be read")
+  }
+}
 const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
 
 /**
@@ -536,13 +565,15 @@ export const make = (
           )
           return { token: Redacted.make(token), info: infoOf(tokenPrefix, row) }
         }),
-      list: (userId, listOptions) =>
-        isUserId(userId)
-          ? Effect.map(
-            viaRepo("list", repo.listByUser(userId, listOptions?.includeRevoked ?? false)),
-            (rows) => rows.map((row) => infoOf(tokenPrefix, row))
-          )
-          : Effect.fail(new InvalidInput({ field: "userId", message: "must be 1 to 255 characters" })),
+      list: (userId, listOptions) => {
+        if (!isUserId(userId)) return Effect.fail(new InvalidInput({ field: "userId", message: "must be 1 to 255 characters" }))
+        const decoded = decodeOptions(decodeListOptions, listOptions, "must be an object whose includeRevoked is a boolean")
+        if (Either.isLeft(decoded)) return Effect.fail(new InvalidInput({ field: "options", message: decoded.left }))
+        return Effect.map(
+          viaRepo("list", repo.listByUser(userId, decoded.right?.includeRevoked ?? false)),
+          (rows) => rows.map((row) => infoOf(tokenPrefix, row))
+        )
+      },
       get: (tokenId) =>
         Token.isTokenId(tokenId)
           ? Effect.map(viaRepo("get", repo.findById(tokenId)), Option.map((row) => infoOf(tokenPrefix, row)))
@@ -553,9 +584,14 @@ export const make = (
           // quote it, and the error's own Schema refuses what is not a string.
           if (!Token.isTokenId(tokenId)) return yield* new TokenNotFound({ tokenId: "(not a token id)" })
           const notFound = new TokenNotFound({ tokenId })
+          // Options that do not decode (a `userId` that is no string) name no owner this token
+          // could have: not found, never revoked on a guess.
+          const decoded = decodeOptions(decodeRevokeOptions, revokeOptions, "must be an object whose userId is a string")
+          if (Either.isLeft(decoded)) return yield* notFound
+          const owner = decoded.right?.userId
           const found = yield* viaRepo("revoke", repo.findById(tokenId))
           if (Option.isNone(found)) return yield* notFound
-          if (revokeOptions?.userId !== undefined && found.value.userId !== revokeOptions.userId) return yield* notFound
+          if (owner !== undefined && found.value.userId !== owner) return yield* notFound
           if (found.value.revokedAt !== null) return
           yield* viaRepo("revoke", repo.revoke(tokenId, yield* now))
         })

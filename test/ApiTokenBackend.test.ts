@@ -227,6 +227,30 @@ const suite = (name: string, env: (options?: ApiTokenBackend.Options) => Layer.L
         expect(yield* tokens.get("not an id")).toEqual(Option.none())
       }).pipe(Effect.provide(env())))
 
+    it.effect("ids and options of the wrong type from an untyped caller are typed failures, never a defect or a guess", () =>
+      Effect.gen(function*() {
+        const tokens = yield* ApiTokens.ApiTokens
+        const alice = yield* seedUser()
+        const created = yield* newToken({ userId: alice.id, name: "first" })
+        // an 8-digit number reads as an id to a RegExp, and died in TokenNotFound's constructor
+        for (const id of [12345678, ["ABCDEFGH"], { toString: () => created.info.id }]) {
+          expect(failureTag(yield* Effect.exit(tokens.revoke(id as any)))).toBe("TokenNotFound")
+          expect(yield* tokens.get(id as any)).toEqual(Option.none())
+        }
+        // "no" is truthy: it must not list revoked tokens, nor be read as false
+        for (const options of [{ includeRevoked: "no" }, { includeRevoked: 1 }, "yes", 42]) {
+          const error = yield* Effect.flip(tokens.list(alice.id, options as any))
+          expect(error._tag).toBe("InvalidInput")
+          expect(error).toMatchObject({ field: "options" })
+        }
+        expect(yield* Effect.exit(tokens.list(alice.id, { includeRevoked: undefined }))).toEqual(Exit.succeed([created.info]))
+        // an owner that is no string owns nothing: not found, and the token stays valid
+        for (const options of [{ userId: Number(alice.id) }, { userId: [alice.id] }, "alice"]) {
+          expect(failureTag(yield* Effect.exit(tokens.revoke(created.info.id, options as any)))).toBe("TokenNotFound")
+        }
+        expect((yield* authenticate(created.token)).id).toBe(alice.id)
+      }).pipe(Effect.provide(env())))
+
     it.effect("an inactive owner is NoMatch(inactive-user); an owner gone from the store is NoMatch(unknown-user)", () =>
       Effect.gen(function*() {
         const store = yield* UserStore.UserStore
@@ -366,6 +390,7 @@ describe("ApiTokenBackend on SQLite: tables and configuration", () => {
         { tokenPrefix: "e_a" },
         { tablePrefix: "x; DROP" },
         { migrationsTable: "Bad-Name" },
+        { tokenPrefix: ["ea"] as never },
         { lastUsedInterval: "every now and then" as never },
         { timeout: "soon" as never },
         { timeout: 0 }

@@ -13,11 +13,15 @@ export const SECRET_LENGTH = 43
 
 const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
-/** @internal */
-export const isTokenId = (id: string): boolean => /^[A-Za-z0-9]{8}$/.test(id)
+// `RegExp.test` turns what it is given into a string first: a number such as 12345678 (from an
+// untyped caller, a JSON body) would pass for an id, `["ea"]` for a prefix. Only strings are.
 
 /** @internal */
-export const isTokenPrefix = (prefix: string): boolean => /^[a-z][a-z0-9]{0,15}$/.test(prefix)
+export const isTokenId = (id: unknown): id is string => typeof id === "string" && /^[A-Za-z0-9]{8}$/.test(id)
+
+/** @internal */
+export const isTokenPrefix = (prefix: unknown): prefix is string =>
+  typeof prefix === "string" && /^[a-z][a-z0-9]{0,15}$/.test(prefix)
 
 /** @internal */
 export const generateId = (): string => {
