@@ -3,10 +3,10 @@
  * database, as the Redis store is) or SQLite (one host), in one table, `auth_lockout` by default.
  *
  * Every operation on a list of keys is one transaction. On PostgreSQL the keys' rows are created
- * if missing (`ON CONFLICT DO NOTHING`) and then locked with `SELECT … FOR UPDATE`, in key order,
- * before anything is counted: two instances attempting the same user at once wait for each other,
- * so no count is lost and exactly `limit` attempts reach a backend — django-axes' known race,
- * closed. SQLite serialises writers on the database file.
+ * if missing and locked by one upsert each (`INSERT … ON CONFLICT DO UPDATE … RETURNING`), in key
+ * order, before anything is counted: two instances attempting the same user at once wait for each
+ * other, also while a third deletes the row, so no count is lost and exactly `limit` attempts reach
+ * a backend — django-axes' known race, closed. SQLite serialises writers on the database file.
  *
  * The table is created by `@effect/sql`'s `Migrator` with its own bookkeeping table,
  * `effect_<prefix>lockout_migrations`. Forgotten records are invisible at once and deleted by
@@ -218,26 +218,27 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
     const t = yield* tables(options)
     const sql = yield* SqlClient.SqlClient
     const table = sql(t.lockout)
-    const forUpdate = sql.literal(sql.onDialectOrElse({ pg: () => "FOR UPDATE", orElse: () => "" }))
     const run = SqlTables.runner("Lockout", options.timeout, storeError)
 
     // The keys' live records, their rows locked until the transaction ends (in key order, so two
-    // transactions over overlapping keys cannot deadlock). Placeholder rows (expires_at 0) make
-    // sure there is a row to lock for a key seen for the first time.
+    // transactions over overlapping keys cannot deadlock). Each row is locked by an upsert that
+    // creates a placeholder (expires_at 0) for a key seen for the first time: `ON CONFLICT DO
+    // UPDATE` ends with the row inserted or locked, also when another transaction deletes it
+    // meanwhile (a refund dropping an empty record, a reset, clearExpired). `INSERT … DO NOTHING`
+    // then `SELECT … FOR UPDATE` did not: the SELECT skipped a row deleted while it waited, and the
+    // attempt's count was written to no row.
     const lockRows = (keys: ReadonlyArray<string>, now: number) =>
       Effect.gen(function*() {
-        const sorted = [...new Set(keys)].sort()
-        for (const key of sorted) {
-          yield* sql`INSERT INTO ${table} (lock_key, failures, last_failure, locked_until, lockouts, expires_at)
-            VALUES (${key}, 0, 0, 0, 0, 0) ON CONFLICT (lock_key) DO NOTHING`
-        }
-        const rows = yield* Effect.flatMap(
-          sql`SELECT lock_key, failures, last_failure, locked_until, lockouts, expires_at FROM ${table}
-            WHERE ${sql.in("lock_key", sorted)} ORDER BY lock_key ${forUpdate}`,
-          decodeRows
-        )
         const live = new Map<string, LockoutRecord>()
-        for (const row of rows) if (row.expires_at > now) live.set(row.lock_key, toRecord(row))
+        for (const key of [...new Set(keys)].sort()) {
+          const rows = yield* Effect.flatMap(
+            sql`INSERT INTO ${table} (lock_key, failures, last_failure, locked_until, lockouts, expires_at)
+              VALUES (${key}, 0, 0, 0, 0, 0) ON CONFLICT (lock_key) DO UPDATE SET lock_key = excluded.lock_key
+              RETURNING lock_key, failures, last_failure, locked_until, lockouts, expires_at`,
+            decodeRows
+          )
+          for (const row of rows) if (row.expires_at > now) live.set(row.lock_key, toRecord(row))
+        }
         return live
       })
 

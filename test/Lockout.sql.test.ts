@@ -4,10 +4,14 @@
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import * as AuthBackend from "../src/AuthBackend.js"
 import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
@@ -144,6 +148,43 @@ describe.skipIf(Postgres.missing)("Lockout on PostgreSQL", () => {
     const { backend } = counting()
     return Effect.gen(function*() {
       yield* aSuccessGivesBackItsOwnCount(yield* instance(pool(), backend, { tablePrefix: prefix, by: "username", limit: 2 }))
+    }).pipe(Effect.scoped, Effect.ensuring(dropLockoutTables(prefix)))
+  })
+
+  it.live("an attempt waiting for a row that another transaction deletes (a refund, a reset) still counts", () => {
+    const prefix = Postgres.uniquePrefix("lockout")
+    const policy = { limit: 1000, coolOff: 900_000, backOff: 1, maxCoolOff: 86_400_000, forgetAfter: 86_400_000 }
+    const key = "username:carol"
+    return Effect.gen(function*() {
+      // The store on one pool; the other transaction on a pool of its own (a fiber forked inside
+      // `withTransaction` would share its connection).
+      const sql = Context.get(yield* Layer.build(pool()), SqlClient.SqlClient)
+      const other = Context.get(yield* Layer.build(pool()), SqlClient.SqlClient)
+      yield* SqlLockoutStore.migrate({ tablePrefix: prefix }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+      const store = yield* SqlLockoutStore.make({ tablePrefix: prefix }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+      const t = yield* SqlLockoutStore.tables({ tablePrefix: prefix })
+      const now = Date.now()
+      yield* store.attempt([key], now, policy) // failures 1: the attempt the refund gives back
+      const locked = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      // What a refund that drops the record does: lock the row, delete it, commit.
+      const refund = yield* Effect.fork(other.withTransaction(Effect.gen(function*() {
+        yield* other`SELECT lock_key FROM ${other(t.lockout)} WHERE lock_key = ${key} FOR UPDATE`
+        yield* Deferred.succeed(locked, undefined)
+        yield* Deferred.await(release)
+        yield* other`DELETE FROM ${other(t.lockout)} WHERE lock_key = ${key}`
+      })))
+      yield* Deferred.await(locked)
+      const attempt = yield* Effect.fork(store.attempt([key], now, policy)) // a wrong password meanwhile
+      // until the attempt waits for the row lock
+      yield* other<{ c: number }>`SELECT count(*)::int AS c FROM pg_stat_activity
+        WHERE wait_event_type = 'Lock' AND query LIKE ${`%${t.lockout}%`}`.pipe(
+        Effect.repeat({ until: (rows) => rows[0]!.c > 0, schedule: Schedule.spaced("10 millis"), times: 500 })
+      )
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(refund)
+      expect(yield* Fiber.join(attempt)).toEqual({ _tag: "Allowed", locked: [], until: 0 })
+      expect((yield* store.list(now)).map((e) => [e.key, e.failures])).toEqual([[key, 1]])
     }).pipe(Effect.scoped, Effect.ensuring(dropLockoutTables(prefix)))
   })
 
