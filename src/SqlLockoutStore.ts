@@ -6,7 +6,9 @@
  * if missing and locked by one upsert each (`INSERT … ON CONFLICT DO UPDATE … RETURNING`), in key
  * order, before anything is counted: two instances attempting the same user at once wait for each
  * other, also while a third deletes the row, so no count is lost and exactly `limit` attempts reach
- * a backend — django-axes' known race, closed. SQLite serialises writers on the database file.
+ * a backend — django-axes' known race, closed. A row made for a key with no record is deleted in
+ * the same transaction when nothing is counted there (a refused attempt, a refund), so refused
+ * attempts with fresh names add no rows. SQLite serialises writers on the database file.
  *
  * The table is created by `@effect/sql`'s `Migrator` with its own bookkeeping table,
  * `effect_<prefix>lockout_migrations`. Forgotten records are invisible at once and deleted by
@@ -242,6 +244,15 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
         return live
       })
 
+    // The keys lockRows found with no live record (its placeholders, records past forgetAfter),
+    // deleted while this transaction still holds their rows: an operation that writes no record
+    // there (a refused attempt, a refund) leaves no row behind, so a spray of fresh names from a
+    // locked address does not grow the table until clearExpired.
+    const dropDead = (keys: ReadonlyArray<string>, live: ReadonlyMap<string, LockoutRecord>) => {
+      const dead = [...new Set(keys)].filter((key) => !live.has(key))
+      return dead.length === 0 ? Effect.void : sql`DELETE FROM ${table} WHERE ${sql.in("lock_key", dead)}`
+    }
+
     const write = (key: string, r: LockoutRecord) =>
       sql`UPDATE ${table} SET failures = ${r.f}, last_failure = ${r.t}, locked_until = ${r.u},
         lockouts = ${r.n}, expires_at = ${r.expiresAt} WHERE lock_key = ${key}`
@@ -255,6 +266,7 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
             Effect.gen(function*() {
               const live = yield* lockRows(keys, now)
               const decided = decideAttempt(keys, keys.map((key) => live.get(key)), now, policy)
+              if (decided.reservation._tag === "Locked") yield* dropDead(keys, live)
               for (const [i, record] of decided.records.entries()) yield* write(keys[i]!, record)
               return decided.reservation
             })
@@ -271,6 +283,7 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
                 if (refundFailure(record, now, policy)) yield* sql`DELETE FROM ${table} WHERE lock_key = ${key}`
                 else yield* write(key, record)
               }
+              yield* dropDead(keys, live)
             })
           )
         ),

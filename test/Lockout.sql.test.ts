@@ -61,6 +61,28 @@ const dropLockoutTables = (prefix: string) =>
   Effect.flatMap(Effect.orDie(SqlLockoutStore.tables({ tablePrefix: prefix })), (t) =>
     Postgres.dropDirect(Postgres.dropTables([t.lockout, t.migrations])))
 
+/**
+ * Refused attempts (a locked address, fresh names each time) and a refund of a key with no record
+ * leave no row behind: the table holds the live records only.
+ */
+const refusedAttemptsLeaveNoRow = (prefix?: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* SqlLockoutStore.migrate({ tablePrefix: prefix })
+    const store = yield* SqlLockoutStore.make({ tablePrefix: prefix })
+    const t = yield* SqlLockoutStore.tables({ tablePrefix: prefix })
+    const policy = { limit: 1, coolOff: 900_000, backOff: 1, maxCoolOff: 86_400_000, forgetAfter: 86_400_000 }
+    const now = 1_700_000_000_000
+    const rows = Effect.map(sql<{ c: number }>`SELECT count(*) AS c FROM ${sql(t.lockout)}`, (r) => Number(r[0]!.c))
+    expect(yield* store.attempt(["ip:192.0.2.7", "username:n0"], now, policy)).toMatchObject({ _tag: "Allowed" })
+    for (let i = 1; i <= 50; i++) {
+      expect(yield* store.attempt(["ip:192.0.2.7", `username:n${i}`], now, policy)).toMatchObject({ _tag: "Locked" })
+    }
+    yield* store.refund(["username:nobody"], now, policy)
+    expect((yield* store.list(now)).map((e) => e.key)).toEqual(["ip:192.0.2.7", "username:n0"])
+    expect(yield* rows).toBe(2)
+  })
+
 describe.skipIf(Postgres.missing)("Lockout on PostgreSQL", () => {
   it.live(
     "two instances, 500 concurrent wrong passwords, limit 5: exactly 5 reach a backend, 495 are LockedOut",
@@ -149,6 +171,11 @@ describe.skipIf(Postgres.missing)("Lockout on PostgreSQL", () => {
     return Effect.gen(function*() {
       yield* aSuccessGivesBackItsOwnCount(yield* instance(pool(), backend, { tablePrefix: prefix, by: "username", limit: 2 }))
     }).pipe(Effect.scoped, Effect.ensuring(dropLockoutTables(prefix)))
+  })
+
+  it.live("refused attempts with fresh names from a locked address leave no row behind", () => {
+    const prefix = Postgres.uniquePrefix("lockout")
+    return refusedAttemptsLeaveNoRow(prefix).pipe(Effect.provide(pool()), Effect.ensuring(dropLockoutTables(prefix)))
   })
 
   it.live("an attempt waiting for a row that another transaction deletes (a refund, a reset) still counts", () => {
@@ -272,6 +299,9 @@ describe("Lockout on SQLite", () => {
       Effect.flatMap(resetFindsItsKeys),
       Effect.provide(sqlite())
     ))
+
+  it.live("refused attempts with fresh names from a locked address leave no row behind", () =>
+    refusedAttemptsLeaveNoRow().pipe(Effect.provide(sqlite())))
 
   it.live("back-off: each further lock lasts backOff times the previous one", () =>
     Effect.gen(function*() {
