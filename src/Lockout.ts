@@ -110,7 +110,7 @@ export interface Options {
   readonly maxCoolOff?: Duration.DurationInput | undefined
   /**
    * A key's record (its lock count, which drives `backOff`) is dropped this long after its lock or
-   * its failures end. Default: 1 day.
+   * its failures end, as the app's `Clock` tells in every built-in store. Default: 1 day.
    */
   readonly forgetAfter?: Duration.DurationInput | undefined
   /**
@@ -549,17 +549,29 @@ export interface RedisClient {
 }
 
 // Each record is a hash: f failures, t last failure (ms), u locked until (ms, 0: not locked),
-// n locks so far. The times are the app's clock (ARGV), so every instance judges with the same
-// rule; the key's TTL only collects garbage.
+// n locks so far, e when it is forgotten (ms). The times are the app's clock (ARGV), so every
+// instance judges with the same rule, and a record whose e is not after now is absent to every
+// script, as the other stores forget by the app's clock; the key's TTL only collects garbage. A
+// record without e (written before it was kept) lives by its TTL.
+
+// The live record of KEY (the hash's f, t, u, n), or nil.
+const liveRecord = `
+local function live(key, now)
+  local v = redis.call('HMGET', key, 'f', 't', 'u', 'n', 'e')
+  if not v[1] then return nil end
+  if v[5] and tonumber(v[5]) <= now then return nil end
+  return v
+end
+`
 
 // KEYS: the attempt's keys. ARGV: now, limit, coolOff, backOff, maxCoolOff, forgetAfter.
 // Reply: {0, retryAfter} (refused) or {1, until, i...} (counted; i: 1-based indexes of the keys it locked).
-const attemptScript = `
+const attemptScript = `${liveRecord}
 local now, limit, cool, mult, maxc, forget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local retry = 0
 local state = {}
 for i, key in ipairs(KEYS) do
-  local v = redis.call('HMGET', key, 'f', 't', 'u', 'n')
+  local v = live(key, now) or {}
   local s = {tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0, v[1]}
   if s[3] > now and s[3] - now > retry then retry = s[3] - now end
   state[i] = s
@@ -577,19 +589,20 @@ for i, key in ipairs(KEYS) do
     if u > reply[2] then reply[2] = u end
     reply[#reply + 1] = i
   end
-  redis.call('HSET', key, 'f', f, 't', now, 'u', u, 'n', n)
-  redis.call('PEXPIRE', key, math.max(u - now, cool) + forget)
+  local ttl = math.max(u - now, cool) + forget
+  redis.call('HSET', key, 'f', f, 't', now, 'u', u, 'n', n, 'e', now + ttl)
+  redis.call('PEXPIRE', key, ttl)
 end
 return reply`
 
 // KEYS: the keys. ARGV: now, limit. A record left with no failure and no lock so far is deleted
-// (as refundFailure answers for the other stores).
-const refundScript = `
+// (as refundFailure answers for the other stores), and so is a forgotten one.
+const refundScript = `${liveRecord}
 local now, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 for _, key in ipairs(KEYS) do
-  local v = redis.call('HMGET', key, 'f', 'u', 'n')
-  if v[1] then
-    local f, u, n = math.max(tonumber(v[1]) - 1, 0), tonumber(v[2]) or 0, tonumber(v[3]) or 0
+  local v = live(key, now)
+  if v then
+    local f, u, n = math.max(tonumber(v[1]) - 1, 0), tonumber(v[3]) or 0, tonumber(v[4]) or 0
     if u > now and f < limit then n = math.max(n - 1, 0) end
     if f == 0 and n == 0 then
       redis.call('DEL', key)
@@ -598,28 +611,31 @@ for _, key in ipairs(KEYS) do
     else
       redis.call('HSET', key, 'f', f)
     end
+  else
+    redis.call('DEL', key)
   end
 end
 return 0`
 
 // KEYS: the keys. ARGV: now. Reply: 1-based indexes of the keys that were locked.
-const resetScript = `
+const resetScript = `${liveRecord}
 local now = tonumber(ARGV[1])
 local reply = {}
 for i, key in ipairs(KEYS) do
-  local u = tonumber(redis.call('HGET', key, 'u') or '0') or 0
-  if u > now then reply[#reply + 1] = i end
+  local v = live(key, now)
+  if v and (tonumber(v[3]) or 0) > now then reply[#reply + 1] = i end
   redis.call('DEL', key)
 end
 return reply`
 
-// ARGV: cursor, pattern. Reply: {cursor, key, f, t, u, n, key, ...}: one SCAN step.
-const listScript = `
+// ARGV: cursor, pattern, now. Reply: {cursor, key, f, t, u, n, key, ...}: one SCAN step, live records only.
+const listScript = `${liveRecord}
+local now = tonumber(ARGV[3])
 local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', 500)
 local reply = {r[1]}
 for _, key in ipairs(r[2]) do
-  local v = redis.call('HMGET', key, 'f', 't', 'u', 'n')
-  if v[1] then
+  local v = live(key, now)
+  if v then
     reply[#reply + 1] = key
     for j = 1, 4 do reply[#reply + 1] = v[j] or '0' end
   end
@@ -628,17 +644,19 @@ return reply`
 
 const globEscape = (text: string): string => text.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 
-// KEYS: keys. Answers the 1-based indexes of those that hold a record.
-const existingScript = `
+// KEYS: keys. ARGV: now. Answers the 1-based indexes of those that hold a live record.
+const existingScript = `${liveRecord}
+local now = tonumber(ARGV[1])
 local found = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 1 then found[#found + 1] = i end
+  if live(key, now) then found[#found + 1] = i end
 end
 return found`
 
 /**
  * A store on Redis: every app instance on the same server and prefix shares the counters, and each
- * operation is one Lua script, so concurrent attempts on many instances count exactly.
+ * operation is one Lua script, so concurrent attempts on many instances count exactly. Records are
+ * forgotten by the app's clock, as in the other stores; the keys' TTL only collects garbage.
  *
  * @example
  * ```ts
@@ -700,7 +718,7 @@ export const redisStore = (client: RedisClient, options: { readonly keyPrefix?: 
       Effect.gen(function*() {
         const keys: Array<string> = []
         if (query.exact.length > 0) {
-          const reply = yield* call("find", () => client.eval(existingScript, query.exact.length, ...full(query.exact)))
+          const reply = yield* call("find", () => client.eval(existingScript, query.exact.length, ...full(query.exact), now))
           for (const i of ints(reply)) keys.push(query.exact[i - 1]!)
         }
         for (const pair of query.pairs) {
@@ -716,7 +734,7 @@ export const redisStore = (client: RedisClient, options: { readonly keyPrefix?: 
       const entries: Array<Entry> = []
       let cursor = "0"
       do {
-        const reply = yield* call(operation, () => client.eval(listScript, 0, cursor, pattern))
+        const reply = yield* call(operation, () => client.eval(listScript, 0, cursor, pattern, now))
         const items = Array.isArray(reply) ? reply.map(String) : ["0"]
         cursor = items[0] ?? "0"
         for (let i = 1; i + 4 < items.length; i += 5) {

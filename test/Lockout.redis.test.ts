@@ -2,10 +2,13 @@
 // counters through one key prefix, and the Lua scripts count concurrent attempts exactly.
 import { describe, expect, it } from "@effect/vitest"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as TestClock from "effect/TestClock"
 import { Redis as IORedis } from "ioredis"
 import * as AuthBackend from "../src/AuthBackend.js"
+import * as AuthError from "../src/AuthError.js"
 import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
 import * as Lockout from "../src/Lockout.js"
@@ -131,6 +134,34 @@ describe.skipIf(Redis.missing)("Lockout on Redis", () => {
       }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
     })
   }
+
+  it.effect("a record is forgotten by the app's clock (TestClock), not by the key's TTL, as in the other stores", () => {
+    const prefix = Redis.uniquePrefix("lockout")
+    return Effect.gen(function*() {
+      const client = yield* Redis.client
+      const lockout = yield* Lockout.make(Lockout.redisStore(client, { keyPrefix: prefix }), {
+        by: "username",
+        limit: 1,
+        coolOff: "1 second",
+        backOff: 2,
+        forgetAfter: "10 seconds"
+      })
+      const attempt = Effect.flip(
+        lockout.guard({ username: "carol" }, undefined, Effect.fail(new AuthError.AuthenticationFailed({ attempts: [] })))
+      )
+      yield* attempt // lock #1: 1 s
+      yield* TestClock.adjust("2 seconds")
+      yield* attempt // lock #2: 2 s
+      yield* TestClock.adjust("1 hour") // past forgetAfter on the app's clock; the key's TTL has hours left
+      expect(yield* lockout.list).toEqual([])
+      expect(yield* lockout.reset("carol")).toEqual([])
+      yield* TestClock.adjust("1 hour")
+      yield* attempt // a fresh record: lock #1 again, not #3
+      const refused = yield* attempt
+      expect(refused._tag === "LockedOut" && Duration.toMillis(refused.retryAfter)).toBe(1000)
+      expect((yield* lockout.list).map((e) => [e.key, e.failures, e.lockouts])).toEqual([["username:carol", 1, 1]])
+    }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
+  })
 
   it.live("a store that cannot answer fails the attempt with TransportError (503), asking no backend", () => {
     const { backend, calls } = counting()
