@@ -12,7 +12,9 @@
  * Django backend path of the effect-auth backend, see `backends`) and `_auth_user_hash`
  * (`get_session_auth_hash()`). What effect-auth keeps besides (the CSRF token, the login and
  * last-seen times, the second factor) is one more key, `_effect_auth`, which Django ignores; the
- * keys other Django apps put in a session are kept when effect-auth updates it (`replace` writes
+ * keys other Django apps put in a session are kept when effect-auth updates it, in their order and
+ * each value as the JSON text Django wrote (a float `10.0` stays a float, an integer past 2^53
+ * that integer, `NaN` is kept), effect-auth setting only its own four keys (`replace` writes
  * only over the value it read, and reads again when a write landed in between, so requests
  * refreshing one session at once all find it live), and move with the
  * session to its new key at a login, as Django's `cycle_key` moves them (`cycle`). A live session
@@ -126,6 +128,22 @@ const storeError = (operation: string) => (cause: unknown) => new SessionStore.S
 const isDict = (value: unknown): value is Record<string, unknown> =>
   Predicate.isObject(value) && !Array.isArray(value)
 
+// The keys effect-auth reads and writes in a Django session; every other key is another app's,
+// written back as it was read (its place, and on the database its JSON text: `Signing.RawJson`).
+const ownKeys = ["_auth_user_id", "_auth_user_backend", "_auth_user_hash", "_effect_auth"] as const
+
+// effect-auth's keys of a session dict, their values read.
+const ownOf = (data: Signing.SessionDict): Record<string, unknown> => {
+  const own: Record<string, unknown> = {}
+  for (const key of ownKeys) {
+    const value = data.get(key)
+    if (value !== undefined) own[key] = value instanceof Signing.RawJson ? value.value : value
+  }
+  return own
+}
+
+const noData: Signing.SessionDict = new Map()
+
 // What the SQL and cache stores share: Django's session dict to a record and back.
 const codec = (options: Options) =>
   Effect.gen(function*() {
@@ -178,29 +196,32 @@ const codec = (options: Options) =>
       })
     }
 
-    // The record as Django's keys, over what the session held before (other apps' keys stay).
-    const toDict = (record: SessionStore.SessionRecord, before: Record<string, unknown>): Record<string, unknown> => ({
-      ...before,
-      _auth_user_id: record.userId,
-      _auth_user_backend: pathOf(record.backendId),
-      _auth_user_hash: record.authHash,
-      _effect_auth: {
-        csrf: record.csrfToken,
-        createdAt: record.createdAt,
-        lastSeenAt: record.lastSeenAt,
-        ...(record.degraded === true && { degraded: true }),
-        ...(record.secondFactor !== undefined && { secondFactor: record.secondFactor })
-      }
-    })
+    // The record as Django's keys, over what the session held before: other apps' keys stay, in
+    // their order and as they were read; a key of ours keeps its place, a new one goes last, as
+    // Python's dict assignment does.
+    const toDict = (record: SessionStore.SessionRecord, before: Signing.SessionDict): Signing.SessionDict =>
+      new Map(before)
+        .set("_auth_user_id", record.userId)
+        .set("_auth_user_backend", pathOf(record.backendId))
+        .set("_auth_user_hash", record.authHash)
+        .set("_effect_auth", {
+          csrf: record.csrfToken,
+          createdAt: record.createdAt,
+          lastSeenAt: record.lastSeenAt,
+          ...(record.degraded === true && { degraded: true }),
+          ...(record.secondFactor !== undefined && { secondFactor: record.secondFactor })
+        })
 
     // What a new key takes over from the session it replaces (Django's `cycle_key`): everything,
     // unless that session is a login of another user or through another backend, which Django's
     // `login` flushes. The login keys themselves are then overwritten by `toDict`.
-    const carried = (before: Record<string, unknown>, record: SessionStore.SessionRecord): Record<string, unknown> =>
-      before._auth_user_id === undefined ||
-        (before._auth_user_id === record.userId && before._auth_user_backend === pathOf(record.backendId))
+    const carried = (before: Signing.SessionDict, record: SessionStore.SessionRecord): Signing.SessionDict => {
+      const own = ownOf(before)
+      return own._auth_user_id === undefined ||
+          (own._auth_user_id === record.userId && own._auth_user_backend === pathOf(record.backendId))
         ? before
-        : {}
+        : noData
+    }
 
     return { secret, readSecrets: secrets.map(Redacted.value), cookieAge, toRecord, toDict, carried }
   })
@@ -241,9 +262,8 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
       Effect.map(Effect.flatMap(statement, decodeKeys), (rows) => rows.length)
 
     // Data that does not verify is an empty session, as Django reads it.
-    const decodeData = (text: string): Record<string, unknown> =>
-      Signing.decodeSession(text, readSecrets, { className }) ?? {}
-    const toData = (record: SessionStore.SessionRecord, before: Record<string, unknown>) =>
+    const decodeData = (text: string): Signing.SessionDict => Signing.readSession(text, readSecrets, { className }) ?? noData
+    const toData = (record: SessionStore.SessionRecord, before: Signing.SessionDict) =>
       Signing.encodeSession(toDict(record, before), secret, { className })
 
     const live = (key: string, now: number) =>
@@ -255,7 +275,7 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
         (rows) => Option.fromNullable(rows[0])
       )
 
-    const write = (key: string, record: SessionStore.SessionRecord, before: Record<string, unknown>, now: number) =>
+    const write = (key: string, record: SessionStore.SessionRecord, before: Signing.SessionDict, now: number) =>
       record.expiresAt <= now
         ? Effect.asVoid(sql`DELETE FROM ${table} WHERE session_key = ${key}`)
         : Effect.asVoid(sql`INSERT INTO ${table} (session_key, session_data, expire_date)
@@ -268,9 +288,9 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
         run(
           "get",
           Effect.map(live(key, now), (row) =>
-            Option.flatMap(row, (r) => toRecord(key, decodeData(r.session_data), r.expire_date.getTime(), now)))
+            Option.flatMap(row, (r) => toRecord(key, ownOf(decodeData(r.session_data)), r.expire_date.getTime(), now)))
         ),
-      set: (key, record, now) => run("set", write(key, record, {}, now)),
+      set: (key, record, now) => run("set", write(key, record, noData, now)),
       // Compare-and-set on the data read, so a write by Django in between is not overwritten;
       // a round that lost to one reads again.
       replace: (key, record, now) =>
@@ -287,7 +307,7 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
               // Data that no longer verifies (Django rewrote it under a SECRET_KEY this store does
               // not know) is no session, as `get` reads it: written over, the keys Django keeps
               // would be lost.
-              const before = Signing.decodeSession(row.value.session_data, readSecrets, { className })
+              const before = Signing.readSession(row.value.session_data, readSecrets, { className })
               if (before === undefined) return "gone" as const
               const data = toData(record, before)
               const expires = time(record.expiresAt)
@@ -308,7 +328,7 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
             write(
               key,
               record,
-              Option.match(row, { onNone: () => ({}), onSome: (r) => carried(decodeData(r.session_data), record) }),
+              Option.match(row, { onNone: () => noData, onSome: (r) => carried(decodeData(r.session_data), record) }),
               now
             ))
         ),
@@ -436,17 +456,17 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
       )
     const read = (key: string) =>
       call("get", () => Promise.all([client.getBuffer(keyOf(key)), client.pttl(keyOf(key))]))
-    const readDict = (value: Buffer): Record<string, unknown> | undefined => {
+    const readDict = (value: Buffer): Signing.SessionDict | undefined => {
       const data = Pickle.loads(value)
-      return isDict(data) ? data : undefined
+      return isDict(data) ? new Map(Object.entries(data)) : undefined
     }
-    const dictOf = (value: Buffer): Record<string, unknown> => readDict(value) ?? {}
+    const dictOf = (value: Buffer): Signing.SessionDict => readDict(value) ?? noData
 
     const write = (
       operation: string,
       key: string,
       record: SessionStore.SessionRecord,
-      before: Record<string, unknown>,
+      before: Signing.SessionDict,
       now: number
     ) => {
       const ttl = record.expiresAt - now
@@ -461,8 +481,8 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
           // PTTL: -2 gone, -1 no expiry (the cache's TIMEOUT None).
           value === null || ttl === -2
             ? Option.none()
-            : toRecord(key, dictOf(value), ttl === -1 ? now + cookieAge : now + ttl, now)),
-      set: (key, record, now) => write("set", key, record, {}, now),
+            : toRecord(key, ownOf(dictOf(value)), ttl === -1 ? now + cookieAge : now + ttl, now)),
+      set: (key, record, now) => write("set", key, record, noData, now),
       // Compare-and-set on the value read, so a write by Django in between is not overwritten;
       // a round that lost to one reads again.
       replace: (key, record, now) =>
@@ -494,7 +514,7 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
       isLive: (key) => Effect.map(call("isLive", () => client.pttl(keyOf(key))), (ttl) => ttl !== -2),
       cycle: (from, key, record, now) =>
         Effect.flatMap(call("cycle", () => client.getBuffer(keyOf(from))), (value) =>
-          write("cycle", key, record, value === null ? {} : carried(dictOf(value), record), now)),
+          write("cycle", key, record, value === null ? noData : carried(dictOf(value), record), now)),
       // Redis drops expired keys itself.
       deleteExpired: () => Effect.succeed(0)
     })

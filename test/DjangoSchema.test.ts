@@ -410,6 +410,45 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
         yield* otherSessions((action, extra) => site(action, db, extra)).pipe(Effect.provide(Live))
       }), 120_000)
 
+    it.scopedLive("other apps' values keep their type, number and key order when effect-auth rewrites a session", () =>
+      Effect.gen(function*() {
+        const { db, Live } = yield* sessionSite
+        const ours = ["_auth_user_id", "_auth_user_backend", "_auth_user_hash", "_effect_auth"]
+        // The data as Python holds it, but for effect-auth's keys, and the user Django finds.
+        const asDjangoReads = (key: string) => {
+          const { id, order, repr, types } = site("rawsession", db, { key })
+          const others = (o: Record<string, string>) => Object.fromEntries(Object.entries(o).filter(([k]) => !ours.includes(k)))
+          return { id, repr: others(repr), types: others(types), order }
+        }
+        yield* Effect.gen(function*() {
+          const sessions = yield* Session.Session
+          const store = yield* SessionStore.SessionStore
+          const alice = yield* AuthService.authenticate({ username: "alice", password: Redacted.make("alice-pw-1") })
+          const expected = (before: ReturnType<typeof asDjangoReads>) => ({ ...before, id: Number(alice.user.id), order: [...before.order, ...ours] })
+          for (
+            const json of [
+              // What Python's json reads as floats, an int past 2^53, integer-like keys.
+              `{"cart_total": 10.0, "price": 1e16, "big_id": 9223372036854775809, "by_id": {"b": 1, "10": "x", "2": "y"},
+                "42": 1, "z": [1.5, -0.0, 2e-7]}`,
+              // Python's json reads (and writes) NaN and Infinity, which JSON.parse refuses.
+              `{"ratio": NaN, "cart": [1, 2], "limits": [-Infinity, Infinity]}`
+            ]
+          ) {
+            const anonymous: string = site("anonymous_json", db, { json }).key
+            const before = asDjangoReads(anonymous)
+            // A login over the anonymous session carries its data to the new key (cycle).
+            const key = Redacted.value((yield* sessions.login(alice, { sessionId: anonymous })).sessionId)
+            expect(asDjangoReads(key)).toEqual(expected(before))
+            // A write over the live session (replace) keeps it too; so does a second login (cycle).
+            const record = Option.getOrThrow(yield* store.get(key, Date.now()))
+            expect(yield* store.replace(key, { ...record, lastSeenAt: record.lastSeenAt + 1 }, Date.now())).toBe(true)
+            expect(asDjangoReads(key)).toEqual(expected(before))
+            const again = Redacted.value((yield* sessions.login(alice, { sessionId: key })).sessionId)
+            expect(asDjangoReads(again)).toEqual(expected(before))
+          }
+        }).pipe(Effect.provide(Live))
+      }), 120_000)
+
     // SECRET_KEY_FALLBACKS is Django 4.1's.
     if (Number(django.version) >= 4.1) {
       it.scopedLive(

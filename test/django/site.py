@@ -13,6 +13,10 @@
 #       (then puts "data" in the session): the key
 #   (any action takes "settings": overrides of the site's settings)
 #   {"action": "anonymous", "db": ..., "data"}  an anonymous session holding "data" (a cart): the key
+#   {"action": "anonymous_json", "db": ..., "json"}  the same, the data as JSON text Python reads
+#       (floats, big ints and key order as Python keeps them): the key
+#   {"action": "rawsession", "db": ..., "key"}  the session's data as Python holds it: each value's
+#       repr and type name, the keys' order, and the user id get_user() finds
 #   {"action": "whoami", "db": ..., "key"}  the user id Django's get_user() finds for a session key,
 #       the key the session ends under, and the session's data without Django's auth keys
 #   {"action": "logout", "db": ..., "key"}  Django's logout() on that session
@@ -221,6 +225,30 @@ def anonymous():
     return {"key": request.session.session_key}
 
 
+def anonymous_json():
+    # As anonymous, the data given as JSON text that Python's json reads: floats stay floats
+    # (10.0, 1e16), big ints stay exact, keys keep their order.
+    request = session_request(None)
+    request.session.update(json.loads(command["json"]))
+    request.session.save()
+    return {"key": request.session.session_key}
+
+
+def rawsession():
+    # The session's data as Python holds it: each value's repr, its type and the keys' order; and
+    # the user id get_user() finds.
+    from django.contrib.auth import get_user
+
+    request = session_request(command["key"])
+    data = dict(request.session.items())
+    return {
+        "id": get_user(request).pk,
+        "repr": {k: repr(v) for k, v in data.items()},
+        "types": {k: type(v).__name__ for k, v in data.items()},
+        "order": list(data.keys()),
+    }
+
+
 def whoami():
     from django.contrib.auth import get_user
 
@@ -272,7 +300,8 @@ def signing():
 
 actions = {
     "seed": seed, "ask": ask, "read": read, "schema": schema, "login": login, "anonymous": anonymous, "whoami": whoami,
-    "logout": logout, "setpassword": setpassword, "signing": signing,
+    "logout": logout, "setpassword": setpassword, "signing": signing, "anonymous_json": anonymous_json,
+    "rawsession": rawsession,
 }
 if command["action"] == "version":
     print(json.dumps({"version": "%d.%d" % django.VERSION[:2]}))

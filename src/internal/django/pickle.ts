@@ -214,7 +214,10 @@ const plain = (value: unknown, budget: { values: number; chars: number }, depth:
   return value.map((item) => plain(item, budget, depth + 1))
 }
 
-/** A pickle (protocol 2) of JSON-like data: what `pickle.loads` reads back as dicts, lists, str, int, float. @internal */
+/**
+ * A pickle (protocol 2) of JSON-like data: what `pickle.loads` reads back as dicts, lists, str,
+ * int, float. A Map is a dict in the Map's order. @internal
+ */
 export const dumps = (value: unknown): Buffer => {
   const parts: Array<Buffer> = [Buffer.from([0x80, 0x02])]
   const write = (v: unknown): void => {
@@ -253,7 +256,7 @@ export const dumps = (value: unknown): Buffer => {
       parts.push(Buffer.from([0x65]))
     } else if (typeof v === "object") {
       parts.push(Buffer.from([0x7d, 0x28]))
-      for (const [key, item] of Object.entries(v as Record<string, unknown>)) {
+      for (const [key, item] of v instanceof Map ? v : Object.entries(v as Record<string, unknown>)) {
         write(key)
         write(item)
       }

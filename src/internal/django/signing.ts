@@ -31,13 +31,51 @@ export const b64Decode = (text: string): Buffer => {
 }
 
 /**
- * Mirrors `signing.JSONSerializer.dumps`: `json.dumps(obj, separators=(",", ":"))` (ensure_ascii:
- * all but printable ASCII as lowercase `\uXXXX`, astral characters as surrogate pairs), latin-1. @internal
+ * A value of a session dict kept as the JSON text it was read from, and written back as that text:
+ * another app's `10.0`, `1e16` or `9223372036854775809` stays what Python's json wrote, where
+ * JavaScript's numbers would make them `10`, `10000000000000000` and another integer. @internal
  */
-export const jsonDumps = (obj: unknown): Buffer => {
+export class RawJson {
+  constructor(
+    /** The value's JSON text, as Python's json wrote it. */
+    readonly text: string
+  ) {}
+  /** The value as JSON.parse reads it; `undefined` where it cannot (Python's `NaN`, `Infinity`). */
+  get value(): unknown {
+    try {
+      return JSON.parse(this.text)
+    } catch {
+      return undefined
+    }
+  }
+}
+
+/**
+ * A session dict as read by {@link readSession}: its keys in their order (integer-like ones too,
+ * which a JavaScript object would move to the front), each value a {@link RawJson}. @internal
+ */
+export type SessionDict = ReadonlyMap<string, unknown>
+
+// `json.dumps(obj, separators=(",", ":"))` of a value effect-auth made (ensure_ascii: all but
+// printable ASCII as lowercase `\uXXXX`, astral characters as surrogate pairs).
+const pyJson = (obj: unknown): string => {
   const text = JSON.stringify(obj) as string | undefined
   if (text === undefined) throw new TypeError("Object of this type is not JSON serializable")
-  return Buffer.from(text.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`), "latin1")
+  return text.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+}
+
+/**
+ * Mirrors `signing.JSONSerializer.dumps`: `json.dumps(obj, separators=(",", ":"))`, latin-1. A
+ * {@link SessionDict} is written in its order, each {@link RawJson} value as its text. @internal
+ */
+export const jsonDumps = (obj: unknown): Buffer => {
+  if (!(obj instanceof Map)) return Buffer.from(pyJson(obj), "latin1")
+  const members: Array<string> = []
+  for (const [key, value] of obj as SessionDict) {
+    if (typeof key !== "string") throw new TypeError("keys must be str")
+    members.push(`${pyJson(key)}:${value instanceof RawJson ? value.text : pyJson(value)}`)
+  }
+  return Buffer.from(`{${members.join(",")}}`, "latin1")
 }
 
 // `signing.JSONSerializer.loads`: json.loads(data.decode("latin-1")). Python's json reads and
@@ -48,6 +86,108 @@ const jsonLoads = (data: Buffer): unknown => {
   const text = data.toString("latin1")
   if (!nestedWithin(text, 1000)) throw new RangeError("JSON nested too deep")
   return JSON.parse(text)
+}
+
+// `json.loads` of a session dict, each member's value kept as its text: the keys in Python's
+// order (a key given twice keeps its first place and its last value, as in a dict), the text
+// checked against Python's grammar (JSON, and the `NaN`, `Infinity` and `-Infinity` Python
+// writes for floats), so that what Python cannot read is refused here too. Values are not parsed.
+const jsonMembers = (data: Buffer): Map<string, RawJson> | undefined => {
+  const text = data.toString("latin1")
+  if (!nestedWithin(text, 1000)) throw new RangeError("JSON nested too deep")
+  let at = 0
+  const fail = (): never => {
+    throw new SyntaxError(`JSON: unexpected input at ${at}`)
+  }
+  const space = () => {
+    while (at < text.length && " \t\n\r".includes(text[at]!)) at++
+  }
+  const expect = (c: string) => {
+    if (text[at] !== c) fail()
+    at++
+  }
+  const string = () => {
+    expect("\"")
+    for (;;) {
+      const c = text.charCodeAt(at++)
+      if (Number.isNaN(c) || c < 0x20) fail()
+      if (c === 0x22) return
+      if (c === 0x5c) {
+        const e = text[at++]
+        if (e === "u") {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(at, at + 4))) fail()
+          at += 4
+        } else if (e === undefined || !"\"\\/bfnrt".includes(e)) fail()
+      }
+    }
+  }
+  const number = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?/y
+  const value = (): void => {
+    space()
+    const c = text[at]
+    if (c === "\"") return string()
+    if (c === "{") {
+      at++
+      space()
+      if (text[at] === "}") return void at++
+      for (;;) {
+        space()
+        string()
+        space()
+        expect(":")
+        value()
+        space()
+        if (text[at] === "}") return void at++
+        expect(",")
+      }
+    }
+    if (c === "[") {
+      at++
+      space()
+      if (text[at] === "]") return void at++
+      for (;;) {
+        value()
+        space()
+        if (text[at] === "]") return void at++
+        expect(",")
+      }
+    }
+    for (const literal of ["true", "false", "null", "NaN", "Infinity", "-Infinity"]) {
+      if (text.startsWith(literal, at)) return void (at += literal.length)
+    }
+    number.lastIndex = at
+    if (!number.test(text)) fail()
+    at = number.lastIndex
+  }
+  const members = new Map<string, RawJson>()
+  space()
+  if (text[at] !== "{") return undefined
+  at++
+  space()
+  if (text[at] === "}") at++
+  else {
+    for (;;) {
+      space()
+      const keyStart = at
+      string()
+      const key = JSON.parse(text.slice(keyStart, at)) as string
+      space()
+      expect(":")
+      space()
+      const valueStart = at
+      value()
+      members.set(key, new RawJson(text.slice(valueStart, at)))
+      space()
+      if (text[at] === "}") {
+        at++
+        break
+      }
+      expect(",")
+    }
+  }
+  space()
+  if (at !== text.length) fail()
+  return members
 }
 
 // Whether no array or object of the JSON text lies more than `max` deep (strings skipped).
@@ -151,30 +291,35 @@ export interface LoadsOptions {
  */
 export const loads = (signed: string, options: LoadsOptions): unknown | undefined => {
   try {
-    const cut = signed.lastIndexOf(":")
-    if (cut < 0) return undefined
-    const value = signed.slice(0, cut)
-    const sig = signed.slice(cut + 1)
-    const verified = options.secrets.some((secret) =>
-      constantTimeEquals(sig, signature(options.salt, value, secret, "sha256")) ||
-      constantTimeEquals(sig, signature(options.salt, value, secret, "sha1"))
-    )
-    if (!verified) return undefined
-    const stampCut = value.lastIndexOf(":")
-    if (stampCut < 0) return undefined
-    const timestamp = base62Decode(value.slice(stampCut + 1))
-    if (timestamp === undefined) return undefined
-    if (options.maxAgeSeconds !== undefined && (options.now ?? Date.now()) / 1000 - timestamp > options.maxAgeSeconds) {
-      return undefined
-    }
-    const payload = value.slice(0, stampCut)
-    if (!payload.startsWith(".")) return jsonLoads(b64Decode(payload))
-    return jsonLoads(inflateSync(b64Decode(payload.slice(1)), {
-      maxOutputLength: options.maxDecompressedBytes ?? 1024 * 1024
-    }))
+    const payload = signedPayload(signed, options)
+    return payload === undefined ? undefined : jsonLoads(payload)
   } catch {
     return undefined
   }
+}
+
+// The serialized bytes `loads` would deserialize, once the signature and age check out; throws on
+// malformed data.
+const signedPayload = (signed: string, options: LoadsOptions): Buffer | undefined => {
+  const cut = signed.lastIndexOf(":")
+  if (cut < 0) return undefined
+  const value = signed.slice(0, cut)
+  const sig = signed.slice(cut + 1)
+  const verified = options.secrets.some((secret) =>
+    constantTimeEquals(sig, signature(options.salt, value, secret, "sha256")) ||
+    constantTimeEquals(sig, signature(options.salt, value, secret, "sha1"))
+  )
+  if (!verified) return undefined
+  const stampCut = value.lastIndexOf(":")
+  if (stampCut < 0) return undefined
+  const timestamp = base62Decode(value.slice(stampCut + 1))
+  if (timestamp === undefined) return undefined
+  if (options.maxAgeSeconds !== undefined && (options.now ?? Date.now()) / 1000 - timestamp > options.maxAgeSeconds) {
+    return undefined
+  }
+  const payload = value.slice(0, stampCut)
+  if (!payload.startsWith(".")) return b64Decode(payload)
+  return inflateSync(b64Decode(payload.slice(1)), { maxOutputLength: options.maxDecompressedBytes ?? 1024 * 1024 })
 }
 
 /**
@@ -196,10 +341,11 @@ export interface SessionOptions {
 /**
  * Mirrors `SessionBase.encode`: signing.dumps(data, salt=key_salt, compress=True); with
  * `legacy`, `_legacy_encode` (what 3.1–3.2 write under DEFAULT_HASHING_ALGORITHM = "sha1", and
- * all a Django before 3.1 reads). @internal
+ * all a Django before 3.1 reads). A {@link SessionDict} is written in its order, the
+ * {@link RawJson} values {@link readSession} read as their text. @internal
  */
 export const encodeSession = (
-  data: Readonly<Record<string, unknown>>,
+  data: Readonly<Record<string, unknown>> | SessionDict,
   secret: string,
   options: SessionOptions & { readonly legacy?: boolean; readonly now?: number } = {}
 ): string => {
@@ -219,19 +365,22 @@ export const encodeSession = (
 
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
-/**
- * Mirrors `SessionBase.decode`: the signed format, else the pre-3.1 `_legacy_decode`, each secret
- * in turn (`SECRET_KEY`, then fallbacks). `undefined` where Django gives an empty session, and for
- * data that is not a JSON object. @internal
- */
-export const decodeSession = (
+// `SessionBase.decode` up to the serializer: the signed format, else the pre-3.1 `_legacy_decode`,
+// each secret in turn, and the serializer's `loads` of the verified bytes. `undefined` where
+// Django gives an empty session, and for data that is not a JSON object.
+const decodeWith = <A>(
   text: string,
   secrets: ReadonlyArray<string>,
-  options: SessionOptions = {}
-): Record<string, unknown> | undefined => {
+  options: SessionOptions,
+  read: (serialized: Buffer) => A | undefined
+): A | undefined => {
   const className = options.className ?? "SessionStore"
-  const signed = loads(text, { secrets, salt: sessionKeySalt(className) })
-  if (signed !== undefined) return isRecord(signed) ? signed : undefined
+  try {
+    const signed = signedPayload(text, { secrets, salt: sessionKeySalt(className) })
+    if (signed !== undefined) return read(signed)
+  } catch {
+    // Malformed signed data: Django tries the legacy format.
+  }
   try {
     const raw = Buffer.from(text, "base64")
     const cut = raw.indexOf(":")
@@ -241,12 +390,38 @@ export const decodeSession = (
     if (!secrets.some((secret) => constantTimeEquals(hash, legacySessionHash(serialized, secret, className)))) {
       return undefined
     }
-    const legacy = jsonLoads(serialized)
-    return isRecord(legacy) ? legacy : undefined
+    return read(serialized)
   } catch {
     return undefined
   }
 }
+
+/**
+ * Mirrors `SessionBase.decode`: the signed format, else the pre-3.1 `_legacy_decode`, each secret
+ * in turn (`SECRET_KEY`, then fallbacks). `undefined` where Django gives an empty session, and for
+ * data that is not a JSON object. @internal
+ */
+export const decodeSession = (
+  text: string,
+  secrets: ReadonlyArray<string>,
+  options: SessionOptions = {}
+): Record<string, unknown> | undefined =>
+  decodeWith(text, secrets, options, (serialized) => {
+    const value = jsonLoads(serialized)
+    return isRecord(value) ? value : undefined
+  })
+
+/**
+ * {@link decodeSession} for writing the session back: the dict in its order, each value the JSON
+ * text Django wrote (see {@link RawJson}), so that {@link encodeSession} of it, with effect-auth's
+ * own keys set, gives back every other key's value as it was, and Django reads the same types,
+ * numbers and key order. Data Python's json reads is read (its `NaN` and `Infinity` too). @internal
+ */
+export const readSession = (
+  text: string,
+  secrets: ReadonlyArray<string>,
+  options: SessionOptions = {}
+): Map<string, RawJson> | undefined => decodeWith(text, secrets, options, jsonMembers)
 
 const sessionAuthSalt = "django.contrib.auth.models.AbstractBaseUser.get_session_auth_hash"
 
