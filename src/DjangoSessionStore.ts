@@ -21,6 +21,9 @@
  * that is no effect-auth login (an anonymous one holding a cart) is answered by `isLive`, so that
  * the HTTP layer keeps its cookie.
  *
+ * A Django 3.1–3.2 site still on `DEFAULT_HASHING_ALGORITHM = "sha1"` reads only the pre-3.1
+ * session format and the SHA-1 auth hash: give it `hashingAlgorithm: "sha1"`, here and on `Session`.
+ *
  * Use it with `Session.layer({ format: "django", secret: <SECRET_KEY> })`, the store of users on
  * the same database (`SqlUserStore` with `django`), and the session cookie named as Django's
  * `SESSION_COOKIE_NAME` (`sessionid`, `HttpAuth`'s default). The table belongs to Django: this
@@ -59,6 +62,7 @@ import * as CompareAndSet from "./internal/session/compareAndSet.js"
 import * as Signing from "./internal/django/signing.js"
 import * as SqlTables from "./internal/sqlTables.js"
 import { djangoSqliteTime, Timestamp } from "./internal/sqlUserStore.js"
+import { decodeHashingAlgorithm } from "./internal/session/crypto.js"
 import * as SessionStore from "./SessionStore.js"
 import { safeCause } from "./internal/storeError.js"
 
@@ -106,6 +110,13 @@ export interface Options {
   readonly cookieAge?: Duration.DurationInput | undefined
   /** How long one store operation may take before it fails with a store error. Default: 5 seconds. */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * The site's `DEFAULT_HASHING_ALGORITHM` (Django 3.1–3.2). Under `"sha1"` Django 3.2 writes the
+   * session data in the pre-3.1 format (`base64(hash + ":" + json)`, the hash a salted HMAC-SHA1)
+   * and reads no SHA-256 signature, so the store writes that format too; give `Session` the same
+   * option, for the auth hash. Either format is read whatever the setting. Default: `"sha256"`.
+   */
+  readonly hashingAlgorithm?: "sha256" | "sha1" | undefined
 }
 
 
@@ -161,6 +172,10 @@ const codec = (options: Options) =>
       backendOfPath.get(djangoPath) ?? (djangoPath.startsWith(ownPrefix) ? djangoPath.slice(ownPrefix.length) : undefined)
     const cookieAge = Duration.toMillis(Duration.decode(options.cookieAge ?? Duration.weeks(2)))
     const secret = Redacted.value(options.secret)
+    const hashing = decodeHashingAlgorithm(options.hashingAlgorithm)
+    if (Option.isNone(hashing)) return yield* configError("hashingAlgorithm must be \"sha256\" or \"sha1\"")
+    // Django 3.2 under DEFAULT_HASHING_ALGORITHM = "sha1" writes sessions as `_legacy_encode`.
+    const legacy = hashing.value === "sha1"
 
     // A session Django made has no CSRF token of ours: one derived from the key, stable for the
     // session's life and unknowable without the secret.
@@ -223,7 +238,7 @@ const codec = (options: Options) =>
         : noData
     }
 
-    return { secret, readSecrets: secrets.map(Redacted.value), cookieAge, toRecord, toDict, carried }
+    return { secret, legacy, readSecrets: secrets.map(Redacted.value), cookieAge, toRecord, toDict, carried }
   })
 
 const configError = (message: string) => new AuthConfigError({ message: `DjangoSessionStore: ${message}` })
@@ -247,7 +262,7 @@ const QUALNAME = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$/
  */
 export const make = (options: Options): Effect.Effect<SessionStore.Service, AuthConfigError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
-    const { carried, readSecrets, secret, toDict, toRecord } = yield* codec(options)
+    const { carried, legacy, readSecrets, secret, toDict, toRecord } = yield* codec(options)
     const tableName = options.table ?? "django_session"
     if (!SqlTables.isTableName(tableName)) return yield* configError("table must match [A-Za-z_][A-Za-z0-9_]*")
     const className = options.storeClass ?? "SessionStore"
@@ -264,7 +279,7 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
     // Data that does not verify is an empty session, as Django reads it.
     const decodeData = (text: string): Signing.SessionDict => Signing.readSession(text, readSecrets, { className }) ?? noData
     const toData = (record: SessionStore.SessionRecord, before: Signing.SessionDict) =>
-      Signing.encodeSession(toDict(record, before), secret, { className })
+      Signing.encodeSession(toDict(record, before), secret, { className, legacy })
 
     const live = (key: string, now: number) =>
       Effect.map(
@@ -399,7 +414,7 @@ export interface CacheClient {
  * @since 0.1.0
  * @category models
  */
-export interface CacheOptions extends Omit<Options, "table" | "timeout" | "storeClass"> {
+export interface CacheOptions extends Omit<Options, "table" | "timeout" | "storeClass" | "hashingAlgorithm"> {
   readonly client: CacheClient
   /** The cache's `KEY_PREFIX`. Default: `""`, Django's. */
   readonly keyPrefix?: string | undefined

@@ -109,6 +109,13 @@ export interface Options {
    * SHA-256, so a leaked store holds no usable cookie).
    */
   readonly format?: "effect-auth" | "django" | undefined
+  /**
+   * With `format: "django"`, the site's `DEFAULT_HASHING_ALGORITHM` (Django 3.1–3.2), which keys
+   * `get_session_auth_hash()`: `"sha1"` for a site that kept it, whose Django reads no SHA-256
+   * auth hash. Give `DjangoSessionStore` the same. A hash of the other algorithm is still
+   * accepted, and rewritten. `"sha1"` with another format is an `AuthConfigError`. Default: `"sha256"`.
+   */
+  readonly hashingAlgorithm?: "sha256" | "sha1" | undefined
 }
 
 /**
@@ -346,7 +353,12 @@ export const make = (
     const auth = yield* AuthService.AuthService
     const events = yield* AuthEvents.AuthEvents
 
-    const format = options.format === "django" ? crypto.djangoFormat : crypto.effectAuthFormat
+    const hashing = crypto.decodeHashingAlgorithm(options.hashingAlgorithm)
+    if (Option.isNone(hashing)) return yield* configError("hashingAlgorithm must be \"sha256\" or \"sha1\"")
+    if (hashing.value === "sha1" && options.format !== "django") {
+      return yield* configError("hashingAlgorithm \"sha1\" is Django's: it needs format \"django\"")
+    }
+    const format = options.format === "django" ? crypto.djangoFormatWith(hashing.value) : crypto.effectAuthFormat
     const authHash = format.authHasher(options.secret)
     // A hash made under a fallback secret, or in an older form the format still accepts: valid,
     // and rewritten with the current one.
@@ -637,13 +649,16 @@ export interface ConfigOptions {
   readonly idleTimeout: Option.Option<Duration.Duration>
   /** See {@link Options.format}. Default: `"effect-auth"`. */
   readonly format?: "effect-auth" | "django" | undefined
+  /** See {@link Options.hashingAlgorithm}. Default: `"sha256"`. */
+  readonly hashingAlgorithm?: "sha256" | "sha1" | undefined
 }
 
 /**
  * Reads `SECRET_KEY`, `SECRET_KEY_FALLBACKS` (comma-separated, optional), `SESSION_MAX_AGE` and
- * `SESSION_IDLE_TIMEOUT` (durations such as `14 days`, optional), and `SESSION_FORMAT`
- * (`effect-auth`, the default, or `django`: sessions shared with a Django site). Every secret is
- * `Redacted`.
+ * `SESSION_IDLE_TIMEOUT` (durations such as `14 days`, optional), `SESSION_FORMAT`
+ * (`effect-auth`, the default, or `django`: sessions shared with a Django site), and
+ * `DEFAULT_HASHING_ALGORITHM` (`sha256`, the default, or `sha1`: a Django 3.1–3.2 site that kept
+ * it). Every secret is `Redacted`.
  *
  * @example
  * ```ts
@@ -664,7 +679,8 @@ export const config: Config.Config<ConfigOptions> = Config.all({
   fallbackSecrets: Config.withDefault(Config.array(Config.redacted(), "SECRET_KEY_FALLBACKS"), []),
   maxAge: Config.option(Config.duration("SESSION_MAX_AGE")),
   idleTimeout: Config.option(Config.duration("SESSION_IDLE_TIMEOUT")),
-  format: Config.withDefault(Config.literal("effect-auth", "django")("SESSION_FORMAT"), "effect-auth" as const)
+  format: Config.withDefault(Config.literal("effect-auth", "django")("SESSION_FORMAT"), "effect-auth" as const),
+  hashingAlgorithm: Config.withDefault(Config.literal("sha256", "sha1")("DEFAULT_HASHING_ALGORITHM"), "sha256" as const)
 })
 
 /**
@@ -705,7 +721,8 @@ export const layerConfig = (
         fallbackSecrets: c.fallbackSecrets,
         maxAge: Option.getOrUndefined(c.maxAge),
         idleTimeout: Option.getOrUndefined(c.idleTimeout),
-        format: c.format
+        format: c.format,
+        hashingAlgorithm: c.hashingAlgorithm
       }))
   )
 

@@ -13,6 +13,7 @@ import * as path from "node:path"
 import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
 import * as DjangoSessionStore from "../src/DjangoSessionStore.js"
+import * as MemorySessionStore from "../src/MemorySessionStore.js"
 import * as Pickle from "../src/internal/django/pickle.js"
 import * as Signing from "../src/internal/django/signing.js"
 import * as Session from "../src/Session.js"
@@ -449,6 +450,51 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
         }).pipe(Effect.provide(Live))
       }), 120_000)
 
+    // DEFAULT_HASHING_ALGORITHM is Django 3.1-3.2's.
+    if (django.version === "3.2") {
+      it.scopedLive("a site under DEFAULT_HASHING_ALGORITHM = \"sha1\": sessions cross over both ways, and stay logged in", () =>
+        Effect.gen(function*() {
+          const { db, store } = yield* engine.make
+          site("seed", db)
+          const secret = Redacted.make("django-site-secret")
+          const Live = Session.layer({ secret, format: "django", hashingAlgorithm: "sha1" }).pipe(
+            Layer.provideMerge(DjangoSessionStore.layer({ secret, hashingAlgorithm: "sha1" })),
+            Layer.provideMerge(chain(store()))
+          )
+          const sha1 = { settings: { DEFAULT_HASHING_ALGORITHM: "sha1" } }
+          const djangoSees = (key: string) => {
+            const { data, id } = site("whoami", db, { key, ...sha1 })
+            return { id, data }
+          }
+          yield* Effect.gen(function*() {
+            const sessions = yield* Session.Session
+            const sessionStore = yield* SessionStore.SessionStore
+            const users = yield* UserStore.UserStore
+            const idOf = (name: string) => Effect.map(users.findByUsername(name), (u) => Number(Option.getOrThrow(u).id))
+            const cart = { cart: [1, 2] }
+            // Django logs in with a cart; effect-auth reads the session and writes it back.
+            const fromDjango: string = site("login", db, { username: "alice", password: "alice-pw-1", data: cart, ...sha1 }).key
+            const read = Option.getOrThrow(yield* sessions.currentUser(fromDjango))
+            expect(read.user.username).toBe("alice")
+            const record = Option.getOrThrow(yield* sessionStore.get(fromDjango, Date.now()))
+            expect(yield* sessionStore.replace(fromDjango, { ...record, lastSeenAt: record.lastSeenAt + 1 }, Date.now())).toBe(true)
+            expect(djangoSees(fromDjango)).toEqual({ id: yield* idOf("alice"), data: cart })
+            // effect-auth logs in over it (the key cycles, the cart moves), and afresh.
+            const alice = yield* AuthService.authenticate({ username: "alice", password: Redacted.make("alice-pw-1") })
+            const over = Redacted.value((yield* sessions.login(alice, { sessionId: fromDjango })).sessionId)
+            expect(djangoSees(over)).toEqual({ id: yield* idOf("alice"), data: cart })
+            const editor = yield* AuthService.authenticate({ username: "editor", password: Redacted.make("editor-pw-10") })
+            const ours = Redacted.value((yield* sessions.login(editor)).sessionId)
+            expect(djangoSees(ours)).toEqual({ id: yield* idOf("editor"), data: {} })
+            expect(Option.map(yield* sessions.currentUser(ours), (s) => s.user.username)).toEqual(Option.some("editor"))
+            // A session a site on "sha256" wrote still reads, and is rewritten for the "sha1" site.
+            const fromSha256: string = site("login", db, { username: "argon", password: "argon-pw-4", data: cart }).key
+            expect(Option.map(yield* sessions.currentUser(fromSha256), (s) => s.user.username)).toEqual(Option.some("argon"))
+            expect(djangoSees(fromSha256)).toEqual({ id: yield* idOf("argon"), data: cart })
+          }).pipe(Effect.provide(Live))
+        }), 120_000)
+    }
+
     // SECRET_KEY_FALLBACKS is Django 4.1's.
     if (Number(django.version) >= 4.1) {
       it.scopedLive(
@@ -722,6 +768,31 @@ const storeRecord = (expiresAt: number): SessionStore.SessionRecord => ({
   createdAt: 1_000,
   lastSeenAt: 1_000,
   expiresAt
+})
+
+describe("hashingAlgorithm (DEFAULT_HASHING_ALGORITHM)", () => {
+  it.effect("anything but \"sha256\" or \"sha1\" is an AuthConfigError, and so is \"sha1\" without format \"django\"", () =>
+    Effect.gen(function*() {
+      const secret = storeSecret
+      for (const hashingAlgorithm of ["md5", "SHA1", 1, null]) {
+        const store = yield* Effect.flip(DjangoSessionStore.make({ secret, hashingAlgorithm: hashingAlgorithm as "sha1" }))
+        expect(store._tag).toBe("AuthConfigError")
+        const session = yield* Effect.flip(
+          Session.make({ secret, format: "django", hashingAlgorithm: hashingAlgorithm as "sha1" }).pipe(
+            Effect.provide(MemorySessionStore.layer),
+            Effect.provide(chainOf(SqlUserStore.layerSqlite({ filename: ":memory:" })))
+          )
+        )
+        expect(session._tag).toBe("AuthConfigError")
+      }
+      const notDjango = yield* Effect.flip(
+        Session.make({ secret, hashingAlgorithm: "sha1" }).pipe(
+          Effect.provide(MemorySessionStore.layer),
+          Effect.provide(chainOf(SqlUserStore.layerSqlite({ filename: ":memory:" })))
+        )
+      )
+      expect(notDjango.message).toMatch(/format "django"/)
+    }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" })), Effect.orDie))
 })
 
 describe("DjangoSessionStore: replace leaves alone data it cannot read", () => {

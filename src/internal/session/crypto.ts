@@ -1,7 +1,8 @@
 // Session ids, store keys, auth hashes and constant-time comparison.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 import * as Redacted from "effect/Redacted"
-import { sessionAuthHasher } from "../django/signing.js"
+import * as Schema from "effect/Schema"
+import { type Algorithm, sessionAuthHasher } from "../django/signing.js"
 
 /** 32 random bytes, base64url without padding: 43 characters. @internal */
 export const randomToken = (): string => randomBytes(32).toString("base64url")
@@ -80,16 +81,36 @@ export const djangoSessionKey = (): string => {
 
 /**
  * Django's: 32-character keys from `[a-z0-9]` stored as they are (the `django_session` primary key),
- * and `get_session_auth_hash()` (salted HMAC-SHA256 of the password hash, hex). Django hashes
- * whatever `password` holds, "" included (and flushes a session whose hash is empty), so every
- * session is bound to the row's password field, as on Django's side. @internal
+ * and `get_session_auth_hash()` (salted HMAC of the password hash, hex) under the site's
+ * `DEFAULT_HASHING_ALGORITHM`: "sha256" (Django 3.1's default, and all 4.0+ knows), or "sha1" for
+ * a 3.1–3.2 site that kept the pre-3.1 hash. Django hashes whatever `password` holds, "" included
+ * (and flushes a session whose hash is empty), so every session is bound to the row's password
+ * field, as on Django's side. @internal
  */
-export const djangoFormat: Format = {
+export const djangoFormatWith = (algorithm: Algorithm): Format => ({
   newId: djangoSessionKey,
   isId: (value): value is string => typeof value === "string" && djangoKeyPattern.test(value),
   storeKey: (id) => id,
-  authHasher: (secret) => sessionAuthHasher(Redacted.value(secret)),
-  // `_legacy_get_session_auth_hash` (SHA-1), which Django 3.2 still accepts: what Django before 3.1
-  // (or 3.1–3.2 under DEFAULT_HASHING_ALGORITHM = "sha1") wrote.
-  legacyAuthHashers: (secret) => [sessionAuthHasher(Redacted.value(secret), "sha1")]
-}
+  authHasher: (secret) => sessionAuthHasher(Redacted.value(secret), algorithm),
+  // The other algorithm's hash, accepted and rewritten: under "sha256", what Django before 3.1 (or
+  // 3.1–3.2 under "sha1") wrote, which Django 3.2 accepts too (`_legacy_get_session_auth_hash`);
+  // under "sha1", what a site on "sha256" (or effect-auth before it was told "sha1") wrote.
+  legacyAuthHashers: (secret) => [sessionAuthHasher(Redacted.value(secret), algorithm === "sha1" ? "sha256" : "sha1")]
+})
+
+/**
+ * A Django site's `DEFAULT_HASHING_ALGORITHM` as an option: `undefined` is "sha256"; anything but
+ * the two names is none (`Option.none`), for the caller's AuthConfigError. @internal
+ */
+export const decodeHashingAlgorithm = Schema.decodeUnknownOption(
+  Schema.UndefinedOr(Schema.Literal("sha256", "sha1")).pipe(
+    Schema.transform(Schema.Literal("sha256", "sha1"), {
+      strict: true,
+      decode: (a) => a ?? "sha256",
+      encode: (a) => a
+    })
+  )
+)
+
+/** {@link djangoFormatWith} "sha256", Django's default. @internal */
+export const djangoFormat: Format = djangoFormatWith("sha256")
