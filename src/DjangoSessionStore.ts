@@ -21,6 +21,11 @@
  * that is no effect-auth login (an anonymous one holding a cart) is answered by `isLive`, so that
  * the HTTP layer keeps its cookie.
  *
+ * `expire_date` is read and written in UTC, as Django keeps it under `USE_TZ = True` (its default
+ * since 5.0). A site on `USE_TZ = False` writes its `TIME_ZONE`'s local time, which SQLite keeps
+ * without a zone: both sides then misjudge the other's expiry by the offset. Set `USE_TZ = True`
+ * or `TIME_ZONE = "UTC"` there (PostgreSQL's column keeps the zone, and is right either way).
+ *
  * A Django 3.1–3.2 site still on `DEFAULT_HASHING_ALGORITHM = "sha1"` reads only the pre-3.1
  * session format and the SHA-1 auth hash: give it `hashingAlgorithm: "sha1"`, here and on `Session`.
  *
