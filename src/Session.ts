@@ -425,7 +425,11 @@ export const make = (
         } else {
           yield* store.set(format.storeKey(id), record, now)
         }
-        const oldWasThere = old === undefined ? false : yield* store.delete(format.storeKey(old))
+        const oldWasThere = old === undefined ? false : yield* store.delete(format.storeKey(old)).pipe(
+          // The old session stays and the call fails: the new one, whose id nobody is given, must
+          // not stay behind in the store until it expires.
+          Effect.tapError(() => Effect.ignore(store.delete(format.storeKey(id))))
+        )
         return { id, oldWasThere }
       })
 

@@ -2,7 +2,9 @@ import { describe, expect, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -500,6 +502,39 @@ describe("Session", () => {
       ])
       expectStoreErrors(exits)
     }).pipe(Effect.provide(setup({}, directory, broken)))
+  })
+
+  it.effect("a login whose old session cannot be deleted fails and leaves only the old session in the store", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    const keys: Array<string> = []
+    let failDelete = false
+    const store = Layer.effect(
+      SessionStore.SessionStore,
+      Effect.map(MemorySessionStore.make, (memory): SessionStore.Service => ({
+        ...memory,
+        set: (key, record, now) => Effect.zipRight(Effect.sync(() => keys.push(key)), memory.set(key, record, now)),
+        // the connection drops between the new session's write and the old one's delete, once
+        delete: (key) =>
+          failDelete
+            ? Effect.suspend(() => {
+              failDelete = false
+              return Effect.fail(new SessionStore.SessionStoreError({ operation: "delete", cause: "Connection is closed." }))
+            })
+            : memory.delete(key)
+      }))
+    )
+    return Effect.gen(function*() {
+      const first = yield* loginAs("alice")
+      failDelete = true
+      const exit = yield* Effect.exit(loginAs("alice", idOf(first)))
+      expect(Exit.isFailure(exit) && exit.cause.toString()).toContain("SessionStoreError")
+      expect(yield* current(idOf(first))).toEqual(Option.some("alice"))
+      const stored = yield* SessionStore.SessionStore
+      const now = yield* Clock.currentTimeMillis
+      const live = yield* Effect.filter(keys, (key) => Effect.map(stored.get(key, now), Option.isSome))
+      expect(live).toEqual([keys[0]])
+    }).pipe(Effect.provide(setup({}, directory, store)))
   })
 
   it.effect("clearExpired deletes what has expired", () => {
