@@ -67,6 +67,7 @@ import { AuthConfigError, type TransportError } from "./AuthError.js"
 import * as AuthEvents from "./AuthEvents.js"
 import type { AuthRequest } from "./AuthRequest.js"
 import * as AuthService from "./AuthService.js"
+import { textOf } from "./internal/redactedString.js"
 import * as crypto from "./internal/session/crypto.js"
 import * as SessionStore from "./SessionStore.js"
 import type { User } from "./User.js"
@@ -298,9 +299,31 @@ export const passwordHashField = (user: User): Option.Option<string | Redacted.R
   return Predicate.isString(hash) || Redacted.isRedacted(hash) ? Option.some(hash as string | Redacted.Redacted<string>) : Option.none()
 }
 
+// An untyped caller's value is no id, never an exception (`Redacted.isRedacted` asks `in`, which a
+// hostile Proxy can throw from; `textOf` reads a Redacted that holds something else as nothing).
 const idOf = (format: crypto.Format, sessionId: SessionId | undefined): string | undefined => {
-  const raw = Redacted.isRedacted(sessionId) ? Redacted.value(sessionId) : sessionId
+  const raw = typeof sessionId === "string" ? sessionId : textOf(sessionId)
   return format.isId(raw) ? raw : undefined
+}
+
+// What an untyped caller passed as an `Authenticated`: its user, or nothing.
+const userOf = (authenticated: unknown): unknown => {
+  try {
+    return typeof authenticated === "object" && authenticated !== null ? (authenticated as { readonly user?: unknown }).user : undefined
+  } catch {
+    return undefined
+  }
+}
+
+// The id of what an untyped caller passed as a user: a string, or nothing (null, a number, a
+// Proxy that throws).
+const userIdOf = (user: unknown): string | undefined => {
+  try {
+    const id: unknown = typeof user === "object" && user !== null ? (user as { readonly id?: unknown }).id : undefined
+    return typeof id === "string" ? id : undefined
+  } catch {
+    return undefined
+  }
 }
 
 const configError = (message: string) => Effect.fail(new AuthConfigError({ message: `Session: ${message}` }))
@@ -371,10 +394,11 @@ export const make = (
     const idleMillis = Option.map(idleTimeout, Duration.toMillis)
     const touchEvery = Option.match(idleMillis, { onNone: () => Infinity, onSome: (idle) => Math.min(idle / 10, 60_000) })
 
+    // A hash that is no string (a `Redacted` number from an untyped store or hook) counts as none.
     const passwordHash = (user: User): string =>
       Option.match(passwordHashOf(user), {
         onNone: () => "",
-        onSome: (hash) => (Redacted.isRedacted(hash) ? Redacted.value(hash) : hash)
+        onSome: (hash) => (typeof hash === "string" ? hash : textOf(hash) ?? "")
       })
     const hashOf = (user: User) => authHash(passwordHash(user))
     // Django's `get_user`: the session's hash must be the user's password hash's, under the secret
@@ -549,7 +573,7 @@ export const make = (
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const previous = yield* load(sessionId, now)
-        if (Option.isNone(previous) || previous.value[1].userId !== user.id) return Option.none()
+        if (Option.isNone(previous) || previous.value[1].userId !== userIdOf(user)) return Option.none()
         const [old, record] = previous.value
         const next: SessionStore.SessionRecord = {
           ...record,
@@ -566,7 +590,7 @@ export const make = (
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const previous = yield* load(sessionId, now)
-        if (Option.isNone(previous) || previous.value[1].userId !== authenticated.user.id) return Option.none()
+        if (Option.isNone(previous) || previous.value[1].userId !== userIdOf(userOf(authenticated))) return Option.none()
         const [old, record] = previous.value
         const next: SessionStore.SessionRecord = {
           ...record,

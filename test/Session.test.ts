@@ -537,6 +537,38 @@ describe("Session", () => {
     }).pipe(Effect.provide(setup({}, directory, store)))
   })
 
+  it.effect("what an untyped caller passes as a session id or a user is nobody, never a defect", () => {
+    const directory = makeDirectory()
+    const alice = directory.add("alice")
+    const hostile = new Proxy({}, {
+      has: () => {
+        throw new Error("boom")
+      },
+      get: () => {
+        throw new Error("boom")
+      }
+    })
+    return Effect.gen(function*() {
+      const session = yield* loginAs("alice")
+      for (const id of [hostile, 42, Redacted.make(42), null]) {
+        const exits = yield* Effect.all([
+          Effect.exit(Session.currentUser(id as any)),
+          Effect.exit(Session.logout(id as any)),
+          Effect.exit(Effect.flatMap(Session.Session, (s) => s.csrfToken(id as any)))
+        ])
+        expect(exits.map((exit) => exit._tag)).toEqual(["Success", "Success", "Success"])
+      }
+      for (const user of [null, 42, hostile]) {
+        expect(yield* Session.updateSessionAuthHash(idOf(session), user as any)).toEqual(Option.none())
+        expect(yield* Session.stepUp(idOf(session), { user, backend: "local" } as any)).toEqual(Option.none())
+      }
+      // a password hash that is no string counts as none: the session is re-bound to no password
+      const odd = { ...alice, passwordHash: Redacted.make(1 as unknown as string) }
+      const rebound = yield* Session.updateSessionAuthHash(idOf(session), odd)
+      expect(Option.isSome(rebound)).toBe(true)
+    }).pipe(Effect.provide(setup({}, directory)))
+  })
+
   it.effect("clearExpired deletes what has expired", () => {
     const directory = makeDirectory()
     directory.add("alice")
