@@ -17,7 +17,10 @@
  * that integer, `NaN` is kept), effect-auth setting only its own four keys (`replace` writes
  * only over the value it read, and reads again when a write landed in between, so requests
  * refreshing one session at once all find it live), and move with the
- * session to its new key at a login, as Django's `cycle_key` moves them (`cycle`). A live session
+ * session to its new key at a login, as Django's `cycle_key` moves them (`cycle`). `expire_date`
+ * is the one written last, by either side: a Django save moves it to `SESSION_COOKIE_AGE` from then,
+ * and `Session` checks its `maxAge` and `idleTimeout` against the times in `_effect_auth` whatever
+ * it says (a session Django made counts as seen at the first request effect-auth serves). A live session
  * that is no effect-auth login (an anonymous one holding a cart) is answered by `isLive`, so that
  * the HTTP layer keeps its cookie.
  *
@@ -204,7 +207,9 @@ const codec = (options: Options) =>
         authHash,
         csrfToken: Option.match(extra, { onNone: () => derivedCsrf(key), onSome: (e) => e.csrf }),
         createdAt,
-        lastSeenAt: Option.match(extra, { onNone: () => createdAt, onSome: (e) => e.lastSeenAt }),
+        // A session Django made has not been seen here yet: its idle time counts from now, the
+        // first request effect-auth serves (Django keeps no last-seen time).
+        lastSeenAt: Option.match(extra, { onNone: () => now, onSome: (e) => e.lastSeenAt }),
         expiresAt,
         ...Option.match(extra, {
           onNone: () => ({}),

@@ -23,6 +23,14 @@
  *   when set, `idleTimeout` since the last request. To spare the store a write per request, the
  *   last-seen time is refreshed at most once a minute (or every tenth of the idle timeout, if
  *   shorter): a session may end up to that much before `idleTimeout` after the last request.
+ *   Every reader (`currentUser`, `csrfToken`, `stepUp`, `updateSessionAuthHash`, the user named by
+ *   `logout`'s event) checks both against the session's own login and last-seen times, whatever
+ *   expiry the store holds: a store shared with Django (`DjangoSessionStore`) holds the one Django
+ *   wrote last, and a Django view saving the session (a flash message) moves it to
+ *   `SESSION_COOKIE_AGE` from then. Such a session is refused before it is served, and left in the
+ *   store for Django's expiry to end (as a store leaves an expired session of its own); while it
+ *   is still live here, the next request served brings the store's expiry back to this one. Only
+ *   requests this service serves count as activity for `idleTimeout`: a Django save does not.
  *
  * The password hash comes from `passwordHashOf(user)`; by default the user's `passwordHash` field
  * (a `Redacted` or a string, as `UserStore.StoredUser` has it) when present. A user without one
@@ -98,7 +106,7 @@ export interface Options {
   readonly fallbackSecrets?: ReadonlyArray<Redacted.Redacted<string>> | undefined
   /** Absolute lifetime from login. Default: 14 days. */
   readonly maxAge?: Duration.DurationInput | undefined
-  /** Ends a session this long after its last request. Default: none. */
+  /** Ends a session this long after its last request served by this service. Default: none. */
   readonly idleTimeout?: Duration.DurationInput | undefined
   /** The user's stored password hash; none means the session is not bound to a password. */
   readonly passwordHashOf?: ((user: User) => Option.Option<string | Redacted.Redacted<string>>) | undefined
@@ -159,7 +167,10 @@ export interface SessionUser {
   readonly sessionId: Redacted.Redacted<string>
   /** The session's CSRF token (see `http/Csrf`). */
   readonly csrfToken: Redacted.Redacted<string>
-  /** When the session ends unless refreshed (the earlier of the absolute and idle expiries). */
+  /**
+   * When the session ends unless refreshed (the earlier of the absolute and idle expiries, and of
+   * the store's expiry).
+   */
   readonly expiresAt: Date
   /**
    * `true` when the login was degraded (`AuthService.Authenticated.degraded`: a backend that could
@@ -217,7 +228,10 @@ export interface Service {
     sessionId: SessionId | undefined,
     request?: AuthRequest
   ) => Effect.Effect<void, SessionStore.SessionStoreError>
-  /** The session's user, or none (no session, expired, user gone, backend gone, stale auth hash). */
+  /**
+   * The session's user, or none (no session, expired by the store or past this service's `maxAge`
+   * or `idleTimeout`, user gone, backend gone, stale auth hash).
+   */
   readonly currentUser: (
     sessionId: SessionId | undefined
   ) => Effect.Effect<Option.Option<SessionUser>, SessionStore.SessionStoreError | TransportError>
@@ -416,6 +430,14 @@ export const make = (
         onNone: () => createdAt + maxAgeMillis,
         onSome: (idle) => Math.min(createdAt + maxAgeMillis, lastSeenAt + idle)
       })
+    // The session's end by this service's own rules, from the times in its record. A store shared
+    // with another app (`DjangoSessionStore`) keeps that app's expiry as well, which the app moves
+    // when it writes the session (Django's save sets `expire_date` to `SESSION_COOKIE_AGE` from
+    // then): a later expiry there never lifts `maxAge` or `idleTimeout`.
+    const ownExpiry = (record: SessionStore.SessionRecord) => expiry(record.createdAt, record.lastSeenAt)
+    // A store's expiry later than ours by more than this is written back to ours at the next
+    // request served (a Django save moved it); less is left alone (a cache's TTL read back).
+    const realignAfter = 60_000
 
     const sessionUser = (
       user: User,
@@ -426,16 +448,22 @@ export const make = (
       backend: record.backendId,
       sessionId: Redacted.make(id),
       csrfToken: Redacted.make(record.csrfToken),
-      expiresAt: new Date(record.expiresAt),
+      expiresAt: new Date(Math.min(record.expiresAt, ownExpiry(record))),
       ...(record.degraded === true && { degraded: true }),
       ...(record.secondFactor !== undefined && { secondFactor: record.secondFactor })
     })
 
+    // A live session by the store and by this service's own expiry. One past ours is no session
+    // here, and is left in the store as it is (as a store leaves an expired record of ours): in a
+    // store shared with Django, Django's own expiry decides when Django ends it.
     const load = (sessionId: SessionId | undefined, now: number) => {
       const id = idOf(format, sessionId)
       return id === undefined
         ? Effect.succeed(Option.none<readonly [string, SessionStore.SessionRecord]>())
-        : Effect.map(store.get(format.storeKey(id), now), Option.map((record) => [id, record] as const))
+        : Effect.map(
+          store.get(format.storeKey(id), now),
+          Option.flatMap((record) => now < ownExpiry(record) ? Option.some([id, record] as const) : Option.none())
+        )
     }
 
     // A new id for `record`; the old session (if any) is deleted after the new one is stored,
@@ -561,7 +589,9 @@ export const make = (
           current = { ...record, authHash: hashOf(user) }
           if (!(yield* store.replace(storeKey, current, now))) return Option.none()
         }
-        if (now - current.lastSeenAt >= touchEvery) {
+        // The last-seen time is due, or the store's expiry was moved past ours (a Django save):
+        // both sides are brought back to this service's expiry.
+        if (now - current.lastSeenAt >= touchEvery || current.expiresAt - ownExpiry(current) > realignAfter) {
           current = { ...current, lastSeenAt: now, expiresAt: expiry(current.createdAt, now) }
           // Gone meanwhile (logged out on another instance): the request is anonymous.
           if (!(yield* store.replace(storeKey, current, now))) return Option.none()

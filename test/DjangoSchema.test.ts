@@ -5,7 +5,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Effect, Either, Exit, Layer, Option, Redacted } from "effect"
+import { Effect, Either, Exit, Layer, Option, Redacted, TestClock } from "effect"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -403,6 +403,61 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
           }
         })
         yield* program.pipe(Effect.provide(Live))
+      }), 120_000)
+
+    // A Django view that writes a session effect-auth started (a flash message) sets expire_date
+    // to SESSION_COOKIE_AGE (two weeks) from then. That lifted effect-auth's maxAge and
+    // idleTimeout: the session was served for two weeks, or, with an idle timeout, served once more
+    // past it and then deleted under Django too.
+    it.scoped("a Django write to a session lifts neither maxAge nor idleTimeout; Django keeps its own expiry", () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(Date.now())
+        const { db, store } = yield* engine.make
+        site("seed", db)
+        const secret = Redacted.make("django-site-secret")
+        const Live = Session.layer({ secret, format: "django", maxAge: "1 hour", idleTimeout: "30 minutes" }).pipe(
+          Layer.provideMerge(DjangoSessionStore.layer({ secret })),
+          Layer.provideMerge(chain(store()))
+        )
+        const whoami = (key: string): number | null => site("whoami", db, { key }).id
+        yield* Effect.gen(function*() {
+          const sessions = yield* Session.Session
+          const ours = (key: string) => Effect.map(sessions.currentUser(key), Option.map((s) => s.user.username))
+          const login = Effect.flatMap(
+            AuthService.authenticate({ username: "alice", password: Redacted.make("alice-pw-1") }),
+            (authenticated) => sessions.login(authenticated)
+          ).pipe(Effect.map((started) => Redacted.value(started.sessionId)))
+          const untouched = yield* login
+          const idle = yield* login
+          const written = yield* login
+          const aliceId = whoami(written)
+          // A session Django made is as fresh as the first request effect-auth serves: its idle
+          // time counts from there (Django keeps no last-seen time), its maxAge from its start.
+          const fromDjango: string = site("login", db, { username: "alice", password: "alice-pw-1" }).key
+          for (const key of [idle, written]) site("save", db, { key, data: { _messages: "[]" } })
+          // Within both limits: served, and the expiry Django moved is brought back to ours.
+          const rows = yield* SessionStore.SessionStore
+          yield* TestClock.adjust("20 minutes")
+          expect(yield* ours(written)).toEqual(Option.some("alice"))
+          const now = yield* TestClock.currentTimeMillis
+          expect(Option.getOrThrow(yield* rows.get(written, now)).expiresAt).toBe(now + 1_800_000)
+          // Past the idle timeout since effect-auth last served it: refused, not served once more.
+          yield* TestClock.adjust("25 minutes")
+          expect(yield* ours(written)).toEqual(Option.some("alice"))
+          expect(yield* ours(idle)).toEqual(Option.none())
+          expect(yield* ours(fromDjango)).toEqual(Option.some("alice"))
+          // Past maxAge, though busy: refused by every reader.
+          site("save", db, { key: written, data: { _messages: "[]" } })
+          yield* TestClock.adjust("20 minutes")
+          for (const key of [untouched, idle, written, fromDjango]) {
+            expect(yield* ours(key)).toEqual(Option.none())
+            expect(yield* sessions.csrfToken(key)).toEqual(Option.none())
+          }
+          // Django's sessions are Django's to end: its expiry still holds them.
+          expect(whoami(idle)).toBe(aliceId)
+          expect(whoami(written)).toBe(aliceId)
+          expect(whoami(fromDjango)).toBe(aliceId)
+        }).pipe(Effect.provide(Live))
       }), 120_000)
 
     it.scopedLive("a session that is no login of ours is kept, carried over at login and flushed at logout, as Django does", () =>

@@ -402,6 +402,58 @@ describe("Session", () => {
     }).pipe(Effect.provide(setup({ idleTimeout: "30 minutes" }, directory)))
   })
 
+  // A store shared with another app keeps that app's expiry too, and the app moves it when it
+  // writes the session (a Django view's save sets expire_date to SESSION_COOKIE_AGE from then).
+  // It never lifts maxAge or idleTimeout: the session is refused before it is served (it was
+  // served once more, then deleted), and left in the store for the other app's own expiry.
+  it.effect("a store's expiry moved later by another app's write lifts neither maxAge nor idleTimeout", () => {
+    const directory = makeDirectory()
+    const alice = directory.add("alice")
+    const recording = recordingStore()
+    return Effect.gen(function*() {
+      const store = yield* SessionStore.SessionStore
+      const csrfToken = (session: Session.SessionUser) =>
+        Effect.flatMap(Session.Session, (service) => service.csrfToken(session.sessionId))
+      // what a Django save does to the session under `key`: the expiry two weeks from now
+      const foreignSave = (key: string) =>
+        Effect.gen(function*() {
+          const now = yield* TestClock.currentTimeMillis
+          const record = Option.getOrThrow(yield* store.get(key, now))
+          yield* store.set(key, { ...record, expiresAt: now + 14 * 86_400_000 }, now)
+        })
+      const old = yield* loginAs("alice")
+      const idle = yield* loginAs("alice")
+      const busy = yield* loginAs("alice")
+      const [oldKey, idleKey, busyKey] = recording.keys
+      yield* foreignSave(oldKey!)
+      yield* foreignSave(idleKey!)
+      yield* foreignSave(busyKey!)
+      // Within both: served, and the store's expiry is brought back to ours.
+      yield* TestClock.adjust("10 minutes")
+      expect(yield* current(idOf(busy))).toEqual(Option.some("alice"))
+      expect(Option.getOrThrow(yield* store.get(busyKey!, 600_000)).expiresAt).toBe(600_000 + 1_800_000)
+      // Past idleTimeout since effect-auth last saw it: refused, though the store holds it.
+      yield* TestClock.adjust("25 minutes")
+      expect(yield* current(idOf(idle))).toEqual(Option.none())
+      expect(yield* csrfToken(idle)).toEqual(Option.none())
+      expect(yield* current(idOf(busy))).toEqual(Option.some("alice"))
+      expect(Option.isSome(yield* store.get(idleKey!, 2_100_000))).toBe(true)
+      // Past maxAge, kept busy: refused by every reader, and left in the store.
+      yield* TestClock.adjust("20 minutes")
+      expect(yield* current(idOf(busy))).toEqual(Option.some("alice"))
+      yield* foreignSave(busyKey!)
+      yield* foreignSave(oldKey!)
+      yield* TestClock.adjust("20 minutes")
+      for (const session of [old, busy]) {
+        expect(yield* current(idOf(session))).toEqual(Option.none())
+        expect(yield* csrfToken(session)).toEqual(Option.none())
+        expect(yield* Session.updateSessionAuthHash(session.sessionId, alice)).toEqual(Option.none())
+      }
+      expect(Option.isSome(yield* store.get(oldKey!, 4_500_000))).toBe(true)
+      expect(Option.isSome(yield* store.get(busyKey!, 4_500_000))).toBe(true)
+    }).pipe(Effect.provide(setup({ maxAge: "1 hour", idleTimeout: "30 minutes" }, directory, recording.layer)))
+  })
+
   it.effect("a logout of a session a password change ended names nobody, as Django's (its request.user is anonymous)", () => {
     const directory = makeDirectory()
     const alice = directory.add("alice", "hash-1")

@@ -20,6 +20,9 @@
 #   {"action": "whoami", "db": ..., "key"}  the user id Django's get_user() finds for a session key,
 #       the key the session ends under, and the session's data without Django's auth keys
 #   {"action": "logout", "db": ..., "key"}  Django's logout() on that session
+#   {"action": "save", "db": ..., "key", "data", "expiry"?}  a view putting "data" in the session (a
+#       flash message), after set_expiry("expiry") if given ({"in": seconds} is a timedelta), then
+#       saving it: Django's save sets expire_date anew. The expire_date written
 #   {"action": "setpassword", "db": ..., "username", "password"}  set_password() and save()
 #   {"action": "signing", "db": ..., "ours": signed, "value": v}  Django's loads() of ours, its dumps() of v
 #
@@ -264,6 +267,18 @@ def whoami():
     return {"id": user.pk, "key": request.session.session_key, "data": mine}
 
 
+def save():
+    from django.contrib.sessions.models import Session
+
+    request = session_request(command["key"])
+    request.session.update(command["data"])
+    if "expiry" in command:
+        expiry = command["expiry"]
+        request.session.set_expiry(datetime.timedelta(seconds=expiry["in"]) if isinstance(expiry, dict) else expiry)
+    request.session.save()
+    return {"expire_date": Session.objects.get(session_key=command["key"]).expire_date.isoformat()}
+
+
 def logout():
     from django.contrib.auth import logout as django_logout
 
@@ -300,7 +315,7 @@ def signing():
 
 actions = {
     "seed": seed, "ask": ask, "read": read, "schema": schema, "login": login, "anonymous": anonymous, "whoami": whoami,
-    "logout": logout, "setpassword": setpassword, "signing": signing, "anonymous_json": anonymous_json,
+    "logout": logout, "save": save, "setpassword": setpassword, "signing": signing, "anonymous_json": anonymous_json,
     "rawsession": rawsession,
 }
 if command["action"] == "version":
