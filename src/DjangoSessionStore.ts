@@ -113,7 +113,9 @@ export interface Options {
   readonly storeClass?: string | undefined
   /**
    * The site's `SESSION_COOKIE_AGE`: dates the start of a session Django made (Django does not
-   * record it), for `Session`'s `maxAge`. Default: 14 days, Django's.
+   * record it), for `Session`'s `maxAge`: its last save, `expire_date` less this age, or less
+   * the session's own `_session_expiry` seconds where a view set one (`set_expiry(3600)`); now,
+   * when that is a datetime. Default: 14 days, Django's.
    */
   readonly cookieAge?: Duration.DurationInput | undefined
   /** How long one store operation may take before it fails with a store error. Default: 5 seconds. */
@@ -190,6 +192,19 @@ const codec = (options: Options) =>
     const csrfKey = createHash("sha256").update("effect-auth.DjangoSessionStore.csrf").update(secret).digest()
     const derivedCsrf = (key: string) => createHmac("sha256", csrfKey).update(key).digest("base64url")
 
+    // When a session Django made started, which Django does not record. Its expiry counts from
+    // its last save (`get_expiry_date`): `_session_expiry` seconds when that is a number
+    // (`set_expiry(3600)`), `SESSION_COOKIE_AGE` when it is none or 0. A datetime (ISO text: what
+    // Djangos after 3.2 keep for `set_expiry` of a datetime or timedelta) tells nothing of the
+    // save: now. The
+    // last save is the latest the login can have been, so the estimate never makes a session older
+    // than it is, and never lies in the future.
+    const startOf = (data: Record<string, unknown>, expiresAt: number, now: number) => {
+      const expiry = data._session_expiry
+      const age = !expiry ? cookieAge : typeof expiry === "number" && Number.isFinite(expiry) ? expiry * 1000 : undefined
+      return age === undefined ? now : Math.max(0, Math.min(now, Math.ceil(expiresAt - age)))
+    }
+
     // Django's session data as a record; none for an anonymous session or a backend not shared.
     const toRecord = (key: string, data: Record<string, unknown>, expiresAt: number, now: number) => {
       const userId = data._auth_user_id
@@ -198,7 +213,7 @@ const codec = (options: Options) =>
       const authHash = typeof data._auth_user_hash === "string" ? data._auth_user_hash : ""
       const extra = decodeExtra(data._effect_auth)
       const createdAt = Option.match(extra, {
-        onNone: () => Math.min(now, expiresAt - cookieAge),
+        onNone: () => startOf(data, expiresAt, now),
         onSome: (e) => e.createdAt
       })
       return SessionStore.decodeStored({

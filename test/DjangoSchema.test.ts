@@ -460,6 +460,36 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
         }).pipe(Effect.provide(Live))
       }), 120_000)
 
+    // Django's set_expiry(3600) ("remember me" unticked) with a maxAge shorter than
+    // SESSION_COOKIE_AGE: the session's start was dated two weeks back, so effect-auth's first
+    // request logged a login of seconds before out, of Django too.
+    it.scopedLive("a login Django made with set_expiry is as old as it is: served, and Django keeps it", () =>
+      Effect.gen(function*() {
+        const { db, store } = yield* engine.make
+        site("seed", db)
+        const secret = Redacted.make("django-site-secret")
+        const Live = Session.layer({ secret, format: "django", maxAge: "1 day", idleTimeout: "1 hour" }).pipe(
+          Layer.provideMerge(DjangoSessionStore.layer({ secret })),
+          Layer.provideMerge(chain(store()))
+        )
+        const whoami = (key: string): number | null => site("whoami", db, { key }).id
+        // A datetime (set_expiry of a timedelta) is ISO text after 3.2; 3.2 cannot save it as JSON.
+        const expiries: Array<unknown> = [3600, ...(django.version === "3.2" ? [] : [{ in: 3600 }])]
+        yield* Effect.gen(function*() {
+          const sessions = yield* Session.Session
+          for (const expiry of expiries) {
+            const key: string = site("login", db, { username: "alice", password: "alice-pw-1" }).key
+            site("save", db, { key, data: {}, expiry })
+            const id = whoami(key)
+            expect(id).not.toBe(null)
+            const served = yield* sessions.currentUser(key)
+            expect(Option.map(served, (s) => s.user.username)).toEqual(Option.some("alice"))
+            expect(whoami(key)).toBe(id)
+            expect(yield* sessions.currentUser(key)).toEqual(served)
+          }
+        }).pipe(Effect.provide(Live))
+      }), 120_000)
+
     it.scopedLive("a session that is no login of ours is kept, carried over at login and flushed at logout, as Django does", () =>
       Effect.gen(function*() {
         const { db, Live } = yield* sessionSite
@@ -919,6 +949,44 @@ describe("DjangoSessionStore: replace leaves alone data it cannot read", () => {
       expect(yield* store.replace(key, { ...record, lastSeenAt: 3_000 }, 3_000)).toBe(false)
       expect(values.get(stored!)).toEqual(withDatetime)
     }).pipe(Effect.orDie))
+})
+
+// Django does not record when a session started; its expire_date counts from its last save, by
+// _session_expiry seconds where a view set one (set_expiry(3600), "remember me" unticked). The
+// start was dated expire_date - SESSION_COOKIE_AGE all the same: a login of seconds before was
+// two weeks old, past any shorter maxAge, and its first touch deleted it under Django too.
+describe("DjangoSessionStore: the start of a session Django made", () => {
+  it.effect("is its last save, by _session_expiry as Django counts it; never in the future", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`CREATE TABLE django_session (session_key varchar(40) PRIMARY KEY, session_data text NOT NULL, expire_date datetime NOT NULL)`
+      const store = yield* DjangoSessionStore.make({ secret: storeSecret })
+      const now = Date.UTC(2030, 0, 1)
+      const hour = 3_600_000
+      const started = (n: number, expiresAt: number, extra: Record<string, unknown>) =>
+        Effect.gen(function*() {
+          const key = `${n}`.repeat(32)
+          yield* store.set(key, storeRecord(expiresAt), now)
+          const data = Signing.encodeSession({
+            _auth_user_id: "1",
+            _auth_user_backend: "django.contrib.auth.backends.ModelBackend",
+            _auth_user_hash: "h",
+            ...extra
+          }, Redacted.value(storeSecret))
+          yield* sql`UPDATE django_session SET session_data = ${data} WHERE session_key = ${key}`
+          const record = Option.getOrThrow(yield* store.get(key, now))
+          return [record.createdAt - now, record.lastSeenAt - now]
+        })
+      // saved 10 minutes ago with set_expiry(3600)
+      expect(yield* started(1, now + 50 * 60_000, { _session_expiry: 3600 })).toEqual([-10 * 60_000, 0])
+      // SESSION_COOKIE_AGE, without a session expiry or with 0 (at browser close)
+      expect(yield* started(2, now + 14 * 24 * hour - 60_000, {})).toEqual([-60_000, 0])
+      expect(yield* started(3, now + 14 * 24 * hour - 60_000, { _session_expiry: 0 })).toEqual([-60_000, 0])
+      // a datetime (ISO text, after Django 3.2): nothing tells when it was saved
+      expect(yield* started(4, now + 5 * hour, { _session_expiry: "2030-01-01T05:00:00+00:00" })).toEqual([0, 0])
+      // an expiry further than the age from now (the clocks disagree): not in the future
+      expect(yield* started(5, now + 3 * hour, { _session_expiry: 3600 })).toEqual([0, 0])
+    }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" })), Effect.orDie))
 })
 
 // Requests that refresh one live session at once (the idle-timeout write-back, a rewrite of a hash
