@@ -153,10 +153,14 @@ const isDict = (value: unknown): value is Record<string, unknown> =>
 // written back as it was read (its place, and on the database its JSON text: `Signing.RawJson`).
 const ownKeys = ["_auth_user_id", "_auth_user_backend", "_auth_user_hash", "_effect_auth"] as const
 
-// effect-auth's keys of a session dict, their values read.
+// Read besides them, never written: the age Django gave the session (`set_expiry`), which dates
+// the start of a session Django made.
+const readKeys = [...ownKeys, "_session_expiry"] as const
+
+// effect-auth's keys of a session dict and `_session_expiry`, their values read.
 const ownOf = (data: Signing.SessionDict): Record<string, unknown> => {
   const own: Record<string, unknown> = {}
-  for (const key of ownKeys) {
+  for (const key of readKeys) {
     const value = data.get(key)
     if (value !== undefined) own[key] = value instanceof Signing.RawJson ? value.value : value
   }
