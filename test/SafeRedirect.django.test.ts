@@ -21,7 +21,10 @@ const tricky = [
   "+http://x", "a+b://app.example.com/", "-://app.example.com", "é://app.example.com", "https://app.example.com:443/",
   "//app.example.com:/", "/" + "a".repeat(2047), "/" + "a".repeat(2048), "/" + "😀".repeat(2047), "/" + "😀".repeat(2048),
   "", " ", "\t\n", "  //evil.example", "//", "///", "http://", "https://app.example.com?x", "//app.example.com#f",
-  "//app.example.com?q", "//APP.example.com/"
+  "//app.example.com?q", "//APP.example.com/",
+  // a first character assigned after Unicode 14.0, Python 3.11's (category Cn there: refused), or still unassigned
+  "\u{1FAE8}/x", "\u{1FAE8}//evil.example", "\u0CF3/x", "\u1B7F/x", "\u{1E030}/x", "\u{1FA75}/x", "\u{31350}/x", "\u0378/x",
+  "/\u{1FAE8}", "a\u{1FAE8}"
 ]
 
 const DJANGO = `

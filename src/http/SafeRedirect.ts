@@ -8,7 +8,8 @@
  * `/reports?q=1`) with the `http` or `https` scheme (`https` only with `requireHttps`), read as a
  * browser would read it: `\` as `/` (Chrome), three leading slashes or a scheme without a host
  * (`http:///evil.example`) as another host, a leading control character (which browsers skip) as
- * suspect, tabs and newlines as nothing. Empty, whitespace-only and over-long (2048 characters)
+ * suspect (and, as Django on Python 3.11 judges it, a leading character Unicode 14.0 had not
+ * assigned yet), tabs and newlines as nothing. Empty, whitespace-only and over-long (2048 characters)
  * URLs are refused, as are `javascript:` and every other scheme.
  *
  * Compared with Django 5.2's own function on tricky and random URLs in
@@ -32,6 +33,7 @@ import { dual } from "effect/Function"
 import { isIPv6 } from "node:net"
 import { percentEncode } from "../internal/http/percentEncode.js"
 import { pyStrip } from "../internal/pyStrip.js"
+import { assignedAfterUnicode14 } from "../internal/unicode14.js"
 
 /**
  * @example
@@ -112,8 +114,10 @@ const allowedAsRead = (url: string, hosts: ReadonlySet<string>, requireHttps: bo
   if (parts === undefined) return false
   // `http:///evil.example`: no host for Python, but Chrome goes to evil.example.
   if (parts.netloc === "" && parts.scheme !== "") return false
-  // Browsers skip some control characters at the start, and may then read `//` after them.
-  if (/^\p{C}/u.test(url)) return false
+  // Browsers skip some control characters at the start, and may then read `//` after them. Django
+  // refuses a first character of category C by its Python's Unicode (14.0 on Python 3.11): a
+  // character assigned since is unassigned (Cn) there, refused too.
+  if (/^\p{C}/u.test(url) || assignedAfterUnicode14(url.codePointAt(0) ?? 0)) return false
   // `//host/path` takes the page's scheme: http at least.
   const scheme = parts.scheme === "" && parts.netloc !== "" ? "http" : parts.scheme
   return (parts.netloc === "" || hosts.has(parts.netloc)) &&
