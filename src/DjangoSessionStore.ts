@@ -70,7 +70,7 @@ import * as CompareAndSet from "./internal/session/compareAndSet.js"
 import * as Signing from "./internal/django/signing.js"
 import * as SqlTables from "./internal/sqlTables.js"
 import { djangoSqliteTime, Timestamp } from "./internal/sqlUserStore.js"
-import { decodeHashingAlgorithm } from "./internal/session/crypto.js"
+import { hashingAlgorithmOf } from "./internal/session/crypto.js"
 import * as SessionStore from "./SessionStore.js"
 import { safeCause } from "./internal/storeError.js"
 
@@ -186,10 +186,10 @@ const codec = (options: Options) =>
       backendOfPath.get(djangoPath) ?? (djangoPath.startsWith(ownPrefix) ? djangoPath.slice(ownPrefix.length) : undefined)
     const cookieAge = Duration.toMillis(Duration.decode(options.cookieAge ?? Duration.weeks(2)))
     const secret = Redacted.value(options.secret)
-    const hashing = decodeHashingAlgorithm(options.hashingAlgorithm)
-    if (Option.isNone(hashing)) return yield* configError("hashingAlgorithm must be \"sha256\" or \"sha1\"")
+    const hashing = hashingAlgorithmOf(options.hashingAlgorithm)
+    if (hashing === undefined) return yield* configError("hashingAlgorithm must be \"sha256\" or \"sha1\"")
     // Django 3.2 under DEFAULT_HASHING_ALGORITHM = "sha1" writes sessions as `_legacy_encode`.
-    const legacy = hashing.value === "sha1"
+    const legacy = hashing === "sha1"
 
     // A session Django made has no CSRF token of ours: one derived from the key, stable for the
     // session's life and unknowable without the secret.
@@ -505,6 +505,12 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
       return isDict(data) ? new Map(Object.entries(data)) : undefined
     }
     const dictOf = (value: Buffer): Signing.SessionDict => readDict(value) ?? noData
+    // What `get` reads, on every request: the unpickled dict as it is (`toRecord` reads only its
+    // own few keys), not copied into a `SessionDict` first.
+    const dataOf = (value: Buffer): Record<string, unknown> => {
+      const data = Pickle.loads(value)
+      return isDict(data) ? data : {}
+    }
 
     const write = (
       operation: string,
@@ -525,7 +531,7 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
           // PTTL: -2 gone, -1 no expiry (the cache's TIMEOUT None).
           value === null || ttl === -2
             ? Option.none()
-            : toRecord(key, ownOf(dictOf(value)), ttl === -1 ? now + cookieAge : now + ttl, now)),
+            : toRecord(key, dataOf(value), ttl === -1 ? now + cookieAge : now + ttl, now)),
       set: (key, record, now) => write("set", key, record, noData, now),
       // Compare-and-set on the value read, so a write by Django in between is not overwritten;
       // a round that lost to one reads again.

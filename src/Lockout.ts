@@ -49,6 +49,7 @@ import type { AuthRequest } from "./AuthRequest.js"
 import * as AuthService from "./AuthService.js"
 import * as Credentials from "./Credentials.js"
 import { nfkcBound } from "./internal/codePoints.js"
+import { fieldOf } from "./internal/fieldOf.js"
 import * as IpAddress from "./internal/ipAddress.js"
 import { wellFormed } from "./internal/wellFormed.js"
 import { decideAttempt, type LockoutRecord, refundFailure, toEntry } from "./internal/lockoutRecord.js"
@@ -380,13 +381,7 @@ const wellFormedKey = (key: string): string => wellFormed(key).replace(/\0/g, "\
 // Credentials that throw when read (a getter, a Proxy) have no username or second factor here;
 // the fold refuses them as credentials of no kind, and the attempt still counts by address.
 const usernameOf = (credentials: unknown): string | undefined => {
-  if (typeof credentials !== "object" || credentials === null) return undefined
-  let username: unknown
-  try {
-    username = (credentials as { readonly username?: unknown }).username
-  } catch {
-    return undefined
-  }
+  const username = fieldOf(credentials, "username")
   return typeof username === "string" && username.length > 0 ? usernameKey(username) : undefined
 }
 
@@ -394,13 +389,8 @@ const usernameOf = (credentials: unknown): string | undefined => {
 // read (a getter, a Proxy) is no address, as text that does not parse is none: the attempt counts
 // as one without an address (by username, if at all), and no allow or deny list matches it.
 const remoteAddressOf = (request: unknown): string | undefined => {
-  if (typeof request !== "object" || request === null) return undefined
-  try {
-    const remote = (request as { readonly remoteAddress?: unknown }).remoteAddress
-    return typeof remote === "string" ? remote : undefined
-  } catch {
-    return undefined
-  }
+  const remote = fieldOf(request, "remoteAddress")
+  return typeof remote === "string" ? remote : undefined
 }
 
 const keysFor = (by: By, username: string | undefined, ip: string | undefined): Array<string> => {
@@ -854,8 +844,8 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
         // `Alice`'s login cleared `alice`'s key (a user store need not fold case), so 4 guesses
         // per own login went on without end; an own login between batches of a spray, the
         // address's. The failures before a success end with their cool-off, or by `reset`.
-        if (Exit.isSuccess(exit)) return store.refund(keys, now, policy)
-        const failure = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+        // A success and an outcome that is no guess share the refund below.
+        const failure = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
         // A backend that could not answer does not make a refused secret no guess.
         if (failure?._tag === "AuthenticationFailed" || failure?._tag === "PermissionDenied" || RefusedSecret.judged(failure)) {
           const until = new Date(reservation.until)

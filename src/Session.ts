@@ -75,6 +75,7 @@ import { AuthConfigError, type TransportError } from "./AuthError.js"
 import * as AuthEvents from "./AuthEvents.js"
 import type { AuthRequest } from "./AuthRequest.js"
 import * as AuthService from "./AuthService.js"
+import { fieldOf } from "./internal/fieldOf.js"
 import { textOf } from "./internal/redactedString.js"
 import * as crypto from "./internal/session/crypto.js"
 import * as SessionStore from "./SessionStore.js"
@@ -320,24 +321,11 @@ const idOf = (format: crypto.Format, sessionId: SessionId | undefined): string |
   return format.isId(raw) ? raw : undefined
 }
 
-// What an untyped caller passed as an `Authenticated`: its user, or nothing.
-const userOf = (authenticated: unknown): unknown => {
-  try {
-    return typeof authenticated === "object" && authenticated !== null ? (authenticated as { readonly user?: unknown }).user : undefined
-  } catch {
-    return undefined
-  }
-}
-
 // The id of what an untyped caller passed as a user: a string, or nothing (null, a number, a
 // Proxy that throws).
 const userIdOf = (user: unknown): string | undefined => {
-  try {
-    const id: unknown = typeof user === "object" && user !== null ? (user as { readonly id?: unknown }).id : undefined
-    return typeof id === "string" ? id : undefined
-  } catch {
-    return undefined
-  }
+  const id = fieldOf(user, "id")
+  return typeof id === "string" ? id : undefined
 }
 
 const configError = (message: string) => Effect.fail(new AuthConfigError({ message: `Session: ${message}` }))
@@ -390,12 +378,12 @@ export const make = (
     const auth = yield* AuthService.AuthService
     const events = yield* AuthEvents.AuthEvents
 
-    const hashing = crypto.decodeHashingAlgorithm(options.hashingAlgorithm)
-    if (Option.isNone(hashing)) return yield* configError("hashingAlgorithm must be \"sha256\" or \"sha1\"")
-    if (hashing.value === "sha1" && options.format !== "django") {
+    const hashing = crypto.hashingAlgorithmOf(options.hashingAlgorithm)
+    if (hashing === undefined) return yield* configError("hashingAlgorithm must be \"sha256\" or \"sha1\"")
+    if (hashing === "sha1" && options.format !== "django") {
       return yield* configError("hashingAlgorithm \"sha1\" is Django's: it needs format \"django\"")
     }
-    const format = options.format === "django" ? crypto.djangoFormatWith(hashing.value) : crypto.effectAuthFormat
+    const format = options.format === "django" ? crypto.djangoFormatWith(hashing) : crypto.effectAuthFormat
     const authHash = format.authHasher(options.secret)
     // A hash made under a fallback secret, or in an older form the format still accepts: valid,
     // and rewritten with the current one.
@@ -620,7 +608,7 @@ export const make = (
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const previous = yield* load(sessionId, now)
-        if (Option.isNone(previous) || previous.value[1].userId !== userIdOf(userOf(authenticated))) return Option.none()
+        if (Option.isNone(previous) || previous.value[1].userId !== userIdOf(fieldOf(authenticated, "user"))) return Option.none()
         const [old, record] = previous.value
         const next: SessionStore.SessionRecord = {
           ...record,

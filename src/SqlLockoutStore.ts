@@ -279,8 +279,10 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
             sql,
             Effect.gen(function*() {
               const live = yield* lockRows(keys, now)
+              // A record the refund empties is dead too: dropDead deletes it with the others, in one
+              // statement.
               for (const [key, record] of live) {
-                if (refundFailure(record, now, policy)) yield* sql`DELETE FROM ${table} WHERE lock_key = ${key}`
+                if (refundFailure(record, now, policy)) live.delete(key)
                 else yield* write(key, record)
               }
               yield* dropDead(keys, live)

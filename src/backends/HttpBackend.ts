@@ -461,7 +461,7 @@ const makeWith = (
     const unread = <A, E>(response: HttpClientResponse.HttpClientResponse, outcome: Effect.Effect<A, E>) =>
       Effect.zipRight(BoundedBody.discard(response), outcome)
     const unexpected = (response: HttpClientResponse.HttpClientResponse, where: string) =>
-      unread(response, Effect.fail(transport(`${where}: unexpected status ${response.status}`)))
+      Effect.mapError(BoundedBody.unexpectedStatus(response, where), transport)
 
     const statusOutcome = (status: number): AuthError.NoMatch | AuthError.PermissionDenied | undefined => {
       const outcome = statuses[status]

@@ -8,6 +8,7 @@ import * as Schema from "effect/Schema"
 import * as UserStore from "../UserStore.js"
 import * as User from "../User.js"
 import { boundedNfkc } from "./codePoints.js"
+import { fieldOf } from "./fieldOf.js"
 import { treeMessage } from "./parseErrors.js"
 import { textOf } from "./redactedString.js"
 import { collectionOf } from "./collection.js"
@@ -298,8 +299,8 @@ export interface StoreFlags {
 // The user's password hash when it carries the store's kind (a `Redacted`), read as an untyped
 // caller's object may have to be (a getter that throws is no hash).
 const hashOf = (user: object): string | undefined => {
+  const hash = fieldOf(user, "passwordHash")
   try {
-    const hash = (user as { readonly passwordHash?: unknown }).passwordHash
     return Redacted.isRedacted(hash) ? String(Redacted.value(hash)) : undefined
   } catch {
     return undefined

@@ -225,6 +225,15 @@ export const discard = (response: HttpClientResponse.HttpClientResponse): Effect
     }
   })
 
+/**
+ * A status the caller does not read a body for: the body let go of ({@link discard}), and the
+ * failure `<where>: unexpected status <status>` for the caller's TransportError.
+ *
+ * @internal
+ */
+export const unexpectedStatus = (response: HttpClientResponse.HttpClientResponse, where: string): Effect.Effect<never, string> =>
+  Effect.zipRight(discard(response), Effect.fail(`${where}: unexpected status ${response.status}`))
+
 // A body that announces its length within the ceiling is read whole, as usual (the common case
 // costs nothing more); one that announces more is refused unread; any other is counted as it
 // streams.

@@ -78,7 +78,7 @@ export const make = (options: RemoteJwksOptions): Effect.Effect<RemoteJwks> =>
       Effect.flatMap((response) =>
         response.status >= 200 && response.status < 300
           ? Effect.mapError(BoundedBody.text(response, BoundedBody.defaultMaxBytes, where), transport)
-          : Effect.zipRight(BoundedBody.discard(response), Effect.fail(transport(`${where}: unexpected status ${response.status}`)))
+          : Effect.mapError(BoundedBody.unexpectedStatus(response, where), transport)
       ),
       Effect.flatMap((text) =>
         Effect.try({

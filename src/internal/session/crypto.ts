@@ -1,7 +1,6 @@
 // Session ids, store keys, auth hashes and constant-time comparison.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 import * as Redacted from "effect/Redacted"
-import * as Schema from "effect/Schema"
 import { type Algorithm, sessionAuthHasher } from "../django/signing.js"
 
 /** 32 random bytes, base64url without padding: 43 characters. @internal */
@@ -100,17 +99,7 @@ export const djangoFormatWith = (algorithm: Algorithm): Format => ({
 
 /**
  * A Django site's `DEFAULT_HASHING_ALGORITHM` as an option: `undefined` is "sha256"; anything but
- * the two names is none (`Option.none`), for the caller's AuthConfigError. @internal
+ * the two names is `undefined`, for the caller's AuthConfigError. @internal
  */
-export const decodeHashingAlgorithm = Schema.decodeUnknownOption(
-  Schema.UndefinedOr(Schema.Literal("sha256", "sha1")).pipe(
-    Schema.transform(Schema.Literal("sha256", "sha1"), {
-      strict: true,
-      decode: (a) => a ?? "sha256",
-      encode: (a) => a
-    })
-  )
-)
-
-/** {@link djangoFormatWith} "sha256", Django's default. @internal */
-export const djangoFormat: Format = djangoFormatWith("sha256")
+export const hashingAlgorithmOf = (value: unknown): "sha256" | "sha1" | undefined =>
+  value === undefined ? "sha256" : value === "sha256" || value === "sha1" ? value : undefined
