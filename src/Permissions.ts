@@ -16,6 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as AuthError from "./AuthError.js"
+import { codePointsWithin } from "./internal/codePoints.js"
 
 /**
  * A permission string `app_label.codename`, at most 255 characters: an app label (no dot, no
@@ -33,7 +34,13 @@ import type * as AuthError from "./AuthError.js"
  * @since 0.1.0
  * @category schemas
  */
-export const Permission = Schema.String.pipe(Schema.maxLength(255), Schema.pattern(/^[^.\s\p{Cc}]+\.[^\p{Cc}]+$/u))
+export const Permission = Schema.String.pipe(
+  // 255 characters as Django counts them (code points, not UTF-16 units).
+  Schema.filter((perm) => codePointsWithin(perm, 0, 255) || "must be at most 255 characters", {
+    jsonSchema: { maxLength: 255 }
+  }),
+  Schema.pattern(/^[^.\s\p{Cc}]+\.[^\p{Cc}]+$/u)
+)
 
 /**
  * Splits a permission string into its app label and codename (at the first dot).

@@ -40,6 +40,8 @@ import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { codePointsWithin } from "./internal/codePoints.js"
+import { pyLower } from "./internal/pyLower.js"
 import { pyStrip } from "./internal/pyStrip.js"
 import { isWellFormed } from "./internal/wellFormed.js"
 import { failedMessage } from "./internal/storeError.js"
@@ -596,7 +598,8 @@ export const StoredPermission = Permissions.Permission.pipe(
   Schema.filter((perm) => {
     if (!isWellFormed(perm)) return "must not contain lone surrogates"
     const dot = perm.indexOf(".")
-    return (dot <= 100 && perm.length - dot - 1 <= 100) ||
+    // Characters as Django counts them (code points): an emoji is one, not two UTF-16 units.
+    return (codePointsWithin(perm.slice(0, dot), 0, 100) && codePointsWithin(perm.slice(dot + 1), 0, 100)) ||
       "app label and codename must be at most 100 characters each"
   })
 )
@@ -619,7 +622,8 @@ export const normalizeUsername = (username: string): string => username.normaliz
 /**
  * Django's `BaseUserManager.normalize_email`: lower-cases the domain part (after the last `@`),
  * and strips surrounding whitespace (as Python's `str.strip`) when there is an `@`; an address
- * without one is returned as given.
+ * without one is returned as given. Both as Python 3.11 (Unicode 14.0) does them: a character
+ * assigned since keeps its case.
  *
  * @example
  * ```ts
@@ -635,5 +639,5 @@ export const normalizeEmail = (email: string): string => {
   // Python's strip(), not trim(): Django strips U+001C..U+001F and NEL and keeps a BOM.
   const trimmed = pyStrip(email)
   const at = trimmed.lastIndexOf("@")
-  return at < 0 ? email : `${trimmed.slice(0, at)}@${trimmed.slice(at + 1).toLowerCase()}`
+  return at < 0 ? email : `${trimmed.slice(0, at)}@${pyLower(trimmed.slice(at + 1))}`
 }

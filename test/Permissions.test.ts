@@ -50,6 +50,24 @@ describe("hasPerm", () => {
       expect(a.permissionCalls).toEqual([longest, `module:${"y".repeat(100)}`])
     }))
 
+  it.effect("the bounds count characters as Django does (code points), not UTF-16 units", () =>
+    Effect.gen(function*() {
+      // 161 characters (an emoji is one to Python's len), 261 UTF-16 units.
+      const astral = `${"a".repeat(60)}.${"\u{1F600}".repeat(100)}`
+      const label = "\u{1F600}".repeat(100)
+      const a = grants("a", [astral, `${label}.view`])
+      const answers = yield* withAuth([a])((auth) =>
+        Effect.all([
+          auth.hasPerm(alice, astral),
+          auth.hasModulePerms(alice, label),
+          auth.hasModulePerms(alice, `${label}\u{1F600}`),
+          auth.hasPerm(alice, `blog.${"\u{1F600}".repeat(251)}`)
+        ])
+      )
+      expect(answers).toEqual([true, true, false, false])
+      expect(a.permissionCalls).toEqual([astral, `module:${label}`])
+    }))
+
   it.effect("an inactive superuser is asked about like anyone else", () =>
     Effect.gen(function*() {
       const a = grants("a", [])

@@ -231,7 +231,15 @@ const emails = [
   "erin@EXAMPLE.COM\x1c",
   "\x85erin@EXAMPLE.COM\x1f",
   "\ufeffErin@EXAMPLE.COM\ufeff",
-  "erin@STRASSE.DE\u3000"
+  "erin@STRASSE.DE\u3000",
+  // Letters Unicode 14.0 (Python 3.11's) has not assigned keep their case; Node's tables know them.
+  "erin@X\uA7CB\uA7DA.COM",
+  "erin@\u{10D50}EXAMPLE.COM",
+  // Greek final sigma, at the end and beside such a letter.
+  "erin@ΟΔΟΣ.GR",
+  "erin@ΟΔΟΣ\uA7CB.GR",
+  "erin@EXAMPLE.ΟΔΟΣ",
+  "erin@EXAMPLE.ΟΔΟΣ\uA7CB"
 ]
 
 describe("UserStore.normalizeEmail", () => {
@@ -241,6 +249,11 @@ describe("UserStore.normalizeEmail", () => {
     // Python keeps the BOM, so the domain keeps it too.
     expect(UserStore.normalizeEmail("\ufeffErin@EXAMPLE.COM\ufeff")).toBe("\ufeffErin@example.com\ufeff")
     expect(UserStore.normalizeEmail("no-at-sign ")).toBe("no-at-sign ")
+  })
+
+  it("lowers the domain as Python 3.11 does: a letter Unicode 14.0 has not assigned keeps its case", () => {
+    expect(UserStore.normalizeEmail("erin@X\uA7CB.COM")).toBe("erin@x\uA7CB.com")
+    expect(UserStore.normalizeEmail("erin@EXAMPLE.ΟΔΟΣ")).toBe("erin@example.οδος")
   })
 })
 

@@ -607,6 +607,21 @@ export const userStoreSuite = (name: string, options: UserStoreSuiteOptions) =>
             expect((yield* store.withPerm("app.code.name")).map((u) => u.id)).toEqual([user.id])
           })
         ))
+
+      it.effect("counts an app label's and a codename's 100 characters as Django does (code points)", () =>
+        withStore((store) =>
+          Effect.gen(function*() {
+            const user = yield* store.create({ username: "a" })
+            // 100 emoji: 100 characters to Django (Python's len), 200 UTF-16 units.
+            const astral = `${"a".repeat(60)}.${"\u{1F600}".repeat(100)}`
+            yield* store.createPermission(astral)
+            yield* store.grantPermission(user.id, astral)
+            expect(yield* store.userPermissions(user.id)).toEqual(new Set([astral]))
+            expect((yield* store.withPerm(astral)).map((u) => u.id)).toEqual([user.id])
+            const tooLong = `odd.${"\u{1F600}".repeat(101)}`
+            expect((yield* Effect.flip(store.grantPermission(user.id, tooLong)))._tag).toBe("InvalidInput")
+          })
+        ))
     })
 
     describe("withPerm (Django's with_perm)", () => {
