@@ -61,6 +61,7 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
@@ -224,7 +225,12 @@ export interface Service {
     authenticated: AuthService.Authenticated,
     options?: LoginOptions
   ) => Effect.Effect<SessionUser, SessionStore.SessionStoreError>
-  /** Ends the session (if any) and publishes `LoggedOut`, even for an anonymous request. */
+  /**
+   * Ends the session (if any) and publishes `LoggedOut`, even for an anonymous request. Once the
+   * session is read the logout runs to its end: a caller that leaves (a client disconnect, a
+   * timeout) does not leave the session valid; the event then names nobody, as it does while the
+   * user's backend is down.
+   */
   readonly logout: (
     sessionId: SessionId | undefined,
     request?: AuthRequest
@@ -539,22 +545,36 @@ export const make = (
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const previous = yield* load(sessionId, now)
-        let user = Option.none<User>()
-        if (Option.isSome(previous)) {
-          const [, record] = previous.value
-          // Logging out must work while the user's backend is down: the event then names nobody.
-          // So does a session a password change ended (Django's `logout` takes `request.user`,
-          // which `get_user` made anonymous when the session's hash no longer held).
-          user = yield* auth.getUser(record.backendId, record.userId).pipe(
-            Effect.map(Option.filter((found) => authHashHolds(record, found) !== "no")),
-            Effect.orElseSucceed(() => Option.none<User>())
-          )
-        }
-        // Django's `flush`: the session goes whatever it held, a login of ours or not (an
-        // anonymous session in a store shared with Django).
-        const id = idOf(format, sessionId)
-        if (id !== undefined) yield* store.delete(format.storeKey(id))
-        yield* events.publish(new AuthEvents.LoggedOut({ user, request }))
+        // From here on the logout runs to its end: a client that gives up (or a timeout) must not
+        // leave the session valid. The delete comes before the user's lookup, which only names the
+        // user in the event and may wait on a backend that is down (an HTTP peer's timeout).
+        yield* Effect.uninterruptibleMask((restore) =>
+          Effect.gen(function*() {
+            // Django's `flush`: the session goes whatever it held, a login of ours or not (an
+            // anonymous session in a store shared with Django).
+            const id = idOf(format, sessionId)
+            if (id !== undefined) yield* store.delete(format.storeKey(id))
+            let user = Option.none<User>()
+            if (Option.isSome(previous)) {
+              const [, record] = previous.value
+              // Logging out must work while the user's backend is down: the event then names
+              // nobody, as it does when the caller leaves during the lookup. So does a session a
+              // password change ended (Django's `logout` takes `request.user`, which `get_user`
+              // made anonymous when the session's hash no longer held).
+              user = yield* restore(auth.getUser(record.backendId, record.userId)).pipe(
+                Effect.map(Option.filter((found) => authHashHolds(record, found) !== "no")),
+                // A failure, or the caller gone: nobody. A defect stays one.
+                Effect.catchAllCause((cause) =>
+                  Option.match(Cause.dieOption(cause), {
+                    onNone: () => Effect.succeed(Option.none<User>()),
+                    onSome: Effect.die
+                  })
+                )
+              )
+            }
+            yield* events.publish(new AuthEvents.LoggedOut({ user, request }))
+          })
+        )
       }).pipe(Effect.withSpan("effect-auth.Session.logout", { captureStackTrace: false }))
 
     const currentUser: Service["currentUser"] = (sessionId) =>

@@ -38,6 +38,8 @@ interface Account extends BaseUser {
 const makeDirectory = (id = "local") => {
   const users = new Map<string, Account>()
   let down = false
+  // When set, getUser first waits on it (a backend that stops answering).
+  let stall: Effect.Effect<void> | undefined
   const backend = AuthBackend.make({
     id,
     credentials: Schema.Struct({ username: Schema.String }),
@@ -48,9 +50,14 @@ const makeDirectory = (id = "local") => {
         : Effect.succeed(user)
     },
     getUser: (userId) =>
-      down
-        ? Effect.fail(new AuthError.TransportError({ backend: id, cause: "down" }))
-        : Effect.succeed(Option.fromNullable(users.get(userId)))
+      Effect.zipRight(
+        stall ?? Effect.void,
+        Effect.suspend(() =>
+          down
+            ? Effect.fail(new AuthError.TransportError({ backend: id, cause: "down" }))
+            : Effect.succeed(Option.fromNullable(users.get(userId)))
+        )
+      )
   })
   return {
     backend,
@@ -74,6 +81,9 @@ const makeDirectory = (id = "local") => {
     remove: (user: Account) => users.delete(user.id),
     setDown: (value: boolean) => {
       down = value
+    },
+    setStall: (value: Effect.Effect<void> | undefined) => {
+      stall = value
     }
   }
 }
@@ -508,6 +518,24 @@ describe("Session", () => {
       directory.setDown(false)
       expect(yield* current(idOf(a))).toEqual(Option.some("alice"))
       expect(Option.isNone(yield* Session.currentUser(b.sessionId))).toBe(true)
+    }).pipe(Effect.provide(setup({}, directory)))
+  })
+
+  it.effect("a logout cut off while the user's backend does not answer has still ended the session, and says so", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    return Effect.gen(function*() {
+      const a = yield* loginAs("alice")
+      const reached = yield* Deferred.make<void>()
+      directory.setStall(Effect.zipRight(Deferred.succeed(reached, undefined), Effect.never))
+      // The client gives up while the logout looks the user up for its event.
+      const logout = yield* Effect.fork(Session.logout(a.sessionId))
+      yield* Deferred.await(reached)
+      yield* Fiber.interrupt(logout)
+      directory.setStall(undefined)
+      expect(Option.isNone(yield* Session.currentUser(a.sessionId))).toBe(true)
+      const loggedOut = (yield* TestAuth.events).filter((e) => e._tag === "LoggedOut")
+      expect(loggedOut.map((e) => e._tag === "LoggedOut" && Option.isNone(e.user))).toEqual([true])
     }).pipe(Effect.provide(setup({}, directory)))
   })
 
