@@ -14,7 +14,7 @@
  * | success | every key only loses this attempt's count (a lock it set is lifted): the failures before it stay, as django-axes' default; a name's key is shared by every account whose name folds to it |
  * | `BackendUnavailable`, or `TransportError`, after a backend refused the secret (`NoMatch("invalid-credentials")`) | yes: an outage elsewhere does not make a checked guess free |
  * | `BackendUnavailable`, `TransportError` otherwise, defect | no: the reservation is returned |
- * | the caller interrupted (a dropped connection, a timeout) | the attempt runs to its end in the background and is settled by its outcome |
+ * | the caller interrupted (a dropped connection, a timeout), while the store counts the attempt or after | the attempt runs to its end in the background and is settled by its outcome |
  *
  * {@link protect} wraps an `AuthService` (see {@link layerAuthService}); the HTTP layer turns
  * `LockedOut` into 429 with `Retry-After`. See docs/throttling.md.
@@ -39,7 +39,6 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -54,6 +53,7 @@ import * as IpAddress from "./internal/ipAddress.js"
 import { wellFormed } from "./internal/wellFormed.js"
 import { decideAttempt, type LockoutRecord, refundFailure, toEntry } from "./internal/lockoutRecord.js"
 import * as RefusedSecret from "./internal/refusedSecret.js"
+import { runToItsEnd } from "./internal/runToItsEnd.js"
 
 /**
  * What a failure is counted against:
@@ -322,8 +322,11 @@ export interface Service {
   /**
    * Runs one authentication attempt under the lockout: refuses it (publishing one `LoginFailed`)
    * when a key is locked or the address denied, else runs `attempt` and settles the count with
-   * its outcome. A request whose `remoteAddress` is no string (a number, an object) or that throws
-   * when read has no address: the attempt counts as one without an address would.
+   * its outcome. Once the store is asked, the reservation, the attempt and the settlement run to
+   * their end in a fiber of their own that the caller only waits for: a caller interrupted
+   * meanwhile stops waiting, and the attempt is still run and settled. A request whose
+   * `remoteAddress` is no string (a number, an object) or that throws when read has no address:
+   * the attempt counts as one without an address would.
    */
   readonly guard: <A>(
     credentials: unknown,
@@ -858,26 +861,28 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
       return Effect.catchAll(settled, (error) => Effect.logWarning("Lockout: could not settle an attempt", error.message))
     }
 
-    // A counted attempt runs in a fiber of its own that the caller only waits for: a caller cut off
-    // (a client that drops the connection, an app's timeout) stops waiting, while the attempt goes
-    // on and is settled by its real outcome, as Django's request goes on when the client leaves.
-    // Given back on interruption, every dropped request was a free, uncounted password hash: a
-    // client that never read an answer was never locked.
-    const runToItsEnd = <A, E>(attempt: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-      Effect.flatMap(Effect.forkDaemon(attempt), Fiber.join)
-
+    // A counted attempt runs in a fiber of its own that the caller only waits for, from its
+    // reservation to its settlement: a caller cut off (a client that drops the connection, an app's
+    // timeout) stops waiting, while the attempt goes on and is settled by its real outcome, as
+    // Django's request goes on when the client leaves. Given back on interruption, every dropped
+    // request was a free, uncounted password hash: a client that never read an answer was never
+    // locked. The reservation is in that fiber too: a caller cut off while the store counted it
+    // (Redis counts a script it has run, whether or not its reply is awaited) left a failure
+    // counted for an attempt that never ran nor was settled, so correct logins from a flaky client
+    // locked the user out. A reservation answered after the caller left runs its attempt and
+    // settles it all the same; a refusal still publishes its `LoginFailed`.
     const guard: Service["guard"] = (credentials, request, attempt) => {
       const keys = plan(credentials, request)
       if (keys === deny) return refuse(credentials, request, policy.coolOff)
       if (keys.length === 0) return attempt
-      return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      return runToItsEnd(Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.matchEffect(store.attempt(keys, now, policy), {
           onFailure: (error) => (onStoreError === "allow" ? attempt : storeFailed(error)),
           onSuccess: (reservation) =>
             reservation._tag === "Locked"
               ? refuse(credentials, request, reservation.retryAfter)
-              : runToItsEnd(Effect.onExit(attempt, (exit) => settle(keys, reservation, request, exit)))
-        }))
+              : Effect.onExit(attempt, (exit) => settle(keys, reservation, request, exit))
+        })))
     }
 
     const list = Effect.flatMap(Clock.currentTimeMillis, (now) =>

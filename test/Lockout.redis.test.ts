@@ -17,6 +17,7 @@ import {
   anotherAccountKeepsTheCount,
   aSuccessGivesBackItsOwnCount,
   counting,
+  cutOffWhileCounting,
   exactlyTheLimitGetsThrough,
   noCountIsLost,
   oddAddressesCountByName,
@@ -160,6 +161,13 @@ describe.skipIf(Redis.missing)("Lockout on Redis", () => {
       const refused = yield* attempt
       expect(refused._tag === "LockedOut" && Duration.toMillis(refused.retryAfter)).toBe(1000)
       expect((yield* lockout.list).map((e) => [e.key, e.failures, e.lockouts])).toEqual([["username:carol", 1, 1]])
+    }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
+  })
+
+  it.live("a caller cut off while Redis counts its attempt: the attempt still runs and is settled (3 correct logins cut off, the 4th gets in)", () => {
+    const prefix = Redis.uniquePrefix("lockout")
+    return Effect.gen(function*() {
+      yield* cutOffWhileCounting(Lockout.redisStore(yield* Redis.client, { keyPrefix: prefix }))
     }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
   })
 

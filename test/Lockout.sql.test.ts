@@ -22,6 +22,7 @@ import {
   anotherAccountKeepsTheCount,
   aSuccessGivesBackItsOwnCount,
   counting,
+  cutOffWhileCounting,
   exactlyTheLimitGetsThrough,
   illFormedNamesCount,
   noCountIsLost,
@@ -114,6 +115,16 @@ describe.skipIf(Postgres.missing)("Lockout on PostgreSQL", () => {
     return SqlLockoutStore.migrate({ tablePrefix: prefix }).pipe(
       Effect.zipRight(SqlLockoutStore.make({ tablePrefix: prefix })),
       Effect.flatMap(resetFindsItsKeys),
+      Effect.provide(pool()),
+      Effect.ensuring(dropLockoutTables(prefix))
+    )
+  })
+
+  it.live("a caller cut off while the store counts its attempt: the attempt still runs and is settled (3 correct logins cut off, the 4th gets in)", () => {
+    const prefix = Postgres.uniquePrefix("lockout")
+    return SqlLockoutStore.migrate({ tablePrefix: prefix }).pipe(
+      Effect.zipRight(SqlLockoutStore.make({ tablePrefix: prefix })),
+      Effect.flatMap((store) => Effect.scoped(cutOffWhileCounting(store))),
       Effect.provide(pool()),
       Effect.ensuring(dropLockoutTables(prefix))
     )
@@ -302,6 +313,13 @@ describe("Lockout on SQLite", () => {
 
   it.live("refused attempts with fresh names from a locked address leave no row behind", () =>
     refusedAttemptsLeaveNoRow().pipe(Effect.provide(sqlite())))
+
+  it.live("a caller cut off while the store counts its attempt: the attempt still runs and is settled (3 correct logins cut off, the 4th gets in)", () =>
+    SqlLockoutStore.migrate().pipe(
+      Effect.zipRight(SqlLockoutStore.make()),
+      Effect.flatMap((store) => Effect.scoped(cutOffWhileCounting(store))),
+      Effect.provide(sqlite())
+    ))
 
   it.live("back-off: each further lock lasts backOff times the previous one", () =>
     Effect.gen(function*() {

@@ -32,6 +32,7 @@ import {
   anotherAccountKeepsTheCount,
   aSuccessGivesBackItsOwnCount,
   counting as sharedCounting,
+  cutOffWhileCounting,
   illFormedNames,
   oddRequests,
   oddResetTargets,
@@ -325,6 +326,9 @@ describe("Lockout: callers that leave", () => {
       expect(checked).toBe(5)
     }).pipe(Effect.provide(layer))
   })
+
+  it.effect("a caller cut off while the store counts its attempt: the attempt still runs and is settled (3 correct logins cut off, the 4th gets in)", () =>
+    Effect.scoped(cutOffWhileCounting(Lockout.memoryStore())))
 })
 
 describe("Lockout: keys", () => {

@@ -1,14 +1,21 @@
 // What the Lockout suites on Redis and SQL share: a password backend that counts the attempts that
 // reach it, and the outcome of an attempt as a tag.
 import { expect } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as AuthBackend from "../../src/AuthBackend.js"
 import * as AuthError from "../../src/AuthError.js"
+import * as AuthEvents from "../../src/AuthEvents.js"
 import type { AuthRequest } from "../../src/AuthRequest.js"
-import type * as AuthService from "../../src/AuthService.js"
+import * as AuthService from "../../src/AuthService.js"
 import * as Credentials from "../../src/Credentials.js"
 import * as Lockout from "../../src/Lockout.js"
 import * as TestBackend from "../../src/testing/TestBackend.js"
@@ -303,4 +310,52 @@ export const aSuccessGivesBackItsOwnCount = (a: Instance) =>
     expect(entries.map((e) => [e.key, e.failures, e.lockedUntil])).toEqual([["username:carol", 1, undefined]])
     expect(yield* login("y")).toBe("AuthenticationFailed")
     expect(yield* login("right")).toBe("LockedOut")
+  })
+
+/**
+ * The law of a caller cut off while the store counts its attempt, for every store (by "username",
+ * limit 3, on {@link counting}): the store counts at once and its answer arrives late (a Redis a
+ * few milliseconds away), and each of three correct logins is interrupted (the client went away)
+ * after the count and before the answer. Each attempt still runs in the background and, a
+ * success, gives its count back: no record is left, and a fourth correct login gets in. Before,
+ * the interrupted caller took its reservation with it: the attempt never ran and was never
+ * settled, three failures were left counted, and the fourth correct login was `LockedOut`.
+ */
+export const cutOffWhileCounting = (store: Lockout.Store) =>
+  Effect.gen(function*() {
+    const answer = yield* Deferred.make<void>()
+    const counted = yield* Queue.unbounded<void>()
+    // how each reservation ended: given back by its settlement, or taken away by the caller
+    const ends = yield* Queue.unbounded<"refunded" | "reservation interrupted">()
+    const late: Lockout.Store = {
+      ...store,
+      attempt: (keys, now, policy) =>
+        store.attempt(keys, now, policy).pipe(
+          Effect.tap(() => Queue.offer(counted, undefined)),
+          Effect.zipLeft(Deferred.await(answer)),
+          Effect.onInterrupt(() => Queue.offer(ends, "reservation interrupted"))
+        ),
+      refund: (keys, now, policy) => Effect.zipLeft(store.refund(keys, now, policy), Queue.offer(ends, "refunded"))
+    }
+    const { backend, calls } = counting()
+    const lockout = yield* Lockout.make(late, { by: "username", limit: 3 })
+    const layer = Lockout.layerAuthService(AuthService.layer([backend])).pipe(
+      Layer.provideMerge(Layer.succeed(Lockout.Lockout, lockout)),
+      Layer.provideMerge(AuthEvents.layer)
+    )
+    const auth = Context.get(yield* Layer.build(layer), AuthService.AuthService)
+    const login = auth.authenticate({ username: "alice", password: "right" })
+    for (let i = 0; i < 3; i++) {
+      const caller = yield* Effect.fork(login)
+      yield* Queue.take(counted)
+      // the client goes away while the store's answer is on its way
+      expect(Exit.isInterrupted(yield* Fiber.interrupt(caller)), String(i)).toBe(true)
+    }
+    yield* Deferred.succeed(answer, undefined)
+    expect(Chunk.toArray(yield* Queue.takeN(ends, 3))).toEqual(["refunded", "refunded", "refunded"])
+    // each attempt ran (a correct password was checked), and each success gave its count back
+    expect(calls()).toBe(3)
+    expect(yield* lockout.list).toEqual([])
+    expect(tagOf(yield* Effect.exit(login))).toBe("success")
+    expect(yield* lockout.list).toEqual([])
   })
