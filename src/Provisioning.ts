@@ -11,7 +11,8 @@
  *    further is never created: `NoMatch("invalid-credentials")`);
  * 2. unknown: create it when `createUnknownUser` (the default), else `NoMatch("unknown-user")`;
  *    a new user then gets its groups mirrored and `configureUser` called (creation only; the
- *    user is active only once it has passed, so its refusal holds on later logins);
+ *    user is active only once it has passed, so its refusal holds on later logins; a login cut
+ *    off meanwhile leaves the creation and the hook running to their end, and the hook decides);
  * 3. known but a local account (it has a usable password: `createsuperuser`, a sign-up, an
  *    admin), and `linkLocalUsers` is not set: `NoMatch("unknown-user")`, nothing is written;
  * 4. known: update the profile and the staff/superuser flags that differ (`updateAttributes`,
@@ -93,6 +94,7 @@ import * as ExternalIdentities from "./ExternalIdentities.js"
 import type { User } from "./User.js"
 import * as UserStore from "./UserStore.js"
 import { failingPaths } from "./internal/parseErrors.js"
+import { runToItsEnd } from "./internal/runToItsEnd.js"
 import { issuedBy } from "./internal/userStore.js"
 import * as VouchedName from "./internal/vouchedName.js"
 import { isStorable } from "./internal/wellFormed.js"
@@ -257,6 +259,10 @@ export interface Options {
    * wait for the hook, and another instance's are refused (`NoMatch("inactive-user")`) until it
    * has passed. After a failure that was no refusal
    * (the store was down), activate the user in the store (`setFlags(id, { isActive: true })`).
+   * Once the row's creation has begun, the creation, the groups, the hook and the activation run
+   * to their end in a fiber of their own that the login only waits for: a login cut off meanwhile
+   * (a client gone, the backend policy's timeout) does not stop the hook, whose outcome decides as
+   * if the login had waited, so the user's next login gets in (or is refused, if the hook refused).
    */
   readonly configureUser?:
     | ((stored: UserStore.StoredUser, external: ExternalUser) => Effect.Effect<void, ConfigureError, UserStore.UserStore>)
@@ -562,8 +568,16 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         : Effect.succeed(found)
     }
 
+    // With `configureUser`, a first login's row, groups, hook and activation run to their end in a
+    // fiber of their own that the login only waits for: a login cut off while the hook ran (a
+    // client gone, the backend policy's timeout) left the row inactive for ever, and every later
+    // login, which finds the row and does not call the hook again, was NoMatch("inactive-user").
+    // The hook's own outcome decides, whether or not its login is still there: a success activates
+    // the user, a failure leaves it inactive, as documented. The look at `creating` and the entry
+    // it adds are made in that fiber too, so no interruption falls between the entry and the
+    // `ensuring` that removes it.
     const create = (external: ExternalUser) =>
-      options.configureUser === undefined ? createRow(external) : Effect.flatMap(Deferred.make<void>(), (done) => {
+      options.configureUser === undefined ? createRow(external) : runToItsEnd(Effect.flatMap(Deferred.make<void>(), (done) => {
         const pending = whileCreating(external.username)
         if (pending !== undefined) return Effect.zipRight(pending, linkCreated(external))
         creating.set(external.username, done)
@@ -575,7 +589,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
             return Deferred.succeed(done, undefined)
           })
         )
-      })
+      }))
 
     // The user `subject` is bound to, by id. A binding to a user that no longer exists is removed
     // (the login goes on as unbound). The user found is settled as one found by name is.

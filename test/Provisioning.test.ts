@@ -4,6 +4,7 @@ import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -210,6 +211,63 @@ const suite = (name: string, store: () => Layer.Layer<UserStore.UserStore, unkno
         }
         expectNoMatch(yield* Effect.exit(provision({ username: "pete" }, deactivating)), "inactive-user")
         expect((yield* findUser("pete")).isActive).toBe(false)
+      }).pipe(Effect.provide(store())))
+
+    it.effect("a first login cut off while configureUser runs: the hook runs to its end, and the next login gets in", () =>
+      Effect.gen(function*() {
+        let calls = 0
+        const entered = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const users = yield* make({
+          configureUser: (stored) =>
+            Effect.gen(function*() {
+              calls++
+              yield* Deferred.succeed(entered, undefined)
+              yield* Deferred.await(release)
+              yield* Effect.flatMap(UserStore.UserStore, (store) => store.grantPermission(stored.id, "blog.add_post"))
+            })
+        })
+        const carol = { username: "carol", email: "carol@example.org" }
+        const first = yield* Effect.fork(users.provision(carol))
+        yield* Deferred.await(entered)
+        // the client goes away (or the backend's timeout fires) while the hook runs
+        expect(Exit.isInterrupted(yield* Fiber.interrupt(first))).toBe(true)
+        yield* Deferred.succeed(release, undefined)
+        // carol tries again: before, the row stayed inactive for ever and this was NoMatch(inactive-user)
+        const second = yield* Effect.exit(users.provision(carol))
+        expect(Exit.isSuccess(second) ? "success" : Cause.squash(second.cause)).toBe("success")
+        const row = yield* findUser("carol")
+        expect(row.isActive).toBe(true)
+        expect(Exit.isSuccess(second) && second.value.id).toBe(row.id)
+        expect(yield* Effect.flatMap(UserStore.UserStore, (store) => store.userPermissions(row.id))).toEqual(
+          new Set(["blog.add_post"])
+        )
+        expect((yield* users.provision(carol)).id).toBe(row.id)
+        expect(calls).toBe(1)
+        expect(yield* userCount).toBe(1)
+      }).pipe(Effect.provide(store())))
+
+    it.effect("a first login cut off while configureUser runs: a refusal the hook makes afterwards still holds", () =>
+      Effect.gen(function*() {
+        let calls = 0
+        const entered = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const users = yield* make({
+          configureUser: () =>
+            Effect.gen(function*() {
+              calls++
+              yield* Deferred.succeed(entered, undefined)
+              yield* Deferred.await(release)
+              return yield* Effect.fail(new AuthError.PermissionDenied({ backend: "sso", reason: "foreign domain" }))
+            })
+        })
+        const first = yield* Effect.fork(users.provision({ username: "mallory" }))
+        yield* Deferred.await(entered)
+        expect(Exit.isInterrupted(yield* Fiber.interrupt(first))).toBe(true)
+        yield* Deferred.succeed(release, undefined)
+        expectNoMatch(yield* Effect.exit(users.provision({ username: "mallory" })), "inactive-user")
+        expect((yield* findUser("mallory")).isActive).toBe(false)
+        expect(calls).toBe(1)
       }).pipe(Effect.provide(store())))
 
     it.effect("an inactive local user is NoMatch(inactive-user), and provisioning never reactivates it", () =>
