@@ -7,12 +7,14 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { describe, expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as http from "node:http"
+import * as AuthError from "../src/AuthError.js"
 import * as OidcBackend from "../src/backends/OidcBackend.js"
 import * as ExternalIdentities from "../src/ExternalIdentities.js"
 import * as CurrentUser from "../src/http/CurrentUser.js"
@@ -338,4 +340,60 @@ describe("OIDC login against a real provider", () => {
       const whoami = yield* Effect.promise(async () => (await b.request(`${s.app}/me`)).json())
       expect(whoami).toMatchObject({ username: "alice", email: "alice@example.com" })
     }).pipe(Effect.scoped), 60_000)
+})
+
+describe("OidcLogin options", () => {
+  // A short secret threw a plain Error, and the other options were not checked at all: a
+  // malformed maxAge died in Duration.decode at the first login, a cookie name with a space or a
+  // path without its "/" made every login fail. Bad configuration is an AuthConfigError.
+  it.effect("an unusable option is an AuthConfigError: router throws it, make fails with it; the secret is never in it", () =>
+    Effect.gen(function*() {
+      const shortSecret = "short-secret-15" // 15 characters
+      const bad: ReadonlyArray<readonly [string, unknown]> = [
+        ["secret", { secret: Redacted.make(shortSecret) }],
+        ["secret", { secret: shortSecret }],
+        ["secret", {}],
+        ["maxAge", { secret, maxAge: "ten minutes" }],
+        ["maxAge", { secret, maxAge: "500 millis" }],
+        ["maxAge", { secret, maxAge: Infinity }],
+        ["cookieName", { secret, cookieName: "oidc tx" }],
+        ["cookieName", { secret, cookieName: "oidc;tx" }],
+        ["cookieName", { secret, cookieName: "" }],
+        ["cookieName", { secret, cookieName: "x".repeat(65) }],
+        ["cookieName", { secret, cookieName: "__Host-oidc" }],
+        ["cookieName", { secret, cookieName: "__Secure-oidc", secure: false }],
+        ["loginPath", { secret, loginPath: "oidc/login" }],
+        ["callbackPath", { secret, callbackPath: "/oidc/callback?x=1" }],
+        ["logoutPath", { secret, logoutPath: "" }],
+        ["callbackPath", { secret, loginPath: "/oidc", callbackPath: "/oidc" }],
+        ["successRedirect", { secret, successRedirect: 42 }],
+        ["redirectFieldName", { secret, redirectFieldName: "" }],
+        ["allowedRedirectHosts", { secret, allowedRedirectHosts: "docs.example.com" }],
+        ["postLogoutRedirectUri", { secret, postLogoutRedirectUri: new URL("https://app.example.com/") }],
+        ["secure", { secret, secure: "false" }],
+        ["options", null],
+        ["options", new Proxy({}, { get: () => { throw new Error("trap") } })]
+      ]
+      for (const [option, options] of bad) {
+        let thrown: unknown
+        try {
+          OidcLogin.router(options as OidcLogin.Options)
+        } catch (error) {
+          thrown = error
+        }
+        expect([option, thrown]).toEqual([option, expect.any(AuthError.AuthConfigError)])
+        const failed = yield* Effect.flip(OidcLogin.make(options as OidcLogin.Options))
+        expect(failed._tag).toBe("AuthConfigError")
+        expect(failed.message).toMatch(/^OidcLogin: /)
+        expect(failed.message).toContain(option)
+        expect(failed.message).not.toContain(shortSecret)
+        expect(failed.message).not.toContain(Redacted.value(secret))
+      }
+      // Usable options: the same routes either way.
+      const routesOf = (router: HttpRouter.HttpRouter<any, any>) => Chunk.toReadonlyArray(router.routes).map((r) => `${r.method} ${r.path}`)
+      expect(routesOf(OidcLogin.router({ secret }))).toEqual(["GET /oidc/login", "GET /oidc/callback", "POST /oidc/logout"])
+      const custom = { secret, maxAge: "5 minutes", cookieName: "__Secure-oidc", loginPath: "/sso" } as const
+      expect(routesOf(OidcLogin.router(custom))).toEqual(["GET /sso", "GET /oidc/callback", "POST /oidc/logout"])
+      expect(routesOf(yield* OidcLogin.make(custom))).toEqual(["GET /sso", "GET /oidc/callback", "POST /oidc/logout"])
+    }))
 })

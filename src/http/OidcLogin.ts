@@ -19,6 +19,8 @@
  *   else to `postLogoutRedirectUri`.
  *
  * Needs `HttpAuth` with sessions, `AuthService` (with `OidcBackend` in its chain) and `OidcBackend`.
+ * The options are checked when the routes are built: an unusable one is an `AuthConfigError`
+ * ({@link make} fails with it, {@link router} throws it).
  *
  * @example
  * ```ts
@@ -38,11 +40,15 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import { AuthConfigError } from "../AuthError.js"
 import type * as Credentials from "../Credentials.js"
 import * as OidcBackend from "../backends/OidcBackend.js"
+import { headerToken } from "../internal/http/cookies.js"
 import * as Transaction from "../internal/oidc/transaction.js"
+import { textOf } from "../internal/redactedString.js"
 import * as HttpAuth from "./HttpAuth.js"
 import * as SafeRedirect from "./SafeRedirect.js"
 
@@ -65,11 +71,14 @@ import * as SafeRedirect from "./SafeRedirect.js"
  * @category models
  */
 export interface Options {
-  /** Signs the transaction cookie: at least 16 characters (the app's `SECRET_KEY` will do). */
+  /**
+   * Signs the transaction cookie: a `Redacted` string of at least 16 characters (the app's
+   * `SECRET_KEY` will do).
+   */
   readonly secret: Redacted.Redacted<string>
-  /** Default: `/oidc/login`. */
+  /** Default: `/oidc/login`. Each path starts with `/` and holds no space, `?` or `#`. */
   readonly loginPath?: `/${string}` | undefined
-  /** Default: `/oidc/callback`; the path of the backend's `redirectUri`. */
+  /** Default: `/oidc/callback`; the path of the backend's `redirectUri`. Not `loginPath`. */
   readonly callbackPath?: `/${string}` | undefined
   /** Default: `/oidc/logout`. */
   readonly logoutPath?: `/${string}` | undefined
@@ -92,39 +101,175 @@ export interface Options {
   readonly postLogoutRedirectUri?: string | undefined
   /** The transaction cookie's `Secure` flag. Default: `true` (set `false` for http://localhost only). */
   readonly secure?: boolean | undefined
-  /** Default: `oidc_tx`. */
+  /**
+   * Default: `oidc_tx`. An HTTP token of at most 64 characters; not `__Host-` (the cookie's path is
+   * the callback's), `__Secure-` only with `secure`.
+   */
   readonly cookieName?: string | undefined
-  /** How long a started login may take. Default: 10 minutes. */
+  /** How long a started login may take: a finite duration of at least a second. Default: 10 minutes. */
   readonly maxAge?: Duration.DurationInput | undefined
 }
 
 const json = (status: number, error: string) => HttpServerResponse.unsafeJson({ error }, { status })
 
+// The options as the routes use them, checked once.
+interface Settings {
+  readonly secret: Redacted.Redacted<string>
+  readonly loginPath: `/${string}`
+  readonly callbackPath: `/${string}`
+  readonly logoutPath: `/${string}`
+  readonly successRedirect: string
+  readonly redirectFieldName: string | false
+  readonly allowedRedirectHosts: ReadonlyArray<string>
+  readonly postLogoutRedirectUri: string | undefined
+  readonly secure: boolean
+  readonly cookieName: string
+  readonly maxAge: Duration.Duration
+}
+
+const configError = (problem: string) => Either.left(new AuthConfigError({ message: `OidcLogin: ${problem}` }))
+
+// A route's path: the router matches the path alone, so one with a query, a fragment or a space
+// would never match.
+const isPath = (value: unknown): value is `/${string}` => typeof value === "string" && /^\/[^\s?#]*$/.test(value)
+
+// An untyped caller's options (from a configuration file, say) may be anything, a Proxy whose
+// traps throw included: a config error, never an exception. The secret is never part of a message.
+const settingsOf = (options: Options): Either.Either<Settings, AuthConfigError> => {
+  try {
+    if (typeof options !== "object" || options === null) return configError("the options must be an object")
+    const secretText = textOf(options.secret)
+    if (secretText === undefined || secretText.length < 16) {
+      return configError("secret must be Redacted and at least 16 characters")
+    }
+    const paths = {
+      loginPath: options.loginPath ?? "/oidc/login",
+      callbackPath: options.callbackPath ?? "/oidc/callback",
+      logoutPath: options.logoutPath ?? "/oidc/logout"
+    }
+    for (const [name, path] of Object.entries(paths)) {
+      if (!isPath(path)) return configError(`${name} must be a path: start with / and hold no space, ? or #`)
+    }
+    // Both are GET routes: the router cannot hold two at one path.
+    if (paths.loginPath === paths.callbackPath) return configError("loginPath and callbackPath must differ")
+    const successRedirect = options.successRedirect ?? "/"
+    if (typeof successRedirect !== "string" || successRedirect.length === 0) {
+      return configError("successRedirect must be a non-empty string")
+    }
+    const redirectFieldName = options.redirectFieldName ?? "next"
+    if (redirectFieldName !== false && (typeof redirectFieldName !== "string" || redirectFieldName.length === 0)) {
+      return configError("redirectFieldName must be a non-empty string or false")
+    }
+    const allowedRedirectHosts: unknown = options.allowedRedirectHosts ?? []
+    if (!Array.isArray(allowedRedirectHosts) || !allowedRedirectHosts.every((host) => typeof host === "string")) {
+      return configError("allowedRedirectHosts must be an array of host names")
+    }
+    const postLogoutRedirectUri = options.postLogoutRedirectUri
+    if (postLogoutRedirectUri !== undefined && (typeof postLogoutRedirectUri !== "string" || postLogoutRedirectUri.length === 0)) {
+      return configError("postLogoutRedirectUri must be a non-empty string")
+    }
+    const secure = options.secure ?? true
+    if (typeof secure !== "boolean") return configError("secure must be a boolean")
+    const cookieName = options.cookieName ?? "oidc_tx"
+    if (typeof cookieName !== "string" || !headerToken.test(cookieName) || cookieName.length > 64) {
+      return configError("cookieName must be a cookie name (an HTTP token) of at most 64 characters")
+    }
+    // Browsers drop a prefixed cookie that breaks its prefix's rules (RFC 6265bis), so every login
+    // would end in a 400: `__Host-` needs Path=/ (the transaction is scoped to the callback), and
+    // `__Secure-` the Secure flag.
+    if (/^__host-/i.test(cookieName)) return configError("cookieName cannot start with __Host- (the cookie's path is the callback's)")
+    if (/^__secure-/i.test(cookieName) && !secure) return configError("cookieName starting with __Secure- requires secure")
+    // A typed DurationInput can still be a malformed string at runtime ("ten minutes"), on which
+    // `Duration.decode` throws. The cookie's Max-Age counts whole seconds: under one it is 0, and
+    // the browser drops the transaction at once.
+    const maxAge = Duration.decodeUnknown(options.maxAge ?? Duration.minutes(10))
+    if (Option.isNone(maxAge) || !Duration.isFinite(maxAge.value) || Duration.toMillis(maxAge.value) < 1000) {
+      return configError("maxAge must be a finite duration of at least one second")
+    }
+    return Either.right({
+      secret: Redacted.make(secretText),
+      ...(paths as Pick<Settings, "loginPath" | "callbackPath" | "logoutPath">),
+      successRedirect,
+      redirectFieldName,
+      allowedRedirectHosts: [...allowedRedirectHosts as ReadonlyArray<string>],
+      postLogoutRedirectUri,
+      secure,
+      cookieName,
+      maxAge: maxAge.value
+    })
+  } catch {
+    return configError("the options cannot be read")
+  }
+}
+
 /**
- * The login, callback and logout routes.
+ * The login, callback and logout routes, or an `AuthConfigError` (its message starts with
+ * `OidcLogin:`) when an option is unusable: a `secret` that is not a `Redacted` string of at least
+ * 16 characters, a path that does not start with `/` (or holds a space, `?` or `#`), the same
+ * `loginPath` and `callbackPath`, a `cookieName` that is not an HTTP token of at most 64 characters
+ * (or starts with `__Host-`, or `__Secure-` without `secure`), a `maxAge` that is not a finite
+ * duration of at least a second, and a `successRedirect`, `redirectFieldName`,
+ * `allowedRedirectHosts`, `postLogoutRedirectUri` or `secure` of the wrong type. The secret never
+ * appears in the message.
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter } from "@effect/platform"
+ * import { Effect, Redacted } from "effect"
+ * import * as OidcLogin from "effect-auth/http/OidcLogin"
+ *
+ * const app = Effect.map(
+ *   OidcLogin.make({ secret: Redacted.make("at least sixteen characters"), maxAge: "5 minutes" }),
+ *   (routes) => HttpRouter.empty.pipe(HttpRouter.concat(routes))
+ * )
+ *
+ * Effect.runSync(Effect.flip(OidcLogin.make({ secret: Redacted.make("too short") }))).message
+ * // 'OidcLogin: secret must be Redacted and at least 16 characters'
+ * ```
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const make = (options: Options) =>
+  Effect.suspend(() => Either.match(settingsOf(options), { onLeft: Effect.fail, onRight: (settings) => Effect.succeed(routes(settings)) }))
+
+/**
+ * The login, callback and logout routes. The options are checked as {@link make} checks them; an
+ * unusable one throws that same `AuthConfigError` (an `Error` whose `_tag` is `"AuthConfigError"`)
+ * at once, where the routes are built. Use {@link make} to have it in an Effect's error channel
+ * instead.
  *
  * @example
  * ```ts
  * import { HttpRouter } from "@effect/platform"
  * import { Redacted } from "effect"
+ * import { AuthError } from "effect-auth"
  * import * as OidcLogin from "effect-auth/http/OidcLogin"
  *
  * const routes = OidcLogin.router({ secret: Redacted.make("at least sixteen characters"), secure: false })
+ * export const app = HttpRouter.empty.pipe(HttpRouter.concat(routes))
+ *
+ * try {
+ *   OidcLogin.router({ secret: Redacted.make("at least sixteen characters"), cookieName: "oidc tx" })
+ * } catch (error) {
+ *   console.log(error instanceof AuthError.AuthConfigError) // true
+ * }
  * ```
  *
  * @since 0.2.0
  * @category routes
  */
 export const router = (options: Options) => {
-  if (Redacted.value(options.secret).length < 16) throw new Error("OidcLogin: secret must be at least 16 characters")
-  const loginPath = options.loginPath ?? "/oidc/login"
-  const callbackPath = options.callbackPath ?? "/oidc/callback"
-  const logoutPath = options.logoutPath ?? "/oidc/logout"
-  const cookieName = options.cookieName ?? "oidc_tx"
-  const maxAge = Duration.decode(options.maxAge ?? Duration.minutes(10))
+  const settings = settingsOf(options)
+  if (Either.isLeft(settings)) throw settings.left
+  return routes(settings.right)
+}
+
+const routes = (options: Settings) => {
+  const { callbackPath, cookieName, loginPath, logoutPath, maxAge, redirectFieldName } = options
   const cookieOptions = {
     httpOnly: true,
-    secure: options.secure ?? true,
+    secure: options.secure,
     // Lax: the provider's redirect back is a top-level navigation from another site.
     sameSite: "lax" as const
   }
@@ -132,7 +277,6 @@ export const router = (options: Options) => {
   // is the callback's as the browser sees it (this router mounted under a prefix, or behind a
   // proxy that strips one), not `callbackPath` as the router matches it.
   const cookieOptionsFor = (oidc: OidcBackend.Service) => ({ ...cookieOptions, path: new URL(oidc.redirectUri).pathname })
-  const redirectFieldName = options.redirectFieldName ?? "next"
   // Where this login should land, if the request names a place it may: checked now, against the
   // host the browser asked for (Django's `request.get_host()`), and kept in the signed cookie.
   const nextOf = (request: HttpServerRequest.HttpServerRequest): string => {
@@ -142,7 +286,7 @@ export const router = (options: Options) => {
     // A repeated field: its last value, as Django's `QueryDict.get` reads it.
     const next = new URLSearchParams(request.url.slice(queryAt + 1)).getAll(redirectFieldName).at(-1) ?? null
     const host = request.headers.host
-    const allowedHosts = host === undefined ? options.allowedRedirectHosts ?? [] : [host, ...options.allowedRedirectHosts ?? []]
+    const allowedHosts = host === undefined ? options.allowedRedirectHosts : [host, ...options.allowedRedirectHosts]
     return next !== null && SafeRedirect.isAllowed(next, { allowedHosts, requireHttps: cookieOptions.secure }) ? next : ""
   }
   const clearTransaction = (oidc: OidcBackend.Service, response: HttpServerResponse.HttpServerResponse) =>
@@ -217,7 +361,7 @@ export const router = (options: Options) => {
         : [401, "the login could not be verified"] as const
       return clearTransaction(oidc, json(status, message))
     }
-    const landing = transaction.value.next === "" ? options.successRedirect ?? "/" : transaction.value.next
+    const landing = transaction.value.next === "" ? options.successRedirect : transaction.value.next
     return clearTransaction(oidc, HttpServerResponse.redirect(SafeRedirect.location(landing), { status: 302 }))
   })
 
