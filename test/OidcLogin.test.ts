@@ -1,6 +1,7 @@
 // Logging in with an identity provider, against a real one (oidc-provider) on 127.0.0.1: the
 // browser's round trip, PKCE, state and nonce tampering, code replay, key rotation, the provider
-// down mid-flow, concurrent first logins, RP-initiated logout, and a plain OAuth 2.0 provider.
+// down mid-flow, concurrent first logins, logins in several tabs, RP-initiated logout, and a plain
+// OAuth 2.0 provider; the options checked.
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
@@ -119,6 +120,17 @@ const status = (s: Setup, b: ReturnType<typeof browser>, path: string) =>
 
 const userNamed = (s: Setup, name: string) => Effect.map(Effect.orDie(s.users.findByUsername(name)), Option.isSome)
 
+/** The transaction cookie of the login whose authorization URL (or state) is given. */
+const transactionCookie = (authorizationUrlOrState: string) => {
+  const state = authorizationUrlOrState.startsWith("http")
+    ? new URL(authorizationUrlOrState).searchParams.get("state")!
+    : authorizationUrlOrState
+  return Transaction.cookieNameOf("oidc_tx", Transaction.idOf(state))
+}
+
+/** The OIDC cookies a browser holds: transactions and their index. */
+const oidcCookies = (b: ReturnType<typeof browser>) => [...b.jar.keys()].filter((name) => name.startsWith("oidc_tx"))
+
 describe("OIDC login against a real provider", () => {
   it.live("the browser's round trip: redirect with PKCE, login at the provider, callback, session, /me", () =>
     Effect.gen(function*() {
@@ -131,7 +143,7 @@ describe("OIDC login against a real provider", () => {
       expect(params.get("state")).toBeTruthy()
       expect(params.get("nonce")).toBeTruthy()
       expect(params.get("scope")).toBe("openid email profile")
-      expect(b.jar.has("oidc_tx")).toBe(false) // cleared at the callback
+      expect(oidcCookies(b)).toEqual([]) // cleared at the callback, and the index with it
       expect(callback.status).toBe(302)
       expect(callback.headers.get("location")).toBe("/")
       expect(b.jar.has("sessionid")).toBe(true)
@@ -145,9 +157,11 @@ describe("OIDC login against a real provider", () => {
       const { b, callback, started } = yield* logIn(s, "alice")
       expect(s.redirectUri).toBe(`${s.app}/auth/oidc/callback`)
       // a browser sends a cookie only to its path: `/oidc/callback` would never reach `/auth/oidc/callback`
-      expect(started.headers.get("set-cookie")).toMatch(/^oidc_tx=[^;]+;.*Path=\/auth\/oidc\/callback;/)
+      expect(started.headers.getSetCookie()).toContainEqual(expect.stringMatching(/^oidc_tx_[0-9a-f]{16}=[^;]+;.*Path=\/auth\/oidc\/callback;/))
       expect(callback.status).toBe(302)
-      expect(callback.headers.get("set-cookie")).toMatch(/^oidc_tx=;.*Max-Age=0;.*Path=\/auth\/oidc\/callback;/)
+      expect(callback.headers.getSetCookie()).toContainEqual(
+        expect.stringMatching(/^oidc_tx_[0-9a-f]{16}=;.*Max-Age=0;.*Path=\/auth\/oidc\/callback;/)
+      )
       const whoami = yield* Effect.promise(async () => (await b.request(`${s.app}/me`)).json())
       expect(whoami).toMatchObject({ username: "alice", backend: "oidc" })
     }).pipe(Effect.scoped), 60_000)
@@ -186,8 +200,8 @@ describe("OIDC login against a real provider", () => {
       const sealedNext = (s: Setup, query: string) =>
         Effect.promise(async () => {
           const started = await browser().request(`${s.app}/oidc/login${query}`)
-          const cookie = started.headers.get("set-cookie") ?? ""
-          const value = /oidc_tx=([^;]*)/.exec(cookie)?.[1]
+          const cookie = started.headers.getSetCookie().join("\n")
+          const value = /oidc_tx_[0-9a-f]{16}=([^;]*)/.exec(cookie)?.[1]
           return Option.map(Transaction.open(secret, value, Date.now()), (t) => t.next)
         })
       expect(yield* sealedNext(secureSetup, `?next=${encodeURIComponent("http://docs.example.com/x")}`)).toEqual(Option.some(""))
@@ -203,9 +217,16 @@ describe("OIDC login against a real provider", () => {
       const b = browser()
       const started = yield* Effect.promise(() => b.request(`${s.app}/oidc/login`))
       const callbackUrl = yield* Effect.promise(() => signIn(b, started.headers.get("location")!, "mallory", s.redirectUri))
+      // a state this browser started no login with: no transaction, nothing asked (as none at all)
       const tampered = new URL(callbackUrl)
       tampered.searchParams.set("state", "not-the-state")
-      expect((yield* Effect.promise(() => b.request(tampered.href))).status).toBe(401)
+      expect((yield* Effect.promise(() => b.request(tampered.href))).status).toBe(400)
+      expect((yield* Effect.promise(() => fetch(callbackUrl, { redirect: "manual" }))).status).toBe(400)
+      expect(yield* userNamed(s, "mallory")).toBe(false)
+      // the transaction's state with another issuer: the fold refuses it
+      const otherIssuer = new URL(callbackUrl)
+      otherIssuer.searchParams.set("iss", "https://evil.example")
+      expect((yield* Effect.promise(() => b.request(otherIssuer.href))).status).toBe(401)
       expect(yield* userNamed(s, "mallory")).toBe(false)
       // the refusal is an event, and it shows neither the code nor the transaction's values
       const code = new URL(callbackUrl).searchParams.get("code")!
@@ -220,7 +241,7 @@ describe("OIDC login against a real provider", () => {
       const c = browser()
       const again = yield* Effect.promise(() => c.request(`${s.app}/oidc/login`))
       const state = new URL(again.headers.get("location")!).searchParams.get("state")!
-      const denied = yield* Effect.promise(() => c.request(`${s.redirectUri}?error=access_denied&state=${state}`))
+      const denied = yield* Effect.promise(() => c.request(`${s.redirectUri}?error=access_denied&state=${state}&iss=${encodeURIComponent(s.provider.issuer)}`))
       expect(denied.status).toBe(401)
       expect(yield* Effect.promise(() => denied.json())).toEqual({ error: "the login could not be verified" })
     }).pipe(Effect.scoped), 60_000)
@@ -231,9 +252,10 @@ describe("OIDC login against a real provider", () => {
       const b = browser()
       const started = yield* Effect.promise(() => b.request(`${s.app}/oidc/login`))
       const callbackUrl = yield* Effect.promise(() => signIn(b, started.headers.get("location")!, "nora", s.redirectUri))
-      const genuine = Option.getOrThrow(Transaction.open(secret, b.jar.get("oidc_tx"), Date.now()))
+      const name = transactionCookie(started.headers.get("location")!)
+      const genuine = Option.getOrThrow(Transaction.open(secret, b.jar.get(name), Date.now()))
       const withTransaction = (t: Transaction.Transaction) =>
-        Effect.promise(() => b.request(callbackUrl, { headers: { cookie: `oidc_tx=${Transaction.seal(secret, t)}` } }))
+        Effect.promise(() => b.request(callbackUrl, { headers: { cookie: `${name}=${Transaction.seal(secret, t)}` } }))
 
       expect((yield* withTransaction({ ...genuine, nonce: "another-nonce" })).status).toBe(401)
       expect(yield* userNamed(s, "nora")).toBe(false)
@@ -242,9 +264,10 @@ describe("OIDC login against a real provider", () => {
       const second = browser()
       const start2 = yield* Effect.promise(() => second.request(`${s.app}/oidc/login`))
       const callback2 = yield* Effect.promise(() => signIn(second, start2.headers.get("location")!, "nora", s.redirectUri))
-      const t2 = Option.getOrThrow(Transaction.open(secret, second.jar.get("oidc_tx"), Date.now()))
+      const name2 = transactionCookie(start2.headers.get("location")!)
+      const t2 = Option.getOrThrow(Transaction.open(secret, second.jar.get(name2), Date.now()))
       const wrongVerifier = yield* Effect.promise(() =>
-        second.request(callback2, { headers: { cookie: `oidc_tx=${Transaction.seal(secret, { ...t2, codeVerifier: "x".repeat(43) })}` } })
+        second.request(callback2, { headers: { cookie: `${name2}=${Transaction.seal(secret, { ...t2, codeVerifier: "x".repeat(43) })}` } })
       )
       expect(wrongVerifier.status).toBe(401)
       expect(yield* userNamed(s, "nora")).toBe(false)
@@ -253,20 +276,21 @@ describe("OIDC login against a real provider", () => {
       const third = browser()
       const start3 = yield* Effect.promise(() => third.request(`${s.app}/oidc/login`))
       const callback3 = yield* Effect.promise(() => signIn(third, start3.headers.get("location")!, "nora", s.redirectUri))
-      const sealed = third.jar.get("oidc_tx")!
+      const name3 = transactionCookie(start3.headers.get("location")!)
+      const sealed = third.jar.get(name3)!
       expect((yield* Effect.promise(() => third.request(callback3))).status).toBe(302)
       expect(yield* userNamed(s, "nora")).toBe(true)
-      const replay = yield* Effect.promise(() => fetch(callback3, { redirect: "manual", headers: { cookie: `oidc_tx=${sealed}` } }))
+      const replay = yield* Effect.promise(() => fetch(callback3, { redirect: "manual", headers: { cookie: `${name3}=${sealed}` } }))
       expect(replay.status).toBe(401)
     }).pipe(Effect.scoped), 60_000)
 
   it.live("a callback target the router matches but URL cannot resolve (`//v1.0/callback`) is refused, never a 500", () =>
     Effect.gen(function*() {
       const s = yield* setUp(undefined, { callbackPath: "/v1.0/callback" })
-      const sealed = Transaction.seal(secret, { state: "s", nonce: "n", codeVerifier: "v".repeat(43), expiresAt: Date.now() + 60_000, next: "" })
+      const sealed = Transaction.seal(secret, { state: "another", nonce: "n", codeVerifier: "v".repeat(43), expiresAt: Date.now() + 60_000, next: "" })
       const answer = (path: string) =>
         Effect.promise(async () => {
-          const response = await fetch(`${s.app}${path}`, { redirect: "manual", headers: { cookie: `oidc_tx=${sealed}` } })
+          const response = await fetch(`${s.app}${path}`, { redirect: "manual", headers: { cookie: `${transactionCookie("another")}=${sealed}` } })
           return [response.status, await response.text()] as const
         })
       // `//v1.0` read as an authority is a host that is no host: new URL threw before the fold ran
@@ -308,6 +332,77 @@ describe("OIDC login against a real provider", () => {
       expect(results.map((r) => r.callback.status)).toEqual([302, 302, 302, 302])
       const all = yield* Effect.orDie(s.users.list())
       expect(all.filter((u) => u.username === "zoe")).toHaveLength(1)
+    }).pipe(Effect.scoped), 60_000)
+
+  // One transaction cookie was overwritten by the next login: a user who started a login in tab A,
+  // then in tab B, could finish only B (A's callback was refused, and cleared B's transaction).
+  it.live("two tabs: logins started one after the other both finish, in either order; each callback clears only its own transaction", () =>
+    Effect.gen(function*() {
+      const s = yield* setUp()
+      const b = browser()
+      const start = (next: string) =>
+        Effect.promise(async () => (await b.request(`${s.loginUrl}?next=${encodeURIComponent(next)}`)).headers.get("location")!)
+      const finish = (callbackUrl: string) =>
+        Effect.promise(async () => {
+          const response = await b.request(callbackUrl)
+          return [response.status, response.headers.get("location")] as const
+        })
+      for (const order of ["older first", "newer first"] as const) {
+        const tabA = yield* start("/a")
+        const tabB = yield* start("/b")
+        const callbackA = yield* Effect.promise(() => signIn(b, tabA, "alice", s.redirectUri))
+        const callbackB = yield* Effect.promise(() => signIn(b, tabB, "alice", s.redirectUri))
+        const [first, second] = order === "older first" ? [callbackA, callbackB] : [callbackB, callbackA]
+        const [firstLanding, secondLanding] = order === "older first" ? ["/a", "/b"] : ["/b", "/a"]
+        expect([order, yield* finish(first)]).toEqual([order, [302, firstLanding]])
+        // exactly the used transaction is cleared: the other tab's is still there
+        const [used, other] = order === "older first" ? [tabA, tabB] : [tabB, tabA]
+        expect([b.jar.has(transactionCookie(used)), b.jar.has(transactionCookie(other))]).toEqual([false, true])
+        expect([order, yield* finish(second)]).toEqual([order, [302, secondLanding]])
+        expect(oidcCookies(b)).toEqual([])
+        expect(yield* status(s, b, "/me")).toBe(200)
+      }
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live("past maxTransactions (or 4096 bytes of them) a new login drops the oldest: its callback answers 400, the others finish", () =>
+    Effect.gen(function*() {
+      const s = yield* setUp(undefined, { maxTransactions: 2, secure: true })
+      const b = browser()
+      const start = (query = "") => Effect.promise(() => b.request(`${s.loginUrl}${query}`))
+      const first = yield* start()
+      const second = yield* start()
+      const third = yield* start()
+      const [x, y, z] = [first, second, third].map((r) => r.headers.get("location")!) as [string, string, string]
+      // each transaction: HttpOnly, Secure, SameSite=Lax, scoped to the callback, for maxAge
+      expect(third.headers.getSetCookie()).toContainEqual(
+        `${transactionCookie(z)}=${b.jar.get(transactionCookie(z))}; Max-Age=600; Path=/oidc/callback; HttpOnly; Secure; SameSite=Lax`
+      )
+      // the third login cleared the first's cookie; the index (no secret in it) is site-wide
+      expect(third.headers.getSetCookie()).toContainEqual(
+        `${transactionCookie(x)}=; Max-Age=0; Path=/oidc/callback; HttpOnly; Secure; SameSite=Lax`
+      )
+      expect(third.headers.getSetCookie()).toContainEqual(expect.stringMatching(/^oidc_tx_index=[^;]+; Max-Age=600; Path=\/; HttpOnly; Secure; SameSite=Lax$/))
+      expect(oidcCookies(b).sort()).toEqual([transactionCookie(y), transactionCookie(z), "oidc_tx_index"].sort())
+      const callbackX = yield* Effect.promise(() => signIn(b, x, "alice", s.redirectUri))
+      const callbackY = yield* Effect.promise(() => signIn(b, y, "alice", s.redirectUri))
+      const callbackZ = yield* Effect.promise(() => signIn(b, z, "alice", s.redirectUri))
+      expect((yield* Effect.promise(() => b.request(callbackX))).status).toBe(400)
+      expect((yield* Effect.promise(() => b.request(callbackZ))).status).toBe(302)
+      expect((yield* Effect.promise(() => b.request(callbackY))).status).toBe(302)
+      expect(oidcCookies(b)).toEqual([])
+
+      // Under the count, the bytes: two logins whose `next` fills most of a cookie do not fit.
+      const long = (page: string) => `/${page}/${"r".repeat(1800)}`
+      const older = (yield* start(`?next=${encodeURIComponent(long("older"))}`)).headers.get("location")!
+      const newer = (yield* start(`?next=${encodeURIComponent(long("newer"))}`)).headers.get("location")!
+      expect(oidcCookies(b).sort()).toEqual([transactionCookie(newer), "oidc_tx_index"].sort())
+      const finish = (authorizationUrl: string) =>
+        Effect.promise(async () => {
+          const response = await b.request(await signIn(b, authorizationUrl, "alice", s.redirectUri))
+          return [response.status, response.headers.get("location")] as const
+        })
+      expect(yield* finish(older)).toEqual([400, null])
+      expect(yield* finish(newer)).toEqual([302, long("newer")])
     }).pipe(Effect.scoped), 60_000)
 
   it.live("logout ends the local session and sends the browser to the provider's end_session_endpoint", () =>
@@ -371,6 +466,8 @@ describe("OidcLogin options", () => {
         ["allowedRedirectHosts", { secret, allowedRedirectHosts: "docs.example.com" }],
         ["postLogoutRedirectUri", { secret, postLogoutRedirectUri: new URL("https://app.example.com/") }],
         ["secure", { secret, secure: "false" }],
+        ["maxTransactions", { secret, maxTransactions: 0 }],
+        ["maxTransactions", { secret, maxTransactions: 2.5 }],
         ["options", null],
         ["options", new Proxy({}, { get: () => { throw new Error("trap") } })]
       ]
@@ -395,5 +492,27 @@ describe("OidcLogin options", () => {
       const custom = { secret, maxAge: "5 minutes", cookieName: "__Secure-oidc", loginPath: "/sso" } as const
       expect(routesOf(OidcLogin.router(custom))).toEqual(["GET /sso", "GET /oidc/callback", "POST /oidc/logout"])
       expect(routesOf(yield* OidcLogin.make(custom))).toEqual(["GET /sso", "GET /oidc/callback", "POST /oidc/logout"])
+    }))
+})
+
+describe("the transactions' index", () => {
+  it.effect("what a browser sends as its index is read, never trusted: malformed, expired, far-future and repeated entries are skipped", () =>
+    Effect.sync(() => {
+      const now = 1_000_000
+      const entry = (id: string, expiresAt: number, size = 300): Transaction.Entry => ({ id, expiresAt, size })
+      const a = entry("aaaaaaaaaaaaaaaa", now + 1000)
+      const b = entry("bbbbbbbbbbbbbbbb", now + 2000)
+      const written = Transaction.writeIndex([b, a])
+      expect(written).toMatch(/^[0-9a-z_.]+$/)
+      expect(Transaction.readIndex(written, now, now + 600_000)).toEqual([a, b])
+      const planted = Transaction.writeIndex([entry("cccccccccccccccc", now + 10_000_000), entry("dddddddddddddddd", now - 1)])
+      expect(Transaction.readIndex(`${written}.${planted}.${written}.x_y_z.;`, now, now + 600_000)).toEqual([a, b])
+      expect(Transaction.readIndex(undefined, now, now + 600_000)).toEqual([])
+      // the oldest go first, past the count or the bytes; the new one always stays
+      const c = entry("cccccccccccccccc", now + 3000)
+      expect(Transaction.admit([a, b], c, 2)).toEqual({ kept: [b, c], dropped: [a] })
+      expect(Transaction.admit([a, b], c, 10)).toEqual({ kept: [a, b, c], dropped: [] })
+      expect(Transaction.admit([a, b], { ...c, size: 3700 }, 10)).toEqual({ kept: [b, { ...c, size: 3700 }], dropped: [a] })
+      expect(Transaction.admit([a, b], { ...c, size: 4000 }, 10)).toEqual({ kept: [{ ...c, size: 4000 }], dropped: [a, b] })
     }))
 })

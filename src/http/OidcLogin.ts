@@ -3,10 +3,14 @@
  * router:
  *
  * - `GET /oidc/login`: starts a login: a new `state`, `nonce` and PKCE verifier, kept by the
- *   browser in a signed, HttpOnly, ten-minute cookie (`oidc_tx`, path = the callback), and a
- *   redirect (302) to the provider;
- * - `GET /oidc/callback`: the provider's redirect back: the transaction cookie must be there and
- *   valid (else 400), and is cleared; the callback URL and the transaction go through the fold as
+ *   browser in a signed, HttpOnly, ten-minute cookie of its own (`oidc_tx_<id>`, the id named
+ *   from the state; path = the callback), and a redirect (302) to the provider. Logins started in
+ *   several tabs each keep theirs, up to `maxTransactions` (10) and 4096 bytes together, the
+ *   oldest dropped past either (a site-wide `oidc_tx_index` cookie, holding no secret, lists
+ *   them for this route);
+ * - `GET /oidc/callback`: the provider's redirect back: the transaction of the callback's
+ *   `state` must be there and valid (else 400), and exactly it is cleared, whatever the answer
+ *   (the other tabs' logins still finish); the callback URL and the transaction go through the fold as
  *   `OidcBackend.Callback` credentials (so lockout, events and control maps apply); success starts
  *   an ordinary session (`HttpAuth.loginAs`) and redirects (302) to the login's `next` (`GET
  *   /oidc/login?next=/reports`, when `SafeRedirect` allows it: a path or a URL on this host) or
@@ -30,6 +34,9 @@
  *
  * const routes = OidcLogin.router({ secret: Redacted.make(process.env.SECRET_KEY ?? "a-development-secret-only!") })
  * export const app = HttpRouter.empty.pipe(HttpRouter.concat(routes))
+ *
+ * // at most three logins in flight per browser (a fourth drops the first)
+ * export const few = OidcLogin.router({ secret: Redacted.make("at least sixteen characters"), maxTransactions: 3 })
  * ```
  *
  * @since 0.2.0
@@ -99,15 +106,27 @@ export interface Options {
   readonly allowedRedirectHosts?: ReadonlyArray<string> | undefined
   /** Where the provider sends the browser after its logout, and where a local logout lands. Default: `/`. */
   readonly postLogoutRedirectUri?: string | undefined
-  /** The transaction cookie's `Secure` flag. Default: `true` (set `false` for http://localhost only). */
+  /** The transaction cookies' `Secure` flag. Default: `true` (set `false` for http://localhost only). */
   readonly secure?: boolean | undefined
   /**
-   * Default: `oidc_tx`. An HTTP token of at most 64 characters; not `__Host-` (the cookie's path is
-   * the callback's), `__Secure-` only with `secure`.
+   * The prefix of the transaction cookies' names: a login's is `<cookieName>_<id>` (16 hex digits
+   * named from its state), their index `<cookieName>_index`. Default: `oidc_tx`. An HTTP token of
+   * at most 64 characters; not `__Host-` (the cookies' path is the callback's), `__Secure-` only
+   * with `secure`.
    */
   readonly cookieName?: string | undefined
   /** How long a started login may take: a finite duration of at least a second. Default: 10 minutes. */
   readonly maxAge?: Duration.DurationInput | undefined
+  /**
+   * How many logins one browser may have started and not finished (in several tabs, say), each in
+   * its own transaction cookie: past it, a new login drops the oldest (whose callback then answers
+   * 400). Their cookies also add up to at most 4096 bytes, oldest dropped first, so a long `next`
+   * may leave room for fewer. A positive integer; `1` keeps only the last login started, as
+   * before 0.4.0. Default: 10 (mozilla-django-oidc's `OIDC_MAX_STATES` is 50, kept server-side).
+   *
+   * @since 0.4.0
+   */
+  readonly maxTransactions?: number | undefined
 }
 
 const json = (status: number, error: string) => HttpServerResponse.unsafeJson({ error }, { status })
@@ -125,6 +144,7 @@ interface Settings {
   readonly secure: boolean
   readonly cookieName: string
   readonly maxAge: Duration.Duration
+  readonly maxTransactions: number
 }
 
 const configError = (problem: string) => Either.left(new AuthConfigError({ message: `OidcLogin: ${problem}` }))
@@ -186,6 +206,8 @@ const settingsOf = (options: Options): Either.Either<Settings, AuthConfigError> 
     if (Option.isNone(maxAge) || !Duration.isFinite(maxAge.value) || Duration.toMillis(maxAge.value) < 1000) {
       return configError("maxAge must be a finite duration of at least one second")
     }
+    const maxTransactions = options.maxTransactions ?? 10
+    if (!Number.isSafeInteger(maxTransactions) || maxTransactions < 1) return configError("maxTransactions must be a positive integer")
     return Either.right({
       secret: Redacted.make(secretText),
       ...(paths as Pick<Settings, "loginPath" | "callbackPath" | "logoutPath">),
@@ -195,7 +217,8 @@ const settingsOf = (options: Options): Either.Either<Settings, AuthConfigError> 
       postLogoutRedirectUri,
       secure,
       cookieName,
-      maxAge: maxAge.value
+      maxAge: maxAge.value,
+      maxTransactions
     })
   } catch {
     return configError("the options cannot be read")
@@ -289,49 +312,86 @@ const routes = (options: Settings) => {
     const allowedHosts = host === undefined ? options.allowedRedirectHosts : [host, ...options.allowedRedirectHosts]
     return next !== null && SafeRedirect.isAllowed(next, { allowedHosts, requireHttps: cookieOptions.secure }) ? next : ""
   }
-  const clearTransaction = (oidc: OidcBackend.Service, response: HttpServerResponse.HttpServerResponse) =>
-    HttpServerResponse.unsafeSetCookie(response, cookieName, "", { ...cookieOptionsFor(oidc), maxAge: Duration.zero })
+  const cookieOf = (state: string) => Transaction.cookieNameOf(cookieName, Transaction.idOf(state))
+  const indexName = Transaction.indexNameOf(cookieName)
+  // The index is read by the login route, which the transactions' own path does not reach: it is
+  // scoped to the whole site. It holds no secret.
+  const indexOptions = { ...cookieOptions, path: "/" }
+  const withIndex = (response: HttpServerResponse.HttpServerResponse, entries: ReadonlyArray<Transaction.Entry>, now: number) =>
+    entries.length === 0
+      ? HttpServerResponse.unsafeSetCookie(response, indexName, "", { ...indexOptions, maxAge: Duration.zero })
+      : HttpServerResponse.unsafeSetCookie(response, indexName, Transaction.writeIndex(entries), {
+        ...indexOptions,
+        // until the last transaction it lists expires
+        maxAge: Duration.millis(Math.max(...entries.map((e) => e.expiresAt)) - now + 999)
+      })
+  const clearCookie = (oidc: OidcBackend.Service, response: HttpServerResponse.HttpServerResponse, name: string) =>
+    HttpServerResponse.unsafeSetCookie(response, name, "", { ...cookieOptionsFor(oidc), maxAge: Duration.zero })
 
   const login = Effect.gen(function*() {
     const oidc = yield* OidcBackend.OidcBackend
     const start = yield* Effect.either(oidc.authorizationRequest)
     if (start._tag === "Left") return json(503, "the identity provider could not be reached")
+    const request = yield* HttpServerRequest.HttpServerRequest
     const now = yield* Clock.currentTimeMillis
     const transaction: Transaction.Transaction = {
       state: Redacted.value(start.right.state),
       nonce: Redacted.value(start.right.nonce),
       codeVerifier: Redacted.value(start.right.codeVerifier),
       expiresAt: now + Duration.toMillis(maxAge),
-      next: nextOf(yield* HttpServerRequest.HttpServerRequest)
+      next: nextOf(request)
     }
     const withNext = Transaction.seal(options.secret, transaction)
     // A `next` too long for the cookie is dropped, not the login.
     const sealed = withNext.length <= Transaction.maxCookieLength
       ? withNext
       : Transaction.seal(options.secret, { ...transaction, next: "" })
-    return HttpServerResponse.unsafeSetCookie(
+    const name = cookieOf(transaction.state)
+    // The logins this browser has started and not finished: the oldest are dropped past the bound
+    // (their cookies cleared, so their callbacks answer 400), the others still finish.
+    const { dropped, kept } = Transaction.admit(
+      Transaction.readIndex(request.cookies[indexName], now, transaction.expiresAt),
+      { id: Transaction.idOf(transaction.state), expiresAt: transaction.expiresAt, size: name.length + 1 + sealed.length },
+      options.maxTransactions
+    )
+    let response = HttpServerResponse.unsafeSetCookie(
       HttpServerResponse.redirect(start.right.url.href, { status: 302 }),
-      cookieName,
+      name,
       sealed,
       { ...cookieOptionsFor(oidc), maxAge }
     )
+    for (const entry of dropped) response = clearCookie(oidc, response, Transaction.cookieNameOf(cookieName, entry.id))
+    return withIndex(response, kept, now)
   })
 
   const callback = Effect.gen(function*() {
     const oidc = yield* OidcBackend.OidcBackend
     const request = yield* HttpServerRequest.HttpServerRequest
     const now = yield* Clock.currentTimeMillis
-    const transaction = Transaction.open(options.secret, request.cookies[cookieName], now)
+    const queryAt = request.url.indexOf("?")
+    const query = queryAt < 0 ? "" : request.url.slice(queryAt)
+    // The transaction is the one of the callback's `state`: the login this browser started in
+    // this tab. Exactly that one is cleared, whatever the answer; the others are left to finish.
+    const state = new URLSearchParams(query).get("state")
+    const name = state === null ? undefined : cookieOf(state)
+    const sent = name === undefined ? undefined : request.cookies[name]
+    const index = request.cookies[indexName]
+    const finish = (response: HttpServerResponse.HttpServerResponse) => {
+      const cleared = sent === undefined || name === undefined ? response : clearCookie(oidc, response, name)
+      if (index === undefined) return cleared
+      const id = state === null ? undefined : Transaction.idOf(state)
+      return withIndex(cleared, Transaction.readIndex(index, now, now + Duration.toMillis(maxAge)).filter((e) => e.id !== id), now)
+    }
+    const transaction = Option.filter(Transaction.open(options.secret, sent, now), (t) => t.state === state)
     if (Option.isNone(transaction)) {
-      return clearTransaction(oidc, json(400, "this login was not started here, or took too long: start again"))
+      return finish(json(400, "this login was not started here, or took too long: start again"))
     }
     // Only the query counts (code, state, iss, error): neither the origin nor the path is taken
     // from the request. Resolving the request target as a URL reference threw (a defect, a 500)
     // for a target such as `//v1.0/callback`, which the router matches (it merges slashes) but
     // which URL reads as an authority with a host that is no host; a search setter never throws.
-    const queryAt = request.url.indexOf("?")
     const callbackUrl = new URL("http://callback.invalid/")
-    callbackUrl.search = queryAt < 0 ? "" : request.url.slice(queryAt)
+    callbackUrl.search = query
     const url = callbackUrl.href
     // Through HttpAuth.login: the fold (with the client's address, behind trusted proxies, for
     // events and Lockout), then a new session. Redacted: events and logs of a refused login must
@@ -359,10 +419,10 @@ const routes = (options: Settings) => {
         : failure._tag === "TooManyRequests"
         ? [429, "too many attempts: try again later"] as const
         : [401, "the login could not be verified"] as const
-      return clearTransaction(oidc, json(status, message))
+      return finish(json(status, message))
     }
     const landing = transaction.value.next === "" ? options.successRedirect : transaction.value.next
-    return clearTransaction(oidc, HttpServerResponse.redirect(SafeRedirect.location(landing), { status: 302 }))
+    return finish(HttpServerResponse.redirect(SafeRedirect.location(landing), { status: 302 }))
   })
 
   const logout = Effect.gen(function*() {
