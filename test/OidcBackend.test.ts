@@ -294,6 +294,28 @@ describe("OidcBackend against a misbehaving provider", () => {
       }).pipe(Effect.provide(withBackend(p.issuer)))
     }), 30_000)
 
+  // RFC 6749 4.1.2.1: a provider that failed sends the browser back with error=server_error or
+  // error=temporarily_unavailable (a 500 or a 503 cannot be redirected). Every `error` was read as
+  // a refused login (NoMatch, 401), though the credentials may well have been good.
+  it.scopedLive("the provider's error at the callback: server_error and temporarily_unavailable are a TransportError, access_denied and the others a refusal", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      yield* Effect.gen(function*() {
+        const withError = (error: string, state = "the-state") => ({
+          oidcCallback: { ...callback.oidcCallback, url: `http://127.0.0.1/cb?error=${error}&error_description=x&state=${state}` }
+        })
+        for (const error of ["server_error", "temporarily_unavailable"]) {
+          expect([error, yield* attempt(withError(error))]).toEqual([error, "TransportError"])
+        }
+        for (const error of ["access_denied", "invalid_scope", "login_required", "consent_required", "unauthorized_client", "other"]) {
+          expect([error, yield* attempt(withError(error))]).toEqual([error, "invalid-credentials"])
+        }
+        // the state first: a callback that is not this browser's cannot pass for an outage
+        expect(yield* attempt(withError("server_error", "forged"))).toBe("invalid-credentials")
+        expect(p.state.tokenRequests).toBe(0)
+      }).pipe(Effect.provide(withBackend(p.issuer)))
+    }), 30_000)
+
   it.scopedLive("malformed callbacks are NoMatch (unsupported credentials), never a defect", () =>
     Effect.gen(function*() {
       const p = yield* fakeProvider

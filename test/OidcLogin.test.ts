@@ -325,6 +325,25 @@ describe("OIDC login against a real provider", () => {
       yield* Effect.promise(() => s.provider.start())
     }).pipe(Effect.scoped), 60_000)
 
+  it.live("the provider's error=server_error or temporarily_unavailable at the callback: 503, not 401; access_denied stays 401", () =>
+    Effect.gen(function*() {
+      const s = yield* setUp()
+      const answer = (error: string) =>
+        Effect.promise(async () => {
+          const b = browser()
+          const started = await b.request(s.loginUrl)
+          const state = new URL(started.headers.get("location")!).searchParams.get("state")!
+          const query = new URLSearchParams({ error, error_description: "try later", state, iss: s.provider.issuer })
+          const response = await b.request(`${s.redirectUri}?${query}`)
+          // the transaction is cleared with the answer, as for any other, and there is no session
+          return [error, response.status, await response.json(), oidcCookies(b), b.jar.has("sessionid")] as const
+        })
+      for (const error of ["server_error", "temporarily_unavailable"]) {
+        expect(yield* answer(error)).toEqual([error, 503, { error: "the identity provider could not be reached" }, [], false])
+      }
+      expect(yield* answer("access_denied")).toEqual(["access_denied", 401, { error: "the login could not be verified" }, [], false])
+    }).pipe(Effect.scoped), 60_000)
+
   it.live("concurrent first logins of one user create one user", () =>
     Effect.gen(function*() {
       const s = yield* setUp()

@@ -25,10 +25,12 @@
  * behaviour is the default. Users provisioned before have no binding yet and are bound on their
  * next login (trust on first use).
  *
- * Outcomes: the provider down, slow or answering garbage is a `TransportError` (503); a callback
- * that does not verify (error=access_denied, a wrong state or nonce, a replayed code, an ID token
- * for another audience) is `NoMatch("invalid-credentials")`, an expired ID token
- * `NoMatch("expired-credentials")`; nothing is provisioned before the token verified.
+ * Outcomes: the provider down, slow or answering garbage is a `TransportError` (503), and so is a
+ * callback on which it says it failed (`error=server_error` or `error=temporarily_unavailable`,
+ * RFC 6749 4.1.2.1, once its state matched); a callback that does not verify (`error=access_denied`
+ * or any other error, a wrong state or nonce, a replayed code, an ID token for another audience)
+ * is `NoMatch("invalid-credentials")`, an expired ID token `NoMatch("expired-credentials")`;
+ * nothing is provisioned before the token verified.
  *
  * @example
  * ```ts
@@ -46,6 +48,17 @@
  * }).pipe(Layer.provide(Layer.mergeAll(MemoryUserStore.layer, ExternalIdentities.layerMemory, FetchHttpClient.layer)))
  *
  * const AuthLive = AuthService.layer([OidcBackend.OidcBackend]).pipe(Layer.provide(OidcLive))
+ *
+ * // The provider's redirect after it failed: a TransportError in the fold (a 503 from OidcLogin),
+ * // where error=access_denied would be a refusal (AuthenticationFailed, a 401).
+ * const outage = AuthService.authenticateUnknown({
+ *   oidcCallback: {
+ *     url: Redacted.make("https://app.example.com/oidc/callback?error=temporarily_unavailable&state=s"),
+ *     state: Redacted.make("s"),
+ *     nonce: Redacted.make("n"),
+ *     codeVerifier: Redacted.make("v")
+ *   }
+ * }).pipe(Effect.catchTag("TransportError", (error) => Effect.succeed(`the provider failed: ${String(error.cause)}`)))
  * ```
  *
  * @since 0.2.0

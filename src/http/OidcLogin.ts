@@ -15,9 +15,10 @@
  *   an ordinary session (`HttpAuth.loginAs`) and redirects (302) to the login's `next` (`GET
  *   /oidc/login?next=/reports`, when `SafeRedirect` allows it: a path or a URL on this host) or
  *   else to `successRedirect`. Refused
- *   (`access_denied`, bad state or nonce, a replayed code, an ID token for another audience or
- *   expired): 401; denied: 403; locked out: 429; the provider down or broken: 503. Nothing is
- *   created for a login that did not verify;
+ *   (`access_denied` or another error the provider sends back, bad state or nonce, a replayed
+ *   code, an ID token for another audience or expired): 401; denied: 403; locked out: 429; the
+ *   provider down or broken, or saying so (`error=server_error`, `error=temporarily_unavailable`):
+ *   503. Nothing is created for a login that did not verify;
  * - `POST /oidc/logout`: ends the local session (CSRF-checked, as any logout), then redirects
  *   (303) to the provider's `end_session_endpoint` when it advertises one (RP-initiated logout),
  *   else to `postLogoutRedirectUri`.

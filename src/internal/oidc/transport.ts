@@ -98,7 +98,12 @@ export const classify = (error: unknown): Classified => {
       : { _tag: "Refused", reason: "invalid-credentials", message: `the provider refused: ${named ?? error.status}` }
   }
   if (error instanceof oauth.AuthorizationResponseError) {
-    return { _tag: "Refused", reason: "invalid-credentials", message: `the provider answered ${error.error}` }
+    // The callback's own `error` (RFC 6749 4.1.2.1), read once its state matched: `server_error`
+    // and `temporarily_unavailable` are the provider saying it failed (the redirect's stand-in for
+    // a 500 and a 503), so the login may well be valid; `access_denied` and the others refuse it.
+    return error.error === "server_error" || error.error === "temporarily_unavailable"
+      ? { _tag: "Transport", message: `the provider answered ${error.error}` }
+      : { _tag: "Refused", reason: "invalid-credentials", message: `the provider answered ${error.error}` }
   }
   if (error instanceof oauth.OperationProcessingError) {
     const code = error.code ?? ""
