@@ -584,6 +584,16 @@ describe("client addresses behind proxies", () => {
     expect(IpAddress.clientAddress("10.0.0.2", undefined, trusted)).toBe("10.0.0.2")
     expect(IpAddress.clientAddress("10.0.0.2", "198.51.100.1", [])).toBe("10.0.0.2")
   })
+  it("a hop written with a port (as Azure Application Gateway writes them) or in brackets is its address", () => {
+    expect(IpAddress.clientAddress("10.0.0.2", "203.0.113.7:5555", trusted)).toBe("203.0.113.7")
+    expect(IpAddress.clientAddress("10.0.0.2", "6.6.6.6:1, 203.0.113.7:5555, 10.0.0.1:443", trusted)).toBe("203.0.113.7")
+    expect(IpAddress.clientAddress("10.0.0.2", "[2001:db8::1]:443", trusted)).toBe("2001:db8::1")
+    expect(IpAddress.clientAddress("10.0.0.2", " [2001:db8::1] ", trusted)).toBe("2001:db8::1")
+    // A bare IPv6 address keeps its last group; what is not an address still ends the walk.
+    expect(IpAddress.clientAddress("10.0.0.2", "2001:db8::1:443", trusted)).toBe("2001:db8::1:443")
+    expect(IpAddress.clientAddress("10.0.0.2", "203.0.113.7:99999", trusted)).toBe("10.0.0.2")
+    expect(IpAddress.clientAddress("10.0.0.2", "[203.0.113.7:1]", trusted)).toBe("10.0.0.2")
+  })
   it("parses IPv4, IPv6 and IPv4-mapped addresses and ranges", () => {
     expect(IpAddress.parse("::ffff:192.0.2.1")?.text).toBe("192.0.2.1")
     expect(IpAddress.parse("2001:DB8::1")?.text).toBe("2001:db8:0:0:0:0:0:1")

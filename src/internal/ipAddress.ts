@@ -130,11 +130,24 @@ export const inAny = (ranges: ReadonlyArray<Range>, address: Address): boolean =
   return false
 }
 
+// A hop's address without the port or brackets some proxies write (Azure Application Gateway:
+// `203.0.113.7:5555`; others `[2001:db8::1]:443` or `[2001:db8::1]`). A bare IPv6 address keeps its
+// colons: only a dotted IPv4 address or a bracketed one can carry a port.
+const hopAddress = (hop: string): string => {
+  const text = hop.trim()
+  const port = /^(?:\[([^\]]*)\]|([0-9.]+))(?::([0-9]{1,5}))?$/.exec(text)
+  if (port === null || (port[2] !== undefined && port[3] === undefined)) return text
+  // (a port past 65535 is no port: the hop is no address)
+  if (port[3] !== undefined && Number(port[3]) > 65535) return text
+  return port[1] ?? port[2]!
+}
+
 /**
  * The client address of a request: the socket's peer, or, when that peer is a trusted proxy, the
  * rightmost `X-Forwarded-For` hop that is not a trusted proxy (hops to its left were written by
- * the client and may be forged). A hop that is not an address ends the walk at the proxy that
- * passed it on. @internal
+ * the client and may be forged). A hop may carry a port (`203.0.113.7:5555`, `[2001:db8::1]:443`),
+ * which is dropped. A hop that is not an address ends the walk at the proxy that passed it on.
+ * @internal
  */
 export const clientAddress = (
   peer: string | undefined,
@@ -146,9 +159,10 @@ export const clientAddress = (
   let current = parse(peer)
   const hops = forwardedFor.split(",")
   for (let i = hops.length - 1; i >= 0 && current !== undefined && inAny(trusted, current); i--) {
-    const hop = parse(hops[i]!)
+    const address = hopAddress(hops[i]!)
+    const hop = parse(address)
     if (hop === undefined) break
-    text = hops[i]!.trim()
+    text = address
     current = hop
   }
   return text
