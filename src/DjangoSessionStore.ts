@@ -60,7 +60,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { createHash, createHmac } from "node:crypto"
@@ -146,28 +145,32 @@ const decodeKeys = Schema.decodeUnknown(Schema.Array(Schema.Struct({ session_key
 
 const storeError = (operation: string) => (cause: unknown) => new SessionStore.SessionStoreError({ operation, cause: safeCause(cause) })
 
-const isDict = (value: unknown): value is Record<string, unknown> =>
-  Predicate.isObject(value) && !Array.isArray(value)
-
 // The keys effect-auth reads and writes in a Django session; every other key is another app's,
-// written back as it was read (its place, and on the database its JSON text: `Signing.RawJson`).
+// written back as it was read: its place, and its value as Django wrote it (on the database its
+// JSON text, `Signing.RawJson`; in the cache its pickle opcodes, `Pickle.RawPickle`).
 const ownKeys = ["_auth_user_id", "_auth_user_backend", "_auth_user_hash", "_effect_auth"] as const
 
 // Read besides them, never written: the age Django gave the session (`set_expiry`), which dates
 // the start of a session Django made.
 const readKeys = [...ownKeys, "_session_expiry"] as const
 
+// A session dict as read: each key (a string, but for a pickled key of another type, which its
+// entry stands for) to its value, in the dict's order.
+type Dict<K> = ReadonlyMap<K, unknown>
+
 // effect-auth's keys of a session dict and `_session_expiry`, their values read.
-const ownOf = (data: Signing.SessionDict): Record<string, unknown> => {
+const ownOf = (data: Dict<unknown>): Record<string, unknown> => {
   const own: Record<string, unknown> = {}
   for (const key of readKeys) {
     const value = data.get(key)
-    if (value !== undefined) own[key] = value instanceof Signing.RawJson ? value.value : value
+    if (value !== undefined) {
+      own[key] = value instanceof Signing.RawJson || value instanceof Pickle.RawPickle ? value.value : value
+    }
   }
   return own
 }
 
-const noData: Signing.SessionDict = new Map()
+const noData: Dict<never> = new Map<never, unknown>()
 
 // What the SQL and cache stores share: Django's session dict to a record and back.
 const codec = (options: Options) =>
@@ -243,8 +246,8 @@ const codec = (options: Options) =>
     // The record as Django's keys, over what the session held before: other apps' keys stay, in
     // their order and as they were read; a key of ours keeps its place, a new one goes last, as
     // Python's dict assignment does.
-    const toDict = (record: SessionStore.SessionRecord, before: Signing.SessionDict): Signing.SessionDict =>
-      new Map(before)
+    const toDict = <K>(record: SessionStore.SessionRecord, before: Dict<K>): Map<K | string, unknown> =>
+      new Map<K | string, unknown>(before)
         .set("_auth_user_id", record.userId)
         .set("_auth_user_backend", pathOf(record.backendId))
         .set("_auth_user_hash", record.authHash)
@@ -259,7 +262,7 @@ const codec = (options: Options) =>
     // What a new key takes over from the session it replaces (Django's `cycle_key`): everything,
     // unless that session is a login of another user or through another backend, which Django's
     // `login` flushes. The login keys themselves are then overwritten by `toDict`.
-    const carried = (before: Signing.SessionDict, record: SessionStore.SessionRecord): Signing.SessionDict => {
+    const carried = <K>(before: Dict<K>, record: SessionStore.SessionRecord): Dict<K> => {
       const own = ownOf(before)
       return own._auth_user_id === undefined ||
           (own._auth_user_id === record.userId && own._auth_user_backend === pathOf(record.backendId))
@@ -469,8 +472,11 @@ return 1`
  * "django.contrib.sessions.backends.cache"`) with Django's Redis cache
  * (`django.core.cache.backends.redis.RedisCache`, Django 4.0+): the session dict, pickled as that
  * cache pickles it, under `<KEY_PREFIX>:<VERSION>:django.contrib.sessions.cache<session key>`, with
- * the session's age as the key's TTL. Unpickling reads plain data only (dicts, lists, strings,
- * numbers): a value holding anything else is no session, and is never run.
+ * the session's age as the key's TTL. Unpickling reads plain data only (dicts, lists, tuples,
+ * strings, ints, floats, booleans, None): a value holding anything else is no session, and is never
+ * run. The entries effect-auth does not set are written back as the pickle opcodes Django wrote
+ * (the memo renumbered), so a float `1.0`, a tuple, a dict with int keys or an int past 2^53 comes
+ * back to Django as it was, in its place.
  *
  * @example
  * ```ts
@@ -500,23 +506,16 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
       )
     const read = (key: string) =>
       call("get", () => Promise.all([client.getBuffer(keyOf(key)), client.pttl(keyOf(key))]))
-    const readDict = (value: Buffer): Signing.SessionDict | undefined => {
-      const data = Pickle.loads(value)
-      return isDict(data) ? new Map(Object.entries(data)) : undefined
-    }
-    const dictOf = (value: Buffer): Signing.SessionDict => readDict(value) ?? noData
-    // What `get` reads, on every request: the unpickled dict as it is (`toRecord` reads only its
-    // own few keys), not copied into a `SessionDict` first.
-    const dataOf = (value: Buffer): Record<string, unknown> => {
-      const data = Pickle.loads(value)
-      return isDict(data) ? data : {}
-    }
+    // Each entry as the opcodes Django wrote, copied back when the session is written: what
+    // JavaScript reads of them (a float 1.0 is 1, a tuple an array) is only for effect-auth's keys.
+    const readDict = (value: Buffer): Dict<unknown> | undefined => Pickle.readSession(value)
+    const dictOf = (value: Buffer): Dict<unknown> => readDict(value) ?? noData
 
     const write = (
       operation: string,
       key: string,
       record: SessionStore.SessionRecord,
-      before: Signing.SessionDict,
+      before: Dict<unknown>,
       now: number
     ) => {
       const ttl = record.expiresAt - now
@@ -531,7 +530,7 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
           // PTTL: -2 gone, -1 no expiry (the cache's TIMEOUT None).
           value === null || ttl === -2
             ? Option.none()
-            : toRecord(key, dataOf(value), ttl === -1 ? now + cookieAge : now + ttl, now)),
+            : toRecord(key, ownOf(dictOf(value)), ttl === -1 ? now + cookieAge : now + ttl, now)),
       set: (key, record, now) => write("set", key, record, noData, now),
       // Compare-and-set on the value read, so a write by Django in between is not overwritten;
       // a round that lost to one reads again.

@@ -778,26 +778,32 @@ for (const django of djangos) describe(`Django's signing, as Django ${django.ver
 // the cache's key. The users stay in the database (SQLite here).
 for (const django of djangos.filter((d) => Number(d.version) >= 4)) {
   describe.skipIf(RedisUtil.missing)(`a Django ${django.version} site with cache sessions on Redis`, () => {
+    // A seeded site on SQLite whose sessions are in Redis, under a KEY_PREFIX of this test's own.
+    const cacheSite = Effect.gen(function*() {
+      const { db, store } = yield* sqlite.make
+      // Django's KEY_PREFIX, inside this run's own prefix (keys end up as `<prefix>:1:django...`).
+      const keyPrefix = RedisUtil.uniquePrefix("django-cache").slice(0, -1)
+      yield* Effect.addFinalizer(() => RedisUtil.deleteKeys(keyPrefix))
+      const settings = {
+        SESSION_ENGINE: "django.contrib.sessions.backends.cache",
+        CACHES: {
+          default: { BACKEND: "django.core.cache.backends.redis.RedisCache", LOCATION: RedisUtil.redisUrl, KEY_PREFIX: keyPrefix }
+        }
+      }
+      const site = (action: string, extra: object = {}) => siteOf(action, db, { ...extra, settings }, django)
+      site("seed")
+      const client = yield* RedisUtil.client
+      const secret = Redacted.make("django-site-secret")
+      const Live = Session.layer({ secret, format: "django" }).pipe(
+        Layer.provideMerge(DjangoSessionStore.layerCache({ secret, client, keyPrefix })),
+        Layer.provideMerge(chainOf(store(), django))
+      )
+      return { site, client, keyPrefix, Live }
+    })
+
     it.scopedLive("sessions shared both ways through the cache: login, logout and password change cross over", () =>
       Effect.gen(function*() {
-        const { db, store } = yield* sqlite.make
-        // Django's KEY_PREFIX, inside this run's own prefix (keys end up as `<prefix>:1:django...`).
-        const keyPrefix = RedisUtil.uniquePrefix("django-cache").slice(0, -1)
-        yield* Effect.addFinalizer(() => RedisUtil.deleteKeys(keyPrefix))
-        const settings = {
-          SESSION_ENGINE: "django.contrib.sessions.backends.cache",
-          CACHES: {
-            default: { BACKEND: "django.core.cache.backends.redis.RedisCache", LOCATION: RedisUtil.redisUrl, KEY_PREFIX: keyPrefix }
-          }
-        }
-        const site = (action: string, extra: object = {}) => siteOf(action, db, { ...extra, settings }, django)
-        site("seed")
-        const client = yield* RedisUtil.client
-        const secret = Redacted.make("django-site-secret")
-        const Live = Session.layer({ secret, format: "django" }).pipe(
-          Layer.provideMerge(DjangoSessionStore.layerCache({ secret, client, keyPrefix })),
-          Layer.provideMerge(chainOf(store(), django))
-        )
+        const { client, keyPrefix, Live, site } = yield* cacheSite
         const whoami = (key: string): number | null => site("whoami", { key }).id
         yield* Effect.gen(function*() {
           const sessions = yield* Session.Session
@@ -836,6 +842,57 @@ for (const django of djangos.filter((d) => Number(d.version) >= 4)) {
             client.set(`${keyPrefix}:1:django.contrib.sessions.cacheevilevilevilevilevil`, Buffer.from("cos\nsystem\n(S'id'\ntR.", "latin1"))
           )
           expect(yield* ours("evilevilevilevilevil")).toEqual(Option.none())
+        }).pipe(Effect.provide(Live))
+      }), 120_000)
+
+    // The cache keeps the session dict pickled, with Python's types: a float 1.0, a tuple, a
+    // dict with int keys. Rewritten by effect-auth they came back as JavaScript held them (1, a
+    // list, or no session at all for the int keys and 2**70), so Django's isinstance checks,
+    // tuple comparisons and lookups by int saw other values.
+    it.scopedLive("other apps' pickled values keep their Python type, value and key order when effect-auth rewrites a session", () =>
+      Effect.gen(function*() {
+        const { Live, site } = yield* cacheSite
+        const ours = ["_auth_user_id", "_auth_user_backend", "_auth_user_hash", "_effect_auth"]
+        // The data as Python holds it (each value's repr and type), but for effect-auth's keys,
+        // and the user Django finds.
+        const asDjangoReads = (key: string) => {
+          const { id, order, repr, types } = site("rawsession", { key })
+          const others = (o: Record<string, string>) => Object.fromEntries(Object.entries(o).filter(([k]) => !ours.includes(k)))
+          return { id, repr: others(repr), types: others(types), order }
+        }
+        const literals = [
+          // Floats with no fraction and tuples, nested too: 1.0 came back 1, a tuple a list.
+          `{"one": 1.0, "half": 2.5, "pair": (1, "a"), "pairs": [(1, 2), ("x", (3.0, None)), []], "a": "shared key text"}`,
+          // All of it, with int keys and ints past 2^53, for which the whole session read as none
+          // (and a login over it lost it).
+          `{"one": 1.0, "half": 2.5, "pair": (1, "a"), "pairs": [(1, 2), ("x", (3.0, None)), []],
+            "by_id": {1: "a", 2: (2.0, "b"), 10: {"n": -0.0}}, "big": ${2n ** 70n}, "neg_big": -${2n ** 64n + 1n},
+            "3": [True, 1e16]}`
+        ]
+        yield* Effect.gen(function*() {
+          const sessions = yield* Session.Session
+          const store = yield* SessionStore.SessionStore
+          const alice = yield* AuthService.authenticate({ username: "alice", password: Redacted.make("alice-pw-1") })
+          for (const python of literals) {
+            const anonymous: string = site("anonymous_python", { python }).key
+            const before = asDjangoReads(anonymous)
+            // (Django holds what the literal says.)
+            expect(before.repr).toMatchObject({ one: "1.0", pair: "(1, 'a')" })
+            expect(before.types).toMatchObject({ one: "float", pair: "tuple" })
+            if (python.includes("by_id")) {
+              expect(before.repr).toMatchObject({ by_id: "{1: 'a', 2: (2.0, 'b'), 10: {'n': -0.0}}", big: `${2n ** 70n}` })
+            }
+            const expected = { ...before, id: Number(alice.user.id), order: [...before.order, ...ours] }
+            // A login over the anonymous session carries its data to the new key (cycle).
+            const key = Redacted.value((yield* sessions.login(alice, { sessionId: anonymous })).sessionId)
+            expect(asDjangoReads(key)).toEqual(expected)
+            // A write over the live session (replace) keeps it too; so does a second login (cycle).
+            const record = Option.getOrThrow(yield* store.get(key, Date.now()))
+            expect(yield* store.replace(key, { ...record, lastSeenAt: record.lastSeenAt + 1 }, Date.now())).toBe(true)
+            expect(asDjangoReads(key)).toEqual(expected)
+            const again = Redacted.value((yield* sessions.login(alice, { sessionId: key })).sessionId)
+            expect(asDjangoReads(again)).toEqual(expected)
+          }
         }).pipe(Effect.provide(Live))
       }), 120_000)
   })
@@ -948,6 +1005,16 @@ describe("DjangoSessionStore: replace leaves alone data it cannot read", () => {
       values.set(stored!, withDatetime)
       expect(yield* store.replace(key, { ...record, lastSeenAt: 3_000 }, 3_000)).toBe(false)
       expect(values.get(stored!)).toEqual(withDatetime)
+      // {'_auth_user_id': '1', [1]: 1}: a key Python cannot hash (its pickle.loads fails, and
+      // Django reads no session), crafted; an int key is read (and kept), such a key is not.
+      const unhashableKey = Buffer.from([
+        0x80, 0x02, 0x7d, 0x28, 0x58, 13, 0, 0, 0, ...Buffer.from("_auth_user_id"), 0x58, 1, 0, 0, 0, 0x31,
+        0x5d, 0x4b, 0x01, 0x61, 0x4b, 0x01, 0x75, 0x2e
+      ])
+      values.set(stored!, unhashableKey)
+      expect(yield* store.get(key, 3_000)).toEqual(Option.none())
+      expect(yield* store.replace(key, { ...record, lastSeenAt: 3_000 }, 3_000)).toBe(false)
+      expect(values.get(stored!)).toEqual(unhashableKey)
     }).pipe(Effect.orDie))
 })
 

@@ -15,6 +15,8 @@
 #   {"action": "anonymous", "db": ..., "data"}  an anonymous session holding "data" (a cart): the key
 #   {"action": "anonymous_json", "db": ..., "json"}  the same, the data as JSON text Python reads
 #       (floats, big ints and key order as Python keeps them): the key
+#   {"action": "anonymous_python", "db": ..., "python"}  the same, the data as a Python literal
+#       (ast.literal_eval): tuples, dicts with int keys, floats such as 1.0, ints past 2^64: the key
 #   {"action": "rawsession", "db": ..., "key"}  the session's data as Python holds it: each value's
 #       repr and type name, the keys' order, and the user id get_user() finds
 #   {"action": "whoami", "db": ..., "key"}  the user id Django's get_user() finds for a session key,
@@ -237,6 +239,16 @@ def anonymous_json():
     return {"key": request.session.session_key}
 
 
+def anonymous_python():
+    # As anonymous, the data given as a Python literal, for what JSON cannot say (tuples, int keys).
+    import ast
+
+    request = session_request(None)
+    request.session.update(ast.literal_eval(command["python"]))
+    request.session.save()
+    return {"key": request.session.session_key}
+
+
 def rawsession():
     # The session's data as Python holds it: each value's repr, its type and the keys' order; and
     # the user id get_user() finds.
@@ -316,7 +328,7 @@ def signing():
 actions = {
     "seed": seed, "ask": ask, "read": read, "schema": schema, "login": login, "anonymous": anonymous, "whoami": whoami,
     "logout": logout, "save": save, "setpassword": setpassword, "signing": signing, "anonymous_json": anonymous_json,
-    "rawsession": rawsession,
+    "rawsession": rawsession, "anonymous_python": anonymous_python,
 }
 if command["action"] == "version":
     print(json.dumps({"version": "%d.%d" % django.VERSION[:2]}))
