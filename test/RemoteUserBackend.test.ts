@@ -259,6 +259,35 @@ describe("RemoteUserBackend over HTTP", () => {
           .toBe(200)
       })))
 
+  const secureRemote: ServerOptions = { ...remote(), http: { ...remote().http, session: { secure: true } } }
+
+  // The header logs in, as HttpAuth.login does: over HTTPS the request must name its origin, as
+  // Django's CsrfViewMiddleware answers a secure POST with neither (403 "Referer checking failed -
+  // no Referer."). The SameSite=Lax cookie is not sent on a cross-site POST, so without this only
+  // the Origin/Referer check stood, and a request naming no origin passed.
+  it.live("Secure cookies: a remote-user request that names no origin at all is refused, and starts no session", () =>
+    withServer(secureRemote, ({ url }) =>
+      Effect.gen(function*() {
+        const https = url.replace("http:", "https:")
+        const headers = { "x-remote-user": "alice" }
+        const nowhere = yield* call(url, "POST", "/notes", { headers })
+        expect(nowhere.status).toBe(403)
+        expect(sessionCookie(nowhere)).toBeUndefined()
+        expect((yield* call(url, "POST", "/notes", { headers: { ...headers, origin: "https://evil.example" } })).status)
+          .toBe(403)
+        expect((yield* call(url, "POST", "/notes", { headers: { ...headers, referer: "https://evil.example/x" } })).status)
+          .toBe(403)
+        // a same-host origin must be https
+        expect((yield* call(url, "POST", "/notes", { headers: { ...headers, origin: url } })).status).toBe(403)
+        expect((yield* call(url, "POST", "/notes", { headers: { ...headers, referer: `${https}/page` } })).status)
+          .toBe(200)
+        const first = yield* call(url, "POST", "/notes", { headers: { ...headers, origin: https } })
+        expect(first.status).toBe(200)
+        expect(sessionCookie(first)).toBeDefined()
+        // safe methods are never checked
+        expect((yield* call(url, "GET", "/me", { headers })).json()).toMatchObject({ username: "alice", method: "remote-user" })
+      })))
+
   it.live("permissions come from the user store", () =>
     withServer(remote(), ({ url }) =>
       Effect.gen(function*() {

@@ -31,7 +31,10 @@
  *
  * A request without a live session has no token to compare, so only the Origin/Referer check
  * applies: that is what protects a login form from login CSRF. Clients that send neither header
- * (curl, server-to-server) pass it. A failure is a 403 with an empty body.
+ * (curl, server-to-server) pass it, except over HTTPS (Secure cookies) where a request that starts,
+ * ends or runs on a session must name its origin, as Django requires a Referer of every secure
+ * request: `HttpAuth.login`/`logout`, a request with a live session, and a request carrying the
+ * remote-user header (the proxy's header logs the user in). A failure is a 403 with an empty body.
  *
  * @example
  * ```ts
@@ -237,8 +240,10 @@ const forbidden = Effect.fail(new HttpApiError.Forbidden())
  */
 export interface CheckOptions {
   /**
-   * The request starts or ends a session (login, logout) or runs on one: over HTTPS it must then
-   * carry an Origin or a Referer. Implied when `sessionToken` is some.
+   * The request starts or ends a session (login, logout, a request carrying the remote-user header,
+   * which logs in by it) or runs on one: over HTTPS it must then carry an Origin or a Referer.
+   * Implied when `sessionToken` is some. Over plain HTTP it changes nothing (Django checks the
+   * Referer only of secure requests).
    */
   readonly session?: boolean | undefined
 }

@@ -400,7 +400,9 @@ export const apiKey = (options: {
  * started ends when a later request comes without the header, unless `persistent` (Django's
  * `PersistentRemoteUserMiddleware`). Enable it only behind a proxy that strips the header from
  * what clients send. In `sources` it comes before `sessionCookie` (else `AuthConfigError`): the
- * header is checked against the session on every request.
+ * header is checked against the session on every request. The header logs the user in, so an
+ * unsafe request carrying it is CSRF-checked as `HttpAuth.login` is: over HTTPS (Secure cookies)
+ * it must send an `Origin` or `Referer` of this site or a trusted origin.
  *
  * @example
  * ```ts

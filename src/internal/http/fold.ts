@@ -4,7 +4,7 @@
 // fall-through to a weaker source). The sources a browser sends on its own (session cookie,
 // remote-user header, custom `browserSent` sources) form the "ambient" part: before the first of
 // them is read, the session (if the cookie names one) is loaded once and the CSRF check runs with
-// its token. What the request resolved to, and the session loaded on the way, are remembered on
+// its token (and as a login's check when the request carries a remote-user header). What the request resolved to, and the session loaded on the way, are remembered on
 // the request object, so that `login`/`logout` and nested middlewares do not read the store again.
 import type * as HttpApiError from "@effect/platform/HttpApiError"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
@@ -297,6 +297,15 @@ export const make = (env: Env): Fold => {
     }
   })
   const hasAmbient = ambient.length > 0
+  // The remote-user headers: a request carrying one logs in by it (or checks it against the
+  // session), so its CSRF check is a login's: over HTTPS it must name its origin, as
+  // `HttpAuth.login` must and as Django's CsrfViewMiddleware asks of every secure request.
+  const remoteUserHeaders = env.sources.flatMap((source) => source._tag === "RemoteUser" ? [source.header] : [])
+  const sessionRequest: Csrf.CheckOptions = { session: true }
+  const carriesRemoteUser = (request: HttpServerRequest.HttpServerRequest): boolean => {
+    for (const header of remoteUserHeaders) if (request.headers[header] !== undefined) return true
+    return false
+  }
 
   const runAmbient = (
     request: HttpServerRequest.HttpServerRequest,
@@ -306,7 +315,12 @@ export const make = (env: Env): Fold => {
     fiber: Fiber.RuntimeFiber<unknown, unknown>
   ): Effect.Effect<Resolved, Failure> => {
     memoOf(request)[sessionKey] = session
-    const checked = Csrf.check(csrf, request, Option.map(session, (s) => s.csrfToken))
+    const checked = Csrf.check(
+      csrf,
+      request,
+      Option.map(session, (s) => s.csrfToken),
+      carriesRemoteUser(request) ? sessionRequest : undefined
+    )
     for (const step of ambient) {
       const decided = step(request, cookieValue, session, cache, fiber)
       if (decided !== undefined) return checked === Effect.void ? decided : Effect.zipRight(checked, decided)
