@@ -26,6 +26,11 @@
  */
 export interface AuthRequest {
   readonly method?: string | undefined
+  /**
+   * The path and query. From the HTTP middleware, the value of every query parameter a request
+   * source reads a credential from (`RequestSource.make({ query })`) is masked:
+   * `/events?access_token=********************`.
+   */
   readonly url?: string | undefined
   /** The client address, as the server or a trusted proxy reports it. */
   readonly remoteAddress?: string | undefined

@@ -9,14 +9,26 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Layer, Redacted, Schema } from "effect"
 import * as http from "node:http"
 import { AuthBackend, AuthError } from "../src/index.js"
 import * as Authentication from "../src/http/Authentication.js"
 import * as CurrentUser from "../src/http/CurrentUser.js"
 import * as HttpAuth from "../src/http/HttpAuth.js"
+import * as RequestSource from "../src/http/RequestSource.js"
+import * as TestAuth from "../src/testing/TestAuth.js"
 import type { AuthRequest } from "../src/AuthRequest.js"
-import { AccountGroupLive, Api, appLayer, AuthGroupLive, call, defaultHttp, login, routerLogin } from "./utils/httpAuthServer.js"
+import {
+  AccountGroupLive,
+  Api,
+  appLayer,
+  AuthGroupLive,
+  call,
+  defaultHttp,
+  login,
+  routerLogin,
+  serve
+} from "./utils/httpAuthServer.js"
 import * as RecordingTracer from "./utils/recordingTracer.js"
 
 const apiKey = "alice-token"
@@ -121,5 +133,49 @@ describe("headers that carry a secret", () => {
         expect(Object.keys(headers)).not.toContain("x-auth-token")
         expect(Object.values(headers)).not.toContain(csrfToken)
       }
+    }))
+})
+
+// EventSource and WebSocket clients cannot set headers: a token comes in the query. The source
+// names the parameter it reads, as it names its headers, and backends and events see its value
+// masked in the request's URL.
+describe("query parameters that carry a secret", () => {
+  const token = "s3cr3t-token-value"
+  const queryToken = RequestSource.make({
+    name: "queryToken",
+    method: "api-key",
+    query: ["access_token"],
+    read: (request) => {
+      const value = new URLSearchParams(request.url.split("?")[1] ?? "").get("access_token")
+      return value === null ? RequestSource.absent : RequestSource.credentials({ token: Redacted.make(value) })
+    }
+  })
+
+  it.scoped("a source's query parameter is masked in the URL that LoginFailed carries; the token is nowhere in the event", () =>
+    Effect.gen(function*() {
+      const { context, url } = yield* serve({ http: { realm: "test", sources: [queryToken] } })
+      const refused = yield* call(url, "GET", `/whoami?page=2&access_token=${token}&sort=asc`)
+      expect(refused.status).toBe(401)
+      // the name percent-encoded is the same parameter to URLSearchParams, so to the source
+      expect((yield* call(url, "GET", `/whoami?access%5Ftoken=${token}`)).status).toBe(401)
+      // a good token still authenticates: the source reads the request, not the view
+      const ok = yield* call(url, "GET", "/whoami?access_token=alice-token")
+      expect(ok.status).toBe(200)
+      expect(ok.json()).toBe("alice")
+
+      const events = yield* Effect.provide(TestAuth.events, context as Context.Context<TestAuth.EventLog>)
+      const failed = events.filter((event) => event._tag === "LoginFailed")
+      expect(failed.map((event) => event.request?.url)).toEqual([
+        "/whoami?page=2&access_token=********************&sort=asc",
+        "/whoami?access%5Ftoken=********************"
+      ])
+      for (const event of events) expect(JSON.stringify(event)).not.toContain(token)
+    }))
+
+  it.effect("a source's query parameter must have a name", () =>
+    Effect.gen(function*() {
+      const nameless = RequestSource.make({ name: "nameless", method: "api-key", query: [""], read: () => RequestSource.absent })
+      const error = yield* Effect.flip(Layer.build(appLayer({ http: { realm: "test", sources: [nameless] } })).pipe(Effect.scoped))
+      expect(String((error as { message?: string }).message)).toContain("sources: nameless.query")
     }))
 })

@@ -359,9 +359,10 @@ export class HttpAuth extends Context.Tag("effect-auth/http/HttpAuth")<HttpAuth,
 
 /**
  * Builds the service on `AuthService` (and `Session`, when provided). Fails with
- * `AuthConfigError` on a bad option: a header or cookie name that is not an HTTP token, a
- * `Session`-requiring option without the service, a remote-user backend id that is not in the
- * chain, `sources` together with the shorthand options.
+ * `AuthConfigError` on a bad option: a header or cookie name that is not an HTTP token, an empty
+ * query parameter name in a custom source's `query`, a `Session`-requiring option without the
+ * service, a remote-user backend id that is not in the chain, `sources` together with the
+ * shorthand options.
  *
  * Prefer {@link layer}: it also adds the headers that carry a secret here (an API key's header, a
  * custom source's, the CSRF header) to the platform's `Headers.currentRedactedNames`, so that the

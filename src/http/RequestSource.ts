@@ -131,6 +131,11 @@ export interface CredentialsSource {
   readonly method: CurrentUser.AuthMethod
   /** Lower-case names of the headers it reads: never handed to backends or events. */
   readonly headers: ReadonlyArray<string>
+  /**
+   * Names of the query parameters it reads (a token in `?access_token=`): their values are masked
+   * (`********************`) in the URL handed to backends and events. Since 0.4.0.
+   */
+  readonly query: ReadonlyArray<string>
   /** Sent by the browser on its own (a cookie): CSRF-checked like the session cookie. */
   readonly browserSent: boolean
   readonly read: (request: HttpServerRequest.HttpServerRequest) => Read
@@ -227,9 +232,16 @@ export interface SessionCookieOptions {
   readonly path?: string | undefined
 }
 
+// The built-in sources read no query parameter.
+const noQuery: ReadonlyArray<string> = []
+
 /**
  * Builds a credentials source of your own: `read` must be cheap and synchronous (it runs on every
- * request that reaches it) and must never throw.
+ * request that reaches it) and must never throw. Name in `headers` every header it reads and in
+ * `query` every query parameter it reads: backends and `AuthEvents` never see those headers, and
+ * see those parameters' values masked (`?access_token=********************`) in the request's
+ * `url`, as credentials are cleansed. The parameters are matched as `URLSearchParams` decodes
+ * them, ignoring case.
  *
  * @example
  * ```ts
@@ -249,6 +261,18 @@ export interface SessionCookieOptions {
  *       : RequestSource.malformed
  *   }
  * })
+ *
+ * // A token in the query, for clients that cannot set headers (EventSource, WebSocket): the
+ * // events see `/events?access_token=********************`.
+ * const queryToken = RequestSource.make({
+ *   name: "queryToken",
+ *   method: "api-key",
+ *   query: ["access_token"],
+ *   read: (request) => {
+ *     const token = new URLSearchParams(request.url.split("?")[1] ?? "").get("access_token")
+ *     return token === null ? RequestSource.absent : RequestSource.credentials({ token: Redacted.make(token) })
+ *   }
+ * })
  * ```
  *
  * @since 0.2.0
@@ -258,6 +282,8 @@ export const make = (options: {
   readonly name: string
   readonly method: CurrentUser.AuthMethod
   readonly headers?: ReadonlyArray<string> | undefined
+  /** The query parameters it reads: masked in the URL backends and events see. Since 0.4.0. */
+  readonly query?: ReadonlyArray<string> | undefined
   readonly browserSent?: boolean | undefined
   readonly read: (request: HttpServerRequest.HttpServerRequest) => Read
   readonly challenge?: ((realm: string) => string) | undefined
@@ -267,6 +293,7 @@ export const make = (options: {
   name: options.name,
   method: options.method,
   headers: (options.headers ?? []).map((name) => name.toLowerCase()),
+  query: options.query ?? noQuery,
   browserSent: options.browserSent ?? false,
   read: options.read,
   challenge: options.challenge,
@@ -314,6 +341,7 @@ export const bearer: CredentialsSource = {
   name: "bearer",
   method: "bearer",
   headers: authorizationHeaders,
+  query: noQuery,
   browserSent: false,
   read: (request) => readAuthorization(request, "Bearer", (parsed) => ({ token: Redacted.make(parsed.token) })),
   challenge: (realm) => `Bearer realm="${realm}"`,
@@ -343,6 +371,7 @@ export const basic: CredentialsSource = {
   name: "basic",
   method: "basic",
   headers: authorizationHeaders,
+  query: noQuery,
   // Browsers keep Basic credentials once given (our own challenge asks for them) and send them
   // cross-site like a cookie: the source is ambient, so its unsafe requests are CSRF-checked.
   browserSent: true,
@@ -383,6 +412,7 @@ export const apiKey = (options: {
     name: "apiKey",
     method: "api-key",
     headers: [header],
+    query: noQuery,
     browserSent: false,
     read: (request) => {
       const value = request.headers[header]

@@ -24,7 +24,7 @@ import * as Cookies from "./cookies.js"
 import { unavailableOnFailure as storeUnavailable } from "./failures.js"
 import * as Fold from "./fold.js"
 import * as LoginUsername from "./loginUsername.js"
-import { credentialHeaders, toAuthRequest } from "./serverRequest.js"
+import { credentialHeaders, type Hidden, toAuthRequest } from "./serverRequest.js"
 
 const realmText = /^[\x20-\x7e]{1,100}$/
 
@@ -89,6 +89,7 @@ export const make = (
 
     const names = new Set<string>()
     const hidden = new Set<string>(credentialHeaders)
+    const hiddenQuery = new Set<string>()
     let sessionSource: RequestSource.SessionCookieSource | undefined
     for (const source of sources) {
       if (names.has(source.name)) return yield* configError(`two sources are named ${JSON.stringify(source.name)}`)
@@ -103,6 +104,10 @@ export const make = (
               return yield* configError(`${label(source, viaSources)}.header ${JSON.stringify(header)} is not a usable header name`)
             }
             hidden.add(header)
+          }
+          for (const parameter of source.query) {
+            if (parameter === "") return yield* configError(`${label(source, viaSources)}.query "" is not a query parameter name`)
+            hiddenQuery.add(parameter.toLowerCase())
           }
           break
         case "RemoteUser":
@@ -146,8 +151,9 @@ export const make = (
       if (range === undefined) return yield* configError(`trustedProxies: ${JSON.stringify(proxy)} is not an address or CIDR range`)
       trustedProxies.push(range)
     }
+    const hiddenParts: Hidden = { headers: hidden, query: hiddenQuery }
     const authRequest = (request: HttpServerRequest.HttpServerRequest): AuthRequest =>
-      toAuthRequest(request, hidden, trustedProxies)
+      toAuthRequest(request, hiddenParts, trustedProxies)
 
     const challenges: Array<string> = []
     for (const source of sources) {
@@ -278,7 +284,7 @@ export const make = (
         const authenticated = yield* Effect.catchAll(
           auth.authenticateUnknown(
             { username: current.value.user.username, otpToken },
-            toAuthRequest(request, hidden, trustedProxies, "step-up")
+            toAuthRequest(request, hiddenParts, trustedProxies, "step-up")
           ),
           toFailure
         )

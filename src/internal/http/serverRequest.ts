@@ -2,24 +2,71 @@
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Option from "effect/Option"
 import type { AuthRequest } from "../../AuthRequest.js"
+import { CLEANSED_SUBSTITUTE } from "../../Credentials.js"
 import * as IpAddress from "../ipAddress.js"
+
+/**
+ * What a request's view leaves out: the headers that carry a credential (lower-case) and the query
+ * parameters a source reads one from (lower-case, as `URLSearchParams` decodes them), whose values
+ * are masked in the URL.
+ *
+ * @internal
+ */
+export interface Hidden {
+  readonly headers: ReadonlySet<string>
+  readonly query: ReadonlySet<string>
+}
 
 /**
  * The request as backends and `AuthEvents` see it: method, URL, client address (proxy-aware, see
  * `IpAddress.clientAddress`) and headers,
  * minus every header that carries a credential (`authorization`, `cookie`, the API-key and CSRF
- * headers, ...). The transport's request object is left out (`raw`), because events carry this
- * record and its headers hold the secrets.
+ * headers, ...), and with the value of every query parameter that carries one masked in the URL.
+ * The transport's request object is left out (`raw`), because events carry this record and its
+ * headers hold the secrets.
  *
  * @internal
  */
 export const toAuthRequest = (
   request: HttpServerRequest.HttpServerRequest,
-  hidden: ReadonlySet<string>,
+  hidden: Hidden,
   trustedProxies: ReadonlyArray<IpAddress.Range> = [],
   stage: "login" | "step-up" = "login"
 ): AuthRequest =>
   stage === "login" ? new RequestView(request, hidden, trustedProxies) : new StepUpView(request, hidden, trustedProxies)
+
+// The first name of `encoded` (one `name` of `name=value`) as `URLSearchParams` decodes it.
+const decodedName = (encoded: string): string | undefined => {
+  for (const [name] of new URLSearchParams(encoded)) return name
+  return undefined
+}
+
+/**
+ * `url` with the value of every query parameter named in `names` (lower-case, compared with the
+ * decoded name in lower case) replaced by Django's cleansed substitute; the URL itself when none is
+ * there. Every parameter of that name is masked, however often it is repeated, however its name
+ * is percent-encoded.
+ *
+ * @internal
+ */
+export const maskQuery = (url: string, names: ReadonlySet<string>): string => {
+  if (names.size === 0) return url
+  const at = url.indexOf("?")
+  if (at < 0) return url
+  const parts = url.slice(at + 1).split("&")
+  let masked = false
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!
+    const eq = part.indexOf("=")
+    if (eq <= 0) continue
+    const name = part.slice(0, eq)
+    if (names.has((decodedName(name) ?? name).toLowerCase())) {
+      parts[i] = `${name}=${CLEANSED_SUBSTITUTE}`
+      masked = true
+    }
+  }
+  return masked ? `${url.slice(0, at + 1)}${parts.join("&")}` : url
+}
 
 // A class rather than an object literal with a getter: the literal's accessor made every request
 // allocate a closure and a dictionary-mode object (1.8 µs of server CPU per request in a profile).
@@ -33,14 +80,15 @@ class RequestView implements AuthRequest {
   readonly url: string
   constructor(
     request: HttpServerRequest.HttpServerRequest,
-    hidden: ReadonlySet<string>,
+    hidden: Hidden,
     trustedProxies: ReadonlyArray<IpAddress.Range>
   ) {
     this.#request = request
-    this.#hidden = hidden
+    this.#hidden = hidden.headers
     this.#trustedProxies = trustedProxies
     this.method = request.method
-    this.url = request.url
+    // Sources that read no query parameter (the built-in ones) leave the URL as it is, unparsed.
+    this.url = hidden.query.size === 0 ? request.url : maskQuery(request.url, hidden.query)
   }
   // On the prototype: the requests of every route but the step-up pay nothing for it.
   get stage(): "login" | "step-up" {
