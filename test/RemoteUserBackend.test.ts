@@ -1,10 +1,12 @@
 // RemoteUserBackend and the remote-user header over real HTTP.
 import { describe, expect, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
+import * as Exit from "effect/Exit"
 import * as Effect from "effect/Effect"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -13,11 +15,13 @@ import type { AddressInfo } from "node:net"
 import * as Authentication from "../src/http/Authentication.js"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as AuthError from "../src/AuthError.js"
 import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
 import * as ModelBackend from "../src/backends/ModelBackend.js"
 import * as RemoteUserBackend from "../src/backends/RemoteUserBackend.js"
 import type * as HttpAuth from "../src/http/HttpAuth.js"
+import * as RequestSource from "../src/http/RequestSource.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
 import * as UserStore from "../src/UserStore.js"
 import {
@@ -287,6 +291,30 @@ describe("RemoteUserBackend over HTTP", () => {
         // safe methods are never checked
         expect((yield* call(url, "GET", "/me", { headers })).json()).toMatchObject({ username: "alice", method: "remote-user" })
       })))
+
+  // Django names the header by its META key (RemoteUserMiddleware.header = "HTTP_X_REMOTE_USER"):
+  // read literally, that is a header the proxy, which sets X-Remote-User, neither sets nor strips,
+  // so any client sending "HTTP_X_REMOTE_USER: admin" would log in as admin.
+  it.effect("a remote-user header named with _ (Django's META spelling) fails the layer: the proxy sends the dashed name", () =>
+    Effect.gen(function*() {
+      const refused = (http: HttpAuth.Options) =>
+        Effect.flatMap(Effect.exit(Effect.scoped(Layer.build(appLayer({ ...remote(), http })))), (exit) =>
+          Exit.isFailure(exit) ? Effect.succeed(Cause.squash(exit.cause) as AuthError.AuthConfigError) : Effect.dieMessage("the layer was built"))
+      const django = yield* refused({ ...defaultHttp, remoteUser: { header: "HTTP_X_REMOTE_USER" } })
+      expect(django).toBeInstanceOf(AuthError.AuthConfigError)
+      expect(django.message).toBe(
+        `HttpAuth: remoteUser.header "http_x_remote_user" contains "_": use the dashed header name the proxy sends, ` +
+          `"X-Remote-User" (Django's HTTP_X_REMOTE_USER is the header X-Remote-User)`
+      )
+      const mixed = yield* refused({ ...defaultHttp, remoteUser: { header: "X_Remote_User" } })
+      expect(mixed.message).toContain(`"x_remote_user" contains "_": use the dashed header name the proxy sends, "X-Remote-User"`)
+      // in sources too
+      const viaSources = yield* refused({ realm: "test", sources: [RequestSource.remoteUser({ header: "HTTP_REMOTE_USER" })] })
+      expect(viaSources.message).toContain(`sources: remoteUser.header "http_remote_user" contains "_"`)
+      expect(viaSources.message).toContain(`"Remote-User"`)
+      // the dashed name builds
+      yield* Effect.scoped(Layer.build(appLayer(remote())))
+    }))
 
   it.live("permissions come from the user store", () =>
     withServer(remote(), ({ url }) =>

@@ -135,7 +135,12 @@ export interface ApiKeyOptions {
  * @category models
  */
 export interface RemoteUserOptions {
-  /** Default: `"Remote-User"`. */
+  /**
+   * The header as the proxy sends it, dashed: `"X-Remote-User"`. Default: `"Remote-User"`. A name
+   * with `_` fails the layer with `AuthConfigError`: Django's META key `HTTP_X_REMOTE_USER` is the
+   * header `X-Remote-User`, and a header spelled with underscores is one the proxy does not set
+   * (nor strip), so any client could send it.
+   */
   readonly header?: string | undefined
   /**
    * Keep the session when a later request comes without the header (Django's
@@ -359,7 +364,8 @@ export class HttpAuth extends Context.Tag("effect-auth/http/HttpAuth")<HttpAuth,
 
 /**
  * Builds the service on `AuthService` (and `Session`, when provided). Fails with
- * `AuthConfigError` on a bad option: a header or cookie name that is not an HTTP token, an empty
+ * `AuthConfigError` on a bad option: a header or cookie name that is not an HTTP token, a
+ * remote-user header with `_` (Django's `HTTP_X_REMOTE_USER` is the header `X-Remote-User`), an empty
  * query parameter name in a custom source's `query`, a `Session`-requiring option without the
  * service, a remote-user backend id that is not in the chain, `sources` together with the
  * shorthand options.

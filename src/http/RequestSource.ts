@@ -445,7 +445,11 @@ export const apiKey = (options: {
  * @category sources
  */
 export const remoteUser = (options: {
-  /** Default: `"Remote-User"`. */
+  /**
+   * The header as the proxy sends it, dashed. Default: `"Remote-User"`. A name with `_` (Django's
+   * META spelling `HTTP_X_REMOTE_USER`, which is the header `X-Remote-User`) fails `HttpAuth`'s
+   * layer with `AuthConfigError`: the proxy would not set it, and a client could.
+   */
   readonly header?: string | undefined
   /**
    * Keep the session when a later request comes without the header, as Django's

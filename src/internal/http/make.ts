@@ -52,6 +52,12 @@ export const sourcesOf = (
   return sources
 }
 
+// A header named in Django's META spelling (`http_x_remote_user`) as the proxy sends it (`X-Remote-User`).
+const dashed = (header: string): string =>
+  header.replace(/^http_/, "").split(/[_-]/).filter((part) => part !== "").map((part) =>
+    part.charAt(0).toUpperCase() + part.slice(1)
+  ).join("-")
+
 // The messages name the option a user wrote: the shorthand one, or the source in `sources`.
 const label = (source: RequestSource.RequestSource, viaSources: boolean): string =>
   viaSources ? `sources: ${source.name}` : source._tag === "RemoteUser" ? "remoteUser" : source.name
@@ -113,6 +119,17 @@ export const make = (
         case "RemoteUser":
           if (!Cookies.headerToken.test(source.header) || credentialHeaders.includes(source.header)) {
             return yield* configError(`${label(source, viaSources)}.header ${JSON.stringify(source.header)} is not a usable header name`)
+          }
+          // Django's META spelling (HTTP_X_REMOTE_USER) is the header X-Remote-User. A name with an
+          // underscore is one the proxy does not set and may pass through from the client as it
+          // came (nginx drops or forwards underscore headers, it does not strip them): any client
+          // sending it would log in as whoever it names.
+          if (source.header.includes("_")) {
+            return yield* configError(
+              `${label(source, viaSources)}.header ${JSON.stringify(source.header)} contains "_": use the dashed header ` +
+                `name the proxy sends, ${JSON.stringify(dashed(source.header))} (Django's HTTP_X_REMOTE_USER is the ` +
+                `header X-Remote-User)`
+            )
           }
           if (Option.isNone(auth.backend(source.backendId))) {
             return yield* configError(`remoteUser.backendId "${source.backendId}" is not a configured backend`)
