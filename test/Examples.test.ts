@@ -5,7 +5,10 @@ import { djangoPython } from "./utils/django.js"
 
 const run = promisify(execFile)
 
-describe("examples", () => {
+// Each example runs in a child process with 60 s of its own: the test waits as long (the default
+// 30 s cut the Django example short once under the full suite's load, where it starts Python
+// eight times).
+describe("examples", { timeout: 90_000 }, () => {
   it("the README's quick start runs and logs the token login", async () => {
     const { stdout } = await run("npx", ["tsx", "examples/quick-start.ts"], { timeout: 60_000 })
     expect(stdout).toContain("bot logged in via tokens")
