@@ -53,9 +53,9 @@ import type { AuthRequest } from "./AuthRequest.js"
 import * as Control from "./Control.js"
 import * as Credentials from "./Credentials.js"
 import * as AuthAttempt from "./internal/authAttempt.js"
-import { codePointsWithin } from "./internal/codePoints.js"
 import { type CompiledBackend, compile, DecodeCache } from "./internal/compiledBackend.js"
 import * as ControlFold from "./internal/controlFold.js"
+import * as CredentialsDecoder from "./internal/credentialsDecoder.js"
 import { collectionOf } from "./internal/collection.js"
 import * as RefusedSecret from "./internal/refusedSecret.js"
 import { isRecording, tracerEnabled } from "./internal/tracing.js"
@@ -212,8 +212,8 @@ export class AuthService extends Context.Tag("effect-auth/AuthService")<AuthServ
 // Django's bounds for an app label (1 to 100 characters) and a permission (at most 255), checked
 // directly: `Schema.is` of the same Schemas answers the same but costs ~0.15 µs and an allocation,
 // on every `hasPerm` that reaches the backends. Characters as Python counts them (code points).
-const isAppLabel = (raw: unknown): raw is string => typeof raw === "string" && codePointsWithin(raw, 1, 100)
-const isPermission = (raw: unknown): raw is string => typeof raw === "string" && codePointsWithin(raw, 0, 255)
+const isAppLabel = CredentialsDecoder.isCodePointText(1, 100)
+const isPermission = CredentialsDecoder.isCodePointText(0, 255)
 // What the permission methods know of a user before any backend is asked: `undefined` for no user,
 // else whether it is an active superuser. Every backend reads `id` and `isActive`, so they are
 // read here once, inside the guard: an untyped caller's `null`, number or string, or an object

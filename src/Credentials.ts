@@ -139,7 +139,8 @@ export const UsernamePassword = CredentialsDecoder.register(
   }).annotations({ message: () => "Expected username/password credentials" }),
   (() => {
     const keys = ["username", "password"]
-    const username = (raw: unknown) => typeof raw === "string" && codePointsWithin(raw, 1, 150) ? raw : CredentialsDecoder.invalid
+    const isUsername = CredentialsDecoder.isCodePointText(1, 150)
+    const username = (raw: unknown) => isUsername(raw) ? raw : CredentialsDecoder.invalid
     const password = CredentialsDecoder.secret(4096)
     return (raw: unknown) => {
       if (!CredentialsDecoder.hasExactKeys(raw, keys)) return CredentialsDecoder.invalid

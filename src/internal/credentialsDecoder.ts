@@ -1,4 +1,5 @@
 import * as Redacted from "effect/Redacted"
+import { codePointsWithin } from "./codePoints.js"
 import { textOf } from "./redactedString.js"
 
 /**
@@ -36,6 +37,15 @@ export const lookup = (schema: unknown): Decoder<unknown> | undefined =>
  */
 export const isText = (min: number, max: number) => (raw: unknown): raw is string =>
   typeof raw === "string" && raw.length >= min && raw.length <= max
+
+/**
+ * Whether the input is a string of `min` to `max` characters as Python (and Django's
+ * `max_length`) counts them: code points, an emoji one where `length` counts two.
+ *
+ * @internal
+ */
+export const isCodePointText = (min: number, max: number) => (raw: unknown): raw is string =>
+  typeof raw === "string" && codePointsWithin(raw, min, max)
 
 /** The same check as a decoder: the string itself, or `invalid`. @internal */
 export const text = (min: number, max: number): Decoder<string> => {
