@@ -2,8 +2,10 @@
  * A local OpenID Connect provider for the OIDC example and tests: `oidc-provider` (the reference
  * implementation, a dev dependency) on 127.0.0.1 and a free port, with RSA keys generated per run,
  * one confidential client, accounts that exist for any login name (any password), and its
- * development login and consent pages. `rotate` restarts it on the same port signing with a new
- * key (the old one still published, as in a rotation). `browser` is a fetch with a cookie jar that
+ * development login and consent pages. It keeps its port from start to `close`: `stop` makes it
+ * refuse every connection (a provider that is down) and `start` serves again; `rotate` signs with a
+ * new key (the old one still published, as in a rotation). No port is ever given back and bound
+ * again, where another process could take it in between. `browser` is a fetch with a cookie jar that
  * follows the redirects a browser would; `signIn` fills the provider's pages. Not for production.
  */
 import { generateKeyPairSync, randomBytes } from "node:crypto"
@@ -15,24 +17,18 @@ const newKey = () => {
   return { ...privateKey.export({ format: "jwk" }), kid: randomBytes(8).toString("hex"), alg: "RS256", use: "sig" }
 }
 
-/** A TCP port free on 127.0.0.1 now (the OS picks it). */
-export const freeLocalPort = async (): Promise<number> => {
-  const probe = http.createServer()
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve))
-  const port = (probe.address() as { port: number }).port
-  await new Promise<void>((resolve) => probe.close(() => resolve()))
-  return port
-}
-
 export interface LocalProvider {
   readonly issuer: string
   readonly clientId: string
   readonly clientSecret: string
-  /** Signs with a new key from now on (restarting on the same port; the old key stays published). */
+  /** Signs with a new key from now on (the old key stays published). */
   readonly rotate: () => Promise<void>
+  /** Down: every connection, open or new, is cut. */
   readonly stop: () => Promise<void>
-  /** Starts it again after `stop`. */
+  /** Serves again after `stop`. */
   readonly start: () => Promise<void>
+  /** Gives the port back. */
+  readonly close: () => Promise<void>
 }
 
 export const startProvider = async (options: {
@@ -40,13 +36,20 @@ export const startProvider = async (options: {
   readonly postLogoutRedirectUri: string
   readonly groups?: (login: string) => ReadonlyArray<string>
 }): Promise<LocalProvider> => {
-  // The port first (the issuer names it), then the provider on it; a restart keeps the port.
-  const port = await freeLocalPort()
-  const issuer = `http://127.0.0.1:${port}`
+  // Bound first, on a port the OS picks (the issuer names it), and kept until close.
+  let handle: http.RequestListener | undefined
+  const server = http.createServer((request, response) => handle!(request, response))
+  server.on("connection", (socket) => {
+    if (handle === undefined) socket.destroy()
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => resolve())
+  })
+  const issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}`
   const clientId = "effect-auth-test"
   const clientSecret = randomBytes(24).toString("base64url")
   let keys = [newKey()]
-  let server: http.Server | undefined
   const cookieKeys = [randomBytes(16).toString("hex")]
 
   const start = async () => {
@@ -79,16 +82,12 @@ export const startProvider = async (options: {
     } as any)
     // oidc-provider logs every unhandled protocol error by default; the tests cause them on purpose.
     provider.on("server_error", () => {})
-    server = http.createServer(provider.callback())
-    await new Promise<void>((resolve) => server!.listen(port, "127.0.0.1", resolve))
+    handle = provider.callback()
   }
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      if (server === undefined) return resolve()
-      server.closeAllConnections()
-      server.close(() => resolve())
-      server = undefined
-    })
+  const stop = async () => {
+    handle = undefined
+    server.closeAllConnections()
+  }
   await start()
   return {
     issuer,
@@ -100,7 +99,13 @@ export const startProvider = async (options: {
       keys = [newKey(), ...keys]
       await stop()
       await start()
-    }
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        handle = undefined
+        server.closeAllConnections()
+        server.close(() => resolve())
+      })
   }
 }
 

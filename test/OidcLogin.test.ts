@@ -25,7 +25,6 @@ import * as OidcLogin from "../src/http/OidcLogin.js"
 import * as Transaction from "../src/internal/oidc/transaction.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
 import * as UserStore from "../src/UserStore.js"
-import { freePort } from "./utils/freePort.js"
 import { appLayer } from "./utils/httpAuthServer.js"
 import { browser, type LocalProvider, signIn, startProvider } from "./utils/oidcProvider.js"
 
@@ -65,7 +64,11 @@ const setUp = (
   prefix: `/${string}` | "" = ""
 ) =>
   Effect.gen(function*() {
-    const port = yield* Effect.promise(freePort)
+    // The app's server is bound first, on a port the OS picks, so the URLs that name it are known
+    // before the provider and backend are made (a port probed, given back and bound again later
+    // could be taken in between by another process: EADDRINUSE)
+    const listening = yield* Layer.build(NodeHttpServer.layer(() => http.createServer(), { port: 0, host: "127.0.0.1" }))
+    const { port } = Context.get(listening, HttpServer.HttpServer).address as HttpServer.TcpAddress
     const app = `http://127.0.0.1:${port}`
     const redirectUri = `${app}${prefix}/oidc/callback`
     const provider = yield* Effect.acquireRelease(
@@ -76,7 +79,7 @@ const setUp = (
           groups: (login) => (login === "alice" ? ["staff", "editors"] : [])
         })
       ),
-      (p) => Effect.promise(() => p.stop())
+      (p) => Effect.promise(() => p.close())
     )
     const store = yield* Layer.memoize(MemoryUserStore.layer)
     const identities = yield* Layer.memoize(ExternalIdentities.layerMemory)
@@ -97,7 +100,7 @@ const setUp = (
     const server = HttpServer.serve(routes).pipe(
       Layer.provideMerge(appLayer({ chain: [OidcBackend.OidcBackend], backendLayer: oidc as any, userStore: store })),
       Layer.provideMerge(oidc),
-      Layer.provideMerge(NodeHttpServer.layer(() => http.createServer(), { port, host: "127.0.0.1" }))
+      Layer.provideMerge(Layer.succeedContext(listening))
     )
     const context = yield* Layer.build(server)
     const users = Context.get(context as Context.Context<UserStore.UserStore>, UserStore.UserStore)
