@@ -12,7 +12,7 @@
  * |---|---|
  * | `AuthenticationFailed`, `PermissionDenied` | yes: the failure stays counted |
  * | success | every key only loses this attempt's count (a lock it set is lifted): the failures before it stay, as django-axes' default; a name's key is shared by every account whose name folds to it |
- * | `BackendUnavailable`, or `TransportError`, after a backend refused the secret (`NoMatch("invalid-credentials")`) | yes: an outage elsewhere does not make a checked guess free |
+ * | `BackendUnavailable`, or `TransportError`, after a backend refused the credentials (any `NoMatch` but `unsupported-credentials`) | yes: an outage elsewhere does not make a checked guess free, and an unknown name counts as a wrong password does |
  * | `BackendUnavailable`, `TransportError` otherwise, defect | no: the reservation is returned |
  * | the caller interrupted (a dropped connection, a timeout), while the store counts the attempt or after | the attempt runs to its end in the background and is settled by its outcome |
  *

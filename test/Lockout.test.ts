@@ -195,6 +195,31 @@ describe("Lockout: the lock", () => {
     }).pipe(Effect.provide(layer))
   })
 
+  // Only "invalid-credentials" counted: during an outage an existing name locked after `limit`
+  // wrong passwords while a missing one never did, telling them apart (and an inactive account's
+  // right password, refunded as "inactive-user", from a wrong one, counted).
+  it.effect("during an outage an unknown name, an inactive account and a wrong password count alike; credentials no backend reads do not", () => {
+    const reasonFor = (username: string) =>
+      username === "alice" ? "invalid-credentials" : username === "ina" ? "inactive-user" : "unknown-user"
+    const passwords = AuthBackend.make({
+      id: "passwords",
+      credentials: Credentials.UsernamePassword,
+      authenticate: ({ username }) => AuthError.noMatch("passwords", reasonFor(username)),
+      getUser: () => Effect.succeedNone
+    })
+    const { layer } = setup({ by: "username", limit: 2 }, [passwords, TestBackend.unavailable("ldap")])
+    return Effect.gen(function*() {
+      for (const username of ["alice", "nobody", "ina"]) {
+        expect([username, yield* times(3, login({ username, password: "x" }))])
+          .toEqual([username, ["TransportError", "TransportError", "LockedOut"]])
+      }
+      // a token is no password: the password backend does not read it, so nothing was judged
+      const tokens = setup({ by: "ip", limit: 1 }, [passwords, TestBackend.unavailable("ldap")])
+      expect(yield* Effect.provide(times(3, login({ token: "t" }, from("10.0.0.9"))), tokens.layer))
+        .toEqual(["TransportError", "TransportError", "TransportError"])
+    }).pipe(Effect.provide(layer))
+  })
+
   it.effect("a refused attempt publishes one LoginFailed carrying LockedOut, and the lock one LockedOut event", () => {
     const { layer } = setup({ by: "username", limit: 1 })
     return Effect.gen(function*() {

@@ -4,9 +4,16 @@
 // guessing at them was unlimited for as long as the outage lasted.
 import type * as AuthError from "../AuthError.js"
 
-/** A backend checked the secret and found it wrong. @internal */
+/**
+ * A backend took the credentials as its own and refused them: a wrong secret, and equally a name
+ * it does not know, an inactive account or expired credentials. All of these count alike, as they
+ * do when no backend fails: were a missing name refunded while a wrong password counted, the lock
+ * that only existing names reach would tell them apart during an outage (and an inactive
+ * account's right password from a wrong one). Only credentials of a kind no backend reads are no
+ * guess. @internal
+ */
 export const isRefusal = (attempt: AuthError.Attempt): boolean =>
-  attempt._tag === "NoMatch" && attempt.reason === "invalid-credentials"
+  attempt._tag === "NoMatch" && attempt.reason !== "unsupported-credentials"
 
 // The TransportErrors that ended a call (`onTransportError: "fail"`) after a backend had refused
 // the secret. The error escapes the fold as it is (its fields are public, and Django lets the
