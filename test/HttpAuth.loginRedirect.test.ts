@@ -48,9 +48,9 @@ describe("HttpAuth.requireLogin", () => {
       expect([page.status, page.body]).toEqual([200, "reports for alice"])
       expect((yield* call(url, "GET", "/site/reports", { headers: { authorization: basic("bob", "pa:ss:word") } })).body)
         .toBe("reports for bob")
-      // Wrong credentials are no anonymous visit: 401, as with requireUser; a locked account 403.
+      // Wrong credentials are no anonymous visit: 401, as with requireUser; a locked account too.
       expect((yield* call(url, "GET", "/site/reports", { headers: { authorization: "Bearer wrong-token" } })).status).toBe(401)
-      expect((yield* call(url, "GET", "/site/reports", { headers: { authorization: "Bearer locked-token" } })).status).toBe(403)
+      expect((yield* call(url, "GET", "/site/reports", { headers: { authorization: "Bearer locked-token" } })).status).toBe(401)
     })))
 
   it.live("the field's name, none at all, and a login page with a query or a fragment", () =>

@@ -87,7 +87,7 @@ describe("HttpAuth: plain router form", () => {
       expect(alice.status).toBe(200)
       expect(alice.body).toBe("alice")
       expect((yield* call(url, "GET", "/private", { headers: { authorization: "Token alice-token" } })).status).toBe(401)
-      expect((yield* call(url, "GET", "/private", { headers: { authorization: "Bearer locked-token" } })).status).toBe(403)
+      expect((yield* call(url, "GET", "/private", { headers: { authorization: "Bearer locked-token" } })).status).toBe(401)
       expect((yield* call(url, "GET", "/private", { headers: { authorization: "Bearer down-token" } })).status).toBe(503)
     }).pipe(Effect.scoped))
 

@@ -403,16 +403,27 @@ describe("HttpAuth: API-key header", () => {
 describe("HttpAuth: status mapping", () => {
   const secrets = ["tokens", "banned", "ECONNREFUSED", "10.9.8.7", "invalid-credentials", "model", "unknown-user"]
 
-  it.live("PermissionDenied is 403, TransportError 503, no match 401; bodies never say which backend or why", () =>
+  // PermissionDenied was a 403: a denied account's right password (LDAP checks the deny group
+  // after the bind) was told from a wrong one, 403 against 401. Django's authenticate() returns
+  // None for both.
+  it.live("TransportError 503, no match 401, and PermissionDenied the same 401; bodies never say which backend or why", () =>
     withServer({}, ({ url }) =>
       Effect.gen(function*() {
-        const cases = [["locked-token", 403], ["down-token", 503], ["unknown-token", 401]] as const
+        const cases = [["locked-token", 401], ["down-token", 503], ["unknown-token", 401]] as const
+        const replies: Array<{ status: number; headers: Record<string, unknown>; body: string }> = []
         for (const [token, status] of cases) {
           const reply = yield* call(url, "GET", "/me", { headers: { authorization: `Bearer ${token}` } })
           expect(reply.status).toBe(status)
           expect(reply.body).toBe("")
           for (const word of secrets) expect(JSON.stringify(reply.headers)).not.toContain(word)
+          replies.push(reply)
         }
+        // denied and unknown: the same answer, header for header (but the date)
+        const shown = (reply: (typeof replies)[number]) => {
+          const { date: _date, ...headers } = reply.headers
+          return [reply.status, headers, reply.body]
+        }
+        expect(shown(replies[0]!)).toEqual(shown(replies[2]!))
         const login = yield* call(url, "POST", "/login", { json: { username: "alice", password: "x" } })
         expect(login.body).toBe("")
       })))

@@ -26,8 +26,8 @@
  *
  * | outcome | status |
  * |---|---|
- * | `AuthenticationFailed` (no backend matched), malformed header, anonymous on a protected route | 401 + `WWW-Authenticate` |
- * | `PermissionDenied`, CSRF failure, missing permission | 403 |
+ * | `AuthenticationFailed` (no backend matched), `PermissionDenied` (a backend refused the user: answered as a failed login, as Django's `authenticate()` returns `None`, so a denied account's right password is not told from a wrong one), malformed header, anonymous on a protected route | 401 + `WWW-Authenticate` |
+ * | CSRF failure, missing permission | 403 |
  * | `LockedOut` (see `Lockout`) | 429 + `Retry-After` |
  * | `BackendUnavailable`, `TransportError`, session store down | 503 |
  *
@@ -755,7 +755,7 @@ export interface LoginRedirectOptions {
  * anonymous request is sent (302) to the login page with where it was going, as Django's
  * `login_required` does: `/accounts/login/?next=/reports/%3Fq%3D1`. The login page follows that
  * `next` once the user has signed in, when `SafeRedirect.isAllowed` allows it. Credentials that
- * are wrong (a bad bearer token) are still a 401, a locked-out login a 429, a denied user a 403.
+ * are wrong (a bad bearer token) or refused (a backend's `PermissionDenied`) are still a 401, a locked-out login a 429.
  *
  * @example
  * ```ts

@@ -16,7 +16,8 @@
  *   /oidc/login?next=/reports`, when `SafeRedirect` allows it: a path or a URL on this host) or
  *   else to `successRedirect`. Refused
  *   (`access_denied` or another error the provider sends back, bad state or nonce, a replayed
- *   code, an ID token for another audience or expired): 401; denied: 403; locked out: 429; the
+ *   code, an ID token for another audience or expired), or denied (`PermissionDenied`): 401;
+ *   locked out: 429; the
  *   provider down or broken, or saying so (`error=server_error`, `error=temporarily_unavailable`):
  *   503. Nothing is created for a login that did not verify;
  * - `POST /oidc/logout`: ends the local session (CSRF-checked, as any logout), then redirects
@@ -415,8 +416,9 @@ const routes = (options: Settings) => {
       const failure = started.left
       const [status, message] = failure._tag === "ServiceUnavailable"
         ? [503, "the identity provider could not be reached"] as const
+        // (a denied account is a 401 below, as any refused login: see HttpAuth's status mapping)
         : failure._tag === "Forbidden"
-        ? [403, "this account may not log in"] as const
+        ? [403, "the request was refused"] as const
         : failure._tag === "TooManyRequests"
         ? [429, "too many attempts: try again later"] as const
         : [401, "the login could not be verified"] as const

@@ -29,9 +29,6 @@ export type Failure =
   | HttpApiError.ServiceUnavailable
   | TooManyRequests
 
-/** @internal */
-export const forbidden: Effect.Effect<never, HttpApiError.Forbidden> = Effect.fail(new HttpApiError.Forbidden())
-
 /**
  * 503. Every one is transient (a store outage, a shed login), so the response says when to try
  * again: `Retry-After: 1`, added by a pre-response handler for the `HttpApi` form (whose error
@@ -82,10 +79,13 @@ export const fromAuthenticate = (
 ) =>
 (error: AuthError.AuthenticateError): Effect.Effect<never, Failure> => {
   switch (error._tag) {
+    // A backend's PermissionDenied answers as a failed login, as Django's authenticate() returns
+    // None for it: a 403 would tell whoever holds a denied account's password that it is right
+    // (LDAP checks the deny group only after the bind succeeded), and that the account exists.
+    // The reason stays in the LoginFailed event and the span.
     case "AuthenticationFailed":
-      return unauthorized
     case "PermissionDenied":
-      return forbidden
+      return unauthorized
     case "LockedOut":
       return tooManyRequests(error.retryAfter)
     case "BackendUnavailable":
