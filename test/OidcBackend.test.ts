@@ -8,6 +8,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
 import { exportJWK, generateKeyPair, SignJWT } from "jose"
 import { createHash } from "node:crypto"
@@ -131,6 +132,27 @@ const outcome = (exit: Exit.Exit<AuthService.Authenticated, AuthError.Authentica
     : exit.cause.error._tag
 
 const attempt = (input: unknown = callback) => Effect.map(Effect.exit(AuthService.authenticateUnknown(input)), outcome)
+
+describe("OidcBackend.Callback", () => {
+  // Its ParseError quoted the input by default: the callback URL with its code, and the verifier.
+  it("a ParseError never quotes the code or the verifier", () => {
+    const url = "https://app.example/oidc/callback?code=SECRET-9f8e7d&state=st"
+    const inputs = [
+      { oidcCallback: url },
+      [url, "st", "nonce", "VERIFIER-4c3b"],
+      url,
+      { oidcCallback: { url, state: "st", nonce: 5, codeVerifier: "VERIFIER-4c3b" } }
+    ]
+    for (const input of inputs) {
+      const decoded = Schema.decodeUnknownEither(OidcBackend.Callback)(input)
+      expect(decoded._tag).toBe("Left")
+      const message = decoded._tag === "Left" ? String(decoded.left) : ""
+      expect(message).toContain("Expected")
+      expect(message).not.toContain("SECRET-9f8e7d")
+      expect(message).not.toContain("VERIFIER-4c3b")
+    }
+  })
+})
 
 describe("OidcBackend against a misbehaving provider", () => {
   it.scopedLive("endpoints in discovery that are not URLs: a login is a TransportError, a logout has no end-session URL; never a defect", () =>

@@ -3,6 +3,7 @@
 // down mid-flow, concurrent first logins, logins in several tabs, RP-initiated logout, and a plain
 // OAuth 2.0 provider; the options checked.
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -12,6 +13,7 @@ import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as http from "node:http"
@@ -26,6 +28,7 @@ import * as Transaction from "../src/internal/oidc/transaction.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
 import * as UserStore from "../src/UserStore.js"
 import { appLayer } from "./utils/httpAuthServer.js"
+import * as RecordingTracer from "./utils/recordingTracer.js"
 import { browser, type LocalProvider, signIn, startProvider } from "./utils/oidcProvider.js"
 
 const secret = Redacted.make("oidc-transaction-secret-0123456789")
@@ -61,7 +64,9 @@ const setUp = (
   backendOptions: (provider: LocalProvider, redirectUri: string) => Partial<OidcBackend.Options> = () => ({}),
   loginOptions: Partial<OidcLogin.Options> = {},
   /** Where the login routes are mounted (`HttpRouter.mount`), "" for the top. */
-  prefix: `/${string}` | "" = ""
+  prefix: `/${string}` | "" = "",
+  /** A tracer and a logger for the server, which then also logs each response (`HttpMiddleware.logger`). */
+  observed?: Layer.Layer<never>
 ) =>
   Effect.gen(function*() {
     // The app's server is bound first, on a port the OS picks, so the URLs that name it are known
@@ -97,7 +102,8 @@ const setUp = (
     )
     const login = OidcLogin.router({ secret, secure: false, postLogoutRedirectUri: `${app}/bye`, ...loginOptions })
     const routes = HttpRouter.concat(prefix === "" ? login : HttpRouter.empty.pipe(HttpRouter.mount(prefix, login)), me)
-    const server = HttpServer.serve(routes).pipe(
+    const served = observed === undefined ? HttpServer.serve(routes) : HttpServer.serve(routes, HttpMiddleware.logger).pipe(Layer.provide(observed))
+    const server = served.pipe(
       Layer.provideMerge(appLayer({ chain: [OidcBackend.OidcBackend], backendLayer: oidc as any, userStore: store })),
       Layer.provideMerge(oidc),
       Layer.provideMerge(Layer.succeedContext(listening))
@@ -312,6 +318,37 @@ describe("OIDC login against a real provider", () => {
       const after = yield* logIn(s, "alice")
       expect(after.callback.status).toBe(302)
       expect(yield* status(s, after.b, "/me")).toBe(200)
+    }).pipe(Effect.scoped), 60_000)
+
+  // The platform's server span recorded the callback's URL as sent (url.full, url.query), and
+  // HttpMiddleware.logger logged it: the authorization code was in both, for a login and for a
+  // replay of its code.
+  it.live("the authorization code is in neither the server span nor the access log, for a login or a replay", () =>
+    Effect.gen(function*() {
+      const recording = RecordingTracer.make()
+      const lines: Array<string> = []
+      const logger = Logger.replace(Logger.defaultLogger, Logger.make(({ annotations, message }) => {
+        lines.push(JSON.stringify([message, Object.fromEntries(annotations)]))
+      }))
+      const s = yield* setUp(() => ({}), {}, "", Layer.merge(recording.layer, logger))
+      const { callback, callbackUrl } = yield* logIn(s, "alice")
+      expect(callback.status).toBe(302)
+      const code = new URL(callbackUrl).searchParams.get("code")!
+      expect(code.length).toBeGreaterThan(10)
+      const replay = yield* Effect.promise(() => browser().request(callbackUrl))
+      expect(replay.status).toBe(400)
+      const callbackSpans = recording.spans.filter((span) => String(span.attributes.get("url.path")) === "/oidc/callback")
+      expect(callbackSpans).toHaveLength(2)
+      for (const span of callbackSpans) {
+        expect(span.attributes.get("url.full")).toMatch(/[?&]code=\*{20}(&|$)/)
+        expect(span.attributes.get("url.query")).toMatch(/^code=\*{20}&|&code=\*{20}(&|$)/)
+        expect(String(span.attributes.get("url.full"))).toContain("state=")
+      }
+      for (const span of recording.spans) expect(RecordingTracer.render(span)).not.toContain(code)
+      // the other routes are still logged, the callback's line is left out
+      expect(lines.some((line) => line.includes("/oidc/login"))).toBe(true)
+      expect(lines.filter((line) => line.includes("/oidc/callback"))).toEqual([])
+      for (const line of lines) expect(line).not.toContain(code)
     }).pipe(Effect.scoped), 60_000)
 
   it.live("the provider down mid-flow: 503, never a 500, and no session", () =>

@@ -109,8 +109,10 @@ export const Callback = Schema.Struct({
     state: Credentials.secret(512),
     nonce: Credentials.secret(512),
     codeVerifier: Credentials.secret(512)
-  })
-})
+  }).annotations({ message: () => "Expected OIDC callback credentials" })
+  // A ParseError quotes the input it was given by default: the code and the verifier here, as
+  // UsernamePassword's message keeps the password out of its own.
+}).annotations({ message: () => "Expected OIDC callback credentials" })
 
 /**
  * @example

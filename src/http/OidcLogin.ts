@@ -43,6 +43,7 @@
  *
  * @since 0.2.0
  */
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -52,10 +53,12 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Tracer from "effect/Tracer"
 import { AuthConfigError } from "../AuthError.js"
 import type * as Credentials from "../Credentials.js"
 import * as OidcBackend from "../backends/OidcBackend.js"
 import { headerToken } from "../internal/http/cookies.js"
+import { maskQuery } from "../internal/http/serverRequest.js"
 import * as Transaction from "../internal/oidc/transaction.js"
 import { textOf } from "../internal/redactedString.js"
 import * as HttpAuth from "./HttpAuth.js"
@@ -132,6 +135,27 @@ export interface Options {
 }
 
 const json = (status: number, error: string) => HttpServerResponse.unsafeJson({ error }, { status })
+
+const codeParameter: ReadonlySet<string> = new Set(["code"])
+
+/**
+ * The callback's URL carries the authorization code, a secret until it is redeemed (and a replay
+ * is tried with it), but the platform records the URL as sent: its server span in `url.full` and
+ * `url.query`, which exporters send on, and `HttpMiddleware.logger` in the access log line. The
+ * span is the handler's parent, so its two attributes are written again with the code masked; the
+ * logger reads a URL taken before any handler ran, so its line for this route is turned off
+ * (`HttpMiddleware.withLoggerDisabled`, a flag it reads after the handler).
+ */
+const codeKeptOutOfTraceAndLog = Effect.flatMap(Effect.serviceOption(Tracer.ParentSpan), (parent) => {
+  if (Option.isSome(parent) && parent.value._tag === "Span") {
+    const span = parent.value
+    const full = span.attributes.get("url.full")
+    if (typeof full === "string") span.attribute("url.full", maskQuery(full, codeParameter))
+    const query = span.attributes.get("url.query")
+    if (typeof query === "string") span.attribute("url.query", maskQuery(`?${query}`, codeParameter).slice(1))
+  }
+  return HttpMiddleware.withLoggerDisabled(Effect.void)
+})
 
 // The options as the routes use them, checked once.
 interface Settings {
@@ -367,6 +391,7 @@ const routes = (options: Settings) => {
   })
 
   const callback = Effect.gen(function*() {
+    yield* codeKeptOutOfTraceAndLog
     const oidc = yield* OidcBackend.OidcBackend
     const request = yield* HttpServerRequest.HttpServerRequest
     const now = yield* Clock.currentTimeMillis
