@@ -72,6 +72,7 @@ import { djangoSqliteTime, Timestamp } from "./internal/sqlUserStore.js"
 import { hashingAlgorithmOf } from "./internal/session/crypto.js"
 import * as SessionStore from "./SessionStore.js"
 import { safeCause } from "./internal/storeError.js"
+import { withValueFreeSpan } from "./internal/tracing.js"
 
 /**
  * The Django site's settings the store needs.
@@ -502,7 +503,7 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
     const keyOf = (key: string) => `${options.keyPrefix ?? ""}:${version}:django.contrib.sessions.cache${key}`
     const call = <A>(operation: string, f: () => Promise<A>) =>
       Effect.tryPromise({ try: f, catch: cacheError(operation) }).pipe(
-        Effect.withSpan(`SessionStore.${operation}`, { captureStackTrace: false })
+        withValueFreeSpan(`SessionStore.${operation}`, { captureStackTrace: false })
       )
     const read = (key: string) =>
       call("get", () => Promise.all([client.getBuffer(keyOf(key)), client.pttl(keyOf(key))]))

@@ -50,6 +50,7 @@ import * as Registry from "./internal/hashers/registry.js"
 import { treeMessage } from "./internal/parseErrors.js"
 import { textOf } from "./internal/redactedString.js"
 import { isWellFormed } from "./internal/wellFormed.js"
+import { withValueFreeSpan } from "./internal/tracing.js"
 
 /**
  * Every algorithm name Django stores as the prefix of a hash.
@@ -490,7 +491,7 @@ const fromSettings = (settings: Registry.Settings): Effect.Effect<Service> =>
       hash: (password) =>
         passwordBytes(password, preferred).pipe(
           Effect.flatMap((bytes) => admit(Effect.mapError(registry.hash(bytes), toHashError))),
-          Effect.withSpan("effect-auth.password.hash", {
+          withValueFreeSpan("effect-auth.password.hash", {
             attributes: { "password.algorithm": preferred },
             captureStackTrace: false
           })

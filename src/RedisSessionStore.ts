@@ -34,6 +34,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as SessionStore from "./SessionStore.js"
+import { withValueFreeSpan } from "./internal/tracing.js"
 
 /**
  * Options shared by both ways of building the store.
@@ -170,7 +171,7 @@ export const make = (client: RedisClient, options: Options = {}): Effect.Effect<
     const prefix = options.keyPrefix ?? "effect-auth:session:"
     const call = <A>(operation: string, f: () => Promise<A>) =>
       Effect.tryPromise({ try: f, catch: storeError(operation) }).pipe(
-        Effect.withSpan(`SessionStore.${operation}`, { captureStackTrace: false })
+        withValueFreeSpan(`SessionStore.${operation}`, { captureStackTrace: false })
       )
     return SessionStore.make({
       get: (key, now) => Effect.map(call("get", () => client.get(prefix + key)), (text) => parse(text, now)),

@@ -1,7 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Inspectable, Layer, Logger, Redacted, Schema } from "effect"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import { Cause, Effect, Exit, Inspectable, Layer, Logger, Option, Redacted, Schema } from "effect"
 import { AuthError, AuthEvents, AuthRequest, AuthService, Credentials, TestAuth, TestBackend } from "../src/index.js"
+import * as PasswordHasher from "../src/PasswordHasher.js"
+import * as SessionStore from "../src/SessionStore.js"
+import * as SqlSessionStore from "../src/SqlSessionStore.js"
 import * as RecordingTracer from "./utils/recordingTracer.js"
+import { record } from "./utils/sessionStoreSuite.js"
 
 const password = "c0rrect-h0rse-battery-staple"
 
@@ -197,6 +202,41 @@ describe("secrets", () => {
       // The check itself can fail: the password is findable when it is printed.
       expect(JSON.stringify({ password })).toContain(password)
     }))
+
+  // A tracer is handed each span's exit: the hasher's spans ended with the encoded hash and the
+  // derived key (what an offline guess of the typed password needs), the session stores' with the
+  // record and its CSRF token.
+  it.effect("the library's own spans end without the value: no hash, derived key or stored session's token", () =>
+    Effect.gen(function*() {
+      const tracer = RecordingTracer.make()
+      const csrfToken = "c3RvcmVkLWNzcmYtdG9rZW4tb2YtYWxpY2U"
+      const seen = yield* Effect.gen(function*() {
+        const hasher = yield* PasswordHasher.make({ pbkdf2: { iterations: 1000 } })
+        const encoded = yield* hasher.hash(Redacted.make(password))
+        expect((yield* hasher.verify(Redacted.make(password), encoded)).valid).toBe(true)
+        expect((yield* hasher.verify(Redacted.make("wrong"), encoded)).valid).toBe(false)
+        const store = yield* SessionStore.SessionStore
+        const now = record().createdAt
+        yield* store.set("k", record({ csrfToken }), now)
+        expect(Option.map(yield* store.get("k", now), (r) => r.csrfToken)).toEqual(Option.some(csrfToken))
+        return encoded
+      }).pipe(
+        Effect.provide(SqlSessionStore.layer().pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" })))),
+        Effect.provide(tracer.layer)
+      )
+      const derivedKey = seen.split("$")[3]!
+      const ours = tracer.spans.filter((span) => /^(effect-auth\.password\.|SessionStore\.)/.test(span.name))
+      expect(ours.map((span) => span.name)).toEqual(expect.arrayContaining([
+        "effect-auth.password.hash",
+        "effect-auth.password.derive",
+        "effect-auth.password.verify",
+        "SessionStore.get"
+      ]))
+      for (const span of ours) {
+        const text = RecordingTracer.render(span)
+        for (const secret of [seen, derivedKey, csrfToken, password]) expect([span.name, text.includes(secret)]).toEqual([span.name, false])
+      }
+    }).pipe(Effect.scoped))
 
   it("decoded secrets print as <redacted>", () => {
     const decoded = Schema.decodeUnknownSync(Credentials.UsernamePassword)({ username: "alice", password })

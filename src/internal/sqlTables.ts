@@ -11,6 +11,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { AuthConfigError } from "../AuthError.js"
 import { reasons } from "./storeError.js"
+import { withValueFreeSpan } from "./tracing.js"
 
 /** @internal */
 export interface TableOptions {
@@ -149,7 +150,7 @@ export const runner = <E2>(
       // A SQLite file locked by another connection is waited for within the same bound.
       retryBusy(timeout),
       guard(operation),
-      Effect.withSpan(`${spanPrefix}.${operation}`, { captureStackTrace: false })
+      withValueFreeSpan(`${spanPrefix}.${operation}`, { captureStackTrace: false })
     )
 }
 

@@ -7,6 +7,7 @@ import { DriverUnavailable, HasherFailure, pyLen, randomString } from "./common.
 import * as Legacy from "./legacy.js"
 import * as Pbkdf2 from "./pbkdf2.js"
 import * as Scrypt from "./scrypt.js"
+import { withValueFreeSpan } from "../tracing.js"
 
 /** Every algorithm name Django stores, in the order of its documentation. */
 export const algorithms = [
@@ -79,7 +80,7 @@ export const makeRun = (semaphore: Effect.Semaphore): Run => (algorithm, purpose
     }).pipe(
       // Native work cannot be cancelled; holding the permit until it ends keeps the bound true.
       Effect.uninterruptible,
-      Effect.withSpan("effect-auth.password.derive", {
+      withValueFreeSpan("effect-auth.password.derive", {
         attributes: { "password.algorithm": algorithm, "password.purpose": purpose },
         captureStackTrace: false
       })
@@ -151,7 +152,7 @@ export const makeRegistry = (settings: Settings, run: Run): Registry => {
           // so the outdated ones do not stand out by answering faster.
           if (!valid && !changed && mustUpdate) {
             yield* preferred.hardenRuntime(password, stored).pipe(
-              Effect.withSpan("effect-auth.password.harden", {
+              withValueFreeSpan("effect-auth.password.harden", {
                 attributes: { "password.algorithm": preferred.algorithm },
                 captureStackTrace: false
               })
