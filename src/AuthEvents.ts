@@ -33,6 +33,7 @@ import type * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as AuthError from "./AuthError.js"
+import { AuthConfigError } from "./AuthError.js"
 import type { AuthRequest } from "./AuthRequest.js"
 import type { User } from "./User.js"
 
@@ -213,8 +214,64 @@ export interface Service {
 export class AuthEvents extends Context.Tag("effect-auth/AuthEvents")<AuthEvents, Service>() {}
 
 /**
- * Builds the events service on an unbounded `PubSub`: publishing never waits for a slow
- * subscriber, so auditing cannot slow logins down.
+ * How many events a subscriber may fall behind before it loses the oldest: 4096.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const defaultCapacity = 4096
+
+/**
+ * Options of {@link makeWith} and {@link layerWith}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options {
+  /**
+   * How many events a subscriber may fall behind (default {@link defaultCapacity}). Publishing
+   * never waits: past it, a subscriber that is slower than the events come loses the oldest ones.
+   */
+  readonly capacity?: number | undefined
+}
+
+/**
+ * Builds the events service on a sliding `PubSub` of `capacity` events: publishing never waits for
+ * a slow subscriber, so auditing cannot slow logins down, and a subscriber that falls further
+ * behind than `capacity` loses the oldest events rather than holding every one in memory (a flood
+ * of failed logins, each an event, against an audit subscriber writing to a database was memory
+ * without bound). Django's signals run their receivers in the request instead; subscribe with a
+ * queue that keeps up (a batch writer), or a larger `capacity`, where no event may be lost.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { AuthEvents } from "effect-auth"
+ *
+ * // fails with AuthConfigError for a capacity that is no positive integer
+ * const program = Effect.scoped(AuthEvents.makeWith({ capacity: 100_000 }))
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const makeWith = (options: Options = {}): Effect.Effect<Service, AuthConfigError, Scope.Scope> => {
+  const capacity = options.capacity ?? defaultCapacity
+  if (!Number.isSafeInteger(capacity) || capacity < 1) {
+    return Effect.fail(new AuthConfigError({ message: `AuthEvents: capacity must be a positive integer, got ${capacity}` }))
+  }
+  return Effect.map(
+    Effect.acquireRelease(PubSub.sliding<AuthEvent>(capacity), PubSub.shutdown),
+    (pubsub): Service => ({
+      publish: (event) => PubSub.publish(pubsub, event),
+      subscribe: PubSub.subscribe(pubsub),
+      stream: Stream.fromPubSub(pubsub)
+    })
+  )
+}
+
+/**
+ * {@link makeWith} with the default capacity.
  *
  * @example
  * ```ts
@@ -227,14 +284,23 @@ export class AuthEvents extends Context.Tag("effect-auth/AuthEvents")<AuthEvents
  * @since 0.1.0
  * @category constructors
  */
-export const make: Effect.Effect<Service, never, Scope.Scope> = Effect.map(
-  Effect.acquireRelease(PubSub.unbounded<AuthEvent>(), PubSub.shutdown),
-  (pubsub): Service => ({
-    publish: (event) => PubSub.publish(pubsub, event),
-    subscribe: PubSub.subscribe(pubsub),
-    stream: Stream.fromPubSub(pubsub)
-  })
-)
+export const make: Effect.Effect<Service, never, Scope.Scope> = Effect.orDie(makeWith())
+
+/**
+ * The events service with a capacity of its own (see {@link makeWith}).
+ *
+ * @example
+ * ```ts
+ * import { AuthEvents } from "effect-auth"
+ *
+ * const EventsLive = AuthEvents.layerWith({ capacity: 100_000 })
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerWith = (options: Options): Layer.Layer<AuthEvents, AuthConfigError> =>
+  Layer.scoped(AuthEvents, makeWith(options))
 
 /**
  * The events service, ready to provide to `AuthService.layer`.

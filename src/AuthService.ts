@@ -62,6 +62,7 @@ import { isRecording, tracerEnabled } from "./internal/tracing.js"
 import { isUserId } from "./internal/userId.js"
 import * as Permissions from "./Permissions.js"
 import * as UserModule from "./User.js"
+import { forEvent } from "./internal/eventRequest.js"
 
 /**
  * The app's user type (see `User.Register`).
@@ -402,7 +403,7 @@ const fromBackends = (
   ) =>
     Effect.zipRight(
       events.publish(
-        new AuthEvents.LoginFailed({ credentials: Credentials.cleanse(call.raw), request: call.request, error })
+        new AuthEvents.LoginFailed({ credentials: Credentials.cleanse(call.raw), request: forEvent(call.request), error })
       ),
       Exit.fail(error)
     )

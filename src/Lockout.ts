@@ -54,6 +54,7 @@ import { wellFormed } from "./internal/wellFormed.js"
 import { decideAttempt, type LockoutRecord, refundFailure, toEntry } from "./internal/lockoutRecord.js"
 import * as RefusedSecret from "./internal/refusedSecret.js"
 import { runToItsEnd } from "./internal/runToItsEnd.js"
+import { forEvent } from "./internal/eventRequest.js"
 
 /**
  * What a failure is counted against:
@@ -823,7 +824,7 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
     const refuse = (credentials: unknown, request: AuthRequest | undefined, retryAfter: number) => {
       const error = new AuthError.LockedOut({ retryAfter: Duration.millis(retryAfter) })
       return Effect.zipRight(
-        publish(new AuthEvents.LoginFailed({ credentials: Credentials.cleanse(credentials), request, error })),
+        publish(new AuthEvents.LoginFailed({ credentials: Credentials.cleanse(credentials), request: forEvent(request), error })),
         Effect.fail(error)
       )
     }
@@ -852,7 +853,7 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
         // A backend that could not answer does not make a refused secret no guess.
         if (failure?._tag === "AuthenticationFailed" || failure?._tag === "PermissionDenied" || RefusedSecret.judged(failure)) {
           const until = new Date(reservation.until)
-          return Effect.forEach(reservation.locked, (key) => publish(new AuthEvents.LockedOut({ key, until, request })), {
+          return Effect.forEach(reservation.locked, (key) => publish(new AuthEvents.LockedOut({ key, until, request: forEvent(request) })), {
             discard: true
           })
         }

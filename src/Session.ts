@@ -81,6 +81,7 @@ import { textOf } from "./internal/redactedString.js"
 import * as crypto from "./internal/session/crypto.js"
 import * as SessionStore from "./SessionStore.js"
 import type { User } from "./User.js"
+import { forEvent } from "./internal/eventRequest.js"
 
 /**
  * Options of {@link layer}.
@@ -536,7 +537,7 @@ export const make = (
           ...(authenticated.degraded === true && { degraded: true })
         }
         const { id } = yield* issue(record, now, old, yield* keepsAtLogin(old, record, now))
-        yield* events.publish(new AuthEvents.LoggedIn({ user, backend, request: loginOptions.request }))
+        yield* events.publish(new AuthEvents.LoggedIn({ user, backend, request: forEvent(loginOptions.request) }))
         yield* loggedIn(backend, user)
         return sessionUser(user, id, record)
       }).pipe(Effect.withSpan("effect-auth.Session.login", { captureStackTrace: false }))
@@ -572,7 +573,7 @@ export const make = (
                 )
               )
             }
-            yield* events.publish(new AuthEvents.LoggedOut({ user, request }))
+            yield* events.publish(new AuthEvents.LoggedOut({ user, request: forEvent(request) }))
           })
         )
       }).pipe(Effect.withSpan("effect-auth.Session.logout", { captureStackTrace: false }))

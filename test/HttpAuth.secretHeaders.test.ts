@@ -172,6 +172,22 @@ describe("query parameters that carry a secret", () => {
       for (const event of events) expect(JSON.stringify(event)).not.toContain(token)
     }))
 
+  // An event kept the HTTP layer's request view, and with it the transport's request (its socket
+  // state, every header, a body read): 42 KiB an event for a 16 KB login body, held in every slow
+  // subscriber's queue.
+  it.scoped("LoginFailed carries a plain copy of the request, nothing of the transport's", () =>
+    Effect.gen(function*() {
+      const { context, url } = yield* serve({ http: { realm: "test", sources: [queryToken] } })
+      expect((yield* call(url, "GET", `/whoami?access_token=${token}`, { headers: { "x-trace": "t-1" } })).status).toBe(401)
+      const events = yield* Effect.provide(TestAuth.events, context as Context.Context<TestAuth.EventLog>)
+      const request = events.find((event) => event._tag === "LoginFailed")?.request
+      expect(Object.getPrototypeOf(request)).toBe(Object.prototype)
+      expect(Object.keys(request!).sort()).toEqual(["headers", "method", "remoteAddress", "stage", "url"])
+      expect(request).toMatchObject({ method: "GET", url: "/whoami?access_token=********************", stage: "login" })
+      expect(request!.headers!["x-trace"]).toBe("t-1")
+      expect(Object.getOwnPropertySymbols(request!)).toEqual([])
+    }))
+
   it.effect("a source's query parameter must have a name", () =>
     Effect.gen(function*() {
       const nameless = RequestSource.make({ name: "nameless", method: "api-key", query: [""], read: () => RequestSource.absent })

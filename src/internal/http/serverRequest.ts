@@ -4,6 +4,7 @@ import * as Option from "effect/Option"
 import type { AuthRequest } from "../../AuthRequest.js"
 import { CLEANSED_SUBSTITUTE } from "../../Credentials.js"
 import * as IpAddress from "../ipAddress.js"
+import { detach } from "../eventRequest.js"
 
 /**
  * What a request's view leaves out: the headers that carry a credential (lower-case) and the query
@@ -111,8 +112,11 @@ class RequestView implements AuthRequest {
       Object.entries(this.#request.headers).filter(([name]) => !this.#hidden.has(name))
     ))
   }
-  toJSON(): unknown {
+  [detach](): AuthRequest {
     return { method: this.method, url: this.url, remoteAddress: this.remoteAddress, headers: this.headers, stage: this.stage }
+  }
+  toJSON(): unknown {
+    return this[detach]()
   }
 }
 
