@@ -3,7 +3,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Cause, Config, ConfigError, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Schedule, Schema, Scope, TestClock } from "effect"
 import * as HttpBackend from "../src/backends/HttpBackend.js"
-import { AuthError, AuthEvents, AuthService, Credentials } from "../src/index.js"
+import { AuthBackend, AuthError, AuthEvents, AuthService, Credentials } from "../src/index.js"
 import type { User } from "../src/index.js"
 import * as zlib from "node:zlib"
 import * as HttpPeer from "./utils/httpPeer.js"
@@ -604,6 +604,116 @@ describe("HttpBackend: TransportError, without the request body in the cause", (
       expect(String(error.cause)).toContain("the request builder threw")
       expectNoSecret(error)
       expect(peer.count()).toBe(0)
+    }))
+})
+
+describe("HttpBackend: the bound on logins in flight (maxConcurrent, maxWaiting)", () => {
+  const isBusy = (error: AuthError.TransportError) => {
+    expect(String(error.cause)).toMatch(/^busy: /)
+    expectNoSecret(error)
+  }
+  const isTimedOut = (error: unknown) => {
+    expect(error).toBeInstanceOf(AuthError.TransportError)
+    expect(String((error as AuthError.TransportError).cause)).toContain("timed out after 1s")
+    expectNoSecret(error as AuthError.TransportError)
+  }
+  const pending = <A, E>(fiber: Fiber.Fiber<A, E>) => Effect.map(Fiber.poll(fiber), Option.isNone)
+  // The client's first request of a worker takes a while to reach the peer (undici loads lazily).
+  const eventually = (check: () => boolean) =>
+    Effect.repeat(Effect.sync(check), { schedule: Schedule.spaced("10 millis"), until: (ok) => ok }).pipe(
+      Effect.timeoutOption("3 seconds")
+    )
+
+  // (before the bound, every login sent its request at once: 2000 logins against a service that
+  // never answers held 2000 sockets and requests there for the whole timeout)
+  it.live("against a service that never answers, a login past maxConcurrent + maxWaiting fails at once with a busy TransportError, without a request; a login that ends or is interrupted gives its turn back", () =>
+    Effect.gen(function*() {
+      const peer = yield* HttpPeer.start(() => undefined)
+      const logins = () => peer.count((r) => r.path === "/authenticate")
+      const backend = yield* backendFor(peer, { maxConcurrent: 2, maxWaiting: 1, timeout: "1 second" })
+      const attempt = (name: string) => backend.authenticate(login(name), undefined)
+      const fork = (name: string) => Effect.fork(Effect.flip(attempt(name)))
+
+      // two logins are sent, a third waits for a turn
+      const first = yield* fork("user0")
+      const second = yield* fork("user1")
+      const third = yield* fork("user2")
+      yield* eventually(() => logins() >= 2)
+      yield* Effect.sleep("100 millis")
+      expect(logins()).toBe(2)
+
+      // the fourth is refused at once, while the others are still pending: no request, no wait
+      const startedAt = performance.now()
+      isBusy(transportErrorOf(yield* Effect.exit(attempt("user3"))))
+      expect(performance.now() - startedAt).toBeLessThan(200)
+      // through AuthService it is what any failure of the service is: here BackendUnavailable (503)
+      const fallthrough = AuthBackend.withPolicy(backend, { onTransportError: "fallthrough" })
+      const folded = yield* AuthService.authenticate(login("user3")).pipe(
+        Effect.flip,
+        Effect.provide(AuthService.layer([fallthrough]).pipe(Layer.provide(AuthEvents.layer)))
+      )
+      expect(folded).toBeInstanceOf(AuthError.BackendUnavailable)
+      expect(logins()).toBe(2)
+      for (const fiber of [first, second, third]) expect(yield* pending(fiber)).toBe(true)
+      // getUser is not counted (its loader holds one request per id): it is sent, not refused
+      const lookup = yield* Effect.fork(Effect.flip(backend.getUser("1")))
+      yield* eventually(() => peer.count((r) => r.path === "/users/1") === 1)
+      expect(peer.count((r) => r.path === "/users/1")).toBe(1)
+
+      // an interrupted login gives its turn back: the waiting one is sent, and one more may wait
+      yield* Fiber.interrupt(first)
+      yield* eventually(() => logins() >= 3)
+      expect(logins()).toBe(3)
+      const fourth = yield* fork("user4")
+      yield* Effect.sleep("50 millis")
+      expect(yield* pending(fourth)).toBe(true)
+      isBusy(transportErrorOf(yield* Effect.exit(attempt("user5"))))
+      // so does an interrupted waiter
+      yield* Fiber.interrupt(fourth)
+      const fifth = yield* fork("user6")
+      yield* Effect.sleep("50 millis")
+      expect(yield* pending(fifth)).toBe(true)
+
+      // the running ones end at their timeout; the waiter gets its turn and ends at its own
+      for (const fiber of [second, third, fifth]) isTimedOut(yield* Fiber.join(fiber))
+      isTimedOut(yield* Fiber.join(lookup))
+      expect(logins()).toBe(4)
+      // every turn is back: a new login is sent again, and answered now that the service is
+      peer.setHandler(userService())
+      expect(yield* attempt("alice")).toEqual(alice)
+      expect(logins()).toBe(5)
+    }).pipe(Effect.scoped))
+
+  it.effect("maxConcurrent and maxWaiting must be counts: anything else is an AuthConfigError", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [Partial<HttpBackend.DefaultOptions>, string]> = [
+        ...[0, -1, 1.5, Number.NaN, Infinity].map((maxConcurrent) =>
+          [{ maxConcurrent }, "maxConcurrent must be a positive integer"] as const
+        ),
+        ...[-1, 0.5, Number.NaN, Infinity].map((maxWaiting) => [{ maxWaiting }, "maxWaiting must be a non-negative integer"] as const)
+      ]
+      for (const [options, message] of cases) {
+        const exit = yield* HttpBackend.make({ baseUrl: "http://127.0.0.1", user: UserFromBody, ...options }).pipe(
+          Effect.provide(FetchHttpClient.layer),
+          Effect.scoped,
+          Effect.exit
+        )
+        expect(Exit.isFailure(exit), JSON.stringify(options)).toBe(true)
+        const error = failureOf(exit)
+        expect(error).toBeInstanceOf(AuthError.AuthConfigError)
+        expect(error.message).toContain(message)
+      }
+      // 0 waiting is a bound too: whatever cannot be sent at once is refused
+      yield* HttpBackend.make({ baseUrl: "http://127.0.0.1", user: UserFromBody, maxConcurrent: 1, maxWaiting: 0 }).pipe(
+        Effect.provide(FetchHttpClient.layer),
+        Effect.scoped
+      )
+      const layerError = yield* Layer.build(HttpBackend.layer({ baseUrl: "http://127.0.0.1", user: UserFromBody, maxWaiting: -1 })).pipe(
+        Effect.provide(FetchHttpClient.layer),
+        Effect.scoped,
+        Effect.flip
+      )
+      expect(layerError).toBeInstanceOf(AuthError.AuthConfigError)
     }))
 })
 

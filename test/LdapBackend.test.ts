@@ -7,6 +7,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import * as TestClock from "effect/TestClock"
 import * as AuthError from "../src/AuthError.js"
 import * as AuthEvents from "../src/AuthEvents.js"
@@ -721,6 +722,99 @@ describe("LdapBackend against peers that misbehave", () => {
       // a message without the password is kept
       const error = yield* failure(login(direct(url), "alice", "correct-horse"))
       expect(String((error as AuthError.TransportError).cause)).toMatch(/^user bind: the password hunter2 is not welcome here/)
+    }))
+})
+
+describe("LdapBackend's bound on calls in flight (maxConcurrent, maxWaiting)", () => {
+  const isBusy = (error: unknown) => {
+    expectTransport(error, "secret-pw", fixture.servicePassword)
+    expect(String((error as AuthError.TransportError).cause)).toMatch(/^busy: /)
+  }
+  const isTimedOut = (error: unknown) => {
+    expectTransport(error, "secret-pw", fixture.servicePassword)
+    expect(String((error as AuthError.TransportError).cause)).toMatch(/timed out/i)
+  }
+  const pending = <A, E>(fiber: Fiber.Fiber<A, E>) => Effect.map(Fiber.poll(fiber), Option.isNone)
+  const eventually = (check: () => boolean) =>
+    Effect.repeat(Effect.sync(check), { schedule: Schedule.spaced("10 millis"), until: (ok) => ok }).pipe(
+      Effect.timeoutOption("3 seconds")
+    )
+
+  // (before the bound, every login opened its connection at once: 2000 logins against a directory
+  // that never answers held 2000 sockets and binds there for the whole timeout)
+  it.scopedLive("against a directory that never answers, a call past maxConcurrent + maxWaiting fails at once with a busy TransportError, without connecting; a call that ends or is interrupted gives its turn back", () =>
+    Effect.gen(function*() {
+      const directory = yield* SlapdTest.silentServerCounting()
+      const backend = yield* backendFor({
+        ...search(directory.url),
+        maxConcurrent: 2,
+        maxWaiting: 1,
+        connectTimeout: "2 seconds",
+        timeout: "1 second"
+      })
+      const attempt = (name: string) => backend.authenticate(creds(name, "secret-pw"), undefined)
+      const fork = (name: string) => Effect.fork(Effect.flip(attempt(name)))
+
+      // two logins connect, a third waits for a turn
+      const first = yield* fork("user0")
+      const second = yield* fork("user1")
+      const third = yield* fork("user2")
+      yield* eventually(() => directory.accepted() >= 2)
+      yield* Effect.sleep("100 millis")
+      expect(directory.accepted()).toBe(2)
+      expect(directory.open()).toBe(2)
+
+      // the fourth is refused at once, while the others are still pending: no connection, no wait
+      const startedAt = performance.now()
+      isBusy(yield* failure(attempt("user3")))
+      expect(performance.now() - startedAt).toBeLessThan(200)
+      // getUser looks the user up on a connection of its own: counted and refused alike
+      isBusy(yield* failure(backend.getUser("alice")))
+      expect(directory.accepted()).toBe(2)
+      for (const fiber of [first, second, third]) expect(yield* pending(fiber)).toBe(true)
+
+      // an interrupted login gives its turn back: the waiting one connects, and one more may wait
+      yield* Fiber.interrupt(first)
+      yield* eventually(() => directory.accepted() >= 3)
+      expect(directory.accepted()).toBe(3)
+      const fourth = yield* fork("user4")
+      yield* Effect.sleep("50 millis")
+      expect(yield* pending(fourth)).toBe(true)
+      isBusy(yield* failure(attempt("user5")))
+      // so does an interrupted waiter
+      yield* Fiber.interrupt(fourth)
+      const fifth = yield* fork("user6")
+      yield* Effect.sleep("50 millis")
+      expect(yield* pending(fifth)).toBe(true)
+
+      // the running ones end at their timeout; the waiter gets its turn and ends at its own
+      for (const fiber of [second, third, fifth]) isTimedOut(yield* Fiber.join(fiber))
+      expect(directory.accepted()).toBe(4)
+      // every turn is back: a new login connects again (and times out, not busy)
+      isTimedOut(yield* failure(attempt("user7")))
+      expect(directory.accepted()).toBe(5)
+    }))
+
+  it.effect("maxConcurrent and maxWaiting must be counts: anything else is an AuthConfigError", () =>
+    Effect.gen(function*() {
+      const url = "ldap://127.0.0.1:389"
+      const refused = (options: Partial<LdapBackend.Options>, message: string) =>
+        Effect.map(Effect.either(LdapBackend.make({ ...direct(url), ...options })), (result) => {
+          expect(result._tag, JSON.stringify(options)).toBe("Left")
+          const error = Either.getLeft(result).pipe(Option.getOrThrow)
+          expect(error).toBeInstanceOf(AuthError.AuthConfigError)
+          expect(error.message).toContain(message)
+        })
+      for (const maxConcurrent of [0, -1, 1.5, Number.NaN, Infinity]) {
+        yield* refused({ maxConcurrent }, "maxConcurrent must be a positive integer")
+      }
+      for (const maxWaiting of [-1, 0.5, Number.NaN, Infinity]) {
+        yield* refused({ maxWaiting }, "maxWaiting must be a non-negative integer")
+      }
+      // 0 waiting is a bound too: whatever cannot connect at once is refused
+      yield* LdapBackend.make({ ...direct(url), maxConcurrent: 1, maxWaiting: 0 })
+      const layerError = yield* Layer.build(LdapBackend.layer({ ...direct(url), maxConcurrent: 0 })).pipe(Effect.scoped, Effect.flip)
+      expect(layerError).toBeInstanceOf(AuthError.AuthConfigError)
     }))
 })
 

@@ -13,6 +13,10 @@
  * of the same id, batches ids when the service has a batch endpoint, and can keep answers for a
  * TTL.
  *
+ * At most `maxConcurrent` `authenticate` requests are in flight at once and `maxWaiting` more wait
+ * for a turn; past that a login fails at once, without a request, with a `TransportError` (the
+ * service is busy), as the password hasher sheds its load.
+ *
  * @example
  * ```ts
  * import { FetchHttpClient } from "@effect/platform"
@@ -35,6 +39,7 @@
  *   user: UserFromBody,
  *   timeout: "2 seconds",
  *   getUser: { batch: true, cache: { ttl: "30 seconds" } },
+ *   maxConcurrent: 32, // logins in flight to the service at once (default 64)
  *   policy: { onTransportError: "fallthrough" }
  * }).pipe(Layer.provide(FetchHttpClient.layer))
  * ```
@@ -60,6 +65,7 @@ import * as AuthError from "../AuthError.js"
 import type { AuthRequest } from "../AuthRequest.js"
 import * as Credentials from "../Credentials.js"
 import * as BoundedBody from "../internal/http/boundedBody.js"
+import { makeLimiter } from "../internal/hashers/admission.js"
 import { describeClientError, describeRequest } from "../internal/http/clientErrors.js"
 import * as PeerClient from "../internal/http/peerClient.js"
 import { failingPaths } from "../internal/parseErrors.js"
@@ -193,7 +199,10 @@ export interface GetUserOptions {
  *   baseUrl: "https://users.example.com",
  *   user: User.BaseUserSchema,
  *   timeout: "2 seconds",
- *   getUser: { cache: { ttl: "30 seconds" } }
+ *   getUser: { cache: { ttl: "30 seconds" } },
+ *   // at most 16 logins in flight to the service; 64 more may wait; the rest: 503 at once
+ *   maxConcurrent: 16,
+ *   maxWaiting: 64
  * }
  * ```
  *
@@ -218,6 +227,34 @@ export interface BaseOptions {
   readonly maxResponseBytes?: number | undefined
   /** Accept users whose `isActive` is false (Django's `AllowAllUsersModelBackend`). Default: false. */
   readonly allowInactive?: boolean | undefined
+  /**
+   * How many `authenticate` requests may be in flight to the service at once. A positive integer.
+   * Default: 64.
+   *
+   * Without a bound, a flood of logins with distinct names held a socket and a request at the
+   * service each for as long as it took to answer (2000 logins against one that never answers:
+   * 2000 sockets for the whole `timeout`), where Django is bounded by its worker count; the
+   * platform's clients open as many connections as they are asked for. 64 is above a healthy
+   * service's need, where a login is one exchange of milliseconds (64 in flight serve thousands of
+   * logins per second), and of the order of what a Django deployment keeps in flight (a few dozen
+   * workers and threads).
+   *
+   * `getUser` is not counted: its loader already holds at most one request per id (one per
+   * chunk with `getUser.batch`), and its ids come from sessions, which a client cannot make up,
+   * so a login flood cannot take the turns of logged-in users' requests either.
+   */
+  readonly maxConcurrent?: number | undefined
+  /**
+   * How many more `authenticate` calls may wait for a turn when `maxConcurrent` are in flight;
+   * past that a login fails at once, without a request, with `TransportError` (cause `busy: ...`),
+   * which the fold treats as any failure of the service (503, or the next backend under
+   * `onTransportError: "fallthrough"`). A non-negative integer; `0` refuses whatever cannot be
+   * sent at once. Default: 256, 4 × the default `maxConcurrent`, the password hasher's ratio: a
+   * burst of 320 logins against a healthy service is served rather than refused, and a waiting
+   * call holds no socket, only its fiber. Time spent waiting counts against `policy.timeout`, not
+   * `timeout` (which is the exchange's).
+   */
+  readonly maxWaiting?: number | undefined
   /** Adjust the client, e.g. to add the service's own API key header. */
   readonly transformClient?: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
   readonly getUser?: GetUserOptions | undefined
@@ -322,10 +359,16 @@ const absoluteUrl = /^[a-z][a-z0-9+.-]*:/i
 
 const configError = (message: string) => new AuthError.AuthConfigError({ message: `HttpBackend: ${message}` })
 
+const defaultMaxConcurrent = 64
+const defaultMaxWaiting = 256
+
 /**
  * Builds the backend. Needs an `HttpClient` and a `Scope` (shared `getUser` fetches run in it and
  * stop when it closes; from then on `getUser` fails at once with a `TransportError`, as do the
  * callers still waiting). Fails with `AuthConfigError` when the configuration is unusable.
+ *
+ * `authenticate` takes one of `maxConcurrent` turns, or waits among `maxWaiting` others; one more
+ * fails at once, without a request, with a `TransportError` whose cause starts with `busy:`.
  *
  * @example
  * ```ts
@@ -383,6 +426,14 @@ const makeWith = (
     const maxResponseBytes = options.maxResponseBytes ?? BoundedBody.defaultMaxBytes
     if (!Number.isSafeInteger(maxResponseBytes) || maxResponseBytes < 1) {
       return yield* configError("maxResponseBytes must be a positive integer")
+    }
+    const maxConcurrent = options.maxConcurrent ?? defaultMaxConcurrent
+    if (!Number.isSafeInteger(maxConcurrent) || maxConcurrent < 1) {
+      return yield* configError("maxConcurrent must be a positive integer")
+    }
+    const maxWaiting = options.maxWaiting ?? defaultMaxWaiting
+    if (!Number.isSafeInteger(maxWaiting) || maxWaiting < 0) {
+      return yield* configError("maxWaiting must be a non-negative integer")
     }
     const cacheInput = options.getUser?.cache
     const ttl = cacheInput === undefined ? Option.some(undefined) : Duration.decodeUnknown(cacheInput.ttl)
@@ -479,8 +530,19 @@ const makeWith = (
 
     const inactive = AuthError.failures(id).noMatch("inactive-user")
 
+    // The hasher's load shedding for logins: a turn is taken before the request is even built, and
+    // held until the exchange ends (its body read, or the timeout cut it).
+    const limited = yield* makeLimiter(
+      maxConcurrent,
+      maxWaiting,
+      transport(
+        `busy: ${maxConcurrent} authenticate requests in flight and ${maxWaiting} waiting ` +
+          `(maxConcurrent, maxWaiting); refused without a request`
+      )
+    )
+
     const authenticate = (credentials: unknown, request: AuthRequest | undefined): Effect.Effect<User, AuthError.BackendError> =>
-      Effect.suspend(() =>
+      limited(Effect.suspend(() =>
         timed(exchange(() => toRequest(credentials as any, request), (response, where): Effect.Effect<User, AuthError.BackendError> => {
           const mapped = statusOutcome(response.status)
           if (mapped !== undefined) return unread(response, Effect.fail(mapped))
@@ -490,7 +552,7 @@ const makeWith = (
             (user) => user.isActive || allowInactive ? Effect.succeed(user) : inactive
           )
         }))
-      )
+      ))
 
     const noUser = Effect.succeed(Option.none<User>())
     // Django's get_user hides users that may not authenticate; filtered once per fetch, not per caller.

@@ -16,7 +16,9 @@
  * ("unauthenticated") bind that some servers accept.
  *
  * The user name is escaped before it goes into a filter (RFC 4515) or a DN (RFC 4514).
- * Every call opens its own connection and unbinds it at the end.
+ * Every call opens its own connection and unbinds it at the end. At most `maxConcurrent` calls
+ * hold a connection at once and `maxWaiting` more wait for one; past that a call fails at once
+ * with a `TransportError` (the directory is busy), as the password hasher sheds its load.
  *
  * @example
  * ```ts
@@ -59,6 +61,7 @@ import { FilterParser } from "ldapts"
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
+import { makeLimiter } from "../internal/hashers/admission.js"
 import * as Ldap from "../internal/ldap/client.js"
 import { normalizeDn } from "../internal/ldap/dn.js"
 import * as Escape from "../internal/ldap/escape.js"
@@ -199,7 +202,10 @@ export interface LdapUser {
  *   url: "ldaps://ldap.example.org",
  *   userDnTemplate: "uid=%(user)s,ou=people,dc=example,dc=org",
  *   groups: { type: "memberOf" },
- *   requireGroup: "cn=staff,ou=groups,dc=example,dc=org"
+ *   requireGroup: "cn=staff,ou=groups,dc=example,dc=org",
+ *   // at most 16 connections to the directory; 64 more calls may wait; the rest: 503 at once
+ *   maxConcurrent: 16,
+ *   maxWaiting: 64
  * }
  * ```
  *
@@ -222,6 +228,29 @@ export interface Options {
   readonly connectTimeout?: Duration.DurationInput | undefined
   /** How long each LDAP operation may take. Default: 10 seconds. */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * How many calls may hold a connection to the directory at once: logins, `getUser` lookups and
+   * the permission lookups of `authorizeAllUsers` and `loadUser` users, together (each call opens
+   * one connection of its own). A positive integer. Default: 64.
+   *
+   * The bound is for the directory and for this process: without it, a flood of logins with
+   * distinct names held a socket and a bind at the directory each for as long as the directory
+   * took (2000 logins against one that never answers: 2000 sockets for 10 seconds), where Django
+   * is bounded by its worker count. 64 is above a healthy directory's need, where a login is a
+   * few round trips of milliseconds each (64 in flight serve thousands of logins per second), and
+   * of the order of what a Django deployment keeps in flight (a few dozen workers and threads).
+   */
+  readonly maxConcurrent?: number | undefined
+  /**
+   * How many more calls may wait for a connection when `maxConcurrent` are open; past that a call
+   * fails at once, without connecting, with `TransportError` (cause `busy: ...`), which the fold
+   * treats as any directory failure (503, or the next backend under `onTransportError:
+   * "fallthrough"`). A non-negative integer; `0` refuses whatever cannot connect at once.
+   * Default: 256, 4 × the default `maxConcurrent`, the password hasher's ratio: a burst of 320
+   * logins against a healthy directory is served rather than refused, and a waiting call holds no
+   * socket, only its fiber. Time spent waiting counts against `policy.timeout`, not `timeout`.
+   */
+  readonly maxWaiting?: number | undefined
   /** The service account's DN, for user searches, group lookups and `getUser`. */
   readonly bindDn?: string | undefined
   readonly bindPassword?: Redacted.Redacted<string> | undefined
@@ -331,6 +360,8 @@ type Membership =
 interface Compiled {
   readonly id: string
   readonly connection: Ldap.ConnectionOptions
+  readonly maxConcurrent: number
+  readonly maxWaiting: number
   readonly service: { readonly dn: string; readonly password: Redacted.Redacted<string> } | undefined
   readonly locate: Locate
   readonly usernameAttribute: string
@@ -354,6 +385,14 @@ const millis = (input: Duration.DurationInput | undefined, fallback: Duration.Du
   return ms <= 0 ? Effect.fail(configError(`${name} must be positive`)) : Effect.succeed(Math.ceil(ms))
 }
 
+// A count option: an integer of at least `min` (a safe one: the bound must be a real bound).
+const count = (input: number | undefined, fallback: number, min: 0 | 1, name: string) => {
+  const value = input ?? fallback
+  return Number.isSafeInteger(value) && value >= min
+    ? Effect.succeed(value)
+    : Effect.fail(configError(`${name} must be a ${min === 1 ? "positive" : "non-negative"} integer`))
+}
+
 const groupList = (list: GroupList | undefined, name: string): Effect.Effect<ReadonlyArray<Group> | undefined, AuthError.AuthConfigError> => {
   if (list === undefined) return Effect.succeed(undefined)
   const dns = typeof list === "string" ? [list] : list
@@ -372,6 +411,9 @@ const checkFilter = (filter: string, name: string): Effect.Effect<void, AuthErro
 
 const checkDn = (dn: string, name: string): Effect.Effect<void, AuthError.AuthConfigError> =>
   Option.isSome(normalizeDn(dn)) && dn.trim() !== "" ? Effect.void : Effect.fail(configError(`${name} is not a DN: "${dn}"`))
+
+const defaultMaxConcurrent = 64
+const defaultMaxWaiting = 256
 
 const compileOptions = (options: Options): Effect.Effect<Compiled, AuthError.AuthConfigError> =>
   Effect.gen(function*() {
@@ -396,6 +438,8 @@ const compileOptions = (options: Options): Effect.Effect<Compiled, AuthError.Aut
       connectTimeout: yield* millis(options.connectTimeout, "5 seconds", "connectTimeout"),
       timeout: yield* millis(options.timeout, "10 seconds", "timeout")
     }
+    const maxConcurrent = yield* count(options.maxConcurrent, defaultMaxConcurrent, 1, "maxConcurrent")
+    const maxWaiting = yield* count(options.maxWaiting, defaultMaxWaiting, 0, "maxWaiting")
 
     if ((options.bindDn === undefined) !== (options.bindPassword === undefined)) {
       return yield* configError("bindDn and bindPassword go together")
@@ -491,6 +535,8 @@ const compileOptions = (options: Options): Effect.Effect<Compiled, AuthError.Aut
     return {
       id,
       connection,
+      maxConcurrent,
+      maxWaiting,
       service,
       locate,
       usernameAttribute,
@@ -510,7 +556,11 @@ const compileOptions = (options: Options): Effect.Effect<Compiled, AuthError.Aut
 /**
  * Builds the backend. Fails with `AuthConfigError` when the options are unusable (both or
  * neither of `userDnTemplate`/`userSearch`, a malformed DN or filter, group options without
- * `groups`, ...).
+ * `groups`, a `maxConcurrent` or `maxWaiting` that is no count, ...).
+ *
+ * Every call that opens a connection (`authenticate`, `getUser` without `loadUser`, a permission
+ * lookup) takes one of `maxConcurrent` slots, or waits among `maxWaiting` others; one more fails
+ * at once with a `TransportError` whose cause starts with `busy:`, before connecting.
  *
  * `getUser(id)` uses `loadUser` when given; otherwise it looks the user name up in the directory
  * (with the service account when there is one, anonymously in search mode without one) and
@@ -548,7 +598,19 @@ const compileOptions = (options: Options): Effect.Effect<Compiled, AuthError.Aut
 export const make = (
   options: Options
 ): Effect.Effect<AuthBackend.AuthBackend<Credentials.UsernamePassword>, AuthError.AuthConfigError> =>
-  Effect.map(compileOptions(options), (compiled) => build(compiled, options))
+  Effect.flatMap(compileOptions(options), (compiled) =>
+    Effect.map(
+      makeLimiter(
+        compiled.maxConcurrent,
+        compiled.maxWaiting,
+        new AuthError.TransportError({
+          backend: compiled.id,
+          cause: `busy: ${compiled.maxConcurrent} directory calls running and ${compiled.maxWaiting} waiting ` +
+            `(maxConcurrent, maxWaiting); refused without connecting`
+        })
+      ),
+      (limited) => build(compiled, options, limited)
+    ))
 
 const messageOf = (error: unknown): string => {
   if (error instanceof Error) return error.message.split("\n")[0] ?? error.name
@@ -560,7 +622,9 @@ const isSocketError = (error: unknown): boolean =>
   error instanceof Error && typeof (error as { syscall?: unknown }).syscall === "string" &&
   typeof (error as { code?: unknown }).code === "string"
 
-const build = (c: Compiled, options: Options): AuthBackend.AuthBackend<Credentials.UsernamePassword> => {
+type Limited = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | AuthError.TransportError, R>
+
+const build = (c: Compiled, options: Options, limited: Limited): AuthBackend.AuthBackend<Credentials.UsernamePassword> => {
   const backend = c.id
   // groups of the users this backend produced, keyed by the very object it returned
   const groupsByUser = new WeakMap<object, ReadonlySet<string>>()
@@ -707,7 +771,8 @@ const build = (c: Compiled, options: Options): AuthBackend.AuthBackend<Credentia
         Effect.catchIf((e) => refused(e.code, typed), () => noMatch("invalid-credentials")),
         Effect.mapError((e) => e instanceof AuthError.NoMatch ? e : toTransport(e))
       )
-    return Effect.gen(function*() {
+    // The slot is held from before connecting until the connection is closed (Effect.scoped).
+    return limited(Effect.scoped(Effect.gen(function*() {
       const client = yield* Effect.mapError(Ldap.connect(c.connection), toTransport)
       let entry: Ldap.LdapEntry
       if (c.locate._tag === "Search") {
@@ -730,9 +795,8 @@ const build = (c: Compiled, options: Options): AuthBackend.AuthBackend<Credentia
       }
       const groups = yield* Effect.mapError(groupsOf(client, entry), toTransport)
       return describe(entry, groups, username)
-    }).pipe(
-      // the connection is closed before provisioning, which may take its time
-      Effect.scoped,
+    }))).pipe(
+      // the connection is closed (and its slot free) before provisioning, which may take its time
       Effect.tap(({ keys, user }) => admit(user, keys)),
       Effect.flatMap(({ keys, user }) =>
         options.provision === undefined
@@ -758,14 +822,14 @@ const build = (c: Compiled, options: Options): AuthBackend.AuthBackend<Credentia
    * the entry's user name is exactly this one (see {@link isEntryOf}).
    */
   const lookUp = (username: string) =>
-    Effect.gen(function*() {
+    limited(Effect.gen(function*() {
       const client = yield* Ldap.connect(c.connection)
       yield* bindService(client)
       const found = yield* findEntry(client, username)
       if (Option.isNone(found) || !isEntryOf(found.value, username)) return Option.none()
       const groups = yield* groupsOf(client, found.value)
       return Option.some(describe(found.value, groups, username))
-    }).pipe(Effect.scoped, Effect.mapError((e) => transport(e)))
+    }).pipe(Effect.scoped, Effect.mapError((e) => transport(e))))
 
   /** The group keys a user name holds in the directory; none for unknown or denied users. */
   const directoryGroupKeys = (username: string): Effect.Effect<ReadonlySet<string>, AuthError.TransportError> =>

@@ -5,7 +5,8 @@
  * into a fresh temp dir (mdb database, `memberof` overlay, a small directory of users and
  * groupOfNames groups) and, when the layer's scope closes, kills the process and removes the dir.
  * Also here: a URL nothing listens on (`deadUrl`) and a TCP server that accepts and never answers
- * (`hangingServer`) for transport-failure tests.
+ * (`hangingServer`; `silentServerCounting` also counts its connections) for transport-failure and
+ * load-shedding tests.
  *
  * Polling uses plain timers on purpose: `it.layer` builds layers under the TestClock, where
  * `Effect.sleep` would never wake up.
@@ -351,18 +352,29 @@ export const deadUrl: Effect.Effect<string> = Effect.promise(() => freePort()).p
   Effect.map((port) => `ldap://127.0.0.1:${port}`)
 )
 
+/** A silent server (see {@link silentServer}) and what it has seen. */
+export interface SilentServer {
+  readonly url: string
+  /** Connections accepted so far. */
+  readonly accepted: () => number
+  /** Connections open now. */
+  readonly open: () => number
+}
+
 /**
  * A TCP server that accepts connections and, after its `first` answer to the first bytes a client
  * sends (none by default), answers nothing; closed (with its sockets) when the scope ends.
- * Returns its `ldap://` URL.
+ * Returns its `ldap://` URL and counts of its connections.
  */
-export const silentServer = (first?: (request: Buffer) => Buffer): Effect.Effect<string, never, Scope.Scope> =>
+export const silentServerCounting = (first?: (request: Buffer) => Buffer): Effect.Effect<SilentServer, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.promise(
       () =>
-        new Promise<{ server: net.Server; sockets: Set<net.Socket>; url: string }>((resolve, reject) => {
+        new Promise<{ server: net.Server; sockets: Set<net.Socket>; info: SilentServer }>((resolve, reject) => {
           const sockets = new Set<net.Socket>()
+          let accepted = 0
           const server = net.createServer((socket) => {
+            accepted++
             sockets.add(socket)
             socket.on("error", () => undefined)
             socket.on("close", () => sockets.delete(socket))
@@ -374,7 +386,11 @@ export const silentServer = (first?: (request: Buffer) => Buffer): Effect.Effect
           server.listen(0, "127.0.0.1", () => {
             const address = server.address()
             if (typeof address === "object" && address !== null) {
-              resolve({ server, sockets, url: `ldap://127.0.0.1:${address.port}` })
+              resolve({
+                server,
+                sockets,
+                info: { url: `ldap://127.0.0.1:${address.port}`, accepted: () => accepted, open: () => sockets.size }
+              })
             } else {
               reject(new Error("no port"))
             }
@@ -389,7 +405,11 @@ export const silentServer = (first?: (request: Buffer) => Buffer): Effect.Effect
             server.close(() => resolve())
           })
       )
-  ).pipe(Effect.map(({ url }) => url))
+  ).pipe(Effect.map(({ info }) => info))
+
+/** {@link silentServerCounting}, its `ldap://` URL alone. */
+export const silentServer = (first?: (request: Buffer) => Buffer): Effect.Effect<string, never, Scope.Scope> =>
+  Effect.map(silentServerCounting(first), ({ url }) => url)
 
 /** A server that accepts connections and never answers. Returns its `ldap://` URL. */
 export const hangingServer: Effect.Effect<string, never, Scope.Scope> = silentServer()

@@ -23,3 +23,21 @@ export const makeAdmission = <B>(limit: number, busy: B) => {
     )
   return Object.assign(admit, { inFlight: () => inFlight })
 }
+
+/**
+ * The hasher's structure for any other bounded resource (a network backend's connections): at
+ * most `concurrency` effects run at once (a semaphore), at most `maxWaiting` more wait for a
+ * turn, and one more fails at once with `busy`, before it has taken anything. The admission wraps
+ * the semaphore, so a caller waiting for a permit holds a slot: an interrupted waiter, or one
+ * interrupted while running, gives back both its permit (`withPermits`) and its slot (`ensuring`).
+ */
+export const makeLimiter = <B>(
+  concurrency: number,
+  maxWaiting: number,
+  busy: B
+): Effect.Effect<<A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | B, R>> =>
+  Effect.map(Effect.makeSemaphore(concurrency), (semaphore) => {
+    const admit = makeAdmission(concurrency + maxWaiting, busy)
+    const permit = semaphore.withPermits(1)
+    return <A, E, R>(effect: Effect.Effect<A, E, R>) => admit(permit(effect))
+  })
