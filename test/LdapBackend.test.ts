@@ -111,7 +111,7 @@ SlapdTest.suite({ timeout: "60 seconds" })("LdapBackend against slapd", (it) => 
         expectNoMatch(yield* failure(login(direct(url), "nobody", "whatever")), "invalid-credentials")
       }))
 
-    it.effect("empty password → NoMatch before any bind (no unauthenticated bind)", () =>
+    it.scoped("empty password → NoMatch before any bind (no unauthenticated bind)", () =>
       Effect.gen(function*() {
         const { url } = yield* SlapdTest.Slapd
         expectNoMatch(yield* failure(login(direct(url), "alice", "")), "invalid-credentials")
@@ -556,7 +556,7 @@ SlapdTest.suite({ timeout: "60 seconds" })("LdapBackend against slapd", (it) => 
   })
 
   describe("transport", () => {
-    it.effect("a server that is down → TransportError without the password", () =>
+    it.scoped("a server that is down → TransportError without the password", () =>
       Effect.gen(function*() {
         const url = yield* SlapdTest.deadUrl
         const error = yield* failure(login(direct(url), "alice", "p4ssw0rd-not-in-errors"))
@@ -626,7 +626,7 @@ SlapdTest.suite({ timeout: "60 seconds" })("LdapBackend against slapd", (it) => 
         expectTransport(error, users.alice.password)
       }))
 
-    it.effect("falls through a down directory under onTransportError: fallthrough → BackendUnavailable", () =>
+    it.scoped("falls through a down directory under onTransportError: fallthrough → BackendUnavailable", () =>
       Effect.gen(function*() {
         const url = yield* SlapdTest.deadUrl
         const layer = AuthService.layer([LdapBackend.LdapBackend]).pipe(
@@ -699,7 +699,7 @@ describe("LdapBackend against peers that misbehave", () => {
       expect(String((error as AuthError.TransportError).cause)).toBe("startTLS: no TLS connection within 500 ms (timed out)")
     }))
 
-  it.effect("a socket error is reported as it is, whatever the password spells", () =>
+  it.scoped("a socket error is reported as it is, whatever the password spells", () =>
     Effect.gen(function*() {
       const url = yield* SlapdTest.deadUrl
       const port = new URL(url).port

@@ -89,7 +89,7 @@ describe.skipIf(Redis.missing)("RedisSessionStore", () => {
       yield* Redis.deleteKeys(prefix)
     }).pipe(Effect.scoped))
 
-  it.live("an unreachable server fails the layer with a SessionStoreError", () =>
+  it.scopedLive("an unreachable server fails the layer with a SessionStoreError", () =>
     Effect.gen(function*() {
       const port = yield* closedPort
       const exit = yield* Effect.exit(

@@ -110,7 +110,7 @@ describe.skipIf(Postgres.missing)("SqlUserStore on PostgreSQL", () => {
       yield* Postgres.dropDirect(Postgres.dropUserStoreTables(prefix))
     }).pipe(Effect.scoped))
 
-  it.live("an unreachable server fails the layer with a UserStoreError", () =>
+  it.scopedLive("an unreachable server fails the layer with a UserStoreError", () =>
     Effect.gen(function*() {
       const port = yield* closedPort
       const exit = yield* Effect.exit(

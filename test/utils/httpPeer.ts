@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
+import { refusedPort } from "./refusedPort.js"
 
 export interface RecordedRequest {
   readonly method: string
@@ -96,11 +97,11 @@ export const start = (initial: Handler): Effect.Effect<Peer, never, Scope.Scope>
       })
   ).pipe(Effect.map(({ peer }) => peer))
 
-/** A port on 127.0.0.1 where nothing listens (bound, then released). */
-export const closedPort: Effect.Effect<string> = Effect.async<string>((resume) => {
-  const server = http.createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const { port } = server.address() as AddressInfo
-    server.close(() => resume(Effect.succeed(`http://127.0.0.1:${port}`)))
-  })
-})
+/**
+ * An `http://` URL on 127.0.0.1 whose port refuses connections until the scope ends (held bound,
+ * so no other process can start listening there meanwhile: see refusedPort.ts).
+ */
+export const closedPort: Effect.Effect<string, never, Scope.Scope> = Effect.map(
+  refusedPort,
+  (port) => `http://127.0.0.1:${port}`
+)

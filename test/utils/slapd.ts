@@ -4,9 +4,9 @@
  * `layer` starts the Debian `slapd` binary on a free 127.0.0.1 port with a configuration written
  * into a fresh temp dir (mdb database, `memberof` overlay, a small directory of users and
  * groupOfNames groups) and, when the layer's scope closes, kills the process and removes the dir.
- * Also here: a URL nothing listens on (`deadUrl`) and a TCP server that accepts and never answers
- * (`hangingServer`; `silentServerCounting` also counts its connections) for transport-failure and
- * load-shedding tests.
+ * Also here: a URL whose port refuses connections (`deadUrl`) and a TCP server that accepts and
+ * never answers (`hangingServer`; `silentServerCounting` also counts its connections) for
+ * transport-failure and load-shedding tests.
  *
  * Polling uses plain timers on purpose: `it.layer` builds layers under the TestClock, where
  * `Effect.sleep` would never wake up.
@@ -33,6 +33,7 @@ import type * as TestServices from "effect/TestServices"
 import { Client } from "ldapts"
 import { inject } from "vitest"
 import { freePort } from "./freePort.js"
+import { refusedPort } from "./refusedPort.js"
 
 const slapdBin = inject("services").slapd
 
@@ -346,10 +347,12 @@ export const suite = (options?: { readonly timeout?: Duration.DurationInput }) =
 }
 
 /**
- * An `ldap://` URL on 127.0.0.1 where nothing listens (a port that was free a moment ago).
+ * An `ldap://` URL on 127.0.0.1 whose port refuses connections until the scope ends (held bound,
+ * so no other process can start listening there meanwhile: see refusedPort.ts).
  */
-export const deadUrl: Effect.Effect<string> = Effect.promise(() => freePort()).pipe(
-  Effect.map((port) => `ldap://127.0.0.1:${port}`)
+export const deadUrl: Effect.Effect<string, never, Scope.Scope> = Effect.map(
+  refusedPort,
+  (port) => `ldap://127.0.0.1:${port}`
 )
 
 /** A silent server (see {@link silentServer}) and what it has seen. */

@@ -5,6 +5,7 @@
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as net from "node:net"
+import { refusedPort } from "./refusedPort.js"
 
 export interface Proxy {
   readonly port: number
@@ -74,10 +75,8 @@ export const urlProxy = (
     )
   })
 
-/** A port on 127.0.0.1 where nothing listens (bound, then released). */
-export const closedPort: Effect.Effect<number> = Effect.async<number>((resume) => {
-  const server = net.createServer().listen(0, "127.0.0.1", () => {
-    const port = (server.address() as net.AddressInfo).port
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
+/**
+ * A port on 127.0.0.1 that refuses connections until the scope ends (held bound, so no other
+ * process can start listening there meanwhile: see refusedPort.ts).
+ */
+export const closedPort: Effect.Effect<number, never, Scope.Scope> = refusedPort
