@@ -155,19 +155,46 @@ const slapdConf = (dir: string): string => {
   ].join("\n")
 }
 
+/**
+ * Whether the server at `url` answers an LDAP operation as this fixture's slapd does: a bind as
+ * its rootdn. A port that merely accepts connections may be another process's.
+ */
+const answersLdap = async (url: string): Promise<boolean> => {
+  const client = new Client({ url, timeout: 2_000, connectTimeout: 1_000 })
+  try {
+    await client.bind(fixture.adminDn, fixture.adminPassword)
+    return true
+  } catch {
+    return false
+  } finally {
+    await client.unbind().catch(() => undefined)
+  }
+}
 
-const canConnect = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const socket = net.connect(port, "127.0.0.1")
-    socket.once("connect", () => {
-      socket.destroy()
+/** The pid in slapd's pidfile, which it writes once it holds its port (and never if it cannot). */
+const pidInFile = (dir: string): number | undefined => {
+  try {
+    return Number(fs.readFileSync(path.join(dir, "slapd.pid"), "utf8").trim())
+  } catch {
+    return undefined
+  }
+}
+
+/** Whether `child` has exited, or does within `millis`. */
+const exitsWithin = (child: ChildProcess, millis: number): Promise<boolean> => {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true)
+  return new Promise((resolve) => {
+    const onExit = () => {
+      clearTimeout(timer)
       resolve(true)
-    })
-    socket.once("error", () => {
-      socket.destroy()
+    }
+    const timer = setTimeout(() => {
+      child.off("exit", onExit)
       resolve(false)
-    })
+    }, millis)
+    child.once("exit", onExit)
   })
+}
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -184,9 +211,14 @@ const stop = async (child: ChildProcess): Promise<void> => {
   }
 }
 
-/** Starts slapd on `port`; resolves once the port answers, rejects if slapd exits first. */
-const launch = async (bin: string, conf: string, port: number): Promise<ChildProcess> => {
+/**
+ * Starts slapd on `port`; resolves once this slapd answers LDAP there (its pid in its pidfile, a
+ * bind as its rootdn), rejects if slapd exits first (as it does when another process has the port).
+ */
+const launch = async (bin: string, conf: string, dir: string, port: number): Promise<ChildProcess> => {
   const url = `ldap://127.0.0.1:${port}/`
+  // a pidfile left by an earlier attempt in this dir must not pass for this slapd's
+  fs.rmSync(path.join(dir, "slapd.pid"), { force: true })
   // -d keeps slapd in the foreground (so killing our child kills the server); no -u/-g: as root
   // slapd then simply keeps running as root in the temp dir it owns
   const child = spawn(bin, ["-f", conf, "-h", url, "-d", "0"], { stdio: ["ignore", "ignore", "pipe"] })
@@ -208,7 +240,9 @@ const launch = async (bin: string, conf: string, port: number): Promise<ChildPro
   const deadline = Date.now() + 15_000
   while (Date.now() < deadline) {
     if (exited) throw new Error(`slapd exited early (code ${child.exitCode}): ${stderr.trim()}`)
-    if (await canConnect(port)) return child
+    // Not a mere connect: another process listening on the port would accept one before slapd
+    // failed to bind it and exited.
+    if (pidInFile(dir) === child.pid && (await answersLdap(url)) && !exited) return child
     await delay(50)
   }
   await stop(child)
@@ -271,12 +305,13 @@ export const start: Effect.Effect<SlapdInfo, SlapdError, Scope.Scope> = Effect.a
         const conf = path.join(dir, "slapd.conf")
         fs.writeFileSync(conf, slapdConf(dir))
         let lastError: unknown
-        // another process may grab the port between freePort() and slapd's bind: try again
-        for (let attempt = 0; attempt < 3; attempt++) {
+        // another process may grab the port between freePort() and slapd's bind: slapd exits, and
+        // the next attempt takes another port
+        for (let attempt = 0; attempt < 5; attempt++) {
           const port = await freePort()
           let child: ChildProcess
           try {
-            child = await launch(bin, conf, port)
+            child = await launch(bin, conf, dir, port)
           } catch (error) {
             lastError = error
             continue
@@ -285,6 +320,12 @@ export const start: Effect.Effect<SlapdInfo, SlapdError, Scope.Scope> = Effect.a
           try {
             await load(url)
           } catch (error) {
+            // slapd lost the port after all (it exits): what answered was another server. Try
+            // another port; a slapd still running failed for a reason of its own.
+            if (await exitsWithin(child, 1_000)) {
+              lastError = error
+              continue
+            }
             await stop(child)
             throw error
           }
