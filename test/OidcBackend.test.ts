@@ -91,9 +91,29 @@ const fakeProvider = Effect.acquireRelease(
       }
       json({ error: "not_found" }, 404)
     })
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+    // A provider that is down keeps its port (closed and listened on again, the port could be
+    // another process's by then): every connection is cut as it comes, as
+    // examples/local-provider.ts's `stop` does.
+    let down = false
+    server.on("connection", (socket) => {
+      if (down) socket.destroy()
+    })
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject)
+      server.listen(0, "127.0.0.1", () => {
+        server.off("error", reject)
+        resolve()
+      })
+    })
+    // an error of the listening server fails no test by itself (without a listener it would be
+    // an uncaught exception)
+    server.on("error", () => undefined)
     const issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}`
-    return { issuer, state, server }
+    const setDown = (value: boolean) => {
+      down = value
+      if (value) server.closeAllConnections()
+    }
+    return { issuer, state, server, setDown }
   }),
   ({ server }) =>
     Effect.promise(() =>
@@ -357,13 +377,12 @@ describe("OidcBackend against a misbehaving provider", () => {
   it.scopedLive("a provider that cannot be reached at discovery is a TransportError, and is not remembered", () =>
     Effect.gen(function*() {
       const p = yield* fakeProvider
-      const issuer = p.issuer
-      yield* Effect.promise(() => new Promise<void>((resolve) => p.server.close(() => resolve())))
+      p.setDown(true)
       yield* Effect.gen(function*() {
         expect(yield* attempt()).toBe("TransportError")
-        yield* Effect.promise(() => new Promise<void>((resolve) => p.server.listen(Number(new URL(issuer).port), "127.0.0.1", resolve)))
+        p.setDown(false)
         expect(yield* attempt()).toBe("success:carol")
-      }).pipe(Effect.provide(withBackend(issuer)))
+      }).pipe(Effect.provide(withBackend(p.issuer)))
     }), 30_000)
 
   it.effect("bad configuration is an AuthConfigError: an http issuer without allowInsecureRequests, a bad URL", () =>
