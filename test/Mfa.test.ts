@@ -142,6 +142,11 @@ const flow = (sessions: () => Layer.Layer<SessionStore.SessionStore, unknown>, t
     const enrolled = yield* post("/mfa/enrol", first.session, first.csrf, {})
     const secret = Redacted.make(new URL(enrolled.json().uri.replace("otpauth://", "http://")).searchParams.get("secret")!)
     expect((yield* post("/mfa/confirm", first.session, first.csrf, { otpToken: "000000" })).status).toBe(400)
+    // The previous step's code is accepted, not one two steps back: generated in the last 5 s of
+    // a step, it could be two steps old by the time the server checks it. So the code is made
+    // with at least 5 s of its step left.
+    const intoStep = Date.now() % 30_000
+    if (intoStep >= 25_000) yield* Effect.sleep(30_000 - intoStep)
     const previous = Redacted.value(Totp.generate(secret, Date.now() - 30_000))
     const confirmed = yield* post("/mfa/confirm", first.session, first.csrf, { otpToken: previous })
     expect(confirmed.status).toBe(200)
