@@ -469,16 +469,21 @@ describe.skipIf(Postgres.missing)("ApiTokenBackend on PostgreSQL: a database tha
       const prefix = uniquePrefix()
       const proxy = yield* Postgres.proxy
       const scope = yield* Scope.make()
-      const ctx = yield* Layer.buildWithScope(
-        ApiTokenBackend.layer({ tablePrefix: prefix, timeout }).pipe(
-          Layer.provideMerge(SqlUserStore.layerPg({ url: proxy.url, tablePrefix: prefix, connectTimeout: "2 seconds", timeout }))
-        ),
-        scope
-      )
+      const build = (options: { readonly timeout?: Duration.DurationInput }) =>
+        Layer.buildWithScope(
+          ApiTokenBackend.layer({ tablePrefix: prefix, ...options }).pipe(
+            Layer.provideMerge(SqlUserStore.layerPg({ url: proxy.url, tablePrefix: prefix, connectTimeout: "2 seconds", ...options }))
+          ),
+          scope
+        )
+      // alice and her token are made with the default timeout: `timeout` is for the calls under
+      // test, not for a set-up write on a loaded machine
+      const setup = yield* build({})
+      const alice = yield* Context.get(setup, UserStore.UserStore).create({ username: "alice" })
+      const { info, token } = yield* Context.get(setup, ApiTokens.ApiTokens).create({ userId: alice.id, name: "t" })
+      const ctx = timeout === undefined ? setup : yield* build({ timeout })
       const tokens = Context.get(ctx, ApiTokens.ApiTokens)
       const backend = Context.get(ctx, ApiTokenBackend.ApiTokenBackend)
-      const alice = yield* Context.get(ctx, UserStore.UserStore).create({ username: "alice" })
-      const { info, token } = yield* tokens.create({ userId: alice.id, name: "t" })
       const done = Effect.zipRight(Scope.close(scope, Exit.void), Postgres.dropDirect(dropTables(prefix)))
       return { proxy, tokens, backend, alice, info, token, done }
     })

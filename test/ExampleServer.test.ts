@@ -18,7 +18,8 @@ beforeAll(async () => {
   const bob = await runCli(["createuser", "bob"], { input: "can we fix it? yes!\n", env })
   expect([alice.code, bob.code]).toEqual([0, 0])
   server = await startServer(env)
-}, 120_000)
+  // two CLI runs, then up to 90 s for the server's URL (startServer)
+}, 180_000)
 
 afterAll(async () => {
   await server?.stop()

@@ -696,7 +696,12 @@ describe("LdapBackend against peers that misbehave", () => {
         Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => "still waiting after 10 s" })
       ))
       expectTransport(error, "secret-pw")
-      expect(String((error as AuthError.TransportError).cause)).toBe("startTLS: no TLS connection within 500 ms (timed out)")
+      // The handshake's deadline (connectTimeout + timeout) ends it. On an event loop too slow for
+      // 300 and 200 ms, ldapts's own connect or request timer may end the StartTLS first: a timeout
+      // of the StartTLS all the same, never another failure.
+      expect(String((error as AuthError.TransportError).cause)).toMatch(
+        /^startTLS: (no TLS connection within 500 ms \(timed out\)|Connection timeout|ExtendedRequest: Operation timed out)$/
+      )
     }))
 
   it.scoped("a socket error is reported as it is, whatever the password spells", () =>
