@@ -346,7 +346,7 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
         const after = site("schema", db)
         expect(after).toEqual(before)
         expect(JSON.stringify(after)).not.toMatch(/effect_/)
-      }), 120_000)
+      }), 300_000)
 
     it.scopedLive("sessions shared both ways: login, logout and password change cross over", () =>
       Effect.gen(function*() {
@@ -403,7 +403,7 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
           }
         })
         yield* program.pipe(Effect.provide(Live))
-      }), 120_000)
+      }), 300_000)
 
     // A Django view that writes a session effect-auth started (a flash message) sets expire_date
     // to SESSION_COOKIE_AGE (two weeks) from then. That lifted effect-auth's maxAge and
@@ -458,7 +458,7 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
           expect(whoami(written)).toBe(aliceId)
           expect(whoami(fromDjango)).toBe(aliceId)
         }).pipe(Effect.provide(Live))
-      }), 120_000)
+      }), 300_000)
 
     // Django's set_expiry(3600) ("remember me" unticked) with a maxAge shorter than
     // SESSION_COOKIE_AGE: the session's start was dated two weeks back, so effect-auth's first
@@ -488,13 +488,13 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
             expect(yield* sessions.currentUser(key)).toEqual(served)
           }
         }).pipe(Effect.provide(Live))
-      }), 120_000)
+      }), 300_000)
 
     it.scopedLive("a session that is no login of ours is kept, carried over at login and flushed at logout, as Django does", () =>
       Effect.gen(function*() {
         const { db, Live } = yield* sessionSite
         yield* otherSessions((action, extra) => site(action, db, extra)).pipe(Effect.provide(Live))
-      }), 120_000)
+      }), 300_000)
 
     it.scopedLive("other apps' values keep their type, number and key order when effect-auth rewrites a session", () =>
       Effect.gen(function*() {
@@ -533,7 +533,7 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
             expect(asDjangoReads(again)).toEqual(expected(before))
           }
         }).pipe(Effect.provide(Live))
-      }), 120_000)
+      }), 300_000)
 
     // DEFAULT_HASHING_ALGORITHM is Django 3.1-3.2's.
     if (django.version === "3.2") {
@@ -577,7 +577,7 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
             expect(Option.map(yield* sessions.currentUser(fromSha256), (s) => s.user.username)).toEqual(Option.some("argon"))
             expect(djangoSees(fromSha256)).toEqual({ id: yield* idOf("argon"), data: cart })
           }).pipe(Effect.provide(Live))
-        }), 120_000)
+        }), 300_000)
     }
 
     // SECRET_KEY_FALLBACKS is Django 4.1's.
@@ -628,7 +628,7 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
             expect(site("whoami", db, { key: untouchedOfOurs, settings: { SECRET_KEY: "the-rotated-django-secret" } }).id)
               .toBe(null)
           }),
-        120_000
+        300_000
       )
     }
 
@@ -659,7 +659,7 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
         // A name Python could not have is refused when the layer is built.
         const refused = yield* Effect.flip(Layer.build(live("Custom Store")).pipe(Effect.scoped))
         expect(refused).toMatchObject({ _tag: "AuthConfigError", message: expect.stringMatching(/storeClass/) })
-      }), 120_000)
+      }), 300_000)
 
     it.scopedLive("never migrates Django's tables; a missing table is a store error at layer build", () =>
       Effect.gen(function*() {
@@ -675,7 +675,7 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
         expect(refused._tag).toBe("AuthConfigError")
         const conflicting = yield* Effect.flip(SqlUserStore.tables({ django: true, tablePrefix: "auth_" }))
         expect(conflicting._tag).toBe("AuthConfigError")
-      }), 120_000)
+      }), 300_000)
   })
 }
 
