@@ -843,7 +843,7 @@ for (const django of djangos.filter((d) => Number(d.version) >= 4)) {
           )
           expect(yield* ours("evilevilevilevilevil")).toEqual(Option.none())
         }).pipe(Effect.provide(Live))
-      }), 120_000)
+      }), 300_000)
 
     // The cache keeps the session dict pickled, with Python's types: a float 1.0, a tuple, a
     // dict with int keys. Rewritten by effect-auth they came back as JavaScript held them (1, a
@@ -894,7 +894,7 @@ for (const django of djangos.filter((d) => Number(d.version) >= 4)) {
             expect(asDjangoReads(again)).toEqual(expected)
           }
         }).pipe(Effect.provide(Live))
-      }), 120_000)
+      }), 300_000)
   })
 }
 
