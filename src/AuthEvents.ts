@@ -216,6 +216,13 @@ export class AuthEvents extends Context.Tag("effect-auth/AuthEvents")<AuthEvents
 /**
  * How many events a subscriber may fall behind before it loses the oldest: 4096.
  *
+ * @example
+ * ```ts
+ * import { AuthEvents } from "effect-auth"
+ *
+ * const EventsLive = AuthEvents.layerWith({ capacity: 4 * AuthEvents.defaultCapacity })
+ * ```
+ *
  * @since 0.2.0
  * @category constants
  */
@@ -223,6 +230,13 @@ export const defaultCapacity = 4096
 
 /**
  * Options of {@link makeWith} and {@link layerWith}.
+ *
+ * @example
+ * ```ts
+ * import type { AuthEvents } from "effect-auth"
+ *
+ * const options: AuthEvents.Options = { capacity: 100_000 }
+ * ```
  *
  * @since 0.2.0
  * @category models
