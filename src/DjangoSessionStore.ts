@@ -509,8 +509,7 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
       call("get", () => Promise.all([client.getBuffer(keyOf(key)), client.pttl(keyOf(key))]))
     // Each entry as the opcodes Django wrote, copied back when the session is written: what
     // JavaScript reads of them (a float 1.0 is 1, a tuple an array) is only for effect-auth's keys.
-    const readDict = (value: Buffer): Dict<unknown> | undefined => Pickle.readSession(value)
-    const dictOf = (value: Buffer): Dict<unknown> => readDict(value) ?? noData
+    const dictOf = (value: Buffer): Dict<unknown> => Pickle.readSession(value) ?? noData
 
     const write = (
       operation: string,
@@ -541,7 +540,7 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
             // A value that does not read as a dict of plain data (Django put a datetime or a set
             // in the session since it was read) is no session, as `get` reads it: written over,
             // everything Django keeps in the session would be lost.
-            const before = value === null ? undefined : readDict(value)
+            const before = value === null ? undefined : Pickle.readSession(value)
             return value === null || before === undefined
               ? Effect.succeed("gone" as const)
               : Effect.map(

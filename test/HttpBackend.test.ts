@@ -8,6 +8,7 @@ import type { User } from "../src/index.js"
 import * as zlib from "node:zlib"
 import * as HttpPeer from "./utils/httpPeer.js"
 import * as Recording from "./utils/recordingTracer.js"
+import { eventually, pending } from "./utils/fibers.js"
 
 const SECRET = "wonderland-secret-4711"
 
@@ -617,12 +618,7 @@ describe("HttpBackend: the bound on logins in flight (maxConcurrent, maxWaiting)
     expect(String((error as AuthError.TransportError).cause)).toContain("timed out after 1s")
     expectNoSecret(error as AuthError.TransportError)
   }
-  const pending = <A, E>(fiber: Fiber.Fiber<A, E>) => Effect.map(Fiber.poll(fiber), Option.isNone)
-  // The client's first request of a worker takes a while to reach the peer (undici loads lazily).
-  const eventually = (check: () => boolean) =>
-    Effect.repeat(Effect.sync(check), { schedule: Schedule.spaced("10 millis"), until: (ok) => ok }).pipe(
-      Effect.timeoutOption("3 seconds")
-    )
+  // (the client's first request of a worker takes a while to reach the peer: undici loads lazily)
 
   // (before the bound, every login sent its request at once: 2000 logins against a service that
   // never answers held 2000 sockets and requests there for the whole timeout)

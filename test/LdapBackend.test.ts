@@ -16,6 +16,7 @@ import * as LdapBackend from "../src/backends/LdapBackend.js"
 import type { User } from "../src/User.js"
 import * as SlapdTest from "./utils/slapd.js"
 import { urlProxy } from "./utils/tcpProxy.js"
+import { eventually, pending } from "./utils/fibers.js"
 
 const { fixture } = SlapdTest
 const { groups, users } = fixture
@@ -739,11 +740,6 @@ describe("LdapBackend's bound on calls in flight (maxConcurrent, maxWaiting)", (
     expectTransport(error, "secret-pw", fixture.servicePassword)
     expect(String((error as AuthError.TransportError).cause)).toMatch(/timed out/i)
   }
-  const pending = <A, E>(fiber: Fiber.Fiber<A, E>) => Effect.map(Fiber.poll(fiber), Option.isNone)
-  const eventually = (check: () => boolean) =>
-    Effect.repeat(Effect.sync(check), { schedule: Schedule.spaced("10 millis"), until: (ok) => ok }).pipe(
-      Effect.timeoutOption("3 seconds")
-    )
 
   // (before the bound, every login opened its connection at once: 2000 logins against a directory
   // that never answers held 2000 sockets and binds there for the whole timeout)

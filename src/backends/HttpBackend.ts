@@ -65,7 +65,7 @@ import * as AuthError from "../AuthError.js"
 import type { AuthRequest } from "../AuthRequest.js"
 import * as Credentials from "../Credentials.js"
 import * as BoundedBody from "../internal/http/boundedBody.js"
-import { makeLimiter } from "../internal/hashers/admission.js"
+import { makeLimiter, readLimits } from "../internal/hashers/admission.js"
 import { describeClientError, describeRequest } from "../internal/http/clientErrors.js"
 import * as PeerClient from "../internal/http/peerClient.js"
 import { failingPaths } from "../internal/parseErrors.js"
@@ -359,9 +359,6 @@ const absoluteUrl = /^[a-z][a-z0-9+.-]*:/i
 
 const configError = (message: string) => new AuthError.AuthConfigError({ message: `HttpBackend: ${message}` })
 
-const defaultMaxConcurrent = 64
-const defaultMaxWaiting = 256
-
 /**
  * Builds the backend. Needs an `HttpClient` and a `Scope` (shared `getUser` fetches run in it and
  * stop when it closes; from then on `getUser` fails at once with a `TransportError`, as do the
@@ -427,14 +424,9 @@ const makeWith = (
     if (!Number.isSafeInteger(maxResponseBytes) || maxResponseBytes < 1) {
       return yield* configError("maxResponseBytes must be a positive integer")
     }
-    const maxConcurrent = options.maxConcurrent ?? defaultMaxConcurrent
-    if (!Number.isSafeInteger(maxConcurrent) || maxConcurrent < 1) {
-      return yield* configError("maxConcurrent must be a positive integer")
-    }
-    const maxWaiting = options.maxWaiting ?? defaultMaxWaiting
-    if (!Number.isSafeInteger(maxWaiting) || maxWaiting < 0) {
-      return yield* configError("maxWaiting must be a non-negative integer")
-    }
+    const limits = readLimits(options)
+    if ("problem" in limits) return yield* configError(limits.problem)
+    const { maxConcurrent, maxWaiting } = limits
     const cacheInput = options.getUser?.cache
     const ttl = cacheInput === undefined ? Option.some(undefined) : Duration.decodeUnknown(cacheInput.ttl)
     if (Option.isNone(ttl)) return yield* configError("getUser.cache.ttl must be a duration")

@@ -61,7 +61,7 @@ import { FilterParser } from "ldapts"
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
-import { makeLimiter } from "../internal/hashers/admission.js"
+import { makeLimiter, readLimits } from "../internal/hashers/admission.js"
 import * as Ldap from "../internal/ldap/client.js"
 import { normalizeDn } from "../internal/ldap/dn.js"
 import * as Escape from "../internal/ldap/escape.js"
@@ -385,14 +385,6 @@ const millis = (input: Duration.DurationInput | undefined, fallback: Duration.Du
   return ms <= 0 ? Effect.fail(configError(`${name} must be positive`)) : Effect.succeed(Math.ceil(ms))
 }
 
-// A count option: an integer of at least `min` (a safe one: the bound must be a real bound).
-const count = (input: number | undefined, fallback: number, min: 0 | 1, name: string) => {
-  const value = input ?? fallback
-  return Number.isSafeInteger(value) && value >= min
-    ? Effect.succeed(value)
-    : Effect.fail(configError(`${name} must be a ${min === 1 ? "positive" : "non-negative"} integer`))
-}
-
 const groupList = (list: GroupList | undefined, name: string): Effect.Effect<ReadonlyArray<Group> | undefined, AuthError.AuthConfigError> => {
   if (list === undefined) return Effect.succeed(undefined)
   const dns = typeof list === "string" ? [list] : list
@@ -411,9 +403,6 @@ const checkFilter = (filter: string, name: string): Effect.Effect<void, AuthErro
 
 const checkDn = (dn: string, name: string): Effect.Effect<void, AuthError.AuthConfigError> =>
   Option.isSome(normalizeDn(dn)) && dn.trim() !== "" ? Effect.void : Effect.fail(configError(`${name} is not a DN: "${dn}"`))
-
-const defaultMaxConcurrent = 64
-const defaultMaxWaiting = 256
 
 const compileOptions = (options: Options): Effect.Effect<Compiled, AuthError.AuthConfigError> =>
   Effect.gen(function*() {
@@ -438,8 +427,9 @@ const compileOptions = (options: Options): Effect.Effect<Compiled, AuthError.Aut
       connectTimeout: yield* millis(options.connectTimeout, "5 seconds", "connectTimeout"),
       timeout: yield* millis(options.timeout, "10 seconds", "timeout")
     }
-    const maxConcurrent = yield* count(options.maxConcurrent, defaultMaxConcurrent, 1, "maxConcurrent")
-    const maxWaiting = yield* count(options.maxWaiting, defaultMaxWaiting, 0, "maxWaiting")
+    const limits = readLimits(options)
+    if ("problem" in limits) return yield* configError(limits.problem)
+    const { maxConcurrent, maxWaiting } = limits
 
     if ((options.bindDn === undefined) !== (options.bindPassword === undefined)) {
       return yield* configError("bindDn and bindPassword go together")

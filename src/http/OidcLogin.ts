@@ -338,7 +338,6 @@ const routes = (options: Settings) => {
     const allowedHosts = host === undefined ? options.allowedRedirectHosts : [host, ...options.allowedRedirectHosts]
     return next !== null && SafeRedirect.isAllowed(next, { allowedHosts, requireHttps: cookieOptions.secure }) ? next : ""
   }
-  const cookieOf = (state: string) => Transaction.cookieNameOf(cookieName, Transaction.idOf(state))
   const indexName = Transaction.indexNameOf(cookieName)
   // The index is read by the login route, which the transactions' own path does not reach: it is
   // scoped to the whole site. It holds no secret.
@@ -372,12 +371,13 @@ const routes = (options: Settings) => {
     const sealed = withNext.length <= Transaction.maxCookieLength
       ? withNext
       : Transaction.seal(options.secret, { ...transaction, next: "" })
-    const name = cookieOf(transaction.state)
+    const id = Transaction.idOf(transaction.state)
+    const name = Transaction.cookieNameOf(cookieName, id)
     // The logins this browser has started and not finished: the oldest are dropped past the bound
     // (their cookies cleared, so their callbacks answer 400), the others still finish.
     const { dropped, kept } = Transaction.admit(
       Transaction.readIndex(request.cookies[indexName], now, transaction.expiresAt),
-      { id: Transaction.idOf(transaction.state), expiresAt: transaction.expiresAt, size: name.length + 1 + sealed.length },
+      { id, expiresAt: transaction.expiresAt, size: name.length + 1 + sealed.length },
       options.maxTransactions
     )
     let response = HttpServerResponse.unsafeSetCookie(
@@ -400,13 +400,13 @@ const routes = (options: Settings) => {
     // The transaction is the one of the callback's `state`: the login this browser started in
     // this tab. Exactly that one is cleared, whatever the answer; the others are left to finish.
     const state = new URLSearchParams(query).get("state")
-    const name = state === null ? undefined : cookieOf(state)
+    const id = state === null ? undefined : Transaction.idOf(state)
+    const name = id === undefined ? undefined : Transaction.cookieNameOf(cookieName, id)
     const sent = name === undefined ? undefined : request.cookies[name]
     const index = request.cookies[indexName]
     const finish = (response: HttpServerResponse.HttpServerResponse) => {
       const cleared = sent === undefined || name === undefined ? response : clearCookie(oidc, response, name)
       if (index === undefined) return cleared
-      const id = state === null ? undefined : Transaction.idOf(state)
       return withIndex(cleared, Transaction.readIndex(index, now, now + Duration.toMillis(maxAge)).filter((e) => e.id !== id), now)
     }
     const transaction = Option.filter(Transaction.open(options.secret, sent, now), (t) => t.state === state)

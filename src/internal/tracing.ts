@@ -1,6 +1,6 @@
 import * as Context from "effect/Context"
-import * as Effect from "effect/Effect"
 import * as DefaultServices from "effect/DefaultServices"
+import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Tracer from "effect/Tracer"

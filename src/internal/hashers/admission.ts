@@ -41,3 +41,31 @@ export const makeLimiter = <B>(
     const permit = semaphore.withPermits(1)
     return <A, E, R>(effect: Effect.Effect<A, E, R>) => admit(permit(effect))
   })
+
+/** A network backend's load-shedding options, as its `Options` spell them. */
+export interface LimitOptions {
+  readonly maxConcurrent?: number | undefined
+  readonly maxWaiting?: number | undefined
+}
+
+/**
+ * The network backends' defaults (LdapBackend, HttpBackend): 64 calls at once, above a healthy
+ * peer's need and of the order of a Django deployment's workers × threads, and 4 × as many
+ * waiting, the hasher's ratio.
+ */
+export const defaultLimits = { maxConcurrent: 64, maxWaiting: 256 } as const
+
+/**
+ * The two options read with their defaults, or the problem with the first that is not a count (a
+ * safe integer: the bound must be a real bound; `maxConcurrent` at least 1, `maxWaiting` at
+ * least 0), for the backend to word as its own configuration error.
+ */
+export const readLimits = (
+  options: LimitOptions
+): { readonly maxConcurrent: number; readonly maxWaiting: number } | { readonly problem: string } => {
+  const maxConcurrent = options.maxConcurrent ?? defaultLimits.maxConcurrent
+  if (!Number.isSafeInteger(maxConcurrent) || maxConcurrent < 1) return { problem: "maxConcurrent must be a positive integer" }
+  const maxWaiting = options.maxWaiting ?? defaultLimits.maxWaiting
+  if (!Number.isSafeInteger(maxWaiting) || maxWaiting < 0) return { problem: "maxWaiting must be a non-negative integer" }
+  return { maxConcurrent, maxWaiting }
+}
