@@ -499,40 +499,13 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
     it.scopedLive("other apps' values keep their type, number and key order when effect-auth rewrites a session", () =>
       Effect.gen(function*() {
         const { db, Live } = yield* sessionSite
-        const ours = ["_auth_user_id", "_auth_user_backend", "_auth_user_hash", "_effect_auth"]
-        // The data as Python holds it, but for effect-auth's keys, and the user Django finds.
-        const asDjangoReads = (key: string) => {
-          const { id, order, repr, types } = site("rawsession", db, { key })
-          const others = (o: Record<string, string>) => Object.fromEntries(Object.entries(o).filter(([k]) => !ours.includes(k)))
-          return { id, repr: others(repr), types: others(types), order }
-        }
-        yield* Effect.gen(function*() {
-          const sessions = yield* Session.Session
-          const store = yield* SessionStore.SessionStore
-          const alice = yield* AuthService.authenticate({ username: "alice", password: Redacted.make("alice-pw-1") })
-          const expected = (before: ReturnType<typeof asDjangoReads>) => ({ ...before, id: Number(alice.user.id), order: [...before.order, ...ours] })
-          for (
-            const json of [
-              // What Python's json reads as floats, an int past 2^53, integer-like keys.
-              `{"cart_total": 10.0, "price": 1e16, "big_id": 9223372036854775809, "by_id": {"b": 1, "10": "x", "2": "y"},
+        yield* othersKept((action, extra) => site(action, db, extra), "anonymous_json", [
+          // What Python's json reads as floats, an int past 2^53, integer-like keys.
+          `{"cart_total": 10.0, "price": 1e16, "big_id": 9223372036854775809, "by_id": {"b": 1, "10": "x", "2": "y"},
                 "42": 1, "z": [1.5, -0.0, 2e-7]}`,
-              // Python's json reads (and writes) NaN and Infinity, which JSON.parse refuses.
-              `{"ratio": NaN, "cart": [1, 2], "limits": [-Infinity, Infinity]}`
-            ]
-          ) {
-            const anonymous: string = site("anonymous_json", db, { json }).key
-            const before = asDjangoReads(anonymous)
-            // A login over the anonymous session carries its data to the new key (cycle).
-            const key = Redacted.value((yield* sessions.login(alice, { sessionId: anonymous })).sessionId)
-            expect(asDjangoReads(key)).toEqual(expected(before))
-            // A write over the live session (replace) keeps it too; so does a second login (cycle).
-            const record = Option.getOrThrow(yield* store.get(key, Date.now()))
-            expect(yield* store.replace(key, { ...record, lastSeenAt: record.lastSeenAt + 1 }, Date.now())).toBe(true)
-            expect(asDjangoReads(key)).toEqual(expected(before))
-            const again = Redacted.value((yield* sessions.login(alice, { sessionId: key })).sessionId)
-            expect(asDjangoReads(again)).toEqual(expected(before))
-          }
-        }).pipe(Effect.provide(Live))
+          // Python's json reads (and writes) NaN and Infinity, which JSON.parse refuses.
+          `{"ratio": NaN, "cart": [1, 2], "limits": [-Infinity, Infinity]}`
+        ].map((json) => ({ json }))).pipe(Effect.provide(Live))
       }), 300_000)
 
     // DEFAULT_HASHING_ALGORITHM is Django 3.1-3.2's.
@@ -774,6 +747,44 @@ for (const django of djangos) describe(`Django's signing, as Django ${django.ver
   })
 })
 
+// What a login over another app's anonymous session (Django makes one per `extras` with
+// `anonymousAction`), a rewrite of the live session (replace) and a second login leave of that
+// app's values, as Django reads them back: each value's repr and type and the key order, but for
+// effect-auth's keys, which come last, and the user Django finds. `checkBefore` looks at what
+// Django holds first.
+const othersKept = <X extends object>(
+  site: (action: string, extra: object) => any,
+  anonymousAction: string,
+  extras: ReadonlyArray<X>,
+  checkBefore: (before: { readonly repr: Record<string, string>; readonly types: Record<string, string> }, extra: X) => void = () => {}
+) =>
+  Effect.gen(function*() {
+    const ours = ["_auth_user_id", "_auth_user_backend", "_auth_user_hash", "_effect_auth"]
+    const asDjangoReads = (key: string) => {
+      const { id, order, repr, types } = site("rawsession", { key })
+      const others = (o: Record<string, string>) => Object.fromEntries(Object.entries(o).filter(([k]) => !ours.includes(k)))
+      return { id, repr: others(repr), types: others(types), order }
+    }
+    const sessions = yield* Session.Session
+    const store = yield* SessionStore.SessionStore
+    const alice = yield* AuthService.authenticate({ username: "alice", password: Redacted.make("alice-pw-1") })
+    for (const extra of extras) {
+      const anonymous: string = site(anonymousAction, extra).key
+      const before = asDjangoReads(anonymous)
+      checkBefore(before, extra)
+      const expected = { ...before, id: Number(alice.user.id), order: [...before.order, ...ours] }
+      // A login over the anonymous session carries its data to the new key (cycle).
+      const key = Redacted.value((yield* sessions.login(alice, { sessionId: anonymous })).sessionId)
+      expect(asDjangoReads(key)).toEqual(expected)
+      // A write over the live session (replace) keeps it too; so does a second login (cycle).
+      const record = Option.getOrThrow(yield* store.get(key, Date.now()))
+      expect(yield* store.replace(key, { ...record, lastSeenAt: record.lastSeenAt + 1 }, Date.now())).toBe(true)
+      expect(asDjangoReads(key)).toEqual(expected)
+      const again = Redacted.value((yield* sessions.login(alice, { sessionId: key })).sessionId)
+      expect(asDjangoReads(again)).toEqual(expected)
+    }
+  })
+
 // Django's cache session backend on its Redis cache (Django 4.0+): the session dict pickled under
 // the cache's key. The users stay in the database (SQLite here).
 for (const django of djangos.filter((d) => Number(d.version) >= 4)) {
@@ -852,14 +863,6 @@ for (const django of djangos.filter((d) => Number(d.version) >= 4)) {
     it.scopedLive("other apps' pickled values keep their Python type, value and key order when effect-auth rewrites a session", () =>
       Effect.gen(function*() {
         const { Live, site } = yield* cacheSite
-        const ours = ["_auth_user_id", "_auth_user_backend", "_auth_user_hash", "_effect_auth"]
-        // The data as Python holds it (each value's repr and type), but for effect-auth's keys,
-        // and the user Django finds.
-        const asDjangoReads = (key: string) => {
-          const { id, order, repr, types } = site("rawsession", { key })
-          const others = (o: Record<string, string>) => Object.fromEntries(Object.entries(o).filter(([k]) => !ours.includes(k)))
-          return { id, repr: others(repr), types: others(types), order }
-        }
         const literals = [
           // Floats with no fraction and tuples, nested too: 1.0 came back 1, a tuple a list.
           `{"one": 1.0, "half": 2.5, "pair": (1, "a"), "pairs": [(1, 2), ("x", (3.0, None)), []], "a": "shared key text"}`,
@@ -869,29 +872,12 @@ for (const django of djangos.filter((d) => Number(d.version) >= 4)) {
             "by_id": {1: "a", 2: (2.0, "b"), 10: {"n": -0.0}}, "big": ${2n ** 70n}, "neg_big": -${2n ** 64n + 1n},
             "3": [True, 1e16]}`
         ]
-        yield* Effect.gen(function*() {
-          const sessions = yield* Session.Session
-          const store = yield* SessionStore.SessionStore
-          const alice = yield* AuthService.authenticate({ username: "alice", password: Redacted.make("alice-pw-1") })
-          for (const python of literals) {
-            const anonymous: string = site("anonymous_python", { python }).key
-            const before = asDjangoReads(anonymous)
-            // (Django holds what the literal says.)
-            expect(before.repr).toMatchObject({ one: "1.0", pair: "(1, 'a')" })
-            expect(before.types).toMatchObject({ one: "float", pair: "tuple" })
-            if (python.includes("by_id")) {
-              expect(before.repr).toMatchObject({ by_id: "{1: 'a', 2: (2.0, 'b'), 10: {'n': -0.0}}", big: `${2n ** 70n}` })
-            }
-            const expected = { ...before, id: Number(alice.user.id), order: [...before.order, ...ours] }
-            // A login over the anonymous session carries its data to the new key (cycle).
-            const key = Redacted.value((yield* sessions.login(alice, { sessionId: anonymous })).sessionId)
-            expect(asDjangoReads(key)).toEqual(expected)
-            // A write over the live session (replace) keeps it too; so does a second login (cycle).
-            const record = Option.getOrThrow(yield* store.get(key, Date.now()))
-            expect(yield* store.replace(key, { ...record, lastSeenAt: record.lastSeenAt + 1 }, Date.now())).toBe(true)
-            expect(asDjangoReads(key)).toEqual(expected)
-            const again = Redacted.value((yield* sessions.login(alice, { sessionId: key })).sessionId)
-            expect(asDjangoReads(again)).toEqual(expected)
+        yield* othersKept(site, "anonymous_python", literals.map((python) => ({ python })), (before, { python }) => {
+          // (Django holds what the literal says.)
+          expect(before.repr).toMatchObject({ one: "1.0", pair: "(1, 'a')" })
+          expect(before.types).toMatchObject({ one: "float", pair: "tuple" })
+          if (python.includes("by_id")) {
+            expect(before.repr).toMatchObject({ by_id: "{1: 'a', 2: (2.0, 'b'), 10: {'n': -0.0}}", big: `${2n ** 70n}` })
           }
         }).pipe(Effect.provide(Live))
       }), 300_000)
