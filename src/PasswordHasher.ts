@@ -295,7 +295,7 @@ export const Options = Schema.Struct({
   argon2: Schema.optional(Schema.Struct({
     timeCost: Schema.optional(between(1, 2 ** 32 - 1)),
     memoryCost: Schema.optional(between(8, 4 * 1024 * 1024)),
-    parallelism: Schema.optional(between(1, 255)),
+    parallelism: Schema.optional(between(1, 0xff_ffff)),
     hashLength: Schema.optional(between(4, 1024))
   })),
   bcrypt: Schema.optional(Schema.Struct({

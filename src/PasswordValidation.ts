@@ -29,8 +29,10 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { commonPasswords, lists } from "./internal/commonPasswords.js"
+import { pyLower } from "./internal/pyLower.js"
 import { pyStrip } from "./internal/pyStrip.js"
 import { isRedactedString } from "./internal/redactedString.js"
+import { holdsAssignedAfterUnicode14, mapAsUnicode14 } from "./internal/unicode14.js"
 
 /**
  * One broken rule: Django's error `code` (`password_too_short`, `password_too_similar`,
@@ -229,8 +231,12 @@ export const defaultAttributes: ReadonlyArray<Attribute> = [
   { key: "email", verboseName: "email address" }
 ]
 
-// Python's `\W+` on str: runs of characters that are neither letters, numbers nor `_`.
+// Python's `\W+` on str: runs of characters that are neither letters, numbers nor `_`; to Python
+// 3.11 a character Unicode 14.0 leaves unassigned is none of them.
 const NON_WORD = /[^\p{L}\p{N}_]+/u
+const asNonWord = () => " "
+const identity = (run: string) => run
+const wordParts = (s: string): Array<string> => mapAsUnicode14(s, identity, asNonWord).split(NON_WORD)
 
 // An attribute an untyped caller's user cannot give (a Proxy whose traps throw) is absent.
 const attributeOf = (user: object, key: string): unknown => {
@@ -276,14 +282,14 @@ export const userAttributeSimilarity = (
     validate: (password, user) =>
       Effect.suspend(() => {
         if (user === undefined || user === null) return Effect.void
-        const lower = Redacted.value(password).toLowerCase()
+        const lower = pyLower(Redacted.value(password))
         const length = codePoints(lower).length
         for (const attribute of attributes) {
           // Other attributes (see Attribute) are read by name, as Django's getattr does.
           const value = attributeOf(user, attribute.key)
           if (typeof value !== "string" || value === "") continue
-          const valueLower = value.toLowerCase()
-          for (const part of [...valueLower.split(NON_WORD), valueLower]) {
+          const valueLower = pyLower(value)
+          for (const part of [...wordParts(valueLower), valueLower]) {
             if (tooShortToMatter(length, part)) continue
             if (quickRatio(lower, part) >= maxSimilarity) {
               return Effect.fail<Issue>({
@@ -332,7 +338,7 @@ export const commonPassword = (
     helpText: "Your password can’t be a commonly used password.",
     validate: (password) =>
       Effect.suspend(() =>
-        (custom ?? commonPasswords(list)).has(pyStrip(Redacted.value(password).toLowerCase())) ? Effect.fail(issue) : Effect.void
+        (custom ?? commonPasswords(list)).has(pyStrip(pyLower(Redacted.value(password)))) ? Effect.fail(issue) : Effect.void
       )
   }
 }
@@ -368,7 +374,8 @@ export type CommonPasswordList = "django-5.2" | "django-3.2"
 export const commonPasswordLists: ReadonlyArray<CommonPasswordList> = lists
 
 // Python's str.isdigit(): decimal digits plus the digits that are not decimal (superscripts,
-// circled and Ethiopic digits, ...), listed from Python 3.11's Unicode database.
+// circled and Ethiopic digits, ...), listed from Python 3.11's Unicode database; a digit Unicode
+// assigned after 14.0 (U+10D40) is unassigned there, no digit.
 const ALL_DIGITS =
   /^[\p{Nd}\u00B2\u00B3\u00B9\u1369-\u1371\u19DA\u2070\u2074-\u2079\u2080-\u2089\u2460-\u2468\u2474-\u247C\u2488-\u2490\u24EA\u24F5-\u24FD\u24FF\u2776-\u277E\u2780-\u2788\u278A-\u2792\u{10A40}-\u{10A43}\u{10E60}-\u{10E68}\u{11052}-\u{1105A}\u{1F100}-\u{1F10A}]+$/u
 
@@ -390,7 +397,10 @@ export const numericPassword = (): Validator => {
   const issue: Issue = { code: "password_entirely_numeric", message: "This password is entirely numeric." }
   return {
     helpText: "Your password can’t be entirely numeric.",
-    validate: (password) => ALL_DIGITS.test(Redacted.value(password)) ? Effect.fail(issue) : Effect.void
+    validate: (password) => {
+      const text = Redacted.value(password)
+      return ALL_DIGITS.test(text) && !holdsAssignedAfterUnicode14(text) ? Effect.fail(issue) : Effect.void
+    }
   }
 }
 

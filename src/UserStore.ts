@@ -42,7 +42,9 @@ import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { codePointsWithin } from "./internal/codePoints.js"
 import { pyLower } from "./internal/pyLower.js"
+import { pyNfkc } from "./internal/pyNfkc.js"
 import { pyStrip } from "./internal/pyStrip.js"
+import { holdsAssignedAfterUnicode14 } from "./internal/unicode14.js"
 import { isWellFormed } from "./internal/wellFormed.js"
 import { failedMessage } from "./internal/storeError.js"
 import * as Permissions from "./Permissions.js"
@@ -523,7 +525,9 @@ export const Username = text(1, 150)
  */
 export const ValidUsername = Username.pipe(
   Schema.filter((s) =>
-    /^[\p{L}\p{N}_.@+-]+$/u.test(s) ||
+    // Python's `\w` (Django's `^[\w.@+-]+\Z`) as Python 3.11 has it: a character Unicode 14.0
+    // leaves unassigned is no word character there.
+    (/^[\p{L}\p{N}_.@+-]+$/u.test(s) && !holdsAssignedAfterUnicode14(s)) ||
     "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.", {
     identifier: "ValidUsername"
   })
@@ -605,7 +609,8 @@ export const StoredPermission = Permissions.Permission.pipe(
 )
 
 /**
- * Django's `AbstractBaseUser.normalize_username`: Unicode NFKC.
+ * Django's `AbstractBaseUser.normalize_username`: Unicode NFKC, as Python 3.11 (Unicode 14.0) has
+ * it: a character assigned since stays as it is, as it does there.
  *
  * @example
  * ```ts
@@ -617,7 +622,7 @@ export const StoredPermission = Permissions.Permission.pipe(
  * @since 0.1.0
  * @category utils
  */
-export const normalizeUsername = (username: string): string => username.normalize("NFKC")
+export const normalizeUsername = (username: string): string => pyNfkc(username)
 
 /**
  * Django's `BaseUserManager.normalize_email`: lower-cases the domain part (after the last `@`),

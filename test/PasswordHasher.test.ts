@@ -6,6 +6,7 @@ import * as PasswordHasher from "../src/PasswordHasher.js"
 import { makeAdmission } from "../src/internal/hashers/admission.js"
 import type { Hasher } from "../src/internal/hashers/common.js"
 import * as Registry from "../src/internal/hashers/registry.js"
+import { djangos, runDjango } from "./utils/django.js"
 import { hostile } from "./utils/hostile.js"
 import * as RecordingTracer from "./utils/recordingTracer.js"
 
@@ -472,6 +473,34 @@ describe("verify: Django's check_password", () => {
       }
       // The settings' own cost is checked as ever.
       expect((yield* hasher.verify(pw("pw"), "bcrypt_sha256$$2b$04$PublicBcryptSaltQrStUuujN.RipHyZkR116DyNxTal.7.2LzoEK")).valid).toBe(false)
+    }))
+
+  // Argon2 allows 2^24 - 1 lanes and argon2-cffi takes them; a cap of 255 refused a Django user
+  // whose hash had 256 (an availability fault: that user could not log in here).
+  it.effect("argon2 takes as many lanes as argon2 allows (2^24 - 1), as argon2-cffi does, both ways", () =>
+    Effect.gen(function*() {
+      const wide = yield* withOptions({ hashers: ["argon2"], argon2: { timeCost: 1, memoryCost: 2048, parallelism: 256 } })
+      const ours = yield* wide.hash(pw("correct horse"))
+      expect(ours).toMatch(/^argon2\$argon2id\$v=19\$m=2048,t=1,p=256\$/)
+      const hasher = yield* withOptions({ hashers: ["argon2"] })
+      expect(yield* hasher.verify(pw("correct horse"), ours)).toEqual({ valid: true, mustUpdate: true })
+      expect(yield* hasher.verify(pw("wrong"), ours)).toEqual({ valid: false, mustUpdate: false })
+      for (const django of djangos) {
+        const theirs: { encoded: string; ours: boolean } = runDjango(
+          `from django.contrib.auth.hashers import Argon2PasswordHasher, check_password
+class Wide(Argon2PasswordHasher):
+    time_cost = 1
+    memory_cost = 2048
+    parallelism = 256
+print(json.dumps({"encoded": Wide().encode("correct horse", Wide().salt()), "ours": check_password("correct horse", data)}))`,
+          ours,
+          { django }
+        )
+        expect(theirs.ours, django.version).toBe(true)
+        expect(theirs.encoded).toContain(",p=256$")
+        expect(yield* hasher.verify(pw("correct horse"), theirs.encoded)).toEqual({ valid: true, mustUpdate: true })
+        expect(yield* hasher.verify(pw("wrong"), theirs.encoded)).toEqual({ valid: false, mustUpdate: false })
+      }
     }))
 
   it.effect("argon2 reads only what argon2-cffi reads: no wrapped time cost, no leading zeros, canonical base64", () =>

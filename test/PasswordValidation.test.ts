@@ -41,7 +41,13 @@ const cases: ReadonlyArray<Case> = [
   // Python's strip() whitespace, not JavaScript's trim()
   { password: "password\x1c" },
   { password: "\x85qwerty\x1f" },
-  { password: "password\ufeff" }
+  { password: "password\ufeff" },
+  // Characters Unicode assigned after 14.0 (Python 3.11's, where Django runs), which Node 20's
+  // 17.0 knows: to Python they are no word character (U+11F04 splits the username), no case
+  // (U+A7CB is not lowered to U+0264) and no digit (U+10D40)
+  { password: "alicesmith", user: { username: "alicesmith" + "\u{11F04}".repeat(9) } },
+  { password: "\uA7CB".repeat(8), user: { username: "\u0264".repeat(8) } },
+  { password: "\u{10D40}".repeat(8) }
 ]
 
 const ours = (c: Case, validators?: ReadonlyArray<PasswordValidation.Validator>) =>

@@ -32,6 +32,7 @@
 import { dual } from "effect/Function"
 import { isIPv6 } from "node:net"
 import { percentEncode } from "../internal/http/percentEncode.js"
+import { pyNfkc } from "../internal/pyNfkc.js"
 import { pyStrip } from "../internal/pyStrip.js"
 import { assignedAfterUnicode14 } from "../internal/unicode14.js"
 
@@ -172,10 +173,11 @@ const bracketedHostValid = (netloc: string): boolean => {
 }
 
 // Characters such as U+2100 (℀) become `a/c` under NFKC, as IDNA reads a host: a host that turns
-// into a path, query or credentials that way is refused.
+// into a path, query or credentials that way is refused (Python's `urlsplit` raises there, with
+// its own Unicode's NFKC).
 const netlocSurvivesNfkc = (netloc: string): boolean => {
   if (/^[\x00-\x7f]*$/.test(netloc)) return true
   const kept = netloc.replace(/[@:#?]/g, "")
-  const normalized = kept.normalize("NFKC")
+  const normalized = pyNfkc(kept)
   return normalized === kept || !/[/?#@:]/.test(normalized)
 }

@@ -1,3 +1,5 @@
+import { pyNfkc } from "./pyNfkc.js"
+
 // Django counts `max_length` in code points (Python `len`), where JavaScript's `length` counts
 // UTF-16 units: a name of 150 astral characters (300 units) is 150 characters to Django.
 
@@ -15,11 +17,11 @@ export const codePointsWithin = (s: string, min: number, max: number): boolean =
 export const nfkcBound = 1_200
 
 /**
- * NFKC, skipped past {@link nfkcBound}: its cost grows with the square of a run of combining marks
- * (a 128 KiB name of them held the event loop for seconds), and a string that long is refused
- * as a username anyway. @internal
+ * NFKC as Django's Python has it (`pyNfkc`), skipped past {@link nfkcBound}: its cost grows with
+ * the square of a run of combining marks (a 128 KiB name of them held the event loop for seconds),
+ * and a string that long is refused as a username anyway. @internal
  */
-export const boundedNfkc = (s: string): string => s.length > nfkcBound ? s : s.normalize("NFKC")
+export const boundedNfkc = (s: string): string => s.length > nfkcBound ? s : pyNfkc(s)
 
 /**
  * NFC, skipped past {@link nfkcBound} as {@link boundedNfkc} is: the form in which a name an

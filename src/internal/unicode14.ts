@@ -41,3 +41,42 @@ export const assignedAfterUnicode14 = (codePoint: number): boolean => {
   }
   return false
 }
+
+/**
+ * Whether `s` holds a character Unicode 14.0 leaves unassigned and this runtime assigns. Every
+ * such code point is past U+0800: plain text never pays for the lookup.
+ *
+ * @internal
+ */
+export const holdsAssignedAfterUnicode14 = (s: string): boolean => {
+  for (let i = 0; i < s.length; i++) {
+    if (s.charCodeAt(i) >= 0x800 && assignedAfterUnicode14(s.codePointAt(i)!)) return true
+  }
+  return false
+}
+
+/**
+ * `s` with `f` applied to each run of text between the characters Unicode 14.0 leaves unassigned
+ * (as a whole run, so that context rules such as Greek final sigma or NFKC's composition apply
+ * within it) and `newer` to each such character. To Python 3.11 such a character is a starter
+ * that composes with nothing, has no case and is not a word character: it bounds a run without
+ * changing it, so Python's normalisation or case mapping of the whole string is this.
+ *
+ * @internal
+ */
+export const mapAsUnicode14 = (
+  s: string,
+  f: (run: string) => string,
+  newer: (character: string) => string = (character) => character
+): string => {
+  if (!holdsAssignedAfterUnicode14(s)) return f(s)
+  let out = ""
+  let run = ""
+  for (const c of s) {
+    if (assignedAfterUnicode14(c.codePointAt(0)!)) {
+      out += f(run) + newer(c)
+      run = ""
+    } else run += c
+  }
+  return out + f(run)
+}

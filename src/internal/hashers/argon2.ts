@@ -57,6 +57,8 @@ const PHC =
 // The largest time cost argon2 takes (a 32-bit count): the driver would wrap a larger one
 // modulo 2^32, so that `t=4294967297` ran as `t=1` and verified.
 const MAX_TIME_COST = 0xffff_ffff
+// Argon2's own bound on lanes (RFC 9106: 2^24 - 1), as argon2-cffi takes them.
+const MAX_LANES = 0xff_ffff
 
 // Unpadded standard base64, as the argon2 reference encoder writes it. Only its canonical form is
 // read, as the reference decoder does: `Buffer` would drop non-zero trailing bits, so that two
@@ -114,7 +116,7 @@ export const make = (params: Argon2Params, run: Run): Hasher => {
     if (d.salt.length < 8) return fail("salt is too short (argon2 needs at least 8 bytes)")
     if (length < 4) return fail("hash is too short")
     if (
-      d.timeCost < 1 || d.timeCost > MAX_TIME_COST || d.parallelism < 1 || d.parallelism > 255 ||
+      d.timeCost < 1 || d.timeCost > MAX_TIME_COST || d.parallelism < 1 || d.parallelism > MAX_LANES ||
       d.memoryCost < 8 * d.parallelism
     ) {
       return fail("invalid argon2 parameters")
