@@ -6,11 +6,14 @@
  *
  * For unsafe methods (anything but GET, HEAD, OPTIONS, TRACE), as Django's `CsrfViewMiddleware`:
  *
- * 1. Origin: when the request has an `Origin` header it must be the site's own origin (its host
- *    equals the `Host` header; `https:` required when cookies are `Secure`) or one of
- *    `trustedOrigins` (`https://app.example.com`, or `https://*.example.com` for
- *    `example.com` and its subdomains, as Django reads it).
- *    `Origin: null` is refused. Without `Origin`, a `Referer` header is checked the same way.
+ * 1. Origin: when the request has an `Origin` header it must be exactly the site's own origin
+ *    (the scheme, `://` and the `Host` header as sent; `https:` only when cookies are `Secure`,
+ *    either scheme otherwise, since the scheme is known from that setting alone), exactly one of
+ *    `trustedOrigins` (`https://app.example.com`), or a subdomain of a `*` one
+ *    (`https://*.example.com` for `example.com` and its subdomains), as Django compares them.
+ *    `Origin: null` is refused. Without `Origin`, over HTTPS (Secure cookies) the `Referer` must be
+ *    an `https:` URL of this host or of a trusted origin's host; over plain HTTP, as in Django, no
+ *    Referer is checked.
  * 2. Token: when the request carries a live session, the token it sends must equal the session's
  *    CSRF token (compared in constant time). A POSTed url-encoded form (an HTML form) sends it in
  *    its `csrfmiddlewaretoken` field, as Django's `{% csrf_token %}` renders it; when the form has
@@ -78,14 +81,22 @@ export interface Options {
   readonly headerName?: string | undefined
   /** The cookie the token is handed out in, readable by scripts; `false` for none. Default: `"csrftoken"`. */
   readonly cookieName?: string | false | undefined
-  /** Other origins allowed to send unsafe requests: `https://app.example.com`, `https://*.example.com`. */
+  /**
+   * Other origins allowed to send unsafe requests, as Django's `CSRF_TRUSTED_ORIGINS`:
+   * `https://app.example.com` (an `Origin` equal to it as written), `https://*.example.com` (that
+   * domain and its subdomains). Their hosts are also the other hosts a secure request's `Referer`
+   * may name.
+   */
   readonly trustedOrigins?: ReadonlyArray<string> | undefined
 }
 
-interface TrustedOrigin {
-  readonly protocol: string
-  readonly host: string
-  readonly wildcard: boolean
+// `CSRF_TRUSTED_ORIGINS` as Django reads it: the entries without `*` match an Origin exactly,
+// as written; those with one match a subdomain's netloc per scheme; every entry's netloc (its
+// leading `*` dropped) is a host a secure request's Referer may name, whatever its scheme.
+interface TrustedOrigins {
+  readonly exact: ReadonlySet<string>
+  readonly subdomains: ReadonlyArray<{ readonly scheme: string; readonly pattern: string }>
+  readonly refererHosts: ReadonlyArray<string>
 }
 
 /**
@@ -107,8 +118,11 @@ export interface Settings {
   /** Lower-case. */
   readonly headerName: string
   readonly cookieName: Option.Option<string>
-  readonly trustedOrigins: ReadonlyArray<TrustedOrigin>
-  /** Same-origin requests must come from `https:` (cookies are `Secure`). */
+  readonly trustedOrigins: TrustedOrigins
+  /**
+   * The site is served over HTTPS (cookies are `Secure`): its own origin is `https:` only, and a
+   * request without `Origin` must send an `https:` Referer of this site or a trusted one.
+   */
   readonly requireHttps: boolean
 }
 
@@ -116,7 +130,8 @@ const headerToken = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 /**
  * Checks the options: header and cookie names must be HTTP tokens, trusted origins
- * `scheme://host[:port]` with an optional leading `*.`. Answers the settings or what is wrong.
+ * `http(s)://host[:port]` (a bracketed IPv6 address too) with an optional leading `*`, as
+ * Django's `CSRF_TRUSTED_ORIGINS`. Answers the settings or what is wrong.
  *
  * @example
  * ```ts
@@ -136,14 +151,20 @@ export const resolve = (options: Options = {}, requireHttps = false): Either.Eit
   if (cookieName !== false && !headerToken.test(cookieName)) {
     return Either.left(`csrf.cookieName ${JSON.stringify(cookieName)} is not a cookie name`)
   }
-  const trustedOrigins: Array<TrustedOrigin> = []
+  const exact = new Set<string>()
+  const subdomains: Array<{ scheme: string; pattern: string }> = []
+  const refererHosts: Array<string> = []
   for (const origin of options.trustedOrigins ?? []) {
-    const match = /^(https?):\/\/(\*\.)?([a-z0-9.-]+(?::[0-9]{1,5})?)$/i.exec(origin)
+    const match = /^(https?):\/\/(\*?)([a-z0-9.-]+|\[[a-f0-9:.]+\])(:[0-9]{1,5})?$/i.exec(origin)
     if (match === null) {
       return Either.left(`csrf.trustedOrigins: ${JSON.stringify(origin)} is not scheme://host[:port] (host may start with *.)`)
     }
-    trustedOrigins.push({ protocol: `${match[1]!.toLowerCase()}:`, host: match[3]!.toLowerCase(), wildcard: match[2] !== undefined })
+    const netloc = match[3]! + (match[4] ?? "")
+    if (match[2] === "") exact.add(origin)
+    else subdomains.push({ scheme: match[1]!.toLowerCase(), pattern: netloc })
+    refererHosts.push(netloc)
   }
+  const trustedOrigins: TrustedOrigins = { exact, subdomains, refererHosts }
   return Either.right({
     enabled: options.enabled ?? true,
     headerName: headerName.toLowerCase(),
@@ -170,31 +191,45 @@ export const resolve = (options: Options = {}, requireHttps = false): Either.Eit
 export const isSafeMethod = (method: string): boolean =>
   method === "GET" || method === "HEAD" || method === "OPTIONS" || method === "TRACE"
 
-const parseUrl = (value: string): URL | undefined => {
-  try {
-    return new URL(value)
-  } catch {
-    return undefined
+// Python's `urlsplit` as far as Django reads it here: the scheme (lower-cased) and the netloc
+// exactly as written, userinfo and port included (`https://u@example.com` names `u@example.com`,
+// not this site); `undefined` where Python raises (unbalanced brackets).
+const splitUrl = (value: string): { readonly scheme: string; readonly netloc: string } | undefined => {
+  const url = value.replace(/[\t\r\n]/g, "").replace(/^[\x00-\x20]+|[\x00-\x20]+$/g, "")
+  let scheme = ""
+  let rest = url
+  const colon = url.indexOf(":")
+  if (colon > 0 && /^[A-Za-z][A-Za-z0-9+.-]*$/.test(url.slice(0, colon))) {
+    scheme = url.slice(0, colon).toLowerCase()
+    rest = url.slice(colon + 1)
   }
+  if (!rest.startsWith("//")) return { scheme, netloc: "" }
+  const end = rest.slice(2).search(/[/?#]/)
+  const netloc = end === -1 ? rest.slice(2) : rest.slice(2, 2 + end)
+  return netloc.includes("[") !== netloc.includes("]") ? undefined : { scheme, netloc }
 }
 
-const sameOrigin = (settings: Settings, url: URL, hostHeader: string | undefined): boolean => {
-  if (hostHeader === undefined) return false
-  if (url.protocol !== "https:" && (settings.requireHttps || url.protocol !== "http:")) return false
-  // Normalises the Host header as the URL parser normalises the origin (case, default port).
-  const host = parseUrl(`${url.protocol}//${hostHeader}`)
-  return host !== undefined && host.host === url.host
+// Django's `is_same_domain`: a pattern starting with `.` is that domain and its subdomains.
+const isSameDomain = (host: string, pattern: string): boolean => {
+  const lower = pattern.toLowerCase()
+  return lower !== "" && (lower.startsWith(".") ? host.endsWith(lower) || host === lower.slice(1) : host === lower)
 }
 
-// `*.example.com` is the domain and its subdomains, as Django's `is_same_domain` reads it.
-const trusted = (settings: Settings, url: URL): boolean =>
-  settings.trustedOrigins.some((t) =>
-    url.protocol === t.protocol && (url.host === t.host || (t.wildcard && url.host.endsWith(`.${t.host}`)))
-  )
+// Django's `request.get_host()`: the Host header as sent, when its lower-cased form is a host name
+// or a bracketed IPv6 address with an optional port (`host_validation_re`); else no site origin
+// can match (Django raises `DisallowedHost`).
+const siteHost = (host: string | undefined): string | undefined => {
+  if (host === undefined) return undefined
+  const match = /^([a-z0-9.-]+|\[[a-f0-9]*:[a-f0-9.:]+\])(:[0-9]+)?$/.exec(host.toLowerCase())
+  return match !== null && match[1] !== "." ? host : undefined
+}
 
 /**
- * Whether the `Origin` (or, without it, `Referer`) header names an allowed origin; true when the
- * request has neither.
+ * Whether the `Origin` header, or over HTTPS without it the `Referer`, names an allowed origin;
+ * true when the request has neither (unless `requireSource`). As Django's `CsrfViewMiddleware`
+ * compares them: `Origin` must be exactly `scheme://` and the `Host` header (either scheme but
+ * with `requireHttps`, which makes it `https` only), exactly a trusted origin, or a subdomain of a
+ * `*` one; a `Referer` (over HTTPS only) must be `https:` and name this host or a trusted one.
  *
  * @example
  * ```ts
@@ -214,13 +249,25 @@ export const originAllowed = (
   headers: Readonly<Record<string, string | undefined>>,
   requireSource = false
 ): boolean => {
+  const trusted = settings.trustedOrigins
+  const host = siteHost(headers.host)
   const origin = headers.origin
-  const source = origin ?? headers.referer
-  if (source === undefined) return !requireSource
-  if (source === "null") return false
-  const url = parseUrl(source)
-  return url !== undefined && (url.protocol === "http:" || url.protocol === "https:") &&
-    (sameOrigin(settings, url, headers.host) || trusted(settings, url))
+  if (origin !== undefined) {
+    if (host !== undefined && (origin === `https://${host}` || (!settings.requireHttps && origin === `http://${host}`))) {
+      return true
+    }
+    if (trusted.exact.has(origin)) return true
+    const url = splitUrl(origin)
+    return url !== undefined && trusted.subdomains.some((t) => t.scheme === url.scheme && isSameDomain(url.netloc, t.pattern))
+  }
+  // Over plain HTTP Django checks no Referer: a page can withhold it, and a network attacker write it.
+  if (!settings.requireHttps) return true
+  const referer = headers.referer
+  if (referer === undefined) return !requireSource
+  const url = splitUrl(referer)
+  if (url === undefined || url.scheme !== "https" || url.netloc === "") return false
+  return trusted.refererHosts.some((pattern) => isSameDomain(url.netloc, pattern)) ||
+    (host !== undefined && isSameDomain(url.netloc, host))
 }
 
 // The refusal carries nothing of the request: built once.
@@ -303,7 +350,8 @@ const tokenMatches = (sent: string, token: string): boolean => {
   const size = Buffer.byteLength(token)
   if (sent.length !== Math.ceil((size * 2 * 4) / 3) || !base64url.test(sent)) return false
   const masked = Buffer.from(sent, "base64url")
-  if (masked.length !== size * 2) return false
+  // The last character carries bits decoding drops: one spelling only, as Django's is one string.
+  if (masked.length !== size * 2 || masked.toString("base64url") !== sent) return false
   return timingSafeEqual(applyMask(masked), Buffer.from(token))
 }
 
