@@ -59,6 +59,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { randomBytes, timingSafeEqual } from "node:crypto"
 import * as FormBody from "../internal/http/formBody.js"
+import { urlsplit } from "../internal/pyUrlsplit.js"
 import * as crypto from "../internal/session/crypto.js"
 
 /**
@@ -191,24 +192,6 @@ export const resolve = (options: Options = {}, requireHttps = false): Either.Eit
 export const isSafeMethod = (method: string): boolean =>
   method === "GET" || method === "HEAD" || method === "OPTIONS" || method === "TRACE"
 
-// Python's `urlsplit` as far as Django reads it here: the scheme (lower-cased) and the netloc
-// exactly as written, userinfo and port included (`https://u@example.com` names `u@example.com`,
-// not this site); `undefined` where Python raises (unbalanced brackets).
-const splitUrl = (value: string): { readonly scheme: string; readonly netloc: string } | undefined => {
-  const url = value.replace(/[\t\r\n]/g, "").replace(/^[\x00-\x20]+|[\x00-\x20]+$/g, "")
-  let scheme = ""
-  let rest = url
-  const colon = url.indexOf(":")
-  if (colon > 0 && /^[A-Za-z][A-Za-z0-9+.-]*$/.test(url.slice(0, colon))) {
-    scheme = url.slice(0, colon).toLowerCase()
-    rest = url.slice(colon + 1)
-  }
-  if (!rest.startsWith("//")) return { scheme, netloc: "" }
-  const end = rest.slice(2).search(/[/?#]/)
-  const netloc = end === -1 ? rest.slice(2) : rest.slice(2, 2 + end)
-  return netloc.includes("[") !== netloc.includes("]") ? undefined : { scheme, netloc }
-}
-
 // Django's `is_same_domain`: a pattern starting with `.` is that domain and its subdomains.
 const isSameDomain = (host: string, pattern: string): boolean => {
   const lower = pattern.toLowerCase()
@@ -257,14 +240,14 @@ export const originAllowed = (
       return true
     }
     if (trusted.exact.has(origin)) return true
-    const url = splitUrl(origin)
+    const url = urlsplit(origin)
     return url !== undefined && trusted.subdomains.some((t) => t.scheme === url.scheme && isSameDomain(url.netloc, t.pattern))
   }
   // Over plain HTTP Django checks no Referer: a page can withhold it, and a network attacker write it.
   if (!settings.requireHttps) return true
   const referer = headers.referer
   if (referer === undefined) return !requireSource
-  const url = splitUrl(referer)
+  const url = urlsplit(referer)
   if (url === undefined || url.scheme !== "https" || url.netloc === "") return false
   return trusted.refererHosts.some((pattern) => isSameDomain(url.netloc, pattern)) ||
     (host !== undefined && isSameDomain(url.netloc, host))
