@@ -20,12 +20,12 @@ import {
   DjangoSessionStore,
   HttpAuth,
   ModelBackend,
+  NodeServer,
   PasswordHasher,
   SqlUserStore
 } from "effect-auth"
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
-import { createServer } from "node:http"
 import * as os from "node:os"
 import * as path from "node:path"
 
@@ -76,7 +76,7 @@ const AppLive = HttpServer.serve(routes).pipe(
   // The hashers and iteration count of the Django that shares the database: no re-hashing.
   Layer.provideMerge(PasswordHasher.layer(PasswordHasher.djangoPresets["3.2"])),
   Layer.provideMerge(Database),
-  Layer.provideMerge(NodeHttpServer.layer(createServer, { port: demo ? 0 : Number(process.env.PORT ?? 3000), host: "127.0.0.1" }))
+  Layer.provideMerge(NodeHttpServer.layer(NodeServer.createServer, { port: demo ? 0 : Number(process.env.PORT ?? 3000), host: "127.0.0.1" }))
 )
 
 if (demo) {

@@ -12,10 +12,9 @@
 import { FetchHttpClient, HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Context, Effect, Layer, Option, Redacted } from "effect"
-import { AuthStack, CurrentUser, ExternalIdentities, HttpAuth, MemorySessionStore, MemoryUserStore } from "effect-auth"
+import { AuthStack, CurrentUser, ExternalIdentities, HttpAuth, MemorySessionStore, MemoryUserStore, NodeServer } from "effect-auth"
 import * as OidcBackend from "effect-auth/OidcBackend"
 import * as OidcLogin from "effect-auth/OidcLogin"
-import { createServer } from "node:http"
 import { browser, type LocalProvider, signIn, startProvider } from "./local-provider.js"
 
 const demo = process.argv.includes("--demo")
@@ -59,7 +58,7 @@ const AppLive = (app: string, provider: LocalProvider) => {
 
 // The server listens first (the demo on a port the OS picks), so the URLs that name it are known
 // before the provider and the backend are made.
-const ServerLive = NodeHttpServer.layer(createServer, { port: demo ? 0 : Number(process.env.PORT ?? 3000), host: "127.0.0.1" })
+const ServerLive = NodeHttpServer.layer(NodeServer.createServer, { port: demo ? 0 : Number(process.env.PORT ?? 3000), host: "127.0.0.1" })
 
 const main = Effect.gen(function*() {
   const server = yield* Layer.build(ServerLive)

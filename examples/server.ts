@@ -36,13 +36,13 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { createServer } from "node:http"
 import * as AuthStack from "effect-auth/AuthStack"
 import * as ModelBackend from "effect-auth/backends/ModelBackend"
 import * as Lockout from "effect-auth/Lockout"
 import * as Authentication from "effect-auth/http/Authentication"
 import * as CurrentUser from "effect-auth/http/CurrentUser"
 import * as HttpAuth from "effect-auth/http/HttpAuth"
+import * as NodeServer from "effect-auth/http/NodeServer"
 import * as PasswordHasher from "effect-auth/PasswordHasher"
 import * as Session from "effect-auth/Session"
 import * as SqlSessionStore from "effect-auth/SqlSessionStore"
@@ -268,7 +268,7 @@ const AuthLive = Layer.unwrapScoped(
   Layer.provide(DatabaseLive)
 )
 
-const ServerLive = NodeHttpServer.layerConfig(createServer, {
+const ServerLive = NodeHttpServer.layerConfig(NodeServer.createServer, {
   port: Config.withDefault(Config.integer("PORT"), 8000),
   host: Config.withDefault(Config.string("HOST"), "127.0.0.1")
 })

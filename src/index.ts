@@ -364,6 +364,23 @@ export * as RequestSource from "./http/RequestSource.js"
 export * as SafeRedirect from "./http/SafeRedirect.js"
 
 /**
+ * A `node:http` server for `NodeHttpServer.layer` whose request fibers end even when a client
+ * hangs up while its answer is written (`@effect/platform-node` 0.108 would leave them waiting).
+ *
+ * @example
+ * ```ts
+ * import { NodeHttpServer } from "@effect/platform-node"
+ * import { NodeServer } from "effect-auth"
+ *
+ * const ServerLive = NodeHttpServer.layer(NodeServer.createServer, { port: 3000 })
+ * ```
+ *
+ * @since 0.4.0
+ * @category exports
+ */
+export * as NodeServer from "./http/NodeServer.js"
+
+/**
  * @example
  * ```ts
  * import { Session } from "effect-auth"
