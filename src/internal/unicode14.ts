@@ -60,7 +60,8 @@ export const holdsAssignedAfterUnicode14 = (s: string): boolean => {
  * (as a whole run, so that context rules such as Greek final sigma or NFKC's composition apply
  * within it) and `newer` to each such character. To Python 3.11 such a character is a starter
  * that composes with nothing, has no case and is not a word character: it bounds a run without
- * changing it, so Python's normalisation or case mapping of the whole string is this.
+ * changing it, so Python's normalisation or case mapping of the whole string is this (but for a
+ * capital sigma beside a character whose case properties changed since 14.0: see `pyLower`).
  *
  * @internal
  */
