@@ -53,6 +53,20 @@ describe.skipIf(djangoPython === undefined)("pickle, as Python reads and writes 
     expect(Pickle.loads(Buffer.from([0x80, 0x05, 0x8d, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]))).toBeUndefined()
     expect(Pickle.loads(Buffer.alloc(0))).toBeUndefined()
   })
+
+  // Python writes a str as UTF-8 with "surrogatepass": a lone surrogate is its own three bytes.
+  // Read as Buffer's UTF-8 they were three U+FFFD, another (valid-looking) user id; a high and a
+  // low surrogate kept apart (two code points to Python) would read as one other character.
+  it("strings read as Python reads them: a lone surrogate is kept; two that JavaScript would pair, or bytes Python cannot decode, are unreadable", () => {
+    const pickled = (literal: string) =>
+      Buffer.from(python(`print(base64.b64encode(pickle.dumps({"_auth_user_id": ${literal}}, protocol=5)).decode())`, ""), "base64")
+    expect(Pickle.loads(pickled(`"a\\ud800"`))).toEqual({ _auth_user_id: "a\ud800" })
+    expect(Pickle.loads(pickled(`"\\udc00b\\ud83dc"`))).toEqual({ _auth_user_id: "\udc00b\ud83dc" })
+    expect(Pickle.loads(pickled(`"\\ud83d\\ude00"`))).toBeUndefined()
+    expect(Pickle.loads(pickled(`"\\U0001f600"`))).toEqual({ _auth_user_id: "\u{1f600}" })
+    // BINUNICODE of one byte 0xff: Python's unpickler raises UnicodeDecodeError
+    expect(Pickle.loads(Buffer.from([0x80, 0x02, 0x58, 0x01, 0x00, 0x00, 0x00, 0xff, 0x2e]))).toBeUndefined()
+  })
 })
 
 describe("pickle, read from odd data", () => {

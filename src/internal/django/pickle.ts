@@ -11,6 +11,34 @@
 /** Pickle's MARK on the stack while reading. */
 const mark = Symbol("mark")
 
+const fatalUtf8 = new TextDecoder("utf-8", { fatal: true })
+const isHigh = (unit: number) => unit >= 0xd800 && unit <= 0xdbff
+
+// Python's `bytes.decode("utf-8", "surrogatepass")`, as pickle reads a str: a surrogate's own
+// three bytes (ED A0-BF 80-BF) are that code point, anything else malformed raises (then the value
+// is unreadable, as `pickle.loads` raises). A Python string can hold a high surrogate followed by a
+// low one as two code points, which a JavaScript string would read as one other character (the
+// user id "\ud83d\ude00" as "😀"): such a string is refused rather than read as another.
+const utf8 = (bytes: Buffer): string => {
+  try {
+    return fatalUtf8.decode(bytes)
+  } catch {
+    let out = ""
+    let from = 0
+    for (let i = 0; i + 2 < bytes.length; i++) {
+      if (bytes[i] !== 0xed || bytes[i + 1]! < 0xa0 || bytes[i + 1]! > 0xbf || (bytes[i + 2]! & 0xc0) !== 0x80) continue
+      const unit = 0xd000 | ((bytes[i + 1]! & 0x3f) << 6) | (bytes[i + 2]! & 0x3f)
+      const before = fatalUtf8.decode(bytes.subarray(from, i))
+      const last = before === "" ? out.charCodeAt(out.length - 1) : before.charCodeAt(before.length - 1)
+      if (!isHigh(unit) && isHigh(last)) throw new Error("a surrogate pair spelled as two code points")
+      out += before + String.fromCharCode(unit)
+      from = i + 3
+      i += 2
+    }
+    return out + fatalUtf8.decode(bytes.subarray(from))
+  }
+}
+
 // Opcodes that copying does not copy as they are.
 const SKIP = 0 // PROTO, FRAME: dropped (framing is optional, the protocol is the header's)
 const MEMOIZE = 1 // a memo definition at the next free index: kept, its index is the copy's
@@ -268,15 +296,15 @@ const read = (buf: Buffer, strict: boolean): { root: unknown; entries: Array<Ent
         push(take(8).readDoubleBE(0))
         break
       case 0x8c: // SHORT_BINUNICODE
-        push(take(take(1).readUInt8(0)).toString("utf8"))
+        push(utf8(take(take(1).readUInt8(0))))
         break
       case 0x58: // BINUNICODE
-        push(take(take(4).readUInt32LE(0)).toString("utf8"))
+        push(utf8(take(take(4).readUInt32LE(0))))
         break
       case 0x8d: { // BINUNICODE8
         const n = take(8).readBigUInt64LE(0)
         if (n > BigInt(buf.length)) throw new Error("truncated")
-        push(take(Number(n)).toString("utf8"))
+        push(utf8(take(Number(n))))
         break
       }
       case 0x94: // MEMOIZE

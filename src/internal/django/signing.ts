@@ -329,6 +329,27 @@ const signedPayload = (signed: string, options: LoadsOptions): Buffer | undefine
 export const sessionKeySalt = (className = "SessionStore"): string => `django.contrib.sessions.${className}`
 
 // `SessionBase._hash` (pre-3.1 format): salted_hmac("django.contrib.sessions" + class name, ...).
+// Python's `base64.b64decode` (not validating), which Django 3.2 reads a pre-3.1 session with:
+// characters outside the alphabet are skipped, a run of `=` completing a quad ends the data, and
+// data that is not whole quads raises ("Incorrect padding"), as does text that is not ASCII. (The
+// platform's decoder takes unpadded and trailing data Python refuses, and refuses `-` Python skips.)
+const pyB64decode = (text: string): Buffer | undefined => {
+  if (!/^[\x00-\x7f]*$/.test(text)) return undefined
+  let data = ""
+  let pads = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!
+    if (c === "=") {
+      const quad = data.length % 4
+      if (quad >= 2 && quad + ++pads >= 4) return Buffer.from(data, "base64")
+    } else if (/[A-Za-z0-9+/]/.test(c)) {
+      data += c
+      pads = 0
+    }
+  }
+  return data.length % 4 === 0 ? Buffer.from(data, "base64") : undefined
+}
+
 const legacySessionHash = (serialized: Buffer, secret: string, className: string): string =>
   saltedHmac(`django.contrib.sessions${className}`, serialized, secret, "sha1").toString("hex")
 
@@ -382,7 +403,8 @@ const decodeWith = <A>(
     // Malformed signed data: Django tries the legacy format.
   }
   try {
-    const raw = Buffer.from(text, "base64")
+    const raw = pyB64decode(text)
+    if (raw === undefined) return undefined
     const cut = raw.indexOf(":")
     if (cut < 0) return undefined
     const serialized = raw.subarray(cut + 1)
