@@ -233,9 +233,9 @@ export const originAllowed = (
   requireSource = false
 ): boolean => {
   const trusted = settings.trustedOrigins
-  const host = siteHost(headers.host)
   const origin = headers.origin
   if (origin !== undefined) {
+    const host = siteHost(headers.host)
     if (host !== undefined && (origin === `https://${host}` || (!settings.requireHttps && origin === `http://${host}`))) {
       return true
     }
@@ -249,8 +249,9 @@ export const originAllowed = (
   if (referer === undefined) return !requireSource
   const url = urlsplit(referer)
   if (url === undefined || url.scheme !== "https" || url.netloc === "") return false
-  return trusted.refererHosts.some((pattern) => isSameDomain(url.netloc, pattern)) ||
-    (host !== undefined && isSameDomain(url.netloc, host))
+  if (trusted.refererHosts.some((pattern) => isSameDomain(url.netloc, pattern))) return true
+  const host = siteHost(headers.host)
+  return host !== undefined && isSameDomain(url.netloc, host)
 }
 
 // The refusal carries nothing of the request: built once.

@@ -328,7 +328,6 @@ const signedPayload = (signed: string, options: LoadsOptions): Buffer | undefine
  */
 export const sessionKeySalt = (className = "SessionStore"): string => `django.contrib.sessions.${className}`
 
-// `SessionBase._hash` (pre-3.1 format): salted_hmac("django.contrib.sessions" + class name, ...).
 // Python's `base64.b64decode` (not validating), which Django 3.2 reads a pre-3.1 session with:
 // characters outside the alphabet are skipped, a run of `=` completing a quad ends the data, and
 // data that is not whole quads raises ("Incorrect padding"), as does text that is not ASCII. (The
@@ -350,6 +349,7 @@ const pyB64decode = (text: string): Buffer | undefined => {
   return data.length % 4 === 0 ? Buffer.from(data, "base64") : undefined
 }
 
+// `SessionBase._hash` (pre-3.1 format): salted_hmac("django.contrib.sessions" + class name, ...).
 const legacySessionHash = (serialized: Buffer, secret: string, className: string): string =>
   saltedHmac(`django.contrib.sessions${className}`, serialized, secret, "sha1").toString("hex")
 
