@@ -5,9 +5,11 @@
  *   npx tsx bench/lockout-vs-ratelimiter.ts     # ROUNDS=5, N=5000 sequential attempts per case
  *
  * Each case counts N attempts on one key, one after the other (a login counts once), rounds
- * rotated, median µs per attempt. The Lockout store's `attempt` also checks for a lock and
- * reports the keys it locked; `consume` only counts. (RateLimiter lacks what a lockout needs —
- * refund, reset on success, listing, back-off — see docs/throttling.md; this is its price.)
+ * rotated, median µs per attempt. The Lockout store's `attempt` also checks for a lock and for
+ * attempts in flight, and holds a place (a failure is counted when it settles: `fail`, one more
+ * operation, which this bench does not time); `consume` only counts. (RateLimiter lacks what a
+ * lockout needs — refund, reset on success, listing, back-off — see docs/throttling.md; this is
+ * its price.)
  */
 import * as RateLimiter from "@effect/experimental/RateLimiter"
 import * as RateLimiterRedis from "@effect/experimental/RateLimiter/Redis"

@@ -4,17 +4,22 @@
  * each lock under `backOff`), and attempts under a locked key are refused with
  * `AuthError.LockedOut` before any backend is asked, so a refused attempt costs no password hash.
  *
- * Counting reserves the attempt before the backends run: the store counts it atomically (one Lua
- * script in Redis), so N app instances under concurrent attempts let exactly `limit` attempts
- * through to the backends. The fold's outcome then settles the reservation:
+ * Counting holds a place for the attempt before the backends run: the store does it atomically
+ * (one Lua script in Redis), and while a key's failures and attempts in flight make the limit the
+ * next attempt waits for one of them to settle, so N app instances under concurrent attempts let
+ * exactly `limit` attempts through to the backends, and concurrent successes lock nobody (a
+ * failure is counted once it happened, as django-axes counts it). The fold's outcome then settles
+ * the place:
  *
  * | outcome | counted |
  * |---|---|
- * | `AuthenticationFailed`, `PermissionDenied` | yes: the failure stays counted |
- * | success | every key only loses this attempt's count (a lock it set is lifted): the failures before it stay, as django-axes' default; a name's key is shared by every account whose name folds to it |
+ * | `AuthenticationFailed`, `PermissionDenied` | yes: one failure; the one that reaches the limit locks |
+ * | success | no: every key only gets this attempt's place back; the failures before it stay, as django-axes' default; a name's key is shared by every account whose name folds to it |
  * | `BackendUnavailable`, or `TransportError`, after a backend refused the credentials (any `NoMatch` but `unsupported-credentials`) | yes: an outage elsewhere does not make a checked guess free, and an unknown name counts as a wrong password does |
- * | `BackendUnavailable`, `TransportError` otherwise, defect | no: the reservation is returned |
- * | the caller interrupted (a dropped connection, a timeout), while the store counts the attempt or after | the attempt runs to its end in the background and is settled by its outcome |
+ * | `BackendUnavailable`, `TransportError` otherwise, defect | no: the place is given back |
+ * | the caller interrupted (a dropped connection, a timeout), while the store holds the place or after | the attempt runs to its end in the background and is settled by its outcome |
+ *
+ * An attempt that waits for a busy key more than 10 seconds is refused for a second.
  *
  * {@link protect} wraps an `AuthService` (see {@link layerAuthService}); the HTTP layer turns
  * `LockedOut` into 429 with `Retry-After`. See docs/throttling.md.
@@ -51,7 +56,7 @@ import { nfkcBound } from "./internal/codePoints.js"
 import { fieldOf } from "./internal/fieldOf.js"
 import * as IpAddress from "./internal/ipAddress.js"
 import { wellFormed } from "./internal/wellFormed.js"
-import { decideAttempt, type LockoutRecord, refundFailure, toEntry } from "./internal/lockoutRecord.js"
+import { countFailure, decideAttempt, type LockoutRecord, pendingHold, refundAttempt, toEntry } from "./internal/lockoutRecord.js"
 import * as RefusedSecret from "./internal/refusedSecret.js"
 import { runToItsEnd } from "./internal/runToItsEnd.js"
 import { forEvent } from "./internal/eventRequest.js"
@@ -173,14 +178,16 @@ export interface Policy {
 }
 
 /**
- * What the store answered to an attempt: refused (`Locked`, for `retryAfter` ms), or counted
- * (`Allowed`), with the keys this very attempt locked (it reached the limit).
+ * What the store answered to an attempt: refused (`Locked`, for `retryAfter` ms), not yet (`Busy`:
+ * the failures counted and the attempts in flight already make the limit, and one of those may
+ * still fail and lock the key), or a place held for it (`Allowed`) until it is settled with
+ * `fail` or `refund`.
  *
  * @example
  * ```ts
  * import type { Lockout } from "effect-auth"
  *
- * const answer: Lockout.Reservation = { _tag: "Allowed", locked: ["username:alice"], until: 1_700_000_900_000 }
+ * const answer: Lockout.Reservation = { _tag: "Locked", retryAfter: 900_000 }
  * ```
  *
  * @since 0.2.0
@@ -188,7 +195,27 @@ export interface Policy {
  */
 export type Reservation =
   | { readonly _tag: "Locked"; readonly retryAfter: number }
-  | { readonly _tag: "Allowed"; readonly locked: ReadonlyArray<string>; readonly until: number }
+  | { readonly _tag: "Busy" }
+  | { readonly _tag: "Allowed" }
+
+/**
+ * What settling an attempt as a failure did: the keys this very failure locked (their failures
+ * reached the limit), and until when.
+ *
+ * @example
+ * ```ts
+ * import type { Lockout } from "effect-auth"
+ *
+ * const settled: Lockout.Failure = { locked: ["username:alice"], until: 1_700_000_900_000 }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Failure {
+  readonly locked: ReadonlyArray<string>
+  readonly until: number
+}
 
 /**
  * One key's record, as `list` reports it.
@@ -238,11 +265,22 @@ export interface Entry {
  * @category models
  */
 export interface Store {
-  /** Refuses if any key is locked; otherwise counts one failure on every key. */
+  /**
+   * Refuses if any key is locked (`Locked`), or if a key's failures and attempts in flight already
+   * make the limit (`Busy`); otherwise holds a place for one attempt on every key (`Allowed`), which
+   * `fail` or `refund` gives back. A place is held for two minutes at most when nothing settles it
+   * (an instance that stopped mid-attempt).
+   */
   readonly attempt: (keys: ReadonlyArray<string>, now: number, policy: Policy) => Effect.Effect<Reservation, LockoutStoreError>
   /**
-   * Gives back one counted attempt (its outcome did not count, or it succeeded), lifting a lock it
-   * set. The built-in stores drop a record left with no failure and no lock so far.
+   * Settles an attempt that held a place as a failure: counts one failure on every key, and locks
+   * each key whose failures reach the limit (a key locked meanwhile stays locked).
+   */
+  readonly fail: (keys: ReadonlyArray<string>, now: number, policy: Policy) => Effect.Effect<Failure, LockoutStoreError>
+  /**
+   * Settles an attempt that held a place and was no failure (it succeeded, or its outcome does not
+   * count): gives the place back, and nothing else. The built-in stores drop a record left with no
+   * failure, no lock so far and nothing in flight.
    */
   readonly refund: (keys: ReadonlyArray<string>, now: number, policy: Policy) => Effect.Effect<void, LockoutStoreError>
   /** Deletes the keys; answers those that were locked. */
@@ -322,8 +360,9 @@ export interface Service {
   readonly policy: Policy
   /**
    * Runs one authentication attempt under the lockout: refuses it (publishing one `LoginFailed`)
-   * when a key is locked or the address denied, else runs `attempt` and settles the count with
-   * its outcome. Once the store is asked, the reservation, the attempt and the settlement run to
+   * when a key is locked or the address denied, else holds a place for it (waiting while the key
+   * is busy), runs `attempt` and settles with its outcome. Once the store is asked, the place, the
+   * attempt and the settlement run to
    * their end in a fiber of their own that the caller only waits for: a caller interrupted
    * meanwhile stops waiting, and the attempt is still run and settled. A request whose
    * `remoteAddress` is no string (a number, an object) or that throws when read has no address:
@@ -481,15 +520,29 @@ export const memoryStore = (options: { readonly maxEntries?: number | undefined 
   return {
     attempt: (keys, now, policy) =>
       Effect.sync((): Reservation => {
-        const decided = decideAttempt(keys, keys.map((key) => live(key, now)), now, policy)
+        const decided = decideAttempt(keys.map((key) => live(key, now)), now, policy)
         decided.records.forEach((record, i) => put(keys[i]!, record, now))
         return decided.reservation
       }),
-    refund: (keys, now, policy) =>
+    fail: (keys, now, policy) =>
+      Effect.sync((): Failure => {
+        const locked: Array<string> = []
+        let until = 0
+        for (const key of keys) {
+          const counted = countFailure(live(key, now), now, policy)
+          put(key, counted.record, now)
+          if (counted.locked) {
+            locked.push(key)
+            until = Math.max(until, counted.record.u)
+          }
+        }
+        return { locked, until }
+      }),
+    refund: (keys, now) =>
       Effect.sync(() => {
         for (const key of keys) {
           const record = live(key, now)
-          if (record !== undefined && refundFailure(record, now, policy)) records.delete(key)
+          if (record !== undefined && refundAttempt(record, now)) records.delete(key)
         }
       }),
     reset: (keys, now) =>
@@ -543,67 +596,97 @@ export interface RedisClient {
 }
 
 // Each record is a hash: f failures, t last failure (ms), u locked until (ms, 0: not locked),
-// n locks so far, e when it is forgotten (ms). The times are the app's clock (ARGV), so every
-// instance judges with the same rule, and a record whose e is not after now is absent to every
-// script, as the other stores forget by the app's clock; the key's TTL only collects garbage. A
-// record without e (written before it was kept) lives by its TTL.
+// n locks so far, p attempts in flight, q until when their places are held (ms), e when it is
+// forgotten (ms). The times are the app's clock (ARGV), so every instance judges with the same
+// rule, and a record whose e is not after now is absent to every script, as the other stores
+// forget by the app's clock; the key's TTL only collects garbage. A record without e (written
+// before it was kept) lives by its TTL. The rules are internal/lockoutRecord.ts's.
 
-// The live record of KEY (the hash's f, t, u, n), or nil.
+// The live record of KEY as numbers {f, t, u, n, p (0 once q has passed), q}, or nil; and the
+// failures that still count toward a lock (none after a lock that ran out or a cool-off).
 const liveRecord = `
 local function live(key, now)
-  local v = redis.call('HMGET', key, 'f', 't', 'u', 'n', 'e')
+  local v = redis.call('HMGET', key, 'f', 't', 'u', 'n', 'e', 'p', 'q')
   if not v[1] then return nil end
   if v[5] and tonumber(v[5]) <= now then return nil end
-  return v
+  local r = {tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0, tonumber(v[6]) or 0, tonumber(v[7]) or 0}
+  if r[6] <= now then r[5] = 0 end
+  return r
+end
+local function failures(r, now, cool)
+  if (r[3] > 0 and r[3] <= now) or r[2] + cool <= now then return 0 end
+  return r[1]
+end
+local function store(key, r, e, now)
+  redis.call('HSET', key, 'f', r[1], 't', r[2], 'u', r[3], 'n', r[4], 'p', r[5], 'q', r[6], 'e', e)
+  redis.call('PEXPIRE', key, math.max(e - now, 1))
 end
 `
 
-// KEYS: the attempt's keys. ARGV: now, limit, coolOff, backOff, maxCoolOff, forgetAfter.
-// Reply: {0, retryAfter} (refused) or {1, until, i...} (counted; i: 1-based indexes of the keys it locked).
+// KEYS: the attempt's keys. ARGV: now, limit, coolOff, hold.
+// Reply: {0, retryAfter} (locked), {2} (busy) or {1} (a place held).
 const attemptScript = `${liveRecord}
-local now, limit, cool, mult, maxc, forget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local retry = 0
+local now, limit, cool, hold = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local retry, busy = 0, false
 local state = {}
 for i, key in ipairs(KEYS) do
-  local v = live(key, now) or {}
-  local s = {tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0, v[1]}
-  if s[3] > now and s[3] - now > retry then retry = s[3] - now end
-  state[i] = s
+  local r = live(key, now)
+  state[i] = r
+  if r then
+    if r[3] > now then
+      if r[3] - now > retry then retry = r[3] - now end
+    elseif failures(r, now, cool) + r[5] >= limit then
+      busy = true
+    end
+  end
 end
 if retry > 0 then return {0, retry} end
-local reply = {1, 0}
+if busy then return {2} end
 for i, key in ipairs(KEYS) do
-  local s = state[i]
-  local f, n, u = s[1], s[4], 0
-  if not s[5] or s[3] > 0 or s[2] + cool <= now then f = 0 end
-  f = f + 1
-  if f >= limit then
-    n = n + 1
-    u = now + math.floor(math.min(cool * mult ^ (n - 1), maxc))
-    if u > reply[2] then reply[2] = u end
-    reply[#reply + 1] = i
+  local r = state[i]
+  local e = now + hold
+  if r then e = math.max(tonumber(redis.call('HGET', key, 'e')) or 0, e) else r = {0, 0, 0, 0, 0, 0} end
+  r[5] = r[5] + 1
+  r[6] = now + hold
+  store(key, r, e, now)
+end
+return {1}`
+
+// KEYS: the keys. ARGV: now, limit, coolOff, backOff, maxCoolOff, forgetAfter.
+// Reply: {until, i...}: i the 1-based indexes of the keys this failure locked.
+const failScript = `${liveRecord}
+local now, limit, cool, mult, maxc, forget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local reply = {0}
+for i, key in ipairs(KEYS) do
+  local r = live(key, now) or {0, 0, 0, 0, 0, 0}
+  local p = math.max(r[5] - 1, 0)
+  if r[3] > now then
+    r = {r[1] + 1, now, r[3], r[4], p, r[6]}
+  else
+    r = {failures(r, now, cool) + 1, now, 0, r[4], p, r[6]}
+    if r[1] >= limit then
+      r[4] = r[4] + 1
+      r[3] = now + math.floor(math.min(cool * mult ^ (r[4] - 1), maxc))
+      if r[3] > reply[1] then reply[1] = r[3] end
+      reply[#reply + 1] = i
+    end
   end
-  local ttl = math.max(u - now, cool) + forget
-  redis.call('HSET', key, 'f', f, 't', now, 'u', u, 'n', n, 'e', now + ttl)
-  redis.call('PEXPIRE', key, ttl)
+  store(key, r, math.max(now + math.max(r[3] - now, cool) + forget, r[6]), now)
 end
 return reply`
 
-// KEYS: the keys. ARGV: now, limit. A record left with no failure and no lock so far is deleted
-// (as refundFailure answers for the other stores), and so is a forgotten one.
+// KEYS: the keys. ARGV: now. A record left with no failure, no lock so far and nothing in flight
+// is deleted (as refundAttempt answers for the other stores), and so is a forgotten one.
 const refundScript = `${liveRecord}
-local now, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now = tonumber(ARGV[1])
 for _, key in ipairs(KEYS) do
-  local v = live(key, now)
-  if v then
-    local f, u, n = math.max(tonumber(v[1]) - 1, 0), tonumber(v[3]) or 0, tonumber(v[4]) or 0
-    if u > now and f < limit then n = math.max(n - 1, 0) end
-    if f == 0 and n == 0 then
+  local r = live(key, now)
+  if r then
+    local p = math.max(r[5] - 1, 0)
+    if r[1] == 0 and r[4] == 0 and p == 0 then
       redis.call('DEL', key)
-    elseif u > now and f < limit then
-      redis.call('HSET', key, 'f', f, 'u', 0, 'n', n)
     else
-      redis.call('HSET', key, 'f', f)
+      redis.call('HSET', key, 'p', p)
     end
   else
     redis.call('DEL', key)
@@ -617,7 +700,7 @@ local now = tonumber(ARGV[1])
 local reply = {}
 for i, key in ipairs(KEYS) do
   local v = live(key, now)
-  if v and (tonumber(v[3]) or 0) > now then reply[#reply + 1] = i end
+  if v and v[3] > now then reply[#reply + 1] = i end
   redis.call('DEL', key)
 end
 return reply`
@@ -631,7 +714,7 @@ for _, key in ipairs(r[2]) do
   local v = live(key, now)
   if v then
     reply[#reply + 1] = key
-    for j = 1, 4 do reply[#reply + 1] = v[j] or '0' end
+    for j = 1, 4 do reply[#reply + 1] = tostring(v[j]) end
   end
 end
 return reply`
@@ -678,9 +761,21 @@ export const redisStore = (client: RedisClient, options: { readonly keyPrefix?: 
   return {
     attempt: (keys, now, policy) =>
       Effect.map(
-        call("attempt", () =>
+        call("attempt", () => client.eval(attemptScript, keys.length, ...full(keys), now, policy.limit, policy.coolOff, pendingHold)),
+        (reply): Reservation => {
+          const [answer, retryAfter] = ints(reply)
+          return answer === 1
+            ? { _tag: "Allowed" }
+            : answer === 2
+            ? { _tag: "Busy" }
+            : { _tag: "Locked", retryAfter: retryAfter ?? policy.coolOff }
+        }
+      ),
+    fail: (keys, now, policy) =>
+      Effect.map(
+        call("fail", () =>
           client.eval(
-            attemptScript,
+            failScript,
             keys.length,
             ...full(keys),
             now,
@@ -690,15 +785,12 @@ export const redisStore = (client: RedisClient, options: { readonly keyPrefix?: 
             policy.maxCoolOff,
             policy.forgetAfter
           )),
-        (reply): Reservation => {
-          const [allowed, value, ...locked] = ints(reply)
-          return allowed === 1
-            ? { _tag: "Allowed", locked: locked.map((i) => keys[i - 1]!), until: value ?? 0 }
-            : { _tag: "Locked", retryAfter: value ?? policy.coolOff }
+        (reply): Failure => {
+          const [until, ...locked] = ints(reply)
+          return { locked: locked.map((i) => keys[i - 1]!), until: until ?? 0 }
         }
       ),
-    refund: (keys, now, policy) =>
-      Effect.asVoid(call("refund", () => client.eval(refundScript, keys.length, ...full(keys), now, policy.limit))),
+    refund: (keys, now) => Effect.asVoid(call("refund", () => client.eval(refundScript, keys.length, ...full(keys), now))),
     reset: (keys, now) =>
       keys.length === 0
         ? Effect.succeed([])
@@ -763,6 +855,9 @@ const positive = (name: string, value: number, integer: boolean) =>
     : Effect.fail(new AuthError.AuthConfigError({ message: `Lockout: ${name} must be a positive ${integer ? "integer" : "number"}` }))
 
 const millis = (input: Duration.DurationInput): number => Duration.toMillis(Duration.decode(input))
+
+// How long an attempt waits for a busy key (see `reserve`) before it is refused for a second.
+const busyWait = 10_000
 
 /**
  * Builds the service on a store. Fails with `AuthConfigError` for a limit that is not a positive
@@ -832,29 +927,73 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
     const storeFailed = (error: LockoutStoreError) =>
       Effect.fail(new AuthError.TransportError({ backend: "lockout", cause: error.message }))
 
-    // The count is settled after the outcome; a store failure here cannot change the outcome.
+    // This instance's attempts that hold (or are asking for) a place, per key, and the callers
+    // waiting for one of them to settle: a caller told `Busy` waits for a settlement here instead
+    // of asking the store again and again. Attempts held by other instances are waited for by
+    // asking again after a pause that doubles.
+    const local = new Map<string, { holders: number; readonly waiters: Set<() => void> }>()
+    const hold = (keys: ReadonlyArray<string>) => {
+      for (const key of keys) {
+        const entry = local.get(key)
+        if (entry === undefined) local.set(key, { holders: 1, waiters: new Set() })
+        else entry.holders += 1
+      }
+    }
+    const release = (keys: ReadonlyArray<string>, wake: boolean) => {
+      for (const key of keys) {
+        const entry = local.get(key)
+        if (entry === undefined) continue
+        entry.holders -= 1
+        if (wake) {
+          const waiters = [...entry.waiters]
+          entry.waiters.clear()
+          for (const waiter of waiters) waiter()
+        }
+        if (entry.holders <= 0 && entry.waiters.size === 0) local.delete(key)
+      }
+    }
+    const heldHere = (keys: ReadonlyArray<string>) => keys.some((key) => (local.get(key)?.holders ?? 0) > 0)
+    // Resumes at the next settlement of an attempt of this instance on one of `keys`.
+    const settlementOn = (keys: ReadonlyArray<string>) =>
+      Effect.async<void>((resume) => {
+        const waiter = () => {
+          for (const key of keys) local.get(key)?.waiters.delete(waiter)
+          resume(Effect.void)
+        }
+        for (const key of keys) local.get(key)?.waiters.add(waiter)
+        return Effect.sync(() => {
+          for (const key of keys) {
+            const entry = local.get(key)
+            if (entry === undefined) continue
+            entry.waiters.delete(waiter)
+            if (entry.holders <= 0 && entry.waiters.size === 0) local.delete(key)
+          }
+        })
+      })
+
+    // The outcome settles the attempt's place; a store failure here cannot change the outcome.
     const settle = (
       keys: ReadonlyArray<string>,
-      reservation: Extract<Reservation, { _tag: "Allowed" }>,
       request: AuthRequest | undefined,
       exit: Exit.Exit<unknown, AuthError.AuthenticateError>
     ): Effect.Effect<void> => {
       const settled = Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<void, LockoutStoreError> => {
-        // A success gives back its own reservation on every key (it was no failure, and a lock
-        // that reservation set is lifted) and clears nothing else, as django-axes does by default
-        // (AXES_RESET_ON_SUCCESS off). A key is shared by more than the one who got in: an
-        // address by everyone behind it, a folded name by every account that folds to it. A
-        // reset let one account of the attacker's own wipe the count of guesses at another's:
-        // `Alice`'s login cleared `alice`'s key (a user store need not fold case), so 4 guesses
-        // per own login went on without end; an own login between batches of a spray, the
+        // A success gives back its own place on every key (it was no failure) and clears nothing
+        // else, as django-axes does by default (AXES_RESET_ON_SUCCESS off). A key is shared by more
+        // than the one who got in: an address by everyone behind it, a folded name by every account
+        // that folds to it. A reset let one account of the attacker's own wipe the count of guesses
+        // at another's: `Alice`'s login cleared `alice`'s key (a user store need not fold case), so
+        // 4 guesses per own login went on without end; an own login between batches of a spray, the
         // address's. The failures before a success end with their cool-off, or by `reset`.
         // A success and an outcome that is no guess share the refund below.
         const failure = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
         // A backend that could not answer does not make a refused secret no guess.
         if (failure?._tag === "AuthenticationFailed" || failure?._tag === "PermissionDenied" || RefusedSecret.judged(failure)) {
-          const until = new Date(reservation.until)
-          return Effect.forEach(reservation.locked, (key) => publish(new AuthEvents.LockedOut({ key, until, request: forEvent(request) })), {
-            discard: true
+          return Effect.flatMap(store.fail(keys, now, policy), (counted) => {
+            const until = new Date(counted.until)
+            return Effect.forEach(counted.locked, (key) => publish(new AuthEvents.LockedOut({ key, until, request: forEvent(request) })), {
+              discard: true
+            })
           })
         }
         return store.refund(keys, now, policy)
@@ -862,28 +1001,92 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
       return Effect.catchAll(settled, (error) => Effect.logWarning("Lockout: could not settle an attempt", error.message))
     }
 
+    // Concurrent asks for the same keys wait in line, one store operation at a time, and a refusal
+    // answered after a caller joined the line is its answer too: a burst of 400 guesses at a locked
+    // name is one store operation, not 400 that queue for the store's connections (past its
+    // timeout; under `onStoreError: "allow"` each timed-out one went to the backend uncounted).
+    let tick = 0
+    const lines = new Map<string, { readonly permit: Effect.Semaphore; refusal: { readonly at: number; readonly answer: Reservation } | undefined; users: number }>()
+    const askInLine = (keys: ReadonlyArray<string>): Effect.Effect<Reservation, LockoutStoreError> =>
+      Effect.suspend(() => {
+        const id = keys.join("\n")
+        let line = lines.get(id)
+        if (line === undefined) {
+          line = { permit: Effect.unsafeMakeSemaphore(1), refusal: undefined, users: 0 }
+          lines.set(id, line)
+        }
+        const joined = line
+        joined.users += 1
+        const arrived = ++tick
+        const ask = Effect.suspend(() => {
+          if (joined.refusal !== undefined && joined.refusal.at > arrived) return Effect.succeed(joined.refusal.answer)
+          return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            Effect.tap(store.attempt(keys, now, policy), (answer) =>
+              Effect.sync(() => {
+                joined.refusal = answer._tag === "Allowed" ? undefined : { at: ++tick, answer }
+              })))
+        })
+        return Effect.ensuring(
+          joined.permit.withPermits(1)(ask),
+          Effect.sync(() => {
+            joined.users -= 1
+            if (joined.users === 0 && lines.get(id) === joined) lines.delete(id)
+          })
+        )
+      })
+
+    // Asks the store for a place until it answers `Allowed` or `Locked`. While the key is busy
+    // (failures and attempts in flight already make the limit), waits: for a settlement of this
+    // instance's attempts, or a pause (10 ms, doubling up to 320 ms) for another instance's; after
+    // `busyWait` of that, the attempt is refused for a second. Refused at once, the sixth of six
+    // concurrent correct logins was a 429; counted as a failure when it asked, as it was, the sixth
+    // locked the user out for the cool-off though nobody had failed (django-axes counts failures
+    // once they happened, and lets all six in).
+    const reserve = (keys: ReadonlyArray<string>): Effect.Effect<Reservation, LockoutStoreError> =>
+      Effect.flatMap(Clock.currentTimeMillis, (start) => {
+        const ask = (pause: number): Effect.Effect<Reservation, LockoutStoreError> => {
+          hold(keys)
+          return Effect.flatMap(
+            Effect.onError(askInLine(keys), () => Effect.sync(() => release(keys, false))),
+            (reservation): Effect.Effect<Reservation, LockoutStoreError> => {
+              if (reservation._tag === "Allowed") return Effect.succeed(reservation)
+              release(keys, false)
+              if (reservation._tag === "Locked") return Effect.succeed(reservation)
+              return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+                if (now - start >= busyWait) return Effect.succeed({ _tag: "Locked", retryAfter: 1000 } as const)
+                const pauseOver = Effect.sleep(Duration.millis(pause))
+                const wait = heldHere(keys) ? Effect.race(settlementOn(keys), pauseOver) : pauseOver
+                return Effect.zipRight(wait, ask(Math.min(pause * 2, 320)))
+              })
+            }
+          )
+        }
+        return ask(10)
+      })
+
     // A counted attempt runs in a fiber of its own that the caller only waits for, from its
     // reservation to its settlement: a caller cut off (a client that drops the connection, an app's
     // timeout) stops waiting, while the attempt goes on and is settled by its real outcome, as
     // Django's request goes on when the client leaves. Given back on interruption, every dropped
     // request was a free, uncounted password hash: a client that never read an answer was never
-    // locked. The reservation is in that fiber too: a caller cut off while the store counted it
-    // (Redis counts a script it has run, whether or not its reply is awaited) left a failure
-    // counted for an attempt that never ran nor was settled, so correct logins from a flaky client
-    // locked the user out. A reservation answered after the caller left runs its attempt and
-    // settles it all the same; a refusal still publishes its `LoginFailed`.
+    // locked. The reservation is in that fiber too: a caller cut off while the store held its place
+    // (Redis holds it for a script it has run, whether or not its reply is awaited) left a place
+    // held for an attempt that never ran nor was settled. A reservation answered after the caller
+    // left runs its attempt and settles it all the same; a refusal still publishes its `LoginFailed`.
     const guard: Service["guard"] = (credentials, request, attempt) => {
       const keys = plan(credentials, request)
       if (keys === deny) return refuse(credentials, request, policy.coolOff)
       if (keys.length === 0) return attempt
-      return runToItsEnd(Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.matchEffect(store.attempt(keys, now, policy), {
+      return runToItsEnd(
+        Effect.matchEffect(reserve(keys), {
           onFailure: (error) => (onStoreError === "allow" ? attempt : storeFailed(error)),
           onSuccess: (reservation) =>
-            reservation._tag === "Locked"
-              ? refuse(credentials, request, reservation.retryAfter)
-              : Effect.onExit(attempt, (exit) => settle(keys, reservation, request, exit))
-        })))
+            reservation._tag !== "Allowed"
+              ? refuse(credentials, request, reservation._tag === "Locked" ? reservation.retryAfter : 1000)
+              : Effect.onExit(attempt, (exit) =>
+                Effect.ensuring(settle(keys, request, exit), Effect.sync(() => release(keys, true))))
+        })
+      )
     }
 
     const list = Effect.flatMap(Clock.currentTimeMillis, (now) =>

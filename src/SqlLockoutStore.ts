@@ -36,7 +36,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type { AuthConfigError } from "./AuthError.js"
-import { decideAttempt, type LockoutRecord, refundFailure, toEntry } from "./internal/lockoutRecord.js"
+import { countFailure, decideAttempt, type LockoutRecord, refundAttempt, refusalOf, toEntry } from "./internal/lockoutRecord.js"
 import * as SqlTables from "./internal/sqlTables.js"
 import * as Lockout from "./Lockout.js"
 
@@ -132,6 +132,16 @@ const createTable = (t: Tables) =>
     yield* sql`CREATE INDEX ${sql(`${t.lockout}_expires_at`)} ON ${sql(t.lockout)} (expires_at)`
   })
 
+// Attempts in flight hold a place each (`Lockout.Store.attempt`) until they settle, or until
+// `pending_until` when none does.
+const addPending = (t: Tables) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const millis = sql.literal(sql.onDialectOrElse({ pg: () => "bigint", orElse: () => "integer" }))
+    yield* sql`ALTER TABLE ${sql(t.lockout)} ADD COLUMN pending integer NOT NULL DEFAULT 0`
+    yield* sql`ALTER TABLE ${sql(t.lockout)} ADD COLUMN pending_until ${millis} NOT NULL DEFAULT 0`
+  })
+
 /**
  * The store's migrations, for apps that run every module's migrations through one `Migrator`
  * (then build the layer with `migrate: false`).
@@ -142,7 +152,7 @@ const createTable = (t: Tables) =>
  * import { SqlLockoutStore } from "effect-auth"
  *
  * const names = Effect.map(SqlLockoutStore.tables(), (t) => Object.keys(SqlLockoutStore.migrations(t)))
- * // ["1_create_lockout_table"]
+ * // ["1_create_lockout_table", "2_add_pending"]
  * ```
  *
  * @since 0.2.0
@@ -151,7 +161,8 @@ const createTable = (t: Tables) =>
 export const migrations = (
   tables: Tables
 ): Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> => ({
-  "1_create_lockout_table": createTable(tables)
+  "1_create_lockout_table": createTable(tables),
+  "2_add_pending": addPending(tables)
 })
 
 // One line, the driver's reason included; lockout keys hold usernames and addresses, no secret.
@@ -184,6 +195,8 @@ const Row = Schema.Struct({
   last_failure: SqlTables.Integer,
   locked_until: SqlTables.Integer,
   lockouts: SqlTables.Integer,
+  pending: SqlTables.Integer,
+  pending_until: SqlTables.Integer,
   expires_at: SqlTables.Integer
 })
 const decodeRows = Schema.decodeUnknown(Schema.Array(Row))
@@ -197,6 +210,8 @@ const toRecord = (row: typeof Row.Type): LockoutRecord => ({
   t: row.last_failure,
   u: row.locked_until,
   n: row.lockouts,
+  p: row.pending,
+  q: row.pending_until,
   expiresAt: row.expires_at
 })
 
@@ -220,6 +235,7 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
     const t = yield* tables(options)
     const sql = yield* SqlClient.SqlClient
     const table = sql(t.lockout)
+    const columns = sql.literal("lock_key, failures, last_failure, locked_until, lockouts, pending, pending_until, expires_at")
     const run = SqlTables.runner("Lockout", options.timeout, storeError)
 
     // The keys' live records, their rows locked until the transaction ends (in key order, so two
@@ -236,7 +252,7 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
           const rows = yield* Effect.flatMap(
             sql`INSERT INTO ${table} (lock_key, failures, last_failure, locked_until, lockouts, expires_at)
               VALUES (${key}, 0, 0, 0, 0, 0) ON CONFLICT (lock_key) DO UPDATE SET lock_key = excluded.lock_key
-              RETURNING lock_key, failures, last_failure, locked_until, lockouts, expires_at`,
+              RETURNING ${columns}`,
             decodeRows
           )
           for (const row of rows) if (row.expires_at > now) live.set(row.lock_key, toRecord(row))
@@ -255,24 +271,65 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
 
     const write = (key: string, r: LockoutRecord) =>
       sql`UPDATE ${table} SET failures = ${r.f}, last_failure = ${r.t}, locked_until = ${r.u},
-        lockouts = ${r.n}, expires_at = ${r.expiresAt} WHERE lock_key = ${key}`
+        lockouts = ${r.n}, pending = ${r.p}, pending_until = ${r.q}, expires_at = ${r.expiresAt} WHERE lock_key = ${key}`
+
+    // The keys' live records, read without locking their rows: a burst of attempts against a
+    // locked or busy key is refused from this read, instead of queueing for the rows one
+    // transaction at a time (2,500 concurrent guesses at one name waited out the store's timeout,
+    // and under `onStoreError: "allow"` each timed-out one went to the backend uncounted).
+    const peek = (keys: ReadonlyArray<string>, now: number) =>
+      Effect.map(
+        Effect.flatMap(
+          sql`SELECT ${columns} FROM ${table} WHERE ${sql.in("lock_key", [...new Set(keys)])} AND expires_at > ${now}`,
+          decodeRows
+        ),
+        (rows) => {
+          const live = new Map(rows.map((row) => [row.lock_key, toRecord(row)]))
+          return keys.map((key) => live.get(key))
+        }
+      )
 
     return {
       attempt: (keys, now, policy) =>
         run(
           "attempt",
+          Effect.flatMap(peek(keys, now), (current) => {
+            const refusal = refusalOf(current, now, policy)
+            if (refusal !== undefined) return Effect.succeed(refusal)
+            return SqlTables.withTransaction(
+              sql,
+              Effect.gen(function*() {
+                const live = yield* lockRows(keys, now)
+                const decided = decideAttempt(keys.map((key) => live.get(key)), now, policy)
+                if (decided.reservation._tag !== "Allowed") yield* dropDead(keys, live)
+                for (const [i, record] of decided.records.entries()) yield* write(keys[i]!, record)
+                return decided.reservation
+              })
+            )
+          })
+        ),
+      fail: (keys, now, policy) =>
+        run(
+          "fail",
           SqlTables.withTransaction(
             sql,
             Effect.gen(function*() {
               const live = yield* lockRows(keys, now)
-              const decided = decideAttempt(keys, keys.map((key) => live.get(key)), now, policy)
-              if (decided.reservation._tag === "Locked") yield* dropDead(keys, live)
-              for (const [i, record] of decided.records.entries()) yield* write(keys[i]!, record)
-              return decided.reservation
+              const locked: Array<string> = []
+              let until = 0
+              for (const key of [...new Set(keys)]) {
+                const counted = countFailure(live.get(key), now, policy)
+                yield* write(key, counted.record)
+                if (counted.locked) {
+                  locked.push(key)
+                  until = Math.max(until, counted.record.u)
+                }
+              }
+              return { locked, until }
             })
           )
         ),
-      refund: (keys, now, policy) =>
+      refund: (keys, now) =>
         run(
           "refund",
           SqlTables.withTransaction(
@@ -282,7 +339,7 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
               // A record the refund empties is dead too: dropDead deletes it with the others, in one
               // statement.
               for (const [key, record] of live) {
-                if (refundFailure(record, now, policy)) live.delete(key)
+                if (refundAttempt(record, now)) live.delete(key)
                 else yield* write(key, record)
               }
               yield* dropDead(keys, live)
@@ -297,7 +354,7 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
             Effect.map(
               Effect.flatMap(
                 sql`DELETE FROM ${table} WHERE ${sql.in("lock_key", [...new Set(keys)])}
-                  RETURNING lock_key, failures, last_failure, locked_until, lockouts, expires_at`,
+                  RETURNING ${columns}`,
                 decodeRows
               ),
               (rows) => rows.filter((row) => row.expires_at > now && row.locked_until > now).map((row) => row.lock_key)
@@ -324,7 +381,7 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
           "list",
           Effect.map(
             Effect.flatMap(
-              sql`SELECT lock_key, failures, last_failure, locked_until, lockouts, expires_at FROM ${table}
+              sql`SELECT ${columns} FROM ${table}
                 WHERE expires_at > ${now} ORDER BY lock_key`,
               decodeRows
             ),

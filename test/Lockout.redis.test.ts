@@ -16,6 +16,7 @@ import * as TestBackend from "../src/testing/TestBackend.js"
 import {
   anotherAccountKeepsTheCount,
   aSuccessGivesBackItsOwnCount,
+  concurrentSuccessesLockNobody,
   counting,
   cutOffWhileCounting,
   exactlyTheLimitGetsThrough,
@@ -70,6 +71,16 @@ describe.skipIf(Redis.missing)("Lockout on Redis", () => {
       yield* resetFindsItsKeys(Lockout.redisStore(client, { keyPrefix: prefix }))
     }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
   })
+
+  it.live("successes in flight lock nobody: 20 concurrent correct logins on two instances all get in, also after 4 failures (limit 5)", () => {
+    const prefix = Redis.uniquePrefix("lockout")
+    const { backend, calls } = counting({ slowSuccess: true })
+    return Effect.gen(function*() {
+      const a = yield* instance(prefix, backend, { by: "username", limit: 5 })
+      const b = yield* instance(prefix, backend, { by: "username", limit: 5 })
+      yield* concurrentSuccessesLockNobody(a, b, calls)
+    }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
+  }, 60_000)
 
   it.live("no count is lost: 400 concurrent failures on two instances under a high limit count 400", () => {
     const prefix = Redis.uniquePrefix("lockout")

@@ -19,6 +19,7 @@ import * as TestClock from "effect/TestClock"
 import * as http from "node:http"
 import * as AuthBackend from "../src/AuthBackend.js"
 import * as AuthError from "../src/AuthError.js"
+import * as AuthEvents from "../src/AuthEvents.js"
 import type { AuthRequest } from "../src/AuthRequest.js"
 import * as AuthService from "../src/AuthService.js"
 import * as Credentials from "../src/Credentials.js"
@@ -31,6 +32,7 @@ import * as TestBackend from "../src/testing/TestBackend.js"
 import {
   anotherAccountKeepsTheCount,
   aSuccessGivesBackItsOwnCount,
+  concurrentSuccessesLockNobody,
   counting as sharedCounting,
   cutOffWhileCounting,
   illFormedNames,
@@ -135,7 +137,7 @@ describe("Lockout: the lock", () => {
     }).pipe(Effect.provide(layer))
   })
 
-  it.live("a success that reached the limit lifts the lock its own reservation set", () =>
+  it.live("a success whose place made the limit gets in and locks nothing; the failure before it stays", () =>
     Effect.gen(function*() {
       yield* aSuccessGivesBackItsOwnCount({ auth: yield* AuthService.AuthService, lockout: yield* Lockout.Lockout })
     }).pipe(Effect.provide(setup({ by: "username", limit: 2 }, [sharedCounting().backend]).layer)))
@@ -293,6 +295,32 @@ describe("Lockout: the memory store", () => {
 
   it.effect("reset finds a name's and an address's records without reading every one", () =>
     resetFindsItsKeys(Lockout.memoryStore()))
+
+  // One store shared by two services: the second waits for the first's attempts by asking again.
+  const onStore = (store: Lockout.Store, backend: AuthBackend.AuthBackend) =>
+    Effect.map(
+      Layer.build(Lockout.layerAuthService(AuthService.layer([backend])).pipe(
+        Layer.provideMerge(Layer.effect(Lockout.Lockout, Lockout.make(store, { by: "username", limit: 5 }))),
+        Layer.provideMerge(AuthEvents.layer)
+      )),
+      (context) => ({ auth: Context.get(context, AuthService.AuthService), lockout: Context.get(context, Lockout.Lockout) })
+    )
+
+  it.live("successes in flight lock nobody: 20 concurrent correct logins all get in, also after 4 failures (limit 5)", () => {
+    const { backend, calls } = sharedCounting({ slowSuccess: true })
+    return Effect.scoped(Effect.gen(function*() {
+      const one = yield* onStore(Lockout.memoryStore(), backend)
+      yield* concurrentSuccessesLockNobody(one, one, calls)
+    }))
+  })
+
+  it.live("the same through two services sharing one store", () => {
+    const { backend, calls } = sharedCounting({ slowSuccess: true })
+    return Effect.scoped(Effect.gen(function*() {
+      const store = Lockout.memoryStore()
+      yield* concurrentSuccessesLockNobody(yield* onStore(store, backend), yield* onStore(store, backend), calls)
+    }))
+  })
 
   // reset(42) died in `usernameKey` (42.slice), reset(Proxy) in the key pattern's test.
   it.effect("reset of a target that is no string is a LockoutStoreError; an exact key is read as the records keep it", () =>

@@ -4,7 +4,6 @@ import { expect } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -22,8 +21,11 @@ import * as TestBackend from "../../src/testing/TestBackend.js"
 
 const alice = TestBackend.user("alice")
 
-/** Accepts the password "right" for anyone; counts every attempt that reaches it. */
-export const counting = () => {
+/**
+ * Accepts the password "right" for anyone; counts every attempt that reaches it. A wrong password
+ * takes 5 ms; a right one too with `slowSuccess` (for successes that overlap).
+ */
+export const counting = (options: { readonly slowSuccess?: boolean } = {}) => {
   let calls = 0
   const backend = AuthBackend.make({
     id: "passwords",
@@ -32,9 +34,10 @@ export const counting = () => {
     authenticate: ({ password }) =>
       Effect.suspend(() => {
         calls++
-        return Redacted.value(password) === "right"
-          ? Effect.succeed(alice)
-          : Effect.zipRight(Effect.sleep("5 millis"), AuthError.noMatch("passwords", "invalid-credentials"))
+        if (Redacted.value(password) !== "right") {
+          return Effect.zipRight(Effect.sleep("5 millis"), AuthError.noMatch("passwords", "invalid-credentials"))
+        }
+        return options.slowSuccess === true ? Effect.as(Effect.sleep("5 millis"), alice) : Effect.succeed(alice)
       }),
     getUser: () => Effect.succeedNone
   })
@@ -99,6 +102,32 @@ export const exactlyTheLimitGetsThrough = (a: Instance, b: Instance, calls: () =
     expect(tagOf(yield* Effect.exit(a.auth.authenticate({ username: "alice", password: "right" })))).toBe("LockedOut")
     expect(yield* a.lockout.reset("alice")).toEqual(["username:alice"])
     expect(tagOf(yield* Effect.exit(b.auth.authenticate({ username: "alice", password: "right" })))).toBe("success")
+  })
+
+/**
+ * Successes in flight are no failures: 20 concurrent correct logins through two instances (limit
+ * 5) all get in, also after 4 failures, when only one attempt at a time may be in flight; the
+ * failures stay counted, and the fifth locks. (Each attempt was counted as a failure when it
+ * asked, the lock set at the limit: the sixth concurrent correct login was refused for the whole
+ * cool-off, and 4 guesses every cool-off kept a user from two parallel requests.)
+ */
+export const concurrentSuccessesLockNobody = (a: Instance, b: Instance, calls: () => number) =>
+  Effect.gen(function*() {
+    const logins = (password: string, n: number) =>
+      Effect.all(
+        Array.from({ length: n }, (_, i) =>
+          Effect.map(Effect.exit((i % 2 === 0 ? a : b).auth.authenticate({ username: "alice", password })), tagOf)),
+        { concurrency: "unbounded" }
+      )
+    expect(yield* logins("right", 20)).toEqual(Array(20).fill("success"))
+    expect(yield* b.lockout.list).toEqual([])
+    for (let i = 0; i < 4; i++) expect(yield* logins("wrong", 1)).toEqual(["AuthenticationFailed"])
+    expect(yield* logins("right", 20)).toEqual(Array(20).fill("success"))
+    expect((yield* a.lockout.list).map((e) => [e.key, e.failures, e.lockedUntil])).toEqual([["username:alice", 4, undefined]])
+    expect(calls()).toBe(44)
+    expect(yield* logins("wrong", 1)).toEqual(["AuthenticationFailed"])
+    expect(yield* logins("right", 2)).toEqual(["LockedOut", "LockedOut"])
+    expect(calls()).toBe(45)
   })
 
 /** The other law: 400 concurrent failures through two instances under a high limit count 400 on each key. */
@@ -296,10 +325,10 @@ export const anotherAccountKeepsTheCount = (a: Instance, calls: () => number, re
   })
 
 /**
- * A success gives back its own count and nothing more, for every store (an instance by
- * "username", limit 2, on {@link counting}): one wrong password, then the right one, whose
- * reservation reached the limit and locked: the lock it set is lifted and the failure before it
- * stays, so the next wrong password locks.
+ * A success gives back its own place and nothing more, for every store (an instance by
+ * "username", limit 2, on {@link counting}): one wrong password, then the right one, whose place
+ * made the limit: it gets in, locks nothing, and the failure before it stays, so the next wrong
+ * password locks.
  */
 export const aSuccessGivesBackItsOwnCount = (a: Instance) =>
   Effect.gen(function*() {
@@ -313,17 +342,19 @@ export const aSuccessGivesBackItsOwnCount = (a: Instance) =>
   })
 
 /**
- * The law of a caller cut off while the store counts its attempt, for every store (by "username",
- * limit 3, on {@link counting}): the store counts at once and its answer arrives late (a Redis a
- * few milliseconds away), and each of three correct logins is interrupted (the client went away)
- * after the count and before the answer. Each attempt still runs in the background and, a
- * success, gives its count back: no record is left, and a fourth correct login gets in. Before,
- * the interrupted caller took its reservation with it: the attempt never ran and was never
- * settled, three failures were left counted, and the fourth correct login was `LockedOut`.
+ * The law of a caller cut off while the store holds its attempt's place, for every store (by
+ * "username", limit 3, on {@link counting}): the store holds the place at once and its answer
+ * arrives late (a Redis a few milliseconds away), and each of three correct logins is interrupted
+ * (the client went away) after that and before the answer. Each attempt still runs in the
+ * background and, a success, gives its place back: no record is left, and a fourth correct login
+ * gets in. Before, the interrupted caller took its reservation with it: the attempt never ran and
+ * was never settled, three failures were left counted, and the fourth correct login was
+ * `LockedOut`.
  */
 export const cutOffWhileCounting = (store: Lockout.Store) =>
   Effect.gen(function*() {
-    const answer = yield* Deferred.make<void>()
+    // one store answer let through per caller (asks for one key wait in line, one at a time)
+    const answers = yield* Queue.unbounded<void>()
     const counted = yield* Queue.unbounded<void>()
     // how each reservation ended: given back by its settlement, or taken away by the caller
     const ends = yield* Queue.unbounded<"refunded" | "reservation interrupted">()
@@ -332,7 +363,7 @@ export const cutOffWhileCounting = (store: Lockout.Store) =>
       attempt: (keys, now, policy) =>
         store.attempt(keys, now, policy).pipe(
           Effect.tap(() => Queue.offer(counted, undefined)),
-          Effect.zipLeft(Deferred.await(answer)),
+          Effect.zipLeft(Queue.take(answers)),
           Effect.onInterrupt(() => Queue.offer(ends, "reservation interrupted"))
         ),
       refund: (keys, now, policy) => Effect.zipLeft(store.refund(keys, now, policy), Queue.offer(ends, "refunded"))
@@ -350,12 +381,13 @@ export const cutOffWhileCounting = (store: Lockout.Store) =>
       yield* Queue.take(counted)
       // the client goes away while the store's answer is on its way
       expect(Exit.isInterrupted(yield* Fiber.interrupt(caller)), String(i)).toBe(true)
+      yield* Queue.offer(answers, undefined)
     }
-    yield* Deferred.succeed(answer, undefined)
     expect(Chunk.toArray(yield* Queue.takeN(ends, 3))).toEqual(["refunded", "refunded", "refunded"])
     // each attempt ran (a correct password was checked), and each success gave its count back
     expect(calls()).toBe(3)
     expect(yield* lockout.list).toEqual([])
+    yield* Queue.offer(answers, undefined)
     expect(tagOf(yield* Effect.exit(login))).toBe("success")
     expect(yield* lockout.list).toEqual([])
   })
