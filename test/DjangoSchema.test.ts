@@ -19,6 +19,7 @@ import * as Signing from "../src/internal/django/signing.js"
 import * as Session from "../src/Session.js"
 import * as SessionStore from "../src/SessionStore.js"
 import * as ModelBackend from "../src/backends/ModelBackend.js"
+import * as RemoteUserBackend from "../src/backends/RemoteUserBackend.js"
 import * as PasswordHasher from "../src/PasswordHasher.js"
 import * as SqlUserStore from "../src/SqlUserStore.js"
 import * as UserManager from "../src/UserManager.js"
@@ -275,6 +276,31 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
         // ~35 logins, each hashed by Django and by us at Django 5.2's 1,000,000 PBKDF2 iterations:
         // 30 s alone, and past 120 s once when the other worker hashed too (no timing is asserted).
       }), 300_000)
+
+    // Django's RemoteUserBackend looks the header's name up exactly (get_or_create): a decomposed
+    // name Django made a user of was composed here (NFC), missed, and created again as another user.
+    it.scopedLive("a remote user is found by exactly the name Django's RemoteUserBackend finds, in either order", () =>
+      Effect.gen(function*() {
+        const { db, store } = yield* engine.make
+        site("seed", db)
+        const decomposed = "Mari\u0301a"
+        const composed = "Mar\u00eda"
+        const [madeByDjango] = site("remoteuser", db, { names: [decomposed] }).ids
+        const program = Effect.gen(function*() {
+          const login = (remoteUser: string) => Effect.map(AuthService.authenticate({ remoteUser }), (ok) => Number(ok.user.id))
+          expect(yield* login(decomposed)).toBe(madeByDjango)
+          const madeHere = yield* login(composed)
+          expect(madeHere).not.toBe(madeByDjango)
+          expect(site("remoteuser", db, { names: [composed, decomposed] }).ids).toEqual([madeHere, madeByDjango])
+        })
+        yield* program.pipe(
+          Effect.provide(AuthService.layer([RemoteUserBackend.RemoteUserBackend]).pipe(
+            Layer.provide(RemoteUserBackend.layer({ trustedOnly: false })),
+            Layer.provide(AuthEvents.layer),
+            Layer.provide(Layer.orDie(store()))
+          ))
+        )
+      }))
 
     it.scopedLive("what effect-auth writes, Django reads; Django's tables are never changed", () =>
       Effect.gen(function*() {

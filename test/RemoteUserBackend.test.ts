@@ -368,13 +368,20 @@ describe("RemoteUserBackend", () => {
       expect(ok.backend).toBe("remote-user")
     }).pipe(Effect.provide(layer({ trustedOnly: false }))))
 
-  // Over a transport that carries Unicode as it is: canonically equivalent spellings are one name,
-  // compatibility ones are other principals.
-  it.effect("a name decomposed (NFD) is the user of the same name composed; one NFKC would fold is nobody", () =>
+  // Names are looked up exactly, as Django's get_or_create does: a decomposed spelling is another
+  // name than the composed one (this store, which folds names through NFKC, cannot keep both: it is
+  // nobody), and compatibility spellings are other principals. test/DjangoSchema.test.ts compares
+  // with Django's RemoteUserBackend on a Django site's tables, where both can exist.
+  it.effect("a name decomposed (NFD) is not the user of the same name composed; one NFKC would fold is nobody", () =>
     Effect.gen(function*() {
-      const composed = yield* AuthService.authenticate({ remoteUser: "Jos\u00e9" })
-      const decomposed = yield* AuthService.authenticate({ remoteUser: "Jose\u0301" })
-      expect(decomposed.user.id).toBe(composed.user.id)
+      yield* AuthService.authenticate({ remoteUser: "Jos\u00e9" })
+      const decomposed = yield* Effect.flip(AuthService.authenticate({ remoteUser: "Jose\u0301" }))
+      expect(decomposed).toMatchObject({ _tag: "AuthenticationFailed", attempts: [{ reason: "invalid-credentials" }] })
+      const normalised = yield* Effect.provide(
+        AuthService.authenticate({ remoteUser: "Jose\u0301" }),
+        layer({ trustedOnly: false, cleanUsername: (name) => name.normalize("NFC") })
+      )
+      expect(normalised.user.username).toBe("Jos\u00e9")
       yield* AuthService.authenticate({ remoteUser: "admin" })
       const folded = yield* Effect.flip(AuthService.authenticate({ remoteUser: "\u00aadmin" }))
       expect(folded).toMatchObject({ _tag: "AuthenticationFailed", attempts: [{ reason: "invalid-credentials" }] })

@@ -4,12 +4,13 @@
  * create that user in the local `UserStore`.
  *
  * - `cleanUsername` turns the header value into a username (strip a realm, lower-case, ...).
- * - The user is found by exactly that name (in NFC: `José` composed or decomposed is one name),
- *   as Django's `get_or_create` finds it, and compared so with a session's user: the store looks
- *   names up through NFKC, which is many-to-one, and the proxy's `ªdmin` (a Latin-1 byte) is
- *   another principal than `admin`. A name NFKC would change is never created
- *   (`NoMatch("invalid-credentials")`); normalise it in `cleanUsername` if your proxy's names are
- *   unique after NFKC.
+ * - The user is found by exactly that name, as Django's `get_or_create` finds it, and compared so
+ *   with a session's user: `José` composed and decomposed are two names, as in Django, and the
+ *   proxy's `ªdmin` (a Latin-1 byte) is another principal than `admin`. The store looks names up
+ *   through NFKC, which is many-to-one, so a name NFKC would change is never created
+ *   (`NoMatch("invalid-credentials")`), nor found unless a user of exactly that name exists (a
+ *   Django site's tables may hold one); normalise it in `cleanUsername` if your proxy's names are
+ *   unique after NFKC (`(name) => name.normalize("NFC")` for one that sends either form).
  * - `createUnknownUser` (default `true`, as Django's `create_unknown_user`): an unknown name
  *   creates a user with an unusable password; with `false` it is `NoMatch("unknown-user")`.
  *   Concurrent first requests of one name create one user.
@@ -233,7 +234,9 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, UserS
 
     const authenticate = (credentials: Credentials.RemoteUser, request: AuthRequest | undefined) =>
       Effect.gen(function*() {
-        const username = VouchedName.canonical(cleanUsername(credentials.remoteUser))
+        // Exactly the cleaned name, as Django's get_or_create looks it up: composed here (NFC), a
+        // decomposed name a Django site had made a user of was missed and created again.
+        const username = cleanUsername(credentials.remoteUser)
         if (username === "") return yield* noMatch("invalid-credentials")
         let found: { readonly user: UserStore.StoredUser; readonly created: boolean }
         if (createUnknownUser) {

@@ -27,6 +27,8 @@
 #       saving it: Django's save sets expire_date anew. The expire_date written
 #   {"action": "setpassword", "db": ..., "username", "password"}  set_password() and save()
 #   {"action": "signing", "db": ..., "ours": signed, "value": v}  Django's loads() of ours, its dumps() of v
+#   {"action": "remoteuser", "db": ..., "names": [...]}  Django's RemoteUserBackend.authenticate() of
+#       each name in turn (creating unknown users, as by default): the user ids, null for none
 #
 # "db" is {"engine": "sqlite", "name": path} or {"engine": "pg", "name", "host", "port", "user"}.
 import datetime
@@ -264,6 +266,12 @@ def rawsession():
     }
 
 
+def remoteuser():
+    from django.contrib.auth.backends import RemoteUserBackend
+    backend = RemoteUserBackend()
+    return {"ids": [getattr(backend.authenticate(None, remote_user=name), "pk", None) for name in command["names"]]}
+
+
 def whoami():
     from django.contrib.auth import get_user
 
@@ -328,7 +336,7 @@ def signing():
 actions = {
     "seed": seed, "ask": ask, "read": read, "schema": schema, "login": login, "anonymous": anonymous, "whoami": whoami,
     "logout": logout, "save": save, "setpassword": setpassword, "signing": signing, "anonymous_json": anonymous_json,
-    "rawsession": rawsession, "anonymous_python": anonymous_python,
+    "rawsession": rawsession, "anonymous_python": anonymous_python, "remoteuser": remoteuser,
 }
 if command["action"] == "version":
     print(json.dumps({"version": "%d.%d" % django.VERSION[:2]}))

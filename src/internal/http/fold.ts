@@ -28,7 +28,6 @@ import type * as Session from "../../Session.js"
 import type { User } from "../../User.js"
 import * as Cookies from "./cookies.js"
 import * as Failures from "./failures.js"
-import * as VouchedName from "../vouchedName.js"
 
 type Failure = Failures.Failure
 type Resolved = Option.Option<CurrentUser.Info>
@@ -224,9 +223,9 @@ export const make = (env: Env): Fold => {
       return undefined
     }
     const value = (read.credentials as { readonly remoteUser: string }).remoteUser
-    // Compared as the backend finds names (see VouchedName), as Django's RemoteUserMiddleware
-    // compares: a header naming "ªdmin" is another principal than the session's "admin".
-    if (Option.isSome(session) && session.value.user.username === VouchedName.canonical(cleanRemoteUser(source, value))) {
+    // Compared exactly, as the backend finds names and Django's RemoteUserMiddleware compares: a
+    // header naming "ªdmin" is another principal than the session's "admin".
+    if (Option.isSome(session) && session.value.user.username === cleanRemoteUser(source, value)) {
       return Effect.succeed(Option.some(info(session.value, "remote-user", cache)))
     }
     return switchRemoteUser(request, cookieValue, fromRemote ? Option.none() : session, fromRemote, read.credentials, cache)
