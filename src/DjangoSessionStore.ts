@@ -172,6 +172,8 @@ const ownOf = (data: Dict<unknown>): Record<string, unknown> => {
 }
 
 const noData: Dict<never> = new Map<never, unknown>()
+// Django's CSRF_SESSION_KEY: where CsrfViewMiddleware keeps its secret under CSRF_USE_SESSIONS.
+const csrfSessionKey = "_csrftoken"
 
 // What the SQL and cache stores share: Django's session dict to a record and back.
 const codec = (options: Options) =>
@@ -262,16 +264,39 @@ const codec = (options: Options) =>
 
     // What a new key takes over from the session it replaces (Django's `cycle_key`): everything,
     // unless that session is a login of another user or through another backend, which Django's
-    // `login` flushes. The login keys themselves are then overwritten by `toDict`.
-    const carried = <K>(before: Dict<K>, record: SessionStore.SessionRecord): Dict<K> => {
+    // `login` flushes. The login keys themselves are then overwritten by `toDict`. A login leaves
+    // Django's CSRF secret behind (`_csrftoken`, under CSRF_USE_SESSIONS), as Django's `login`
+    // rotates it: carried over, whoever planted the anonymous session (a cookie set from a
+    // sibling domain) knew the secret of the victim's logged-in one, and forged its form posts.
+    const carried = <K>(before: Dict<K>, record: SessionStore.SessionRecord, login: boolean): Dict<K> => {
       const own = ownOf(before)
-      return own._auth_user_id === undefined ||
+      const kept = own._auth_user_id === undefined ||
           (own._auth_user_id === record.userId && own._auth_user_backend === pathOf(record.backendId))
         ? before
         : noData
+      if (!login || !kept.has(csrfSessionKey as K)) return kept
+      const without = new Map(kept)
+      without.delete(csrfSessionKey as K)
+      return without
     }
 
-    return { secret, legacy, readSecrets: secrets.map(Redacted.value), cookieAge, toRecord, toDict, carried }
+    // The expiry Django's save would write (`get_expiry_date`): `_session_expiry` seconds from now
+    // (`set_expiry(3600)`), or the date it names (ISO text with an offset, as Djangos after 3.2
+    // keep one), within this service's own. Without it a password change or a step-up here made
+    // a one-hour session of Django's a fortnight's.
+    const expiresAtOf = <K>(record: SessionStore.SessionRecord, before: Dict<K>, now: number): number => {
+      const expiry = ownOf(before)._session_expiry
+      if (typeof expiry === "number" && Number.isFinite(expiry) && expiry > 0) {
+        return Math.min(record.expiresAt, now + Math.floor(expiry * 1000))
+      }
+      if (typeof expiry === "string" && /(?:Z|[+-]\d\d:\d\d)$/.test(expiry)) {
+        const at = Date.parse(expiry)
+        if (Number.isFinite(at)) return Math.min(record.expiresAt, at)
+      }
+      return record.expiresAt
+    }
+
+    return { secret, legacy, readSecrets: secrets.map(Redacted.value), cookieAge, toRecord, toDict, carried, expiresAtOf }
   })
 
 const configError = (message: string) => new AuthConfigError({ message: `DjangoSessionStore: ${message}` })
@@ -295,7 +320,7 @@ const QUALNAME = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$/
  */
 export const make = (options: Options): Effect.Effect<SessionStore.Service, AuthConfigError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
-    const { carried, legacy, readSecrets, secret, toDict, toRecord } = yield* codec(options)
+    const { carried, expiresAtOf, legacy, readSecrets, secret, toDict, toRecord } = yield* codec(options)
     const tableName = options.table ?? "django_session"
     if (!SqlTables.isTableName(tableName)) return yield* configError("table must match [A-Za-z_][A-Za-z0-9_]*")
     const className = options.storeClass ?? "SessionStore"
@@ -323,13 +348,15 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
         (rows) => Option.fromNullable(rows[0])
       )
 
-    const write = (key: string, record: SessionStore.SessionRecord, before: Signing.SessionDict, now: number) =>
-      record.expiresAt <= now
+    const write = (key: string, record: SessionStore.SessionRecord, before: Signing.SessionDict, now: number) => {
+      const expiresAt = expiresAtOf(record, before, now)
+      return expiresAt <= now
         ? Effect.asVoid(sql`DELETE FROM ${table} WHERE session_key = ${key}`)
         : Effect.asVoid(sql`INSERT INTO ${table} (session_key, session_data, expire_date)
-            VALUES (${key}, ${toData(record, before)}, ${time(record.expiresAt)})
+            VALUES (${key}, ${toData(record, before)}, ${time(expiresAt)})
             ON CONFLICT (session_key) DO UPDATE SET
               session_data = excluded.session_data, expire_date = excluded.expire_date`)
+    }
 
     return SessionStore.make({
       get: (key, now) =>
@@ -348,17 +375,17 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
             Effect.gen(function*() {
               const row = yield* live(key, now)
               if (Option.isNone(row)) return "gone" as const
-              if (record.expiresAt <= now) {
-                const deleted = yield* count(sql`DELETE FROM ${table} WHERE session_key = ${key} RETURNING session_key`)
-                return deleted > 0 ? "written" as const : "gone" as const
-              }
               // Data that no longer verifies (Django rewrote it under a SECRET_KEY this store does
               // not know) is no session, as `get` reads it: written over, the keys Django keeps
               // would be lost.
               const before = Signing.readSession(row.value.session_data, readSecrets, { className })
+              if (record.expiresAt <= now || (before !== undefined && expiresAtOf(record, before, now) <= now)) {
+                const deleted = yield* count(sql`DELETE FROM ${table} WHERE session_key = ${key} RETURNING session_key`)
+                return deleted > 0 ? "written" as const : "gone" as const
+              }
               if (before === undefined) return "gone" as const
               const data = toData(record, before)
-              const expires = time(record.expiresAt)
+              const expires = time(expiresAtOf(record, before, now))
               const written = yield* count(sql`UPDATE ${table} SET session_data = ${data}, expire_date = ${expires}
                 WHERE session_key = ${key} AND session_data = ${row.value.session_data} RETURNING session_key`)
               return written > 0 ? "written" as const : "changed" as const
@@ -369,14 +396,17 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
       delete: (key) =>
         run("delete", Effect.map(count(sql`DELETE FROM ${table} WHERE session_key = ${key} RETURNING session_key`), (n) => n > 0)),
       isLive: (key, now) => run("isLive", Effect.map(live(key, now), Option.isSome)),
-      cycle: (from, key, record, now) =>
+      cycle: (from, key, record, now, cycleOptions) =>
         run(
           "cycle",
           Effect.flatMap(live(from, now), (row) =>
             write(
               key,
               record,
-              Option.match(row, { onNone: () => noData, onSome: (r) => carried(decodeData(r.session_data), record) }),
+              Option.match(row, {
+                onNone: () => noData,
+                onSome: (r) => carried(decodeData(r.session_data), record, cycleOptions?.login === true)
+              }),
               now
             ))
         ),
@@ -496,7 +526,7 @@ return 1`
  */
 export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Service, AuthConfigError> =>
   Effect.gen(function*() {
-    const { carried, cookieAge, toDict, toRecord } = yield* codec(options)
+    const { carried, cookieAge, expiresAtOf, toDict, toRecord } = yield* codec(options)
     const version = options.version ?? 1
     if (!Number.isSafeInteger(version)) return yield* configError("version must be an integer")
     const client = options.client
@@ -518,7 +548,7 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
       before: Dict<unknown>,
       now: number
     ) => {
-      const ttl = record.expiresAt - now
+      const ttl = expiresAtOf(record, before, now) - now
       return ttl <= 0
         ? Effect.asVoid(call(operation, () => client.del(keyOf(key))))
         : Effect.asVoid(call(operation, () => client.set(keyOf(key), Pickle.dumps(toDict(record, before)), "PX", ttl)))
@@ -551,7 +581,7 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
                     keyOf(key),
                     value,
                     Pickle.dumps(toDict(record, before)),
-                    record.expiresAt - now
+                    expiresAtOf(record, before, now) - now
                   )),
                 (n) => n === 1 ? "written" as const : "changed" as const
               )
@@ -561,9 +591,9 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
       delete: (key) => Effect.map(call("delete", () => client.del(keyOf(key))), (n) => n > 0),
       // PTTL: -2 gone.
       isLive: (key) => Effect.map(call("isLive", () => client.pttl(keyOf(key))), (ttl) => ttl !== -2),
-      cycle: (from, key, record, now) =>
+      cycle: (from, key, record, now, cycleOptions) =>
         Effect.flatMap(call("cycle", () => client.getBuffer(keyOf(from))), (value) =>
-          write("cycle", key, record, value === null ? noData : carried(dictOf(value), record), now)),
+          write("cycle", key, record, value === null ? noData : carried(dictOf(value), record, cycleOptions?.login === true), now)),
       // Redis drops expired keys itself.
       deleteExpired: () => Effect.succeed(0)
     })

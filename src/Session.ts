@@ -463,12 +463,13 @@ export const make = (
 
     // A new id for `record`; the old session (if any) is deleted after the new one is stored,
     // so a failed write never leaves the user without a session. `carry`: the new id takes over
-    // what a store shared with Django keeps besides the login (Django's `cycle_key`).
-    const issue = (record: SessionStore.SessionRecord, now: number, old: string | undefined, carry: boolean) =>
+    // what a store shared with Django keeps besides the login (Django's `cycle_key`); `login`: but
+    // Django's CSRF secret, which its `login` rotates.
+    const issue = (record: SessionStore.SessionRecord, now: number, old: string | undefined, carry: boolean, login = false) =>
       Effect.gen(function*() {
         const id = format.newId()
         if (carry && old !== undefined && store.cycle !== undefined) {
-          yield* store.cycle(format.storeKey(old), format.storeKey(id), record, now)
+          yield* store.cycle(format.storeKey(old), format.storeKey(id), record, now, { login })
         } else {
           yield* store.set(format.storeKey(id), record, now)
         }
@@ -484,11 +485,20 @@ export const make = (
     // it replaces was still there when it was deleted. A logout (or another successor) that came
     // between the read and the write otherwise came undone: the new cookie logged the user back
     // in, or two step-ups left two sessions. The loser's new session is deleted again.
+    // A store shared with Django (`cycle`) may keep the successor shorter than this service would
+    // (Django's `set_expiry` on the session): the record answered, and the cookie made of it, say
+    // when the store keeps it until.
     const succeed = (record: SessionStore.SessionRecord, now: number, old: string) =>
       Effect.flatMap(issue(record, now, old, true), ({ id, oldWasThere }) =>
-        oldWasThere
-          ? Effect.succeed(Option.some(id))
-          : Effect.as(store.delete(format.storeKey(id)), Option.none<string>()))
+        !oldWasThere
+          ? Effect.as(store.delete(format.storeKey(id)), Option.none<readonly [string, SessionStore.SessionRecord]>())
+          : store.cycle === undefined
+          ? Effect.succeed(Option.some([id, record] as const))
+          : Effect.map(store.get(format.storeKey(id), now), (stored) =>
+            Option.some([id, {
+              ...record,
+              expiresAt: Option.match(stored, { onNone: () => record.expiresAt, onSome: (s) => Math.min(s.expiresAt, record.expiresAt) })
+            }] as const)))
 
     // Django's `login` keeps the data of the session it replaces (an anonymous one, or the same
     // user's under the same password) and flushes any other. Only a store that keeps more than
@@ -536,7 +546,7 @@ export const make = (
           expiresAt: expiry(now, now),
           ...(authenticated.degraded === true && { degraded: true })
         }
-        const { id } = yield* issue(record, now, old, yield* keepsAtLogin(old, record, now))
+        const { id } = yield* issue(record, now, old, yield* keepsAtLogin(old, record, now), true)
         yield* events.publish(new AuthEvents.LoggedIn({ user, backend, request: forEvent(loginOptions.request) }))
         yield* loggedIn(backend, user)
         return sessionUser(user, id, record)
@@ -621,8 +631,8 @@ export const make = (
           expiresAt: expiry(record.createdAt, now)
         }
         // Django's `update_session_auth_hash` cycles the key and keeps the session's data.
-        const id = yield* succeed(next, now, old)
-        return Option.map(id, (id) => sessionUser(user, id, next))
+        const issued = yield* succeed(next, now, old)
+        return Option.map(issued, ([id, stored]) => sessionUser(user, id, stored))
       })
 
     const stepUp: Service["stepUp"] = (sessionId, authenticated) =>
@@ -638,8 +648,8 @@ export const make = (
           expiresAt: expiry(record.createdAt, now)
         }
         // A new id, as at login: an id seen before the second factor is worth nothing after it.
-        const id = yield* succeed(next, now, old)
-        return Option.map(id, (id) => sessionUser(authenticated.user, id, next))
+        const issued = yield* succeed(next, now, old)
+        return Option.map(issued, ([id, stored]) => sessionUser(authenticated.user, id, stored))
       }).pipe(Effect.withSpan("effect-auth.Session.stepUp", { captureStackTrace: false }))
 
     const csrfToken: Service["csrfToken"] = (sessionId) =>

@@ -186,11 +186,19 @@ export interface Service {
    * For the same stores: stores `record` under `key` together with what the live entry under
    * `from` holds besides a login (other apps' keys), as Django's `cycle_key` moves a session's data
    * to a new key. Nothing is carried when `from` holds a login of another user, or of another
-   * backend: Django flushes that session at login. `from` is left for the caller to delete. A
-   * store of logins only leaves it out, and `set` is used instead.
+   * backend: Django flushes that session at login. At a login (`options.login`), a store shared
+   * with Django also leaves out the CSRF secret Django keeps in the session (`_csrftoken` under
+   * `CSRF_USE_SESSIONS`), as Django's `login` rotates it. `from` is left for the caller to delete.
+   * A store of logins only leaves it out, and `set` is used instead.
    */
   readonly cycle?:
-    | ((from: string, key: string, record: SessionRecord, now: number) => Effect.Effect<void, SessionStoreError>)
+    | ((
+      from: string,
+      key: string,
+      record: SessionRecord,
+      now: number,
+      options?: { readonly login?: boolean | undefined }
+    ) => Effect.Effect<void, SessionStoreError>)
     | undefined
 }
 
@@ -292,10 +300,10 @@ export const make = (raw: SessionStore.Service): SessionStore.Service => {
       isLive: (key, now) => check("isLive", key, now, undefined, () => isLive(key, now))
     }),
     ...(cycle !== undefined && {
-      cycle: (from, key, record, now) =>
+      cycle: (from, key, record, now, options) =>
         decodeKey(from)._tag === "Left"
           ? invalid("cycle", "key")
-          : check("cycle", key, now, record, () => cycle(from, key, record, now))
+          : check("cycle", key, now, record, () => cycle(from, key, record, now, { login: options?.login === true }))
     })
   }
 }

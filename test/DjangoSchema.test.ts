@@ -431,6 +431,36 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
         yield* program.pipe(Effect.provide(Live))
       }), 300_000)
 
+    // Django's login rotates its CSRF secret (kept in the session as `_csrftoken` under
+    // CSRF_USE_SESSIONS): carried over by a login here, whoever planted the anonymous session knew
+    // the logged-in one's and forged its form posts. Django's update_session_auth_hash saves with
+    // the session's `set_expiry` age: a password change here made a one-hour session a fortnight's.
+    it.scopedLive("a login here leaves Django's CSRF secret behind; a password change keeps Django's set_expiry", () =>
+      Effect.gen(function*() {
+        const { db, Live } = yield* sessionSite
+        yield* Effect.gen(function*() {
+          const sessions = yield* Session.Session
+          const rows = yield* SessionStore.SessionStore
+          const alice = () => AuthService.authenticate({ username: "alice", password: Redacted.make("alice-pw-1") })
+          const planted: string = site("anonymous", db, { data: { cart: [1], _csrftoken: "a".repeat(32) } }).key
+          const started = Redacted.value((yield* sessions.login(yield* alice(), { sessionId: planted })).sessionId)
+          expect(site("rawsession", db, { key: started }).order).toEqual(["cart", "_auth_user_id", "_auth_user_backend", "_auth_user_hash", "_effect_auth"])
+
+          const fromDjango: string = site("login", db, { username: "alice", password: "alice-pw-1" }).key
+          site("save", db, { key: fromDjango, data: {}, expiry: 3600 })
+          const user = (yield* alice()).user
+          const successor = Option.getOrThrow(yield* sessions.updateSessionAuthHash(fromDjango, user))
+          const changed = Redacted.value(successor.sessionId)
+          const now = Date.now()
+          const expiresAt = Option.getOrThrow(yield* rows.get(changed, now)).expiresAt
+          expect(expiresAt).toBeLessThanOrEqual(now + 3_600_000)
+          expect(expiresAt).toBeGreaterThan(now + 3_000_000)
+          // what the new cookie's Max-Age is made of
+          expect(successor.expiresAt.getTime()).toBe(expiresAt)
+          expect(site("whoami", db, { key: changed }).id).toBe(Number(user.id))
+        }).pipe(Effect.provide(Live))
+      }), 120_000)
+
     // A Django view that writes a session effect-auth started (a flash message) sets expire_date
     // to SESSION_COOKIE_AGE (two weeks) from then. That lifted effect-auth's maxAge and
     // idleTimeout: the session was served for two weeks, or, with an idle timeout, served once more

@@ -2,7 +2,8 @@
 // them. Each handler is built once per settings where it can be (`clear`), or once per login.
 import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import type * as Duration from "effect/Duration"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
@@ -98,16 +99,28 @@ export const handlers = (
   csrfCookie: Option.Option<string>,
   maxAge: Duration.Duration
 ): CookieHandlers => {
+  const maxAgeMillis = Duration.toMillis(maxAge)
   const sessionOptions = { ...cookie.options, maxAge }
   const csrfOptions = { ...cookie.options, httpOnly: false, maxAge }
+  // A session its store keeps for less than `maxAge` (a Django site's `set_expiry(3600)`, kept
+  // through a password change here) gets a cookie that says so, as Django's does; within a
+  // minute of `maxAge` it is the session the service made, and the cookie says `maxAge`.
+  const optionsFor = (started: Session.SessionUser, now: number) => {
+    const left = started.expiresAt.getTime() - now
+    if (left >= maxAgeMillis - 60_000) return { session: sessionOptions, csrf: csrfOptions }
+    const shorter = Duration.seconds(Math.max(0, Math.ceil(left / 1000)))
+    return { session: { ...sessionOptions, maxAge: shorter }, csrf: { ...csrfOptions, maxAge: shorter } }
+  }
   const set = (started: Session.SessionUser) =>
-    HttpApp.appendPreResponseHandler((_request, response) => {
-      let next = HttpServerResponse.unsafeSetCookie(response, cookie.name, Redacted.value(started.sessionId), sessionOptions)
-      if (Option.isSome(csrfCookie)) {
-        next = HttpServerResponse.unsafeSetCookie(next, csrfCookie.value, Redacted.value(started.csrfToken), csrfOptions)
-      }
-      return Effect.succeed(next)
-    })
+    HttpApp.appendPreResponseHandler((_request, response) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const options = optionsFor(started, now)
+        let next = HttpServerResponse.unsafeSetCookie(response, cookie.name, Redacted.value(started.sessionId), options.session)
+        if (Option.isSome(csrfCookie)) {
+          next = HttpServerResponse.unsafeSetCookie(next, csrfCookie.value, Redacted.value(started.csrfToken), options.csrf)
+        }
+        return next
+      }))
   // A deletion carries the attributes the cookie was set with, as Django's `delete_cookie` does:
   // browsers ignore one without `Secure` for a `__Host-`/`__Secure-` name, and one without
   // `SameSite=None` in a cross-site frame.
