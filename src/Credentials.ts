@@ -116,7 +116,7 @@ export const Username = Schema.String.pipe(
  * @since 0.1.0
  * @category schemas
  */
-export const Password = secret(4096)
+export const Password = secret(CredentialsDecoder.passwordMaxLength)
 
 /**
  * Username and password, as Django's `ModelBackend` takes them.
@@ -141,7 +141,7 @@ export const UsernamePassword = CredentialsDecoder.register(
     const keys = ["username", "password"]
     const isUsername = CredentialsDecoder.isCodePointText(1, 150)
     const username = (raw: unknown) => isUsername(raw) ? raw : CredentialsDecoder.invalid
-    const password = CredentialsDecoder.secret(4096)
+    const password = CredentialsDecoder.secret(CredentialsDecoder.passwordMaxLength)
     return (raw: unknown) => {
       if (!CredentialsDecoder.hasExactKeys(raw, keys)) return CredentialsDecoder.invalid
       const u = username(raw.username)

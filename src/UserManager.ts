@@ -26,9 +26,10 @@
  */
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
-import type * as Redacted from "effect/Redacted"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { nfkcBound } from "./internal/codePoints.js"
+import * as CredentialsDecoder from "./internal/credentialsDecoder.js"
 import * as PasswordHasher from "./PasswordHasher.js"
 import * as PasswordValidation from "./PasswordValidation.js"
 import * as UserStore from "./UserStore.js"
@@ -282,9 +283,24 @@ const checkUser = (user: unknown): Effect.Effect<void, UserStore.InvalidInput> =
     ? Effect.void
     : Effect.fail(new UserStore.InvalidInput({ field: "user", message: "user must be a stored user" }))
 
-// validate_password, then make_password: nothing is hashed for a refused password.
+// A password longer than a login takes (`Credentials.Password`) could be set but never used: the
+// user was locked out of the account just made (Django has no such bound; its forms take any).
+const tooLong = new PasswordValidation.InvalidPassword({
+  issues: [{
+    code: "password_too_long",
+    message: `This password is too long. It must contain at most ${CredentialsDecoder.passwordMaxLength} characters.`
+  }]
+})
+
+// validate_password (which refuses what is no Redacted string), then the bound, then
+// make_password: nothing is hashed for a refused password.
 const choose = (password: Redacted.Redacted<string>, user: PasswordValidation.UserAttributes) =>
   Effect.zipRight(
-    PasswordValidation.validate(password, user),
+    Effect.zipRight(
+      PasswordValidation.validate(password, user),
+      Effect.suspend(() =>
+        Redacted.value(password).length > CredentialsDecoder.passwordMaxLength ? Effect.fail(tooLong) : Effect.void
+      )
+    ),
     Effect.flatMap(PasswordHasher.PasswordHasher, (hasher) => hasher.hash(password))
   )

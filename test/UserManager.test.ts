@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Option, Redacted, TestClock } from "effect"
+import { Effect, Exit, Layer, Option, Redacted, Schema, TestClock } from "effect"
+import * as Credentials from "../src/Credentials.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
 import * as PasswordHasher from "../src/PasswordHasher.js"
 import * as PasswordResetToken from "../src/PasswordResetToken.js"
@@ -40,6 +41,24 @@ describe("UserManager", () => {
       ])
       const store = yield* UserStore.UserStore
       expect(Option.isNone(yield* store.findByUsername("bob"))).toBe(true)
+    }).pipe(Effect.provide(Live)))
+
+  // Set with no bound, a 4,097-character password was stored and then refused at every login
+  // (Credentials.Password takes at most 4,096): the user was locked out of the account just made.
+  it.effect("a password longer than a login takes (4,096 characters) is refused, and nothing is stored; 4,096 logs in", () =>
+    Effect.gen(function*() {
+      const long = "correct horse battery ".repeat(200).slice(0, 4096)
+      const error = yield* Effect.flip(UserManager.createUser({ username: "erin", password: pw(long + "x") }))
+      expect(error._tag === "InvalidPassword" && error.issues.map((i) => i.code)).toEqual(["password_too_long"])
+      const store = yield* UserStore.UserStore
+      expect(Option.isNone(yield* store.findByUsername("erin"))).toBe(true)
+      const erin = yield* UserManager.createUser({ username: "erin", password: pw(long) })
+      const refused = yield* Effect.flip(UserManager.setPassword(erin, pw(long + "x")))
+      expect(refused._tag).toBe("InvalidPassword")
+      // what a login takes, and the password it checks
+      expect(Schema.is(Credentials.UsernamePassword)({ username: "erin", password: Redacted.make(long) })).toBe(true)
+      expect(Schema.is(Credentials.UsernamePassword)({ username: "erin", password: Redacted.make(long + "x") })).toBe(false)
+      expect(yield* verify(erin, long)).toBe(true)
     }).pipe(Effect.provide(Live)))
 
   it.effect("input without types: a password that is not a Redacted string, or no record at all, is a typed failure that writes nothing", () =>

@@ -30,6 +30,13 @@ export const lookup = (schema: unknown): Decoder<unknown> | undefined =>
   typeof schema === "object" || typeof schema === "function" ? registry.get(schema as object) : undefined
 
 /**
+ * The longest password a login takes (`Credentials.Password`), in UTF-16 code units: a hostile
+ * client cannot make the hasher work on megabytes. A password set through `UserManager` is held to
+ * it too, or it could never log in. @internal
+ */
+export const passwordMaxLength = 4096
+
+/**
  * Whether the input is a string of `min` to `max` UTF-16 units, as `Schema.minLength`/`maxLength`
  * count them.
  *
