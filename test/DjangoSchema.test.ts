@@ -775,6 +775,58 @@ describe.skipIf(djangoPython === undefined)("a custom user model's tables", () =
     }), 60_000)
 })
 
+// Custom user models (AUTH_USER_MODEL), defined in test/django/accounts and made by Django's schema
+// editor as their migrations would make them: Django answers for its own model on the same rows.
+for (const django of djangos) for (const engine of [sqlite, pg]) {
+  describe.skipIf(engine.skip)(`a Django ${django.version} site's custom user model on ${engine.name}`, () => {
+    const custom = (action: string, db: Db, model: string, extra: object = {}) =>
+      siteOf(action, db, { user_model: model, ...extra }, django)
+    const tablesOf = (model: string) => ({
+      user: `accounts_${model.toLowerCase()}`,
+      userColumn: `${model.toLowerCase()}_id`
+    })
+    // Each login's user id, or null where it fails (with the error's tag kept for a failure that is
+    // no AuthenticationFailed, so an outage never passes for a refused password).
+    const loginsOf = (logins: ReadonlyArray<readonly [string, string]>) =>
+      Effect.forEach(logins, ([username, password]) =>
+        Effect.map(
+          Effect.either(AuthService.authenticate({ username, password: Redacted.make(password) })),
+          (result) =>
+            Either.isRight(result)
+              ? result.right.user.id
+              : result.left._tag === "AuthenticationFailed"
+              ? null
+              : result.left._tag
+        ))
+
+    it.scopedLive("NULL in email, first_name and last_name reads as \"\", as Django's own code reads None", () =>
+      Effect.gen(function*() {
+        const { db, store } = yield* engine.make
+        const model = "NullNamesAccount"
+        // The admin saves a blank email as NULL on a unique, nullable EmailField.
+        custom("custom_seed", db, model, {
+          users: [
+            { fields: { username: "dave", email: null, first_name: null, last_name: null, is_superuser: true }, password: "dave-pw-1" },
+            { fields: { username: "erin", email: "erin@example.com", first_name: "Erin" }, password: "erin-pw-2" }
+          ]
+        })
+        const logins = [["dave", "dave-pw-1"], ["erin", "erin-pw-2"], ["dave", "wrong"]] as const
+        const theirs = custom("custom_ask", db, model, { logins })
+        yield* Effect.gen(function*() {
+          expect(yield* loginsOf(logins)).toEqual(theirs.logins)
+          const users = yield* UserStore.UserStore
+          const rows = (found: ReadonlyArray<UserStore.StoredUser>) =>
+            found.map((u) => [u.username, u.email, u.firstName, u.lastName])
+          // One user's NULLs fail nobody's list.
+          expect(rows(yield* users.list())).toEqual([["dave", "", "", ""], ["erin", "erin@example.com", "Erin", ""]])
+          expect(rows(yield* users.withPerm("auth.view_group"))).toEqual([["dave", "", "", ""]])
+          const dave = Option.getOrThrow(yield* users.findByUsername("dave"))
+          expect(Option.map(yield* users.findById(dave.id), (u) => u.email)).toEqual(Option.some(""))
+        }).pipe(Effect.provide(chainOf(store({ tables: tablesOf(model) }), django)))
+      }), 120_000)
+  })
+}
+
 for (const django of djangos) describe(`Django's signing, as Django ${django.version} reads and writes it`, () => {
   const db: SiteDatabase = { engine: "sqlite", name: ":memory:" }
   const site = (action: string, db: Db, extra: object = {}) => siteOf(action, db, extra, django)

@@ -41,15 +41,24 @@ const IdString = Schema.transform(Id, Schema.String, { strict: true, decode: (n)
 // A row of the user table as a StoredUser: Django's column names, the store's field names.
 const column = <S extends Schema.Schema.Any>(schema: S, key: string) =>
   Schema.propertySignature(schema).pipe(Schema.fromKey(key))
+// A text column a custom user model may let be NULL (`EmailField(unique=True, null=True,
+// blank=True)`, where the admin saves a blank email as NULL so that two blanks do not collide):
+// read as "", as Django's own code reads None there (`normalize_email(None)`, `get_full_name`).
+// Refusing the row would fail that user's login and every list of users.
+const Text = Schema.transform(Schema.NullOr(Schema.String), Schema.String, {
+  strict: true,
+  decode: (text) => text ?? "",
+  encode: (text) => text
+})
 const StoredUserRow = Schema.Struct({
   id: IdString,
   passwordHash: column(Schema.Redacted(Schema.String), "password"),
   lastLogin: column(Schema.OptionFromNullOr(Timestamp), "last_login"),
   isSuperuser: column(Bool, "is_superuser"),
   username: Schema.String,
-  firstName: column(Schema.String, "first_name"),
-  lastName: column(Schema.String, "last_name"),
-  email: Schema.String,
+  firstName: column(Text, "first_name"),
+  lastName: column(Text, "last_name"),
+  email: Text,
   isStaff: column(Bool, "is_staff"),
   isActive: column(Bool, "is_active"),
   dateJoined: column(Timestamp, "date_joined")

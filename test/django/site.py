@@ -29,6 +29,13 @@
 #   {"action": "signing", "db": ..., "ours": signed, "value": v}  Django's loads() of ours, its dumps() of v
 #   {"action": "remoteuser", "db": ..., "names": [...]}  Django's RemoteUserBackend.authenticate() of
 #       each name in turn (creating unknown users, as by default): the user ids, null for none
+#   {"action": "custom_seed", "db": ..., "user_model", "users": [{"fields", "password"?}, ...]}  on a
+#       custom user model (test/django/accounts, AUTH_USER_MODEL = "accounts.<user_model>"): migrate,
+#       make the model's tables as its migration would (the schema editor), create the users
+#       through the ORM (a password hashed by make_password): their pks, as text
+#   {"action": "custom_ask", "db": ..., "user_model", "logins": [[username, password], ...]}
+#       what authenticate() answers (pks as text) and, for every user, get_username(), the row's
+#       username and email, inside a transaction rolled back
 #
 # "db" is {"engine": "sqlite", "name": path} or {"engine": "pg", "name", "host", "port", "user"}.
 import datetime
@@ -69,8 +76,15 @@ settings.configure(**{**dict(
     + (["django.contrib.auth.hashers.ScryptPasswordHasher"] if django.VERSION >= (4, 0) else [])
     + ["django.contrib.auth.hashers.MD5PasswordHasher"]
     + (["django.contrib.auth.hashers.SHA1PasswordHasher"] if django.VERSION < (5, 1) else []),
+), **(dict(
+    # a custom user model's app, its tables made by custom_seed (it has no migrations)
+    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions", "accounts"],
+    AUTH_USER_MODEL="accounts." + command["user_model"],
+    MIGRATION_MODULES={"accounts": None},
+    DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+) if "user_model" in command else {}),
     # e.g. {"DEFAULT_HASHING_ALGORITHM": "sha1"}: a 3.1/3.2 site in its transition setting
-), **command.get("settings", {})})
+    **command.get("settings", {})})
 django.setup()
 
 from django.contrib.auth import authenticate  # noqa: E402
@@ -333,10 +347,47 @@ def signing():
     }
 
 
+def custom_seed():
+    from django.contrib.auth import get_user_model
+
+    call_command("migrate", verbosity=0)
+    model = get_user_model()
+    # What the model's migration (CreateModel) runs: the table and its link tables.
+    with connection.schema_editor() as editor:
+        editor.create_model(model)
+    pks = []
+    for user in command["users"]:
+        password = user.get("password")
+        made = model.objects.create(password=make_password(password), **user["fields"])
+        pks.append(str(made.pk))
+    return {"pks": pks}
+
+
+def custom_ask():
+    from django.contrib.auth import get_user_model
+
+    model = get_user_model()
+    with transaction.atomic():
+        out = {"logins": [], "users": []}
+        for username, password in command["logins"]:
+            user = authenticate(username=username, password=password)
+            out["logins"].append(None if user is None else str(user.pk))
+        for user in model.objects.order_by("pk"):
+            out["users"].append({
+                "pk": str(user.pk),
+                "get_username": user.get_username(),
+                "username": getattr(user, "username", None),
+                "email": user.email,
+            })
+        transaction.set_rollback(True)
+    return out
+
+
 actions = {
     "seed": seed, "ask": ask, "read": read, "schema": schema, "login": login, "anonymous": anonymous, "whoami": whoami,
     "logout": logout, "save": save, "setpassword": setpassword, "signing": signing, "anonymous_json": anonymous_json,
     "rawsession": rawsession, "anonymous_python": anonymous_python, "remoteuser": remoteuser,
+    "custom_seed": custom_seed, "custom_ask": custom_ask,
 }
 if command["action"] == "version":
     print(json.dumps({"version": "%d.%d" % django.VERSION[:2]}))

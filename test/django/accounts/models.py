@@ -1,0 +1,15 @@
+# Custom user models (AUTH_USER_MODEL = "accounts.<name>") for test/DjangoSchema.test.ts: site.py
+# installs this app only when a command names one ("user_model"), and only that model is defined.
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+which = settings.AUTH_USER_MODEL.split(".")[1]
+
+if which == "NullNamesAccount":
+    # Text columns that allow NULL: the admin saves a blank email as NULL here (a unique email
+    # must not be "" twice), and code may leave the names None.
+    class NullNamesAccount(AbstractUser):
+        first_name = models.CharField(max_length=150, blank=True, null=True)
+        last_name = models.CharField(max_length=150, blank=True, null=True)
+        email = models.EmailField(unique=True, null=True, blank=True)
