@@ -97,7 +97,8 @@ export interface Options {
 /**
  * The tables of a Django site, for a custom user model (`AUTH_USER_MODEL`). Each defaults to
  * what Django names it for `django.contrib.auth`'s `User`; a user model with `AbstractUser`'s
- * columns is what the store reads and writes.
+ * columns is what the store reads and writes, with an integer primary key (`AutoField` or
+ * `BigAutoField`: the layer refuses a UUID one).
  *
  * @example
  * ```ts
@@ -421,7 +422,8 @@ export const migrate = (
 /**
  * Checks that a Django site's tables are there and have the columns the store uses, without
  * touching them: a missing table or column is a `UserStoreError` naming it, when the layer is
- * built rather than at the first login.
+ * built rather than at the first login. A user model whose primary key is no integer (a
+ * `UUIDField` or `CharField` one) is an `AuthConfigError`: the store's user ids are integers.
  *
  * @example
  * ```ts
@@ -457,6 +459,18 @@ export const checkDjangoTables = (
       yield* sql`SELECT ${sql.literal(columns)} FROM ${sql(table)} WHERE 1 = 0`.pipe(
         Effect.mapError((cause) => storeError(`open Django table ${table}`)(cause))
       )
+    }
+    // The store's user ids are integers (the link tables', sessions'): every row of a model with a
+    // UUID key would fail to decode, each login a store error. Refused before any login.
+    const types = yield* SqlTables.columnTypes(sql, t.user).pipe(
+      Effect.mapError((cause) => storeError(`read the columns of Django table ${t.user}`)(cause))
+    )
+    const idType = types.get("id")
+    if (idType !== undefined && !SqlTables.isIntegerType(sql, idType)) {
+      return yield* new AuthConfigError({
+        message: `SqlUserStore: the primary key of ${t.user} (id) is ${idType}; the store needs an integer one ` +
+          "(AutoField or BigAutoField), not a UUIDField or CharField"
+      })
     }
   })
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Effect, Either, Exit, Layer, Option, Redacted, TestClock } from "effect"
+import { Cause, Effect, Either, Exit, Layer, Option, Redacted, TestClock } from "effect"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -56,7 +56,12 @@ interface Engine {
   readonly name: string
   readonly skip: boolean
   /** A fresh database for one test, Django-migrated and seeded; dropped at the end of the scope. */
-  readonly make: Effect.Effect<{ readonly db: Db; readonly store: (django?: SqlUserStore.DjangoOptions) => Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, unknown> }, never, import("effect/Scope").Scope>
+  readonly make: Effect.Effect<{
+    readonly db: Db
+    readonly store: (django?: SqlUserStore.DjangoOptions) => Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, unknown>
+    /** A plain client on the database. */
+    readonly client: Layer.Layer<SqlClient.SqlClient, unknown>
+  }, never, import("effect/Scope").Scope>
 }
 
 const sqlite: Engine = {
@@ -69,7 +74,8 @@ const sqlite: Engine = {
       return {
         dir,
         db,
-        store: (django: SqlUserStore.DjangoOptions = {}) => SqlUserStore.layerSqlite({ filename: db.name, django })
+        store: (django: SqlUserStore.DjangoOptions = {}) => SqlUserStore.layerSqlite({ filename: db.name, django }),
+        client: SqliteClient.layer({ filename: db.name })
       }
     }),
     ({ dir }) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -101,7 +107,8 @@ const pg: Engine = {
         name,
         db,
         store: (django: SqlUserStore.DjangoOptions = {}) =>
-          SqlUserStore.layerPg({ url: Redacted.make(url.toString()), django })
+          SqlUserStore.layerPg({ url: Redacted.make(url.toString()), django }),
+        client: PgClient.layer({ url: Redacted.make(url.toString()) })
       }
     }),
     ({ name }) =>
@@ -823,6 +830,25 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
           const dave = Option.getOrThrow(yield* users.findByUsername("dave"))
           expect(Option.map(yield* users.findById(dave.id), (u) => u.email)).toEqual(Option.some(""))
         }).pipe(Effect.provide(chainOf(store({ tables: tablesOf(model) }), django)))
+      }), 120_000)
+
+    it.scopedLive("a user model whose primary key is a UUID is refused when the layer is built, with an AuthConfigError", () =>
+      Effect.gen(function*() {
+        const { client, db, store } = yield* engine.make
+        const model = "UuidAccount"
+        const { pks } = custom("custom_seed", db, model, { users: [{ fields: { username: "uma" }, password: "uma-pw-1" }] })
+        expect(pks[0]).toMatch(/^[0-9a-f-]{36}$/)
+        const options = { tables: tablesOf(model) }
+        const refusal = (exit: Exit.Exit<unknown, unknown>) =>
+          Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : "built"
+        const message = expect.stringMatching(
+          /primary key of accounts_uuidaccount \(id\) is (uuid|char\(32\)); the store needs an integer one/
+        )
+        const built = yield* Effect.exit(Layer.build(store(options)).pipe(Effect.scoped))
+        expect(refusal(built)).toMatchObject({ _tag: "AuthConfigError", message })
+        // checkDjangoTables, run on its own, says the same.
+        const checked = yield* Effect.exit(SqlUserStore.checkDjangoTables({ django: options }).pipe(Effect.provide(client)))
+        expect(refusal(checked)).toMatchObject({ _tag: "AuthConfigError", message })
       }), 120_000)
   })
 }

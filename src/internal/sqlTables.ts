@@ -7,6 +7,7 @@ import { SqlError } from "@effect/sql/SqlError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import type * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { AuthConfigError } from "../AuthError.js"
@@ -198,6 +199,47 @@ export const retryBusy = (limit: Duration.Duration) =>
       Schedule.union(Schedule.spaced("100 millis")),
       Schedule.upTo(limit)
     )
+  })
+
+const ColumnRows = Schema.Array(Schema.Struct({ name: Schema.String, type: Schema.String }))
+
+/**
+ * The columns of a table another system made (a Django site's user table) and their declared
+ * types, lower-cased, from the catalog: `pg_attribute` on PostgreSQL, the table found as the
+ * statements find it (along the search path); `pragma_table_info` on SQLite. Empty when there is
+ * no such table. `table` is a checked name ({@link isTableName}).
+ *
+ * @internal
+ */
+export const columnTypes = (
+  sql: SqlClient.SqlClient,
+  table: string
+): Effect.Effect<ReadonlyMap<string, string>, SqlError | ParseResult.ParseError> =>
+  Effect.map(
+    Effect.flatMap(
+      sql.onDialectOrElse({
+        // Quoted, as the statements quote it: `to_regclass` reads its argument as SQL would.
+        pg: () =>
+          sql`SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a
+            WHERE a.attrelid = to_regclass(${`"${table}"`}) AND a.attnum > 0 AND NOT a.attisdropped`,
+        orElse: () => sql`SELECT name, type FROM pragma_table_info(${table})`
+      }),
+      Schema.decodeUnknown(ColumnRows)
+    ),
+    (rows) => new Map(rows.map((row) => [row.name, row.type.toLowerCase()]))
+  )
+
+/**
+ * Whether a column's declared type (as {@link columnTypes} reads it) holds integers only:
+ * PostgreSQL's `smallint`, `integer`, `bigint` (Django's auto fields); on SQLite a type naming
+ * `INT`, SQLite's integer affinity (Django's `integer`).
+ *
+ * @internal
+ */
+export const isIntegerType = (sql: SqlClient.SqlClient, type: string): boolean =>
+  sql.onDialectOrElse({
+    pg: () => type === "smallint" || type === "integer" || type === "bigint",
+    orElse: () => type.includes("int")
   })
 
 /**

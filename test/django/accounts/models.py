@@ -1,5 +1,7 @@
 # Custom user models (AUTH_USER_MODEL = "accounts.<name>") for test/DjangoSchema.test.ts: site.py
 # installs this app only when a command names one ("user_model"), and only that model is defined.
+import uuid
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
@@ -13,3 +15,7 @@ if which == "NullNamesAccount":
         first_name = models.CharField(max_length=150, blank=True, null=True)
         last_name = models.CharField(max_length=150, blank=True, null=True)
         email = models.EmailField(unique=True, null=True, blank=True)
+elif which == "UuidAccount":
+    # A UUID primary key: no integer user id to give the store's users.
+    class UuidAccount(AbstractUser):
+        id = models.UUIDField(primary_key=True, default=uuid.uuid4)
