@@ -108,6 +108,12 @@ export interface Options {
  * const django: SqlUserStore.DjangoOptions = {
  *   tables: { user: "accounts_account", userColumn: "account_id" }
  * }
+ *
+ * // AUTH_USER_MODEL = "accounts.Member", with USERNAME_FIELD = "email"
+ * const byEmail: SqlUserStore.DjangoOptions = {
+ *   tables: { user: "accounts_member", userColumn: "member_id" },
+ *   usernameField: "email"
+ * }
  * ```
  *
  * @since 0.1.0
@@ -132,6 +138,19 @@ export interface DjangoOptions {
     /** The link tables' column naming the user: `<model name>_id`. Default `user_id`. */
     readonly userColumn?: string | undefined
   } | undefined
+  /**
+   * The column users log in by: the user model's `USERNAME_FIELD`. Default `"username"`.
+   *
+   * With `"email"` (or any other column), the store finds users by that column (every login, as
+   * Django's `get_by_natural_key` does), reports it as their `username`, and writes a new user's
+   * name into it; `create`'s `email` is then left out or the same. AbstractUser's `username`
+   * column, where the model keeps it beside (`REQUIRED_FIELDS = ["username"]`), gets the same
+   * value; a model that dropped it (`username = None`) works too. A new name is held to
+   * `UserStore.ValidUsername` whatever the column; lookups, as always on Django's tables, are
+   * exact. Must match `[A-Za-z_][A-Za-z0-9_]*` and be no other column the store writes
+   * (`password`, `first_name`, ...), or the layer fails with an `AuthConfigError`.
+   */
+  readonly usernameField?: string | undefined
   /**
    * Django's permissions come from its models (`migrate` makes them): granting one that has no row
    * fails with `PermissionNotFound` unless this is `true`; then the permission is made, on the
@@ -241,6 +260,8 @@ export interface Tables {
   readonly contentType?: string | undefined
   /** The link tables' column naming the user. Default `user_id`. */
   readonly userColumn?: string | undefined
+  /** On a Django site's tables only: the column users log in by (`DjangoOptions.usernameField`). */
+  readonly usernameField?: string | undefined
 }
 
 /**
@@ -259,21 +280,37 @@ export interface Tables {
  * @category utils
  */
 export const tables = (options: Options = {}): Effect.Effect<Tables, AuthConfigError> =>
-  options.django ? djangoTables(options) : SqlTables.resolve("SqlUserStore", "user", options, (prefix) => ({
-    user: `${prefix}user`,
-    group: `${prefix}group`,
-    permission: `${prefix}permission`,
-    userGroups: `${prefix}user_groups`,
-    userPermissions: `${prefix}user_user_permissions`,
-    groupPermissions: `${prefix}group_permissions`
-  }))
+  readOptions(() =>
+    options.django ? djangoTables(options) : SqlTables.resolve("SqlUserStore", "user", options, (prefix) => ({
+      user: `${prefix}user`,
+      group: `${prefix}group`,
+      permission: `${prefix}permission`,
+      userGroups: `${prefix}user_groups`,
+      userPermissions: `${prefix}user_user_permissions`,
+      groupPermissions: `${prefix}group_permissions`
+    }))
+  )
+
+// Options an untyped caller handed over may throw when read (a getter, a revoked Proxy, a name
+// whose toString throws): a config error like any other bad option, never a defect. The reading
+// is pure: nothing has been opened or written yet.
+const readOptions = <A>(read: () => Effect.Effect<A, AuthConfigError>): Effect.Effect<A, AuthConfigError> =>
+  Effect.catchAllDefect(
+    Effect.suspend(read),
+    () => Effect.fail(new AuthConfigError({ message: "SqlUserStore: the options could not be read" }))
+  )
+
+// AbstractUser's columns the store writes itself: none of them can be the one users log in by.
+const storeColumns = new Set([
+  "id", "password", "last_login", "is_superuser", "first_name", "last_name", "is_staff", "is_active", "date_joined"
+])
 
 const djangoOptions = (options: Options): DjangoOptions =>
   typeof options.django === "object" ? options.django : {}
 
 
 // Django's names, or the ones given for a custom user model; never a migrations table.
-const djangoTables = (options: Options): Effect.Effect<Tables, AuthConfigError> => {
+const djangoTables = (options: Options): Effect.Effect<Tables, AuthConfigError> => readOptions(() => {
   if (options.tablePrefix !== undefined || options.migrationsTable !== undefined) {
     return Effect.fail(
       new AuthConfigError({
@@ -281,7 +318,8 @@ const djangoTables = (options: Options): Effect.Effect<Tables, AuthConfigError> 
       })
     )
   }
-  const given = djangoOptions(options).tables ?? {}
+  const django = djangoOptions(options)
+  const given = django.tables ?? {}
   const user = given.user ?? "auth_user"
   const names = {
     user,
@@ -295,12 +333,26 @@ const djangoTables = (options: Options): Effect.Effect<Tables, AuthConfigError> 
     migrations: ""
   }
   const bad = Object.entries(names).find(([key, name]) => key !== "migrations" && !SqlTables.isTableName(name))
-  return bad === undefined
-    ? Effect.succeed(names)
-    : Effect.fail(
+  if (bad !== undefined) {
+    return Effect.fail(
       new AuthConfigError({ message: `SqlUserStore: django.tables.${bad[0]} must match [A-Za-z_][A-Za-z0-9_]* (at most 63 characters)` })
     )
-}
+  }
+  const usernameField: unknown = django.usernameField ?? "username"
+  if (typeof usernameField !== "string" || !SqlTables.isTableName(usernameField)) {
+    return Effect.fail(
+      new AuthConfigError({ message: "SqlUserStore: django.usernameField must match [A-Za-z_][A-Za-z0-9_]* (at most 63 characters)" })
+    )
+  }
+  if (storeColumns.has(usernameField)) {
+    return Effect.fail(
+      new AuthConfigError({
+        message: `SqlUserStore: django.usernameField cannot be ${usernameField}: the store writes that column itself`
+      })
+    )
+  }
+  return Effect.succeed({ ...names, usernameField })
+})
 
 const createTables = (t: Tables) =>
   Effect.gen(function*() {
@@ -446,8 +498,14 @@ export const checkDjangoTables = (
     const t = yield* djangoTables(options)
     const sql = yield* SqlClient.SqlClient
     const column = t.userColumn ?? "user_id"
+    const login = t.usernameField ?? "username"
     const probes: ReadonlyArray<readonly [string, string]> = [
-      [t.user, "id, password, last_login, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined"],
+      [
+        t.user,
+        `id, password, last_login, is_superuser, first_name, last_name, email, is_staff, is_active, date_joined${
+          login === "email" ? "" : `, "${login}"`
+        }`
+      ],
       [t.group, "id, name"],
       [t.permission, "id, name, content_type_id, codename"],
       [t.contentType!, "id, app_label, model"],
@@ -523,7 +581,9 @@ export const make = (
       unlink,
       update,
       userById,
-      userByName
+      userByName,
+      usernameField,
+      insertUser
     } = Rows.make(sql, t)
 
     // Every failure of the database or of a row's shape is a UserStoreError: callers (the model
@@ -572,6 +632,20 @@ export const make = (
     const revoke = (l: Rows.Link) => (p: internal.ParsedPermission, ownerId: number) =>
       Effect.asVoid(unlink(l, ownerId, permissionIds(p)))
 
+    // On a model logging in by email the name is the email: another one given beside it is refused.
+    const newUser = (raw: unknown): Effect.Effect<internal.NewUser, UserStore.InvalidInput> =>
+      Effect.flatMap(internal.createUser(raw), (u) =>
+        usernameField !== "email"
+          ? Effect.succeed(u)
+          : u.email === "" || u.email === u.username || u.email === UserStore.normalizeEmail(u.username)
+          ? Effect.succeed({ ...u, email: u.username })
+          : Effect.fail(
+            new UserStore.InvalidInput({
+              field: "email",
+              message: "is the username on these tables (django.usernameField \"email\"): leave it out or give the username"
+            })
+          ))
+
     const service: UserStore.Service = {
       // Django looks names up exactly (`get_by_natural_key`); effect-auth's own tables hold only
       // NFKC-normalised names, so there the lookup normalises too.
@@ -581,12 +655,8 @@ export const make = (
       create: (raw) =>
         run(
           "create",
-          Effect.flatMap(internal.createUser(raw), (u) =>
-            sql`INSERT INTO ${T.user}
-              (password, last_login, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined)
-              VALUES (${u.passwordHash}, NULL, ${bool(u.isSuperuser)}, ${u.username}, ${u.firstName}, ${u.lastName},
-                ${u.email}, ${bool(u.isStaff)}, ${bool(u.isActive)}, ${time(u.dateJoined)})
-              RETURNING id`.pipe(
+          Effect.flatMap(newUser(raw), (u) =>
+            insertUser(u).pipe(
               Effect.catchIf(Rows.isUniqueViolation, () => Effect.fail(new UserStore.UserAlreadyExists({ username: u.username }))),
               Effect.flatMap(Rows.decodeIds),
               Effect.flatMap((rows) =>

@@ -633,4 +633,36 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
       const loose = yield* cli(["users", "--django-user-table", "accounts_account", "--database", db])
       expect(loose.code).toBe(2)
     }), 60_000)
+
+  it.effect("a custom user model logging in by email: --django-username-field email finds and creates users by email", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      // AUTH_USER_MODEL = "accounts.EmailAccount" (test/django/accounts): USERNAME_FIELD = "email".
+      const custom = (action: string, extra: object) =>
+        site(action, { engine: "sqlite", name: db }, { user_model: "EmailAccount", ...extra })
+      custom("custom_seed", { users: [{ fields: { email: "carol@example.com", username: "carol" }, password: "carol-pw-1" }] })
+      const flags = [
+        "--django",
+        "--django-user-table",
+        "accounts_emailaccount",
+        "--django-user-column",
+        "emailaccount_id",
+        "--django-username-field",
+        "email",
+        "--database",
+        db
+      ]
+      const users = yield* cli(["users", ...flags])
+      expect(users.code).toBe(0)
+      expect(users.stdout).toContain("carol@example.com")
+      const created = yield* cli(["createuser", "dave@example.com", ...flags], { input: "a long enough passphrase\n" })
+      expect(created.code).toBe(0)
+      const granted = yield* cli(["grant", "dave@example.com", "auth.view_group", ...flags])
+      expect(granted.code).toBe(0)
+      // Django logs the new user in by email.
+      const asked = custom("custom_ask", { logins: [["dave@example.com", "a long enough passphrase"]] })
+      expect(asked.logins).toEqual(["2"])
+      const loose = yield* cli(["users", "--django-username-field", "email", "--database", db])
+      expect(loose.code).toBe(2)
+    }), 60_000)
 })

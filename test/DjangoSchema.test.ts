@@ -832,6 +832,51 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
         }).pipe(Effect.provide(chainOf(store({ tables: tablesOf(model) }), django)))
       }), 120_000)
 
+    for (const model of ["EmailAccount", "EmailOnlyAccount"]) {
+      it.scopedLive(`USERNAME_FIELD = "email" (${model}): usernameField "email" logs in, finds and creates users by email, as Django`, () =>
+        Effect.gen(function*() {
+          const { db, store } = yield* engine.make
+          // EmailAccount keeps AbstractUser's username (required, unique); EmailOnlyAccount has none.
+          const keepsUsername = model === "EmailAccount"
+          custom("custom_seed", db, model, {
+            users: [{ fields: { email: "carol@example.com", ...(keepsUsername ? { username: "carol" } : {}) }, password: "carol-pw-1" }]
+          })
+          const logins = [["carol@example.com", "carol-pw-1"], ["carol", "carol-pw-1"], ["carol@example.com", "wrong"]] as const
+          const theirs = custom("custom_ask", db, model, { logins })
+          expect(theirs.logins).toEqual(["1", null, null])
+          const created = yield* Effect.gen(function*() {
+            expect(yield* loginsOf(logins)).toEqual(theirs.logins)
+            const users = yield* UserStore.UserStore
+            const carol = Option.getOrThrow(yield* users.findByUsername("carol@example.com"))
+            expect([carol.id, carol.username, carol.email]).toEqual(["1", "carol@example.com", "carol@example.com"])
+            expect(yield* users.findByUsername("carol")).toEqual(Option.none())
+            // Another email beside the name is refused, and nothing is written.
+            const twoEmails = yield* Effect.flip(users.create({ username: "erin@example.com", email: "other@example.com" }))
+            expect(twoEmails).toMatchObject({ _tag: "InvalidInput", field: "email" })
+            const dave = yield* UserManager.createUser({ username: "dave@example.com", password: Redacted.make("dave's long passphrase") })
+            expect([dave.username, dave.email]).toEqual(["dave@example.com", "dave@example.com"])
+            const taken = yield* Effect.flip(users.create({ username: "dave@example.com" }))
+            expect(taken._tag).toBe("UserAlreadyExists")
+            expect((yield* users.list()).map((u) => u.username)).toEqual(["carol@example.com", "dave@example.com"])
+            return dave
+          }).pipe(Effect.provide(chainOf(store({ tables: tablesOf(model), usernameField: "email" }), django)))
+          // Django logs the new user in by email; the username column, where there is one, holds it too.
+          const after = custom("custom_ask", db, model, { logins: [["dave@example.com", "dave's long passphrase"]] })
+          expect(after.logins).toEqual([created.id])
+          expect(after.users).toEqual([
+            { pk: "1", get_username: "carol@example.com", username: keepsUsername ? "carol" : null, email: "carol@example.com" },
+            { pk: created.id, get_username: "dave@example.com", username: keepsUsername ? "dave@example.com" : null, email: "dave@example.com" }
+          ])
+          // A column that cannot be the login one, or cannot be read, is a config error.
+          for (const usernameField of ["password", "x; drop", 7]) {
+            const refused = yield* Effect.flip(SqlUserStore.tables({ django: { usernameField: usernameField as string } }))
+            expect(refused._tag).toBe("AuthConfigError")
+          }
+          const hostile = Object.defineProperty({}, "usernameField", { get: () => { throw new Error("boom") } })
+          expect((yield* Effect.flip(SqlUserStore.tables({ django: hostile }))).message).toBe("SqlUserStore: the options could not be read")
+        }), 120_000)
+    }
+
     it.scopedLive("a user model whose primary key is a UUID is refused when the layer is built, with an AuthConfigError", () =>
       Effect.gen(function*() {
         const { client, db, store } = yield* engine.make

@@ -79,6 +79,11 @@ const djangoUserColumn = Options.text("django-user-column").pipe(
   Options.withDescription("With --django: the user column of the user model's link tables, default user_id"),
   Options.optional
 )
+const djangoUsernameField = Options.text("django-username-field").pipe(
+  Options.withPseudoName("COLUMN"),
+  Options.withDescription("With --django: the user model's USERNAME_FIELD, the column users log in by, default username"),
+  Options.optional
+)
 
 interface Database {
   readonly database: string
@@ -95,18 +100,20 @@ const database: Options.Options<Database> = Options.all({
   url: databaseUrl,
   django: djangoFlag,
   userTable: djangoUserTable,
-  userColumn: djangoUserColumn
+  userColumn: djangoUserColumn,
+  usernameField: djangoUsernameField
 }).pipe(
-  Options.mapEffect(({ django: isDjango, file, url, userColumn, userTable }) => {
+  Options.mapEffect(({ django: isDjango, file, url, userColumn, userTable, usernameField }) => {
     if (Option.isSome(file) && Option.isSome(url)) {
       return Effect.fail(usage("--database and --database-url exclude each other: give one of them"))
     }
-    if (!isDjango && (Option.isSome(userTable) || Option.isSome(userColumn))) {
-      return Effect.fail(usage("--django-user-table and --django-user-column go with --django"))
+    if (!isDjango && (Option.isSome(userTable) || Option.isSome(userColumn) || Option.isSome(usernameField))) {
+      return Effect.fail(usage("--django-user-table, --django-user-column and --django-username-field go with --django"))
     }
     const django = isDjango
       ? Option.some<SqlUserStore.DjangoOptions>({
-        tables: { user: Option.getOrUndefined(userTable), userColumn: Option.getOrUndefined(userColumn) }
+        tables: { user: Option.getOrUndefined(userTable), userColumn: Option.getOrUndefined(userColumn) },
+        usernameField: Option.getOrUndefined(usernameField)
       })
       : Option.none()
     // An empty name is SQLite's temporary database, gone when the command ends: `--database

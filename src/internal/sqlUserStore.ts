@@ -10,7 +10,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import type { Tables } from "../SqlUserStore.js"
-import { Integer } from "./sqlTables.js"
+import { columnTypes, Integer } from "./sqlTables.js"
 import * as UserStore from "../UserStore.js"
 import * as internal from "./userStore.js"
 
@@ -55,7 +55,8 @@ const StoredUserRow = Schema.Struct({
   passwordHash: column(Schema.Redacted(Schema.String), "password"),
   lastLogin: column(Schema.OptionFromNullOr(Timestamp), "last_login"),
   isSuperuser: column(Bool, "is_superuser"),
-  username: Schema.String,
+  // The login column (`usernameField`) may be one that allows NULL, such as an email.
+  username: Text,
   firstName: column(Text, "first_name"),
   lastName: column(Text, "last_name"),
   email: Text,
@@ -84,8 +85,8 @@ const PermissionRow = Schema.transform(
 const NameRow = Schema.Struct({ name: Schema.String })
 
 /** @internal */
-export const isUniqueViolation = (error: SqlError): boolean => {
-  const code = Predicate.hasProperty(error.cause, "code") ? error.cause.code : undefined
+export const isUniqueViolation = (error: SqlError | ParseResult.ParseError): boolean => {
+  const code = error._tag === "SqlError" && Predicate.hasProperty(error.cause, "code") ? error.cause.code : undefined
   // PostgreSQL's unique_violation; better-sqlite3's extended result code.
   return code === "23505" || code === "SQLITE_CONSTRAINT_UNIQUE"
 }
@@ -139,12 +140,15 @@ export const make = (sql: SqlClient.SqlClient, t: Tables) => {
       : sql(t.permission)
   }
   const userColumn = t.userColumn ?? "user_id"
+  // The column users log in by (Django's USERNAME_FIELD): what the store calls a user's username,
+  // finds users by and writes a new user's name into.
+  const usernameField = t.usernameField ?? "username"
+  const login = sql(usernameField)
 
   // --- reads, decoded by Schema
 
-  const columns = sql.literal(
-    "u.id, u.password, u.last_login, u.is_superuser, u.username, u.first_name, u.last_name, u.email, u.is_staff, u.is_active, u.date_joined"
-  )
+  const columns = sql`u.id, u.password, u.last_login, u.is_superuser, u.${login} AS username, u.first_name, u.last_name,
+    u.email, u.is_staff, u.is_active, u.date_joined`
   const selectUsers = (where: Statement.Fragment) =>
     Effect.flatMap(sql`SELECT ${columns} FROM ${T.user} u WHERE ${where} ORDER BY u.id`, decodeUsers)
   const userById = SqlSchema.findOne({
@@ -155,7 +159,7 @@ export const make = (sql: SqlClient.SqlClient, t: Tables) => {
   const userByName = SqlSchema.findOne({
     Request: Schema.String,
     Result: StoredUserRow,
-    execute: (name) => sql`SELECT ${columns} FROM ${T.user} u WHERE u.username = ${name}`
+    execute: (name) => sql`SELECT ${columns} FROM ${T.user} u WHERE u.${login} = ${name}`
   })
   const userExists = SqlSchema.findOne({
     Request: Schema.Number,
@@ -184,6 +188,41 @@ export const make = (sql: SqlClient.SqlClient, t: Tables) => {
       Effect.flatMap(statement, Schema.decodeUnknown(Schema.Array(PermissionRow))),
       (perms) => new Set(perms) as ReadonlySet<string>
     )
+
+  // --- new users
+
+  // Whether a new row needs AbstractUser's `username` besides `usernameField`: a model logging in
+  // by email may keep it (REQUIRED_FIELDS = ["username"], NOT NULL and unique) or drop it
+  // (`username = None`). Asked of the catalog at the first create and remembered, failures not.
+  let keepsUsername: boolean | undefined = usernameField === "username" ? true : undefined
+  const keepsUsernameColumn = Effect.suspend(() =>
+    keepsUsername !== undefined
+      ? Effect.succeed(keepsUsername)
+      : Effect.map(columnTypes(sql, t.user), (types) => {
+        keepsUsername = types.has("username")
+        return keepsUsername
+      })
+  )
+  // A new user's row: the name in `usernameField`, and in `username` where the model keeps that
+  // column too, so that it holds a unique value as Django's `createsuperuser` would ask for one.
+  // On `usernameField` "email", `u.email` is the name (see SqlUserStore's create).
+  const insertUser = (u: internal.NewUser) =>
+    Effect.flatMap(keepsUsernameColumn, (keeps) =>
+      sql`INSERT INTO ${T.user} ${
+        sql.insert({
+          password: u.passwordHash,
+          last_login: null,
+          is_superuser: bool(u.isSuperuser),
+          ...(keeps ? { username: u.username } : {}),
+          first_name: u.firstName,
+          last_name: u.lastName,
+          email: u.email,
+          is_staff: bool(u.isStaff),
+          is_active: bool(u.isActive),
+          date_joined: time(u.dateJoined),
+          [usernameField]: u.username
+        })
+      } RETURNING id`)
 
   // --- users and groups that must exist
 
@@ -299,6 +338,8 @@ export const make = (sql: SqlClient.SqlClient, t: Tables) => {
     django,
     permissionId,
     userColumn,
+    usernameField,
+    insertUser,
     bool,
     time,
     T,

@@ -19,3 +19,16 @@ elif which == "UuidAccount":
     # A UUID primary key: no integer user id to give the store's users.
     class UuidAccount(AbstractUser):
         id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+elif which == "EmailAccount":
+    # Logs in by email, and keeps AbstractUser's username (required, unique) beside it.
+    class EmailAccount(AbstractUser):
+        email = models.EmailField(unique=True)
+        USERNAME_FIELD = "email"
+        REQUIRED_FIELDS = ["username"]
+elif which == "EmailOnlyAccount":
+    # Logs in by email, and has no username column at all.
+    class EmailOnlyAccount(AbstractUser):
+        username = None
+        email = models.EmailField(unique=True)
+        USERNAME_FIELD = "email"
+        REQUIRED_FIELDS = []
