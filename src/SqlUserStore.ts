@@ -562,6 +562,7 @@ export const make = (
     const sql = yield* SqlClient.SqlClient
     const {
       bool,
+      userIdParam,
       django,
       userColumn,
       ensureGroup,
@@ -691,7 +692,7 @@ export const make = (
             return yield* ifUser(rawId, false, (id) =>
               Effect.map(
                 Effect.flatMap(
-                  sql`UPDATE ${T.user} SET password = ${to} WHERE id = ${id} AND password = ${from} RETURNING id`,
+                  sql`UPDATE ${T.user} SET password = ${to} WHERE id = ${userIdParam(id)} AND password = ${from} RETURNING id`,
                   Rows.decodeIds
                 ),
                 (rows) => rows.length > 0
@@ -795,7 +796,7 @@ export const make = (
           "userPermissions",
           ifUser(rawId, new Set<string>() as ReadonlySet<string>, (id) =>
             permSet(sql`SELECT p.app_label, p.codename FROM ${T.permission} p
-              JOIN ${sql(t.userPermissions)} up ON up.permission_id = p.id WHERE up.${sql(userColumn)} = ${id}`))
+              JOIN ${sql(t.userPermissions)} up ON up.permission_id = p.id WHERE up.${sql(userColumn)} = ${userIdParam(id)}`))
         ),
       groupPermissions: (rawId) =>
         run(
@@ -804,7 +805,7 @@ export const make = (
             permSet(sql`SELECT DISTINCT p.app_label, p.codename FROM ${T.permission} p
               JOIN ${sql(t.groupPermissions)} gp ON gp.permission_id = p.id
               JOIN ${sql(t.userGroups)} ug ON ug.group_id = gp.group_id
-              WHERE ug.${sql(userColumn)} = ${id}`))
+              WHERE ug.${sql(userColumn)} = ${userIdParam(id)}`))
         ),
       permissionsOfGroup: (rawName) =>
         run(

@@ -877,6 +877,54 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
         }), 120_000)
     }
 
+    it.scopedLive("user ids past 2^31-1 (a BigAutoField model): login, permissions, sessions both ways and new users, as Django", () =>
+      Effect.gen(function*() {
+        const { client, db, store } = yield* engine.make
+        const model = "BigAccount"
+        const { pks } = custom("custom_seed", db, model, {
+          users: [{ fields: { id: 3_000_000_000, username: "big" }, password: "big-pw-1", perms: ["auth.view_group"] }]
+        })
+        expect(pks).toEqual(["3000000000"])
+        const fromDjango: string = custom("login", db, model, { username: "big", password: "big-pw-1" }).key
+        const secret = Redacted.make("django-site-secret")
+        const Live = Session.layer({ secret, format: "django" }).pipe(
+          Layer.provideMerge(DjangoSessionStore.layer({ secret })),
+          Layer.provideMerge(chainOf(store({ tables: tablesOf(model) }), django))
+        )
+        const ours = yield* Effect.gen(function*() {
+          const sessions = yield* Session.Session
+          const users = yield* UserStore.UserStore
+          const sessionUser = (key: string) => Effect.map(sessions.currentUser(key), Option.map((s) => s.user.id))
+          const login = yield* AuthService.authenticate({ username: "big", password: Redacted.make("big-pw-1") })
+          expect(login.user.id).toBe("3000000000")
+          expect(yield* AuthService.hasPerm(login.user, "auth.view_group")).toBe(true)
+          yield* users.grantPermission(login.user.id, "auth.view_permission")
+          expect(sorted(yield* users.userPermissions(login.user.id))).toEqual(["auth.view_group", "auth.view_permission"])
+          // Django's session of the user, and one effect-auth starts.
+          expect(yield* sessionUser(fromDjango)).toEqual(Option.some("3000000000"))
+          const started = yield* sessions.login(login)
+          const key = Redacted.value(started.sessionId)
+          expect(yield* sessionUser(key)).toEqual(Option.some("3000000000"))
+          // The next user (3000000001 on SQLite; PostgreSQL's sequence was not moved by the insert).
+          const next = yield* users.create({ username: "next" })
+          expect(Option.map(yield* users.findById(next.id), (u) => u.username)).toEqual(Option.some("next"))
+          yield* users.grantPermission(next.id, "auth.view_group")
+          // Past what JavaScript holds exactly, an id names nobody.
+          expect(yield* users.findById("9007199254740993")).toEqual(Option.none())
+          return { key, next: next.id }
+        }).pipe(Effect.provide(Live))
+        if (engine === sqlite) expect(ours.next).toBe("3000000001")
+        expect(custom("whoami", db, model, { key: ours.key }).id).toBe(3_000_000_000)
+        // An id a JavaScript number cannot hold is a store error, never its neighbour's login.
+        yield* Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          sql.unsafe(`INSERT INTO accounts_bigaccount (id, password, last_login, is_superuser, username, first_name,
+            last_name, email, is_staff, is_active, date_joined)
+            SELECT 9007199254740993, password, last_login, is_superuser, 'huge', first_name, last_name, email, is_staff,
+              is_active, date_joined FROM accounts_bigaccount WHERE username = 'big'`)).pipe(Effect.provide(client), Effect.orDie)
+        expect(yield* loginsOf([["huge", "big-pw-1"]]).pipe(Effect.provide(chainOf(store({ tables: tablesOf(model) }), django))))
+          .toEqual(["TransportError"])
+      }), 120_000)
+
     it.scopedLive("a user model whose primary key is a UUID is refused when the layer is built, with an AuthConfigError", () =>
       Effect.gen(function*() {
         const { client, db, store } = yield* engine.make

@@ -34,7 +34,9 @@ const TimestampText = Schema.transformOrFail(Schema.String, Schema.ValidDateFrom
 })
 /** A timestamp column: a Date (PostgreSQL) or text, ISO or Django's naive UTC (SQLite). @internal */
 export const Timestamp = Schema.Union(Schema.ValidDateFromSelf, TimestampText)
-const Id = Integer
+// An id past 2^53 - 1 (a BigAutoField can hold one) is refused, not read as the nearest number a
+// JavaScript number holds: "9007199254740993" would be user 9007199254740992, someone else.
+const Id = Integer.pipe(Schema.filter((n) => Number.isSafeInteger(n) || "an integer id at most 2^53 - 1"))
 // A row id as the store's string ids (`"7"`, whether the driver answered 7 or "7").
 const IdString = Schema.transform(Id, Schema.String, { strict: true, decode: (n) => String(n), encode: Number })
 
@@ -127,6 +129,11 @@ const djangoPermissionName = (codename: string): string => {
 export const make = (sql: SqlClient.SqlClient, t: Tables) => {
   const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
   const bool = (b: boolean): boolean | number => (pg ? b : b ? 1 : 0)
+  // A user id as a parameter compared with an id column. PostgreSQL types an untyped parameter as
+  // the column it meets: against an `integer` column (auth_user, effect-auth's own tables) an id
+  // past 2^31-1 (valid on a BigAutoField model's table) would fail the whole query ("out of range
+  // for type integer"); as bigint it matches nobody there, and every bigint id where there are some.
+  const userIdParam = (id: number): Statement.Fragment => (pg ? sql`${id}::bigint` : sql`${id}`)
   const django = t.contentType !== undefined
   const time = (d: Date): string => (django && !pg ? djangoSqliteTime(d) : d.toISOString())
   const T = {
@@ -154,7 +161,7 @@ export const make = (sql: SqlClient.SqlClient, t: Tables) => {
   const userById = SqlSchema.findOne({
     Request: Schema.Number,
     Result: StoredUserRow,
-    execute: (id) => sql`SELECT ${columns} FROM ${T.user} u WHERE u.id = ${id}`
+    execute: (id) => sql`SELECT ${columns} FROM ${T.user} u WHERE u.id = ${userIdParam(id)}`
   })
   const userByName = SqlSchema.findOne({
     Request: Schema.String,
@@ -164,7 +171,7 @@ export const make = (sql: SqlClient.SqlClient, t: Tables) => {
   const userExists = SqlSchema.findOne({
     Request: Schema.Number,
     Result: IdRow,
-    execute: (id) => sql`SELECT id FROM ${T.user} WHERE id = ${id}`
+    execute: (id) => sql`SELECT id FROM ${T.user} WHERE id = ${userIdParam(id)}`
   })
   const groupId = SqlSchema.findOne({
     Request: Schema.String,
@@ -181,7 +188,7 @@ export const make = (sql: SqlClient.SqlClient, t: Tables) => {
     Result: NameRow,
     execute: (id) =>
       sql`SELECT g.name FROM ${T.group} g JOIN ${sql(t.userGroups)} ug ON ug.group_id = g.id
-        WHERE ug.${sql(userColumn)} = ${id}`
+        WHERE ug.${sql(userColumn)} = ${userIdParam(id)}`
   })
   const permSet = (statement: Statement.Statement<unknown>) =>
     Effect.map(
@@ -246,7 +253,7 @@ export const make = (sql: SqlClient.SqlClient, t: Tables) => {
         : sets.length === 0
         ? Effect.asVoid(existing(rawId))
         : Effect.flatMap(
-          sql`UPDATE ${T.user} SET ${sql.csv(sets)} WHERE id = ${id.value} RETURNING id`,
+          sql`UPDATE ${T.user} SET ${sql.csv(sets)} WHERE id = ${userIdParam(id.value)} RETURNING id`,
           decodeIds
         ).pipe(
           Effect.flatMap((rows) =>
@@ -341,6 +348,7 @@ export const make = (sql: SqlClient.SqlClient, t: Tables) => {
     usernameField,
     insertUser,
     bool,
+    userIdParam,
     time,
     T,
     selectUsers,

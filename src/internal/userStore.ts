@@ -54,13 +54,16 @@ const decodeNewUsername = decode(UserStore.ValidUsername, "username")
 
 const decodeUserId = decode(User.UserId, "userId")
 
-// Store ids are SQL `integer` ids: an id that cannot be one names nobody.
-const maxId = 2_147_483_647
+// Store ids are positive integers, up to what a JavaScript number holds exactly: a Django model's
+// BigAutoField (and any SQLite id) is 64-bit, and a user id 3000000000 must keep its permissions
+// and sessions. An id past that names nobody; so does one past an `integer` column's range, which
+// the SQL store compares as bigint (sqlUserStore's `userIdParam`) rather than fail the query.
+const maxId = Number.MAX_SAFE_INTEGER
 
 /** @internal */
 export const userId = (raw: unknown): Effect.Effect<Option.Option<number>, UserStore.InvalidInput> =>
   Effect.map(decodeUserId(raw), (id) => {
-    if (!/^[1-9][0-9]{0,9}$/.test(id)) return Option.none()
+    if (!/^[1-9][0-9]{0,15}$/.test(id)) return Option.none()
     const n = Number(id)
     return n <= maxId ? Option.some(n) : Option.none()
   })

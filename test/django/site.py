@@ -29,10 +29,11 @@
 #   {"action": "signing", "db": ..., "ours": signed, "value": v}  Django's loads() of ours, its dumps() of v
 #   {"action": "remoteuser", "db": ..., "names": [...]}  Django's RemoteUserBackend.authenticate() of
 #       each name in turn (creating unknown users, as by default): the user ids, null for none
-#   {"action": "custom_seed", "db": ..., "user_model", "users": [{"fields", "password"?}, ...]}  on a
-#       custom user model (test/django/accounts, AUTH_USER_MODEL = "accounts.<user_model>"): migrate,
-#       make the model's tables as its migration would (the schema editor), create the users
-#       through the ORM (a password hashed by make_password): their pks, as text
+#   {"action": "custom_seed", "db": ..., "user_model", "users": [{"fields", "password"?, "perms"?}, ...]}
+#       on a custom user model (test/django/accounts, AUTH_USER_MODEL = "accounts.<user_model>"):
+#       migrate, make the model's tables as its migration would (the schema editor), create the
+#       users through the ORM (a password hashed by make_password, "app_label.codename" permissions
+#       granted): their pks, as text
 #   {"action": "custom_ask", "db": ..., "user_model", "logins": [[username, password], ...]}
 #       what authenticate() answers (pks as text) and, for every user, get_username(), the row's
 #       username and email, inside a transaction rolled back
@@ -359,6 +360,9 @@ def custom_seed():
     for user in command["users"]:
         password = user.get("password")
         made = model.objects.create(password=make_password(password), **user["fields"])
+        for perm in user.get("perms", []):
+            app_label, codename = perm.split(".", 1)
+            made.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
         pks.append(str(made.pk))
     return {"pks": pks}
 

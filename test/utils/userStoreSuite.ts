@@ -173,6 +173,17 @@ export const userStoreSuite = (name: string, options: UserStoreSuiteOptions) =>
             expect(Option.isNone(yield* store.findById("01"))).toBe(true)
             expect(Option.isNone(yield* store.findById("99999999999999999999"))).toBe(true)
             expect(Option.isNone(yield* store.findByUsername("nobody"))).toBe(true)
+            // Past an `integer` column's range (a 64-bit id of another table's kind): nobody, on every
+            // query, never a database error.
+            for (const id of ["3000000000", String(Number.MAX_SAFE_INTEGER), "9007199254740993"]) {
+              expect(Option.isNone(yield* store.findById(id))).toBe(true)
+              expect(yield* store.groupsOf(id)).toEqual([])
+              expect((yield* store.userPermissions(id)).size).toBe(0)
+              expect((yield* store.groupPermissions(id)).size).toBe(0)
+              expect((yield* Effect.flip(store.setFlags(id, { isActive: false })))._tag).toBe("UserNotFound")
+              expect((yield* Effect.flip(store.setLastLogin(id, new Date(0))))._tag).toBe("UserNotFound")
+              expect(yield* store.upgradePasswordHash(id, { from: "a", to: "b" })).toBe(false)
+            }
           })
         ))
 

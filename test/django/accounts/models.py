@@ -32,3 +32,7 @@ elif which == "EmailOnlyAccount":
         email = models.EmailField(unique=True)
         USERNAME_FIELD = "email"
         REQUIRED_FIELDS = []
+elif which == "BigAccount":
+    # BigAutoField, what startapp's DEFAULT_AUTO_FIELD gives a new app's models: 64-bit ids.
+    class BigAccount(AbstractUser):
+        id = models.BigAutoField(primary_key=True)
