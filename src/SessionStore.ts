@@ -36,6 +36,7 @@ import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { checker, refuse } from "./internal/checkedInput.js"
 import { failedMessage } from "./internal/storeError.js"
 import { isStorable } from "./internal/wellFormed.js"
 
@@ -253,9 +254,25 @@ const decodeRecord = ParseResult.decodeUnknownEither(SessionRecord, { onExcessPr
 const isMillis = Schema.is(Millis)
 const decodeOption = Schema.decodeUnknownOption(SessionRecord)
 
+// Each operation reads the inputs it takes, every one of them: an `undefined` record or time from
+// an untyped caller is bad input like any other, not "this operation has none" (it reached the
+// stores, which died reading its `expiresAt`).
+const keyOf = (raw: unknown): string => decodeKey(raw)._tag === "Right" ? raw as string : refuse("invalid key")
+const timeOf = (raw: unknown): number => isMillis(raw) ? raw : refuse("invalid time")
+// The store gets the decoded copy, read once: a getter that answers differently on a second read
+// cannot hand the store what the check never saw.
+const recordOf = (raw: unknown): SessionRecord => {
+  const decoded = decodeRecord(raw)
+  return decoded._tag === "Right" ? decoded.right : refuse("invalid record")
+}
+
+// Reads and checks the input of `operation`, then runs it on what was read (see internal/checkedInput).
+const checked = checker((operation, message) => new SessionStoreError({ operation, cause: message }))
+
 /**
  * Wraps a store's raw operations with the input checks every store shares: keys, records and
- * times are decoded, and a bad one fails with `SessionStoreError` before the store is touched.
+ * times are decoded, and a bad one (`undefined` included, or an object that throws when read)
+ * fails with `SessionStoreError` before the store is touched. The store gets the decoded values.
  *
  * @example
  * ```ts
@@ -275,35 +292,25 @@ const decodeOption = Schema.decodeUnknownOption(SessionRecord)
  * @category constructors
  */
 export const make = (raw: SessionStore.Service): SessionStore.Service => {
-  const invalid = (operation: string, what: string) =>
-    Effect.fail(new SessionStoreError({ operation, cause: `invalid ${what}` }))
-  const check = <A>(
-    operation: string,
-    key: unknown,
-    now: unknown,
-    record: unknown,
-    run: () => Effect.Effect<A, SessionStoreError>
-  ): Effect.Effect<A, SessionStoreError> => {
-    if (decodeKey(key)._tag === "Left") return invalid(operation, "key")
-    if (now !== undefined && !isMillis(now)) return invalid(operation, "time")
-    if (record !== undefined && decodeRecord(record)._tag === "Left") return invalid(operation, "record")
-    return run()
-  }
   const { cycle, isLive } = raw
   return {
-    get: (key, now) => check("get", key, now, undefined, () => raw.get(key, now)),
-    set: (key, record, now) => check("set", key, now, record, () => raw.set(key, record, now)),
-    replace: (key, record, now) => check("replace", key, now, record, () => raw.replace(key, record, now)),
-    delete: (key) => check("delete", key, undefined, undefined, () => raw.delete(key)),
-    deleteExpired: (now) => isMillis(now) ? raw.deleteExpired(now) : invalid("deleteExpired", "time"),
+    get: (key, now) => checked("get", () => [keyOf(key), timeOf(now)] as const, ([k, n]) => raw.get(k, n)),
+    set: (key, record, now) =>
+      checked("set", () => [keyOf(key), timeOf(now), recordOf(record)] as const, ([k, n, r]) => raw.set(k, r, n)),
+    replace: (key, record, now) =>
+      checked("replace", () => [keyOf(key), timeOf(now), recordOf(record)] as const, ([k, n, r]) => raw.replace(k, r, n)),
+    delete: (key) => checked("delete", () => keyOf(key), (k) => raw.delete(k)),
+    deleteExpired: (now) => checked("deleteExpired", () => timeOf(now), (n) => raw.deleteExpired(n)),
     ...(isLive !== undefined && {
-      isLive: (key, now) => check("isLive", key, now, undefined, () => isLive(key, now))
+      isLive: (key, now) => checked("isLive", () => [keyOf(key), timeOf(now)] as const, ([k, n]) => isLive(k, n))
     }),
     ...(cycle !== undefined && {
       cycle: (from, key, record, now, options) =>
-        decodeKey(from)._tag === "Left"
-          ? invalid("cycle", "key")
-          : check("cycle", key, now, record, () => cycle(from, key, record, now, { login: options?.login === true }))
+        checked(
+          "cycle",
+          () => [keyOf(from), keyOf(key), timeOf(now), recordOf(record), options?.login === true] as const,
+          ([f, k, n, r, login]) => cycle(f, k, r, n, { login })
+        )
     })
   }
 }

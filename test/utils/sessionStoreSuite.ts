@@ -5,6 +5,7 @@ import * as Exit from "effect/Exit"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as SessionStore from "../../src/SessionStore.js"
+import { hostile } from "./hostile.js"
 
 export interface SessionStoreSuiteOptions {
   /** A fresh, empty store per call. */
@@ -189,6 +190,41 @@ export const sessionStoreSuite = (name: string, options: SessionStoreSuiteOption
           ])
           expectStoreErrors(exits)
           expect(Option.isNone(yield* store.get("k", T0))).toBe(true)
+        })
+      ))
+
+    it.live("an undefined record or time, or one that throws when read, is a SessionStoreError and writes nothing", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const live = record({ userId: "7" })
+          yield* store.set("live", live, T0)
+          const throwing = Object.defineProperty({ ...record() }, "expiresAt", {
+            get() {
+              throw new Error("getter")
+            },
+            enumerable: true
+          })
+          // Untyped callers: `undefined` was taken for "this operation has no record / no time".
+          const bad = [
+            () => store.set("k", undefined as any, T0),
+            () => store.replace("live", undefined as any, T0),
+            () => store.set("k", record(), undefined as any),
+            () => store.replace("live", record({ userId: "8" }), undefined as any),
+            () => store.get("live", undefined as any),
+            () => store.deleteExpired(undefined as any),
+            () => store.set("k", hostile(), T0),
+            () => store.replace("live", throwing, T0),
+            () => store.set(hostile(), record(), T0),
+            ...(store.isLive === undefined ? [] : [() => store.isLive!("live", undefined as any)]),
+            ...(store.cycle === undefined ? [] : [
+              () => store.cycle!("live", "k", undefined as any, T0),
+              () => store.cycle!("live", "k", record(), undefined as any)
+            ])
+          ]
+          // Effect.suspend: a call that throws before it answers with an Effect is a defect too.
+          expectStoreErrors(yield* Effect.forEach(bad, (call) => Effect.exit(Effect.suspend(call))))
+          expect(Option.isNone(yield* store.get("k", T0))).toBe(true)
+          expect(Option.getOrThrow(yield* store.get("live", T0))).toEqual(live)
         })
       ))
 
