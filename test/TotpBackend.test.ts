@@ -465,6 +465,45 @@ describe("TotpBackend: options", () => {
       }
       expect(yield* store.recoveryCodesLeft(alice.id)).toBe(2)
     }).pipe(Effect.provide(stores)))
+
+  it.effect("enrol checks issuer, account and username before it stores anything (AuthConfigError); confirm of any id is InvalidCode", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(T0)
+      const alice = yield* Effect.flatMap(UserStore.UserStore, (users) => users.create({ username: "alice" }))
+      const store = yield* TotpStore.TotpStore
+      const throwing = Object.defineProperty({ id: alice.id }, "username", {
+        get() {
+          throw new Error("getter")
+        },
+        enumerable: true
+      })
+      // An untyped caller's: the device was saved, then `Totp.uri` threw (a defect, and an
+      // unconfirmed device left stored whose secret nobody was shown).
+      const bad: ReadonlyArray<readonly [unknown, unknown]> = [
+        [alice, { issuer: 42 }],
+        [alice, { issuer: null }],
+        [alice, {}],
+        [{ id: alice.id, username: null }, { issuer: "Test" }],
+        [{ id: alice.id, username: 7 }, { issuer: "Test" }],
+        [alice, { issuer: "Test", account: ["alice"] }],
+        [throwing, { issuer: "Test" }],
+        [makeHostile(), { issuer: "Test" }],
+        [null, { issuer: "Test" }]
+      ]
+      for (const [user, options] of bad) {
+        const exit = yield* Effect.exit(Effect.suspend(() => TotpBackend.enrol(user as never, options as never)))
+        expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("AuthConfigError")
+        expect(yield* store.get(alice.id)).toEqual(Option.none())
+      }
+      // an account given stands in for the username, as before
+      const { uri } = yield* TotpBackend.enrol({ id: alice.id, username: null as never }, { issuer: "Test", account: "a@b" })
+      expect(Redacted.value(uri)).toContain("otpauth://totp/Test:a%40b?")
+      for (const userId of [Object.create(null), makeHostile(), { toString: () => { throw new Error("toString") } }, 42, null]) {
+        const exit = yield* Effect.exit(Effect.suspend(() => TotpBackend.confirm(userId, "123456")))
+        expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("InvalidCode")
+      }
+      expect(Option.getOrThrow(yield* store.get(alice.id))).toMatchObject({ confirmed: false, lastStep: -1 })
+    }).pipe(Effect.provide(stores)))
 })
 
 describe("SqlTotpStore", () => {

@@ -268,12 +268,41 @@ export class AlreadyEnrolled extends Schema.TaggedError<AlreadyEnrolled>("effect
   { userId: Schema.String }
 ) {}
 
+// The inputs of an enrolment, read once into plain values before anything is stored: an issuer or
+// a username that was no string (from an untyped caller) made `Totp.uri` throw after the save, a
+// defect that left stored an unconfirmed device whose secret nobody was shown. What it answers
+// instead is the reason for an `AuthConfigError`.
+interface Enrolment {
+  // (checked by the store, which refuses a bad one with a TotpStoreError before it writes)
+  readonly userId: string
+  readonly issuer: string
+  readonly account: string
+  readonly totp: Totp.Options
+}
+const enrolmentOf = (user: unknown, options: unknown): Enrolment | string => {
+  try {
+    const { id, username } = user as { readonly id: string; readonly username: unknown }
+    const { account, algorithm, digits, issuer, period } = options as Record<string, unknown>
+    if (typeof issuer !== "string") return "issuer must be a string"
+    const label = account ?? username
+    if (typeof label !== "string") {
+      return account === undefined || account === null ? "user.username must be a string" : "account must be a string"
+    }
+    return { userId: id, issuer, account: label, totp: { digits, period, algorithm } as Totp.Options }
+  } catch {
+    // a user or options whose getter or Proxy trap throws
+    return "user and options must be objects whose fields can be read"
+  }
+}
+
 /**
  * Starts enrolling a user: a new secret, stored unconfirmed (it replaces an unconfirmed one), and
  * the `otpauth://` URI to show as a QR code. A user with a confirmed device gets
  * {@link AlreadyEnrolled} and keeps it, even one confirmed by a request running at the same time
  * (the store checks and writes in one step). Options `Totp.checkOptions` refuses are an
- * `AuthConfigError`, and nothing is stored.
+ * `AuthConfigError`, and so are an `issuer`, an `account` or a `username` that is no string, or a
+ * user or options that throw when read: nothing is stored then. A user id the store refuses is a
+ * `TotpStoreError`, also before anything is written.
  *
  * @example
  * ```ts
@@ -297,6 +326,10 @@ export const enrol = (
 > =>
   Effect.gen(function*() {
     yield* Totp.checkOptions(options, "TotpBackend.enrol")
+    const input = enrolmentOf(user, options)
+    if (typeof input === "string") {
+      return yield* new AuthError.AuthConfigError({ message: `TotpBackend.enrol: ${input}` })
+    }
     const store = yield* TotpStore.TotpStore
     // Replacing a confirmed device took no code: anyone holding only the password (an enrolment
     // page needs a session, not a second factor, since the user has none yet) wiped the user's
@@ -304,8 +337,8 @@ export const enrol = (
     // checks and writes in one step: a get here, then a save, let a device confirmed in between
     // be replaced.
     const secret = Totp.generateSecret()
-    if (!(yield* store.save({ userId: user.id, secret }))) return yield* new AlreadyEnrolled({ userId: user.id })
-    return { secret, uri: Totp.uri({ ...options, secret, account: options.account ?? user.username }) }
+    if (!(yield* store.save({ userId: input.userId, secret }))) return yield* new AlreadyEnrolled({ userId: input.userId })
+    return { secret, uri: Totp.uri({ ...input.totp, secret, issuer: input.issuer, account: input.account }) }
   })
 
 /**
@@ -345,8 +378,12 @@ export const confirm = (
 > =>
   Effect.gen(function*() {
     yield* Totp.checkOptions(options, "TotpBackend.confirm")
-    // (an untyped caller's number would die in the error's own Schema)
-    if (typeof userId !== "string") return yield* new InvalidCode({ userId: String(userId) })
+    // (an untyped caller's number would die in the error's own Schema; an object is not shown, as
+    // String() of it may throw: Object.create(null) has no toString, a Proxy's traps may throw)
+    if (typeof userId !== "string") {
+      const shown = userId !== null && (typeof userId === "object" || typeof userId === "function") ? "" : String(userId)
+      return yield* new InvalidCode({ userId: shown })
+    }
     // before the code is spent: a bad count must not confirm anything
     yield* checkCount(options.count, "TotpBackend.confirm")
     const factor = yield* Throttle.factorMillis(options.throttleFactor, "TotpBackend.confirm")
