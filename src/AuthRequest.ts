@@ -44,7 +44,8 @@ export interface AuthRequest {
    * credentials). At a `"login"` a second-factor backend (`AuthBackend.secondFactor`, as
    * `TotpBackend`) is not asked: its credentials answer `NoMatch("unsupported-credentials")`,
    * since a code alone proves nothing, and asking would spend the code and count against the
-   * user's throttle. Unset (a call of your own), every backend is asked.
+   * user's throttle. Unset (a call of your own), every backend is asked. A request whose `stage`
+   * throws when read (an untyped caller's Proxy) counts as a login's.
    */
   readonly stage?: "login" | "step-up" | undefined
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Equal, Exit, Fiber, Hash, Layer, Option, Redacted, Schedule, Schema, TestClock } from "effect"
 import { AuthError, AuthEvents, AuthService, Credentials, TestAuth, TestBackend } from "../src/index.js"
+import { hostile } from "./utils/hostile.js"
 
 const alice = TestBackend.user("alice")
 const bob = TestBackend.user("bob")
@@ -367,6 +368,36 @@ describe("AuthService: LoginFailed events", () => {
           expect(schema.calls).toEqual([])
           expect(events.length).toBe(1)
           expect((events[0] as AuthEvents.LoginFailed).credentials).toEqual(cleansed)
+        }))
+    }
+  })
+
+  describe("a request that throws when read is no defect: a second factor is not asked, other backends are", () => {
+    const requests: ReadonlyArray<readonly [string, () => unknown]> = [
+      ["a Proxy whose every trap throws", hostile],
+      ["a stage getter that throws", () => ({
+        get stage() {
+          throw new Error("hostile")
+        }
+      })]
+    ]
+    for (const [name, request] of requests) {
+      it.effect(name, () =>
+        Effect.gen(function*() {
+          // the fold read `request?.stage` for a second-factor backend unguarded, and died
+          const otp = TestBackend.make("otp", { behaviour: TestBackend.Behaviour.succeed(alice) })
+          const passwords = TestBackend.noMatch("passwords", "invalid-credentials")
+          const exit = yield* Effect.exit(AuthService.authenticateUnknown(creds, request() as never)).pipe(
+            Effect.provide(TestAuth.layer([passwords, { ...otp, secondFactor: true }]))
+          )
+          const error = failureOf(exit)
+          expect(error).toBeInstanceOf(AuthError.AuthenticationFailed)
+          expect((error as AuthError.AuthenticationFailed).attempts.map((a) => [a.backend, a.reason])).toEqual([
+            ["passwords", "invalid-credentials"],
+            ["otp", "unsupported-credentials"]
+          ])
+          expect(passwords.calls).toHaveLength(1)
+          expect(otp.calls).toEqual([])
         }))
     }
   })

@@ -69,6 +69,18 @@ export const attemptOutcome = (exit: Exit.Exit<unknown, AuthError.BackendError>)
   }
 }
 
+// Whether a second factor must not be asked: the request is a login's. Read guarded, as `forEvent`
+// reads it: a caller's request whose reads throw (a hostile Proxy, a getter) died in the fold.
+// Such a request's stage is unknown, and a second factor is asked only where it is known to be no
+// login: it is not asked then, so a code is never checked on a login's way.
+const mayBeLogin = (request: AuthRequest | undefined): boolean => {
+  try {
+    return request?.stage === "login"
+  } catch {
+    return true
+  }
+}
+
 /** @internal */
 export const compile = (backend: AuthBackend.AuthBackend): CompiledBackend => {
   const id = backend.id
@@ -139,7 +151,7 @@ export const compile = (backend: AuthBackend.AuthBackend): CompiledBackend => {
   // decided here, once, so other backends pay nothing for it.
   const ask = backend.secondFactor === true
     ? (cache: DecodeCache, request: AuthRequest | undefined) =>
-      request?.stage === "login" ? unsupported : authenticate(cache, request)
+      mayBeLogin(request) ? unsupported : authenticate(cache, request)
     : authenticate
   const spanName = `effect-auth.backend.${id}`
   const spanOptions = { attributes: { "auth.backend": id }, captureStackTrace: false, kind: "internal" } as const
