@@ -221,7 +221,12 @@ export interface LoginOptions {
  * @category models
  */
 export interface Service {
-  /** Starts a session for the user under a new id; the session in `options.sessionId` is discarded. */
+  /**
+   * Starts a session for the user under a new id; the session in `options.sessionId` is discarded.
+   * What is no `AuthService.Authenticated` (from an untyped caller: `undefined`, a user without a
+   * string id, one that throws when read) fails with `SessionStoreError` (operation `"login"`)
+   * before the store is asked anything.
+   */
   readonly login: (
     authenticated: AuthService.Authenticated,
     options?: LoginOptions
@@ -526,28 +531,47 @@ export const make = (
           Effect.logWarning(`effect-auth: the ${backendId} backend could not record a login: ${error.message}`))
     }
 
+    // What `login` is given, read once and guarded: an untyped caller's `undefined`, `{}`, a user
+    // with no string id, or one that throws when read (its password hash included) died with a
+    // TypeError. None: no login at all, refused before the store is asked anything.
+    const loginOf = (authenticated: unknown) => {
+      const backend = fieldOf(authenticated, "backend")
+      const user = fieldOf(authenticated, "user") as User
+      const userId = userIdOf(user)
+      if (typeof backend !== "string" || userId === undefined) return undefined
+      try {
+        return { backend, user, userId, authHash: hashOf(user), degraded: fieldOf(authenticated, "degraded") === true }
+      } catch {
+        return undefined
+      }
+    }
+
     const login: Service["login"] = (authenticated, loginOptions = {}) =>
       Effect.gen(function*() {
+        const input = loginOf(authenticated)
+        if (input === undefined) {
+          return yield* new SessionStore.SessionStoreError({ operation: "login", cause: "not an authenticated user" })
+        }
+        const { authHash, backend, user } = input
         const now = yield* Clock.currentTimeMillis
-        const { backend, user } = authenticated
-        const authHash = hashOf(user)
         // Django flushes a session of another user or with a stale hash and cycles the key of the
         // same user's; either way the old id is discarded here. Its login is deleted without being
         // read first (deleting a session that is already gone does nothing, and the HTTP layer has
         // usually read it for this request already), unless the store keeps other data with it.
-        const old = idOf(format, loginOptions.sessionId)
+        const old = idOf(format, fieldOf(loginOptions, "sessionId") as SessionId | undefined)
         const record: SessionStore.SessionRecord = {
-          userId: user.id,
+          userId: input.userId,
           backendId: backend,
           authHash,
           csrfToken: crypto.randomToken(),
           createdAt: now,
           lastSeenAt: now,
           expiresAt: expiry(now, now),
-          ...(authenticated.degraded === true && { degraded: true })
+          ...(input.degraded && { degraded: true })
         }
         const { id } = yield* issue(record, now, old, yield* keepsAtLogin(old, record, now), true)
-        yield* events.publish(new AuthEvents.LoggedIn({ user, backend, request: forEvent(loginOptions.request) }))
+        const request = fieldOf(loginOptions, "request") as AuthRequest | undefined
+        yield* events.publish(new AuthEvents.LoggedIn({ user, backend, request: forEvent(request) }))
         yield* loggedIn(backend, user)
         return sessionUser(user, id, record)
       }).pipe(Effect.withSpan("effect-auth.Session.login", { captureStackTrace: false }))
@@ -804,7 +828,8 @@ export const layerConfig = (
   )
 
 /**
- * Starts a session with the `Session` service in context.
+ * Starts a session with the `Session` service in context. What is no `AuthService.Authenticated`
+ * (from an untyped caller) fails with `SessionStoreError` (operation `"login"`), storing nothing.
  *
  * @example
  * ```ts

@@ -25,6 +25,7 @@ import * as SessionStore from "../src/SessionStore.js"
 import * as TestAuth from "../src/testing/TestAuth.js"
 import type { BaseUser } from "../src/User.js"
 import * as UserStore from "../src/UserStore.js"
+import { hostile } from "./utils/hostile.js"
 import { expectStoreErrors } from "./utils/sessionStoreSuite.js"
 
 const secret = Redacted.make("a-very-long-secret-for-the-tests-0001")
@@ -647,6 +648,48 @@ describe("Session", () => {
       const rebound = yield* Session.updateSessionAuthHash(idOf(session), odd)
       expect(Option.isSome(rebound)).toBe(true)
     }).pipe(Effect.provide(setup({}, directory)))
+  })
+
+  it.effect("what an untyped caller passes to login as an Authenticated is a SessionStoreError; nothing is written or discarded", () => {
+    const directory = makeDirectory()
+    const alice = directory.add("alice")
+    const { keys, layer } = recordingStore()
+    const throwing = (field: string) =>
+      Object.defineProperty({ ...alice }, field, {
+        get() {
+          throw new Error("getter")
+        },
+        enumerable: true
+      })
+    return Effect.gen(function*() {
+      const session = yield* loginAs("alice")
+      const written = keys.length
+      const bad: ReadonlyArray<unknown> = [
+        undefined,
+        null,
+        {},
+        { backend: "local" },
+        { backend: "local", user: null },
+        { backend: "local", user: { ...alice, id: 42 } },
+        { backend: 42, user: alice },
+        { backend: "local", user: throwing("id") },
+        { backend: "local", user: throwing("passwordHash") },
+        { backend: "local", user: hostile() },
+        hostile()
+      ]
+      for (const authenticated of bad) {
+        const exit = yield* Effect.exit(Effect.suspend(() => Session.login(authenticated as any, { sessionId: idOf(session) })))
+        expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error).toMatchObject({
+          _tag: "SessionStoreError",
+          operation: "login"
+        })
+      }
+      // options that throw when read are none
+      const fine = yield* Session.login({ backend: "local", user: alice } as any, hostile())
+      expect(Option.map(yield* Session.currentUser(idOf(fine)), (s) => s.user.id)).toEqual(Option.some(alice.id))
+      expect(keys.length).toBe(written + 1)
+      expect(Option.isSome(yield* Session.currentUser(idOf(session)))).toBe(true)
+    }).pipe(Effect.provide(setup({}, directory, layer)))
   })
 
   it.effect("clearExpired deletes what has expired", () => {
