@@ -551,13 +551,25 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
     onRight: fromSettings
   })
 
+// `makePassword`'s options, read once and guarded: an untyped caller's `null` died with a
+// TypeError, and so did options or settings that throw when read (a getter, a Proxy).
+const makeOptionsOf = (options: unknown) => {
+  try {
+    const { algorithm, salt, settings } = options as Record<string, unknown>
+    return { algorithm, salt, settings: settingsFrom(settings ?? {}) }
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * Django's `make_password(password, salt, hasher)`: the encoded hash of `password` with a given
  * algorithm and salt, for fixtures, data migrations and comparisons with Django. `null` gives an
  * unusable password, as Django's `make_password(None)`. Without `algorithm` the first hasher of
  * `settings` (Django's defaults unless given) is used, without `salt` a fresh one; any of
  * Django's algorithms may be named, the legacy ones included, as Django allows. A salt Django
- * would refuse (empty, or containing `$`) or one the algorithm cannot take is a `HashError`.
+ * would refuse (empty, or containing `$`) or one the algorithm cannot take is a `HashError`, and
+ * so are options that are no object (`null`) or throw when read.
  *
  * @example
  * ```ts
@@ -587,15 +599,19 @@ export const makePassword = (
 ): Effect.Effect<string, HashError> =>
   Effect.gen(function*() {
     if (password === null) return Registry.UNUSABLE_PREFIX + randomString(40)
-    const settings = settingsFrom(options.settings ?? {})
-    const chosen: unknown = options.algorithm ?? (Either.isRight(settings) ? settings.right.hashers[0]! : "unknown")
+    const read = makeOptionsOf(options)
+    if (read === undefined) {
+      return yield* new HashError({ algorithm: "unknown", reason: "options must be an object whose fields can be read" })
+    }
+    const settings = read.settings
+    const chosen: unknown = read.algorithm ?? (Either.isRight(settings) ? settings.right.hashers[0]! : "unknown")
     // (from an untyped caller: an algorithm or a salt that is no string is refused, not a defect)
     const algorithm = typeof chosen === "string" ? chosen : "unknown"
     if (Either.isLeft(settings)) return yield* new HashError({ algorithm, reason: `settings: ${settings.left}` })
     if (!Registry.algorithms.includes(chosen as Algorithm)) {
       return yield* new HashError({ algorithm, reason: "not one of Django's hashers" })
     }
-    const salt: unknown = options.salt
+    const salt: unknown = read.salt
     if (salt !== undefined && (typeof salt !== "string" || salt.length === 0 || salt.includes("$"))) {
       return yield* new HashError({ algorithm, reason: "the salt must be non-empty and contain no '$'" })
     }

@@ -4,6 +4,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Redacted } from "effect"
 import { PasswordHasher } from "../src/index.js"
 import { djangoPython, runDjango } from "./utils/django.js"
+import { hostile } from "./utils/hostile.js"
 
 const DJANGO = `
 settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers." + name for name in [
@@ -106,6 +107,24 @@ describe("makePassword's input", () => {
       expect(Either.isLeft(numbered) && numbered.left).toMatchObject({ algorithm: "unknown", reason: "not one of Django's hashers" })
       const notRedacted = yield* Effect.either(PasswordHasher.makePassword("plain" as any))
       expect(Either.isLeft(notRedacted)).toBe(true)
+    }))
+
+  it.effect("options that are null or throw when read are a HashError, never a defect", () =>
+    Effect.gen(function*() {
+      const throwing = (field: string) =>
+        Object.defineProperty({ algorithm: "pbkdf2_sha256" }, field, {
+          get() {
+            throw new Error("getter")
+          },
+          enumerable: true
+        })
+      for (const options of [null, throwing("salt"), throwing("settings"), { settings: hostile() }, hostile()]) {
+        const exit = yield* Effect.exit(Effect.suspend(() => PasswordHasher.makePassword(secret, options as any)))
+        expect(exit._tag === "Failure" && exit.cause._tag === "Fail" && exit.cause.error).toMatchObject({
+          _tag: "HashError",
+          algorithm: "unknown"
+        })
+      }
     }))
 
   it("the presets carry each version's iteration count", () => {
