@@ -186,7 +186,7 @@ export class ObjectPermissions extends Context.Tag("effect-auth/ObjectPermission
  * Checks a grant's input: a permission string and a valid object reference; a typed error
  * otherwise (for stores of your own; {@link make} checks every call's input). Total: a permission
  * or an object of any type (`null`, a number, a Proxy whose traps throw) is refused, never a
- * defect.
+ * defect; an `operation` that is no string is named `"validate"` in the error.
  *
  * @example
  * ```ts
@@ -203,7 +203,10 @@ export const validate = (
   operation: string,
   perm: string,
   obj: ObjectRef
-): Effect.Effect<void, ObjectPermissionsError> => Effect.asVoid(checkGrant(operation, perm, obj))
+): Effect.Effect<void, ObjectPermissionsError> =>
+  // The operation only names the call in the error, whose Schema takes a string: a number from an
+  // untyped caller threw a ParseError while the refusal was built, outside the Effect.
+  Effect.asVoid(checkGrant(typeof operation === "string" ? operation : "validate", perm, obj))
 
 const refuse = (operation: string, message: string) => Effect.fail(new ObjectPermissionsError({ operation, message }))
 

@@ -300,4 +300,16 @@ describe("permission strings", () => {
       expect(ObjectPermissions.refOf(hostile())).toEqual(Option.none())
       expect(ObjectPermissions.refOf({ ...post, title: "Q3" })).toEqual(Option.some(post))
     }))
+
+  it.effect("ObjectPermissions.validate with an operation that is no string refuses under \"validate\", never throwing", () =>
+    Effect.gen(function*() {
+      const post = ObjectPermissions.ref("blog.post", 1)
+      // the error was built with the caller's operation, and its Schema threw a ParseError at call time
+      for (const operation of [42, null, hostile()]) {
+        const refused = yield* Effect.flip(Effect.suspend(() => ObjectPermissions.validate(operation as never, "bad", post)))
+        expect(refused).toMatchObject({ _tag: "ObjectPermissionsError", operation: "validate" })
+      }
+      // a grant that is fine is fine whatever the operation
+      yield* ObjectPermissions.validate(42 as never, "blog.add_post", post)
+    }))
 })
