@@ -74,10 +74,23 @@ export type PasswordError =
   | PasswordHasher.HashError
   | PasswordHasher.HasherBusy
 
+// An untyped caller's input, read once into a plain copy that every later step reads: a getter or
+// a Proxy trap that throws is then refused as the store's decoder refuses it, where it was a defect
+// (or, in `createSuperuser`, a throw at call time). `undefined`: it could not be read.
+const plainCopy = <A extends object>(input: A): A | undefined => {
+  try {
+    return { ...input }
+  } catch {
+    return undefined
+  }
+}
+const unreadable = Effect.fail(new UserStore.InvalidInput({ field: "input", message: "could not be read" }))
+
 /**
  * Creates a user (Django's `UserManager.create_user`): validates the password against the user's
  * own attributes (the username as it will be stored, NFKC-normalised; names; email), hashes it,
- * then inserts the user. A refused password or a taken username writes nothing.
+ * then inserts the user. A refused password or a taken username writes nothing, nor does input
+ * that throws when read (a getter, a Proxy: `InvalidInput`, field `"input"`).
  *
  * @example
  * ```ts
@@ -104,17 +117,19 @@ export const createUser = (
     // Not a record (from a caller without types): the store's decoder refuses it as InvalidInput,
     // as it refuses every malformed field, and nothing is written.
     if (typeof input !== "object" || input === null) return yield* Effect.flatMap(UserStore.UserStore, (store) => store.create(input))
-    const { password, ...fields } = input
+    const copy = plainCopy(input)
+    if (copy === undefined) return yield* unreadable
+    const { password, ...fields } = copy
     // Compared with the name as it will be stored (NFKC), as Django's UserCreationForm does: the
     // raw "ｊｏｅｓｍｉｔｈ" let "joesmith1" through for a user then stored as "joesmith".
     // A name past any username's length is refused by the store before the validators (and NFKC,
     // whose cost grows with the square of a run of combining marks) ever see it.
-    if (typeof input.username === "string" && input.username.length > nfkcBound) {
+    if (typeof copy.username === "string" && copy.username.length > nfkcBound) {
       return yield* Effect.flatMap(UserStore.UserStore, (store) => store.create(fields))
     }
-    const attributes = typeof input.username === "string"
-      ? { ...input, username: UserStore.normalizeUsername(input.username) }
-      : input
+    const attributes = typeof copy.username === "string"
+      ? { ...copy, username: UserStore.normalizeUsername(copy.username) }
+      : copy
     const passwordHash = password === undefined ? undefined : yield* choose(password, attributes)
     const store = yield* UserStore.UserStore
     return yield* store.create({ ...fields, passwordHash })
@@ -124,7 +139,8 @@ export const createUser = (
  * Creates a superuser (Django's `UserManager.create_superuser`): as {@link createUser}, with
  * `isStaff` and `isSuperuser` set. An untyped caller's `isStaff` or `isSuperuser` other than `true`
  * is an `InvalidInput` and nothing is written, as Django raises "Superuser must have
- * is_staff=True." rather than quietly overriding it.
+ * is_staff=True." rather than quietly overriding it. Input that throws when read is an
+ * `InvalidInput` (field `"input"`) too, when the Effect runs, never a throw.
  *
  * @example
  * ```ts
@@ -145,15 +161,23 @@ export const createSuperuser = (
   UserStore.StoredUser,
   PasswordError | UserStore.UserAlreadyExists | UserStore.CommonError,
   UserStore.UserStore | PasswordHasher.PasswordHasher
-> => {
-  const given = typeof input === "object" && input !== null ? (input as Partial<NewUser>) : {}
-  for (const field of ["isStaff", "isSuperuser"] as const) {
-    if (field in given && given[field] !== true) {
-      return Effect.fail(new UserStore.InvalidInput({ field, message: `a superuser must have ${field}: true` }))
+> =>
+  // Suspended: the input is read when the Effect runs, not when it is built (a getter that threw
+  // escaped at call time, outside the Effect).
+  Effect.suspend(() => {
+    // (no record at all: the store's decoder refuses it, as before)
+    if (typeof input !== "object" || input === null) {
+      return createUser({ ...(input as object), isStaff: true, isSuperuser: true } as NewUser)
     }
-  }
-  return createUser({ ...input, isStaff: true, isSuperuser: true })
-}
+    const given: Partial<NewUser> | undefined = plainCopy(input)
+    if (given === undefined) return unreadable
+    for (const field of ["isStaff", "isSuperuser"] as const) {
+      if (field in given && given[field] !== true) {
+        return Effect.fail(new UserStore.InvalidInput({ field, message: `a superuser must have ${field}: true` }))
+      }
+    }
+    return createUser({ ...given, isStaff: true, isSuperuser: true } as NewUser)
+  })
 
 /**
  * Sets a user's password (Django's `validate_password` then `User.set_password` and `save`):

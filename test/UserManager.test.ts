@@ -8,6 +8,7 @@ import * as PasswordValidation from "../src/PasswordValidation.js"
 import * as UserManager from "../src/UserManager.js"
 import * as UserStore from "../src/UserStore.js"
 import { djangoPython, runDjango } from "./utils/django.js"
+import { hostile } from "./utils/hostile.js"
 
 const pw = (s: string) => Redacted.make(s)
 const Live = Layer.merge(MemoryUserStore.layer, PasswordHasher.layerTest)
@@ -125,6 +126,34 @@ describe("UserManager", () => {
       expect(yield* store.findByUsername("root")).toEqual(Option.none())
       const typed = yield* UserManager.createSuperuser({ username: "root", isStaff: true, isSuperuser: true } as never)
       expect([typed.isStaff, typed.isSuperuser]).toEqual([true, true])
+    }).pipe(Effect.provide(Live)))
+
+  it.effect("input that throws when read is InvalidInput inside the Effect, for createUser and createSuperuser, nothing written", () =>
+    Effect.gen(function*() {
+      const throwing = (field: string) =>
+        Object.defineProperty({ username: "root", password: pw("a long admin passphrase") }, field, {
+          get() {
+            throw new Error("getter")
+          },
+          enumerable: true
+        })
+      const inputs = [throwing("username"), throwing("password"), throwing("isStaff"), hostile()]
+      for (const input of inputs) {
+        // built outside Effect.suspend on purpose: createSuperuser threw here, at call time
+        let superuser: Effect.Effect<unknown, { readonly _tag: string }, UserStore.UserStore | PasswordHasher.PasswordHasher>
+        try {
+          superuser = UserManager.createSuperuser(input as never)
+        } catch (error) {
+          superuser = Effect.die(error)
+        }
+        for (const call of [superuser, UserManager.createUser(input as never)]) {
+          const exit = yield* Effect.exit(call)
+          expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error).toEqual(
+            new UserStore.InvalidInput({ field: "input", message: "could not be read" })
+          )
+        }
+      }
+      expect(yield* Effect.flatMap(UserStore.UserStore, (store) => store.list())).toEqual([])
     }).pipe(Effect.provide(Live)))
 
   it.effect("a taken username fails with UserAlreadyExists and keeps the first user's password", () =>
