@@ -501,6 +501,31 @@ describe.skipIf(RedisUtil.missing)("lockouts and unlock (the Lockout store on Re
 })
 
 
+describe("lockouts and unlock: a Redis URL ioredis cannot read", () => {
+  it.effect("is bad usage (exit 2, one line, the URL not shown), not an unexpected failure; with --sql it is not read", () =>
+    Effect.gen(function*() {
+      for (const command of [["lockouts"], ["unlock", "eve"]]) {
+        // "::::" made ioredis throw "Invalid URL" when the command built its client: exit 1,
+        // "Error: unexpected failure: Invalid URL"
+        for (const url of ["::::", "redis://:secret%E0%A4%A@127.0.0.1:1"]) {
+          const result = yield* cli([...command, "--redis-url", url], { env: {} })
+          expect(result.code).toBe(2)
+          expect(result.stdout).toBe("")
+          expect(result.stderr).toContain("--redis-url is no Redis URL")
+          expect(result.stderr).not.toContain("secret")
+          noStackTrace(result.stderr)
+        }
+        const fromEnv = yield* cli(command, { env: { REDIS_URL: "::::" } })
+        expect(fromEnv.code).toBe(2)
+        expect(fromEnv.stderr).toContain("REDIS_URL is no Redis URL")
+        noStackTrace(fromEnv.stderr)
+      }
+      const sql = yield* cli(["lockouts", "--sql", "--database", freshDatabase()], { env: { REDIS_URL: "::::" } })
+      expect(sql.code).toBe(1)
+      expect(sql.stderr).toMatch(/^Error: lockout store: .*auth_lockout/)
+    }))
+})
+
 describe("lockouts and unlock --sql (the Lockout store in the SQL database)", () => {
   it.scoped("list the counters the app made in its SQLite file, and reset an address's", () =>
     Effect.gen(function*() {

@@ -497,11 +497,52 @@ const keyPrefixOption = Options.text("key-prefix").pipe(
 const sqlOption = Options.boolean("sql").pipe(
   Options.withDescription("The SQL Lockout store (SqlLockoutStore) in the database given by --database/--database-url")
 )
-const lockoutOptions = { redisUrl: redisUrlOption, keyPrefix: keyPrefixOption, sql: sqlOption, ...databaseOptions }
-interface LockoutArgs {
-  readonly redisUrl: Option.Option<Redacted.Redacted<string>>
-  readonly keyPrefix: string
+// A URL ioredis cannot read ("::::") threw "Invalid URL" when the command made its client: an
+// unexpected failure (exit 1), where every other bad argument is bad usage (exit 2). It is checked
+// with the options, by ioredis itself (a client made and dropped unconnected: its own parse, no
+// copy of it to drift), and refused as bad usage. The message never shows the URL: it may hold a
+// password. Without ioredis there is nothing to check: the command says what to install.
+const checkRedisUrl = (url: string, what: string): Effect.Effect<void, ValidationError.ValidationError> =>
+  Effect.flatMap(
+    Effect.option(Effect.tryPromise(() => import("ioredis"))),
+    Option.match({
+      onNone: () => Effect.void,
+      onSome: ({ Redis }) =>
+        Effect.try({
+          try: () => new Redis(url, { lazyConnect: true }).disconnect(),
+          catch: (error) =>
+            usage(`${what} is no Redis URL: ${error instanceof Error ? error.message : "ioredis cannot read it"}`)
+        })
+    })
+  )
+
+// The Redis of the Lockout store: --redis-url, else REDIS_URL; none with --sql (where neither is
+// read, nor checked).
+interface LockoutStore {
   readonly sql: boolean
+  readonly redisUrl: Option.Option<Redacted.Redacted<string>>
+}
+const lockoutStoreOption: Options.Options<LockoutStore> = Options.all({ url: redisUrlOption, sql: sqlOption }).pipe(
+  Options.mapEffect(({ sql, url }): Effect.Effect<LockoutStore, ValidationError.ValidationError> =>
+    sql
+      ? Effect.succeed({ sql, redisUrl: Option.none() })
+      : Effect.gen(function*() {
+        const fromEnv = yield* Effect.orElseSucceed(
+          Config.option(Config.redacted("REDIS_URL")),
+          () => Option.none<Redacted.Redacted<string>>()
+        )
+        const redisUrl = Option.orElse(url, () => fromEnv)
+        if (Option.isSome(redisUrl)) {
+          yield* checkRedisUrl(RedactedValue.value(redisUrl.value), Option.isSome(url) ? "--redis-url" : "REDIS_URL")
+        }
+        return { sql, redisUrl }
+      })
+  )
+)
+const lockoutOptions = { store: lockoutStoreOption, keyPrefix: keyPrefixOption, ...databaseOptions }
+interface LockoutArgs {
+  readonly store: LockoutStore
+  readonly keyPrefix: string
   readonly db: Database
 }
 
@@ -511,18 +552,17 @@ const openRedisLockout = (
   keyPrefix: string
 ): Layer.Layer<Lockout.Lockout, CliError> =>
   Layer.unwrapScoped(Effect.gen(function*() {
-    const fromEnv = yield* Effect.orElseSucceed(Config.option(Config.string("REDIS_URL")), () => Option.none<string>())
-    const target = Option.isSome(url) ? Option.some(RedactedValue.value(url.value)) : fromEnv
-    if (Option.isNone(target)) {
+    if (Option.isNone(url)) {
       return yield* new CliError({ message: "give the Lockout store's Redis with --redis-url or REDIS_URL" })
     }
+    const target = RedactedValue.value(url.value)
     const { Redis } = yield* Effect.tryPromise({
       try: () => import("ioredis"),
       catch: () => new CliError({ message: "the lockout commands need ioredis (npm i ioredis@5.11.1)" })
     })
     const client = yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const client = new Redis(target.value, { maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true })
+        const client = new Redis(target, { maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true })
         // A refused connection fails the command's own request; not also an "unhandled" log line.
         client.on("error", () => {})
         return client
@@ -536,12 +576,12 @@ const openRedisLockout = (
 
 // The SQL store is read as the app left it: the CLI never creates its table.
 const openLockout = (args: LockoutArgs): Layer.Layer<Lockout.Lockout, CliError> =>
-  args.sql
+  args.store.sql
     ? SqlLockoutStore.layer({ migrate: false }).pipe(
       Layer.mapError((error) => new CliError({ message: error.message })),
       Layer.provide(openDatabase(args.db, { migrate: false }))
     )
-    : openRedisLockout(args.redisUrl, args.keyPrefix)
+    : openRedisLockout(args.store.redisUrl, args.keyPrefix)
 
 const lockoutError = (error: Lockout.LockoutStoreError | CliError): CliError =>
   error._tag === "CliError" ? error : new CliError({ message: `lockout store: ${error.message}` })
