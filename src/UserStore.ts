@@ -295,7 +295,9 @@ export class InvalidInput extends Schema.TaggedError<InvalidInput>("effect-auth/
 
 /**
  * The store could not answer: database unreachable, a statement failed, a row did not decode.
- * `cause` is the driver's error; it holds no parameter values, hence no password hash.
+ * `cause` is a copy of the driver's error down its causes, each with its message, name, `_tag`
+ * and `code` only: a driver's error may carry the values of the row it refused (PostgreSQL's
+ * `detail`), a password hash among them, and the copy leaves them out.
  *
  * @example
  * ```ts

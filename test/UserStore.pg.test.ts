@@ -7,9 +7,11 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
 import * as SqlUserStore from "../src/SqlUserStore.js"
 import * as UserStore from "../src/UserStore.js"
+import * as util from "node:util"
 import * as Postgres from "./utils/postgres.js"
 import { closedPort, withPort } from "./utils/tcpProxy.js"
 import { failureTag, userStoreSuite } from "./utils/userStoreSuite.js"
@@ -44,6 +46,28 @@ describe.skipIf(Postgres.missing)("SqlUserStore on PostgreSQL", () => {
         ["is_active", "boolean", null],
         ["date_joined", "timestamp with time zone", null]
       ])
+    }).pipe(Effect.provide(pgStore(prefix)))
+  })
+
+  // A row the table refuses (a site's NOT NULL column the store does not fill) fails with a driver
+  // error whose `detail` is "Failing row contains (…)": every value of the row. Kept as the cause,
+  // it put the password hash in util.inspect's and JSON.stringify's rendering of the error.
+  it.live("a refused row's values (the password hash) are nowhere in the error, however it is rendered", () => {
+    const prefix = uniquePrefix()
+    return Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const t = yield* SqlUserStore.tables({ tablePrefix: prefix })
+      yield* sql.unsafe(`ALTER TABLE "${t.user}" ADD COLUMN phone text NOT NULL`)
+      const store = yield* UserStore.UserStore
+      const hash = "pbkdf2_sha256$1000$SALTSALTSALT$SECRETHASHVALUEdoNotLeak="
+      const error = yield* Effect.flip(store.create({ username: "alice", passwordHash: Redacted.make(hash) }))
+      expect(error._tag).toBe("UserStoreError")
+      expect(error.message).toContain("null value in column")
+      for (const rendered of [util.inspect(error, { depth: 20 }), JSON.stringify(error), String(error)]) {
+        expect(rendered).not.toContain("SECRETHASH")
+      }
+      // what the store's own retry and the message read is kept
+      expect(util.inspect(error, { depth: 20 })).toContain("23502")
     }).pipe(Effect.provide(pgStore(prefix)))
   })
 

@@ -21,10 +21,22 @@ const messageOf = (cause: unknown): string =>
  * The cause a store's error keeps. A `ParseError` (a row that does not decode) becomes an `Error`
  * naming the failing columns: the error's message already hid the values, but Effect's loggers
  * render the cause itself (`renderErrorCause`), and so does `JSON.stringify`, and a ParseError
- * carries the value found, a password hash say. @internal
+ * carries the value found, a password hash say. Any other error is copied down its causes with
+ * its message, name, `_tag` and `code` only: a driver's error carries what it was given, and
+ * PostgreSQL's `detail` of a refused row ("Failing row contains (1, pbkdf2_sha256$…, …)") showed a
+ * password hash, or a session key, to `util.inspect` and every JSON logger. @internal
  */
-export const safeCause = (cause: unknown): unknown =>
-  ParseResult.isParseError(cause) ? new Error(messageOf(cause)) : cause
+export const safeCause = (cause: unknown, depth = 0): unknown => {
+  if (ParseResult.isParseError(cause)) return new Error(messageOf(cause))
+  if (!(cause instanceof Error)) return cause
+  const inner = depth < 6 && cause.cause !== undefined ? { cause: safeCause(cause.cause, depth + 1) } : undefined
+  const copy: Error & { _tag?: string; code?: string } = new Error(cause.message, inner)
+  copy.name = cause.name
+  const { _tag, code } = cause as { readonly _tag?: unknown; readonly code?: unknown }
+  if (typeof _tag === "string") copy._tag = _tag
+  if (typeof code === "string") copy.code = code
+  return copy
+}
 
 /** Each cause's message, outermost first, without repeats. @internal */
 export const reasons = (cause: unknown): Array<string> => {
