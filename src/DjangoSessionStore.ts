@@ -379,13 +379,14 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
               // not know) is no session, as `get` reads it: written over, the keys Django keeps
               // would be lost.
               const before = Signing.readSession(row.value.session_data, readSecrets, { className })
-              if (record.expiresAt <= now || (before !== undefined && expiresAtOf(record, before, now) <= now)) {
+              const expiresAt = before === undefined ? record.expiresAt : expiresAtOf(record, before, now)
+              if (expiresAt <= now) {
                 const deleted = yield* count(sql`DELETE FROM ${table} WHERE session_key = ${key} RETURNING session_key`)
                 return deleted > 0 ? "written" as const : "gone" as const
               }
               if (before === undefined) return "gone" as const
               const data = toData(record, before)
-              const expires = time(expiresAtOf(record, before, now))
+              const expires = time(expiresAt)
               const written = yield* count(sql`UPDATE ${table} SET session_data = ${data}, expire_date = ${expires}
                 WHERE session_key = ${key} AND session_data = ${row.value.session_data} RETURNING session_key`)
               return written > 0 ? "written" as const : "changed" as const

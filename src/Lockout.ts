@@ -602,14 +602,14 @@ export interface RedisClient {
 // forget by the app's clock; the key's TTL only collects garbage. A record without e (written
 // before it was kept) lives by its TTL. The rules are internal/lockoutRecord.ts's.
 
-// The live record of KEY as numbers {f, t, u, n, p (0 once q has passed), q}, or nil; and the
+// The live record of KEY as numbers {f, t, u, n, p (0 once q has passed), q, e}, or nil; and the
 // failures that still count toward a lock (none after a lock that ran out or a cool-off).
 const liveRecord = `
 local function live(key, now)
   local v = redis.call('HMGET', key, 'f', 't', 'u', 'n', 'e', 'p', 'q')
   if not v[1] then return nil end
   if v[5] and tonumber(v[5]) <= now then return nil end
-  local r = {tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0, tonumber(v[6]) or 0, tonumber(v[7]) or 0}
+  local r = {tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0, tonumber(v[6]) or 0, tonumber(v[7]) or 0, tonumber(v[5]) or 0}
   if r[6] <= now then r[5] = 0 end
   return r
 end
@@ -645,7 +645,7 @@ if busy then return {2} end
 for i, key in ipairs(KEYS) do
   local r = state[i]
   local e = now + hold
-  if r then e = math.max(tonumber(redis.call('HGET', key, 'e')) or 0, e) else r = {0, 0, 0, 0, 0, 0} end
+  if r then e = math.max(r[7], e) else r = {0, 0, 0, 0, 0, 0, 0} end
   r[5] = r[5] + 1
   r[6] = now + hold
   store(key, r, e, now)
@@ -949,8 +949,11 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
           entry.waiters.clear()
           for (const waiter of waiters) waiter()
         }
-        if (entry.holders <= 0 && entry.waiters.size === 0) local.delete(key)
+        forgetIfIdle(key, entry)
       }
+    }
+    const forgetIfIdle = (key: string, entry: { holders: number; readonly waiters: Set<() => void> }) => {
+      if (entry.holders <= 0 && entry.waiters.size === 0) local.delete(key)
     }
     const heldHere = (keys: ReadonlyArray<string>) => keys.some((key) => (local.get(key)?.holders ?? 0) > 0)
     // Resumes at the next settlement of an attempt of this instance on one of `keys`.
@@ -966,7 +969,7 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
             const entry = local.get(key)
             if (entry === undefined) continue
             entry.waiters.delete(waiter)
-            if (entry.holders <= 0 && entry.waiters.size === 0) local.delete(key)
+            forgetIfIdle(key, entry)
           }
         })
       })

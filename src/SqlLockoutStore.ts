@@ -36,7 +36,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type { AuthConfigError } from "./AuthError.js"
-import { countFailure, decideAttempt, type LockoutRecord, refundAttempt, refusalOf, toEntry } from "./internal/lockoutRecord.js"
+import { countFailure, decideAttempt, type LockoutRecord, refundAttempt, toEntry } from "./internal/lockoutRecord.js"
 import * as SqlTables from "./internal/sqlTables.js"
 import * as Lockout from "./Lockout.js"
 
@@ -273,40 +273,20 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
       sql`UPDATE ${table} SET failures = ${r.f}, last_failure = ${r.t}, locked_until = ${r.u},
         lockouts = ${r.n}, pending = ${r.p}, pending_until = ${r.q}, expires_at = ${r.expiresAt} WHERE lock_key = ${key}`
 
-    // The keys' live records, read without locking their rows: a burst of attempts against a
-    // locked or busy key is refused from this read, instead of queueing for the rows one
-    // transaction at a time (2,500 concurrent guesses at one name waited out the store's timeout,
-    // and under `onStoreError: "allow"` each timed-out one went to the backend uncounted).
-    const peek = (keys: ReadonlyArray<string>, now: number) =>
-      Effect.map(
-        Effect.flatMap(
-          sql`SELECT ${columns} FROM ${table} WHERE ${sql.in("lock_key", [...new Set(keys)])} AND expires_at > ${now}`,
-          decodeRows
-        ),
-        (rows) => {
-          const live = new Map(rows.map((row) => [row.lock_key, toRecord(row)]))
-          return keys.map((key) => live.get(key))
-        }
-      )
-
     return {
       attempt: (keys, now, policy) =>
         run(
           "attempt",
-          Effect.flatMap(peek(keys, now), (current) => {
-            const refusal = refusalOf(current, now, policy)
-            if (refusal !== undefined) return Effect.succeed(refusal)
-            return SqlTables.withTransaction(
-              sql,
-              Effect.gen(function*() {
-                const live = yield* lockRows(keys, now)
-                const decided = decideAttempt(keys.map((key) => live.get(key)), now, policy)
-                if (decided.reservation._tag !== "Allowed") yield* dropDead(keys, live)
-                for (const [i, record] of decided.records.entries()) yield* write(keys[i]!, record)
-                return decided.reservation
-              })
-            )
-          })
+          SqlTables.withTransaction(
+            sql,
+            Effect.gen(function*() {
+              const live = yield* lockRows(keys, now)
+              const decided = decideAttempt(keys.map((key) => live.get(key)), now, policy)
+              if (decided.reservation._tag !== "Allowed") yield* dropDead(keys, live)
+              for (const [i, record] of decided.records.entries()) yield* write(keys[i]!, record)
+              return decided.reservation
+            })
+          )
         ),
       fail: (keys, now, policy) =>
         run(

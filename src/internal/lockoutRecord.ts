@@ -68,12 +68,9 @@ export const decideAttempt = (
   return { reservation: { _tag: "Allowed" }, records }
 }
 
-/**
- * The refusal `decideAttempt` would answer for these records, if any: what a store may answer from
- * a read that locks nothing, so that a burst against a locked or busy key does not queue for its
- * rows. @internal
- */
-export const refusalOf = (
+// The refusal `decideAttempt` answers for these records, if any: a lock on any key, or a key whose
+// failures and places already make the limit.
+const refusalOf = (
   current: ReadonlyArray<LockoutRecord | undefined>,
   now: number,
   policy: Policy
