@@ -242,7 +242,10 @@ const codec = (options: Options) =>
             ...(e.degraded === true && { degraded: true }),
             ...(e.secondFactor !== undefined && { secondFactor: e.secondFactor })
           })
-        })
+        }),
+        // Django's `get_expire_at_browser_close`: a view's `set_expiry(0)` ("remember me"
+        // unticked) makes the cookie a browser session's, whatever the row's expiry.
+        ...(data._session_expiry === 0 && { expireAtBrowserClose: true })
       })
     }
 

@@ -185,6 +185,14 @@ export interface SessionUser {
    * while the session has passed its first factor only.
    */
   readonly secondFactor?: string | undefined
+  /**
+   * `true` when the session's cookie ends with the browser, as its store says
+   * (`SessionStore.SessionRecord.expireAtBrowserClose`: a Django session after `set_expiry(0)`,
+   * "remember me" unticked); absent otherwise, the cookie then lasting until {@link expiresAt}.
+   *
+   * @since 0.4.0
+   */
+  readonly expireAtBrowserClose?: boolean | undefined
 }
 
 /**
@@ -450,7 +458,8 @@ export const make = (
       csrfToken: Redacted.make(record.csrfToken),
       expiresAt: new Date(Math.min(record.expiresAt, ownExpiry(record))),
       ...(record.degraded === true && { degraded: true }),
-      ...(record.secondFactor !== undefined && { secondFactor: record.secondFactor })
+      ...(record.secondFactor !== undefined && { secondFactor: record.secondFactor }),
+      ...(record.expireAtBrowserClose === true && { expireAtBrowserClose: true })
     })
 
     // A live session by the store and by this service's own expiry. One past ours is no session
@@ -490,20 +499,28 @@ export const make = (
     // it replaces was still there when it was deleted. A logout (or another successor) that came
     // between the read and the write otherwise came undone: the new cookie logged the user back
     // in, or two step-ups left two sessions. The loser's new session is deleted again.
-    // A store shared with Django (`cycle`) may keep the successor shorter than this service would
-    // (Django's `set_expiry` on the session): the record answered, and the cookie made of it, say
-    // when the store keeps it until.
     const succeed = (record: SessionStore.SessionRecord, now: number, old: string) =>
       Effect.flatMap(issue(record, now, old, true), ({ id, oldWasThere }) =>
         !oldWasThere
           ? Effect.as(store.delete(format.storeKey(id)), Option.none<readonly [string, SessionStore.SessionRecord]>())
-          : store.cycle === undefined
-          ? Effect.succeed(Option.some([id, record] as const))
-          : Effect.map(store.get(format.storeKey(id), now), (stored) =>
-            Option.some([id, {
-              ...record,
-              expiresAt: Option.match(stored, { onNone: () => record.expiresAt, onSome: (s) => Math.min(s.expiresAt, record.expiresAt) })
-            }] as const)))
+          : Effect.map(asStored(id, record, now), (stored) => Option.some([id, stored] as const)))
+
+    // A store shared with Django (`cycle`) keeps what the session it replaced held, Django's
+    // `set_expiry` with it: the new session may end sooner than this service would end it, or with
+    // the browser (`set_expiry(0)`). The record answered, and the cookie made of it, say what the
+    // store keeps.
+    const asStored = (id: string, record: SessionStore.SessionRecord, now: number) =>
+      store.cycle === undefined
+        ? Effect.succeed(record)
+        : Effect.map(store.get(format.storeKey(id), now), (stored): SessionStore.SessionRecord => {
+          if (Option.isNone(stored)) return record
+          const { expireAtBrowserClose: _, ...rest } = record
+          return {
+            ...rest,
+            expiresAt: Math.min(stored.value.expiresAt, record.expiresAt),
+            ...(stored.value.expireAtBrowserClose === true && { expireAtBrowserClose: true })
+          }
+        })
 
     // Django's `login` keeps the data of the session it replaces (an anonymous one, or the same
     // user's under the same password) and flushes any other. Only a store that keeps more than
@@ -569,11 +586,13 @@ export const make = (
           expiresAt: expiry(now, now),
           ...(input.degraded && { degraded: true })
         }
-        const { id } = yield* issue(record, now, old, yield* keepsAtLogin(old, record, now), true)
+        const carried = yield* keepsAtLogin(old, record, now)
+        const { id } = yield* issue(record, now, old, carried, true)
+        const stored = carried ? yield* asStored(id, record, now) : record
         const request = fieldOf(loginOptions, "request") as AuthRequest | undefined
         yield* events.publish(new AuthEvents.LoggedIn({ user, backend, request: forEvent(request) }))
         yield* loggedIn(backend, user)
-        return sessionUser(user, id, record)
+        return sessionUser(user, id, stored)
       }).pipe(Effect.withSpan("effect-auth.Session.login", { captureStackTrace: false }))
 
     const logout: Service["logout"] = (sessionId, request) =>

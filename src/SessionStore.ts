@@ -100,7 +100,12 @@ export const SessionRecord = Schema.Struct({
   /** Set when the login was degraded (`AuthService.Authenticated.degraded`); absent otherwise. */
   degraded: Schema.optional(Schema.Boolean),
   /** The backend that verified a second factor in this session (`Session.stepUp`); absent before. */
-  secondFactor: Schema.optional(Field(255).pipe(Schema.minLength(1)))
+  secondFactor: Schema.optional(Field(255).pipe(Schema.minLength(1))),
+  /**
+   * Set when the session's cookie is to end with the browser (a Django session after
+   * `set_expiry(0)`, read by `DjangoSessionStore`); absent otherwise. @since 0.4.0
+   */
+  expireAtBrowserClose: Schema.optional(Schema.Boolean)
 })
 
 /**

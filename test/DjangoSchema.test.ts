@@ -5,7 +5,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Cause, Effect, Either, Exit, Layer, Option, Redacted, TestClock } from "effect"
+import { Cause, Context, Effect, Either, Exit, Layer, Option, Redacted, TestClock } from "effect"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -465,6 +465,16 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
           // what the new cookie's Max-Age is made of
           expect(successor.expiresAt.getTime()).toBe(expiresAt)
           expect(site("whoami", db, { key: changed }).id).toBe(Number(user.id))
+          expect(successor.expireAtBrowserClose).toBeUndefined()
+
+          // set_expiry(0) ("remember me" unticked): Django's cookie ends with the browser, and
+          // the successor says so (the cookie is made of it), for Django too.
+          const forNow: string = site("login", db, { username: "alice", password: "alice-pw-1" }).key
+          site("save", db, { key: forNow, data: {}, expiry: 0 })
+          const browserOnly = Option.getOrThrow(yield* sessions.updateSessionAuthHash(forNow, user))
+          expect(browserOnly.expireAtBrowserClose).toBe(true)
+          const raw = site("rawsession", db, { key: Redacted.value(browserOnly.sessionId) })
+          expect(raw.repr._session_expiry).toBe("0")
         }).pipe(Effect.provide(Live))
       }), 120_000)
 
@@ -744,6 +754,40 @@ describe.skipIf(djangoPython === undefined)("the HTTP layer on a Django site's s
       const { session } = yield* HttpServer.login(url, "editor", "editor-pw-10", { cookie })
       expect(site("whoami", db, { key: session }).data).toEqual(cart)
       expect(site("whoami", db, { key: anonymous }).data).toEqual({})
+    }), 60_000)
+
+  // Django's set_expiry(0) ("remember me" unticked): its middleware sends the session cookie
+  // without Max-Age, to end with the browser, and a login over the same user's session keeps it so
+  // (cycle_key carries `_session_expiry`). A lasting cookie from the Effect service kept a user who
+  // did not ask to be remembered logged in after the browser closed.
+  it.scopedLive("a Django session that ends with the browser keeps a browser-session cookie through a login here", () =>
+    Effect.gen(function*() {
+      const { db, store } = yield* sqlite.make
+      site("seed", db)
+      const secret = Redacted.make("django-site-secret")
+      const { context, url } = yield* HttpServer.serve({
+        session: { secret, format: "django" },
+        store: DjangoSessionStore.layer({ secret }).pipe(Layer.provide(Layer.orDie(store()))),
+        userStore: Layer.orDie(store()),
+        hasher: PasswordHasher.layer(hasherOptions(djangos[0]!))
+      })
+      const fromDjango: string = site("login", db, { username: "editor", password: "editor-pw-10" }).key
+      site("save", db, { key: fromDjango, data: {}, expiry: 0 })
+      // (a login over a live session is an unsafe request with ambient credentials: CSRF-checked)
+      const live = yield* Session.currentUser(fromDjango).pipe(Effect.provide(context as Context.Context<Session.Session>))
+      const csrf = Redacted.value(Option.getOrThrow(live).csrfToken)
+      const cookie = `${HttpServer.cookieHeader({ sessionid: fromDjango, csrftoken: csrf })}`
+      const { reply, session } = yield* HttpServer.login(url, "editor", "editor-pw-10", { cookie, "x-csrftoken": csrf })
+      const sessionCookie = reply.cookies.cookies["sessionid"]!
+      expect(sessionCookie.value).toBe(session)
+      expect([sessionCookie.options?.maxAge, sessionCookie.options?.expires]).toEqual([undefined, undefined])
+      expect(reply.cookies.cookies["csrftoken"]?.options?.maxAge).toBeUndefined()
+      expect(site("rawsession", db, { key: session }).repr._session_expiry).toBe("0")
+      expect(site("whoami", db, { key: session }).id).not.toBe(null)
+
+      // Any other session's cookie lasts.
+      const lasting = yield* HttpServer.login(url, "editor", "editor-pw-10")
+      expect(lasting.reply.cookies.cookies["sessionid"]!.options?.maxAge).toBeDefined()
     }), 60_000)
 })
 

@@ -105,7 +105,12 @@ export const handlers = (
   // A session its store keeps for less than `maxAge` (a Django site's `set_expiry(3600)`, kept
   // through a password change here) gets a cookie that says so, as Django's does; within a
   // minute of `maxAge` it is the session the service made, and the cookie says `maxAge`.
+  // A session its store says ends with the browser (a Django site's `set_expiry(0)`) gets cookies
+  // without `Max-Age`, as Django's middleware sets them: a lasting one would keep a user who did
+  // not ask to be remembered logged in after the browser closed.
+  const browserSession = { session: cookie.options, csrf: { ...cookie.options, httpOnly: false } }
   const optionsFor = (started: Session.SessionUser, now: number) => {
+    if (started.expireAtBrowserClose === true) return browserSession
     const left = started.expiresAt.getTime() - now
     if (left >= maxAgeMillis - 60_000) return { session: sessionOptions, csrf: csrfOptions }
     const shorter = Duration.seconds(Math.max(0, Math.ceil(left / 1000)))
