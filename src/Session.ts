@@ -176,6 +176,18 @@ export interface SessionUser {
    */
   readonly expiresAt: Date
   /**
+   * When the session's cookie is to expire (what the HTTP layer's `Max-Age` says): the session's
+   * absolute end, `maxAge` from its login, or the store's where that is sooner (a Django session's
+   * `set_expiry(3600)`). The idle deadline is not in it: it moves with every request while the
+   * cookie is sent once, and a cookie that lapsed at the first idle deadline logged out a user
+   * who kept using the site. Set on what `login`, `stepUp` and `updateSessionAuthHash` answer
+   * (the sessions whose cookie the HTTP layer sends); absent on `currentUser`'s, and where a
+   * `Session` service does not say (the cookie then lasts `maxAge`).
+   *
+   * @since 0.4.0
+   */
+  readonly cookieExpiresAt?: Date | undefined
+  /**
    * `true` when the login was degraded (`AuthService.Authenticated.degraded`: a backend that could
    * not answer was passed over), for the session's whole life; absent otherwise.
    */
@@ -462,6 +474,18 @@ export const make = (
       ...(record.expireAtBrowserClose === true && { expireAtBrowserClose: true })
     })
 
+    // A session whose cookie is sent now (a login, a successor). `keptUntil`: the end a store
+    // shared with Django gave it where that is sooner than the one asked for (`asStored`).
+    const withCookie = (
+      user: User,
+      id: string,
+      record: SessionStore.SessionRecord,
+      keptUntil: number
+    ): SessionUser => ({
+      ...sessionUser(user, id, record),
+      cookieExpiresAt: new Date(Math.min(record.createdAt + maxAgeMillis, keptUntil))
+    })
+
     // A live session by the store and by this service's own expiry. One past ours is no session
     // here, and is left in the store as it is (as a store leaves an expired record of ours): in a
     // store shared with Django, Django's own expiry decides when Django ends it.
@@ -502,24 +526,30 @@ export const make = (
     const succeed = (record: SessionStore.SessionRecord, now: number, old: string) =>
       Effect.flatMap(issue(record, now, old, true), ({ id, oldWasThere }) =>
         !oldWasThere
-          ? Effect.as(store.delete(format.storeKey(id)), Option.none<readonly [string, SessionStore.SessionRecord]>())
-          : Effect.map(asStored(id, record, now), (stored) => Option.some([id, stored] as const)))
+          ? Effect.as(store.delete(format.storeKey(id)), Option.none<readonly [string, SessionStore.SessionRecord, number]>())
+          : Effect.map(asStored(id, record, now), (stored) => Option.some([id, ...stored] as const)))
 
     // A store shared with Django (`cycle`) keeps what the session it replaced held, Django's
     // `set_expiry` with it: the new session may end sooner than this service would end it, or with
     // the browser (`set_expiry(0)`). The record answered, and the cookie made of it, say what the
-    // store keeps.
-    const asStored = (id: string, record: SessionStore.SessionRecord, now: number) =>
+    // store keeps; with the end the store set where it is sooner than the one asked for (by more
+    // than a store's rounding: a cache keeps whole seconds).
+    const asStored = (
+      id: string,
+      record: SessionStore.SessionRecord,
+      now: number
+    ): Effect.Effect<readonly [SessionStore.SessionRecord, number], SessionStore.SessionStoreError> =>
       store.cycle === undefined
-        ? Effect.succeed(record)
-        : Effect.map(store.get(format.storeKey(id), now), (stored): SessionStore.SessionRecord => {
-          if (Option.isNone(stored)) return record
+        ? Effect.succeed([record, Infinity])
+        : Effect.map(store.get(format.storeKey(id), now), (stored) => {
+          if (Option.isNone(stored)) return [record, Infinity] as const
           const { expireAtBrowserClose: _, ...rest } = record
-          return {
+          const kept = stored.value.expiresAt
+          return [{
             ...rest,
-            expiresAt: Math.min(stored.value.expiresAt, record.expiresAt),
+            expiresAt: Math.min(kept, record.expiresAt),
             ...(stored.value.expireAtBrowserClose === true && { expireAtBrowserClose: true })
-          }
+          }, kept < record.expiresAt - 60_000 ? kept : Infinity] as const
         })
 
     // Django's `login` keeps the data of the session it replaces (an anonymous one, or the same
@@ -588,11 +618,11 @@ export const make = (
         }
         const carried = yield* keepsAtLogin(old, record, now)
         const { id } = yield* issue(record, now, old, carried, true)
-        const stored = carried ? yield* asStored(id, record, now) : record
+        const [stored, keptUntil] = carried ? yield* asStored(id, record, now) : [record, Infinity]
         const request = fieldOf(loginOptions, "request") as AuthRequest | undefined
         yield* events.publish(new AuthEvents.LoggedIn({ user, backend, request: forEvent(request) }))
         yield* loggedIn(backend, user)
-        return sessionUser(user, id, stored)
+        return withCookie(user, id, stored, keptUntil)
       }).pipe(Effect.withSpan("effect-auth.Session.login", { captureStackTrace: false }))
 
     const logout: Service["logout"] = (sessionId, request) =>
@@ -675,7 +705,7 @@ export const make = (
         }
         // Django's `update_session_auth_hash` cycles the key and keeps the session's data.
         const issued = yield* succeed(next, now, old)
-        return Option.map(issued, ([id, stored]) => sessionUser(user, id, stored))
+        return Option.map(issued, ([id, stored, keptUntil]) => withCookie(user, id, stored, keptUntil))
       })
 
     const stepUp: Service["stepUp"] = (sessionId, authenticated) =>
@@ -692,7 +722,7 @@ export const make = (
         }
         // A new id, as at login: an id seen before the second factor is worth nothing after it.
         const issued = yield* succeed(next, now, old)
-        return Option.map(issued, ([id, stored]) => sessionUser(authenticated.user, id, stored))
+        return Option.map(issued, ([id, stored, keptUntil]) => withCookie(authenticated.user, id, stored, keptUntil))
       }).pipe(Effect.withSpan("effect-auth.Session.stepUp", { captureStackTrace: false }))
 
     const csrfToken: Service["csrfToken"] = (sessionId) =>

@@ -55,6 +55,16 @@ describe("HttpAuth: session cookie", () => {
         expect(me.json()).toEqual({ id: "1", username: "alice", backend: "model", method: "session", degraded: false })
       })))
 
+  // The cookie is sent at login only: one that lapsed at the idle deadline logged out a user who
+  // kept using the site, whose session the server would have kept for maxAge.
+  it.live("with an idleTimeout, the login's cookies still last maxAge", () =>
+    withServer({ session: { idleTimeout: "2 hours", maxAge: "14 days" } }, ({ url }) =>
+      Effect.gen(function*() {
+        const { reply } = yield* login(url, "alice", "wonderland")
+        expect(Duration.toSeconds(cookie(reply, "sessionid").options.maxAge)).toBe(14 * 24 * 3600)
+        expect(Duration.toSeconds(cookie(reply, "csrftoken").options.maxAge)).toBe(14 * 24 * 3600)
+      })))
+
   it.live("Secure and SameSite are configurable", () =>
     withServer({ http: { session: { secure: true, sameSite: "strict", name: "sid" } } }, ({ url }) =>
       Effect.gen(function*() {

@@ -413,6 +413,24 @@ describe("Session", () => {
     }).pipe(Effect.provide(setup({ idleTimeout: "30 minutes" }, directory)))
   })
 
+  // The cookie is sent at login (and with a successor) only, never as the session is used: a
+  // cookie that lapsed at the idle deadline logged an active user out `idleTimeout` after login.
+  it.effect("the cookie lasts to the session's absolute end, never to its idle deadline", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    return Effect.gen(function*() {
+      const started = yield* loginAs("alice")
+      expect(started.expiresAt.getTime()).toBe(30 * 60_000)
+      expect(started.cookieExpiresAt?.getTime()).toBe(24 * 3600_000)
+      yield* TestClock.adjust("20 minutes")
+      const user = Option.getOrThrow(yield* Session.currentUser(started.sessionId)).user
+      const successor = Option.getOrThrow(yield* Session.updateSessionAuthHash(started.sessionId, user))
+      expect(successor.expiresAt.getTime()).toBe(50 * 60_000)
+      // the same login's end: a successor does not make the session younger
+      expect(successor.cookieExpiresAt?.getTime()).toBe(24 * 3600_000)
+    }).pipe(Effect.provide(setup({ idleTimeout: "30 minutes", maxAge: "1 day" }, directory)))
+  })
+
   // A store shared with another app keeps that app's expiry too, and the app moves it when it
   // writes the session (a Django view's save sets expire_date to SESSION_COOKIE_AGE from then).
   // It never lifts maxAge or idleTimeout: the session is refused before it is served (it was

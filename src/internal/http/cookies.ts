@@ -102,16 +102,19 @@ export const handlers = (
   const maxAgeMillis = Duration.toMillis(maxAge)
   const sessionOptions = { ...cookie.options, maxAge }
   const csrfOptions = { ...cookie.options, httpOnly: false, maxAge }
-  // A session its store keeps for less than `maxAge` (a Django site's `set_expiry(3600)`, kept
-  // through a password change here) gets a cookie that says so, as Django's does; within a
-  // minute of `maxAge` it is the session the service made, and the cookie says `maxAge`.
+  // A session whose cookie is to lapse sooner than `maxAge` from now (`cookieExpiresAt`: the
+  // successor of an older login, a Django site's `set_expiry(3600)` kept through a password change
+  // here) gets a cookie that says so, as Django's does; within a minute of `maxAge` it is a new
+  // login, and the cookie says `maxAge`. Never the idle deadline: the cookie is not sent again as
+  // the session is used.
   // A session its store says ends with the browser (a Django site's `set_expiry(0)`) gets cookies
   // without `Max-Age`, as Django's middleware sets them: a lasting one would keep a user who did
   // not ask to be remembered logged in after the browser closed.
   const browserSession = { session: cookie.options, csrf: { ...cookie.options, httpOnly: false } }
   const optionsFor = (started: Session.SessionUser, now: number) => {
     if (started.expireAtBrowserClose === true) return browserSession
-    const left = started.expiresAt.getTime() - now
+    if (started.cookieExpiresAt === undefined) return { session: sessionOptions, csrf: csrfOptions }
+    const left = started.cookieExpiresAt.getTime() - now
     if (left >= maxAgeMillis - 60_000) return { session: sessionOptions, csrf: csrfOptions }
     const shorter = Duration.seconds(Math.max(0, Math.ceil(left / 1000)))
     return { session: { ...sessionOptions, maxAge: shorter }, csrf: { ...csrfOptions, maxAge: shorter } }
