@@ -8,6 +8,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as http from "node:http"
 import * as Credentials from "../src/Credentials.js"
@@ -19,6 +20,12 @@ import { appLayer, basic, call, cookieHeader, routerLogin, serveApp } from "./ut
 const publicRoutes = HttpRouter.empty.pipe(
   HttpRouter.post("/login", routerLogin),
   HttpRouter.post("/logout", Effect.as(HttpAuth.logout, HttpServerResponse.empty())),
+  // A logout and a login an app routed on GET: what a link or an <img> on another site can make.
+  HttpRouter.get("/logout", Effect.as(HttpAuth.logout, HttpServerResponse.empty())),
+  HttpRouter.get(
+    "/login",
+    Effect.as(HttpAuth.login({ username: "alice", password: Redacted.make("wonderland") }), HttpServerResponse.empty())
+  ),
   HttpRouter.get(
     "/hello",
     Effect.map(CurrentUser.OptionalUser, (user) =>
@@ -75,6 +82,21 @@ describe("HttpAuth: plain router form", () => {
       expect(counted.calls).toHaveLength(2)
     }).pipe(Effect.scoped)
   })
+
+  // Django's LoginView takes credentials by POST only and its LogoutView (5.0+) answers GET with
+  // 405: a safe method is not CSRF-checked, so a page on another site logged its visitors out, or
+  // into the attacker's account.
+  it.live("a login or logout by a safe method is refused: the session lives on, none is started", () =>
+    Effect.gen(function*() {
+      const url = yield* serveRouter
+      const logged = yield* call(url, "POST", "/login", { json: { username: "alice", password: "wonderland" } })
+      const cookie = cookieHeader({ sessionid: logged.cookies.cookies["sessionid"]!.value })
+      const out = yield* call(url, "GET", "/logout", { headers: { cookie } })
+      expect([out.status, out.cookies.cookies["sessionid"]]).toEqual([403, undefined])
+      expect((yield* call(url, "GET", "/hello", { headers: { cookie } })).body).toBe("hello, alice")
+      const planted = yield* call(url, "GET", "/login")
+      expect([planted.status, planted.cookies.cookies["sessionid"]]).toEqual([403, undefined])
+    }).pipe(Effect.scoped))
 
   it.live("requireUser: 401 with WWW-Authenticate when anonymous, the user otherwise", () =>
     Effect.gen(function*() {

@@ -329,7 +329,10 @@ export interface Service {
    * before its cookie was read).
    */
   readonly csrfToken: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<Option.Option<Redacted.Redacted<string>>, Failure>
-  /** Ends the request's session (if any) and deletes the cookies. */
+  /**
+   * Ends the request's session (if any) and deletes the cookies. A safe method (`GET`, ...) is
+   * refused with 403, as are `login` and `stepUp` by one: it is not CSRF-checked.
+   */
   readonly logout: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<void, Failure>
   /**
    * Keeps the request's session after its user changed their password (new id, new cookie): only

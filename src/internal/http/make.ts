@@ -240,6 +240,15 @@ export const make = (
       )
     }
 
+    // Login, logout and a second factor change the session. By a safe method (a link, an <img> on
+    // another site) they would pass without any CSRF check: a cross-site page logged its visitors
+    // out, or into the attacker's account. Refused, as Django's LoginView takes credentials only
+    // by POST and its LogoutView (5.0+) answers GET with 405. `loginAs` is not held to it: an
+    // OAuth callback is a GET, guarded by its `state`.
+    const refusedSafe = Effect.fail(new HttpApiError.Forbidden())
+    const csrfForChange = (request: HttpServerRequest.HttpServerRequest, s: Session.Service, cookieValue: string | undefined) =>
+      csrf.enabled && Csrf.isSafeMethod(request.method) ? refusedSafe : csrfFor(request, s, cookieValue)
+
     // The request's session (if any) is discarded by `Session.login`, which deletes it without
     // reading it again.
     const startSession = (
@@ -270,7 +279,7 @@ export const make = (
     const login: HttpAuth.Service["login"] = (request, credentials) =>
       Effect.gen(function*() {
         const s = yield* requireSessions
-        yield* csrfFor(request, s, sessionIdOf(request))
+        yield* csrfForChange(request, s, sessionIdOf(request))
         const authenticated = yield* Effect.catchAll(
           auth.authenticate(asTyped(credentials), authRequest(request)),
           toFailure
@@ -292,7 +301,7 @@ export const make = (
       Effect.gen(function*() {
         const s = yield* requireSessions
         const cookieValue = sessionIdOf(request)
-        yield* csrfFor(request, s, cookieValue)
+        yield* csrfForChange(request, s, cookieValue)
         const loaded = fold.loadedSession(request)
         const current = loaded !== undefined
           ? loaded
@@ -318,7 +327,7 @@ export const make = (
       Effect.gen(function*() {
         const s = yield* requireSessions
         const cookieValue = sessionIdOf(request)
-        yield* csrfFor(request, s, cookieValue)
+        yield* csrfForChange(request, s, cookieValue)
         yield* storeUnavailable(s.logout(cookieValue, authRequest(request)))
         yield* adopt(request, Option.none())
         yield* cookies.clear
