@@ -71,8 +71,12 @@ const isClosedSqlite = (defect: unknown): boolean =>
   defect instanceof TypeError && defect.message === "The database connection is not open"
 
 /**
- * `sql.withTransaction(effect)`, where a driver that cannot begin the transaction fails with a
- * `SqlError` instead of dying. Other defects stay defects.
+ * `sql.withTransaction(effect)`, where a transaction the database could not see through fails with
+ * a `SqlError` instead of dying: a driver that cannot begin it, and a `COMMIT` or `ROLLBACK` that
+ * fails (which `@effect/sql` turns into a defect: a connection that dropped mid-transaction, a
+ * PostgreSQL restart). Either is the store being unavailable, whose typed error callers handle (a
+ * 503, a lockout's `onStoreError`); as a defect it crashed a login whose outcome was decided. Other
+ * defects stay defects.
  *
  * @internal
  */
@@ -81,7 +85,9 @@ export const withTransaction = <A, E, R>(
   effect: Effect.Effect<A, E, R>
 ): Effect.Effect<A, E | SqlError, R> =>
   Effect.catchSomeDefect(sql.withTransaction(effect), (defect) =>
-    isClosedSqlite(defect)
+    defect instanceof SqlError
+      ? Option.some(Effect.fail(defect))
+      : isClosedSqlite(defect)
       ? Option.some(Effect.fail(new SqlError({ cause: defect, message: "Failed to begin transaction" })))
       : Option.none())
 
