@@ -10,7 +10,11 @@
  *    which is many-to-one: a provider's `ᵇoss` is not the local `boss`; a name NFKC would fold
  *    further is never created: `NoMatch("invalid-credentials")`);
  * 2. unknown: create it when `createUnknownUser` (the default), else `NoMatch("unknown-user")`;
- *    a new user then gets its groups mirrored and `configureUser` called (creation only; the
+ *    the name as the external system spells it, without the sign-up form's character rule
+ *    (`UserStore.ValidUsername`), as django-auth-ldap and mozilla-django-oidc create users through
+ *    the ORM: a directory's `o'brien` or `john smith` is a user; a name with a control, format or
+ *    line-separator character (a zero-width space), or one the store refuses otherwise, is
+ *    `NoMatch("invalid-credentials")`; a new user then gets its groups mirrored and `configureUser` called (creation only; the
  *    user is active only once it has passed, so its refusal holds on later logins; a login cut
  *    off meanwhile leaves the creation and the hook running to their end, and the hook decides);
  * 3. known but a local account (it has a usable password: `createsuperuser`, a sign-up, an
@@ -95,7 +99,7 @@ import type { User } from "./User.js"
 import * as UserStore from "./UserStore.js"
 import { failingPaths } from "./internal/parseErrors.js"
 import { runToItsEnd } from "./internal/runToItsEnd.js"
-import { issuedBy } from "./internal/userStore.js"
+import { issuedBy, vouched } from "./internal/userStore.js"
 import * as VouchedName from "./internal/vouchedName.js"
 import { isStorable } from "./internal/wellFormed.js"
 
@@ -120,7 +124,11 @@ import { isStorable } from "./internal/wellFormed.js"
  * @category schemas
  */
 export const ExternalUser = Schema.Struct({
-  /** 1 to 150 characters (the store's rule); found exactly in NFC, created only when NFKC leaves it as NFC does. */
+  /**
+   * 1 to 150 characters (the store's rule); found exactly in NFC, created only when NFKC leaves it
+   * as NFC does. Not held to `UserStore.ValidUsername` (spaces and apostrophes are created, as
+   * Django's backends create them); no control, format or line-separator character.
+   */
   username: Schema.String,
   email: Schema.optional(UserStore.Email),
   firstName: Schema.optional(UserStore.PersonName),
@@ -509,11 +517,14 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
       })
 
     // A name the store cannot create apart (`ᵇoss`, `ªdmin`) is refused as credentials that name
-    // nobody here: a refusal, not a failure to retry.
+    // nobody here: a refusal, not a failure to retry. The row is created as Django's backends
+    // create theirs, without the sign-up form's character rule (`vouched`): a directory's
+    // `o'brien` is a user; a name the store still refuses (a zero-width space; any rule of an
+    // app's own store) is such a refusal too.
     const createRow = (external: ExternalUser) =>
       !VouchedName.creatable(external.username)
         ? noMatch("invalid-credentials")
-        : store.create({
+        : store.create(vouched({
         username: external.username,
         email: external.email,
         firstName: external.firstName,
@@ -521,7 +532,8 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         isActive: options.configureUser === undefined ? external.isActive : false,
         isStaff: external.isStaff,
         isSuperuser: external.isSuperuser
-      }).pipe(
+      })).pipe(
+        Effect.catchTag("InvalidInput", () => noMatch("invalid-credentials")),
         Effect.flatMap((created) =>
           Effect.zipRight(
             // bound at once, so the subject's next login finds it by its binding

@@ -146,7 +146,8 @@ export interface DjangoOptions {
    * name into it; `create`'s `email` is then left out or the same. AbstractUser's `username`
    * column, where the model keeps it beside (`REQUIRED_FIELDS = ["username"]`), gets the same
    * value; a model that dropped it (`username = None`) works too. A new name is held to
-   * `UserStore.ValidUsername` whatever the column; lookups, as always on Django's tables, are
+   * `UserStore.ValidUsername` whatever the column (a provisioned or remote user's to the rule of
+   * Django's backends, see `Provisioning`); lookups, as always on Django's tables, are
    * exact. Must match `[A-Za-z_][A-Za-z0-9_]*` and be no other column the store writes
    * (`password`, `first_name`, ...), or the layer fails with an `AuthConfigError`.
    */

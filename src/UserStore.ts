@@ -510,7 +510,10 @@ export const Username = text(1, 150)
  * characters (a right-to-left override, a zero-width space) and punctuation. Django applies it to
  * the username field (forms, `createsuperuser`, `full_clean`); the stores apply it when a user is
  * created, so names that look alike but differ by an invisible character never become two users.
- * Lookups are not restricted: a name made elsewhere (by Django's `create_user`) is still found.
+ * Users an external system vouches for (`Provisioning`, `RemoteUserBackend`) are created as
+ * Django's backends create them, without it (`o'brien`, `john smith`), though still without a
+ * control, format or line-separator character. Lookups are not restricted: a name made elsewhere
+ * (by Django's `create_user`) is still found.
  *
  * @example
  * ```ts

@@ -309,6 +309,28 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
         )
       }))
 
+    // Django's RemoteUserBackend creates through get_or_create, which applies no form validator:
+    // a proxy's "john smith" is a user there, and was NoMatch(invalid-credentials) here.
+    it.scopedLive("a remote user Django's sign-up form would refuse is created here as Django's RemoteUserBackend creates it", () =>
+      Effect.gen(function*() {
+        const { db, store } = yield* engine.make
+        site("seed", db)
+        const [madeByDjango] = site("remoteuser", db, { names: ["o'brien"] }).ids
+        const program = Effect.gen(function*() {
+          const login = (remoteUser: string) => Effect.map(AuthService.authenticate({ remoteUser }), (ok) => Number(ok.user.id))
+          expect(yield* login("o'brien")).toBe(madeByDjango)
+          const madeHere = yield* login("john smith")
+          expect(site("remoteuser", db, { names: ["john smith", "o'brien"] }).ids).toEqual([madeHere, madeByDjango])
+        })
+        yield* program.pipe(
+          Effect.provide(AuthService.layer([RemoteUserBackend.RemoteUserBackend]).pipe(
+            Layer.provide(RemoteUserBackend.layer({ trustedOnly: false })),
+            Layer.provide(AuthEvents.layer),
+            Layer.provide(Layer.orDie(store()))
+          ))
+        )
+      }))
+
     it.scopedLive("what effect-auth writes, Django reads; Django's tables are never changed", () =>
       Effect.gen(function*() {
         const { db, store } = yield* engine.make

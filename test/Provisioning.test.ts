@@ -91,6 +91,26 @@ const suite = (name: string, store: () => Layer.Layer<UserStore.UserStore, unkno
         expect(yield* userCount).toBe(3)
       }).pipe(Effect.provide(store())))
 
+    // django-auth-ldap, mozilla-django-oidc and RemoteUserBackend create users through the ORM,
+    // which applies no form validator: a directory's "o'brien" failed every login here with a
+    // TransportError (a 503, retried) from the store's ValidUsername.
+    it.effect("a name Django's sign-up form refuses (o'brien, john smith) is created, as Django's backends create it", () =>
+      Effect.gen(function*() {
+        for (const username of ["o'brien", "john smith", "o\u2019neil", "o'brien@contoso.com", "R&D (Paris)"]) {
+          const created = yield* provision({ username, email: "x@example.org" })
+          expect(created.username).toBe(username)
+          expect((yield* provision({ username })).id).toBe(created.id)
+        }
+        // what the store still refuses is a refusal of the login, not an outage
+        for (const username of ["al\u200bice", "bob\u202e", "line\nbreak", "tab\tbed", "para\u2029"]) {
+          expectNoMatch(yield* Effect.exit(provision({ username })), "invalid-credentials")
+        }
+        expect(yield* userCount).toBe(5)
+        // the sign-up form's rule is untouched for everyone else
+        const store = yield* UserStore.UserStore
+        expect(failureTag(yield* Effect.exit(store.create({ username: "o'reilly" })))).toBe("InvalidInput")
+      }).pipe(Effect.provide(store())))
+
     it.effect("updates changed attributes on later logins; absent fields stay as they are", () =>
       Effect.gen(function*() {
         const first = yield* provision({ username: "bob", email: "bob@old.example", firstName: "Bob", isStaff: true })
@@ -368,6 +388,18 @@ suite("the memory store", () => MemoryUserStore.layer)
 suite("SQLite", () => SqlUserStore.layerSqlite({ filename: ":memory:" }))
 
 describe("Provisioning: store failures", () => {
+  it.effect("a name an app's own store refuses on create is NoMatch(invalid-credentials), not a TransportError", () =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(provision({ username: "o'brien" }))
+      expectNoMatch(exit, "invalid-credentials")
+    }).pipe(Effect.provide(Layer.effect(
+      UserStore.UserStore,
+      Effect.map(UserStore.UserStore, (store) => ({
+        ...store,
+        create: () => Effect.fail(new UserStore.InvalidInput({ field: "username", message: "not here" }))
+      } satisfies UserStore.Service))
+    ).pipe(Layer.provide(MemoryUserStore.layer)))))
+
   it.effect("a store that cannot answer is a TransportError of the backend", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
@@ -612,6 +644,20 @@ SlapdTest.suite({ timeout: "60 seconds" })("Provisioning through the real LdapBa
         expect(refused).toBeInstanceOf(AuthError.AuthenticationFailed)
         expect((refused as AuthError.AuthenticationFailed).attempts).toMatchObject([{ backend: "ldap", reason: "inactive-user" }])
         expect(yield* AuthService.getUser("ldap", stored.id)).toEqual(Option.none())
+      }).pipe(Effect.provide(ldapAuth(ldapUrl)))
+    }))
+
+  // django-auth-ldap creates a Django user of whatever uid the directory has: this one was a
+  // TransportError from the store's sign-up form rule on every login.
+  it.effect("a directory name Django's sign-up form refuses is created, as django-auth-ldap creates it", () =>
+    Effect.gen(function*() {
+      const { url: ldapUrl } = yield* SlapdTest.Slapd
+      return yield* Effect.gen(function*() {
+        const { special } = SlapdTest.fixture.users
+        const { user } = yield* AuthService.authenticate({ username: special.uid, password: special.password })
+        expect(user.username).toBe(special.uid)
+        expect((yield* findUser(special.uid)).id).toBe(user.id)
+        expect(yield* userCount).toBe(1)
       }).pipe(Effect.provide(ldapAuth(ldapUrl)))
     }))
 

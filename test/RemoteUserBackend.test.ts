@@ -387,6 +387,21 @@ describe("RemoteUserBackend", () => {
       expect(folded).toMatchObject({ _tag: "AuthenticationFailed", attempts: [{ reason: "invalid-credentials" }] })
     }).pipe(Effect.provide(layer({ trustedOnly: false }))))
 
+  // Django's get_or_create applies no form validator: a certificate's or a gateway's "John Smith"
+  // is a user there, and was NoMatch(invalid-credentials) here.
+  it.effect("a name Django's sign-up form refuses (john smith, o'brien) is created, as get_or_create creates it", () =>
+    Effect.gen(function*() {
+      for (const name of ["john smith", "o'brien", "CN=Jane Doe,O=Example"]) {
+        const first = yield* AuthService.authenticate(RemoteUserBackend.trusted(name))
+        expect(first.user.username).toBe(name)
+        expect((yield* AuthService.authenticate(RemoteUserBackend.trusted(name))).user.id).toBe(first.user.id)
+      }
+      for (const name of ["al\u200bice", "line\nbreak"]) {
+        const error = yield* Effect.flip(AuthService.authenticate(RemoteUserBackend.trusted(name)))
+        expect(error).toMatchObject({ _tag: "AuthenticationFailed", attempts: [{ reason: "invalid-credentials" }] })
+      }
+    }).pipe(Effect.provide(layer())))
+
   it.effect("trustedOnly: false still accepts the header's credentials (trusted()), not only plain ones", () =>
     Effect.gen(function*() {
       const fromHeader = yield* AuthService.authenticate(RemoteUserBackend.trusted("alice"))

@@ -12,7 +12,10 @@
  *   Django site's tables may hold one); normalise it in `cleanUsername` if your proxy's names are
  *   unique after NFKC (`(name) => name.normalize("NFC")` for one that sends either form).
  * - `createUnknownUser` (default `true`, as Django's `create_unknown_user`): an unknown name
- *   creates a user with an unusable password; with `false` it is `NoMatch("unknown-user")`.
+ *   creates a user with an unusable password; with `false` it is `NoMatch("unknown-user")`. The
+ *   name is created as Django's `get_or_create` creates it, without the sign-up form's character
+ *   rule (`UserStore.ValidUsername`): a proxy's `john smith` or `o'brien` is a user; one with a
+ *   control, format or line-separator character is `NoMatch("invalid-credentials")`.
  *   Concurrent first requests of one name create one user.
  * - `configureUser(user, { created, request })` runs on every login (Django's `configure_user`),
  *   to sync names or groups from the proxy's other headers.
@@ -60,7 +63,7 @@ import type { AuthRequest } from "../AuthRequest.js"
 import * as Credentials from "../Credentials.js"
 import * as StoreBackend from "../internal/storeBackend.js"
 import * as TrustedRemoteUserMark from "../internal/trustedRemoteUser.js"
-import { issuedBy } from "../internal/userStore.js"
+import { issuedBy, vouched } from "../internal/userStore.js"
 import * as VouchedName from "../internal/vouchedName.js"
 import type { User } from "../User.js"
 import * as UserStore from "../UserStore.js"
@@ -219,7 +222,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, UserS
           ? Effect.succeed({ user: found.value, created: false })
           : !VouchedName.creatable(username)
           ? noMatch("invalid-credentials")
-          : store.create({ username }).pipe(
+          // as get_or_create makes it: no sign-up form rule (a proxy's "john smith" is a user)
+          : store.create(vouched({ username })).pipe(
             Effect.map((user) => ({ user, created: true })),
             Effect.catchTags({
               UserAlreadyExists: () =>

@@ -52,6 +52,41 @@ export const newUsername = (raw: unknown): Effect.Effect<string, UserStore.Inval
   decodeNewUsername(typeof raw === "string" ? boundedNfkc(raw) : raw)
 const decodeNewUsername = decode(UserStore.ValidUsername, "username")
 
+/**
+ * The name of a user an external system vouches for (a directory, an identity provider, a
+ * proxy's header). Django's backends create those through the ORM, which applies no form
+ * validator (django-auth-ldap, mozilla-django-oidc, `RemoteUserBackend`'s `get_or_create`): a
+ * directory's `o'brien` and `john smith` are users there. The store keeps its own rules (1 to 150
+ * code points, no NUL, no lone surrogate) and refuses what no directory name needs and what would
+ * make two users that look alike or a name that breaks a log line: control, format and
+ * line-separator characters (a newline, a right-to-left override, a zero-width space).
+ *
+ * @internal
+ */
+export const VouchedUsername = UserStore.Username.pipe(
+  Schema.filter((s) =>
+    !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(s) || "must not contain control, format or line-separator characters", {
+    identifier: "VouchedUsername"
+  })
+)
+const decodeVouchedUsername = decode(VouchedUsername, "username")
+
+// Create inputs made by provisioning and the remote-user backend (`vouched`): held, by object, so
+// that no caller of the public `create` can ask for the lighter rule.
+const vouchedInputs = new WeakSet<object>()
+
+/**
+ * Marks a `create` input as a user an external system vouches for: the built-in stores hold its
+ * name to {@link VouchedUsername} instead of `UserStore.ValidUsername` (a store of the app's own
+ * applies its rules; a refusal is `InvalidInput`, as before).
+ *
+ * @internal
+ */
+export const vouched = <A extends object>(input: A): A => {
+  vouchedInputs.add(input)
+  return input
+}
+
 const decodeUserId = decode(User.UserId, "userId")
 
 // Store ids are positive integers, up to what a JavaScript number holds exactly: a Django model's
@@ -186,7 +221,8 @@ export interface NewUser {
 export const createUser = (raw: unknown): Effect.Effect<NewUser, UserStore.InvalidInput> =>
   Effect.gen(function*() {
     const input = yield* decodeCreate(raw)
-    const name = yield* newUsername(input.username)
+    const isVouched = typeof raw === "object" && raw !== null && vouchedInputs.has(raw)
+    const name = yield* (isVouched ? decodeVouchedUsername(boundedNfkc(input.username)) : newUsername(input.username))
     const hash = input.passwordHash === undefined ? unusablePassword() : yield* passwordHash(input.passwordHash)
     const dateJoined = input.dateJoined ?? new Date(yield* Clock.currentTimeMillis)
     return {
