@@ -58,7 +58,7 @@
  * has passed). Store failures become
  * `TransportError`s of the backend; an external user that does not fit the store (a user name of
  * 200 characters, say) is a `TransportError` as well, like a peer's body that does not decode;
- * its cause names the failing fields, never their values.
+ * its cause names the failing fields, never their values. So is a `hook`'s mapping that throws.
  *
  * @example
  * ```ts
@@ -97,6 +97,7 @@ import * as AuthError from "./AuthError.js"
 import * as ExternalIdentities from "./ExternalIdentities.js"
 import type { User } from "./User.js"
 import * as UserStore from "./UserStore.js"
+import { doesNotFit, mapped } from "./internal/externalUser.js"
 import { failingPaths } from "./internal/parseErrors.js"
 import { runToItsEnd } from "./internal/runToItsEnd.js"
 import { issuedBy, vouched } from "./internal/userStore.js"
@@ -308,7 +309,9 @@ export interface Provisioner {
   readonly loadUser: (userId: string) => Effect.Effect<Option.Option<User>, AuthError.TransportError>
   /**
    * A backend's `provision` hook: maps what the backend hands over (an `LdapUser`; JWT claims and
-   * the decoded user) to an {@link ExternalUser}, provisions it, applies `toUser`.
+   * the decoded user) to an {@link ExternalUser}, provisions it, applies `toUser`. A `map` that
+   * throws (an attribute the entry lacks) is a `TransportError`, as a user that does not fit the
+   * store is, never a defect.
    */
   readonly hook: <Args extends ReadonlyArray<any>>(
     map: (...args: Args) => ExternalUser
@@ -397,13 +400,13 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     const decode = (raw: unknown): Effect.Effect<ExternalUser, AuthError.TransportError> =>
       decodeExternal(raw).pipe(
         Effect.mapError((error) =>
-          transport(`the external user does not fit the store at ${failingPaths(error)}`)
+          transport(doesNotFit(` at ${failingPaths(error)}`))
         ),
         Effect.flatMap((external) => {
           const username = VouchedName.canonical(external.username)
           return isUsername(username)
             ? Effect.succeed({ ...external, username })
-            : Effect.fail(transport("the external user does not fit the store: username must be 1 to 150 characters without NUL"))
+            : Effect.fail(transport(doesNotFit(": username must be 1 to 150 characters without NUL")))
         })
       )
 
@@ -664,8 +667,10 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         Effect.map((found) => Option.map(Option.filter(found, (user) => user.isActive), asUser))
       )
 
+    // The app's mapping meets values the external system chose: a throw is a user that does not
+    // fit, as a result that does not decode is, never a defect.
     const hook = <Args extends ReadonlyArray<any>>(map: (...args: Args) => ExternalUser) => (...args: Args) =>
-      Effect.map(Effect.suspend(() => provision(map(...args))), asUser)
+      Effect.map(Effect.flatMap(mapped(backend, () => map(...args)), provision), asUser)
 
     return { backendId: backend, provision, loadUser, hook }
   })

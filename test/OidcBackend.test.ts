@@ -3,6 +3,7 @@
 // another audience, expired, with another nonce, signed by a stranger; a 500, garbage, silence).
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { describe, expect, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -479,6 +480,31 @@ describe("OidcBackend: users bound to the provider's sub", () => {
 
   const subjectOf = (p: Provider, userId: string) =>
     Effect.flatMap(ExternalIdentities.ExternalIdentities, (identities) => Effect.orDie(identities.subjectOf(namespace(p), userId)))
+
+  // `c.upn as string` for a token without `upn` (the kind of mapping oidc.md shows) read
+  // `external.username.length` of undefined: a TypeError, an HTTP 500.
+  it.scopedLive("a toExternalUser that throws or answers no username is the TransportError of a user that does not fit, never a defect", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      type Mapping = NonNullable<OidcBackend.Options["toExternalUser"]>
+      const mappings: ReadonlyArray<readonly [Mapping, string]> = [
+        [(c) => ({ username: c.upn as string, email: c.email as string }), "the external user does not fit the store at \"username\""],
+        [(c) => ({ username: (c.upn as string).toLowerCase() }), "the external user does not fit the store: the mapping threw"],
+        [() => null as unknown as Provisioning.ExternalUser, "the external user does not fit the store at \"username\""],
+        [(c) => ({ username: c.oid as string }), "the external user does not fit the store at \"username\""]
+      ]
+      for (const [toExternalUser, cause] of mappings) {
+        yield* Effect.gen(function*() {
+          Object.assign(p.state, { mode: "ok", signWith: "provider", claims: { sub: "s-1", email: "ann@contoso.com", oid: 7 } })
+          const exit = yield* Effect.exit(AuthService.authenticateUnknown(callback))
+          expect(outcome(exit)).toBe("TransportError")
+          const error = Exit.isFailure(exit) ? Cause.failureOption(exit.cause).pipe(Option.getOrUndefined) : undefined
+          expect(error).toMatchObject({ backend: "oidc", cause })
+          expect(JSON.stringify(error)).not.toContain("ann@contoso.com")
+          expect(yield* userCount).toBe(0)
+        }).pipe(Effect.provide(withBackend(p.issuer, { toExternalUser })))
+      }
+    }))
 
   it.scopedLive("the takeover: another sub presenting a preferred_username that is taken logs into nobody, and nothing is written", () =>
     Effect.gen(function*() {

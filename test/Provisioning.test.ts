@@ -353,6 +353,22 @@ const suite = (name: string, store: () => Layer.Layer<UserStore.UserStore, unkno
         expect((yield* findUser("lena")).email).toBe("lena@example.org")
       }).pipe(Effect.provide(store())))
 
+    it.effect("a hook's mapping that throws or answers no username is the TransportError of a user that does not fit, never a defect", () =>
+      Effect.gen(function*() {
+        const users = yield* make()
+        const cases: ReadonlyArray<readonly [(claims: Record<string, unknown>) => Provisioning.ExternalUser, string]> = [
+          [(c) => ({ username: (c.upn as string).toLowerCase() }), "the external user does not fit the store: the mapping threw"],
+          [(c) => ({ username: c.upn as string }), "the external user does not fit the store at \"username\""],
+          [() => undefined as unknown as Provisioning.ExternalUser, "the external user does not fit the store at \"username\""]
+        ]
+        for (const [map, cause] of cases) {
+          const exit = yield* Effect.exit(users.hook(map)({ mail: "ann@example.org" }))
+          expect(failureTag(exit)).toBe("TransportError")
+          expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause).pipe(Option.getOrUndefined)).toMatchObject({ backend: "sso", cause })
+        }
+        expect(yield* userCount).toBe(0)
+      }).pipe(Effect.provide(store())))
+
     it.effect("an external user that does not fit the store is a TransportError", () =>
       Effect.gen(function*() {
         for (
@@ -659,6 +675,35 @@ SlapdTest.suite({ timeout: "60 seconds" })("Provisioning through the real LdapBa
         expect((yield* findUser(special.uid)).id).toBe(user.id)
         expect(yield* userCount).toBe(1)
       }).pipe(Effect.provide(ldapAuth(ldapUrl)))
+    }))
+
+  // A mapping of an attribute some entries lack (dave has no mail): a TypeError, a defect, before.
+  it.effect("a mapping that throws on a directory entry is a TransportError of the LDAP backend, never a defect", () =>
+    Effect.gen(function*() {
+      const { url } = yield* SlapdTest.Slapd
+      const { dave } = SlapdTest.fixture.users
+      const LdapLive = Layer.effect(
+        LdapBackend.LdapBackend,
+        Effect.gen(function*() {
+          const users = yield* Provisioning.make({ backendId: "ldap" })
+          return yield* LdapBackend.make({
+            url,
+            bindDn: SlapdTest.fixture.serviceDn,
+            bindPassword: Redacted.make(SlapdTest.fixture.servicePassword),
+            userSearch: { base: SlapdTest.fixture.peopleDn },
+            provision: users.hook((ldap: LdapBackend.LdapUser) => ({ username: ldap.attributes["mail"]![0]! })),
+            loadUser: users.loadUser
+          })
+        })
+      )
+      const exit = yield* Effect.exit(AuthService.authenticate({ username: dave.uid, password: dave.password })).pipe(
+        Effect.provide(AuthService.layer([LdapBackend.LdapBackend]).pipe(
+          Layer.provide(LdapLive),
+          Layer.provideMerge(AuthEvents.layer),
+          Layer.provideMerge(MemoryUserStore.layer)
+        ))
+      )
+      expect(failureTag(exit)).toBe("TransportError")
     }))
 
   it.effect("with createUnknownUser: false, a directory user unknown to the store does not get in", () =>

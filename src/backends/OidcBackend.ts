@@ -71,6 +71,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { createHash } from "node:crypto"
@@ -79,6 +80,7 @@ import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
 import * as ExternalIdentities from "../ExternalIdentities.js"
+import { mapped } from "../internal/externalUser.js"
 import * as Transport from "../internal/oidc/transport.js"
 import * as SharedRun from "../internal/sharedRun.js"
 import * as Provisioning from "../Provisioning.js"
@@ -202,7 +204,10 @@ export interface Options {
   /**
    * The whole mapping from claims to the local user, instead of `usernameClaim`/`groupsClaim`.
    * The `subject` it leaves out is the default one (`sub`; in `oauth2` mode else `id`); a login
-   * with none is refused (`NoMatch("unknown-user")`).
+   * with none is refused (`NoMatch("unknown-user")`). A mapping that throws, or answers no string
+   * `username`, fails the login with the `TransportError` of a user that does not fit the store
+   * (as `Provisioning` gives one that does not decode), never a defect; an empty `username` is
+   * `NoMatch("unknown-user")`.
    */
   readonly toExternalUser?: ((claims: Readonly<Record<string, unknown>>) => Provisioning.ExternalUser) | undefined
   /** Create users on their first login. Default: `true`. */
@@ -484,13 +489,19 @@ export const make = (
     }
     const scopes = (options.scopes ?? (plain === undefined ? ["openid", "email", "profile"] : [])).join(" ")
     const mapClaims = options.toExternalUser ?? defaultExternalUser(options)
-    // An app's own mapping that leaves the subject out is bound by the default one.
-    const toExternal = (claims: Readonly<Record<string, unknown>>): Provisioning.ExternalUser => {
-      const external = mapClaims(claims)
-      if (external.subject !== undefined) return external
-      const subject = subjectClaim(claims, plain !== undefined)
-      return subject === undefined ? external : { ...external, subject }
-    }
+    // An app's own mapping that leaves the subject out is bound by the default one. The mapping
+    // meets claims the provider chose (`c.upn as string` without a `upn`): a throw, or an answer
+    // without a string username, is a user that does not fit the store, as Provisioning says of
+    // one that does not decode, never a defect.
+    const toExternal = (
+      claims: Readonly<Record<string, unknown>>
+    ): Effect.Effect<Provisioning.ExternalUser, AuthError.TransportError> =>
+      mapped(id, () => {
+        const external = mapClaims(claims)
+        if (!Predicate.isObject(external) || external.subject !== undefined) return external
+        const subject = subjectClaim(claims, plain !== undefined)
+        return subject === undefined ? external : { ...external, subject }
+      })
     const provisioner = yield* Provisioning.make({
       backendId: id,
       createUnknownUser: options.createUnknownUser,
@@ -636,7 +647,7 @@ export const make = (
       Effect.gen(function*() {
         const as = yield* discover
         const claims = yield* claimsOf(as, callback)
-        const external = toExternal(claims)
+        const external = yield* toExternal(claims)
         // a verified token without the username claim names nobody here: a refusal, not an outage
         if (external.username.length === 0) return yield* noMatch("unknown-user")
         // Nor does an answer without a subject (a plain OAuth 2.0 user endpoint with neither `sub`
