@@ -378,6 +378,39 @@ SlapdTest.suite({ timeout: "60 seconds" })("LdapBackend against slapd", (it) => 
         expect(Option.getOrThrow(yield* withService.getUser(users.special.uid)).username).toBe(users.special.uid)
       }))
 
+    // docs/provisioning.md split the DN by hand (`dn.split(",")[0].split("=")[1]`): slapd's
+    // `cn=R&D\2C Paris` became the local group `R&D\2C Paris`, where django-auth-ldap's
+    // MIRROR_GROUPS names it `R&D, Paris`.
+    it.scoped("groupNames: each group's first RDN value, unescaped, as django-auth-ldap names the groups", () =>
+      Effect.gen(function*() {
+        const { url } = yield* SlapdTest.Slapd
+        const dn = `uid=ronda,${fixture.peopleDn}`
+        yield* SlapdTest.withEntries(url, [
+          [dn, { objectClass: "inetOrgPerson", uid: "ronda", cn: "Ronda", sn: "Ronda", userPassword: "ronda-pw" }],
+          [`cn=R&D\\, Paris,${fixture.groupsDn}`, { objectClass: "groupOfNames", cn: "R&D, Paris", member: dn }],
+          [`cn=a\\=b,${fixture.groupsDn}`, { objectClass: "groupOfNames", cn: "a=b", member: dn }],
+          [`cn=Ünïcode+ou=x,${fixture.groupsDn}`, { objectClass: "groupOfNames", cn: "Ünïcode", ou: "x", member: dn }]
+        ])
+        for (const membership of [{ type: "groupOfNames", base: fixture.groupsDn }, { type: "memberOf" }] as const) {
+          const seen: Array<LdapBackend.LdapUser> = []
+          const backend = yield* backendFor({
+            ...search(url),
+            groups: membership,
+            provision: (ldap) =>
+              Effect.sync(() => {
+                seen.push(ldap)
+                return { id: ldap.username, username: ldap.username, isActive: true, isSuperuser: false }
+              })
+          })
+          yield* backend.authenticate(creds("ronda", "ronda-pw"), undefined)
+          const [ldap] = seen
+          expect([...ldap!.groupNames].sort()).toEqual(["R&D, Paris", "a=b", "Ünïcode"].sort())
+          // in the order of `groups`, one name for each DN
+          expect(ldap!.groupNames.length).toBe(ldap!.groups.length)
+          expect(ldap!.groups.some((group) => group.includes("\\"))).toBe(true)
+        }
+      }))
+
     it.effect("uses provision at login and loadUser for getUser", () =>
       Effect.gen(function*() {
         const { url } = yield* SlapdTest.Slapd

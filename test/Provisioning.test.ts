@@ -589,7 +589,6 @@ concurrency("PostgreSQL", pgStore, Postgres.missing)
 // that NoMatch through unchanged at runtime, as the tests below show; until the hooks' error type
 // is widened to AuthError.BackendError, these casts bridge the types.
 // End to end: a directory user logs in through the real LdapBackend and lands in the store.
-const cn = (dn: string) => dn.split(",")[0]!.split("=")[1]!
 
 const ldapAuth = (ldapUrl: string, options: Partial<Provisioning.Options> = {}) => {
   const LdapLive = Layer.effect(
@@ -611,7 +610,7 @@ const ldapAuth = (ldapUrl: string, options: Partial<Provisioning.Options> = {}) 
           lastName: ldap.fields["lastName"],
           isStaff: ldap.isStaff,
           isSuperuser: ldap.isSuperuser,
-          groups: ldap.groups.map(cn)
+          groups: ldap.groupNames
         }))),
         loadUser: users.loadUser
       })
@@ -674,6 +673,24 @@ SlapdTest.suite({ timeout: "60 seconds" })("Provisioning through the real LdapBa
         expect(user.username).toBe(special.uid)
         expect((yield* findUser(special.uid)).id).toBe(user.id)
         expect(yield* userCount).toBe(1)
+      }).pipe(Effect.provide(ldapAuth(ldapUrl)))
+    }))
+
+  // The groups were named by splitting the DN by hand, as docs/provisioning.md showed: slapd's
+  // `cn=R&D\2C Paris` became the local group `R&D\2C Paris`, not django-auth-ldap's `R&D, Paris`.
+  it.scoped("mirrored groups are named as django-auth-ldap's MIRROR_GROUPS names them, escaped DNs included", () =>
+    Effect.gen(function*() {
+      const { url: ldapUrl } = yield* SlapdTest.Slapd
+      const { groupsDn, peopleDn } = SlapdTest.fixture
+      const dn = `uid=ronda,${peopleDn}`
+      yield* SlapdTest.withEntries(ldapUrl, [
+        [dn, { objectClass: "inetOrgPerson", uid: "ronda", cn: "Ronda", sn: "Ronda", userPassword: "ronda-pw" }],
+        [`cn=R&D\\, Paris,${groupsDn}`, { objectClass: "groupOfNames", cn: "R&D, Paris", member: dn }],
+        [`cn=a\\=b,${groupsDn}`, { objectClass: "groupOfNames", cn: "a=b", member: dn }]
+      ])
+      return yield* Effect.gen(function*() {
+        const { user } = yield* AuthService.authenticate({ username: "ronda", password: "ronda-pw" })
+        expect(yield* groupsOf(user.id)).toEqual(["R&D, Paris", "a=b"])
       }).pipe(Effect.provide(ldapAuth(ldapUrl)))
     }))
 

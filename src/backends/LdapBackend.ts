@@ -63,7 +63,7 @@ import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
 import { makeLimiter, readLimits } from "../internal/hashers/admission.js"
 import * as Ldap from "../internal/ldap/client.js"
-import { normalizeDn } from "../internal/ldap/dn.js"
+import { firstRdnValue, normalizeDn } from "../internal/ldap/dn.js"
 import * as Escape from "../internal/ldap/escape.js"
 import { holdsModulePerm } from "../internal/storeBackend.js"
 import * as Permissions from "../Permissions.js"
@@ -183,6 +183,16 @@ export interface LdapUser {
   readonly attributes: Readonly<Record<string, ReadonlyArray<string>>>
   /** Group DNs as the directory spells them. */
   readonly groups: ReadonlyArray<string>
+  /**
+   * The groups' names: the value of each DN's first RDN, unescaped, in the order of `groups`
+   * (`cn=R&D\2C Paris,ou=groups,dc=example,dc=org` is `R&D, Paris`, `cn=a\3Db,...` is `a=b`), as
+   * django-auth-ldap's `MIRROR_GROUPS` names the local groups. A DN that does not parse, or whose
+   * value is empty, is left out. Splitting the DN by hand (`dn.split(",")`) gets escaped names
+   * wrong.
+   *
+   * @since 0.4.0
+   */
+  readonly groupNames: ReadonlyArray<string>
   /** The `userAttributes` mapping applied: field name → first value. */
   readonly fields: Readonly<Record<string, string>>
   readonly isActive: boolean
@@ -686,6 +696,9 @@ const build = (c: Compiled, options: Options, limited: Limited): AuthBackend.Aut
     }
   }
 
+  const namesOf = (groups: ReadonlyArray<string>): ReadonlyArray<string> =>
+    groups.flatMap((dn) => Option.toArray(Option.filter(firstRdnValue(dn), (name) => name !== "")))
+
   const keysOf = (groups: ReadonlyArray<string>): ReadonlySet<string> => {
     const keys = new Set<string>()
     for (const dn of groups) {
@@ -710,6 +723,7 @@ const build = (c: Compiled, options: Options, limited: Limited): AuthBackend.Aut
       username: entry.attributes[c.usernameAttribute]?.[0] ?? typed,
       attributes: entry.attributes,
       groups,
+      groupNames: namesOf(groups),
       fields,
       isActive: c.isActive === undefined || memberOfAny(keys, c.isActive),
       isStaff: memberOfAny(keys, c.isStaff),

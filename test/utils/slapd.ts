@@ -347,6 +347,37 @@ export const start: Effect.Effect<SlapdInfo, SlapdError, Scope.Scope> = Effect.a
 ).pipe(Effect.map(({ info }) => info))
 
 /**
+ * Entries added (as the rootdn, in order) for the scope of one test and deleted (in reverse) when
+ * it ends, so the shared fixture is as before for the next test. Groups after their members: the
+ * memberof overlay then writes the members' `memberOf`.
+ */
+export const withEntries = (
+  url: string,
+  entries: ReadonlyArray<readonly [dn: string, attributes: Record<string, string | Array<string>>]>
+): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const client = new Client({ url, timeout: 10_000, connectTimeout: 5_000 })
+      try {
+        await client.bind(fixture.adminDn, fixture.adminPassword)
+        for (const [dn, attributes] of entries) await client.add(dn, attributes)
+      } finally {
+        await client.unbind().catch(() => undefined)
+      }
+    }),
+    () =>
+      Effect.promise(async () => {
+        const client = new Client({ url, timeout: 10_000, connectTimeout: 5_000 })
+        try {
+          await client.bind(fixture.adminDn, fixture.adminPassword)
+          for (const [dn] of [...entries].reverse()) await client.del(dn).catch(() => undefined)
+        } finally {
+          await client.unbind().catch(() => undefined)
+        }
+      })
+  )
+
+/**
  * A scoped layer with a running slapd, for `it.layer(SlapdTest.layer)`.
  */
 export const layer: Layer.Layer<Slapd, SlapdError> = Layer.scoped(Slapd, start)

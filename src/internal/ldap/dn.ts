@@ -110,6 +110,16 @@ export const parseDn = (dn: string): Option.Option<ReadonlyArray<ReadonlyArray<A
 }
 
 /**
+ * The value of a DN's first RDN, unescaped (its first attribute's, when it has several): a group's
+ * name as django-auth-ldap names it (`cn=R&D\2C Paris,ou=groups,...` is `R&D, Paris`). `None`
+ * when the DN is malformed or empty.
+ *
+ * @internal
+ */
+export const firstRdnValue = (dn: string): Option.Option<string> =>
+  Option.flatMap(parseDn(dn), (rdns) => Option.fromNullable(rdns[0]?.[0]?.[1]))
+
+/**
  * A canonical string for comparing DNs: attribute types and values in lower case, runs of spaces
  * in values collapsed, multi-valued RDNs sorted, values re-escaped one way. Good for the
  * case-insensitive naming attributes groups and people use (cn, uid, ou, dc); `None` when the
