@@ -451,6 +451,54 @@ describe("HttpBackend: TransportError, without the request body in the cause", (
       }))
   }
 
+  // A body refused for its size is not read on: one that announces more than the ceiling is let
+  // go of unread, one counted past it as it streams is cut there. Either way the connection goes.
+  // A response that keeps no source of its own is cut through response.stream; one it announces
+  // too large is left alone, as every unread body of such a client is (BoundedBody.discard).
+  const refusedClients: ReadonlyArray<readonly [string, Layer.Layer<HttpClient.HttpClient>, ReadonlyArray<string>]> = [
+    ...unreadClients.map(([name, layer]) => [name, layer, ["/authenticate", "/users/1"]] as const),
+    ...clients.map(([name, layer]) => [`${name} without its source`, counting(layer, true).wrapped, ["/users/1"]] as const)
+  ]
+  for (const [name, layer, droppable] of refusedClients) {
+    it.live(`on ${name}, an answer refused for its size (announced, or counted as it streams) lets go of its connection`, () =>
+      Effect.gen(function*() {
+        const client = yield* built(layer)
+        // the paths (a login's, a user's) whose answers began, and those the client dropped
+        const started = new Set<string>()
+        const dropped = new Set<string>()
+        const peer = yield* HttpPeer.start((request, reply) => {
+          // a login announces 2 MiB, a user announces nothing and sends 1 MiB and more; both then
+          // drip for ever (until the client goes away)
+          const announced = request.method === "POST"
+          reply.raw.writeHead(200, {
+            "content-type": "application/json",
+            ...(announced ? { "content-length": String(2 * 1024 * 1024) } : {})
+          })
+          reply.raw.write(announced ? "{\"id\": \"" : `{"id": "${"x".repeat(1024 * 1024)}`)
+          started.add(request.path)
+          const timer = setInterval(() => reply.raw.write("x".repeat(1024)), 20)
+          reply.raw.on("close", () => {
+            clearInterval(timer)
+            dropped.add(request.path)
+          })
+        })
+        const backend = yield* backendFor(peer, {}, client)
+        const announced = transportErrorOf(yield* Effect.exit(backend.authenticate(login("alice"), undefined)))
+        expect(String(announced.cause)).toBe(`POST ${peer.url}/authenticate: response body larger than 1048576 bytes`)
+        const counted = yield* Effect.flip(backend.getUser("1"))
+        expect(String(counted.cause)).toBe(`GET ${peer.url}/users/1: response body larger than 1048576 bytes`)
+        expect([...started]).toEqual(["/authenticate", "/users/1"])
+        // the peer sees each answer dropped, long before the backend's timeout or a garbage collection
+        yield* Effect.promise(() => HttpPeer.sleep(0)).pipe(
+          Effect.repeat({ until: () => droppable.every((path) => dropped.has(path)), schedule: Schedule.spaced("20 millis") }),
+          Effect.timeoutFail({
+            duration: "2 seconds",
+            onTimeout: () => new Error(`refused answers never dropped: ${droppable.filter((path) => !dropped.has(path))}`)
+          })
+        )
+      }).pipe(Effect.scoped))
+  }
+
   it.scoped("a client whose body hands over chunks that are no bytes is a TransportError, not a defect", () =>
     Effect.gen(function*() {
       const strings = Layer.succeed(

@@ -222,7 +222,8 @@ export interface BaseOptions {
   readonly timeout?: Duration.DurationInput | undefined
   /**
    * A response body larger than this many bytes (decompressed) is a `TransportError`, and its
-   * reading stops there. Default: 1 MiB.
+   * reading stops there (one that announces more is not read at all): its connection is dropped.
+   * Default: 1 MiB.
    */
   readonly maxResponseBytes?: number | undefined
   /** Accept users whose `isActive` is false (Django's `AllowAllUsersModelBackend`). Default: false. */

@@ -196,9 +196,9 @@ const rawBody = (
 }
 
 /**
- * Lets go of a body that will not be read (a 401, an unexpected status, a redirect): a body
- * nobody reads keeps its connection open, and the platform's client aborts it only when the
- * response is garbage collected. A peer that answers a status with a body that never ends (broken,
+ * Lets go of a body that will not be read (a 401, an unexpected status, a redirect, one that
+ * announces more than the ceiling): a body nobody reads keeps its connection open, and the
+ * platform's client aborts it only when the response is garbage collected. A peer that answers a status with a body that never ends (broken,
  * or hostile) would otherwise hold a socket per request for as long as the process keeps the
  * response. fetch's web stream is cancelled, undici's body and `node:http`'s `IncomingMessage`
  * destroyed; a body that had fully arrived leaves its connection to the client's pool. A body
@@ -235,8 +235,8 @@ export const unexpectedStatus = (response: HttpClientResponse.HttpClientResponse
   Effect.zipRight(discard(response), Effect.fail(`${where}: unexpected status ${response.status}`))
 
 // A body that announces its length within the ceiling is read whole, as usual (the common case
-// costs nothing more); one that announces more is refused unread; any other is counted as it
-// streams.
+// costs nothing more); one that announces more is refused unread, and let go of like any other
+// unread body ({@link discard}); any other is counted as it streams, and cut at the ceiling.
 const read = <A>(
   response: HttpClientResponse.HttpClientResponse,
   maxBytes: number,
@@ -248,7 +248,9 @@ const read = <A>(
   if (announced === undefined) {
     return Effect.map(Effect.suspend(() => rawBody(response, maxBytes, where) ?? streamed(response, maxBytes, where)), fromBytes)
   }
-  return announced > maxBytes ? Effect.fail(tooLarge(where, maxBytes)) : Effect.mapError(whole(response), describeClientError)
+  return announced > maxBytes
+    ? Effect.zipRight(discard(response), Effect.fail(tooLarge(where, maxBytes)))
+    : Effect.mapError(whole(response), describeClientError)
 }
 
 const decoder = new TextDecoder()
