@@ -18,6 +18,8 @@ import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
 import * as ApiTokens from "../src/ApiTokens.js"
 import * as ApiTokenBackend from "../src/backends/ApiTokenBackend.js"
+import * as ModelBackend from "../src/backends/ModelBackend.js"
+import * as PasswordHasher from "../src/PasswordHasher.js"
 import * as SqlUserStore from "../src/SqlUserStore.js"
 import * as TestBackend from "../src/testing/TestBackend.js"
 import * as UserStore from "../src/UserStore.js"
@@ -352,6 +354,40 @@ const suite = (name: string, env: (options?: ApiTokenBackend.Options) => Layer.L
         Effect.provide(
           AuthService.layer([ApiTokenBackend.ApiTokenBackend, TestBackend.succeed("jwt", TestBackend.user("bob"))]).pipe(
             Layer.provideMerge(env()),
+            Layer.provideMerge(AuthEvents.layer)
+          )
+        )
+      ))
+
+    // The app's own user type, as docs/model-backend.md shows it: a fresh object without the
+    // stored password hash, so only the backend's word makes it the store's user.
+    const appUser = (stored: UserStore.StoredUser) => ({
+      id: stored.id,
+      username: stored.username,
+      isActive: stored.isActive,
+      isSuperuser: stored.isSuperuser
+    })
+    it.effect("with the app's toUser, a token's user holds its owner's permissions (ModelBackend), through getUser too", () =>
+      Effect.gen(function*() {
+        const store = yield* UserStore.UserStore
+        const alice = yield* seedUser()
+        yield* store.grantPermission(alice.id, "blog.change_post")
+        const { token } = yield* newToken({ userId: alice.id })
+        const auth = yield* AuthService.AuthService
+        const byToken = yield* auth.authenticate({ token: Redacted.value(token) })
+        expect(byToken.backend).toBe("api-token")
+        expect(yield* auth.hasPerm(byToken.user, "blog.change_post")).toBe(true)
+        expect([...(yield* auth.getAllPermissions(byToken.user))]).toEqual(["blog.change_post"])
+        const fromSession = Option.getOrThrow(yield* auth.getUser("api-token", alice.id))
+        expect(yield* auth.hasPerm(fromSession, "blog.change_post")).toBe(true)
+        // the same fields from elsewhere (another backend's mapping of claims) are no store user
+        expect(yield* auth.hasPerm(appUser(alice), "blog.change_post")).toBe(false)
+      }).pipe(
+        Effect.provide(
+          AuthService.layer([ApiTokenBackend.ApiTokenBackend, ModelBackend.ModelBackend]).pipe(
+            Layer.provideMerge(ModelBackend.layer({ toUser: appUser })),
+            Layer.provideMerge(PasswordHasher.layerTest),
+            Layer.provideMerge(env({ toUser: appUser })),
             Layer.provideMerge(AuthEvents.layer)
           )
         )

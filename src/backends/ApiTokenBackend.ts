@@ -78,6 +78,7 @@ import * as Token from "../internal/apiToken/token.js"
 import type { User } from "../User.js"
 import * as UserStore from "../UserStore.js"
 import { safeCause } from "../internal/storeError.js"
+import { issuedBy } from "../internal/userStore.js"
 
 /**
  * The token store's names, re-exported from their old home. They moved to `effect-auth/ApiTokens`
@@ -144,7 +145,8 @@ export interface Options extends ApiTokens.Options {
   readonly lastUsedInterval?: Duration.DurationInput | undefined
   /**
    * Turns the stored owner into the app's user type; return a fresh object each call (scopes are
-   * attached to the object). Default: the stored user itself.
+   * attached to the object). What it returns counts as the store's user: `ModelBackend` grants it
+   * the owner's permissions, as it does its own users. Default: the stored user itself.
    */
   readonly toUser?: ((stored: UserStore.StoredUser) => User) | undefined
   readonly policy?: AuthBackend.PolicyInput | undefined
@@ -272,6 +274,11 @@ export const make = (
     const toUser = options.toUser ?? storedAsUser
     const repo = yield* Repository.make(t.token)
     const store = yield* UserStore.UserStore
+    // The owner is the store's user, whatever the app's type makes of it: the store's backends
+    // (ModelBackend) grant it the row's permissions, as they do the users of ModelBackend and
+    // RemoteUserBackend (see `issuedBy`). An app type without the password hash would otherwise
+    // be no store user, and a token would carry none of its owner's permissions.
+    const asUser = (stored: UserStore.StoredUser): User => issuedBy(store, toUser(stored))
     const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
     const viaRepo = yield* repoRunner("ApiTokenBackend", options, (operation) => (cause) =>
       new ApiTokens.ApiTokenStoreError({ operation, cause: safeCause(cause) }))
@@ -323,13 +330,13 @@ export const make = (
         if (Option.isNone(owner)) return yield* noMatch("unknown-user")
         if (!owner.value.isActive) return yield* noMatch("inactive-user")
         const used = yield* touch(row, at)
-        const user = toUser(owner.value)
+        const user = asUser(owner.value)
         tokensByUser.set(user, infoOf(tokenPrefix, used))
         return user
       })
 
     const getUser = (userId: string): Effect.Effect<Option.Option<User>, AuthError.TransportError> =>
-      Effect.map(findOwner(userId), (found) => Option.map(Option.filter(found, (user) => user.isActive), toUser))
+      Effect.map(findOwner(userId), (found) => Option.map(Option.filter(found, (user) => user.isActive), asUser))
 
     return AuthBackend.make({
       id: backendId,
