@@ -301,14 +301,26 @@ describe("JwtBackend: tokens that fail are NoMatch", () => {
       expect(failureOf(yield* attempt(strict, yield* Effect.promise(() => mint({ nbf: nowSeconds + 5 }))))).toEqual(invalid)
     }))
 
-  it.scoped("a token without exp is refused by default", () =>
+  it.scoped("a token without exp is refused whatever requiredClaims adds; only requireExpiry: false accepts it", () =>
     Effect.gen(function*() {
       const { peer } = yield* setup()
-      const backend = yield* remote(peer)
       const forever = yield* Effect.promise(() => mint({ exp: undefined }))
-      expect(failureOf(yield* attempt(backend, forever))).toEqual(invalid)
-      const optional = yield* remote(peer, { requiredClaims: [] })
-      expect(yield* optional.authenticate(token(forever), undefined)).toEqual(alice)
+      // `requiredClaims` names claims besides `exp`: ["sub"] means "sub too", never "sub instead"
+      for (const requiredClaims of [undefined, [], ["sub"], ["exp", "sub"]]) {
+        const backend = yield* remote(peer, { requiredClaims })
+        expect(failureOf(yield* attempt(backend, forever))).toEqual(invalid)
+      }
+      // ...and the claims it names are required too
+      const withJti = yield* remote(peer, { requiredClaims: ["sub", "jti"] })
+      const identified = yield* Effect.promise(() => mint({ claims: { sub: "u-1", preferred_username: "alice", jti: "t-1" } }))
+      expect(yield* withJti.authenticate(token(identified), undefined)).toEqual(alice)
+      expect(failureOf(yield* attempt(withJti, yield* Effect.promise(() => mint())))).toEqual(invalid)
+      // accepting tokens that never expire is said explicitly
+      const lasting = yield* remote(peer, { requireExpiry: false, requiredClaims: ["sub"] })
+      expect(yield* lasting.authenticate(token(forever), undefined)).toEqual(alice)
+      expect(yield* lasting.authenticate(token(yield* Effect.promise(() => mint())), undefined)).toEqual(alice)
+      const past = yield* Effect.promise(() => mint({ iat: nowSeconds - 900, exp: nowSeconds - 300 }))
+      expect(failureOf(yield* attempt(lasting, past))).toEqual(expired)
     }))
 
   it.scoped("alg none is always rejected, and cannot be configured", () =>
@@ -531,6 +543,11 @@ describe("JwtBackend: static keys, secrets, hooks and configuration", () => {
         ),
         JwtBackend.make({ ...base, keys: { jwksUrl: "https://x.test/jwks", cooldown: "1 hour" }, algorithms: ["RS256"] })
           .pipe(Effect.provide(FetchHttpClient.layer), Effect.flip),
+        // requiredClaims from an untyped caller that is no list of claim names
+        JwtBackend.make({ ...base, keys: { jwks: { keys: [jwkA] } }, algorithms: ["RS256"], requiredClaims: "sub" as any })
+          .pipe(Effect.flip),
+        JwtBackend.make({ ...base, keys: { jwks: { keys: [jwkA] } }, algorithms: ["RS256"], requiredClaims: [42] as any })
+          .pipe(Effect.flip),
         // A JWKS URL without an HttpClient in context (the types forbid it; the runtime says why).
         (JwtBackend.make as any)({ ...base, keys: { jwksUrl: "https://x.test/jwks" }, algorithms: ["RS256"] }).pipe(
           Effect.flip

@@ -239,8 +239,20 @@ export interface Options<K extends Keys = Keys> {
   readonly clockSkew?: Duration.DurationInput | undefined
   /** Reject tokens whose `iat` is older than this. Default: no limit. */
   readonly maxTokenAge?: Duration.DurationInput | undefined
-  /** Claims that must be present. Default: `["exp"]` (a token without expiry never authenticates). */
+  /**
+   * Claims that must be present besides `exp`, e.g. `["sub", "jti"]`: they are added to `exp`,
+   * never put in its place (see `requireExpiry`). Default: none.
+   */
   readonly requiredClaims?: ReadonlyArray<string> | undefined
+  /**
+   * Whether a token must carry `exp`. Default: `true`: a token without expiry never authenticates,
+   * whatever `requiredClaims` says (simplejwt refuses one too). `false` accepts tokens that never
+   * expire, for an issuer that mints none and revokes them some other way; an `exp` a token does
+   * carry is still checked.
+   *
+   * @since 0.4.0
+   */
+  readonly requireExpiry?: boolean | undefined
   /** Expected `typ` header, e.g. `"at+jwt"` (RFC 9068). Default: not checked. */
   readonly typ?: string | undefined
   /** Decodes the verified claims (`JWTPayload`) into the app's user; failure is `NoMatch`. */
@@ -426,11 +438,18 @@ const makeWith = (
     const maxTokenAge = options.maxTokenAge === undefined
       ? undefined
       : yield* seconds(options.maxTokenAge, 0, "maxTokenAge")
+    // `exp` is required unless opted out in so many words: `requiredClaims: ["sub"]` (meant as
+    // "sub too") once replaced it, and tokens that never expire logged in.
+    const claimsNamed: unknown = options.requiredClaims ?? []
+    if (!Array.isArray(claimsNamed) || !claimsNamed.every(Predicate.isString)) {
+      return yield* configError("requiredClaims must be a list of claim names")
+    }
+    const requiredClaims = [...new Set([...(options.requireExpiry === false ? [] : ["exp"]), ...claimsNamed])]
     const allowed: ReadonlySet<string> = new Set(algorithms)
     const verifyOptions = {
       algorithms: [...algorithms],
       clockTolerance: Duration.toSeconds(clockSkew),
-      requiredClaims: [...(options.requiredClaims ?? ["exp"])],
+      requiredClaims,
       ...(options.issuer === undefined ? {} : { issuer: Predicate.isString(options.issuer) ? options.issuer : [...options.issuer] }),
       ...(options.audience === false
         ? {}
