@@ -18,6 +18,7 @@ import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
 import * as ApiTokens from "../src/ApiTokens.js"
 import * as ApiTokenBackend from "../src/backends/ApiTokenBackend.js"
+import * as Repository from "../src/internal/apiToken/repository.js"
 import * as ModelBackend from "../src/backends/ModelBackend.js"
 import * as PasswordHasher from "../src/PasswordHasher.js"
 import * as SqlUserStore from "../src/SqlUserStore.js"
@@ -286,6 +287,80 @@ const suite = (name: string, env: (options?: ApiTokenBackend.Options) => Layer.L
         yield* TestClock.adjust("1 second")
         yield* authenticate(token)
         expect(yield* lastUsed).toEqual(Option.some("2030-01-01T00:01:00.000Z"))
+      }).pipe(Effect.provide(env())))
+
+    // How many times the token table's rows had last_used_at written (a row trigger: UPDATEs that
+    // match no row count nothing). The PostgreSQL function goes with the test (the table with the layer).
+    const countingWrites = (table: string) =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql.unsafe(`ALTER TABLE ${table} ADD COLUMN writes integer NOT NULL DEFAULT 0`)
+        yield* sql.onDialectOrElse({
+          pg: () =>
+            Effect.zipRight(
+              sql.unsafe(`CREATE FUNCTION ${table}_writes() RETURNS trigger AS $$
+                BEGIN NEW.writes = OLD.writes + 1; RETURN NEW; END $$ LANGUAGE plpgsql`),
+              sql.unsafe(`CREATE TRIGGER ${table}_writes BEFORE UPDATE OF last_used_at ON ${table}
+                FOR EACH ROW EXECUTE FUNCTION ${table}_writes()`)
+            ),
+          orElse: () =>
+            sql.unsafe(`CREATE TRIGGER ${table}_writes AFTER UPDATE OF last_used_at ON ${table}
+              BEGIN UPDATE ${table} SET writes = writes + 1 WHERE id = NEW.id; END`)
+        })
+        yield* Effect.addFinalizer(() =>
+          sql.onDialectOrElse({
+            pg: () => sql.unsafe(`DROP FUNCTION IF EXISTS ${table}_writes() CASCADE`),
+            orElse: () => Effect.void
+          }).pipe(Effect.ignore)
+        )
+        return (id: string) =>
+          Effect.map(
+            sql.unsafe<{ readonly writes: number }>(`SELECT writes FROM ${table} WHERE id = '${id}'`),
+            (rows) => Number(rows[0]?.writes)
+          )
+      })
+
+    it.scoped("a burst of uses of one token past lastUsedInterval writes its last use once", () =>
+      Effect.gen(function*() {
+        const tokens = yield* ApiTokens.ApiTokens
+        yield* TestClock.setTime(Date.parse("2030-01-01T00:00:00Z"))
+        const alice = yield* seedUser()
+        const { info, token } = yield* newToken({ userId: alice.id })
+        const writes = yield* countingWrites(yield* TokenTable)
+        const burst = Effect.forEach(Array.from({ length: 50 }), () => authenticate(token), { concurrency: "unbounded" })
+        // never used: the first burst writes once
+        for (const user of yield* burst) {
+          const used = Option.flatMap(ApiTokenBackend.tokenOf(user), (t) => t.lastUsedAt)
+          expect(used).toEqual(Option.some(new Date("2030-01-01T00:00:00Z")))
+        }
+        expect(yield* writes(info.id)).toBe(1)
+        // past the interval: once more
+        yield* TestClock.adjust("2 minutes")
+        yield* burst
+        expect(yield* writes(info.id)).toBe(2)
+        expect(Option.getOrThrow(yield* tokens.get(info.id)).lastUsedAt).toEqual(Option.some(new Date("2030-01-01T00:02:00Z")))
+      }).pipe(Effect.provide(env())))
+
+    it.effect("the last use written is never moved back, nor written again within the interval, whoever writes", () =>
+      Effect.gen(function*() {
+        const tokens = yield* ApiTokens.ApiTokens
+        const repo = yield* Repository.make(yield* TokenTable)
+        const alice = yield* seedUser()
+        const { info } = yield* newToken({ userId: alice.id })
+        const lastUsed = Effect.map(tokens.get(info.id), (t) => Option.map(Option.getOrThrow(t).lastUsedAt, (d) => d.toISOString()))
+        const minute = 60_000
+        // another process (or a use whose time was read before) that writes after a later use
+        yield* repo.touch(info.id, new Date("2030-01-01T00:10:00Z"), minute)
+        yield* repo.touch(info.id, new Date("2030-01-01T00:05:00Z"), minute)
+        expect(yield* lastUsed).toEqual(Option.some("2030-01-01T00:10:00.000Z"))
+        yield* repo.touch(info.id, new Date("2030-01-01T00:10:59.999Z"), minute)
+        expect(yield* lastUsed).toEqual(Option.some("2030-01-01T00:10:00.000Z"))
+        yield* repo.touch(info.id, new Date("2030-01-01T00:11:00Z"), minute)
+        expect(yield* lastUsed).toEqual(Option.some("2030-01-01T00:11:00.000Z"))
+        // an interval of 0 writes every use, still never back
+        yield* repo.touch(info.id, new Date("2030-01-01T00:11:00.001Z"), 0)
+        yield* repo.touch(info.id, new Date("2030-01-01T00:11:00Z"), 0)
+        expect(yield* lastUsed).toEqual(Option.some("2030-01-01T00:11:00.001Z"))
       }).pipe(Effect.provide(env())))
 
     it.effect("with lastUsedInterval 0 every use is written", () =>

@@ -140,7 +140,8 @@ export interface Options extends ApiTokens.Options {
   readonly id?: string | undefined
   /**
    * `lastUsedAt` is written only when it is older than this, so a busy token does not write on
-   * every request; `0` writes on every use. Default: 1 minute.
+   * every request, nor a burst of requests at once more than once (the database checks it too, for
+   * other processes); it never moves back. `0` writes on every use. Default: 1 minute.
    */
   readonly lastUsedInterval?: Duration.DurationInput | undefined
   /**
@@ -294,12 +295,21 @@ export const make = (
         })
       )
 
+    // The tokens whose last use this backend is writing. A burst of uses of one token (a job's
+    // requests at once) all read the row before any wrote: one write is in flight, the others pass
+    // (their time is within the interval of its). The UPDATE writes only a row whose last use is
+    // older than the interval (repo.touch), for the other processes. `0` writes every use.
+    const touching = new Set<string>()
+
     // Best effort: a token that works must not stop working because this write failed.
-    const touch = (row: Repository.TokenRow, at: Date) =>
-      row.lastUsedAt !== null && at.getTime() - row.lastUsedAt.getTime() < lastUsedInterval
-        ? Effect.succeed(row)
-        : viaRepo("touch", repo.touch(row.id, at)).pipe(
-          Effect.as<Repository.TokenRow>({ ...row, lastUsedAt: at }),
+    const touch = (row: Repository.TokenRow, at: Date): Effect.Effect<Repository.TokenRow> =>
+      Effect.suspend(() => {
+        if (row.lastUsedAt !== null && at.getTime() - row.lastUsedAt.getTime() < lastUsedInterval) return Effect.succeed(row)
+        const used: Repository.TokenRow = { ...row, lastUsedAt: at }
+        if (lastUsedInterval > 0 && touching.has(row.id)) return Effect.succeed(used)
+        touching.add(row.id)
+        return viaRepo("touch", repo.touch(row.id, at, lastUsedInterval)).pipe(
+          Effect.as(used),
           // a failed write only: a defect is a bug and stays one
           Effect.catchAll((cause) =>
             Effect.as(
@@ -309,8 +319,10 @@ export const make = (
               ),
               row
             )
-          )
+          ),
+          Effect.ensuring(Effect.sync(() => touching.delete(row.id)))
         )
+      })
 
     const authenticate = (credentials: Credentials.Token): Effect.Effect<User, AuthError.BackendError> =>
       Effect.gen(function*() {

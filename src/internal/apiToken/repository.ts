@@ -95,7 +95,11 @@ export interface Repository {
   readonly insert: (row: TokenRow) => Effect.Effect<void, RepositoryError>
   readonly findById: (id: string) => Effect.Effect<Option.Option<TokenRow>, RepositoryError>
   readonly listByUser: (userId: string, includeRevoked: boolean) => Effect.Effect<ReadonlyArray<TokenRow>, RepositoryError>
-  readonly touch: (id: string, at: Date) => Effect.Effect<void, RepositoryError>
+  /**
+   * Records a use at `at` when the stored last use is older than `interval` milliseconds before it
+   * (or none), so never moving it back.
+   */
+  readonly touch: (id: string, at: Date, interval: number) => Effect.Effect<void, RepositoryError>
   readonly revoke: (id: string, at: Date) => Effect.Effect<void, RepositoryError>
 }
 
@@ -122,7 +126,17 @@ export const make = (table: string): Effect.Effect<Repository, never, SqlClient.
       findById: (id) => Effect.map(select(sql.and([sql`id = ${id}`])), (rows) => Option.fromNullable(rows[0])),
       listByUser: (userId, includeRevoked) =>
         select(sql.and(includeRevoked ? [sql`user_id = ${userId}`] : [sql`user_id = ${userId}`, sql`revoked_at IS NULL`])),
-      touch: (id, at) => Effect.asVoid(sql`UPDATE ${T} SET last_used_at = ${time(at)} WHERE id = ${id}`),
+      // The condition is the database's, not only the caller's: uses at once (one process's
+      // burst, or several processes') each read the row before any wrote, and an unconditional
+      // UPDATE wrote once per use, the last to commit winning, an earlier time among them. Here
+      // the first write makes the others match no row. SQLite's timestamps are our ISO text,
+      // which orders as the times do.
+      touch: (id, at, interval) =>
+        Effect.asVoid(
+          sql`UPDATE ${T} SET last_used_at = ${time(at)} WHERE id = ${id} AND (last_used_at IS NULL OR last_used_at <= ${
+            time(new Date(at.getTime() - Math.max(0, interval)))
+          })`
+        ),
       // keeps the first revocation time when revoked twice
       revoke: (id, at) => Effect.asVoid(sql`UPDATE ${T} SET revoked_at = ${time(at)} WHERE id = ${id} AND revoked_at IS NULL`)
     }
