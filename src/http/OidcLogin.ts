@@ -59,6 +59,7 @@ import type * as Credentials from "../Credentials.js"
 import * as OidcBackend from "../backends/OidcBackend.js"
 import { headerToken } from "../internal/http/cookies.js"
 import { maskQuery } from "../internal/http/serverRequest.js"
+import * as StateGuarded from "../internal/http/stateGuarded.js"
 import * as Transaction from "../internal/oidc/transaction.js"
 import { textOf } from "../internal/redactedString.js"
 import * as HttpAuth from "./HttpAuth.js"
@@ -436,7 +437,10 @@ const routes = (options: Settings) => {
     // The request the fold and its events see has no query: the code in it is a secret.
     const auth = yield* HttpAuth.HttpAuth
     const withoutQuery = request.modify({ url: queryAt < 0 ? request.url : request.url.slice(0, queryAt) })
-    const started = yield* Effect.either(auth.login(withoutQuery, callbackCredentials as unknown as Credentials.Input))
+    // (a GET, as every callback: HttpAuth's login takes it as guarded by the state checked above)
+    const started = yield* Effect.either(
+      auth.login(StateGuarded.mark(withoutQuery), callbackCredentials as unknown as Credentials.Input)
+    )
     if (started._tag === "Left") {
       const failure = started.left
       const [status, message] = failure._tag === "ServiceUnavailable"

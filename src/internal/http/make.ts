@@ -25,6 +25,7 @@ import { unavailableOnFailure as storeUnavailable } from "./failures.js"
 import * as Fold from "./fold.js"
 import * as LoginUsername from "./loginUsername.js"
 import { credentialHeaders, type Hidden, toAuthRequest } from "./serverRequest.js"
+import * as StateGuarded from "./stateGuarded.js"
 
 const realmText = /^[\x20-\x7e]{1,100}$/
 
@@ -243,11 +244,13 @@ export const make = (
     // Login, logout and a second factor change the session. By a safe method (a link, an <img> on
     // another site) they would pass without any CSRF check: a cross-site page logged its visitors
     // out, or into the attacker's account. Refused, as Django's LoginView takes credentials only
-    // by POST and its LogoutView (5.0+) answers GET with 405. `loginAs` is not held to it: an
-    // OAuth callback is a GET, guarded by its `state`.
+    // by POST and its LogoutView (5.0+) answers GET with 405. An OAuth callback is a GET, guarded
+    // by its `state` (OidcLogin marks it; `loginAs` is not held to this either).
     const refusedSafe = Effect.fail(new HttpApiError.Forbidden())
     const csrfForChange = (request: HttpServerRequest.HttpServerRequest, s: Session.Service, cookieValue: string | undefined) =>
-      csrf.enabled && Csrf.isSafeMethod(request.method) ? refusedSafe : csrfFor(request, s, cookieValue)
+      csrf.enabled && Csrf.isSafeMethod(request.method) && !StateGuarded.isGuarded(request)
+        ? refusedSafe
+        : csrfFor(request, s, cookieValue)
 
     // The request's session (if any) is discarded by `Session.login`, which deletes it without
     // reading it again.
