@@ -550,6 +550,29 @@ describe("lockouts and unlock --sql (the Lockout store in the SQL database)", ()
       expect((yield* cli(["lockouts", "--sql", "--database", filename])).stdout.trim()).toBe("No failed logins on record.")
     }))
 
+  it.scoped("unlock of an IPv6 address finds the app's records under its --ipv6-prefix", () =>
+    Effect.gen(function*() {
+      const filename = freshDatabase()
+      // The app counts each IPv6 address on its own (ipv6Prefix 128): the key is the /128.
+      const app = yield* Layer.build(
+        Lockout.layerAuthService(TestAuth.layer([TestBackend.noMatch("passwords")])).pipe(
+          Layer.provideMerge(SqlLockoutStore.layer({ by: "ip", limit: 3, ipv6Prefix: 128 })),
+          Layer.provideMerge(AuthEvents.layer),
+          Layer.provide(SqliteClient.layer({ filename }))
+        )
+      )
+      const auth = Context.get(app, AuthService.AuthService)
+      for (let i = 0; i < 3; i++) {
+        yield* Effect.exit(auth.authenticate({ username: `u${i}`, password: "wrong" }, { remoteAddress: "2001:db8::1" }))
+      }
+      const key = "ip:2001:db8:0:0:0:0:0:1"
+      const unlocked = yield* cli(["unlock", "2001:db8::1", "--ipv6-prefix", "128", "--sql", "--database", filename])
+      expect([unlocked.code, unlocked.stdout.trim()]).toEqual([0, `Reset 1 key: ${key}`])
+      expect((yield* cli(["lockouts", "--sql", "--database", filename])).stdout.trim()).toBe("No failed logins on record.")
+      const bad = yield* cli(["unlock", "2001:db8::1", "--ipv6-prefix", "129", "--sql", "--database", filename])
+      expect([bad.code, bad.stderr]).toEqual([2, expect.stringContaining("--ipv6-prefix must be an integer from 1 to 128")])
+    }))
+
   it.effect("a database without the lockout table is an error, and the CLI does not create it", () =>
     Effect.gen(function*() {
       const filename = freshDatabase()

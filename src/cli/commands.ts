@@ -494,6 +494,17 @@ const keyPrefixOption = Options.text("key-prefix").pipe(
   Options.withDescription("The Lockout store's key prefix, as the app sets it"),
   Options.withDefault("effect-auth:lockout:")
 )
+// The app's `ipv6Prefix`: `unlock <IPv6 address>` names the network the app counts it by, and found
+// nothing under the default /64 when the app counted by another width (a /128 record of
+// 2001:db8::1 is `ip:2001:db8:0:0:0:0:0:1/128`).
+const ipv6PrefixOption = Options.integer("ipv6-prefix").pipe(
+  Options.withPseudoName("BITS"),
+  Options.withDescription("The Lockout's ipv6Prefix, as the app sets it (default 64): an IPv6 address is counted by its network"),
+  Options.withDefault(64),
+  Options.mapEffect((bits) =>
+    bits >= 1 && bits <= 128 ? Effect.succeed(bits) : Effect.fail(usage("--ipv6-prefix must be an integer from 1 to 128"))
+  )
+)
 const sqlOption = Options.boolean("sql").pipe(
   Options.withDescription("The SQL Lockout store (SqlLockoutStore) in the database given by --database/--database-url")
 )
@@ -539,17 +550,19 @@ const lockoutStoreOption: Options.Options<LockoutStore> = Options.all({ url: red
       })
   )
 )
-const lockoutOptions = { store: lockoutStoreOption, keyPrefix: keyPrefixOption, ...databaseOptions }
+const lockoutOptions = { store: lockoutStoreOption, keyPrefix: keyPrefixOption, ipv6Prefix: ipv6PrefixOption, ...databaseOptions }
 interface LockoutArgs {
   readonly store: LockoutStore
   readonly keyPrefix: string
+  readonly ipv6Prefix: number
   readonly db: Database
 }
 
 // One short-lived client: a Redis that does not answer fails the command at once, no retry loop.
 const openRedisLockout = (
   url: Option.Option<Redacted.Redacted<string>>,
-  keyPrefix: string
+  keyPrefix: string,
+  ipv6Prefix: number
 ): Layer.Layer<Lockout.Lockout, CliError> =>
   Layer.unwrapScoped(Effect.gen(function*() {
     if (Option.isNone(url)) {
@@ -569,7 +582,7 @@ const openRedisLockout = (
       }),
       (client) => Effect.sync(() => client.disconnect())
     )
-    return Lockout.layerRedis({ client, keyPrefix }).pipe(
+    return Lockout.layerRedis({ client, keyPrefix, ipv6Prefix }).pipe(
       Layer.mapError((error) => new CliError({ message: error.message }))
     )
   }))
@@ -577,11 +590,11 @@ const openRedisLockout = (
 // The SQL store is read as the app left it: the CLI never creates its table.
 const openLockout = (args: LockoutArgs): Layer.Layer<Lockout.Lockout, CliError> =>
   args.store.sql
-    ? SqlLockoutStore.layer({ migrate: false }).pipe(
+    ? SqlLockoutStore.layer({ migrate: false, ipv6Prefix: args.ipv6Prefix }).pipe(
       Layer.mapError((error) => new CliError({ message: error.message })),
       Layer.provide(openDatabase(args.db, { migrate: false }))
     )
-    : openRedisLockout(args.store.redisUrl, args.keyPrefix)
+    : openRedisLockout(args.store.redisUrl, args.keyPrefix, args.ipv6Prefix)
 
 const lockoutError = (error: Lockout.LockoutStoreError | CliError): CliError =>
   error._tag === "CliError" ? error : new CliError({ message: `lockout store: ${error.message}` })
