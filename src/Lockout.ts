@@ -19,7 +19,8 @@
  * | `BackendUnavailable`, `TransportError` otherwise, defect | no: the place is given back |
  * | the caller interrupted (a dropped connection, a timeout), while the store holds the place or after | the attempt runs to its end in the background and is settled by its outcome |
  *
- * An attempt that waits for a busy key more than 10 seconds is refused for a second.
+ * An attempt that waits for a busy key longer than `busyTimeout` (10 seconds by default) is refused
+ * for a second.
  *
  * {@link protect} wraps an `AuthService` (see {@link layerAuthService}); the HTTP layer turns
  * `LockedOut` into 429 with `Retry-After`. See docs/throttling.md.
@@ -94,7 +95,8 @@ export type By = "username" | "ip" | "username-and-ip" | "username-or-ip"
  *   backOff: 2,
  *   maxCoolOff: "1 day",
  *   allow: ["10.0.0.0/8"],
- *   deny: ["203.0.113.0/24"]
+ *   deny: ["203.0.113.0/24"],
+ *   busyTimeout: "30 seconds"
  * }
  * ```
  *
@@ -136,6 +138,19 @@ export interface Options {
    * (HTTP 503); `"allow"` lets it through uncounted.
    */
   readonly onStoreError?: "fail" | "allow" | undefined
+  /**
+   * How long an attempt waits for a busy key (its failures and the attempts in flight make the
+   * limit) before it is refused with `LockedOut` for a second (HTTP 429, `Retry-After: 1`).
+   * Default: 10 seconds. Once a key's failures and places reach the limit, its attempts run one at
+   * a time, so a burst of N correct logins there takes N times a password check: with a slow hash
+   * (PBKDF2 at 1.2M iterations, about 0.5 s) 20 parallel logins after 4 typos (limit 5) passed
+   * 10 seconds and the last 7 were refused. A longer bound lets such a burst in, at the price of
+   * requests (and their connections) held that long while a key is under attack; a shorter one
+   * answers 429 sooner. A positive duration.
+   *
+   * @since 0.4.0
+   */
+  readonly busyTimeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -856,12 +871,9 @@ const positive = (name: string, value: number, integer: boolean) =>
 
 const millis = (input: Duration.DurationInput): number => Duration.toMillis(Duration.decode(input))
 
-// How long an attempt waits for a busy key (see `reserve`) before it is refused for a second.
-const busyWait = 10_000
-
 /**
  * Builds the service on a store. Fails with `AuthConfigError` for a limit that is not a positive
- * integer, a `backOff` below 1, an `ipv6Prefix` that is not an integer from 1 to 128, or an
+ * integer, a `busyTimeout` that is not a positive duration, a `backOff` below 1, an `ipv6Prefix` that is not an integer from 1 to 128, or an
  * allow/deny entry that is not an address or CIDR range.
  * Publishes `LockedOut`, `Unlocked` and (for refused attempts) `LoginFailed` on `AuthEvents` when
  * that service is provided.
@@ -891,6 +903,9 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
     yield* positive("coolOff", policy.coolOff, false)
     yield* positive("maxCoolOff", policy.maxCoolOff, false)
     yield* positive("forgetAfter", policy.forgetAfter, false)
+    // How long an attempt waits for a busy key (see `reserve`) before it is refused for a second.
+    const busyTimeout = millis(options.busyTimeout ?? Duration.seconds(10))
+    yield* positive("busyTimeout", busyTimeout, false)
     if (!(policy.backOff >= 1 && Number.isFinite(policy.backOff))) {
       return yield* Effect.fail(new AuthError.AuthConfigError({ message: "Lockout: backOff must be a number >= 1" }))
     }
@@ -1041,7 +1056,7 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
     // Asks the store for a place until it answers `Allowed` or `Locked`. While the key is busy
     // (failures and attempts in flight already make the limit), waits: for a settlement of this
     // instance's attempts, or a pause (10 ms, doubling up to 320 ms) for another instance's; after
-    // `busyWait` of that, the attempt is refused for a second. Refused at once, the sixth of six
+    // `busyTimeout` of that, the attempt is refused for a second. Refused at once, the sixth of six
     // concurrent correct logins was a 429; counted as a failure when it asked, as it was, the sixth
     // locked the user out for the cool-off though nobody had failed (django-axes counts failures
     // once they happened, and lets all six in).
@@ -1056,7 +1071,7 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
               release(keys, false)
               if (reservation._tag === "Locked") return Effect.succeed(reservation)
               return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-                if (now - start >= busyWait) return Effect.succeed({ _tag: "Locked", retryAfter: 1000 } as const)
+                if (now - start >= busyTimeout) return Effect.succeed({ _tag: "Locked", retryAfter: 1000 } as const)
                 const pauseOver = Effect.sleep(Duration.millis(pause))
                 const wait = heldHere(keys) ? Effect.race(settlementOn(keys), pauseOver) : pauseOver
                 return Effect.zipRight(wait, ask(Math.min(pause * 2, 320)))

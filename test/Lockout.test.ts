@@ -7,10 +7,12 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -321,6 +323,49 @@ describe("Lockout: the memory store", () => {
       yield* concurrentSuccessesLockNobody(yield* onStore(store, backend), yield* onStore(store, backend), calls)
     }))
   })
+
+  // With a slow hash, the correct logins of a burst run one at a time once failures and places
+  // make the limit, and the fixed 10 s wait refused the tail of the burst (7 of 20 at PBKDF2 1.2M):
+  // the wait is `busyTimeout`. Here the first login's check is held open (a slow hash) while the
+  // others wait past a bound of 20 ms: each is refused for a second; a bad bound is a config error.
+  it.live("busyTimeout bounds the wait for a busy key: past it, an attempt is LockedOut for a second", () =>
+    Effect.scoped(Effect.gen(function*() {
+      for (const busyTimeout of [0, -1, Infinity, Number.NaN]) {
+        const bad = yield* Effect.either(Layer.build(Lockout.layerMemory({ busyTimeout })))
+        expect(Either.isLeft(bad) && bad.left.message, String(busyTimeout)).toBe("Lockout: busyTimeout must be a positive number")
+      }
+      const gate = yield* Deferred.make<void>()
+      let checked = 0
+      const slow = AuthBackend.make({
+        id: "passwords",
+        credentials: Credentials.UsernamePassword,
+        authenticate: ({ password }) =>
+          Effect.suspend(() => {
+            checked++
+            return Redacted.value(password) === "right"
+              ? Effect.as(Deferred.await(gate), alice)
+              : AuthError.noMatch("passwords", "invalid-credentials")
+          }),
+        getUser: () => Effect.succeedNone
+      })
+      const context = yield* Layer.build(Lockout.layerAuthService(AuthService.layer([slow])).pipe(
+        Layer.provideMerge(Lockout.layerMemory({ by: "username", limit: 5, busyTimeout: "20 millis" })),
+        Layer.provideMerge(AuthEvents.layer)
+      ))
+      const auth = Context.get(context, AuthService.AuthService)
+      for (let i = 0; i < 4; i++) expect(tagOf(yield* Effect.exit(auth.authenticate(wrong)))).toBe("AuthenticationFailed")
+      const first = yield* Effect.fork(Effect.exit(auth.authenticate(right)))
+      while (checked < 5) yield* Effect.yieldNow()
+      const waiting = yield* Effect.all(Array.from({ length: 4 }, () => Effect.exit(auth.authenticate(right))), {
+        concurrency: "unbounded"
+      })
+      expect(waiting.map((exit) => Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : exit)).toEqual(
+        Array(4).fill(new AuthError.LockedOut({ retryAfter: Duration.seconds(1) }))
+      )
+      yield* Deferred.succeed(gate, undefined)
+      expect(tagOf(yield* Fiber.join(first))).toBe("success")
+      expect(checked).toBe(5)
+    })))
 
   // reset(42) died in `usernameKey` (42.slice), reset(Proxy) in the key pattern's test.
   it.effect("reset of a target that is no string is a LockoutStoreError; an exact key is read as the records keep it", () =>
