@@ -20,7 +20,8 @@
  * | the caller interrupted (a dropped connection, a timeout), while the store holds the place or after | the attempt runs to its end in the background and is settled by its outcome |
  *
  * An attempt that waits for a busy key longer than `busyTimeout` (10 seconds by default) is refused
- * for a second.
+ * for a second. That wait is real time, whatever `Clock` the app runs on (a `TestClock` moves the
+ * locks and cool-offs, never the wait: see docs/testing.md).
  *
  * {@link protect} wraps an `AuthService` (see {@link layerAuthService}); the HTTP layer turns
  * `LockedOut` into 429 with `Retry-After`. See docs/throttling.md.
@@ -146,7 +147,8 @@ export interface Options {
    * (PBKDF2 at 1.2M iterations, about 0.5 s) 20 parallel logins after 4 typos (limit 5) passed
    * 10 seconds and the last 7 were refused. A longer bound lets such a burst in, at the price of
    * requests (and their connections) held that long while a key is under attack; a shorter one
-   * answers 429 sooner. A positive duration.
+   * answers 429 sooner. A positive duration, of real time whatever `Clock` the app runs on (under a
+   * `TestClock` too).
    *
    * @since 0.4.0
    */
@@ -871,6 +873,9 @@ const positive = (name: string, value: number, integer: boolean) =>
 
 const millis = (input: Duration.DurationInput): number => Duration.toMillis(Duration.decode(input))
 
+// The wall clock, for how long a request waits (see `reserve`), never the app's `Clock`.
+const realClock = Clock.make()
+
 /**
  * Builds the service on a store. Fails with `AuthConfigError` for a limit that is not a positive
  * integer, a `busyTimeout` that is not a positive duration, a `backOff` below 1, an `ipv6Prefix` that is not an integer from 1 to 128, or an
@@ -1060,8 +1065,15 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
     // concurrent correct logins was a 429; counted as a failure when it asked, as it was, the sixth
     // locked the user out for the cool-off though nobody had failed (django-axes counts failures
     // once they happened, and lets all six in).
+    //
+    // The pause and the bound are real time, whatever `Clock` the app runs on: they measure how
+    // long a request is held, not the lockout's times (the store is asked with the app's clock).
+    // Under a `TestClock`, read from it, an attempt on a key whose place another instance held
+    // waited for ever: its pause never ended and its bound never came, unless the test advanced
+    // the clock, which moves every lock and cool-off with it.
     const reserve = (keys: ReadonlyArray<string>): Effect.Effect<Reservation, LockoutStoreError> =>
-      Effect.flatMap(Clock.currentTimeMillis, (start) => {
+      Effect.suspend(() => {
+        const start = realClock.unsafeCurrentTimeMillis()
         const ask = (pause: number): Effect.Effect<Reservation, LockoutStoreError> => {
           hold(keys)
           return Effect.flatMap(
@@ -1070,9 +1082,11 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
               if (reservation._tag === "Allowed") return Effect.succeed(reservation)
               release(keys, false)
               if (reservation._tag === "Locked") return Effect.succeed(reservation)
-              return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-                if (now - start >= busyTimeout) return Effect.succeed({ _tag: "Locked", retryAfter: 1000 } as const)
-                const pauseOver = Effect.sleep(Duration.millis(pause))
+              return Effect.suspend(() => {
+                if (realClock.unsafeCurrentTimeMillis() - start >= busyTimeout) {
+                  return Effect.succeed({ _tag: "Locked", retryAfter: 1000 } as const)
+                }
+                const pauseOver = realClock.sleep(Duration.millis(pause))
                 const wait = heldHere(keys) ? Effect.race(settlementOn(keys), pauseOver) : pauseOver
                 return Effect.zipRight(wait, ask(Math.min(pause * 2, 320)))
               })

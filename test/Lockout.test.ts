@@ -6,6 +6,7 @@ import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -365,6 +366,42 @@ describe("Lockout: the memory store", () => {
       yield* Deferred.succeed(gate, undefined)
       expect(tagOf(yield* Fiber.join(first))).toBe("success")
       expect(checked).toBe(5)
+    })))
+
+  // Under the TestClock (it.effect), an attempt on a key whose places another instance holds waited
+  // for ever: its pause between asks never ended and its bound read the frozen clock. The wait is
+  // real time now; the store's times stay the app's clock, so locks and cool-offs still move only
+  // with TestClock.adjust.
+  it.effect("under the TestClock, an attempt waiting for another instance's place goes on when it settles, and its wait is bounded", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const store = Lockout.memoryStore()
+      const { backend } = sharedCounting()
+      const instance = (busyTimeout: Duration.DurationInput) =>
+        Effect.map(
+          Layer.build(Lockout.layerAuthService(AuthService.layer([backend])).pipe(
+            Layer.provideMerge(Layer.effect(Lockout.Lockout, Lockout.make(store, { by: "username", limit: 2, busyTimeout }))),
+            Layer.provideMerge(AuthEvents.layer)
+          )),
+          (context) => Context.get(context, AuthService.AuthService)
+        )
+      const auth = yield* instance("10 seconds")
+      // another instance holds both places of the limit (its attempts in flight)
+      const now = yield* Clock.currentTimeMillis
+      const policy = { limit: 2, coolOff: 900_000, backOff: 1, maxCoolOff: 86_400_000, forgetAfter: 86_400_000 }
+      for (let i = 0; i < 2; i++) expect(yield* store.attempt(["username:alice"], now, policy)).toEqual({ _tag: "Allowed" })
+      const waiting = yield* Effect.fork(Effect.exit(auth.authenticate(right)))
+      // it waits (a few real pauses) until the other instance settles one of its places
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 30)))
+      yield* store.refund(["username:alice"], now, policy)
+      expect(tagOf(yield* Fiber.join(waiting))).toBe("success")
+      // the other instance takes the place again, and nothing settles its places: the bound (real
+      // time too) refuses the attempt for a second
+      expect(yield* store.attempt(["username:alice"], now, policy)).toEqual({ _tag: "Allowed" })
+      const bounded = yield* instance("50 millis")
+      const refused = yield* Effect.exit(bounded.authenticate({ username: "alice", password: "x" }))
+      expect(refused).toEqual(Exit.fail(new AuthError.LockedOut({ retryAfter: Duration.seconds(1) })))
+      // which left the counts as they were: the other instance's place, no failure
+      expect(yield* store.list(now)).toMatchObject([{ key: "username:alice", failures: 0 }])
     })))
 
   // reset(42) died in `usernameKey` (42.slice), reset(Proxy) in the key pattern's test.
