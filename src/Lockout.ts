@@ -18,6 +18,10 @@
  * | `BackendUnavailable`, or `TransportError`, after a backend refused the credentials (any `NoMatch` but `unsupported-credentials`) | yes: an outage elsewhere does not make a checked guess free, and an unknown name counts as a wrong password does |
  * | `BackendUnavailable`, `TransportError` otherwise, defect | no: the place is given back |
  * | the caller interrupted (a dropped connection, a timeout), while the store holds the place or after | the attempt runs to its end in the background and is settled by its outcome |
+ * | nobody settles the place within two minutes (the attempt ran longer, its instance died, the store could not write the settlement) | yes: the place lapses and counts as one failure, as an attempt whose outcome nobody recorded is presumed a wrong guess; a settlement after that counts nothing more |
+ *
+ * A settlement the store refused is tried again for up to a second before it is given up (then
+ * its place lapses as above).
  *
  * An attempt that waits for a busy key longer than `busyTimeout` (10 seconds by default) is refused
  * for a second. That wait is real time, whatever `Clock` the app runs on (a `TestClock` moves the
@@ -58,7 +62,15 @@ import { nfkcBound } from "./internal/codePoints.js"
 import { fieldOf } from "./internal/fieldOf.js"
 import * as IpAddress from "./internal/ipAddress.js"
 import { wellFormed } from "./internal/wellFormed.js"
-import { countFailure, decideAttempt, type LockoutRecord, pendingHold, refundAttempt, toEntry } from "./internal/lockoutRecord.js"
+import {
+  countFailure,
+  decideAttempt,
+  liveView,
+  type LockoutRecord,
+  pendingHold,
+  refundAttempt,
+  toEntry
+} from "./internal/lockoutRecord.js"
 import * as RefusedSecret from "./internal/refusedSecret.js"
 import { runToItsEnd } from "./internal/runToItsEnd.js"
 import { forEvent } from "./internal/eventRequest.js"
@@ -198,7 +210,10 @@ export interface Policy {
  * What the store answered to an attempt: refused (`Locked`, for `retryAfter` ms), not yet (`Busy`:
  * the failures counted and the attempts in flight already make the limit, and one of those may
  * still fail and lock the key), or a place held for it (`Allowed`) until it is settled with
- * `fail` or `refund`.
+ * `fail` or `refund`. `since` names, per key (in the order given), the places this one joined
+ * (when the first of them was taken); `fail` and `refund` take it back, so that the settlement of
+ * a place that lapsed meanwhile (counted as a failure then) neither counts again nor gives back
+ * another attempt's place. A store of an earlier release answers no `since`.
  *
  * @example
  * ```ts
@@ -213,7 +228,11 @@ export interface Policy {
 export type Reservation =
   | { readonly _tag: "Locked"; readonly retryAfter: number }
   | { readonly _tag: "Busy" }
-  | { readonly _tag: "Allowed" }
+  | {
+    readonly _tag: "Allowed"
+    /** @since 0.4.0 */
+    readonly since?: ReadonlyArray<number> | undefined
+  }
 
 /**
  * What settling an attempt as a failure did: the keys this very failure locked (their failures
@@ -286,24 +305,47 @@ export interface Store {
    * Refuses if any key is locked (`Locked`), or if a key's failures and attempts in flight already
    * make the limit (`Busy`); otherwise holds a place for one attempt on every key (`Allowed`), which
    * `fail` or `refund` gives back. A place is held for two minutes at most when nothing settles it
-   * (an instance that stopped mid-attempt).
+   * (an instance that stopped mid-attempt, an attempt that ran longer, a settlement that could not
+   * be written); then it lapses and is counted as a failure, as the built-in stores do.
    */
   readonly attempt: (keys: ReadonlyArray<string>, now: number, policy: Policy) => Effect.Effect<Reservation, LockoutStoreError>
   /**
    * Settles an attempt that held a place as a failure: counts one failure on every key, and locks
-   * each key whose failures reach the limit (a key locked meanwhile stays locked).
+   * each key whose failures reach the limit (a key locked meanwhile stays locked). `since` is the
+   * `Allowed` reservation's: a key whose place lapsed meanwhile (counted then) is left as it is.
    */
-  readonly fail: (keys: ReadonlyArray<string>, now: number, policy: Policy) => Effect.Effect<Failure, LockoutStoreError>
+  readonly fail: (
+    keys: ReadonlyArray<string>,
+    now: number,
+    policy: Policy,
+    since?: ReadonlyArray<number> | undefined
+  ) => Effect.Effect<Failure, LockoutStoreError>
   /**
    * Settles an attempt that held a place and was no failure (it succeeded, or its outcome does not
    * count): gives the place back, and nothing else. The built-in stores drop a record left with no
-   * failure, no lock so far and nothing in flight.
+   * failure, no lock so far and nothing in flight. `since` as in `fail`: a place that lapsed is not
+   * given back again (that was another attempt's).
    */
-  readonly refund: (keys: ReadonlyArray<string>, now: number, policy: Policy) => Effect.Effect<void, LockoutStoreError>
-  /** Deletes the keys; answers those that were locked. */
-  readonly reset: (keys: ReadonlyArray<string>, now: number) => Effect.Effect<ReadonlyArray<string>, LockoutStoreError>
-  /** Every live record. */
-  readonly list: (now: number) => Effect.Effect<ReadonlyArray<Entry>, LockoutStoreError>
+  readonly refund: (
+    keys: ReadonlyArray<string>,
+    now: number,
+    policy: Policy,
+    since?: ReadonlyArray<number> | undefined
+  ) => Effect.Effect<void, LockoutStoreError>
+  /**
+   * Deletes the keys; answers those that were locked (with `policy`, the built-in stores count a
+   * lock that lapsed places made, too).
+   */
+  readonly reset: (
+    keys: ReadonlyArray<string>,
+    now: number,
+    policy?: Policy | undefined
+  ) => Effect.Effect<ReadonlyArray<string>, LockoutStoreError>
+  /**
+   * Every live record (with `policy`, the built-in stores count the places that lapsed as
+   * failures, as the next attempt will).
+   */
+  readonly list: (now: number, policy?: Policy | undefined) => Effect.Effect<ReadonlyArray<Entry>, LockoutStoreError>
   /**
    * The live keys `query` names (see {@link queryMatches}); more may be answered (the caller
    * keeps only those `queryMatches` accepts).
@@ -534,6 +576,11 @@ export const memoryStore = (options: { readonly maxEntries?: number | undefined 
     records.set(key, record)
     if (records.size > maxEntries) makeRoom(now)
   }
+  // A record as it stands, its lapsed places counted, when the caller gave the policy.
+  const view = (key: string, now: number, policy: Policy | undefined) => {
+    const record = live(key, now)
+    return record === undefined || policy === undefined ? record : liveView(record, now, policy)
+  }
   return {
     attempt: (keys, now, policy) =>
       Effect.sync((): Reservation => {
@@ -541,12 +588,12 @@ export const memoryStore = (options: { readonly maxEntries?: number | undefined 
         decided.records.forEach((record, i) => put(keys[i]!, record, now))
         return decided.reservation
       }),
-    fail: (keys, now, policy) =>
+    fail: (keys, now, policy, since) =>
       Effect.sync((): Failure => {
         const locked: Array<string> = []
         let until = 0
-        for (const key of keys) {
-          const counted = countFailure(live(key, now), now, policy)
+        for (const [i, key] of keys.entries()) {
+          const counted = countFailure(live(key, now), now, policy, since?.[i])
           put(key, counted.record, now)
           if (counted.locked) {
             locked.push(key)
@@ -555,18 +602,21 @@ export const memoryStore = (options: { readonly maxEntries?: number | undefined 
         }
         return { locked, until }
       }),
-    refund: (keys, now) =>
+    refund: (keys, now, policy, since) =>
       Effect.sync(() => {
-        for (const key of keys) {
+        for (const [i, key] of keys.entries()) {
           const record = live(key, now)
-          if (record !== undefined && refundAttempt(record, now)) records.delete(key)
+          if (record === undefined) continue
+          const left = refundAttempt(record, now, policy, since?.[i])
+          if (left === undefined) records.delete(key)
+          else records.set(key, left)
         }
       }),
-    reset: (keys, now) =>
+    reset: (keys, now, policy) =>
       Effect.sync(() => {
         const wasLocked: Array<string> = []
         for (const key of keys) {
-          const record = live(key, now)
+          const record = view(key, now, policy)
           if (record !== undefined && record.u > now) wasLocked.push(key)
           records.delete(key)
         }
@@ -578,11 +628,11 @@ export const memoryStore = (options: { readonly maxEntries?: number | undefined 
         for (const [key, record] of records) if (record.expiresAt > now && queryMatches(query, key)) keys.push(key)
         return keys
       }),
-    list: (now) =>
+    list: (now, policy) =>
       Effect.sync(() => {
         const entries: Array<Entry> = []
         for (const [key] of records) {
-          const record = live(key, now)
+          const record = view(key, now, policy)
           if (record !== undefined) entries.push(toEntry(key, record, now))
         }
         return entries
@@ -613,37 +663,80 @@ export interface RedisClient {
 }
 
 // Each record is a hash: f failures, t last failure (ms), u locked until (ms, 0: not locked),
-// n locks so far, p attempts in flight, q until when their places are held (ms), e when it is
-// forgotten (ms). The times are the app's clock (ARGV), so every instance judges with the same
+// n locks so far, p attempts in flight, q until when their places are held (ms), g when the first
+// of those places was taken (ms), e when it is forgotten (ms). The times are the app's clock (ARGV), so every instance judges with the same
 // rule, and a record whose e is not after now is absent to every script, as the other stores
 // forget by the app's clock; the key's TTL only collects garbage. A record without e (written
 // before it was kept) lives by its TTL. The rules are internal/lockoutRecord.ts's.
 
-// The live record of KEY as numbers {f, t, u, n, p (0 once q has passed), q, e}, or nil; and the
-// failures that still count toward a lock (none after a lock that ran out or a cool-off).
+// P: the policy {limit, cool, mult, maxc, forget} when the script was given one (ARGV from
+// index i: limit, coolOff, backOff, maxCoolOff, forgetAfter), else nil (a list or a reset of a
+// caller of an earlier release: lapsed places are then shown as they were left).
+// A record is {f, t, u, n, p, q, e, g}: g when the first place in flight was taken (see
+// internal/lockoutRecord.ts's LockoutRecord).
+// addfail: k failures counted at `at`, p places left in flight, as lockoutRecord's addFailures.
+// live: the record of KEY as it stands at now, or nil: places held past q have lapsed, each counted
+// as a failure at q (lockoutRecord's liveView).
 const liveRecord = `
-local function live(key, now)
-  local v = redis.call('HMGET', key, 'f', 't', 'u', 'n', 'e', 'p', 'q')
-  if not v[1] then return nil end
-  if v[5] and tonumber(v[5]) <= now then return nil end
-  local r = {tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0, tonumber(v[6]) or 0, tonumber(v[7]) or 0, tonumber(v[5]) or 0}
-  if r[6] <= now then r[5] = 0 end
-  return r
+local P = nil
+local function policy(i)
+  if ARGV[i] and ARGV[i] ~= '' then
+    P = {limit = tonumber(ARGV[i]), cool = tonumber(ARGV[i + 1]), mult = tonumber(ARGV[i + 2]), maxc = tonumber(ARGV[i + 3]), forget = tonumber(ARGV[i + 4])}
+  end
 end
-local function failures(r, now, cool)
-  if (r[3] > 0 and r[3] <= now) or r[2] + cool <= now then return 0 end
+local function failures(r, now)
+  if (r[3] > 0 and r[3] <= now) or r[2] + P.cool <= now then return 0 end
   return r[1]
 end
-local function store(key, r, e, now)
-  redis.call('HSET', key, 'f', r[1], 't', r[2], 'u', r[3], 'n', r[4], 'p', r[5], 'q', r[6], 'e', e)
-  redis.call('PEXPIRE', key, math.max(e - now, 1))
+local function addfail(r, k, at, p)
+  local locked = false
+  if r[3] > at then
+    r = {r[1] + k, at, r[3], r[4], p, r[6], 0, r[8]}
+  else
+    r = {failures(r, at) + k, at, 0, r[4], p, r[6], 0, r[8]}
+    if r[1] >= P.limit then
+      r[4] = r[4] + 1
+      r[3] = at + math.floor(math.min(P.cool * P.mult ^ (r[4] - 1), P.maxc))
+      locked = true
+    end
+  end
+  r[7] = math.max(at + math.max(r[3] - at, P.cool) + P.forget, r[6])
+  return r, locked
+end
+local function lapsed(r, now)
+  if P and r[5] > 0 and r[6] <= now then
+    local e = r[7]
+    r = addfail(r, r[5], r[6], 0)
+    r[7] = math.max(r[7], e)
+  end
+  return r
+end
+local function live(key, now)
+  local v = redis.call('HMGET', key, 'f', 't', 'u', 'n', 'e', 'p', 'q', 'g')
+  if not v[1] then return nil end
+  if v[5] and tonumber(v[5]) <= now then return nil end
+  local r = {tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0, tonumber(v[6]) or 0, tonumber(v[7]) or 0, tonumber(v[5]) or 0, tonumber(v[8]) or 0}
+  return lapsed(r, now)
+end
+local function store(key, r, now)
+  redis.call('HSET', key, 'f', r[1], 't', r[2], 'u', r[3], 'n', r[4], 'p', r[5], 'q', r[6], 'g', r[8])
+  if r[7] > 0 then
+    redis.call('HSET', key, 'e', r[7])
+    redis.call('PEXPIRE', key, math.max(r[7] - now, 1))
+  end
+end
+local function settled(r, i)
+  local since = ARGV[6 + i]
+  if since == nil or since == '' then return false end
+  return r[5] == 0 or r[8] ~= tonumber(since)
 end
 `
 
-// KEYS: the attempt's keys. ARGV: now, limit, coolOff, hold.
-// Reply: {0, retryAfter} (locked), {2} (busy) or {1} (a place held).
+// KEYS: the attempt's keys. ARGV: now, limit, coolOff, backOff, maxCoolOff, forgetAfter, hold.
+// Reply: {0, retryAfter} (locked), {2} (busy) or {1, g...} (a place held, g per key).
 const attemptScript = `${liveRecord}
-local now, limit, cool, hold = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+policy(2)
+local now, hold = tonumber(ARGV[1]), tonumber(ARGV[7])
 local retry, busy = 0, false
 local state = {}
 for i, key in ipairs(KEYS) do
@@ -652,58 +745,60 @@ for i, key in ipairs(KEYS) do
   if r then
     if r[3] > now then
       if r[3] - now > retry then retry = r[3] - now end
-    elseif failures(r, now, cool) + r[5] >= limit then
+    elseif failures(r, now) + r[5] >= P.limit then
       busy = true
     end
   end
 end
 if retry > 0 then return {0, retry} end
 if busy then return {2} end
+local reply = {1}
 for i, key in ipairs(KEYS) do
-  local r = state[i]
-  local e = now + hold
-  if r then e = math.max(r[7], e) else r = {0, 0, 0, 0, 0, 0, 0} end
+  local r = state[i] or {0, 0, 0, 0, 0, 0, 0, 0}
+  if r[5] == 0 then r[8] = now end
   r[5] = r[5] + 1
   r[6] = now + hold
-  store(key, r, e, now)
-end
-return {1}`
-
-// KEYS: the keys. ARGV: now, limit, coolOff, backOff, maxCoolOff, forgetAfter.
-// Reply: {until, i...}: i the 1-based indexes of the keys this failure locked.
-const failScript = `${liveRecord}
-local now, limit, cool, mult, maxc, forget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local reply = {0}
-for i, key in ipairs(KEYS) do
-  local r = live(key, now) or {0, 0, 0, 0, 0, 0}
-  local p = math.max(r[5] - 1, 0)
-  if r[3] > now then
-    r = {r[1] + 1, now, r[3], r[4], p, r[6]}
-  else
-    r = {failures(r, now, cool) + 1, now, 0, r[4], p, r[6]}
-    if r[1] >= limit then
-      r[4] = r[4] + 1
-      r[3] = now + math.floor(math.min(cool * mult ^ (r[4] - 1), maxc))
-      if r[3] > reply[1] then reply[1] = r[3] end
-      reply[#reply + 1] = i
-    end
-  end
-  store(key, r, math.max(now + math.max(r[3] - now, cool) + forget, r[6]), now)
+  r[7] = math.max(r[7], lapsed(r, r[6])[7])
+  store(key, r, now)
+  reply[#reply + 1] = r[8]
 end
 return reply`
 
-// KEYS: the keys. ARGV: now. A record left with no failure, no lock so far and nothing in flight
-// is deleted (as refundAttempt answers for the other stores), and so is a forgotten one.
-const refundScript = `${liveRecord}
+// KEYS: the keys. ARGV: now, limit, coolOff, backOff, maxCoolOff, forgetAfter, since (one per key,
+// '' for none). Reply: {until, i...}: i the 1-based indexes of the keys this failure locked.
+const failScript = `${liveRecord}
+policy(2)
 local now = tonumber(ARGV[1])
-for _, key in ipairs(KEYS) do
+local reply = {0}
+for i, key in ipairs(KEYS) do
+  local r, locked = live(key, now), false
+  if not r then
+    r, locked = addfail({0, 0, 0, 0, 0, 0, 0, 0}, 1, now, 0)
+  elseif not settled(r, i) then
+    r, locked = addfail(r, 1, now, math.max(r[5] - 1, 0))
+  end
+  if locked then
+    if r[3] > reply[1] then reply[1] = r[3] end
+    reply[#reply + 1] = i
+  end
+  store(key, r, now)
+end
+return reply`
+
+// KEYS: the keys. ARGV: now, limit, coolOff, backOff, maxCoolOff, forgetAfter, since (as failScript).
+// A record left with no failure, no lock so far and nothing in flight is deleted (as refundAttempt
+// answers for the other stores), and so is a forgotten one.
+const refundScript = `${liveRecord}
+policy(2)
+local now = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
   local r = live(key, now)
   if r then
-    local p = math.max(r[5] - 1, 0)
-    if r[1] == 0 and r[4] == 0 and p == 0 then
+    if not settled(r, i) then r[5] = math.max(r[5] - 1, 0) end
+    if r[1] == 0 and r[4] == 0 and r[5] == 0 then
       redis.call('DEL', key)
     else
-      redis.call('HSET', key, 'p', p)
+      store(key, r, now)
     end
   else
     redis.call('DEL', key)
@@ -711,8 +806,10 @@ for _, key in ipairs(KEYS) do
 end
 return 0`
 
-// KEYS: the keys. ARGV: now. Reply: 1-based indexes of the keys that were locked.
+// KEYS: the keys. ARGV: now, then the policy or nothing. Reply: 1-based indexes of the keys that
+// were locked.
 const resetScript = `${liveRecord}
+policy(2)
 local now = tonumber(ARGV[1])
 local reply = {}
 for i, key in ipairs(KEYS) do
@@ -722,8 +819,10 @@ for i, key in ipairs(KEYS) do
 end
 return reply`
 
-// ARGV: cursor, pattern, now. Reply: {cursor, key, f, t, u, n, key, ...}: one SCAN step, live records only.
+// ARGV: cursor, pattern, now, then the policy or nothing. Reply: {cursor, key, f, t, u, n, key, ...}:
+// one SCAN step, live records only.
 const listScript = `${liveRecord}
+policy(4)
 local now = tonumber(ARGV[3])
 local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', 500)
 local reply = {r[1]}
@@ -775,47 +874,45 @@ export const redisStore = (client: RedisClient, options: { readonly keyPrefix?: 
     })
   const full = (keys: ReadonlyArray<string>) => keys.map((key) => prefix + key)
   const ints = (reply: unknown): Array<number> => (Array.isArray(reply) ? reply.map(Number) : [])
+  // The policy as the scripts read it (`policy(i)` in liveRecord), or nothing.
+  const rules = (policy: Policy | undefined): Array<number> =>
+    policy === undefined ? [] : [policy.limit, policy.coolOff, policy.backOff, policy.maxCoolOff, policy.forgetAfter]
+  // One `since` a key, "" where the caller gave none.
+  const sinceOf = (keys: ReadonlyArray<string>, since: ReadonlyArray<number> | undefined) =>
+    keys.map((_, i) => since?.[i] ?? "")
   return {
     attempt: (keys, now, policy) =>
       Effect.map(
-        call("attempt", () => client.eval(attemptScript, keys.length, ...full(keys), now, policy.limit, policy.coolOff, pendingHold)),
+        call("attempt", () => client.eval(attemptScript, keys.length, ...full(keys), now, ...rules(policy), pendingHold)),
         (reply): Reservation => {
-          const [answer, retryAfter] = ints(reply)
+          const [answer, ...rest] = ints(reply)
           return answer === 1
-            ? { _tag: "Allowed" }
+            ? { _tag: "Allowed", since: rest }
             : answer === 2
             ? { _tag: "Busy" }
-            : { _tag: "Locked", retryAfter: retryAfter ?? policy.coolOff }
+            : { _tag: "Locked", retryAfter: rest[0] ?? policy.coolOff }
         }
       ),
-    fail: (keys, now, policy) =>
+    fail: (keys, now, policy, since) =>
       Effect.map(
-        call("fail", () =>
-          client.eval(
-            failScript,
-            keys.length,
-            ...full(keys),
-            now,
-            policy.limit,
-            policy.coolOff,
-            policy.backOff,
-            policy.maxCoolOff,
-            policy.forgetAfter
-          )),
+        call("fail", () => client.eval(failScript, keys.length, ...full(keys), now, ...rules(policy), ...sinceOf(keys, since))),
         (reply): Failure => {
           const [until, ...locked] = ints(reply)
           return { locked: locked.map((i) => keys[i - 1]!), until: until ?? 0 }
         }
       ),
-    refund: (keys, now) => Effect.asVoid(call("refund", () => client.eval(refundScript, keys.length, ...full(keys), now))),
-    reset: (keys, now) =>
+    refund: (keys, now, policy, since) =>
+      Effect.asVoid(
+        call("refund", () => client.eval(refundScript, keys.length, ...full(keys), now, ...rules(policy), ...sinceOf(keys, since)))
+      ),
+    reset: (keys, now, policy) =>
       keys.length === 0
         ? Effect.succeed([])
         : Effect.map(
-          call("reset", () => client.eval(resetScript, keys.length, ...full(keys), now)),
+          call("reset", () => client.eval(resetScript, keys.length, ...full(keys), now, ...rules(policy))),
           (reply) => ints(reply).map((i) => keys[i - 1]!)
         ),
-    list: (now) => scan("list", `${globEscape(prefix)}*`, now),
+    list: (now, policy) => scan("list", `${globEscape(prefix)}*`, now, policy),
     // The exact keys in one script; each pair pattern by a SCAN MATCH of its own.
     find: (query, now) =>
       Effect.gen(function*() {
@@ -832,12 +929,12 @@ export const redisStore = (client: RedisClient, options: { readonly keyPrefix?: 
       })
   }
 
-  function scan(operation: string, pattern: string, now: number) {
+  function scan(operation: string, pattern: string, now: number, policy?: Policy) {
     return Effect.gen(function*() {
       const entries: Array<Entry> = []
       let cursor = "0"
       do {
-        const reply = yield* call(operation, () => client.eval(listScript, 0, cursor, pattern, now))
+        const reply = yield* call(operation, () => client.eval(listScript, 0, cursor, pattern, now, ...rules(policy)))
         const items = Array.isArray(reply) ? reply.map(String) : ["0"]
         cursor = items[0] ?? "0"
         for (let i = 1; i + 4 < items.length; i += 5) {
@@ -875,6 +972,22 @@ const millis = (input: Duration.DurationInput): number => Duration.toMillis(Dura
 
 // The wall clock, for how long a request waits (see `reserve`), never the app's `Clock`.
 const realClock = Clock.make()
+
+// A settlement the store refused (a connection dropped, a failover) is tried again after 50, 100,
+// 200 and 400 ms of real time, while less than a second has passed since the first try: the
+// caller waits for it. Given up at once, as it was, a store away for 300 ms while 10 wrong
+// passwords were checked lost all 10 failures (15 guesses reached the backend at limit 5). A
+// retried `fail` whose first try the store did run (its answer lost) counts twice: the safe side.
+const persistently = <A>(settlement: Effect.Effect<A, LockoutStoreError>): Effect.Effect<A, LockoutStoreError> =>
+  Effect.suspend(() => {
+    const start = realClock.unsafeCurrentTimeMillis()
+    const again = (pause: number): Effect.Effect<A, LockoutStoreError> =>
+      Effect.catchAll(settlement, (error) =>
+        pause > 400 || realClock.unsafeCurrentTimeMillis() - start >= 1000
+          ? Effect.fail(error)
+          : Effect.zipRight(realClock.sleep(Duration.millis(pause)), again(pause * 2)))
+    return again(50)
+  })
 
 /**
  * Builds the service on a store. Fails with `AuthConfigError` for a limit that is not a positive
@@ -994,11 +1107,15 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
         })
       })
 
-    // The outcome settles the attempt's place; a store failure here cannot change the outcome.
+    // The outcome settles the attempt's place (`since`: the reservation's); a store failure here
+    // cannot change the outcome. A settlement the store refused is tried again (see `persistently`),
+    // then given up with a warning: its place lapses after `pendingHold` and is counted as a
+    // failure then (a success's too, the safe side).
     const settle = (
       keys: ReadonlyArray<string>,
       request: AuthRequest | undefined,
-      exit: Exit.Exit<unknown, AuthError.AuthenticateError>
+      exit: Exit.Exit<unknown, AuthError.AuthenticateError>,
+      since: ReadonlyArray<number> | undefined
     ): Effect.Effect<void> => {
       const settled = Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<void, LockoutStoreError> => {
         // A success gives back its own place on every key (it was no failure) and clears nothing
@@ -1012,16 +1129,19 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
         const failure = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
         // A backend that could not answer does not make a refused secret no guess.
         if (failure?._tag === "AuthenticationFailed" || failure?._tag === "PermissionDenied" || RefusedSecret.judged(failure)) {
-          return Effect.flatMap(store.fail(keys, now, policy), (counted) => {
+          return Effect.flatMap(store.fail(keys, now, policy, since), (counted) => {
             const until = new Date(counted.until)
             return Effect.forEach(counted.locked, (key) => publish(new AuthEvents.LockedOut({ key, until, request: forEvent(request) })), {
               discard: true
             })
           })
         }
-        return store.refund(keys, now, policy)
+        return store.refund(keys, now, policy, since)
       })
-      return Effect.catchAll(settled, (error) => Effect.logWarning("Lockout: could not settle an attempt", error.message))
+      return Effect.catchAll(
+        persistently(settled),
+        (error) => Effect.logWarning("Lockout: could not settle an attempt", error.message)
+      )
     }
 
     // Concurrent asks for the same keys wait in line, one store operation at a time, and a refusal
@@ -1116,13 +1236,13 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
             reservation._tag !== "Allowed"
               ? refuse(credentials, request, reservation._tag === "Locked" ? reservation.retryAfter : 1000)
               : Effect.onExit(attempt, (exit) =>
-                Effect.ensuring(settle(keys, request, exit), Effect.sync(() => release(keys, true))))
+                Effect.ensuring(settle(keys, request, exit, reservation.since), Effect.sync(() => release(keys, true))))
         })
       )
     }
 
     const list = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.map(store.list(now), (entries) => [...entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))))
+      Effect.map(store.list(now, policy), (entries) => [...entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))))
 
     // What `reset(target)` clears: a name's or an address's records include its second-factor
     // ones (`otp-`). A store may answer more than asked (SQLite's LIKE ignores case, neither LIKE
@@ -1157,10 +1277,10 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
         const now = yield* Clock.currentTimeMillis
         const query = queryOf(target)
         const found = store.find === undefined
-          ? (yield* store.list(now)).map((entry) => entry.key)
+          ? (yield* store.list(now, policy)).map((entry) => entry.key)
           : yield* store.find(query, now)
         const keys = [...new Set(found)].filter((key) => queryMatches(query, key)).sort()
-        const unlocked = yield* store.reset(keys, now)
+        const unlocked = yield* store.reset(keys, now, policy)
         yield* Effect.forEach(unlocked, (key) => publish(new AuthEvents.Unlocked({ key })), { discard: true })
         return keys
       })

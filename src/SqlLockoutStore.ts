@@ -36,7 +36,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type { AuthConfigError } from "./AuthError.js"
-import { countFailure, decideAttempt, type LockoutRecord, refundAttempt, toEntry } from "./internal/lockoutRecord.js"
+import { countFailure, decideAttempt, liveView, type LockoutRecord, refundAttempt, toEntry } from "./internal/lockoutRecord.js"
 import * as SqlTables from "./internal/sqlTables.js"
 import * as Lockout from "./Lockout.js"
 
@@ -142,6 +142,16 @@ const addPending = (t: Tables) =>
     yield* sql`ALTER TABLE ${sql(t.lockout)} ADD COLUMN pending_until ${millis} NOT NULL DEFAULT 0`
   })
 
+// The places in flight are named by when the first of them was taken (`Lockout.Reservation.since`),
+// so that the settlement of a place that lapsed (counted as a failure then) leaves the places taken
+// since alone.
+const addPendingSince = (t: Tables) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const millis = sql.literal(sql.onDialectOrElse({ pg: () => "bigint", orElse: () => "integer" }))
+    yield* sql`ALTER TABLE ${sql(t.lockout)} ADD COLUMN pending_since ${millis} NOT NULL DEFAULT 0`
+  })
+
 /**
  * The store's migrations, for apps that run every module's migrations through one `Migrator`
  * (then build the layer with `migrate: false`).
@@ -152,7 +162,7 @@ const addPending = (t: Tables) =>
  * import { SqlLockoutStore } from "effect-auth"
  *
  * const names = Effect.map(SqlLockoutStore.tables(), (t) => Object.keys(SqlLockoutStore.migrations(t)))
- * // ["1_create_lockout_table", "2_add_pending"]
+ * // ["1_create_lockout_table", "2_add_pending", "3_add_pending_since"]
  * ```
  *
  * @since 0.2.0
@@ -162,7 +172,8 @@ export const migrations = (
   tables: Tables
 ): Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> => ({
   "1_create_lockout_table": createTable(tables),
-  "2_add_pending": addPending(tables)
+  "2_add_pending": addPending(tables),
+  "3_add_pending_since": addPendingSince(tables)
 })
 
 // One line, the driver's reason included; lockout keys hold usernames and addresses, no secret.
@@ -197,6 +208,7 @@ const Row = Schema.Struct({
   lockouts: SqlTables.Integer,
   pending: SqlTables.Integer,
   pending_until: SqlTables.Integer,
+  pending_since: SqlTables.Integer,
   expires_at: SqlTables.Integer
 })
 const decodeRows = Schema.decodeUnknown(Schema.Array(Row))
@@ -212,8 +224,13 @@ const toRecord = (row: typeof Row.Type): LockoutRecord => ({
   n: row.lockouts,
   p: row.pending,
   q: row.pending_until,
+  g: row.pending_since,
   expiresAt: row.expires_at
 })
+
+// A row's record as it stands, its lapsed places counted, when the caller gave the policy.
+const view = (row: typeof Row.Type, now: number, policy: Lockout.Policy | undefined): LockoutRecord =>
+  policy === undefined ? toRecord(row) : liveView(toRecord(row), now, policy)
 
 /**
  * Builds the store on the `SqlClient` in context, for `Lockout.make`. It does not migrate: see
@@ -235,7 +252,7 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
     const t = yield* tables(options)
     const sql = yield* SqlClient.SqlClient
     const table = sql(t.lockout)
-    const columns = sql.literal("lock_key, failures, last_failure, locked_until, lockouts, pending, pending_until, expires_at")
+    const columns = sql.literal("lock_key, failures, last_failure, locked_until, lockouts, pending, pending_until, pending_since, expires_at")
     const run = SqlTables.runner("Lockout", options.timeout, storeError)
 
     // The keys' live records, their rows locked until the transaction ends (in key order, so two
@@ -271,7 +288,8 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
 
     const write = (key: string, r: LockoutRecord) =>
       sql`UPDATE ${table} SET failures = ${r.f}, last_failure = ${r.t}, locked_until = ${r.u},
-        lockouts = ${r.n}, pending = ${r.p}, pending_until = ${r.q}, expires_at = ${r.expiresAt} WHERE lock_key = ${key}`
+        lockouts = ${r.n}, pending = ${r.p}, pending_until = ${r.q}, pending_since = ${r.g}, expires_at = ${r.expiresAt}
+        WHERE lock_key = ${key}`
 
     return {
       attempt: (keys, now, policy) =>
@@ -288,7 +306,7 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
             })
           )
         ),
-      fail: (keys, now, policy) =>
+      fail: (keys, now, policy, since) =>
         run(
           "fail",
           SqlTables.withTransaction(
@@ -297,8 +315,9 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
               const live = yield* lockRows(keys, now)
               const locked: Array<string> = []
               let until = 0
-              for (const key of [...new Set(keys)]) {
-                const counted = countFailure(live.get(key), now, policy)
+              for (const [i, key] of keys.entries()) {
+                if (keys.indexOf(key) !== i) continue
+                const counted = countFailure(live.get(key), now, policy, since?.[i])
                 yield* write(key, counted.record)
                 if (counted.locked) {
                   locked.push(key)
@@ -309,7 +328,7 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
             })
           )
         ),
-      refund: (keys, now) =>
+      refund: (keys, now, policy, since) =>
         run(
           "refund",
           SqlTables.withTransaction(
@@ -319,14 +338,15 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
               // A record the refund empties is dead too: dropDead deletes it with the others, in one
               // statement.
               for (const [key, record] of live) {
-                if (refundAttempt(record, now)) live.delete(key)
-                else yield* write(key, record)
+                const left = refundAttempt(record, now, policy, since?.[keys.indexOf(key)])
+                if (left === undefined) live.delete(key)
+                else yield* write(key, left)
               }
               yield* dropDead(keys, live)
             })
           )
         ),
-      reset: (keys, now) =>
+      reset: (keys, now, policy) =>
         keys.length === 0
           ? Effect.succeed([])
           : run(
@@ -337,7 +357,8 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
                   RETURNING ${columns}`,
                 decodeRows
               ),
-              (rows) => rows.filter((row) => row.expires_at > now && row.locked_until > now).map((row) => row.lock_key)
+              (rows) =>
+                rows.filter((row) => row.expires_at > now && view(row, now, policy).u > now).map((row) => row.lock_key)
             )
           ),
       // The exact keys by the primary key; each pair pattern by LIKE (`\\` escapes `%`, `_` and
@@ -356,7 +377,7 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
           )
         )
       },
-      list: (now) =>
+      list: (now, policy) =>
         run(
           "list",
           Effect.map(
@@ -365,7 +386,7 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
                 WHERE expires_at > ${now} ORDER BY lock_key`,
               decodeRows
             ),
-            (rows) => rows.map((row) => toEntry(row.lock_key, toRecord(row), now))
+            (rows) => rows.map((row) => toEntry(row.lock_key, view(row, now, policy), now))
           )
         )
     }

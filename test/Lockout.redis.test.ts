@@ -23,6 +23,7 @@ import {
   noCountIsLost,
   oddAddressesCountByName,
   oddResetTargets,
+  lapsedPlacesCount,
   resetFindsItsKeys,
   tagOf,
   twoAccounts
@@ -69,6 +70,17 @@ describe.skipIf(Redis.missing)("Lockout on Redis", () => {
         (c) => Effect.promise(() => c.quit())
       )
       yield* resetFindsItsKeys(Lockout.redisStore(client, { keyPrefix: prefix }))
+    }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
+  })
+
+  it.live("a place nobody settles lapses after its hold and counts as a failure, once", () => {
+    const prefix = Redis.uniquePrefix("lockout")
+    return Effect.gen(function*() {
+      const client = yield* Effect.acquireRelease(
+        Effect.sync(() => new IORedis(Redis.redisUrl)),
+        (c) => Effect.promise(() => c.quit())
+      )
+      yield* lapsedPlacesCount(Lockout.redisStore(client, { keyPrefix: prefix }))
     }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
   })
 

@@ -39,6 +39,7 @@ import {
   counting as sharedCounting,
   cutOffWhileCounting,
   illFormedNames,
+  lapsedPlacesCount,
   oddRequests,
   oddResetTargets,
   resetFindsItsKeys,
@@ -388,7 +389,7 @@ describe("Lockout: the memory store", () => {
       // another instance holds both places of the limit (its attempts in flight)
       const now = yield* Clock.currentTimeMillis
       const policy = { limit: 2, coolOff: 900_000, backOff: 1, maxCoolOff: 86_400_000, forgetAfter: 86_400_000 }
-      for (let i = 0; i < 2; i++) expect(yield* store.attempt(["username:alice"], now, policy)).toEqual({ _tag: "Allowed" })
+      for (let i = 0; i < 2; i++) expect(yield* store.attempt(["username:alice"], now, policy)).toMatchObject({ _tag: "Allowed" })
       const waiting = yield* Effect.fork(Effect.exit(auth.authenticate(right)))
       // it waits (a few real pauses) until the other instance settles one of its places
       yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 30)))
@@ -396,12 +397,81 @@ describe("Lockout: the memory store", () => {
       expect(tagOf(yield* Fiber.join(waiting))).toBe("success")
       // the other instance takes the place again, and nothing settles its places: the bound (real
       // time too) refuses the attempt for a second
-      expect(yield* store.attempt(["username:alice"], now, policy)).toEqual({ _tag: "Allowed" })
+      expect(yield* store.attempt(["username:alice"], now, policy)).toMatchObject({ _tag: "Allowed" })
       const bounded = yield* instance("50 millis")
       const refused = yield* Effect.exit(bounded.authenticate({ username: "alice", password: "x" }))
       expect(refused).toEqual(Exit.fail(new AuthError.LockedOut({ retryAfter: Duration.seconds(1) })))
       // which left the counts as they were: the other instance's place, no failure
       expect(yield* store.list(now)).toMatchObject([{ key: "username:alice", failures: 0 }])
+    })))
+
+  it.effect("a place nobody settles lapses after its hold and counts as a failure, once", () =>
+    lapsedPlacesCount(Lockout.memoryStore()))
+
+  // Attempts that outran the two-minute hold of their places (a backend with no timeout): the
+  // places lapsed uncounted while the guesses were still being checked, and 5 every 121 s let 15
+  // reach the backend within one cool-off (limit 5).
+  it.effect("guesses that run past the hold count when their places lapse: 5 every 121 s reach the backend 5 times, not 15", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      let checked = 0
+      const slow = AuthBackend.make({
+        id: "passwords",
+        credentials: Credentials.UsernamePassword,
+        authenticate: () =>
+          Effect.zipRight(Deferred.await(gate), Effect.suspend(() => {
+            checked++
+            return AuthError.noMatch("passwords", "invalid-credentials")
+          })),
+        getUser: () => Effect.succeedNone
+      })
+      const context = yield* Layer.build(Lockout.layerAuthService(AuthService.layer([slow])).pipe(
+        Layer.provideMerge(Lockout.layerMemory({ by: "username", limit: 5 })),
+        Layer.provideMerge(AuthEvents.layer)
+      ))
+      const auth = Context.get(context, AuthService.AuthService)
+      const fibers: Array<Fiber.RuntimeFiber<string>> = []
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < 5; i++) {
+          fibers.push(yield* Effect.fork(Effect.map(Effect.exit(auth.authenticate({ username: "alice", password: `w${round}-${i}` })), tagOf)))
+        }
+        yield* Effect.yieldNow()
+        yield* TestClock.adjust("121 seconds")
+      }
+      yield* Deferred.succeed(gate, undefined)
+      const outcomes = yield* Fiber.joinAll(fibers)
+      expect(checked).toBe(5)
+      expect(outcomes).toEqual([...Array(5).fill("AuthenticationFailed"), ...Array(10).fill("LockedOut")])
+      // the five lapsed places counted once: their late failures counted nothing more
+      const entries = Context.get(context, Lockout.Lockout).list
+      expect((yield* entries).map((e) => [e.key, e.failures, e.lockouts])).toEqual([["username:alice", 5, 1]])
+    })))
+
+  // A store away for a moment while a wrong password was checked: its failure was never counted
+  // (10 outages let 15 guesses through at limit 5). The settlement is tried again.
+  it.effect("a settlement the store refuses for a moment is tried again: the failure counts", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const store = Lockout.memoryStore()
+      let refusals = 2
+      const blipping: Lockout.Store = {
+        ...store,
+        fail: (keys, now, policy, since) =>
+          Effect.suspend(() =>
+            refusals-- > 0
+              ? Effect.fail(new Lockout.LockoutStoreError({ operation: "fail", message: "connection reset" }))
+              : store.fail(keys, now, policy, since)
+          )
+      }
+      const { backend } = counting()
+      const context = yield* Layer.build(Lockout.layerAuthService(AuthService.layer([backend])).pipe(
+        Layer.provideMerge(Layer.effect(Lockout.Lockout, Lockout.make(blipping, { by: "username", limit: 5 }))),
+        Layer.provideMerge(AuthEvents.layer)
+      ))
+      const auth = Context.get(context, AuthService.AuthService)
+      expect(tagOf(yield* Effect.exit(auth.authenticate(wrong)))).toBe("AuthenticationFailed")
+      expect(refusals).toBe(-1)
+      const now = yield* Clock.currentTimeMillis
+      expect((yield* store.list(now)).map((e) => [e.key, e.failures])).toEqual([["username:alice", 1]])
     })))
 
   // reset(42) died in `usernameKey` (42.slice), reset(Proxy) in the key pattern's test.

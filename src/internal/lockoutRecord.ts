@@ -5,7 +5,9 @@ import type { Entry, Policy, Reservation } from "../Lockout.js"
 /**
  * `f` failures counted, `t` the last failure, `u` locked until (0: not locked), `n` locks so far,
  * `p` attempts in flight (each holds a place until it settles), `q` until when those places are
- * held, `expiresAt` when the record may be forgotten. Times are milliseconds.
+ * held, `g` when the first of those places was taken (it names them: a settlement that brings
+ * another `g` is of a place that lapsed), `expiresAt` when the record may be forgotten. Times are
+ * milliseconds.
  *
  * @internal
  */
@@ -16,23 +18,22 @@ export interface LockoutRecord {
   n: number
   p: number
   q: number
+  g: number
   expiresAt: number
 }
 
 /**
  * How long the places of attempts in flight are held when none settles: an instance that stopped
- * in the middle of an attempt (a crash, a deploy) never gives its place back, and the key would be
- * busy for ever. Each new place holds them all this long again. @internal
+ * in the middle of an attempt (a crash, a deploy), an attempt that runs longer, a settlement the
+ * store could not write. Each new place holds them all this long again; then they lapse, each
+ * counted as a failure (see {@link liveView}). @internal
  */
 export const pendingHold = 120_000
 
-const empty: LockoutRecord = { f: 0, t: 0, u: 0, n: 0, p: 0, q: 0, expiresAt: 0 }
+const empty: LockoutRecord = { f: 0, t: 0, u: 0, n: 0, p: 0, q: 0, g: 0, expiresAt: 0 }
 
 const lockFor = (policy: Policy, lockouts: number): number =>
   Math.floor(Math.min(policy.coolOff * Math.pow(policy.backOff, lockouts - 1), policy.maxCoolOff))
-
-/** Attempts in flight that still hold a place. @internal */
-export const pendingOf = (record: LockoutRecord, now: number): number => (record.q > now ? record.p : 0)
 
 // The failures that still count toward a lock: a lock that ran out, or failures older than the
 // cool-off, start a fresh count.
@@ -41,6 +42,50 @@ const failuresOf = (record: LockoutRecord, now: number, policy: Policy): number 
 
 const expiryOf = (record: LockoutRecord, now: number, policy: Policy): number =>
   Math.max(now + Math.max(record.u - now, policy.coolOff) + policy.forgetAfter, record.q)
+
+// `k` failures counted at `at`, `p` places left in flight: the count and, at the limit, the lock. A
+// key locked meanwhile keeps its lock, the failures counted under it.
+const addFailures = (base: LockoutRecord, k: number, at: number, policy: Policy, p: number): {
+  readonly record: LockoutRecord
+  readonly locked: boolean
+} => {
+  if (base.u > at) {
+    const record = { ...base, f: base.f + k, t: at, p }
+    record.expiresAt = expiryOf(record, at, policy)
+    return { record, locked: false }
+  }
+  const record: LockoutRecord = { ...base, f: failuresOf(base, at, policy) + k, t: at, u: 0, p, expiresAt: 0 }
+  const locked = record.f >= policy.limit
+  if (locked) {
+    record.n += 1
+    record.u = at + lockFor(policy, record.n)
+  }
+  record.expiresAt = expiryOf(record, at, policy)
+  return { record, locked }
+}
+
+/**
+ * The record as it stands at `now`: places held past their hold (`q`) have lapsed, each counted as
+ * a failure at `q` (the one that reaches the limit locks, from `q`). An attempt whose outcome was
+ * never recorded (it ran past the hold, its instance died, its settlement could not be written) is
+ * presumed a wrong guess: given back for nothing, as it was, 5 guesses every 121 s that were all
+ * still running let 15 reach a backend within one cool-off, and a store out while a wrong password
+ * was checked lost that failure. Every store reads a record through this (the Redis store's Lua
+ * does the same), and writes it back as it stands whenever it writes; until then it is worked out
+ * again, alike, at each read. @internal
+ */
+export const liveView = (record: LockoutRecord, now: number, policy: Policy): LockoutRecord => {
+  if (record.p === 0 || record.q > now) return record
+  const lapsed = addFailures(record, record.p, record.q, policy, 0).record
+  return { ...lapsed, expiresAt: Math.max(lapsed.expiresAt, record.expiresAt) }
+}
+
+// Whether a settlement of the place taken among those that began at `since` (`Reservation.since`)
+// finds that place gone: it lapsed (and was counted as a failure), or the key was reset and its
+// places since are others'. Without `since` (a caller of an earlier release), the place is taken
+// to be there.
+const settledAlready = (live: LockoutRecord, since: number | undefined): boolean =>
+  since !== undefined && (live.p === 0 || live.g !== since)
 
 /**
  * One attempt on `keys`, given their live records (`current[i]` for `keys[i]`): refused while any
@@ -58,18 +103,22 @@ export const decideAttempt = (
   now: number,
   policy: Policy
 ): { readonly reservation: Reservation; readonly records: ReadonlyArray<LockoutRecord> } => {
-  const refusal = refusalOf(current, now, policy)
+  const live = current.map((record) => (record === undefined ? undefined : liveView(record, now, policy)))
+  const refusal = refusalOf(live, now, policy)
   if (refusal !== undefined) return { reservation: refusal, records: [] }
-  const records = current.map((old = empty): LockoutRecord => {
-    const record = { ...old, p: pendingOf(old, now) + 1, q: now + pendingHold }
-    record.expiresAt = Math.max(old.expiresAt, record.q)
+  const records = live.map((old = empty): LockoutRecord => {
+    // The first place in flight names those that join it (`g`).
+    const record = { ...old, p: old.p + 1, q: now + pendingHold, g: old.p === 0 ? now : old.g }
+    // Kept at least until the places' lapse is forgotten: a record that expired with its places
+    // dropped the failures their lapse counts.
+    record.expiresAt = Math.max(old.expiresAt, liveView(record, record.q, policy).expiresAt)
     return record
   })
-  return { reservation: { _tag: "Allowed" }, records }
+  return { reservation: { _tag: "Allowed", since: records.map((record) => record.g) }, records }
 }
 
-// The refusal `decideAttempt` answers for these records, if any: a lock on any key, or a key whose
-// failures and places already make the limit.
+// The refusal `decideAttempt` answers for these live records, if any: a lock on any key, or a key
+// whose failures and places already make the limit.
 const refusalOf = (
   current: ReadonlyArray<LockoutRecord | undefined>,
   now: number,
@@ -80,49 +129,42 @@ const refusalOf = (
   for (const record of current) {
     if (record === undefined) continue
     if (record.u > now) retryAfter = Math.max(retryAfter, record.u - now)
-    else if (failuresOf(record, now, policy) + pendingOf(record, now) >= policy.limit) busy = true
+    else if (failuresOf(record, now, policy) + record.p >= policy.limit) busy = true
   }
   if (retryAfter > 0) return { _tag: "Locked", retryAfter }
   return busy ? { _tag: "Busy" } : undefined
 }
 
 /**
- * Settles one attempt in flight as a failure (in place): its place is given back and one failure
- * counted; a key whose failures reach the limit is locked. A key locked meanwhile by other
- * failures keeps that lock, this failure counted under it. Answers whether this failure locked it.
+ * Settles one attempt in flight as a failure: its place is given back and one failure counted; a
+ * key whose failures reach the limit is locked. A key locked meanwhile by other failures keeps that
+ * lock, this failure counted under it. Answers the record to store and whether this failure locked
+ * it. A place that lapsed meanwhile was counted then, and is not again (nor is another attempt's
+ * place given back for it); a key with no record (reset, forgotten) counts the failure.
  *
  * @internal
  */
-export const countFailure = (old: LockoutRecord | undefined, now: number, policy: Policy): {
+export const countFailure = (old: LockoutRecord | undefined, now: number, policy: Policy, since?: number): {
   readonly record: LockoutRecord
   readonly locked: boolean
 } => {
-  const base = old ?? empty
-  const p = Math.max(pendingOf(base, now) - 1, 0)
-  if (base.u > now) {
-    const record = { ...base, f: base.f + 1, t: now, p }
-    record.expiresAt = expiryOf(record, now, policy)
-    return { record, locked: false }
-  }
-  const record: LockoutRecord = { f: failuresOf(base, now, policy) + 1, t: now, u: 0, n: base.n, p, q: base.q, expiresAt: 0 }
-  const locked = record.f >= policy.limit
-  if (locked) {
-    record.n += 1
-    record.u = now + lockFor(policy, record.n)
-  }
-  record.expiresAt = expiryOf(record, now, policy)
-  return { record, locked }
+  if (old === undefined) return addFailures(empty, 1, now, policy, 0)
+  const live = liveView(old, now, policy)
+  if (settledAlready(live, since)) return { record: live, locked: false }
+  return addFailures(live, 1, now, policy, Math.max(live.p - 1, 0))
 }
 
 /**
- * Settles one attempt in flight that was no failure (in place): its place is given back, and
- * nothing else changes. Answers whether the record is left with nothing to remember (no failure, no
- * lock so far, nothing in flight): the store drops it, as counting from no record and from this one
- * are alike; without this each login left a record behind for a day. @internal
+ * Settles one attempt in flight that was no failure: its place is given back, and nothing else
+ * changes (a place that lapsed meanwhile is gone already: another attempt's is not given back for
+ * it). Answers the record to store, or `undefined` when it is left with nothing to remember (no
+ * failure, no lock so far, nothing in flight): the store drops it, as counting from no record and
+ * from this one are alike; without this each login left a record behind for a day. @internal
  */
-export const refundAttempt = (record: LockoutRecord, now: number): boolean => {
-  record.p = Math.max(pendingOf(record, now) - 1, 0)
-  return record.f === 0 && record.n === 0 && record.p === 0
+export const refundAttempt = (old: LockoutRecord, now: number, policy: Policy, since?: number): LockoutRecord | undefined => {
+  const live = liveView(old, now, policy)
+  const record = settledAlready(live, since) ? live : { ...live, p: Math.max(live.p - 1, 0) }
+  return record.f === 0 && record.n === 0 && record.p === 0 ? undefined : record
 }
 
 /** @internal */

@@ -391,3 +391,43 @@ export const cutOffWhileCounting = (store: Lockout.Store) =>
     expect(tagOf(yield* Effect.exit(login))).toBe("success")
     expect(yield* lockout.list).toEqual([])
   })
+
+/**
+ * The law of a place nobody settles, for every store (store operations at given times): an
+ * attempt whose outcome was never recorded (it ran past the two-minute hold, its instance died, its
+ * settlement could not be written) is presumed a wrong guess. Limit 3: two places left unsettled
+ * lapse at their hold and count two failures; a late settlement of either counts nothing more and
+ * gives back no place of a newer attempt; that newer attempt's own failure is the third and locks.
+ * Three places that lapse lock the key from the lapse. Before, a lapsed place vanished uncounted,
+ * and a stale refund freed a newer attempt's place.
+ */
+export const lapsedPlacesCount = (store: Lockout.Store) =>
+  Effect.gen(function*() {
+    const policy = { limit: 3, coolOff: 60_000, backOff: 1, maxCoolOff: 60_000, forgetAfter: 60_000 }
+    const hold = 120_000
+    const key = ["username:lapse"]
+    const since = (reservation: Lockout.Reservation) => (reservation._tag === "Allowed" ? reservation.since : undefined)
+    const failures = (now: number) =>
+      Effect.map(store.list(now, policy), (entries) => entries.filter((e) => e.key === key[0]).map((e) => [e.failures, e.lockedUntil?.getTime()]))
+    const first = yield* store.attempt(key, 0, policy)
+    const second = yield* store.attempt(key, 10, policy)
+    expect([first._tag, second._tag]).toEqual(["Allowed", "Allowed"])
+    expect(yield* failures(10 + hold - 1)).toEqual([[0, undefined]])
+    // held until 10 + hold (each place holds them all): then both lapse, counted as two failures
+    expect(yield* failures(10 + hold)).toEqual([[2, undefined]])
+    const newer = yield* store.attempt(key, 10 + hold + 5, policy)
+    expect(newer._tag).toBe("Allowed")
+    // the lapsed attempts' settlements arrive late: neither counts again nor frees the newer place
+    expect(yield* store.fail(key, 10 + hold + 6, policy, since(first))).toEqual({ locked: [], until: 0 })
+    yield* store.refund(key, 10 + hold + 6, policy, since(second))
+    expect(yield* failures(10 + hold + 7)).toEqual([[2, undefined]])
+    expect(yield* store.attempt(key, 10 + hold + 7, policy)).toEqual({ _tag: "Busy" })
+    // the newer attempt's own failure is the third: it locks
+    const end = 10 + hold + 8
+    expect(yield* store.fail(key, end, policy, since(newer))).toEqual({ locked: key, until: end + 60_000 })
+    // three places that lapse lock the key, from the lapse
+    const other = ["username:lapse-three"]
+    for (let i = 0; i < 3; i++) expect((yield* store.attempt(other, 0, policy))._tag).toBe("Allowed")
+    expect(yield* store.attempt(other, hold + 30_000, policy)).toEqual({ _tag: "Locked", retryAfter: 30_000 })
+    expect(yield* store.reset(other, hold + 30_000, policy)).toEqual(other)
+  })
