@@ -576,10 +576,10 @@ export const memoryStore = (options: { readonly maxEntries?: number | undefined 
     records.set(key, record)
     if (records.size > maxEntries) makeRoom(now)
   }
-  // A record as it stands, its lapsed places counted, when the caller gave the policy.
+  // A record as it stands, its lapsed places counted (when the caller gave the policy).
   const view = (key: string, now: number, policy: Policy | undefined) => {
     const record = live(key, now)
-    return record === undefined || policy === undefined ? record : liveView(record, now, policy)
+    return record === undefined ? record : liveView(record, now, policy)
   }
   return {
     attempt: (keys, now, policy) =>

@@ -533,7 +533,7 @@ export const make = (
     // `set_expiry` with it: the new session may end sooner than this service would end it, or with
     // the browser (`set_expiry(0)`). The record answered, and the cookie made of it, say what the
     // store keeps; with the end the store set where it is sooner than the one asked for (by more
-    // than a store's rounding: a cache keeps whole seconds).
+    // than `realignAfter`, the store's rounding: a cache keeps whole seconds).
     const asStored = (
       id: string,
       record: SessionStore.SessionRecord,
@@ -549,7 +549,7 @@ export const make = (
             ...rest,
             expiresAt: Math.min(kept, record.expiresAt),
             ...(stored.value.expireAtBrowserClose === true && { expireAtBrowserClose: true })
-          }, kept < record.expiresAt - 60_000 ? kept : Infinity] as const
+          }, kept < record.expiresAt - realignAfter ? kept : Infinity] as const
         })
 
     // Django's `login` keeps the data of the session it replaces (an anonymous one, or the same

@@ -228,10 +228,6 @@ const toRecord = (row: typeof Row.Type): LockoutRecord => ({
   expiresAt: row.expires_at
 })
 
-// A row's record as it stands, its lapsed places counted, when the caller gave the policy.
-const view = (row: typeof Row.Type, now: number, policy: Lockout.Policy | undefined): LockoutRecord =>
-  policy === undefined ? toRecord(row) : liveView(toRecord(row), now, policy)
-
 /**
  * Builds the store on the `SqlClient` in context, for `Lockout.make`. It does not migrate: see
  * {@link layer} and {@link migrate}.
@@ -358,7 +354,7 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
                 decodeRows
               ),
               (rows) =>
-                rows.filter((row) => row.expires_at > now && view(row, now, policy).u > now).map((row) => row.lock_key)
+                rows.filter((row) => row.expires_at > now && liveView(toRecord(row), now, policy).u > now).map((row) => row.lock_key)
             )
           ),
       // The exact keys by the primary key; each pair pattern by LIKE (`\\` escapes `%`, `_` and
@@ -386,7 +382,7 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
                 WHERE expires_at > ${now} ORDER BY lock_key`,
               decodeRows
             ),
-            (rows) => rows.map((row) => toEntry(row.lock_key, view(row, now, policy), now))
+            (rows) => rows.map((row) => toEntry(row.lock_key, liveView(toRecord(row), now, policy), now))
           )
         )
     }

@@ -72,10 +72,11 @@ const addFailures = (base: LockoutRecord, k: number, at: number, policy: Policy,
  * still running let 15 reach a backend within one cool-off, and a store out while a wrong password
  * was checked lost that failure. Every store reads a record through this (the Redis store's Lua
  * does the same), and writes it back as it stands whenever it writes; until then it is worked out
- * again, alike, at each read. @internal
+ * again, alike, at each read. Without the policy (a list or a reset asked by a caller of an earlier
+ * release), the record as it was left. @internal
  */
-export const liveView = (record: LockoutRecord, now: number, policy: Policy): LockoutRecord => {
-  if (record.p === 0 || record.q > now) return record
+export const liveView = (record: LockoutRecord, now: number, policy: Policy | undefined): LockoutRecord => {
+  if (policy === undefined || record.p === 0 || record.q > now) return record
   const lapsed = addFailures(record, record.p, record.q, policy, 0).record
   return { ...lapsed, expiresAt: Math.max(lapsed.expiresAt, record.expiresAt) }
 }
