@@ -674,7 +674,8 @@ export interface RedisClient {
 // caller of an earlier release: lapsed places are then shown as they were left).
 // A record is {f, t, u, n, p, q, e, g}: g when the first place in flight was taken (see
 // internal/lockoutRecord.ts's LockoutRecord).
-// addfail: k failures counted at `at`, p places left in flight, as lockoutRecord's addFailures.
+// addfail: k failures counted at `at`, p places left in flight, as lockoutRecord's addFailures
+// (with places left, kept until their lapse is forgotten, as its keptUntil).
 // live: the record of KEY as it stands at now, or nil: places held past q have lapsed, each counted
 // as a failure at q (lockoutRecord's liveView).
 const liveRecord = `
@@ -701,6 +702,7 @@ local function addfail(r, k, at, p)
     end
   end
   r[7] = math.max(at + math.max(r[3] - at, P.cool) + P.forget, r[6])
+  if p > 0 then r[7] = math.max(r[7], addfail(r, p, r[6], 0)[7]) end
   return r, locked
 end
 local function lapsed(r, now)

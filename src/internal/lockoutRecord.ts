@@ -51,7 +51,7 @@ const addFailures = (base: LockoutRecord, k: number, at: number, policy: Policy,
 } => {
   if (base.u > at) {
     const record = { ...base, f: base.f + k, t: at, p }
-    record.expiresAt = expiryOf(record, at, policy)
+    record.expiresAt = keptUntil(record, at, policy)
     return { record, locked: false }
   }
   const record: LockoutRecord = { ...base, f: failuresOf(base, at, policy) + k, t: at, u: 0, p, expiresAt: 0 }
@@ -60,9 +60,17 @@ const addFailures = (base: LockoutRecord, k: number, at: number, policy: Policy,
     record.n += 1
     record.u = at + lockFor(policy, record.n)
   }
-  record.expiresAt = expiryOf(record, at, policy)
+  record.expiresAt = keptUntil(record, at, policy)
   return { record, locked }
 }
+
+// When a record written at `at` may be forgotten: with places left in flight, not before their
+// lapse is (the failures it counts at `q`). A cool-off and memory shorter than the hold let the
+// record go just as they lapsed, and the lapse counted nothing.
+const keptUntil = (record: LockoutRecord, at: number, policy: Policy): number =>
+  record.p === 0
+    ? expiryOf(record, at, policy)
+    : Math.max(expiryOf(record, at, policy), addFailures(record, record.p, record.q, policy, 0).record.expiresAt)
 
 /**
  * The record as it stands at `now`: places held past their hold (`q`) have lapsed, each counted as
