@@ -2,7 +2,9 @@
  * `ObjectPermissions` on `@effect/sql`, SQLite or PostgreSQL: django-guardian's two tables,
  * `auth_user_object_permission` and `auth_group_object_permission` by default (permission,
  * content type, object primary key, and the user id or group name), created by the `Migrator`
- * with their own bookkeeping table `effect_<prefix>object_permission_migrations`. Any database
+ * with their own bookkeeping table `effect_<prefix>object_permission_migrations`. On a Django
+ * site's database (the `django` option) a group's grants are kept by the group's id, with a
+ * foreign key to `auth_group` that deletes them with the group, as guardian's do. Any database
  * failure, or no answer within `timeout`, is an `ObjectPermissionsError` (a `TransportError` of
  * `ObjectPermissionBackend`, HTTP 503); so is input of the wrong type, or that not every engine
  * keeps as it is (a NUL, a lone surrogate, an id or group name past the columns' 255 characters),
@@ -26,7 +28,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import type { AuthConfigError } from "./AuthError.js"
+import { AuthConfigError } from "./AuthError.js"
 import * as SqlTables from "./internal/sqlTables.js"
 import * as ObjectPermissions from "./ObjectPermissions.js"
 
@@ -50,6 +52,39 @@ export interface Options {
   readonly migrationsTable?: string | undefined
   /** How long one store operation may take. Default: 5 seconds. */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * On a Django site's database, beside `SqlUserStore`'s `django` option (the same value may be
+   * given: only `tables.group` is read): a group's grants follow the group itself, not its name.
+   * They are kept by the id of its row in Django's group table (`auth_group`, or `tables.group`),
+   * with a foreign key `ON DELETE CASCADE`, as guardian's `GroupObjectPermission.group`: when
+   * Django deletes a group its grants go with it, and a new group Django makes under the same
+   * name holds none of them. A grant to a group Django has no row for fails. The migration
+   * `2_group_grants_by_group_id` converts a table made without this option: each grant gets the
+   * id of the group now of its name, and the grants of groups that are gone are dropped. Once
+   * converted, the tables need this option.
+   */
+  readonly django?: boolean | DjangoGroups | undefined
+}
+
+/**
+ * Where a Django site keeps its groups: `SqlUserStore.DjangoOptions` has this shape, so the
+ * options given to the user store can be given here too.
+ *
+ * @example
+ * ```ts
+ * import type { SqlObjectPermissions } from "effect-auth"
+ *
+ * const django: SqlObjectPermissions.DjangoGroups = { tables: { group: "auth_group" } }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface DjangoGroups {
+  readonly tables?: {
+    /** Default `auth_group`. */
+    readonly group?: string | undefined
+  } | undefined
 }
 
 /**
@@ -70,6 +105,8 @@ export interface Tables {
   readonly user: string
   readonly group: string
   readonly migrations: string
+  /** On a Django site's database (`django`): the groups table the group grants reference by id. */
+  readonly djangoGroup?: string | undefined
 }
 
 /**
@@ -87,10 +124,23 @@ export interface Tables {
  * @category utils
  */
 export const tables = (options: Options = {}): Effect.Effect<Tables, AuthConfigError> =>
-  SqlTables.resolve("SqlObjectPermissions", "object_permission", options, (prefix) => ({
-    user: `${prefix}user_object_permission`,
-    group: `${prefix}group_object_permission`
-  }))
+  Effect.flatMap(
+    SqlTables.resolve("SqlObjectPermissions", "object_permission", options, (prefix) => ({
+      user: `${prefix}user_object_permission`,
+      group: `${prefix}group_object_permission`
+    })),
+    (t) => {
+      if (!options.django) return Effect.succeed(t)
+      const group: unknown = (typeof options.django === "object" ? options.django.tables?.group : undefined) ?? "auth_group"
+      return typeof group === "string" && SqlTables.isTableName(group)
+        ? Effect.succeed({ ...t, djangoGroup: group })
+        : Effect.fail(
+          new AuthConfigError({
+            message: "SqlObjectPermissions: django.tables.group must match [A-Za-z_][A-Za-z0-9_]* (at most 63 characters)"
+          })
+        )
+    }
+  )
 
 const createTables = (t: Tables) =>
   Effect.gen(function*() {
@@ -107,8 +157,32 @@ const createTables = (t: Tables) =>
     }
   })
 
+// On a Django site's database the group grants reference the group's row (guardian's FK with
+// on_delete=CASCADE): kept by name, a group Django deleted left its grants to the next group of
+// that name, whoever its members. The table is made anew (SQLite cannot change a primary key):
+// each grant takes the id of the group now of its name; a grant whose group is gone is dropped.
+const groupGrantsById = (t: Tables, groups: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const next = `${t.group}_by_id`
+    yield* sql`CREATE TABLE ${sql(next)} (
+      group_id integer NOT NULL REFERENCES ${sql(groups)} (id) ON DELETE CASCADE,
+      permission varchar(255) NOT NULL,
+      content_type varchar(201) NOT NULL,
+      object_pk varchar(255) NOT NULL,
+      PRIMARY KEY (group_id, content_type, object_pk, permission)
+    )`
+    yield* sql`INSERT INTO ${sql(next)} (group_id, permission, content_type, object_pk)
+      SELECT g.id, o.permission, o.content_type, o.object_pk
+      FROM ${sql(t.group)} o JOIN ${sql(groups)} g ON g.name = o.group_name`
+    yield* sql`DROP TABLE ${sql(t.group)}`
+    yield* sql`ALTER TABLE ${sql(next)} RENAME TO ${sql(t.group)}`
+    yield* sql`CREATE INDEX ${sql(`${t.group}_object`)} ON ${sql(t.group)} (content_type, object_pk)`
+  })
+
 /**
  * The store's migrations, for apps that run every module's migrations through one `Migrator`.
+ * On a Django site's database (`django`) there is a second: `2_group_grants_by_group_id`.
  *
  * @example
  * ```ts
@@ -122,7 +196,8 @@ const createTables = (t: Tables) =>
  * @category migrations
  */
 export const migrations = (t: Tables): Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> => ({
-  "1_create_object_permission_tables": createTables(t)
+  "1_create_object_permission_tables": createTables(t),
+  ...(t.djangoGroup === undefined ? {} : { "2_group_grants_by_group_id": groupGrantsById(t, t.djangoGroup) })
 })
 
 const storeError = (operation: string) => (cause: unknown) =>
@@ -186,11 +261,33 @@ export const make = (
               AND content_type = ${obj.contentType} AND object_pk = ${obj.objectPk}`
         )
       )
+    const byName = (rows: ReadonlyArray<{ readonly group_name: string; readonly permission: string }>) => {
+      const out = new Map<string, Set<string>>()
+      for (const row of rows) {
+        const set = out.get(row.group_name) ?? new Set<string>()
+        set.add(row.permission)
+        out.set(row.group_name, set)
+      }
+      return out as ReadonlyMap<string, ReadonlySet<string>>
+    }
+    const groupPermissionsByName = (groups: ReadonlyArray<string>, obj: ObjectPermissions.ObjectRef) =>
+      Effect.flatMap(
+        sql`SELECT group_name, permission FROM ${sql(t.group)} WHERE ${sql.in("group_name", groups)}
+          AND content_type = ${obj.contentType} AND object_pk = ${obj.objectPk}`,
+        decodeGroupPerms
+      )
+    const groupStore = t.djangoGroup === undefined
+      ? {
+        grantGroup: change("grantGroup", t.group, "group_name", true),
+        revokeGroup: change("revokeGroup", t.group, "group_name", false),
+        groupRows: groupPermissionsByName
+      }
+      : djangoGroups(sql, t, t.djangoGroup, run)
     return ObjectPermissions.make({
       grantUser: change("grantUser", t.user, "user_id", true),
       revokeUser: change("revokeUser", t.user, "user_id", false),
-      grantGroup: change("grantGroup", t.group, "group_name", true),
-      revokeGroup: change("revokeGroup", t.group, "group_name", false),
+      grantGroup: groupStore.grantGroup,
+      revokeGroup: groupStore.revokeGroup,
       userPermissions: (userId, obj) =>
         run(
           "userPermissions",
@@ -206,27 +303,60 @@ export const make = (
       groupPermissions: (groups, obj) =>
         groups.length === 0
           ? Effect.succeed(new Map())
-          : run(
-            "groupPermissions",
-            Effect.map(
-              Effect.flatMap(
-                sql`SELECT group_name, permission FROM ${sql(t.group)} WHERE ${sql.in("group_name", groups)}
-                  AND content_type = ${obj.contentType} AND object_pk = ${obj.objectPk}`,
-                decodeGroupPerms
-              ),
-              (rows) => {
-                const out = new Map<string, Set<string>>()
-                for (const row of rows) {
-                  const set = out.get(row.group_name) ?? new Set<string>()
-                  set.add(row.permission)
-                  out.set(row.group_name, set)
-                }
-                return out as ReadonlyMap<string, ReadonlySet<string>>
-              }
-            )
-          )
+          : run("groupPermissions", Effect.map(groupStore.groupRows(groups, obj), byName))
     })
   })
+
+const decodeGroupIds = Schema.decodeUnknown(Schema.Array(Schema.Struct({ id: SqlTables.Integer })))
+
+// Group grants on a Django site's database: by the id of the group's row in Django's table, which
+// the names the `UserStore` answers are looked up in, so that a grant is the group's own and goes
+// when Django deletes it (the table's foreign key), never to a later group of the same name.
+const djangoGroups = (
+  sql: SqlClient.SqlClient,
+  t: Tables,
+  groups: string,
+  run: <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) => Effect.Effect<A, ObjectPermissions.ObjectPermissionsError, R>
+) => ({
+  // guardian assigns to a Group row: a name Django has no group of is refused, not kept for a
+  // group that may be made under it later.
+  grantGroup: (name: string, perm: string, obj: ObjectPermissions.ObjectRef) =>
+    Effect.flatMap(
+      run(
+        "grantGroup",
+        Effect.flatMap(sql`SELECT id FROM ${sql(groups)} WHERE name = ${name}`, decodeGroupIds)
+      ),
+      (rows) =>
+        rows.length === 0
+          ? Effect.fail(
+            new ObjectPermissions.ObjectPermissionsError({
+              operation: "grantGroup",
+              message: `no group named ${JSON.stringify(name)} in ${groups}`
+            })
+          )
+          : run(
+            "grantGroup",
+            Effect.asVoid(
+              sql`INSERT INTO ${sql(t.group)} (group_id, permission, content_type, object_pk)
+                VALUES (${rows[0]!.id}, ${perm}, ${obj.contentType}, ${obj.objectPk}) ON CONFLICT DO NOTHING`
+            )
+          )
+    ),
+  revokeGroup: (name: string, perm: string, obj: ObjectPermissions.ObjectRef) =>
+    run(
+      "revokeGroup",
+      Effect.asVoid(
+        sql`DELETE FROM ${sql(t.group)} WHERE group_id IN (SELECT id FROM ${sql(groups)} WHERE name = ${name})
+          AND permission = ${perm} AND content_type = ${obj.contentType} AND object_pk = ${obj.objectPk}`
+      )
+    ),
+  groupRows: (names: ReadonlyArray<string>, obj: ObjectPermissions.ObjectRef) =>
+    Effect.flatMap(
+      sql`SELECT g.name AS group_name, o.permission FROM ${sql(t.group)} o JOIN ${sql(groups)} g ON g.id = o.group_id
+        WHERE ${sql.in("g.name", names)} AND o.content_type = ${obj.contentType} AND o.object_pk = ${obj.objectPk}`,
+      decodeGroupPerms
+    )
+})
 
 /**
  * The store on the `SqlClient` in context, migrated unless `migrate: false`.

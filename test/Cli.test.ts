@@ -682,6 +682,30 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
       expect(loose.code).toBe(2)
     }), 60_000)
 
+  it.effect("object grants with --django: a group's grants are by its Django row (grant --object migrates so), and explain reads them", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      site("seed", { engine: "sqlite", name: db })
+      const granted = yield* cli(["grant", "editor", "blog.publish_post", "--object", "blog.post:1", "--django", "--database", db])
+      expect(granted.code).toBe(0)
+      const sqlite = SqliteClient.layer({ filename: db })
+      const columns = yield* Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        sql<{ name: string }>`SELECT name FROM pragma_table_info('auth_group_object_permission')`).pipe(
+          Effect.provide(sqlite),
+          Effect.orDie
+        )
+      expect(columns.map((c) => c.name)).toContain("group_id")
+      // the editors' grant, as the store keeps it: by the id of Django's row
+      yield* Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        sql`INSERT INTO auth_group_object_permission (group_id, permission, content_type, object_pk)
+          SELECT id, 'blog.feature_post', 'blog.post', '1' FROM auth_group WHERE name = 'editors'`).pipe(
+          Effect.provide(sqlite),
+          Effect.orDie
+        )
+      const explained = yield* cli(["explain", "editor", "blog.feature_post", "--object", "blog.post:1", "--django", "--database", db])
+      expect(explained.stdout).toContain("object: grant (granted on this object to group editors)")
+    }), 60_000)
+
   it.effect("a custom user model logging in by email: --django-username-field email finds and creates users by email", () =>
     Effect.gen(function*() {
       const db = freshDatabase()

@@ -19,8 +19,11 @@ import * as Signing from "../src/internal/django/signing.js"
 import * as Session from "../src/Session.js"
 import * as SessionStore from "../src/SessionStore.js"
 import * as ModelBackend from "../src/backends/ModelBackend.js"
+import * as ObjectPermissionBackend from "../src/backends/ObjectPermissionBackend.js"
 import * as RemoteUserBackend from "../src/backends/RemoteUserBackend.js"
+import * as ObjectPermissions from "../src/ObjectPermissions.js"
 import * as PasswordHasher from "../src/PasswordHasher.js"
+import * as SqlObjectPermissions from "../src/SqlObjectPermissions.js"
 import * as SqlUserStore from "../src/SqlUserStore.js"
 import * as UserManager from "../src/UserManager.js"
 import * as UserStore from "../src/UserStore.js"
@@ -746,6 +749,104 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
       }), 300_000)
   })
 }
+
+// Object permissions (SqlObjectPermissions' `django` option) beside the site's own groups: a group
+// grant belongs to the group Django keeps, as guardian's GroupObjectPermission (a foreign key to
+// auth_group, on_delete=CASCADE), not to whichever group has its name.
+for (const django of djangos) for (const engine of [sqlite, pg]) {
+  describe.skipIf(engine.skip)(`object permissions on a Django ${django.version} site's database on ${engine.name}`, () => {
+    const site = (action: string, db: Db, extra: object = {}) => siteOf(action, db, extra, django)
+    const withObjects = (
+      store: Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, unknown>,
+      options: SqlObjectPermissions.Options
+    ) =>
+      AuthService.layer([ModelBackend.ModelBackend, ObjectPermissionBackend.ObjectPermissionBackend]).pipe(
+        Layer.provideMerge(AuthEvents.layer),
+        Layer.provideMerge(Layer.merge(ModelBackend.layer(), ObjectPermissionBackend.layer())),
+        Layer.provideMerge(PasswordHasher.layer(hasherOptions(django))),
+        Layer.provideMerge(Layer.orDie(Layer.provideMerge(SqlObjectPermissions.layer(options), store)))
+      )
+    const post = ObjectPermissions.ref("blog.post", 1)
+    const userNamed = (name: string) =>
+      Effect.flatMap(UserStore.UserStore, (users) => Effect.map(users.findByUsername(name), Option.getOrThrow))
+    const may = (name: string) =>
+      Effect.flatMap(userNamed(name), (user) => AuthService.hasPerm(user, "blog.publish_post", post))
+    const rowCount = (table: string) =>
+      Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ n: number | string }>`SELECT count(*) AS n FROM ${sql(table)}`).pipe(
+        Effect.map((rows) => Number(rows[0]!.n))
+      )
+
+    it.scopedLive("a group Django deletes takes its object grants along: a new group of its name holds none of them", () =>
+      Effect.gen(function*() {
+        const { db, store } = yield* engine.make
+        site("seed", db)
+        yield* Effect.gen(function*() {
+          const grants = yield* ObjectPermissions.ObjectPermissions
+          yield* grants.grantGroup("editors", "blog.publish_post", post)
+          expect([yield* may("editor"), yield* may("alice")]).toEqual([true, false])
+
+          // Django deletes the editors (the editor with them) and makes a new team of that name
+          const replaced = site("replace_group", db, { name: "editors", members: ["alice"] })
+          expect([replaced.groups.alice, replaced.groups.editor]).toEqual([["editors"], ["auditors"]])
+          expect([yield* may("alice"), yield* may("editor")]).toEqual([false, false])
+          // the grant went with the group, as guardian's rows go
+          expect(yield* rowCount("auth_group_object_permission")).toBe(0)
+
+          // granted anew, to the group Django keeps now
+          yield* grants.grantGroup("editors", "blog.publish_post", post)
+          expect(yield* may("alice")).toBe(true)
+          // a group Django has no row for is refused, not kept for one made under its name later
+          const ghost = yield* Effect.flip(grants.grantGroup("ghosts", "blog.publish_post", post))
+          expect(ghost).toMatchObject({ _tag: "ObjectPermissionsError", operation: "grantGroup" })
+          expect(ghost.message).toContain("no group named \"ghosts\"")
+          yield* grants.revokeGroup("editors", "blog.publish_post", post)
+          yield* grants.revokeGroup("ghosts", "blog.publish_post", post) // nothing to revoke: no error
+          expect(yield* may("alice")).toBe(false)
+        }).pipe(Effect.provide(withObjects(store(), { django: true })))
+      }), 120_000)
+
+    it.scopedLive("tables made without the option are converted: each grant to its group's id, a gone group's grants dropped", () =>
+      Effect.gen(function*() {
+        const { db, store } = yield* engine.make
+        site("seed", db)
+        // made and granted by names, as before the option
+        yield* Effect.gen(function*() {
+          const grants = yield* ObjectPermissions.ObjectPermissions
+          yield* grants.grantGroup("editors", "blog.publish_post", post)
+          yield* grants.grantGroup("ghosts", "blog.publish_post", post)
+          yield* grants.grantUser("1", "blog.feature_post", post)
+        }).pipe(Effect.provide(Layer.orDie(Layer.provideMerge(SqlObjectPermissions.layer(), store()))))
+
+        yield* Effect.gen(function*() {
+          const grants = yield* ObjectPermissions.ObjectPermissions
+          expect(yield* rowCount("auth_group_object_permission")).toBe(1) // the ghosts' grant is gone
+          expect(yield* may("editor")).toBe(true)
+          expect(yield* grants.userPermissions("1", post)).toEqual(new Set(["blog.feature_post"]))
+          site("replace_group", db, { name: "editors", members: ["alice"] })
+          expect(yield* may("alice")).toBe(false)
+          expect(yield* rowCount("auth_group_object_permission")).toBe(0)
+        }).pipe(Effect.provide(withObjects(store(), { django: true })))
+      }), 120_000)
+
+  })
+}
+
+describe("SqlObjectPermissions' django option", () => {
+  it.effect("a group table that is no SQL name is a configuration error", () =>
+    Effect.gen(function*() {
+      const refused = yield* Effect.flip(SqlObjectPermissions.tables({ django: { tables: { group: "auth group" } } }))
+      expect(refused._tag).toBe("AuthConfigError")
+      const t = yield* SqlObjectPermissions.tables({ django: { tables: { group: "accounts_team" } } })
+      expect(t.djangoGroup).toBe("accounts_team")
+      expect(Object.keys(SqlObjectPermissions.migrations(t))).toEqual([
+        "1_create_object_permission_tables",
+        "2_group_grants_by_group_id"
+      ])
+      expect(Object.keys(SqlObjectPermissions.migrations(yield* SqlObjectPermissions.tables()))).toEqual([
+        "1_create_object_permission_tables"
+      ])
+    }))
+})
 
 describe.skipIf(djangoPython === undefined)("the HTTP layer on a Django site's sessions", () => {
   it.scopedLive("an anonymous Django session's cookie is kept on a request, and its data carried over by a login", () =>

@@ -390,6 +390,10 @@ const parseObject = (text: Option.Option<string>) =>
 const objectStoreError = (error: ObjectPermissions.ObjectPermissionsError | AuthConfigError) =>
   new CliError({ message: `object permissions: ${error.message}` })
 
+// On a Django site's database a group's object grants reference Django's group rows.
+const objectStoreOptions = (db: Database): SqlObjectPermissions.Options =>
+  Option.isSome(db.django) ? { django: db.django.value } : {}
+
 const grant = Command.make(
   "grant",
   {
@@ -415,8 +419,8 @@ const grant = Command.make(
         yield* store.grantPermission(user.id, args.permission)
         return yield* Console.log(`Granted ${args.permission} to ${JSON.stringify(user.username)}.`)
       }
-      const grants = yield* Effect.mapError(SqlObjectPermissions.make(), objectStoreError)
-      yield* Effect.mapError(SqlObjectPermissions.migrate(), objectStoreError)
+      const grants = yield* Effect.mapError(SqlObjectPermissions.make(objectStoreOptions(args.db)), objectStoreError)
+      yield* Effect.mapError(SqlObjectPermissions.migrate(objectStoreOptions(args.db)), objectStoreError)
       yield* Effect.mapError(grants.grantUser(user.id, args.permission, obj), objectStoreError)
       yield* Console.log(
         `Granted ${args.permission} on ${obj.contentType}:${obj.objectPk} to ${JSON.stringify(user.username)}.`
@@ -436,7 +440,7 @@ const explain = Command.make(
       const obj = yield* parseObject(args.object)
       const store = yield* UserStore.UserStore
       const user = yield* findUser(store, args.username)
-      const objects = yield* Effect.mapError(SqlObjectPermissions.make(), objectStoreError)
+      const objects = yield* Effect.mapError(SqlObjectPermissions.make(objectStoreOptions(args.db)), objectStoreError)
       const model = yield* Effect.provide(ModelBackend.make(), HasherLive)
       const objectBackend = yield* ObjectPermissionBackend.make().pipe(
         Effect.provideService(ObjectPermissions.ObjectPermissions, objects)

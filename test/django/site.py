@@ -29,6 +29,9 @@
 #   {"action": "signing", "db": ..., "ours": signed, "value": v}  Django's loads() of ours, its dumps() of v
 #   {"action": "remoteuser", "db": ..., "names": [...]}  Django's RemoteUserBackend.authenticate() of
 #       each name in turn (creating unknown users, as by default): the user ids, null for none
+#   {"action": "replace_group", "db": ..., "name", "members": [username, ...]}  Django deletes the
+#       group of that name (Group.delete(), which deletes what references it), then makes a new
+#       group of the same name holding "members": its id, and the groups left to each user
 #   {"action": "custom_seed", "db": ..., "user_model", "users": [{"fields", "password"?, "perms"?}, ...]}
 #       on a custom user model (test/django/accounts, AUTH_USER_MODEL = "accounts.<user_model>"):
 #       migrate, make the model's tables as its migration would (the schema editor), create the
@@ -387,11 +390,21 @@ def custom_ask():
     return out
 
 
+def replace_group():
+    Group.objects.get(name=command["name"]).delete()
+    group = Group.objects.create(name=command["name"])
+    group.user_set.set(User.objects.filter(username__in=command["members"]))
+    return {
+        "id": group.pk,
+        "groups": {u.username: sorted(g.name for g in u.groups.all()) for u in User.objects.order_by("pk")},
+    }
+
+
 actions = {
     "seed": seed, "ask": ask, "read": read, "schema": schema, "login": login, "anonymous": anonymous, "whoami": whoami,
     "logout": logout, "save": save, "setpassword": setpassword, "signing": signing, "anonymous_json": anonymous_json,
     "rawsession": rawsession, "anonymous_python": anonymous_python, "remoteuser": remoteuser,
-    "custom_seed": custom_seed, "custom_ask": custom_ask,
+    "custom_seed": custom_seed, "custom_ask": custom_ask, "replace_group": replace_group,
 }
 if command["action"] == "version":
     print(json.dumps({"version": "%d.%d" % django.VERSION[:2]}))
