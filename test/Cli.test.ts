@@ -29,7 +29,7 @@ import * as UserStore from "../src/UserStore.js"
 import { fastHashing, runCli, tempDir } from "./utils/exampleApp.js"
 import * as Postgres from "./utils/postgres.js"
 import * as RedisUtil from "./utils/redis.js"
-import { djangoPython, site } from "./utils/django.js"
+import { djangoPython, djangos, site } from "./utils/django.js"
 
 const dir = tempDir()
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -51,7 +51,8 @@ const cli = (
   args: ReadonlyArray<string>,
   options: {
     readonly input?: string
-    readonly env?: Readonly<Record<string, string>>
+    /** `undefined` unsets a variable (`PASSWORD_HASHER_PBKDF2_ITERATIONS` for real hashing). */
+    readonly env?: Readonly<Record<string, string | undefined>>
     readonly tty?: boolean
   } = {}
 ): Effect.Effect<CliResult> =>
@@ -396,6 +397,24 @@ describe("CLI", () => {
       }).pipe(Effect.ensuring(admin(`DROP DATABASE ${name} WITH (FORCE)`)))
     }))
 
+  it.effect("--django-version goes with --django and names a Django of PasswordHasher.djangoPresets (bad usage, exit 2)", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      const alone = yield* cli(["createuser", "alice", "--django-version", "5.2", "--database", db], { input: "pw plum orchard\n" })
+      expect(alone.code).toBe(2)
+      expect(alone.stderr).toContain("go with --django")
+      for (const [args, env] of [[["--django-version", "5.1"], {}], [[], { DJANGO_VERSION: "5.1" }]] as const) {
+        const unknown = yield* cli(["createuser", "alice", "--django", ...args, "--database", db], { input: "pw plum orchard\n", env })
+        expect(unknown.code).toBe(2)
+        expect(unknown.stderr).toMatch(/3\.2.*4\.2.*5\.2.*6\.0/)
+      }
+      // Without --django, DJANGO_VERSION means nothing: not read, so not refused.
+      expect((yield* cli(["createuser", "alice", "--database", db], { input: "pw plum orchard\n", env: { DJANGO_VERSION: "5.1" } })).code)
+        .toBe(0)
+      expect(fs.existsSync(db)).toBe(true)
+      expect((yield* cli(["createuser", "--help"])).stdout).toContain("--django-version")
+    }))
+
   it.effect("bad usage exits 2 with @effect/cli's message", () =>
     Effect.gen(function*() {
       const unknown = yield* cli(["frobnicate"])
@@ -705,6 +724,48 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
       const explained = yield* cli(["explain", "editor", "blog.feature_post", "--object", "blog.post:1", "--django", "--database", db])
       expect(explained.stdout).toContain("object: grant (granted on this object to group editors)")
     }), 60_000)
+
+  for (const django of djangos) {
+    const version = django.version as PasswordHasher.DjangoVersion
+    it.effect(`DJANGO_VERSION=${version} or --django-version ${version}: passwords hashed with that Django's preset, which Django ${version} does not re-hash`, () =>
+      Effect.gen(function*() {
+        const db = freshDatabase()
+        const sqlite = { engine: "sqlite", name: db } as const
+        site("seed", sqlite, {}, django)
+        const iterations = PasswordHasher.djangoPresets[version].pbkdf2!.iterations!
+        // The preset's own iterations: no cheap hashing here.
+        const real = { PASSWORD_HASHER_PBKDF2_ITERATIONS: undefined }
+        const read = (passwords: Record<string, string>) =>
+          site("read", sqlite, { users: Object.keys(passwords), passwords, perms: [], since: "2000-01-01T00:00:00Z" }, django)
+            .users
+
+        const byEnv = yield* cli(["changepassword", "alice", "--django", "--database", db], {
+          input: "another long passphrase\n",
+          env: { ...real, DJANGO_VERSION: version }
+        })
+        expect(byEnv).toMatchObject({ code: 0, stderr: "" })
+        expect(read({ alice: "another long passphrase" }).alice).toEqual(
+          expect.objectContaining({ hash: `pbkdf2_sha256$${iterations}`, must_update: false, password: true })
+        )
+
+        const byFlag = yield* cli(["createuser", "carol", "--django", "--django-version", version, "--database", db], {
+          input: "a long enough passphrase\n",
+          env: real
+        })
+        expect(byFlag).toMatchObject({ code: 0, stderr: "" })
+        // PASSWORD_HASHER_* still override the preset (here 1000 iterations: Django re-hashes those).
+        const overridden = yield* cli(["createuser", "dave", "--django", "--django-version", version, "--database", db], {
+          input: "a long enough passphrase\n",
+          env: { PASSWORD_HASHER_PBKDF2_ITERATIONS: "1000", PASSWORD_HASHERS: "pbkdf2_sha1,pbkdf2_sha256" }
+        })
+        expect(overridden.code).toBe(0)
+        const users = read({ carol: "a long enough passphrase", dave: "a long enough passphrase" })
+        expect(users.carol).toEqual(
+          expect.objectContaining({ hash: `pbkdf2_sha256$${iterations}`, must_update: false, password: true })
+        )
+        expect(users.dave).toEqual(expect.objectContaining({ hash: "pbkdf2_sha1$1000", must_update: true, password: true }))
+      }), 120_000)
+  }
 
   it.effect("a custom user model logging in by email: --django-username-field email finds and creates users by email", () =>
     Effect.gen(function*() {

@@ -84,12 +84,27 @@ const djangoUsernameField = Options.text("django-username-field").pipe(
   Options.withDescription("With --django: the user model's USERNAME_FIELD, the column users log in by, default username"),
   Options.optional
 )
+// The site's Django picks the hasher preset: hashed with effect-auth's default (Django 6.0's
+// 1,200,000 PBKDF2 iterations), a password set here was re-hashed by an older Django at the
+// user's first login there, as one that must be updated.
+const djangoVersions = Object.keys(PasswordHasher.djangoPresets) as ReadonlyArray<PasswordHasher.DjangoVersion>
+const djangoVersion = Options.choice("django-version", djangoVersions).pipe(
+  Options.withPseudoName("VERSION"),
+  Options.withDescription(
+    `With --django: the site's Django (${djangoVersions.join(", ")}; default: $DJANGO_VERSION, else ` +
+      `${djangoVersions[djangoVersions.length - 1]}): passwords are hashed with its hasher preset ` +
+      "(PasswordHasher.djangoPresets), PASSWORD_HASHERS and PASSWORD_HASHER_* still override it"
+  ),
+  Options.optional
+)
 
 interface Database {
   readonly database: string
   readonly databaseUrl: Option.Option<Redacted.Redacted<string>>
   /** Some on a Django site's database (`--django`). */
   readonly django: Option.Option<SqlUserStore.DjangoOptions>
+  /** With `--django`: the site's Django (`--django-version`, else `DJANGO_VERSION`), if given. */
+  readonly djangoVersion: Option.Option<PasswordHasher.DjangoVersion>
 }
 
 const usage = (message: string) => ValidationError.invalidValue(HelpDoc.p(message))
@@ -101,14 +116,20 @@ const database: Options.Options<Database> = Options.all({
   django: djangoFlag,
   userTable: djangoUserTable,
   userColumn: djangoUserColumn,
-  usernameField: djangoUsernameField
+  usernameField: djangoUsernameField,
+  version: djangoVersion
 }).pipe(
-  Options.mapEffect(({ django: isDjango, file, url, userColumn, userTable, usernameField }) => {
+  Options.mapEffect(({ django: isDjango, file, url, userColumn, userTable, usernameField, version }) => {
     if (Option.isSome(file) && Option.isSome(url)) {
       return Effect.fail(usage("--database and --database-url exclude each other: give one of them"))
     }
-    if (!isDjango && (Option.isSome(userTable) || Option.isSome(userColumn) || Option.isSome(usernameField))) {
-      return Effect.fail(usage("--django-user-table, --django-user-column and --django-username-field go with --django"))
+    if (
+      !isDjango &&
+      (Option.isSome(userTable) || Option.isSome(userColumn) || Option.isSome(usernameField) || Option.isSome(version))
+    ) {
+      return Effect.fail(
+        usage("--django-user-table, --django-user-column, --django-username-field and --django-version go with --django")
+      )
     }
     const django = isDjango
       ? Option.some<SqlUserStore.DjangoOptions>({
@@ -116,23 +137,33 @@ const database: Options.Options<Database> = Options.all({
         usernameField: Option.getOrUndefined(usernameField)
       })
       : Option.none()
+    // DJANGO_VERSION is read with --django only: beside effect-auth's own tables it means nothing.
+    const versionOf: Effect.Effect<Option.Option<PasswordHasher.DjangoVersion>, ValidationError.ValidationError> =
+      !isDjango || Option.isSome(version)
+        ? Effect.succeed(version)
+        : Config.option(Config.literal(...djangoVersions)("DJANGO_VERSION")).pipe(
+          Effect.mapError((error) => usage(`DJANGO_VERSION: ${String(error)}`))
+        )
     // An empty name is SQLite's temporary database, gone when the command ends: `--database
     // "$DB"` with DB unset would report "Created user ..." and keep nothing. Refused as bad usage.
     const named = (database: string, what: string) =>
       database === ""
         ? Effect.fail(usage(`${what} is empty: name the SQLite file (or give --database-url)`))
-        : Effect.succeed({ database, databaseUrl: url, django })
-    return Option.match(file, {
+        : Effect.succeed(database)
+    const databaseFile = Option.match(file, {
       onSome: (database) => named(database, "--database"),
       onNone: () =>
         Config.string("DATABASE_FILE").pipe(
           Config.withDefault(defaultDatabaseFile),
           Effect.mapError((error) => usage(`DATABASE_FILE: ${String(error)}`)),
           // Only a default for --database: with --database-url an empty one does not matter.
-          Effect.flatMap((database) =>
-            Option.isSome(url) ? Effect.succeed({ database, databaseUrl: url, django }) : named(database, "DATABASE_FILE"))
+          Effect.flatMap((database) => Option.isSome(url) ? Effect.succeed(database) : named(database, "DATABASE_FILE"))
         )
     })
+    return Effect.map(
+      Effect.all([databaseFile, versionOf]),
+      ([database, djangoVersion]): Database => ({ database, databaseUrl: url, django, djangoVersion })
+    )
   })
 )
 
@@ -218,10 +249,30 @@ const openMigrated = (db: Database): Layer.Layer<UserStore.UserStore | SqlClient
     return Layer.effectDiscard(checkTables(db)).pipe(Layer.provideMerge(openDatabase(db, { migrate: false })))
   }))
 
-const HasherLive = Layer.mapError(
-  PasswordHasher.layerConfig(),
-  (error) => new CliError({ message: `bad password hasher settings: ${String(error)}` })
-)
+// Each setting given in PASSWORD_HASHERS / PASSWORD_HASHER_* over the preset's (spreading an
+// unset one, `undefined`, would erase the preset's value).
+const overPreset = (preset: PasswordHasher.Options, env: PasswordHasher.Options): PasswordHasher.Options => {
+  const given = <A extends object>(o: A | undefined) =>
+    Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<A>
+  return {
+    ...preset,
+    ...given(env),
+    pbkdf2: { ...preset.pbkdf2, ...given(env.pbkdf2) },
+    argon2: { ...preset.argon2, ...given(env.argon2) },
+    bcrypt: { ...preset.bcrypt, ...given(env.bcrypt) },
+    scrypt: { ...preset.scrypt, ...given(env.scrypt) }
+  }
+}
+
+// PASSWORD_HASHERS and PASSWORD_HASHER_*, over the preset of the site's Django when given.
+const hasherOf = (db: Database) =>
+  Layer.mapError(
+    PasswordHasher.layerConfig(Option.match(db.djangoVersion, {
+      onNone: () => PasswordHasher.config,
+      onSome: (version) => Config.map(PasswordHasher.config, (env) => overPreset(PasswordHasher.djangoPresets[version], env))
+    })),
+    (error) => new CliError({ message: `bad password hasher settings: ${String(error)}` })
+  )
 
 type StoreError =
   | UserStore.InvalidInput
@@ -354,7 +405,7 @@ const createuser = Command.make(
         isStaff: args.superuser
       }))
       yield* Console.log(`Created ${args.superuser ? "superuser" : "user"} ${JSON.stringify(user.username)} (id ${user.id}).`)
-    }).pipe(Effect.mapError(toCliError), Effect.provide(Layer.merge(openDatabase(args.db), HasherLive)))
+    }).pipe(Effect.mapError(toCliError), Effect.provide(Layer.merge(openDatabase(args.db), hasherOf(args.db))))
 ).pipe(Command.withDescription("Create a user; the password is prompted for, or read from stdin"))
 
 const changepassword = Command.make("changepassword", { username, ...databaseOptions }, (args) =>
@@ -364,7 +415,7 @@ const changepassword = Command.make("changepassword", { username, ...databaseOpt
     const password = yield* Password.read({ confirm: true })
     yield* refusedPassword(UserManager.setPassword(user, password))
     yield* Console.log(`Changed the password of ${JSON.stringify(user.username)}; their sessions are logged out.`)
-  }).pipe(Effect.mapError(toCliError), Effect.provide(Layer.merge(openDatabase(args.db), HasherLive)))).pipe(
+  }).pipe(Effect.mapError(toCliError), Effect.provide(Layer.merge(openDatabase(args.db), hasherOf(args.db))))).pipe(
     Command.withDescription("Set a user's password; the password is prompted for, or read from stdin")
   )
 
@@ -441,7 +492,7 @@ const explain = Command.make(
       const store = yield* UserStore.UserStore
       const user = yield* findUser(store, args.username)
       const objects = yield* Effect.mapError(SqlObjectPermissions.make(objectStoreOptions(args.db)), objectStoreError)
-      const model = yield* Effect.provide(ModelBackend.make(), HasherLive)
+      const model = yield* Effect.provide(ModelBackend.make(), hasherOf(args.db))
       const objectBackend = yield* ObjectPermissionBackend.make().pipe(
         Effect.provideService(ObjectPermissions.ObjectPermissions, objects)
       )

@@ -6,7 +6,8 @@
 #       what Django's authenticate(), has_perm, get_*_permissions and has_module_perms answer,
 #       inside a transaction rolled back (a login would re-hash legacy hashes)
 #   {"action": "read", "db": ..., "users": [...], "passwords": {...}, "perms": [...], "since": iso}
-#       rows effect-auth wrote, as Django reads them: check_password, has_perm, ordering and
+#       rows effect-auth wrote, as Django reads them: the hash's algorithm and iterations and whether
+#       Django would re-hash it at a login (must_update), check_password, has_perm, ordering and
 #       filtering on the timestamps
 #   {"action": "schema", "db": ...}  a dump of the schema, to compare before and after
 #   {"action": "login", "db": ..., "username", "password", "data"?}  Django's test Client logs in
@@ -92,7 +93,7 @@ settings.configure(**{**dict(
 django.setup()
 
 from django.contrib.auth import authenticate  # noqa: E402
-from django.contrib.auth.hashers import PBKDF2PasswordHasher, make_password  # noqa: E402
+from django.contrib.auth.hashers import PBKDF2PasswordHasher, get_hasher, identify_hasher, make_password  # noqa: E402
 from django.contrib.auth.models import Group, Permission, User  # noqa: E402
 from django.contrib.contenttypes.models import ContentType  # noqa: E402
 from django.core.management import call_command  # noqa: E402
@@ -174,12 +175,23 @@ def ask():
     return out
 
 
+def must_update(encoded):
+    # check_password's test (before its setter re-hashes): another algorithm than the preferred
+    # one, or the preferred one's must_update (PBKDF2: other iterations)
+    preferred = get_hasher("default")
+    hasher = identify_hasher(encoded)
+    return hasher.algorithm != preferred.algorithm or preferred.must_update(encoded)
+
+
 def read():
     out = {"users": {}}
     for name in command["users"]:
         user = User.objects.get(username=name)
         out["users"][name] = {
             "id": user.pk,
+            # read before check_password, which re-hashes such a password
+            "hash": "$".join(user.password.split("$")[:2]),
+            "must_update": must_update(user.password) if user.has_usable_password() else None,
             "password": user.check_password(command["passwords"][name]) if name in command["passwords"] else None,
             "perms": [p for p in command["perms"] if user.has_perm(p)],
             "groups": sorted(g.name for g in user.groups.all()),
