@@ -15,8 +15,10 @@
  *   backend no longer configured, or a user it no longer knows, means anonymous), then checks the
  *   auth hash: an HMAC-SHA256 of the user's password hash keyed by the app secret, compared in
  *   constant time. A mismatch flushes the session, so changing a password logs out every session
- *   that was started with the old one. A hash made with one of `fallbackSecrets` is accepted and
- *   re-signed with the current secret (key rotation).
+ *   that was started with the old one. A hash made with one of `fallbackSecrets` is accepted, and
+ *   the session moves to a new id signed with the current secret (key rotation), as Django's
+ *   `get_user` cycles the key: the answer's `sessionId` is then the new id, whose cookie the HTTP
+ *   layer sends.
  * - `updateSessionAuthHash` re-binds one session after its own user changed their password
  *   (Django's `update_session_auth_hash`), under a new id.
  * - Expiry: `maxAge` from login (absolute, default 14 days as Django's `SESSION_COOKIE_AGE`) and,
@@ -180,9 +182,10 @@ export interface SessionUser {
    * absolute end, `maxAge` from its login, or the store's where that is sooner (a Django session's
    * `set_expiry(3600)`). The idle deadline is not in it: it moves with every request while the
    * cookie is sent once, and a cookie that lapsed at the first idle deadline logged out a user
-   * who kept using the site. Set on what `login`, `stepUp` and `updateSessionAuthHash` answer
-   * (the sessions whose cookie the HTTP layer sends); absent on `currentUser`'s, and where a
-   * `Session` service does not say (the cookie then lasts `maxAge`).
+   * who kept using the site. Set on what `login`, `stepUp` and `updateSessionAuthHash` answer,
+   * and `currentUser` when it moved the session to a new id (the sessions whose cookie the HTTP
+   * layer sends); absent on `currentUser`'s otherwise, and where a `Session` service does not say
+   * (the cookie then lasts `maxAge`).
    *
    * @since 0.4.0
    */
@@ -263,7 +266,30 @@ export interface Service {
   ) => Effect.Effect<void, SessionStore.SessionStoreError>
   /**
    * The session's user, or none (no session, expired by the store or past this service's `maxAge`
-   * or `idleTimeout`, user gone, backend gone, stale auth hash).
+   * or `idleTimeout`, user gone, backend gone, stale auth hash: that session is flushed).
+   *
+   * A session whose auth hash was made under one of `fallbackSecrets` moves to a new id, as
+   * Django's `get_user` cycles the key (`cycle_key`) after a key rotation: the answer's `sessionId`
+   * is then not the one given (send it as the new cookie, with `cookieExpiresAt`, which is set only
+   * then), the old id is dead, and the session keeps its CSRF token, its login time and, in a store
+   * shared with Django, its other data. Of several requests that read the old id at once, one
+   * moves the session; the others answer none (one session lives on, under the winner's id), as a
+   * request that reaches Django after its cycle reads an empty session. A session that verifies
+   * under the current secret costs no more than before: no write beyond the idle refresh.
+   *
+   * @example
+   * ```ts
+   * import { Effect, Option, Redacted } from "effect"
+   * import { Session } from "effect-auth"
+   *
+   * const resolve = (cookie: string) =>
+   *   Effect.flatMap(Session.Session, (sessions) =>
+   *     Effect.map(sessions.currentUser(cookie), Option.map((current) => ({
+   *       user: current.user,
+   *       // A session verified under a fallback secret moved: the response must carry its new id.
+   *       newCookie: Redacted.value(current.sessionId) === cookie ? undefined : current.sessionId
+   *     }))))
+   * ```
    */
   readonly currentUser: (
     sessionId: SessionId | undefined
@@ -417,12 +443,15 @@ export const make = (
     }
     const format = options.format === "django" ? crypto.djangoFormatWith(hashing) : crypto.effectAuthFormat
     const authHash = format.authHasher(options.secret)
-    // A hash made under a fallback secret, or in an older form the format still accepts: valid,
-    // and rewritten with the current one.
-    const olderAuthHashes = [
-      ...fallbacks.map(format.authHasher),
-      ...[options.secret, ...fallbacks].flatMap(format.legacyAuthHashers)
-    ]
+    // A hash made under a fallback secret (in any form the format accepts): valid, and the session
+    // moves to a new id under the current one, as Django's `get_user` cycles its key. A hash in an
+    // older form under the current secret (Django 3.2's `_legacy_get_session_auth_hash`): valid,
+    // and rewritten in place, as the secret it proves is still the current one.
+    const fallbackAuthHashes = fallbacks.flatMap((fallback) => [
+      format.authHasher(fallback),
+      ...format.legacyAuthHashers(fallback)
+    ])
+    const legacyAuthHashes = format.legacyAuthHashers(options.secret)
     const passwordHashOf = options.passwordHashOf ?? passwordHashField
     const maxAgeMillis = Duration.toMillis(maxAge)
     const idleMillis = Option.map(idleTimeout, Duration.toMillis)
@@ -436,13 +465,21 @@ export const make = (
       })
     const hashOf = (user: User) => authHash(passwordHash(user))
     // Django's `get_user`: the session's hash must be the user's password hash's, under the secret
-    // or one of its fallbacks (then the session is signed again under the secret). An empty one
-    // (no password when it started) never holds under a fallback.
-    const authHashHolds = (record: SessionStore.SessionRecord, user: User): "yes" | "under an older secret" | "no" => {
+    // or one of its fallbacks (then the session is signed again under the secret, under a new id).
+    // An empty one (no password when it started) never holds under a fallback. The current
+    // secret's hash is compared first and alone: a session that holds costs nothing more.
+    const authHashHolds = (
+      record: SessionStore.SessionRecord,
+      user: User
+    ): "yes" | "in an older form" | "under a fallback secret" | "no" => {
       if (crypto.equal(record.authHash, hashOf(user))) return "yes"
-      return record.authHash !== "" &&
-          olderAuthHashes.some((older) => crypto.equal(record.authHash, older(passwordHash(user))))
-        ? "under an older secret"
+      if (record.authHash === "") return "no"
+      const password = passwordHash(user)
+      const matches = (older: (passwordHash: string) => string) => crypto.equal(record.authHash, older(password))
+      return legacyAuthHashes.some(matches)
+        ? "in an older form"
+        : fallbackAuthHashes.some(matches)
+        ? "under a fallback secret"
         : "no"
     }
     const expiry = (createdAt: number, lastSeenAt: number) =>
@@ -677,7 +714,23 @@ export const make = (
           yield* store.delete(storeKey)
           return Option.none()
         }
-        if (held === "under an older secret") {
+        if (held === "under a fallback secret") {
+          // Django's `get_user` cycles the key (`cycle_key`, which keeps the session's data) and
+          // stores the current hash: the session moves to a new id, whose cookie the HTTP layer
+          // sends, and keeps its CSRF token, its login time and what a store shared with Django
+          // holds besides. Of requests that read the old id at once, only the one whose delete
+          // found it wins (`succeed`); the others delete their new session again and read as
+          // anonymous, as a request reaching Django after its cycle reads an empty session.
+          const next: SessionStore.SessionRecord = {
+            ...record,
+            authHash: hashOf(user),
+            lastSeenAt: now,
+            expiresAt: expiry(record.createdAt, now)
+          }
+          const issued = yield* succeed(next, now, id)
+          return Option.map(issued, ([newId, stored, keptUntil]) => withCookie(user, newId, stored, keptUntil))
+        }
+        if (held === "in an older form") {
           current = { ...record, authHash: hashOf(user) }
           if (!(yield* store.replace(storeKey, current, now))) return Option.none()
         }
@@ -917,14 +970,24 @@ export const logout = (
 ): Effect.Effect<void, SessionStore.SessionStoreError, Session> => Effect.flatMap(Session, (s) => s.logout(sessionId, request))
 
 /**
- * The session's user, with the `Session` service in context.
+ * The session's user, with the `Session` service in context (see {@link Service.currentUser}).
+ * A session verified under one of `fallbackSecrets` moves to a new id, as Django's `get_user`
+ * cycles the key: the answer's `sessionId` is then the new id, which the client must be sent (the
+ * HTTP layer sets the cookie), and the old id is dead.
  *
  * @example
  * ```ts
- * import { Effect, Option } from "effect"
+ * import { Effect, Option, Redacted } from "effect"
  * import { Session } from "effect-auth"
  *
  * const nameOf = (sessionId: string) => Effect.map(Session.currentUser(sessionId), Option.map((s) => s.user.username))
+ *
+ * // Outside the HTTP layer: after a key rotation the session may come back under a new id.
+ * const withCookie = (sessionId: string) =>
+ *   Effect.map(Session.currentUser(sessionId), Option.map((s) => ({
+ *     username: s.user.username,
+ *     cookie: Redacted.value(s.sessionId) // differs from `sessionId` when the session moved
+ *   })))
  * ```
  *
  * @since 0.1.0

@@ -126,6 +126,41 @@ const sorted = (set: ReadonlySet<string>) => [...set].sort()
 
 // What Django's login, update_session_auth_hash and logout do to a session's other data (a cart),
 // held against the session service on a store shared with Django: `site` answers for Django.
+// A SECRET_KEY rotation, the old key in SECRET_KEY_FALLBACKS (Django 4.1+): Django's get_user
+// moves a session its hash verifies only by a fallback to a new key (cycle_key, which keeps the
+// session's data) and stores the current hash. A session Django made before the rotation, read by
+// effect-auth after it (`Session.Session` under the new secret, the old one a fallback): moved the
+// same way, and Django then reads the new key logged in. `site` runs an action on the site, its
+// settings before the rotation unless `settings` are given.
+const rotated = { SECRET_KEY: "the-rotated-django-secret", SECRET_KEY_FALLBACKS: ["django-site-secret"] }
+const fallbackCycle = (site: (action: string, extra: object, settings?: object) => any) =>
+  Effect.gen(function*() {
+    const sessions = yield* Session.Session
+    // A cart, and Django's CSRF secret under CSRF_USE_SESSIONS: cycle_key keeps them both.
+    const data = { cart: [1, 2], _csrftoken: "k".repeat(32) }
+    const key: string = site("login", { username: "alice", password: "alice-pw-1", data }).key
+    const aliceId: number = site("whoami", { key }).id
+    expect(aliceId).not.toBe(null)
+    const token = Redacted.value(Option.getOrThrow(yield* sessions.csrfToken(key)))
+
+    const moved = Option.getOrThrow(yield* sessions.currentUser(key))
+    const newKey = Redacted.value(moved.sessionId)
+    expect(moved.user.username).toBe("alice")
+    expect(newKey).toMatch(/^[a-z0-9]{32}$/)
+    expect(newKey).not.toBe(key)
+    expect(Redacted.value(moved.csrfToken)).toBe(token)
+    // Django reads the new key logged in, with the session's data, and keeps it (its hash is the
+    // current secret's: no second cycle); the old key is gone on both sides.
+    expect(site("whoami", { key: newKey }, rotated)).toEqual({ id: aliceId, key: newKey, data })
+    expect(site("whoami", { key }, rotated).id).toBe(null)
+    expect(yield* sessions.currentUser(key)).toEqual(Option.none())
+    // Signed and hashed under the new secret: read once the fallback is dropped too.
+    expect(site("whoami", { key: newKey }, { SECRET_KEY: rotated.SECRET_KEY }).id).toBe(aliceId)
+    const again = Option.getOrThrow(yield* sessions.currentUser(newKey))
+    expect(Redacted.value(again.sessionId)).toBe(newKey)
+    expect(Redacted.value(again.csrfToken)).toBe(token)
+  })
+
 const otherSessions = (site: (action: string, extra: object) => any) =>
   Effect.gen(function*() {
     const sessions = yield* Session.Session
@@ -701,6 +736,24 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
           }),
         300_000
       )
+
+      it.scopedLive(
+        "a session Django made before a SECRET_KEY rotation moves to a new key as Django's get_user moves it; Django reads it there, logged in",
+        () =>
+          Effect.gen(function*() {
+            const { db, store } = yield* engine.make
+            site("seed", db)
+            const before = Redacted.make("django-site-secret")
+            const after = Redacted.make(rotated.SECRET_KEY)
+            const Live = Session.layer({ secret: after, fallbackSecrets: [before], format: "django" }).pipe(
+              Layer.provideMerge(DjangoSessionStore.layer({ secret: after, fallbackSecrets: [before] })),
+              Layer.provideMerge(chain(store()))
+            )
+            yield* fallbackCycle((action, extra, settings) => site(action, db, { ...extra, ...(settings && { settings }) }))
+              .pipe(Effect.provide(Live))
+          }),
+        300_000
+      )
     }
 
     it.scopedLive("a site whose session store class has a name of its own: sessions cross over under that name's salt", () =>
@@ -1195,15 +1248,17 @@ for (const django of djangos.filter((d) => Number(d.version) >= 4)) {
           default: { BACKEND: "django.core.cache.backends.redis.RedisCache", LOCATION: RedisUtil.redisUrl, KEY_PREFIX: keyPrefix }
         }
       }
-      const site = (action: string, extra: object = {}) => siteOf(action, db, { ...extra, settings }, django)
+      const site = (action: string, extra: object = {}, more: object = {}) =>
+        siteOf(action, db, { ...extra, settings: { ...settings, ...more } }, django)
       site("seed")
       const client = yield* RedisUtil.client
-      const secret = Redacted.make("django-site-secret")
-      const Live = Session.layer({ secret, format: "django" }).pipe(
-        Layer.provideMerge(DjangoSessionStore.layerCache({ secret, client, keyPrefix })),
-        Layer.provideMerge(chainOf(store(), django))
-      )
-      return { site, client, keyPrefix, Live }
+      const live = (secret: Redacted.Redacted<string>, fallbackSecrets: ReadonlyArray<Redacted.Redacted<string>> = []) =>
+        Session.layer({ secret, fallbackSecrets, format: "django" }).pipe(
+          Layer.provideMerge(DjangoSessionStore.layerCache({ secret, fallbackSecrets, client, keyPrefix })),
+          Layer.provideMerge(chainOf(store(), django))
+        )
+      const Live = live(Redacted.make("django-site-secret"))
+      return { site, client, keyPrefix, Live, live }
     })
 
     it.scopedLive("sessions shared both ways through the cache: login, logout and password change cross over", () =>
@@ -1249,6 +1304,16 @@ for (const django of djangos.filter((d) => Number(d.version) >= 4)) {
           expect(yield* ours("evilevilevilevilevil")).toEqual(Option.none())
         }).pipe(Effect.provide(Live))
       }), 300_000)
+
+    if (Number(django.version) >= 4.1) {
+      it.scopedLive("a session Django made before a SECRET_KEY rotation moves to a new cache key as Django's get_user moves it", () =>
+        Effect.gen(function*() {
+          const { live, site } = yield* cacheSite
+          yield* fallbackCycle(site).pipe(
+            Effect.provide(live(Redacted.make(rotated.SECRET_KEY), [Redacted.make("django-site-secret")]))
+          )
+        }), 300_000)
+    }
 
     // The cache keeps the session dict pickled, with Python's types: a float 1.0, a tuple, a
     // dict with int keys. Rewritten by effect-auth they came back as JavaScript held them (1, a

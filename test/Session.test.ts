@@ -340,7 +340,7 @@ describe("Session", () => {
       expect(yield* current(idOf(started)).pipe(Effect.provide(setup({}, old, storeLayer)))).toEqual(Option.some("alice"))
     }).pipe(Effect.scoped))
 
-  it.effect("secret rotation: a fallback secret still verifies and the session is re-signed", () =>
+  it.effect("secret rotation: a fallback secret still verifies, and the session moves to a new id signed with the new secret", () =>
     Effect.gen(function*() {
       const directory = makeDirectory()
       directory.add("alice")
@@ -352,11 +352,125 @@ describe("Session", () => {
       const b = yield* loginAs("alice").pipe(Effect.provide(withOld))
       // Without the fallback, an old signature does not verify: flushed.
       expect(Option.isNone(yield* Session.currentUser(b.sessionId).pipe(Effect.provide(rotated)))).toBe(true)
-      // With it, it verifies and is re-signed with the new secret...
-      expect(yield* current(idOf(a)).pipe(Effect.provide(rotating))).toEqual(Option.some("alice"))
-      // ...so it survives the fallback's removal.
-      expect(yield* current(idOf(a)).pipe(Effect.provide(rotated))).toEqual(Option.some("alice"))
+      // With it, it verifies, and moves to a new id re-signed with the new secret...
+      const moved = Option.getOrThrow(yield* Session.currentUser(a.sessionId).pipe(Effect.provide(rotating)))
+      expect(moved.user.username).toBe("alice")
+      expect(idOf(moved)).not.toBe(idOf(a))
+      // ...so it survives the fallback's removal, under its new id only.
+      expect(yield* current(idOf(moved)).pipe(Effect.provide(rotated))).toEqual(Option.some("alice"))
+      expect(yield* current(idOf(a)).pipe(Effect.provide(rotating))).toEqual(Option.none())
     }).pipe(Effect.scoped))
+
+  // Django's get_user: a hash verified by a fallback secret cycles the key (cycle_key keeps the
+  // session's data) and stores the current hash.
+  it.effect("a session verified under a fallback secret moves to a new id as Django's cycle_key does: token and login time kept, old id dead, one session left", () =>
+    Effect.gen(function*() {
+      const directory = makeDirectory()
+      directory.add("alice")
+      const recording = recordingStore()
+      const store = Layer.succeedContext(yield* Layer.build(recording.layer))
+      const withOld = setup({ secret, maxAge: "1 day" }, directory, store)
+      const rotating = setup({ secret: newSecret, fallbackSecrets: [secret], maxAge: "1 day" }, directory, store)
+      const started = yield* loginAs("alice").pipe(Effect.provide(withOld))
+      yield* TestClock.adjust("2 hours")
+      const moved = Option.getOrThrow(yield* Session.currentUser(started.sessionId).pipe(Effect.provide(rotating)))
+      expect(idOf(moved)).toMatch(/^[A-Za-z0-9_-]{43}$/)
+      expect(idOf(moved)).not.toBe(idOf(started))
+      expect(Redacted.value(moved.csrfToken)).toBe(Redacted.value(started.csrfToken))
+      // The cookie to send: to the end of the login it continues, not a day from now.
+      expect(moved.cookieExpiresAt?.getTime()).toBe(24 * 3600_000)
+      expect(moved.expiresAt.getTime()).toBe(24 * 3600_000)
+      const sessions = yield* SessionStore.SessionStore.pipe(Effect.provide(store))
+      const now = yield* Clock.currentTimeMillis
+      const live = yield* Effect.filter(recording.keys, (key) => Effect.map(sessions.get(key, now), Option.isSome))
+      expect(live).toHaveLength(1)
+      expect(live[0]).not.toBe(recording.keys[0])
+      // Served again under the new id as it is: no further move, no cookie.
+      const again = Option.getOrThrow(yield* Session.currentUser(moved.sessionId).pipe(Effect.provide(rotating)))
+      expect(idOf(again)).toBe(idOf(moved))
+      expect(again.cookieExpiresAt).toBeUndefined()
+      expect(yield* Effect.flatMap(Session.Session, (s) => s.csrfToken(moved.sessionId)).pipe(Effect.provide(rotating)))
+        .toEqual(Option.some(moved.csrfToken))
+    }).pipe(Effect.scoped))
+
+  it.effect("a session that verifies under the current secret is only read: no write, no new id", () =>
+    Effect.gen(function*() {
+      const directory = makeDirectory()
+      directory.add("alice")
+      const calls: Array<string> = []
+      const counting = Layer.effect(
+        SessionStore.SessionStore,
+        Effect.map(MemorySessionStore.make, (memory): SessionStore.Service => ({
+          get: (key, now) => Effect.zipRight(Effect.sync(() => calls.push("get")), memory.get(key, now)),
+          set: (key, record, now) => Effect.zipRight(Effect.sync(() => calls.push("set")), memory.set(key, record, now)),
+          replace: (key, record, now) =>
+            Effect.zipRight(Effect.sync(() => calls.push("replace")), memory.replace(key, record, now)),
+          delete: (key) => Effect.zipRight(Effect.sync(() => calls.push("delete")), memory.delete(key)),
+          deleteExpired: memory.deleteExpired
+        }))
+      )
+      return yield* Effect.gen(function*() {
+        const started = yield* loginAs("alice")
+        calls.length = 0
+        const found = Option.getOrThrow(yield* Session.currentUser(started.sessionId))
+        expect(idOf(found)).toBe(idOf(started))
+        expect(found.cookieExpiresAt).toBeUndefined()
+        expect(calls).toEqual(["get"])
+      }).pipe(Effect.provide(setup({ secret: newSecret, fallbackSecrets: [secret] }, directory, counting)))
+    }))
+
+  // Requests that read the old id at once (a page's parallel calls after a rotation): one moves
+  // the session, the others read as anonymous, as a request reaching Django after its cycle_key
+  // reads an empty session; never two live sessions, never a defect.
+  it.effect("of requests that move one session at once, one wins; the others read as anonymous and leave nothing behind", () =>
+    Effect.gen(function*() {
+      const directory = makeDirectory()
+      directory.add("alice")
+      const memory = yield* MemorySessionStore.make
+      const keys: Array<string> = []
+      const reached = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      let armed = false
+      // `set` records its key, and once armed stops before writing: the first request has read
+      // the old session and holds before storing its successor.
+      const paused: SessionStore.Service = {
+        ...memory,
+        set: (key, record, now) =>
+          Effect.suspend(() => {
+            keys.push(key)
+            if (!armed) return memory.set(key, record, now)
+            armed = false
+            return Effect.zipRight(
+              Effect.zipRight(Deferred.succeed(reached, undefined), Deferred.await(release)),
+              memory.set(key, record, now)
+            )
+          })
+      }
+      const store = Layer.succeed(SessionStore.SessionStore, paused)
+      const started = yield* loginAs("alice").pipe(Effect.provide(setup({ secret }, directory, store)))
+      const rotating = setup({ secret: newSecret, fallbackSecrets: [secret] }, directory, store)
+      yield* Effect.gen(function*() {
+        armed = true
+        const first = yield* Effect.fork(Session.currentUser(started.sessionId))
+        // (a request that never stores a successor is not held)
+        yield* Effect.raceFirst(Deferred.await(reached), Effect.asVoid(Fiber.await(first)))
+        const second = yield* Session.currentUser(started.sessionId)
+        yield* Deferred.succeed(release, undefined)
+        const outcomes = [yield* Fiber.join(first), second]
+        // Then many more at once, and a late one: the old id is dead.
+        const more = yield* Effect.all(Array.from({ length: 8 }, () => Session.currentUser(started.sessionId)), {
+          concurrency: "unbounded"
+        })
+        const winners = [...outcomes, ...more].filter(Option.isSome)
+        expect(winners).toHaveLength(1)
+        expect(idOf(winners[0]!.value)).not.toBe(idOf(started))
+        expect(Option.isSome(second)).toBe(true)
+        const now = yield* Clock.currentTimeMillis
+        const live = yield* Effect.filter(keys, (key) => Effect.map(paused.get(key, now), Option.isSome))
+        expect(live).toHaveLength(1)
+        expect(yield* current(idOf(winners[0]!.value))).toEqual(Option.some("alice"))
+      }).pipe(Effect.provide(rotating))
+    }))
 
   it.effect("a user without a password hash has an unbound session, until a hash appears", () => {
     const directory = makeDirectory()

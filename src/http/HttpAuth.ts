@@ -38,7 +38,9 @@
  * Session cookies are `HttpOnly`, `SameSite=Lax`, `Path=/` by default, `Secure` when configured,
  * and last `Session`'s `maxAge`. A cookie whose session is gone (expired, logged out, stale
  * password) is deleted in the response. Login also sets the CSRF cookie (see `http/Csrf`), and
- * both are deleted by logout.
+ * both are deleted by logout. A session verified under one of `Session`'s `fallbackSecrets` moves
+ * to a new id (Django's `get_user` cycles the key): the response sets the new cookies, and the rest
+ * of the request goes by the new id.
  *
  * @example
  * ```ts

@@ -1,10 +1,17 @@
 // The one behaviour suite every SessionStore implementation must pass (memory, SQLite, PostgreSQL, Redis).
 import { describe, expect, it } from "@effect/vitest"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import type * as Layer from "effect/Layer"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as AuthService from "../../src/AuthService.js"
+import * as Session from "../../src/Session.js"
 import * as SessionStore from "../../src/SessionStore.js"
+import * as TestAuth from "../../src/testing/TestAuth.js"
+import * as TestBackend from "../../src/testing/TestBackend.js"
 import { hostile } from "./hostile.js"
 
 export interface SessionStoreSuiteOptions {
@@ -227,6 +234,46 @@ export const sessionStoreSuite = (name: string, options: SessionStoreSuiteOption
           expect(Option.getOrThrow(yield* store.get("live", T0))).toEqual(live)
         })
       ))
+
+    // Session's cycle after a key rotation (Django's get_user cycles the key of a session verified
+    // by a fallback secret) is a write of the new session and a delete of the old one: the delete's
+    // answer decides which of the requests that read the old id at once moves it.
+    it.live("Session over the store: a session verified under a fallback secret moves to a new id; of requests at once, one wins", () =>
+      Effect.gen(function*() {
+        const keys: Array<string> = []
+        const inner = Context.get(yield* Layer.build(options.layer()), SessionStore.SessionStore)
+        const store: SessionStore.Service = {
+          ...inner,
+          set: (key, record, now) => Effect.zipRight(Effect.sync(() => keys.push(key)), inner.set(key, record, now))
+        }
+        const alice = { ...TestBackend.user("alice"), passwordHash: Redacted.make("pbkdf2_sha256$1$salt$alice") }
+        const sessions = (secrets: Pick<Session.Options, "secret" | "fallbackSecrets">) =>
+          Session.layer(secrets).pipe(
+            Layer.provideMerge(TestAuth.layer([TestBackend.succeed("sso", alice)])),
+            Layer.provide(Layer.succeed(SessionStore.SessionStore, store))
+          )
+        const before = Redacted.make("the secret before the rotation, long enough")
+        const after = Redacted.make("the secret after the rotation, long enough")
+        const started = yield* Effect.flatMap(AuthService.authenticate({ token: "t" }), (a) => Session.login(a)).pipe(
+          Effect.provide(sessions({ secret: before }))
+        )
+        const outcomes = yield* Effect.all(
+          Array.from({ length: 10 }, () => Session.currentUser(started.sessionId)),
+          { concurrency: "unbounded" }
+        ).pipe(Effect.provide(sessions({ secret: after, fallbackSecrets: [before] })))
+        const winners = outcomes.filter(Option.isSome).map((o) => o.value)
+        expect(winners).toHaveLength(1)
+        const moved = winners[0]!
+        expect(Redacted.value(moved.sessionId)).not.toBe(Redacted.value(started.sessionId))
+        expect(Redacted.value(moved.csrfToken)).toBe(Redacted.value(started.csrfToken))
+        const now = yield* Clock.currentTimeMillis
+        const live = yield* Effect.filter(keys, (key) => Effect.map(store.get(key, now), Option.isSome))
+        expect(live).toHaveLength(1)
+        expect(live[0]).not.toBe(keys[0])
+        // Under the new secret alone, the new id is the session.
+        const found = yield* Session.currentUser(moved.sessionId).pipe(Effect.provide(sessions({ secret: after })))
+        expect(Option.map(found, (s) => Redacted.value(s.sessionId))).toEqual(Option.some(Redacted.value(moved.sessionId)))
+      }).pipe(Effect.scoped))
 
     it.live("many concurrent sessions each read back their own record", () =>
       withStore((store) =>

@@ -338,11 +338,36 @@ export const make = (env: Env): Fold => {
     }
     const service = sessions.value
     // The continuation runs in the same fiber, so `fiber` still describes it.
-    return Effect.flatMap(storeUnavailable(service.currentUser(cookieValue)), (session) =>
-      Option.isNone(session)
-        ? Effect.zipRight(forgetCookie(service, cookieValue), runAmbient(request, cookieValue, session, cache, fiber))
-        : runAmbient(request, cookieValue, session, cache, fiber))
+    return Effect.flatMap(storeUnavailable(service.currentUser(cookieValue)), (session) => {
+      if (Option.isNone(session)) {
+        return Effect.zipRight(forgetCookie(service, cookieValue), runAmbient(request, cookieValue, session, cache, fiber))
+      }
+      // The one check a session that holds under the current secret pays: it kept its id.
+      const id = Redacted.value(session.value.sessionId)
+      return id === cookieValue
+        ? runAmbient(request, cookieValue, session, cache, fiber)
+        : moved(request, id, session, cache, fiber)
+    })
   }
+
+  // `currentUser` moved the session to a new id (verified under a fallback secret: Django's
+  // `get_user` cycles the key). The response carries its cookie, as Django's middleware sends the
+  // cycled key, and the rest of the request goes by it: the old id is dead, so a logout, a
+  // step-up or a login later in the request (or the remote-user step) must name the new one.
+  const moved = (
+    request: HttpServerRequest.HttpServerRequest,
+    id: string,
+    session: Option.Some<Session.SessionUser>,
+    cache: Cache,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
+  ): Effect.Effect<Resolved, Failure> =>
+    Effect.zipRight(
+      cookies.set(session.value),
+      Effect.suspend(() => {
+        goBy(request, session)
+        return runAmbient(request, id, session, cache, fiber)
+      })
+    )
 
   // A cookie that names no session is cleared, unless the store still holds something under it
   // that is not ours to end (an anonymous Django session): Django keeps that cookie.

@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
+import * as Redacted from "effect/Redacted"
 import { AuthConfigError } from "../../AuthError.js"
 import type { AuthRequest } from "../../AuthRequest.js"
 import * as AuthService from "../../AuthService.js"
@@ -310,6 +311,14 @@ export const make = (
           ? loaded
           : yield* storeUnavailable(s.currentUser(cookieValue))
         if (Option.isNone(current)) return yield* unauthorized
+        // Read here (no middleware resolved the request), a session verified under a fallback
+        // secret moved to a new id: the old one is dead, so the client gets the new cookie whatever
+        // the code's verdict, and the step-up is of the new id.
+        const currentId = Redacted.value(current.value.sessionId)
+        if (loaded === undefined && currentId !== cookieValue) {
+          yield* adopt(request, current)
+          yield* cookies.set(current.value)
+        }
         const authenticated = yield* Effect.catchAll(
           auth.authenticateUnknown(
             { username: current.value.user.username, otpToken },
@@ -319,7 +328,7 @@ export const make = (
         )
         // Only a second-factor backend's word counts, not another that happens to take the shape.
         if (!isSecondFactor(authenticated)) return yield* unauthorized
-        const stepped = yield* storeUnavailable(s.stepUp(cookieValue, authenticated))
+        const stepped = yield* storeUnavailable(s.stepUp(currentId, authenticated))
         if (Option.isNone(stepped)) return yield* unauthorized
         yield* adopt(request, stepped)
         yield* cookies.set(stepped.value)
