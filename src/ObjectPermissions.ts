@@ -24,12 +24,12 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { collectionOf } from "./internal/collection.js"
+import * as internalRef from "./internal/objectRef.js"
 import { isStorable } from "./internal/wellFormed.js"
 import * as Permissions from "./Permissions.js"
 
-// What every store keeps as it is (`isStorable`): PostgreSQL refuses a NUL and writes a lone
-// surrogate as U+FFFD, where SQLite and memory kept both, so the engines answered each their own way.
-const storable = (s: string) => isStorable(s) || "no NUL or lone surrogate"
+// (read once, own properties only: see internal/objectRef)
+const readRef = internalRef.readRef
 
 /**
  * An object, as object permissions name it: its content type (`app_label.model`, Django's
@@ -48,10 +48,7 @@ const storable = (s: string) => isStorable(s) || "no NUL or lone surrogate"
  * @since 0.2.0
  * @category schemas
  */
-export const ObjectRef = Schema.Struct({
-  contentType: Schema.String.pipe(Schema.maxLength(201), Schema.pattern(/^[^.\s]+\.[^.\s]+$/), Schema.filter(storable)),
-  objectPk: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.filter(storable))
-})
+export const ObjectRef = internalRef.ObjectRef
 
 /**
  * @example
@@ -84,8 +81,6 @@ export const ref = (contentType: string, objectPk: string | number): ObjectRef =
   objectPk: String(objectPk)
 })
 
-const isRef = Schema.is(ObjectRef)
-
 /**
  * The object reference of a `hasPerm` object, when it is one (anything with a valid `contentType`
  * and a string `objectPk` of its own, as {@link ObjectRef} checks them); none for anything else,
@@ -104,21 +99,6 @@ const isRef = Schema.is(ObjectRef)
  * @category utils
  */
 export const refOf = (obj: unknown): Option.Option<ObjectRef> => Option.fromNullable(readRef(obj))
-
-// An untyped caller's object is read once, own properties only, into a plain reference: a getter
-// or a Proxy trap that throws (a revoked Proxy) makes it no reference, and one that answers
-// something else when read again cannot change what was checked.
-const readRef = (obj: unknown): ObjectRef | undefined => {
-  if (typeof obj !== "object" || obj === null) return undefined
-  try {
-    const ref = { contentType: ownValue(obj, "contentType"), objectPk: ownValue(obj, "objectPk") }
-    return isRef(ref) ? ref : undefined
-  } catch {
-    return undefined
-  }
-}
-const ownValue = (obj: object, key: string): unknown =>
-  Object.hasOwn(obj, key) ? (obj as Record<string, unknown>)[key] : undefined
 
 /**
  * A store operation that failed (the database could not be reached, bad input: an id or a group

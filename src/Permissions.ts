@@ -7,7 +7,8 @@
  * without the method are skipped, and no `true` means `false`.
  *
  * Within {@link withRequestCache} each answer is computed once per user object, permission and
- * object, so a page that asks the same question twenty times asks each backend once.
+ * object (an object by its reference, `contentType` and `objectPk`: see {@link cached}), so a
+ * page that asks the same question twenty times asks each backend once.
  *
  * @since 0.1.0
  */
@@ -17,6 +18,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as AuthError from "./AuthError.js"
 import { codePointsWithin } from "./internal/codePoints.js"
+import { readRef } from "./internal/objectRef.js"
 
 /**
  * A permission string `app_label.codename`, at most 255 characters: an app label (no dot, no
@@ -79,7 +81,8 @@ export const appLabel = (perm: string): Option.Option<string> => Option.map(pars
 
 /**
  * The per-request answer cache. Keys are the user object (so two users with equal ids from
- * different backends never share answers), the question, and the object of an object permission.
+ * different backends never share answers), the question, and the object of an object permission
+ * (by its reference: see {@link cached}).
  *
  * @example
  * ```ts
@@ -137,7 +140,11 @@ export const withRequestCache = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.
 
 /**
  * Answers from the request cache when one is in scope and holds the answer; otherwise computes
- * the answer and stores it (successes only: a failure is asked again).
+ * the answer and stores it (successes only: a failure is asked again). Answers are kept per user
+ * object and question, and per object: a value that is no object (a string, a number) as itself;
+ * an object by its reference as `ObjectPermissions.refOf` reads it (`contentType` and `objectPk`),
+ * never by its identity, since an object reused for another row (its `objectPk` changed) is
+ * another question; an object that is no reference is not cached.
  *
  * @example
  * ```ts
@@ -168,12 +175,28 @@ export const cached = <A, E>(
     if (byQuestion === undefined) byUser.set(user, byQuestion = new Map())
     let byObject = byQuestion.get(question)
     if (byObject === undefined) byQuestion.set(question, byObject = new Map())
-    if (byObject.has(obj)) return Effect.succeed(byObject.get(obj) as A)
-    const answers = byObject
+    const slot = slotOf(byObject, obj)
+    if (slot === undefined) return compute
+    const [answers, key] = slot
+    if (answers.has(key)) return Effect.succeed(answers.get(key) as A)
     return Effect.tap(compute, (answer) => {
-      answers.set(obj, answer)
+      answers.set(key, answer)
     })
   })
+
+// Where an object's answer is kept: a value that is no object (undefined for no object) under
+// itself, since it cannot change; an object reference under `contentType NUL objectPk`, in a map
+// of their own (under a symbol no caller holds: a string object cannot take a reference's place);
+// nothing for any other object, which may be mutated between questions.
+const refAnswers = Symbol("effect-auth/Permissions/refAnswers")
+const slotOf = (byObject: Map<unknown, unknown>, obj: unknown): readonly [Map<unknown, unknown>, unknown] | undefined => {
+  if ((typeof obj !== "object" && typeof obj !== "function") || obj === null) return [byObject, obj]
+  const ref = readRef(obj)
+  if (ref === undefined) return undefined
+  let refs = byObject.get(refAnswers) as Map<unknown, unknown> | undefined
+  if (refs === undefined) byObject.set(refAnswers, refs = new Map())
+  return [refs, `${ref.contentType}\u0000${ref.objectPk}`]
+}
 
 /**
  * The "first true grants, PermissionDenied vetoes" fold over the backends that answer a question.

@@ -248,6 +248,54 @@ describe("per-request cache", () => {
       expect(answers).toEqual([true, false, true])
       expect(a.permissionCalls).toHaveLength(2)
     }))
+
+  it.effect("an object question is cached by the object's reference: one reference object reused for other rows is asked again", () =>
+    Effect.gen(function*() {
+      const a = grants("a", [], { hasPerm: (_u, _p, obj) => (obj as ObjectPermissions.ObjectRef).objectPk === "1" })
+      const visible = yield* withAuth([a])((auth) =>
+        Effect.gen(function*() {
+          const ref = { contentType: "docs.document", objectPk: "" }
+          const out: Array<string> = []
+          for (const pk of ["1", "2", "3", "1"]) {
+            ref.objectPk = pk
+            if (yield* auth.hasPerm(alice, "docs.view_document", ref)) out.push(pk)
+          }
+          // an equal reference in another object is the same question
+          out.push(String(yield* auth.hasPerm(alice, "docs.view_document", ObjectPermissions.ref("docs.document", 2))))
+          return out
+        }).pipe(Permissions.withRequestCache)
+      )
+      expect(visible).toEqual(["1", "1", "false"])
+      expect(a.permissionCalls).toHaveLength(3)
+    }))
+
+  it.effect("an object that is no reference is not cached: it may be another row at the next question", () =>
+    Effect.gen(function*() {
+      const a = grants("a", [], { hasPerm: (_u, _p, obj) => (obj as { id: number }).id === 1 })
+      const answers = yield* withAuth([a])((auth) =>
+        Effect.gen(function*() {
+          const row = { id: 1 }
+          const first = yield* auth.hasPerm(alice, "docs.view_document", row)
+          row.id = 2
+          const second = yield* auth.hasPerm(alice, "docs.view_document", row)
+          return [first, second]
+        }).pipe(Permissions.withRequestCache)
+      )
+      expect(answers).toEqual([true, false])
+      expect(a.permissionCalls).toHaveLength(2)
+    }))
+
+  it.effect("a string object is no reference's key: each is its own question", () =>
+    Effect.gen(function*() {
+      const a = grants("a", [], { hasPerm: (_u, _p, obj) => typeof obj === "string" })
+      const answers = yield* withAuth([a])((auth) =>
+        Effect.all([
+          auth.hasPerm(alice, "docs.view_document", "docs.document\u00001"),
+          auth.hasPerm(alice, "docs.view_document", ObjectPermissions.ref("docs.document", 1))
+        ]).pipe(Permissions.withRequestCache)
+      )
+      expect(answers).toEqual([true, false])
+    }))
 })
 
 describe("permission strings", () => {
