@@ -144,14 +144,17 @@ export const withRequestCache = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.
  * object and question, and per object: a value that is no object (a string, a number) as itself;
  * an object by its reference as `ObjectPermissions.refOf` reads it (`contentType` and `objectPk`),
  * never by its identity, since an object reused for another row (its `objectPk` changed) is
- * another question; an object that is no reference is not cached.
+ * another question; an object that is no reference is not cached. A user that is not active
+ * (`isActive` false, or missing) is not cached either: Django's `ModelBackend` checks `is_active`
+ * before its `_perm_cache`, so a user object set inactive mid-request holds nothing from then on,
+ * whatever it was answered while active.
  *
  * @example
  * ```ts
  * import { Effect } from "effect"
  * import { Permissions } from "effect-auth"
  *
- * const user = { id: "1" }
+ * const user = { id: "1", isActive: true }
  * let asked = 0
  * const ask = Permissions.cached(user, "perm:blog.add_post", undefined, Effect.sync(() => ++asked > 0))
  *
@@ -169,7 +172,7 @@ export const cached = <A, E>(
   compute: Effect.Effect<A, E>
 ): Effect.Effect<A, E> =>
   Effect.flatMap(Effect.serviceOption(RequestCache), (cache) => {
-    if (Option.isNone(cache)) return compute
+    if (Option.isNone(cache) || !isActive(user)) return compute
     const byUser = cache.value.answers
     let byQuestion = byUser.get(user)
     if (byQuestion === undefined) byUser.set(user, byQuestion = new Map())
@@ -183,6 +186,15 @@ export const cached = <A, E>(
       answers.set(key, answer)
     })
   })
+
+// Read as `AuthService` reads it (truthy); a user that throws when read is asked afresh.
+const isActive = (user: object): boolean => {
+  try {
+    return Boolean((user as { readonly isActive?: unknown }).isActive)
+  } catch {
+    return false
+  }
+}
 
 // Where an object's answer is kept: a value that is no object (undefined for no object) under
 // itself, since it cannot change; an object reference under `contentType NUL objectPk`, in a map

@@ -9,8 +9,9 @@ import * as AuthService from "../src/AuthService.js"
 import * as ModelBackend from "../src/backends/ModelBackend.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
 import * as PasswordHasher from "../src/PasswordHasher.js"
+import * as Permissions from "../src/Permissions.js"
 import * as UserStore from "../src/UserStore.js"
-import { djangoPython, runDjango } from "./utils/django.js"
+import { djangoPython, djangos, runDjango } from "./utils/django.js"
 
 interface Seed {
   readonly users: ReadonlyArray<{
@@ -148,4 +149,67 @@ describe.skipIf(djangoPython === undefined)("against Django 3.2 (python3-django)
       const theirs = runDjango(DJANGO, { ...seed, asked, apps }, { database: "memory" })
       expect(yield* ours).toEqual(theirs)
     }).pipe(Effect.provide(Live)))
+})
+
+// Django's user object keeps its answers (_perm_cache) for its life, as a request cache does here,
+// but ModelBackend checks is_active before that cache: a user object set inactive holds nothing
+// from then on. The answers filled before, then asked again of the same object.
+const CACHE = `
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from django.contrib.auth.models import Permission, User
+u = User.objects.create(username="alice")
+p = Permission.objects.get(codename="change_user")
+u.user_permissions.add(p)
+u = User.objects.get(pk=u.pk)
+out = {"before": u.has_perm("auth.change_user")}
+u.user_permissions.remove(p)
+out["afterRevokeSameObject"] = u.has_perm("auth.change_user")
+u.user_permissions.add(p)
+u = User.objects.get(pk=u.pk)
+out["filled"] = [u.has_perm("auth.change_user"), u.has_module_perms("auth"), sorted(u.get_all_permissions())]
+u.is_active = False
+out["afterDeactivateSameObject"] = [u.has_perm("auth.change_user"), u.has_module_perms("auth"), sorted(u.get_all_permissions())]
+u.is_active = True
+out["activeAgain"] = [u.has_perm("auth.change_user"), u.has_module_perms("auth"), sorted(u.get_all_permissions())]
+print(json.dumps(out))
+`
+
+const cacheOurs = Effect.gen(function*() {
+  const store = yield* UserStore.UserStore
+  yield* store.createPermission("auth.change_user")
+  const row = yield* store.create({ username: "alice" })
+  yield* store.grantPermission(row.id, "auth.change_user")
+  return yield* Effect.gen(function*() {
+    const three = (user: UserStore.StoredUser) =>
+      Effect.all([
+        AuthService.hasPerm(user, "auth.change_user"),
+        AuthService.hasModulePerms(user, "auth"),
+        Effect.map(AuthService.getAllPermissions(user), (all) => [...all].sort())
+      ])
+    // a user object as the app holds it: its own copy of the row, which it may change
+    let user = { ...row }
+    const out: Record<string, unknown> = { before: yield* AuthService.hasPerm(user, "auth.change_user") }
+    yield* store.revokePermission(row.id, "auth.change_user")
+    out.afterRevokeSameObject = yield* AuthService.hasPerm(user, "auth.change_user")
+    yield* store.grantPermission(row.id, "auth.change_user")
+    user = { ...row }
+    out.filled = yield* three(user)
+    user.isActive = false
+    out.afterDeactivateSameObject = yield* three(user)
+    user.isActive = true
+    out.activeAgain = yield* three(user)
+    return out
+  }).pipe(Permissions.withRequestCache)
+})
+
+describe.skipIf(djangoPython === undefined)("the request cache against Django's _perm_cache", () => {
+  for (const django of djangos) {
+    it.effect(`a user object set inactive within a request holds nothing from then on, as in Django ${django.version}`, () =>
+      Effect.gen(function*() {
+        const theirs = runDjango(CACHE, {}, { database: "memory", django })
+        expect(theirs.afterDeactivateSameObject).toEqual([false, false, []])
+        expect(yield* cacheOurs).toEqual(theirs)
+      }).pipe(Effect.provide(Live)))
+  }
 })
