@@ -23,9 +23,13 @@
  *
  * @since 0.1.0
  */
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { commonPasswords, lists } from "./internal/commonPasswords.js"
@@ -149,7 +153,7 @@ const codePoints = (s: string): ReadonlyArray<string> => Array.from(s)
  * @since 0.1.0
  * @category validators
  */
-export const minimumLength = (options: { readonly minLength?: number } = {}): Validator => {
+export const minimumLength = (options: { readonly minLength?: number | undefined } = {}): Validator => {
   const minLength = options.minLength ?? 8
   const unit = minLength === 1 ? "character" : "characters"
   const issue: Issue = {
@@ -267,7 +271,7 @@ const attributeOf = (user: object, key: string): unknown => {
  * @category validators
  */
 export const userAttributeSimilarity = (
-  options: { readonly attributes?: ReadonlyArray<Attribute>; readonly maxSimilarity?: number } = {}
+  options: { readonly attributes?: ReadonlyArray<Attribute> | undefined; readonly maxSimilarity?: number | undefined } = {}
 ): Validator => {
   const attributes = options.attributes ?? defaultAttributes
   const maxSimilarity = options.maxSimilarity ?? 0.7
@@ -433,7 +437,7 @@ export const defaultValidators = (
 /**
  * The validators in force (Django's `AUTH_PASSWORD_VALIDATORS` setting): {@link validate},
  * `UserManager` and the CLI use them. Without a layer of yours they are the
- * {@link defaultValidators}; {@link layer} replaces them.
+ * {@link defaultValidators}; {@link layer} (or {@link layerConfig}, from settings) replaces them.
  *
  * @example
  * ```ts
@@ -471,6 +475,195 @@ export class Validators extends Context.Reference<Validators>()("effect-auth/Pas
  */
 export const layer = (validators: ReadonlyArray<Validator>): Layer.Layer<never> =>
   Layer.succeedContext(Context.make(Validators, validators))
+
+/**
+ * The names of Django's four validators as `AUTH_PASSWORD_VALIDATORS` names them (the classes of
+ * `django.contrib.auth.password_validation`), in a new project's order.
+ *
+ * @example
+ * ```ts
+ * import { PasswordValidation } from "effect-auth"
+ *
+ * PasswordValidation.djangoValidatorNames[1] // "MinimumLengthValidator"
+ * ```
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const djangoValidatorNames = [
+  "UserAttributeSimilarityValidator",
+  "MinimumLengthValidator",
+  "CommonPasswordValidator",
+  "NumericPasswordValidator"
+] as const
+
+/**
+ * One of {@link djangoValidatorNames}.
+ *
+ * @example
+ * ```ts
+ * import type { PasswordValidation } from "effect-auth"
+ *
+ * const length: PasswordValidation.DjangoValidatorName = "MinimumLengthValidator"
+ * ```
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export type DjangoValidatorName = (typeof djangoValidatorNames)[number]
+
+/**
+ * Django's validators in force and their options, as a project's `AUTH_PASSWORD_VALIDATORS`
+ * gives them: {@link fromSettings} makes the validators, {@link config} reads the settings from
+ * the environment, {@link layerConfig} does both.
+ *
+ * - `validators`: which of Django's four, in order (default: all four, a new project's settings);
+ *   empty for none (Django's own default, `AUTH_PASSWORD_VALIDATORS = []`).
+ * - `minLength`: `MinimumLengthValidator`'s `min_length` (default 8, at least 1).
+ * - `maxSimilarity`: `UserAttributeSimilarityValidator`'s `max_similarity` (default 0.7, at least 0.1).
+ * - `commonPasswordList`: `CommonPasswordValidator`'s list, the one your Django ships (see
+ *   {@link commonPassword}; default `"django-5.2"`).
+ *
+ * @example
+ * ```ts
+ * import type { PasswordValidation } from "effect-auth"
+ *
+ * // AUTH_PASSWORD_VALIDATORS = [{"NAME": "...MinimumLengthValidator", "OPTIONS": {"min_length": 12}}]
+ * const settings: PasswordValidation.Settings = { validators: ["MinimumLengthValidator"], minLength: 12 }
+ * ```
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export interface Settings {
+  readonly validators?: ReadonlyArray<DjangoValidatorName> | undefined
+  readonly minLength?: number | undefined
+  readonly maxSimilarity?: number | undefined
+  readonly commonPasswordList?: CommonPasswordList | undefined
+}
+
+/**
+ * The validators the {@link Settings} name, with their options. A name that is none of
+ * {@link djangoValidatorNames}, a `minLength` that is no integer of at least 1, a
+ * `maxSimilarity` under 0.1 or an unknown `commonPasswordList` throws a `RangeError`, as Django's
+ * validators refuse bad options when they are built.
+ *
+ * @example
+ * ```ts
+ * import { PasswordValidation } from "effect-auth"
+ *
+ * // Django's four, with a 12-character minimum
+ * const ValidatorsLive = PasswordValidation.layer(PasswordValidation.fromSettings({ minLength: 12 }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const fromSettings = (settings: Settings = {}): ReadonlyArray<Validator> => {
+  const { commonPasswordList, maxSimilarity, minLength } = settings
+  // Checked whichever validators are named: a bad option is a mistake even where it is unused.
+  if (minLength !== undefined && !(Number.isInteger(minLength) && minLength >= 1)) {
+    throw new RangeError("minLength must be an integer of at least 1")
+  }
+  if (maxSimilarity !== undefined && !(maxSimilarity >= 0.1)) throw new RangeError("maxSimilarity must be at least 0.1")
+  if (commonPasswordList !== undefined && !(commonPasswordLists as ReadonlyArray<string>).includes(commonPasswordList)) {
+    throw new RangeError(`commonPasswordList must be one of ${commonPasswordLists.join(", ")}`)
+  }
+  return (settings.validators ?? djangoValidatorNames).map((name): Validator => {
+    switch (name) {
+      case "UserAttributeSimilarityValidator":
+        return userAttributeSimilarity({ maxSimilarity })
+      case "MinimumLengthValidator":
+        return minimumLength({ minLength })
+      case "CommonPasswordValidator":
+        return commonPassword({ list: commonPasswordList })
+      case "NumericPasswordValidator":
+        return numericPassword()
+      default:
+        throw new RangeError(`${JSON.stringify(name)} is none of Django's validators (${djangoValidatorNames.join(", ")})`)
+    }
+  })
+}
+
+const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
+  Config.map(Config.option(config), Option.getOrUndefined)
+
+const validatorPath = "django.contrib.auth.password_validation."
+
+// `MinimumLengthValidator,CommonPasswordValidator`, the dotted paths of settings.py too, or `none`.
+const validatorList = (name: string): Config.Config<ReadonlyArray<DjangoValidatorName>> =>
+  Config.mapOrFail(Config.string(name), (text) => {
+    if (text.trim() === "none") return Either.right([])
+    const names = text.split(",").map((item) => item.trim()).map((item) =>
+      item.startsWith(validatorPath) ? item.slice(validatorPath.length) : item
+    )
+    const unknown = names.filter((item) => !(djangoValidatorNames as ReadonlyArray<string>).includes(item))
+    return unknown.length === 0
+      ? Either.right(names as ReadonlyArray<DjangoValidatorName>)
+      : Either.left(ConfigError.InvalidData(
+        [name],
+        `${unknown.map((item) => JSON.stringify(item)).join(", ")}: expected ${djangoValidatorNames.join(", ")} ` +
+          "(comma-separated), or none"
+      ))
+  })
+
+/**
+ * The {@link Settings} read from configuration (environment variables by default), all optional:
+ * `PASSWORD_VALIDATORS` (Django's validator names, comma-separated, as `AUTH_PASSWORD_VALIDATORS`
+ * lists them, the dotted path or the class name alone; `none` for no validation),
+ * `PASSWORD_MIN_LENGTH`, `PASSWORD_MAX_SIMILARITY` and `PASSWORD_COMMON_LIST` (`django-5.2` or
+ * `django-3.2`). The `effect-auth` CLI reads them.
+ *
+ * @example
+ * ```ts
+ * import { ConfigProvider, Effect } from "effect"
+ * import { PasswordValidation } from "effect-auth"
+ *
+ * const settings = Effect.withConfigProvider(
+ *   PasswordValidation.config,
+ *   ConfigProvider.fromJson({ PASSWORD_VALIDATORS: "MinimumLengthValidator", PASSWORD_MIN_LENGTH: "12" })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Settings> = Config.all({
+  validators: optional(validatorList("PASSWORD_VALIDATORS")),
+  minLength: optional(Config.integer("PASSWORD_MIN_LENGTH")),
+  maxSimilarity: optional(Config.number("PASSWORD_MAX_SIMILARITY")),
+  commonPasswordList: optional(Config.literal(...lists)("PASSWORD_COMMON_LIST"))
+})
+
+/**
+ * Sets the validators in force from configuration: {@link config} by default (environment
+ * variables), or any `Config.Wrap<Settings>`. Settings {@link fromSettings} refuses are a
+ * `ConfigError`. Without any setting these are Django's four (a new project's settings).
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { PasswordValidation } from "effect-auth"
+ *
+ * // From PASSWORD_VALIDATORS, PASSWORD_MIN_LENGTH, ...
+ * const FromEnv = PasswordValidation.layerConfig()
+ *
+ * // Or with names of your own
+ * const Custom = PasswordValidation.layerConfig({ minLength: Config.integer("SIGNUP_MIN_LENGTH") })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Config.Config.Wrap<Settings> = config
+): Layer.Layer<never, ConfigError.ConfigError> =>
+  Layer.effectContext(Effect.flatMap(Config.unwrap(options), (settings) =>
+    Effect.try({
+      try: () => Context.make(Validators, fromSettings(settings)),
+      catch: (error) =>
+        ConfigError.InvalidData([], `PasswordValidation settings: ${error instanceof Error ? error.message : String(error)}`)
+    })))
 
 // Validators read the password as a string; anything else (a plain string, a Redacted number,
 // from a caller without types) is refused here rather than throwing inside one of them.

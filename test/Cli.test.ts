@@ -144,6 +144,60 @@ describe("CLI", () => {
       expect(yield* passwordOf(db, "alice", "pw plum orchard")).toBe(true)
     }))
 
+  it.effect("the password rules are the settings' (PASSWORD_VALIDATORS, PASSWORD_MIN_LENGTH, PASSWORD_COMMON_LIST, ...); --skip-validation sets none", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      const create = (name: string, password: string, env: Record<string, string> = {}, flags: ReadonlyArray<string> = []) =>
+        cli(["createuser", name, ...flags, "--database", db], { input: `${password}\n`, env })
+      // AUTH_PASSWORD_VALIDATORS = [] (Django's own default): anything not blank
+      expect(yield* create("none", "password", { PASSWORD_VALIDATORS: "none" })).toMatchObject({ code: 0, stderr: "" })
+      // Django's four with min_length 12
+      expect((yield* create("twelve", "Short-pw-9!", { PASSWORD_MIN_LENGTH: "12" })).stderr).toBe(
+        "Error: the password was refused:\n  This password is too short. It must contain at least 12 characters.\n"
+      )
+      // only the length rule, named as settings.py names it
+      const onlyLength = { PASSWORD_VALIDATORS: "django.contrib.auth.password_validation.MinimumLengthValidator" }
+      expect(yield* create("length", "password", onlyLength)).toMatchObject({ code: 0, stderr: "" })
+      // the common-password list of Django 3.2 ("giuliano") or of the newer ones ("winston1")
+      const common = "Error: the password was refused:\n  This password is too common.\n"
+      expect((yield* create("new", "winston1")).stderr).toBe(common)
+      expect(yield* create("new", "giuliano")).toMatchObject({ code: 0, stderr: "" })
+      expect((yield* create("old", "giuliano", { PASSWORD_COMMON_LIST: "django-3.2" })).stderr).toBe(common)
+      expect(yield* create("old", "winston1", { PASSWORD_COMMON_LIST: "django-3.2" })).toMatchObject({ code: 0 })
+      // the similarity threshold
+      expect(yield* create("alice", "aliceXYZ12")).toMatchObject({ code: 0 })
+      expect((yield* create("carol", "carolXYZ12", { PASSWORD_MAX_SIMILARITY: "0.5" })).stderr).toContain(
+        "The password is too similar to the username."
+      )
+
+      // createsuperuser's bypass, for changepassword too; a blank password is still refused
+      expect(yield* create("weak", "12345", {}, ["--skip-validation"])).toMatchObject({ code: 0, stderr: "" })
+      expect(yield* cli(["changepassword", "weak", "--skip-validation", "--database", db], { input: "1\n" })).toMatchObject({
+        code: 0,
+        stderr: ""
+      })
+      expect(yield* passwordOf(db, "weak", "1")).toBe(true)
+      expect((yield* create("blank", "   ", {}, ["--skip-validation"])).stderr).toContain("blank")
+
+      // settings Django's validators would refuse to be built with: exit 1, nobody created
+      for (
+        const env of [
+          { PASSWORD_VALIDATORS: "MinimumLengthValidator,Frobnicator" },
+          { PASSWORD_VALIDATORS: "" },
+          { PASSWORD_MIN_LENGTH: "0" },
+          { PASSWORD_MAX_SIMILARITY: "0.05" },
+          { PASSWORD_COMMON_LIST: "django-1.0" }
+        ]
+      ) {
+        const bad = yield* create("bad", "pw plum orchard", env)
+        expect(bad.code, JSON.stringify(env)).toBe(1)
+        expect(bad.stderr).toMatch(/^Error: bad password validation settings: /)
+        noStackTrace(bad.stderr)
+      }
+      const names = yield* withStore(db, (store) => Effect.map(store.list(), (users) => users.map((u) => u.username)))
+      expect(names).toEqual(["none", "length", "new", "old", "alice", "weak"])
+    }))
+
   it.effect("createuser cleans --email as createsuperuser does: Django's EmailValidator and 254 characters, before any password", () =>
     Effect.gen(function*() {
       const db = freshDatabase()
@@ -764,6 +818,63 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
           expect.objectContaining({ hash: `pbkdf2_sha256$${iterations}`, must_update: false, password: true })
         )
         expect(users.dave).toEqual(expect.objectContaining({ hash: "pbkdf2_sha1$1000", must_update: true, password: true }))
+      }), 120_000)
+  }
+
+  for (const django of djangos) {
+    const version = django.version as PasswordHasher.DjangoVersion
+    it.effect(`the CLI refuses the passwords Django ${version}'s validate_password refuses under the same AUTH_PASSWORD_VALIDATORS, with its messages`, () =>
+      Effect.gen(function*() {
+        const db = freshDatabase()
+        const sqlite = { engine: "sqlite", name: db } as const
+        site("seed", sqlite, {}, django)
+        const validator = (name: string, options?: object) => ({
+          NAME: `django.contrib.auth.password_validation.${name}`,
+          ...(options === undefined ? {} : { OPTIONS: options })
+        })
+        // the site's AUTH_PASSWORD_VALIDATORS, and the CLI's settings that say the same
+        const sites = [
+          {
+            env: {}, // a new project's settings
+            validators: ["UserAttributeSimilarityValidator", "MinimumLengthValidator", "CommonPasswordValidator", "NumericPasswordValidator"]
+              .map((name) => validator(name))
+          },
+          { env: { PASSWORD_VALIDATORS: "none" }, validators: [] }, // Django's default
+          {
+            env: { PASSWORD_VALIDATORS: "MinimumLengthValidator", PASSWORD_MIN_LENGTH: "12" },
+            validators: [validator("MinimumLengthValidator", { min_length: 12 })]
+          },
+          {
+            env: {
+              PASSWORD_VALIDATORS: "django.contrib.auth.password_validation.UserAttributeSimilarityValidator, CommonPasswordValidator",
+              PASSWORD_MAX_SIMILARITY: "0.5"
+            },
+            validators: [validator("UserAttributeSimilarityValidator", { max_similarity: 0.5 }), validator("CommonPasswordValidator")]
+          }
+        ]
+        // (giuliano is on Django 3.2's list of common passwords only, winston1 on the newer one's)
+        const passwords = ["password", "Short-pw-9!", "12345", "alice-pw", "aliceXYZ12", "giuliano", "winston1", "a long enough passphrase"]
+        for (const { env, validators } of sites) {
+          const djangoSays: ReadonlyArray<ReadonlyArray<string>> =
+            site("validate", sqlite, { username: "alice", passwords, settings: { AUTH_PASSWORD_VALIDATORS: validators } }, django)
+              .messages
+          const cliSays: Array<ReadonlyArray<string>> = []
+          for (const password of passwords) {
+            const result = yield* cli(["changepassword", "alice", "--django", "--django-version", version, "--database", db], {
+              input: `${password}\n`,
+              env
+            })
+            const [first, ...rest] = result.stderr.trimEnd().split("\n")
+            cliSays.push(
+              result.code === 0 && result.stderr === ""
+                ? []
+                : first === "Error: the password was refused:"
+                ? rest.map((line) => line.trim())
+                : [`exit ${result.code}: ${result.stderr}`]
+            )
+          }
+          expect(cliSays, JSON.stringify(env)).toEqual(djangoSays)
+        }
       }), 120_000)
   }
 

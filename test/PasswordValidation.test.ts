@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Redacted } from "effect"
+import { ConfigProvider, Effect, Either, Layer, Redacted } from "effect"
 import * as PasswordValidation from "../src/PasswordValidation.js"
 import { commonPasswords } from "../src/internal/commonPasswords.js"
 import { djangoPython, djangos, runDjango } from "./utils/django.js"
@@ -216,4 +216,44 @@ print(json.dumps(sorted(CommonPasswordValidator().passwords)))`,
     expect(refuses(PasswordValidation.commonPassword({ list: "django-3.2" }), only52)).toBe(false)
     expect(() => PasswordValidation.commonPassword({ list: "django-4.0" as PasswordValidation.CommonPasswordList })).toThrow(RangeError)
   })
+
+  it.effect("layerConfig sets the validators AUTH_PASSWORD_VALIDATORS would: PASSWORD_VALIDATORS, PASSWORD_MIN_LENGTH, ...; bad settings are a ConfigError", () =>
+    Effect.gen(function*() {
+      const issuesUnder = (env: Record<string, string>, password: string) =>
+        PasswordValidation.validate(pw(password), { username: "carol" }).pipe(
+          Effect.as<ReadonlyArray<string>>([]),
+          Effect.catchTag("InvalidPassword", (e) => Effect.succeed(e.issues.map((issue) => issue.code))),
+          Effect.provide(PasswordValidation.layerConfig()),
+          Effect.withConfigProvider(ConfigProvider.fromJson(env)),
+          Effect.orDie
+        )
+      // nothing set: Django's four, as a new project's settings
+      expect(yield* issuesUnder({}, "12345")).toEqual(["password_too_short", "password_too_common", "password_entirely_numeric"])
+      expect(yield* issuesUnder({ PASSWORD_VALIDATORS: "none" }, "12345")).toEqual([])
+      expect(yield* issuesUnder({ PASSWORD_MIN_LENGTH: "12" }, "Short-pw-9!")).toEqual(["password_too_short"])
+      const listed = { PASSWORD_VALIDATORS: "django.contrib.auth.password_validation.NumericPasswordValidator, MinimumLengthValidator" }
+      expect(yield* issuesUnder(listed, "12345")).toEqual(["password_entirely_numeric", "password_too_short"])
+      expect(yield* issuesUnder({}, "carolXYZ12")).toEqual([])
+      expect(yield* issuesUnder({ PASSWORD_MAX_SIMILARITY: "0.5" }, "carolXYZ12")).toEqual(["password_too_similar"])
+      expect(yield* issuesUnder({ PASSWORD_COMMON_LIST: "django-3.2" }, "giuliano")).toEqual(["password_too_common"])
+      expect(yield* issuesUnder({}, "giuliano")).toEqual([])
+
+      for (
+        const env of [
+          { PASSWORD_VALIDATORS: "Frobnicator" },
+          { PASSWORD_VALIDATORS: "" },
+          { PASSWORD_MIN_LENGTH: "0" },
+          { PASSWORD_MIN_LENGTH: "eight" },
+          { PASSWORD_MAX_SIMILARITY: "0.05" },
+          { PASSWORD_COMMON_LIST: "django-4.0" }
+        ]
+      ) {
+        const built = yield* Effect.either(
+          Layer.build(PasswordValidation.layerConfig()).pipe(Effect.scoped, Effect.withConfigProvider(ConfigProvider.fromJson(env)))
+        )
+        expect(Either.isLeft(built) && built.left._op, JSON.stringify(env)).toBe("InvalidData")
+      }
+      expect(() => PasswordValidation.fromSettings({ validators: ["Nope" as PasswordValidation.DjangoValidatorName] })).toThrow(RangeError)
+      expect(PasswordValidation.fromSettings().map((v) => v.helpText)).toEqual(PasswordValidation.helpTexts())
+    }))
 })

@@ -274,6 +274,31 @@ const hasherOf = (db: Database) =>
     (error) => new CliError({ message: `bad password hasher settings: ${String(error)}` })
   )
 
+// The password rules, as the site's AUTH_PASSWORD_VALIDATORS: PASSWORD_VALIDATORS,
+// PASSWORD_MIN_LENGTH, ... (PasswordValidation.config); Django's four when none is set. Django 4.2
+// replaced CommonPasswordValidator's list (ticket #34056): beside a 3.2 site the older one is the
+// default. `--skip-validation` sets none, as createsuperuser's "Bypass password validation".
+const validatorsOf = (db: Database, skip: boolean): Layer.Layer<never, CliError> =>
+  skip
+    ? PasswordValidation.layer([])
+    : Layer.mapError(
+      PasswordValidation.layerConfig(Option.match(db.djangoVersion, {
+        onNone: () => PasswordValidation.config,
+        onSome: (version) =>
+          Config.map(PasswordValidation.config, (settings) => ({
+            ...settings,
+            commonPasswordList: settings.commonPasswordList ?? (version === "3.2" ? "django-3.2" : "django-5.2")
+          }))
+      })),
+      (error) => new CliError({ message: `bad password validation settings: ${String(error)}` })
+    )
+
+const skipValidation = Options.boolean("skip-validation").pipe(
+  Options.withDescription(
+    "Set the password without the password validators (createsuperuser's \"Bypass password validation\"); a blank one is still refused"
+  )
+)
+
 type StoreError =
   | UserStore.InvalidInput
   | UserStore.UserStoreError
@@ -375,6 +400,7 @@ const createuser = Command.make(
       Options.withDescription("Email address"),
       Options.optional
     ),
+    skipValidation,
     ...databaseOptions
   },
   (args) =>
@@ -405,18 +431,29 @@ const createuser = Command.make(
         isStaff: args.superuser
       }))
       yield* Console.log(`Created ${args.superuser ? "superuser" : "user"} ${JSON.stringify(user.username)} (id ${user.id}).`)
-    }).pipe(Effect.mapError(toCliError), Effect.provide(Layer.merge(openDatabase(args.db), hasherOf(args.db))))
-).pipe(Command.withDescription("Create a user; the password is prompted for, or read from stdin"))
+    }).pipe(
+      Effect.mapError(toCliError),
+      Effect.provide(Layer.mergeAll(openDatabase(args.db), hasherOf(args.db), validatorsOf(args.db, args.skipValidation)))
+    )
+).pipe(Command.withDescription(
+  "Create a user; the password is prompted for, or read from stdin, and held to the password validators " +
+    "(PASSWORD_VALIDATORS, PASSWORD_MIN_LENGTH, PASSWORD_MAX_SIMILARITY, PASSWORD_COMMON_LIST; Django's four by default)"
+))
 
-const changepassword = Command.make("changepassword", { username, ...databaseOptions }, (args) =>
+const changepassword = Command.make("changepassword", { username, skipValidation, ...databaseOptions }, (args) =>
   Effect.gen(function*() {
     const store = yield* UserStore.UserStore
     const user = yield* findUser(store, args.username)
     const password = yield* Password.read({ confirm: true })
     yield* refusedPassword(UserManager.setPassword(user, password))
     yield* Console.log(`Changed the password of ${JSON.stringify(user.username)}; their sessions are logged out.`)
-  }).pipe(Effect.mapError(toCliError), Effect.provide(Layer.merge(openDatabase(args.db), hasherOf(args.db))))).pipe(
-    Command.withDescription("Set a user's password; the password is prompted for, or read from stdin")
+  }).pipe(
+    Effect.mapError(toCliError),
+    Effect.provide(Layer.mergeAll(openDatabase(args.db), hasherOf(args.db), validatorsOf(args.db, args.skipValidation)))
+  )).pipe(
+    Command.withDescription(
+      "Set a user's password; the password is prompted for, or read from stdin, and held to the password validators, as by createuser"
+    )
   )
 
 const objectOption = Options.text("object").pipe(

@@ -11,7 +11,8 @@ export interface Io {
   readonly stdin: NodeJS.ReadableStream & { readonly isTTY?: boolean | undefined }
   readonly stdout: Output
   readonly stderr: Output
-  /** Read for `DATABASE_FILE`, `DJANGO_VERSION`, `PASSWORD_HASHER*` and `NO_COLOR`; `process.env` fits. */
+  /** Read for `DATABASE_FILE`, `DJANGO_VERSION`, `PASSWORD_HASHER*`, `PASSWORD_VALIDATORS` and the other
+   * `PASSWORD_*` settings of `PasswordValidation.config`, and `NO_COLOR`; `process.env` fits. */
   readonly env: Readonly<Record<string, string | undefined>>
 }
 

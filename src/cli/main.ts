@@ -17,7 +17,10 @@
  * Every command takes `--database FILE` (default: `$DATABASE_FILE`, else `./effect-auth.sqlite`,
  * the example app's file) or `--database-url postgres://...`, not both. Password hashing follows
  * `PASSWORD_HASHERS` and `PASSWORD_HASHER_*` (see `PasswordHasher.layerConfig`), over the preset of
- * the site's Django on a Django database (`--django --django-version 5.2`, or `DJANGO_VERSION`). Exit codes: 0,
+ * the site's Django on a Django database (`--django --django-version 5.2`, or `DJANGO_VERSION`). New
+ * passwords are held to Django's four validators, or to those `PASSWORD_VALIDATORS`,
+ * `PASSWORD_MIN_LENGTH`, ... name (see `PasswordValidation.layerConfig`); `--skip-validation` skips
+ * them. Exit codes: 0,
  * 1 for an error (one line on stderr), 2 for bad usage, 130 when a prompt is left with Ctrl-C.
  *
  * @since 0.1.0

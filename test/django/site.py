@@ -27,6 +27,9 @@
 #       flash message), after set_expiry("expiry") if given ({"in": seconds} is a timedelta), then
 #       saving it: Django's save sets expire_date anew. The expire_date written
 #   {"action": "setpassword", "db": ..., "username", "password"}  set_password() and save()
+#   {"action": "validate", "db": ..., "username", "passwords": [...]}  validate_password() of each
+#       password for that user, under the site's AUTH_PASSWORD_VALIDATORS (Django's default: none;
+#       give them in "settings"): the messages of each, [] for a password it accepts
 #   {"action": "signing", "db": ..., "ours": signed, "value": v}  Django's loads() of ours, its dumps() of v
 #   {"action": "remoteuser", "db": ..., "names": [...]}  Django's RemoteUserBackend.authenticate() of
 #       each name in turn (creating unknown users, as by default): the user ids, null for none
@@ -382,6 +385,21 @@ def custom_seed():
     return {"pks": pks}
 
 
+def validate():
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    user = User.objects.get(username=command["username"])
+    out = []
+    for password in command["passwords"]:
+        try:
+            validate_password(password, user)
+            out.append([])
+        except ValidationError as error:
+            out.append(list(error.messages))
+    return {"messages": out}
+
+
 def custom_ask():
     from django.contrib.auth import get_user_model
 
@@ -416,7 +434,7 @@ actions = {
     "seed": seed, "ask": ask, "read": read, "schema": schema, "login": login, "anonymous": anonymous, "whoami": whoami,
     "logout": logout, "save": save, "setpassword": setpassword, "signing": signing, "anonymous_json": anonymous_json,
     "rawsession": rawsession, "anonymous_python": anonymous_python, "remoteuser": remoteuser,
-    "custom_seed": custom_seed, "custom_ask": custom_ask, "replace_group": replace_group,
+    "custom_seed": custom_seed, "custom_ask": custom_ask, "replace_group": replace_group, "validate": validate,
 }
 if command["action"] == "version":
     print(json.dumps({"version": "%d.%d" % django.VERSION[:2]}))
