@@ -16,7 +16,9 @@
  * each value as the JSON text Django wrote (a float `10.0` stays a float, an integer past 2^53
  * that integer, `NaN` is kept), effect-auth setting only its own four keys (`replace` writes
  * only over the value it read, and reads again when a write landed in between, so requests
- * refreshing one session at once all find it live), and move with the
+ * refreshing one session at once all find it live), and `_session_expiry` at a login that chose
+ * its cookie ("remember me", as a Django view's `set_expiry` after `login()`; read back as
+ * `SessionRecord.expireAtBrowserClose`); they move with the
  * session to its new key at a login, as Django's `cycle_key` moves them (`cycle`). `expire_date`
  * is the one written last, by either side: a Django save moves it to `SESSION_COOKIE_AGE` from then,
  * and `Session` checks its `maxAge` and `idleTimeout` against the times in `_effect_auth` whatever
@@ -115,7 +117,8 @@ export interface Options {
    * The site's `SESSION_COOKIE_AGE`: dates the start of a session Django made (Django does not
    * record it), for `Session`'s `maxAge`: its last save, `expire_date` less this age, or less
    * the session's own `_session_expiry` seconds where a view set one (`set_expiry(3600)`); now,
-   * when that is a datetime. Default: 14 days, Django's.
+   * when that is a datetime. Also the age a login that asks for a lasting cookie is given
+   * (`set_expiry(SESSION_COOKIE_AGE)`), or its time left where longer. Default: 14 days, Django's.
    */
   readonly cookieAge?: Duration.DurationInput | undefined
   /** How long one store operation may take before it fails with a store error. Default: 5 seconds. */
@@ -151,8 +154,10 @@ const storeError = (operation: string) => (cause: unknown) => new SessionStore.S
 // JSON text, `Signing.RawJson`; in the cache its pickle opcodes, `Pickle.RawPickle`).
 const ownKeys = ["_auth_user_id", "_auth_user_backend", "_auth_user_hash", "_effect_auth"] as const
 
-// Read besides them, never written: the age Django gave the session (`set_expiry`), which dates
-// the start of a session Django made.
+// Read besides them: the age Django gave the session (`set_expiry`), which dates the start of a
+// session Django made and says whether its cookie ends with the browser. Written only where a
+// login chose (`SessionRecord.expireAtBrowserClose`), as Django's view calls `set_expiry` after
+// `login()`; every other write keeps what the session holds.
 const readKeys = [...ownKeys, "_session_expiry"] as const
 
 // A session dict as read: each key (a string, but for a pickled key of another type, which its
@@ -243,10 +248,27 @@ const codec = (options: Options) =>
             ...(e.secondFactor !== undefined && { secondFactor: e.secondFactor })
           })
         }),
-        // Django's `get_expire_at_browser_close`: a view's `set_expiry(0)` ("remember me"
-        // unticked) makes the cookie a browser session's, whatever the row's expiry.
-        ...(data._session_expiry === 0 && { expireAtBrowserClose: true })
+        ...browserCloseOf(data._session_expiry)
       })
+    }
+
+    // Django's `get_expire_at_browser_close`: no `_session_expiry` follows the site's
+    // `SESSION_EXPIRE_AT_BROWSER_CLOSE` (absent here: `Session`'s `expireAtBrowserClose` is that
+    // setting); `set_expiry(0)` ("remember me" unticked) ends the cookie with the browser, whatever
+    // the row's expiry; any other age or date makes it last, whatever the site's default.
+    const browserCloseOf = (expiry: unknown): { readonly expireAtBrowserClose?: boolean } =>
+      expiry === undefined || expiry === null ? {} : { expireAtBrowserClose: expiry === 0 || expiry === false }
+
+    // A login's choice of cookie, as its Django view would make it after `login()`:
+    // `set_expiry(0)`, or `set_expiry(<age>)` for a lasting one. The age is `SESSION_COOKIE_AGE`
+    // (`cookieAge`, which `Session`'s `maxAge` is to equal), or the session's time left where that
+    // is longer: Django's save then never ends it before `Session` does. No choice leaves what the
+    // session held (Django's `cycle_key` carries `_session_expiry`).
+    const chosen = <K>(before: Dict<K>, record: SessionStore.SessionRecord, now: number): Dict<K | string> => {
+      const choice = record.expireAtBrowserClose
+      if (choice === undefined) return before
+      const age = Math.max(Math.ceil(cookieAge / 1000), Math.ceil((record.expiresAt - now) / 1000))
+      return new Map<K | string, unknown>(before).set("_session_expiry", choice ? 0 : age)
     }
 
     // The record as Django's keys, over what the session held before: other apps' keys stay, in
@@ -271,16 +293,23 @@ const codec = (options: Options) =>
     // Django's CSRF secret behind (`_csrftoken`, under CSRF_USE_SESSIONS), as Django's `login`
     // rotates it: carried over, whoever planted the anonymous session (a cookie set from a
     // sibling domain) knew the secret of the victim's logged-in one, and forged its form posts.
-    const carried = <K>(before: Dict<K>, record: SessionStore.SessionRecord, login: boolean): Dict<K> => {
+    // A login's choice of cookie is then made over what was carried (`chosen`).
+    const carried = <K>(
+      before: Dict<K>,
+      record: SessionStore.SessionRecord,
+      now: number,
+      login: boolean
+    ): Dict<K | string> => {
       const own = ownOf(before)
       const kept = own._auth_user_id === undefined ||
           (own._auth_user_id === record.userId && own._auth_user_backend === pathOf(record.backendId))
         ? before
         : noData
-      if (!login || !kept.has(csrfSessionKey as K)) return kept
+      if (!login) return kept
+      if (!kept.has(csrfSessionKey as K)) return chosen(kept, record, now)
       const without = new Map(kept)
       without.delete(csrfSessionKey as K)
-      return without
+      return chosen(without, record, now)
     }
 
     // The expiry Django's save would write (`get_expiry_date`): `_session_expiry` seconds from now
@@ -299,7 +328,17 @@ const codec = (options: Options) =>
       return record.expiresAt
     }
 
-    return { secret, legacy, readSecrets: secrets.map(Redacted.value), cookieAge, toRecord, toDict, carried, expiresAtOf }
+    return {
+      secret,
+      legacy,
+      readSecrets: secrets.map(Redacted.value),
+      cookieAge,
+      toRecord,
+      toDict,
+      carried,
+      chosen,
+      expiresAtOf
+    }
   })
 
 const configError = (message: string) => new AuthConfigError({ message: `DjangoSessionStore: ${message}` })
@@ -323,7 +362,7 @@ const QUALNAME = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$/
  */
 export const make = (options: Options): Effect.Effect<SessionStore.Service, AuthConfigError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
-    const { carried, expiresAtOf, legacy, readSecrets, secret, toDict, toRecord } = yield* codec(options)
+    const { carried, chosen, expiresAtOf, legacy, readSecrets, secret, toDict, toRecord } = yield* codec(options)
     const tableName = options.table ?? "django_session"
     if (!SqlTables.isTableName(tableName)) return yield* configError("table must match [A-Za-z_][A-Za-z0-9_]*")
     const className = options.storeClass ?? "SessionStore"
@@ -368,7 +407,7 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
           Effect.map(live(key, now), (row) =>
             Option.flatMap(row, (r) => toRecord(key, ownOf(decodeData(r.session_data)), r.expire_date.getTime(), now)))
         ),
-      set: (key, record, now) => run("set", write(key, record, noData, now)),
+      set: (key, record, now) => run("set", write(key, record, chosen(noData, record, now), now)),
       // Compare-and-set on the data read, so a write by Django in between is not overwritten;
       // a round that lost to one reads again.
       replace: (key, record, now) =>
@@ -407,10 +446,12 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
             write(
               key,
               record,
-              Option.match(row, {
-                onNone: () => noData,
-                onSome: (r) => carried(decodeData(r.session_data), record, cycleOptions?.login === true)
-              }),
+              carried(
+                Option.match(row, { onNone: () => noData, onSome: (r) => decodeData(r.session_data) }),
+                record,
+                now,
+                cycleOptions?.login === true
+              ),
               now
             ))
         ),
@@ -530,7 +571,7 @@ return 1`
  */
 export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Service, AuthConfigError> =>
   Effect.gen(function*() {
-    const { carried, cookieAge, expiresAtOf, toDict, toRecord } = yield* codec(options)
+    const { carried, chosen, cookieAge, expiresAtOf, toDict, toRecord } = yield* codec(options)
     const version = options.version ?? 1
     if (!Number.isSafeInteger(version)) return yield* configError("version must be an integer")
     const client = options.client
@@ -565,7 +606,7 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
           value === null || ttl === -2
             ? Option.none()
             : toRecord(key, ownOf(dictOf(value)), ttl === -1 ? now + cookieAge : now + ttl, now)),
-      set: (key, record, now) => write("set", key, record, noData, now),
+      set: (key, record, now) => write("set", key, record, chosen(noData, record, now), now),
       // Compare-and-set on the value read, so a write by Django in between is not overwritten;
       // a round that lost to one reads again.
       replace: (key, record, now) =>
@@ -597,7 +638,7 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
       isLive: (key) => Effect.map(call("isLive", () => client.pttl(keyOf(key))), (ttl) => ttl !== -2),
       cycle: (from, key, record, now, cycleOptions) =>
         Effect.flatMap(call("cycle", () => client.getBuffer(keyOf(from))), (value) =>
-          write("cycle", key, record, value === null ? noData : carried(dictOf(value), record, cycleOptions?.login === true), now)),
+          write("cycle", key, record, carried(value === null ? noData : dictOf(value), record, now, cycleOptions?.login === true), now)),
       // Redis drops expired keys itself.
       deleteExpired: () => Effect.succeed(0)
     })

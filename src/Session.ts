@@ -33,6 +33,10 @@
  *   store for Django's expiry to end (as a store leaves an expired session of its own); while it
  *   is still live here, the next request served brings the store's expiry back to this one. Only
  *   requests this service serves count as activity for `idleTimeout`: a Django save does not.
+ * - "Remember me": whether the cookie outlives the browser is the login's choice
+ *   (`LoginOptions.expireAtBrowserClose`), kept with its session, else the site's
+ *   (`Options.expireAtBrowserClose`, Django's `SESSION_EXPIRE_AT_BROWSER_CLOSE`). The session's end
+ *   on the server is the same either way, as in Django.
  *
  * The password hash comes from `passwordHashOf(user)`; by default the user's `passwordHash` field
  * (a `Redacted` or a string, as `UserStore.StoredUser` has it) when present. A user without one
@@ -97,7 +101,8 @@ import { forEvent } from "./internal/eventRequest.js"
  *   secret: Redacted.make("a long random app secret, 32+ chars"),
  *   fallbackSecrets: [Redacted.make("the previous app secret, 32+ chars")],
  *   maxAge: "14 days",
- *   idleTimeout: "2 hours"
+ *   idleTimeout: "2 hours",
+ *   expireAtBrowserClose: true // unless a login asks to be remembered
  * }
  * ```
  *
@@ -113,6 +118,15 @@ export interface Options {
   readonly maxAge?: Duration.DurationInput | undefined
   /** Ends a session this long after its last request served by this service. Default: none. */
   readonly idleTimeout?: Duration.DurationInput | undefined
+  /**
+   * Django's `SESSION_EXPIRE_AT_BROWSER_CLOSE`: the session cookies of a login that made no choice
+   * of its own ({@link LoginOptions.expireAtBrowserClose}) carry no `Max-Age`, and end when the
+   * browser closes. The session's end on the server (`maxAge`, `idleTimeout`) is the same, as in
+   * Django. A login's own choice, kept with its session, wins. Default: `false`.
+   *
+   * @since 0.4.0
+   */
+  readonly expireAtBrowserClose?: boolean | undefined
   /** The user's stored password hash; none means the session is not bound to a password. */
   readonly passwordHashOf?: ((user: User) => Option.Option<string | Redacted.Redacted<string>>) | undefined
   /**
@@ -201,9 +215,11 @@ export interface SessionUser {
    */
   readonly secondFactor?: string | undefined
   /**
-   * `true` when the session's cookie ends with the browser, as its store says
-   * (`SessionStore.SessionRecord.expireAtBrowserClose`: a Django session after `set_expiry(0)`,
-   * "remember me" unticked); absent otherwise, the cookie then lasting until {@link expiresAt}.
+   * `true` when the session's cookie ends with the browser (the HTTP layer sends it without
+   * `Max-Age`): its login chose so ({@link LoginOptions.expireAtBrowserClose}, or a Django view's
+   * `set_expiry(0)` on a shared session), or made no choice under the site-wide
+   * {@link Options.expireAtBrowserClose}. Absent otherwise, the cookie then lasting until
+   * {@link cookieExpiresAt}.
    *
    * @since 0.4.0
    */
@@ -218,6 +234,8 @@ export interface SessionUser {
  * import type { Session } from "effect-auth"
  *
  * const options: Session.LoginOptions = { sessionId: "the cookie's value", request: { method: "POST", url: "/login" } }
+ * // "remember me" left unticked: the cookie ends with the browser
+ * const forNow: Session.LoginOptions = { sessionId: "the cookie's value", expireAtBrowserClose: true }
  * ```
  *
  * @since 0.1.0
@@ -227,6 +245,16 @@ export interface LoginOptions {
   /** The id the client sent, if any: that session is discarded. */
   readonly sessionId?: SessionId | undefined
   readonly request?: AuthRequest | undefined
+  /**
+   * This login's choice of cookie, kept with its session (through its requests, a password
+   * change, a second factor): `true` ends it with the browser (Django's `set_expiry(0)` after
+   * `login()`, "remember me" unticked); `false` makes it last `maxAge` even where the site-wide
+   * {@link Options.expireAtBrowserClose} is on (`set_expiry(<age>)`, "remember me" ticked).
+   * Absent: the site-wide default decides. The session's end on the server is the same either way.
+   *
+   * @since 0.4.0
+   */
+  readonly expireAtBrowserClose?: boolean | undefined
 }
 
 /**
@@ -432,6 +460,12 @@ export const make = (
     }
     const maxAge = Option.getOrThrow(yield* positive("maxAge", options.maxAge, Option.some(Duration.days(14))))
     const idleTimeout = yield* positive("idleTimeout", options.idleTimeout, Option.none())
+    if (options.expireAtBrowserClose !== undefined && typeof options.expireAtBrowserClose !== "boolean") {
+      return yield* configError("expireAtBrowserClose must be a boolean")
+    }
+    // Django's `get_expire_at_browser_close`: a session's own choice, else the site's.
+    const atBrowserClose = (record: SessionStore.SessionRecord) =>
+      record.expireAtBrowserClose ?? options.expireAtBrowserClose === true
     const store = yield* SessionStore.SessionStore
     const auth = yield* AuthService.AuthService
     const events = yield* AuthEvents.AuthEvents
@@ -508,7 +542,7 @@ export const make = (
       expiresAt: new Date(Math.min(record.expiresAt, ownExpiry(record))),
       ...(record.degraded === true && { degraded: true }),
       ...(record.secondFactor !== undefined && { secondFactor: record.secondFactor }),
-      ...(record.expireAtBrowserClose === true && { expireAtBrowserClose: true })
+      ...(atBrowserClose(record) && { expireAtBrowserClose: true })
     })
 
     // A session whose cookie is sent now (a login, a successor). `keptUntil`: the end a store
@@ -568,9 +602,10 @@ export const make = (
 
     // A store shared with Django (`cycle`) keeps what the session it replaced held, Django's
     // `set_expiry` with it: the new session may end sooner than this service would end it, or with
-    // the browser (`set_expiry(0)`). The record answered, and the cookie made of it, say what the
-    // store keeps; with the end the store set where it is sooner than the one asked for (by more
-    // than `realignAfter`, the store's rounding: a cache keeps whole seconds).
+    // the browser (`set_expiry(0)`), or last though the site's default is the browser's
+    // (`set_expiry(3600)`). The record answered, and the cookie made of it, say what the store
+    // keeps; with the end the store set where it is sooner than the one asked for (by more than
+    // `realignAfter`, the store's rounding: a cache keeps whole seconds).
     const asStored = (
       id: string,
       record: SessionStore.SessionRecord,
@@ -585,7 +620,7 @@ export const make = (
           return [{
             ...rest,
             expiresAt: Math.min(kept, record.expiresAt),
-            ...(stored.value.expireAtBrowserClose === true && { expireAtBrowserClose: true })
+            ...(stored.value.expireAtBrowserClose !== undefined && { expireAtBrowserClose: stored.value.expireAtBrowserClose })
           }, kept < record.expiresAt - realignAfter ? kept : Infinity] as const
         })
 
@@ -643,6 +678,8 @@ export const make = (
         // read first (deleting a session that is already gone does nothing, and the HTTP layer has
         // usually read it for this request already), unless the store keeps other data with it.
         const old = idOf(format, fieldOf(loginOptions, "sessionId") as SessionId | undefined)
+        // The login's own choice of cookie, kept with the session; none follows the site's.
+        const choice = fieldOf(loginOptions, "expireAtBrowserClose")
         const record: SessionStore.SessionRecord = {
           userId: input.userId,
           backendId: backend,
@@ -651,7 +688,8 @@ export const make = (
           createdAt: now,
           lastSeenAt: now,
           expiresAt: expiry(now, now),
-          ...(input.degraded && { degraded: true })
+          ...(input.degraded && { degraded: true }),
+          ...(typeof choice === "boolean" && { expireAtBrowserClose: choice })
         }
         const carried = yield* keepsAtLogin(old, record, now)
         const { id } = yield* issue(record, now, old, carried, true)
@@ -854,14 +892,17 @@ export interface ConfigOptions {
   readonly format?: "effect-auth" | "django" | undefined
   /** See {@link Options.hashingAlgorithm}. Default: `"sha256"`. */
   readonly hashingAlgorithm?: "sha256" | "sha1" | undefined
+  /** See {@link Options.expireAtBrowserClose}. Default: `false`. @since 0.4.0 */
+  readonly expireAtBrowserClose?: boolean | undefined
 }
 
 /**
  * Reads `SECRET_KEY`, `SECRET_KEY_FALLBACKS` (comma-separated, optional), `SESSION_MAX_AGE` and
  * `SESSION_IDLE_TIMEOUT` (durations such as `14 days`, optional), `SESSION_FORMAT`
- * (`effect-auth`, the default, or `django`: sessions shared with a Django site), and
+ * (`effect-auth`, the default, or `django`: sessions shared with a Django site),
  * `DEFAULT_HASHING_ALGORITHM` (`sha256`, the default, or `sha1`: a Django 3.1–3.2 site that kept
- * it). Every secret is `Redacted`.
+ * it), and `SESSION_EXPIRE_AT_BROWSER_CLOSE` (`true` or `false`, the default). Every secret is
+ * `Redacted`.
  *
  * @example
  * ```ts
@@ -870,7 +911,11 @@ export interface ConfigOptions {
  *
  * const options = Effect.withConfigProvider(
  *   Session.config,
- *   ConfigProvider.fromJson({ SECRET_KEY: "a long random app secret, 32+ chars", SESSION_IDLE_TIMEOUT: "30 minutes" })
+ *   ConfigProvider.fromJson({
+ *     SECRET_KEY: "a long random app secret, 32+ chars",
+ *     SESSION_IDLE_TIMEOUT: "30 minutes",
+ *     SESSION_EXPIRE_AT_BROWSER_CLOSE: "true"
+ *   })
  * )
  * ```
  *
@@ -883,7 +928,8 @@ export const config: Config.Config<ConfigOptions> = Config.all({
   maxAge: Config.option(Config.duration("SESSION_MAX_AGE")),
   idleTimeout: Config.option(Config.duration("SESSION_IDLE_TIMEOUT")),
   format: Config.withDefault(Config.literal("effect-auth", "django")("SESSION_FORMAT"), "effect-auth" as const),
-  hashingAlgorithm: Config.withDefault(Config.literal("sha256", "sha1")("DEFAULT_HASHING_ALGORITHM"), "sha256" as const)
+  hashingAlgorithm: Config.withDefault(Config.literal("sha256", "sha1")("DEFAULT_HASHING_ALGORITHM"), "sha256" as const),
+  expireAtBrowserClose: Config.withDefault(Config.boolean("SESSION_EXPIRE_AT_BROWSER_CLOSE"), false)
 })
 
 /**
@@ -925,7 +971,8 @@ export const layerConfig = (
         maxAge: Option.getOrUndefined(c.maxAge),
         idleTimeout: Option.getOrUndefined(c.idleTimeout),
         format: c.format,
-        hashingAlgorithm: c.hashingAlgorithm
+        hashingAlgorithm: c.hashingAlgorithm,
+        expireAtBrowserClose: c.expireAtBrowserClose
       }))
   )
 
@@ -940,6 +987,11 @@ export const layerConfig = (
  *
  * const program = Effect.flatMap(AuthService.authenticate({ username: "alice", password: "pw" }), (authenticated) =>
  *   Session.login(authenticated, { sessionId: "the id the client sent, if any" }))
+ *
+ * // "remember me" unticked: a cookie that ends with the browser
+ * const forNow = (rememberMe: boolean) =>
+ *   Effect.flatMap(AuthService.authenticate({ username: "alice", password: "pw" }), (authenticated) =>
+ *     Session.login(authenticated, { expireAtBrowserClose: !rememberMe }))
  * ```
  *
  * @since 0.1.0

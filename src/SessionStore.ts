@@ -102,8 +102,11 @@ export const SessionRecord = Schema.Struct({
   /** The backend that verified a second factor in this session (`Session.stepUp`); absent before. */
   secondFactor: Schema.optional(Field(255).pipe(Schema.minLength(1))),
   /**
-   * Set when the session's cookie is to end with the browser (a Django session after
-   * `set_expiry(0)`, read by `DjangoSessionStore`); absent otherwise. @since 0.4.0
+   * The login's choice of cookie, as Django's `set_expiry` makes it: `true`, the cookie ends with
+   * the browser (`set_expiry(0)`, "remember me" unticked); `false`, it lasts whatever the
+   * site-wide default (`set_expiry(<age>)`); absent, the site-wide default decides (`Session`'s
+   * `expireAtBrowserClose`, Django's `SESSION_EXPIRE_AT_BROWSER_CLOSE`). A store keeps it as it
+   * is given, absent included. @since 0.4.0
    */
   expireAtBrowserClose: Schema.optional(Schema.Boolean)
 })

@@ -141,6 +141,13 @@ const addSecondFactor = (t: Tables) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     sql`ALTER TABLE ${sql(t.session)} ADD COLUMN second_factor varchar(255)`)
 
+// The login's choice of cookie (`Session.LoginOptions.expireAtBrowserClose`): 1 ends with the
+// browser, 0 lasts, NULL (every row before it) follows the site-wide default, as Django's
+// session without `_session_expiry` does.
+const addExpireAtBrowserClose = (t: Tables) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql`ALTER TABLE ${sql(t.session)} ADD COLUMN expire_at_browser_close smallint`)
+
 /**
  * The store's migrations, for apps that run every module's migrations through one `Migrator`
  * (then build the store with `layer({ migrate: false })`). Keys are `<id>_<name>`.
@@ -163,7 +170,8 @@ export const migrations = (
 ): Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> => ({
   "1_create_session_table": createTable(tables),
   "2_add_session_degraded": addDegraded(tables),
-  "3_add_session_second_factor": addSecondFactor(tables)
+  "3_add_session_second_factor": addSecondFactor(tables),
+  "4_add_session_expire_at_browser_close": addExpireAtBrowserClose(tables)
 })
 
 const storeError = (operation: string) => (cause: unknown) => new SessionStore.SessionStoreError({ operation, cause: safeCause(cause) })
@@ -197,9 +205,13 @@ const Row = Schema.Struct({
   last_seen_at: SqlTables.Integer,
   expires_at: SqlTables.Integer,
   degraded: SqlTables.Integer,
-  second_factor: Schema.NullOr(Schema.String)
+  second_factor: Schema.NullOr(Schema.String),
+  expire_at_browser_close: Schema.NullOr(SqlTables.Integer)
 })
 const decodeRows = Schema.decodeUnknown(Schema.Array(Row))
+// The record's `expireAtBrowserClose` as its column keeps it: absent is NULL.
+const browserCloseOf = (r: SessionStore.SessionRecord): number | null =>
+  r.expireAtBrowserClose === undefined ? null : r.expireAtBrowserClose ? 1 : 0
 const decodeKeys = Schema.decodeUnknown(Schema.Array(Schema.Struct({ session_key: Schema.String })))
 
 /**
@@ -241,7 +253,7 @@ export const make = (
           Effect.map(
             Effect.flatMap(
               sql`SELECT user_id, backend_id, auth_hash, csrf_token, created_at, last_seen_at, expires_at, degraded,
-                second_factor FROM ${table} WHERE session_key = ${key} AND expires_at > ${now}`,
+                second_factor, expire_at_browser_close FROM ${table} WHERE session_key = ${key} AND expires_at > ${now}`,
               decodeRows
             ),
             (rows) =>
@@ -255,7 +267,8 @@ export const make = (
                   lastSeenAt: row.last_seen_at,
                   expiresAt: row.expires_at,
                   ...(row.degraded !== 0 && { degraded: true }),
-                  ...(row.second_factor !== null && { secondFactor: row.second_factor })
+                  ...(row.second_factor !== null && { secondFactor: row.second_factor }),
+                  ...(row.expire_at_browser_close !== null && { expireAtBrowserClose: row.expire_at_browser_close !== 0 })
                 }))
           )
         ),
@@ -267,14 +280,16 @@ export const make = (
             : Effect.asVoid(
               sql`INSERT INTO ${table}
                 (session_key, user_id, backend_id, auth_hash, csrf_token, created_at, last_seen_at, expires_at, degraded,
-                  second_factor)
+                  second_factor, expire_at_browser_close)
                 VALUES (${key}, ${r.userId}, ${r.backendId}, ${r.authHash}, ${r.csrfToken}, ${r.createdAt},
-                  ${r.lastSeenAt}, ${r.expiresAt}, ${r.degraded === true ? 1 : 0}, ${r.secondFactor ?? null})
+                  ${r.lastSeenAt}, ${r.expiresAt}, ${r.degraded === true ? 1 : 0}, ${r.secondFactor ?? null},
+                  ${browserCloseOf(r)})
                 ON CONFLICT (session_key) DO UPDATE SET
                   user_id = excluded.user_id, backend_id = excluded.backend_id, auth_hash = excluded.auth_hash,
                   csrf_token = excluded.csrf_token, created_at = excluded.created_at,
                   last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at,
-                  degraded = excluded.degraded, second_factor = excluded.second_factor`
+                  degraded = excluded.degraded, second_factor = excluded.second_factor,
+                  expire_at_browser_close = excluded.expire_at_browser_close`
             )
         ),
       replace: (key, r, now) =>
@@ -286,7 +301,7 @@ export const make = (
               : count(sql`UPDATE ${table} SET user_id = ${r.userId}, backend_id = ${r.backendId},
                   auth_hash = ${r.authHash}, csrf_token = ${r.csrfToken}, created_at = ${r.createdAt},
                   last_seen_at = ${r.lastSeenAt}, expires_at = ${r.expiresAt}, degraded = ${r.degraded === true ? 1 : 0},
-                  second_factor = ${r.secondFactor ?? null}
+                  second_factor = ${r.secondFactor ?? null}, expire_at_browser_close = ${browserCloseOf(r)}
                 WHERE session_key = ${key} AND expires_at > ${now} RETURNING session_key`),
             (n) => n > 0
           )

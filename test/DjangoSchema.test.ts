@@ -538,6 +538,76 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
         }).pipe(Effect.provide(Live))
       }), 120_000)
 
+    // "Remember me" on a session both sides read, as Django's get_expire_at_browser_close has it: no
+    // _session_expiry follows the site's SESSION_EXPIRE_AT_BROWSER_CLOSE, set_expiry(0) ends the
+    // cookie with the browser, any other age makes it last. A login's choice here is written as
+    // Django's view makes it after login(), set_expiry(0) or set_expiry(<age>), and kept through a
+    // password change; Django's choice (or its absence) is read here the same way.
+    it.scopedLive("a login's choice of cookie, and the site-wide default, mean the same on both sides", () =>
+      Effect.gen(function*() {
+        const { db, store } = yield* engine.make
+        site("seed", db)
+        const secret = Redacted.make("django-site-secret")
+        const live = (expireAtBrowserClose: boolean) =>
+          Session.layer({ secret, format: "django", expireAtBrowserClose }).pipe(
+            Layer.provideMerge(DjangoSessionStore.layer({ secret })),
+            Layer.provideMerge(chain(store()))
+          )
+        const fortnight = 14 * 24 * 3600
+        // The cookie Django's SessionMiddleware sends once a view writes the session, under the
+        // site's SESSION_EXPIRE_AT_BROWSER_CLOSE.
+        const djangoSends = (key: string, atBrowserClose: boolean) => {
+          const sent = site("cookie", db, { key, settings: { SESSION_EXPIRE_AT_BROWSER_CLOSE: atBrowserClose } })
+          return sent.browser_close === true && sent.max_age === "" ? "browser" : `lasting ${sent.max_age}`
+        }
+        const sessionExpiry = (key: string): string | undefined => site("rawsession", db, { key }).repr._session_expiry
+        const ours = (s: Session.SessionUser) => s.expireAtBrowserClose === true ? "browser" : "lasting"
+        const alice = AuthService.authenticate({ username: "alice", password: Redacted.make("alice-pw-1") })
+        const login = (options: Session.LoginOptions) =>
+          Effect.flatMap(alice, (authenticated) => Session.login(authenticated, options))
+        const keyOf = (s: Session.SessionUser) => Redacted.value(s.sessionId)
+
+        // Written here, on a site whose sessions end with the browser by default.
+        const [byDefault, remembered, forNow] = yield* Effect.all([
+          login({}),
+          login({ expireAtBrowserClose: false }),
+          login({ expireAtBrowserClose: true })
+        ]).pipe(Effect.provide(live(true)))
+        expect([byDefault, remembered, forNow].map(ours)).toEqual(["browser", "lasting", "browser"])
+        // No choice: nothing written, Django follows its own setting, as for its own logins.
+        expect(sessionExpiry(keyOf(byDefault))).toBeUndefined()
+        expect(djangoSends(keyOf(byDefault), true)).toBe("browser")
+        expect(djangoSends(keyOf(byDefault), false)).toBe(`lasting ${fortnight}`)
+        // set_expiry(<maxAge>): lasting whatever Django's setting; set_expiry(0): the browser's.
+        expect(sessionExpiry(keyOf(remembered))).toBe(String(fortnight))
+        expect(djangoSends(keyOf(remembered), true)).toBe(`lasting ${fortnight}`)
+        expect(sessionExpiry(keyOf(forNow))).toBe("0")
+        expect(djangoSends(keyOf(forNow), false)).toBe("browser")
+
+        // A password change here keeps each choice, for both sides.
+        const user = (yield* alice.pipe(Effect.provide(live(false)))).user
+        const keep = (s: Session.SessionUser) => Effect.map(Session.updateSessionAuthHash(keyOf(s), user), Option.getOrThrow)
+        const [rememberedAfter, forNowAfter] = yield* Effect.all([keep(remembered), keep(forNow)]).pipe(Effect.provide(live(false)))
+        expect([rememberedAfter, forNowAfter].map(ours)).toEqual(["lasting", "browser"])
+        expect(djangoSends(keyOf(rememberedAfter), true)).toBe(`lasting ${fortnight}`)
+        expect(djangoSends(keyOf(forNowAfter), false)).toBe("browser")
+
+        // Read here: Django's login without set_expiry follows the site-wide default; its
+        // set_expiry(3600) lasts though the default is the browser's, its set_expiry(0) does not.
+        const current = (key: string, atBrowserClose: boolean) =>
+          Effect.map(Session.currentUser(key), (s) => ours(Option.getOrThrow(s))).pipe(Effect.provide(live(atBrowserClose)))
+        const fromDjango: string = site("login", db, { username: "alice", password: "alice-pw-1" }).key
+        expect([yield* current(fromDjango, true), yield* current(fromDjango, false)]).toEqual(["browser", "lasting"])
+        site("save", db, { key: fromDjango, data: {}, expiry: 3600 })
+        expect(yield* current(fromDjango, true)).toBe("lasting")
+        site("save", db, { key: fromDjango, data: {}, expiry: 0 })
+        expect(yield* current(fromDjango, false)).toBe("browser")
+        // A login here over it that asks to be remembered: Django's set_expiry(0) gives way.
+        const over = yield* login({ sessionId: fromDjango, expireAtBrowserClose: false }).pipe(Effect.provide(live(true)))
+        expect(ours(over)).toBe("lasting")
+        expect(djangoSends(keyOf(over), true)).toBe(`lasting ${fortnight}`)
+      }), 300_000)
+
     // A Django view that writes a session effect-auth started (a flash message) sets expire_date
     // to SESSION_COOKIE_AGE (two weeks) from then. That lifted effect-auth's maxAge and
     // idleTimeout: the session was served for two weeks, or, with an idle timeout, served once more
@@ -1252,14 +1322,47 @@ for (const django of djangos.filter((d) => Number(d.version) >= 4)) {
         siteOf(action, db, { ...extra, settings: { ...settings, ...more } }, django)
       site("seed")
       const client = yield* RedisUtil.client
+      const secret = Redacted.make("django-site-secret")
       const live = (secret: Redacted.Redacted<string>, fallbackSecrets: ReadonlyArray<Redacted.Redacted<string>> = []) =>
         Session.layer({ secret, fallbackSecrets, format: "django" }).pipe(
           Layer.provideMerge(DjangoSessionStore.layerCache({ secret, fallbackSecrets, client, keyPrefix })),
           Layer.provideMerge(chainOf(store(), django))
         )
-      const Live = live(Redacted.make("django-site-secret"))
-      return { site, client, keyPrefix, Live, live }
+      const Live = live(secret)
+      return { site, client, keyPrefix, Live, live, db, store, settings }
     })
+
+    // As on the database: a login's choice here is Django's set_expiry in the pickled session, and
+    // a Django session without one follows the site-wide default here.
+    it.scopedLive("a login's choice of cookie, and the site-wide default, mean the same on both sides through the cache", () =>
+      Effect.gen(function*() {
+        const { client, db, keyPrefix, settings, site, store } = yield* cacheSite
+        const secret = Redacted.make("django-site-secret")
+        const live = (expireAtBrowserClose: boolean) =>
+          Session.layer({ secret, format: "django", expireAtBrowserClose }).pipe(
+            Layer.provideMerge(DjangoSessionStore.layerCache({ secret, client, keyPrefix })),
+            Layer.provideMerge(chainOf(store(), django))
+          )
+        const djangoSends = (key: string, atBrowserClose: boolean) => {
+          const sent = siteOf("cookie", db, { key, settings: { ...settings, SESSION_EXPIRE_AT_BROWSER_CLOSE: atBrowserClose } }, django)
+          return sent.browser_close === true && sent.max_age === "" ? "browser" : `lasting ${sent.max_age}`
+        }
+        const ours = (s: Session.SessionUser) => s.expireAtBrowserClose === true ? "browser" : "lasting"
+        const login = (options: Session.LoginOptions) =>
+          Effect.flatMap(
+            AuthService.authenticate({ username: "alice", password: Redacted.make("alice-pw-1") }),
+            (authenticated) => Session.login(authenticated, options)
+          ).pipe(Effect.provide(live(true)))
+        const remembered = yield* login({ expireAtBrowserClose: false })
+        const forNow = yield* login({ expireAtBrowserClose: true })
+        expect([remembered, forNow].map(ours)).toEqual(["lasting", "browser"])
+        expect(djangoSends(Redacted.value(remembered.sessionId), true)).toBe(`lasting ${14 * 24 * 3600}`)
+        expect(djangoSends(Redacted.value(forNow.sessionId), false)).toBe("browser")
+        const fromDjango: string = site("login", { username: "alice", password: "alice-pw-1" }).key
+        const current = (atBrowserClose: boolean) =>
+          Effect.map(Session.currentUser(fromDjango), (s) => ours(Option.getOrThrow(s))).pipe(Effect.provide(live(atBrowserClose)))
+        expect([yield* current(true), yield* current(false)]).toEqual(["browser", "lasting"])
+      }), 300_000)
 
     it.scopedLive("sessions shared both ways through the cache: login, logout and password change cross over", () =>
       Effect.gen(function*() {

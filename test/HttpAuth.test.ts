@@ -65,6 +65,49 @@ describe("HttpAuth: session cookie", () => {
         expect(Duration.toSeconds(cookie(reply, "csrftoken").options.maxAge)).toBe(14 * 24 * 3600)
       })))
 
+  // "Remember me", as Django's set_expiry after login(): unticked, the cookies carry no Max-Age and
+  // end with the browser; ticked, they last maxAge even on a site whose every other session ends
+  // with the browser (SESSION_EXPIRE_AT_BROWSER_CLOSE). The choice stays with the session: the new
+  // cookie of a password change keeps it.
+  it.live("a login's \"remember me\" chooses the cookies: without Max-Age unticked, lasting ticked; a password change keeps it", () =>
+    Effect.gen(function*() {
+      const maxAgeOf = (reply: Parameters<typeof cookie>[0], name: string) => {
+        const maxAge = cookie(reply, name).options.maxAge
+        return maxAge === undefined ? undefined : Duration.toSeconds(maxAge)
+      }
+      const loginWith = (url: string, rememberMe?: boolean) =>
+        Effect.map(call(url, "POST", "/login", { json: { username: "alice", password: "wonderland", rememberMe } }), (reply) => {
+          expect(reply.status).toBe(200)
+          return { reply, cookie: cookieHeader({ sessionid: cookie(reply, "sessionid").value }), csrf: reply.json().csrfToken }
+        })
+      const passwordChange = (url: string, from: { readonly cookie: string; readonly csrf: string }, password: string) =>
+        Effect.map(call(url, "POST", "/password", { headers: { cookie: from.cookie, "x-csrftoken": from.csrf }, json: { password } }), (reply) => {
+          expect(reply.status).toBe(204)
+          return reply
+        })
+      const fortnight = 14 * 24 * 3600
+      yield* withServer({}, ({ url }) =>
+        Effect.gen(function*() {
+          const remembered = yield* loginWith(url, true)
+          expect(maxAgeOf(remembered.reply, "sessionid")).toBe(fortnight)
+          const forNow = yield* loginWith(url, false)
+          expect([maxAgeOf(forNow.reply, "sessionid"), maxAgeOf(forNow.reply, "csrftoken")]).toEqual([undefined, undefined])
+          expect(cookie(forNow.reply, "sessionid").options.expires).toBeUndefined()
+          const changed = yield* passwordChange(url, forNow, "looking-glass")
+          expect(maxAgeOf(changed, "sessionid")).toBeUndefined()
+        }))
+      yield* withServer({ session: { expireAtBrowserClose: true } }, ({ url }) =>
+        Effect.gen(function*() {
+          const byDefault = yield* loginWith(url)
+          expect([maxAgeOf(byDefault.reply, "sessionid"), maxAgeOf(byDefault.reply, "csrftoken")]).toEqual([undefined, undefined])
+          const remembered = yield* loginWith(url, true)
+          expect([maxAgeOf(remembered.reply, "sessionid"), maxAgeOf(remembered.reply, "csrftoken")]).toEqual([fortnight, fortnight])
+          const changed = yield* passwordChange(url, remembered, "looking-glass")
+          expect(maxAgeOf(changed, "sessionid")).toBe(fortnight)
+          expect((yield* call(url, "GET", "/me", { headers: { cookie: cookieHeader({ sessionid: cookie(changed, "sessionid").value }) } })).status).toBe(200)
+        }))
+    }))
+
   it.live("Secure and SameSite are configurable", () =>
     withServer({ http: { session: { secure: true, sameSite: "strict", name: "sid" } } }, ({ url }) =>
       Effect.gen(function*() {

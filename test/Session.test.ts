@@ -545,6 +545,43 @@ describe("Session", () => {
     }).pipe(Effect.provide(setup({ idleTimeout: "30 minutes", maxAge: "1 day" }, directory)))
   })
 
+  // "Remember me", as Django's set_expiry after login(): the login's choice is its session's, kept
+  // through its requests, a password change and a second factor (the cookies sent with them are
+  // made of it); a login that made none follows the site-wide default, Django's
+  // SESSION_EXPIRE_AT_BROWSER_CLOSE. The session's end on the server is the same either way.
+  for (const siteDefault of [false, true]) {
+    it.effect(`a login's choice of cookie stays with its session; without one the site's default (${siteDefault}) decides`, () => {
+      const directory = makeDirectory()
+      const alice = directory.add("alice", "hash-1")
+      const cookieOf = (s: Session.SessionUser) => s.expireAtBrowserClose === true ? "browser" : "lasting"
+      return Effect.gen(function*() {
+        const login = (options: Session.LoginOptions) =>
+          Effect.flatMap(AuthService.authenticateUnknown({ username: "alice" }), (a) => Session.login(a, options))
+        const byDefault = yield* login({})
+        const forNow = yield* login({ expireAtBrowserClose: true })
+        const lasting = yield* login({ expireAtBrowserClose: false })
+        expect([byDefault, forNow, lasting].map(cookieOf)).toEqual([siteDefault ? "browser" : "lasting", "browser", "lasting"])
+        expect(new Set([byDefault, forNow, lasting].map((s) => s.expiresAt.getTime()))).toEqual(new Set([30 * 60_000]))
+        // a request that touches each session (its last-seen time is due)
+        yield* TestClock.adjust("2 minutes")
+        const touched = yield* Effect.forEach([byDefault, forNow, lasting], (s) =>
+          Effect.map(Session.currentUser(s.sessionId), Option.getOrThrow))
+        expect(touched.map(cookieOf)).toEqual([siteDefault ? "browser" : "lasting", "browser", "lasting"])
+        // a second factor, then a password change: each a new id, the same choice
+        const stepped = yield* Effect.forEach(touched, (s) =>
+          Effect.flatMap(AuthService.authenticateUnknown({ username: "alice" }), (a) =>
+            Effect.map(Session.stepUp(s.sessionId, a), Option.getOrThrow)))
+        expect(stepped.map(cookieOf)).toEqual([siteDefault ? "browser" : "lasting", "browser", "lasting"])
+        const changed = directory.setPasswordHash(alice, "hash-2")
+        const kept = yield* Effect.forEach(stepped, (s) =>
+          Effect.map(Session.updateSessionAuthHash(s.sessionId, changed), Option.getOrThrow))
+        expect(kept.map(cookieOf)).toEqual([siteDefault ? "browser" : "lasting", "browser", "lasting"])
+        expect(kept.map((s) => s.cookieExpiresAt?.getTime())).toEqual(Array(3).fill(24 * 3600_000))
+        for (const s of kept) expect(yield* current(idOf(s))).toEqual(Option.some("alice"))
+      }).pipe(Effect.provide(setup({ idleTimeout: "30 minutes", maxAge: "1 day", expireAtBrowserClose: siteDefault }, directory)))
+    })
+  }
+
   // A store shared with another app keeps that app's expiry too, and the app moves it when it
   // writes the session (a Django view's save sets expire_date to SESSION_COOKIE_AGE from then).
   // It never lifts maxAge or idleTimeout: the session is refused before it is served (it was
@@ -846,7 +883,9 @@ describe("Session", () => {
         { secret, fallbackSecrets: [Redacted.make("short")] },
         { secret, maxAge: "0 seconds" },
         { secret, maxAge: Infinity },
-        { secret, idleTimeout: "10 millis" }
+        { secret, idleTimeout: "10 millis" },
+        // from an untyped config: "false" would read as true
+        { secret, expireAtBrowserClose: "false" as unknown as boolean }
       ]
       for (const options of cases) {
         const error = yield* Effect.flip(Effect.provide(Session.Session, setup(options)))
@@ -878,6 +917,29 @@ describe("Session", () => {
         ])
       ))
     )
+  })
+
+  it.effect("layerConfig reads SESSION_EXPIRE_AT_BROWSER_CLOSE: the cookie of a login that makes no choice ends with the browser", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    const layer = Session.layerConfig().pipe(
+      Layer.provideMerge(TestAuth.layer([directory.backend])),
+      Layer.provideMerge(MemorySessionStore.layer)
+    )
+    const withSetting = (value?: string) =>
+      Effect.withConfigProvider(ConfigProvider.fromMap(
+        new Map([["SECRET_KEY", Redacted.value(secret)], ...(value === undefined ? [] : [["SESSION_EXPIRE_AT_BROWSER_CLOSE", value] as const])])
+      ))
+    return Effect.gen(function*() {
+      const on = yield* Effect.provide(loginAs("alice"), layer).pipe(withSetting("true"))
+      expect(on.expireAtBrowserClose).toBe(true)
+      for (const value of ["false", undefined]) {
+        const off = yield* Effect.provide(loginAs("alice"), layer).pipe(withSetting(value))
+        expect(off.expireAtBrowserClose).toBeUndefined()
+      }
+      const error = yield* Effect.flip(Effect.provide(Session.Session, layer).pipe(withSetting("sometimes")))
+      expect(String(error)).toContain("SESSION_EXPIRE_AT_BROWSER_CLOSE")
+    })
   })
 
   it.effect("layerConfig reads SESSION_FORMAT: django makes Django's session keys; another value is a ConfigError", () => {

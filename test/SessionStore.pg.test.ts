@@ -51,7 +51,8 @@ describe.skipIf(Postgres.missing)("SqlSessionStore on PostgreSQL", () => {
         ["last_seen_at", "bigint"],
         ["expires_at", "bigint"],
         ["degraded", "smallint"],
-        ["second_factor", "character varying"]
+        ["second_factor", "character varying"],
+        ["expire_at_browser_close", "smallint"]
       ])
       const indexes = yield* sql<{ indexname: string }>`SELECT indexname FROM pg_indexes WHERE tablename = ${`${prefix}session`}`
       expect(indexes.map((i) => i.indexname)).toContain(`${prefix}session_expires_at`)

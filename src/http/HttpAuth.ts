@@ -36,7 +36,8 @@
  * cookies are enabled).
  *
  * Session cookies are `HttpOnly`, `SameSite=Lax`, `Path=/` by default, `Secure` when configured,
- * and last `Session`'s `maxAge`. A cookie whose session is gone (expired, logged out, stale
+ * and last `Session`'s `maxAge`, or end with the browser (no `Max-Age`) where the login asked for
+ * it ({@link LoginOptions}) or the site does (`Session`'s `expireAtBrowserClose`). A cookie whose session is gone (expired, logged out, stale
  * password) is deleted in the response. Login also sets the CSRF cookie (see `http/Csrf`), and
  * both are deleted by logout. A session verified under one of `Session`'s `fallbackSecrets` moves
  * to a new id (Django's `get_user` cycles the key): the response sets the new cookies, and the rest
@@ -206,6 +207,37 @@ export interface Options {
 }
 
 /**
+ * Options of a login ({@link login}, {@link loginAs}): the choice a login form's "remember me" box
+ * makes, which the app maps from its own field. See `Session.LoginOptions`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted, Schema } from "effect"
+ * import { HttpServerRequest } from "@effect/platform"
+ * import { HttpAuth } from "effect-auth"
+ *
+ * const Form = Schema.Struct({ username: Schema.String, password: Schema.Redacted(Schema.String), remember: Schema.optional(Schema.String) })
+ * const handler = Effect.flatMap(HttpServerRequest.schemaBodyUrlParams(Form), ({ password, remember, username }) => {
+ *   // an unticked checkbox is not sent: the cookie then ends with the browser
+ *   const options: HttpAuth.LoginOptions = { expireAtBrowserClose: remember !== "on" }
+ *   return HttpAuth.login({ username, password }, options)
+ * })
+ * ```
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface LoginOptions {
+  /**
+   * `true`: the session's cookies carry no `Max-Age` and end with the browser (Django's
+   * `set_expiry(0)`); `false`: they last `Session`'s `maxAge` even where `Session`'s
+   * `expireAtBrowserClose` is on. Absent: `Session`'s `expireAtBrowserClose` decides. Kept with
+   * the session, for the cookies of its password change and second factor too.
+   */
+  readonly expireAtBrowserClose?: boolean | undefined
+}
+
+/**
  * 429 Too Many Requests: the credentials' username or the client address is locked out (see the
  * `Lockout` module). `retryAfter` is the lock's remaining time in whole seconds, sent as the
  * `Retry-After` header (0 for a failure decoded from a peer, which has none).
@@ -303,16 +335,18 @@ export interface Service {
    * Authenticates the credentials and starts a session (sets the cookies). Needs sessions. A
    * second-factor backend (`AuthBackend.secondFactor`, `TotpBackend`) is not asked (the fold's
    * `AuthRequest` is at `stage: "login"`), and its success would be a 401: a code alone is no
-   * login.
+   * login. `options`: the session's choice of cookie ("remember me").
    */
   readonly login: (
     request: HttpServerRequest.HttpServerRequest,
-    credentials: Credentials.Input
+    credentials: Credentials.Input,
+    options?: LoginOptions
   ) => Effect.Effect<Session.SessionUser, Failure>
   /** Starts a session for a user authenticated otherwise (e.g. an OAuth callback). Needs sessions. */
   readonly loginAs: (
     request: HttpServerRequest.HttpServerRequest,
-    authenticated: AuthService.Authenticated
+    authenticated: AuthService.Authenticated,
+    options?: LoginOptions
   ) => Effect.Effect<Session.SessionUser, Failure>
   /**
    * Verifies a second factor for the user of the request's session (asks the fold with
@@ -508,13 +542,24 @@ export const optionalUser: Effect.Effect<
  * backend let authenticate (`ModelBackend`'s `allowInactive`, Django's
  * `AllowAllUsersModelBackend`), as the form's `confirm_login_allowed` refuses it: 401.
  *
+ * `options.expireAtBrowserClose` is the login's "remember me" ({@link LoginOptions}): `true` sends
+ * the cookies without `Max-Age`, `false` makes them last even where `Session`'s
+ * `expireAtBrowserClose` is on; the choice stays with the session.
+ *
  * @example
  * ```ts
  * import { Effect, Redacted } from "effect"
  * import { HttpAuth } from "effect-auth"
  *
- * const handler = (payload: { readonly username: string; readonly password: Redacted.Redacted<string> }) =>
- *   HttpAuth.login(payload).pipe(
+ * const handler = (payload: {
+ *   readonly username: string
+ *   readonly password: Redacted.Redacted<string>
+ *   readonly rememberMe: boolean
+ * }) =>
+ *   HttpAuth.login(
+ *     { username: payload.username, password: payload.password },
+ *     { expireAtBrowserClose: !payload.rememberMe }
+ *   ).pipe(
  *     Effect.map(({ csrfToken, user }) => ({ username: user.username, csrfToken: Redacted.value(csrfToken) }))
  *   )
  * ```
@@ -523,28 +568,35 @@ export const optionalUser: Effect.Effect<
  * @category accessors
  */
 export const login = (
-  credentials: Credentials.Input
+  credentials: Credentials.Input,
+  options?: LoginOptions
 ): Effect.Effect<Session.SessionUser, Failure, HttpAuth | HttpServerRequest.HttpServerRequest> =>
-  withRequest((service, request) => service.login(request, credentials))
+  withRequest((service, request) => service.login(request, credentials, options))
 
 /**
- * Starts a session for a user your own code authenticated.
+ * Starts a session for a user your own code authenticated; `options` as {@link login}'s.
  *
  * @example
  * ```ts
  * import { Effect } from "effect"
  * import { AuthService, HttpAuth } from "effect-auth"
  *
- * const callback = (credentials: unknown) => Effect.flatMap(AuthService.authenticateUnknown(credentials), HttpAuth.loginAs)
+ * const callback = (credentials: unknown) =>
+ *   Effect.flatMap(AuthService.authenticateUnknown(credentials), (authenticated) => HttpAuth.loginAs(authenticated))
+ * // a login that ends with the browser
+ * const forNow = (credentials: unknown) =>
+ *   Effect.flatMap(AuthService.authenticateUnknown(credentials), (authenticated) =>
+ *     HttpAuth.loginAs(authenticated, { expireAtBrowserClose: true }))
  * ```
  *
  * @since 0.1.0
  * @category accessors
  */
 export const loginAs = (
-  authenticated: AuthService.Authenticated
+  authenticated: AuthService.Authenticated,
+  options?: LoginOptions
 ): Effect.Effect<Session.SessionUser, Failure, HttpAuth | HttpServerRequest.HttpServerRequest> =>
-  withRequest((service, request) => service.loginAs(request, authenticated))
+  withRequest((service, request) => service.loginAs(request, authenticated, options))
 
 /**
  * Verifies the second factor the user typed and steps the request's session up (new id, new

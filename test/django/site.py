@@ -23,6 +23,9 @@
 #   {"action": "whoami", "db": ..., "key"}  the user id Django's get_user() finds for a session key,
 #       the key the session ends under, and the session's data without Django's auth keys
 #   {"action": "logout", "db": ..., "key"}  Django's logout() on that session
+#   {"action": "cookie", "db": ..., "key"}  the session cookie Django's SessionMiddleware sends once a
+#       view wrote the session: its max-age and expires ("" for a cookie that ends with the
+#       browser), and get_expire_at_browser_close() and get_expiry_age() (the session is saved)
 #   {"action": "save", "db": ..., "key", "data", "expiry"?}  a view putting "data" in the session (a
 #       flash message), after set_expiry("expiry") if given ({"in": seconds} is a timedelta), then
 #       saving it: Django's save sets expire_date anew. The expire_date written
@@ -332,6 +335,23 @@ def save():
     return {"expire_date": Session.objects.get(session_key=command["key"]).expire_date.isoformat()}
 
 
+def cookie():
+    from django.contrib.sessions.middleware import SessionMiddleware
+    from django.http import HttpResponse
+
+    request = session_request(command["key"])
+    request.COOKIES[settings.SESSION_COOKIE_NAME] = command["key"]
+    request.session.modified = True
+    response = SessionMiddleware(lambda r: HttpResponse()).process_response(request, HttpResponse())
+    morsel = response.cookies[settings.SESSION_COOKIE_NAME]
+    return {
+        "max_age": morsel["max-age"],
+        "expires": morsel["expires"],
+        "browser_close": request.session.get_expire_at_browser_close(),
+        "age": request.session.get_expiry_age(),
+    }
+
+
 def logout():
     from django.contrib.auth import logout as django_logout
 
@@ -432,7 +452,7 @@ def replace_group():
 
 actions = {
     "seed": seed, "ask": ask, "read": read, "schema": schema, "login": login, "anonymous": anonymous, "whoami": whoami,
-    "logout": logout, "save": save, "setpassword": setpassword, "signing": signing, "anonymous_json": anonymous_json,
+    "logout": logout, "cookie": cookie, "save": save, "setpassword": setpassword, "signing": signing, "anonymous_json": anonymous_json,
     "rawsession": rawsession, "anonymous_python": anonymous_python, "remoteuser": remoteuser,
     "custom_seed": custom_seed, "custom_ask": custom_ask, "replace_group": replace_group, "validate": validate,
 }

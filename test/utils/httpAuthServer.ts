@@ -45,6 +45,8 @@ import * as UserStore from "../../src/UserStore.js"
 // --- the example API ---------------------------------------------------------------------------
 
 const LoginPayload = Schema.Struct({ username: Schema.String, password: Schema.Redacted(Schema.String) })
+// The login form's "remember me", which the app maps to the session's choice of cookie.
+const LoginForm = Schema.Struct({ ...LoginPayload.fields, rememberMe: Schema.optional(Schema.Boolean) })
 const LoginResult = Schema.Struct({ username: Schema.String, csrfToken: Schema.String })
 const Me = Schema.Struct({
   id: Schema.String,
@@ -55,7 +57,7 @@ const Me = Schema.Struct({
 })
 
 export class AuthGroup extends HttpApiGroup.make("auth")
-  .add(HttpApiEndpoint.post("login", "/login").setPayload(LoginPayload).addSuccess(LoginResult))
+  .add(HttpApiEndpoint.post("login", "/login").setPayload(LoginForm).addSuccess(LoginResult))
   .add(HttpApiEndpoint.post("logout", "/logout"))
   .add(HttpApiEndpoint.get("whoami", "/whoami").addSuccess(Schema.NullOr(Schema.String)))
   .middleware(Authentication.OptionalAuthentication)
@@ -76,8 +78,8 @@ export class Api extends HttpApi.make("test").add(AuthGroup).add(AccountGroup) {
 
 export const AuthGroupLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
   handlers
-    .handle("login", ({ payload }) =>
-      HttpAuth.login(payload).pipe(
+    .handle("login", ({ payload: { password, rememberMe, username } }) =>
+      HttpAuth.login({ username, password }, rememberMe === undefined ? undefined : { expireAtBrowserClose: !rememberMe }).pipe(
         Effect.map(({ csrfToken, user }) => ({ username: user.username, csrfToken: Redacted.value(csrfToken) }))
       ))
     .handle("logout", () => HttpAuth.logout)

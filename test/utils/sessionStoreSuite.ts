@@ -84,6 +84,28 @@ export const sessionStoreSuite = (name: string, options: SessionStoreSuiteOption
         })
       ))
 
+    // The login's choice of cookie: `true` ends with the browser, `false` lasts whatever the
+    // site-wide default, absent follows it. A store that dropped it (the SQL store's columns had
+    // no place for it) turned "remember me" unticked into a lasting cookie at the next request.
+    it.live("keeps a login's choice of cookie (ends with the browser, lasts, or the site's default), through set and replace", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          for (const [key, choice] of [["close", true], ["last", false]] as const) {
+            const r = record({ expireAtBrowserClose: choice })
+            yield* store.set(key, r, T0)
+            expect(Option.getOrThrow(yield* store.get(key, T0 + 1))).toEqual(r)
+            const touched = record({ expireAtBrowserClose: choice, lastSeenAt: T0 + 5 })
+            expect(yield* store.replace(key, touched, T0 + 5)).toBe(true)
+            expect(Option.getOrThrow(yield* store.get(key, T0 + 6))).toEqual(touched)
+          }
+          // Absent stays absent: it is no `false`.
+          yield* store.set("default", record(), T0)
+          expect(Option.getOrThrow(yield* store.get("default", T0 + 1))).not.toHaveProperty("expireAtBrowserClose")
+          expect(yield* store.replace("close", record({ lastSeenAt: T0 + 7 }), T0 + 7)).toBe(true)
+          expect(Option.getOrThrow(yield* store.get("close", T0 + 8))).not.toHaveProperty("expireAtBrowserClose")
+        })
+      ))
+
     it.live("keeps keys apart", () =>
       withStore((store) =>
         Effect.gen(function*() {

@@ -20,6 +20,7 @@ import type * as HttpAuth from "../../http/HttpAuth.js"
 import * as RequestSource from "../../http/RequestSource.js"
 import * as Permissions from "../../Permissions.js"
 import * as Session from "../../Session.js"
+import { fieldOf } from "../fieldOf.js"
 import * as IpAddress from "../ipAddress.js"
 import * as Cookies from "./cookies.js"
 import { unavailableOnFailure as storeUnavailable } from "./failures.js"
@@ -254,24 +255,31 @@ export const make = (
         : csrfFor(request, s, cookieValue)
 
     // The request's session (if any) is discarded by `Session.login`, which deletes it without
-    // reading it again.
+    // reading it again. The login's choice of cookie ("remember me") goes with it, and is kept
+    // with the session; what is no boolean (an untyped caller's) is no choice.
     const startSession = (
       request: HttpServerRequest.HttpServerRequest,
       s: Session.Service,
-      authenticated: AuthService.Authenticated
+      authenticated: AuthService.Authenticated,
+      options: HttpAuth.LoginOptions | undefined
     ) =>
       Effect.gen(function*() {
+        const choice = fieldOf(options, "expireAtBrowserClose")
         const started = yield* storeUnavailable(
-          s.login(authenticated, { sessionId: sessionIdOf(request), request: authRequest(request) })
+          s.login(authenticated, {
+            sessionId: sessionIdOf(request),
+            request: authRequest(request),
+            ...(typeof choice === "boolean" && { expireAtBrowserClose: choice })
+          })
         )
         yield* adopt(request, Option.some(started))
         yield* cookies.set(started)
         return started
       })
 
-    const loginAs: HttpAuth.Service["loginAs"] = (request, authenticated) =>
+    const loginAs: HttpAuth.Service["loginAs"] = (request, authenticated, options) =>
       Effect.flatMap(requireSessions, (s) =>
-        Effect.zipRight(csrfFor(request, s, sessionIdOf(request)), startSession(request, s, authenticated)))
+        Effect.zipRight(csrfFor(request, s, sessionIdOf(request)), startSession(request, s, authenticated, options)))
 
     // A login form's username as Django's AuthenticationForm cleans it (`UsernameField`: stripped,
     // NFKC), before any backend sees it; stores then look it up exactly (`get_by_natural_key`).
@@ -280,7 +288,7 @@ export const make = (
         ? { ...credentials, username: LoginUsername.clean(credentials.username) } as Credentials.Input
         : credentials
 
-    const login: HttpAuth.Service["login"] = (request, credentials) =>
+    const login: HttpAuth.Service["login"] = (request, credentials, options) =>
       Effect.gen(function*() {
         const s = yield* requireSessions
         yield* csrfForChange(request, s, sessionIdOf(request))
@@ -293,7 +301,7 @@ export const make = (
         // Django's AuthenticationForm.confirm_login_allowed: a backend that lets inactive users
         // authenticate (`allowInactive`, Django's AllowAllUsersModelBackend) does not log them in.
         if (authenticated.user.isActive === false) return yield* unauthorized
-        return yield* startSession(request, s, authenticated)
+        return yield* startSession(request, s, authenticated, options)
       })
 
     const isSecondFactor = (authenticated: AuthService.Authenticated): boolean =>
