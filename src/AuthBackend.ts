@@ -189,6 +189,18 @@ export interface AuthBackend<C = any> {
    * counts the success of no other backend.
    */
   readonly secondFactor?: boolean | undefined
+  /**
+   * For a second-factor backend: the identity of the device it checks `user`'s codes against now,
+   * or none when the user has no usable device (removed, not confirmed). Any string that changes
+   * when the device is replaced and names no secret (an id, a digest of the device's secret; never
+   * the secret itself). `Session.stepUp` records a keyed hash of it, and
+   * `CurrentUser.requireSecondFactor` asks again: a session whose device is gone or replaced has
+   * no second factor any more (django-otp's `OTPMiddleware` loads the session's device on every
+   * request). Without it, a stepped-up session keeps its second factor for its whole life.
+   *
+   * @since 0.4.0
+   */
+  readonly secondFactorDevice?: ((user: User) => Effect.Effect<Option.Option<string>, AuthError.TransportError>) | undefined
   readonly hasPerm?: (
     user: User,
     perm: string,

@@ -139,7 +139,8 @@ const Extra = Schema.Struct({
   createdAt: Schema.Number,
   lastSeenAt: Schema.Number,
   degraded: Schema.optional(Schema.Boolean),
-  secondFactor: Schema.optional(Schema.String)
+  secondFactor: Schema.optional(Schema.String),
+  secondFactorDevice: Schema.optional(Schema.String)
 })
 const decodeExtra = Schema.decodeUnknownOption(Extra)
 
@@ -245,7 +246,8 @@ const codec = (options: Options) =>
           onNone: () => ({}),
           onSome: (e) => ({
             ...(e.degraded === true && { degraded: true }),
-            ...(e.secondFactor !== undefined && { secondFactor: e.secondFactor })
+            ...(e.secondFactor !== undefined && { secondFactor: e.secondFactor }),
+            ...(e.secondFactorDevice !== undefined && { secondFactorDevice: e.secondFactorDevice })
           })
         }),
         ...browserCloseOf(data._session_expiry)
@@ -284,7 +286,8 @@ const codec = (options: Options) =>
           createdAt: record.createdAt,
           lastSeenAt: record.lastSeenAt,
           ...(record.degraded === true && { degraded: true }),
-          ...(record.secondFactor !== undefined && { secondFactor: record.secondFactor })
+          ...(record.secondFactor !== undefined && { secondFactor: record.secondFactor }),
+          ...(record.secondFactorDevice !== undefined && { secondFactorDevice: record.secondFactorDevice })
         })
 
     // What a new key takes over from the session it replaces (Django's `cycle_key`): everything,

@@ -215,6 +215,14 @@ export interface SessionUser {
    */
   readonly secondFactor?: string | undefined
   /**
+   * Which device that second factor was verified against: a keyed hash of the backend's
+   * `AuthBackend.secondFactorDevice` (never the device's secret), as the session records it.
+   * {@link Service.secondFactorHolds} compares it with the user's device of now.
+   *
+   * @since 0.4.0
+   */
+  readonly secondFactorDevice?: string | undefined
+  /**
    * `true` when the session's cookie ends with the browser (the HTTP layer sends it without
    * `Max-Age`): its login chose so ({@link LoginOptions.expireAtBrowserClose}, or a Django view's
    * `set_expiry(0)` on a shared session), or made no choice under the site-wide
@@ -339,12 +347,28 @@ export interface Service {
    * live session or `authenticated` is another user: a second factor counts only for the user of
    * the first. None too when the session was logged out (or stepped up by another request) while
    * this ran: a logout is not undone by a step-up that read the session before it, and one session
-   * has one successor.
+   * has one successor. When the backend names its devices (`AuthBackend.secondFactorDevice`), the
+   * session records a keyed hash of the user's device (none when the user has no device by now),
+   * for {@link secondFactorHolds}; the backend failing to answer is its `TransportError`.
    */
   readonly stepUp: (
     sessionId: SessionId | undefined,
     authenticated: AuthService.Authenticated
-  ) => Effect.Effect<Option.Option<SessionUser>, SessionStore.SessionStoreError>
+  ) => Effect.Effect<Option.Option<SessionUser>, SessionStore.SessionStoreError | TransportError>
+  /**
+   * Whether `session`'s second factor still holds (what `CurrentUser.requireSecondFactor` asks,
+   * only of routes that require it): false when it has none, when the backend that verified it is
+   * no longer configured, or, for a backend that names its devices
+   * (`AuthBackend.secondFactorDevice`), when the user's device is gone or is another than the one
+   * the session recorded (removed and enrolled again, say). A session stepped up before devices
+   * were recorded (no `secondFactorDevice`) has none either: it cannot show which device it passed,
+   * so it is asked for a code again. With a backend that names no device, the session's word holds.
+   *
+   * @since 0.4.0
+   */
+  readonly secondFactorHolds: (
+    session: Pick<SessionUser, "user" | "secondFactor" | "secondFactorDevice">
+  ) => Effect.Effect<boolean, TransportError>
   /**
    * Ask it when {@link currentUser} found none: whether the store still holds a live entry under
    * `sessionId` all the same, one that is no login of this service (with `DjangoSessionStore`: an
@@ -486,6 +510,9 @@ export const make = (
       ...format.legacyAuthHashers(fallback)
     ])
     const legacyAuthHashes = format.legacyAuthHashers(options.secret)
+    // The device of a second factor, keyed as the auth hash is: by the secret, a fallback accepted.
+    const deviceHash = crypto.deviceHasher(options.secret)
+    const deviceHashes = [deviceHash, ...fallbacks.map(crypto.deviceHasher)]
     const passwordHashOf = options.passwordHashOf ?? passwordHashField
     const maxAgeMillis = Duration.toMillis(maxAge)
     const idleMillis = Option.map(idleTimeout, Duration.toMillis)
@@ -542,6 +569,7 @@ export const make = (
       expiresAt: new Date(Math.min(record.expiresAt, ownExpiry(record))),
       ...(record.degraded === true && { degraded: true }),
       ...(record.secondFactor !== undefined && { secondFactor: record.secondFactor }),
+      ...(record.secondFactorDevice !== undefined && { secondFactorDevice: record.secondFactorDevice }),
       ...(atBrowserClose(record) && { expireAtBrowserClose: true })
     })
 
@@ -805,9 +833,21 @@ export const make = (
         const previous = yield* load(sessionId, now)
         if (Option.isNone(previous) || previous.value[1].userId !== userIdOf(fieldOf(authenticated, "user"))) return Option.none()
         const [old, record] = previous.value
+        // The device the code was checked against, as the backend names it now: recorded, so that
+        // removing the device (or replacing it) takes the second factor from this session too.
+        const deviceOf = Option.getOrUndefined(auth.backend(authenticated.backend))?.secondFactorDevice
+        let device: string | undefined
+        if (deviceOf !== undefined) {
+          const identity = yield* deviceOf(authenticated.user)
+          // removed since the code was checked: no second factor to record
+          if (Option.isNone(identity)) return Option.none()
+          device = deviceHash(identity.value)
+        }
+        const { secondFactorDevice: _, ...rest } = record
         const next: SessionStore.SessionRecord = {
-          ...record,
+          ...rest,
           secondFactor: authenticated.backend,
+          ...(device !== undefined && { secondFactorDevice: device }),
           lastSeenAt: now,
           expiresAt: expiry(record.createdAt, now)
         }
@@ -815,6 +855,22 @@ export const make = (
         const issued = yield* succeed(next, now, old)
         return Option.map(issued, ([id, stored, keptUntil]) => withCookie(authenticated.user, id, stored, keptUntil))
       }).pipe(Effect.withSpan("effect-auth.Session.stepUp", { captureStackTrace: false }))
+
+    const secondFactorHolds: Service["secondFactorHolds"] = (session) => {
+      const backendId = session.secondFactor
+      if (backendId === undefined) return Effect.succeed(false)
+      // A backend no longer configured vouches for nothing, as it yields no user (Django's get_user).
+      const backend = Option.getOrUndefined(auth.backend(backendId))
+      if (backend === undefined) return Effect.succeed(false)
+      const deviceOf = backend.secondFactorDevice
+      if (deviceOf === undefined) return Effect.succeed(true)
+      const recorded = session.secondFactorDevice
+      // Stepped up before devices were recorded: which device it passed is unknown, and trusting it
+      // while the user has some device would let it outlive a removal followed by a new enrolment.
+      if (recorded === undefined) return Effect.succeed(false)
+      return Effect.map(deviceOf(session.user), (identity) =>
+        Option.isSome(identity) && deviceHashes.some((hash) => crypto.equal(hash(identity.value), recorded)))
+    }
 
     const csrfToken: Service["csrfToken"] = (sessionId) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
@@ -835,6 +891,7 @@ export const make = (
       holdsOther,
       updateSessionAuthHash,
       stepUp,
+      secondFactorHolds,
       csrfToken,
       clearExpired: Effect.flatMap(Clock.currentTimeMillis, store.deleteExpired),
       maxAge,
@@ -1090,8 +1147,31 @@ export const updateSessionAuthHash = (
 export const stepUp = (
   sessionId: SessionId | undefined,
   authenticated: AuthService.Authenticated
-): Effect.Effect<Option.Option<SessionUser>, SessionStore.SessionStoreError, Session> =>
+): Effect.Effect<Option.Option<SessionUser>, SessionStore.SessionStoreError | TransportError, Session> =>
   Effect.flatMap(Session, (s) => s.stepUp(sessionId, authenticated))
+
+/**
+ * Whether a session's second factor still holds (see {@link Service.secondFactorHolds}), with the
+ * `Session` service in context. `CurrentUser.requireSecondFactor` asks it for the HTTP layer.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { Session } from "effect-auth"
+ *
+ * const twoFactors = (sessionId: string) =>
+ *   Effect.flatMap(Session.currentUser(sessionId), Option.match({
+ *     onNone: () => Effect.succeed(false),
+ *     onSome: Session.secondFactorHolds
+ *   }))
+ * ```
+ *
+ * @since 0.4.0
+ * @category accessors
+ */
+export const secondFactorHolds = (
+  session: Pick<SessionUser, "user" | "secondFactor" | "secondFactorDevice">
+): Effect.Effect<boolean, TransportError, Session> => Effect.flatMap(Session, (s) => s.secondFactorHolds(session))
 
 /**
  * Deletes expired sessions, with the `Session` service in context (Django's `clearsessions`).

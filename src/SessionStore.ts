@@ -102,6 +102,12 @@ export const SessionRecord = Schema.Struct({
   /** The backend that verified a second factor in this session (`Session.stepUp`); absent before. */
   secondFactor: Schema.optional(Field(255).pipe(Schema.minLength(1))),
   /**
+   * Which device the second factor was verified against: a keyed hash (HMAC under the app secret)
+   * of the backend's `secondFactorDevice`, set by `Session.stepUp`; absent when that backend names
+   * no device, and on sessions stepped up before it was recorded. @since 0.4.0
+   */
+  secondFactorDevice: Schema.optional(Field(128).pipe(Schema.minLength(1))),
+  /**
    * The login's choice of cookie, as Django's `set_expiry` makes it: `true`, the cookie ends with
    * the browser (`set_expiry(0)`, "remember me" unticked); `false`, it lasts whatever the
    * site-wide default (`set_expiry(<age>)`); absent, the site-wide default decides (`Session`'s

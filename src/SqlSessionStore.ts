@@ -148,6 +148,11 @@ const addExpireAtBrowserClose = (t: Tables) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     sql`ALTER TABLE ${sql(t.session)} ADD COLUMN expire_at_browser_close smallint`)
 
+// Which device that second factor was verified against (a keyed hash; `Session.stepUp`).
+const addSecondFactorDevice = (t: Tables) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql`ALTER TABLE ${sql(t.session)} ADD COLUMN second_factor_device varchar(128)`)
+
 /**
  * The store's migrations, for apps that run every module's migrations through one `Migrator`
  * (then build the store with `layer({ migrate: false })`). Keys are `<id>_<name>`.
@@ -171,7 +176,8 @@ export const migrations = (
   "1_create_session_table": createTable(tables),
   "2_add_session_degraded": addDegraded(tables),
   "3_add_session_second_factor": addSecondFactor(tables),
-  "4_add_session_expire_at_browser_close": addExpireAtBrowserClose(tables)
+  "4_add_session_expire_at_browser_close": addExpireAtBrowserClose(tables),
+  "5_add_session_second_factor_device": addSecondFactorDevice(tables)
 })
 
 const storeError = (operation: string) => (cause: unknown) => new SessionStore.SessionStoreError({ operation, cause: safeCause(cause) })
@@ -206,7 +212,8 @@ const Row = Schema.Struct({
   expires_at: SqlTables.Integer,
   degraded: SqlTables.Integer,
   second_factor: Schema.NullOr(Schema.String),
-  expire_at_browser_close: Schema.NullOr(SqlTables.Integer)
+  expire_at_browser_close: Schema.NullOr(SqlTables.Integer),
+  second_factor_device: Schema.NullOr(Schema.String)
 })
 const decodeRows = Schema.decodeUnknown(Schema.Array(Row))
 // The record's `expireAtBrowserClose` as its column keeps it: absent is NULL.
@@ -253,7 +260,7 @@ export const make = (
           Effect.map(
             Effect.flatMap(
               sql`SELECT user_id, backend_id, auth_hash, csrf_token, created_at, last_seen_at, expires_at, degraded,
-                second_factor, expire_at_browser_close FROM ${table} WHERE session_key = ${key} AND expires_at > ${now}`,
+                second_factor, expire_at_browser_close, second_factor_device FROM ${table} WHERE session_key = ${key} AND expires_at > ${now}`,
               decodeRows
             ),
             (rows) =>
@@ -268,7 +275,8 @@ export const make = (
                   expiresAt: row.expires_at,
                   ...(row.degraded !== 0 && { degraded: true }),
                   ...(row.second_factor !== null && { secondFactor: row.second_factor }),
-                  ...(row.expire_at_browser_close !== null && { expireAtBrowserClose: row.expire_at_browser_close !== 0 })
+                  ...(row.expire_at_browser_close !== null && { expireAtBrowserClose: row.expire_at_browser_close !== 0 }),
+                  ...(row.second_factor_device !== null && { secondFactorDevice: row.second_factor_device })
                 }))
           )
         ),
@@ -280,16 +288,17 @@ export const make = (
             : Effect.asVoid(
               sql`INSERT INTO ${table}
                 (session_key, user_id, backend_id, auth_hash, csrf_token, created_at, last_seen_at, expires_at, degraded,
-                  second_factor, expire_at_browser_close)
+                  second_factor, expire_at_browser_close, second_factor_device)
                 VALUES (${key}, ${r.userId}, ${r.backendId}, ${r.authHash}, ${r.csrfToken}, ${r.createdAt},
                   ${r.lastSeenAt}, ${r.expiresAt}, ${r.degraded === true ? 1 : 0}, ${r.secondFactor ?? null},
-                  ${browserCloseOf(r)})
+                  ${browserCloseOf(r)}, ${r.secondFactorDevice ?? null})
                 ON CONFLICT (session_key) DO UPDATE SET
                   user_id = excluded.user_id, backend_id = excluded.backend_id, auth_hash = excluded.auth_hash,
                   csrf_token = excluded.csrf_token, created_at = excluded.created_at,
                   last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at,
                   degraded = excluded.degraded, second_factor = excluded.second_factor,
-                  expire_at_browser_close = excluded.expire_at_browser_close`
+                  expire_at_browser_close = excluded.expire_at_browser_close,
+                  second_factor_device = excluded.second_factor_device`
             )
         ),
       replace: (key, r, now) =>
@@ -301,7 +310,7 @@ export const make = (
               : count(sql`UPDATE ${table} SET user_id = ${r.userId}, backend_id = ${r.backendId},
                   auth_hash = ${r.authHash}, csrf_token = ${r.csrfToken}, created_at = ${r.createdAt},
                   last_seen_at = ${r.lastSeenAt}, expires_at = ${r.expiresAt}, degraded = ${r.degraded === true ? 1 : 0},
-                  second_factor = ${r.secondFactor ?? null}, expire_at_browser_close = ${browserCloseOf(r)}
+                  second_factor = ${r.secondFactor ?? null}, expire_at_browser_close = ${browserCloseOf(r)}, second_factor_device = ${r.secondFactorDevice ?? null}
                 WHERE session_key = ${key} AND expires_at > ${now} RETURNING session_key`),
             (n) => n > 0
           )

@@ -1503,6 +1503,18 @@ describe("DjangoSessionStore: replace leaves alone data it cannot read", () => {
       expect(rows.map((r) => r.session_data)).toEqual([foreign])
     }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" })), Effect.orDie))
 
+  it.effect("the database store keeps the second factor and the device it was verified against", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`CREATE TABLE django_session (session_key varchar(40) PRIMARY KEY, session_data text NOT NULL, expire_date datetime NOT NULL)`
+      const store = yield* DjangoSessionStore.make({ secret })
+      const stepped = { ...record, secondFactor: "totp", secondFactorDevice: "d".repeat(43) }
+      yield* store.set(key, stepped, 2_000)
+      expect(Option.getOrThrow(yield* store.get(key, 2_000))).toEqual(stepped)
+      expect(yield* store.replace(key, record, 3_000)).toBe(true)
+      expect(Option.getOrThrow(yield* store.get(key, 3_000)).secondFactorDevice).toBeUndefined()
+    }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" })), Effect.orDie))
+
   // Past 8.64e15 ms (year 275760) a time is no Date: the database store threw a RangeError out of
   // set, get and isLive, and cycle died. Every store now refuses such a time with a typed error.
   it.effect("times past year 9999 are a SessionStoreError, never a throw nor a session lost", () =>

@@ -20,6 +20,7 @@ import * as AuthError from "../src/AuthError.js"
 import * as TotpBackend from "../src/backends/TotpBackend.js"
 import * as CurrentUser from "../src/http/CurrentUser.js"
 import * as HttpAuth from "../src/http/HttpAuth.js"
+import * as MemorySessionStore from "../src/MemorySessionStore.js"
 import * as RedisSessionStore from "../src/RedisSessionStore.js"
 import type * as SessionStore from "../src/SessionStore.js"
 import * as SqlSessionStore from "../src/SqlSessionStore.js"
@@ -28,6 +29,7 @@ import * as Totp from "../src/Totp.js"
 import * as TotpStore from "../src/TotpStore.js"
 import * as UserStore from "../src/UserStore.js"
 import { appLayer, call, cookieHeader, type Reply } from "./utils/httpAuthServer.js"
+import * as Postgres from "./utils/postgres.js"
 import * as Redis from "./utils/redis.js"
 
 const Login = Schema.Struct({ username: Schema.String, password: Schema.Redacted(Schema.String) })
@@ -99,8 +101,24 @@ const privateRoutes = HttpRouter.empty.pipe(
 )
 
 const serve = (sessions: Layer.Layer<SessionStore.SessionStore, unknown>, totp: Layer.Layer<TotpStore.TotpStore, unknown>) =>
+  Effect.map(serveWith(sessions, totp), ({ url }) => url)
+
+// The server, the TOTP store it uses (as an admin's tool would reach it), and how many times the
+// server has read a device (`get`) so far.
+const serveWith = (sessions: Layer.Layer<SessionStore.SessionStore, unknown>, totp: Layer.Layer<TotpStore.TotpStore, unknown>) =>
   Effect.gen(function*() {
-    const totpStore = yield* Layer.memoize(totp)
+    let reads = 0
+    const counted = Layer.effect(
+      TotpStore.TotpStore,
+      Effect.map(TotpStore.TotpStore, (store): TotpStore.Service => ({
+        ...store,
+        get: (userId) => Effect.suspend(() => {
+          reads++
+          return store.get(userId)
+        })
+      }))
+    ).pipe(Layer.provide(totp))
+    const totpStore = yield* Layer.memoize(counted)
     const app = appLayer({
       store: sessions,
       backends: [TotpBackend.TotpBackend, lookalike],
@@ -114,7 +132,11 @@ const serve = (sessions: Layer.Layer<SessionStore.SessionStore, unknown>, totp: 
       Layer.provideMerge(NodeHttpServer.layer(() => http.createServer(), { port: 0, host: "127.0.0.1" }))
     )
     const context = yield* Layer.build(server)
-    return HttpServer.formatAddress(Context.get(context, HttpServer.HttpServer).address)
+    return {
+      url: HttpServer.formatAddress(Context.get(context, HttpServer.HttpServer).address),
+      devices: Context.get(context, TotpStore.TotpStore),
+      reads: () => reads
+    }
   })
 
 const sessionOf = (reply: Reply) => reply.cookies.cookies["sessionid"]!.value
@@ -188,6 +210,77 @@ const flow = (sessions: () => Layer.Layer<SessionStore.SessionStore, unknown>, t
     expect((yield* post("/mfa", third.session, third.csrf, { otpToken: recovery[2] })).status).toBe(200)
   }).pipe(Effect.scoped)
 
+// django-otp's OTPMiddleware loads the session's device on every request and drops the
+// verification when it is gone. Here the session records which device it passed, and the routes
+// that require the second factor (only they) check that it is still the user's.
+const deviceGone = (sessions: () => Layer.Layer<SessionStore.SessionStore, unknown>, totp: () => Layer.Layer<TotpStore.TotpStore, unknown>) =>
+  Effect.gen(function*() {
+    const { devices, reads, url } = yield* serveWith(sessions(), totp())
+    const post = (path: string, session: string, csrf: string, json: unknown) =>
+      call(url, "POST", path, { json, headers: { cookie: cookieHeader({ sessionid: session }), "x-csrftoken": csrf } })
+    const get = (path: string, session: string) => call(url, "GET", path, { headers: { cookie: cookieHeader({ sessionid: session }) } })
+    const login = Effect.gen(function*() {
+      const reply = yield* call(url, "POST", "/login", { json: { username: "alice", password: "wonderland" } })
+      expect(reply.status).toBe(200)
+      return { session: sessionOf(reply), csrf: reply.json().csrfToken as string }
+    })
+    // Codes made with at least 5 s of their step left (see the flow above); each enrolment and
+    // step-up uses a step of its own, as the device refuses a step used before.
+    const intoStep = Date.now() % 30_000
+    if (intoStep >= 25_000) yield* Effect.sleep(30_000 - intoStep)
+    const codeAt = (secret: Redacted.Redacted<string>, steps: number) =>
+      Redacted.value(Totp.generate(secret, Date.now() + steps * 30_000))
+    const enrol = (at: { readonly session: string; readonly csrf: string }) =>
+      Effect.gen(function*() {
+        const enrolled = yield* post("/mfa/enrol", at.session, at.csrf, {})
+        const secret = Redacted.make(new URL(enrolled.json().uri.replace("otpauth://", "http://")).searchParams.get("secret")!)
+        expect((yield* post("/mfa/confirm", at.session, at.csrf, { otpToken: codeAt(secret, -1) })).status).toBe(200)
+        return secret
+      })
+    const stepUp = (at: { readonly session: string; readonly csrf: string }, otpToken: string) =>
+      Effect.gen(function*() {
+        const reply = yield* post("/mfa", at.session, at.csrf, { otpToken })
+        expect(reply.status).toBe(200)
+        return sessionOf(reply)
+      })
+    const userId = "1"
+
+    const first = yield* login
+    const secret = yield* enrol(first)
+    const stepped = yield* stepUp(first, codeAt(secret, 0))
+    expect((yield* get("/payroll", stepped)).status).toBe(200)
+
+    // The phone is stolen: an admin removes the device. The session that stepped up with it is
+    // refused as one that never passed the second factor (it stays logged in, at one factor).
+    expect(yield* devices.remove(userId)).toBe(true)
+    expect((yield* get("/payroll", stepped)).status).toBe(403)
+    expect((yield* get("/me", stepped)).status).toBe(200)
+
+    // The user enrols a new phone from a fresh login: the old session does not get its second
+    // factor back from the new device, while a session that steps up with the new one has it.
+    const second = yield* login
+    const renewed = yield* enrol(second)
+    expect((yield* get("/payroll", stepped)).status).toBe(403)
+    const steppedAgain = yield* stepUp(second, codeAt(renewed, 0))
+    expect((yield* get("/payroll", steppedAgain)).status).toBe(200)
+
+    // The check costs nothing where the second factor is not required: a plain route of the
+    // stepped-up session, and a bearer token on a guarded route, read no device.
+    const before = reads()
+    expect((yield* get("/me", steppedAgain)).json()).toEqual({ username: "alice", secondFactor: "totp" })
+    expect((yield* call(url, "GET", "/me", { headers: { authorization: "Bearer alice-token" } })).status).toBe(200)
+    expect((yield* call(url, "GET", "/payroll", { headers: { authorization: "Bearer alice-token" } })).status).toBe(403)
+    expect(reads()).toBe(before)
+    expect((yield* get("/payroll", steppedAgain)).status).toBe(200)
+    expect(reads()).toBe(before + 1)
+
+    // Replaced without a gap (removed and enrolled again between two requests): refused too.
+    yield* devices.remove(userId)
+    const third = yield* login
+    yield* enrol(third)
+    expect((yield* get("/payroll", steppedAgain)).status).toBe(403)
+  }).pipe(Effect.scoped)
+
 describe("multi-factor login over HTTP", () => {
   it.live("sessions and TOTP devices in SQLite", () => {
     const database = SqliteClient.layer({ filename: ":memory:" })
@@ -198,6 +291,43 @@ describe("multi-factor login over HTTP", () => {
         () => SqlTotpStore.layer().pipe(Layer.provide(shared))
       )
     }).pipe(Effect.scoped)
+  })
+
+  describe("removing or replacing the device takes the second factor from the sessions that stepped up with it", () => {
+    it.live("memory", () => deviceGone(() => MemorySessionStore.layer, () => TotpStore.layerMemory))
+
+    it.live("SQLite", () => {
+      const database = SqliteClient.layer({ filename: ":memory:" })
+      return Effect.gen(function*() {
+        const shared = yield* Layer.memoize(database)
+        yield* deviceGone(
+          () => SqlSessionStore.layer().pipe(Layer.provide(shared)),
+          () => SqlTotpStore.layer().pipe(Layer.provide(shared))
+        )
+      }).pipe(Effect.scoped)
+    })
+
+    it.live.skipIf(Postgres.missing)("PostgreSQL", () => {
+      const prefix = Postgres.uniquePrefix("mfa")
+      const tables = Effect.all([SqlSessionStore.tables({ tablePrefix: prefix }), SqlTotpStore.tables({ tablePrefix: prefix })]).pipe(
+        Effect.map(([s, t]) => [s.session, s.migrations, t.device, t.recoveryCode, t.migrations])
+      )
+      return Effect.gen(function*() {
+        const shared = yield* Layer.memoize(Postgres.poolDropping(tables))
+        yield* deviceGone(
+          () => SqlSessionStore.layer({ tablePrefix: prefix }).pipe(Layer.provide(shared)),
+          () => SqlTotpStore.layer({ tablePrefix: prefix }).pipe(Layer.provide(shared))
+        )
+      }).pipe(Effect.scoped)
+    })
+
+    it.live.skipIf(Redis.missing)("sessions in Redis", () => {
+      const keyPrefix = Redis.uniquePrefix("mfa-device")
+      return deviceGone(
+        () => RedisSessionStore.layer({ url: Redis.redisUrl, keyPrefix }),
+        () => TotpStore.layerMemory
+      ).pipe(Effect.ensuring(Redis.deleteKeys(keyPrefix)))
+    })
   })
 
   it.live.skipIf(Redis.missing)("sessions in Redis", () => {

@@ -1031,3 +1031,105 @@ describe("a login is recorded, as Django's update_last_login records it", () => 
       }))
     ).pipe(Layer.provide(MemoryUserStore.layer))))))
 })
+
+describe("a second factor holds while its device does (Session.secondFactorHolds)", () => {
+  // A second factor whose device the test replaces, removes or takes down.
+  const makeOtp = (directory: ReturnType<typeof makeDirectory>) => {
+    let device: string | undefined = "device-1"
+    let down = false
+    const backend = AuthBackend.make({
+      id: "otp",
+      credentials: Schema.Struct({ username: Schema.String, otpToken: Schema.String }),
+      // every code is right: what is under test is the device, not the code
+      authenticate: ({ username }) => directory.backend.authenticate({ username }, undefined),
+      getUser: directory.backend.getUser,
+      secondFactor: true,
+      secondFactorDevice: () =>
+        down
+          ? Effect.fail(new AuthError.TransportError({ backend: "otp", cause: "down" }))
+          : Effect.succeed(Option.fromNullable(device))
+    })
+    return {
+      backend,
+      setDevice: (value: string | undefined) => {
+        device = value
+      },
+      setDown: (value: boolean) => {
+        down = value
+      }
+    }
+  }
+  const withOtp = (options: Partial<Session.Options> = {}, store: Layer.Layer<SessionStore.SessionStore> = MemorySessionStore.layer) => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    const otp = makeOtp(directory)
+    const layer = Session.layer({ secret, ...options }).pipe(
+      Layer.provideMerge(TestAuth.layer([directory.backend, otp.backend])),
+      Layer.provideMerge(store)
+    )
+    return { otp, layer }
+  }
+  const stepUp = (started: Session.SessionUser) =>
+    Effect.flatMap(
+      AuthService.authenticateUnknown({ username: "alice", otpToken: "123456" }, { stage: "step-up" }),
+      (authenticated) => Session.stepUp(started.sessionId, authenticated)
+    )
+  const holds = (id: Redacted.Redacted<string>) =>
+    Effect.flatMap(Session.currentUser(id), (s) => Session.secondFactorHolds(Option.getOrThrow(s)))
+
+  it.effect("a step-up records a keyed hash of the device; removing or replacing the device ends the second factor", () => {
+    const { layer, otp } = withOtp()
+    return Effect.gen(function*() {
+      const started = yield* loginAs("alice")
+      expect(yield* Session.secondFactorHolds(started)).toBe(false)
+      const stepped = Option.getOrThrow(yield* stepUp(started))
+      expect(stepped.secondFactor).toBe("otp")
+      // recorded, but not as the backend named it: keyed by the app secret
+      expect(stepped.secondFactorDevice).toMatch(/^[A-Za-z0-9_-]{43}$/)
+      expect(stepped.secondFactorDevice).not.toContain("device-1")
+      expect(yield* holds(stepped.sessionId)).toBe(true)
+      otp.setDevice("device-2") // removed and enrolled again
+      expect(yield* holds(stepped.sessionId)).toBe(false)
+      otp.setDevice(undefined) // removed
+      expect(yield* holds(stepped.sessionId)).toBe(false)
+      // the session itself lives on, at one factor
+      expect(yield* current(idOf(stepped))).toEqual(Option.some("alice"))
+      // a step-up with no device left (removed after its code was checked) is none
+      const again = yield* loginAs("alice")
+      expect(yield* stepUp(again)).toEqual(Option.none())
+      otp.setDevice("device-2")
+      const renewed = Option.getOrThrow(yield* stepUp(again))
+      expect(yield* holds(renewed.sessionId)).toBe(true)
+      // the backend's store down: a TransportError, neither yes nor no
+      otp.setDown(true)
+      expect((yield* Effect.flip(holds(renewed.sessionId)))._tag).toBe("TransportError")
+      expect((yield* Effect.flip(stepUp(yield* loginAs("alice"))))._tag).toBe("TransportError")
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("a session stepped up before devices were recorded has no second factor; a backend that names no device is trusted; one gone vouches for nothing", () => {
+    const { layer } = withOtp()
+    return Effect.gen(function*() {
+      const started = yield* loginAs("alice")
+      // an old record: the second factor, no device
+      expect(yield* Session.secondFactorHolds({ user: started.user, secondFactor: "otp" })).toBe(false)
+      // a second factor whose backend names no device: the session's word, as before
+      expect(yield* Session.secondFactorHolds({ user: started.user, secondFactor: "local" })).toBe(true)
+      // a backend no longer configured
+      expect(yield* Session.secondFactorHolds({ user: started.user, secondFactor: "gone", secondFactorDevice: "x" })).toBe(false)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("a key rotation keeps the second factor: the device's hash under a fallback secret is accepted", () => {
+    const store = Layer.fresh(MemorySessionStore.layer)
+    return Effect.gen(function*() {
+      const shared = yield* Layer.memoize(store)
+      const before = withOtp({}, shared)
+      const stepped = yield* Effect.provide(Effect.flatMap(loginAs("alice"), stepUp), before.layer).pipe(Effect.map(Option.getOrThrow))
+      const after = withOtp({ secret: newSecret, fallbackSecrets: [secret] }, shared)
+      expect(yield* Effect.provide(holds(stepped.sessionId), after.layer)).toBe(true)
+      const unrelated = withOtp({ secret: newSecret }, shared)
+      expect(yield* Effect.provide(holds(stepped.sessionId), unrelated.layer)).toBe(false)
+    }).pipe(Effect.scoped)
+  })
+})

@@ -52,7 +52,8 @@ describe.skipIf(Postgres.missing)("SqlSessionStore on PostgreSQL", () => {
         ["expires_at", "bigint"],
         ["degraded", "smallint"],
         ["second_factor", "character varying"],
-        ["expire_at_browser_close", "smallint"]
+        ["expire_at_browser_close", "smallint"],
+        ["second_factor_device", "character varying"]
       ])
       const indexes = yield* sql<{ indexname: string }>`SELECT indexname FROM pg_indexes WHERE tablename = ${`${prefix}session`}`
       expect(indexes.map((i) => i.indexname)).toContain(`${prefix}session_expires_at`)

@@ -40,7 +40,7 @@ describe("SqlSessionStore on SQLite", () => {
         sql<{ migration_id: number }>`SELECT migration_id FROM effect_auth_session_migrations`).pipe(
         Effect.provide(layer())
       )
-      expect(migrations.map((m) => m.migration_id)).toEqual([1, 2, 3, 4])
+      expect(migrations.map((m) => m.migration_id)).toEqual([1, 2, 3, 4, 5])
     }))
 
   it.live("shares the users' database, with its own table and migrations table", () =>

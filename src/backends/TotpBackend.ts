@@ -5,7 +5,10 @@
  * Its credentials are `{ username, otpToken }` (`otp_token` is django-otp's name for the field).
  * It is meant for a step-up after a first factor, never alone in a login chain: a six-digit code
  * is not a password. `HttpAuth.stepUp` asks it with the username of the session's user, and
- * `Session.stepUp` marks that session as having passed the second factor (docs/mfa.md).
+ * `Session.stepUp` marks that session as having passed the second factor, with the device it
+ * passed (`secondFactorDevice`: a digest of the device's secret, which the session keys again):
+ * once the device is removed or enrolled anew, `CurrentUser.requireSecondFactor` refuses the
+ * session as one that never passed it (docs/mfa.md).
  *
  * - A code is accepted in the time steps within `window` of now (default ±1 step of 30 s), and only
  *   after the last step accepted for the user: a code cannot be replayed, even on another
@@ -36,6 +39,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { createHash } from "node:crypto"
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
@@ -131,6 +135,11 @@ export class TotpBackend extends Context.Tag("effect-auth/backends/TotpBackend")
 >() {}
 
 const storedAsUser = (stored: UserStore.StoredUser): User => stored as unknown as User
+
+// SHA-256 of the secret under a label of its own: it names the device and tells nothing of the
+// secret (160 random bits); `Session` keys it again with the app secret before storing it.
+const deviceIdentity = (device: TotpStore.Device): string =>
+  createHash("sha256").update("effect-auth.TotpBackend.device\0").update(Redacted.value(device.secret)).digest("base64url")
 const digitsOnly = /^[0-9]{6,8}$/
 
 /**
@@ -199,12 +208,21 @@ export const make = (
     const getUser = (userId: string): Effect.Effect<Option.Option<User>, AuthError.TransportError> =>
       Effect.map(find(users.findById(userId)), (found) => Option.map(Option.filter(found, (u) => u.isActive), toUser))
 
+    // The user's confirmed device, named by a digest of its secret: a new enrolment always has a
+    // new secret, so a device removed and enrolled again is another device.
+    const secondFactorDevice = (user: User): Effect.Effect<Option.Option<string>, AuthError.TransportError> =>
+      Effect.map(
+        Effect.mapError(devices.get(user.id), transport),
+        (device) => Option.map(Option.filter(device, (d) => d.confirmed), deviceIdentity)
+      )
+
     return AuthBackend.make({
       id: backendId,
       credentials: SecondFactor,
       authenticate,
       getUser,
       secondFactor: true,
+      secondFactorDevice,
       ...(options.policy === undefined ? {} : { policy: options.policy })
     })
   })

@@ -76,10 +76,20 @@ export interface Info {
   readonly degraded: boolean
   /**
    * The backend that verified a second factor in the request's session (`HttpAuth.stepUp`), or
-   * `undefined`: the user passed one factor only (or did not come with a session). Routes that
-   * need both guard with {@link requireSecondFactor}.
+   * `undefined`: the user passed one factor only (or did not come with a session). This is what
+   * the session recorded: routes that need both factors guard with {@link requireSecondFactor},
+   * which also checks that the device it was verified against is still the user's.
    */
   readonly secondFactor: string | undefined
+  /**
+   * Whether the second factor still holds (`Session.secondFactorHolds`): `false` without one, or
+   * when the device it was verified against has been removed or replaced since; a
+   * `TransportError` when the backend's store cannot answer. Asked when run, once per request
+   * (later runs answer what the first found): a request that never asks reads no device.
+   *
+   * @since 0.4.0
+   */
+  readonly secondFactorHolds: Effect.Effect<boolean, AuthError.TransportError>
   readonly hasPerm: (perm: string, obj?: unknown) => Effect.Effect<boolean, AuthError.TransportError>
   readonly hasPerms: (perms: Iterable<string>, obj?: unknown) => Effect.Effect<boolean, AuthError.TransportError>
   readonly hasModulePerms: (appLabel: string) => Effect.Effect<boolean, AuthError.TransportError>
@@ -127,7 +137,9 @@ export class OptionalUser extends Context.Tag("effect-auth/http/OptionalUser")<O
 
 /**
  * Builds the request's {@link Info}; the permission methods answer through `auth` with `cache`
- * (the request's; made on the first permission question when not given). The middleware does
+ * (the request's; made on the first permission question when not given). `secondFactorHolds` is
+ * what {@link Info.secondFactorHolds} runs (the middleware gives `Session.secondFactorHolds` of the
+ * request's session); without it, a `secondFactor` given holds as it is. The middleware does
  * this; tests of handlers can too.
  *
  * @example
@@ -152,10 +164,24 @@ export const make = (
     readonly method: AuthMethod
     readonly degraded?: boolean | undefined
     readonly secondFactor?: string | undefined
+    readonly secondFactorHolds?: Effect.Effect<boolean, AuthError.TransportError> | undefined
   },
   auth: AuthService.Service,
   cache?: Permissions.RequestCacheStore | undefined
-): Info => new RequestInfo(who.user, who.backend, who.method, who.degraded === true, who.secondFactor, auth, cache)
+): Info =>
+  new RequestInfo(
+    who.user,
+    who.backend,
+    who.method,
+    who.degraded === true,
+    who.secondFactor,
+    auth,
+    cache,
+    who.secondFactor === undefined ? undefined : who.secondFactorHolds
+  )
+
+const holds = Effect.succeed(true)
+const holdsNot = Effect.succeed(false)
 
 // Built once per authenticated request, and most requests ask no permission question: the
 // permission methods are prototype getters that make their function when a handler takes it
@@ -165,6 +191,9 @@ class RequestInfo implements Info {
   // Private fields: not enumerable, so the object prints and serialises as its own fields only.
   readonly #auth: AuthService.Service
   #cache: Permissions.RequestCacheStore | undefined
+  // The check of the second factor, run at most once per request (its answer kept in #held).
+  readonly #secondFactorCheck: Effect.Effect<boolean, AuthError.TransportError> | undefined
+  #held: boolean | undefined
   constructor(
     readonly user: User,
     readonly backend: string,
@@ -172,10 +201,21 @@ class RequestInfo implements Info {
     readonly degraded: boolean,
     readonly secondFactor: string | undefined,
     auth: AuthService.Service,
-    cache: Permissions.RequestCacheStore | undefined
+    cache: Permissions.RequestCacheStore | undefined,
+    secondFactorCheck: Effect.Effect<boolean, AuthError.TransportError> | undefined
   ) {
     this.#auth = auth
     this.#cache = cache
+    this.#secondFactorCheck = secondFactorCheck
+  }
+  get secondFactorHolds(): Info["secondFactorHolds"] {
+    if (this.secondFactor === undefined) return holdsNot
+    const check = this.#secondFactorCheck
+    if (check === undefined) return holds
+    if (this.#held !== undefined) return this.#held ? holds : holdsNot
+    return Effect.tap(check, (held) => {
+      this.#held = held
+    })
   }
   private store(): Permissions.RequestCacheStore {
     return (this.#cache ??= { answers: new Map() })
@@ -276,8 +316,12 @@ export const requireModulePerms = (
 
 /**
  * Fails with 403 (`HttpApiError.Forbidden`) unless the request's session passed a second factor
- * (`HttpAuth.stepUp`, docs/mfa.md). A request authenticated otherwise (a bearer token, an API key)
- * has none. Django's `otp_required` (django-otp).
+ * (`HttpAuth.stepUp`, docs/mfa.md) that still holds: the device it was verified against must still
+ * be the user's ({@link Info.secondFactorHolds}; removed or replaced, the session is as one that
+ * never passed it). 503 (`ServiceUnavailable`) when the second factor's store cannot answer. A
+ * request authenticated otherwise (a bearer token, an API key) has none, and is refused without a
+ * store being read. Django's `otp_required` (django-otp), whose `OTPMiddleware` loads the
+ * session's device on every request; here only the routes that require it do.
  *
  * @example
  * ```ts
@@ -290,7 +334,8 @@ export const requireModulePerms = (
  * @since 0.2.0
  * @category guards
  */
-export const requireSecondFactor: Effect.Effect<void, HttpApiError.Forbidden, CurrentUser> = Effect.flatMap(
-  CurrentUser,
-  (info) => (info.secondFactor === undefined ? forbidden : Effect.void)
-)
+export const requireSecondFactor: Effect.Effect<
+  void,
+  HttpApiError.Forbidden | HttpApiError.ServiceUnavailable,
+  CurrentUser
+> = guard((info) => info.secondFactorHolds)

@@ -106,6 +106,20 @@ export const sessionStoreSuite = (name: string, options: SessionStoreSuiteOption
         })
       ))
 
+    it.live("keeps which device the second factor was verified against, through set and replace", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const stepped = record({ secondFactor: "totp", secondFactorDevice: "x".repeat(43) })
+          yield* store.set("f", stepped, T0)
+          expect(Option.getOrThrow(yield* store.get("f", T0 + 1))).toEqual(stepped)
+          const other = record({ secondFactor: "totp", secondFactorDevice: "y".repeat(43), lastSeenAt: T0 + 2 })
+          expect(yield* store.replace("f", other, T0 + 2)).toBe(true)
+          expect(Option.getOrThrow(yield* store.get("f", T0 + 3))).toEqual(other)
+          expect(yield* store.replace("f", record({ lastSeenAt: T0 + 4 }), T0 + 4)).toBe(true)
+          expect(Option.getOrThrow(yield* store.get("f", T0 + 5)).secondFactorDevice).toBeUndefined()
+        })
+      ))
+
     it.live("keeps keys apart", () =>
       withStore((store) =>
         Effect.gen(function*() {

@@ -146,15 +146,31 @@ export const make = (env: Env): Fold => {
       readonly backend: string
       readonly degraded?: boolean | undefined
       readonly secondFactor?: string | undefined
+      readonly secondFactorDevice?: string | undefined
     },
     method: CurrentUser.AuthMethod,
     cache: Cache
   ) =>
     CurrentUser.make(
-      { user: who.user, backend: who.backend, method, degraded: who.degraded, secondFactor: who.secondFactor },
+      {
+        user: who.user,
+        backend: who.backend,
+        method,
+        degraded: who.degraded,
+        secondFactor: who.secondFactor,
+        // Only a stepped-up session has anything to check, and only a route that requires the
+        // second factor runs the check: every other request reads no device.
+        secondFactorHolds: who.secondFactor === undefined || Option.isNone(sessions)
+          ? undefined
+          : secondFactorCheck(sessions.value, who)
+      },
       auth,
       cache
     )
+  const secondFactorCheck = (
+    service: Session.Service,
+    session: Pick<Session.SessionUser, "user" | "secondFactor" | "secondFactorDevice">
+  ) => Effect.suspend(() => service.secondFactorHolds(session))
 
   const viaCredentials = (
     request: HttpServerRequest.HttpServerRequest,

@@ -32,6 +32,21 @@ export const authHasher = (secret: Redacted.Redacted<string>) => {
     passwordHash === "" ? "" : createHmac("sha256", key).update(passwordHash).digest("base64url")
 }
 
+// Its own salt: a device fingerprint and an auth hash of the same bytes never coincide.
+const deviceSalt = "effect-auth.Session.secondFactorDevice"
+
+/**
+ * HMAC-SHA256 of a second factor's device identity (`AuthBackend.secondFactorDevice`) under a key
+ * derived once from an app secret, base64url: what a session records of the device its second
+ * factor was verified against. Keyed, so that the session store holds nothing a device's identity
+ * (a digest of its secret) can be matched against without the app secret. The same under every
+ * session format: Django never reads it. @internal
+ */
+export const deviceHasher = (secret: Redacted.Redacted<string>) => {
+  const key = createHash("sha256").update(deviceSalt).update(Redacted.value(secret)).digest()
+  return (identity: string): string => createHmac("sha256", key).update(identity).digest("base64url")
+}
+
 /** Constant-time equality; lengths are not secret (every hash and token has a fixed length). @internal */
 export const equal = (a: string, b: string): boolean => {
   const left = Buffer.from(a)
