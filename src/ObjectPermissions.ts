@@ -163,10 +163,13 @@ export interface Service {
 export class ObjectPermissions extends Context.Tag("effect-auth/ObjectPermissions")<ObjectPermissions, Service>() {}
 
 /**
- * Checks a grant's input: a permission string and a valid object reference; a typed error
- * otherwise (for stores of your own; {@link make} checks every call's input). Total: a permission
- * or an object of any type (`null`, a number, a Proxy whose traps throw) is refused, never a
- * defect; an `operation` that is no string is named `"validate"` in the error.
+ * Checks a grant's input: a permission string of the object's app (`reports.view_report` on a
+ * `reports.report`, as guardian, which raises `WrongAppError` for another app's) and a valid object
+ * reference; a typed error otherwise (for stores of your own; {@link make} checks every call's
+ * input). For a revocation (`operation` `"revokeUser"` or `"revokeGroup"`) the app is not checked,
+ * so that a grant stored before this check can be taken back. Total: a permission or an object of
+ * any type (`null`, a number, a Proxy whose traps throw) is refused, never a defect; an
+ * `operation` that is no string is named `"validate"` in the error.
  *
  * @example
  * ```ts
@@ -186,7 +189,14 @@ export const validate = (
 ): Effect.Effect<void, ObjectPermissionsError> =>
   // The operation only names the call in the error, whose Schema takes a string: a number from an
   // untyped caller threw a ParseError while the refusal was built, outside the Effect.
-  Effect.asVoid(checkGrant(typeof operation === "string" ? operation : "validate", perm, obj))
+  Effect.asVoid(
+    checkGrant(
+      typeof operation === "string" ? operation : "validate",
+      perm,
+      obj,
+      operation !== "revokeUser" && operation !== "revokeGroup"
+    )
+  )
 
 const refuse = (operation: string, message: string) => Effect.fail(new ObjectPermissionsError({ operation, message }))
 
@@ -200,13 +210,29 @@ const describe = (value: unknown): string => {
   return type === "null" || type === "undefined" ? type : `${type === "object" ? "an" : "a"} ${type}`
 }
 
-// The permission and the object reference of a grant, the reference as read once (`readRef`).
-const checkGrant = (operation: string, perm: unknown, obj: unknown): Effect.Effect<ObjectRef, ObjectPermissionsError> =>
+// The permission and the object reference of a grant, the reference as read once (`readRef`);
+// with `sameApp`, a permission of another app than the object's is refused too (a revocation
+// takes it, so that a grant stored before can go).
+const checkGrant = (
+  operation: string,
+  perm: unknown,
+  obj: unknown,
+  sameApp: boolean
+): Effect.Effect<ObjectRef, ObjectPermissionsError> =>
   typeof perm !== "string" || !isPermission(perm)
     ? refuse(operation, `not a permission (app_label.codename): ${describe(perm)}`)
     : !isStorable(perm)
     ? refuse(operation, "permission must hold no NUL or lone surrogate")
-    : checkRef(operation, obj)
+    : Effect.flatMap(
+      checkRef(operation, obj),
+      (ref) =>
+        !sameApp || internalRef.isOfObjectApp(perm, ref.contentType)
+          ? Effect.succeed(ref)
+          : refuse(
+            operation,
+            `permission ${JSON.stringify(perm)} is not of the object's app (content type ${JSON.stringify(ref.contentType)})`
+          )
+    )
 
 const checkRef = (operation: string, obj: unknown): Effect.Effect<ObjectRef, ObjectPermissionsError> => {
   const ref = readRef(obj)
@@ -242,7 +268,8 @@ const checkGroups = (operation: string, groups: unknown): Effect.Effect<Readonly
  * A store that checks every call's input before `store` sees it: a user id or a group name that
  * is a string every store keeps as it is (at most 255 characters, the columns' limit, and no NUL
  * or lone surrogate), a permission that is one (`app_label.codename`, grants and revocations,
- * with no lone surrogate either), a valid object reference ({@link ObjectRef}), and groups that
+ * with no lone surrogate either; a grant's of the object's app, see {@link validate}), a valid
+ * object reference ({@link ObjectRef}), and groups that
  * are a collection of such names. Anything else, as an untyped caller may hand over (`null`, a
  * number, an object that throws when read, a value PostgreSQL refuses where SQLite and memory
  * kept it), fails with `ObjectPermissionsError` on every store alike, never a defect, and `store`
@@ -270,7 +297,10 @@ export const make = (store: Service): Service => {
   (who: string, perm: string, obj: ObjectRef) =>
     Effect.suspend(() =>
       Effect.flatMap(
-        Effect.zip(checkWho(operation, field, who), checkGrant(operation, perm, obj)),
+        Effect.zip(
+          checkWho(operation, field, who),
+          checkGrant(operation, perm, obj, operation === "grantUser" || operation === "grantGroup")
+        ),
         ([whom, ref]) => store[operation](whom, perm, ref)
       )
     )

@@ -278,6 +278,31 @@ const suite = (name: string, objects: () => Layer.Layer<ObjectPermissions.Object
         expect(yield* grants.userPermissions("1", ObjectPermissions.ref("reports.report", 1))).toEqual(new Set())
       }).pipe(Effect.provide(app(objects()))))
 
+    it.effect("a permission of another app than the object's is refused when granted (guardian: WrongAppError), and can be revoked", () =>
+      Effect.gen(function*() {
+        const { alice, bob } = yield* people
+        const grants = yield* ObjectPermissions.ObjectPermissions
+        const r1 = ObjectPermissions.ref("reports.report", 1)
+        for (const grant of [grants.grantUser(alice.id, "admin.delete_user", r1), grants.grantGroup("auditors", "admin.delete_user", r1)]) {
+          const refused = yield* Effect.flip(grant)
+          expect(refused._tag).toBe("ObjectPermissionsError")
+          expect(refused.message).toContain("is not of the object's app")
+        }
+        const validated = yield* Effect.flip(ObjectPermissions.validate("grantUser", "admin.delete_user", r1))
+        expect(validated._tag).toBe("ObjectPermissionsError")
+        expect(yield* AuthService.hasPerm(alice, "admin.delete_user", r1)).toBe(false)
+        expect(yield* AuthService.hasPerm(bob, "admin.delete_user", r1)).toBe(false)
+        // (a revocation takes it: a grant stored before this check can go)
+        yield* grants.revokeUser(alice.id, "admin.delete_user", r1)
+        yield* grants.revokeGroup("auditors", "admin.delete_user", r1)
+        yield* ObjectPermissions.validate("revokeUser", "admin.delete_user", r1)
+        // an app label that only starts like the object's is another app
+        const prefixed = yield* Effect.flip(grants.grantUser(alice.id, "report.view_report", ObjectPermissions.ref("reports.report", 1)))
+        expect(prefixed._tag).toBe("ObjectPermissionsError")
+        yield* grants.grantUser(alice.id, "reports.delete_report", r1)
+        expect(yield* AuthService.hasPerm(alice, "reports.delete_report", r1)).toBe(true)
+      }).pipe(Effect.provide(app(objects()))))
+
     it.effect("input of the wrong type (an untyped caller) is an ObjectPermissionsError on every store, never a defect", () =>
       Effect.gen(function*() {
         const grants = yield* ObjectPermissions.ObjectPermissions
@@ -389,6 +414,38 @@ suite(
   },
   Postgres.missing
 )
+
+describe("object permissions of another app than the object's", () => {
+  // A store holding what the stores kept before they refused such grants: another app's permission.
+  const stale = Layer.effect(
+    ObjectPermissions.ObjectPermissions,
+    Effect.sync(() => {
+      const memory = ObjectPermissions.makeMemory()
+      const held = new Set(["admin.delete_user", "reports.change_report"])
+      return {
+        ...memory,
+        userPermissions: () => Effect.succeed(held),
+        groupPermissions: (groups: ReadonlyArray<string>) => Effect.succeed(new Map(groups.map((g) => [g, held] as const)))
+      }
+    })
+  )
+  it.effect("a grant of another app already stored counts for nothing: false, absent from the set, explained", () =>
+    Effect.gen(function*() {
+      const { alice, bob } = yield* people
+      const r1 = ObjectPermissions.ref("reports.report", 1)
+      expect(yield* AuthService.hasPerm(alice, "admin.delete_user", r1)).toBe(false)
+      expect(yield* AuthService.hasPerm(bob, "admin.delete_user", r1)).toBe(false)
+      expect(yield* AuthService.hasPerm(alice, "reports.change_report", r1)).toBe(true)
+      expect([...(yield* AuthService.getAllPermissions(alice, r1))]).toEqual(["reports.change_report"])
+      const why = yield* AuthService.explain(alice, "admin.delete_user", r1)
+      expect(why.granted).toBe(false)
+      expect(why.steps[2]).toEqual({
+        backend: "object",
+        answer: "abstain",
+        reasons: ["not a permission of the object's app (reports.report)"]
+      })
+    }).pipe(Effect.provide(app(stale))))
+})
 
 describe("explain", () => {
   it.effect("a backend down fails the question as hasPerm does (TransportError)", () =>

@@ -3,9 +3,10 @@
  * authenticates anyone (every credential is `NoMatch("unsupported-credentials")`), and answers
  * `hasPerm(user, perm, obj)` for an object (`ObjectPermissions.ObjectRef`, or anything `refOf`
  * turns into one) from the `ObjectPermissions` store: the user's own grants on the object, and
- * their groups' (groups from the `UserStore`). Inactive users hold nothing; without an object, or
- * with one it does not know or cannot read, it abstains, leaving global permissions to
- * `ModelBackend`. `AuthService.explain` says which grant
+ * their groups' (groups from the `UserStore`). Only a permission of the object's app is the
+ * object's (guardian raises `WrongAppError` for another app's): another's is `false`. Inactive
+ * users hold nothing; without an object, or with one it does not know or cannot read, it abstains,
+ * leaving global permissions to `ModelBackend`. `AuthService.explain` says which grant
  * (or which group) answered.
  *
  * @example
@@ -29,6 +30,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
+import { isOfObjectApp } from "../internal/objectRef.js"
 import { askStore, storeFlags } from "../internal/userStore.js"
 import * as ObjectPermissions from "../ObjectPermissions.js"
 import type * as Permissions from "../Permissions.js"
@@ -131,7 +133,14 @@ export const make = (
         const groups = yield* askStore(users.groupsOf(user.id), [] as ReadonlyArray<string>, transport)
         const own = yield* Effect.mapError(grants.userPermissions(user.id, ref), transport)
         const viaGroups = yield* Effect.mapError(grants.groupPermissions(groups, ref), transport)
-        return { own, viaGroups }
+        // Only the object's app's permissions are the object's (guardian raises WrongAppError for
+        // another's): a grant of another app stored before the stores refused it counts for nothing.
+        const ofApp = (perms: ReadonlySet<string>) => new Set([...perms].filter((perm) => isOfObjectApp(perm, ref.contentType)))
+        return {
+          ref,
+          own: ofApp(own),
+          viaGroups: new Map([...viaGroups].map(([group, perms]) => [group, ofApp(perms)] as const))
+        }
       })
 
     const getAllPermissions = (user: User, obj?: unknown) =>
@@ -146,6 +155,9 @@ export const make = (
       Effect.map(grantsOn(user, obj), (found): Permissions.Account => {
         if (!user.isActive) return { granted: false, reasons: ["inactive user: no object permissions"] }
         if (found === undefined) return { granted: false, reasons: ["no object, or one this backend does not know"] }
+        if (!isOfObjectApp(perm, found.ref.contentType)) {
+          return { granted: false, reasons: [`not a permission of the object's app (${found.ref.contentType})`] }
+        }
         const reasons: Array<string> = []
         if (found.own.has(perm)) reasons.push("granted to the user on this object")
         const groups = [...found.viaGroups].filter(([, perms]) => perms.has(perm)).map(([group]) => group)

@@ -35,3 +35,15 @@ export const readRef = (obj: unknown): Schema.Schema.Type<typeof ObjectRef> | un
 }
 const ownValue = (obj: object, key: string): unknown =>
   Object.hasOwn(obj, key) ? (obj as Record<string, unknown>)[key] : undefined
+
+/**
+ * Whether a permission (`app_label.codename`) is of the app of an object's content type
+ * (`app_label.model`): guardian looks an object's permissions up among its content type's, and
+ * raises `WrongAppError` for a permission of another app.
+ *
+ * @internal
+ */
+export const isOfObjectApp = (perm: string, contentType: string): boolean => {
+  const dot = perm.indexOf(".")
+  return dot > 0 && perm.slice(0, dot) === contentType.slice(0, contentType.indexOf("."))
+}
