@@ -3,6 +3,7 @@
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -445,6 +446,42 @@ describe("object permissions of another app than the object's", () => {
         reasons: ["not a permission of the object's app (reports.report)"]
       })
     }).pipe(Effect.provide(app(stale))))
+})
+
+describe("ObjectPermissionBackend's refOf", () => {
+  // An app's refOf, as an untyped one may write it: the row's id as it is.
+  const withRefOf = (refOf: (obj: unknown) => unknown) =>
+    TestAuth.layer([ModelBackend.ModelBackend, ObjectPermissionBackend.ObjectPermissionBackend]).pipe(
+      Layer.provideMerge(Layer.merge(ModelBackend.layer(), ObjectPermissionBackend.layer({ refOf: refOf as never }))),
+      Layer.provideMerge(Layer.mergeAll(MemoryUserStore.layer, PasswordHasher.layerTest, ObjectPermissions.layerMemory))
+    )
+  const rows = (obj: unknown) => (obj as { readonly ref: unknown }).ref
+
+  it.effect("an integer key is made its string, as guardian's force_str; what is then no reference is an abstention, not a 503", () =>
+    Effect.gen(function*() {
+      const { alice } = yield* people
+      const grants = yield* ObjectPermissions.ObjectPermissions
+      yield* grants.grantUser(alice.id, "reports.view_report", ObjectPermissions.ref("reports.report", 7))
+      const ask = (ref: unknown) => Effect.either(AuthService.hasPerm(alice, "reports.view_report", { ref }))
+      expect(yield* ask({ contentType: "reports.report", objectPk: 7 })).toEqual(Either.right(true))
+      expect(yield* ask({ contentType: "reports.report", objectPk: 7n })).toEqual(Either.right(true))
+      expect(yield* ask({ contentType: "reports.report", objectPk: "7" })).toEqual(Either.right(true))
+      for (
+        const bad of [
+          { contentType: "reports.report", objectPk: 7.5 },
+          { contentType: "reports.report", objectPk: Number.NaN },
+          { contentType: "reports.report", objectPk: "" },
+          { contentType: "reports.report", objectPk: null },
+          { contentType: "report", objectPk: "7" },
+          { contentType: 42, objectPk: "7" },
+          "reports.report:7",
+          null
+        ]
+      ) {
+        expect(yield* ask(bad), JSON.stringify(bad)).toEqual(Either.right(false))
+      }
+      expect(yield* AuthService.getAllPermissions(alice, { ref: { contentType: "report", objectPk: 7 } })).toEqual(new Set())
+    }).pipe(Effect.provide(withRefOf(rows))))
 })
 
 describe("explain", () => {

@@ -59,7 +59,10 @@ export interface Options {
   /**
    * The reference of a `hasPerm` object; default `ObjectPermissions.refOf` (objects that carry
    * `contentType` and `objectPk`). Answer `undefined` for objects this backend does not know; an
-   * object it throws on (one that cannot be read) counts as one this backend does not know.
+   * object it throws on (one that cannot be read) counts as one this backend does not know. Its
+   * answer is checked as `ObjectPermissions.refOf` checks an object, after an integer `objectPk`
+   * (a number or a bigint) is made its decimal string, as guardian's `force_str(obj.pk)`: what
+   * is then no reference counts as an object this backend does not know (an abstention).
    */
   readonly refOf?: ((obj: unknown) => ObjectPermissions.ObjectRef | undefined) | undefined
   readonly policy?: AuthBackend.PolicyInput | undefined
@@ -85,6 +88,20 @@ export class ObjectPermissionBackend extends Context.Tag("effect-auth/backends/O
 >() {}
 
 const none: ReadonlySet<string> = new Set()
+
+// A `refOf` of the app's answers what it answers: an integer primary key as a number (or a bigint)
+// is its decimal string, as guardian's `force_str(obj.pk)` makes it; the rest is checked as
+// `ObjectPermissions.refOf` checks an object, and anything that is no reference then (a content
+// type with no dot, an empty key, a fraction) is an object this backend does not know, an
+// abstention. Before, the store refused it and the question failed with a TransportError (a 503).
+const checkedRef = (given: unknown): ObjectPermissions.ObjectRef | undefined => {
+  if (typeof given !== "object" || given === null) return undefined
+  const { contentType, objectPk } = given as { readonly contentType?: unknown; readonly objectPk?: unknown }
+  const pk = typeof objectPk === "bigint" || (typeof objectPk === "number" && Number.isSafeInteger(objectPk))
+    ? String(objectPk)
+    : objectPk
+  return Option.getOrUndefined(ObjectPermissions.refOf({ contentType, objectPk: pk }))
+}
 // It authenticates nobody: no input decodes, so the fold skips it as unsupported credentials.
 const NoCredentials = Schema.Unknown.pipe(Schema.filter(() => false, { message: () => "object permissions only" }))
 
@@ -108,7 +125,10 @@ export const make = (
     const id = options.id ?? "object"
     const grants = yield* ObjectPermissions.ObjectPermissions
     const users = yield* UserStore.UserStore
-    const toRef = options.refOf ?? ((obj: unknown) => Option.getOrUndefined(ObjectPermissions.refOf(obj)))
+    const custom = options.refOf
+    const toRef = custom === undefined
+      ? (obj: unknown) => Option.getOrUndefined(ObjectPermissions.refOf(obj))
+      : (obj: unknown) => checkedRef(custom(obj))
     const transport = (cause: unknown) => new AuthError.TransportError({ backend: id, cause })
     // An object that cannot be read (an untyped caller's Proxy whose traps throw, which `refOf`
     // reads) is none this backend knows: an abstention, never a defect.
