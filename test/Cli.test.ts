@@ -294,6 +294,28 @@ describe("CLI", () => {
       ])
     }))
 
+  it.effect("users lists the permissions Django counts: none for an inactive user (a superuser too), (all) for an active superuser only", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      for (const [name, flags] of [["alice", []], ["bob", []], ["root", ["--superuser"]], ["root2", ["--superuser"]]] as const) {
+        yield* cli(["createuser", name, ...flags, "--database", db], { input: "pw plum orchard\n" })
+      }
+      for (const name of ["alice", "bob"]) yield* cli(["grant", name, "reports.view_report", "--database", db])
+      // bob and root2 are deactivated; their grants stay on record
+      yield* withStore(db, (store) => Effect.all([store.setFlags("2", { isActive: false }), store.setFlags("4", { isActive: false })]))
+      const listed = yield* cli(["users", "--database", db])
+      expect(listed.stdout.trimEnd().split("\n").map((line) => line.split(/\s{2,}/))).toEqual([
+        ["ID", "USERNAME", "EMAIL", "ACTIVE", "SUPERUSER", "PERMISSIONS"],
+        ["1", "alice", "yes", "no", "reports.view_report"],
+        ["2", "bob", "no", "no"],
+        ["3", "root", "yes", "yes", "(all)"],
+        ["4", "root2", "no", "yes"]
+      ])
+      // what explain says of them
+      expect((yield* cli(["explain", "root2", "reports.view_report", "--database", db])).stdout).toContain("inactive user: no permissions")
+      expect((yield* cli(["explain", "bob", "reports.view_report", "--database", db])).stdout).toContain("bob may not")
+    }))
+
   it.effect("grant refuses an unknown user and a malformed permission (exit 1)", () =>
     Effect.gen(function*() {
       const db = freshDatabase()
@@ -747,6 +769,24 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
       })
       expect(read.users.carol.perms).toEqual(["auth.view_user", "blog.archive_post"])
       expect(site("schema", { engine: "sqlite", name: db })).toEqual(before)
+
+      // users shows each user's permissions as Django's get_all_permissions counts them (every one
+      // for an active superuser: "(all)"; none for an inactive user, whatever is on record)
+      const asked = site("ask", { engine: "sqlite", name: db }, { logins: [], perms: [], apps: [] })
+      const listed = (yield* cli(["users", "--django", "--database", db])).stdout.trimEnd().split("\n")
+      const at = listed[0]!.indexOf("PERMISSIONS")
+      const shown = Object.fromEntries(
+        listed.slice(1).map((line) => [line.split(/\s+/)[1]!, line.slice(at).trim()])
+      )
+      const django = Object.fromEntries(
+        Object.entries(asked.users as Record<string, { all: ReadonlyArray<string> }>).map(([name, { all }]) => [
+          name,
+          all.length > 0 && all.join() === asked.permissions.join() ? "(all)" : all.join(",")
+        ])
+      )
+      expect(shown).toEqual(django)
+      expect(shown["old-root"]).toBe("")
+      expect(shown.root).toBe("(all)")
 
       const noDjango = yield* cli(["users", "--django", "--database", path.join(dir, "nothing.sqlite")])
       expect(noDjango.code).toBe(1)

@@ -551,6 +551,18 @@ const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
   return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n")
 }
 
+// The permissions a user has, as Django's get_all_permissions (and `explain`) answer: none for an
+// inactive user, a superuser too, whatever is granted on record; every one for an active superuser.
+const permissionsCell = (store: UserStore.UserStore.Service, user: UserStore.StoredUser) =>
+  !user.isActive
+    ? Effect.succeed("")
+    : user.isSuperuser
+    ? Effect.succeed("(all)")
+    : Effect.map(
+      Effect.all([store.userPermissions(user.id), store.groupPermissions(user.id)]),
+      ([own, viaGroups]) => Array.from(new Set([...own, ...viaGroups])).sort().join(",")
+    )
+
 // Read-only: it never creates or migrates tables.
 const users = Command.make("users", databaseOptions, ({ db }) =>
   Effect.gen(function*() {
@@ -558,20 +570,19 @@ const users = Command.make("users", databaseOptions, ({ db }) =>
     const all = yield* store.list()
     if (all.length === 0) return yield* Console.log("No users yet: create one with `createuser USERNAME`.")
     const rows = yield* Effect.forEach(all, (user) =>
-      Effect.map(
-        Effect.all([store.userPermissions(user.id), store.groupPermissions(user.id)]),
-        ([own, viaGroups]) => [
-          user.id,
-          user.username,
-          user.email,
-          yesNo(user.isActive),
-          yesNo(user.isSuperuser),
-          user.isSuperuser ? "(all)" : Array.from(new Set([...own, ...viaGroups])).sort().join(",")
-        ]
-      ))
+      Effect.map(permissionsCell(store, user), (permissions) => [
+        user.id,
+        user.username,
+        user.email,
+        yesNo(user.isActive),
+        yesNo(user.isSuperuser),
+        permissions
+      ]))
     yield* Console.log(table([["ID", "USERNAME", "EMAIL", "ACTIVE", "SUPERUSER", "PERMISSIONS"], ...rows]))
   }).pipe(Effect.mapError(toCliError), Effect.provide(openMigrated(db)))).pipe(
-    Command.withDescription("List the users and their permissions (needs `migrate` first)")
+    Command.withDescription(
+      "List the users and the permissions they have, as Django counts them: none for an inactive user (needs `migrate` first)"
+    )
   )
 
 // --- login throttling: the Redis or SQL store of `Lockout` ----------------------------------------------
