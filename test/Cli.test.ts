@@ -918,6 +918,49 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
       }), 120_000)
   }
 
+  it.effect("grant --object grants only a permission (auth_permission) on a model (django_content_type) Django has; its tables are beside Django's, which stay as they were", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      const sqlite = { engine: "sqlite", name: db } as const
+      site("seed", sqlite)
+      const before = site("schema", sqlite)
+      const django = ["--django", "--database", db]
+
+      // a permission Django does not have, as a plain grant refuses it
+      const frobnicate = yield* cli(["grant", "alice", "auth.frobnicate", "--object", "auth.user:1", ...django])
+      expect([frobnicate.code, frobnicate.stderr]).toEqual([
+        1,
+        "Error: no permission \"auth.frobnicate\" (Django makes permissions from its models: run Django's migrate, or pass --create-permissions)\n"
+      ])
+      // a model Django does not know, with --create-permissions too
+      for (const flags of [[], ["--create-permissions"]]) {
+        const nope = yield* cli(["grant", "alice", "auth.view_user", "--object", "nope.nothing:1", ...flags, ...django])
+        expect(nope.code).toBe(1)
+        expect(nope.stderr).toMatch(/^Error: Django has no model "nope\.nothing" \(no row in django_content_type\)/)
+        noStackTrace(nope.stderr)
+      }
+      // nothing refused was written, and no table made
+      expect(site("schema", sqlite)).toEqual(before)
+      const asked = site("ask", sqlite, { logins: [], perms: ["auth.frobnicate"], apps: [] })
+      expect(asked.permissions).not.toContain("auth.frobnicate")
+
+      const granted = yield* cli(["grant", "alice", "auth.change_user", "--object", "auth.user:1", ...django])
+      expect(granted).toMatchObject({ code: 0, stderr: "" })
+      const made = yield* cli(["grant", "alice", "blog.archive_post", "--object", "blog.post:7", "--create-permissions", ...django])
+      expect(made).toMatchObject({ code: 0, stderr: "" })
+      expect((yield* cli(["explain", "alice", "blog.archive_post", "--object", "blog.post:7", ...django])).stdout).toContain(
+        "alice may blog.archive_post on blog.post:7: granted by object"
+      )
+      // The object permission tables are effect-auth's own, made by the first object grant;
+      // Django's tables are as its migrate left them.
+      const ours = ["auth_user_object_permission", "auth_group_object_permission", "effect_auth_object_permission_migrations"]
+      const after: ReadonlyArray<ReadonlyArray<string>> = site("schema", sqlite)
+      expect(after.filter((row) => !ours.includes(row[2]!))).toEqual(before)
+      expect(new Set(after.filter((row) => row[0] === "table").map((row) => row[1]))).toEqual(
+        new Set([...before.filter((row: ReadonlyArray<string>) => row[0] === "table").map((row: ReadonlyArray<string>) => row[1]), ...ours])
+      )
+    }), 60_000)
+
   it.effect("a custom user model logging in by email: --django-username-field email finds and creates users by email", () =>
     Effect.gen(function*() {
       const db = freshDatabase()

@@ -482,6 +482,41 @@ const objectStoreError = (error: ObjectPermissions.ObjectPermissionsError | Auth
 const objectStoreOptions = (db: Database): SqlObjectPermissions.Options =>
   Option.isSome(db.django) ? { django: db.django.value } : {}
 
+// On a Django site's database an object grant names what Django has, as a plain grant does: the
+// permission in auth_permission (PermissionNotFound; made with --create-permissions, as there)
+// and the object's model in django_content_type, which no flag makes (Django makes content types
+// from its models). Otherwise `auth.frobnicate` on `nope.nothing:1` was granted, and answered
+// by explain, though Django has neither.
+const djangoHasObjectGrant = (
+  store: UserStore.UserStore.Service,
+  django: SqlUserStore.DjangoOptions,
+  permission: string,
+  obj: ObjectPermissions.ObjectRef,
+  createPermissions: boolean
+) =>
+  Effect.gen(function*() {
+    if (!(yield* store.permissions()).has(permission)) {
+      if (!createPermissions) return yield* new UserStore.PermissionNotFound({ permission })
+      yield* store.createPermission(permission)
+    }
+    const { contentType } = yield* SqlUserStore.tables({ django })
+    const [appLabel, model] = obj.contentType.split(".")
+    const sql = yield* SqlClient.SqlClient
+    const found = yield* sql<{ id: unknown }>`SELECT id FROM ${sql(contentType!)}
+      WHERE app_label = ${appLabel!} AND model = ${model!}`
+    if (found.length === 0) {
+      return yield* new CliError({
+        message: `Django has no model ${JSON.stringify(obj.contentType)} (no row in ${contentType}): object ` +
+          "permissions name the objects of Django's models, app_label.model as in django_content_type"
+      })
+    }
+  }).pipe(
+    Effect.catchTags({
+      SqlError: (error) => Effect.fail(new CliError({ message: `cannot read the database: ${error.message}` })),
+      AuthConfigError: (error) => Effect.fail(new CliError({ message: error.message }))
+    })
+  )
+
 const grant = Command.make(
   "grant",
   {
@@ -507,6 +542,9 @@ const grant = Command.make(
         yield* store.grantPermission(user.id, args.permission)
         return yield* Console.log(`Granted ${args.permission} to ${JSON.stringify(user.username)}.`)
       }
+      if (Option.isSome(args.db.django)) {
+        yield* djangoHasObjectGrant(store, args.db.django.value, args.permission, obj, args.createPermissions)
+      }
       const grants = yield* Effect.mapError(SqlObjectPermissions.make(objectStoreOptions(args.db)), objectStoreError)
       yield* Effect.mapError(SqlObjectPermissions.migrate(objectStoreOptions(args.db)), objectStoreError)
       yield* Effect.mapError(grants.grantUser(user.id, args.permission, obj), objectStoreError)
@@ -517,7 +555,10 @@ const grant = Command.make(
       Effect.mapError(toCliError),
       Effect.provide(openDatabase(args.db, { migrate: true, createPermissions: args.createPermissions }))
     )
-).pipe(Command.withDescription("Grant a permission (app_label.codename) to a user, or on one object with --object"))
+).pipe(Command.withDescription(
+  "Grant a permission (app_label.codename) to a user, or on one object with --object (which creates the object " +
+    "permission tables if need be); with --django, only a permission and a model the Django site has"
+))
 
 // Read-only: the model backend and, for an object, the object permissions, as the app folds them.
 const explain = Command.make(
