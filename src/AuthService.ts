@@ -56,7 +56,7 @@ import * as AuthAttempt from "./internal/authAttempt.js"
 import { type CompiledBackend, compile, DecodeCache } from "./internal/compiledBackend.js"
 import * as ControlFold from "./internal/controlFold.js"
 import * as CredentialsDecoder from "./internal/credentialsDecoder.js"
-import { collectionOf } from "./internal/collection.js"
+import { collectionWithin } from "./internal/collection.js"
 import * as RefusedSecret from "./internal/refusedSecret.js"
 import { isRecording, tracerEnabled } from "./internal/tracing.js"
 import { isUserId } from "./internal/userId.js"
@@ -172,7 +172,8 @@ export interface Service {
   /**
    * True when the user has every permission in the list (and for an empty list). A string is not
    * a list (Django raises ValueError): false, even for a superuser; so is what is not iterable or
-   * cannot be read (an untyped caller's `null`, a Proxy whose traps throw).
+   * cannot be read (an untyped caller's `null`, a Proxy whose traps throw), and a list of more than
+   * 10,000 permissions (an endless generator included), of which no more than 10,001 are read.
    */
   readonly hasPerms: (
     user: User,
@@ -215,6 +216,11 @@ export class AuthService extends Context.Tag("effect-auth/AuthService")<AuthServ
 // on every `hasPerm` that reaches the backends. Characters as Python counts them (code points).
 const isAppLabel = CredentialsDecoder.isCodePointText(1, 100)
 const isPermission = CredentialsDecoder.isCodePointText(0, 255)
+// The most permissions `hasPerms` reads of one list; a longer one is refused (false), as a
+// permission longer than 255 characters is. No site has that many, and an endless iterable (a
+// generator) was read until the process ran out of memory (Django's `all()` stops at the first
+// False; here the list is read first, so that the effect run again asks the same permissions).
+const maxPermsAsked = 10_000
 // What the permission methods know of a user before any backend is asked: `undefined` for no user,
 // else whether it is an active superuser. Every backend reads `id` and `isActive`, so they are
 // read here once, inside the guard: an untyped caller's `null`, number or string, or an object
@@ -606,12 +612,13 @@ const fromBackends = (
   const hasPerms = (user: User, perms: Iterable<string>, obj?: unknown) => {
     // Django raises ValueError for a str (`Iterable<string>` here: its characters, and "" none at
     // all, so true for anybody) and for what is not iterable: refused, never granted nor thrown.
-    // Read once, at the call (the effect may run again; a generator would be spent by then): an
-    // iterable that throws while read is refused too, and so is a Proxy whose traps throw, which
-    // throws as soon as it is asked whether it is iterable (`Symbol.iterator in perms`).
+    // Read once, at the call (the effect may run again; a generator would be spent by then), and
+    // at most `maxPermsAsked` of them: a longer list (an endless generator) is refused. An iterable
+    // that throws while read is refused too, and so is a Proxy whose traps throw, which throws as
+    // soon as it is asked whether it is iterable (`Symbol.iterator in perms`).
     let read: ReadonlyArray<unknown> | undefined
     try {
-      read = collectionOf(perms)
+      read = collectionWithin(perms, maxPermsAsked)
     } catch {
       return Effect.succeed(false)
     }

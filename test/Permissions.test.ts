@@ -176,6 +176,44 @@ describe("hasPerms, hasModulePerms, getAllPermissions", () => {
       expect(answers).toEqual([false, false, false, false, false, false, true])
     }))
 
+  // Django's all() stops at the first False; the list was read whole first, and an endless
+  // generator ran the process out of memory.
+  it.effect("hasPerms reads at most 10,000 permissions: a longer list (an endless generator) is false, its rest never read", () =>
+    Effect.gen(function*() {
+      const a = grants("a", ["blog.add_post"])
+      let read = 0
+      function* held(count: number) {
+        for (let i = 0; i < count; i++) {
+          read++
+          yield "blog.add_post"
+        }
+      }
+      function* endless() {
+        for (let i = 0;; i++) {
+          read++
+          yield `blog.p${i}`
+        }
+      }
+      const ask = (user: typeof alice, perms: Iterable<string>) =>
+        Effect.gen(function*() {
+          read = 0
+          const answer = yield* withAuth([a])((auth) => auth.hasPerms(user, perms))
+          return [answer, read]
+        })
+      expect(yield* ask(alice, held(2_000_000))).toEqual([false, 10_001])
+      expect(yield* ask(alice, endless())).toEqual([false, 10_001])
+      expect(yield* ask(root, endless())).toEqual([false, 10_001])
+      expect(yield* ask(alice, held(10_000))).toEqual([true, 10_000])
+      expect(yield* ask(alice, held(10_001))).toEqual([false, 10_001])
+      // the list is read at the call: the effect run again asks the same permissions
+      const spent = held(3)
+      const twice = yield* withAuth([a])((auth) => {
+        const ask = auth.hasPerms(alice, spent)
+        return Effect.zip(ask, ask)
+      })
+      expect(twice).toEqual([true, true])
+    }), 60_000)
+
   it.effect("hasModulePerms: first true grants, a veto is false", () =>
     Effect.gen(function*() {
       const a = grants("a", ["blog.add_post"])

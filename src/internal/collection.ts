@@ -11,3 +11,19 @@ import * as Predicate from "effect/Predicate"
  */
 export const collectionOf = (raw: unknown): Array<unknown> | undefined =>
   typeof raw !== "string" && Predicate.isIterable(raw) ? Array.from(raw) : undefined
+
+/**
+ * {@link collectionOf}, reading at most `max` items: a collection with more (an endless
+ * generator among them) is `undefined` once item `max + 1` is read, the rest never read.
+ *
+ * @internal
+ */
+export const collectionWithin = (raw: unknown, max: number): Array<unknown> | undefined => {
+  if (typeof raw === "string" || !Predicate.isIterable(raw)) return undefined
+  const items: Array<unknown> = []
+  for (const item of raw) {
+    if (items.length === max) return undefined
+    items.push(item)
+  }
+  return items
+}
