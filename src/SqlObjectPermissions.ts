@@ -303,9 +303,25 @@ export const make = (
       groupPermissions: (groups, obj) =>
         groups.length === 0
           ? Effect.succeed(new Map())
-          : run("groupPermissions", Effect.map(groupStore.groupRows(groups, obj), byName))
+          : run(
+            "groupPermissions",
+            Effect.map(
+              Effect.forEach(slices(groups, groupsPerQuery), (names) => groupStore.groupRows(names, obj)),
+              (rows) => byName(rows.flat())
+            )
+          )
     })
   })
+
+// A statement takes at most 32,766 bound values on SQLite ("too many SQL variables") and 65,535 on
+// PostgreSQL: a longer list of groups is asked in slices, so that the SQL store answers what the
+// memory store answers for any list.
+const groupsPerQuery = 10_000
+const slices = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
+  const out: Array<ReadonlyArray<A>> = []
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
+  return out
+}
 
 const decodeGroupIds = Schema.decodeUnknown(Schema.Array(Schema.Struct({ id: SqlTables.Integer })))
 

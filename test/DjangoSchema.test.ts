@@ -918,6 +918,9 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
           // granted anew, to the group Django keeps now
           yield* grants.grantGroup("editors", "blog.publish_post", post)
           expect(yield* may("alice")).toBe(true)
+          // asked among 70,000 names (past SQLite's and PostgreSQL's bound values per statement)
+          const many = [...Array.from({ length: 70_000 }, (_, i) => `team-${i}`), "editors"]
+          expect(yield* grants.groupPermissions(many, post)).toEqual(new Map([["editors", new Set(["blog.publish_post"])]]))
           // a group Django has no row for is refused, not kept for one made under its name later
           const ghost = yield* Effect.flip(grants.grantGroup("ghosts", "blog.publish_post", post))
           expect(ghost).toMatchObject({ _tag: "ObjectPermissionsError", operation: "grantGroup" })
