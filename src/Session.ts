@@ -787,14 +787,7 @@ export const make = (
           // holds besides. Of requests that read the old id at once, only the one whose delete
           // found it wins (`succeed`); the others delete their new session again and read as
           // anonymous, as a request reaching Django after its cycle reads an empty session.
-          const next: SessionStore.SessionRecord = {
-            ...record,
-            authHash: hashOf(user),
-            lastSeenAt: now,
-            expiresAt: expiry(record.createdAt, now)
-          }
-          const issued = yield* succeed(next, now, id)
-          return Option.map(issued, ([newId, stored, keptUntil]) => withCookie(user, newId, stored, keptUntil))
+          return yield* resigned(user, record, now, id)
         }
         if (held === "in an older form") {
           current = { ...record, authHash: hashOf(user) }
@@ -816,16 +809,17 @@ export const make = (
         const previous = yield* load(sessionId, now)
         if (Option.isNone(previous) || previous.value[1].userId !== userIdOf(user)) return Option.none()
         const [old, record] = previous.value
-        const next: SessionStore.SessionRecord = {
-          ...record,
-          authHash: hashOf(user),
-          lastSeenAt: now,
-          expiresAt: expiry(record.createdAt, now)
-        }
         // Django's `update_session_auth_hash` cycles the key and keeps the session's data.
-        const issued = yield* succeed(next, now, old)
-        return Option.map(issued, ([id, stored, keptUntil]) => withCookie(user, id, stored, keptUntil))
+        return yield* resigned(user, record, now, old)
       })
+
+    // The session under a new id, its auth hash the user's of now under the current secret (a
+    // password change, a session verified under a fallback secret): a successor with its cookie.
+    const resigned = (user: User, record: SessionStore.SessionRecord, now: number, old: string) =>
+      Effect.map(
+        succeed({ ...record, authHash: hashOf(user), lastSeenAt: now, expiresAt: expiry(record.createdAt, now) }, now, old),
+        Option.map(([id, stored, keptUntil]) => withCookie(user, id, stored, keptUntil))
+      )
 
     const stepUp: Service["stepUp"] = (sessionId, authenticated) =>
       Effect.gen(function*() {
