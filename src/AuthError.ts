@@ -49,6 +49,9 @@ const asOutcome = <C extends abstract new(...args: Array<any>) => object>(Base: 
  * - `invalid-credentials`: wrong secret
  * - `inactive-user`: right secret, but the user is inactive
  * - `expired-credentials`: a token or key that is past its expiry
+ * - `throttled`: the backend took no attempt now (too many wrong ones in a row: a second factor's
+ *   throttle, django-otp's "verification temporarily disabled"); the secret was not checked.
+ *   `NoMatch.retryAfter` says how long until it takes one again, where the backend knows
  *
  * @example
  * ```ts
@@ -66,7 +69,8 @@ export const NoMatchReason = Schema.Literal(
   "unknown-user",
   "invalid-credentials",
   "inactive-user",
-  "expired-credentials"
+  "expired-credentials",
+  "throttled"
 )
 
 /**
@@ -84,13 +88,17 @@ export type NoMatchReason = typeof NoMatchReason.Type
 
 /**
  * These credentials are not for this backend, or the user is unknown, the secret wrong or the
- * user inactive. The fold goes on with the next backend.
+ * user inactive, or the backend takes no attempt for now (`throttled`). The fold goes on with the
+ * next backend. `retryAfter`: with `throttled`, how long until the backend takes an attempt again
+ * (at most: a concurrent attempt may clear the wait sooner); absent otherwise.
  *
  * @example
  * ```ts
+ * import { Duration } from "effect"
  * import { AuthError } from "effect-auth"
  *
  * const error = new AuthError.NoMatch({ backend: "ldap", reason: "unknown-user" })
+ * const wait = new AuthError.NoMatch({ backend: "totp", reason: "throttled", retryAfter: Duration.seconds(4) })
  * ```
  *
  * @since 0.1.0
@@ -99,7 +107,9 @@ export type NoMatchReason = typeof NoMatchReason.Type
 export class NoMatch extends asOutcome(
   Schema.TaggedError<NoMatch>("effect-auth/NoMatch")("NoMatch", {
     backend: Schema.String,
-    reason: NoMatchReason
+    reason: NoMatchReason,
+    /** @since 0.4.0 */
+    retryAfter: Schema.optional(Schema.DurationFromMillis)
   })
 ) {
   override get message(): string {

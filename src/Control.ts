@@ -71,7 +71,7 @@ export type Outcome =
  * ```ts
  * import { Control } from "effect-auth"
  *
- * Control.outcomes.length // 8
+ * Control.outcomes.length // 9
  * ```
  *
  * @since 0.3.0
@@ -163,6 +163,7 @@ export type ControlMapOf<O extends string> = {
  *   "invalid-credentials": "fail-at-end",
  *   "inactive-user": "fail",
  *   "expired-credentials": "fail-at-end",
+ *   throttled: "fail-at-end",
  *   PermissionDenied: "fail",
  *   TransportError: "fail-at-end"
  * }
@@ -208,7 +209,8 @@ const allNoMatch = <A extends FailureAction>(action: A): { readonly [R in AuthEr
   "unknown-user": action,
   "invalid-credentials": action,
   "inactive-user": action,
-  "expired-credentials": action
+  "expired-credentials": action,
+  throttled: action
 })
 
 /**

@@ -13,6 +13,7 @@ export const full: Control.ControlMap = {
   "invalid-credentials": "fail-at-end",
   "inactive-user": "fail",
   "expired-credentials": { skip: 1 },
+  throttled: "fail-at-end",
   PermissionDenied: "fail",
   TransportError: "continue"
 }
@@ -25,6 +26,7 @@ export const partial: Control.ControlMap = {
   "invalid-credentials": "fail-at-end",
   "inactive-user": "fail",
   "expired-credentials": "fail",
+  throttled: "fail",
   PermissionDenied: "fail"
 }
 

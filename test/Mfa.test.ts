@@ -105,7 +105,13 @@ const serve = (sessions: Layer.Layer<SessionStore.SessionStore, unknown>, totp: 
 
 // The server, the TOTP store it uses (as an admin's tool would reach it), and how many times the
 // server has read a device (`get`) so far.
-const serveWith = (sessions: Layer.Layer<SessionStore.SessionStore, unknown>, totp: Layer.Layer<TotpStore.TotpStore, unknown>) =>
+const serveWith = (
+  sessions: Layer.Layer<SessionStore.SessionStore, unknown>,
+  totp: Layer.Layer<TotpStore.TotpStore, unknown>,
+  // The throttle has tests of its own (TotpBackend.test.ts, on a TestClock); the flows here, on the
+  // real clock, need every attempt to reach its code check, unless a test is about the throttle.
+  backend: TotpBackend.Options = { throttleFactor: 0 }
+) =>
   Effect.gen(function*() {
     let reads = 0
     const counted = Layer.effect(
@@ -122,9 +128,7 @@ const serveWith = (sessions: Layer.Layer<SessionStore.SessionStore, unknown>, to
     const app = appLayer({
       store: sessions,
       backends: [TotpBackend.TotpBackend, lookalike],
-      // The throttle has tests of its own (TotpBackend.test.ts, on a TestClock); this flow, on the
-      // real clock, needs every attempt to reach its code check.
-      backendLayer: TotpBackend.layer({ throttleFactor: 0 }).pipe(Layer.provide(totpStore)) as any
+      backendLayer: TotpBackend.layer(backend).pipe(Layer.provide(totpStore)) as any
     })
     const server = HttpServer.serve(HttpRouter.concat(publicRoutes, privateRoutes)).pipe(
       Layer.provideMerge(app),
@@ -281,6 +285,33 @@ const deviceGone = (sessions: () => Layer.Layer<SessionStore.SessionStore, unkno
     expect((yield* get("/payroll", steppedAgain)).status).toBe(403)
   }).pipe(Effect.scoped)
 
+// A step-up the throttle refuses unchecked is told from a wrong code: 429 and Retry-After, as a
+// lockout answers, where a wrong code is a 401 (django-otp: "Verification temporarily disabled").
+const throttledStepUp = (sessions: () => Layer.Layer<SessionStore.SessionStore, unknown>, totp: () => Layer.Layer<TotpStore.TotpStore, unknown>) =>
+  Effect.gen(function*() {
+    const { url } = yield* serveWith(sessions(), totp(), { throttleFactor: "1 second" })
+    const post = (path: string, session: string, csrf: string, json: unknown) =>
+      call(url, "POST", path, { json, headers: { cookie: cookieHeader({ sessionid: session }), "x-csrftoken": csrf } })
+    const reply = yield* call(url, "POST", "/login", { json: { username: "alice", password: "wonderland" } })
+    const at = { session: sessionOf(reply), csrf: reply.json().csrfToken as string }
+    const intoStep = Date.now() % 30_000
+    if (intoStep >= 25_000) yield* Effect.sleep(30_000 - intoStep)
+    const enrolled = yield* post("/mfa/enrol", at.session, at.csrf, {})
+    const secret = Redacted.make(new URL(enrolled.json().uri.replace("otpauth://", "http://")).searchParams.get("secret")!)
+    expect((yield* post("/mfa/confirm", at.session, at.csrf, { otpToken: Redacted.value(Totp.generate(secret, Date.now() - 30_000)) })).status).toBe(200)
+    const code = Redacted.value(Totp.generate(secret, Date.now()))
+
+    const wrong = yield* post("/mfa", at.session, at.csrf, { otpToken: "000000" })
+    expect(wrong.status).toBe(401)
+    // the right code within the second's wait: not checked, and the client is told to wait
+    const early = yield* post("/mfa", at.session, at.csrf, { otpToken: code })
+    expect([early.status, early.headers["retry-after"]]).toEqual([429, "1"])
+    expect(early.body).toBe("")
+    expect(early.cookies.cookies["sessionid"]).toBeUndefined()
+    yield* Effect.sleep("1100 millis")
+    expect((yield* post("/mfa", at.session, at.csrf, { otpToken: code })).status).toBe(200)
+  }).pipe(Effect.scoped)
+
 describe("multi-factor login over HTTP", () => {
   it.live("sessions and TOTP devices in SQLite", () => {
     const database = SqliteClient.layer({ filename: ":memory:" })
@@ -327,6 +358,35 @@ describe("multi-factor login over HTTP", () => {
         () => RedisSessionStore.layer({ url: Redis.redisUrl, keyPrefix }),
         () => TotpStore.layerMemory
       ).pipe(Effect.ensuring(Redis.deleteKeys(keyPrefix)))
+    })
+  })
+
+  describe("a step-up the throttle refuses unchecked is a 429 with Retry-After, a wrong code a 401", () => {
+    it.live("memory", () => throttledStepUp(() => MemorySessionStore.layer, () => TotpStore.layerMemory))
+
+    it.live("SQLite", () => {
+      const database = SqliteClient.layer({ filename: ":memory:" })
+      return Effect.gen(function*() {
+        const shared = yield* Layer.memoize(database)
+        yield* throttledStepUp(
+          () => SqlSessionStore.layer().pipe(Layer.provide(shared)),
+          () => SqlTotpStore.layer().pipe(Layer.provide(shared))
+        )
+      }).pipe(Effect.scoped)
+    })
+
+    it.live.skipIf(Postgres.missing)("PostgreSQL", () => {
+      const prefix = Postgres.uniquePrefix("mfa")
+      const tables = Effect.all([SqlSessionStore.tables({ tablePrefix: prefix }), SqlTotpStore.tables({ tablePrefix: prefix })]).pipe(
+        Effect.map(([s, t]) => [s.session, s.migrations, t.device, t.recoveryCode, t.migrations])
+      )
+      return Effect.gen(function*() {
+        const shared = yield* Layer.memoize(Postgres.poolDropping(tables))
+        yield* throttledStepUp(
+          () => SqlSessionStore.layer({ tablePrefix: prefix }).pipe(Layer.provide(shared)),
+          () => SqlTotpStore.layer({ tablePrefix: prefix }).pipe(Layer.provide(shared))
+        )
+      }).pipe(Effect.scoped)
     })
   })
 

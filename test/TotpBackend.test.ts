@@ -4,6 +4,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -118,6 +119,7 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
         yield* TestClock.adjust("2 seconds") // the throttle's wait after two failures (same time step)
         expect(reasonOf(yield* attempt(codeAt(secret, T0 + 60_000)))).toBe("success") // drift +1
         expect(reasonOf(yield* attempt(codeAt(secret, T0 + 120_000)))).toBe("invalid-credentials") // +2: outside
+        yield* TestClock.adjust("1 second") // the throttle's wait after the failure above
         expect(reasonOf(yield* attempt("12 34 56".replace(/ /g, "")))).toBe("invalid-credentials")
       }).pipe(Effect.provide(app())))
 
@@ -139,9 +141,11 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
         expect(reasonOf(yield* attempt(code.toUpperCase().replace(/-/g, " ")))).toBe("success")
         expect(reasonOf(yield* attempt(code))).toBe("invalid-credentials")
         expect(yield* Effect.flatMap(TotpStore.TotpStore, (s) => s.recoveryCodesLeft(alice.id))).toBe(9)
+        yield* TestClock.adjust("1 second") // the throttle's wait after one failure
         expect(reasonOf(yield* attempt("aaaa-bbbb-cccc"))).toBe("invalid-credentials")
         // new codes replace the old ones
         yield* TotpBackend.newRecoveryCodes(alice.id, 3)
+        yield* TestClock.adjust("2 seconds") // and after two
         expect(reasonOf(yield* attempt(Redacted.value(codes[4]!)))).toBe("invalid-credentials")
       }).pipe(Effect.provide(app())))
 
@@ -152,14 +156,14 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
         expect(yield* deviceOf(alice.id)).toMatchObject({ failures: 0, failedAt: 0 })
         expect(reasonOf(yield* attempt("000000"))).toBe("invalid-credentials")
         expect(yield* deviceOf(alice.id)).toMatchObject({ failures: 1, failedAt: T0 })
-        // within the wait even the right code is refused, and not counted
-        expect(reasonOf(yield* attempt(codeAt(secret, T0)))).toBe("invalid-credentials")
+        // within the wait even the right code is refused unchecked, and not counted
+        expect(reasonOf(yield* attempt(codeAt(secret, T0)))).toBe("throttled")
         expect(yield* deviceOf(alice.id)).toMatchObject({ failures: 1, failedAt: T0 })
         yield* TestClock.adjust("1 second")
         expect(reasonOf(yield* attempt("aaaa-bbbb-cccc"))).toBe("invalid-credentials") // a wrong recovery code counts too
         expect(yield* deviceOf(alice.id)).toMatchObject({ failures: 2, failedAt: T0 + 1_000 })
         yield* TestClock.adjust("1 second") // half of the 2 s
-        expect(reasonOf(yield* attempt(codeAt(secret, T0)))).toBe("invalid-credentials")
+        expect(reasonOf(yield* attempt(codeAt(secret, T0)))).toBe("throttled")
         yield* TestClock.adjust("1 second")
         expect(reasonOf(yield* attempt(codeAt(secret, T0)))).toBe("success")
         expect(yield* deviceOf(alice.id)).toMatchObject({ failures: 0, failedAt: 0 })
@@ -167,9 +171,42 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
         yield* Effect.flatMap(TotpStore.TotpStore, (store) => store.remove(alice.id))
         const again = yield* TotpBackend.enrol(alice, { issuer: "Test" })
         expect((yield* Effect.flip(TotpBackend.confirm(alice.id, "000000")))._tag).toBe("InvalidCode")
-        expect((yield* Effect.flip(TotpBackend.confirm(alice.id, codeAt(again.secret, T0 + 3_000))))._tag).toBe("InvalidCode")
+        expect((yield* Effect.flip(TotpBackend.confirm(alice.id, codeAt(again.secret, T0 + 3_000))))._tag).toBe("Throttled")
         yield* TestClock.adjust("1 second")
         expect(yield* TotpBackend.confirm(alice.id, codeAt(again.secret, T0 + 4_000))).toHaveLength(10)
+      }).pipe(Effect.provide(app())))
+
+    it.effect("a throttled attempt is told from a wrong code: NoMatch(\"throttled\") with the wait, and confirm's Throttled", () =>
+      Effect.gen(function*() {
+        const { alice, secret } = yield* setUp
+        const failureOf = (exit: Exit.Exit<AuthService.Authenticated, AuthError.AuthenticateError>) =>
+          Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag === "AuthenticationFailed"
+            ? exit.cause.error.attempts[0]
+            : undefined
+        // at enrolment: a wrong code, then the right one within the second's wait
+        expect((yield* Effect.flip(TotpBackend.confirm(alice.id, "000000")))._tag).toBe("InvalidCode")
+        yield* TestClock.adjust("400 millis")
+        const early = yield* Effect.flip(TotpBackend.confirm(alice.id, codeAt(secret, T0)))
+        expect(early).toBeInstanceOf(TotpBackend.Throttled)
+        expect(early).toMatchObject({ userId: alice.id, retryAfter: Duration.millis(600) })
+        yield* TestClock.adjust("600 millis")
+        yield* TotpBackend.confirm(alice.id, codeAt(secret, T0))
+        // at login: three wrong codes in a row, each after its wait; the fourth attempt waits 4 s
+        yield* TestClock.adjust("30 seconds")
+        for (const wait of [0, 1_000, 2_000]) {
+          yield* TestClock.adjust(wait)
+          expect(failureOf(yield* attempt("000000"))).toMatchObject({ reason: "invalid-credentials" })
+        }
+        const now = T0 + 1_000 + 30_000 + 3_000
+        // the right code, unchecked: throttled, for the whole 4 s
+        const refused = failureOf(yield* attempt(codeAt(secret, now)))
+        expect(refused).toMatchObject({ _tag: "NoMatch", backend: "totp", reason: "throttled", retryAfter: Duration.millis(4_000) })
+        expect(refused?.message).toBe("totp: throttled")
+        expect(yield* deviceOf(alice.id)).toMatchObject({ failures: 3 })
+        yield* TestClock.adjust("3 seconds")
+        expect(failureOf(yield* attempt(codeAt(secret, now)))).toMatchObject({ reason: "throttled", retryAfter: Duration.millis(1_000) })
+        yield* TestClock.adjust("1 second")
+        expect(reasonOf(yield* attempt(codeAt(secret, now)))).toBe("success")
       }).pipe(Effect.provide(app())))
 
     // Each attempt reads the device, then yields: all twenty have read it before any is counted.
@@ -184,7 +221,8 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
         yield* TotpBackend.confirm(alice.id, codeAt(secret, T0 - 30_000))
         const guesses = Array.from({ length: 20 }, (_, i) => String(100000 + i))
         const outcomes = yield* Effect.all(guesses.map((guess) => attempt(guess)), { concurrency: "unbounded" })
-        expect(outcomes.every((exit) => reasonOf(exit) === "invalid-credentials")).toBe(true)
+        // one is checked (a wrong guess); the rest were not, and say so
+        expect(outcomes.map(reasonOf).sort()).toEqual(["invalid-credentials", ...Array(19).fill("throttled")])
         // counted once: twenty increments of one read would have made 20, and each a checked guess
         expect(yield* deviceOf(alice.id)).toMatchObject({ failures: 1 })
       }).pipe(Effect.provide(app({}, readThenYield))))

@@ -15,7 +15,8 @@
  *   instance (the store's `useStep` is a compare-and-set).
  * - A recovery code is accepted once (the store deletes it).
  * - Unknown or inactive user, no confirmed device, a wrong, replayed or malformed code: `NoMatch`.
- *   The store down: `TransportError`.
+ *   An attempt the throttle refuses unchecked: `NoMatch("throttled")` with its `retryAfter`
+ *   (`HttpAuth.stepUp` answers it with 429 and `Retry-After`). The store down: `TransportError`.
  *
  * @example
  * ```ts
@@ -33,8 +34,9 @@
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -173,6 +175,8 @@ export const make = (
     const devices = yield* TotpStore.TotpStore
     const users = yield* UserStore.UserStore
     const noMatch = AuthError.failures(backendId).noMatch
+    const throttled = (waitMillis: number) =>
+      Exit.fail(new AuthError.NoMatch({ backend: backendId, reason: "throttled", retryAfter: Duration.millis(waitMillis) }))
     const transport = (cause: unknown) => new AuthError.TransportError({ backend: backendId, cause })
     const find = (lookup: Effect.Effect<Option.Option<UserStore.StoredUser>, UserStore.CommonError>) =>
       askStore(lookup, Option.none(), transport)
@@ -186,9 +190,10 @@ export const make = (
         const device = yield* Effect.mapError(devices.get(user.id), transport)
         if (Option.isNone(device) || !device.value.confirmed) return yield* noMatch("unknown-user")
         const now = yield* Clock.currentTimeMillis
-        // Throttled, or a concurrent attempt was admitted first: this one is not checked.
-        const admitted = yield* Effect.mapError(Throttle.admit(devices, device.value, factor, now), transport)
-        if (!admitted) return yield* noMatch("invalid-credentials")
+        // Throttled, or a concurrent attempt was admitted first: this one is not checked, and says
+        // so (django-otp's "verification temporarily disabled"), with the wait.
+        const wait = yield* Effect.mapError(Throttle.admit(devices, device.value, factor, now), transport)
+        if (wait !== undefined) return yield* throttled(wait)
         const code = Redacted.value(otpToken).replace(/\s/g, "")
         if (digitsOnly.test(code)) {
           const step = Totp.verify(device.value.secret, code, now, { ...options.totp, after: device.value.lastStep })
@@ -265,6 +270,29 @@ export const layer = (
 export class InvalidCode extends Schema.TaggedError<InvalidCode>("effect-auth/TotpBackend/InvalidCode")(
   "InvalidCode",
   { userId: Schema.String }
+) {}
+
+/**
+ * The code typed to confirm an enrolment was not checked: the device's throttle takes no attempt
+ * for `retryAfter` (after wrong codes in a row, as at login), or a concurrent attempt was taken
+ * first (then `retryAfter` is at most the wait, should that attempt fail). django-otp's
+ * "verification temporarily disabled". Ask for the code again after the wait.
+ *
+ * @example
+ * ```ts
+ * import { Duration } from "effect"
+ * import * as TotpBackend from "effect-auth/backends/TotpBackend"
+ *
+ * const error = new TotpBackend.Throttled({ userId: "1", retryAfter: Duration.seconds(2) })
+ * const seconds = Math.ceil(Duration.toSeconds(error.retryAfter)) // 2
+ * ```
+ *
+ * @since 0.4.0
+ * @category errors
+ */
+export class Throttled extends Schema.TaggedError<Throttled>("effect-auth/TotpBackend/Throttled")(
+  "Throttled",
+  { userId: Schema.String, retryAfter: Schema.DurationFromMillis }
 ) {}
 
 /**
@@ -364,9 +392,10 @@ export const enrol = (
  * records the code's step as used, and answers `count` (default 10) new recovery codes to show
  * once (only their hashes are stored, in the same step as the confirmation: a confirmed device
  * always has the codes made for it). A wrong code fails with {@link InvalidCode}, and so does
- * a code sent while the device's throttle waits (`throttleFactor`, as {@link Options} has it:
- * give both the same), one for a device already confirmed, or one checked against a device
- * enrolled anew meanwhile (nothing is confirmed then); options
+ * one for a device already confirmed, or one checked against a device enrolled anew meanwhile
+ * (nothing is confirmed then). A code sent while the device's throttle waits (`throttleFactor`,
+ * as {@link Options} has it: give both the same) is not checked: {@link Throttled}, with the
+ * wait. Options
  * `Totp.checkOptions` refuses, a `count` that is not an integer from 1 to 100, or a bad
  * `throttleFactor`, with `AuthConfigError`.
  *
@@ -391,7 +420,7 @@ export const confirm = (
   } = {}
 ): Effect.Effect<
   ReadonlyArray<Redacted.Redacted<string>>,
-  InvalidCode | AuthError.AuthConfigError | TotpStore.TotpStoreError,
+  InvalidCode | Throttled | AuthError.AuthConfigError | TotpStore.TotpStoreError,
   TotpStore.TotpStore
 > =>
   Effect.gen(function*() {
@@ -410,7 +439,8 @@ export const confirm = (
     if (Option.isNone(device)) return yield* new InvalidCode({ userId })
     const now = yield* Clock.currentTimeMillis
     // The throttle holds here too: six digits are as guessable at enrolment as at login.
-    if (!(yield* Throttle.admit(store, device.value, factor, now))) return yield* new InvalidCode({ userId })
+    const wait = yield* Throttle.admit(store, device.value, factor, now)
+    if (wait !== undefined) return yield* new Throttled({ userId, retryAfter: Duration.millis(wait) })
     const step = Totp.verify(device.value.secret, code, now, { ...options, after: device.value.lastStep })
     if (Option.isNone(step)) return yield* new InvalidCode({ userId })
     // One compare-and-set on the secret just checked: a device enrolled anew in between (its

@@ -28,7 +28,7 @@
  * |---|---|
  * | `AuthenticationFailed` (no backend matched), `PermissionDenied` (a backend refused the user: answered as a failed login, as Django's `authenticate()` returns `None`, so a denied account's right password is not told from a wrong one), malformed header, anonymous on a protected route | 401 + `WWW-Authenticate` |
  * | CSRF failure, missing permission | 403 |
- * | `LockedOut` (see `Lockout`) | 429 + `Retry-After` |
+ * | `LockedOut` (see `Lockout`); at a step-up, a second factor's throttle (`NoMatch("throttled")`) | 429 + `Retry-After` |
  * | `BackendUnavailable`, `TransportError`, session store down | 503 |
  *
  * `WWW-Authenticate` lists a challenge per enabled header scheme, e.g.
@@ -352,7 +352,9 @@ export interface Service {
    * Verifies a second factor for the user of the request's session (asks the fold with
    * `{ username, otpToken }`, as `TotpBackend` takes it) and marks the session as having passed
    * it, under a new id (new cookie). 401 without a live session, when the code is refused, or
-   * when the backend that said yes is no second factor (`AuthBackend.secondFactor`).
+   * when the backend that said yes is no second factor (`AuthBackend.secondFactor`). 429 with
+   * `Retry-After` when the second factor's throttle took no attempt (`NoMatch("throttled")`: the
+   * code was not checked; ask for it again after the wait), as for a lockout.
    */
   readonly stepUp: (
     request: HttpServerRequest.HttpServerRequest,

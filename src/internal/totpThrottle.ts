@@ -26,9 +26,13 @@ export const factorMillis = (
 export const delayMillis = (factor: number, failures: number): number =>
   failures <= 0 ? 0 : factor * 2 ** Math.min(failures - 1, 40)
 
+const admitted = Effect.succeed(undefined)
+
 /**
- * Admits an attempt on `device` at `now`: false while the device waits, or when a concurrent
- * attempt was admitted on the same state first; otherwise counts it as failed and answers true.
+ * Admits an attempt on `device` at `now`, counting it as failed (undefined); or answers how many
+ * milliseconds (at least 1) until the device takes one again: while the device waits, the rest of
+ * its wait; when a concurrent attempt was admitted on the same state first, the wait that attempt
+ * starts should it fail (at most: a right code clears it).
  * @internal
  */
 export const admit = (
@@ -36,12 +40,15 @@ export const admit = (
   device: TotpStore.Device,
   factor: number,
   now: number
-): Effect.Effect<boolean, TotpStore.TotpStoreError> =>
-  factor === 0
-    ? Effect.succeed(true)
-    : device.failures > 0 && now < device.failedAt + delayMillis(factor, device.failures)
-    ? Effect.succeed(false)
-    : store.recordFailure(device.userId, { failures: device.failures, failedAt: device.failedAt }, now)
+): Effect.Effect<number | undefined, TotpStore.TotpStoreError> => {
+  if (factor === 0) return admitted
+  const until = device.failures > 0 ? device.failedAt + delayMillis(factor, device.failures) : 0
+  if (now < until) return Effect.succeed(until - now)
+  return Effect.map(
+    store.recordFailure(device.userId, { failures: device.failures, failedAt: device.failedAt }, now),
+    (counted) => counted ? undefined : Math.max(1, delayMillis(factor, device.failures + 1))
+  )
+}
 
 /** After an accepted code. @internal */
 export const accepted = (

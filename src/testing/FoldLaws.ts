@@ -268,6 +268,7 @@ export const controlMap: FastCheck.Arbitrary<Control.ControlMap> = FastCheck.rec
   "invalid-credentials": failureAction,
   "inactive-user": failureAction,
   "expired-credentials": failureAction,
+  throttled: failureAction,
   PermissionDenied: failureAction,
   TransportError: failureAction
 })

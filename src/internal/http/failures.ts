@@ -94,6 +94,30 @@ export const fromAuthenticate = (
   }
 }
 
+/**
+ * The HTTP failure of a failed step-up: as {@link fromAuthenticate}, but an attempt a second
+ * factor's throttle refused unchecked (`NoMatch("throttled")`) is a 429 with `Retry-After`, as a
+ * lockout's is: the user is told to wait, not that the code was wrong (django-otp's
+ * "verification temporarily disabled"). The wait is the shortest of the throttled attempts'.
+ *
+ * @internal
+ */
+export const fromStepUp = (
+  unauthorized: Effect.Effect<never, HttpApiError.Unauthorized>
+) => {
+  const otherwise = fromAuthenticate(unauthorized)
+  return (error: AuthError.AuthenticateError): Effect.Effect<never, Failure> => {
+    if (error._tag !== "AuthenticationFailed") return otherwise(error)
+    let wait: Duration.Duration | undefined
+    for (const attempt of error.attempts) {
+      if (attempt.reason !== "throttled") continue
+      const after = attempt.retryAfter ?? Duration.seconds(1)
+      if (wait === undefined || Duration.lessThan(after, wait)) wait = after
+    }
+    return wait === undefined ? otherwise(error) : tooManyRequests(wait)
+  }
+}
+
 /** @internal */
 export const isFailure = (u: unknown): u is Failure =>
   u instanceof HttpApiError.Unauthorized || u instanceof HttpApiError.Forbidden ||

@@ -23,7 +23,7 @@ import * as Session from "../../Session.js"
 import { fieldOf } from "../fieldOf.js"
 import * as IpAddress from "../ipAddress.js"
 import * as Cookies from "./cookies.js"
-import { unavailableOnFailure as storeUnavailable } from "./failures.js"
+import { fromStepUp, unavailableOnFailure as storeUnavailable } from "./failures.js"
 import * as Fold from "./fold.js"
 import * as LoginUsername from "./loginUsername.js"
 import { credentialHeaders, type Hidden, toAuthRequest } from "./serverRequest.js"
@@ -304,6 +304,8 @@ export const make = (
         return yield* startSession(request, s, authenticated, options)
       })
 
+    const stepUpFailure = fromStepUp(unauthorized)
+
     const isSecondFactor = (authenticated: AuthService.Authenticated): boolean =>
       Option.getOrUndefined(auth.backend(authenticated.backend))?.secondFactor === true
 
@@ -332,7 +334,7 @@ export const make = (
             { username: current.value.user.username, otpToken },
             toAuthRequest(request, hiddenParts, trustedProxies, "step-up")
           ),
-          toFailure
+          stepUpFailure
         )
         // Only a second-factor backend's word counts, not another that happens to take the shape.
         if (!isSecondFactor(authenticated)) return yield* unauthorized
