@@ -120,6 +120,16 @@ const addThrottle = (t: Tables) =>
     yield* sql`ALTER TABLE ${sql(t.device)} ADD COLUMN failed_at bigint NOT NULL DEFAULT 0`
   })
 
+// The code parameters a device was enrolled with (`TotpStore.Device.digits`): NULL for devices
+// enrolled before, to which the backend's options apply as they did.
+const addCodeParameters = (t: Tables) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE ${sql(t.device)} ADD COLUMN digits smallint`
+    yield* sql`ALTER TABLE ${sql(t.device)} ADD COLUMN period integer`
+    yield* sql`ALTER TABLE ${sql(t.device)} ADD COLUMN algorithm varchar(6)`
+  })
+
 /**
  * The store's migrations, for apps that run every module's migrations through one `Migrator`.
  *
@@ -136,7 +146,8 @@ const addThrottle = (t: Tables) =>
  */
 export const migrations = (t: Tables): Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> => ({
   "1_create_totp_tables": createTables(t),
-  "2_totp_throttle": addThrottle(t)
+  "2_totp_throttle": addThrottle(t),
+  "3_totp_code_parameters": addCodeParameters(t)
 })
 
 const storeError = (operation: string) => (cause: unknown) =>
@@ -169,7 +180,10 @@ const decodeDevices = Schema.decodeUnknown(
     confirmed: SqlTables.Integer,
     last_step: SqlTables.Integer,
     failures: SqlTables.Integer,
-    failed_at: SqlTables.Integer
+    failed_at: SqlTables.Integer,
+    digits: Schema.NullOr(SqlTables.Integer),
+    period: Schema.NullOr(SqlTables.Integer),
+    algorithm: Schema.NullOr(Schema.Literal("SHA1", "SHA256", "SHA512"))
   }))
 )
 const decodeCount = Schema.decodeUnknown(Schema.Array(Schema.Struct({ n: SqlTables.Integer })))
@@ -210,7 +224,8 @@ export const make = (options: Options = {}): Effect.Effect<TotpStore.Service, Au
           "get",
           Effect.map(
             Effect.flatMap(
-              sql`SELECT user_id, secret, confirmed, last_step, failures, failed_at FROM ${device} WHERE user_id = ${userId}`,
+              sql`SELECT user_id, secret, confirmed, last_step, failures, failed_at, digits, period, algorithm
+                FROM ${device} WHERE user_id = ${userId}`,
               decodeDevices
             ),
             (rows) =>
@@ -220,18 +235,22 @@ export const make = (options: Options = {}): Effect.Effect<TotpStore.Service, Au
                 confirmed: row.confirmed !== 0,
                 lastStep: row.last_step,
                 failures: row.failures,
-                failedAt: row.failed_at
+                failedAt: row.failed_at,
+                ...(row.digits !== null && { digits: row.digits }),
+                ...(row.period !== null && { period: row.period }),
+                ...(row.algorithm !== null && { algorithm: row.algorithm })
               }))
           )
         ),
       // One statement: the WHERE of the upsert keeps a confirmed device, whatever ran in between.
-      save: ({ secret, userId }) =>
+      save: ({ algorithm, digits, period, secret, userId }) =>
         run(
           "save",
           changed(
-            sql`INSERT INTO ${device} (user_id, secret, confirmed, last_step, failures, failed_at)
-              VALUES (${userId}, ${Redacted.value(secret)}, 0, -1, 0, 0)
-              ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, confirmed = 0, last_step = -1, failures = 0, failed_at = 0
+            sql`INSERT INTO ${device} (user_id, secret, confirmed, last_step, failures, failed_at, digits, period, algorithm)
+              VALUES (${userId}, ${Redacted.value(secret)}, 0, -1, 0, 0, ${digits ?? null}, ${period ?? null}, ${algorithm ?? null})
+              ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, confirmed = 0, last_step = -1, failures = 0,
+                failed_at = 0, digits = excluded.digits, period = excluded.period, algorithm = excluded.algorithm
               WHERE ${device}.confirmed = 0
               RETURNING user_id`
           )

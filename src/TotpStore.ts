@@ -33,6 +33,7 @@ import { isUserId } from "./internal/userId.js"
 import { collectionOf } from "./internal/collection.js"
 import { checker, refuse, userIdMessage } from "./internal/checkedInput.js"
 import { isStorable } from "./internal/wellFormed.js"
+import type * as Totp from "./Totp.js"
 
 /**
  * One user's authenticator.
@@ -58,6 +59,42 @@ export interface Device {
   readonly failures: number
   /** When the latest of those attempts began, epoch milliseconds (0: none). */
   readonly failedAt: number
+  /**
+   * The code parameters the device was enrolled with (what its `otpauth://` URI told the app):
+   * codes are checked with them, whatever the backend's options say now. Absent on a device
+   * stored without them (enrolled before they were recorded, or saved by a caller that gave
+   * none): the backend's `totp` options apply to it.
+   *
+   * @since 0.4.0
+   */
+  readonly digits?: number | undefined
+  /** See {@link Device.digits}. @since 0.4.0 */
+  readonly period?: number | undefined
+  /** See {@link Device.digits}. @since 0.4.0 */
+  readonly algorithm?: Totp.Algorithm | undefined
+}
+
+/**
+ * What {@link Service}'s `save` stores: a user's new secret, and the code parameters the device
+ * is enrolled with (`TotpBackend.enrol` gives all three; one left out is not recorded, and the
+ * backend's option applies to it).
+ *
+ * @example
+ * ```ts
+ * import { Totp, type TotpStore } from "effect-auth"
+ *
+ * const enrolment: TotpStore.Enrolment = { userId: "1", secret: Totp.generateSecret(), digits: 6, period: 30, algorithm: "SHA1" }
+ * ```
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface Enrolment {
+  readonly userId: string
+  readonly secret: Redacted.Redacted<string>
+  readonly digits?: number | undefined
+  readonly period?: number | undefined
+  readonly algorithm?: Totp.Algorithm | undefined
 }
 
 /**
@@ -115,13 +152,11 @@ export class TotpStoreError extends Schema.TaggedError<TotpStoreError>("effect-a
 export interface Service {
   readonly get: (userId: string) => Effect.Effect<Option.Option<Device>, TotpStoreError>
   /**
-   * Enrols a device (unconfirmed, no step used, no failures) unless the user has a confirmed one;
-   * answers whether it did (atomic: an enrolment racing a confirmation never replaces the device
-   * the confirmation confirmed).
+   * Enrols a device (unconfirmed, no step used, no failures, the code parameters given) unless the
+   * user has a confirmed one; answers whether it did (atomic: an enrolment racing a confirmation
+   * never replaces the device the confirmation confirmed).
    */
-  readonly save: (
-    input: { readonly userId: string; readonly secret: Redacted.Redacted<string> }
-  ) => Effect.Effect<boolean, TotpStoreError>
+  readonly save: (input: Enrolment) => Effect.Effect<boolean, TotpStoreError>
   /**
    * Confirms the unconfirmed device that has this `secret`, records `step` as used and replaces the
    * user's recovery codes by `recoveryCodes` (hashes, `Totp.hashRecoveryCode`), if the step is
@@ -204,6 +239,23 @@ const countOf = (field: string, raw: unknown, max = Number.MAX_SAFE_INTEGER): nu
     ? raw as number
     : refuse(`${field} must be an integer from 0 to ${max}`)
 
+// The code parameters, each optional (absent: not recorded), as `Totp.checkOptions` bounds them;
+// `period` an integer column, 32 bits on PostgreSQL.
+const digitsOf = (raw: unknown): number | undefined =>
+  raw === undefined ? undefined : Number.isSafeInteger(raw) && (raw as number) >= 6 && (raw as number) <= 8
+    ? raw as number
+    : refuse("digits must be an integer from 6 to 8")
+
+const periodOf = (raw: unknown): number | undefined =>
+  raw === undefined ? undefined : Number.isSafeInteger(raw) && (raw as number) >= 1 && (raw as number) <= 2_147_483_647
+    ? raw as number
+    : refuse("period must be an integer from 1 to 2,147,483,647 (seconds)")
+
+const algorithmOf = (raw: unknown): Totp.Algorithm | undefined =>
+  raw === undefined || raw === "SHA1" || raw === "SHA256" || raw === "SHA512"
+    ? raw
+    : refuse("algorithm must be SHA1, SHA256 or SHA512")
+
 const hashOf = (raw: unknown): string =>
   typeof raw === "string" && raw.length >= 1 && raw.length <= 64 && isStorable(raw)
     ? raw
@@ -221,7 +273,8 @@ const checked = checker((operation, message) => new TotpStoreError({ operation, 
 
 /**
  * A store that checks every call's input before `store` sees it: a user id (1 to 255 characters),
- * a secret (a `Redacted` string of 1 to 255 characters), a time step, failure count or time that is
+ * a secret (a `Redacted` string of 1 to 255 characters), code parameters where given (digits 6 to
+ * 8, a period of 1 to 2,147,483,647 seconds, a known algorithm), a time step, failure count or time that is
  * a non-negative safe integer (a failure count at most 2,147,483,647), recovery code hashes (a
  * collection of strings of 1 to 64 characters), no NUL or lone surrogate in any text. Anything else,
  * as an untyped caller may hand over (`null`, `NaN`, `Infinity`, `1.5`, `"5"`, a plain string for
@@ -248,10 +301,18 @@ const checked = checker((operation, message) => new TotpStoreError({ operation, 
 export const make = (store: Service): Service => ({
   get: (userId) => checked("get", () => userIdOf(userId), (id) => store.get(id)),
   save: (input) =>
-    checked("save", () => ({
-      userId: userIdOf(fieldOf("input", input, "userId")),
-      secret: secretOf(fieldOf("input", input, "secret"))
-    }), (device) => store.save(device)),
+    checked("save", () => {
+      const digits = digitsOf(fieldOf("input", input, "digits"))
+      const period = periodOf(fieldOf("input", input, "period"))
+      const algorithm = algorithmOf(fieldOf("input", input, "algorithm"))
+      return {
+        userId: userIdOf(fieldOf("input", input, "userId")),
+        secret: secretOf(fieldOf("input", input, "secret")),
+        ...(digits !== undefined && { digits }),
+        ...(period !== undefined && { period }),
+        ...(algorithm !== undefined && { algorithm })
+      }
+    }, (device) => store.save(device)),
   confirm: (userId, input) =>
     checked("confirm", () => ({
       userId: userIdOf(userId),
@@ -312,10 +373,10 @@ export const makeMemory = (): Service => {
   return make({
     get: (userId) => Effect.sync(() => Option.fromNullable(devices.get(userId))),
     // Each operation reads and writes in one synchronous step: nothing runs in between.
-    save: ({ secret, userId }) =>
+    save: ({ userId, ...enrolled }) =>
       Effect.sync(() => {
         if (devices.get(userId)?.confirmed === true) return false
-        devices.set(userId, { userId, secret, confirmed: false, lastStep: -1, failures: 0, failedAt: 0 })
+        devices.set(userId, { userId, ...enrolled, confirmed: false, lastStep: -1, failures: 0, failedAt: 0 })
         return true
       }),
     confirm: (userId, { recoveryCodes, secret, step }) =>

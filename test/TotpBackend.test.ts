@@ -105,6 +105,34 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
         yield* TotpBackend.enrol(alice, { issuer: "Test" })
       }).pipe(Effect.provide(app())))
 
+    // What the user's authenticator app computes: the parameters its URI told it.
+    const appCode = (uri: Redacted.Redacted<string>, secret: Redacted.Redacted<string>, millis: number) => {
+      const query = new URL(Redacted.value(uri).replace("otpauth://", "http://")).searchParams
+      return Redacted.value(Totp.generate(secret, millis, {
+        digits: Number(query.get("digits")),
+        period: Number(query.get("period")),
+        algorithm: query.get("algorithm") as Totp.Algorithm
+      }))
+    }
+
+    it.effect("a device keeps the code parameters it was enrolled with: the app's codes confirm it and log in, whatever the backend's options", () =>
+      Effect.gen(function*() {
+        // the backend set to 8 digits, the enrolment without options (6, as its URI says)
+        const { alice, secret, uri } = yield* setUp
+        expect(Redacted.value(uri)).toContain("&algorithm=SHA1&digits=6&period=30")
+        yield* TotpBackend.confirm(alice.id, appCode(uri, secret, T0 - 30_000))
+        expect(reasonOf(yield* attempt(appCode(uri, secret, T0)))).toBe("success")
+        expect(yield* deviceOf(alice.id)).toMatchObject({ digits: 6, period: 30, algorithm: "SHA1" })
+        // an enrolment with parameters of its own: confirm and the backend read them off the device
+        const users = yield* UserStore.UserStore
+        const bob = yield* users.create({ username: "bob" })
+        const other = yield* TotpBackend.enrol(bob, { issuer: "Test", digits: 8, period: 60, algorithm: "SHA256" })
+        expect(Redacted.value(other.uri)).toContain("&algorithm=SHA256&digits=8&period=60")
+        yield* TotpBackend.confirm(bob.id, appCode(other.uri, other.secret, T0 - 60_000))
+        expect(reasonOf(yield* attempt(appCode(other.uri, other.secret, T0), "bob"))).toBe("success")
+        expect(yield* deviceOf(bob.id)).toMatchObject({ digits: 8, period: 60, algorithm: "SHA256" })
+      }).pipe(Effect.provide(app({ totp: { digits: 8 } }))))
+
     it.effect("a code logs in once; the window takes the neighbouring steps and no further", () =>
       Effect.gen(function*() {
         const { alice, secret } = yield* setUp
@@ -414,6 +442,9 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
             () => any.confirm(alice.id, { secret, step, recoveryCodes: codes }),
             () => any.setRecoveryCodes(alice.id, codes)
           ]),
+          ...[{ digits: 5 }, { digits: 9 }, { digits: 6.5 }, { digits: "6" }, { period: 0 }, { period: 2 ** 31 }, { period: 1.5 }, {
+            algorithm: "MD5"
+          }, { algorithm: "sha1" }, { digits: null }].map((bad) => () => any.save({ userId: alice.id, secret, ...bad })),
           () => any.confirm(alice.id, null),
           () => any.confirm(alice.id, hostile),
           () => any.useRecoveryCode(alice.id, null),
@@ -560,6 +591,32 @@ describe("SqlTotpStore", () => {
       expect(yield* store.recordFailure("7", { failures: 0, failedAt: 0 }, 2_000)).toBe(false)
       expect(Option.getOrThrow(yield* store.get("7"))).toMatchObject({ failures: 1, failedAt: 1_000 })
     }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" }))))
+
+  it.effect("a database migrated before the code parameters gets their columns; its devices keep the backend's options", () =>
+    Effect.gen(function*() {
+      const t = yield* SqlTotpStore.tables()
+      const all = SqlTotpStore.migrations(t)
+      yield* SqlTables.migrate(
+        { "1_create_totp_tables": all["1_create_totp_tables"]!, "2_totp_throttle": all["2_totp_throttle"]! },
+        t.migrations,
+        (cause) => cause
+      )
+      const sql = yield* SqlClient.SqlClient
+      const secret = Totp.generateSecret()
+      yield* sql`INSERT INTO auth_totp_device (user_id, secret, confirmed, last_step) VALUES ('1', ${Redacted.value(secret)}, 1, 5)`
+      yield* SqlTotpStore.migrate()
+      const store = yield* SqlTotpStore.make()
+      const device = Option.getOrThrow(yield* store.get("1"))
+      expect([device.digits, device.period, device.algorithm]).toEqual([undefined, undefined, undefined])
+      // an app that enrolled it with the backend's 8 digits logs in as before
+      const users = yield* UserStore.UserStore
+      yield* users.create({ username: "alice" })
+      yield* TestClock.setTime(T0)
+      const code = Redacted.value(Totp.generate(secret, T0, { digits: 8 }))
+      const backend = yield* TotpBackend.make({ totp: { digits: 8 } }).pipe(Effect.provideService(TotpStore.TotpStore, store))
+      const user = yield* backend.authenticate({ username: "alice", otpToken: Redacted.make(code) }, undefined)
+      expect(user.username).toBe("alice")
+    }).pipe(Effect.provide(Layer.merge(SqliteClient.layer({ filename: ":memory:" }), MemoryUserStore.layer))))
 
   it.effect("confirm writes the device and its recovery codes together: a failure writing the codes confirms nothing", () =>
     Effect.gen(function*() {

@@ -103,7 +103,11 @@ export type SecondFactor = typeof SecondFactor.Type
 export interface Options {
   /** Default: `"totp"`. */
   readonly id?: string | undefined
-  /** Digits, period, algorithm and drift window of the codes. */
+  /**
+   * The drift `window` of the codes. `digits`, `period` and `algorithm` apply only to devices
+   * stored without their own (enrolled before they were recorded): a device keeps the parameters
+   * it was enrolled with ({@link enrol}'s options), so changing these later breaks no device.
+   */
   readonly totp?: Totp.Options | undefined
   /** The user type of your app, from the stored user (as `ModelBackend`'s `toUser`). */
   readonly toUser?: ((stored: UserStore.StoredUser) => User) | undefined
@@ -137,6 +141,16 @@ export class TotpBackend extends Context.Tag("effect-auth/backends/TotpBackend")
 >() {}
 
 const storedAsUser = (stored: UserStore.StoredUser): User => stored as unknown as User
+
+// How the device's codes are checked: with the parameters it was enrolled with, where it has them
+// (what its app was told), the rest (the window, and all for an older device) from `options`.
+const codeOptions = (device: TotpStore.Device, options: Totp.Options | undefined, after: number) => ({
+  ...options,
+  ...(device.digits !== undefined && { digits: device.digits }),
+  ...(device.period !== undefined && { period: device.period }),
+  ...(device.algorithm !== undefined && { algorithm: device.algorithm }),
+  after
+})
 
 // SHA-256 of the secret under a label of its own: it names the device and tells nothing of the
 // secret (160 random bits); `Session` keys it again with the app secret before storing it.
@@ -196,7 +210,7 @@ export const make = (
         if (wait !== undefined) return yield* throttled(wait)
         const code = Redacted.value(otpToken).replace(/\s/g, "")
         if (digitsOnly.test(code)) {
-          const step = Totp.verify(device.value.secret, code, now, { ...options.totp, after: device.value.lastStep })
+          const step = Totp.verify(device.value.secret, code, now, codeOptions(device.value, options.totp, device.value.lastStep))
           if (Option.isNone(step)) return yield* noMatch("invalid-credentials")
           // Two requests with the same code: the compare-and-set lets one through. It names the
           // secret the code was checked against: a device replaced since the get is not used.
@@ -325,6 +339,14 @@ interface Enrolment {
   readonly account: string
   readonly totp: Totp.Options
 }
+
+// The parameters a new device is enrolled with, stored with it and written into its URI: the
+// options given, else RFC 6238's and every authenticator app's defaults.
+const enrolledWith = (totp: Totp.Options) => ({
+  digits: totp.digits ?? 6,
+  period: totp.period ?? 30,
+  algorithm: totp.algorithm ?? "SHA1"
+})
 const enrolmentOf = (user: unknown, options: unknown): Enrolment | string => {
   try {
     const { id, username } = user as { readonly id: string; readonly username: unknown }
@@ -343,7 +365,11 @@ const enrolmentOf = (user: unknown, options: unknown): Enrolment | string => {
 
 /**
  * Starts enrolling a user: a new secret, stored unconfirmed (it replaces an unconfirmed one), and
- * the `otpauth://` URI to show as a QR code. A user with a confirmed device gets
+ * the `otpauth://` URI to show as a QR code. The options' `digits`, `period` and `algorithm`
+ * (default 6, 30 and `"SHA1"`, what every authenticator app reads) are stored with the device and
+ * written into the URI: {@link confirm} and the backend check the device's codes with them,
+ * whatever the backend's `totp` options say, so the app's codes always log in, and changing
+ * options later leaves enrolled devices working. A user with a confirmed device gets
  * {@link AlreadyEnrolled} and keeps it, even one confirmed by a request running at the same time
  * (the store checks and writes in one step). Options `Totp.checkOptions` refuses are an
  * `AuthConfigError`, and so are an `issuer`, an `account` or a `username` that is no string, or a
@@ -383,8 +409,11 @@ export const enrol = (
     // checks and writes in one step: a get here, then a save, let a device confirmed in between
     // be replaced.
     const secret = Totp.generateSecret()
-    if (!(yield* store.save({ userId: input.userId, secret }))) return yield* new AlreadyEnrolled({ userId: input.userId })
-    return { secret, uri: Totp.uri({ ...input.totp, secret, issuer: input.issuer, account: input.account }) }
+    const parameters = enrolledWith(input.totp)
+    if (!(yield* store.save({ userId: input.userId, secret, ...parameters }))) {
+      return yield* new AlreadyEnrolled({ userId: input.userId })
+    }
+    return { secret, uri: Totp.uri({ ...parameters, secret, issuer: input.issuer, account: input.account }) }
   })
 
 /**
@@ -395,9 +424,10 @@ export const enrol = (
  * one for a device already confirmed, or one checked against a device enrolled anew meanwhile
  * (nothing is confirmed then). A code sent while the device's throttle waits (`throttleFactor`,
  * as {@link Options} has it: give both the same) is not checked: {@link Throttled}, with the
- * wait. Options
- * `Totp.checkOptions` refuses, a `count` that is not an integer from 1 to 100, or a bad
- * `throttleFactor`, with `AuthConfigError`.
+ * wait. The code is checked with the parameters the device was enrolled with; the options'
+ * `window` applies (and their `digits`, `period` and `algorithm` only to a device stored without
+ * its own). Options `Totp.checkOptions` refuses, a `count` that is not an integer from 1 to 100,
+ * or a bad `throttleFactor`, fail with `AuthConfigError`.
  *
  * @example
  * ```ts
@@ -441,7 +471,7 @@ export const confirm = (
     // The throttle holds here too: six digits are as guessable at enrolment as at login.
     const wait = yield* Throttle.admit(store, device.value, factor, now)
     if (wait !== undefined) return yield* new Throttled({ userId, retryAfter: Duration.millis(wait) })
-    const step = Totp.verify(device.value.secret, code, now, { ...options, after: device.value.lastStep })
+    const step = Totp.verify(device.value.secret, code, now, codeOptions(device.value, options, device.value.lastStep))
     if (Option.isNone(step)) return yield* new InvalidCode({ userId })
     // One compare-and-set on the secret just checked: a device enrolled anew in between (its
     // secret unseen by this user, perhaps someone else's) is not confirmed by this code. The step
