@@ -341,6 +341,12 @@ export const verify = (
  * The `otpauth://totp/…` URI an authenticator app reads from a QR code (Google's Key Uri Format):
  * render it as a QR code on the enrolment page, or show the secret for typing.
  *
+ * The label is `issuer:account`, and apps split it at its first colon (encoded or not), so the
+ * format allows no colon in either: every `:` is left out of both (django-otp's `config_url`
+ * strips it from the issuer), lest `"ACME:Prod"` show as issuer `ACME`, account `Prod:alice`. An
+ * issuer that is empty (once stripped) is left out, label prefix and `issuer=` parameter both, as
+ * django-otp leaves it out, where `"otpauth://totp/:alice"` named an empty issuer.
+ *
  * @example
  * ```ts
  * import { Redacted } from "effect"
@@ -348,6 +354,8 @@ export const verify = (
  *
  * const uri = Totp.uri({ secret: Redacted.make("JBSWY3DPEHPK3PXP"), issuer: "Example Co", account: "alice" })
  * Redacted.value(uri) // "otpauth://totp/Example%20Co:alice?secret=JBSWY3DPEHPK3PXP&issuer=Example%20Co&algorithm=SHA1&digits=6&period=30"
+ * Redacted.value(Totp.uri({ secret: Redacted.make("JBSWY3DPEHPK3PXP"), issuer: "", account: "alice" }))
+ * // "otpauth://totp/alice?secret=JBSWY3DPEHPK3PXP&algorithm=SHA1&digits=6&period=30"
  * ```
  *
  * @since 0.2.0
@@ -358,11 +366,16 @@ export const uri = (
 ): Redacted.Redacted<string> => {
   const s = settings(input)
   // A lone surrogate (an email stored with one, say) made `encodeURIComponent` throw: U+FFFD here.
-  const issuer = encodeURIComponent(wellFormed(input.issuer))
-  const label = `${issuer}:${encodeURIComponent(wellFormed(input.account))}`
-  const query = `secret=${Redacted.value(input.secret)}&issuer=${issuer}&algorithm=${s.algorithm}&digits=${s.digits}&period=${s.period}`
+  const issuer = encodeURIComponent(labelPart(input.issuer))
+  const account = encodeURIComponent(labelPart(input.account))
+  const label = issuer === "" ? account : `${issuer}:${account}`
+  const query = `secret=${Redacted.value(input.secret)}${issuer === "" ? "" : `&issuer=${issuer}`}` +
+    `&algorithm=${s.algorithm}&digits=${s.digits}&period=${s.period}`
   return Redacted.make(`otpauth://totp/${label}?${query}`)
 }
+
+// A part of the label as the Key Uri Format allows it: no colon, no lone surrogate.
+const labelPart = (text: string): string => wellFormed(text).replaceAll(":", "")
 
 // --- recovery codes ----------------------------------------------------------------------------
 

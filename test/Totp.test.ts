@@ -147,6 +147,31 @@ describe("Totp", () => {
     })
   })
 
+  // Apps percent-decode the label and split it at its first colon: the Key Uri Format allows none
+  // in the issuer or the account. django-otp's config_url strips it from the issuer, and leaves
+  // the issuer out when there is none.
+  it("a colon is left out of the issuer and the account; an empty issuer leaves out the label prefix and the parameter", () => {
+    const secret = Redacted.make("JBSWY3DPEHPK3PXP")
+    const read = (issuer: string, account: string) => {
+      const uri = new URL(Redacted.value(Totp.uri({ secret, issuer, account })))
+      expect(uri.host).toBe("totp")
+      const label = decodeURIComponent(uri.pathname.slice(1))
+      const colon = label.indexOf(":")
+      return {
+        label: colon < 0 ? { account: label } : { issuer: label.slice(0, colon), account: label.slice(colon + 1) },
+        issuer: uri.searchParams.get("issuer")
+      }
+    }
+    expect(read("ACME:Prod", "alice")).toEqual({ label: { issuer: "ACMEProd", account: "alice" }, issuer: "ACMEProd" })
+    expect(read("Example", "dept:alice")).toEqual({ label: { issuer: "Example", account: "deptalice" }, issuer: "Example" })
+    expect(read("A&B #1", "a+b@x.y")).toEqual({ label: { issuer: "A&B #1", account: "a+b@x.y" }, issuer: "A&B #1" })
+    expect(read("", "alice")).toEqual({ label: { account: "alice" }, issuer: null })
+    expect(read(":", "dept:alice")).toEqual({ label: { account: "deptalice" }, issuer: null })
+    expect(Redacted.value(Totp.uri({ secret, issuer: "", account: "alice" }))).toBe(
+      "otpauth://totp/alice?secret=JBSWY3DPEHPK3PXP&algorithm=SHA1&digits=6&period=30"
+    )
+  })
+
   it("recovery codes: distinct, 60 random bits each, hashed as typed in any case or grouping", () => {
     const codes = Totp.generateRecoveryCodes(20).map(Redacted.value)
     expect(new Set(codes).size).toBe(20)
