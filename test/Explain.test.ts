@@ -304,6 +304,27 @@ const suite = (name: string, objects: () => Layer.Layer<ObjectPermissions.Object
         expect(yield* AuthService.hasPerm(alice, "reports.delete_report", r1)).toBe(true)
       }).pipe(Effect.provide(app(objects()))))
 
+    it.effect("a codename alone is that codename's permission in the object's app, as guardian takes it", () =>
+      Effect.gen(function*() {
+        const { alice, bob } = yield* people
+        const grants = yield* ObjectPermissions.ObjectPermissions
+        const r1 = ObjectPermissions.ref("reports.report", 1)
+        yield* grants.grantUser(alice.id, "reports.change_report", r1)
+        yield* grants.grantGroup("auditors", "reports.view_report", r1)
+        expect(yield* AuthService.hasPerm(alice, "change_report", r1)).toBe(true)
+        expect(yield* AuthService.hasPerm(bob, "view_report", r1)).toBe(true)
+        const auth = yield* AuthService.AuthService
+        expect(yield* auth.hasPerms(alice, ["change_report", "reports.change_report"], r1)).toBe(true)
+        // on another object, another app's object, or none: not held
+        expect(yield* AuthService.hasPerm(alice, "change_report", ObjectPermissions.ref("reports.report", 2))).toBe(false)
+        expect(yield* AuthService.hasPerm(alice, "change_report", ObjectPermissions.ref("docs.report", 1))).toBe(false)
+        expect(yield* AuthService.hasPerm(alice, "change_report")).toBe(false)
+        expect(yield* AuthService.hasPerm(alice, "view_report", r1)).toBe(false)
+        const why = yield* AuthService.explain(bob, "view_report", r1)
+        expect(why).toMatchObject({ granted: true, decidedBy: "object" })
+        expect(why.steps[2]!.reasons).toEqual(["granted on this object to group auditors"])
+      }).pipe(Effect.provide(app(objects()))))
+
     // SQLite takes at most 32,766 bound values in a statement, PostgreSQL 65,535: the SQL stores
     // failed where the memory store answered.
     it.effect("groupPermissions of 70,000 groups answers as for a few", () =>

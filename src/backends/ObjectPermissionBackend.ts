@@ -4,10 +4,11 @@
  * `hasPerm(user, perm, obj)` for an object (`ObjectPermissions.ObjectRef`, or anything `refOf`
  * turns into one) from the `ObjectPermissions` store: the user's own grants on the object, and
  * their groups' (groups from the `UserStore`). Only a permission of the object's app is the
- * object's (guardian raises `WrongAppError` for another app's): another's is `false`. Inactive
- * users hold nothing; without an object, or with one it does not know or cannot read, it abstains,
- * leaving global permissions to `ModelBackend`. `AuthService.explain` says which grant
- * (or which group) answered.
+ * object's (guardian raises `WrongAppError` for another app's): another's is `false`; a codename
+ * alone (`"change_report"`) is the permission of that codename in the object's app, as guardian
+ * takes it. Inactive users hold nothing; without an object, or with one it does not know or cannot
+ * read, it abstains, leaving global permissions to `ModelBackend`. `AuthService.explain` says
+ * which grant (or which group) answered.
  *
  * @example
  * ```ts
@@ -89,6 +90,12 @@ export class ObjectPermissionBackend extends Context.Tag("effect-auth/backends/O
 
 const none: ReadonlySet<string> = new Set()
 
+// A codename alone (no dot: `change_report`) is the permission of that codename in the object's
+// app, as guardian's ObjectPermissionChecker takes it (it looks the codename up among the object's
+// content type's permissions). A permission string with a dot is taken as it is.
+const qualified = (perm: string, ref: ObjectPermissions.ObjectRef): string =>
+  typeof perm === "string" && !perm.includes(".") ? `${ref.contentType.slice(0, ref.contentType.indexOf("."))}.${perm}` : perm
+
 // A `refOf` of the app's answers what it answers: an integer primary key as a number (or a bigint)
 // is its decimal string, as guardian's `force_str(obj.pk)` makes it; the rest is checked as
 // `ObjectPermissions.refOf` checks an object, and anything that is no reference then (a content
@@ -102,6 +109,7 @@ const checkedRef = (given: unknown): ObjectPermissions.ObjectRef | undefined => 
     : objectPk
   return Option.getOrUndefined(ObjectPermissions.refOf({ contentType, objectPk: pk }))
 }
+
 // It authenticates nobody: no input decodes, so the fold skips it as unsupported credentials.
 const NoCredentials = Schema.Unknown.pipe(Schema.filter(() => false, { message: () => "object permissions only" }))
 
@@ -171,10 +179,11 @@ export const make = (
         return all
       })
 
-    const explainPerm = (user: User, perm: string, obj?: unknown) =>
+    const explainPerm = (user: User, asked: string, obj?: unknown) =>
       Effect.map(grantsOn(user, obj), (found): Permissions.Account => {
         if (!user.isActive) return { granted: false, reasons: ["inactive user: no object permissions"] }
         if (found === undefined) return { granted: false, reasons: ["no object, or one this backend does not know"] }
+        const perm = qualified(asked, found.ref)
         if (!isOfObjectApp(perm, found.ref.contentType)) {
           return { granted: false, reasons: [`not a permission of the object's app (${found.ref.contentType})`] }
         }
@@ -190,7 +199,12 @@ export const make = (
       credentials: NoCredentials,
       authenticate: () => AuthError.failures(id).noMatch("unsupported-credentials"),
       getUser: () => Effect.succeedNone,
-      hasPerm: (user, perm, obj) => Effect.map(getAllPermissions(user, obj), (perms) => perms.has(perm)),
+      hasPerm: (user, perm, obj) =>
+        Effect.map(grantsOn(user, obj), (found) => {
+          if (found === undefined) return false
+          const full = qualified(perm, found.ref)
+          return found.own.has(full) || [...found.viaGroups.values()].some((perms) => perms.has(full))
+        }),
       explainPerm,
       getAllPermissions,
       ...(options.policy === undefined ? {} : { policy: options.policy })
