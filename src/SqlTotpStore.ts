@@ -130,6 +130,12 @@ const addCodeParameters = (t: Tables) =>
     yield* sql`ALTER TABLE ${sql(t.device)} ADD COLUMN algorithm varchar(6)`
   })
 
+// How far the user's app runs from the server's clock, in steps (`TotpStore.Device.drift`): 0 for
+// devices enrolled before, as for new ones.
+const addDrift = (t: Tables) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql`ALTER TABLE ${sql(t.device)} ADD COLUMN drift integer NOT NULL DEFAULT 0`)
+
 /**
  * The store's migrations, for apps that run every module's migrations through one `Migrator`.
  *
@@ -147,7 +153,8 @@ const addCodeParameters = (t: Tables) =>
 export const migrations = (t: Tables): Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> => ({
   "1_create_totp_tables": createTables(t),
   "2_totp_throttle": addThrottle(t),
-  "3_totp_code_parameters": addCodeParameters(t)
+  "3_totp_code_parameters": addCodeParameters(t),
+  "4_totp_drift": addDrift(t)
 })
 
 const storeError = (operation: string) => (cause: unknown) =>
@@ -183,7 +190,8 @@ const decodeDevices = Schema.decodeUnknown(
     failed_at: SqlTables.Integer,
     digits: Schema.NullOr(SqlTables.Integer),
     period: Schema.NullOr(SqlTables.Integer),
-    algorithm: Schema.NullOr(Schema.Literal("SHA1", "SHA256", "SHA512"))
+    algorithm: Schema.NullOr(Schema.Literal("SHA1", "SHA256", "SHA512")),
+    drift: SqlTables.Integer
   }))
 )
 const decodeCount = Schema.decodeUnknown(Schema.Array(Schema.Struct({ n: SqlTables.Integer })))
@@ -224,7 +232,7 @@ export const make = (options: Options = {}): Effect.Effect<TotpStore.Service, Au
           "get",
           Effect.map(
             Effect.flatMap(
-              sql`SELECT user_id, secret, confirmed, last_step, failures, failed_at, digits, period, algorithm
+              sql`SELECT user_id, secret, confirmed, last_step, failures, failed_at, digits, period, algorithm, drift
                 FROM ${device} WHERE user_id = ${userId}`,
               decodeDevices
             ),
@@ -238,7 +246,8 @@ export const make = (options: Options = {}): Effect.Effect<TotpStore.Service, Au
                 failedAt: row.failed_at,
                 ...(row.digits !== null && { digits: row.digits }),
                 ...(row.period !== null && { period: row.period }),
-                ...(row.algorithm !== null && { algorithm: row.algorithm })
+                ...(row.algorithm !== null && { algorithm: row.algorithm }),
+                ...(row.drift !== 0 && { drift: row.drift })
               }))
           )
         ),
@@ -247,10 +256,10 @@ export const make = (options: Options = {}): Effect.Effect<TotpStore.Service, Au
         run(
           "save",
           changed(
-            sql`INSERT INTO ${device} (user_id, secret, confirmed, last_step, failures, failed_at, digits, period, algorithm)
-              VALUES (${userId}, ${Redacted.value(secret)}, 0, -1, 0, 0, ${digits ?? null}, ${period ?? null}, ${algorithm ?? null})
+            sql`INSERT INTO ${device} (user_id, secret, confirmed, last_step, failures, failed_at, digits, period, algorithm, drift)
+              VALUES (${userId}, ${Redacted.value(secret)}, 0, -1, 0, 0, ${digits ?? null}, ${period ?? null}, ${algorithm ?? null}, 0)
               ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, confirmed = 0, last_step = -1, failures = 0,
-                failed_at = 0, digits = excluded.digits, period = excluded.period, algorithm = excluded.algorithm
+                failed_at = 0, digits = excluded.digits, period = excluded.period, algorithm = excluded.algorithm, drift = 0
               WHERE ${device}.confirmed = 0
               RETURNING user_id`
           )
@@ -280,11 +289,12 @@ export const make = (options: Options = {}): Effect.Effect<TotpStore.Service, Au
         ),
       clearFailures: (userId) =>
         run("clearFailures", Effect.asVoid(sql`UPDATE ${device} SET failures = 0, failed_at = 0 WHERE user_id = ${userId}`)),
-      useStep: (userId, step, secret) =>
+      // The drift is written by the statement that uses the step: the code that won the step sets it.
+      useStep: (userId, step, secret, drift) =>
         run(
           "useStep",
           changed(
-            sql`UPDATE ${device} SET last_step = ${step}
+            sql`UPDATE ${device} SET last_step = ${step}, drift = ${drift === undefined ? sql`drift` : drift}
               WHERE user_id = ${userId} AND secret = ${Redacted.value(secret)} AND confirmed = 1 AND last_step < ${step}
               RETURNING user_id`
           )

@@ -72,6 +72,14 @@ export interface Device {
   readonly period?: number | undefined
   /** See {@link Device.digits}. @since 0.4.0 */
   readonly algorithm?: Totp.Algorithm | undefined
+  /**
+   * How many time steps the user's app runs ahead (+) or behind (−) of this server's clock, as
+   * its last accepted code showed (django-otp's `drift`): the backend centres its window there.
+   * Absent: 0 (a device never logged in with, or stored before drift was recorded).
+   *
+   * @since 0.4.0
+   */
+  readonly drift?: number | undefined
 }
 
 /**
@@ -183,10 +191,16 @@ export interface Service {
   readonly clearFailures: (userId: string) => Effect.Effect<void, TotpStoreError>
   /**
    * Records `step` as used on the confirmed device that has this `secret`, if the step is later
-   * than the last one; answers whether it did (atomic: a compare-and-set, so a device replaced
-   * since the code was checked is not used).
+   * than the last one, and with it the app's `drift` when given; answers whether it did (atomic:
+   * a compare-and-set, so a device replaced since the code was checked is not used, and the drift
+   * is that of the code that used the step).
    */
-  readonly useStep: (userId: string, step: number, secret: Redacted.Redacted<string>) => Effect.Effect<boolean, TotpStoreError>
+  readonly useStep: (
+    userId: string,
+    step: number,
+    secret: Redacted.Redacted<string>,
+    drift?: number | undefined
+  ) => Effect.Effect<boolean, TotpStoreError>
   /** Removes the device and its recovery codes. Answers whether there was one. */
   readonly remove: (userId: string) => Effect.Effect<boolean, TotpStoreError>
   /** Replaces the user's recovery codes by these hashes (`Totp.hashRecoveryCode`). */
@@ -256,6 +270,12 @@ const algorithmOf = (raw: unknown): Totp.Algorithm | undefined =>
     ? raw
     : refuse("algorithm must be SHA1, SHA256 or SHA512")
 
+// Steps either way, an integer column (32 bits on PostgreSQL).
+const driftOf = (raw: unknown): number | undefined =>
+  raw === undefined ? undefined : Number.isSafeInteger(raw) && Math.abs(raw as number) <= 2_147_483_647
+    ? raw as number
+    : refuse("drift must be an integer from -2,147,483,647 to 2,147,483,647")
+
 const hashOf = (raw: unknown): string =>
   typeof raw === "string" && raw.length >= 1 && raw.length <= 64 && isStorable(raw)
     ? raw
@@ -274,7 +294,8 @@ const checked = checker((operation, message) => new TotpStoreError({ operation, 
 /**
  * A store that checks every call's input before `store` sees it: a user id (1 to 255 characters),
  * a secret (a `Redacted` string of 1 to 255 characters), code parameters where given (digits 6 to
- * 8, a period of 1 to 2,147,483,647 seconds, a known algorithm), a time step, failure count or time that is
+ * 8, a period of 1 to 2,147,483,647 seconds, a known algorithm), a drift where given (an integer
+ * within ±2,147,483,647), a time step, failure count or time that is
  * a non-negative safe integer (a failure count at most 2,147,483,647), recovery code hashes (a
  * collection of strings of 1 to 64 characters), no NUL or lone surrogate in any text. Anything else,
  * as an untyped caller may hand over (`null`, `NaN`, `Infinity`, `1.5`, `"5"`, a plain string for
@@ -331,11 +352,11 @@ export const make = (store: Service): Service => ({
       now: countOf("now", now)
     }), (input) => store.recordFailure(input.userId, input.seen, input.now)),
   clearFailures: (userId) => checked("clearFailures", () => userIdOf(userId), (id) => store.clearFailures(id)),
-  useStep: (userId, step, secret) =>
+  useStep: (userId, step, secret, drift) =>
     checked(
       "useStep",
-      () => ({ userId: userIdOf(userId), step: countOf("step", step), secret: secretOf(secret) }),
-      (input) => store.useStep(input.userId, input.step, input.secret)
+      () => ({ userId: userIdOf(userId), step: countOf("step", step), secret: secretOf(secret), drift: driftOf(drift) }),
+      (input) => store.useStep(input.userId, input.step, input.secret, input.drift)
     ),
   remove: (userId) => checked("remove", () => userIdOf(userId), (id) => store.remove(id)),
   setRecoveryCodes: (userId, hashes) =>
@@ -401,13 +422,13 @@ export const makeMemory = (): Service => {
         const device = devices.get(userId)
         if (device !== undefined) devices.set(userId, { ...device, failures: 0, failedAt: 0 })
       }),
-    useStep: (userId, step, secret) =>
+    useStep: (userId, step, secret, drift) =>
       Effect.sync(() => {
         const device = devices.get(userId)
         if (device === undefined || !device.confirmed || !sameSecret(device, secret) || step <= device.lastStep) {
           return false
         }
-        devices.set(userId, { ...device, lastStep: step })
+        devices.set(userId, { ...device, lastStep: step, ...(drift !== undefined && { drift }) })
         return true
       }),
     remove: (userId) =>

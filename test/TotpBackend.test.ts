@@ -151,6 +151,44 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
         expect(reasonOf(yield* attempt("12 34 56".replace(/ /g, "")))).toBe("invalid-credentials")
       }).pipe(Effect.provide(app())))
 
+    // django-otp's OTP_TOTP_SYNC (default True): a code matched off-centre moves the window there.
+    const phoneDrifts = Effect.gen(function*() {
+      const { alice, secret } = yield* setUp
+      yield* TotpBackend.confirm(alice.id, codeAt(secret, T0))
+      // an hour later the phone is one step (30 s) behind
+      yield* TestClock.adjust("1 hour")
+      let now = T0 + 3_600_000
+      expect(reasonOf(yield* attempt(codeAt(secret, now - 30_000)))).toBe("success")
+      const first = (yield* deviceOf(alice.id)).drift
+      // a week later it is two steps behind: outside ±1 of the server's clock
+      yield* TestClock.adjust("7 days")
+      now += 7 * 86_400_000
+      const later = reasonOf(yield* attempt(codeAt(secret, now - 60_000)))
+      return { first, later, device: yield* deviceOf(alice.id) }
+    })
+
+    it.effect("the window follows the phone's clock (sync, django-otp's OTP_TOTP_SYNC): a phone drifting slowly keeps logging in", () =>
+      Effect.gen(function*() {
+        const { device, first, later } = yield* phoneDrifts
+        expect([first, later, device.drift]).toEqual([-1, "success", -2])
+        // replay protection is unchanged: the step just used is refused, even inside the moved window
+        yield* TestClock.adjust("2 seconds")
+        const now = T0 + 3_600_000 + 7 * 86_400_000 + 2_000
+        expect(reasonOf(yield* attempt(codeAt(device.secret, now - 60_000)))).toBe("invalid-credentials")
+        // a new enrolment starts again at no drift
+        yield* Effect.flatMap(TotpStore.TotpStore, (store) => store.remove(device.userId))
+        const users = yield* UserStore.UserStore
+        const alice = Option.getOrThrow(yield* users.findById(device.userId))
+        yield* TotpBackend.enrol(alice, { issuer: "Test" })
+        expect((yield* deviceOf(device.userId)).drift ?? 0).toBe(0)
+      }).pipe(Effect.provide(app())))
+
+    it.effect("sync: false keeps the window on the server's clock", () =>
+      Effect.gen(function*() {
+        const { device, first, later } = yield* phoneDrifts
+        expect([first ?? 0, later, device.drift ?? 0]).toEqual([0, "invalid-credentials", 0])
+      }).pipe(Effect.provide(app({ sync: false }))))
+
     it.effect("concurrent requests with one code: exactly one succeeds", () =>
       Effect.gen(function*() {
         const { alice, secret } = yield* setUp
@@ -445,6 +483,7 @@ const suite = (name: string, store: () => Layer.Layer<TotpStore.TotpStore, unkno
           ...[{ digits: 5 }, { digits: 9 }, { digits: 6.5 }, { digits: "6" }, { period: 0 }, { period: 2 ** 31 }, { period: 1.5 }, {
             algorithm: "MD5"
           }, { algorithm: "sha1" }, { digits: null }].map((bad) => () => any.save({ userId: alice.id, secret, ...bad })),
+          ...[1.5, Number.NaN, "1", 2 ** 31, -(2 ** 31), null].map((drift) => () => any.useStep(alice.id, step, secret, drift)),
           () => any.confirm(alice.id, null),
           () => any.confirm(alice.id, hostile),
           () => any.useRecoveryCode(alice.id, null),
@@ -607,7 +646,7 @@ describe("SqlTotpStore", () => {
       yield* SqlTotpStore.migrate()
       const store = yield* SqlTotpStore.make()
       const device = Option.getOrThrow(yield* store.get("1"))
-      expect([device.digits, device.period, device.algorithm]).toEqual([undefined, undefined, undefined])
+      expect([device.digits, device.period, device.algorithm, device.drift]).toEqual([undefined, undefined, undefined, undefined])
       // an app that enrolled it with the backend's 8 digits logs in as before
       const users = yield* UserStore.UserStore
       yield* users.create({ username: "alice" })

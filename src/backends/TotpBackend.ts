@@ -10,9 +10,10 @@
  * once the device is removed or enrolled anew, `CurrentUser.requireSecondFactor` refuses the
  * session as one that never passed it (docs/mfa.md).
  *
- * - A code is accepted in the time steps within `window` of now (default ±1 step of 30 s), and only
- *   after the last step accepted for the user: a code cannot be replayed, even on another
- *   instance (the store's `useStep` is a compare-and-set).
+ * - A code is accepted in the time steps within `window` (default ±1 step of 30 s) of now, or of
+ *   where the user's app was last seen (`sync`, django-otp's `OTP_TOTP_SYNC`: the drift its last
+ *   code showed), and only after the last step accepted for the user: a code cannot be replayed,
+ *   even on another instance (the store's `useStep` is a compare-and-set).
  * - A recovery code is accepted once (the store deletes it).
  * - Unknown or inactive user, no confirmed device, a wrong, replayed or malformed code: `NoMatch`.
  *   An attempt the throttle refuses unchecked: `NoMatch("throttled")` with its `retryAfter`
@@ -119,6 +120,13 @@ export interface Options {
    * is an `AuthConfigError`.
    */
   readonly throttleFactor?: Duration.DurationInput | undefined
+  /**
+   * django-otp's `OTP_TOTP_SYNC`: the window follows the user's app. Each accepted code records
+   * how many steps the app runs ahead or behind (`TotpStore.Device.drift`), and the next code is
+   * looked for around there, so a phone whose clock drifts slowly keeps logging in. `false`: the
+   * window stays centred on the server's clock. Default: `true`, as django-otp's.
+   */
+  readonly sync?: boolean | undefined
 }
 
 /**
@@ -185,6 +193,7 @@ export const make = (
     yield* Totp.checkOptions(options.totp, "TotpBackend")
     const factor = yield* Throttle.factorMillis(options.throttleFactor, "TotpBackend")
     const backendId = options.id ?? "totp"
+    const sync = options.sync !== false
     const toUser = options.toUser ?? storedAsUser
     const devices = yield* TotpStore.TotpStore
     const users = yield* UserStore.UserStore
@@ -210,11 +219,17 @@ export const make = (
         if (wait !== undefined) return yield* throttled(wait)
         const code = Redacted.value(otpToken).replace(/\s/g, "")
         if (digitsOnly.test(code)) {
-          const step = Totp.verify(device.value.secret, code, now, codeOptions(device.value, options.totp, device.value.lastStep))
+          const checkedWith = codeOptions(device.value, options.totp, device.value.lastStep)
+          // The window around the step the app was last seen at (django-otp's drift), not now's.
+          const drift = sync ? device.value.drift ?? 0 : 0
+          const period = (checkedWith.period ?? 30) * 1000
+          const step = Totp.verify(device.value.secret, code, now + drift * period, checkedWith)
           if (Option.isNone(step)) return yield* noMatch("invalid-credentials")
           // Two requests with the same code: the compare-and-set lets one through. It names the
-          // secret the code was checked against: a device replaced since the get is not used.
-          const fresh = yield* Effect.mapError(devices.useStep(user.id, step.value, device.value.secret), transport)
+          // secret the code was checked against: a device replaced since the get is not used. The
+          // app's drift, as this code shows it, is written by the same statement.
+          const seen = sync ? step.value - Totp.counterAt(now, checkedWith) : undefined
+          const fresh = yield* Effect.mapError(devices.useStep(user.id, step.value, device.value.secret, seen), transport)
           if (!fresh) return yield* noMatch("invalid-credentials")
         } else {
           const used = yield* Effect.mapError(devices.useRecoveryCode(user.id, Totp.hashRecoveryCode(code)), transport)
