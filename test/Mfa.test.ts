@@ -312,45 +312,44 @@ const throttledStepUp = (sessions: () => Layer.Layer<SessionStore.SessionStore, 
     expect((yield* post("/mfa", at.session, at.csrf, { otpToken: code })).status).toBe(200)
   }).pipe(Effect.scoped)
 
+type Scenario = typeof flow
+
+// A scenario with its sessions and TOTP devices in one SQLite database.
+const onSqlite = (scenario: Scenario) => {
+  const database = SqliteClient.layer({ filename: ":memory:" })
+  return Effect.gen(function*() {
+    const shared = yield* Layer.memoize(database)
+    yield* scenario(
+      () => SqlSessionStore.layer().pipe(Layer.provide(shared)),
+      () => SqlTotpStore.layer().pipe(Layer.provide(shared))
+    )
+  }).pipe(Effect.scoped)
+}
+
+// The same on PostgreSQL, under a prefix of its own whose tables are dropped after.
+const onPostgres = (scenario: Scenario) => {
+  const prefix = Postgres.uniquePrefix("mfa")
+  const tables = Effect.all([SqlSessionStore.tables({ tablePrefix: prefix }), SqlTotpStore.tables({ tablePrefix: prefix })]).pipe(
+    Effect.map(([s, t]) => [s.session, s.migrations, t.device, t.recoveryCode, t.migrations])
+  )
+  return Effect.gen(function*() {
+    const shared = yield* Layer.memoize(Postgres.poolDropping(tables))
+    yield* scenario(
+      () => SqlSessionStore.layer({ tablePrefix: prefix }).pipe(Layer.provide(shared)),
+      () => SqlTotpStore.layer({ tablePrefix: prefix }).pipe(Layer.provide(shared))
+    )
+  }).pipe(Effect.scoped)
+}
+
 describe("multi-factor login over HTTP", () => {
-  it.live("sessions and TOTP devices in SQLite", () => {
-    const database = SqliteClient.layer({ filename: ":memory:" })
-    return Effect.gen(function*() {
-      const shared = yield* Layer.memoize(database)
-      yield* flow(
-        () => SqlSessionStore.layer().pipe(Layer.provide(shared)),
-        () => SqlTotpStore.layer().pipe(Layer.provide(shared))
-      )
-    }).pipe(Effect.scoped)
-  })
+  it.live("sessions and TOTP devices in SQLite", () => onSqlite(flow))
 
   describe("removing or replacing the device takes the second factor from the sessions that stepped up with it", () => {
     it.live("memory", () => deviceGone(() => MemorySessionStore.layer, () => TotpStore.layerMemory))
 
-    it.live("SQLite", () => {
-      const database = SqliteClient.layer({ filename: ":memory:" })
-      return Effect.gen(function*() {
-        const shared = yield* Layer.memoize(database)
-        yield* deviceGone(
-          () => SqlSessionStore.layer().pipe(Layer.provide(shared)),
-          () => SqlTotpStore.layer().pipe(Layer.provide(shared))
-        )
-      }).pipe(Effect.scoped)
-    })
+    it.live("SQLite", () => onSqlite(deviceGone))
 
-    it.live.skipIf(Postgres.missing)("PostgreSQL", () => {
-      const prefix = Postgres.uniquePrefix("mfa")
-      const tables = Effect.all([SqlSessionStore.tables({ tablePrefix: prefix }), SqlTotpStore.tables({ tablePrefix: prefix })]).pipe(
-        Effect.map(([s, t]) => [s.session, s.migrations, t.device, t.recoveryCode, t.migrations])
-      )
-      return Effect.gen(function*() {
-        const shared = yield* Layer.memoize(Postgres.poolDropping(tables))
-        yield* deviceGone(
-          () => SqlSessionStore.layer({ tablePrefix: prefix }).pipe(Layer.provide(shared)),
-          () => SqlTotpStore.layer({ tablePrefix: prefix }).pipe(Layer.provide(shared))
-        )
-      }).pipe(Effect.scoped)
-    })
+    it.live.skipIf(Postgres.missing)("PostgreSQL", () => onPostgres(deviceGone))
 
     it.live.skipIf(Redis.missing)("sessions in Redis", () => {
       const keyPrefix = Redis.uniquePrefix("mfa-device")
@@ -364,30 +363,9 @@ describe("multi-factor login over HTTP", () => {
   describe("a step-up the throttle refuses unchecked is a 429 with Retry-After, a wrong code a 401", () => {
     it.live("memory", () => throttledStepUp(() => MemorySessionStore.layer, () => TotpStore.layerMemory))
 
-    it.live("SQLite", () => {
-      const database = SqliteClient.layer({ filename: ":memory:" })
-      return Effect.gen(function*() {
-        const shared = yield* Layer.memoize(database)
-        yield* throttledStepUp(
-          () => SqlSessionStore.layer().pipe(Layer.provide(shared)),
-          () => SqlTotpStore.layer().pipe(Layer.provide(shared))
-        )
-      }).pipe(Effect.scoped)
-    })
+    it.live("SQLite", () => onSqlite(throttledStepUp))
 
-    it.live.skipIf(Postgres.missing)("PostgreSQL", () => {
-      const prefix = Postgres.uniquePrefix("mfa")
-      const tables = Effect.all([SqlSessionStore.tables({ tablePrefix: prefix }), SqlTotpStore.tables({ tablePrefix: prefix })]).pipe(
-        Effect.map(([s, t]) => [s.session, s.migrations, t.device, t.recoveryCode, t.migrations])
-      )
-      return Effect.gen(function*() {
-        const shared = yield* Layer.memoize(Postgres.poolDropping(tables))
-        yield* throttledStepUp(
-          () => SqlSessionStore.layer({ tablePrefix: prefix }).pipe(Layer.provide(shared)),
-          () => SqlTotpStore.layer({ tablePrefix: prefix }).pipe(Layer.provide(shared))
-        )
-      }).pipe(Effect.scoped)
-    })
+    it.live.skipIf(Postgres.missing)("PostgreSQL", () => onPostgres(throttledStepUp))
   })
 
   it.live.skipIf(Redis.missing)("sessions in Redis", () => {
