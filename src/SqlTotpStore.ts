@@ -188,10 +188,11 @@ const decodeDevices = Schema.decodeUnknown(
     last_step: SqlTables.Integer,
     failures: SqlTables.Integer,
     failed_at: SqlTables.Integer,
-    digits: Schema.NullOr(SqlTables.Integer),
-    period: Schema.NullOr(SqlTables.Integer),
+    // the bounds a write is held to (TotpStore.make): a row out of them is garbage, not a device
+    digits: Schema.NullOr(SqlTables.Integer.pipe(Schema.between(6, 8))),
+    period: Schema.NullOr(SqlTables.Integer.pipe(Schema.between(1, 2_147_483_647))),
     algorithm: Schema.NullOr(Schema.Literal("SHA1", "SHA256", "SHA512")),
-    drift: SqlTables.Integer
+    drift: SqlTables.Integer.pipe(Schema.between(-2_147_483_647, 2_147_483_647))
   }))
 )
 const decodeCount = Schema.decodeUnknown(Schema.Array(Schema.Struct({ n: SqlTables.Integer })))

@@ -31,7 +31,7 @@ import * as Schema from "effect/Schema"
 import { textOf } from "./internal/redactedString.js"
 import { isUserId } from "./internal/userId.js"
 import { collectionOf } from "./internal/collection.js"
-import { checker, refuse, userIdMessage } from "./internal/checkedInput.js"
+import { checker, refuse, Refused, userIdMessage } from "./internal/checkedInput.js"
 import { isStorable } from "./internal/wellFormed.js"
 import type * as Totp from "./Totp.js"
 
@@ -288,6 +288,25 @@ const hashesOf = (field: string, raw: unknown): ReadonlyArray<string> =>
 const fieldOf = (what: string, raw: unknown, key: string): unknown =>
   typeof raw === "object" && raw !== null ? (raw as Record<string, unknown>)[key] : refuse(`${what} must be an object`)
 
+// A device as a store answers it: code parameters and drift out of the bounds a write is held to
+// (a row edited by hand, a store of your own) are the store's garbage, a `TotpStoreError`, where
+// they would otherwise match no code and answer the right one as a wrong one (each counted by the
+// throttle), as a bad algorithm name already is.
+const storedDevice = (found: Option.Option<Device>): Effect.Effect<Option.Option<Device>, TotpStoreError> => {
+  try {
+    if (Option.isNone(found)) return Effect.succeed(found)
+    const { algorithm, digits, drift, period } = found.value
+    digitsOf(digits)
+    periodOf(period)
+    algorithmOf(algorithm)
+    driftOf(drift)
+    return Effect.succeed(found)
+  } catch (error) {
+    const message = error instanceof Refused ? error.message : "the device could not be read"
+    return Effect.fail(new TotpStoreError({ operation: "get", message: `the stored device is malformed: ${message}` }))
+  }
+}
+
 // Reads and checks the input of `operation`, then runs it on what was read (see internal/checkedInput).
 const checked = checker((operation, message) => new TotpStoreError({ operation, message }))
 
@@ -320,7 +339,8 @@ const checked = checker((operation, message) => new TotpStoreError({ operation, 
  * @category constructors
  */
 export const make = (store: Service): Service => ({
-  get: (userId) => checked("get", () => userIdOf(userId), (id) => store.get(id)),
+  get: (userId) =>
+    checked("get", () => userIdOf(userId), (id) => Effect.flatMap(store.get(id), (found) => storedDevice(found))),
   save: (input) =>
     checked("save", () => {
       const digits = digitsOf(fieldOf("input", input, "digits"))

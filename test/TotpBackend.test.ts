@@ -675,6 +675,49 @@ describe("SqlTotpStore", () => {
       expect(yield* store.recoveryCodesLeft("7")).toBe(2)
     }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" }))))
 
+  it.effect("a stored device whose code parameters or drift are out of bounds is a TotpStoreError, not a wrong code", () =>
+    Effect.gen(function*() {
+      yield* SqlTotpStore.migrate()
+      const store = yield* SqlTotpStore.make()
+      const sql = yield* SqlClient.SqlClient
+      expect(yield* store.save({ userId: "7", secret: Totp.generateSecret() })).toBe(true)
+      // rows edited by hand: each value is one a write refuses; before, the device was answered and
+      // every right code failed as a wrong one (and counted by the throttle)
+      const edits = [
+        sql`UPDATE auth_totp_device SET digits = 0`,
+        sql`UPDATE auth_totp_device SET digits = 9`,
+        sql`UPDATE auth_totp_device SET digits = NULL, period = 0`,
+        sql`UPDATE auth_totp_device SET period = -30`,
+        sql`UPDATE auth_totp_device SET period = NULL, drift = 4294967296`
+      ]
+      for (const edit of edits) {
+        yield* edit
+        const error = yield* Effect.flip(store.get("7"))
+        expect(error._tag).toBe("TotpStoreError")
+      }
+    }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" }))))
+
+  it.effect("a store of your own that answers a malformed device fails with a TotpStoreError through TotpStore.make, and the backend says TransportError", () =>
+    Effect.gen(function*() {
+      const memory = TotpStore.makeMemory()
+      const secret = Totp.generateSecret()
+      yield* memory.save({ userId: "1", secret })
+      yield* memory.confirm("1", { secret, step: 1, recoveryCodes: [] })
+      const device = Option.getOrThrow(yield* memory.get("1"))
+      for (const bad of [{ digits: 0 }, { period: 0 }, { algorithm: "MD5" }, { drift: 0.5 }]) {
+        const store = TotpStore.make({ ...memory, get: () => Effect.succeed(Option.some({ ...device, ...bad } as TotpStore.Device)) })
+        const error = yield* Effect.flip(store.get("1"))
+        expect(error._tag).toBe("TotpStoreError")
+        expect(error.message).toMatch(/malformed/)
+        const users = yield* UserStore.UserStore
+        const alice = yield* users.findByUsername("alice")
+        if (Option.isNone(alice)) yield* users.create({ username: "alice" })
+        const backend = yield* TotpBackend.make().pipe(Effect.provideService(TotpStore.TotpStore, store))
+        const refused = yield* Effect.flip(backend.authenticate({ username: "alice", otpToken: Redacted.make("123456") }, undefined))
+        expect(refused._tag).toBe("TransportError")
+      }
+    }).pipe(Effect.provide(MemoryUserStore.layer)))
+
   it.effect("a database that cannot answer is a TotpStoreError, and the backend says TransportError", () =>
     Effect.gen(function*() {
       const store = yield* SqlTotpStore.make() // no migration: every statement fails
