@@ -196,7 +196,11 @@ export interface AuthBackend<C = any> {
    * the secret itself). `Session.stepUp` records a keyed hash of it, and
    * `CurrentUser.requireSecondFactor` asks again: a session whose device is gone or replaced has
    * no second factor any more (django-otp's `OTPMiddleware` loads the session's device on every
-   * request). Without it, a stepped-up session keeps its second factor for its whole life.
+   * request). Without it, a stepped-up session keeps its second factor for its whole life. Asked
+   * with the user this backend has just authenticated, it must name the device that code was
+   * checked against, or none when that device is no longer the user's (`TotpBackend` keeps which
+   * device verified each user it returned): a device replaced between the code's check and the
+   * step-up must not become the session's.
    *
    * @since 0.4.0
    */

@@ -15,7 +15,9 @@ import * as TestClock from "effect/TestClock"
 import * as AuthError from "../src/AuthError.js"
 import * as AuthService from "../src/AuthService.js"
 import * as TotpBackend from "../src/backends/TotpBackend.js"
+import * as MemorySessionStore from "../src/MemorySessionStore.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
+import * as Session from "../src/Session.js"
 import * as SqlTables from "../src/internal/sqlTables.js"
 import * as SqlTotpStore from "../src/SqlTotpStore.js"
 import * as TestAuth from "../src/testing/TestAuth.js"
@@ -612,6 +614,61 @@ describe("TotpBackend: options", () => {
       }
       expect(Option.getOrThrow(yield* store.get(alice.id))).toMatchObject({ confirmed: false, lastStep: -1 })
     }).pipe(Effect.provide(stores)))
+})
+
+describe("TotpBackend and Session: the device a step-up records", () => {
+  // The user replaces a stolen phone's device (remove, enrol, confirm) while the thief's code of the
+  // old one is being checked: the step-up must not record the new device (django-otp's
+  // otp_login(request, device) stores the device that matched the token). Before, Session.stepUp
+  // asked for the user's device as it was by then, recorded the new one, and the thief's session
+  // kept its second factor for as long as the new device stayed.
+  it.live("a device replaced between the code's check and the step-up is not recorded: the step-up is refused", () => {
+    let afterUse: Effect.Effect<void> = Effect.void
+    const memory = TotpStore.makeMemory()
+    const store: TotpStore.Service = {
+      ...memory,
+      useStep: (userId, step, secret, drift) =>
+        Effect.tap(memory.useStep(userId, step, secret, drift), (used) => used ? Effect.suspend(() => afterUse) : Effect.void)
+    }
+    const layer = Session.layer({ secret: Redacted.make("an app secret of thirty-two characters or more") }).pipe(
+      Layer.provideMerge(TestAuth.layer([TotpBackend.TotpBackend])),
+      Layer.provideMerge(TotpBackend.layer({ throttleFactor: 0 })),
+      Layer.provideMerge(Layer.merge(MemoryUserStore.layer, Layer.succeed(TotpStore.TotpStore, store))),
+      Layer.provideMerge(MemorySessionStore.layer)
+    )
+    const confirmNow = (userId: string, secret: Redacted.Redacted<string>) =>
+      TotpBackend.confirm(userId, Totp.generate(secret, Date.now() - 30_000), { throttleFactor: 0 })
+    return Effect.gen(function*() {
+      const users = yield* UserStore.UserStore
+      const alice = yield* users.create({ username: "alice" })
+      const stolen = yield* TotpBackend.enrol(alice, { issuer: "ACME" })
+      yield* confirmNow(alice.id, stolen.secret)
+      const started = yield* Session.login(new AuthService.Authenticated({ backend: "totp", user: alice }))
+      const replace = Effect.gen(function*() {
+        afterUse = Effect.void
+        yield* memory.remove(alice.id)
+        const fresh = yield* TotpBackend.enrol(alice, { issuer: "ACME" })
+        yield* confirmNow(alice.id, fresh.secret)
+      }).pipe(Effect.provideService(TotpStore.TotpStore, store), Effect.orDie)
+      afterUse = replace
+      const authenticated = yield* AuthService.authenticateUnknown({
+        username: "alice",
+        otpToken: Redacted.value(Totp.generate(stolen.secret, Date.now()))
+      })
+      expect(authenticated.backend).toBe("totp")
+      expect(yield* Session.stepUp(started.sessionId, authenticated)).toEqual(Option.none())
+      // without a replacement, the same flow steps up and the second factor holds
+      const other = yield* Session.login(new AuthService.Authenticated({ backend: "totp", user: alice }))
+      const device = Option.getOrThrow(yield* memory.get(alice.id))
+      const again = yield* AuthService.authenticateUnknown({
+        username: "alice",
+        otpToken: Redacted.value(Totp.generate(device.secret, Date.now() + 30_000))
+      })
+      const stepped = Option.getOrThrow(yield* Session.stepUp(other.sessionId, again))
+      const current = Option.getOrThrow(yield* Session.currentUser(stepped.sessionId))
+      expect(yield* Session.secondFactorHolds(current)).toBe(true)
+    }).pipe(Effect.provide(layer))
+  })
 })
 
 describe("SqlTotpStore", () => {

@@ -236,18 +236,33 @@ export const make = (
           if (!used) return yield* noMatch("invalid-credentials")
         }
         yield* Effect.mapError(Throttle.accepted(devices, user.id, factor), transport)
-        return toUser(user)
+        const result = toUser(user)
+        verifiedWith.set(result, deviceIdentity(device.value))
+        return result
       })
 
     const getUser = (userId: string): Effect.Effect<Option.Option<User>, AuthError.TransportError> =>
       Effect.map(find(users.findById(userId)), (found) => Option.map(Option.filter(found, (u) => u.isActive), toUser))
 
+    // The device each user this backend returned was verified with (the code's, or the recovery
+    // code's, device), by the returned object: what `Session.stepUp` records must be that device,
+    // not whichever the user has by the time it asks (django-otp's `otp_login(request, device)`
+    // stores the device that matched the token).
+    const verifiedWith = new WeakMap<object, string>()
+
     // The user's confirmed device, named by a digest of its secret: a new enrolment always has a
-    // new secret, so a device removed and enrolled again is another device.
+    // new secret, so a device removed and enrolled again is another device. For a user this backend
+    // has just authenticated, none when the device the code was checked against is no longer the
+    // user's: replaced between the check and the step-up, it vouches for nothing (before, the
+    // session recorded the replacement and kept its second factor while that device stayed).
     const secondFactorDevice = (user: User): Effect.Effect<Option.Option<string>, AuthError.TransportError> =>
       Effect.map(
         Effect.mapError(devices.get(user.id), transport),
-        (device) => Option.map(Option.filter(device, (d) => d.confirmed), deviceIdentity)
+        (device) => {
+          const current = Option.map(Option.filter(device, (d) => d.confirmed), deviceIdentity)
+          const verified = typeof user === "object" && user !== null ? verifiedWith.get(user) : undefined
+          return verified === undefined ? current : Option.filter(current, (identity) => identity === verified)
+        }
       )
 
     return AuthBackend.make({
