@@ -16,6 +16,7 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import { createHmac } from "node:crypto"
 import * as http from "node:http"
 import * as AuthError from "../src/AuthError.js"
 import * as OidcBackend from "../src/backends/OidcBackend.js"
@@ -26,6 +27,7 @@ import * as TestAuth from "../src/testing/TestAuth.js"
 import * as OidcLogin from "../src/http/OidcLogin.js"
 import * as Transaction from "../src/internal/oidc/transaction.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
+import * as Session from "../src/Session.js"
 import * as UserStore from "../src/UserStore.js"
 import { appLayer } from "./utils/httpAuthServer.js"
 import * as RecordingTracer from "./utils/recordingTracer.js"
@@ -58,6 +60,7 @@ interface Setup {
   readonly provider: LocalProvider
   readonly users: UserStore.UserStore.Service
   readonly events: Effect.Effect<ReadonlyArray<unknown>>
+  readonly sessions: Session.Service
 }
 
 const setUp = (
@@ -66,7 +69,13 @@ const setUp = (
   /** Where the login routes are mounted (`HttpRouter.mount`), "" for the top. */
   prefix: `/${string}` | "" = "",
   /** A tracer and a logger for the server, which then also logs each response (`HttpMiddleware.logger`). */
-  observed?: Layer.Layer<never>
+  observed?: Layer.Layer<never>,
+  more: {
+    /** `Session`'s options (the site-wide `expireAtBrowserClose`, say). */
+    readonly session?: Partial<Session.Options>
+    /** The app's own routes beside the login routes, built from the same options. */
+    readonly routes?: (options: OidcLogin.Options) => HttpRouter.HttpRouter<any, any>
+  } = {}
 ) =>
   Effect.gen(function*() {
     // The app's server is bound first, on a port the OS picks, so the URLs that name it are known
@@ -100,18 +109,31 @@ const setUp = (
         ...backendOptions(provider, redirectUri)
       }).pipe(Layer.provide(FetchHttpClient.layer), Layer.provide(Layer.merge(store, identities)), Layer.orDie)
     )
-    const login = OidcLogin.router({ secret, secure: false, postLogoutRedirectUri: `${app}/bye`, ...loginOptions })
-    const routes = HttpRouter.concat(prefix === "" ? login : HttpRouter.empty.pipe(HttpRouter.mount(prefix, login)), me)
+    const options: OidcLogin.Options = { secret, secure: false, postLogoutRedirectUri: `${app}/bye`, ...loginOptions }
+    const login = OidcLogin.router(options)
+    const routes = HttpRouter.concat(
+      HttpRouter.concat(prefix === "" ? login : HttpRouter.empty.pipe(HttpRouter.mount(prefix, login)), me),
+      // (the app's routes need what the login routes need)
+      (more.routes?.(options) ?? HttpRouter.empty) as unknown as typeof login
+    )
     const served = observed === undefined ? HttpServer.serve(routes) : HttpServer.serve(routes, HttpMiddleware.logger).pipe(Layer.provide(observed))
     const server = served.pipe(
-      Layer.provideMerge(appLayer({ chain: [OidcBackend.OidcBackend], backendLayer: oidc as any, userStore: store })),
+      Layer.provideMerge(
+        appLayer({
+          chain: [OidcBackend.OidcBackend],
+          backendLayer: oidc as any,
+          userStore: store,
+          ...(more.session !== undefined && { session: more.session })
+        })
+      ),
       Layer.provideMerge(oidc),
       Layer.provideMerge(Layer.succeedContext(listening))
     )
     const context = yield* Layer.build(server)
     const users = Context.get(context as Context.Context<UserStore.UserStore>, UserStore.UserStore)
     const events = Effect.provide(TestAuth.events, context as Context.Context<TestAuth.EventLog>)
-    return { app, loginUrl: `${app}${prefix}/oidc/login`, redirectUri, provider, users, events } satisfies Setup
+    const sessions = Context.get(context as unknown as Context.Context<Session.Session>, Session.Session)
+    return { app, loginUrl: `${app}${prefix}/oidc/login`, redirectUri, provider, users, events, sessions } satisfies Setup
   })
 
 /** The browser's whole login: our /oidc/login, the provider's pages, back to our callback. */
@@ -139,6 +161,40 @@ const transactionCookie = (authorizationUrlOrState: string) => {
 
 /** The OIDC cookies a browser holds: transactions and their index. */
 const oidcCookies = (b: ReturnType<typeof browser>) => [...b.jar.keys()].filter((name) => name.startsWith("oidc_tx"))
+
+/** The session cookie a response sets: its `Max-Age` (undefined without one) and whether it has an `Expires`. */
+const sessionCookieOf = (response: Response) => {
+  const line = response.headers.getSetCookie().find((l) => l.startsWith("sessionid="))
+  if (line === undefined) return undefined
+  return { maxAge: /;\s*max-age=(\d+)/i.exec(line)?.[1], expires: /;\s*expires=/i.test(line) }
+}
+
+const fortnight = String(14 * 24 * 3600)
+
+/**
+ * A transaction cookie as releases before the login's "remember me" sealed it (a JSON array of
+ * four or five fields, HMAC-SHA256 under the key derived from the secret): written here byte for
+ * byte as they did, so that a change of the format cannot go unnoticed.
+ */
+const sealOldForm = (fields: ReadonlyArray<unknown>) => {
+  const key = createHmac("sha256", "effect-auth.oidc.transaction").update(Redacted.value(secret)).digest()
+  const payload = Buffer.from(JSON.stringify(fields)).toString("base64url")
+  return `${payload}.${createHmac("sha256", key).update(payload).digest("base64url")}`
+}
+
+/** A whole login started at `start` (a URL of the app), its callback sent with `extra` appended to its query. */
+const logInAt = (s: Setup, start: string, login = "alice", extra = "") =>
+  Effect.promise(async () => {
+    const b = browser()
+    const started = await b.request(`${s.app}${start}`)
+    const callbackUrl = await signIn(b, started.headers.get("location")!, login, s.redirectUri)
+    const callback = await b.request(callbackUrl + extra)
+    return { b, callback }
+  })
+
+/** The session the browser's cookie names, as the server keeps it. */
+const sessionOf = (s: Setup, b: ReturnType<typeof browser>) =>
+  Effect.map(Effect.orDie(s.sessions.currentUser(b.jar.get("sessionid"))), Option.getOrThrow)
 
 describe("OIDC login against a real provider", () => {
   it.live("the browser's round trip: redirect with PKCE, login at the provider, callback, session, /me", () =>
@@ -464,6 +520,110 @@ describe("OIDC login against a real provider", () => {
       expect(yield* finish(newer)).toEqual([302, long("newer")])
     }).pipe(Effect.scoped), 60_000)
 
+  // "Remember me" at the start of the login, as mozilla-django-oidc and django-allauth let the
+  // start request carry it (allauth keeps `remember` in the login's state): kept in the signed
+  // transaction, applied at the callback as HttpAuth.login's LoginOptions.
+  it.live("remember=0 at the start: the callback's session cookie ends with the browser and the session keeps that; the callback's query has no say", () =>
+    Effect.gen(function*() {
+      const s = yield* setUp()
+      const forNow = yield* logInAt(s, "/oidc/login?remember=0", "alice", "&remember=1")
+      expect(forNow.callback.status).toBe(302)
+      expect(sessionCookieOf(forNow.callback)).toEqual({ maxAge: undefined, expires: false })
+      expect((yield* sessionOf(s, forNow.b)).expireAtBrowserClose).toBe(true)
+      // No choice, or what is not 1 or 0: the site's default (here a lasting cookie); the
+      // callback's own query is not read for it.
+      for (const query of ["", "?remember=yes", "?remember=", "?remember=true", "?remember=0&remember=1"]) {
+        const other = yield* logInAt(s, `/oidc/login${query}`, "alice", "&remember=0")
+        expect([query, other.callback.status, sessionCookieOf(other.callback)?.maxAge]).toEqual([query, 302, fortnight])
+        expect([query, (yield* sessionOf(s, other.b)).expireAtBrowserClose]).toEqual([query, undefined])
+      }
+      // with a `next` too long for the cookie, the choice is kept all the same
+      const long = yield* logInAt(s, `/oidc/login?remember=0&next=${encodeURIComponent(`/${"\u00e9".repeat(1500)}`)}`)
+      expect([long.callback.headers.get("location"), sessionCookieOf(long.callback)?.maxAge]).toEqual(["/", undefined])
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live("remember=1 under a site-wide browser-close default: a lasting cookie; rememberFieldName false ignores it", () =>
+    Effect.gen(function*() {
+      const s = yield* setUp(undefined, {}, "", undefined, { session: { expireAtBrowserClose: true } })
+      const remembered = yield* logInAt(s, "/oidc/login?remember=1&next=/reports")
+      expect(remembered.callback.headers.get("location")).toBe("/reports")
+      expect(sessionCookieOf(remembered.callback)?.maxAge).toBe(fortnight)
+      expect((yield* sessionOf(s, remembered.b)).expireAtBrowserClose).toBeUndefined()
+      const byDefault = yield* logInAt(s, "/oidc/login")
+      expect(sessionCookieOf(byDefault.callback)).toEqual({ maxAge: undefined, expires: false })
+      expect((yield* sessionOf(s, byDefault.b)).expireAtBrowserClose).toBe(true)
+      // a site that lets no login choose
+      const fixed = yield* setUp(undefined, { rememberFieldName: false }, "", undefined, { session: { expireAtBrowserClose: true } })
+      const ignored = yield* logInAt(fixed, "/oidc/login?remember=1")
+      expect([ignored.callback.status, sessionCookieOf(ignored.callback)?.maxAge]).toEqual([302, undefined])
+      // another name for the parameter
+      const renamed = yield* setUp(undefined, { rememberFieldName: "stay" }, "", undefined, { session: { expireAtBrowserClose: true } })
+      expect(sessionCookieOf((yield* logInAt(renamed, "/oidc/login?stay=1")).callback)?.maxAge).toBe(fortnight)
+      expect(sessionCookieOf((yield* logInAt(renamed, "/oidc/login?remember=1")).callback)?.maxAge).toBeUndefined()
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live("OidcLogin.start: an app's own start route chooses the cookie (over the query); its callback is the router's", () =>
+    Effect.gen(function*() {
+      const s = yield* setUp(undefined, {}, "", undefined, {
+        session: { expireAtBrowserClose: true },
+        routes: (options) =>
+          HttpRouter.empty.pipe(
+            HttpRouter.get("/sso/lasting", OidcLogin.start(options, { expireAtBrowserClose: false })),
+            HttpRouter.get("/sso/for-now", OidcLogin.start(options, { expireAtBrowserClose: true })),
+            HttpRouter.get("/sso", OidcLogin.start(options))
+          )
+      })
+      const lasting = yield* logInAt(s, "/sso/lasting?next=/reports")
+      expect([lasting.callback.headers.get("location"), sessionCookieOf(lasting.callback)?.maxAge]).toEqual(["/reports", fortnight])
+      const forNow = yield* logInAt(s, "/sso/for-now?remember=1")
+      expect(sessionCookieOf(forNow.callback)).toEqual({ maxAge: undefined, expires: false })
+      expect((yield* sessionOf(s, forNow.b)).expireAtBrowserClose).toBe(true)
+      // without a choice of its own, the query's (as the router's login route reads it)
+      expect(sessionCookieOf((yield* logInAt(s, "/sso?remember=1")).callback)?.maxAge).toBe(fortnight)
+      expect(sessionCookieOf((yield* logInAt(s, "/sso")).callback)?.maxAge).toBeUndefined()
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live("the choice is signed: a transaction whose choice was changed is refused (400, no session); one sealed before the choice existed still completes", () =>
+    Effect.gen(function*() {
+      const s = yield* setUp()
+      const started = (query: string) =>
+        Effect.promise(async () => {
+          const b = browser()
+          const response = await b.request(`${s.app}/oidc/login${query}`)
+          const authorizationUrl = response.headers.get("location")!
+          return { b, authorizationUrl, name: transactionCookie(authorizationUrl) }
+        })
+      const finish = (login: { readonly b: ReturnType<typeof browser>; readonly authorizationUrl: string }, as: string) =>
+        Effect.promise(async () => login.b.request(await signIn(login.b, login.authorizationUrl, as, s.redirectUri)))
+
+      // the payload rewritten to ask for a lasting cookie, or for none at all, under the old signature
+      for (const rewrite of [(fields: Array<unknown>) => fields.map((f) => f === true ? false : f), (fields: Array<unknown>) => fields.slice(0, 5)]) {
+        const login = yield* started("?remember=0")
+        const [payload, signature] = login.b.jar.get(login.name)!.split(".")
+        const fields = JSON.parse(Buffer.from(payload!, "base64url").toString("utf8")) as Array<unknown>
+        expect(fields).toContain(true)
+        login.b.jar.set(login.name, `${Buffer.from(JSON.stringify(rewrite(fields))).toString("base64url")}.${signature}`)
+        const callback = yield* finish(login, "mallory")
+        expect(callback.status).toBe(400)
+        expect(sessionCookieOf(callback)).toBeUndefined()
+        expect(login.b.jar.has("sessionid")).toBe(false)
+      }
+      expect(yield* userNamed(s, "mallory")).toBe(false)
+
+      // A login started before the upgrade (its cookie of four or five fields) finishes under the
+      // site's default, its `next` followed.
+      for (const old of [(t: Transaction.Transaction) => [t.state, t.nonce, t.codeVerifier, t.expiresAt, "/reports"], (t: Transaction.Transaction) => [t.state, t.nonce, t.codeVerifier, t.expiresAt]]) {
+        const login = yield* started("?remember=0")
+        const transaction = Option.getOrThrow(Transaction.open(secret, login.b.jar.get(login.name), Date.now()))
+        login.b.jar.set(login.name, sealOldForm(old(transaction)))
+        const callback = yield* finish(login, "alice")
+        expect(callback.status).toBe(302)
+        expect(callback.headers.get("location")).toBe(old(transaction).length === 5 ? "/reports" : "/")
+        expect(sessionCookieOf(callback)?.maxAge).toBe(fortnight)
+        expect((yield* sessionOf(s, login.b)).expireAtBrowserClose).toBeUndefined()
+      }
+    }).pipe(Effect.scoped), 60_000)
+
   it.live("logout ends the local session and sends the browser to the provider's end_session_endpoint", () =>
     Effect.gen(function*() {
       const s = yield* setUp()
@@ -522,6 +682,10 @@ describe("OidcLogin options", () => {
         ["callbackPath", { secret, loginPath: "/oidc", callbackPath: "/oidc" }],
         ["successRedirect", { secret, successRedirect: 42 }],
         ["redirectFieldName", { secret, redirectFieldName: "" }],
+        ["rememberFieldName", { secret, rememberFieldName: "" }],
+        ["rememberFieldName", { secret, rememberFieldName: true }],
+        ["rememberFieldName", { secret, rememberFieldName: "next" }],
+        ["rememberFieldName", { secret, redirectFieldName: "to", rememberFieldName: "to" }],
         ["allowedRedirectHosts", { secret, allowedRedirectHosts: "docs.example.com" }],
         ["postLogoutRedirectUri", { secret, postLogoutRedirectUri: new URL("https://app.example.com/") }],
         ["secure", { secret, secure: "false" }],
@@ -544,6 +708,11 @@ describe("OidcLogin options", () => {
         expect(failed.message).toContain(option)
         expect(failed.message).not.toContain(shortSecret)
         expect(failed.message).not.toContain(Redacted.value(secret))
+        // OidcLogin.start fails with the same, before it asks for any service
+        const startFailed = yield* Effect.flip(
+          OidcLogin.start(options as OidcLogin.Options) as Effect.Effect<unknown, AuthError.AuthConfigError>
+        )
+        expect(startFailed).toEqual(failed)
       }
       // Usable options: the same routes either way.
       const routesOf = (router: HttpRouter.HttpRouter<any, any>) => Chunk.toReadonlyArray(router.routes).map((r) => `${r.method} ${r.path}`)

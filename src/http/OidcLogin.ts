@@ -7,12 +7,15 @@
  *   from the state; path = the callback), and a redirect (302) to the provider. Logins started in
  *   several tabs each keep theirs, up to `maxTransactions` (10) and 4096 bytes together, the
  *   oldest dropped past either (a site-wide `oidc_tx_index` cookie, holding no secret, lists
- *   them for this route);
+ *   them for this route). The login's choice of session cookie, "remember me" (`GET
+ *   /oidc/login?remember=0`: it ends with the browser; `remember=1`: it lasts), is kept in the
+ *   signed transaction too, as django-allauth keeps `remember` in its login state;
  * - `GET /oidc/callback`: the provider's redirect back: the transaction of the callback's
  *   `state` must be there and valid (else 400), and exactly it is cleared, whatever the answer
  *   (the other tabs' logins still finish); the callback URL and the transaction go through the fold as
  *   `OidcBackend.Callback` credentials (so lockout, events and control maps apply); success starts
- *   an ordinary session (`HttpAuth.loginAs`) and redirects (302) to the login's `next` (`GET
+ *   an ordinary session (`HttpAuth.login`, with the login's choice of cookie as its
+ *   `LoginOptions`; none: `Session`'s `expireAtBrowserClose` decides) and redirects (302) to the login's `next` (`GET
  *   /oidc/login?next=/reports`, when `SafeRedirect` allows it: a path or a URL on this host) or
  *   else to `successRedirect`. Refused
  *   (`access_denied` or another error the provider sends back, bad state or nonce, a replayed
@@ -23,6 +26,9 @@
  * - `POST /oidc/logout`: ends the local session (CSRF-checked, as any logout), then redirects
  *   (303) to the provider's `end_session_endpoint` when it advertises one (RP-initiated logout),
  *   else to `postLogoutRedirectUri`.
+ *
+ * An app that starts logins from a route of its own (a form with its own "remember me" box, say)
+ * uses {@link start}, with the same options, and the router's callback finishes them.
  *
  * Needs `HttpAuth` with sessions, `AuthService` (with `OidcBackend` in its chain) and `OidcBackend`.
  * The options are checked when the routes are built: an unusable one is an `AuthConfigError`
@@ -53,10 +59,12 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import * as Tracer from "effect/Tracer"
 import { AuthConfigError } from "../AuthError.js"
 import type * as Credentials from "../Credentials.js"
 import * as OidcBackend from "../backends/OidcBackend.js"
+import { fieldOf } from "../internal/fieldOf.js"
 import { headerToken } from "../internal/http/cookies.js"
 import { maskQuery } from "../internal/http/serverRequest.js"
 import * as StateGuarded from "../internal/http/stateGuarded.js"
@@ -108,6 +116,19 @@ export interface Options {
    * `"next"`.
    */
   readonly redirectFieldName?: string | false | undefined
+  /**
+   * The query parameter of the login route that carries the login's "remember me" (`GET
+   * /oidc/login?remember=0`), kept in the signed transaction and applied at the callback as
+   * `HttpAuth.LoginOptions.expireAtBrowserClose`: `1`, a session cookie that lasts `Session`'s
+   * `maxAge` even where `Session`'s `expireAtBrowserClose` is on; `0`, one without `Max-Age`, that
+   * ends with the browser. Absent, or anything but `1` or `0`: `Session`'s `expireAtBrowserClose`
+   * decides. A repeated one counts by its last value (so a form's hidden `remember=0` before a
+   * checkbox `remember=1` sends the box's state). `false` to ignore it: every OIDC login then
+   * follows the site's default. Not `redirectFieldName`. Default: `"remember"`.
+   *
+   * @since 0.4.0
+   */
+  readonly rememberFieldName?: string | false | undefined
   /** Other hosts a `next` may name (mozilla-django-oidc's `OIDC_REDIRECT_ALLOWED_HOSTS`). Default: none. */
   readonly allowedRedirectHosts?: ReadonlyArray<string> | undefined
   /** Where the provider sends the browser after its logout, and where a local logout lands. Default: `/`. */
@@ -166,6 +187,7 @@ interface Settings {
   readonly logoutPath: `/${string}`
   readonly successRedirect: string
   readonly redirectFieldName: string | false
+  readonly rememberFieldName: string | false
   readonly allowedRedirectHosts: ReadonlyArray<string>
   readonly postLogoutRedirectUri: string | undefined
   readonly secure: boolean
@@ -207,6 +229,14 @@ const settingsOf = (options: Options): Either.Either<Settings, AuthConfigError> 
     if (redirectFieldName !== false && (typeof redirectFieldName !== "string" || redirectFieldName.length === 0)) {
       return configError("redirectFieldName must be a non-empty string or false")
     }
+    const rememberFieldName = options.rememberFieldName ?? "remember"
+    if (rememberFieldName !== false && (typeof rememberFieldName !== "string" || rememberFieldName.length === 0)) {
+      return configError("rememberFieldName must be a non-empty string or false")
+    }
+    // One parameter cannot say both where to land and which cookie to send.
+    if (rememberFieldName !== false && rememberFieldName === redirectFieldName) {
+      return configError("rememberFieldName and redirectFieldName must differ")
+    }
     const allowedRedirectHosts: unknown = options.allowedRedirectHosts ?? []
     if (!Array.isArray(allowedRedirectHosts) || !allowedRedirectHosts.every((host) => typeof host === "string")) {
       return configError("allowedRedirectHosts must be an array of host names")
@@ -240,6 +270,7 @@ const settingsOf = (options: Options): Either.Either<Settings, AuthConfigError> 
       ...(paths as Pick<Settings, "loginPath" | "callbackPath" | "logoutPath">),
       successRedirect,
       redirectFieldName,
+      rememberFieldName,
       allowedRedirectHosts: [...allowedRedirectHosts as ReadonlyArray<string>],
       postLogoutRedirectUri,
       secure,
@@ -258,7 +289,8 @@ const settingsOf = (options: Options): Either.Either<Settings, AuthConfigError> 
  * 16 characters, a path that does not start with `/` (or holds a space, `?` or `#`), the same
  * `loginPath` and `callbackPath`, a `cookieName` that is not an HTTP token of at most 64 characters
  * (or starts with `__Host-`, or `__Secure-` without `secure`), a `maxAge` that is not a finite
- * duration of at least a second, and a `successRedirect`, `redirectFieldName`,
+ * duration of at least a second, a `rememberFieldName` that is `redirectFieldName`, and a
+ * `successRedirect`, `redirectFieldName`, `rememberFieldName`,
  * `allowedRedirectHosts`, `postLogoutRedirectUri` or `secure` of the wrong type. The secret never
  * appears in the message.
  *
@@ -315,8 +347,92 @@ export const router = (options: Options) => {
   return routes(settings.right)
 }
 
+/**
+ * What a login started with {@link start} asks of the session it ends in.
+ *
+ * @example
+ * ```ts
+ * import type * as OidcLogin from "effect-auth/http/OidcLogin"
+ *
+ * // "remember me" unticked: the session's cookie ends with the browser
+ * const forNow: OidcLogin.StartOptions = { expireAtBrowserClose: true }
+ * ```
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface StartOptions {
+  /**
+   * The login's choice of session cookie, as `HttpAuth.LoginOptions.expireAtBrowserClose`: `true`
+   * ends with the browser, `false` lasts `Session`'s `maxAge` even where `Session`'s
+   * `expireAtBrowserClose` is on. Kept in the signed transaction and applied at the callback.
+   * Absent (or no boolean): the request's `rememberFieldName` parameter, as the login route reads
+   * it, else `Session`'s `expireAtBrowserClose`.
+   */
+  readonly expireAtBrowserClose?: boolean | undefined
+}
+
+/**
+ * Starts a login from a route of the app's own: what `GET /oidc/login` does (a transaction cookie,
+ * the request's `next` when `SafeRedirect` allows it, a 302 to the provider, a 503 when the
+ * provider cannot be reached), with the login's choice of session cookie given by the app
+ * ({@link StartOptions}) rather than read from the query. The router built from the same
+ * `options` (same `secret` and `cookieName`) finishes the login at its callback. Unusable options
+ * fail with the `AuthConfigError` {@link make} fails with.
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter, HttpServerRequest } from "@effect/platform"
+ * import { Effect, Redacted, Schema } from "effect"
+ * import * as OidcLogin from "effect-auth/http/OidcLogin"
+ *
+ * const options: OidcLogin.Options = { secret: Redacted.make("at least sixteen characters") }
+ *
+ * // a form posting `staySignedIn` (an unticked checkbox is not sent)
+ * const Form = Schema.Struct({ staySignedIn: Schema.optional(Schema.String) })
+ * const startFromForm = Effect.flatMap(HttpServerRequest.schemaBodyUrlParams(Form), ({ staySignedIn }) =>
+ *   OidcLogin.start(options, { expireAtBrowserClose: staySignedIn !== "on" }))
+ *
+ * export const app = HttpRouter.empty.pipe(
+ *   HttpRouter.post("/sso", startFromForm),
+ *   HttpRouter.concat(OidcLogin.router(options))
+ * )
+ * ```
+ *
+ * @since 0.4.0
+ * @category routes
+ */
+export const start = (
+  options: Options,
+  login?: StartOptions
+): Effect.Effect<
+  HttpServerResponse.HttpServerResponse,
+  AuthConfigError,
+  OidcBackend.OidcBackend | HttpServerRequest.HttpServerRequest
+> => {
+  const settings = settingsOf(options)
+  if (Either.isLeft(settings)) return Effect.fail(settings.left)
+  // What is no boolean (an untyped caller's) is no choice, as HttpAuth.login takes it.
+  const chosen = fieldOf(login, "expireAtBrowserClose")
+  return handlersOf(settings.right).start(typeof chosen === "boolean" ? chosen : undefined)
+}
+
+// `remember=1`: a session cookie that lasts (expireAtBrowserClose false); `remember=0`: one that
+// ends with the browser. Anything else decodes to nothing: the site's default.
+const RememberParameter = Schema.transformLiterals(["1", false], ["0", true])
+const decodeRemember = Schema.decodeUnknownOption(RememberParameter)
+
 const routes = (options: Settings) => {
-  const { callbackPath, cookieName, loginPath, logoutPath, maxAge, redirectFieldName } = options
+  const handlers = handlersOf(options)
+  return HttpRouter.empty.pipe(
+    HttpRouter.get(options.loginPath, handlers.start(undefined)),
+    HttpRouter.get(options.callbackPath, handlers.callback),
+    HttpRouter.post(options.logoutPath, handlers.logout)
+  )
+}
+
+const handlersOf = (options: Settings) => {
+  const { cookieName, maxAge, redirectFieldName, rememberFieldName } = options
   const cookieOptions = {
     httpOnly: true,
     secure: options.secure,
@@ -339,6 +455,15 @@ const routes = (options: Settings) => {
     const allowedHosts = host === undefined ? options.allowedRedirectHosts : [host, ...options.allowedRedirectHosts]
     return next !== null && SafeRedirect.isAllowed(next, { allowedHosts, requireHttps: cookieOptions.secure }) ? next : ""
   }
+  // The login's "remember me" as the request's query carries it, if it does (see
+  // `Options.rememberFieldName`); its last value, as `next`'s.
+  const rememberOf = (request: HttpServerRequest.HttpServerRequest): boolean | undefined => {
+    if (rememberFieldName === false) return undefined
+    const queryAt = request.url.indexOf("?")
+    if (queryAt < 0) return undefined
+    const value = new URLSearchParams(request.url.slice(queryAt + 1)).getAll(rememberFieldName).at(-1)
+    return Option.getOrUndefined(decodeRemember(value))
+  }
   const indexName = Transaction.indexNameOf(cookieName)
   // The index is read by the login route, which the transactions' own path does not reach: it is
   // scoped to the whole site. It holds no secret.
@@ -354,42 +479,45 @@ const routes = (options: Settings) => {
   const clearCookie = (oidc: OidcBackend.Service, response: HttpServerResponse.HttpServerResponse, name: string) =>
     HttpServerResponse.unsafeSetCookie(response, name, "", { ...cookieOptionsFor(oidc), maxAge: Duration.zero })
 
-  const login = Effect.gen(function*() {
-    const oidc = yield* OidcBackend.OidcBackend
-    const start = yield* Effect.either(oidc.authorizationRequest)
-    if (start._tag === "Left") return json(503, "the identity provider could not be reached")
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const now = yield* Clock.currentTimeMillis
-    const transaction: Transaction.Transaction = {
-      state: Redacted.value(start.right.state),
-      nonce: Redacted.value(start.right.nonce),
-      codeVerifier: Redacted.value(start.right.codeVerifier),
-      expiresAt: now + Duration.toMillis(maxAge),
-      next: nextOf(request)
-    }
-    const withNext = Transaction.seal(options.secret, transaction)
-    // A `next` too long for the cookie is dropped, not the login.
-    const sealed = withNext.length <= Transaction.maxCookieLength
-      ? withNext
-      : Transaction.seal(options.secret, { ...transaction, next: "" })
-    const id = Transaction.idOf(transaction.state)
-    const name = Transaction.cookieNameOf(cookieName, id)
-    // The logins this browser has started and not finished: the oldest are dropped past the bound
-    // (their cookies cleared, so their callbacks answer 400), the others still finish.
-    const { dropped, kept } = Transaction.admit(
-      Transaction.readIndex(request.cookies[indexName], now, transaction.expiresAt),
-      { id, expiresAt: transaction.expiresAt, size: name.length + 1 + sealed.length },
-      options.maxTransactions
-    )
-    let response = HttpServerResponse.unsafeSetCookie(
-      HttpServerResponse.redirect(start.right.url.href, { status: 302 }),
-      name,
-      sealed,
-      { ...cookieOptionsFor(oidc), maxAge }
-    )
-    for (const entry of dropped) response = clearCookie(oidc, response, Transaction.cookieNameOf(cookieName, entry.id))
-    return withIndex(response, kept, now)
-  })
+  // `chosen`: the app's choice of session cookie ({@link start}); without one, the query's.
+  const startLogin = (chosen: boolean | undefined) =>
+    Effect.gen(function*() {
+      const oidc = yield* OidcBackend.OidcBackend
+      const start = yield* Effect.either(oidc.authorizationRequest)
+      if (start._tag === "Left") return json(503, "the identity provider could not be reached")
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const now = yield* Clock.currentTimeMillis
+      const transaction: Transaction.Transaction = {
+        state: Redacted.value(start.right.state),
+        nonce: Redacted.value(start.right.nonce),
+        codeVerifier: Redacted.value(start.right.codeVerifier),
+        expiresAt: now + Duration.toMillis(maxAge),
+        next: nextOf(request),
+        expireAtBrowserClose: chosen ?? rememberOf(request)
+      }
+      const withNext = Transaction.seal(options.secret, transaction)
+      // A `next` too long for the cookie is dropped, not the login (nor its choice of cookie).
+      const sealed = withNext.length <= Transaction.maxCookieLength
+        ? withNext
+        : Transaction.seal(options.secret, { ...transaction, next: "" })
+      const id = Transaction.idOf(transaction.state)
+      const name = Transaction.cookieNameOf(cookieName, id)
+      // The logins this browser has started and not finished: the oldest are dropped past the bound
+      // (their cookies cleared, so their callbacks answer 400), the others still finish.
+      const { dropped, kept } = Transaction.admit(
+        Transaction.readIndex(request.cookies[indexName], now, transaction.expiresAt),
+        { id, expiresAt: transaction.expiresAt, size: name.length + 1 + sealed.length },
+        options.maxTransactions
+      )
+      let response = HttpServerResponse.unsafeSetCookie(
+        HttpServerResponse.redirect(start.right.url.href, { status: 302 }),
+        name,
+        sealed,
+        { ...cookieOptionsFor(oidc), maxAge }
+      )
+      for (const entry of dropped) response = clearCookie(oidc, response, Transaction.cookieNameOf(cookieName, entry.id))
+      return withIndex(response, kept, now)
+    })
 
   const callback = Effect.gen(function*() {
     yield* codeKeptOutOfTraceAndLog
@@ -438,8 +566,15 @@ const routes = (options: Settings) => {
     const auth = yield* HttpAuth.HttpAuth
     const withoutQuery = request.modify({ url: queryAt < 0 ? request.url : request.url.slice(0, queryAt) })
     // (a GET, as every callback: HttpAuth's login takes it as guarded by the state checked above)
+    // The login's choice of cookie is the one made when it started, kept signed in the
+    // transaction: never read from this query, which whoever sends the callback writes.
+    const choice = transaction.value.expireAtBrowserClose
     const started = yield* Effect.either(
-      auth.login(StateGuarded.mark(withoutQuery), callbackCredentials as unknown as Credentials.Input)
+      auth.login(
+        StateGuarded.mark(withoutQuery),
+        callbackCredentials as unknown as Credentials.Input,
+        choice === undefined ? undefined : { expireAtBrowserClose: choice }
+      )
     )
     if (started._tag === "Left") {
       const failure = started.left
@@ -466,9 +601,5 @@ const routes = (options: Settings) => {
     return HttpServerResponse.redirect(Option.match(atProvider, { onNone: () => after, onSome: (u) => u.href }), { status: 303 })
   })
 
-  return HttpRouter.empty.pipe(
-    HttpRouter.get(loginPath, login),
-    HttpRouter.get(callbackPath, callback),
-    HttpRouter.post(logoutPath, logout)
-  )
+  return { start: startLogin, callback, logout }
 }

@@ -11,6 +11,10 @@
 // so the login route never sees them; a small index cookie (`<cookieName>_index`, Path=/, no
 // secret in it: ids, expiry times and sizes) tells it which a browser holds, so that it can drop
 // the oldest past a bound.
+//
+// The login's choice of cookie ("remember me", `HttpAuth.LoginOptions.expireAtBrowserClose`) is
+// kept here too, as django-allauth keeps `remember` in its login state: made when the login
+// starts, it cannot be changed at the callback, whose query the provider (or anyone) writes.
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { createHash, createHmac, timingSafeEqual } from "node:crypto"
@@ -24,6 +28,11 @@ export interface Transaction {
   readonly expiresAt: number
   /** Where the login lands, checked when it started (`SafeRedirect`); `""` for the default. */
   readonly next: string
+  /**
+   * The login's choice of session cookie (`HttpAuth.LoginOptions.expireAtBrowserClose`): `true`
+   * ends with the browser, `false` lasts; absent, the site's default (`Session`'s).
+   */
+  readonly expireAtBrowserClose?: boolean | undefined
 }
 
 /**
@@ -39,10 +48,11 @@ const sign = (key: Buffer, payload: string): string => createHmac("sha256", key)
 
 /** The cookie's value: `<payload>.<signature>`, both base64url. @internal */
 export const seal = (secret: Redacted.Redacted<string>, transaction: Transaction): string => {
-  const payload = Buffer.from(
-    JSON.stringify([transaction.state, transaction.nonce, transaction.codeVerifier, transaction.expiresAt, transaction.next])
-  )
-    .toString("base64url")
+  const fields: Array<unknown> = [transaction.state, transaction.nonce, transaction.codeVerifier, transaction.expiresAt, transaction.next]
+  // A sixth field only for a login that chose: one that did not is sealed as before, so an
+  // instance not yet upgraded (a rolling deploy) still finishes it.
+  if (typeof transaction.expireAtBrowserClose === "boolean") fields.push(transaction.expireAtBrowserClose)
+  const payload = Buffer.from(JSON.stringify(fields)).toString("base64url")
   return `${payload}.${sign(keyOf(secret), payload)}`
 }
 
@@ -57,12 +67,21 @@ export const open = (secret: Redacted.Redacted<string>, value: string | undefine
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return Option.none()
   try {
     const parsed: unknown = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"))
-    // Four fields: a login started before `next` was kept (the default landing).
-    if (!Array.isArray(parsed) || (parsed.length !== 4 && parsed.length !== 5)) return Option.none()
-    const [state, nonce, codeVerifier, expiresAt, next = ""] = parsed
+    // Four fields: a login started before `next` was kept (the default landing); five: one that
+    // made no choice of cookie, or was started before the choice was kept (the site's default).
+    if (!Array.isArray(parsed) || parsed.length < 4 || parsed.length > 6) return Option.none()
+    const [state, nonce, codeVerifier, expiresAt, next = "", expireAtBrowserClose] = parsed
     if (typeof state !== "string" || typeof nonce !== "string" || typeof codeVerifier !== "string") return Option.none()
     if (typeof expiresAt !== "number" || expiresAt <= now || typeof next !== "string") return Option.none()
-    return Option.some({ state, nonce, codeVerifier, expiresAt, next })
+    if (parsed.length === 6 && typeof expireAtBrowserClose !== "boolean") return Option.none()
+    return Option.some({
+      state,
+      nonce,
+      codeVerifier,
+      expiresAt,
+      next,
+      ...(typeof expireAtBrowserClose === "boolean" && { expireAtBrowserClose })
+    })
   } catch {
     return Option.none()
   }
