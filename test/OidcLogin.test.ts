@@ -525,7 +525,7 @@ describe("OIDC login against a real provider", () => {
   // transaction, applied at the callback as HttpAuth.login's LoginOptions.
   it.live("remember=0 at the start: the callback's session cookie ends with the browser and the session keeps that; the callback's query has no say", () =>
     Effect.gen(function*() {
-      const s = yield* setUp()
+      const s = yield* setUp(undefined, { rememberFieldName: "remember" })
       const forNow = yield* logInAt(s, "/oidc/login?remember=0", "alice", "&remember=1")
       expect(forNow.callback.status).toBe(302)
       expect(sessionCookieOf(forNow.callback)).toEqual({ maxAge: undefined, expires: false })
@@ -542,9 +542,9 @@ describe("OIDC login against a real provider", () => {
       expect([long.callback.headers.get("location"), sessionCookieOf(long.callback)?.maxAge]).toEqual(["/", undefined])
     }).pipe(Effect.scoped), 60_000)
 
-  it.live("remember=1 under a site-wide browser-close default: a lasting cookie; rememberFieldName false ignores it", () =>
+  it.live("remember=1 under a site-wide browser-close default: a lasting cookie where the app names the parameter; not read by default", () =>
     Effect.gen(function*() {
-      const s = yield* setUp(undefined, {}, "", undefined, { session: { expireAtBrowserClose: true } })
+      const s = yield* setUp(undefined, { rememberFieldName: "remember" }, "", undefined, { session: { expireAtBrowserClose: true } })
       const remembered = yield* logInAt(s, "/oidc/login?remember=1&next=/reports")
       expect(remembered.callback.headers.get("location")).toBe("/reports")
       expect(sessionCookieOf(remembered.callback)?.maxAge).toBe(fortnight)
@@ -552,10 +552,12 @@ describe("OIDC login against a real provider", () => {
       const byDefault = yield* logInAt(s, "/oidc/login")
       expect(sessionCookieOf(byDefault.callback)).toEqual({ maxAge: undefined, expires: false })
       expect((yield* sessionOf(s, byDefault.b)).expireAtBrowserClose).toBe(true)
-      // a site that lets no login choose
-      const fixed = yield* setUp(undefined, { rememberFieldName: false }, "", undefined, { session: { expireAtBrowserClose: true } })
-      const ignored = yield* logInAt(fixed, "/oidc/login?remember=1")
-      expect([ignored.callback.status, sessionCookieOf(ignored.callback)?.maxAge]).toEqual([302, undefined])
+      // a site that lets no login choose: by default, and with rememberFieldName false
+      for (const loginOptions of [{}, { rememberFieldName: false as const }]) {
+        const fixed = yield* setUp(undefined, loginOptions, "", undefined, { session: { expireAtBrowserClose: true } })
+        const ignored = yield* logInAt(fixed, "/oidc/login?remember=1")
+        expect([ignored.callback.status, sessionCookieOf(ignored.callback)?.maxAge]).toEqual([302, undefined])
+      }
       // another name for the parameter
       const renamed = yield* setUp(undefined, { rememberFieldName: "stay" }, "", undefined, { session: { expireAtBrowserClose: true } })
       expect(sessionCookieOf((yield* logInAt(renamed, "/oidc/login?stay=1")).callback)?.maxAge).toBe(fortnight)
@@ -564,7 +566,7 @@ describe("OIDC login against a real provider", () => {
 
   it.live("OidcLogin.start: an app's own start route chooses the cookie (over the query); its callback is the router's", () =>
     Effect.gen(function*() {
-      const s = yield* setUp(undefined, {}, "", undefined, {
+      const s = yield* setUp(undefined, { rememberFieldName: "remember" }, "", undefined, {
         session: { expireAtBrowserClose: true },
         routes: (options) =>
           HttpRouter.empty.pipe(
@@ -585,7 +587,7 @@ describe("OIDC login against a real provider", () => {
 
   it.live("the choice is signed: a transaction whose choice was changed is refused (400, no session); one sealed before the choice existed still completes", () =>
     Effect.gen(function*() {
-      const s = yield* setUp()
+      const s = yield* setUp(undefined, { rememberFieldName: "remember" })
       const started = (query: string) =>
         Effect.promise(async () => {
           const b = browser()

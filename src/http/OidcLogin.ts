@@ -7,9 +7,10 @@
  *   from the state; path = the callback), and a redirect (302) to the provider. Logins started in
  *   several tabs each keep theirs, up to `maxTransactions` (10) and 4096 bytes together, the
  *   oldest dropped past either (a site-wide `oidc_tx_index` cookie, holding no secret, lists
- *   them for this route). The login's choice of session cookie, "remember me" (`GET
- *   /oidc/login?remember=0`: it ends with the browser; `remember=1`: it lasts), is kept in the
- *   signed transaction too, as django-allauth keeps `remember` in its login state;
+ *   them for this route). Where the app lets users choose (`rememberFieldName`), the login's
+ *   choice of session cookie, "remember me" (`GET /oidc/login?remember=0`: it ends with the
+ *   browser; `remember=1`: it lasts), is kept in the signed transaction too, as django-allauth
+ *   keeps `remember` in its login state;
  * - `GET /oidc/callback`: the provider's redirect back: the transaction of the callback's
  *   `state` must be there and valid (else 400), and exactly it is cleared, whatever the answer
  *   (the other tabs' logins still finish); the callback URL and the transaction go through the fold as
@@ -117,14 +118,17 @@ export interface Options {
    */
   readonly redirectFieldName?: string | false | undefined
   /**
-   * The query parameter of the login route that carries the login's "remember me" (`GET
-   * /oidc/login?remember=0`), kept in the signed transaction and applied at the callback as
+   * The query parameter of the login route that carries the login's "remember me" (with
+   * `"remember"`: `GET /oidc/login?remember=0`), kept in the signed transaction and applied at the callback as
    * `HttpAuth.LoginOptions.expireAtBrowserClose`: `1`, a session cookie that lasts `Session`'s
    * `maxAge` even where `Session`'s `expireAtBrowserClose` is on; `0`, one without `Max-Age`, that
    * ends with the browser. Absent, or anything but `1` or `0`: `Session`'s `expireAtBrowserClose`
    * decides. A repeated one counts by its last value (so a form's hidden `remember=0` before a
    * checkbox `remember=1` sends the box's state). `false` to ignore it: every OIDC login then
-   * follows the site's default. Not `redirectFieldName`. Default: `"remember"`.
+   * follows the site's default. Not `redirectFieldName`. Default: `false`: as with
+   * `HttpAuth.login`'s `LoginOptions`, the app decides whether a user may choose (name the
+   * parameter, `"remember"` say, to let them); read by default, any visitor could turn a
+   * browser-close site's cookie into a lasting one.
    *
    * @since 0.4.0
    */
@@ -229,7 +233,7 @@ const settingsOf = (options: Options): Either.Either<Settings, AuthConfigError> 
     if (redirectFieldName !== false && (typeof redirectFieldName !== "string" || redirectFieldName.length === 0)) {
       return configError("redirectFieldName must be a non-empty string or false")
     }
-    const rememberFieldName = options.rememberFieldName ?? "remember"
+    const rememberFieldName = options.rememberFieldName ?? false
     if (rememberFieldName !== false && (typeof rememberFieldName !== "string" || rememberFieldName.length === 0)) {
       return configError("rememberFieldName must be a non-empty string or false")
     }
