@@ -531,7 +531,8 @@ const deny: unique symbol = Symbol("deny")
  * A store in this process's memory: one app instance (or tests). At most `maxEntries` records
  * (default 100,000); past it, room is made for a tenth more in one pass: expired records go
  * first, then the least recently used that hold no lock, and locked ones only when every record
- * is locked.
+ * is locked. A record is judged as it stands: a lock that lapsed places set is a lock (not yet
+ * written back, it is still kept).
  *
  * @example
  * ```ts
@@ -557,24 +558,26 @@ export const memoryStore = (options: { readonly maxEntries?: number | undefined 
   // Past `maxEntries`, one pass makes room for a tenth more: expired records go, then the least
   // recently used that hold no lock, and locked ones only when nothing else is left. One scan per
   // insert at capacity cost ~0.9 ms of event loop an attempt there, and evicting by use alone let
-  // a flood of fresh names push out the lock it was meant to outlast.
+  // a flood of fresh names push out the lock it was meant to outlast. A lock is read from the
+  // record as it stands (`liveView`): a record whose places lapsed into a lock holds `u` 0 until an
+  // operation writes it back, and read as stored it went as unlocked, its attacker's key freed.
   const room = Math.max(1, Math.floor(maxEntries * 0.9))
-  const makeRoom = (now: number) => {
+  const makeRoom = (now: number, policy: Policy) => {
     for (const [k, r] of records) if (r.expiresAt <= now) records.delete(k)
     for (const [k, r] of records) {
       if (records.size <= room) return
-      if (r.u <= now) records.delete(k)
+      if (liveView(r, now, policy).u <= now) records.delete(k)
     }
     for (const k of records.keys()) {
       if (records.size <= room) return
       records.delete(k)
     }
   }
-  const put = (key: string, record: LockoutRecord, now: number) => {
+  const put = (key: string, record: LockoutRecord, now: number, policy: Policy) => {
     // Re-inserted at the end: the map's order is the order of last use.
     records.delete(key)
     records.set(key, record)
-    if (records.size > maxEntries) makeRoom(now)
+    if (records.size > maxEntries) makeRoom(now, policy)
   }
   // A record as it stands, its lapsed places counted (when the caller gave the policy).
   const view = (key: string, now: number, policy: Policy | undefined) => {
@@ -585,7 +588,7 @@ export const memoryStore = (options: { readonly maxEntries?: number | undefined 
     attempt: (keys, now, policy) =>
       Effect.sync((): Reservation => {
         const decided = decideAttempt(keys.map((key) => live(key, now)), now, policy)
-        decided.records.forEach((record, i) => put(keys[i]!, record, now))
+        decided.records.forEach((record, i) => put(keys[i]!, record, now, policy))
         return decided.reservation
       }),
     fail: (keys, now, policy, since) =>
@@ -594,7 +597,7 @@ export const memoryStore = (options: { readonly maxEntries?: number | undefined 
         let until = 0
         for (const [i, key] of keys.entries()) {
           const counted = countFailure(live(key, now), now, policy, since?.[i])
-          put(key, counted.record, now)
+          put(key, counted.record, now, policy)
           if (counted.locked) {
             locked.push(key)
             until = Math.max(until, counted.record.u)

@@ -408,6 +408,20 @@ describe("Lockout: the memory store", () => {
   it.effect("a place nobody settles lapses after its hold and counts as a failure, once", () =>
     lapsedPlacesCount(Lockout.memoryStore()))
 
+  // At capacity, eviction judged a record as stored: one whose places lapsed into a lock still
+  // read unlocked (u 0) and went first, and the attacker's key was free again.
+  it.effect("eviction at capacity keeps a lock that lapsed places set: the key stays locked", () =>
+    Effect.gen(function*() {
+      const store = Lockout.memoryStore({ maxEntries: 10 })
+      const policy = { limit: 1, coolOff: 60_000, backOff: 1, maxCoolOff: 60_000, forgetAfter: 60_000 }
+      const victim = ["username:mallory"]
+      expect((yield* store.attempt(victim, 0, policy))._tag).toBe("Allowed")
+      // its place lapses at 120 s: one failure, the limit, locked until 180 s; then fresh names fill the store
+      for (let i = 0; i < 10; i++) yield* store.attempt([`username:fresh-${i}`], 121_000, policy)
+      expect(yield* store.attempt(victim, 121_001, policy)).toMatchObject({ _tag: "Locked", retryAfter: 58_999 })
+      expect((yield* store.list(121_001, policy)).length).toBeLessThanOrEqual(10)
+    }))
+
   // Attempts that outran the two-minute hold of their places (a backend with no timeout): the
   // places lapsed uncounted while the guesses were still being checked, and 5 every 121 s let 15
   // reach the backend within one cool-off (limit 5).
