@@ -111,7 +111,10 @@ export class LoggedOut extends Data.TaggedClass("LoggedOut")<{
 /**
  * A lockout key reached its limit of failed attempts (see the `Lockout` module): attempts under it
  * are refused until `until`. `key` names what is locked: `username:alice`, `ip:203.0.113.7` or
- * `username-ip:203.0.113.7|alice`. Published once per lock, by the failed attempt that set it.
+ * `username-ip:203.0.113.7|alice`. Published once per lock, by the failed attempt that set it
+ * (`request` is that attempt's). A lock that attempts nobody settled set (their places lapsed,
+ * each counted as a failure) is published once by the first later call on the key that finds it,
+ * with `request` `undefined`: no request set it.
  *
  * @example
  * ```ts

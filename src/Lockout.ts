@@ -20,6 +20,11 @@
  * | the caller interrupted (a dropped connection, a timeout), while the store holds the place or after | the attempt runs to its end in the background and is settled by its outcome |
  * | nobody settles the place within two minutes (the attempt ran longer, its instance died, the store could not write the settlement) | yes: the place lapses and counts as one failure, as an attempt whose outcome nobody recorded is presumed a wrong guess; a settlement after that counts nothing more |
  *
+ * A lock that lapsed places set publishes its `LockedOut` (with no request) once, from the first
+ * later call on the key that finds it (an attempt it refuses, a late settlement), on every store
+ * and across instances: the store operation that writes the lapse answers it (`lapsed`), and no
+ * later one finds it again.
+ *
  * A settlement the store refused is tried again for up to a second before it is given up (then
  * its place lapses as above).
  *
@@ -65,6 +70,7 @@ import { wellFormed } from "./internal/wellFormed.js"
 import {
   countFailure,
   decideAttempt,
+  lapsedLocks,
   liveView,
   type LockoutRecord,
   pendingHold,
@@ -207,13 +213,35 @@ export interface Policy {
 }
 
 /**
+ * A lock that places which lapsed set (attempts nobody settled within their hold, each counted as
+ * a failure), answered by the one store operation that wrote that lapse (see {@link Store}):
+ * the key, and until when it is locked (ms).
+ *
+ * @example
+ * ```ts
+ * import type { Lockout } from "effect-auth"
+ *
+ * const lock: Lockout.LapsedLock = { key: "username:alice", until: 1_700_000_900_000 }
+ * ```
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface LapsedLock {
+  readonly key: string
+  readonly until: number
+}
+
+/**
  * What the store answered to an attempt: refused (`Locked`, for `retryAfter` ms), not yet (`Busy`:
  * the failures counted and the attempts in flight already make the limit, and one of those may
  * still fail and lock the key), or a place held for it (`Allowed`) until it is settled with
  * `fail` or `refund`. `since` names, per key (in the order given), the places this one joined
  * (when the first of them was taken); `fail` and `refund` take it back, so that the settlement of
  * a place that lapsed meanwhile (counted as a failure then) neither counts again nor gives back
- * another attempt's place. A store of an earlier release answers no `since`.
+ * another attempt's place. A store of an earlier release answers no `since`. `Locked` answers in
+ * `lapsed` the locks that lapsed places set which this very operation found (and wrote), for
+ * their `LockedOut` event.
  *
  * @example
  * ```ts
@@ -226,7 +254,12 @@ export interface Policy {
  * @category models
  */
 export type Reservation =
-  | { readonly _tag: "Locked"; readonly retryAfter: number }
+  | {
+    readonly _tag: "Locked"
+    readonly retryAfter: number
+    /** @since 0.4.0 */
+    readonly lapsed?: ReadonlyArray<LapsedLock> | undefined
+  }
   | { readonly _tag: "Busy" }
   | {
     readonly _tag: "Allowed"
@@ -236,7 +269,8 @@ export type Reservation =
 
 /**
  * What settling an attempt as a failure did: the keys this very failure locked (their failures
- * reached the limit), and until when.
+ * reached the limit), and until when; in `lapsed`, the locks that lapsed places set which this
+ * operation found (as {@link Settlement}'s).
  *
  * @example
  * ```ts
@@ -248,9 +282,28 @@ export type Reservation =
  * @since 0.2.0
  * @category models
  */
-export interface Failure {
+export interface Failure extends Settlement {
   readonly locked: ReadonlyArray<string>
   readonly until: number
+}
+
+/**
+ * What a settlement found besides its own count: the locks that places which lapsed set, written
+ * by this operation (the first to find the lapse), for their `LockedOut` event. A store of an
+ * earlier release answers none (its `refund` answers nothing).
+ *
+ * @example
+ * ```ts
+ * import type { Lockout } from "effect-auth"
+ *
+ * const settled: Lockout.Settlement = { lapsed: [{ key: "username:alice", until: 1_700_000_900_000 }] }
+ * ```
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface Settlement {
+  readonly lapsed?: ReadonlyArray<LapsedLock> | undefined
 }
 
 /**
@@ -286,6 +339,12 @@ export interface Entry {
 /**
  * Where counters live. Every operation on a list of keys is atomic: two app instances sharing a
  * store never lose a count. `now` is the app's clock in milliseconds.
+ *
+ * A lock that lapsed places set has no failure of its own to announce it: `attempt` (its `Locked`
+ * answer), `fail` and `refund` answer in `lapsed` each such lock, still in force, whose lapse they
+ * wrote. An operation writes every record it reads as it stands, its lapsed places counted, so
+ * only the first to find a lapse answers it, also among app instances on one store; `Lockout`
+ * publishes one `LockedOut` for each. A store that answers none publishes none for such locks.
  *
  * @example
  * ```ts
@@ -324,14 +383,15 @@ export interface Store {
    * Settles an attempt that held a place and was no failure (it succeeded, or its outcome does not
    * count): gives the place back, and nothing else. The built-in stores drop a record left with no
    * failure, no lock so far and nothing in flight. `since` as in `fail`: a place that lapsed is not
-   * given back again (that was another attempt's).
+   * given back again (that was another attempt's). Answers the locks that lapsed places set which
+   * it found ({@link Settlement}), or nothing.
    */
   readonly refund: (
     keys: ReadonlyArray<string>,
     now: number,
     policy: Policy,
     since?: ReadonlyArray<number> | undefined
-  ) => Effect.Effect<void, LockoutStoreError>
+  ) => Effect.Effect<Settlement | void, LockoutStoreError>
   /**
    * Deletes the keys; answers those that were locked (with `policy`, the built-in stores count a
    * lock that lapsed places made, too).
@@ -587,33 +647,45 @@ export const memoryStore = (options: { readonly maxEntries?: number | undefined 
   return {
     attempt: (keys, now, policy) =>
       Effect.sync((): Reservation => {
-        const decided = decideAttempt(keys.map((key) => live(key, now)), now, policy)
-        decided.records.forEach((record, i) => put(keys[i]!, record, now, policy))
+        const decided = decideAttempt(keys, keys.map((key) => live(key, now)), now, policy)
+        decided.records.forEach((record, i) => {
+          if (record === undefined) return
+          // A refusal writes back a lapse in place: it is no use of the key (nor makes a record).
+          if (decided.reservation._tag === "Allowed") put(keys[i]!, record, now, policy)
+          else records.set(keys[i]!, record)
+        })
         return decided.reservation
       }),
     fail: (keys, now, policy, since) =>
       Effect.sync((): Failure => {
         const locked: Array<string> = []
+        const lapsed: Array<LapsedLock> = []
         let until = 0
         for (const [i, key] of keys.entries()) {
-          const counted = countFailure(live(key, now), now, policy, since?.[i])
+          const stored = live(key, now)
+          lapsed.push(...lapsedLocks([key], [stored], now, policy))
+          const counted = countFailure(stored, now, policy, since?.[i])
           put(key, counted.record, now, policy)
           if (counted.locked) {
             locked.push(key)
             until = Math.max(until, counted.record.u)
           }
         }
-        return { locked, until }
+        return lapsed.length > 0 ? { locked, until, lapsed } : { locked, until }
       }),
     refund: (keys, now, policy, since) =>
-      Effect.sync(() => {
+      Effect.sync((): Settlement => {
+        const lapsed: Array<LapsedLock> = []
         for (const [i, key] of keys.entries()) {
           const record = live(key, now)
           if (record === undefined) continue
+          // A lapse that locked leaves a lock so far: the record is kept, the lapse written.
+          lapsed.push(...lapsedLocks([key], [record], now, policy))
           const left = refundAttempt(record, now, policy, since?.[i])
           if (left === undefined) records.delete(key)
           else records.set(key, left)
         }
+        return lapsed.length > 0 ? { lapsed } : {}
       }),
     reset: (keys, now, policy) =>
       Effect.sync(() => {
@@ -680,7 +752,9 @@ export interface RedisClient {
 // addfail: k failures counted at `at`, p places left in flight, as lockoutRecord's addFailures
 // (with places left, kept until their lapse is forgotten, as its keptUntil).
 // live: the record of KEY as it stands at now, or nil: places held past q have lapsed, each counted
-// as a failure at q (lockoutRecord's liveView).
+// as a failure at q (lockoutRecord's liveView); then whether places lapsed, and the end of the lock
+// their lapse set if it holds at now, else 0 (lockoutRecord's lapsedLocks). A script writes back
+// every record it finds lapsed, so that only the first to find a lapse answers its lock.
 const liveRecord = `
 local P = nil
 local function policy(i)
@@ -710,11 +784,13 @@ local function addfail(r, k, at, p)
 end
 local function lapsed(r, now)
   if P and r[5] > 0 and r[6] <= now then
-    local e = r[7]
+    local e, n = r[7], r[4]
     r = addfail(r, r[5], r[6], 0)
     r[7] = math.max(r[7], e)
+    if r[4] > n and r[3] > now then return r, true, r[3] end
+    return r, true, 0
   end
-  return r
+  return r, false, 0
 end
 local function live(key, now)
   local v = redis.call('HMGET', key, 'f', 't', 'u', 'n', 'e', 'p', 'q', 'g')
@@ -738,15 +814,17 @@ end
 `
 
 // KEYS: the attempt's keys. ARGV: now, limit, coolOff, backOff, maxCoolOff, forgetAfter, hold.
-// Reply: {0, retryAfter} (locked), {2} (busy) or {1, g...} (a place held, g per key).
+// Reply: {0, retryAfter, i, until, ...} (locked; i the 1-based index of a key whose lapsed places
+// set a lock this script found, until its end), {2} (busy) or {1, g...} (a place held, g per key).
+// A refusal writes back the records whose places lapsed.
 const attemptScript = `${liveRecord}
 policy(2)
 local now, hold = tonumber(ARGV[1]), tonumber(ARGV[7])
 local retry, busy = 0, false
-local state = {}
+local state, changed, lapse = {}, {}, {}
 for i, key in ipairs(KEYS) do
-  local r = live(key, now)
-  state[i] = r
+  local r, c, lk = live(key, now)
+  state[i], changed[i], lapse[i] = r, c, lk or 0
   if r then
     if r[3] > now then
       if r[3] - now > retry then retry = r[3] - now end
@@ -755,8 +833,18 @@ for i, key in ipairs(KEYS) do
     end
   end
 end
-if retry > 0 then return {0, retry} end
-if busy then return {2} end
+if retry > 0 or busy then
+  local reply = {2}
+  if retry > 0 then reply = {0, retry} end
+  for i, key in ipairs(KEYS) do
+    if changed[i] then store(key, state[i], now) end
+    if retry > 0 and lapse[i] > 0 then
+      reply[#reply + 1] = i
+      reply[#reply + 1] = lapse[i]
+    end
+  end
+  return reply
+end
 local reply = {1}
 for i, key in ipairs(KEYS) do
   local r = state[i] or {0, 0, 0, 0, 0, 0, 0, 0}
@@ -770,13 +858,19 @@ end
 return reply`
 
 // KEYS: the keys. ARGV: now, limit, coolOff, backOff, maxCoolOff, forgetAfter, since (one per key,
-// '' for none). Reply: {until, i...}: i the 1-based indexes of the keys this failure locked.
+// '' for none). Reply: {until, count, i..., j, until, ...}: count i, the 1-based indexes of the keys
+// this failure locked; then each key j whose lapsed places set a lock this script found, and its end.
 const failScript = `${liveRecord}
 policy(2)
 local now = tonumber(ARGV[1])
-local reply = {0}
+local reply, lapses = {0, 0}, {}
 for i, key in ipairs(KEYS) do
-  local r, locked = live(key, now), false
+  local r, _, lk = live(key, now)
+  local locked = false
+  if lk and lk > 0 then
+    lapses[#lapses + 1] = i
+    lapses[#lapses + 1] = lk
+  end
   if not r then
     r, locked = addfail({0, 0, 0, 0, 0, 0, 0, 0}, 1, now, 0)
   elseif not settled(r, i) then
@@ -784,20 +878,28 @@ for i, key in ipairs(KEYS) do
   end
   if locked then
     if r[3] > reply[1] then reply[1] = r[3] end
+    reply[2] = reply[2] + 1
     reply[#reply + 1] = i
   end
   store(key, r, now)
 end
+for _, v in ipairs(lapses) do reply[#reply + 1] = v end
 return reply`
 
 // KEYS: the keys. ARGV: now, limit, coolOff, backOff, maxCoolOff, forgetAfter, since (as failScript).
 // A record left with no failure, no lock so far and nothing in flight is deleted (as refundAttempt
-// answers for the other stores), and so is a forgotten one.
+// answers for the other stores), and so is a forgotten one. Reply: {j, until, ...}, as failScript's
+// lapsed locks.
 const refundScript = `${liveRecord}
 policy(2)
 local now = tonumber(ARGV[1])
+local reply = {}
 for i, key in ipairs(KEYS) do
-  local r = live(key, now)
+  local r, _, lk = live(key, now)
+  if lk and lk > 0 then
+    reply[#reply + 1] = i
+    reply[#reply + 1] = lk
+  end
   if r then
     if not settled(r, i) then r[5] = math.max(r[5] - 1, 0) end
     if r[1] == 0 and r[4] == 0 and r[5] == 0 then
@@ -809,7 +911,7 @@ for i, key in ipairs(KEYS) do
     redis.call('DEL', key)
   end
 end
-return 0`
+return reply`
 
 // KEYS: the keys. ARGV: now, then the policy or nothing. Reply: 1-based indexes of the keys that
 // were locked.
@@ -882,6 +984,16 @@ export const redisStore = (client: RedisClient, options: { readonly keyPrefix?: 
   // The policy as the scripts read it (`policy(i)` in liveRecord), or nothing.
   const rules = (policy: Policy | undefined): Array<number> =>
     policy === undefined ? [] : [policy.limit, policy.coolOff, policy.backOff, policy.maxCoolOff, policy.forgetAfter]
+  // The scripts' lapsed locks, {i, until, ...} with i a 1-based index into `keys` (a key given
+  // twice, found twice by one script, is one lock).
+  const lapsedOf = (keys: ReadonlyArray<string>, pairs: ReadonlyArray<number>): Array<LapsedLock> => {
+    const locks: Array<LapsedLock> = []
+    for (let j = 0; j + 1 < pairs.length; j += 2) {
+      const key = keys[pairs[j]! - 1]!
+      if (!locks.some((lock) => lock.key === key)) locks.push({ key, until: pairs[j + 1]! })
+    }
+    return locks
+  }
   // One `since` a key, "" where the caller gave none.
   const sinceOf = (keys: ReadonlyArray<string>, since: ReadonlyArray<number> | undefined) =>
     keys.map((_, i) => since?.[i] ?? "")
@@ -891,24 +1003,30 @@ export const redisStore = (client: RedisClient, options: { readonly keyPrefix?: 
         call("attempt", () => client.eval(attemptScript, keys.length, ...full(keys), now, ...rules(policy), pendingHold)),
         (reply): Reservation => {
           const [answer, ...rest] = ints(reply)
-          return answer === 1
-            ? { _tag: "Allowed", since: rest }
-            : answer === 2
-            ? { _tag: "Busy" }
-            : { _tag: "Locked", retryAfter: rest[0] ?? policy.coolOff }
+          if (answer === 1) return { _tag: "Allowed", since: rest }
+          if (answer === 2) return { _tag: "Busy" }
+          const lapsed = lapsedOf(keys, rest.slice(1))
+          const retryAfter = rest[0] ?? policy.coolOff
+          return lapsed.length > 0 ? { _tag: "Locked", retryAfter, lapsed } : { _tag: "Locked", retryAfter }
         }
       ),
     fail: (keys, now, policy, since) =>
       Effect.map(
         call("fail", () => client.eval(failScript, keys.length, ...full(keys), now, ...rules(policy), ...sinceOf(keys, since))),
         (reply): Failure => {
-          const [until, ...locked] = ints(reply)
-          return { locked: locked.map((i) => keys[i - 1]!), until: until ?? 0 }
+          const [until = 0, count = 0, ...rest] = ints(reply)
+          const locked = rest.slice(0, count).map((i) => keys[i - 1]!)
+          const lapsed = lapsedOf(keys, rest.slice(count))
+          return lapsed.length > 0 ? { locked, until, lapsed } : { locked, until }
         }
       ),
     refund: (keys, now, policy, since) =>
-      Effect.asVoid(
-        call("refund", () => client.eval(refundScript, keys.length, ...full(keys), now, ...rules(policy), ...sinceOf(keys, since)))
+      Effect.map(
+        call("refund", () => client.eval(refundScript, keys.length, ...full(keys), now, ...rules(policy), ...sinceOf(keys, since))),
+        (reply): Settlement => {
+          const lapsed = lapsedOf(keys, ints(reply))
+          return lapsed.length > 0 ? { lapsed } : {}
+        }
       ),
     reset: (keys, now, policy) =>
       keys.length === 0
@@ -999,7 +1117,8 @@ const persistently = <A>(settlement: Effect.Effect<A, LockoutStoreError>): Effec
  * integer, a `busyTimeout` that is not a positive duration, a `backOff` below 1, an `ipv6Prefix` that is not an integer from 1 to 128, or an
  * allow/deny entry that is not an address or CIDR range.
  * Publishes `LockedOut`, `Unlocked` and (for refused attempts) `LoginFailed` on `AuthEvents` when
- * that service is provided.
+ * that service is provided: `LockedOut` for a lock a failure set (with its request), and for one
+ * that lapsed places set, once, when the store answers it in `lapsed` (with no request).
  *
  * @example
  * ```ts
@@ -1061,6 +1180,19 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
         Effect.fail(error)
       )
     }
+
+    // A lock that places which lapsed set (attempts nobody settled within their hold, each counted
+    // as a failure) had no failure of its own to announce it: the key was locked, attempts were
+    // refused, and no `LockedOut` was seen. The store operation that wrote the lapse answers it
+    // (`lapsed`, on `attempt`'s `Locked`, `fail` and `refund`), and only that one (it writes the
+    // record as it stands, so the next finds no lapse): announced here, once, as the failure that
+    // sets a lock announces it. No request set it (none was settled), so the event carries none.
+    const announceLapsed = (lapsed: ReadonlyArray<LapsedLock> | undefined) =>
+      lapsed === undefined ? Effect.void : Effect.forEach(
+        lapsed,
+        (lock) => publish(new AuthEvents.LockedOut({ key: lock.key, until: new Date(lock.until), request: undefined })),
+        { discard: true }
+      )
 
     const storeFailed = (error: LockoutStoreError) =>
       Effect.fail(new AuthError.TransportError({ backend: "lockout", cause: error.message }))
@@ -1136,12 +1268,17 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
         if (failure?._tag === "AuthenticationFailed" || failure?._tag === "PermissionDenied" || RefusedSecret.judged(failure)) {
           return Effect.flatMap(store.fail(keys, now, policy, since), (counted) => {
             const until = new Date(counted.until)
-            return Effect.forEach(counted.locked, (key) => publish(new AuthEvents.LockedOut({ key, until, request: forEvent(request) })), {
-              discard: true
-            })
+            return Effect.zipRight(
+              announceLapsed(counted.lapsed),
+              Effect.forEach(counted.locked, (key) => publish(new AuthEvents.LockedOut({ key, until, request: forEvent(request) })), {
+                discard: true
+              })
+            )
           })
         }
-        return store.refund(keys, now, policy, since)
+        // A store of an earlier release answers nothing (`void`).
+        return Effect.flatMap(store.refund(keys, now, policy, since), (settled) =>
+          announceLapsed((settled as Settlement | undefined)?.lapsed))
       })
       return Effect.catchAll(
         persistently(settled),
@@ -1170,9 +1307,14 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
           if (joined.refusal !== undefined && joined.refusal.at > arrived) return Effect.succeed(joined.refusal.answer)
           return Effect.flatMap(Clock.currentTimeMillis, (now) =>
             Effect.tap(store.attempt(keys, now, policy), (answer) =>
-              Effect.sync(() => {
-                joined.refusal = answer._tag === "Allowed" ? undefined : { at: ++tick, answer }
-              })))
+              Effect.zipRight(
+                Effect.sync(() => {
+                  joined.refusal = answer._tag === "Allowed" ? undefined : { at: ++tick, answer }
+                }),
+                // Announced by the one store operation that found the lapse; the callers that
+                // share its refusal announce nothing.
+                answer._tag === "Locked" ? announceLapsed(answer.lapsed) : Effect.void
+              )))
         })
         return Effect.ensuring(
           joined.permit.withPermits(1)(ask),

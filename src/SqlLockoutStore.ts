@@ -36,7 +36,15 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type { AuthConfigError } from "./AuthError.js"
-import { countFailure, decideAttempt, liveView, type LockoutRecord, refundAttempt, toEntry } from "./internal/lockoutRecord.js"
+import {
+  countFailure,
+  decideAttempt,
+  lapsedLocks,
+  liveView,
+  type LockoutRecord,
+  refundAttempt,
+  toEntry
+} from "./internal/lockoutRecord.js"
 import * as SqlTables from "./internal/sqlTables.js"
 import * as Lockout from "./Lockout.js"
 
@@ -295,9 +303,11 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
             sql,
             Effect.gen(function*() {
               const live = yield* lockRows(keys, now)
-              const decided = decideAttempt(keys.map((key) => live.get(key)), now, policy)
+              const decided = decideAttempt(keys, keys.map((key) => live.get(key)), now, policy)
               if (decided.reservation._tag !== "Allowed") yield* dropDead(keys, live)
-              for (const [i, record] of decided.records.entries()) yield* write(keys[i]!, record)
+              // A refusal writes back the records whose places lapsed, under the rows' locks: the
+              // lock a lapse set is found (and answered) by this transaction alone.
+              for (const [i, record] of decided.records.entries()) if (record !== undefined) yield* write(keys[i]!, record)
               return decided.reservation
             })
           )
@@ -310,9 +320,11 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
             Effect.gen(function*() {
               const live = yield* lockRows(keys, now)
               const locked: Array<string> = []
+              const lapsed: Array<Lockout.LapsedLock> = []
               let until = 0
               for (const [i, key] of keys.entries()) {
                 if (keys.indexOf(key) !== i) continue
+                lapsed.push(...lapsedLocks([key], [live.get(key)], now, policy))
                 const counted = countFailure(live.get(key), now, policy, since?.[i])
                 yield* write(key, counted.record)
                 if (counted.locked) {
@@ -320,7 +332,7 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
                   until = Math.max(until, counted.record.u)
                 }
               }
-              return { locked, until }
+              return lapsed.length > 0 ? { locked, until, lapsed } : { locked, until }
             })
           )
         ),
@@ -331,6 +343,9 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
             sql,
             Effect.gen(function*() {
               const live = yield* lockRows(keys, now)
+              // Found before the loop below takes emptied records out of `live` (a record whose
+              // lapse locked is never emptied: it holds a lock so far).
+              const lapsed = lapsedLocks([...live.keys()], [...live.values()], now, policy)
               // A record the refund empties is dead too: dropDead deletes it with the others, in one
               // statement.
               for (const [key, record] of live) {
@@ -339,6 +354,7 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
                 else yield* write(key, left)
               }
               yield* dropDead(keys, live)
+              return lapsed.length > 0 ? { lapsed } : {}
             })
           )
         ),

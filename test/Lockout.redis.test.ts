@@ -23,6 +23,8 @@ import {
   noCountIsLost,
   oddAddressesCountByName,
   oddResetTargets,
+  lapsedLockFoundOnce,
+  lapsedLockPublishedOnce,
   lapsedPlacesCount,
   resetFindsItsKeys,
   tagOf,
@@ -81,6 +83,30 @@ describe.skipIf(Redis.missing)("Lockout on Redis", () => {
         (c) => Effect.promise(() => c.quit())
       )
       yield* lapsedPlacesCount(Lockout.redisStore(client, { keyPrefix: prefix }))
+    }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
+  })
+
+  it.live("a lock that lapsed places set is answered by the first script that finds it, and by no later one", () => {
+    const prefix = Redis.uniquePrefix("lockout")
+    return Effect.gen(function*() {
+      const client = yield* Effect.acquireRelease(
+        Effect.sync(() => new IORedis(Redis.redisUrl)),
+        (c) => Effect.promise(() => c.quit())
+      )
+      yield* lapsedLockFoundOnce(Lockout.redisStore(client, { keyPrefix: prefix }))
+    }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
+  })
+
+  it.live("a lock that lapsed places set publishes one LockedOut, also when two instances (two clients) find it at once", () => {
+    const prefix = Redis.uniquePrefix("lockout")
+    return Effect.gen(function*() {
+      const client = Effect.acquireRelease(
+        Effect.sync(() => new IORedis(Redis.redisUrl)),
+        (c) => Effect.promise(() => c.quit())
+      )
+      const a = Lockout.redisStore(yield* client, { keyPrefix: prefix })
+      const b = Lockout.redisStore(yield* client, { keyPrefix: prefix })
+      yield* lapsedLockPublishedOnce(a, b)
     }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
   })
 

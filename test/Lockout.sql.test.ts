@@ -26,6 +26,8 @@ import {
   cutOffWhileCounting,
   exactlyTheLimitGetsThrough,
   illFormedNamesCount,
+  lapsedLockFoundOnce,
+  lapsedLockPublishedOnce,
   lapsedPlacesCount,
   noCountIsLost,
   oddAddressesCountByName,
@@ -157,6 +159,28 @@ describe.skipIf(Postgres.missing)("Lockout on PostgreSQL", () => {
       Effect.provide(pool()),
       Effect.ensuring(dropLockoutTables(prefix))
     )
+  })
+
+  it.live("a lock that lapsed places set is answered by the first operation that finds it, and by no later one", () => {
+    const prefix = Postgres.uniquePrefix("lockout")
+    return SqlLockoutStore.migrate({ tablePrefix: prefix }).pipe(
+      Effect.zipRight(SqlLockoutStore.make({ tablePrefix: prefix })),
+      Effect.flatMap(lapsedLockFoundOnce),
+      Effect.provide(pool()),
+      Effect.ensuring(dropLockoutTables(prefix))
+    )
+  })
+
+  it.live("a lock that lapsed places set publishes one LockedOut, also when two instances (two pools) find it at once", () => {
+    const prefix = Postgres.uniquePrefix("lockout")
+    return Effect.gen(function*() {
+      const one = yield* Layer.build(pool())
+      const two = yield* Layer.build(pool())
+      yield* Effect.provide(SqlLockoutStore.migrate({ tablePrefix: prefix }), one)
+      const a = yield* Effect.provide(SqlLockoutStore.make({ tablePrefix: prefix }), one)
+      const b = yield* Effect.provide(SqlLockoutStore.make({ tablePrefix: prefix }), two)
+      yield* lapsedLockPublishedOnce(a, b)
+    }).pipe(Effect.scoped, Effect.ensuring(dropLockoutTables(prefix)))
   })
 
   it.live("reset finds a name's and an address's rows in the database, without reading every row", () => {
@@ -358,6 +382,20 @@ describe("Lockout on SQLite", () => {
     SqlLockoutStore.migrate().pipe(
       Effect.zipRight(SqlLockoutStore.make()),
       Effect.flatMap(lapsedPlacesCount),
+      Effect.provide(sqlite())
+    ))
+
+  it.live("a lock that lapsed places set is answered by the first operation that finds it, and by no later one", () =>
+    SqlLockoutStore.migrate().pipe(
+      Effect.zipRight(SqlLockoutStore.make()),
+      Effect.flatMap(lapsedLockFoundOnce),
+      Effect.provide(sqlite())
+    ))
+
+  it.live("a lock that lapsed places set publishes one LockedOut, also when two instances find it at once", () =>
+    SqlLockoutStore.migrate().pipe(
+      Effect.zipRight(SqlLockoutStore.make()),
+      Effect.flatMap(lapsedLockPublishedOnce),
       Effect.provide(sqlite())
     ))
 

@@ -39,6 +39,8 @@ import {
   counting as sharedCounting,
   cutOffWhileCounting,
   illFormedNames,
+  lapsedLockFoundOnce,
+  lapsedLockPublishedOnce,
   lapsedPlacesCount,
   oddRequests,
   oddResetTargets,
@@ -407,6 +409,37 @@ describe("Lockout: the memory store", () => {
 
   it.effect("a place nobody settles lapses after its hold and counts as a failure, once", () =>
     lapsedPlacesCount(Lockout.memoryStore()))
+
+  it.effect("a lock that lapsed places set is answered by the first operation that finds it, and by no later one", () =>
+    lapsedLockFoundOnce(Lockout.memoryStore()))
+
+  it.live("a lock that lapsed places set publishes one LockedOut, also when two instances find it at once", () =>
+    lapsedLockPublishedOnce(Lockout.memoryStore()))
+
+  // Two guesses whose backend hangs past the hold (limit 2): their places lapse at 2 minutes and
+  // lock the name. The failure of the first to settle publishes that lock, once; before, the key
+  // was locked and no LockedOut was ever published (a lock without a failure of its own).
+  it.effect("guesses that run past the hold and lock by their lapse: the first late settlement publishes one LockedOut", () => {
+    const hung = AuthBackend.make({
+      id: "passwords",
+      credentials: Credentials.UsernamePassword,
+      authenticate: () => Effect.zipRight(Effect.sleep("3 minutes"), AuthError.noMatch("passwords", "invalid-credentials")),
+      getUser: () => Effect.succeedNone
+    })
+    const { layer } = setup({ by: "username", limit: 2, coolOff: "15 minutes" }, [hung])
+    return Effect.gen(function*() {
+      const guesses = yield* Effect.forEach(["w1", "w2"], (password) =>
+        Effect.fork(login({ username: "alice", password })))
+      yield* Effect.yieldNow()
+      yield* TestClock.adjust("3 minutes")
+      expect(yield* Fiber.joinAll(guesses)).toEqual(["AuthenticationFailed", "AuthenticationFailed"])
+      expect(yield* login(right)).toBe("LockedOut")
+      const locks = (yield* TestAuth.events).filter((event) => event._tag === "LockedOut")
+      expect(locks).toEqual([
+        new AuthEvents.LockedOut({ key: "username:alice", until: new Date(120_000 + 900_000), request: undefined })
+      ])
+    }).pipe(Effect.provide(layer))
+  })
 
   // At capacity, eviction judged a record as stored: one whose places lapsed into a lock still
   // read unlocked (u 0) and went first, and the attacker's key was free again.

@@ -1,6 +1,6 @@
 // One lockout key's record and its transitions, shared by the memory and SQL stores (the Redis
 // store runs the same rules in its Lua scripts), so that every store counts alike.
-import type { Entry, Policy, Reservation } from "../Lockout.js"
+import type { Entry, LapsedLock, Policy, Reservation } from "../Lockout.js"
 
 /**
  * `f` failures counted, `t` the last failure, `u` locked until (0: not locked), `n` locks so far,
@@ -89,6 +89,33 @@ export const liveView = (record: LockoutRecord, now: number, policy: Policy | un
   return { ...lapsed, expiresAt: Math.max(lapsed.expiresAt, record.expiresAt) }
 }
 
+/**
+ * The locks that the lapse of places sets in `stored` (`stored[i]` the record of `keys[i]` as the
+ * store holds it) and that still hold at `now`. A store reads a record through {@link liveView}
+ * and writes it back as it stands in the same atomic operation: the operation that writes a lapse
+ * is the only one to find it (the record it leaves has no lapsed place), so it alone answers the
+ * lock, and `Lockout` publishes its `LockedOut` event once, as the failure that sets a lock does.
+ * An operation that writes no record back finds the lapse again, and must not answer it: it
+ * would be published again. A lock that ended before any operation found it is not answered (it
+ * refused nobody). @internal
+ */
+export const lapsedLocks = (
+  keys: ReadonlyArray<string>,
+  stored: ReadonlyArray<LockoutRecord | undefined>,
+  now: number,
+  policy: Policy
+): Array<LapsedLock> => {
+  const locks: Array<LapsedLock> = []
+  for (const [i, record] of stored.entries()) {
+    // A key given twice is one record, one lock.
+    if (record === undefined || keys.indexOf(keys[i]!) !== i) continue
+    const live = liveView(record, now, policy)
+    // A lapse locks when it counts a lock (`n`); one under a lock set meanwhile adds none.
+    if (live.n > record.n && live.u > now) locks.push({ key: keys[i]!, until: live.u })
+  }
+  return locks
+}
+
 // Whether a settlement of the place taken among those that began at `since` (`Reservation.since`)
 // finds that place gone: it lapsed (and was counted as a failure), or the key was reset and its
 // places since are others'. Without `since` (a caller of an earlier release), the place is taken
@@ -97,24 +124,35 @@ const settledAlready = (live: LockoutRecord, since: number | undefined): boolean
   since !== undefined && (live.p === 0 || live.g !== since)
 
 /**
- * One attempt on `keys`, given their live records (`current[i]` for `keys[i]`): refused while any
+ * One attempt on `keys`, given their stored records (`current[i]` for `keys[i]`): refused while any
  * key is locked (`Locked`), or while a key's failures and attempts in flight already make the limit
  * (`Busy`: one of those may still fail and lock, so this one may not be checked yet); else a place
- * is held on every key, with each key's new record to store. Nothing is counted yet: a success in
- * flight is no failure, and concurrent successes must not lock anyone out (django-axes counts a
- * failure once it happened). The memory and SQL stores decide alike with it; the Redis store's Lua
- * script does the same.
+ * is held on every key. Nothing is counted yet: a success in flight is no failure, and concurrent
+ * successes must not lock anyone out (django-axes counts a failure once it happened). Answers each
+ * key's new record to store (`undefined`: leave it as it is): a refusal stores the records whose
+ * places lapsed, as they stand, and its `Locked` answers the locks that lapse set
+ * ({@link lapsedLocks}), found by this operation alone. The memory and SQL stores decide alike
+ * with it; the Redis store's Lua script does the same.
  *
  * @internal
  */
 export const decideAttempt = (
+  keys: ReadonlyArray<string>,
   current: ReadonlyArray<LockoutRecord | undefined>,
   now: number,
   policy: Policy
-): { readonly reservation: Reservation; readonly records: ReadonlyArray<LockoutRecord> } => {
+): { readonly reservation: Reservation; readonly records: ReadonlyArray<LockoutRecord | undefined> } => {
   const live = current.map((record) => (record === undefined ? undefined : liveView(record, now, policy)))
   const refusal = refusalOf(live, now, policy)
-  if (refusal !== undefined) return { reservation: refusal, records: [] }
+  if (refusal !== undefined) {
+    // Written back, the lapse is found once: left unwritten, each refusal found it (and its lock)
+    // again. (`liveView` answers the record itself when nothing lapsed.)
+    const records = live.map((record, i) => (record === current[i] ? undefined : record))
+    // A lock in force is a `Locked` refusal: a `Busy` one finds none.
+    if (refusal._tag !== "Locked") return { reservation: refusal, records }
+    const lapsed = lapsedLocks(keys, current, now, policy)
+    return { reservation: lapsed.length > 0 ? { ...refusal, lapsed } : refusal, records }
+  }
   const records = live.map((old = empty): LockoutRecord => {
     // The first place in flight names those that join it (`g`).
     const record = { ...old, p: old.p + 1, q: now + pendingHold, g: old.p === 0 ? now : old.g }

@@ -10,6 +10,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
 import * as AuthBackend from "../../src/AuthBackend.js"
 import * as AuthError from "../../src/AuthError.js"
 import * as AuthEvents from "../../src/AuthEvents.js"
@@ -428,7 +429,11 @@ export const lapsedPlacesCount = (store: Lockout.Store) =>
     // three places that lapse lock the key, from the lapse
     const other = ["username:lapse-three"]
     for (let i = 0; i < 3; i++) expect((yield* store.attempt(other, 0, policy))._tag).toBe("Allowed")
-    expect(yield* store.attempt(other, hold + 30_000, policy)).toEqual({ _tag: "Locked", retryAfter: 30_000 })
+    expect(yield* store.attempt(other, hold + 30_000, policy)).toEqual({
+      _tag: "Locked",
+      retryAfter: 30_000,
+      lapsed: [{ key: other[0], until: hold + 60_000 }]
+    })
     expect(yield* store.reset(other, hold + 30_000, policy)).toEqual(other)
     // a policy whose cool-off and memory end before the hold: the record of a group that one
     // attempt settled as a failure is kept until its other places lapse and that is counted.
@@ -444,4 +449,93 @@ export const lapsedPlacesCount = (store: Lockout.Store) =>
     expect(last._tag).toBe("Allowed")
     expect(yield* store.fail(group, hold, brief, since(last))).toEqual({ locked: group, until: hold + 60_000 })
     expect(yield* store.reset(group, hold, brief)).toEqual(group)
+  })
+
+/**
+ * The law of a lock that lapsed places set, for every store (store operations at given times,
+ * limit 2, cool-off 60 s, hold 120 s): two places nobody settles lapse at 120 s and lock the key
+ * until 180 s. The first operation to find that lapse, and only that one, answers the lock in
+ * `lapsed`: a refused `attempt` (its `Locked`), a late `fail` or a late `refund`; the next finds
+ * nothing (the first wrote the lapse back). Each key of an attempt is answered, in its place. A
+ * lock that ended before anything found it is not answered. Before, no operation answered such a
+ * lock, and no `LockedOut` event was ever published for it.
+ */
+export const lapsedLockFoundOnce = (store: Lockout.Store) =>
+  Effect.gen(function*() {
+    const policy = { limit: 2, coolOff: 60_000, backOff: 1, maxCoolOff: 60_000, forgetAfter: 60_000 }
+    const hold = 120_000
+    const until = hold + 60_000
+    const since = (reservation: Lockout.Reservation) => (reservation._tag === "Allowed" ? reservation.since : undefined)
+    const twoPlaces = (keys: ReadonlyArray<string>) =>
+      Effect.gen(function*() {
+        const first = yield* store.attempt(keys, 0, policy)
+        const second = yield* store.attempt(keys, 0, policy)
+        expect([first._tag, second._tag]).toEqual(["Allowed", "Allowed"])
+        return [since(first), since(second)] as const
+      })
+    // found by a refused attempt, on each of its keys
+    const both = ["ip:192.0.2.9", "username:lapse-attempt"]
+    yield* twoPlaces(both)
+    expect(yield* store.attempt(both, hold + 1000, policy)).toEqual({
+      _tag: "Locked",
+      retryAfter: 59_000,
+      lapsed: [{ key: both[0], until }, { key: both[1], until }]
+    })
+    expect(yield* store.attempt(both, hold + 2000, policy)).toEqual({ _tag: "Locked", retryAfter: 58_000 })
+    // found by the late failure of one of the lapsed places; its refund and the next attempt find nothing
+    const failed = ["username:lapse-fail"]
+    const [a, b] = yield* twoPlaces(failed)
+    expect(yield* store.fail(failed, hold + 1000, policy, a)).toEqual({ locked: [], until: 0, lapsed: [{ key: failed[0], until }] })
+    expect(yield* store.refund(failed, hold + 1500, policy, b)).toEqual({})
+    expect(yield* store.attempt(failed, hold + 2000, policy)).toEqual({ _tag: "Locked", retryAfter: 58_000 })
+    // found by a late refund; the failure after it finds nothing
+    const refunded = ["username:lapse-refund"]
+    const [c, d] = yield* twoPlaces(refunded)
+    expect(yield* store.refund(refunded, hold + 1000, policy, c)).toEqual({ lapsed: [{ key: refunded[0], until }] })
+    expect(yield* store.fail(refunded, hold + 1500, policy, d)).toEqual({ locked: [], until: 0 })
+    // a lock that ran out before anything found it refused nobody: not answered
+    const late = ["username:lapse-late"]
+    yield* twoPlaces(late)
+    expect(yield* store.attempt(late, until, policy)).toMatchObject({ _tag: "Allowed" })
+    expect((yield* store.list(until, policy)).filter((e) => e.key === late[0]).map((e) => e.lockouts)).toEqual([1])
+  })
+
+/**
+ * The law of the event, for every store: the lock that lapsed places set is published as one
+ * `LockedOut` (with no request: none was settled), also when the attempts that find it come at
+ * once on two instances. By "username", limit 2, cool-off 1 minute: an instance that died left two
+ * places held 150 s ago, which lapsed 30 s ago and locked `mallory` for 30 s more; 20 concurrent
+ * attempts on two other instances are all refused, and one `LockedOut` is published. Before, none
+ * was. `other` is the second instance's store (its own connections to the same data), if any.
+ */
+export const lapsedLockPublishedOnce = (store: Lockout.Store, other: Lockout.Store = store) =>
+  Effect.gen(function*() {
+    const events: Array<AuthEvents.AuthEvent> = []
+    const recorder: AuthEvents.Service = {
+      publish: (event) => Effect.sync(() => void events.push(event)),
+      subscribe: Effect.dieMessage("not subscribed"),
+      stream: Stream.empty
+    }
+    const options = { by: "username", limit: 2, coolOff: "1 minute" } as const
+    const policy = { limit: 2, coolOff: 60_000, backOff: 1, maxCoolOff: 86_400_000, forgetAfter: 86_400_000 }
+    const now = yield* Clock.currentTimeMillis
+    const key = ["username:mallory"]
+    for (let i = 0; i < 2; i++) expect((yield* store.attempt(key, now - 150_000, policy))._tag).toBe("Allowed")
+    const instances = yield* Effect.all([Lockout.make(store, options), Lockout.make(other, options)]).pipe(
+      Effect.provideService(AuthEvents.AuthEvents, recorder)
+    )
+    const outcomes = yield* Effect.all(
+      Array.from({ length: 20 }, (_, i) =>
+        Effect.map(
+          Effect.exit(instances[i % 2]!.guard({ username: "Mallory", password: `guess-${i}` }, undefined, Effect.dieMessage("reached a backend"))),
+          tagOf
+        )),
+      { concurrency: "unbounded" }
+    )
+    expect(outcomes).toEqual(Array(20).fill("LockedOut"))
+    const until = new Date(Math.floor(now - 150_000 + 120_000) + 60_000)
+    expect(events.filter((event) => event._tag === "LockedOut")).toEqual([
+      new AuthEvents.LockedOut({ key: "username:mallory", until, request: undefined })
+    ])
+    expect(events.filter((event) => event._tag === "LoginFailed")).toHaveLength(20)
   })
