@@ -63,21 +63,12 @@ import * as AuthEvents from "./AuthEvents.js"
 import type { AuthRequest } from "./AuthRequest.js"
 import * as AuthService from "./AuthService.js"
 import * as Credentials from "./Credentials.js"
-import { nfkcBound } from "./internal/codePoints.js"
-import { fieldOf } from "./internal/fieldOf.js"
 import * as IpAddress from "./internal/ipAddress.js"
-import { wellFormed } from "./internal/wellFormed.js"
-import {
-  countFailure,
-  decideAttempt,
-  lapsedLocks,
-  liveView,
-  type LockoutRecord,
-  pendingHold,
-  refundAttempt,
-  toEntry
-} from "./internal/lockoutRecord.js"
+import * as Keys from "./internal/lockoutKeys.js"
+import * as MemoryStore from "./internal/lockoutMemoryStore.js"
+import * as RedisStore from "./internal/lockoutRedisStore.js"
 import * as RefusedSecret from "./internal/refusedSecret.js"
+import { pendingHold } from "./internal/lockoutRecord.js"
 import { runToItsEnd } from "./internal/runToItsEnd.js"
 import { forEvent } from "./internal/eventRequest.js"
 
@@ -453,12 +444,7 @@ export interface KeyQuery {
  * @since 0.2.0
  * @category predicates
  */
-export const queryMatches = (query: KeyQuery, key: string): boolean =>
-  query.exact.includes(key) ||
-  query.pairs.some((p) =>
-    key.length >= p.prefix.length + p.suffix.length && key.startsWith(p.prefix) && key.endsWith(p.suffix) &&
-    (p.suffix === "" || !key.slice(p.prefix.length, key.length - p.suffix.length).includes("|"))
-  )
+export const queryMatches: (query: KeyQuery, key: string) => boolean = Keys.queryMatches
 
 /**
  * @example
@@ -523,66 +509,6 @@ export interface Service {
  */
 export class Lockout extends Context.Tag("effect-auth/Lockout")<Lockout, Service>() {}
 
-// --- keys --------------------------------------------------------------------------------------
-
-// Usernames are folded (NFKC, spaces trimmed and runs of whitespace made one space, lower case) so
-// that `Alice`, `ａｌｉｃｅ` and ` alice ` share a counter: LDAP matches names ignoring case and
-// insignificant spaces, so each of these logs in as the same user, and locking too much is safer
-// than letting a variant spelling through. Every key (counting, `reset`) is made here, so a store
-// only ever sees folded names. Long names are cut, keys stay small; a name past `nfkcBound` is cut
-// before NFKC, whose cost grows with the square of a run of combining marks (no username is that
-// long, so no spelling of one gets a key of its own this way).
-const usernameKey = (username: string): string =>
-  wellFormedKey(username.slice(0, nfkcBound).normalize("NFKC").trim().replace(/\s+/g, " ").toLowerCase().slice(0, 300))
-
-// What a database keeps of a key: a SQL store writes a NUL or a lone surrogate (a name cut inside
-// a pair, too) as something else, so the record it wrote was never found again under the key and
-// every attempt counted from zero. Made U+FFFD here, as the databases do, all stores count alike.
-const wellFormedKey = (key: string): string => wellFormed(key).replace(/\0/g, "\uFFFD")
-
-// Credentials that throw when read (a getter, a Proxy) have no username or second factor here;
-// the fold refuses them as credentials of no kind, and the attempt still counts by address.
-const usernameOf = (credentials: unknown): string | undefined => {
-  const username = fieldOf(credentials, "username")
-  return typeof username === "string" && username.length > 0 ? usernameKey(username) : undefined
-}
-
-// An address that is no string (a number, an object, from an untyped caller) or that throws when
-// read (a getter, a Proxy) is no address, as text that does not parse is none: the attempt counts
-// as one without an address (by username, if at all), and no allow or deny list matches it.
-const remoteAddressOf = (request: unknown): string | undefined => {
-  const remote = fieldOf(request, "remoteAddress")
-  return typeof remote === "string" ? remote : undefined
-}
-
-const keysFor = (by: By, username: string | undefined, ip: string | undefined): Array<string> => {
-  const keys: Array<string> = []
-  if (by === "username-and-ip" && username !== undefined && ip !== undefined) {
-    keys.push(`username-ip:${ip}|${username}`)
-    return keys
-  }
-  if (by !== "ip" && username !== undefined) keys.push(`username:${username}`)
-  if (by !== "username" && ip !== undefined) keys.push(`ip:${ip}`)
-  return keys
-}
-
-// Second-factor attempts (`TotpBackend`'s `{ username, otpToken }`) count under their own keys,
-// `otp-username:` and `otp-username-ip:`: under the password's keys, the attacker this lockout is
-// there for (one who has the password) reset the count of their code guesses with a password login
-// between batches, and guessed six digits without end (when a success still reset its keys). A
-// code's success gives back its own count on its own keys only, as any success does.
-const isSecondFactor = (credentials: unknown): boolean => {
-  if (typeof credentials !== "object" || credentials === null) return false
-  try {
-    return Object.hasOwn(credentials, "otpToken")
-  } catch {
-    return false
-  }
-}
-
-const ownKeysOf = (keys: Array<string>, secondFactor: boolean): Array<string> =>
-  secondFactor ? keys.map((key) => (key.startsWith("ip:") ? key : `otp-${key}`)) : keys
-
 const deny: unique symbol = Symbol("deny")
 
 // --- the memory store --------------------------------------------------------------------------
@@ -604,116 +530,7 @@ const deny: unique symbol = Symbol("deny")
  * @since 0.2.0
  * @category constructors
  */
-export const memoryStore = (options: { readonly maxEntries?: number | undefined } = {}): Store => {
-  const maxEntries = options.maxEntries ?? 100_000
-  const records = new Map<string, LockoutRecord>()
-  const live = (key: string, now: number): LockoutRecord | undefined => {
-    const record = records.get(key)
-    if (record !== undefined && record.expiresAt <= now) {
-      records.delete(key)
-      return undefined
-    }
-    return record
-  }
-  // Past `maxEntries`, one pass makes room for a tenth more: expired records go, then the least
-  // recently used that hold no lock, and locked ones only when nothing else is left. One scan per
-  // insert at capacity cost ~0.9 ms of event loop an attempt there, and evicting by use alone let
-  // a flood of fresh names push out the lock it was meant to outlast. A lock is read from the
-  // record as it stands (`liveView`): a record whose places lapsed into a lock holds `u` 0 until an
-  // operation writes it back, and read as stored it went as unlocked, its attacker's key freed.
-  const room = Math.max(1, Math.floor(maxEntries * 0.9))
-  const makeRoom = (now: number, policy: Policy) => {
-    for (const [k, r] of records) if (r.expiresAt <= now) records.delete(k)
-    for (const [k, r] of records) {
-      if (records.size <= room) return
-      if (liveView(r, now, policy).u <= now) records.delete(k)
-    }
-    for (const k of records.keys()) {
-      if (records.size <= room) return
-      records.delete(k)
-    }
-  }
-  const put = (key: string, record: LockoutRecord, now: number, policy: Policy) => {
-    // Re-inserted at the end: the map's order is the order of last use.
-    records.delete(key)
-    records.set(key, record)
-    if (records.size > maxEntries) makeRoom(now, policy)
-  }
-  // A record as it stands, its lapsed places counted (when the caller gave the policy).
-  const view = (key: string, now: number, policy: Policy | undefined) => {
-    const record = live(key, now)
-    return record === undefined ? record : liveView(record, now, policy)
-  }
-  return {
-    attempt: (keys, now, policy) =>
-      Effect.sync((): Reservation => {
-        const decided = decideAttempt(keys, keys.map((key) => live(key, now)), now, policy)
-        decided.records.forEach((record, i) => {
-          if (record === undefined) return
-          // A refusal writes back a lapse in place: it is no use of the key (nor makes a record).
-          if (decided.reservation._tag === "Allowed") put(keys[i]!, record, now, policy)
-          else records.set(keys[i]!, record)
-        })
-        return decided.reservation
-      }),
-    fail: (keys, now, policy, since) =>
-      Effect.sync((): Failure => {
-        const locked: Array<string> = []
-        const lapsed: Array<LapsedLock> = []
-        let until = 0
-        for (const [i, key] of keys.entries()) {
-          const stored = live(key, now)
-          lapsed.push(...lapsedLocks([key], [stored], now, policy))
-          const counted = countFailure(stored, now, policy, since?.[i])
-          put(key, counted.record, now, policy)
-          if (counted.locked) {
-            locked.push(key)
-            until = Math.max(until, counted.record.u)
-          }
-        }
-        return lapsed.length > 0 ? { locked, until, lapsed } : { locked, until }
-      }),
-    refund: (keys, now, policy, since) =>
-      Effect.sync((): Settlement => {
-        const lapsed: Array<LapsedLock> = []
-        for (const [i, key] of keys.entries()) {
-          const record = live(key, now)
-          if (record === undefined) continue
-          // A lapse that locked leaves a lock so far: the record is kept, the lapse written.
-          lapsed.push(...lapsedLocks([key], [record], now, policy))
-          const left = refundAttempt(record, now, policy, since?.[i])
-          if (left === undefined) records.delete(key)
-          else records.set(key, left)
-        }
-        return lapsed.length > 0 ? { lapsed } : {}
-      }),
-    reset: (keys, now, policy) =>
-      Effect.sync(() => {
-        const wasLocked: Array<string> = []
-        for (const key of keys) {
-          const record = view(key, now, policy)
-          if (record !== undefined && record.u > now) wasLocked.push(key)
-          records.delete(key)
-        }
-        return wasLocked
-      }),
-    find: (query, now) =>
-      Effect.sync(() => {
-        const keys: Array<string> = []
-        for (const [key, record] of records) if (record.expiresAt > now && queryMatches(query, key)) keys.push(key)
-        return keys
-      }),
-    list: (now, policy) =>
-      Effect.sync(() => {
-        const entries: Array<Entry> = []
-        for (const [key] of records) {
-          const record = view(key, now, policy)
-          if (record !== undefined) entries.push(toEntry(key, record, now))
-        }
-        return entries
-      })
-  }
-}
+export const memoryStore: (options?: { readonly maxEntries?: number | undefined }) => Store = MemoryStore.make
 
 // --- the Redis store ---------------------------------------------------------------------------
 
@@ -737,222 +554,6 @@ export interface RedisClient {
   eval(script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
 }
 
-// Each record is a hash: f failures, t last failure (ms), u locked until (ms, 0: not locked),
-// n locks so far, p attempts in flight, q until when their places are held (ms), g when the first
-// of those places was taken (ms), e when it is forgotten (ms). The times are the app's clock (ARGV), so every instance judges with the same
-// rule, and a record whose e is not after now is absent to every script, as the other stores
-// forget by the app's clock; the key's TTL only collects garbage. A record without e (written
-// before it was kept) lives by its TTL. The rules are internal/lockoutRecord.ts's.
-
-// P: the policy {limit, cool, mult, maxc, forget} when the script was given one (ARGV from
-// index i: limit, coolOff, backOff, maxCoolOff, forgetAfter), else nil (a list or a reset of a
-// caller of an earlier release: lapsed places are then shown as they were left).
-// A record is {f, t, u, n, p, q, e, g}: g when the first place in flight was taken (see
-// internal/lockoutRecord.ts's LockoutRecord).
-// addfail: k failures counted at `at`, p places left in flight, as lockoutRecord's addFailures
-// (with places left, kept until their lapse is forgotten, as its keptUntil).
-// live: the record of KEY as it stands at now, or nil: places held past q have lapsed, each counted
-// as a failure at q (lockoutRecord's liveView); then whether places lapsed, and the end of the lock
-// their lapse set if it holds at now, else 0 (lockoutRecord's lapsedLocks). A script writes back
-// every record it finds lapsed, so that only the first to find a lapse answers its lock.
-const liveRecord = `
-local P = nil
-local function policy(i)
-  if ARGV[i] and ARGV[i] ~= '' then
-    P = {limit = tonumber(ARGV[i]), cool = tonumber(ARGV[i + 1]), mult = tonumber(ARGV[i + 2]), maxc = tonumber(ARGV[i + 3]), forget = tonumber(ARGV[i + 4])}
-  end
-end
-local function failures(r, now)
-  if (r[3] > 0 and r[3] <= now) or r[2] + P.cool <= now then return 0 end
-  return r[1]
-end
-local function addfail(r, k, at, p)
-  local locked = false
-  if r[3] > at then
-    r = {r[1] + k, at, r[3], r[4], p, r[6], 0, r[8]}
-  else
-    r = {failures(r, at) + k, at, 0, r[4], p, r[6], 0, r[8]}
-    if r[1] >= P.limit then
-      r[4] = r[4] + 1
-      r[3] = at + math.floor(math.min(P.cool * P.mult ^ (r[4] - 1), P.maxc))
-      locked = true
-    end
-  end
-  r[7] = math.max(at + math.max(r[3] - at, P.cool) + P.forget, r[6])
-  if p > 0 then r[7] = math.max(r[7], addfail(r, p, r[6], 0)[7]) end
-  return r, locked
-end
-local function lapsed(r, now)
-  if P and r[5] > 0 and r[6] <= now then
-    local e, n = r[7], r[4]
-    r = addfail(r, r[5], r[6], 0)
-    r[7] = math.max(r[7], e)
-    if r[4] > n and r[3] > now then return r, true, r[3] end
-    return r, true, 0
-  end
-  return r, false, 0
-end
-local function live(key, now)
-  local v = redis.call('HMGET', key, 'f', 't', 'u', 'n', 'e', 'p', 'q', 'g')
-  if not v[1] then return nil end
-  if v[5] and tonumber(v[5]) <= now then return nil end
-  local r = {tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0, tonumber(v[6]) or 0, tonumber(v[7]) or 0, tonumber(v[5]) or 0, tonumber(v[8]) or 0}
-  return lapsed(r, now)
-end
-local function store(key, r, now)
-  redis.call('HSET', key, 'f', r[1], 't', r[2], 'u', r[3], 'n', r[4], 'p', r[5], 'q', r[6], 'g', r[8])
-  if r[7] > 0 then
-    redis.call('HSET', key, 'e', r[7])
-    redis.call('PEXPIRE', key, math.max(r[7] - now, 1))
-  end
-end
-local function settled(r, i)
-  local since = ARGV[6 + i]
-  if since == nil or since == '' then return false end
-  return r[5] == 0 or r[8] ~= tonumber(since)
-end
-`
-
-// KEYS: the attempt's keys. ARGV: now, limit, coolOff, backOff, maxCoolOff, forgetAfter, hold.
-// Reply: {0, retryAfter, i, until, ...} (locked; i the 1-based index of a key whose lapsed places
-// set a lock this script found, until its end), {2} (busy) or {1, g...} (a place held, g per key).
-// A refusal writes back the records whose places lapsed.
-const attemptScript = `${liveRecord}
-policy(2)
-local now, hold = tonumber(ARGV[1]), tonumber(ARGV[7])
-local retry, busy = 0, false
-local state, changed, lapse = {}, {}, {}
-for i, key in ipairs(KEYS) do
-  local r, c, lk = live(key, now)
-  state[i], changed[i], lapse[i] = r, c, lk or 0
-  if r then
-    if r[3] > now then
-      if r[3] - now > retry then retry = r[3] - now end
-    elseif failures(r, now) + r[5] >= P.limit then
-      busy = true
-    end
-  end
-end
-if retry > 0 or busy then
-  local reply = {2}
-  if retry > 0 then reply = {0, retry} end
-  for i, key in ipairs(KEYS) do
-    if changed[i] then store(key, state[i], now) end
-    if retry > 0 and lapse[i] > 0 then
-      reply[#reply + 1] = i
-      reply[#reply + 1] = lapse[i]
-    end
-  end
-  return reply
-end
-local reply = {1}
-for i, key in ipairs(KEYS) do
-  local r = state[i] or {0, 0, 0, 0, 0, 0, 0, 0}
-  if r[5] == 0 then r[8] = now end
-  r[5] = r[5] + 1
-  r[6] = now + hold
-  r[7] = math.max(r[7], lapsed(r, r[6])[7])
-  store(key, r, now)
-  reply[#reply + 1] = r[8]
-end
-return reply`
-
-// KEYS: the keys. ARGV: now, limit, coolOff, backOff, maxCoolOff, forgetAfter, since (one per key,
-// '' for none). Reply: {until, count, i..., j, until, ...}: count i, the 1-based indexes of the keys
-// this failure locked; then each key j whose lapsed places set a lock this script found, and its end.
-const failScript = `${liveRecord}
-policy(2)
-local now = tonumber(ARGV[1])
-local reply, lapses = {0, 0}, {}
-for i, key in ipairs(KEYS) do
-  local r, _, lk = live(key, now)
-  local locked = false
-  if lk and lk > 0 then
-    lapses[#lapses + 1] = i
-    lapses[#lapses + 1] = lk
-  end
-  if not r then
-    r, locked = addfail({0, 0, 0, 0, 0, 0, 0, 0}, 1, now, 0)
-  elseif not settled(r, i) then
-    r, locked = addfail(r, 1, now, math.max(r[5] - 1, 0))
-  end
-  if locked then
-    if r[3] > reply[1] then reply[1] = r[3] end
-    reply[2] = reply[2] + 1
-    reply[#reply + 1] = i
-  end
-  store(key, r, now)
-end
-for _, v in ipairs(lapses) do reply[#reply + 1] = v end
-return reply`
-
-// KEYS: the keys. ARGV: now, limit, coolOff, backOff, maxCoolOff, forgetAfter, since (as failScript).
-// A record left with no failure, no lock so far and nothing in flight is deleted (as refundAttempt
-// answers for the other stores), and so is a forgotten one. Reply: {j, until, ...}, as failScript's
-// lapsed locks.
-const refundScript = `${liveRecord}
-policy(2)
-local now = tonumber(ARGV[1])
-local reply = {}
-for i, key in ipairs(KEYS) do
-  local r, _, lk = live(key, now)
-  if lk and lk > 0 then
-    reply[#reply + 1] = i
-    reply[#reply + 1] = lk
-  end
-  if r then
-    if not settled(r, i) then r[5] = math.max(r[5] - 1, 0) end
-    if r[1] == 0 and r[4] == 0 and r[5] == 0 then
-      redis.call('DEL', key)
-    else
-      store(key, r, now)
-    end
-  else
-    redis.call('DEL', key)
-  end
-end
-return reply`
-
-// KEYS: the keys. ARGV: now, then the policy or nothing. Reply: 1-based indexes of the keys that
-// were locked.
-const resetScript = `${liveRecord}
-policy(2)
-local now = tonumber(ARGV[1])
-local reply = {}
-for i, key in ipairs(KEYS) do
-  local v = live(key, now)
-  if v and v[3] > now then reply[#reply + 1] = i end
-  redis.call('DEL', key)
-end
-return reply`
-
-// ARGV: cursor, pattern, now, then the policy or nothing. Reply: {cursor, key, f, t, u, n, key, ...}:
-// one SCAN step, live records only.
-const listScript = `${liveRecord}
-policy(4)
-local now = tonumber(ARGV[3])
-local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', 500)
-local reply = {r[1]}
-for _, key in ipairs(r[2]) do
-  local v = live(key, now)
-  if v then
-    reply[#reply + 1] = key
-    for j = 1, 4 do reply[#reply + 1] = tostring(v[j]) end
-  end
-end
-return reply`
-
-const globEscape = (text: string): string => text.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
-
-// KEYS: keys. ARGV: now. Answers the 1-based indexes of those that hold a live record.
-const existingScript = `${liveRecord}
-local now = tonumber(ARGV[1])
-local found = {}
-for i, key in ipairs(KEYS) do
-  if live(key, now) then found[#found + 1] = i end
-end
-return found`
-
 /**
  * A store on Redis: every app instance on the same server and prefix shares the counters, and each
  * operation is one Lua script, so concurrent attempts on many instances count exactly. Records are
@@ -970,105 +571,8 @@ return found`
  * @since 0.2.0
  * @category constructors
  */
-export const redisStore = (client: RedisClient, options: { readonly keyPrefix?: string | undefined } = {}): Store => {
-  const prefix = options.keyPrefix ?? "effect-auth:lockout:"
-  const call = (operation: string, f: () => Promise<unknown>) =>
-    Effect.tryPromise({
-      try: f,
-      // ioredis attaches the command and its arguments to its errors: keep only the message.
-      catch: (cause) =>
-        new LockoutStoreError({ operation, message: cause instanceof Error ? cause.message : String(cause) })
-    })
-  const full = (keys: ReadonlyArray<string>) => keys.map((key) => prefix + key)
-  const ints = (reply: unknown): Array<number> => (Array.isArray(reply) ? reply.map(Number) : [])
-  // The policy as the scripts read it (`policy(i)` in liveRecord), or nothing.
-  const rules = (policy: Policy | undefined): Array<number> =>
-    policy === undefined ? [] : [policy.limit, policy.coolOff, policy.backOff, policy.maxCoolOff, policy.forgetAfter]
-  // The scripts' lapsed locks, {i, until, ...} with i a 1-based index into `keys` (a key given
-  // twice, found twice by one script, is one lock).
-  const lapsedOf = (keys: ReadonlyArray<string>, pairs: ReadonlyArray<number>): Array<LapsedLock> => {
-    const locks: Array<LapsedLock> = []
-    for (let j = 0; j + 1 < pairs.length; j += 2) {
-      const key = keys[pairs[j]! - 1]!
-      if (!locks.some((lock) => lock.key === key)) locks.push({ key, until: pairs[j + 1]! })
-    }
-    return locks
-  }
-  // One `since` a key, "" where the caller gave none.
-  const sinceOf = (keys: ReadonlyArray<string>, since: ReadonlyArray<number> | undefined) =>
-    keys.map((_, i) => since?.[i] ?? "")
-  return {
-    attempt: (keys, now, policy) =>
-      Effect.map(
-        call("attempt", () => client.eval(attemptScript, keys.length, ...full(keys), now, ...rules(policy), pendingHold)),
-        (reply): Reservation => {
-          const [answer, ...rest] = ints(reply)
-          if (answer === 1) return { _tag: "Allowed", since: rest }
-          if (answer === 2) return { _tag: "Busy" }
-          const lapsed = lapsedOf(keys, rest.slice(1))
-          const retryAfter = rest[0] ?? policy.coolOff
-          return lapsed.length > 0 ? { _tag: "Locked", retryAfter, lapsed } : { _tag: "Locked", retryAfter }
-        }
-      ),
-    fail: (keys, now, policy, since) =>
-      Effect.map(
-        call("fail", () => client.eval(failScript, keys.length, ...full(keys), now, ...rules(policy), ...sinceOf(keys, since))),
-        (reply): Failure => {
-          const [until = 0, count = 0, ...rest] = ints(reply)
-          const locked = rest.slice(0, count).map((i) => keys[i - 1]!)
-          const lapsed = lapsedOf(keys, rest.slice(count))
-          return lapsed.length > 0 ? { locked, until, lapsed } : { locked, until }
-        }
-      ),
-    refund: (keys, now, policy, since) =>
-      Effect.map(
-        call("refund", () => client.eval(refundScript, keys.length, ...full(keys), now, ...rules(policy), ...sinceOf(keys, since))),
-        (reply): Settlement => {
-          const lapsed = lapsedOf(keys, ints(reply))
-          return lapsed.length > 0 ? { lapsed } : {}
-        }
-      ),
-    reset: (keys, now, policy) =>
-      keys.length === 0
-        ? Effect.succeed([])
-        : Effect.map(
-          call("reset", () => client.eval(resetScript, keys.length, ...full(keys), now, ...rules(policy))),
-          (reply) => ints(reply).map((i) => keys[i - 1]!)
-        ),
-    list: (now, policy) => scan("list", `${globEscape(prefix)}*`, now, policy),
-    // The exact keys in one script; each pair pattern by a SCAN MATCH of its own.
-    find: (query, now) =>
-      Effect.gen(function*() {
-        const keys: Array<string> = []
-        if (query.exact.length > 0) {
-          const reply = yield* call("find", () => client.eval(existingScript, query.exact.length, ...full(query.exact), now))
-          for (const i of ints(reply)) keys.push(query.exact[i - 1]!)
-        }
-        for (const pair of query.pairs) {
-          const pattern = `${globEscape(prefix + pair.prefix)}*${globEscape(pair.suffix)}`
-          for (const entry of yield* scan("find", pattern, now)) keys.push(entry.key)
-        }
-        return keys
-      })
-  }
-
-  function scan(operation: string, pattern: string, now: number, policy?: Policy) {
-    return Effect.gen(function*() {
-      const entries: Array<Entry> = []
-      let cursor = "0"
-      do {
-        const reply = yield* call(operation, () => client.eval(listScript, 0, cursor, pattern, now, ...rules(policy)))
-        const items = Array.isArray(reply) ? reply.map(String) : ["0"]
-        cursor = items[0] ?? "0"
-        for (let i = 1; i + 4 < items.length; i += 5) {
-          const n = (j: number) => Number(items[i + j])
-          entries.push(toEntry(items[i]!.slice(prefix.length), { f: n(1), t: n(2), u: n(3), n: n(4) }, now))
-        }
-      } while (cursor !== "0")
-      return entries
-    })
-  }
-}
+export const redisStore = (client: RedisClient, options: { readonly keyPrefix?: string | undefined } = {}): Store =>
+  RedisStore.make(client, options, (operation: string, message: string) => new LockoutStoreError({ operation, message }))
 
 // --- the service -------------------------------------------------------------------------------
 
@@ -1163,14 +667,14 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
 
     /** The keys an attempt counts against; `deny` for a denied address; empty: not counted. */
     const plan = (credentials: unknown, request: AuthRequest | undefined): Array<string> | typeof deny => {
-      const remote = remoteAddressOf(request)
+      const remote = Keys.remoteAddressOf(request)
       const address = remote === undefined ? undefined : IpAddress.parse(remote)
       if (address !== undefined) {
         if (IpAddress.inAny(denied, address)) return deny
         if (IpAddress.inAny(allow, address)) return []
       }
       const ip = address === undefined ? undefined : IpAddress.counted(address, ipv6Prefix)
-      return ownKeysOf(keysFor(by, usernameOf(credentials), ip), isSecondFactor(credentials))
+      return Keys.ownKeysOf(Keys.keysFor(by, Keys.usernameOf(credentials), ip), Keys.isSecondFactor(credentials))
     }
 
     const refuse = (credentials: unknown, request: AuthRequest | undefined, retryAfter: number) => {
@@ -1397,8 +901,8 @@ export const make = (store: Store, options: Options = {}): Effect.Effect<Service
     const queryOf = (target: string): KeyQuery => {
       // An exact key as the stores hold it (`wellFormedKey`): PostgreSQL failed on a NUL that
       // memory and Redis looked up, and the record of name "bob\0" is `username:bob\uFFFD`.
-      if (/^((otp-)?username|ip|(otp-)?username-ip):/.test(target)) return { exact: [wellFormedKey(target)], pairs: [] }
-      const name = usernameKey(target)
+      if (/^((otp-)?username|ip|(otp-)?username-ip):/.test(target)) return { exact: [Keys.wellFormedKey(target)], pairs: [] }
+      const name = Keys.usernameKey(target)
       const byName: KeyQuery = {
         exact: [`username:${name}`, `otp-username:${name}`],
         pairs: [{ prefix: "username-ip:", suffix: `|${name}` }, { prefix: "otp-username-ip:", suffix: `|${name}` }]
