@@ -296,11 +296,22 @@ const storedDevice = (found: Option.Option<Device>): Effect.Effect<Option.Option
   try {
     if (Option.isNone(found)) return Effect.succeed(found)
     const { algorithm, digits, drift, period } = found.value
-    digitsOf(digits)
-    periodOf(period)
-    algorithmOf(algorithm)
-    driftOf(drift)
-    return Effect.succeed(found)
+    // `null` is absent, as a store of your own may pass a row's NULL columns through (a device
+    // enrolled before the parameters were kept): the device is answered without them.
+    const absent = (value: unknown) => value === null ? undefined : value
+    digitsOf(absent(digits))
+    periodOf(absent(period))
+    algorithmOf(absent(algorithm))
+    driftOf(absent(drift))
+    if (digits !== null && period !== null && algorithm !== null && drift !== null) return Effect.succeed(found)
+    const { algorithm: _a, digits: _d, drift: _r, period: _p, ...rest } = found.value
+    return Effect.succeed(Option.some({
+      ...rest,
+      ...(digits !== null && digits !== undefined && { digits }),
+      ...(period !== null && period !== undefined && { period }),
+      ...(algorithm !== null && algorithm !== undefined && { algorithm }),
+      ...(drift !== null && drift !== undefined && { drift })
+    }))
   } catch (error) {
     const message = error instanceof Refused ? error.message : "the device could not be read"
     return Effect.fail(new TotpStoreError({ operation: "get", message: `the stored device is malformed: ${message}` }))

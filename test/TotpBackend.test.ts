@@ -3,6 +3,8 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -18,6 +20,7 @@ import * as TotpBackend from "../src/backends/TotpBackend.js"
 import * as MemorySessionStore from "../src/MemorySessionStore.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
 import * as Session from "../src/Session.js"
+import type * as SessionStore from "../src/SessionStore.js"
 import * as SqlTables from "../src/internal/sqlTables.js"
 import * as SqlTotpStore from "../src/SqlTotpStore.js"
 import * as TestAuth from "../src/testing/TestAuth.js"
@@ -669,6 +672,133 @@ describe("TotpBackend and Session: the device a step-up records", () => {
       expect(yield* Session.secondFactorHolds(current)).toBe(true)
     }).pipe(Effect.provide(layer))
   })
+})
+
+describe("TotpBackend and Session: a toUser that caches one object per user", () => {
+  // A common pattern: one user object per id, refreshed from the store. The device that verified
+  // a login must belong to that login alone (before, it was kept against toUser's object).
+  const cachingToUser = () => {
+    const cache = new Map<string, UserStore.StoredUser>()
+    return (stored: UserStore.StoredUser) => {
+      const cached = cache.get(stored.id)
+      if (cached === undefined) {
+        const made = { ...stored }
+        cache.set(stored.id, made)
+        return made
+      }
+      return Object.assign(cached, stored)
+    }
+  }
+  const secret = Redacted.make("an app secret of thirty-two characters or more")
+  const instance = (shared: Context.Context<UserStore.UserStore | TotpStore.TotpStore | SessionStore.SessionStore>) =>
+    Session.layer({ secret }).pipe(
+      Layer.provideMerge(TestAuth.layer([TotpBackend.TotpBackend])),
+      Layer.provideMerge(TotpBackend.layer({ throttleFactor: 0, toUser: cachingToUser() })),
+      Layer.provideMerge(Layer.succeedContext(shared))
+    )
+  const confirmNow = (userId: string, totpSecret: Redacted.Redacted<string>) =>
+    TotpBackend.confirm(userId, Totp.generate(totpSecret, Date.now() - 30_000), { throttleFactor: 0 })
+  const codeOf = (totpSecret: Redacted.Redacted<string>) => Redacted.value(Totp.generate(totpSecret, Date.now()))
+  const started = (user: UserStore.StoredUser) => Session.login(new AuthService.Authenticated({ backend: "totp", user }))
+
+  it.live("a login with the new device between the thief's code check and step-up does not lend the thief its device", () => {
+    let afterUse: Effect.Effect<void> = Effect.void
+    const memory = TotpStore.makeMemory()
+    const store: TotpStore.Service = {
+      ...memory,
+      useStep: (userId, step, totpSecret, drift) =>
+        Effect.tap(memory.useStep(userId, step, totpSecret, drift), (used) => used ? Effect.suspend(() => afterUse) : Effect.void)
+    }
+    return Effect.gen(function*() {
+      const users = yield* MemoryUserStore.make
+      const sessions = yield* Layer.build(MemorySessionStore.layer)
+      const shared = Context.make(UserStore.UserStore, users).pipe(Context.add(TotpStore.TotpStore, store), Context.merge(sessions))
+      const app = yield* Layer.build(instance(shared))
+      yield* Effect.gen(function*() {
+        const alice = yield* users.create({ username: "alice" })
+        const stolen = yield* TotpBackend.enrol(alice, { issuer: "ACME" })
+        yield* confirmNow(alice.id, stolen.secret)
+        const thiefSession = yield* started(alice)
+        const ownSession = yield* started(alice)
+        let fresh: Redacted.Redacted<string> | undefined
+        afterUse = Effect.gen(function*() {
+          afterUse = Effect.void
+          yield* memory.remove(alice.id)
+          fresh = (yield* TotpBackend.enrol(alice, { issuer: "ACME" })).secret
+          yield* confirmNow(alice.id, fresh)
+        }).pipe(Effect.provideService(TotpStore.TotpStore, store), Effect.orDie)
+        const thief = yield* AuthService.authenticateUnknown({ username: "alice", otpToken: codeOf(stolen.secret) })
+        // the owner logs in with the new device before the thief's step-up is recorded
+        const owner = yield* AuthService.authenticateUnknown({ username: "alice", otpToken: codeOf(fresh!) })
+        expect(Option.isSome(yield* Session.stepUp(ownSession.sessionId, owner))).toBe(true)
+        expect(yield* Session.stepUp(thiefSession.sessionId, thief)).toEqual(Option.none())
+      }).pipe(Effect.provide(app))
+    }).pipe(Effect.scoped)
+  })
+
+  it.live("an instance that once verified the old device still sees the second factor a session passed with the new one", () =>
+    Effect.gen(function*() {
+      const memory = TotpStore.makeMemory()
+      const users = yield* MemoryUserStore.make
+      const sessions = yield* Layer.build(MemorySessionStore.layer)
+      const shared = Context.make(UserStore.UserStore, users).pipe(Context.add(TotpStore.TotpStore, memory), Context.merge(sessions))
+      const one = yield* Layer.build(instance(shared))
+      const two = yield* Layer.build(instance(shared))
+      const alice = yield* users.create({ username: "alice" })
+      const old = yield* Effect.provide(TotpBackend.enrol(alice, { issuer: "ACME" }), one)
+      yield* Effect.provide(confirmNow(alice.id, old.secret), one)
+      const before = yield* Effect.provide(
+        Effect.gen(function*() {
+          const session = yield* started(alice)
+          const passed = yield* AuthService.authenticateUnknown({ username: "alice", otpToken: codeOf(old.secret) })
+          return Option.getOrThrow(yield* Session.stepUp(session.sessionId, passed))
+        }),
+        one
+      )
+      // the device replaced; a session steps up with the new one on the other instance
+      yield* memory.remove(alice.id)
+      const replaced = yield* Effect.provide(TotpBackend.enrol(alice, { issuer: "ACME" }), two)
+      yield* Effect.provide(confirmNow(alice.id, replaced.secret), two)
+      const after = yield* Effect.provide(
+        Effect.gen(function*() {
+          const session = yield* started(alice)
+          const passed = yield* AuthService.authenticateUnknown({ username: "alice", otpToken: codeOf(replaced.secret) })
+          return Option.getOrThrow(yield* Session.stepUp(session.sessionId, passed))
+        }),
+        two
+      )
+      const holds = (id: Redacted.Redacted<string>) =>
+        Effect.flatMap(Session.currentUser(id), (current) => Session.secondFactorHolds(Option.getOrThrow(current)))
+      for (const app of [one, two]) {
+        expect(yield* Effect.provide(holds(after.sessionId), app)).toBe(true)
+        expect(yield* Effect.provide(holds(before.sessionId), app)).toBe(false)
+      }
+    }).pipe(Effect.scoped))
+})
+
+describe("TotpStore.make: a store of your own that passes NULL columns through", () => {
+  it.effect("null code parameters and drift are absent: the device logs in with its code", () =>
+    Effect.gen(function*() {
+      const memory = TotpStore.makeMemory()
+      const store = TotpStore.make({
+        ...memory,
+        get: (userId) =>
+          Effect.map(memory.get(userId), Option.map((device) => ({ ...device, digits: null, period: null, algorithm: null, drift: null } as unknown as TotpStore.Device)))
+      })
+      const users = yield* UserStore.UserStore
+      const alice = yield* users.create({ username: "alice" })
+      const totpSecret = Totp.generateSecret()
+      yield* memory.save({ userId: alice.id, secret: totpSecret })
+      yield* memory.confirm(alice.id, { secret: totpSecret, step: 1, recoveryCodes: [] })
+      const device = Option.getOrThrow(yield* store.get(alice.id))
+      expect([device.digits, device.period, device.algorithm, device.drift]).toEqual([undefined, undefined, undefined, undefined])
+      expect("digits" in device).toBe(false)
+      const backend = yield* TotpBackend.make().pipe(Effect.provideService(TotpStore.TotpStore, store))
+      yield* TestClock.setTime(1_700_000_000_000)
+      const now = yield* Clock.currentTimeMillis
+      const user = yield* backend.authenticate({ username: "alice", otpToken: Totp.generate(totpSecret, now) }, undefined)
+      expect(user.username).toBe("alice")
+    }).pipe(Effect.provide(MemoryUserStore.layer)))
 })
 
 describe("SqlTotpStore", () => {

@@ -110,7 +110,12 @@ export interface Options {
    * it was enrolled with ({@link enrol}'s options), so changing these later breaks no device.
    */
   readonly totp?: Totp.Options | undefined
-  /** The user type of your app, from the stored user (as `ModelBackend`'s `toUser`). */
+  /**
+   * The user type of your app, from the stored user (as `ModelBackend`'s `toUser`). A code's
+   * success answers a copy of what it returns (same prototype and own properties), an object of
+   * that authentication's own: the device that verified it is recorded against that object, so a
+   * `toUser` that hands out one cached object per user mixes no two logins' devices.
+   */
   readonly toUser?: ((stored: UserStore.StoredUser) => User) | undefined
   readonly policy?: AuthBackend.PolicyInput | undefined
   /**
@@ -165,6 +170,10 @@ const codeOptions = (device: TotpStore.Device, options: Totp.Options | undefined
 const deviceIdentity = (device: TotpStore.Device): string =>
   createHash("sha256").update("effect-auth.TotpBackend.device\0").update(Redacted.value(device.secret)).digest("base64url")
 const digitsOnly = /^[0-9]{6,8}$/
+
+// A copy of `user` with its prototype and own properties: an object of one authentication's own.
+const ownCopy = <A extends object>(user: A): A =>
+  Object.create(Object.getPrototypeOf(user), Object.getOwnPropertyDescriptors(user))
 
 /**
  * Builds the backend on the `TotpStore` and `UserStore` in context. Options `Totp.checkOptions`
@@ -236,7 +245,7 @@ export const make = (
           if (!used) return yield* noMatch("invalid-credentials")
         }
         yield* Effect.mapError(Throttle.accepted(devices, user.id, factor), transport)
-        const result = toUser(user)
+        const result = ownCopy(toUser(user))
         verifiedWith.set(result, deviceIdentity(device.value))
         return result
       })
@@ -247,7 +256,10 @@ export const make = (
     // The device each user this backend returned was verified with (the code's, or the recovery
     // code's, device), by the returned object: what `Session.stepUp` records must be that device,
     // not whichever the user has by the time it asks (django-otp's `otp_login(request, device)`
-    // stores the device that matched the token).
+    // stores the device that matched the token). Each success answers an object of its own
+    // (`ownCopy`), so an entry belongs to one authentication: with `toUser`'s own object, a
+    // `toUser` that caches one per user let a later login's device stand for an earlier one's,
+    // and made another session's check (whose user `getUser` loads) read a login's device.
     const verifiedWith = new WeakMap<object, string>()
 
     // The user's confirmed device, named by a digest of its secret: a new enrolment always has a
