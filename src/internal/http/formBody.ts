@@ -196,11 +196,23 @@ class BufferedRequest extends Inspectable.Class implements HttpServerRequest.Htt
       catch: (cause) => this.#decodeError(cause)
     })
   }
-  get arrayBuffer() {
-    return Effect.sync(() => new TextEncoder().encode(this.#text).buffer as ArrayBuffer)
+  // The body's bytes, encoded again from the text the check read: the same bytes, unless the body
+  // held bytes that are no UTF-8, which the reading replaced by U+FFFD. Those cannot be given back
+  // (a signature over the raw body would fail, a body in another charset would read wrongly), so
+  // a body whose text holds U+FFFD is a decode error here rather than other bytes than were sent.
+  // A browser's url-encoded form is ASCII (it percent-encodes the rest), so no form of theirs is.
+  get arrayBuffer(): Effect.Effect<ArrayBuffer, HttpServerError.RequestError> {
+    return this.#text.includes("\uFFFD")
+      ? Effect.fail(this.#notExact())
+      : Effect.sync(() => new TextEncoder().encode(this.#text).buffer as ArrayBuffer)
   }
-  get stream() {
-    return Stream.sync(() => new TextEncoder().encode(this.#text))
+  get stream(): Stream.Stream<Uint8Array, HttpServerError.RequestError> {
+    return this.#text.includes("\uFFFD")
+      ? Stream.fail(this.#notExact())
+      : Stream.sync(() => new TextEncoder().encode(this.#text))
+  }
+  #notExact() {
+    return this.#decodeError(new Error("the body held bytes that are no UTF-8: read as text, they cannot be given back as sent"))
   }
   // The body is a url-encoded form: read as multipart it is what the transport's parser says of
   // such a body, a parse error (and the consumed socket is never read again).
