@@ -280,8 +280,20 @@ describe("HttpAuth: session cookie", () => {
 
 describe.skipIf(djangoPython === undefined)("HttpAuth: the session cookie read from a Cookie header as Django reads it", () => {
   it("the last of duplicates, keys and values trimmed, quotes dropped", () => {
-    // Session keys are letters and digits: values here are too (Django does not percent-decode).
+    // Session keys are letters and digits; the crafted values below are read as Django reads them
+    // (a full pair of quotes and its backslash escapes, no percent-decoding: before, %61bc was the
+    // session abc here and none in Django, and "abc (one quote) was abc).
     const headers = [
+      "sessionid=\"abc123DEF",
+      "sessionid=%61bc123DEF",
+      "sessionid=a%20b",
+      "sessionid=\"a\\\"b\"",
+      "sessionid=\"\\141bc\"",
+      "sessionid=\"",
+      "sessionid=\"\"",
+      "sessionid=%C3%A9",
+      "sessionid=\u0085abc\u0085",
+
       "sessionid=abc",
       "a=1; sessionid=first; sessionid=second",
       "sessionid=first;sessionid= second ;b=2",

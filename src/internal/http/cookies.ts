@@ -10,6 +10,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Session from "../../Session.js"
 import type { SessionCookieOptions } from "../../http/RequestSource.js"
+import { pyStrip } from "../pyStrip.js"
 
 /** An HTTP token (RFC 7230 tchar+). @internal */
 export const headerToken = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
@@ -18,8 +19,8 @@ export const headerToken = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
  * The value of the last cookie named `name` in a `Cookie` header. Django's `parse_cookie` keeps
  * the last of cookies sharing a name (one set for a parent domain or another path, say), and the
  * platform's `request.cookies` the first: a session cookie read by both sides must name one
- * session. The value is read as the platform reads one (surrounding quotes dropped,
- * percent-decoded when it can be).
+ * session. Names and values are stripped as Python strips them, and a value is read as Django
+ * reads it ({@link unquote}).
  *
  * @internal
  */
@@ -34,18 +35,23 @@ export const lastValue = (header: string | undefined, name: string): string | un
     let end = header.indexOf(";", start)
     if (end === -1) end = header.length
     if (eq !== -1 && eq < start) eq = header.indexOf("=", start)
-    if (eq !== -1 && eq < end && header.slice(start, eq).trim() === name) found = header.slice(eq + 1, end).trim()
+    if (eq !== -1 && eq < end && pyStrip(header.slice(start, eq)) === name) found = pyStrip(header.slice(eq + 1, end))
     start = end + 1
   }
-  if (found === undefined) return undefined
-  const value = found.charCodeAt(0) === 0x22 ? found.slice(1, found.endsWith("\"") && found.length > 1 ? -1 : undefined).trim() : found
-  if (!value.includes("%")) return value
-  try {
-    return decodeURIComponent(value)
-  } catch {
-    return value
-  }
+  return found === undefined ? undefined : unquote(found)
 }
+
+// Python's `http.cookies._unquote`, which Django's `parse_cookie` reads every value with: a value
+// in a full pair of double quotes loses them and its backslash escapes (`\"`, octal `\141`); any
+// other value is taken as it is, without percent-decoding (before, `%61bc` here was the session
+// `abc`, which Django reads as no session, and a lone leading quote was dropped).
+const unquote = (value: string): string =>
+  value.length < 2 || value.charCodeAt(0) !== 0x22 || value.charCodeAt(value.length - 1) !== 0x22
+    ? value
+    : value.slice(1, -1).replace(
+      /\\(?:([0-3][0-7][0-7])|([^\n]))/g,
+      (_, octal: string | undefined, char: string | undefined) => octal !== undefined ? String.fromCharCode(parseInt(octal, 8)) : char!
+    )
 
 /** @internal */
 export interface CookieSettings {
