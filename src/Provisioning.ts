@@ -18,7 +18,10 @@
  *    user is active only once it has passed, so its refusal holds on later logins; a login cut
  *    off meanwhile leaves the creation and the hook running to their end, and the hook decides);
  * 3. known but a local account (it has a usable password: `createsuperuser`, a sign-up, an
- *    admin), and `linkLocalUsers` is not set: `NoMatch("unknown-user")`, nothing is written;
+ *    admin), and `linkLocalUsers` is not set: `NoMatch("unknown-user")`, nothing is written; with
+ *    {@link Options.identities} (a login that can be bound: OIDC), so is a staff or superuser
+ *    account found by name whatever its password (`createsuperuser --noinput` makes one whose
+ *    password is unusable, as provisioning makes its users): an administrator binds it;
  * 4. known: update the profile and the staff/superuser flags that differ (`updateAttributes`,
  *    the default) and mirror its groups (`mirrorGroups`);
  * 5. refuse an inactive user with `NoMatch("inactive-user")`, Django's `user_can_authenticate`.
@@ -495,6 +498,22 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         ? noMatch("unknown-user")
         : Effect.zipRight(claim(user, external), update(user, external))
 
+    // Found by name by a login that could be bound (OIDC): a staff or superuser account is not
+    // linked to it, whatever its password. Django's `createsuperuser --noinput` and
+    // `UserManager.createSuperuser` without a password make a superuser whose password is
+    // unusable, as provisioning makes its users, so the password alone told them apart from
+    // nothing: a provider account named `admin` (a `preferred_username` its owner chose) was
+    // linked to the site's superuser, bound to it, and wrote its email over the superuser's. Such
+    // an account is bound by an administrator (`ExternalIdentities`' `bind`), or `linkLocalUsers`
+    // says the provider owns the local names.
+    const linkByName = (
+      user: UserStore.StoredUser,
+      external: ExternalUser
+    ): Effect.Effect<UserStore.StoredUser, AuthError.BackendError> =>
+      !linkLocalUsers && identities !== undefined && (user.isStaff || user.isSuperuser)
+        ? noMatch("unknown-user")
+        : link(user, external)
+
     // With `configureUser`, the row is created inactive and made active only once the hook has
     // passed: a refusal (or a failure) must hold on later logins, which find the row and do not
     // call the hook again, and on concurrent first logins, which find it before the hook ends.
@@ -646,7 +665,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
           const byName = find(external.username)
           const found = yield* settled(yield* byName, external.username, endedBefore, byName)
           if (Option.isSome(found)) {
-            user = yield* link(found.value, external)
+            user = yield* linkByName(found.value, external)
           } else {
             if (!createUnknownUser) return yield* noMatch("unknown-user")
             user = yield* create(external)

@@ -92,6 +92,36 @@ describe("Provisioning with bindings", () => {
       expect(yield* outcome(users.provision({ username: "anything", subject: "s" }))).toBe("success:admin")
     }).pipe(Effect.provide(stores)))
 
+  // Django's `createsuperuser --noinput` makes a superuser whose password is unusable, as
+  // provisioning makes its users: by the password alone, a provider account named `admin` was
+  // linked to it, bound, and wrote its email over the superuser's (the reviewer's e2e_oidc.ts).
+  it.effect("a staff or superuser account found by name is not linked whatever its password; an admin's binding or linkLocalUsers links it", () =>
+    Effect.gen(function*() {
+      const store = yield* UserStore.UserStore
+      const admin = yield* Effect.orDie(store.create({ username: "admin", email: "admin@site.org", isStaff: true, isSuperuser: true }))
+      const editor = yield* Effect.orDie(store.create({ username: "editor", isStaff: true }))
+      const users = yield* provisioner()
+      for (const [username, subject] of [["admin", "mallory"], ["editor", "eve"]] as const) {
+        expect(yield* outcome(users.provision({ username, subject, email: "mallory@attacker.example" }))).toBe("unknown-user")
+        expect(yield* boundTo(subject)).toEqual(Option.none())
+      }
+      expect(yield* user("admin")).toMatchObject({ email: "admin@site.org", isSuperuser: true })
+      // an administrator binds the account to its provider account: that login is it
+      const identities = yield* ExternalIdentities.ExternalIdentities
+      expect(yield* Effect.orDie(identities.bind(provider, "root-at-sso", admin.id))).toBe(true)
+      expect(yield* outcome(users.provision({ username: "admin", subject: "root-at-sso" }))).toBe("success:admin")
+      // where the provider owns the local names
+      const trusting = yield* provisioner({ linkLocalUsers: true })
+      expect(yield* outcome(trusting.provision({ username: "editor", subject: "ed" }))).toBe("success:editor")
+      expect(yield* boundTo("ed")).toEqual(Option.some(editor.id))
+      // a user without those flags and without a usable password is linked as before
+      yield* Effect.orDie(store.create({ username: "plain" }))
+      expect(yield* outcome(users.provision({ username: "plain", subject: "p" }))).toBe("success:plain")
+      // without bindings (a directory's names: LDAP, a remote user), as before
+      const byName = yield* Provisioning.make({ backendId: "ldap" })
+      expect(yield* outcome(byName.provision({ username: "editor" }))).toBe("success:editor")
+    }).pipe(Effect.provide(stores)))
+
   it.effect("with bindings, a login without a subject never reaches a bound user by name; an unbound one as before", () =>
     Effect.gen(function*() {
       const users = yield* provisioner()
