@@ -232,6 +232,24 @@ describe("JwtBackend: tokens that fail are NoMatch", () => {
       expect(failureOf(yield* attempt(backend, yield* Effect.promise(() => mint({ aud: "another-api" }))))).toEqual(invalid)
     }))
 
+  it.scoped("only the compact form is a token: a space, padding or a line break inside a signed token is invalid-credentials", () =>
+    Effect.gen(function*() {
+      const { peer } = yield* setup()
+      const backend = yield* remote(peer)
+      const good = yield* Effect.promise(() => mint({}))
+      expect((yield* backend.authenticate(token(good), undefined)).username).toBe("alice")
+      const [head, body, signature] = good.split(".")
+      // one signed JWT spelled otherwise: before, jose's forgiving base64 accepted these
+      const spellings = [
+        `${head}.${body}.${signature!.slice(0, 10)} ${signature!.slice(10)}`,
+        `${head}.${body}.${signature}=`,
+        `${head}.${body} .${signature}`,
+        `${head}.${body}.${signature!.slice(0, 10)}\n${signature!.slice(10)}`,
+        `${head}=.${body}.${signature}`
+      ]
+      for (const spelled of spellings) expect([spelled, failureOf(yield* attempt(backend, spelled))]).toEqual([spelled, invalid])
+    }))
+
   it.scoped("the audience is required: leaving it out fails the layer; audience: false accepts any, on purpose", () =>
     Effect.gen(function*() {
       const { peer } = yield* setup()

@@ -338,6 +338,9 @@ type KeyResolver =
   | { readonly _tag: "Static"; readonly key: ReturnType<typeof createLocalJWKSet> | Uint8Array }
   | { readonly _tag: "Remote"; readonly jwks: RemoteJwks.RemoteJwks }
 
+// A compact JWS: three base64url parts, no padding, nothing else (RFC 7515 §3.1, §7.1).
+const compactJws = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+
 /**
  * Builds the backend. With {@link RemoteKeys} it needs an `HttpClient`. Fails with
  * `AuthConfigError` when the configuration is unusable (no or unknown algorithms, HMAC with a
@@ -471,6 +474,11 @@ const makeWith = (
 
     const verify = (token: string) =>
       Effect.gen(function*() {
+        // Only the compact form RFC 7515 §7.1 defines (base64url without padding or whitespace):
+        // jose's forgiving base64 read `a.b.c` with a space or a `=` inside as the same token, so
+        // one signed JWT had many spellings, and whatever keys on the token's text (a revocation
+        // list, a cache, a log search) was sidestepped by adding a space. PyJWT refuses them too.
+        if (!compactJws.test(token)) return yield* invalid
         let header: ReturnType<typeof decodeProtectedHeader>
         try {
           header = decodeProtectedHeader(token)
