@@ -196,15 +196,23 @@ export interface AuthBackend<C = any> {
    * the secret itself). `Session.stepUp` records a keyed hash of it, and
    * `CurrentUser.requireSecondFactor` asks again: a session whose device is gone or replaced has
    * no second factor any more (django-otp's `OTPMiddleware` loads the session's device on every
-   * request). Without it, a stepped-up session keeps its second factor for its whole life. Asked
-   * with the user this backend has just authenticated, it must name the device that code was
-   * checked against, or none when that device is no longer the user's (`TotpBackend` keeps which
-   * device verified each user it returned): a device replaced between the code's check and the
-   * step-up must not become the session's.
+   * request). Without it, a stepped-up session keeps its second factor for its whole life.
    *
    * @since 0.4.0
    */
   readonly secondFactorDevice?: ((user: User) => Effect.Effect<Option.Option<string>, AuthError.TransportError>) | undefined
+  /**
+   * For a second-factor backend: the identity (as `secondFactorDevice` names it) of the device
+   * that verified the authentication which answered `user` (the object `authenticate` returned),
+   * or none when that device is no longer the user's or cannot be told. `Session.stepUp` records
+   * it, and asks once per authentication: a device replaced between the code's check and the
+   * step-up must not become the session's (django-otp's `otp_login(request, device)` stores the
+   * device that matched the token). Without it, `Session.stepUp` records `secondFactorDevice`'s
+   * answer. `TotpBackend` has it.
+   *
+   * @since 0.4.0
+   */
+  readonly verifiedDevice?: ((user: User) => Effect.Effect<Option.Option<string>, AuthError.TransportError>) | undefined
   readonly hasPerm?: (
     user: User,
     perm: string,

@@ -829,7 +829,8 @@ export const make = (
         const [old, record] = previous.value
         // The device the code was checked against, as the backend names it now: recorded, so that
         // removing the device (or replacing it) takes the second factor from this session too.
-        const deviceOf = Option.getOrUndefined(auth.backend(authenticated.backend))?.secondFactorDevice
+        const backend = Option.getOrUndefined(auth.backend(authenticated.backend))
+        const deviceOf = backend?.verifiedDevice ?? backend?.secondFactorDevice
         let device: string | undefined
         if (deviceOf !== undefined) {
           const identity = yield* deviceOf(authenticated.user)

@@ -776,6 +776,107 @@ describe("TotpBackend and Session: a toUser that caches one object per user", ()
     }).pipe(Effect.scoped))
 })
 
+describe("TotpBackend and Session: a toUser that answers class instances", () => {
+  // An app's user type with private fields: a copy would lose them (before: the step-up refused,
+  // and reading the user threw "Cannot read private member").
+  class AppUser {
+    readonly #stored: UserStore.StoredUser
+    constructor(stored: UserStore.StoredUser) {
+      this.#stored = stored
+    }
+    get id() {
+      return this.#stored.id
+    }
+    get username() {
+      return this.#stored.username
+    }
+    get isActive() {
+      return this.#stored.isActive
+    }
+    get isSuperuser() {
+      return this.#stored.isSuperuser
+    }
+    get passwordHash() {
+      return this.#stored.passwordHash
+    }
+    get displayName() {
+      return `${this.#stored.username} <${this.#stored.email}>`
+    }
+  }
+  const secret = Redacted.make("an app secret of thirty-two characters or more")
+  const confirmNow = (userId: string, totpSecret: Redacted.Redacted<string>) =>
+    TotpBackend.confirm(userId, Totp.generate(totpSecret, Date.now() - 30_000), { throttleFactor: 0 })
+  const codeOf = (totpSecret: Redacted.Redacted<string>) => Redacted.value(Totp.generate(totpSecret, Date.now()))
+  const appWith = (toUser: (stored: UserStore.StoredUser) => AppUser, store: TotpStore.Service) =>
+    Session.layer({ secret }).pipe(
+      Layer.provideMerge(TestAuth.layer([TotpBackend.TotpBackend])),
+      Layer.provideMerge(TotpBackend.layer({ throttleFactor: 0, toUser: toUser as never })),
+      Layer.provideMerge(Layer.merge(MemoryUserStore.layer, Layer.succeed(TotpStore.TotpStore, store))),
+      Layer.provideMerge(MemorySessionStore.layer)
+    )
+
+  it.live("the instance is answered as it is: the step-up records its device and the user reads as the app made it", () => {
+    const store = TotpStore.makeMemory()
+    return Effect.gen(function*() {
+      const users = yield* UserStore.UserStore
+      const alice = yield* users.create({ username: "alice", email: "alice@example.com" })
+      const device = yield* TotpBackend.enrol(alice, { issuer: "ACME" })
+      yield* confirmNow(alice.id, device.secret)
+      const started = yield* Session.login(new AuthService.Authenticated({ backend: "totp", user: alice }))
+      const passed = yield* AuthService.authenticateUnknown({ username: "alice", otpToken: codeOf(device.secret) })
+      expect(passed.user).toBeInstanceOf(AppUser)
+      expect((passed.user as unknown as AppUser).displayName).toBe("alice <alice@example.com>")
+      const stepped = Option.getOrThrow(yield* Session.stepUp(started.sessionId, passed))
+      const current = Option.getOrThrow(yield* Session.currentUser(stepped.sessionId))
+      expect(yield* Session.secondFactorHolds(current)).toBe(true)
+    }).pipe(Effect.provide(appWith((stored) => new AppUser(stored), store)))
+  })
+
+  it.live("one cached instance verified with two devices before a step-up steps up neither; the next try does", () => {
+    let afterUse: Effect.Effect<void> = Effect.void
+    const memory = TotpStore.makeMemory()
+    const store: TotpStore.Service = {
+      ...memory,
+      useStep: (userId, step, totpSecret, drift) =>
+        Effect.tap(memory.useStep(userId, step, totpSecret, drift), (used) => used ? Effect.suspend(() => afterUse) : Effect.void)
+    }
+    const cache = new Map<string, AppUser>()
+    const cached = (stored: UserStore.StoredUser) => {
+      const made = cache.get(stored.id) ?? new AppUser(stored)
+      cache.set(stored.id, made)
+      return made
+    }
+    return Effect.gen(function*() {
+      const users = yield* UserStore.UserStore
+      const alice = yield* users.create({ username: "alice" })
+      const stolen = yield* TotpBackend.enrol(alice, { issuer: "ACME" })
+      yield* confirmNow(alice.id, stolen.secret)
+      const thiefSession = yield* Session.login(new AuthService.Authenticated({ backend: "totp", user: alice }))
+      const ownSession = yield* Session.login(new AuthService.Authenticated({ backend: "totp", user: alice }))
+      let fresh: Redacted.Redacted<string> | undefined
+      afterUse = Effect.gen(function*() {
+        afterUse = Effect.void
+        yield* memory.remove(alice.id)
+        fresh = (yield* TotpBackend.enrol(alice, { issuer: "ACME" })).secret
+        yield* confirmNow(alice.id, fresh)
+      }).pipe(Effect.provideService(TotpStore.TotpStore, store), Effect.orDie)
+      const thief = yield* AuthService.authenticateUnknown({ username: "alice", otpToken: codeOf(stolen.secret) })
+      const owner = yield* AuthService.authenticateUnknown({ username: "alice", otpToken: codeOf(fresh!) })
+      expect(owner.user).toBe(thief.user) // the one cached instance
+      expect(yield* Session.stepUp(thiefSession.sessionId, thief)).toEqual(Option.none())
+      expect(yield* Session.stepUp(ownSession.sessionId, owner)).toEqual(Option.none())
+      // the owner's next code steps up
+      const again = yield* AuthService.authenticateUnknown({
+        username: "alice",
+        otpToken: Redacted.value(Totp.generate(fresh!, Date.now() + 30_000))
+      })
+      const stepped = Option.getOrThrow(yield* Session.stepUp(ownSession.sessionId, again))
+      const current = Option.getOrThrow(yield* Session.currentUser(stepped.sessionId))
+      expect(yield* Session.secondFactorHolds(current)).toBe(true)
+    }).pipe(Effect.provide(appWith(cached, store)))
+  })
+})
+
 describe("TotpStore.make: a store of your own that passes NULL columns through", () => {
   it.effect("null code parameters and drift are absent: the device logs in with its code", () =>
     Effect.gen(function*() {

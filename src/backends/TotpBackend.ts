@@ -111,10 +111,11 @@ export interface Options {
    */
   readonly totp?: Totp.Options | undefined
   /**
-   * The user type of your app, from the stored user (as `ModelBackend`'s `toUser`). A code's
-   * success answers a copy of what it returns (same prototype and own properties), an object of
-   * that authentication's own: the device that verified it is recorded against that object, so a
-   * `toUser` that hands out one cached object per user mixes no two logins' devices.
+   * The user type of your app, from the stored user (as `ModelBackend`'s `toUser`). The device
+   * that verified a code is kept against the object a success answers, for the step-up to record:
+   * a plain object is answered as a copy (so a `toUser` that caches one per user mixes no two
+   * logins' devices); any other object (a class instance) as it is, and one that answered two
+   * logins with different devices before a step-up read it steps up neither (the next try does).
    */
   readonly toUser?: ((stored: UserStore.StoredUser) => User) | undefined
   readonly policy?: AuthBackend.PolicyInput | undefined
@@ -171,9 +172,18 @@ const deviceIdentity = (device: TotpStore.Device): string =>
   createHash("sha256").update("effect-auth.TotpBackend.device\0").update(Redacted.value(device.secret)).digest("base64url")
 const digitsOnly = /^[0-9]{6,8}$/
 
-// A copy of `user` with its prototype and own properties: an object of one authentication's own.
-const ownCopy = <A extends object>(user: A): A =>
-  Object.create(Object.getPrototypeOf(user), Object.getOwnPropertyDescriptors(user))
+// A plain object's copy (its own properties): an object of one authentication's own. Any other
+// object is answered as it is: a copy of a class instance would lose its private fields.
+const ownCopy = <A extends object>(user: A): A => {
+  const prototype = Object.getPrototypeOf(user)
+  return prototype === Object.prototype || prototype === null
+    ? Object.create(prototype, Object.getOwnPropertyDescriptors(user))
+    : user
+}
+
+// An object that answered two authentications with different devices: which one a step-up
+// passed cannot be told.
+const ambiguous: unique symbol = Symbol("ambiguous")
 
 /**
  * Builds the backend on the `TotpStore` and `UserStore` in context. Options `Totp.checkOptions`
@@ -246,7 +256,9 @@ export const make = (
         }
         yield* Effect.mapError(Throttle.accepted(devices, user.id, factor), transport)
         const result = ownCopy(toUser(user))
-        verifiedWith.set(result, deviceIdentity(device.value))
+        const identity = deviceIdentity(device.value)
+        const earlier = verifiedWith.get(result)
+        verifiedWith.set(result, earlier === undefined || earlier === identity ? identity : ambiguous)
         return result
       })
 
@@ -254,28 +266,34 @@ export const make = (
       Effect.map(find(users.findById(userId)), (found) => Option.map(Option.filter(found, (u) => u.isActive), toUser))
 
     // The device each user this backend returned was verified with (the code's, or the recovery
-    // code's, device), by the returned object: what `Session.stepUp` records must be that device,
-    // not whichever the user has by the time it asks (django-otp's `otp_login(request, device)`
-    // stores the device that matched the token). Each success answers an object of its own
-    // (`ownCopy`), so an entry belongs to one authentication: with `toUser`'s own object, a
-    // `toUser` that caches one per user let a later login's device stand for an earlier one's,
-    // and made another session's check (whose user `getUser` loads) read a login's device.
-    const verifiedWith = new WeakMap<object, string>()
+    // code's, device), by the returned object, for `Session.stepUp` to record: that device, not
+    // whichever the user has by the time it asks (django-otp's `otp_login(request, device)` stores
+    // the device that matched the token). A plain object is answered as a copy of `toUser`'s
+    // (`ownCopy`), so its entry belongs to one authentication; any other object (a class instance,
+    // perhaps cached by `toUser`) is answered as it is, and one that answered two authentications
+    // with different devices before a step-up read it vouches for neither (`ambiguous`).
+    const verifiedWith = new WeakMap<object, string | typeof ambiguous>()
 
     // The user's confirmed device, named by a digest of its secret: a new enrolment always has a
-    // new secret, so a device removed and enrolled again is another device. For a user this backend
-    // has just authenticated, none when the device the code was checked against is no longer the
-    // user's: replaced between the check and the step-up, it vouches for nothing (before, the
-    // session recorded the replacement and kept its second factor while that device stayed).
+    // new secret, so a device removed and enrolled again is another device. What a session's second
+    // factor is held against on every request: the device as it is now, whatever logins happened.
     const secondFactorDevice = (user: User): Effect.Effect<Option.Option<string>, AuthError.TransportError> =>
       Effect.map(
         Effect.mapError(devices.get(user.id), transport),
-        (device) => {
-          const current = Option.map(Option.filter(device, (d) => d.confirmed), deviceIdentity)
-          const verified = typeof user === "object" && user !== null ? verifiedWith.get(user) : undefined
-          return verified === undefined ? current : Option.filter(current, (identity) => identity === verified)
-        }
+        (device) => Option.map(Option.filter(device, (d) => d.confirmed), deviceIdentity)
       )
+
+    // The device that verified the authentication which answered `user`, read once: none when that
+    // device is no longer the user's (replaced between the code's check and the step-up: before,
+    // the session recorded the replacement and kept its second factor while it stayed), when it
+    // cannot be told, or when `user` is no object this backend answered.
+    const verifiedDevice = (user: User): Effect.Effect<Option.Option<string>, AuthError.TransportError> =>
+      Effect.suspend(() => {
+        const verified = typeof user === "object" && user !== null ? verifiedWith.get(user) : undefined
+        if (verified !== undefined) verifiedWith.delete(user)
+        if (verified === undefined || verified === ambiguous) return Effect.succeedNone
+        return Effect.map(secondFactorDevice(user), Option.filter((identity) => identity === verified))
+      })
 
     return AuthBackend.make({
       id: backendId,
@@ -284,6 +302,7 @@ export const make = (
       getUser,
       secondFactor: true,
       secondFactorDevice,
+      verifiedDevice,
       ...(options.policy === undefined ? {} : { policy: options.policy })
     })
   })
