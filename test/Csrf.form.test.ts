@@ -12,6 +12,7 @@ import * as Stream from "effect/Stream"
 import * as Csrf from "../src/http/Csrf.js"
 import * as CurrentUser from "../src/http/CurrentUser.js"
 import * as HttpAuth from "../src/http/HttpAuth.js"
+import * as FormBody from "../src/internal/http/formBody.js"
 import { call, login, routerLogin, serve, serveApp } from "./utils/httpAuthServer.js"
 
 const form = (fields: Record<string, string>) => ({
@@ -260,4 +261,31 @@ describe("Csrf: the token of a POSTed form (plain router)", () => {
       }))
       expect(wrong.status).toBe(403)
     })))
+})
+
+describe("Csrf: the bytes of a form the check read, behind a web handler", () => {
+  // `Request.text()` (HttpServerRequest.fromWeb, as toWebHandler makes requests) drops a leading
+  // byte order mark, and leaves no U+FFFD behind: before, the app's arrayBuffer lost the 3 bytes.
+  const webRequest = (bytes: Uint8Array) =>
+    HttpServerRequest.fromWeb(
+      new Request("http://localhost/forms", {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", "content-length": String(bytes.length) },
+        body: bytes
+      })
+    )
+  const form = new TextEncoder().encode("csrfmiddlewaretoken=abc&note=cafe")
+
+  it.effect("a leading byte order mark: the token is read, the bytes are refused rather than given back without it", () =>
+    Effect.gen(function*() {
+      const request = webRequest(new Uint8Array([0xef, 0xbb, 0xbf, ...form]))
+      expect(yield* FormBody.token(request)).toBe("abc")
+      const app = FormBody.replacement(request)!
+      expect((yield* Effect.flip(app.arrayBuffer))._tag).toBe("RequestError")
+      expect((yield* Effect.flip(Stream.runCollect(app.stream)))._tag).toBe("RequestError")
+      // a body without one comes back as it was sent
+      const plain = webRequest(form)
+      expect(yield* FormBody.token(plain)).toBe("abc")
+      expect([...new Uint8Array(yield* FormBody.replacement(plain)!.arrayBuffer)]).toEqual([...form])
+    }))
 })

@@ -196,23 +196,36 @@ class BufferedRequest extends Inspectable.Class implements HttpServerRequest.Htt
       catch: (cause) => this.#decodeError(cause)
     })
   }
-  // The body's bytes, encoded again from the text the check read: the same bytes, unless the body
-  // held bytes that are no UTF-8, which the reading replaced by U+FFFD. Those cannot be given back
-  // (a signature over the raw body would fail, a body in another charset would read wrongly), so
-  // a body whose text holds U+FFFD is a decode error here rather than other bytes than were sent.
-  // A browser's url-encoded form is ASCII (it percent-encodes the rest), so no form of theirs is.
+  // The body's bytes, encoded again from the text the check read: the same bytes, unless reading
+  // them as text changed them: bytes that are no UTF-8 become U+FFFD, and a web request's text
+  // (`Request.text()`, behind `toWebHandler`) drops a leading byte order mark. Those cannot be
+  // given back (a signature over the raw body would fail, a body in another charset would read
+  // wrongly), so a body whose text holds U+FFFD (sent or put there by the reading: which cannot be
+  // told), or whose bytes encoded again are not the `Content-Length` it announced, is a decode
+  // error here rather than other bytes than were sent. A browser's url-encoded form is ASCII (it
+  // percent-encodes the rest), so no form of theirs is.
+  #exact(): Uint8Array | undefined {
+    if (this.#text.includes("\uFFFD")) return undefined
+    const bytes = new TextEncoder().encode(this.#text)
+    const announced = this.#request.headers["content-length"]
+    return announced !== undefined && Number(announced) !== bytes.length ? undefined : bytes
+  }
   get arrayBuffer(): Effect.Effect<ArrayBuffer, HttpServerError.RequestError> {
-    return this.#text.includes("\uFFFD")
-      ? Effect.fail(this.#notExact())
-      : Effect.sync(() => new TextEncoder().encode(this.#text).buffer as ArrayBuffer)
+    return Effect.suspend(() => {
+      const bytes = this.#exact()
+      return bytes === undefined ? Effect.fail(this.#notExact()) : Effect.succeed(bytes.buffer as ArrayBuffer)
+    })
   }
   get stream(): Stream.Stream<Uint8Array, HttpServerError.RequestError> {
-    return this.#text.includes("\uFFFD")
-      ? Stream.fail(this.#notExact())
-      : Stream.sync(() => new TextEncoder().encode(this.#text))
+    return Stream.suspend(() => {
+      const bytes = this.#exact()
+      return bytes === undefined ? Stream.fail(this.#notExact()) : Stream.succeed(bytes)
+    })
   }
   #notExact() {
-    return this.#decodeError(new Error("the body held bytes that are no UTF-8: read as text, they cannot be given back as sent"))
+    return this.#decodeError(
+      new Error("the body's bytes changed when read as text (bytes that are no UTF-8, a U+FFFD, a byte order mark): they cannot be given back as sent")
+    )
   }
   // The body is a url-encoded form: read as multipart it is what the transport's parser says of
   // such a body, a parse error (and the consumed socket is never read again).
