@@ -42,9 +42,10 @@
  *   person). A binding to a user that no longer exists is removed, and the login goes on unbound;
  * - unbound: the user is found by name as above; one bound to another subject of this provider is
  *   `NoMatch("unknown-user")` and nothing is written (the takeover this closes); an unbound one
- *   passes rule 3 and is then bound to the subject: trust on first use, so users provisioned before
- *   bindings existed get theirs on their next login; a created user is bound right after it is
- *   created. Of concurrent first logins, the one whose bind lost goes on only if the winner bound
+ *   was made elsewhere (a created user is bound right after it is created) and is
+ *   `NoMatch("unknown-user")` too, nothing written, unless {@link Options.linkUnboundUsers} (or
+ *   `linkLocalUsers`): then it passes rule 3, staff and superusers excepted, and is bound to the
+ *   subject (trust on first use, for users provisioned before bindings existed). Of concurrent first logins, the one whose bind lost goes on only if the winner bound
  *   the same user, else `NoMatch("unknown-user")`.
  *
  * With `identities` but no `subject`, a user bound at the provider is refused as well
@@ -237,6 +238,20 @@ export interface Options {
    */
   readonly linkLocalUsers?: boolean | undefined
   /**
+   * With {@link Options.identities}: link a login to an existing local user of its name that no
+   * subject of the provider is bound to, and bind it (trust on first use). Default: `false`, or
+   * `linkLocalUsers`: such a login is `NoMatch("unknown-user")` and nothing is written, as
+   * django-allauth never connects a new social account to an existing user by name. A user
+   * provisioning creates is bound at once, so an unbound one found by name was made elsewhere (an
+   * admin, `createsuperuser`, a sign-up, another backend on the same store, a release before
+   * bindings), and a name the provider's user may choose (a `preferred_username`) must not log
+   * into it and take its permissions, groups and data. Bind such users yourself
+   * (`ExternalIdentities`' `bind`); set this while migrating users provisioned before bindings
+   * existed, or where two external backends share their users by name. A staff or superuser
+   * account is linked by name only with `linkLocalUsers`. Since 0.4.0.
+   */
+  readonly linkUnboundUsers?: boolean | undefined
+  /**
    * Make the user's local groups exactly the external `groups` on every login (creating missing
    * groups), as django-auth-ldap's `MIRROR_GROUPS`. An external user without `groups` keeps its
    * local groups. Default: `false`.
@@ -379,6 +394,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     const updateAttributes = options.updateAttributes ?? true
     const mirrorGroups = options.mirrorGroups ?? false
     const linkLocalUsers = options.linkLocalUsers ?? false
+    const linkUnboundUsers = options.linkUnboundUsers ?? linkLocalUsers
     // The provider's namespace named as OidcBackend names its issuer (`ExternalIdentities.providerOf`),
     // so a user bound on one path is bound on the other: `https://gitlab.com` and
     // `https://gitlab.com/` were two namespaces, and the first subject presenting a user's name
@@ -498,8 +514,11 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         ? noMatch("unknown-user")
         : Effect.zipRight(claim(user, external), update(user, external))
 
-    // Found by name by a login that could be bound (OIDC): a staff or superuser account is not
-    // linked to it, whatever its password. Django's `createsuperuser --noinput` and
+    // Found by name by a login that could be bound (OIDC), a user is linked (and bound: trust on
+    // first use) only where the app says so (`linkUnboundUsers`): by default a user made elsewhere
+    // is not the provider's to log into; the name (a `preferred_username` its owner chose) took an
+    // account with permissions or groups, and its email. A staff or superuser account is not
+    // linked whatever its password, unless `linkLocalUsers`. Django's `createsuperuser --noinput` and
     // `UserManager.createSuperuser` without a password make a superuser whose password is
     // unusable, as provisioning makes its users, so the password alone told them apart from
     // nothing: a provider account named `admin` (a `preferred_username` its owner chose) was
@@ -509,10 +528,17 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     const linkByName = (
       user: UserStore.StoredUser,
       external: ExternalUser
-    ): Effect.Effect<UserStore.StoredUser, AuthError.BackendError> =>
-      !linkLocalUsers && identities !== undefined && (user.isStaff || user.isSuperuser)
-        ? noMatch("unknown-user")
-        : link(user, external)
+    ): Effect.Effect<UserStore.StoredUser, AuthError.BackendError> => {
+      const subject = external.subject
+      if (identities === undefined || subject === undefined || linkLocalUsers) return link(user, external)
+      if (linkUnboundUsers && !user.isStaff && !user.isSuperuser) return link(user, external)
+      // Bound to this very subject since the login looked for its binding (a first login of the
+      // same subject on another instance, or a binding made meanwhile): it is this login's user.
+      return Effect.flatMap(
+        viaIdentities(identities.store.find(identities.provider, subject)),
+        (bound) => Option.isSome(bound) && bound.value === user.id ? link(user, external) : noMatch("unknown-user")
+      )
+    }
 
     // With `configureUser`, the row is created inactive and made active only once the hook has
     // passed: a refusal (or a failure) must hold on later logins, which find the row and do not
@@ -610,8 +636,11 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     // the user, a failure leaves it inactive, as documented. The look at `creating` and the entry
     // it adds are made in that fiber too, so no interruption falls between the entry and the
     // `ensuring` that removes it.
+    // Every first login is kept in `creating` (with or without the hook): a login of the same name
+    // here waits for it rather than find its row before the row is bound to its subject (a second
+    // login of the same subject, a double submit, was then a user found by name and not bound).
     const create = (external: ExternalUser) =>
-      options.configureUser === undefined ? createRow(external) : runToItsEnd(Effect.flatMap(Deferred.make<void>(), (done) => {
+      runToItsEnd(Effect.flatMap(Deferred.make<void>(), (done) => {
         const pending = whileCreating(external.username)
         if (pending !== undefined) return Effect.zipRight(pending, linkCreated(external))
         creating.set(external.username, done)

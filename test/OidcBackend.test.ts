@@ -545,7 +545,7 @@ describe("OidcBackend: users bound to the provider's sub", () => {
       }).pipe(Effect.provide(withBackend(p.issuer)))
     }))
 
-  it.scopedLive("a user provisioned before bindings is bound on its first login (trust on first use); then another sub of the same name is refused", () =>
+  it.scopedLive("with linkUnboundUsers, a user provisioned before bindings is bound on its first login (trust on first use); then another sub of the same name is refused", () =>
     Effect.gen(function*() {
       const p = yield* fakeProvider
       yield* Effect.gen(function*() {
@@ -558,6 +558,26 @@ describe("OidcBackend: users bound to the provider's sub", () => {
         expect(yield* loginAs(p, { sub: "subject-other", preferred_username: "bob", email: "other@example.com" })).toBe("unknown-user")
         expect((yield* stored("bob")).email).toBe("bob@example.com")
         expect(yield* loginAs(p, { sub: "subject-bob", preferred_username: "bob" })).toBe("success:bob")
+      }).pipe(Effect.provide(withBackend(p.issuer, { linkUnboundUsers: true })))
+    }))
+
+  // A user made elsewhere (an admin, a sign-up, another backend) with no usable password and
+  // permissions of its own: before, a provider account that chose its name was bound to it and
+  // took its permissions and email (the reviewer's perm-takeover.ts).
+  it.scopedLive("by default an existing user no subject is bound to is not linked by name: refused, nothing written or bound", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      yield* Effect.gen(function*() {
+        const users = yield* UserStore.UserStore
+        const ops = yield* Effect.orDie(users.create({ username: "ops", email: "ops@example.com" }))
+        yield* Effect.orDie(users.createPermission("auth.change_user"))
+        yield* Effect.orDie(users.grantPermission(ops.id, "auth.change_user"))
+        expect(yield* loginAs(p, { sub: "mallory", preferred_username: "ops", email: "mallory@attacker.example" })).toBe("unknown-user")
+        expect(yield* boundTo(p, "mallory")).toEqual(Option.none())
+        expect((yield* stored("ops")).email).toBe("ops@example.com")
+        // a new name is created and bound as before
+        expect(yield* loginAs(p, { sub: "newcomer", preferred_username: "newcomer" })).toBe("success:newcomer")
+        expect(Option.isSome(yield* boundTo(p, "newcomer"))).toBe(true)
       }).pipe(Effect.provide(withBackend(p.issuer)))
     }))
 

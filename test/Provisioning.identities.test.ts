@@ -95,7 +95,7 @@ describe("Provisioning with bindings", () => {
   // Django's `createsuperuser --noinput` makes a superuser whose password is unusable, as
   // provisioning makes its users: by the password alone, a provider account named `admin` was
   // linked to it, bound, and wrote its email over the superuser's (the reviewer's e2e_oidc.ts).
-  it.effect("a staff or superuser account found by name is not linked whatever its password; an admin's binding or linkLocalUsers links it", () =>
+  it.effect("a staff or superuser account found by name is not linked whatever its password (nor any user made elsewhere by default); an admin's binding or linkLocalUsers links it", () =>
     Effect.gen(function*() {
       const store = yield* UserStore.UserStore
       const admin = yield* Effect.orDie(store.create({ username: "admin", email: "admin@site.org", isStaff: true, isSuperuser: true }))
@@ -114,9 +114,14 @@ describe("Provisioning with bindings", () => {
       const trusting = yield* provisioner({ linkLocalUsers: true })
       expect(yield* outcome(trusting.provision({ username: "editor", subject: "ed" }))).toBe("success:editor")
       expect(yield* boundTo("ed")).toEqual(Option.some(editor.id))
-      // a user without those flags and without a usable password is linked as before
+      // a user without those flags and without a usable password, made elsewhere: not linked by
+      // default; with linkUnboundUsers (trust on first use) it is, and a staff account still not
       yield* Effect.orDie(store.create({ username: "plain" }))
-      expect(yield* outcome(users.provision({ username: "plain", subject: "p" }))).toBe("success:plain")
+      expect(yield* outcome(users.provision({ username: "plain", subject: "p" }))).toBe("unknown-user")
+      expect(yield* boundTo("p")).toEqual(Option.none())
+      const onFirstUse = yield* provisioner({ linkUnboundUsers: true })
+      expect(yield* outcome(onFirstUse.provision({ username: "plain", subject: "p" }))).toBe("success:plain")
+      expect(yield* outcome(onFirstUse.provision({ username: "admin", subject: "mallory" }))).toBe("unknown-user")
       // without bindings (a directory's names: LDAP, a remote user), as before
       const byName = yield* Provisioning.make({ backendId: "ldap" })
       expect(yield* outcome(byName.provision({ username: "editor" }))).toBe("success:editor")

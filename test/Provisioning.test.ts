@@ -564,12 +564,13 @@ const concurrency = (name: string, store: () => Layer.Layer<UserStore.UserStore,
         }).pipe(Effect.provide(holdingLookup(hold).pipe(Layer.provideMerge(store()))))
       }))
 
-    it.effect("when every login reads before any creates, 19 creates lose and carry on with the winner's row", () => {
+    it.effect("when every login reads before any creates (20 instances), 19 creates lose and carry on with the winner's row", () => {
       const forced = { attempts: 0, conflicts: 0 }
       return Effect.gen(function*() {
-        const users = yield* make({ mirrorGroups: true })
+        // one provisioner per login: app instances, which share no in-process bookkeeping
+        const instances = yield* Effect.all(Array.from({ length: 20 }, () => make({ mirrorGroups: true })))
         const results = yield* Effect.all(
-          Array.from({ length: 20 }, () => users.provision({ username: "oscar", firstName: "Oscar", groups: ["staff"] })),
+          instances.map((users) => users.provision({ username: "oscar", firstName: "Oscar", groups: ["staff"] })),
           { concurrency: "unbounded" }
         )
         expect(forced).toEqual({ attempts: 20, conflicts: 19 })
@@ -577,6 +578,22 @@ const concurrency = (name: string, store: () => Layer.Layer<UserStore.UserStore,
         expect(yield* userCount).toBe(1)
         expect(results.every((user) => user.firstName === "Oscar")).toBe(true)
         expect(yield* groupsOf(results[0]!.id)).toEqual(["staff"])
+      }).pipe(Effect.provide(countingCreates(forced, 20).pipe(Layer.provideMerge(store()))))
+    })
+
+    // On one instance, a first login of a name waits for the one already creating it (with or
+    // without configureUser), so that a second login of the same subject finds the row bound.
+    it.effect("on one instance, 20 concurrent first logins of one name create once and all get the row", () => {
+      const forced = { attempts: 0, conflicts: 0 }
+      return Effect.gen(function*() {
+        const users = yield* make({ mirrorGroups: true })
+        const results = yield* Effect.all(
+          Array.from({ length: 20 }, () => users.provision({ username: "olga", firstName: "Olga", groups: ["staff"] })),
+          { concurrency: "unbounded" }
+        )
+        expect(forced).toEqual({ attempts: 1, conflicts: 0 })
+        expect(new Set(results.map((user) => user.id)).size).toBe(1)
+        expect(yield* userCount).toBe(1)
       }).pipe(Effect.provide(countingCreates(forced, 20).pipe(Layer.provideMerge(store()))))
     })
   })

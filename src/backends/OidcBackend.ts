@@ -22,8 +22,9 @@
  * chosen, or released and taken, by someone else logs into nobody (`NoMatch("unknown-user")`).
  * Since 0.3.0 the backend requires the `ExternalIdentities` service (`ExternalIdentities.layerMemory`,
  * `SqlExternalIdentities.layer`): a breaking change of the 0.x series, made so that the secure
- * behaviour is the default. Users provisioned before have no binding yet and are bound on their
- * next login (trust on first use).
+ * behaviour is the default. Users provisioned before have no binding yet: bind them
+ * (`ExternalIdentities`' `bind`), or let their next login bind them (`linkUnboundUsers`, trust on
+ * first use); by default a login never links to an existing user no subject is bound to.
  *
  * Outcomes: the provider down, slow or answering garbage is a `TransportError` (503), and so is a
  * callback on which it says it failed (`error=server_error` or `error=temporarily_unavailable`,
@@ -219,6 +220,16 @@ export interface Options {
    * `preferred_username` the user may choose). See `Provisioning.Options.linkLocalUsers`.
    */
   readonly linkLocalUsers?: boolean | undefined
+  /**
+   * Let a first login link to (and bind) an existing local user of its username that no subject
+   * of this provider is bound to yet: users provisioned before bindings existed, or shared with
+   * another backend by name. Default: `false` (`linkLocalUsers` when that is set): such a login is
+   * `NoMatch("unknown-user")`; bind those users yourself (`ExternalIdentities`' `bind`). See
+   * `Provisioning.Options.linkUnboundUsers`.
+   *
+   * @since 0.4.0
+   */
+  readonly linkUnboundUsers?: boolean | undefined
   /** How long one request to the provider may take. Default: 10 seconds. */
   readonly timeout?: Duration.DurationInput | undefined
   /** How long the discovery document is kept. Default: 1 hour. */
@@ -506,6 +517,7 @@ export const make = (
       backendId: id,
       createUnknownUser: options.createUnknownUser,
       linkLocalUsers: options.linkLocalUsers,
+      linkUnboundUsers: options.linkUnboundUsers,
       mirrorGroups: options.groupsClaim !== undefined,
       identities: { store: identities, provider },
       toUser: options.toUser
