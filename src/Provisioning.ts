@@ -96,6 +96,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as AuthError from "./AuthError.js"
 import * as ExternalIdentities from "./ExternalIdentities.js"
@@ -585,7 +586,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         Effect.flatMap((created) =>
           Effect.zipRight(
             // bound at once, so the subject's next login finds it by its binding
-            Effect.zipRight(claim(created, external), mirror(created, external)),
+            Effect.zipRight(bindCreated(created, external), mirror(created, external)),
             options.configureUser === undefined ? Effect.succeed(created) : configure(options.configureUser, created, external)
           )
         ),
@@ -594,11 +595,38 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         viaStore
       )
 
+    // The row of a name another login created first, or that came into being between this login's
+    // lookup and its insert: settled as a user found by name (`linkByName`), so a row an admin,
+    // `createsuperuser` or another backend made meanwhile is no more this login's than one made
+    // before it (before, `link` bound it to the login's subject); a first login of the same
+    // subject finds it bound to that subject.
     const linkCreated = (external: ExternalUser) =>
       Effect.flatMap(find(external.username), Option.match({
         onNone: () => Effect.fail(transport(`user ${JSON.stringify(external.username)} vanished while being created`)),
-        onSome: (user) => link(user, external)
+        onSome: (user) => linkByName(user, external)
       }))
+
+    // The binding of a user this login just created. The user store and the binding store are two
+    // writes: a binding store that fails between them left the user unbound, and every later login
+    // of the subject was refused (an unbound user found by name). Asked again a few times on a
+    // TransportError; past that the login fails, and a warning names the user and the subject for
+    // an administrator to bind (`ExternalIdentities`' `bind`).
+    const bindCreated = (created: UserStore.StoredUser, external: ExternalUser) =>
+      claim(created, external).pipe(
+        Effect.retry({
+          times: 3,
+          schedule: Schedule.exponential("100 millis"),
+          while: (error) => error._tag === "TransportError"
+        }),
+        Effect.tapError((error) =>
+          error._tag === "TransportError" && identities !== undefined
+            ? Effect.logWarning(
+              `effect-auth: user ${created.id} (${JSON.stringify(created.username)}) was created but not bound to subject ` +
+                `${JSON.stringify(external.subject)} of ${identities.provider}; bind it (ExternalIdentities.bind) or the subject's logins are refused`
+            )
+            : Effect.void
+        )
+      )
 
     // First logins this process is configuring, by username: a concurrent login of the same user
     // here waits for the hook instead of finding the row inactive (another instance's logins are
