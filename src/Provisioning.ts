@@ -531,7 +531,11 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
       external: ExternalUser
     ): Effect.Effect<UserStore.StoredUser, AuthError.BackendError> => {
       const subject = external.subject
-      if (identities === undefined || subject === undefined || linkLocalUsers) return link(user, external)
+      if (identities === undefined || linkLocalUsers) return link(user, external)
+      // A login without a subject cannot be bound, and reaches only users no subject is bound to
+      // (`claim`): as without bindings, but never a staff or superuser account (before, it took a
+      // `createsuperuser --noinput` superuser, which this rule refuses to every login by name).
+      if (subject === undefined) return user.isStaff || user.isSuperuser ? noMatch("unknown-user") : link(user, external)
       if (linkUnboundUsers && !user.isStaff && !user.isSuperuser) return link(user, external)
       // Bound to this very subject since the login looked for its binding (a first login of the
       // same subject on another instance, or a binding made meanwhile): it is this login's user.
@@ -632,6 +636,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     // here waits for the hook instead of finding the row inactive (another instance's logins are
     // refused until it has passed).
     const creating = new Map<string, Deferred.Deferred<void>>()
+    const creatingSubjects = new Map<string, Deferred.Deferred<void>>()
     // How many of those first logins have ended: a lookup that overlapped one may have read the
     // row while it was still inactive (on a pool, the read can run before the hook's activation
     // commits and answer after the login has left `creating`), so such a lookup is read again.
@@ -667,19 +672,34 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     // Every first login is kept in `creating` (with or without the hook): a login of the same name
     // here waits for it rather than find its row before the row is bound to its subject (a second
     // login of the same subject, a double submit, was then a user found by name and not bound).
-    const create = (external: ExternalUser) =>
+    // So is its subject (`creatingSubjects`): a first login of the same subject under another name
+    // (renamed at the provider between two authorizations) waits for it and then finds the
+    // subject bound, where both created a row and the loser's was left unbound, its name refused
+    // to every other subject. Across instances such a row can still be left (see the docs).
+    const create = (external: ExternalUser): Effect.Effect<UserStore.StoredUser, AuthError.BackendError> =>
       runToItsEnd(Effect.flatMap(Deferred.make<void>(), (done) => {
         const pending = whileCreating(external.username)
         if (pending !== undefined) return Effect.zipRight(pending, linkCreated(external))
+        const subject = identities === undefined ? undefined : external.subject
+        const sameSubject = subject === undefined ? undefined : creatingSubjects.get(subject)
+        if (sameSubject !== undefined) return Effect.zipRight(Deferred.await(sameSubject), Effect.suspend(() => userFor(external)))
         creating.set(external.username, done)
+        if (subject !== undefined) creatingSubjects.set(subject, done)
+        // A first login of the subject that ended between this login's lookup and here has bound
+        // it: this login is that user (looked up again once this entry is gone, so a lookup that
+        // finds nobody after all creates without waiting for itself).
+        const boundMeanwhile = subject === undefined || identities === undefined
+          ? Effect.succeed(false)
+          : Effect.map(viaIdentities(identities.store.find(identities.provider, subject)), Option.isSome)
         return Effect.ensuring(
-          createRow(external),
+          Effect.flatMap(boundMeanwhile, (meanwhile) => meanwhile ? Effect.succeedNone : Effect.asSome(createRow(external))),
           Effect.suspend(() => {
             firstLoginsEnded++
             creating.delete(external.username)
+            if (subject !== undefined) creatingSubjects.delete(subject)
             return Deferred.succeed(done, undefined)
           })
-        )
+        ).pipe(Effect.flatMap(Option.match({ onNone: () => userFor(external), onSome: Effect.succeed })))
       }))
 
     // The user `subject` is bound to, by id. A binding to a user that no longer exists is removed
@@ -710,6 +730,15 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     const provision = (raw: ExternalUser): Effect.Effect<UserStore.StoredUser, AuthError.BackendError> =>
       Effect.gen(function*() {
         const external = yield* decode(raw)
+        const user = yield* userFor(external)
+        // Django's user_can_authenticate, after configure_user as in RemoteUserBackend.
+        if (!user.isActive || external.isActive === false) return yield* noMatch("inactive-user")
+        return issuedBy(store, user)
+      }).pipe(Effect.withSpan("effect-auth.provision", { attributes: { backend }, captureStackTrace: false }))
+
+    // The user a decoded login is: by its binding, by name, or created.
+    const userFor = (external: ExternalUser): Effect.Effect<UserStore.StoredUser, AuthError.BackendError> =>
+      Effect.gen(function*() {
         const endedBefore = firstLoginsEnded
         const viaBinding = identities === undefined || external.subject === undefined
           ? Option.none<UserStore.StoredUser>()
@@ -728,10 +757,8 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
             user = yield* create(external)
           }
         }
-        // Django's user_can_authenticate, after configure_user as in RemoteUserBackend.
-        if (!user.isActive || external.isActive === false) return yield* noMatch("inactive-user")
-        return issuedBy(store, user)
-      }).pipe(Effect.withSpan("effect-auth.provision", { attributes: { backend }, captureStackTrace: false }))
+        return user
+      })
 
     const loadUser = (userId: string): Effect.Effect<Option.Option<User>, AuthError.TransportError> =>
       store.findById(userId).pipe(

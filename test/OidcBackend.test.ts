@@ -561,6 +561,29 @@ describe("OidcBackend: users bound to the provider's sub", () => {
       }).pipe(Effect.provide(withBackend(p.issuer, { linkUnboundUsers: true })))
     }))
 
+  // A binding a JWT hook stored under the issuer as written (here without the trailing slash
+  // OidcBackend's namespace has): before, OidcBackend passed the normalised name to Provisioning,
+  // which then never read it: the owner was refused, and with linkUnboundUsers another subject
+  // presenting the name was bound to the user (the reviewer's formerly.ts).
+  it.scopedLive("bindings stored under the issuer as written are read: the owner logs in, another subject is refused", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      expect(namespace(p)).not.toBe(p.issuer)
+      for (const linkUnboundUsers of [false, true]) {
+        yield* Effect.gen(function*() {
+          const users = yield* UserStore.UserStore
+          const identities = yield* ExternalIdentities.ExternalIdentities
+          const alice = yield* Effect.orDie(users.create({ username: "alice", email: "alice@corp.example" }))
+          expect(yield* Effect.orDie(identities.bind(p.issuer, "subject-7", alice.id))).toBe(true)
+          expect(yield* loginAs(p, { sub: "subject-8", preferred_username: "alice", email: "mallory@attacker.example" })).toBe("unknown-user")
+          expect((yield* stored("alice")).email).toBe("alice@corp.example")
+          expect(yield* loginAs(p, { sub: "subject-7", preferred_username: "alice" })).toBe("success:alice")
+          // bound under OidcBackend's own name too, from then on
+          expect(yield* boundTo(p, "subject-7")).toEqual(Option.some(alice.id))
+        }).pipe(Effect.provide(withBackend(p.issuer, { linkUnboundUsers })))
+      }
+    }))
+
   // A user made elsewhere (an admin, a sign-up, another backend) with no usable password and
   // permissions of its own: before, a provider account that chose its name was bound to it and
   // took its permissions and email (the reviewer's perm-takeover.ts).

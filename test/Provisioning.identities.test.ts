@@ -255,6 +255,42 @@ describe("Provisioning with bindings", () => {
       expect(yield* outcome(users.provision({ username: "erin", subject: "e" }))).toBe("success:erin")
     }).pipe(Effect.provide(MemoryUserStore.layer)))
 
+  // A login without a subject cannot be bound: it reached users by name through `link`, which
+  // only checks for a usable password, and took a `createsuperuser --noinput` superuser (the
+  // reviewer's subjectless-superuser.ts).
+  it.effect("a login without a subject never reaches a staff or superuser account by name; a plain unbound user as before", () =>
+    Effect.gen(function*() {
+      const store = yield* UserStore.UserStore
+      yield* Effect.orDie(store.create({ username: "admin", email: "admin@site.org", isStaff: true, isSuperuser: true }))
+      yield* Effect.orDie(store.create({ username: "editor", isStaff: true }))
+      const users = yield* provisioner()
+      for (const username of ["admin", "editor"]) {
+        expect(yield* outcome(users.provision({ username, email: "mallory@attacker.example" }))).toBe("unknown-user")
+      }
+      expect((yield* user("admin")).email).toBe("admin@site.org")
+      yield* Effect.orDie(store.create({ username: "plain" }))
+      expect(yield* outcome(users.provision({ username: "plain" }))).toBe("success:plain")
+    }).pipe(Effect.provide(stores)))
+
+  // One subject's first logins under two names (renamed at the provider between two
+  // authorizations): both created a row, and the loser's was left unbound, its name refused to
+  // every other subject (the reviewer's races.ts: 30 of 30).
+  it.effect("on one instance, first logins of one subject under two names make one user; the other waits and logs into it", () =>
+    Effect.gen(function*() {
+      const users = yield* provisioner()
+      for (let round = 0; round < 5; round++) {
+        const results = yield* Effect.all(
+          [`first${round}`, `second${round}`].map((username) => outcome(users.provision({ username, subject: `s${round}` }))),
+          { concurrency: "unbounded" }
+        )
+        const all = yield* Effect.flatMap(UserStore.UserStore, (store) => Effect.orDie(store.list()))
+        expect(all).toHaveLength(round + 1)
+        // both logins are the one user, whichever name made it
+        expect(new Set(results).size).toBe(1)
+        expect(results[0]).toMatch(/^success:(first|second)\d$/)
+      }
+    }).pipe(Effect.provide(stores)))
+
   it.effect("the binding store failing is a TransportError of the backend, and no user is created", () =>
     Effect.gen(function*() {
       const failing = ExternalIdentities.make({

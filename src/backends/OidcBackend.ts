@@ -519,7 +519,11 @@ export const make = (
       linkLocalUsers: options.linkLocalUsers,
       linkUnboundUsers: options.linkUnboundUsers,
       mirrorGroups: options.groupsClaim !== undefined,
-      identities: { store: identities, provider },
+      // the issuer as written: Provisioning names it through `providerOf` and still reads the
+      // bindings a JWT hook stored under the name as written (before, the normalised name was
+      // passed, and those bindings were not read: their users' logins were refused, and with
+      // `linkUnboundUsers` another subject presenting the name was bound to them)
+      identities: { store: identities, provider: options.issuer },
       toUser: options.toUser
     })
 
