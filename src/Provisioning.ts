@@ -48,9 +48,11 @@
  *   subject (trust on first use, for users provisioned before bindings existed). Of concurrent first logins, the one whose bind lost goes on only if the winner bound
  *   the same user, else `NoMatch("unknown-user")`.
  *
- * With `identities` but no `subject`, a user bound at the provider is refused as well
- * (`NoMatch("unknown-user")`): a bound user is reached only through its binding. The binding
- * store's failures are `TransportError`s, as the user store's are.
+ * With `identities`, a login without a `subject` is refused (`NoMatch("unknown-user")`, nothing
+ * written; `OidcBackend` requires one too): it could not be bound, so it would reach users by name
+ * and create users its next login is refused; with `linkLocalUsers` (the provider owns the local
+ * names) it goes by name, never to a bound user. The binding store's failures are
+ * `TransportError`s, as the user store's are.
  *
  * The local `isActive` flag belongs to the site: provisioning sets it only when it creates the
  * user and never turns it back on, so deactivating a user in the store locks them out of every
@@ -532,10 +534,8 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     ): Effect.Effect<UserStore.StoredUser, AuthError.BackendError> => {
       const subject = external.subject
       if (identities === undefined || linkLocalUsers) return link(user, external)
-      // A login without a subject cannot be bound, and reaches only users no subject is bound to
-      // (`claim`): as without bindings, but never a staff or superuser account (before, it took a
-      // `createsuperuser --noinput` superuser, which this rule refuses to every login by name).
-      if (subject === undefined) return user.isStaff || user.isSuperuser ? noMatch("unknown-user") : link(user, external)
+      // (a login without a subject is refused before it looks: `userFor`)
+      if (subject === undefined) return noMatch("unknown-user")
       if (linkUnboundUsers && !user.isStaff && !user.isSuperuser) return link(user, external)
       // Bound to this very subject since the login looked for its binding (a first login of the
       // same subject on another instance, or a binding made meanwhile): it is this login's user.
@@ -739,6 +739,13 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     // The user a decoded login is: by its binding, by name, or created.
     const userFor = (external: ExternalUser): Effect.Effect<UserStore.StoredUser, AuthError.BackendError> =>
       Effect.gen(function*() {
+        // With bindings a login names its subject, as `OidcBackend` requires: one without could
+        // not be bound, so it reached users by name (a `createsuperuser --noinput` superuser, an
+        // account with permissions made by an admin) and created users its next login was refused
+        // (staff: never linked by name). Refused, nothing written, unless the provider owns the
+        // local names (`linkLocalUsers`); tokens that may lack `sub` are provisioned without
+        // `identities`.
+        if (identities !== undefined && external.subject === undefined && !linkLocalUsers) return yield* noMatch("unknown-user")
         const endedBefore = firstLoginsEnded
         const viaBinding = identities === undefined || external.subject === undefined
           ? Option.none<UserStore.StoredUser>()

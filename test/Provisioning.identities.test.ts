@@ -127,13 +127,17 @@ describe("Provisioning with bindings", () => {
       expect(yield* outcome(byName.provision({ username: "editor" }))).toBe("success:editor")
     }).pipe(Effect.provide(stores)))
 
-  it.effect("with bindings, a login without a subject never reaches a bound user by name; an unbound one as before", () =>
+  it.effect("with bindings, a login without a subject is refused and writes nothing; with linkLocalUsers it goes by name, never to a bound user", () =>
     Effect.gen(function*() {
       const users = yield* provisioner()
       yield* users.provision({ username: "alice", subject: "a" })
       expect(yield* outcome(users.provision({ username: "alice" }))).toBe("unknown-user")
-      expect(yield* outcome(users.provision({ username: "bob" }))).toBe("success:bob")
-      expect(yield* outcome(users.provision({ username: "bob" }))).toBe("success:bob")
+      expect(yield* outcome(users.provision({ username: "bob" }))).toBe("unknown-user")
+      expect(yield* Effect.flatMap(UserStore.UserStore, (store) => Effect.orDie(store.findByUsername("bob")))).toEqual(Option.none())
+      const byName = yield* provisioner({ linkLocalUsers: true })
+      expect(yield* outcome(byName.provision({ username: "alice" }))).toBe("unknown-user")
+      expect(yield* outcome(byName.provision({ username: "bob" }))).toBe("success:bob")
+      expect(yield* outcome(byName.provision({ username: "bob" }))).toBe("success:bob")
       const bob = yield* user("bob")
       expect(yield* Effect.flatMap(ExternalIdentities.ExternalIdentities, (store) => Effect.orDie(store.subjectOf(provider, bob.id))))
         .toEqual(Option.none())
@@ -258,18 +262,23 @@ describe("Provisioning with bindings", () => {
   // A login without a subject cannot be bound: it reached users by name through `link`, which
   // only checks for a usable password, and took a `createsuperuser --noinput` superuser (the
   // reviewer's subjectless-superuser.ts).
-  it.effect("a login without a subject never reaches a staff or superuser account by name; a plain unbound user as before", () =>
+  // (and an account with permissions made by an admin: the reviewer's subjectless-perm.ts; and a
+  // staff user it created itself was refused on its next login: subjectless-staff.ts)
+  it.effect("a login without a subject never reaches an account by name, a staff or superuser one included, and creates none", () =>
     Effect.gen(function*() {
       const store = yield* UserStore.UserStore
       yield* Effect.orDie(store.create({ username: "admin", email: "admin@site.org", isStaff: true, isSuperuser: true }))
-      yield* Effect.orDie(store.create({ username: "editor", isStaff: true }))
+      const ops = yield* Effect.orDie(store.create({ username: "ops", email: "ops@corp.example" }))
+      yield* Effect.orDie(store.createPermission("auth.change_user"))
+      yield* Effect.orDie(store.grantPermission(ops.id, "auth.change_user"))
       const users = yield* provisioner()
-      for (const username of ["admin", "editor"]) {
+      for (const username of ["admin", "ops"]) {
         expect(yield* outcome(users.provision({ username, email: "mallory@attacker.example" }))).toBe("unknown-user")
       }
       expect((yield* user("admin")).email).toBe("admin@site.org")
-      yield* Effect.orDie(store.create({ username: "plain" }))
-      expect(yield* outcome(users.provision({ username: "plain" }))).toBe("success:plain")
+      expect((yield* user("ops")).email).toBe("ops@corp.example")
+      expect(yield* outcome(users.provision({ username: "newstaff", isStaff: true }))).toBe("unknown-user")
+      expect(yield* Effect.flatMap(UserStore.UserStore, (s) => Effect.orDie(s.findByUsername("newstaff")))).toEqual(Option.none())
     }).pipe(Effect.provide(stores)))
 
   // One subject's first logins under two names (renamed at the provider between two
