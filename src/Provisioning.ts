@@ -517,17 +517,14 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         ? noMatch("unknown-user")
         : Effect.zipRight(claim(user, external), update(user, external))
 
-    // Found by name by a login that could be bound (OIDC), a user is linked (and bound: trust on
-    // first use) only where the app says so (`linkUnboundUsers`): by default a user made elsewhere
-    // is not the provider's to log into; the name (a `preferred_username` its owner chose) took an
-    // account with permissions or groups, and its email. A staff or superuser account is not
-    // linked whatever its password, unless `linkLocalUsers`. Django's `createsuperuser --noinput` and
-    // `UserManager.createSuperuser` without a password make a superuser whose password is
-    // unusable, as provisioning makes its users, so the password alone told them apart from
-    // nothing: a provider account named `admin` (a `preferred_username` its owner chose) was
-    // linked to the site's superuser, bound to it, and wrote its email over the superuser's. Such
-    // an account is bound by an administrator (`ExternalIdentities`' `bind`), or `linkLocalUsers`
-    // says the provider owns the local names.
+    // A user found by name, with bindings (OIDC): this login's if bound to its subject meanwhile;
+    // else linked (and bound: trust on first use) only where the app says so (`linkUnboundUsers`),
+    // and a staff or superuser account not even then, but with `linkLocalUsers` (the provider owns
+    // the local names). A user provisioning creates is bound at once, so an unbound one was made
+    // elsewhere, and an unusable password tells nothing: Django's `createsuperuser --noinput` makes
+    // a superuser with one, as provisioning makes its users. Before, a provider account that chose
+    // the name (`admin`, a `preferred_username`) was linked to such a user, bound to it, and wrote
+    // its email over the user's. An administrator binds such an account (`ExternalIdentities`' `bind`).
     const linkByName = (
       user: UserStore.StoredUser,
       external: ExternalUser

@@ -295,22 +295,20 @@ const fieldOf = (what: string, raw: unknown, key: string): unknown =>
 const storedDevice = (found: Option.Option<Device>): Effect.Effect<Option.Option<Device>, TotpStoreError> => {
   try {
     if (Option.isNone(found)) return Effect.succeed(found)
-    const { algorithm, digits, drift, period } = found.value
     // `null` is absent, as a store of your own may pass a row's NULL columns through (a device
     // enrolled before the parameters were kept): the device is answered without them.
     const absent = (value: unknown) => value === null ? undefined : value
-    digitsOf(absent(digits))
-    periodOf(absent(period))
-    algorithmOf(absent(algorithm))
-    driftOf(absent(drift))
-    if (digits !== null && period !== null && algorithm !== null && drift !== null) return Effect.succeed(found)
-    const { algorithm: _a, digits: _d, drift: _r, period: _p, ...rest } = found.value
+    const { algorithm: rawAlgorithm, digits: rawDigits, drift: rawDrift, period: rawPeriod, ...rest } = found.value
+    const digits = digitsOf(absent(rawDigits))
+    const period = periodOf(absent(rawPeriod))
+    const algorithm = algorithmOf(absent(rawAlgorithm))
+    const drift = driftOf(absent(rawDrift))
     return Effect.succeed(Option.some({
       ...rest,
-      ...(digits !== null && digits !== undefined && { digits }),
-      ...(period !== null && period !== undefined && { period }),
-      ...(algorithm !== null && algorithm !== undefined && { algorithm }),
-      ...(drift !== null && drift !== undefined && { drift })
+      ...(digits !== undefined && { digits }),
+      ...(period !== undefined && { period }),
+      ...(algorithm !== undefined && { algorithm }),
+      ...(drift !== undefined && { drift })
     }))
   } catch (error) {
     const message = error instanceof Refused ? error.message : "the device could not be read"

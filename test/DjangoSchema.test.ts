@@ -228,6 +228,17 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
   describe.skipIf(engine.skip)(`a Django ${django.version} site's database on ${engine.name}`, () => {
     const site = (action: string, db: Db, extra: object = {}) => siteOf(action, db, extra, django)
     const chain = (store: Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, unknown>) => chainOf(store, django)
+    // Sessions in Django's format on the site's django_session, signed with `secret`, verified also
+    // under `fallbackSecrets` (SECRET_KEY_FALLBACKS).
+    const rotating = (
+      store: Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, unknown>,
+      secret: Redacted.Redacted<string>,
+      fallbackSecrets: ReadonlyArray<Redacted.Redacted<string>>
+    ) =>
+      Session.layer({ secret, fallbackSecrets, format: "django" }).pipe(
+        Layer.provideMerge(DjangoSessionStore.layer({ secret, fallbackSecrets })),
+        Layer.provideMerge(chain(store))
+      )
     const iterations = presetOf(django).pbkdf2!.iterations!
     // A seeded site, and the session service on its own django_session table.
     const sessionSite = Effect.gen(function*() {
@@ -767,11 +778,7 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
             const before = Redacted.make("django-site-secret")
             const after = Redacted.make("the-rotated-django-secret")
             const live = (secret: Redacted.Redacted<string>, fallbackSecrets: ReadonlyArray<Redacted.Redacted<string>>) =>
-              Session.layer({ secret, fallbackSecrets, format: "django" }).pipe(
-                Layer.provideMerge(DjangoSessionStore.layer({ secret, fallbackSecrets })),
-                Layer.provideMerge(chain(store()))
-              )
-            const rotated = { SECRET_KEY: "the-rotated-django-secret", SECRET_KEY_FALLBACKS: ["django-site-secret"] }
+              rotating(store(), secret, fallbackSecrets)
             const login = (username: string, password: string) =>
               Effect.flatMap(
                 AuthService.authenticate({ username, password: Redacted.make(password) }),
@@ -815,10 +822,7 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
             site("seed", db)
             const before = Redacted.make("django-site-secret")
             const after = Redacted.make(rotated.SECRET_KEY)
-            const Live = Session.layer({ secret: after, fallbackSecrets: [before], format: "django" }).pipe(
-              Layer.provideMerge(DjangoSessionStore.layer({ secret: after, fallbackSecrets: [before] })),
-              Layer.provideMerge(chain(store()))
-            )
+            const Live = rotating(store(), after, [before])
             yield* fallbackCycle((action, extra, settings) => site(action, db, { ...extra, ...(settings && { settings }) }))
               .pipe(Effect.provide(Live))
           }),

@@ -341,6 +341,15 @@ const onPostgres = (scenario: Scenario) => {
   }).pipe(Effect.scoped)
 }
 
+// Sessions in Redis under a prefix of their own, deleted after; TOTP devices in memory.
+const onRedis = (scenario: Scenario, name: string) => {
+  const keyPrefix = Redis.uniquePrefix(name)
+  return scenario(
+    () => RedisSessionStore.layer({ url: Redis.redisUrl, keyPrefix }),
+    () => TotpStore.layerMemory
+  ).pipe(Effect.ensuring(Redis.deleteKeys(keyPrefix)))
+}
+
 describe("multi-factor login over HTTP", () => {
   it.live("sessions and TOTP devices in SQLite", () => onSqlite(flow))
 
@@ -351,13 +360,7 @@ describe("multi-factor login over HTTP", () => {
 
     it.live.skipIf(Postgres.missing)("PostgreSQL", () => onPostgres(deviceGone))
 
-    it.live.skipIf(Redis.missing)("sessions in Redis", () => {
-      const keyPrefix = Redis.uniquePrefix("mfa-device")
-      return deviceGone(
-        () => RedisSessionStore.layer({ url: Redis.redisUrl, keyPrefix }),
-        () => TotpStore.layerMemory
-      ).pipe(Effect.ensuring(Redis.deleteKeys(keyPrefix)))
-    })
+    it.live.skipIf(Redis.missing)("sessions in Redis", () => onRedis(deviceGone, "mfa-device"))
   })
 
   describe("a step-up the throttle refuses unchecked is a 429 with Retry-After, a wrong code a 401", () => {
@@ -368,11 +371,5 @@ describe("multi-factor login over HTTP", () => {
     it.live.skipIf(Postgres.missing)("PostgreSQL", () => onPostgres(throttledStepUp))
   })
 
-  it.live.skipIf(Redis.missing)("sessions in Redis", () => {
-    const keyPrefix = Redis.uniquePrefix("mfa")
-    return flow(
-      () => RedisSessionStore.layer({ url: Redis.redisUrl, keyPrefix }),
-      () => TotpStore.layerMemory
-    ).pipe(Effect.ensuring(Redis.deleteKeys(keyPrefix)))
-  })
+  it.live.skipIf(Redis.missing)("sessions in Redis", () => onRedis(flow, "mfa"))
 })

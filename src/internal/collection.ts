@@ -9,8 +9,7 @@ import * as Predicate from "effect/Predicate"
  *
  * @internal
  */
-export const collectionOf = (raw: unknown): Array<unknown> | undefined =>
-  typeof raw !== "string" && Predicate.isIterable(raw) ? Array.from(raw) : undefined
+export const collectionOf = (raw: unknown): Array<unknown> | undefined => collectionWithin(raw, Infinity)
 
 /**
  * {@link collectionOf}, reading at most `max` items: a collection with more (an endless
