@@ -259,7 +259,8 @@ const legacyAlgorithms = Registry.algorithms.filter(
  *   Default (Django's): `["pbkdf2_sha256", "pbkdf2_sha1", "argon2", "bcrypt_sha256", "scrypt"]`.
  * - `pbkdf2.iterations`: default 1,200,000 (Django 6.0), for both PBKDF2 hashers.
  * - `argon2`: `timeCost` 2, `memoryCost` 102,400 KiB, `parallelism` 8 (Django's), `hashLength`
- *   32 bytes (argon2-cffi 23.1+; a Django on argon2-cffi < 23.1 wrote 16).
+ *   32 bytes (argon2-cffi 21.2.0 and later; a Django on an older argon2-cffi, such as Debian 12's
+ *   python3-argon2 21.1.0, writes 16: set `hashLength` to what the site's argon2-cffi writes).
  * - `bcrypt`: `rounds` 12; `longPasswords` `"reject"` (default) or `"truncate"` for plain `bcrypt`.
  * - `scrypt`: `workFactor` (N) 16,384, `blockSize` (r) 8, `parallelism` (p) 5, `maxmem` 32 MiB.
  * - `concurrency`: how many hashes run at once; default `os.availableParallelism()`.
@@ -374,11 +375,19 @@ export type DjangoVersion = "3.2" | "4.2" | "5.2" | "6.0"
  * when the Django site upgrades.
  *
  * - 3.2: 260,000 iterations; no scrypt (Django < 4.0 cannot read it). Argon2 hashes of 16 bytes,
- *   as argon2-cffi wrote them before 23.1 (Django 3.2's `must_update` compares against the
- *   installed argon2-cffi's default: on argon2-cffi 23.1+ set `argon2.hashLength` to 32).
+ *   as argon2-cffi wrote them before 21.2.0.
  * - 4.2: 600,000 iterations, scrypt listed last (from Django 4.0).
  * - 5.2: 1,000,000 iterations.
  * - 6.0: 1,200,000 iterations (the same as {@link defaults}).
+ *
+ * The argon2 hash length is not Django's but its argon2-cffi's: Django's `must_update` compares a
+ * hash with the installed argon2-cffi's `DEFAULT_HASH_LENGTH`, 16 bytes before argon2-cffi 21.2.0
+ * and 32 from it (RFC 9106's profile). The presets of 4.2 and later take 32; a site on an older
+ * argon2-cffi (Debian 12's python3-argon2 is 21.1.0) needs `argon2: { hashLength: 16 }` on top of
+ * its preset, and a 3.2 site on argon2-cffi 21.2.0 or later `hashLength: 32`. With argon2 first in
+ * both lists and the lengths apart, each side re-hashes the other's hash at every login, and the
+ * new hash ends the user's sessions on the other side. `python3 -c "import argon2;
+ * print(argon2.DEFAULT_HASH_LENGTH)"` on the Django host tells the length.
  *
  * @example
  * ```ts

@@ -11,7 +11,7 @@ export interface Argon2Params {
   readonly timeCost: number
   readonly memoryCost: number
   readonly parallelism: number
-  /** Raw hash length in bytes: argon2-cffi wrote 16 before 23.1, 32 since. */
+  /** Raw hash length in bytes: argon2-cffi wrote 16 before 21.2.0, 32 since. */
   readonly hashLength: number
 }
 
