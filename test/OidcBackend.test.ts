@@ -24,7 +24,7 @@ import * as TestAuth from "../src/testing/TestAuth.js"
 import * as UserStore from "../src/UserStore.js"
 import * as HttpPeer from "./utils/httpPeer.js"
 
-type Mode = "ok" | "500" | "garbage" | "slow" | "huge" | "invalid_client"
+type Mode = "ok" | "500" | "garbage" | "slow" | "huge" | "invalid_client" | "truncated"
 
 const fakeProvider = Effect.acquireRelease(
   Effect.promise(async () => {
@@ -39,6 +39,8 @@ const fakeProvider = Effect.acquireRelease(
       // a plain OAuth 2.0 provider: no ID token, the claims from /userinfo
       idToken: true,
       userinfo: {} as Record<string, unknown>,
+      // fields of the token endpoint's answer put over the usual ones (undefined drops one)
+      tokenFields: {} as Record<string, unknown>,
       discoveryRequests: 0,
       tokenRequests: 0
     }
@@ -77,12 +79,23 @@ const fakeProvider = Effect.acquireRelease(
           return res.end("<html>maintenance</html>")
         }
         if (state.mode === "slow") return // never answers
+        if (state.mode === "truncated") {
+          // JSON by its content type, cut off mid-way
+          res.writeHead(200, { "content-type": "application/json" })
+          return res.end(`{"access_token":"at","token_type":"Bea`)
+        }
         const now = Math.floor(Date.now() / 1000)
         const claims = { iss: issuer, aud: "client", sub: "u-1", nonce: "the-nonce", iat: now, exp: now + 300, preferred_username: "carol", ...state.claims }
         const signer = state.signWith === "provider" ? key.privateKey : stranger.privateKey
         void new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: state.signWith === "provider" ? "k1" : "k2" }).sign(signer)
           .then((idToken) => {
-            const body = { access_token: "at", token_type: "Bearer", expires_in: 300, ...(state.idToken && { id_token: idToken }) }
+            const body = {
+              access_token: "at",
+              token_type: "Bearer",
+              expires_in: 300,
+              ...(state.idToken && { id_token: idToken }),
+              ...state.tokenFields
+            }
             if (state.mode !== "huge") return json(body)
             // A valid answer trailed by 2 MB of whitespace: past the ceiling on a provider's body.
             res.writeHead(200, { "content-type": "application/json" })
@@ -303,6 +316,64 @@ describe("OidcBackend against a misbehaving provider", () => {
         }
       }).pipe(Effect.provide(withBackend(p.issuer, { timeout: "1 second" })))
     }), 30_000)
+
+  // oauth4webapi names a body that does not parse, and a field of the wrong type, with the codes it
+  // also gives an ID token that fails its checks: they were all taken for refusals, and a provider
+  // answering 200 with garbage refused every login (NoMatch, a 401) where it is down (a
+  // TransportError, a 503 under the backend's onTransportError policy).
+  it.scopedLive("a token answer that is no JSON, or whose fields are not the protocol's, is a TransportError; an ID token failing its checks stays a refusal", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      const b64 = (text: string) => Buffer.from(text).toString("base64url")
+      const cases: ReadonlyArray<readonly [Partial<typeof p.state>, string]> = [
+        [{ mode: "truncated" }, "TransportError"],
+        [{ tokenFields: { token_type: 5 } }, "TransportError"],
+        [{ tokenFields: { access_token: ["at"] } }, "TransportError"],
+        [{ tokenFields: { expires_in: "soon" } }, "TransportError"],
+        [{ tokenFields: { scope: 7 } }, "TransportError"],
+        [{ tokenFields: { id_token: 12 } }, "TransportError"],
+        // an OpenID Connect answer without its ID token
+        [{ idToken: false }, "TransportError"],
+        // and this login's ID token: another audience or nonce, one that is no JWT at all
+        [{ claims: { aud: "someone-else" } }, "invalid-credentials"],
+        [{ claims: { nonce: "another-nonce" } }, "invalid-credentials"],
+        [{ claims: { sub: 42 } }, "invalid-credentials"],
+        [{ tokenFields: { id_token: `${b64("not json")}.${b64("{}")}.c2ln` } }, "invalid-credentials"],
+        [{ tokenFields: { id_token: `${b64("{\"alg\":\"RS256\"}")}.${b64("[1")}.c2ln` } }, "invalid-credentials"],
+        [{ tokenFields: { id_token: "two.parts" } }, "invalid-credentials"]
+      ]
+      yield* Effect.gen(function*() {
+        const users = yield* UserStore.UserStore
+        for (const [change, expected] of cases) {
+          Object.assign(p.state, { mode: "ok", claims: {}, signWith: "provider", idToken: true, tokenFields: {} }, change)
+          expect([change, yield* attempt()]).toEqual([change, expected])
+          expect(yield* Effect.orDie(users.list())).toEqual([])
+        }
+        // the same provider answering as it should: the login goes through
+        Object.assign(p.state, { mode: "ok", claims: {}, idToken: true, tokenFields: {} })
+        expect(yield* attempt()).toBe("success:carol")
+      }).pipe(Effect.provide(withBackend(p.issuer)))
+    }), 30_000)
+
+  // A plain OAuth 2.0 user endpoint need not send `sub` (it is waived for it), but an answer that
+  // is no JSON object is the provider's fault, not this login's.
+  it.scopedLive("a plain OAuth 2.0 user endpoint answering no JSON object is a TransportError", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      Object.assign(p.state, { mode: "ok", idToken: false })
+      const plain: Partial<OidcBackend.Options> = {
+        oauth2: { authorizationEndpoint: `${p.issuer}/auth`, tokenEndpoint: `${p.issuer}/token`, userinfoEndpoint: `${p.issuer}/userinfo` },
+        usernameClaim: "login"
+      }
+      yield* Effect.gen(function*() {
+        for (const answer of [["octocat"], "octocat", 583231, null]) {
+          p.state.userinfo = answer as unknown as Record<string, unknown>
+          expect([answer, yield* attempt()]).toEqual([answer, "TransportError"])
+        }
+        p.state.userinfo = { id: 583231, login: "octocat" }
+        expect(yield* attempt()).toBe("success:octocat")
+      }).pipe(Effect.provide(withBackend(p.issuer, plain)))
+    }))
 
   // Every answer must come from the provider's own URLs: followed, a redirect would let another
   // origin name the token endpoint and the keys (and so the user), and hand it the client secret

@@ -74,6 +74,22 @@ export type Classified =
   | { readonly _tag: "Transport"; readonly message: string }
   | { readonly _tag: "Refused"; readonly reason: "invalid-credentials" | "expired-credentials"; readonly message: string }
 
+// oauth4webapi's PARSE_ERROR and INVALID_RESPONSE each name two kinds of failure. The provider's
+// answer is not the protocol's: a body that does not parse as JSON, a discovery, token, userinfo or
+// key set body that is no JSON object or has a field missing or of another type (`token_type: 5`,
+// a token answer with no `id_token`); the provider is broken, as with a 500. Or this login's own
+// ID token or callback fails a check (a JWT that does not parse, a claim missing or of another
+// type, a bad signature, the callback's parameters): a refusal. An invalid response is the
+// answer's when its cause is the body as parsed (`{ body }`, the one shape oauth4webapi gives
+// those; a JWT's failures carry its claims, header or text). The two parse errors carry the same
+// kind of cause (JSON.parse's), so only the message tells them apart: a JWT's names it.
+const isMalformedAnswer = (error: oauth.OperationProcessingError): boolean => {
+  if (error.code === oauth.PARSE_ERROR) return !/\bJWT\b/.test(error.message)
+  if (error.code !== oauth.INVALID_RESPONSE) return false
+  const cause: unknown = error.cause
+  return typeof cause === "object" && cause !== null && Object.hasOwn(cause, "body")
+}
+
 /** @internal */
 export const classify = (error: unknown): Classified => {
   let current: unknown = error
@@ -108,7 +124,7 @@ export const classify = (error: unknown): Classified => {
   if (error instanceof oauth.OperationProcessingError) {
     const code = error.code ?? ""
     // A body that is not what the protocol says: the provider is broken (or not the provider).
-    if (code === oauth.RESPONSE_IS_NOT_JSON || code === oauth.RESPONSE_IS_NOT_CONFORM) {
+    if (code === oauth.RESPONSE_IS_NOT_JSON || code === oauth.RESPONSE_IS_NOT_CONFORM || isMalformedAnswer(error)) {
       return { _tag: "Transport", message: error.message }
     }
     // A past `exp` (or `auth_time`/`iat` too old for max_age) is expired; a future `nbf` is not
