@@ -30,6 +30,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { nfkcBound } from "./internal/codePoints.js"
 import * as CredentialsDecoder from "./internal/credentialsDecoder.js"
+import { isRedactedString } from "./internal/redactedString.js"
 import * as PasswordHasher from "./PasswordHasher.js"
 import * as PasswordValidation from "./PasswordValidation.js"
 import * as UserStore from "./UserStore.js"
@@ -316,15 +317,16 @@ const tooLong = new PasswordValidation.InvalidPassword({
   }]
 })
 
-// validate_password (which refuses what is no Redacted string), then the bound, then
-// make_password: nothing is hashed for a refused password.
+// The bound, then validate_password (which refuses what is no Redacted string), then
+// make_password: nothing is hashed for a refused password. The bound comes first because the
+// validators lower the whole password (similarity, common passwords): a password of megabytes
+// held the thread for seconds before being refused for its length.
 const choose = (password: Redacted.Redacted<string>, user: PasswordValidation.UserAttributes) =>
   Effect.zipRight(
-    Effect.zipRight(
-      PasswordValidation.validate(password, user),
-      Effect.suspend(() =>
-        Redacted.value(password).length > CredentialsDecoder.passwordMaxLength ? Effect.fail(tooLong) : Effect.void
-      )
+    Effect.suspend(() =>
+      isRedactedString(password) && Redacted.value(password).length > CredentialsDecoder.passwordMaxLength
+        ? Effect.fail(tooLong)
+        : PasswordValidation.validate(password, user)
     ),
     Effect.flatMap(PasswordHasher.PasswordHasher, (hasher) => hasher.hash(password))
   )

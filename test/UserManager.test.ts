@@ -62,6 +62,26 @@ describe("UserManager", () => {
       expect(yield* verify(erin, long)).toBe(true)
     }).pipe(Effect.provide(Live)))
 
+  // The validators lower the whole password (similarity, common passwords): run before the bound,
+  // a password of megabytes held the thread for seconds before it was refused for its length.
+  it.effect("a password over the bound is refused before any validator reads it", () => {
+    const seen: Array<number> = []
+    const watching: PasswordValidation.Validator = {
+      helpText: "watched",
+      validate: (password) => Effect.sync(() => void seen.push(Redacted.value(password).length))
+    }
+    return Effect.gen(function*() {
+      const long = "Σʕ".repeat(2049)
+      const created = yield* Effect.flip(UserManager.createUser({ username: "zoe", password: pw(long) }))
+      expect(created._tag === "InvalidPassword" && created.issues.map((i) => i.code)).toEqual(["password_too_long"])
+      const zoe = yield* UserManager.createUser({ username: "zoe", password: pw("a fine passphrase") })
+      expect(seen).toEqual([17])
+      const set = yield* Effect.flip(UserManager.setPassword(zoe, pw(long)))
+      expect(set._tag === "InvalidPassword" && set.issues.map((i) => i.code)).toEqual(["password_too_long"])
+      expect(seen).toEqual([17])
+    }).pipe(Effect.provide(Layer.merge(Live, PasswordValidation.layer([watching]))))
+  })
+
   it.effect("input without types: a password that is not a Redacted string, or no record at all, is a typed failure that writes nothing", () =>
     Effect.gen(function*() {
       const notRedacted: ReadonlyArray<unknown> = ["plain text passphrase", Redacted.make(4711), Redacted.make({}), null, 42]

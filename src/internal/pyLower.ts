@@ -1,4 +1,4 @@
-import { assignedAfterUnicode14, mapAsUnicode14 } from "./unicode14.js"
+import { assignedAfterUnicode14, holdsAssignedAfterUnicode14, mapAsUnicode14 } from "./unicode14.js"
 
 const lower = (s: string): string => s.toLowerCase()
 
@@ -9,36 +9,60 @@ const CASED_IN_14 = 0x295
 const CASE_IGNORABLE_IN_14 = 0x1171e
 const SIGMA = "\u03a3"
 
-const isCased = (codePoint: number, character: string): boolean =>
-  codePoint === CASED_IN_14 ||
-  (codePoint !== CASE_IGNORABLE_IN_14 && !assignedAfterUnicode14(codePoint) && /\p{Cased}/u.test(character))
-const isCaseIgnorable = (codePoint: number, character: string): boolean =>
-  codePoint === CASE_IGNORABLE_IN_14 ||
-  (codePoint !== CASED_IN_14 && !assignedAfterUnicode14(codePoint) && /\p{Case_Ignorable}/u.test(character))
-
-// Python's `handle_capital_sigma`: final (ς) after a cased letter and any case-ignorables, unless
-// a cased letter follows after any case-ignorables.
-const finalSigma = (characters: ReadonlyArray<string>, at: number): boolean => {
-  const cased = (i: number) => isCased(characters[i]!.codePointAt(0)!, characters[i]!)
-  const ignorable = (i: number) => isCaseIgnorable(characters[i]!.codePointAt(0)!, characters[i]!)
-  let before = at - 1
-  while (before >= 0 && ignorable(before)) before--
-  if (before < 0 || !cased(before)) return false
-  let after = at + 1
-  while (after < characters.length && ignorable(after)) after++
-  return after === characters.length || !cased(after)
+// Sticky, so a code point is tested where it stands in the string, without a copy of it.
+const cased = /\p{Cased}/uy
+const caseIgnorable = /\p{Case_Ignorable}/uy
+const holds = (property: RegExp, s: string, start: number): boolean => {
+  property.lastIndex = start
+  return property.test(s)
+}
+const isCased = (s: string, start: number): boolean => {
+  const codePoint = s.codePointAt(start)!
+  return codePoint === CASED_IN_14 ||
+    (codePoint !== CASE_IGNORABLE_IN_14 && !assignedAfterUnicode14(codePoint) && holds(cased, s, start))
+}
+const isCaseIgnorable = (s: string, start: number): boolean => {
+  const codePoint = s.codePointAt(start)!
+  return codePoint === CASE_IGNORABLE_IN_14 ||
+    (codePoint !== CASED_IN_14 && !assignedAfterUnicode14(codePoint) && holds(caseIgnorable, s, start))
 }
 
-// Character by character: a capital sigma's form is the only context-dependent lowercase mapping.
-const lowerAroundSigmas = (s: string): string => {
-  const characters = Array.from(s)
-  let out = ""
-  for (let i = 0; i < characters.length; i++) {
-    const c = characters[i]!
-    if (c === SIGMA) out += finalSigma(characters, i) ? "\u03c2" : "\u03c3"
-    else out += assignedAfterUnicode14(c.codePointAt(0)!) ? c : c.toLowerCase()
+// Python's `handle_capital_sigma`: final (ς) after a cased letter and any case-ignorables, unless
+// a cased letter follows after any case-ignorables. Read on the string itself, a code point at a
+// time from the sigma outwards (`at` is the sigma's index).
+const finalSigma = (s: string, at: number): boolean => {
+  let before = at
+  while (before > 0 && isCaseIgnorable(s, startBefore(s, before))) before = startBefore(s, before)
+  if (before === 0 || !isCased(s, startBefore(s, before))) return false
+  let after = at + 1
+  while (after < s.length && isCaseIgnorable(s, after)) after += codePointLength(s, after)
+  return after === s.length || !isCased(s, after)
+}
+
+const codePointLength = (s: string, start: number): number => (s.codePointAt(start)! > 0xffff ? 2 : 1)
+// Where the code point that ends just before `end` starts: a low surrogate after a high one is
+// the second half of a pair, any other unit a code point of its own (as `Array.from` splits).
+const startBefore = (s: string, end: number): number => {
+  const last = s.charCodeAt(end - 1)
+  if (end >= 2 && last >= 0xdc00 && last <= 0xdfff) {
+    const first = s.charCodeAt(end - 2)
+    if (first >= 0xd800 && first <= 0xdbff) return end - 2
   }
-  return out
+  return end - 1
+}
+
+// A capital sigma's form is the only context-dependent lowercase mapping: the text between the
+// sigmas is lowered in runs (a 2.5 MB password was lowered a character at a time, seconds of one
+// thread), each sigma by its context.
+const lowerAroundSigmas = (s: string): string => {
+  const lowerRun = holdsAssignedAfterUnicode14(s) ? (run: string) => mapAsUnicode14(run, lower) : lower
+  let out = ""
+  let from = 0
+  for (let at = s.indexOf(SIGMA); at !== -1; at = s.indexOf(SIGMA, from)) {
+    out += lowerRun(s.slice(from, at)) + (finalSigma(s, at) ? "\u03c2" : "\u03c3")
+    from = at + 1
+  }
+  return out + lowerRun(s.slice(from))
 }
 
 const movedCaseProperties = (s: string): boolean =>
