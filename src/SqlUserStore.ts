@@ -48,6 +48,7 @@ import * as Redacted from "effect/Redacted"
 import { AuthConfigError } from "./AuthError.js"
 import * as SqlTables from "./internal/sqlTables.js"
 import * as Rows from "./internal/sqlUserStore.js"
+import { withValueFreeSpan } from "./internal/tracing.js"
 import * as internal from "./internal/userStore.js"
 import * as UserStore from "./UserStore.js"
 import { safeCause } from "./internal/storeError.js"
@@ -600,7 +601,8 @@ export const make = (
           isStoreOutcome(cause) ? cause as Exclude<E, SqlError | ParseResult.ParseError> : storeError(operation)(cause)
         ),
         SqlTables.bounded(timeout, () => storeError(operation)(SqlTables.noAnswer(timeout))),
-        Effect.withSpan(`UserStore.${operation}`)
+        // A user's row holds its password hash: neither this span nor `sql.execute`'s end with it.
+        withValueFreeSpan(`UserStore.${operation}`)
       )
 
     // Django's permissions come from its models: a grant does not make one unless asked to.

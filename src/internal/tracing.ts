@@ -1,6 +1,7 @@
 import * as Context from "effect/Context"
 import * as DefaultServices from "effect/DefaultServices"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Tracer from "effect/Tracer"
@@ -32,16 +33,67 @@ export const isRecording = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolea
 const hide = <A>(value: A) => () => value
 const reveal = <A>(hidden: () => A): A => hidden()
 
+// The tracers that end their spans without a success value, by the tracer they record through:
+// one per recording tracer, made on first use, so a request pays for no new tracer.
+const quietTracers = new WeakMap<Tracer.Tracer, Tracer.Tracer>()
+const quietOnes = new WeakSet<Tracer.Tracer>()
+
 /**
- * `Effect.withSpan`, but a success ends the span with no value a tracer could read. A tracer is
- * handed the effect's exit when the span ends (`Span.end(time, exit)`), and what these effects
- * return is a secret or made of one: a derived key, an encoded hash, a session record with its
- * CSRF token, a TOTP seed. Exporters such as OpenTelemetry's drop success values, but a custom
- * tracer, a test's recording one or a dev tool may print them. Failures end the span as they are
- * (the library's typed errors carry no secret).
+ * `tracer`, but every span it makes ends a success with `Exit.void`: the span is the tracer's own,
+ * seen through `Object.create`, so every member and `instanceof` are the real span's (an exporter
+ * such as `@effect/opentelemetry` checks `instanceof OtelSpan` on a parent span to link its
+ * children), and only `end` is overridden. A failure ends the span as it is.
+ */
+const quiet = (tracer: Tracer.Tracer): Tracer.Tracer => {
+  if (quietOnes.has(tracer)) return tracer
+  let quieted = quietTracers.get(tracer)
+  if (quieted === undefined) {
+    quieted = Tracer.make({
+      span: (name, parent, context, links, startTime, kind, options) => {
+        const span = tracer.span(name, parent, context, links, startTime, kind, options)
+        // An own property, defined (a frozen span's `end` could not be shadowed by assignment).
+        // The real span is `this` when it ends: one that keeps its status (Effect's own,
+        // OpenTelemetry's) updates the status `seen` reads through.
+        const seen: Tracer.Span = Object.create(span, {
+          end: {
+            value: (endTime: bigint, exit: Exit.Exit<unknown, unknown>) =>
+              span.end(endTime, Exit.isSuccess(exit) ? Exit.void : exit)
+          }
+        })
+        return seen
+      },
+      context: (execution, fiber) => tracer.context(execution, fiber)
+    })
+    quietTracers.set(tracer, quieted)
+    quietOnes.add(quieted)
+  }
+  return quieted
+}
+
+/**
+ * Runs `self` so that every span made inside it (by the library or by a driver: `@effect/sql`'s
+ * `sql.execute` ends with the rows a statement read, a password hash, a TOTP seed, a stored
+ * session) ends a success with no value a tracer could read. Failures end their spans as they
+ * are. Only where a tracer records ({@link isRecording}): under Effect's built-in tracer or with
+ * tracing disabled, `self` runs as it is, for the cost of one look at the fiber (this is on every
+ * session request's path).
+ *
+ * @internal
+ */
+export const withValueFreeChildren = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.withFiberRuntime((fiber) => isRecording(fiber) ? Effect.withTracer(self, quiet(fiber.currentTracer)) : self)
+
+/**
+ * `Effect.withSpan`, but a success ends the span with no value a tracer could read, nor do the
+ * spans made inside it ({@link withValueFreeChildren}). A tracer is handed the effect's exit when
+ * the span ends (`Span.end(time, exit)`), and what these effects return is a secret or made of
+ * one: a derived key, an encoded hash, a session record with its CSRF token, a TOTP seed; a
+ * driver's spans inside end with the rows it read. Exporters such as OpenTelemetry's drop success
+ * values, but a custom tracer, a test's recording one or a dev tool may print them. Failures end
+ * the spans as they are (the library's typed errors carry no secret).
  *
  * @internal
  */
 export const withValueFreeSpan = (name: string, options?: Tracer.SpanOptions) =>
 <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.map(Effect.withSpan(Effect.map(self, hide), name, options), reveal)
+  Effect.map(Effect.withSpan(withValueFreeChildren(Effect.map(self, hide)), name, options), reveal)

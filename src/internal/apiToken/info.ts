@@ -6,6 +6,7 @@ import * as Option from "effect/Option"
 import type { TokenInfo } from "../../ApiTokens.js"
 import { AuthConfigError } from "../../AuthError.js"
 import * as SqlTables from "../sqlTables.js"
+import { withValueFreeChildren } from "../tracing.js"
 import type { RepositoryError } from "./repository.js"
 import type { TokenRow } from "./repository.js"
 import { isTokenPrefix } from "./token.js"
@@ -37,7 +38,8 @@ export const tokenPrefixOf = (
 /**
  * Each database operation mapped to the store's error and bounded by `timeout` (default 5 s, as
  * the other SQL stores): a database whose connections froze without closing answers with that
- * error instead of holding the caller. A malformed timeout is an `AuthConfigError`.
+ * error instead of holding the caller. A malformed timeout is an `AuthConfigError`. The driver's
+ * spans inside end a success without the rows they read ({@link withValueFreeChildren}).
  *
  * @internal
  */
@@ -52,5 +54,8 @@ export const repoRunner = <E>(
     return Effect.fail(new AuthConfigError({ message: `${module}: timeout must be a positive duration` }))
   }
   const guard = SqlTables.guarded(decoded.value, storeError)
-  return Effect.succeed(<A>(operation: string, effect: Effect.Effect<A, RepositoryError>) => guard(operation)(effect))
+  // A token's row holds its digest: `sql.execute`'s span must not end with it.
+  return Effect.succeed(<A>(operation: string, effect: Effect.Effect<A, RepositoryError>) =>
+    withValueFreeChildren(guard(operation)(effect))
+  )
 }
