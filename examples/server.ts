@@ -18,7 +18,6 @@ import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
-import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServer from "@effect/platform/HttpServer"
@@ -30,7 +29,6 @@ import * as Config from "effect/Config"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import { flow } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
@@ -77,10 +75,14 @@ const Me = Schema.Struct({
 
 const Report = Schema.Struct({ id: Schema.Number, title: Schema.String })
 
+// The payload is declared for the API's description (OpenAPI); the handler reads and checks the body
+// itself (see "request bodies" below).
+const LoginEndpoint = HttpApiEndpoint.post("login", "/login").setPayload(LoginPayload).addSuccess(LoginResult)
+
 // Login and logout serve anonymous requests too; OptionalAuthentication still declares and
 // enforces the 401/403/503 of bad credentials and CSRF failures.
 class SessionGroup extends HttpApiGroup.make("session")
-  .add(HttpApiEndpoint.post("login", "/login").setPayload(LoginPayload).addSuccess(LoginResult))
+  .add(LoginEndpoint)
   .add(HttpApiEndpoint.post("logout", "/logout"))
   .middleware(Authentication.OptionalAuthentication)
 {}
@@ -95,15 +97,6 @@ class Api extends HttpApi.make("example").add(SessionGroup).add(AccountGroup) {}
 
 // The stored user carries its password hash: answer only the public fields.
 const userJson = (user: User) => ({ id: user.id, username: user.username, isSuperuser: user.isSuperuser })
-
-const SessionLive = HttpApiBuilder.group(Api, "session", (handlers) =>
-  handlers
-    .handle("login", ({ payload }) =>
-      Effect.map(HttpAuth.login(payload), ({ csrfToken, user }) => ({
-        user: userJson(user),
-        csrfToken: Redacted.value(csrfToken)
-      })))
-    .handle("logout", () => HttpAuth.logout))
 
 const AccountLive = HttpApiBuilder.group(Api, "account", (handlers) =>
   handlers
@@ -122,17 +115,20 @@ const AccountLive = HttpApiBuilder.group(Api, "account", (handlers) =>
 // --- request bodies ------------------------------------------------------------------------------
 
 // HttpApi's own payload decoding answers a body it cannot use with an error that quotes the value
-// ("Expected string, actual ...": a password, or the whole raw body) and logs a JSON syntax error
-// with its stack. So the bodies are checked here first, with the endpoint's own Schema; what
-// passes, HttpApi decodes the same way (the body is read once and cached by the server).
-const payloads: Record<string, Schema.Schema<any, any>> = { "POST /login": LoginPayload }
+// ("Expected string, actual ...": a password, or the whole raw body), logs a JSON syntax error with
+// its stack, reads a body of any size whole and writes a multipart body's parts to disk. So the
+// login endpoint is implemented with `handleRaw`, which leaves the body alone, and its handler reads
+// and checks it here. The checks belong to the endpoint the router matched, not to a path: the
+// router also serves it as /login/, //login, /Login, /login;x or /%6cogin, which a middleware
+// comparing the path's text with "/login" would let through unchecked.
+const loginRoute = `${LoginEndpoint.method} ${LoginEndpoint.path}`
 
 const badRequest = (status: number, message: string, logged: string) =>
-  Effect.as(Effect.logWarning(logged), HttpServerResponse.unsafeJson({ message }, { status }))
+  Effect.as(Effect.logWarning(`${loginRoute}: ${logged}`), HttpServerResponse.unsafeJson({ message }, { status }))
 
 const maxLoginBody = 16 * 1024
-const tooLarge = (route: string) =>
-  badRequest(413, "The request body is too large.", `${route}: refused a body over ${maxLoginBody} bytes`)
+const tooLarge = badRequest(413, "The request body is too large.", `refused a body over ${maxLoginBody} bytes`)
+const unreadable = (logged: string) => badRequest(400, "The request body could not be read.", logged)
 
 /** The body as a value to decode: JSON, or a form whose fields each appear once; or why not. */
 const parseBody = (contentType: string, text: string): Either.Either<unknown, string> => {
@@ -161,48 +157,69 @@ const pathsOf = (issue: ParseResult.ParseIssue, path: ReadonlyArray<PropertyKey>
   }
 }
 
-const checkBodies = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+/**
+ * The login body, decoded with the endpoint's Schema; or the response that refuses it: 415 for a
+ * body that is neither JSON nor a url-encoded form, 413 over {@link maxLoginBody}, 400 with a fixed
+ * message for one that does not parse or decode. Each refusal is logged in one line that names what
+ * was wrong, never what was sent.
+ */
+const loginPayload = (request: HttpServerRequest.HttpServerRequest) =>
   Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const route = `${request.method} ${new URL(request.url, "http://localhost").pathname}`
-    const schema = payloads[route]
-    if (schema === undefined) return yield* app
     const contentType = (request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
     if (contentType !== "application/json" && contentType !== "application/x-www-form-urlencoded") {
-      return yield* badRequest(
-        415,
-        "Send the body as application/json or application/x-www-form-urlencoded.",
-        `${route}: refused a body of type "${contentType || "(none)"}"`
+      return Either.left(
+        yield* badRequest(
+          415,
+          "Send the body as application/json or application/x-www-form-urlencoded.",
+          `refused a body of type "${contentType || "(none)"}"`
+        )
       )
     }
     // A login body is a few hundred bytes: anything past the bound is refused before it is read
     // (Content-Length) or while it is read (a chunked body stops at the bound), never buffered whole.
     const declared = Number(request.headers["content-length"] ?? 0)
-    if (declared > maxLoginBody) return yield* tooLarge(route)
+    if (declared > maxLoginBody) return Either.left(yield* tooLarge)
     const text = yield* Effect.either(HttpIncomingMessage.withMaxBodySize(request.text, Option.some(maxLoginBody)))
     if (Either.isLeft(text)) {
-      return yield* text.left.reason === "Decode" && /exceed|too large|max/i.test(String(text.left.cause))
-        ? tooLarge(route)
-        : badRequest(400, "The request body could not be read.", `${route}: the body could not be read`)
+      return Either.left(
+        yield* text.left.reason === "Decode" && /exceed|too large|max/i.test(String(text.left.cause))
+          ? tooLarge
+          : unreadable("the body could not be read")
+      )
     }
+    // The text may have been read before, under a larger bound (the CSRF check reads a form's
+    // csrfmiddlewaretoken when the request carries a session cookie), and is then not read again.
+    if (Buffer.byteLength(text.right) > maxLoginBody) return Either.left(yield* tooLarge)
     const parsed = parseBody(contentType, text.right)
-    if (Either.isLeft(parsed)) {
-      return yield* badRequest(400, "The request body could not be read.", `${route}: ${parsed.left}`)
-    }
-    const decoded = Schema.decodeUnknownEither(schema)(parsed.right, { errors: "all" })
+    if (Either.isLeft(parsed)) return Either.left(yield* unreadable(parsed.left))
+    const decoded = Schema.decodeUnknownEither(LoginPayload)(parsed.right, { errors: "all" })
     if (Either.isLeft(decoded)) {
       // Only the paths of the fields in error are logged, never their values: the issues are walked
       // without formatting them (a formatter prints the value, which may be a secret, or nested so
       // deep that printing it overflows the stack).
       const fields = pathsOf(decoded.left.issue)
-      return yield* badRequest(
-        400,
-        "The request body must have the fields username and password, as strings.",
-        `${route}: invalid fields: ${[...new Set(fields)].join(", ")}`
+      return Either.left(
+        yield* badRequest(
+          400,
+          "The request body must have the fields username and password, as strings.",
+          `invalid fields: ${[...new Set(fields)].join(", ")}`
+        )
       )
     }
-    return yield* app
+    return Either.right(decoded.right)
   })
+
+const SessionLive = HttpApiBuilder.group(Api, "session", (handlers) =>
+  handlers
+    // handleRaw: the platform does not decode the payload (nor parse a multipart body); loginPayload does.
+    .handleRaw("login", ({ request }) =>
+      Effect.gen(function*() {
+        const payload = yield* loginPayload(request)
+        if (Either.isLeft(payload)) return payload.left
+        const { csrfToken, user } = yield* HttpAuth.login(payload.right)
+        return { user: userJson(user), csrfToken: Redacted.value(csrfToken) }
+      }))
+    .handle("logout", () => HttpAuth.logout))
 
 // --- configuration -------------------------------------------------------------------------------
 
@@ -277,7 +294,7 @@ const PrintUrl = Layer.effectDiscard(
   HttpServer.addressFormattedWith((url) => Console.log(`effect-auth example app listening on ${url}`))
 )
 
-const AppLive = HttpApiBuilder.serve(flow(checkBodies, HttpMiddleware.logger)).pipe(
+const AppLive = HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
   Layer.merge(PrintUrl),
   Layer.provide(HttpApiBuilder.api(Api)),
   Layer.provide([SessionLive, AccountLive]),
