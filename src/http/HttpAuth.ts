@@ -41,7 +41,10 @@
  * password) is deleted in the response. Login also sets the CSRF cookie (see `http/Csrf`), and
  * both are deleted by logout. A session verified under one of `Session`'s `fallbackSecrets` moves
  * to a new id (Django's `get_user` cycles the key): the response sets the new cookies, and the rest
- * of the request goes by the new id.
+ * of the request goes by the new id. A response the session cookie decided (the request reached
+ * the cookie among its sources, or logged in or out) carries `Vary: Cookie`, added to the app's own
+ * `Vary` as Django's `SessionMiddleware` adds it, so that a shared cache keeps it to its user; a
+ * request a bearer token decided gets none.
  *
  * @example
  * ```ts

@@ -97,7 +97,32 @@ export interface CookieHandlers {
   readonly set: (started: Session.SessionUser) => Effect.Effect<void>
   /** Deletes both. */
   readonly clear: Effect.Effect<void>
+  /**
+   * Adds `Cookie` to the response's `Vary`: for a request whose answer the session cookie
+   * decided (or whose session a login or logout changed), so that a shared cache keeps one
+   * user's answer from another.
+   */
+  readonly vary: Effect.Effect<void>
 }
+
+/**
+ * Django's `patch_vary_headers(response, ("Cookie",))`: `Cookie` added to the `Vary` the
+ * response already has, unless it names it already (compared case-insensitively); a `*` among
+ * them makes it `*`. The response is answered as it is when nothing changes.
+ *
+ * @internal
+ */
+export const varyOnCookie = (response: HttpServerResponse.HttpServerResponse): HttpServerResponse.HttpServerResponse => {
+  const existing = response.headers["vary"]
+  if (existing === undefined) return HttpServerResponse.setHeader(response, "vary", "Cookie")
+  const names = existing.split(",").map((name) => name.trim()).filter((name) => name !== "")
+  if (!names.some((name) => name.toLowerCase() === "cookie")) names.push("Cookie")
+  const value = names.includes("*") ? "*" : names.join(", ")
+  return value === existing ? response : HttpServerResponse.setHeader(response, "vary", value)
+}
+
+// Built once: the handler carries nothing of the request.
+const vary = HttpApp.appendPreResponseHandler((_request, response) => Effect.succeed(varyOnCookie(response)))
 
 /** @internal */
 export const handlers = (
@@ -145,5 +170,5 @@ export const handlers = (
     if (Option.isSome(csrfCookie)) next = HttpServerResponse.expireCookie(next, csrfCookie.value, where)
     return Effect.succeed(next)
   })
-  return { set, clear }
+  return { set, clear, vary }
 }

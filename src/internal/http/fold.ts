@@ -349,21 +349,29 @@ export const make = (env: Env): Fold => {
     fiber: Fiber.RuntimeFiber<unknown, unknown>
   ): Effect.Effect<Resolved, Failure> => {
     const cookieValue = sessionIdOf(request)
-    if (cookieValue === undefined || Option.isNone(sessions)) {
-      return runAmbient(request, cookieValue, Option.none(), cache, fiber)
+    if (Option.isNone(sessions)) return runAmbient(request, cookieValue, Option.none(), cache, fiber)
+    // From here the answer depends on the session cookie (its user, its CSRF token, or its
+    // absence: anonymous), so the response says so, as Django's SessionMiddleware adds
+    // `Vary: Cookie` once the session was accessed. A request decided by an earlier source (a
+    // bearer token) never gets here and pays nothing.
+    if (cookieValue === undefined) {
+      return Effect.zipRight(cookies.vary, runAmbient(request, cookieValue, Option.none(), cache, fiber))
     }
     const service = sessions.value
     // The continuation runs in the same fiber, so `fiber` still describes it.
-    return Effect.flatMap(storeUnavailable(service.currentUser(cookieValue)), (session) => {
-      if (Option.isNone(session)) {
-        return Effect.zipRight(forgetCookie(service, cookieValue), runAmbient(request, cookieValue, session, cache, fiber))
-      }
-      // The one check a session that holds under the current secret pays: it kept its id.
-      const id = Redacted.value(session.value.sessionId)
-      return id === cookieValue
-        ? runAmbient(request, cookieValue, session, cache, fiber)
-        : moved(request, id, session, cache, fiber)
-    })
+    return Effect.zipRight(
+      cookies.vary,
+      Effect.flatMap(storeUnavailable(service.currentUser(cookieValue)), (session) => {
+        if (Option.isNone(session)) {
+          return Effect.zipRight(forgetCookie(service, cookieValue), runAmbient(request, cookieValue, session, cache, fiber))
+        }
+        // The one check a session that holds under the current secret pays: it kept its id.
+        const id = Redacted.value(session.value.sessionId)
+        return id === cookieValue
+          ? runAmbient(request, cookieValue, session, cache, fiber)
+          : moved(request, id, session, cache, fiber)
+      })
+    )
   }
 
   // `currentUser` moved the session to a new id (verified under a fallback secret: Django's

@@ -221,10 +221,13 @@ export const make = (
         fold.resolve(request, fiber.currentContext.unsafeMap.get(Permissions.RequestCache.key), fiber)
       )
 
+    // Login, logout and a step-up read the request's session and answer with its cookies (or
+    // their deletion), whatever they decide: their responses carry `Vary: Cookie` (see the fold),
+    // also when no middleware resolved the request first.
     const requireSessions = Option.match(sessions, {
       onNone: () =>
         Effect.dieMessage("HttpAuth: login and logout need sessions (provide the Session service, session not false)"),
-      onSome: Effect.succeed
+      onSome: (s) => Effect.as(cookies.vary, s)
     })
 
     // Login and logout start or end a session: over HTTPS they must name their origin.
