@@ -4,12 +4,13 @@
 // the CSRF token, `Proxy-Authorization`) must not reach a trace: `HttpAuth.layer` adds them. And a
 // backend or an event never gets them in the request's headers.
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Layer, Redacted, Schema } from "effect"
+import { Context, Effect, HashMap, Layer, Logger, Redacted, Schema } from "effect"
 import * as http from "node:http"
 import { AuthBackend, AuthError } from "../src/index.js"
 import * as Authentication from "../src/http/Authentication.js"
@@ -187,6 +188,71 @@ describe("query parameters that carry a secret", () => {
       expect(request!.headers!["x-trace"]).toBe("t-1")
       expect(Object.getOwnPropertySymbols(request!)).toEqual([])
     }))
+
+  // The platform's server span recorded the URL as sent (`url.full`, `url.query`), and
+  // HttpMiddleware.logger's line ("Sent HTTP response", `http.url`) too: the token was in both,
+  // though backends and events saw it masked.
+  const queryRouter = HttpRouter.empty.pipe(
+    HttpRouter.get("/me", Effect.map(CurrentUser.CurrentUser, ({ user }) => HttpServerResponse.text(user.username))),
+    HttpRouter.use(HttpAuth.requireUser)
+  )
+  for (const form of ["HttpApi", "router"] as const) {
+    it.scoped(`${form}: the token is in neither the server span nor the access log; a request without it is recorded as sent`, () =>
+      Effect.gen(function*() {
+        const recording = RecordingTracer.make()
+        const lines: Array<string> = []
+        const logger = Logger.replace(Logger.defaultLogger, Logger.make(({ annotations, message }) => {
+          lines.push(JSON.stringify([message, Object.fromEntries(HashMap.toEntries(annotations))]))
+        }))
+        const app = appLayer({ http: { realm: "test", sources: [queryToken, RequestSource.bearer] } })
+        const listen = NodeHttpServer.layer(() => http.createServer(), { port: 0, host: "127.0.0.1" })
+        const server = (form === "HttpApi"
+          ? HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
+            Layer.provide(HttpApiBuilder.api(Api)),
+            Layer.provide([AuthGroupLive, AccountGroupLive]),
+            Layer.provide(Authentication.layer),
+            Layer.provideMerge(app),
+            Layer.provideMerge(listen)
+          )
+          : HttpServer.serve(queryRouter, HttpMiddleware.logger).pipe(Layer.provideMerge(app), Layer.provideMerge(listen))) as Layer.Layer<
+            HttpServer.HttpServer,
+            unknown
+          >
+        const context = yield* Layer.build(Layer.provide(server, Layer.merge(recording.layer, logger)))
+        const url = HttpServer.formatAddress(Context.get(context, HttpServer.HttpServer).address)
+
+        const good = "alice-token"
+        expect((yield* call(url, "GET", `/me?page=2&access_token=${good}`)).status).toBe(200)
+        expect((yield* call(url, "GET", `/me?ACCESS_TOKEN=${token}&sort=asc`)).status).toBe(401)
+        expect((yield* call(url, "GET", "/me?page=3&sort=desc", { headers: { authorization: `Bearer ${good}` } })).status)
+          .toBe(200)
+
+        const spans = recording.spans.filter((span) => span.name.startsWith("http.server"))
+        expect(spans.map((span) => span.attributes.get("url.query"))).toEqual([
+          "page=2&access_token=********************",
+          "ACCESS_TOKEN=********************&sort=asc",
+          "page=3&sort=desc"
+        ])
+        expect(spans.map((span) => span.attributes.get("url.full"))).toEqual([
+          `${url}/me?page=2&access_token=********************`,
+          `${url}/me?ACCESS_TOKEN=********************&sort=asc`,
+          `${url}/me?page=3&sort=desc`
+        ])
+        // every span of the server's (the test's own client spans record what it sent)
+        for (const span of recording.spans.filter((span) => !span.name.startsWith("http.client"))) {
+          expect(RecordingTracer.render(span)).not.toContain(good)
+          expect(RecordingTracer.render(span)).not.toContain(token)
+        }
+        // the logger's line for a request with the token is left out; the other is logged as sent
+        const sent = lines.filter((line) => line.includes("Sent HTTP response"))
+        expect(sent).toHaveLength(1)
+        expect(sent[0]).toContain(`"http.url":"/me?page=3&sort=desc"`)
+        for (const line of lines) {
+          expect(line).not.toContain(good)
+          expect(line).not.toContain(token)
+        }
+      }))
+  }
 
   it.effect("a source's query parameter must have a name", () =>
     Effect.gen(function*() {

@@ -50,7 +50,6 @@
  *
  * @since 0.2.0
  */
-import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -61,13 +60,12 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import * as Tracer from "effect/Tracer"
 import { AuthConfigError } from "../AuthError.js"
 import type * as Credentials from "../Credentials.js"
 import * as OidcBackend from "../backends/OidcBackend.js"
 import { fieldOf } from "../internal/fieldOf.js"
 import { headerToken } from "../internal/http/cookies.js"
-import { maskQuery } from "../internal/http/serverRequest.js"
+import * as SecretQuery from "../internal/http/secretQuery.js"
 import * as StateGuarded from "../internal/http/stateGuarded.js"
 import * as Transaction from "../internal/oidc/transaction.js"
 import { textOf } from "../internal/redactedString.js"
@@ -168,20 +166,13 @@ const codeParameter: ReadonlySet<string> = new Set(["code"])
  * The callback's URL carries the authorization code, a secret until it is redeemed (and a replay
  * is tried with it), but the platform records the URL as sent: its server span in `url.full` and
  * `url.query`, which exporters send on, and `HttpMiddleware.logger` in the access log line. The
- * span is the handler's parent, so its two attributes are written again with the code masked; the
- * logger reads a URL taken before any handler ran, so its line for this route is turned off
- * (`HttpMiddleware.withLoggerDisabled`, a flag it reads after the handler).
+ * span's two attributes are written again with the code masked, and the logger's line for this
+ * route is turned off (see `internal/http/secretQuery`, which `HttpAuth` uses for its sources'
+ * query parameters too).
  */
-const codeKeptOutOfTraceAndLog = Effect.flatMap(Effect.serviceOption(Tracer.ParentSpan), (parent) => {
-  if (Option.isSome(parent) && parent.value._tag === "Span") {
-    const span = parent.value
-    const full = span.attributes.get("url.full")
-    if (typeof full === "string") span.attribute("url.full", maskQuery(full, codeParameter))
-    const query = span.attributes.get("url.query")
-    if (typeof query === "string") span.attribute("url.query", maskQuery(`?${query}`, codeParameter).slice(1))
-  }
-  return HttpMiddleware.withLoggerDisabled(Effect.void)
-})
+const codeKeptOutOfTraceAndLog = Effect.withFiberRuntime<void>((fiber) =>
+  SecretQuery.keepOutOfTraceAndLog(fiber, codeParameter)
+)
 
 // The options as the routes use them, checked once.
 interface Settings {

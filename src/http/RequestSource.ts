@@ -133,7 +133,9 @@ export interface CredentialsSource {
   readonly headers: ReadonlyArray<string>
   /**
    * Names of the query parameters it reads (a token in `?access_token=`): their values are masked
-   * (`********************`) in the URL handed to backends and events. Since 0.4.0.
+   * (`********************`) in the URL handed to backends and events, and, for a request that
+   * carries one, in the platform's server span (`url.full`, `url.query`), whose access log line
+   * (`HttpMiddleware.logger`) is left out. Since 0.4.0.
    */
   readonly query: ReadonlyArray<string>
   /** Sent by the browser on its own (a cookie): CSRF-checked like the session cookie. */
@@ -241,7 +243,11 @@ const noQuery: ReadonlyArray<string> = []
  * `query` every query parameter it reads: backends and `AuthEvents` never see those headers, and
  * see those parameters' values masked (`?access_token=********************`) in the request's
  * `url`, as credentials are cleansed. The parameters are matched as `URLSearchParams` decodes
- * them, ignoring case.
+ * them, ignoring case. The platform records what the client sent: `HttpAuth.layer` has the
+ * server span record those headers redacted, and a request whose URL carries one of those
+ * parameters has its value masked in the server span's `url.full` and `url.query` when
+ * `HttpAuth` resolves it, and no line in `HttpMiddleware.logger`'s access log (which took the URL
+ * before any handler ran).
  *
  * @example
  * ```ts
@@ -282,7 +288,10 @@ export const make = (options: {
   readonly name: string
   readonly method: CurrentUser.AuthMethod
   readonly headers?: ReadonlyArray<string> | undefined
-  /** The query parameters it reads: masked in the URL backends and events see. Since 0.4.0. */
+  /**
+   * The query parameters it reads: masked in the URL backends and events see, and in the server
+   * span of a request that carries one (which the access log leaves out). Since 0.4.0.
+   */
   readonly query?: ReadonlyArray<string> | undefined
   readonly browserSent?: boolean | undefined
   readonly read: (request: HttpServerRequest.HttpServerRequest) => Read

@@ -28,6 +28,7 @@ import type * as Session from "../../Session.js"
 import type { User } from "../../User.js"
 import * as Cookies from "./cookies.js"
 import * as Failures from "./failures.js"
+import * as SecretQuery from "./secretQuery.js"
 
 type Failure = Failures.Failure
 type Resolved = Option.Option<CurrentUser.Info>
@@ -42,6 +43,8 @@ export interface Env {
   readonly cookies: Cookies.CookieHandlers
   readonly csrf: Csrf.Settings
   readonly authRequest: (request: HttpServerRequest.HttpServerRequest) => AuthRequest
+  /** The query parameters the sources read a credential from (lower-case); empty for most apps. */
+  readonly secretQuery: ReadonlySet<string>
   readonly unauthorized: Effect.Effect<never, HttpApiError.Unauthorized>
 }
 
@@ -420,6 +423,10 @@ export const make = (env: Env): Fold => {
     if (!Exit.isInterrupted(exit)) memoOf(request)[memoKey] = exit
     return exit
   }
+  // A source that reads a credential from the query (`?access_token=`, for EventSource and
+  // WebSocket clients): the platform's server span and access log would keep it as sent. Known at
+  // build time, so apps whose sources read no query parameter (the built-in ones) pay nothing.
+  const secretQuery = env.secretQuery.size === 0 ? undefined : env.secretQuery
   const resolve = (
     request: HttpServerRequest.HttpServerRequest,
     cache: Cache,
@@ -427,6 +434,16 @@ export const make = (env: Env): Fold => {
   ): Effect.Effect<Resolved, Failure> => {
     const known = memoOf(request)[memoKey]
     if (known !== undefined) return known
+    if (secretQuery !== undefined && SecretQuery.carries(request.url, secretQuery)) {
+      return Effect.zipRight(SecretQuery.keepOutOfTraceAndLog(fiber, secretQuery), decide(request, cache, fiber))
+    }
+    return decide(request, cache, fiber)
+  }
+  const decide = (
+    request: HttpServerRequest.HttpServerRequest,
+    cache: Cache,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
+  ): Effect.Effect<Resolved, Failure> => {
     const decided = fold(request, cache, fiber)
     return AuthAttempt.isExit(decided)
       ? remember(request, decided)

@@ -204,6 +204,7 @@ export const make = (
       cookies,
       csrf,
       authRequest,
+      secretQuery: hiddenQuery,
       unauthorized
     })
     const { sessionIdOf, toFailure } = fold
