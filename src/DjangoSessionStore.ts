@@ -10,7 +10,9 @@
  * site's `SECRET_KEY` (any of `SECRET_KEY_FALLBACKS` is accepted on read), and `expire_date` in
  * Django's format. The login is Django's three keys: `_auth_user_id`, `_auth_user_backend` (the
  * Django backend path of the effect-auth backend, see `backends`) and `_auth_user_hash`
- * (`get_session_auth_hash()`). What effect-auth keeps besides (the CSRF token, the login and
+ * (`get_session_auth_hash()`); the user id is read, as Django reads it through the primary key, as
+ * the string Django's `login` writes or as a JSON integer (Djangos before 1.7, another app's code),
+ * and written as the string. What effect-auth keeps besides (the CSRF token, the login and
  * last-seen times, the second factor) is one more key, `_effect_auth`, which Django ignores; the
  * keys other Django apps put in a session are kept when effect-auth updates it, in their order and
  * each value as the JSON text Django wrote (a float `10.0` stays a float, an integer past 2^53
@@ -181,6 +183,14 @@ const noData: Dict<never> = new Map<never, unknown>()
 // Django's CSRF_SESSION_KEY: where CsrfViewMiddleware keeps its secret under CSRF_USE_SESSIONS.
 const csrfSessionKey = "_csrftoken"
 
+// The user id a session names, as text. Django reads `_auth_user_id` through the user model's
+// primary key (`_get_user_session_key`: `pk.to_python(...)`), so besides the string its `login`
+// writes it takes a JSON integer (written by Djangos before 1.7, or by code of another app); an
+// integer JavaScript holds exactly is that id in decimal. A string is taken as it is, as before;
+// anything else (a fraction, a boolean, an integer past 2^53) names no user here.
+const userIdOf = (value: unknown): string | undefined =>
+  typeof value === "string" ? value : Number.isSafeInteger(value) ? String(value) : undefined
+
 // What the SQL and cache stores share: Django's session dict to a record and back.
 const codec = (options: Options) =>
   Effect.gen(function*() {
@@ -223,9 +233,9 @@ const codec = (options: Options) =>
 
     // Django's session data as a record; none for an anonymous session or a backend not shared.
     const toRecord = (key: string, data: Record<string, unknown>, expiresAt: number, now: number) => {
-      const userId = data._auth_user_id
+      const userId = userIdOf(data._auth_user_id)
       const backendId = typeof data._auth_user_backend === "string" ? backendOf(data._auth_user_backend) : undefined
-      if (typeof userId !== "string" || backendId === undefined) return Option.none()
+      if (userId === undefined || backendId === undefined) return Option.none()
       const authHash = typeof data._auth_user_hash === "string" ? data._auth_user_hash : ""
       const extra = decodeExtra(data._effect_auth)
       const createdAt = Option.match(extra, {
@@ -305,7 +315,7 @@ const codec = (options: Options) =>
     ): Dict<K | string> => {
       const own = ownOf(before)
       const kept = own._auth_user_id === undefined ||
-          (own._auth_user_id === record.userId && own._auth_user_backend === pathOf(record.backendId))
+          (userIdOf(own._auth_user_id) === record.userId && own._auth_user_backend === pathOf(record.backendId))
         ? before
         : noData
       if (!login) return kept

@@ -1623,6 +1623,46 @@ describe("DjangoSessionStore: the start of a session Django made", () => {
     }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" })), Effect.orDie))
 })
 
+// Django reads `_auth_user_id` through the user model's primary key (`_get_user_session_key`:
+// `pk.to_python(...)`), which takes a JSON integer as well as the string its `login` writes (Djangos
+// before 1.7 wrote the integer, and so may another app's code). Such a session was logged in on
+// Django and anonymous here, and a login of its own user over it dropped the other apps' keys.
+describe("DjangoSessionStore: a user id Django wrote as an integer", () => {
+  it.effect("names that user, as its decimal string; a fraction, a boolean or an integer past 2^53 names nobody", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`CREATE TABLE django_session (session_key varchar(40) PRIMARY KEY, session_data text NOT NULL, expire_date datetime NOT NULL)`
+      const store = yield* DjangoSessionStore.make({ secret: storeSecret })
+      const now = Date.UTC(2030, 0, 1)
+      const written = (n: number, userId: unknown) =>
+        Effect.gen(function*() {
+          const key = `${n}`.repeat(32)
+          yield* store.set(key, storeRecord(now + 3_600_000), now)
+          const data = Signing.encodeSession({
+            _auth_user_id: userId,
+            _auth_user_backend: "django.contrib.auth.backends.ModelBackend",
+            _auth_user_hash: "h",
+            cart: [1, 2]
+          }, Redacted.value(storeSecret))
+          yield* sql`UPDATE django_session SET session_data = ${data} WHERE session_key = ${key}`
+          return key
+        })
+      const userOf = (key: string) => Effect.map(store.get(key, now), Option.map((record) => record.userId))
+      expect(yield* userOf(yield* written(1, 42))).toEqual(Option.some("42"))
+      expect(yield* userOf(yield* written(2, "42"))).toEqual(Option.some("42"))
+      for (const [n, refused] of [[3, 4.5], [4, true], [5, 2 ** 53], [6, null], [7, [42]]] as const) {
+        expect(yield* userOf(yield* written(n, refused))).toEqual(Option.none())
+      }
+      // A login of that same user over it is Django's cycle_key: the other apps' keys go along.
+      const key = yield* written(8, 1)
+      yield* store.cycle!(key, "n".repeat(32), storeRecord(now + 3_600_000), now, { login: true })
+      const rows = yield* sql<{ session_data: string }>`SELECT session_data FROM django_session WHERE session_key = ${"n".repeat(32)}`
+      const data = Signing.decodeSession(rows[0]!.session_data, [Redacted.value(storeSecret)]) as Record<string, unknown>
+      expect(data.cart).toEqual([1, 2])
+      expect(data._auth_user_id).toBe("1")
+    }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" })), Effect.orDie))
+})
+
 // Requests that refresh one live session at once (the idle-timeout write-back, a rewrite of a hash
 // signed under a fallback key): each reads the session and writes it back only if unchanged, so all
 // but one lose the first round. Django saves last-writer-wins; every one must find the session live,
