@@ -1492,6 +1492,37 @@ describe("hashingAlgorithm (DEFAULT_HASHING_ALGORITHM)", () => {
     }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" })), Effect.orDie))
 })
 
+// Django's django_session table on the test's SQLite database, and the store over it.
+const sqliteDjangoStore = (secret: Redacted.Redacted<string>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE django_session (session_key varchar(40) PRIMARY KEY, session_data text NOT NULL, expire_date datetime NOT NULL)`
+    return yield* DjangoSessionStore.make({ secret })
+  })
+
+// A session of the store (key n × 32) whose data Django then rewrote as its login writes it (user
+// "1"), with `data` on top, in the SQLite django_session table the test made.
+const djangoWrote = (
+  store: SessionStore.Service,
+  n: number,
+  expiresAt: number,
+  now: number,
+  data: Record<string, unknown>
+) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const key = `${n}`.repeat(32)
+    yield* store.set(key, storeRecord(expiresAt), now)
+    const encoded = Signing.encodeSession({
+      _auth_user_id: "1",
+      _auth_user_backend: "django.contrib.auth.backends.ModelBackend",
+      _auth_user_hash: "h",
+      ...data
+    }, Redacted.value(storeSecret))
+    yield* sql`UPDATE django_session SET session_data = ${encoded} WHERE session_key = ${key}`
+    return key
+  })
+
 describe("DjangoSessionStore: replace leaves alone data it cannot read", () => {
   const secret = storeSecret
   const record = storeRecord(10_000_000)
@@ -1500,8 +1531,7 @@ describe("DjangoSessionStore: replace leaves alone data it cannot read", () => {
   it.effect("the database store: data signed under a secret it does not know", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
-      yield* sql`CREATE TABLE django_session (session_key varchar(40) PRIMARY KEY, session_data text NOT NULL, expire_date datetime NOT NULL)`
-      const store = yield* DjangoSessionStore.make({ secret })
+      const store = yield* sqliteDjangoStore(secret)
       yield* store.set(key, record, 2_000)
       const foreign = Signing.encodeSession({ _auth_user_id: "1", cart: [1, 2] }, "another-secret")
       yield* sql`UPDATE django_session SET session_data = ${foreign}`
@@ -1512,9 +1542,7 @@ describe("DjangoSessionStore: replace leaves alone data it cannot read", () => {
 
   it.effect("the database store keeps the second factor and the device it was verified against", () =>
     Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      yield* sql`CREATE TABLE django_session (session_key varchar(40) PRIMARY KEY, session_data text NOT NULL, expire_date datetime NOT NULL)`
-      const store = yield* DjangoSessionStore.make({ secret })
+      const store = yield* sqliteDjangoStore(secret)
       const stepped = { ...record, secondFactor: "totp", secondFactorDevice: "d".repeat(43) }
       yield* store.set(key, stepped, 2_000)
       expect(Option.getOrThrow(yield* store.get(key, 2_000))).toEqual(stepped)
@@ -1526,9 +1554,7 @@ describe("DjangoSessionStore: replace leaves alone data it cannot read", () => {
   // set, get and isLive, and cycle died. Every store now refuses such a time with a typed error.
   it.effect("times past year 9999 are a SessionStoreError, never a throw nor a session lost", () =>
     Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      yield* sql`CREATE TABLE django_session (session_key varchar(40) PRIMARY KEY, session_data text NOT NULL, expire_date datetime NOT NULL)`
-      const store = yield* DjangoSessionStore.make({ secret })
+      const store = yield* sqliteDjangoStore(secret)
       // (and past year 9999, which Python's datetime cannot read: written, the session was lost)
       for (const far of [9e15, 253_402_300_800_000]) {
         const outcomes = yield* Effect.all([
@@ -1592,22 +1618,12 @@ describe("DjangoSessionStore: replace leaves alone data it cannot read", () => {
 describe("DjangoSessionStore: the start of a session Django made", () => {
   it.effect("is its last save, by _session_expiry as Django counts it; never in the future", () =>
     Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      yield* sql`CREATE TABLE django_session (session_key varchar(40) PRIMARY KEY, session_data text NOT NULL, expire_date datetime NOT NULL)`
-      const store = yield* DjangoSessionStore.make({ secret: storeSecret })
+      const store = yield* sqliteDjangoStore(storeSecret)
       const now = Date.UTC(2030, 0, 1)
       const hour = 3_600_000
       const started = (n: number, expiresAt: number, extra: Record<string, unknown>) =>
         Effect.gen(function*() {
-          const key = `${n}`.repeat(32)
-          yield* store.set(key, storeRecord(expiresAt), now)
-          const data = Signing.encodeSession({
-            _auth_user_id: "1",
-            _auth_user_backend: "django.contrib.auth.backends.ModelBackend",
-            _auth_user_hash: "h",
-            ...extra
-          }, Redacted.value(storeSecret))
-          yield* sql`UPDATE django_session SET session_data = ${data} WHERE session_key = ${key}`
+          const key = yield* djangoWrote(store, n, expiresAt, now, extra)
           const record = Option.getOrThrow(yield* store.get(key, now))
           return [record.createdAt - now, record.lastSeenAt - now]
         })
@@ -1631,22 +1647,9 @@ describe("DjangoSessionStore: a user id Django wrote as an integer", () => {
   it.effect("names that user, as its decimal string; a fraction, a boolean or an integer past 2^53 names nobody", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
-      yield* sql`CREATE TABLE django_session (session_key varchar(40) PRIMARY KEY, session_data text NOT NULL, expire_date datetime NOT NULL)`
-      const store = yield* DjangoSessionStore.make({ secret: storeSecret })
+      const store = yield* sqliteDjangoStore(storeSecret)
       const now = Date.UTC(2030, 0, 1)
-      const written = (n: number, userId: unknown) =>
-        Effect.gen(function*() {
-          const key = `${n}`.repeat(32)
-          yield* store.set(key, storeRecord(now + 3_600_000), now)
-          const data = Signing.encodeSession({
-            _auth_user_id: userId,
-            _auth_user_backend: "django.contrib.auth.backends.ModelBackend",
-            _auth_user_hash: "h",
-            cart: [1, 2]
-          }, Redacted.value(storeSecret))
-          yield* sql`UPDATE django_session SET session_data = ${data} WHERE session_key = ${key}`
-          return key
-        })
+      const written = (n: number, userId: unknown) => djangoWrote(store, n, now + 3_600_000, now, { _auth_user_id: userId, cart: [1, 2] })
       const userOf = (key: string) => Effect.map(store.get(key, now), Option.map((record) => record.userId))
       expect(yield* userOf(yield* written(1, 42))).toEqual(Option.some("42"))
       expect(yield* userOf(yield* written(2, "42"))).toEqual(Option.some("42"))
