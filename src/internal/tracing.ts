@@ -39,35 +39,45 @@ const quietTracers = new WeakMap<Tracer.Tracer, Tracer.Tracer>()
 const quietOnes = new WeakSet<Tracer.Tracer>()
 
 /**
- * `tracer`, but every span it makes ends a success with `Exit.void`: the span is the tracer's own,
- * seen through `Object.create`, so every member and `instanceof` are the real span's (an exporter
- * such as `@effect/opentelemetry` checks `instanceof OtelSpan` on a parent span to link its
- * children), and only `end` is overridden. A failure ends the span as it is.
+ * `tracer`, but every span it makes ends a success with `Exit.void`. The span handed on is the
+ * tracer's own object, with `end` shadowed on it: a tracer's spans may keep their state in
+ * private fields (`#status`, which no other object can read) or be told apart by identity (a
+ * tracer that builds its tree from the parent objects it is given), so a stand-in object broke
+ * both. A failure ends the span as it is. A span that takes no own property (frozen) is seen
+ * through `Object.create` instead, the one way left to hold its value back.
  */
 const quiet = (tracer: Tracer.Tracer): Tracer.Tracer => {
   if (quietOnes.has(tracer)) return tracer
   let quieted = quietTracers.get(tracer)
   if (quieted === undefined) {
     quieted = Tracer.make({
-      span: (name, parent, context, links, startTime, kind, options) => {
-        const span = tracer.span(name, parent, context, links, startTime, kind, options)
-        // An own property, defined (a frozen span's `end` could not be shadowed by assignment).
-        // The real span is `this` when it ends: one that keeps its status (Effect's own,
-        // OpenTelemetry's) updates the status `seen` reads through.
-        const seen: Tracer.Span = Object.create(span, {
-          end: {
-            value: (endTime: bigint, exit: Exit.Exit<unknown, unknown>) =>
-              span.end(endTime, Exit.isSuccess(exit) ? Exit.void : exit)
-          }
-        })
-        return seen
-      },
+      span: (name, parent, context, links, startTime, kind, options) =>
+        withoutSuccessValue(tracer.span(name, parent, context, links, startTime, kind, options)),
       context: (execution, fiber) => tracer.context(execution, fiber)
     })
     quietTracers.set(tracer, quieted)
     quietOnes.add(quieted)
   }
   return quieted
+}
+
+const withoutSuccessValue = (span: Tracer.Span): Tracer.Span => {
+  const end = span.end
+  const quietEnd = {
+    value: (endTime: bigint, exit: Exit.Exit<unknown, unknown>) =>
+      end.call(span, endTime, Exit.isSuccess(exit) ? Exit.void : exit),
+    configurable: true,
+    writable: true
+  }
+  if (Object.isExtensible(span)) {
+    try {
+      Object.defineProperty(span, "end", quietEnd)
+      return span
+    } catch {
+      // an own `end` that cannot be redefined: seen through Object.create below
+    }
+  }
+  return Object.create(span, { end: quietEnd })
 }
 
 /**
