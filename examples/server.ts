@@ -123,8 +123,9 @@ const AccountLive = HttpApiBuilder.group(Api, "account", (handlers) =>
 // comparing the path's text with "/login" would let through unchecked.
 const loginRoute = `${LoginEndpoint.method} ${LoginEndpoint.path}`
 
+// A refusal: logged in one line, and the response it is answered with as the failure.
 const badRequest = (status: number, message: string, logged: string) =>
-  Effect.as(Effect.logWarning(`${loginRoute}: ${logged}`), HttpServerResponse.unsafeJson({ message }, { status }))
+  Effect.zipRight(Effect.logWarning(`${loginRoute}: ${logged}`), Effect.fail(HttpServerResponse.unsafeJson({ message }, { status })))
 
 const maxLoginBody = 16 * 1024
 const tooLarge = badRequest(413, "The request body is too large.", `refused a body over ${maxLoginBody} bytes`)
@@ -158,55 +159,49 @@ const pathsOf = (issue: ParseResult.ParseIssue, path: ReadonlyArray<PropertyKey>
 }
 
 /**
- * The login body, decoded with the endpoint's Schema; or the response that refuses it: 415 for a
- * body that is neither JSON nor a url-encoded form, 413 over {@link maxLoginBody}, 400 with a fixed
- * message for one that does not parse or decode. Each refusal is logged in one line that names what
- * was wrong, never what was sent.
+ * The login body, decoded with the endpoint's Schema; or a failure with the response that refuses
+ * it: 415 for a body that is neither JSON nor a url-encoded form, 413 over {@link maxLoginBody},
+ * 400 with a fixed message for one that does not parse or decode. Each refusal is logged in one
+ * line that names what was wrong, never what was sent.
  */
 const loginPayload = (request: HttpServerRequest.HttpServerRequest) =>
   Effect.gen(function*() {
     const contentType = (request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
     if (contentType !== "application/json" && contentType !== "application/x-www-form-urlencoded") {
-      return Either.left(
-        yield* badRequest(
-          415,
-          "Send the body as application/json or application/x-www-form-urlencoded.",
-          `refused a body of type "${contentType || "(none)"}"`
-        )
+      return yield* badRequest(
+        415,
+        "Send the body as application/json or application/x-www-form-urlencoded.",
+        `refused a body of type "${contentType || "(none)"}"`
       )
     }
     // A login body is a few hundred bytes: anything past the bound is refused before it is read
     // (Content-Length) or while it is read (a chunked body stops at the bound), never buffered whole.
     const declared = Number(request.headers["content-length"] ?? 0)
-    if (declared > maxLoginBody) return Either.left(yield* tooLarge)
+    if (declared > maxLoginBody) return yield* tooLarge
     const text = yield* Effect.either(HttpIncomingMessage.withMaxBodySize(request.text, Option.some(maxLoginBody)))
     if (Either.isLeft(text)) {
-      return Either.left(
-        yield* text.left.reason === "Decode" && /exceed|too large|max/i.test(String(text.left.cause))
-          ? tooLarge
-          : unreadable("the body could not be read")
-      )
+      return yield* text.left.reason === "Decode" && /exceed|too large|max/i.test(String(text.left.cause))
+        ? tooLarge
+        : unreadable("the body could not be read")
     }
     // The text may have been read before, under a larger bound (the CSRF check reads a form's
     // csrfmiddlewaretoken when the request carries a session cookie), and is then not read again.
-    if (Buffer.byteLength(text.right) > maxLoginBody) return Either.left(yield* tooLarge)
+    if (Buffer.byteLength(text.right) > maxLoginBody) return yield* tooLarge
     const parsed = parseBody(contentType, text.right)
-    if (Either.isLeft(parsed)) return Either.left(yield* unreadable(parsed.left))
+    if (Either.isLeft(parsed)) return yield* unreadable(parsed.left)
     const decoded = Schema.decodeUnknownEither(LoginPayload)(parsed.right, { errors: "all" })
     if (Either.isLeft(decoded)) {
       // Only the paths of the fields in error are logged, never their values: the issues are walked
       // without formatting them (a formatter prints the value, which may be a secret, or nested so
       // deep that printing it overflows the stack).
       const fields = pathsOf(decoded.left.issue)
-      return Either.left(
-        yield* badRequest(
-          400,
-          "The request body must have the fields username and password, as strings.",
-          `invalid fields: ${[...new Set(fields)].join(", ")}`
-        )
+      return yield* badRequest(
+        400,
+        "The request body must have the fields username and password, as strings.",
+        `invalid fields: ${[...new Set(fields)].join(", ")}`
       )
     }
-    return Either.right(decoded.right)
+    return decoded.right
   })
 
 const SessionLive = HttpApiBuilder.group(Api, "session", (handlers) =>
@@ -214,7 +209,7 @@ const SessionLive = HttpApiBuilder.group(Api, "session", (handlers) =>
     // handleRaw: the platform does not decode the payload (nor parse a multipart body); loginPayload does.
     .handleRaw("login", ({ request }) =>
       Effect.gen(function*() {
-        const payload = yield* loginPayload(request)
+        const payload = yield* Effect.either(loginPayload(request))
         if (Either.isLeft(payload)) return payload.left
         const { csrfToken, user } = yield* HttpAuth.login(payload.right)
         return { user: userJson(user), csrfToken: Redacted.value(csrfToken) }
