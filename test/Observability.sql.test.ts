@@ -278,4 +278,44 @@ describe("withValueFreeSpan", () => {
       expect(Exit.isSuccess(outer) && typeof outer.value).toBe("function")
       expect(made.map((span) => span.status._tag)).toEqual(["Ended", "Ended", "Ended"])
     }))
+
+  // A tracer may hand out one span object again and again (a no-op tracer installed to silence
+  // tracing). Shadowing its `end` once per span stacked a wrapper per span on that one object for
+  // the life of the process: every later `end` ran through all of them, deeper and deeper, until
+  // the stack overflowed (about 10^5 store operations).
+  it.effect("a tracer that hands out one span object: its end is shadowed once, not once per span", () =>
+    Effect.gen(function*() {
+      const depths: Array<number> = []
+      const one: Tracer.Span = {
+        _tag: "Span",
+        name: "one",
+        spanId: "0",
+        traceId: "0",
+        parent: Option.none(),
+        context: Context.empty(),
+        status: { _tag: "Started", startTime: 0n },
+        attributes: new Map(),
+        links: [],
+        sampled: false,
+        kind: "internal",
+        end() {
+          const limit = Error.stackTraceLimit
+          Error.stackTraceLimit = Infinity
+          depths.push(new Error().stack!.split("\n").length)
+          Error.stackTraceLimit = limit
+        },
+        attribute() {},
+        event() {},
+        addLinks() {}
+      }
+      const tracer = Tracer.make({ span: () => one, context: (f) => f() })
+      const operation = Effect.succeed(1).pipe(Effect.withSpan("sql.execute"), withValueFreeSpan("store"))
+      yield* Effect.withTracer(operation, tracer)
+      const first = depths.slice()
+      yield* Effect.withTracer(Effect.repeatN(operation, 300), tracer)
+      depths.length = 0
+      yield* Effect.withTracer(operation, tracer)
+      // the same two ends, at the same depth as the first time (before: 301 wrappers deeper each)
+      expect(depths).toEqual(first)
+    }))
 })

@@ -61,14 +61,19 @@ const quiet = (tracer: Tracer.Tracer): Tracer.Tracer => {
   return quieted
 }
 
+// The `end`s this module put on spans. A tracer may hand out one span object again (a no-op
+// tracer's single span, a pool): that object is quiet already, and wrapping its `end` once more
+// per span would stack a wrapper per span for the life of the process, each later `end` calling
+// them all, until the stack overflows.
+const quietEnds = new WeakSet<object>()
+
 const withoutSuccessValue = (span: Tracer.Span): Tracer.Span => {
   const end = span.end
-  const quietEnd = {
-    value: (endTime: bigint, exit: Exit.Exit<unknown, unknown>) =>
-      end.call(span, endTime, Exit.isSuccess(exit) ? Exit.void : exit),
-    configurable: true,
-    writable: true
-  }
+  if (quietEnds.has(end)) return span
+  const value = (endTime: bigint, exit: Exit.Exit<unknown, unknown>) =>
+    end.call(span, endTime, Exit.isSuccess(exit) ? Exit.void : exit)
+  quietEnds.add(value)
+  const quietEnd = { value, configurable: true, writable: true }
   if (Object.isExtensible(span)) {
     try {
       Object.defineProperty(span, "end", quietEnd)
