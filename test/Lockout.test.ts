@@ -203,6 +203,35 @@ describe("Lockout: the lock", () => {
     }).pipe(Effect.provide(layer))
   })
 
+  // The mark that a failed call judged a secret was put on the error object. A backend that fails
+  // every call with one shared object (a circuit breaker's last error) had it marked by one
+  // client's guess, and from then on every other client failing with it was counted: locked out
+  // for guesses it never made.
+  it.effect("a TransportError object shared by every call counts only for the calls that judged a secret", () => {
+    const tokens = AuthBackend.make({
+      id: "tokens",
+      credentials: Credentials.Token,
+      authenticate: ({ token }) =>
+        AuthError.noMatch("tokens", Redacted.value(token).startsWith("ea_") ? "invalid-credentials" : "unsupported-credentials"),
+      getUser: () => Effect.succeedNone
+    })
+    const lastError = new AuthError.TransportError({ backend: "sso", cause: "sso: circuit open" })
+    const breaker = AuthBackend.make({
+      id: "sso",
+      credentials: Credentials.Token,
+      authenticate: () => Exit.fail(lastError),
+      getUser: () => Effect.succeedNone
+    })
+    const { layer } = setup({ by: "ip", limit: 3 }, [tokens, breaker])
+    return Effect.gen(function*() {
+      // one guess from 10.0.0.66 (refused by `tokens`, then the breaker ended the call)
+      expect(yield* login({ token: "ea_guess" }, from("10.0.0.66"))).toBe("TransportError")
+      // a client whose token no backend judged, failing with the same object
+      expect(yield* times(5, login({ token: "eyJ.jwt.x" }, from("10.0.0.1")))).toEqual(Array(5).fill("TransportError"))
+      expect((yield* Lockout.list).map((entry) => [entry.key, entry.failures])).toEqual([["ip:10.0.0.66", 1]])
+    }).pipe(Effect.provide(layer))
+  })
+
   // Only "invalid-credentials" counted: during an outage an existing name locked after `limit`
   // wrong passwords while a missing one never did, telling them apart (and an inactive account's
   // right password, refunded as "inactive-user", from a wrong one, counted).

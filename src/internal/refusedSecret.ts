@@ -2,7 +2,7 @@
 // judged: Lockout counts such a guess. Without this, a backend that cannot answer (an LDAP server
 // down, under either policy) made every wrong password checked by the others a refund, and
 // guessing at them was unlimited for as long as the outage lasted.
-import type * as AuthError from "../AuthError.js"
+import * as AuthError from "../AuthError.js"
 
 /**
  * A backend took the credentials as its own and refused them: a wrong secret, and equally a name
@@ -16,19 +16,25 @@ export const isRefusal = (attempt: AuthError.Attempt): boolean =>
   attempt._tag === "NoMatch" && attempt.reason !== "unsupported-credentials"
 
 // The TransportErrors that ended a call (`onTransportError: "fail"`) after a backend had refused
-// the secret. The error escapes the fold as it is (its fields are public, and Django lets the
-// exception escape too), so the fact travels beside it; only that rare path writes here.
+// the secret. The error escapes the fold with its fields as they are (they are public, and Django
+// lets the exception escape too), so the fact travels beside it; only that rare path writes here.
 const afterRefusal = new WeakSet<object>()
 
 /**
- * Notes that `error` ends a call in which `attempts` came before; answers `error`. @internal
+ * Notes that `error` ends a call in which `attempts` came before; answers the error that escapes.
+ * A call that judged the secret gets an error object of its own, with the same fields: a backend
+ * may fail every call with one shared object (a circuit breaker's last error, a prebuilt
+ * failure), and the mark must not reach the calls that judged nothing (another client's, counted
+ * by Lockout for a guess it never made). @internal
  */
 export const escaping = (
   attempts: ReadonlyArray<AuthError.Attempt> | undefined,
   error: AuthError.TransportError
 ): AuthError.TransportError => {
-  if (attempts !== undefined && attempts.some(isRefusal)) afterRefusal.add(error)
-  return error
+  if (attempts === undefined || !attempts.some(isRefusal)) return error
+  const own = new AuthError.TransportError({ backend: error.backend, cause: error.cause })
+  afterRefusal.add(own)
+  return own
 }
 
 /**
