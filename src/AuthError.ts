@@ -190,6 +190,9 @@ export class TransportError extends asOutcome(
  * `permissionDenied` and `transportError` build their error per call (their reason or cause is
  * free text) but skip the fiber step of `Effect.fail` all the same.
  *
+ * The prebuilt `NoMatch` errors are shared by every call and frozen: add what a request needs to
+ * a failure of your own (or to a log annotation), never to one of these.
+ *
  * @example
  * ```ts
  * import { Effect, Option, Redacted } from "effect"
@@ -222,8 +225,12 @@ export interface Failures {
 }
 
 const makeFailures = (backend: string): Failures => {
+  // Frozen: every call of every request shares these objects (each `AuthenticationFailed.attempts`
+  // holds them), so a request's code that tagged one (`Object.assign(error, { requestId })`)
+  // would have changed what every other request sees. Effect marks a failure's span on a Proxy,
+  // never on the error itself.
   const errors = new Map<NoMatchReason, NoMatch>(
-    NoMatchReason.literals.map((reason) => [reason, new NoMatch({ backend, reason })])
+    NoMatchReason.literals.map((reason) => [reason, Object.freeze(new NoMatch({ backend, reason }))])
   )
   const exits = new Map<NoMatchReason, Exit.Exit<never, NoMatch>>(
     NoMatchReason.literals.map((reason) => [reason, Exit.fail(errors.get(reason)!)])

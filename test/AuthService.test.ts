@@ -176,6 +176,23 @@ describe("AuthService.authenticate: the fold", () => {
     }))
 })
 
+describe("AuthService: prebuilt failures", () => {
+  // Every call shares the prebuilt NoMatch objects (each AuthenticationFailed.attempts holds them):
+  // a request whose code tagged its failure with its own id changed what every other request saw.
+  it.effect("are frozen: one request's code cannot change the failure another request sees", () =>
+    Effect.gen(function*() {
+      const first = yield* Effect.flip(AuthService.authenticate({ username: "alice", password: "wrong" }))
+      const attempt = (first as AuthError.AuthenticationFailed).attempts[0]!
+      const tagged = Effect.try(() => Object.assign(attempt, { requestId: "req-1" }))
+      expect((yield* Effect.exit(tagged))._tag).toBe("Failure")
+      const second = yield* Effect.flip(AuthService.authenticate({ username: "bob", password: "wrong" }))
+      const seen = (second as AuthError.AuthenticationFailed).attempts[0]!
+      expect(seen).toBe(attempt)
+      expect("requestId" in seen).toBe(false)
+      expect(Cause.pretty(Cause.fail(seen))).toContain("NoMatch")
+    }).pipe(Effect.provide(TestAuth.layer([TestBackend.noMatch("ldap")]))))
+})
+
 describe("AuthService: policies", () => {
   it.effect("a backend that hangs is cut at its timeout and becomes a TransportError", () =>
     Effect.gen(function*() {
