@@ -1,7 +1,7 @@
 import { FetchHttpClient, HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Cause, Config, ConfigError, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Schedule, Schema, Scope, TestClock } from "effect"
+import { Cause, Config, ConfigError, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Option, ParseResult, Redacted, Schedule, Schema, Scope, TestClock } from "effect"
 import * as HttpBackend from "../src/backends/HttpBackend.js"
 import { AuthBackend, AuthError, AuthEvents, AuthService, Credentials } from "../src/index.js"
 import type { User } from "../src/index.js"
@@ -1083,6 +1083,91 @@ describe("HttpBackend.getUser", () => {
       const [one, two] = yield* both
       expect(one).toEqual(Exit.succeed(Option.some(alice)))
       expect(two).toEqual(Exit.succeed(Option.none()))
+    }).pipe(Effect.scoped))
+
+  it.live("a batch record that does not decode fails only the callers of its id, as GET /users/:id fails its one caller", () =>
+    Effect.gen(function*() {
+      // User 7 has made their record one the app's Schema refuses; the value must not be quoted.
+      const seven = { id: "7", login: [SECRET], active: true, admin: false }
+      let answer: ReadonlyArray<unknown> = []
+      const peer = yield* HttpPeer.start((request, reply) =>
+        request.path === "/users" ? reply.json(200, answer) : reply.json(200, seven)
+      )
+      const ids = ["1", "2", "7", "404"]
+      const ask = (backend: AuthBackend.AuthBackend<any>) =>
+        Effect.forEach([...ids, "7", "1"], (id) => Effect.exit(backend.getUser(id)), { concurrency: "unbounded" })
+
+      const perId = transportErrorOf(yield* Effect.exit((yield* backendFor(peer)).getUser("7")))
+      expect(String(perId.cause)).toBe(`GET ${peer.url}/users/7: response body does not match the schema at "login"`)
+
+      const cached = yield* backendFor(peer, { getUser: { batch: true, cache: { ttl: "1 hour" } } })
+      const custom = yield* backendFor(peer, { getUser: { batch: { users: Schema.Array(UserFromBody) } } })
+      // an async Schema: each element decoded through its effect
+      const delayed = Schema.transformOrFail(Body, Schema.typeSchema(UserFromBody), {
+        strict: true,
+        decode: (b) => Effect.as(Effect.sleep("1 millis"), { id: b.id, username: b.login, isActive: b.active, isSuperuser: b.admin }),
+        encode: (u) => ParseResult.succeed({ id: u.id, login: u.username, active: u.isActive, admin: u.isSuperuser })
+      })
+      const asynchronous = yield* backendFor(peer, { user: delayed, getUser: { batch: true } })
+      for (const backend of [cached, custom, asynchronous]) {
+        for (const record of [seven, { ...seven, id: 7 }]) { // an integer id is read as the string the Schema would make
+          answer = [users["1"]!, users["2"]!, record]
+          const before = peer.count()
+          const [one, two, other, none, again, oneAgain] = yield* ask(backend)
+          expect(peer.count()).toBe(before + 1)
+          expect(one).toEqual(Exit.succeed(Option.some(alice)))
+          expect(oneAgain).toEqual(one)
+          expect(Option.map(Exit.getOrElse(two!, () => Option.none()), (u) => u.username)).toEqual(Option.some("bob"))
+          expect(none).toEqual(Exit.succeed(Option.none()))
+          for (const exit of [other!, again!]) {
+            const error = transportErrorOf(exit)
+            expect(error.backend).toBe("http")
+            expect(String(error.cause)).toMatch(new RegExp(`^GET ${peer.url}/users: response body does not match the schema at "(login|id)"$`))
+            expectNoSecret(error)
+          }
+        }
+      }
+      // The failure is not cached: the cached backend asks for 7 again, and only for 7.
+      const before = peer.count()
+      expect(failureOf(yield* Effect.exit(cached.getUser("7")))).toBeInstanceOf(AuthError.TransportError)
+      expect(peer.count()).toBe(before + 1)
+      expect(peer.requests.at(-1)?.query.get("ids")).toBe("7")
+    }).pipe(Effect.scoped))
+
+  it.live("a batch record whose id cannot be read or was not asked for, or a body that is no array, fails the whole chunk", () =>
+    Effect.gen(function*() {
+      const bad = { login: null, active: true, admin: false }
+      let answer: unknown = []
+      const peer = yield* HttpPeer.start((_request, reply) => reply.json(200, answer))
+      const backend = yield* backendFor(peer, { getUser: { batch: true } })
+      const both = Effect.forEach(["1", "2"], (id) => Effect.exit(backend.getUser(id)), { concurrency: "unbounded" })
+      const whole = yield* backendFor(peer, {
+        getUser: { batch: { users: Schema.Struct({ data: Schema.Array(UserFromBody) }).pipe(Schema.pluck("data")) } }
+      })
+      for (
+        const [body, cause] of [
+          [[users["1"]!, bad, users["2"]!], `at "1"."id"`], // no id
+          [[users["1"]!, { ...bad, id: ["2"] }], `at "1"."id"`], // an id that is no string
+          [[{ ...bad, id: "9" }, users["1"]!, users["2"]!], `at "0"."login"`], // an id not asked for
+          [{ users: [users["1"]!, users["2"]!] }, "at <root>"] // no array
+        ] as const
+      ) {
+        answer = body
+        for (const exit of yield* both) {
+          expect(String(transportErrorOf(exit).cause)).toBe(`GET ${peer.url}/users: response body does not match the schema ${cause}`)
+        }
+      }
+      // A record that does not decode, listed with a copy that does: the id is listed twice.
+      answer = [users["1"]!, { ...users["2"]!, login: null }, users["2"]!]
+      for (const exit of yield* both) {
+        expect(String(transportErrorOf(exit).cause)).toBe(`GET ${peer.url}/users: the answer lists an id asked for more than once`)
+      }
+      // A Schema of the app's that is not an array of users is decoded whole, as before.
+      answer = { data: [users["1"]!, { ...users["2"]!, login: null }] }
+      const exits = yield* Effect.forEach(["1", "2"], (id) => Effect.exit(whole.getUser(id)), { concurrency: "unbounded" })
+      for (const exit of exits) {
+        expect(String(transportErrorOf(exit).cause)).toBe(`GET ${peer.url}/users: response body does not match the schema at "data"."1"."login"`)
+      }
     }).pipe(Effect.scoped))
 
   it.live("a timeout or window longer than a timer can hold (30 days) is cut to the longest one, not fired at once", () =>

@@ -10,8 +10,8 @@
  * wrong, never the request body.
  *
  * `getUser` (`GET /users/:id`, 404 → no user) shares one upstream request among concurrent callers
- * of the same id, batches ids when the service has a batch endpoint, and can keep answers for a
- * TTL.
+ * of the same id, batches ids when the service has a batch endpoint (where a user's record that
+ * does not decode fails that id's callers only), and can keep answers for a TTL.
  *
  * At most `maxConcurrent` `authenticate` requests are in flight at once and `maxWaiting` more wait
  * for a turn; past that a login fails at once, without a request, with a `TransportError` (the
@@ -57,6 +57,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -64,6 +65,7 @@ import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import type { AuthRequest } from "../AuthRequest.js"
 import * as Credentials from "../Credentials.js"
+import * as BatchAnswer from "../internal/http/batchAnswer.js"
 import * as BoundedBody from "../internal/http/boundedBody.js"
 import { makeLimiter, readLimits } from "../internal/hashers/admission.js"
 import { describeClientError, describeRequest } from "../internal/http/clientErrors.js"
@@ -144,7 +146,16 @@ export interface BatchOptions {
    * fails the request's callers with a `TransportError`.
    */
   readonly request?: ((ids: Arr.NonEmptyReadonlyArray<string>) => HttpClientRequest.HttpClientRequest) | undefined
-  /** Schema of the 2xx body. Default: an array of the `getUser` user Schema. */
+  /**
+   * Schema of the 2xx body. Default: an array of the `getUser` user Schema.
+   *
+   * An array Schema (`Schema.Array(user)`, the default) is decoded element by element: a record
+   * that does not decode fails only the callers of the id in its `id` field (a string, or an
+   * integer for its string), with the `TransportError` `GET /users/:id` would give; the other ids
+   * get their users. A record whose `id` cannot be read or was not asked for, a body that is not
+   * an array, and a record refused by any other Schema (decoded whole) fail every caller of the
+   * request.
+   */
   readonly users?: Schema.Schema<ReadonlyArray<User>, any, never> | undefined
   /** At most this many ids per upstream call. Default: 100. */
   readonly maxSize?: number | undefined
@@ -481,22 +492,23 @@ const makeWith = (
     const timed = <A, E>(run: UserLoader.Fetch<A, E>): Effect.Effect<A, E | AuthError.TransportError> =>
       Effect.timeoutFail(run.effect, { duration: timeout, onTimeout: run.timedOut })
 
-    const decodeBody = <A>(schema: Schema.Schema<A, any, never>) => {
-      const decode = Schema.decodeUnknown(schema)
-      return (response: HttpClientResponse.HttpClientResponse, where: string): Effect.Effect<A, AuthError.TransportError> =>
-        BoundedBody.text(response, maxResponseBytes, where).pipe(
-          Effect.mapError(transport),
-          Effect.flatMap((text) =>
-            Effect.try({
-              try: (): unknown => JSON.parse(text),
-              catch: () => transport(`${where}: response body is not JSON (status ${response.status})`)
-            })
-          ),
-          Effect.flatMap((json) =>
-            Effect.mapError(decode(json), (error) =>
-              transport(`${where}: response body does not match the schema at ${failingPaths(error)}`))
-          )
+    const readJson = (response: HttpClientResponse.HttpClientResponse, where: string): Effect.Effect<unknown, AuthError.TransportError> =>
+      BoundedBody.text(response, maxResponseBytes, where).pipe(
+        Effect.mapError(transport),
+        Effect.flatMap((text) =>
+          Effect.try({
+            try: (): unknown => JSON.parse(text),
+            catch: () => transport(`${where}: response body is not JSON (status ${response.status})`)
+          })
         )
+      )
+    const mismatch = (where: string, issue: ParseResult.ParseIssue) =>
+      transport(`${where}: response body does not match the schema at ${failingPaths(new ParseResult.ParseError({ issue }))}`)
+
+    const decodeBody = <A>(schema: Schema.Schema<A, any, never>) => {
+      const decode = ParseResult.decodeUnknown(schema)
+      return (response: HttpClientResponse.HttpClientResponse, where: string): Effect.Effect<A, AuthError.TransportError> =>
+        Effect.flatMap(readJson(response, where), (json) => Effect.mapError(decode(json), (issue) => mismatch(where, issue)))
     }
 
     const decodeUser = decodeBody(options.user)
@@ -566,28 +578,19 @@ const makeWith = (
     let fetchMany: UserLoader.LoaderOptions["fetchMany"] = undefined
     if (batchInput !== undefined) {
       const batchRequest = batchInput.request ?? defaultBatchRequest
-      const decodeUsers = decodeBody(batchInput.users ?? Schema.Array(options.getUser?.user ?? options.user))
-      // An answer that lists an id asked for twice is garbage: which copy is the user is not for
-      // the backend to guess (an inactive copy and an active one, a plain user and a superuser).
-      // Checked before the inactive are hidden, so hiding one copy cannot hide the conflict.
-      const listsTwice = (ids: ReadonlyArray<string>, users: ReadonlyArray<User>): boolean => {
-        const asked = new Set(ids)
-        const seen = new Set<string>()
-        for (const user of users) {
-          if (!asked.has(user.id)) continue
-          if (seen.has(user.id)) return true
-          seen.add(user.id)
-        }
-        return false
-      }
+      // Each record decoded on its own (see BatchAnswer): one that does not decode fails its id's
+      // callers, not the chunk's.
+      const decodeAnswer = BatchAnswer.make({
+        users: batchInput.users ?? Schema.Array(options.getUser?.user ?? options.user),
+        visible,
+        mismatch,
+        transport
+      })
       fetchMany = (ids) =>
         exchange(() => batchRequest(ids), (response, where) =>
           response.status < 200 || response.status >= 300
             ? unexpected(response, where)
-            : Effect.flatMap(decodeUsers(response, where), (users) =>
-              listsTwice(ids, users)
-                ? Effect.fail(transport(`${where}: the answer lists an id asked for more than once`))
-                : Effect.succeed(users.filter(visible))))
+            : Effect.flatMap(readJson(response, where), (json) => decodeAnswer(json, ids, where)))
     }
 
     const loader = yield* UserLoader.make({

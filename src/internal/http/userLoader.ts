@@ -21,11 +21,26 @@ export interface Fetch<A, E = AuthError.TransportError> {
   readonly timedOut: () => AuthError.TransportError
 }
 
+/**
+ * A batch endpoint's answer for some ids.
+ *
+ * @internal
+ */
+export interface Batch {
+  /** The users found; ids missing from the answer (and from `failed`) have no user. */
+  readonly users: ReadonlyArray<User>
+  /**
+   * Ids whose own record did not decode, each with what its callers fail with: the rest of the
+   * chunk is answered (one user whose record the app's Schema refuses must not fail the others).
+   * Undefined when every record decoded, the common case, so that it costs no Map.
+   */
+  readonly failed: ReadonlyMap<string, AuthError.TransportError> | undefined
+}
+
 /** @internal */
 export interface LoaderOptions {
   readonly fetchOne: (id: string) => Fetch<Option.Option<User>>
-  /** The users found among `ids`; ids missing from the answer have no user. */
-  readonly fetchMany: ((ids: Arr.NonEmptyReadonlyArray<string>) => Fetch<ReadonlyArray<User>>) | undefined
+  readonly fetchMany: ((ids: Arr.NonEmptyReadonlyArray<string>) => Fetch<Batch>) | undefined
   readonly maxBatchSize: number
   /** How long the first caller of a batch waits for others; zero = until the current macrotask ends. */
   readonly window: Duration.Duration
@@ -173,9 +188,17 @@ export const make = (options: LoaderOptions): Effect.Effect<UserLoader, never, S
     ): void =>
       start(waiters, run(Arr.map(waiters, (waiter) => waiter.id)), (exit, now) => {
         if (Exit.isFailure(exit)) return settleEach(waiters, Exit.failCause(exit.cause), now)
+        const { failed, users } = exit.value
         const byId = new Map<string, User>()
-        for (const user of exit.value) byId.set(user.id, user)
-        for (const waiter of waiters) settle(waiter, Exit.succeed(Option.fromNullable(byId.get(waiter.id))), now)
+        for (const user of users) byId.set(user.id, user)
+        for (const waiter of waiters) {
+          const failure = failed?.get(waiter.id)
+          settle(
+            waiter,
+            failure === undefined ? Exit.succeed(Option.fromNullable(byId.get(waiter.id))) : Exit.fail(failure),
+            now
+          )
+        }
       })
 
     let pending: Array<Waiter> = []
