@@ -12,7 +12,10 @@
  * run at once, so a flood of logins queues instead of starving every other request. The queue is
  * bounded too: past `concurrency + maxWaiting` hashes in flight, `hash` and `verify` fail at once
  * with {@link HasherBusy} (load shedding), which `ModelBackend` reports as a `TransportError`
- * and the HTTP layer as 503 with `Retry-After`.
+ * and the HTTP layer as 503 with `Retry-After`. The places are shared fairly between clients
+ * ({@link withClient}; `ModelBackend` keys its checks by the request's address): one client that
+ * keeps every place taken loses its newest waiting calls to other clients' calls, which then run
+ * at the next hasher freed.
  *
  * @example
  * ```ts
@@ -37,13 +40,15 @@ import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import type * as FiberRef from "effect/FiberRef"
+import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { HasherFailure } from "./internal/hashers/common.js"
 import { randomString } from "./internal/hashers/common.js"
-import { makeAdmission } from "./internal/hashers/admission.js"
+import { currentClient as clientRef, makeFairLimiter } from "./internal/hashers/admission.js"
 import { djangoDefaults } from "./internal/hashers/djangoDefaults.js"
 import { MAX_ITERATIONS } from "./internal/hashers/pbkdf2.js"
 import * as Registry from "./internal/hashers/registry.js"
@@ -135,7 +140,9 @@ export class HashError extends Schema.TaggedError<HashError>("effect-auth/HashEr
 /**
  * Too many hashes are in flight (`concurrency` running and `maxWaiting` queued): the call was
  * refused at once, without hashing, so that a flood of logins is answered quickly (HTTP 503 with
- * `Retry-After`) instead of queueing for minutes. It says nothing about the password.
+ * `Retry-After`) instead of queueing for minutes. A call that was waiting fails with it too when a
+ * call of a client holding far fewer places takes its place ({@link withClient}). It says nothing
+ * about the password.
  *
  * @example
  * ```ts
@@ -245,6 +252,86 @@ export interface Service {
  * @category tags
  */
 export class PasswordHasher extends Context.Tag("effect-auth/PasswordHasher")<PasswordHasher, Service>() {}
+
+/**
+ * The client a hashing call is made for: the key the hasher shares its places by (see
+ * {@link withClient}). None (the default) puts a call in the one bucket shared by every call
+ * without a client, such as the CLI's or a password change's. `ModelBackend` sets it to the
+ * request's client address for its checks; read it to see the key in effect.
+ *
+ * @example
+ * ```ts
+ * import { Effect, FiberRef, Option } from "effect"
+ * import { PasswordHasher } from "effect-auth"
+ *
+ * const program = PasswordHasher.withClient(FiberRef.get(PasswordHasher.currentClient), "203.0.113.7")
+ * Effect.runSync(program) // Option.some("203.0.113.7")
+ * Effect.runSync(FiberRef.get(PasswordHasher.currentClient)) // Option.none()
+ * ```
+ *
+ * @since 0.1.0
+ * @category fiber refs
+ */
+export const currentClient: FiberRef.FiberRef<Option.Option<string>> = clientRef
+
+/**
+ * Runs an effect as calls of one client (an address, a connection, an account: any key), so
+ * that the hasher's load shedding keeps that client from starving the others. While every place
+ * (`concurrency + maxWaiting`) is taken, a call of a client holding fewer places than the
+ * greediest client with a waiting call, by two or more, takes the place of that client's newest
+ * waiting call (which fails with {@link HasherBusy}, as it would have had it come last), and a
+ * hasher coming free goes to the waiting client with the fewest running calls. One client alone,
+ * and calls without a client, see the plain bound. `undefined` runs the effect without a client.
+ *
+ * `ModelBackend` does this itself with the request's client address (an IPv6 address by its /64,
+ * as the lockout counts it); a backend of your own that hashes does it with what it knows of the
+ * request, and an app outside HTTP can key the whole `AuthService.authenticate` call.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option, Redacted, Schema } from "effect"
+ * import { AuthBackend, AuthError, PasswordHasher } from "effect-auth"
+ *
+ * const PinCredentials = Schema.Struct({ account: Schema.String, pin: Schema.Redacted(Schema.String) })
+ *
+ * const pinBackend = (findPinHash: (account: string) => Effect.Effect<Option.Option<string>>) =>
+ *   Effect.map(PasswordHasher.PasswordHasher, (hasher) =>
+ *     AuthBackend.make({
+ *       id: "pin",
+ *       credentials: PinCredentials,
+ *       authenticate: ({ account, pin }, request) =>
+ *         Effect.gen(function*() {
+ *           const stored = yield* findPinHash(account)
+ *           const { valid } = yield* hasher.verify(pin, Option.getOrNull(stored)).pipe(
+ *             // this client's checks wait their turn; a flood from one address sheds its own calls
+ *             PasswordHasher.withClient(request?.remoteAddress),
+ *             Effect.catchTags({
+ *               HashError: () => Effect.succeed({ valid: false }),
+ *               HasherBusy: (busy) => Effect.fail(new AuthError.TransportError({ backend: "pin", cause: busy }))
+ *             })
+ *           )
+ *           if (!valid) return yield* new AuthError.NoMatch({ backend: "pin", reason: "invalid-credentials" })
+ *           return { id: account, username: account, isActive: true, isSuperuser: false }
+ *         }),
+ *       getUser: () => Effect.succeed(Option.none())
+ *     }))
+ *
+ * // Data-first, as well:
+ * const check = (hasher: PasswordHasher.Service, pin: Redacted.Redacted<string>, encoded: string) =>
+ *   PasswordHasher.withClient(hasher.verify(pin, encoded), "connection-42")
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withClient: {
+  (client: string | undefined): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, client: string | undefined): Effect.Effect<A, E, R>
+} = dual(
+  2,
+  <A, E, R>(self: Effect.Effect<A, E, R>, client: string | undefined): Effect.Effect<A, E, R> =>
+    Effect.locally(self, clientRef, Option.fromNullable(client))
+)
 
 const between = (min: number, max: number) => Schema.Int.pipe(Schema.between(min, max))
 
@@ -489,11 +576,13 @@ const toHashError = (e: HasherFailure) =>
   new HashError({ algorithm: e.algorithm, reason: e.reason, ...(e.cause === undefined ? {} : { cause: e.cause }) })
 
 const fromSettings = (settings: Registry.Settings): Effect.Effect<Service> =>
-  Effect.map(Effect.makeSemaphore(settings.concurrency), (semaphore) => {
-    const registry = Registry.makeRegistry(settings, Registry.makeRun(semaphore))
+  Effect.sync(() => {
+    const registry = Registry.makeRegistry(settings, Registry.run)
     const preferred = registry.preferred.algorithm
     const inFlight = settings.concurrency + settings.maxWaiting
-    const admit = makeAdmission(inFlight, new HasherBusy({ inFlight }))
+    // One permit per call, held across its derivations (a wrong password on an outdated hash
+    // runs two): at most `concurrency` calls hash at once, fairly shared between clients.
+    const admit = makeFairLimiter(settings.concurrency, settings.maxWaiting, new HasherBusy({ inFlight }))
     return {
       preferredAlgorithm: preferred,
       algorithms: [...registry.byAlgorithm.keys()],
@@ -625,7 +714,7 @@ export const makePassword = (
       return yield* new HashError({ algorithm, reason: "the salt must be non-empty and contain no '$'" })
     }
     const bytes = yield* passwordBytes(password, algorithm)
-    const hasher = Registry.makeHasher(algorithm as Algorithm, settings.right, Registry.makeRun(yield* Effect.makeSemaphore(1)))
+    const hasher = Registry.makeHasher(algorithm as Algorithm, settings.right, Registry.run)
     return yield* Effect.mapError(hasher.encode(bytes, salt ?? hasher.salt()), toHashError)
   })
 

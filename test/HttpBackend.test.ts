@@ -728,6 +728,34 @@ describe("HttpBackend: the bound on logins in flight (maxConcurrent, maxWaiting)
       expect(logins()).toBe(5)
     }).pipe(Effect.scoped))
 
+  it.live("the turns are shared between client addresses: one address holding them all gives its newest waiting login's turn to another address's, which is sent next", () =>
+    Effect.gen(function*() {
+      const peer = yield* HttpPeer.start(() => undefined)
+      const sent = () => peer.requests.filter((r) => r.path === "/authenticate").map((r) => JSON.parse(r.body).username)
+      const backend = yield* backendFor(peer, { maxConcurrent: 1, maxWaiting: 2, timeout: "30 seconds" })
+      const attempt = (name: string, remoteAddress: string) => backend.authenticate(login(name), { remoteAddress })
+      const fork = (name: string, remoteAddress: string) => Effect.fork(Effect.exit(attempt(name, remoteAddress)))
+
+      // one address takes every turn: one login sent, two waiting, a fourth refused
+      const first = yield* fork("flood0", "192.0.2.66")
+      yield* eventually(() => sent().length === 1)
+      const waiting = [yield* fork("flood1", "192.0.2.66"), yield* fork("flood2", "192.0.2.66")]
+      yield* Effect.sleep("50 millis")
+      isBusy(transportErrorOf(yield* Effect.exit(attempt("flood3", "192.0.2.66"))))
+      // another address is not refused: the flood's newest waiting login is, at once
+      const visitor = yield* fork("visitor", "198.51.100.7")
+      yield* eventually(() => visitor.unsafePoll() !== null || waiting[1]!.unsafePoll() !== null)
+      const visitorDone = visitor.unsafePoll() !== null
+      expect(visitorDone ? String(transportErrorOf(yield* Fiber.join(visitor)).cause) : "waiting").toBe("waiting")
+      isBusy(transportErrorOf(yield* Fiber.join(waiting[1]!)))
+      // the turn the flood's first login gives back goes to the visitor, not to the flood's waiter
+      yield* Fiber.interrupt(first)
+      yield* eventually(() => sent().length === 2)
+      expect(sent()).toEqual(["flood0", "visitor"])
+      yield* Fiber.interrupt(visitor)
+      yield* Fiber.interrupt(waiting[0]!)
+    }).pipe(Effect.scoped))
+
   it.effect("maxConcurrent and maxWaiting must be counts: anything else is an AuthConfigError", () =>
     Effect.gen(function*() {
       const cases: ReadonlyArray<readonly [Partial<HttpBackend.DefaultOptions>, string]> = [

@@ -3,7 +3,7 @@ import { Cause, Config, ConfigProvider, Deferred, Effect, Either, Exit, Fiber, L
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as PasswordHasher from "../src/PasswordHasher.js"
-import { makeAdmission } from "../src/internal/hashers/admission.js"
+import { makeFairLimiter } from "../src/internal/hashers/admission.js"
 import type { Hasher } from "../src/internal/hashers/common.js"
 import * as Registry from "../src/internal/hashers/registry.js"
 import { djangos, runDjango } from "./utils/django.js"
@@ -193,10 +193,9 @@ for (const name of vectorFiles) {
     const service = PasswordHasher.make(optionsFor(file, file.password_hashers_setting))
     const defaultService = PasswordHasher.make(optionsFor(file, file.global_default_password_hashers))
     const hashersWith = (params: Record<string, number> = {}) =>
-      Effect.map(Effect.makeSemaphore(2), (semaphore) => {
-        const run = Registry.makeRun(semaphore)
-        return (algorithm: PasswordHasher.Algorithm): Hasher => Registry.makeHasher(algorithm, settingsFor(file, params), run)
-      })
+      Effect.succeed((algorithm: PasswordHasher.Algorithm): Hasher =>
+        Registry.makeHasher(algorithm, settingsFor(file, params), Registry.run)
+      )
 
     it.effect("the preferred hasher and the hasher list are the file's", () =>
       Effect.gen(function*() {
@@ -706,7 +705,8 @@ describe("concurrency and the event loop", () => {
 describe("load shedding: a bounded wait queue in front of the hasher", () => {
   it.effect("past the bound the excess fail at once; the admitted finish, and release their slots", () =>
     Effect.gen(function*() {
-      const admit = makeAdmission(3, "busy" as const)
+      // three places, all running at once (no waiting room): the plain bound of calls without a client
+      const admit = makeFairLimiter(3, 0, "busy" as const)
       const gate = yield* Deferred.make<void>()
       let admitted = 0
       let refused = 0
@@ -730,7 +730,7 @@ describe("load shedding: a bounded wait queue in front of the hasher", () => {
 
   it.effect("an interrupted call gives its slot back", () =>
     Effect.gen(function*() {
-      const admit = makeAdmission(1, "busy" as const)
+      const admit = makeFairLimiter(1, 0, "busy" as const)
       const fiber = yield* Effect.fork(admit(Effect.never))
       while (admit.inFlight() === 0) yield* Effect.yieldNow()
       expect(yield* Effect.either(admit(Effect.succeed(1)))).toEqual(Either.left("busy"))

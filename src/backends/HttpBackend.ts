@@ -15,7 +15,8 @@
  *
  * At most `maxConcurrent` `authenticate` requests are in flight at once and `maxWaiting` more wait
  * for a turn; past that a login fails at once, without a request, with a `TransportError` (the
- * service is busy), as the password hasher sheds its load.
+ * service is busy), as the password hasher sheds its load, and as there the turns are shared
+ * fairly between client addresses (one address cannot keep every other one out).
  *
  * @example
  * ```ts
@@ -67,7 +68,7 @@ import type { AuthRequest } from "../AuthRequest.js"
 import * as Credentials from "../Credentials.js"
 import * as BatchAnswer from "../internal/http/batchAnswer.js"
 import * as BoundedBody from "../internal/http/boundedBody.js"
-import { makeLimiter, readLimits } from "../internal/hashers/admission.js"
+import { forRequest, makeLimiter, readLimits } from "../internal/hashers/admission.js"
 import { describeClientError, describeRequest } from "../internal/http/clientErrors.js"
 import * as PeerClient from "../internal/http/peerClient.js"
 import { failingPaths } from "../internal/parseErrors.js"
@@ -377,7 +378,10 @@ const configError = (message: string) => new AuthError.AuthConfigError({ message
  * callers still waiting). Fails with `AuthConfigError` when the configuration is unusable.
  *
  * `authenticate` takes one of `maxConcurrent` turns, or waits among `maxWaiting` others; one more
- * fails at once, without a request, with a `TransportError` whose cause starts with `busy:`.
+ * fails at once, without a request, with a `TransportError` whose cause starts with `busy:`. A
+ * login runs as a call of the request's client address (`PasswordHasher.withClient`): an address
+ * holding far more turns than a newcomer's loses its newest waiting login to it, as the password
+ * hasher's places are shared (docs/passwords.md).
  *
  * @example
  * ```ts
@@ -546,8 +550,9 @@ const makeWith = (
       )
     )
 
+    // The places are shared fairly between client addresses (the limiter's buckets).
     const authenticate = (credentials: unknown, request: AuthRequest | undefined): Effect.Effect<User, AuthError.BackendError> =>
-      limited(Effect.suspend(() =>
+      forRequest(limited(Effect.suspend(() =>
         timed(exchange(() => toRequest(credentials as any, request), (response, where): Effect.Effect<User, AuthError.BackendError> => {
           const mapped = statusOutcome(response.status)
           if (mapped !== undefined) return unread(response, Effect.fail(mapped))
@@ -557,7 +562,7 @@ const makeWith = (
             (user) => user.isActive || allowInactive ? Effect.succeed(user) : inactive
           )
         }))
-      ))
+      )), request)
 
     const noUser = Effect.succeed(Option.none<User>())
     // Django's get_user hides users that may not authenticate; filtered once per fetch, not per caller.

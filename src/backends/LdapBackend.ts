@@ -60,8 +60,9 @@ import * as Schema from "effect/Schema"
 import { FilterParser } from "ldapts"
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
+import type { AuthRequest } from "../AuthRequest.js"
 import * as Credentials from "../Credentials.js"
-import { makeLimiter, readLimits } from "../internal/hashers/admission.js"
+import { forRequest, makeLimiter, readLimits } from "../internal/hashers/admission.js"
 import * as Ldap from "../internal/ldap/client.js"
 import { firstRdnValue, normalizeDn } from "../internal/ldap/dn.js"
 import * as Escape from "../internal/ldap/escape.js"
@@ -560,7 +561,10 @@ const compileOptions = (options: Options): Effect.Effect<Compiled, AuthError.Aut
  *
  * Every call that opens a connection (`authenticate`, `getUser` without `loadUser`, a permission
  * lookup) takes one of `maxConcurrent` slots, or waits among `maxWaiting` others; one more fails
- * at once with a `TransportError` whose cause starts with `busy:`, before connecting.
+ * at once with a `TransportError` whose cause starts with `busy:`, before connecting. The places
+ * are shared fairly between clients: a login runs as a call of the request's client address
+ * (`PasswordHasher.withClient`), and a client holding far more places than a newcomer's loses
+ * its newest waiting call to it, as the password hasher's do (docs/passwords.md).
  *
  * `getUser(id)` uses `loadUser` when given; otherwise it looks the user name up in the directory
  * (with the service account when there is one, anonymously in search mode without one) and
@@ -873,7 +877,9 @@ const build = (c: Compiled, options: Options, limited: Limited): AuthBackend.Aut
   const base = {
     id: backend,
     credentials: Credentials.UsernamePassword,
-    authenticate,
+    // The connections are shared fairly between client addresses (the limiter's buckets).
+    authenticate: (credentials: Credentials.UsernamePassword, request: AuthRequest | undefined) =>
+      forRequest(authenticate(credentials), request),
     getUser,
     ...(options.policy === undefined ? {} : { policy: options.policy })
   }

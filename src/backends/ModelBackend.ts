@@ -13,6 +13,10 @@
  * - A stored hash the hasher cannot read (malformed) does not match: `NoMatch("invalid-credentials")`
  *   and a warning in the log, rather than an error page.
  * - The store unreachable: `TransportError`, never a defect.
+ * - The hasher's places all taken: `TransportError` (cause `HasherBusy`), for a known user as for
+ *   an unknown one. The checks run as calls of the request's client address
+ *   (`PasswordHasher.withClient`; an IPv6 address by its /64), so one address keeping every place
+ *   taken loses its own waiting calls to other addresses' logins rather than starving them.
  *
  * `getUser` answers only active users (unless `allowInactive`). Permissions are the user's own
  * and its groups'; an active superuser has every one the store knows (and, as Django's
@@ -47,7 +51,9 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
+import type { AuthRequest } from "../AuthRequest.js"
 import * as Credentials from "../Credentials.js"
+import { forRequest } from "../internal/hashers/admission.js"
 import * as StoreBackend from "../internal/storeBackend.js"
 import { askStore, issuedBy } from "../internal/userStore.js"
 import { isWellFormed } from "../internal/wellFormed.js"
@@ -185,7 +191,13 @@ export const make = (
         )
       })
 
-    const authenticate = (credentials: Credentials.UsernamePassword) =>
+    // The hasher shares its places between clients: the checks run as calls of the request's
+    // client address, so that one address flooding logins (a new unknown name each costs a full
+    // hash, as in Django) sheds its own calls rather than every other client's.
+    const authenticate = (credentials: Credentials.UsernamePassword, request: AuthRequest | undefined) =>
+      forRequest(check(credentials), request)
+
+    const check = (credentials: Credentials.UsernamePassword) =>
       Effect.gen(function*() {
         const found = yield* findByUsername(credentials.username)
         if (Option.isNone(found)) {

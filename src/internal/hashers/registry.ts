@@ -65,26 +65,26 @@ export const makeHasher = (algorithm: Algorithm, settings: Settings, run: Run): 
 }
 
 /**
- * The runner every hasher shares: a permit of the semaphore bounds how many derivations use the
- * thread pool at once, and each one runs in a span naming its algorithm and purpose.
+ * The runner every hasher shares: each derivation runs in a span naming its algorithm and purpose.
+ * How many run at once is the service's limiter's business (`PasswordHasher`'s fair limiter holds
+ * a permit around each `hash` or `verify` call, all its derivations included).
  */
-export const makeRun = (semaphore: Effect.Semaphore): Run => (algorithm, purpose, work) =>
-  semaphore.withPermits(1)(
-    Effect.tryPromise({
-      try: work,
-      // The cause is kept (drivers see bytes, never the Redacted password, and do not echo them).
-      catch: (cause) =>
-        cause instanceof DriverUnavailable
-          ? new HasherFailure({ algorithm, reason: cause.reason, cause: cause.cause })
-          : new HasherFailure({ algorithm, reason: `${algorithm} computation failed`, cause })
-    }).pipe(
-      // Native work cannot be cancelled; holding the permit until it ends keeps the bound true.
-      Effect.uninterruptible,
-      withValueFreeSpan("effect-auth.password.derive", {
-        attributes: { "password.algorithm": algorithm, "password.purpose": purpose },
-        captureStackTrace: false
-      })
-    )
+export const run: Run = (algorithm, purpose, work) =>
+  Effect.tryPromise({
+    try: work,
+    // The cause is kept (drivers see bytes, never the Redacted password, and do not echo them).
+    catch: (cause) =>
+      cause instanceof DriverUnavailable
+        ? new HasherFailure({ algorithm, reason: cause.reason, cause: cause.cause })
+        : new HasherFailure({ algorithm, reason: `${algorithm} computation failed`, cause })
+  }).pipe(
+    // Native work cannot be cancelled: an interrupted call keeps its permit until the work ends,
+    // which keeps the bound true.
+    Effect.uninterruptible,
+    withValueFreeSpan("effect-auth.password.derive", {
+      attributes: { "password.algorithm": algorithm, "password.purpose": purpose },
+      captureStackTrace: false
+    })
   )
 
 /** Django's `UNUSABLE_PASSWORD_PREFIX`. */
