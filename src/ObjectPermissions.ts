@@ -23,7 +23,9 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import type { AuthConfigError } from "./AuthError.js"
 import { collectionOf } from "./internal/collection.js"
+import * as internalModels from "./internal/modelPermissions.js"
 import * as internalRef from "./internal/objectRef.js"
 import { isStorable } from "./internal/wellFormed.js"
 import * as Permissions from "./Permissions.js"
@@ -144,6 +146,59 @@ export interface Service {
     groups: ReadonlyArray<string>,
     obj: ObjectRef
   ) => Effect.Effect<ReadonlyMap<string, ReadonlySet<string>>, ObjectPermissionsError>
+  /**
+   * The permissions a model has (`app_label.codename` each), named by its content type
+   * (`app_label.model`): Django's `auth_permission` rows of that `django_content_type`, or the
+   * {@link Models} a store was given; empty for a model it has none of. Optional: a store that
+   * has it ({@link makeMemoryWith} or `SqlObjectPermissions` with `models`, `SqlObjectPermissions`
+   * on a Django site's tables) refuses a grant of any other permission on the model's objects,
+   * as guardian's `assign_perm` fails with `Permission.DoesNotExist`, and `ObjectPermissionBackend`
+   * answers `false` for one and gives an active superuser every one of them. A store without it
+   * knows only each permission's app.
+   */
+  readonly modelPermissions?: ((contentType: string) => Effect.Effect<ReadonlySet<string>, ObjectPermissionsError>) | undefined
+}
+
+/**
+ * Each model's permissions, for a store that knows them (see `Service.modelPermissions`): its
+ * content type (`app_label.model`, as object references name it) and every permission it has,
+ * whole (`app_label.codename`, of that app), as Django makes them from the model (`add_`,
+ * `change_`, `delete_`, `view_` and the model's `Meta.permissions`). A model not listed has no
+ * permissions: no grant on its objects is taken. Checked when the store is built: a key that is
+ * no content type, or a permission that is none or of another app (a codename alone included),
+ * is an `AuthConfigError`.
+ *
+ * @example
+ * ```ts
+ * import type { ObjectPermissions } from "effect-auth"
+ *
+ * const models: ObjectPermissions.Models = {
+ *   "reports.report": ["reports.view_report", "reports.change_report", "reports.export_report"],
+ *   "reports.invoice": ["reports.view_invoice", "reports.change_invoice"]
+ * }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Models = internalModels.Models
+
+/**
+ * Options of {@link makeMemoryWith} and {@link layerMemoryWith}.
+ *
+ * @example
+ * ```ts
+ * import type { ObjectPermissions } from "effect-auth"
+ *
+ * const options: ObjectPermissions.MemoryOptions = { models: { "reports.report": ["reports.view_report"] } }
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface MemoryOptions {
+  /** Each model's permissions (see {@link Models}); without it the store knows only their apps. */
+  readonly models?: Models | undefined
 }
 
 /**
@@ -166,8 +221,9 @@ export class ObjectPermissions extends Context.Tag("effect-auth/ObjectPermission
  * Checks a grant's input: a permission string of the object's app (`reports.view_report` on a
  * `reports.report`, as guardian, which raises `WrongAppError` for another app's) and a valid object
  * reference; a typed error otherwise (for stores of your own; {@link make} checks every call's
- * input). For a revocation (`operation` `"revokeUser"` or `"revokeGroup"`) the app is not checked,
- * so that a grant stored before this check can be taken back. Total: a permission or an object of
+ * input, and a grant's model where the store knows its permissions: `validate` knows no store,
+ * so it checks the app only). For a revocation (`operation` `"revokeUser"` or `"revokeGroup"`) the
+ * app is not checked, so that a grant stored before this check can be taken back. Total: a permission or an object of
  * any type (`null`, a number, a Proxy whose traps throw) is refused, never a defect; an
  * `operation` that is no string is named `"validate"` in the error.
  *
@@ -268,9 +324,9 @@ const checkGroups = (operation: string, groups: unknown): Effect.Effect<Readonly
  * A store that checks every call's input before `store` sees it: a user id or a group name that
  * is a string every store keeps as it is (at most 255 characters, the columns' limit, and no NUL
  * or lone surrogate), a permission that is one (`app_label.codename`, grants and revocations,
- * with no lone surrogate either; a grant's of the object's app, see {@link validate}), a valid
- * object reference ({@link ObjectRef}), and groups that
- * are a collection of such names. Anything else, as an untyped caller may hand over (`null`, a
+ * with no lone surrogate either; a grant's of the object's app, see {@link validate}, and, when
+ * `store` has `modelPermissions`, one of the object's model's), a valid object reference
+ * ({@link ObjectRef}), and groups that are a collection of such names. Anything else, as an untyped caller may hand over (`null`, a
  * number, an object that throws when read, a value PostgreSQL refuses where SQLite and memory
  * kept it), fails with `ObjectPermissionsError` on every store alike, never a defect, and `store`
  * is not asked. The object reference `store` gets is a plain copy, read once. Both stores of this
@@ -293,18 +349,43 @@ const checkGroups = (operation: string, groups: unknown): Effect.Effect<Readonly
  * @category constructors
  */
 export const make = (store: Service): Service => {
-  const change = (operation: "grantUser" | "revokeUser" | "grantGroup" | "revokeGroup", field: "userId" | "group") =>
-  (who: string, perm: string, obj: ObjectRef) =>
-    Effect.suspend(() =>
-      Effect.flatMap(
-        Effect.zip(
-          checkWho(operation, field, who),
-          checkGrant(operation, perm, obj, operation === "grantUser" || operation === "grantGroup")
-        ),
-        ([whom, ref]) => store[operation](whom, perm, ref)
-      )
+  const modelPermissions = store.modelPermissions
+  // guardian's assign_perm looks the permission up among the object's content type's
+  // (Permission.DoesNotExist for another model's, `blog.change_comment` on a `blog.post`): where
+  // the store knows the model's permissions a grant takes only those. A revocation takes any, so
+  // that a grant stored before can go.
+  const ofModel = (operation: string, perm: string, ref: ObjectRef): Effect.Effect<void, ObjectPermissionsError> =>
+    modelPermissions === undefined ? Effect.void : Effect.flatMap(
+      modelPermissions(ref.contentType),
+      (perms) =>
+        perms.has(perm) ? Effect.void : refuse(
+          operation,
+          `permission ${JSON.stringify(perm)} is not one of the object's model (content type ${JSON.stringify(ref.contentType)})`
+        )
     )
+  const change = (operation: "grantUser" | "revokeUser" | "grantGroup" | "revokeGroup", field: "userId" | "group") => {
+    const granting = operation === "grantUser" || operation === "grantGroup"
+    return (who: string, perm: string, obj: ObjectRef) =>
+      Effect.suspend(() =>
+        Effect.flatMap(
+          Effect.zip(checkWho(operation, field, who), checkGrant(operation, perm, obj, granting)),
+          ([whom, ref]) =>
+            granting
+              ? Effect.zipRight(ofModel(operation, perm, ref), store[operation](whom, perm, ref))
+              : store[operation](whom, perm, ref)
+        )
+      )
+  }
   return {
+    ...(modelPermissions === undefined ? {} : {
+      modelPermissions: (contentType: string) =>
+        Effect.suspend(() =>
+          internalModels.contentTypeOk(contentType)
+            // (a copy: the registry is the store's own)
+            ? Effect.map(modelPermissions(contentType), (perms): ReadonlySet<string> => new Set(perms))
+            : refuse("modelPermissions", "not a content type (app_label.model)")
+        )
+    }),
     grantUser: change("grantUser", "userId"),
     revokeUser: change("revokeUser", "userId"),
     grantGroup: change("grantGroup", "group"),
@@ -327,7 +408,8 @@ export const make = (store: Service): Service => {
 }
 
 /**
- * A store in this process's memory (tests, one instance).
+ * A store in this process's memory (tests, one instance). It knows no model's permissions, only
+ * their apps: see {@link makeMemoryWith} for one that does.
  *
  * @example
  * ```ts
@@ -339,7 +421,42 @@ export const make = (store: Service): Service => {
  * @since 0.2.0
  * @category constructors
  */
-export const makeMemory = (): Service => {
+export const makeMemory = (): Service => memoryStore(undefined)
+
+/**
+ * A store in this process's memory that knows each model's permissions (`models`, see
+ * {@link Models}): a grant of a permission the object's model does not have fails with
+ * `ObjectPermissionsError`, as guardian's `assign_perm` fails, and `ObjectPermissionBackend`
+ * answers as guardian's checker does (`false` for such a permission, every permission of the
+ * model for an active superuser). A registry that is not one is an `AuthConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ObjectPermissions } from "effect-auth"
+ *
+ * const program = Effect.gen(function*() {
+ *   const store = yield* ObjectPermissions.makeMemoryWith({
+ *     models: { "reports.report": ["reports.view_report", "reports.change_report"] }
+ *   })
+ *   const q3 = ObjectPermissions.ref("reports.report", 3)
+ *   yield* store.grantUser("1", "reports.change_report", q3)
+ *   // another model's permission: ObjectPermissionsError
+ *   return yield* Effect.either(store.grantUser("1", "reports.change_invoice", q3))
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const makeMemoryWith = (options: MemoryOptions): Effect.Effect<Service, AuthConfigError> =>
+  options.models === undefined
+    ? Effect.sync(makeMemory)
+    : Effect.map(internalModels.check("ObjectPermissions", options.models), memoryStore)
+
+const noPermissions: ReadonlySet<string> = new Set()
+
+const memoryStore = (models: ReadonlyMap<string, ReadonlySet<string>> | undefined): Service => {
   const grants = new Map<string, Set<string>>()
   const key = (kind: "user" | "group", who: string, obj: ObjectRef) => JSON.stringify([kind, who, obj.contentType, obj.objectPk])
   // `make` has checked the input
@@ -357,6 +474,9 @@ export const makeMemory = (): Service => {
     revokeUser: change("user", false),
     grantGroup: change("group", true),
     revokeGroup: change("group", false),
+    ...(models === undefined ? {} : {
+      modelPermissions: (contentType: string) => Effect.succeed(models.get(contentType) ?? noPermissions)
+    }),
     userPermissions: (userId, obj) => Effect.sync(() => new Set(grants.get(key("user", userId, obj)) ?? [])),
     groupPermissions: (groups, obj) =>
       Effect.sync(() => {
@@ -384,3 +504,21 @@ export const makeMemory = (): Service => {
  * @category layers
  */
 export const layerMemory: Layer.Layer<ObjectPermissions> = Layer.sync(ObjectPermissions, makeMemory)
+
+/**
+ * {@link makeMemoryWith} as a layer: a memory store that knows each model's permissions.
+ *
+ * @example
+ * ```ts
+ * import { ObjectPermissions } from "effect-auth"
+ *
+ * const ObjectPermissionsLive = ObjectPermissions.layerMemoryWith({
+ *   models: { "reports.report": ["reports.view_report", "reports.change_report"] }
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerMemoryWith = (options: MemoryOptions): Layer.Layer<ObjectPermissions, AuthConfigError> =>
+  Layer.effect(ObjectPermissions, makeMemoryWith(options))

@@ -4,7 +4,10 @@
  * content type, object primary key, and the user id or group name), created by the `Migrator`
  * with their own bookkeeping table `effect_<prefix>object_permission_migrations`. On a Django
  * site's database (the `django` option) a group's grants are kept by the group's id, with a
- * foreign key to `auth_group` that deletes them with the group, as guardian's do. Any database
+ * foreign key to `auth_group` that deletes them with the group, as guardian's do, and each model's
+ * permissions are Django's (`auth_permission` of the object's `django_content_type`); on its own
+ * tables the store takes them as `models`. A store that knows them refuses a grant of any other
+ * permission on the model's objects, as guardian's `assign_perm` fails. Any database
  * failure, or no answer within `timeout`, is an `ObjectPermissionsError` (a `TransportError` of
  * `ObjectPermissionBackend`, HTTP 503); so is input of the wrong type, or that not every engine
  * keeps as it is (a NUL, a lone surrogate, an id or group name past the columns' 255 characters),
@@ -29,6 +32,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import { AuthConfigError } from "./AuthError.js"
+import * as ModelRegistry from "./internal/modelPermissions.js"
 import * as SqlTables from "./internal/sqlTables.js"
 import * as ObjectPermissions from "./ObjectPermissions.js"
 
@@ -61,14 +65,24 @@ export interface Options {
    * name holds none of them. A grant to a group Django has no row for fails. The migration
    * `2_group_grants_by_group_id` converts a table made without this option: each grant gets the
    * id of the group now of its name, and the grants of groups that are gone are dropped. Once
-   * converted, the tables need this option.
+   * converted, the tables need this option. Each model's permissions are then Django's own, read
+   * from `auth_permission` and `django_content_type` (or `tables.permission` and
+   * `tables.contentType`), as guardian reads them: a grant of a permission the object's model
+   * has no row for fails, and the store has `modelPermissions` (see `ObjectPermissions.Service`).
    */
   readonly django?: boolean | DjangoGroups | undefined
+  /**
+   * Each model's permissions (`ObjectPermissions.Models`), on effect-auth's own tables (with
+   * `django` they are Django's, and giving both is an `AuthConfigError`): a grant of a permission
+   * the object's model does not have fails, as guardian's `assign_perm` fails. Without it (and
+   * without `django`) the store knows only each permission's app.
+   */
+  readonly models?: ObjectPermissions.Models | undefined
 }
 
 /**
- * Where a Django site keeps its groups: `SqlUserStore.DjangoOptions` has this shape, so the
- * options given to the user store can be given here too.
+ * Where a Django site keeps its groups and its permissions: `SqlUserStore.DjangoOptions` has this
+ * shape, so the options given to the user store can be given here too.
  *
  * @example
  * ```ts
@@ -84,6 +98,10 @@ export interface DjangoGroups {
   readonly tables?: {
     /** Default `auth_group`. */
     readonly group?: string | undefined
+    /** Default `auth_permission`. */
+    readonly permission?: string | undefined
+    /** Default `django_content_type`. */
+    readonly contentType?: string | undefined
   } | undefined
 }
 
@@ -107,6 +125,10 @@ export interface Tables {
   readonly migrations: string
   /** On a Django site's database (`django`): the groups table the group grants reference by id. */
   readonly djangoGroup?: string | undefined
+  /** On a Django site's database (`django`): its permissions table, read for each model's permissions. */
+  readonly djangoPermission?: string | undefined
+  /** On a Django site's database (`django`): its content types table. */
+  readonly djangoContentType?: string | undefined
 }
 
 /**
@@ -131,12 +153,30 @@ export const tables = (options: Options = {}): Effect.Effect<Tables, AuthConfigE
     })),
     (t) => {
       if (!options.django) return Effect.succeed(t)
-      const group: unknown = (typeof options.django === "object" ? options.django.tables?.group : undefined) ?? "auth_group"
-      return typeof group === "string" && SqlTables.isTableName(group)
-        ? Effect.succeed({ ...t, djangoGroup: group })
+      if (options.models !== undefined) {
+        return Effect.fail(
+          new AuthConfigError({
+            message: "SqlObjectPermissions: models and django exclude each other (on Django's tables the models' permissions are Django's)"
+          })
+        )
+      }
+      const given = typeof options.django === "object" ? options.django.tables : undefined
+      // (each read once: an untyped caller's value may be anything)
+      const group: unknown = given?.group ?? "auth_group"
+      const permission: unknown = given?.permission ?? "auth_permission"
+      const contentType: unknown = given?.contentType ?? "django_content_type"
+      const bad = ([["group", group], ["permission", permission], ["contentType", contentType]] as const)
+        .find(([, name]) => typeof name !== "string" || !SqlTables.isTableName(name))
+      return bad === undefined
+        ? Effect.succeed({
+          ...t,
+          djangoGroup: group as string,
+          djangoPermission: permission as string,
+          djangoContentType: contentType as string
+        })
         : Effect.fail(
           new AuthConfigError({
-            message: "SqlObjectPermissions: django.tables.group must match [A-Za-z_][A-Za-z0-9_]* (at most 63 characters)"
+            message: `SqlObjectPermissions: django.tables.${bad[0]} must match [A-Za-z_][A-Za-z0-9_]* (at most 63 characters)`
           })
         )
     }
@@ -246,6 +286,7 @@ export const make = (
 ): Effect.Effect<ObjectPermissions.Service, AuthConfigError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const t = yield* tables(options)
+    const models = options.models === undefined ? undefined : yield* ModelRegistry.check("SqlObjectPermissions", options.models)
     const sql = yield* SqlClient.SqlClient
     const run = SqlTables.runner("ObjectPermissions", options.timeout, storeError)
     // `ObjectPermissions.make` checks every call's input before these run
@@ -283,7 +324,13 @@ export const make = (
         groupRows: groupPermissionsByName
       }
       : djangoGroups(sql, t, t.djangoGroup, run)
+    const modelPermissions = t.djangoPermission !== undefined && t.djangoContentType !== undefined
+      ? djangoModelPermissions(sql, t.djangoPermission, t.djangoContentType, run)
+      : models === undefined
+      ? undefined
+      : (contentType: string) => Effect.succeed(models.get(contentType) ?? noPermissions)
     return ObjectPermissions.make({
+      ...(modelPermissions === undefined ? {} : { modelPermissions }),
       grantUser: change("grantUser", t.user, "user_id", true),
       revokeUser: change("revokeUser", t.user, "user_id", false),
       grantGroup: groupStore.grantGroup,
@@ -321,6 +368,35 @@ const slices = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A
   const out: Array<ReadonlyArray<A>> = []
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
   return out
+}
+
+const noPermissions: ReadonlySet<string> = new Set()
+
+const decodeCodenames = Schema.decodeUnknown(Schema.Array(Schema.Struct({ codename: Schema.String })))
+
+// A model's permissions on a Django site's database, as guardian reads them
+// (`Permission.objects.filter(content_type=ctype)`): the rows of `auth_permission` of the
+// content type's row in `django_content_type`; none for a model Django has no row for.
+const djangoModelPermissions = (
+  sql: SqlClient.SqlClient,
+  permissions: string,
+  contentTypes: string,
+  run: <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) => Effect.Effect<A, ObjectPermissions.ObjectPermissionsError, R>
+) =>
+(contentType: string): Effect.Effect<ReadonlySet<string>, ObjectPermissions.ObjectPermissionsError> => {
+  // (a content type has one dot, `ObjectPermissions.make` has checked it)
+  const [appLabel, model] = contentType.split(".") as [string, string]
+  return run(
+    "modelPermissions",
+    Effect.map(
+      Effect.flatMap(
+        sql`SELECT p.codename FROM ${sql(permissions)} p JOIN ${sql(contentTypes)} c ON c.id = p.content_type_id
+          WHERE c.app_label = ${appLabel} AND c.model = ${model}`,
+        decodeCodenames
+      ),
+      (rows): ReadonlySet<string> => new Set(rows.map((row) => `${appLabel}.${row.codename}`))
+    )
+  )
 }
 
 const decodeGroupIds = Schema.decodeUnknown(Schema.Array(Schema.Struct({ id: SqlTables.Integer })))

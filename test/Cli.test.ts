@@ -939,13 +939,25 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
         expect(nope.stderr).toMatch(/^Error: Django has no model "nope\.nothing" \(no row in django_content_type\)/)
         noStackTrace(nope.stderr)
       }
+      // a permission of another model than the object's (guardian: Permission.DoesNotExist), which
+      // --create-permissions would have made for that model: refused before anything is made
+      const comment = yield* cli(["grant", "alice", "blog.change_comment", "--object", "blog.post:1", "--create-permissions", ...django])
+      expect(comment.code).toBe(1)
+      expect(comment.stderr).toMatch(/^Error: "blog\.change_comment" would be made for another model than "blog\.post"/)
       // nothing refused was written, and no table made
       expect(site("schema", sqlite)).toEqual(before)
-      const asked = site("ask", sqlite, { logins: [], perms: ["auth.frobnicate"], apps: [] })
+      const asked = site("ask", sqlite, { logins: [], perms: ["auth.frobnicate", "blog.change_comment"], apps: [] })
       expect(asked.permissions).not.toContain("auth.frobnicate")
+      expect(asked.permissions).not.toContain("blog.change_comment")
 
       const granted = yield* cli(["grant", "alice", "auth.change_user", "--object", "auth.user:1", ...django])
       expect(granted).toMatchObject({ code: 0, stderr: "" })
+      // Django has auth.view_group, for its groups: not a user's
+      const group = yield* cli(["grant", "alice", "auth.view_group", "--object", "auth.user:1", ...django])
+      expect([group.code, group.stderr]).toEqual([
+        1,
+        "Error: object permissions: permission \"auth.view_group\" is not one of the object's model (content type \"auth.user\")\n"
+      ])
       const made = yield* cli(["grant", "alice", "blog.archive_post", "--object", "blog.post:7", "--create-permissions", ...django])
       expect(made).toMatchObject({ code: 0, stderr: "" })
       expect((yield* cli(["explain", "alice", "blog.archive_post", "--object", "blog.post:7", ...django])).stdout).toContain(

@@ -935,6 +935,49 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
         }).pipe(Effect.provide(withObjects(store(), { django: true })))
       }), 120_000)
 
+    // guardian looks an object's permissions up among its content type's (auth_permission rows of
+    // its django_content_type row): another model's is refused by assign_perm
+    // (Permission.DoesNotExist) and False to its checker, whose get_perms(obj) gives a superuser
+    // every one of the model's.
+    it.scopedLive("only the object's model's permissions, as Django has them: another model's is refused and false; a superuser holds every one", () =>
+      Effect.gen(function*() {
+        const { db, store } = yield* engine.make
+        site("seed", db)
+        const types = ["blog.post", "auth.user", "auth.group", "blog.comment"]
+        const djangoSays: Record<string, ReadonlyArray<string>> = site("model_perms", db, { content_types: types })
+        expect(djangoSays["blog.post"]).toEqual(["blog.feature_post", "blog.publish_post"])
+        yield* Effect.gen(function*() {
+          const grants = yield* ObjectPermissions.ObjectPermissions
+          const alice = yield* userNamed("alice")
+          const root = yield* userNamed("root")
+          const user1 = ObjectPermissions.ref("auth.user", 1)
+          // another model's permission of the object's app: blog.comment has no row, auth.group has its own
+          for (const [perm, obj] of [["blog.change_comment", post], ["auth.view_group", user1], ["blog.add_post", post]] as const) {
+            const refused = yield* Effect.flip(grants.grantUser(alice.id, perm, obj))
+            expect(refused.message, perm).toContain("is not one of the object's model")
+            expect(yield* Effect.flip(grants.grantGroup("editors", perm, obj))).toMatchObject({ _tag: "ObjectPermissionsError" })
+          }
+          expect(yield* rowCount("auth_user_object_permission")).toBe(0)
+          expect(yield* rowCount("auth_group_object_permission")).toBe(0)
+          yield* grants.grantUser(alice.id, "auth.view_user", user1)
+          expect(yield* AuthService.hasPerm(alice, "auth.view_user", user1)).toBe(true)
+          // a grant stored before the store refused them (another model's) counts for nothing
+          yield* Effect.flatMap(SqlClient.SqlClient, (sql) =>
+            sql`INSERT INTO auth_user_object_permission (user_id, permission, content_type, object_pk)
+              VALUES (${alice.id}, 'blog.change_comment', 'blog.post', '1')`)
+          expect(yield* AuthService.hasPerm(alice, "blog.change_comment", post)).toBe(false)
+          expect(yield* AuthService.getAllPermissions(alice, post)).toEqual(new Set())
+          // a superuser: every permission of each model, as guardian's checker answers from Django's rows
+          for (const type of types) {
+            const [app, model] = type.split(".")
+            expect(yield* AuthService.getAllPermissions(root, ObjectPermissions.ref(`${app}.${model}`, 1)), type).toEqual(
+              new Set(djangoSays[type])
+            )
+            expect(yield* grants.modelPermissions!(type)).toEqual(new Set(djangoSays[type]))
+          }
+        }).pipe(Effect.provide(withObjects(store(), { django: true })))
+      }), 120_000)
+
     it.scopedLive("tables made without the option are converted: each grant to its group's id, a gone group's grants dropped", () =>
       Effect.gen(function*() {
         const { db, store } = yield* engine.make

@@ -451,6 +451,142 @@ suite(
   Postgres.missing
 )
 
+// Each model's permissions, as Django makes them from its models and guardian looks an object's up
+// among its content type's: a registry the memory store and effect-auth's own tables are given.
+const models: ObjectPermissions.Models = {
+  "reports.report": ["reports.view_report", "reports.change_report", "reports.export_report"],
+  "reports.invoice": ["reports.view_invoice", "reports.change_invoice"]
+}
+
+const modelSuite = (name: string, objects: () => Layer.Layer<ObjectPermissions.ObjectPermissions, unknown>, skip = false) =>
+  describe.skipIf(skip)(`object permissions of another model than the object's, on ${name}`, () => {
+    it.effect("a grant of another model's permission of the same app is refused (guardian: Permission.DoesNotExist), and false", () =>
+      Effect.gen(function*() {
+        const { alice, bob } = yield* people
+        const grants = yield* ObjectPermissions.ObjectPermissions
+        const q3 = ObjectPermissions.ref("reports.report", 3)
+        for (
+          const grant of [
+            grants.grantUser(alice.id, "reports.change_invoice", q3),
+            grants.grantGroup("auditors", "reports.change_invoice", q3),
+            grants.grantUser(alice.id, "reports.change_nothing", q3) // a permission no model has
+          ]
+        ) {
+          const refused = yield* Effect.flip(grant)
+          expect(refused._tag).toBe("ObjectPermissionsError")
+          expect(refused.message).toContain("is not one of the object's model (content type \"reports.report\")")
+        }
+        // nothing was written
+        expect(yield* grants.userPermissions(alice.id, q3)).toEqual(new Set())
+        expect(yield* grants.groupPermissions(["auditors"], q3)).toEqual(new Map())
+        expect(yield* AuthService.hasPerm(alice, "reports.change_invoice", q3)).toBe(false)
+        expect(yield* AuthService.hasPerm(bob, "change_invoice", q3)).toBe(false)
+        // the model's own are taken, and held
+        yield* grants.grantUser(alice.id, "reports.change_report", q3)
+        yield* grants.grantGroup("auditors", "reports.export_report", q3)
+        expect(yield* AuthService.hasPerm(alice, "change_report", q3)).toBe(true)
+        expect(yield* AuthService.hasPerm(bob, "reports.export_report", q3)).toBe(true)
+        expect(yield* AuthService.getAllPermissions(bob, q3)).toEqual(new Set(["reports.export_report"]))
+        // another model's objects take their own model's
+        yield* grants.grantUser(alice.id, "reports.change_invoice", ObjectPermissions.ref("reports.invoice", 3))
+        const why = yield* AuthService.explain(alice, "reports.change_invoice", q3)
+        expect(why.granted).toBe(false)
+        expect(why.steps[2]).toEqual({
+          backend: "object",
+          answer: "abstain",
+          reasons: ["not a permission of the object's model (reports.report)"]
+        })
+        // a revocation takes any permission of the app, so that a grant stored before can go
+        yield* grants.revokeUser(alice.id, "reports.change_invoice", q3)
+        yield* grants.revokeGroup("auditors", "reports.change_invoice", q3)
+        expect(yield* grants.modelPermissions!("reports.invoice")).toEqual(new Set(["reports.view_invoice", "reports.change_invoice"]))
+        expect(yield* grants.modelPermissions!("reports.nothing")).toEqual(new Set())
+        expect((yield* Effect.flip(grants.modelPermissions!("reports"))).operation).toBe("modelPermissions")
+      }).pipe(Effect.provide(app(objects()))))
+
+    it.effect("an active superuser's getAllPermissions(user, obj) is every permission of the object's model, as guardian's get_perms", () =>
+      Effect.gen(function*() {
+        const { root, alice } = yield* people
+        const q3 = ObjectPermissions.ref("reports.report", 3)
+        const everyOne = new Set(["reports.view_report", "reports.change_report", "reports.export_report"])
+        expect(yield* AuthService.getAllPermissions(root, q3)).toEqual(everyOne)
+        expect(yield* AuthService.getAllPermissions(root, ObjectPermissions.ref("reports.invoice", 1))).toEqual(
+          new Set(["reports.view_invoice", "reports.change_invoice"])
+        )
+        expect(yield* AuthService.getAllPermissions(root, ObjectPermissions.ref("docs.page", 1))).toEqual(new Set()) // no such model
+        // the backend itself answers so (AuthService grants a superuser anything before asking it)
+        const backend = yield* ObjectPermissionBackend.ObjectPermissionBackend
+        expect(yield* backend.getAllPermissions!(root, q3)).toEqual(everyOne)
+        expect(yield* backend.hasPerm!(root, "export_report", q3)).toBe(true)
+        expect(yield* backend.hasPerm!(root, "reports.change_invoice", q3)).toBe(false)
+        expect(yield* backend.explainPerm!(root, "reports.view_report", q3)).toEqual({
+          granted: true,
+          reasons: ["superuser: every permission of the object's model"]
+        })
+        // an inactive superuser holds nothing, another user only its grants
+        const store = yield* UserStore.UserStore
+        const retired = asUser(yield* store.create({ username: "retired", isSuperuser: true, isActive: false }))
+        expect(yield* AuthService.getAllPermissions(retired, q3)).toEqual(new Set())
+        expect(yield* AuthService.getAllPermissions(alice, q3)).toEqual(new Set())
+      }).pipe(Effect.provide(app(objects()))))
+  })
+
+modelSuite("memory", () => ObjectPermissions.layerMemoryWith({ models }))
+modelSuite("SQLite", () => SqlObjectPermissions.layer({ models }).pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" }))))
+modelSuite(
+  "PostgreSQL",
+  () => {
+    const prefix = Postgres.uniquePrefix("objperm")
+    const tables = Effect.map(SqlObjectPermissions.tables({ tablePrefix: prefix }), (t) => [t.user, t.group, t.migrations])
+    return SqlObjectPermissions.layer({ tablePrefix: prefix, models }).pipe(Layer.provide(Postgres.poolDropping(tables)))
+  },
+  Postgres.missing
+)
+// A store of your own that knows the models (`modelPermissions`), built with `ObjectPermissions.make`.
+modelSuite("a store of your own", () =>
+  Layer.sync(ObjectPermissions.ObjectPermissions, () => {
+    const memory = ObjectPermissions.makeMemory()
+    const registry = new Map(Object.entries(models).map(([type, perms]) => [type, new Set(perms)] as const))
+    return ObjectPermissions.make({
+      ...memory,
+      modelPermissions: (contentType) => Effect.succeed(registry.get(contentType) ?? new Set<string>())
+    })
+  }))
+
+describe("a registry of the models' permissions", () => {
+  it.effect("that is none is a configuration error when the store is built", () =>
+    Effect.gen(function*() {
+      const bad: ReadonlyArray<unknown> = [
+        null,
+        ["reports.report"],
+        { report: ["reports.view_report"] }, // no content type
+        { "reports.report": "reports.view_report" }, // a string is no list
+        { "reports.report": ["view_report"] }, // a codename alone
+        { "reports.report": ["docs.view_page"] }, // another app's
+        { "reports.report": [42] },
+        { "reports.report": ["reports.view\u0000report"] },
+        hostile()
+      ]
+      for (const given of bad) {
+        const memory = yield* Effect.flip(ObjectPermissions.makeMemoryWith({ models: given as never }))
+        expect(memory._tag).toBe("AuthConfigError")
+        expect(memory.message).toMatch(/^ObjectPermissions: models /)
+        const sql = yield* Effect.flip(
+          SqlObjectPermissions.make({ models: given as never }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" })))
+        )
+        expect(sql).toMatchObject({ _tag: "AuthConfigError", message: expect.stringMatching(/^SqlObjectPermissions: models /) })
+      }
+      // on Django's tables the models' permissions are Django's: not both
+      const both = yield* Effect.flip(SqlObjectPermissions.tables({ django: true, models }))
+      expect(both.message).toContain("models and django exclude each other")
+      const noTable = yield* Effect.flip(SqlObjectPermissions.tables({ django: { tables: { permission: "auth permission" } } }))
+      expect(noTable.message).toContain("django.tables.permission must match")
+      // and without one, a store knows only the apps
+      expect(ObjectPermissions.makeMemory().modelPermissions).toBeUndefined()
+      expect((yield* ObjectPermissions.makeMemoryWith({})).modelPermissions).toBeUndefined()
+    }))
+})
+
 describe("object permissions of another app than the object's", () => {
   // A store holding what the stores kept before they refused such grants: another app's permission.
   const stale = Layer.effect(

@@ -4,11 +4,15 @@
  * `hasPerm(user, perm, obj)` for an object (`ObjectPermissions.ObjectRef`, or anything `refOf`
  * turns into one) from the `ObjectPermissions` store: the user's own grants on the object, and
  * their groups' (groups from the `UserStore`). Only a permission of the object's app is the
- * object's (guardian raises `WrongAppError` for another app's): another's is `false`; a codename
- * alone (`"change_report"`) is the permission of that codename in the object's app, as guardian
- * takes it. Inactive users hold nothing; without an object, or with one it does not know or cannot
- * read, it abstains, leaving global permissions to `ModelBackend`. `AuthService.explain` says
- * which grant (or which group) answered.
+ * object's (guardian raises `WrongAppError` for another app's): another's is `false`; where the
+ * store knows each model's permissions (`ObjectPermissions.Service.modelPermissions`: Django's
+ * tables, or a registry of `Models`), only the object's model's are, as guardian looks them up
+ * among the object's content type's, and `getAllPermissions(user, obj)` gives an active superuser
+ * every one of them, as guardian's `get_perms(obj)` does. A codename alone (`"change_report"`) is
+ * the permission of that codename in the object's app, as guardian takes it. Inactive users hold
+ * nothing; without an object, or with one it does not know or cannot read, it abstains, leaving
+ * global permissions to `ModelBackend`. `AuthService.explain` says which grant (or which group)
+ * answered.
  *
  * @example
  * ```ts
@@ -158,22 +162,41 @@ export const make = (
         // row counts with the row's flags (see `storeFlags`).
         const flags = yield* storeFlags(users, user, transport)
         if (flags === undefined || !flags.isActive) return undefined
+        // The model's permissions, where the store knows them (guardian's
+        // `Permission.objects.filter(content_type=ctype)`), of the object's app only.
+        const model = grants.modelPermissions === undefined
+          ? undefined
+          : new Set(
+            [...(yield* Effect.mapError(grants.modelPermissions(ref.contentType), transport))].filter((perm) =>
+              isOfObjectApp(perm, ref.contentType)
+            )
+          )
+        // Only the object's app's permissions are the object's (guardian raises WrongAppError for
+        // another's), and only its model's where the store knows them (guardian looks them up
+        // among the content type's): a grant stored before the stores refused it counts for nothing.
+        const isObjects = (perm: string) => isOfObjectApp(perm, ref.contentType) && (model === undefined || model.has(perm))
+        // guardian's checker gives an active superuser every permission of the object's model,
+        // asking for no grant: where the store cannot say which those are, the superuser's grants.
+        if (flags.isSuperuser && model !== undefined) {
+          return { ref, model, superuser: true, own: none, viaGroups: new Map<string, ReadonlySet<string>>() }
+        }
         const groups = yield* askStore(users.groupsOf(user.id), [] as ReadonlyArray<string>, transport)
         const own = yield* Effect.mapError(grants.userPermissions(user.id, ref), transport)
         const viaGroups = yield* Effect.mapError(grants.groupPermissions(groups, ref), transport)
-        // Only the object's app's permissions are the object's (guardian raises WrongAppError for
-        // another's): a grant of another app stored before the stores refused it counts for nothing.
-        const ofApp = (perms: ReadonlySet<string>) => new Set([...perms].filter((perm) => isOfObjectApp(perm, ref.contentType)))
+        const ofObject = (perms: ReadonlySet<string>): ReadonlySet<string> => new Set([...perms].filter(isObjects))
         return {
           ref,
-          own: ofApp(own),
-          viaGroups: new Map([...viaGroups].map(([group, perms]) => [group, ofApp(perms)] as const))
+          model,
+          superuser: false,
+          own: ofObject(own),
+          viaGroups: new Map([...viaGroups].map(([group, perms]) => [group, ofObject(perms)] as const))
         }
       })
 
     const getAllPermissions = (user: User, obj?: unknown) =>
       Effect.map(grantsOn(user, obj), (found): ReadonlySet<string> => {
         if (found === undefined) return none
+        if (found.superuser) return new Set(found.model)
         const all = new Set(found.own)
         for (const perms of found.viaGroups.values()) for (const perm of perms) all.add(perm)
         return all
@@ -187,6 +210,10 @@ export const make = (
         if (!isOfObjectApp(perm, found.ref.contentType)) {
           return { granted: false, reasons: [`not a permission of the object's app (${found.ref.contentType})`] }
         }
+        if (found.model !== undefined && !found.model.has(perm)) {
+          return { granted: false, reasons: [`not a permission of the object's model (${found.ref.contentType})`] }
+        }
+        if (found.superuser) return { granted: true, reasons: ["superuser: every permission of the object's model"] }
         const reasons: Array<string> = []
         if (found.own.has(perm)) reasons.push("granted to the user on this object")
         const groups = [...found.viaGroups].filter(([, perms]) => perms.has(perm)).map(([group]) => group)
@@ -203,6 +230,7 @@ export const make = (
         Effect.map(grantsOn(user, obj), (found) => {
           if (found === undefined) return false
           const full = qualified(perm, found.ref)
+          if (found.superuser) return found.model !== undefined && found.model.has(full)
           return found.own.has(full) || [...found.viaGroups.values()].some((perms) => perms.has(full))
         }),
       explainPerm,

@@ -25,6 +25,7 @@ import * as AuthService from "../AuthService.js"
 import * as ModelBackend from "../backends/ModelBackend.js"
 import * as ObjectPermissionBackend from "../backends/ObjectPermissionBackend.js"
 import { isEmailAddress } from "../internal/emailAddress.js"
+import { modelOf } from "../internal/sqlUserStore.js"
 import * as Lockout from "../Lockout.js"
 import * as ObjectPermissions from "../ObjectPermissions.js"
 import * as PasswordHasher from "../PasswordHasher.js"
@@ -483,10 +484,12 @@ const objectStoreOptions = (db: Database): SqlObjectPermissions.Options =>
   Option.isSome(db.django) ? { django: db.django.value } : {}
 
 // On a Django site's database an object grant names what Django has, as a plain grant does: the
-// permission in auth_permission (PermissionNotFound; made with --create-permissions, as there)
-// and the object's model in django_content_type, which no flag makes (Django makes content types
-// from its models). Otherwise `auth.frobnicate` on `nope.nothing:1` was granted, and answered
-// by explain, though Django has neither.
+// object's model in django_content_type, which no flag makes (Django makes content types from its
+// models), and the permission in auth_permission (PermissionNotFound; made with
+// --create-permissions, as there). Otherwise `auth.frobnicate` on `nope.nothing:1` was granted,
+// and answered by explain, though Django has neither. Whether the permission is the model's
+// (guardian: Permission.DoesNotExist) the store checks; one --create-permissions would make under
+// another model (`blog.change_comment` on a `blog.post`) is refused here, before it is made.
 const djangoHasObjectGrant = (
   store: UserStore.UserStore.Service,
   django: SqlUserStore.DjangoOptions,
@@ -495,10 +498,6 @@ const djangoHasObjectGrant = (
   createPermissions: boolean
 ) =>
   Effect.gen(function*() {
-    if (!(yield* store.permissions()).has(permission)) {
-      if (!createPermissions) return yield* new UserStore.PermissionNotFound({ permission })
-      yield* store.createPermission(permission)
-    }
     const { contentType } = yield* SqlUserStore.tables({ django })
     const [appLabel, model] = obj.contentType.split(".")
     const sql = yield* SqlClient.SqlClient
@@ -509,6 +508,17 @@ const djangoHasObjectGrant = (
         message: `Django has no model ${JSON.stringify(obj.contentType)} (no row in ${contentType}): object ` +
           "permissions name the objects of Django's models, app_label.model as in django_content_type"
       })
+    }
+    if (!(yield* store.permissions()).has(permission)) {
+      if (!createPermissions) return yield* new UserStore.PermissionNotFound({ permission })
+      const codename = permission.slice(permission.indexOf(".") + 1)
+      if (permission.slice(0, permission.indexOf(".")) !== appLabel || modelOf(codename) !== model) {
+        return yield* new CliError({
+          message: `${JSON.stringify(permission)} would be made for another model than ${JSON.stringify(obj.contentType)}: ` +
+            "an object permission is one of the object's model (Django makes them from its models)"
+        })
+      }
+      yield* store.createPermission(permission)
     }
   }).pipe(
     Effect.catchTags({

@@ -114,8 +114,10 @@ export const djangoSqliteTime = (d: Date): string => {
 }
 
 // A Django permission codename's model: `change_post` → `post`, as Django names the default
-// permissions (`<action>_<model>`); a codename without `_` is its own model.
-const modelOf = (codename: string): string => {
+// permissions (`<action>_<model>`); a codename without `_` is its own model. (The CLI's object
+// grant reads it too: the model a permission it makes hangs off.)
+/** @internal */
+export const modelOf = (codename: string): string => {
   const underscore = codename.indexOf("_")
   return underscore < 0 ? codename : codename.slice(underscore + 1)
 }

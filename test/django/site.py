@@ -39,6 +39,9 @@
 #   {"action": "replace_group", "db": ..., "name", "members": [username, ...]}  Django deletes the
 #       group of that name (Group.delete(), which deletes what references it), then makes a new
 #       group of the same name holding "members": its id, and the groups left to each user
+#   {"action": "model_perms", "db": ..., "content_types": ["app_label.model", ...]}  each model's
+#       permissions as guardian's ObjectPermissionChecker gives them to a superuser
+#       (Permission.objects.filter(content_type=ctype)), "app_label.codename", sorted
 #   {"action": "custom_seed", "db": ..., "user_model", "users": [{"fields", "password"?, "perms"?}, ...]}
 #       on a custom user model (test/django/accounts, AUTH_USER_MODEL = "accounts.<user_model>"):
 #       migrate, make the model's tables as its migration would (the schema editor), create the
@@ -450,11 +453,22 @@ def replace_group():
     }
 
 
+def model_perms():
+    out = {}
+    for content_type in command["content_types"]:
+        app_label, model = content_type.split(".")
+        ctype = ContentType.objects.filter(app_label=app_label, model=model).first()
+        codenames = Permission.objects.filter(content_type=ctype).values_list("codename", flat=True) if ctype else []
+        out[content_type] = sorted(app_label + "." + codename for codename in codenames)
+    return out
+
+
 actions = {
     "seed": seed, "ask": ask, "read": read, "schema": schema, "login": login, "anonymous": anonymous, "whoami": whoami,
     "logout": logout, "cookie": cookie, "save": save, "setpassword": setpassword, "signing": signing, "anonymous_json": anonymous_json,
     "rawsession": rawsession, "anonymous_python": anonymous_python, "remoteuser": remoteuser,
     "custom_seed": custom_seed, "custom_ask": custom_ask, "replace_group": replace_group, "validate": validate,
+    "model_perms": model_perms,
 }
 if command["action"] == "version":
     print(json.dumps({"version": "%d.%d" % django.VERSION[:2]}))
