@@ -30,6 +30,7 @@
  *
  * @since 0.3.0
  */
+import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -88,6 +89,15 @@ export interface Service {
   readonly bind: (provider: string, subject: string, userId: string) => Effect.Effect<boolean, ExternalIdentitiesError>
   /** Removes the binding of `userId` at `provider` (for admins); answers whether there was one. */
   readonly unbind: (provider: string, userId: string) => Effect.Effect<boolean, ExternalIdentitiesError>
+  /**
+   * The `@effect/sql` client the store runs every statement on (`SqlExternalIdentities`'), if it
+   * is one. When it is the user store's too (`UserStore.Service.sqlClient`), `Provisioning`
+   * writes a new user and its binding in one transaction (`sql.withTransaction`): both or
+   * neither, as django-allauth saves a user and its `SocialAccount` in one `transaction.atomic`.
+   * A store of your own that sets it must run its statements on that client only, within the
+   * caller's fiber. Since 0.4.0.
+   */
+  readonly sqlClient?: SqlClient.SqlClient | undefined
 }
 
 /**
@@ -154,7 +164,8 @@ const checked = checker((operation, message) => new ExternalIdentitiesError({ op
  * 255 characters, a user id (1 to 255 characters), no NUL or lone surrogate in any of them.
  * Anything else, as an untyped caller may hand over (`null`, `42`, an object), fails with an
  * {@link ExternalIdentitiesError} on every store alike, never a defect, and `store` is not asked,
- * so nothing is written. Both stores of this library are built with it; so may stores of your own.
+ * so nothing is written. `store`'s `sqlClient`, if it has one, is kept. Both stores of this library
+ * are built with it; so may stores of your own.
  *
  * @example
  * ```ts
@@ -174,6 +185,7 @@ const checked = checker((operation, message) => new ExternalIdentitiesError({ op
  * @category constructors
  */
 export const make = (store: Service): Service => ({
+  ...(store.sqlClient === undefined ? {} : { sqlClient: store.sqlClient }),
   find: (provider, subject) =>
     checked(
       "find",

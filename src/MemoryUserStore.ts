@@ -238,7 +238,18 @@ export const make: Effect.Effect<UserStore.Service> = Effect.sync(() => {
             Array.from(memberships.get(row.id) ?? []).some((name) => groupPerms.get(name)?.has(perm) ?? false)
           return usersWith((row) => (isActive === null || row.isActive === isActive) && holds(row))
         })),
-    list: () => Effect.sync(() => usersWith(() => true))
+    list: () => Effect.sync(() => usersWith(() => true)),
+    // The row, its memberships and its direct permissions, as Django's `user.delete()` cascades;
+    // ids are never handed out again (`nextUserId` only grows).
+    delete: (rawId) =>
+      Effect.map(rowOf(rawId), (row) => {
+        if (Option.isNone(row)) return false
+        users.delete(row.value.id)
+        byUsername.delete(row.value.username)
+        memberships.delete(row.value.id)
+        userPerms.delete(row.value.id)
+        return true
+      })
   }
   return service
 })

@@ -42,11 +42,23 @@
  *   person). A binding to a user that no longer exists is removed, and the login goes on unbound;
  * - unbound: the user is found by name as above; one bound to another subject of this provider is
  *   `NoMatch("unknown-user")` and nothing is written (the takeover this closes); an unbound one
- *   was made elsewhere (a created user is bound right after it is created) and is
+ *   was made elsewhere (a created user is written with its binding) and is
  *   `NoMatch("unknown-user")` too, nothing written, unless {@link Options.linkUnboundUsers} (or
  *   `linkLocalUsers`): then it passes rule 3, staff and superusers excepted, and is bound to the
- *   subject (trust on first use, for users provisioned before bindings existed). Of concurrent first logins, the one whose bind lost goes on only if the winner bound
- *   the same user, else `NoMatch("unknown-user")`.
+ *   subject (trust on first use, for users provisioned before bindings existed). Of concurrent
+ *   first logins, the one whose bind lost goes on only if the winner bound the same user, else
+ *   `NoMatch("unknown-user")`;
+ * - created: a new user and its binding are written together or not at all, as django-allauth
+ *   saves a user and its `SocialAccount` in one `transaction.atomic`. When the user store and the
+ *   binding store run on one `SqlClient` (`SqlUserStore` and `SqlExternalIdentities` on one
+ *   database: both name it as `sqlClient`), both writes are one `sql.withTransaction`: a bind that
+ *   fails rolls the user back and the login fails with a `TransportError`. Otherwise (memory
+ *   stores, two databases) a bind that fails is asked again three times (100, 200, 400 ms), and
+ *   past that the user is removed again (`UserStore.Service.delete`; a store without it, or whose
+ *   removal fails too, keeps the row and a warning names it). Either way the subject's next login
+ *   finds nobody and creates it anew. A first login whose bind lost the subject to another user
+ *   (another instance's first login of the subject under another name) leaves no row either, and
+ *   logs into that user.
  *
  * With `identities`, a login without a `subject` is refused (`NoMatch("unknown-user")`, nothing
  * written; `OidcBackend` requires one too): it could not be bound, so it would reach users by name
@@ -93,6 +105,7 @@
  *
  * @since 0.1.0
  */
+import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -108,6 +121,7 @@ import { doesNotFit, mapped } from "./internal/externalUser.js"
 import { failingPaths } from "./internal/parseErrors.js"
 import { runToItsEnd } from "./internal/runToItsEnd.js"
 import { issuedBy, vouched } from "./internal/userStore.js"
+import * as SqlTables from "./internal/sqlTables.js"
 import * as VouchedName from "./internal/vouchedName.js"
 import { isStorable } from "./internal/wellFormed.js"
 
@@ -343,6 +357,10 @@ export interface Provisioner {
 // ModelBackend): the cast keeps the library compiling when an app registers a richer type.
 const storedAsUser = (stored: UserStore.StoredUser): User => stored as unknown as User
 
+// A first login's bind that lost its subject to another user: the row it created is rolled back
+// (or removed), and the login goes on as that user.
+class BindLost extends Data.TaggedError("BindLost")<{}> {}
+
 const decodeExternal = Schema.decodeUnknown(ExternalUser, { errors: "first" })
 const isUsername = Schema.is(UserStore.Username)
 
@@ -571,30 +589,24 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     // create theirs, without the sign-up form's character rule (`vouched`): a directory's
     // `o'brien` is a user; a name the store still refuses (a zero-width space; any rule of an
     // app's own store) is such a refusal too.
-    const createRow = (external: ExternalUser) =>
+    // None: the subject was bound to another user meanwhile (another instance's first login of it
+    // under another name) and nothing of this login's is left; the login is that user.
+    const createRow = (external: ExternalUser): Effect.Effect<Option.Option<UserStore.StoredUser>, AuthError.BackendError> =>
       !VouchedName.creatable(external.username)
         ? noMatch("invalid-credentials")
-        : store.create(vouched({
-        username: external.username,
-        email: external.email,
-        firstName: external.firstName,
-        lastName: external.lastName,
-        isActive: options.configureUser === undefined ? external.isActive : false,
-        isStaff: external.isStaff,
-        isSuperuser: external.isSuperuser
-      })).pipe(
-        Effect.catchTag("InvalidInput", () => noMatch("invalid-credentials")),
-        Effect.flatMap((created) =>
-          Effect.zipRight(
-            // bound at once, so the subject's next login finds it by its binding
-            Effect.zipRight(bindCreated(created, external), mirror(created, external)),
-            options.configureUser === undefined ? Effect.succeed(created) : configure(options.configureUser, created, external)
-          )
-        ),
-        // Another login of the same user created it first: carry on with that row.
-        Effect.catchTag("UserAlreadyExists", () => linkCreated(external)),
-        viaStore
-      )
+        : createBound(external).pipe(
+          Effect.flatMap(Option.match({
+            onNone: () => Effect.succeed(Option.none<UserStore.StoredUser>()),
+            onSome: (created) =>
+              Effect.asSome(Effect.zipRight(
+                mirror(created, external),
+                options.configureUser === undefined ? Effect.succeed(created) : configure(options.configureUser, created, external)
+              ))
+          })),
+          // Another login of the same user created it first: carry on with that row.
+          Effect.catchTag("UserAlreadyExists", () => Effect.asSome(linkCreated(external))),
+          viaStore
+        )
 
     // The row of a name another login created first, or that came into being between this login's
     // lookup and its insert: settled as a user found by name (`linkByName`), so a row an admin,
@@ -607,27 +619,101 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         onSome: (user) => linkByName(user, external)
       }))
 
-    // The binding of a user this login just created. The user store and the binding store are two
-    // writes: a binding store that fails between them left the user unbound, and every later login
-    // of the subject was refused (an unbound user found by name). Asked again a few times on a
-    // TransportError; past that the login fails, and a warning names the user and the subject for
-    // an administrator to bind (`ExternalIdentities`' `bind`).
-    const bindCreated = (created: UserStore.StoredUser, external: ExternalUser) =>
-      claim(created, external).pipe(
-        Effect.retry({
-          times: 3,
-          schedule: Schedule.exponential("100 millis"),
-          while: (error) => error._tag === "TransportError"
-        }),
-        Effect.tapError((error) =>
-          error._tag === "TransportError" && identities !== undefined
-            ? Effect.logWarning(
-              `effect-auth: user ${created.id} (${JSON.stringify(created.username)}) was created but not bound to subject ` +
-                `${JSON.stringify(external.subject)} of ${identities.provider}; bind it (ExternalIdentities.bind) or the subject's logins are refused`
-            )
-            : Effect.void
+    // The new row, as the external system describes the user.
+    const insert = (external: ExternalUser) =>
+      store.create(vouched({
+        username: external.username,
+        email: external.email,
+        firstName: external.firstName,
+        lastName: external.lastName,
+        isActive: options.configureUser === undefined ? external.isActive : false,
+        isStaff: external.isStaff,
+        isSuperuser: external.isSuperuser
+      })).pipe(Effect.catchTag("InvalidInput", () => noMatch("invalid-credentials")))
+
+    // The user store and the binding store on one `SqlClient` (SqlUserStore and
+    // SqlExternalIdentities on one database, the common deployment): a new user and its binding
+    // are written in one transaction. @effect/sql runs every statement of the client inside
+    // `withTransaction` on its connection, so both stores must be on this very client.
+    const sharedSql = identities !== undefined && store.sqlClient !== undefined &&
+        store.sqlClient === identities.store.sqlClient
+      ? store.sqlClient
+      : undefined
+
+    // A new user and its binding are written together or not at all, as django-allauth saves a
+    // user and its SocialAccount in one `transaction.atomic`. Before, they were two writes: a
+    // binding store that failed between them left the user unbound, and every later login of the
+    // subject was refused (an unbound user found by name); two instances' first logins of one
+    // subject under two names left the loser's row unbound. On one SqlClient both run in one
+    // transaction (a failed or lost bind rolls the row back); otherwise the bind is asked again a
+    // few times on a TransportError and, past that or lost, the row is removed again
+    // (`UserStore.Service.delete`).
+    const createBound = (
+      external: ExternalUser
+    ): Effect.Effect<Option.Option<UserStore.StoredUser>, AuthError.BackendError | StoreError> => {
+      const subject = identities === undefined ? undefined : external.subject
+      if (identities === undefined || subject === undefined) return Effect.asSome(insert(external))
+      const bindNew = (created: UserStore.StoredUser) => bindCreated(identities, subject, created)
+      if (sharedSql !== undefined) {
+        return SqlTables.withTransaction(sharedSql, Effect.tap(insert(external), bindNew)).pipe(
+          Effect.catchTag("SqlError", (error) => Effect.fail(transport(error))),
+          Effect.asSome,
+          Effect.catchTag("BindLost", () => Effect.succeedNone)
         )
-      )
+      }
+      return Effect.flatMap(insert(external), (created) =>
+        bindNew(created).pipe(
+          Effect.retry({
+            times: 3,
+            schedule: Schedule.exponential("100 millis"),
+            while: (error) => error._tag === "TransportError"
+          }),
+          Effect.tapError((error) => removeUnbound(identities, subject, created, error)),
+          Effect.as(Option.some(created)),
+          Effect.catchTag("BindLost", () => Effect.succeedNone)
+        ))
+    }
+
+    // Binds a user this login just created. A bind that loses goes on if the winner bound this
+    // very user (a login that linked it by name meanwhile: `linkUnboundUsers`); one that lost the
+    // subject to another user is `BindLost`; one that lost for the user's sake (a store of your
+    // own that reused the id of a bound user) refuses the login.
+    const bindCreated = (
+      bindings: NonNullable<typeof identities>,
+      subject: string,
+      created: UserStore.StoredUser
+    ): Effect.Effect<void, AuthError.BackendError | BindLost> =>
+      // (suspended: each retry asks the store anew)
+      Effect.flatMap(viaIdentities(Effect.suspend(() => bindings.store.bind(bindings.provider, subject, created.id))), (bound) =>
+        bound ? Effect.void : Effect.flatMap(
+          viaIdentities(bindings.store.find(bindings.provider, subject)),
+          (winner): Effect.Effect<void, AuthError.BackendError | BindLost> =>
+            Option.isNone(winner)
+              ? noMatch("unknown-user")
+              : winner.value === created.id
+              ? Effect.void
+              : Effect.fail(new BindLost())
+        ))
+
+    // A user this login created and could not bind, removed again: left, it would be an unbound
+    // user found by name, refused to the subject's later logins. A store without `delete` (one of
+    // your own, written before it), or a removal that fails too, leaves it, and a warning names it
+    // for an administrator to bind or remove.
+    const removeUnbound = (
+      bindings: NonNullable<typeof identities>,
+      subject: string,
+      created: UserStore.StoredUser,
+      error: AuthError.BackendError | BindLost
+    ) => {
+      const left = (why: string) =>
+        Effect.logWarning(
+          `effect-auth: user ${created.id} (${JSON.stringify(created.username)}) was created but not bound to subject ` +
+            `${JSON.stringify(subject)} of ${bindings.provider} (${error._tag}), and ${why}; bind it ` +
+            `(ExternalIdentities.bind) or remove it, or the logins of its name are refused`
+        )
+      if (store.delete === undefined) return left("the user store has no delete")
+      return Effect.catchAll(Effect.asVoid(store.delete(created.id)), (cause) => left(`removing it failed too: ${cause._tag}`))
+    }
 
     // First logins this process is configuring, by username: a concurrent login of the same user
     // here waits for the hook instead of finding the row inactive (another instance's logins are
@@ -672,7 +758,8 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     // So is its subject (`creatingSubjects`): a first login of the same subject under another name
     // (renamed at the provider between two authorizations) waits for it and then finds the
     // subject bound, where both created a row and the loser's was left unbound, its name refused
-    // to every other subject. Across instances such a row can still be left (see the docs).
+    // to every other subject. Across instances both create, and the loser's bind rolls its row
+    // back (or removes it) and logs into the winner's user (`createBound`).
     const create = (external: ExternalUser): Effect.Effect<UserStore.StoredUser, AuthError.BackendError> =>
       runToItsEnd(Effect.flatMap(Deferred.make<void>(), (done) => {
         const pending = whileCreating(external.username)
@@ -689,7 +776,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
           ? Effect.succeed(false)
           : Effect.map(viaIdentities(identities.store.find(identities.provider, subject)), Option.isSome)
         return Effect.ensuring(
-          Effect.flatMap(boundMeanwhile, (meanwhile) => meanwhile ? Effect.succeedNone : Effect.asSome(createRow(external))),
+          Effect.flatMap(boundMeanwhile, (meanwhile) => meanwhile ? Effect.succeedNone : createRow(external)),
           Effect.suspend(() => {
             firstLoginsEnded++
             creating.delete(external.username)

@@ -6,7 +6,9 @@
  * so of concurrent binds of one subject (or of one user), on any number of app instances, exactly
  * one succeeds and none overwrites. Any database failure, or no answer within `timeout`, is an
  * `ExternalIdentitiesError` (a `TransportError` of the backend, HTTP 503); so is input no engine
- * holds alike, refused before the database is asked (`ExternalIdentities.make`).
+ * holds alike, refused before the database is asked (`ExternalIdentities.make`). On the client of
+ * a `SqlUserStore` (as below), `Provisioning` writes a new user and its binding in one
+ * transaction.
  *
  * @example
  * ```ts
@@ -174,6 +176,9 @@ export const make = (
 
     // `ExternalIdentities.make` checks every call's input before these run
     return ExternalIdentities.make({
+      // Every statement below runs on `sql`: `Provisioning` writes a new user and its binding in
+      // one transaction when the user store runs on it too.
+      sqlClient: sql,
       find: (provider, subject) =>
         run(
           "find",

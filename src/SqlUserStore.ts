@@ -838,7 +838,33 @@ export const make = (
             )
           })
         ),
-      list: () => run("list", selectUsers(sql`1 = 1`))
+      list: () => run("list", selectUsers(sql`1 = 1`)),
+      // Django's `user.delete()`: the memberships and direct permissions go with the row. They are
+      // deleted here rather than left to the tables' ON DELETE CASCADE, which SQLite enforces only
+      // with `PRAGMA foreign_keys = ON` and Django's own tables do not have (the ORM cascades). A
+      // row something else still points at (Django's admin log, on PostgreSQL) stays, and the
+      // database's refusal is a UserStoreError. Ids are never reused: AUTOINCREMENT on SQLite (as
+      // Django's tables), an identity column on PostgreSQL.
+      delete: (rawId) =>
+        run(
+          "delete",
+          ifUser(rawId, false, (id) =>
+            SqlTables.withTransaction(
+              sql,
+              Effect.gen(function*() {
+                yield* sql`DELETE FROM ${sql(t.userGroups)} WHERE ${sql(userColumn)} = ${userIdParam(id)}`
+                yield* sql`DELETE FROM ${sql(t.userPermissions)} WHERE ${sql(userColumn)} = ${userIdParam(id)}`
+                const rows = yield* Effect.flatMap(
+                  sql`DELETE FROM ${T.user} WHERE id = ${userIdParam(id)} RETURNING id`,
+                  Rows.decodeIds
+                )
+                return rows.length > 0
+              })
+            ))
+        ),
+      // Every statement above runs on `sql`: `Provisioning` writes a new user and its binding in
+      // one transaction when the binding store runs on it too.
+      sqlClient: sql
     }
     return service
   })

@@ -36,6 +36,7 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
@@ -421,6 +422,23 @@ export interface Service {
   readonly withPerm: (perm: string, options?: WithPermOptions) => Effect.Effect<ReadonlyArray<StoredUser>, CommonError>
   /** Every user, sorted by id. */
   readonly list: () => Effect.Effect<ReadonlyArray<StoredUser>, CommonError>
+  /**
+   * Removes the user with its group memberships and direct permissions, as Django's
+   * `user.delete()` cascades to `user_groups` and `user_user_permissions`; answers whether there
+   * was such a user. Rows other stores keep of it (sessions, API tokens, bindings, object
+   * permissions) are theirs to remove. Optional, for stores written before it: `Provisioning`
+   * removes a user it created and could not bind with it (see `Provisioning.Options.identities`).
+   * Both stores of this library have it and never reuse an id. Since 0.4.0.
+   */
+  readonly delete?: ((userId: string) => Effect.Effect<boolean, CommonError>) | undefined
+  /**
+   * The `@effect/sql` client the store runs every statement on (`SqlUserStore`'s), if it is one:
+   * a caller that writes to another store on the same client runs both writes in one
+   * `sql.withTransaction`, as `Provisioning` writes a new user and its binding
+   * (`ExternalIdentities.Service.sqlClient`). A store of your own that sets it must run its
+   * statements on that client only, within the caller's fiber. Since 0.4.0.
+   */
+  readonly sqlClient?: SqlClient.SqlClient | undefined
 }
 
 /**

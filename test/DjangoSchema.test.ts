@@ -380,6 +380,29 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
         )
       }))
 
+    // Django's `user.delete()` on its own tables: the memberships and direct permissions go with
+    // the row (the ORM cascades; the tables do not), the groups and everyone else's stay.
+    it.scopedLive("delete removes a user Django made, with its memberships and permissions, as user.delete() does", () =>
+      Effect.gen(function*() {
+        const { db, store } = yield* engine.make
+        site("seed", db)
+        const before = site("ask", db, { logins: [], perms: [], apps: [] })
+        const program = Effect.gen(function*() {
+          const users = yield* UserStore.UserStore
+          const editor = Option.getOrThrow(yield* users.findByUsername("editor"))
+          expect(yield* users.delete!(editor.id)).toBe(true)
+          expect(yield* users.findById(editor.id)).toEqual(Option.none())
+          expect(yield* users.groupsOf(editor.id)).toEqual([])
+          expect(yield* users.userPermissions(editor.id)).toEqual(new Set())
+          expect(yield* users.delete!(editor.id)).toBe(false)
+        })
+        yield* program.pipe(Effect.provide(chain(store())))
+        const after = site("ask", db, { logins: [], perms: [], apps: [] })
+        const { editor: _gone, ...others } = before.users
+        expect(after.users).toEqual(others)
+        expect(after.permissions).toEqual(before.permissions)
+      }), 300_000)
+
     it.scopedLive("what effect-auth writes, Django reads; Django's tables are never changed", () =>
       Effect.gen(function*() {
         const { db, store } = yield* engine.make

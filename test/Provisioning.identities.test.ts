@@ -1,6 +1,7 @@
 // Provisioning with bindings (Provisioning.Options.identities): an external user with a subject is
 // found by its binding, and a username that is bound to another subject logs into nobody.
 import { describe, expect, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -10,6 +11,7 @@ import * as ExternalIdentities from "../src/ExternalIdentities.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
 import * as Provisioning from "../src/Provisioning.js"
 import * as SqlExternalIdentities from "../src/SqlExternalIdentities.js"
+import * as SqlUserStore from "../src/SqlUserStore.js"
 import * as UserStore from "../src/UserStore.js"
 import * as Postgres from "./utils/postgres.js"
 
@@ -35,6 +37,59 @@ const user = (username: string) =>
 
 const boundTo = (subject: string) =>
   Effect.flatMap(ExternalIdentities.ExternalIdentities, (store) => Effect.orDie(store.find(provider, subject)))
+
+const downBind = (store: ExternalIdentities.Service, failures: { n: number }): ExternalIdentities.Service => ({
+  ...store,
+  bind: (namespace, subject, userId) =>
+    failures.n-- > 0
+      ? Effect.fail(new ExternalIdentities.ExternalIdentitiesError({ operation: "bind", message: "connection reset" }))
+      : store.bind(namespace, subject, userId)
+})
+
+// Two app instances' first logins of one subject under two names (renamed at the provider between
+// two authorizations): each login's two lookups of the subject (its binding, then `boundMeanwhile`
+// right before it creates) are answered only once the other login has read its own, so both find
+// it unbound and both create a row, every time. Later lookups pass.
+const pairedLookups = (store: ExternalIdentities.Service) =>
+  Effect.map(Effect.all([Deferred.make<void>(), Deferred.make<void>()]), (meets): ExternalIdentities.Service => {
+    let calls = 0
+    return {
+      ...store,
+      find: (namespace, subject) =>
+        Effect.suspend(() => {
+          const call = calls++
+          if (call >= 4) return store.find(namespace, subject)
+          const meet = meets[call >> 1]!
+          // the answer is read first, then held until the other login has read its own
+          return Effect.zipLeft(store.find(namespace, subject), call % 2 === 0 ? Deferred.await(meet) : Deferred.succeed(meet, undefined))
+        })
+    }
+  })
+
+// One round of that race per subject: both logins are the one user, bound to the subject, and no
+// row of the other name is left (before: the loser's row stayed, unbound, and its login was refused).
+const raceOneSubjectTwoNames = (rounds: number) =>
+  Effect.gen(function*() {
+    const identities = yield* ExternalIdentities.ExternalIdentities
+    const users = yield* UserStore.UserStore
+    for (let round = 0; round < rounds; round++) {
+      const paired = yield* pairedLookups(identities)
+      const a = yield* Provisioning.make({ backendId: "sso", identities: { store: paired, provider } })
+      const b = yield* Provisioning.make({ backendId: "sso", identities: { store: paired, provider } })
+      const subject = `renamed-${round}`
+      const results = yield* Effect.all([
+        outcome(a.provision({ username: `before${round}`, subject })),
+        outcome(b.provision({ username: `after${round}`, subject }))
+      ], { concurrency: "unbounded" })
+      const bound = yield* boundTo(subject)
+      expect(Option.isSome(bound)).toBe(true)
+      const user = Option.getOrThrow(yield* Effect.orDie(users.findById(Option.getOrThrow(bound))))
+      const other = user.username === `before${round}` ? `after${round}` : `before${round}`
+      expect(Option.map(yield* Effect.orDie(users.findByUsername(other)), (orphan) => orphan.username)).toEqual(Option.none())
+      expect(results).toEqual([`success:${user.username}`, `success:${user.username}`])
+    }
+    expect(yield* Effect.orDie(users.list())).toHaveLength(rounds)
+  })
 
 describe("Provisioning with bindings", () => {
   it.effect("creates and binds on the first login; the same subject under another name is the same user", () =>
@@ -300,6 +355,55 @@ describe("Provisioning with bindings", () => {
       }
     }).pipe(Effect.provide(stores)))
 
+  // A new user and its binding are written together or not at all, as django-allauth saves them
+  // in one transaction. Before, a binding store down past the retries left the user row unbound:
+  // a warning named it, and every later login of the subject was refused (an unbound user found
+  // by name) until an administrator bound it.
+  it.live("a binding store that fails for good right after the user is created leaves no user; the next login creates and binds it", () =>
+    Effect.gen(function*() {
+      const memory = ExternalIdentities.makeMemory()
+      const failures = { n: 4 }
+      const users = yield* Provisioning.make({ backendId: "sso", identities: { store: downBind(memory, failures), provider } })
+      expect(yield* outcome(users.provision({ username: "erin", subject: "e" }))).toBe("TransportError")
+      expect(failures.n).toBe(0)
+      expect(yield* Effect.flatMap(UserStore.UserStore, (store) => Effect.orDie(store.list()))).toEqual([])
+      expect(yield* Effect.orDie(memory.find(provider, "e"))).toEqual(Option.none())
+      // the store is back
+      expect(yield* outcome(users.provision({ username: "erin", subject: "e" }))).toBe("success:erin")
+      expect(yield* Effect.orDie(memory.find(provider, "e"))).toEqual(Option.some((yield* user("erin")).id))
+    }).pipe(Effect.provide(MemoryUserStore.layer)))
+
+  it.effect("on one SqlClient, a new user and its binding are one transaction: a failed bind rolls the user back, with no retry and no delete", () =>
+    Effect.gen(function*() {
+      const sqlStore = yield* Effect.orDie(SqlExternalIdentities.make())
+      const base = yield* UserStore.UserStore
+      expect(base.sqlClient).toBeDefined()
+      expect(sqlStore.sqlClient).toBe(base.sqlClient)
+      // without `delete`: only the rollback can leave no row
+      const noDelete: UserStore.Service = Object.assign(Object.create(base) as UserStore.Service, { delete: undefined })
+      const failures = { n: 1 }
+      const users = yield* Effect.provideService(
+        Provisioning.make({ backendId: "sso", identities: { store: downBind(sqlStore, failures), provider } }),
+        UserStore.UserStore,
+        noDelete
+      )
+      expect(yield* outcome(users.provision({ username: "erin", subject: "e", groups: ["staff"] }))).toBe("TransportError")
+      expect(failures.n).toBe(0) // asked once: a retry inside the transaction could not undo the row
+      expect(yield* Effect.orDie(base.list())).toEqual([])
+      expect(yield* outcome(users.provision({ username: "erin", subject: "e" }))).toBe("success:erin")
+      expect(yield* Effect.orDie(sqlStore.find(provider, "e"))).toEqual(Option.some((yield* user("erin")).id))
+    }).pipe(
+      Effect.provide(Layer.orDie(SqlExternalIdentities.layer().pipe(Layer.provideMerge(SqlUserStore.layerSqlite({ filename: ":memory:" })))))
+    ))
+
+  it.effect("two instances, one subject's first logins under two names at once (memory stores): one user, bound, no row of the other name", () =>
+    raceOneSubjectTwoNames(5).pipe(Effect.provide(stores)))
+
+  it.effect("two instances, one subject's first logins under two names at once (SQLite, one transaction): one user, bound, no row of the other name", () =>
+    raceOneSubjectTwoNames(5).pipe(
+      Effect.provide(Layer.orDie(SqlExternalIdentities.layer().pipe(Layer.provideMerge(SqlUserStore.layerSqlite({ filename: ":memory:" })))))
+    ))
+
   it.effect("the binding store failing is a TransportError of the backend, and no user is created", () =>
     Effect.gen(function*() {
       const failing = ExternalIdentities.make({
@@ -347,6 +451,15 @@ describe.skipIf(Postgres.missing)("Provisioning with bindings on PostgreSQL", ()
       const all = yield* Effect.flatMap(UserStore.UserStore, (store) => Effect.orDie(store.list()))
       expect(all).toHaveLength(5)
     }).pipe(
+      Effect.provide(SqlExternalIdentities.layer({ tablePrefix: prefix }).pipe(Layer.provideMerge(Postgres.userStore(prefix)))),
+      Effect.ensuring(dropIdentities)
+    )
+  }, 60_000)
+  it.live("two instances, one subject's first logins under two names at once: one user, bound, no unbound row of the other name", () => {
+    const prefix = Postgres.uniquePrefix("provren")
+    const dropIdentities = Effect.flatMap(Effect.orDie(SqlExternalIdentities.tables({ tablePrefix: prefix })), (t) =>
+      Postgres.dropDirect(Postgres.dropTables([t.identity, t.migrations])))
+    return raceOneSubjectTwoNames(5).pipe(
       Effect.provide(SqlExternalIdentities.layer({ tablePrefix: prefix }).pipe(Layer.provideMerge(Postgres.userStore(prefix)))),
       Effect.ensuring(dropIdentities)
     )

@@ -475,6 +475,45 @@ export const userStoreSuite = (name: string, options: UserStoreSuiteOptions) =>
         ))
     })
 
+    // Django's `user.delete()`: the row goes with its memberships and direct permissions; the groups,
+    // their permissions and other users stay; the id is never handed out again.
+    describe("delete", () => {
+      it.effect("removes the user, its memberships and direct permissions; the id is not reused", () =>
+        withStore((store) =>
+          Effect.gen(function*() {
+            expect(store.delete).toBeTypeOf("function")
+            const remove = store.delete!
+            const alice = yield* store.create({ username: "alice" })
+            const bob = yield* store.create({ username: "bob" })
+            yield* store.setGroups(alice.id, ["editors"])
+            yield* store.setGroups(bob.id, ["editors"])
+            yield* store.grantGroupPermission("editors", "blog.change_post")
+            yield* store.grantPermission(alice.id, "blog.delete_post")
+            yield* store.grantPermission(bob.id, "blog.delete_post")
+            expect(yield* remove(alice.id)).toBe(true)
+            expect(yield* store.findById(alice.id)).toEqual(Option.none())
+            expect(yield* store.findByUsername("alice")).toEqual(Option.none())
+            expect(yield* store.groupsOf(alice.id)).toEqual([])
+            expect(yield* store.userPermissions(alice.id)).toEqual(new Set())
+            expect((yield* store.withPerm("blog.delete_post")).map((u) => u.username)).toEqual(["bob"])
+            expect(yield* store.groupsOf(bob.id)).toEqual(["editors"])
+            expect(yield* store.groupPermissions(bob.id)).toEqual(new Set(["blog.change_post"]))
+            expect(yield* remove(alice.id)).toBe(false)
+            expect(yield* remove("999999")).toBe(false)
+            expect(yield* remove("not an id")).toBe(false)
+            // the name is free again, under a new id
+            const again = yield* store.create({ username: "alice" })
+            expect(again.id).not.toBe(alice.id)
+            expect(yield* store.groupsOf(again.id)).toEqual([])
+            expect(yield* store.userPermissions(again.id)).toEqual(new Set())
+            // the newest id removed: the next user still gets a new one
+            expect(yield* remove(again.id)).toBe(true)
+            const third = yield* store.create({ username: "carol" })
+            expect([alice.id, bob.id, again.id]).not.toContain(third.id)
+          })
+        ))
+    })
+
     describe("groups", () => {
       it.effect("creates a group once, even concurrently", () =>
         withStore((store) =>
