@@ -283,7 +283,7 @@ export const currentClient: FiberRef.FiberRef<Option.Option<string>> = clientRef
  * hasher coming free goes to the waiting client with the fewest running calls. One client alone,
  * and calls without a client, see the plain bound. `undefined` runs the effect without a client.
  *
- * `ModelBackend` does this itself with the request's client address (an IPv6 address by its /64,
+ * `ModelBackend` does this itself with the request's client address (an IPv6 address by its /48,
  * as the lockout counts it); a backend of your own that hashes does it with what it knows of the
  * request, and an app outside HTTP can key the whole `AuthService.authenticate` call.
  *

@@ -7,7 +7,7 @@ import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
 import * as ModelBackend from "../src/backends/ModelBackend.js"
 import * as Argon2 from "../src/internal/hashers/argon2.js"
-import { makeFairLimiter } from "../src/internal/hashers/admission.js"
+import { clientOf, makeFairLimiter } from "../src/internal/hashers/admission.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
 import * as PasswordHasher from "../src/PasswordHasher.js"
 
@@ -176,6 +176,24 @@ describe("fair load shedding: the limiter", () => {
       expect(h.limiter.inFlight()).toBe(3)
       for (const name of ["d0", "d1", "d2"]) yield* h.finish(name)
       expect(h.limiter.inFlight()).toBe(0)
+    }))
+
+  // Keyed by /64, one site spreading its logins over the /64s of its /56 (or /48) held one place
+  // per /64, and by the two-place rule nobody could take one from it: 0 of 12 other addresses got in.
+  it.effect("an IPv6 site is one client, whichever of its /64s it sends from: a flood over its /64s still gives way", () =>
+    Effect.gen(function*() {
+      const site = Array.from({ length: 10 }, (_, i) => `2001:db8:0:${(0x10 + i).toString(16)}::${i + 1}`)
+      expect(new Set(site.map((remoteAddress) => clientOf({ remoteAddress }))).size).toBe(1)
+      expect(clientOf({ remoteAddress: "2001:db8:1::1" })).not.toBe(clientOf({ remoteAddress: site[0] }))
+      expect(clientOf({ remoteAddress: "203.0.113.7" })).toBe("203.0.113.7")
+      expect(clientOf({})).toBeUndefined()
+      // the site's ten calls hold every place (2 running, 8 waiting); another address still gets in
+      const h = yield* harness(2, 8)
+      for (const [i, remoteAddress] of site.entries()) yield* h.submit(clientOf({ remoteAddress }), `site-${i}`)
+      yield* h.submit(clientOf({ remoteAddress: "203.0.113.7" }), "other")
+      expect(h.refused).toEqual(["site-9"])
+      yield* h.finish("site-0")
+      expect(h.started).toEqual(["site-0", "site-1", "other"])
     }))
 
   it.effect("withClient sets the client in both forms; undefined runs without one", () =>

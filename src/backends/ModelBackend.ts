@@ -15,7 +15,7 @@
  * - The store unreachable: `TransportError`, never a defect.
  * - The hasher's places all taken: `TransportError` (cause `HasherBusy`), for a known user as for
  *   an unknown one. The checks run as calls of the request's client address
- *   (`PasswordHasher.withClient`; an IPv6 address by its /64), so one address keeping every place
+ *   (`PasswordHasher.withClient`; an IPv6 address by its /48), so one address keeping every place
  *   taken loses its own waiting calls to other addresses' logins rather than starving them.
  *
  * `getUser` answers only active users (unless `allowInactive`). Permissions are the user's own
