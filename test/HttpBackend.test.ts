@@ -1198,6 +1198,37 @@ describe("HttpBackend.getUser", () => {
       }
     }).pipe(Effect.scoped))
 
+  // A Schema may take the user's id from another key (`Schema.fromKey("user_id")`) while the
+  // records carry an `id` of other meaning (a row number): user 7's broken record, whose row is 3,
+  // was pinned on user 3 (3's callers failed, 7's were told "no such user").
+  it.live("a broken batch record is pinned on its id only where the id key is the user's id; otherwise the chunk fails", () =>
+    Effect.gen(function*() {
+      const Row = Schema.Struct({ id: Schema.String, user_id: Schema.String, login: Schema.String, active: Schema.Boolean, admin: Schema.Boolean })
+      const renamed = Schema.Struct({
+        id: Schema.propertySignature(Schema.String).pipe(Schema.fromKey("user_id")),
+        username: Schema.propertySignature(Schema.String).pipe(Schema.fromKey("login")),
+        isActive: Schema.propertySignature(Schema.Boolean).pipe(Schema.fromKey("active")),
+        isSuperuser: Schema.propertySignature(Schema.Boolean).pipe(Schema.fromKey("admin"))
+      })
+      const transformed = Schema.transform(Row, Schema.typeSchema(renamed), {
+        strict: true,
+        decode: (r) => ({ id: r.user_id, username: r.login, isActive: r.active, isSuperuser: r.admin }),
+        encode: (u) => ({ id: "0", user_id: u.id, login: u.username, active: u.isActive, admin: u.isSuperuser })
+      })
+      const answer = [
+        { id: "30", user_id: "5", login: "eve", active: true, admin: false },
+        { id: "3", user_id: "7", login: null, active: true, admin: false }
+      ]
+      const peer = yield* HttpPeer.start((_request, reply) => reply.json(200, answer))
+      for (const user of [renamed, transformed]) {
+        const backend = yield* backendFor(peer, { user, getUser: { batch: true } })
+        const exits = yield* Effect.forEach(["5", "7", "3"], (id) => Effect.exit(backend.getUser(id)), { concurrency: "unbounded" })
+        for (const exit of exits) {
+          expect(String(transportErrorOf(exit).cause)).toBe(`GET ${peer.url}/users: response body does not match the schema at "1"."login"`)
+        }
+      }
+    }).pipe(Effect.scoped))
+
   it.live("a timeout or window longer than a timer can hold (30 days) is cut to the longest one, not fired at once", () =>
     Effect.gen(function*() {
       const peer = yield* withPeer({ latency: 20 })

@@ -32,7 +32,8 @@ export interface Options {
  * string, or an integer written as one (the Schema may turn `42` into `"42"`). An element whose id
  * cannot be read that way, or that is not one of the ids asked, cannot be pinned on a caller: it
  * fails the whole chunk, as does a body that is not an array, or one that another Schema of the
- * app's (not an array of users) refuses.
+ * app's (not an array of users) refuses. So does any such element where the `id` key may not be
+ * the user's id (see `idKeyOf`).
  *
  * An id listed twice fails the whole chunk, whether or not its copies decode (which copy is the
  * user is not for the backend to guess); users not asked for are dropped.
@@ -42,6 +43,7 @@ export interface Options {
 export const make = (options: Options) => {
   const { mismatch, transport, visible } = options
   const element = elementOf(options.users)
+  const idKey = element === undefined ? "renamed" : idKeyOf(element.ast)
 
   const answer = (
     ids: ReadonlyArray<string>,
@@ -53,6 +55,23 @@ export const make = (options: Options) => {
     const seen = new Set<string>()
     const users: Array<User> = []
     let failed: Map<string, AuthError.TransportError> | undefined = undefined
+    // A record that does not decode is pinned on its raw `id` only where that key is the user's
+    // id: a Schema that keeps the key (a struct, a class), or one whose mapping the records that
+    // did decode vouch for (each one's raw `id` is its user's id). A Schema taking the id from
+    // another key (`Schema.fromKey("user_id")`) beside a raw `id` of other meaning (a row number)
+    // would pin user 7's broken record on user 3: 3's callers failed, 7's told "no such user".
+    let pinnable = idKey === "kept"
+    if (idKey === "unknown") {
+      let vouched = false
+      pinnable = true
+      for (let i = 0; i < results.length && pinnable; i++) {
+        const result = results[i]!
+        if (Either.isLeft(result)) continue
+        vouched = true
+        pinnable = carriedId(elements[i]) === result.right.id
+      }
+      pinnable &&= vouched
+    }
     for (let i = 0; i < results.length; i++) {
       const result = results[i]!
       if (Either.isRight(result)) {
@@ -64,7 +83,7 @@ export const make = (options: Options) => {
         if (visible(user)) users.push(user)
         continue
       }
-      const id = carriedId(elements[i])
+      const id = pinnable ? carriedId(elements[i]) : undefined
       if (id === undefined || !asked.has(id)) {
         // Nobody's in particular: the chunk fails, its message pointing at the element.
         return Effect.fail(mismatch(where, new ParseResult.Pointer(i, elements[i], result.left)))
@@ -120,6 +139,34 @@ const elementOf = (schema: Schema.Schema<ReadonlyArray<User>, any, never>): Sche
   if (!AST.isTupleType(ast) || ast.elements.length !== 0 || ast.rest.length !== 1) return undefined
   return Schema.make<User, any, never>(ast.rest[0]!.type)
 }
+
+// Whether the element Schema reads the user's id from the record's own `id` key: "kept" for a
+// struct or a class over one (refined or not), "renamed" where a key mapping moves `id` from or to
+// another key, "unknown" for any other transformation (a `Schema.transform` may build the id from
+// anything): then the records that decode tell.
+const idKeyOf = (ast: AST.AST): "kept" | "renamed" | "unknown" => {
+  switch (ast._tag) {
+    case "TypeLiteral":
+      return "kept"
+    case "Refinement":
+      return idKeyOf(ast.from)
+    case "Transformation": {
+      const transformation = ast.transformation
+      if (AST.isTypeLiteralTransformation(transformation)) {
+        const moved = transformation.propertySignatureTransformations.some((t) => (t.from === "id") !== (t.to === "id"))
+        return moved ? "renamed" : combine(idKeyOf(ast.from), idKeyOf(ast.to))
+      }
+      // `Schema.Class`: its instances are made of the fields as they are
+      if (AST.isDeclaration(ast.to) && AST.isFinalTransformation(transformation)) return idKeyOf(ast.from)
+      return "unknown"
+    }
+    default:
+      return "unknown"
+  }
+}
+
+const combine = (a: "kept" | "renamed" | "unknown", b: "kept" | "renamed" | "unknown") =>
+  a === "renamed" || b === "renamed" ? "renamed" : a === "kept" && b === "kept" ? "kept" : "unknown"
 
 const carriedId = (element: unknown): string | undefined => {
   if (typeof element !== "object" || element === null) return undefined
