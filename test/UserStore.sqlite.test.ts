@@ -46,6 +46,40 @@ describe("SqlUserStore on SQLite", () => {
       }
     }).pipe(Effect.provide(SqlUserStore.layer().pipe(Layer.provideMerge(SqliteClient.layer({ filename: ":memory:" }))))))
 
+  // SQLite keeps a transaction open after a COMMIT that fails (here a deferred foreign key, as
+  // Django declares its own, violated by deleting a user another table still names), and
+  // @effect/sql handed the connection back as it was: every later write of the process ran inside
+  // that transaction, uncommitted, while other connections found the database locked, until a
+  // later transaction's ROLLBACK dropped them.
+  it.effect("a transaction whose COMMIT fails is rolled back: later writes are committed, other connections are not locked out", () =>
+    Effect.gen(function*() {
+      const filename = join(dir, "commit-fails.db")
+      const store = yield* UserStore.UserStore
+      const sql = yield* SqlClient.SqlClient
+      const ann = yield* store.create({ username: "ann" })
+      const bob = yield* store.create({ username: "bob" })
+      yield* sql.unsafe(
+        "CREATE TABLE audit_log (id integer PRIMARY KEY, user_id integer NOT NULL REFERENCES auth_user (id) DEFERRABLE INITIALLY DEFERRED)"
+      )
+      yield* sql.unsafe(`INSERT INTO audit_log (user_id) VALUES (${Number(ann.id)})`)
+      expect(failureTag(yield* Effect.exit(store.delete!(ann.id)))).toBe("UserStoreError")
+      yield* store.updateProfile(bob.id, { email: "bob@new.example" })
+      // another connection to the same file sees the write, and may write itself
+      const other = yield* Effect.provide(
+        Effect.gen(function*() {
+          const otherSql = yield* SqlClient.SqlClient
+          const rows = yield* otherSql<{ email: string }>`SELECT email FROM auth_user WHERE id = ${Number(bob.id)}`
+          yield* otherSql`UPDATE auth_user SET first_name = 'Ann' WHERE id = ${Number(ann.id)}`
+          return rows.map((row) => row.email)
+        }),
+        SqliteClient.layer({ filename })
+      )
+      expect(other).toEqual(["bob@new.example"])
+      expect(Option.map(yield* store.findById(ann.id), (user) => user.firstName)).toEqual(Option.some("Ann"))
+    }).pipe(
+      Effect.provide(SqlUserStore.layer().pipe(Layer.provideMerge(SqliteClient.layer({ filename: join(dir, "commit-fails.db") }))))
+    ))
+
   it.effect("keeps users in a file across restarts and migrates once", () =>
     Effect.gen(function*() {
       const filename = join(dir, "users.db")

@@ -2,10 +2,11 @@
 // SQL user store, session store and API token backend, so they accept the same prefixes and fail
 // the same way.
 import * as Migrator from "@effect/sql/Migrator"
-import type * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
@@ -84,12 +85,43 @@ export const withTransaction = <A, E, R>(
   sql: SqlClient.SqlClient,
   effect: Effect.Effect<A, E, R>
 ): Effect.Effect<A, E | SqlError, R> =>
-  Effect.catchSomeDefect(sql.withTransaction(effect), (defect) =>
+  Effect.catchSomeDefect(
+    sql.onDialectOrElse({ sqlite: () => sqliteTransaction(sql, effect), orElse: () => sql.withTransaction(effect) }),
+    (defect) =>
     defect instanceof SqlError
       ? Option.some(Effect.fail(defect))
       : isClosedSqlite(defect)
       ? Option.some(Effect.fail(new SqlError({ cause: defect, message: "Failed to begin transaction" })))
-      : Option.none())
+      : Option.none()
+  )
+
+// `@effect/sql` dies on a COMMIT that fails and hands the connection back as it is. SQLite keeps
+// the transaction open after such a COMMIT (SQLITE_BUSY: another connection, a Django request,
+// still reading past the busy timeout; a deferred foreign key, as Django declares them, violated):
+// the store's one connection then ran every later statement of the process inside it,
+// uncommitted, holding the write lock against every other connection, until some later ROLLBACK
+// dropped them all (a user logged in from a row that vanished, its id handed out again). Here the
+// transaction is driven on the reserved connection, and a COMMIT that fails is rolled back before
+// the connection is handed back. Inside an open transaction, a savepoint of it, as before.
+const sqliteTransaction = <A, E, R>(
+  sql: SqlClient.SqlClient,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E | SqlError, R> =>
+  Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (outer): Effect.Effect<A, E | SqlError, R> =>
+    Option.isSome(outer) ? sql.withTransaction(effect) : Effect.uninterruptibleMask((restore) =>
+      Effect.scoped(Effect.flatMap(restore(sql.reserve), (connection): Effect.Effect<A, E | SqlError, R> => {
+        const run = (statement: string) => connection.executeUnprepared(statement, [], undefined)
+        const inside = Effect.provideService(effect, SqlClient.TransactionConnection, [connection, 0]) as Effect.Effect<A, E, R>
+        return Effect.zipRight(run("BEGIN"), Effect.exit(restore(inside))).pipe(
+          Effect.flatMap((exit) =>
+            Exit.isSuccess(exit)
+              ? Effect.as(Effect.tapError(run("COMMIT"), () => Effect.ignore(run("ROLLBACK"))), exit.value)
+              // a ROLLBACK that fails finds no transaction left to end (SQLite ended it itself)
+              : Effect.zipRight(Effect.ignore(run("ROLLBACK")), exit as Exit.Exit<A, E | SqlError>)
+          )
+        )
+      }))
+    ))
 
 /**
  * Runs `migrations` with their own bookkeeping `table`; failures are `onError(cause)`.
