@@ -284,7 +284,7 @@ export const currentClient: FiberRef.FiberRef<Option.Option<string>> = clientRef
  * and calls without a client, see the plain bound. `undefined` runs the effect without a client.
  *
  * `ModelBackend` does this itself with the request's client address (an IPv6 address by its /48,
- * as the lockout counts it); a backend of your own that hashes does it with what it knows of the
+ * coarser than the lockout's /64: a site is often handed a /56 or a /48); a backend of your own that hashes does it with what it knows of the
  * request, and an app outside HTTP can key the whole `AuthService.authenticate` call.
  *
  * @example
