@@ -739,8 +739,8 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
   it.effect("reads and writes Django's own tables, and never migrates them", () =>
     Effect.gen(function*() {
       const db = freshDatabase()
-      site("seed", { engine: "sqlite", name: db })
-      const before = site("schema", { engine: "sqlite", name: db })
+      yield* site("seed", { engine: "sqlite", name: db })
+      const before = yield* site("schema", { engine: "sqlite", name: db })
 
       const migrate = yield* cli(["migrate", "--django", "--database", db])
       expect(migrate.code).toBe(1)
@@ -761,18 +761,18 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
       expect(granted.code).toBe(0)
 
       // Django sees what the CLI wrote; its schema is as its migrate left it.
-      const read = site("read", { engine: "sqlite", name: db }, {
+      const read = yield* site("read", { engine: "sqlite", name: db }, {
         users: ["carol"],
         passwords: {},
         perms: ["auth.view_user", "blog.archive_post", "blog.publish_post"],
         since: "2000-01-01T00:00:00Z"
       })
       expect(read.users.carol.perms).toEqual(["auth.view_user", "blog.archive_post"])
-      expect(site("schema", { engine: "sqlite", name: db })).toEqual(before)
+      expect(yield* site("schema", { engine: "sqlite", name: db })).toEqual(before)
 
       // users shows each user's permissions as Django's get_all_permissions counts them (every one
       // for an active superuser: "(all)"; none for an inactive user, whatever is on record)
-      const asked = site("ask", { engine: "sqlite", name: db }, { logins: [], perms: [], apps: [] })
+      const asked = yield* site("ask", { engine: "sqlite", name: db }, { logins: [], perms: [], apps: [] })
       const listed = (yield* cli(["users", "--django", "--database", db])).stdout.trimEnd().split("\n")
       const at = listed[0]!.indexOf("PERMISSIONS")
       const shown = Object.fromEntries(
@@ -798,7 +798,7 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
   it.effect("object grants with --django: a group's grants are by its Django row (grant --object migrates so), and explain reads them", () =>
     Effect.gen(function*() {
       const db = freshDatabase()
-      site("seed", { engine: "sqlite", name: db })
+      yield* site("seed", { engine: "sqlite", name: db })
       const granted = yield* cli(["grant", "editor", "blog.publish_post", "--object", "blog.post:1", "--django", "--database", db])
       expect(granted.code).toBe(0)
       const sqlite = SqliteClient.layer({ filename: db })
@@ -825,20 +825,22 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
       Effect.gen(function*() {
         const db = freshDatabase()
         const sqlite = { engine: "sqlite", name: db } as const
-        site("seed", sqlite, {}, django)
+        yield* site("seed", sqlite, {}, django)
         const iterations = PasswordHasher.djangoPresets[version].pbkdf2!.iterations!
         // The preset's own iterations: no cheap hashing here.
         const real = { PASSWORD_HASHER_PBKDF2_ITERATIONS: undefined }
         const read = (passwords: Record<string, string>) =>
-          site("read", sqlite, { users: Object.keys(passwords), passwords, perms: [], since: "2000-01-01T00:00:00Z" }, django)
-            .users
+          Effect.map(
+            site("read", sqlite, { users: Object.keys(passwords), passwords, perms: [], since: "2000-01-01T00:00:00Z" }, django),
+            (answer) => answer.users
+          )
 
         const byEnv = yield* cli(["changepassword", "alice", "--django", "--database", db], {
           input: "another long passphrase\n",
           env: { ...real, DJANGO_VERSION: version }
         })
         expect(byEnv).toMatchObject({ code: 0, stderr: "" })
-        expect(read({ alice: "another long passphrase" }).alice).toEqual(
+        expect((yield* read({ alice: "another long passphrase" })).alice).toEqual(
           expect.objectContaining({ hash: `pbkdf2_sha256$${iterations}`, must_update: false, password: true })
         )
 
@@ -853,7 +855,7 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
           env: { PASSWORD_HASHER_PBKDF2_ITERATIONS: "1000", PASSWORD_HASHERS: "pbkdf2_sha1,pbkdf2_sha256" }
         })
         expect(overridden.code).toBe(0)
-        const users = read({ carol: "a long enough passphrase", dave: "a long enough passphrase" })
+        const users = yield* read({ carol: "a long enough passphrase", dave: "a long enough passphrase" })
         expect(users.carol).toEqual(
           expect.objectContaining({ hash: `pbkdf2_sha256$${iterations}`, must_update: false, password: true })
         )
@@ -867,7 +869,7 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
       Effect.gen(function*() {
         const db = freshDatabase()
         const sqlite = { engine: "sqlite", name: db } as const
-        site("seed", sqlite, {}, django)
+        yield* site("seed", sqlite, {}, django)
         const validator = (name: string, options?: object) => ({
           NAME: `django.contrib.auth.password_validation.${name}`,
           ...(options === undefined ? {} : { OPTIONS: options })
@@ -896,7 +898,7 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
         const passwords = ["password", "Short-pw-9!", "12345", "alice-pw", "aliceXYZ12", "giuliano", "winston1", "a long enough passphrase"]
         for (const { env, validators } of sites) {
           const djangoSays: ReadonlyArray<ReadonlyArray<string>> =
-            site("validate", sqlite, { username: "alice", passwords, settings: { AUTH_PASSWORD_VALIDATORS: validators } }, django)
+            (yield* site("validate", sqlite, { username: "alice", passwords, settings: { AUTH_PASSWORD_VALIDATORS: validators } }, django))
               .messages
           const cliSays: Array<ReadonlyArray<string>> = []
           for (const password of passwords) {
@@ -922,8 +924,8 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
     Effect.gen(function*() {
       const db = freshDatabase()
       const sqlite = { engine: "sqlite", name: db } as const
-      site("seed", sqlite)
-      const before = site("schema", sqlite)
+      yield* site("seed", sqlite)
+      const before = yield* site("schema", sqlite)
       const django = ["--django", "--database", db]
 
       // a permission Django does not have, as a plain grant refuses it
@@ -945,8 +947,8 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
       expect(comment.code).toBe(1)
       expect(comment.stderr).toMatch(/^Error: "blog\.change_comment" would be made for another model than "blog\.post"/)
       // nothing refused was written, and no table made
-      expect(site("schema", sqlite)).toEqual(before)
-      const asked = site("ask", sqlite, { logins: [], perms: ["auth.frobnicate", "blog.change_comment"], apps: [] })
+      expect(yield* site("schema", sqlite)).toEqual(before)
+      const asked = yield* site("ask", sqlite, { logins: [], perms: ["auth.frobnicate", "blog.change_comment"], apps: [] })
       expect(asked.permissions).not.toContain("auth.frobnicate")
       expect(asked.permissions).not.toContain("blog.change_comment")
 
@@ -966,7 +968,7 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
       // The object permission tables are effect-auth's own, made by the first object grant;
       // Django's tables are as its migrate left them.
       const ours = ["auth_user_object_permission", "auth_group_object_permission", "effect_auth_object_permission_migrations"]
-      const after: ReadonlyArray<ReadonlyArray<string>> = site("schema", sqlite)
+      const after: ReadonlyArray<ReadonlyArray<string>> = yield* site("schema", sqlite)
       expect(after.filter((row) => !ours.includes(row[2]!))).toEqual(before)
       expect(new Set(after.filter((row) => row[0] === "table").map((row) => row[1]))).toEqual(
         new Set([...before.filter((row: ReadonlyArray<string>) => row[0] === "table").map((row: ReadonlyArray<string>) => row[1]), ...ours])
@@ -979,7 +981,7 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
       // AUTH_USER_MODEL = "accounts.EmailAccount" (test/django/accounts): USERNAME_FIELD = "email".
       const custom = (action: string, extra: object) =>
         site(action, { engine: "sqlite", name: db }, { user_model: "EmailAccount", ...extra })
-      custom("custom_seed", { users: [{ fields: { email: "carol@example.com", username: "carol" }, password: "carol-pw-1" }] })
+      yield* custom("custom_seed", { users: [{ fields: { email: "carol@example.com", username: "carol" }, password: "carol-pw-1" }] })
       const flags = [
         "--django",
         "--django-user-table",
@@ -999,7 +1001,7 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
       const granted = yield* cli(["grant", "dave@example.com", "auth.view_group", ...flags])
       expect(granted.code).toBe(0)
       // Django logs the new user in by email.
-      const asked = custom("custom_ask", { logins: [["dave@example.com", "a long enough passphrase"]] })
+      const asked = yield* custom("custom_ask", { logins: [["dave@example.com", "a long enough passphrase"]] })
       expect(asked.logins).toEqual(["2"])
       const loose = yield* cli(["users", "--django-username-field", "email", "--database", db])
       expect(loose.code).toBe(2)

@@ -4,7 +4,7 @@
 // `fragment`) are described in docs/README.md and test/utils/docBlocks.ts.
 import { describe, expect, it } from "@effect/vitest"
 import { readdirSync, readFileSync } from "node:fs"
-import { allBlocks, runBlock, typeCheck, writeBlocks } from "./utils/docBlocks.js"
+import { allBlocks, runBlock, typeCheckApart, writeBlocks } from "./utils/docBlocks.js"
 
 const blocks = allBlocks()
 const tsconfig = writeBlocks(blocks)
@@ -14,8 +14,8 @@ describe("docs", () => {
     expect(blocks.filter((block) => block.mode === "run").length).toBeGreaterThan(20)
   })
 
-  it("every block that is not a fragment type-checks", { timeout: 300_000 }, () => {
-    expect(typeCheck(blocks, tsconfig)).toEqual([])
+  it("every block that is not a fragment type-checks", { timeout: 300_000 }, async () => {
+    expect(await typeCheckApart(blocks, tsconfig)).toEqual([])
   })
 
   describe.concurrent("runs to completion", () => {

@@ -1,6 +1,7 @@
 // Runs snippets under Debian's python3-django (3.2) to compare with Django itself. Without it the
 // suites are skipped with a loud line, and fail under EFFECT_AUTH_REQUIRE_SERVICES=1.
-import { execFileSync } from "node:child_process"
+import { Effect } from "effect"
+import { execFile, execFileSync } from "node:child_process"
 import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 
@@ -97,11 +98,25 @@ export const djangos: ReadonlyArray<Django> = (() => {
 /**
  * Runs `action` of test/django/site.py (seed, ask, read, schema, login, ...) on `db` under `django`
  * (default: Debian's): Django with its auth and sessions apps, USE_TZ, and the site's settings
- * (SECRET_KEY, hashers) that script sets.
+ * (SECRET_KEY, hashers) that script sets. Its JSON answer; a failing script is a defect that
+ * carries its stderr.
+ *
+ * Asynchronous on purpose: a test that waited for Django synchronously held its worker's event
+ * loop for as long as the Django calls in a row took (33 s at a load of 10 for one test of
+ * test/DjangoSchema.test.ts), and vitest fails a run whose worker cannot hear the answer to its own
+ * report within 60 s ("Timeout calling onTaskUpdate").
  */
-export const site = (action: string, db: SiteDatabase, extra: object = {}, django: Django = djangos[0]!): any =>
-  JSON.parse(execFileSync(django.python, [fileURLToPath(new URL("../django/site.py", import.meta.url))], {
-    input: JSON.stringify({ action, db, ...extra }),
-    env: { ...process.env, ...django.env, TZ: "UTC" },
-    encoding: "utf8"
-  }))
+export const site = (action: string, db: SiteDatabase, extra: object = {}, django: Django = djangos[0]!): Effect.Effect<any> =>
+  Effect.async<any>((resume) => {
+    const script = fileURLToPath(new URL("../django/site.py", import.meta.url))
+    const child = execFile(django.python, [script], {
+      env: { ...process.env, ...django.env, TZ: "UTC" },
+      encoding: "utf8",
+      maxBuffer: 1 << 28
+    }, (error, stdout, stderr) => {
+      if (error !== null) return resume(Effect.die(new Error(`site.py ${action}: ${error.message}\n${stderr}`)))
+      resume(Effect.try({ try: () => JSON.parse(stdout), catch: (cause) => cause }).pipe(Effect.orDie))
+    })
+    child.stdin!.end(JSON.stringify({ action, db, ...extra }))
+    return Effect.sync(() => child.kill())
+  })
