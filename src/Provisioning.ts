@@ -52,7 +52,9 @@
  *   saves a user and its `SocialAccount` in one `transaction.atomic`. When the user store and the
  *   binding store run on one `SqlClient` (`SqlUserStore` and `SqlExternalIdentities` on one
  *   database: both name it as `sqlClient`), both writes are one `sql.withTransaction`: a bind that
- *   fails rolls the user back and the login fails with a `TransportError`. Otherwise (memory
+ *   fails rolls the user back and the login fails with a `TransportError` (on SQLite, a COMMIT
+ *   another connection holds off, a reader outside WAL, is asked again for up to 5 seconds, as
+ *   the stores ask again a statement that found the file locked). Otherwise (memory
  *   stores, two databases) a bind that fails is asked again three times (100, 200, 400 ms), and
  *   past that the user is removed again (`UserStore.Service.delete`; a store without it, or whose
  *   removal fails too, keeps the row and a warning names it). Either way the subject's next login
@@ -655,7 +657,12 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
       if (identities === undefined || subject === undefined) return Effect.asSome(insert(external))
       const bindNew = (created: UserStore.StoredUser) => bindCreated(identities, subject, created)
       if (sharedSql !== undefined) {
+        // On SQLite a COMMIT another connection's reader holds off (a Django request reading the
+        // file, outside WAL) fails SQLITE_BUSY at once (the driver's own wait is capped: see
+        // `SqlUserStore.Options.busyTimeout`) and is rolled back: asked again, as the stores ask
+        // again a statement that found the file locked, for their default 5 seconds.
         return SqlTables.withTransaction(sharedSql, Effect.tap(insert(external), bindNew)).pipe(
+          SqlTables.retryBusy(SqlTables.defaultTimeout),
           Effect.catchTag("SqlError", (error) => Effect.fail(transport(error))),
           Effect.asSome,
           Effect.catchTag("BindLost", () => Effect.succeedNone)

@@ -1,11 +1,18 @@
 // Provisioning with bindings (Provisioning.Options.identities): an external user with a subject is
 // found by its binding, and a username that is bound to another subject logs into nobody.
 import { describe, expect, it } from "@effect/vitest"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import * as AuthError from "../src/AuthError.js"
 import * as ExternalIdentities from "../src/ExternalIdentities.js"
 import * as MemoryUserStore from "../src/MemoryUserStore.js"
@@ -395,6 +402,38 @@ describe("Provisioning with bindings", () => {
     }).pipe(
       Effect.provide(Layer.orDie(SqlExternalIdentities.layer().pipe(Layer.provideMerge(SqlUserStore.layerSqlite({ filename: ":memory:" })))))
     ))
+
+  // A COMMIT on SQLite outside WAL waits for every reader of the file (a Django request, say) to
+  // end. The driver's own wait is capped at 10 ms so that a locked file never stalls the process;
+  // the stores ask again asynchronously for up to their busyTimeout. The transaction of a first
+  // login did not: its COMMIT failed SQLITE_BUSY at once and the login was a TransportError.
+  it.scopedLive("on SQLite, a first login whose COMMIT another connection's reader holds off waits for the reader, as the stores wait", () =>
+    Effect.gen(function*() {
+      const dir = mkdtempSync(join(tmpdir(), "effect-auth-provisioning-busy-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+      const filename = join(dir, "db.sqlite3")
+      const stores = yield* Layer.build(Layer.orDie(
+        SqlExternalIdentities.layer().pipe(Layer.provideMerge(SqlUserStore.layerSqlite({ filename, disableWAL: true })))
+      ))
+      const reader = Context.get(yield* Layer.build(Layer.orDie(SqliteClient.layer({ filename, disableWAL: true }))), SqlClient.SqlClient)
+      const reading = yield* Deferred.make<void>()
+      // another connection reads the file for 300 ms (SQLite's shared lock, held to its COMMIT)
+      const read = yield* Effect.fork(Effect.orDie(reader.withTransaction(
+        Effect.zipRight(reader`SELECT count(*) AS n FROM sqlite_master`, Effect.zipRight(Deferred.succeed(reading, undefined), Effect.sleep("300 millis")))
+      )))
+      yield* Deferred.await(reading)
+      const login = yield* Effect.provide(
+        Effect.gen(function*() {
+          const users = yield* provisioner()
+          return yield* outcome(users.provision({ username: "erin", subject: "e" }))
+        }),
+        stores
+      )
+      expect(login).toBe("success:erin")
+      yield* Fiber.join(read)
+      const bound = yield* Effect.provide(boundTo("e"), stores)
+      expect(bound).toEqual(Option.some((yield* Effect.provide(user("erin"), stores)).id))
+    }))
 
   it.effect("two instances, one subject's first logins under two names at once (memory stores): one user, bound, no row of the other name", () =>
     raceOneSubjectTwoNames(5).pipe(Effect.provide(stores)))
