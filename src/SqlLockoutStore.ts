@@ -15,6 +15,10 @@
  * {@link clearExpired} (run it from a scheduled job). Any database failure, or no answer within
  * `timeout`, is a `LockoutStoreError` (HTTP 503 by default, see `Lockout.Options.onStoreError`).
  *
+ * Authenticate outside your own `sql.withTransaction`: `@effect/sql` runs the store's statements
+ * on an open transaction's connection, whichever client opened it, so a failure counted inside a
+ * transaction of yours that then fails is rolled back with it (see docs/throttling.md, "Stores").
+ *
  * @example
  * ```ts
  * import { Layer } from "effect"
