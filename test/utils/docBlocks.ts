@@ -20,6 +20,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import ts from "typescript"
+import { runNode } from "./runNode.js"
 
 export const root = fileURLToPath(new URL("../..", import.meta.url))
 export const outDir = path.join(root, ".tmp", "docs")
@@ -197,26 +198,17 @@ export const runBlock = (block: Block, timeoutMs: number): Promise<RunResult> =>
  * tens of seconds of CPU, and a test worker whose event loop is held that long cannot hear vitest's
  * answers to its own reports, which fails the run ("Timeout calling onTaskUpdate").
  */
-export const typeCheckApart = (blocks: ReadonlyArray<Block>, tsconfig: string): Promise<ReadonlyArray<string>> =>
-  new Promise((resolve, reject) => {
-    const script = path.join(root, "test", "utils", "typeCheckBlocks.ts")
-    const child = spawn(process.execPath, ["--import", tsxLoader, script], {
-      cwd: root,
-      env: { ...process.env, TSX_TSCONFIG_PATH: path.join(root, "tsconfig.json") },
-      stdio: ["pipe", "pipe", "pipe"]
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-    child.on("error", reject)
-    child.on("close", (code, signal) => {
-      if (code !== 0) return reject(new Error(`typeCheckBlocks exited with ${code ?? signal}\n${stderr}`))
-      try {
-        resolve(JSON.parse(stdout))
-      } catch (error) {
-        reject(new Error(`typeCheckBlocks answered no JSON: ${String(error)}\n${stdout}\n${stderr}`))
-      }
-    })
-    child.stdin.end(JSON.stringify({ blocks, tsconfig }))
+export const typeCheckApart = async (blocks: ReadonlyArray<Block>, tsconfig: string): Promise<ReadonlyArray<string>> => {
+  const script = path.join(root, "test", "utils", "typeCheckBlocks.ts")
+  const { code, signal, stderr, stdout } = await runNode(["--import", tsxLoader, script], {
+    cwd: root,
+    env: { ...process.env, TSX_TSCONFIG_PATH: path.join(root, "tsconfig.json") },
+    input: JSON.stringify({ blocks, tsconfig })
   })
+  if (code !== 0) throw new Error(`typeCheckBlocks exited with ${code ?? signal}\n${stderr}`)
+  try {
+    return JSON.parse(stdout)
+  } catch (error) {
+    throw new Error(`typeCheckBlocks answered no JSON: ${String(error)}\n${stdout}\n${stderr}`)
+  }
+}

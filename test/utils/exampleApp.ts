@@ -8,6 +8,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { runNode } from "./runNode.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
@@ -38,20 +39,8 @@ export const runCli = (
   args: ReadonlyArray<string>,
   options: { readonly input?: string; readonly env?: Readonly<Record<string, string | undefined>> } = {}
 ): Promise<CliResult> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
-      cwd: root,
-      env: childEnv(options.env ?? {}),
-      stdio: ["pipe", "pipe", "pipe"]
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-    child.on("error", reject)
-    child.on("close", (code) => resolve({ code, stdout, stderr }))
-    child.stdin.end(options.input ?? "")
-  })
+  runNode(["--import", "tsx", "src/cli/main.ts", ...args], { cwd: root, env: childEnv(options.env ?? {}), input: options.input ?? "" })
+    .then(({ code, stderr, stdout }) => ({ code, stdout, stderr }))
 
 /** A fresh directory for a test file's SQLite databases. */
 export const tempDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), "effect-auth-example-"))
