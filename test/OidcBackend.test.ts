@@ -210,6 +210,57 @@ describe("OidcBackend against a misbehaving provider", () => {
       }).pipe(Effect.provide(withBackend(p.issuer)))
     }))
 
+  // oauth4webapi checks an endpoint only when it uses it: a document without a usable token
+  // endpoint or key set refused every login as bad credentials (NoMatch), and a lockout by
+  // address charged each one to the client, locked out after the provider was fixed.
+  it.scopedLive("a token endpoint or key set that discovery omits or gives as no URL: a login is a TransportError, and nobody is provisioned", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      for (const discovery of [
+        { token_endpoint: undefined },
+        { token_endpoint: "not a url" },
+        { jwks_uri: undefined },
+        { jwks_uri: "not a url" }
+      ]) {
+        p.state.discovery = discovery
+        yield* Effect.gen(function*() {
+          expect([discovery, yield* attempt()]).toEqual([discovery, "TransportError"])
+          expect(yield* Effect.orDie(Effect.flatMap(UserStore.UserStore, (users) => users.list()))).toEqual([])
+        }).pipe(Effect.provide(withBackend(p.issuer)))
+      }
+      p.state.discovery = {}
+      yield* attempt().pipe(Effect.map((result) => expect(result).toBe("success:carol")), Effect.provide(withBackend(p.issuer)))
+    }))
+
+  // What oauth4webapi does not support in an ID token is that token's fault, not the provider's
+  // outage: a 503, a fall-through to the next backend and a second code exchange under a retry
+  // policy, where any other ID token that does not verify is refused.
+  it.scopedLive("an ID token oauth4webapi does not support (an HMAC or \"none\" alg the discovery lists, a crit header, an encrypted token) is refused, not an outage", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProvider
+      p.state.discovery = { id_token_signing_alg_values_supported: ["RS256", "HS256", "none"] }
+      const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url")
+      const now = Math.floor(Date.now() / 1000)
+      const claims = b64({ iss: p.issuer, aud: "client", sub: "u-1", nonce: "the-nonce", iat: now, exp: now + 300 })
+      const tokens = [
+        `${b64({ alg: "HS256" })}.${claims}.c2ln`,
+        `${b64({ alg: "none" })}.${claims}.`,
+        `${b64({ alg: "RS256", kid: "k1", crit: ["exp2"], exp2: 1 })}.${claims}.c2ln`,
+        "a.b.c.d.e"
+      ]
+      yield* Effect.gen(function*() {
+        for (const id_token of tokens) {
+          p.state.tokenFields = { id_token }
+          expect([id_token, yield* attempt()]).toEqual([id_token, "invalid-credentials"])
+        }
+        // the provider's own answer that oauth4webapi does not support stays the provider's
+        p.state.tokenFields = { token_type: "MAC" }
+        expect(yield* attempt()).toBe("TransportError")
+        p.state.tokenFields = {}
+        expect(yield* attempt()).toBe("success:carol")
+      }).pipe(Effect.provide(withBackend(p.issuer)))
+    }))
+
   it.scopedLive("a preferred_username naming a local account (createsuperuser's admin) is refused unless linkLocalUsers", () =>
     Effect.gen(function*() {
       const p = yield* fakeProvider

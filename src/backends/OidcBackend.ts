@@ -27,10 +27,12 @@
  * first use); by default a login never links to an existing user no subject is bound to.
  *
  * Outcomes: the provider down, slow or answering garbage (a body that does not parse as JSON, a
- * token answer whose fields are missing or of another type) is a `TransportError` (503), and so is
+ * token answer whose fields are missing or of another type, a discovery document without a usable
+ * token endpoint or key set, a key it cannot use) is a `TransportError` (503), and so is
  * a callback on which it says it failed (`error=server_error` or `error=temporarily_unavailable`,
  * RFC 6749 4.1.2.1, once its state matched); a callback that does not verify (`error=access_denied`
- * or any other error, a wrong state or nonce, a replayed code, an ID token for another audience)
+ * or any other error, a wrong state or nonce, a replayed code, an ID token for another audience,
+ * or one oauth4webapi does not support: an HMAC or `none` alg, a `crit` header, an encrypted token)
  * is `NoMatch("invalid-credentials")`, an expired ID token `NoMatch("expired-credentials")`;
  * nothing is provisioned before the token verified.
  *

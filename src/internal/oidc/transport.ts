@@ -124,7 +124,13 @@ export const classify = (error: unknown): Classified => {
   if (error instanceof oauth.OperationProcessingError) {
     const code = error.code ?? ""
     // A body that is not what the protocol says: the provider is broken (or not the provider).
-    if (code === oauth.RESPONSE_IS_NOT_JSON || code === oauth.RESPONSE_IS_NOT_CONFORM || isMalformedAnswer(error)) {
+    // So is a discovery document without a usable token endpoint or key set (oauth4webapi checks
+    // an endpoint only when it is used): every login would be refused as bad credentials, and
+    // charged to the client's address by a lockout, until the document is fixed.
+    if (
+      code === oauth.RESPONSE_IS_NOT_JSON || code === oauth.RESPONSE_IS_NOT_CONFORM ||
+      code === oauth.MISSING_SERVER_METADATA || code === oauth.INVALID_SERVER_METADATA || isMalformedAnswer(error)
+    ) {
       return { _tag: "Transport", message: error.message }
     }
     // A past `exp` (or `auth_time`/`iat` too old for max_age) is expired; a future `nbf` is not
@@ -134,6 +140,18 @@ export const classify = (error: unknown): Classified => {
       return { _tag: "Refused", reason: claim === "nbf" ? "invalid-credentials" : "expired-credentials", message: error.message }
     }
     return { _tag: "Refused", reason: "invalid-credentials", message: error.message }
+  }
+  if (error instanceof oauth.UnsupportedOperationError) {
+    // What oauth4webapi does not support is the provider's when it is a key of its key set (a JWK
+    // of an unknown type, a CryptoKey it cannot use) or its token answer (an unknown token_type);
+    // in the ID token (an HMAC or "none" alg the discovery lists, a `crit` header, an encrypted
+    // token) it is this token's: refused as any ID token that does not verify.
+    const cause: unknown = error.cause
+    const providers = cause !== null && typeof cause === "object" &&
+      ("body" in cause || "kty" in cause || ("algorithm" in cause && "usages" in cause))
+    return providers
+      ? { _tag: "Transport", message: error.message }
+      : { _tag: "Refused", reason: "invalid-credentials", message: error.message }
   }
   return { _tag: "Transport", message: error instanceof Error ? error.message : String(error) }
 }
