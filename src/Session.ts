@@ -114,9 +114,12 @@ export interface Options {
   readonly secret: Redacted.Redacted<string>
   /** Former secrets still accepted while a key rotation runs (Django's `SECRET_KEY_FALLBACKS`). */
   readonly fallbackSecrets?: ReadonlyArray<Redacted.Redacted<string>> | undefined
-  /** Absolute lifetime from login. Default: 14 days. */
+  /** Absolute lifetime from login, from one second to 1000 years (else an `AuthConfigError`). Default: 14 days. */
   readonly maxAge?: Duration.DurationInput | undefined
-  /** Ends a session this long after its last request served by this service. Default: none. */
+  /**
+   * Ends a session this long after its last request served by this service, from one second to
+   * 1000 years (else an `AuthConfigError`). Default: none.
+   */
   readonly idleTimeout?: Duration.DurationInput | undefined
   /**
    * Django's `SESSION_EXPIRE_AT_BROWSER_CLOSE`: the session cookies of a login that made no choice
@@ -440,12 +443,17 @@ const userIdOf = (user: unknown): string | undefined => {
 
 const configError = (message: string) => Effect.fail(new AuthConfigError({ message: `Session: ${message}` }))
 
+// A session's times are kept as far as year 9999 (`SessionStore.Millis`): a longer maxAge or
+// idleTimeout made every login a SessionStoreError ("invalid record") at run time.
+const longestDuration = Duration.days(1000 * 365)
+
 const positive = (name: string, input: Duration.DurationInput | undefined, fallback: Option.Option<Duration.Duration>) => {
   if (input === undefined) return Effect.succeed(fallback)
   const duration = Duration.decodeUnknown(input)
-  return Option.isSome(duration) && Duration.isFinite(duration.value) && Duration.toMillis(duration.value) >= 1000
+  return Option.isSome(duration) && Duration.isFinite(duration.value) && Duration.toMillis(duration.value) >= 1000 &&
+      Duration.lessThanOrEqualTo(duration.value, longestDuration)
     ? Effect.succeed(duration)
-    : configError(`${name} must be a finite duration of at least one second`)
+    : configError(`${name} must be a duration of at least one second and at most 1000 years`)
 }
 
 const validSecret = (secret: unknown): secret is Redacted.Redacted<string> => {

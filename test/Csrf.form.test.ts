@@ -5,6 +5,8 @@ import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
@@ -23,6 +25,29 @@ const form = (fields: Record<string, string>) => ({
 // A request the server never answers is a failed test, not a hung one.
 const bounded = <A>(effect: Effect.Effect<A>) =>
   Effect.timeoutFail(effect, { duration: "5 seconds", onTimeout: () => new Error("no answer in 5 s: the body was read twice") })
+
+describe("Csrf.check: the session's token", () => {
+  // A session store hands back what its record holds: one a foreign or corrupted writer left
+  // with an empty CSRF token let a POST whose X-CSRFToken header was empty through.
+  it.effect("a session token shorter than Django's 32 characters matches nothing, not even itself or an empty header", () =>
+    Effect.gen(function*() {
+      const settings = Either.getOrThrow(Csrf.resolve())
+      const post = (headers: Record<string, string>) =>
+        HttpServerRequest.fromWeb(new Request("http://127.0.0.1/x", { method: "POST", headers }))
+      const outcome = (sent: string, stored: string) =>
+        Effect.map(Effect.exit(Csrf.check(settings, post({ "x-csrftoken": sent }), Option.some(Redacted.make(stored)))), Exit.isSuccess)
+      expect(yield* outcome("", "")).toBe(false)
+      expect(yield* outcome("a", "a")).toBe(false)
+      expect(yield* outcome("x".repeat(31), "x".repeat(31))).toBe(false)
+      // Django's own 32-character secret, as sent and masked; ours
+      const django = "k".repeat(32)
+      expect(yield* outcome(django, django)).toBe(true)
+      expect(yield* outcome(Redacted.value(Csrf.mask(Redacted.make(django))), django)).toBe(true)
+      const ours = "t".repeat(43)
+      expect(yield* outcome(ours, ours)).toBe(true)
+      expect(yield* outcome("", ours)).toBe(false)
+    }))
+})
 
 describe("Csrf: the token of a POSTed form (HttpApi)", () => {
   it.live("a form's csrfmiddlewaretoken is the token; the payload is still decoded from the same body", () =>

@@ -884,6 +884,9 @@ describe("Session", () => {
         { secret, maxAge: "0 seconds" },
         { secret, maxAge: Infinity },
         { secret, idleTimeout: "10 millis" },
+        // past what a record holds (year 9999): every login failed "invalid record" at run time
+        { secret, maxAge: "3000000 days" },
+        { secret, idleTimeout: "3000000 days" },
         // from an untyped config: "false" would read as true
         { secret, expireAtBrowserClose: "false" as unknown as boolean }
       ]
