@@ -151,6 +151,9 @@ const parse = (text: string | null, now: number): Option.Option<SessionStore.Ses
   return Option.filter(SessionStore.decodeStored(value), (r) => r.expiresAt > now)
 }
 
+const wrongType = (error: unknown): boolean =>
+  error instanceof Error && error.message.startsWith("WRONGTYPE")
+
 /**
  * Builds the store on a connected client.
  *
@@ -174,7 +177,13 @@ export const make = (client: RedisClient, options: Options = {}): Effect.Effect<
         withValueFreeSpan(`SessionStore.${operation}`, { captureStackTrace: false })
       )
     return SessionStore.make({
-      get: (key, now) => Effect.map(call("get", () => client.get(prefix + key)), (text) => parse(text, now)),
+      // A key of another type (a hash, a list: not ours) is no session, as a value that does not
+      // parse is; its WRONGTYPE error made the cookie a 503 on every request, its logout too.
+      get: (key, now) =>
+        Effect.map(
+          call("get", () => client.get(prefix + key).catch((error) => wrongType(error) ? null : Promise.reject(error))),
+          (text) => parse(text, now)
+        ),
       set: (key, record, now) => {
         const ttl = record.expiresAt - now
         return ttl <= 0

@@ -215,7 +215,12 @@ const Row = Schema.Struct({
   expire_at_browser_close: Schema.NullOr(SqlTables.Integer),
   second_factor_device: Schema.NullOr(Schema.String)
 })
-const decodeRows = Schema.decodeUnknown(Schema.Array(Row))
+// A row that does not decode (another process wrote a column of another type) is no session, as
+// a record that does not decode is (`SessionStore.decodeStored`): a store error made its cookie a
+// 503 on every request, its logout too, until a login over it.
+const decodeRow = Schema.decodeUnknownOption(Row)
+const Rows = Schema.Array(Schema.Unknown)
+const decodeRows = Schema.decodeUnknown(Rows)
 // The record's `expireAtBrowserClose` as its column keeps it: absent is NULL.
 const browserCloseOf = (r: SessionStore.SessionRecord): number | null =>
   r.expireAtBrowserClose === undefined ? null : r.expireAtBrowserClose ? 1 : 0
@@ -243,8 +248,8 @@ export const make = (
     const sql = yield* SqlClient.SqlClient
     const table = sql(t.session)
 
-    // Every database failure or row that does not decode is a SessionStoreError, and so is no
-    // answer within the timeout; defects stay defects.
+    // Every database failure is a SessionStoreError, and so is no answer within the timeout;
+    // defects stay defects. A session's row that does not decode is no session (`decodeRow`).
     const run = SqlTables.runner("SessionStore", options.timeout, storeError)
 
     const count = (statement: Effect.Effect<ReadonlyArray<unknown>, SqlError>) =>
@@ -264,7 +269,7 @@ export const make = (
               decodeRows
             ),
             (rows) =>
-              Option.flatMap(Option.fromNullable(rows[0]), (row) =>
+              Option.flatMap(Option.flatMap(Option.fromNullable(rows[0]), decodeRow), (row) =>
                 SessionStore.decodeStored({
                   userId: row.user_id,
                   backendId: row.backend_id,

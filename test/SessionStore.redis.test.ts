@@ -50,6 +50,11 @@ describe.skipIf(Redis.missing)("RedisSessionStore", () => {
       expect(Option.isNone(yield* store.get("junk", Date.now()))).toBe(true)
       expect(Option.isNone(yield* store.get("shape", Date.now()))).toBe(true)
       expect(yield* store.replace("junk", record({ expiresAt: Date.now() + 5_000 }), Date.now())).toBe(false)
+      // a key of another type (not ours): no session either, where its WRONGTYPE was a store error
+      yield* Effect.promise(() => client.hset(`${prefix}hash`, "userId", "42"))
+      expect(Option.isNone(yield* store.get("hash", Date.now()))).toBe(true)
+      yield* store.delete("hash")
+      expect(yield* Effect.promise(() => client.exists(`${prefix}hash`))).toBe(0)
     }).pipe(Effect.scoped, Effect.provide(redisStore(prefix)))
   })
 

@@ -103,6 +103,25 @@ describe("SqlSessionStore on SQLite", () => {
       expect(Exit.isFailure(exit) && exit.cause._tag === "Die").toBe(true)
     }))
 
+  // A column another process wrote with another type (SQLite keeps what it is given) was a
+  // SessionStoreError on every read: the cookie a 503 on every request, its logout too.
+  it.live("a row that does not decode reads as no session, as a record that does not decode; a login over it replaces it", () =>
+    Effect.gen(function*() {
+      const layer = SqlSessionStore.layer().pipe(Layer.provideMerge(SqliteClient.layer({ filename: ":memory:" })))
+      yield* Effect.gen(function*() {
+        const store = yield* SessionStore.SessionStore
+        const sql = yield* SqlClient.SqlClient
+        const now = record().createdAt
+        for (const [column, value] of [["created_at", "abc"], ["degraded", "x"], ["expire_at_browser_close", "yes"]] as const) {
+          yield* store.set("k", record(), now)
+          yield* sql.unsafe(`UPDATE auth_session SET ${column} = ? WHERE session_key = 'k'`, [value])
+          expect([column, yield* store.get("k", now)]).toEqual([column, Option.none()])
+          yield* store.set("k", record(), now)
+          expect(yield* store.get("k", now)).toEqual(Option.some(record()))
+        }
+      }).pipe(Effect.provide(layer))
+    }))
+
   it.live("a closed database is a SessionStoreError, not a defect", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
