@@ -58,7 +58,7 @@ import * as ControlFold from "./internal/controlFold.js"
 import * as CredentialsDecoder from "./internal/credentialsDecoder.js"
 import { collectionWithin } from "./internal/collection.js"
 import * as RefusedSecret from "./internal/refusedSecret.js"
-import { isRecording, tracerEnabled } from "./internal/tracing.js"
+import { hide, isRecording, reveal, tracerEnabled } from "./internal/tracing.js"
 import { isUserId } from "./internal/userId.js"
 import * as Permissions from "./Permissions.js"
 import * as UserModule from "./User.js"
@@ -498,19 +498,27 @@ const fromBackends = (
     traceAttempts: boolean
   ) => {
     const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
-    return Effect.useSpan("effect-auth.authenticate", spanOptions, (span) => {
-      const call = new Call(credentials, request, span, clock, traceAttempts)
-      return Effect.onExit(
-        Effect.withParentSpan(Effect.suspend(() => run(call, 0)), span),
-        (exit) => {
-          span.attribute("auth.outcome", outcomeOf(exit))
-          span.attribute("auth.attempts", (call.attempts?.length ?? 0) + (Exit.isSuccess(exit) ? 1 : 0))
-          if (Exit.isSuccess(exit)) span.attribute("auth.backend", exit.value.backend)
-          if (Exit.isSuccess(exit) && exit.value.degraded === true) span.attribute("auth.degraded", true)
-          return Effect.void
-        }
-      )
-    })
+    // The span ends with the user out of its sight (`hide`): the user object is the app's, and an
+    // app's own user type may hold its password hash as a plain string.
+    return Effect.map(
+      Effect.useSpan("effect-auth.authenticate", spanOptions, (span) => {
+        const call = new Call(credentials, request, span, clock, traceAttempts)
+        return Effect.map(
+          Effect.onExit(
+            Effect.withParentSpan(Effect.suspend(() => run(call, 0)), span),
+            (exit) => {
+              span.attribute("auth.outcome", outcomeOf(exit))
+              span.attribute("auth.attempts", (call.attempts?.length ?? 0) + (Exit.isSuccess(exit) ? 1 : 0))
+              if (Exit.isSuccess(exit)) span.attribute("auth.backend", exit.value.backend)
+              if (Exit.isSuccess(exit) && exit.value.degraded === true) span.attribute("auth.degraded", true)
+              return Effect.void
+            }
+          ),
+          hide
+        )
+      }),
+      reveal
+    )
   }
 
   const untraced = (credentials: unknown, request: AuthRequest | undefined) =>

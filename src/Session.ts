@@ -85,6 +85,7 @@ import * as AuthService from "./AuthService.js"
 import { fieldOf } from "./internal/fieldOf.js"
 import { textOf } from "./internal/redactedString.js"
 import * as crypto from "./internal/session/crypto.js"
+import { withValueFreeSpan } from "./internal/tracing.js"
 import * as SessionStore from "./SessionStore.js"
 import type { User } from "./User.js"
 import { forEvent } from "./internal/eventRequest.js"
@@ -734,7 +735,7 @@ export const make = (
         yield* events.publish(new AuthEvents.LoggedIn({ user, backend, request: forEvent(request) }))
         yield* loggedIn(backend, user)
         return withCookie(user, id, stored, keptUntil)
-      }).pipe(Effect.withSpan("effect-auth.Session.login", { captureStackTrace: false }))
+      }).pipe(withValueFreeSpan("effect-auth.Session.login", { captureStackTrace: false }))
 
     const logout: Service["logout"] = (sessionId, request) =>
       Effect.gen(function*() {
@@ -809,7 +810,7 @@ export const make = (
           if (!(yield* store.replace(storeKey, current, now))) return Option.none()
         }
         return Option.some(sessionUser(user, id, current))
-      }).pipe(Effect.withSpan("effect-auth.Session.currentUser", { captureStackTrace: false }))
+      }).pipe(withValueFreeSpan("effect-auth.Session.currentUser", { captureStackTrace: false }))
 
     const updateSessionAuthHash: Service["updateSessionAuthHash"] = (sessionId, user) =>
       Effect.gen(function*() {
@@ -857,7 +858,7 @@ export const make = (
         // A new id, as at login: an id seen before the second factor is worth nothing after it.
         const issued = yield* succeed(next, now, old)
         return Option.map(issued, ([id, stored, keptUntil]) => withCookie(authenticated.user, id, stored, keptUntil))
-      }).pipe(Effect.withSpan("effect-auth.Session.stepUp", { captureStackTrace: false }))
+      }).pipe(withValueFreeSpan("effect-auth.Session.stepUp", { captureStackTrace: false }))
 
     const secondFactorHolds: Service["secondFactorHolds"] = (session) => {
       const backendId = session.secondFactor

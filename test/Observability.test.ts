@@ -1,8 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
+import { inspect } from "node:util"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { Cause, Effect, Exit, Inspectable, Layer, Logger, Option, Redacted, Schema } from "effect"
 import { AuthError, AuthEvents, AuthRequest, AuthService, Credentials, TestAuth, TestBackend } from "../src/index.js"
+import * as MemorySessionStore from "../src/MemorySessionStore.js"
 import * as PasswordHasher from "../src/PasswordHasher.js"
+import * as Session from "../src/Session.js"
 import * as SessionStore from "../src/SessionStore.js"
 import * as SqlSessionStore from "../src/SqlSessionStore.js"
 import * as RecordingTracer from "./utils/recordingTracer.js"
@@ -237,6 +240,35 @@ describe("secrets", () => {
         for (const secret of [seen, derivedKey, csrfToken, password]) expect([span.name, text.includes(secret)]).toEqual([span.name, false])
       }
     }).pipe(Effect.scoped))
+
+  // The user object is the app's: an app's own user type may keep its password hash as a plain
+  // string (Session.passwordHashField reads one). The fold's and the session service's spans
+  // ended with it, and a tracer that prints exits printed the hash.
+  it.effect("the fold's and the session service's spans end without the user, whose own type may hold a plain password hash", () =>
+    Effect.gen(function*() {
+      const tracer = RecordingTracer.make()
+      const passwordHash = "pbkdf2_sha256$1000$salt$cGxhaW4tc3RyaW5nLWhhc2gtb2YtYWxpY2U="
+      const alice = { ...TestBackend.user("alice"), passwordHash } as ReturnType<typeof TestBackend.user>
+      yield* Effect.gen(function*() {
+        const sessions = yield* Session.Session
+        const started = yield* sessions.login(yield* AuthService.authenticate({ username: "alice", password }))
+        expect(Option.isSome(yield* sessions.currentUser(started.sessionId))).toBe(true)
+      }).pipe(
+        Effect.provide(
+          Session.layer({ secret: Redacted.make("a-session-secret-of-32-characters") }).pipe(
+            Layer.provideMerge(TestAuth.layer([TestBackend.succeed("local", alice)])),
+            Layer.provideMerge(MemorySessionStore.layer)
+          )
+        ),
+        Effect.provide(tracer.layer)
+      )
+      const names = tracer.spans.map((span) => span.name)
+      expect(names).toEqual(expect.arrayContaining(["effect-auth.authenticate", "effect-auth.Session.login", "effect-auth.Session.currentUser"]))
+      for (const span of tracer.spans) {
+        const text = [RecordingTracer.render(span), JSON.stringify(span.exit), inspect(span.exit, { depth: Infinity })].join("\n")
+        expect([span.name, text.includes("cGxhaW4tc3RyaW5nLWhhc2gtb2YtYWxpY2U")]).toEqual([span.name, false])
+      }
+    }))
 
   it("decoded secrets print as <redacted>", () => {
     const decoded = Schema.decodeUnknownSync(Credentials.UsernamePassword)({ username: "alice", password })

@@ -28,10 +28,15 @@ export const tracerEnabled = (fiber: Fiber.RuntimeFiber<unknown, unknown>): bool
 export const isRecording = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
   fiber.currentTracer !== builtInTracer && tracerEnabled(fiber)
 
-// The value handed through a span out of the tracer's sight: a closure, which no exporter or
-// `Inspectable` rendering opens.
-const hide = <A>(value: A) => () => value
-const reveal = <A>(hidden: () => A): A => hidden()
+/**
+ * The value handed through a span out of the tracer's sight: a closure, which no exporter or
+ * `Inspectable` rendering opens; {@link reveal} opens it again past the span.
+ *
+ * @internal
+ */
+export const hide = <A>(value: A) => () => value
+/** @internal */
+export const reveal = <A>(hidden: () => A): A => hidden()
 
 // The tracers that end their spans without a success value, by the tracer they record through:
 // one per recording tracer, made on first use, so a request pays for no new tracer.
