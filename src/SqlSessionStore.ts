@@ -27,6 +27,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Record from "effect/Record"
 import * as Schema from "effect/Schema"
 import type { AuthConfigError } from "./AuthError.js"
 import * as SqlTables from "./internal/sqlTables.js"
@@ -218,9 +219,11 @@ const Row = Schema.Struct({
 // A row that does not decode (another process wrote a column of another type) is no session, as
 // a record that does not decode is (`SessionStore.decodeStored`): a store error made its cookie a
 // 503 on every request, its logout too, until a login over it.
+// A row without the columns, though, is the client's doing (a `transformResultNames` that renames
+// them): a store error, not every session read as gone.
 const decodeRow = Schema.decodeUnknownOption(Row)
-const Rows = Schema.Array(Schema.Unknown)
-const decodeRows = Schema.decodeUnknown(Rows)
+const Columns = Schema.Struct(Record.map(Row.fields, () => Schema.Unknown))
+const decodeRows = Schema.decodeUnknown(Schema.Array(Columns), { exact: true })
 // The record's `expireAtBrowserClose` as its column keeps it: absent is NULL.
 const browserCloseOf = (r: SessionStore.SessionRecord): number | null =>
   r.expireAtBrowserClose === undefined ? null : r.expireAtBrowserClose ? 1 : 0

@@ -249,21 +249,28 @@ describe("secrets", () => {
       const tracer = RecordingTracer.make()
       const passwordHash = "pbkdf2_sha256$1000$salt$cGxhaW4tc3RyaW5nLWhhc2gtb2YtYWxpY2U="
       const alice = { ...TestBackend.user("alice"), passwordHash } as ReturnType<typeof TestBackend.user>
-      yield* Effect.gen(function*() {
-        const sessions = yield* Session.Session
-        const started = yield* sessions.login(yield* AuthService.authenticate({ username: "alice", password }))
-        expect(Option.isSome(yield* sessions.currentUser(started.sessionId))).toBe(true)
-      }).pipe(
-        Effect.provide(
-          Session.layer({ secret: Redacted.make("a-session-secret-of-32-characters") }).pipe(
-            Layer.provideMerge(TestAuth.layer([TestBackend.succeed("local", alice)])),
-            Layer.provideMerge(MemorySessionStore.layer)
-          )
-        ),
-        Effect.provide(tracer.layer)
-      )
+      for (const tracing of ["auto", "attempts"] as const) {
+        yield* Effect.gen(function*() {
+          const sessions = yield* Session.Session
+          const started = yield* sessions.login(yield* AuthService.authenticate({ username: "alice", password }))
+          expect(Option.isSome(yield* sessions.currentUser(started.sessionId))).toBe(true)
+        }).pipe(
+          Effect.provide(
+            Session.layer({ secret: Redacted.make("a-session-secret-of-32-characters") }).pipe(
+              Layer.provideMerge(TestAuth.layer([TestBackend.succeed("local", alice)], { tracing })),
+              Layer.provideMerge(MemorySessionStore.layer)
+            )
+          ),
+          Effect.provide(tracer.layer)
+        )
+      }
       const names = tracer.spans.map((span) => span.name)
-      expect(names).toEqual(expect.arrayContaining(["effect-auth.authenticate", "effect-auth.Session.login", "effect-auth.Session.currentUser"]))
+      expect(names).toEqual(expect.arrayContaining([
+        "effect-auth.authenticate",
+        "effect-auth.backend.local",
+        "effect-auth.Session.login",
+        "effect-auth.Session.currentUser"
+      ]))
       for (const span of tracer.spans) {
         const text = [RecordingTracer.render(span), JSON.stringify(span.exit), inspect(span.exit, { depth: Infinity })].join("\n")
         expect([span.name, text.includes("cGxhaW4tc3RyaW5nLWhhc2gtb2YtYWxpY2U")]).toEqual([span.name, false])

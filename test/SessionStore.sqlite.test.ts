@@ -105,7 +105,7 @@ describe("SqlSessionStore on SQLite", () => {
 
   // A column another process wrote with another type (SQLite keeps what it is given) was a
   // SessionStoreError on every read: the cookie a 503 on every request, its logout too.
-  it.live("a row that does not decode reads as no session, as a record that does not decode; a login over it replaces it", () =>
+  it.live("a row that does not decode reads as no session, as a record that does not decode; a login over it replaces it; a row without the columns is a store error", () =>
     Effect.gen(function*() {
       const layer = SqlSessionStore.layer().pipe(Layer.provideMerge(SqliteClient.layer({ filename: ":memory:" })))
       yield* Effect.gen(function*() {
@@ -120,6 +120,17 @@ describe("SqlSessionStore on SQLite", () => {
           expect(yield* store.get("k", now)).toEqual(Option.some(record()))
         }
       }).pipe(Effect.provide(layer))
+      // A client whose rows come back without the columns (a transformResultNames that renames
+      // them) is a store error, as the writes' are, not every session read as gone.
+      const renaming = SqlSessionStore.layer().pipe(
+        Layer.provideMerge(SqliteClient.layer({ filename: ":memory:", transformResultNames: (name) => name.toUpperCase() }))
+      )
+      yield* Effect.gen(function*() {
+        const store = yield* SessionStore.SessionStore
+        const now = record().createdAt
+        yield* store.set("k", record(), now)
+        expectStoreErrors([yield* Effect.exit(store.get("k", now))])
+      }).pipe(Effect.provide(renaming))
     }))
 
   it.live("a closed database is a SessionStoreError, not a defect", () =>
