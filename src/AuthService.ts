@@ -58,7 +58,7 @@ import * as ControlFold from "./internal/controlFold.js"
 import * as CredentialsDecoder from "./internal/credentialsDecoder.js"
 import { collectionWithin } from "./internal/collection.js"
 import * as RefusedSecret from "./internal/refusedSecret.js"
-import { hide, isRecording, reveal, tracerEnabled } from "./internal/tracing.js"
+import { isRecording, tracerEnabled, useValueFreeSpan } from "./internal/tracing.js"
 import { isUserId } from "./internal/userId.js"
 import * as Permissions from "./Permissions.js"
 import * as UserModule from "./User.js"
@@ -498,27 +498,20 @@ const fromBackends = (
     traceAttempts: boolean
   ) => {
     const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
-    // The span ends with the user out of its sight (`hide`): the user object is the app's, and an
-    // app's own user type may hold its password hash as a plain string.
-    return Effect.map(
-      Effect.useSpan("effect-auth.authenticate", spanOptions, (span) => {
-        const call = new Call(credentials, request, span, clock, traceAttempts)
-        return Effect.map(
-          Effect.onExit(
-            Effect.withParentSpan(Effect.suspend(() => run(call, 0)), span),
-            (exit) => {
-              span.attribute("auth.outcome", outcomeOf(exit))
-              span.attribute("auth.attempts", (call.attempts?.length ?? 0) + (Exit.isSuccess(exit) ? 1 : 0))
-              if (Exit.isSuccess(exit)) span.attribute("auth.backend", exit.value.backend)
-              if (Exit.isSuccess(exit) && exit.value.degraded === true) span.attribute("auth.degraded", true)
-              return Effect.void
-            }
-          ),
-          hide
-        )
-      }),
-      reveal
-    )
+    // The span ends without the user: the user object is the app's (see `useValueFreeSpan`).
+    return useValueFreeSpan("effect-auth.authenticate", spanOptions, (span) => {
+      const call = new Call(credentials, request, span, clock, traceAttempts)
+      return Effect.onExit(
+        Effect.withParentSpan(Effect.suspend(() => run(call, 0)), span),
+        (exit) => {
+          span.attribute("auth.outcome", outcomeOf(exit))
+          span.attribute("auth.attempts", (call.attempts?.length ?? 0) + (Exit.isSuccess(exit) ? 1 : 0))
+          if (Exit.isSuccess(exit)) span.attribute("auth.backend", exit.value.backend)
+          if (Exit.isSuccess(exit) && exit.value.degraded === true) span.attribute("auth.degraded", true)
+          return Effect.void
+        }
+      )
+    })
   }
 
   const untraced = (credentials: unknown, request: AuthRequest | undefined) =>

@@ -10,7 +10,7 @@ import type { AuthRequest } from "../AuthRequest.js"
 import type { User } from "../User.js"
 import * as CredentialsDecoder from "./credentialsDecoder.js"
 import { guard } from "./policy.js"
-import { hide, reveal } from "./tracing.js"
+import { useValueFreeSpan } from "./tracing.js"
 
 /**
  * A backend prepared once, when the layer is built, for the calls the fold makes: the credentials
@@ -160,21 +160,14 @@ export const compile = (backend: AuthBackend.AuthBackend): CompiledBackend => {
     const attempt = ask(cache, request)
     // A backend skipped because its credentials do not decode gets no span: it never ran.
     if (attempt === unsupported) return attempt
-    // The span ends with the user out of its sight, as the fold's call span (see AuthService).
-    return Effect.map(
-      Effect.useSpan(spanName, spanOptions, (span) =>
-        Effect.map(
-          Effect.onExit(Effect.withParentSpan(attempt, span), (exit) => {
-            span.attribute("auth.outcome", attemptOutcome(exit))
-            if (Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag === "NoMatch") {
-              span.attribute("auth.reason", exit.cause.error.reason)
-            }
-            return Effect.void
-          }),
-          hide
-        )),
-      reveal
-    )
+    return useValueFreeSpan(spanName, spanOptions, (span) =>
+      Effect.onExit(Effect.withParentSpan(attempt, span), (exit) => {
+        span.attribute("auth.outcome", attemptOutcome(exit))
+        if (Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag === "NoMatch") {
+          span.attribute("auth.reason", exit.cause.error.reason)
+        }
+        return Effect.void
+      }))
   }
   return {
     id,

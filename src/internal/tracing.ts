@@ -28,15 +28,10 @@ export const tracerEnabled = (fiber: Fiber.RuntimeFiber<unknown, unknown>): bool
 export const isRecording = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
   fiber.currentTracer !== builtInTracer && tracerEnabled(fiber)
 
-/**
- * The value handed through a span out of the tracer's sight: a closure, which no exporter or
- * `Inspectable` rendering opens; {@link reveal} opens it again past the span.
- *
- * @internal
- */
-export const hide = <A>(value: A) => () => value
-/** @internal */
-export const reveal = <A>(hidden: () => A): A => hidden()
+// The value handed through a span out of the tracer's sight: a closure, which no exporter or
+// `Inspectable` rendering opens.
+const hide = <A>(value: A) => () => value
+const reveal = <A>(hidden: () => A): A => hidden()
 
 // The tracers that end their spans without a success value, by the tracer they record through:
 // one per recording tracer, made on first use, so a request pays for no new tracer.
@@ -117,3 +112,17 @@ export const withValueFreeChildren = <A, E, R>(self: Effect.Effect<A, E, R>): Ef
 export const withValueFreeSpan = (name: string, options?: Tracer.SpanOptions) =>
 <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.map(Effect.withSpan(withValueFreeChildren(Effect.map(self, hide)), name, options), reveal)
+
+/**
+ * `Effect.useSpan`, but a success ends the span with no value a tracer could read: for the fold's
+ * spans, whose value is the app's user object (an app's own user type may keep its password hash
+ * as a plain string). Unlike {@link withValueFreeSpan}, the spans made inside are left as they are
+ * (a backend's own spans are its to make), and the span is the caller's to annotate.
+ *
+ * @internal
+ */
+export const useValueFreeSpan = <A, E, R>(
+  name: string,
+  options: Tracer.SpanOptions,
+  evaluate: (span: Tracer.Span) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> => Effect.map(Effect.useSpan(name, options, (span) => Effect.map(evaluate(span), hide)), reveal)
