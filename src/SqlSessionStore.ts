@@ -25,9 +25,10 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Record from "effect/Record"
+import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type { AuthConfigError } from "./AuthError.js"
 import * as SqlTables from "./internal/sqlTables.js"
@@ -221,9 +222,16 @@ const Row = Schema.Struct({
 // 503 on every request, its logout too, until a login over it.
 // A row without the columns, though, is the client's doing (a `transformResultNames` that renames
 // them): a store error, not every session read as gone.
-const decodeRow = Schema.decodeUnknownOption(Row)
-const Columns = Schema.Struct(Record.map(Row.fields, () => Schema.Unknown))
-const decodeRows = Schema.decodeUnknown(Schema.Array(Columns), { exact: true })
+// The columns are looked for only once a row failed: a session's read decodes it once.
+const decodeRow = Schema.decodeUnknownEither(Row)
+const columns = Object.keys(Row.fields)
+const sessionOfRow = (row: unknown): Effect.Effect<Option.Option<typeof Row.Type>, ParseResult.ParseError> => {
+  if (row === undefined) return Effect.succeedNone
+  const decoded = decodeRow(row)
+  if (Either.isRight(decoded)) return Effect.succeedSome(decoded.right)
+  const hasColumns = typeof row === "object" && row !== null && columns.every((column) => column in row)
+  return hasColumns ? Effect.succeedNone : Effect.fail(decoded.left)
+}
 // The record's `expireAtBrowserClose` as its column keeps it: absent is NULL.
 const browserCloseOf = (r: SessionStore.SessionRecord): number | null =>
   r.expireAtBrowserClose === undefined ? null : r.expireAtBrowserClose ? 1 : 0
@@ -269,10 +277,10 @@ export const make = (
             Effect.flatMap(
               sql`SELECT user_id, backend_id, auth_hash, csrf_token, created_at, last_seen_at, expires_at, degraded,
                 second_factor, expire_at_browser_close, second_factor_device FROM ${table} WHERE session_key = ${key} AND expires_at > ${now}`,
-              decodeRows
+              (rows) => sessionOfRow(rows[0])
             ),
-            (rows) =>
-              Option.flatMap(Option.flatMap(Option.fromNullable(rows[0]), decodeRow), (row) =>
+            (found) =>
+              Option.flatMap(found, (row) =>
                 SessionStore.decodeStored({
                   userId: row.user_id,
                   backendId: row.backend_id,
