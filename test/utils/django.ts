@@ -1,9 +1,10 @@
 // Runs snippets under Debian's python3-django (3.2) to compare with Django itself. Without it the
 // suites are skipped with a loud line, and fail under EFFECT_AUTH_REQUIRE_SERVICES=1.
 import { Effect } from "effect"
-import { execFile, execFileSync } from "node:child_process"
+import { execFileSync } from "node:child_process"
 import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
+import { runProcess } from "./childProcess.js"
 
 const candidates = [process.env.DJANGO_PYTHON, "/usr/bin/python3", "python3"].filter((p): p is string => !!p)
 
@@ -107,16 +108,16 @@ export const djangos: ReadonlyArray<Django> = (() => {
  * report within 60 s ("Timeout calling onTaskUpdate").
  */
 export const site = (action: string, db: SiteDatabase, extra: object = {}, django: Django = djangos[0]!): Effect.Effect<any> =>
-  Effect.async<any>((resume) => {
-    const script = fileURLToPath(new URL("../django/site.py", import.meta.url))
-    const child = execFile(django.python, [script], {
-      env: { ...process.env, ...django.env, TZ: "UTC" },
-      encoding: "utf8",
-      maxBuffer: 1 << 28
-    }, (error, stdout, stderr) => {
-      if (error !== null) return resume(Effect.die(new Error(`site.py ${action}: ${error.message}\n${stderr}`)))
-      resume(Effect.try({ try: () => JSON.parse(stdout), catch: (cause) => cause }).pipe(Effect.orDie))
-    })
-    child.stdin!.end(JSON.stringify({ action, db, ...extra }))
-    return Effect.sync(() => child.kill())
-  })
+  Effect.flatMap(
+    Effect.promise((signal) =>
+      runProcess(django.python, [fileURLToPath(new URL("../django/site.py", import.meta.url))], {
+        env: { ...process.env, ...django.env, TZ: "UTC" },
+        input: JSON.stringify({ action, db, ...extra }),
+        signal
+      })
+    ),
+    ({ code, signal, stderr, stdout }) =>
+      code === 0
+        ? Effect.orDie(Effect.try(() => JSON.parse(stdout)))
+        : Effect.die(new Error(`site.py ${action} exited with ${code ?? signal}\n${stderr}`))
+  )

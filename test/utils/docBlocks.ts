@@ -20,7 +20,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import ts from "typescript"
-import { runNode } from "./runNode.js"
+import { runNode } from "./childProcess.js"
 
 export const root = fileURLToPath(new URL("../..", import.meta.url))
 export const outDir = path.join(root, ".tmp", "docs")

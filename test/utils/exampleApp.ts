@@ -8,7 +8,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { runNode } from "./runNode.js"
+import { runNode } from "./childProcess.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
