@@ -132,7 +132,10 @@ const storeError = (operation: string) => (cause: unknown) =>
   })
 
 // KEYS[1] key; ARGV[1] record JSON, ARGV[2] TTL in ms (<= 0: delete), ARGV[3] now.
+// A key of another type holds no session (as in `get`): it is left alone, where its GET would
+// fail the script with WRONGTYPE.
 const replaceScript = `
+if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return 0 end
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 local ok, r = pcall(cjson.decode, v)

@@ -53,6 +53,10 @@ describe.skipIf(Redis.missing)("RedisSessionStore", () => {
       // a key of another type (not ours): no session either, where its WRONGTYPE was a store error
       yield* Effect.promise(() => client.hset(`${prefix}hash`, "userId", "42"))
       expect(Option.isNone(yield* store.get("hash", Date.now()))).toBe(true)
+      // ... and a replace over it writes nothing and reports no live session (a login racing the
+      // key's change of type), where the script's GET failed with WRONGTYPE
+      expect(yield* store.replace("hash", record({ expiresAt: Date.now() + 5_000 }), Date.now())).toBe(false)
+      expect(yield* Effect.promise(() => client.hget(`${prefix}hash`, "userId"))).toBe("42")
       yield* store.delete("hash")
       expect(yield* Effect.promise(() => client.exists(`${prefix}hash`))).toBe(0)
     }).pipe(Effect.scoped, Effect.provide(redisStore(prefix)))
