@@ -381,7 +381,7 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
     const className = options.storeClass ?? "SessionStore"
     if (!QUALNAME.test(className)) return yield* configError("storeClass must be a Python class name, dotted when nested")
 
-    const sql = yield* SqlClient.SqlClient
+    const sql = yield* SqlTables.client
     const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
     const table = sql(tableName)
     const time = (millis: number): string => (pg ? new Date(millis).toISOString() : djangoSqliteTime(new Date(millis)))

@@ -95,7 +95,7 @@ export const tables = (options: Options = {}): Effect.Effect<Tables, AuthConfigE
 
 const createTable = (t: Tables) =>
   Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
+    const sql = yield* SqlTables.client
     yield* sql`CREATE TABLE ${sql(t.identity)} (
       provider varchar(255) NOT NULL,
       subject varchar(255) NOT NULL,
@@ -170,7 +170,7 @@ export const make = (
 ): Effect.Effect<ExternalIdentities.Service, AuthConfigError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const t = yield* tables(options)
-    const sql = yield* SqlClient.SqlClient
+    const sql = yield* SqlTables.client
     const identity = sql(t.identity)
     const run = SqlTables.runner("ExternalIdentities", options.timeout, storeError)
 

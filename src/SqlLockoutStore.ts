@@ -131,7 +131,7 @@ export const tables = (options: Options = {}): Effect.Effect<Tables, AuthConfigE
 
 const createTable = (t: Tables) =>
   Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
+    const sql = yield* SqlTables.client
     const millis = sql.literal(sql.onDialectOrElse({ pg: () => "bigint", orElse: () => "integer" }))
     yield* sql`CREATE TABLE ${sql(t.lockout)} (
       lock_key varchar(400) NOT NULL PRIMARY KEY,
@@ -148,7 +148,7 @@ const createTable = (t: Tables) =>
 // `pending_until` when none does.
 const addPending = (t: Tables) =>
   Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
+    const sql = yield* SqlTables.client
     const millis = sql.literal(sql.onDialectOrElse({ pg: () => "bigint", orElse: () => "integer" }))
     yield* sql`ALTER TABLE ${sql(t.lockout)} ADD COLUMN pending integer NOT NULL DEFAULT 0`
     yield* sql`ALTER TABLE ${sql(t.lockout)} ADD COLUMN pending_until ${millis} NOT NULL DEFAULT 0`
@@ -159,7 +159,7 @@ const addPending = (t: Tables) =>
 // since alone.
 const addPendingSince = (t: Tables) =>
   Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
+    const sql = yield* SqlTables.client
     const millis = sql.literal(sql.onDialectOrElse({ pg: () => "bigint", orElse: () => "integer" }))
     yield* sql`ALTER TABLE ${sql(t.lockout)} ADD COLUMN pending_since ${millis} NOT NULL DEFAULT 0`
   })
@@ -258,7 +258,7 @@ const toRecord = (row: typeof Row.Type): LockoutRecord => ({
 export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthConfigError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const t = yield* tables(options)
-    const sql = yield* SqlClient.SqlClient
+    const sql = yield* SqlTables.client
     const table = sql(t.lockout)
     const columns = sql.literal("lock_key, failures, last_failure, locked_until, lockouts, pending, pending_until, pending_since, expires_at")
     const run = SqlTables.runner("Lockout", options.timeout, storeError)
@@ -428,7 +428,7 @@ export const clearExpired = (
 ): Effect.Effect<number, AuthConfigError | Lockout.LockoutStoreError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const t = yield* tables(options)
-    const sql = yield* SqlClient.SqlClient
+    const sql = yield* SqlTables.client
     const now = options.now ?? (yield* Clock.currentTimeMillis)
     const rows = yield* sql`DELETE FROM ${sql(t.lockout)} WHERE expires_at <= ${now} RETURNING lock_key`.pipe(
       SqlTables.mapStoreErrors(storeError("clearExpired"))

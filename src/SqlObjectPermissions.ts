@@ -184,7 +184,7 @@ export const tables = (options: Options = {}): Effect.Effect<Tables, AuthConfigE
 
 const createTables = (t: Tables) =>
   Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
+    const sql = yield* SqlTables.client
     for (const [table, who] of [[t.user, "user_id"], [t.group, "group_name"]] as const) {
       yield* sql`CREATE TABLE ${sql(table)} (
         ${sql(who)} varchar(255) NOT NULL,
@@ -203,7 +203,7 @@ const createTables = (t: Tables) =>
 // each grant takes the id of the group now of its name; a grant whose group is gone is dropped.
 const groupGrantsById = (t: Tables, groups: string) =>
   Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
+    const sql = yield* SqlTables.client
     const next = `${t.group}_by_id`
     yield* sql`CREATE TABLE ${sql(next)} (
       group_id integer NOT NULL REFERENCES ${sql(groups)} (id) ON DELETE CASCADE,
@@ -287,7 +287,7 @@ export const make = (
   Effect.gen(function*() {
     const t = yield* tables(options)
     const models = options.models === undefined ? undefined : yield* ModelRegistry.check("SqlObjectPermissions", options.models)
-    const sql = yield* SqlClient.SqlClient
+    const sql = yield* SqlTables.client
     const run = SqlTables.runner("ObjectPermissions", options.timeout, storeError)
     // `ObjectPermissions.make` checks every call's input before these run
     const change = (operation: string, table: string, who: "user_id" | "group_name", add: boolean) =>

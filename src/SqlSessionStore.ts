@@ -117,7 +117,7 @@ export const tables = (options: Options = {}): Effect.Effect<Tables, AuthConfigE
 
 const createTable = (t: Tables) =>
   Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
+    const sql = yield* SqlTables.client
     const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
     const millis = sql.literal(pg ? "bigint" : "integer")
     yield* sql`CREATE TABLE ${sql(t.session)} (
@@ -135,24 +135,24 @@ const createTable = (t: Tables) =>
 
 // A login reached after a backend that could not answer was passed over (see docs/control.md).
 const addDegraded = (t: Tables) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  Effect.flatMap(SqlTables.client, (sql) =>
     sql`ALTER TABLE ${sql(t.session)} ADD COLUMN degraded smallint NOT NULL DEFAULT 0`)
 
 // The backend that verified a second factor in the session (`Session.stepUp`, docs/mfa.md).
 const addSecondFactor = (t: Tables) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  Effect.flatMap(SqlTables.client, (sql) =>
     sql`ALTER TABLE ${sql(t.session)} ADD COLUMN second_factor varchar(255)`)
 
 // The login's choice of cookie (`Session.LoginOptions.expireAtBrowserClose`): 1 ends with the
 // browser, 0 lasts, NULL (every row before it) follows the site-wide default, as Django's
 // session without `_session_expiry` does.
 const addExpireAtBrowserClose = (t: Tables) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  Effect.flatMap(SqlTables.client, (sql) =>
     sql`ALTER TABLE ${sql(t.session)} ADD COLUMN expire_at_browser_close smallint`)
 
 // Which device that second factor was verified against (a keyed hash; `Session.stepUp`).
 const addSecondFactorDevice = (t: Tables) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  Effect.flatMap(SqlTables.client, (sql) =>
     sql`ALTER TABLE ${sql(t.session)} ADD COLUMN second_factor_device varchar(128)`)
 
 /**
@@ -220,8 +220,8 @@ const Row = Schema.Struct({
 // A row that does not decode (another process wrote a column of another type) is no session, as
 // a record that does not decode is (`SessionStore.decodeStored`): a store error made its cookie a
 // 503 on every request, its logout too, until a login over it.
-// A row without the columns, though, is the client's doing (a `transformResultNames` that renames
-// them): a store error, not every session read as gone.
+// A row without the columns, though, is no answer to this store's query (the client is queried
+// without the app's name transforms, `SqlTables.client`): a store error, not a session read as gone.
 // The columns are looked for only once a row failed: a session's read decodes it once.
 const decodeRow = Schema.decodeUnknownEither(Row)
 const columns = Object.keys(Row.fields)
@@ -256,7 +256,7 @@ export const make = (
 ): Effect.Effect<SessionStore.Service, AuthConfigError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const t = yield* tables(options)
-    const sql = yield* SqlClient.SqlClient
+    const sql = yield* SqlTables.client
     const table = sql(t.session)
 
     // Every database failure is a SessionStoreError, and so is no answer within the timeout;

@@ -97,7 +97,7 @@ export const tables = (options: Options = {}): Effect.Effect<Tables, AuthConfigE
 
 const createTables = (t: Tables) =>
   Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
+    const sql = yield* SqlTables.client
     yield* sql`CREATE TABLE ${sql(t.device)} (
       user_id varchar(255) NOT NULL PRIMARY KEY,
       secret varchar(255) NOT NULL,
@@ -115,7 +115,7 @@ const createTables = (t: Tables) =>
 // start with no failures.
 const addThrottle = (t: Tables) =>
   Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
+    const sql = yield* SqlTables.client
     yield* sql`ALTER TABLE ${sql(t.device)} ADD COLUMN failures integer NOT NULL DEFAULT 0`
     yield* sql`ALTER TABLE ${sql(t.device)} ADD COLUMN failed_at bigint NOT NULL DEFAULT 0`
   })
@@ -124,7 +124,7 @@ const addThrottle = (t: Tables) =>
 // enrolled before, to which the backend's options apply as they did.
 const addCodeParameters = (t: Tables) =>
   Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
+    const sql = yield* SqlTables.client
     yield* sql`ALTER TABLE ${sql(t.device)} ADD COLUMN digits smallint`
     yield* sql`ALTER TABLE ${sql(t.device)} ADD COLUMN period integer`
     yield* sql`ALTER TABLE ${sql(t.device)} ADD COLUMN algorithm varchar(6)`
@@ -133,7 +133,7 @@ const addCodeParameters = (t: Tables) =>
 // How far the user's app runs from the server's clock, in steps (`TotpStore.Device.drift`): 0 for
 // devices enrolled before, as for new ones.
 const addDrift = (t: Tables) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  Effect.flatMap(SqlTables.client, (sql) =>
     sql`ALTER TABLE ${sql(t.device)} ADD COLUMN drift integer NOT NULL DEFAULT 0`)
 
 /**
@@ -213,7 +213,7 @@ const decodeCount = Schema.decodeUnknown(Schema.Array(Schema.Struct({ n: SqlTabl
 export const make = (options: Options = {}): Effect.Effect<TotpStore.Service, AuthConfigError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const t = yield* tables(options)
-    const sql = yield* SqlClient.SqlClient
+    const sql = yield* SqlTables.client
     const device = sql(t.device)
     const codes = sql(t.recoveryCode)
     const run = SqlTables.runner("TotpStore", options.timeout, storeError)

@@ -17,6 +17,7 @@ import { afterAll } from "vitest"
 import * as SqlUserStore from "../src/SqlUserStore.js"
 import * as UserStore from "../src/UserStore.js"
 import { failureTag, userStoreSuite } from "./utils/userStoreSuite.js"
+import { withBug } from "./utils/buggyClient.js"
 
 userStoreSuite("SQLite (:memory:)", { layer: () => SqlUserStore.layerSqlite({ filename: ":memory:" }) })
 
@@ -174,13 +175,8 @@ describe("SqlUserStore on SQLite", () => {
       yield* Effect.flatMap(UserStore.UserStore, (s) => s.create({ username: "alice" })).pipe(
         Effect.provide(SqlUserStore.layerSqlite({ filename }))
       )
-      // a row transform that throws stands for any bug between the driver and the store's caller
-      const buggy = SqliteClient.layer({
-        filename,
-        transformResultNames: () => {
-          throw new Error("a bug in a row transform")
-        }
-      })
+      // statements that die stand for any bug between the driver and the store's caller
+      const buggy = withBug(SqliteClient.layer({ filename }))
       const exit = yield* Effect.exit(
         Effect.flatMap(UserStore.UserStore, (s) => s.findByUsername("alice")).pipe(
           Effect.provide(SqlUserStore.layer({ migrate: false }).pipe(Layer.provide(buggy)))

@@ -21,6 +21,36 @@ export interface TableOptions {
   readonly migrationsTable?: string | undefined
 }
 
+// One untransformed client per client of the app's: stores that share the app's client share this
+// one too (Provisioning runs the user store and the binding store in one transaction when their
+// `sqlClient`s are the same object).
+const untransformed = new WeakMap<SqlClient.SqlClient, SqlClient.SqlClient>()
+
+/**
+ * The app's `SqlClient` as the stores query it: without the `transformResultNames` and
+ * `transformQueryNames` an app sets for its own tables (`String.snakeToCamel`, say). The stores
+ * name their columns as the tables have them (Django's `last_login`, `session_key`) and decode
+ * rows by those names; a client that renamed them made every row undecodable. Same connections,
+ * same transactions.
+ *
+ * @internal
+ */
+export const client: Effect.Effect<SqlClient.SqlClient, never, SqlClient.SqlClient> = Effect.map(
+  SqlClient.SqlClient,
+  (sql) => untransformedOf(sql)
+)
+
+/** {@link client} of a client at hand. @internal */
+export const untransformedOf = (sql: SqlClient.SqlClient): SqlClient.SqlClient => {
+  let plain = untransformed.get(sql)
+  if (plain === undefined) {
+    plain = sql.withoutTransforms()
+    untransformed.set(sql, plain)
+    untransformed.set(plain, plain)
+  }
+  return plain
+}
+
 const identifier = /^[a-z_][a-z0-9_]*$/
 
 /**

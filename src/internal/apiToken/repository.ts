@@ -6,6 +6,7 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+import * as SqlTables from "../sqlTables.js"
 
 /** @internal */
 export interface TokenRow {
@@ -23,7 +24,7 @@ export interface TokenRow {
 /** @internal */
 export const createTable = (table: string): Effect.Effect<void, SqlError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
+    const sql = yield* SqlTables.client
     const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
     const ts = sql.literal(pg ? "timestamp with time zone" : "datetime")
     // No foreign key to the user table: the store may live under another prefix (or in memory),
@@ -105,7 +106,7 @@ export interface Repository {
 
 /** @internal */
 export const make = (table: string): Effect.Effect<Repository, never, SqlClient.SqlClient> =>
-  Effect.map(SqlClient.SqlClient, (sql): Repository => {
+  Effect.map(SqlTables.client, (sql): Repository => {
     const T = sql(table)
     const time = (date: Date): string => date.toISOString()
     const columns = sql.literal(
