@@ -475,7 +475,8 @@ export const decodeUid = (uidb64: string): Option.Option<string> => {
     !/^[A-Za-z0-9_-]*$/.test(uidb64) || uidb64.length % 4 === 1
   ) return Option.none()
   try {
-    const id = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.from(uidb64, "base64url"))
+    // `ignoreBOM`: Python's decode keeps a leading U+FEFF, and Django's view finds nobody for it.
+    const id = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(Buffer.from(uidb64, "base64url"))
     return UserId.isUserId(id) ? Option.some(id) : Option.none()
   } catch {
     return Option.none()

@@ -384,6 +384,8 @@ describe("HttpAuth: Authorization header, parsed strictly", () => {
         expect(reply.json()).toMatchObject({ username: "bob", backend: "model", method: "basic" })
         expect((yield* me(url, basic("alice", "wonderland:"))).status).toBe(401)
         expect((yield* me(url, basic("alice:wonderland", ""))).status).toBe(401)
+        // the user-id as sent: a leading U+FEFF is part of it (a UTF-8 decoder strips it by default)
+        expect((yield* me(url, basic("\ufeffbob", "pa:ss:word"))).status).toBe(401)
       })))
 
   it.live("malformed Basic credentials are a 401", () =>

@@ -170,6 +170,8 @@ describe("PasswordResetToken", () => {
     expect(PasswordResetToken.decodeUid("")).toEqual(Option.none())
     expect(PasswordResetToken.decodeUid(PasswordResetToken.encodeUid("7".repeat(256)))).toEqual(Option.none())
     expect(PasswordResetToken.decodeUid("A".repeat(100_000))).toEqual(Option.none())
+    // a leading U+FEFF is kept, as Python's decode keeps it (Django's view then finds nobody)
+    expect(PasswordResetToken.decodeUid(Buffer.from("\ufeff42").toString("base64url"))).toEqual(Option.some("\ufeff42"))
     const longest = "\u{1F600}".repeat(127) + "x" // 255 UTF-16 units, 509 bytes
     expect(PasswordResetToken.decodeUid(PasswordResetToken.encodeUid(longest))).toEqual(Option.some(longest))
   })

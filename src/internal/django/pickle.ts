@@ -11,7 +11,9 @@
 /** Pickle's MARK on the stack while reading. */
 const mark = Symbol("mark")
 
-const fatalUtf8 = new TextDecoder("utf-8", { fatal: true })
+// `ignoreBOM`: a str Python holds may start with U+FEFF (a key "\ufeffcart" beside "cart"); a
+// decoder that strips it read two keys as one, and wrote one of them back for both.
+const fatalUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 const isHigh = (unit: number) => unit >= 0xd800 && unit <= 0xdbff
 
 // Python's `bytes.decode("utf-8", "surrogatepass")`, as pickle reads a str: a surrogate's own

@@ -19,7 +19,8 @@ const credentialsPattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [A-Za-z0-9\-._~+/]+=*$/
 const base64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
 // RFC 7617: neither the user-id nor the password may contain control characters.
 const controlCharacter = /[\u0000-\u001f\u007f]/
-const utf8 = new TextDecoder("utf-8", { fatal: true })
+// `ignoreBOM`: the user-id as sent, a leading U+FEFF included (a decoder strips it by default).
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 
 const basic = (token68: string): Authorization => {
   if (!base64Pattern.test(token68)) return malformed
