@@ -47,6 +47,7 @@ import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
 import * as Throttle from "../internal/totpThrottle.js"
+import { textOf } from "../internal/redactedString.js"
 import { askStore } from "../internal/userStore.js"
 import * as Totp from "../Totp.js"
 import * as TotpStore from "../TotpStore.js"
@@ -172,6 +173,11 @@ const deviceIdentity = (device: TotpStore.Device): string =>
   createHash("sha256").update("effect-auth.TotpBackend.device\0").update(Redacted.value(device.secret)).digest("base64url")
 const digitsOnly = /^[0-9]{6,8}$/
 
+// A code as the user typed it, without the spaces an authenticator app shows it with ("123 456"):
+// the login and the confirmation of a device read it alike. Anything but a string (an untyped
+// caller's number, a wiped `Redacted`) is no code.
+const typedCode = (code: unknown): string | undefined => (typeof code === "string" ? code : textOf(code))?.replace(/\s/g, "")
+
 // A plain object's copy (its own properties): an object of one authentication's own. Any other
 // object is answered as it is: a copy of a class instance would lose its private fields.
 const ownCopy = <A extends object>(user: A): A => {
@@ -236,7 +242,7 @@ export const make = (
         // so (django-otp's "verification temporarily disabled"), with the wait.
         const wait = yield* Effect.mapError(Throttle.admit(devices, device.value, factor, now), transport)
         if (wait !== undefined) return yield* throttled(wait)
-        const code = Redacted.value(otpToken).replace(/\s/g, "")
+        const code = typedCode(otpToken) ?? ""
         if (digitsOnly.test(code)) {
           const checkedWith = codeOptions(device.value, options.totp, device.value.lastStep)
           // The window around the step the app was last seen at (django-otp's drift), not now's.
@@ -532,7 +538,10 @@ export const confirm = (
     // The throttle holds here too: six digits are as guessable at enrolment as at login.
     const wait = yield* Throttle.admit(store, device.value, factor, now)
     if (wait !== undefined) return yield* new Throttled({ userId, retryAfter: Duration.millis(wait) })
-    const step = Totp.verify(device.value.secret, code, now, codeOptions(device.value, options, device.value.lastStep))
+    const typed = typedCode(code)
+    const step = typed === undefined
+      ? Option.none()
+      : Totp.verify(device.value.secret, typed, now, codeOptions(device.value, options, device.value.lastStep))
     if (Option.isNone(step)) return yield* new InvalidCode({ userId })
     // One compare-and-set on the secret just checked: a device enrolled anew in between (its
     // secret unseen by this user, perhaps someone else's) is not confirmed by this code. The step
