@@ -877,6 +877,8 @@ describe("LdapBackend configuration", () => {
       )
       expect(yield* configError({ ...direct(url), userAttributes: { id: "uid" } })).toMatch(/cannot set "id"/)
       expect(yield* configError({ ...direct("ldaps://x"), startTls: true })).toMatch(/startTls/)
+      // TLS options that a plain ldap:// connection would never use (the binds in clear)
+      expect(yield* configError({ ...direct("ldap://x"), tlsOptions: { rejectUnauthorized: true } })).toMatch(/tlsOptions/)
       expect(yield* configError({ ...direct(url), authorizeAllUsers: true })).toMatch(/authorizeAllUsers/)
       expect(yield* configError({ ...direct(url), timeout: -1 })).toMatch(/timeout/)
     }))

@@ -230,7 +230,7 @@ export interface Options {
   readonly url: string
   /** Upgrade an `ldap://` connection with StartTLS before anything else is sent. Default: false. */
   readonly startTls?: boolean | undefined
-  /** Node TLS options (ca, servername, rejectUnauthorized, ...) for `ldaps://` or StartTLS. */
+  /** Node TLS options (ca, servername, rejectUnauthorized, ...) for `ldaps://` or StartTLS; on `ldap://` without `startTls`, an `AuthConfigError`. */
   readonly tlsOptions?: tls.ConnectionOptions | undefined
   /**
    * How long to wait for the TCP (and TLS) connection. With `startTls`, the StartTLS step (its
@@ -431,6 +431,11 @@ const compileOptions = (options: Options): Effect.Effect<Compiled, AuthError.Aut
     }
     const startTls = options.startTls ?? false
     if (startTls && protocol === "ldaps:") return yield* configError("startTls needs an ldap:// url (ldaps:// is TLS already)")
+    // TLS options on a plain ldap:// url without StartTLS would never be used: every bind, its
+    // password with it, would go in clear while the configuration reads as TLS.
+    if (options.tlsOptions !== undefined && protocol === "ldap:" && !startTls) {
+      return yield* configError("tlsOptions need an ldaps:// url or startTls: true (on ldap:// alone the passwords go in clear)")
+    }
     const connection: Ldap.ConnectionOptions = {
       url: options.url,
       startTls,
