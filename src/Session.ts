@@ -29,9 +29,10 @@
  *   `logout`'s event) checks both against the session's own login and last-seen times, whatever
  *   expiry the store holds: a store shared with Django (`DjangoSessionStore`) holds the one Django
  *   wrote last, and a Django view saving the session (a flash message) moves it to
- *   `SESSION_COOKIE_AGE` from then. Such a session is refused before it is served, and left in the
- *   store for Django's expiry to end (as a store leaves an expired session of its own); while it
- *   is still live here, the next request served brings the store's expiry back to this one. Only
+ *   `SESSION_COOKIE_AGE` from then. Such a session is refused before it is served, and deleted, as
+ *   Django deletes a session past its own expiry (a session shared with Django has then ended for
+ *   Django's pages too, and Django's login form starts a new one); while it is still live here,
+ *   the next request served brings the store's expiry back to this one. Only
  *   requests this service serves count as activity for `idleTimeout`: a Django save does not.
  * - "Remember me": whether the cookie outlives the browser is the login's choice
  *   (`LoginOptions.expireAtBrowserClose`), kept with its session, else the site's
@@ -594,17 +595,23 @@ export const make = (
       cookieExpiresAt: new Date(Math.min(record.createdAt + maxAgeMillis, keptUntil))
     })
 
-    // A live session by the store and by this service's own expiry. One past ours is no session
-    // here, and is left in the store as it is (as a store leaves an expired record of ours): in a
-    // store shared with Django, Django's own expiry decides when Django ends it.
+    // A live session by the store and by this service's own expiry. One past ours has ended, and
+    // is deleted, as Django deletes a session past its own expiry: in a store shared with Django
+    // it was left for Django to end, and its user, logged in on Django pages and anonymous here,
+    // could not get back in by Django's login form (Django's `login` over a session of the same
+    // user keeps it as it is, with the times that ended it here). A delete that fails leaves it
+    // ended all the same; the next request tries again.
+    const none = Option.none<readonly [string, SessionStore.SessionRecord]>()
     const load = (sessionId: SessionId | undefined, now: number) => {
       const id = idOf(format, sessionId)
-      return id === undefined
-        ? Effect.succeed(Option.none<readonly [string, SessionStore.SessionRecord]>())
-        : Effect.map(
-          store.get(format.storeKey(id), now),
-          Option.flatMap((record) => now < ownExpiry(record) ? Option.some([id, record] as const) : Option.none())
-        )
+      if (id === undefined) return Effect.succeed(none)
+      const key = format.storeKey(id)
+      return Effect.flatMap(store.get(key, now), (found) =>
+        Option.isNone(found)
+          ? Effect.succeed(none)
+          : now < ownExpiry(found.value)
+          ? Effect.succeed(Option.some([id, found.value] as const))
+          : Effect.as(Effect.ignore(store.delete(key)), none))
     }
 
     // A new id for `record`; the old session (if any) is deleted after the new one is stored,

@@ -586,7 +586,7 @@ describe("Session", () => {
   // writes the session (a Django view's save sets expire_date to SESSION_COOKIE_AGE from then).
   // It never lifts maxAge or idleTimeout: the session is refused before it is served (it was
   // served once more, then deleted), and left in the store for the other app's own expiry.
-  it.effect("a store's expiry moved later by another app's write lifts neither maxAge nor idleTimeout", () => {
+  it.effect("a store's expiry moved later by another app's write lifts neither maxAge nor idleTimeout; past them the session is deleted", () => {
     const directory = makeDirectory()
     const alice = directory.add("alice")
     const recording = recordingStore()
@@ -612,25 +612,29 @@ describe("Session", () => {
       yield* TestClock.adjust("10 minutes")
       expect(yield* current(idOf(busy))).toEqual(Option.some("alice"))
       expect(Option.getOrThrow(yield* store.get(busyKey!, 600_000)).expiresAt).toBe(600_000 + 1_800_000)
-      // Past idleTimeout since effect-auth last saw it: refused, though the store holds it.
+      // Past idleTimeout since effect-auth last saw it: refused, though the store held it, and
+      // deleted (a store shared with Django: ended for Django's pages too).
       yield* TestClock.adjust("25 minutes")
+      expect(Option.isSome(yield* store.get(idleKey!, 2_100_000))).toBe(true)
       expect(yield* current(idOf(idle))).toEqual(Option.none())
+      expect(Option.isSome(yield* store.get(idleKey!, 2_100_000))).toBe(false)
       expect(yield* csrfToken(idle)).toEqual(Option.none())
       expect(yield* current(idOf(busy))).toEqual(Option.some("alice"))
-      expect(Option.isSome(yield* store.get(idleKey!, 2_100_000))).toBe(true)
-      // Past maxAge, kept busy: refused by every reader, and left in the store.
+      // Past maxAge, kept busy: refused by every reader, and deleted.
       yield* TestClock.adjust("20 minutes")
       expect(yield* current(idOf(busy))).toEqual(Option.some("alice"))
       yield* foreignSave(busyKey!)
       yield* foreignSave(oldKey!)
       yield* TestClock.adjust("20 minutes")
+      expect(Option.isSome(yield* store.get(oldKey!, 4_500_000))).toBe(true)
+      expect(Option.isSome(yield* store.get(busyKey!, 4_500_000))).toBe(true)
       for (const session of [old, busy]) {
         expect(yield* current(idOf(session))).toEqual(Option.none())
         expect(yield* csrfToken(session)).toEqual(Option.none())
         expect(yield* Session.updateSessionAuthHash(session.sessionId, alice)).toEqual(Option.none())
       }
-      expect(Option.isSome(yield* store.get(oldKey!, 4_500_000))).toBe(true)
-      expect(Option.isSome(yield* store.get(busyKey!, 4_500_000))).toBe(true)
+      expect(Option.isSome(yield* store.get(oldKey!, 4_500_000))).toBe(false)
+      expect(Option.isSome(yield* store.get(busyKey!, 4_500_000))).toBe(false)
     }).pipe(Effect.provide(setup({ maxAge: "1 hour", idleTimeout: "30 minutes" }, directory, recording.layer)))
   })
 

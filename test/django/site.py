@@ -13,6 +13,8 @@
 #   {"action": "login", "db": ..., "username", "password", "data"?}  Django's test Client logs in
 #       (then puts "data" in the session): the key
 #   (any action takes "settings": overrides of the site's settings)
+#   {"action": "relogin", "db": ..., "key", "username", "password"}  Django's login() over that
+#       session (its login form posted with the session cookie): the key it ends under
 #   {"action": "anonymous", "db": ..., "data"}  an anonymous session holding "data" (a cart): the key
 #   {"action": "anonymous_json", "db": ..., "json"}  the same, the data as JSON text Python reads
 #       (floats, big ints and key order as Python keeps them): the key
@@ -264,6 +266,20 @@ def login():
     return {"key": key}
 
 
+def relogin():
+    # Django's login() over an existing session (its login form posted with the session cookie):
+    # a session of the same user and password hash is kept as it is, under its key.
+    from django.contrib.auth import authenticate
+    from django.contrib.auth import login as django_login
+
+    request = session_request(command["key"])
+    user = authenticate(request, username=command["username"], password=command["password"])
+    assert user is not None
+    django_login(request, user)
+    request.session.save()
+    return {"key": request.session.session_key}
+
+
 def anonymous():
     request = session_request(None)
     request.session.update(command["data"])
@@ -468,7 +484,7 @@ actions = {
     "logout": logout, "cookie": cookie, "save": save, "setpassword": setpassword, "signing": signing, "anonymous_json": anonymous_json,
     "rawsession": rawsession, "anonymous_python": anonymous_python, "remoteuser": remoteuser,
     "custom_seed": custom_seed, "custom_ask": custom_ask, "replace_group": replace_group, "validate": validate,
-    "model_perms": model_perms,
+    "model_perms": model_perms, "relogin": relogin,
 }
 if command["action"] == "version":
     print(json.dumps({"version": "%d.%d" % django.VERSION[:2]}))
