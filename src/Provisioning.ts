@@ -636,10 +636,13 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     // The user store and the binding store on one `SqlClient` (SqlUserStore and
     // SqlExternalIdentities on one database, the common deployment): a new user and its binding
     // are written in one transaction. @effect/sql runs every statement of the client inside
-    // `withTransaction` on its connection, so both stores must be on this very client.
+    // `withTransaction` on its connection, so both stores must be on this very client: compared
+    // without the app's name transforms (the library's stores publish the client they query,
+    // `SqlTables.untransformedOf` of the app's, and a store of the app's own may publish the app's).
     const sharedSql = identities !== undefined && store.sqlClient !== undefined &&
-        store.sqlClient === identities.store.sqlClient
-      ? store.sqlClient
+        identities.store.sqlClient !== undefined &&
+        SqlTables.untransformedOf(store.sqlClient) === SqlTables.untransformedOf(identities.store.sqlClient)
+      ? SqlTables.untransformedOf(store.sqlClient)
       : undefined
 
     // A new user and its binding are written together or not at all, as django-allauth saves a

@@ -10,6 +10,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Str from "effect/String"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -401,6 +402,32 @@ describe("Provisioning with bindings", () => {
       expect(yield* Effect.orDie(sqlStore.find(provider, "e"))).toEqual(Option.some((yield* user("erin")).id))
     }).pipe(
       Effect.provide(Layer.orDie(SqlExternalIdentities.layer().pipe(Layer.provideMerge(SqlUserStore.layerSqlite({ filename: ":memory:" })))))
+    ))
+
+  // A user store of the app's own names the app's client as its `sqlClient`; the library's
+  // binding store names the client it queries, the app's without its name transforms. On a client
+  // with transforms the two were other objects, and the first login's writes were no transaction.
+  it.effect("a store of the app's own on the app's client and SqlExternalIdentities on it, the client renaming columns: still one transaction", () =>
+    Effect.gen(function*() {
+      const app = yield* SqlClient.SqlClient
+      const sqlStore = yield* Effect.orDie(SqlExternalIdentities.make())
+      const base = yield* UserStore.UserStore
+      const own: UserStore.Service = Object.assign(Object.create(base) as UserStore.Service, { delete: undefined, sqlClient: app })
+      expect(own.sqlClient).not.toBe(sqlStore.sqlClient)
+      const failures = { n: 1 }
+      const users = yield* Effect.provideService(
+        Provisioning.make({ backendId: "sso", identities: { store: downBind(sqlStore, failures), provider } }),
+        UserStore.UserStore,
+        own
+      )
+      expect(yield* outcome(users.provision({ username: "erin", subject: "e" }))).toBe("TransportError")
+      expect(failures.n).toBe(0)
+      expect(yield* Effect.orDie(base.list())).toEqual([])
+    }).pipe(
+      Effect.provide(Layer.orDie(SqlExternalIdentities.layer().pipe(
+        Layer.provideMerge(SqlUserStore.layer()),
+        Layer.provideMerge(SqliteClient.layer({ filename: ":memory:", transformResultNames: Str.snakeToCamel, transformQueryNames: Str.camelToSnake }))
+      )))
     ))
 
   // A COMMIT on SQLite outside WAL waits for every reader of the file (a Django request, say) to
