@@ -1,6 +1,8 @@
 // An app's `SqlClient` that renames names for its own tables (`transformResultNames:
 // String.snakeToCamel`, `transformQueryNames: String.camelToSnake`), as Effect apps commonly set
-// it. The stores name their columns as the tables have them (Django's `last_login`,
+// it; on PostgreSQL also reading `bigint` as a `BigInt` (a type parser for oid 20, as Node apps set
+// `pg.types.setTypeParser(20, BigInt)`), which read every session as gone and made every lockout
+// count a store error. The stores name their columns as the tables have them (Django's `last_login`,
 // `session_key`) and decode rows by those names: on such a client every row read failed to decode
 // (a UserStoreError on every login, every session a 503). They now query the app's client without
 // its transforms, on the same connections and in the same transactions.
@@ -10,6 +12,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Layer, Option, Redacted, String as Str } from "effect"
 import { randomBytes } from "node:crypto"
+import { createRequire } from "node:module"
 import * as ApiTokens from "../src/ApiTokens.js"
 import * as AuthService from "../src/AuthService.js"
 import * as ApiTokenBackend from "../src/backends/ApiTokenBackend.js"
@@ -38,22 +41,35 @@ const renaming = { transformResultNames: Str.snakeToCamel, transformQueryNames: 
 
 const sqlite = () => SqliteClient.layer({ filename: ":memory:", ...renaming })
 
-// A pool of its own on this run's database, with the app's transforms, dropping `tables` after.
+// node-postgres' own parsers, for every type but `bigint` (its types are not installed: typed here).
+type Parser = (text: string) => unknown
+const pgTypes = (createRequire(import.meta.url)("pg") as { types: { getTypeParser: (oid: number, format?: string) => Parser } }).types
+const bigintAsBigInt = {
+  getTypeParser: (oid: number, format?: string): Parser => oid === 20 ? (text) => BigInt(text) : pgTypes.getTypeParser(oid, format)
+}
+
+// A pool of its own on this run's database, with the app's transforms and `bigint` parser,
+// dropping `tables` after.
 const pg = (tables: Effect.Effect<ReadonlyArray<string>, unknown>) =>
   Postgres.dropOnRelease(Effect.flatMap(Effect.orDie(tables), Postgres.dropTables)).pipe(
-    Layer.provideMerge(Layer.orDie(PgClient.layer({ url: Redacted.make(Postgres.databaseUrl), maxConnections: 5, ...renaming })))
+    Layer.provideMerge(Layer.orDie(PgClient.layer({
+      url: Redacted.make(Postgres.databaseUrl),
+      maxConnections: 5,
+      ...renaming,
+      types: bigintAsBigInt as NonNullable<PgClient.PgClientConfig["types"]>
+    })))
   )
 
 userStoreSuite("SQLite, the app's client renaming columns", { layer: () => SqlUserStore.layer().pipe(Layer.provide(sqlite())) })
 sessionStoreSuite("SQLite, the app's client renaming columns", { layer: () => SqlSessionStore.layer().pipe(Layer.provide(sqlite())) })
-userStoreSuite("PostgreSQL, the app's client renaming columns", {
+userStoreSuite("PostgreSQL, the app's client renaming columns and reading bigint as BigInt", {
   layer: () => {
     const prefix = Postgres.uniquePrefix("tr_users")
     return SqlUserStore.layer({ tablePrefix: prefix }).pipe(Layer.provide(pg(Postgres.userStoreTables(prefix))))
   },
   skip: Postgres.missing
 })
-sessionStoreSuite("PostgreSQL, the app's client renaming columns", {
+sessionStoreSuite("PostgreSQL, the app's client renaming columns and reading bigint as BigInt", {
   layer: () => {
     const prefix = Postgres.uniquePrefix("tr_sessions")
     const tables = Effect.map(SqlSessionStore.tables({ tablePrefix: prefix }), (t) => [t.session, t.migrations])
@@ -131,7 +147,7 @@ describe("every store on the app's client renaming columns", () => {
   it.scoped("SQLite", () =>
     everyStore(undefined).pipe(Effect.provide(stores(undefined, "django_session").pipe(Layer.provideMerge(sqlite())))))
 
-  it.scoped.skipIf(Postgres.missing)("PostgreSQL", () => {
+  it.scoped.skipIf(Postgres.missing)("PostgreSQL, bigint read as BigInt", () => {
     const prefix = Postgres.uniquePrefix("tr_all")
     const djangoTable = `${prefix}django_session`
     const tables = Effect.gen(function*() {

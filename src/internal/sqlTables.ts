@@ -8,7 +8,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
-import type * as ParseResult from "effect/ParseResult"
+import * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { AuthConfigError } from "../AuthError.js"
@@ -310,10 +310,24 @@ export const isIntegerType = (sql: SqlClient.SqlClient, type: string): boolean =
     orElse: () => type.includes("int")
   })
 
+// PostgreSQL's `bigint` as a `BigInt`, where the app gave the driver a parser for it
+// (`pg.types.setTypeParser(20, BigInt)`, common in Node apps, reaches every client of the process,
+// the library's own too): the number it is, where a number holds it exactly. Refused, every
+// session read as gone and every lockout count a store error.
+const SafeBigInt = Schema.transformOrFail(Schema.BigIntFromSelf, Schema.Number, {
+  strict: true,
+  decode: (n, _, ast) =>
+    n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER)
+      ? ParseResult.succeed(Number(n))
+      : ParseResult.fail(new ParseResult.Type(ast, n, "an integer past 2^53 - 1")),
+  encode: (n, _, ast) =>
+    Number.isSafeInteger(n) ? ParseResult.succeed(BigInt(n)) : ParseResult.fail(new ParseResult.Type(ast, n, "not a safe integer"))
+})
+
 /**
- * An integer column as the drivers return it: PostgreSQL's `bigint` as a string, SQLite's
- * integers as numbers.
+ * An integer column as the drivers return it: PostgreSQL's `bigint` as a string (or as a `BigInt`
+ * where the app set a type parser for it), SQLite's integers as numbers.
  *
  * @internal
  */
-export const Integer = Schema.Union(Schema.Number, Schema.NumberFromString)
+export const Integer = Schema.Union(Schema.Number, Schema.NumberFromString, SafeBigInt)
