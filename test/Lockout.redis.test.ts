@@ -75,6 +75,19 @@ describe.skipIf(Redis.missing)("Lockout on Redis", () => {
     }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
   })
 
+  // ioredis prefixes a script's KEYS with the client's own keyPrefix, not the SCAN pattern the
+  // script is given: on an app's shared client with a keyPrefix, list and reset found nothing.
+  it.live("on a client with a keyPrefix of its own, reset and list find the keys as on any other", () => {
+    const prefix = Redis.uniquePrefix("lockout_client")
+    return Effect.gen(function*() {
+      const client = yield* Effect.acquireRelease(
+        Effect.sync(() => new IORedis(Redis.redisUrl, { keyPrefix: prefix })),
+        (c) => Effect.promise(() => c.quit())
+      )
+      yield* resetFindsItsKeys(Lockout.redisStore(client))
+    }).pipe(Effect.scoped, Effect.ensuring(Redis.deleteKeys(prefix)))
+  })
+
   it.live("a place nobody settles lapses after its hold and counts as a failure, once", () => {
     const prefix = Redis.uniquePrefix("lockout")
     return Effect.gen(function*() {

@@ -231,12 +231,26 @@ for i, key in ipairs(KEYS) do
 end
 return found`
 
+// The `keyPrefix` an ioredis client was built with ("" for none), read without trusting the object.
+const clientKeyPrefix = (client: RedisClient): string => {
+  try {
+    const keyPrefix: unknown = (client as { readonly options?: { readonly keyPrefix?: unknown } }).options?.keyPrefix
+    return typeof keyPrefix === "string" ? keyPrefix : ""
+  } catch {
+    return ""
+  }
+}
+
 export const make = (
   client: RedisClient,
   options: { readonly keyPrefix?: string | undefined },
   storeError: (operation: string, message: string) => LockoutStoreError
 ): Store => {
   const prefix = options.keyPrefix ?? "effect-auth:lockout:"
+  // ioredis prefixes the KEYS of a script with the client's own `keyPrefix` (an app's shared
+  // client: `new Redis(url, { keyPrefix: "app:" })`), not a SCAN pattern the script is given, nor
+  // the keys SCAN answers: `list` and `reset` found nothing there, and a locked user stayed locked.
+  const clientPrefix = clientKeyPrefix(client)
   const call = (operation: string, f: () => Promise<unknown>) =>
     Effect.tryPromise({
       try: f,
@@ -322,12 +336,15 @@ export const make = (
       const entries: Array<Entry> = []
       let cursor = "0"
       do {
-        const reply = yield* call(operation, () => client.eval(listScript, 0, cursor, pattern, now, ...rules(policy)))
+        const reply = yield* call(
+          operation,
+          () => client.eval(listScript, 0, cursor, globEscape(clientPrefix) + pattern, now, ...rules(policy))
+        )
         const items = Array.isArray(reply) ? reply.map(String) : ["0"]
         cursor = items[0] ?? "0"
         for (let i = 1; i + 4 < items.length; i += 5) {
           const n = (j: number) => Number(items[i + j])
-          entries.push(toEntry(items[i]!.slice(prefix.length), { f: n(1), t: n(2), u: n(3), n: n(4) }, now))
+          entries.push(toEntry(items[i]!.slice(clientPrefix.length + prefix.length), { f: n(1), t: n(2), u: n(3), n: n(4) }, now))
         }
       } while (cursor !== "0")
       return entries
