@@ -992,7 +992,15 @@ export interface ConfigOptions {
  */
 export const config: Config.Config<ConfigOptions> = Config.all({
   secret: Config.redacted("SECRET_KEY"),
-  fallbackSecrets: Config.withDefault(Config.array(Config.redacted(), "SECRET_KEY_FALLBACKS"), []),
+  // Empty entries are none: `SECRET_KEY_FALLBACKS=` (a deployment template's `${VAR:-}`) reads as
+  // `[""]`, which failed the layer as a secret shorter than 16 characters; Django's setting is `[]`.
+  fallbackSecrets: Config.withDefault(
+    Config.map(
+      Config.array(Config.redacted(), "SECRET_KEY_FALLBACKS"),
+      (secrets) => secrets.filter((secret) => Redacted.value(secret).trim() !== "")
+    ),
+    []
+  ),
   maxAge: Config.option(Config.duration("SESSION_MAX_AGE")),
   idleTimeout: Config.option(Config.duration("SESSION_IDLE_TIMEOUT")),
   format: Config.withDefault(Config.literal("effect-auth", "django")("SESSION_FORMAT"), "effect-auth" as const),

@@ -926,6 +926,27 @@ describe("Session", () => {
     )
   })
 
+  it.effect("layerConfig: an empty SECRET_KEY_FALLBACKS (a template's ${VAR:-}) is no fallback, as an unset one", () => {
+    const directory = makeDirectory()
+    directory.add("alice")
+    const layer = Session.layerConfig().pipe(
+      Layer.provideMerge(TestAuth.layer([directory.backend])),
+      Layer.provideMerge(MemorySessionStore.layer)
+    )
+    return Effect.gen(function*() {
+      for (const fallbacks of ["", " ", ","]) {
+        const started = yield* loginAs("alice").pipe(
+          Effect.provide(layer),
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([
+            ["SECRET_KEY", Redacted.value(secret)],
+            ["SECRET_KEY_FALLBACKS", fallbacks]
+          ])))
+        )
+        expect(Redacted.value(started.sessionId).length).toBeGreaterThan(0)
+      }
+    })
+  })
+
   it.effect("layerConfig reads SESSION_EXPIRE_AT_BROWSER_CLOSE: the cookie of a login that makes no choice ends with the browser", () => {
     const directory = makeDirectory()
     directory.add("alice")
