@@ -900,13 +900,18 @@ describe("Session", () => {
       }
     }))
 
-  it.effect("layerConfig reads SECRET_KEY, SECRET_KEY_FALLBACKS, SESSION_MAX_AGE, SESSION_IDLE_TIMEOUT", () => {
+  // Session.layerConfig over a memory store, with a user "alice" to log in.
+  const configuredWithAlice = () => {
     const directory = makeDirectory()
     directory.add("alice")
-    const layer = Session.layerConfig().pipe(
+    return Session.layerConfig().pipe(
       Layer.provideMerge(TestAuth.layer([directory.backend])),
       Layer.provideMerge(MemorySessionStore.layer)
     )
+  }
+
+  it.effect("layerConfig reads SECRET_KEY, SECRET_KEY_FALLBACKS, SESSION_MAX_AGE, SESSION_IDLE_TIMEOUT", () => {
+    const layer = configuredWithAlice()
     return Effect.gen(function*() {
       const service = yield* Session.Session
       expect(service.maxAge).toEqual(Duration.minutes(90))
@@ -927,12 +932,7 @@ describe("Session", () => {
   })
 
   it.effect("layerConfig: an empty SECRET_KEY_FALLBACKS (a template's ${VAR:-}) is no fallback, as an unset one", () => {
-    const directory = makeDirectory()
-    directory.add("alice")
-    const layer = Session.layerConfig().pipe(
-      Layer.provideMerge(TestAuth.layer([directory.backend])),
-      Layer.provideMerge(MemorySessionStore.layer)
-    )
+    const layer = configuredWithAlice()
     return Effect.gen(function*() {
       for (const fallbacks of ["", " ", ","]) {
         const started = yield* loginAs("alice").pipe(
@@ -948,12 +948,7 @@ describe("Session", () => {
   })
 
   it.effect("layerConfig reads SESSION_EXPIRE_AT_BROWSER_CLOSE: the cookie of a login that makes no choice ends with the browser", () => {
-    const directory = makeDirectory()
-    directory.add("alice")
-    const layer = Session.layerConfig().pipe(
-      Layer.provideMerge(TestAuth.layer([directory.backend])),
-      Layer.provideMerge(MemorySessionStore.layer)
-    )
+    const layer = configuredWithAlice()
     const withSetting = (value?: string) =>
       Effect.withConfigProvider(ConfigProvider.fromMap(
         new Map([["SECRET_KEY", Redacted.value(secret)], ...(value === undefined ? [] : [["SESSION_EXPIRE_AT_BROWSER_CLOSE", value] as const])])
@@ -971,12 +966,7 @@ describe("Session", () => {
   })
 
   it.effect("layerConfig reads SESSION_FORMAT: django makes Django's session keys; another value is a ConfigError", () => {
-    const directory = makeDirectory()
-    directory.add("alice")
-    const layer = Session.layerConfig().pipe(
-      Layer.provideMerge(TestAuth.layer([directory.backend])),
-      Layer.provideMerge(MemorySessionStore.layer)
-    )
+    const layer = configuredWithAlice()
     const withFormat = (format: string) =>
       Effect.withConfigProvider(ConfigProvider.fromMap(
         new Map([["SECRET_KEY", Redacted.value(secret)], ["SESSION_FORMAT", format]])
