@@ -639,11 +639,9 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
     // `withTransaction` on its connection, so both stores must be on this very client: compared
     // without the app's name transforms (the library's stores publish the client they query,
     // `SqlTables.untransformedOf` of the app's, and a store of the app's own may publish the app's).
-    const sharedSql = identities !== undefined && store.sqlClient !== undefined &&
-        identities.store.sqlClient !== undefined &&
-        SqlTables.untransformedOf(store.sqlClient) === SqlTables.untransformedOf(identities.store.sqlClient)
-      ? SqlTables.untransformedOf(store.sqlClient)
-      : undefined
+    const userSql = store.sqlClient === undefined ? undefined : SqlTables.untransformedOf(store.sqlClient)
+    const bindingSql = identities?.store.sqlClient === undefined ? undefined : SqlTables.untransformedOf(identities.store.sqlClient)
+    const sharedSql = userSql !== undefined && userSql === bindingSql ? userSql : undefined
 
     // A new user and its binding are written together or not at all, as django-allauth saves a
     // user and its SocialAccount in one `transaction.atomic`. Before, they were two writes: a

@@ -13,6 +13,7 @@ import type {
   Settlement,
   Store
 } from "../Lockout.js"
+import { fieldOf } from "./fieldOf.js"
 import { pendingHold, toEntry } from "./lockoutRecord.js"
 
 // Each record is a hash: f failures, t last failure (ms), u locked until (ms, 0: not locked),
@@ -233,12 +234,8 @@ return found`
 
 // The `keyPrefix` an ioredis client was built with ("" for none), read without trusting the object.
 const clientKeyPrefix = (client: RedisClient): string => {
-  try {
-    const keyPrefix: unknown = (client as { readonly options?: { readonly keyPrefix?: unknown } }).options?.keyPrefix
-    return typeof keyPrefix === "string" ? keyPrefix : ""
-  } catch {
-    return ""
-  }
+  const keyPrefix = fieldOf(fieldOf(client, "options"), "keyPrefix")
+  return typeof keyPrefix === "string" ? keyPrefix : ""
 }
 
 export const make = (
