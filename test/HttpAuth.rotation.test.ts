@@ -180,4 +180,25 @@ describe("HttpAuth: a session cookie from before a secret rotation", () => {
       // Two sessions live: the first one's move and the step-up's.
       expect((yield* live).length).toBe(2)
     }).pipe(Effect.scoped))
+
+  it.live("a logout on a route without the middleware ends the session it moved, not only the old id", () =>
+    Effect.gen(function*() {
+      const { live, store } = yield* sharedStores
+      const before = yield* serve({ store, userStore: store })
+      const alice = yield* login(before.url, "alice", "wonderland")
+      const routes = HttpRouter.empty.pipe(
+        HttpRouter.post("/logout", Effect.as(HttpAuth.logout, HttpServerResponse.empty()))
+      )
+      const server = HttpServer.serve(routes).pipe(
+        Layer.provideMerge(appLayer({ store, userStore: store, session: rotating })),
+        Layer.provideMerge(NodeHttpServer.layer(() => http.createServer(), { port: 0, host: "127.0.0.1" }))
+      ) as Layer.Layer<HttpServer.HttpServer, unknown>
+      const url = HttpServer.formatAddress(Context.get(yield* Layer.build(server), HttpServer.HttpServer).address)
+      expect((yield* live).length).toBe(1)
+
+      const out = yield* call(url, "POST", "/logout", { headers: { cookie: alice.cookie, "x-csrftoken": alice.csrf } })
+      expect(out.status).toBe(204)
+      expect(Duration.toMillis(cookieOf(out, "sessionid")!.options!.maxAge!)).toBe(0)
+      expect((yield* live).length).toBe(0)
+    }).pipe(Effect.scoped))
 })

@@ -540,7 +540,9 @@ export const optionalUser: Effect.Effect<
  * a shape no backend takes does not compile) and starts a session: sets the
  * session and CSRF cookies and answers the session (its `csrfToken` is for the client). The old
  * session of the request, if any, is discarded. CSRF: the Origin/Referer check always applies
- * (login CSRF); a request that carries a live session must also send its token. A `username` is
+ * (login CSRF); a request that carries a live session must also send its token (a session the
+ * middleware would not serve, its user's password changed since say, is ended and asks for none,
+ * whether or not a middleware resolved the request first). A `username` is
  * cleaned first as Django's `AuthenticationForm` cleans it: stripped (Python's `str.strip()`: a
  * phone's trailing space, an ideographic space), then NFKC-normalised (`ｊｏｅ` → `joe`). A second
  * factor's success (`TotpBackend`) starts no session: 401. Nor does an inactive user that a

@@ -77,6 +77,15 @@ export interface Fold {
     session: Option.Option<Session.SessionUser>,
     cache: Cache
   ) => void
+  /**
+   * The session the request's cookie names, loaded as a resolution loads it (see `sessionOf`),
+   * for a login, logout or step-up that no resolution read first; remembered as the loaded session.
+   */
+  readonly loadSession: (
+    request: HttpServerRequest.HttpServerRequest,
+    service: Session.Service,
+    cookieValue: string
+  ) => Effect.Effect<Option.Option<Session.SessionUser>, Failure>
   /** The session cookie's value, when sessions are on. */
   readonly sessionIdOf: (request: HttpServerRequest.HttpServerRequest) => string | undefined
   readonly toFailure: (error: AuthError.AuthenticateError) => Effect.Effect<never, Failure>
@@ -360,41 +369,42 @@ export const make = (env: Env): Fold => {
     if (cookieValue === undefined) {
       return Effect.zipRight(cookies.vary, runAmbient(request, cookieValue, Option.none(), cache, fiber))
     }
-    const service = sessions.value
     // The continuation runs in the same fiber, so `fiber` still describes it.
     return Effect.zipRight(
       cookies.vary,
-      Effect.flatMap(storeUnavailable(service.currentUser(cookieValue)), (session) => {
-        if (Option.isNone(session)) {
-          return Effect.zipRight(forgetCookie(service, cookieValue), runAmbient(request, cookieValue, session, cache, fiber))
-        }
-        // The one check a session that holds under the current secret pays: it kept its id.
-        const id = Redacted.value(session.value.sessionId)
-        return id === cookieValue
-          ? runAmbient(request, cookieValue, session, cache, fiber)
-          : moved(request, id, session, cache, fiber)
-      })
+      Effect.flatMap(sessionOf(request, sessions.value, cookieValue), (session) =>
+        runAmbient(
+          request,
+          Option.isSome(session) ? Redacted.value(session.value.sessionId) : cookieValue,
+          session,
+          cache,
+          fiber
+        ))
     )
   }
 
-  // `currentUser` moved the session to a new id (verified under a fallback secret: Django's
-  // `get_user` cycles the key). The response carries its cookie, as Django's middleware sends the
-  // cycled key, and the rest of the request goes by it: the old id is dead, so a logout, a
-  // step-up or a login later in the request (or the remote-user step) must name the new one.
-  const moved = (
+  // The session the cookie names, with its user (`currentUser`): none when it is gone, past its
+  // limits, or its user no longer holds it (a password changed since: Django's `get_user` flushes
+  // it), and then the cookie is cleared. A session verified under a fallback secret moved to a
+  // new id (Django's `get_user` cycles the key): the response carries its cookie, as Django's
+  // middleware sends the cycled key, and the rest of the request goes by it: the old id is dead,
+  // so a logout, a step-up or a login later in the request (or the remote-user step) must name
+  // the new one.
+  const sessionOf = (
     request: HttpServerRequest.HttpServerRequest,
-    id: string,
-    session: Option.Some<Session.SessionUser>,
-    cache: Cache,
-    fiber: Fiber.RuntimeFiber<unknown, unknown>
-  ): Effect.Effect<Resolved, Failure> =>
-    Effect.zipRight(
-      cookies.set(session.value),
-      Effect.suspend(() => {
-        goBy(request, session)
-        return runAmbient(request, id, session, cache, fiber)
-      })
-    )
+    service: Session.Service,
+    cookieValue: string
+  ): Effect.Effect<Option.Option<Session.SessionUser>, Failure> =>
+    Effect.flatMap(storeUnavailable(service.currentUser(cookieValue)), (session): Effect.Effect<Option.Option<Session.SessionUser>, Failure> => {
+      if (Option.isNone(session)) return Effect.as(forgetCookie(service, cookieValue), session)
+      // The one check a session that holds under the current secret pays: it kept its id.
+      if (Redacted.value(session.value.sessionId) === cookieValue) return Effect.succeed(session)
+      return Effect.zipRight(cookies.set(session.value), Effect.sync(() => (goBy(request, session), session)))
+    })
+  const loadSession: Fold["loadSession"] = (request, service, cookieValue) =>
+    Effect.tap(sessionOf(request, service, cookieValue), (session) => {
+      memoOf(request)[sessionKey] = session
+    })
 
   // A cookie that names no session is cleared, unless the store still holds something under it
   // that is not ours to end (an anonymous Django session): Django keeps that cookie.
@@ -450,7 +460,7 @@ export const make = (env: Env): Fold => {
       : Effect.flatMap(Effect.exit(decided), (exit) => remember(request, exit))
   }
 
-  return { resolve, loadedSession, adopt, sessionIdOf, toFailure }
+  return { resolve, loadedSession, loadSession, adopt, sessionIdOf, toFailure }
 }
 
 // The middlewares resolve a request in the fiber they run in. A `Service` built by `HttpAuth.make`

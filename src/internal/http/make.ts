@@ -233,18 +233,19 @@ export const make = (
 
     // Login and logout start or end a session: over HTTPS they must name their origin.
     const sessionRequest: Csrf.CheckOptions = { session: true }
-    // The session's CSRF token: from the session this request already resolved to when there is
-    // one (no store read), else read without loading the user.
-    const csrfFor = (request: HttpServerRequest.HttpServerRequest, s: Session.Service, cookieValue: string | undefined) => {
+    // The token of the session this request goes by: the one it already resolved to (no store
+    // read), else the session its cookie names, loaded as the middleware loads it (one store
+    // read). A session the middleware would not serve (its user's password changed since, say) is
+    // ended here too and asks for no token, so that a login or logout answers the same with and
+    // without the middleware in front; a session moved to a new id is what the rest of the
+    // request goes by.
+    const csrfFor = (request: HttpServerRequest.HttpServerRequest, s: Session.Service) => {
+      const cookieValue = sessionIdOf(request)
       if (cookieValue === undefined) return Csrf.check(csrf, request, Option.none(), sessionRequest)
+      const check = (loaded: Option.Option<Session.SessionUser>) =>
+        Csrf.check(csrf, request, Option.map(loaded, (session) => session.csrfToken), sessionRequest)
       const loaded = fold.loadedSession(request)
-      if (loaded !== undefined) {
-        return Csrf.check(csrf, request, Option.map(loaded, (session) => session.csrfToken), sessionRequest)
-      }
-      return Effect.flatMap(
-        storeUnavailable(s.csrfToken(cookieValue)),
-        (token) => Csrf.check(csrf, request, token, sessionRequest)
-      )
+      return loaded !== undefined ? check(loaded) : Effect.flatMap(fold.loadSession(request, s, cookieValue), check)
     }
 
     // Login, logout and a second factor change the session. By a safe method (a link, an <img> on
@@ -253,10 +254,10 @@ export const make = (
     // by POST and its LogoutView (5.0+) answers GET with 405. An OAuth callback is a GET, guarded
     // by its `state` (OidcLogin marks it; `loginAs` is not held to this either).
     const refusedSafe = Effect.fail(new HttpApiError.Forbidden())
-    const csrfForChange = (request: HttpServerRequest.HttpServerRequest, s: Session.Service, cookieValue: string | undefined) =>
+    const csrfForChange = (request: HttpServerRequest.HttpServerRequest, s: Session.Service) =>
       csrf.enabled && Csrf.isSafeMethod(request.method) && !StateGuarded.isGuarded(request)
         ? refusedSafe
-        : csrfFor(request, s, cookieValue)
+        : csrfFor(request, s)
 
     // The request's session (if any) is discarded by `Session.login`, which deletes it without
     // reading it again. The login's choice of cookie ("remember me") goes with it, and is kept
@@ -283,7 +284,7 @@ export const make = (
 
     const loginAs: HttpAuth.Service["loginAs"] = (request, authenticated, options) =>
       Effect.flatMap(requireSessions, (s) =>
-        Effect.zipRight(csrfFor(request, s, sessionIdOf(request)), startSession(request, s, authenticated, options)))
+        Effect.zipRight(csrfFor(request, s), startSession(request, s, authenticated, options)))
 
     // A login form's username as Django's AuthenticationForm cleans it (`UsernameField`: stripped,
     // NFKC), before any backend sees it; stores then look it up exactly (`get_by_natural_key`).
@@ -295,7 +296,7 @@ export const make = (
     const login: HttpAuth.Service["login"] = (request, credentials, options) =>
       Effect.gen(function*() {
         const s = yield* requireSessions
-        yield* csrfForChange(request, s, sessionIdOf(request))
+        yield* csrfForChange(request, s)
         const authenticated = yield* Effect.catchAll(
           auth.authenticate(asTyped(credentials), authRequest(request)),
           toFailure
@@ -318,21 +319,12 @@ export const make = (
     const stepUp: HttpAuth.Service["stepUp"] = (request, otpToken) =>
       Effect.gen(function*() {
         const s = yield* requireSessions
-        const cookieValue = sessionIdOf(request)
-        yield* csrfForChange(request, s, cookieValue)
-        const loaded = fold.loadedSession(request)
-        const current = loaded !== undefined
-          ? loaded
-          : yield* storeUnavailable(s.currentUser(cookieValue))
+        // Loads the session when no middleware did (a session verified under a fallback secret
+        // moves to a new id then, its cookie sent whatever the code's verdict).
+        yield* csrfForChange(request, s)
+        const current = fold.loadedSession(request) ?? Option.none()
         if (Option.isNone(current)) return yield* unauthorized
-        // Read here (no middleware resolved the request), a session verified under a fallback
-        // secret moved to a new id: the old one is dead, so the client gets the new cookie whatever
-        // the code's verdict, and the step-up is of the new id.
         const currentId = Redacted.value(current.value.sessionId)
-        if (loaded === undefined && currentId !== cookieValue) {
-          yield* adopt(request, current)
-          yield* cookies.set(current.value)
-        }
         const authenticated = yield* Effect.catchAll(
           auth.authenticateUnknown(
             { username: current.value.user.username, otpToken },
@@ -352,9 +344,9 @@ export const make = (
     const logout: HttpAuth.Service["logout"] = (request) =>
       Effect.gen(function*() {
         const s = yield* requireSessions
-        const cookieValue = sessionIdOf(request)
-        yield* csrfForChange(request, s, cookieValue)
-        yield* storeUnavailable(s.logout(cookieValue, authRequest(request)))
+        yield* csrfForChange(request, s)
+        // The id the request goes by after the check (which may have moved the session).
+        yield* storeUnavailable(s.logout(sessionIdOf(request), authRequest(request)))
         yield* adopt(request, Option.none())
         yield* cookies.clear
       })
