@@ -25,7 +25,8 @@
  * Reading a form's field reads the request's body before the app does, through the request's
  * `text` (cached by the platform), at most the app's `HttpIncomingMessage.MaxBodySize` where the
  * check runs, else 2.5 MiB (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`; a larger form is checked by
- * its header alone). The app still reads the body as usual: `urlParamsBody`, `text`, `json`, an
+ * its header alone; so is a form sent without a `Content-Length`, chunked, that sends the header:
+ * its body is not read, as Django under WSGI reads none without a length). The app still reads the body as usual: `urlParamsBody`, `text`, `json`, an
  * `HttpApi` payload, and in the plain-router form also `stream`, `arrayBuffer` and from a mounted
  * router (the middlewares hand the app a request holding the body; an `HttpApi` raw handler reads
  * such a form through `text` or `urlParamsBody`). A multipart form's field is
@@ -316,8 +317,11 @@ export const check = (
   const expected = sessionToken.value
   const header = headers[settings.headerName]
   // As Django: a POSTed url-encoded form's `csrfmiddlewaretoken` field first, the header when the
-  // form has none (or could not be read).
-  if (FormBody.carriesToken(request)) {
+  // form has none (or could not be read). A form sent without a length (chunked) that carries the
+  // header is checked by the header alone, its body not read, as Django under WSGI reads no body
+  // without a `Content-Length`: read here, a body past the limit would be cut off, and the
+  // platform drops the connection of a body it stops reading (the app's own limit may be larger).
+  if (FormBody.carriesToken(request) && (header === undefined || headers["content-length"] !== undefined)) {
     return Effect.flatMap(FormBody.token(request), (field) => matches(field === "" || field === undefined ? header : field, expected))
   }
   return matches(header, expected)
