@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Config from "effect/Config"
+import * as Context from "effect/Context"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -13,6 +14,7 @@ import * as AuthError from "../src/AuthError.js"
 import * as AuthEvents from "../src/AuthEvents.js"
 import * as AuthService from "../src/AuthService.js"
 import * as LdapBackend from "../src/backends/LdapBackend.js"
+import * as Lockout from "../src/Lockout.js"
 import type { User } from "../src/User.js"
 import * as SlapdTest from "./utils/slapd.js"
 import { urlProxy } from "./utils/tcpProxy.js"
@@ -338,6 +340,33 @@ SlapdTest.suite({ timeout: "60 seconds" })("LdapBackend against slapd", (it) => 
             Layer.provide(AuthEvents.layer)
           )))
       )))
+  })
+
+  // The directory matches names as its schema says (caseIgnoreMatch): `alİce` binds as alice. The
+  // lockout's key must fold it too, or each spelling is a fresh set of guesses at her password.
+  describe("behind a lockout", () => {
+    it.effect("every spelling the directory binds as alice counts on her key: a lock holds for all of them", () =>
+      Effect.gen(function*() {
+        const { url } = yield* SlapdTest.Slapd
+        // What the lockout guards against: the directory takes these spellings for alice.
+        for (const spelling of ["ALICE", "alİce"]) {
+          expect((yield* login(direct(url), spelling, users.alice.password)).id, spelling).toBe("alice")
+        }
+        const auth = yield* Lockout.layerAuthService(AuthService.layer([LdapBackend.LdapBackend])).pipe(
+          Layer.provide(LdapBackend.layer(direct(url))),
+          Layer.provide(Lockout.layerMemory({ by: "username", limit: 2 })),
+          Layer.provide(AuthEvents.layer),
+          Layer.build,
+          Effect.map((context) => Context.get(context, AuthService.AuthService))
+        )
+        const attempt = (username: string, password: string) =>
+          Effect.match(auth.authenticate({ username, password }), { onFailure: (e) => e._tag, onSuccess: () => "success" })
+        expect(yield* attempt("alice", "wrong-1")).toBe("AuthenticationFailed")
+        expect(yield* attempt("alİce", "wrong-2")).toBe("AuthenticationFailed")
+        for (const spelling of ["alice", "alİce", "ALİCE"]) {
+          expect(yield* attempt(spelling, users.alice.password), spelling).toBe("LockedOut")
+        }
+      }).pipe(Effect.scoped))
   })
 
   describe("getUser", () => {

@@ -697,6 +697,24 @@ describe("Lockout: keys", () => {
     }).pipe(Effect.provide(layer))
   })
 
+  // OpenLDAP binds `uid=alİce` as `alice`: `İ` lowers to `i` + U+0307, which had its own key, so
+  // every `i` of a name doubled the guesses a directory checked within a cool-off.
+  it.effect("case variants that lower case alone leaves apart share the count: İ, ß", () => {
+    const { layer, seen } = setup({ by: "username", limit: 2 })
+    return Effect.gen(function*() {
+      expect(yield* times(2, login(wrong))).toEqual(Array(2).fill("AuthenticationFailed"))
+      const before = seen.length
+      for (const username of ["alİce", "ALİCE", "ali\u0307ce"]) {
+        expect(yield* login({ username, password: "right" }), JSON.stringify(username)).toBe("LockedOut")
+      }
+      expect(seen.length).toBe(before)
+      yield* times(2, login({ username: "straße", password: "x" }))
+      expect(yield* login({ username: "STRASSE", password: "x" })).toBe("LockedOut")
+      expect((yield* Lockout.list).map((e) => e.key)).toEqual(["username:alice", "username:strasse"])
+      expect(yield* Lockout.reset("ALİCE")).toEqual(["username:alice"])
+    }).pipe(Effect.provide(layer))
+  })
+
   it.effect("username-and-ip: only the pair is locked", () => {
     const { layer } = setup({ by: "username-and-ip", limit: 2 })
     return Effect.gen(function*() {

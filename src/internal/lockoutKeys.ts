@@ -16,7 +16,13 @@ import { wellFormed } from "./wellFormed.js"
 // before NFKC, whose cost grows with the square of a run of combining marks (no username is that
 // long, so no spelling of one gets a key of its own this way).
 export const usernameKey = (username: string): string =>
-  wellFormedKey(username.slice(0, nfkcBound).normalize("NFKC").trim().replace(/\s+/g, " ").toLowerCase().slice(0, 300))
+  wellFormedKey(caseFolded(username.slice(0, nfkcBound).normalize("NFKC").trim().replace(/\s+/g, " ")).slice(0, 300))
+
+// Lower case, and what lower case alone leaves apart: `İ` (U+0130) lowers to `i` and a combining
+// dot above (U+0307), where OpenLDAP matches `alİce` as `alice` (a second counter gave each `i`
+// of a name a fresh set of guesses); `ß`/`ẞ` go to `ss` as in Unicode's full case folding. Coarser
+// than a directory's match is safe: two spellings then share a count.
+const caseFolded = (name: string): string => name.toLowerCase().toUpperCase().toLowerCase().replace(/\u0307/g, "")
 
 // What a database keeps of a key: a SQL store writes a NUL or a lone surrogate (a name cut inside
 // a pair, too) as something else, so the record it wrote was never found again under the key and
