@@ -528,6 +528,37 @@ describe("HttpBackend: TransportError, without the request body in the cause", (
       expect(String(error.cause)).not.toContain("yes")
     }))
 
+  // A record's keys are the peer's data (Keycloak-style `attributes`): one may echo the login, or
+  // be a megabyte long. The path names the record, its key is `*`.
+  it.scoped("a record's key in a failing path is written *, never the key the peer sent", () =>
+    Effect.gen(function*() {
+      const Base = Schema.Struct({ id: Schema.String, username: Schema.String, isActive: Schema.Boolean, isSuperuser: Schema.Boolean })
+      const WithAttributes = Schema.Struct({
+        ...Base.fields,
+        attributes: Schema.Record({ key: Schema.String, value: Schema.Array(Schema.String) })
+      })
+      const UserWithAttributes: Schema.Schema<User.BaseUser, typeof WithAttributes.Encoded> = Schema.transform(
+        WithAttributes,
+        Base,
+        { strict: true, decode: ({ attributes: _, ...user }) => user, encode: (user) => ({ ...user, attributes: {} }) }
+      )
+      const peer = yield* HttpPeer.start((request, reply) => {
+        const echoed = request.body === "" ? "" : (JSON.parse(request.body) as { password?: string }).password
+        reply.json(200, {
+          id: "1",
+          username: "alice",
+          isActive: true,
+          isSuperuser: false,
+          attributes: { phone: ["+1 555 0100"], [`echo:${echoed}`]: 2, ["k".repeat(300_000)]: 1 }
+        })
+      })
+      const backend = yield* HttpBackend.make({ baseUrl: peer.url, user: UserWithAttributes }).pipe(Effect.provide(FetchHttpClient.layer))
+      const error = transportErrorOf(yield* Effect.exit(backend.authenticate(login("alice"), undefined)))
+      expect(String(error.cause)).toBe(`POST ${peer.url}/authenticate: response body does not match the schema at "attributes".*`)
+      const byId = transportErrorOf(yield* Effect.exit(backend.getUser("1")))
+      expect(String(byId.cause)).toBe(`GET ${peer.url}/users/1: response body does not match the schema at "attributes".*`)
+    }))
+
   it.scoped("a deeply nested body of the wrong shape is a TransportError naming the path, not a defect", () =>
     Effect.gen(function*() {
       const backend = yield* backendFor(yield* withPeer())

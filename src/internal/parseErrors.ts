@@ -1,8 +1,12 @@
+import type * as AST from "effect/SchemaAST"
 import * as ParseResult from "effect/ParseResult"
 
 /**
  * The paths at which a value failed to decode, without the offending values: a peer's answer (a
  * user service, an LDAP entry, a key set) may hold personal data or hashes, and may be hostile.
+ * A path names what the Schema declares (a struct's fields, an array's indices); a key of a
+ * `Schema.Record` comes from the value itself (a peer may echo a login into one, or send one of
+ * a megabyte), and is written `*`.
  *
  * The issue tree is walked here rather than through `ParseResult.ArrayFormatter`: the formatters
  * render each issue's message, and so the value received, recursively; a body of a few thousand
@@ -13,28 +17,48 @@ import * as ParseResult from "effect/ParseResult"
  */
 export const failingPaths = (error: ParseResult.ParseError): string => {
   const found = new Set<string>()
-  const stack: Array<readonly [ParseResult.ParseIssue, ReadonlyArray<PropertyKey>]> = [[error.issue, []]]
+  // Each issue with its path so far and the Schema of the composite it is part of.
+  const stack: Array<readonly [ParseResult.ParseIssue, ReadonlyArray<string>, AST.AST | undefined]> = [
+    [error.issue, [], undefined]
+  ]
   for (let visited = 0; stack.length > 0 && found.size < maxPaths && visited < maxIssuesVisited; visited++) {
-    const [issue, path] = stack.pop()!
+    const [issue, path, container] = stack.pop()!
     switch (issue._tag) {
-      case "Pointer":
-        stack.push([issue.issue, path.concat(issue.path)])
+      case "Pointer": {
+        const keys = Array.isArray(issue.path) ? issue.path : [issue.path as PropertyKey]
+        stack.push([issue.issue, path.concat(keys.map((key) => keyName(container, key))), undefined])
         break
+      }
       case "Refinement":
       case "Transformation":
-        stack.push([issue.issue, path])
+        stack.push([issue.issue, path, container])
         break
       case "Composite": {
         const issues = Array.isArray(issue.issues) ? issue.issues : [issue.issues as ParseResult.ParseIssue]
         // pushed in reverse, so the first issue is described first
-        for (let i = issues.length - 1; i >= 0; i--) stack.push([issues[i]!, path])
+        for (let i = issues.length - 1; i >= 0; i--) stack.push([issues[i]!, path, issue.ast])
         break
       }
       default:
-        found.add(path.length === 0 ? "<root>" : path.map((key) => JSON.stringify(String(key))).join("."))
+        found.add(path.length === 0 ? "<root>" : path.join("."))
     }
   }
   return [...found].join(", ")
+}
+
+// A field the Schema declares, or an index, by its name; any other key (a record's) as `*`.
+const keyName = (container: AST.AST | undefined, key: PropertyKey): string =>
+  typeof key === "number" || (container !== undefined && declares(container, key)) ? JSON.stringify(String(key)) : "*"
+
+const declares = (ast: AST.AST, key: PropertyKey): boolean => {
+  switch (ast._tag) {
+    case "TypeLiteral":
+      return ast.propertySignatures.some((signature) => signature.name === key)
+    case "TupleType":
+      return typeof key === "number"
+    default:
+      return false
+  }
 }
 
 const maxPaths = 5
