@@ -646,6 +646,54 @@ describe("HttpBackend: TransportError, without the request body in the cause", (
       }
     }))
 
+  // A query or fragment was joined into every request's path (`?key=K/authenticate`: the login
+  // went to the service's root resource); user:password failed every fetch or was dropped.
+  it.effect("a baseUrl with a query, a fragment, a user or another scheme is an AuthConfigError", () =>
+    Effect.gen(function*() {
+      for (const baseUrl of ["http://127.0.0.1/api?key=K", "http://127.0.0.1/api?", "http://127.0.0.1/api#frag", "http://svc:pw@127.0.0.1/api", "ftp://127.0.0.1/api"]) {
+        const error = failureOf(
+          yield* HttpBackend.make({ baseUrl, user: UserFromBody }).pipe(Effect.provide(FetchHttpClient.layer), Effect.scoped, Effect.exit)
+        )
+        expect(error, baseUrl).toBeInstanceOf(AuthError.AuthConfigError)
+        expect(error.message, baseUrl).toMatch(/^HttpBackend: baseUrl must/)
+        expect(error.message).not.toContain("pw")
+      }
+    }))
+
+  // From a config file, `statuses` is whatever was written: an outcome of another shape failed
+  // every login answered with its status as a defect, or made an error its own Schema refuses.
+  it.effect("statuses the backend cannot use are an AuthConfigError, not a defect at the first login", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<unknown> = [
+        { 401: "nomatch" },
+        { 401: null },
+        { 401: 42 },
+        { 401: {} },
+        { 401: { noMatch: "account-closed" } },
+        { 401: { permissionDenied: 7 } },
+        { abc: "no-match" },
+        { 600: "no-match" },
+        "no-match"
+      ]
+      for (const statuses of cases) {
+        const error = failureOf(
+          yield* HttpBackend.make({ baseUrl: "http://127.0.0.1", user: UserFromBody, statuses: statuses as any }).pipe(
+            Effect.provide(FetchHttpClient.layer),
+            Effect.scoped,
+            Effect.exit
+          )
+        )
+        expect(error, JSON.stringify(statuses)).toBeInstanceOf(AuthError.AuthConfigError)
+        expect(error.message).toContain("statuses")
+      }
+      const fine = yield* HttpBackend.make({
+        baseUrl: "http://127.0.0.1",
+        user: UserFromBody,
+        statuses: { ...HttpBackend.defaultStatuses, 423: { permissionDenied: "locked" }, 410: { noMatch: "expired-credentials" } }
+      }).pipe(Effect.provide(FetchHttpClient.layer), Effect.scoped, Effect.exit)
+      expect(Exit.isSuccess(fine)).toBe(true)
+    }))
+
   it.effect("a malformed duration (timeout, getUser.cache.ttl, getUser.batch.window) is an AuthConfigError, not a defect", () =>
     Effect.gen(function*() {
       // typed DurationInputs, but read from a config file or given by an untyped caller
@@ -1074,6 +1122,30 @@ describe("HttpBackend.getUser", () => {
       // Not the first fetch's "unexpected status 500".
       expect(String(failureOf(second).cause)).toContain(`timed out after ${LATE / 2}ms`)
       expect(peer.count((r) => r.path === "/users/late")).toBe(2)
+    }).pipe(Effect.scoped))
+
+  // The default batch request carries the ids in its URL: 100 ids of 255 characters made a
+  // 26 KB request line, which Node's server answers 431 (nginx refuses 8 KB): every caller a 503.
+  it.live("the default batch request keeps its ids within 4 KB of URL: long ids go in several requests", () =>
+    Effect.gen(function*() {
+      const peer = yield* HttpPeer.start((request, reply) => {
+        const ids = (request.query.get("ids") ?? "").split(",")
+        reply.json(200, ids.map((id) => ({ id, login: `user-${id.length}-${id.slice(-3)}`, active: true, admin: false })))
+      })
+      const backend = yield* backendFor(peer, { getUser: { batch: true } })
+      const ids = Array.from({ length: 100 }, (_, i) => `${String(i).padStart(3, "0")}-${"x".repeat(251)}`)
+      const users = yield* Effect.forEach(ids, (id) => backend.getUser(id), { concurrency: "unbounded" })
+      expect(users.map((user) => Option.getOrUndefined(user)?.id)).toEqual(ids)
+      // 15 ids of 256 characters (and their separators) to a request: 7 requests, each URL under 4.2 KB
+      expect(peer.count()).toBe(7)
+      for (const request of peer.requests) {
+        expect(request.query.get("ids")!.split(",").length).toBeLessThanOrEqual(15)
+        expect(encodeURIComponent(request.query.get("ids")!).length).toBeLessThanOrEqual(4096)
+      }
+      // Short ids still go together, up to maxSize.
+      const short = Array.from({ length: 100 }, (_, i) => `s${i}`)
+      yield* Effect.forEach(short, (id) => backend.getUser(id), { concurrency: "unbounded" })
+      expect(peer.count()).toBe(8)
     }).pipe(Effect.scoped))
 
   it.live("with a batch endpoint, concurrent calls over several ids become one GET /users?ids=", () =>

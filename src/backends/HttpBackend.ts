@@ -368,6 +368,44 @@ const isDotSegment = (userId: string): boolean => userId === "." || userId === "
 const defaultBatchRequest = (ids: Arr.NonEmptyReadonlyArray<string>): HttpClientRequest.HttpClientRequest =>
   HttpClientRequest.get("/users").pipe(HttpClientRequest.setUrlParam("ids", ids.join(",")), HttpClientRequest.acceptJson)
 
+// The default batch request carries its ids in the URL, which servers cap (Node at 16 KB of
+// headers, nginx at 8 KB for the request line): 100 ids of 255 characters answered 431 to every
+// caller. A chunk's `ids` parameter stays within 4 KB (encoded, each id with its "%2C"); the
+// ids past it go in the next.
+const idsInQuery = { cost: (id: string) => encodeURIComponent(id).length + 3, max: 4096 }
+
+// A base URL is a scheme, a host and a path: a query or fragment would be joined into every
+// request's path (`?key=K/authenticate`), and user:password is dropped or refused by the clients.
+const baseUrlProblem = (url: URL): string | undefined => {
+  if (url.protocol !== "http:" && url.protocol !== "https:") return "baseUrl must be an http: or https: URL"
+  if (url.search !== "" || url.hash !== "" || /[?#]/.test(url.href)) {
+    return "baseUrl must have no query or fragment (add query parameters with transformClient)"
+  }
+  if (url.username !== "" || url.password !== "") {
+    return "baseUrl must carry no user or password (send credentials with transformClient)"
+  }
+  return undefined
+}
+
+const isStatusOutcome = Schema.is(Schema.Union(
+  Schema.Literal("no-match", "permission-denied"),
+  Schema.Struct({ noMatch: AuthError.NoMatchReason }),
+  Schema.Struct({ permissionDenied: Schema.String })
+))
+
+// `statuses` from an untyped source (a config file) is checked when the backend is built: an
+// outcome of another shape failed every login answered with its status as a defect.
+const statusesProblem = (statuses: unknown): string | undefined => {
+  if (typeof statuses !== "object" || statuses === null) return "statuses must be a record from status to outcome"
+  for (const [status, outcome] of Object.entries(statuses)) {
+    if (!/^[1-5][0-9]{2}$/.test(status)) return `statuses: ${JSON.stringify(status.slice(0, 20))} is not an HTTP status`
+    if (!isStatusOutcome(outcome)) {
+      return `statuses[${status}] must be "no-match", "permission-denied", { noMatch: <a NoMatchReason> } or { permissionDenied: <reason> }`
+    }
+  }
+  return undefined
+}
+
 const absoluteUrl = /^[a-z][a-z0-9+.-]*:/i
 
 const configError = (message: string) => new AuthError.AuthConfigError({ message: `HttpBackend: ${message}` })
@@ -413,12 +451,15 @@ const makeWith = (
 ): Effect.Effect<AuthBackend.AuthBackend<any>, AuthError.AuthConfigError, HttpClient.HttpClient | Scope.Scope> =>
   Effect.gen(function*() {
     const id = options.id ?? "http"
-    let base: string
+    let url: URL
     try {
-      base = new URL(options.baseUrl).toString().replace(/\/$/, "")
+      url = new URL(options.baseUrl)
     } catch {
       return yield* configError("baseUrl is not a URL")
     }
+    const urlProblem = baseUrlProblem(url)
+    if (urlProblem !== undefined) return yield* configError(urlProblem)
+    const base = url.href.replace(/\/$/, "")
     // A typed DurationInput can still be a malformed string at runtime (from a config file, say):
     // `Duration.decode` throws on one, a defect; it is an AuthConfigError.
     const timeoutInput = Duration.decodeUnknown(options.timeout ?? "10 seconds")
@@ -456,6 +497,8 @@ const makeWith = (
     const baseClient = yield* PeerClient.make
     const client = options.transformClient === undefined ? baseClient : options.transformClient(baseClient)
     const statuses = options.statuses ?? defaultStatuses
+    const statusProblem = statusesProblem(statuses)
+    if (statusProblem !== undefined) return yield* configError(statusProblem)
     const allowInactive = options.allowInactive ?? false
     const toRequest = options.request ?? defaultRequest
     const userRequest = options.getUser?.request ?? defaultUserRequest
@@ -602,6 +645,7 @@ const makeWith = (
       fetchOne,
       fetchMany,
       maxBatchSize,
+      batchBudget: batchInput !== undefined && batchInput.request === undefined ? idsInQuery : undefined,
       window: window.value,
       timeout,
       ttl: ttl.value,

@@ -42,6 +42,11 @@ export interface LoaderOptions {
   readonly fetchOne: (id: string) => Fetch<Option.Option<User>>
   readonly fetchMany: ((ids: Arr.NonEmptyReadonlyArray<string>) => Fetch<Batch>) | undefined
   readonly maxBatchSize: number
+  /**
+   * A bound on a chunk besides `maxBatchSize`: the ids' `cost` summed stays within `max` (a chunk
+   * of one id excepted). The default batch request puts the ids in its URL, which servers cap.
+   */
+  readonly batchBudget?: { readonly cost: (id: string) => number; readonly max: number } | undefined
   /** How long the first caller of a batch waits for others; zero = until the current macrotask ends. */
   readonly window: Duration.Duration
   /** A fetch still running after this long fails its callers with its `timedOut` and is interrupted. */
@@ -132,7 +137,25 @@ export const make = (options: LoaderOptions): Effect.Effect<UserLoader, never, S
     const runFork = yield* FiberSet.makeRuntime<never, void, never>()
     const inFlight = new Map<string, Waiter>()
     const cache = new Map<string, CacheEntry>()
-    const { capacity, fetchMany, fetchOne, maxBatchSize, ttl, window } = options
+    const { batchBudget, capacity, fetchMany, fetchOne, maxBatchSize, ttl, window } = options
+    const chunksOf = (waiters: ReadonlyArray<Waiter>): Array<Arr.NonEmptyReadonlyArray<Waiter>> => {
+      if (batchBudget === undefined) return Arr.chunksOf(waiters, maxBatchSize)
+      const chunks: Array<Arr.NonEmptyReadonlyArray<Waiter>> = []
+      let chunk: Array<Waiter> = []
+      let spent = 0
+      for (const waiter of waiters) {
+        const cost = batchBudget.cost(waiter.id)
+        if (chunk.length > 0 && (chunk.length >= maxBatchSize || spent + cost > batchBudget.max)) {
+          chunks.push(chunk as Arr.NonEmptyArray<Waiter>)
+          chunk = []
+          spent = 0
+        }
+        chunk.push(waiter)
+        spent += cost
+      }
+      if (chunk.length > 0) chunks.push(chunk as Arr.NonEmptyArray<Waiter>)
+      return chunks
+    }
     const ttlMillis = ttl === undefined ? 0 : Duration.toMillis(ttl)
     const timeoutMillis = timerMillis(options.timeout)
     const caching = ttlMillis > 0 && capacity > 0
@@ -222,7 +245,7 @@ export const make = (options: LoaderOptions): Effect.Effect<UserLoader, never, S
     )
     const batchWindow: Effect.Effect<void> = fetchMany === undefined ? Effect.void : sleepReal(window).pipe(
       Effect.zipRight(Effect.sync(() => {
-        for (const chunk of Arr.chunksOf(takePending(), maxBatchSize)) fetchChunk(fetchMany, chunk)
+        for (const chunk of chunksOf(takePending())) fetchChunk(fetchMany, chunk)
       }))
       // Closing the scope during the window settles its callers in the finalizer above.
     )
