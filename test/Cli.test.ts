@@ -50,7 +50,7 @@ interface CliResult {
 const cli = (
   args: ReadonlyArray<string>,
   options: {
-    readonly input?: string
+    readonly input?: string | Uint8Array
     /** `undefined` unsets a variable (`PASSWORD_HASHER_PBKDF2_ITERATIONS` for real hashing). */
     readonly env?: Readonly<Record<string, string | undefined>>
     readonly tty?: boolean
@@ -61,7 +61,7 @@ const cli = (
     let stderr = ""
     return Effect.map(
       Cli.run(args, {
-        stdin: Readable.from(options.input === undefined || options.input === "" ? [] : [options.input]),
+        stdin: Readable.from(options.input === undefined || options.input.length === 0 ? [] : [options.input]),
         stdout: { write: (text) => (stdout += text), isTTY: options.tty === true },
         stderr: { write: (text) => (stderr += text), isTTY: options.tty === true },
         env: { ...fastHashing, ...options.env }
@@ -261,6 +261,20 @@ describe("CLI", () => {
         noStackTrace(blank.stderr)
       }
       expect(yield* withStore(db, (store) => store.list())).toHaveLength(0)
+    }))
+
+  // Python reads Django's prompt strictly; a lenient read made `p\xe4sswort` (Latin-1) and
+  // `p\xf6sswort` one stored password, `p\ufffdsswort`, neither of them the one piped.
+  it.effect("a password on stdin that is no UTF-8 exits 1 and creates nobody; UTF-8 is read as sent", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      const latin1 = Buffer.concat([Buffer.from("p"), Buffer.from([0xe4]), Buffer.from("sswort-long-123\n")])
+      const refused = yield* cli(["createuser", "latin", "--database", db], { input: latin1 })
+      expect([refused.code, refused.stderr.trim()]).toEqual([1, "Error: the password read from standard input is not valid UTF-8"])
+      const created = yield* cli(["createuser", "utf8", "--database", db], { input: Buffer.from("pässwort-long-123\r\nrest\n") })
+      expect(created.code).toBe(0)
+      expect(yield* passwordOf(db, "utf8", "pässwort-long-123")).toBe(true)
+      expect((yield* withStore(db, (store) => store.list())).map((user) => user.username)).toEqual(["utf8"])
     }))
 
   it.effect("an invalid username is a clear error", () =>
@@ -643,6 +657,32 @@ describe("lockouts and unlock --sql (the Lockout store in the SQL database)", ()
       const unlocked = yield* cli(["unlock", "203.0.113.7", "--sql", "--database", filename])
       expect([unlocked.code, unlocked.stdout.trim()]).toEqual([0, "Reset 1 key: ip:203.0.113.7"])
       expect((yield* cli(["lockouts", "--sql", "--database", filename])).stdout.trim()).toBe("No failed logins on record.")
+    }))
+
+  // A username is whatever a stranger typed at the login form: printed raw, its control codes
+  // reached the operator's terminal (erase a row, move the cursor, retitle the window).
+  it.scoped("keys are shown with their control characters escaped", () =>
+    Effect.gen(function*() {
+      const filename = freshDatabase()
+      const app = yield* Layer.build(
+        Lockout.layerAuthService(TestAuth.layer([TestBackend.noMatch("passwords")])).pipe(
+          Layer.provideMerge(SqlLockoutStore.layer({ by: "username", limit: 1 })),
+          Layer.provideMerge(AuthEvents.layer),
+          Layer.provide(SqliteClient.layer({ filename }))
+        )
+      )
+      const auth = Context.get(app, AuthService.AuthService)
+      for (const username of ["\u001b[2K\u001b[1Amallory", "bob\u001b]0;owned\u0007", "eve\u202egnp.exe"]) {
+        yield* Effect.exit(auth.authenticate({ username, password: "wrong" }, { remoteAddress: "203.0.113.7" }))
+      }
+      const listed = yield* cli(["lockouts", "--sql", "--database", filename])
+      expect(listed.code).toBe(0)
+      expect(listed.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/)
+      expect(listed.stdout).toContain("username:\\u001b[2k\\u001b[1amallory")
+      expect(listed.stdout).toContain("username:bob\\u001b]0;owned\\u0007")
+      expect(listed.stdout).toContain("username:eve\\u202egnp.exe")
+      const unlocked = yield* cli(["unlock", "bob\u001b]0;owned\u0007", "--sql", "--database", filename])
+      expect([unlocked.code, unlocked.stdout.trim()]).toEqual([0, "Reset 1 key: username:bob\\u001b]0;owned\\u0007"])
     }))
 
   it.scoped("unlock of an IPv6 address finds the app's records under its --ipv6-prefix", () =>

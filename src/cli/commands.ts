@@ -597,9 +597,19 @@ const explain = Command.make(
 
 const yesNo = (b: boolean) => (b ? "yes" : "no")
 
+// Text that came from outside (a username a stranger tried at login, now a lockout key; a name in
+// a Django site's database) is shown with its control and bidirectional characters escaped:
+// printed raw, they would move the operator's cursor, hide or forge rows, or retitle the terminal.
+const printable = (text: string): string =>
+  text.replace(
+    /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g,
+    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`
+  )
+
 const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)))
-  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n")
+  const shown = rows.map((row) => row.map(printable))
+  const widths = shown[0]!.map((_, i) => Math.max(...shown.map((row) => row[i]!.length)))
+  return shown.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n")
 }
 
 // The permissions a user has, as Django's get_all_permissions (and `explain`) answer: none for an
@@ -778,7 +788,7 @@ const unlock = Command.make(
       yield* Console.log(
         keys.length === 0
           ? `Nothing on record for ${JSON.stringify(target)}.`
-          : `Reset ${keys.length} key${keys.length === 1 ? "" : "s"}: ${keys.join(", ")}`
+          : `Reset ${keys.length} key${keys.length === 1 ? "" : "s"}: ${keys.map(printable).join(", ")}`
       )
     }).pipe(Effect.mapError(lockoutError), Effect.provide(openLockout(args)))
 ).pipe(Command.withDescription("Reset the failed logins and locks of a username or a client address"))
