@@ -556,8 +556,19 @@ const grant = Command.make(
         yield* djangoHasObjectGrant(store, args.db.django.value, args.permission, obj, args.createPermissions)
       }
       const grants = yield* Effect.mapError(SqlObjectPermissions.make(objectStoreOptions(args.db)), objectStoreError)
-      yield* Effect.mapError(SqlObjectPermissions.migrate(objectStoreOptions(args.db)), objectStoreError)
-      yield* Effect.mapError(grants.grantUser(user.id, args.permission, obj), objectStoreError)
+      // The tables and the grant in one transaction (SQLite and PostgreSQL roll DDL back): a grant
+      // the store refuses (a permission of another model) leaves no table behind.
+      const sql = yield* SqlClient.SqlClient
+      yield* sql.withTransaction(
+        Effect.zipRight(
+          SqlObjectPermissions.migrate(objectStoreOptions(args.db)),
+          grants.grantUser(user.id, args.permission, obj)
+        )
+      ).pipe(
+        Effect.mapError((error) =>
+          error._tag === "SqlError" ? new CliError({ message: `object permissions: ${error.message}` }) : objectStoreError(error)
+        )
+      )
       yield* Console.log(
         `Granted ${args.permission} on ${obj.contentType}:${obj.objectPk} to ${JSON.stringify(user.username)}.`
       )
