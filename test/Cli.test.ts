@@ -629,7 +629,9 @@ describe("lockouts and unlock: a Redis URL ioredis cannot read", () => {
         expect(fromEnv.stderr).toContain("REDIS_URL is no Redis URL")
         noStackTrace(fromEnv.stderr)
       }
-      const sql = yield* cli(["lockouts", "--sql", "--database", freshDatabase()], { env: { REDIS_URL: "::::" } })
+      const empty = freshDatabase()
+      fs.writeFileSync(empty, "")
+      const sql = yield* cli(["lockouts", "--sql", "--database", empty], { env: { REDIS_URL: "::::" } })
       expect(sql.code).toBe(1)
       expect(sql.stderr).toMatch(/^Error: lockout store: .*auth_lockout/)
     }))
@@ -708,9 +710,14 @@ describe("lockouts and unlock --sql (the Lockout store in the SQL database)", ()
       expect([bad.code, bad.stderr]).toEqual([2, expect.stringContaining("--ipv6-prefix must be an integer from 1 to 128")])
     }))
 
-  it.effect("a database without the lockout table is an error, and the CLI does not create it", () =>
+  it.effect("a database without the lockout table is an error, and the CLI does not create it (nor a file)", () =>
     Effect.gen(function*() {
       const filename = freshDatabase()
+      const missing = yield* cli(["lockouts", "--sql", "--database", filename])
+      expect([missing.code, missing.stderr]).toEqual([1, `Error: no database at ${filename}\n`])
+      expect(fs.existsSync(filename)).toBe(false)
+      // a database the app has not made the table in (an empty file is an empty SQLite database)
+      fs.writeFileSync(filename, "")
       const result = yield* cli(["lockouts", "--sql", "--database", filename])
       expect(result.code).toBe(1)
       expect(result.stderr).toMatch(/^Error: lockout store: .*auth_lockout/)
@@ -959,6 +966,16 @@ describe.skipIf(djangoPython === undefined)("on a Django site's database (--djan
         }
       }), 120_000)
   }
+
+  it.effect("createuser, changepassword and grant with --django on a file that is not there: an error, and no file made", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      for (const args of [["createuser", "zed"], ["changepassword", "zed"], ["grant", "zed", "auth.view_user"]]) {
+        const result = yield* cli([...args, "--django", "--database", db], { input: "a long pass phrase 1\n" })
+        expect([args[0], result.code, result.stderr]).toEqual([args[0], 1, `Error: no Django database at ${db}\n`])
+        expect(fs.existsSync(db)).toBe(false)
+      }
+    }))
 
   it.effect("grant --object grants only a permission (auth_permission) on a model (django_content_type) Django has; its tables are beside Django's, which stay as they were", () =>
     Effect.gen(function*() {

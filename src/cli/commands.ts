@@ -179,6 +179,25 @@ const openDatabase = (
   db: Database,
   options: { readonly migrate: boolean; readonly createPermissions?: boolean } = { migrate: true }
 ): Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, CliError> =>
+  Layer.unwrapEffect(Effect.sync(() =>
+    // A command that makes no tables (on a Django site's database, or reading a store the app
+    // made) opens no SQLite file that is not there: SQLite would create it, an empty database
+    // left at a mistyped path.
+    (Option.isSome(db.django) || !options.migrate) && isMissingFile(db)
+      ? Layer.fail(new CliError({ message: `no ${Option.isSome(db.django) ? "Django database" : "database"} at ${db.database}` }))
+      : openStore(db, options)
+  ))
+
+// A SQLite file that is not there, in a directory that is (a missing directory is left to the
+// driver, which says why the file cannot be opened).
+const isMissingFile = (db: Database): boolean =>
+  Option.isNone(db.databaseUrl) && db.database !== ":memory:" && !fs.existsSync(db.database) &&
+  fs.existsSync(path.dirname(path.resolve(db.database)))
+
+const openStore = (
+  db: Database,
+  options: { readonly migrate: boolean; readonly createPermissions?: boolean }
+): Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, CliError> =>
   Layer.catchAllCause(
     Option.match(db.databaseUrl, {
       onNone: () => SqlUserStore.layerSqlite({ filename: db.database, ...storeOptions(db, options) }),
@@ -237,14 +256,8 @@ const checkTables = (db: Database): Effect.Effect<void, CliError, SqlClient.SqlC
  */
 const openMigrated = (db: Database): Layer.Layer<UserStore.UserStore | SqlClient.SqlClient, CliError> =>
   Layer.unwrapEffect(Effect.sync(() => {
-    if (Option.isNone(db.databaseUrl) && db.database !== ":memory:" && !fs.existsSync(db.database)) {
-      // A missing directory is left to the driver, which says why the file cannot be opened.
-      if (fs.existsSync(path.dirname(path.resolve(db.database)))) {
-        return Layer.fail(
-          Option.isSome(db.django) ? new CliError({ message: `no Django database at ${db.database}` }) : notMigrated(db, "all")
-        )
-      }
-    }
+    // (openDatabase says there is no Django database at a missing file)
+    if (Option.isNone(db.django) && isMissingFile(db)) return Layer.fail(notMigrated(db, "all"))
     // The Django store checks Django's tables itself when it is built.
     if (Option.isSome(db.django)) return openDatabase(db, { migrate: false })
     return Layer.effectDiscard(checkTables(db)).pipe(Layer.provideMerge(openDatabase(db, { migrate: false })))
