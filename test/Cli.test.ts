@@ -624,6 +624,17 @@ describe("lockouts and unlock: a Redis URL ioredis cannot read", () => {
           expect(result.stderr).not.toContain("secret")
           noStackTrace(result.stderr)
         }
+        // @effect/cli quotes a token it cannot place (a flag given twice, a misspelt one) in its
+        // usage error: the URL's password is masked there too
+        for (const args of [
+          ["--redis-url=redis://:S3cretPW@127.0.0.1:1/12", "--redis-url=redis://:S3cretPW@127.0.0.1:1/12"],
+          ["--redis-urll=redis://user:S3cretPW@127.0.0.1:1/12"]
+        ]) {
+          const usage = yield* cli([...command, ...args], { env: {} })
+          expect(usage.code).toBe(2)
+          expect(usage.stderr).not.toContain("S3cretPW")
+          expect(usage.stderr).toContain(":***@127.0.0.1")
+        }
         const fromEnv = yield* cli(command, { env: { REDIS_URL: "::::" } })
         expect(fromEnv.code).toBe(2)
         expect(fromEnv.stderr).toContain("REDIS_URL is no Redis URL")

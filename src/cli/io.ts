@@ -34,12 +34,17 @@ const ansi = /\u001b\[[0-9;]*[A-Za-z]/g
 const colours = (output: Output, env: Io["env"]): boolean =>
   output.isTTY === true && (env.NO_COLOR === undefined || env.NO_COLOR === "")
 
+// A URL's password: @effect/cli quotes a `--database-url=postgres://u:PW@…` token it cannot place
+// (given twice, a misspelt flag) in its usage error, which would print the password. Every
+// output masks it, whoever wrote the text.
+const urlPassword = /\b([a-z][a-z0-9+.-]*:\/\/[^\s/@:]*):[^\s/@]*@/gi
+
 const writableOf = (output: Output, env: Io["env"]): Writable => {
   const keep = colours(output, env)
   return new Writable({
     decodeStrings: false,
     write(chunk: string | Buffer, _encoding, callback) {
-      const text = typeof chunk === "string" ? chunk : chunk.toString("utf8")
+      const text = (typeof chunk === "string" ? chunk : chunk.toString("utf8")).replace(urlPassword, "$1:***@")
       output.write(keep ? text : text.replace(ansi, ""))
       callback()
     }
