@@ -648,19 +648,25 @@ describe("lockouts and unlock: a Redis URL ioredis cannot read", () => {
     }))
 })
 
+// The app's AuthService behind a lockout in its SQLite file, as an app configures it.
+const appAuth = (filename: string, options: SqlLockoutStore.LayerOptions) =>
+  Effect.map(
+    Layer.build(
+      Lockout.layerAuthService(TestAuth.layer([TestBackend.noMatch("passwords")])).pipe(
+        Layer.provideMerge(SqlLockoutStore.layer(options)),
+        Layer.provideMerge(AuthEvents.layer),
+        Layer.provide(SqliteClient.layer({ filename }))
+      )
+    ),
+    (app) => Context.get(app, AuthService.AuthService)
+  )
+
 describe("lockouts and unlock --sql (the Lockout store in the SQL database)", () => {
   it.scoped("list the counters the app made in its SQLite file, and reset an address's", () =>
     Effect.gen(function*() {
       const filename = freshDatabase()
       // The app: three wrong passwords from one address lock it (by address).
-      const app = yield* Layer.build(
-        Lockout.layerAuthService(TestAuth.layer([TestBackend.noMatch("passwords")])).pipe(
-          Layer.provideMerge(SqlLockoutStore.layer({ by: "ip", limit: 3 })),
-          Layer.provideMerge(AuthEvents.layer),
-          Layer.provide(SqliteClient.layer({ filename }))
-        )
-      )
-      const auth = Context.get(app, AuthService.AuthService)
+      const auth = yield* appAuth(filename, { by: "ip", limit: 3 })
       for (let i = 0; i < 4; i++) {
         yield* Effect.exit(auth.authenticate({ username: `u${i}`, password: "wrong" }, { remoteAddress: "203.0.113.7" }))
       }
@@ -677,14 +683,7 @@ describe("lockouts and unlock --sql (the Lockout store in the SQL database)", ()
   it.scoped("keys are shown with their control characters escaped", () =>
     Effect.gen(function*() {
       const filename = freshDatabase()
-      const app = yield* Layer.build(
-        Lockout.layerAuthService(TestAuth.layer([TestBackend.noMatch("passwords")])).pipe(
-          Layer.provideMerge(SqlLockoutStore.layer({ by: "username", limit: 1 })),
-          Layer.provideMerge(AuthEvents.layer),
-          Layer.provide(SqliteClient.layer({ filename }))
-        )
-      )
-      const auth = Context.get(app, AuthService.AuthService)
+      const auth = yield* appAuth(filename, { by: "username", limit: 1 })
       for (const username of ["\u001b[2K\u001b[1Amallory", "bob\u001b]0;owned\u0007", "eve\u202egnp.exe"]) {
         yield* Effect.exit(auth.authenticate({ username, password: "wrong" }, { remoteAddress: "203.0.113.7" }))
       }
@@ -702,14 +701,7 @@ describe("lockouts and unlock --sql (the Lockout store in the SQL database)", ()
     Effect.gen(function*() {
       const filename = freshDatabase()
       // The app counts each IPv6 address on its own (ipv6Prefix 128): the key is the /128.
-      const app = yield* Layer.build(
-        Lockout.layerAuthService(TestAuth.layer([TestBackend.noMatch("passwords")])).pipe(
-          Layer.provideMerge(SqlLockoutStore.layer({ by: "ip", limit: 3, ipv6Prefix: 128 })),
-          Layer.provideMerge(AuthEvents.layer),
-          Layer.provide(SqliteClient.layer({ filename }))
-        )
-      )
-      const auth = Context.get(app, AuthService.AuthService)
+      const auth = yield* appAuth(filename, { by: "ip", limit: 3, ipv6Prefix: 128 })
       for (let i = 0; i < 3; i++) {
         yield* Effect.exit(auth.authenticate({ username: `u${i}`, password: "wrong" }, { remoteAddress: "2001:db8::1" }))
       }
