@@ -378,7 +378,8 @@ const idsInQuery = { cost: (id: string) => encodeURIComponent(id).length + 3, ma
 // request's path (`?key=K/authenticate`), and user:password is dropped or refused by the clients.
 const baseUrlProblem = (url: URL): string | undefined => {
   if (url.protocol !== "http:" && url.protocol !== "https:") return "baseUrl must be an http: or https: URL"
-  if (url.search !== "" || url.hash !== "" || /[?#]/.test(url.href)) {
+  // (`href` keeps a bare `?` or `#`, which `search` and `hash` read as empty)
+  if (/[?#]/.test(url.href)) {
     return "baseUrl must have no query or fragment (add query parameters with transformClient)"
   }
   if (url.username !== "" || url.password !== "") {

@@ -46,20 +46,12 @@ export const failingPaths = (error: ParseResult.ParseError): string => {
   return [...found].join(", ")
 }
 
-// A field the Schema declares, or an index, by its name; any other key (a record's) as `*`.
+// An index, or a field the struct declares, by its name; any other key (a record's) as `*`.
 const keyName = (container: AST.AST | undefined, key: PropertyKey): string =>
-  typeof key === "number" || (container !== undefined && declares(container, key)) ? JSON.stringify(String(key)) : "*"
-
-const declares = (ast: AST.AST, key: PropertyKey): boolean => {
-  switch (ast._tag) {
-    case "TypeLiteral":
-      return ast.propertySignatures.some((signature) => signature.name === key)
-    case "TupleType":
-      return typeof key === "number"
-    default:
-      return false
-  }
-}
+  typeof key === "number" ||
+    (container?._tag === "TypeLiteral" && container.propertySignatures.some((signature) => signature.name === key))
+    ? JSON.stringify(String(key))
+    : "*"
 
 const maxPaths = 5
 // A Schema with thousands of fields or a long array of bad elements still costs a bounded walk.

@@ -233,20 +233,24 @@ export const make = (
 
     // Login and logout start or end a session: over HTTPS they must name their origin.
     const sessionRequest: Csrf.CheckOptions = { session: true }
-    // The token of the session this request goes by: the one it already resolved to (no store
-    // read), else the session its cookie names, loaded as the middleware loads it (one store
-    // read). A session the middleware would not serve (its user's password changed since, say) is
-    // ended here too and asks for no token, so that a login or logout answers the same with and
-    // without the middleware in front; a session moved to a new id is what the rest of the
-    // request goes by.
-    const csrfFor = (request: HttpServerRequest.HttpServerRequest, s: Session.Service) => {
-      const cookieValue = sessionIdOf(request)
-      if (cookieValue === undefined) return Csrf.check(csrf, request, Option.none(), sessionRequest)
-      const check = (loaded: Option.Option<Session.SessionUser>) =>
-        Csrf.check(csrf, request, Option.map(loaded, (session) => session.csrfToken), sessionRequest)
+    // The session this request goes by: the one it already resolved to (no store read), else the
+    // one its cookie names, loaded as the middleware loads it (one store read) and remembered. A
+    // session the middleware would not serve (its user's password changed since, say) is ended
+    // here too, so that a login, logout or step-up answers the same with and without the
+    // middleware in front; a session moved to a new id is what the rest of the request goes by.
+    const sessionFor = (
+      request: HttpServerRequest.HttpServerRequest,
+      s: Session.Service
+    ): Effect.Effect<Option.Option<Session.SessionUser>, HttpAuth.Failure> => {
       const loaded = fold.loadedSession(request)
-      return loaded !== undefined ? check(loaded) : Effect.flatMap(fold.loadSession(request, s, cookieValue), check)
+      if (loaded !== undefined) return Effect.succeed(loaded)
+      const cookieValue = sessionIdOf(request)
+      return cookieValue === undefined ? Effect.succeedNone : fold.loadSession(request, s, cookieValue)
     }
+    // That session's token: a request that carries a live session must send it.
+    const csrfFor = (request: HttpServerRequest.HttpServerRequest, s: Session.Service) =>
+      Effect.flatMap(sessionFor(request, s), (session) =>
+        Csrf.check(csrf, request, Option.map(session, ({ csrfToken }) => csrfToken), sessionRequest))
 
     // Login, logout and a second factor change the session. By a safe method (a link, an <img> on
     // another site) they would pass without any CSRF check: a cross-site page logged its visitors
@@ -319,10 +323,10 @@ export const make = (
     const stepUp: HttpAuth.Service["stepUp"] = (request, otpToken) =>
       Effect.gen(function*() {
         const s = yield* requireSessions
-        // Loads the session when no middleware did (a session verified under a fallback secret
-        // moves to a new id then, its cookie sent whatever the code's verdict).
         yield* csrfForChange(request, s)
-        const current = fold.loadedSession(request) ?? Option.none()
+        // (read by the check when no middleware did: a session verified under a fallback secret
+        // moved to a new id then, its cookie sent whatever the code's verdict)
+        const current = yield* sessionFor(request, s)
         if (Option.isNone(current)) return yield* unauthorized
         const currentId = Redacted.value(current.value.sessionId)
         const authenticated = yield* Effect.catchAll(
