@@ -448,7 +448,10 @@ const storeError = (operation: string) => (cause: unknown) => new UserStore.User
 
 /**
  * Runs the store's migrations with its own migrations table. Failures, including a migration
- * that fails half-way, are a `UserStoreError`.
+ * that fails half-way, are a `UserStoreError`. A user table already there that these migrations
+ * did not make (no migrations table beside it: a Django site's `auth_user`, say) is an
+ * `AuthConfigError`, before any table is made (use the `django` option for Django's tables, or
+ * another `tablePrefix` for the store's own beside them).
  *
  * @example
  * ```ts
@@ -471,7 +474,34 @@ export const migrate = (
     ? Effect.fail(
       new AuthConfigError({ message: "SqlUserStore: Django's tables belong to Django's migrations; effect-auth never migrates them" })
     )
-    : Effect.flatMap(tables(options), (t) => SqlTables.migrate(migrations(t), t.migrations, storeError("migrate")))
+    : Effect.flatMap(
+      tables(options),
+      (t) => Effect.zipRight(refuseForeignUserTable(t), SqlTables.migrate(migrations(t), t.migrations, storeError("migrate")))
+    )
+
+// A user table the store's migrations did not make (no bookkeeping table beside it): a Django
+// site's `auth_user`, most likely. Migrating would leave the bookkeeping table behind in that
+// database and then fail on the `CREATE TABLE`; it is refused before anything is written. (The
+// Migrator makes its table and the store's in one transaction, so a store half-migrated by
+// another process is never seen so.)
+const refuseForeignUserTable = (t: Tables): Effect.Effect<void, AuthConfigError | UserStore.UserStoreError, SqlClient.SqlClient> =>
+  Effect.flatMap(SqlTables.client, (sql) =>
+    Effect.flatMap(
+      Effect.mapError(SqlTables.existingTables(sql, [t.user, t.migrations, "django_migrations"]), storeError("migrate")),
+      (present) =>
+        present.has(t.user) && !present.has(t.migrations)
+          ? Effect.fail(
+            new AuthConfigError({
+              message: `SqlUserStore: the database has a table ${t.user} that effect-auth's migrations did not make ` +
+                `(no ${t.migrations})${
+                  present.has("django_migrations")
+                    ? `: a Django site's database, whose tables are used as they are with the \`django\` option (--django on the CLI)`
+                    : ""
+                }; effect-auth's own tables can go beside it under another tablePrefix. No table was made`
+            })
+          )
+          : Effect.void
+    ))
 
 /**
  * Checks that a Django site's tables are there and have the columns the store uses, without

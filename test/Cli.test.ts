@@ -775,17 +775,54 @@ describe("store errors name their root cause", () => {
     Effect.gen(function*() {
       const db = freshDatabase()
       const other = new (createRequire(import.meta.url)("better-sqlite3") as new(f: string) => { exec(s: string): void; close(): void })(db)
-      other.exec("CREATE TABLE auth_user (id integer PRIMARY KEY, username text)")
+      other.exec("CREATE TABLE auth_group (id integer PRIMARY KEY, name text)")
       other.close()
       const result = yield* cli(["migrate", "--database", db])
       expect(result.code).toBe(1)
       expect(result.stderr.trim().split("\n")).toHaveLength(1)
       expect(result.stderr).toContain("user store: migrate failed")
-      expect(result.stderr).toContain("table \"auth_user\" already exists")
+      expect(result.stderr).toContain("table \"auth_group\" already exists")
+    }))
+
+  it.effect("a user table its migrations did not make is refused before anything is written", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      const other = new (createRequire(import.meta.url)("better-sqlite3") as new(f: string) => { exec(s: string): void; close(): void })(db)
+      other.exec("CREATE TABLE auth_user (id integer PRIMARY KEY, username text)")
+      other.close()
+      const result = yield* cli(["migrate", "--database", db])
+      expect(result.code).toBe(1)
+      expect(result.stderr).toContain("has a table auth_user that effect-auth's migrations did not make")
+      const tables = yield* Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table'`).pipe(
+          Effect.provide(SqliteClient.layer({ filename: db })),
+          Effect.orDie
+        )
+      expect(tables.map((t) => t.name)).toEqual(["auth_user"])
     }))
 })
 
 describe.skipIf(djangoPython === undefined)("on a Django site's database (--django)", () => {
+  it.effect("a command that writes, without --django, refuses the site's database and leaves its tables as they were", () =>
+    Effect.gen(function*() {
+      const db = freshDatabase()
+      yield* site("seed", { engine: "sqlite", name: db })
+      // Its tables, that is: without --django the file is opened as effect-auth's own store opens
+      // one, in WAL mode (which Django works in too), before the store can tell whose it is.
+      const schema = Effect.map(
+        site("schema", { engine: "sqlite", name: db }),
+        (rows: Array<Array<string>>) => rows.filter((row) => row[0] !== "journal_mode")
+      )
+      const before = yield* schema
+      for (const args of [["migrate"], ["createuser", "mallory"], ["grant", "alice", "blog.publish_post"]]) {
+        const result = yield* cli([...args, "--database", db], { input: "pw plum orchard\n" })
+        expect(result.code).toBe(1)
+        expect(result.stderr).toContain("a Django site's database")
+        expect(result.stderr).toContain("--django")
+      }
+      expect(yield* schema).toEqual(before)
+    }), 60_000)
+
   it.effect("reads and writes Django's own tables, and never migrates them", () =>
     Effect.gen(function*() {
       const db = freshDatabase()

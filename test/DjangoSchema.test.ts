@@ -295,6 +295,27 @@ for (const django of djangos) for (const engine of [sqlite, pg]) {
       )
       return { db, Live }
     })
+    it.scopedLive("effect-auth's own store, built on the site's database without `django`, refuses it and writes nothing", () =>
+      Effect.gen(function*() {
+        const { client, db } = yield* engine.make
+        yield* engine.seed(db, django)
+        // (SQLite's journal mode aside: a plain SqliteClient turns WAL on as it opens the file)
+        const schema = Effect.map(site("schema", db), (rows: Array<Array<string>>) => rows.filter((row) => row[0] !== "journal_mode"))
+        const before = yield* schema
+        const exit = yield* Effect.exit(Effect.scoped(Layer.build(SqlUserStore.layer().pipe(Layer.provide(client)))))
+        expect(Exit.isFailure(exit)).toBe(true)
+        const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+        expect(error).toMatchObject({ _tag: "AuthConfigError" })
+        expect(String((error as { message: string }).message)).toContain("a Django site's database")
+        // no bookkeeping table left behind, nothing else touched
+        expect(yield* schema).toEqual(before)
+        // the same database under another prefix: effect-auth's own tables beside Django's
+        const own = yield* Effect.scoped(Effect.flatMap(
+          Layer.build(SqlUserStore.layer({ tablePrefix: "ea_" }).pipe(Layer.provide(client))),
+          (context) => Context.get(context, UserStore.UserStore).findByUsername("alice")
+        ))
+        expect(Option.isNone(own)).toBe(true)
+      }))
     it.live("this Django is the one asked", () =>
       Effect.gen(function*() {
         expect((yield* siteOf("version", { engine: "sqlite", name: ":memory:" }, {}, django)).version).toBe(django.version)

@@ -25,6 +25,7 @@ import * as AuthService from "../AuthService.js"
 import * as ModelBackend from "../backends/ModelBackend.js"
 import * as ObjectPermissionBackend from "../backends/ObjectPermissionBackend.js"
 import { isEmailAddress } from "../internal/emailAddress.js"
+import * as SqlTables from "../internal/sqlTables.js"
 import { modelOf } from "../internal/sqlUserStore.js"
 import * as Lockout from "../Lockout.js"
 import * as ObjectPermissions from "../ObjectPermissions.js"
@@ -233,13 +234,7 @@ const checkTables = (db: Database): Effect.Effect<void, CliError, SqlClient.SqlC
     const sql = yield* SqlClient.SqlClient
     const t = yield* SqlUserStore.tables()
     const wanted = [t.user, t.group, t.permission, t.userGroups, t.userPermissions, t.groupPermissions]
-    const found = yield* sql.onDialectOrElse({
-      pg: () =>
-        sql<{ name: string }>`SELECT table_name AS name FROM information_schema.tables
-          WHERE table_schema = ANY (current_schemas(false)) AND ${sql.in("table_name", wanted)}`,
-      orElse: () => sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' AND ${sql.in("name", wanted)}`
-    })
-    const present = new Set(found.map((row) => row.name))
+    const present = yield* SqlTables.existingTables(sql, wanted)
     const missing = wanted.filter((name) => !present.has(name))
     if (missing.length === wanted.length) return yield* notMigrated(db, "all")
     if (missing.length > 0) return yield* notMigrated(db, missing)

@@ -298,6 +298,26 @@ export const columnTypes = (
   )
 
 /**
+ * Which of `names` are tables of the database: on PostgreSQL those of a schema on the search path
+ * (where unqualified statements find them), on SQLite the main database's.
+ *
+ * @internal
+ */
+export const existingTables = (
+  sql: SqlClient.SqlClient,
+  names: ReadonlyArray<string>
+): Effect.Effect<ReadonlySet<string>, SqlError> =>
+  Effect.map(
+    sql.onDialectOrElse({
+      pg: () =>
+        sql<{ readonly name: string }>`SELECT table_name AS name FROM information_schema.tables
+          WHERE table_schema = ANY (current_schemas(false)) AND ${sql.in("table_name", names)}`,
+      orElse: () => sql<{ readonly name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' AND ${sql.in("name", names)}`
+    }),
+    (rows) => new Set(rows.map((row) => row.name))
+  )
+
+/**
  * Whether a column's declared type (as {@link columnTypes} reads it) holds integers only:
  * PostgreSQL's `smallint`, `integer`, `bigint` (Django's auto fields); on SQLite a type naming
  * `INT`, SQLite's integer affinity (Django's `integer`).
