@@ -771,12 +771,17 @@ describe("explain and grant --object", () => {
 })
 
 describe("store errors name their root cause", () => {
+  // A fresh SQLite file holding a table another program made.
+  const databaseWith = (statement: string): string => {
+    const db = freshDatabase()
+    const other = new (createRequire(import.meta.url)("better-sqlite3") as new(f: string) => { exec(s: string): void; close(): void })(db)
+    other.exec(statement)
+    other.close()
+    return db
+  }
   it.effect("migrate on a database that has a table of the same name says which and why, in one line", () =>
     Effect.gen(function*() {
-      const db = freshDatabase()
-      const other = new (createRequire(import.meta.url)("better-sqlite3") as new(f: string) => { exec(s: string): void; close(): void })(db)
-      other.exec("CREATE TABLE auth_group (id integer PRIMARY KEY, name text)")
-      other.close()
+      const db = databaseWith("CREATE TABLE auth_group (id integer PRIMARY KEY, name text)")
       const result = yield* cli(["migrate", "--database", db])
       expect(result.code).toBe(1)
       expect(result.stderr.trim().split("\n")).toHaveLength(1)
@@ -786,10 +791,7 @@ describe("store errors name their root cause", () => {
 
   it.effect("a user table its migrations did not make is refused before anything is written", () =>
     Effect.gen(function*() {
-      const db = freshDatabase()
-      const other = new (createRequire(import.meta.url)("better-sqlite3") as new(f: string) => { exec(s: string): void; close(): void })(db)
-      other.exec("CREATE TABLE auth_user (id integer PRIMARY KEY, username text)")
-      other.close()
+      const db = databaseWith("CREATE TABLE auth_user (id integer PRIMARY KEY, username text)")
       const result = yield* cli(["migrate", "--database", db])
       expect(result.code).toBe(1)
       expect(result.stderr).toContain("has a table auth_user that effect-auth's migrations did not make")
