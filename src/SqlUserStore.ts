@@ -481,9 +481,9 @@ export const migrate = (
 
 // A user table the store's migrations did not make (no bookkeeping table beside it): a Django
 // site's `auth_user`, most likely. Migrating would leave the bookkeeping table behind in that
-// database and then fail on the `CREATE TABLE`; it is refused before anything is written. (The
-// Migrator makes its table and the store's in one transaction, so a store half-migrated by
-// another process is never seen so.)
+// database and then fail on the `CREATE TABLE`; it is refused before any table is made. (The
+// Migrator makes its bookkeeping table before it begins the transaction that makes the store's,
+// so a store another process is migrating at that moment is never taken for a foreign one.)
 const refuseForeignUserTable = (t: Tables): Effect.Effect<void, AuthConfigError | UserStore.UserStoreError, SqlClient.SqlClient> =>
   Effect.flatMap(SqlTables.client, (sql) =>
     Effect.flatMap(
