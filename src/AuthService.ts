@@ -552,7 +552,11 @@ const fromBackends = (
   const withUserPermissions = compiled.filter((b) => b.backend.getUserPermissions !== undefined)
   const withGroupPermissions = compiled.filter((b) => b.backend.getGroupPermissions !== undefined)
 
-  const hasPerm = (user: User, perm: string, obj?: unknown): Effect.Effect<boolean, AuthError.TransportError> => {
+  // Every question reads the user when it runs, not when it is made: an effect kept and run again
+  // (a periodic re-check, a retry) sees a superuser demoted or a user deactivated since.
+  const hasPerm = (user: User, perm: string, obj?: unknown): Effect.Effect<boolean, AuthError.TransportError> =>
+    Effect.suspend(() => hasPermNow(user, perm, obj))
+  const hasPermNow = (user: User, perm: string, obj?: unknown): Effect.Effect<boolean, AuthError.TransportError> => {
     // (an untyped caller's `null` user, or one that throws when read, holds nothing: refused,
     // never a defect)
     const superuser = readUser(user)
@@ -569,7 +573,9 @@ const fromBackends = (
 
   // The fold of `hasPerm`, step by step: the first grant decides, a PermissionDenied stops with
   // false, a TransportError fails the question as it fails `hasPerm`.
-  const explain = (user: User, perm: string, obj?: unknown): Effect.Effect<Permissions.Explanation, AuthError.TransportError> => {
+  const explain = (user: User, perm: string, obj?: unknown): Effect.Effect<Permissions.Explanation, AuthError.TransportError> =>
+    Effect.suspend(() => explainNow(user, perm, obj))
+  const explainNow = (user: User, perm: string, obj?: unknown): Effect.Effect<Permissions.Explanation, AuthError.TransportError> => {
     const superuser = readUser(user)
     const username = superuser === undefined ? "" : usernameOf(user)
     const explanation = (granted: boolean, decidedBy: string | undefined, steps: ReadonlyArray<Permissions.Step>) => ({
@@ -585,10 +591,7 @@ const fromBackends = (
       return Effect.succeed(explanation(true, "superuser", [{ backend: "superuser", answer: "grant", reasons: ["active superuser: every permission"] }]))
     }
     if (!isPermission(perm)) return Effect.succeed(explanation(false, undefined, []))
-    return Effect.suspend(() => {
-      const steps: Array<Permissions.Step> = []
-      return askFrom(0, steps)
-    })
+    return askFrom(0, [])
     function askFrom(i: number, steps: Array<Permissions.Step>): Effect.Effect<Permissions.Explanation, AuthError.TransportError> {
       if (i >= withHasPerm.length) return Effect.succeed(explanation(false, undefined, steps))
       const b = withHasPerm[i]!
@@ -633,7 +636,9 @@ const fromBackends = (
     return step(0)
   }
 
-  const hasModulePerms = (user: User, appLabel: string): Effect.Effect<boolean, AuthError.TransportError> => {
+  const hasModulePerms = (user: User, appLabel: string): Effect.Effect<boolean, AuthError.TransportError> =>
+    Effect.suspend(() => hasModulePermsNow(user, appLabel))
+  const hasModulePermsNow = (user: User, appLabel: string): Effect.Effect<boolean, AuthError.TransportError> => {
     const superuser = readUser(user)
     if (superuser === undefined) return Effect.succeed(false)
     if (superuser) return Effect.succeed(true)
@@ -647,29 +652,29 @@ const fromBackends = (
   }
 
   const getAllPermissions = (user: User, obj?: unknown) =>
-    readUser(user) === undefined ? noPermissions : Permissions.cached(
+    Effect.suspend(() => readUser(user) === undefined ? noPermissions : Permissions.cached(
       user,
       "all",
       obj,
       Permissions.union(withAllPermissions, (b) => b.guard(b.backend.getAllPermissions!(user, obj)))
-    )
+    ))
 
   // Django's PermissionsMixin asks every backend that has the method, superusers included.
   const getUserPermissions = (user: User, obj?: unknown) =>
-    readUser(user) === undefined ? noPermissions : Permissions.cached(
+    Effect.suspend(() => readUser(user) === undefined ? noPermissions : Permissions.cached(
       user,
       "user",
       obj,
       Permissions.union(withUserPermissions, (b) => b.guard(b.backend.getUserPermissions!(user, obj)))
-    )
+    ))
 
   const getGroupPermissions = (user: User, obj?: unknown) =>
-    readUser(user) === undefined ? noPermissions : Permissions.cached(
+    Effect.suspend(() => readUser(user) === undefined ? noPermissions : Permissions.cached(
       user,
       "group",
       obj,
       Permissions.union(withGroupPermissions, (b) => b.guard(b.backend.getGroupPermissions!(user, obj)))
-    )
+    ))
 
   return AuthAttempt.register({
     backendIds: compiled.map((b) => b.id),

@@ -242,6 +242,33 @@ describe("hasPerms, hasModulePerms, getAllPermissions", () => {
     }))
 })
 
+describe("a question kept and run again", () => {
+  it.effect("reads the user when it runs: a superuser deactivated or a user promoted since is answered as now", () =>
+    Effect.gen(function*() {
+      const a = grants("a", [])
+      yield* withAuth([a])((auth) =>
+        Effect.gen(function*() {
+          const boss = { ...root }
+          const questions = [
+            auth.hasPerm(boss, "blog.delete_post"),
+            auth.hasModulePerms(boss, "blog"),
+            Effect.map(auth.explain(boss, "blog.delete_post"), (e) => e.granted)
+          ]
+          expect(yield* Effect.all(questions)).toEqual([true, true, true])
+          // Django: an inactive superuser holds nothing it was not granted
+          ;(boss as { isActive: boolean }).isActive = false
+          expect(yield* Effect.all(questions)).toEqual([false, false, false])
+
+          const bob = { ...alice }
+          const bobsQuestion = auth.hasPerm(bob, "blog.delete_post")
+          expect(yield* bobsQuestion).toBe(false)
+          ;(bob as { isSuperuser: boolean }).isSuperuser = true
+          expect(yield* bobsQuestion).toBe(true)
+        })
+      )
+    }))
+})
+
 describe("per-request cache", () => {
   it.effect("within one request a backend is asked once per user and permission", () =>
     Effect.gen(function*() {
