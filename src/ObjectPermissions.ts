@@ -258,10 +258,14 @@ const refuse = (operation: string, message: string) => Effect.fail(new ObjectPer
 
 const isPermission = Schema.is(Permissions.Permission)
 
-// Only a string is quoted; anything else is named by its type, never shown: it may be anything (a
-// Proxy whose traps throw, a bigint JSON.stringify throws on, a secret).
+// Only a string is quoted, and only a short one (a 50 MB string from a form made a 50 MB error);
+// anything else is named by its type, never shown: it may be anything (a Proxy whose traps throw,
+// a bigint JSON.stringify throws on, a secret).
+const quotedMaxLength = 300
 const describe = (value: unknown): string => {
-  if (typeof value === "string") return JSON.stringify(value)
+  if (typeof value === "string") {
+    return value.length <= quotedMaxLength ? JSON.stringify(value) : `a string of ${value.length} UTF-16 units (too long to show)`
+  }
   const type = value === null ? "null" : typeof value
   return type === "null" || type === "undefined" ? type : `${type === "object" ? "an" : "a"} ${type}`
 }
@@ -298,13 +302,10 @@ const checkRef = (operation: string, obj: unknown): Effect.Effect<ObjectRef, Obj
 }
 
 // Ids and group names are compared as strings: an untyped caller's number 1 was user "1" on
-// PostgreSQL and SQLite (which convert it) and nobody in memory. And as every store keeps them:
-// at most the columns' 255 characters (UTF-16 units, as `User.UserId` counts; PostgreSQL's 255
-// characters hold at least as many) and no NUL or lone surrogate, which PostgreSQL refused (or
-// kept as U+FFFD) where SQLite and memory kept them.
-const whoMaxLength = 255
-const isWho = (who: unknown): who is string => typeof who === "string" && who.length <= whoMaxLength && isStorable(who)
-const whoRule = `a string of at most ${whoMaxLength} characters, no NUL or lone surrogate`
+// PostgreSQL and SQLite (which convert it) and nobody in memory; and as every store keeps them
+// (`isWho`).
+const isWho = internalRef.isWho
+const whoRule = `a string of at most ${internalRef.whoMaxLength} characters, no NUL or lone surrogate`
 const checkWho = (operation: string, field: "userId" | "group", who: unknown): Effect.Effect<string, ObjectPermissionsError> =>
   isWho(who) ? Effect.succeed(who) : refuse(operation, `${field} must be ${whoRule}`)
 

@@ -410,6 +410,10 @@ describe("permission strings", () => {
       expect((yield* Effect.flip(ObjectPermissions.validate("grantUser", "nodot", post))).message).toBe(
         "not a permission (app_label.codename): \"nodot\""
       )
+      // but a long one only by its length (a 5 MB string from a form made a 5 MB error)
+      expect((yield* Effect.flip(ObjectPermissions.validate("grantUser", "x".repeat(5_000_000), post))).message).toBe(
+        "not a permission (app_label.codename): a string of 5000000 UTF-16 units (too long to show)"
+      )
       expect(ObjectPermissions.refOf(hostile())).toEqual(Option.none())
       expect(ObjectPermissions.refOf({ ...post, title: "Q3" })).toEqual(Option.some(post))
     }))

@@ -35,7 +35,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
-import { isOfObjectApp } from "../internal/objectRef.js"
+import { isOfObjectApp, isWho } from "../internal/objectRef.js"
 import { askStore, storeFlags } from "../internal/userStore.js"
 import * as ObjectPermissions from "../ObjectPermissions.js"
 import type * as Permissions from "../Permissions.js"
@@ -180,7 +180,10 @@ export const make = (
         if (flags.isSuperuser && model !== undefined) {
           return { ref, model, superuser: true, own: none, viaGroups: new Map<string, ReadonlySet<string>>() }
         }
-        const groups = yield* askStore(users.groupsOf(user.id), [] as ReadonlyArray<string>, transport)
+        // A group whose name no object grant can hold (a Django group named with a NUL, which
+        // PostgreSQL cannot store in the grants' table) has no grants: left out, not a refusal of
+        // the user's other groups' and own grants.
+        const groups = (yield* askStore(users.groupsOf(user.id), [] as ReadonlyArray<string>, transport)).filter(isWho)
         const own = yield* Effect.mapError(grants.userPermissions(user.id, ref), transport)
         const viaGroups = yield* Effect.mapError(grants.groupPermissions(groups, ref), transport)
         const ofObject = (perms: ReadonlySet<string>): ReadonlySet<string> => new Set([...perms].filter(isObjects))

@@ -47,3 +47,17 @@ export const isOfObjectApp = (perm: string, contentType: string): boolean => {
   const dot = perm.indexOf(".")
   return dot > 0 && perm.slice(0, dot) === contentType.slice(0, contentType.indexOf("."))
 }
+
+/** The longest user id or group name an object grant names (the columns' 255 characters). @internal */
+export const whoMaxLength = 255
+
+/**
+ * A user id or group name as every object permission store keeps it: at most
+ * {@link whoMaxLength} UTF-16 units (as `User.UserId` counts; PostgreSQL's 255 characters hold at
+ * least as many) and no NUL or lone surrogate, which PostgreSQL refused (or kept as U+FFFD) where
+ * SQLite and memory kept them.
+ *
+ * @internal
+ */
+export const isWho = (who: unknown): who is string =>
+  typeof who === "string" && who.length <= whoMaxLength && isStorable(who)
