@@ -77,6 +77,7 @@ import { hashingAlgorithmOf } from "./internal/session/crypto.js"
 import * as SessionStore from "./SessionStore.js"
 import { safeCause } from "./internal/storeError.js"
 import { withValueFreeSpan } from "./internal/tracing.js"
+import { nullIfWrongType } from "./internal/redisWrongType.js"
 
 /**
  * The Django site's settings the store needs.
@@ -206,7 +207,9 @@ const codec = (options: Options) =>
     const backendOfPath = new Map(Object.entries(backends).map(([id, djangoPath]) => [djangoPath, id]))
     const backendOf = (djangoPath: string) =>
       backendOfPath.get(djangoPath) ?? (djangoPath.startsWith(ownPrefix) ? djangoPath.slice(ownPrefix.length) : undefined)
-    const cookieAge = Duration.toMillis(Duration.decode(options.cookieAge ?? Duration.weeks(2)))
+    const cookieAge = Duration.toMillis(
+      yield* SqlTables.timeoutOf("DjangoSessionStore", "cookieAge", options.cookieAge, Duration.weeks(2))
+    )
     const secret = Redacted.value(options.secret)
     const hashing = hashingAlgorithmOf(options.hashingAlgorithm)
     if (hashing === undefined) return yield* configError("hashingAlgorithm must be \"sha256\" or \"sha1\"")
@@ -385,7 +388,7 @@ export const make = (options: Options): Effect.Effect<SessionStore.Service, Auth
     const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
     const table = sql(tableName)
     const time = (millis: number): string => (pg ? new Date(millis).toISOString() : djangoSqliteTime(new Date(millis)))
-    const run = SqlTables.runner("SessionStore", options.timeout, storeError)
+    const run = yield* SqlTables.runner("SessionStore", options.timeout, storeError)
     const count = (statement: Effect.Effect<ReadonlyArray<unknown>, SqlError>) =>
       Effect.map(Effect.flatMap(statement, decodeKeys), (rows) => rows.length)
 
@@ -562,10 +565,12 @@ return 1`
  * (`django.core.cache.backends.redis.RedisCache`, Django 4.0+): the session dict, pickled as that
  * cache pickles it, under `<KEY_PREFIX>:<VERSION>:django.contrib.sessions.cache<session key>`, with
  * the session's age as the key's TTL. Unpickling reads plain data only (dicts, lists, tuples,
- * strings, ints, floats, booleans, None): a value holding anything else is no session, and is never
- * run. The entries effect-auth does not set are written back as the pickle opcodes Django wrote
- * (the memo renumbered), so a float `1.0`, a tuple, a dict with int keys or an int past 2^53 comes
- * back to Django as it was, in its place.
+ * strings, ints, floats, booleans, None); any other object Django pickled in the session (a
+ * datetime, a Decimal, a set, bytes) is never interpreted nor run, its entry kept as it is. The
+ * entries effect-auth does not set are written back as the pickle opcodes Django wrote (the memo
+ * renumbered), so a float `1.0`, a tuple, a dict with int keys, an int past 2^53 or a datetime
+ * comes back to Django as it was, in its place, and a login moves them to the new key as Django's
+ * `cycle_key` does.
  *
  * @example
  * ```ts
@@ -594,7 +599,7 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
         withValueFreeSpan(`SessionStore.${operation}`, { captureStackTrace: false })
       )
     const read = (key: string) =>
-      call("get", () => Promise.all([client.getBuffer(keyOf(key)), client.pttl(keyOf(key))]))
+      call("get", () => Promise.all([nullIfWrongType(client.getBuffer(keyOf(key))), client.pttl(keyOf(key))]))
     // Each entry as the opcodes Django wrote, copied back when the session is written: what
     // JavaScript reads of them (a float 1.0 is 1, a tuple an array) is only for effect-auth's keys.
     const dictOf = (value: Buffer): Dict<unknown> => Pickle.readSession(value) ?? noData
@@ -624,9 +629,9 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
       // a round that lost to one reads again.
       replace: (key, record, now) =>
         CompareAndSet.untilSettled(
-          Effect.flatMap(call("replace", () => client.getBuffer(keyOf(key))), (value) => {
-            // A value that does not read as a dict of plain data (Django put a datetime or a set
-            // in the session since it was read) is no session, as `get` reads it: written over,
+          Effect.flatMap(call("replace", () => nullIfWrongType(client.getBuffer(keyOf(key)))), (value) => {
+            // A value that does not read as a session dict (a pickle Python's pickler would not
+            // write, put there since it was read) is no session, as `get` reads it: written over,
             // everything Django keeps in the session would be lost.
             const before = value === null ? undefined : Pickle.readSession(value)
             return value === null || before === undefined
@@ -650,7 +655,7 @@ export const makeCache = (options: CacheOptions): Effect.Effect<SessionStore.Ser
       // PTTL: -2 gone.
       isLive: (key) => Effect.map(call("isLive", () => client.pttl(keyOf(key))), (ttl) => ttl !== -2),
       cycle: (from, key, record, now, cycleOptions) =>
-        Effect.flatMap(call("cycle", () => client.getBuffer(keyOf(from))), (value) =>
+        Effect.flatMap(call("cycle", () => nullIfWrongType(client.getBuffer(keyOf(from)))), (value) =>
           write("cycle", key, record, carried(value === null ? noData : dictOf(value), record, now, cycleOptions?.login === true), now)),
       // Redis drops expired keys itself.
       deleteExpired: () => Effect.succeed(0)

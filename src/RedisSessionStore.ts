@@ -35,6 +35,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as SessionStore from "./SessionStore.js"
 import { withValueFreeSpan } from "./internal/tracing.js"
+import { nullIfWrongType } from "./internal/redisWrongType.js"
 
 /**
  * Options shared by both ways of building the store.
@@ -154,9 +155,6 @@ const parse = (text: string | null, now: number): Option.Option<SessionStore.Ses
   return Option.filter(SessionStore.decodeStored(value), (r) => r.expiresAt > now)
 }
 
-const wrongType = (error: unknown): boolean =>
-  error instanceof Error && error.message.startsWith("WRONGTYPE")
-
 /**
  * Builds the store on a connected client.
  *
@@ -184,7 +182,7 @@ export const make = (client: RedisClient, options: Options = {}): Effect.Effect<
       // parse is; its WRONGTYPE error made the cookie a 503 on every request, its logout too.
       get: (key, now) =>
         Effect.map(
-          call("get", () => client.get(prefix + key).catch((error) => wrongType(error) ? null : Promise.reject(error))),
+          call("get", () => nullIfWrongType(client.get(prefix + key))),
           (text) => parse(text, now)
         ),
       set: (key, record, now) => {

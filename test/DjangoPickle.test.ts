@@ -318,6 +318,37 @@ print(json.dumps(differing))`,
     expect(differing).toEqual([])
   })
 
+  // Django's cache pickles the session dict as it is: a view may keep a datetime or a Decimal in
+  // it. Such a session was no session here, and a login over it left only the login behind (its
+  // `cycle_key` keeps every entry).
+  it("objects Django pickled (datetime, Decimal, set, bytes) are kept as Django wrote them, at every protocol, never read", () => {
+    for (const protocol of [2, 3, 4, 5]) {
+      const out = JSON.parse(python(
+        `${described}import datetime, decimal
+when = datetime.datetime(2026, 12, 8, 9, 30, 1, 5, tzinfo=datetime.timezone.utc)
+d = {"_auth_user_id": "7", "seen": when, "day": datetime.date(2026, 12, 8), "naive": datetime.datetime(2030, 1, 1),
+  "price": decimal.Decimal("19.99"), "tags": {"a"}, "frozen": frozenset([1]), "raw": b"\\x00\\xff",
+  "again": when, "nested": [when, ("t", decimal.Decimal("-0"))], "after": 1.0}
+print(json.dumps({"pickle": base64.b64encode(pickle.dumps(d, ${protocol})).decode(), "t": t(d)}))`,
+        ""
+      )) as { pickle: string; t: [string, Array<[unknown, unknown]>] }
+      const bytes = Buffer.from(out.pickle, "base64")
+      const dict = Pickle.readSession(bytes)
+      expect(dict, `protocol ${protocol}`).toBeDefined()
+      expect(dict!.get("seen")!.value).toBe(Pickle.opaque)
+      expect(dict!.get("_auth_user_id")!.value).toBe("7")
+      expect(dict!.get("after")!.value).toBe(1)
+      // effect-auth's keys written over, every other entry Python's as it was, shared where it was
+      const ours = rewritten(bytes, own)
+      const read = asPythonReads(ours, ["d['seen'] is d['again']", "d['nested'][0] is d['seen']"])
+      expect(read.t[1].slice(1, -1), `protocol ${protocol}`).toEqual(out.t[1].slice(1))
+      expect(read.checks).toEqual([true, true])
+    }
+    // still nothing but plain data for a value read on its own
+    expect(Pickle.loads(Buffer.from(python("import datetime; print(base64.b64encode(pickle.dumps(datetime.date(2026, 1, 1))).decode())", ""), "base64")))
+      .toBeUndefined()
+  })
+
   it("a pickle Python's pickler would not write is no session, nor one Python cannot read", () => {
     for (
       const bytes of [

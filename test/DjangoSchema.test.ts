@@ -266,6 +266,14 @@ const otherSessions = (site: (action: string, extra: object) => Effect.Effect<an
     yield* sessions.logout(another)
     expect(yield* djangoSees(another)).toEqual({ id: null, data: {} })
     expect(yield* sessions.holdsOther(another)).toBe(false)
+
+    // A cart of 1.3 MB of JSON (Django sets no bound): its session is one, and a login moves it
+    // with its data (it was no session here, and the login left the cart behind).
+    const bigCart = { cart: Array.from({ length: 200_000 }, (_, i) => i) }
+    const big: string = (yield* site("anonymous", { data: bigCart })).key
+    expect(yield* sessions.holdsOther(big)).toBe(true)
+    const bigLogin = yield* login("editor", "editor-pw-10", big)
+    expect(yield* djangoSees(bigLogin)).toEqual({ id: yield* idOf("editor"), data: bigCart })
   })
 
 for (const django of djangos) for (const engine of [sqlite, pg]) {
@@ -1733,7 +1741,7 @@ describe("DjangoSessionStore: replace leaves alone data it cannot read", () => {
       expect(Option.isSome(yield* store.get(key, 2_000))).toBe(true)
     }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" })), Effect.orDie))
 
-  it.effect("the cache store: a pickle that is not plain data", () =>
+  it.effect("the cache store: an object Django pickled is kept as it was; a pickle Python cannot read is left alone", () =>
     Effect.gen(function*() {
       const values = new Map<string, Buffer>()
       const client: DjangoSessionStore.CacheClient = {
@@ -1759,8 +1767,24 @@ describe("DjangoSessionStore: replace leaves alone data it cannot read", () => {
       )
       const [stored] = values.keys()
       values.set(stored!, withDatetime)
-      expect(yield* store.replace(key, { ...record, lastSeenAt: 3_000 }, 3_000)).toBe(false)
-      expect(values.get(stored!)).toEqual(withDatetime)
+      // a session, its datetime written back as Django's opcodes (it was no session, and a login
+      // over it left only the login behind)
+      expect(yield* store.replace(key, { ...record, lastSeenAt: 3_000 }, 3_000)).toBe(true)
+      expect(Option.map(yield* store.get(key, 3_000), (r) => r.lastSeenAt)).toEqual(Option.some(3_000))
+      const datetimeOpcodes = withDatetime.subarray(withDatetime.indexOf("when") - 2, withDatetime.length - 2)
+      expect(values.get(stored!)!.includes(datetimeOpcodes.subarray(0, datetimeOpcodes.length - 4))).toBe(true)
+      yield* store.cycle!(key, "c".repeat(32), record, 3_000)
+      const cycled = [...values.entries()].find(([k]) => k.endsWith("c".repeat(32)))![1]
+      expect(Pickle.readSession(cycled)!.get("when")!.value).toBe(Pickle.opaque)
+      // a key of another type at a session's key (a hash: nobody's session) holds no session, as
+      // Django's cache store reads what it cannot load; its WRONGTYPE was a 503 on every request
+      const wrongType = Object.assign(new Error("WRONGTYPE Operation against a key holding the wrong kind of value"), {})
+      const typed: DjangoSessionStore.CacheClient = { ...client, getBuffer: () => Promise.reject(wrongType) }
+      const overHash = yield* DjangoSessionStore.makeCache({ secret, client: typed })
+      expect(yield* overHash.get(key, 3_000)).toEqual(Option.none())
+      expect(yield* overHash.replace(key, { ...record, lastSeenAt: 3_000 }, 3_000)).toBe(false)
+      yield* overHash.cycle!(key, "d".repeat(32), record, 3_000)
+      values.set(stored!, withDatetime)
       // {'_auth_user_id': '1', [1]: 1}: a key Python cannot hash (its pickle.loads fails, and
       // Django reads no session), crafted; an int key is read (and kept), such a key is not.
       const unhashableKey = Buffer.from([

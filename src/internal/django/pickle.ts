@@ -1,7 +1,11 @@
 // The part of Python's pickle that a Django session dict needs (str, int, float, bool, None, list,
 // tuple, dict), for sessions Django keeps in a cache (`django.core.cache.backends.redis`: pickled).
-// Reading accepts only these data opcodes: anything that could name or call Python code
-// (GLOBAL, REDUCE, BUILD, INST, OBJ, ...) makes the whole value unreadable, never run.
+// `loads` accepts only these data opcodes: anything that could name or call Python code (GLOBAL,
+// REDUCE, BUILD, INST, OBJ, ...) makes the whole value unreadable, never run. A session dict
+// (`readSession`) may also hold other objects Django pickled as they were (a datetime, a Decimal,
+// a set, bytes): such a value is `opaque`, never interpreted, its entry copied back as Django's
+// opcodes when the session is written, as Django's `cycle_key` keeps it. Only effect-auth's own
+// keys are read, and an opaque one is no value of theirs.
 //
 // JavaScript has no float 1.0 apart from the int 1, nor tuples, nor dict keys that are not strings,
 // so what effect-auth did not set itself is not written back from what JavaScript holds: each entry
@@ -10,6 +14,12 @@
 
 /** Pickle's MARK on the stack while reading. */
 const mark = Symbol("mark")
+
+/**
+ * A value of a session dict that is no plain data (a datetime, a Decimal, a set, bytes): read as
+ * this, never interpreted; its entry is copied back as the opcodes that built it. @internal
+ */
+export const opaque: unique symbol = Symbol("effect-auth/pickle/opaque")
 
 // `ignoreBOM`: a str Python holds may start with U+FEFF (a key "\ufeffcart" beside "cart"); a
 // decoder that strips it read two keys as one, and wrote one of them back for both.
@@ -358,11 +368,69 @@ const read = (buf: Buffer, strict: boolean): { root: unknown; entries: Array<Ent
         break
       }
       default:
-        throw new Error(`opcode 0x${code.toString(16)} is not plain data`)
+        // Within a session dict, an object Django pickled (`strict`): opaque, its opcodes kept.
+        if (!strict || !objectOpcode(code)) throw new Error(`opcode 0x${code.toString(16)} is not plain data`)
+        switch (code) {
+          case 0x63: // GLOBAL: "module\nname\n"
+            for (let lines = 0; lines < 2; at++) {
+              if (at >= buf.length) throw new Error("truncated")
+              if (buf[at] === 0x0a) lines++
+            }
+            push(opaque)
+            break
+          case 0x43: // SHORT_BINBYTES
+            take(take(1).readUInt8(0))
+            push(opaque)
+            break
+          case 0x42: // BINBYTES
+            take(take(4).readUInt32LE(0))
+            push(opaque)
+            break
+          case 0x8e: { // BINBYTES8
+            const n = take(8).readBigUInt64LE(0)
+            if (n > BigInt(buf.length)) throw new Error("truncated")
+            take(Number(n))
+            push(opaque)
+            break
+          }
+          case 0x8f: // EMPTY_SET
+            push(opaque)
+            break
+          case 0x93: // STACK_GLOBAL: module and name
+          case 0x52: // REDUCE: callable and arguments
+          case 0x81: // NEWOBJ: class and arguments
+          case 0x92: { // NEWOBJ_EX: class, arguments and keyword arguments
+            const n = code === 0x92 ? 3 : 2
+            if (stack.length < n) throw new Error("empty stack")
+            const start = starts[stack.length - n]!
+            consumeTop(n)
+            push(opaque, start)
+            break
+          }
+          case 0x62: // BUILD: the state given to the object under it, which stays
+            consumeTop(1)
+            if (stack[stack.length - 1] !== opaque) throw new Error("BUILD of no object")
+            break
+          case 0x90: // ADDITEMS: the items above the mark added to the set under it
+            consume(markAt())
+            if (stack[stack.length - 1] !== opaque) throw new Error("ADDITEMS to no set")
+            break
+          case 0x91: { // FROZENSET of the items above the mark
+            const i = markAt()
+            const start = starts[i]!
+            consume(i)
+            push(opaque, start)
+            break
+          }
+        }
     }
   }
   throw new Error("no STOP")
 }
+
+// The opcodes that build an object other than plain data, read (as `opaque`) in a session dict.
+const objectOpcodes = new Set([0x63, 0x43, 0x42, 0x8e, 0x8f, 0x93, 0x52, 0x81, 0x92, 0x62, 0x90, 0x91])
+const objectOpcode = (code: number): boolean => objectOpcodes.has(code)
 
 // Python's pickler fails (RecursionError) before its recursion limit, 1000 by default: no session
 // Django wrote is nested deeper.

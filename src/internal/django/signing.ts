@@ -280,7 +280,10 @@ export interface LoadsOptions {
   readonly maxAgeSeconds?: number
   /** The time to check `maxAgeSeconds` against, in ms (default `Date.now()`). */
   readonly now?: number
-  /** Refuse compressed data that inflates past this many bytes (zip bombs); default 1 MiB. */
+  /**
+   * Refuse compressed data that inflates past this many bytes (zip bombs). Default: 1 MiB, or 64
+   * times the compressed bytes where that is more, at most 64 MiB.
+   */
   readonly maxDecompressedBytes?: number
 }
 
@@ -319,8 +322,17 @@ const signedPayload = (signed: string, options: LoadsOptions): Buffer | undefine
   }
   const payload = value.slice(0, stampCut)
   if (!payload.startsWith(".")) return b64Decode(payload)
-  return inflateSync(b64Decode(payload.slice(1)), { maxOutputLength: options.maxDecompressedBytes ?? 1024 * 1024 })
+  const compressed = b64Decode(payload.slice(1))
+  return inflateSync(compressed, { maxOutputLength: options.maxDecompressedBytes ?? inflatedLimit(compressed.length) })
 }
+
+// How far signed data may inflate. Django sets no bound; the signature is checked first, so only a
+// holder of the secret could make a bomb, and this bounds the memory one row costs all the same.
+// Proportional to what is stored: a Django session of a large cart (1.3 MB of JSON, a few hundred
+// KB compressed) is read, and moved with its data at a login, where a flat 1 MiB made it no
+// session and the login left its data behind; a deflate bomb inflates a thousandfold.
+const inflatedLimit = (compressedBytes: number): number =>
+  Math.min(64 * 1024 * 1024, Math.max(1024 * 1024, 64 * compressedBytes))
 
 /**
  * Mirrors `SessionBase.key_salt`: "django.contrib.sessions." + the store's class name, which is
