@@ -595,7 +595,10 @@ const positive = (name: string, value: number, integer: boolean) =>
     ? Effect.void
     : Effect.fail(new AuthError.AuthConfigError({ message: `Lockout: ${name} must be a positive ${integer ? "integer" : "number"}` }))
 
-const millis = (input: Duration.DurationInput): number => Duration.toMillis(Duration.decode(input))
+// A malformed input (`"15 minutez"` from a config file, which `Duration.decode` throws on) is NaN,
+// which `positive` refuses with an AuthConfigError.
+const millis = (input: Duration.DurationInput): number =>
+  Option.match(Duration.decodeUnknown(input), { onNone: () => NaN, onSome: Duration.toMillis })
 
 // The wall clock, for how long a request waits (see `reserve`), never the app's `Clock`.
 const realClock = Clock.make()

@@ -172,7 +172,7 @@ export const make = (
     const t = yield* tables(options)
     const sql = yield* SqlTables.client
     const identity = sql(t.identity)
-    const run = SqlTables.runner("ExternalIdentities", options.timeout, storeError)
+    const run = yield* SqlTables.runner("ExternalIdentities", options.timeout, storeError)
 
     // `ExternalIdentities.make` checks every call's input before these run
     return ExternalIdentities.make({

@@ -261,7 +261,7 @@ export const make = (options: Options = {}): Effect.Effect<Lockout.Store, AuthCo
     const sql = yield* SqlTables.client
     const table = sql(t.lockout)
     const columns = sql.literal("lock_key, failures, last_failure, locked_until, lockouts, pending, pending_until, pending_since, expires_at")
-    const run = SqlTables.runner("Lockout", options.timeout, storeError)
+    const run = yield* SqlTables.runner("Lockout", options.timeout, storeError)
 
     // The keys' live records, their rows locked until the transaction ends (in key order, so two
     // transactions over overlapping keys cannot deadlock). Each row is locked by an upsert that

@@ -288,7 +288,7 @@ export const make = (
     const t = yield* tables(options)
     const models = options.models === undefined ? undefined : yield* ModelRegistry.check("SqlObjectPermissions", options.models)
     const sql = yield* SqlTables.client
-    const run = SqlTables.runner("ObjectPermissions", options.timeout, storeError)
+    const run = yield* SqlTables.runner("ObjectPermissions", options.timeout, storeError)
     // `ObjectPermissions.make` checks every call's input before these run
     const change = (operation: string, table: string, who: "user_id" | "group_name", add: boolean) =>
     (whom: string, perm: string, obj: ObjectPermissions.ObjectRef) =>

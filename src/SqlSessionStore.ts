@@ -261,7 +261,7 @@ export const make = (
 
     // Every database failure is a SessionStoreError, and so is no answer within the timeout;
     // defects stay defects. A session's row that does not decode is no session (`decodeRow`).
-    const run = SqlTables.runner("SessionStore", options.timeout, storeError)
+    const run = yield* SqlTables.runner("SessionStore", options.timeout, storeError)
 
     const count = (statement: Effect.Effect<ReadonlyArray<unknown>, SqlError>) =>
       Effect.map(Effect.flatMap(statement, decodeKeys), (rows) => rows.length)

@@ -216,7 +216,7 @@ export const make = (options: Options = {}): Effect.Effect<TotpStore.Service, Au
     const sql = yield* SqlTables.client
     const device = sql(t.device)
     const codes = sql(t.recoveryCode)
-    const run = SqlTables.runner("TotpStore", options.timeout, storeError)
+    const run = yield* SqlTables.runner("TotpStore", options.timeout, storeError)
     const changed = (statement: Effect.Effect<ReadonlyArray<unknown>, SqlError>) =>
       Effect.map(statement, (rows) => rows.length > 0)
     // The caller runs it in a transaction: the codes are replaced whole or not at all.

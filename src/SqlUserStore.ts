@@ -622,8 +622,8 @@ export const make = (
     // Every failure of the database or of a row's shape is a UserStoreError: callers (the model
     // backend) turn it into a TransportError. Defects stay defects: a bug is not an outage.
     // No answer within the timeout is a UserStoreError too.
-    const timeout = options.timeout === undefined ? SqlTables.defaultTimeout : Duration.decode(options.timeout)
-    const busyTimeout = options.busyTimeout === undefined ? timeout : Duration.decode(options.busyTimeout)
+    const timeout = yield* SqlTables.timeoutOf("SqlUserStore", "timeout", options.timeout, SqlTables.defaultTimeout)
+    const busyTimeout = yield* SqlTables.timeoutOf("SqlUserStore", "busyTimeout", options.busyTimeout, timeout)
     const run = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
       effect.pipe(
         SqlTables.retryBusy(busyTimeout),

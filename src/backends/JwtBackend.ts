@@ -327,10 +327,14 @@ const minSecretBytes: Record<string, number> = { HS256: 32, HS384: 48, HS512: 64
 const decodeAlgorithms = Schema.decodeUnknownEither(Schema.NonEmptyArray(Algorithm))
 const configError = (message: string) => new AuthError.AuthConfigError({ message: `JwtBackend: ${message}` })
 
+// Decoded as unknown: a typed DurationInput can still be a malformed string from a config file,
+// which `Duration.decode` throws on. A negative number or string (`"-5 seconds"`), which Duration
+// reads as zero, is refused rather than taken as no skew.
 const seconds = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput, name: string) => {
-  const duration = Duration.decode(input ?? fallback)
-  return Duration.isFinite(duration) && Duration.toMillis(duration) >= 0
-    ? Effect.succeed(duration)
+  const duration = Duration.decodeUnknown(input ?? fallback)
+  const negative = (typeof input === "number" && input < 0) || (typeof input === "string" && input.trim().startsWith("-"))
+  return Option.isSome(duration) && !negative && Duration.isFinite(duration.value)
+    ? Effect.succeed(duration.value)
     : Effect.fail(configError(`${name} must be a finite, non-negative duration`))
 }
 

@@ -211,16 +211,36 @@ export const runner = <E2>(
   spanPrefix: string,
   timeoutInput: Duration.DurationInput | undefined,
   storeError: (operation: string) => (cause: unknown) => E2
-) => {
-  const timeout = timeoutInput === undefined ? defaultTimeout : Duration.decode(timeoutInput)
-  const guard = guarded(timeout, storeError)
-  return <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E2, R> =>
-    effect.pipe(
-      // A SQLite file locked by another connection is waited for within the same bound.
-      retryBusy(timeout),
-      guard(operation),
-      withValueFreeSpan(`${spanPrefix}.${operation}`, { captureStackTrace: false })
-    )
+): Effect.Effect<<A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E2, R>, AuthConfigError> =>
+  Effect.map(timeoutOf(spanPrefix, "timeout", timeoutInput, defaultTimeout), (timeout) => {
+    const guard = guarded(timeout, storeError)
+    return <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E2, R> =>
+      effect.pipe(
+        // A SQLite file locked by another connection is waited for within the same bound.
+        retryBusy(timeout),
+        guard(operation),
+        withValueFreeSpan(`${spanPrefix}.${operation}`, { captureStackTrace: false })
+      )
+  })
+
+/**
+ * A store's time bound from its options: `input` (else `fallback`) as a positive, finite
+ * duration, or an `AuthConfigError` naming `module` and `name` when the layer is built. A typed
+ * `DurationInput` can still be a malformed string at run time (from a config file: `"5 secondz"`),
+ * which `Duration.decode` throws on.
+ *
+ * @internal
+ */
+export const timeoutOf = (
+  module: string,
+  name: string,
+  input: unknown,
+  fallback: Duration.Duration
+): Effect.Effect<Duration.Duration, AuthConfigError> => {
+  const decoded = input === undefined ? Option.some(fallback) : Duration.decodeUnknown(input)
+  return Option.isSome(decoded) && Duration.isFinite(decoded.value) && Duration.greaterThan(decoded.value, Duration.zero)
+    ? Effect.succeed(decoded.value)
+    : Effect.fail(new AuthConfigError({ message: `${module}: ${name} must be a positive, finite duration` }))
 }
 
 /**

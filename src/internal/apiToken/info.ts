@@ -48,14 +48,9 @@ export const repoRunner = <E>(
   options: { readonly timeout?: Duration.DurationInput | undefined },
   storeError: (operation: string) => (cause: unknown) => E
 ): Effect.Effect<<A>(operation: string, effect: Effect.Effect<A, RepositoryError>) => Effect.Effect<A, E>, AuthConfigError> => {
-  // a typed DurationInput can still be a malformed string at runtime (from a config file, say)
-  const decoded = options.timeout === undefined ? Option.some(SqlTables.defaultTimeout) : Duration.decodeUnknown(options.timeout)
-  if (Option.isNone(decoded) || !Duration.greaterThan(decoded.value, Duration.zero)) {
-    return Effect.fail(new AuthConfigError({ message: `${module}: timeout must be a positive duration` }))
-  }
-  const guard = SqlTables.guarded(decoded.value, storeError)
-  // A token's row holds its digest: `sql.execute`'s span must not end with it.
-  return Effect.succeed(<A>(operation: string, effect: Effect.Effect<A, RepositoryError>) =>
-    withValueFreeChildren(guard(operation)(effect))
-  )
+  return Effect.map(SqlTables.timeoutOf(module, "timeout", options.timeout, SqlTables.defaultTimeout), (timeout) => {
+    const guard = SqlTables.guarded(timeout, storeError)
+    // A token's row holds its digest: `sql.execute`'s span must not end with it.
+    return <A>(operation: string, effect: Effect.Effect<A, RepositoryError>) => withValueFreeChildren(guard(operation)(effect))
+  })
 }
