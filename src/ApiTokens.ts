@@ -48,6 +48,7 @@ import * as Token from "./internal/apiToken/token.js"
 import * as SqlTables from "./internal/sqlTables.js"
 import { failedMessage, safeCause } from "./internal/storeError.js"
 import { isUserId } from "./internal/userId.js"
+import { isStorable } from "./internal/wellFormed.js"
 import { StorableDate } from "./internal/userStore.js"
 import { treeMessage } from "./internal/parseErrors.js"
 import * as UserModule from "./User.js"
@@ -146,7 +147,10 @@ export const Scope = Schema.String.pipe(Schema.pattern(/^[\x21\x23-\x5b\x5d-\x7e
 export const CreateToken = Schema.Struct({
   userId: UserModule.UserId,
   name: Schema.String.pipe(
-    Schema.filter((s) => (s.length >= 1 && [...s].length <= 255 && !s.includes("\u0000")) || "must be 1 to 255 characters without NUL")
+    // (as every store keeps it: PostgreSQL refuses a NUL and keeps a lone surrogate as U+FFFD)
+    Schema.filter((s) =>
+      (s.length >= 1 && [...s].length <= 255 && isStorable(s)) || "must be 1 to 255 characters without NUL or lone surrogate"
+    )
   ),
   scopes: Schema.optional(Schema.Array(Scope).pipe(Schema.maxItems(64))),
   expiresAt: Schema.optional(StorableDate)
@@ -566,7 +570,10 @@ export const make = (
           return { token: Redacted.make(token), info: infoOf(tokenPrefix, row) }
         }),
       list: (userId, listOptions) => {
-        if (!isUserId(userId)) return Effect.fail(new InvalidInput({ field: "userId", message: "must be 1 to 255 characters" }))
+        // (a NUL made PostgreSQL's query fail: a store error, read as an outage)
+        if (!isUserId(userId) || !isStorable(userId)) {
+          return Effect.fail(new InvalidInput({ field: "userId", message: "must be 1 to 255 characters without NUL or lone surrogate" }))
+        }
         const decoded = decodeOptions(decodeListOptions, listOptions, "must be an object whose includeRevoked is a boolean")
         if (Either.isLeft(decoded)) return Effect.fail(new InvalidInput({ field: "options", message: decoded.left }))
         return Effect.map(

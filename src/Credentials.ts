@@ -209,8 +209,14 @@ export const Token = CredentialsDecoder.register(
  */
 export type Token = typeof Token.Type
 
+// As long as a token: the header's value before `cleanUsername`, not a stored name.
+const remoteUserMaxLength = 8192
+
 /**
- * The user name a trusted reverse proxy put in a header (Django's `REMOTE_USER`).
+ * The user name a trusted reverse proxy put in a header (Django's `REMOTE_USER`), 1 to 8192
+ * characters as the proxy sent it: the backend's `cleanUsername` (Django's `clean_username`) runs
+ * on it before any rule of the user store's (a name past 150 or 255 characters there is no user),
+ * so `alice@` and a long realm is still `alice` where the backend strips the realm.
  *
  * @example
  * ```ts
@@ -225,11 +231,11 @@ export type Token = typeof Token.Type
  */
 export const RemoteUser = CredentialsDecoder.register(
   Schema.Struct({
-    remoteUser: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255))
+    remoteUser: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(remoteUserMaxLength))
   }),
   (() => {
     const keys = ["remoteUser"]
-    const remoteUser = CredentialsDecoder.text(1, 255)
+    const remoteUser = CredentialsDecoder.text(1, remoteUserMaxLength)
     return (raw: unknown) => {
       if (!CredentialsDecoder.hasExactKeys(raw, keys)) return CredentialsDecoder.invalid
       const r = remoteUser(raw.remoteUser)

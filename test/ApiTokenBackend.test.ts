@@ -387,6 +387,10 @@ const suite = (name: string, env: (options?: ApiTokenBackend.Options) => Layer.L
         const many = Array.from({ length: 65 }, (_, i) => `s${i}`)
         expect(failureTag(yield* Effect.exit(tokens.create({ userId: alice.id, name: "x", scopes: many })))).toBe("InvalidInput")
         expect(failureTag(yield* Effect.exit(tokens.list("")))).toBe("InvalidInput")
+        // what no store keeps as given: PostgreSQL failed the query on a NUL (a store error, read
+        // as an outage) and stored a lone surrogate as U+FFFD (a name other than the one answered)
+        expect(failureTag(yield* Effect.exit(tokens.list("a\u0000b")))).toBe("InvalidInput")
+        expect(failureTag(yield* Effect.exit(tokens.create({ userId: alice.id, name: "tok\ud800x" })))).toBe("InvalidInput")
         expect(yield* tokens.list(alice.id)).toEqual([])
       }).pipe(Effect.provide(env())))
 

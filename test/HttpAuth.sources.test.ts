@@ -91,6 +91,18 @@ describe("HttpAuth: the sources option", () => {
         expect((yield* call(url, "GET", "/me", { headers: { cookie } })).json()).toMatchObject({ method: "session" })
       })))
 
+  it.live("without a source that reads Authorization, the header is not read: a proxy's own Basic auth leaves the cookie to decide", () =>
+    withServer({ http: { realm: "test", sources: [signed, RequestSource.sessionCookie()] } }, (url) =>
+      Effect.gen(function*() {
+        const { cookie } = yield* login(url, "alice", "wonderland")
+        for (const authorization of ["Basic cHJveHk6cGFzcw==", "Bearer garbage", "Token x", "Bearer"]) {
+          const response = yield* call(url, "GET", "/me", { headers: { authorization, cookie } })
+          expect(response.status, authorization).toBe(200)
+          expect(response.json()).toMatchObject({ username: "alice", method: "session" })
+        }
+        expect((yield* call(url, "GET", "/me", { headers: { authorization: "Bearer alice-token" } })).status).toBe(401)
+      })))
+
   it.live("sources together with the shorthand options, or a source's bad header name, fail the layer", () =>
     Effect.gen(function*() {
       for (

@@ -147,6 +147,18 @@ describe("RemoteUserBackend over HTTP", () => {
         expect(sessionCookie(again)).toBeUndefined()
       })))
 
+  it.live("cleanUsername runs before any length rule: a header past 255 characters that cleans to a name logs in, as Django's", () =>
+    withServer(remote({}, { cleanUsername: (name) => name.split("@")[0]! }), ({ url }) =>
+      Effect.gen(function*() {
+        const long = `alice@${"R".repeat(300)}`
+        const reply = yield* call(url, "GET", "/me", { headers: { "x-remote-user": long } })
+        expect(reply.status).toBe(200)
+        expect(reply.json()).toMatchObject({ id: "1", username: "alice" })
+        // one that cleans to a name no store keeps is no user; past a token's 8192, no credentials
+        expect((yield* call(url, "GET", "/me", { headers: { "x-remote-user": "x".repeat(300) } })).status).toBe(401)
+        expect((yield* call(url, "GET", "/me", { headers: { "x-remote-user": `bob@${"R".repeat(8200)}` } })).status).toBe(401)
+      })))
+
   it.live("trustedOnly: false: the header still logs in", () =>
     withServer(remote({}, { trustedOnly: false }), ({ url }) =>
       Effect.gen(function*() {

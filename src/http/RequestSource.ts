@@ -311,7 +311,8 @@ export const make = (options: {
 
 // The Authorization sources answer "absent" for the other scheme, so that Bearer and Basic can
 // both be listed; a header that no listed source claims is a 401 (`HttpAuth` checks that after
-// the last source that reads `authorization`).
+// the last source that reads `authorization`). Where no source reads it, the header is not read at
+// all (a proxy's own Basic auth forwards it; Django reads none).
 const authorizationHeaders: ReadonlyArray<string> = ["authorization"]
 
 // The `Authorization` header read for one scheme: absent without the header or with another
