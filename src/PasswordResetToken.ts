@@ -36,6 +36,7 @@ import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { AuthConfigError } from "./AuthError.js"
+import * as ConfigDuration from "./internal/configDuration.js"
 import { textOf } from "./internal/redactedString.js"
 import * as UserId from "./internal/userId.js"
 
@@ -284,8 +285,12 @@ const settingsOf = (options: Options): Either.Either<Settings, AuthConfigError> 
     if (fallbackKeys === undefined || !fallbackKeys.every((s): s is string => s !== undefined)) {
       return configError("secretFallbacks must be an array of Redacted strings")
     }
-    const duration = Duration.decodeUnknown(timeout ?? defaultTimeout)
-    if (Option.isNone(duration)) return configError("timeout must be a Duration input, such as \"1 hour\" or 3600000")
+    // (NaN or a negative one made every link die within a second, unnoticed; Django refuses every
+    // token under a negative PASSWORD_RESET_TIMEOUT. Infinity is Django's float("inf"): no expiry.)
+    const duration = ConfigDuration.nonNegative(timeout ?? defaultTimeout, true)
+    if (Option.isNone(duration)) {
+      return configError("timeout must be a non-negative Duration input, such as \"1 hour\" or 3600000")
+    }
     const hmac = algorithm ?? "sha256"
     if (hmac !== "sha256" && hmac !== "sha1") return configError("algorithm must be \"sha256\" or \"sha1\"")
     const salt = keySalt ?? KEY_SALT

@@ -364,6 +364,27 @@ const storedAsUser = (stored: UserStore.StoredUser): User => stored as unknown a
 class BindLost extends Data.TaggedError("BindLost")<{}> {}
 
 const decodeExternal = Schema.decodeUnknown(ExternalUser, { errors: "first" })
+
+// What the app's mapping answered, read once into plain data (its fields, the groups' items): a
+// getter or a Proxy's trap that throws does so here, where it is the mapping's failure, and not
+// inside the Schema's decoding, which lets it out as a defect. A field that is an object of any
+// other kind (none is one) is read no further: an empty object stands for it, which the Schema
+// refuses at its path. `undefined` when reading threw.
+const externalKeys = Object.keys(ExternalUser.fields)
+const plainValue = (value: unknown): unknown => Predicate.isObject(value) || typeof value === "function" ? {} : value
+const readExternal = (raw: unknown): { readonly value: unknown } | undefined => {
+  try {
+    if (!Predicate.isObject(raw)) return { value: raw }
+    const plain: Record<string, unknown> = {}
+    for (const key of externalKeys) {
+      const value: unknown = (raw as Record<string, unknown>)[key]
+      if (value !== undefined) plain[key] = Array.isArray(value) ? Array.from(value, plainValue) : plainValue(value)
+    }
+    return { value: plain }
+  } catch {
+    return undefined
+  }
+}
 const isUsername = Schema.is(UserStore.Username)
 
 type StoreError =
@@ -439,8 +460,10 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
       Effect.mapError(effect, (error) =>
         isStoreError(error) ? transport(error) : error as Exclude<E, StoreError>)
 
-    const decode = (raw: unknown): Effect.Effect<ExternalUser, AuthError.TransportError> =>
-      decodeExternal(raw).pipe(
+    const decode = (raw: unknown): Effect.Effect<ExternalUser, AuthError.TransportError> => {
+      const read = readExternal(raw)
+      if (read === undefined) return Effect.fail(transport(doesNotFit(": the mapping threw")))
+      return decodeExternal(read.value).pipe(
         Effect.mapError((error) =>
           transport(doesNotFit(` at ${failingPaths(error)}`))
         ),
@@ -451,6 +474,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
             : Effect.fail(transport(doesNotFit(": username must be 1 to 150 characters without NUL")))
         })
       )
+    }
 
     // Only the user of exactly this name is this external user: a provider's "ᵇoss", found
     // through the store's NFKC, would be the local "boss" (see VouchedName).

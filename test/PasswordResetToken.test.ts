@@ -131,6 +131,10 @@ describe("PasswordResetToken", () => {
         [{ ...options, timeZone: 42 }, "timeZone"],
         [{ ...options, timeout: "1 fortnight" }, "timeout"],
         [{ ...options, timeout: {} }, "timeout"],
+        // read as zero by Duration: every link dead within a second, unnoticed (Number(env) unset is NaN)
+        [{ ...options, timeout: Number.NaN }, "timeout"],
+        [{ ...options, timeout: -3_600_000 }, "timeout"],
+        [{ ...options, timeout: "-1 hour" }, "timeout"],
         [{ ...options, algorithm: "md5" }, "algorithm"],
         [{ ...options, keySalt: 42 }, "keySalt"],
         [{ ...options, secret: "plain" }, "secret"],

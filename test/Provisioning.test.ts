@@ -20,6 +20,7 @@ import * as Provisioning from "../src/Provisioning.js"
 import * as SqlUserStore from "../src/SqlUserStore.js"
 import type { User } from "../src/User.js"
 import * as UserStore from "../src/UserStore.js"
+import { hostile } from "./utils/hostile.js"
 import * as Postgres from "./utils/postgres.js"
 import * as SlapdTest from "./utils/slapd.js"
 import { failureTag } from "./utils/userStoreSuite.js"
@@ -359,7 +360,19 @@ const suite = (name: string, store: () => Layer.Layer<UserStore.UserStore, unkno
         const cases: ReadonlyArray<readonly [(claims: Record<string, unknown>) => Provisioning.ExternalUser, string]> = [
           [(c) => ({ username: (c.upn as string).toLowerCase() }), "the external user does not fit the store: the mapping threw"],
           [(c) => ({ username: c.upn as string }), "the external user does not fit the store at \"username\""],
-          [() => undefined as unknown as Provisioning.ExternalUser, "the external user does not fit the store at \"username\""]
+          [() => undefined as unknown as Provisioning.ExternalUser, "the external user does not fit the store at \"username\""],
+          // a field other than the username that throws when read, and a Proxy whose traps throw
+          [() => ({
+            username: "ann",
+            get email(): string {
+              throw new Error("boom")
+            }
+          }), "the external user does not fit the store: the mapping threw"],
+          [() => ({ username: "ann", groups: hostile() as never }), "the external user does not fit the store at \"groups\""],
+          [() => new Proxy({ username: "ann" }, { get: (_, key) => {
+            if (key === "username") return "ann"
+            throw new Error("trap")
+          } }), "the external user does not fit the store: the mapping threw"]
         ]
         for (const [map, cause] of cases) {
           const exit = yield* Effect.exit(users.hook(map)({ mail: "ann@example.org" }))

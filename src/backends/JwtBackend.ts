@@ -61,6 +61,7 @@ import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
 import * as Credentials from "../Credentials.js"
 import * as PeerClient from "../internal/http/peerClient.js"
+import * as ConfigDuration from "../internal/configDuration.js"
 import * as RemoteJwks from "../internal/jwt/remoteJwks.js"
 import { isUserId } from "../internal/userId.js"
 import * as UserModule from "../User.js"
@@ -327,16 +328,12 @@ const minSecretBytes: Record<string, number> = { HS256: 32, HS384: 48, HS512: 64
 const decodeAlgorithms = Schema.decodeUnknownEither(Schema.NonEmptyArray(Algorithm))
 const configError = (message: string) => new AuthError.AuthConfigError({ message: `JwtBackend: ${message}` })
 
-// Decoded as unknown: a typed DurationInput can still be a malformed string from a config file,
-// which `Duration.decode` throws on. A negative number or string (`"-5 seconds"`), which Duration
-// reads as zero, is refused rather than taken as no skew.
-const seconds = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput, name: string) => {
-  const duration = Duration.decodeUnknown(input ?? fallback)
-  const negative = (typeof input === "number" && input < 0) || (typeof input === "string" && input.trim().startsWith("-"))
-  return Option.isSome(duration) && !negative && Duration.isFinite(duration.value)
-    ? Effect.succeed(duration.value)
-    : Effect.fail(configError(`${name} must be a finite, non-negative duration`))
-}
+// A negative skew (`"-5 seconds"`, which Duration reads as zero) is refused, not taken as none.
+const seconds = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput, name: string) =>
+  Option.match(ConfigDuration.nonNegative(input ?? fallback), {
+    onNone: () => Effect.fail(configError(`${name} must be a finite, non-negative duration`)),
+    onSome: Effect.succeed
+  })
 
 type KeyResolver =
   | { readonly _tag: "Static"; readonly key: ReturnType<typeof createLocalJWKSet> | Uint8Array }
