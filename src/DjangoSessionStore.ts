@@ -565,8 +565,10 @@ return 1`
  * (`django.core.cache.backends.redis.RedisCache`, Django 4.0+): the session dict, pickled as that
  * cache pickles it, under `<KEY_PREFIX>:<VERSION>:django.contrib.sessions.cache<session key>`, with
  * the session's age as the key's TTL. Unpickling reads plain data only (dicts, lists, tuples,
- * strings, ints, floats, booleans, None); any other object Django pickled in the session (a
- * datetime, a Decimal, a set, bytes) is never interpreted nor run, its entry kept as it is. The
+ * strings, ints, floats, booleans, None); an object of Python's or Django's own classes in the
+ * session (a datetime, a Decimal, a set, bytes, a QueryDict) is never interpreted nor run, its
+ * entry kept as it is, and one of the app's own classes makes the session none, as Django reads
+ * it where that class no longer imports. The
  * entries effect-auth does not set are written back as the pickle opcodes Django wrote (the memo
  * renumbered), so a float `1.0`, a tuple, a dict with int keys, an int past 2^53 or a datetime
  * comes back to Django as it was, in its place, and a login moves them to the new key as Django's

@@ -324,11 +324,13 @@ print(json.dumps(differing))`,
   it("objects Django pickled (datetime, Decimal, set, bytes) are kept as Django wrote them, at every protocol, never read", () => {
     for (const protocol of [2, 3, 4, 5]) {
       const out = JSON.parse(python(
-        `${described}import datetime, decimal
+        `${described}import collections, datetime, decimal
 when = datetime.datetime(2026, 12, 8, 9, 30, 1, 5, tzinfo=datetime.timezone.utc)
 d = {"_auth_user_id": "7", "seen": when, "day": datetime.date(2026, 12, 8), "naive": datetime.datetime(2030, 1, 1),
   "price": decimal.Decimal("19.99"), "tags": {"a"}, "frozen": frozenset([1]), "raw": b"\\x00\\xff",
-  "again": when, "nested": [when, ("t", decimal.Decimal("-0"))], "after": 1.0}
+  "again": when, "nested": [when, ("t", decimal.Decimal("-0"))],
+  "ordered": collections.OrderedDict([("b", 1), ("a", 2)]), "by_default": collections.defaultdict(list, {"k": [1]}),
+  "queue": collections.deque([1, 2]), "buffer": bytearray(b"xy"), "after": 1.0}
 print(json.dumps({"pickle": base64.b64encode(pickle.dumps(d, ${protocol})).decode(), "t": t(d)}))`,
         ""
       )) as { pickle: string; t: [string, Array<[unknown, unknown]>] }
@@ -344,6 +346,13 @@ print(json.dumps({"pickle": base64.b64encode(pickle.dumps(d, ${protocol})).decod
       expect(read.t[1].slice(1, -1), `protocol ${protocol}`).toEqual(out.t[1].slice(1))
       expect(read.checks).toEqual([true, true])
     }
+    // An object of the app's own class (here `__main__`'s) may not import where Django reads the
+    // session (a class renamed since): Django then reads none, and neither does effect-auth.
+    const appClass = python(
+      `class Cart:\n    pass\nc = Cart()\nc.items = [1]\nprint(base64.b64encode(pickle.dumps({"_auth_user_id": "7", "cart": c}, 5)).decode())`,
+      ""
+    )
+    expect(Pickle.readSession(Buffer.from(appClass, "base64"))).toBeUndefined()
     // still nothing but plain data for a value read on its own
     expect(Pickle.loads(Buffer.from(python("import datetime; print(base64.b64encode(pickle.dumps(datetime.date(2026, 1, 1))).decode())", ""), "base64")))
       .toBeUndefined()

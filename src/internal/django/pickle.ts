@@ -2,10 +2,11 @@
 // tuple, dict), for sessions Django keeps in a cache (`django.core.cache.backends.redis`: pickled).
 // `loads` accepts only these data opcodes: anything that could name or call Python code (GLOBAL,
 // REDUCE, BUILD, INST, OBJ, ...) makes the whole value unreadable, never run. A session dict
-// (`readSession`) may also hold other objects Django pickled as they were (a datetime, a Decimal,
-// a set, bytes): such a value is `opaque`, never interpreted, its entry copied back as Django's
-// opcodes when the session is written, as Django's `cycle_key` keeps it. Only effect-auth's own
-// keys are read, and an opaque one is no value of theirs.
+// (`readSession`) may also hold other objects Django pickled as they were, of Python's and
+// Django's own classes (a datetime, a Decimal, a set, bytes, a QueryDict): such a value is
+// `opaque`, never interpreted, its entry copied back as Django's opcodes when the session is
+// written, as Django's `cycle_key` keeps it. Only effect-auth's own keys are read, and an opaque
+// one is no value of theirs.
 //
 // JavaScript has no float 1.0 apart from the int 1, nor tuples, nor dict keys that are not strings,
 // so what effect-auth did not set itself is not written back from what JavaScript holds: each entry
@@ -219,8 +220,11 @@ const read = (buf: Buffer, strict: boolean): { root: unknown; entries: Array<Ent
   const setItems = (from: number, marked: boolean) => {
     const itemStarts = starts.slice(marked ? from + 1 : from)
     const items = marked ? consume(from).slice(1) : consumeTop(2)
-    const dict = target(true) as Map<unknown, unknown>
     if (items.length % 2 !== 0) throw new Error("odd number of dict items")
+    // An object's own dict items (an OrderedDict, a defaultdict, Django's QueryDict: their reduce
+    // answers them after REDUCE or NEWOBJ): part of the opaque object.
+    if (strict && stack.length > 1 && stack[stack.length - 1] === opaque) return
+    const dict = target(true) as Map<unknown, unknown>
     const root = stack.length === 1
     for (let i = 0; i < items.length; i += 2) {
       const key = items[i]
@@ -344,12 +348,13 @@ const read = (buf: Buffer, strict: boolean): { root: unknown; entries: Array<Ent
         break
       case 0x61: { // APPEND
         const [value] = consumeTop(1)
-        ;(target(false) as Array<unknown>).push(value)
+        // (an object's own list items, a deque's or a list subclass's: part of the opaque object)
+        if (!(strict && stack[stack.length - 1] === opaque)) (target(false) as Array<unknown>).push(value)
         break
       }
       case 0x65: { // APPENDS
         const items = consume(markAt()).slice(1)
-        ;(target(false) as Array<unknown>).push(...items)
+        if (!(strict && stack[stack.length - 1] === opaque)) (target(false) as Array<unknown>).push(...items)
         break
       }
       case 0x85: // TUPLE1
@@ -371,13 +376,15 @@ const read = (buf: Buffer, strict: boolean): { root: unknown; entries: Array<Ent
         // Within a session dict, an object Django pickled (`strict`): opaque, its opcodes kept.
         if (!strict || !objectOpcode(code)) throw new Error(`opcode 0x${code.toString(16)} is not plain data`)
         switch (code) {
-          case 0x63: // GLOBAL: "module\nname\n"
-            for (let lines = 0; lines < 2; at++) {
-              if (at >= buf.length) throw new Error("truncated")
-              if (buf[at] === 0x0a) lines++
-            }
+          case 0x63: { // GLOBAL: "module\nname\n"
+            const end = buf.indexOf(0x0a, at)
+            if (end < 0 || buf.indexOf(0x0a, end + 1) < 0) throw new Error("truncated")
+            const module = buf.toString("latin1", at, end)
+            at = buf.indexOf(0x0a, end + 1) + 1
+            importable(module)
             push(opaque)
             break
+          }
           case 0x43: // SHORT_BINBYTES
             take(take(1).readUInt8(0))
             push(opaque)
@@ -393,15 +400,31 @@ const read = (buf: Buffer, strict: boolean): { root: unknown; entries: Array<Ent
             push(opaque)
             break
           }
+          case 0x96: { // BYTEARRAY8
+            const n = take(8).readBigUInt64LE(0)
+            if (n > BigInt(buf.length)) throw new Error("truncated")
+            take(Number(n))
+            push(opaque)
+            break
+          }
           case 0x8f: // EMPTY_SET
             push(opaque)
             break
-          case 0x93: // STACK_GLOBAL: module and name
+          case 0x93: { // STACK_GLOBAL: module and name
+            if (stack.length < 2) throw new Error("empty stack")
+            importable(stack[stack.length - 2])
+            const start = starts[stack.length - 2]!
+            consumeTop(2)
+            push(opaque, start)
+            break
+          }
           case 0x52: // REDUCE: callable and arguments
           case 0x81: // NEWOBJ: class and arguments
           case 0x92: { // NEWOBJ_EX: class, arguments and keyword arguments
             const n = code === 0x92 ? 3 : 2
             if (stack.length < n) throw new Error("empty stack")
+            // (what is called or instantiated is a global, or an object built from one)
+            if (stack[stack.length - n] !== opaque) throw new Error("a call of no global")
             const start = starts[stack.length - n]!
             consumeTop(n)
             push(opaque, start)
@@ -429,8 +452,24 @@ const read = (buf: Buffer, strict: boolean): { root: unknown; entries: Array<Ent
 }
 
 // The opcodes that build an object other than plain data, read (as `opaque`) in a session dict.
-const objectOpcodes = new Set([0x63, 0x43, 0x42, 0x8e, 0x8f, 0x93, 0x52, 0x81, 0x92, 0x62, 0x90, 0x91])
+const objectOpcodes = new Set([0x63, 0x43, 0x42, 0x8e, 0x96, 0x8f, 0x93, 0x52, 0x81, 0x92, 0x62, 0x90, 0x91])
 const objectOpcode = (code: number): boolean => objectOpcodes.has(code)
+
+// The modules whose objects a session may hold and still be one: Python's own that every Django
+// process imports (protocol 2 names builtins `__builtin__` and copyreg `copy_reg`), pytz (Django
+// 3.2's time zones) and Django's. A class of the app's own (a model moved, an enum renamed since
+// the session was written) may no longer import, and Django then reads no session at all (and
+// its logout cannot delete it): such a pickle is no session here either, as before.
+const importableModules = new Set([
+  "builtins", "__builtin__", "copyreg", "copy_reg", "_codecs", "datetime", "decimal", "fractions", "uuid",
+  "zoneinfo", "collections", "types", "pytz", "django"
+])
+const importable = (module: unknown): void => {
+  if (
+    typeof module !== "string" ||
+    !(importableModules.has(module) || module.startsWith("django.") || module.startsWith("pytz."))
+  ) throw new Error("an object of a module a session is not read with")
+}
 
 // Python's pickler fails (RecursionError) before its recursion limit, 1000 by default: no session
 // Django wrote is nested deeper.
