@@ -14,8 +14,10 @@
  * one user), exactly one succeeds. `unbind` is for admins: account recovery, or a user who moved
  * to another account at the provider (their next login binds the new subject). `SqlExternalIdentities`
  * keeps the bindings in SQLite or PostgreSQL; {@link layerMemory} in this process (tests, one
- * instance). The stores of this library never reuse a user id; a user store of your own that does
- * must `unbind` a user it deletes.
+ * instance). The stores of this library never reuse a user id, but Django's `flush` restarts
+ * `auth_user`'s ids and leaves the bindings: `SqlExternalIdentities` records when each binding
+ * was made (`boundAt`), and `Provisioning` removes a binding whose user joined after it. A user
+ * store of your own that reuses ids must `unbind` a user it deletes.
  *
  * @example
  * ```ts
@@ -89,6 +91,15 @@ export interface Service {
   readonly bind: (provider: string, subject: string, userId: string) => Effect.Effect<boolean, ExternalIdentitiesError>
   /** Removes the binding of `userId` at `provider` (for admins); answers whether there was one. */
   readonly unbind: (provider: string, userId: string) => Effect.Effect<boolean, ExternalIdentitiesError>
+  /**
+   * When the binding of `subject` at `provider` was made (ms since the epoch, by the `Clock`),
+   * where the store records it (`SqlExternalIdentities`; none for a binding made before 0.5.0).
+   * `Provisioning` holds it against the bound user's `dateJoined`: a user who joined after the
+   * binding was made is not the one it was made for but a new user given a reused id (Django's
+   * `manage.py flush` empties `auth_user` and restarts its ids, and leaves this table), and the
+   * binding is removed instead of logging the subject into that user. Since 0.5.0.
+   */
+  readonly boundAt?: ((provider: string, subject: string) => Effect.Effect<Option.Option<number>, ExternalIdentitiesError>) | undefined
   /**
    * The `@effect/sql` client the store runs every statement on (`SqlExternalIdentities`'), if it
    * is one. When it is the user store's too (`UserStore.Service.sqlClient`), `Provisioning`
@@ -186,6 +197,14 @@ const checked = checker((operation, message) => new ExternalIdentitiesError({ op
  */
 export const make = (store: Service): Service => ({
   ...(store.sqlClient === undefined ? {} : { sqlClient: store.sqlClient }),
+  ...(store.boundAt === undefined ? {} : {
+    boundAt: (provider: string, subject: string) =>
+      checked(
+        "boundAt",
+        () => ({ provider: textOf("provider", provider), subject: textOf("subject", subject) }),
+        (input) => store.boundAt!(input.provider, input.subject)
+      )
+  }),
   find: (provider, subject) =>
     checked(
       "find",

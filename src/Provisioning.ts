@@ -818,8 +818,26 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         ).pipe(Effect.flatMap(Option.match({ onNone: () => userFor(external), onSome: Effect.succeed })))
       }))
 
-    // The user `subject` is bound to, by id. A binding to a user that no longer exists is removed
-    // (the login goes on as unbound). The user found is settled as one found by name is.
+    // A bound user who joined after the binding was made (by more than the stores' rounding of
+    // their times) is not the one it was made for: a new user given a reused id, after Django's
+    // `flush` emptied `auth_user` and restarted its ids (the new superuser is id 1 again) but left
+    // the bindings. Where the store records no time, nothing can be told.
+    const joinedSinceBound = (
+      bindings: NonNullable<typeof identities>,
+      namespace: string,
+      subject: string,
+      user: UserStore.StoredUser
+    ): Effect.Effect<boolean, AuthError.BackendError> =>
+      bindings.store.boundAt === undefined
+        ? Effect.succeed(false)
+        : Effect.map(
+          viaIdentities(bindings.store.boundAt(namespace, subject)),
+          Option.match({ onNone: () => false, onSome: (at) => user.dateJoined.getTime() > at + 1000 })
+        )
+
+    // The user `subject` is bound to, by id. A binding to a user that no longer exists, or to a
+    // user who joined after it was made (a reused id), is removed (the login goes on as unbound).
+    // The user found is settled as one found by name is.
     const bound = (
       bindings: NonNullable<typeof identities>,
       subject: string,
@@ -834,7 +852,7 @@ export const make = (options: Options): Effect.Effect<Provisioner, never, UserSt
         }
         if (Option.isNone(userId)) return Option.none()
         const found = yield* viaStore(store.findById(userId.value))
-        if (Option.isNone(found)) {
+        if (Option.isNone(found) || (yield* joinedSinceBound(bindings, namespace, subject, found.value))) {
           yield* viaIdentities(bindings.store.unbind(namespace, userId.value))
           return Option.none()
         }

@@ -25,6 +25,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import type * as Duration from "effect/Duration"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -121,8 +122,13 @@ const createTable = (t: Tables) =>
  * @category migrations
  */
 export const migrations = (t: Tables): Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> => ({
-  "1_create_external_identity_table": createTable(t)
+  "1_create_external_identity_table": createTable(t),
+  "2_add_bound_at": addBoundAt(t)
 })
+
+// When each binding was made (ms since the epoch), for `boundAt`; none for the rows before.
+const addBoundAt = (t: Tables) =>
+  Effect.flatMap(SqlTables.client, (sql) => sql`ALTER TABLE ${sql(t.identity)} ADD COLUMN bound_at bigint`)
 
 const storeError = (operation: string) => (cause: unknown) =>
   new ExternalIdentities.ExternalIdentitiesError({ operation, message: SqlTables.oneLine(cause) })
@@ -194,11 +200,24 @@ export const make = (
       bind: (provider, subject, userId) =>
         run(
           "bind",
+          Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            Effect.map(
+              sql`INSERT INTO ${identity} (provider, subject, user_id, bound_at) VALUES (${provider}, ${subject}, ${userId}, ${now})
+                ON CONFLICT DO NOTHING
+                RETURNING provider`,
+              (rows) => rows.length > 0
+            ))
+        ),
+      boundAt: (provider, subject) =>
+        run(
+          "boundAt",
           Effect.map(
-            sql`INSERT INTO ${identity} (provider, subject, user_id) VALUES (${provider}, ${subject}, ${userId})
-              ON CONFLICT DO NOTHING
-              RETURNING provider`,
-            (rows) => rows.length > 0
+            sql`SELECT bound_at AS value FROM ${identity} WHERE provider = ${provider} AND subject = ${subject}`,
+            // (PostgreSQL's bigint arrives as text, or as a bigint where the app's client says so)
+            (rows) => Option.flatMap(Option.fromNullable(rows[0] as { readonly value?: unknown } | undefined), (row) => {
+              const at = typeof row.value === "string" || typeof row.value === "bigint" ? Number(row.value) : row.value
+              return typeof at === "number" && Number.isSafeInteger(at) ? Option.some(at) : Option.none()
+            })
           )
         ),
       unbind: (provider, userId) =>

@@ -11,6 +11,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Str from "effect/String"
+import * as TestClock from "effect/TestClock"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -400,6 +401,34 @@ describe("Provisioning with bindings", () => {
       expect(yield* Effect.orDie(base.list())).toEqual([])
       expect(yield* outcome(users.provision({ username: "erin", subject: "e" }))).toBe("success:erin")
       expect(yield* Effect.orDie(sqlStore.find(provider, "e"))).toEqual(Option.some((yield* user("erin")).id))
+    }).pipe(
+      Effect.provide(Layer.orDie(SqlExternalIdentities.layer().pipe(Layer.provideMerge(SqlUserStore.layerSqlite({ filename: ":memory:" })))))
+    ))
+
+  // Django's `manage.py flush` empties auth_user and restarts its ids (DELETE and sqlite_sequence
+  // on SQLite, TRUNCATE ... RESTART IDENTITY on PostgreSQL), and leaves the bindings' table, which
+  // it does not know. The next user made (a new superuser) has the id a binding still names.
+  it.effect("a binding whose user id was reused after a flush (a newer user under it) logs nobody into that user; it goes", () =>
+    Effect.gen(function*() {
+      const users = yield* provisioner()
+      const store = yield* UserStore.UserStore
+      const sql = yield* SqlClient.SqlClient
+      const mallory = yield* users.provision({ username: "mallory", subject: "S-mallory", email: "m@evil.example" })
+      yield* Effect.orDie(sql`DELETE FROM auth_user`)
+      yield* Effect.orDie(sql`DELETE FROM sqlite_sequence WHERE name = 'auth_user'`)
+      yield* TestClock.adjust("1 minute")
+      const admin = yield* Effect.orDie(store.create({
+        username: "admin", email: "admin@site.org", isStaff: true, isSuperuser: true, passwordHash: usablePassword
+      }))
+      expect(admin.id).toBe(mallory.id)
+      // the subject's next login: a user of its own, the superuser untouched and unbound
+      expect(yield* outcome(users.provision({ username: "mallory", subject: "S-mallory", email: "m@evil.example" })))
+        .toBe("success:mallory")
+      expect((yield* user("admin")).email).toBe("admin@site.org")
+      expect(yield* boundTo("S-mallory")).toEqual(Option.some((yield* user("mallory")).id))
+      // a binding made after the user joined (an admin's, or a first login's) still holds
+      yield* TestClock.adjust("1 minute")
+      expect(yield* outcome(users.provision({ username: "mallory", subject: "S-mallory" }))).toBe("success:mallory")
     }).pipe(
       Effect.provide(Layer.orDie(SqlExternalIdentities.layer().pipe(Layer.provideMerge(SqlUserStore.layerSqlite({ filename: ":memory:" })))))
     ))

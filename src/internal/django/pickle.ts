@@ -393,13 +393,7 @@ const read = (buf: Buffer, strict: boolean): { root: unknown; entries: Array<Ent
             take(take(4).readUInt32LE(0))
             push(opaque)
             break
-          case 0x8e: { // BINBYTES8
-            const n = take(8).readBigUInt64LE(0)
-            if (n > BigInt(buf.length)) throw new Error("truncated")
-            take(Number(n))
-            push(opaque)
-            break
-          }
+          case 0x8e: // BINBYTES8
           case 0x96: { // BYTEARRAY8
             const n = take(8).readBigUInt64LE(0)
             if (n > BigInt(buf.length)) throw new Error("truncated")
