@@ -36,7 +36,12 @@ export interface AuthRequest {
   readonly remoteAddress?: string | undefined
   /** Lower-case header names. Never log `authorization` or `cookie`. */
   readonly headers?: Readonly<Record<string, string | undefined>> | undefined
-  /** The transport's own request object (`HttpServerRequest` in the HTTP middleware). */
+  /**
+   * The transport's own request object, where a caller hands it over. The HTTP middleware leaves
+   * it out (events carry this record, and that object's headers hold the secrets): its backends
+   * get `method`, `url` (secret query parameters masked), `remoteAddress` and `headers` without
+   * the ones that carry credentials.
+   */
   readonly raw?: unknown
   /**
    * What the call is for, as the HTTP middleware says it: `"step-up"` for `HttpAuth.stepUp`,

@@ -577,17 +577,10 @@ export const redisStore = (client: RedisClient, options: { readonly keyPrefix?: 
 // --- the service -------------------------------------------------------------------------------
 
 const checkRanges = (name: string, list: ReadonlyArray<string> | undefined) => {
-  const ranges: Array<IpAddress.Range> = []
-  for (const text of list ?? []) {
-    const range = IpAddress.parseRange(text)
-    if (range === undefined) {
-      return Effect.fail(
-        new AuthError.AuthConfigError({ message: `Lockout: ${name}: ${JSON.stringify(text)} is not an address or CIDR range` })
-      )
-    }
-    ranges.push(range)
-  }
-  return Effect.succeed(ranges)
+  const parsed = IpAddress.parseRangeList(list)
+  return "problem" in parsed
+    ? Effect.fail(new AuthError.AuthConfigError({ message: `Lockout: ${name}: ${parsed.problem}` }))
+    : Effect.succeed(parsed.ranges)
 }
 
 const positive = (name: string, value: number, integer: boolean) =>

@@ -20,6 +20,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
 import * as http from "node:http"
+import * as net from "node:net"
 import * as AuthBackend from "../src/AuthBackend.js"
 import * as AuthError from "../src/AuthError.js"
 import * as AuthEvents from "../src/AuthEvents.js"
@@ -28,6 +29,7 @@ import * as AuthService from "../src/AuthService.js"
 import * as Credentials from "../src/Credentials.js"
 import * as CurrentUser from "../src/http/CurrentUser.js"
 import * as HttpAuth from "../src/http/HttpAuth.js"
+import * as NodeServer from "../src/http/NodeServer.js"
 import * as IpAddress from "../src/internal/ipAddress.js"
 import * as Lockout from "../src/Lockout.js"
 import * as TestAuth from "../src/testing/TestAuth.js"
@@ -844,6 +846,18 @@ describe("Lockout: keys", () => {
       expect((yield* TestAuth.events).filter((e) => e._tag === "Unlocked").length).toBe(2)
       const bad = yield* Effect.either(Layer.build(Lockout.layerMemory({ deny: ["10.0.0.0/33"] })))
       expect(Either.isLeft(bad) && bad.left._tag).toBe("AuthConfigError")
+      // what an untyped config hands over: an entry that is no string (it threw a TypeError), a
+      // string for the list (it was read character by character)
+      for (const [options, problem] of [
+        [{ allow: [123] }, "allow: a number is not an address or CIDR range"],
+        [{ deny: [null] }, "deny: a null is not an address or CIDR range"],
+        [{ allow: "10.0.0.0/8" }, "allow: must be a list of addresses or CIDR ranges"]
+      ] as const) {
+        const refused = yield* Effect.either(Layer.build(Lockout.layerMemory(options as never)))
+        expect(Either.isLeft(refused) && refused.left).toMatchObject({ _tag: "AuthConfigError", message: `Lockout: ${problem}` })
+      }
+      const proxies = yield* Effect.either(Layer.build(HttpAuth.layer({ trustedProxies: [123] as never }).pipe(Layer.provide(layer))))
+      expect(Either.isLeft(proxies) && String(proxies.left)).toContain("trustedProxies: a number is not an address or CIDR range")
       const zero = yield* Effect.either(Layer.build(Lockout.layerMemory({ limit: 0 })))
       expect(Either.isLeft(zero)).toBe(true)
     }).pipe(Effect.scoped, Effect.provide(layer))
@@ -943,6 +957,52 @@ describe("HTTP", () => {
       expect(yield* Effect.promise(() => other.text())).toBe("alice")
     }).pipe(Effect.scoped)
   })
+
+  // Node forgets a socket's peer once the client resets the connection, unless it was read: a
+  // login sent and reset at once had no address, so `deny` and an IP lock never applied to it and
+  // its backend ran (a password hash) for nobody.
+  for (const [name, createServer] of [["node:http", () => http.createServer()], ["NodeServer", () => NodeServer.createServer()]] as const) {
+    it.live(`a client that resets its connection right after its login runs no backend past deny or an IP lock (${name})`, () => {
+      const { backend, seen } = counting()
+      const routes = HttpRouter.empty.pipe(
+        HttpRouter.get("/me", Effect.map(CurrentUser.CurrentUser, ({ user }) => HttpServerResponse.text(user.username))),
+        HttpRouter.use(HttpAuth.requireUser)
+      )
+      const base = TestAuth.layer([backend])
+      const auth = Lockout.layerAuthService(base).pipe(
+        Layer.provide(Lockout.layerMemory({ by: "ip", limit: 2, deny: ["192.0.2.0/24"] })),
+        Layer.provideMerge(base)
+      )
+      const server = HttpServer.serve(routes).pipe(
+        Layer.provideMerge(HttpAuth.layer({ basic: true, bearer: false })),
+        Layer.provide(auth),
+        Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" }))
+      )
+      const basic = `Basic ${Buffer.from("alice:wrong").toString("base64")}`
+      return Effect.gen(function*() {
+        const context = yield* Layer.build(server)
+        const address = Context.get(context, HttpServer.HttpServer).address as HttpServer.TcpAddress
+        const resetAfterSending = Effect.async<void>((resume) => {
+          const socket = net.connect(address.port, "127.0.0.1", () => {
+            socket.write(`GET /me HTTP/1.1\r\nHost: x\r\nAuthorization: ${basic}\r\n\r\n`)
+            socket.resetAndDestroy()
+          })
+          socket.on("error", () => {})
+          socket.on("close", () => resume(Effect.void))
+        })
+        const get = Effect.promise(() => fetch(`${HttpServer.formatAddress(address)}/me`, { headers: { authorization: basic } }))
+        expect((yield* get).status).toBe(401)
+        expect((yield* get).status).toBe(401)
+        expect((yield* get).status).toBe(429)
+        const before = seen.length
+        for (let i = 0; i < 20; i++) yield* resetAfterSending
+        yield* Effect.sleep("200 millis")
+        // none reached the backend, and none without an address
+        expect(seen.slice(before)).toEqual([])
+        expect(seen.every((r) => r?.remoteAddress === "127.0.0.1")).toBe(true)
+      }).pipe(Effect.scoped)
+    })
+  }
 
   it("toResponse carries Retry-After for a 429 built with it", () => {
     const failure = new HttpAuth.TooManyRequests()

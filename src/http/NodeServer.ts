@@ -50,6 +50,11 @@ const settleEndOnClose = (_request: http.IncomingMessage, response: http.ServerR
   } as End
 }
 
+// (reading it is what makes Node keep it)
+const readPeer = (socket: { readonly remoteAddress?: string | undefined }): void => {
+  void socket.remoteAddress
+}
+
 /**
  * `node:http`'s `createServer`, with every response's `end` callback also called when the
  * connection closes before the answer was flushed (see the module's documentation).
@@ -69,5 +74,9 @@ export const createServer = (options: http.ServerOptions = {}): http.Server => {
   const server = http.createServer(options)
   // Registered before the platform's own `request` listener, so it runs first for every request.
   server.on("request", settleEndOnClose)
+  // The peer's address read as the connection is accepted: Node forgets it once the socket is
+  // destroyed unless it was read, and a client that resets the connection right after sending a
+  // login would otherwise leave the lockout no address to deny or lock.
+  server.on("connection", readPeer)
   return server
 }

@@ -98,8 +98,30 @@ export const counted = (address: Address, ipv6Prefix: number): string => {
   return `${toText(6, (address.value >> shift) << shift)}/${ipv6Prefix}`
 }
 
+/**
+ * A configured list of ranges (`trustedProxies`, a lockout's `allow`/`deny`), read as unknown: the
+ * ranges, or why not, for an `AuthConfigError` (a string given for the list, say straight from an
+ * environment variable, is no list, not its characters). @internal
+ */
+export const parseRangeList = (list: unknown): { readonly ranges: ReadonlyArray<Range> } | { readonly problem: string } => {
+  if (list === undefined) return { ranges: [] }
+  if (!Array.isArray(list)) return { problem: "must be a list of addresses or CIDR ranges" }
+  const ranges: Array<Range> = []
+  for (const entry of list as ReadonlyArray<unknown>) {
+    const range = parseRange(entry as string)
+    if (range === undefined) {
+      const shown = typeof entry === "string" ? JSON.stringify(entry.slice(0, 100)) : `a ${entry === null ? "null" : typeof entry}`
+      return { problem: `${shown} is not an address or CIDR range` }
+    }
+    ranges.push(range)
+  }
+  return { ranges }
+}
+
 /** Parses `192.0.2.0/24`, `2001:db8::/32` or a single address (a full-length range). @internal */
 export const parseRange = (input: string): Range | undefined => {
+  // (an untyped caller's `123` or `null` in a list of ranges: no range, refused as configuration)
+  if (typeof input !== "string") return undefined
   const slash = input.indexOf("/")
   const address = parse(slash === -1 ? input : input.slice(0, slash))
   if (address === undefined) return undefined

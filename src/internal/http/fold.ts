@@ -29,6 +29,7 @@ import type { User } from "../../User.js"
 import * as Cookies from "./cookies.js"
 import * as Failures from "./failures.js"
 import * as SecretQuery from "./secretQuery.js"
+import { connectionGone } from "./serverRequest.js"
 
 type Failure = Failures.Failure
 type Resolved = Option.Option<CurrentUser.Info>
@@ -191,6 +192,8 @@ export const make = (env: Env): Fold => {
     cache: Cache,
     fiber: Fiber.RuntimeFiber<unknown, unknown>
   ): Effect.Effect<Resolved, Failure> => {
+    // A client gone with its address unread: no backend runs for it (see `connectionGone`).
+    if (connectionGone(request)) return Effect.interrupt
     const attempt = AuthAttempt.attempt(auth, fiber, credentials, authRequest(request))
     // The common case, backends that answered with `Exit`s: read on the spot, no fiber step.
     if (AuthAttempt.isExit(attempt)) {
@@ -271,6 +274,7 @@ export const make = (env: Env): Fold => {
   ): Effect.Effect<Resolved, Failure> =>
     Effect.gen(function*() {
       if (fromRemote) yield* dropSession(request, cookieValue)
+      if (connectionGone(request)) return yield* Effect.interrupt
       const result = yield* Effect.either(auth.authenticateUnknown(credentials, authRequest(request)))
       if (Either.isLeft(result)) {
         if (result.left._tag === "AuthenticationFailed") return Option.map(kept, (s) => info(s, "session", cache))

@@ -26,7 +26,7 @@ import * as Cookies from "./cookies.js"
 import { fromStepUp, unavailableOnFailure as storeUnavailable } from "./failures.js"
 import * as Fold from "./fold.js"
 import * as LoginUsername from "./loginUsername.js"
-import { credentialHeaders, type Hidden, toAuthRequest } from "./serverRequest.js"
+import { connectionGone, credentialHeaders, type Hidden, toAuthRequest } from "./serverRequest.js"
 import * as StateGuarded from "./stateGuarded.js"
 
 const realmText = /^[\x20-\x7e]{1,100}$/
@@ -165,12 +165,9 @@ export const make = (
       return yield* configError("the CSRF cookie and the session cookie need different names")
     }
     hidden.add(csrf.headerName)
-    const trustedProxies: Array<IpAddress.Range> = []
-    for (const proxy of options.trustedProxies ?? []) {
-      const range = IpAddress.parseRange(proxy)
-      if (range === undefined) return yield* configError(`trustedProxies: ${JSON.stringify(proxy)} is not an address or CIDR range`)
-      trustedProxies.push(range)
-    }
+    const proxyList = IpAddress.parseRangeList(options.trustedProxies)
+    if ("problem" in proxyList) return yield* configError(`trustedProxies: ${proxyList.problem}`)
+    const trustedProxies = proxyList.ranges
     const hiddenParts: Hidden = { headers: hidden, query: hiddenQuery }
     const authRequest = (request: HttpServerRequest.HttpServerRequest): AuthRequest =>
       toAuthRequest(request, hiddenParts, trustedProxies)
@@ -301,6 +298,8 @@ export const make = (
       Effect.gen(function*() {
         const s = yield* requireSessions
         yield* csrfForChange(request, s)
+        // a client gone with its address unread: no backend runs for it (see `connectionGone`)
+        if (connectionGone(request)) return yield* Effect.interrupt
         const authenticated = yield* Effect.catchAll(
           auth.authenticate(asTyped(credentials), authRequest(request)),
           toFailure

@@ -36,6 +36,29 @@ export const toAuthRequest = (
 ): AuthRequest =>
   stage === "login" ? new RequestView(request, hidden, trustedProxies) : new StepUpView(request, hidden, trustedProxies)
 
+/**
+ * Whether the request's connection is gone with its peer unread: a client that reset the
+ * connection right after sending. Node forgets a socket's address once it is destroyed unless it
+ * was read before, so nothing could key, deny or lock such an attempt by its address (`Lockout`'s
+ * `deny`, `by: "ip"`), and its backends would run for nobody. Only a Node request can tell; any
+ * other is never gone.
+ *
+ * @internal
+ */
+export const connectionGone = (request: HttpServerRequest.HttpServerRequest): boolean => {
+  const socket = (request.source as { readonly socket?: NodeSocket } | null)?.socket
+  // A TCP socket (one with a local address) whose peer the kernel no longer knows: reset, though
+  // Node may not have seen the reset yet (the socket still reads as open). A Unix socket has no
+  // address at either end, and is not gone; a destroyed socket of either kind is.
+  return socket !== undefined && socket.remoteAddress === undefined &&
+    (socket.destroyed === true || socket.localAddress !== undefined)
+}
+interface NodeSocket {
+  readonly destroyed?: unknown
+  readonly localAddress?: unknown
+  readonly remoteAddress?: unknown
+}
+
 // The first name of `encoded` (one `name` of `name=value`) as `URLSearchParams` decodes it.
 const decodedName = (encoded: string): string | undefined => {
   for (const [name] of new URLSearchParams(encoded)) return name
@@ -88,6 +111,9 @@ class RequestView implements AuthRequest {
     this.#hidden = hidden.headers
     this.#trustedProxies = trustedProxies
     this.method = request.method
+    // The peer, read while the request is handled: Node keeps a socket's address once read, and
+    // forgets it when the socket is destroyed (a client that resets the connection) otherwise.
+    void request.remoteAddress
     // Sources that read no query parameter (the built-in ones) leave the URL as it is, unparsed.
     this.url = hidden.query.size === 0 ? request.url : maskQuery(request.url, hidden.query)
   }
