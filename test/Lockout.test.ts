@@ -918,22 +918,29 @@ describe("client addresses behind proxies", () => {
 })
 
 describe("HTTP", () => {
-  it.live("a locked-out request is 429 with Retry-After; the client address comes from a trusted proxy", () => {
+  // `/me` behind Basic and a memory lockout, on a server of `createServer`; the backend counts.
+  const lockedServer = (
+    lockout: Lockout.Options,
+    httpOptions: HttpAuth.Options,
+    createServer: () => http.Server = () => http.createServer()
+  ) => {
     const { backend, seen } = counting()
     const routes = HttpRouter.empty.pipe(
       HttpRouter.get("/me", Effect.map(CurrentUser.CurrentUser, ({ user }) => HttpServerResponse.text(user.username))),
       HttpRouter.use(HttpAuth.requireUser)
     )
     const base = TestAuth.layer([backend])
-    const auth = Lockout.layerAuthService(base).pipe(
-      Layer.provide(Lockout.layerMemory({ by: "ip", limit: 2, coolOff: "90 seconds" })),
-      Layer.provideMerge(base)
-    )
+    const auth = Lockout.layerAuthService(base).pipe(Layer.provide(Lockout.layerMemory(lockout)), Layer.provideMerge(base))
     const server = HttpServer.serve(routes).pipe(
-      Layer.provideMerge(HttpAuth.layer({ basic: true, bearer: false, trustedProxies: ["127.0.0.1"] })),
+      Layer.provideMerge(HttpAuth.layer({ basic: true, bearer: false, ...httpOptions })),
       Layer.provide(auth),
-      Layer.provideMerge(NodeHttpServer.layer(() => http.createServer(), { port: 0, host: "127.0.0.1" }))
+      Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" }))
     )
+    return { seen, server }
+  }
+
+  it.live("a locked-out request is 429 with Retry-After; the client address comes from a trusted proxy", () => {
+    const { seen, server } = lockedServer({ by: "ip", limit: 2, coolOff: "90 seconds" }, { trustedProxies: ["127.0.0.1"] })
     return Effect.gen(function*() {
       const context = yield* Layer.build(server)
       const url = HttpServer.formatAddress(Context.get(context, HttpServer.HttpServer).address)
@@ -962,22 +969,8 @@ describe("HTTP", () => {
   // login sent and reset at once had no address, so `deny` and an IP lock never applied to it and
   // its backend ran (a password hash) for nobody.
   for (const [name, createServer] of [["node:http", () => http.createServer()], ["NodeServer", () => NodeServer.createServer()]] as const) {
-    it.live(`a client that resets its connection right after its login runs no backend past deny or an IP lock (${name})`, () => {
-      const { backend, seen } = counting()
-      const routes = HttpRouter.empty.pipe(
-        HttpRouter.get("/me", Effect.map(CurrentUser.CurrentUser, ({ user }) => HttpServerResponse.text(user.username))),
-        HttpRouter.use(HttpAuth.requireUser)
-      )
-      const base = TestAuth.layer([backend])
-      const auth = Lockout.layerAuthService(base).pipe(
-        Layer.provide(Lockout.layerMemory({ by: "ip", limit: 2, deny: ["192.0.2.0/24"] })),
-        Layer.provideMerge(base)
-      )
-      const server = HttpServer.serve(routes).pipe(
-        Layer.provideMerge(HttpAuth.layer({ basic: true, bearer: false })),
-        Layer.provide(auth),
-        Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" }))
-      )
+    it.live(`a client that resets its connection right after its login runs no backend past an IP lock (${name})`, () => {
+      const { seen, server } = lockedServer({ by: "ip", limit: 2 }, {}, createServer)
       const basic = `Basic ${Buffer.from("alice:wrong").toString("base64")}`
       return Effect.gen(function*() {
         const context = yield* Layer.build(server)
