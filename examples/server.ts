@@ -222,7 +222,8 @@ const developmentSecret = Redacted.make("development-only-secret-do-not-use-in-p
 
 const SessionConfig: Config.Config<Session.ConfigOptions> = Config.all({
   secret: Config.withDefault(Config.redacted("SECRET_KEY"), developmentSecret),
-  fallbackSecrets: Config.withDefault(Config.array(Config.redacted(), "SECRET_KEY_FALLBACKS"), []),
+  // (empty entries, and an empty value, are none)
+  fallbackSecrets: Session.fallbackSecretsConfig,
   maxAge: Config.option(Config.duration("SESSION_MAX_AGE")),
   idleTimeout: Config.option(Config.duration("SESSION_IDLE_TIMEOUT"))
 })
@@ -285,8 +286,15 @@ const ServerLive = NodeHttpServer.layerConfig(NodeServer.createServer, {
   host: Config.withDefault(Config.string("HOST"), "127.0.0.1")
 })
 
+// (an IPv6 host in brackets, as a URL has it: `http://[::1]:8000`)
 const PrintUrl = Layer.effectDiscard(
-  HttpServer.addressFormattedWith((url) => Console.log(`effect-auth example app listening on ${url}`))
+  HttpServer.addressWith((address) =>
+    Console.log(`effect-auth example app listening on ${
+      address._tag === "TcpAddress" && address.hostname.includes(":")
+        ? `http://[${address.hostname}]:${address.port}`
+        : HttpServer.formatAddress(address)
+    }`)
+  )
 )
 
 const AppLive = HttpApiBuilder.serve(HttpMiddleware.logger).pipe(

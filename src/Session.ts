@@ -965,6 +965,34 @@ export interface ConfigOptions {
 }
 
 /**
+ * `SECRET_KEY_FALLBACKS`: comma-separated old secrets, `Redacted`; empty entries are none, and so
+ * is an empty value (a deployment template's `${VAR:-}` reads as `[""]`, which failed the layer as
+ * a secret shorter than 16 characters; Django's setting is `[]`). Absent: none. {@link config}
+ * reads it; an app that builds its own configuration can too.
+ *
+ * @example
+ * ```ts
+ * import { Config, Redacted } from "effect"
+ * import { Session } from "effect-auth"
+ *
+ * const SessionConfig = Config.all({
+ *   secret: Config.withDefault(Config.redacted("SECRET_KEY"), Redacted.make("development-only-secret")),
+ *   fallbackSecrets: Session.fallbackSecretsConfig
+ * })
+ * ```
+ *
+ * @since 0.5.0
+ * @category config
+ */
+export const fallbackSecretsConfig: Config.Config<ReadonlyArray<Redacted.Redacted<string>>> = Config.withDefault(
+  Config.map(
+    Config.array(Config.redacted(), "SECRET_KEY_FALLBACKS"),
+    (secrets) => secrets.filter((secret) => Redacted.value(secret).trim() !== "")
+  ),
+  []
+)
+
+/**
  * Reads `SECRET_KEY`, `SECRET_KEY_FALLBACKS` (comma-separated, optional), `SESSION_MAX_AGE` and
  * `SESSION_IDLE_TIMEOUT` (durations such as `14 days`, optional), `SESSION_FORMAT`
  * (`effect-auth`, the default, or `django`: sessions shared with a Django site),
@@ -992,15 +1020,7 @@ export interface ConfigOptions {
  */
 export const config: Config.Config<ConfigOptions> = Config.all({
   secret: Config.redacted("SECRET_KEY"),
-  // Empty entries are none: `SECRET_KEY_FALLBACKS=` (a deployment template's `${VAR:-}`) reads as
-  // `[""]`, which failed the layer as a secret shorter than 16 characters; Django's setting is `[]`.
-  fallbackSecrets: Config.withDefault(
-    Config.map(
-      Config.array(Config.redacted(), "SECRET_KEY_FALLBACKS"),
-      (secrets) => secrets.filter((secret) => Redacted.value(secret).trim() !== "")
-    ),
-    []
-  ),
+  fallbackSecrets: fallbackSecretsConfig,
   maxAge: Config.option(Config.duration("SESSION_MAX_AGE")),
   idleTimeout: Config.option(Config.duration("SESSION_IDLE_TIMEOUT")),
   format: Config.withDefault(Config.literal("effect-auth", "django")("SESSION_FORMAT"), "effect-auth" as const),

@@ -8,8 +8,10 @@ import * as http from "node:http"
 
 const dir = tempDir()
 const database = path.join(dir, "example.sqlite")
-// No REDIS_URL: the login throttling counters stay in the server's memory, this run's own.
-const env = { DATABASE_FILE: database, REDIS_URL: undefined }
+// No REDIS_URL: the login throttling counters stay in the server's memory, this run's own. An
+// empty SECRET_KEY_FALLBACKS, as a deployment template's `${OLD:-}` leaves it, is no fallback (the
+// app failed to start on it).
+const env = { DATABASE_FILE: database, REDIS_URL: undefined, SECRET_KEY_FALLBACKS: "" }
 let server: RunningServer
 
 beforeAll(async () => {
