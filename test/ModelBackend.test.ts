@@ -409,6 +409,29 @@ describe("ModelBackend", () => {
         )
       }).pipe(Effect.provide(env().layer)))
 
+    // An untyped caller's user object whose getter answers once and then throws: each question
+    // reads it once, guarded, and a user that cannot be read holds nothing (it died before).
+    it.effect("a user object whose getters throw on a later read holds nothing: never a defect", () =>
+      Effect.gen(function*() {
+        const { backend, editor } = yield* setup
+        const flaky = (field: "isActive" | "id" | "username") => {
+          let reads = 0
+          const value = editor[field]
+          return Object.defineProperty({ ...editor }, field, {
+            get() {
+              if (++reads > 1) throw new Error("gone")
+              return value
+            }
+          })
+        }
+        for (const field of ["isActive", "id", "username"] as const) {
+          yield* backend.hasPerm!(flaky(field), "blog.add_post")
+          yield* backend.getAllPermissions!(flaky(field))
+          yield* backend.hasModulePerms!(flaky(field), "blog")
+          yield* backend.explainPerm!(flaky(field), "blog.add_post")
+        }
+      }).pipe(Effect.provide(env().layer)))
+
     it.effect("hasPerm grants direct and group permissions only", () =>
       Effect.gen(function*() {
         const { backend, editor } = yield* setup

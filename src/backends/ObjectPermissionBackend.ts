@@ -35,6 +35,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
+import { fieldOf } from "../internal/fieldOf.js"
 import { isOfObjectApp, isWho } from "../internal/objectRef.js"
 import { askStore, storeFlags } from "../internal/userStore.js"
 import * as ObjectPermissions from "../ObjectPermissions.js"
@@ -155,7 +156,7 @@ export const make = (
     // The user's own grants on the object and each group's, or none when there is nothing to ask.
     const grantsOn = (user: User, obj: unknown) =>
       Effect.gen(function*() {
-        if (!user.isActive || obj === undefined || obj === null) return undefined
+        if (fieldOf(user, "isActive") !== true || obj === undefined || obj === null) return undefined
         const ref = refFor(obj)
         if (ref === undefined) return undefined
         // Grants are by user id: another backend's user 1 is not the store's user 1; a copy of a
@@ -183,8 +184,8 @@ export const make = (
         // A group whose name no object grant can hold (a Django group named with a NUL, which
         // PostgreSQL cannot store in the grants' table) has no grants: left out, not a refusal of
         // the user's other groups' and own grants.
-        const groups = (yield* askStore(users.groupsOf(user.id), [] as ReadonlyArray<string>, transport)).filter(isWho)
-        const own = yield* Effect.mapError(grants.userPermissions(user.id, ref), transport)
+        const groups = (yield* askStore(users.groupsOf(flags.id), [] as ReadonlyArray<string>, transport)).filter(isWho)
+        const own = yield* Effect.mapError(grants.userPermissions(flags.id, ref), transport)
         const viaGroups = yield* Effect.mapError(grants.groupPermissions(groups, ref), transport)
         const ofObject = (perms: ReadonlySet<string>): ReadonlySet<string> => new Set([...perms].filter(isObjects))
         return {
@@ -207,7 +208,7 @@ export const make = (
 
     const explainPerm = (user: User, asked: string, obj?: unknown) =>
       Effect.map(grantsOn(user, obj), (found): Permissions.Account => {
-        if (!user.isActive) return { granted: false, reasons: ["inactive user: no object permissions"] }
+        if (fieldOf(user, "isActive") !== true) return { granted: false, reasons: ["inactive user: no object permissions"] }
         if (found === undefined) return { granted: false, reasons: ["no object, or one this backend does not know"] }
         const perm = qualified(asked, found.ref)
         if (!isOfObjectApp(perm, found.ref.contentType)) {

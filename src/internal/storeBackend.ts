@@ -6,9 +6,13 @@ import * as Effect from "effect/Effect"
 import type * as AuthError from "../AuthError.js"
 import type { User } from "../User.js"
 import type * as UserStore from "../UserStore.js"
+import { fieldOf } from "./fieldOf.js"
 import { askStore, type StoreFlags, storeFlags } from "./userStore.js"
 
 const isObjectPermission = (obj: unknown): boolean => obj !== undefined && obj !== null
+
+// Read guarded: a user object whose getter throws (an untyped caller's) is not active.
+const isInactive = (user: User): boolean => fieldOf(user, "isActive") !== true
 
 /**
  * Django's `has_module_perms`: some permission's app label (the part before its first dot) is
@@ -52,22 +56,22 @@ export const make = (
   // permission for a superuser (as the user's own and as its groups'); otherwise the user's own
   // or its groups'.
   const permissionsFrom = (from: "user" | "group") => (user: User, obj?: unknown) => {
-    if (!user.isActive || isObjectPermission(obj)) return Effect.succeed(none)
+    if (isInactive(user) || isObjectPermission(obj)) return Effect.succeed(none)
     return asStoreUser(user, none, (flags) =>
       flags.isSuperuser
         ? storeQuery(store.permissions(), none)
-        : storeQuery(from === "user" ? store.userPermissions(user.id) : store.groupPermissions(user.id), none))
+        : storeQuery(from === "user" ? store.userPermissions(flags.id) : store.groupPermissions(flags.id), none))
   }
   const getUserPermissions = permissionsFrom("user")
   const getGroupPermissions = permissionsFrom("group")
 
   const getAllPermissions = (user: User, obj?: unknown): Effect.Effect<ReadonlySet<string>, AuthError.TransportError> => {
-    if (!user.isActive || isObjectPermission(obj)) return Effect.succeed(none)
+    if (isInactive(user) || isObjectPermission(obj)) return Effect.succeed(none)
     return asStoreUser(user, none, (flags) =>
       flags.isSuperuser
         ? storeQuery(store.permissions(), none)
         : Effect.map(
-          Effect.all([storeQuery(store.userPermissions(user.id), none), storeQuery(store.groupPermissions(user.id), none)]),
+          Effect.all([storeQuery(store.userPermissions(flags.id), none), storeQuery(store.groupPermissions(flags.id), none)]),
           ([own, viaGroups]): ReadonlySet<string> => new Set([...own, ...viaGroups])
         ))
   }
@@ -76,14 +80,14 @@ export const make = (
   // the store knows, so a permission that does not exist is held by nobody. (`AuthService`, as
   // Django's `User.has_perm`, grants an active superuser anything before asking a backend.)
   const hasPerm = (user: User, perm: string, obj?: unknown) => {
-    if (!user.isActive || isObjectPermission(obj)) return Effect.succeed(false)
+    if (isInactive(user) || isObjectPermission(obj)) return Effect.succeed(false)
     return Effect.map(getAllPermissions(user), (perms) => perms.has(perm))
   }
 
   // hasPerm's answer, and where it comes from: the user's own permission or which groups.
   const explainPerm = (user: User, perm: string, obj?: unknown) =>
     Effect.gen(function*() {
-      if (!user.isActive) return { granted: false, reasons: ["inactive user: no permissions"] }
+      if (isInactive(user)) return { granted: false, reasons: ["inactive user: no permissions"] }
       if (isObjectPermission(obj)) return { granted: false, reasons: ["the model backend holds no object permissions"] }
       const flags = yield* storeFlags(store, user, transport)
       if (flags === undefined) {
@@ -96,13 +100,13 @@ export const make = (
           : { granted: false, reasons: ["superuser, but the store knows no such permission"] }
       }
       const reasons: Array<string> = []
-      if ((yield* storeQuery(store.userPermissions(user.id), none)).has(perm)) reasons.push("user permission")
-      if ((yield* storeQuery(store.groupPermissions(user.id), none)).has(perm)) {
+      if ((yield* storeQuery(store.userPermissions(flags.id), none)).has(perm)) reasons.push("user permission")
+      if ((yield* storeQuery(store.groupPermissions(flags.id), none)).has(perm)) {
         // Which groups: when the store can tell (`permissionsOfGroup` is optional).
         const ofGroup = store.permissionsOfGroup
         const granting: Array<string> = []
         if (ofGroup !== undefined) {
-          for (const group of yield* storeQuery(store.groupsOf(user.id), [] as ReadonlyArray<string>)) {
+          for (const group of yield* storeQuery(store.groupsOf(flags.id), [] as ReadonlyArray<string>)) {
             if ((yield* storeQuery(ofGroup(group), none)).has(perm)) granting.push(group)
           }
         }
@@ -114,7 +118,7 @@ export const make = (
     })
 
   const hasModulePerms = (user: User, appLabel: string) => {
-    if (!user.isActive) return Effect.succeed(false)
+    if (isInactive(user)) return Effect.succeed(false)
     return Effect.map(getAllPermissions(user), (perms) => holdsModulePerm(perms, appLabel))
   }
 

@@ -331,8 +331,19 @@ export const issuedBy = <U extends object>(store: UserStore.Service, user: U): U
 
 /** The flags a store user's permissions are computed from (see above). @internal */
 export interface StoreFlags {
+  /** The user's id, as read once. */
+  readonly id: string
   readonly isActive: boolean
   readonly isSuperuser: boolean
+}
+
+// An issued user's flags, each field read once and guarded: a user object whose getter throws on
+// a later read (an untyped caller's) holds nothing, rather than dying in a permission question.
+const issuedFlags = (user: object): StoreFlags | undefined => {
+  const id = fieldOf(user, "id")
+  return typeof id === "string"
+    ? { id, isActive: fieldOf(user, "isActive") === true, isSuperuser: fieldOf(user, "isSuperuser") === true }
+    : undefined
 }
 
 // The user's password hash when it carries the store's kind (a `Redacted`), read as an untyped
@@ -358,18 +369,19 @@ export const storeFlags = <E>(
   onStoreError: (error: UserStore.UserStoreError) => E
 ): Effect.Effect<StoreFlags | undefined, E> => {
   const users = usersOf(store)
-  if (users.issued.has(user)) return Effect.succeed(user)
+  if (users.issued.has(user)) return Effect.succeed(issuedFlags(user))
   const known = users.checked.get(user)
   if (known !== undefined) return Effect.succeed(known ?? undefined)
   const hash = hashOf(user)
-  if (hash === undefined) {
+  const id = fieldOf(user, "id")
+  if (hash === undefined || typeof id !== "string") {
     users.checked.set(user, null)
     return Effect.succeed(undefined)
   }
-  return Effect.map(askStore(store.findById(user.id), Option.none(), onStoreError), (found) => {
+  return Effect.map(askStore(store.findById(id), Option.none(), onStoreError), (found) => {
     const row = Option.getOrUndefined(found)
-    const flags = row !== undefined && row.username === user.username && Redacted.value(row.passwordHash) === hash
-      ? { isActive: row.isActive, isSuperuser: row.isSuperuser }
+    const flags = row !== undefined && row.username === fieldOf(user, "username") && Redacted.value(row.passwordHash) === hash
+      ? { id: row.id, isActive: row.isActive, isSuperuser: row.isSuperuser }
       : null
     users.checked.set(user, flags)
     return flags ?? undefined
