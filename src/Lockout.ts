@@ -63,6 +63,7 @@ import * as AuthEvents from "./AuthEvents.js"
 import type { AuthRequest } from "./AuthRequest.js"
 import * as AuthService from "./AuthService.js"
 import * as Credentials from "./Credentials.js"
+import * as ConfigDuration from "./internal/configDuration.js"
 import * as IpAddress from "./internal/ipAddress.js"
 import * as Keys from "./internal/lockoutKeys.js"
 import * as MemoryStore from "./internal/lockoutMemoryStore.js"
@@ -588,10 +589,10 @@ const positive = (name: string, value: number, integer: boolean) =>
     ? Effect.void
     : Effect.fail(new AuthError.AuthConfigError({ message: `Lockout: ${name} must be a positive ${integer ? "integer" : "number"}` }))
 
-// A malformed input (`"15 minutez"` from a config file, which `Duration.decode` throws on) is NaN,
-// which `positive` refuses with an AuthConfigError.
+// What is no positive, finite duration (`"15 minutez"` from a config file, which `Duration.decode`
+// throws on) is NaN, which `positive` refuses with an AuthConfigError.
 const millis = (input: Duration.DurationInput): number =>
-  Option.match(Duration.decodeUnknown(input), { onNone: () => NaN, onSome: Duration.toMillis })
+  Option.match(ConfigDuration.positive(input), { onNone: () => NaN, onSome: Duration.toMillis })
 
 // The wall clock, for how long a request waits (see `reserve`), never the app's `Clock`.
 const realClock = Clock.make()

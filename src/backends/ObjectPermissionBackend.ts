@@ -35,9 +35,8 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as AuthBackend from "../AuthBackend.js"
 import * as AuthError from "../AuthError.js"
-import { fieldOf } from "../internal/fieldOf.js"
 import { isOfObjectApp, isWho } from "../internal/objectRef.js"
-import { askStore, storeFlags } from "../internal/userStore.js"
+import { askStore, isInactive, storeFlags } from "../internal/userStore.js"
 import * as ObjectPermissions from "../ObjectPermissions.js"
 import type * as Permissions from "../Permissions.js"
 import type { User } from "../User.js"
@@ -156,7 +155,7 @@ export const make = (
     // The user's own grants on the object and each group's, or none when there is nothing to ask.
     const grantsOn = (user: User, obj: unknown) =>
       Effect.gen(function*() {
-        if (fieldOf(user, "isActive") !== true || obj === undefined || obj === null) return undefined
+        if (isInactive(user) || obj === undefined || obj === null) return undefined
         const ref = refFor(obj)
         if (ref === undefined) return undefined
         // Grants are by user id: another backend's user 1 is not the store's user 1; a copy of a
@@ -208,7 +207,7 @@ export const make = (
 
     const explainPerm = (user: User, asked: string, obj?: unknown) =>
       Effect.map(grantsOn(user, obj), (found): Permissions.Account => {
-        if (fieldOf(user, "isActive") !== true) return { granted: false, reasons: ["inactive user: no object permissions"] }
+        if (isInactive(user)) return { granted: false, reasons: ["inactive user: no object permissions"] }
         if (found === undefined) return { granted: false, reasons: ["no object, or one this backend does not know"] }
         const perm = qualified(asked, found.ref)
         if (!isOfObjectApp(perm, found.ref.contentType)) {

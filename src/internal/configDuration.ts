@@ -15,3 +15,7 @@ export const nonNegative = (input: unknown, allowInfinite = false): Option.Optio
   if (typeof input === "string" && input.trim().startsWith("-")) return Option.none()
   return Option.filter(Duration.decodeUnknown(input), (d) => allowInfinite || Duration.isFinite(d))
 }
+
+/** {@link nonNegative}, finite and more than zero: a time bound. @internal */
+export const positive = (input: unknown): Option.Option<Duration.Duration> =>
+  Option.filter(nonNegative(input), (d) => Duration.greaterThan(d, Duration.zero))

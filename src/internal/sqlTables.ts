@@ -12,6 +12,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { AuthConfigError } from "../AuthError.js"
+import * as ConfigDuration from "./configDuration.js"
 import { reasons } from "./storeError.js"
 import { withValueFreeSpan } from "./tracing.js"
 
@@ -225,9 +226,8 @@ export const runner = <E2>(
 
 /**
  * A store's time bound from its options: `input` (else `fallback`) as a positive, finite
- * duration, or an `AuthConfigError` naming `module` and `name` when the layer is built. A typed
- * `DurationInput` can still be a malformed string at run time (from a config file: `"5 secondz"`),
- * which `Duration.decode` throws on.
+ * duration (`ConfigDuration.positive`), or an `AuthConfigError` naming `module` and `name` when
+ * the layer is built.
  *
  * @internal
  */
@@ -236,12 +236,11 @@ export const timeoutOf = (
   name: string,
   input: unknown,
   fallback: Duration.Duration
-): Effect.Effect<Duration.Duration, AuthConfigError> => {
-  const decoded = input === undefined ? Option.some(fallback) : Duration.decodeUnknown(input)
-  return Option.isSome(decoded) && Duration.isFinite(decoded.value) && Duration.greaterThan(decoded.value, Duration.zero)
-    ? Effect.succeed(decoded.value)
-    : Effect.fail(new AuthConfigError({ message: `${module}: ${name} must be a positive, finite duration` }))
-}
+): Effect.Effect<Duration.Duration, AuthConfigError> =>
+  Option.match(input === undefined ? Option.some(fallback) : ConfigDuration.positive(input), {
+    onNone: () => Effect.fail(new AuthConfigError({ message: `${module}: ${name} must be a positive, finite duration` })),
+    onSome: Effect.succeed
+  })
 
 /**
  * One store operation's failures made the store's error, and the operation {@link bounded} by

@@ -6,13 +6,9 @@ import * as Effect from "effect/Effect"
 import type * as AuthError from "../AuthError.js"
 import type { User } from "../User.js"
 import type * as UserStore from "../UserStore.js"
-import { fieldOf } from "./fieldOf.js"
-import { askStore, type StoreFlags, storeFlags } from "./userStore.js"
+import { askStore, isInactive, type StoreFlags, storeFlags } from "./userStore.js"
 
 const isObjectPermission = (obj: unknown): boolean => obj !== undefined && obj !== null
-
-// Read guarded: a user object whose getter throws (an untyped caller's) is not active.
-const isInactive = (user: User): boolean => fieldOf(user, "isActive") !== true
 
 /**
  * Django's `has_module_perms`: some permission's app label (the part before its first dot) is

@@ -337,6 +337,12 @@ export interface StoreFlags {
   readonly isSuperuser: boolean
 }
 
+/**
+ * Whether `user` is not active, read guarded: a user object whose getter throws (an untyped
+ * caller's) is not active. @internal
+ */
+export const isInactive = (user: object): boolean => fieldOf(user, "isActive") !== true
+
 // An issued user's flags, each field read once and guarded: a user object whose getter throws on
 // a later read (an untyped caller's) holds nothing, rather than dying in a permission question.
 const issuedFlags = (user: object): StoreFlags | undefined => {

@@ -374,7 +374,7 @@ const read = (buf: Buffer, strict: boolean): { root: unknown; entries: Array<Ent
       }
       default:
         // Within a session dict, an object Django pickled (`strict`): opaque, its opcodes kept.
-        if (!strict || !objectOpcode(code)) throw new Error(`opcode 0x${code.toString(16)} is not plain data`)
+        if (!strict || !objectOpcodes.has(code)) throw new Error(`opcode 0x${code.toString(16)} is not plain data`)
         switch (code) {
           case 0x63: { // GLOBAL: "module\nname\n"
             const end = buf.indexOf(0x0a, at)
@@ -447,7 +447,6 @@ const read = (buf: Buffer, strict: boolean): { root: unknown; entries: Array<Ent
 
 // The opcodes that build an object other than plain data, read (as `opaque`) in a session dict.
 const objectOpcodes = new Set([0x63, 0x43, 0x42, 0x8e, 0x96, 0x8f, 0x93, 0x52, 0x81, 0x92, 0x62, 0x90, 0x91])
-const objectOpcode = (code: number): boolean => objectOpcodes.has(code)
 
 // The modules whose objects a session may hold and still be one: Python's own that every Django
 // process imports (protocol 2 names builtins `__builtin__` and copyreg `copy_reg`), pytz (Django

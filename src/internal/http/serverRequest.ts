@@ -40,8 +40,9 @@ export const toAuthRequest = (
  * Whether the request's connection is gone with its peer unread: a client that reset the
  * connection right after sending. Node forgets a socket's address once it is destroyed unless it
  * was read before, so nothing could key, deny or lock such an attempt by its address (`Lockout`'s
- * `deny`, `by: "ip"`), and its backends would run for nobody. Only a Node request can tell; any
- * other is never gone.
+ * `deny`, `by: "ip"`), and its backends would run for nobody. Asked before every authentication,
+ * it is also what reads the peer in time: once read, Node keeps it for the lockout's later read,
+ * whatever the client does then. Only a Node request can tell; any other is never gone.
  *
  * @internal
  */
@@ -111,9 +112,6 @@ class RequestView implements AuthRequest {
     this.#hidden = hidden.headers
     this.#trustedProxies = trustedProxies
     this.method = request.method
-    // The peer, read while the request is handled: Node keeps a socket's address once read, and
-    // forgets it when the socket is destroyed (a client that resets the connection) otherwise.
-    void request.remoteAddress
     // Sources that read no query parameter (the built-in ones) leave the URL as it is, unparsed.
     this.url = hidden.query.size === 0 ? request.url : maskQuery(request.url, hidden.query)
   }
